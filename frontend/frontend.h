@@ -1,0 +1,25 @@
+/* frontend.h - reading a model description: files, includes, parsing. */
+#ifndef HSAC_FRONTEND_FRONTEND_H
+#define HSAC_FRONTEND_FRONTEND_H
+
+#include "frontend/ast.h"
+#include "frontend/model.h"
+
+enum {
+  FE_MAX_INCLUDE_DEPTH = 16,
+  FE_MAX_FILE_BYTES = 16 << 20, /* a model file larger than this is refused */
+  FE_MAX_FILES = 256,
+};
+
+/* Reads `path` and every file it includes, parses them, and returns the
+ * root's top-level statements with each include replaced by the included
+ * file's statements.  NULL (with diagnostics) on any error. */
+fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
+                 const char *path);
+
+/* The same for text already in memory (tests, fuzzing); includes are
+ * resolved relative to the current directory. */
+fe_stmt *fe_load_text(ut_arena *arena, ut_sources *sources, ut_diags *diags,
+                      const char *name, const char *text, long len);
+
+#endif
