@@ -110,9 +110,7 @@ static fe_stmt *load_file(fe_loader *ld, int file, bool is_root) {
 
 static fe_stmt *load_root(fe_loader *ld, int id) {
   ld->stack[0] = canonical(ld->arena, ld->sources->files[id]->path);
-  int errors = ld->diags->nerrors;
-  fe_stmt *items = load_file(ld, id, true);
-  return ld->diags->nerrors > errors ? NULL : items;
+  return load_file(ld, id, true);
 }
 
 fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,

@@ -13,7 +13,8 @@ enum {
 
 /* Reads `path` and every file it includes, parses them, and returns the
  * root's top-level statements with each include replaced by the included
- * file's statements.  NULL (with diagnostics) on any error. */
+ * file's statements (NULL for an empty file).  Errors are reported to
+ * diags; the caller checks diags->nerrors. */
 fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
                  const char *path);
 

@@ -34,7 +34,7 @@ hsac_status hsac_compile(hsac_compilation *c, const char *path, const char *text
   /* 1. scan, parse and splice includes */
   c->ast = text ? fe_load_text(&c->arena, &c->sources, &c->diags, path, text, len)
                 : fe_load(&c->arena, &c->sources, &c->diags, path);
-  if (!c->ast || c->diags.nerrors) {
+  if (c->diags.nerrors) {
     st = HSAC_EINPUT;
     goto done;
   }

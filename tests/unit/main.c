@@ -1,1 +1,46 @@
-int main(void){return 0;}
+/* main.c - runs every CUnit suite.  CUnit's basic runner reports success
+ * even when assertions fail, so the exit code comes from the failure count. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+hsac_status tu_compile(hsac_compilation *c, const char *text, hsac_stage stop,
+                       char **diag_text) {
+  hsac_init(c);
+  hsac_status st = hsac_compile(c, "t.hsa", text, (long)strlen(text), stop);
+  if (diag_text) {
+    size_t n;
+    FILE *f = open_memstream(diag_text, &n);
+    ut_diags_render(&c->diags, &c->sources, f);
+    fclose(f);
+  }
+  return st;
+}
+
+char *tu_print_ir(ir_graph *g) {
+  char *buf;
+  size_t n;
+  FILE *f = open_memstream(&buf, &n);
+  ir_print(g, f);
+  fclose(f);
+  return buf;
+}
+
+int tu_contains(const char *hay, const char *needle) {
+  return hay && needle && strstr(hay, needle) != NULL;
+}
+
+int main(void) {
+  if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+  tu_add_frontend_suite();
+  tu_add_ir_suite();
+  CU_basic_set_mode(CU_BRM_VERBOSE);
+  CU_basic_run_tests();
+  unsigned failures = CU_get_number_of_failures();
+  unsigned run = CU_get_number_of_tests_run();
+  CU_cleanup_registry();
+  return failures == 0 && run > 0 ? 0 : 1;
+}

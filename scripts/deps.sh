@@ -1,0 +1,18 @@
+#!/bin/sh
+# deps.sh - installs hsac's build dependencies on Debian 12 (bookworm).
+# Runs apt-get only when a package is missing; needs root (or sudo).
+set -eu
+pkgs="build-essential cmake pkg-config flex bison libcunit1-dev libcjson-dev
+llvm-19-dev libmlir-19-dev mlir-19-tools clang-14 libclang-rt-14-dev"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "deps.sh: installing:$missing"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+fi

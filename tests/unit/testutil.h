@@ -1,0 +1,21 @@
+/* testutil.h - helpers shared by the CUnit suites. */
+#ifndef HSAC_TESTS_TESTUTIL_H
+#define HSAC_TESTS_TESTUTIL_H
+
+#include <CUnit/CUnit.h>
+
+#include "passes/pipeline.h"
+
+/* Compiles text named "t.hsa" up to `stop`; diagnostics are rendered into
+ * *diag_text (malloc'ed, caller frees). */
+hsac_status tu_compile(hsac_compilation *c, const char *text, hsac_stage stop,
+                       char **diag_text);
+/* Renders a graph's printed IR into a malloc'ed string. */
+char *tu_print_ir(ir_graph *g);
+/* True when `needle` occurs in `hay`. */
+int tu_contains(const char *hay, const char *needle);
+
+void tu_add_frontend_suite(void);
+void tu_add_ir_suite(void);
+
+#endif
