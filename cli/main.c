@@ -78,7 +78,7 @@ static void print_summary(const hsac_compilation *c) {
   human_bytes(per_token, pt, sizeof pt);
   human_bytes(fixed, fx, sizeof fx);
   printf("%s: ok: %s parameters (%lld), %d layers", m->name, params, np, nlayers);
-  if (nretr) printf(" + %d retrievals", nretr);
+  if (nretr) printf(" + %d retrieval%s", nretr, nretr == 1 ? "" : "s");
   if (m->nmemories) printf(", %d chunk memor%s", m->nmemories, m->nmemories == 1 ? "y" : "ies");
   printf(", cache %s per token of context + %s fixed\n", pt, fx);
 }

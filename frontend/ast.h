@@ -99,6 +99,7 @@ typedef struct fe_parse_state {
   int paren_depth;     /* newlines inside ( ) do not end statements */
   int last_token;      /* decides whether a newline ends a statement */
   int line, col;       /* scanner position of the next character */
+  const char *text;    /* the file's text, for quoting tokens in errors */
 } fe_parse_state;
 
 /* Parses one file's text (already in sources) into state->result.  Returns

@@ -8,6 +8,7 @@
 %define api.prefix {fe_yy}
 %define api.location.type {ut_loc}
 %define parse.error custom
+%define parse.lac full
 %locations
 %param {void *scanner}
 %parse-param {fe_parse_state *st}
@@ -89,7 +90,7 @@ static void fe_yyerror(ut_loc *loc, void *scanner, fe_parse_state *st,
 %token <i> INT "integer"
 %token <f> FLOAT "number"
 %token SEP "end of line"
-%token CONST "'const'" INCLUDE "'include'" MODEL "'model'" BLOCK "'block'"
+%token CONST "'const'" INCLUDE "'include'" MODEL "'model'"
 %token FLOORDIV "'//'"
 %token STACK "'stack'" MEMORY "'memory'" FROM "'from'" REPEAT "'repeat'"
 
@@ -124,13 +125,19 @@ item
                                     $$->name_loc = @2; }
   | MODEL IDENT body              { $$ = mkstmt(st, FE_MODEL, @1); $$->name = $2;
                                     $$->name_loc = @2; $$->body = $3.head; }
-  | BLOCK IDENT body              { $$ = mkstmt(st, FE_BLOCK, @1); $$->name = $2;
-                                    $$->name_loc = @2; $$->body = $3.head; }
+  /* `block` is not a keyword, so layers can still take a `block` size */
+  | IDENT IDENT body              { $$ = mkstmt(st, FE_BLOCK, @1); $$->name = $2;
+                                    $$->name_loc = @2; $$->body = $3.head;
+                                    if (strcmp($1, "block") != 0)
+                                      ut_error(st->diags, @1, "unknown definition '%s' "
+                                               "(expected const, include, model or block)",
+                                               $1); }
   ;
 
 /* body: '{' statements '}' -- the brace may follow on the next line */
 body
   : seps '{' stmts '}'            { $$ = $3; }
+  | seps '{' stmts error '}'      { $$ = $3; yyerrok; }
   ;
 
 seps
@@ -216,14 +223,37 @@ expr
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner,
                                  fe_parse_state *st) {
   (void)scanner;
-  enum { MAX_EXPECTED = 6 };
-  yysymbol_kind_t expected[MAX_EXPECTED];
-  int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
+  enum { MAX_EXPECTED = 32, MAX_SHOWN = 6 };
+  yysymbol_kind_t all[MAX_EXPECTED], expected[MAX_EXPECTED];
+  int nall = yypcontext_expected_tokens(ctx, all, MAX_EXPECTED), n = 0;
+  /* Operators can follow almost any value; listing them drowns the
+   * alternatives that matter (',' or ')', say). */
+  for (int i = 0; i < nall; i++) {
+    yysymbol_kind_t k = all[i];
+    bool op = k == YYSYMBOL_FLOORDIV || (k >= YYSYMBOL_YYUNDEF &&
+              strchr("+-*/%", yysymbol_name(k)[1]) && yysymbol_name(k)[0] == '\'' &&
+              yysymbol_name(k)[2] == '\'');
+    if (!op) expected[n++] = k;
+  }
+  if (n > MAX_SHOWN) n = 0;
   yysymbol_kind_t got = yypcontext_token(ctx);
+  const ut_loc *at = yypcontext_location(ctx);
   char buf[512];
   size_t len = 0;
   len += (size_t)snprintf(buf + len, sizeof buf - len, "syntax error: unexpected %s",
                           got == YYSYMBOL_YYEOF ? "end of file" : yysymbol_name(got));
+  /* Quote names and numbers: "unexpected name 'topk'" says more. */
+  if ((got == YYSYMBOL_IDENT || got == YYSYMBOL_INT || got == YYSYMBOL_FLOAT) &&
+      at->line == at->end_line && at->end_col > at->col && at->end_col - at->col <= 40) {
+    const char *p = st->text;
+    for (int line = 1; p && line < at->line; line++) {
+      p = strchr(p, '\n');
+      if (p) p++;
+    }
+    if (p)
+      len += (size_t)snprintf(buf + len, sizeof buf - len, " '%.*s'",
+                              at->end_col - at->col, p + at->col - 1);
+  }
   /* A long list of alternatives helps nobody; show it only when short. */
   if (n > 0) {
     len += (size_t)snprintf(buf + len, sizeof buf - len, ", expected ");
@@ -255,6 +285,7 @@ bool fe_parse(fe_parse_state *st, const char *text, long len) {
   st->paren_depth = 0;
   st->last_token = 0;
   st->result = NULL;
+  st->text = text;
   if (fe_yylex_init_extra(st, &scanner)) return false;
   fe_yy_scan_bytes(text, (int)len, scanner);
   int rc = fe_yyparse(scanner, st);

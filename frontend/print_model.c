@@ -4,6 +4,7 @@
  * output shows exactly what the compiler will build.  It is itself a valid
  * model file that resolves to the same model (the tests check this). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "frontend/model.h"
 
@@ -17,9 +18,19 @@ static const char *const per_w[] = {"token", "chunk"};
 static const char *const grp_w[] = {"kv", "shared"};
 static const char *const merge_w[] = {"weighted", "joint"};
 
+/* The shortest decimal form that reads back as the same double. */
+static const char *num(char *buf, double x) {
+  for (int prec = 6; prec <= 17; prec++) {
+    snprintf(buf, 32, "%.*g", prec, x);
+    if (strtod(buf, NULL) == x) break;
+  }
+  return buf;
+}
+
 static void print_rope(FILE *out, double theta) {
+  char b[32];
   if (theta > 0)
-    fprintf(out, "rope = %.17g", theta);
+    fprintf(out, "rope = %s", num(b, theta));
   else
     fputs("rope = none", out);
 }
@@ -32,6 +43,7 @@ static void print_attn_common(FILE *out, const fe_layer *l) {
 }
 
 static void print_layer(FILE *out, const fe_model *m, const fe_layer *l) {
+  char b[32];
   const char *stack = m->stacks[l->stack].name;
   fputs("    ", out);
   switch (l->kind) {
@@ -55,9 +67,9 @@ static void print_layer(FILE *out, const fe_model *m, const fe_layer *l) {
     if (l->offset_kind == FE_OFFSET_NONE)
       fputs("none)", out);
     else if (l->offset_kind == FE_OFFSET_FIXED)
-      fprintf(out, "%.17g)", l->offset);
+      fprintf(out, "%s)", num(b, l->offset));
     else
-      fprintf(out, "learned(%.17g))", l->offset);
+      fprintf(out, "learned(%s))", num(b, l->offset));
     break;
   case FE_L_HSA: {
     const fe_layer *r = &m->layers[l->retrieval];
@@ -110,7 +122,8 @@ void fe_model_print(const fe_model *m, FILE *out) {
                "  head_dim = %lld\n",
           (long long)m->vocab, (long long)m->width, (long long)m->heads,
           (long long)m->kv_heads, (long long)m->head_dim);
-  fprintf(out, "  norm = %s(eps = %.17g)\n", norm_w[m->norm], m->norm_eps);
+  char b[32];
+  fprintf(out, "  norm = %s(eps = %s)\n", norm_w[m->norm], num(b, m->norm_eps));
   if (m->mlp == FE_MLP_NONE)
     fputs("  mlp = none\n", out);
   else

@@ -81,14 +81,14 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
 
 /* q, k, v projections of a normalized input h ([..., T, D]). */
 static void qkv(bld *b, ir_value *h, const char *prefix, double theta, ir_value **q,
-                ir_value **k, ir_value **v) {
+                ir_value **k, ir_value **v, ir_value **kw) {
   const fe_model *m = b->m;
   int64_t d = m->head_dim;
   *q = rope(b, heads(b, proj(b, h, m->heads * d, m->width, prefix, "attn.q_proj"), m->heads),
             theta);
-  *k = rope(b, heads(b, proj(b, h, m->kv_heads * d, m->width, prefix, "attn.k_proj"),
-                     m->kv_heads),
-            theta);
+  ir_value *wk = W(b, mat2(m->kv_heads * d, m->width), "%s.%s.weight", prefix, "attn.k_proj");
+  if (kw) *kw = wk;
+  *k = rope(b, heads(b, OP(IR_LINEAR, h, wk), m->kv_heads), theta);
   *v = heads(b, proj(b, h, m->kv_heads * d, m->width, prefix, "attn.v_proj"), m->kv_heads);
 }
 
@@ -102,7 +102,7 @@ static ir_value *out_proj(bld *b, ir_value *a, const char *prefix) {
 static ir_value *attn_block(bld *b, ir_value *x, const char *prefix, double theta,
                             bool causal, int64_t window, fe_residual res, bool mlp) {
   ir_value *q, *k, *v;
-  qkv(b, norm(b, x, prefix, "attn_norm"), prefix, theta, &q, &k, &v);
+  qkv(b, norm(b, x, prefix, "attn_norm"), prefix, theta, &q, &k, &v, NULL);
   ir_value *a = OPA(IR_ATTENTION,
                     ATTRS(ir_int_attr("causal", causal), ir_int_attr("window", window)), 2,
                     q, k, v);
@@ -212,12 +212,12 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   }
   case FE_L_LANDMARK: {
     ir_value *h = norm(b, x, prefix, "attn_norm");
-    ir_value *q, *k, *v;
-    qkv(b, h, prefix, l->rope_theta, &q, &k, &v);
+    ir_value *q, *k, *v, *wk;
+    qkv(b, h, prefix, l->rope_theta, &q, &k, &v, &wk);
     ir_value *e = W(b, vec1(m->width), "%s.%s", prefix, "attn.landmark");
     ir_value *lm = OPA(IR_BLOCK_LANDMARK, ATTRS(ir_int_attr("block", l->block)), 1, h, e);
-    ir_value *lk = heads(b, proj(b, lm, m->kv_heads * d, m->width, prefix, "attn.k_proj"),
-                         m->kv_heads);
+    /* the landmark key uses the layer's own key projection */
+    ir_value *lk = heads(b, OP(IR_LINEAR, lm, wk), m->kv_heads);
     ir_value *a = OPA(IR_LANDMARK_ATTENTION,
                       ATTRS(ir_int_attr("block", l->block), ir_int_attr("topk", l->topk)), 2,
                       q, k, v, lk);
@@ -225,7 +225,7 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   }
   case FE_L_MOBA: {
     ir_value *q, *k, *v;
-    qkv(b, norm(b, x, prefix, "attn_norm"), prefix, l->rope_theta, &q, &k, &v);
+    qkv(b, norm(b, x, prefix, "attn_norm"), prefix, l->rope_theta, &q, &k, &v, NULL);
     ir_value *a = OPA(IR_MOBA_ATTENTION,
                       ATTRS(ir_int_attr("block", l->block), ir_int_attr("topk", l->topk)), 2,
                       q, k, v);
@@ -234,7 +234,7 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   case FE_L_NSA: {
     ir_value *h = norm(b, x, prefix, "attn_norm");
     ir_value *q, *k, *v;
-    qkv(b, h, prefix, l->rope_theta, &q, &k, &v);
+    qkv(b, h, prefix, l->rope_theta, &q, &k, &v, NULL);
     ir_type cw = mat2(d, l->cmp_block * d);
     ir_attr ca[2] = {ir_int_attr("block", l->cmp_block), ir_int_attr("stride", l->cmp_stride)};
     ir_value *kc = emit(b, IR_NSA_COMPRESS, 2,
