@@ -44,9 +44,13 @@ typedef enum {
 
 /* One layer of a stack, after `repeat` and blocks are expanded.  Fields
  * that do not apply to a kind keep their zero value. */
+enum { FE_MAX_PARAM_ROWS = 16 };
+
 typedef struct fe_layer {
   fe_layer_kind kind;
   ut_loc loc;            /* the statement that produced it */
+  ut_loc arg_loc[FE_MAX_PARAM_ROWS]; /* where each parameter was given, by
+                                        row of its table (file -1: default) */
   int stack;             /* index into fe_model.stacks */
   int index;             /* position within its stack (weight names) */
   /* attention blocks (everything but retrieve) */

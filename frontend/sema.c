@@ -280,7 +280,7 @@ static void unknown_param(fe_checker *s, ut_loc loc, const char *name,
 }
 
 static bool set_params(fe_checker *s, void *base, const fe_param_table *t,
-                       const fe_param *rows, const fe_arg *args, bool *seen_rows);
+                       const fe_param *rows, const fe_arg *args, ut_loc *locs);
 
 /* Checks one value against its row and stores it in base. */
 static bool set_param(fe_checker *s, void *base, const fe_param *p, fe_value v) {
@@ -407,12 +407,12 @@ static bool set_param(fe_checker *s, void *base, const fe_param *p, fe_value v) 
   return false;
 }
 
-/* Applies named arguments; rejects unknown and repeated names. */
+/* Applies named arguments; rejects unknown and repeated names.  When locs
+ * is given, records where each row's value was written. */
 static bool set_params(fe_checker *s, void *base, const fe_param_table *t,
-                       const fe_param *rows, const fe_arg *args, bool *seen_rows) {
+                       const fe_param *rows, const fe_arg *args, ut_loc *locs) {
   bool ok = true;
-  bool seen_local[32] = {0};
-  bool *seen = seen_rows ? seen_rows : seen_local;
+  bool seen[32] = {0};
   const fe_arg *first[32] = {0};
   for (const fe_arg *a = args; a; a = a->next) {
     if (!a->name) {
@@ -436,6 +436,7 @@ static bool set_params(fe_checker *s, void *base, const fe_param_table *t,
     }
     seen[row] = true;
     first[row] = a;
+    if (locs && row < FE_MAX_PARAM_ROWS) locs[row] = a->value->loc;
     if (!set_param(s, base, p, eval(s, a->value))) ok = false;
   }
   return ok;
@@ -500,6 +501,7 @@ static fe_layer *new_layer(fe_checker *s, fe_layer_kind kind, ut_loc loc, int st
   l->residual = FE_RES_STANDARD;
   l->rope_theta = 10000;
   l->memory = l->retrieval = -1;
+  for (int i = 0; i < FE_MAX_PARAM_ROWS; i++) l->arg_loc[i] = loc;
   switch (kind) {
   case FE_L_RETRIEVE:
     l->topk = 8;
@@ -633,7 +635,7 @@ static void expand_layer(fe_checker *s, const fe_stmt *st, int stack, fe_scope *
     resolve_ref(s, l, args, sc);
     if (args && !args->name) rest = args->next;
   }
-  set_params(s, l, t, t->params, rest, NULL);
+  set_params(s, l, t, t->params, rest, l->arg_loc);
   if (bind) {
     for (fe_binding *b = sc->names; b; b = b->next) {
       if (!strcmp(b->name, bind)) {
@@ -886,6 +888,13 @@ static void model_settings(fe_checker *s, const fe_stmt *model) {
   if (m->mlp == FE_MLP_NONE) m->mlp_hidden = 0;
 }
 
+/* Where a layer's parameter was written, or the layer itself. */
+static ut_loc arg_loc(const fe_layer *l, const char *name) {
+  const fe_param *rows = fe_layer_params[l->kind].params;
+  const fe_param *p = fe_param_find(rows, name);
+  return p && p - rows < FE_MAX_PARAM_ROWS ? l->arg_loc[p - rows] : l->loc;
+}
+
 /* Rules between layers, memories and the model. */
 static void cross_checks(fe_checker *s) {
   fe_model *m = s->m;
@@ -893,7 +902,7 @@ static void cross_checks(fe_checker *s) {
     fe_layer *l = &s->layers[i];
     const char *kname = fe_layer_kind_name(l->kind);
     if (l->residual == FE_RES_BYPASS && !l->mlp)
-      ut_error(s->d, l->loc, "residual = bypass needs the MLP block: without it the "
+      ut_error(s->d, arg_loc(l, "residual"), "residual = bypass needs the MLP block: without it the "
                "attention output would never reach the residual stream");
     if (l->kind != FE_L_RETRIEVE && l->mlp && m->mlp == FE_MLP_NONE)
       l->mlp = false;
@@ -904,7 +913,7 @@ static void cross_checks(fe_checker *s) {
       if (l->memory < 0) continue;
       fe_memory_def *md = &s->memories[l->memory];
       if (m->context > 0 && l->topk >= m->context / md->chunk)
-        ut_error(s->d, l->loc,
+        ut_error(s->d, arg_loc(l, "topk"),
                  "topk = %lld is not sparse: a %lld-token context has only %lld chunks "
                  "of %lld; choose topk < %lld",
                  (long long)l->topk, (long long)m->context,
@@ -915,10 +924,10 @@ static void cross_checks(fe_checker *s) {
     }
     if (l->kind == FE_L_LANDMARK || l->kind == FE_L_MOBA || l->kind == FE_L_NSA) {
       if (l->block % 8 != 0)
-        ut_error(s->d, l->loc, "%s block %lld is not a multiple of 8, the kernel tile",
+        ut_error(s->d, arg_loc(l, "block"), "%s block %lld is not a multiple of 8, the kernel tile",
                  kname, (long long)l->block);
       if (m->context > 0 && l->topk >= m->context / l->block)
-        ut_error(s->d, l->loc,
+        ut_error(s->d, arg_loc(l, "topk"),
                  "topk = %lld is not sparse: a %lld-token context has only %lld blocks "
                  "of %lld",
                  (long long)l->topk, (long long)m->context,
@@ -926,13 +935,13 @@ static void cross_checks(fe_checker *s) {
     }
     if (l->kind == FE_L_NSA) {
       if (l->cmp_block % l->cmp_stride != 0)
-        ut_error(s->d, l->loc, "nsa cmp_stride (%lld) must divide cmp_block (%lld)",
+        ut_error(s->d, arg_loc(l, "cmp_stride"), "nsa cmp_stride (%lld) must divide cmp_block (%lld)",
                  (long long)l->cmp_stride, (long long)l->cmp_block);
       if (l->block % l->cmp_stride != 0)
-        ut_error(s->d, l->loc, "nsa block (%lld) must be a multiple of cmp_stride (%lld)",
+        ut_error(s->d, arg_loc(l, "block"), "nsa block (%lld) must be a multiple of cmp_stride (%lld)",
                  (long long)l->block, (long long)l->cmp_stride);
       if (l->init_blocks + l->local_blocks > l->topk)
-        ut_error(s->d, l->loc,
+        ut_error(s->d, arg_loc(l, "topk"),
                  "nsa forces %lld blocks (init_blocks + local_blocks) but topk is %lld",
                  (long long)(l->init_blocks + l->local_blocks), (long long)l->topk);
     }
@@ -960,7 +969,7 @@ static void cross_checks(fe_checker *s) {
       fe_layer *l = &s->layers[i];
       if (l->kind != FE_L_SWA || l->window <= 0) continue;
       if (l->window < md->chunk) {
-        ut_error(s->d, l->loc,
+        ut_error(s->d, arg_loc(l, "window"),
                  "window %lld is smaller than the chunk size %lld of memory '%s': a "
                  "token's own, incomplete chunk would be seen by neither the window "
                  "nor retrieval",

@@ -78,8 +78,24 @@ void ut_diags_init(ut_diags *d, ut_arena *a) {
   d->arena = a;
 }
 
+static bool ut_same_loc(ut_loc a, ut_loc b) {
+  return a.file == b.file && a.line == b.line && a.col == b.col &&
+         a.end_line == b.end_line && a.end_col == b.end_col;
+}
+
 static void ut_vdiag(ut_diags *d, ut_severity sev, ut_loc loc, const char *fmt,
                      va_list ap) {
+  /* The same message at the same place (a statement inside `repeat`, say)
+   * is reported once. */
+  char probe[512];
+  va_list aq0;
+  va_copy(aq0, ap);
+  vsnprintf(probe, sizeof probe, fmt, aq0);
+  va_end(aq0);
+  for (int i = 0; i < d->len; i++)
+    if (d->items[i].sev == sev && ut_same_loc(d->items[i].loc, loc) &&
+        !strcmp(d->items[i].msg, probe))
+      return;
   int max = d->max_errors ? d->max_errors : 50;
   if (sev == UT_ERROR) {
     if (d->nerrors >= max) {
