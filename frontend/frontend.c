@@ -53,11 +53,10 @@ static fe_stmt *splice_includes(fe_loader *ld, int file, fe_stmt *items) {
     } else if (ld->sources->nfiles >= FE_MAX_FILES) {
       ut_error(ld->diags, it->name_loc, "more than %d files included", FE_MAX_FILES);
     } else {
-      const char *path =
-          name[0] == '/' ? name
-                         : ut_sprintf(ld->arena, "%s/%s",
-                                      dir_of(ld->arena, ld->sources->files[file]->path),
-                                      name);
+      const char *dir = dir_of(ld->arena, ld->sources->files[file]->path);
+      const char *path = name[0] == '/' || !strcmp(dir, ".")
+                             ? name
+                             : ut_sprintf(ld->arena, "%s/%s", dir, name);
       const char *canon = canonical(ld->arena, path);
       bool cycle = false;
       for (int i = 0; i <= ld->depth; i++)

@@ -33,6 +33,7 @@ struct fe_param {
   double fmin, fmax;        /* FE_P_FLOAT, FE_P_ROPE */
   const char *const *words; /* FE_P_ENUM, NULL-terminated */
   const fe_param *sub;      /* FE_P_ENUM: parameters of word(...) */
+  const char *sub_word;     /* the one word that takes them (NULL: every word) */
   const char *def;          /* default, as documentation; NULL: required */
   const char *doc;          /* meaning */
 };

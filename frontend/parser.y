@@ -70,6 +70,9 @@ static fe_arglist append_arg(fe_arglist l, fe_arg *a) {
 static void fe_yyerror(ut_loc *loc, void *scanner, fe_parse_state *st,
                        const char *msg) {
   (void)scanner;
+  /* bison's only other message: its stack is full */
+  if (!strcmp(msg, "memory exhausted"))
+    msg = "nested too deeply (parentheses, expressions or braces)";
   ut_error(st->diags, *loc, "%s", msg);
 }
 }
@@ -106,25 +109,32 @@ static void fe_yyerror(ut_loc *loc, void *scanner, fe_parse_state *st,
 
 %%
 
-/* file: top-level items separated by newlines or ';' */
+/* file: top-level items, each ended by a newline or ';' (or the end) */
 file
   : items                         { st->result = $1.head; }
+  | items item                    { st->result = append($1, $2).head; }
   ;
 
 items
   : %empty                        { $$ = (fe_list){0}; }
   | items SEP                     { $$ = $1; }
-  | items item                    { $$ = append($1, $2); }
+  | items item SEP                { $$ = append($1, $2); }
   | items error SEP               { $$ = $1; yyerrok; }
   ;
 
 item
   : CONST IDENT '=' expr          { $$ = mkstmt(st, FE_CONST, @1); $$->name = $2;
                                     $$->name_loc = @2; $$->value = $4; }
-  | INCLUDE STRING                { $$ = mkstmt(st, FE_INCLUDE, @1); $$->name = $2;
-                                    $$->name_loc = @2; }
+  | INCLUDE STRING                { $$ = NULL;
+                                    if ($2) { /* NULL: a string the scanner rejected */
+                                      $$ = mkstmt(st, FE_INCLUDE, @1); $$->name = $2;
+                                      $$->name_loc = @2;
+                                    } }
   | MODEL IDENT body              { $$ = mkstmt(st, FE_MODEL, @1); $$->name = $2;
                                     $$->name_loc = @2; $$->body = $3.head; }
+  | IDENT '=' expr                { $$ = NULL;
+                                    ut_error(st->diags, @1, "'%s = ...' outside a model: "
+                                             "settings belong in `model NAME { ... }`", $1); }
   /* `block` is not a keyword, so layers can still take a `block` size */
   | IDENT IDENT body              { $$ = mkstmt(st, FE_BLOCK, @1); $$->name = $2;
                                     $$->name_loc = @2; $$->body = $3.head;
@@ -134,9 +144,11 @@ item
                                                $1); }
   ;
 
-/* body: '{' statements '}' -- the brace may follow on the next line */
+/* body: '{' statements '}' -- the brace may follow on the next line;
+ * statements end with a newline, ';' or ',' (the last one may end at '}') */
 body
   : seps '{' stmts '}'            { $$ = $3; }
+  | seps '{' stmts stmt '}'       { $$ = append($3, $4); }
   | seps '{' stmts error '}'      { $$ = $3; yyerrok; }
   ;
 
@@ -147,10 +159,14 @@ seps
 
 stmts
   : %empty                        { $$ = (fe_list){0}; }
-  | stmts SEP                     { $$ = $1; }
-  | stmts ','                     { $$ = $1; }
-  | stmts stmt                    { $$ = append($1, $2); }
-  | stmts error SEP               { $$ = $1; yyerrok; }
+  | stmts sep                     { $$ = $1; }
+  | stmts stmt sep                { $$ = append($1, $2); }
+  | stmts error sep               { $$ = $1; yyerrok; }
+  ;
+
+sep
+  : SEP
+  | ','
   ;
 
 /* stmt: a setting or binding, a layer, or a nested construct */
@@ -196,7 +212,7 @@ arg
 expr
   : INT                           { $$ = mkexpr(st, FE_INT, @1); $$->u.i = $1; }
   | FLOAT                         { $$ = mkexpr(st, FE_FLOAT, @1); $$->u.f = $1; }
-  | STRING                        { $$ = mkexpr(st, FE_STRING, @1); $$->u.s = $1; }
+  | STRING                        { $$ = mkexpr(st, FE_STRING, @1); $$->u.s = $1 ? $1 : ""; }
   | IDENT                         { $$ = mkexpr(st, FE_IDENT, @1); $$->u.s = $1; }
   | IDENT '(' args ')'            { $$ = mkexpr(st, FE_CALL, @$); $$->u.call.name = $1;
                                     $$->u.call.name_loc = @1;
@@ -228,14 +244,28 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner,
   int nall = yypcontext_expected_tokens(ctx, all, MAX_EXPECTED), n = 0;
   /* Operators can follow almost any value; listing them drowns the
    * alternatives that matter (',' or ')', say). */
+  bool value_expected = false;
+  for (int i = 0; i < nall; i++) value_expected |= all[i] == YYSYMBOL_INT;
   for (int i = 0; i < nall; i++) {
     yysymbol_kind_t k = all[i];
-    bool op = k == YYSYMBOL_FLOORDIV || (k >= YYSYMBOL_YYUNDEF &&
-              strchr("+-*/%", yysymbol_name(k)[1]) && yysymbol_name(k)[0] == '\'' &&
-              yysymbol_name(k)[2] == '\'');
+    const char *nm = yysymbol_name(k);
+    /* '-' is worth showing only where it would start a value */
+    bool op = k == YYSYMBOL_FLOORDIV ||
+              (nm[0] == '\'' && nm[1] && strchr(value_expected ? "+*/%" : "+-*/%", nm[1]) &&
+               nm[2] == '\'');
     if (!op) expected[n++] = k;
   }
-  if (n > MAX_SHOWN) n = 0;
+  /* A long list: keep the closers and '=', which are what is usually
+   * missing; otherwise say nothing rather than everything. */
+  if (n > MAX_SHOWN) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+      const char *nm = yysymbol_name(expected[i]);
+      if (!strcmp(nm, "'='") || !strcmp(nm, "'}'") || !strcmp(nm, "')'"))
+        expected[m++] = expected[i];
+    }
+    n = m;
+  }
   yysymbol_kind_t got = yypcontext_token(ctx);
   const ut_loc *at = yypcontext_location(ctx);
   char buf[512];

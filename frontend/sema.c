@@ -70,8 +70,14 @@ typedef struct fe_checker {
   fe_memory_def memories[16];
   int nmemories;
   int block_depth;
+  int eval_depth;       /* recursion depth of eval(), bounded */
   bool *retrieval_used; /* per layer */
+  fe_binding *all_bindings;   /* every binding made, for "not visible here" */
+  const fe_stmt *mem_stmts[64]; /* the model's memory statements, in order */
+  int nmem_stmts;
 } fe_checker;
+
+enum { FE_MAX_EXPR_DEPTH = 256 };
 
 static const char *const reserved_names[] = {"embed", "norm", "lm_head", "layers", NULL};
 
@@ -103,8 +109,10 @@ static const char *vkind_name(fe_vkind k) {
 }
 
 static fe_value eval_binary(fe_checker *s, const fe_expr *e) {
-  fe_value a = eval(s, e->u.bin.lhs), b = eval(s, e->u.bin.rhs);
-  if (a.kind == V_ERR || b.kind == V_ERR) return verr();
+  fe_value a = eval(s, e->u.bin.lhs);
+  if (a.kind == V_ERR) return a;
+  fe_value b = eval(s, e->u.bin.rhs);
+  if (b.kind == V_ERR) return b;
   int op = e->u.bin.op;
   if (!is_num(a) || !is_num(b)) {
     const fe_value *bad = is_num(a) ? &b : &a;
@@ -129,12 +137,12 @@ static fe_value eval_binary(fe_checker *s, const fe_expr *e) {
         ut_error(s->d, e->u.bin.rhs->loc, "division by zero");
         return verr();
       }
-      if (a.i == INT64_MIN && b.i == -1) {
+      if (a.i == INT64_MIN && b.i == -1 && op != '%') {
         ovf = true;
         break;
       }
       if (op == '%') {
-        r.i = a.i % b.i;
+        r.i = b.i == -1 ? 0 : a.i % b.i;
       } else if (op == 'f') {
         r.i = a.i / b.i - ((a.i % b.i != 0) && ((a.i < 0) != (b.i < 0)));
       } else if (a.i % b.i != 0) {
@@ -179,7 +187,22 @@ static fe_value eval_binary(fe_checker *s, const fe_expr *e) {
   return r;
 }
 
+static fe_value eval_node(fe_checker *s, const fe_expr *e);
+
+/* Bounded recursion: a machine-made 50,000-term sum must not overflow the
+ * C stack. */
 static fe_value eval(fe_checker *s, const fe_expr *e) {
+  if (s->eval_depth >= FE_MAX_EXPR_DEPTH) {
+    ut_error(s->d, e->loc, "expression nested more than %d levels deep", FE_MAX_EXPR_DEPTH);
+    return verr();
+  }
+  s->eval_depth++;
+  fe_value v = eval_node(s, e);
+  s->eval_depth--;
+  return v;
+}
+
+static fe_value eval_node(fe_checker *s, const fe_expr *e) {
   fe_value v = {.loc = e->loc};
   switch (e->kind) {
   case FE_INT: v.kind = V_INT; v.i = e->u.i; return v;
@@ -292,6 +315,8 @@ static bool set_param(fe_checker *s, void *base, const fe_param *p, fe_value v) 
       if (v.kind == V_WORD)
         ut_error(s->d, v.loc, "'%s' expects an integer; '%s' is not a known constant",
                  p->name, v.s);
+      else if (v.kind == V_FLOAT)
+        ut_error(s->d, v.loc, "'%s' expects an integer, not %g", p->name, v.f);
       else
         ut_error(s->d, v.loc, "'%s' expects an integer, not %s", p->name,
                  vkind_name(v.kind));
@@ -333,8 +358,8 @@ static bool set_param(fe_checker *s, void *base, const fe_param *p, fe_value v) 
       return false;
     }
     if (as_f(v) < p->fmin || as_f(v) > p->fmax) {
-      ut_error(s->d, v.loc, "'%s' is %g, out of range [%g, %g]", p->name, as_f(v),
-               p->fmin, p->fmax);
+      ut_error(s->d, v.loc, "'%s' is %g; a rotary base is between %g and %g (or none, "
+               "for no rotary embedding)", p->name, as_f(v), p->fmin, p->fmax);
       return false;
     }
     *(double *)field = as_f(v);
@@ -393,7 +418,7 @@ static bool set_param(fe_checker *s, void *base, const fe_param *p, fe_value v) 
     }
     *(int *)field = idx;
     if (v.kind == V_CALL) {
-      if (!p->sub) {
+      if (!p->sub || (p->sub_word && strcmp(p->sub_word, v.s))) {
         ut_error(s->d, v.loc, "'%s' takes no parameters", v.s);
         return false;
       }
@@ -535,10 +560,10 @@ static int find_memory(fe_checker *s, const char *name) {
  * retrieval binding). */
 static void resolve_ref(fe_checker *s, fe_layer *l, const fe_arg *a, fe_scope *sc) {
   if (!a || a->name) {
-    ut_error(s->d, l->loc, "%s needs %s as its first argument",
-             fe_layer_kind_name(l->kind),
-             l->kind == FE_L_RETRIEVE ? "a memory, as in retrieve(mem, ...)"
-                                      : "a retrieval, as in hsa(r, ...)");
+    ut_error(s->d, l->loc, "%s",
+             l->kind == FE_L_RETRIEVE
+                 ? "retrieve needs a memory as its first argument: retrieve(mem, ...)"
+                 : "hsa needs a retrieval as its first argument: hsa(r, ...)");
     return;
   }
   if (a->value->kind != FE_IDENT) {
@@ -553,14 +578,36 @@ static void resolve_ref(fe_checker *s, fe_layer *l, const fe_arg *a, fe_scope *s
       bool is_stack = false;
       for (int i = 0; i < s->nstacks; i++)
         if (!strcmp(s->stacks[i].name, name)) is_stack = true;
-      if (is_stack)
+      const fe_stmt *later = NULL;
+      for (int i = 0; i < s->nmem_stmts; i++)
+        if (!strcmp(s->mem_stmts[i]->name, name)) later = s->mem_stmts[i];
+      const char *best = NULL;
+      int best_d = 3;
+      for (int i = 0; i < s->nmem_stmts; i++) {
+        int dd = ut_edit_distance(s->mem_stmts[i]->name, name);
+        if (dd < best_d) best_d = dd, best = s->mem_stmts[i]->name;
+      }
+      if (is_stack) {
         ut_error(s->d, a->loc, "'%s' is a stack, not a memory; declare "
                  "`memory NAME from %s { ... }` and retrieve from it", name, name);
-      else if (s->nmemories == 0)
-        ut_error(s->d, a->loc, "retrieval from '%s', but no chunk memory is defined "
-                 "before it", name);
-      else
+      } else if (later && !strcmp(later->from, s->stacks[l->stack].name)) {
+        ut_error(s->d, a->loc,
+                 "memory '%s' is built from stack '%s', which this layer belongs to; "
+                 "retrieve from it in a later stack",
+                 name, s->stacks[l->stack].name);
+      } else if (later && later->loc.line > l->loc.line) {
+        ut_error(s->d, a->loc, "memory '%s' is defined later (line %d); define it before "
+                 "the stack that retrieves from it", name, later->loc.line);
+      } else if (later) {
+        /* defined, but with errors already reported */
+      } else if (best) {
+        ut_error(s->d, a->loc, "unknown memory '%s'; did you mean '%s'?", name, best);
+      } else if (s->nmem_stmts == 0) {
+        ut_error(s->d, a->loc, "retrieval from '%s', but the model defines no chunk "
+                 "memory (`memory NAME from STACK { chunk = ... }`)", name);
+      } else {
         ut_error(s->d, a->loc, "unknown memory '%s'", name);
+      }
       return;
     }
     if (s->memories[m].source == l->stack) {
@@ -574,8 +621,16 @@ static void resolve_ref(fe_checker *s, fe_layer *l, const fe_arg *a, fe_scope *s
   } else {
     fe_binding *b = lookup(sc, name);
     if (!b) {
-      ut_error(s->d, a->loc, "unknown retrieval '%s'; bind one first with "
-               "`%s = retrieve(MEMORY, ...)`", name, name);
+      fe_binding *elsewhere = NULL;
+      for (fe_binding *o = s->all_bindings; o; o = o->next)
+        if (!strcmp(o->name, name)) elsewhere = o;
+      if (elsewhere)
+        ut_error(s->d, a->loc, "retrieval '%s' (bound at line %d) is not visible here: "
+                 "a binding is seen only later in its own body and in bodies inside it",
+                 name, elsewhere->loc.line);
+      else
+        ut_error(s->d, a->loc, "unknown retrieval '%s'; bind one first with "
+                 "`%s = retrieve(MEMORY, ...)`", name, name);
       return;
     }
     l->retrieval = b->layer;
@@ -635,12 +690,21 @@ static void expand_layer(fe_checker *s, const fe_stmt *st, int stack, fe_scope *
     resolve_ref(s, l, args, sc);
     if (args && !args->name) rest = args->next;
   }
-  set_params(s, l, t, t->params, rest, l->arg_loc);
+  bool args_ok = set_params(s, l, t, t->params, rest, l->arg_loc);
+  for (const fe_param *p = t->params; args_ok && p->name; p++) {
+    int row = (int)(p - t->params);
+    bool given = row < FE_MAX_PARAM_ROWS &&
+                 memcmp(&l->arg_loc[row], &l->loc, sizeof l->loc) != 0;
+    if (!p->def && p->type != FE_P_REF && !given)
+      ut_error(s->d, name_loc, "%s needs '%s': %s(%s = ...)", name, p->name, name, p->name);
+  }
   if (bind) {
+    l->binding = bind;
     for (fe_binding *b = sc->names; b; b = b->next) {
       if (!strcmp(b->name, bind)) {
         ut_error(s->d, bind_loc, "duplicate definition of '%s' in this block", bind);
         ut_note(s->d, b->loc, "'%s' was first defined here", bind);
+        s->retrieval_used[l - s->layers] = true; /* no follow-on warning */
         return;
       }
     }
@@ -650,7 +714,10 @@ static void expand_layer(fe_checker *s, const fe_stmt *st, int stack, fe_scope *
     b->layer = (int)(l - s->layers);
     b->next = sc->names;
     sc->names = b;
-    l->binding = bind;
+    fe_binding *all = ut_alloc(s->arena, sizeof *all);
+    *all = *b;
+    all->next = s->all_bindings;
+    s->all_bindings = all;
   }
 }
 
@@ -666,7 +733,8 @@ static void expand_body(fe_checker *s, const fe_stmt *body, int stack, fe_scope 
       if (st->value->kind == FE_CALL)
         expand_layer(s, st, stack, sc, st->name, st->name_loc, st->value->u.call.name,
                      st->value->u.call.name_loc, st->value->u.call.args, true);
-      else if (st->value->kind == FE_IDENT && find_layer_kind(st->value->u.s) >= 0)
+      else if (st->value->kind == FE_IDENT && (find_layer_kind(st->value->u.s) >= 0 ||
+                                               find_block(s, st->value->u.s)))
         expand_layer(s, st, stack, sc, st->name, st->name_loc, st->value->u.s,
                      st->value->loc, NULL, false);
       else
@@ -688,11 +756,11 @@ static void expand_body(fe_checker *s, const fe_stmt *body, int stack, fe_scope 
                  (long long)n.i, FE_MAX_REPEAT);
         break;
       }
-      int errors = s->d->nerrors;
+      int errors = s->d->nraised;
       for (int64_t i = 0; i < n.i && !s->too_many_layers; i++) {
         fe_scope inner = {NULL, sc};
         expand_body(s, st->body, stack, &inner);
-        if (s->d->nerrors > errors) break; /* report a body's errors once */
+        if (s->d->nraised > errors) break; /* report a body's errors once */
       }
       break;
     }
@@ -703,6 +771,7 @@ static void expand_body(fe_checker *s, const fe_stmt *body, int stack, fe_scope 
       break;
     case FE_CONST:
       ut_error(s->d, st->loc, "constants are defined at the top level or in the model");
+      if (!find_const(s, st->name)) define_const(s, st); /* avoid follow-on errors */
       break;
     default:
       ut_error(s->d, st->loc, "unexpected %s here", fe_stmt_kind_name(st->kind));
@@ -747,10 +816,10 @@ static void define_stack(fe_checker *s, const fe_stmt *st) {
   sd->loc = st->name_loc;
   sd->first_layer = s->nlayers;
   fe_scope sc = {0};
-  int errors = s->d->nerrors;
+  int errors = s->d->nraised;
   expand_body(s, st->body, idx, &sc);
   sd->nlayers = s->nlayers - sd->first_layer;
-  if (sd->nlayers == 0 && s->d->nerrors == errors)
+  if (sd->nlayers == 0 && s->d->nraised == errors)
     ut_error(s->d, st->name_loc, "stack '%s' has no layers", st->name);
   for (int i = sd->first_layer; i < s->nlayers; i++)
     if (s->layers[i].kind != FE_L_RETRIEVE) return;
@@ -769,9 +838,22 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   for (int i = 0; i < s->nstacks; i++)
     if (!strcmp(s->stacks[i].name, st->from)) source = i;
   if (source < 0) {
-    ut_error(s->d, st->from_loc,
-             "memory '%s' reads stack '%s', which is not defined before it", st->name,
-             st->from);
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < s->nstacks; i++) {
+      int dd = ut_edit_distance(s->stacks[i].name, st->from);
+      if (dd < best_d) best_d = dd, best = s->stacks[i].name;
+    }
+    if (find_memory(s, st->from) >= 0)
+      ut_error(s->d, st->from_loc, "'%s' is a memory, not a stack; a memory reads the "
+               "output of a stack", st->from);
+    else if (best)
+      ut_error(s->d, st->from_loc, "memory '%s' reads unknown stack '%s'; did you mean "
+               "'%s'?", st->name, st->from, best);
+    else
+      ut_error(s->d, st->from_loc,
+               "memory '%s' reads stack '%s', which is not defined before it", st->name,
+               st->from);
     return;
   }
   fe_memory_def *md = &s->memories[s->nmemories++];
@@ -819,7 +901,8 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   }
   if (md->encoder == FE_ENC_NONE) {
     if (md->enc_layers > 0)
-      ut_error(s->d, st->name_loc, "encoder layers given but encoder is none");
+      ut_error(s->d, seen[1] ? first[1]->value->loc : st->name_loc,
+               "encoder layers given but encoder is none");
     md->enc_layers = 0;
   } else if (md->enc_layers < 0) {
     md->enc_layers = 1;
@@ -853,6 +936,11 @@ static void model_settings(fe_checker *s, const fe_stmt *model) {
     }
     if (b->kind != FE_SET) continue;
     const fe_param *p = fe_param_find(rows, b->name);
+    if (!p && b->value->kind == FE_CALL && find_layer_kind(b->value->u.call.name) >= 0) {
+      ut_error(s->d, b->loc, "layers belong in a stack: `stack NAME { %s = %s(...) }`",
+               b->name, b->value->u.call.name);
+      continue;
+    }
     if (!p) {
       unknown_param(s, b->name_loc, b->name, &fe_model_params, rows);
       continue;
@@ -907,12 +995,17 @@ static void cross_checks(fe_checker *s) {
     if (l->kind != FE_L_RETRIEVE && l->mlp && m->mlp == FE_MLP_NONE)
       l->mlp = false;
     if (l->kind == FE_L_RETRIEVE) {
-      if (!s->retrieval_used[i])
+      if (!s->retrieval_used[i] && s->d->nraised == 0)
         ut_warning(s->d, l->loc, "retrieval '%s' is never used by an hsa layer",
                    l->binding ? l->binding : "?");
       if (l->memory < 0) continue;
       fe_memory_def *md = &s->memories[l->memory];
-      if (m->context > 0 && l->topk >= m->context / md->chunk)
+      if (md->chunk <= 0) continue;
+      if (m->context > 0 && m->context < md->chunk)
+        ut_error(s->d, arg_loc(l, "topk"), "the %lld-token context is shorter than one "
+                 "chunk (%lld tokens): nothing could ever be retrieved",
+                 (long long)m->context, (long long)md->chunk);
+      else if (m->context > 0 && l->topk >= m->context / md->chunk)
         ut_error(s->d, arg_loc(l, "topk"),
                  "topk = %lld is not sparse: a %lld-token context has only %lld chunks "
                  "of %lld; choose topk < %lld",
@@ -926,12 +1019,13 @@ static void cross_checks(fe_checker *s) {
       if (l->block % 8 != 0)
         ut_error(s->d, arg_loc(l, "block"), "%s block %lld is not a multiple of 8, the kernel tile",
                  kname, (long long)l->block);
-      if (m->context > 0 && l->topk >= m->context / l->block)
+      int64_t nb = m->context / l->block;
+      if (m->context > 0 && l->topk >= nb)
         ut_error(s->d, arg_loc(l, "topk"),
-                 "topk = %lld is not sparse: a %lld-token context has only %lld blocks "
-                 "of %lld",
-                 (long long)l->topk, (long long)m->context,
-                 (long long)(m->context / l->block), (long long)l->block);
+                 "topk = %lld is not sparse: a %lld-token context has only %lld block%s "
+                 "of %lld%s",
+                 (long long)l->topk, (long long)m->context, (long long)nb, nb == 1 ? "" : "s",
+                 (long long)l->block, nb > 1 ? "; choose a smaller topk" : "");
     }
     if (l->kind == FE_L_NSA) {
       if (l->cmp_block % l->cmp_stride != 0)
@@ -961,7 +1055,8 @@ static void cross_checks(fe_checker *s) {
     for (int i = 0; i < s->nlayers; i++)
       if (s->layers[i].kind == FE_L_RETRIEVE && s->layers[i].memory == j) used = true;
     if (!used) {
-      ut_warning(s->d, md->loc, "memory '%s' is never retrieved from", md->name);
+      if (s->d->nraised == 0)
+        ut_warning(s->d, md->loc, "memory '%s' is never retrieved from", md->name);
       continue;
     }
     if (md->chunk <= 0) continue;
@@ -1001,7 +1096,7 @@ static void define_block(fe_checker *s, const fe_stmt *st) {
 
 fe_model *fe_sema(ut_arena *arena, ut_diags *diags, fe_stmt *items) {
   fe_checker s = {.arena = arena, .d = diags};
-  int errors = diags->nerrors;
+  int errors = diags->nraised;
   const fe_stmt *model = NULL;
   for (const fe_stmt *it = items; it; it = it->next) {
     switch (it->kind) {
@@ -1023,7 +1118,7 @@ fe_model *fe_sema(ut_arena *arena, ut_diags *diags, fe_stmt *items) {
     }
   }
   if (!model) {
-    if (diags->nerrors == errors)
+    if (diags->nraised == errors)
       ut_error(diags, ut_noloc, "no model is defined (expected `model NAME { ... }`)");
     return NULL;
   }
@@ -1033,7 +1128,9 @@ fe_model *fe_sema(ut_arena *arena, ut_diags *diags, fe_stmt *items) {
   s.layers = ut_alloc_array(arena, FE_MAX_LAYERS, sizeof *s.layers);
   s.retrieval_used = ut_alloc_array(arena, FE_MAX_LAYERS, sizeof *s.retrieval_used);
   model_settings(&s, model);
-  if (diags->nerrors > errors) return NULL; /* sizes are needed below */
+  if (diags->nraised > errors) return NULL; /* sizes are needed below */
+  for (const fe_stmt *b = model->body; b; b = b->next)
+    if (b->kind == FE_MEMORY && s.nmem_stmts < 64) s.mem_stmts[s.nmem_stmts++] = b;
   for (const fe_stmt *b = model->body; b; b = b->next) {
     switch (b->kind) {
     case FE_STACK: define_stack(&s, b); break;
@@ -1049,10 +1146,10 @@ fe_model *fe_sema(ut_arena *arena, ut_diags *diags, fe_stmt *items) {
       break;
     }
   }
-  if (s.nstacks == 0 && diags->nerrors == errors)
+  if (s.nstacks == 0 && diags->nraised == errors)
     ut_error(diags, model->name_loc, "model '%s' has no stack of layers", model->name);
   cross_checks(&s);
-  if (diags->nerrors > errors) return NULL;
+  if (diags->nraised > errors) return NULL;
   fe_model *m = s.m;
   m->layers = s.layers;
   m->nlayers = s.nlayers;

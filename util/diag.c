@@ -85,6 +85,7 @@ static bool ut_same_loc(ut_loc a, ut_loc b) {
 
 static void ut_vdiag(ut_diags *d, ut_severity sev, ut_loc loc, const char *fmt,
                      va_list ap) {
+  if (sev == UT_ERROR) d->nraised++;
   /* The same message at the same place (a statement inside `repeat`, say)
    * is reported once. */
   char probe[512];
@@ -161,18 +162,41 @@ static void ut_render_one(const ut_diag *dg, const ut_sources *s, FILE *out) {
   const char *le = memchr(ls, '\n', (size_t)(end - ls));
   if (!le) le = end;
   if (le > ls && le[-1] == '\r') le--;
+  int col = dg->loc.col < 1 ? 1 : dg->loc.col;
+  int end_col = dg->loc.end_line == dg->loc.line ? dg->loc.end_col : col + 1;
+  /* A very long line (machine-made input) is shown as a window around the
+   * column, so the message stays readable. */
+  enum { WIDTH = 120 };
+  if (le - ls > WIDTH) {
+    long first = col - 1 - WIDTH / 2;
+    if (first < 0) first = 0;
+    if (first > (le - ls) - WIDTH) first = (le - ls) - WIDTH;
+    ls += first;
+    le = ls + WIDTH;
+    col -= (int)first;
+    end_col -= (int)first;
+    if (end_col > WIDTH + 1) end_col = WIDTH + 1;
+  }
   fprintf(out, "%.*s\n", (int)(le - ls), ls);
   /* Reproduce tabs so the caret lines up whatever the tab width. */
-  int col = dg->loc.col < 1 ? 1 : dg->loc.col;
   for (int i = 1; i < col && ls + i - 1 < le; i++)
     fputc(ls[i - 1] == '\t' ? '\t' : ' ', out);
   fputc('^', out);
   if (dg->loc.end_line == dg->loc.line) {
-    int last = dg->loc.end_col;
+    int last = end_col;
     if (last > (int)(le - ls) + 1) last = (int)(le - ls) + 1;
     for (int i = col + 1; i < last; i++) fputc('~', out);
   }
   fputc('\n', out);
+  /* Errors inside included files say how the file was reached. */
+  if (dg->sev != UT_NOTE) {
+    ut_loc at = f->included_at;
+    for (int depth = 0; at.file >= 0 && at.file < s->nfiles && depth < 32; depth++) {
+      const ut_source *inc = s->files[at.file];
+      fprintf(out, "  (included from %s:%d)\n", inc->path, at.line);
+      at = inc->included_at;
+    }
+  }
 }
 
 void ut_diags_render(const ut_diags *d, const ut_sources *s, FILE *out) {

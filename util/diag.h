@@ -46,7 +46,8 @@ typedef struct ut_diags {
   ut_arena *arena;
   ut_diag *items;
   int len, cap;
-  int nerrors;
+  int nerrors;         /* errors recorded (duplicates are dropped) */
+  int nraised;         /* every ut_error call, duplicates included */
   int max_errors;      /* stop recording errors past this (0: 50) */
   bool truncated;      /* errors were dropped because of max_errors */
 } ut_diags;

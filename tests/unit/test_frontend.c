@@ -165,7 +165,7 @@ static void test_semantic_errors(void) {
                          "  stack u { r = retrieve(m, topk = 16)\n hsa(r) }\n}\n",
                "topk = 16 is not sparse");
   expect_error(TINY_HEAD "  stack u { r = retrieve(m)\n hsa(r) }\n}\n",
-               "no chunk memory is defined before it");
+               "the model defines no chunk memory");
   expect_error(TINY_HEAD "  stack s { attn }\n  stack s { attn }\n}\n",
                "duplicate definition of 's'");
   expect_error("const A = 1\nconst A = 2\n" TINY_HEAD "  stack s { attn }\n}\n",
