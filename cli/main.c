@@ -2,9 +2,12 @@
  *
  * The only place that prints and chooses exit codes: 0 success, 1 errors in
  * the input, 2 usage errors, 3 out of memory, 4 internal errors. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "codegen/versions.h"
 #include "frontend/params.h"
@@ -21,6 +24,13 @@ static const char usage_text[] =
     "  check FILE [-v]   validate a model description and print a summary;\n"
     "                    -v also prints the model with every default filled in\n"
     "  ir FILE           print the model's IR\n"
+    "  init-weights FILE -o OUT [--seed N]\n"
+    "                    write deterministic random weights (safetensors) for a model\n"
+    "  run FILE --weights W (--prompt TEXT | --prompt-file F) [options]\n"
+    "                    run a model on a prompt and stream the generated text:\n"
+    "                    --max-new N (default 64), --temperature T (0: greedy),\n"
+    "                    --top-k K, --top-p P, --seed S, --segment N (prefill\n"
+    "                    segment, default 512), --cache f32|bf16|f16\n"
     "  params            print the reference of every parameter (Markdown)\n"
     "  version           print the versions of hsac, LLVM and NVRTC\n"
     "  help              print this text\n"
@@ -126,6 +136,254 @@ static int cmd_compile(int argc, char **argv, bool ir) {
   return exit_for(st);
 }
 
+/* Parses a whole decimal number into [lo, hi]; false if it is not one. */
+static bool parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_float(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
+  *out = v;
+  return true;
+}
+
+static int exit_for_rt(hsart_status st) {
+  switch (st) {
+  case HSART_OK: return 0;
+  case HSART_ENOMEM: return EXIT_NOMEM;
+  case HSART_EINVAL:
+  case HSART_EUNSUPPORTED: return EXIT_INPUT;
+  default: return EXIT_INPUT;
+  }
+}
+
+static int cmd_init_weights(int argc, char **argv) {
+  const char *file = NULL, *out = NULL;
+  long long seed = 0;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+      out = argv[++i];
+    } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+      if (!parse_int(argv[++i], 0, INT64_MAX, &seed))
+        return usage_error("--seed expects a non-negative integer, not '%s'", argv[i]);
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return usage_error("unknown or incomplete option '%s'", argv[i]);
+    } else if (file) {
+      return usage_error("more than one input file ('%s')", argv[i]);
+    } else {
+      file = argv[i];
+    }
+  }
+  if (!file) return usage_error("%s", "no input file");
+  if (!out) return usage_error("%s", "no output file: -o OUT.safetensors");
+  hsart_error e;
+  hsart_status st = hsart_init_weights(file, out, (uint64_t)seed, &e);
+  if (st != HSART_OK) {
+    fprintf(stderr, "%s\n", e.message);
+    if (strncmp(e.message, file, strlen(file)) != 0 && st != HSART_EFORMAT)
+      fprintf(stderr, "hsac: error: cannot write '%s'\n", out);
+    return exit_for_rt(st);
+  }
+  return 0;
+}
+
+typedef struct progress {
+  struct timespec start;
+  bool shown;
+} progress;
+
+static double elapsed(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+/* A progress bar on stderr for prompts that take a while. */
+static int show_progress(void *user, int64_t done, int64_t total) {
+  progress *p = user;
+  double s = elapsed(&p->start);
+  if (total < 2048 && !p->shown) return 0;
+  p->shown = true;
+  int width = 30, fill = (int)(width * done / (total ? total : 1));
+  fprintf(stderr, "\rprefill [%.*s%*s] %lld/%lld tokens, %.0f tokens/s", fill,
+          "##############################", width - fill, "", (long long)done,
+          (long long)total, s > 0 ? (double)done / s : 0.0);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+  return 0;
+}
+
+static char *read_file(const char *path, long long *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (n == cap) {
+      char *nb = cap > ((size_t)1 << 32) ? NULL : realloc(buf, cap * 2);
+      if (!nb) {
+        free(buf);
+        buf = NULL;
+        errno = ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    size_t k = fread(buf + n, 1, cap - n, f);
+    n += k;
+    if (k == 0) {
+      if (ferror(f)) {
+        free(buf);
+        buf = NULL;
+        errno = EIO;
+      }
+      break;
+    }
+  }
+  fclose(f);
+  *len = (long long)n;
+  return buf;
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *file = NULL, *weights = NULL, *prompt = NULL, *prompt_file = NULL;
+  long long max_new = 64, top_k = 0, seed = 0, segment = 512;
+  double temperature = 0, top_p = 0;
+  hsart_cache_type cache = HSART_CACHE_F32;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool has = v != NULL;
+    if (!strcmp(a, "--weights") && has) weights = argv[++i];
+    else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
+    else if (!strcmp(a, "--prompt-file") && has) prompt_file = argv[++i];
+    else if (!strcmp(a, "--max-new") && has) {
+      if (!parse_int(argv[++i], 0, 1 << 30, &max_new))
+        return usage_error("--max-new expects an integer >= 0, not '%s'", v);
+    } else if (!strcmp(a, "--temperature") && has) {
+      if (!parse_float(argv[++i], 0, 100, &temperature))
+        return usage_error("--temperature expects a number in [0, 100], not '%s'", v);
+    } else if (!strcmp(a, "--top-k") && has) {
+      if (!parse_int(argv[++i], 0, 1 << 30, &top_k))
+        return usage_error("--top-k expects an integer >= 0, not '%s'", v);
+    } else if (!strcmp(a, "--top-p") && has) {
+      if (!parse_float(argv[++i], 0, 1, &top_p))
+        return usage_error("--top-p expects a number in [0, 1], not '%s'", v);
+    } else if (!strcmp(a, "--seed") && has) {
+      if (!parse_int(argv[++i], 0, INT64_MAX, &seed))
+        return usage_error("--seed expects a non-negative integer, not '%s'", v);
+    } else if (!strcmp(a, "--segment") && has) {
+      if (!parse_int(argv[++i], 1, 1 << 24, &segment))
+        return usage_error("--segment expects an integer >= 1, not '%s'", v);
+    } else if (!strcmp(a, "--cache") && has) {
+      i++;
+      if (!strcmp(v, "f32")) cache = HSART_CACHE_F32;
+      else if (!strcmp(v, "bf16")) cache = HSART_CACHE_BF16;
+      else if (!strcmp(v, "f16")) cache = HSART_CACHE_F16;
+      else return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown or incomplete option '%s'", a);
+    } else if (file) {
+      return usage_error("more than one input file ('%s')", a);
+    } else {
+      file = a;
+    }
+  }
+  if (!file) return usage_error("%s", "no input file");
+  if (!weights) return usage_error("%s", "no weights: --weights W.safetensors");
+  if (!prompt == !prompt_file)
+    return usage_error("%s", "give exactly one of --prompt TEXT and --prompt-file F");
+  long long plen = 0;
+  char *owned = NULL;
+  if (prompt_file) {
+    owned = read_file(prompt_file, &plen);
+    if (!owned) {
+      fprintf(stderr, "hsac: error: cannot read '%s': %s\n", prompt_file, strerror(errno));
+      return EXIT_INPUT;
+    }
+    prompt = owned;
+  } else {
+    plen = (long long)strlen(prompt);
+  }
+  hsart_error e;
+  hsart_model *m = NULL;
+  hsart_session *s = NULL;
+  int32_t *tokens = NULL;
+  int rc = 0;
+  hsart_status st = hsart_model_load(file, weights, NULL, &m, &e);
+  if (st != HSART_OK) {
+    fprintf(stderr, "%s\n", e.message);
+    rc = exit_for_rt(st);
+    goto done;
+  }
+  if (hsart_model_vocab(m) < 256) {
+    fprintf(stderr, "hsac: error: model '%s' has a vocabulary of %lld; the byte-level "
+            "tokenizer needs at least 256\n", hsart_model_name(m),
+            (long long)hsart_model_vocab(m));
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  progress pr = {0};
+  clock_gettime(CLOCK_MONOTONIC, &pr.start);
+  hsart_session_options so = {.segment = segment, .cache = cache, .progress = show_progress,
+                              .user = &pr};
+  st = hsart_session_create(m, &so, &s, &e);
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", e.message);
+    rc = exit_for_rt(st);
+    goto done;
+  }
+  tokens = malloc((size_t)(plen + 1) * sizeof *tokens);
+  if (!tokens) {
+    fprintf(stderr, "hsac: error: out of memory for a %lld-byte prompt\n", plen);
+    rc = EXIT_NOMEM;
+    goto done;
+  }
+  int64_t n = hsart_tokenize(prompt, plen, tokens, plen);
+  if (n == 0) {
+    fprintf(stderr, "hsac: error: the prompt is empty\n");
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  st = hsart_prefill(s, tokens, n);
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", hsart_session_error(s));
+    rc = exit_for_rt(st);
+    goto done;
+  }
+  hsart_sampler sp = {(float)temperature, (int32_t)top_k, (float)top_p, (uint64_t)seed};
+  for (long long i = 0; i < max_new; i++) {
+    int32_t t;
+    st = hsart_sample(s, &sp, &t);
+    if (st == HSART_OK && t == HSART_TOKEN_EOS) break;
+    if (st == HSART_OK && t < 256) {
+      fputc(t, stdout);
+      fflush(stdout);
+    }
+    if (st == HSART_OK && i + 1 < max_new) st = hsart_decode(s, t);
+    if (st != HSART_OK) {
+      fprintf(stderr, "\nhsac: error: %s\n", hsart_session_error(s));
+      rc = exit_for_rt(st);
+      goto done;
+    }
+  }
+  fputc('\n', stdout);
+done:
+  free(tokens);
+  free(owned);
+  hsart_session_free(s);
+  hsart_model_free(m);
+  return rc;
+}
+
 static int cmd_version(void) {
   char llvm[32], nvrtc[32];
   cg_llvm_version(llvm, sizeof llvm);
@@ -143,6 +401,8 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (!strcmp(cmd, "check")) return cmd_compile(argc - 2, argv + 2, false);
   if (!strcmp(cmd, "ir")) return cmd_compile(argc - 2, argv + 2, true);
+  if (!strcmp(cmd, "init-weights")) return cmd_init_weights(argc - 2, argv + 2);
+  if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
   if (!strcmp(cmd, "params")) {
     if (argc > 2) return usage_error("'params' takes no arguments (got '%s')", argv[2]);
     fe_params_print_markdown(stdout);

@@ -152,6 +152,12 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
                        m->kv_heads);
   b->mem_v[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "v_proj"),
                        m->kv_heads);
+  if (md->store != FE_DT_F32) {
+    /* the cache holds K and V in 16 bits: every reader sees rounded values */
+    ir_attr q = ir_str_attr("dtype", md->store == FE_DT_BF16 ? "bf16" : "f16");
+    b->mem_k[mi] = OPA(IR_QUANTIZE, &q, 1, b->mem_k[mi]);
+    b->mem_v[mi] = OPA(IR_QUANTIZE, &q, 1, b->mem_v[mi]);
+  }
 }
 
 static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
@@ -170,6 +176,7 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
   if (l->offset_kind == FE_OFFSET_FIXED) a[na++] = ir_float_attr("offset", l->offset);
   if (l->offset_kind == FE_OFFSET_LEARNED) {
     ir_value *off = W(b, vec1(1), "%s.%s", prefix, "score_offset");
+    off->def->attrs[off->def->nattrs++] = ir_float_attr("init", l->offset);
     scores = emit(b, IR_LANDMARK_SCORES, 3, IN(q, b->mem_lmk[l->memory], off), na, a);
   } else {
     scores = emit(b, IR_LANDMARK_SCORES, 2, IN(q, b->mem_lmk[l->memory]), na, a);

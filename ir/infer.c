@@ -113,6 +113,13 @@ bool ir_infer(ir_op *op, ir_type *out, char *msg, size_t msgsize) {
     if (!ir_type_eq(T(op, 0), T(op, 1))) FAIL("operands must have the same type");
     r = *T(op, 0);
     break;
+  case IR_QUANTIZE: {
+    const ir_attr *a = ir_get_attr(op, "dtype");
+    if (!a || a->kind != IR_ATTR_STR || (strcmp(a->s, "bf16") && strcmp(a->s, "f16")))
+      FAIL("dtype must be \"bf16\" or \"f16\"");
+    r = *T(op, 0);
+    break;
+  }
   case IR_SIGMOID:
   case IR_STICKBREAK:
   case IR_SOFTMAX:

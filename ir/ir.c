@@ -5,7 +5,7 @@
 #include <string.h>
 
 const ir_opinfo ir_ops[IR_OPCODE_COUNT] = {
-#define X(e, name, minin, maxin, nres, doc) [e] = {name, minin, maxin, nres, doc},
+#define X(e, name, minin, maxin, nres, doc) [e] = {#name, minin, maxin, nres, doc},
 #include "ir/ops.def"
 #undef X
 };
@@ -127,6 +127,13 @@ ir_op *ir_emit(ir_graph *g, ut_diags *d, ir_opcode code, ir_value *const *in,
   }
   for (int i = 0; i < ir_ops[code].results; i++) new_result(g, op, out[i]);
   return op;
+}
+
+int ir_index_values(ir_graph *g) {
+  int n = 0;
+  for (ir_op *op = g->first; op; op = op->next)
+    for (int i = 0; i < op->nout; i++) op->out[i]->index = n++;
+  return n;
 }
 
 int64_t ir_param_count(const ir_graph *g) {

@@ -55,7 +55,8 @@ typedef struct ir_value {
   ir_type type;
   ir_op *def;          /* the op that produces it */
   int result;          /* which of def's results */
-  int id;              /* printing number, assigned by ir_number() */
+  int id;              /* printing number, assigned by ir_print() */
+  int index;           /* 0..n-1 over all values, assigned by ir_index_values() */
 } ir_value;
 
 typedef enum ir_attr_kind { IR_ATTR_INT, IR_ATTR_FLOAT, IR_ATTR_STR } ir_attr_kind;
@@ -128,6 +129,10 @@ bool ir_verify(const ir_graph *g, ut_diags *d);
 
 /* Numbers the values and writes the graph as text. */
 void ir_print(ir_graph *g, FILE *out);
+
+/* Numbers every value (weights and the input included) in graph order;
+ * returns how many there are. */
+int ir_index_values(ir_graph *g);
 
 /* Totals for summaries. */
 int64_t ir_param_count(const ir_graph *g);

@@ -1,14 +1,24 @@
 /* hsa_runtime.h - the public interface of libhsart, the hsac runtime.
  *
- * Every name starts with hsart_.  The library has no global state and never
- * prints or exits: each call returns an hsart_status, and a session keeps
- * the message of its last error.
+ * Every name starts with hsart_.  The library keeps no global state and
+ * never prints or exits: each call returns an hsart_status, and the message
+ * of the last failure is kept in the object it concerns (the session), or in
+ * an hsart_error the caller passes (loading, where no object exists yet).
  *
- * Status of this header: the error model and version query are in place;
- * loading models, weights, sessions, prefill, decode and sampling arrive
- * with the reference interpreter (see the issue "Reference execution"). */
+ * Typical use:
+ *
+ *   hsart_model *m;  hsart_error e;
+ *   if (hsart_model_load("model.hsa", "w.safetensors", NULL, &m, &e)) { ... e.message ... }
+ *   hsart_session *s;
+ *   hsart_session_create(m, NULL, &s, &e);
+ *   hsart_prefill(s, tokens, n, NULL);           // logits of the last token
+ *   for (...) { int32_t t; hsart_sample(s, &sampler, &t); hsart_decode(s, t); }
+ *   hsart_session_free(s);  hsart_model_free(m);
+ */
 #ifndef HSA_RUNTIME_H
 #define HSA_RUNTIME_H
+
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,19 +26,107 @@ extern "C" {
 
 typedef enum hsart_status {
   HSART_OK = 0,
-  HSART_EINVAL,    /* an argument is invalid */
-  HSART_ENOMEM,    /* out of memory */
-  HSART_EIO,       /* a file could not be read or written */
-  HSART_EFORMAT,   /* a file is malformed (weights, compiled model) */
-  HSART_EMISMATCH, /* weights do not match the model */
+  HSART_EINVAL,      /* an argument is invalid (a token outside the vocabulary, ...) */
+  HSART_ENOMEM,      /* out of memory */
+  HSART_EIO,         /* a file could not be read or written */
+  HSART_EFORMAT,     /* a file is malformed (weights, model description) */
+  HSART_EMISMATCH,   /* the weights do not match the model */
   HSART_EUNSUPPORTED,
+  HSART_ECANCELED,   /* a progress callback asked to stop */
 } hsart_status;
+
+/* Where a load or create reports what went wrong. */
+typedef struct hsart_error {
+  hsart_status status;
+  char message[1024];
+} hsart_error;
 
 /* "major.minor.patch" of the runtime library. */
 const char *hsart_version(void);
-
 /* A short, constant description of a status code. */
 const char *hsart_status_string(hsart_status s);
+
+/* ---- models ------------------------------------------------------------ */
+
+typedef struct hsart_model hsart_model;
+
+/* Compiles the model description and binds the weights to it: every tensor
+ * the model needs must be in the file with the right shape (F32, F16 or
+ * BF16; converted to f32), and the file may hold nothing else. */
+hsart_status hsart_model_load(const char *model_path, const char *weights_path,
+                              const void *reserved, hsart_model **out, hsart_error *err);
+void hsart_model_free(hsart_model *m);
+int64_t hsart_model_vocab(const hsart_model *m);
+const char *hsart_model_name(const hsart_model *m);
+
+/* Writes deterministic random weights for a model description: every
+ * matrix N(0, 1/fan_in), norm gains 1, embeddings and learned rows N(0, 1),
+ * learned score offsets at their declared initial value.  The file is
+ * written under a temporary name and renamed into place. */
+hsart_status hsart_init_weights(const char *model_path, const char *out_path,
+                                uint64_t seed, hsart_error *err);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+typedef struct hsart_session hsart_session;
+
+typedef enum hsart_cache_type {
+  HSART_CACHE_F32 = 0,
+  HSART_CACHE_BF16,
+  HSART_CACHE_F16,
+} hsart_cache_type;
+
+/* Called after each prefill segment; return non-zero to stop (the tokens
+ * processed so far stay in the session). */
+typedef int (*hsart_progress_fn)(void *user, int64_t done, int64_t total);
+
+/* Called with the logits of every position a prefill or decode computes. */
+typedef void (*hsart_logits_fn)(void *user, int64_t position, const float *logits,
+                                int64_t vocab);
+
+typedef struct hsart_session_options {
+  int64_t segment;           /* tokens per prefill segment (0: 512) */
+  hsart_cache_type cache;    /* element type of attention caches */
+  hsart_progress_fn progress;
+  hsart_logits_fn on_logits;
+  void *user;                /* passed to the callbacks */
+} hsart_session_options;
+
+hsart_status hsart_session_create(const hsart_model *m, const hsart_session_options *opts,
+                                  hsart_session **out, hsart_error *err);
+void hsart_session_free(hsart_session *s);
+/* Forgets every token; the session can start again. */
+hsart_status hsart_session_reset(hsart_session *s);
+/* The message of the session's last failure ("" if none). */
+const char *hsart_session_error(const hsart_session *s);
+/* Tokens processed so far. */
+int64_t hsart_session_position(const hsart_session *s);
+
+/* Appends n tokens, in segments of opts.segment tokens. */
+hsart_status hsart_prefill(hsart_session *s, const int32_t *tokens, int64_t n);
+/* Appends one token. */
+hsart_status hsart_decode(hsart_session *s, int32_t token);
+/* Logits after the last token (vocab floats), or NULL before any token. */
+const float *hsart_logits(const hsart_session *s);
+
+typedef struct hsart_sampler {
+  float temperature;         /* 0: greedy */
+  int32_t top_k;             /* 0: no limit */
+  float top_p;               /* 0 or 1: no limit */
+  uint64_t seed;
+} hsart_sampler;
+
+/* Draws the next token from the current logits.  Sampling state (the
+ * random stream) lives in the session and is seeded by the first call with
+ * a given seed, so a run is reproducible. */
+hsart_status hsart_sample(hsart_session *s, const hsart_sampler *p, int32_t *token);
+
+/* ---- tokenizer ---------------------------------------------------------- */
+
+/* Byte-level: bytes are tokens 0..255; 256 is BOS, 257 EOS, 258 PAD. */
+enum { HSART_TOKEN_BOS = 256, HSART_TOKEN_EOS = 257, HSART_TOKEN_PAD = 258 };
+/* Writes up to cap tokens for len bytes of text; returns the count. */
+int64_t hsart_tokenize(const char *text, int64_t len, int32_t *tokens, int64_t cap);
 
 #ifdef __cplusplus
 }

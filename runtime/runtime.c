@@ -1,7 +1,40 @@
-/* runtime.c - libhsart: version and error model (see hsa_runtime.h). */
+/* runtime.c - libhsart: models, weights, sessions, sampling, tokenizer.
+ *
+ * A model is a compiled IR graph plus one f32 array per weight.  A session
+ * owns its interpreter state (caches included) and the logits of the last
+ * position; nothing is shared between sessions except the read-only model. */
 #include "runtime/hsa_runtime.h"
 
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "hsac_version.h"
+#include "passes/pipeline.h"
+#include "runtime/interp.h"
+#include "runtime/safetensors.h"
+
+struct hsart_model {
+  hsac_compilation comp;   /* owns the graph */
+  ir_graph *g;
+  int nweights;
+  float **weights;         /* graph order */
+  int64_t vocab;
+};
+
+struct hsart_session {
+  const hsart_model *m;
+  hsart_session_options opt;
+  rt_exec x;
+  int64_t pos;
+  float *logits;           /* after the last token */
+  bool have_logits;
+  uint64_t rng, rng_seed;
+  bool rng_seeded;
+  char err[1024];
+};
 
 const char *hsart_version(void) { return HSAC_VERSION; }
 
@@ -14,6 +47,417 @@ const char *hsart_status_string(hsart_status s) {
   case HSART_EFORMAT: return "malformed file";
   case HSART_EMISMATCH: return "weights do not match the model";
   case HSART_EUNSUPPORTED: return "not supported";
+  case HSART_ECANCELED: return "canceled";
   }
   return "unknown status";
+}
+
+static hsart_status set_err(hsart_error *e, hsart_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static hsart_status set_err(hsart_error *e, hsart_status st, const char *fmt, ...) {
+  if (e) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    e->status = st;
+  }
+  return st;
+}
+
+/* Compiles a model description; diagnostics become the error message. */
+static hsart_status compile(hsac_compilation *c, const char *path, hsart_error *err) {
+  hsac_init(c);
+  hsac_status st = hsac_compile(c, path, NULL, 0, HSAC_STAGE_IR);
+  if (st == HSAC_OK) return HSART_OK;
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  if (f) {
+    ut_diags_render(&c->diags, &c->sources, f);
+    fclose(f);
+  }
+  hsart_status rs = st == HSAC_ENOMEM ? HSART_ENOMEM : HSART_EFORMAT;
+  set_err(err, rs, "%s", buf && buf[0] ? buf : "the model description has errors");
+  free(buf);
+  /* drop a trailing newline */
+  if (err) {
+    size_t l = strlen(err->message);
+    if (l && err->message[l - 1] == '\n') err->message[l - 1] = 0;
+  }
+  hsac_free(c);
+  return rs;
+}
+
+static void shape_str(const int64_t *dims, int rank, char *buf, size_t size) {
+  size_t n = (size_t)snprintf(buf, size, "[");
+  for (int i = 0; i < rank && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? ", " : "", (long long)dims[i]);
+  if (n < size) snprintf(buf + n, size - n, "]");
+}
+
+void hsart_model_free(hsart_model *m) {
+  if (!m) return;
+  if (m->weights)
+    for (int i = 0; i < m->nweights; i++) free(m->weights[i]);
+  free(m->weights);
+  hsac_free(&m->comp);
+  free(m);
+}
+
+hsart_status hsart_model_load(const char *model_path, const char *weights_path,
+                              const void *reserved, hsart_model **out, hsart_error *err) {
+  (void)reserved;
+  *out = NULL;
+  if (err) err->message[0] = 0, err->status = HSART_OK;
+  if (!model_path || !weights_path) return set_err(err, HSART_EINVAL, "no model or weights path");
+  hsart_model *m = calloc(1, sizeof *m);
+  if (!m) return set_err(err, HSART_ENOMEM, "out of memory");
+  hsart_status st = compile(&m->comp, model_path, err);
+  if (st != HSART_OK) {
+    free(m);
+    return st;
+  }
+  m->g = m->comp.graph;
+  m->vocab = m->comp.model->vocab;
+  for (ir_op *op = m->g->first; op; op = op->next) m->nweights += op->code == IR_WEIGHT;
+  m->weights = calloc((size_t)m->nweights + 1, sizeof *m->weights);
+  if (!m->weights) {
+    hsart_model_free(m);
+    return set_err(err, HSART_ENOMEM, "out of memory");
+  }
+  st_file f;
+  char msg[600];
+  st = st_open(weights_path, &f, msg, sizeof msg);
+  if (st != HSART_OK) {
+    hsart_model_free(m);
+    return set_err(err, st, "%s", msg);
+  }
+  /* every tensor the model needs, with its shape */
+  int wi = 0, used = 0;
+  for (ir_op *op = m->g->first; op && st == HSART_OK; op = op->next) {
+    if (op->code != IR_WEIGHT) continue;
+    const ir_type *t = &op->out[0]->type;
+    int64_t want[IR_MAX_RANK];
+    for (int i = 0; i < t->rank; i++) want[i] = t->dims[i].n;
+    char ws[96], hs[96];
+    shape_str(want, t->rank, ws, sizeof ws);
+    const st_tensor *tt = st_find(&f, op->name);
+    if (!tt) {
+      st = set_err(err, HSART_EMISMATCH, "%s: tensor '%s' %s is missing (model '%s')",
+                   weights_path, op->name, ws, m->g->name);
+      break;
+    }
+    used++;
+    bool same = tt->rank == t->rank;
+    for (int i = 0; same && i < t->rank; i++) same = tt->shape[i] == want[i];
+    if (!same) {
+      shape_str(tt->shape, tt->rank, hs, sizeof hs);
+      st = set_err(err, HSART_EMISMATCH, "%s: tensor '%s' has shape %s, the model expects %s",
+                   weights_path, op->name, hs, ws);
+      break;
+    }
+    int64_t n = ir_type_numel(t);
+    float *data = malloc((size_t)n * sizeof *data);
+    if (!data) {
+      st = set_err(err, HSART_ENOMEM, "out of memory for tensor '%s'", op->name);
+      break;
+    }
+    st_to_f32(tt, data);
+    for (int64_t i = 0; i < n; i++)
+      if (!isfinite(data[i])) {
+        st = set_err(err, HSART_EFORMAT, "%s: tensor '%s' holds a non-finite value at "
+                     "element %lld", weights_path, op->name, (long long)i);
+        break;
+      }
+    m->weights[wi++] = data;
+  }
+  if (st == HSART_OK && used != f.ntensors) {
+    for (int i = 0; i < f.ntensors; i++) {
+      bool known = false;
+      for (ir_op *op = m->g->first; op && !known; op = op->next)
+        known = op->code == IR_WEIGHT && !strcmp(op->name, f.tensors[i].name);
+      if (!known) {
+        st = set_err(err, HSART_EMISMATCH, "%s: tensor '%s' is not a weight of model '%s'",
+                     weights_path, f.tensors[i].name, m->g->name);
+        break;
+      }
+    }
+  }
+  st_close(&f);
+  if (st != HSART_OK) {
+    hsart_model_free(m);
+    return st;
+  }
+  *out = m;
+  return HSART_OK;
+}
+
+int64_t hsart_model_vocab(const hsart_model *m) { return m->vocab; }
+const char *hsart_model_name(const hsart_model *m) { return m->g->name; }
+
+/* ---- deterministic random weights ---------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((double)(splitmix(s) >> 11) + 0.5) / 9007199254740992.0; }
+
+static double normal(uint64_t *s) {
+  double u = uniform01(s), v = uniform01(s);
+  return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static uint64_t name_hash(const char *n) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *n; n++) h = (h ^ (unsigned char)*n) * 1099511628211ull;
+  return h;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && !strcmp(s + a - b, suffix);
+}
+
+hsart_status hsart_init_weights(const char *model_path, const char *out_path, uint64_t seed,
+                                hsart_error *err) {
+  if (err) err->message[0] = 0, err->status = HSART_OK;
+  hsac_compilation c;
+  hsart_status st = compile(&c, model_path, err);
+  if (st != HSART_OK) return st;
+  int n = 0;
+  for (ir_op *op = c.graph->first; op; op = op->next) n += op->code == IR_WEIGHT;
+  st_out_tensor *ts = calloc((size_t)n + 1, sizeof *ts);
+  float **bufs = calloc((size_t)n + 1, sizeof *bufs);
+  if (!ts || !bufs) {
+    st = set_err(err, HSART_ENOMEM, "out of memory");
+    goto done;
+  }
+  int i = 0;
+  for (ir_op *op = c.graph->first; op; op = op->next) {
+    if (op->code != IR_WEIGHT) continue;
+    const ir_type *t = &op->out[0]->type;
+    int64_t numel = ir_type_numel(t);
+    float *w = malloc((size_t)numel * sizeof *w);
+    if (!w) {
+      st = set_err(err, HSART_ENOMEM, "out of memory for '%s'", op->name);
+      goto done;
+    }
+    bufs[i] = w;
+    /* each tensor's stream depends only on the seed and its name */
+    uint64_t s = seed ^ name_hash(op->name);
+    const ir_attr *init = ir_get_attr(op, "init");
+    if (init) {
+      for (int64_t k = 0; k < numel; k++) w[k] = (float)init->f;
+    } else if (ends_with(op->name, "norm.weight")) {
+      for (int64_t k = 0; k < numel; k++) w[k] = 1.0f;
+    } else {
+      double sd = t->rank == 2 && strcmp(op->name, "embed.weight")
+                      ? 1.0 / sqrt((double)t->dims[1].n) : 1.0;
+      for (int64_t k = 0; k < numel; k++) w[k] = (float)(sd * normal(&s));
+    }
+    ts[i].name = op->name;
+    ts[i].rank = t->rank;
+    for (int d = 0; d < t->rank; d++) ts[i].shape[d] = t->dims[d].n;
+    ts[i].data = w;
+    i++;
+  }
+  char meta[256], msg[600];
+  snprintf(meta, sizeof meta, "{\"hsac_model\": \"%s\", \"seed\": \"%llu\"}", c.graph->name,
+           (unsigned long long)seed);
+  st = st_write(out_path, ts, n, meta, msg, sizeof msg);
+  if (st != HSART_OK) set_err(err, st, "%s", msg);
+done:
+  if (bufs)
+    for (int k = 0; k < n; k++) free(bufs[k]);
+  free(bufs);
+  free(ts);
+  hsac_free(&c);
+  return st;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static hsart_status sess_err(hsart_session *s, hsart_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static hsart_status sess_err(hsart_session *s, hsart_status st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->err, sizeof s->err, fmt, ap);
+  va_end(ap);
+  return st;
+}
+
+hsart_status hsart_session_create(const hsart_model *m, const hsart_session_options *opts,
+                                  hsart_session **out, hsart_error *err) {
+  *out = NULL;
+  if (err) err->message[0] = 0, err->status = HSART_OK;
+  if (!m) return set_err(err, HSART_EINVAL, "no model");
+  hsart_session *s = calloc(1, sizeof *s);
+  if (!s) return set_err(err, HSART_ENOMEM, "out of memory");
+  s->m = m;
+  if (opts) s->opt = *opts;
+  if (s->opt.segment <= 0) s->opt.segment = 512;
+  if (s->opt.cache > HSART_CACHE_F16) {
+    int bad = (int)s->opt.cache;
+    free(s);
+    return set_err(err, HSART_EINVAL, "unknown cache type %d", bad);
+  }
+  s->logits = malloc((size_t)m->vocab * sizeof *s->logits);
+  char msg[512];
+  rt_quant q = s->opt.cache == HSART_CACHE_BF16 ? RT_Q_BF16
+               : s->opt.cache == HSART_CACHE_F16 ? RT_Q_F16 : RT_Q_F32;
+  hsart_status st = s->logits ? rt_exec_init(&s->x, m->g, (const float *const *)m->weights, q,
+                                             NULL, msg, sizeof msg)
+                              : HSART_ENOMEM;
+  if (st != HSART_OK) {
+    set_err(err, st, "%s", s->logits ? msg : "out of memory");
+    rt_exec_free(&s->x);
+    free(s->logits);
+    free(s);
+    return st;
+  }
+  *out = s;
+  return HSART_OK;
+}
+
+void hsart_session_free(hsart_session *s) {
+  if (!s) return;
+  rt_exec_free(&s->x);
+  free(s->logits);
+  free(s);
+}
+
+hsart_status hsart_session_reset(hsart_session *s) {
+  rt_exec_reset(&s->x);
+  s->pos = 0;
+  s->have_logits = false;
+  s->err[0] = 0;
+  return HSART_OK;
+}
+
+const char *hsart_session_error(const hsart_session *s) { return s->err; }
+int64_t hsart_session_position(const hsart_session *s) { return s->pos; }
+const float *hsart_logits(const hsart_session *s) { return s->have_logits ? s->logits : NULL; }
+
+static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= s->m->vocab)
+      return sess_err(s, HSART_EINVAL, "token %d at input position %lld is outside the "
+                      "vocabulary (0..%lld)", tokens[i], (long long)i,
+                      (long long)s->m->vocab - 1);
+  for (int64_t done = 0; done < n;) {
+    int64_t len = n - done < s->opt.segment ? n - done : s->opt.segment;
+    hsart_status st = rt_exec_segment(&s->x, tokens + done, s->pos, len);
+    if (st != HSART_OK) {
+      /* the caches now hold a partial segment: the session must restart */
+      hsart_session_reset(s);
+      return sess_err(s, st, "%s (the session was reset)", s->x.err);
+    }
+    if (s->opt.on_logits)
+      for (int64_t t = s->pos; t < s->pos + len; t++)
+        s->opt.on_logits(s->opt.user, t, rt_exec_logits(&s->x, t), s->m->vocab);
+    s->pos += len;
+    done += len;
+    memcpy(s->logits, rt_exec_logits(&s->x, s->pos - 1), (size_t)s->m->vocab * sizeof(float));
+    s->have_logits = true;
+    if (s->opt.progress && s->opt.progress(s->opt.user, done, n))
+      return sess_err(s, HSART_ECANCELED, "stopped after %lld of %lld tokens",
+                      (long long)done, (long long)n);
+  }
+  return HSART_OK;
+}
+
+hsart_status hsart_prefill(hsart_session *s, const int32_t *tokens, int64_t n) {
+  s->err[0] = 0;
+  if (n < 0 || (n > 0 && !tokens)) return sess_err(s, HSART_EINVAL, "invalid token array");
+  return run(s, tokens, n);
+}
+
+hsart_status hsart_decode(hsart_session *s, int32_t token) {
+  s->err[0] = 0;
+  hsart_progress_fn p = s->opt.progress;
+  s->opt.progress = NULL;
+  hsart_status st = run(s, &token, 1);
+  s->opt.progress = p;
+  return st;
+}
+
+typedef struct cand {
+  float logit;
+  int32_t id;
+} cand;
+
+static int by_logit(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+hsart_status hsart_sample(hsart_session *s, const hsart_sampler *p, int32_t *token) {
+  s->err[0] = 0;
+  if (!s->have_logits) return sess_err(s, HSART_EINVAL, "no logits yet: prefill first");
+  hsart_sampler d = {0};
+  if (!p) p = &d;
+  if (!(p->temperature >= 0) || p->top_k < 0 || !(p->top_p >= 0 && p->top_p <= 1))
+    return sess_err(s, HSART_EINVAL, "invalid sampler settings");
+  int64_t V = s->m->vocab;
+  if (p->temperature == 0) {
+    int32_t best = 0;
+    for (int64_t i = 1; i < V; i++)
+      if (s->logits[i] > s->logits[best]) best = (int32_t)i;
+    *token = best;
+    return HSART_OK;
+  }
+  if (!s->rng_seeded || s->rng_seed != p->seed) {
+    s->rng = p->seed;
+    s->rng_seed = p->seed;
+    s->rng_seeded = true;
+  }
+  cand *c = malloc((size_t)V * sizeof *c);
+  if (!c) return sess_err(s, HSART_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < V; i++) c[i] = (cand){s->logits[i], (int32_t)i};
+  qsort(c, (size_t)V, sizeof *c, by_logit);
+  int64_t n = p->top_k > 0 && p->top_k < V ? p->top_k : V;
+  double *pr = malloc((size_t)n * sizeof *pr), sum = 0;
+  if (!pr) {
+    free(c);
+    return sess_err(s, HSART_ENOMEM, "out of memory");
+  }
+  for (int64_t i = 0; i < n; i++) sum += pr[i] = exp(((double)c[i].logit - c[0].logit) / p->temperature);
+  if (p->top_p > 0 && p->top_p < 1) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+      acc += pr[i] / sum;
+      if (acc >= p->top_p) {
+        n = i + 1;
+        break;
+      }
+    }
+    sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += pr[i];
+  }
+  double u = uniform01(&s->rng) * sum, acc = 0;
+  int32_t pick = c[n - 1].id;
+  for (int64_t i = 0; i < n; i++) {
+    acc += pr[i];
+    if (u < acc) {
+      pick = c[i].id;
+      break;
+    }
+  }
+  free(pr);
+  free(c);
+  *token = pick;
+  return HSART_OK;
+}
+
+int64_t hsart_tokenize(const char *text, int64_t len, int32_t *tokens, int64_t cap) {
+  int64_t n = len < cap ? len : cap;
+  for (int64_t i = 0; i < n; i++) tokens[i] = (unsigned char)text[i];
+  return n;
 }

@@ -37,6 +37,7 @@ int main(void) {
   if (CU_initialize_registry() != CUE_SUCCESS) return 2;
   tu_add_frontend_suite();
   tu_add_ir_suite();
+  tu_add_runtime_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();
   unsigned failures = CU_get_number_of_failures();

@@ -1,0 +1,328 @@
+/* interp.c - segment-by-segment execution of an IR graph (see interp.h). */
+#include "runtime/interp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/safetensors.h"
+
+enum { RT_PAGE_ROWS = 64 };
+
+int64_t rt_dim_at(ir_dim d, int64_t T) {
+  if (d.div == 0) return d.n;
+  int64_t a = T + d.off;
+  if (a <= 0) return 0;
+  return a / d.div;
+}
+
+rt_val *rt_val_of(rt_exec *x, const ir_value *v) { return &x->vals[v->index]; }
+
+static int64_t inner_elems(const ir_type *t, int64_t T) {
+  int64_t n = 1;
+  for (int i = 1; i < t->rank; i++) n *= rt_dim_at(t->dims[i], T);
+  return n;
+}
+
+static bool has_symbolic_inner(const ir_type *t) {
+  for (int i = 1; i < t->rank; i++)
+    if (t->dims[i].div) return true;
+  return false;
+}
+
+#define ALL (-1)
+
+/* History a consumer needs of input `i` of `op`, in rows of that input. */
+static int64_t needed_history(const ir_op *op, int i) {
+  switch (op->code) {
+  case IR_ATTENTION:
+    if (op->in[0]->type.rank != 3 || i == 0) return 0;
+    return ir_attr_i(op, "window", 0) > 0 ? ir_attr_i(op, "window", 0) - 1 : ALL;
+  case IR_CHUNK: return ir_attr_i(op, "size", 1) - 1;
+  case IR_BLOCK_LANDMARK: return ir_attr_i(op, "block", 1) - 1;
+  case IR_NSA_COMPRESS: return ir_attr_i(op, "block", 1) - 1;
+  case IR_LANDMARK_SCORES: {
+    if (i == 1) return ALL;
+    const ir_attr *per = ir_get_attr(op, "per");
+    if (i == 0 && per && !strcmp(per->s, "chunk")) return ir_attr_i(op, "chunk", 1);
+    return 0;
+  }
+  case IR_CHUNK_ATTENTION: return i == 1 || i == 2 ? ALL : 0;
+  case IR_LANDMARK_ATTENTION: return i >= 1 ? ALL : 0;
+  case IR_MOBA_ATTENTION: return i >= 1 ? ALL : 0;
+  case IR_NSA_ATTENTION: return i >= 1 && i <= 4 ? ALL : 0;
+  default: return 0;
+  }
+}
+
+/* Inputs that hold attention keys and values (cached in kv_quant). */
+static bool is_kv_input(const ir_op *op, int i) {
+  switch (op->code) {
+  case IR_ATTENTION: return op->in[0]->type.rank == 3 && (i == 1 || i == 2);
+  case IR_LANDMARK_ATTENTION:
+  case IR_MOBA_ATTENTION:
+  case IR_NSA_ATTENTION: return i == 1 || i == 2;
+  default: return false;
+  }
+}
+
+hsart_status rt_exec_init(rt_exec *x, const ir_graph *g, const float *const *weights,
+                          rt_quant kv_quant, const rt_quant *memory_quant, char *err,
+                          size_t errsize) {
+  (void)memory_quant;
+  memset(x, 0, sizeof *x);
+  x->g = g;
+  x->nvals = ir_index_values((ir_graph *)g);
+  x->vals = calloc((size_t)x->nvals, sizeof *x->vals);
+  if (!x->vals) {
+    snprintf(err, errsize, "out of memory");
+    return HSART_ENOMEM;
+  }
+  int wi = 0;
+  for (ir_op *op = g->first; op; op = op->next) {
+    for (int i = 0; i < op->nout; i++) {
+      rt_val *v = rt_val_of(x, op->out[i]);
+      v->v = op->out[i];
+      if (op->code == IR_WEIGHT) {
+        v->is_weight = true;
+        v->w = weights[wi++];
+        continue;
+      }
+      const ir_type *t = &op->out[i]->type;
+      v->rows = t->rank > 0 && t->dims[0].div != 0;
+      v->st.hist_r0 = 0;
+      if (op->code == IR_QUANTIZE) {
+        const ir_attr *a = ir_get_attr(op, "dtype");
+        v->st.quant = a && !strcmp(a->s, "f16") ? RT_Q_F16 : RT_Q_BF16;
+      }
+    }
+  }
+  for (ir_op *op = g->first; op; op = op->next) {
+    for (int i = 0; i < op->nin; i++) {
+      rt_val *v = rt_val_of(x, op->in[i]);
+      if (!v->rows) continue;
+      int64_t need = needed_history(op, i);
+      if (need == ALL || v->st.keep == ALL)
+        v->st.keep = need == 0 ? v->st.keep : ALL;
+      else if (need > v->st.keep)
+        v->st.keep = need;
+      if (is_kv_input(op, i) && v->st.quant == RT_Q_F32) v->st.quant = kv_quant;
+    }
+  }
+  for (int i = 0; i < x->nvals; i++) {
+    rt_val *v = &x->vals[i];
+    if (!v->rows) continue;
+    if (v->st.keep != 0 && has_symbolic_inner(&v->v->type)) {
+      snprintf(err, errsize, "internal error: a value with a growing inner axis must be "
+               "kept across segments (%s)", ir_ops[v->v->def->code].name);
+      return HSART_EUNSUPPORTED;
+    }
+    v->st.row_elems = inner_elems(&v->v->type, 0);
+    v->st.page_rows = RT_PAGE_ROWS;
+  }
+  return HSART_OK;
+}
+
+static void store_free(rt_store *s) {
+  free(s->seg);
+  free(s->ring);
+  for (int64_t p = 0; p < s->npages; p++) free(s->pages[p]);
+  free(s->pages);
+  s->seg = NULL;
+  s->ring = NULL;
+  s->pages = NULL;
+  s->npages = 0;
+  s->seg_cap = 0;
+}
+
+void rt_exec_free(rt_exec *x) {
+  if (x->vals)
+    for (int i = 0; i < x->nvals; i++) store_free(&x->vals[i].st);
+  free(x->vals);
+  for (int i = 0; i < 4; i++) free(x->scratch[i]);
+  memset(x, 0, sizeof *x);
+}
+
+void rt_exec_reset(rt_exec *x) {
+  for (int i = 0; i < x->nvals; i++) {
+    rt_store *s = &x->vals[i].st;
+    int64_t keep = s->keep, re = s->row_elems, pr = s->page_rows;
+    rt_quant q = s->quant;
+    store_free(s);
+    memset(s, 0, sizeof *s);
+    s->keep = keep;
+    s->row_elems = re;
+    s->page_rows = pr;
+    s->quant = q;
+  }
+}
+
+static size_t qsize(rt_quant q) { return q == RT_Q_F32 ? 4 : 2; }
+
+static float dequant(rt_quant q, const void *p, int64_t i) {
+  if (q == RT_Q_F32) return ((const float *)p)[i];
+  uint16_t h = ((const uint16_t *)p)[i];
+  return q == RT_Q_BF16 ? st_bf16_to_f32(h) : st_f16_to_f32(h);
+}
+
+static void quant_into(rt_quant q, void *dst, const float *src, int64_t n) {
+  if (q == RT_Q_F32) {
+    memcpy(dst, src, (size_t)n * 4);
+    return;
+  }
+  uint16_t *d = dst;
+  for (int64_t i = 0; i < n; i++)
+    d[i] = q == RT_Q_BF16 ? st_f32_to_bf16(src[i]) : st_f32_to_f16(src[i]);
+}
+
+static float *scratch(rt_exec *x, int slot, size_t n) {
+  if (x->scratch_cap[slot] < n) {
+    float *p = realloc(x->scratch[slot], n * sizeof *p);
+    if (!p) return NULL;
+    x->scratch[slot] = p;
+    x->scratch_cap[slot] = n;
+  }
+  return x->scratch[slot];
+}
+
+const float *rt_row(rt_exec *x, const ir_value *v, int64_t r, int slot) {
+  rt_val *rv = rt_val_of(x, v);
+  rt_store *s = &rv->st;
+  if (!rv->rows) return NULL;
+  if (r >= s->seg_r0 && r < s->seg_r1) return s->seg + (r - s->seg_r0) * s->seg_elems;
+  if (r < s->hist_r0 || r >= s->seg_r0 || s->keep == 0) {
+    snprintf(x->err, sizeof x->err, "internal error: row %lld of a %s result is not "
+             "kept (kept rows %lld..%lld)", (long long)r, ir_ops[v->def->code].name,
+             (long long)s->hist_r0, (long long)s->seg_r1 - 1);
+    return NULL;
+  }
+  const void *src;
+  int64_t off;
+  if (s->keep > 0) {
+    src = s->ring;
+    off = (r % s->keep) * s->row_elems;
+  } else {
+    src = s->pages[r / s->page_rows];
+    off = (r % s->page_rows) * s->row_elems;
+  }
+  if (s->quant == RT_Q_F32) return (const float *)src + off;
+  float *out = scratch(x, slot, (size_t)s->row_elems);
+  if (!out) {
+    snprintf(x->err, sizeof x->err, "out of memory");
+    return NULL;
+  }
+  for (int64_t i = 0; i < s->row_elems; i++) out[i] = dequant(s->quant, src, off + i);
+  return out;
+}
+
+float *rt_out_row(rt_exec *x, const ir_value *v, int64_t r) {
+  rt_store *s = &rt_val_of(x, v)->st;
+  return s->seg + (r - s->seg_r0) * s->seg_elems;
+}
+
+/* Moves the segment's rows into the history the consumers need. */
+static bool flush(rt_exec *x, rt_val *v) {
+  rt_store *s = &v->st;
+  if (s->keep == 0 || s->seg_r1 <= s->seg_r0) return true;
+  size_t rowbytes = (size_t)s->row_elems * qsize(s->quant);
+  if (s->keep > 0) {
+    if (!s->ring) {
+      s->ring = calloc((size_t)s->keep, rowbytes);
+      if (!s->ring) return false;
+    }
+    int64_t from = s->seg_r1 - s->keep > s->seg_r0 ? s->seg_r1 - s->keep : s->seg_r0;
+    for (int64_t r = from; r < s->seg_r1; r++)
+      quant_into(s->quant, (char *)s->ring + (size_t)(r % s->keep) * rowbytes,
+                 s->seg + (r - s->seg_r0) * s->seg_elems, s->row_elems);
+    int64_t lo = s->seg_r1 - s->keep;
+    if (lo > s->hist_r0) s->hist_r0 = lo;
+  } else {
+    int64_t need_pages = (s->seg_r1 + s->page_rows - 1) / s->page_rows;
+    if (need_pages > s->npages) {
+      /* the page table grows; pages themselves never move */
+      void **pt = realloc(s->pages, (size_t)need_pages * sizeof *pt);
+      if (!pt) return false;
+      for (int64_t p = s->npages; p < need_pages; p++) pt[p] = NULL;
+      s->pages = pt;
+      s->npages = need_pages;
+    }
+    for (int64_t r = s->seg_r0; r < s->seg_r1; r++) {
+      int64_t p = r / s->page_rows;
+      if (!s->pages[p]) {
+        s->pages[p] = malloc((size_t)s->page_rows * rowbytes);
+        if (!s->pages[p]) return false;
+      }
+      quant_into(s->quant, (char *)s->pages[p] + (size_t)(r % s->page_rows) * rowbytes,
+                 s->seg + (r - s->seg_r0) * s->seg_elems, s->row_elems);
+    }
+  }
+  (void)x;
+  return true;
+}
+
+static void round_rows(rt_store *s) {
+  int64_t n = (s->seg_r1 - s->seg_r0) * s->seg_elems;
+  for (int64_t i = 0; i < n; i++)
+    s->seg[i] = s->quant == RT_Q_BF16 ? st_bf16_to_f32(st_f32_to_bf16(s->seg[i]))
+                                      : st_f16_to_f32(st_f32_to_f16(s->seg[i]));
+}
+
+hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n) {
+  int64_t t1 = t0 + n;
+  x->t0 = t0;
+  x->t1 = t1;
+  x->tokens = tokens;
+  x->err[0] = 0;
+  /* 1. the new rows of every value */
+  for (int i = 0; i < x->nvals; i++) {
+    rt_val *v = &x->vals[i];
+    if (!v->rows) continue;
+    rt_store *s = &v->st;
+    ir_dim d0 = v->v->type.dims[0];
+    s->seg_r0 = rt_dim_at(d0, t0);
+    s->seg_r1 = rt_dim_at(d0, t1);
+    s->seg_elems = inner_elems(&v->v->type, t1);
+    size_t need = (size_t)(s->seg_r1 - s->seg_r0) * (size_t)s->seg_elems;
+    if (need == 0) need = 1; /* rows of zero elements still need a valid pointer */
+    if (need > s->seg_cap) {
+      float *p = realloc(s->seg, need * sizeof *p);
+      if (!p) {
+        snprintf(x->err, sizeof x->err, "out of memory for %zu activations", need);
+        return HSART_ENOMEM;
+      }
+      s->seg = p;
+      s->seg_cap = need;
+    }
+  }
+  rt_val *in = rt_val_of(x, x->g->input);
+  memcpy(in->st.seg, tokens, (size_t)n * sizeof *tokens);
+  /* 2. every op, in order */
+  for (ir_op *op = x->g->first; op; op = op->next) {
+    if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
+    rt_store *s = &rt_val_of(x, op->out[0])->st;
+    if (rt_val_of(x, op->out[0])->rows && s->seg_r1 <= s->seg_r0) continue;
+    if (!rt_ops[op->code](x, op)) {
+      if (!x->err[0])
+        snprintf(x->err, sizeof x->err, "%s failed", ir_ops[op->code].name);
+      return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
+    }
+    for (int i = 0; i < op->nout; i++) {
+      rt_store *o = &rt_val_of(x, op->out[i])->st;
+      if (o->quant != RT_Q_F32) round_rows(o);
+    }
+  }
+  /* 3. keep what later segments will read */
+  for (int i = 0; i < x->nvals; i++)
+    if (x->vals[i].rows && !flush(x, &x->vals[i])) {
+      snprintf(x->err, sizeof x->err, "out of memory for the caches");
+      return HSART_ENOMEM;
+    }
+  return HSART_OK;
+}
+
+const float *rt_exec_logits(rt_exec *x, int64_t t) {
+  rt_store *s = &rt_val_of(x, x->g->output)->st;
+  if (t < s->seg_r0 || t >= s->seg_r1) return NULL;
+  return s->seg + (t - s->seg_r0) * s->seg_elems;
+}

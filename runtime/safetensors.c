@@ -1,0 +1,352 @@
+/* safetensors.c - reading and writing safetensors files (see safetensors.h).
+ *
+ * Nothing from the file is trusted: the header length is bounded before it
+ * is read, the tensor count before anything is allocated, and each tensor's
+ * offsets must lie inside the data section, match its dtype and shape, and
+ * not overlap another tensor.  The host is assumed little-endian, as the
+ * format's data is. */
+#include "runtime/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const dtype_names[] = {"F32", "F16", "BF16"};
+
+size_t st_dtype_size(st_dtype t) { return t == ST_F32 ? 4 : 2; }
+const char *st_dtype_name(st_dtype t) { return dtype_names[t]; }
+
+#define ERR(status, ...)                       \
+  do {                                         \
+    snprintf(err, errsize, __VA_ARGS__);       \
+    st = status;                               \
+    goto fail;                                 \
+  } while (0)
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
+}
+
+static int by_begin(const void *a, const void *b) {
+  const st_tensor *x = *(st_tensor *const *)a, *y = *(st_tensor *const *)b;
+  return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* A JSON number that is an exact non-negative integer below 2^53. */
+static bool json_uint(const cJSON *j, uint64_t *out) {
+  if (!cJSON_IsNumber(j)) return false;
+  double v = j->valuedouble;
+  if (!(v >= 0) || v > 9007199254740992.0 || v != floor(v)) return false;
+  *out = (uint64_t)v;
+  return true;
+}
+
+void st_close(st_file *f) {
+  if (f->tensors)
+    for (int i = 0; i < f->ntensors; i++) free(f->tensors[i].name);
+  free(f->tensors);
+  if (f->map) munmap(f->map, f->size);
+  memset(f, 0, sizeof *f);
+}
+
+hsart_status st_parse(const void *data, size_t size, const char *name, st_file *f,
+                      char *err, size_t errsize) {
+  hsart_status st = HSART_OK;
+  cJSON *root = NULL;
+  st_tensor **order = NULL;
+  f->tensors = NULL;
+  f->ntensors = 0;
+  const unsigned char *bytes = data;
+  if (size < 8) ERR(HSART_EFORMAT, "%s: too short for a safetensors file (%zu bytes)", name, size);
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; i--) hlen = hlen << 8 | bytes[i];
+  if (hlen > ST_MAX_HEADER)
+    ERR(HSART_EFORMAT, "%s: header length %llu exceeds the limit of %llu bytes", name,
+        (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+  if (hlen > size - 8)
+    ERR(HSART_EFORMAT, "%s: header length %llu runs past the end of the file (%zu bytes): "
+        "truncated?", name, (unsigned long long)hlen, size);
+  const char *hdr = (const char *)bytes + 8;
+  uint64_t dsize = size - 8 - hlen;
+  const unsigned char *dbase = bytes + 8 + hlen;
+  root = cJSON_ParseWithLength(hdr, (size_t)hlen);
+  if (!root) ERR(HSART_EFORMAT, "%s: the header is not valid JSON", name);
+  if (!cJSON_IsObject(root)) ERR(HSART_EFORMAT, "%s: the header is not a JSON object", name);
+  int n = 0;
+  for (cJSON *c = root->child; c; c = c->next) {
+    if (++n > ST_MAX_TENSORS)
+      ERR(HSART_EFORMAT, "%s: more than %d entries in the header", name, ST_MAX_TENSORS);
+  }
+  f->tensors = calloc((size_t)n + 1, sizeof *f->tensors);
+  order = calloc((size_t)n + 1, sizeof *order);
+  if (!f->tensors || !order) ERR(HSART_ENOMEM, "%s: out of memory reading the header", name);
+  for (cJSON *c = root->child; c; c = c->next) {
+    const char *tn = c->string ? c->string : "";
+    if (!strcmp(tn, "__metadata__")) {
+      if (!cJSON_IsObject(c)) ERR(HSART_EFORMAT, "%s: __metadata__ is not an object", name);
+      continue;
+    }
+    st_tensor *t = &f->tensors[f->ntensors];
+    t->name = strdup(tn);
+    if (!t->name) ERR(HSART_ENOMEM, "%s: out of memory", name);
+    f->ntensors++;
+    if (!tn[0]) ERR(HSART_EFORMAT, "%s: a tensor has an empty name", name);
+    if (!cJSON_IsObject(c)) ERR(HSART_EFORMAT, "%s: tensor '%s' is not an object", name, tn);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(c, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(c, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(c, "data_offsets");
+    if (!cJSON_IsString(dt)) ERR(HSART_EFORMAT, "%s: tensor '%s' has no dtype", name, tn);
+    int k = -1;
+    for (int i = 0; i < 3; i++)
+      if (!strcmp(dt->valuestring, dtype_names[i])) k = i;
+    if (k < 0)
+      ERR(HSART_EUNSUPPORTED, "%s: tensor '%s' has dtype %.20s; hsac reads F32, F16 and BF16",
+          name, tn, dt->valuestring);
+    t->dtype = (st_dtype)k;
+    if (!cJSON_IsArray(sh)) ERR(HSART_EFORMAT, "%s: tensor '%s' has no shape", name, tn);
+    int rank = cJSON_GetArraySize(sh);
+    if (rank > ST_MAX_RANK)
+      ERR(HSART_EFORMAT, "%s: tensor '%s' has rank %d (at most %d)", name, tn, rank, ST_MAX_RANK);
+    t->rank = rank;
+    uint64_t numel = 1;
+    for (int i = 0; i < rank; i++) {
+      uint64_t d;
+      if (!json_uint(cJSON_GetArrayItem(sh, i), &d))
+        ERR(HSART_EFORMAT, "%s: tensor '%s' has a shape entry that is not a size", name, tn);
+      t->shape[i] = (int64_t)d;
+      if (__builtin_mul_overflow(numel, d, &numel) || numel > ((uint64_t)1 << 53))
+        ERR(HSART_EFORMAT, "%s: tensor '%s' is impossibly large", name, tn);
+    }
+    uint64_t b, e;
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
+        !json_uint(cJSON_GetArrayItem(off, 0), &b) || !json_uint(cJSON_GetArrayItem(off, 1), &e))
+      ERR(HSART_EFORMAT, "%s: tensor '%s' has no valid data_offsets", name, tn);
+    if (b > e) ERR(HSART_EFORMAT, "%s: tensor '%s' ends before it begins", name, tn);
+    if (e > dsize)
+      ERR(HSART_EFORMAT, "%s: tensor '%s' ends at byte %llu of a %llu-byte data section: "
+          "truncated file?", name, tn, (unsigned long long)e, (unsigned long long)dsize);
+    if (e - b != numel * st_dtype_size(t->dtype))
+      ERR(HSART_EFORMAT, "%s: tensor '%s' has %llu bytes but its dtype and shape need %llu",
+          name, tn, (unsigned long long)(e - b),
+          (unsigned long long)(numel * st_dtype_size(t->dtype)));
+    t->begin = b;
+    t->end = e;
+    t->data = dbase + b;
+    order[f->ntensors - 1] = t;
+  }
+  /* No two tensors may share bytes. */
+  qsort(order, (size_t)f->ntensors, sizeof *order, by_begin);
+  for (int i = 1; i < f->ntensors; i++)
+    if (order[i]->begin < order[i - 1]->end && order[i]->begin < order[i]->end)
+      ERR(HSART_EFORMAT, "%s: tensors '%s' and '%s' overlap", name, order[i - 1]->name,
+          order[i]->name);
+  free(order);
+  order = NULL;
+  qsort(f->tensors, (size_t)f->ntensors, sizeof *f->tensors, by_name);
+  for (int i = 1; i < f->ntensors; i++)
+    if (!strcmp(f->tensors[i].name, f->tensors[i - 1].name))
+      ERR(HSART_EFORMAT, "%s: tensor '%s' appears twice", name, f->tensors[i].name);
+  cJSON_Delete(root);
+  return HSART_OK;
+fail:
+  cJSON_Delete(root);
+  free(order);
+  if (f->tensors)
+    for (int i = 0; i < f->ntensors; i++) free(f->tensors[i].name);
+  free(f->tensors);
+  f->tensors = NULL;
+  f->ntensors = 0;
+  return st;
+}
+
+hsart_status st_open(const char *path, st_file *f, char *err, size_t errsize) {
+  memset(f, 0, sizeof *f);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
+    return HSART_EIO;
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    snprintf(err, errsize, "'%s' is not a regular file", path);
+    close(fd);
+    return HSART_EIO;
+  }
+  size_t size = (size_t)sb.st_size;
+  void *map = NULL;
+  if (size > 0) {
+    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      snprintf(err, errsize, "cannot map '%s': %s", path, strerror(errno));
+      close(fd);
+      return errno == ENOMEM ? HSART_ENOMEM : HSART_EIO;
+    }
+  }
+  close(fd);
+  hsart_status st = st_parse(map ? map : "", size, path, f, err, errsize);
+  if (st != HSART_OK) {
+    if (map) munmap(map, size);
+    return st;
+  }
+  f->map = map;
+  f->size = size;
+  return HSART_OK;
+}
+
+const st_tensor *st_find(const st_file *f, const char *name) {
+  st_tensor key = {.name = (char *)name};
+  return bsearch(&key, f->tensors, (size_t)f->ntensors, sizeof *f->tensors, by_name);
+}
+
+float st_bf16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t st_f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN */
+  u += 0x7fffu + ((u >> 16) & 1);
+  return (uint16_t)(u >> 16);
+}
+
+float st_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  float f;
+  if (exp == 0) {
+    f = ldexpf((float)man, -24);
+  } else if (exp == 31) {
+    f = man ? NAN : INFINITY;
+  } else {
+    f = ldexpf((float)(man | 0x400), (int)exp - 25);
+  }
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  u |= sign;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t st_f32_to_f16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+  float a = fabsf(f);
+  if (isnan(f)) return sign | 0x7e00;
+  if (a >= 65520.0f) return sign | 0x7c00; /* rounds to infinity */
+  if (a < 6.103515625e-05f) {              /* subnormal: multiples of 2^-24 */
+    float q = a * 16777216.0f;
+    uint16_t m = (uint16_t)lrintf(q);      /* round to nearest even */
+    return sign | m;
+  }
+  int e;
+  float m = frexpf(a, &e);                 /* a = m * 2^e, m in [0.5, 1) */
+  uint32_t mant = (uint32_t)lrintf(ldexpf(m, 11)); /* 11 significant bits */
+  if (mant == 2048) {
+    mant = 1024;
+    e++;
+  }
+  uint32_t exp = (uint32_t)(e - 1 + 15);
+  if (exp >= 31) return sign | 0x7c00;
+  return (uint16_t)(sign | exp << 10 | (mant & 0x3ff));
+}
+
+void st_to_f32(const st_tensor *t, float *out) {
+  size_t n = (size_t)((t->end - t->begin) / st_dtype_size(t->dtype));
+  const unsigned char *p = t->data;
+  if (t->dtype == ST_F32) {
+    memcpy(out, p, n * 4);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, p + 2 * i, 2);
+    out[i] = t->dtype == ST_BF16 ? st_bf16_to_f32(h) : st_f16_to_f32(h);
+  }
+}
+
+hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
+                      const char *metadata_json, char *err, size_t errsize) {
+  hsart_status st = HSART_OK;
+  cJSON *root = cJSON_CreateObject();
+  char *json = NULL, *tmp = NULL;
+  FILE *fp = NULL;
+  int fd = -1;
+  if (!root) ERR(HSART_ENOMEM, "out of memory");
+  if (metadata_json) {
+    cJSON *meta = cJSON_Parse(metadata_json);
+    if (!meta) ERR(HSART_EINVAL, "metadata is not valid JSON");
+    cJSON_AddItemToObject(root, "__metadata__", meta);
+  }
+  uint64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    cJSON *t = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
+    if (!t || !shape || !offs) {
+      cJSON_Delete(t);
+      cJSON_Delete(shape);
+      cJSON_Delete(offs);
+      ERR(HSART_ENOMEM, "out of memory");
+    }
+    uint64_t numel = 1;
+    for (int d = 0; d < tensors[i].rank; d++) {
+      numel *= (uint64_t)tensors[i].shape[d];
+      cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)tensors[i].shape[d]));
+    }
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    off += numel * 4;
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddItemToObject(t, "shape", shape);
+    cJSON_AddItemToObject(t, "data_offsets", offs);
+    cJSON_AddItemToObject(root, tensors[i].name, t);
+  }
+  json = cJSON_PrintUnformatted(root);
+  if (!json) ERR(HSART_ENOMEM, "out of memory");
+  size_t jlen = strlen(json), padded = (jlen + 7) & ~(size_t)7;
+  tmp = malloc(strlen(path) + 16);
+  if (!tmp) ERR(HSART_ENOMEM, "out of memory");
+  sprintf(tmp, "%s.tmp-XXXXXX", path);
+  fd = mkstemp(tmp);
+  if (fd < 0) ERR(HSART_EIO, "cannot create a file next to '%s': %s", path, strerror(errno));
+  fp = fdopen(fd, "wb");
+  if (!fp) ERR(HSART_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+  fd = -1;
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(json, 1, jlen, fp) == jlen;
+  for (size_t i = jlen; ok && i < padded; i++) ok = fputc(' ', fp) != EOF;
+  for (int i = 0; ok && i < n; i++) {
+    size_t numel = 1;
+    for (int d = 0; d < tensors[i].rank; d++) numel *= (size_t)tensors[i].shape[d];
+    ok = fwrite(tensors[i].data, 4, numel, fp) == numel;
+  }
+  if (ok) ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+  if (fclose(fp) != 0) ok = false;
+  fp = NULL;
+  if (!ok) ERR(HSART_EIO, "cannot write '%s': %s", path, strerror(errno));
+  if (rename(tmp, path) != 0)
+    ERR(HSART_EIO, "cannot rename the new file to '%s': %s", path, strerror(errno));
+  free(tmp);
+  free(json);
+  cJSON_Delete(root);
+  return HSART_OK;
+fail:
+  if (fp) fclose(fp);
+  if (fd >= 0) close(fd);
+  if (tmp && tmp[0]) unlink(tmp);
+  free(tmp);
+  free(json);
+  cJSON_Delete(root);
+  return st;
+}
