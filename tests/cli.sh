@@ -79,5 +79,11 @@ while read -r name; do
   grep -q "\`$name\`" "$src/docs/language.md" || { echo "docs/language.md lacks \`$name\`"; missing=1; }
 done <"$tmp/names"
 if [ "$missing" -eq 0 ] && [ -s "$tmp/names" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+# Every op of the op table is documented in docs/ir.md.
+missing=0
+for op in $(sed -n 's/^X([A-Z_]*, *\([a-z_]*\),.*/\1/p' "$src/ir/ops.def"); do
+  grep -q "| \`$op\` |" "$src/docs/ir.md" || { echo "docs/ir.md lacks op \`$op\`"; missing=1; }
+done
+if [ "$missing" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
