@@ -13,6 +13,7 @@
 #include "frontend/params.h"
 #include "hsac_version.h"
 #include "passes/pipeline.h"
+#include "passes/plan.h"
 #include "runtime/hsa_runtime.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3, EXIT_INTERNAL = 4 };
@@ -23,7 +24,13 @@ static const char usage_text[] =
     "commands:\n"
     "  check FILE [-v]   validate a model description and print a summary;\n"
     "                    -v also prints the model with every default filled in\n"
-    "  ir FILE           print the model's IR\n"
+    "  ir FILE [--print-after-all | --print-after=PASS] [-O0]\n"
+    "                    print the model's IR after the passes (or after the\n"
+    "                    named ones; -O0: as built, without passes)\n"
+    "  passes            list the passes in the order they run\n"
+    "  plan FILE --context N [--segment N] [--cache f32|bf16]\n"
+    "                    caches, activation memory with buffer reuse, and the\n"
+    "                    work per stage of a request (N: 4096, 64K, 1M, 32M, ...)\n"
     "  init-weights FILE -o OUT [--seed N]\n"
     "                    write deterministic random weights (safetensors) for a model\n"
     "  run FILE --weights W (--prompt TEXT | --prompt-file F) [options]\n"
@@ -93,13 +100,30 @@ static void print_summary(const hsac_compilation *c) {
   printf(", cache %s per token of context + %s fixed\n", pt, fx);
 }
 
+static bool known_pass(const char *name) {
+  const char *const *names, *const *docs;
+  int n = hsac_pass_names(&names, &docs);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], name)) return true;
+  return false;
+}
+
 static int cmd_compile(int argc, char **argv, bool ir) {
   const char *file = NULL;
   bool verbose = false;
+  hsac_options opts = {.stop = HSAC_STAGE_IR, .opt_level = 1};
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
       if (ir) return usage_error("unknown option '%s' for ir", argv[i]);
       verbose = true;
+    } else if (ir && !strcmp(argv[i], "--print-after-all")) {
+      opts.print_after = "all";
+    } else if (ir && !strncmp(argv[i], "--print-after=", 14)) {
+      opts.print_after = argv[i] + 14;
+      if (!known_pass(opts.print_after))
+        return usage_error("unknown pass '%s' (`hsac passes` lists them)", opts.print_after);
+    } else if (ir && !strcmp(argv[i], "-O0")) {
+      opts.opt_level = 0;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return usage_error("unknown option '%s'", argv[i]);
     } else if (file) {
@@ -111,7 +135,20 @@ static int cmd_compile(int argc, char **argv, bool ir) {
   if (!file) return usage_error("%s", "no input file");
   hsac_compilation c;
   hsac_init(&c);
-  hsac_status st = hsac_compile(&c, file, NULL, 0, HSAC_STAGE_IR);
+  if (opts.print_after && !strcmp(opts.print_after, "all")) {
+    /* show the IR as built too, so every pass's effect is visible */
+    hsac_options built = opts;
+    built.opt_level = 0;
+    built.print_after = NULL;
+    hsac_compilation b;
+    hsac_init(&b);
+    if (hsac_compile_opts(&b, file, NULL, 0, &built) == HSAC_OK) {
+      printf("# ---- as built\n");
+      ir_print(b.graph, stdout);
+    }
+    hsac_free(&b);
+  }
+  hsac_status st = hsac_compile_opts(&c, file, NULL, 0, &opts);
   ut_diags_render(&c.diags, &c.sources, stderr);
   if (st == HSAC_ENOMEM) fputs("hsac: error: out of memory\n", stderr);
   if (st == HSAC_EINTERNAL)
@@ -119,7 +156,7 @@ static int cmd_compile(int argc, char **argv, bool ir) {
           stderr);
   if (st == HSAC_OK) {
     if (ir) {
-      ir_print(c.graph, stdout);
+      if (!opts.print_after) ir_print(c.graph, stdout);
     } else {
       print_summary(&c);
       if (verbose) fe_model_print(c.model, stdout);
@@ -384,6 +421,59 @@ done:
   return rc;
 }
 
+/* "4096", "64K", "1M", "32M", "2G" (binary multiples) */
+static bool parse_size(const char *s, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  long long mul = 1;
+  if (*end == 'K' || *end == 'k') mul = 1LL << 10, end++;
+  else if (*end == 'M' || *end == 'm') mul = 1LL << 20, end++;
+  else if (*end == 'G' || *end == 'g') mul = 1LL << 30, end++;
+  if (errno || end == s || *end || v < 1 || v > (1LL << 40) / mul) return false;
+  *out = v * mul;
+  return true;
+}
+
+static int cmd_plan(int argc, char **argv) {
+  const char *file = NULL;
+  long long context = 0, segment = 512;
+  int cache_bytes = 4;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--context") && v) {
+      if (!parse_size(argv[++i], &context))
+        return usage_error("--context expects a size such as 4096, 64K or 32M, not '%s'", v);
+    } else if (!strcmp(a, "--segment") && v) {
+      if (!parse_size(argv[++i], &segment))
+        return usage_error("--segment expects a size, not '%s'", v);
+    } else if (!strcmp(a, "--cache") && v) {
+      i++;
+      if (!strcmp(v, "f32")) cache_bytes = 4;
+      else if (!strcmp(v, "bf16") || !strcmp(v, "f16")) cache_bytes = 2;
+      else return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown or incomplete option '%s'", a);
+    } else if (file) {
+      return usage_error("more than one input file ('%s')", a);
+    } else {
+      file = a;
+    }
+  }
+  if (!file) return usage_error("%s", "no input file");
+  if (!context) return usage_error("%s", "no context: --context N");
+  hsac_compilation c;
+  hsac_init(&c);
+  hsac_status st = hsac_compile(&c, file, NULL, 0, HSAC_STAGE_IR);
+  ut_diags_render(&c.diags, &c.sources, stderr);
+  if (st == HSAC_OK) {
+    hsac_plan_opts po = {.context = context, .segment = segment, .cache_bytes = cache_bytes};
+    if (!hsac_plan(c.graph, c.model, &po, NULL, stdout)) st = HSAC_ENOMEM;
+  }
+  hsac_free(&c);
+  return exit_for(st);
+}
+
 static int cmd_version(void) {
   char llvm[32], nvrtc[32];
   cg_llvm_version(llvm, sizeof llvm);
@@ -403,6 +493,13 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "ir")) return cmd_compile(argc - 2, argv + 2, true);
   if (!strcmp(cmd, "init-weights")) return cmd_init_weights(argc - 2, argv + 2);
   if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+  if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
+  if (!strcmp(cmd, "passes")) {
+    const char *const *names, *const *docs;
+    int n = hsac_pass_names(&names, &docs);
+    for (int i = 0; i < n; i++) printf("%-14s %s\n", names[i], docs[i]);
+    return 0;
+  }
   if (!strcmp(cmd, "params")) {
     if (argc > 2) return usage_error("'params' takes no arguments (got '%s')", argv[2]);
     fe_params_print_markdown(stdout);

@@ -70,13 +70,19 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
   const fe_model *m = b->m;
   ir_value *y = OP(IR_ADD, x, o);
   if (!mlp) return y;
+  /* the MLP half of a stack layer is its own kernel; inside a chunk
+   * encoder everything belongs to the encoder's kernel */
+  const char *saved = b->g->origin;
+  if (strncmp(saved, "memory", 6)) b->g->origin = ut_sprintf(b->g->arena, "%s mlp", prefix);
   ir_value *h = norm(b, y, prefix, "mlp_norm");
   ir_value *gate = proj(b, h, m->mlp_hidden, m->width, prefix, "mlp.gate_proj");
   ir_value *up = proj(b, h, m->mlp_hidden, m->width, prefix, "mlp.up_proj");
   ir_value *act = OP(IR_SILU_MUL, gate, up);
   ir_value *down = proj(b, act, m->width, m->mlp_hidden, prefix, "mlp.down_proj");
   /* bypass: the attention output reaches the stream only through the MLP */
-  return OP(IR_ADD, res == FE_RES_BYPASS ? x : y, down);
+  ir_value *out = OP(IR_ADD, res == FE_RES_BYPASS ? x : y, down);
+  b->g->origin = saved;
+  return out;
 }
 
 /* q, k, v projections of a normalized input h ([..., T, D]). */

@@ -4,6 +4,10 @@
 #include <inttypes.h>
 #include <string.h>
 
+const char *const ir_kernel_kind_names[IR_K_COUNT] = {
+    "embed", "attn_block", "mlp_block", "chunk_encode", "retrieve", "sparse_attention",
+    "block_sparse", "lm_head"};
+
 const ir_opinfo ir_ops[IR_OPCODE_COUNT] = {
 #define X(e, name, minin, maxin, nres, doc) [e] = {#name, minin, maxin, nres, doc},
 #include "ir/ops.def"
@@ -97,6 +101,7 @@ static ir_op *append(ir_graph *g, ir_opcode code) {
 static ir_value *new_result(ir_graph *g, ir_op *op, ir_type t) {
   ir_value *v = ut_alloc(g->arena, sizeof *v);
   v->type = t;
+  v->demand = -1;
   v->def = op;
   v->result = op->nout;
   op->out[op->nout++] = v;

@@ -56,6 +56,9 @@ typedef struct ir_value {
   ir_op *def;          /* the op that produces it */
   int result;          /* which of def's results */
   int id;              /* printing number, assigned by ir_print() */
+  int64_t demand;      /* rows needed for "logits at the last position", in
+                          this value's row space, counted from the end; -1:
+                          all (set by the demand pass; -1 before it) */
   int index;           /* 0..n-1 over all values, assigned by ir_index_values() */
 } ir_value;
 
@@ -82,8 +85,35 @@ struct ir_op {
   const char *name;    /* IR_WEIGHT: the weight's name */
   const char *origin;  /* the layer it came from, e.g. "upper.1 hsa" */
   int pos;             /* position in the graph, set by the verifier */
+  struct ir_kernel *kernel; /* the fused kernel it belongs to (NULL: none) */
   ir_op *next;
 };
+
+/* A fused kernel: a contiguous run of ops that later stages compile as one
+ * unit.  Its reference semantics are its member ops; a kernel may also have
+ * a dedicated reference implementation (retrieve streams over landmarks
+ * with a K-entry top-k instead of scoring every chunk at once). */
+typedef enum ir_kernel_kind {
+  IR_K_EMBED,            /* token embedding */
+  IR_K_ATTN_BLOCK,       /* norm, q/k/v, (windowed) attention, o_proj, residual */
+  IR_K_MLP_BLOCK,        /* norm, SwiGLU, residual */
+  IR_K_CHUNK_ENCODE,     /* encoder over S(+1) rows, K/V projections, landmark */
+  IR_K_RETRIEVE,         /* retrieval query, scores, mask, streaming top-k, weights */
+  IR_K_SPARSE_ATTENTION, /* gather + per-chunk softmax(+n) + merge, o_proj, residual */
+  IR_K_BLOCK_SPARSE,     /* Landmark Attention, MoBA, NSA blocks */
+  IR_K_LM_HEAD,          /* final norm and LM head */
+  IR_K_COUNT
+} ir_kernel_kind;
+
+extern const char *const ir_kernel_kind_names[IR_K_COUNT];
+
+typedef struct ir_kernel {
+  const char *name;      /* e.g. "upper.1.sparse_attention" */
+  ir_kernel_kind kind;
+  ir_op *first, *last;   /* its ops, contiguous in the graph (weights excluded) */
+  int nops;
+  struct ir_kernel *next;
+} ir_kernel;
 
 typedef struct ir_graph {
   ut_arena *arena;
@@ -93,6 +123,9 @@ typedef struct ir_graph {
   ir_value *output;    /* logits */
   int nops;
   const char *origin;  /* stamped on ops as they are appended */
+  ir_kernel *kernels;  /* after fusion, in order (NULL before) */
+  int nkernels;
+  bool demand_done;    /* the demand pass has set value demands */
 } ir_graph;
 
 ir_graph *ir_graph_new(ut_arena *arena, const char *name);
@@ -129,6 +162,18 @@ bool ir_verify(const ir_graph *g, ut_diags *d);
 
 /* Numbers the values and writes the graph as text. */
 void ir_print(ir_graph *g, FILE *out);
+
+/* Edits (rewrite.c): redirect every use of a value (returns how many), and
+ * unlink an op (its results must be unused). */
+int ir_replace_uses(ir_graph *g, const ir_value *from, ir_value *to);
+void ir_remove_op(ir_graph *g, ir_op *op);
+
+/* Row dependences (deps.c).  IR_ALL_ROWS stands for "every row". */
+#define IR_ALL_ROWS ((int64_t)-1)
+/* Rows of input i from before the current segment that op reads. */
+int64_t ir_history_rows(const ir_op *op, int i);
+/* Last rows of input i needed when the last out_rows rows of op's output are. */
+int64_t ir_input_demand(const ir_op *op, int i, int64_t out_rows);
 
 /* Numbers every value (weights and the input included) in graph order;
  * returns how many there are. */

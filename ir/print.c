@@ -51,11 +51,18 @@ void ir_print(ir_graph *g, FILE *out) {
   const char *origin = NULL;
   for (ir_op *op = g->first; op; op = op->next) {
     if (op->code == IR_WEIGHT || op->code == IR_INPUT) continue;
-    if (op->origin && (!origin || strcmp(origin, op->origin))) {
+    const char *indent = "  ";
+    if (op->kernel) {
+      /* after fusion: each kernel is a block headed by its name and kind */
+      indent = "    ";
+      if (op == op->kernel->first)
+        fprintf(out, "  kernel @%s : %s {\n", op->kernel->name,
+                ir_kernel_kind_names[op->kernel->kind]);
+    } else if (op->origin && (!origin || strcmp(origin, op->origin))) {
       fprintf(out, "  # %s\n", op->origin);
       origin = op->origin;
     }
-    fputs("  ", out);
+    fputs(indent, out);
     for (int i = 0; i < op->nout; i++) {
       fprintf(out, "%s", i ? ", " : "");
       print_ref(op->out[i], out);
@@ -82,8 +89,13 @@ void ir_print(ir_graph *g, FILE *out) {
         if (i) fputs(", ", out);
         ir_type_print(&op->out[i]->type, out);
       }
+      /* after the demand pass: the rows needed for the last position */
+      int64_t dm = op->out[0]->demand;
+      if (g->demand_done && op->out[0]->type.rank > 0 && op->out[0]->type.dims[0].div)
+        fprintf(out, dm == IR_ALL_ROWS ? "  # all rows" : "  # last %" PRId64 " rows", dm);
     }
     fputc('\n', out);
+    if (op->kernel && op == op->kernel->last) fputs("  }\n", out);
   }
   fputs("}\n", out);
 }

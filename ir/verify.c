@@ -74,6 +74,24 @@ bool ir_verify(const ir_graph *g, ut_diags *d) {
         ut_error(d, ut_noloc, "verifier: result %d of %s in %s has a type its inputs do not "
                  "give", i, info->name, where);
   }
+  /* kernels: every computing op in exactly one, each a contiguous run */
+  if (g->kernels) {
+    for (ir_kernel *k = g->kernels; k; k = k->next) {
+      bool inside = false, closed = false;
+      for (ir_op *op = g->first; op; op = op->next) {
+        if (op == k->first) inside = true;
+        if (inside && !closed && op->code != IR_WEIGHT && op->kernel != k)
+          ut_error(d, ut_noloc, "verifier: kernel %s is not contiguous", k->name);
+        if (op == k->last) closed = true;
+        if (closed) break;
+      }
+      if (!inside || !closed) ut_error(d, ut_noloc, "verifier: kernel %s is not in the graph", k->name);
+    }
+    for (ir_op *op = g->first; op; op = op->next)
+      if (op->code != IR_WEIGHT && op->code != IR_INPUT && op->code != IR_RETURN && !op->kernel)
+        ut_error(d, ut_noloc, "verifier: %s (%s) belongs to no kernel", ir_ops[op->code].name,
+                 op->origin ? op->origin : "?");
+  }
   if (ninputs != 1) ut_error(d, ut_noloc, "verifier: the graph has %d inputs, expected 1", ninputs);
   if (nreturns != 1)
     ut_error(d, ut_noloc, "verifier: the graph has %d returns, expected 1", nreturns);

@@ -24,6 +24,14 @@ typedef enum hsac_stage {
   HSAC_STAGE_IR,     /* build, verify and run the passes (the default) */
 } hsac_stage;
 
+/* How far to go and what to show on the way. */
+typedef struct hsac_options {
+  hsac_stage stop;
+  int opt_level;          /* 0: the IR as built, no passes; 1: every pass */
+  const char *print_after;/* a pass name, or "all": print the IR after it */
+  FILE *print_to;         /* where (stdout if NULL) */
+} hsac_options;
+
 typedef struct hsac_compilation {
   ut_arena arena;       /* owns everything below */
   ut_sources sources;   /* every file read */
@@ -41,6 +49,11 @@ void hsac_free(hsac_compilation *c);
  * render; nothing is printed. */
 hsac_status hsac_compile(hsac_compilation *c, const char *path, const char *text,
                          long len, hsac_stage stop);
+hsac_status hsac_compile_opts(hsac_compilation *c, const char *path, const char *text,
+                              long len, const hsac_options *opts);
+
+/* The passes, in the order they run: names[i] for i < n. */
+int hsac_pass_names(const char *const **names, const char *const **docs);
 
 /* Bytes of cache a session needs: per token of context, and fixed (sliding
  * windows), for the model's attention layers and chunk memories. */

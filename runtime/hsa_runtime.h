@@ -50,11 +50,18 @@ const char *hsart_status_string(hsart_status s);
 
 typedef struct hsart_model hsart_model;
 
+typedef struct hsart_model_options {
+  int opt_level;   /* 1 (default): every pass, fused kernels; 0: the IR as
+                      built, op by op (the unfused reference) */
+} hsart_model_options;
+
 /* Compiles the model description and binds the weights to it: every tensor
  * the model needs must be in the file with the right shape (F32, F16 or
- * BF16; converted to f32), and the file may hold nothing else. */
+ * BF16; converted to f32), and the file may hold nothing else.  opts may be
+ * NULL. */
 hsart_status hsart_model_load(const char *model_path, const char *weights_path,
-                              const void *reserved, hsart_model **out, hsart_error *err);
+                              const hsart_model_options *opts, hsart_model **out,
+                              hsart_error *err);
 void hsart_model_free(hsart_model *m);
 int64_t hsart_model_vocab(const hsart_model *m);
 const char *hsart_model_name(const hsart_model *m);
@@ -87,6 +94,9 @@ typedef void (*hsart_logits_fn)(void *user, int64_t position, const float *logit
 typedef struct hsart_session_options {
   int64_t segment;           /* tokens per prefill segment (0: 512) */
   hsart_cache_type cache;    /* element type of attention caches */
+  int all_positions;         /* compute every position of a prefill, not only
+                                what the last position's logits need (implied
+                                by on_logits) */
   hsart_progress_fn progress;
   hsart_logits_fn on_logits;
   void *user;                /* passed to the callbacks */

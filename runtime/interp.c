@@ -31,30 +31,7 @@ static bool has_symbolic_inner(const ir_type *t) {
   return false;
 }
 
-#define ALL (-1)
-
-/* History a consumer needs of input `i` of `op`, in rows of that input. */
-static int64_t needed_history(const ir_op *op, int i) {
-  switch (op->code) {
-  case IR_ATTENTION:
-    if (op->in[0]->type.rank != 3 || i == 0) return 0;
-    return ir_attr_i(op, "window", 0) > 0 ? ir_attr_i(op, "window", 0) - 1 : ALL;
-  case IR_CHUNK: return ir_attr_i(op, "size", 1) - 1;
-  case IR_BLOCK_LANDMARK: return ir_attr_i(op, "block", 1) - 1;
-  case IR_NSA_COMPRESS: return ir_attr_i(op, "block", 1) - 1;
-  case IR_LANDMARK_SCORES: {
-    if (i == 1) return ALL;
-    const ir_attr *per = ir_get_attr(op, "per");
-    if (i == 0 && per && !strcmp(per->s, "chunk")) return ir_attr_i(op, "chunk", 1);
-    return 0;
-  }
-  case IR_CHUNK_ATTENTION: return i == 1 || i == 2 ? ALL : 0;
-  case IR_LANDMARK_ATTENTION: return i >= 1 ? ALL : 0;
-  case IR_MOBA_ATTENTION: return i >= 1 ? ALL : 0;
-  case IR_NSA_ATTENTION: return i >= 1 && i <= 4 ? ALL : 0;
-  default: return 0;
-  }
-}
+#define ALL IR_ALL_ROWS
 
 /* Inputs that hold attention keys and values (cached in kv_quant). */
 static bool is_kv_input(const ir_op *op, int i) {
@@ -102,13 +79,25 @@ hsart_status rt_exec_init(rt_exec *x, const ir_graph *g, const float *const *wei
     for (int i = 0; i < op->nin; i++) {
       rt_val *v = rt_val_of(x, op->in[i]);
       if (!v->rows) continue;
-      int64_t need = needed_history(op, i);
+      int64_t need = ir_history_rows(op, i);
       if (need == ALL || v->st.keep == ALL)
         v->st.keep = need == 0 ? v->st.keep : ALL;
       else if (need > v->st.keep)
         v->st.keep = need;
       if (is_kv_input(op, i) && v->st.quant == RT_Q_F32) v->st.quant = kv_quant;
     }
+  }
+  /* fused retrieve kernels stream their scores into top-k */
+  for (ir_op *op = g->first; op; op = op->next) {
+    if (op->code != IR_TOPK || !op->kernel || op->kernel->kind != IR_K_RETRIEVE) continue;
+    ir_op *sc = op->in[0]->def;
+    if (sc->code != IR_LANDMARK_SCORES || sc->kernel != op->kernel) continue;
+    int uses = 0;
+    for (ir_op *o = g->first; o; o = o->next)
+      for (int i = 0; i < o->nin; i++) uses += o->in[i] == sc->out[0];
+    if (uses != 1) continue;
+    rt_val_of(x, sc->out[0])->virt = true;
+    rt_val_of(x, op->out[0])->stream = sc;
   }
   for (int i = 0; i < x->nvals; i++) {
     rt_val *v = &x->vals[i];
@@ -150,7 +139,7 @@ void rt_exec_reset(rt_exec *x) {
     int64_t keep = s->keep, re = s->row_elems, pr = s->page_rows;
     rt_quant q = s->quant;
     store_free(s);
-    memset(s, 0, sizeof *s);
+    memset(s, 0, sizeof *s); /* valid_r0 and comp_r0 start over too */
     s->keep = keep;
     s->row_elems = re;
     s->page_rows = pr;
@@ -190,6 +179,11 @@ const float *rt_row(rt_exec *x, const ir_value *v, int64_t r, int slot) {
   rt_val *rv = rt_val_of(x, v);
   rt_store *s = &rv->st;
   if (!rv->rows) return NULL;
+  if (r < s->valid_r0 || (r >= s->seg_r0 && r < s->comp_r0)) {
+    snprintf(x->err, sizeof x->err, "internal error: row %lld of a %s result was skipped "
+             "by demand analysis but is read", (long long)r, ir_ops[v->def->code].name);
+    return NULL;
+  }
   if (r >= s->seg_r0 && r < s->seg_r1) return s->seg + (r - s->seg_r0) * s->seg_elems;
   if (r < s->hist_r0 || r >= s->seg_r0 || s->keep == 0) {
     snprintf(x->err, sizeof x->err, "internal error: row %lld of a %s result is not "
@@ -269,6 +263,11 @@ static void round_rows(rt_store *s) {
 }
 
 hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n) {
+  return rt_exec_prefill(x, tokens, t0, n, -1);
+}
+
+hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
+                             int64_t final) {
   int64_t t1 = t0 + n;
   x->t0 = t0;
   x->t1 = t1;
@@ -282,8 +281,19 @@ hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int6
     ir_dim d0 = v->v->type.dims[0];
     s->seg_r0 = rt_dim_at(d0, t0);
     s->seg_r1 = rt_dim_at(d0, t1);
+    s->comp_r0 = s->seg_r0;
+    if (final >= 0 && x->g->demand_done && v->v->demand != IR_ALL_ROWS) {
+      int64_t first = rt_dim_at(d0, final) - v->v->demand;
+      if (first > s->comp_r0) {
+        /* rows before `first` are never read again: remember, to catch a
+         * read of one as the bug it would be */
+        s->comp_r0 = first < s->seg_r1 ? first : s->seg_r1;
+        if (s->comp_r0 > s->valid_r0) s->valid_r0 = s->comp_r0;
+      }
+    }
     s->seg_elems = inner_elems(&v->v->type, t1);
     size_t need = (size_t)(s->seg_r1 - s->seg_r0) * (size_t)s->seg_elems;
+    if (v->virt) need = 0; /* computed through, never stored */
     if (need == 0) need = 1; /* rows of zero elements still need a valid pointer */
     if (need > s->seg_cap) {
       float *p = realloc(s->seg, need * sizeof *p);
@@ -300,9 +310,12 @@ hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int6
   /* 2. every op, in order */
   for (ir_op *op = x->g->first; op; op = op->next) {
     if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
-    rt_store *s = &rt_val_of(x, op->out[0])->st;
-    if (rt_val_of(x, op->out[0])->rows && s->seg_r1 <= s->seg_r0) continue;
-    if (!rt_ops[op->code](x, op)) {
+    rt_val *ov = rt_val_of(x, op->out[0]);
+    rt_store *s = &ov->st;
+    if (ov->virt) continue;
+    if (ov->rows && s->seg_r1 <= s->comp_r0) continue;
+    bool ok = ov->stream ? rt_stream_topk(x, ov->stream, op) : rt_ops[op->code](x, op);
+    if (!ok) {
       if (!x->err[0])
         snprintf(x->err, sizeof x->err, "%s failed", ir_ops[op->code].name);
       return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;

@@ -31,6 +31,8 @@ typedef struct rt_store {
   int64_t seg_elems;     /* floats per row in this segment */
   /* history: rows [hist_r0, seg_r0) */
   int64_t keep;          /* rows of history kept: 0, a count, or -1 (all) */
+  int64_t comp_r0;       /* first row the current segment computes (demand) */
+  int64_t valid_r0;      /* rows below this were skipped by demand: never read */
   int64_t hist_r0;
   rt_quant quant;        /* element type of the history (and of the values) */
   int64_t row_elems;     /* floats per row (history needs a fixed row size) */
@@ -46,6 +48,9 @@ typedef struct rt_val {
   bool is_weight;
   const float *w;        /* weights: their f32 data */
   bool rows;             /* has a growing first axis */
+  bool virt;             /* never stored: a fused kernel computes through it
+                            (the score matrix of a streaming retrieve) */
+  const ir_op *stream;   /* topk results: the landmark_scores op to stream */
   rt_store st;
 } rt_val;
 
@@ -82,7 +87,13 @@ void rt_exec_free(rt_exec *x);
 void rt_exec_reset(rt_exec *x);
 
 /* Runs tokens [t0, t0 + n).  Afterwards the output value's segment rows
- * hold the logits of those positions (see rt_exec_logits). */
+ * hold the logits of those positions (see rt_exec_logits).  With final >= 0
+ * (a prefill that ends at token `final` and wants only its last logits) and
+ * a graph with demands, each value computes only the rows the demand
+ * analysis says are needed. */
+hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
+                             int64_t final);
+/* Every row of every value (no demand). */
 hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n);
 /* Logits row of position t, valid after the segment that computed it. */
 const float *rt_exec_logits(rt_exec *x, int64_t t);
@@ -93,6 +104,10 @@ const float *rt_exec_logits(rt_exec *x, int64_t t);
 const float *rt_row(rt_exec *x, const ir_value *v, int64_t r, int slot);
 float *rt_out_row(rt_exec *x, const ir_value *v, int64_t r);
 rt_val *rt_val_of(rt_exec *x, const ir_value *v);
+
+/* The streaming reference of a retrieve kernel: top-k over the landmarks,
+ * scored on the fly with a K-entry list per query (ref_ops.c). */
+bool rt_stream_topk(rt_exec *x, const ir_op *scores, const ir_op *topk);
 
 /* The op table: rt_ops[code] is the reference function of that op. */
 extern const rt_op_fn rt_ops[IR_OPCODE_COUNT];

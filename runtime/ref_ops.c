@@ -31,7 +31,9 @@ static bool fail(rt_exec *x, const char *msg) {
 
 static const float *W(rt_exec *x, const ir_value *v) { return rt_val_of(x, v)->w; }
 
-static int64_t seg0(rt_exec *x, const ir_value *v) { return rt_val_of(x, v)->st.seg_r0; }
+/* The first output row the op computes this segment (later than the
+ * segment's first row when demand analysis says earlier ones are unused). */
+static int64_t seg0(rt_exec *x, const ir_value *v) { return rt_val_of(x, v)->st.comp_r0; }
 static int64_t seg1(rt_exec *x, const ir_value *v) { return rt_val_of(x, v)->st.seg_r1; }
 static int64_t elems(rt_exec *x, const ir_value *v) { return rt_val_of(x, v)->st.seg_elems; }
 
@@ -376,6 +378,79 @@ bool rt_op_topk(rt_exec *x, const ir_op *op) {
   free(idx);
   free(val);
   return true;
+}
+
+/* The fused retrieve kernel: the same scores and the same top-k as
+ * landmark_scores followed by topk, but each query streams over the
+ * landmarks keeping a K-entry list, so no [L, G, C] score matrix exists. */
+bool rt_stream_topk(rt_exec *x, const ir_op *sc, const ir_op *op) {
+  const ir_value *q = IN(sc, 0), *lmk = IN(sc, 1);
+  int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
+  int64_t G = DIM(q, 1), dr = DIM(q, 2), K = ir_attr_i(op, "k", 1);
+  int64_t C = rt_dim_at(lmk->type.dims[0], x->t1);
+  const ir_attr *per = ir_get_attr(sc, "per");
+  bool per_chunk = per && !strcmp(per->s, "chunk");
+  const ir_attr *fixed = ir_get_attr(sc, "offset");
+  double off = fixed ? fixed->f : 0;
+  if (sc->nin == 3) off += W(x, IN(sc, 2))[0];
+  double scale = 1.0 / sqrt((double)dr);
+  int64_t *idx = malloc((size_t)(G * K) * sizeof *idx);
+  float *val = malloc((size_t)(G * K) * sizeof *val);
+  int64_t *cnt = malloc((size_t)G * sizeof *cnt);
+  bool ok = idx && val && cnt;
+  if (!ok) fail(x, "out of memory");
+  for (int64_t t = seg0(x, op->out[0]); ok && t < seg1(x, op->out[0]); t++) {
+    int64_t own = t / S, tq = per_chunk ? own * S - 1 : t;
+    for (int64_t g = 0; g < G; g++) cnt[g] = 0;
+    const float *qr = own > 0 ? rt_row(x, q, tq, 0) : NULL;
+    if (own > 0 && !qr) { ok = false; break; }
+    for (int64_t i = 0; i < own && i < C; i++) {
+      if (X > 0 && i * S > tq - X) continue;
+      const float *l = rt_row(x, lmk, i, 1);
+      if (!l) { ok = false; break; }
+      for (int64_t g = 0; g < G; g++) {
+        float v = (float)(dot(qr + g * dr, l, dr) * scale + off);
+        int64_t *gi = idx + g * K;
+        float *gv = val + g * K;
+        if (isnan(v) || (cnt[g] == K && !(v > gv[K - 1]))) continue;
+        int64_t p = cnt[g] < K ? cnt[g]++ : K - 1;
+        while (p > 0 && v > gv[p - 1]) {
+          gv[p] = gv[p - 1];
+          gi[p] = gi[p - 1];
+          p--;
+        }
+        gv[p] = v;
+        gi[p] = i;
+      }
+    }
+    if (!ok) break;
+    int32_t *oi = (int32_t *)rt_out_row(x, op->out[0], t);
+    float *ov = rt_out_row(x, op->out[1], t);
+    for (int64_t g = 0; g < G; g++) {
+      int64_t *gi = idx + g * K;
+      float *gv = val + g * K;
+      /* most recent first */
+      for (int64_t a = 1; a < cnt[g]; a++) {
+        int64_t ia = gi[a], b = a;
+        float va = gv[a];
+        while (b > 0 && gi[b - 1] < ia) {
+          gi[b] = gi[b - 1];
+          gv[b] = gv[b - 1];
+          b--;
+        }
+        gi[b] = ia;
+        gv[b] = va;
+      }
+      for (int64_t k = 0; k < K; k++) {
+        oi[g * K + k] = k < cnt[g] ? (int32_t)gi[k] : -1;
+        ov[g * K + k] = k < cnt[g] ? gv[k] : NEG_INF;
+      }
+    }
+  }
+  free(idx);
+  free(val);
+  free(cnt);
+  return ok;
 }
 
 static double softplus(double s) { return s > 30 ? s : log1p(exp(s)); }

@@ -66,9 +66,11 @@ static hsart_status set_err(hsart_error *e, hsart_status st, const char *fmt, ..
 }
 
 /* Compiles a model description; diagnostics become the error message. */
-static hsart_status compile(hsac_compilation *c, const char *path, hsart_error *err) {
+static hsart_status compile(hsac_compilation *c, const char *path, int opt_level,
+                            hsart_error *err) {
   hsac_init(c);
-  hsac_status st = hsac_compile(c, path, NULL, 0, HSAC_STAGE_IR);
+  hsac_options o = {.stop = HSAC_STAGE_IR, .opt_level = opt_level};
+  hsac_status st = hsac_compile_opts(c, path, NULL, 0, &o);
   if (st == HSAC_OK) return HSART_OK;
   char *buf = NULL;
   size_t n = 0;
@@ -106,14 +108,15 @@ void hsart_model_free(hsart_model *m) {
 }
 
 hsart_status hsart_model_load(const char *model_path, const char *weights_path,
-                              const void *reserved, hsart_model **out, hsart_error *err) {
-  (void)reserved;
+                              const hsart_model_options *opts, hsart_model **out,
+                              hsart_error *err) {
+  int opt_level = opts ? opts->opt_level : 1;
   *out = NULL;
   if (err) err->message[0] = 0, err->status = HSART_OK;
   if (!model_path || !weights_path) return set_err(err, HSART_EINVAL, "no model or weights path");
   hsart_model *m = calloc(1, sizeof *m);
   if (!m) return set_err(err, HSART_ENOMEM, "out of memory");
-  hsart_status st = compile(&m->comp, model_path, err);
+  hsart_status st = compile(&m->comp, model_path, opt_level, err);
   if (st != HSART_OK) {
     free(m);
     return st;
@@ -227,7 +230,7 @@ hsart_status hsart_init_weights(const char *model_path, const char *out_path, ui
                                 hsart_error *err) {
   if (err) err->message[0] = 0, err->status = HSART_OK;
   hsac_compilation c;
-  hsart_status st = compile(&c, model_path, err);
+  hsart_status st = compile(&c, model_path, 1, err);
   if (st != HSART_OK) return st;
   int n = 0;
   for (ir_op *op = c.graph->first; op; op = op->next) n += op->code == IR_WEIGHT;
@@ -344,7 +347,7 @@ const char *hsart_session_error(const hsart_session *s) { return s->err; }
 int64_t hsart_session_position(const hsart_session *s) { return s->pos; }
 const float *hsart_logits(const hsart_session *s) { return s->have_logits ? s->logits : NULL; }
 
-static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n) {
+static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n, bool demand) {
   for (int64_t i = 0; i < n; i++)
     if (tokens[i] < 0 || tokens[i] >= s->m->vocab)
       return sess_err(s, HSART_EINVAL, "token %d at input position %lld is outside the "
@@ -352,7 +355,9 @@ static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n) {
                       (long long)s->m->vocab - 1);
   for (int64_t done = 0; done < n;) {
     int64_t len = n - done < s->opt.segment ? n - done : s->opt.segment;
-    hsart_status st = rt_exec_segment(&s->x, tokens + done, s->pos, len);
+    /* for a prefill, compute only what the last position's logits need */
+    int64_t final = demand && !s->opt.on_logits && !s->opt.all_positions ? s->pos + (n - done) : -1;
+    hsart_status st = rt_exec_prefill(&s->x, tokens + done, s->pos, len, final);
     if (st != HSART_OK) {
       /* the caches now hold a partial segment: the session must restart */
       hsart_session_reset(s);
@@ -375,14 +380,14 @@ static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n) {
 hsart_status hsart_prefill(hsart_session *s, const int32_t *tokens, int64_t n) {
   s->err[0] = 0;
   if (n < 0 || (n > 0 && !tokens)) return sess_err(s, HSART_EINVAL, "invalid token array");
-  return run(s, tokens, n);
+  return run(s, tokens, n, true);
 }
 
 hsart_status hsart_decode(hsart_session *s, int32_t token) {
   s->err[0] = 0;
   hsart_progress_fn p = s->opt.progress;
   s->opt.progress = NULL;
-  hsart_status st = run(s, &token, 1);
+  hsart_status st = run(s, &token, 1, false);
   s->opt.progress = p;
   return st;
 }
