@@ -130,7 +130,7 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
     return set_err(err, HSART_ENOMEM, "out of memory");
   }
   st_file f;
-  char msg[600];
+  char msg[1024];
   st = st_open(weights_path, &f, msg, sizeof msg);
   if (st != HSART_OK) {
     hsart_model_free(m);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const dtype_names[] = {"F32", "F16", "BF16"};
@@ -30,6 +31,19 @@ const char *st_dtype_name(st_dtype t) { return dtype_names[t]; }
     st = status;                               \
     goto fail;                                 \
   } while (0)
+
+void st_printable(const char *s, char *out, size_t n) {
+  size_t k = 0;
+  for (; *s && k + 5 < n; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out[k++] = (char)c;
+    else
+      k += (size_t)snprintf(out + k, n - k, "\\x%02x", c);
+  }
+  if (*s && k + 4 <= n) memcpy(out + k, "...", 3), k += 3;
+  out[k] = 0;
+}
 
 static int by_name(const void *a, const void *b) {
   return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
@@ -77,8 +91,14 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
   const char *hdr = (const char *)bytes + 8;
   uint64_t dsize = size - 8 - hlen;
   const unsigned char *dbase = bytes + 8 + hlen;
-  root = cJSON_ParseWithLength(hdr, (size_t)hlen);
+  const char *end = NULL;
+  root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
   if (!root) ERR(HSART_EFORMAT, "%s: the header is not valid JSON", name);
+  /* the format allows only spaces after the JSON (padding to 8 bytes) */
+  for (const char *p = end; p && p < hdr + hlen; p++)
+    if (*p != ' ')
+      ERR(HSART_EFORMAT, "%s: the header has bytes after its JSON object (offset %lld)", name,
+          (long long)(p - hdr));
   if (!cJSON_IsObject(root)) ERR(HSART_EFORMAT, "%s: the header is not a JSON object", name);
   int n = 0;
   for (cJSON *c = root->child; c; c = c->next) {
@@ -89,29 +109,36 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
   order = calloc((size_t)n + 1, sizeof *order);
   if (!f->tensors || !order) ERR(HSART_ENOMEM, "%s: out of memory reading the header", name);
   for (cJSON *c = root->child; c; c = c->next) {
-    const char *tn = c->string ? c->string : "";
+    const char *raw = c->string ? c->string : "";
+    char tn[160]; /* the name as it may be printed: escaped, bounded */
+    st_printable(raw, tn, sizeof tn);
     if (!strcmp(tn, "__metadata__")) {
       if (!cJSON_IsObject(c)) ERR(HSART_EFORMAT, "%s: __metadata__ is not an object", name);
       continue;
     }
     st_tensor *t = &f->tensors[f->ntensors];
-    t->name = strdup(tn);
+    t->name = strdup(raw);
     if (!t->name) ERR(HSART_ENOMEM, "%s: out of memory", name);
     f->ntensors++;
-    if (!tn[0]) ERR(HSART_EFORMAT, "%s: a tensor has an empty name", name);
+    if (!raw[0]) ERR(HSART_EFORMAT, "%s: a tensor has an empty name", name);
     if (!cJSON_IsObject(c)) ERR(HSART_EFORMAT, "%s: tensor '%s' is not an object", name, tn);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(c, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(c, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(c, "data_offsets");
-    if (!cJSON_IsString(dt)) ERR(HSART_EFORMAT, "%s: tensor '%s' has no dtype", name, tn);
+    if (!dt) ERR(HSART_EFORMAT, "%s: tensor '%s' has no dtype", name, tn);
+    if (!cJSON_IsString(dt)) ERR(HSART_EFORMAT, "%s: tensor '%s': dtype is not a string", name, tn);
     int k = -1;
     for (int i = 0; i < 3; i++)
       if (!strcmp(dt->valuestring, dtype_names[i])) k = i;
-    if (k < 0)
-      ERR(HSART_EUNSUPPORTED, "%s: tensor '%s' has dtype %.20s; hsac reads F32, F16 and BF16",
-          name, tn, dt->valuestring);
+    if (k < 0) {
+      char dn[48];
+      st_printable(dt->valuestring, dn, sizeof dn);
+      ERR(HSART_EUNSUPPORTED, "%s: tensor '%s' has dtype %s; hsac reads F32, F16 and BF16",
+          name, tn, dn);
+    }
     t->dtype = (st_dtype)k;
-    if (!cJSON_IsArray(sh)) ERR(HSART_EFORMAT, "%s: tensor '%s' has no shape", name, tn);
+    if (!sh) ERR(HSART_EFORMAT, "%s: tensor '%s' has no shape", name, tn);
+    if (!cJSON_IsArray(sh)) ERR(HSART_EFORMAT, "%s: tensor '%s': shape is not an array", name, tn);
     int rank = cJSON_GetArraySize(sh);
     if (rank > ST_MAX_RANK)
       ERR(HSART_EFORMAT, "%s: tensor '%s' has rank %d (at most %d)", name, tn, rank, ST_MAX_RANK);
@@ -120,7 +147,8 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
     for (int i = 0; i < rank; i++) {
       uint64_t d;
       if (!json_uint(cJSON_GetArrayItem(sh, i), &d))
-        ERR(HSART_EFORMAT, "%s: tensor '%s' has a shape entry that is not a size", name, tn);
+        ERR(HSART_EFORMAT, "%s: tensor '%s': shape entry %d is not a size (a whole number "
+            "from 0 to 2^53)", name, tn, i);
       t->shape[i] = (int64_t)d;
       if (__builtin_mul_overflow(numel, d, &numel) || numel > ((uint64_t)1 << 53))
         ERR(HSART_EFORMAT, "%s: tensor '%s' is impossibly large", name, tn);
@@ -142,18 +170,31 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
     t->data = dbase + b;
     order[f->ntensors - 1] = t;
   }
-  /* No two tensors may share bytes. */
+  /* No two tensors may share bytes: in offset order, each non-empty tensor
+   * starts at or after the furthest end so far (empty ones take no bytes). */
   qsort(order, (size_t)f->ntensors, sizeof *order, by_begin);
-  for (int i = 1; i < f->ntensors; i++)
-    if (order[i]->begin < order[i - 1]->end && order[i]->begin < order[i]->end)
-      ERR(HSART_EFORMAT, "%s: tensors '%s' and '%s' overlap", name, order[i - 1]->name,
-          order[i]->name);
+  const st_tensor *furthest = NULL;
+  for (int i = 0; i < f->ntensors; i++) {
+    const st_tensor *t = order[i];
+    if (t->begin == t->end) continue;
+    if (furthest && t->begin < furthest->end) {
+      char a[160], b[160];
+      st_printable(furthest->name, a, sizeof a);
+      st_printable(t->name, b, sizeof b);
+      ERR(HSART_EFORMAT, "%s: tensors '%s' and '%s' overlap", name, a, b);
+    }
+    if (!furthest || t->end > furthest->end) furthest = t;
+  }
   free(order);
   order = NULL;
   qsort(f->tensors, (size_t)f->ntensors, sizeof *f->tensors, by_name);
   for (int i = 1; i < f->ntensors; i++)
     if (!strcmp(f->tensors[i].name, f->tensors[i - 1].name))
-      ERR(HSART_EFORMAT, "%s: tensor '%s' appears twice", name, f->tensors[i].name);
+      {
+        char a[160];
+        st_printable(f->tensors[i].name, a, sizeof a);
+        ERR(HSART_EFORMAT, "%s: tensor '%s' appears twice", name, a);
+      }
   cJSON_Delete(root);
   return HSART_OK;
 fail:
@@ -314,11 +355,21 @@ hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
   json = cJSON_PrintUnformatted(root);
   if (!json) ERR(HSART_ENOMEM, "out of memory");
   size_t jlen = strlen(json), padded = (jlen + 7) & ~(size_t)7;
-  tmp = malloc(strlen(path) + 16);
+  tmp = malloc(strlen(path) + 64);
   if (!tmp) ERR(HSART_ENOMEM, "out of memory");
-  sprintf(tmp, "%s.tmp-XXXXXX", path);
-  fd = mkstemp(tmp);
-  if (fd < 0) ERR(HSART_EIO, "cannot create a file next to '%s': %s", path, strerror(errno));
+  /* a fresh name next to the target, created with the usual permissions
+   * (0666 less the umask, unlike mkstemp's 0600) */
+  for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sprintf(tmp, "%s.tmp-%ld-%ld-%d", path, (long)getpid(), (long)ts.tv_nsec, attempt);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    tmp[0] = 0; /* nothing to remove */
+    ERR(HSART_EIO, "cannot create a file next to '%s': %s", path, strerror(errno));
+  }
   fp = fdopen(fd, "wb");
   if (!fp) ERR(HSART_EIO, "cannot write '%s': %s", tmp, strerror(errno));
   fd = -1;

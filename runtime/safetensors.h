@@ -47,6 +47,9 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 size_t st_dtype_size(st_dtype t);
+/* Copies s into out (n bytes) with non-printable bytes as \xNN, so names
+ * from an untrusted file are safe to print; long names end in "...". */
+void st_printable(const char *s, char *out, size_t n);
 const char *st_dtype_name(st_dtype t);
 
 /* Converts a tensor's elements to f32. */

@@ -441,12 +441,12 @@ static void test_missing_dtype(void) {
   EXPECT_HDR("{\"w\": {\"shape\": [2], \"data_offsets\": [0, 8]}}", 8, HSART_EFORMAT,
              "tensor 'w' has no dtype");
   EXPECT_HDR("{\"w\": {\"dtype\": 4, \"shape\": [2], \"data_offsets\": [0, 8]}}", 8,
-             HSART_EFORMAT, "tensor 'w' has no dtype");
+             HSART_EFORMAT, "tensor 'w': dtype is not a string");
 }
 
 static void test_shape_not_array(void) {
   EXPECT_HDR("{\"w\": {\"dtype\": \"F32\", \"shape\": 2, \"data_offsets\": [0, 8]}}", 8,
-             HSART_EFORMAT, "tensor 'w' has no shape");
+             HSART_EFORMAT, "tensor 'w': shape is not an array");
   EXPECT_HDR("{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 8]}}", 8, HSART_EFORMAT,
              "tensor 'w' has no shape");
 }
@@ -458,7 +458,7 @@ static void test_bad_shape_entry(void) {
     char hdr[160];
     snprintf(hdr, sizeof hdr, "{\"w\": {\"dtype\": \"F32\", \"shape\": %s, \"data_offsets\": "
              "[0, 8]}}", shapes[i]);
-    EXPECT_HDR(hdr, 8, HSART_EFORMAT, "tensor 'w' has a shape entry that is not a size");
+    EXPECT_HDR(hdr, 8, HSART_EFORMAT, "tensor 'w': shape entry", "is not a size");
   }
   /* sizes that are integers, but whose product no file can hold */
   EXPECT_HDR("{\"w\": {\"dtype\": \"F32\", \"shape\": [1099511627776, 1099511627776], "
@@ -547,6 +547,11 @@ static void test_overlap(void) {
   EXPECT_HDR("{\"inner\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [8, 12]},"
              " \"outer\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [0, 32]}}", 32,
              HSART_EFORMAT, "tensors 'outer' and 'inner' overlap");
+  /* an empty tensor between two overlapping ones does not hide the overlap */
+  EXPECT_HDR("{\"A\": {\"dtype\": \"F32\", \"shape\": [25], \"data_offsets\": [0, 100]},"
+             " \"Z\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [50, 50]},"
+             " \"C\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [60, 76]}}", 100,
+             HSART_EFORMAT, "tensors 'A' and 'C' overlap");
   /* touching is not overlapping */
   size_t n;
   unsigned char *b = raw("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
@@ -558,6 +563,43 @@ static void test_overlap(void) {
   CU_ASSERT_EQUAL(f.ntensors, 2);
   st_close(&f);
   free(b);
+}
+
+/* Only spaces may follow the header's JSON. */
+static void test_trailing_header_bytes(void) {
+  EXPECT_HDR("{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}} garbage!", 8,
+             HSART_EFORMAT, "bytes after its JSON object");
+  EXPECT_HDR("{}{\"x\": 1}", 0, HSART_EFORMAT, "bytes after its JSON object");
+}
+
+/* Names from the file are printed escaped: no raw control bytes reach a
+ * terminal through an error message. */
+static void test_names_escaped(void) {
+  size_t n;
+  unsigned char *b = raw("{\"a\\nb\\u001b[31m\": {\"dtype\": \"I64\", \"shape\": [1], "
+                         "\"data_offsets\": [0, 8]}}", 8, &n);
+  st_file f;
+  char err[600];
+  CU_ASSERT_EQUAL(st_parse(b, n, "esc", &f, err, sizeof err), HSART_EUNSUPPORTED);
+  CU_ASSERT(tu_contains(err, "tensor 'a\\x0ab\\x1b[31m'"));
+  CU_ASSERT(!strchr(err, '\n') && !strchr(err, 0x1b));
+  free(b);
+}
+
+/* A written file gets the usual permissions (0666 less the umask). */
+static void test_write_mode(void) {
+  char path[256];
+  new_path(path, sizeof path);
+  static const float one[1] = {1};
+  st_out_tensor t = {.name = "x", .rank = 1, .shape = {1}, .data = one};
+  char err[256];
+  mode_t mask = umask(022);
+  CU_ASSERT_EQUAL(st_write(path, &t, 1, NULL, err, sizeof err), HSART_OK);
+  umask(mask);
+  struct stat sb;
+  CU_ASSERT_EQUAL(stat(path, &sb), 0);
+  CU_ASSERT_EQUAL(sb.st_mode & 0777, 0644);
+  unlink(path);
 }
 
 static void test_duplicate_name(void) {
@@ -965,6 +1007,9 @@ void tu_add_weights_suite(void) {
   CU_add_test(s, "byte size does not match dtype x shape", test_size_mismatch);
   CU_add_test(s, "tensors overlap", test_overlap);
   CU_add_test(s, "the same name twice", test_duplicate_name);
+  CU_add_test(s, "bytes after the header's JSON", test_trailing_header_bytes);
+  CU_add_test(s, "tensor names are escaped in messages", test_names_escaped);
+  CU_add_test(s, "written files get 0666 less the umask", test_write_mode);
   CU_add_test(s, "too many entries, refused before allocating", test_too_many_entries);
   CU_add_test(s, "model: missing tensor", test_missing_tensor);
   CU_add_test(s, "model: extra tensor", test_extra_tensor);
