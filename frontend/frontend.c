@@ -66,6 +66,7 @@ static fe_stmt *splice_includes(fe_loader *ld, int file, fe_stmt *items) {
                  name);
       } else {
         int id = ut_sources_read(ld->sources, path, FE_MAX_FILE_BYTES, it->name_loc);
+        if (id < 0 && errno == ENOMEM) ut_arena_oom(ld->arena);
         if (id < 0) {
           ut_error(ld->diags, it->name_loc, "cannot include \"%s\": %s", name,
                    errno == EFBIG ? "file is larger than 16 MiB"
@@ -116,6 +117,7 @@ fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
                  const char *path) {
   fe_loader ld = {.arena = arena, .sources = sources, .diags = diags};
   int id = ut_sources_read(sources, path, FE_MAX_FILE_BYTES, ut_noloc);
+  if (id < 0 && errno == ENOMEM) ut_arena_oom(arena);
   if (id < 0) {
     ut_error(diags, ut_noloc, "cannot read '%s': %s", path,
              errno == EFBIG ? "file is larger than 16 MiB"

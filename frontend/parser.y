@@ -316,7 +316,9 @@ bool fe_parse(fe_parse_state *st, const char *text, long len) {
   st->last_token = 0;
   st->result = NULL;
   st->text = text;
-  if (fe_yylex_init_extra(st, &scanner)) return false;
+  if (fe_yylex_init_extra(st, &scanner)) ut_arena_oom(st->arena); /* its only failure */
+  /* The scanner allocates from the arena (lexer.l), so running out of
+   * memory anywhere in here can go straight to the compilation's handler. */
   fe_yy_scan_bytes(text, (int)len, scanner);
   int rc = fe_yyparse(scanner, st);
   fe_yylex_destroy(scanner);

@@ -80,7 +80,10 @@ static hsart_status compile(hsac_compilation *c, const char *path, int opt_level
     fclose(f);
   }
   hsart_status rs = st == HSAC_ENOMEM ? HSART_ENOMEM : HSART_EFORMAT;
-  set_err(err, rs, "%s", buf && buf[0] ? buf : "the model description has errors");
+  if (st == HSAC_ENOMEM)
+    set_err(err, rs, "%s: out of memory while compiling the model", path);
+  else
+    set_err(err, rs, "%s", buf && buf[0] ? buf : "the model description has errors");
   free(buf);
   /* drop a trailing newline */
   if (err) {

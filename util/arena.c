@@ -27,7 +27,7 @@ void ut_arena_free(ut_arena *a) {
   a->used = a->total = 0;
 }
 
-static void ut_oom(ut_arena *a) {
+void ut_arena_oom(ut_arena *a) {
   if (a->oom) longjmp(*a->oom, 1);
   /* No handler installed: a programming error in the caller. */
   fputs("hsac: out of memory and no handler installed\n", stderr);
@@ -39,9 +39,9 @@ void *ut_alloc(ut_arena *a, size_t size) {
   if (size == 0) size = 16;
   if (!a->head || a->used + size > a->head->size) {
     size_t bsize = size > UT_BLOCK_MIN ? size : UT_BLOCK_MIN;
-    if (a->limit && a->total + bsize > a->limit) ut_oom(a);
+    if (a->limit && a->total + bsize > a->limit) ut_arena_oom(a);
     ut_block *b = malloc(sizeof *b + bsize);
-    if (!b) ut_oom(a);
+    if (!b) ut_arena_oom(a);
     b->next = a->head;
     b->size = bsize;
     a->head = b;
@@ -55,7 +55,7 @@ void *ut_alloc(ut_arena *a, size_t size) {
 }
 
 void *ut_alloc_array(ut_arena *a, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) ut_oom(a);
+  if (size && n > SIZE_MAX / size) ut_arena_oom(a);
   return ut_alloc(a, n * size);
 }
 

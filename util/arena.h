@@ -26,6 +26,9 @@ void ut_arena_init(ut_arena *a);
 void ut_arena_free(ut_arena *a);
 /* Zeroed, 16-byte aligned memory; never returns NULL (see above). */
 void *ut_alloc(ut_arena *a, size_t size);
+/* Reports running out of memory through the installed handler (for memory
+ * that came from somewhere else, such as a file buffer); never returns. */
+void ut_arena_oom(ut_arena *a) __attribute__((noreturn));
 void *ut_alloc_array(ut_arena *a, size_t n, size_t size);
 char *ut_strdup(ut_arena *a, const char *s);
 char *ut_strndup(ut_arena *a, const char *s, size_t n);

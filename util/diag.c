@@ -68,7 +68,16 @@ int ut_sources_read(ut_sources *s, const char *path, long max_bytes,
     errno = err;
     return -1;
   }
+  /* copy into the arena; if that runs out of memory, free buf first */
+  jmp_buf here, *outer = s->arena->oom;
+  if (setjmp(here)) {
+    free(buf);
+    s->arena->oom = outer;
+    longjmp(*outer, 1);
+  }
+  if (outer) s->arena->oom = &here;
   int id = ut_sources_add(s, path, buf, (long)len, included_at);
+  s->arena->oom = outer;
   free(buf);
   return id;
 }
