@@ -38,6 +38,7 @@ int main(void) {
   tu_add_frontend_suite();
   tu_add_ir_suite();
   tu_add_runtime_suite();
+  tu_add_ops_suite();
   tu_add_weights_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();

@@ -1,9 +1,10 @@
 /* test_runtime.c - the reference interpreter: ops against hand-computed
  * values, and decode/prefill consistency on every example model.
  *
- * Op tests build small graphs by hand.  Token t of the input is t itself,
- * so embed(tokens, TABLE) makes row t of any value equal to row t of a
- * table the test writes: a way to feed chosen rows to any op. */
+ * Op tests build small graphs by hand (tgraph.h): token t of the input is
+ * t itself, so embed(tokens, TABLE) makes row t of any value equal to row t
+ * of a table the test writes: a way to feed chosen rows to any op.  More op
+ * tests are in test_ops.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,69 +14,7 @@
 #include "runtime/interp.h"
 #include "runtime/safetensors.h"
 #include "testutil.h"
-
-typedef struct tg {
-  ut_arena arena;
-  ut_diags d;
-  ir_graph *g;
-  const float *w[32];
-  int nw;
-  rt_exec x;
-} tg;
-
-static void tg_init(tg *t) {
-  memset(t, 0, sizeof *t);
-  ut_arena_init(&t->arena);
-  ut_diags_init(&t->d, &t->arena);
-  t->g = ir_graph_new(&t->arena, "t");
-  ir_value *tok = ir_weight(t->g, "tokens", (ir_type){IR_I32, 1, {ir_seq_dim(0, 1)}});
-  tok->def->code = IR_INPUT;
-  t->g->input = tok;
-}
-
-static ir_value *tg_weight(tg *t, const char *name, int rank, const int64_t *dims,
-                           const float *data) {
-  ir_type ty = {IR_F32, rank, {{0}}};
-  for (int i = 0; i < rank; i++) ty.dims[i] = ir_const_dim(dims[i]);
-  t->w[t->nw++] = data;
-  return ir_weight(t->g, name, ty);
-}
-
-/* Rows of `table` ([L, n]) as a value of shape [L, n]. */
-static ir_value *tg_rows(tg *t, const char *name, int64_t L, int64_t n, const float *table) {
-  ir_value *tab = tg_weight(t, name, 2, (int64_t[]){L, n}, table);
-  return ir_emit(t->g, &t->d, IR_EMBED, (ir_value *[]){t->g->input, tab}, 2, NULL, 0)->out[0];
-}
-
-static ir_value *tg_op(tg *t, ir_opcode c, int nin, ir_value **in, int na, ir_attr *a,
-                       int result) {
-  ir_op *op = ir_emit(t->g, &t->d, c, in, nin, a, na);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(op);
-  return op->out[result];
-}
-
-/* Finishes the graph with `out` as its output and runs tokens 0..L-1 in
- * one segment. */
-static void tg_run(tg *t, ir_value *out, int64_t L) {
-  ir_emit(t->g, &t->d, IR_RETURN, (ir_value *[]){out}, 1, NULL, 0);
-  t->g->output = out;
-  CU_ASSERT_FATAL(ir_verify(t->g, &t->d));
-  char err[256];
-  CU_ASSERT_EQUAL_FATAL(rt_exec_init(&t->x, t->g, t->w, RT_Q_F32, NULL, err, sizeof err),
-                        HSART_OK);
-  int32_t tok[256];
-  for (int i = 0; i < L; i++) tok[i] = i;
-  hsart_status st = rt_exec_segment(&t->x, tok, 0, L);
-  if (st != HSART_OK) fprintf(stderr, "%s\n", t->x.err);
-  CU_ASSERT_EQUAL_FATAL(st, HSART_OK);
-}
-
-static const float *tg_row(tg *t, ir_value *v, int64_t r) { return rt_row(&t->x, v, r, 0); }
-
-static void tg_free(tg *t) {
-  rt_exec_free(&t->x);
-  ut_arena_free(&t->arena);
-}
+#include "tgraph.h"
 
 #define NEAR(a, b) CU_ASSERT_DOUBLE_EQUAL((a), (b), 1e-6)
 

@@ -18,6 +18,7 @@ int tu_contains(const char *hay, const char *needle);
 void tu_add_frontend_suite(void);
 void tu_add_ir_suite(void);
 void tu_add_runtime_suite(void);
+void tu_add_ops_suite(void);
 void tu_add_weights_suite(void);
 
 #endif
