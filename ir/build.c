@@ -229,8 +229,14 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
     qkv(b, h, prefix, l->rope_theta, &q, &k, &v, &wk);
     ir_value *e = W(b, vec1(m->width), "%s.%s", prefix, "attn.landmark");
     ir_value *lm = OPA(IR_BLOCK_LANDMARK, ATTRS(ir_int_attr("block", l->block)), 1, h, e);
-    /* the landmark key uses the layer's own key projection */
+    /* the landmark key uses the layer's own key projection, and the rotary
+     * position of the block's last token, as a landmark token there would */
     ir_value *lk = heads(b, OP(IR_LINEAR, lm, wk), m->kv_heads);
+    if (l->rope_theta > 0)
+      lk = OPA(IR_ROPE,
+               ATTRS(ir_float_attr("theta", l->rope_theta), ir_int_attr("pos_mul", l->block),
+                     ir_int_attr("pos_add", l->block - 1)),
+               3, lk);
     ir_value *a = OPA(IR_LANDMARK_ATTENTION,
                       ATTRS(ir_int_attr("block", l->block), ir_int_attr("topk", l->topk)), 2,
                       q, k, v, lk);

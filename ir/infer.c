@@ -41,6 +41,14 @@ bool ir_infer(ir_op *op, ir_type *out, char *msg, size_t msgsize) {
         T(op, i)->dtype != IR_F32)
       FAIL("input %d must be f32", i);
   }
+  /* inputs the reference reads as parameters must be weights */
+  static const struct { ir_opcode op; int input; } params[] = {
+      {IR_EMBED, 1}, {IR_RMSNORM, 1}, {IR_LAYERNORM, 1}, {IR_LINEAR, 1}, {IR_APPEND_ROW, 1},
+      {IR_BLOCK_LANDMARK, 1}, {IR_LANDMARK_SCORES, 2}, {IR_NSA_COMPRESS, 1}};
+  for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+    if (params[i].op == op->code && params[i].input < op->nin &&
+        op->in[params[i].input]->def && op->in[params[i].input]->def->code != IR_WEIGHT)
+      FAIL("input %d must be a weight", params[i].input);
   ir_type r = {0};
   switch (op->code) {
   case IR_INPUT:

@@ -142,12 +142,14 @@ bool rt_op_rope(rt_exec *x, const ir_op *op) {
   int64_t d = LASTDIM(v), H = DIM(v, rank - 2), half = d / 2;
   int64_t P = rank == 3 ? 1 : DIM(v, rank - 3);
   double theta = ir_get_attr(op, "theta")->f;
+  /* rows of a block axis stand for a token position: pos_mul * r + pos_add */
+  int64_t mul = ir_attr_i(op, "pos_mul", 1), add = ir_attr_i(op, "pos_add", 0);
   for (int64_t r = seg0(x, OUT(op)); r < seg1(x, OUT(op)); r++) {
     ROW(in, v, r, 0);
     float *out = rt_out_row(x, OUT(op), r);
     int64_t nvec = elems(x, OUT(op)) / d;
     for (int64_t k = 0; k < nvec; k++) {
-      int64_t pos = rank == 3 ? r : (k / H) % P;
+      int64_t pos = rank == 3 ? r * mul + add : (k / H) % P;
       const float *a = in + k * d;
       float *b = out + k * d;
       for (int64_t i = 0; i < half; i++) {
@@ -550,12 +552,15 @@ bool rt_op_attention(rt_exec *x, const ir_op *op) {
         }
         if (!ok) break;
         softmax_n(s, n, 0);
-        for (int64_t e = 0; e < d; e++) out[h * d + e] = 0;
+        double acc[512];
+        if (d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
+        for (int64_t e = 0; e < d; e++) acc[e] = 0;
         for (int64_t j = 0; j < n; j++) {
           const float *vr = rt_row(x, v, lo + j, 2);
           if (!vr) { ok = false; break; }
-          for (int64_t e = 0; e < d; e++) out[h * d + e] += (float)(s[j] * vr[kh * d + e]);
+          for (int64_t e = 0; e < d; e++) acc[e] += s[j] * vr[kh * d + e];
         }
+        for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)acc[e];
       }
     }
   } else {
@@ -614,14 +619,7 @@ bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
       double *o = d <= 512 ? acc : NULL;
       if (!o) { ok = fail(x, "head width above 512 is not supported"); break; }
       for (int64_t e = 0; e < d; e++) o[e] = 0;
-      int64_t nsel = 0;
-      int32_t sel[4096];
-      for (int64_t k = 0; k < Ksel && k < 4096; k++) {
-        int32_t ci;
-        memcpy(&ci, ir + g * Ksel + k, 4);
-        sel[k] = ci;
-        if (ci >= 0) nsel++;
-      }
+      int32_t *sel = (int32_t *)(ir + g * Ksel); /* the slots, as written by topk */
       if (!joint) {
         for (int64_t k = 0; ok && k < Ksel; k++) {
           if (sel[k] < 0) continue;
@@ -653,7 +651,6 @@ bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
             for (int64_t e = 0; e < d; e++) o[e] += s[n] * vr[(j * Hk + kh) * d + e];
         }
       }
-      (void)nsel;
       for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)o[e];
     }
   }
@@ -661,13 +658,13 @@ bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
   return ok;
 }
 
-/* The K best of n scores (ties: lower index), written to sel in index
- * order; returns how many. */
+/* The K best of n scores (ties: lower index; -inf and NaN never chosen),
+ * written to sel best first; returns how many. */
 static int64_t top_indices(const double *score, int64_t n, int64_t K, int64_t *sel) {
   int64_t m = 0;
   if (K <= 0) return 0;
   for (int64_t i = 0; i < n; i++) {
-    if (score[i] == NEG_INF) continue;
+    if (score[i] == NEG_INF || isnan(score[i])) continue;
     if (m == K && !(score[i] > score[sel[K - 1]])) continue;
     int64_t p = m < K ? m++ : K - 1;
     while (p > 0 && score[i] > score[sel[p - 1]]) {
@@ -841,28 +838,35 @@ bool rt_op_nsa_compress(rt_exec *x, const ir_op *op) {
   const float *w = W(x, IN(op, 1));
   int64_t H = DIM(k, 1), d = DIM(k, 2);
   int64_t b = ir_attr_i(op, "block", 1), s = ir_attr_i(op, "stride", 1);
+  double *acc = malloc((size_t)(H * d) * sizeof *acc);
+  if (!acc) return fail(x, "out of memory");
   for (int64_t j = seg0(x, OUT(op)); j < seg1(x, OUT(op)); j++) {
     float *out = rt_out_row(x, OUT(op), j);
-    for (int64_t h = 0; h < H; h++)
-      for (int64_t e = 0; e < d; e++) out[h * d + e] = 0;
+    for (int64_t i = 0; i < H * d; i++) acc[i] = 0;
     for (int64_t p = 0; p < b; p++) {
-      ROW(kr, k, j * s + p, 0);
+      const float *kr = rt_row(x, k, j * s + p, 0);
+      if (!kr) {
+        free(acc);
+        return false;
+      }
       for (int64_t h = 0; h < H; h++)
-        for (int64_t e = 0; e < d; e++) {
-          double acc = 0;
-          for (int64_t f = 0; f < d; f++) acc += (double)w[e * b * d + p * d + f] * kr[h * d + f];
-          out[h * d + e] += (float)acc;
-        }
+        for (int64_t e = 0; e < d; e++)
+          for (int64_t f = 0; f < d; f++)
+            acc[h * d + e] += (double)w[e * b * d + p * d + f] * kr[h * d + f];
     }
+    for (int64_t i = 0; i < H * d; i++) out[i] = (float)acc[i];
   }
+  free(acc);
   return true;
 }
 
 /* NSA: three branches mixed by the gates g = [cmp, sel, win].
  *  - compressed: softmax over the compressed blocks complete by t;
  *  - selected: blocks of `block` tokens ranked by the compressed attention
- *    mass that falls in them (summed over the heads of a KV group, so the
- *    group shares one selection); the first init_blocks and the last
+ *    mass of the compressed blocks that overlap them (a compressed block
+ *    counts fully for each selection block it overlaps, as NSA's eq. 9
+ *    sums), summed over the heads of a KV group so the group shares one
+ *    selection; the first init_blocks and the last
  *    local_blocks (the own block included) are always taken, the rest by
  *    rank (ties: lower block) up to topk; one softmax over their keys <= t;
  *  - window: softmax over the last `window` keys. */
@@ -905,8 +909,11 @@ bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) {
       }
       if (!ok) break;
       for (int64_t bb = 0; bb < nb; bb++) imp[bb] = 0;
+      /* a compressed block counts for every selection block it overlaps */
       for (int64_t hh = 0; hh < grp; hh++)
-        for (int64_t j = 0; j < nc; j++) imp[(j * cs) / B < nb ? (j * cs) / B : nb - 1] += p[hh * nc + j];
+        for (int64_t j = 0; j < nc; j++)
+          for (int64_t bb = (j * cs) / B; bb <= (j * cs + cb - 1) / B && bb < nb; bb++)
+            imp[bb] += p[hh * nc + j];
       /* forced blocks first, marked so the ranking skips them */
       int64_t ns = 0;
       for (int64_t bb = 0; bb < nb && ns < Ksel; bb++)

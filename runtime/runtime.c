@@ -350,7 +350,15 @@ const char *hsart_session_error(const hsart_session *s) { return s->err; }
 int64_t hsart_session_position(const hsart_session *s) { return s->pos; }
 const float *hsart_logits(const hsart_session *s) { return s->have_logits ? s->logits : NULL; }
 
+/* Chunk and block indices are 32-bit (the IR's i32 top-k indices), so a
+ * session holds at most 2^31 - 1 positions: far beyond any memory today,
+ * and refused cleanly rather than wrapped. */
+#define HSART_MAX_POSITIONS ((int64_t)INT32_MAX)
+
 static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n, bool demand) {
+  if (n > HSART_MAX_POSITIONS - s->pos)
+    return sess_err(s, HSART_EINVAL, "a session holds at most %lld positions; this would make "
+                    "%lld", (long long)HSART_MAX_POSITIONS, (long long)(s->pos + n));
   for (int64_t i = 0; i < n; i++)
     if (tokens[i] < 0 || tokens[i] >= s->m->vocab)
       return sess_err(s, HSART_EINVAL, "token %d at input position %lld is outside the "

@@ -40,6 +40,8 @@ int main(void) {
   tu_add_runtime_suite();
   tu_add_ops_suite();
   tu_add_weights_suite();
+  tu_add_passes_suite();
+  tu_add_oom_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();
   unsigned failures = CU_get_number_of_failures();

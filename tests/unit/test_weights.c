@@ -13,9 +13,8 @@
  * file is invisible to ASan).
  *
  * The largest single allocation made by the static libraries is tracked
- * through the linker's --wrap (see tests/CMakeLists.txt), so a header with
- * too many entries can be shown to be refused before its table is
- * allocated.  Set TU_SHOW_MESSAGES=1 to print each case's message. */
+ * (tests/unit/alloc.c), so a header with too many entries can be shown to
+ * be refused before its table is allocated.  Set TU_SHOW_MESSAGES=1 to print each case's message. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,34 +27,6 @@
 #include "runtime/hsa_runtime.h"
 #include "runtime/safetensors.h"
 #include "testutil.h"
-
-/* ---- allocation tracking (-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc) */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-
-static size_t g_largest_alloc; /* the largest request since the last reset */
-
-static void note_alloc(size_t n) {
-  if (n > g_largest_alloc) g_largest_alloc = n;
-}
-void *__wrap_malloc(size_t n) {
-  note_alloc(n);
-  return __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t size) {
-  size_t total;
-  note_alloc(__builtin_mul_overflow(n, size, &total) ? SIZE_MAX : total);
-  return __real_calloc(n, size);
-}
-void *__wrap_realloc(void *p, size_t n) {
-  note_alloc(n);
-  return __real_realloc(p, n);
-}
 
 /* ---- fixture ------------------------------------------------------------- */
 
@@ -637,14 +608,14 @@ static void test_too_many_entries(void) {
    * allocates the embedding table (260 x 64 floats) */
   enum { V = 260 };
   float logits[V];
-  g_largest_alloc = 0;
+  tu_alloc_reset_largest();
   CU_ASSERT(load_ok(g_valid, logits));
-  CU_ASSERT(g_largest_alloc >= 260 * 64 * sizeof(float));
+  CU_ASSERT(tu_alloc_largest() >= 260 * 64 * sizeof(float));
   char want[64];
   snprintf(want, sizeof want, "more than %d entries in the header", ST_MAX_TENSORS);
-  g_largest_alloc = 0;
+  tu_alloc_reset_largest();
   expect_load_fails(path, HSART_EFORMAT, KEYS(want));
-  size_t largest = g_largest_alloc;
+  size_t largest = tu_alloc_largest();
   CU_ASSERT_EQUAL(unlink(path), 0);
   if (largest > ((size_t)4 << 20))
     fprintf(stderr, "\n  largest allocation refusing the header: %zu bytes\n", largest);

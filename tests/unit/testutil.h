@@ -15,10 +15,19 @@ char *tu_print_ir(ir_graph *g);
 /* True when `needle` occurs in `hay`. */
 int tu_contains(const char *hay, const char *needle);
 
+/* Allocator hooks (alloc.c). */
+void tu_alloc_reset_largest(void);
+size_t tu_alloc_largest(void);
+/* The n-th allocation from now fails (0: the next one), once; -1: none. */
+void tu_alloc_fail_after(long n);
+long tu_alloc_count(void);
+
 void tu_add_frontend_suite(void);
 void tu_add_ir_suite(void);
 void tu_add_runtime_suite(void);
 void tu_add_ops_suite(void);
 void tu_add_weights_suite(void);
+void tu_add_passes_suite(void);
+void tu_add_oom_suite(void);
 
 #endif
