@@ -14,6 +14,7 @@
 #include "hsac_version.h"
 #include "passes/pipeline.h"
 #include "passes/plan.h"
+#include "ir/export.h"
 #include "runtime/hsa_runtime.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3, EXIT_INTERNAL = 4 };
@@ -38,6 +39,8 @@ static const char usage_text[] =
     "                    --max-new N (default 64), --temperature T (0: greedy),\n"
     "                    --top-k K, --top-p P, --seed S, --segment N (prefill\n"
     "                    segment, default 512), --cache f32|bf16|f16\n"
+    "  export --json FILE [-o OUT]\n"
+    "                    write the model's structure as JSON (docs/export.md)\n"
     "  params            print the reference of every parameter (Markdown)\n"
     "  version           print the versions of hsac, LLVM and NVRTC\n"
     "  help              print this text\n"
@@ -474,6 +477,61 @@ static int cmd_plan(int argc, char **argv) {
   return exit_for(st);
 }
 
+/* Writes text to path through a temporary name and a rename, so an
+ * interrupted write never leaves a partial file under the final name. */
+static bool write_atomically(const char *path, const char *text) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (!tmp) return false;
+  snprintf(tmp, n, "%s.tmp-%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  bool ok = f && fputs(text, f) >= 0;
+  if (f && fclose(f) != 0) ok = false;
+  if (ok && rename(tmp, path) != 0) ok = false;
+  if (!ok) unlink(tmp);
+  free(tmp);
+  return ok;
+}
+
+static int cmd_export(int argc, char **argv) {
+  const char *file = NULL, *out = NULL;
+  bool json = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = true;
+    else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+    else if (argv[i][0] == '-' && argv[i][1])
+      return usage_error("unknown or incomplete option '%s'", argv[i]);
+    else if (file) return usage_error("more than one input file ('%s')", argv[i]);
+    else file = argv[i];
+  }
+  if (!json) return usage_error("%s", "export needs a format: --json");
+  if (!file) return usage_error("%s", "no input file");
+  hsac_compilation c;
+  hsac_init(&c);
+  hsac_options o = {.stop = HSAC_STAGE_IR, .opt_level = 0};
+  hsac_status st = hsac_compile_opts(&c, file, NULL, 0, &o);
+  ut_diags_render(&c.diags, &c.sources, stderr);
+  int rc = exit_for(st);
+  if (st == HSAC_OK) {
+    char *text = ir_export_json(c.graph, c.model);
+    if (!text) {
+      fputs("hsac: error: out of memory\n", stderr);
+      rc = EXIT_NOMEM;
+    } else if (out) {
+      if (!write_atomically(out, text)) {
+        fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, strerror(errno));
+        rc = EXIT_INPUT;
+      }
+    } else {
+      fputs(text, stdout);
+      fputc('\n', stdout);
+    }
+    free(text);
+  }
+  hsac_free(&c);
+  return rc;
+}
+
 static int cmd_version(void) {
   char llvm[32], nvrtc[32];
   cg_llvm_version(llvm, sizeof llvm);
@@ -494,6 +552,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "init-weights")) return cmd_init_weights(argc - 2, argv + 2);
   if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
   if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
+  if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
   if (!strcmp(cmd, "passes")) {
     const char *const *names, *const *docs;
     int n = hsac_pass_names(&names, &docs);
