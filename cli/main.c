@@ -15,6 +15,7 @@
 #include "passes/pipeline.h"
 #include "passes/plan.h"
 #include "ir/export.h"
+#include "runtime/safetensors.h"
 #include "runtime/hsa_runtime.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3, EXIT_INTERNAL = 4 };
@@ -39,6 +40,10 @@ static const char usage_text[] =
     "                    --max-new N (default 64), --temperature T (0: greedy),\n"
     "                    --top-k K, --top-p P, --seed S, --segment N (prefill\n"
     "                    segment, default 512), --cache f32|bf16|f16\n"
+    "  logits FILE --weights W (--tokens 1,2,3 | --prompt TEXT) -o OUT\n"
+    "                    the logits of every position, as a safetensors file with\n"
+    "                    one tensor 'logits' [n, vocab] (for checking other\n"
+    "                    implementations against the reference interpreter)\n"
     "  export --json FILE [-o OUT]\n"
     "                    write the model's structure as JSON (docs/export.md)\n"
     "  params            print the reference of every parameter (Markdown)\n"
@@ -532,6 +537,94 @@ static int cmd_export(int argc, char **argv) {
   return rc;
 }
 
+typedef struct all_logits {
+  float *data;
+  int64_t n, vocab;
+} all_logits;
+
+static void collect_logits(void *user, int64_t pos, const float *l, int64_t vocab) {
+  all_logits *a = user;
+  if (pos < a->n) memcpy(a->data + pos * vocab, l, (size_t)vocab * sizeof *l);
+}
+
+static int cmd_logits(int argc, char **argv) {
+  const char *file = NULL, *weights = NULL, *tokens_arg = NULL, *prompt = NULL, *out = NULL;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    bool has = i + 1 < argc;
+    if (!strcmp(a, "--weights") && has) weights = argv[++i];
+    else if (!strcmp(a, "--tokens") && has) tokens_arg = argv[++i];
+    else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
+    else if (!strcmp(a, "-o") && has) out = argv[++i];
+    else if (a[0] == '-' && a[1]) return usage_error("unknown or incomplete option '%s'", a);
+    else if (file) return usage_error("more than one input file ('%s')", a);
+    else file = a;
+  }
+  if (!file || !weights || !out)
+    return usage_error("%s", "usage: hsac logits FILE --weights W (--tokens LIST | --prompt TEXT) -o OUT");
+  if (!tokens_arg == !prompt) return usage_error("%s", "give exactly one of --tokens and --prompt");
+  int64_t cap = tokens_arg ? (int64_t)strlen(tokens_arg) / 2 + 1 : (int64_t)strlen(prompt) + 1;
+  int32_t *tok = malloc((size_t)cap * sizeof *tok);
+  if (!tok) return EXIT_NOMEM;
+  int64_t n = 0;
+  if (tokens_arg) {
+    for (const char *p = tokens_arg; *p;) {
+      char *end;
+      errno = 0;
+      long v = strtol(p, &end, 10);
+      if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+        free(tok);
+        return usage_error("--tokens expects comma-separated token ids, not '%s'", tokens_arg);
+      }
+      tok[n++] = (int32_t)v;
+      p = *end ? end + 1 : end;
+    }
+  } else {
+    n = hsart_tokenize(prompt, (int64_t)strlen(prompt), tok, cap);
+  }
+  if (n == 0) {
+    free(tok);
+    return usage_error("%s", "no tokens");
+  }
+  hsart_error e;
+  hsart_model *m = NULL;
+  hsart_session *s = NULL;
+  all_logits a = {0};
+  int rc = 0;
+  hsart_status st = hsart_model_load(file, weights, NULL, &m, &e);
+  if (st != HSART_OK) {
+    fprintf(stderr, "%s\n", e.message);
+    rc = exit_for_rt(st);
+    goto done;
+  }
+  a.n = n;
+  a.vocab = hsart_model_vocab(m);
+  a.data = malloc((size_t)(n * a.vocab) * sizeof *a.data);
+  hsart_session_options so = {.on_logits = collect_logits, .user = &a};
+  if (!a.data || (st = hsart_session_create(m, &so, &s, &e)) != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", a.data ? e.message : "out of memory");
+    rc = a.data ? exit_for_rt(st) : EXIT_NOMEM;
+    goto done;
+  }
+  if ((st = hsart_prefill(s, tok, n)) != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", hsart_session_error(s));
+    rc = exit_for_rt(st);
+    goto done;
+  }
+  st_out_tensor t = {.name = "logits", .rank = 2, .shape = {n, a.vocab}, .data = a.data};
+  char msg[512];
+  if (st_write(out, &t, 1, NULL, msg, sizeof msg) != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", msg);
+    rc = EXIT_INPUT;
+  }
+done:
+  free(a.data);
+  free(tok);
+  hsart_session_free(s);
+  hsart_model_free(m);
+  return rc;
+}
+
 static int cmd_version(void) {
   char llvm[32], nvrtc[32];
   cg_llvm_version(llvm, sizeof llvm);
@@ -553,6 +646,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
   if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
   if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
+  if (!strcmp(cmd, "logits")) return cmd_logits(argc - 2, argv + 2);
   if (!strcmp(cmd, "passes")) {
     const char *const *names, *const *docs;
     int n = hsac_pass_names(&names, &docs);
