@@ -29,5 +29,6 @@ void tu_add_ops_suite(void);
 void tu_add_weights_suite(void);
 void tu_add_passes_suite(void);
 void tu_add_oom_suite(void);
+void tu_add_tasks_suite(void);
 
 #endif

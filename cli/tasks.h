@@ -1,0 +1,115 @@
+/* tasks.h - deterministic synthetic long-context tasks (docs/tasks.md).
+ *
+ * RULER-style evaluation items over byte-level text: a passkey (single
+ * needle in a haystack), multi-key, multi-value and multi-query needles,
+ * and variable tracking.  Each item is a prompt of exactly the requested
+ * number of bytes (context + question, printable ASCII and newlines) that
+ * ends where the answer begins, and the expected answer: the bytes the
+ * model must generate next.
+ *
+ * An item depends only on (options, length, seed): the generator uses its
+ * own splitmix64 streams and integer arithmetic only, so the
+ * bytes are the same on every machine.  The needles, keys, values, depths
+ * and question depend on the options and the seed but not on the length,
+ * so one seed at several lengths asks the same question.
+ *
+ * Library code: nothing is printed, nothing exits; errors come back as a
+ * status and a message.  tk_cmd_gen_task is the `hsac gen-task` command. */
+#ifndef HSAC_CLI_TASKS_H
+#define HSAC_CLI_TASKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum tk_task {
+  TK_PASSKEY,    /* one needle: "The passkey is V. ..." */
+  TK_MULTIKEY,   /* count needles with distinct keys; one key is asked */
+  TK_MULTIVALUE, /* count needles, one key, distinct values; all are asked */
+  TK_MULTIQUERY, /* count needles with distinct keys; all are asked */
+  TK_VARTRACK,   /* chains of "VAR X = V." / "VAR Y = VAR X."; one is asked */
+  TK_NTASKS
+} tk_task;
+
+typedef enum tk_needle {
+  TK_NUMBER, /* 7 decimal digits, the first not 0 */
+  TK_WORD,   /* a lowercase word that nothing else in the prompt contains */
+  TK_UUID,   /* 8-4-4-4-12 lowercase hexadecimal digits (a version 4 UUID) */
+  TK_NNEEDLES
+} tk_needle;
+
+typedef enum tk_status {
+  TK_OK = 0,
+  TK_EINVAL,    /* options out of range */
+  TK_ETOOSHORT, /* the length cannot hold the needles, the question and one filler sentence */
+  TK_ENOMEM,
+} tk_status;
+
+/* Limits of the options. */
+enum { TK_MAX_COUNT = 100, TK_MAX_CHAINS = 10 };
+#define TK_MAX_LENGTH ((size_t)2147483647) /* 2^31 - 1, as the runtime's sessions */
+
+typedef struct tk_options {
+  tk_task task;
+  tk_needle needle; /* the kind of the values (vartrack: the chains' values) */
+  /* 0 means the task's default.  passkey: 1 (the only value allowed);
+   * multikey: needles (keys), 4; multivalue: values of the one key, 4;
+   * multiquery: keys, all asked, 4; vartrack: variables per chain, 5. */
+  int count;
+  int chains;   /* vartrack: chains, one asked and the rest distractors; 0: 2 */
+  /* passkey, multikey: when has_depth, the asked needle lies at depth, 0
+   * (the filler's start) .. 1 (its end); else the seed chooses. */
+  bool has_depth;
+  double depth;
+} tk_options;
+
+/* One generated item.  Every pointer is malloc'ed; tk_item_free frees them. */
+typedef struct tk_item {
+  char *prompt; /* prompt_len bytes and a terminating NUL */
+  size_t prompt_len;
+  char *answer;  /* the expected continuation: the answers joined by ", " */
+  char **answers;
+  int n_answers; /* 1 for passkey and multikey */
+  /* Byte offset in the prompt of each needle sentence, in prompt order
+   * (vartrack: every assignment, distractor chains included). */
+  size_t *needle_offsets;
+  int n_needles;
+} tk_item;
+
+/* The options with every default: the task, number needles, depth by the
+ * seed (a zeroed tk_options is the same, for TK_PASSKEY). */
+void tk_options_init(tk_options *o, tk_task task);
+
+/* Generates the item of (o, length, seed) into *it (zeroed first; on an
+ * error it holds nothing to free).  length counts every byte of the prompt.
+ * On an error, err (when not NULL) receives a message of at most errsize
+ * bytes; TK_ETOOSHORT names the least length that works for this seed. */
+tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item *it,
+                      char *err, size_t errsize);
+
+/* The least length tk_generate accepts for (o, seed), into *min_length. */
+tk_status tk_min_length(const tk_options *o, uint64_t seed, size_t *min_length, char *err,
+                        size_t errsize);
+
+void tk_item_free(tk_item *it);
+
+/* Names as the command spells them ("passkey", "multikey", "multivalue",
+ * "multiquery", "vartrack"; "number", "word", "uuid"); parse returns -1 for
+ * an unknown name. */
+const char *tk_task_name(tk_task t);
+const char *tk_needle_name(tk_needle n);
+int tk_task_parse(const char *s);
+int tk_needle_parse(const char *s);
+
+/* Checks the generator's word lists (for the tests): returns 0 when no
+ * value word occurs inside a filler word, a fixed sentence, a key word, a
+ * fixed text or another value word, and the filler has words of every
+ * length 1..9; else 1 and a message in err. */
+int tk_self_check(char *err, size_t errsize);
+
+/* `hsac gen-task OPTIONS`: argv holds the options only (main.c passes
+ * argc - 2, argv + 2).  Prints items to stdout; returns the exit status:
+ * 0, 1 (output error), 2 (usage error) or 3 (out of memory). */
+int tk_cmd_gen_task(int argc, char **argv);
+
+#endif

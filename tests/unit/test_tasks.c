@@ -1,0 +1,729 @@
+/* test_tasks.c - the synthetic task generator (cli/tasks.c, docs/tasks.md):
+ * items are deterministic (pinned hashes: the same bytes on every machine),
+ * exactly as long as asked, printable ASCII and newlines without empty
+ * lines, and answerable: every needle is where the item says, the answers
+ * occur in the context only where they were put, and a variable chain leads
+ * from the asked value to the last answer.  Impossible options and lengths
+ * are errors, running out of memory anywhere is an error without leaks, and
+ * `hsac gen-task` prints what tk_generate builds. */
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/tasks.h"
+#include "testutil.h"
+
+static const tk_task all_tasks[] = {TK_PASSKEY, TK_MULTIKEY, TK_MULTIVALUE, TK_MULTIQUERY,
+                                    TK_VARTRACK};
+static const tk_needle all_needles[] = {TK_NUMBER, TK_WORD, TK_UUID};
+
+static tk_options opts(tk_task t, tk_needle n) {
+  tk_options o;
+  tk_options_init(&o, t);
+  o.needle = n;
+  return o;
+}
+
+static size_t min_len(const tk_options *o, uint64_t seed) {
+  size_t m = 0;
+  CU_ASSERT_EQUAL(tk_min_length(o, seed, &m, NULL, 0), TK_OK);
+  return m;
+}
+
+static int count_of(const char *hay, size_t hay_len, const char *needle) {
+  int n = 0;
+  size_t k = strlen(needle);
+  for (size_t i = 0; k && i + k <= hay_len; i++) n += !memcmp(hay + i, needle, k);
+  return n;
+}
+
+/* The offset of needle in hay, or -1. */
+static long find(const char *hay, const char *needle) {
+  const char *p = strstr(hay, needle);
+  return p ? (long)(p - hay) : -1;
+}
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* Where the question starts: the last newline of the prompt. */
+static const char *question_of(const tk_item *it) { return strrchr(it->prompt, '\n'); }
+
+/* ---- shape: length, bytes, ending ------------------------------------------ */
+
+static bool well_formed(const tk_options *o, const tk_item *it, size_t length) {
+  bool ok = it->prompt && it->answer && it->prompt_len == length &&
+            strlen(it->prompt) == length && it->n_answers >= 1;
+  for (size_t i = 0; ok && i < length; i++) {
+    unsigned char c = (unsigned char)it->prompt[i];
+    ok = (c >= 32 && c <= 126) || c == '\n';
+    if (ok && c == '\n' && i > 0) ok = it->prompt[i - 1] != '\n' && it->prompt[i - 1] != ' ';
+  }
+  if (!ok) return false;
+  /* the prompt ends where the answer begins */
+  const char *end = o->task == TK_PASSKEY ? "The passkey is "
+                    : o->task == TK_MULTIKEY ? " is: "
+                                             : " are: ";
+  size_t k = strlen(end);
+  ok = length >= k && !memcmp(it->prompt + length - k, end, k);
+  /* the answer is the answers joined by ", " */
+  size_t n = 0;
+  for (int i = 0; i < it->n_answers; i++) n += strlen(it->answers[i]) + (i ? 2 : 0);
+  ok = ok && strlen(it->answer) == n;
+  for (int i = 0, at = 0; ok && i < it->n_answers; i++) {
+    if (i) ok = !strncmp(it->answer + at, ", ", 2), at += 2;
+    ok = ok && !strncmp(it->answer + at, it->answers[i], strlen(it->answers[i]));
+    at += (int)strlen(it->answers[i]);
+  }
+  for (int i = 0; ok && i < it->n_answers; i++)
+    for (const char *p = it->answers[i]; ok && *p; p++) ok = *p > 32 && *p < 127 && *p != ',';
+  for (int i = 1; ok && i < it->n_needles; i++)
+    ok = it->needle_offsets[i] > it->needle_offsets[i - 1];
+  return ok;
+}
+
+/* A needle value has the form of its kind. */
+static bool value_form(tk_needle kind, const char *v) {
+  size_t n = strlen(v);
+  if (kind == TK_NUMBER) {
+    if (n != 7 || v[0] == '0') return false;
+    for (size_t i = 0; i < n; i++)
+      if (v[i] < '0' || v[i] > '9') return false;
+    return true;
+  }
+  if (kind == TK_WORD) {
+    if (n < 4) return false;
+    for (size_t i = 0; i < n; i++)
+      if (v[i] < 'a' || v[i] > 'z') return false;
+    return true;
+  }
+  if (n != 36 || v[14] != '4' || !strchr("89ab", v[19])) return false;
+  for (size_t i = 0; i < n; i++) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? v[i] != '-' : !strchr("0123456789abcdef", v[i])) return false;
+  }
+  return true;
+}
+
+/* ---- answerable: the needles say what the answer says ------------------------- */
+
+static char *sdup_range(const char *s, size_t n) {
+  char *p = malloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+static bool answerable(const tk_options *o, const tk_item *it) {
+  const char *p = it->prompt, *q = question_of(it);
+  size_t ctx = (size_t)(q - p); /* the context: everything before the question */
+  const char *noun = tk_needle_name(o->needle);
+  char buf[512];
+  bool ok = q != NULL;
+  for (int i = 0; ok && i < it->n_answers; i++) ok = value_form(o->needle, it->answers[i]) ||
+                                                      o->task == TK_VARTRACK;
+  if (!ok) return false;
+  switch (o->task) {
+  case TK_PASSKEY: {
+    const char *v = it->answers[0];
+    snprintf(buf, sizeof buf, "The passkey is %s. Remember it. %s is the passkey.", v, v);
+    ok = it->n_needles == 1 && count_of(p, ctx, buf) == 1 && count_of(p, ctx, v) == 2 &&
+         !strncmp(p + it->needle_offsets[0], buf, strlen(buf));
+    break;
+  }
+  case TK_MULTIKEY: {
+    /* "\nWhat is the special magic N for KEY? ..." */
+    snprintf(buf, sizeof buf, "\nWhat is the special magic %s for ", noun);
+    ok = !strncmp(q, buf, strlen(buf));
+    if (!ok) break;
+    const char *k = q + strlen(buf), *e = strchr(k, '?');
+    char *key = sdup_range(k, (size_t)(e - k));
+    snprintf(buf, sizeof buf, "The special magic %s for %s is: %s.", noun, key,
+             it->answers[0]);
+    ok = it->n_answers == 1 && count_of(p, ctx, buf) == 1 &&
+         count_of(p, ctx, it->answers[0]) == 1 && count_of(p, ctx, key) == 1;
+    /* every needle is a "The special magic" sentence with its own key */
+    for (int i = 0; ok && i < it->n_needles; i++)
+      ok = !strncmp(p + it->needle_offsets[i], "The special magic ", 18);
+    snprintf(buf, sizeof buf, "The special magic %s for ", noun);
+    ok = ok && count_of(p, ctx, buf) == it->n_needles;
+    free(key);
+    break;
+  }
+  case TK_MULTIVALUE: {
+    snprintf(buf, sizeof buf, "\nWhat are all the special magic %ss for ", noun);
+    ok = !strncmp(q, buf, strlen(buf)) && it->n_needles == it->n_answers;
+    if (!ok) break;
+    const char *k = q + strlen(buf), *e = strchr(k, '?');
+    char *key = sdup_range(k, (size_t)(e - k));
+    ok = count_of(p, ctx, key) == it->n_answers;
+    /* the values in order of appearance, each in its needle */
+    for (int i = 0; ok && i < it->n_answers; i++) {
+      snprintf(buf, sizeof buf, "One of the special magic %ss for %s is: %s.", noun, key,
+               it->answers[i]);
+      ok = count_of(p, ctx, it->answers[i]) == 1 &&
+           !strncmp(p + it->needle_offsets[i], buf, strlen(buf));
+    }
+    free(key);
+    break;
+  }
+  case TK_MULTIQUERY: {
+    /* "... for K1, K2 and K3? The special magic Ns for K1, K2 and K3 are: " */
+    snprintf(buf, sizeof buf, "\nWhat are the special magic %ss for ", noun);
+    ok = !strncmp(q, buf, strlen(buf)) && it->n_needles == it->n_answers;
+    const char *k = q + strlen(buf);
+    bool ended = false;
+    for (int i = 0; ok && i < it->n_answers; i++) {
+      size_t n = strcspn(k, ",? ");
+      char *key = sdup_range(k, n);
+      snprintf(buf, sizeof buf, "The special magic %s for %s is: %s.", noun, key,
+               it->answers[i]);
+      ok = count_of(p, ctx, buf) == 1 && count_of(p, ctx, it->answers[i]) == 1 &&
+           count_of(p, ctx, key) == 1;
+      free(key);
+      k += n;
+      if (i + 2 < it->n_answers) ok = ok && !strncmp(k, ", ", 2), k += 2;
+      else if (i + 2 == it->n_answers) ok = ok && !strncmp(k, " and ", 5), k += 5;
+      else ok = ok && *k == '?', ended = true;
+    }
+    ok = ok && ended;
+    break;
+  }
+  case TK_VARTRACK: {
+    /* the value, from the question */
+    const char *lead = "\nFind all variables that are assigned the value ";
+    ok = !strncmp(q, lead, strlen(lead));
+    if (!ok) break;
+    const char *v0 = q + strlen(lead);
+    char *value = sdup_range(v0, (size_t)(strstr(v0, " in the text above") - v0));
+    ok = value_form(o->needle, value) && count_of(p, ctx, value) == 1;
+    /* VAR A0 = value. then VAR A(i) = VAR A(i-1). in order; nothing copies the last */
+    long prev = -1;
+    for (int i = 0; ok && i < it->n_answers; i++) {
+      const char *a = it->answers[i];
+      ok = strlen(a) == 5 && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5;
+      if (i == 0) snprintf(buf, sizeof buf, "VAR %s = %s.", a, value);
+      else snprintf(buf, sizeof buf, "VAR %s = VAR %s.", a, it->answers[i - 1]);
+      long at = find(p, buf);
+      ok = ok && at > prev && (size_t)at < ctx && count_of(p, ctx, buf) == 1;
+      snprintf(buf, sizeof buf, "VAR %s = ", a);
+      ok = ok && count_of(p, ctx, buf) == 1; /* assigned once */
+      prev = at;
+    }
+    snprintf(buf, sizeof buf, "= VAR %s.", it->answers[it->n_answers - 1]);
+    ok = ok && count_of(p, ctx, buf) == 0;
+    /* every statement is a needle */
+    int statements = 0;
+    for (int i = 0; ok && i < it->n_needles; i++)
+      ok = !strncmp(p + it->needle_offsets[i], "VAR ", 4);
+    for (size_t i = 0; i + 4 <= ctx; i++) /* "VAR " not after "= " */
+      statements += !memcmp(p + i, "VAR ", 4) && !(i >= 2 && !memcmp(p + i - 2, "= ", 2));
+    ok = ok && statements == it->n_needles;
+    free(value);
+    break;
+  }
+  default:
+    ok = false;
+  }
+  return ok;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_word_lists(void) {
+  char err[256] = "";
+  CU_ASSERT_EQUAL(tk_self_check(err, sizeof err), 0);
+  if (*err) fprintf(stderr, "\n%s\n", err);
+}
+
+static void test_names(void) {
+  for (int t = 0; t < TK_NTASKS; t++) CU_ASSERT_EQUAL(tk_task_parse(tk_task_name(t)), t);
+  for (int n = 0; n < TK_NNEEDLES; n++) CU_ASSERT_EQUAL(tk_needle_parse(tk_needle_name(n)), n);
+  CU_ASSERT_EQUAL(tk_task_parse("niah"), -1);
+  CU_ASSERT_EQUAL(tk_needle_parse("Number"), -1);
+  CU_ASSERT_EQUAL(tk_task_parse(NULL), -1);
+}
+
+/* Every task and needle kind, many seeds, lengths from the least up and a
+ * few large: the exact length, printable, answerable. */
+static void test_every_task_and_needle(void) {
+  int bad = 0, items = 0;
+  for (size_t t = 0; t < sizeof all_tasks / sizeof *all_tasks; t++)
+    for (size_t k = 0; k < sizeof all_needles / sizeof *all_needles; k++) {
+      tk_options o = opts(all_tasks[t], all_needles[k]);
+      for (uint64_t seed = 0; seed < 12; seed++) {
+        size_t least = min_len(&o, seed);
+        size_t lengths[] = {least, least + 1, least + 2, least + 3, least + 7, least + 50,
+                            least + 333, 4096, 20000};
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+          if (lengths[l] < least) continue;
+          tk_item it;
+          char err[256];
+          tk_status st = tk_generate(&o, lengths[l], seed, &it, err, sizeof err);
+          items++;
+          bool ok = st == TK_OK && well_formed(&o, &it, lengths[l]) && answerable(&o, &it);
+          if (!ok && bad++ < 5)
+            fprintf(stderr, "\n%s/%s seed %llu length %zu: %s\n", tk_task_name(o.task),
+                    tk_needle_name(o.needle), (unsigned long long)seed, lengths[l],
+                    st == TK_OK ? it.prompt : err);
+          tk_item_free(&it);
+        }
+      }
+    }
+  CU_ASSERT(items > 1000);
+  CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* Every length from the least to the least + 300, one task with many needles. */
+static void test_every_length(void) {
+  tk_options o = opts(TK_VARTRACK, TK_WORD);
+  o.count = 3;
+  o.chains = 3;
+  size_t least = min_len(&o, 5);
+  int bad = 0;
+  for (size_t n = least; n < least + 300; n++) {
+    tk_item it;
+    bool ok = tk_generate(&o, n, 5, &it, NULL, 0) == TK_OK && well_formed(&o, &it, n) &&
+              answerable(&o, &it);
+    bad += !ok;
+    tk_item_free(&it);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void test_deterministic(void) {
+  for (size_t t = 0; t < sizeof all_tasks / sizeof *all_tasks; t++)
+    for (size_t k = 0; k < sizeof all_needles / sizeof *all_needles; k++) {
+      tk_options o = opts(all_tasks[t], all_needles[k]);
+      tk_item a, b, c;
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 3000, 42, &a, NULL, 0), TK_OK);
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 3000, 42, &b, NULL, 0), TK_OK);
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 3000, 43, &c, NULL, 0), TK_OK);
+      CU_ASSERT_EQUAL(a.prompt_len, b.prompt_len);
+      CU_ASSERT(!memcmp(a.prompt, b.prompt, a.prompt_len));
+      CU_ASSERT_STRING_EQUAL(a.answer, b.answer);
+      CU_ASSERT(memcmp(a.prompt, c.prompt, a.prompt_len) != 0);
+      CU_ASSERT(strcmp(a.answer, c.answer) != 0);
+      tk_item_free(&a);
+      tk_item_free(&b);
+      tk_item_free(&c);
+    }
+}
+
+/* The bytes themselves are pinned: an evaluation set generated anywhere, at
+ * any time, is the same.  Changing the generator changes these hashes: it
+ * is a new version of every data set (docs/tasks.md). */
+static void test_pinned(void) {
+  static const struct {
+    tk_task task;
+    tk_needle needle;
+    size_t length;
+    uint64_t seed;
+    const char *answer;
+    uint64_t hash;
+  } pins[] = {
+      {TK_PASSKEY, TK_NUMBER, 600, 1, "8153743", 0x09c7b8fba7a9b9dbULL},
+      {TK_MULTIKEY, TK_WORD, 1000, 2, "armadillo", 0x4c88ce3b7abf00cfULL},
+      {TK_MULTIVALUE, TK_UUID, 1500, 3,
+       "af0f1569-6f20-4ccc-b149-5a57adbe3d49, 148de4c7-1b54-430e-b93b-eb620cddf4bf, "
+       "ed0a2aa4-dc9f-4bd2-a08a-ff0c216be484, c2bcb239-6a3e-4886-874d-1faf2710bd7c",
+       0xaba53dc2500f3c62ULL},
+      {TK_MULTIQUERY, TK_NUMBER, 2000, 4, "9334041, 5198140, 6559065, 7281286",
+       0x81acf14f0c2c277fULL},
+      {TK_VARTRACK, TK_WORD, 3000, 5, "XPLUR, GIOJE, UYNFR, SYFPS, QFIVL", 0xaa3cb3a1654b8cadULL},
+      {TK_PASSKEY, TK_UUID, 100000, 123, "3f9217a9-6404-4f8a-8c37-1f5911dd5db7",
+       0x41ed077c1627c4dcULL},
+  };
+  for (size_t i = 0; i < sizeof pins / sizeof *pins; i++) {
+    tk_options o = opts(pins[i].task, pins[i].needle);
+    tk_item it;
+    CU_ASSERT_EQUAL_FATAL(tk_generate(&o, pins[i].length, pins[i].seed, &it, NULL, 0), TK_OK);
+    CU_ASSERT_STRING_EQUAL(it.answer, pins[i].answer);
+    CU_ASSERT_EQUAL(fnv1a(it.prompt, it.prompt_len), pins[i].hash);
+    if (getenv("TU_SHOW_PINS"))
+      printf("\n{%s, %s, %zu, %llu, \"%s\", 0x%016llxULL},", tk_task_name(o.task),
+             tk_needle_name(o.needle), pins[i].length, (unsigned long long)pins[i].seed,
+             it.answer, (unsigned long long)fnv1a(it.prompt, it.prompt_len));
+    tk_item_free(&it);
+  }
+}
+
+/* One seed asks the same question at every length. */
+static void test_length_keeps_the_question(void) {
+  for (size_t t = 0; t < sizeof all_tasks / sizeof *all_tasks; t++) {
+    tk_options o = opts(all_tasks[t], TK_UUID);
+    tk_item a, b;
+    CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 1000, 9, &a, NULL, 0), TK_OK);
+    CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 100000, 9, &b, NULL, 0), TK_OK);
+    CU_ASSERT_STRING_EQUAL(a.answer, b.answer);
+    CU_ASSERT_STRING_EQUAL(question_of(&a), question_of(&b));
+    tk_item_free(&a);
+    tk_item_free(&b);
+  }
+}
+
+static void test_depth(void) {
+  /* depth 0: the needle is the first sentence; depth 1: the last */
+  tk_options o = opts(TK_PASSKEY, TK_NUMBER);
+  tk_item it;
+  o.has_depth = true;
+  o.depth = 0;
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 5000, 3, &it, NULL, 0), TK_OK);
+  CU_ASSERT_EQUAL(it.needle_offsets[0], (size_t)(strchr(it.prompt, '\n') - it.prompt) + 1);
+  tk_item_free(&it);
+  o.depth = 1;
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 5000, 3, &it, NULL, 0), TK_OK);
+  const char *end = strstr(it.prompt + it.needle_offsets[0], " is the passkey.");
+  CU_ASSERT_PTR_EQUAL(end + strlen(" is the passkey."), question_of(&it));
+  tk_item_free(&it);
+  /* a depth in between lies in between, for passkey and multikey's asked needle */
+  for (int task = 0; task < 2; task++) {
+    o = opts(task ? TK_MULTIKEY : TK_PASSKEY, TK_WORD);
+    for (int d = 1; d < 10; d += 2) {
+      o.has_depth = true;
+      o.depth = d / 10.0;
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 50000, 11, &it, NULL, 0), TK_OK);
+      long at = find(it.prompt, it.answer);
+      double rel = (double)at / 50000.0;
+      CU_ASSERT(rel > o.depth - 0.03 && rel < o.depth + 0.03);
+      tk_item_free(&it);
+    }
+  }
+  /* by the seed, depths cover the context */
+  int bins[5] = {0};
+  o = opts(TK_PASSKEY, TK_NUMBER);
+  for (uint64_t seed = 0; seed < 200; seed++) {
+    CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 3000, seed, &it, NULL, 0), TK_OK);
+    int b = (int)(5.0 * (double)it.needle_offsets[0] / 3000.0);
+    bins[b < 5 ? b : 4]++;
+    tk_item_free(&it);
+  }
+  for (int b = 0; b < 5; b++) CU_ASSERT(bins[b] >= 15);
+  /* multi-needle tasks spread their needles: one per stratum */
+  o = opts(TK_MULTIVALUE, TK_NUMBER);
+  o.count = 8;
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 80000, 1, &it, NULL, 0), TK_OK);
+  for (int i = 0; i < it.n_needles; i++) {
+    double rel = (double)it.needle_offsets[i] / 80000.0;
+    CU_ASSERT(rel > i / 8.0 - 0.01 && rel < (i + 1) / 8.0 + 0.01);
+  }
+  tk_item_free(&it);
+}
+
+/* Counts and chains at their limits: distinct keys, values and names. */
+static void test_counts(void) {
+  struct {
+    tk_task task;
+    tk_needle needle;
+    int count, chains;
+  } cases[] = {
+      {TK_MULTIKEY, TK_WORD, 1, 0},        {TK_MULTIKEY, TK_WORD, TK_MAX_COUNT, 0},
+      {TK_MULTIVALUE, TK_WORD, 1, 0},      {TK_MULTIVALUE, TK_WORD, TK_MAX_COUNT, 0},
+      {TK_MULTIQUERY, TK_NUMBER, 1, 0},    {TK_MULTIQUERY, TK_NUMBER, 2, 0},
+      {TK_MULTIQUERY, TK_UUID, TK_MAX_COUNT, 0},
+      {TK_VARTRACK, TK_NUMBER, 1, 1},      {TK_VARTRACK, TK_WORD, 1, TK_MAX_CHAINS},
+      {TK_VARTRACK, TK_UUID, TK_MAX_COUNT, TK_MAX_CHAINS},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    tk_options o = opts(cases[i].task, cases[i].needle);
+    o.count = cases[i].count;
+    o.chains = cases[i].chains;
+    size_t least = min_len(&o, 4);
+    tk_item it;
+    CU_ASSERT_EQUAL_FATAL(tk_generate(&o, least + 5000, 4, &it, NULL, 0), TK_OK);
+    CU_ASSERT(well_formed(&o, &it, least + 5000));
+    CU_ASSERT(answerable(&o, &it));
+    CU_ASSERT_EQUAL(it.n_answers, o.task == TK_MULTIKEY ? 1 : o.count);
+    CU_ASSERT_EQUAL(it.n_needles, o.task == TK_VARTRACK ? o.count * o.chains : o.count);
+    for (int a = 0; a < it.n_answers; a++)
+      for (int b = 0; b < a; b++) CU_ASSERT(strcmp(it.answers[a], it.answers[b]) != 0);
+    tk_item_free(&it);
+  }
+  /* defaults: 4 needles; vartrack 2 chains of 5 */
+  tk_options o = opts(TK_MULTIQUERY, TK_NUMBER);
+  tk_item it;
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2000, 0, &it, NULL, 0), TK_OK);
+  CU_ASSERT_EQUAL(it.n_answers, 4);
+  tk_item_free(&it);
+  o = opts(TK_VARTRACK, TK_NUMBER);
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2000, 0, &it, NULL, 0), TK_OK);
+  CU_ASSERT_EQUAL(it.n_answers, 5);
+  CU_ASSERT_EQUAL(it.n_needles, 10);
+  tk_item_free(&it);
+}
+
+static void test_errors(void) {
+  char err[256];
+  tk_item it;
+  /* one byte short of the least length */
+  for (size_t t = 0; t < sizeof all_tasks / sizeof *all_tasks; t++) {
+    tk_options o = opts(all_tasks[t], TK_UUID);
+    size_t least = min_len(&o, 2);
+    CU_ASSERT_EQUAL(tk_generate(&o, least - 1, 2, &it, err, sizeof err), TK_ETOOSHORT);
+    char want[64];
+    snprintf(want, sizeof want, "at least %zu bytes", least);
+    CU_ASSERT(tu_contains(err, want));
+    CU_ASSERT_PTR_NULL(it.prompt);
+    tk_item_free(&it);
+    CU_ASSERT_EQUAL(tk_generate(&o, 0, 2, &it, NULL, 0), TK_ETOOSHORT);
+    CU_ASSERT_EQUAL(tk_generate(&o, least, 2, &it, NULL, 0), TK_OK);
+    tk_item_free(&it);
+  }
+  /* options out of range */
+  struct {
+    tk_task task;
+    int count, chains;
+    bool has_depth;
+    double depth;
+    const char *msg;
+  } bad[] = {
+      {TK_PASSKEY, 2, 0, false, 0, "exactly one needle"},
+      {TK_MULTIKEY, TK_MAX_COUNT + 1, 0, false, 0, "count must be"},
+      {TK_MULTIVALUE, -3, 0, false, 0, "count must be"},
+      {TK_MULTIQUERY, 0, 2, false, 0, "chains applies to vartrack only"},
+      {TK_VARTRACK, 0, TK_MAX_CHAINS + 1, false, 0, "chains must be"},
+      {TK_VARTRACK, 0, 0, true, 0.5, "depth applies to passkey and multikey only"},
+      {TK_MULTIVALUE, 0, 0, true, 0, "depth applies to passkey and multikey only"},
+      {TK_PASSKEY, 0, 0, true, 1.5, "depth must be 0..1"},
+      {TK_PASSKEY, 0, 0, true, -0.5, "depth must be 0..1"},
+      {TK_MULTIKEY, 0, 0, true, NAN, "depth must be 0..1"},
+      {(tk_task)TK_NTASKS, 0, 0, false, 0, "unknown task"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    tk_options o;
+    tk_options_init(&o, bad[i].task);
+    o.count = bad[i].count;
+    o.chains = bad[i].chains;
+    o.has_depth = bad[i].has_depth;
+    o.depth = bad[i].depth;
+    CU_ASSERT_EQUAL(tk_generate(&o, 10000, 0, &it, err, sizeof err), TK_EINVAL);
+    CU_ASSERT(tu_contains(err, bad[i].msg));
+    size_t m;
+    CU_ASSERT_EQUAL(tk_min_length(&o, 0, &m, NULL, 0), TK_EINVAL);
+  }
+  /* a zeroed tk_options is tk_options_init's passkey */
+  tk_options z, d;
+  memset(&z, 0, sizeof z);
+  tk_options_init(&d, TK_PASSKEY);
+  tk_item a, b;
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&z, 999, 5, &a, NULL, 0), TK_OK);
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&d, 999, 5, &b, NULL, 0), TK_OK);
+  CU_ASSERT_STRING_EQUAL(a.prompt, b.prompt);
+  tk_item_free(&a);
+  tk_item_free(&b);
+  tk_options o = opts(TK_PASSKEY, (tk_needle)7);
+  CU_ASSERT_EQUAL(tk_generate(&o, 10000, 0, &it, err, sizeof err), TK_EINVAL);
+  CU_ASSERT(tu_contains(err, "unknown needle"));
+  o = opts(TK_PASSKEY, TK_NUMBER);
+  CU_ASSERT_EQUAL(tk_generate(&o, TK_MAX_LENGTH + 1, 0, &it, err, sizeof err), TK_EINVAL);
+  CU_ASSERT_EQUAL(tk_generate(NULL, 1000, 0, &it, NULL, 0), TK_EINVAL);
+}
+
+/* Every allocation of a generation can fail: out of memory, nothing leaked
+ * (the ASan build checks leaks). */
+static void test_out_of_memory(void) {
+  tk_options o = opts(TK_VARTRACK, TK_WORD);
+  tk_item it;
+  long before = tu_alloc_count();
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 3000, 1, &it, NULL, 0), TK_OK);
+  long need = tu_alloc_count() - before;
+  tk_item_free(&it);
+  CU_ASSERT(need > 10);
+  int failures = 0, bad = 0;
+  for (long n = 0; n < 2 * need; n++) {
+    tk_options oo = opts(n < need ? TK_VARTRACK : TK_MULTIQUERY, TK_WORD);
+    char err[128] = "";
+    tu_alloc_fail_after(n % need);
+    tk_status st = tk_generate(&oo, 3000, 1, &it, err, sizeof err);
+    tu_alloc_fail_after(-1);
+    if (st == TK_OK) {
+      tk_item_free(&it);
+      continue;
+    }
+    failures++;
+    bad += st != TK_ENOMEM || !tu_contains(err, "out of memory") || it.prompt != NULL;
+  }
+  CU_ASSERT(failures > 10);
+  CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+/* Runs tk_cmd_gen_task with stdout and stderr in files; returns its status
+ * and the outputs (malloc'ed). */
+static int run_cmd(char **out, char **errs, int argc, char **argv) {
+  char po[64], pe[64];
+  snprintf(po, sizeof po, "/tmp/hsac-gentask-%d.out", (int)getpid());
+  snprintf(pe, sizeof pe, "/tmp/hsac-gentask-%d.err", (int)getpid());
+  fflush(stdout);
+  fflush(stderr);
+  int so = dup(1), se = dup(2);
+  int fo = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int fe = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  dup2(fo, 1);
+  dup2(fe, 2);
+  int rc = tk_cmd_gen_task(argc, argv);
+  fflush(stdout);
+  fflush(stderr);
+  dup2(so, 1);
+  dup2(se, 2);
+  close(so);
+  close(se);
+  close(fo);
+  close(fe);
+  char *paths[2] = {po, pe}, **bufs[2] = {out, errs};
+  for (int i = 0; i < 2; i++) {
+    FILE *f = fopen(paths[i], "rb");
+    size_t cap = 1 << 20, n = 0;
+    char *b = malloc(cap);
+    size_t k;
+    while (f && (k = fread(b + n, 1, cap - 1 - n, f)) > 0) {
+      n += k;
+      if (n + 1 == cap) b = realloc(b, cap *= 2);
+    }
+    b[n] = 0;
+    if (f) fclose(f);
+    unlink(paths[i]);
+    *bufs[i] = b;
+  }
+  return rc;
+}
+
+static void test_command_jsonl(void) {
+  char *argv[] = {"--task", "multiquery", "--needle", "word", "--length", "2K", "--seed",
+                  "7",      "--items",    "3",        "--format", "jsonl", "--count", "3"};
+  char *out, *errs;
+  CU_ASSERT_EQUAL_FATAL(run_cmd(&out, &errs, 14, argv), 0);
+  CU_ASSERT_STRING_EQUAL(errs, "");
+  char *line = out;
+  for (int i = 0; i < 3; i++) {
+    char *nl = strchr(line, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+    *nl = 0;
+    cJSON *j = cJSON_Parse(line);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    tk_options o = opts(TK_MULTIQUERY, TK_WORD);
+    o.count = 3;
+    tk_item it;
+    CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2048, 7 + (uint64_t)i, &it, NULL, 0), TK_OK);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "task")->valuestring, "multiquery");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "needle")->valuestring, "word");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "seed")->valuedouble, 7 + i);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "length")->valuedouble, 2048);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "count")->valuedouble, 3);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "prompt")->valuestring, it.prompt);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "answer")->valuestring, it.answer);
+    cJSON *as = cJSON_GetObjectItem(j, "answers");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(as), 3);
+    for (int a = 0; a < 3 && a < cJSON_GetArraySize(as); a++)
+      CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(as, a)->valuestring, it.answers[a]);
+    cJSON *offs = cJSON_GetObjectItem(j, "needle_offsets");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(offs), it.n_needles);
+    for (int a = 0; a < it.n_needles && a < cJSON_GetArraySize(offs); a++)
+      CU_ASSERT_EQUAL(cJSON_GetArrayItem(offs, a)->valuedouble, (double)it.needle_offsets[a]);
+    tk_item_free(&it);
+    cJSON_Delete(j);
+    line = nl + 1;
+  }
+  CU_ASSERT_STRING_EQUAL(line, "");
+  free(out);
+  free(errs);
+}
+
+static void test_command_text_and_prompt(void) {
+  tk_options o = opts(TK_PASSKEY, TK_UUID);
+  o.has_depth = true;
+  o.depth = 0.25;
+  tk_item it;
+  CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 700, 12, &it, NULL, 0), TK_OK);
+  char *out, *errs;
+  char *a1[] = {"--task", "passkey", "--needle", "uuid", "--length", "700", "--seed", "12",
+                "--depth", "0.25", "--format", "prompt"};
+  CU_ASSERT_EQUAL(run_cmd(&out, &errs, 12, a1), 0);
+  CU_ASSERT_STRING_EQUAL(out, it.prompt);
+  free(out);
+  free(errs);
+  char *a2[] = {"--task", "passkey", "--needle", "uuid", "--length", "700", "--seed", "12",
+                "--depth", "0.25", "--items", "2"};
+  CU_ASSERT_EQUAL(run_cmd(&out, &errs, 12, a2), 0);
+  /* prompt, newline, answer line, empty line, the next item */
+  size_t n = it.prompt_len;
+  CU_ASSERT(!strncmp(out, it.prompt, n));
+  CU_ASSERT(out[n] == '\n' && !strncmp(out + n + 1, it.answer, strlen(it.answer)));
+  CU_ASSERT(!strncmp(out + n + 1 + strlen(it.answer), "\n\n", 2));
+  CU_ASSERT_EQUAL(count_of(out, strlen(out), "\n\n"), 1);
+  free(out);
+  free(errs);
+  tk_item_free(&it);
+}
+
+static void test_command_usage_errors(void) {
+  struct {
+    int argc;
+    char *argv[8];
+    const char *msg;
+  } cases[] = {
+      {2, {"--length", "100"}, "no task"},
+      {2, {"--task", "passkey"}, "no length"},
+      {4, {"--task", "needle", "--length", "100"}, "--task expects"},
+      {4, {"--task", "passkey", "--length", "12x"}, "--length expects"},
+      {4, {"--task", "passkey", "--length", "0"}, "--length expects"},
+      {4, {"--task", "passkey", "--length", "50"}, "too short"},
+      {6, {"--task", "passkey", "--length", "900", "--seed", "-1"}, "--seed expects"},
+      {6, {"--task", "passkey", "--length", "900", "--needle", "emoji"}, "--needle expects"},
+      {6, {"--task", "passkey", "--length", "900", "--depth", "2"}, "--depth expects"},
+      {6, {"--task", "multikey", "--length", "900", "--count", "0"}, "--count expects"},
+      {6, {"--task", "passkey", "--length", "900", "--count", "2"}, "exactly one needle"},
+      {6, {"--task", "passkey", "--length", "900", "--format", "csv"}, "--format expects"},
+      {8, {"--task", "passkey", "--length", "900", "--format", "prompt", "--items", "2"},
+       "prints one item"},
+      {5, {"--task", "passkey", "--length", "900", "--bogus"}, "incomplete option '--bogus'"},
+      {6, {"--task", "passkey", "--length", "900", "--bogus", "1"}, "unknown option '--bogus'"},
+      {5, {"--task", "passkey", "--length", "900", "extra"}, "options only"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *out, *errs;
+    int rc = run_cmd(&out, &errs, cases[i].argc, cases[i].argv);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT(tu_contains(errs, cases[i].msg));
+    if (rc != 2 || !tu_contains(errs, cases[i].msg))
+      fprintf(stderr, "\ncase %zu: rc %d: %s\n", i, rc, errs);
+    free(out);
+    free(errs);
+  }
+  char *out, *errs, *help[] = {"--help"};
+  CU_ASSERT_EQUAL(run_cmd(&out, &errs, 1, help), 0);
+  CU_ASSERT(tu_contains(out, "usage: hsac gen-task"));
+  free(out);
+  free(errs);
+}
+
+void tu_add_tasks_suite(void) {
+  CU_pSuite s = CU_add_suite("tasks", NULL, NULL);
+  CU_add_test(s, "word lists keep values unique", test_word_lists);
+  CU_add_test(s, "task and needle names", test_names);
+  CU_add_test(s, "every task and needle: exact length, printable, answerable",
+              test_every_task_and_needle);
+  CU_add_test(s, "every length from the least", test_every_length);
+  CU_add_test(s, "deterministic by seed", test_deterministic);
+  CU_add_test(s, "pinned bytes", test_pinned);
+  CU_add_test(s, "a seed asks the same question at every length", test_length_keeps_the_question);
+  CU_add_test(s, "needle depths", test_depth);
+  CU_add_test(s, "counts and chains", test_counts);
+  CU_add_test(s, "errors", test_errors);
+  CU_add_test(s, "out of memory", test_out_of_memory);
+  CU_add_test(s, "gen-task --format jsonl", test_command_jsonl);
+  CU_add_test(s, "gen-task --format text and prompt", test_command_text_and_prompt);
+  CU_add_test(s, "gen-task usage errors", test_command_usage_errors);
+}
