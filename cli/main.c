@@ -14,6 +14,7 @@
 #include "hsac_version.h"
 #include "passes/pipeline.h"
 #include "passes/plan.h"
+#include "cli/tasks.h"
 #include "ir/export.h"
 #include "runtime/safetensors.h"
 #include "runtime/hsa_runtime.h"
@@ -46,6 +47,10 @@ static const char usage_text[] =
     "                    implementations against the reference interpreter)\n"
     "  export --json FILE [-o OUT]\n"
     "                    write the model's structure as JSON (docs/export.md)\n"
+    "  gen-task --task T --length BYTES [--seed N] [--needle K] [--count K]\n"
+    "           [--items M] [--format text|jsonl|prompt]\n"
+    "                    synthetic long-context evaluation items: passkey, multikey,\n"
+    "                    multivalue, multiquery, vartrack (docs/tasks.md)\n"
     "  params            print the reference of every parameter (Markdown)\n"
     "  version           print the versions of hsac, LLVM and NVRTC\n"
     "  help              print this text\n"
@@ -647,6 +652,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
   if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
   if (!strcmp(cmd, "logits")) return cmd_logits(argc - 2, argv + 2);
+  if (!strcmp(cmd, "gen-task")) return tk_cmd_gen_task(argc - 2, argv + 2);
   if (!strcmp(cmd, "passes")) {
     const char *const *names, *const *docs;
     int n = hsac_pass_names(&names, &docs);

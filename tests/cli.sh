@@ -72,6 +72,15 @@ head -c 3000 /dev/zero | tr '\0' 'a' >"$tmp/long.txt"
 if grep -q "prefill \[.*3000/3000 tokens" "$tmp/err"; then pass=$((pass + 1)); else
   echo "FAIL run: no progress bar for a long prompt"; cat "$tmp/err"; fail=$((fail + 1)); fi
 
+# gen-task: deterministic items of the requested length
+"$hsac" gen-task --task passkey --length 400 --seed 3 --format prompt >"$tmp/p1"
+"$hsac" gen-task --task passkey --length 400 --seed 3 --format prompt >"$tmp/p2"
+if cmp -s "$tmp/p1" "$tmp/p2" && [ "$(wc -c <"$tmp/p1")" -eq 400 ]; then pass=$((pass + 1)); else
+  echo "FAIL gen-task: not deterministic or not 400 bytes"; fail=$((fail + 1)); fi
+expect 0 '"task"'                 -- gen-task --task multiquery --needle uuid --length 2K --items 2 --format jsonl
+expect 2 "--task expects passkey" -- gen-task --task frob --length 400
+expect 2 ""                       -- gen-task --task passkey --length 10
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0
