@@ -1,9 +1,14 @@
 #!/bin/sh
 # deps.sh - installs hsac's build dependencies on Debian 12 (bookworm).
 # Runs apt-get only when a package is missing; needs root (or sudo).
+# python3-torch, python3-pip and PyPI's safetensors (for /usr/bin/python3)
+# serve the PyTorch twin's agreement test (tools/torch/).
 set -eu
 pkgs="build-essential cmake pkg-config flex bison libcunit1-dev libcjson-dev
-llvm-19-dev libmlir-19-dev mlir-19-tools clang-14 libclang-rt-14-dev"
+llvm-19-dev libmlir-19-dev mlir-19-tools clang-14 libclang-rt-14-dev
+python3-torch python3-pip"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -11,8 +16,10 @@ for p in $pkgs; do
 done
 if [ -n "$missing" ]; then
   echo "deps.sh: installing:$missing"
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo=sudo
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+fi
+if ! /usr/bin/python3 -c 'import safetensors' 2>/dev/null; then
+  echo "deps.sh: installing safetensors for /usr/bin/python3"
+  $sudo /usr/bin/python3 -m pip install -q --break-system-packages safetensors
 fi
