@@ -828,6 +828,27 @@ static void define_stack(fe_checker *s, const fe_stmt *st) {
              st->name);
 }
 
+/* Applies one `name = value` of a settings body (the model's, a memory's):
+ * unknown names and repeated settings are errors.  Returns the row it set,
+ * or -1. */
+static int apply_setting(fe_checker *s, void *base, const fe_param_table *t, const fe_stmt *b,
+                         bool *seen, const fe_stmt **first) {
+  const fe_param *p = fe_param_find(t->params, b->name);
+  if (!p) {
+    unknown_param(s, b->name_loc, b->name, t, t->params);
+    return -1;
+  }
+  int row = (int)(p - t->params);
+  if (seen[row]) {
+    ut_error(s->d, b->name_loc, "duplicate setting '%s'", b->name);
+    ut_note(s->d, first[row]->name_loc, "first set here");
+    return -1;
+  }
+  seen[row] = true;
+  first[row] = b;
+  return set_param(s, base, p, eval(s, b->value)) ? row : -1;
+}
+
 static void define_memory(fe_checker *s, const fe_stmt *st) {
   if (name_taken(s, st->name, st->name_loc)) return;
   if (s->nmemories >= (int)(sizeof s->memories / sizeof s->memories[0])) {
@@ -868,7 +889,6 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   md->landmark_dim = s->m->head_dim;
   md->store = FE_DT_F32;
   md->enc_layers = -1; /* "not given" until set */
-  const fe_param *rows = fe_memory_params.params;
   bool seen[32] = {0};
   const fe_stmt *first[32] = {0};
   bool has_chunk = false;
@@ -878,20 +898,7 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
                fe_stmt_kind_name(b->kind));
       continue;
     }
-    const fe_param *p = fe_param_find(rows, b->name);
-    if (!p) {
-      unknown_param(s, b->name_loc, b->name, &fe_memory_params, rows);
-      continue;
-    }
-    int row = (int)(p - rows);
-    if (seen[row]) {
-      ut_error(s->d, b->name_loc, "duplicate setting '%s'", b->name);
-      ut_note(s->d, first[row]->name_loc, "first set here");
-      continue;
-    }
-    seen[row] = true;
-    first[row] = b;
-    if (set_param(s, md, p, eval(s, b->value)) && row == 0) has_chunk = true;
+    if (apply_setting(s, md, &fe_memory_params, b, seen, first) == 0) has_chunk = true;
   }
   if (!seen[0]) {
     ut_error(s->d, st->name_loc, "memory '%s' needs a chunk size: `chunk = 64`", st->name);
@@ -941,19 +948,7 @@ static void model_settings(fe_checker *s, const fe_stmt *model) {
                b->name, b->value->u.call.name);
       continue;
     }
-    if (!p) {
-      unknown_param(s, b->name_loc, b->name, &fe_model_params, rows);
-      continue;
-    }
-    int row = (int)(p - rows);
-    if (seen[row]) {
-      ut_error(s->d, b->name_loc, "duplicate setting '%s'", b->name);
-      ut_note(s->d, first[row]->name_loc, "first set here");
-      continue;
-    }
-    seen[row] = true;
-    first[row] = b;
-    set_param(s, m, p, eval(s, b->value));
+    apply_setting(s, m, &fe_model_params, b, seen, first);
   }
   static const char *const required[] = {"vocab", "width", "heads"};
   for (int i = 0; i < 3; i++)

@@ -318,6 +318,40 @@ bool rt_op_landmark_scores(rt_exec *x, const ir_op *op) {
   return true;
 }
 
+/* A K-entry list kept best first: (v, i) displaces the last entry only if
+ * strictly better, so among equal scores the lower (earlier) index stays. */
+static void topk_offer(float *val, int64_t *idx, int64_t *n, int64_t K, float v, int64_t i) {
+  if (v == NEG_INF || isnan(v) || (*n == K && !(v > val[K - 1]))) return;
+  int64_t p = *n < K ? (*n)++ : K - 1;
+  while (p > 0 && v > val[p - 1]) {
+    val[p] = val[p - 1];
+    idx[p] = idx[p - 1];
+    p--;
+  }
+  val[p] = v;
+  idx[p] = i;
+}
+
+/* Orders the n kept entries most recent first (by index, descending) and
+ * writes K slots; empty ones get index -1 and score -inf. */
+static void topk_emit(float *val, int64_t *idx, int64_t n, int64_t K, int32_t *oi, float *ov) {
+  for (int64_t a = 1; a < n; a++) {
+    int64_t ia = idx[a], b = a;
+    float va = val[a];
+    while (b > 0 && idx[b - 1] < ia) {
+      idx[b] = idx[b - 1];
+      val[b] = val[b - 1];
+      b--;
+    }
+    idx[b] = ia;
+    val[b] = va;
+  }
+  for (int64_t k = 0; k < K; k++) {
+    oi[k] = k < n ? (int32_t)idx[k] : -1;
+    ov[k] = k < n ? val[k] : NEG_INF;
+  }
+}
+
 /* Top-k of each score vector, K slots kept sorted as they stream by (never
  * a sort of all C scores).  Ties go to the lower chunk index.  The selected
  * chunks are then ordered most recent first; empty slots (fewer than K
@@ -344,37 +378,8 @@ bool rt_op_topk(rt_exec *x, const ir_op *op) {
     float *ov = rt_out_row(x, op->out[1], t);
     for (int64_t g = 0; g < G; g++) {
       int64_t n = 0;
-      for (int64_t i = 0; i < C; i++) {
-        float v = row[g * C + i];
-        if (v == NEG_INF || isnan(v)) continue;
-        /* strictly greater wins, so an equal later index never displaces */
-        if (n == K && !(v > val[K - 1])) continue;
-        int64_t p = n < K ? n++ : K - 1;
-        while (p > 0 && v > val[p - 1]) {
-          val[p] = val[p - 1];
-          idx[p] = idx[p - 1];
-          p--;
-        }
-        val[p] = v;
-        idx[p] = i;
-      }
-      /* most recent first: by chunk index, descending */
-      for (int64_t a = 1; a < n; a++) {
-        int64_t ia = idx[a];
-        float va = val[a];
-        int64_t b = a;
-        while (b > 0 && idx[b - 1] < ia) {
-          idx[b] = idx[b - 1];
-          val[b] = val[b - 1];
-          b--;
-        }
-        idx[b] = ia;
-        val[b] = va;
-      }
-      for (int64_t k = 0; k < K; k++) {
-        oi[g * K + k] = k < n ? (int32_t)idx[k] : -1;
-        ov[g * K + k] = k < n ? val[k] : NEG_INF;
-      }
+      for (int64_t i = 0; i < C; i++) topk_offer(val, idx, &n, K, row[g * C + i], i);
+      topk_emit(val, idx, n, K, oi + g * K, ov + g * K);
     }
   }
   free(idx);
@@ -410,44 +415,15 @@ bool rt_stream_topk(rt_exec *x, const ir_op *sc, const ir_op *op) {
       if (X > 0 && i * S > tq - X) continue;
       const float *l = rt_row(x, lmk, i, 1);
       if (!l) { ok = false; break; }
-      for (int64_t g = 0; g < G; g++) {
-        float v = (float)(dot(qr + g * dr, l, dr) * scale + off);
-        int64_t *gi = idx + g * K;
-        float *gv = val + g * K;
-        if (isnan(v) || (cnt[g] == K && !(v > gv[K - 1]))) continue;
-        int64_t p = cnt[g] < K ? cnt[g]++ : K - 1;
-        while (p > 0 && v > gv[p - 1]) {
-          gv[p] = gv[p - 1];
-          gi[p] = gi[p - 1];
-          p--;
-        }
-        gv[p] = v;
-        gi[p] = i;
-      }
+      for (int64_t g = 0; g < G; g++)
+        topk_offer(val + g * K, idx + g * K, &cnt[g], K,
+                   (float)(dot(qr + g * dr, l, dr) * scale + off), i);
     }
     if (!ok) break;
     int32_t *oi = (int32_t *)rt_out_row(x, op->out[0], t);
     float *ov = rt_out_row(x, op->out[1], t);
-    for (int64_t g = 0; g < G; g++) {
-      int64_t *gi = idx + g * K;
-      float *gv = val + g * K;
-      /* most recent first */
-      for (int64_t a = 1; a < cnt[g]; a++) {
-        int64_t ia = gi[a], b = a;
-        float va = gv[a];
-        while (b > 0 && gi[b - 1] < ia) {
-          gi[b] = gi[b - 1];
-          gv[b] = gv[b - 1];
-          b--;
-        }
-        gi[b] = ia;
-        gv[b] = va;
-      }
-      for (int64_t k = 0; k < K; k++) {
-        oi[g * K + k] = k < cnt[g] ? (int32_t)gi[k] : -1;
-        ov[g * K + k] = k < cnt[g] ? gv[k] : NEG_INF;
-      }
-    }
+    for (int64_t g = 0; g < G; g++)
+      topk_emit(val + g * K, idx + g * K, cnt[g], K, oi + g * K, ov + g * K);
   }
   free(idx);
   free(val);
