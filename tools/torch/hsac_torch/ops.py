@@ -12,6 +12,10 @@ import math
 import torch
 
 NEG_INF = float("-inf")
+# size limits of the dense (training-speed) forms of windowed attention and
+# chunk_attention; above them the memory-lean forms run
+DENSE_WINDOW_MAX = 2048
+DENSE_HSA_MAX = 1 << 27
 
 
 # ---- helpers ---------------------------------------------------------------
@@ -299,7 +303,10 @@ def attention(q, k, v, causal=1, window=0):
             raise ValueError("bidirectional attention over the sequence cannot run "
                              "incrementally")
         L = q.shape[0]
-        if 0 < window < L:
+        # banded form for long sequences; up to DENSE_WINDOW_MAX positions
+        # the masked [H, L, L] form below is the same rule and much faster
+        # on CPU (unfold's backward is slow)
+        if 0 < window < L and L > DENSE_WINDOW_MAX:
             return _window_attention(q, kq, vq, window, scale)
         s = torch.einsum("thd,jhd->htj", q, kq) * scale
         t = torch.arange(L, device=q.device)
@@ -352,6 +359,16 @@ def chunk_attention(q, K, V, I, Wt, softmax_plus=0, merge="weighted"):
         p = masked_softmax(s, mask, softmax_plus)
         return torch.einsum("thn,thnd->thd", p, torch.cat(vs, dim=2))
     Wh = Wt[:, g, :]
+    if L * C * P * Hq * d <= DENSE_HSA_MAX:
+        # every chunk for every token (the same per-chunk softmax), then the
+        # selected ones mixed by their weights scattered onto [L, Hq, C]:
+        # no gathers of [L, Hq, P, d] copies, much faster to train at short L
+        s = torch.einsum("thd,hcpd->thcp", q, Kp.permute(1, 0, 2, 3)) * scale
+        p = masked_softmax(s, None, softmax_plus)
+        o = torch.einsum("thcp,hcpd->thcd", p, Vp.permute(1, 0, 2, 3))
+        w = torch.where(valid, Wh, torch.zeros_like(Wh))
+        wd = torch.zeros((L, Hq, C), dtype=q.dtype, device=dev).scatter_add(-1, Ic, w)
+        return torch.einsum("thc,thcd->thd", wd, o)
     out = torch.zeros_like(q)
     for j in range(ks):
         kk = Kp[Ic[:, :, j], hidx]

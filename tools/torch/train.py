@@ -1,0 +1,477 @@
+#!/usr/bin/python3
+"""train.py: trains any .hsa model on passkey retrieval with the PyTorch twin.
+
+    export OPENBLAS_CORETYPE=SkylakeX      # before starting: BLAS kernel choice
+    /usr/bin/python3 tools/torch/train.py examples/passkey_hsa.hsa \
+        --out examples/trained/passkey_hsa --hours 3
+    /usr/bin/python3 tools/torch/train.py --resume examples/trained/passkey_hsa
+    /usr/bin/python3 tools/torch/train.py --plot-only examples/trained/passkey_hsa
+
+The model comes from `hsac export --json MODEL` (tools/torch/hsac_torch); the
+data from `hsac gen-task --task passkey --format jsonl` (deterministic; item
+seeds from --data-seed on, so training never sees the evaluation seeds
+0..999999).  Loss: cross-entropy on the answer bytes, plus --lm-weight times
+the next-byte loss on the prompt.  Top-k selection stays in the forward
+pass; --gumbel adds scale * Gumbel(0, 1) noise to the retrieval scores for
+the selection.
+
+Curriculum (--stages): a list of LENGTH:K.  In a stage, sequences are
+gen-task prompts of LENGTH bytes (with --mix, half of them a random length
+between --min-length and LENGTH), and every retrieval keeps K chunks: the
+twin's top-k nodes get attrs["k"] = K, which changes nothing but the
+selection (the weights are the same for any K; the model's own topk is what
+hsac runs).  A stage ends when the answer accuracy over the last
+--advance-window sequences reaches --advance-acc (and --stage-min-steps
+have passed), or after --stage-max-steps.  The last stage runs until
+--steps or --hours.
+
+Checkpoints (every --ckpt-minutes, at the end, on SIGINT/SIGTERM) go to
+--out: weights.safetensors (F32, exact hsac names: `hsac run MODEL --weights
+OUT/weights.safetensors`), optim.pt (AdamW state), state.json (step, stage,
+data position, the arguments), log.csv (one row every --log-every steps).
+--resume DIR restores all of them and continues with the saved arguments;
+flags given on the command line override them.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+# OpenBLAS's own threads on top of torch's oversubscribe a small machine
+# (measured here: 7x slower); torch's --threads does the parallelism
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hsac_torch import HsacModel  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
+              "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items"]
+
+
+def find_hsac(path):
+    cands = [path] if path else []
+    cands += [os.environ.get("HSAC", ""), os.path.join(REPO, "build-train", "hsac"),
+              os.path.join(REPO, "build", "hsac")]
+    for c in cands:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return os.path.abspath(c)
+    raise SystemExit("train.py: no hsac binary found (give --hsac PATH)")
+
+
+def parse_stages(s):
+    out = []
+    for part in s.split(","):
+        L, K = part.split(":")
+        out.append((int(L), int(K)))
+    return out
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 1)[1])
+    p.add_argument("model", nargs="?", help=".hsa model source")
+    p.add_argument("--out", help="checkpoint directory")
+    p.add_argument("--resume", help="checkpoint directory to resume (implies --out)")
+    p.add_argument("--plot-only", metavar="DIR", help="only write DIR/loss.png from DIR/log.csv")
+    p.add_argument("--hsac", default="", help="hsac binary (default $HSAC, build-train/hsac)")
+    p.add_argument("--init", default="", help="start from these weights (safetensors)")
+    p.add_argument("--seed", type=int, default=1, help="init and noise seed")
+    p.add_argument("--stages", default="256:8,384:8,512:8,512:4",
+                   help="curriculum LENGTH:TOPK,... (default %(default)s)")
+    p.add_argument("--advance-acc", type=float, default=0.9)
+    p.add_argument("--advance-window", type=int, default=256, help="sequences")
+    p.add_argument("--stage-min-steps", type=int, default=200)
+    p.add_argument("--stage-max-steps", type=int, default=4000)
+    p.add_argument("--mix", type=float, default=0.5,
+                   help="share of sequences with a random length in [--min-length, LENGTH]")
+    p.add_argument("--min-length", type=int, default=256)
+    p.add_argument("--tokens-per-step", type=int, default=2048,
+                   help="batch = this // stage length sequences (at least 1)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--min-lr", type=float, default=2e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--decay-steps", type=int, default=0,
+                   help="cosine decay to --min-lr over this many steps after the last "
+                        "stage starts (0: constant lr)")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--lm-weight", type=float, default=0.1)
+    p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
+    p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
+    p.add_argument("--hours", type=float, default=0.0,
+                   help="stop after this much training time in this run (0: no limit)")
+    p.add_argument("--ckpt-minutes", type=float, default=10.0)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="held-out teacher-forced accuracy at the last stage's length "
+                        "every N steps (0: off)")
+    p.add_argument("--eval-items", type=int, default=32)
+    p.add_argument("--data-seed", type=int, default=1000000,
+                   help="first gen-task seed of the training items")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--plot", action="store_true", help="write OUT/loss.png at each checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+# ---- data ------------------------------------------------------------------
+
+class PasskeyData:
+    """gen-task passkey items; item seeds data_seed + n for n = 0, 1, ...
+    (n is saved in checkpoints, so a resumed run continues the stream)."""
+
+    def __init__(self, hsac, data_seed, consumed=0):
+        self.hsac = hsac
+        self.data_seed = data_seed
+        self.consumed = consumed
+
+    def gen(self, length, seed, n):
+        while True:
+            r = subprocess.run([self.hsac, "gen-task", "--task", "passkey", "--length",
+                                str(length), "--seed", str(seed), "--items", str(n),
+                                "--format", "jsonl"], capture_output=True)
+            if r.returncode == 0:
+                return [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
+            if b"too short" in r.stderr:
+                length += 16
+                continue
+            raise RuntimeError("gen-task failed: " + r.stderr.decode())
+
+    def batch(self, n, length, rng, mix, min_length):
+        """n items: about (1 - mix) * n at `length`, the rest at one random
+        length in [min_length, length] (a multiple of 16), one gen-task call
+        per length (a call costs tens of milliseconds)."""
+        n_mix = 0
+        if mix > 0 and min_length < length:
+            n_mix = sum(rng.random() < mix for _ in range(n))
+        groups = [(length, n - n_mix)]
+        if n_mix:
+            groups.append((rng.randrange(min_length // 16, length // 16 + 1) * 16, n_mix))
+        items = []
+        for L, k in groups:
+            if k:
+                items += self.gen(L, self.data_seed + self.consumed, k)
+                self.consumed += k
+        return items
+
+
+def encode(item):
+    p = item["prompt"].encode()
+    a = item["answer"].encode()
+    return torch.tensor(list(p + a), dtype=torch.long), len(p), len(a)
+
+
+def item_loss(model, item, lm_weight):
+    toks, P, A = encode(item)
+    logits = model(toks[:-1])                                  # predicts toks[1:]
+    tgt = toks[1:]
+    ans_logits = logits[P - 1:P - 1 + A]
+    ans_loss = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A])
+    correct = bool((ans_logits.argmax(-1) == tgt[P - 1:P - 1 + A]).all())
+    lm_loss = F.cross_entropy(logits[:P - 1], tgt[:P - 1]) if lm_weight > 0 else ans_loss * 0
+    return ans_loss + lm_weight * lm_loss, ans_loss, lm_loss, correct
+
+
+# ---- checkpoints -------------------------------------------------------------
+
+def atomic_write(path, write):
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(out, model, opt, state, plot):
+    os.makedirs(out, exist_ok=True)
+    atomic_write(os.path.join(out, "weights.safetensors"), lambda p: model.save_weights(p))
+    atomic_write(os.path.join(out, "optim.pt"), lambda p: torch.save(opt.state_dict(), p))
+    state = dict(state, weights="weights.safetensors", optimizer="optim.pt",
+                 saved=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    def wj(p):
+        with open(p, "w") as f:
+            json.dump(state, f, indent=1)
+            f.write("\n")
+    atomic_write(os.path.join(out, "state.json"), wj)
+    if plot:
+        try:
+            plot_log(out)
+        except Exception as e:  # a plot must never stop training
+            print("train.py: plot failed: %s" % e, file=sys.stderr)
+
+
+def plot_log(out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
+    if not rows:
+        return
+    st = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    ax[0].plot(st, [float(r["answer_loss"]) for r in rows], label="answer loss")
+    ax[0].plot(st, [float(r["lm_loss"]) for r in rows], label="LM loss (prompt)", alpha=0.7)
+    ax[0].axhline(math.log(10), color="gray", ls=":", lw=1, label="ln 10 (guessing digits)")
+    ax[0].set_ylabel("cross-entropy (nats)")
+    ax[0].set_yscale("log")
+    ax[0].legend()
+    ax[1].plot(st, [float(r["acc"]) for r in rows], label="answer exact (teacher-forced)")
+    ax[1].set_ylabel("accuracy")
+    ax[1].set_xlabel("step")
+    ax[1].set_ylim(-0.02, 1.02)
+    prev = None
+    for r in rows:
+        key = (r["length"], r["topk"])
+        if key != prev:
+            for a in ax:
+                a.axvline(int(r["step"]), color="red", lw=0.6, alpha=0.5)
+            ax[1].text(int(r["step"]), 0.02, " L=%s K=%s" % key, fontsize=7, rotation=90)
+            prev = key
+    ax[1].legend()
+    fig.suptitle(os.path.basename(os.path.normpath(out)))
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "loss.png"), dpi=100)
+    plt.close(fig)
+
+
+class Progress:
+    def __init__(self, total, initial, disable):
+        self.bar = None
+        self.disable = disable
+        if disable:
+            return
+        try:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total or None, initial=initial, dynamic_ncols=True,
+                            unit="step", file=sys.stderr)
+        except ImportError:
+            self.bar = None
+        self.step = initial
+        self.total = total
+        self.text = ""
+
+    def update(self, text):
+        if self.disable:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(text, refresh=False)
+            return
+        self.step += 1
+        if self.step % 5 == 0:
+            sys.stderr.write("\rstep %d%s %s   " % (
+                self.step, "/%d" % self.total if self.total else "", text))
+            sys.stderr.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        elif not self.disable:
+            sys.stderr.write("\n")
+
+
+# ---- main --------------------------------------------------------------------
+
+def main():
+    parser = build_parser()
+    args = parser.parse_args()
+    if args.plot_only:
+        plot_log(args.plot_only)
+        print(os.path.join(args.plot_only, "loss.png"))
+        return
+    state = {}
+    if args.resume:
+        with open(os.path.join(args.resume, "state.json")) as f:
+            state = json.load(f)
+        saved = argparse.Namespace(**state["args"])
+        for k in ("resume", "plot_only", "out"):
+            if hasattr(saved, k):
+                delattr(saved, k)
+        args = parser.parse_args(namespace=saved)   # command-line flags override
+        args.out = args.resume
+    if not args.model or not args.out:
+        parser.error("give MODEL and --out (or --resume DIR)")
+    if os.environ.get("OPENBLAS_CORETYPE") is None:
+        print("train.py: hint: export OPENBLAS_CORETYPE=SkylakeX (with AVX-512) or Haswell "
+              "(AVX2 only) for OpenBLAS's best kernels",
+              file=sys.stderr)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    hsac = find_hsac(args.hsac)
+    os.makedirs(args.out, exist_ok=True)
+    export = os.path.join(args.out, "model.json")
+    subprocess.run([hsac, "export", "--json", args.model, "-o", export], check=True)
+    model = HsacModel(export, seed=args.seed)
+    model.check_shapes = False              # top-k K is overridden per stage
+    tops = model.retrievals()
+    model_k = [int(n.attrs["k"]) for n in tops]
+    nparams = sum(p.numel() for p in model.parameters())
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() == 2 and name != "embed.weight" else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    stages = parse_stages(args.stages)
+    step = stage = stage_start = 0
+    consumed = 0
+    elapsed_total = 0.0
+    if args.resume:
+        model.load_weights(os.path.join(args.out, state.get("weights", "weights.safetensors")))
+        opt.load_state_dict(torch.load(os.path.join(args.out, state.get("optimizer", "optim.pt"))))
+        step, stage, stage_start = state["step"], state["stage"], state["stage_start"]
+        consumed, elapsed_total = state["items"], state.get("elapsed_s", 0.0)
+        print("train.py: resumed %s at step %d, stage %d %s" % (args.out, step, stage,
+                                                               stages[stage]), file=sys.stderr)
+    elif args.init:
+        model.load_weights(args.init)
+    stage = min(stage, len(stages) - 1)
+    data = PasskeyData(hsac, args.data_seed, consumed)
+    rng = random.Random(args.seed * 1000003 + step)
+    gen = torch.Generator().manual_seed(args.seed * 7919 + step)
+    log_path = os.path.join(args.out, "log.csv")
+    new_log = not os.path.exists(log_path) or not args.resume
+    logf = open(log_path, "w" if new_log else "a", newline="")
+    logw = csv.DictWriter(logf, fieldnames=LOG_FIELDS)
+    if new_log:
+        logw.writeheader()
+    print("train.py: %s, %d parameters, retrieval top-k %s; stages %s; out %s"
+          % (args.model, nparams, model_k, stages, args.out), file=sys.stderr)
+
+    stop = {"flag": False}
+
+    def on_signal(sig, frame):
+        stop["flag"] = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def snapshot():
+        return {"model": args.model, "step": step, "stage": stage, "stage_start": stage_start,
+                "stage_length_topk": list(stages[stage]), "items": data.consumed,
+                "elapsed_s": round(elapsed_total, 1), "params": nparams,
+                "args": {k: v for k, v in vars(args).items()
+                         if k not in ("resume", "plot_only")}}
+
+    def lr_at(s):
+        lr = args.lr * min(1.0, (s + 1) / max(1, args.warmup))
+        if args.decay_steps and stage == len(stages) - 1:
+            t = min(1.0, (s - stage_start) / args.decay_steps)
+            lr = args.min_lr + (args.lr - args.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+        return lr
+
+    recent = []                                     # correctness of recent sequences
+    acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ok": 0, "n": 0}
+    t_run0 = time.time()
+    t_ckpt = time.time()
+    t_log = time.time()
+    steps_since_log = 0
+    prog = Progress(args.steps, step, args.no_progress)
+    model.train()
+    try:
+        while not stop["flag"]:
+            if args.steps and step >= args.steps:
+                break
+            if args.hours and time.time() - t_run0 >= args.hours * 3600:
+                break
+            L, K = stages[stage]
+            for n in tops:
+                n.attrs["k"] = K
+            model.set_gumbel_scale(args.gumbel, gen)
+            bsz = max(1, args.tokens_per_step // L)
+            items = data.batch(bsz, L, rng, args.mix, args.min_length)
+            lr = lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            for it in items:
+                loss, al, ll, ok = item_loss(model, it, args.lm_weight)
+                (loss / bsz).backward()
+                acc_sum["loss"] += loss.item()
+                acc_sum["ans"] += al.item()
+                acc_sum["lm"] += ll.item()
+                acc_sum["ok"] += int(ok)
+                acc_sum["n"] += 1
+                recent.append(ok)
+            if args.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            step += 1
+            steps_since_log += 1
+            recent = recent[-args.advance_window:]
+            racc = sum(recent) / max(1, len(recent))
+            prog.update("L=%d K=%d loss=%.3f acc=%.2f" % (L, K, acc_sum["ans"] / acc_sum["n"],
+                                                         racc))
+            if step % args.log_every == 0:
+                now = time.time()
+                n = max(1, acc_sum["n"])
+                off = [p.item() for nm, p in model.named_parameters()
+                       if nm.endswith("score_offset")]
+                logw.writerow({"step": step, "time_s": round(elapsed_total + now - t_run0, 1),
+                               "stage": stage, "length": L, "topk": K,
+                               "loss": "%.4f" % (acc_sum["loss"] / n),
+                               "answer_loss": "%.4f" % (acc_sum["ans"] / n),
+                               "lm_loss": "%.4f" % (acc_sum["lm"] / n),
+                               "acc": "%.3f" % (acc_sum["ok"] / n),
+                               "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
+                               "lr": "%.2e" % lr,
+                               "score_offset": " ".join("%.3f" % o for o in off),
+                               "items": data.consumed})
+                logf.flush()
+                acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ok": 0, "n": 0}
+                t_log, steps_since_log = now, 0
+            if args.eval_every and step % args.eval_every == 0:
+                evaluate(model, data, stages[-1], args, tops, step)
+            if (stage < len(stages) - 1 and step - stage_start >= args.stage_min_steps and
+                    len(recent) >= args.advance_window and
+                    (racc >= args.advance_acc or step - stage_start >= args.stage_max_steps)):
+                print("\ntrain.py: step %d: stage %d %s done (recent acc %.3f)"
+                      % (step, stage, stages[stage], racc), file=sys.stderr)
+                stage += 1
+                stage_start = step
+                recent = []
+            if time.time() - t_ckpt >= args.ckpt_minutes * 60:
+                elapsed_total += time.time() - t_run0
+                t_run0 = time.time()
+                save_checkpoint(args.out, model, opt, snapshot(), args.plot)
+                t_ckpt = time.time()
+    finally:
+        prog.close()
+        elapsed_total += time.time() - t_run0
+        for n, k in zip(tops, model_k):
+            n.attrs["k"] = k
+        save_checkpoint(args.out, model, opt, snapshot(), args.plot)
+        logf.close()
+        print("train.py: saved %s at step %d (stage %d %s)" % (args.out, step, stage,
+                                                              stages[stage]), file=sys.stderr)
+
+
+@torch.no_grad()
+def evaluate(model, data, final, args, tops, step):
+    """Teacher-forced exact-answer accuracy on held-out items (seeds
+    data_seed - 100000 + i) at the last stage's length and top-k."""
+    L, K = final
+    saved = [int(n.attrs["k"]) for n in tops]
+    for n in tops:
+        n.attrs["k"] = K
+    model.set_gumbel_scale(0.0)
+    items = data.gen(L, args.data_seed - 100000, args.eval_items)
+    ok = sum(int(item_loss(model, it, 0.0)[3]) for it in items)
+    for n, k in zip(tops, saved):
+        n.attrs["k"] = k
+    with open(os.path.join(args.out, "eval.csv"), "a") as f:
+        f.write("%d,%d,%d,%.3f\n" % (step, L, K, ok / len(items)))
+
+
+if __name__ == "__main__":
+    main()
