@@ -74,23 +74,32 @@ bool ir_verify(const ir_graph *g, ut_diags *d) {
         ut_error(d, ut_noloc, "verifier: result %d of %s in %s has a type its inputs do not "
                  "give", i, info->name, where);
   }
-  /* kernels: every computing op in exactly one, each a contiguous run */
+  /* kernels: every computing op in exactly one, each a contiguous run that
+   * starts at its first op and ends at its last (one pass over the ops) */
   if (g->kernels) {
-    for (ir_kernel *k = g->kernels; k; k = k->next) {
-      bool inside = false, closed = false;
-      for (ir_op *op = g->first; op; op = op->next) {
-        if (op == k->first) inside = true;
-        if (inside && !closed && op->code != IR_WEIGHT && op->kernel != k)
-          ut_error(d, ut_noloc, "verifier: kernel %s is not contiguous", k->name);
-        if (op == k->last) closed = true;
-        if (closed) break;
-      }
-      if (!inside || !closed) ut_error(d, ut_noloc, "verifier: kernel %s is not in the graph", k->name);
-    }
-    for (ir_op *op = g->first; op; op = op->next)
-      if (op->code != IR_WEIGHT && op->code != IR_INPUT && op->code != IR_RETURN && !op->kernel)
+    ut_map done;
+    ut_map_init(&done, g->arena);
+    const ir_kernel *cur = NULL;
+    const ir_op *prev = NULL;
+    for (ir_op *op = g->first; op; op = op->next) {
+      if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
+      if (!op->kernel) {
         ut_error(d, ut_noloc, "verifier: %s (%s) belongs to no kernel", ir_ops[op->code].name,
                  op->origin ? op->origin : "?");
+        continue;
+      }
+      if (op->kernel != cur) {
+        if (cur && prev != cur->last)
+          ut_error(d, ut_noloc, "verifier: kernel %s does not end at its last op", cur->name);
+        if (ut_map_get(&done, op->kernel->name) || op != op->kernel->first)
+          ut_error(d, ut_noloc, "verifier: kernel %s is not contiguous", op->kernel->name);
+        ut_map_put(&done, op->kernel->name, (void *)op->kernel);
+        cur = op->kernel;
+      }
+      prev = op;
+    }
+    if (cur && prev != cur->last)
+      ut_error(d, ut_noloc, "verifier: kernel %s does not end at its last op", cur->name);
   }
   if (ninputs != 1) ut_error(d, ut_noloc, "verifier: the graph has %d inputs, expected 1", ninputs);
   if (nreturns != 1)

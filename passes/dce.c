@@ -28,11 +28,20 @@ bool pass_dce(hsac_pass_ctx *c) {
     bool alive = op->code == IR_RETURN || op->code == IR_WEIGHT || op->code == IR_INPUT;
     for (int r = 0; r < op->nout && !alive; r++) alive = live[op->out[r]->index];
     if (!alive) {
-      ir_remove_op(g, op);
+      ops[i] = NULL; /* unlinked below, in one pass */
       removed++;
       continue;
     }
     for (int j = 0; j < op->nin; j++) live[op->in[j]->index] = true;
+  }
+  g->first = g->last = NULL;
+  g->nops = 0;
+  for (int i = 0; i < k; i++) {
+    if (!ops[i]) continue;
+    ops[i]->next = NULL;
+    if (g->last) g->last->next = ops[i]; else g->first = ops[i];
+    g->last = ops[i];
+    g->nops++;
   }
   free(live);
   free(ops);

@@ -126,35 +126,50 @@ typedef struct buf {
   int64_t off;
 } buf;
 
-static int by_size(const void *a, const void *b) {
+static int by_start(const void *a, const void *b) {
   const buf *x = *(const buf *const *)a, *y = *(const buf *const *)b;
+  if (x->from != y->from) return x->from < y->from ? -1 : 1;
   return x->bytes > y->bytes ? -1 : x->bytes < y->bytes;
 }
 
-/* Greedy offset assignment; returns the arena size. */
+static int by_off(const void *a, const void *b) {
+  const buf *x = *(const buf *const *)a, *y = *(const buf *const *)b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* First fit in order of first use: each buffer goes to the lowest offset
+ * not held by a buffer still alive at that point.  The live set is small
+ * (a layer's temporaries and the values that cross it), so this stays fast
+ * for thousands of layers.  Returns the arena size (-1: out of memory). */
 static int64_t assign(buf *bs, int n) {
-  buf **order = malloc((size_t)n * sizeof *order);
-  if (!order) return -1;
+  buf **order = malloc((size_t)n * sizeof *order), **live = malloc((size_t)n * sizeof *live);
+  if (!order || !live) {
+    free(order);
+    free(live);
+    return -1;
+  }
   for (int i = 0; i < n; i++) order[i] = &bs[i];
-  qsort(order, (size_t)n, sizeof *order, by_size);
+  qsort(order, (size_t)n, sizeof *order, by_start);
+  int nlive = 0;
   int64_t top = 0;
   for (int i = 0; i < n; i++) {
     buf *b = order[i];
+    int k = 0;
+    for (int j = 0; j < nlive; j++)
+      if (live[j]->to >= b->from) live[k++] = live[j]; /* still alive */
+    nlive = k;
+    qsort(live, (size_t)nlive, sizeof *live, by_off);
     int64_t off = 0;
-    for (bool moved = true; moved;) {
-      moved = false;
-      for (int j = 0; j < i; j++) {
-        buf *o = order[j];
-        if (o->to < b->from || b->to < o->from) continue;     /* lifetimes apart */
-        if (off + b->bytes <= o->off || o->off + o->bytes <= off) continue;
-        off = o->off + o->bytes;
-        moved = true;
-      }
+    for (int j = 0; j < nlive; j++) {
+      if (off + b->bytes <= live[j]->off) break; /* fits in the gap before it */
+      if (live[j]->off + live[j]->bytes > off) off = live[j]->off + live[j]->bytes;
     }
     b->off = off;
+    live[nlive++] = b;
     if (off + b->bytes > top) top = off + b->bytes;
   }
   free(order);
+  free(live);
   return top;
 }
 
@@ -173,9 +188,10 @@ bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hs
   int *last_use = calloc((size_t)nv + 1, sizeof *last_use);
   int *def_pos = calloc((size_t)nv + 1, sizeof *def_pos);
   bool *quant16 = calloc((size_t)nv + 1, sizeof *quant16);
+  bool *kv = calloc((size_t)nv + 1, sizeof *kv);
   buf *bs = calloc((size_t)nv + 1, sizeof *bs);
-  if (!keep || !last_use || !def_pos || !quant16 || !bs) {
-    free(keep), free(last_use), free(def_pos), free(quant16), free(bs);
+  if (!keep || !last_use || !def_pos || !quant16 || !bs || !kv) {
+    free(keep), free(last_use), free(def_pos), free(quant16), free(bs), free(kv);
     return false;
   }
   int pos = 0;
@@ -184,6 +200,10 @@ bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hs
     for (int r = 0; r < op->nout; r++) def_pos[op->out[r]->index] = pos;
     if (op->code == IR_WEIGHT) weights += 4.0 * (double)ir_type_numel(&op->out[0]->type);
     if (op->code == IR_QUANTIZE) quant16[op->out[0]->index] = true;
+    /* attention keys and values are cached in the session's cache type */
+    if (op->code == IR_ATTENTION || op->code == IR_MOBA_ATTENTION ||
+        op->code == IR_LANDMARK_ATTENTION || op->code == IR_NSA_ATTENTION)
+      for (int i = 1; i <= 2 && i < op->nin; i++) kv[op->in[i]->index] = true;
     for (int i = 0; i < op->nin; i++) {
       int k = op->in[i]->index;
       last_use[k] = pos;
@@ -206,15 +226,7 @@ bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hs
       int64_t k = keep[v->index];
       if (!has_rows(v) || k == 0) continue;
       double eb = quant16[v->index] ? 2.0 : (double)o->cache_bytes;
-      if (op->code != IR_QUANTIZE && !quant16[v->index]) {
-        /* attention keys/values use the session's cache type; the rest f32 */
-        bool kv = false;
-        for (ir_op *c = g->first; c && !kv; c = c->next)
-          for (int i = 1; i <= 2 && i < c->nin; i++)
-            kv |= c->in[i] == v && (c->code == IR_ATTENTION || c->code == IR_MOBA_ATTENTION ||
-                                    c->code == IR_LANDMARK_ATTENTION || c->code == IR_NSA_ATTENTION);
-        if (!kv) eb = 4.0;
-      }
+      if (op->code != IR_QUANTIZE && !quant16[v->index] && !kv[v->index]) eb = 4.0;
       double rowb = eb * (double)inner(v, 0);
       double tot;
       const char *how;
@@ -299,6 +311,6 @@ bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hs
     res->activation_bytes = (double)arena;
     res->weight_bytes = weights;
   }
-  free(keep), free(last_use), free(def_pos), free(quant16), free(bs);
+  free(keep), free(last_use), free(def_pos), free(quant16), free(bs), free(kv);
   return true;
 }

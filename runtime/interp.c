@@ -87,18 +87,24 @@ hsart_status rt_exec_init(rt_exec *x, const ir_graph *g, const float *const *wei
       if (is_kv_input(op, i) && v->st.quant == RT_Q_F32) v->st.quant = kv_quant;
     }
   }
-  /* fused retrieve kernels stream their scores into top-k */
+  /* fused retrieve kernels stream their scores into top-k (when nothing
+   * else reads the scores) */
+  int *uses = calloc((size_t)x->nvals + 1, sizeof *uses);
+  if (!uses) {
+    snprintf(err, errsize, "out of memory");
+    return HSART_ENOMEM;
+  }
+  for (ir_op *op = g->first; op; op = op->next)
+    for (int i = 0; i < op->nin; i++) uses[op->in[i]->index]++;
   for (ir_op *op = g->first; op; op = op->next) {
     if (op->code != IR_TOPK || !op->kernel || op->kernel->kind != IR_K_RETRIEVE) continue;
     ir_op *sc = op->in[0]->def;
     if (sc->code != IR_LANDMARK_SCORES || sc->kernel != op->kernel) continue;
-    int uses = 0;
-    for (ir_op *o = g->first; o; o = o->next)
-      for (int i = 0; i < o->nin; i++) uses += o->in[i] == sc->out[0];
-    if (uses != 1) continue;
+    if (uses[sc->out[0]->index] != 1) continue;
     rt_val_of(x, sc->out[0])->virt = true;
     rt_val_of(x, op->out[0])->stream = sc;
   }
+  free(uses);
   for (int i = 0; i < x->nvals; i++) {
     rt_val *v = &x->vals[i];
     if (!v->rows) continue;
