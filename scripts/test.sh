@@ -1,7 +1,9 @@
 #!/bin/sh
 # test.sh - the README's second command, and what CI runs: install the
 # dependencies, build warning-free, run every test; then build again with
-# AddressSanitizer and UndefinedBehaviorSanitizer and run every test again.
+# AddressSanitizer and UndefinedBehaviorSanitizer and run every test again;
+# then run every fuzz target for a bounded time (FUZZ_SECONDS each, 60 by
+# default; FUZZ_SECONDS=0 skips fuzzing).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -19,3 +21,19 @@ cmake --build build-asan -j"$jobs"
 echo "== tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
+
+# --- fuzzing (fuzz/run.sh): libFuzzer + ASan + UBSan, built with clang-14 ---
+# Each target first replays its regression inputs (fuzz/crashes/NAME/), then
+# fuzzes from its seeds (fuzz/corpus/NAME/); a crash, leak, sanitizer report,
+# timeout or out-of-memory fails this script.
+fuzz_seconds=${FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" != 0 ]; then
+  echo "== build the fuzz targets (clang-14, libFuzzer + ASan + UBSan)"
+  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSAC_FUZZ=ON \
+    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+  cmake --build build-fuzz -j"$jobs" --target fuzz
+  for src in fuzz/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    sh fuzz/run.sh "${name#fuzz_}" "$fuzz_seconds"
+  done
+fi
