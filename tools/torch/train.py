@@ -298,6 +298,8 @@ def main():
             if hasattr(saved, k):
                 delattr(saved, k)
         args = parser.parse_args(namespace=saved)   # command-line flags override
+        if not args.model:                          # argparse resets an absent positional
+            args.model = state["args"]["model"]
         args.out = args.resume
     if not args.model or not args.out:
         parser.error("give MODEL and --out (or --resume DIR)")
