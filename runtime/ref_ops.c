@@ -290,29 +290,60 @@ bool rt_op_block_landmark(rt_exec *x, const ir_op *op) {
  * exclude_window = X, start at least X tokens before the query position;
  * -inf elsewhere.  per = chunk: every token of chunk c uses the query of
  * the last token of chunk c - 1 (chunk 0 retrieves nothing). */
+/* The retrieval rule of a landmark_scores op, shared by the op and by the
+ * streaming retrieve kernel so the two cannot disagree. */
+typedef struct retr_rule {
+  const ir_value *q, *lmk;
+  int64_t S, X, G, dr;
+  bool per_chunk;
+  double off, scale;
+} retr_rule;
+
+static retr_rule retr_rule_of(rt_exec *x, const ir_op *sc) {
+  retr_rule r = {.q = IN(sc, 0), .lmk = IN(sc, 1)};
+  r.S = ir_attr_i(sc, "chunk", 1);
+  r.X = ir_attr_i(sc, "exclude_window", 0);
+  r.G = DIM(r.q, 1);
+  r.dr = DIM(r.q, 2);
+  const ir_attr *per = ir_get_attr(sc, "per");
+  r.per_chunk = per && !strcmp(per->s, "chunk");
+  const ir_attr *fixed = ir_get_attr(sc, "offset");
+  r.off = fixed ? fixed->f : 0;
+  if (sc->nin == 3) r.off += W(x, IN(sc, 2))[0];
+  r.scale = 1.0 / sqrt((double)r.dr);
+  return r;
+}
+
+/* Token t's own chunk (chunks before it are candidates) and the position
+ * whose query it uses. */
+static int64_t retr_query_pos(const retr_rule *r, int64_t t, int64_t *own) {
+  *own = t / r->S;
+  return r->per_chunk ? *own * r->S - 1 : t;
+}
+
+/* Chunk i (before the own chunk) is skipped when it starts within the last
+ * X tokens before the query position. */
+static bool retr_excluded(const retr_rule *r, int64_t i, int64_t tq) {
+  return r->X > 0 && i * r->S > tq - r->X;
+}
+
+static float retr_score(const retr_rule *r, const float *qr, int64_t g, const float *l) {
+  return (float)(dot(qr + g * r->dr, l, r->dr) * r->scale + r->off);
+}
+
 bool rt_op_landmark_scores(rt_exec *x, const ir_op *op) {
-  const ir_value *q = IN(op, 0), *lmk = IN(op, 1);
-  int64_t S = ir_attr_i(op, "chunk", 1), X = ir_attr_i(op, "exclude_window", 0);
-  int64_t G = DIM(q, 1), dr = DIM(q, 2);
-  int64_t C = elems(x, OUT(op)) / G; /* chunks complete at the segment's end */
-  const ir_attr *per = ir_get_attr(op, "per");
-  bool per_chunk = per && !strcmp(per->s, "chunk");
-  const ir_attr *fixed = ir_get_attr(op, "offset");
-  double off = fixed ? fixed->f : 0;
-  if (op->nin == 3) off += W(x, IN(op, 2))[0];
-  double scale = 1.0 / sqrt((double)dr);
+  retr_rule r = retr_rule_of(x, op);
+  int64_t C = elems(x, OUT(op)) / r.G; /* chunks complete at the segment's end */
   for (int64_t t = seg0(x, OUT(op)); t < seg1(x, OUT(op)); t++) {
     float *out = rt_out_row(x, OUT(op), t);
-    for (int64_t i = 0; i < G * C; i++) out[i] = NEG_INF;
-    int64_t own = t / S;
-    int64_t tq = per_chunk ? own * S - 1 : t;
+    for (int64_t i = 0; i < r.G * C; i++) out[i] = NEG_INF;
+    int64_t own, tq = retr_query_pos(&r, t, &own);
     if (own == 0) continue;
-    ROW(qr, q, tq, 0);
+    ROW(qr, r.q, tq, 0);
     for (int64_t i = 0; i < own && i < C; i++) {
-      if (X > 0 && i * S > tq - X) continue;
-      ROW(l, lmk, i, 1);
-      for (int64_t g = 0; g < G; g++)
-        out[g * C + i] = (float)(dot(qr + g * dr, l, dr) * scale + off);
+      if (retr_excluded(&r, i, tq)) continue;
+      ROW(l, r.lmk, i, 1);
+      for (int64_t g = 0; g < r.G; g++) out[g * C + i] = retr_score(&r, qr, g, l);
     }
   }
   return true;
@@ -391,33 +422,25 @@ bool rt_op_topk(rt_exec *x, const ir_op *op) {
  * landmark_scores followed by topk, but each query streams over the
  * landmarks keeping a K-entry list, so no [L, G, C] score matrix exists. */
 bool rt_stream_topk(rt_exec *x, const ir_op *sc, const ir_op *op) {
-  const ir_value *q = IN(sc, 0), *lmk = IN(sc, 1);
-  int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
-  int64_t G = DIM(q, 1), dr = DIM(q, 2), K = ir_attr_i(op, "k", 1);
-  int64_t C = rt_dim_at(lmk->type.dims[0], x->t1);
-  const ir_attr *per = ir_get_attr(sc, "per");
-  bool per_chunk = per && !strcmp(per->s, "chunk");
-  const ir_attr *fixed = ir_get_attr(sc, "offset");
-  double off = fixed ? fixed->f : 0;
-  if (sc->nin == 3) off += W(x, IN(sc, 2))[0];
-  double scale = 1.0 / sqrt((double)dr);
+  retr_rule r = retr_rule_of(x, sc);
+  int64_t G = r.G, K = ir_attr_i(op, "k", 1);
+  int64_t C = rt_dim_at(r.lmk->type.dims[0], x->t1);
   int64_t *idx = malloc((size_t)(G * K) * sizeof *idx);
   float *val = malloc((size_t)(G * K) * sizeof *val);
   int64_t *cnt = malloc((size_t)G * sizeof *cnt);
   bool ok = idx && val && cnt;
   if (!ok) fail(x, "out of memory");
   for (int64_t t = seg0(x, op->out[0]); ok && t < seg1(x, op->out[0]); t++) {
-    int64_t own = t / S, tq = per_chunk ? own * S - 1 : t;
+    int64_t own, tq = retr_query_pos(&r, t, &own);
     for (int64_t g = 0; g < G; g++) cnt[g] = 0;
-    const float *qr = own > 0 ? rt_row(x, q, tq, 0) : NULL;
+    const float *qr = own > 0 ? rt_row(x, r.q, tq, 0) : NULL;
     if (own > 0 && !qr) { ok = false; break; }
     for (int64_t i = 0; i < own && i < C; i++) {
-      if (X > 0 && i * S > tq - X) continue;
-      const float *l = rt_row(x, lmk, i, 1);
+      if (retr_excluded(&r, i, tq)) continue;
+      const float *l = rt_row(x, r.lmk, i, 1);
       if (!l) { ok = false; break; }
       for (int64_t g = 0; g < G; g++)
-        topk_offer(val + g * K, idx + g * K, &cnt[g], K,
-                   (float)(dot(qr + g * dr, l, dr) * scale + off), i);
+        topk_offer(val + g * K, idx + g * K, &cnt[g], K, retr_score(&r, qr, g, l), i);
     }
     if (!ok) break;
     int32_t *oi = (int32_t *)rt_out_row(x, op->out[0], t);
