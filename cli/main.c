@@ -205,6 +205,15 @@ static bool parse_float(const char *s, double lo, double hi, double *out) {
   return true;
 }
 
+/* --cache f32|bf16|f16 */
+static bool parse_cache(const char *v, hsart_cache_type *out) {
+  if (!strcmp(v, "f32")) *out = HSART_CACHE_F32;
+  else if (!strcmp(v, "bf16")) *out = HSART_CACHE_BF16;
+  else if (!strcmp(v, "f16")) *out = HSART_CACHE_F16;
+  else return false;
+  return true;
+}
+
 static int exit_for_rt(hsart_status st) {
   switch (st) {
   case HSART_OK: return 0;
@@ -334,11 +343,8 @@ static int cmd_run(int argc, char **argv) {
       if (!parse_int(argv[++i], 1, 1 << 24, &segment))
         return usage_error("--segment expects an integer >= 1, not '%s'", v);
     } else if (!strcmp(a, "--cache") && has) {
-      i++;
-      if (!strcmp(v, "f32")) cache = HSART_CACHE_F32;
-      else if (!strcmp(v, "bf16")) cache = HSART_CACHE_BF16;
-      else if (!strcmp(v, "f16")) cache = HSART_CACHE_F16;
-      else return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);
+      if (!parse_cache(argv[++i], &cache))
+        return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown or incomplete option '%s'", a);
     } else if (file) {
@@ -451,7 +457,7 @@ static bool parse_size(const char *s, long long *out) {
 static int cmd_plan(int argc, char **argv) {
   const char *file = NULL;
   long long context = 0, segment = 512;
-  int cache_bytes = 4;
+  hsart_cache_type cache = HSART_CACHE_F32;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--context") && v) {
@@ -461,10 +467,8 @@ static int cmd_plan(int argc, char **argv) {
       if (!parse_size(argv[++i], &segment))
         return usage_error("--segment expects a size, not '%s'", v);
     } else if (!strcmp(a, "--cache") && v) {
-      i++;
-      if (!strcmp(v, "f32")) cache_bytes = 4;
-      else if (!strcmp(v, "bf16") || !strcmp(v, "f16")) cache_bytes = 2;
-      else return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);
+      if (!parse_cache(argv[++i], &cache))
+        return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown or incomplete option '%s'", a);
     } else if (file) {
@@ -480,7 +484,7 @@ static int cmd_plan(int argc, char **argv) {
   hsac_status st = hsac_compile(&c, file, NULL, 0, HSAC_STAGE_IR);
   ut_diags_render(&c.diags, &c.sources, stderr);
   if (st == HSAC_OK) {
-    hsac_plan_opts po = {.context = context, .segment = segment, .cache_bytes = cache_bytes};
+    hsac_plan_opts po = {.context = context, .segment = segment, .cache_bytes = cache == HSART_CACHE_F32 ? 4 : 2};
     if (!hsac_plan(c.graph, c.model, &po, NULL, stdout)) st = HSAC_ENOMEM;
   }
   hsac_free(&c);
