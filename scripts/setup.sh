@@ -1,6 +1,7 @@
 #!/bin/sh
 # setup.sh - the README's first command: install the dependencies, build
-# hsac, and run its main job on the shipped example (the paper's model).
+# hsac, check the paper's model and print its IR, then run the shipped trained
+# model (examples/trained/passkey_hsa) on a passkey prompt.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -10,7 +11,14 @@ echo "== hsac check examples/paper_swa_hsa.hsa"
 ./build/hsac check examples/paper_swa_hsa.hsa
 echo "== hsac ir examples/paper_swa_hsa.hsa (first 40 lines of the function)"
 ./build/hsac ir examples/paper_swa_hsa.hsa | sed -n '/^func/,$p' | head -40
-echo "== hsac run (tiny paper model, deterministic random weights)"
-./build/hsac init-weights examples/tiny/paper_swa_hsa.hsa -o build/tiny_paper.safetensors --seed 1
-./build/hsac run examples/tiny/paper_swa_hsa.hsa --weights build/tiny_paper.safetensors \
-  --prompt "The passkey is 1234." --max-new 16 | od -An -c | head -2
+echo "== hsac run: the shipped trained model (examples/trained/passkey_hsa) on a passkey prompt"
+./build/hsac gen-task --task passkey --length 512 --seed 7 --format prompt >build/passkey_prompt.txt
+echo "prompt: 512 bytes, build/passkey_prompt.txt; its needle and its end:"
+grep -o 'The passkey is [0-9]*\. Remember it\.' build/passkey_prompt.txt
+tail -c 60 build/passkey_prompt.txt; echo
+printf 'answer (greedy): '
+./build/hsac run examples/passkey_hsa.hsa --weights examples/trained/passkey_hsa/weights.safetensors \
+  --prompt-file build/passkey_prompt.txt --max-new 7 --temperature 0
+echo
+printf 'expected:        '
+./build/hsac gen-task --task passkey --length 512 --seed 7 --format text | tail -n 1

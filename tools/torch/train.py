@@ -55,7 +55,8 @@ from hsac_torch import HsacModel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
-              "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items"]
+              "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
+              "retrieval_loss"]
 
 
 def find_hsac(path):
@@ -108,6 +109,10 @@ def build_parser():
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--lm-weight", type=float, default=0.1)
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
+    p.add_argument("--retrieval-loss", type=float, default=0.0,
+                   help="weight of the auxiliary selection loss: at the answer positions, "
+                        "the stick-breaking log-weight that every eligible chunk's score "
+                        "would give the needle's chunk (0: off; TRAINING.md)")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -172,15 +177,70 @@ def encode(item):
     return torch.tensor(list(p + a), dtype=torch.long), len(p), len(a)
 
 
-def item_loss(model, item, lm_weight):
+class ScoreTap:
+    """Keeps the retrieval scores [L, G, C] of every landmark_scores op of
+    one forward pass (a post_op_hook; the tensors keep their gradients)."""
+
+    def __init__(self, model):
+        self.scores = []
+        model.post_op_hook = self
+
+    def __call__(self, node, i, v, ins):
+        if node.op == "landmark_scores" and i == 0:
+            self.scores.append((v, int(node.attrs["chunk"])))
+        return None
+
+
+def retrieval_loss(scores, chunk, prompt, answer, P, A):
+    """Auxiliary selection loss for one retrieval.  The answer's byte a is
+    predicted at position t = P - 1 + a; its target chunk n is the most
+    recent chunk holding byte a of an occurrence of the answer in the
+    prompt (the needle).  Stick-breaking in slot order (most recent first)
+    gives chunk n the weight sigmoid(s_n) * prod over the more recent
+    eligible chunks j of (1 - sigmoid(s_j)); the loss is minus the log of
+    that weight, averaged over the answer positions and groups.  (A more
+    recent chunk that holds other answer bytes is pushed down too: stick-
+    breaking would give it the weight, and byte a is not in it.)  None when
+    the prompt lacks the answer."""
+    occs = []
+    start = prompt.find(answer)
+    while start >= 0:
+        occs.append(start)
+        start = prompt.find(answer, start + 1)
+    if not occs:
+        return None
+    L, G, C = scores.shape
+    t = torch.arange(P - 1, P - 1 + A)
+    n = torch.tensor([max((o + a) // chunk for o in occs) for a in range(A)])
+    s = scores[t]                                              # [A, G, C]
+    elig = s > -1e30
+    recent = torch.arange(C)[None, :] > n[:, None]             # [A, C]
+    s_n = torch.gather(s, 2, n[:, None, None].expand(A, G, 1)).squeeze(2)
+    push = (F.logsigmoid(-s.masked_fill(~elig, 0.0)) *
+            (recent[:, None, :] & elig).float()).sum(-1)
+    return -(F.logsigmoid(s_n) + push).mean()
+
+
+def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None):
     toks, P, A = encode(item)
+    if tap is not None:
+        tap.scores = []
     logits = model(toks[:-1])                                  # predicts toks[1:]
     tgt = toks[1:]
     ans_logits = logits[P - 1:P - 1 + A]
     ans_loss = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A])
     correct = bool((ans_logits.argmax(-1) == tgt[P - 1:P - 1 + A]).all())
     lm_loss = F.cross_entropy(logits[:P - 1], tgt[:P - 1]) if lm_weight > 0 else ans_loss * 0
-    return ans_loss + lm_weight * lm_loss, ans_loss, lm_loss, correct
+    ret_loss = ans_loss * 0
+    if ret_weight > 0 and tap is not None:
+        prompt = item["prompt"].encode()
+        parts = [retrieval_loss(sc, ch, prompt, item["answer"].encode(), P, A)
+                 for sc, ch in tap.scores]
+        parts = [x for x in parts if x is not None]
+        if parts:
+            ret_loss = sum(parts) / len(parts)
+    return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss, ans_loss, lm_loss,
+            correct, ret_loss)
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -221,6 +281,11 @@ def plot_log(out):
     fig, ax = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     ax[0].plot(st, [float(r["answer_loss"]) for r in rows], label="answer loss")
     ax[0].plot(st, [float(r["lm_loss"]) for r in rows], label="LM loss (prompt)", alpha=0.7)
+    ret = [(int(r["step"]), float(r["retrieval_loss"])) for r in rows
+           if r.get("retrieval_loss")]
+    if ret:
+        ax[0].plot([a for a, _ in ret], [b for _, b in ret], label="retrieval loss (aux)",
+                   alpha=0.7)
     ax[0].axhline(math.log(10), color="gray", ls=":", lw=1, label="ln 10 (guessing digits)")
     ax[0].set_ylabel("cross-entropy (nats)")
     ax[0].set_yscale("log")
@@ -344,6 +409,16 @@ def main():
     gen = torch.Generator().manual_seed(args.seed * 7919 + step)
     log_path = os.path.join(args.out, "log.csv")
     new_log = not os.path.exists(log_path) or not args.resume
+    if not new_log:                                 # an older log: add the new columns
+        with open(log_path, newline="") as f:
+            old_rows = list(csv.DictReader(f))
+        if old_rows and set(old_rows[0]) != set(LOG_FIELDS):
+            with open(log_path + ".tmp", "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=LOG_FIELDS, restval="")
+                w.writeheader()
+                for r in old_rows:
+                    w.writerow({k: r.get(k, "") for k in LOG_FIELDS})
+            os.replace(log_path + ".tmp", log_path)
     logf = open(log_path, "w" if new_log else "a", newline="")
     logw = csv.DictWriter(logf, fieldnames=LOG_FIELDS)
     if new_log:
@@ -373,12 +448,13 @@ def main():
         return lr
 
     recent = []                                     # correctness of recent sequences
-    acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ok": 0, "n": 0}
+    acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0}
     t_run0 = time.time()
     t_ckpt = time.time()
     t_log = time.time()
     steps_since_log = 0
     prog = Progress(args.steps, step, args.no_progress)
+    tap = ScoreTap(model) if args.retrieval_loss > 0 else None
     model.train()
     try:
         while not stop["flag"]:
@@ -397,11 +473,13 @@ def main():
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
             for it in items:
-                loss, al, ll, ok = item_loss(model, it, args.lm_weight)
+                loss, al, ll, ok, rl = item_loss(model, it, args.lm_weight,
+                                                 args.retrieval_loss, tap)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()
                 acc_sum["lm"] += ll.item()
+                acc_sum["ret"] += rl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
                 recent.append(ok)
@@ -424,13 +502,14 @@ def main():
                                "loss": "%.4f" % (acc_sum["loss"] / n),
                                "answer_loss": "%.4f" % (acc_sum["ans"] / n),
                                "lm_loss": "%.4f" % (acc_sum["lm"] / n),
+                               "retrieval_loss": "%.4f" % (acc_sum["ret"] / n),
                                "acc": "%.3f" % (acc_sum["ok"] / n),
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,
                                "score_offset": " ".join("%.3f" % o for o in off),
                                "items": data.consumed})
                 logf.flush()
-                acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ok": 0, "n": 0}
+                acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0}
                 t_log, steps_since_log = now, 0
             if args.eval_every and step % args.eval_every == 0:
                 evaluate(model, data, stages[-1], args, tops, step)

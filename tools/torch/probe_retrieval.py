@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""probe_retrieval.py: does a model's retrieval select the needle's chunk?
+
+    /usr/bin/python3 tools/torch/probe_retrieval.py CHECKPOINT_DIR \
+        [--length 512] [--items 20] [--seed 0] [--topk K] [-v]
+
+Runs the PyTorch twin (CHECKPOINT_DIR/model.json and weights.safetensors,
+as train.py writes them) on `hsac gen-task --task passkey` items and, at
+each answer position (teacher-forced), checks whether the chunk that holds
+that answer byte in the needle (either occurrence) is among the chunks the
+retrieval selects.  Prints, per retrieval op, the share of answer positions
+whose needle chunk was selected ("selection hit rate"), next to the
+teacher-forced exact-answer accuracy.  Chance is about K / (number of
+eligible chunks).  --topk overrides the model's K (as train.py's stages do).
+A diagnostic for training: the accuracy that counts is hsac's
+(eval_passkey.sh).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hsac_torch import HsacModel  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 1)[1])
+    p.add_argument("checkpoint")
+    p.add_argument("--length", default="512", help="prompt bytes (gen-task syntax: 8K)")
+    p.add_argument("--items", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--topk", type=int, default=0, help="override the retrieval K")
+    p.add_argument("--hsac", default=os.path.join(REPO, "build", "hsac"))
+    p.add_argument("-v", action="store_true", help="one line per item")
+    a = p.parse_args()
+    m = HsacModel(os.path.join(a.checkpoint, "model.json"))
+    m.load_weights(os.path.join(a.checkpoint, "weights.safetensors"))
+    m.eval()
+    tops = m.retrievals()
+    if a.topk:
+        m.check_shapes = False
+        for n in tops:
+            n.attrs["k"] = a.topk
+    chunk = {}
+    sel = []
+
+    def hook(node, i, v, ins):
+        if node.op == "landmark_scores":
+            chunk[len(sel)] = int(node.attrs["chunk"])
+        if node.op == "topk" and i == 0 and node in tops:
+            sel.append(v)
+        return None
+    m.post_op_hook = hook
+    r = subprocess.run([a.hsac, "gen-task", "--task", "passkey", "--length", a.length,
+                        "--seed", str(a.seed), "--items", str(a.items), "--format", "jsonl"],
+                       capture_output=True)
+    if r.returncode != 0:
+        sys.exit("probe_retrieval.py: gen-task failed: " + r.stderr.decode().strip())
+    items = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
+    hits = [0] * len(tops)
+    total = 0
+    exact = 0
+    for it in items:
+        prompt, ans = it["prompt"].encode(), it["answer"].encode()
+        P, A = len(prompt), len(ans)
+        toks = torch.tensor(list(prompt + ans[:-1]), dtype=torch.long)
+        sel.clear()
+        with torch.no_grad():
+            logits = m(toks)
+        ok = bool((logits[P - 1:].argmax(-1) == torch.tensor(list(ans))).all())
+        exact += ok
+        occs = []
+        s = prompt.find(ans)
+        while s >= 0:
+            occs.append(s)
+            s = prompt.find(ans, s + 1)
+        line = []
+        for r_i, idx in enumerate(sel):
+            S = chunk.get(r_i, chunk.get(0, 16))
+            h = 0
+            for b in range(A):
+                want = {(o + b) // S for o in occs}
+                got = set(idx[P - 1 + b].reshape(-1).tolist())
+                h += bool(want & got)
+            hits[r_i] += h
+            line.append("%d/%d" % (h, A))
+        total += A
+        if a.v:
+            print("seed %d: needle at byte %s, %s, selection hits %s"
+                  % (it["seed"], occs[:1], "exact" if ok else "wrong", " ".join(line)))
+    for r_i in range(len(tops)):
+        print("retrieval %d: selection hit rate %.3f (%d/%d answer positions)"
+              % (r_i, hits[r_i] / max(1, total), hits[r_i], total))
+    print("teacher-forced exact answers: %d/%d at %s bytes" % (exact, len(items), a.length))
+
+
+if __name__ == "__main__":
+    main()
