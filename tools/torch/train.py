@@ -302,6 +302,13 @@ def plot_log(out):
                 a.axvline(int(r["step"]), color="red", lw=0.6, alpha=0.5)
             ax[1].text(int(r["step"]), 0.02, " L=%s K=%s" % key, fontsize=7, rotation=90)
             prev = key
+    ev_path = os.path.join(out, "eval.csv")
+    if os.path.exists(ev_path):
+        ev = [r.split(",") for r in open(ev_path).read().split() if r.count(",") == 3]
+        if ev:
+            ax[1].plot([int(e[0]) for e in ev], [float(e[3]) for e in ev], "o", ms=3,
+                       label="held-out, teacher-forced, at %s tokens, top-%s"
+                       % (ev[-1][1], ev[-1][2]))
     ax[1].legend()
     fig.suptitle(os.path.basename(os.path.normpath(out)))
     fig.tight_layout()

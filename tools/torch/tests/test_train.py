@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""test_train.py HSAC SOURCE_DIR: checks tools/torch/train.py.
+
+1. The selection loss (train.retrieval_loss) targets, for each answer
+   byte, the most recent chunk holding that byte, and is small only when
+   stick-breaking would give that chunk the weight.
+2. A short run from scratch, then --resume, on the shipped model's
+   source: the step count, the log rows and the data position continue,
+   and the weights it writes run in hsac.
+Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+hsac, src = sys.argv[1], sys.argv[2]
+spec = importlib.util.spec_from_file_location("train", os.path.join(src, "tools/torch/train.py"))
+train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train)
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print("%s: %s%s" % ("ok" if ok else "FAILED", name,
+                        " (" + detail + ")" if detail and (not ok or len(detail) < 40) else ""))
+
+
+def scores_for(target, C, L, P, A, hi, lo):
+    """[L, 1, C] scores: hi at target[a] for answer position a, lo elsewhere
+    among the eligible chunks, -inf for the ineligible ones."""
+    s = torch.full((L, 1, C), lo)
+    for a in range(A):
+        s[P - 1 + a, 0, target[a]] = hi
+    t = torch.arange(L)
+    elig = torch.arange(C)[None, :] < (t // 16)[:, None]
+    return s.masked_fill(~elig[:, None, :], float("-inf"))
+
+
+# A prompt of 96 bytes with the answer "1234567" at byte 28 (chunk 1,
+# bytes 28..34 -> chunks 1, 1, 1, 1, 2, 2, 2) and again at byte 60
+# (chunk 3, bytes 60..66 -> chunks 3, 3, 3, 3, 4, 4, 4).
+ans = b"1234567"
+prompt = bytearray(b"x" * 96)
+prompt[28:35] = ans
+prompt[60:67] = ans
+prompt = bytes(prompt)
+P, A, C = len(prompt), len(ans), 7
+L = P + A - 1
+want = [3, 3, 3, 3, 4, 4, 4]
+good = train.retrieval_loss(scores_for(want, C, L, P, A, 20.0, -20.0), 16, prompt, ans, P, A)
+check("selection loss ~0 when each byte's most recent chunk has the weight",
+      good is not None and good.item() < 1e-6, "%.2e" % good.item())
+# the first form's fixed point: every byte's weight on the needle's last chunk
+last = [4] * A
+bad = train.retrieval_loss(scores_for(last, C, L, P, A, 20.0, -20.0), 16, prompt, ans, P, A)
+check("selection loss large when a more recent needle chunk takes the weight",
+      bad.item() > 5.0, "%.2f" % bad.item())
+old = [1, 1, 1, 1, 2, 2, 2]           # the first occurrence: stick-breaking reaches it last
+older = train.retrieval_loss(scores_for(old, C, L, P, A, 20.0, -20.0), 16, prompt, ans, P, A)
+check("selection loss prefers the most recent occurrence", older.item() > good.item() + 5.0,
+      "%.2f" % older.item())
+s = scores_for(want, C, L, P, A, 20.0, -20.0).requires_grad_(True)
+train.retrieval_loss(s * 0.5, 16, prompt, ans, P, A).backward()
+check("selection loss gradient only at answer positions and eligible chunks",
+      bool(s.grad[:P - 1].abs().sum() == 0) and bool(torch.isfinite(s.grad).all()))
+check("selection loss is None when the prompt lacks the answer",
+      train.retrieval_loss(s, 16, b"y" * 96, ans, P, A) is None)
+
+# short run, then resume
+with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "run")
+    env = dict(os.environ, OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE", "Haswell"))
+    base = ["/usr/bin/python3", os.path.join(src, "tools/torch/train.py")]
+    r1 = subprocess.run(base + [os.path.join(src, "examples/passkey_hsa.hsa"), "--out", out,
+                                "--hsac", hsac, "--stages", "256:8", "--tokens-per-step", "256",
+                                "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0",
+                                "--threads", "1", "--no-progress"],
+                        capture_output=True, env=env, cwd=src)
+    check("train.py runs 2 steps", r1.returncode == 0, r1.stderr.decode()[-300:])
+    r2 = subprocess.run(base + ["--resume", out, "--steps", "3"], capture_output=True, env=env,
+                        cwd=src)
+    check("train.py --resume runs to step 3", r2.returncode == 0, r2.stderr.decode()[-300:])
+    if r1.returncode == 0 and r2.returncode == 0:
+        st = json.load(open(os.path.join(out, "state.json")))
+        rows = open(os.path.join(out, "log.csv")).read().split()
+        check("state: step 3, 3 items used, the saved arguments kept",
+              st["step"] == 3 and st["items"] == 3 and st["args"]["retrieval_loss"] == 1.0,
+              "step %s items %s" % (st["step"], st["items"]))
+        check("log: a header and steps 1, 2, 3",
+              len(rows) == 4 and [x.split(",")[0] for x in rows[1:]] == ["1", "2", "3"],
+              " ".join(x.split(",")[0] for x in rows))
+        r3 = subprocess.run([hsac, "run", os.path.join(src, "examples/passkey_hsa.hsa"),
+                             "--weights", os.path.join(out, "weights.safetensors"),
+                             "--prompt", "The passkey is", "--max-new", "4", "--temperature", "0"],
+                            capture_output=True)
+        # 4 new bytes, and a newline when they do not end with one
+        check("hsac runs the weights train.py wrote", r3.returncode == 0 and len(r3.stdout) in (4, 5),
+              r3.stderr.decode()[-200:])
+
+print("%d passed, %d failed" % (sum(results), len(results) - sum(results)))
+sys.exit(0 if all(results) else 1)
