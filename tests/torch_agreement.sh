@@ -17,19 +17,8 @@
 # fails, unless HSAC_ALLOW_SKIP_TORCH=1, which makes it a skip.
 set -u
 hsac=$1 src=$2
-py=/usr/bin/python3
-skip() {
-  if [ "${HSAC_ALLOW_SKIP_TORCH:-0}" = 1 ]; then
-    echo "torch agreement: SKIPPED ($1)"
-    exit 0
-  fi
-  echo "torch agreement: FAILED: $1 (scripts/deps.sh installs it; HSAC_ALLOW_SKIP_TORCH=1 skips)"
-  echo "0 passed, 1 failed"
-  exit 1
-}
-[ -x "$py" ] || skip "no $py"
-"$py" -c 'import torch' 2>/dev/null || skip "$py cannot import torch"
-"$py" -c 'import safetensors.torch' 2>/dev/null || skip "$py cannot import safetensors"
+. "$src/tests/torch_env.sh"
+torch_require "torch agreement"
 set -- "$src"/examples/tiny/*.hsa "$src"/tools/torch/tests/*.hsa
 [ -f "$1" ] || { echo "no models under $src/examples/tiny"; echo "0 passed, 1 failed"; exit 1; }
 PYTHONDONTWRITEBYTECODE=1 exec "$py" "$src/tools/torch/agreement.py" "$hsac" "$@"

@@ -5,16 +5,6 @@
 # torch_agreement.sh needs; HSAC_ALLOW_SKIP_TORCH=1 makes their absence a skip.
 set -u
 hsac=$1 src=$2
-py=/usr/bin/python3
-skip() {
-  if [ "${HSAC_ALLOW_SKIP_TORCH:-0}" = 1 ]; then
-    echo "torch train: SKIPPED ($1)"
-    exit 0
-  fi
-  echo "torch train: FAILED: $1 (scripts/deps.sh installs it; HSAC_ALLOW_SKIP_TORCH=1 skips)"
-  exit 1
-}
-[ -x "$py" ] || skip "no $py"
-"$py" -c 'import torch' 2>/dev/null || skip "$py cannot import torch"
-"$py" -c 'import safetensors.torch' 2>/dev/null || skip "$py cannot import safetensors"
+. "$src/tests/torch_env.sh"
+torch_require "torch train"
 PYTHONDONTWRITEBYTECODE=1 exec "$py" "$src/tools/torch/tests/test_train.py" "$hsac" "$src"
