@@ -19,6 +19,5 @@ tail -c 60 build/passkey_prompt.txt; echo
 printf 'answer (greedy): '
 ./build/hsac run examples/passkey_hsa.hsa --weights examples/trained/passkey_hsa/weights.safetensors \
   --prompt-file build/passkey_prompt.txt --max-new 7 --temperature 0
-echo
 printf 'expected:        '
 ./build/hsac gen-task --task passkey --length 512 --seed 7 --format text | tail -n 1
