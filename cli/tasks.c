@@ -323,6 +323,13 @@ static bool content_oom(content *c) {
   return oom;
 }
 
+/* Whether s is one of the n strings in prev. */
+static bool in_list(const sbuf *prev, int n, const char *s) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(prev[i].p, s)) return true;
+  return false;
+}
+
 /* A value of the given kind into out (emptied first), distinct from the
  * n values in prev. */
 static void gen_value(rng *r, tk_needle kind, sbuf *out, const sbuf *prev, int n) {
@@ -343,9 +350,7 @@ static void gen_value(rng *r, tk_needle kind, sbuf *out, const sbuf *prev, int n
       }
     }
     if (out->oom) return;
-    bool dup = false;
-    for (int i = 0; i < n && !dup; i++) dup = !strcmp(prev[i].p, out->p);
-    if (!dup) return;
+    if (!in_list(prev, n, out->p)) return;
   }
 }
 
@@ -358,21 +363,18 @@ static void gen_key(rng *r, sbuf *out, const sbuf *prev, int n) {
     const char *noun = key_nouns[rng_below(r, COUNT_OF(key_nouns))];
     sb_printf(out, "%s-%s", adjective, noun);
     if (out->oom) return;
-    bool dup = false;
-    for (int i = 0; i < n && !dup; i++) dup = !strcmp(prev[i].p, out->p);
-    if (!dup) return;
+    if (!in_list(prev, n, out->p)) return;
   }
 }
 
-/* Five uppercase letters, distinct from the n names in prev. */
+/* Five uppercase letters, not starting with "VAR" (the filler templates'
+ * placeholder), distinct from the n names in prev. */
 static void gen_var(rng *r, sbuf *out, const sbuf *prev, int n) {
   for (;;) {
     out->n = 0;
     for (int i = 0; i < 5; i++) sb_putc(out, (char)('A' + rng_below(r, 26)));
     if (out->oom) return;
-    bool dup = !strcmp(out->p, "VAR") || !strncmp(out->p, "VAR", 3);
-    for (int i = 0; i < n && !dup; i++) dup = !strcmp(prev[i].p, out->p);
-    if (!dup) return;
+    if (strncmp(out->p, "VAR", 3) && !in_list(prev, n, out->p)) return;
   }
 }
 
