@@ -26,6 +26,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hsac_torch import HsacModel  # noqa: E402
+from train import occurrences  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,11 +79,7 @@ def main():
             logits = m(toks)
         ok = bool((logits[P - 1:].argmax(-1) == torch.tensor(list(ans))).all())
         exact += ok
-        occs = []
-        s = prompt.find(ans)
-        while s >= 0:
-            occs.append(s)
-            s = prompt.find(ans, s + 1)
+        occs = occurrences(prompt, ans)
         line = []
         for r_i, idx in enumerate(sel):
             S = chunk.get(r_i, chunk.get(0, 16))

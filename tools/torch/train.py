@@ -110,9 +110,9 @@ def build_parser():
     p.add_argument("--lm-weight", type=float, default=0.1)
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
     p.add_argument("--retrieval-loss", type=float, default=0.0,
-                   help="weight of the auxiliary selection loss: at the answer positions, "
-                        "the stick-breaking log-weight that every eligible chunk's score "
-                        "would give the needle's chunk (0: off; TRAINING.md)")
+                   help="weight of the auxiliary selection loss: at each answer position, "
+                        "minus the stick-breaking log-weight that the scores give the most "
+                        "recent chunk holding that answer byte (0: off; TRAINING.md)")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -177,6 +177,16 @@ def encode(item):
     return torch.tensor(list(p + a), dtype=torch.long), len(p), len(a)
 
 
+def occurrences(prompt, answer):
+    """Byte offsets of every occurrence of answer in prompt (bytes)."""
+    out = []
+    start = prompt.find(answer)
+    while start >= 0:
+        out.append(start)
+        start = prompt.find(answer, start + 1)
+    return out
+
+
 class ScoreTap:
     """Keeps the retrieval scores [L, G, C] of every landmark_scores op of
     one forward pass (a post_op_hook; the tensors keep their gradients)."""
@@ -202,11 +212,7 @@ def retrieval_loss(scores, chunk, prompt, answer, P, A):
     recent chunk that holds other answer bytes is pushed down too: stick-
     breaking would give it the weight, and byte a is not in it.)  None when
     the prompt lacks the answer."""
-    occs = []
-    start = prompt.find(answer)
-    while start >= 0:
-        occs.append(start)
-        start = prompt.find(answer, start + 1)
+    occs = occurrences(prompt, answer)
     if not occs:
         return None
     L, G, C = scores.shape
@@ -418,8 +424,10 @@ def main():
     new_log = not os.path.exists(log_path) or not args.resume
     if not new_log:                                 # an older log: add the new columns
         with open(log_path, newline="") as f:
-            old_rows = list(csv.DictReader(f))
-        if old_rows and set(old_rows[0]) != set(LOG_FIELDS):
+            header = next(csv.reader(f), [])
+        if header and set(header) != set(LOG_FIELDS):
+            with open(log_path, newline="") as f:
+                old_rows = list(csv.DictReader(f))
             with open(log_path + ".tmp", "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=LOG_FIELDS, restval="")
                 w.writeheader()
@@ -455,7 +463,9 @@ def main():
         return lr
 
     recent = []                                     # correctness of recent sequences
-    acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0}
+    def fresh_sums():
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0}
+    acc_sum = fresh_sums()
     t_run0 = time.time()
     t_ckpt = time.time()
     t_log = time.time()
@@ -516,7 +526,7 @@ def main():
                                "score_offset": " ".join("%.3f" % o for o in off),
                                "items": data.consumed})
                 logf.flush()
-                acc_sum = {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0}
+                acc_sum = fresh_sums()
                 t_log, steps_since_log = now, 0
             if args.eval_every and step % args.eval_every == 0:
                 evaluate(model, data, stages[-1], args, tops, step)
