@@ -2,11 +2,13 @@
 # deps.sh - installs hsac's build dependencies on Debian 12 (bookworm).
 # Runs apt-get only when a package is missing; needs root (or sudo).
 # python3-torch, python3-pip and PyPI's safetensors (for /usr/bin/python3)
-# serve the PyTorch twin's agreement test (tools/torch/).
+# serve the PyTorch twin's tests (tools/torch/); libopenblas0-pthread (fast
+# BLAS for torch), python3-tqdm and python3-matplotlib (train.py's progress
+# bar and loss plot) serve training with it (tools/torch/TRAINING.md).
 set -eu
 pkgs="build-essential cmake pkg-config flex bison libcunit1-dev libcjson-dev
 llvm-19-dev libmlir-19-dev mlir-19-tools clang-14 libclang-rt-14-dev
-python3-torch python3-pip"
+python3-torch python3-pip libopenblas0-pthread python3-tqdm python3-matplotlib"
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo=sudo
 missing=""
