@@ -18,6 +18,8 @@
 #include "ir/export.h"
 #include "runtime/safetensors.h"
 #include "runtime/hsa_runtime.h"
+#include "runtime/backend.h"
+#include "codegen/cpu/jit.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3, EXIT_INTERNAL = 4 };
 
@@ -121,14 +123,47 @@ static bool known_pass(const char *name) {
   return false;
 }
 
+/* hsac ir --emit=mlir|llvm|asm: the CPU backend's kernels of the model. */
+static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cpu) {
+  rt_backend_config cfg = {.cpu = cpu};
+  char err[1024], *text = NULL;
+  cg_target t;
+  hsart_status st = rt_cpu_module_text(g, &cfg, &text, &t, err, sizeof err);
+  if (st == HSART_OK && strcmp(emit, "mlir")) {
+    char *low = NULL;
+    if (cg_jit_emit(text, &t, !strcmp(emit, "llvm") ? CG_EMIT_LLVM : CG_EMIT_ASM, &low, err,
+                    sizeof err))
+      st = HSART_EUNSUPPORTED;
+    free(text);
+    text = low;
+  }
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", err);
+    free(text);
+    return st == HSART_ENOMEM ? HSAC_ENOMEM : HSAC_EINPUT;
+  }
+  printf("// %s kernels of model '%s' for %s (%d-bit vectors)\n", emit, g->name, t.cpu,
+         t.vec_bits);
+  fputs(text, stdout);
+  free(text);
+  return HSAC_OK;
+}
+
 static int cmd_compile(int argc, char **argv, bool ir) {
   const char *file = NULL;
   bool verbose = false;
+  const char *emit = NULL, *cpu = NULL;
   hsac_options opts = {.stop = HSAC_STAGE_IR, .opt_level = 1};
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
       if (ir) return usage_error("unknown option '%s' for ir", argv[i]);
       verbose = true;
+    } else if (ir && !strncmp(argv[i], "--emit=", 7)) {
+      emit = argv[i] + 7;
+      if (strcmp(emit, "mlir") && strcmp(emit, "llvm") && strcmp(emit, "asm"))
+        return usage_error("--emit expects mlir, llvm or asm, not '%s'", emit);
+    } else if (ir && !strcmp(argv[i], "--cpu") && i + 1 < argc) {
+      cpu = argv[++i];
     } else if (ir && !strcmp(argv[i], "--print-after-all")) {
       opts.print_after = "all";
     } else if (ir && !strncmp(argv[i], "--print-after=", 14)) {
@@ -167,7 +202,9 @@ static int cmd_compile(int argc, char **argv, bool ir) {
   if (st == HSAC_EINTERNAL)
     fputs("hsac: error: internal compiler error (please report it with the input)\n",
           stderr);
-  if (st == HSAC_OK) {
+  if (st == HSAC_OK && emit) {
+    st = emit_code(c.graph, emit, cpu);
+  } else if (st == HSAC_OK) {
     if (ir) {
       if (!opts.print_after) ir_print(c.graph, stdout);
     } else {
@@ -313,15 +350,54 @@ static char *read_file(const char *path, long long *len) {
   return buf;
 }
 
+/* --backend ref|cpu|auto, --threads N, --cpu NAME, --no-cache: which
+ * backend runs the kernels.  Returns 1 when argv[*i] was one of them (and
+ * consumed its value), 0 when not, -1 after a usage error. */
+static int parse_backend_opt(int argc, char **argv, int *i, hsart_model_options *mo) {
+  const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+  if (!strcmp(a, "--no-cache")) {
+    mo->no_cache = 1;
+    return 1;
+  }
+  if (!v) return 0;
+  if (!strcmp(a, "--backend")) {
+    ++*i;
+    if (!strcmp(v, "ref")) mo->backend = HSART_BACKEND_REF;
+    else if (!strcmp(v, "cpu")) mo->backend = HSART_BACKEND_CPU;
+    else if (!strcmp(v, "auto")) mo->backend = HSART_BACKEND_AUTO;
+    else return usage_error("--backend expects ref, cpu or auto, not '%s'", v), -1;
+    return 1;
+  }
+  if (!strcmp(a, "--threads")) {
+    long long n;
+    ++*i;
+    if (!parse_int(v, 1, 256, &n)) return usage_error("--threads expects 1..256, not '%s'", v), -1;
+    mo->threads = (int)n;
+    return 1;
+  }
+  if (!strcmp(a, "--cpu")) {
+    ++*i;
+    mo->cpu = v;
+    return 1;
+  }
+  return 0;
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *file = NULL, *weights = NULL, *prompt = NULL, *prompt_file = NULL;
   long long max_new = 64, top_k = 0, seed = 0, segment = 512;
   double temperature = 0, top_p = 0;
   hsart_cache_type cache = HSART_CACHE_F32;
+  hsart_model_options mo = {.opt_level = 1};
+  bool verbose = false;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool has = v != NULL;
-    if (!strcmp(a, "--weights") && has) weights = argv[++i];
+    int b = parse_backend_opt(argc, argv, &i, &mo);
+    if (b < 0) return EXIT_USAGE;
+    if (b) continue;
+    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = true;
+    else if (!strcmp(a, "--weights") && has) weights = argv[++i];
     else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
     else if (!strcmp(a, "--prompt-file") && has) prompt_file = argv[++i];
     else if (!strcmp(a, "--max-new") && has) {
@@ -374,11 +450,16 @@ static int cmd_run(int argc, char **argv) {
   hsart_session *s = NULL;
   int32_t *tokens = NULL;
   int rc = 0;
-  hsart_status st = hsart_model_load(file, weights, NULL, &m, &e);
+  hsart_status st = hsart_model_load(file, weights, &mo, &m, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "%s\n", e.message);
     rc = exit_for_rt(st);
     goto done;
+  }
+  if (verbose) {
+    char desc[1024];
+    hsart_model_describe(m, desc, sizeof desc);
+    fprintf(stderr, "hsac: %s\n", desc);
   }
   if (hsart_model_vocab(m) < 256) {
     fprintf(stderr, "hsac: error: model '%s' has a vocabulary of %lld; the byte-level "
@@ -558,9 +639,13 @@ static void collect_logits(void *user, int64_t pos, const float *l, int64_t voca
 
 static int cmd_logits(int argc, char **argv) {
   const char *file = NULL, *weights = NULL, *tokens_arg = NULL, *prompt = NULL, *out = NULL;
+  hsart_model_options mo = {.opt_level = 1};
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     bool has = i + 1 < argc;
+    int b = parse_backend_opt(argc, argv, &i, &mo);
+    if (b < 0) return EXIT_USAGE;
+    if (b) continue;
     if (!strcmp(a, "--weights") && has) weights = argv[++i];
     else if (!strcmp(a, "--tokens") && has) tokens_arg = argv[++i];
     else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
@@ -600,7 +685,7 @@ static int cmd_logits(int argc, char **argv) {
   hsart_session *s = NULL;
   all_logits a = {0};
   int rc = 0;
-  hsart_status st = hsart_model_load(file, weights, NULL, &m, &e);
+  hsart_status st = hsart_model_load(file, weights, &mo, &m, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "%s\n", e.message);
     rc = exit_for_rt(st);

@@ -18,6 +18,7 @@
 #ifndef HSA_RUNTIME_H
 #define HSA_RUNTIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -50,9 +51,23 @@ const char *hsart_status_string(hsart_status s);
 
 typedef struct hsart_model hsart_model;
 
+/* Who computes the kernels. */
+typedef enum hsart_backend {
+  HSART_BACKEND_AUTO = 0,  /* cpu when it compiles every op of the model,
+                              else ref (hsart_model_backend says which) */
+  HSART_BACKEND_REF,       /* the reference interpreter: plain C, one thread */
+  HSART_BACKEND_CPU,       /* kernels compiled through MLIR/LLVM for this CPU */
+} hsart_backend;
+
 typedef struct hsart_model_options {
   int opt_level;   /* 1 (default): every pass, fused kernels; 0: the IR as
                       built, op by op (the unfused reference) */
+  hsart_backend backend;
+  int threads;     /* cpu backend: threads per session (0: every core) */
+  const char *cpu; /* cpu backend: target CPU, an LLVM name such as
+                      "haswell" (NULL: $HSAC_CPU, else the host) */
+  int no_cache;    /* cpu backend: neither read nor write the kernel cache
+                      (HSAC_NO_CACHE=1 does the same) */
 } hsart_model_options;
 
 /* Compiles the model description and binds the weights to it: every tensor
@@ -64,6 +79,10 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
                               hsart_error *err);
 void hsart_model_free(hsart_model *m);
 int64_t hsart_model_vocab(const hsart_model *m);
+/* "ref" or "cpu": the backend the model runs on. */
+const char *hsart_model_backend(const hsart_model *m);
+/* One line: the backend, its target, kernels and compile time. */
+void hsart_model_describe(const hsart_model *m, char *buf, size_t size);
 const char *hsart_model_name(const hsart_model *m);
 
 /* Writes deterministic random weights for a model description: every

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/backend.h"
 #include "runtime/safetensors.h"
 
 enum { RT_PAGE_ROWS = 64 };
@@ -115,8 +116,16 @@ hsart_status rt_exec_init(rt_exec *x, const ir_graph *g, const float *const *wei
     }
     v->st.row_elems = inner_elems(&v->v->type, 0);
     v->st.page_rows = RT_PAGE_ROWS;
+    v->st.hquant = v->st.quant;
   }
   return HSART_OK;
+}
+
+void rt_exec_set_backend(rt_exec *x, const rt_backend *be, void *state, bool wide_history) {
+  x->be = be;
+  x->be_state = state;
+  for (int i = 0; i < x->nvals; i++)
+    x->vals[i].st.hquant = wide_history ? RT_Q_F32 : x->vals[i].st.quant;
 }
 
 static void store_free(rt_store *s) {
@@ -143,13 +152,14 @@ void rt_exec_reset(rt_exec *x) {
   for (int i = 0; i < x->nvals; i++) {
     rt_store *s = &x->vals[i].st;
     int64_t keep = s->keep, re = s->row_elems, pr = s->page_rows;
-    rt_quant q = s->quant;
+    rt_quant q = s->quant, hq = s->hquant;
     store_free(s);
     memset(s, 0, sizeof *s); /* valid_r0 and comp_r0 start over too */
     s->keep = keep;
     s->row_elems = re;
     s->page_rows = pr;
     s->quant = q;
+    s->hquant = hq;
   }
 }
 
@@ -206,13 +216,13 @@ const float *rt_row(rt_exec *x, const ir_value *v, int64_t r, int slot) {
     src = s->pages[r / s->page_rows];
     off = (r % s->page_rows) * s->row_elems;
   }
-  if (s->quant == RT_Q_F32) return (const float *)src + off;
+  if (s->hquant == RT_Q_F32) return (const float *)src + off;
   float *out = scratch(x, slot, (size_t)s->row_elems);
   if (!out) {
     snprintf(x->err, sizeof x->err, "out of memory");
     return NULL;
   }
-  for (int64_t i = 0; i < s->row_elems; i++) out[i] = dequant(s->quant, src, off + i);
+  for (int64_t i = 0; i < s->row_elems; i++) out[i] = dequant(s->hquant, src, off + i);
   return out;
 }
 
@@ -225,7 +235,7 @@ float *rt_out_row(rt_exec *x, const ir_value *v, int64_t r) {
 static bool flush(rt_exec *x, rt_val *v) {
   rt_store *s = &v->st;
   if (s->keep == 0 || s->seg_r1 <= s->seg_r0) return true;
-  size_t rowbytes = (size_t)s->row_elems * qsize(s->quant);
+  size_t rowbytes = (size_t)s->row_elems * qsize(s->hquant);
   if (s->keep > 0) {
     if (!s->ring) {
       s->ring = calloc((size_t)s->keep, rowbytes);
@@ -233,7 +243,7 @@ static bool flush(rt_exec *x, rt_val *v) {
     }
     int64_t from = s->seg_r1 - s->keep > s->seg_r0 ? s->seg_r1 - s->keep : s->seg_r0;
     for (int64_t r = from; r < s->seg_r1; r++)
-      quant_into(s->quant, (char *)s->ring + (size_t)(r % s->keep) * rowbytes,
+      quant_into(s->hquant, (char *)s->ring + (size_t)(r % s->keep) * rowbytes,
                  s->seg + (r - s->seg_r0) * s->seg_elems, s->row_elems);
     int64_t lo = s->seg_r1 - s->keep;
     if (lo > s->hist_r0) s->hist_r0 = lo;
@@ -253,7 +263,7 @@ static bool flush(rt_exec *x, rt_val *v) {
         s->pages[p] = malloc((size_t)s->page_rows * rowbytes);
         if (!s->pages[p]) return false;
       }
-      quant_into(s->quant, (char *)s->pages[p] + (size_t)(r % s->page_rows) * rowbytes,
+      quant_into(s->hquant, (char *)s->pages[p] + (size_t)(r % s->page_rows) * rowbytes,
                  s->seg + (r - s->seg_r0) * s->seg_elems, s->row_elems);
     }
   }
@@ -320,7 +330,7 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
     rt_store *s = &ov->st;
     if (ov->virt) continue;
     if (ov->rows && s->seg_r1 <= s->comp_r0) continue;
-    bool ok = ov->stream ? rt_stream_topk(x, ov->stream, op) : rt_ops[op->code](x, op);
+    bool ok = x->be ? x->be->run(x->be_state, x, op) : rt_ref_run(x, op);
     if (!ok) {
       if (!x->err[0])
         snprintf(x->err, sizeof x->err, "%s failed", ir_ops[op->code].name);

@@ -34,7 +34,10 @@ typedef struct rt_store {
   int64_t comp_r0;       /* first row the current segment computes (demand) */
   int64_t valid_r0;      /* rows below this were skipped by demand: never read */
   int64_t hist_r0;
-  rt_quant quant;        /* element type of the history (and of the values) */
+  rt_quant quant;        /* element type of the values (rounded to it) */
+  rt_quant hquant;       /* element type the history is stored in: quant, or
+                            f32 for a backend that reads only f32 (its values
+                            are still rounded to quant) */
   int64_t row_elems;     /* floats per row (history needs a fixed row size) */
   /* ring (keep > 0): slot r % keep; pages (keep < 0): page r / page_rows */
   void *ring;
@@ -55,6 +58,7 @@ typedef struct rt_val {
 } rt_val;
 
 typedef struct rt_exec rt_exec;
+typedef struct rt_backend rt_backend;
 
 /* One reference function per op (ref_ops.c); it computes the op's output
  * rows of the current segment.  Returns false with x->err set. */
@@ -67,6 +71,8 @@ struct rt_exec {
   int64_t t0, t1;        /* the segment being computed: tokens [t0, t1) */
   const int32_t *tokens; /* the segment's tokens */
   char err[512];
+  const rt_backend *be;  /* who computes the ops (backend.h); NULL: reference */
+  void *be_state;        /* the backend's per-session state */
   /* scratch for reading converted rows; grown on demand */
   float *scratch[4];
   size_t scratch_cap[4];
@@ -85,6 +91,11 @@ hsart_status rt_exec_init(rt_exec *x, const ir_graph *g, const float *const *wei
                           size_t errsize);
 void rt_exec_free(rt_exec *x);
 void rt_exec_reset(rt_exec *x);
+
+/* Makes a backend compute the ops from now on (NULL: the reference).
+ * wide_history stores every history in f32 (the values stay rounded to
+ * their cache type). */
+void rt_exec_set_backend(rt_exec *x, const rt_backend *be, void *state, bool wide_history);
 
 /* Runs tokens [t0, t0 + n).  Afterwards the output value's segment rows
  * hold the logits of those positions (see rt_exec_logits).  With final >= 0
@@ -108,6 +119,9 @@ rt_val *rt_val_of(rt_exec *x, const ir_value *v);
 /* The streaming reference of a retrieve kernel: top-k over the landmarks,
  * scored on the fly with a K-entry list per query (ref_ops.c). */
 bool rt_stream_topk(rt_exec *x, const ir_op *scores, const ir_op *topk);
+
+/* The reference computation of an op (a streamed retrieve included). */
+bool rt_ref_run(rt_exec *x, const ir_op *op);
 
 /* The op table: rt_ops[code] is the reference function of that op. */
 extern const rt_op_fn rt_ops[IR_OPCODE_COUNT];

@@ -962,3 +962,8 @@ const rt_op_fn rt_ops[IR_OPCODE_COUNT] = {
 #include "ir/ops.def"
 #undef X
 };
+
+bool rt_ref_run(rt_exec *x, const ir_op *op) {
+  const rt_val *ov = rt_val_of(x, op->out[0]);
+  return ov->stream ? rt_stream_topk(x, ov->stream, op) : rt_ops[op->code](x, op);
+}

@@ -13,6 +13,7 @@
 
 #include "hsac_version.h"
 #include "passes/pipeline.h"
+#include "runtime/backend.h"
 #include "runtime/interp.h"
 #include "runtime/safetensors.h"
 
@@ -22,12 +23,15 @@ struct hsart_model {
   int nweights;
   float **weights;         /* graph order */
   int64_t vocab;
+  const rt_backend *be;    /* who computes the kernels */
+  void *program;           /* what it compiled for this model */
 };
 
 struct hsart_session {
   const hsart_model *m;
   hsart_session_options opt;
   rt_exec x;
+  void *be_state;          /* the backend's per-session state */
   int64_t pos;
   float *logits;           /* after the last token */
   bool have_logits;
@@ -103,11 +107,33 @@ static void shape_str(const int64_t *dims, int rank, char *buf, size_t size) {
 
 void hsart_model_free(hsart_model *m) {
   if (!m) return;
+  if (m->be && m->be->program_free) m->be->program_free(m->program);
   if (m->weights)
     for (int i = 0; i < m->nweights; i++) free(m->weights[i]);
   free(m->weights);
   hsac_free(&m->comp);
   free(m);
+}
+
+/* The backend: the one asked for, or (auto) cpu where it compiles every
+ * op, else ref; then what it compiles for the model. */
+static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts,
+                                 hsart_error *err) {
+  hsart_backend want = opts ? opts->backend : HSART_BACKEND_AUTO;
+  if (want != HSART_BACKEND_AUTO && want != HSART_BACKEND_REF && want != HSART_BACKEND_CPU)
+    return set_err(err, HSART_EINVAL, "unknown backend %d", (int)want);
+  char why[512];
+  if (want == HSART_BACKEND_AUTO)
+    want = rt_cpu_supports(m->g, why, sizeof why) ? HSART_BACKEND_CPU : HSART_BACKEND_REF;
+  m->be = want == HSART_BACKEND_CPU ? &rt_backend_cpu : &rt_backend_ref;
+  if (!m->be->compile) return HSART_OK;
+  rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
+                           .no_cache = opts && opts->no_cache};
+  char msg[1024];
+  hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,
+                                   msg, sizeof msg);
+  if (st != HSART_OK) return set_err(err, st, "%s", msg);
+  return HSART_OK;
 }
 
 hsart_status hsart_model_load(const char *model_path, const char *weights_path,
@@ -191,12 +217,19 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
     }
   }
   st_close(&f);
+  if (st == HSART_OK) st = pick_backend(m, opts, err);
   if (st != HSART_OK) {
     hsart_model_free(m);
     return st;
   }
   *out = m;
   return HSART_OK;
+}
+
+const char *hsart_model_backend(const hsart_model *m) { return m->be->name; }
+
+void hsart_model_describe(const hsart_model *m, char *buf, size_t size) {
+  m->be->describe(m->program, buf, size);
 }
 
 int64_t hsart_model_vocab(const hsart_model *m) { return m->vocab; }
@@ -320,6 +353,10 @@ hsart_status hsart_session_create(const hsart_model *m, const hsart_session_opti
   hsart_status st = s->logits ? rt_exec_init(&s->x, m->g, (const float *const *)m->weights, q,
                                              NULL, msg, sizeof msg)
                               : HSART_ENOMEM;
+  if (st == HSART_OK && m->be->session_init) {
+    st = m->be->session_init(m->program, &s->x, &s->be_state, msg, sizeof msg);
+    if (st == HSART_OK) rt_exec_set_backend(&s->x, m->be, s->be_state, m->be->wide_history);
+  }
   if (st != HSART_OK) {
     set_err(err, st, "%s", s->logits ? msg : "out of memory");
     rt_exec_free(&s->x);
@@ -333,6 +370,7 @@ hsart_status hsart_session_create(const hsart_model *m, const hsart_session_opti
 
 void hsart_session_free(hsart_session *s) {
   if (!s) return;
+  if (s->m->be->session_free) s->m->be->session_free(s->be_state);
   rt_exec_free(&s->x);
   free(s->logits);
   free(s);

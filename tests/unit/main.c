@@ -43,6 +43,9 @@ int main(void) {
   tu_add_passes_suite();
   tu_add_oom_suite();
   tu_add_tasks_suite();
+  tu_add_backend_suite();
+  tu_add_cache_suite();
+  tu_add_pool_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();
   unsigned failures = CU_get_number_of_failures();

@@ -30,5 +30,8 @@ void tu_add_weights_suite(void);
 void tu_add_passes_suite(void);
 void tu_add_oom_suite(void);
 void tu_add_tasks_suite(void);
+void tu_add_backend_suite(void);
+void tu_add_cache_suite(void);
+void tu_add_pool_suite(void);
 
 #endif

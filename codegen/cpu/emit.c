@@ -1,0 +1,1292 @@
+/* emit.c - MLIR for each kernel of the CPU backend (see kernels.h).
+ *
+ * Each op becomes one func.func written in the func, scf, arith, math,
+ * vector and llvm dialects, with the op's constants baked in (widths, head
+ * counts and width, group size, chunk size, top-k, window, row layouts)
+ * and vectors as wide as the target's (16 floats on AVX-512, 8 on AVX2).
+ * Tensors arrive as raw pointers in the slot array (kernels.h), so loads
+ * and stores are llvm.load/llvm.store of vectors at computed addresses.
+ *
+ * Two things the probe in ARCHITECTURE.md found shape the code: vector
+ * math.exp lowers to one scalar expf call per lane, so exp is a polynomial
+ * written here (exp_vec); and GEMMs are register-tiled microkernels over
+ * packed weight panels (linear), since loop order alone decides whether
+ * LLVM vectorizes a naive loop. */
+#include "codegen/cpu/kernels.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the text builder --------------------------------------------------- */
+
+typedef struct em {
+  char **buf;
+  size_t *len;
+  size_t cap;
+  bool oom;
+  int id;          /* next SSA number */
+  int vl;          /* floats per vector */
+  char vt[32];     /* "vector<16xf32>" */
+  char mt[32];     /* "vector<16xi1>" */
+} em;
+
+/* An SSA value's name ("%v12" or "%v12#1"). */
+typedef struct V {
+  char s[40];
+} V;
+
+static void out(em *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(em *e, const char *fmt, ...) {
+  if (e->oom) return;
+  va_list ap;
+  for (;;) {
+    size_t room = e->cap - *e->len;
+    va_start(ap, fmt);
+    int n = vsnprintf(*e->buf ? *e->buf + *e->len : NULL, *e->buf ? room : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      e->oom = true;
+      return;
+    }
+    if (*e->buf && (size_t)n < room) {
+      *e->len += (size_t)n;
+      return;
+    }
+    size_t ncap = (e->cap + (size_t)n + 1) * 2;
+    char *p = realloc(*e->buf, ncap);
+    if (!p) {
+      e->oom = true;
+      return;
+    }
+    *e->buf = p;
+    e->cap = ncap;
+  }
+}
+
+static V nv(em *e) {
+  V v;
+  snprintf(v.s, sizeof v.s, "%%v%d", e->id++);
+  return v;
+}
+
+static V ci(em *e, int64_t c) {
+  V v = nv(e);
+  out(e, "  %s = arith.constant %lld : i64\n", v.s, (long long)c);
+  return v;
+}
+
+static V cf(em *e, double c) {
+  V v = nv(e);
+  if (isinf(c))
+    out(e, "  %s = arith.constant %s : f32\n", v.s, c < 0 ? "0xFF800000" : "0x7F800000");
+  else
+    out(e, "  %s = arith.constant %.9e : f32\n", v.s, c);
+  return v;
+}
+
+static V cd(em *e, double c) {
+  V v = nv(e);
+  if (isinf(c))
+    out(e, "  %s = arith.constant %s : f64\n", v.s,
+        c < 0 ? "0xFFF0000000000000" : "0x7FF0000000000000");
+  else
+    out(e, "  %s = arith.constant %.17e : f64\n", v.s, c);
+  return v;
+}
+
+static V splat(em *e, V s) {
+  V v = nv(e);
+  out(e, "  %s = vector.broadcast %s : f32 to %s\n", v.s, s.s, e->vt);
+  return v;
+}
+
+static V cvf(em *e, double c) { return splat(e, cf(e, c)); }
+
+/* Binary op of one type: bin(e, "arith.addi", a, b, "i64"). */
+static V bin(em *e, const char *op, V a, V b, const char *ty) {
+  V v = nv(e);
+  out(e, "  %s = %s %s, %s : %s\n", v.s, op, a.s, b.s, ty);
+  return v;
+}
+
+/* Float ops carry fast-math flags: reductions only vectorize with them. */
+static V fbin(em *e, const char *op, V a, V b, const char *ty) {
+  V v = nv(e);
+  out(e, "  %s = %s %s, %s fastmath<fast> : %s\n", v.s, op, a.s, b.s, ty);
+  return v;
+}
+
+#define ADDI(a, b) bin(e, "arith.addi", a, b, "i64")
+#define SUBI(a, b) bin(e, "arith.subi", a, b, "i64")
+#define MULI(a, b) bin(e, "arith.muli", a, b, "i64")
+#define DIVI(a, b) bin(e, "arith.divsi", a, b, "i64")
+#define REMI(a, b) bin(e, "arith.remsi", a, b, "i64")
+#define MAXI(a, b) bin(e, "arith.maxsi", a, b, "i64")
+#define MINI(a, b) bin(e, "arith.minsi", a, b, "i64")
+#define FADD(a, b) fbin(e, "arith.addf", a, b, "f32")
+#define FSUB(a, b) fbin(e, "arith.subf", a, b, "f32")
+#define FMUL(a, b) fbin(e, "arith.mulf", a, b, "f32")
+#define FDIV(a, b) fbin(e, "arith.divf", a, b, "f32")
+#define VADD(a, b) fbin(e, "arith.addf", a, b, e->vt)
+#define VSUB(a, b) fbin(e, "arith.subf", a, b, e->vt)
+#define VMUL(a, b) fbin(e, "arith.mulf", a, b, e->vt)
+
+static V cmpi(em *e, const char *pred, V a, V b) {
+  V v = nv(e);
+  out(e, "  %s = arith.cmpi %s, %s, %s : i64\n", v.s, pred, a.s, b.s);
+  return v;
+}
+
+static V cmpf(em *e, const char *pred, V a, V b, const char *ty) {
+  V v = nv(e);
+  out(e, "  %s = arith.cmpf %s, %s, %s : %s\n", v.s, pred, a.s, b.s, ty);
+  return v;
+}
+
+static V sel(em *e, V c, V a, V b, const char *ty) {
+  V v = nv(e);
+  out(e, "  %s = arith.select %s, %s, %s : %s\n", v.s, c.s, a.s, b.s, ty);
+  return v;
+}
+
+static V vfma(em *e, V a, V b, V c) {
+  V v = nv(e);
+  out(e, "  %s = vector.fma %s, %s, %s : %s\n", v.s, a.s, b.s, c.s, e->vt);
+  return v;
+}
+
+static V vsum(em *e, V a) {
+  V v = nv(e);
+  out(e, "  %s = vector.reduction <add>, %s fastmath<fast> : %s into f32\n", v.s, a.s, e->vt);
+  return v;
+}
+
+
+/* Slot i of the argument array, as i64 or as a pointer. */
+static V argi(em *e, int slot) {
+  V p = nv(e), v = nv(e);
+  out(e, "  %s = llvm.getelementptr %%args[%d] : (!llvm.ptr) -> !llvm.ptr, i64\n", p.s, slot);
+  out(e, "  %s = llvm.load %s : !llvm.ptr -> i64\n", v.s, p.s);
+  return v;
+}
+
+static V toptr(em *e, V i) {
+  V v = nv(e);
+  out(e, "  %s = llvm.inttoptr %s : i64 to !llvm.ptr\n", v.s, i.s);
+  return v;
+}
+
+static V argp(em *e, int slot) { return toptr(e, argi(e, slot)); }
+
+/* Address of element `off` (i64) of a float (or i32) array. */
+static V gep(em *e, V p, V off) {
+  V v = nv(e);
+  out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, f32\n", v.s, p.s,
+      off.s);
+  return v;
+}
+
+static V gepc(em *e, V p, int64_t off) { return off ? gep(e, p, ci(e, off)) : p; }
+
+static V lds(em *e, V p, V off) {
+  V v = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> f32\n", v.s, gep(e, p, off).s);
+  return v;
+}
+
+static V ldi(em *e, V p, V off) {
+  V a = gep(e, p, off), v = nv(e), w = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> i32\n", v.s, a.s);
+  out(e, "  %s = arith.extsi %s : i32 to i64\n", w.s, v.s);
+  return w;
+}
+
+static void sts(em *e, V x, V p, V off) {
+  out(e, "  llvm.store %s, %s {alignment = 4 : i64} : f32, !llvm.ptr\n", x.s, gep(e, p, off).s);
+}
+
+static void sti(em *e, V x64, V p, V off) {
+  V t = nv(e);
+  out(e, "  %s = arith.trunci %s : i64 to i32\n", t.s, x64.s);
+  out(e, "  llvm.store %s, %s {alignment = 4 : i64} : i32, !llvm.ptr\n", t.s, gep(e, p, off).s);
+}
+
+/* A mask of the first n lanes: n constant (< 0: none needed) or dynamic. */
+static V cmask(em *e, int n) {
+  V v = nv(e);
+  out(e, "  %s = vector.constant_mask [%d] : %s\n", v.s, n, e->mt);
+  return v;
+}
+
+static V dmask(em *e, V n64) {
+  V i = nv(e), v = nv(e);
+  out(e, "  %s = arith.index_cast %s : i64 to index\n", i.s, n64.s);
+  out(e, "  %s = vector.create_mask %s : %s\n", v.s, i.s, e->mt);
+  return v;
+}
+
+/* Vector load/store at element `off`; with a mask, only its lanes (the
+ * others read as 0). */
+static V ldv(em *e, V p, V off, const V *mask) {
+  V a = gep(e, p, off), v = nv(e);
+  if (!mask) {
+    out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> %s\n", v.s, a.s, e->vt);
+  } else {
+    V z = cvf(e, 0);
+    out(e, "  %s = llvm.intr.masked.load %s, %s, %s {alignment = 4 : i32} : (!llvm.ptr, %s, %s) "
+        "-> %s\n", v.s, a.s, mask->s, z.s, e->mt, e->vt, e->vt);
+  }
+  return v;
+}
+
+static void stv(em *e, V x, V p, V off, const V *mask) {
+  V a = gep(e, p, off);
+  if (!mask)
+    out(e, "  llvm.store %s, %s {alignment = 4 : i64} : %s, !llvm.ptr\n", x.s, a.s, e->vt);
+  else
+    out(e, "  llvm.intr.masked.store %s, %s, %s {alignment = 4 : i32} : %s, %s into !llvm.ptr\n",
+        x.s, a.s, mask->s, e->vt, e->mt);
+}
+
+/* ---- loops and branches ------------------------------------------------- */
+
+enum { MAXCARRY = 40 };
+
+typedef struct loop {
+  V iv;
+  V res[MAXCARRY];    /* the loop's results, after loop_end */
+  V arg[MAXCARRY];    /* the carried values inside the body */
+  const char *ty[MAXCARRY];
+  int n;
+} loop;
+
+/* for iv in [lb, ub) step st, carrying n values of types ty (all `ty0`
+ * when ty is NULL). */
+static void loop_begin(em *e, loop *L, V lb, V ub, V st, int n, const V *init,
+                       const char *ty0) {
+  L->iv = nv(e);
+  L->n = n;
+  V r = nv(e);
+  for (int i = 0; i < n; i++) {
+    L->arg[i] = nv(e);
+    L->ty[i] = ty0;
+    if (n == 1) L->res[i] = r;
+    else snprintf(L->res[i].s, sizeof L->res[i].s, "%.24s#%d", r.s, i & 0xff);
+  }
+  if (n == 0) {
+    out(e, "  scf.for %s = %s to %s step %s : i64 {\n", L->iv.s, lb.s, ub.s, st.s);
+    return;
+  }
+  if (n == 1) out(e, "  %s = scf.for %s = %s to %s step %s iter_args(", r.s, L->iv.s, lb.s, ub.s, st.s);
+  else out(e, "  %s:%d = scf.for %s = %s to %s step %s iter_args(", r.s, n, L->iv.s, lb.s, ub.s, st.s);
+  for (int i = 0; i < n; i++) out(e, "%s%s = %s", i ? ", " : "", L->arg[i].s, init[i].s);
+  out(e, ") -> (");
+  for (int i = 0; i < n; i++) out(e, "%s%s", i ? ", " : "", ty0);
+  out(e, ") : i64 {\n");
+}
+
+static void yield(em *e, int n, const V *y, const char *ty) {
+  if (n == 0) return;
+  out(e, "  scf.yield ");
+  for (int i = 0; i < n; i++) out(e, "%s%s", i ? ", " : "", y[i].s);
+  out(e, " : ");
+  for (int i = 0; i < n; i++) out(e, "%s%s", i ? ", " : "", ty);
+  out(e, "\n");
+}
+
+static void loop_end(em *e, loop *L, const V *y) {
+  yield(e, L->n, y, L->n ? L->ty[0] : "");
+  out(e, "  }\n");
+}
+
+/* A counted loop with no carried values. */
+static V for0(em *e, V lb, V ub, int64_t step) {
+  loop L;
+  loop_begin(e, &L, lb, ub, ci(e, step), 0, NULL, NULL);
+  return L.iv;
+}
+static void end0(em *e) { out(e, "  }\n"); }
+
+/* if c { ... } with no results. */
+static void if0(em *e, V c) { out(e, "  scf.if %s {\n", c.s); }
+
+/* if c -> n values of type ty: if_begin, then-values via if_else, else-values
+ * via if_end; the results are returned by if_begin. */
+static void if_begin(em *e, V c, int n, const char *ty, V *res) {
+  if (n == 0) {
+    if0(e, c);
+    return;
+  }
+  V r = nv(e);
+  for (int i = 0; i < n; i++) {
+    if (n == 1) res[i] = r;
+    else snprintf(res[i].s, sizeof res[i].s, "%.24s#%d", r.s, i & 0xff);
+  }
+  if (n == 1) out(e, "  %s = scf.if %s -> (", r.s, c.s);
+  else out(e, "  %s:%d = scf.if %s -> (", r.s, n, c.s);
+  for (int i = 0; i < n; i++) out(e, "%s%s", i ? ", " : "", ty);
+  out(e, ") {\n");
+}
+static void if_else(em *e, int n, const V *y, const char *ty) {
+  yield(e, n, y, ty);
+  out(e, "  } else {\n");
+}
+static void if_end(em *e, int n, const V *y, const char *ty) {
+  yield(e, n, y, ty);
+  out(e, "  }\n");
+}
+
+/* ---- math --------------------------------------------------------------- */
+
+/* exp on a float vector: Cody-Waite range reduction and a degree-6
+ * polynomial (relative error about 1e-7), inputs clamped to [-87.3, 88.7]
+ * so exp of a very negative number is a tiny normal, not 0: callers that
+ * need exp(-inf) = 0 select it. */
+static V exp_vec(em *e, V x) {
+  V hi = cvf(e, 88.3762626647949), lo = cvf(e, -87.3365478515625);
+  V c1 = nv(e), c2 = nv(e);
+  out(e, "  %s = arith.minimumf %s, %s : %s\n", c1.s, x.s, hi.s, e->vt);
+  out(e, "  %s = arith.maximumf %s, %s : %s\n", c2.s, c1.s, lo.s, e->vt);
+  x = c2;
+  V fx = vfma(e, x, cvf(e, 1.44269504088896341), cvf(e, 0.5));
+  V fl = nv(e);
+  out(e, "  %s = math.floor %s : %s\n", fl.s, fx.s, e->vt);
+  x = vfma(e, fl, cvf(e, -0.693359375), x);
+  x = vfma(e, fl, cvf(e, 2.12194440e-4), x);
+  static const double c[] = {1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                             4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1};
+  V y = cvf(e, c[0]);
+  for (int i = 1; i < 6; i++) y = vfma(e, y, x, cvf(e, c[i]));
+  V x2 = VMUL(x, x);
+  y = vfma(e, y, x2, x);
+  y = VADD(y, cvf(e, 1.0));
+  V n = nv(e), n2 = nv(e), sh = nv(e), p2 = nv(e);
+  char it[32];
+  snprintf(it, sizeof it, "vector<%dxi32>", e->vl);
+  out(e, "  %s = arith.fptosi %s : %s to %s\n", n.s, fl.s, e->vt, it);
+  V b127 = nv(e), b23 = nv(e);
+  out(e, "  %s = arith.constant dense<127> : %s\n", b127.s, it);
+  out(e, "  %s = arith.constant dense<23> : %s\n", b23.s, it);
+  out(e, "  %s = arith.addi %s, %s : %s\n", n2.s, n.s, b127.s, it);
+  out(e, "  %s = arith.shli %s, %s : %s\n", sh.s, n2.s, b23.s, it);
+  out(e, "  %s = arith.bitcast %s : %s to %s\n", p2.s, sh.s, it, e->vt);
+  return VMUL(y, p2);
+}
+
+/* exp of a scalar through lane 0 of a vector. */
+static V exp_s(em *e, V x) {
+  V v = exp_vec(e, splat(e, x)), r = nv(e);
+  out(e, "  %s = vector.extract %s[0] : f32 from %s\n", r.s, v.s, e->vt);
+  return r;
+}
+
+static V fmaxs(em *e, V a, V b) {
+  V v = nv(e);
+  out(e, "  %s = arith.maximumf %s, %s : f32\n", v.s, a.s, b.s);
+  return v;
+}
+
+/* ---- views -------------------------------------------------------------- */
+
+/* A tensor argument: its slots and how it is held. */
+typedef struct view {
+  int base;           /* first slot */
+  cg_hist hist;
+  int64_t row_elems;
+  V seg, r0, stride, hist_p, keep;   /* loaded once at entry */
+} view;
+
+static view view_load(em *e, int base, cg_hist h, int64_t row_elems) {
+  view w = {.base = base, .hist = h, .row_elems = row_elems};
+  w.seg = argp(e, base + CG_V_SEG);
+  if (h == CG_H_WEIGHT) return w;
+  w.r0 = argi(e, base + CG_V_R0);
+  w.stride = argi(e, base + CG_V_STRIDE);
+  if (h == CG_H_RING || h == CG_H_PAGES) {
+    w.hist_p = argp(e, base + CG_V_HIST);
+    w.keep = argi(e, base + CG_V_KEEP);
+  }
+  return w;
+}
+
+/* Pointer to row r of a view: the segment, the ring or a page. */
+static V rowp(em *e, const view *w, V r) {
+  V in_seg = gep(e, w->seg, MULI(SUBI(r, w->r0), w->stride));
+  if (w->hist == CG_H_SEG) return in_seg;
+  V is_seg = cmpi(e, "sge", r, w->r0);
+  if (w->hist == CG_H_RING) {
+    /* keep > 0 for a ring; the max guards the remainder when it is unused */
+    V k = MAXI(w->keep, ci(e, 1));
+    V in_ring = gep(e, w->hist_p, MULI(REMI(r, k), ci(e, w->row_elems)));
+    V v = nv(e);
+    out(e, "  %s = llvm.select %s, %s, %s : i1, !llvm.ptr\n", v.s, is_seg.s, in_seg.s, in_ring.s);
+    return v;
+  }
+  V res;
+  if_begin(e, is_seg, 1, "!llvm.ptr", &res);
+  if_else(e, 1, &in_seg, "!llvm.ptr");
+  V pg = nv(e), pp = nv(e);
+  V pidx = DIVI(r, ci(e, CG_PAGE_ROWS));
+  out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n", pg.s,
+      w->hist_p.s, pidx.s);
+  out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
+  V in_page = gep(e, pp, MULI(REMI(r, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)));
+  if_end(e, 1, &in_page, "!llvm.ptr");
+  return res;
+}
+
+/* ---- vector helpers over a constant length ------------------------------- */
+
+/* dst[0..n) = src[0..n) (src NULL: zeros). */
+static void copy_n(em *e, V dst, V src, int64_t n, bool zero) {
+  int64_t full = n / e->vl, tail = n % e->vl;
+  if (full > 0) {
+    V i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
+    V x = zero ? cvf(e, 0) : ldv(e, src, i, NULL);
+    stv(e, x, dst, i, NULL);
+    end0(e);
+  }
+  if (tail) {
+    V m = cmask(e, (int)tail), off = ci(e, full * e->vl);
+    V x = zero ? cvf(e, 0) : ldv(e, src, off, &m);
+    stv(e, x, dst, off, &m);
+  }
+}
+
+/* Number of vectors covering n floats, and the mask of the last one (when
+ * partial). */
+static int nvecs(em *e, int64_t n) { return (int)((n + e->vl - 1) / e->vl); }
+static bool lastmask(em *e, int64_t n, V *m) {
+  if (n % e->vl == 0) return false;
+  *m = cmask(e, (int)(n % e->vl));
+  return true;
+}
+
+/* The d floats at p as nv vectors (d <= MAXCARRY * vl). */
+static void load_vecs(em *e, V p, int64_t d, V *out_) {
+  V m;
+  bool part = lastmask(e, d, &m);
+  int n = nvecs(e, d);
+  for (int c = 0; c < n; c++)
+    out_[c] = ldv(e, p, ci(e, (int64_t)c * e->vl), part && c == n - 1 ? &m : NULL);
+}
+
+static void store_vecs(em *e, const V *x, V p, int64_t d) {
+  V m;
+  bool part = lastmask(e, d, &m);
+  int n = nvecs(e, d);
+  for (int c = 0; c < n; c++) stv(e, x[c], p, ci(e, (int64_t)c * e->vl), part && c == n - 1 ? &m : NULL);
+}
+
+/* q . (row at p), q given as vectors (lanes past d are 0 in q). */
+static V dot_vecs(em *e, const V *q, V p, int64_t d) {
+  V k[MAXCARRY];
+  load_vecs(e, p, d, k);
+  V acc = VMUL(q[0], k[0]);
+  for (int c = 1; c < nvecs(e, d); c++) acc = vfma(e, q[c], k[c], acc);
+  return vsum(e, acc);
+}
+
+/* ---- the kernels ------------------------------------------------------- */
+
+#define OUTV(e, i) view_load(e, CG_A_OUT0 + CG_VIEW_SLOTS * (i), CG_H_SEG, 0)
+#define INV(e, req, i) \
+  view_load(e, CG_A_IN0 + CG_VIEW_SLOTS * (i), (req)->hist[i], (req)->row_elems[i])
+#define DIMN(v, i) ((v)->type.dims[i].n)
+#define LAST(v) DIMN(v, (v)->type.rank - 1)
+
+static int64_t inner(const ir_value *v) {
+  int64_t n = 1;
+  for (int i = 1; i < v->type.rank; i++) n *= v->type.dims[i].n;
+  return n;
+}
+
+/* The row loop every kernel starts with. */
+static V rows_begin(em *e) { return for0(e, argi(e, CG_A_R0), argi(e, CG_A_R1), 1); }
+
+static void k_embed(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t D = DIMN(op->in[1], 1);
+  view o = OUTV(e, 0), tok = INV(e, q, 0), tab = INV(e, q, 1);
+  V t = rows_begin(e);
+  V id = ldi(e, rowp(e, &tok, t), ci(e, 0));
+  copy_n(e, rowp(e, &o, t), gep(e, tab.seg, MULI(id, ci(e, D))), D, false);
+  end0(e);
+}
+
+static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
+  const ir_op *op = q->op;
+  int64_t D = LAST(op->in[0]), nvec = inner(op->in[0]) / D;
+  const ir_attr *a = ir_get_attr(op, "eps");
+  double eps = a ? a->f : 1e-6;
+  view o = OUTV(e, 0), x = INV(e, q, 0), g = INV(e, q, 1);
+  V gv[MAXCARRY];
+  load_vecs(e, g.seg, D, gv);
+  int n = nvecs(e, D);
+  V r = rows_begin(e);
+  V xr = rowp(e, &x, r), orow = rowp(e, &o, r);
+  V j = for0(e, ci(e, 0), ci(e, nvec), 1);
+  V off = MULI(j, ci(e, D));
+  V xv[MAXCARRY];
+  load_vecs(e, gep(e, xr, off), D, xv);
+  V mean = cf(e, 0);
+  V m;
+  bool part = lastmask(e, D, &m);
+  if (layer) {
+    V s = xv[0];
+    for (int c = 1; c < n; c++) s = VADD(s, xv[c]);
+    mean = FDIV(vsum(e, s), cf(e, (double)D));
+  }
+  V mv = splat(e, mean), z = cvf(e, 0);
+  V sq = z;
+  for (int c = 0; c < n; c++) {
+    V dlt = VSUB(xv[c], mv);
+    if (part && c == n - 1) {
+      V t = nv(e);
+      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", t.s, m.s, dlt.s, z.s, e->mt, e->vt);
+      dlt = t;
+    }
+    xv[c] = dlt;
+    sq = vfma(e, dlt, dlt, sq);
+  }
+  V ms = FADD(FDIV(vsum(e, sq), cf(e, (double)D)), cf(e, eps));
+  V rs = nv(e);
+  out(e, "  %s = math.sqrt %s : f32\n", rs.s, ms.s);
+  V inv = splat(e, FDIV(cf(e, 1.0), rs));
+  V res[MAXCARRY];
+  for (int c = 0; c < n; c++) res[c] = VMUL(VMUL(xv[c], inv), gv[c]);
+  store_vecs(e, res, gep(e, orow, off), D);
+  end0(e);
+  end0(e);
+}
+
+/* ---- linear: packed-panel GEMM ------------------------------------------- */
+
+int64_t cg_linear_panel(int vec_bits) {
+  /* the probe's best tiles: 4 x 64 on AVX-512, 4 x 16 on AVX2 */
+  return vec_bits >= 512 ? 64 : vec_bits >= 256 ? 16 : 8;
+}
+
+size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits) {
+  int64_t nr = cg_linear_panel(vec_bits), np = (O + nr - 1) / nr;
+  return (size_t)(np * nr * I);
+}
+
+void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
+  int64_t nr = cg_linear_panel(vec_bits), np = (O + nr - 1) / nr;
+  for (int64_t p = 0; p < np; p++)
+    for (int64_t k = 0; k < I; k++)
+      for (int64_t j = 0; j < nr; j++) {
+        int64_t o = p * nr + j;
+        packed[(p * I + k) * nr + j] = o < O ? w[o * I + k] : 0.0f;
+      }
+}
+
+enum { MR = 4 };
+
+/* One MR' x NR block: rows [m, m + mr) of A against panel p; C written
+ * with a mask on the last, partial panel. */
+static void gemm_block(em *e, int mr, V A, V C, V B, V m, V p, int64_t I, int64_t O, int64_t nr) {
+  int nvb = (int)(nr / e->vl);
+  V acc[MAXCARRY];
+  V z = cvf(e, 0);
+  for (int i = 0; i < mr * nvb; i++) acc[i] = z;
+  V bp = gep(e, B, MULI(p, ci(e, I * nr)));
+  loop L;
+  loop_begin(e, &L, ci(e, 0), ci(e, I), ci(e, 1), mr * nvb, acc, e->vt);
+  V bk = gep(e, bp, MULI(L.iv, ci(e, nr)));
+  V bv[MAXCARRY];
+  for (int j = 0; j < nvb; j++) bv[j] = ldv(e, bk, ci(e, (int64_t)j * e->vl), NULL);
+  V y[MAXCARRY];
+  for (int i = 0; i < mr; i++) {
+    V a = lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv));
+    V av = splat(e, a);
+    for (int j = 0; j < nvb; j++) y[i * nvb + j] = vfma(e, av, bv[j], L.arg[i * nvb + j]);
+  }
+  loop_end(e, &L, y);
+  /* columns [p * nr, p * nr + nr) of C, masked past O */
+  V col0 = MULI(p, ci(e, nr));
+  V left = SUBI(ci(e, O), col0);
+  V full = cmpi(e, "sge", left, ci(e, nr));
+  if_begin(e, full, 0, "", NULL);
+  for (int i = 0; i < mr; i++) {
+    V crow = gep(e, C, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0));
+    for (int j = 0; j < nvb; j++) stv(e, L.res[i * nvb + j], crow, ci(e, (int64_t)j * e->vl), NULL);
+  }
+  out(e, "  } else {\n");
+  for (int i = 0; i < mr; i++) {
+    V crow = gep(e, C, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0));
+    for (int j = 0; j < nvb; j++) {
+      V lj = SUBI(left, ci(e, (int64_t)j * e->vl));
+      V cnt = MAXI(MINI(lj, ci(e, e->vl)), ci(e, 0));
+      V mk = dmask(e, cnt);
+      stv(e, L.res[i * nvb + j], crow, ci(e, (int64_t)j * e->vl), &mk);
+    }
+  }
+  out(e, "  }\n");
+}
+
+static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
+  int64_t nr = cg_linear_panel(e->vl * 32);
+  info->split = CG_SPLIT_PANELS;
+  info->nsplit = (O + nr - 1) / nr;
+  info->panel = nr;
+  view o = OUTV(e, 0), x = INV(e, q, 0), w = INV(e, q, 1);
+  V r0 = argi(e, CG_A_R0), r1 = argi(e, CG_A_R1);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  /* rows [r0, r1) of the segment are one contiguous [M, I] matrix */
+  V A = rowp(e, &x, r0), C = rowp(e, &o, r0);
+  V M = MULI(SUBI(r1, r0), ci(e, nvec));
+  V Mfull = MULI(DIVI(M, ci(e, MR)), ci(e, MR));
+  /* blocks of MB rows keep A in L2 while the panels stream past */
+  enum { MB = 64 };
+  V mb = for0(e, ci(e, 0), Mfull, MB);
+  V mbe = MINI(ADDI(mb, ci(e, MB)), Mfull);
+  V p = for0(e, n0, n1, 1);
+  V m = for0(e, mb, mbe, MR);
+  gemm_block(e, MR, A, C, w.seg, m, p, I, O, nr);
+  end0(e);
+  end0(e);
+  end0(e);
+  V p2 = for0(e, n0, n1, 1);
+  V m2 = for0(e, Mfull, M, 1);
+  gemm_block(e, 1, A, C, w.seg, m2, p2, I, O, nr);
+  end0(e);
+  end0(e);
+}
+
+/* ---- elementwise -------------------------------------------------------- */
+
+/* kind 0: a + b, 1: silu(a) * b, 2: sigmoid(a). */
+static void k_eltwise(em *e, const cg_kernel_req *q, int kind) {
+  const ir_op *op = q->op;
+  int64_t E = inner(op->out[0]);
+  view o = OUTV(e, 0), a = INV(e, q, 0);
+  view b = kind < 2 ? INV(e, q, 1) : a;
+  V r0 = argi(e, CG_A_R0), r1 = argi(e, CG_A_R1);
+  V pa = rowp(e, &a, r0), pb = rowp(e, &b, r0), po = rowp(e, &o, r0);
+  V n = MULI(SUBI(r1, r0), ci(e, E));
+  V nfull = MULI(DIVI(n, ci(e, e->vl)), ci(e, e->vl));
+  V one = cvf(e, 1.0);
+  for (int pass = 0; pass < 2; pass++) {
+    V mk;
+    V i;
+    if (pass == 0) {
+      i = for0(e, ci(e, 0), nfull, e->vl);
+    } else {
+      i = nfull;
+      mk = dmask(e, SUBI(n, nfull));
+    }
+    const V *mp = pass ? &mk : NULL;
+    V x = ldv(e, pa, i, mp), y;
+    if (kind == 0) {
+      y = VADD(x, ldv(e, pb, i, mp));
+    } else {
+      V neg = nv(e);
+      out(e, "  %s = arith.negf %s : %s\n", neg.s, x.s, e->vt);
+      V den = VADD(one, exp_vec(e, neg));
+      V sg = fbin(e, "arith.divf", one, den, e->vt);
+      y = kind == 1 ? VMUL(VMUL(x, sg), ldv(e, pb, i, mp)) : sg;
+    }
+    stv(e, y, po, i, mp);
+    if (pass == 0) end0(e);
+  }
+}
+
+/* ---- row copies --------------------------------------------------------- */
+
+static void k_copy(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t E = inner(op->out[0]), D = LAST(op->in[0]);
+  view o = OUTV(e, 0), x = INV(e, q, 0);
+  if (op->code == IR_CHUNK) {
+    int64_t S = ir_attr_i(op, "size", 1);
+    V c = rows_begin(e);
+    V orow = rowp(e, &o, c);
+    V j = for0(e, ci(e, 0), ci(e, S), 1);
+    V src = rowp(e, &x, ADDI(MULI(c, ci(e, S)), j));
+    copy_n(e, gep(e, orow, MULI(j, ci(e, D))), src, D, false);
+    end0(e);
+    end0(e);
+    return;
+  }
+  view w = op->code == IR_APPEND_ROW ? INV(e, q, 1) : x;
+  V r = rows_begin(e);
+  V src = rowp(e, &x, r), dst = rowp(e, &o, r);
+  switch (op->code) {
+  case IR_ROWS:
+    copy_n(e, dst, gepc(e, src, ir_attr_i(op, "begin", 0) * D), E, false);
+    break;
+  case IR_ROW:
+    copy_n(e, dst, gepc(e, src, ir_attr_i(op, "row", 0) * D), D, false);
+    break;
+  case IR_ZERO_ROW:
+    copy_n(e, dst, src, E, false);
+    copy_n(e, gepc(e, dst, ir_attr_i(op, "row", 0) * D), src, D, true);
+    break;
+  case IR_APPEND_ROW: {
+    int64_t Ein = inner(op->in[0]);
+    copy_n(e, dst, src, Ein, false);
+    copy_n(e, gepc(e, dst, Ein), w.seg, D, false);
+    break;
+  }
+  default: /* split_heads, merge_heads, quantize: the same floats */
+    copy_n(e, dst, src, E, false);
+  }
+  end0(e);
+}
+
+static void k_mean_rows(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t D = LAST(op->in[0]), P = DIMN(op->in[0], 1);
+  view o = OUTV(e, 0), x = INV(e, q, 0);
+  int n = nvecs(e, D);
+  V c = rows_begin(e);
+  V src = rowp(e, &x, c), dst = rowp(e, &o, c);
+  V z = cvf(e, 0), acc[MAXCARRY];
+  for (int i = 0; i < n; i++) acc[i] = z;
+  loop L;
+  loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), n, acc, e->vt);
+  V xv[MAXCARRY];
+  load_vecs(e, gep(e, src, MULI(L.iv, ci(e, D))), D, xv);
+  V y[MAXCARRY];
+  for (int i = 0; i < n; i++) y[i] = VADD(L.arg[i], xv[i]);
+  loop_end(e, &L, y);
+  V inv = cvf(e, 1.0 / (double)P);
+  for (int i = 0; i < n; i++) y[i] = VMUL(L.res[i], inv);
+  store_vecs(e, y, dst, D);
+  end0(e);
+}
+
+/* ---- rope --------------------------------------------------------------- */
+
+static void k_rope(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  const ir_value *v = op->in[0];
+  int rank = v->type.rank;
+  int64_t d = LAST(v), H = DIMN(v, rank - 2), half = d / 2;
+  int64_t P = rank == 3 ? 1 : DIMN(v, rank - 3);
+  const ir_attr *ta = ir_get_attr(op, "theta");
+  double theta = ta ? ta->f : 10000.0;
+  int64_t mul = ir_attr_i(op, "pos_mul", 1), add = ir_attr_i(op, "pos_add", 0);
+  view o = OUTV(e, 0), x = INV(e, q, 0);
+  V scr = argp(e, CG_A_SCRATCH); /* cos at [0, half), sin at [half, d) */
+  V r = rows_begin(e);
+  V src = rowp(e, &x, r), dst = rowp(e, &o, r);
+  V p = for0(e, ci(e, 0), ci(e, P), 1);
+  /* the angle in double, as the reference does: positions reach 2^31 */
+  V pos = rank == 3 ? ADDI(MULI(r, ci(e, mul)), ci(e, add)) : p;
+  V posf = nv(e);
+  out(e, "  %s = arith.sitofp %s : i64 to f64\n", posf.s, pos.s);
+  for (int64_t i = 0; i < half; i++) {
+    V ang = fbin(e, "arith.mulf", posf, cd(e, pow(theta, -2.0 * (double)i / (double)d)), "f64");
+    V c = nv(e), s = nv(e), cf32 = nv(e), sf32 = nv(e);
+    out(e, "  %s = math.cos %s : f64\n", c.s, ang.s);
+    out(e, "  %s = math.sin %s : f64\n", s.s, ang.s);
+    out(e, "  %s = arith.truncf %s : f64 to f32\n", cf32.s, c.s);
+    out(e, "  %s = arith.truncf %s : f64 to f32\n", sf32.s, s.s);
+    sts(e, cf32, scr, ci(e, i));
+    sts(e, sf32, scr, ci(e, half + i));
+  }
+  V cv[MAXCARRY], sv[MAXCARRY];
+  load_vecs(e, scr, half, cv);
+  load_vecs(e, gepc(e, scr, half), half, sv);
+  V h = for0(e, ci(e, 0), ci(e, H), 1);
+  V base = MULI(ADDI(MULI(p, ci(e, H)), h), ci(e, d));
+  V a = gep(e, src, base), b = gep(e, dst, base);
+  V av[MAXCARRY], bv[MAXCARRY], ra[MAXCARRY] = {0}, rb[MAXCARRY] = {0};
+  load_vecs(e, a, half, av);
+  load_vecs(e, gepc(e, a, half), half, bv);
+  for (int c = 0; c < nvecs(e, half); c++) {
+    ra[c] = VSUB(VMUL(av[c], cv[c]), VMUL(bv[c], sv[c]));
+    rb[c] = VADD(VMUL(bv[c], cv[c]), VMUL(av[c], sv[c]));
+  }
+  store_vecs(e, ra, b, half);
+  store_vecs(e, rb, gepc(e, b, half), half);
+  end0(e);
+  end0(e);
+  end0(e);
+}
+
+/* ---- attention ---------------------------------------------------------- */
+
+/* softmax over s[0, n) in scratch (max m known), then the weighted sum of
+ * the value rows: o = sum_j p_j v_j * factor / (sum + extra).  Values come
+ * from vrow(j).  Returns the vectors of o. */
+typedef V (*row_fn)(em *e, void *ctx, V j);
+
+/* exp(s_j - m) in place over n (dynamic) scores; returns their sum. */
+static V exp_scores(em *e, V s, V n, V m) {
+  V mv = splat(e, m), z = cvf(e, 0);
+  V nfull = MULI(DIVI(n, ci(e, e->vl)), ci(e, e->vl));
+  loop L;
+  loop_begin(e, &L, ci(e, 0), nfull, ci(e, e->vl), 1, &z, e->vt);
+  V p = exp_vec(e, VSUB(ldv(e, s, L.iv, NULL), mv));
+  stv(e, p, s, L.iv, NULL);
+  V acc = VADD(L.arg[0], p);
+  loop_end(e, &L, &acc);
+  V mk = dmask(e, SUBI(n, nfull));
+  V pt = exp_vec(e, VSUB(ldv(e, s, nfull, &mk), mv));
+  V pz = nv(e);
+  out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", pz.s, mk.s, pt.s, z.s, e->mt, e->vt);
+  stv(e, pz, s, nfull, &mk);
+  return vsum(e, VADD(L.res[0], pz));
+}
+
+/* Attention of one query (vectors qv) over rows j in [lo, hi) of K/V:
+ * scores into s, softmax (+n_plus), and o += factor * sum p_j v_j.
+ * Returns the o vectors (accumulated onto acc0). */
+static void attend(em *e, const V *qv, int64_t d, double scale, V lo, V hi, row_fn krow,
+                   row_fn vrow, void *ctx, V s, int n_plus, V factor, const V *acc0, V *res) {
+  int n = nvecs(e, d);
+  V ninf = cf(e, -INFINITY);
+  loop L;
+  loop_begin(e, &L, lo, hi, ci(e, 1), 1, &ninf, "f32");
+  V sc = FMUL(dot_vecs(e, qv, krow(e, ctx, L.iv), d), cf(e, scale));
+  sts(e, sc, s, SUBI(L.iv, lo));
+  V mx = fmaxs(e, L.arg[0], sc);
+  loop_end(e, &L, &mx);
+  V m = L.res[0];
+  V cnt = SUBI(hi, lo);
+  V sum = exp_scores(e, s, cnt, m);
+  if (n_plus) sum = FADD(sum, FMUL(cf(e, n_plus), exp_s(e, FSUB(cf(e, 0), m))));
+  V f = splat(e, FDIV(factor, sum));
+  loop A;
+  loop_begin(e, &A, lo, hi, ci(e, 1), n, acc0, e->vt);
+  V pj = splat(e, lds(e, s, SUBI(A.iv, lo)));
+  V vv[MAXCARRY], y[MAXCARRY];
+  load_vecs(e, vrow(e, ctx, A.iv), d, vv);
+  for (int c = 0; c < n; c++) y[c] = vfma(e, pj, vv[c], A.arg[c]);
+  loop_end(e, &A, y);
+  for (int c = 0; c < n; c++) res[c] = VMUL(A.res[c], f);
+}
+
+typedef struct attn_ctx {
+  view *k, *v;
+  V off;            /* element offset of the KV head in a row */
+  V base;           /* rank 4: the chunk row (K and V) */
+  V kbase, vbase;
+  int64_t rowlen;   /* rank 4: floats per in-chunk position */
+} attn_ctx;
+
+static V seq_krow(em *e, void *c, V j) {
+  attn_ctx *a = c;
+  return gep(e, rowp(e, a->k, j), a->off);
+}
+static V seq_vrow(em *e, void *c, V j) {
+  attn_ctx *a = c;
+  return gep(e, rowp(e, a->v, j), a->off);
+}
+static V chunk_krow(em *e, void *c, V j) {
+  attn_ctx *a = c;
+  return gep(e, a->kbase, ADDI(MULI(j, ci(e, a->rowlen)), a->off));
+}
+static V chunk_vrow(em *e, void *c, V j) {
+  attn_ctx *a = c;
+  return gep(e, a->vbase, ADDI(MULI(j, ci(e, a->rowlen)), a->off));
+}
+
+static void k_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int rank = qv->type.rank;
+  int64_t d = LAST(qv), Hq = DIMN(qv, rank - 2), Hk = DIMN(kv, rank - 2), grp = Hq / Hk;
+  bool causal = ir_attr_i(op, "causal", 1) != 0;
+  int64_t W = ir_attr_i(op, "window", 0);
+  double scale = 1.0 / sqrt((double)d);
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
+  V scr = argp(e, CG_A_SCRATCH);
+  int n = nvecs(e, d);
+  V z = cvf(e, 0), acc0[MAXCARRY], res[MAXCARRY], qx[MAXCARRY];
+  for (int c = 0; c < n; c++) acc0[c] = z;
+  V one = cf(e, 1.0);
+  if (rank == 3) {
+    info->split = CG_SPLIT_HEADS;
+    info->nsplit = Hq;
+    if (W > 0) info->scratch_fixed = W + 16;
+    else info->scratch_per_t1 = 1, info->scratch_fixed = 16;
+    V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+    V t = rows_begin(e);
+    V hi = ADDI(t, ci(e, 1));
+    V lo = W > 0 ? MAXI(SUBI(hi, ci(e, W)), ci(e, 0)) : ci(e, 0);
+    V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
+    V h = for0(e, n0, n1, 1);
+    V kh = DIVI(h, ci(e, grp));
+    attn_ctx a = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
+    load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
+    attend(e, qx, d, scale, lo, hi, seq_krow, seq_vrow, &a, scr, 0, one, acc0, res);
+    store_vecs(e, res, gep(e, orow, MULI(h, ci(e, d))), d);
+    end0(e);
+    end0(e);
+    return;
+  }
+  /* [C, P, H, d]: attention inside each chunk row */
+  int64_t P = DIMN(qv, rank - 3);
+  info->scratch_fixed = P + 16;
+  V c = rows_begin(e);
+  attn_ctx a = {.k = &K, .v = &Vv, .rowlen = Hk * d};
+  a.kbase = rowp(e, &K, c);
+  a.vbase = rowp(e, &Vv, c);
+  V qr = rowp(e, &Q, c), orow = rowp(e, &o, c);
+  V i = for0(e, ci(e, 0), ci(e, P), 1);
+  V h = for0(e, ci(e, 0), ci(e, Hq), 1);
+  a.off = MULI(DIVI(h, ci(e, grp)), ci(e, d));
+  V qoff = MULI(ADDI(MULI(i, ci(e, Hq)), h), ci(e, d));
+  load_vecs(e, gep(e, qr, qoff), d, qx);
+  V hi = causal ? ADDI(i, ci(e, 1)) : ci(e, P);
+  attend(e, qx, d, scale, ci(e, 0), hi, chunk_krow, chunk_vrow, &a, scr, 0, one, acc0, res);
+  store_vecs(e, res, gep(e, orow, qoff), d);
+  end0(e);
+  end0(e);
+  end0(e);
+}
+
+/* HSA: per selected chunk an independent softmax(+n) over its P keys, the
+ * outputs mixed by the chunk weights (no running max across chunks). */
+static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
+  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2), grp = Hq / Hk;
+  int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  double scale = 1.0 / sqrt((double)d);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hq;
+  info->scratch_fixed = P + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
+       Wt = INV(e, q, 4);
+  V scr = argp(e, CG_A_SCRATCH);
+  int n = nvecs(e, d);
+  V z = cvf(e, 0), acc0[MAXCARRY], qx[MAXCARRY];
+  for (int c = 0; c < n; c++) acc0[c] = z;
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), ir = rowp(e, &I, t), wr = rowp(e, &Wt, t), orow = rowp(e, &o, t);
+  V h = for0(e, n0, n1, 1);
+  V kh = DIVI(h, ci(e, grp));
+  V g = G == 1 ? ci(e, 0) : kh;
+  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
+  attn_ctx a = {.k = &K, .v = &Vv, .rowlen = Hk * d, .off = MULI(kh, ci(e, d))};
+  loop L;
+  loop_begin(e, &L, ci(e, 0), ci(e, Ks), ci(e, 1), n, acc0, e->vt);
+  V slot = ADDI(MULI(g, ci(e, Ks)), L.iv);
+  V idx = ldi(e, ir, slot);
+  V valid = cmpi(e, "sge", idx, ci(e, 0));
+  V res[MAXCARRY];
+  if_begin(e, valid, n, e->vt, res);
+  a.kbase = rowp(e, &K, idx);
+  a.vbase = rowp(e, &Vv, idx);
+  V wk = lds(e, wr, slot);
+  V upd[MAXCARRY];
+  attend(e, qx, d, scale, ci(e, 0), ci(e, P), chunk_krow, chunk_vrow, &a, scr, n_plus, wk,
+         acc0, upd);
+  for (int c = 0; c < n; c++) upd[c] = VADD(upd[c], L.arg[c]);
+  if_else(e, n, upd, e->vt);
+  if_end(e, n, L.arg, e->vt);
+  loop_end(e, &L, res);
+  store_vecs(e, L.res, gep(e, orow, MULI(h, ci(e, d))), d);
+  end0(e);
+  end0(e);
+}
+
+/* ---- retrieval ---------------------------------------------------------- */
+
+/* The fused retrieve kernel: each query streams over the eligible
+ * landmarks keeping, per group, a K-entry list (scratch: scores, indices)
+ * with its worst entry tracked, so no [L, G, C] score matrix exists.  The
+ * kept set is the reference's (runtime/ref_ops.c): an entry is displaced
+ * only by a strictly better score, and the one displaced is the worst,
+ * the latest among equal worst; the slots are then ordered most recent
+ * first, empty ones last with index -1 and score -inf. */
+static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *sc = q->scores, *tk = q->op;
+  const ir_value *qv = sc->in[0];
+  int64_t G = DIMN(qv, 1), dr = DIMN(qv, 2), K = ir_attr_i(tk, "k", 1);
+  int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
+  const ir_attr *per = ir_get_attr(sc, "per");
+  bool per_chunk = per && !strcmp(per->s, "chunk");
+  const ir_attr *fixed = ir_get_attr(sc, "offset");
+  double off = fixed ? fixed->f : 0;
+  info->scratch_fixed = 2 * G * K + 16;
+  view oi = OUTV(e, 0), ov = OUTV(e, 1), Qr = INV(e, q, 0), L = INV(e, q, 1);
+  V offv = cf(e, off);
+  if (sc->nin == 3) {
+    view ow = INV(e, q, 2);
+    offv = FADD(offv, lds(e, ow.seg, ci(e, 0)));
+  }
+  V scr = argp(e, CG_A_SCRATCH);
+  V val = scr, idx = gepc(e, scr, G * K); /* indices kept as floats' bits: i32 */
+  V C = argi(e, CG_A_C);
+  V ninf = cf(e, -INFINITY);
+  V t = rows_begin(e);
+  V own = DIVI(t, ci(e, S));
+  V tq = per_chunk ? SUBI(MULI(own, ci(e, S)), ci(e, 1)) : t;
+  V gi = for0(e, ci(e, 0), ci(e, G * K), 1);
+  sts(e, ninf, val, gi);
+  sti(e, ci(e, -1), idx, gi);
+  end0(e);
+  V hi = MINI(own, C);
+  V has = cmpi(e, "sgt", hi, ci(e, 0));
+  if0(e, has);
+  V qr = rowp(e, &Qr, tq);
+  /* worst slot of each group: start at slot 0 (all empty) */
+  V wz[MAXCARRY];
+  if (G > MAXCARRY) return;
+  for (int g = 0; g < G; g++) wz[g] = ci(e, 0);
+  loop Li;
+  loop_begin(e, &Li, ci(e, 0), hi, ci(e, 1), (int)G, wz, "i64");
+  V i = Li.iv;
+  V excl = X > 0 ? cmpi(e, "sgt", MULI(i, ci(e, S)), SUBI(tq, ci(e, X))) : cmpi(e, "slt", i, ci(e, 0));
+  V wres[MAXCARRY];
+  if_begin(e, excl, (int)G, "i64", wres);
+  if_else(e, (int)G, Li.arg, "i64");
+  V lr = rowp(e, &L, i);
+  V nw[MAXCARRY];
+  for (int g = 0; g < G; g++) {
+    V qx[MAXCARRY];
+    load_vecs(e, gepc(e, qr, g * dr), dr, qx);
+    V s = FADD(FMUL(dot_vecs(e, qx, lr, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
+    V gb = ci(e, g * K);
+    V wslot = ADDI(gb, Li.arg[g]);
+    V worst = lds(e, val, wslot);
+    V better = cmpf(e, "ogt", s, worst, "f32");
+    V r1;
+    if_begin(e, better, 1, "i64", &r1);
+    sts(e, s, val, wslot);
+    sti(e, i, idx, wslot);
+    /* the new worst: lowest score, the latest (highest index) among ties */
+    V init2[2] = {lds(e, val, gb), ldi(e, idx, gb)};
+    V zero = ci(e, 0);
+    loop M;
+    V init3[3] = {zero, init2[0], init2[1]};
+    /* carried: position (i64), score (f32), index (i64) */
+    M.n = 3;
+    M.iv = nv(e);
+    V mr = nv(e);
+    for (int k = 0; k < 3; k++) {
+      M.arg[k] = nv(e);
+      snprintf(M.res[k].s, sizeof M.res[k].s, "%.24s#%d", mr.s, k & 0xff);
+    }
+    V one = ci(e, 1), kk = ci(e, K);
+    out(e, "  %s:3 = scf.for %s = %s to %s step %s iter_args(%s = %s, %s = %s, %s = %s) -> (i64, f32, i64) : i64 {\n",
+        mr.s, M.iv.s, one.s, kk.s, one.s, M.arg[0].s, init3[0].s, M.arg[1].s, init3[1].s,
+        M.arg[2].s, init3[2].s);
+    V sv = lds(e, val, ADDI(gb, M.iv)), si = ldi(e, idx, ADDI(gb, M.iv));
+    V lt = cmpf(e, "olt", sv, M.arg[1], "f32");
+    V eq = cmpf(e, "oeq", sv, M.arg[1], "f32");
+    V later = cmpi(e, "sgt", si, M.arg[2]);
+    V eql = bin(e, "arith.andi", eq, later, "i1");
+    V take = bin(e, "arith.ori", lt, eql, "i1");
+    V np = sel(e, take, M.iv, M.arg[0], "i64");
+    V ns = sel(e, take, sv, M.arg[1], "f32");
+    V ni = sel(e, take, si, M.arg[2], "i64");
+    out(e, "  scf.yield %s, %s, %s : i64, f32, i64\n  }\n", np.s, ns.s, ni.s);
+    if_else(e, 1, &M.res[0], "i64");
+    if_end(e, 1, &Li.arg[g], "i64");
+    nw[g] = r1;
+  }
+  if_end(e, (int)G, nw, "i64");
+  loop_end(e, &Li, wres);
+  out(e, "  }\n"); /* if has */
+  /* emit, most recent first: repeatedly the largest remaining index */
+  V orow_i = rowp(e, &oi, t), orow_v = rowp(e, &ov, t);
+  V g = for0(e, ci(e, 0), ci(e, G), 1);
+  V gb = MULI(g, ci(e, K));
+  V k = for0(e, ci(e, 0), ci(e, K), 1);
+  V init[2] = {ci(e, 0), ci(e, -2)};
+  loop B;
+  loop_begin(e, &B, ci(e, 0), ci(e, K), ci(e, 1), 2, init, "i64");
+  V si = ldi(e, idx, ADDI(gb, B.iv));
+  V gt = cmpi(e, "sgt", si, B.arg[1]);
+  V y[2] = {sel(e, gt, B.iv, B.arg[0], "i64"), sel(e, gt, si, B.arg[1], "i64")};
+  loop_end(e, &B, y);
+  V bs = ADDI(gb, B.res[0]);
+  V bi = B.res[1];
+  V empty = cmpi(e, "slt", bi, ci(e, 0));
+  V bv = sel(e, empty, ninf, lds(e, val, bs), "f32");
+  V bo = sel(e, empty, ci(e, -1), bi, "i64");
+  sti(e, bo, orow_i, ADDI(gb, k));
+  sts(e, bv, orow_v, ADDI(gb, k));
+  sti(e, ci(e, -2), idx, bs); /* taken */
+  end0(e);
+  end0(e);
+  end0(e);
+}
+
+/* ---- small per-row ops in double, as the reference ----------------------- */
+
+static V to_f64(em *e, V x) {
+  V v = nv(e);
+  out(e, "  %s = arith.extf %s : f32 to f64\n", v.s, x.s);
+  return v;
+}
+static V to_f32(em *e, V x) {
+  V v = nv(e);
+  out(e, "  %s = arith.truncf %s : f64 to f32\n", v.s, x.s);
+  return v;
+}
+static V mathd(em *e, const char *fn, V x) {
+  V v = nv(e);
+  out(e, "  %s = math.%s %s : f64\n", v.s, fn, x.s);
+  return v;
+}
+
+/* stick-breaking (kind 0) or softmax (kind 1) over the last axis. */
+static void k_weights(em *e, const cg_kernel_req *q, int kind) {
+  const ir_op *op = q->op;
+  int64_t K = LAST(op->in[0]), nvec = inner(op->in[0]) / K;
+  view o = OUTV(e, 0), x = INV(e, q, 0);
+  V ninf = cf(e, -INFINITY), zero = cf(e, 0);
+  V r = rows_begin(e);
+  V src = rowp(e, &x, r), dst = rowp(e, &o, r);
+  V v = for0(e, ci(e, 0), ci(e, nvec), 1);
+  V base = MULI(v, ci(e, K));
+  if (kind == 0) {
+    V z = cd(e, 0);
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, K), ci(e, 1), 1, &z, "f64");
+    V s = lds(e, src, ADDI(base, L.iv));
+    V isinf = cmpf(e, "oeq", s, ninf, "f32");
+    V sd = to_f64(e, s);
+    /* softplus(s) = s > 30 ? s : log1p(exp(s)) */
+    V sp = sel(e, cmpf(e, "ogt", sd, cd(e, 30), "f64"), sd, mathd(e, "log1p", mathd(e, "exp", sd)),
+               "f64");
+    V acc = fbin(e, "arith.addf", L.arg[0], sp, "f64");
+    V w = to_f32(e, mathd(e, "exp", fbin(e, "arith.subf", sd, acc, "f64")));
+    sts(e, sel(e, isinf, zero, w, "f32"), dst, ADDI(base, L.iv));
+    V nacc = sel(e, isinf, L.arg[0], acc, "f64");
+    loop_end(e, &L, &nacc);
+  } else {
+    V dninf = cd(e, -INFINITY);
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, K), ci(e, 1), 1, &dninf, "f64");
+    V s = to_f64(e, lds(e, src, ADDI(base, L.iv)));
+    V m = nv(e);
+    out(e, "  %s = arith.maximumf %s, %s : f64\n", m.s, L.arg[0].s, s.s);
+    loop_end(e, &L, &m);
+    V mx = L.res[0];
+    V z = cd(e, 0);
+    loop S;
+    loop_begin(e, &S, ci(e, 0), ci(e, K), ci(e, 1), 1, &z, "f64");
+    V s2 = lds(e, src, ADDI(base, S.iv));
+    V isinf = cmpf(e, "oeq", s2, ninf, "f32");
+    V ex = mathd(e, "exp", fbin(e, "arith.subf", to_f64(e, s2), mx, "f64"));
+    V add = sel(e, isinf, z, ex, "f64");
+    V acc = fbin(e, "arith.addf", S.arg[0], add, "f64");
+    loop_end(e, &S, &acc);
+    V allinf = cmpf(e, "oeq", mx, dninf, "f64");
+    V k = for0(e, ci(e, 0), ci(e, K), 1);
+    V s3 = lds(e, src, ADDI(base, k));
+    V isinf3 = cmpf(e, "oeq", s3, ninf, "f32");
+    V p = to_f32(e, fbin(e, "arith.divf",
+                         mathd(e, "exp", fbin(e, "arith.subf", to_f64(e, s3), mx, "f64")),
+                         S.res[0], "f64"));
+    V bad = bin(e, "arith.ori", isinf3, allinf, "i1");
+    sts(e, sel(e, bad, zero, p, "f32"), dst, ADDI(base, k));
+    end0(e);
+  }
+  end0(e);
+  end0(e);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
+  const char *name = ir_ops[op->code].name;
+  switch (op->code) {
+  case IR_INPUT: case IR_WEIGHT: case IR_RETURN:
+  case IR_EMBED: case IR_RMSNORM: case IR_LAYERNORM: case IR_LINEAR:
+  case IR_SPLIT_HEADS: case IR_MERGE_HEADS: case IR_ROPE: case IR_ADD: case IR_SILU_MUL:
+  case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
+  case IR_ROW: case IR_ZERO_ROW: case IR_MEAN_ROWS: case IR_STICKBREAK: case IR_SOFTMAX:
+    break;
+  case IR_ATTENTION:
+    if (op->in[0]->type.rank == 3 && !ir_attr_i(op, "causal", 1)) {
+      snprintf(why, size, "bidirectional attention over the sequence cannot run incrementally");
+      return 0;
+    }
+    if (LAST(op->in[0]) > MAXCARRY * 8) {
+      snprintf(why, size, "attention with a head width above %d is not compiled", MAXCARRY * 8);
+      return 0;
+    }
+    break;
+  case IR_CHUNK_ATTENTION: {
+    const ir_attr *m = ir_get_attr(op, "merge");
+    if (m && !strcmp(m->s, "joint")) {
+      snprintf(why, size, "chunk_attention with merge = joint is not compiled by the CPU "
+               "backend yet");
+      return 0;
+    }
+    if (LAST(op->in[0]) > MAXCARRY * 8) {
+      snprintf(why, size, "chunk_attention with a head width above %d is not compiled",
+               MAXCARRY * 8);
+      return 0;
+    }
+    break;
+  }
+  default:
+    snprintf(why, size, "the CPU backend does not compile %s yet", name);
+    return 0;
+  }
+  return 1;
+}
+
+int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *len,
+                cg_kernel_info *info, char *err, size_t errsize) {
+  const ir_op *op = req->op;
+  memset(info, 0, sizeof *info);
+  info->split = CG_SPLIT_ROWS;
+  if (!req->scores && !cg_cpu_supported(op, err, errsize)) return -1;
+  em e = {.buf = buf, .len = len, .cap = *buf ? *len + 1 : 0};
+  if (*buf) {
+    /* keep appending: find the real capacity by reallocating */
+    char *p = realloc(*buf, *len + 4096);
+    if (!p) {
+      snprintf(err, errsize, "out of memory");
+      return -1;
+    }
+    *buf = p;
+    e.cap = *len + 4096;
+  }
+  e.vl = req->vec_bits / 32;
+  snprintf(e.vt, sizeof e.vt, "vector<%dxf32>", e.vl);
+  snprintf(e.mt, sizeof e.mt, "vector<%dxi1>", e.vl);
+  out(&e, "func.func @%s(%%args: !llvm.ptr) attributes {llvm.linkage = #llvm.linkage<external>} {\n",
+      name);
+  if (req->scores) {
+    if (DIMN(req->scores->in[0], 1) > MAXCARRY) {
+      snprintf(err, errsize, "retrieval with more than %d groups is not compiled", MAXCARRY);
+      return -1;
+    }
+    k_retrieve(&e, req, info);
+  } else {
+    switch (op->code) {
+    case IR_EMBED: k_embed(&e, req); break;
+    case IR_RMSNORM: k_norm(&e, req, false); break;
+    case IR_LAYERNORM: k_norm(&e, req, true); break;
+    case IR_LINEAR: k_linear(&e, req, info); break;
+    case IR_ADD: k_eltwise(&e, req, 0); break;
+    case IR_SILU_MUL: k_eltwise(&e, req, 1); break;
+    case IR_SIGMOID: k_eltwise(&e, req, 2); break;
+    case IR_ROPE: k_rope(&e, req); info->scratch_fixed = LAST(op->in[0]) + 16; break;
+    case IR_ATTENTION: k_attention(&e, req, info); break;
+    case IR_CHUNK_ATTENTION: k_chunk_attention(&e, req, info); break;
+    case IR_MEAN_ROWS: k_mean_rows(&e, req); break;
+    case IR_STICKBREAK: k_weights(&e, req, 0); break;
+    case IR_SOFTMAX: k_weights(&e, req, 1); break;
+    default: k_copy(&e, req); break;
+    }
+  }
+  out(&e, "  return\n}\n");
+  if (e.oom) {
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,403 @@
+/* jit.c - MLIR text -> LLVM dialect -> LLVM IR -> O3 -> object -> ORC LLJIT
+ * (see jit.h).  The call sequence and its pitfalls are the ones recorded in
+ * ARCHITECTURE.md ("CPU code generation, proven here"). */
+#include "codegen/cpu/jit.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <mlir-c/IR.h>
+#include <mlir-c/Diagnostics.h>
+#include <mlir-c/Pass.h>
+#include <mlir-c/RegisterEverything.h>
+#include <mlir-c/Target/LLVMIR.h>
+
+#include "codegen/versions.h"
+#include "hsac_version.h"
+
+/* The lowering of the dialects the emitters use (emit.c) to the LLVM
+ * dialect.  Kernels take raw pointers (!llvm.ptr) and i64 sizes, so no
+ * memref descriptors cross the C boundary; memref is used for scratch. */
+static const char *const PIPELINE =
+    "builtin.module(convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm,"
+    " expand-strided-metadata, finalize-memref-to-llvm, convert-arith-to-llvm,"
+    " convert-index-to-llvm, convert-cf-to-llvm, convert-func-to-llvm,"
+    " reconcile-unrealized-casts)";
+
+struct cg_jit {
+  LLVMOrcLLJITRef jit;
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* LLVM's and MLIR's process-wide registrations, done once. */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static void init_llvm(void) {
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  LLVMInitializeNativeAsmParser();
+  mlirRegisterAllPasses();
+}
+
+int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
+  pthread_once(&init_once, init_llvm);
+  memset(t, 0, sizeof *t);
+  char *triple = LLVMGetDefaultTargetTriple();
+  snprintf(t->triple, sizeof t->triple, "%s", triple);
+  LLVMDisposeMessage(triple);
+  LLVMTargetRef tg;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(t->triple, &tg, &msg)) {
+    snprintf(err, errsize, "no LLVM target for %s: %s", t->triple, msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    return -1;
+  }
+  if (!name || !name[0] || !strcmp(name, "host")) {
+    /* the host's name can be wrong on a VM while its features are right
+     * (ARCHITECTURE.md): pass both */
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    snprintf(t->cpu, sizeof t->cpu, "%s", cpu);
+    snprintf(t->features, sizeof t->features, "%s", feat);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+    t->vec_bits = strstr(t->features, "+avx512f") ? 512 : strstr(t->features, "+avx2") ? 256 : 128;
+    return 0;
+  }
+  /* a named CPU: its own features (LLVM knows them); check it is known */
+  static const struct { const char *name; int bits; } known[] = {
+      {"x86-64", 128},        {"x86-64-v2", 128},    {"x86-64-v3", 256},
+      {"x86-64-v4", 512},     {"haswell", 256},      {"broadwell", 256},
+      {"skylake", 256},       {"znver2", 256},       {"znver3", 256},
+      {"skylake-avx512", 512}, {"icelake-server", 512}, {"sapphirerapids", 512},
+      {"znver4", 512},
+  };
+  for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+    if (!strcmp(name, known[i].name)) {
+      snprintf(t->cpu, sizeof t->cpu, "%s", name);
+      t->vec_bits = known[i].bits;
+      t->forced = true;
+      return 0;
+    }
+  size_t n = (size_t)snprintf(err, errsize, "unknown CPU '%s'; known:", name);
+  for (size_t i = 0; i < sizeof known / sizeof *known && n < errsize; i++)
+    n += (size_t)snprintf(err + n, errsize - n, " %s", known[i].name);
+  return -1;
+}
+
+static LLVMTargetMachineRef make_tm(const cg_target *t) {
+  LLVMTargetRef tg;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(t->triple, &tg, &msg)) {
+    LLVMDisposeMessage(msg);
+    return NULL;
+  }
+  return LLVMCreateTargetMachine(tg, t->triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
+                                 LLVMRelocPIC, LLVMCodeModelDefault);
+}
+
+typedef struct diag_buf {
+  char *p;
+  size_t size, n;
+} diag_buf;
+
+static void diag_write(MlirStringRef s, void *user) {
+  diag_buf *b = user;
+  if (b->n + 1 >= b->size) return;
+  size_t k = s.length < b->size - b->n - 1 ? s.length : b->size - b->n - 1;
+  memcpy(b->p + b->n, s.data, k);
+  b->n += k;
+  b->p[b->n] = 0;
+}
+
+static MlirLogicalResult on_diag(MlirDiagnostic d, void *user) {
+  diag_buf *b = user;
+  if (b->n == 0) {
+    mlirLocationPrint(mlirDiagnosticGetLocation(d), diag_write, b);
+    diag_write(mlirStringRefCreateFromCString(": "), b);
+    mlirDiagnosticPrint(d, diag_write, b);
+  }
+  return mlirLogicalResultSuccess();
+}
+
+/* MLIR text -> optimized LLVM module in ctx.  Returns NULL with err. */
+static LLVMModuleRef lower(const char *text, LLVMContextRef lctx, LLVMTargetMachineRef tm,
+                           const cg_target *t, double *ms_lower, double *ms_opt, char *err,
+                           size_t errsize) {
+  double t0 = now_ms();
+  MlirContext ctx = mlirContextCreate();
+  MlirDialectRegistry reg = mlirDialectRegistryCreate();
+  mlirRegisterAllDialects(reg);
+  mlirContextAppendDialectRegistry(ctx, reg);
+  mlirDialectRegistryDestroy(reg);
+  mlirContextLoadAllAvailableDialects(ctx);
+  mlirRegisterAllLLVMTranslations(ctx);
+  err[0] = 0;
+  diag_buf db = {err, errsize, 0};
+  MlirDiagnosticHandlerID hid = mlirContextAttachDiagnosticHandler(ctx, on_diag, &db, NULL);
+  LLVMModuleRef lm = NULL;
+  MlirModule mod = mlirModuleCreateParse(ctx, mlirStringRefCreateFromCString(text));
+  if (mlirModuleIsNull(mod)) {
+    if (!err[0]) snprintf(err, errsize, "the generated MLIR does not parse");
+    goto out;
+  }
+  MlirPassManager pm = mlirPassManagerCreate(ctx);
+  MlirOpPassManager opm = mlirPassManagerGetAsOpPassManager(pm);
+  MlirLogicalResult r = mlirParsePassPipeline(opm, mlirStringRefCreateFromCString(PIPELINE),
+                                              diag_write, &db);
+  if (mlirLogicalResultIsSuccess(r)) r = mlirPassManagerRunOnOp(pm, mlirModuleGetOperation(mod));
+  mlirPassManagerDestroy(pm);
+  if (mlirLogicalResultIsFailure(r)) {
+    if (!err[0]) snprintf(err, errsize, "lowering the generated MLIR to LLVM failed");
+    mlirModuleDestroy(mod);
+    goto out;
+  }
+  lm = mlirTranslateModuleToLLVMIR(mlirModuleGetOperation(mod), lctx);
+  mlirModuleDestroy(mod);
+  if (!lm) {
+    if (!err[0]) snprintf(err, errsize, "translating the generated MLIR to LLVM IR failed");
+    goto out;
+  }
+  LLVMSetTarget(lm, t->triple);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(lm, td);
+  LLVMDisposeTargetData(td);
+  /* every function carries the target so O3's cost model and the backend
+   * agree on the ISA */
+  for (LLVMValueRef f = LLVMGetFirstFunction(lm); f; f = LLVMGetNextFunction(f)) {
+    if (LLVMIsDeclaration(f)) continue;
+    LLVMAttributeRef a = LLVMCreateStringAttribute(lctx, "target-cpu", 10, t->cpu,
+                                                   (unsigned)strlen(t->cpu));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, a);
+    if (t->features[0]) {
+      a = LLVMCreateStringAttribute(lctx, "target-features", 15, t->features,
+                                    (unsigned)strlen(t->features));
+      LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, a);
+    }
+  }
+  double t1 = now_ms();
+  if (ms_lower) *ms_lower = t1 - t0;
+  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef e = LLVMRunPasses(lm, "default<O3>", tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  if (e) {
+    char *m = LLVMGetErrorMessage(e);
+    snprintf(err, errsize, "LLVM O3 failed: %s", m);
+    LLVMDisposeErrorMessage(m);
+    LLVMDisposeModule(lm);
+    lm = NULL;
+    goto out;
+  }
+  if (ms_opt) *ms_opt = now_ms() - t1;
+out:
+  mlirContextDetachDiagnosticHandler(ctx, hid);
+  mlirContextDestroy(ctx);
+  return lm;
+}
+
+/* The cache key: the kernels' text, the target, LLVM's and hsac's versions
+ * and the lowering pipeline. */
+static void cache_key(const char *mlir, const cg_target *t, char key[33]) {
+  char llvm[64];
+  cg_llvm_version(llvm, sizeof llvm);
+  cg_hash h;
+  cg_hash_init(&h);
+  cg_hash_str(&h, "hsac-cpu-object");
+  cg_hash_str(&h, HSAC_VERSION);
+  cg_hash_str(&h, llvm);
+  cg_hash_str(&h, PIPELINE);
+  cg_hash_str(&h, t->triple);
+  cg_hash_str(&h, t->cpu);
+  cg_hash_str(&h, t->features);
+  cg_hash_str(&h, mlir);
+  cg_hash_hex(&h, key);
+}
+
+static int emit_object(const char *mlir, const cg_target *t, void **obj, size_t *size,
+                       cg_jit_stats *st, char *err, size_t errsize) {
+  LLVMTargetMachineRef tm = make_tm(t);
+  if (!tm) {
+    snprintf(err, errsize, "cannot create a target machine for %s (%s)", t->triple, t->cpu);
+    return -1;
+  }
+  LLVMContextRef lctx = LLVMContextCreate();
+  LLVMModuleRef lm = lower(mlir, lctx, tm, t, &st->ms_lower, &st->ms_opt, err, errsize);
+  int rc = -1;
+  if (lm) {
+    double t0 = now_ms();
+    char *msg = NULL;
+    LLVMMemoryBufferRef mb;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm, LLVMObjectFile, &msg, &mb)) {
+      snprintf(err, errsize, "emitting the object failed: %s", msg ? msg : "?");
+      LLVMDisposeMessage(msg);
+    } else {
+      *size = LLVMGetBufferSize(mb);
+      *obj = malloc(*size ? *size : 1);
+      if (*obj) {
+        memcpy(*obj, LLVMGetBufferStart(mb), *size);
+        rc = 0;
+      } else {
+        snprintf(err, errsize, "out of memory");
+      }
+      LLVMDisposeMemoryBuffer(mb);
+    }
+    st->ms_opt += now_ms() - t0;
+    LLVMDisposeModule(lm);
+  }
+  LLVMContextDispose(lctx);
+  LLVMDisposeTargetMachine(tm);
+  return rc;
+}
+
+static int load_object(cg_jit *j, const cg_target *t, const void *obj, size_t size, char *err,
+                       size_t errsize) {
+  LLVMTargetMachineRef tm = make_tm(t);
+  if (!tm) {
+    snprintf(err, errsize, "cannot create a target machine for %s", t->triple);
+    return -1;
+  }
+  /* the builder takes ownership of this target machine */
+  LLVMOrcLLJITBuilderRef b = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+      b, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+  LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, b);
+  if (!e) {
+    /* kernels may call libm (expf for scalar tails, sinf/cosf in rope) */
+    LLVMOrcDefinitionGeneratorRef gen;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+        &gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
+    if (!e) LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
+  }
+  if (!e) {
+    LLVMMemoryBufferRef mb =
+        LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, size, "hsac-kernels");
+    e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), mb);
+  }
+  if (e) {
+    char *m = LLVMGetErrorMessage(e);
+    snprintf(err, errsize, "loading the compiled kernels failed: %s", m);
+    LLVMDisposeErrorMessage(m);
+    return -1;
+  }
+  return 0;
+}
+
+int cg_jit_compile(const char *mlir, const cg_target *t, const cg_cache *cache, cg_jit **out,
+                   cg_jit_stats *stats, char *err, size_t errsize) {
+  pthread_once(&init_once, init_llvm);
+  cg_jit_stats st0, *st = stats ? stats : &st0;
+  memset(st, 0, sizeof *st);
+  *out = NULL;
+  cache_key(mlir, t, st->key);
+  void *obj = NULL;
+  size_t size = 0;
+  int lockfd = -2;
+  char cerr[512];
+  if (cache) {
+    int corrupt = 0;
+    int got = cg_cache_get(cache, st->key, &obj, &size, &corrupt, cerr, sizeof cerr);
+    if (got == 0) {
+      /* compile under the lock, after checking again: another process may
+       * have written the entry while we waited */
+      lockfd = cg_cache_lock(cache, st->key, cerr, sizeof cerr);
+      got = cg_cache_get(cache, st->key, &obj, &size, &corrupt, cerr, sizeof cerr);
+    }
+    st->cache_hit = got == 1;
+    st->cache_rebuilt = corrupt != 0;
+  }
+  if (!obj) {
+    if (emit_object(mlir, t, &obj, &size, st, err, errsize)) {
+      if (lockfd != -2 && lockfd >= 0) cg_cache_unlock(lockfd);
+      return -1;
+    }
+    /* a cache that cannot be written is not an error: the kernels run */
+    if (cache) cg_cache_put(cache, st->key, obj, size, cerr, sizeof cerr);
+  }
+  if (lockfd >= 0) cg_cache_unlock(lockfd);
+  st->object_bytes = size;
+  cg_jit *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(obj);
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  double t0 = now_ms();
+  int rc = load_object(j, t, obj, size, err, errsize);
+  st->ms_load = now_ms() - t0;
+  free(obj);
+  if (rc) {
+    cg_jit_free(j);
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
+void *cg_jit_lookup(cg_jit *j, const char *name) {
+  LLVMOrcExecutorAddress addr = 0;
+  LLVMErrorRef e = LLVMOrcLLJITLookup(j->jit, &addr, name);
+  if (e) {
+    LLVMConsumeError(e);
+    return NULL;
+  }
+  return (void *)(uintptr_t)addr;
+}
+
+void cg_jit_free(cg_jit *j) {
+  if (!j) return;
+  if (j->jit) LLVMOrcDisposeLLJIT(j->jit);
+  free(j);
+}
+
+int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **out, char *err,
+                size_t errsize) {
+  pthread_once(&init_once, init_llvm);
+  *out = NULL;
+  LLVMTargetMachineRef tm = make_tm(t);
+  if (!tm) {
+    snprintf(err, errsize, "cannot create a target machine for %s", t->triple);
+    return -1;
+  }
+  LLVMContextRef lctx = LLVMContextCreate();
+  LLVMModuleRef lm = lower(mlir, lctx, tm, t, NULL, NULL, err, errsize);
+  int rc = -1;
+  if (lm && kind == CG_EMIT_LLVM) {
+    char *s = LLVMPrintModuleToString(lm);
+    *out = strdup(s);
+    LLVMDisposeMessage(s);
+    rc = *out ? 0 : -1;
+  } else if (lm) {
+    char *msg = NULL;
+    LLVMMemoryBufferRef mb;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm, LLVMAssemblyFile, &msg, &mb)) {
+      snprintf(err, errsize, "emitting assembly failed: %s", msg ? msg : "?");
+      LLVMDisposeMessage(msg);
+    } else {
+      size_t n = LLVMGetBufferSize(mb);
+      *out = malloc(n + 1);
+      if (*out) {
+        memcpy(*out, LLVMGetBufferStart(mb), n);
+        (*out)[n] = 0;
+        rc = 0;
+      }
+      LLVMDisposeMemoryBuffer(mb);
+    }
+  }
+  if (lm) LLVMDisposeModule(lm);
+  LLVMContextDispose(lctx);
+  LLVMDisposeTargetMachine(tm);
+  return rc;
+}

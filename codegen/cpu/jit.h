@@ -1,0 +1,57 @@
+/* jit.h - from MLIR text to callable machine code, for the host CPU or a
+ * named one (cg_jit_).
+ *
+ * The text is parsed into an MLIR module, lowered to the LLVM dialect
+ * (scf, vector, math, memref, arith, func -> llvm), translated to LLVM IR,
+ * optimized with default<O3> for the target and emitted as one object
+ * file; the object is loaded into an ORC LLJIT instance.  The object is
+ * what the kernel cache stores (codegen/cache.h): a cached object skips
+ * everything but the load. */
+#ifndef HSAC_CODEGEN_CPU_JIT_H
+#define HSAC_CODEGEN_CPU_JIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "codegen/cache.h"
+
+/* The machine code generates for. */
+typedef struct cg_target {
+  char triple[128];
+  char cpu[64];          /* LLVM's CPU name ("znver4", "haswell", ...) */
+  char features[4096];   /* "+avx2,+fma,..." (host) or "" (a named CPU's own) */
+  int vec_bits;          /* widest float vector the code uses: 512, 256 or 128 */
+  bool forced;           /* named by HSAC_CPU / an option, not the host */
+} cg_target;
+
+/* The host CPU, or the CPU named by `name` (NULL or "" or "host": the
+ * host).  A named CPU that LLVM does not know is an error. */
+int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize);
+
+typedef struct cg_jit cg_jit;
+
+typedef struct cg_jit_stats {
+  bool cache_hit;        /* the object came from the kernel cache */
+  bool cache_rebuilt;    /* a corrupt cache entry was found and replaced */
+  double ms_lower;       /* parse + MLIR passes + translation */
+  double ms_opt;         /* LLVM O3 + object emission */
+  double ms_load;        /* loading the object into the JIT */
+  size_t object_bytes;
+  char key[33];          /* the cache key */
+} cg_jit_stats;
+
+/* Compiles (or loads from the cache) a module of kernels.  `cache` may be
+ * NULL (no cache).  Returns 0, or -1 with err. */
+int cg_jit_compile(const char *mlir, const cg_target *t, const cg_cache *cache,
+                   cg_jit **out, cg_jit_stats *stats, char *err, size_t errsize);
+/* The address of a function of the module, or NULL. */
+void *cg_jit_lookup(cg_jit *j, const char *name);
+void cg_jit_free(cg_jit *j);
+
+/* What `hsac ir --emit=...` shows: the module lowered to LLVM IR (after
+ * O3) or to the target's assembly.  *out is malloc'd. */
+typedef enum cg_emit_kind { CG_EMIT_LLVM, CG_EMIT_ASM } cg_emit_kind;
+int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **out,
+                char *err, size_t errsize);
+
+#endif

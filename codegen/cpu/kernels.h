@@ -1,0 +1,99 @@
+/* kernels.h - the contract between the CPU code generator (emit.c) and the
+ * runtime's CPU backend (runtime/backend_cpu.c): how a compiled kernel is
+ * called and where it finds its tensors.
+ *
+ * Every kernel is `void k(const int64_t *a)`: one array of 64-bit slots,
+ * pointers stored as integers.  A kernel computes output rows [r0, r1) of
+ * the current segment (and, where the op allows it, only heads or column
+ * panels [n0, n1)), so the runtime's thread pool can split any kernel by
+ * handing each thread its own copy of the slots with its own ranges.
+ *
+ * Each tensor is passed as a view of CG_VIEW_SLOTS slots, the runtime's one
+ * documented layout for a growing value (docs/runtime.md, "Tensor layout"):
+ *   seg     rows of the current segment, f32, contiguous, `stride` floats
+ *           apart; row r is at seg + (r - seg_r0) * stride
+ *   seg_r0  the first row held in seg
+ *   stride  floats per row in seg
+ *   hist    rows before seg_r0: a ring (keep > 0: row r in slot r % keep,
+ *           row_elems floats each) or a page table (keep < 0: page
+ *           r / CG_PAGE_ROWS holds CG_PAGE_ROWS rows of row_elems floats;
+ *           the chunk memory is such a table of chunk pages); 0 when the
+ *           value keeps no history
+ *   keep    as in hist
+ * A weight's view has only seg (its data; for linear, the packed panels).
+ * row_elems and the history's kind are constants of the kernel. */
+#ifndef HSAC_CODEGEN_CPU_KERNELS_H
+#define HSAC_CODEGEN_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ir/ir.h"
+
+enum {
+  CG_PAGE_ROWS = 64,  /* rows per history page (must match the runtime) */
+  CG_VIEW_SLOTS = 5,
+  CG_V_SEG = 0, CG_V_R0 = 1, CG_V_STRIDE = 2, CG_V_HIST = 3, CG_V_KEEP = 4,
+  /* the slots */
+  CG_A_R0 = 0,        /* first output row */
+  CG_A_R1 = 1,        /* end of the output rows */
+  CG_A_SCRATCH = 2,   /* this thread's scratch floats (cg_kernel_info.scratch) */
+  CG_A_N0 = 3,        /* first head / column panel (split kernels) */
+  CG_A_N1 = 4,
+  CG_A_T1 = 5,        /* the segment's end token */
+  CG_A_C = 6,         /* complete chunks at t1 (retrieve) */
+  CG_A_OUT0 = 7,      /* view of result 0 */
+  CG_A_OUT1 = CG_A_OUT0 + CG_VIEW_SLOTS,  /* view of result 1 */
+  CG_A_IN0 = CG_A_OUT1 + CG_VIEW_SLOTS,   /* views of the inputs, in order */
+  CG_A_COUNT = CG_A_IN0 + CG_VIEW_SLOTS * IR_MAX_INPUTS,
+};
+
+/* How an input is held. */
+typedef enum cg_hist {
+  CG_H_WEIGHT,  /* a weight: seg only */
+  CG_H_SEG,     /* rows of the current segment only */
+  CG_H_RING,    /* plus a ring of the last `keep` rows */
+  CG_H_PAGES,   /* plus pages of every earlier row */
+} cg_hist;
+
+/* What the runtime must know to call a kernel. */
+typedef enum cg_split {
+  CG_SPLIT_ROWS,    /* threads take rows */
+  CG_SPLIT_HEADS,   /* rows, or heads [n0, n1) when there are few rows */
+  CG_SPLIT_PANELS,  /* rows, or column panels [n0, n1) when there are few rows */
+} cg_split;
+
+typedef struct cg_kernel_info {
+  cg_split split;
+  int64_t nsplit;         /* heads or panels (split != ROWS) */
+  int64_t scratch_fixed;  /* scratch floats per thread ... */
+  int64_t scratch_per_t1; /* ... plus this many per token of context (dense attention) */
+  int64_t panel;          /* linear: columns per packed panel (NR) */
+} cg_kernel_info;
+
+/* A kernel request: the op and how each input is held. */
+typedef struct cg_kernel_req {
+  const ir_op *op;               /* for a streamed retrieve: the topk op */
+  const ir_op *scores;           /* a streamed retrieve: its landmark_scores op */
+  cg_hist hist[IR_MAX_INPUTS];   /* per input (of `scores` when streaming) */
+  int64_t row_elems[IR_MAX_INPUTS];
+  int vec_bits;                  /* 512, 256 or 128 */
+} cg_kernel_req;
+
+/* Whether the CPU code generator compiles this op; if not, why (a sentence
+ * naming the op and the option). */
+int cg_cpu_supported(const ir_op *op, char *why, size_t size);
+
+/* Appends the MLIR func.func of the kernel, named `name`, to *buf (a
+ * malloc'd string of *len bytes, grown as needed).  Returns 0, or -1 with
+ * err (unsupported or out of memory). */
+int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *len,
+                cg_kernel_info *info, char *err, size_t errsize);
+
+/* Linear: how weights [O, I] are packed for the kernel: panels of NR
+ * columns, each [I][NR] (zero-padded), so a panel is read contiguously. */
+int64_t cg_linear_panel(int vec_bits);
+size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits);
+void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed);
+
+#endif

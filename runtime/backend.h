@@ -1,0 +1,63 @@
+/* backend.h - the one seam between the runtime and whoever computes the
+ * ops (rt_backend).
+ *
+ * The runtime (interp.c) owns every tensor: the rows of the current
+ * segment, the rings of windowed histories and the pages of the chunk
+ * memory (the layout is documented in codegen/cpu/kernels.h and
+ * docs/runtime.md).  It walks the plan op by op and asks its backend to
+ * compute each op's rows of the segment.  A backend is a table of
+ * functions, as ggml's are: `ref` runs the reference functions of
+ * ref_ops.c (the oracle); `cpu` runs kernels generated through MLIR and
+ * LLVM for this CPU and split over a thread pool.  A backend that cannot
+ * compute some op of a model says so when the model is compiled, naming
+ * the op; it never falls back silently. */
+#ifndef HSAC_RUNTIME_BACKEND_H
+#define HSAC_RUNTIME_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runtime/hsa_runtime.h"
+#include "runtime/interp.h"
+
+typedef struct rt_backend_config {
+  int threads;         /* <= 0: every online CPU */
+  const char *cpu;     /* code generation target: NULL/"host" or an LLVM CPU name */
+  bool no_cache;       /* neither read nor write the kernel cache */
+} rt_backend_config;
+
+struct rt_backend {
+  const char *name;
+  /* Compiles what a model needs (once per model; NULL: nothing to do).
+   * weights[i] is the i-th weight op's f32 data. */
+  hsart_status (*compile)(const ir_graph *g, const float *const *weights,
+                          const rt_backend_config *cfg, void **program, char *err,
+                          size_t errsize);
+  void (*program_free)(void *program);
+  /* A one-line description of the compiled program (target, kernels,
+   * compile time, cache), for `hsac run -v`. */
+  void (*describe)(const void *program, char *buf, size_t size);
+  /* Per session: state next to the session's rt_exec. */
+  hsart_status (*session_init)(void *program, rt_exec *x, void **state, char *err,
+                               size_t errsize);
+  void (*session_free)(void *state);
+  /* Computes op's output rows of the current segment (rt_exec's t0, t1 and
+   * the stores' comp_r0 .. seg_r1).  false with x->err set on failure. */
+  bool (*run)(void *state, rt_exec *x, const ir_op *op);
+  bool wide_history;   /* reads histories only in f32 (rt_exec_set_backend) */
+};
+
+extern const rt_backend rt_backend_ref;
+extern const rt_backend rt_backend_cpu;
+
+/* Whether the CPU backend compiles every op of g; if not, why (naming the
+ * first op it does not). */
+bool rt_cpu_supports(const ir_graph *g, char *why, size_t size);
+
+/* The MLIR module of every kernel of g as the CPU backend compiles it, and
+ * its target (for `hsac ir --emit=...`).  *text is malloc'd. */
+struct cg_target;
+hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg, char **text,
+                                struct cg_target *target, char *err, size_t errsize);
+
+#endif

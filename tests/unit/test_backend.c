@@ -1,0 +1,384 @@
+/* test_backend.c - every kernel of the CPU backend against the reference
+ * interpreter (the oracle), as ggml's test-backend-ops does: small graphs
+ * of one op on random inputs with ragged shapes (lengths that are not a
+ * multiple of the chunk, the vector width or the tile; fewer eligible
+ * chunks than top-k; the first chunk), run in one segment and in uneven
+ * segments (so rings and chunk pages are read), compared by normalized
+ * error; i32 results (top-k indices) must be equal.
+ *
+ * Each graph runs on the host's target and, forced, on an AVX2 target
+ * (`haswell`), so the 256-bit code path is tested on AVX-512 machines. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+#include "testutil.h"
+#include "tgraph.h"
+
+/* fp32 kernels against the double-accumulating reference */
+#define TOL 1e-6
+
+static uint64_t rng_state;
+static float frand(void) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+/* A table of n random floats that lives until the suite ends. */
+enum { POOL = 1 << 20 };
+static float pool[POOL];
+static size_t pool_used;
+static float *rnd(size_t n, float scale) {
+  CU_ASSERT_FATAL(pool_used + n <= POOL);
+  float *p = pool + pool_used;
+  pool_used += n;
+  for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+  return p;
+}
+
+static ir_attr iattr(const char *k, int64_t v) { return ir_int_attr(k, v); }
+
+/* All rows of value v after running tokens 0..L-1 in segments of `seg`,
+ * on backend be (NULL: the reference) with target cpu. */
+typedef struct rows {
+  float *p;
+  int64_t n, width;
+} rows;
+
+static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *cpu,
+                     rows *out) {
+  char err[512];
+  void *prog = NULL, *state = NULL;
+  rt_exec x;
+  hsart_status st = rt_exec_init(&x, t->g, t->w, RT_Q_F32, NULL, err, sizeof err);
+  if (st != HSART_OK) {
+    fprintf(stderr, "\n%s\n", err);
+    return false;
+  }
+  if (cpu) {
+    rt_backend_config cfg = {.threads = 2, .cpu = cpu, .no_cache = true};
+    st = rt_backend_cpu.compile(t->g, t->w, &cfg, &prog, err, sizeof err);
+    if (st == HSART_OK) st = rt_backend_cpu.session_init(prog, &x, &state, err, sizeof err);
+    if (st != HSART_OK) {
+      fprintf(stderr, "\ncpu backend: %s\n", err);
+      rt_backend_cpu.program_free(prog);
+      rt_exec_free(&x);
+      return false;
+    }
+    rt_exec_set_backend(&x, &rt_backend_cpu, state, true);
+  }
+  int32_t tok[TG_MAX_TOKENS];
+  for (int i = 0; i < L; i++) tok[i] = i;
+  out->n = 0;
+  out->width = -1;
+  bool ok = true;
+  for (int64_t t0 = 0; ok && t0 < L; t0 += seg) {
+    int64_t n = L - t0 < seg ? L - t0 : seg;
+    if (rt_exec_segment(&x, tok + t0, t0, n) != HSART_OK) {
+      fprintf(stderr, "\n%s\n", x.err);
+      ok = false;
+      break;
+    }
+    rt_store *s = &rt_val_of(&x, v)->st;
+    for (int64_t r = s->seg_r0; r < s->seg_r1; r++) {
+      if (out->width < 0) {
+        out->width = s->seg_elems;
+        out->p = calloc((size_t)(L + 1) * (size_t)out->width + 1, sizeof(float));
+      }
+      if (s->seg_elems != out->width || r > L) {
+        ok = false;
+        break;
+      }
+      memcpy(out->p + r * out->width, s->seg + (r - s->seg_r0) * s->seg_elems,
+             (size_t)out->width * sizeof(float));
+      out->n = r + 1;
+    }
+  }
+  if (cpu) {
+    rt_backend_cpu.session_free(state);
+    rt_backend_cpu.program_free(prog);
+  }
+  rt_exec_free(&x);
+  return ok;
+}
+
+/* Normalized error of the CPU backend's rows of v against the reference,
+ * over segmentings {L, seg}; INFINITY when anything differs in kind. */
+static double backend_err(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *cpu) {
+  rows ref = {0}, got = {0};
+  double worst = 0;
+  int64_t segs[2] = {L, seg};
+  for (int k = 0; k < 2; k++) {
+    free(ref.p);
+    free(got.p);
+    ref.p = got.p = NULL;
+    if (!run_rows(t, v, L, segs[k], NULL, &ref) || !run_rows(t, v, L, segs[k], cpu, &got) ||
+        ref.n != got.n || ref.width != got.width) {
+      worst = INFINITY;
+      break;
+    }
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < ref.n * ref.width; i++) {
+      if (v->type.dtype == IR_I32) {
+        if (memcmp(ref.p + i, got.p + i, 4)) num = INFINITY;
+        continue;
+      }
+      double a = ref.p[i], b = got.p[i];
+      if (isinf(a) || isinf(b)) {
+        if (a != b) num = INFINITY;
+        continue;
+      }
+      num += (a - b) * (a - b);
+      den += a * a;
+    }
+    double e = num == 0 ? 0 : sqrt(num / (den > 0 ? den : 1e-30));
+    if (!(e <= worst)) worst = e;
+  }
+  free(ref.p);
+  free(got.p);
+  return worst;
+}
+
+/* Checks v on the host and on an AVX2 target. */
+static void check(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
+  static const char *const cpus[] = {"host", "haswell"};
+  for (int i = 0; i < 2; i++) {
+    double e = backend_err(t, v, L, seg, cpus[i]);
+    if (!(e <= TOL))
+      fprintf(stderr, "\n%s on %s: normalized error %.3g (L %lld, segments %lld)\n", what,
+              cpus[i], e, (long long)L, (long long)seg);
+    CU_ASSERT(e <= TOL);
+  }
+}
+
+/* ---- the cases ---------------------------------------------------------- */
+
+static void test_linear_shapes(void) {
+  /* widths around the tiles: 16 lanes, 64-column panels, 4-row blocks */
+  static const int64_t shapes[][3] = {{7, 5, 3}, {33, 64, 17}, {70, 48, 65}, {13, 259, 32},
+                                      {9, 130, 100}};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
+    tg t;
+    tg_init(&t);
+    ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 1));
+    ir_value *w = tg_weight(&t, "w", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.3f));
+    ir_value *y = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w}, 0, NULL, 0);
+    tg_run(&t, y, L);
+    char what[64];
+    snprintf(what, sizeof what, "linear [%lld, %lld] x [%lld]", (long long)O, (long long)I,
+             (long long)L);
+    check(&t, y, L, 3, what);
+    tg_free(&t);
+  }
+}
+
+static void test_rowwise(void) {
+  enum { L = 23, D = 40 };
+  tg t;
+  tg_init(&t);
+  ir_value *a = tg_rows(&t, "a", L, D, rnd(L * D, 2));
+  ir_value *b = tg_rows(&t, "b", L, D, rnd(L * D, 2));
+  ir_value *g = tg_weight(&t, "g", 1, (int64_t[]){D}, rnd(D, 1));
+  ir_attr eps = ir_float_attr("eps", 1e-5);
+  ir_value *rn = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){a, g}, 1, &eps, 0);
+  ir_value *ln = tg_op(&t, IR_LAYERNORM, 2, (ir_value *[]){rn, g}, 1, &eps, 0);
+  ir_value *ad = tg_op(&t, IR_ADD, 2, (ir_value *[]){ln, b}, 0, NULL, 0);
+  ir_value *sm = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){ad, a}, 0, NULL, 0);
+  ir_value *sg = tg_op(&t, IR_SIGMOID, 1, (ir_value *[]){sm}, 0, NULL, 0);
+  tg_run(&t, sg, L);
+  check(&t, rn, L, 5, "rmsnorm");
+  check(&t, ln, L, 5, "layernorm");
+  check(&t, ad, L, 5, "add");
+  check(&t, sm, L, 5, "silu_mul");
+  check(&t, sg, L, 5, "sigmoid");
+  tg_free(&t);
+}
+
+static void test_rope_heads(void) {
+  enum { L = 37, H = 3, d = 24 };
+  tg t;
+  tg_init(&t);
+  ir_value *q = tg_heads(&t, "q", L, H, H * d, rnd(L * H * d, 1));
+  ir_value *r = tg_op(&t, IR_ROPE, 1, (ir_value *[]){q}, 1,
+                      (ir_attr[]){ir_float_attr("theta", 10000)}, 0);
+  ir_attr hh = iattr("heads", H);
+  ir_value *m = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){r}, 1, &hh, 0);
+  tg_run(&t, m, L);
+  check(&t, r, L, 7, "rope");
+  check(&t, m, L, 7, "merge_heads");
+  tg_free(&t);
+}
+
+/* Windowed and dense causal attention with grouped queries. */
+static void test_attention(void) {
+  enum { L = 45, Hq = 4, Hk = 2, d = 20 };
+  static const int64_t windows[] = {0, 1, 8, 17};
+  for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+    tg t;
+    tg_init(&t);
+    ir_value *q = tg_heads(&t, "q", L, Hq, Hq * d, rnd(L * Hq * d, 2));
+    ir_value *k = tg_heads(&t, "k", L, Hk, Hk * d, rnd(L * Hk * d, 2));
+    ir_value *v = tg_heads(&t, "v", L, Hk, Hk * d, rnd(L * Hk * d, 1));
+    ir_value *o = tg_op(&t, IR_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
+                        (ir_attr[]){iattr("causal", 1), iattr("window", windows[i])}, 0);
+    tg_run(&t, o, L);
+    char what[64];
+    snprintf(what, sizeof what, "attention window %lld", (long long)windows[i]);
+    check(&t, o, L, 6, what);
+    check(&t, o, L, 1, what); /* decode: one token at a time */
+    tg_free(&t);
+  }
+}
+
+/* The chunk encoder's ops: chunk rows (read across segments from a
+ * ring), a learned row appended, attention inside each chunk, row
+ * selection, zeroing, means. */
+static void test_chunk_rows(void) {
+  enum { L = 50, S = 6, D = 20, H = 2 };
+  for (int causal = 0; causal < 2; causal++) {
+    tg t;
+    tg_init(&t);
+    ir_attr cs = iattr("size", S);
+    ir_value *h = tg_rows(&t, "h", L, D, rnd(L * D, 1));
+    ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
+    ir_value *cls = tg_weight(&t, "cls", 1, (int64_t[]){D}, rnd(D, 1));
+    ir_value *ap = tg_op(&t, IR_APPEND_ROW, 2, (ir_value *[]){c, cls}, 0, NULL, 0);
+    ir_attr hh = iattr("heads", H);
+    ir_value *sh = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){ap}, 1, &hh, 0);
+    ir_value *ro = tg_op(&t, IR_ROPE, 1, (ir_value *[]){sh}, 1,
+                         (ir_attr[]){ir_float_attr("theta", 100)}, 0);
+    ir_value *at = tg_op(&t, IR_ATTENTION, 3, (ir_value *[]){ro, sh, sh}, 1,
+                         (ir_attr[]){iattr("causal", causal)}, 0);
+    ir_value *mh = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){at}, 1, &hh, 0);
+    ir_value *rw = tg_op(&t, IR_ROW, 1, (ir_value *[]){mh}, 1, (ir_attr[]){iattr("row", S)}, 0);
+    ir_value *rs = tg_op(&t, IR_ROWS, 1, (ir_value *[]){mh}, 2,
+                         (ir_attr[]){iattr("begin", 0), iattr("end", S)}, 0);
+    ir_value *zr = tg_op(&t, IR_ZERO_ROW, 1, (ir_value *[]){rs}, 1,
+                         (ir_attr[]){iattr("row", 2)}, 0);
+    ir_value *mr = tg_op(&t, IR_MEAN_ROWS, 1, (ir_value *[]){zr}, 0, NULL, 0);
+    ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mr, rw}, 0, NULL, 0);
+    tg_run(&t, sum, L);
+    check(&t, c, L, 4, "chunk");
+    check(&t, ap, L, 4, "append_row");
+    check(&t, ro, L, 4, "rope in chunks");
+    check(&t, at, L, 4, causal ? "causal in-chunk attention" : "in-chunk attention");
+    check(&t, rw, L, 4, "row");
+    check(&t, zr, L, 4, "rows + zero_row");
+    check(&t, sum, L, 4, "mean_rows");
+    tg_free(&t);
+  }
+}
+
+/* Retrieval streamed into top-k (marked as one retrieve kernel, as the
+ * fusion pass does), weights, and the sparse attention over the selected
+ * chunks.  Fewer eligible chunks than K at the start; the first chunk;
+ * per-token and per-chunk queries; an excluded window; ties. */
+static void test_retrieve_and_sparse_attention(void) {
+  enum { L = 61, S = 5, D = 16, G = 2, dr = 12, Hq = 4, d = 16, Hk = 2 };
+  static const struct { int64_t K; const char *per; int64_t X; bool ties; } cases[] = {
+      {3, "token", 0, false}, {4, "chunk", 0, false}, {2, "token", 7, false},
+      {3, "token", 0, true}};
+  for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+    tg t;
+    tg_init(&t);
+    ir_attr cs = iattr("size", S);
+    float *hd = rnd(L * D, 1);
+    if (cases[ci].ties) /* equal landmarks: every score ties */
+      for (int i = 0; i < L * D; i++) hd[i] = (float)(i % D) * 0.1f;
+    ir_value *h = tg_rows(&t, "h", L, D, hd);
+    ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
+    ir_value *lr = tg_op(&t, IR_ROW, 1, (ir_value *[]){c}, 1, (ir_attr[]){iattr("row", 0)}, 0);
+    ir_value *wl = tg_weight(&t, "wl", 2, (int64_t[]){dr, D}, rnd(dr * D, 0.5f));
+    ir_value *lmk = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){lr, wl}, 0, NULL, 0);
+    ir_value *q = tg_heads(&t, "qr", L, G, G * dr, rnd(L * G * dr, 1));
+    ir_value *off = tg_weight(&t, "off", 1, (int64_t[]){1}, rnd(1, 1));
+    ir_value *sc = tg_op(&t, IR_LANDMARK_SCORES, 3, (ir_value *[]){q, lmk, off}, 3,
+                         (ir_attr[]){iattr("chunk", S), ir_str_attr("per", cases[ci].per),
+                                     iattr("exclude_window", cases[ci].X)}, 0);
+    ir_attr ka = iattr("k", cases[ci].K);
+    ir_op *top = tg_op(&t, IR_TOPK, 1, (ir_value *[]){sc}, 1, &ka, 0)->def;
+    ir_value *w = tg_op(&t, IR_STICKBREAK, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
+    ir_value *ws = tg_op(&t, IR_SOFTMAX, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
+    /* chunk K/V [C, S, Hk, d] from the chunks */
+    ir_value *wk = tg_weight(&t, "wk", 2, (int64_t[]){Hk * d, D}, rnd(Hk * d * D, 0.5f));
+    ir_value *kk = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){c, wk}, 0, NULL, 0);
+    ir_attr hk = iattr("heads", Hk);
+    ir_value *K = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){kk}, 1, &hk, 0);
+    ir_value *qa = tg_heads(&t, "qa", L, Hq, Hq * d, rnd(L * Hq * d, 1));
+    ir_value *ca = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, K, K, top->out[0], w}, 2,
+                         (ir_attr[]){iattr("softmax_plus", (int64_t)(ci & 1)),
+                                     ir_str_attr("merge", "weighted")}, 0);
+    ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){w, ws}, 0, NULL, 0);
+    ir_value *all = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){ca}, 1,
+                          (ir_attr[]){iattr("heads", Hq)}, 0);
+    (void)sum;
+    /* one retrieve kernel: the scores stream into top-k */
+    ir_kernel *kr = ut_alloc(&t.arena, sizeof *kr);
+    memset(kr, 0, sizeof *kr);
+    kr->kind = IR_K_RETRIEVE;
+    kr->name = "retrieve";
+    sc->def->kernel = kr;
+    top->kernel = kr;
+    tg_run(&t, all, L);
+    CU_ASSERT(rt_val_of(&t.x, sc)->virt); /* streamed: no score matrix */
+    char what[96];
+    snprintf(what, sizeof what, "retrieve K=%lld per %s exclude %lld%s", (long long)cases[ci].K,
+             cases[ci].per, (long long)cases[ci].X, cases[ci].ties ? " (ties)" : "");
+    check(&t, top->out[0], L, 7, what);
+    check(&t, top->out[1], L, 7, what);
+    check(&t, w, L, 7, "stickbreak");
+    check(&t, ws, L, 7, "softmax");
+    check(&t, ca, L, 7, "chunk_attention");
+    check(&t, ca, L, 1, "chunk_attention, decode");
+    tg_free(&t);
+  }
+}
+
+/* Ops the backend does not compile are refused at compile time, naming
+ * the op: never a silent fallback. */
+static void test_unsupported_named(void) {
+  enum { L = 8 };
+  tg t;
+  tg_init(&t);
+  ir_value *q = tg_heads(&t, "q", L, 1, 8, rnd(L * 8, 1));
+  ir_value *o = tg_op(&t, IR_MOBA_ATTENTION, 3, (ir_value *[]){q, q, q}, 2,
+                      (ir_attr[]){iattr("block", 4), iattr("topk", 1)}, 0);
+  tg_run(&t, o, L);
+  char why[512];
+  CU_ASSERT_FALSE(rt_cpu_supports(t.g, why, sizeof why));
+  CU_ASSERT(tu_contains(why, "moba_attention"));
+  void *prog = NULL;
+  rt_backend_config cfg = {.no_cache = true};
+  hsart_status st = rt_backend_cpu.compile(t.g, t.w, &cfg, &prog, why, sizeof why);
+  CU_ASSERT_EQUAL(st, HSART_EUNSUPPORTED);
+  CU_ASSERT(tu_contains(why, "moba_attention"));
+  CU_ASSERT_PTR_NULL(prog);
+  /* an unknown target CPU is an error that lists the known ones */
+  tg_free(&t);
+  tg_init(&t);
+  ir_value *x = tg_rows(&t, "x", L, 4, rnd(L * 4, 1));
+  ir_value *y = tg_op(&t, IR_ADD, 2, (ir_value *[]){x, x}, 0, NULL, 0);
+  tg_run(&t, y, L);
+  cfg.cpu = "pentium-pro-max";
+  st = rt_backend_cpu.compile(t.g, t.w, &cfg, &prog, why, sizeof why);
+  CU_ASSERT_NOT_EQUAL(st, HSART_OK);
+  CU_ASSERT(tu_contains(why, "unknown CPU 'pentium-pro-max'"));
+  CU_ASSERT(tu_contains(why, "haswell"));
+  tg_free(&t);
+}
+
+void tu_add_backend_suite(void) {
+  rng_state = 12345;
+  pool_used = 0;
+  CU_pSuite s = CU_add_suite("backend_cpu", NULL, NULL);
+  CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
+  CU_add_test(s, "norms and elementwise", test_rowwise);
+  CU_add_test(s, "rope and heads", test_rope_heads);
+  CU_add_test(s, "windowed and dense attention", test_attention);
+  CU_add_test(s, "chunk encoder rows", test_chunk_rows);
+  CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
+  CU_add_test(s, "unsupported ops are named", test_unsupported_named);
+}
