@@ -518,66 +518,97 @@ static void k_embed(em *e, const cg_kernel_req *q) {
   end0(e);
 }
 
+/* Sum over n (constant) floats at p of f(x) for a vector function given
+ * as kind: 0 x, 1 (x - mean)^2. */
+static V row_sum(em *e, V p, int64_t n, int kind, V meanv) {
+  V z = cvf(e, 0);
+  int64_t full = n / e->vl, tail = n % e->vl;
+  V acc = z;
+  if (full) {
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, full * e->vl), ci(e, e->vl), 1, &z, e->vt);
+    V x = ldv(e, p, L.iv, NULL);
+    if (kind) {
+      V dl = VSUB(x, meanv);
+      x = VMUL(dl, dl);
+    }
+    V y = VADD(L.arg[0], x);
+    loop_end(e, &L, &y);
+    acc = L.res[0];
+  }
+  if (tail) {
+    V m = cmask(e, (int)tail);
+    V x = ldv(e, p, ci(e, full * e->vl), &m);
+    if (kind) {
+      V dl = VSUB(x, meanv), t = nv(e);
+      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", t.s, m.s, dl.s, z.s, e->mt, e->vt);
+      x = VMUL(t, t);
+    }
+    acc = VADD(acc, x);
+  }
+  return vsum(e, acc);
+}
+
+/* RMSNorm / LayerNorm of each D-vector of a row: streaming passes over
+ * the vector (sums, then the scaled output), so any width works. */
 static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
   const ir_op *op = q->op;
   int64_t D = LAST(op->in[0]), nvec = inner(op->in[0]) / D;
   const ir_attr *a = ir_get_attr(op, "eps");
   double eps = a ? a->f : 1e-6;
   view o = OUTV(e, 0), x = INV(e, q, 0), g = INV(e, q, 1);
-  V gv[MAXCARRY];
-  load_vecs(e, g.seg, D, gv);
-  int n = nvecs(e, D);
   V r = rows_begin(e);
   V xr = rowp(e, &x, r), orow = rowp(e, &o, r);
   V j = for0(e, ci(e, 0), ci(e, nvec), 1);
   V off = MULI(j, ci(e, D));
-  V xv[MAXCARRY];
-  load_vecs(e, gep(e, xr, off), D, xv);
+  V xp = gep(e, xr, off), op_ = gep(e, orow, off);
   V mean = cf(e, 0);
-  V m;
-  bool part = lastmask(e, D, &m);
-  if (layer) {
-    V s = xv[0];
-    for (int c = 1; c < n; c++) s = VADD(s, xv[c]);
-    mean = FDIV(vsum(e, s), cf(e, (double)D));
-  }
-  V mv = splat(e, mean), z = cvf(e, 0);
-  V sq = z;
-  for (int c = 0; c < n; c++) {
-    V dlt = VSUB(xv[c], mv);
-    if (part && c == n - 1) {
-      V t = nv(e);
-      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", t.s, m.s, dlt.s, z.s, e->mt, e->vt);
-      dlt = t;
-    }
-    xv[c] = dlt;
-    sq = vfma(e, dlt, dlt, sq);
-  }
-  V ms = FADD(FDIV(vsum(e, sq), cf(e, (double)D)), cf(e, eps));
+  if (layer) mean = FDIV(row_sum(e, xp, D, 0, cvf(e, 0)), cf(e, (double)D));
+  V mv = splat(e, mean);
+  V ms = FADD(FDIV(row_sum(e, xp, D, 1, mv), cf(e, (double)D)), cf(e, eps));
   V rs = nv(e);
   out(e, "  %s = math.sqrt %s : f32\n", rs.s, ms.s);
   V inv = splat(e, FDIV(cf(e, 1.0), rs));
-  V res[MAXCARRY];
-  for (int c = 0; c < n; c++) res[c] = VMUL(VMUL(xv[c], inv), gv[c]);
-  store_vecs(e, res, gep(e, orow, off), D);
+  int64_t full = D / e->vl, tail = D % e->vl;
+  if (full) {
+    V i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
+    stv(e, VMUL(VMUL(VSUB(ldv(e, xp, i, NULL), mv), inv), ldv(e, g.seg, i, NULL)), op_, i, NULL);
+    end0(e);
+  }
+  if (tail) {
+    V m = cmask(e, (int)tail), i = ci(e, full * e->vl);
+    stv(e, VMUL(VMUL(VSUB(ldv(e, xp, i, &m), mv), inv), ldv(e, g.seg, i, &m)), op_, i, &m);
+  }
   end0(e);
   end0(e);
 }
 
 /* ---- linear: packed-panel GEMM ------------------------------------------- */
 
-int64_t cg_linear_panel(int vec_bits) {
-  /* the probe's best tiles: 4 x 64 on AVX-512, 4 x 16 on AVX2 */
-  return vec_bits >= 512 ? 64 : vec_bits >= 256 ? 16 : 8;
+int64_t cg_linear_panel(int vec_bits, int64_t O) {
+  /* the probe's best tiles: 4 x 64 on AVX-512, 4 x 16 on AVX2; a narrow
+   * output takes a narrower panel (and more rows, linear_rows) rather
+   * than computing zeros */
+  int64_t vl = vec_bits / 32, nr = vec_bits >= 512 ? 4 * vl : 2 * vl;
+  while (nr > vl && nr / 2 >= O) nr /= 2;
+  return nr;
+}
+
+/* Rows of the register tile: the accumulators (rows x panel vectors) fill
+ * about half the vector registers. */
+static int linear_rows(int vec_bits, int64_t nr) {
+  int acc = vec_bits >= 512 ? 16 : 8, nvb = (int)(nr / (vec_bits / 32));
+  int mr = acc / nvb;
+  return mr > 8 ? 8 : mr < 1 ? 1 : mr;
 }
 
 size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits) {
-  int64_t nr = cg_linear_panel(vec_bits), np = (O + nr - 1) / nr;
+  int64_t nr = cg_linear_panel(vec_bits, O), np = (O + nr - 1) / nr;
   return (size_t)(np * nr * I);
 }
 
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
-  int64_t nr = cg_linear_panel(vec_bits), np = (O + nr - 1) / nr;
+  int64_t nr = cg_linear_panel(vec_bits, O), np = (O + nr - 1) / nr;
   for (int64_t p = 0; p < np; p++)
     for (int64_t k = 0; k < I; k++)
       for (int64_t j = 0; j < nr; j++) {
@@ -586,7 +617,6 @@ void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *p
       }
 }
 
-enum { MR = 4 };
 
 /* One MR' x NR block: rows [m, m + mr) of A against panel p; C written
  * with a mask on the last, partial panel. */
@@ -633,7 +663,8 @@ static void gemm_block(em *e, int mr, V A, V C, V B, V m, V p, int64_t I, int64_
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
-  int64_t nr = cg_linear_panel(e->vl * 32);
+  int64_t nr = cg_linear_panel(e->vl * 32, O);
+  int MR = linear_rows(e->vl * 32, nr);
   info->split = CG_SPLIT_PANELS;
   info->nsplit = (O + nr - 1) / nr;
   info->panel = nr;
@@ -645,7 +676,7 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   V M = MULI(SUBI(r1, r0), ci(e, nvec));
   V Mfull = MULI(DIVI(M, ci(e, MR)), ci(e, MR));
   /* blocks of MB rows keep A in L2 while the panels stream past */
-  enum { MB = 64 };
+  int64_t MB = 16 * MR;
   V mb = for0(e, ci(e, 0), Mfull, MB);
   V mbe = MINI(ADDI(mb, ci(e, MB)), Mfull);
   V p = for0(e, n0, n1, 1);
@@ -746,21 +777,23 @@ static void k_mean_rows(em *e, const cg_kernel_req *q) {
   const ir_op *op = q->op;
   int64_t D = LAST(op->in[0]), P = DIMN(op->in[0], 1);
   view o = OUTV(e, 0), x = INV(e, q, 0);
-  int n = nvecs(e, D);
   V c = rows_begin(e);
   V src = rowp(e, &x, c), dst = rowp(e, &o, c);
-  V z = cvf(e, 0), acc[MAXCARRY];
-  for (int i = 0; i < n; i++) acc[i] = z;
-  loop L;
-  loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), n, acc, e->vt);
-  V xv[MAXCARRY];
-  load_vecs(e, gep(e, src, MULI(L.iv, ci(e, D))), D, xv);
-  V y[MAXCARRY];
-  for (int i = 0; i < n; i++) y[i] = VADD(L.arg[i], xv[i]);
-  loop_end(e, &L, y);
-  V inv = cvf(e, 1.0 / (double)P);
-  for (int i = 0; i < n; i++) y[i] = VMUL(L.res[i], inv);
-  store_vecs(e, y, dst, D);
+  V z = cvf(e, 0), inv = cvf(e, 1.0 / (double)P);
+  int64_t full = D / e->vl, tail = D % e->vl;
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 0 && !full) continue;
+    if (pass == 1 && !tail) continue;
+    V m, i;
+    if (pass == 0) i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
+    else i = ci(e, full * e->vl), m = cmask(e, (int)tail);
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
+    V y = VADD(L.arg[0], ldv(e, src, ADDI(MULI(L.iv, ci(e, D)), i), pass ? &m : NULL));
+    loop_end(e, &L, &y);
+    stv(e, VMUL(L.res[0], inv), dst, i, pass ? &m : NULL);
+    if (pass == 0) end0(e);
+  }
   end0(e);
 }
 
@@ -949,6 +982,132 @@ static void k_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
 
 /* HSA: per selected chunk an independent softmax(+n) over its P keys, the
  * outputs mixed by the chunk weights (no running max across chunks). */
+/* The same, with the grp query heads of a KV head packed into the lanes
+ * of one vector (vector<grp x f32>), as the paper's G = 16 fills a zmm:
+ * scores, softmax and the weighted sum are then plain vector FMAs with a
+ * broadcast key or value element and no horizontal reductions.  Per token
+ * and KV head the queries are transposed once into scratch (qT[e][g],
+ * pre-scaled), each selected chunk is read straight from its page: scores
+ * sT[j][g] = sum_e qT[e] K[j][e] in blocks of JB keys, softmax(+n) per
+ * lane, then oT[e] += w / sum * sum_j sT[j] V[j][e] in blocks of EB
+ * elements; the result is transposed back.  Scratch: qT, sT, oT. */
+static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
+  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2), grp = Hq / Hk;
+  int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  double scale = 1.0 / sqrt((double)d);
+  /* register blocking: JB score (EB output) accumulators of grp lanes
+   * each, within the target's vector registers (32 with AVX-512, 16 with
+   * AVX2), leaving room for the operands */
+  int regs = q->vec_bits >= 512 ? 24 : 12;
+  int per = (int)((grp * 32 + q->vec_bits - 1) / q->vec_bits);
+  int JB = regs / per;
+  if (JB > 16) JB = 16;
+  if (JB < 2) JB = 2;
+  int EB = JB;
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp;
+  info->scratch_fixed = oT_at + d * grp + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
+       Wt = INV(e, q, 4);
+  V scr = argp(e, CG_A_SCRATCH);
+  V qT = gepc(e, scr, qT_at), sT = gepc(e, scr, sT_at), oT = gepc(e, scr, oT_at);
+  /* from here on "vectors" are the grp lanes of one KV head's queries */
+  e->vl = (int)grp;
+  snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", e->vl);
+  snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", e->vl);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V sc = cf(e, scale), z = cvf(e, 0);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), ir = rowp(e, &I, t), wr = rowp(e, &Wt, t), orow = rowp(e, &o, t);
+  V kh = for0(e, n0, n1, 1);
+  V g = G == 1 ? ci(e, 0) : kh;
+  V hq0 = MULI(kh, ci(e, grp));
+  /* qT[e][g] = q[kh * grp + g][e] * scale; oT = 0 */
+  V gg = for0(e, ci(e, 0), ci(e, grp), 1);
+  V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
+  V ee = for0(e, ci(e, 0), ci(e, d), 1);
+  V at = ADDI(MULI(ee, ci(e, grp)), gg);
+  sts(e, FMUL(lds(e, qrow, ee), sc), qT, at);
+  sts(e, cf(e, 0), oT, at);
+  end0(e);
+  end0(e);
+  V kcol = MULI(kh, ci(e, d)); /* the KV head's offset in a key row */
+  V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+  V slot = ADDI(MULI(g, ci(e, Ks)), k);
+  V idx = ldi(e, ir, slot);
+  if0(e, cmpi(e, "sge", idx, ci(e, 0)));
+  V kb = rowp(e, &K, idx), vb = rowp(e, &Vv, idx);
+  /* scores, JB keys at a time, and their running maximum per lane */
+  V mx = cvf(e, -INFINITY);
+  for (int64_t j0 = 0; j0 < P; j0 += JB) {
+    int nb = (int)(P - j0 < JB ? P - j0 : JB);
+    V acc[16];
+    for (int i = 0; i < nb; i++) acc[i] = z;
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
+    V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
+    V y[16];
+    for (int i = 0; i < nb; i++) {
+      V kj = lds(e, kb, ADDI(ci(e, (j0 + i) * Hk * d), ADDI(kcol, L.iv)));
+      y[i] = vfma(e, qe, splat(e, kj), L.arg[i]);
+    }
+    loop_end(e, &L, y);
+    for (int i = 0; i < nb; i++) {
+      stv(e, L.res[i], sT, ci(e, (j0 + i) * grp), NULL);
+      V m2 = nv(e);
+      out(e, "  %s = arith.maximumf %s, %s : %s\n", m2.s, mx.s, L.res[i].s, e->vt);
+      mx = m2;
+    }
+  }
+  struct { V res[1]; } M = {{mx}};
+  loop Sm;
+  loop_begin(e, &Sm, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
+  V sa = MULI(Sm.iv, ci(e, grp));
+  V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), M.res[0]));
+  stv(e, pj, sT, sa, NULL);
+  V sum = VADD(Sm.arg[0], pj);
+  loop_end(e, &Sm, &sum);
+  V tot = Sm.res[0];
+  if (n_plus) {
+    V negm = nv(e);
+    out(e, "  %s = arith.negf %s : %s\n", negm.s, M.res[0].s, e->vt);
+    tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
+  }
+  V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
+  /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time */
+  for (int64_t e0 = 0; e0 < d; e0 += EB) {
+    int nb = (int)(d - e0 < EB ? d - e0 : EB);
+    V acc[16];
+    for (int i = 0; i < nb; i++) acc[i] = z;
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), nb, acc, e->vt);
+    V p = ldv(e, sT, MULI(L.iv, ci(e, grp)), NULL);
+    V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, Hk * d)), kcol));
+    V y[16];
+    for (int i = 0; i < nb; i++) y[i] = vfma(e, p, splat(e, lds(e, vrow, ci(e, e0 + i))), L.arg[i]);
+    loop_end(e, &L, y);
+    for (int i = 0; i < nb; i++) {
+      V at2 = ci(e, (e0 + i) * grp);
+      stv(e, vfma(e, f, L.res[i], ldv(e, oT, at2, NULL)), oT, at2, NULL);
+    }
+  }
+  out(e, "  }\n"); /* if valid */
+  end0(e);        /* chunks */
+  /* out[t][kh * grp + g][e] = oT[e][g] */
+  V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
+  V orw = gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d)));
+  V e2 = for0(e, ci(e, 0), ci(e, d), 1);
+  sts(e, lds(e, oT, ADDI(MULI(e2, ci(e, grp)), g2)), orw, e2);
+  end0(e);
+  end0(e);
+  end0(e); /* kv heads */
+  end0(e); /* rows */
+}
+
 static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -1211,21 +1370,12 @@ int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
       snprintf(why, size, "bidirectional attention over the sequence cannot run incrementally");
       return 0;
     }
-    if (LAST(op->in[0]) > MAXCARRY * 8) {
-      snprintf(why, size, "attention with a head width above %d is not compiled", MAXCARRY * 8);
-      return 0;
-    }
     break;
   case IR_CHUNK_ATTENTION: {
     const ir_attr *m = ir_get_attr(op, "merge");
     if (m && !strcmp(m->s, "joint")) {
       snprintf(why, size, "chunk_attention with merge = joint is not compiled by the CPU "
                "backend yet");
-      return 0;
-    }
-    if (LAST(op->in[0]) > MAXCARRY * 8) {
-      snprintf(why, size, "chunk_attention with a head width above %d is not compiled",
-               MAXCARRY * 8);
       return 0;
     }
     break;
@@ -1257,6 +1407,17 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   e.vl = req->vec_bits / 32;
   snprintf(e.vt, sizeof e.vt, "vector<%dxf32>", e.vl);
   snprintf(e.mt, sizeof e.mt, "vector<%dxi1>", e.vl);
+  /* head and retrieval vectors are held in registers */
+  int64_t held = 0;
+  if (req->scores) held = DIMN(req->scores->in[0], 2);
+  else if (op->code == IR_ATTENTION || op->code == IR_CHUNK_ATTENTION || op->code == IR_ROPE)
+    held = LAST(op->in[0]);
+  if (held > (int64_t)MAXCARRY * e.vl) {
+    snprintf(err, errsize, "%s with vectors of %lld floats is not compiled for %d-bit vectors "
+             "(at most %d)", req->scores ? "retrieval" : ir_ops[op->code].name,
+             (long long)held, req->vec_bits, MAXCARRY * e.vl);
+    return -1;
+  }
   out(&e, "func.func @%s(%%args: !llvm.ptr) attributes {llvm.linkage = #llvm.linkage<external>} {\n",
       name);
   if (req->scores) {
@@ -1276,7 +1437,12 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;
     case IR_ROPE: k_rope(&e, req); info->scratch_fixed = LAST(op->in[0]) + 16; break;
     case IR_ATTENTION: k_attention(&e, req, info); break;
-    case IR_CHUNK_ATTENTION: k_chunk_attention(&e, req, info); break;
+    case IR_CHUNK_ATTENTION:
+      /* pack the query heads of a KV head into vector lanes when there
+       * are enough of them to fill a good part of a vector */
+      if (DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4) k_chunk_attention_packed(&e, req, info);
+      else k_chunk_attention(&e, req, info);
+      break;
     case IR_MEAN_ROWS: k_mean_rows(&e, req); break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;
     case IR_SOFTMAX: k_weights(&e, req, 1); break;

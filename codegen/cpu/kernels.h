@@ -92,7 +92,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
 
 /* Linear: how weights [O, I] are packed for the kernel: panels of NR
  * columns, each [I][NR] (zero-padded), so a panel is read contiguously. */
-int64_t cg_linear_panel(int vec_bits);
+int64_t cg_linear_panel(int vec_bits, int64_t O);
 size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits);
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed);
 

@@ -337,6 +337,57 @@ static void test_retrieve_and_sparse_attention(void) {
   }
 }
 
+/* The sparse attention with the query heads of a KV head packed into
+ * vector lanes (G = Hq / Hk >= 4): 4, 8 (one AVX2 vector), 16 (one
+ * AVX-512 vector, two AVX2 ones) and 6 (partial); a chunk memory read
+ * across segments from its pages; off-by-one softmax; empty slots. */
+static void test_sparse_attention_packed(void) {
+  enum { L = 70, S = 8, D = 12, K = 3 };
+  static const int64_t heads[][3] = {{8, 2, 4}, {8, 1, 8}, {16, 1, 8}, {12, 2, 24}};
+  for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    tg t;
+    tg_init(&t);
+    ir_attr cs = iattr("size", S);
+    ir_value *h = tg_rows(&t, "h", L, D, rnd(L * D, 1));
+    ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
+    ir_value *lr = tg_op(&t, IR_ROW, 1, (ir_value *[]){c}, 1, (ir_attr[]){iattr("row", 1)}, 0);
+    ir_value *q = tg_heads(&t, "qr", L, Hk, Hk * D, rnd((size_t)(L * Hk * D), 1));
+    ir_value *sc = tg_op(&t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lr}, 3,
+                         (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
+                                     iattr("exclude_window", 0)}, 0);
+    ir_attr ka = iattr("k", K);
+    ir_op *top = tg_op(&t, IR_TOPK, 1, (ir_value *[]){sc}, 1, &ka, 0)->def;
+    ir_value *w = tg_op(&t, IR_STICKBREAK, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
+    ir_value *wk = tg_weight(&t, "wk", 2, (int64_t[]){Hk * d, D}, rnd((size_t)(Hk * d * D), 0.5f));
+    ir_value *wv = tg_weight(&t, "wv", 2, (int64_t[]){Hk * d, D}, rnd((size_t)(Hk * d * D), 0.5f));
+    ir_attr hk = iattr("heads", Hk);
+    ir_value *Kc = tg_op(&t, IR_SPLIT_HEADS, 1,
+                         (ir_value *[]){tg_op(&t, IR_LINEAR, 2, (ir_value *[]){c, wk}, 0, NULL, 0)},
+                         1, &hk, 0);
+    ir_value *Vc = tg_op(&t, IR_SPLIT_HEADS, 1,
+                         (ir_value *[]){tg_op(&t, IR_LINEAR, 2, (ir_value *[]){c, wv}, 0, NULL, 0)},
+                         1, &hk, 0);
+    ir_value *qa = tg_heads(&t, "qa", L, Hq, Hq * d, rnd((size_t)(L * Hq * d), 1.5f));
+    ir_value *ca = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, Kc, Vc, top->out[0], w},
+                         2, (ir_attr[]){iattr("softmax_plus", (int64_t)(hi & 1)),
+                                        ir_str_attr("merge", "weighted")}, 0);
+    ir_kernel *kr = ut_alloc(&t.arena, sizeof *kr);
+    memset(kr, 0, sizeof *kr);
+    kr->kind = IR_K_RETRIEVE;
+    kr->name = "retrieve";
+    sc->def->kernel = kr;
+    top->kernel = kr;
+    tg_run(&t, ca, L);
+    char what[96];
+    snprintf(what, sizeof what, "packed chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
+             (long long)Hk, (long long)d);
+    check(&t, ca, L, 9, what);
+    check(&t, ca, L, 1, what);
+    tg_free(&t);
+  }
+}
+
 /* Ops the backend does not compile are refused at compile time, naming
  * the op: never a silent fallback. */
 static void test_unsupported_named(void) {
@@ -380,5 +431,6 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "windowed and dense attention", test_attention);
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
+  CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
 }

@@ -1,0 +1,480 @@
+/* cpu_kernels.c - the CPU backend's kernels against the machine and a peer,
+ * measured in one run so the ratios mean something on a noisy machine.
+ *
+ *   bench_cpu_kernels [--threads N] [--quick] [MODEL.hsa ...]
+ *
+ * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
+ *    independent vector FMAs) and the memory read bandwidth (a summing
+ *    loop over 1 GiB, also JIT-compiled);
+ * 2. GEMM: the linear kernel at every distinct [out, in] shape of each
+ *    model, 512 rows (one prefill segment), against OpenBLAS's
+ *    cblas_sgemm (loaded with dlopen from libopenblas0-pthread) with the
+ *    same number of threads;
+ * 3. the HSA sparse-attention layer (chunk_attention, S = 64, K = 8,
+ *    d = 64, G = 16 query heads per KV head, stick-breaking weights), the
+ *    selected chunks random among the eligible ones of a context of L
+ *    tokens, chunk K/V read from the runtime's chunk pages; GFLOP/s over
+ *    the queries of the last 4096 positions (the per-token work does not
+ *    depend on L; the working set of K/V does);
+ * 4. the landmark scan (retrieve at decode): one query row streaming over
+ *    the landmarks of C chunks, against the bandwidth of step 1.
+ *
+ * Prints Markdown tables; bench/cpu_backend.sh records them with the CPU's
+ * model and flags in bench/RESULTS.md. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen/cpu/jit.h"
+#include "codegen/cpu/kernels.h"
+#include "ir/ir.h"
+#include "passes/pipeline.h"
+#include "runtime/pool.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, const char *msg) {
+  fprintf(stderr, "bench_cpu_kernels: %s: %s\n", what, msg);
+  exit(1);
+}
+
+static cg_target target;
+static rt_pool *pool;
+static int nthreads = 1;
+
+typedef void (*kfn)(const int64_t *);
+
+static kfn jit1(const char *text, const char *name, cg_jit **keep) {
+  char err[2048];
+  if (cg_jit_compile(text, &target, NULL, keep, NULL, err, sizeof err)) die(name, err);
+  kfn f = (kfn)cg_jit_lookup(*keep, name);
+  if (!f) die(name, "not found");
+  return f;
+}
+
+/* ---- peaks -------------------------------------------------------------- */
+
+/* a[0] iterations of 12 independent FMA chains on vectors; the sum is
+ * stored to a[1] so nothing is dead. */
+static double fma_peak_gflops(void) {
+  int vl = target.vec_bits / 32;
+  char vt[32], text[8192];
+  snprintf(vt, sizeof vt, "vector<%dxf32>", vl);
+  size_t n = 0;
+  n += (size_t)snprintf(text + n, sizeof text - n,
+      "func.func @peak(%%a: !llvm.ptr) {\n"
+      "  %%n = llvm.load %%a : !llvm.ptr -> i64\n"
+      "  %%p1 = llvm.getelementptr %%a[1] : (!llvm.ptr) -> !llvm.ptr, i64\n"
+      "  %%c0 = arith.constant 0 : i64\n  %%c1 = arith.constant 1 : i64\n"
+      "  %%x = arith.constant dense<0.999> : %s\n  %%y = arith.constant dense<0.001> : %s\n",
+      vt, vt);
+  n += (size_t)snprintf(text + n, sizeof text - n, "  %%r:12 = scf.for %%i = %%c0 to %%n step %%c1 iter_args(");
+  for (int i = 0; i < 12; i++)
+    n += (size_t)snprintf(text + n, sizeof text - n, "%s%%s%d = %%y", i ? ", " : "", i);
+  n += (size_t)snprintf(text + n, sizeof text - n, ") -> (");
+  for (int i = 0; i < 12; i++) n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", i ? ", " : "", vt);
+  n += (size_t)snprintf(text + n, sizeof text - n, ") : i64 {\n");
+  for (int i = 0; i < 12; i++)
+    n += (size_t)snprintf(text + n, sizeof text - n, "    %%t%d = vector.fma %%s%d, %%x, %%y : %s\n", i, i, vt);
+  n += (size_t)snprintf(text + n, sizeof text - n, "    scf.yield ");
+  for (int i = 0; i < 12; i++) n += (size_t)snprintf(text + n, sizeof text - n, "%s%%t%d", i ? ", " : "", i);
+  n += (size_t)snprintf(text + n, sizeof text - n, " : ");
+  for (int i = 0; i < 12; i++) n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", i ? ", " : "", vt);
+  n += (size_t)snprintf(text + n, sizeof text - n, "\n  }\n  %%z0 = arith.addf %%r#0, %%r#1 : %s\n", vt);
+  for (int i = 2; i < 12; i++)
+    n += (size_t)snprintf(text + n, sizeof text - n, "  %%z%d = arith.addf %%z%d, %%r#%d : %s\n", i - 1, i - 2, i, vt);
+  n += (size_t)snprintf(text + n, sizeof text - n,
+      "  %%s = vector.reduction <add>, %%z10 : %s into f32\n"
+      "  llvm.store %%s, %%p1 : f32, !llvm.ptr\n  return\n}\n", vt);
+  cg_jit *j;
+  kfn f = jit1(text, "peak", &j);
+  int64_t a[2] = {1 << 20, 0};
+  f(a); /* warm up, settle the clock */
+  double best = 0;
+  for (int rep = 0; rep < 5; rep++) {
+    a[0] = 1 << 23;
+    double t0 = now();
+    f(a);
+    double g = (double)a[0] * 12 * vl * 2 / (now() - t0) * 1e-9;
+    if (g > best) best = g;
+  }
+  cg_jit_free(j);
+  return best;
+}
+
+/* Sum of a[1] floats at a[0] (vector loads, 4 chains). */
+static double bandwidth_gbs(float *buf, int64_t n) {
+  int vl = target.vec_bits / 32;
+  char text[4096];
+  snprintf(text, sizeof text,
+      "func.func @bw(%%a: !llvm.ptr) {\n"
+      "  %%pp = llvm.load %%a : !llvm.ptr -> i64\n  %%p = llvm.inttoptr %%pp : i64 to !llvm.ptr\n"
+      "  %%q = llvm.getelementptr %%a[1] : (!llvm.ptr) -> !llvm.ptr, i64\n"
+      "  %%n = llvm.load %%q : !llvm.ptr -> i64\n"
+      "  %%o = llvm.getelementptr %%a[2] : (!llvm.ptr) -> !llvm.ptr, i64\n"
+      "  %%c0 = arith.constant 0 : i64\n  %%st = arith.constant %d : i64\n"
+      "  %%z = arith.constant dense<0.0> : vector<%dxf32>\n"
+      "  %%r = scf.for %%i = %%c0 to %%n step %%st iter_args(%%s = %%z) -> (vector<%dxf32>) : i64 {\n"
+      "    %%g = llvm.getelementptr %%p[%%i] : (!llvm.ptr, i64) -> !llvm.ptr, f32\n"
+      "    %%v = llvm.load %%g {alignment = 64 : i64} : !llvm.ptr -> vector<%dxf32>\n"
+      "    %%t = arith.addf %%s, %%v fastmath<fast> : vector<%dxf32>\n"
+      "    scf.yield %%t : vector<%dxf32>\n  }\n"
+      "  %%x = vector.reduction <add>, %%r fastmath<fast> : vector<%dxf32> into f32\n"
+      "  llvm.store %%x, %%o : f32, !llvm.ptr\n  return\n}\n",
+      vl, vl, vl, vl, vl, vl, vl);
+  cg_jit *j;
+  kfn f = jit1(text, "bw", &j);
+  int64_t a[3] = {(int64_t)(intptr_t)buf, n, 0};
+  f(a);
+  double best = 0;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = now();
+    f(a);
+    double g = (double)n * 4 / (now() - t0) * 1e-9;
+    if (g > best) best = g;
+  }
+  cg_jit_free(j);
+  return best;
+}
+
+/* ---- a one-op graph and its kernel --------------------------------------- */
+
+typedef struct one {
+  ut_arena arena;
+  ut_diags d;
+  ir_graph *g;
+} one;
+
+static void one_init(one *o) {
+  ut_arena_init(&o->arena);
+  ut_diags_init(&o->d, &o->arena);
+  o->g = ir_graph_new(&o->arena, "bench");
+}
+
+static ir_value *val(one *o, const char *name, int rank, const ir_dim *dims, ir_dtype dt) {
+  ir_type t = {dt, rank, {{0}}};
+  for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+  return ir_weight(o->g, name, t);
+}
+
+static ir_op *emit_op(one *o, ir_opcode c, ir_value **in, int nin, ir_attr *a, int na) {
+  ir_op *op = ir_emit(o->g, &o->d, c, in, nin, a, na);
+  if (!op) die(ir_ops[c].name, "cannot build the op");
+  return op;
+}
+
+static kfn kernel_of(cg_kernel_req *req, const char *name, cg_kernel_info *info, cg_jit **keep) {
+  char *text = NULL, err[1024];
+  size_t len = 0;
+  req->vec_bits = target.vec_bits;
+  if (cg_cpu_emit(req, name, &text, &len, info, err, sizeof err)) die(name, err);
+  char *mod = malloc(len + 32);
+  snprintf(mod, len + 32, "module {\n%s}\n", text);
+  kfn f = jit1(mod, name, keep);
+  free(text);
+  free(mod);
+  return f;
+}
+
+typedef struct split {
+  kfn f;
+  const int64_t *a;
+  float **scratch;
+  bool rows;
+} split;
+
+static void run_part(void *ctx, int64_t b, int64_t e, int thread) {
+  const split *s = ctx;
+  int64_t a[CG_A_COUNT];
+  memcpy(a, s->a, sizeof a);
+  if (s->rows) {
+    a[CG_A_R1] = a[CG_A_R0] + e;
+    a[CG_A_R0] += b;
+  } else {
+    a[CG_A_N0] = b;
+    a[CG_A_N1] = e;
+  }
+  a[CG_A_SCRATCH] = (int64_t)(intptr_t)s->scratch[thread];
+  s->f(a);
+}
+
+/* ---- GEMM against OpenBLAS ----------------------------------------------- */
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *,
+                         int, float, float *, int);
+
+static void *blas;
+static sgemm_fn sgemm;
+
+static void load_blas(void) {
+  blas = dlopen("libopenblas.so.0", RTLD_NOW);
+  if (!blas) return;
+  sgemm = (sgemm_fn)dlsym(blas, "cblas_sgemm");
+  void (*set)(int) = (void (*)(int))dlsym(blas, "openblas_set_num_threads");
+  if (set) set(nthreads);
+}
+
+static float *randbuf(size_t n, uint64_t seed) {
+  float *p = malloc(n * sizeof *p);
+  if (!p) die("malloc", "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    p[i] = (float)((double)(seed >> 40) / (double)(1ull << 24) - 0.5);
+  }
+  return p;
+}
+
+static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
+  one o;
+  one_init(&o);
+  ir_value *x = val(&o, "x", 2, (ir_dim[]){ir_seq_dim(0, 1), ir_const_dim(I)}, IR_F32);
+  ir_value *w = val(&o, "w", 2, (ir_dim[]){ir_const_dim(O), ir_const_dim(I)}, IR_F32);
+  ir_op *op = emit_op(&o, IR_LINEAR, (ir_value *[]){x, w}, 2, NULL, 0);
+  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_WEIGHT}};
+  cg_kernel_info info;
+  cg_jit *j;
+  kfn f = kernel_of(&req, "gemm", &info, &j);
+  float *A = randbuf((size_t)(M * I), 1), *W = randbuf((size_t)(O * I), 2);
+  float *C = calloc((size_t)(M * O), sizeof *C), *C2 = calloc((size_t)(M * O), sizeof *C2);
+  float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
+  cg_linear_pack(W, O, I, target.vec_bits, P);
+  int64_t a[CG_A_COUNT] = {0};
+  a[CG_A_R0] = 0;
+  a[CG_A_R1] = M;
+  a[CG_A_N0] = 0;
+  a[CG_A_N1] = info.nsplit;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C;
+  a[CG_A_OUT0 + CG_V_STRIDE] = O;
+  a[CG_A_IN0 + CG_V_SEG] = (int64_t)(intptr_t)A;
+  a[CG_A_IN0 + CG_V_STRIDE] = I;
+  a[CG_A_IN0 + CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)P;
+  float *scr[256] = {0};
+  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
+  double flops = 2.0 * (double)M * (double)O * (double)I;
+  int reps = (int)(2e9 / flops) + 3;
+  double best = 1e30, bbest = 1e30;
+  for (int r = 0; r < reps; r++) {
+    double t0 = now();
+    rt_pool_run(pool, M, 4, run_part, &s);
+    double t = now() - t0;
+    if (t < best) best = t;
+    if (sgemm) {
+      t0 = now();
+      /* row major, C = A W^T */
+      sgemm(101, 111, 112, (int)M, (int)O, (int)I, 1.0f, A, (int)I, W, (int)I, 0.0f, C2, (int)O);
+      t = now() - t0;
+      if (t < bbest) bbest = t;
+    }
+  }
+  double maxd = 0;
+  if (sgemm)
+    for (int64_t i = 0; i < M * O; i++) maxd = fmax(maxd, fabs((double)C[i] - C2[i]));
+  double g = flops / best * 1e-9, gb = sgemm ? flops / bbest * 1e-9 : 0;
+  printf("| %lld x %lld x %lld | %.1f | %.1f | %.2f | %.0f%% | %.1e |\n", (long long)M,
+         (long long)O, (long long)I, g, gb, sgemm ? g / gb : 0.0, 100 * g / (peak * nthreads),
+         maxd);
+  fflush(stdout);
+  free(A), free(W), free(C), free(C2), free(P);
+  cg_jit_free(j);
+  ut_arena_free(&o.arena);
+}
+
+/* ---- the HSA sparse-attention layer -------------------------------------- */
+
+static void bench_sparse_attention(int64_t L, double peak) {
+  enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
+  int64_t C = L / S;
+  one o;
+  one_init(&o);
+  ir_dim seq = ir_seq_dim(0, 1), ch = ir_seq_dim(0, S);
+  ir_value *q = val(&o, "q", 3, (ir_dim[]){seq, ir_const_dim(Hq), ir_const_dim(d)}, IR_F32);
+  ir_value *kv = val(&o, "k", 4, (ir_dim[]){ch, ir_const_dim(S), ir_const_dim(Hk), ir_const_dim(d)}, IR_F32);
+  ir_value *I = val(&o, "i", 3, (ir_dim[]){seq, ir_const_dim(1), ir_const_dim(K)}, IR_I32);
+  ir_value *W = val(&o, "w", 3, (ir_dim[]){seq, ir_const_dim(1), ir_const_dim(K)}, IR_F32);
+  ir_op *op = emit_op(&o, IR_CHUNK_ATTENTION, (ir_value *[]){q, kv, kv, I, W}, 5,
+                      (ir_attr[]){ir_int_attr("softmax_plus", 0), ir_str_attr("merge", "weighted")}, 2);
+  cg_kernel_req req = {.op = op,
+                       .hist = {CG_H_SEG, CG_H_PAGES, CG_H_PAGES, CG_H_SEG, CG_H_SEG},
+                       .row_elems = {Hq * d, S * Hk * d, S * Hk * d, K, K}};
+  cg_kernel_info info;
+  cg_jit *j;
+  kfn f = kernel_of(&req, "hsa", &info, &j);
+  /* chunk pages: the layout of the runtime's chunk memory */
+  int64_t npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
+  float **pages = calloc((size_t)npages, sizeof *pages);
+  for (int64_t p = 0; p < npages; p++) pages[p] = randbuf((size_t)CG_PAGE_ROWS * S * Hk * d, (uint64_t)p + 7);
+  float *Q = randbuf((size_t)(Lq * Hq * d), 3), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
+  int32_t *sel = malloc((size_t)(Lq * K) * sizeof *sel);
+  float *wt = malloc((size_t)(Lq * K) * sizeof *wt);
+  uint64_t r = 99;
+  for (int64_t t = 0; t < Lq; t++) {
+    int64_t own = (L - Lq + t) / S; /* eligible: chunks before the own one */
+    for (int k = 0; k < K; k++) {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      sel[t * K + k] = own > 0 ? (int32_t)((r >> 33) % (uint64_t)own) : -1;
+      wt[t * K + k] = 0.1f;
+    }
+  }
+  int64_t a[CG_A_COUNT] = {0};
+  int64_t t0r = L - Lq;
+  a[CG_A_R0] = t0r;
+  a[CG_A_R1] = L;
+  a[CG_A_N0] = 0;
+  a[CG_A_N1] = info.nsplit;
+  a[CG_A_T1] = L;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)O;
+  a[CG_A_OUT0 + CG_V_R0] = t0r;
+  a[CG_A_OUT0 + CG_V_STRIDE] = Hq * d;
+  int in = CG_A_IN0;
+  a[in + CG_V_SEG] = (int64_t)(intptr_t)Q, a[in + CG_V_R0] = t0r, a[in + CG_V_STRIDE] = Hq * d;
+  for (int v = 1; v <= 2; v++) {
+    int b = in + v * CG_VIEW_SLOTS;
+    /* every chunk is history: segment rows start past the last chunk */
+    a[b + CG_V_SEG] = 0, a[b + CG_V_R0] = C, a[b + CG_V_STRIDE] = S * Hk * d;
+    a[b + CG_V_HIST] = (int64_t)(intptr_t)pages, a[b + CG_V_KEEP] = -1;
+  }
+  a[in + 3 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)sel;
+  a[in + 3 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 3 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
+  a[in + 4 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)wt;
+  a[in + 4 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
+  float *scr[256];
+  for (int i = 0; i < nthreads; i++) scr[i] = malloc((size_t)(info.scratch_fixed + 64) * sizeof(float));
+  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
+  double flops = (double)Lq * Hq * K * (4.0 * S * d);
+  double best = 1e30;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = now();
+    rt_pool_run(pool, Lq, 16, run_part, &s);
+    double t = now() - t0;
+    if (t < best) best = t;
+  }
+  double g = flops / best * 1e-9;
+  printf("| %lldK | %.1f | %.0f%% | %.0f |\n", (long long)(L / 1024), g,
+         100 * g / (peak * nthreads), (double)Lq / best);
+  fflush(stdout);
+  for (int i = 0; i < nthreads; i++) free(scr[i]);
+  for (int64_t p = 0; p < npages; p++) free(pages[p]);
+  free(pages), free(Q), free(O), free(sel), free(wt);
+  cg_jit_free(j);
+  ut_arena_free(&o.arena);
+}
+
+/* ---- the landmark scan at decode ------------------------------------------ */
+
+static void bench_scan(int64_t C, double bw) {
+  enum { S = 64, G = 1, dr = 64, K = 8 };
+  one o;
+  one_init(&o);
+  ir_dim seq = ir_seq_dim(0, 1), ch = ir_seq_dim(0, S);
+  ir_value *q = val(&o, "q", 3, (ir_dim[]){seq, ir_const_dim(G), ir_const_dim(dr)}, IR_F32);
+  ir_value *l = val(&o, "l", 2, (ir_dim[]){ch, ir_const_dim(dr)}, IR_F32);
+  ir_op *sc = emit_op(&o, IR_LANDMARK_SCORES, (ir_value *[]){q, l}, 2,
+                      (ir_attr[]){ir_int_attr("chunk", S), ir_str_attr("per", "token"),
+                                  ir_int_attr("exclude_window", 0)}, 3);
+  ir_op *tk = emit_op(&o, IR_TOPK, (ir_value *[]){sc->out[0]}, 1, (ir_attr[]){ir_int_attr("k", K)}, 1);
+  cg_kernel_req req = {.op = tk, .scores = sc, .hist = {CG_H_SEG, CG_H_PAGES}, .row_elems = {G * dr, dr}};
+  cg_kernel_info info;
+  cg_jit *j;
+  kfn f = kernel_of(&req, "scan", &info, &j);
+  int64_t npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
+  float **pages = calloc((size_t)npages, sizeof *pages);
+  for (int64_t p = 0; p < npages; p++) pages[p] = randbuf((size_t)CG_PAGE_ROWS * dr, (uint64_t)p + 5);
+  float *Q = randbuf(G * dr, 4), *scr = malloc((size_t)(info.scratch_fixed + 64) * sizeof(float));
+  int32_t oi[G * K];
+  float ov[G * K];
+  int64_t t = C * S; /* the token right after the last chunk */
+  int64_t a[CG_A_COUNT] = {0};
+  a[CG_A_R0] = t, a[CG_A_R1] = t + 1, a[CG_A_T1] = t + 1, a[CG_A_C] = C;
+  a[CG_A_SCRATCH] = (int64_t)(intptr_t)scr;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)oi, a[CG_A_OUT0 + CG_V_R0] = t;
+  a[CG_A_OUT1 + CG_V_SEG] = (int64_t)(intptr_t)ov, a[CG_A_OUT1 + CG_V_R0] = t;
+  a[CG_A_IN0 + CG_V_SEG] = (int64_t)(intptr_t)Q, a[CG_A_IN0 + CG_V_R0] = t;
+  int b = CG_A_IN0 + CG_VIEW_SLOTS;
+  a[b + CG_V_R0] = C, a[b + CG_V_STRIDE] = dr, a[b + CG_V_HIST] = (int64_t)(intptr_t)pages;
+  a[b + CG_V_KEEP] = -1;
+  f(a);
+  double best = 1e30;
+  for (int rep = 0; rep < 5; rep++) {
+    double t0 = now();
+    f(a);
+    double tt = now() - t0;
+    if (tt < best) best = tt;
+  }
+  double gbs = (double)C * dr * 4 / best * 1e-9;
+  printf("| %lld chunks (%lldM tokens) | %.2f ms | %.1f GB/s | %.0f%% |\n", (long long)C,
+         (long long)(C * S >> 20), best * 1e3, gbs, 100 * gbs / bw);
+  fflush(stdout);
+  for (int64_t p = 0; p < npages; p++) free(pages[p]);
+  free(pages), free(Q), free(scr);
+  cg_jit_free(j);
+  ut_arena_free(&o.arena);
+}
+
+/* The distinct [out, in] shapes of a model's linear ops. */
+static int model_shapes(const char *path, int64_t (*shapes)[2], int cap) {
+  hsac_compilation c;
+  hsac_init(&c);
+  int n = 0;
+  if (hsac_compile(&c, path, NULL, 0, HSAC_STAGE_IR) != HSAC_OK) die(path, "does not compile");
+  for (ir_op *op = c.graph->first; op; op = op->next) {
+    if (op->code != IR_LINEAR) continue;
+    int64_t O = op->in[1]->type.dims[0].n, I = op->in[1]->type.dims[1].n;
+    bool seen = false;
+    for (int i = 0; i < n && !seen; i++) seen = shapes[i][0] == O && shapes[i][1] == I;
+    if (!seen && n < cap) shapes[n][0] = O, shapes[n][1] = I, n++;
+  }
+  hsac_free(&c);
+  return n;
+}
+
+int main(int argc, char **argv) {
+  bool quick = false;
+  const char *models[8];
+  int nm = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--quick")) quick = true;
+    else if (nm < 8) models[nm++] = argv[i];
+  }
+  char err[1024];
+  if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
+  pool = rt_pool_create(nthreads);
+  nthreads = rt_pool_threads(pool);
+  load_blas();
+  printf("target: %s, %d-bit vectors; threads: %d\n\n", target.cpu, target.vec_bits, nthreads);
+  double peak = fma_peak_gflops();
+  int64_t nbw = quick ? (64 << 20) / 4 : (1024 << 20) / 4;
+  float *buf = randbuf((size_t)nbw, 11);
+  double bw = bandwidth_gbs(buf, nbw);
+  free(buf);
+  printf("| peak | value |\n|---|---|\n| fp32 FMA, one core | %.1f GFLOP/s |\n"
+         "| memory read, one core | %.1f GB/s |\n\n", peak, bw);
+  printf("### GEMM (linear kernel) vs OpenBLAS sgemm, %d thread(s)\n\n"
+         "| M x N x K | hsac GFLOP/s | OpenBLAS GFLOP/s | hsac / OpenBLAS | of FMA peak | max abs diff |\n"
+         "|---|---|---|---|---|---|\n", nthreads);
+  for (int mi = 0; mi < nm; mi++) {
+    int64_t shapes[32][2];
+    int ns = model_shapes(models[mi], shapes, 32);
+    printf("| **%s** | | | | | |\n", models[mi]);
+    for (int i = 0; i < ns; i++) bench_gemm(512, shapes[i][0], shapes[i][1], peak);
+  }
+  if (!nm) bench_gemm(512, 1024, 1024, peak);
+  printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s)\n\n"
+         "| context L | GFLOP/s | of FMA peak | query tokens/s |\n|---|---|---|---|\n", nthreads);
+  static const int64_t Ls[] = {4096, 16384, 65536, 262144};
+  for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak);
+  printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"
+         "| memory | time | read rate | of bandwidth |\n|---|---|---|---|\n");
+  static const int64_t Cs[] = {1024, 16384, 131072};
+  for (int i = 0; i < (quick ? 2 : 3); i++) bench_scan(Cs[i], bw);
+  rt_pool_free(pool);
+  return 0;
+}
