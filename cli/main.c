@@ -19,6 +19,7 @@
 #include "runtime/safetensors.h"
 #include "runtime/hsa_runtime.h"
 #include "runtime/backend.h"
+#include "codegen/cache.h"
 #include "codegen/cpu/jit.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3, EXIT_INTERNAL = 4 };
@@ -32,6 +33,9 @@ static const char usage_text[] =
     "  ir FILE [--print-after-all | --print-after=PASS] [-O0]\n"
     "                    print the model's IR after the passes (or after the\n"
     "                    named ones; -O0: as built, without passes)\n"
+    "  ir FILE --emit=mlir|llvm|asm [--cpu NAME]\n"
+    "                    the CPU backend's kernels: MLIR, LLVM IR after O3, or\n"
+    "                    assembly, for the host or a named CPU (haswell, ...)\n"
     "  passes            list the passes in the order they run\n"
     "  plan FILE --context N [--segment N] [--cache f32|bf16]\n"
     "                    caches, activation memory with buffer reuse, and the\n"
@@ -42,7 +46,11 @@ static const char usage_text[] =
     "                    run a model on a prompt and stream the generated text:\n"
     "                    --max-new N (default 64), --temperature T (0: greedy),\n"
     "                    --top-k K, --top-p P, --seed S, --segment N (prefill\n"
-    "                    segment, default 512), --cache f32|bf16|f16\n"
+    "                    segment, default 512), --cache f32|bf16|f16, -v\n"
+    "                    (say which backend runs and how it was compiled)\n"
+    "  run, logits also take: --backend auto|cpu|ref (auto: cpu when it compiles\n"
+    "                    every op, else ref), --threads N (default: every core),\n"
+    "                    --cpu NAME (code for a named CPU), --no-cache\n"
     "  logits FILE --weights W (--tokens 1,2,3 | --prompt TEXT) -o OUT\n"
     "                    the logits of every position, as a safetensors file with\n"
     "                    one tensor 'logits' [n, vocab] (for checking other\n"
@@ -53,6 +61,8 @@ static const char usage_text[] =
     "           [--items M] [--format text|jsonl|prompt]\n"
     "                    synthetic long-context evaluation items: passkey, multikey,\n"
     "                    multivalue, multiquery, vartrack (docs/tasks.md)\n"
+    "  cache ls|clear    list or remove the compiled kernels cached on disk\n"
+    "                    ($XDG_CACHE_HOME/hsac; HSAC_NO_CACHE=1 disables it)\n"
     "  params            print the reference of every parameter (Markdown)\n"
     "  version           print the versions of hsac, LLVM and NVRTC\n"
     "  help              print this text\n"
@@ -728,6 +738,51 @@ static int cmd_version(void) {
   return 0;
 }
 
+static void list_entry(void *user, const char *key, int64_t size, int64_t mtime) {
+  int64_t *total = user;
+  char when[32] = "?";
+  time_t t = (time_t)mtime;
+  struct tm tm;
+  if (localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+  printf("%s  %8.1f KiB  %s\n", key, (double)size / 1024, when);
+  *total += size;
+}
+
+/* hsac cache ls|clear: the compiled-kernel cache (docs/runtime.md). */
+static int cmd_cache(int argc, char **argv) {
+  if (argc != 1 || (strcmp(argv[0], "ls") && strcmp(argv[0], "clear")))
+    return usage_error("%s", "usage: hsac cache ls|clear");
+  cg_cache c;
+  char err[512];
+  if (cg_cache_open(&c, err, sizeof err)) {
+    fprintf(stderr, "hsac: error: %s\n", err);
+    return EXIT_INPUT;
+  }
+  if (!strcmp(argv[0], "ls")) {
+    printf("kernel cache: %s%s\n", c.dir[0] ? c.dir : "(none)",
+           c.disabled ? " (disabled by HSAC_NO_CACHE)" : "");
+    int64_t total = 0;
+    int n = cg_cache_list(&c, list_entry, &total, err, sizeof err);
+    if (n < 0) {
+      fprintf(stderr, "hsac: error: %s\n", err);
+      return EXIT_INPUT;
+    }
+    printf("%d entr%s, %.1f KiB\n", n, n == 1 ? "y" : "ies", (double)total / 1024);
+  } else {
+    int n = cg_cache_clear(&c, err, sizeof err);
+    if (n < 0) {
+      fprintf(stderr, "hsac: error: %s\n", err);
+      return EXIT_INPUT;
+    }
+    printf("removed %d file%s from %s\n", n, n == 1 ? "" : "s", c.dir);
+  }
+  if (fflush(stdout) != 0) {
+    fputs("hsac: error: cannot write the output\n", stderr);
+    return EXIT_INPUT;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
@@ -742,6 +797,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
   if (!strcmp(cmd, "logits")) return cmd_logits(argc - 2, argv + 2);
   if (!strcmp(cmd, "gen-task")) return tk_cmd_gen_task(argc - 2, argv + 2);
+  if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
   if (!strcmp(cmd, "passes")) {
     const char *const *names, *const *docs;
     int n = hsac_pass_names(&names, &docs);

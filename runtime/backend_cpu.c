@@ -336,11 +336,13 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
 static void cpu_describe(const void *program, char *buf, size_t size) {
   const cpu_prog *p = program;
   snprintf(buf, size,
-           "backend cpu: target %s%s (%d-bit vectors), %d kernels for %d ops, %s in %.0f ms "
-           "(lower %.0f, O3+object %.0f, load %.1f), cache key %s",
-           p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits, p->nkernels,
-           p->nops, p->stats.cache_hit ? "loaded from the kernel cache" : "compiled",
-           p->ms_total, p->stats.ms_lower, p->stats.ms_opt, p->stats.ms_load, p->stats.key);
+           "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops, %s "
+           "in %.0f ms (lower %.0f, O3+object %.0f, load %.1f), cache key %s%s",
+           p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
+           p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
+           p->stats.cache_hit ? "loaded from the kernel cache" : "compiled", p->ms_total,
+           p->stats.ms_lower, p->stats.ms_opt, p->stats.ms_load, p->stats.key,
+           p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 
 static void cpu_session_free(void *state) {

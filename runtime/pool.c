@@ -162,11 +162,13 @@ static void rt_pool_destroy(rt_pool *p) {
   free(p);
 }
 
+int rt_pool_default_threads(void) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  return ncpu < 1 ? 1 : ncpu > RT_POOL_MAX_THREADS ? RT_POOL_MAX_THREADS : (int)ncpu;
+}
+
 rt_pool *rt_pool_create(int nthreads) {
-  if (nthreads <= 0) {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    nthreads = ncpu < 1 ? 1 : ncpu > RT_POOL_MAX_THREADS ? RT_POOL_MAX_THREADS : (int)ncpu;
-  }
+  if (nthreads <= 0) nthreads = rt_pool_default_threads();
   if (nthreads > RT_POOL_MAX_THREADS) nthreads = RT_POOL_MAX_THREADS;
 
   rt_pool *p = calloc(1, sizeof *p);

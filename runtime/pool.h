@@ -40,6 +40,8 @@ typedef void (*rt_pool_fn)(void *ctx, int64_t begin, int64_t end, int thread);
  * caller of rt_pool_run is the remaining one.  Returns NULL when memory or
  * thread creation fails, with everything already started undone. */
 rt_pool *rt_pool_create(int nthreads);
+/* The thread count rt_pool_create(0) uses: the online CPUs. */
+int rt_pool_default_threads(void);
 
 /* Stops and joins the workers and frees the pool.  NULL is fine.  No run may
  * be in progress. */

@@ -307,16 +307,16 @@ int cg_jit_compile(const char *mlir, const cg_target *t, const cg_cache *cache, 
   int lockfd = -2;
   char cerr[512];
   if (cache) {
-    int corrupt = 0;
+    int corrupt = 0, corrupt2 = 0;
     int got = cg_cache_get(cache, st->key, &obj, &size, &corrupt, cerr, sizeof cerr);
     if (got == 0) {
       /* compile under the lock, after checking again: another process may
        * have written the entry while we waited */
       lockfd = cg_cache_lock(cache, st->key, cerr, sizeof cerr);
-      got = cg_cache_get(cache, st->key, &obj, &size, &corrupt, cerr, sizeof cerr);
+      got = cg_cache_get(cache, st->key, &obj, &size, &corrupt2, cerr, sizeof cerr);
     }
     st->cache_hit = got == 1;
-    st->cache_rebuilt = corrupt != 0;
+    st->cache_rebuilt = corrupt || corrupt2;
   }
   if (!obj) {
     if (emit_object(mlir, t, &obj, &size, st, err, errsize)) {

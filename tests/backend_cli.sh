@@ -1,0 +1,94 @@
+#!/bin/sh
+# backend_cli.sh HSAC SOURCE_DIR - the CPU backend from the command line:
+# --backend and its errors, `ir --emit`, a forced AVX2 target, and the
+# kernel cache (hits, corrupt entries rebuilt, two processes at once,
+# HSAC_NO_CACHE, `hsac cache ls|clear`).
+set -u
+hsac=$1 src=$2
+pass=0 fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export HSAC_CACHE_DIR="$tmp/cache"
+unset HSAC_NO_CACHE HSAC_CPU
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+# expect CODE PATTERN -- ARGS...: exit code and a pattern in stdout+stderr
+expect() {
+  code=$1 pat=$2; shift 3
+  "$hsac" "$@" >"$tmp/out" 2>&1; rc=$?
+  if [ "$rc" -ne "$code" ]; then
+    bad "hsac $*: exit $rc, expected $code"; cat "$tmp/out"
+  elif [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/out"; then
+    bad "hsac $*: output lacks '$pat'"; cat "$tmp/out"
+  else
+    ok
+  fi
+}
+tiny="$src/examples/tiny/paper_swa_hsa.hsa"
+"$hsac" init-weights "$tiny" -o "$tmp/w.st" --seed 5 || bad "init-weights"
+"$hsac" init-weights "$src/examples/tiny/moba.hsa" -o "$tmp/moba.st" --seed 5 || bad "init-weights moba"
+run() { "$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "The passkey is 4711. The" --max-new 8 "$@"; }
+
+expect 2 "--backend expects ref, cpu or auto" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend gpu
+expect 2 "--threads expects"      -- run "$tiny" --weights "$tmp/w.st" --prompt x --threads 0
+expect 1 "moba_attention"         -- run "$src/examples/tiny/moba.hsa" --weights "$tmp/moba.st" --prompt x --backend cpu
+expect 0 "backend ref"            -- run "$src/examples/tiny/moba.hsa" --weights "$tmp/moba.st" --prompt x --max-new 1 -v
+expect 1 "unknown CPU 'pentium9'" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu pentium9
+expect 0 "func.func @hsac_linear_" -- ir --emit=mlir "$tiny"
+expect 0 "define void @hsac_chunk_attention_" -- ir --emit=llvm "$tiny"
+expect 0 "vfmadd"                 -- ir --emit=asm "$tiny"
+expect 1 "moba_attention"         -- ir --emit=mlir "$src/examples/tiny/moba.hsa"
+expect 2 "--emit expects"         -- ir --emit=ptx "$tiny"
+# a forced AVX2 target: 256-bit code only
+"$hsac" ir --emit=asm --cpu haswell "$tiny" >"$tmp/hsw.s" 2>&1 || bad "ir --emit=asm --cpu haswell"
+if grep -q "vfmadd.*%ymm" "$tmp/hsw.s" && ! grep -q "%zmm" "$tmp/hsw.s"; then ok; else bad "haswell code uses zmm or no ymm FMA"; fi
+
+# greedy text: the same on ref, cpu, cpu forced to AVX2 (HSAC_CPU), 1 thread
+run --backend ref >"$tmp/ref.txt" 2>/dev/null || bad "run ref"
+run --backend cpu >"$tmp/cpu.txt" 2>/dev/null || bad "run cpu"
+HSAC_CPU=haswell run --backend cpu -v >"$tmp/hsw.txt" 2>"$tmp/hsw.err" || bad "run HSAC_CPU=haswell"
+run --backend cpu --threads 1 >"$tmp/t1.txt" 2>/dev/null || bad "run --threads 1"
+for f in cpu hsw t1; do cmp -s "$tmp/ref.txt" "$tmp/$f.txt" && ok || bad "greedy text of $f differs from ref"; done
+grep -q "target haswell (forced) (256-bit" "$tmp/hsw.err" && ok || { bad "HSAC_CPU not used"; cat "$tmp/hsw.err"; }
+
+# the cache: a miss, then a hit
+rm -rf "$HSAC_CACHE_DIR"
+run -v >/dev/null 2>"$tmp/e1"; run -v >/dev/null 2>"$tmp/e2"
+grep -q ", compiled in" "$tmp/e1" && ok || bad "first run did not compile"
+grep -q "loaded from the kernel cache" "$tmp/e2" && ok || bad "second run missed the cache"
+n() { ls "$HSAC_CACHE_DIR"/*.o 2>/dev/null | wc -l; }
+[ "$(n)" -eq 1 ] && ok || bad "expected 1 cache entry, found $(n)"
+entry=$(ls "$HSAC_CACHE_DIR"/*.o)
+# a truncated entry is rebuilt, never loaded
+size=$(wc -c <"$entry")
+head -c $((size - 100)) "$entry" >"$tmp/t" && cat "$tmp/t" >"$entry"
+run -v >"$tmp/o3" 2>"$tmp/e3" || bad "run after truncation"
+grep -q "corrupt cache entry was found and rebuilt" "$tmp/e3" && ok || { bad "truncated entry not rebuilt"; cat "$tmp/e3"; }
+cmp -s "$tmp/o3" "$tmp/cpu.txt" && ok || bad "output after a rebuild differs"
+[ "$(wc -c <"$entry")" -eq "$size" ] && ok || bad "rebuilt entry has another size"
+# a flipped byte in the middle of the object is rebuilt
+printf '\377' | dd of="$entry" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+run -v >"$tmp/o4" 2>"$tmp/e4" || bad "run after a flipped byte"
+grep -q "corrupt cache entry was found and rebuilt" "$tmp/e4" && ok || bad "flipped entry not rebuilt"
+cmp -s "$tmp/o4" "$tmp/cpu.txt" && ok || bad "output after a flip differs"
+# two processes compiling the same model at once: both succeed, one entry
+rm -rf "$HSAC_CACHE_DIR"
+run >"$tmp/p1" 2>&1 & p1=$!
+run >"$tmp/p2" 2>&1 & p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && ok || bad "concurrent compiles failed ($r1, $r2)"
+cmp -s "$tmp/p1" "$tmp/cpu.txt" && cmp -s "$tmp/p2" "$tmp/cpu.txt" && ok || bad "concurrent outputs differ"
+[ "$(n)" -eq 1 ] && ok || bad "concurrent compiles left $(n) entries"
+ls "$HSAC_CACHE_DIR" | grep -q tmp && bad "a temporary file was left" || ok
+expect 0 "1 entry"                -- cache ls
+expect 0 "removed"                -- cache clear
+[ "$(n)" -eq 0 ] && ok || bad "cache clear left entries"
+expect 2 "usage: hsac cache"      -- cache frob
+# HSAC_NO_CACHE=1 writes nothing
+rm -rf "$HSAC_CACHE_DIR"
+HSAC_NO_CACHE=1 run -v >/dev/null 2>"$tmp/e5" || bad "run with HSAC_NO_CACHE"
+[ ! -e "$HSAC_CACHE_DIR" ] || [ -z "$(ls -A "$HSAC_CACHE_DIR")" ] && ok || bad "HSAC_NO_CACHE wrote $(ls "$HSAC_CACHE_DIR")"
+run --no-cache >/dev/null 2>&1 || bad "run --no-cache"
+[ ! -e "$HSAC_CACHE_DIR" ] || [ -z "$(ls -A "$HSAC_CACHE_DIR")" ] && ok || bad "--no-cache wrote an entry"
+echo "backend_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
