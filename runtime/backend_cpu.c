@@ -234,8 +234,8 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     st = p.k ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
-    rt_exec_free(&x);
   }
+  if (w) rt_exec_free(&x);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(p.k);
   free(w);
@@ -266,6 +266,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   rt_exec x;
   hsart_status st = rt_exec_init(&x, g, weights, RT_Q_F32, NULL, err, errsize);
   if (st != HSART_OK) {
+    rt_exec_free(&x);
     free(p);
     return st;
   }

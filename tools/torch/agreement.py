@@ -3,7 +3,8 @@
 usage: agreement.py HSAC MODEL.hsa...
 
 For each model: `hsac export --json`, `hsac init-weights` (a fixed seed),
-`hsac logits` on fixed tokens, then the twin on the same weights (loaded
+`hsac logits --backend ref` on fixed tokens (the CPU backend is checked
+against the reference by the unit tests), then the twin on the same weights (loaded
 with safetensors.torch.load_file) and tokens:
 
   fp32   the twin as training runs it (float32 torch ops): max |err| <= 1e-4
@@ -131,7 +132,7 @@ def check(exe, path, tmp, toks):
     tt = torch.tensor(toks, dtype=torch.long)
     hsac(exe, "export", "--json", path, "-o", base + ".json")
     hsac(exe, "init-weights", path, "-o", base + ".w.safetensors", "--seed", str(SEED))
-    hsac(exe, "logits", path, "--weights", base + ".w.safetensors", "--tokens", tok_arg,
+    hsac(exe, "logits", path, "--weights", base + ".w.safetensors", "--tokens", tok_arg, "--backend", "ref",
          "-o", base + ".ref.safetensors")
     ref = load_file(base + ".ref.safetensors")["logits"]
     if tuple(ref.shape)[0] != len(toks):
@@ -149,7 +150,7 @@ def check(exe, path, tmp, toks):
     # the other way: weights written by safetensors.save_file, read by hsac
     perturb(model, SEED + 100)
     model.save_weights(base + ".twin.safetensors")
-    hsac(exe, "logits", path, "--weights", base + ".twin.safetensors", "--tokens", tok_arg,
+    hsac(exe, "logits", path, "--weights", base + ".twin.safetensors", "--tokens", tok_arg, "--backend", "ref",
          "-o", base + ".ref2.safetensors")
     ref2 = load_file(base + ".ref2.safetensors")["logits"]
     y2, _, flips2 = twin_fp32(base + ".json", load_file(base + ".twin.safetensors"), tt)
@@ -157,7 +158,7 @@ def check(exe, path, tmp, toks):
     # ties: zero queries make every score equal
     wt = {k: (torch.zeros_like(v) if k.endswith("q_proj.weight") else v) for k, v in w.items()}
     save_file(wt, base + ".ties.safetensors")
-    hsac(exe, "logits", path, "--weights", base + ".ties.safetensors", "--tokens", tok_arg,
+    hsac(exe, "logits", path, "--weights", base + ".ties.safetensors", "--tokens", tok_arg, "--backend", "ref",
          "-o", base + ".ref3.safetensors")
     ref3 = load_file(base + ".ref3.safetensors")["logits"]
     y3, _, flips3 = twin_fp32(base + ".json", wt, tt)
