@@ -982,6 +982,26 @@ static void k_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
 
 /* HSA: per selected chunk an independent softmax(+n) over its P keys, the
  * outputs mixed by the chunk weights (no running max across chunks). */
+/* In-register transpose of n rows of n lanes (n = the vector width, a
+ * power of two): log2(n) stages of two-source shuffles that swap the
+ * off-diagonal blocks of half size h, then of h / 2, ... */
+static void transpose_vecs(em *e, V *rows, int n) {
+  for (int h = n / 2; h >= 1; h /= 2)
+    for (int i = 0; i < n; i++) {
+      if (i & h) continue;
+      int j = i + h;
+      V a = rows[i], b = rows[j], ni = nv(e), nj = nv(e);
+      out(e, "  %s = vector.shuffle %s, %s [", ni.s, a.s, b.s);
+      for (int c = 0; c < n; c++) out(e, "%s%d", c ? ", " : "", (c & h) ? n + c - h : c);
+      out(e, "] : %s, %s\n", e->vt, e->vt);
+      out(e, "  %s = vector.shuffle %s, %s [", nj.s, a.s, b.s);
+      for (int c = 0; c < n; c++) out(e, "%s%d", c ? ", " : "", (c & h) ? n + c : c + h);
+      out(e, "] : %s, %s\n", e->vt, e->vt);
+      rows[i] = ni;
+      rows[j] = nj;
+    }
+}
+
 /* The same, with the grp query heads of a KV head packed into the lanes
  * of one vector (vector<grp x f32>), as the paper's G = 16 fills a zmm:
  * scores, softmax and the weighted sum are then plain vector FMAs with a
@@ -1026,15 +1046,32 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V kh = for0(e, n0, n1, 1);
   V g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, grp));
-  /* qT[e][g] = q[kh * grp + g][e] * scale; oT = 0 */
-  V gg = for0(e, ci(e, 0), ci(e, grp), 1);
-  V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
-  V ee = for0(e, ci(e, 0), ci(e, d), 1);
-  V at = ADDI(MULI(ee, ci(e, grp)), gg);
-  sts(e, FMUL(lds(e, qrow, ee), sc), qT, at);
-  sts(e, cf(e, 0), oT, at);
-  end0(e);
-  end0(e);
+  /* qT[e][g] = q[kh * grp + g][e] * scale; oT = 0.  With one vector of
+   * heads per row (grp = the vector width) by shuffles, else scalar. */
+  bool shuffled = (e->vl & (e->vl - 1)) == 0 && grp * 32 == q->vec_bits && d % grp == 0 &&
+                  grp <= 16;
+  if (shuffled) {
+    V scv = splat(e, sc);
+    for (int64_t e0 = 0; e0 < d; e0 += grp) {
+      V rows[16];
+      for (int64_t g0 = 0; g0 < grp; g0++)
+        rows[g0] = ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, g0)), ci(e, d)), ci(e, e0)), NULL);
+      transpose_vecs(e, rows, (int)grp);
+      for (int64_t k2 = 0; k2 < grp; k2++) {
+        stv(e, VMUL(rows[k2], scv), qT, ci(e, (e0 + k2) * grp), NULL);
+        stv(e, z, oT, ci(e, (e0 + k2) * grp), NULL);
+      }
+    }
+  } else {
+    V gg = for0(e, ci(e, 0), ci(e, grp), 1);
+    V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
+    V ee = for0(e, ci(e, 0), ci(e, d), 1);
+    V at = ADDI(MULI(ee, ci(e, grp)), gg);
+    sts(e, FMUL(lds(e, qrow, ee), sc), qT, at);
+    sts(e, cf(e, 0), oT, at);
+    end0(e);
+    end0(e);
+  }
   V kcol = MULI(kh, ci(e, d)); /* the KV head's offset in a key row */
   V k = for0(e, ci(e, 0), ci(e, Ks), 1);
   V slot = ADDI(MULI(g, ci(e, Ks)), k);
@@ -1098,12 +1135,22 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   out(e, "  }\n"); /* if valid */
   end0(e);        /* chunks */
   /* out[t][kh * grp + g][e] = oT[e][g] */
-  V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
-  V orw = gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d)));
-  V e2 = for0(e, ci(e, 0), ci(e, d), 1);
-  sts(e, lds(e, oT, ADDI(MULI(e2, ci(e, grp)), g2)), orw, e2);
-  end0(e);
-  end0(e);
+  if (shuffled) {
+    for (int64_t e0 = 0; e0 < d; e0 += grp) {
+      V rows[16];
+      for (int64_t k2 = 0; k2 < grp; k2++) rows[k2] = ldv(e, oT, ci(e, (e0 + k2) * grp), NULL);
+      transpose_vecs(e, rows, (int)grp);
+      for (int64_t g0 = 0; g0 < grp; g0++)
+        stv(e, rows[g0], orow, ADDI(MULI(ADDI(hq0, ci(e, g0)), ci(e, d)), ci(e, e0)), NULL);
+    }
+  } else {
+    V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
+    V orw = gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d)));
+    V e2 = for0(e, ci(e, 0), ci(e, d), 1);
+    sts(e, lds(e, oT, ADDI(MULI(e2, ci(e, grp)), g2)), orw, e2);
+    end0(e);
+    end0(e);
+  }
   end0(e); /* kv heads */
   end0(e); /* rows */
 }
