@@ -24,6 +24,8 @@ typedef struct rt_backend_config {
   int threads;         /* <= 0: every online CPU */
   const char *cpu;     /* code generation target: NULL/"host" or an LLVM CPU name */
   bool no_cache;       /* neither read nor write the kernel cache */
+  int64_t scan_split_min; /* decode: share one token's landmark scan among the
+                             threads from this many chunks (0: 16384) */
 } rt_backend_config;
 
 struct rt_backend {

@@ -25,6 +25,7 @@ typedef void (*kernel_fn)(const int64_t *args);
 /* The kernel of one op (indexed by the op's first result). */
 typedef struct kentry {
   kernel_fn fn;
+  kernel_fn merge;              /* retrieve: merges partial scans (decode) */
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
   cg_kernel_info info;
   char name[48];
@@ -40,7 +41,10 @@ typedef struct cpu_prog {
   int nkernels, nops;           /* distinct kernels, ops they serve */
   float **packed;               /* per value index: packed linear weights */
   int threads;
-  double ms_total;
+  int64_t scan_split_min;       /* split one row's landmark scan from this many */
+  double ms_emit;                /* writing the MLIR of every kernel */
+  double ms_kernels;             /* emit + cache lookup or compile + load */
+  double ms_pack;                /* packing linear weights into panels */
 } cpu_prog;
 
 typedef struct cpu_sess {
@@ -49,6 +53,8 @@ typedef struct cpu_sess {
   int nthreads;
   float **scratch;              /* per thread */
   size_t scratch_cap;
+  float *parts;                 /* partial landmark scans: nthreads lists */
+  size_t parts_cap;
 } cpu_sess;
 
 static double now_ms(void) {
@@ -167,9 +173,9 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     seen_val[nseen] = op->out[0]->index;
     seen[nseen++] = h;
     p->nkernels++;
-    /* the text with its real name: "func.func @__K(" -> "func.func @NAME(" */
-    const char *rest = strstr(tmp, "@__K(") + 4;
-    size_t need = len + tlen + 128;
+    /* the text with its real name: every "@__K" -> "@NAME" (a kernel may
+     * define NAME_merge too) */
+    size_t need = len + tlen + 64 * 8 + 128;
     if (need > cap) {
       while (cap < need) cap *= 2;
       char *q = realloc(mod, cap);
@@ -179,7 +185,17 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       }
       mod = q;
     }
-    len += (size_t)snprintf(mod + len, cap - len, "func.func @%s%s", k->name, rest);
+    for (const char *c = tmp; *c;) {
+      const char *at = strstr(c, "@__K");
+      size_t n = at ? (size_t)(at - c) : strlen(c);
+      if (len + n + 64 >= cap) break; /* cannot happen: room reserved above */
+      memcpy(mod + len, c, n);
+      len += n;
+      if (!at) break;
+      len += (size_t)snprintf(mod + len, cap - len, "@%s", k->name);
+      c = at + 4;
+    }
+    mod[len] = 0;
   }
   if (st == HSART_OK) {
     if (len + 4 > cap) {
@@ -259,6 +275,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     return HSART_ENOMEM;
   }
   p->threads = cfg ? cfg->threads : 0;
+  p->scan_split_min = cfg && cfg->scan_split_min > 0 ? cfg->scan_split_min : 16384;
   if (pick_target(cfg, &p->target, err, errsize)) {
     free(p);
     return HSART_EINVAL;
@@ -278,7 +295,9 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {
+    double te = now_ms();
     st = emit_module(g, &x, p, &text, err, errsize);
+    p->ms_emit = now_ms() - te;
   }
   if (st == HSART_OK) {
     cg_cache cache;
@@ -290,6 +309,8 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     }
   }
   free(text);
+  p->ms_kernels = now_ms() - t0;
+  double tp = now_ms();
   /* bind: functions, weights (packed for linear) */
   for (const ir_op *op = g->first; op && st == HSART_OK; op = op->next) {
     if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
@@ -297,6 +318,12 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     if (ov->virt) continue;
     kentry *k = &p->k[op->out[0]->index];
     k->fn = (kernel_fn)cg_jit_lookup(p->jit, k->name);
+    if (k->fn && k->info.split == CG_SPLIT_CHUNKS) {
+      char mname[64];
+      snprintf(mname, sizeof mname, "%s_merge", k->name);
+      k->merge = (kernel_fn)cg_jit_lookup(p->jit, mname);
+      if (!k->merge) k->fn = NULL;
+    }
     if (!k->fn) {
       snprintf(err, errsize, "internal error: compiled kernel %s not found", k->name);
       st = HSART_EUNSUPPORTED;
@@ -329,7 +356,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     cpu_program_free(p);
     return st;
   }
-  p->ms_total = now_ms() - t0;
+  p->ms_pack = now_ms() - tp;
   *program = p;
   return HSART_OK;
 }
@@ -338,11 +365,13 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
   const cpu_prog *p = program;
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops, %s "
-           "in %.0f ms (lower %.0f, O3+object %.0f, load %.1f), cache key %s%s",
+           "in %.1f ms (emit %.1f, lower %.0f, O3+object %.0f, load %.1f), weights packed in "
+           "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
-           p->stats.cache_hit ? "loaded from the kernel cache" : "compiled", p->ms_total,
-           p->stats.ms_lower, p->stats.ms_opt, p->stats.ms_load, p->stats.key,
+           p->stats.cache_hit ? "loaded from the kernel cache" : "compiled", p->ms_kernels,
+           p->ms_emit, p->stats.ms_lower, p->stats.ms_opt, p->stats.ms_load, p->ms_pack,
+           p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 
@@ -353,6 +382,7 @@ static void cpu_session_free(void *state) {
   if (s->scratch)
     for (int i = 0; i < s->nthreads; i++) free(s->scratch[i]);
   free(s->scratch);
+  free(s->parts);
   free(s);
 }
 
@@ -396,12 +426,25 @@ typedef struct task {
   const int64_t *a;
   cpu_sess *s;
   bool by_rows;
+  int64_t nparts, nchunks;      /* by landmarks: parts of [0, nchunks) */
+  int64_t part_floats;
 } task;
 
 static void run_range(void *ctx, int64_t b, int64_t e, int thread) {
   const task *t = ctx;
   int64_t a[CG_A_COUNT];
   memcpy(a, t->a, sizeof a);
+  if (t->nparts) {
+    /* parts b .. e-1 of the landmarks, each into its own list */
+    a[CG_A_SCRATCH] = (int64_t)(intptr_t)t->s->scratch[thread];
+    for (int64_t part = b; part < e; part++) {
+      a[CG_A_N0] = t->nchunks * part / t->nparts;
+      a[CG_A_N1] = t->nchunks * (part + 1) / t->nparts;
+      a[CG_A_PART] = (int64_t)(intptr_t)(t->s->parts + (size_t)(part * t->part_floats));
+      t->fn(a);
+    }
+    return;
+  }
   if (t->by_rows) {
     a[CG_A_R1] = a[CG_A_R0] + e;
     a[CG_A_R0] += b;
@@ -454,6 +497,30 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
   int64_t rows = o->seg_r1 - o->comp_r0;
   if (rows <= 0) return true;
   task t = {.fn = k->fn, .a = a, .s = s, .by_rows = true};
+  if (k->merge && rows == 1 && T > 1 && a[CG_A_C] >= s->p->scan_split_min) {
+    /* one token's landmark scan shared by the threads, then merged */
+    size_t need_parts = (size_t)(T * k->info.part_floats);
+    if (need_parts > s->parts_cap) {
+      float *q = realloc(s->parts, need_parts * sizeof(float));
+      if (!q) {
+        snprintf(x->err, sizeof x->err, "out of memory for kernel scratch");
+        return false;
+      }
+      s->parts = q;
+      s->parts_cap = need_parts;
+    }
+    t.nparts = T;
+    t.nchunks = a[CG_A_C];
+    t.part_floats = k->info.part_floats;
+    rt_pool_run(s->pool, T, 1, run_range, &t);
+    int64_t list[RT_POOL_MAX_THREADS];
+    for (int i = 0; i < T; i++) list[i] = (int64_t)(intptr_t)(s->parts + (size_t)i * (size_t)t.part_floats);
+    a[CG_A_PARTS] = (int64_t)(intptr_t)list;
+    a[CG_A_NPARTS] = T;
+    a[CG_A_SCRATCH] = (int64_t)(intptr_t)s->scratch[0];
+    k->merge(a);
+    return true;
+  }
   if (T == 1) {
     a[CG_A_SCRATCH] = (int64_t)(intptr_t)s->scratch[0];
     k->fn(a);

@@ -1203,105 +1203,61 @@ static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *inf
 
 /* ---- retrieval ---------------------------------------------------------- */
 
-/* The fused retrieve kernel: each query streams over the eligible
- * landmarks keeping, per group, a K-entry list (scratch: scores, indices)
- * with its worst entry tracked, so no [L, G, C] score matrix exists.  The
- * kept set is the reference's (runtime/ref_ops.c): an entry is displaced
- * only by a strictly better score, and the one displaced is the worst,
- * the latest among equal worst; the slots are then ordered most recent
- * first, empty ones last with index -1 and score -inf. */
-static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
-  const ir_op *sc = q->scores, *tk = q->op;
-  const ir_value *qv = sc->in[0];
-  int64_t G = DIMN(qv, 1), dr = DIMN(qv, 2), K = ir_attr_i(tk, "k", 1);
-  int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
-  const ir_attr *per = ir_get_attr(sc, "per");
-  bool per_chunk = per && !strcmp(per->s, "chunk");
-  const ir_attr *fixed = ir_get_attr(sc, "offset");
-  double off = fixed ? fixed->f : 0;
-  info->scratch_fixed = 2 * G * K + 16;
-  view oi = OUTV(e, 0), ov = OUTV(e, 1), Qr = INV(e, q, 0), L = INV(e, q, 1);
-  V offv = cf(e, off);
-  if (sc->nin == 3) {
-    view ow = INV(e, q, 2);
-    offv = FADD(offv, lds(e, ow.seg, ci(e, 0)));
+/* The worst entry of a group's K-entry list at val/idx + gb: the lowest
+ * score, the latest (highest index) among equal lowest.  Returns its slot. */
+static V worst_slot(em *e, V val, V idx, V gb, int64_t K) {
+  V init3[3] = {ci(e, 0), lds(e, val, gb), ldi(e, idx, gb)};
+  loop M;
+  M.n = 3;
+  M.iv = nv(e);
+  V mr = nv(e);
+  for (int k = 0; k < 3; k++) {
+    M.arg[k] = nv(e);
+    snprintf(M.res[k].s, sizeof M.res[k].s, "%.24s#%d", mr.s, k & 0xff);
   }
-  V scr = argp(e, CG_A_SCRATCH);
-  V val = scr, idx = gepc(e, scr, G * K); /* indices kept as floats' bits: i32 */
-  V C = argi(e, CG_A_C);
+  V one = ci(e, 1), kk = ci(e, K);
+  out(e, "  %s:3 = scf.for %s = %s to %s step %s iter_args(%s = %s, %s = %s, %s = %s) -> "
+      "(i64, f32, i64) : i64 {\n", mr.s, M.iv.s, one.s, kk.s, one.s, M.arg[0].s, init3[0].s,
+      M.arg[1].s, init3[1].s, M.arg[2].s, init3[2].s);
+  V sv = lds(e, val, ADDI(gb, M.iv)), si = ldi(e, idx, ADDI(gb, M.iv));
+  V lt = cmpf(e, "olt", sv, M.arg[1], "f32");
+  V eq = cmpf(e, "oeq", sv, M.arg[1], "f32");
+  V later = cmpi(e, "sgt", si, M.arg[2]);
+  V take = bin(e, "arith.ori", lt, bin(e, "arith.andi", eq, later, "i1"), "i1");
+  V np = sel(e, take, M.iv, M.arg[0], "i64");
+  V ns = sel(e, take, sv, M.arg[1], "f32");
+  V ni = sel(e, take, si, M.arg[2], "i64");
+  out(e, "  scf.yield %s, %s, %s : i64, f32, i64\n  }\n", np.s, ns.s, ni.s);
+  return M.res[0];
+}
+
+/* Offers (s, i) to group list gb whose worst slot is `w`: it displaces the
+ * worst entry when better (higher score; with `ties`, also an equal score
+ * at a lower index).  Returns the new worst slot. */
+static V offer(em *e, V val, V idx, V gb, int64_t K, V w, V s, V i, bool ties) {
+  V wslot = ADDI(gb, w);
+  V worst = lds(e, val, wslot);
+  V better = cmpf(e, "ogt", s, worst, "f32");
+  if (ties) {
+    V eq = cmpf(e, "oeq", s, worst, "f32");
+    V lower = cmpi(e, "slt", i, ldi(e, idx, wslot));
+    better = bin(e, "arith.ori", better, bin(e, "arith.andi", eq, lower, "i1"), "i1");
+  }
+  V r;
+  if_begin(e, better, 1, "i64", &r);
+  sts(e, s, val, wslot);
+  sti(e, i, idx, wslot);
+  V nwst = worst_slot(e, val, idx, gb, K);
+  if_else(e, 1, &nwst, "i64");
+  if_end(e, 1, &w, "i64");
+  return r;
+}
+
+/* Writes the lists of row t, most recent first (repeatedly the largest
+ * remaining index), empty slots last with index -1 and score -inf. */
+static void emit_lists(em *e, view *oi, view *ov, V t, V val, V idx, int64_t G, int64_t K) {
   V ninf = cf(e, -INFINITY);
-  V t = rows_begin(e);
-  V own = DIVI(t, ci(e, S));
-  V tq = per_chunk ? SUBI(MULI(own, ci(e, S)), ci(e, 1)) : t;
-  V gi = for0(e, ci(e, 0), ci(e, G * K), 1);
-  sts(e, ninf, val, gi);
-  sti(e, ci(e, -1), idx, gi);
-  end0(e);
-  V hi = MINI(own, C);
-  V has = cmpi(e, "sgt", hi, ci(e, 0));
-  if0(e, has);
-  V qr = rowp(e, &Qr, tq);
-  /* worst slot of each group: start at slot 0 (all empty) */
-  V wz[MAXCARRY];
-  if (G > MAXCARRY) return;
-  for (int g = 0; g < G; g++) wz[g] = ci(e, 0);
-  loop Li;
-  loop_begin(e, &Li, ci(e, 0), hi, ci(e, 1), (int)G, wz, "i64");
-  V i = Li.iv;
-  V excl = X > 0 ? cmpi(e, "sgt", MULI(i, ci(e, S)), SUBI(tq, ci(e, X))) : cmpi(e, "slt", i, ci(e, 0));
-  V wres[MAXCARRY];
-  if_begin(e, excl, (int)G, "i64", wres);
-  if_else(e, (int)G, Li.arg, "i64");
-  V lr = rowp(e, &L, i);
-  V nw[MAXCARRY];
-  for (int g = 0; g < G; g++) {
-    V qx[MAXCARRY];
-    load_vecs(e, gepc(e, qr, g * dr), dr, qx);
-    V s = FADD(FMUL(dot_vecs(e, qx, lr, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
-    V gb = ci(e, g * K);
-    V wslot = ADDI(gb, Li.arg[g]);
-    V worst = lds(e, val, wslot);
-    V better = cmpf(e, "ogt", s, worst, "f32");
-    V r1;
-    if_begin(e, better, 1, "i64", &r1);
-    sts(e, s, val, wslot);
-    sti(e, i, idx, wslot);
-    /* the new worst: lowest score, the latest (highest index) among ties */
-    V init2[2] = {lds(e, val, gb), ldi(e, idx, gb)};
-    V zero = ci(e, 0);
-    loop M;
-    V init3[3] = {zero, init2[0], init2[1]};
-    /* carried: position (i64), score (f32), index (i64) */
-    M.n = 3;
-    M.iv = nv(e);
-    V mr = nv(e);
-    for (int k = 0; k < 3; k++) {
-      M.arg[k] = nv(e);
-      snprintf(M.res[k].s, sizeof M.res[k].s, "%.24s#%d", mr.s, k & 0xff);
-    }
-    V one = ci(e, 1), kk = ci(e, K);
-    out(e, "  %s:3 = scf.for %s = %s to %s step %s iter_args(%s = %s, %s = %s, %s = %s) -> (i64, f32, i64) : i64 {\n",
-        mr.s, M.iv.s, one.s, kk.s, one.s, M.arg[0].s, init3[0].s, M.arg[1].s, init3[1].s,
-        M.arg[2].s, init3[2].s);
-    V sv = lds(e, val, ADDI(gb, M.iv)), si = ldi(e, idx, ADDI(gb, M.iv));
-    V lt = cmpf(e, "olt", sv, M.arg[1], "f32");
-    V eq = cmpf(e, "oeq", sv, M.arg[1], "f32");
-    V later = cmpi(e, "sgt", si, M.arg[2]);
-    V eql = bin(e, "arith.andi", eq, later, "i1");
-    V take = bin(e, "arith.ori", lt, eql, "i1");
-    V np = sel(e, take, M.iv, M.arg[0], "i64");
-    V ns = sel(e, take, sv, M.arg[1], "f32");
-    V ni = sel(e, take, si, M.arg[2], "i64");
-    out(e, "  scf.yield %s, %s, %s : i64, f32, i64\n  }\n", np.s, ns.s, ni.s);
-    if_else(e, 1, &M.res[0], "i64");
-    if_end(e, 1, &Li.arg[g], "i64");
-    nw[g] = r1;
-  }
-  if_end(e, (int)G, nw, "i64");
-  loop_end(e, &Li, wres);
-  out(e, "  }\n"); /* if has */
-  /* emit, most recent first: repeatedly the largest remaining index */
-  V orow_i = rowp(e, &oi, t), orow_v = rowp(e, &ov, t);
+  V orow_i = rowp(e, oi, t), orow_v = rowp(e, ov, t);
   V g = for0(e, ci(e, 0), ci(e, G), 1);
   V gb = MULI(g, ci(e, K));
   V k = for0(e, ci(e, 0), ci(e, K), 1);
@@ -1322,7 +1278,120 @@ static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   sti(e, ci(e, -2), idx, bs); /* taken */
   end0(e);
   end0(e);
+}
+
+static void clear_lists(em *e, V val, V idx, int64_t n) {
+  V gi = for0(e, ci(e, 0), ci(e, n), 1);
+  sts(e, cf(e, -INFINITY), val, gi);
+  sti(e, ci(e, -1), idx, gi);
   end0(e);
+}
+
+/* The fused retrieve kernel: each query streams over the eligible
+ * landmarks keeping, per group, a K-entry list with its worst entry
+ * tracked, so no [L, G, C] score matrix exists.  The kept set is the
+ * reference's (runtime/ref_ops.c): the K best by score, the lower index
+ * among equal scores; the slots are then ordered most recent first.
+ *
+ * Partial mode (slot CG_A_PART non-zero, one row): only landmarks
+ * [n0, n1) are scanned and the unsorted lists are left at CG_A_PART, so
+ * threads can share the scan of one decode token; NAME_merge then merges
+ * the CG_A_NPARTS lists at CG_A_PARTS (with the same order, so the result
+ * is the one-thread result) and writes the row. */
+static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
+  const ir_op *sc = q->scores, *tk = q->op;
+  const ir_value *qv = sc->in[0];
+  int64_t G = DIMN(qv, 1), dr = DIMN(qv, 2), K = ir_attr_i(tk, "k", 1);
+  int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
+  const ir_attr *per = ir_get_attr(sc, "per");
+  bool per_chunk = per && !strcmp(per->s, "chunk");
+  const ir_attr *fixed = ir_get_attr(sc, "offset");
+  double off = fixed ? fixed->f : 0;
+  info->scratch_fixed = 2 * G * K + 16;
+  info->split = CG_SPLIT_CHUNKS;
+  info->part_floats = 2 * G * K;
+  view oi = OUTV(e, 0), ov = OUTV(e, 1), Qr = INV(e, q, 0), L = INV(e, q, 1);
+  V offv = cf(e, off);
+  if (sc->nin == 3) {
+    view ow = INV(e, q, 2);
+    offv = FADD(offv, lds(e, ow.seg, ci(e, 0)));
+  }
+  V part = argi(e, CG_A_PART);
+  V partial = cmpi(e, "ne", part, ci(e, 0));
+  V base = toptr(e, sel(e, partial, part, argi(e, CG_A_SCRATCH), "i64"));
+  V val = base, idx = gepc(e, base, G * K); /* indices stored as i32 */
+  V C = argi(e, CG_A_C), n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V t = rows_begin(e);
+  V own = DIVI(t, ci(e, S));
+  V tq = per_chunk ? SUBI(MULI(own, ci(e, S)), ci(e, 1)) : t;
+  clear_lists(e, val, idx, G * K);
+  V hi0 = MINI(own, C);
+  V lo = sel(e, partial, MAXI(n0, ci(e, 0)), ci(e, 0), "i64");
+  V hi = sel(e, partial, MINI(hi0, n1), hi0, "i64");
+  V has = cmpi(e, "sgt", hi, lo);
+  if0(e, has);
+  V qr = rowp(e, &Qr, tq);
+  /* the queries of every group, held across the scan */
+  V qx[MAXCARRY];
+  int nq = nvecs(e, dr);
+  for (int g = 0; g < G; g++) load_vecs(e, gepc(e, qr, g * dr), dr, qx + g * nq);
+  V wz[MAXCARRY];
+  for (int g = 0; g < G; g++) wz[g] = ci(e, 0);
+  loop Li;
+  loop_begin(e, &Li, lo, hi, ci(e, 1), (int)G, wz, "i64");
+  V i = Li.iv;
+  V excl = X > 0 ? cmpi(e, "sgt", MULI(i, ci(e, S)), SUBI(tq, ci(e, X)))
+                 : cmpi(e, "slt", i, ci(e, 0));
+  V wres[MAXCARRY];
+  if_begin(e, excl, (int)G, "i64", wres);
+  if_else(e, (int)G, Li.arg, "i64");
+  V lr = rowp(e, &L, i);
+  V nw[MAXCARRY];
+  for (int g = 0; g < G; g++) {
+    V s = FADD(FMUL(dot_vecs(e, qx + g * nq, lr, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
+    nw[g] = offer(e, val, idx, ci(e, g * K), K, Li.arg[g], s, i, false);
+  }
+  if_end(e, (int)G, nw, "i64");
+  loop_end(e, &Li, wres);
+  out(e, "  }\n"); /* if has */
+  V full = cmpi(e, "eq", part, ci(e, 0));
+  if0(e, full);
+  emit_lists(e, &oi, &ov, t, val, idx, G, K);
+  out(e, "  }\n");
+  end0(e); /* rows */
+  out(e, "  return\n}\n");
+
+  /* NAME_merge: the lists of the parts -> row r0 */
+  out(e, "func.func @%s_merge(%%args: !llvm.ptr) attributes {llvm.linkage = "
+      "#llvm.linkage<external>} {\n", name);
+  view mi = OUTV(e, 0), mv = OUTV(e, 1);
+  V scr = argp(e, CG_A_SCRATCH);
+  V mval = scr, midx = gepc(e, scr, G * K);
+  V parts = argp(e, CG_A_PARTS), np = argi(e, CG_A_NPARTS);
+  V r0 = argi(e, CG_A_R0);
+  clear_lists(e, mval, midx, G * K);
+  V pp = for0(e, ci(e, 0), np, 1);
+  V pa = nv(e), pl = nv(e);
+  out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, i64\n", pa.s,
+      parts.s, pp.s);
+  out(e, "  %s = llvm.load %s : !llvm.ptr -> i64\n", pl.s, pa.s);
+  V pv = toptr(e, pl), pi = gepc(e, pv, G * K);
+  for (int g = 0; g < G; g++) {
+    V gb = ci(e, g * K);
+    V w0 = worst_slot(e, mval, midx, gb, K);
+    loop Lk;
+    loop_begin(e, &Lk, ci(e, 0), ci(e, K), ci(e, 1), 1, &w0, "i64");
+    V ii = ldi(e, pi, ADDI(gb, Lk.iv));
+    V ok = cmpi(e, "sge", ii, ci(e, 0));
+    V r;
+    if_begin(e, ok, 1, "i64", &r);
+    V w2 = offer(e, mval, midx, gb, K, Lk.arg[0], lds(e, pv, ADDI(gb, Lk.iv)), ii, true);
+    if_else(e, 1, &w2, "i64");
+    if_end(e, 1, &Lk.arg[0], "i64");
+    loop_end(e, &Lk, &r);
+  }
+  end0(e);
+  emit_lists(e, &mi, &mv, r0, mval, midx, G, K);
 }
 
 /* ---- small per-row ops in double, as the reference ----------------------- */
@@ -1454,9 +1523,9 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   e.vl = req->vec_bits / 32;
   snprintf(e.vt, sizeof e.vt, "vector<%dxf32>", e.vl);
   snprintf(e.mt, sizeof e.mt, "vector<%dxi1>", e.vl);
-  /* head and retrieval vectors are held in registers */
+  /* head vectors are held in registers */
   int64_t held = 0;
-  if (req->scores) held = DIMN(req->scores->in[0], 2);
+  if (req->scores) held = 0;
   else if (op->code == IR_ATTENTION || op->code == IR_CHUNK_ATTENTION || op->code == IR_ROPE)
     held = LAST(op->in[0]);
   if (held > (int64_t)MAXCARRY * e.vl) {
@@ -1468,11 +1537,14 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   out(&e, "func.func @%s(%%args: !llvm.ptr) attributes {llvm.linkage = #llvm.linkage<external>} {\n",
       name);
   if (req->scores) {
-    if (DIMN(req->scores->in[0], 1) > MAXCARRY) {
-      snprintf(err, errsize, "retrieval with more than %d groups is not compiled", MAXCARRY);
+    int64_t G = DIMN(req->scores->in[0], 1), dr = DIMN(req->scores->in[0], 2);
+    if (G * ((dr + e.vl - 1) / e.vl) > MAXCARRY) {
+      snprintf(err, errsize, "retrieval with %lld groups of width %lld is not compiled for "
+               "%d-bit vectors (at most %d vectors of queries)", (long long)G, (long long)dr,
+               req->vec_bits, MAXCARRY);
       return -1;
     }
-    k_retrieve(&e, req, info);
+    k_retrieve(&e, req, info, name);
   } else {
     switch (op->code) {
     case IR_EMBED: k_embed(&e, req); break;

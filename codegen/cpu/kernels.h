@@ -42,7 +42,12 @@ enum {
   CG_A_N1 = 4,
   CG_A_T1 = 5,        /* the segment's end token */
   CG_A_C = 6,         /* complete chunks at t1 (retrieve) */
-  CG_A_OUT0 = 7,      /* view of result 0 */
+  CG_A_PART = 7,      /* retrieve: 0, or where a partial scan of landmarks
+                         [n0, n1) leaves its lists (CG_SPLIT_CHUNKS) */
+  CG_A_PARTS = 8,     /* retrieve's NAME_merge: an array of CG_A_NPARTS
+                         pointers to partial lists */
+  CG_A_NPARTS = 9,
+  CG_A_OUT0 = 10,     /* view of result 0 */
   CG_A_OUT1 = CG_A_OUT0 + CG_VIEW_SLOTS,  /* view of result 1 */
   CG_A_IN0 = CG_A_OUT1 + CG_VIEW_SLOTS,   /* views of the inputs, in order */
   CG_A_COUNT = CG_A_IN0 + CG_VIEW_SLOTS * IR_MAX_INPUTS,
@@ -61,6 +66,8 @@ typedef enum cg_split {
   CG_SPLIT_ROWS,    /* threads take rows */
   CG_SPLIT_HEADS,   /* rows, or heads [n0, n1) when there are few rows */
   CG_SPLIT_PANELS,  /* rows, or column panels [n0, n1) when there are few rows */
+  CG_SPLIT_CHUNKS,  /* rows, or for one row the landmarks [n0, n1) in partial
+                       mode, then the function NAME_merge (retrieve) */
 } cg_split;
 
 typedef struct cg_kernel_info {
@@ -69,6 +76,7 @@ typedef struct cg_kernel_info {
   int64_t scratch_fixed;  /* scratch floats per thread ... */
   int64_t scratch_per_t1; /* ... plus this many per token of context (dense attention) */
   int64_t panel;          /* linear: columns per packed panel (NR) */
+  int64_t part_floats;    /* retrieve: floats of one partial list set */
 } cg_kernel_info;
 
 /* A kernel request: the op and how each input is held. */

@@ -59,7 +59,8 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
     return false;
   }
   if (cpu) {
-    rt_backend_config cfg = {.threads = 2, .cpu = cpu, .no_cache = true};
+    /* split every decode scan, so the partial scans and merge are tested */
+    rt_backend_config cfg = {.threads = 2, .cpu = cpu, .no_cache = true, .scan_split_min = 1};
     st = rt_backend_cpu.compile(t->g, t->w, &cfg, &prog, err, sizeof err);
     if (st == HSART_OK) st = rt_backend_cpu.session_init(prog, &x, &state, err, sizeof err);
     if (st != HSART_OK) {
