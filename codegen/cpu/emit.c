@@ -1076,6 +1076,25 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V k = for0(e, ci(e, 0), ci(e, Ks), 1);
   V slot = ADDI(MULI(g, ci(e, Ks)), k);
   V idx = ldi(e, ir, slot);
+  /* prefetch the next selected chunk's keys and values of this KV head
+   * while this one is computed: selected chunks are scattered over the
+   * whole memory, and at long contexts they come from DRAM */
+  V more = cmpi(e, "slt", ADDI(k, ci(e, 1)), ci(e, Ks));
+  if0(e, more);
+  V nidx = ldi(e, ir, ADDI(slot, ci(e, 1)));
+  if0(e, cmpi(e, "sge", nidx, ci(e, 0)));
+  V nk = rowp(e, &K, nidx), nvb = rowp(e, &Vv, nidx);
+  V pfj = for0(e, ci(e, 0), ci(e, P), 1);
+  V poff = ADDI(MULI(pfj, ci(e, Hk * d)), kcol);
+  for (int64_t l = 0; l < d; l += 16) {
+    V pk = gep(e, nk, ADDI(poff, ci(e, l))), pv = gep(e, nvb, ADDI(poff, ci(e, l)));
+    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 3 : i32, rw = 0 : i32}> : "
+        "(!llvm.ptr) -> ()\n", pk.s);
+    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 3 : i32, rw = 0 : i32}> : "
+        "(!llvm.ptr) -> ()\n", pv.s);
+  }
+  end0(e);
+  out(e, "  }\n  }\n");
   if0(e, cmpi(e, "sge", idx, ci(e, 0)));
   V kb = rowp(e, &K, idx), vb = rowp(e, &Vv, idx);
   /* scores, JB keys at a time, and their running maximum per lane */
