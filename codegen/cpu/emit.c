@@ -602,30 +602,42 @@ static int linear_rows(int vec_bits, int64_t nr) {
   return mr > 8 ? 8 : mr < 1 ? 1 : mr;
 }
 
+/* The last columns (O mod NR of them) form a narrower tail panel, as
+ * many vectors wide as they need, so 260 outputs cost 272 columns of
+ * work, not 320. */
+static int64_t tail_width(int vec_bits, int64_t O) {
+  int64_t nr = cg_linear_panel(vec_bits, O), vl = vec_bits / 32, rem = O % nr;
+  return rem ? (rem + vl - 1) / vl * vl : 0;
+}
+
 size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits) {
-  int64_t nr = cg_linear_panel(vec_bits, O), np = (O + nr - 1) / nr;
-  return (size_t)(np * nr * I);
+  int64_t nr = cg_linear_panel(vec_bits, O);
+  return (size_t)((O / nr * nr + tail_width(vec_bits, O)) * I);
 }
 
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
-  int64_t nr = cg_linear_panel(vec_bits, O), np = (O + nr - 1) / nr;
-  for (int64_t p = 0; p < np; p++)
+  int64_t nr = cg_linear_panel(vec_bits, O), nfull = O / nr, nt = tail_width(vec_bits, O);
+  for (int64_t p = 0; p <= nfull; p++) {
+    int64_t width = p < nfull ? nr : nt;
+    float *dst = packed + p * I * nr;
     for (int64_t k = 0; k < I; k++)
-      for (int64_t j = 0; j < nr; j++) {
+      for (int64_t j = 0; j < width; j++) {
         int64_t o = p * nr + j;
-        packed[(p * I + k) * nr + j] = o < O ? w[o * I + k] : 0.0f;
+        dst[k * width + j] = o < O ? w[o * I + k] : 0.0f;
       }
+  }
 }
 
 
-/* One MR' x NR block: rows [m, m + mr) of A against panel p; C written
- * with a mask on the last, partial panel. */
-static void gemm_block(em *e, int mr, V A, V C, V B, V m, V p, int64_t I, int64_t O, int64_t nr) {
+/* One MR' x NR block: rows [m, m + mr) of A against the packed panel at
+ * bp ([I][nr]), output columns [col0, col0 + nr); C written with a mask
+ * where the panel passes O. */
+static void gemm_block(em *e, int mr, V A, V C, V bp, V m, V col0, int64_t I, int64_t O,
+                       int64_t nr) {
   int nvb = (int)(nr / e->vl);
   V acc[MAXCARRY];
   V z = cvf(e, 0);
   for (int i = 0; i < mr * nvb; i++) acc[i] = z;
-  V bp = gep(e, B, MULI(p, ci(e, I * nr)));
   loop L;
   loop_begin(e, &L, ci(e, 0), ci(e, I), ci(e, 1), mr * nvb, acc, e->vt);
   V bk = gep(e, bp, MULI(L.iv, ci(e, nr)));
@@ -638,8 +650,7 @@ static void gemm_block(em *e, int mr, V A, V C, V B, V m, V p, int64_t I, int64_
     for (int j = 0; j < nvb; j++) y[i * nvb + j] = vfma(e, av, bv[j], L.arg[i * nvb + j]);
   }
   loop_end(e, &L, y);
-  /* columns [p * nr, p * nr + nr) of C, masked past O */
-  V col0 = MULI(p, ci(e, nr));
+  /* columns [col0, col0 + nr) of C, masked past O */
   V left = SUBI(ci(e, O), col0);
   V full = cmpi(e, "sge", left, ci(e, nr));
   if_begin(e, full, 0, "", NULL);
@@ -666,30 +677,60 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t nr = cg_linear_panel(e->vl * 32, O);
   int MR = linear_rows(e->vl * 32, nr);
   info->split = CG_SPLIT_PANELS;
-  info->nsplit = (O + nr - 1) / nr;
   info->panel = nr;
   view o = OUTV(e, 0), x = INV(e, q, 0), w = INV(e, q, 1);
   V r0 = argi(e, CG_A_R0), r1 = argi(e, CG_A_R1);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  int64_t nfull = O / nr, nt = tail_width(e->vl * 32, O);
+  info->nsplit = nfull + (nt ? 1 : 0);
   /* rows [r0, r1) of the segment are one contiguous [M, I] matrix */
   V A = rowp(e, &x, r0), C = rowp(e, &o, r0);
   V M = MULI(SUBI(r1, r0), ci(e, nvec));
   V Mfull = MULI(DIVI(M, ci(e, MR)), ci(e, MR));
-  /* blocks of MB rows keep A in L2 while the panels stream past */
+  V pend = MINI(n1, ci(e, nfull));
+  /* Loop order by size: a weight matrix that fits in cache is streamed
+   * past blocks of MB rows of A held in L2; a larger one (the LM head) is
+   * read once, panel by panel, while A streams from the cache. */
+  bool big = O * I * 4 > (8 << 20);
   int64_t MB = 16 * MR;
-  V mb = for0(e, ci(e, 0), Mfull, MB);
-  V mbe = MINI(ADDI(mb, ci(e, MB)), Mfull);
-  V p = for0(e, n0, n1, 1);
+  V mb, mbe;
+  if (!big) {
+    mb = for0(e, ci(e, 0), Mfull, MB);
+    mbe = MINI(ADDI(mb, ci(e, MB)), Mfull);
+  } else {
+    mb = ci(e, 0);
+    mbe = Mfull;
+  }
+  V p = for0(e, n0, pend, 1);
+  V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
   V m = for0(e, mb, mbe, MR);
-  gemm_block(e, MR, A, C, w.seg, m, p, I, O, nr);
+  gemm_block(e, MR, A, C, bp, m, col0, I, O, nr);
   end0(e);
   end0(e);
-  end0(e);
-  V p2 = for0(e, n0, n1, 1);
+  if (!big) end0(e);
+  /* the rows left over after the MR-row blocks, one at a time */
+  V p2 = for0(e, n0, pend, 1);
+  V bp2 = gep(e, w.seg, MULI(p2, ci(e, I * nr))), col2 = MULI(p2, ci(e, nr));
   V m2 = for0(e, Mfull, M, 1);
-  gemm_block(e, 1, A, C, w.seg, m2, p2, I, O, nr);
+  gemm_block(e, 1, A, C, bp2, m2, col2, I, O, nr);
   end0(e);
   end0(e);
+  if (nt) {
+    /* the tail panel, when this call's panel range holds it */
+    V has_tail = bin(e, "arith.andi", cmpi(e, "sle", n0, ci(e, nfull)),
+                     cmpi(e, "sgt", n1, ci(e, nfull)), "i1");
+    if0(e, has_tail);
+    V tbp = gepc(e, w.seg, nfull * I * nr), tc0 = ci(e, nfull * nr);
+    int TMR = linear_rows(e->vl * 32, nt);
+    V Mt = MULI(DIVI(M, ci(e, TMR)), ci(e, TMR));
+    V mt = for0(e, ci(e, 0), Mt, TMR);
+    gemm_block(e, TMR, A, C, tbp, mt, tc0, I, O, nt);
+    end0(e);
+    V mt2 = for0(e, Mt, M, 1);
+    gemm_block(e, 1, A, C, tbp, mt2, tc0, I, O, nt);
+    end0(e);
+    out(e, "  }\n");
+  }
 }
 
 /* ---- elementwise -------------------------------------------------------- */
