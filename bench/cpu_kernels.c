@@ -263,11 +263,11 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   double best = 1e30, bbest = 1e30;
   /* OpenBLAS's threads spin for a while after a call: let them go to
    * sleep before timing hsac, or they take the cores from its pool */
-  struct timespec pause = {0, 300 * 1000 * 1000};
+  struct timespec pause = {1, 0};
   nanosleep(&pause, NULL);
   for (int r = 0; r < reps; r++) {
     double t0 = now();
-    rt_pool_run(pool, M, 4, run_part, &s);
+    rt_pool_run(pool, M, (M + nthreads - 1) / nthreads, run_part, &s); /* as the runtime does */
     double t = now() - t0;
     if (t < best) best = t;
   }

@@ -33,9 +33,10 @@ static const char usage_text[] =
     "  ir FILE [--print-after-all | --print-after=PASS] [-O0]\n"
     "                    print the model's IR after the passes (or after the\n"
     "                    named ones; -O0: as built, without passes)\n"
-    "  ir FILE --emit=mlir|llvm|asm [--cpu NAME]\n"
-    "                    the CPU backend's kernels: MLIR, LLVM IR after O3, or\n"
-    "                    assembly, for the host or a named CPU (haswell, ...)\n"
+    "  ir FILE --emit=mlir|llvm|asm [--cpu NAME] | --emit=obj -o OUT.o\n"
+    "                    the CPU backend's kernels: MLIR, LLVM IR after O3,\n"
+    "                    assembly, or an object file, for the host or a named\n"
+    "                    CPU (haswell, ...)\n"
     "  passes            list the passes in the order they run\n"
     "  plan FILE --context N [--segment N] [--cache f32|bf16]\n"
     "                    caches, activation memory with buffer reuse, and the\n"
@@ -133,28 +134,41 @@ static bool known_pass(const char *name) {
   return false;
 }
 
-/* hsac ir --emit=mlir|llvm|asm: the CPU backend's kernels of the model. */
-static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cpu) {
+static bool write_atomically(const char *path, const char *text, size_t len);
+
+/* hsac ir --emit=mlir|llvm|asm|obj: the CPU backend's kernels of the model
+ * (obj: an ELF object file with every kernel, written to -o). */
+static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cpu,
+                             const char *out) {
   rt_backend_config cfg = {.cpu = cpu};
   char err[1024], *text = NULL;
+  size_t len = 0;
   cg_target t;
   hsart_status st = rt_cpu_module_text(g, &cfg, &text, &t, err, sizeof err);
   if (st == HSART_OK && strcmp(emit, "mlir")) {
     char *low = NULL;
-    if (cg_jit_emit(text, &t, !strcmp(emit, "llvm") ? CG_EMIT_LLVM : CG_EMIT_ASM, &low, err,
-                    sizeof err))
-      st = HSART_EUNSUPPORTED;
+    cg_emit_kind kind = !strcmp(emit, "llvm") ? CG_EMIT_LLVM
+                        : !strcmp(emit, "asm") ? CG_EMIT_ASM : CG_EMIT_OBJ;
+    if (cg_jit_emit(text, &t, kind, &low, &len, err, sizeof err)) st = HSART_EUNSUPPORTED;
     free(text);
     text = low;
+  } else if (text) {
+    len = strlen(text);
   }
   if (st != HSART_OK) {
     fprintf(stderr, "hsac: error: %s\n", err);
     free(text);
     return st == HSART_ENOMEM ? HSAC_ENOMEM : HSAC_EINPUT;
   }
+  if (!strcmp(emit, "obj")) {
+    bool ok = write_atomically(out, text, len);
+    if (!ok) fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, strerror(errno));
+    free(text);
+    return ok ? HSAC_OK : HSAC_EINPUT;
+  }
   printf("// %s kernels of model '%s' for %s (%d-bit vectors)\n", emit, g->name, t.cpu,
          t.vec_bits);
-  fputs(text, stdout);
+  fwrite(text, 1, len, stdout);
   free(text);
   return HSAC_OK;
 }
@@ -162,7 +176,7 @@ static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cp
 static int cmd_compile(int argc, char **argv, bool ir) {
   const char *file = NULL;
   bool verbose = false;
-  const char *emit = NULL, *cpu = NULL;
+  const char *emit = NULL, *cpu = NULL, *out = NULL;
   hsac_options opts = {.stop = HSAC_STAGE_IR, .opt_level = 1};
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
@@ -170,8 +184,11 @@ static int cmd_compile(int argc, char **argv, bool ir) {
       verbose = true;
     } else if (ir && !strncmp(argv[i], "--emit=", 7)) {
       emit = argv[i] + 7;
-      if (strcmp(emit, "mlir") && strcmp(emit, "llvm") && strcmp(emit, "asm"))
-        return usage_error("--emit expects mlir, llvm or asm, not '%s'", emit);
+      if (strcmp(emit, "mlir") && strcmp(emit, "llvm") && strcmp(emit, "asm") &&
+          strcmp(emit, "obj"))
+        return usage_error("--emit expects mlir, llvm, asm or obj, not '%s'", emit);
+    } else if (ir && !strcmp(argv[i], "-o") && i + 1 < argc) {
+      out = argv[++i];
     } else if (ir && !strcmp(argv[i], "--cpu") && i + 1 < argc) {
       cpu = argv[++i];
     } else if (ir && !strcmp(argv[i], "--print-after-all")) {
@@ -191,6 +208,10 @@ static int cmd_compile(int argc, char **argv, bool ir) {
     }
   }
   if (!file) return usage_error("%s", "no input file");
+  if (emit && !strcmp(emit, "obj") && !out)
+    return usage_error("%s", "--emit=obj writes a binary file: give it with -o FILE");
+  if (out && !(emit && !strcmp(emit, "obj")))
+    return usage_error("%s", "-o goes with --emit=obj");
   hsac_compilation c;
   hsac_init(&c);
   if (opts.print_after && !strcmp(opts.print_after, "all")) {
@@ -213,7 +234,7 @@ static int cmd_compile(int argc, char **argv, bool ir) {
     fputs("hsac: error: internal compiler error (please report it with the input)\n",
           stderr);
   if (st == HSAC_OK && emit) {
-    st = emit_code(c.graph, emit, cpu);
+    st = emit_code(c.graph, emit, cpu, out);
   } else if (st == HSAC_OK) {
     if (ir) {
       if (!opts.print_after) ir_print(c.graph, stdout);
@@ -584,13 +605,13 @@ static int cmd_plan(int argc, char **argv) {
 
 /* Writes text to path through a temporary name and a rename, so an
  * interrupted write never leaves a partial file under the final name. */
-static bool write_atomically(const char *path, const char *text) {
+static bool write_atomically(const char *path, const char *text, size_t len) {
   size_t n = strlen(path) + 32;
   char *tmp = malloc(n);
   if (!tmp) return false;
   snprintf(tmp, n, "%s.tmp-%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "wb");
-  bool ok = f && fputs(text, f) >= 0;
+  bool ok = f && fwrite(text, 1, len, f) == len;
   if (f && fclose(f) != 0) ok = false;
   if (ok && rename(tmp, path) != 0) ok = false;
   if (!ok) unlink(tmp);
@@ -623,7 +644,7 @@ static int cmd_export(int argc, char **argv) {
       fputs("hsac: error: out of memory\n", stderr);
       rc = EXIT_NOMEM;
     } else if (out) {
-      if (!write_atomically(out, text)) {
+      if (!write_atomically(out, text, strlen(text))) {
         fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, strerror(errno));
         rc = EXIT_INPUT;
       }

@@ -84,7 +84,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static void run_model(void) {
   hsart_model *m = NULL;
   hsart_error e;
-  if (hsart_model_load(model_path, weights_path, NULL, &m, &e) != HSART_OK) return;
+  /* the reference backend: this target is about the loader, and compiling
+   * kernels for every accepted input would only slow the fuzzer down */
+  hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_REF};
+  if (hsart_model_load(model_path, weights_path, &mo, &m, &e) != HSART_OK) return;
   hsart_session *s = NULL;
   hsart_session_options so = {.segment = 8};
   if (hsart_session_create(m, &so, &s, &e) == HSART_OK) {

@@ -525,7 +525,10 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
     a[CG_A_SCRATCH] = (int64_t)(intptr_t)s->scratch[0];
     k->fn(a);
   } else if (rows >= 2 * T || nsplit < 2) {
-    rt_pool_run(s->pool, rows, 1, run_range, &t);
+    /* a GEMM's rows cost the same: one contiguous range per thread; other
+     * kernels (causal attention) are balanced dynamically */
+    int64_t grain = k->info.split == CG_SPLIT_PANELS ? (rows + T - 1) / T : 1;
+    rt_pool_run(s->pool, rows, grain, run_range, &t);
   } else {
     t.by_rows = false;
     rt_pool_run(s->pool, nsplit, 1, run_range, &t);

@@ -39,6 +39,13 @@ expect 0 "define void @hsac_chunk_attention_" -- ir --emit=llvm "$tiny"
 expect 0 "vfmadd"                 -- ir --emit=asm "$tiny"
 expect 1 "moba_attention"         -- ir --emit=mlir "$src/examples/tiny/moba.hsa"
 expect 2 "--emit expects"         -- ir --emit=ptx "$tiny"
+expect 2 "give it with -o FILE"   -- ir --emit=obj "$tiny"
+expect 0 ""                       -- ir --emit=obj "$tiny" -o "$tmp/k.o"
+# the object holds every kernel as a global function
+if command -v nm >/dev/null; then
+  nm "$tmp/k.o" | grep -q " T hsac_chunk_attention_" && nm "$tmp/k.o" | grep -q " T hsac_retrieve_.*_merge" &&
+    ok || bad "the object lacks the kernels"
+fi
 # a forced AVX2 target: 256-bit code only
 "$hsac" ir --emit=asm --cpu haswell "$tiny" >"$tmp/hsw.s" 2>&1 || bad "ir --emit=asm --cpu haswell"
 if grep -q "vfmadd.*%ymm" "$tmp/hsw.s" && ! grep -q "%zmm" "$tmp/hsw.s"; then ok; else bad "haswell code uses zmm or no ymm FMA"; fi

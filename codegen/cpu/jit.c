@@ -362,10 +362,11 @@ void cg_jit_free(cg_jit *j) {
   free(j);
 }
 
-int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **out, char *err,
-                size_t errsize) {
+int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **out,
+                size_t *len, char *err, size_t errsize) {
   pthread_once(&init_once, init_llvm);
   *out = NULL;
+  *len = 0;
   LLVMTargetMachineRef tm = make_tm(t);
   if (!tm) {
     snprintf(err, errsize, "cannot create a target machine for %s", t->triple);
@@ -379,11 +380,14 @@ int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **
     *out = strdup(s);
     LLVMDisposeMessage(s);
     rc = *out ? 0 : -1;
+    if (*out) *len = strlen(*out);
   } else if (lm) {
     char *msg = NULL;
     LLVMMemoryBufferRef mb;
-    if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm, LLVMAssemblyFile, &msg, &mb)) {
-      snprintf(err, errsize, "emitting assembly failed: %s", msg ? msg : "?");
+    if (LLVMTargetMachineEmitToMemoryBuffer(
+            tm, lm, kind == CG_EMIT_OBJ ? LLVMObjectFile : LLVMAssemblyFile, &msg, &mb)) {
+      snprintf(err, errsize, "emitting %s failed: %s",
+               kind == CG_EMIT_OBJ ? "the object" : "assembly", msg ? msg : "?");
       LLVMDisposeMessage(msg);
     } else {
       size_t n = LLVMGetBufferSize(mb);
@@ -391,6 +395,7 @@ int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **
       if (*out) {
         memcpy(*out, LLVMGetBufferStart(mb), n);
         (*out)[n] = 0;
+        *len = n;
         rc = 0;
       }
       LLVMDisposeMemoryBuffer(mb);

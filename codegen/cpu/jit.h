@@ -49,9 +49,11 @@ void *cg_jit_lookup(cg_jit *j, const char *name);
 void cg_jit_free(cg_jit *j);
 
 /* What `hsac ir --emit=...` shows: the module lowered to LLVM IR (after
- * O3) or to the target's assembly.  *out is malloc'd. */
-typedef enum cg_emit_kind { CG_EMIT_LLVM, CG_EMIT_ASM } cg_emit_kind;
+ * O3), to the target's assembly, or an ELF object file with every kernel
+ * (for ahead-of-time builds).  *out is malloc'd, *len bytes (text is also
+ * NUL-terminated). */
+typedef enum cg_emit_kind { CG_EMIT_LLVM, CG_EMIT_ASM, CG_EMIT_OBJ } cg_emit_kind;
 int cg_jit_emit(const char *mlir, const cg_target *t, cg_emit_kind kind, char **out,
-                char *err, size_t errsize);
+                size_t *len, char *err, size_t errsize);
 
 #endif
