@@ -1239,6 +1239,72 @@ static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *inf
   V g = G == 1 ? ci(e, 0) : kh;
   load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
   attn_ctx a = {.k = &K, .v = &Vv, .rowlen = Hk * d, .off = MULI(kh, ci(e, d))};
+  const ir_attr *merge = ir_get_attr(op, "merge");
+  if (merge && !strcmp(merge->s, "joint")) {
+    /* one softmax(+n) over the rows of every selected chunk: scores of
+     * slot k at scr[k * P ..], -inf for an empty slot; the weights only
+     * select */
+    info->scratch_fixed = Ks * P + 16;
+    V ninf = cf(e, -INFINITY);
+    loop Lm;
+    loop_begin(e, &Lm, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &ninf, "f32");
+    V sl = ADDI(MULI(g, ci(e, Ks)), Lm.iv);
+    V ix = ldi(e, ir, sl);
+    V sb = gep(e, scr, MULI(Lm.iv, ci(e, P)));
+    V mres;
+    if_begin(e, cmpi(e, "sge", ix, ci(e, 0)), 1, "f32", &mres);
+    a.kbase = rowp(e, &K, ix);
+    loop Lj;
+    loop_begin(e, &Lj, ci(e, 0), ci(e, P), ci(e, 1), 1, &Lm.arg[0], "f32");
+    V sc = FMUL(dot_vecs(e, qx, chunk_krow(e, &a, Lj.iv), d), cf(e, scale));
+    sts(e, sc, sb, Lj.iv);
+    V mx = fmaxs(e, Lj.arg[0], sc);
+    loop_end(e, &Lj, &mx);
+    if_else(e, 1, &Lj.res[0], "f32");
+    V jj = for0(e, ci(e, 0), ci(e, P), 1);
+    sts(e, ninf, sb, jj);
+    end0(e);
+    if_end(e, 1, &Lm.arg[0], "f32");
+    loop_end(e, &Lm, &mres);
+    V m = Lm.res[0];
+    /* exp(s - m), an empty slot's -inf giving 0; all empty: zeros */
+    V none = cmpf(e, "oeq", m, ninf, "f32");
+    V msafe = sel(e, none, cf(e, 0), m, "f32");
+    V zs = cf(e, 0);
+    loop Le;
+    loop_begin(e, &Le, ci(e, 0), ci(e, Ks * P), ci(e, 1), 1, &zs, "f32");
+    V sv = lds(e, scr, Le.iv);
+    V ex = exp_s(e, FSUB(sv, msafe));
+    V pv = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), ex, "f32");
+    sts(e, pv, scr, Le.iv);
+    V sum = FADD(Le.arg[0], pv);
+    loop_end(e, &Le, &sum);
+    V tot = Le.res[0];
+    if (n_plus) tot = FADD(tot, FMUL(cf(e, n_plus), exp_s(e, FSUB(cf(e, 0), msafe))));
+    V inv = sel(e, none, cf(e, 0), FDIV(cf(e, 1.0), tot), "f32");
+    loop La;
+    loop_begin(e, &La, ci(e, 0), ci(e, Ks), ci(e, 1), n, acc0, e->vt);
+    V ix2 = ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), La.iv));
+    V r2[MAXCARRY];
+    if_begin(e, cmpi(e, "sge", ix2, ci(e, 0)), n, e->vt, r2);
+    a.vbase = rowp(e, &Vv, ix2);
+    loop Lj2;
+    loop_begin(e, &Lj2, ci(e, 0), ci(e, P), ci(e, 1), n, La.arg, e->vt);
+    V pj = splat(e, lds(e, scr, ADDI(MULI(La.iv, ci(e, P)), Lj2.iv)));
+    V vv[MAXCARRY], y[MAXCARRY];
+    load_vecs(e, chunk_vrow(e, &a, Lj2.iv), d, vv);
+    for (int c = 0; c < n; c++) y[c] = vfma(e, pj, vv[c], Lj2.arg[c]);
+    loop_end(e, &Lj2, y);
+    if_else(e, n, Lj2.res, e->vt);
+    if_end(e, n, La.arg, e->vt);
+    loop_end(e, &La, r2);
+    V iv2 = splat(e, inv), outv[MAXCARRY];
+    for (int c = 0; c < n; c++) outv[c] = VMUL(La.res[c], iv2);
+    store_vecs(e, outv, gep(e, orow, MULI(h, ci(e, d))), d);
+    end0(e);
+    end0(e);
+    return;
+  }
   loop L;
   loop_begin(e, &L, ci(e, 0), ci(e, Ks), ci(e, 1), n, acc0, e->vt);
   V slot = ADDI(MULI(g, ci(e, Ks)), L.iv);
@@ -1547,15 +1613,8 @@ int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
       return 0;
     }
     break;
-  case IR_CHUNK_ATTENTION: {
-    const ir_attr *m = ir_get_attr(op, "merge");
-    if (m && !strcmp(m->s, "joint")) {
-      snprintf(why, size, "chunk_attention with merge = joint is not compiled by the CPU "
-               "backend yet");
-      return 0;
-    }
+  case IR_CHUNK_ATTENTION:
     break;
-  }
   default:
     snprintf(why, size, "the CPU backend does not compile %s yet", name);
     return 0;
@@ -1619,7 +1678,9 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there
        * are enough of them to fill a good part of a vector */
-      if (DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4) k_chunk_attention_packed(&e, req, info);
+      if (DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4 &&
+          !(ir_get_attr(op, "merge") && !strcmp(ir_get_attr(op, "merge")->s, "joint")))
+        k_chunk_attention_packed(&e, req, info);
       else k_chunk_attention(&e, req, info);
       break;
     case IR_MEAN_ROWS: k_mean_rows(&e, req); break;

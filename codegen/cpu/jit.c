@@ -27,7 +27,9 @@
 
 /* The lowering of the dialects the emitters use (emit.c) to the LLVM
  * dialect.  Kernels take raw pointers (!llvm.ptr) and i64 sizes, so no
- * memref descriptors cross the C boundary; memref is used for scratch. */
+ * memref descriptors cross the C boundary (the tensors are the runtime's,
+ * in its layout: kernels.h).  The memref passes stay in the pipeline so a
+ * kernel may use memref for local buffers. */
 static const char *const PIPELINE =
     "builtin.module(convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm,"
     " expand-strided-metadata, finalize-memref-to-llvm, convert-arith-to-llvm,"

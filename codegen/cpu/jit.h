@@ -2,7 +2,7 @@
  * named one (cg_jit_).
  *
  * The text is parsed into an MLIR module, lowered to the LLVM dialect
- * (scf, vector, math, memref, arith, func -> llvm), translated to LLVM IR,
+ * (scf, vector, math, arith, func, memref -> llvm), translated to LLVM IR,
  * optimized with default<O3> for the target and emitted as one object
  * file; the object is loaded into an ORC LLJIT instance.  The object is
  * what the kernel cache stores (codegen/cache.h): a cached object skips

@@ -313,8 +313,12 @@ static void test_retrieve_and_sparse_attention(void) {
     ir_value *ca = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, K, K, top->out[0], w}, 2,
                          (ir_attr[]){iattr("softmax_plus", (int64_t)(ci & 1)),
                                      ir_str_attr("merge", "weighted")}, 0);
+    ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, K, K, top->out[0], ws}, 2,
+                         (ir_attr[]){iattr("softmax_plus", (int64_t)((ci + 1) & 1)),
+                                     ir_str_attr("merge", "joint")}, 0);
     ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){w, ws}, 0, NULL, 0);
-    ir_value *all = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){ca}, 1,
+    ir_value *both = tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0);
+    ir_value *all = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){both}, 1,
                           (ir_attr[]){iattr("heads", Hq)}, 0);
     (void)sum;
     /* one retrieve kernel: the scores stream into top-k */
@@ -335,6 +339,8 @@ static void test_retrieve_and_sparse_attention(void) {
     check(&t, ws, L, 7, "softmax");
     check(&t, ca, L, 7, "chunk_attention");
     check(&t, ca, L, 1, "chunk_attention, decode");
+    check(&t, cj, L, 7, "chunk_attention, joint merge");
+    check(&t, cj, L, 1, "chunk_attention, joint merge, decode");
     tg_free(&t);
   }
 }
