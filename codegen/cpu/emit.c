@@ -135,6 +135,12 @@ static V fbin(em *e, const char *op, V a, V b, const char *ty) {
 #define VSUB(a, b) fbin(e, "arith.subf", a, b, e->vt)
 #define VMUL(a, b) fbin(e, "arith.mulf", a, b, e->vt)
 
+static V nv_true(em *e) {
+  V v = nv(e);
+  out(e, "  %s = arith.constant true\n", v.s);
+  return v;
+}
+
 static V cmpi(em *e, const char *pred, V a, V b) {
   V v = nv(e);
   out(e, "  %s = arith.cmpi %s, %s, %s : i64\n", v.s, pred, a.s, b.s);
@@ -1520,6 +1526,76 @@ static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info, cons
   emit_lists(e, &mi, &mv, r0, mval, midx, G, K);
 }
 
+/* Unfused retrieval (-O0, or scores read by other ops): landmark_scores
+ * writes the [G, C] scores of each row (C: the chunks complete at the
+ * segment's end, the row's width / G), -inf where a chunk is not eligible;
+ * topk keeps K-entry lists over a row's scores as the streamed kernel
+ * does. */
+static void k_landmark_scores(em *e, const cg_kernel_req *q) {
+  const ir_op *sc = q->op;
+  const ir_value *qv = sc->in[0];
+  int64_t G = DIMN(qv, 1), dr = DIMN(qv, 2);
+  int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
+  const ir_attr *per = ir_get_attr(sc, "per");
+  bool per_chunk = per && !strcmp(per->s, "chunk");
+  const ir_attr *fixed = ir_get_attr(sc, "offset");
+  view o = OUTV(e, 0), Qr = INV(e, q, 0), L = INV(e, q, 1);
+  V offv = cf(e, fixed ? fixed->f : 0);
+  if (sc->nin == 3) offv = FADD(offv, lds(e, INV(e, q, 2).seg, ci(e, 0)));
+  V C = DIVI(o.stride, ci(e, G));
+  int nq = nvecs(e, dr);
+  V t = rows_begin(e);
+  V orow = rowp(e, &o, t);
+  V all = for0(e, ci(e, 0), o.stride, 1);
+  sts(e, cf(e, -INFINITY), orow, all);
+  end0(e);
+  V own = DIVI(t, ci(e, S));
+  V tq = per_chunk ? SUBI(MULI(own, ci(e, S)), ci(e, 1)) : t;
+  if0(e, cmpi(e, "sgt", own, ci(e, 0)));
+  V qr = rowp(e, &Qr, tq);
+  V i = for0(e, ci(e, 0), MINI(own, C), 1);
+  V excl = X > 0 ? cmpi(e, "sgt", MULI(i, ci(e, S)), SUBI(tq, ci(e, X)))
+                 : cmpi(e, "slt", i, ci(e, 0));
+  V keep = bin(e, "arith.xori", excl, nv_true(e), "i1");
+  if0(e, keep);
+  V lr = rowp(e, &L, i);
+  for (int g = 0; g < G; g++) {
+    V qx[MAXCARRY];
+    load_vecs(e, gepc(e, qr, g * dr), dr, qx);
+    V s2 = FADD(FMUL(dot_vecs(e, qx, lr, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
+    sts(e, s2, orow, ADDI(MULI(ci(e, g), C), i));
+  }
+  (void)nq;
+  out(e, "  }\n");
+  end0(e);
+  out(e, "  }\n");
+  end0(e);
+}
+
+static void k_topk(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  int64_t G = DIMN(op->in[0], 1), K = ir_attr_i(op, "k", 1);
+  info->scratch_fixed = 2 * G * K + 16;
+  view oi = OUTV(e, 0), ov = OUTV(e, 1), x = INV(e, q, 0);
+  V scr = argp(e, CG_A_SCRATCH);
+  V val = scr, idx = gepc(e, scr, G * K);
+  V C = DIVI(x.stride, ci(e, G));
+  V t = rows_begin(e);
+  V row = rowp(e, &x, t);
+  clear_lists(e, val, idx, G * K);
+  for (int g = 0; g < G; g++) {
+    V gb = ci(e, g * K), z = ci(e, 0);
+    loop L;
+    loop_begin(e, &L, ci(e, 0), C, ci(e, 1), 1, &z, "i64");
+    V s2 = lds(e, row, ADDI(MULI(ci(e, g), C), L.iv));
+    /* -inf and NaN never compare greater: never chosen */
+    V w = offer(e, val, idx, gb, K, L.arg[0], s2, L.iv, false);
+    loop_end(e, &L, &w);
+  }
+  emit_lists(e, &oi, &ov, t, val, idx, G, K);
+  end0(e);
+}
+
 /* ---- small per-row ops in double, as the reference ----------------------- */
 
 static V to_f64(em *e, V x) {
@@ -1602,6 +1678,7 @@ int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
   const char *name = ir_ops[op->code].name;
   switch (op->code) {
   case IR_INPUT: case IR_WEIGHT: case IR_RETURN:
+  case IR_LANDMARK_SCORES: case IR_TOPK:
   case IR_EMBED: case IR_RMSNORM: case IR_LAYERNORM: case IR_LINEAR:
   case IR_SPLIT_HEADS: case IR_MERGE_HEADS: case IR_ROPE: case IR_ADD: case IR_SILU_MUL:
   case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
@@ -1647,6 +1724,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   if (req->scores) held = 0;
   else if (op->code == IR_ATTENTION || op->code == IR_CHUNK_ATTENTION || op->code == IR_ROPE)
     held = LAST(op->in[0]);
+  else if (op->code == IR_LANDMARK_SCORES)
+    held = DIMN(op->in[0], 2);
   if (held > (int64_t)MAXCARRY * e.vl) {
     snprintf(err, errsize, "%s with vectors of %lld floats is not compiled for %d-bit vectors "
              "(at most %d)", req->scores ? "retrieval" : ir_ops[op->code].name,
@@ -1684,6 +1763,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
       else k_chunk_attention(&e, req, info);
       break;
     case IR_MEAN_ROWS: k_mean_rows(&e, req); break;
+    case IR_LANDMARK_SCORES: k_landmark_scores(&e, req); break;
+    case IR_TOPK: k_topk(&e, req, info); break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;
     case IR_SOFTMAX: k_weights(&e, req, 1); break;
     default: k_copy(&e, req); break;

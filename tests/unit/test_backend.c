@@ -302,6 +302,11 @@ static void test_retrieve_and_sparse_attention(void) {
                                      iattr("exclude_window", cases[ci].X)}, 0);
     ir_attr ka = iattr("k", cases[ci].K);
     ir_op *top = tg_op(&t, IR_TOPK, 1, (ir_value *[]){sc}, 1, &ka, 0)->def;
+    /* the same, unfused (as -O0 runs it): a score matrix, then top-k */
+    ir_value *sc2 = tg_op(&t, IR_LANDMARK_SCORES, 3, (ir_value *[]){q, lmk, off}, 3,
+                          (ir_attr[]){iattr("chunk", S), ir_str_attr("per", cases[ci].per),
+                                      iattr("exclude_window", cases[ci].X)}, 0);
+    ir_op *top2 = tg_op(&t, IR_TOPK, 1, (ir_value *[]){sc2}, 1, &ka, 0)->def;
     ir_value *w = tg_op(&t, IR_STICKBREAK, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
     ir_value *ws = tg_op(&t, IR_SOFTMAX, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
     /* chunk K/V [C, S, Hk, d] from the chunks */
@@ -317,7 +322,12 @@ static void test_retrieve_and_sparse_attention(void) {
                          (ir_attr[]){iattr("softmax_plus", (int64_t)((ci + 1) & 1)),
                                      ir_str_attr("merge", "joint")}, 0);
     ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){w, ws}, 0, NULL, 0);
+    ir_value *w2 = tg_op(&t, IR_STICKBREAK, 1, (ir_value *[]){top2->out[1]}, 0, NULL, 0);
+    ir_value *ca2 = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, K, K, top2->out[0], w2}, 2,
+                          (ir_attr[]){iattr("softmax_plus", 0), ir_str_attr("merge", "weighted")},
+                          0);
     ir_value *both = tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0);
+    both = tg_op(&t, IR_ADD, 2, (ir_value *[]){both, ca2}, 0, NULL, 0);
     ir_value *all = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){both}, 1,
                           (ir_attr[]){iattr("heads", Hq)}, 0);
     (void)sum;
@@ -335,6 +345,9 @@ static void test_retrieve_and_sparse_attention(void) {
              cases[ci].per, (long long)cases[ci].X, cases[ci].ties ? " (ties)" : "");
     check(&t, top->out[0], L, 7, what);
     check(&t, top->out[1], L, 7, what);
+    check(&t, sc2, L, L, "landmark_scores (unfused)"); /* its width grows per segment */
+    check(&t, top2->out[0], L, 7, "topk (unfused)");
+    check(&t, top2->out[1], L, 7, "topk (unfused)");
     check(&t, w, L, 7, "stickbreak");
     check(&t, ws, L, 7, "softmax");
     check(&t, ca, L, 7, "chunk_attention");
@@ -498,6 +511,20 @@ static void test_example_models(void) {
       CU_ASSERT(e3 <= tol);
     }
     free(ref), free(pre), free(dec), free(hsw);
+    remove(weights);
+  }
+  /* -O0: the IR as built, op by op (retrieval unfused), on the CPU backend */
+  {
+    char model[512], weights[600];
+    snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+    snprintf(weights, sizeof weights, "%s/o0.safetensors", dir);
+    hsart_error e;
+    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 12, &e), HSART_OK);
+    hsart_model_options mo = {.opt_level = 0, .backend = HSART_BACKEND_CPU, .no_cache = 1};
+    hsart_model *m = NULL;
+    CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+    if (m) CU_ASSERT_STRING_EQUAL(hsart_model_backend(m), "cpu");
+    hsart_model_free(m);
     remove(weights);
   }
   /* the baselines the backend does not compile yet: refused by name with
