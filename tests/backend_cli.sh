@@ -26,18 +26,18 @@ expect() {
 }
 tiny="$src/examples/tiny/paper_swa_hsa.hsa"
 "$hsac" init-weights "$tiny" -o "$tmp/w.st" --seed 5 || bad "init-weights"
-"$hsac" init-weights "$src/examples/tiny/moba.hsa" -o "$tmp/moba.st" --seed 5 || bad "init-weights moba"
+"$hsac" init-weights "$src/examples/tiny/nsa.hsa" -o "$tmp/nsa.st" --seed 5 || bad "init-weights nsa"
 run() { "$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "The passkey is 4711. The" --max-new 8 "$@"; }
 
 expect 2 "--backend expects ref, cpu or auto" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend gpu
 expect 2 "--threads expects"      -- run "$tiny" --weights "$tmp/w.st" --prompt x --threads 0
-expect 1 "moba_attention"         -- run "$src/examples/tiny/moba.hsa" --weights "$tmp/moba.st" --prompt x --backend cpu
-expect 0 "backend ref"            -- run "$src/examples/tiny/moba.hsa" --weights "$tmp/moba.st" --prompt x --max-new 1 -v
+expect 1 "nsa_"         -- run "$src/examples/tiny/nsa.hsa" --weights "$tmp/nsa.st" --prompt x --backend cpu
+expect 0 "backend ref"            -- run "$src/examples/tiny/nsa.hsa" --weights "$tmp/nsa.st" --prompt x --max-new 1 -v
 expect 1 "unknown CPU 'pentium9'" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu pentium9
 expect 0 "func.func @hsac_linear_" -- ir --emit=mlir "$tiny"
 expect 0 "define void @hsac_chunk_attention_" -- ir --emit=llvm "$tiny"
 expect 0 "vfmadd"                 -- ir --emit=asm "$tiny"
-expect 1 "moba_attention"         -- ir --emit=mlir "$src/examples/tiny/moba.hsa"
+expect 1 "nsa_"         -- ir --emit=mlir "$src/examples/tiny/nsa.hsa"
 expect 2 "--emit expects"         -- ir --emit=ptx "$tiny"
 expect 2 "give it with -o FILE"   -- ir --emit=obj "$tiny"
 expect 0 ""                       -- ir --emit=obj "$tiny" -o "$tmp/k.o"

@@ -1596,6 +1596,243 @@ static void k_topk(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   end0(e);
 }
 
+/* ---- the block-sparse baselines (Landmark Attention, MoBA) ---------------- */
+
+/* block_landmark: the mean of the block's rows plus a learned embedding. */
+static void k_block_landmark(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t B = ir_attr_i(op, "block", 1), D = LAST(op->in[0]);
+  view o = OUTV(e, 0), x = INV(e, q, 0), emb = INV(e, q, 1);
+  V inv = cvf(e, 1.0 / (double)B), z = cvf(e, 0);
+  int64_t full = D / e->vl, tail = D % e->vl;
+  V b = rows_begin(e);
+  V dst = rowp(e, &o, b);
+  for (int pass = 0; pass < 2; pass++) {
+    if ((pass == 0 && !full) || (pass == 1 && !tail)) continue;
+    V m, i;
+    if (pass == 0) i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
+    else i = ci(e, full * e->vl), m = cmask(e, (int)tail);
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, B), ci(e, 1), 1, &z, e->vt);
+    V row = rowp(e, &x, ADDI(MULI(b, ci(e, B)), L.iv));
+    V y = VADD(L.arg[0], ldv(e, row, i, pass ? &m : NULL));
+    loop_end(e, &L, &y);
+    stv(e, vfma(e, L.res[0], inv, ldv(e, emb.seg, i, pass ? &m : NULL)), dst, i,
+        pass ? &m : NULL);
+    if (pass == 0) end0(e);
+  }
+  end0(e);
+}
+
+/* exp(s - m) in place over scr[0, n) (dynamic n), -inf entries giving 0;
+ * returns the sum. */
+static V exp_inplace(em *e, V scr, V n, V m) {
+  V ninf = cf(e, -INFINITY), zs = cf(e, 0);
+  loop Le;
+  loop_begin(e, &Le, ci(e, 0), n, ci(e, 1), 1, &zs, "f32");
+  V sv = lds(e, scr, Le.iv);
+  V pv = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), exp_s(e, FSUB(sv, m)), "f32");
+  sts(e, pv, scr, Le.iv);
+  V sum = FADD(Le.arg[0], pv);
+  loop_end(e, &Le, &sum);
+  return Le.res[0];
+}
+
+/* acc += f * sum_j p_j v_j over rows j in [0, n) of vrow(j), p at scr. */
+static void accum_rows(em *e, V *acc, V scr, V n, V f, row_fn vrow, void *ctx, int64_t d) {
+  int nvc = nvecs(e, d);
+  loop L;
+  loop_begin(e, &L, ci(e, 0), n, ci(e, 1), nvc, acc, e->vt);
+  V pj = splat(e, FMUL(lds(e, scr, L.iv), f));
+  V vv[MAXCARRY], y[MAXCARRY];
+  load_vecs(e, vrow(e, ctx, L.iv), d, vv);
+  for (int c = 0; c < nvc; c++) y[c] = vfma(e, pj, vv[c], L.arg[c]);
+  loop_end(e, &L, y);
+  for (int c = 0; c < nvc; c++) acc[c] = L.res[c];
+}
+
+typedef struct blk_ctx {
+  view *k, *v;
+  V base;   /* first token row */
+  V off;    /* the KV head's offset */
+} blk_ctx;
+
+static V blk_krow(em *e, void *c, V j) {
+  blk_ctx *b = c;
+  return gep(e, rowp(e, b->k, ADDI(b->base, j)), b->off);
+}
+static V blk_vrow(em *e, void *c, V j) {
+  blk_ctx *b = c;
+  return gep(e, rowp(e, b->v, ADDI(b->base, j)), b->off);
+}
+
+/* Scores q . k_j * scale of rows [base, base + n) into scr, max folded
+ * into m (returned). */
+static V score_rows(em *e, const V *qx, int64_t d, double scale, blk_ctx *b, V n, V scr, V m) {
+  loop L;
+  loop_begin(e, &L, ci(e, 0), n, ci(e, 1), 1, &m, "f32");
+  V sc = FMUL(dot_vecs(e, qx, blk_krow(e, b, L.iv), d), cf(e, scale));
+  sts(e, sc, scr, L.iv);
+  V mx = fmaxs(e, L.arg[0], sc);
+  loop_end(e, &L, &mx);
+  return L.res[0];
+}
+
+/* MoBA: a past block's gate is the mean of q . k over its keys; the top-k
+ * past blocks (ties: lower block) and the own block up to t go under one
+ * softmax.  Scratch: the K-entry list, then (K + 1) x B scores. */
+static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), grp = Hq / Hk;
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+  double scale = 1.0 / sqrt((double)d);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hq;
+  info->scratch_fixed = 2 * Ks + (Ks + 1) * B + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
+  V scr = argp(e, CG_A_SCRATCH);
+  V val = scr, idx = gepc(e, scr, Ks), sc = gepc(e, scr, 2 * Ks);
+  int n = nvecs(e, d);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
+  V b0 = DIVI(t, ci(e, B));
+  V h = for0(e, n0, n1, 1);
+  V kh = DIVI(h, ci(e, grp));
+  V qx[MAXCARRY];
+  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
+  clear_lists(e, val, idx, Ks);
+  V z0 = ci(e, 0);
+  loop Lb;
+  loop_begin(e, &Lb, ci(e, 0), b0, ci(e, 1), 1, &z0, "i64");
+  bc.base = MULI(Lb.iv, ci(e, B));
+  V zf = cf(e, 0);
+  loop Lj;
+  loop_begin(e, &Lj, ci(e, 0), ci(e, B), ci(e, 1), 1, &zf, "f32");
+  V gs = FADD(Lj.arg[0], dot_vecs(e, qx, blk_krow(e, &bc, Lj.iv), d));
+  loop_end(e, &Lj, &gs);
+  V gate = FDIV(Lj.res[0], cf(e, (double)B));
+  V w = offer(e, val, idx, ci(e, 0), Ks, Lb.arg[0], gate, Lb.iv, false);
+  loop_end(e, &Lb, &w);
+  /* scores of the selected blocks (slot s at sc + s * B) and of the own
+   * block up to t (at sc + Ks * B) */
+  V m = cf(e, -INFINITY);
+  loop Ls;
+  loop_begin(e, &Ls, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &m, "f32");
+  V bi = ldi(e, idx, Ls.iv);
+  V sb = gep(e, sc, MULI(Ls.iv, ci(e, B)));
+  V mres;
+  if_begin(e, cmpi(e, "sge", bi, ci(e, 0)), 1, "f32", &mres);
+  bc.base = MULI(bi, ci(e, B));
+  V m2 = score_rows(e, qx, d, scale, &bc, ci(e, B), sb, Ls.arg[0]);
+  if_else(e, 1, &m2, "f32");
+  V jj = for0(e, ci(e, 0), ci(e, B), 1);
+  sts(e, cf(e, -INFINITY), sb, jj);
+  end0(e);
+  if_end(e, 1, &Ls.arg[0], "f32");
+  loop_end(e, &Ls, &mres);
+  bc.base = MULI(b0, ci(e, B));
+  V nown = ADDI(SUBI(t, bc.base), ci(e, 1));
+  V own = gepc(e, sc, Ks * B);
+  m = score_rows(e, qx, d, scale, &bc, nown, own, Ls.res[0]);
+  V tot = FADD(exp_inplace(e, sc, ci(e, Ks * B), m), exp_inplace(e, own, nown, m));
+  V f = FDIV(cf(e, 1.0), tot);
+  V acc[MAXCARRY], zv = cvf(e, 0);
+  for (int c = 0; c < n; c++) acc[c] = zv;
+  accum_rows(e, acc, own, nown, f, blk_vrow, &bc, d);
+  loop La;
+  loop_begin(e, &La, ci(e, 0), ci(e, Ks), ci(e, 1), n, acc, e->vt);
+  V bi2 = ldi(e, idx, La.iv);
+  V r2[MAXCARRY];
+  if_begin(e, cmpi(e, "sge", bi2, ci(e, 0)), n, e->vt, r2);
+  bc.base = MULI(bi2, ci(e, B));
+  V a2[MAXCARRY];
+  for (int c = 0; c < n; c++) a2[c] = La.arg[c];
+  accum_rows(e, a2, gep(e, sc, MULI(La.iv, ci(e, B))), ci(e, B), f, blk_vrow, &bc, d);
+  if_else(e, n, a2, e->vt);
+  if_end(e, n, La.arg, e->vt);
+  loop_end(e, &La, r2);
+  store_vecs(e, La.res, gep(e, orow, MULI(h, ci(e, d))), d);
+  end0(e);
+  end0(e);
+}
+
+/* Landmark Attention's grouped softmax: the own block's keys up to t and
+ * the top-k past blocks by landmark score share one normalizer Z; a
+ * block's share exp(s_b - m) / Z is spread over its keys by an in-block
+ * softmax.  Scratch: the list, the local scores, one block's scores. */
+static void k_landmark_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), grp = Hq / Hk;
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+  double scale = 1.0 / sqrt((double)d);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hq;
+  info->scratch_fixed = 2 * Ks + 2 * B + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
+       LK = INV(e, q, 3);
+  V scr = argp(e, CG_A_SCRATCH);
+  V val = scr, idx = gepc(e, scr, Ks), loc = gepc(e, scr, 2 * Ks), blk = gepc(e, scr, 2 * Ks + B);
+  int n = nvecs(e, d);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
+  V b0 = DIVI(t, ci(e, B));
+  V h = for0(e, n0, n1, 1);
+  V kh = DIVI(h, ci(e, grp));
+  V qx[MAXCARRY];
+  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d)), .base = MULI(b0, ci(e, B))};
+  V nloc = ADDI(SUBI(t, bc.base), ci(e, 1));
+  V m = score_rows(e, qx, d, scale, &bc, nloc, loc, cf(e, -INFINITY));
+  clear_lists(e, val, idx, Ks);
+  V z0 = ci(e, 0);
+  loop Lb;
+  loop_begin(e, &Lb, ci(e, 0), b0, ci(e, 1), 1, &z0, "i64");
+  V ls = FMUL(dot_vecs(e, qx, gep(e, rowp(e, &LK, Lb.iv), bc.off), d), cf(e, scale));
+  V w = offer(e, val, idx, ci(e, 0), Ks, Lb.arg[0], ls, Lb.iv, false);
+  loop_end(e, &Lb, &w);
+  loop Lm;
+  loop_begin(e, &Lm, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &m, "f32");
+  V mm = fmaxs(e, Lm.arg[0], lds(e, val, Lm.iv)); /* empty slots hold -inf */
+  loop_end(e, &Lm, &mm);
+  m = Lm.res[0];
+  V Z = exp_inplace(e, loc, nloc, m);
+  loop Lz;
+  loop_begin(e, &Lz, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &Z, "f32");
+  V sv = lds(e, val, Lz.iv);
+  V ev = sel(e, cmpf(e, "oeq", sv, cf(e, -INFINITY), "f32"), cf(e, 0),
+             exp_s(e, FSUB(sv, m)), "f32");
+  sts(e, ev, val, Lz.iv); /* the block's share, before / Z */
+  V z2 = FADD(Lz.arg[0], ev);
+  loop_end(e, &Lz, &z2);
+  V invZ = FDIV(cf(e, 1.0), Lz.res[0]);
+  V acc[MAXCARRY], zv = cvf(e, 0);
+  for (int c = 0; c < n; c++) acc[c] = zv;
+  accum_rows(e, acc, loc, nloc, invZ, blk_vrow, &bc, d);
+  loop La;
+  loop_begin(e, &La, ci(e, 0), ci(e, Ks), ci(e, 1), n, acc, e->vt);
+  V bi = ldi(e, idx, La.iv);
+  V r2[MAXCARRY];
+  if_begin(e, cmpi(e, "sge", bi, ci(e, 0)), n, e->vt, r2);
+  bc.base = MULI(bi, ci(e, B));
+  V mb = score_rows(e, qx, d, scale, &bc, ci(e, B), blk, cf(e, -INFINITY));
+  V zin = exp_inplace(e, blk, ci(e, B), mb);
+  V f = FDIV(FMUL(lds(e, val, La.iv), invZ), zin);
+  V a2[MAXCARRY];
+  for (int c = 0; c < n; c++) a2[c] = La.arg[c];
+  accum_rows(e, a2, blk, ci(e, B), f, blk_vrow, &bc, d);
+  if_else(e, n, a2, e->vt);
+  if_end(e, n, La.arg, e->vt);
+  loop_end(e, &La, r2);
+  store_vecs(e, La.res, gep(e, orow, MULI(h, ci(e, d))), d);
+  end0(e);
+  end0(e);
+}
+
 /* ---- small per-row ops in double, as the reference ----------------------- */
 
 static V to_f64(em *e, V x) {
@@ -1678,7 +1915,8 @@ int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
   const char *name = ir_ops[op->code].name;
   switch (op->code) {
   case IR_INPUT: case IR_WEIGHT: case IR_RETURN:
-  case IR_LANDMARK_SCORES: case IR_TOPK:
+  case IR_LANDMARK_SCORES: case IR_TOPK: case IR_BLOCK_LANDMARK:
+  case IR_MOBA_ATTENTION: case IR_LANDMARK_ATTENTION:
   case IR_EMBED: case IR_RMSNORM: case IR_LAYERNORM: case IR_LINEAR:
   case IR_SPLIT_HEADS: case IR_MERGE_HEADS: case IR_ROPE: case IR_ADD: case IR_SILU_MUL:
   case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
@@ -1722,7 +1960,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   /* head vectors are held in registers */
   int64_t held = 0;
   if (req->scores) held = 0;
-  else if (op->code == IR_ATTENTION || op->code == IR_CHUNK_ATTENTION || op->code == IR_ROPE)
+  else if (op->code == IR_ATTENTION || op->code == IR_CHUNK_ATTENTION || op->code == IR_ROPE ||
+           op->code == IR_MOBA_ATTENTION || op->code == IR_LANDMARK_ATTENTION)
     held = LAST(op->in[0]);
   else if (op->code == IR_LANDMARK_SCORES)
     held = DIMN(op->in[0], 2);
@@ -1765,6 +2004,9 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_MEAN_ROWS: k_mean_rows(&e, req); break;
     case IR_LANDMARK_SCORES: k_landmark_scores(&e, req); break;
     case IR_TOPK: k_topk(&e, req, info); break;
+    case IR_BLOCK_LANDMARK: k_block_landmark(&e, req); break;
+    case IR_MOBA_ATTENTION: k_moba(&e, req, info); break;
+    case IR_LANDMARK_ATTENTION: k_landmark_attention(&e, req, info); break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;
     case IR_SOFTMAX: k_weights(&e, req, 1); break;
     default: k_copy(&e, req); break;

@@ -474,8 +474,9 @@ static double norm_err(const float *a, const float *b, int64_t n) {
  * now and then, a difference of one bf16 step in a value: their tolerance
  * is looser. */
 static void test_example_models(void) {
-  static const char *const models[] = {"dense", "swa", "drt_gca", "hsa_ramba", "paper_swa_hsa",
-                                       "passkey_hsa", "passkey_hsa_standard"};
+  static const char *const models[] = {"dense",       "swa",         "drt_gca",
+                                       "hsa_ramba",   "paper_swa_hsa", "passkey_hsa",
+                                       "passkey_hsa_standard", "moba", "landmark_attention"};
   enum { N = 150 };
   int32_t tok[N];
   uint64_t r = 7;
@@ -529,10 +530,8 @@ static void test_example_models(void) {
   }
   /* the baselines the backend does not compile yet: refused by name with
    * --backend cpu, run by the reference under auto */
-  static const char *const other[][2] = {{"moba", "moba_attention"},
-                                         {"nsa", "nsa_"},
-                                         {"landmark_attention", "block_landmark"}};
-  for (size_t i = 0; i < 3; i++) {
+  static const char *const other[][2] = {{"nsa", "nsa_"}};
+  for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
     char model[512], weights[600];
     snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, other[i][0]);
     snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, other[i][0]);
@@ -551,6 +550,37 @@ static void test_example_models(void) {
   rmdir(dir);
 }
 
+/* The block-sparse baselines' ops: MoBA's gated joint softmax and
+ * Landmark Attention's grouped softmax over blocks of 5 (a partial own
+ * block, fewer past blocks than top-k at the start), with grouped queries,
+ * in one segment and in uneven ones (keys from the pages). */
+static void test_block_sparse(void) {
+  enum { L = 47, B = 5, Hq = 4, Hk = 2, d = 12 };
+  tg t;
+  tg_init(&t);
+  ir_value *q = tg_heads(&t, "q", L, Hq, Hq * d, rnd(L * Hq * d, 1));
+  ir_value *k = tg_heads(&t, "k", L, Hk, Hk * d, rnd(L * Hk * d, 1));
+  ir_value *v = tg_heads(&t, "v", L, Hk, Hk * d, rnd(L * Hk * d, 1));
+  ir_value *mo = tg_op(&t, IR_MOBA_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
+                       (ir_attr[]){iattr("block", B), iattr("topk", 3)}, 0);
+  ir_value *h = tg_rows(&t, "h", L, Hk * d, rnd(L * Hk * d, 1));
+  ir_value *emb = tg_weight(&t, "emb", 1, (int64_t[]){Hk * d}, rnd(Hk * d, 1));
+  ir_value *bl = tg_op(&t, IR_BLOCK_LANDMARK, 2, (ir_value *[]){h, emb}, 1,
+                       (ir_attr[]){iattr("block", B)}, 0);
+  ir_attr hk = iattr("heads", Hk);
+  ir_value *lk = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){bl}, 1, &hk, 0);
+  ir_value *la = tg_op(&t, IR_LANDMARK_ATTENTION, 4, (ir_value *[]){q, k, v, lk}, 2,
+                       (ir_attr[]){iattr("block", B), iattr("topk", 2)}, 0);
+  ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mo, la}, 0, NULL, 0);
+  tg_run(&t, sum, L);
+  check(&t, bl, L, 7, "block_landmark");
+  check(&t, mo, L, 7, "moba_attention");
+  check(&t, mo, L, 1, "moba_attention, decode");
+  check(&t, la, L, 7, "landmark_attention");
+  check(&t, la, L, 1, "landmark_attention, decode");
+  tg_free(&t);
+}
+
 /* Ops the backend does not compile are refused at compile time, naming
  * the op: never a silent fallback. */
 static void test_unsupported_named(void) {
@@ -558,17 +588,18 @@ static void test_unsupported_named(void) {
   tg t;
   tg_init(&t);
   ir_value *q = tg_heads(&t, "q", L, 1, 8, rnd(L * 8, 1));
-  ir_value *o = tg_op(&t, IR_MOBA_ATTENTION, 3, (ir_value *[]){q, q, q}, 2,
-                      (ir_attr[]){iattr("block", 4), iattr("topk", 1)}, 0);
+  ir_value *cw = tg_weight(&t, "cw", 2, (int64_t[]){8, 16}, rnd(8 * 16, 1));
+  ir_value *o = tg_op(&t, IR_NSA_COMPRESS, 2, (ir_value *[]){q, cw}, 2,
+                      (ir_attr[]){iattr("block", 2), iattr("stride", 2)}, 0);
   tg_run(&t, o, L);
   char why[512];
   CU_ASSERT_FALSE(rt_cpu_supports(t.g, why, sizeof why));
-  CU_ASSERT(tu_contains(why, "moba_attention"));
+  CU_ASSERT(tu_contains(why, "nsa_compress"));
   void *prog = NULL;
   rt_backend_config cfg = {.no_cache = true};
   hsart_status st = rt_backend_cpu.compile(t.g, t.w, &cfg, &prog, why, sizeof why);
   CU_ASSERT_EQUAL(st, HSART_EUNSUPPORTED);
-  CU_ASSERT(tu_contains(why, "moba_attention"));
+  CU_ASSERT(tu_contains(why, "nsa_compress"));
   CU_ASSERT_PTR_NULL(prog);
   /* an unknown target CPU is an error that lists the known ones */
   tg_free(&t);
@@ -595,6 +626,7 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
+  CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
   CU_add_test(s, "example models: cpu == ref, decode == prefill, AVX2", test_example_models);
 }
