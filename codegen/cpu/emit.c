@@ -1833,6 +1833,216 @@ static void k_landmark_attention(em *e, const cg_kernel_req *q, cg_kernel_info *
   end0(e);
 }
 
+/* ---- NSA ------------------------------------------------------------------ */
+
+/* nsa_compress: compressed block j covers rows j*stride .. +block-1; its
+ * key for head h is W . concat(rows' head h), rows position-major. */
+static void k_nsa_compress(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t H = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2);
+  int64_t b = ir_attr_i(op, "block", 1), st = ir_attr_i(op, "stride", 1);
+  view o = OUTV(e, 0), k = INV(e, q, 0), w = INV(e, q, 1);
+  V j = rows_begin(e);
+  V dst = rowp(e, &o, j);
+  V h = for0(e, ci(e, 0), ci(e, H), 1);
+  V ee = for0(e, ci(e, 0), ci(e, d), 1);
+  V wrow = gep(e, w.seg, MULI(ee, ci(e, b * d)));
+  V zf = cf(e, 0);
+  loop L;
+  loop_begin(e, &L, ci(e, 0), ci(e, b), ci(e, 1), 1, &zf, "f32");
+  V kr = gep(e, rowp(e, &k, ADDI(MULI(j, ci(e, st)), L.iv)), MULI(h, ci(e, d)));
+  V wv[MAXCARRY];
+  load_vecs(e, gep(e, wrow, MULI(L.iv, ci(e, d))), d, wv);
+  V acc = FADD(L.arg[0], dot_vecs(e, wv, kr, d));
+  loop_end(e, &L, &acc);
+  sts(e, L.res[0], dst, ADDI(MULI(h, ci(e, d)), ee));
+  end0(e);
+  end0(e);
+  end0(e);
+}
+
+typedef struct row_ctx {
+  view *w;
+  V off;
+} row_ctx;
+
+static V plain_row(em *e, void *c, V j) {
+  row_ctx *r = c;
+  return gep(e, rowp(e, r->w, j), r->off);
+}
+
+/* NSA: three branches mixed by per-head gates (the reference's semantics,
+ * runtime/ref_ops.c): compressed attention; the selected blocks, ranked by
+ * the compressed attention mass of the group's heads over the blocks each
+ * compressed block overlaps, with the first init_blocks and the last
+ * local_blocks forced, under one softmax; and a window.  Scratch: the
+ * selection, selected and window scores, then per token of context the
+ * compressed probabilities of the group's heads and the block importances. */
+static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), grp = Hq / Hk;
+  int64_t cb = ir_attr_i(op, "cmp_block", 1), cs = ir_attr_i(op, "cmp_stride", 1);
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+  int64_t init = ir_attr_i(op, "init_blocks", 0), local = ir_attr_i(op, "local_blocks", 0);
+  int64_t W = ir_attr_i(op, "window", 1);
+  double scale = 1.0 / sqrt((double)d);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  int64_t fixed = Ks + Ks * B + W + 16;
+  info->scratch_fixed = fixed + 2 * (grp + 1);
+  info->scratch_per_t1 = grp + 1;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
+       KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
+  V scr = argp(e, CG_A_SCRATCH);
+  V sel_ = scr, ssc = gepc(e, scr, Ks), wsc = gepc(e, scr, Ks + Ks * B);
+  V t1 = argi(e, CG_A_T1);
+  V pbuf = gepc(e, scr, fixed);                              /* grp x (t1 + 1) */
+  V imp = gep(e, pbuf, MULI(ci(e, grp), ADDI(t1, ci(e, 1)))); /* t1 + 1 */
+  V ninf = cf(e, -INFINITY);
+  int n = nvecs(e, d);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), gr = rowp(e, &GT, t), orow = rowp(e, &o, t);
+  V tp1 = ADDI(t, ci(e, 1));
+  V nc = sel(e, cmpi(e, "sge", tp1, ci(e, cb)),
+             ADDI(DIVI(SUBI(tp1, ci(e, cb)), ci(e, cs)), ci(e, 1)), ci(e, 0), "i64");
+  V b0 = DIVI(t, ci(e, B)), nb = ADDI(b0, ci(e, 1));
+  V kh = for0(e, n0, n1, 1);
+  V koff = MULI(kh, ci(e, d));
+  row_ctx kcx = {.w = &KC, .off = koff}, vcx = {.w = &VC, .off = koff};
+  /* compressed probabilities of every head of the group */
+  V hh = for0(e, ci(e, 0), ci(e, grp), 1);
+  V qx[MAXCARRY];
+  load_vecs(e, gep(e, qr, MULI(ADDI(MULI(kh, ci(e, grp)), hh), ci(e, d))), d, qx);
+  V ph = gep(e, pbuf, MULI(hh, nc));
+  loop Lc;
+  loop_begin(e, &Lc, ci(e, 0), nc, ci(e, 1), 1, &ninf, "f32");
+  V sc = FMUL(dot_vecs(e, qx, plain_row(e, &kcx, Lc.iv), d), cf(e, scale));
+  sts(e, sc, ph, Lc.iv);
+  V mx = fmaxs(e, Lc.arg[0], sc);
+  loop_end(e, &Lc, &mx);
+  V tot = exp_inplace(e, ph, nc, Lc.res[0]);
+  V inv = FDIV(cf(e, 1.0), tot);
+  V jn = for0(e, ci(e, 0), nc, 1);
+  sts(e, FMUL(lds(e, ph, jn), inv), ph, jn);
+  end0(e);
+  end0(e);
+  /* block importance: a compressed block counts for each block it overlaps */
+  V bb = for0(e, ci(e, 0), nb, 1);
+  sts(e, cf(e, 0), imp, bb);
+  end0(e);
+  V h2 = for0(e, ci(e, 0), ci(e, grp), 1);
+  V j2 = for0(e, ci(e, 0), nc, 1);
+  V pj = lds(e, pbuf, ADDI(MULI(h2, nc), j2));
+  V lo = DIVI(MULI(j2, ci(e, cs)), ci(e, B));
+  V hi = MINI(ADDI(DIVI(ADDI(MULI(j2, ci(e, cs)), ci(e, cb - 1)), ci(e, B)), ci(e, 1)), nb);
+  V b2 = for0(e, lo, hi, 1);
+  sts(e, FADD(lds(e, imp, b2), pj), imp, b2);
+  end0(e);
+  end0(e);
+  end0(e);
+  /* forced blocks first, in order, marked -inf so the ranking skips them */
+  V z0 = ci(e, 0);
+  loop Lf;
+  loop_begin(e, &Lf, ci(e, 0), nb, ci(e, 1), 1, &z0, "i64");
+  V forced = bin(e, "arith.ori", cmpi(e, "slt", Lf.iv, ci(e, init)),
+                 cmpi(e, "sgt", Lf.iv, SUBI(b0, ci(e, local))), "i1");
+  V take = bin(e, "arith.andi", forced, cmpi(e, "slt", Lf.arg[0], ci(e, Ks)), "i1");
+  V nsv;
+  if_begin(e, take, 1, "i64", &nsv);
+  sti(e, Lf.iv, sel_, Lf.arg[0]);
+  sts(e, ninf, imp, Lf.iv);
+  V inc = ADDI(Lf.arg[0], ci(e, 1));
+  if_else(e, 1, &inc, "i64");
+  if_end(e, 1, &Lf.arg[0], "i64");
+  loop_end(e, &Lf, &nsv);
+  /* then the best by importance (ties: lower block), one at a time */
+  loop Lr;
+  loop_begin(e, &Lr, Lf.res[0], ci(e, Ks), ci(e, 1), 1, &Lf.res[0], "i64");
+  V init2[2] = {ci(e, -1), ninf};
+  loop Lx;
+  Lx.n = 2;
+  Lx.iv = nv(e);
+  V xr = nv(e);
+  for (int c = 0; c < 2; c++) {
+    Lx.arg[c] = nv(e);
+    snprintf(Lx.res[c].s, sizeof Lx.res[c].s, "%.24s#%d", xr.s, c & 0xff);
+  }
+  V one = ci(e, 1), zz = ci(e, 0);
+  out(e, "  %s:2 = scf.for %s = %s to %s step %s iter_args(%s = %s, %s = %s) -> (i64, f32) : i64 {\n",
+      xr.s, Lx.iv.s, zz.s, nb.s, one.s, Lx.arg[0].s, init2[0].s, Lx.arg[1].s, init2[1].s);
+  V iv2 = lds(e, imp, Lx.iv);
+  V better = cmpf(e, "ogt", iv2, Lx.arg[1], "f32");
+  V nbst = sel(e, better, Lx.iv, Lx.arg[0], "i64");
+  V nval = sel(e, better, iv2, Lx.arg[1], "f32");
+  out(e, "  scf.yield %s, %s : i64, f32\n  }\n", nbst.s, nval.s);
+  V found = cmpi(e, "sge", Lx.res[0], ci(e, 0));
+  V nsr;
+  if_begin(e, found, 1, "i64", &nsr);
+  sti(e, Lx.res[0], sel_, Lr.arg[0]);
+  sts(e, ninf, imp, Lx.res[0]);
+  V inc2 = ADDI(Lr.arg[0], ci(e, 1));
+  if_else(e, 1, &inc2, "i64");
+  if_end(e, 1, &Lr.arg[0], "i64");
+  loop_end(e, &Lr, &nsr);
+  V ns = Lr.res[0];
+  /* every head of the group */
+  V hq = for0(e, ci(e, 0), ci(e, grp), 1);
+  V h = ADDI(MULI(kh, ci(e, grp)), hq);
+  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
+  V zv = cvf(e, 0), acc[MAXCARRY];
+  for (int c = 0; c < n; c++) acc[c] = zv;
+  /* compressed branch */
+  V ocmp[MAXCARRY];
+  for (int c = 0; c < n; c++) ocmp[c] = acc[c];
+  accum_rows(e, ocmp, gep(e, pbuf, MULI(hq, nc)), nc, cf(e, 1.0), plain_row, &vcx, d);
+  /* selected branch: scores of block s at ssc + s * B, -inf past its end */
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = koff};
+  V fill = for0(e, ci(e, 0), ci(e, Ks * B), 1);
+  sts(e, ninf, ssc, fill);
+  end0(e);
+  loop Ls;
+  loop_begin(e, &Ls, ci(e, 0), ns, ci(e, 1), 1, &ninf, "f32");
+  bc.base = MULI(ldi(e, sel_, Ls.iv), ci(e, B));
+  V cnt = MINI(ci(e, B), SUBI(tp1, bc.base));
+  V m2 = score_rows(e, qx, d, scale, &bc, cnt, gep(e, ssc, MULI(Ls.iv, ci(e, B))), Ls.arg[0]);
+  loop_end(e, &Ls, &m2);
+  V msel = Ls.res[0];
+  V none = cmpf(e, "oeq", msel, ninf, "f32");
+  V ssum = exp_inplace(e, ssc, ci(e, Ks * B), sel(e, none, cf(e, 0), msel, "f32"));
+  V fsel = sel(e, none, cf(e, 0), FDIV(cf(e, 1.0), ssum), "f32");
+  V osel[MAXCARRY];
+  for (int c = 0; c < n; c++) osel[c] = acc[c];
+  loop La;
+  loop_begin(e, &La, ci(e, 0), ns, ci(e, 1), n, osel, e->vt);
+  bc.base = MULI(ldi(e, sel_, La.iv), ci(e, B));
+  V cnt2 = MINI(ci(e, B), SUBI(tp1, bc.base));
+  V a2[MAXCARRY];
+  for (int c = 0; c < n; c++) a2[c] = La.arg[c];
+  accum_rows(e, a2, gep(e, ssc, MULI(La.iv, ci(e, B))), cnt2, fsel, blk_vrow, &bc, d);
+  loop_end(e, &La, a2);
+  /* window branch */
+  bc.base = MAXI(SUBI(tp1, ci(e, W)), ci(e, 0));
+  V nw = SUBI(tp1, bc.base);
+  V mw = score_rows(e, qx, d, scale, &bc, nw, wsc, ninf);
+  V wsum = exp_inplace(e, wsc, nw, mw);
+  V owin[MAXCARRY];
+  for (int c = 0; c < n; c++) owin[c] = acc[c];
+  accum_rows(e, owin, wsc, nw, FDIV(cf(e, 1.0), wsum), blk_vrow, &bc, d);
+  /* mix */
+  V g0 = splat(e, lds(e, gr, MULI(h, ci(e, 3))));
+  V g1 = splat(e, lds(e, gr, ADDI(MULI(h, ci(e, 3)), ci(e, 1))));
+  V g2 = splat(e, lds(e, gr, ADDI(MULI(h, ci(e, 3)), ci(e, 2))));
+  V res[MAXCARRY];
+  for (int c = 0; c < n; c++)
+    res[c] = vfma(e, g0, ocmp[c], vfma(e, g1, La.res[c], VMUL(g2, owin[c])));
+  store_vecs(e, res, gep(e, orow, MULI(h, ci(e, d))), d);
+  end0(e); /* heads of the group */
+  end0(e); /* kv heads */
+  end0(e); /* rows */
+}
+
 /* ---- small per-row ops in double, as the reference ----------------------- */
 
 static V to_f64(em *e, V x) {
@@ -1916,7 +2126,8 @@ int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
   switch (op->code) {
   case IR_INPUT: case IR_WEIGHT: case IR_RETURN:
   case IR_LANDMARK_SCORES: case IR_TOPK: case IR_BLOCK_LANDMARK:
-  case IR_MOBA_ATTENTION: case IR_LANDMARK_ATTENTION:
+  case IR_MOBA_ATTENTION: case IR_LANDMARK_ATTENTION: case IR_NSA_COMPRESS:
+  case IR_NSA_ATTENTION:
   case IR_EMBED: case IR_RMSNORM: case IR_LAYERNORM: case IR_LINEAR:
   case IR_SPLIT_HEADS: case IR_MERGE_HEADS: case IR_ROPE: case IR_ADD: case IR_SILU_MUL:
   case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
@@ -1961,7 +2172,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   int64_t held = 0;
   if (req->scores) held = 0;
   else if (op->code == IR_ATTENTION || op->code == IR_CHUNK_ATTENTION || op->code == IR_ROPE ||
-           op->code == IR_MOBA_ATTENTION || op->code == IR_LANDMARK_ATTENTION)
+           op->code == IR_MOBA_ATTENTION || op->code == IR_LANDMARK_ATTENTION ||
+           op->code == IR_NSA_COMPRESS || op->code == IR_NSA_ATTENTION)
     held = LAST(op->in[0]);
   else if (op->code == IR_LANDMARK_SCORES)
     held = DIMN(op->in[0], 2);
@@ -2007,6 +2219,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_BLOCK_LANDMARK: k_block_landmark(&e, req); break;
     case IR_MOBA_ATTENTION: k_moba(&e, req, info); break;
     case IR_LANDMARK_ATTENTION: k_landmark_attention(&e, req, info); break;
+    case IR_NSA_COMPRESS: k_nsa_compress(&e, req); break;
+    case IR_NSA_ATTENTION: k_nsa_attention(&e, req, info); break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;
     case IR_SOFTMAX: k_weights(&e, req, 1); break;
     default: k_copy(&e, req); break;
