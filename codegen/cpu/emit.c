@@ -1678,6 +1678,24 @@ static V score_rows(em *e, const V *qx, int64_t d, double scale, blk_ctx *b, V n
   return L.res[0];
 }
 
+/* The loops every per-head kernel opens: rows t, then query heads h in
+ * [n0, n1), with h's query loaded into qx (closed by two end0). */
+typedef struct head_iter {
+  V t, qr, orow, h, kh;
+} head_iter;
+
+static head_iter heads_begin(em *e, view *Q, view *o, int64_t d, int64_t grp, V *qx) {
+  head_iter it;
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  it.t = rows_begin(e);
+  it.qr = rowp(e, Q, it.t);
+  it.orow = rowp(e, o, it.t);
+  it.h = for0(e, n0, n1, 1);
+  it.kh = DIVI(it.h, ci(e, grp));
+  load_vecs(e, gep(e, it.qr, MULI(it.h, ci(e, d))), d, qx);
+  return it;
+}
+
 /* MoBA: a past block's gate is the mean of q . k over its keys; the top-k
  * past blocks (ties: lower block) and the own block up to t go under one
  * softmax.  Scratch: the K-entry list, then (K + 1) x B scores. */
@@ -1694,15 +1712,11 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   V scr = argp(e, CG_A_SCRATCH);
   V val = scr, idx = gepc(e, scr, Ks), sc = gepc(e, scr, 2 * Ks);
   int n = nvecs(e, d);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
-  V t = rows_begin(e);
-  V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
-  V b0 = DIVI(t, ci(e, B));
-  V h = for0(e, n0, n1, 1);
-  V kh = DIVI(h, ci(e, grp));
   V qx[MAXCARRY];
-  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
-  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
+  head_iter it = heads_begin(e, &Q, &o, d, grp, qx);
+  V t = it.t, orow = it.orow, h = it.h;
+  V b0 = DIVI(t, ci(e, B));
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(it.kh, ci(e, d))};
   clear_lists(e, val, idx, Ks);
   V z0 = ci(e, 0);
   loop Lb;
@@ -1777,15 +1791,11 @@ static void k_landmark_attention(em *e, const cg_kernel_req *q, cg_kernel_info *
   V scr = argp(e, CG_A_SCRATCH);
   V val = scr, idx = gepc(e, scr, Ks), loc = gepc(e, scr, 2 * Ks), blk = gepc(e, scr, 2 * Ks + B);
   int n = nvecs(e, d);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
-  V t = rows_begin(e);
-  V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
-  V b0 = DIVI(t, ci(e, B));
-  V h = for0(e, n0, n1, 1);
-  V kh = DIVI(h, ci(e, grp));
   V qx[MAXCARRY];
-  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
-  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d)), .base = MULI(b0, ci(e, B))};
+  head_iter it = heads_begin(e, &Q, &o, d, grp, qx);
+  V t = it.t, orow = it.orow, h = it.h;
+  V b0 = DIVI(t, ci(e, B));
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(it.kh, ci(e, d)), .base = MULI(b0, ci(e, B))};
   V nloc = ADDI(SUBI(t, bc.base), ci(e, 1));
   V m = score_rows(e, qx, d, scale, &bc, nloc, loc, cf(e, -INFINITY));
   clear_lists(e, val, idx, Ks);
