@@ -117,6 +117,38 @@ static uint64_t text_hash(const char *s, size_t n) {
   return h;
 }
 
+static uint64_t mix(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+static uint64_t mix_op(uint64_t h, const ir_op *op) {
+  h = mix(h, &op->code, sizeof op->code);
+  for (int i = 0; i < op->nattrs; i++) {
+    const ir_attr *a = &op->attrs[i];
+    h = mix(h, a->key, strlen(a->key) + 1);
+    h = mix(h, &a->kind, sizeof a->kind);
+    if (a->kind == IR_ATTR_INT) h = mix(h, &a->i, sizeof a->i);
+    else if (a->kind == IR_ATTR_FLOAT) h = mix(h, &a->f, sizeof a->f);
+    else h = mix(h, a->s, strlen(a->s) + 1);
+  }
+  for (int i = 0; i < op->nin; i++) h = mix(h, &op->in[i]->type, sizeof op->in[i]->type);
+  for (int i = 0; i < op->nout; i++) h = mix(h, &op->out[i]->type, sizeof op->out[i]->type);
+  return h;
+}
+
+/* Everything the emitted text depends on (cg_cpu_emit reads nothing else):
+ * the op (and a streamed retrieve's scores op), their attributes and
+ * types, how each input is held, the vector width. */
+static uint64_t req_signature(const cg_kernel_req *r) {
+  uint64_t h = mix_op(1469598103934665603ull, r->op);
+  if (r->scores) h = mix_op(h ^ 0x5c, r->scores);
+  h = mix(h, r->hist, sizeof r->hist);
+  h = mix(h, r->row_elems, sizeof r->row_elems);
+  return mix(h, &r->vec_bits, sizeof r->vec_bits);
+}
+
 /* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
  * the kernel names. */
 static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p, char **text,
@@ -125,7 +157,12 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
   char *mod = NULL, *tmp = NULL;
   uint64_t *seen = calloc((size_t)g->nops + 1, sizeof *seen);
   int *seen_val = calloc((size_t)g->nops + 1, sizeof *seen_val);
-  if (!seen || !seen_val) {
+  uint64_t *sigs = calloc((size_t)g->nops + 1, sizeof *sigs);
+  int *sig_val = calloc((size_t)g->nops + 1, sizeof *sig_val);
+  int nsig = 0;
+  if (!seen || !seen_val || !sigs || !sig_val) {
+    free(sigs);
+    free(sig_val);
     free(seen);
     free(seen_val);
     snprintf(err, errsize, "out of memory");
@@ -149,6 +186,24 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     }
     kentry *k = &p->k[op->out[0]->index];
     k->scores = ov->stream;
+    /* an op whose request matches an earlier one's (same op, attributes,
+     * types and layouts: a repeated layer) has the same kernel: reuse it
+     * without writing its text again */
+    uint64_t sig = req_signature(&req);
+    bool same = false;
+    for (int i = 0; i < nsig && !same; i++)
+      if (sigs[i] == sig) {
+        same = true;
+        const kentry *ref = &p->k[sig_val[i]];
+        memcpy(k->name, ref->name, sizeof k->name);
+        k->info = ref->info;
+      }
+    if (same) {
+      p->nops++;
+      continue;
+    }
+    sig_val[nsig] = op->out[0]->index;
+    sigs[nsig++] = sig;
     if (tmp) tmp[0] = 0;
     tlen = 0;
     if (cg_cpu_emit(&req, "__K", &tmp, &tlen, &k->info, err, errsize)) {
@@ -209,6 +264,8 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
   free(tmp);
   free(seen);
   free(seen_val);
+  free(sigs);
+  free(sig_val);
   if (st != HSART_OK) {
     free(mod);
     return st;
