@@ -27,6 +27,9 @@ typedef struct kentry {
   kernel_fn fn;
   kernel_fn merge;              /* retrieve: merges partial scans (decode) */
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
+  const ir_op *fused;           /* an add: the linear whose GEMM it ends */
+  const ir_value *ins[IR_MAX_INPUTS]; /* what the kernel reads, in order */
+  int nins;
   cg_kernel_info info;
   char name[48];
   const float *w[IR_MAX_INPUTS];/* weights as the kernel reads them */
@@ -40,6 +43,8 @@ typedef struct cpu_prog {
   int nvals;
   int nkernels, nops;           /* distinct kernels, ops they serve */
   float **packed;               /* per value index: packed linear weights */
+  bool *fused_into;             /* per value index: a linear's result computed
+                                   by the add that reads it (never stored) */
   int threads;
   int64_t scan_split_min;       /* split one row's landmark scan from this many */
   double ms_emit;                /* writing the MLIR of every kernel */
@@ -99,6 +104,7 @@ static void cpu_program_free(void *program) {
   if (p->packed)
     for (int i = 0; i < p->nvals; i++) free(p->packed[i]);
   free(p->packed);
+  free(p->fused_into);
   free(p->k);
   free(p);
 }
@@ -144,9 +150,34 @@ static uint64_t mix_op(uint64_t h, const ir_op *op) {
 static uint64_t req_signature(const cg_kernel_req *r) {
   uint64_t h = mix_op(1469598103934665603ull, r->op);
   if (r->scores) h = mix_op(h ^ 0x5c, r->scores);
+  if (r->fused) h = mix_op(h ^ 0xf0, r->fused);
   h = mix(h, r->hist, sizeof r->hist);
   h = mix(h, r->row_elems, sizeof r->row_elems);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
+}
+
+/* The linear op an add can end as a GEMM epilogue (C = A W^T + R): one
+ * of its inputs is a linear's result that nothing else reads.  NULL: none. */
+static const ir_op *fusable_linear(const ir_graph *g, const ir_op *add) {
+  if (add->code != IR_ADD) return NULL;
+  for (int i = 0; i < 2; i++) {
+    const ir_op *lin = add->in[i]->def;
+    if (lin->code != IR_LINEAR || add->in[1 - i] == add->in[i]) continue;
+    if (!ir_type_eq(&lin->out[0]->type, &add->out[0]->type) || g->output == lin->out[0])
+      continue;
+    int uses = 0;
+    for (const ir_op *op = g->first; op; op = op->next)
+      for (int j = 0; j < op->nin; j++) uses += op->in[j] == lin->out[0];
+    if (uses == 1) return lin;
+  }
+  return NULL;
+}
+
+static void mark_fused(const ir_graph *g, cpu_prog *p) {
+  for (const ir_op *op = g->first; op; op = op->next) {
+    const ir_op *lin = fusable_linear(g, op);
+    if (lin) p->fused_into[lin->out[0]->index] = true;
+  }
 }
 
 /* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
@@ -178,13 +209,26 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
     const rt_val *ov = &x->vals[op->out[0]->index];
     if (ov->virt) continue; /* computed inside its retrieve kernel */
+    kentry *k = &p->k[op->out[0]->index];
+    if (op->code == IR_LINEAR && p->fused_into[op->out[0]->index]) continue;
     cg_kernel_req req = {.op = op, .scores = ov->stream, .vec_bits = p->target.vec_bits};
     const ir_op *src = ov->stream ? ov->stream : op;
-    for (int i = 0; i < src->nin; i++) {
-      req.hist[i] = hist_of(x, src->in[i]);
-      req.row_elems[i] = x->vals[src->in[i]->index].st.row_elems;
+    k->nins = src->nin;
+    for (int i = 0; i < src->nin; i++) k->ins[i] = src->in[i];
+    const ir_op *lin = fusable_linear(g, op);
+    if (lin) {
+      /* x, W of the linear, then the residual */
+      req.fused = lin;
+      k->fused = lin;
+      k->nins = 3;
+      k->ins[0] = lin->in[0];
+      k->ins[1] = lin->in[1];
+      k->ins[2] = op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
     }
-    kentry *k = &p->k[op->out[0]->index];
+    for (int i = 0; i < k->nins; i++) {
+      req.hist[i] = hist_of(x, k->ins[i]);
+      req.row_elems[i] = x->vals[k->ins[i]->index].st.row_elems;
+    }
     k->scores = ov->stream;
     /* an op whose request matches an earlier one's (same op, attributes,
      * types and layouts: a repeated layer) has the same kernel: reuse it
@@ -215,7 +259,8 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     }
     uint64_t h = text_hash(tmp, tlen);
     snprintf(k->name, sizeof k->name, "hsac_%s_%016llx",
-             ov->stream ? "retrieve" : ir_ops[op->code].name, (unsigned long long)h);
+             ov->stream ? "retrieve" : k->fused ? "linear_add" : ir_ops[op->code].name,
+             (unsigned long long)h);
     p->nops++;
     bool dup = false;
     for (int i = 0; i < nseen && !dup; i++)
@@ -306,8 +351,11 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
   if (st == HSART_OK) {
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
-    st = p.k ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
+    p.fused_into = calloc((size_t)x.nvals + 1, sizeof *p.fused_into);
+    if (p.fused_into) mark_fused(g, &p);
+    st = p.k && p.fused_into ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
   }
+  free(p.fused_into);
   if (w) rt_exec_free(&x);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(p.k);
@@ -347,8 +395,10 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->nvals = x.nvals;
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
+  p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
   char *text = NULL;
-  if (!p->k || !p->packed) {
+  if (p->fused_into) mark_fused(g, p);
+  if (!p->k || !p->packed || !p->fused_into) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {
@@ -372,7 +422,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   for (const ir_op *op = g->first; op && st == HSART_OK; op = op->next) {
     if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
     const rt_val *ov = &x.vals[op->out[0]->index];
-    if (ov->virt) continue;
+    if (ov->virt || p->fused_into[op->out[0]->index]) continue;
     kentry *k = &p->k[op->out[0]->index];
     k->fn = (kernel_fn)cg_jit_lookup(p->jit, k->name);
     if (k->fn && k->info.split == CG_SPLIT_CHUNKS) {
@@ -386,15 +436,14 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       st = HSART_EUNSUPPORTED;
       break;
     }
-    const ir_op *src = k->scores ? k->scores : op;
-    for (int i = 0; i < src->nin; i++) {
-      const rt_val *iv = &x.vals[src->in[i]->index];
+    for (int i = 0; i < k->nins; i++) {
+      const rt_val *iv = &x.vals[k->ins[i]->index];
       if (!iv->is_weight) continue;
       k->w[i] = iv->w;
-      if (op->code == IR_LINEAR && i == 1) {
-        int idx = src->in[i]->index;
+      if ((op->code == IR_LINEAR || k->fused) && i == 1) {
+        int idx = k->ins[i]->index;
         if (!p->packed[idx]) {
-          const ir_type *t = &src->in[i]->type;
+          const ir_type *t = &k->ins[i]->type;
           int64_t O = t->dims[0].n, I = t->dims[1].n;
           p->packed[idx] = malloc(cg_linear_packed_floats(O, I, p->target.vec_bits) * sizeof(float));
           if (!p->packed[idx]) {
@@ -445,7 +494,6 @@ static void cpu_session_free(void *state) {
 
 static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, char *err,
                                      size_t errsize) {
-  (void)x;
   cpu_prog *p = program;
   cpu_sess *s = calloc(1, sizeof *s);
   if (!s) {
@@ -453,6 +501,10 @@ static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, ch
     return HSART_ENOMEM;
   }
   s->p = p;
+  /* a linear ended by its add is computed inside the add's kernel: the
+   * runtime neither stores nor runs it */
+  for (int i = 0; i < x->nvals && i < p->nvals; i++)
+    if (p->fused_into[i]) x->vals[i].virt = true;
   s->pool = rt_pool_create(p->threads);
   int n = rt_pool_threads(s->pool);
   s->nthreads = n;
@@ -530,11 +582,10 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
   a[CG_A_N0] = 0;
   a[CG_A_N1] = nsplit;
   for (int i = 0; i < op->nout; i++) put_view(a, CG_A_OUT0 + CG_VIEW_SLOTS * i, x, op->out[i]);
-  const ir_op *src = k->scores ? k->scores : op;
-  for (int i = 0; i < src->nin; i++) {
+  for (int i = 0; i < k->nins; i++) {
     int base = CG_A_IN0 + CG_VIEW_SLOTS * i;
     if (k->w[i]) a[base + CG_V_SEG] = (int64_t)(intptr_t)k->w[i];
-    else put_view(a, base, x, src->in[i]);
+    else put_view(a, base, x, k->ins[i]);
   }
   if (k->scores) a[CG_A_C] = rt_dim_at(k->scores->in[1]->type.dims[0], x->t1);
   /* per-thread scratch */

@@ -638,8 +638,8 @@ void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *p
 /* One MR' x NR block: rows [m, m + mr) of A against the packed panel at
  * bp ([I][nr]), output columns [col0, col0 + nr); C written with a mask
  * where the panel passes O. */
-static void gemm_block(em *e, int mr, V A, V C, V bp, V m, V col0, int64_t I, int64_t O,
-                       int64_t nr) {
+static void gemm_block(em *e, int mr, V A, V C, const V *R, V bp, V m, V col0, int64_t I,
+                       int64_t O, int64_t nr) {
   int nvb = (int)(nr / e->vl);
   V acc[MAXCARRY];
   V z = cvf(e, 0);
@@ -660,25 +660,36 @@ static void gemm_block(em *e, int mr, V A, V C, V bp, V m, V col0, int64_t I, in
   V left = SUBI(ci(e, O), col0);
   V full = cmpi(e, "sge", left, ci(e, nr));
   if_begin(e, full, 0, "", NULL);
+  /* the epilogue: + R (a residual add fused into the GEMM), then store */
   for (int i = 0; i < mr; i++) {
-    V crow = gep(e, C, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0));
-    for (int j = 0; j < nvb; j++) stv(e, L.res[i * nvb + j], crow, ci(e, (int64_t)j * e->vl), NULL);
+    V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0);
+    V crow = gep(e, C, at), rrow = R ? gep(e, *R, at) : crow;
+    for (int j = 0; j < nvb; j++) {
+      V c = L.res[i * nvb + j], off = ci(e, (int64_t)j * e->vl);
+      if (R) c = VADD(c, ldv(e, rrow, off, NULL));
+      stv(e, c, crow, off, NULL);
+    }
   }
   out(e, "  } else {\n");
   for (int i = 0; i < mr; i++) {
-    V crow = gep(e, C, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0));
+    V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0);
+    V crow = gep(e, C, at), rrow = R ? gep(e, *R, at) : crow;
     for (int j = 0; j < nvb; j++) {
       V lj = SUBI(left, ci(e, (int64_t)j * e->vl));
       V cnt = MAXI(MINI(lj, ci(e, e->vl)), ci(e, 0));
-      V mk = dmask(e, cnt);
-      stv(e, L.res[i * nvb + j], crow, ci(e, (int64_t)j * e->vl), &mk);
+      V mk = dmask(e, cnt), c = L.res[i * nvb + j], off = ci(e, (int64_t)j * e->vl);
+      if (R) c = VADD(c, ldv(e, rrow, off, &mk));
+      stv(e, c, crow, off, &mk);
     }
   }
   out(e, "  }\n");
 }
 
+/* The linear kernel, or (q->fused) an add ending the linear's GEMM:
+ * C = A W^T + R with the residual R read in the epilogue, so the GEMM's
+ * result is never stored and read back. */
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
-  const ir_op *op = q->op;
+  const ir_op *op = q->fused ? q->fused : q->op;
   int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
   int64_t nr = cg_linear_panel(e->vl * 32, O);
   int MR = linear_rows(e->vl * 32, nr);
@@ -690,7 +701,13 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t nfull = O / nr, nt = tail_width(e->vl * 32, O);
   info->nsplit = nfull + (nt ? 1 : 0);
   /* rows [r0, r1) of the segment are one contiguous [M, I] matrix */
-  V A = rowp(e, &x, r0), C = rowp(e, &o, r0);
+  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), Rv;
+  const V *R = NULL;
+  if (q->fused) {
+    view res = INV(e, q, 2);
+    Rv = rowp(e, &res, r0);
+    R = &Rv;
+  }
   V M = MULI(SUBI(r1, r0), ci(e, nvec));
   V Mfull = MULI(DIVI(M, ci(e, MR)), ci(e, MR));
   V pend = MINI(n1, ci(e, nfull));
@@ -710,7 +727,7 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   V p = for0(e, n0, pend, 1);
   V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
   V m = for0(e, mb, mbe, MR);
-  gemm_block(e, MR, A, C, bp, m, col0, I, O, nr);
+  gemm_block(e, MR, A, C, R, bp, m, col0, I, O, nr);
   end0(e);
   end0(e);
   if (!big) end0(e);
@@ -718,7 +735,7 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   V p2 = for0(e, n0, pend, 1);
   V bp2 = gep(e, w.seg, MULI(p2, ci(e, I * nr))), col2 = MULI(p2, ci(e, nr));
   V m2 = for0(e, Mfull, M, 1);
-  gemm_block(e, 1, A, C, bp2, m2, col2, I, O, nr);
+  gemm_block(e, 1, A, C, R, bp2, m2, col2, I, O, nr);
   end0(e);
   end0(e);
   if (nt) {
@@ -730,10 +747,10 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     int TMR = linear_rows(e->vl * 32, nt);
     V Mt = MULI(DIVI(M, ci(e, TMR)), ci(e, TMR));
     V mt = for0(e, ci(e, 0), Mt, TMR);
-    gemm_block(e, TMR, A, C, tbp, mt, tc0, I, O, nt);
+    gemm_block(e, TMR, A, C, R, tbp, mt, tc0, I, O, nt);
     end0(e);
     V mt2 = for0(e, Mt, M, 1);
-    gemm_block(e, 1, A, C, tbp, mt2, tc0, I, O, nt);
+    gemm_block(e, 1, A, C, R, tbp, mt2, tc0, I, O, nt);
     end0(e);
     out(e, "  }\n");
   }
@@ -2205,7 +2222,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     }
     k_retrieve(&e, req, info, name);
   } else {
-    switch (op->code) {
+    if (req->fused) op = NULL; /* an add that ends a GEMM */
+    switch (op ? op->code : IR_LINEAR) {
     case IR_EMBED: k_embed(&e, req); break;
     case IR_RMSNORM: k_norm(&e, req, false); break;
     case IR_LAYERNORM: k_norm(&e, req, true); break;

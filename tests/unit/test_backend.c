@@ -178,6 +178,30 @@ static void test_linear_shapes(void) {
   }
 }
 
+/* A residual add that ends the GEMM feeding it (C = A W^T + R, the
+ * linear's result never stored), at ragged shapes, in segments and in
+ * decode; the residual on either side of the add. */
+static void test_linear_residual(void) {
+  static const int64_t shapes[][3] = {{13, 260, 32}, {21, 64, 17}, {9, 48, 100}};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
+    tg t;
+    tg_init(&t);
+    ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 1));
+    ir_value *r = tg_rows(&t, "r", L, O, rnd((size_t)(L * O), 1));
+    ir_value *w = tg_weight(&t, "w", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.3f));
+    ir_value *y = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w}, 0, NULL, 0);
+    ir_value *s1 = tg_op(&t, IR_ADD, 2, (ir_value *[]){r, y}, 0, NULL, 0);
+    ir_value *w2 = tg_weight(&t, "w2", 2, (int64_t[]){O, O}, rnd((size_t)(O * O), 0.1f));
+    ir_value *y2 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){s1, w2}, 0, NULL, 0);
+    ir_value *s2 = tg_op(&t, IR_ADD, 2, (ir_value *[]){y2, s1}, 0, NULL, 0);
+    tg_run(&t, s2, L);
+    check(&t, s1, L, 4, "linear + residual");
+    check(&t, s2, L, 1, "linear + residual (the residual first), decode");
+    tg_free(&t);
+  }
+}
+
 static void test_rowwise(void) {
   enum { L = 23, D = 40 };
   tg t;
@@ -614,6 +638,7 @@ void tu_add_backend_suite(void) {
   pool_used = 0;
   CU_pSuite s = CU_add_suite("backend_cpu", NULL, NULL);
   CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
+  CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
   CU_add_test(s, "norms and elementwise", test_rowwise);
   CU_add_test(s, "rope and heads", test_rope_heads);
   CU_add_test(s, "windowed and dense attention", test_attention);
