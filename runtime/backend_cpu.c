@@ -27,7 +27,9 @@ typedef struct kentry {
   kernel_fn fn;
   kernel_fn merge;              /* retrieve: merges partial scans (decode) */
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
-  const ir_op *fused;           /* an add: the linear whose GEMM it ends */
+  const ir_op *fused;           /* an add: the linear whose GEMM it ends;
+                                   a silu_mul: its gate linear */
+  const ir_op *fused_up;        /* a silu_mul: its up linear */
   const ir_value *ins[IR_MAX_INPUTS]; /* what the kernel reads, in order */
   int nins;
   cg_kernel_info info;
@@ -151,6 +153,7 @@ static uint64_t req_signature(const cg_kernel_req *r) {
   uint64_t h = mix_op(1469598103934665603ull, r->op);
   if (r->scores) h = mix_op(h ^ 0x5c, r->scores);
   if (r->fused) h = mix_op(h ^ 0xf0, r->fused);
+  if (r->fused_up) h = mix_op(h ^ 0x0f, r->fused_up);
   h = mix(h, r->hist, sizeof r->hist);
   h = mix(h, r->row_elems, sizeof r->row_elems);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
@@ -173,10 +176,30 @@ static const ir_op *fusable_linear(const ir_graph *g, const ir_op *add) {
   return NULL;
 }
 
+/* SwiGLU as one kernel: silu_mul(linear(x, Wg), linear(x, Wu)) whose two
+ * linears nothing else reads becomes one GEMM pass per panel with
+ * silu(gate) * up in the epilogue.  Returns the gate linear (and *up). */
+static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const ir_op **up) {
+  if (op->code != IR_SILU_MUL) return NULL;
+  const ir_op *a = op->in[0]->def, *b = op->in[1]->def;
+  if (a->code != IR_LINEAR || b->code != IR_LINEAR || a == b || a->in[0] != b->in[0] ||
+      !ir_type_eq(&a->in[1]->type, &b->in[1]->type) ||
+      !ir_type_eq(&a->out[0]->type, &op->out[0]->type))
+    return NULL;
+  int uses = 0;
+  for (const ir_op *o = g->first; o; o = o->next)
+    for (int j = 0; j < o->nin; j++) uses += o->in[j] == a->out[0] || o->in[j] == b->out[0];
+  if (uses != 2 || g->output == a->out[0] || g->output == b->out[0]) return NULL;
+  *up = b;
+  return a;
+}
+
 static void mark_fused(const ir_graph *g, cpu_prog *p) {
   for (const ir_op *op = g->first; op; op = op->next) {
-    const ir_op *lin = fusable_linear(g, op);
+    const ir_op *up = NULL, *lin = fusable_linear(g, op);
+    if (!lin) lin = fusable_swiglu(g, op, &up);
     if (lin) p->fused_into[lin->out[0]->index] = true;
+    if (up) p->fused_into[up->out[0]->index] = true;
   }
 }
 
@@ -215,8 +238,17 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     const ir_op *src = ov->stream ? ov->stream : op;
     k->nins = src->nin;
     for (int i = 0; i < src->nin; i++) k->ins[i] = src->in[i];
-    const ir_op *lin = fusable_linear(g, op);
-    if (lin) {
+    const ir_op *up = NULL, *lin = fusable_linear(g, op);
+    if (!lin && (lin = fusable_swiglu(g, op, &up))) {
+      req.fused = lin;
+      req.fused_up = up;
+      k->fused = lin;
+      k->fused_up = up;
+      k->nins = 3;
+      k->ins[0] = lin->in[0];
+      k->ins[1] = lin->in[1];
+      k->ins[2] = up->in[1];
+    } else if (lin) {
       /* x, W of the linear, then the residual */
       req.fused = lin;
       k->fused = lin;
@@ -259,7 +291,10 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     }
     uint64_t h = text_hash(tmp, tlen);
     snprintf(k->name, sizeof k->name, "hsac_%s_%016llx",
-             ov->stream ? "retrieve" : k->fused ? "linear_add" : ir_ops[op->code].name,
+             ov->stream    ? "retrieve"
+             : k->fused_up ? "swiglu"
+             : k->fused    ? "linear_add"
+                           : ir_ops[op->code].name,
              (unsigned long long)h);
     p->nops++;
     bool dup = false;
@@ -440,7 +475,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       const rt_val *iv = &x.vals[k->ins[i]->index];
       if (!iv->is_weight) continue;
       k->w[i] = iv->w;
-      if ((op->code == IR_LINEAR || k->fused) && i == 1) {
+      if ((op->code == IR_LINEAR || k->fused) && (i == 1 || (k->fused_up && i == 2))) {
         int idx = k->ins[i]->index;
         if (!p->packed[idx]) {
           const ir_type *t = &k->ins[i]->type;

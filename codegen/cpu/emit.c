@@ -635,11 +635,28 @@ void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *p
 }
 
 
+/* What a GEMM block does with its accumulators: store them to C, after
+ * adding a residual R (an add fused into the GEMM); or, for SwiGLU, keep
+ * the gate's tile in scratch (row stride nr) and then, in the up
+ * projection's pass, store silu(gate) * up. */
+typedef struct gemm_epi {
+  const V *R;     /* + R[m][col] */
+  const V *tile;  /* gate pass: store the tile here, not to C */
+  const V *gate;  /* up pass: c = silu(gate tile) * c */
+} gemm_epi;
+
+static V silu_times(em *e, V g, V u) {
+  V neg = nv(e), one = cvf(e, 1.0);
+  out(e, "  %s = arith.negf %s : %s\n", neg.s, g.s, e->vt);
+  V sg = fbin(e, "arith.divf", one, VADD(one, exp_vec(e, neg)), e->vt);
+  return VMUL(VMUL(g, sg), u);
+}
+
 /* One MR' x NR block: rows [m, m + mr) of A against the packed panel at
  * bp ([I][nr]), output columns [col0, col0 + nr); C written with a mask
  * where the panel passes O. */
-static void gemm_block(em *e, int mr, V A, V C, const V *R, V bp, V m, V col0, int64_t I,
-                       int64_t O, int64_t nr) {
+static void gemm_block(em *e, int mr, V A, V C, const gemm_epi *ep, V bp, V m, V col0,
+                       int64_t I, int64_t O, int64_t nr) {
   int nvb = (int)(nr / e->vl);
   V acc[MAXCARRY];
   V z = cvf(e, 0);
@@ -656,33 +673,52 @@ static void gemm_block(em *e, int mr, V A, V C, const V *R, V bp, V m, V col0, i
     for (int j = 0; j < nvb; j++) y[i * nvb + j] = vfma(e, av, bv[j], L.arg[i * nvb + j]);
   }
   loop_end(e, &L, y);
+  if (ep->tile) {
+    /* the gate's tile, whole (columns past O are zeros of the padding) */
+    for (int i = 0; i < mr; i++)
+      for (int j = 0; j < nvb; j++)
+        stv(e, L.res[i * nvb + j], *ep->tile, ci(e, i * nr + (int64_t)j * e->vl), NULL);
+    return;
+  }
   /* columns [col0, col0 + nr) of C, masked past O */
   V left = SUBI(ci(e, O), col0);
   V full = cmpi(e, "sge", left, ci(e, nr));
   if_begin(e, full, 0, "", NULL);
-  /* the epilogue: + R (a residual add fused into the GEMM), then store */
-  for (int i = 0; i < mr; i++) {
-    V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0);
-    V crow = gep(e, C, at), rrow = R ? gep(e, *R, at) : crow;
-    for (int j = 0; j < nvb; j++) {
-      V c = L.res[i * nvb + j], off = ci(e, (int64_t)j * e->vl);
-      if (R) c = VADD(c, ldv(e, rrow, off, NULL));
-      stv(e, c, crow, off, NULL);
-    }
-  }
-  out(e, "  } else {\n");
-  for (int i = 0; i < mr; i++) {
-    V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0);
-    V crow = gep(e, C, at), rrow = R ? gep(e, *R, at) : crow;
-    for (int j = 0; j < nvb; j++) {
-      V lj = SUBI(left, ci(e, (int64_t)j * e->vl));
-      V cnt = MAXI(MINI(lj, ci(e, e->vl)), ci(e, 0));
-      V mk = dmask(e, cnt), c = L.res[i * nvb + j], off = ci(e, (int64_t)j * e->vl);
-      if (R) c = VADD(c, ldv(e, rrow, off, &mk));
-      stv(e, c, crow, off, &mk);
+  for (int part = 0; part < 2; part++) {
+    if (part) out(e, "  } else {\n");
+    for (int i = 0; i < mr; i++) {
+      V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0);
+      V crow = gep(e, C, at);
+      for (int j = 0; j < nvb; j++) {
+        V off = ci(e, (int64_t)j * e->vl), mk;
+        if (part) {
+          V lj = SUBI(left, ci(e, (int64_t)j * e->vl));
+          mk = dmask(e, MAXI(MINI(lj, ci(e, e->vl)), ci(e, 0)));
+        }
+        const V *mp = part ? &mk : NULL;
+        V c = L.res[i * nvb + j];
+        if (ep->R) c = VADD(c, ldv(e, gep(e, *ep->R, at), off, mp));
+        if (ep->gate)
+          c = silu_times(e, ldv(e, *ep->gate, ci(e, i * nr + (int64_t)j * e->vl), NULL), c);
+        stv(e, c, crow, off, mp);
+      }
     }
   }
   out(e, "  }\n");
+}
+
+/* A block of the linear kernel: the GEMM, or for SwiGLU the gate's then
+ * the up projection's GEMM over the same rows and panel. */
+static void linear_block(em *e, int mr, V A, V C, const V *R, V bpg, const V *bpu, V tile,
+                         V m, V col0, int64_t I, int64_t O, int64_t nr) {
+  if (!bpu) {
+    gemm_epi ep = {.R = R};
+    gemm_block(e, mr, A, C, &ep, bpg, m, col0, I, O, nr);
+    return;
+  }
+  gemm_epi g = {.tile = &tile}, u = {.gate = &tile};
+  gemm_block(e, mr, A, C, &g, bpg, m, col0, I, O, nr);
+  gemm_block(e, mr, A, C, &u, *bpu, m, col0, I, O, nr);
 }
 
 /* The linear kernel, or (q->fused) an add ending the linear's GEMM:
@@ -690,6 +726,7 @@ static void gemm_block(em *e, int mr, V A, V C, const V *R, V bp, V m, V col0, i
  * result is never stored and read back. */
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->fused ? q->fused : q->op;
+  bool swiglu = q->fused_up != NULL;
   int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
   int64_t nr = cg_linear_panel(e->vl * 32, O);
   int MR = linear_rows(e->vl * 32, nr);
@@ -701,9 +738,14 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t nfull = O / nr, nt = tail_width(e->vl * 32, O);
   info->nsplit = nfull + (nt ? 1 : 0);
   /* rows [r0, r1) of the segment are one contiguous [M, I] matrix */
-  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), Rv;
+  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), Rv, wu, tile = A;
   const V *R = NULL;
-  if (q->fused) {
+  if (swiglu) {
+    /* x, the gate's weights, the up projection's (same packing) */
+    wu = INV(e, q, 2).seg;
+    tile = argp(e, CG_A_SCRATCH);
+    info->scratch_fixed = 8 * nr + 16;
+  } else if (q->fused) {
     view res = INV(e, q, 2);
     Rv = rowp(e, &res, r0);
     R = &Rv;
@@ -726,16 +768,18 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   }
   V p = for0(e, n0, pend, 1);
   V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
+  V bpu = swiglu ? gep(e, wu, MULI(p, ci(e, I * nr))) : bp;
   V m = for0(e, mb, mbe, MR);
-  gemm_block(e, MR, A, C, R, bp, m, col0, I, O, nr);
+  linear_block(e, MR, A, C, R, bp, swiglu ? &bpu : NULL, tile, m, col0, I, O, nr);
   end0(e);
   end0(e);
   if (!big) end0(e);
   /* the rows left over after the MR-row blocks, one at a time */
   V p2 = for0(e, n0, pend, 1);
   V bp2 = gep(e, w.seg, MULI(p2, ci(e, I * nr))), col2 = MULI(p2, ci(e, nr));
+  V bpu2 = swiglu ? gep(e, wu, MULI(p2, ci(e, I * nr))) : bp2;
   V m2 = for0(e, Mfull, M, 1);
-  gemm_block(e, 1, A, C, R, bp2, m2, col2, I, O, nr);
+  linear_block(e, 1, A, C, R, bp2, swiglu ? &bpu2 : NULL, tile, m2, col2, I, O, nr);
   end0(e);
   end0(e);
   if (nt) {
@@ -744,13 +788,14 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
                      cmpi(e, "sgt", n1, ci(e, nfull)), "i1");
     if0(e, has_tail);
     V tbp = gepc(e, w.seg, nfull * I * nr), tc0 = ci(e, nfull * nr);
+    V tbu = swiglu ? gepc(e, wu, nfull * I * nr) : tbp;
     int TMR = linear_rows(e->vl * 32, nt);
     V Mt = MULI(DIVI(M, ci(e, TMR)), ci(e, TMR));
     V mt = for0(e, ci(e, 0), Mt, TMR);
-    gemm_block(e, TMR, A, C, R, tbp, mt, tc0, I, O, nt);
+    linear_block(e, TMR, A, C, R, tbp, swiglu ? &tbu : NULL, tile, mt, tc0, I, O, nt);
     end0(e);
     V mt2 = for0(e, Mt, M, 1);
-    gemm_block(e, 1, A, C, R, tbp, mt2, tc0, I, O, nt);
+    linear_block(e, 1, A, C, R, tbp, swiglu ? &tbu : NULL, tile, mt2, tc0, I, O, nt);
     end0(e);
     out(e, "  }\n");
   }
@@ -2222,7 +2267,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     }
     k_retrieve(&e, req, info, name);
   } else {
-    if (req->fused) op = NULL; /* an add that ends a GEMM */
+    if (req->fused) op = NULL; /* an add or a silu_mul that ends a GEMM */
     switch (op ? op->code : IR_LINEAR) {
     case IR_EMBED: k_embed(&e, req); break;
     case IR_RMSNORM: k_norm(&e, req, false); break;

@@ -84,7 +84,10 @@ typedef struct cg_kernel_req {
   const ir_op *op;               /* for a streamed retrieve: the topk op */
   const ir_op *scores;           /* a streamed retrieve: its landmark_scores op */
   const ir_op *fused;            /* op is an add ending this linear's GEMM:
-                                    inputs x, W (packed), then the residual */
+                                    inputs x, W (packed), then the residual;
+                                    or op is a silu_mul of this (gate)
+                                    linear and fused_up: */
+  const ir_op *fused_up;         /* inputs x, W gate, W up (both packed) */
   cg_hist hist[IR_MAX_INPUTS];   /* per input (of `scores` when streaming) */
   int64_t row_elems[IR_MAX_INPUTS];
   int vec_bits;                  /* 512, 256 or 128 */

@@ -202,6 +202,27 @@ static void test_linear_residual(void) {
   }
 }
 
+/* SwiGLU as one kernel: silu(x Wg^T) * (x Wu^T) with the gate's tile kept
+ * in scratch between the two GEMMs of a panel; ragged widths, decode. */
+static void test_swiglu(void) {
+  static const int64_t shapes[][3] = {{13, 260, 32}, {21, 70, 17}, {9, 16, 40}};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
+    tg t;
+    tg_init(&t);
+    ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 1));
+    ir_value *wg = tg_weight(&t, "wg", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.4f));
+    ir_value *wu = tg_weight(&t, "wu", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.4f));
+    ir_value *g = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, wg}, 0, NULL, 0);
+    ir_value *u = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, wu}, 0, NULL, 0);
+    ir_value *y = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){g, u}, 0, NULL, 0);
+    tg_run(&t, y, L);
+    check(&t, y, L, 4, "swiglu");
+    check(&t, y, L, 1, "swiglu, decode");
+    tg_free(&t);
+  }
+}
+
 static void test_rowwise(void) {
   enum { L = 23, D = 40 };
   tg t;
@@ -639,6 +660,7 @@ void tu_add_backend_suite(void) {
   CU_pSuite s = CU_add_suite("backend_cpu", NULL, NULL);
   CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
   CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
+  CU_add_test(s, "SwiGLU as one kernel", test_swiglu);
   CU_add_test(s, "norms and elementwise", test_rowwise);
   CU_add_test(s, "rope and heads", test_rope_heads);
   CU_add_test(s, "windowed and dense attention", test_attention);
