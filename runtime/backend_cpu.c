@@ -118,12 +118,9 @@ static cg_hist hist_of(const rt_exec *x, const ir_value *v) {
   return rv->st.keep > 0 ? CG_H_RING : CG_H_PAGES;
 }
 
-/* One FNV-1a 64 of a kernel's text, to share kernels between ops. */
-static uint64_t text_hash(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
+/* FNV-1a 64 continued over n bytes (start from FNV_OFFSET): the hashes
+ * that share kernels between ops, of their text and of their requests. */
+static const uint64_t FNV_OFFSET = 1469598103934665603ull;
 
 static uint64_t mix(uint64_t h, const void *p, size_t n) {
   const unsigned char *b = p;
@@ -150,7 +147,7 @@ static uint64_t mix_op(uint64_t h, const ir_op *op) {
  * the op (and a streamed retrieve's scores op), their attributes and
  * types, how each input is held, the vector width. */
 static uint64_t req_signature(const cg_kernel_req *r) {
-  uint64_t h = mix_op(1469598103934665603ull, r->op);
+  uint64_t h = mix_op(FNV_OFFSET, r->op);
   if (r->scores) h = mix_op(h ^ 0x5c, r->scores);
   if (r->fused) h = mix_op(h ^ 0xf0, r->fused);
   if (r->fused_up) h = mix_op(h ^ 0x0f, r->fused_up);
@@ -160,18 +157,16 @@ static uint64_t req_signature(const cg_kernel_req *r) {
 }
 
 /* The linear op an add can end as a GEMM epilogue (C = A W^T + R): one
- * of its inputs is a linear's result that nothing else reads.  NULL: none. */
-static const ir_op *fusable_linear(const ir_graph *g, const ir_op *add) {
+ * of its inputs is a linear's result that nothing else reads (uses[] by
+ * value index).  NULL: none. */
+static const ir_op *fusable_linear(const ir_graph *g, const ir_op *add, const int *uses) {
   if (add->code != IR_ADD) return NULL;
   for (int i = 0; i < 2; i++) {
     const ir_op *lin = add->in[i]->def;
     if (lin->code != IR_LINEAR || add->in[1 - i] == add->in[i]) continue;
     if (!ir_type_eq(&lin->out[0]->type, &add->out[0]->type) || g->output == lin->out[0])
       continue;
-    int uses = 0;
-    for (const ir_op *op = g->first; op; op = op->next)
-      for (int j = 0; j < op->nin; j++) uses += op->in[j] == lin->out[0];
-    if (uses == 1) return lin;
+    if (uses[lin->out[0]->index] == 1) return lin;
   }
   return NULL;
 }
@@ -179,28 +174,43 @@ static const ir_op *fusable_linear(const ir_graph *g, const ir_op *add) {
 /* SwiGLU as one kernel: silu_mul(linear(x, Wg), linear(x, Wu)) whose two
  * linears nothing else reads becomes one GEMM pass per panel with
  * silu(gate) * up in the epilogue.  Returns the gate linear (and *up). */
-static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const ir_op **up) {
+static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const int *uses,
+                                   const ir_op **up) {
   if (op->code != IR_SILU_MUL) return NULL;
   const ir_op *a = op->in[0]->def, *b = op->in[1]->def;
   if (a->code != IR_LINEAR || b->code != IR_LINEAR || a == b || a->in[0] != b->in[0] ||
       !ir_type_eq(&a->in[1]->type, &b->in[1]->type) ||
       !ir_type_eq(&a->out[0]->type, &op->out[0]->type))
     return NULL;
-  int uses = 0;
-  for (const ir_op *o = g->first; o; o = o->next)
-    for (int j = 0; j < o->nin; j++) uses += o->in[j] == a->out[0] || o->in[j] == b->out[0];
-  if (uses != 2 || g->output == a->out[0] || g->output == b->out[0]) return NULL;
+  if (uses[a->out[0]->index] != 1 || uses[b->out[0]->index] != 1 || g->output == a->out[0] ||
+      g->output == b->out[0])
+    return NULL;
   *up = b;
   return a;
 }
 
-static void mark_fused(const ir_graph *g, cpu_prog *p) {
+/* Decides the fusions once, from one count of every value's readers: the
+ * kernel of an add or silu_mul that ends a GEMM records its linear(s)
+ * (p->k[].fused, fused_up), and those linears are marked as computed
+ * inside it (p->fused_into).  false: out of memory. */
+static bool mark_fused(const ir_graph *g, cpu_prog *p) {
+  int *uses = calloc((size_t)p->nvals + 1, sizeof *uses);
+  if (!uses) return false;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int j = 0; j < op->nin; j++) uses[op->in[j]->index]++;
   for (const ir_op *op = g->first; op; op = op->next) {
-    const ir_op *up = NULL, *lin = fusable_linear(g, op);
-    if (!lin) lin = fusable_swiglu(g, op, &up);
-    if (lin) p->fused_into[lin->out[0]->index] = true;
+    if (op->code != IR_ADD && op->code != IR_SILU_MUL) continue;
+    const ir_op *up = NULL, *lin = fusable_linear(g, op, uses);
+    if (!lin) lin = fusable_swiglu(g, op, uses, &up);
+    if (!lin) continue;
+    kentry *k = &p->k[op->out[0]->index];
+    k->fused = lin;
+    k->fused_up = up;
+    p->fused_into[lin->out[0]->index] = true;
     if (up) p->fused_into[up->out[0]->index] = true;
   }
+  free(uses);
+  return true;
 }
 
 /* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
@@ -214,7 +224,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
   uint64_t *sigs = calloc((size_t)g->nops + 1, sizeof *sigs);
   int *sig_val = calloc((size_t)g->nops + 1, sizeof *sig_val);
   int nsig = 0;
-  if (!seen || !seen_val || !sigs || !sig_val) {
+  if (!seen || !seen_val || !sigs || !sig_val || !mark_fused(g, p)) {
     free(sigs);
     free(sig_val);
     free(seen);
@@ -238,24 +248,15 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     const ir_op *src = ov->stream ? ov->stream : op;
     k->nins = src->nin;
     for (int i = 0; i < src->nin; i++) k->ins[i] = src->in[i];
-    const ir_op *up = NULL, *lin = fusable_linear(g, op);
-    if (!lin && (lin = fusable_swiglu(g, op, &up))) {
+    const ir_op *lin = k->fused, *up = k->fused_up;
+    if (lin) {
+      /* x, W of the linear, then W of the up projection or the residual */
       req.fused = lin;
       req.fused_up = up;
-      k->fused = lin;
-      k->fused_up = up;
       k->nins = 3;
       k->ins[0] = lin->in[0];
       k->ins[1] = lin->in[1];
-      k->ins[2] = up->in[1];
-    } else if (lin) {
-      /* x, W of the linear, then the residual */
-      req.fused = lin;
-      k->fused = lin;
-      k->nins = 3;
-      k->ins[0] = lin->in[0];
-      k->ins[1] = lin->in[1];
-      k->ins[2] = op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
+      k->ins[2] = up ? up->in[1] : op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
     }
     for (int i = 0; i < k->nins; i++) {
       req.hist[i] = hist_of(x, k->ins[i]);
@@ -289,7 +290,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       st = HSART_EUNSUPPORTED;
       break;
     }
-    uint64_t h = text_hash(tmp, tlen);
+    uint64_t h = mix(FNV_OFFSET, tmp, tlen);
     snprintf(k->name, sizeof k->name, "hsac_%s_%016llx",
              ov->stream    ? "retrieve"
              : k->fused_up ? "swiglu"
@@ -387,7 +388,6 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     p.fused_into = calloc((size_t)x.nvals + 1, sizeof *p.fused_into);
-    if (p.fused_into) mark_fused(g, &p);
     st = p.k && p.fused_into ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
   }
   free(p.fused_into);
@@ -432,7 +432,6 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
   p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
   char *text = NULL;
-  if (p->fused_into) mark_fused(g, p);
   if (!p->k || !p->packed || !p->fused_into) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");

@@ -981,6 +981,20 @@ static V exp_scores(em *e, V s, V n, V m) {
   return vsum(e, VADD(L.res[0], pz));
 }
 
+/* exp(s - m) in place over scr[0, n) (dynamic n), -inf entries giving 0;
+ * returns the sum. */
+static V exp_inplace(em *e, V scr, V n, V m) {
+  V ninf = cf(e, -INFINITY), zs = cf(e, 0);
+  loop Le;
+  loop_begin(e, &Le, ci(e, 0), n, ci(e, 1), 1, &zs, "f32");
+  V sv = lds(e, scr, Le.iv);
+  V pv = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), exp_s(e, FSUB(sv, m)), "f32");
+  sts(e, pv, scr, Le.iv);
+  V sum = FADD(Le.arg[0], pv);
+  loop_end(e, &Le, &sum);
+  return Le.res[0];
+}
+
 /* Attention of one query (vectors qv) over rows j in [lo, hi) of K/V:
  * scores into s, softmax (+n_plus), and o += factor * sum p_j v_j.
  * Returns the o vectors (accumulated onto acc0). */
@@ -1338,16 +1352,7 @@ static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     /* exp(s - m), an empty slot's -inf giving 0; all empty: zeros */
     V none = cmpf(e, "oeq", m, ninf, "f32");
     V msafe = sel(e, none, cf(e, 0), m, "f32");
-    V zs = cf(e, 0);
-    loop Le;
-    loop_begin(e, &Le, ci(e, 0), ci(e, Ks * P), ci(e, 1), 1, &zs, "f32");
-    V sv = lds(e, scr, Le.iv);
-    V ex = exp_s(e, FSUB(sv, msafe));
-    V pv = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), ex, "f32");
-    sts(e, pv, scr, Le.iv);
-    V sum = FADD(Le.arg[0], pv);
-    loop_end(e, &Le, &sum);
-    V tot = Le.res[0];
+    V tot = exp_inplace(e, scr, ci(e, Ks * P), msafe);
     if (n_plus) tot = FADD(tot, FMUL(cf(e, n_plus), exp_s(e, FSUB(cf(e, 0), msafe))));
     V inv = sel(e, none, cf(e, 0), FDIV(cf(e, 1.0), tot), "f32");
     loop La;
@@ -1686,20 +1691,6 @@ static void k_block_landmark(em *e, const cg_kernel_req *q) {
   end0(e);
 }
 
-/* exp(s - m) in place over scr[0, n) (dynamic n), -inf entries giving 0;
- * returns the sum. */
-static V exp_inplace(em *e, V scr, V n, V m) {
-  V ninf = cf(e, -INFINITY), zs = cf(e, 0);
-  loop Le;
-  loop_begin(e, &Le, ci(e, 0), n, ci(e, 1), 1, &zs, "f32");
-  V sv = lds(e, scr, Le.iv);
-  V pv = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), exp_s(e, FSUB(sv, m)), "f32");
-  sts(e, pv, scr, Le.iv);
-  V sum = FADD(Le.arg[0], pv);
-  loop_end(e, &Le, &sum);
-  return Le.res[0];
-}
-
 /* acc += f * sum_j p_j v_j over rows j in [0, n) of vrow(j), p at scr. */
 static void accum_rows(em *e, V *acc, V scr, V n, V f, row_fn vrow, void *ctx, int64_t d) {
   int nvc = nvecs(e, d);
@@ -1872,16 +1863,10 @@ static void k_landmark_attention(em *e, const cg_kernel_req *q, cg_kernel_info *
   V mm = fmaxs(e, Lm.arg[0], lds(e, val, Lm.iv)); /* empty slots hold -inf */
   loop_end(e, &Lm, &mm);
   m = Lm.res[0];
-  V Z = exp_inplace(e, loc, nloc, m);
-  loop Lz;
-  loop_begin(e, &Lz, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &Z, "f32");
-  V sv = lds(e, val, Lz.iv);
-  V ev = sel(e, cmpf(e, "oeq", sv, cf(e, -INFINITY), "f32"), cf(e, 0),
-             exp_s(e, FSUB(sv, m)), "f32");
-  sts(e, ev, val, Lz.iv); /* the block's share, before / Z */
-  V z2 = FADD(Lz.arg[0], ev);
-  loop_end(e, &Lz, &z2);
-  V invZ = FDIV(cf(e, 1.0), Lz.res[0]);
+  /* the selected blocks' shares exp(s_b - m) replace their scores in the
+   * list (before / Z); empty slots give 0 */
+  V Z = FADD(exp_inplace(e, loc, nloc, m), exp_inplace(e, val, ci(e, Ks), m));
+  V invZ = FDIV(cf(e, 1.0), Z);
   V acc[MAXCARRY], zv = cvf(e, 0);
   for (int c = 0; c < n; c++) acc[c] = zv;
   accum_rows(e, acc, loc, nloc, invZ, blk_vrow, &bc, d);
