@@ -1,7 +1,9 @@
 /* cpu_kernels.c - the CPU backend's kernels against the machine and a peer,
  * measured in one run so the ratios mean something on a noisy machine.
  *
- *   bench_cpu_kernels [--threads N] [--quick] [MODEL.hsa ...]
+ *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
+ *
+ * SECTION (gemm, gemv, attention, scan) runs the peaks and that section.
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
  *    independent vector FMAs) and the memory read bandwidth (a summing
@@ -10,13 +12,16 @@
  *    model, 512 rows (one prefill segment), against OpenBLAS's
  *    cblas_sgemm (loaded with dlopen from libopenblas0-pthread) with the
  *    same number of threads;
- * 3. the HSA sparse-attention layer (chunk_attention, S = 64, K = 8,
+ * 3. GEMV: the linear kernel at decode (one token), its one-row version
+ *    against the prefill kernel called with one row and OpenBLAS's
+ *    cblas_sgemv;
+ * 4. the HSA sparse-attention layer (chunk_attention, S = 64, K = 8,
  *    d = 64, G = 16 query heads per KV head, stick-breaking weights), the
  *    selected chunks random among the eligible ones of a context of L
  *    tokens, chunk K/V read from the runtime's chunk pages; GFLOP/s over
  *    the queries of the last 4096 positions (the per-token work does not
  *    depend on L; the working set of K/V does);
- * 4. the landmark scan (retrieve at decode): one query row streaming over
+ * 5. the landmark scan (retrieve at decode): one query row streaming over
  *    the landmarks of C chunks, against the bandwidth of step 1.
  *
  * Prints Markdown tables; bench/cpu_backend.sh records them with the CPU's
@@ -54,7 +59,7 @@ typedef void (*kfn)(const int64_t *);
 
 static kfn jit1(const char *text, const char *name, cg_jit **keep) {
   char err[2048];
-  if (cg_jit_compile(text, &target, NULL, keep, NULL, err, sizeof err)) die(name, err);
+  if (cg_jit_compile(text, &target, 1, NULL, keep, NULL, err, sizeof err)) die(name, err);
   kfn f = (kfn)cg_jit_lookup(*keep, name);
   if (!f) die(name, "not found");
   return f;
@@ -211,13 +216,18 @@ static void run_part(void *ctx, int64_t b, int64_t e, int thread) {
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *,
                          int, float, float *, int);
 
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int,
+                         float, float *, int);
+
 static void *blas;
 static sgemm_fn sgemm;
+static sgemv_fn sgemv;
 
 static void load_blas(void) {
   blas = dlopen("libopenblas.so.0", RTLD_NOW);
   if (!blas) return;
   sgemm = (sgemm_fn)dlsym(blas, "cblas_sgemm");
+  sgemv = (sgemv_fn)dlsym(blas, "cblas_sgemv");
   void (*set)(int) = (void (*)(int))dlsym(blas, "openblas_set_num_threads");
   if (set) set(nthreads);
 }
@@ -232,16 +242,23 @@ static float *randbuf(size_t n, uint64_t seed) {
   return p;
 }
 
+/* The linear kernel [O, I] compiled as `name` (and name_1, its one-row
+ * version) in o's graph. */
+static kfn linear_kernel(one *o, int64_t O, int64_t I, const char *name, cg_kernel_info *info,
+                         cg_jit **j) {
+  one_init(o);
+  ir_value *x = val(o, "x", 2, (ir_dim[]){ir_seq_dim(0, 1), ir_const_dim(I)}, IR_F32);
+  ir_value *w = val(o, "w", 2, (ir_dim[]){ir_const_dim(O), ir_const_dim(I)}, IR_F32);
+  ir_op *op = emit_op(o, IR_LINEAR, (ir_value *[]){x, w}, 2, NULL, 0);
+  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_WEIGHT}};
+  return kernel_of(&req, name, info, j);
+}
+
 static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   one o;
-  one_init(&o);
-  ir_value *x = val(&o, "x", 2, (ir_dim[]){ir_seq_dim(0, 1), ir_const_dim(I)}, IR_F32);
-  ir_value *w = val(&o, "w", 2, (ir_dim[]){ir_const_dim(O), ir_const_dim(I)}, IR_F32);
-  ir_op *op = emit_op(&o, IR_LINEAR, (ir_value *[]){x, w}, 2, NULL, 0);
-  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_WEIGHT}};
   cg_kernel_info info;
   cg_jit *j;
-  kfn f = kernel_of(&req, "gemm", &info, &j);
+  kfn f = linear_kernel(&o, O, I, "gemm", &info, &j);
   float *A = randbuf((size_t)(M * I), 1), *W = randbuf((size_t)(O * I), 2);
   float *C = calloc((size_t)(M * O), sizeof *C), *C2 = calloc((size_t)(M * O), sizeof *C2);
   float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
@@ -287,6 +304,76 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
          maxd);
   fflush(stdout);
   free(A), free(W), free(C), free(C2), free(P);
+  cg_jit_free(j);
+  ut_arena_free(&o.arena);
+}
+
+/* ---- GEMV: the linear kernel at decode ---------------------------------- */
+
+/* One token through the linear kernel (M = 1, threads split the column
+ * panels, as the runtime does at decode): its one-row version (NAME_1,
+ * a GEMV over several panels at a time) against the prefill
+ * kernel called with one row, and OpenBLAS's cblas_sgemv.  Rates are of
+ * the weights read per call, in GB/s; best of batches of calls. */
+static void bench_gemv(int64_t O, int64_t I) {
+  one o;
+  cg_kernel_info info;
+  cg_jit *j;
+  kfn f = linear_kernel(&o, O, I, "gemv", &info, &j);
+  kfn f1 = (kfn)cg_jit_lookup(j, "gemv_1");
+  if (!f1) die("gemv_1", "not found");
+  float *A = randbuf((size_t)I, 1), *W = randbuf((size_t)(O * I), 2);
+  float *C = calloc((size_t)O, sizeof *C), *C1 = calloc((size_t)O, sizeof *C1),
+        *C2 = calloc((size_t)O, sizeof *C2);
+  float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
+  cg_linear_pack(W, O, I, target.vec_bits, P);
+  int64_t a[CG_A_COUNT] = {0}, a1[CG_A_COUNT];
+  a[CG_A_R1] = 1;
+  a[CG_A_N1] = info.nsplit;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C;
+  a[CG_A_OUT0 + CG_V_STRIDE] = O;
+  a[CG_A_IN0 + CG_V_SEG] = (int64_t)(intptr_t)A;
+  a[CG_A_IN0 + CG_V_STRIDE] = I;
+  a[CG_A_IN0 + CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)P;
+  memcpy(a1, a, sizeof a);
+  a1[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C1;
+  float *scr[256] = {0};
+  split s = {.f = f, .a = a, .scratch = scr}, s1 = {.f = f1, .a = a1, .scratch = scr};
+  double bytes = 4.0 * (double)O * (double)I;
+  int batch = (int)(2e8 / bytes) + 5;
+  double best[3] = {1e30, 1e30, 1e30};
+  /* as the runtime splits panels: one contiguous range per thread */
+  int64_t grain = (info.nsplit + nthreads - 1) / nthreads;
+  struct timespec pause = {0, 300000000};
+  for (int round = 0; round < 20; round++)
+    for (int which = 0; which < 3; which++) {
+      if (which == 2 && !sgemv) continue;
+      if (which == 2) nanosleep(&pause, NULL);
+      double t0 = now();
+      for (int r = 0; r < batch; r++) {
+        if (which == 0) rt_pool_run(pool, info.nsplit, grain, run_part, &s1);
+        else if (which == 1) rt_pool_run(pool, info.nsplit, grain, run_part, &s);
+        else sgemv(101, 111, (int)O, (int)I, 1.0f, W, (int)I, A, 1, 0.0f, C2, 1);
+      }
+      double t = (now() - t0) / batch;
+      if (t < best[which]) best[which] = t;
+      if (which == 2) nanosleep(&pause, NULL);
+    }
+  double maxd = 0;
+  for (int64_t i = 0; i < O; i++) {
+    maxd = fmax(maxd, fabs((double)C[i] - C1[i]));
+    if (sgemv) maxd = fmax(maxd, fabs((double)C1[i] - C2[i]));
+  }
+  char blas_rate[32] = "-", blas_ratio[32] = "-";
+  if (sgemv) {
+    snprintf(blas_rate, sizeof blas_rate, "%.1f", bytes / best[2] * 1e-9);
+    snprintf(blas_ratio, sizeof blas_ratio, "%.2f", best[2] / best[0]);
+  }
+  printf("| %lld x %lld | %.1f | %.1f | %.2f | %s | %s | %.1e |\n", (long long)O, (long long)I,
+         bytes / best[0] * 1e-9, bytes / best[1] * 1e-9, best[1] / best[0], blas_rate,
+         blas_ratio, maxd);
+  fflush(stdout);
+  free(A), free(W), free(C), free(C1), free(C2), free(P);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
 }
@@ -441,11 +528,13 @@ static int model_shapes(const char *path, int64_t (*shapes)[2], int cap) {
 
 int main(int argc, char **argv) {
   bool quick = false;
+  const char *only = NULL;
   const char *models[8];
   int nm = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) quick = true;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (nm < 8) models[nm++] = argv[i];
   }
   char err[1024];
@@ -461,6 +550,8 @@ int main(int argc, char **argv) {
   free(buf);
   printf("| peak | value |\n|---|---|\n| fp32 FMA, one core | %.1f GFLOP/s |\n"
          "| memory read, one core | %.1f GB/s |\n\n", peak, bw);
+#define SECTION(name) if (!only || !strcmp(only, name))
+  SECTION("gemm") {
   printf("### GEMM (linear kernel) vs OpenBLAS sgemm, %d thread(s)\n\n"
          "| M x N x K | hsac GFLOP/s | OpenBLAS GFLOP/s | hsac / OpenBLAS | of FMA peak | max abs diff |\n"
          "|---|---|---|---|---|---|\n", nthreads);
@@ -471,14 +562,34 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ns; i++) bench_gemm(512, shapes[i][0], shapes[i][1], peak);
   }
   if (!nm) bench_gemm(512, 1024, 1024, peak);
+  }
+  SECTION("gemv") {
+  printf("\n### GEMV (linear kernel at decode, one token) vs OpenBLAS sgemv, %d thread(s)\n\n"
+         "Weights read per call, GB/s (small matrices are read from cache).\n\n"
+         "| N x K | hsac one-row kernel | prefill kernel, one row | one-row / prefill | "
+         "OpenBLAS sgemv | one-row / OpenBLAS | max abs diff |\n"
+         "|---|---|---|---|---|---|---|\n", nthreads);
+  for (int mi = 0; mi < nm; mi++) {
+    int64_t shapes[32][2];
+    int ns = model_shapes(models[mi], shapes, 32);
+    printf("| **%s** | | | | | | |\n", models[mi]);
+    for (int i = 0; i < ns; i++) bench_gemv(shapes[i][0], shapes[i][1]);
+  }
+  if (!nm) bench_gemv(1024, 1024);
+  }
+  SECTION("attention") {
   printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s)\n\n"
          "| context L | GFLOP/s | of FMA peak | query tokens/s |\n|---|---|---|---|\n", nthreads);
   static const int64_t Ls[] = {4096, 16384, 65536, 262144};
   for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak);
+  }
+  SECTION("scan") {
   printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"
          "| memory | time | read rate | of bandwidth |\n|---|---|---|---|\n");
   static const int64_t Cs[] = {1024, 16384, 131072};
   for (int i = 0; i < (quick ? 2 : 3); i++) bench_scan(Cs[i], bw);
+  }
+#undef SECTION
   rt_pool_free(pool);
   return 0;
 }

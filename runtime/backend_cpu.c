@@ -26,10 +26,13 @@ typedef void (*kernel_fn)(const int64_t *args);
 typedef struct kentry {
   kernel_fn fn;
   kernel_fn merge;              /* retrieve: merges partial scans (decode) */
+  kernel_fn fn1;                /* a call of one row (decode), where the
+                                   kernel has such a version (GEMV) */
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
   const ir_op *fused;           /* an add: the linear whose GEMM it ends;
                                    a silu_mul: its gate linear */
   const ir_op *fused_up;        /* a silu_mul: its up linear */
+  const ir_op *prenorm;         /* an RMSNorm folded into its linear(s) */
   const ir_value *ins[IR_MAX_INPUTS]; /* what the kernel reads, in order */
   int nins;
   cg_kernel_info info;
@@ -44,9 +47,19 @@ typedef struct cpu_prog {
   kentry *k;                    /* by value index */
   int nvals;
   int nkernels, nops;           /* distinct kernels, ops they serve */
-  float **packed;               /* per value index: packed linear weights */
-  bool *fused_into;             /* per value index: a linear's result computed
-                                   by the add that reads it (never stored) */
+  struct packed {               /* linear weights packed into panels, by */
+    int w, gain;                /* weight's value index, folded norm's gain's
+                                   (-1: none) */
+    float *data;
+  } *packed;
+  int npacked;
+  bool *fused_into;             /* per value index: a result computed inside
+                                   the kernel that reads it, never stored (a
+                                   linear ended by its add or SwiGLU, an
+                                   RMSNorm folded into its linears) */
+  bool *folded;                 /* per value index: an RMSNorm's result whose
+                                   linears read the norm's input instead */
+  int nfolded;                  /* RMSNorms folded */
   int threads;
   int64_t scan_split_min;       /* split one row's landmark scan from this many */
   double ms_emit;                /* writing the MLIR of every kernel */
@@ -103,10 +116,10 @@ static void cpu_program_free(void *program) {
   cpu_prog *p = program;
   if (!p) return;
   cg_jit_free(p->jit);
-  if (p->packed)
-    for (int i = 0; i < p->nvals; i++) free(p->packed[i]);
+  for (int i = 0; i < p->npacked; i++) free(p->packed[i].data);
   free(p->packed);
   free(p->fused_into);
+  free(p->folded);
   free(p->k);
   free(p);
 }
@@ -151,6 +164,7 @@ static uint64_t req_signature(const cg_kernel_req *r) {
   if (r->scores) h = mix_op(h ^ 0x5c, r->scores);
   if (r->fused) h = mix_op(h ^ 0xf0, r->fused);
   if (r->fused_up) h = mix_op(h ^ 0x0f, r->fused_up);
+  if (r->prenorm) h = mix_op(h ^ 0x33, r->prenorm);
   h = mix(h, r->hist, sizeof r->hist);
   h = mix(h, r->row_elems, sizeof r->row_elems);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
@@ -193,7 +207,30 @@ static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const int
  * kernel of an add or silu_mul that ends a GEMM records its linear(s)
  * (p->k[].fused, fused_up), and those linears are marked as computed
  * inside it (p->fused_into).  false: out of memory. */
-static bool mark_fused(const ir_graph *g, cpu_prog *p) {
+/* An RMSNorm folds into the linears after it when they are all that reads
+ * its result (held for the segment only) and its gain is a weight: each
+ * linear then reads the norm's input, scales its rows by 1/rms and has
+ * the gain packed into its weights, so the normalized activations are
+ * never written and read back.  (LayerNorm is not folded: subtracting
+ * mean * W g after the GEMM would cancel catastrophically for rows with
+ * a large mean.) */
+static bool foldable_norm(const ir_graph *g, const rt_exec *x, const ir_op *nrm) {
+  if (nrm->code != IR_RMSNORM || g->output == nrm->out[0]) return false;
+  if (hist_of(x, nrm->out[0]) != CG_H_SEG || !x->vals[nrm->in[1]->index].is_weight)
+    return false;
+  if (x->vals[nrm->in[0]->index].virt) return false;
+  int64_t D = nrm->out[0]->type.dims[nrm->out[0]->type.rank - 1].n;
+  int readers = 0;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int j = 0; j < op->nin; j++) {
+      if (op->in[j] != nrm->out[0]) continue;
+      if (op->code != IR_LINEAR || j != 0 || op->in[1]->type.dims[1].n != D) return false;
+      readers++;
+    }
+  return readers > 0;
+}
+
+static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
   int *uses = calloc((size_t)p->nvals + 1, sizeof *uses);
   if (!uses) return false;
   for (const ir_op *op = g->first; op; op = op->next)
@@ -209,6 +246,12 @@ static bool mark_fused(const ir_graph *g, cpu_prog *p) {
     p->fused_into[lin->out[0]->index] = true;
     if (up) p->fused_into[up->out[0]->index] = true;
   }
+  for (const ir_op *op = g->first; op; op = op->next)
+    if (foldable_norm(g, x, op)) {
+      p->fused_into[op->out[0]->index] = true;
+      p->folded[op->out[0]->index] = true;
+      p->nfolded++;
+    }
   free(uses);
   return true;
 }
@@ -224,7 +267,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
   uint64_t *sigs = calloc((size_t)g->nops + 1, sizeof *sigs);
   int *sig_val = calloc((size_t)g->nops + 1, sizeof *sig_val);
   int nsig = 0;
-  if (!seen || !seen_val || !sigs || !sig_val || !mark_fused(g, p)) {
+  if (!seen || !seen_val || !sigs || !sig_val || !mark_fused(g, x, p)) {
     free(sigs);
     free(sig_val);
     free(seen);
@@ -243,7 +286,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     const rt_val *ov = &x->vals[op->out[0]->index];
     if (ov->virt) continue; /* computed inside its retrieve kernel */
     kentry *k = &p->k[op->out[0]->index];
-    if (op->code == IR_LINEAR && p->fused_into[op->out[0]->index]) continue;
+    if (p->fused_into[op->out[0]->index]) continue;
     cg_kernel_req req = {.op = op, .scores = ov->stream, .vec_bits = p->target.vec_bits};
     const ir_op *src = ov->stream ? ov->stream : op;
     k->nins = src->nin;
@@ -257,6 +300,12 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       k->ins[0] = lin->in[0];
       k->ins[1] = lin->in[1];
       k->ins[2] = up ? up->in[1] : op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
+    }
+    if (!lin && op->code == IR_LINEAR) lin = op;
+    if (lin && p->folded[lin->in[0]->index]) {
+      /* a folded RMSNorm: the linear reads the norm's input */
+      k->prenorm = req.prenorm = lin->in[0]->def;
+      k->ins[0] = k->prenorm->in[0];
     }
     for (int i = 0; i < k->nins; i++) {
       req.hist[i] = hist_of(x, k->ins[i]);
@@ -295,6 +344,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
              ov->stream    ? "retrieve"
              : k->fused_up ? "swiglu"
              : k->fused    ? "linear_add"
+             : k->prenorm  ? "norm_linear"
                            : ir_ops[op->code].name,
              (unsigned long long)h);
     p->nops++;
@@ -388,9 +438,12 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     p.fused_into = calloc((size_t)x.nvals + 1, sizeof *p.fused_into);
-    st = p.k && p.fused_into ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
+    p.folded = calloc((size_t)x.nvals + 1, sizeof *p.folded);
+    st = p.k && p.fused_into && p.folded ? emit_module(g, &x, &p, text, err, errsize)
+                                         : HSART_ENOMEM;
   }
   free(p.fused_into);
+  free(p.folded);
   if (w) rt_exec_free(&x);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(p.k);
@@ -431,8 +484,9 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
   p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
+  p->folded = calloc((size_t)x.nvals + 1, sizeof *p->folded);
   char *text = NULL;
-  if (!p->k || !p->packed || !p->fused_into) {
+  if (!p->k || !p->packed || !p->fused_into || !p->folded) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {
@@ -444,7 +498,8 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     cg_cache cache;
     char cerr[256];
     bool use_cache = !(cfg && cfg->no_cache) && cg_cache_open(&cache, cerr, sizeof cerr) == 0;
-    if (cg_jit_compile(text, &p->target, use_cache ? &cache : NULL, &p->jit, &p->stats, err,
+    if (cg_jit_compile(text, &p->target, p->threads, use_cache ? &cache : NULL, &p->jit,
+                       &p->stats, err,
                        errsize)) {
       st = HSART_EUNSUPPORTED;
     }
@@ -465,6 +520,12 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       k->merge = (kernel_fn)cg_jit_lookup(p->jit, mname);
       if (!k->merge) k->fn = NULL;
     }
+    if (k->fn && k->info.one_row) {
+      char name1[64];
+      snprintf(name1, sizeof name1, "%s_1", k->name);
+      k->fn1 = (kernel_fn)cg_jit_lookup(p->jit, name1);
+      if (!k->fn1) k->fn = NULL;
+    }
     if (!k->fn) {
       snprintf(err, errsize, "internal error: compiled kernel %s not found", k->name);
       st = HSART_EUNSUPPORTED;
@@ -475,19 +536,24 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       if (!iv->is_weight) continue;
       k->w[i] = iv->w;
       if ((op->code == IR_LINEAR || k->fused) && (i == 1 || (k->fused_up && i == 2))) {
-        int idx = k->ins[i]->index;
-        if (!p->packed[idx]) {
+        /* packed once per weight (and folded norm: its gain is in them) */
+        int idx = k->ins[i]->index, gidx = k->prenorm ? k->prenorm->in[1]->index : -1;
+        int at = 0;
+        while (at < p->npacked && (p->packed[at].w != idx || p->packed[at].gain != gidx)) at++;
+        if (at == p->npacked) {
           const ir_type *t = &k->ins[i]->type;
           int64_t O = t->dims[0].n, I = t->dims[1].n;
-          p->packed[idx] = malloc(cg_linear_packed_floats(O, I, p->target.vec_bits) * sizeof(float));
-          if (!p->packed[idx]) {
+          float *d = malloc(cg_linear_packed_floats(O, I, p->target.vec_bits) * sizeof(float));
+          if (!d) {
             snprintf(err, errsize, "out of memory for packed weights");
             st = HSART_ENOMEM;
             break;
           }
-          cg_linear_pack(iv->w, O, I, p->target.vec_bits, p->packed[idx]);
+          cg_linear_pack_gain(iv->w, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
+                              p->target.vec_bits, d);
+          p->packed[p->npacked++] = (struct packed){idx, gidx, d};
         }
-        k->w[i] = p->packed[idx];
+        k->w[i] = p->packed[at].data;
       }
     }
   }
@@ -503,15 +569,22 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
 
 static void cpu_describe(const void *program, char *buf, size_t size) {
   const cpu_prog *p = program;
+  char how[160];
+  if (p->stats.cache_hit)
+    snprintf(how, sizeof how, "loaded from the kernel cache in %.1f ms (emit %.1f, load %.1f)",
+             p->ms_kernels, p->ms_emit, p->stats.ms_load);
+  else
+    snprintf(how, sizeof how,
+             "compiled in %.1f ms (emit %.1f; %d parts in parallel, the slowest: lower %.0f, "
+             "O3+object %.0f; load %.1f)",
+             p->ms_kernels, p->ms_emit, p->stats.jobs, p->stats.ms_lower, p->stats.ms_opt,
+             p->stats.ms_load);
   snprintf(buf, size,
-           "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops, %s "
-           "in %.1f ms (emit %.1f, lower %.0f, O3+object %.0f, load %.1f), weights packed in "
-           "%.0f ms, cache key %s%s",
+           "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
+           "(%d norms folded), %s, weights packed in %.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
-           p->stats.cache_hit ? "loaded from the kernel cache" : "compiled", p->ms_kernels,
-           p->ms_emit, p->stats.ms_lower, p->stats.ms_opt, p->stats.ms_load, p->ms_pack,
-           p->stats.key,
+           p->nfolded, how, p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 
@@ -638,7 +711,7 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
   }
   int64_t rows = o->seg_r1 - o->comp_r0;
   if (rows <= 0) return true;
-  task t = {.fn = k->fn, .a = a, .s = s, .by_rows = true};
+  task t = {.fn = rows == 1 && k->fn1 ? k->fn1 : k->fn, .a = a, .s = s, .by_rows = true};
   if (k->merge && rows == 1 && T > 1 && a[CG_A_C] >= s->p->scan_split_min) {
     /* one token's landmark scan shared by the threads, then merged */
     size_t need_parts = (size_t)(T * k->info.part_floats);
@@ -665,15 +738,19 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
   }
   if (T == 1) {
     a[CG_A_SCRATCH] = (int64_t)(intptr_t)s->scratch[0];
-    k->fn(a);
+    t.fn(a);
   } else if (rows >= 2 * T || nsplit < 2) {
     /* a GEMM's rows cost the same: one contiguous range per thread; other
      * kernels (causal attention) are balanced dynamically */
     int64_t grain = k->info.split == CG_SPLIT_PANELS ? (rows + T - 1) / T : 1;
     rt_pool_run(s->pool, rows, grain, run_range, &t);
   } else {
+    /* few rows: heads (balanced dynamically), or column panels, which
+     * cost the same: one contiguous range per thread, so the one-row
+     * GEMV can take several panels at a time */
     t.by_rows = false;
-    rt_pool_run(s->pool, nsplit, 1, run_range, &t);
+    int64_t grain = k->info.split == CG_SPLIT_PANELS ? (nsplit + T - 1) / T : 1;
+    rt_pool_run(s->pool, nsplit, grain, run_range, &t);
   }
   return true;
 }

@@ -134,6 +134,11 @@ static V fbin(em *e, const char *op, V a, V b, const char *ty) {
 #define VADD(a, b) fbin(e, "arith.addf", a, b, e->vt)
 #define VSUB(a, b) fbin(e, "arith.subf", a, b, e->vt)
 #define VMUL(a, b) fbin(e, "arith.mulf", a, b, e->vt)
+/* Without fast-math flags: the GEMM epilogues, so that LLVM cannot
+ * reassociate them differently in the prefill and decode versions of a
+ * kernel (a row must get the same bits from either). */
+#define VADDS(a, b) bin(e, "arith.addf", a, b, e->vt)
+#define VMULS(a, b) bin(e, "arith.mulf", a, b, e->vt)
 
 static V nv_true(em *e) {
   V v = nv(e);
@@ -621,7 +626,8 @@ size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits) {
   return (size_t)((O / nr * nr + tail_width(vec_bits, O)) * I);
 }
 
-void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
+void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
+                         float *packed) {
   int64_t nr = cg_linear_panel(vec_bits, O), nfull = O / nr, nt = tail_width(vec_bits, O);
   for (int64_t p = 0; p <= nfull; p++) {
     int64_t width = p < nfull ? nr : nt;
@@ -629,9 +635,13 @@ void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *p
     for (int64_t k = 0; k < I; k++)
       for (int64_t j = 0; j < width; j++) {
         int64_t o = p * nr + j;
-        dst[k * width + j] = o < O ? w[o * I + k] : 0.0f;
+        dst[k * width + j] = o < O ? (g ? w[o * I + k] * g[k] : w[o * I + k]) : 0.0f;
       }
   }
+}
+
+void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
+  cg_linear_pack_gain(w, NULL, O, I, vec_bits, packed);
 }
 
 
@@ -640,6 +650,8 @@ void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *p
  * the gate's tile in scratch (row stride nr) and then, in the up
  * projection's pass, store silu(gate) * up. */
 typedef struct gemm_epi {
+  const V *inv;   /* a folded RMSNorm: c *= inv[m - inv0] first */
+  V inv0;
   const V *R;     /* + R[m][col] */
   const V *tile;  /* gate pass: store the tile here, not to C */
   const V *gate;  /* up pass: c = silu(gate tile) * c */
@@ -648,83 +660,133 @@ typedef struct gemm_epi {
 static V silu_times(em *e, V g, V u) {
   V neg = nv(e), one = cvf(e, 1.0);
   out(e, "  %s = arith.negf %s : %s\n", neg.s, g.s, e->vt);
-  V sg = fbin(e, "arith.divf", one, VADD(one, exp_vec(e, neg)), e->vt);
-  return VMUL(VMUL(g, sg), u);
+  V sg = bin(e, "arith.divf", one, VADDS(one, exp_vec(e, neg)), e->vt);
+  return VMULS(VMULS(g, sg), u);
 }
 
-/* One MR' x NR block: rows [m, m + mr) of A against the packed panel at
- * bp ([I][nr]), output columns [col0, col0 + nr); C written with a mask
- * where the panel passes O. */
-static void gemm_block(em *e, int mr, V A, V C, const gemm_epi *ep, V bp, V m, V col0,
-                       int64_t I, int64_t O, int64_t nr) {
-  int nvb = (int)(nr / e->vl);
+/* One block: rows [m, m + mr) of A against np packed panels side by side
+ * (panel pp at bp + pp * I * nr, [I][nr], output columns col0 + pp * nr
+ * on, `valid` of them real: nr, or in the tail panel O mod NR); C
+ * written with a constant mask past the valid columns.  np > 1 is for one
+ * row (mr = 1, the GEMV of decode): several panels give the FMAs enough
+ * independent accumulators, and each output still sums over k in order,
+ * so a row's result has the same bits whichever path computed it. */
+static void gemm_block(em *e, int mr, int np, V A, V C, const gemm_epi *ep, V bp, V m, V col0,
+                       int64_t I, int64_t O, int64_t nr, int64_t valid) {
+  int nvb = (int)(nr / e->vl), n = np * mr * nvb;
   V acc[MAXCARRY];
   V z = cvf(e, 0);
-  for (int i = 0; i < mr * nvb; i++) acc[i] = z;
+  for (int i = 0; i < n; i++) acc[i] = z;
   loop L;
-  loop_begin(e, &L, ci(e, 0), ci(e, I), ci(e, 1), mr * nvb, acc, e->vt);
-  V bk = gep(e, bp, MULI(L.iv, ci(e, nr)));
-  V bv[MAXCARRY];
-  for (int j = 0; j < nvb; j++) bv[j] = ldv(e, bk, ci(e, (int64_t)j * e->vl), NULL);
+  loop_begin(e, &L, ci(e, 0), ci(e, I), ci(e, 1), n, acc, e->vt);
   V y[MAXCARRY];
-  for (int i = 0; i < mr; i++) {
-    V a = lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv));
-    V av = splat(e, a);
-    for (int j = 0; j < nvb; j++) y[i * nvb + j] = vfma(e, av, bv[j], L.arg[i * nvb + j]);
+  V av[8];
+  for (int i = 0; i < mr; i++)
+    av[i] = splat(e, lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv)));
+  for (int pp = 0; pp < np; pp++) {
+    V bk = gep(e, bp, ADDI(MULI(L.iv, ci(e, nr)), ci(e, pp * I * nr)));
+    V bv[MAXCARRY];
+    for (int j = 0; j < nvb; j++) bv[j] = ldv(e, bk, ci(e, (int64_t)j * e->vl), NULL);
+    for (int i = 0; i < mr; i++)
+      for (int j = 0; j < nvb; j++) {
+        int at = (i * np + pp) * nvb + j;
+        y[at] = vfma(e, av[i], bv[j], L.arg[at]);
+      }
   }
   loop_end(e, &L, y);
+  V res[MAXCARRY];
+  for (int i = 0; i < n; i++) res[i] = L.res[i];
+  if (ep->inv)
+    for (int i = 0; i < mr; i++) {
+      V s = splat(e, lds(e, *ep->inv, SUBI(ADDI(m, ci(e, i)), ep->inv0)));
+      for (int j = 0; j < np * nvb; j++) res[i * np * nvb + j] = VMULS(res[i * np * nvb + j], s);
+    }
   if (ep->tile) {
     /* the gate's tile, whole (columns past O are zeros of the padding) */
-    for (int i = 0; i < mr; i++)
-      for (int j = 0; j < nvb; j++)
-        stv(e, L.res[i * nvb + j], *ep->tile, ci(e, i * nr + (int64_t)j * e->vl), NULL);
+    for (int i = 0; i < n; i++) stv(e, res[i], *ep->tile, ci(e, (int64_t)i * e->vl), NULL);
     return;
   }
-  /* columns [col0, col0 + nr) of C, masked past O */
-  V left = SUBI(ci(e, O), col0);
-  V full = cmpi(e, "sge", left, ci(e, nr));
-  if_begin(e, full, 0, "", NULL);
-  for (int part = 0; part < 2; part++) {
-    if (part) out(e, "  } else {\n");
+  for (int pp = 0; pp < np; pp++) {
+    /* columns [c0, c0 + valid) of C: a full panel, or the tail panel's
+     * first O mod NR columns (constant masks) */
+    V c0 = ADDI(col0, ci(e, pp * nr));
     for (int i = 0; i < mr; i++) {
-      V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), col0);
+      V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), c0);
       V crow = gep(e, C, at);
       for (int j = 0; j < nvb; j++) {
+        int r = (i * np + pp) * nvb + j;
+        int64_t lanes = valid - (int64_t)j * e->vl;
+        if (lanes <= 0) break;
         V off = ci(e, (int64_t)j * e->vl), mk;
-        if (part) {
-          V lj = SUBI(left, ci(e, (int64_t)j * e->vl));
-          mk = dmask(e, MAXI(MINI(lj, ci(e, e->vl)), ci(e, 0)));
-        }
-        const V *mp = part ? &mk : NULL;
-        V c = L.res[i * nvb + j];
-        if (ep->R) c = VADD(c, ldv(e, gep(e, *ep->R, at), off, mp));
-        if (ep->gate)
-          c = silu_times(e, ldv(e, *ep->gate, ci(e, i * nr + (int64_t)j * e->vl), NULL), c);
+        if (lanes < e->vl) mk = cmask(e, (int)lanes);
+        const V *mp = lanes < e->vl ? &mk : NULL;
+        V c = res[r];
+        if (ep->R) c = VADDS(c, ldv(e, gep(e, *ep->R, at), off, mp));
+        if (ep->gate) c = silu_times(e, ldv(e, *ep->gate, ci(e, (int64_t)r * e->vl), NULL), c);
         stv(e, c, crow, off, mp);
       }
     }
   }
-  out(e, "  }\n");
 }
+
+/* What every block of one linear kernel shares: A, C, the residual, the
+ * packed weights of the panel (and of the up projection's), SwiGLU's
+ * tile, a folded norm's 1/rms of the current rows. */
+typedef struct lin_args {
+  V A, C, tile;
+  const V *R, *inv;
+  V inv0;
+  int64_t I, O;
+  int64_t valid;   /* real columns of the panels being emitted */
+  int64_t rows;    /* rows per call when known (one token: the vectors per
+                      row), else 0 */
+} lin_args;
 
 /* A block of the linear kernel: the GEMM, or for SwiGLU the gate's then
  * the up projection's GEMM over the same rows and panel. */
-static void linear_block(em *e, int mr, V A, V C, const V *R, V bpg, const V *bpu, V tile,
-                         V m, V col0, int64_t I, int64_t O, int64_t nr) {
+static void linear_block(em *e, int mr, int np, const lin_args *la, V bpg, const V *bpu, V m,
+                         V col0, int64_t nr) {
+  gemm_epi g = {.inv = la->inv, .inv0 = la->inv0, .R = la->R};
   if (!bpu) {
-    gemm_epi ep = {.R = R};
-    gemm_block(e, mr, A, C, &ep, bpg, m, col0, I, O, nr);
+    gemm_block(e, mr, np, la->A, la->C, &g, bpg, m, col0, la->I, la->O, nr, la->valid);
     return;
   }
-  gemm_epi g = {.tile = &tile}, u = {.gate = &tile};
-  gemm_block(e, mr, A, C, &g, bpg, m, col0, I, O, nr);
-  gemm_block(e, mr, A, C, &u, *bpu, m, col0, I, O, nr);
+  gemm_epi u = g;
+  g.R = NULL;
+  g.tile = &la->tile;
+  u.gate = &la->tile;
+  gemm_block(e, mr, np, la->A, la->C, &g, bpg, m, col0, la->I, la->O, nr, la->valid);
+  gemm_block(e, mr, np, la->A, la->C, &u, *bpu, m, col0, la->I, la->O, nr, la->valid);
+}
+
+/* Rows [m0, m1) of a panel: blocks of mr rows, then the rest one by one. */
+static void linear_rows_of(em *e, int mr, const lin_args *la, V bp, const V *bpu, V m0, V m1,
+                           V col0, int64_t nr) {
+  if (la->rows && la->rows < mr) {
+    /* fewer rows than a block (one token): no block code */
+    V m = for0(e, m0, m1, 1);
+    linear_block(e, 1, 1, la, bp, bpu, m, col0, nr);
+    end0(e);
+    return;
+  }
+  V mf = ADDI(m0, MULI(DIVI(SUBI(m1, m0), ci(e, mr)), ci(e, mr)));
+  V m = for0(e, m0, mf, mr);
+  linear_block(e, mr, 1, la, bp, bpu, m, col0, nr);
+  end0(e);
+  V m2 = for0(e, mf, m1, 1);
+  linear_block(e, 1, 1, la, bp, bpu, m2, col0, nr);
+  end0(e);
 }
 
 /* The linear kernel, or (q->fused) an add ending the linear's GEMM:
  * C = A W^T + R with the residual R read in the epilogue, so the GEMM's
- * result is never stored and read back. */
-static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+ * result is never stored and read back; or (q->fused_up) SwiGLU.  With
+ * q->prenorm, the RMSNorm before it is folded in: A is the norm's input,
+ * the packed weights carry its gain, and each row's 1/rms, computed once
+ * per block of rows into scratch, scales the accumulators.  one_row: the
+ * decode version, for a call of one token (r1 = r0 + 1): GEMVs over MR
+ * panels at a time, no row blocks. */
+static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, bool one_row) {
   const ir_op *op = q->fused ? q->fused : q->op;
   bool swiglu = q->fused_up != NULL;
   int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
@@ -733,54 +795,74 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   info->split = CG_SPLIT_PANELS;
   info->panel = nr;
   view o = OUTV(e, 0), x = INV(e, q, 0), w = INV(e, q, 1);
-  V r0 = argi(e, CG_A_R0), r1 = argi(e, CG_A_R1);
+  V r0 = argi(e, CG_A_R0), r1 = one_row ? r0 : argi(e, CG_A_R1);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
   int64_t nfull = O / nr, nt = tail_width(e->vl * 32, O);
   info->nsplit = nfull + (nt ? 1 : 0);
   /* rows [r0, r1) of the segment are one contiguous [M, I] matrix */
-  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), Rv, wu, tile = A;
-  const V *R = NULL;
+  lin_args la = {.A = rowp(e, &x, r0), .C = rowp(e, &o, r0), .I = I, .O = O, .valid = nr,
+                 .rows = one_row ? nvec : 0};
+  la.tile = la.A;
+  V Rv, wu = la.A, invp;
+  int64_t tile_floats = 0;
   if (swiglu) {
     /* x, the gate's weights, the up projection's (same packing) */
     wu = INV(e, q, 2).seg;
-    tile = argp(e, CG_A_SCRATCH);
-    info->scratch_fixed = 8 * nr + 16;
+    la.tile = argp(e, CG_A_SCRATCH);
+    tile_floats = 8 * nr + 16;
   } else if (q->fused) {
     view res = INV(e, q, 2);
     Rv = rowp(e, &res, r0);
-    R = &Rv;
+    la.R = &Rv;
   }
-  V M = MULI(SUBI(r1, r0), ci(e, nvec));
-  V Mfull = MULI(DIVI(M, ci(e, MR)), ci(e, MR));
-  V pend = MINI(n1, ci(e, nfull));
+  V M = one_row ? ci(e, nvec) : MULI(SUBI(r1, r0), ci(e, nvec));
   /* Loop order by size: a weight matrix that fits in cache is streamed
    * past blocks of MB rows of A held in L2; a larger one (the LM head) is
-   * read once, panel by panel, while A streams from the cache. */
+   * read once, panel by panel, while A streams from the cache (with a
+   * folded norm, in blocks of NB rows: the 1/rms of a block's rows are
+   * held in scratch). */
   bool big = O * I * 4 > (8 << 20);
-  int64_t MB = 16 * MR;
-  V mb, mbe;
-  if (!big) {
-    mb = for0(e, ci(e, 0), Mfull, MB);
-    mbe = MINI(ADDI(mb, ci(e, MB)), Mfull);
-  } else {
-    mb = ci(e, 0);
-    mbe = Mfull;
+  int64_t MB = big ? 4096 : 16 * MR;
+  V step = ci(e, MB);
+  if (big && !q->prenorm) step = MAXI(M, ci(e, 1));
+  if (one_row) step = MAXI(M, ci(e, 1));
+  info->scratch_fixed = tile_floats + (q->prenorm ? (MB > nvec ? MB : nvec) : 0);
+  loop blk;
+  loop_begin(e, &blk, ci(e, 0), M, step, 0, NULL, NULL);
+  V mb = blk.iv;
+  la.inv0 = mb;
+  V mbe = MINI(ADDI(mb, step), M);
+  if (q->prenorm) {
+    const ir_attr *ea = ir_get_attr(q->prenorm, "eps");
+    double eps = ea ? ea->f : 1e-6;
+    invp = gepc(e, argp(e, CG_A_SCRATCH), tile_floats);
+    la.inv = &invp;
+    V r = for0(e, mb, mbe, 1);
+    V ms = FADD(FDIV(row_sum(e, gep(e, la.A, MULI(r, ci(e, I))), I, 1, cvf(e, 0)),
+                     cf(e, (double)I)),
+                cf(e, eps));
+    V rs = nv(e);
+    out(e, "  %s = math.sqrt %s : f32\n", rs.s, ms.s);
+    sts(e, FDIV(cf(e, 1.0), rs), invp, SUBI(r, mb));
+    end0(e);
+  }
+  V pend = MINI(n1, ci(e, nfull));
+  if (one_row) {
+    /* the GEMV: MR panels side by side, each row on its own */
+    V pg = ADDI(n0, MULI(DIVI(MAXI(SUBI(pend, n0), ci(e, 0)), ci(e, MR)), ci(e, MR)));
+    V p = for0(e, n0, pg, MR);
+    V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
+    V bpu = swiglu ? gep(e, wu, MULI(p, ci(e, I * nr))) : bp;
+    V m = for0(e, mb, mbe, 1);
+    linear_block(e, 1, MR, &la, bp, swiglu ? &bpu : NULL, m, col0, nr);
+    end0(e);
+    end0(e);
+    n0 = pg;
   }
   V p = for0(e, n0, pend, 1);
   V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
   V bpu = swiglu ? gep(e, wu, MULI(p, ci(e, I * nr))) : bp;
-  V m = for0(e, mb, mbe, MR);
-  linear_block(e, MR, A, C, R, bp, swiglu ? &bpu : NULL, tile, m, col0, I, O, nr);
-  end0(e);
-  end0(e);
-  if (!big) end0(e);
-  /* the rows left over after the MR-row blocks, one at a time */
-  V p2 = for0(e, n0, pend, 1);
-  V bp2 = gep(e, w.seg, MULI(p2, ci(e, I * nr))), col2 = MULI(p2, ci(e, nr));
-  V bpu2 = swiglu ? gep(e, wu, MULI(p2, ci(e, I * nr))) : bp2;
-  V m2 = for0(e, Mfull, M, 1);
-  linear_block(e, 1, A, C, R, bp2, swiglu ? &bpu2 : NULL, tile, m2, col2, I, O, nr);
-  end0(e);
+  linear_rows_of(e, MR, &la, bp, swiglu ? &bpu : NULL, mb, mbe, col0, nr);
   end0(e);
   if (nt) {
     /* the tail panel, when this call's panel range holds it */
@@ -789,16 +871,23 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     if0(e, has_tail);
     V tbp = gepc(e, w.seg, nfull * I * nr), tc0 = ci(e, nfull * nr);
     V tbu = swiglu ? gepc(e, wu, nfull * I * nr) : tbp;
-    int TMR = linear_rows(e->vl * 32, nt);
-    V Mt = MULI(DIVI(M, ci(e, TMR)), ci(e, TMR));
-    V mt = for0(e, ci(e, 0), Mt, TMR);
-    linear_block(e, TMR, A, C, R, tbp, swiglu ? &tbu : NULL, tile, mt, tc0, I, O, nt);
-    end0(e);
-    V mt2 = for0(e, Mt, M, 1);
-    linear_block(e, 1, A, C, R, tbp, swiglu ? &tbu : NULL, tile, mt2, tc0, I, O, nt);
-    end0(e);
+    la.valid = O - nfull * nr;
+    linear_rows_of(e, linear_rows(e->vl * 32, nt), &la, tbp, swiglu ? &tbu : NULL, mb, mbe,
+                   tc0, nt);
     out(e, "  }\n");
   }
+  end0(e);
+}
+
+static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
+  linear_body(e, q, info, false);
+  out(e, "  return\n}\n");
+  out(e, "func.func @%s_1(%%args: !llvm.ptr) attributes {llvm.linkage = "
+      "#llvm.linkage<external>} {\n", name);
+  cg_kernel_info one;
+  memset(&one, 0, sizeof one);
+  linear_body(e, q, &one, true);
+  info->one_row = true;
 }
 
 /* ---- elementwise -------------------------------------------------------- */
@@ -2257,7 +2346,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_EMBED: k_embed(&e, req); break;
     case IR_RMSNORM: k_norm(&e, req, false); break;
     case IR_LAYERNORM: k_norm(&e, req, true); break;
-    case IR_LINEAR: k_linear(&e, req, info); break;
+    case IR_LINEAR: k_linear(&e, req, info, name); break;
     case IR_ADD: k_eltwise(&e, req, 0); break;
     case IR_SILU_MUL: k_eltwise(&e, req, 1); break;
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -35,6 +36,9 @@ static const char *const PIPELINE =
     " expand-strided-metadata, finalize-memref-to-llvm, convert-arith-to-llvm,"
     " convert-index-to-llvm, convert-cf-to-llvm, convert-func-to-llvm,"
     " reconcile-unrealized-casts)";
+
+/* The first bytes of a bundle of objects (emit_bundle below). */
+static const char OBJS_MAGIC[8] = {'H', 'S', 'A', 'C', 'O', 'B', 'J', 'S'};
 
 struct cg_jit {
   LLVMOrcLLJITRef jit;
@@ -217,7 +221,7 @@ static void cache_key(const char *mlir, const cg_target *t, char key[33]) {
   cg_llvm_version(llvm, sizeof llvm);
   cg_hash h;
   cg_hash_init(&h);
-  cg_hash_str(&h, "hsac-cpu-object");
+  cg_hash_str(&h, "hsac-cpu-objects-2"); /* a bundle of objects (OBJS_MAGIC) */
   cg_hash_str(&h, HSAC_VERSION);
   cg_hash_str(&h, llvm);
   cg_hash_str(&h, PIPELINE);
@@ -283,10 +287,31 @@ static int load_object(cg_jit *j, const cg_target *t, const void *obj, size_t si
         &gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
     if (!e) LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
   }
-  if (!e) {
+  /* the bundle's objects (emit_bundle), checked to lie inside it */
+  const unsigned char *bun = obj;
+  uint32_t n = 0;
+  size_t at = sizeof OBJS_MAGIC + 4;
+  if (!e && (size < at || memcmp(bun, OBJS_MAGIC, sizeof OBJS_MAGIC))) {
+    snprintf(err, errsize, "loading the compiled kernels failed: not an hsac object bundle");
+    return -1;
+  }
+  if (!e) memcpy(&n, bun + sizeof OBJS_MAGIC, 4);
+  size_t data = at + (size_t)n * 8;
+  if (!e && (n == 0 || n > 64 || data > size)) {
+    snprintf(err, errsize, "loading the compiled kernels failed: a malformed object bundle");
+    return -1;
+  }
+  for (uint32_t i = 0; i < n && !e; i++) {
+    uint64_t sz;
+    memcpy(&sz, bun + at + 8 * (size_t)i, 8);
+    if (sz == 0 || sz > size - data) {
+      snprintf(err, errsize, "loading the compiled kernels failed: a malformed object bundle");
+      return -1;
+    }
     LLVMMemoryBufferRef mb =
-        LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, size, "hsac-kernels");
+        LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)bun + data, sz, "hsac-kernels");
     e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), mb);
+    data += sz;
   }
   if (e) {
     char *m = LLVMGetErrorMessage(e);
@@ -297,8 +322,156 @@ static int load_object(cg_jit *j, const cg_target *t, const void *obj, size_t si
   return 0;
 }
 
-int cg_jit_compile(const char *mlir, const cg_target *t, const cg_cache *cache, cg_jit **out,
-                   cg_jit_stats *stats, char *err, size_t errsize) {
+/* ---- compiling parts of the module in parallel ---------------------------
+ *
+ * The kernels of a module do not call each other, so the module is split
+ * at its top-level functions into up to `threads` parts of about equal text
+ * length, each lowered, optimized and emitted on its own thread with its
+ * own MLIR and LLVM contexts.  What the cache stores and the JIT loads is
+ * then a bundle: OBJS_MAGIC, a u32 count, a u64 size per object, the
+ * objects. */
+
+typedef struct part_job {
+  char *text;          /* "module {" + some functions + "}" */
+  size_t len, cap;
+  const cg_target *t;
+  void *obj;
+  size_t size;
+  cg_jit_stats st;
+  char err[1024];
+  int rc;
+} part_job;
+
+static void *compile_part(void *arg) {
+  part_job *p = arg;
+  p->rc = emit_object(p->text, p->t, &p->obj, &p->size, &p->st, p->err, sizeof p->err);
+  return NULL;
+}
+
+static int part_add(part_job *p, const char *s, size_t n) {
+  if (p->len + n + 1 > p->cap) {
+    size_t cap = (p->len + n + 1) * 2;
+    char *q = realloc(p->text, cap);
+    if (!q) return -1;
+    p->text = q;
+    p->cap = cap;
+  }
+  memcpy(p->text + p->len, s, n);
+  p->len += n;
+  p->text[p->len] = 0;
+  return 0;
+}
+
+/* Splits the module (every function starts a line with "func.func ")
+ * into at most n parts, each function to the part with the least text
+ * so far, longest functions first.  Returns the number of parts (at least
+ * 1), or -1 when out of memory. */
+static int split_module(const char *mlir, int n, part_job *parts) {
+  enum { MAXF = 4096 };
+  const char *starts[MAXF + 1];
+  int nf = 0;
+  const char *body = strstr(mlir, "func.func ");
+  for (const char *c = body; c && nf < MAXF; c = strstr(c + 1, "\nfunc.func ")) {
+    starts[nf++] = c == body ? c : c + 1;
+  }
+  const char *end = body ? strrchr(mlir, '}') : NULL; /* the module's brace */
+  if (!body || !end || nf == MAXF || n < 2 || nf < 2) {
+    if (part_add(&parts[0], mlir, strlen(mlir))) return -1;
+    return 1;
+  }
+  starts[nf] = end;
+  if (n > nf) n = nf;
+  size_t load[64] = {0};
+  bool done[MAXF] = {0};
+  for (int i = 0; i < n; i++)
+    if (part_add(&parts[i], "module {\n", 9)) return -1;
+  for (int k = 0; k < nf; k++) {
+    int f = -1;
+    for (int i = 0; i < nf; i++)
+      if (!done[i] && (f < 0 || starts[i + 1] - starts[i] > starts[f + 1] - starts[f])) f = i;
+    done[f] = true;
+    int best = 0;
+    for (int i = 1; i < n; i++)
+      if (load[i] < load[best]) best = i;
+    size_t len = (size_t)(starts[f + 1] - starts[f]);
+    if (part_add(&parts[best], starts[f], len)) return -1;
+    load[best] += len;
+  }
+  for (int i = 0; i < n; i++)
+    if (part_add(&parts[i], "}\n", 2)) return -1;
+  return n;
+}
+
+/* Compiles the module into a bundle of objects on up to `threads` threads. */
+static int emit_bundle(const char *mlir, const cg_target *t, int threads, void **out,
+                       size_t *size, cg_jit_stats *st, char *err, size_t errsize) {
+  if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads < 1) threads = 1;
+  if (threads > 16) threads = 16;
+  part_job *parts = calloc((size_t)threads, sizeof *parts);
+  if (!parts) {
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  int n = split_module(mlir, threads, parts);
+  int rc = n < 0 ? -1 : 0;
+  if (rc) snprintf(err, errsize, "out of memory");
+  pthread_t tid[16];
+  bool started[16] = {0};
+  for (int i = 0; i < n; i++) {
+    parts[i].t = t;
+    /* part 0 runs on this thread; a thread that cannot start runs here too */
+    if (i > 0 && pthread_create(&tid[i], NULL, compile_part, &parts[i]) == 0) started[i] = true;
+  }
+  for (int i = 0; i < n; i++)
+    if (!started[i]) compile_part(&parts[i]);
+  for (int i = 0; i < n; i++)
+    if (started[i]) pthread_join(tid[i], NULL);
+  size_t total = sizeof OBJS_MAGIC + 4;
+  for (int i = 0; i < n && rc == 0; i++) {
+    if (parts[i].rc) {
+      snprintf(err, errsize, "%s", parts[i].err);
+      rc = -1;
+    }
+    total += 8 + parts[i].size;
+    /* the threads ran at once: report their largest times */
+    if (parts[i].st.ms_lower > st->ms_lower) st->ms_lower = parts[i].st.ms_lower;
+    if (parts[i].st.ms_opt > st->ms_opt) st->ms_opt = parts[i].st.ms_opt;
+  }
+  st->jobs = n > 0 ? n : 1;
+  unsigned char *b = rc == 0 ? malloc(total) : NULL;
+  if (rc == 0 && !b) {
+    snprintf(err, errsize, "out of memory");
+    rc = -1;
+  }
+  if (b) {
+    size_t at = sizeof OBJS_MAGIC;
+    memcpy(b, OBJS_MAGIC, sizeof OBJS_MAGIC);
+    uint32_t cnt = (uint32_t)n;
+    memcpy(b + at, &cnt, 4);
+    at += 4;
+    for (int i = 0; i < n; i++) {
+      uint64_t sz = parts[i].size;
+      memcpy(b + at, &sz, 8);
+      at += 8;
+    }
+    for (int i = 0; i < n; i++) {
+      memcpy(b + at, parts[i].obj, parts[i].size);
+      at += parts[i].size;
+    }
+    *out = b;
+    *size = total;
+  }
+  for (int i = 0; i < threads; i++) {
+    free(parts[i].text);
+    free(parts[i].obj);
+  }
+  free(parts);
+  return rc;
+}
+
+int cg_jit_compile(const char *mlir, const cg_target *t, int threads, const cg_cache *cache,
+                   cg_jit **out, cg_jit_stats *stats, char *err, size_t errsize) {
   pthread_once(&init_once, init_llvm);
   cg_jit_stats st0, *st = stats ? stats : &st0;
   memset(st, 0, sizeof *st);
@@ -321,7 +494,7 @@ int cg_jit_compile(const char *mlir, const cg_target *t, const cg_cache *cache, 
     st->cache_rebuilt = corrupt || corrupt2;
   }
   if (!obj) {
-    if (emit_object(mlir, t, &obj, &size, st, err, errsize)) {
+    if (emit_bundle(mlir, t, threads, &obj, &size, st, err, errsize)) {
       if (lockfd != -2 && lockfd >= 0) cg_cache_unlock(lockfd);
       return -1;
     }

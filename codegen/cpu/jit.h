@@ -3,10 +3,12 @@
  *
  * The text is parsed into an MLIR module, lowered to the LLVM dialect
  * (scf, vector, math, arith, func, memref -> llvm), translated to LLVM IR,
- * optimized with default<O3> for the target and emitted as one object
- * file; the object is loaded into an ORC LLJIT instance.  The object is
- * what the kernel cache stores (codegen/cache.h): a cached object skips
- * everything but the load. */
+ * optimized with default<O3> for the target and emitted as object code,
+ * loaded into an ORC LLJIT instance.  cg_jit_compile splits the module's
+ * functions into parts compiled on parallel threads, one object each; the
+ * bundle of objects is what the kernel cache stores (codegen/cache.h): a
+ * cached bundle skips everything but the load.  cg_jit_emit writes one
+ * object (ahead-of-time builds). */
 #ifndef HSAC_CODEGEN_CPU_JIT_H
 #define HSAC_CODEGEN_CPU_JIT_H
 
@@ -33,16 +35,18 @@ typedef struct cg_jit cg_jit;
 typedef struct cg_jit_stats {
   bool cache_hit;        /* the object came from the kernel cache */
   bool cache_rebuilt;    /* a corrupt cache entry was found and replaced */
-  double ms_lower;       /* parse + MLIR passes + translation */
-  double ms_opt;         /* LLVM O3 + object emission */
+  int jobs;              /* parts compiled in parallel (0: from the cache) */
+  double ms_lower;       /* parse + MLIR passes + translation (the slowest part's) */
+  double ms_opt;         /* LLVM O3 + object emission (the slowest part's) */
   double ms_load;        /* loading the object into the JIT */
   size_t object_bytes;
   char key[33];          /* the cache key */
 } cg_jit_stats;
 
-/* Compiles (or loads from the cache) a module of kernels.  `cache` may be
- * NULL (no cache).  Returns 0, or -1 with err. */
-int cg_jit_compile(const char *mlir, const cg_target *t, const cg_cache *cache,
+/* Compiles (or loads from the cache) a module of kernels, on up to
+ * `threads` threads (<= 0: one per online CPU).  `cache` may be NULL (no
+ * cache).  Returns 0, or -1 with err. */
+int cg_jit_compile(const char *mlir, const cg_target *t, int threads, const cg_cache *cache,
                    cg_jit **out, cg_jit_stats *stats, char *err, size_t errsize);
 /* The address of a function of the module, or NULL. */
 void *cg_jit_lookup(cg_jit *j, const char *name);

@@ -25,6 +25,7 @@
 #ifndef HSAC_CODEGEN_CPU_KERNELS_H
 #define HSAC_CODEGEN_CPU_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,8 @@ typedef struct cg_kernel_info {
   int64_t scratch_per_t1; /* ... plus this many per token of context (dense attention) */
   int64_t panel;          /* linear: columns per packed panel (NR) */
   int64_t part_floats;    /* retrieve: floats of one partial list set */
+  bool one_row;           /* also NAME_1: the decode version, for a call
+                             of one row (r1 = r0 + 1), same slots */
 } cg_kernel_info;
 
 /* A kernel request: the op and how each input is held. */
@@ -88,6 +91,11 @@ typedef struct cg_kernel_req {
                                     or op is a silu_mul of this (gate)
                                     linear and fused_up: */
   const ir_op *fused_up;         /* inputs x, W gate, W up (both packed) */
+  const ir_op *prenorm;          /* an RMSNorm folded into this linear (or
+                                    fused linear): input x is the norm's
+                                    input, the packed weights carry its
+                                    gain, the kernel scales each row by
+                                    its 1/rms */
   cg_hist hist[IR_MAX_INPUTS];   /* per input (of `scores` when streaming) */
   int64_t row_elems[IR_MAX_INPUTS];
   int vec_bits;                  /* 512, 256 or 128 */
@@ -108,5 +116,9 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
 int64_t cg_linear_panel(int vec_bits, int64_t O);
 size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits);
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed);
+/* The same, for a linear with an RMSNorm folded in: column k of W is
+ * multiplied by the norm's gain g[k] (NULL: as cg_linear_pack). */
+void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
+                         float *packed);
 
 #endif

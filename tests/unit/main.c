@@ -1,5 +1,7 @@
-/* main.c - runs every CUnit suite.  CUnit's basic runner reports success
- * even when assertions fail, so the exit code comes from the failure count. */
+/* main.c - runs every CUnit suite, or (test_unit SUITE [TEST]) the suite
+ * named SUITE or one test of it.
+ * CUnit's basic runner reports success even when assertions fail, so the
+ * exit code comes from the failure count. */
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ int tu_contains(const char *hay, const char *needle) {
   return hay && needle && strstr(hay, needle) != NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   if (CU_initialize_registry() != CUE_SUCCESS) return 2;
   tu_add_frontend_suite();
   tu_add_ir_suite();
@@ -47,7 +49,25 @@ int main(void) {
   tu_add_cache_suite();
   tu_add_pool_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
-  CU_basic_run_tests();
+  if (argc > 1) {
+    CU_pSuite one = CU_get_suite(argv[1]);
+    if (!one) {
+      fprintf(stderr, "test_unit: no suite named '%s'\n", argv[1]);
+      CU_cleanup_registry();
+      return 2;
+    }
+    const char *only = argc > 2 ? argv[2] : NULL;
+    CU_pTest t = only ? CU_get_test(one, only) : NULL;
+    if (only && !t) {
+      fprintf(stderr, "test_unit: no test named '%s' in suite '%s'\n", only, argv[1]);
+      CU_cleanup_registry();
+      return 2;
+    }
+    if (t) CU_basic_run_test(one, t);
+    else CU_basic_run_suite(one);
+  } else {
+    CU_basic_run_tests();
+  }
   unsigned failures = CU_get_number_of_failures();
   unsigned run = CU_get_number_of_tests_run();
   CU_cleanup_registry();

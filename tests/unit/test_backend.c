@@ -223,6 +223,149 @@ static void test_swiglu(void) {
   }
 }
 
+/* The RMSNorms of the graph t that the CPU backend folds into the linears
+ * after them, from its description ("... (N norms folded) ..."). */
+static int norms_folded(tg *t) {
+  char err[512], desc[1024];
+  void *prog = NULL;
+  rt_backend_config cfg = {.threads = 1, .no_cache = true};
+  if (rt_backend_cpu.compile(t->g, t->w, &cfg, &prog, err, sizeof err) != HSART_OK) {
+    fprintf(stderr, "\n%s\n", err);
+    return -1;
+  }
+  rt_backend_cpu.describe(prog, desc, sizeof desc);
+  rt_backend_cpu.program_free(prog);
+  const char *at = strstr(desc, " norms folded)");
+  if (!at) return -1;
+  while (at > desc && at[-1] != '(') at--;
+  return atoi(at);
+}
+
+/* An RMSNorm folded into the linears that read it (the gain packed into
+ * their weights, 1/rms per row in the kernel): one linear, three (q, k,
+ * v), SwiGLU, a linear ended by a residual add, a weight too big for the
+ * cache (the LM head's loop order); ragged shapes, blocks of rows, decode.
+ * A norm that something else reads too is not folded. */
+static void test_norm_folded(void) {
+  static const int64_t shapes[][3] = {{13, 260, 32}, {70, 48, 65}, {9, 2100, 1000}};
+  ir_attr eps = ir_float_attr("eps", 1e-5);
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
+    float *wbig = malloc((size_t)(O * I) * sizeof *wbig);
+    CU_ASSERT_FATAL(wbig != NULL);
+    for (int64_t j = 0; j < O * I; j++) wbig[j] = frand() * 0.3f;
+    tg t;
+    tg_init(&t);
+    ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 3));
+    ir_value *g = tg_weight(&t, "g", 1, (int64_t[]){I}, rnd((size_t)I, 1));
+    ir_value *w = tg_weight(&t, "w", 2, (int64_t[]){O, I}, wbig);
+    ir_value *n = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){x, g}, 1, &eps, 0);
+    ir_value *y = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w}, 0, NULL, 0);
+    char what[96];
+    snprintf(what, sizeof what, "rmsnorm folded into linear [%lld, %lld] x [%lld]",
+             (long long)O, (long long)I, (long long)L);
+    if (O * I > 100000) {
+      /* the big weight: one linear (the LM head's shape) */
+      tg_run(&t, y, L);
+      CU_ASSERT_EQUAL(norms_folded(&t), 1);
+      check(&t, y, L, 4, what);
+      tg_free(&t);
+      free(wbig);
+      continue;
+    }
+    ir_value *w2 = tg_weight(&t, "w2", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.3f));
+    ir_value *w3 = tg_weight(&t, "w3", 2, (int64_t[]){I, I}, rnd((size_t)(I * I), 0.3f));
+    ir_value *y2 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w2}, 0, NULL, 0);
+    ir_value *y3 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w3}, 0, NULL, 0);
+    ir_value *s = tg_op(&t, IR_ADD, 2, (ir_value *[]){x, y3}, 0, NULL, 0);
+    /* SwiGLU of a second norm of s, then the down projection ends with
+     * the residual add */
+    ir_value *g2 = tg_weight(&t, "g2", 1, (int64_t[]){I}, rnd((size_t)I, 1));
+    ir_value *n2 = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){s, g2}, 1, &eps, 0);
+    ir_value *gt = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n2, w}, 0, NULL, 0);
+    ir_value *up = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n2, w2}, 0, NULL, 0);
+    ir_value *sw = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){gt, up}, 0, NULL, 0);
+    ir_value *wd = tg_weight(&t, "wd", 2, (int64_t[]){I, O}, rnd((size_t)(I * O), 0.2f));
+    ir_value *dn = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){sw, wd}, 0, NULL, 0);
+    ir_value *s2 = tg_op(&t, IR_ADD, 2, (ir_value *[]){s, dn}, 0, NULL, 0);
+    /* a third norm, read by a linear and by an add: computed, not folded */
+    ir_value *n3 = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){s2, g}, 1, &eps, 0);
+    ir_value *y4 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n3, w3}, 0, NULL, 0);
+    ir_value *s3 = tg_op(&t, IR_ADD, 2, (ir_value *[]){n3, y4}, 0, NULL, 0);
+    tg_run(&t, s3, L);
+    CU_ASSERT_EQUAL(norms_folded(&t), 2);
+    check(&t, y, L, 4, what);
+    check(&t, y2, L, 1, "rmsnorm folded, the second linear, decode");
+    check(&t, s, L, 5, "rmsnorm folded, linear + residual");
+    check(&t, sw, L, 4, "rmsnorm folded into SwiGLU");
+    check(&t, s2, L, 1, "rmsnorm folded into SwiGLU, down projection, decode");
+    check(&t, s3, L, 3, "rmsnorm not folded (an add reads it too)");
+    tg_free(&t);
+    free(wbig);
+  }
+}
+
+/* The one-row (decode) version of the linear kernels, a GEMV over several
+ * panels at a time, sums over k in the prefill kernel's order: a row has
+ * the same bits whether it came in a prefill segment or alone.  Plain,
+ * residual, SwiGLU and folded-norm linears, with panels left over after
+ * the groups and a tail panel. */
+static void test_decode_gemv_bits(void) {
+  static const int64_t shapes[][3] = {{9, 200, 37}, {6, 1030, 64}, {5, 16, 8}};
+  ir_attr eps = ir_float_attr("eps", 1e-5);
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
+    tg t;
+    tg_init(&t);
+    ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 1));
+    ir_value *g = tg_weight(&t, "g", 1, (int64_t[]){I}, rnd((size_t)I, 1));
+    ir_value *w = tg_weight(&t, "w", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.3f));
+    ir_value *w2 = tg_weight(&t, "w2", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.3f));
+    ir_value *wd = tg_weight(&t, "wd", 2, (int64_t[]){I, O}, rnd((size_t)(I * O), 0.2f));
+    ir_value *y = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w}, 0, NULL, 0);
+    ir_value *n = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){x, g}, 1, &eps, 0);
+    ir_value *gt = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w}, 0, NULL, 0);
+    ir_value *up = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w2}, 0, NULL, 0);
+    ir_value *sw = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){gt, up}, 0, NULL, 0);
+    ir_value *dn = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){sw, wd}, 0, NULL, 0);
+    ir_value *s2 = tg_op(&t, IR_ADD, 2, (ir_value *[]){x, dn}, 0, NULL, 0);
+    /* the norm alone; SwiGLU alone */
+    ir_value *g3 = tg_weight(&t, "g3", 1, (int64_t[]){I}, rnd((size_t)I, 1));
+    ir_value *n3 = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){x, g3}, 1, &eps, 0);
+    ir_value *yn = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n3, w}, 0, NULL, 0);
+    ir_value *g4 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w}, 0, NULL, 0);
+    ir_value *u4 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w2}, 0, NULL, 0);
+    ir_value *sw4 = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){g4, u4}, 0, NULL, 0);
+    tg_run(&t, s2, L);
+    const ir_value *vals[] = {y, sw, s2, yn, sw4};
+    static const char *const cpus[] = {"host", "haswell"};
+    for (int c = 0; c < 2; c++)
+      for (int k = 0; k < 5; k++) {
+        rows whole = {0}, one = {0};
+        bool ok = run_rows(&t, vals[k], L, L, cpus[c], &whole) &&
+                  run_rows(&t, vals[k], L, 1, cpus[c], &one);
+        CU_ASSERT(ok);
+        bool same = ok && whole.n == one.n && whole.width == one.width &&
+                    !memcmp(whole.p, one.p, (size_t)(whole.n * whole.width) * sizeof(float));
+        if (!same) {
+          double worst = 0;
+          for (int64_t j = 0; ok && j < whole.n * whole.width && whole.n == one.n; j++) {
+            if (whole.p[j] != one.p[j] && getenv("HSAC_TEST_DEBUG"))
+              fprintf(stderr, "row %lld col %lld: %.9g %.9g\n", (long long)(j / whole.width),
+                      (long long)(j % whole.width), whole.p[j], one.p[j]);
+            worst = fmax(worst, fabs((double)whole.p[j] - one.p[j]));
+          }
+          fprintf(stderr, "\ndecode GEMV [%lld, %lld], value %d on %s: not the prefill bits "
+                  "(largest difference %.3g)\n", (long long)O, (long long)I, k, cpus[c], worst);
+        }
+        CU_ASSERT(same);
+        free(whole.p);
+        free(one.p);
+      }
+    tg_free(&t);
+  }
+}
+
 static void test_rowwise(void) {
   enum { L = 23, D = 40 };
   tg t;
@@ -662,6 +805,8 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
   CU_add_test(s, "SwiGLU as one kernel", test_swiglu);
   CU_add_test(s, "norms and elementwise", test_rowwise);
+  CU_add_test(s, "RMSNorm folded into the linears after it", test_norm_folded);
+  CU_add_test(s, "decode GEMV: the bits of prefill", test_decode_gemv_bits);
   CU_add_test(s, "rope and heads", test_rope_heads);
   CU_add_test(s, "windowed and dense attention", test_attention);
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
