@@ -847,8 +847,12 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
     end0(e);
   }
   V pend = MINI(n1, ci(e, nfull));
-  if (one_row) {
-    /* the GEMV: MR panels side by side, each row on its own */
+  if (one_row && O * I * 4 <= (1 << 20)) {
+    /* the GEMV: MR panels side by side, each row on its own.  Only for
+     * weights that fit in L2: larger ones stream from L3 or memory, where
+     * MR streams per thread measured slower than one (bench_cpu_kernels
+     * --only gemv, 2 threads on a Zen 3), and the one-panel path below
+     * is the GEMV. */
     V pg = ADDI(n0, MULI(DIVI(MAXI(SUBI(pend, n0), ci(e, 0)), ci(e, MR)), ci(e, MR)));
     V p = for0(e, n0, pg, MR);
     V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
