@@ -254,6 +254,20 @@ static kfn linear_kernel(one *o, int64_t O, int64_t I, const char *name, cg_kern
   return kernel_of(&req, name, info, j);
 }
 
+/* The slots of a linear kernel call: rows [0, M) of A [M, I] times the
+ * packed weights P into C [M, O], every panel. */
+static void linear_slots(int64_t *a, int64_t M, int64_t O, int64_t I, const float *A,
+                         const float *P, float *C, int64_t nsplit) {
+  memset(a, 0, CG_A_COUNT * sizeof *a);
+  a[CG_A_R1] = M;
+  a[CG_A_N1] = nsplit;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C;
+  a[CG_A_OUT0 + CG_V_STRIDE] = O;
+  a[CG_A_IN0 + CG_V_SEG] = (int64_t)(intptr_t)A;
+  a[CG_A_IN0 + CG_V_STRIDE] = I;
+  a[CG_A_IN0 + CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)P;
+}
+
 static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   one o;
   cg_kernel_info info;
@@ -263,16 +277,8 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   float *C = calloc((size_t)(M * O), sizeof *C), *C2 = calloc((size_t)(M * O), sizeof *C2);
   float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
   cg_linear_pack(W, O, I, target.vec_bits, P);
-  int64_t a[CG_A_COUNT] = {0};
-  a[CG_A_R0] = 0;
-  a[CG_A_R1] = M;
-  a[CG_A_N0] = 0;
-  a[CG_A_N1] = info.nsplit;
-  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C;
-  a[CG_A_OUT0 + CG_V_STRIDE] = O;
-  a[CG_A_IN0 + CG_V_SEG] = (int64_t)(intptr_t)A;
-  a[CG_A_IN0 + CG_V_STRIDE] = I;
-  a[CG_A_IN0 + CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)P;
+  int64_t a[CG_A_COUNT];
+  linear_slots(a, M, O, I, A, P, C, info.nsplit);
   float *scr[256] = {0};
   split s = {.f = f, .a = a, .scratch = scr, .rows = true};
   double flops = 2.0 * (double)M * (double)O * (double)I;
@@ -327,16 +333,9 @@ static void bench_gemv(int64_t O, int64_t I) {
         *C2 = calloc((size_t)O, sizeof *C2);
   float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
   cg_linear_pack(W, O, I, target.vec_bits, P);
-  int64_t a[CG_A_COUNT] = {0}, a1[CG_A_COUNT];
-  a[CG_A_R1] = 1;
-  a[CG_A_N1] = info.nsplit;
-  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C;
-  a[CG_A_OUT0 + CG_V_STRIDE] = O;
-  a[CG_A_IN0 + CG_V_SEG] = (int64_t)(intptr_t)A;
-  a[CG_A_IN0 + CG_V_STRIDE] = I;
-  a[CG_A_IN0 + CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)P;
-  memcpy(a1, a, sizeof a);
-  a1[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C1;
+  int64_t a[CG_A_COUNT], a1[CG_A_COUNT];
+  linear_slots(a, 1, O, I, A, P, C, info.nsplit);
+  linear_slots(a1, 1, O, I, A, P, C1, info.nsplit);
   float *scr[256] = {0};
   split s = {.f = f, .a = a, .scratch = scr}, s1 = {.f = f1, .a = a1, .scratch = scr};
   double bytes = 4.0 * (double)O * (double)I;

@@ -57,8 +57,6 @@ typedef struct cpu_prog {
                                    the kernel that reads it, never stored (a
                                    linear ended by its add or SwiGLU, an
                                    RMSNorm folded into its linears) */
-  bool *folded;                 /* per value index: an RMSNorm's result whose
-                                   linears read the norm's input instead */
   int nfolded;                  /* RMSNorms folded */
   int threads;
   int64_t scan_split_min;       /* split one row's landmark scan from this many */
@@ -119,7 +117,6 @@ static void cpu_program_free(void *program) {
   for (int i = 0; i < p->npacked; i++) free(p->packed[i].data);
   free(p->packed);
   free(p->fused_into);
-  free(p->folded);
   free(p->k);
   free(p);
 }
@@ -203,38 +200,47 @@ static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const int
   return a;
 }
 
+/* An RMSNorm folds into the linears after it when they are all that reads
+ * its result (uses == lin_uses: the reads as a linear's x) and that result
+ * is held for the segment only and its gain is a weight: each linear then
+ * reads the norm's input, scales its rows by 1/rms and has the gain packed
+ * into its weights, so the normalized activations are never written and
+ * read back.  (LayerNorm is not folded: subtracting mean * W g after the
+ * GEMM would cancel catastrophically for rows with a large mean.) */
+static bool foldable_norm(const ir_graph *g, const rt_exec *x, const ir_op *nrm,
+                          const int *uses, const int *lin_uses) {
+  int v = nrm->out[0]->index;
+  if (nrm->code != IR_RMSNORM || g->output == nrm->out[0] || uses[v] == 0 ||
+      uses[v] != lin_uses[v])
+    return false;
+  return hist_of(x, nrm->out[0]) == CG_H_SEG && x->vals[nrm->in[1]->index].is_weight &&
+         !x->vals[nrm->in[0]->index].virt;
+}
+
+/* Whether value v is a folded RMSNorm's result (its linears read the
+ * norm's input instead). */
+static bool folded_norm(const cpu_prog *p, const ir_value *v) {
+  return p->fused_into[v->index] && v->def->code == IR_RMSNORM;
+}
+
 /* Decides the fusions once, from one count of every value's readers: the
  * kernel of an add or silu_mul that ends a GEMM records its linear(s)
  * (p->k[].fused, fused_up), and those linears are marked as computed
- * inside it (p->fused_into).  false: out of memory. */
-/* An RMSNorm folds into the linears after it when they are all that reads
- * its result (held for the segment only) and its gain is a weight: each
- * linear then reads the norm's input, scales its rows by 1/rms and has
- * the gain packed into its weights, so the normalized activations are
- * never written and read back.  (LayerNorm is not folded: subtracting
- * mean * W g after the GEMM would cancel catastrophically for rows with
- * a large mean.) */
-static bool foldable_norm(const ir_graph *g, const rt_exec *x, const ir_op *nrm) {
-  if (nrm->code != IR_RMSNORM || g->output == nrm->out[0]) return false;
-  if (hist_of(x, nrm->out[0]) != CG_H_SEG || !x->vals[nrm->in[1]->index].is_weight)
-    return false;
-  if (x->vals[nrm->in[0]->index].virt) return false;
-  int64_t D = nrm->out[0]->type.dims[nrm->out[0]->type.rank - 1].n;
-  int readers = 0;
+ * inside it (p->fused_into); so are the RMSNorms folded into their
+ * linears.  false: out of memory. */
+static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
+  int *uses = calloc(2 * ((size_t)p->nvals + 1), sizeof *uses);
+  if (!uses) return false;
+  int *lin_uses = uses + p->nvals + 1;
   for (const ir_op *op = g->first; op; op = op->next)
     for (int j = 0; j < op->nin; j++) {
-      if (op->in[j] != nrm->out[0]) continue;
-      if (op->code != IR_LINEAR || j != 0 || op->in[1]->type.dims[1].n != D) return false;
-      readers++;
+      uses[op->in[j]->index]++;
+      /* read as a linear's x, the width of a row of its weight */
+      const ir_type *t = &op->in[0]->type;
+      if (op->code == IR_LINEAR && j == 0 && op->in[1] != op->in[0] &&
+          op->in[1]->type.dims[1].n == t->dims[t->rank - 1].n)
+        lin_uses[op->in[0]->index]++;
     }
-  return readers > 0;
-}
-
-static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
-  int *uses = calloc((size_t)p->nvals + 1, sizeof *uses);
-  if (!uses) return false;
-  for (const ir_op *op = g->first; op; op = op->next)
-    for (int j = 0; j < op->nin; j++) uses[op->in[j]->index]++;
   for (const ir_op *op = g->first; op; op = op->next) {
     if (op->code != IR_ADD && op->code != IR_SILU_MUL) continue;
     const ir_op *up = NULL, *lin = fusable_linear(g, op, uses);
@@ -247,9 +253,8 @@ static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
     if (up) p->fused_into[up->out[0]->index] = true;
   }
   for (const ir_op *op = g->first; op; op = op->next)
-    if (foldable_norm(g, x, op)) {
+    if (foldable_norm(g, x, op, uses, lin_uses)) {
       p->fused_into[op->out[0]->index] = true;
-      p->folded[op->out[0]->index] = true;
       p->nfolded++;
     }
   free(uses);
@@ -302,7 +307,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       k->ins[2] = up ? up->in[1] : op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
     }
     if (!lin && op->code == IR_LINEAR) lin = op;
-    if (lin && p->folded[lin->in[0]->index]) {
+    if (lin && folded_norm(p, lin->in[0])) {
       /* a folded RMSNorm: the linear reads the norm's input */
       k->prenorm = req.prenorm = lin->in[0]->def;
       k->ins[0] = k->prenorm->in[0];
@@ -438,12 +443,9 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     p.fused_into = calloc((size_t)x.nvals + 1, sizeof *p.fused_into);
-    p.folded = calloc((size_t)x.nvals + 1, sizeof *p.folded);
-    st = p.k && p.fused_into && p.folded ? emit_module(g, &x, &p, text, err, errsize)
-                                         : HSART_ENOMEM;
+    st = p.k && p.fused_into ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
   }
   free(p.fused_into);
-  free(p.folded);
   if (w) rt_exec_free(&x);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(p.k);
@@ -484,9 +486,8 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
   p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
-  p->folded = calloc((size_t)x.nvals + 1, sizeof *p->folded);
   char *text = NULL;
-  if (!p->k || !p->packed || !p->fused_into || !p->folded) {
+  if (!p->k || !p->packed || !p->fused_into) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {

@@ -560,13 +560,23 @@ static V row_sum(em *e, V p, int64_t n, int kind, V meanv) {
   return vsum(e, acc);
 }
 
+/* 1 / sqrt(mean((x - mean)^2) + eps) of the n floats at p (meanv: the
+ * mean, splat; zeros for RMSNorm): a norm's scale, as a scalar.  The
+ * folded RMSNorm of the linear kernel computes it with this same code. */
+static V inv_std(em *e, V p, int64_t n, V meanv, const ir_op *norm) {
+  const ir_attr *a = ir_get_attr(norm, "eps");
+  double eps = a ? a->f : 1e-6;
+  V ms = FADD(FDIV(row_sum(e, p, n, 1, meanv), cf(e, (double)n)), cf(e, eps));
+  V rs = nv(e);
+  out(e, "  %s = math.sqrt %s : f32\n", rs.s, ms.s);
+  return FDIV(cf(e, 1.0), rs);
+}
+
 /* RMSNorm / LayerNorm of each D-vector of a row: streaming passes over
  * the vector (sums, then the scaled output), so any width works. */
 static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
   const ir_op *op = q->op;
   int64_t D = LAST(op->in[0]), nvec = inner(op->in[0]) / D;
-  const ir_attr *a = ir_get_attr(op, "eps");
-  double eps = a ? a->f : 1e-6;
   view o = OUTV(e, 0), x = INV(e, q, 0), g = INV(e, q, 1);
   V r = rows_begin(e);
   V xr = rowp(e, &x, r), orow = rowp(e, &o, r);
@@ -576,10 +586,7 @@ static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
   V mean = cf(e, 0);
   if (layer) mean = FDIV(row_sum(e, xp, D, 0, cvf(e, 0)), cf(e, (double)D));
   V mv = splat(e, mean);
-  V ms = FADD(FDIV(row_sum(e, xp, D, 1, mv), cf(e, (double)D)), cf(e, eps));
-  V rs = nv(e);
-  out(e, "  %s = math.sqrt %s : f32\n", rs.s, ms.s);
-  V inv = splat(e, FDIV(cf(e, 1.0), rs));
+  V inv = splat(e, inv_std(e, xp, D, mv, op));
   int64_t full = D / e->vl, tail = D % e->vl;
   if (full) {
     V i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
@@ -819,8 +826,8 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
   /* Loop order by size: a weight matrix that fits in cache is streamed
    * past blocks of MB rows of A held in L2; a larger one (the LM head) is
    * read once, panel by panel, while A streams from the cache (with a
-   * folded norm, in blocks of NB rows: the 1/rms of a block's rows are
-   * held in scratch). */
+   * folded norm, in blocks of 4096 rows: the 1/rms of a block's rows are
+   * held in scratch).  One token: one block of its nvec rows. */
   bool big = O * I * 4 > (8 << 20);
   int64_t MB = big ? 4096 : 16 * MR;
   V step = ci(e, MB);
@@ -833,17 +840,11 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
   la.inv0 = mb;
   V mbe = MINI(ADDI(mb, step), M);
   if (q->prenorm) {
-    const ir_attr *ea = ir_get_attr(q->prenorm, "eps");
-    double eps = ea ? ea->f : 1e-6;
     invp = gepc(e, argp(e, CG_A_SCRATCH), tile_floats);
     la.inv = &invp;
     V r = for0(e, mb, mbe, 1);
-    V ms = FADD(FDIV(row_sum(e, gep(e, la.A, MULI(r, ci(e, I))), I, 1, cvf(e, 0)),
-                     cf(e, (double)I)),
-                cf(e, eps));
-    V rs = nv(e);
-    out(e, "  %s = math.sqrt %s : f32\n", rs.s, ms.s);
-    sts(e, FDIV(cf(e, 1.0), rs), invp, SUBI(r, mb));
+    sts(e, inv_std(e, gep(e, la.A, MULI(r, ci(e, I))), I, cvf(e, 0), q->prenorm), invp,
+        SUBI(r, mb));
     end0(e);
   }
   V pend = MINI(n1, ci(e, nfull));

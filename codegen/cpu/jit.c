@@ -268,8 +268,32 @@ static int emit_object(const char *mlir, const cg_target *t, void **obj, size_t 
   return rc;
 }
 
+/* The number of objects in a bundle (emit_bundle below), each checked to
+ * lie inside it, or 0 when it is not a well-formed bundle. */
+static uint32_t bundle_count(const unsigned char *b, size_t size) {
+  size_t at = sizeof OBJS_MAGIC + 4;
+  uint32_t n;
+  if (size < at || memcmp(b, OBJS_MAGIC, sizeof OBJS_MAGIC)) return 0;
+  memcpy(&n, b + sizeof OBJS_MAGIC, 4);
+  if (n == 0 || n > 64 || at + (size_t)n * 8 > size) return 0;
+  size_t left = size - at - (size_t)n * 8;
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t sz;
+    memcpy(&sz, b + at + 8 * (size_t)i, 8);
+    if (sz == 0 || sz > left) return 0;
+    left -= sz;
+  }
+  return n;
+}
+
 static int load_object(cg_jit *j, const cg_target *t, const void *obj, size_t size, char *err,
                        size_t errsize) {
+  const unsigned char *bun = obj;
+  uint32_t n = bundle_count(bun, size);
+  if (!n) {
+    snprintf(err, errsize, "loading the compiled kernels failed: not a well-formed object bundle");
+    return -1;
+  }
   LLVMTargetMachineRef tm = make_tm(t);
   if (!tm) {
     snprintf(err, errsize, "cannot create a target machine for %s", t->triple);
@@ -287,27 +311,11 @@ static int load_object(cg_jit *j, const cg_target *t, const void *obj, size_t si
         &gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
     if (!e) LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
   }
-  /* the bundle's objects (emit_bundle), checked to lie inside it */
-  const unsigned char *bun = obj;
-  uint32_t n = 0;
-  size_t at = sizeof OBJS_MAGIC + 4;
-  if (!e && (size < at || memcmp(bun, OBJS_MAGIC, sizeof OBJS_MAGIC))) {
-    snprintf(err, errsize, "loading the compiled kernels failed: not an hsac object bundle");
-    return -1;
-  }
-  if (!e) memcpy(&n, bun + sizeof OBJS_MAGIC, 4);
-  size_t data = at + (size_t)n * 8;
-  if (!e && (n == 0 || n > 64 || data > size)) {
-    snprintf(err, errsize, "loading the compiled kernels failed: a malformed object bundle");
-    return -1;
-  }
+  /* the bundle's objects, after its header and sizes */
+  size_t data = sizeof OBJS_MAGIC + 4 + (size_t)n * 8;
   for (uint32_t i = 0; i < n && !e; i++) {
     uint64_t sz;
-    memcpy(&sz, bun + at + 8 * (size_t)i, 8);
-    if (sz == 0 || sz > size - data) {
-      snprintf(err, errsize, "loading the compiled kernels failed: a malformed object bundle");
-      return -1;
-    }
+    memcpy(&sz, bun + sizeof OBJS_MAGIC + 4 + 8 * (size_t)i, 8);
     LLVMMemoryBufferRef mb =
         LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)bun + data, sz, "hsac-kernels");
     e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), mb);

@@ -241,6 +241,19 @@ static int norms_folded(tg *t) {
   return atoi(at);
 }
 
+/* The MLP block of the models: s + Wd (silu(n Wg^T) * (n Wu^T)) with n
+ * = rmsnorm(s, g); *sw is the SwiGLU's result. */
+static ir_value *mlp_block(tg *t, ir_value *s, ir_value *g, ir_value *wg, ir_value *wu,
+                           ir_value *wd, ir_value **sw) {
+  ir_attr eps = ir_float_attr("eps", 1e-5);
+  ir_value *n = tg_op(t, IR_RMSNORM, 2, (ir_value *[]){s, g}, 1, &eps, 0);
+  ir_value *gt = tg_op(t, IR_LINEAR, 2, (ir_value *[]){n, wg}, 0, NULL, 0);
+  ir_value *up = tg_op(t, IR_LINEAR, 2, (ir_value *[]){n, wu}, 0, NULL, 0);
+  *sw = tg_op(t, IR_SILU_MUL, 2, (ir_value *[]){gt, up}, 0, NULL, 0);
+  ir_value *dn = tg_op(t, IR_LINEAR, 2, (ir_value *[]){*sw, wd}, 0, NULL, 0);
+  return tg_op(t, IR_ADD, 2, (ir_value *[]){s, dn}, 0, NULL, 0);
+}
+
 /* An RMSNorm folded into the linears that read it (the gain packed into
  * their weights, 1/rms per row in the kernel): one linear, three (q, k,
  * v), SwiGLU, a linear ended by a residual add, a weight too big for the
@@ -281,13 +294,8 @@ static void test_norm_folded(void) {
     /* SwiGLU of a second norm of s, then the down projection ends with
      * the residual add */
     ir_value *g2 = tg_weight(&t, "g2", 1, (int64_t[]){I}, rnd((size_t)I, 1));
-    ir_value *n2 = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){s, g2}, 1, &eps, 0);
-    ir_value *gt = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n2, w}, 0, NULL, 0);
-    ir_value *up = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n2, w2}, 0, NULL, 0);
-    ir_value *sw = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){gt, up}, 0, NULL, 0);
     ir_value *wd = tg_weight(&t, "wd", 2, (int64_t[]){I, O}, rnd((size_t)(I * O), 0.2f));
-    ir_value *dn = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){sw, wd}, 0, NULL, 0);
-    ir_value *s2 = tg_op(&t, IR_ADD, 2, (ir_value *[]){s, dn}, 0, NULL, 0);
+    ir_value *sw, *s2 = mlp_block(&t, s, g2, w, w2, wd, &sw);
     /* a third norm, read by a linear and by an add: computed, not folded */
     ir_value *n3 = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){s2, g}, 1, &eps, 0);
     ir_value *y4 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n3, w3}, 0, NULL, 0);
@@ -323,12 +331,7 @@ static void test_decode_gemv_bits(void) {
     ir_value *w2 = tg_weight(&t, "w2", 2, (int64_t[]){O, I}, rnd((size_t)(O * I), 0.3f));
     ir_value *wd = tg_weight(&t, "wd", 2, (int64_t[]){I, O}, rnd((size_t)(I * O), 0.2f));
     ir_value *y = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w}, 0, NULL, 0);
-    ir_value *n = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){x, g}, 1, &eps, 0);
-    ir_value *gt = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w}, 0, NULL, 0);
-    ir_value *up = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){n, w2}, 0, NULL, 0);
-    ir_value *sw = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){gt, up}, 0, NULL, 0);
-    ir_value *dn = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){sw, wd}, 0, NULL, 0);
-    ir_value *s2 = tg_op(&t, IR_ADD, 2, (ir_value *[]){x, dn}, 0, NULL, 0);
+    ir_value *sw, *s2 = mlp_block(&t, x, g, w, w2, wd, &sw);
     /* the norm alone; SwiGLU alone */
     ir_value *g3 = tg_weight(&t, "g3", 1, (int64_t[]){I}, rnd((size_t)I, 1));
     ir_value *n3 = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){x, g3}, 1, &eps, 0);
