@@ -7,7 +7,14 @@
  * error; i32 results (top-k indices) must be equal.
  *
  * Each graph runs on the host's target and, forced, on an AVX2 target
- * (`haswell`), so the 256-bit code path is tested on AVX-512 machines. */
+ * (`haswell`), so the 256-bit code path is tested on AVX-512 machines.
+ *
+ * A graph is run many times (per checked value, per segmenting): the
+ * suite keeps a kernel cache of its own in a temporary directory, so each
+ * graph and target is compiled once and then loaded (the cache itself is
+ * tested in test_cache.c). */
+#define _GNU_SOURCE /* nftw's FTW_DEPTH/FTW_PHYS */
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +68,7 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
   }
   if (cpu) {
     /* split every decode scan, so the partial scans and merge are tested */
-    rt_backend_config cfg = {.threads = 2, .cpu = cpu, .no_cache = true, .scan_split_min = 1};
+    rt_backend_config cfg = {.threads = 2, .cpu = cpu, .scan_split_min = 1};
     st = rt_backend_cpu.compile(t->g, t->w, &cfg, &prog, err, sizeof err);
     if (st == HSART_OK) st = rt_backend_cpu.session_init(prog, &x, &state, err, sizeof err);
     if (st != HSART_OK) {
@@ -618,8 +625,7 @@ static void on_logits(void *user, int64_t pos, const float *l, int64_t vocab) {
 static bool model_logits(const char *model, const char *weights, hsart_backend be,
                          const char *cpu, const int32_t *tok, int64_t n, int64_t segment,
                          float **out, int64_t *vocab) {
-  hsart_model_options mo = {.opt_level = 1, .backend = be, .cpu = cpu, .threads = 2,
-                            .no_cache = 1};
+  hsart_model_options mo = {.opt_level = 1, .backend = be, .cpu = cpu, .threads = 2};
   hsart_model *m;
   hsart_error e;
   if (hsart_model_load(model, weights, &mo, &m, &e) != HSART_OK) {
@@ -800,10 +806,42 @@ static void test_unsupported_named(void) {
   tg_free(&t);
 }
 
+/* The suite's kernel cache: a fresh directory named by HSAC_CACHE_DIR
+ * (HSAC_NO_CACHE cleared) while the suite runs; both restored after. */
+static char cache_root[64];
+static char *saved_dir, *saved_no;
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *f) {
+  (void)sb, (void)flag, (void)f;
+  return remove(path);
+}
+
+static int suite_init(void) {
+  const char *d = getenv("HSAC_CACHE_DIR"), *n = getenv("HSAC_NO_CACHE");
+  saved_dir = d ? strdup(d) : NULL;
+  saved_no = n ? strdup(n) : NULL;
+  snprintf(cache_root, sizeof cache_root, "/tmp/hsac-backend-test-XXXXXX");
+  if (!mkdtemp(cache_root)) return -1;
+  setenv("HSAC_CACHE_DIR", cache_root, 1);
+  unsetenv("HSAC_NO_CACHE");
+  return 0;
+}
+
+static int suite_cleanup(void) {
+  nftw(cache_root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (saved_dir) setenv("HSAC_CACHE_DIR", saved_dir, 1);
+  else unsetenv("HSAC_CACHE_DIR");
+  if (saved_no) setenv("HSAC_NO_CACHE", saved_no, 1);
+  free(saved_dir);
+  free(saved_no);
+  saved_dir = saved_no = NULL;
+  return 0;
+}
+
 void tu_add_backend_suite(void) {
   rng_state = 12345;
   pool_used = 0;
-  CU_pSuite s = CU_add_suite("backend_cpu", NULL, NULL);
+  CU_pSuite s = CU_add_suite("backend_cpu", suite_init, suite_cleanup);
   CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
   CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
   CU_add_test(s, "SwiGLU as one kernel", test_swiglu);
