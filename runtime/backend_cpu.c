@@ -209,10 +209,9 @@ static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const int
  * GEMM would cancel catastrophically for rows with a large mean.) */
 static bool foldable_norm(const ir_graph *g, const rt_exec *x, const ir_op *nrm,
                           const int *uses, const int *lin_uses) {
+  if (nrm->code != IR_RMSNORM) return false; /* (an op like return has no result) */
   int v = nrm->out[0]->index;
-  if (nrm->code != IR_RMSNORM || g->output == nrm->out[0] || uses[v] == 0 ||
-      uses[v] != lin_uses[v])
-    return false;
+  if (g->output == nrm->out[0] || uses[v] == 0 || uses[v] != lin_uses[v]) return false;
   return hist_of(x, nrm->out[0]) == CG_H_SEG && x->vals[nrm->in[1]->index].is_weight &&
          !x->vals[nrm->in[0]->index].virt;
 }
@@ -235,11 +234,11 @@ static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
   for (const ir_op *op = g->first; op; op = op->next)
     for (int j = 0; j < op->nin; j++) {
       uses[op->in[j]->index]++;
-      /* read as a linear's x, the width of a row of its weight */
-      const ir_type *t = &op->in[0]->type;
-      if (op->code == IR_LINEAR && j == 0 && op->in[1] != op->in[0] &&
-          op->in[1]->type.dims[1].n == t->dims[t->rank - 1].n)
-        lin_uses[op->in[0]->index]++;
+      if (op->code == IR_LINEAR && j == 0 && op->in[1] != op->in[0]) {
+        /* read as a linear's x, the width of a row of its weight */
+        const ir_type *t = &op->in[0]->type;
+        if (op->in[1]->type.dims[1].n == t->dims[t->rank - 1].n) lin_uses[op->in[0]->index]++;
+      }
     }
   for (const ir_op *op = g->first; op; op = op->next) {
     if (op->code != IR_ADD && op->code != IR_SILU_MUL) continue;
