@@ -1314,8 +1314,9 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   out(e, "  }\n  }\n");
   if0(e, cmpi(e, "sge", idx, ci(e, 0)));
   V kb = rowp(e, &K, idx), vb = rowp(e, &Vv, idx);
-  /* scores, JB keys at a time, and their running maximum per lane */
-  V mx = cvf(e, -INFINITY);
+  /* scores, JB keys at a time; nothing else stays live across these
+   * loops (a running maximum kept in registers made AVX2's 16 run out:
+   * LLVM spilled accumulators inside the loop, halving its speed) */
   for (int64_t j0 = 0; j0 < P; j0 += JB) {
     int nb = (int)(P - j0 < JB ? P - j0 : JB);
     V acc[16];
@@ -1329,14 +1330,17 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
       y[i] = vfma(e, qe, splat(e, kj), L.arg[i]);
     }
     loop_end(e, &L, y);
-    for (int i = 0; i < nb; i++) {
-      stv(e, L.res[i], sT, ci(e, (j0 + i) * grp), NULL);
-      V m2 = nv(e);
-      out(e, "  %s = arith.maximumf %s, %s : %s\n", m2.s, mx.s, L.res[i].s, e->vt);
-      mx = m2;
-    }
+    for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ci(e, (j0 + i) * grp), NULL);
   }
-  struct { V res[1]; } M = {{mx}};
+  /* the maximum per lane, a pass over the scores in L1 (ordered compare
+   * and select, one vmaxps; a NaN score still makes the sum NaN) */
+  V ninf = cvf(e, -INFINITY);
+  loop M;
+  loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 1), 1, &ninf, e->vt);
+  V sj = ldv(e, sT, MULI(M.iv, ci(e, grp)), NULL);
+  V gt = cmpf(e, "ogt", sj, M.arg[0], e->vt), mj = nv(e);
+  out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj.s, gt.s, sj.s, M.arg[0].s, e->mt, e->vt);
+  loop_end(e, &M, &mj);
   loop Sm;
   loop_begin(e, &Sm, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
   V sa = MULI(Sm.iv, ci(e, grp));
