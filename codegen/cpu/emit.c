@@ -886,6 +886,12 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
 
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
   linear_body(e, q, info, false);
+  /* a decode version only where it differs: weights over 1 MiB take the
+   * one-panel path either way, and there it measured no faster than the
+   * prefill kernel on one row (bench_cpu_kernels --only gemv) while it
+   * cost compile time (16 of the paper model's 53 functions) */
+  const ir_op *op = q->fused ? q->fused : q->op;
+  if (DIMN(op->in[1], 0) * DIMN(op->in[1], 1) * 4 > (1 << 20)) return;
   out(e, "  return\n}\n");
   out(e, "func.func @%s_1(%%args: !llvm.ptr) attributes {llvm.linkage = "
       "#llvm.linkage<external>} {\n", name);
@@ -1228,6 +1234,7 @@ static void transpose_vecs(em *e, V *rows, int n) {
  * sT[j][g] = sum_e qT[e] K[j][e] in blocks of JB keys, softmax(+n) per
  * lane, then oT[e] += w / sum * sum_j sT[j] V[j][e] in blocks of EB
  * elements; the result is transposed back.  Scratch: qT, sT, oT. */
+#define PFH 3 /* prefetcht0; t1 measured the same */
 static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -1263,22 +1270,36 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V kh = for0(e, n0, n1, 1);
   V g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, grp));
-  /* qT[e][g] = q[kh * grp + g][e] * scale; oT = 0.  With one vector of
-   * heads per row (grp = the vector width) by shuffles, else scalar. */
-  bool shuffled = (e->vl & (e->vl - 1)) == 0 && grp * 32 == q->vec_bits && d % grp == 0 &&
-                  grp <= 16;
+  /* qT[e][g] = q[kh * grp + g][e] * scale; oT = 0.  By n x n in-register
+   * transposes of the target's vectors (n lanes: a G = 16 group is one
+   * zmm or two ymm wide), else scalar. */
+  int nat = q->vec_bits / 32;
+  bool shuffled = nat <= 16 && (nat & (nat - 1)) == 0 && grp % nat == 0 && d % nat == 0;
+  char gvt[32], gmt[32];
+  int gvl = e->vl;
+  memcpy(gvt, e->vt, sizeof gvt);
+  memcpy(gmt, e->mt, sizeof gmt);
   if (shuffled) {
-    V scv = splat(e, sc);
-    for (int64_t e0 = 0; e0 < d; e0 += grp) {
+    e->vl = nat;
+    snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", nat);
+    snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", nat);
+    V scv = splat(e, sc), zn = cvf(e, 0);
+    V e0 = for0(e, ci(e, 0), ci(e, d), nat);
+    for (int64_t gb = 0; gb < grp; gb += nat) {
       V rows[16];
-      for (int64_t g0 = 0; g0 < grp; g0++)
-        rows[g0] = ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, g0)), ci(e, d)), ci(e, e0)), NULL);
-      transpose_vecs(e, rows, (int)grp);
-      for (int64_t k2 = 0; k2 < grp; k2++) {
-        stv(e, VMUL(rows[k2], scv), qT, ci(e, (e0 + k2) * grp), NULL);
-        stv(e, z, oT, ci(e, (e0 + k2) * grp), NULL);
+      for (int r = 0; r < nat; r++)
+        rows[r] = ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
+      transpose_vecs(e, rows, nat);
+      for (int k2 = 0; k2 < nat; k2++) {
+        V at = ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb));
+        stv(e, VMUL(rows[k2], scv), qT, at, NULL);
+        stv(e, zn, oT, at, NULL);
       }
     }
+    end0(e);
+    e->vl = gvl;
+    memcpy(e->vt, gvt, sizeof gvt);
+    memcpy(e->mt, gmt, sizeof gmt);
   } else {
     V gg = for0(e, ci(e, 0), ci(e, grp), 1);
     V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
@@ -1293,32 +1314,56 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V k = for0(e, ci(e, 0), ci(e, Ks), 1);
   V slot = ADDI(MULI(g, ci(e, Ks)), k);
   V idx = ldi(e, ir, slot);
-  /* prefetch the next selected chunk's keys and values of this KV head
-   * while this one is computed: selected chunks are scattered over the
-   * whole memory, and at long contexts they come from DRAM */
-  V more = cmpi(e, "slt", ADDI(k, ci(e, 1)), ci(e, Ks));
-  if0(e, more);
-  V nidx = ldi(e, ir, ADDI(slot, ci(e, 1)));
+  /* prefetch the chunk computed next while this one is: the next slot,
+   * else the next KV head's first, else the next token's first (selected
+   * chunks are scattered over the whole memory, and at long contexts they
+   * come from DRAM; a token's first chunk not prefetched stalled 1 in Ks) */
+  V nxt[2], in2[2], in3[2];
+  const char *i64x2 = "i64"; /* yield writes the type per value */
+  if_begin(e, cmpi(e, "slt", ADDI(k, ci(e, 1)), ci(e, Ks)), 2, "i64", nxt);
+  V y1[2] = {ldi(e, ir, ADDI(slot, ci(e, 1))), kcol};
+  if_else(e, 2, y1, i64x2);
+  V kh1 = ADDI(kh, ci(e, 1));
+  if_begin(e, cmpi(e, "slt", kh1, n1), 2, "i64", in2);
+  V y2[2] = {ldi(e, ir, MULI(G == 1 ? ci(e, 0) : kh1, ci(e, Ks))), MULI(kh1, ci(e, d))};
+  if_else(e, 2, y2, i64x2);
+  V t1 = ADDI(t, ci(e, 1));
+  if_begin(e, cmpi(e, "slt", t1, argi(e, CG_A_R1)), 2, "i64", in3);
+  V y3[2] = {ldi(e, rowp(e, &I, t1), MULI(G == 1 ? ci(e, 0) : n0, ci(e, Ks))),
+             MULI(n0, ci(e, d))};
+  if_else(e, 2, y3, i64x2);
+  V y4[2] = {ci(e, -1), ci(e, 0)};
+  if_end(e, 2, y4, i64x2);
+  if_end(e, 2, in3, i64x2);
+  if_end(e, 2, in2, i64x2);
+  V nidx = nxt[0], ncol = nxt[1];
   if0(e, cmpi(e, "sge", nidx, ci(e, 0)));
   V nk = rowp(e, &K, nidx), nvb = rowp(e, &Vv, nidx);
   V pfj = for0(e, ci(e, 0), ci(e, P), 1);
-  V poff = ADDI(MULI(pfj, ci(e, Hk * d)), kcol);
+  V poff = ADDI(MULI(pfj, ci(e, Hk * d)), ncol);
   for (int64_t l = 0; l < d; l += 16) {
     V pk = gep(e, nk, ADDI(poff, ci(e, l))), pv = gep(e, nvb, ADDI(poff, ci(e, l)));
-    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 3 : i32, rw = 0 : i32}> : "
-        "(!llvm.ptr) -> ()\n", pk.s);
-    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 3 : i32, rw = 0 : i32}> : "
-        "(!llvm.ptr) -> ()\n", pv.s);
+    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : i32}> : "
+        "(!llvm.ptr) -> ()\n", pk.s, PFH);
+    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : i32}> : "
+        "(!llvm.ptr) -> ()\n", pv.s, PFH);
   }
   end0(e);
-  out(e, "  }\n  }\n");
+  out(e, "  }\n");
   if0(e, cmpi(e, "sge", idx, ci(e, 0)));
   V kb = rowp(e, &K, idx), vb = rowp(e, &Vv, idx);
-  /* scores, JB keys at a time; nothing else stays live across these
-   * loops (a running maximum kept in registers made AVX2's 16 run out:
-   * LLVM spilled accumulators inside the loop, halving its speed) */
-  for (int64_t j0 = 0; j0 < P; j0 += JB) {
-    int nb = (int)(P - j0 < JB ? P - j0 : JB);
+  /* scores, JB keys at a time: one loop over the full blocks and one
+   * tail block (a block per key range, unrolled here, made this one
+   * function half of the paper model's compile time); nothing else stays
+   * live across these loops (a running maximum kept in registers made
+   * AVX2's 16 run out: LLVM spilled accumulators inside the loop, halving
+   * its speed) */
+  int64_t pfull = P / JB * JB;
+  for (int part = 0; part < 2; part++) {
+    int nb = part ? (int)(P - pfull) : JB;
+    if (!nb || (!part && !pfull)) continue;
+    V j0 = part ? ci(e, pfull) : for0(e, ci(e, 0), ci(e, pfull), JB);
+    V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, Hk * d)), kcol));
     V acc[16];
     for (int i = 0; i < nb; i++) acc[i] = z;
     loop L;
@@ -1326,11 +1371,13 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
     V y[16];
     for (int i = 0; i < nb; i++) {
-      V kj = lds(e, kb, ADDI(ci(e, (j0 + i) * Hk * d), ADDI(kcol, L.iv)));
+      V kj = lds(e, krow0, ADDI(L.iv, ci(e, i * Hk * d)));
       y[i] = vfma(e, qe, splat(e, kj), L.arg[i]);
     }
     loop_end(e, &L, y);
-    for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ci(e, (j0 + i) * grp), NULL);
+    V srow = MULI(j0, ci(e, grp));
+    for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
+    if (!part) end0(e);
   }
   /* the maximum per lane, a pass over the scores in L1 (ordered compare
    * and select, one vmaxps; a NaN score still makes the sum NaN) */
@@ -1355,34 +1402,50 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
   }
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
-  /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time */
-  for (int64_t e0 = 0; e0 < d; e0 += EB) {
-    int nb = (int)(d - e0 < EB ? d - e0 : EB);
+  /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time (a loop over
+   * the full blocks and a tail block, as for the scores) */
+  int64_t efull = d / EB * EB;
+  for (int part = 0; part < 2; part++) {
+    int nb = part ? (int)(d - efull) : EB;
+    if (!nb || (!part && !efull)) continue;
+    V e0 = part ? ci(e, efull) : for0(e, ci(e, 0), ci(e, efull), EB);
+    V vcol = ADDI(kcol, e0);
     V acc[16];
     for (int i = 0; i < nb; i++) acc[i] = z;
     loop L;
     loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), nb, acc, e->vt);
     V p = ldv(e, sT, MULI(L.iv, ci(e, grp)), NULL);
-    V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, Hk * d)), kcol));
+    V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, Hk * d)), vcol));
     V y[16];
-    for (int i = 0; i < nb; i++) y[i] = vfma(e, p, splat(e, lds(e, vrow, ci(e, e0 + i))), L.arg[i]);
+    for (int i = 0; i < nb; i++) y[i] = vfma(e, p, splat(e, lds(e, vrow, ci(e, i))), L.arg[i]);
     loop_end(e, &L, y);
+    V orow0 = MULI(e0, ci(e, grp));
     for (int i = 0; i < nb; i++) {
-      V at2 = ci(e, (e0 + i) * grp);
+      V at2 = ADDI(orow0, ci(e, i * grp));
       stv(e, vfma(e, f, L.res[i], ldv(e, oT, at2, NULL)), oT, at2, NULL);
     }
+    if (!part) end0(e);
   }
   out(e, "  }\n"); /* if valid */
   end0(e);        /* chunks */
-  /* out[t][kh * grp + g][e] = oT[e][g] */
+  /* out[t][kh * grp + g][e] = oT[e][g], transposed back the same way */
   if (shuffled) {
-    for (int64_t e0 = 0; e0 < d; e0 += grp) {
+    e->vl = nat;
+    snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", nat);
+    snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", nat);
+    V e0 = for0(e, ci(e, 0), ci(e, d), nat);
+    for (int64_t gb = 0; gb < grp; gb += nat) {
       V rows[16];
-      for (int64_t k2 = 0; k2 < grp; k2++) rows[k2] = ldv(e, oT, ci(e, (e0 + k2) * grp), NULL);
-      transpose_vecs(e, rows, (int)grp);
-      for (int64_t g0 = 0; g0 < grp; g0++)
-        stv(e, rows[g0], orow, ADDI(MULI(ADDI(hq0, ci(e, g0)), ci(e, d)), ci(e, e0)), NULL);
+      for (int k2 = 0; k2 < nat; k2++)
+        rows[k2] = ldv(e, oT, ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb)), NULL);
+      transpose_vecs(e, rows, nat);
+      for (int r = 0; r < nat; r++)
+        stv(e, rows[r], orow, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
     }
+    end0(e);
+    e->vl = gvl;
+    memcpy(e->vt, gvt, sizeof gvt);
+    memcpy(e->mt, gmt, sizeof gmt);
   } else {
     V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
     V orw = gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d)));
