@@ -13,8 +13,8 @@
  *    cblas_sgemm (loaded with dlopen from libopenblas0-pthread) with the
  *    same number of threads;
  * 3. GEMV: the linear kernel at decode (one token), its one-row version
- *    (for weights up to 1 MiB) against the prefill kernel called with one
- *    row and OpenBLAS's cblas_sgemv;
+ *    against the prefill kernel called with one row and OpenBLAS's
+ *    cblas_sgemv;
  * 4. the HSA sparse-attention layer (chunk_attention, S = 64, K = 8,
  *    d = 64, G = 16 query heads per KV head, stick-breaking weights), the
  *    selected chunks random among the eligible ones of a context of L
@@ -326,10 +326,7 @@ static void bench_gemv(int64_t O, int64_t I) {
   cg_kernel_info info;
   cg_jit *j;
   kfn f = linear_kernel(&o, O, I, "gemv", &info, &j);
-  /* weights over 1 MiB have no NAME_1 (the emitter leaves it out: the
-   * prefill kernel is the decode kernel there); both columns then time
-   * the same kernel, and the row is marked */
-  kfn f1 = info.one_row ? (kfn)cg_jit_lookup(j, "gemv_1") : f;
+  kfn f1 = (kfn)cg_jit_lookup(j, "gemv_1");
   if (!f1) die("gemv_1", "not found");
   float *A = randbuf((size_t)I, 1), *W = randbuf((size_t)(O * I), 2);
   float *C = calloc((size_t)O, sizeof *C), *C1 = calloc((size_t)O, sizeof *C1),
@@ -375,8 +372,7 @@ static void bench_gemv(int64_t O, int64_t I) {
     snprintf(blas_rate, sizeof blas_rate, "%.1f", bytes / best[2] * 1e-9);
     snprintf(blas_ratio, sizeof blas_ratio, "%.2f", best[2] / best[0]);
   }
-  printf("| %lld x %lld%s | %.1f | %.1f | %.2f | %s | %s | %.1e |\n", (long long)O, (long long)I,
-         info.one_row ? "" : " (no NAME_1)",
+  printf("| %lld x %lld | %.1f | %.1f | %.2f | %s | %s | %.1e |\n", (long long)O, (long long)I,
          bytes / best[0] * 1e-9, bytes / best[1] * 1e-9, best[1] / best[0], blas_rate,
          blas_ratio, maxd);
   fflush(stdout);

@@ -886,12 +886,6 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
 
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
   linear_body(e, q, info, false);
-  /* a decode version only where it differs: weights over 1 MiB take the
-   * one-panel path either way, and there it measured no faster than the
-   * prefill kernel on one row (bench_cpu_kernels --only gemv) while it
-   * cost compile time (16 of the paper model's 53 functions) */
-  const ir_op *op = q->fused ? q->fused : q->op;
-  if (DIMN(op->in[1], 0) * DIMN(op->in[1], 1) * 4 > (1 << 20)) return;
   out(e, "  return\n}\n");
   out(e, "func.func @%s_1(%%args: !llvm.ptr) attributes {llvm.linkage = "
       "#llvm.linkage<external>} {\n", name);
