@@ -21,6 +21,7 @@
 #include "runtime/backend.h"
 #include "codegen/cache.h"
 #include "codegen/cpu/jit.h"
+#include "util/fileio.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3, EXIT_INTERNAL = 4 };
 
@@ -162,7 +163,7 @@ static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cp
   }
   if (!strcmp(emit, "obj")) {
     bool ok = write_atomically(out, text, len);
-    if (!ok) fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, strerror(errno));
+    if (!ok) fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, ut_file_strerror(errno));
     free(text);
     return ok ? HSAC_OK : HSAC_EINPUT;
   }
@@ -349,7 +350,7 @@ static int show_progress(void *user, int64_t done, int64_t total) {
 }
 
 static char *read_file(const char *path, long long *len) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = ut_fopen_regular(path); /* never blocks on a FIFO */
   if (!f) return NULL;
   size_t cap = 1 << 16, n = 0;
   char *buf = malloc(cap);
@@ -469,7 +470,8 @@ static int cmd_run(int argc, char **argv) {
   if (prompt_file) {
     owned = read_file(prompt_file, &plen);
     if (!owned) {
-      fprintf(stderr, "hsac: error: cannot read '%s': %s\n", prompt_file, strerror(errno));
+      fprintf(stderr, "hsac: error: cannot read '%s': %s\n", prompt_file,
+              ut_file_strerror(errno));
       return EXIT_INPUT;
     }
     prompt = owned;
@@ -603,20 +605,19 @@ static int cmd_plan(int argc, char **argv) {
   return exit_for(st);
 }
 
-/* Writes text to path through a temporary name and a rename, so an
- * interrupted write never leaves a partial file under the final name. */
+/* Writes text to path through a temporary name and a rename (util/
+ * fileio.h: an interrupted write never leaves a partial file under the
+ * final name, and what is not a regular file is never replaced). */
 static bool write_atomically(const char *path, const char *text, size_t len) {
-  size_t n = strlen(path) + 32;
-  char *tmp = malloc(n);
-  if (!tmp) return false;
-  snprintf(tmp, n, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  bool ok = f && fwrite(text, 1, len, f) == len;
-  if (f && fclose(f) != 0) ok = false;
-  if (ok && rename(tmp, path) != 0) ok = false;
-  if (!ok) unlink(tmp);
-  free(tmp);
-  return ok;
+  ut_outfile o;
+  if (ut_out_begin(&o, path)) return false;
+  if (fwrite(text, 1, len, o.fp) != len) {
+    int e = errno;
+    ut_out_abort(&o);
+    errno = e;
+    return false;
+  }
+  return ut_out_commit(&o) == 0;
 }
 
 static int cmd_export(int argc, char **argv) {
@@ -645,7 +646,7 @@ static int cmd_export(int argc, char **argv) {
       rc = EXIT_NOMEM;
     } else if (out) {
       if (!write_atomically(out, text, strlen(text))) {
-        fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, strerror(errno));
+        fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, ut_file_strerror(errno));
         rc = EXIT_INPUT;
       }
     } else {

@@ -6,6 +6,7 @@
  * one, or none.  The checksum catches what atomic rename cannot (a crash
  * before the data reached the disk, a damaged disk, a stray edit). */
 #include "codegen/cache.h"
+#include "util/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -350,10 +351,10 @@ int cg_cache_get(const cg_cache *c, const char *key, void **data,
 
   char path[PATH_SIZE];
   if (key_path(path, c, key, ".o", err, errsize)) return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = ut_open_regular(path); /* a FIFO planted here never blocks */
   if (fd < 0) {
     if (errno == ENOENT) return 0;
-    set_err(err, errsize, "cache: cannot open %s: %s", path, strerror(errno));
+    set_err(err, errsize, "cache: cannot open %s: %s", path, ut_file_strerror(errno));
     return -1;
   }
   struct stat st;

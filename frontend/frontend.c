@@ -5,6 +5,7 @@
  * statement.  Depth is bounded and a file that includes itself, directly or
  * not, is an error rather than a hang. */
 #include "frontend/frontend.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -71,7 +72,7 @@ static fe_stmt *splice_includes(fe_loader *ld, int file, fe_stmt *items) {
           ut_error(ld->diags, it->name_loc, "cannot include \"%s\": %s", name,
                    errno == EFBIG ? "file is larger than 16 MiB"
                    : errno == EILSEQ ? "file contains NUL bytes"
-                                     : strerror(errno));
+                                     : ut_file_strerror(errno));
         } else {
           ld->depth++;
           ld->stack[ld->depth] = canon;
@@ -122,7 +123,7 @@ fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
     ut_error(diags, ut_noloc, "cannot read '%s': %s", path,
              errno == EFBIG ? "file is larger than 16 MiB"
              : errno == EILSEQ ? "file contains NUL bytes"
-                               : strerror(errno));
+                               : ut_file_strerror(errno));
     return NULL;
   }
   return load_root(&ld, id);

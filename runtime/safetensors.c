@@ -6,6 +6,7 @@
  * not overlap another tensor.  The host is assumed little-endian, as the
  * format's data is. */
 #include "runtime/safetensors.h"
+#include "util/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -71,6 +72,53 @@ void st_close(st_file *f) {
   memset(f, 0, sizeof *f);
 }
 
+/* What the reference reader (the `safetensors` package) rejects in a
+ * header before its JSON is parsed, and cJSON would accept: a first byte
+ * other than '{' (a UTF-8 byte order mark, leading spaces), bytes that are
+ * not UTF-8, a raw control character inside a string, and a \u0000 escape
+ * (cJSON would end the C string there: "F32\u0000x" read as F32, a name
+ * cut short), so that two readers never disagree about what a file holds.
+ * NULL, or what is wrong, with *at its offset. */
+static const char *header_problem(const unsigned char *h, size_t n, size_t *at) {
+  *at = 0;
+  if (n == 0 || h[0] != '{') return "the header does not start with '{' (no byte order mark or "
+                                    "spaces may come before the JSON)";
+  bool in_str = false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = h[i];
+    *at = i;
+    if (c >= 0x80) {
+      /* one UTF-8 sequence: no overlong forms, surrogates or values past
+       * U+10FFFF */
+      int len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+      if (!len || i + (size_t)len > n) return "the header is not valid UTF-8";
+      unsigned lo = 0x80, hi = 0xbf;
+      if (c == 0xe0) lo = 0xa0;
+      else if (c == 0xed) hi = 0x9f;
+      else if (c == 0xf0) lo = 0x90;
+      else if (c == 0xf4) hi = 0x8f;
+      if (h[i + 1] < lo || h[i + 1] > hi) return "the header is not valid UTF-8";
+      for (int k = 2; k < len; k++)
+        if (h[i + k] < 0x80 || h[i + k] > 0xbf) return "the header is not valid UTF-8";
+      i += (size_t)len - 1;
+      continue;
+    }
+    if (!in_str) {
+      if (c == '"') in_str = true;
+      continue;
+    }
+    if (c < 0x20) return "a string in the header holds a raw control character";
+    if (c == '"') {
+      in_str = false;
+    } else if (c == '\\' && i + 1 < n) {
+      if (h[i + 1] == 'u' && i + 5 < n && !memcmp(h + i + 2, "0000", 4))
+        return "a string in the header holds \\u0000 (NUL)";
+      i++; /* the escaped character */
+    }
+  }
+  return NULL;
+}
+
 hsart_status st_parse(const void *data, size_t size, const char *name, st_file *f,
                       char *err, size_t errsize) {
   hsart_status st = HSART_OK;
@@ -92,6 +140,9 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
   uint64_t dsize = size - 8 - hlen;
   const unsigned char *dbase = bytes + 8 + hlen;
   const char *end = NULL;
+  size_t bad_at;
+  const char *bad = header_problem((const unsigned char *)hdr, (size_t)hlen, &bad_at);
+  if (bad) ERR(HSART_EFORMAT, "%s: %s (header offset %zu)", name, bad, bad_at);
   root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
   if (!root) ERR(HSART_EFORMAT, "%s: the header is not valid JSON", name);
   /* the format allows only spaces after the JSON (padding to 8 bytes) */
@@ -210,14 +261,17 @@ fail:
 
 hsart_status st_open(const char *path, st_file *f, char *err, size_t errsize) {
   memset(f, 0, sizeof *f);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* a FIFO, device or directory is refused before anything blocks */
+  int fd = ut_open_regular(path);
   if (fd < 0) {
-    snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
+    if (errno == UT_ENOTREG || errno == EISDIR)
+      snprintf(err, errsize, "'%s' is not a regular file", path);
+    else snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
     return HSART_EIO;
   }
   struct stat sb;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    snprintf(err, errsize, "'%s' is not a regular file", path);
+  if (fstat(fd, &sb) != 0) {
+    snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
     close(fd);
     return HSART_EIO;
   }
@@ -321,9 +375,10 @@ hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
                       const char *metadata_json, char *err, size_t errsize) {
   hsart_status st = HSART_OK;
   cJSON *root = cJSON_CreateObject();
-  char *json = NULL, *tmp = NULL;
+  char *json = NULL;
   FILE *fp = NULL;
-  int fd = -1;
+  ut_outfile out;
+  bool begun = false;
   if (!root) ERR(HSART_ENOMEM, "out of memory");
   if (metadata_json) {
     cJSON *meta = cJSON_Parse(metadata_json);
@@ -355,24 +410,15 @@ hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
   json = cJSON_PrintUnformatted(root);
   if (!json) ERR(HSART_ENOMEM, "out of memory");
   size_t jlen = strlen(json), padded = (jlen + 7) & ~(size_t)7;
-  tmp = malloc(strlen(path) + 64);
-  if (!tmp) ERR(HSART_ENOMEM, "out of memory");
-  /* a fresh name next to the target, created with the usual permissions
-   * (0666 less the umask, unlike mkstemp's 0600) */
-  for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    sprintf(tmp, "%s.tmp-%ld-%ld-%d", path, (long)getpid(), (long)ts.tv_nsec, attempt);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
+  /* the output policy of util/fileio.h: a temporary next to the path,
+   * renamed over it; never over a symlink, FIFO or device */
+  if (ut_out_begin(&out, path)) {
+    int e = errno;
+    ERR(e == ENOMEM ? HSART_ENOMEM : HSART_EIO, "cannot write '%s': %s", path,
+        ut_file_strerror(e));
   }
-  if (fd < 0) {
-    tmp[0] = 0; /* nothing to remove */
-    ERR(HSART_EIO, "cannot create a file next to '%s': %s", path, strerror(errno));
-  }
-  fp = fdopen(fd, "wb");
-  if (!fp) ERR(HSART_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-  fd = -1;
+  begun = true;
+  fp = out.fp;
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
   bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(json, 1, jlen, fp) == jlen;
@@ -382,21 +428,16 @@ hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
     for (int d = 0; d < tensors[i].rank; d++) numel *= (size_t)tensors[i].shape[d];
     ok = fwrite(tensors[i].data, 4, numel, fp) == numel;
   }
-  if (ok) ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-  if (fclose(fp) != 0) ok = false;
-  fp = NULL;
   if (!ok) ERR(HSART_EIO, "cannot write '%s': %s", path, strerror(errno));
-  if (rename(tmp, path) != 0)
-    ERR(HSART_EIO, "cannot rename the new file to '%s': %s", path, strerror(errno));
-  free(tmp);
+  fp = NULL;
+  begun = false;
+  if (ut_out_commit(&out) != 0)
+    ERR(HSART_EIO, "cannot write '%s': %s", path, strerror(errno));
   free(json);
   cJSON_Delete(root);
   return HSART_OK;
 fail:
-  if (fp) fclose(fp);
-  if (fd >= 0) close(fd);
-  if (tmp && tmp[0]) unlink(tmp);
-  free(tmp);
+  if (begun) ut_out_abort(&out);
   free(json);
   cJSON_Delete(root);
   return st;

@@ -81,6 +81,50 @@ expect 0 '"task"'                 -- gen-task --task multiquery --needle uuid --
 expect 2 "--task expects passkey" -- gen-task --task frob --length 400
 expect 2 ""                       -- gen-task --task passkey --length 10
 
+# --- files that are not regular (docs/security.md, "Files") -----------------
+# Inputs: a FIFO with no writer is refused at once, not waited on (each
+# command runs under a timeout: exit 124 is the hang these tests catch).
+# expect_t: expect, under `timeout 20`.
+expect_t() {
+  code=$1 pat=$2; shift 3
+  timeout 20 "$hsac" "$@" >"$tmp/out" 2>&1; rc=$?
+  if [ "$rc" -ne "$code" ]; then
+    echo "FAIL hsac $*: exit $rc, expected $code"; cat "$tmp/out"; fail=$((fail + 1))
+  elif ! grep -q -- "$pat" "$tmp/out"; then
+    echo "FAIL hsac $*: output lacks '$pat'"; cat "$tmp/out"; fail=$((fail + 1))
+  else
+    pass=$((pass + 1))
+  fi
+}
+mkfifo "$tmp/fifo"
+expect_t 1 "cannot read '$tmp/fifo': not a regular file" -- check "$tmp/fifo"
+expect_t 1 "'$tmp/fifo' is not a regular file" -- run "$tiny" --weights "$tmp/fifo" --prompt hi
+expect_t 1 "cannot read '$tmp/fifo': not a regular file" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/fifo"
+mkdir "$tmp/inc"
+mkfifo "$tmp/inc/part.hsa"
+printf 'include "part.hsa"\n' >"$tmp/inc/main.hsa"
+expect_t 1 'cannot include "part.hsa": not a regular file' -- check "$tmp/inc/main.hsa"
+# Outputs: what is at the path must be absent or a regular file; a FIFO
+# or a symbolic link there is refused and left as it was.
+expect_t 1 "cannot write '$tmp/fifo': not a regular file" -- init-weights "$tiny" -o "$tmp/fifo"
+expect_t 1 "cannot write '$tmp/fifo': not a regular file" -- export --json "$tiny" -o "$tmp/fifo"
+[ -p "$tmp/fifo" ] && pass=$((pass + 1)) || { echo "FAIL the FIFO was replaced"; fail=$((fail + 1)); }
+echo keep >"$tmp/target"
+ln -s "$tmp/target" "$tmp/link"
+expect_t 1 "cannot write '$tmp/link': not a regular file" -- init-weights "$tiny" -o "$tmp/link"
+[ -L "$tmp/link" ] && [ "$(cat "$tmp/target")" = keep ] && pass=$((pass + 1)) ||
+  { echo "FAIL the symlink or its target was replaced"; fail=$((fail + 1)); }
+# Replacing a regular file keeps its permission bits; temporaries a killed
+# writer left for the same output are removed, a running writer's are not.
+cp "$tmp/w.st" "$tmp/mode.st" && chmod 600 "$tmp/mode.st"
+: >"$tmp/mode.st.tmp-99999999-1-0"
+: >"$tmp/mode.st.tmp-$$-1-0"
+expect 0 "" -- init-weights "$tiny" -o "$tmp/mode.st" --seed 3
+[ "$(stat -c %a "$tmp/mode.st")" = 600 ] && pass=$((pass + 1)) ||
+  { echo "FAIL -o changed the permissions to $(stat -c %a "$tmp/mode.st")"; fail=$((fail + 1)); }
+[ ! -e "$tmp/mode.st.tmp-99999999-1-0" ] && [ -e "$tmp/mode.st.tmp-$$-1-0" ] &&
+  pass=$((pass + 1)) || { echo "FAIL stale temporaries: $(ls "$tmp" | grep mode.st.tmp)"; fail=$((fail + 1)); }
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0

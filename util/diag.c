@@ -1,5 +1,6 @@
 /* diag.c - source files and diagnostics (see diag.h). */
 #include "diag.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -33,7 +34,7 @@ int ut_sources_add(ut_sources *s, const char *path, const char *text, long len,
 
 int ut_sources_read(ut_sources *s, const char *path, long max_bytes,
                     ut_loc included_at) {
-  FILE *fp = fopen(path, "rb");
+  FILE *fp = ut_fopen_regular(path); /* never blocks on a FIFO */
   if (!fp) return -1;
   size_t cap = 4096, len = 0;
   char *buf = malloc(cap);

@@ -363,8 +363,8 @@ static void test_header_over_limit(void) {
 
 static void test_header_not_json(void) {
   EXPECT_HDR("{not json", 0, HSART_EFORMAT, "the header is not valid JSON");
-  EXPECT_HDR("", 0, HSART_EFORMAT, "not valid JSON");
-  EXPECT_HDR("   ", 0, HSART_EFORMAT, "not valid JSON");
+  EXPECT_HDR("", 0, HSART_EFORMAT, "does not start with '{'");
+  EXPECT_HDR("   ", 0, HSART_EFORMAT, "does not start with '{'");
   /* ends inside a string, inside a number, after a key: nothing read past
    * the header (the heap copy ends exactly there) */
   EXPECT_HDR("{\"abc", 0, HSART_EFORMAT, "not valid JSON");
@@ -374,19 +374,59 @@ static void test_header_not_json(void) {
   EXPECT_HDR("{\"a\\u12", 0, HSART_EFORMAT, "not valid JSON");
   /* nested far deeper than any parser's stack: refused, not a crash */
   enum { DEPTH = 100000 };
-  char *deep = malloc(2 * DEPTH + 1);
-  memset(deep, '[', DEPTH);
-  memset(deep + DEPTH, ']', DEPTH);
-  deep[2 * DEPTH] = 0;
+  char *deep = malloc(2 * DEPTH + 8);
+  memcpy(deep, "{\"a\":", 5);
+  memset(deep + 5, '[', DEPTH);
+  memset(deep + 5 + DEPTH, ']', DEPTH);
+  memcpy(deep + 5 + 2 * DEPTH, "}", 2);
   EXPECT_HDR(deep, 0, HSART_EFORMAT, "not valid JSON");
   free(deep);
 }
 
 static void test_header_not_object(void) {
-  EXPECT_HDR("[1, 2]", 0, HSART_EFORMAT, "the header is not a JSON object");
-  EXPECT_HDR("\"F32\"", 0, HSART_EFORMAT, "not a JSON object");
-  EXPECT_HDR("42", 0, HSART_EFORMAT, "not a JSON object");
-  EXPECT_HDR("null", 0, HSART_EFORMAT, "not a JSON object");
+  /* refused by their first byte, as the reference reader does */
+  EXPECT_HDR("[1, 2]", 0, HSART_EFORMAT, "the header does not start with '{'");
+  EXPECT_HDR("\"F32\"", 0, HSART_EFORMAT, "does not start with '{'");
+  EXPECT_HDR("42", 0, HSART_EFORMAT, "does not start with '{'");
+  EXPECT_HDR("null", 0, HSART_EFORMAT, "does not start with '{'");
+}
+
+/* What the reference reader (the `safetensors` package) rejects and cJSON
+ * alone would accept, so two readers never disagree about a file: a NUL
+ * escape in a dtype or a name (cJSON's C string would stop there: F32, or
+ * a shorter name), a byte order mark, raw control characters in strings,
+ * bytes that are not UTF-8. */
+static void test_header_reference_rejects(void) {
+  EXPECT_HDR("{\"w\": {\"dtype\": \"F32\\u0000x\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+             4, HSART_EFORMAT, "\\u0000 (NUL)", "header offset 20");
+  EXPECT_HDR("{\"embed.weight\\u0000junk\": {\"dtype\": \"F32\", \"shape\": [1], "
+             "\"data_offsets\": [0, 4]}}", 4, HSART_EFORMAT, "\\u0000 (NUL)");
+  EXPECT_HDR("{\"__metadata__\": {\"a\": \"b\\u0000c\"}}", 0, HSART_EFORMAT, "(NUL)");
+  EXPECT_HDR("\xEF\xBB\xBF{}", 0, HSART_EFORMAT, "does not start with '{'");
+  EXPECT_HDR("{\"w\tx\": {}}", 0, HSART_EFORMAT, "raw control character");
+  EXPECT_HDR("{\"w\xff\": {}}", 0, HSART_EFORMAT, "not valid UTF-8", "header offset 3");
+  EXPECT_HDR("{\"w\xC0\xAF\": {}}", 0, HSART_EFORMAT, "not valid UTF-8"); /* overlong */
+  EXPECT_HDR("{\"w\xED\xA0\x80\": {}}", 0, HSART_EFORMAT, "not valid UTF-8"); /* surrogate */
+  EXPECT_HDR("{\"w\xF4\x90\x80\x80\": {}}", 0, HSART_EFORMAT, "not valid UTF-8");
+  EXPECT_HDR("{\"w\xE2\x82\": {}}", 0, HSART_EFORMAT, "not valid UTF-8"); /* cut short */
+  /* still read: UTF-8 in a name, and an escaped backslash before u0000 (the
+   * name is the 7 characters w\u0000, not a NUL) */
+  const char *ok[] = {"{\"w\xC3\xA9\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+                      "{\"w\\\\u0000\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}"};
+  const char *names[] = {"w\xC3\xA9", "w\\u0000"};
+  for (int i = 0; i < 2; i++) {
+    size_t n;
+    unsigned char *b = raw(ok[i], 4, &n);
+    st_file f;
+    char err[600] = "";
+    hsart_status st = st_parse(b, n, "in-memory", &f, err, sizeof err);
+    if (st != HSART_OK) fprintf(stderr, "\n  st_parse: %s\n", err);
+    CU_ASSERT_EQUAL_FATAL(st, HSART_OK);
+    CU_ASSERT_EQUAL(f.ntensors, 1);
+    CU_ASSERT_STRING_EQUAL(f.tensors[0].name, names[i]);
+    st_close(&f);
+    free(b);
+  }
 }
 
 /* ---- one tensor's entry ------------------------------------------------------ */
@@ -989,6 +1029,7 @@ void tu_add_weights_suite(void) {
   CU_add_test(s, "F16 and BF16 files load, logits close to F32", test_16_bit_files);
   CU_add_test(s, "__metadata__ entry", test_metadata);
   CU_add_test(s, "header padded with spaces", test_padded_header);
+  CU_add_test(s, "what the reference reader rejects is rejected", test_header_reference_rejects);
   CU_add_test(s, "st_write then st_open round trip", test_write_round_trip);
   CU_add_test(s, "f16 and bf16 conversions", test_conversions);
 }
