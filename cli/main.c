@@ -805,7 +805,7 @@ static int cmd_cache(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
     return EXIT_USAGE;
@@ -821,6 +821,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "gen-task")) return tk_cmd_gen_task(argc - 2, argv + 2);
   if (!strcmp(cmd, "cache")) return cmd_cache(argc - 2, argv + 2);
   if (!strcmp(cmd, "passes")) {
+    if (argc > 2) return usage_error("'passes' takes no arguments (got '%s')", argv[2]);
     const char *const *names, *const *docs;
     int n = hsac_pass_names(&names, &docs);
     for (int i = 0; i < n; i++) printf("%-14s %s\n", names[i], docs[i]);
@@ -831,10 +832,30 @@ int main(int argc, char **argv) {
     fe_params_print_markdown(stdout);
     return 0;
   }
-  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    if (argc > 2) return usage_error("'version' takes no arguments (got '%s')", argv[2]);
+    return cmd_version();
+  }
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    if (argc > 2) return usage_error("'help' takes no arguments (got '%s')", argv[2]);
     fputs(usage_text, stdout);
     return 0;
   }
   return usage_error("unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv) {
+  int rc = dispatch(argc, argv);
+  /* What went to standard output must have arrived: a full disk,
+   * /dev/full or a closed descriptor is an error (exit 1), not a success
+   * with the output lost. */
+  errno = 0;
+  bool flushed = fflush(stdout) == 0;
+  if ((!flushed || ferror(stdout)) && rc == 0) { /* a failed command has said why */
+    int e = errno;
+    fprintf(stderr, "hsac: error: cannot write to standard output%s%s\n", e ? ": " : "",
+            e ? strerror(e) : "");
+    rc = EXIT_INPUT;
+  }
+  return rc;
 }

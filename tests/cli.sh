@@ -125,6 +125,25 @@ expect 0 "" -- init-weights "$tiny" -o "$tmp/mode.st" --seed 3
 [ ! -e "$tmp/mode.st.tmp-99999999-1-0" ] && [ -e "$tmp/mode.st.tmp-$$-1-0" ] &&
   pass=$((pass + 1)) || { echo "FAIL stale temporaries: $(ls "$tmp" | grep mode.st.tmp)"; fail=$((fail + 1)); }
 
+# --- standard output must arrive (a full disk, /dev/full, a closed fd) ----
+expect 2 "'version' takes no arguments" -- version --bogus
+expect 2 "'passes' takes no arguments" -- passes x
+expect 2 "'help' takes no arguments" -- help x
+for args in "version" "params" "passes" "help" "export --json $tiny" "ir $tiny" \
+            "check -v $tiny" "plan $tiny --context 4096" \
+            "run $tiny --weights $tmp/w.st --prompt hi --max-new 2"; do
+  # shellcheck disable=SC2086
+  "$hsac" $args >/dev/full 2>"$tmp/err"; rc=$?
+  if [ "$rc" -ne 1 ] || ! grep -q "cannot write" "$tmp/err"; then
+    echo "FAIL hsac $args >/dev/full: exit $rc"; cat "$tmp/err"; fail=$((fail + 1))
+  else pass=$((pass + 1)); fi
+  # shellcheck disable=SC2086
+  "$hsac" $args >&- 2>"$tmp/err"; rc=$?
+  if [ "$rc" -ne 1 ]; then
+    echo "FAIL hsac $args with stdout closed: exit $rc"; cat "$tmp/err"; fail=$((fail + 1))
+  else pass=$((pass + 1)); fi
+done
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0
