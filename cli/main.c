@@ -3,6 +3,7 @@
  * The only place that prints and chooses exit codes: 0 success, 1 errors in
  * the input, 2 usage errors, 3 out of memory, 4 internal errors. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -574,12 +575,15 @@ static int cmd_plan(int argc, char **argv) {
   hsart_cache_type cache = HSART_CACHE_F32;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    /* the limits of `run`: a session holds at most 2^31 - 1 positions, a
+     * segment at most 2^24 rows */
     if (!strcmp(a, "--context") && v) {
-      if (!parse_size(argv[++i], &context))
-        return usage_error("--context expects a size such as 4096, 64K or 32M, not '%s'", v);
+      if (!parse_size(argv[++i], &context) || context > INT32_MAX)
+        return usage_error("--context expects a size such as 4096, 64K or 32M, at most "
+                           "2147483647 (2^31 - 1) positions, not '%s'", v);
     } else if (!strcmp(a, "--segment") && v) {
-      if (!parse_size(argv[++i], &segment))
-        return usage_error("--segment expects a size, not '%s'", v);
+      if (!parse_size(argv[++i], &segment) || segment > (1 << 24))
+        return usage_error("--segment expects a size of at most 16M (as run), not '%s'", v);
     } else if (!strcmp(a, "--cache") && v) {
       if (!parse_cache(argv[++i], &cache))
         return usage_error("--cache expects f32, bf16 or f16, not '%s'", v);

@@ -137,6 +137,17 @@ static int by_off(const void *a, const void *b) {
   return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Byte counts saturate at INT64_MAX (printed as over 8 EiB) rather than
+ * wrap, for contexts and widths at the edge of the limits. */
+static int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+static int64_t sat_mul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* First fit in order of first use: each buffer goes to the lowest offset
  * not held by a buffer still alive at that point.  The live set is small
  * (a layer's temporaries and the values that cross it), so this stays fast
@@ -162,11 +173,11 @@ static int64_t assign(buf *bs, int n) {
     int64_t off = 0;
     for (int j = 0; j < nlive; j++) {
       if (off + b->bytes <= live[j]->off) break; /* fits in the gap before it */
-      if (live[j]->off + live[j]->bytes > off) off = live[j]->off + live[j]->bytes;
+      if (sat_add(live[j]->off, live[j]->bytes) > off) off = sat_add(live[j]->off, live[j]->bytes);
     }
     b->off = off;
     live[nlive++] = b;
-    if (off + b->bytes > top) top = off + b->bytes;
+    if (sat_add(off, b->bytes) > top) top = sat_add(off, b->bytes);
   }
   free(order);
   free(live);
@@ -174,6 +185,10 @@ static int64_t assign(buf *bs, int n) {
 }
 
 static void human(double b, char *out, size_t n) {
+  if (b >= 9.2e18) { /* a saturated count */
+    snprintf(out, n, "more than 8 EiB");
+    return;
+  }
   static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   int i = 0;
   while (b >= 1024 && i < 5) b /= 1024, i++;
@@ -262,7 +277,7 @@ bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hs
                       op->kernel->kind == IR_K_RETRIEVE;
       if (streamed) continue; /* the fused retrieve never stores its scores */
       int64_t rows = rows_at(v, N) - rows_at(v, N - (seg < N ? seg : N));
-      bs[nb].bytes = rows * inner(v, N) * 4;
+      bs[nb].bytes = sat_mul(sat_mul(rows, inner(v, N)), 4);
       bs[nb].from = def_pos[v->index];
       bs[nb].to = last_use[v->index] > def_pos[v->index] ? last_use[v->index] : def_pos[v->index];
       no_reuse += (double)bs[nb].bytes;

@@ -144,6 +144,14 @@ for args in "version" "params" "passes" "help" "export --json $tiny" "ir $tiny" 
   else pass=$((pass + 1)); fi
 done
 
+# --- plan at the limits: the same limits as run, sizes that never wrap ----
+expect 2 "at most 2147483647" -- plan "$tiny" --context 1T
+expect 2 "at most 16M" -- plan "$tiny" --context 4096 --segment 1G
+sed 's/^const D = 64 .*/const D = 262144/; s/head_dim = 16/head_dim = 4096/; s/hidden = 3 \* D/hidden = D/' \
+  "$tiny" >"$tmp/wide.hsa"
+expect 0 "plan for model" -- plan "$tmp/wide.hsa" --context 2047M --segment 16M
+grep -q "runtime error" "$tmp/out" && { echo "FAIL plan overflowed"; fail=$((fail + 1)); }
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0
