@@ -981,6 +981,14 @@ static ut_loc arg_loc(const fe_layer *l, const char *name) {
 /* Rules between layers, memories and the model. */
 static void cross_checks(fe_checker *s) {
   fe_model *m = s->m;
+  for (int i = 0; i < s->nmemories; i++) {
+    const fe_memory_def *md = &s->memories[i];
+    if (md->encoder != FE_ENC_NONE && md->enc_rope_theta > 0 && m->head_dim > 0 &&
+        m->head_dim % 2 != 0)
+      ut_error(s->d, md->loc, "memory '%s': its encoder's rope needs an even head_dim (the "
+               "model's is %lld); use an even head_dim or rope = none in the encoder",
+               md->name, (long long)m->head_dim);
+  }
   for (int i = 0; i < s->nlayers; i++) {
     fe_layer *l = &s->layers[i];
     const char *kname = fe_layer_kind_name(l->kind);
@@ -989,6 +997,11 @@ static void cross_checks(fe_checker *s) {
                "attention output would never reach the residual stream");
     if (l->kind != FE_L_RETRIEVE && l->mlp && m->mlp == FE_MLP_NONE)
       l->mlp = false;
+    /* RoPE rotates pairs of a head's elements (its two halves): an odd
+     * head width has no such split */
+    if (l->rope_theta > 0 && m->head_dim > 0 && m->head_dim % 2 != 0)
+      ut_error(s->d, arg_loc(l, "rope"), "%s: rope needs an even head_dim (the model's is %lld); "
+               "use an even head_dim or rope = none", kname, (long long)m->head_dim);
     if (l->kind == FE_L_RETRIEVE) {
       if (!s->retrieval_used[i] && s->d->nraised == 0)
         ut_warning(s->d, l->loc, "retrieval '%s' is never used by an hsa layer",
