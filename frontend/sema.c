@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "frontend/params.h"
+#include "util/map.h"
 
 enum { FE_MAX_LAYERS = 4096, FE_MAX_REPEAT = 4096, FE_MAX_BLOCK_DEPTH = 32 };
 
@@ -59,8 +60,10 @@ typedef struct fe_scope {
 typedef struct fe_checker {
   ut_arena *arena;
   ut_diags *d;
-  fe_const *consts;
+  fe_const *consts;     /* in definition order, newest first */
   fe_block_def *blocks;
+  ut_map const_by_name; /* name -> fe_const: lookups stay O(1) for 100k constants */
+  ut_map block_by_name; /* name -> fe_block_def */
   fe_model *m;
   fe_layer *layers;     /* grows to FE_MAX_LAYERS */
   int nlayers;
@@ -85,9 +88,7 @@ static const char *const reserved_names[] = {"embed", "norm", "lm_head", "layers
 /* constants and expressions                                          */
 
 static fe_const *find_const(fe_checker *s, const char *name) {
-  for (fe_const *c = s->consts; c; c = c->next)
-    if (strcmp(c->name, name) == 0) return c;
-  return NULL;
+  return ut_map_get(&s->const_by_name, name);
 }
 
 static fe_value eval(fe_checker *s, const fe_expr *e);
@@ -265,6 +266,7 @@ static void define_const(fe_checker *s, const fe_stmt *st) {
   c->value = v;
   c->next = s->consts;
   s->consts = c;
+  ut_map_put(&s->const_by_name, c->name, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,9 +480,7 @@ static fe_binding *lookup(fe_scope *sc, const char *name) {
 }
 
 static fe_block_def *find_block(fe_checker *s, const char *name) {
-  for (fe_block_def *b = s->blocks; b; b = b->next)
-    if (!strcmp(b->name, name)) return b;
-  return NULL;
+  return ut_map_get(&s->block_by_name, name);
 }
 
 static int find_layer_kind(const char *name) {
@@ -1100,10 +1100,13 @@ static void define_block(fe_checker *s, const fe_stmt *st) {
   b->body = st->body;
   b->next = s->blocks;
   s->blocks = b;
+  ut_map_put(&s->block_by_name, b->name, b);
 }
 
 fe_model *fe_sema(ut_arena *arena, ut_diags *diags, fe_stmt *items) {
   fe_checker s = {.arena = arena, .d = diags};
+  ut_map_init(&s.const_by_name, arena);
+  ut_map_init(&s.block_by_name, arena);
   int errors = diags->nraised;
   const fe_stmt *model = NULL;
   for (const fe_stmt *it = items; it; it = it->next) {

@@ -152,6 +152,18 @@ sed 's/^const D = 64 .*/const D = 262144/; s/head_dim = 16/head_dim = 4096/; s/h
 expect 0 "plan for model" -- plan "$tmp/wide.hsa" --context 2047M --segment 16M
 grep -q "runtime error" "$tmp/out" && { echo "FAIL plan overflowed"; fail=$((fail + 1)); }
 
+# --- many constants and blocks: looked up by hash, not by scanning a list
+# (100k constants took over 60 s, 100k blocks about as long); the timeout is a hang
+# guard, the timing itself is in the closing notes (about 0.2 s here)
+awk 'BEGIN { for (i = 0; i < 100000; i++) printf "const c%d = %d\n", i, i;
+             print "model m {\n  vocab = 1000\n  width = c64\n  heads = 4\n  stack s { attn }\n}" }' \
+  >"$tmp/consts.hsa"
+expect_t 0 "m: ok:" -- check "$tmp/consts.hsa"
+awk 'BEGIN { for (i = 0; i < 100000; i++) printf "block b%d { attn }\n", i;
+             print "model m {\n  vocab = 1000\n  width = 64\n  heads = 4\n  stack s { b99999 }\n}" }' \
+  >"$tmp/blocks.hsa"
+expect_t 0 "m: ok:" -- check "$tmp/blocks.hsa"
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0

@@ -6,7 +6,12 @@
 static size_t hash(const char *s) {
   size_t h = 1469598103934665603ull;
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
+  /* FNV-1a's low bits (the slot) depend weakly on the last characters:
+   * names like c1, c2, ... clustered under linear probing.  Fold the high
+   * bits in. */
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  return h ^ (h >> 32);
 }
 
 void ut_map_init(ut_map *m, ut_arena *a) {
