@@ -53,7 +53,9 @@ static const char usage_text[] =
     "                    (say which backend runs and how it was compiled)\n"
     "  run, logits also take: --backend auto|cpu|ref (auto: cpu when it compiles\n"
     "                    every op, else ref), --threads N (default: every core),\n"
-    "                    --cpu NAME (code for a named CPU), --no-cache\n"
+    "                    --cpu NAME (code for a named CPU), --no-cache,\n"
+    "                    --check-numerics (name the first op that makes a NaN\n"
+    "                    or infinity; non-finite logits are always an error)\n"
     "  logits FILE --weights W (--tokens 1,2,3 | --prompt TEXT) -o OUT\n"
     "                    the logits of every position, as a safetensors file with\n"
     "                    one tensor 'logits' [n, vocab] (for checking other\n"
@@ -422,7 +424,7 @@ static int cmd_run(int argc, char **argv) {
   double temperature = 0, top_p = 0;
   hsart_cache_type cache = HSART_CACHE_F32;
   hsart_model_options mo = {.opt_level = 1};
-  bool verbose = false;
+  bool verbose = false, check_numerics = false;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool has = v != NULL;
@@ -430,6 +432,7 @@ static int cmd_run(int argc, char **argv) {
     if (b < 0) return EXIT_USAGE;
     if (b) continue;
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = true;
+    else if (!strcmp(a, "--check-numerics")) check_numerics = true;
     else if (!strcmp(a, "--weights") && has) weights = argv[++i];
     else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
     else if (!strcmp(a, "--prompt-file") && has) prompt_file = argv[++i];
@@ -505,7 +508,7 @@ static int cmd_run(int argc, char **argv) {
   progress pr = {0};
   clock_gettime(CLOCK_MONOTONIC, &pr.start);
   hsart_session_options so = {.segment = segment, .cache = cache, .progress = show_progress,
-                              .user = &pr};
+                              .check_numerics = check_numerics, .user = &pr};
   st = hsart_session_create(m, &so, &s, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "hsac: error: %s\n", e.message);
@@ -675,6 +678,7 @@ static void collect_logits(void *user, int64_t pos, const float *l, int64_t voca
 
 static int cmd_logits(int argc, char **argv) {
   const char *file = NULL, *weights = NULL, *tokens_arg = NULL, *prompt = NULL, *out = NULL;
+  bool check_numerics = false;
   hsart_model_options mo = {.opt_level = 1};
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -686,6 +690,7 @@ static int cmd_logits(int argc, char **argv) {
     else if (!strcmp(a, "--tokens") && has) tokens_arg = argv[++i];
     else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
     else if (!strcmp(a, "-o") && has) out = argv[++i];
+    else if (!strcmp(a, "--check-numerics")) check_numerics = true;
     else if (a[0] == '-' && a[1]) return usage_error("unknown or incomplete option '%s'", a);
     else if (file) return usage_error("more than one input file ('%s')", a);
     else file = a;
@@ -730,7 +735,8 @@ static int cmd_logits(int argc, char **argv) {
   a.n = n;
   a.vocab = hsart_model_vocab(m);
   a.data = malloc((size_t)(n * a.vocab) * sizeof *a.data);
-  hsart_session_options so = {.on_logits = collect_logits, .user = &a};
+  hsart_session_options so = {.on_logits = collect_logits, .check_numerics = check_numerics,
+                              .user = &a};
   if (!a.data || (st = hsart_session_create(m, &so, &s, &e)) != HSART_OK) {
     fprintf(stderr, "hsac: error: %s\n", a.data ? e.message : "out of memory");
     rc = a.data ? exit_for_rt(st) : EXIT_NOMEM;

@@ -34,6 +34,7 @@ typedef enum hsart_status {
   HSART_EMISMATCH,   /* the weights do not match the model */
   HSART_EUNSUPPORTED,
   HSART_ECANCELED,   /* a progress callback asked to stop */
+  HSART_ENUMERIC,    /* a result is not finite (NaN or infinity) */
 } hsart_status;
 
 /* Where a load or create reports what went wrong. */
@@ -116,6 +117,9 @@ typedef struct hsart_session_options {
   int all_positions;         /* compute every position of a prefill, not only
                                 what the last position's logits need (implied
                                 by on_logits) */
+  int check_numerics;        /* scan every op's new rows for NaN and infinity
+                                and fail (HSART_ENUMERIC) naming the first op
+                                that produced one; logits are always checked */
   hsart_progress_fn progress;
   hsart_logits_fn on_logits;
   void *user;                /* passed to the callbacks */

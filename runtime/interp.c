@@ -282,6 +282,28 @@ hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int6
   return rt_exec_prefill(x, tokens, t0, n, -1);
 }
 
+/* --check-numerics: the first NaN or infinity in the rows an op just
+ * computed, reported with the op, the layer it came from and the row. */
+static bool check_finite(rt_exec *x, const ir_op *op) {
+  for (int i = 0; i < op->nout; i++) {
+    const rt_val *v = rt_val_of(x, op->out[i]);
+    const rt_store *s = &v->st;
+    if (v->virt || !v->rows || op->out[i]->type.dtype != IR_F32) continue;
+    for (int64_t r = s->comp_r0; r < s->seg_r1; r++) {
+      const float *row = s->seg + (size_t)(r - s->seg_r0) * (size_t)s->seg_elems;
+      for (int64_t e = 0; e < s->seg_elems; e++)
+        if (!isfinite(row[e])) {
+          snprintf(x->err, sizeof x->err, "%s (%s) produced %s at row %lld, element %lld, of "
+                   "the segment of positions %lld..%lld", ir_ops[op->code].name,
+                   op->origin ? op->origin : "model", isnan(row[e]) ? "NaN" : "infinity",
+                   (long long)r, (long long)e, (long long)x->t0, (long long)x->t1 - 1);
+          return false;
+        }
+    }
+  }
+  return true;
+}
+
 hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
                              int64_t final) {
   int64_t t1 = t0 + n;
@@ -340,6 +362,7 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
       rt_store *o = &rt_val_of(x, op->out[i])->st;
       if (o->quant != RT_Q_F32) round_rows(o);
     }
+    if (x->check_numerics && !check_finite(x, op)) return HSART_ENUMERIC;
   }
   /* 3. keep what later segments will read */
   for (int i = 0; i < x->nvals; i++)

@@ -73,6 +73,7 @@ struct rt_exec {
   char err[512];
   const rt_backend *be;  /* who computes the ops (backend.h); NULL: reference */
   void *be_state;        /* the backend's per-session state */
+  bool check_numerics;   /* scan each op's new f32 rows (hsart_session_options) */
   /* scratch for reading converted rows; grown on demand */
   float *scratch[4];
   size_t scratch_cap[4];

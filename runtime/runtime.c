@@ -52,6 +52,7 @@ const char *hsart_status_string(hsart_status s) {
   case HSART_EMISMATCH: return "weights do not match the model";
   case HSART_EUNSUPPORTED: return "not supported";
   case HSART_ECANCELED: return "canceled";
+  case HSART_ENUMERIC: return "non-finite result";
   }
   return "unknown status";
 }
@@ -357,6 +358,7 @@ hsart_status hsart_session_create(const hsart_model *m, const hsart_session_opti
     st = m->be->session_init(m->program, &s->x, &s->be_state, msg, sizeof msg);
     if (st == HSART_OK) rt_exec_set_backend(&s->x, m->be, s->be_state, m->be->wide_history);
   }
+  s->x.check_numerics = s->opt.check_numerics != 0;
   if (st != HSART_OK) {
     set_err(err, st, "%s", s->logits ? msg : "out of memory");
     rt_exec_free(&s->x);
@@ -393,6 +395,24 @@ const float *hsart_logits(const hsart_session *s) { return s->have_logits ? s->l
  * and refused cleanly rather than wrapped. */
 #define HSART_MAX_POSITIONS ((int64_t)INT32_MAX)
 
+/* Logits must be finite to be an answer: finite but huge weights (3e38
+ * in a norm gain) make every logit NaN, which sampling would turn into
+ * token 0 and `run` into NUL bytes.  The session is reset (its caches hold
+ * the same overflow). */
+static bool finite_logits(hsart_session *s, const float *l, int64_t pos) {
+  for (int64_t i = 0; i < s->m->vocab; i++)
+    if (!isfinite(l[i])) {
+      bool nan = isnan(l[i]);
+      hsart_session_reset(s);
+      sess_err(s, HSART_ENUMERIC, "the logits at position %lld are not finite (%s at index "
+               "%lld): the weights or activations overflow float32; --check-numerics names "
+               "the first op that produced a non-finite value (the session was reset)",
+               (long long)pos, nan ? "NaN" : "infinity", (long long)i);
+      return false;
+    }
+  return true;
+}
+
 static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n, bool demand) {
   if (n > HSART_MAX_POSITIONS - s->pos)
     return sess_err(s, HSART_EINVAL, "a session holds at most %lld positions; this would make "
@@ -413,11 +433,15 @@ static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n, bool
       return sess_err(s, st, "%s (the session was reset)", s->x.err);
     }
     if (s->opt.on_logits)
-      for (int64_t t = s->pos; t < s->pos + len; t++)
+      for (int64_t t = s->pos; t < s->pos + len; t++) {
+        if (!finite_logits(s, rt_exec_logits(&s->x, t), t)) return HSART_ENUMERIC;
         s->opt.on_logits(s->opt.user, t, rt_exec_logits(&s->x, t), s->m->vocab);
+      }
     s->pos += len;
     done += len;
-    memcpy(s->logits, rt_exec_logits(&s->x, s->pos - 1), (size_t)s->m->vocab * sizeof(float));
+    const float *last = rt_exec_logits(&s->x, s->pos - 1);
+    if (!finite_logits(s, last, s->pos - 1)) return HSART_ENUMERIC;
+    memcpy(s->logits, last, (size_t)s->m->vocab * sizeof(float));
     s->have_logits = true;
     if (s->opt.progress && s->opt.progress(s->opt.user, done, n))
       return sess_err(s, HSART_ECANCELED, "stopped after %lld of %lld tokens",

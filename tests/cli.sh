@@ -164,6 +164,26 @@ awk 'BEGIN { for (i = 0; i < 100000; i++) printf "block b%d { attn }\n", i;
   >"$tmp/blocks.hsa"
 expect_t 0 "m: ok:" -- check "$tmp/blocks.hsa"
 
+# --- non-finite results are errors, not answers: finite but huge weights
+# (3e38 in every norm gain) make every logit NaN
+python3 - "$tmp/w.st" "$tmp/huge.st" <<'PY'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+for name, t in json.loads(b[8:8 + n]).items():
+    if name != '__metadata__' and 'norm' in name:
+        s, e = t['data_offsets']
+        for o in range(8 + n + s, 8 + n + e, 4):
+            b[o:o + 4] = struct.pack('<f', 3e38)
+open(sys.argv[2], 'wb').write(b)
+PY
+for be in ref cpu; do
+  expect 1 "the logits at position 4 are not finite (NaN at index 0)" -- run "$tiny" --weights "$tmp/huge.st" --prompt hello --backend $be
+  expect 1 "(lower.0 swa) produced infinity at row 0" -- run "$tiny" --weights "$tmp/huge.st" --prompt hello --backend $be --check-numerics
+  expect 1 "the logits at position 0 are not finite" -- logits "$tiny" --weights "$tmp/huge.st" --prompt hello -o "$tmp/nan.st" --backend $be
+done
+[ ! -e "$tmp/nan.st" ] && pass=$((pass + 1)) || { echo "FAIL logits wrote NaN logits"; fail=$((fail + 1)); }
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0
