@@ -35,6 +35,20 @@ static const char *canonical(ut_arena *a, const char *path) {
   return ut_strdup(a, path);
 }
 
+/* An include path names a file in or below the including file's folder:
+ * relative, with no ".." component. */
+static bool inside_relative(const char *name) {
+  if (name[0] == '/') return false;
+  for (const char *p = name; *p;) {
+    const char *e = strchr(p, '/');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n == 2 && p[0] == '.' && p[1] == '.') return false;
+    if (!e) break;
+    p = e + 1;
+  }
+  return true;
+}
+
 /* Replaces each include in `items` by the statements of the named file. */
 static fe_stmt *splice_includes(fe_loader *ld, int file, fe_stmt *items) {
   fe_stmt head = {.next = items};
@@ -53,16 +67,28 @@ static fe_stmt *splice_includes(fe_loader *ld, int file, fe_stmt *items) {
                FE_MAX_INCLUDE_DEPTH);
     } else if (ld->sources->nfiles >= FE_MAX_FILES) {
       ut_error(ld->diags, it->name_loc, "more than %d files included", FE_MAX_FILES);
+    } else if (!inside_relative(name)) {
+      /* never opened: an include reads only files in (or below) the
+       * including file's folder, so a model cannot make hsac read, and
+       * quote in a diagnostic, /etc/shadow or ../../secret */
+      ut_error(ld->diags, it->name_loc, "include \"%s\" leaves the including file's folder: "
+               "an include is a relative path without '..' (docs/language.md)", name);
     } else {
       const char *dir = dir_of(ld->arena, ld->sources->files[file]->path);
-      const char *path = name[0] == '/' || !strcmp(dir, ".")
-                             ? name
-                             : ut_sprintf(ld->arena, "%s/%s", dir, name);
+      const char *path = !strcmp(dir, ".") ? name : ut_sprintf(ld->arena, "%s/%s", dir, name);
       const char *canon = canonical(ld->arena, path);
+      const char *cdir = canonical(ld->arena, dir);
+      size_t cl = strlen(cdir);
+      bool escapes = canon[0] == '/' && cdir[0] == '/' &&
+                     !(strncmp(canon, cdir, cl) == 0 && (canon[cl] == '/' || cl == 1));
       bool cycle = false;
       for (int i = 0; i <= ld->depth; i++)
         if (ld->stack[i] && !strcmp(ld->stack[i], canon)) cycle = true;
-      if (cycle) {
+      if (escapes) {
+        /* a symbolic link inside the folder that points out of it */
+        ut_error(ld->diags, it->name_loc, "include \"%s\" leaves the including file's folder "
+                 "(through a symbolic link)", name);
+      } else if (cycle) {
         ut_error(ld->diags, it->name_loc, "include cycle: \"%s\" is already being read",
                  name);
       } else {

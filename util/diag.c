@@ -156,16 +156,32 @@ static const char *ut_line_start(const ut_source *f, int line) {
   return p;
 }
 
+/* Text from input (a message quoting a name or an include path, a file
+ * path) reaches the terminal with its control bytes (ESC, BEL, ...)
+ * written as \xNN, so an input cannot move the cursor, recolour or retitle
+ * the terminal. */
+static void put_escaped(FILE *out, const char *t) {
+  for (; *t; t++) {
+    unsigned char c = (unsigned char)*t;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) fprintf(out, "\\x%02x", c);
+    else fputc(c, out);
+  }
+}
+
 static void ut_render_one(const ut_diag *dg, const ut_sources *s, FILE *out) {
   static const char *const names[] = {"error", "warning", "note"};
   const ut_source *f =
       dg->loc.file >= 0 && dg->loc.file < s->nfiles ? s->files[dg->loc.file] : NULL;
   if (!f) {
-    fprintf(out, "hsac: %s: %s\n", names[dg->sev], dg->msg);
+    fprintf(out, "hsac: %s: ", names[dg->sev]);
+    put_escaped(out, dg->msg);
+    fputc('\n', out);
     return;
   }
-  fprintf(out, "%s:%d:%d: %s: %s\n", f->path, dg->loc.line, dg->loc.col,
-          names[dg->sev], dg->msg);
+  put_escaped(out, f->path);
+  fprintf(out, ":%d:%d: %s: ", dg->loc.line, dg->loc.col, names[dg->sev]);
+  put_escaped(out, dg->msg);
+  fputc('\n', out);
   const char *ls = ut_line_start(f, dg->loc.line);
   if (!ls) return;
   const char *end = f->text + f->len;
@@ -187,7 +203,11 @@ static void ut_render_one(const ut_diag *dg, const ut_sources *s, FILE *out) {
     end_col -= (int)first;
     if (end_col > WIDTH + 1) end_col = WIDTH + 1;
   }
-  fprintf(out, "%.*s\n", (int)(le - ls), ls);
+  /* the source line, control bytes shown as '?' (one column each, so the
+   * caret still lines up) */
+  for (const char *c = ls; c < le; c++)
+    fputc(((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f ? '?' : *c, out);
+  fputc('\n', out);
   /* Reproduce tabs so the caret lines up whatever the tab width. */
   for (int i = 1; i < col && ls + i - 1 < le; i++)
     fputc(ls[i - 1] == '\t' ? '\t' : ' ', out);
@@ -203,7 +223,9 @@ static void ut_render_one(const ut_diag *dg, const ut_sources *s, FILE *out) {
     ut_loc at = f->included_at;
     for (int depth = 0; at.file >= 0 && at.file < s->nfiles && depth < 32; depth++) {
       const ut_source *inc = s->files[at.file];
-      fprintf(out, "  (included from %s:%d)\n", inc->path, at.line);
+      fputs("  (included from ", out);
+      put_escaped(out, inc->path);
+      fprintf(out, ":%d)\n", at.line);
       at = inc->included_at;
     }
   }
