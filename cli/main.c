@@ -49,7 +49,8 @@ static const char usage_text[] =
     "                    run a model on a prompt and stream the generated text:\n"
     "                    --max-new N (default 64), --temperature T (0: greedy),\n"
     "                    --top-k K, --top-p P, --seed S, --segment N (prefill\n"
-    "                    segment, default 512), --cache f32|bf16|f16, -v\n"
+    "                    segment, default 512), --cache f32|bf16|f16,\n"
+    "                    --max-context N (refuse longer prompts; default 32M), -v\n"
     "                    (say which backend runs and how it was compiled)\n"
     "  run, logits also take: --backend auto|cpu|ref (auto: cpu when it compiles\n"
     "                    every op, else ref), --threads N (default: every core),\n"
@@ -352,7 +353,9 @@ static int show_progress(void *user, int64_t done, int64_t total) {
   return 0;
 }
 
-static char *read_file(const char *path, long long *len) {
+/* The whole file, or NULL with errno (EFBIG: more than `limit` bytes,
+ * found without reading much past it). */
+static char *read_file(const char *path, long long *len, long long limit) {
   FILE *f = ut_fopen_regular(path); /* never blocks on a FIFO */
   if (!f) return NULL;
   size_t cap = 1 << 16, n = 0;
@@ -371,6 +374,12 @@ static char *read_file(const char *path, long long *len) {
     }
     size_t k = fread(buf + n, 1, cap - n, f);
     n += k;
+    if ((long long)n > limit) {
+      free(buf);
+      buf = NULL;
+      errno = EFBIG;
+      break;
+    }
     if (k == 0) {
       if (ferror(f)) {
         free(buf);
@@ -418,6 +427,8 @@ static int parse_backend_opt(int argc, char **argv, int *i, hsart_model_options 
   return 0;
 }
 
+static bool parse_size(const char *s, long long *out);
+
 static int cmd_run(int argc, char **argv) {
   const char *file = NULL, *weights = NULL, *prompt = NULL, *prompt_file = NULL;
   long long max_new = 64, top_k = 0, seed = 0, segment = 512;
@@ -425,6 +436,7 @@ static int cmd_run(int argc, char **argv) {
   hsart_cache_type cache = HSART_CACHE_F32;
   hsart_model_options mo = {.opt_level = 1};
   bool verbose = false, check_numerics = false;
+  long long max_context = 1LL << 25; /* 32M tokens: the paper's longest */
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool has = v != NULL;
@@ -433,7 +445,11 @@ static int cmd_run(int argc, char **argv) {
     if (b) continue;
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = true;
     else if (!strcmp(a, "--check-numerics")) check_numerics = true;
-    else if (!strcmp(a, "--weights") && has) weights = argv[++i];
+    else if (!strcmp(a, "--max-context") && has) {
+      if (!parse_size(argv[++i], &max_context) || max_context > INT32_MAX)
+        return usage_error("--max-context expects a size such as 64K or 32M, at most "
+                           "2147483647, not '%s'", v);
+    } else if (!strcmp(a, "--weights") && has) weights = argv[++i];
     else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
     else if (!strcmp(a, "--prompt-file") && has) prompt_file = argv[++i];
     else if (!strcmp(a, "--max-new") && has) {
@@ -471,8 +487,18 @@ static int cmd_run(int argc, char **argv) {
     return usage_error("%s", "give exactly one of --prompt TEXT and --prompt-file F");
   long long plen = 0;
   char *owned = NULL;
+  /* A prompt longer than --max-context is refused before it is read in
+   * full or anything runs: a 1 GiB prompt file would otherwise start a
+   * prefill of a billion tokens.  (A model's `context` is the length it was
+   * trained at, not a limit: this family reads far past it.) */
   if (prompt_file) {
-    owned = read_file(prompt_file, &plen);
+    owned = read_file(prompt_file, &plen, max_context);
+    if (!owned && errno == EFBIG) {
+      fprintf(stderr, "hsac: error: the prompt file '%s' holds more than %lld tokens "
+              "(--max-context, default 32M); pass --max-context N to run it, and see `hsac "
+              "plan FILE --context N` for its time and memory\n", prompt_file, max_context);
+      return EXIT_INPUT;
+    }
     if (!owned) {
       fprintf(stderr, "hsac: error: cannot read '%s': %s\n", prompt_file,
               ut_file_strerror(errno));
@@ -481,6 +507,11 @@ static int cmd_run(int argc, char **argv) {
     prompt = owned;
   } else {
     plen = (long long)strlen(prompt);
+    if (plen > max_context) {
+      fprintf(stderr, "hsac: error: the prompt holds %lld tokens, more than --max-context "
+              "%lld\n", plen, max_context);
+      return EXIT_INPUT;
+    }
   }
   hsart_error e;
   hsart_model *m = NULL;

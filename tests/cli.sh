@@ -184,6 +184,15 @@ for be in ref cpu; do
 done
 [ ! -e "$tmp/nan.st" ] && pass=$((pass + 1)) || { echo "FAIL logits wrote NaN logits"; fail=$((fail + 1)); }
 
+# --- prompts beyond reason: refused before they are read in full ---------
+expect 1 "more than --max-context 4" -- run "$tiny" --weights "$tmp/w.st" --prompt hello --max-context 4
+truncate -s 40M "$tmp/big.txt"
+expect_t 1 "holds more than 33554432 tokens" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/big.txt"
+printf 'hello' >"$tmp/small.txt"
+expect 0 "" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/small.txt" --max-context 5 --max-new 1
+expect 1 "holds more than 4 tokens" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/small.txt" --max-context 4
+expect 2 "--max-context expects" -- run "$tiny" --weights "$tmp/w.st" --prompt hi --max-context 4G
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0
