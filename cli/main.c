@@ -3,6 +3,7 @@
  * The only place that prints and chooses exit codes: 0 success, 1 errors in
  * the input, 2 usage errors, 3 out of memory, 4 internal errors. */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -885,7 +886,24 @@ static int dispatch(int argc, char **argv) {
   return usage_error("unknown command '%s'", cmd);
 }
 
+/* The only file hsac maps is a weights file, while it is loaded: one
+ * truncated meanwhile raises SIGBUS on the next page read.  Say so and exit
+ * 1 (async-signal-safe: write and _exit only), rather than die by the
+ * signal; a file rewritten in place is caught by st_check_unchanged. */
+static void on_sigbus(int sig) {
+  static const char msg[] = "hsac: error: the weights file was truncated while it was read "
+                            "(SIGBUS); nothing was loaded or written\n";
+  (void)sig;
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  _exit(EXIT_INPUT);
+}
+
 int main(int argc, char **argv) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigbus;
+  sigaction(SIGBUS, &sa, NULL);
   int rc = dispatch(argc, argv);
   /* What went to standard output must have arrived: a full disk,
    * /dev/full or a closed descriptor is an error (exit 1), not a success

@@ -217,6 +217,10 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
       }
     }
   }
+  if (st == HSART_OK) {
+    st = st_check_unchanged(weights_path, &f, msg, sizeof msg);
+    if (st != HSART_OK) set_err(err, st, "%s", msg);
+  }
   st_close(&f);
   if (st == HSART_OK) st = pick_backend(m, opts, err);
   if (st != HSART_OK) {

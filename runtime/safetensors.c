@@ -293,6 +293,29 @@ hsart_status st_open(const char *path, st_file *f, char *err, size_t errsize) {
   }
   f->map = map;
   f->size = size;
+  f->dev = (unsigned long long)sb.st_dev;
+  f->ino = (unsigned long long)sb.st_ino;
+  f->mtime_s = (long long)sb.st_mtim.tv_sec;
+  f->mtime_ns = (long long)sb.st_mtim.tv_nsec;
+  f->ctime_s = (long long)sb.st_ctim.tv_sec;
+  f->ctime_ns = (long long)sb.st_ctim.tv_nsec;
+  return HSART_OK;
+}
+
+hsart_status st_check_unchanged(const char *path, const st_file *f, char *err, size_t errsize) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    snprintf(err, errsize, "'%s' went away while it was read: %s", path, strerror(errno));
+    return HSART_EIO;
+  }
+  if ((unsigned long long)sb.st_dev != f->dev || (unsigned long long)sb.st_ino != f->ino ||
+      (size_t)sb.st_size != f->size || (long long)sb.st_mtim.tv_sec != f->mtime_s ||
+      (long long)sb.st_mtim.tv_nsec != f->mtime_ns || (long long)sb.st_ctim.tv_sec != f->ctime_s ||
+      (long long)sb.st_ctim.tv_nsec != f->ctime_ns) {
+    snprintf(err, errsize, "'%s' changed while it was read (its size, times or inode differ "
+             "from when it was opened); nothing was loaded: load it again", path);
+    return HSART_EIO;
+  }
   return HSART_OK;
 }
 

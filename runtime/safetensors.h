@@ -35,11 +35,20 @@ typedef struct st_file {
   size_t size;
   st_tensor *tensors;    /* sorted by name */
   int ntensors;
+  /* the file as st_open found it (st_check_unchanged) */
+  unsigned long long dev, ino;
+  long long mtime_s, mtime_ns, ctime_s, ctime_ns;
 } st_file;
 
 /* Opens and validates a file.  On error fills err (a message naming the
  * file and, where there is one, the tensor) and returns a status. */
 hsart_status st_open(const char *path, st_file *f, char *err, size_t errsize);
+/* After the tensors were copied out: the file at path is still the one
+ * st_open mapped, with the same size and modification and change times.
+ * A weights file rewritten while it was read would otherwise give a
+ * silent mix of old and new values (one truncated raises SIGBUS, which
+ * the CLI reports).  HSART_OK, or HSART_EIO with err. */
+hsart_status st_check_unchanged(const char *path, const st_file *f, char *err, size_t errsize);
 /* The same over bytes in memory (the fuzzer uses it); `data` must stay
  * valid while f is in use. */
 hsart_status st_parse(const void *data, size_t size, const char *name, st_file *f,

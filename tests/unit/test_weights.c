@@ -18,7 +18,9 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -839,6 +841,51 @@ static void test_padded_header(void) {
 
 /* ---- st_write and the conversions ------------------------------------------ */
 
+/* A weights file rewritten while it was read is caught when the load
+ * ends (its size, times or inode differ from when it was opened), instead
+ * of a silent mix of old and new values. */
+static void test_changed_while_read(void) {
+  char path[128];
+  new_path(path, sizeof path);
+  size_t n = 0;
+  FILE *in = fopen(g_valid, "rb");
+  CU_ASSERT_FATAL(in != NULL);
+  unsigned char *bytes = malloc(1 << 20);
+  n = fread(bytes, 1, 1 << 20, in);
+  fclose(in);
+  CU_ASSERT_FATAL(n > 8 && n < (1 << 20));
+  char err[600];
+  for (int how = 0; how < 4; how++) {
+    CU_ASSERT_FATAL(write_file(path, bytes, n));
+    st_file f;
+    CU_ASSERT_EQUAL_FATAL(st_open(path, &f, err, sizeof err), HSART_OK);
+    if (how == 1) { /* grows */
+      FILE *a = fopen(path, "ab");
+      fputc(' ', a);
+      fclose(a);
+    } else if (how == 2) { /* same size, other contents and times */
+      struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
+      CU_ASSERT_EQUAL(utimensat(AT_FDCWD, path, ts, 0), 0);
+    } else if (how == 3) { /* replaced by another file under the same name */
+      char other[160];
+      snprintf(other, sizeof other, "%s.new", path);
+      CU_ASSERT_FATAL(write_file(other, bytes, n));
+      CU_ASSERT_EQUAL(rename(other, path), 0);
+    }
+    err[0] = 0;
+    hsart_status st = st_check_unchanged(path, &f, err, sizeof err);
+    if (how == 0) {
+      CU_ASSERT_EQUAL(st, HSART_OK);
+    } else {
+      CU_ASSERT_EQUAL(st, HSART_EIO);
+      CU_ASSERT(has_all(err, KEYS(path, "changed while it was read")));
+    }
+    st_close(&f);
+  }
+  CU_ASSERT_EQUAL(unlink(path), 0);
+  free(bytes);
+}
+
 static void test_write_round_trip(void) {
   float a[24], b[5], c = -0.0f;
   for (int i = 0; i < 24; i++) a[i] = (float)i * 0.37f - 3.0f;
@@ -1031,5 +1078,6 @@ void tu_add_weights_suite(void) {
   CU_add_test(s, "header padded with spaces", test_padded_header);
   CU_add_test(s, "what the reference reader rejects is rejected", test_header_reference_rejects);
   CU_add_test(s, "st_write then st_open round trip", test_write_round_trip);
+  CU_add_test(s, "a file changed while it was read is refused", test_changed_while_read);
   CU_add_test(s, "f16 and bf16 conversions", test_conversions);
 }
