@@ -501,9 +501,10 @@ static int cmd_run(int argc, char **argv) {
       return EXIT_INPUT;
     }
     if (!owned) {
+      int e = errno;
       fprintf(stderr, "hsac: error: cannot read '%s': %s\n", prompt_file,
-              ut_file_strerror(errno));
-      return EXIT_INPUT;
+              e == ENOMEM ? "out of memory" : ut_file_strerror(e));
+      return e == ENOMEM ? EXIT_NOMEM : EXIT_INPUT;
     }
     prompt = owned;
   } else {

@@ -119,6 +119,20 @@ static const char *header_problem(const unsigned char *h, size_t n, size_t *at) 
   return NULL;
 }
 
+/* cJSON allocates through json_malloc, so that running out of memory in
+ * the parser is reported as such (HSART_ENOMEM, exit 3), not as "not valid
+ * JSON".  cJSON_InitHooks is process-wide; every caller installs the same
+ * pair, and the flag is per thread. */
+static _Thread_local bool json_oom;
+
+static void *json_malloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) json_oom = true;
+  return p;
+}
+
+static void json_free(void *p) { free(p); }
+
 hsart_status st_parse(const void *data, size_t size, const char *name, st_file *f,
                       char *err, size_t errsize) {
   hsart_status st = HSART_OK;
@@ -143,7 +157,11 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
   size_t bad_at;
   const char *bad = header_problem((const unsigned char *)hdr, (size_t)hlen, &bad_at);
   if (bad) ERR(HSART_EFORMAT, "%s: %s (header offset %zu)", name, bad, bad_at);
+  cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = json_free};
+  cJSON_InitHooks(&hooks);
+  json_oom = false;
   root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+  if (!root && json_oom) ERR(HSART_ENOMEM, "%s: out of memory reading the header", name);
   if (!root) ERR(HSART_EFORMAT, "%s: the header is not valid JSON", name);
   /* the format allows only spaces after the JSON (padding to 8 bytes) */
   for (const char *p = end; p && p < hdr + hlen; p++)
