@@ -50,9 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ir_print(c.graph, sink);
     double per_token, fixed;
     hsac_cache_footprint(c.model, &per_token, &fixed);
-    /* the model's own context when it has one (at most 2^40, which
-     * `hsac plan --context` also accepts) */
+    /* the model's own context when it has one, within what `hsac plan
+     * --context` accepts (2^31 - 1) */
     int64_t n = c.model->context > 0 ? c.model->context : 4096;
+    if (n > INT32_MAX) n = INT32_MAX;
     hsac_plan_opts po = {.context = n, .segment = 512, .cache_bytes = 2};
     hsac_plan_result res;
     hsac_plan(c.graph, c.model, &po, &res, sink);
