@@ -52,6 +52,8 @@ static const char usage_text[] =
     "                    --top-k K, --top-p P, --seed S, --segment N (prefill\n"
     "                    segment, default 512), --cache f32|bf16|f16,\n"
     "                    --max-context N (refuse longer prompts; default 32M), -v\n"
+    "  check, ir, plan, export, init-weights, run, logits also take: -I DIR (a\n"
+    "                    folder searched for includes after the including file's)\n"
     "                    (say which backend runs and how it was compiled)\n"
     "  run, logits also take: --backend auto|cpu|ref (auto: cpu when it compiles\n"
     "                    every op, else ref), --threads N (default: every core),\n"
@@ -179,12 +181,36 @@ static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cp
   return HSAC_OK;
 }
 
+/* -I DIR (or -IDIR): a folder searched for includes after the including
+ * file's own (docs/language.md), up to 16.  Returns 1 when argv[*i] was one
+ * (and consumed its value), 0 when not, -1 after a usage error. */
+enum { MAX_INCLUDE_DIRS = 16 };
+typedef struct include_dirs {
+  const char *d[MAX_INCLUDE_DIRS + 1]; /* NULL-terminated */
+  int n;
+} include_dirs;
+
+static int parse_include_opt(int argc, char **argv, int *i, include_dirs *l) {
+  const char *a = argv[*i];
+  if (strncmp(a, "-I", 2) != 0) return 0;
+  const char *dir = a[2] ? a + 2 : *i + 1 < argc ? argv[++*i] : NULL;
+  if (!dir || !*dir) return usage_error("%s", "-I expects a folder"), -1;
+  if (l->n == MAX_INCLUDE_DIRS) return usage_error("%s", "at most 16 -I folders"), -1;
+  l->d[l->n++] = dir;
+  l->d[l->n] = NULL;
+  return 1;
+}
+
 static int cmd_compile(int argc, char **argv, bool ir) {
   const char *file = NULL;
   bool verbose = false;
   const char *emit = NULL, *cpu = NULL, *out = NULL;
   hsac_options opts = {.stop = HSAC_STAGE_IR, .opt_level = 1};
+  include_dirs incs = {{0}, 0};
   for (int i = 0; i < argc; i++) {
+    int inc_opt = parse_include_opt(argc, argv, &i, &incs);
+    if (inc_opt < 0) return EXIT_USAGE;
+    if (inc_opt) continue;
     if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
       if (ir) return usage_error("unknown option '%s' for ir", argv[i]);
       verbose = true;
@@ -218,6 +244,7 @@ static int cmd_compile(int argc, char **argv, bool ir) {
     return usage_error("%s", "--emit=obj writes a binary file: give it with -o FILE");
   if (out && !(emit && !strcmp(emit, "obj")))
     return usage_error("%s", "-o goes with --emit=obj");
+  opts.include_dirs = incs.n ? incs.d : NULL;
   hsac_compilation c;
   hsac_init(&c);
   if (opts.print_after && !strcmp(opts.print_after, "all")) {
@@ -301,7 +328,11 @@ static int exit_for_rt(hsart_status st) {
 static int cmd_init_weights(int argc, char **argv) {
   const char *file = NULL, *out = NULL;
   long long seed = 0;
+  include_dirs incs = {{0}, 0};
   for (int i = 0; i < argc; i++) {
+    int inc_opt = parse_include_opt(argc, argv, &i, &incs);
+    if (inc_opt < 0) return EXIT_USAGE;
+    if (inc_opt) continue;
     if (!strcmp(argv[i], "-o") && i + 1 < argc) {
       out = argv[++i];
     } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
@@ -318,7 +349,8 @@ static int cmd_init_weights(int argc, char **argv) {
   if (!file) return usage_error("%s", "no input file");
   if (!out) return usage_error("%s", "no output file: -o OUT.safetensors");
   hsart_error e;
-  hsart_status st = hsart_init_weights(file, out, (uint64_t)seed, &e);
+  hsart_model_options io = {.include_dirs = incs.n ? incs.d : NULL};
+  hsart_status st = hsart_init_weights_opts(file, out, (uint64_t)seed, &io, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "%s\n", e.message);
     if (strncmp(e.message, file, strlen(file)) != 0 && st != HSART_EFORMAT)
@@ -438,7 +470,11 @@ static int cmd_run(int argc, char **argv) {
   hsart_model_options mo = {.opt_level = 1};
   bool verbose = false, check_numerics = false;
   long long max_context = 1LL << 25; /* 32M tokens: the paper's longest */
+  include_dirs incs = {{0}, 0};
   for (int i = 0; i < argc; i++) {
+    int inc_opt = parse_include_opt(argc, argv, &i, &incs);
+    if (inc_opt < 0) return EXIT_USAGE;
+    if (inc_opt) continue;
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool has = v != NULL;
     int b = parse_backend_opt(argc, argv, &i, &mo);
@@ -520,6 +556,7 @@ static int cmd_run(int argc, char **argv) {
   hsart_session *s = NULL;
   int32_t *tokens = NULL;
   int rc = 0;
+  mo.include_dirs = incs.n ? incs.d : NULL;
   hsart_status st = hsart_model_load(file, weights, &mo, &m, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "%s\n", e.message);
@@ -609,7 +646,11 @@ static int cmd_plan(int argc, char **argv) {
   const char *file = NULL;
   long long context = 0, segment = 512;
   hsart_cache_type cache = HSART_CACHE_F32;
+  include_dirs incs = {{0}, 0};
   for (int i = 0; i < argc; i++) {
+    int inc_opt = parse_include_opt(argc, argv, &i, &incs);
+    if (inc_opt < 0) return EXIT_USAGE;
+    if (inc_opt) continue;
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     /* the limits of `run`: a session holds at most 2^31 - 1 positions, a
      * segment at most 2^24 rows */
@@ -635,7 +676,9 @@ static int cmd_plan(int argc, char **argv) {
   if (!context) return usage_error("%s", "no context: --context N");
   hsac_compilation c;
   hsac_init(&c);
-  hsac_status st = hsac_compile(&c, file, NULL, 0, HSAC_STAGE_IR);
+  hsac_options po_c = {.stop = HSAC_STAGE_IR, .opt_level = 1,
+                       .include_dirs = incs.n ? incs.d : NULL};
+  hsac_status st = hsac_compile_opts(&c, file, NULL, 0, &po_c);
   ut_diags_render(&c.diags, &c.sources, stderr);
   if (st == HSAC_OK) {
     hsac_plan_opts po = {.context = context, .segment = segment, .cache_bytes = cache == HSART_CACHE_F32 ? 4 : 2};
@@ -663,7 +706,11 @@ static bool write_atomically(const char *path, const char *text, size_t len) {
 static int cmd_export(int argc, char **argv) {
   const char *file = NULL, *out = NULL;
   bool json = false;
+  include_dirs incs = {{0}, 0};
   for (int i = 0; i < argc; i++) {
+    int inc_opt = parse_include_opt(argc, argv, &i, &incs);
+    if (inc_opt < 0) return EXIT_USAGE;
+    if (inc_opt) continue;
     if (!strcmp(argv[i], "--json")) json = true;
     else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
     else if (argv[i][0] == '-' && argv[i][1])
@@ -676,6 +723,7 @@ static int cmd_export(int argc, char **argv) {
   hsac_compilation c;
   hsac_init(&c);
   hsac_options o = {.stop = HSAC_STAGE_IR, .opt_level = 0};
+  o.include_dirs = incs.n ? incs.d : NULL;
   hsac_status st = hsac_compile_opts(&c, file, NULL, 0, &o);
   ut_diags_render(&c.diags, &c.sources, stderr);
   int rc = exit_for(st);
@@ -713,7 +761,11 @@ static int cmd_logits(int argc, char **argv) {
   const char *file = NULL, *weights = NULL, *tokens_arg = NULL, *prompt = NULL, *out = NULL;
   bool check_numerics = false;
   hsart_model_options mo = {.opt_level = 1};
+  include_dirs incs = {{0}, 0};
   for (int i = 0; i < argc; i++) {
+    int inc_opt = parse_include_opt(argc, argv, &i, &incs);
+    if (inc_opt < 0) return EXIT_USAGE;
+    if (inc_opt) continue;
     const char *a = argv[i];
     bool has = i + 1 < argc;
     int b = parse_backend_opt(argc, argv, &i, &mo);
@@ -759,6 +811,7 @@ static int cmd_logits(int argc, char **argv) {
   hsart_session *s = NULL;
   all_logits a = {0};
   int rc = 0;
+  mo.include_dirs = incs.n ? incs.d : NULL;
   hsart_status st = hsart_model_load(file, weights, &mo, &m, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "%s\n", e.message);

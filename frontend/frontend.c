@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct fe_loader {
   ut_arena *arena;
@@ -18,6 +19,7 @@ typedef struct fe_loader {
   ut_diags *diags;
   const char *stack[FE_MAX_INCLUDE_DEPTH + 2]; /* canonical paths being read */
   int depth;
+  const char *const *include_dirs; /* -I folders, NULL-terminated (or NULL) */
 } fe_loader;
 
 static fe_stmt *load_file(fe_loader *ld, int file, bool is_root);
@@ -76,6 +78,15 @@ static fe_stmt *splice_includes(fe_loader *ld, int file, fe_stmt *items) {
     } else {
       const char *dir = dir_of(ld->arena, ld->sources->files[file]->path);
       const char *path = !strcmp(dir, ".") ? name : ut_sprintf(ld->arena, "%s/%s", dir, name);
+      /* not next to the including file: the first -I folder that has it */
+      struct stat sb;
+      for (int k = 0; ld->include_dirs && ld->include_dirs[k] && lstat(path, &sb) != 0; k++) {
+        const char *cand = ut_sprintf(ld->arena, "%s/%s", ld->include_dirs[k], name);
+        if (lstat(cand, &sb) == 0) {
+          dir = ld->include_dirs[k];
+          path = cand;
+        }
+      }
       const char *canon = canonical(ld->arena, path);
       const char *cdir = canonical(ld->arena, dir);
       size_t cl = strlen(cdir);
@@ -141,8 +152,9 @@ static fe_stmt *load_root(fe_loader *ld, int id) {
 }
 
 fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
-                 const char *path) {
-  fe_loader ld = {.arena = arena, .sources = sources, .diags = diags};
+                 const char *path, const char *const *include_dirs) {
+  fe_loader ld = {.arena = arena, .sources = sources, .diags = diags,
+                  .include_dirs = include_dirs};
   int id = ut_sources_read(sources, path, FE_MAX_FILE_BYTES, ut_noloc);
   if (id < 0 && errno == ENOMEM) ut_arena_oom(arena);
   if (id < 0) {
@@ -156,8 +168,10 @@ fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
 }
 
 fe_stmt *fe_load_text(ut_arena *arena, ut_sources *sources, ut_diags *diags,
-                      const char *name, const char *text, long len) {
-  fe_loader ld = {.arena = arena, .sources = sources, .diags = diags};
+                      const char *name, const char *text, long len,
+                      const char *const *include_dirs) {
+  fe_loader ld = {.arena = arena, .sources = sources, .diags = diags,
+                  .include_dirs = include_dirs};
   if (len > FE_MAX_FILE_BYTES) {
     ut_error(diags, ut_noloc, "'%s' is larger than 16 MiB", name);
     return NULL;

@@ -13,14 +13,18 @@ enum {
 
 /* Reads `path` and every file it includes, parses them, and returns the
  * root's top-level statements with each include replaced by the included
- * file's statements (NULL for an empty file).  Errors are reported to
- * diags; the caller checks diags->nerrors. */
+ * file's statements (NULL for an empty file).  An include is looked up in
+ * the including file's folder, then in each of include_dirs (a
+ * NULL-terminated list, or NULL: none), and must stay inside the folder it
+ * was found in.  Errors are reported to diags; the caller checks
+ * diags->nerrors. */
 fe_stmt *fe_load(ut_arena *arena, ut_sources *sources, ut_diags *diags,
-                 const char *path);
+                 const char *path, const char *const *include_dirs);
 
 /* The same for text already in memory (tests, fuzzing); includes are
  * resolved relative to the current directory. */
 fe_stmt *fe_load_text(ut_arena *arena, ut_sources *sources, ut_diags *diags,
-                      const char *name, const char *text, long len);
+                      const char *name, const char *text, long len,
+                      const char *const *include_dirs);
 
 #endif

@@ -61,8 +61,9 @@ hsac_status hsac_compile_opts(hsac_compilation *c, const char *path, const char 
   hsac_status st = HSAC_OK;
 
   /* 1. scan, parse and splice includes */
-  c->ast = text ? fe_load_text(&c->arena, &c->sources, &c->diags, path, text, len)
-                : fe_load(&c->arena, &c->sources, &c->diags, path);
+  c->ast = text ? fe_load_text(&c->arena, &c->sources, &c->diags, path, text, len,
+                              opts->include_dirs)
+                : fe_load(&c->arena, &c->sources, &c->diags, path, opts->include_dirs);
   if (c->diags.nerrors) {
     st = HSAC_EINPUT;
     goto done;

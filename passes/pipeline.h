@@ -30,6 +30,8 @@ typedef struct hsac_options {
   int opt_level;          /* 0: the IR as built, no passes; 1: every pass */
   const char *print_after;/* a pass name, or "all": print the IR after it */
   FILE *print_to;         /* where (stdout if NULL) */
+  const char *const *include_dirs; /* -I folders searched after the including
+                                      file's own, NULL-terminated (or NULL) */
 } hsac_options;
 
 typedef struct hsac_compilation {

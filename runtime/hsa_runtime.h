@@ -69,6 +69,8 @@ typedef struct hsart_model_options {
                       "haswell" (NULL: $HSAC_CPU, else the host) */
   int no_cache;    /* cpu backend: neither read nor write the kernel cache
                       (HSAC_NO_CACHE=1 does the same) */
+  const char *const *include_dirs; /* folders searched for includes after the
+                      including file's own (-I), NULL-terminated (or NULL) */
 } hsart_model_options;
 
 /* Compiles the model description and binds the weights to it: every tensor
@@ -92,6 +94,11 @@ const char *hsart_model_name(const hsart_model *m);
  * written under a temporary name and renamed into place. */
 hsart_status hsart_init_weights(const char *model_path, const char *out_path,
                                 uint64_t seed, hsart_error *err);
+/* The same with model options (only include_dirs is read; opts may be
+ * NULL). */
+hsart_status hsart_init_weights_opts(const char *model_path, const char *out_path,
+                                     uint64_t seed, const hsart_model_options *opts,
+                                     hsart_error *err);
 
 /* ---- sessions ----------------------------------------------------------- */
 

@@ -72,9 +72,9 @@ static hsart_status set_err(hsart_error *e, hsart_status st, const char *fmt, ..
 
 /* Compiles a model description; diagnostics become the error message. */
 static hsart_status compile(hsac_compilation *c, const char *path, int opt_level,
-                            hsart_error *err) {
+                            const char *const *include_dirs, hsart_error *err) {
   hsac_init(c);
-  hsac_options o = {.stop = HSAC_STAGE_IR, .opt_level = opt_level};
+  hsac_options o = {.stop = HSAC_STAGE_IR, .opt_level = opt_level, .include_dirs = include_dirs};
   hsac_status st = hsac_compile_opts(c, path, NULL, 0, &o);
   if (st == HSAC_OK) return HSART_OK;
   char *buf = NULL;
@@ -146,7 +146,8 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
   if (!model_path || !weights_path) return set_err(err, HSART_EINVAL, "no model or weights path");
   hsart_model *m = calloc(1, sizeof *m);
   if (!m) return set_err(err, HSART_ENOMEM, "out of memory");
-  hsart_status st = compile(&m->comp, model_path, opt_level, err);
+  hsart_status st = compile(&m->comp, model_path, opt_level, opts ? opts->include_dirs : NULL,
+                            err);
   if (st != HSART_OK) {
     free(m);
     return st;
@@ -269,9 +270,14 @@ static bool ends_with(const char *s, const char *suffix) {
 
 hsart_status hsart_init_weights(const char *model_path, const char *out_path, uint64_t seed,
                                 hsart_error *err) {
+  return hsart_init_weights_opts(model_path, out_path, seed, NULL, err);
+}
+
+hsart_status hsart_init_weights_opts(const char *model_path, const char *out_path, uint64_t seed,
+                                     const hsart_model_options *opts, hsart_error *err) {
   if (err) err->message[0] = 0, err->status = HSART_OK;
   hsac_compilation c;
-  hsart_status st = compile(&c, model_path, 1, err);
+  hsart_status st = compile(&c, model_path, 1, opts ? opts->include_dirs : NULL, err);
   if (st != HSART_OK) return st;
   int n = 0;
   for (ir_op *op = c.graph->first; op; op = op->next) n += op->code == IR_WEIGHT;

@@ -193,6 +193,29 @@ expect 0 "" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/small.txt" 
 expect 1 "holds more than 4 tokens" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/small.txt" --max-context 4
 expect 2 "--max-context expects" -- run "$tiny" --weights "$tmp/w.st" --prompt hi --max-context 4G
 
+# --- -I: folders searched for includes after the including file's own ---
+mkdir -p "$tmp/lib" "$tmp/proj"
+printf 'block sb { attn }\n' >"$tmp/lib/shared.hsa"
+printf 'include "shared.hsa"\nmodel m {\n  vocab = 300\n  width = 32\n  heads = 4\n  stack s { sb }\n}\n' \
+  >"$tmp/proj/m.hsa"
+expect 1 'cannot include "shared.hsa": No such file' -- check "$tmp/proj/m.hsa"
+expect 0 "m: ok: .*, 1 layers" -- check -I "$tmp/lib" "$tmp/proj/m.hsa"
+expect 0 "m: ok: .*, 1 layers" -- check "-I$tmp/lib" "$tmp/proj/m.hsa"
+expect 0 "plan for model m" -- plan -I "$tmp/lib" "$tmp/proj/m.hsa" --context 1024
+expect 0 '"name"' -- export --json -I "$tmp/lib" "$tmp/proj/m.hsa"
+expect 0 "" -- init-weights -I "$tmp/lib" "$tmp/proj/m.hsa" -o "$tmp/m.st"
+expect 0 "" -- run -I "$tmp/lib" "$tmp/proj/m.hsa" --weights "$tmp/m.st" --prompt hi --max-new 2
+expect 0 "" -- logits -I "$tmp/lib" "$tmp/proj/m.hsa" --weights "$tmp/m.st" --prompt hi -o "$tmp/ml.st"
+# the including file's folder comes first
+printf 'block sb { attn\n attn }\n' >"$tmp/proj/shared.hsa"
+expect 0 "m: ok: .*, 2 layers" -- check -I "$tmp/lib" "$tmp/proj/m.hsa"
+rm "$tmp/proj/shared.hsa"
+# a -I folder confines what is found in it, as the including folder does
+ln -s /etc/passwd "$tmp/lib/out.hsa"
+printf 'include "out.hsa"\n' >"$tmp/proj/o.hsa"
+expect 1 'include "out.hsa" leaves the including file' -- check -I "$tmp/lib" "$tmp/proj/o.hsa"
+expect 2 "-I expects a folder" -- check "$tmp/proj/m.hsa" -I
+
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"
 missing=0
