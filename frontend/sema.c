@@ -33,7 +33,6 @@ typedef struct fe_const {
   const char *name;
   ut_loc loc;
   fe_value value;
-  struct fe_const *next;
 } fe_const;
 
 typedef struct fe_block_def {
@@ -60,8 +59,7 @@ typedef struct fe_scope {
 typedef struct fe_checker {
   ut_arena *arena;
   ut_diags *d;
-  fe_const *consts;     /* in definition order, newest first */
-  fe_block_def *blocks;
+  fe_block_def *blocks; /* newest first: the names a misspelling is matched to */
   ut_map const_by_name; /* name -> fe_const: lookups stay O(1) for 100k constants */
   ut_map block_by_name; /* name -> fe_block_def */
   fe_model *m;
@@ -264,8 +262,6 @@ static void define_const(fe_checker *s, const fe_stmt *st) {
   c->name = st->name;
   c->loc = st->name_loc;
   c->value = v;
-  c->next = s->consts;
-  s->consts = c;
   ut_map_put(&s->const_by_name, c->name, c);
 }
 

@@ -34,6 +34,13 @@ typedef struct em {
   char mt[32];     /* "vector<16xi1>" */
 } em;
 
+/* Makes "a vector" n floats wide from here on (vl, vt, mt agree). */
+static void set_lanes(em *e, int n) {
+  e->vl = n;
+  snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", n);
+  snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", n);
+}
+
 /* An SSA value's name ("%v12" or "%v12#1"). */
 typedef struct V {
   char s[40];
@@ -1254,9 +1261,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V scr = argp(e, CG_A_SCRATCH);
   V qT = gepc(e, scr, qT_at), sT = gepc(e, scr, sT_at), oT = gepc(e, scr, oT_at);
   /* from here on "vectors" are the grp lanes of one KV head's queries */
-  e->vl = (int)grp;
-  snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", e->vl);
-  snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", e->vl);
+  set_lanes(e, (int)grp);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
   V sc = cf(e, scale), z = cvf(e, 0);
   V t = rows_begin(e);
@@ -1269,14 +1274,8 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * zmm or two ymm wide), else scalar. */
   int nat = q->vec_bits / 32;
   bool shuffled = nat <= 16 && (nat & (nat - 1)) == 0 && grp % nat == 0 && d % nat == 0;
-  char gvt[32], gmt[32];
-  int gvl = e->vl;
-  memcpy(gvt, e->vt, sizeof gvt);
-  memcpy(gmt, e->mt, sizeof gmt);
   if (shuffled) {
-    e->vl = nat;
-    snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", nat);
-    snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", nat);
+    set_lanes(e, nat);
     V scv = splat(e, sc), zn = cvf(e, 0);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
     for (int64_t gb = 0; gb < grp; gb += nat) {
@@ -1291,9 +1290,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
       }
     }
     end0(e);
-    e->vl = gvl;
-    memcpy(e->vt, gvt, sizeof gvt);
-    memcpy(e->mt, gmt, sizeof gmt);
+    set_lanes(e, (int)grp);
   } else {
     V gg = for0(e, ci(e, 0), ci(e, grp), 1);
     V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
@@ -1424,9 +1421,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   end0(e);        /* chunks */
   /* out[t][kh * grp + g][e] = oT[e][g], transposed back the same way */
   if (shuffled) {
-    e->vl = nat;
-    snprintf(e->vt, sizeof e->vt, "vector<%dxf32>", nat);
-    snprintf(e->mt, sizeof e->mt, "vector<%dxi1>", nat);
+    set_lanes(e, nat);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
     for (int64_t gb = 0; gb < grp; gb += nat) {
       V rows[16];
@@ -1437,9 +1432,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
         stv(e, rows[r], orow, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
     }
     end0(e);
-    e->vl = gvl;
-    memcpy(e->vt, gvt, sizeof gvt);
-    memcpy(e->mt, gmt, sizeof gmt);
+    set_lanes(e, (int)grp);
   } else {
     V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
     V orw = gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d)));
@@ -2377,9 +2370,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     *buf = p;
     e.cap = *len + 4096;
   }
-  e.vl = req->vec_bits / 32;
-  snprintf(e.vt, sizeof e.vt, "vector<%dxf32>", e.vl);
-  snprintf(e.mt, sizeof e.mt, "vector<%dxi1>", e.vl);
+  set_lanes(&e, req->vec_bits / 32);
   /* head vectors are held in registers */
   int64_t held = 0;
   if (req->scores) held = 0;
