@@ -386,47 +386,6 @@ static int show_progress(void *user, int64_t done, int64_t total) {
   return 0;
 }
 
-/* The whole file, or NULL with errno (EFBIG: more than `limit` bytes,
- * found without reading much past it). */
-static char *read_file(const char *path, long long *len, long long limit) {
-  FILE *f = ut_fopen_regular(path); /* never blocks on a FIFO */
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (n == cap) {
-      char *nb = cap > ((size_t)1 << 32) ? NULL : realloc(buf, cap * 2);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-        errno = ENOMEM;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    size_t k = fread(buf + n, 1, cap - n, f);
-    n += k;
-    if ((long long)n > limit) {
-      free(buf);
-      buf = NULL;
-      errno = EFBIG;
-      break;
-    }
-    if (k == 0) {
-      if (ferror(f)) {
-        free(buf);
-        buf = NULL;
-        errno = EIO;
-      }
-      break;
-    }
-  }
-  fclose(f);
-  *len = (long long)n;
-  return buf;
-}
-
 /* --backend ref|cpu|auto, --threads N, --cpu NAME, --no-cache: which
  * backend runs the kernels.  Returns 1 when argv[*i] was one of them (and
  * consumed its value), 0 when not, -1 after a usage error. */
@@ -529,7 +488,9 @@ static int cmd_run(int argc, char **argv) {
    * prefill of a billion tokens.  (A model's `context` is the length it was
    * trained at, not a limit: this family reads far past it.) */
   if (prompt_file) {
-    owned = read_file(prompt_file, &plen, max_context);
+    size_t got = 0;
+    owned = ut_read_regular(prompt_file, (size_t)max_context, &got);
+    plen = (long long)got;
     if (!owned && errno == EFBIG) {
       fprintf(stderr, "hsac: error: the prompt file '%s' holds more than %lld tokens "
               "(--max-context, default 32M); pass --max-context N to run it, and see `hsac "

@@ -351,21 +351,11 @@ int cg_cache_get(const cg_cache *c, const char *key, void **data,
 
   char path[PATH_SIZE];
   if (key_path(path, c, key, ".o", err, errsize)) return -1;
-  int fd = ut_open_regular(path); /* a FIFO planted here never blocks */
+  struct stat st;
+  int fd = ut_open_regular(path, &st); /* a FIFO planted here never blocks */
   if (fd < 0) {
     if (errno == ENOENT) return 0;
     set_err(err, errsize, "cache: cannot open %s: %s", path, ut_file_strerror(errno));
-    return -1;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    set_err(err, errsize, "cache: cannot stat %s: %s", path, strerror(errno));
-    close(fd);
-    return -1;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    set_err(err, errsize, "cache: %s is not a regular file", path);
-    close(fd);
     return -1;
   }
 

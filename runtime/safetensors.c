@@ -280,17 +280,12 @@ fail:
 hsart_status st_open(const char *path, st_file *f, char *err, size_t errsize) {
   memset(f, 0, sizeof *f);
   /* a FIFO, device or directory is refused before anything blocks */
-  int fd = ut_open_regular(path);
+  struct stat sb;
+  int fd = ut_open_regular(path, &sb);
   if (fd < 0) {
     if (errno == UT_ENOTREG || errno == EISDIR)
       snprintf(err, errsize, "'%s' is not a regular file", path);
     else snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
-    return HSART_EIO;
-  }
-  struct stat sb;
-  if (fstat(fd, &sb) != 0) {
-    snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
-    close(fd);
     return HSART_EIO;
   }
   size_t size = (size_t)sb.st_size;

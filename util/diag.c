@@ -34,39 +34,13 @@ int ut_sources_add(ut_sources *s, const char *path, const char *text, long len,
 
 int ut_sources_read(ut_sources *s, const char *path, long max_bytes,
                     ut_loc included_at) {
-  FILE *fp = ut_fopen_regular(path); /* never blocks on a FIFO */
-  if (!fp) return -1;
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  if (!buf) {
-    fclose(fp);
-    errno = ENOMEM;
-    return -1;
-  }
-  for (;;) {
-    if (len == cap) {
-      if ((long)cap > max_bytes) break;
-      char *nb = realloc(buf, cap * 2);
-      if (!nb) {
-        free(buf);
-        fclose(fp);
-        errno = ENOMEM;
-        return -1;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    size_t n = fread(buf + len, 1, cap - len, fp);
-    len += n;
-    if (n == 0) break;
-  }
-  int err = ferror(fp) ? (errno ? errno : EIO) : 0;
-  fclose(fp);
-  if (!err && (long)len > max_bytes) err = EFBIG;
-  if (!err && memchr(buf, 0, len)) err = EILSEQ;
-  if (err) {
+  size_t len = 0;
+  /* never blocks on a FIFO; EFBIG past max_bytes */
+  char *buf = ut_read_regular(path, (size_t)max_bytes, &len);
+  if (!buf) return -1;
+  if (memchr(buf, 0, len)) {
     free(buf);
-    errno = err;
+    errno = EILSEQ;
     return -1;
   }
   /* copy into the arena; if that runs out of memory, free buf first */

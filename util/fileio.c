@@ -15,7 +15,7 @@ const char *ut_file_strerror(int e) {
   return e == UT_ENOTREG ? "not a regular file" : strerror(e);
 }
 
-int ut_open_regular(const char *path) {
+int ut_open_regular(const char *path, struct stat *out) {
   /* O_NONBLOCK: opening a FIFO with no writer (or a tty, or some
    * devices) returns at once instead of waiting */
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -39,19 +39,48 @@ int ut_open_regular(const char *path) {
     errno = e;
     return -1;
   }
+  if (out) *out = sb;
   return fd;
 }
 
-FILE *ut_fopen_regular(const char *path) {
-  int fd = ut_open_regular(path);
+char *ut_read_regular(const char *path, size_t limit, size_t *len) {
+  int fd = ut_open_regular(path, NULL);
   if (fd < 0) return NULL;
-  FILE *f = fdopen(fd, "rb");
-  if (!f) {
-    int e = errno;
-    close(fd);
-    errno = e;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  int err = buf ? 0 : ENOMEM;
+  while (!err) {
+    if (n + 1 >= cap) { /* room for the NUL */
+      char *nb = realloc(buf, cap * 2);
+      if (!nb) {
+        err = ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t k = read(fd, buf + n, cap - 1 - n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      err = errno;
+      break;
+    }
+    n += (size_t)k;
+    if (n > limit) {
+      err = EFBIG;
+      break;
+    }
+    if (k == 0) break;
   }
-  return f;
+  close(fd);
+  if (err) {
+    free(buf);
+    errno = err;
+    return NULL;
+  }
+  buf[n] = 0;
+  *len = n;
+  return buf;
 }
 
 /* The directory part of path ("." when there is none), malloc'd, and the

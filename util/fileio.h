@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* errno for "exists but is not a regular file" (Linux has no such code;
@@ -30,10 +31,12 @@
 const char *ut_file_strerror(int e);
 
 /* A read-only descriptor (O_CLOEXEC, blocking again after the check) for
- * a regular file, or -1 with errno. */
-int ut_open_regular(const char *path);
-/* The same as a stdio stream ("rb"), or NULL with errno. */
-FILE *ut_fopen_regular(const char *path);
+ * a regular file, or -1 with errno.  sb (may be NULL) receives its fstat. */
+int ut_open_regular(const char *path, struct stat *sb);
+/* A whole regular file in a malloc'd buffer of *len bytes (plus a NUL), or
+ * NULL with errno: EFBIG when it holds more than `limit` bytes (found
+ * without reading much past the limit), ENOMEM, or ut_open_regular's. */
+char *ut_read_regular(const char *path, size_t limit, size_t *len);
 
 typedef struct ut_outfile {
   char *path, *tmp; /* malloc'd */
