@@ -6,10 +6,11 @@ hsac=$1 src=$2
 pass=0 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# expect CODE PATTERN -- ARGS...: exit code and a pattern in stdout+stderr
-expect() {
-  code=$1 pat=$2; shift 3
-  "$hsac" "$@" >"$tmp/out" 2>&1; rc=$?
+# expect CODE PATTERN -- ARGS...: exit code and a pattern in stdout+stderr;
+# expect_t: the same under `timeout 20`, for what used to hang (exit 124)
+expect_within() {
+  limit=$1 code=$2 pat=$3; shift 4
+  timeout "$limit" "$hsac" "$@" >"$tmp/out" 2>&1; rc=$?
   if [ "$rc" -ne "$code" ]; then
     echo "FAIL hsac $*: exit $rc, expected $code"; cat "$tmp/out"; fail=$((fail + 1))
   elif [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/out"; then
@@ -18,6 +19,8 @@ expect() {
     pass=$((pass + 1))
   fi
 }
+expect() { expect_within 600 "$@"; }
+expect_t() { expect_within 20 "$@"; }
 expect 2 "usage: hsac"            --
 expect 2 "unknown command 'frob'" -- frob
 expect 2 "no input file"          -- check
@@ -83,19 +86,7 @@ expect 2 ""                       -- gen-task --task passkey --length 10
 
 # --- files that are not regular (docs/security.md, "Files") -----------------
 # Inputs: a FIFO with no writer is refused at once, not waited on (each
-# command runs under a timeout: exit 124 is the hang these tests catch).
-# expect_t: expect, under `timeout 20`.
-expect_t() {
-  code=$1 pat=$2; shift 3
-  timeout 20 "$hsac" "$@" >"$tmp/out" 2>&1; rc=$?
-  if [ "$rc" -ne "$code" ]; then
-    echo "FAIL hsac $*: exit $rc, expected $code"; cat "$tmp/out"; fail=$((fail + 1))
-  elif ! grep -q -- "$pat" "$tmp/out"; then
-    echo "FAIL hsac $*: output lacks '$pat'"; cat "$tmp/out"; fail=$((fail + 1))
-  else
-    pass=$((pass + 1))
-  fi
-}
+# command runs under expect_t's timeout: exit 124 is the hang caught here).
 mkfifo "$tmp/fifo"
 expect_t 1 "cannot read '$tmp/fifo': not a regular file" -- check "$tmp/fifo"
 expect_t 1 "'$tmp/fifo' is not a regular file" -- run "$tiny" --weights "$tmp/fifo" --prompt hi
