@@ -30,6 +30,7 @@
  * argument list differ between gcc and clang).  tests/unit/test_tasks.c
  * pins the bytes of a few items. */
 #include "cli/tasks.h"
+#include "cli/args.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -893,36 +894,38 @@ int tk_self_check(char *err, size_t errsize) {
 
 /* ---- the command ------------------------------------------------------------ */
 
-static const char gen_task_usage[] =
-    "usage: hsac gen-task --task TASK --length BYTES [options]\n"
-    "\n"
-    "Prints deterministic synthetic long-context items (docs/tasks.md): a prompt\n"
-    "of exactly BYTES bytes that ends where the expected answer begins.\n"
-    "\n"
-    "  --task passkey|multikey|multivalue|multiquery|vartrack\n"
-    "  --length BYTES     the prompt's size: 4096, 16K, 1M (binary multiples)\n"
-    "  --seed N           the first item's seed (default 0); item i has seed N+i\n"
-    "  --needle number|word|uuid   the kind of the values (default number)\n"
-    "  --count K          multikey, multiquery: keys; multivalue: values (default\n"
-    "                     4); vartrack: variables per chain (default 5)\n"
-    "  --chains C         vartrack: chains, one asked (default 2)\n"
-    "  --depth D          passkey, multikey: the asked needle's depth, 0..1\n"
-    "                     (default: chosen by the seed)\n"
-    "  --items M          items to print (default 1)\n"
-    "  --format text|jsonl|prompt\n"
-    "                     text: each item's prompt, a newline and the answer line,\n"
-    "                     items separated by an empty line; jsonl: one JSON object\n"
-    "                     per item; prompt: the prompt's bytes only (one item)\n";
+enum {
+  G_TASK = 1, G_LENGTH, G_SEED, G_NEEDLE, G_COUNT, G_CHAINS, G_DEPTH, G_ITEMS, G_FORMAT
+};
 
-__attribute__((format(printf, 1, 2))) static int gt_usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("hsac: error: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(run `hsac gen-task --help` for usage)\n", stderr);
-  va_end(ap);
-  return 2;
-}
+static const cli_opt gen_task_opts[] = {
+    {G_TASK, "--task", NULL, "TASK", "passkey, multikey, multivalue, multiquery or vartrack"},
+    {G_LENGTH, "--length", NULL, "BYTES", "the prompt's size: 4096, 16K, 1M (binary multiples)"},
+    {G_SEED, "--seed", NULL, "N", "the first item's seed (default 0); item i has seed N+i"},
+    {G_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
+    {G_COUNT, "--count", NULL, "K", "multikey, multiquery: keys; multivalue: values (default\n"
+                                    "4); vartrack: variables per chain (default 5)"},
+    {G_CHAINS, "--chains", NULL, "C", "vartrack: chains, one asked (default 2)"},
+    {G_DEPTH, "--depth", NULL, "D", "passkey, multikey: the asked needle's depth, 0..1\n"
+                                    "(default: chosen by the seed)"},
+    {G_ITEMS, "--items", NULL, "M", "items to print (default 1)"},
+    {G_FORMAT, "--format", NULL, "text|jsonl|prompt",
+     "text: each item's prompt, a newline and the answer line,\n"
+     "items separated by an empty line; jsonl: one JSON object\n"
+     "per item; prompt: the prompt's bytes only (one item)"},
+    {0, NULL, NULL, NULL, NULL},
+};
+
+const cli_command tk_gen_task_command = {
+    .name = "gen-task",
+    .synopsis = "--task TASK --length BYTES [options]",
+    .summary = "print deterministic synthetic long-context items (docs/tasks.md): a prompt\n"
+               "of exactly BYTES bytes that ends where the expected answer begins",
+    .groups = {gen_task_opts, NULL},
+    .max_operands = 0,
+};
+
+#define gt_usage_error(...) cli_usage_error(&tk_gen_task_command, __VA_ARGS__)
 
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   if (!s || *s < '0' || *s > '9') return false;
@@ -992,44 +995,51 @@ int tk_cmd_gen_task(int argc, char **argv) {
   size_t length = 0;
   uint64_t seed = 0, items = 1, n;
   enum { F_TEXT, F_JSONL, F_PROMPT } format = F_TEXT;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      fputs(gen_task_usage, stdout);
-      return 0;
-    }
-    if (a[0] != '-' || !a[1])
-      return gt_usage_error("gen-task takes options only, not '%s'", a);
-    if (!val) return gt_usage_error("unknown or incomplete option '%s'", a);
-    i++;
-    if (!strcmp(a, "--task")) {
+  cli_args args;
+  cli_args_init(&args, &tk_gen_task_command, NULL, argc, argv);
+  const char *val;
+  int id;
+  while ((id = cli_next(&args, &val)) != CLI_END) {
+    switch (id) {
+    case CLI_ERROR: return 2;
+    case CLI_HELP: cli_print_help(&tk_gen_task_command, stdout); return 0;
+    case CLI_OPERAND: return gt_usage_error("gen-task takes options only, not '%s'", val);
+    case G_TASK: {
       int t = tk_task_parse(val);
       if (t < 0)
         return gt_usage_error(
             "--task expects passkey, multikey, multivalue, multiquery or vartrack, not '%s'", val);
       o.task = (tk_task)t;
       have_task = true;
-    } else if (!strcmp(a, "--needle")) {
+      break;
+    }
+    case G_NEEDLE: {
       int k = tk_needle_parse(val);
       if (k < 0) return gt_usage_error("--needle expects number, word or uuid, not '%s'", val);
       o.needle = (tk_needle)k;
-    } else if (!strcmp(a, "--length")) {
+      break;
+    }
+    case G_LENGTH:
       if (!parse_length(val, &length))
         return gt_usage_error("--length expects a size from 1 to %zu such as 4096 or 16K, not '%s'",
                               TK_MAX_LENGTH, val);
       have_length = true;
-    } else if (!strcmp(a, "--seed")) {
+      break;
+    case G_SEED:
       if (!parse_u64(val, 0, INT64_MAX, &seed))
         return gt_usage_error("--seed expects a non-negative integer, not '%s'", val);
-    } else if (!strcmp(a, "--count")) {
+      break;
+    case G_COUNT:
       if (!parse_u64(val, 1, TK_MAX_COUNT, &n))
         return gt_usage_error("--count expects 1..%d, not '%s'", TK_MAX_COUNT, val);
       o.count = (int)n;
-    } else if (!strcmp(a, "--chains")) {
+      break;
+    case G_CHAINS:
       if (!parse_u64(val, 1, TK_MAX_CHAINS, &n))
         return gt_usage_error("--chains expects 1..%d, not '%s'", TK_MAX_CHAINS, val);
       o.chains = (int)n;
-    } else if (!strcmp(a, "--depth")) {
+      break;
+    case G_DEPTH: {
       char *end;
       errno = 0;
       double d = strtod(val, &end);
@@ -1037,16 +1047,19 @@ int tk_cmd_gen_task(int argc, char **argv) {
         return gt_usage_error("--depth expects a number from 0 to 1, not '%s'", val);
       o.depth = d;
       o.has_depth = true;
-    } else if (!strcmp(a, "--items")) {
+      break;
+    }
+    case G_ITEMS:
       if (!parse_u64(val, 1, 1000000, &items))
         return gt_usage_error("--items expects 1..1000000, not '%s'", val);
-    } else if (!strcmp(a, "--format")) {
+      break;
+    case G_FORMAT:
       if (!strcmp(val, "text")) format = F_TEXT;
       else if (!strcmp(val, "jsonl")) format = F_JSONL;
       else if (!strcmp(val, "prompt")) format = F_PROMPT;
       else return gt_usage_error("--format expects text, jsonl or prompt, not '%s'", val);
-    } else {
-      return gt_usage_error("unknown option '%s' for gen-task", a);
+      break;
+    default: return cli_unhandled(&args);
     }
   }
   if (!have_task)

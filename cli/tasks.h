@@ -112,4 +112,8 @@ int tk_self_check(char *err, size_t errsize);
  * 0, 1 (output error), 2 (usage error) or 3 (out of memory). */
 int tk_cmd_gen_task(int argc, char **argv);
 
+/* Its options and help (cli/args.h), for `hsac help`. */
+struct cli_command;
+extern const struct cli_command tk_gen_task_command;
+
 #endif

@@ -13,6 +13,7 @@ typedef struct hsac_plan_opts {
   int64_t context;       /* N: tokens of context */
   int64_t segment;       /* prefill segment (0: 512) */
   int cache_bytes;       /* bytes per element of attention caches: 4 or 2 */
+  bool json;             /* write the report as one JSON object */
 } hsac_plan_opts;
 
 typedef struct hsac_plan_result {

@@ -41,6 +41,10 @@ typedef enum hsart_status {
 typedef struct hsart_error {
   hsart_status status;
   char message[1024];
+  /* 1 when message holds the model description's diagnostics, each line
+   * already "file:line:col: error: ..." with the source line and a caret;
+   * 0 for a one-line message (a CLI prefixes "hsac: error: ") */
+  int diagnostics;
 } hsart_error;
 
 /* "major.minor.patch" of the runtime library. */
@@ -99,6 +103,17 @@ hsart_status hsart_init_weights(const char *model_path, const char *out_path,
 hsart_status hsart_init_weights_opts(const char *model_path, const char *out_path,
                                      uint64_t seed, const hsart_model_options *opts,
                                      hsart_error *err);
+/* What hsart_init_weights_report wrote. */
+typedef struct hsart_weights_info {
+  char model[128];    /* the model's name, also in the file's metadata */
+  int tensors;
+  int64_t parameters; /* elements over all tensors */
+  int64_t file_bytes; /* the file's size */
+} hsart_weights_info;
+/* hsart_init_weights_opts, and a description of the file into *info. */
+hsart_status hsart_init_weights_report(const char *model_path, const char *out_path,
+                                       uint64_t seed, const hsart_model_options *opts,
+                                       hsart_weights_info *info, hsart_error *err);
 
 /* ---- sessions ----------------------------------------------------------- */
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hsac_version.h"
 #include "passes/pipeline.h"
@@ -66,6 +67,7 @@ static hsart_status set_err(hsart_error *e, hsart_status st, const char *fmt, ..
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
     e->status = st;
+    e->diagnostics = 0;
   }
   return st;
 }
@@ -89,6 +91,7 @@ static hsart_status compile(hsac_compilation *c, const char *path, int opt_level
     set_err(err, rs, "%s: out of memory while compiling the model", path);
   else
     set_err(err, rs, "%s", buf && buf[0] ? buf : "the model description has errors");
+  if (err) err->diagnostics = st != HSAC_ENOMEM && buf && buf[0];
   free(buf);
   /* drop a trailing newline */
   if (err) {
@@ -137,6 +140,63 @@ static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts
   return HSART_OK;
 }
 
+/* Compares the file's tensors with the model's weights: HSART_OK when
+ * every weight is there with its shape and nothing else is; otherwise
+ * HSART_EMISMATCH with one message that counts each kind of difference and
+ * names the first of each. */
+static hsart_status match_weights(const ir_graph *g, const st_file *f, const char *path,
+                                  hsart_error *err) {
+  int missing = 0, reshaped = 0, extra = 0;
+  char first_missing[256] = "", first_reshaped[320] = "", first_extra[200] = "";
+  for (ir_op *op = g->first; op; op = op->next) {
+    if (op->code != IR_WEIGHT) continue;
+    const ir_type *t = &op->out[0]->type;
+    int64_t want[IR_MAX_RANK];
+    for (int i = 0; i < t->rank; i++) want[i] = t->dims[i].n;
+    char ws[96], hs[96];
+    shape_str(want, t->rank, ws, sizeof ws);
+    const st_tensor *tt = st_find(f, op->name);
+    if (!tt) {
+      if (!missing++) snprintf(first_missing, sizeof first_missing, "'%s' %s", op->name, ws);
+      continue;
+    }
+    bool same = tt->rank == t->rank;
+    for (int i = 0; same && i < t->rank; i++) same = tt->shape[i] == want[i];
+    if (!same && !reshaped++) {
+      shape_str(tt->shape, tt->rank, hs, sizeof hs);
+      snprintf(first_reshaped, sizeof first_reshaped, "'%s' has shape %s, the model expects %s",
+               op->name, hs, ws);
+    }
+  }
+  for (int i = 0; i < f->ntensors; i++) {
+    bool known = false;
+    for (ir_op *op = g->first; op && !known; op = op->next)
+      known = op->code == IR_WEIGHT && !strcmp(op->name, f->tensors[i].name);
+    if (!known && !extra++) {
+      char shown[160];
+      st_printable(f->tensors[i].name, shown, sizeof shown);
+      snprintf(first_extra, sizeof first_extra, "'%s'", shown);
+    }
+  }
+  if (!missing && !reshaped && !extra) return HSART_OK;
+  char what[900];
+  size_t n = 0;
+  if (reshaped)
+    n += (size_t)snprintf(what + n, sizeof what - n, "%d tensor%s of another shape (%s)",
+                          reshaped, reshaped == 1 ? "" : "s", first_reshaped);
+  if (missing && n < sizeof what)
+    n += (size_t)snprintf(what + n, sizeof what - n, "%s%d missing (first: %s)", n ? "; " : "",
+                          missing, first_missing);
+  if (extra && n < sizeof what)
+    n += (size_t)snprintf(what + n, sizeof what - n, "%s%d not in the model (first: %s)",
+                          n ? "; " : "", extra, first_extra);
+  char who[200] = "";
+  if (f->written_for && strcmp(f->written_for, g->name))
+    snprintf(who, sizeof who, " (the file was written for model '%s')", f->written_for);
+  return set_err(err, HSART_EMISMATCH, "%s: the weights do not match model '%s'%s: %s", path,
+                 g->name, who, what);
+}
+
 hsart_status hsart_model_load(const char *model_path, const char *weights_path,
                               const hsart_model_options *opts, hsart_model **out,
                               hsart_error *err) {
@@ -167,56 +227,28 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
     hsart_model_free(m);
     return set_err(err, st, "%s", msg);
   }
-  /* every tensor the model needs, with its shape */
-  int wi = 0, used = 0;
+  /* First the whole comparison, so that a mismatch is reported with its
+   * counts (missing, extra, other shape), the first of each, and the model
+   * the file was written for, not only the first difference. */
+  st = match_weights(m->g, &f, weights_path, err);
+  int wi = 0;
   for (ir_op *op = m->g->first; op && st == HSART_OK; op = op->next) {
     if (op->code != IR_WEIGHT) continue;
-    const ir_type *t = &op->out[0]->type;
-    int64_t want[IR_MAX_RANK];
-    for (int i = 0; i < t->rank; i++) want[i] = t->dims[i].n;
-    char ws[96], hs[96];
-    shape_str(want, t->rank, ws, sizeof ws);
     const st_tensor *tt = st_find(&f, op->name);
-    if (!tt) {
-      st = set_err(err, HSART_EMISMATCH, "%s: tensor '%s' %s is missing (model '%s')",
-                   weights_path, op->name, ws, m->g->name);
-      break;
-    }
-    used++;
-    bool same = tt->rank == t->rank;
-    for (int i = 0; same && i < t->rank; i++) same = tt->shape[i] == want[i];
-    if (!same) {
-      shape_str(tt->shape, tt->rank, hs, sizeof hs);
-      st = set_err(err, HSART_EMISMATCH, "%s: tensor '%s' has shape %s, the model expects %s",
-                   weights_path, op->name, hs, ws);
-      break;
-    }
-    int64_t n = ir_type_numel(t);
+    int64_t n = ir_type_numel(&op->out[0]->type);
     float *data = malloc((size_t)n * sizeof *data);
     if (!data) {
       st = set_err(err, HSART_ENOMEM, "out of memory for tensor '%s'", op->name);
       break;
     }
     st_to_f32(tt, data);
+    m->weights[wi++] = data;
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(data[i])) {
         st = set_err(err, HSART_EFORMAT, "%s: tensor '%s' holds a non-finite value at "
                      "element %lld", weights_path, op->name, (long long)i);
         break;
       }
-    m->weights[wi++] = data;
-  }
-  if (st == HSART_OK && used != f.ntensors) {
-    for (int i = 0; i < f.ntensors; i++) {
-      bool known = false;
-      for (ir_op *op = m->g->first; op && !known; op = op->next)
-        known = op->code == IR_WEIGHT && !strcmp(op->name, f.tensors[i].name);
-      if (!known) {
-        st = set_err(err, HSART_EMISMATCH, "%s: tensor '%s' is not a weight of model '%s'",
-                     weights_path, f.tensors[i].name, m->g->name);
-        break;
-      }
-    }
   }
   if (st == HSART_OK) {
     st = st_check_unchanged(weights_path, &f, msg, sizeof msg);
@@ -275,7 +307,14 @@ hsart_status hsart_init_weights(const char *model_path, const char *out_path, ui
 
 hsart_status hsart_init_weights_opts(const char *model_path, const char *out_path, uint64_t seed,
                                      const hsart_model_options *opts, hsart_error *err) {
-  if (err) err->message[0] = 0, err->status = HSART_OK;
+  return hsart_init_weights_report(model_path, out_path, seed, opts, NULL, err);
+}
+
+hsart_status hsart_init_weights_report(const char *model_path, const char *out_path,
+                                       uint64_t seed, const hsart_model_options *opts,
+                                       hsart_weights_info *info, hsart_error *err) {
+  if (err) err->message[0] = 0, err->status = HSART_OK, err->diagnostics = 0;
+  if (info) memset(info, 0, sizeof *info);
   hsac_compilation c;
   hsart_status st = compile(&c, model_path, 1, opts ? opts->include_dirs : NULL, err);
   if (st != HSART_OK) return st;
@@ -321,6 +360,17 @@ hsart_status hsart_init_weights_opts(const char *model_path, const char *out_pat
            (unsigned long long)seed);
   st = st_write(out_path, ts, n, meta, msg, sizeof msg);
   if (st != HSART_OK) set_err(err, st, "%s", msg);
+  if (st == HSART_OK && info) {
+    snprintf(info->model, sizeof info->model, "%s", c.graph->name);
+    info->tensors = n;
+    for (int k = 0; k < n; k++) {
+      int64_t e = 1;
+      for (int d = 0; d < ts[k].rank; d++) e *= ts[k].shape[d];
+      info->parameters += e;
+    }
+    struct stat sb;
+    info->file_bytes = stat(out_path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+  }
 done:
   if (bufs)
     for (int k = 0; k < n; k++) free(bufs[k]);

@@ -68,6 +68,7 @@ void st_close(st_file *f) {
   if (f->tensors)
     for (int i = 0; i < f->ntensors; i++) free(f->tensors[i].name);
   free(f->tensors);
+  free(f->written_for);
   if (f->map) munmap(f->map, f->size);
   memset(f, 0, sizeof *f);
 }
@@ -140,10 +141,33 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
   st_tensor **order = NULL;
   f->tensors = NULL;
   f->ntensors = 0;
+  f->written_for = NULL;
   const unsigned char *bytes = data;
   if (size < 8) ERR(HSART_EFORMAT, "%s: too short for a safetensors file (%zu bytes)", name, size);
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | bytes[i];
+  /* A text file (a model description, a prompt, JSON) where the weights
+   * should be: its first 8 bytes are printable text, which as a length is
+   * absurd (over 2^61).  Say what it is not, rather than quote that
+   * length. */
+  bool text = true;
+  for (int i = 0; i < 8; i++)
+    text = text && ((bytes[i] >= 0x20 && bytes[i] < 0x7f) || bytes[i] == '\n' ||
+                    bytes[i] == '\t' || bytes[i] == '\r');
+  if (text) {
+    char start[40];
+    size_t k = 0;
+    for (size_t i = 0; i < 16 && i < size && k + 5 < sizeof start; i++) {
+      unsigned char ch = bytes[i];
+      if (ch >= 0x20 && ch < 0x7f)
+        start[k++] = (char)ch;
+      else
+        k += (size_t)snprintf(start + k, sizeof start - k, "\\x%02x", ch);
+    }
+    start[k] = 0;
+    ERR(HSART_EFORMAT, "%s: not a safetensors file (it starts with \"%s\", not with an 8-byte "
+        "header length and a JSON header)", name, start);
+  }
   if (hlen > ST_MAX_HEADER)
     ERR(HSART_EFORMAT, "%s: header length %llu exceeds the limit of %llu bytes", name,
         (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
@@ -183,6 +207,12 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
     st_printable(raw, tn, sizeof tn);
     if (!strcmp(tn, "__metadata__")) {
       if (!cJSON_IsObject(c)) ERR(HSART_EFORMAT, "%s: __metadata__ is not an object", name);
+      const cJSON *who = cJSON_GetObjectItemCaseSensitive(c, "hsac_model");
+      if (cJSON_IsString(who) && !f->written_for) {
+        char shown[160];
+        st_printable(who->valuestring, shown, sizeof shown);
+        if (!(f->written_for = strdup(shown))) ERR(HSART_ENOMEM, "%s: out of memory", name);
+      }
       continue;
     }
     st_tensor *t = &f->tensors[f->ntensors];
@@ -272,7 +302,9 @@ fail:
   if (f->tensors)
     for (int i = 0; i < f->ntensors; i++) free(f->tensors[i].name);
   free(f->tensors);
+  free(f->written_for);
   f->tensors = NULL;
+  f->written_for = NULL;
   f->ntensors = 0;
   return st;
 }

@@ -35,6 +35,9 @@ typedef struct st_file {
   size_t size;
   st_tensor *tensors;    /* sorted by name */
   int ntensors;
+  /* the model named by __metadata__.hsac_model (hsac init-weights records
+   * it), or NULL; printable (st_printable) */
+  char *written_for;
   /* the file as st_open found it (st_check_unchanged) */
   unsigned long long dev, ino;
   long long mtime_s, mtime_ns, ctime_s, ctime_ns;

@@ -80,8 +80,8 @@ grep -q "corrupt cache entry was found and rebuilt" "$tmp/e4" && ok || bad "flip
 cmp -s "$tmp/o4" "$tmp/cpu.txt" && ok || bad "output after a flip differs"
 # two processes compiling the same model at once: both succeed, one entry
 rm -rf "$HSAC_CACHE_DIR"
-run >"$tmp/p1" 2>&1 & p1=$!
-run >"$tmp/p2" 2>&1 & p2=$!
+run -q >"$tmp/p1" 2>&1 & p1=$!
+run -q >"$tmp/p2" 2>&1 & p2=$!
 wait $p1; r1=$?; wait $p2; r2=$?
 [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && ok || bad "concurrent compiles failed ($r1, $r2)"
 cmp -s "$tmp/p1" "$tmp/cpu.txt" && cmp -s "$tmp/p2" "$tmp/cpu.txt" && ok || bad "concurrent outputs differ"

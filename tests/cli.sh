@@ -57,23 +57,42 @@ expect 2 "--temperature expects"  -- run "$tiny" --weights "$tmp/w.st" --prompt 
 expect 2 "--cache expects"        -- run "$tiny" --weights "$tmp/w.st" --prompt hi --cache f8
 expect 1 "the prompt is empty"    -- run "$tiny" --weights "$tmp/w.st" --prompt ""
 expect 1 "cannot read '$tmp/none'" -- run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/none"
-expect 1 "is missing"             -- run "$src/examples/tiny/dense.hsa" --weights "$tmp/w.st" --prompt hi
+# weights of another model: which model the file was written for, and how
+# many tensors are missing and extra, not only the first
+expect 1 "the file was written for model 'paper_swa_hsa'" -- run "$src/examples/tiny/dense.hsa" --weights "$tmp/w.st" --prompt hi
+grep -q "hsac: error: .*: the weights do not match model 'dense'.*: [0-9]* missing (first: '.*' \[.*\]); [0-9]* not in the model (first: '" "$tmp/out" \
+  && pass=$((pass + 1)) || { echo "FAIL weights mismatch lacks its counts"; cat "$tmp/out"; fail=$((fail + 1)); }
 expect 1 "cannot open"            -- run "$tiny" --weights "$tmp/none.st" --prompt hi
 # greedy generation is deterministic; segment size does not change it
-"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "hello, world" --max-new 12 >"$tmp/a" 2>&1
-"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "hello, world" --max-new 12 --segment 3 >"$tmp/b" 2>&1
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "hello, world" --max-new 12 -q >"$tmp/a" 2>&1
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "hello, world" --max-new 12 --segment 3 -q >"$tmp/b" 2>&1
 if [ -s "$tmp/a" ] && cmp -s "$tmp/a" "$tmp/b"; then pass=$((pass + 1)); else
   echo "FAIL run: output differs between segment sizes"; fail=$((fail + 1)); fi
 # sampling with a seed is reproducible
-"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/c" 2>&1
-"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/d" 2>&1
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/c" 2>/dev/null
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/d" 2>/dev/null
 if cmp -s "$tmp/c" "$tmp/d"; then pass=$((pass + 1)); else
   echo "FAIL run: seeded sampling is not reproducible"; fail=$((fail + 1)); fi
-# a long prompt shows the progress bar on stderr
+# progress of a long prompt: with stderr in a file, plain lines (no \r) at
+# 10% steps and a summary line; on a terminal (script(1) gives one), the bar
 head -c 3000 /dev/zero | tr '\0' 'a' >"$tmp/long.txt"
 "$hsac" run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/long.txt" --max-new 1 2>"$tmp/err" >/dev/null
-if grep -q "prefill \[.*3000/3000 tokens" "$tmp/err"; then pass=$((pass + 1)); else
-  echo "FAIL run: no progress bar for a long prompt"; cat "$tmp/err"; fail=$((fail + 1)); fi
+lines=$(grep -c "^hsac: prefill [0-9]*%: .*/3000 tokens" "$tmp/err")
+if ! grep -q "$(printf '\r')" "$tmp/err" && grep -q "^hsac: prefill 100%: 3000/3000 tokens" "$tmp/err" \
+   && [ "$lines" -ge 2 ] && [ "$lines" -le 10 ] \
+   && grep -q "^hsac: prompt 3000 tokens in .* generated 1 tokens in .*stopped at --max-new; peak memory [0-9.]* MiB" "$tmp/err"; then
+  pass=$((pass + 1)); else
+  echo "FAIL run: progress to a file is not plain lines and a summary"; od -c "$tmp/err" | head; fail=$((fail + 1)); fi
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt-file "$tmp/long.txt" --max-new 1 -q 2>"$tmp/err" >/dev/null
+if [ ! -s "$tmp/err" ]; then pass=$((pass + 1)); else
+  echo "FAIL run -q printed on stderr"; cat "$tmp/err"; fail=$((fail + 1)); fi
+if command -v script >/dev/null 2>&1; then
+  script -qec "'$hsac' run '$tiny' --weights '$tmp/w.st' --prompt-file '$tmp/long.txt' --max-new 1" "$tmp/tty" >/dev/null 2>&1
+  if grep -q "prefill \[.*3000/3000 tokens" "$tmp/tty" && grep -q "$(printf '\r')prefill" "$tmp/tty"; then
+    pass=$((pass + 1)); else echo "FAIL run: no progress bar on a terminal"; cat "$tmp/tty"; fail=$((fail + 1)); fi
+else
+  echo "skipped: the progress bar on a terminal (no script(1) to make one)"
+fi
 
 # gen-task: deterministic items of the requested length
 "$hsac" gen-task --task passkey --length 400 --seed 3 --format prompt >"$tmp/p1"
@@ -117,9 +136,10 @@ expect 0 "" -- init-weights "$tiny" -o "$tmp/mode.st" --seed 3
   pass=$((pass + 1)) || { echo "FAIL stale temporaries: $(ls "$tmp" | grep mode.st.tmp)"; fail=$((fail + 1)); }
 
 # --- standard output must arrive (a full disk, /dev/full, a closed fd) ----
-expect 2 "'version' takes no arguments" -- version --bogus
+expect 2 "unknown option '--bogus' for version" -- version --bogus
 expect 2 "'passes' takes no arguments" -- passes x
-expect 2 "'help' takes no arguments" -- help x
+expect 2 "unknown command 'x'" -- help x
+expect 0 "usage: hsac run FILE --weights W" -- help run
 for args in "version" "params" "passes" "help" "export --json $tiny" "ir $tiny" \
             "check -v $tiny" "plan $tiny --context 4096" \
             "run $tiny --weights $tmp/w.st --prompt hi --max-new 2"; do
@@ -205,7 +225,97 @@ rm "$tmp/proj/shared.hsa"
 ln -s /etc/passwd "$tmp/lib/out.hsa"
 printf 'include "out.hsa"\n' >"$tmp/proj/o.hsa"
 expect 1 'include "out.hsa" leaves the including file' -- check -I "$tmp/lib" "$tmp/proj/o.hsa"
-expect 2 "-I expects a folder" -- check "$tmp/proj/m.hsa" -I
+expect 2 "option '-I' expects a value: -I DIR" -- check "$tmp/proj/m.hsa" -I
+
+# --- help from the option tables (issue 15) ---------------------------------
+# For every command `hsac help` lists: `hsac CMD --help` exits 0; every
+# option it lists is in `hsac help` too, and the parser accepts it (given a
+# value where it takes one): no "unknown option", no internal error (an
+# option in a table that the command's code does not handle exits 4).
+"$hsac" help >"$tmp/help" 2>&1 || { echo "FAIL hsac help"; fail=$((fail + 1)); }
+cmds=$(sed -n 's/^  hsac \([a-z-]*\).*/\1/p' "$tmp/help")
+[ "$(echo "$cmds" | wc -w)" -ge 13 ] && pass=$((pass + 1)) || { echo "FAIL hsac help lists: $cmds"; fail=$((fail + 1)); }
+nopts=0
+for c in $cmds; do
+  if ! "$hsac" "$c" --help >"$tmp/h" 2>&1 || ! grep -q "^usage: hsac $c" "$tmp/h"; then
+    echo "FAIL hsac $c --help"; cat "$tmp/h"; fail=$((fail + 1)); continue
+  fi
+  # "  --name ARG, -a  help" -> "--name ARG"
+  sed -n 's/^  \(-[^ ,]*\)\( [^ ,]*\)\{0,1\}\(, -[a-z]\)\{0,1\}  .*/\1\2/p; s/^  \(-[^ ,]*\)\( [^ ,]*\)\{0,1\}\(, -[a-z]\)\{0,1\}$/\1\2/p' "$tmp/h" \
+    | grep -v '^-h' >"$tmp/opts"
+  while read -r opt arg; do
+    nopts=$((nopts + 1))
+    # listed under the command in `hsac help`
+    awk -v c="  hsac $c" -v o="      $opt" 'index($0, "  hsac ") == 1 { on = (index($0, c " ") == 1 || $0 == c) }
+      on && index($0, o) == 1 { found = 1 } END { exit !found }' "$tmp/help" ||
+      { echo "FAIL hsac help lacks $c $opt"; fail=$((fail + 1)); }
+    if [ -n "$arg" ]; then set -- "$opt" 1; else set -- "$opt"; fi
+    timeout 60 "$hsac" "$c" "$@" >"$tmp/o" 2>&1 </dev/null; rc=$?
+    if [ "$rc" -eq 4 ] || grep -q "unknown option\|internal error" "$tmp/o"; then
+      echo "FAIL hsac $c $*: the parser does not take an option its help lists (exit $rc)"
+      cat "$tmp/o"; fail=$((fail + 1))
+    else pass=$((pass + 1)); fi
+  done <"$tmp/opts"
+done
+[ "$nopts" -ge 50 ] && pass=$((pass + 1)) || { echo "FAIL only $nopts options found in the help"; fail=$((fail + 1)); }
+# the options the issue found missing from the help
+for o in "gen-task" "--depth D" "--chains C" "--cache f32|bf16|f16" "--stop STRING" "--check-numerics"; do
+  grep -q -- "$o" "$tmp/help" && pass=$((pass + 1)) || { echo "FAIL hsac help lacks '$o'"; fail=$((fail + 1)); }
+done
+# did-you-mean for commands and options; options of another command
+expect 2 "unknown command 'chekc'; did you mean 'check'?" -- chekc x.hsa
+expect 2 "unknown option '--weigths' for run; did you mean '--weights'?" -- run x.hsa --weigths w
+expect 2 "unknown option '--contxt' for plan; did you mean '--context'?" -- plan x.hsa --contxt 4
+expect 2 "unknown option '--weights' for check (it is an option of run, logits)" -- check x.hsa --weights w
+expect 2 "unknown option '--lenght' for gen-task; did you mean '--length'?" -- gen-task --lenght 4
+expect 2 "unknown pass 'demnad'; did you mean 'demand'?" -- ir x.hsa --print-after=demnad
+expect 2 "option '--max-new' expects a value: --max-new N" -- run x.hsa --max-new
+expect 2 "option '--verbose' takes no value" -- check --verbose=1 x.hsa
+# --name=value and -IDIR spellings
+expect 0 "plan for model" -- plan "$tiny" --context=4096 --cache=f16
+expect 0 "usage: hsac gen-task" -- gen-task -h
+
+# --- check -v prints a model file; check --json -------------------------------
+"$hsac" check -v "$tiny" >"$tmp/resolved.hsa" 2>"$tmp/err"
+if grep -q "^tiny_swa_hsa: ok\|: ok: " "$tmp/err" && ! grep -q ": ok: " "$tmp/resolved.hsa" &&
+   "$hsac" check "$tmp/resolved.hsa" >/dev/null 2>&1; then pass=$((pass + 1)); else
+  echo "FAIL check -v output does not check again"; cat "$tmp/err"; fail=$((fail + 1)); fi
+"$hsac" check --json "$tiny" >"$tmp/check.json" 2>&1
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["parameters"] > 0 and d["layers"] > 0 and d["cache_bytes_per_token"] > 0, d' "$tmp/check.json" \
+  && pass=$((pass + 1)) || { echo "FAIL check --json"; cat "$tmp/check.json"; fail=$((fail + 1)); }
+
+# --- files that are not what they should be -----------------------------------
+expect 1 "hsac: error: $tiny: not a safetensors file (it starts with \"" -- run "$tiny" --weights "$tiny" --prompt hi
+expect 1 "not a safetensors file" -- logits "$tiny" --weights "$tiny" --prompt hi -o "$tmp/l.st"
+expect 0 "hsac: wrote $tmp/rep.st: [0-9]* tensors, .* parameters (f32, .*) for model '.*', seed 4" -- init-weights "$tiny" -o "$tmp/rep.st" --seed 4
+expect 0 "" -- init-weights "$tiny" -o "$tmp/rep.st" -q
+[ ! -s "$tmp/out" ] && pass=$((pass + 1)) || { echo "FAIL init-weights -q printed"; fail=$((fail + 1)); }
+
+# --- run: --stop, the summary, control bytes on a terminal --------------------
+pk="$src/examples/passkey_hsa.hsa" pkw="$src/examples/trained/passkey_hsa/weights.safetensors"
+"$hsac" gen-task --task passkey --length 512 --seed 3 --format prompt >"$tmp/pk.txt"
+ans=$("$hsac" gen-task --task passkey --length 512 --seed 3 | tail -n 1)
+stop=$(printf '%s' "$ans" | cut -c5-6)   # two digits inside the answer
+want=$(printf '%s' "$ans" | awk -v s="$stop" '{ print substr($0, 1, index($0, s) - 1) }')
+"$hsac" run "$pk" --weights "$pkw" --prompt-file "$tmp/pk.txt" --stop "$stop" --backend ref >"$tmp/o" 2>"$tmp/e"
+if [ "$(cat "$tmp/o")" = "$want" ] && grep -q "stopped at --stop" "$tmp/e"; then pass=$((pass + 1)); else
+  echo "FAIL --stop '$stop' (answer $ans): printed '$(cat "$tmp/o")', expected '$want'"; cat "$tmp/e"; fail=$((fail + 1)); fi
+expect 2 "--stop expects a non-empty string" -- run "$pk" --weights "$pkw" --prompt x --stop ""
+# a random model sampled at temperature 1 emits control bytes: raw into a
+# file, escaped on a terminal
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt abc --temperature 1 --seed 9 --max-new 300 --backend ref -q >"$tmp/raw" 2>/dev/null
+if LC_ALL=C grep -q "$(printf '[\001-\010\013\014\016-\037]')" "$tmp/raw"; then pass=$((pass + 1)); else
+  echo "FAIL the sampled output holds no control bytes (test premise)"; fail=$((fail + 1)); fi
+if command -v script >/dev/null 2>&1; then
+  script -qec "'$hsac' run '$tiny' --weights '$tmp/w.st' --prompt abc --temperature 1 --seed 9 --max-new 300 --backend ref -q 2>/dev/null" "$tmp/ttyraw" >/dev/null 2>&1
+  body=$(sed -n '2,$p' "$tmp/ttyraw" | head -c 100000)
+  if grep -q '\\x[01][0-9a-f]' "$tmp/ttyraw" &&
+     ! sed '1d;$d' "$tmp/ttyraw" | LC_ALL=C tr -d '\r\n\t' | LC_ALL=C grep -q "$(printf '[\001-\037\177]')"; then
+    pass=$((pass + 1)); else echo "FAIL control bytes reach the terminal unescaped"; fail=$((fail + 1)); fi
+  : "$body"
+else
+  echo "skipped: escaping on a terminal (no script(1) to make one)"
+fi
 
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"

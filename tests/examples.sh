@@ -3,7 +3,8 @@
 #
 # For each examples/*.hsa and examples/tiny/*.hsa: `hsac check` exits 0 with
 # nothing on stderr (no warnings), `hsac ir` exits 0, and the fully resolved
-# model printed by `hsac check -v` compiles to the very same IR.  Every full
+# model printed by `hsac check -v` (its stdout as it is) checks again and
+# compiles to the very same IR.  Every full
 # example has a tiny twin with the same name.
 set -u
 hsac=$1 dir=$2
@@ -19,7 +20,12 @@ for f in "$dir"/*.hsa "$dir"/tiny/*.hsa; do
   if ! "$hsac" ir "$f" >"$tmp/ir" 2>"$tmp/err"; then
     bad "$f: hsac ir failed"; cat "$tmp/err"; continue
   fi
-  "$hsac" check -v "$f" | tail -n +2 >"$tmp/resolved.hsa"
+  # stdout of check -v is a model file as it is (the summary goes to stderr)
+  "$hsac" check -v "$f" >"$tmp/resolved.hsa" 2>"$tmp/err"
+  if ! grep -q ": ok: " "$tmp/err"; then bad "$f: check -v printed no summary on stderr"; continue; fi
+  if ! "$hsac" check "$tmp/resolved.hsa" >/dev/null 2>&1; then
+    bad "$f: its resolved form does not check"; continue
+  fi
   if ! "$hsac" ir "$tmp/resolved.hsa" >"$tmp/ir2" 2>"$tmp/err"; then
     bad "$f: its resolved form does not compile"; cat "$tmp/err"; continue
   fi

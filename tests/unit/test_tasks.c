@@ -687,7 +687,9 @@ static void test_command_usage_errors(void) {
       {6, {"--task", "passkey", "--length", "900", "--format", "csv"}, "--format expects"},
       {8, {"--task", "passkey", "--length", "900", "--format", "prompt", "--items", "2"},
        "prints one item"},
-      {5, {"--task", "passkey", "--length", "900", "--bogus"}, "incomplete option '--bogus'"},
+      {5, {"--task", "passkey", "--length", "900", "--bogus"}, "unknown option '--bogus' for gen-task"},
+      {5, {"--task", "passkey", "--length", "900", "--items"}, "option '--items' expects a value"},
+      {5, {"--task", "passkey", "--length", "900", "--itmes"}, "did you mean '--items'?"},
       {6, {"--task", "passkey", "--length", "900", "--bogus", "1"}, "unknown option '--bogus'"},
       {5, {"--task", "passkey", "--length", "900", "extra"}, "options only"},
   };

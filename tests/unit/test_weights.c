@@ -323,6 +323,18 @@ static void test_empty_and_short(void) {
                KEYS("too short", "(7 bytes)"));
 }
 
+/* A model description given as weights: reported as what it is not, not
+ * as a header length of 8 text bytes (about 7e18). */
+static void test_text_file(void) {
+  const char *hsa = "model m {\n  vocab = 260\n}\n";
+  expect_fails((const unsigned char *)hsa, strlen(hsa), HSART_EFORMAT, false,
+               KEYS("not a safetensors file (it starts with \"model m {\\x0a  voca", "not with an "
+                    "8-byte header length"));
+  const char *json = "{\"a\": 1}   ";
+  expect_fails((const unsigned char *)json, strlen(json), HSART_EFORMAT, false,
+               KEYS("not a safetensors file"));
+}
+
 /* ---- the header length ------------------------------------------------------ */
 
 static void test_truncated_header(void) {
@@ -674,8 +686,8 @@ static void test_missing_tensor(void) {
   for (int i = 0; i < g_nw; i++)
     if (i != gone) w[n++] = g_w[i];
   build_and_expect(w, n, HSART_EMISMATCH,
-                   KEYS("tensor 'decoder.2.mlp.up_proj.weight' [192, 64] is missing "
-                        "(model 'dense')"));
+                   KEYS("the weights do not match model 'dense'",
+                        ": 1 missing (first: 'decoder.2.mlp.up_proj.weight' [192, 64])"));
 }
 
 static void test_extra_tensor(void) {
@@ -686,7 +698,8 @@ static void test_extra_tensor(void) {
   w[g_nw] = g_w[norm];
   snprintf(w[g_nw].name, sizeof w[g_nw].name, "decoder.4.attn_norm.weight");
   build_and_expect(w, g_nw + 1, HSART_EMISMATCH,
-                   KEYS("tensor 'decoder.4.attn_norm.weight' is not a weight of model 'dense'"));
+                   KEYS("the weights do not match model 'dense'",
+                        ": 1 not in the model (first: 'decoder.4.attn_norm.weight')"));
 }
 
 static void test_wrong_shape(void) {
@@ -698,14 +711,35 @@ static void test_wrong_shape(void) {
   w[k].shape[0] = 64;
   w[k].shape[1] = 32;
   build_and_expect(w, g_nw, HSART_EMISMATCH,
-                   KEYS("tensor 'decoder.1.attn.k_proj.weight' has shape [64, 32], "
-                        "the model expects [32, 64]"));
+                   KEYS("1 tensor of another shape ('decoder.1.attn.k_proj.weight' has shape "
+                        "[64, 32], the model expects [32, 64])"));
   /* another rank */
   w[k].rank = 1;
   w[k].shape[0] = 2048;
   build_and_expect(w, g_nw, HSART_EMISMATCH,
-                   KEYS("tensor 'decoder.1.attn.k_proj.weight' has shape [2048], "
+                   KEYS("'decoder.1.attn.k_proj.weight' has shape [2048], "
                         "the model expects [32, 64]"));
+}
+
+/* Every kind of difference at once: each is counted and its first named,
+ * in one message (a user fixing them one run at a time would never end). */
+static void test_mismatch_counts(void) {
+  wt w[MAXW + 2];
+  int n = 0, k = find_w("decoder.1.attn.k_proj.weight");
+  int gone1 = find_w("decoder.2.mlp.up_proj.weight"), gone2 = find_w("decoder.0.attn_norm.weight");
+  CU_ASSERT_FATAL(k >= 0 && gone1 >= 0 && gone2 >= 0);
+  for (int i = 0; i < g_nw; i++)
+    if (i != gone1 && i != gone2) w[n++] = g_w[i];
+  for (int i = 0; i < n; i++)
+    if (!strcmp(w[i].name, "decoder.1.attn.k_proj.weight")) w[i].shape[0] = 64, w[i].shape[1] = 32;
+  for (int j = 0; j < 2; j++) {
+    w[n] = g_w[k];
+    snprintf(w[n].name, sizeof w[n].name, "extra.%d.weight", j);
+    n++;
+  }
+  build_and_expect(w, n, HSART_EMISMATCH,
+                   KEYS("1 tensor of another shape ('decoder.1.attn.k_proj.weight'",
+                        "; 2 missing (first: 'decoder.", "; 2 not in the model (first: 'extra.0.weight')"));
 }
 
 static void test_non_finite(void) {
@@ -1050,6 +1084,7 @@ void tu_add_weights_suite(void) {
   CU_add_test(s, "path is a directory", test_directory);
   CU_add_test(s, "empty file, shorter than 8 bytes", test_empty_and_short);
   CU_add_test(s, "header length past the end (truncated header)", test_truncated_header);
+  CU_add_test(s, "a text file is not a safetensors file", test_text_file);
   CU_add_test(s, "header length over the 100 MiB limit", test_header_over_limit);
   CU_add_test(s, "header not JSON", test_header_not_json);
   CU_add_test(s, "header JSON but not an object", test_header_not_object);
@@ -1072,6 +1107,7 @@ void tu_add_weights_suite(void) {
   CU_add_test(s, "model: missing tensor", test_missing_tensor);
   CU_add_test(s, "model: extra tensor", test_extra_tensor);
   CU_add_test(s, "model: wrong shape", test_wrong_shape);
+  CU_add_test(s, "model: every difference counted", test_mismatch_counts);
   CU_add_test(s, "model: NaN or Inf in a tensor", test_non_finite);
   CU_add_test(s, "F16 and BF16 files load, logits close to F32", test_16_bit_files);
   CU_add_test(s, "__metadata__ entry", test_metadata);
