@@ -157,7 +157,7 @@ done
 
 # --- plan at the limits: the same limits as run, sizes that never wrap ----
 expect 2 "at most 2147483647" -- plan "$tiny" --context 1T
-expect 2 "at most 16M" -- plan "$tiny" --context 4096 --segment 1G
+expect 2 "from 1 to 16M" -- plan "$tiny" --context 4096 --segment 1G
 sed 's/^const D = 64 .*/const D = 262144/; s/head_dim = 16/head_dim = 4096/; s/hidden = 3 \* D/hidden = D/' \
   "$tiny" >"$tmp/wide.hsa"
 expect 0 "plan for model" -- plan "$tmp/wide.hsa" --context 2047M --segment 16M

@@ -1,0 +1,430 @@
+/* commands.c - the commands' option tables and the parse of a command
+ * line into an hsac_cli (commands.h). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/tasks.h"
+#include "passes/pipeline.h"
+#include "runtime/hsa_runtime.h"
+
+enum { EXIT_USAGE = 2 };
+
+
+/* ---- the options of every command -------------------------------------- */
+
+enum opt_id {
+  O_INCLUDE = 1, O_VERBOSE, O_QUIET, O_JSON, O_OUT,
+  /* ir */
+  O_PRINT_AFTER_ALL, O_PRINT_AFTER, O_O0, O_EMIT,
+  /* plan */
+  O_CONTEXT, O_SEGMENT, O_CACHE,
+  /* init-weights, run */
+  O_SEED, O_WEIGHTS, O_PROMPT, O_PROMPT_FILE, O_MAX_NEW, O_STOP, O_TEMPERATURE, O_TOP_K,
+  O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
+  /* backends */
+  O_BACKEND, O_THREADS, O_CPU, O_NO_CACHE, O_CHECK_NUMERICS,
+};
+
+#define END_OPTS {0, NULL, NULL, NULL, NULL}
+
+static const cli_opt include_opts[] = {
+    {O_INCLUDE, "-I", NULL, "DIR", "a folder searched for includes after the including\n"
+                                   "file's own (up to 16; also -IDIR)"},
+    END_OPTS,
+};
+
+static const cli_opt backend_opts[] = {
+    {O_BACKEND, "--backend", NULL, "auto|cpu|ref",
+     "which backend runs the kernels (auto, the default: cpu\nwhen it compiles every op, else ref)"},
+    {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
+    {O_CPU, "--cpu", NULL, "NAME", "generate code for a named CPU (haswell, ...), not the host"},
+    {O_NO_CACHE, "--no-cache", NULL, NULL, "compile every kernel, reading and writing no cache"},
+    {O_CHECK_NUMERICS, "--check-numerics", NULL, NULL,
+     "name the first op that makes a NaN or an infinity\n"
+     "(non-finite logits are always an error)"},
+    END_OPTS,
+};
+
+static const cli_opt check_opts[] = {
+    {O_VERBOSE, "--verbose", "-v", NULL,
+     "print the model with every default filled in (a model\n"
+     "file) on stdout; the summary goes to stderr"},
+    {O_JSON, "--json", NULL, NULL, "print the summary as one JSON object"},
+    END_OPTS,
+};
+
+static const cli_opt ir_opts[] = {
+    {O_PRINT_AFTER_ALL, "--print-after-all", NULL, NULL,
+     "print the IR as built and after every pass"},
+    {O_PRINT_AFTER, "--print-after", NULL, "PASS", "print the IR after the named pass (`hsac passes`)"},
+    {O_O0, "-O0", NULL, NULL, "the IR as built, without passes"},
+    {O_EMIT, "--emit", NULL, "mlir|llvm|asm|obj",
+     "the CPU backend's kernels instead: MLIR, LLVM IR after\n"
+     "O3, assembly, or an object file (with -o)"},
+    {O_CPU, "--cpu", NULL, "NAME", "with --emit: code for a named CPU (haswell, ...)"},
+    {O_OUT, "-o", NULL, "OUT", "with --emit=obj: the object file to write"},
+    END_OPTS,
+};
+
+static const cli_opt plan_opts[] = {
+    {O_CONTEXT, "--context", NULL, "N", "tokens of context: 4096, 64K, 1M, 32M, ... (required)"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
+    {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
+    {O_JSON, "--json", NULL, NULL, "print the plan as one JSON object"},
+    END_OPTS,
+};
+
+static const cli_opt init_opts[] = {
+    {O_OUT, "-o", NULL, "OUT", "the safetensors file to write (required)"},
+    {O_SEED, "--seed", NULL, "N", "the seed of the random values (default 0)"},
+    {O_QUIET, "--quiet", "-q", NULL, "do not report what was written"},
+    END_OPTS,
+};
+
+static const cli_opt run_opts[] = {
+    {O_WEIGHTS, "--weights", NULL, "W", "the weights, a safetensors file (required)"},
+    {O_PROMPT, "--prompt", NULL, "TEXT", "the prompt"},
+    {O_PROMPT_FILE, "--prompt-file", NULL, "F", "the prompt, read from a file"},
+    {O_MAX_NEW, "--max-new", NULL, "N", "generate at most N tokens (default 64)"},
+    {O_STOP, "--stop", NULL, "STRING", "stop when the output ends with STRING (not printed;\n"
+                                       "generation also stops at the end-of-text token)"},
+    {O_TEMPERATURE, "--temperature", NULL, "T", "sampling temperature (default 0: greedy)"},
+    {O_TOP_K, "--top-k", NULL, "K", "sample among the K likeliest tokens (0: all)"},
+    {O_TOP_P, "--top-p", NULL, "P", "sample among the likeliest tokens of mass P (0: all)"},
+    {O_SEED, "--seed", NULL, "S", "the sampler's seed (default 0)"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
+    {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
+    {O_MAX_CONTEXT, "--max-context", NULL, "N",
+     "refuse prompts of more than N tokens (default 32M)"},
+    {O_QUIET, "--quiet", "-q", NULL, "no progress and no summary on stderr"},
+    {O_VERBOSE, "--verbose", "-v", NULL, "say which backend runs and how it was compiled"},
+    END_OPTS,
+};
+
+static const cli_opt logits_opts[] = {
+    {O_WEIGHTS, "--weights", NULL, "W", "the weights, a safetensors file (required)"},
+    {O_TOKENS, "--tokens", NULL, "LIST", "token ids, comma-separated: 1,2,3"},
+    {O_PROMPT, "--prompt", NULL, "TEXT", "a prompt (byte-level tokens)"},
+    {O_OUT, "-o", NULL, "OUT", "the safetensors file to write (required)"},
+    END_OPTS,
+};
+
+static const cli_opt export_opts[] = {
+    {O_JSON, "--json", NULL, NULL, "the format (required): JSON, docs/export.md"},
+    {O_OUT, "-o", NULL, "OUT", "write to OUT instead of stdout"},
+    END_OPTS,
+};
+
+const cli_command hsac_cmd_check = {
+    "check", "FILE [options]",
+    "validate a model description and print a summary (parameters, layers, cache)",
+    NULL, {check_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_ir = {
+    "ir", "FILE [options]",
+    "print the model's IR after the passes, or the CPU backend's generated kernels",
+    NULL, {ir_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_passes = {"passes", "", "list the passes in the order they run",
+                                       NULL, {NULL}, 0};
+const cli_command hsac_cmd_plan = {
+    "plan", "FILE --context N [options]",
+    "caches, activation memory with buffer reuse, and the work per stage of a request",
+    NULL, {plan_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_init_weights = {
+    "init-weights", "FILE -o OUT [options]",
+    "write deterministic random weights (safetensors) for a model",
+    NULL, {init_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_run = {
+    "run", "FILE --weights W (--prompt TEXT | --prompt-file F) [options]",
+    "run a model on a prompt and stream the generated text to stdout",
+    "Progress: on a terminal, a bar for prompts of 2048 tokens or more; otherwise\n"
+    "a line at every 10% of such a prompt.  After generation a summary on stderr:\n"
+    "prompt and generated tokens, their speeds, why generation stopped and the\n"
+    "peak memory (-q leaves both out).  On a terminal, control bytes a model\n"
+    "generates are shown escaped (\\xNN).\n",
+    {run_opts, backend_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_logits = {
+    "logits", "FILE --weights W (--tokens LIST | --prompt TEXT) -o OUT [options]",
+    "the logits of every position, as a safetensors file with one tensor\n"
+    "'logits' [n, vocab] (to check other implementations against hsac)",
+    NULL, {logits_opts, backend_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_export = {
+    "export", "--json FILE [-o OUT]", "write the model's structure as JSON (docs/export.md)",
+    NULL, {export_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_cache = {
+    "cache", "ls|clear",
+    "list or remove the compiled kernels cached on disk\n"
+    "($XDG_CACHE_HOME/hsac; HSAC_NO_CACHE=1 disables the cache)",
+    NULL, {NULL}, 1};
+const cli_command hsac_cmd_params = {"params", "",
+                                       "print the reference of every parameter (Markdown)", NULL,
+                                       {NULL}, 0};
+const cli_command hsac_cmd_version = {"version", "", "print the versions of hsac, LLVM and NVRTC",
+                                        NULL, {NULL}, 0};
+const cli_command hsac_cmd_help = {"help", "[COMMAND]",
+                                     "print every command and its options, or one command's help",
+                                     NULL, {NULL}, 1};
+
+const cli_command *const hsac_commands[] = {
+    &hsac_cmd_check, &hsac_cmd_ir, &hsac_cmd_passes, &hsac_cmd_plan, &hsac_cmd_init_weights, &hsac_cmd_run, &hsac_cmd_logits,
+    &hsac_cmd_export, &tk_gen_task_command, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
+};
+
+/* ---- shared helpers ----------------------------------------------------- */
+
+
+/* ---- values --------------------------------------------------------------- */
+
+/* Parses a whole decimal number into [lo, hi]; false if it is not one. */
+static bool parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_float(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= lo && v <= hi)) return false;
+  *out = v;
+  return true;
+}
+
+bool hsac_parse_size(const char *s, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  long long mul = 1;
+  if (*end == 'K' || *end == 'k') mul = 1LL << 10, end++;
+  else if (*end == 'M' || *end == 'm') mul = 1LL << 20, end++;
+  else if (*end == 'G' || *end == 'g') mul = 1LL << 30, end++;
+  if (errno || end == s || *end || v < 1 || v > (1LL << 40) / mul) return false;
+  *out = v * mul;
+  return true;
+}
+
+/* --cache f32|bf16|f16 */
+static bool parse_cache(const char *v, int *out) {
+  if (!strcmp(v, "f32")) *out = HSART_CACHE_F32;
+  else if (!strcmp(v, "bf16")) *out = HSART_CACHE_BF16;
+  else if (!strcmp(v, "f16")) *out = HSART_CACHE_F16;
+  else return false;
+  return true;
+}
+
+/* --tokens 1,2,3: comma-separated ids in 0..2^31-1 */
+static bool valid_token_list(const char *s) {
+  if (!*s) return false;
+  for (const char *p = s; *p;) {
+    char *end;
+    errno = 0;
+    long t = strtol(p, &end, 10);
+    if (end == p || errno || t < 0 || t > INT32_MAX || *p < '0' || *p > '9' ||
+        (*end && *end != ','))
+      return false;
+    p = *end ? end + 1 : end;
+    if (end[0] == ',' && !end[1]) return false; /* a trailing comma */
+  }
+  return true;
+}
+
+static const char *suggest_command(const char *name) {
+  const char *names[32];
+  int k = 0;
+  for (int i = 0; hsac_commands[i] && k < 31; i++) names[k++] = hsac_commands[i]->name;
+  names[k] = NULL;
+  return cli_suggest(name, names);
+}
+
+static int unknown_command(const char *name) {
+  const char *best = suggest_command(name);
+  if (best) return cli_usage_error(NULL, "unknown command '%s'; did you mean '%s'?", name, best);
+  return cli_usage_error(NULL, "unknown command '%s'", name);
+}
+
+/* ---- the parse ------------------------------------------------------------- */
+
+/* One option's value into o; 0, or the exit status of a usage error. */
+static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
+  long long n;
+#define BAD(...) return cli_usage_error(c, __VA_ARGS__)
+  switch (id) {
+  case O_INCLUDE:
+    if (!*v) BAD("-I expects a folder");
+    if (o->nincludes == HSAC_CLI_MAX_INCLUDES) BAD("at most 16 -I folders");
+    o->include_dirs[o->nincludes++] = v;
+    return 0;
+  case O_VERBOSE: o->verbose = true; return 0;
+  case O_QUIET: o->quiet = true; return 0;
+  case O_JSON: o->json = true; return 0;
+  case O_OUT: o->out = v; return 0;
+  case O_PRINT_AFTER_ALL: o->print_after = "all"; return 0;
+  case O_O0: o->opt_level = 0; return 0;
+  case O_CPU: o->cpu = v; return 0;
+  case O_WEIGHTS: o->weights = v; return 0;
+  case O_PROMPT: o->prompt = v; return 0;
+  case O_PROMPT_FILE: o->prompt_file = v; return 0;
+  case O_NO_CACHE: o->no_cache = true; return 0;
+  case O_CHECK_NUMERICS: o->check_numerics = true; return 0;
+  case O_EMIT:
+    if (strcmp(v, "mlir") && strcmp(v, "llvm") && strcmp(v, "asm") && strcmp(v, "obj"))
+      BAD("--emit expects mlir, llvm, asm or obj, not '%s'", v);
+    o->emit = v;
+    return 0;
+  case O_PRINT_AFTER: {
+    const char *const *names, *const *docs;
+    int np = hsac_pass_names(&names, &docs);
+    for (int i = 0; i < np; i++)
+      if (!strcmp(names[i], v)) {
+        o->print_after = v;
+        return 0;
+      }
+    const char *best = cli_suggest(v, names);
+    if (best) BAD("unknown pass '%s'; did you mean '%s'?", v, best);
+    BAD("unknown pass '%s' (`hsac passes` lists them)", v);
+  }
+  /* the limits of a session: at most 2^31 - 1 positions, segments of at
+   * most 2^24 rows (plan takes run's) */
+  case O_CONTEXT:
+    if (!hsac_parse_size(v, &o->context) || o->context > INT32_MAX)
+      BAD("--context expects a size such as 4096, 64K or 32M, at most 2147483647 (2^31 - 1) "
+          "positions, not '%s'", v);
+    return 0;
+  case O_SEGMENT:
+    if (!hsac_parse_size(v, &o->segment) || o->segment > (1 << 24))
+      BAD("--segment expects a size from 1 to 16M (16777216) such as 512 or 4K, not '%s'", v);
+    return 0;
+  case O_MAX_CONTEXT:
+    if (!hsac_parse_size(v, &o->max_context) || o->max_context > INT32_MAX)
+      BAD("--max-context expects a size such as 64K or 32M, at most 2147483647, not '%s'", v);
+    return 0;
+  case O_CACHE:
+    if (!parse_cache(v, &o->cache)) BAD("--cache expects f32, bf16 or f16, not '%s'", v);
+    return 0;
+  case O_SEED:
+    if (!parse_int(v, 0, INT64_MAX, &o->seed))
+      BAD("--seed expects a non-negative integer, not '%s'", v);
+    return 0;
+  case O_MAX_NEW:
+    if (!parse_int(v, 0, 1 << 30, &o->max_new)) BAD("--max-new expects an integer >= 0, not '%s'", v);
+    return 0;
+  case O_TOP_K:
+    if (!parse_int(v, 0, 1 << 30, &o->top_k)) BAD("--top-k expects an integer >= 0, not '%s'", v);
+    return 0;
+  case O_TEMPERATURE:
+    if (!parse_float(v, 0, 100, &o->temperature))
+      BAD("--temperature expects a number in [0, 100], not '%s'", v);
+    return 0;
+  case O_TOP_P:
+    if (!parse_float(v, 0, 1, &o->top_p)) BAD("--top-p expects a number in [0, 1], not '%s'", v);
+    return 0;
+  case O_STOP:
+    if (!*v) BAD("--stop expects a non-empty string");
+    if (strlen(v) > 4096) BAD("--stop: at most 4096 bytes");
+    o->stop = v;
+    return 0;
+  case O_TOKENS:
+    if (!valid_token_list(v))
+      BAD("--tokens expects comma-separated token ids such as 1,2,3, not '%s'", v);
+    o->tokens = v;
+    return 0;
+  case O_BACKEND:
+    if (!strcmp(v, "ref")) o->backend = HSART_BACKEND_REF;
+    else if (!strcmp(v, "cpu")) o->backend = HSART_BACKEND_CPU;
+    else if (!strcmp(v, "auto")) o->backend = HSART_BACKEND_AUTO;
+    else BAD("--backend expects ref, cpu or auto, not '%s'", v);
+    return 0;
+  case O_THREADS:
+    if (!parse_int(v, 1, 256, &n)) BAD("--threads expects 1..256, not '%s'", v);
+    o->threads = (int)n;
+    return 0;
+  }
+#undef BAD
+  fprintf(stderr, "hsac: internal error: option %d of '%s' is in its table but not handled "
+          "(please report it)\n", id, c->name);
+  return 4;
+}
+
+/* What a command needs besides valid values: its operand, its required
+ * options, options that go together. */
+static int check_combination(const hsac_cli *o) {
+  const cli_command *c = o->cmd;
+#define BAD(...) return cli_usage_error(c, __VA_ARGS__)
+  bool needs_file = c == &hsac_cmd_check || c == &hsac_cmd_ir || c == &hsac_cmd_plan ||
+                    c == &hsac_cmd_init_weights || c == &hsac_cmd_run ||
+                    c == &hsac_cmd_logits || c == &hsac_cmd_export;
+  if (c == &hsac_cmd_export && !o->json) BAD("export needs a format: --json");
+  if (needs_file && !o->file) BAD("no input file");
+  if (c == &hsac_cmd_ir) {
+    bool obj = o->emit && !strcmp(o->emit, "obj");
+    if (obj && !o->out) BAD("--emit=obj writes a binary file: give it with -o FILE");
+    if (o->out && !obj) BAD("-o goes with --emit=obj");
+    if (o->cpu && !o->emit) BAD("--cpu goes with --emit");
+  }
+  if (c == &hsac_cmd_check && o->verbose && o->json)
+    BAD("-v prints a model file and --json a summary: give one");
+  if (c == &hsac_cmd_plan && !o->context) BAD("no context: --context N");
+  if (c == &hsac_cmd_init_weights && !o->out) BAD("no output file: -o OUT.safetensors");
+  if (c == &hsac_cmd_run || c == &hsac_cmd_logits) {
+    if (!o->weights) BAD("no weights: --weights W.safetensors");
+  }
+  if (c == &hsac_cmd_run && !o->prompt == !o->prompt_file)
+    BAD("give exactly one of --prompt TEXT and --prompt-file F");
+  if (c == &hsac_cmd_logits) {
+    if (!o->out) BAD("no output file: -o OUT.safetensors");
+    if (!o->tokens == !o->prompt) BAD("give exactly one of --tokens and --prompt");
+  }
+  if (c == &hsac_cmd_cache && (!o->file || (strcmp(o->file, "ls") && strcmp(o->file, "clear"))))
+    BAD("usage: hsac cache ls|clear");
+  if (c == &hsac_cmd_help && o->file && !cli_find(hsac_commands, o->file))
+    return unknown_command(o->file);
+#undef BAD
+  return -1;
+}
+
+int hsac_cli_parse(int argc, char **argv, hsac_cli *o) {
+  memset(o, 0, sizeof *o);
+  o->opt_level = 1;
+  o->segment = 512;
+  o->max_new = 64;
+  o->max_context = 1LL << 25; /* 32M tokens: the paper's longest */
+  o->cache = HSART_CACHE_F32;
+  o->backend = HSART_BACKEND_AUTO;
+  if (argc < 2) {
+    cli_print_overview(hsac_commands, stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (!strcmp(name, "--help") || !strcmp(name, "-h")) name = "help";
+  if (!strcmp(name, "--version")) name = "version";
+  o->cmd = cli_find(hsac_commands, name);
+  if (!o->cmd) return unknown_command(name);
+  if (o->cmd == &tk_gen_task_command) return -1;
+  cli_args a;
+  cli_args_init(&a, o->cmd, hsac_commands, argc - 2, argv + 2);
+  const char *v;
+  int id;
+  while ((id = cli_next(&a, &v)) != CLI_END) {
+    if (id == CLI_ERROR) return EXIT_USAGE;
+    if (id == CLI_HELP) {
+      cli_print_help(o->cmd, stdout);
+      return 0;
+    }
+    if (id == CLI_OPERAND) {
+      if (o->cmd->max_operands == 0)
+        return cli_usage_error(o->cmd, "'%s' takes no arguments (got '%s')", o->cmd->name, v);
+      if (o->file) return cli_usage_error(o->cmd, "more than one input file ('%s')", v);
+      o->file = v;
+      continue;
+    }
+    int rc = take(o->cmd, o, id, v);
+    if (rc) return rc;
+  }
+  return check_combination(o);
+}
