@@ -57,8 +57,10 @@ hsac_status hsac_compile_opts(hsac_compilation *c, const char *path, const char 
 /* The passes, in the order they run: names[i] for i < n. */
 int hsac_pass_names(const char *const **names, const char *const **docs);
 
-/* Bytes of cache a session needs: per token of context, and fixed (sliding
- * windows), for the model's attention layers and chunk memories. */
+/* Bytes of cache a session needs: per token of context, and fixed (the
+ * rings: sliding windows, incomplete chunks and blocks), for the model's
+ * attention layers and chunk memories, attention K/V in f32.  The same
+ * counts as `hsac plan` derives from the IR. */
 void hsac_cache_footprint(const fe_model *m, double *per_token, double *fixed);
 
 #endif

@@ -1,5 +1,7 @@
 /* test_passes.c - the passes: fusion keeps the logits, demand-driven
  * prefill keeps the logits, the analyses say what the design implies. */
+#include <cjson/cJSON.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include "passes/passes.h"
+#include "passes/pipeline.h"
 #include "passes/plan.h"
 #include "runtime/hsa_runtime.h"
 #include "testutil.h"
@@ -196,6 +199,192 @@ static void test_plan_linear(void) {
   hsac_free(c);
 }
 
+/* The plan of an example at a context, text or JSON (caller frees). */
+static char *plan_out(const char *example, int64_t context, bool json, hsac_plan_result *res) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/%s.hsa", HSAC_SOURCE_DIR, example);
+  hsac_compilation *c = compile_example(path);
+  char *text = NULL;
+  size_t n;
+  FILE *f = open_memstream(&text, &n);
+  hsac_plan_opts o = {.context = context, .segment = 512, .cache_bytes = 4, .json = json};
+  CU_ASSERT(hsac_plan(c->graph, c->model, &o, res, f));
+  fclose(f);
+  hsac_free(c);
+  return text;
+}
+
+static char *plan_text(const char *example, int64_t context, hsac_plan_result *res) {
+  return plan_out(example, context, false, res);
+}
+
+/* Caches are named by what they hold, in one unit per table. */
+static void test_plan_names(void) {
+  hsac_plan_result r;
+  char *t = plan_text("paper_swa_hsa", 65536, &r);
+  CU_ASSERT(!strncmp(t, "plan for model paper_swa_hsa at a context of 65536 tokens", 57));
+  CU_ASSERT(tu_contains(t, "lower.0.attn_block         window keys (K)                last 511"));
+  CU_ASSERT(tu_contains(t, "upper.8.attn_block         window values (V)              last 511"));
+  CU_ASSERT(tu_contains(t, "lower.5.mlp_block          incomplete chunk of 'mem'      last 63 "));
+  CU_ASSERT(tu_contains(t, "  per chunk of 64 tokens "));
+  CU_ASSERT(tu_contains(t, "mem.chunk_encode           landmarks                      all"));
+  CU_ASSERT(tu_contains(t, "mem.chunk_encode           keys (K), bf16                 all"));
+  CU_ASSERT(tu_contains(t, "mem.chunk_encode           values (V), bf16               all"));
+  CU_ASSERT(!tu_contains(t, "split_heads") && !tu_contains(t, "quantize"));
+  /* 9 SWA layers x K and V x 511 rows x 256 B, and 63 rows of 4096 B */
+  CU_ASSERT_EQUAL(r.cache_fixed, 9.0 * 2 * 511 * 256 + 63.0 * 4096);
+  CU_ASSERT_EQUAL(r.cache_per_token, 260.0);
+  CU_ASSERT_EQUAL(r.cache_bytes, r.cache_fixed + 260.0 * 65536); /* rings stay full size */
+  free(t);
+  /* the other row kinds: blocks of a block-sparse layer, NSA's strides */
+  t = plan_text("tiny/landmark_attention", 1000, &r);
+  CU_ASSERT(tu_contains(t, "incomplete block (its input)"));
+  CU_ASSERT(tu_contains(t, "  per block of 64 tokens "));
+  CU_ASSERT(tu_contains(t, "landmark keys"));
+  free(t);
+  t = plan_text("tiny/nsa", 1000, &r);
+  CU_ASSERT(tu_contains(t, "  per block (one every 8 tokens) "));
+  CU_ASSERT(tu_contains(t, "compressed keys") && tu_contains(t, "compressed values"));
+  free(t);
+}
+
+static double jget(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  CU_ASSERT_FATAL(cJSON_IsNumber(v));
+  return v->valuedouble;
+}
+
+/* The JSON form parses and says what hsac_plan_result says, exactly. */
+static void test_plan_json(void) {
+  hsac_plan_result r;
+  char *text = plan_out("paper_swa_hsa", 65536, true, &r);
+  cJSON *j = cJSON_Parse(text);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "model")->valuestring, "paper_swa_hsa");
+  CU_ASSERT_EQUAL(jget(j, "context"), 65536);
+  const cJSON *tot = cJSON_GetObjectItem(j, "totals");
+  CU_ASSERT_EQUAL(jget(tot, "per_token_bytes"), r.cache_per_token);
+  CU_ASSERT_EQUAL(jget(tot, "fixed_bytes"), r.cache_fixed);
+  CU_ASSERT_EQUAL(jget(tot, "total_bytes"), r.cache_bytes);
+  CU_ASSERT_EQUAL(jget(cJSON_GetObjectItem(j, "activations"), "bytes"), r.activation_bytes);
+  CU_ASSERT_EQUAL(jget(j, "weight_bytes"), r.weight_bytes);
+  CU_ASSERT_EQUAL(jget(j, "peak_bytes"), r.peak_bytes);
+  const cJSON *work = cJSON_GetObjectItem(j, "work");
+  CU_ASSERT_EQUAL(jget(work, "flops"), r.flops);
+  CU_ASSERT_EQUAL(jget(work, "flops_all_rows"), r.flops_all_rows);
+  /* the caches add up to the total; the memory's are per chunk of 64 */
+  double sum = 0;
+  int chunked = 0, n_caches = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "caches")) {
+    n_caches++;
+    CU_ASSERT_EQUAL(jget(e, "bytes"), jget(e, "rows") * jget(e, "bytes_per_row"));
+    sum += jget(e, "bytes");
+    if (!strcmp(cJSON_GetObjectItem(e, "indexed_by")->valuestring, "chunk")) {
+      chunked++;
+      CU_ASSERT_EQUAL(jget(e, "chunk"), 64);
+      CU_ASSERT_EQUAL(jget(e, "rows"), 1024);
+    }
+  }
+  CU_ASSERT_EQUAL(n_caches, 9 * 2 + 1 + 3);
+  CU_ASSERT_EQUAL(chunked, 3);
+  CU_ASSERT_EQUAL(sum, r.cache_bytes);
+  /* integers are written as integers */
+  CU_ASSERT(tu_contains(text, "\"bytes\":\t8388608,"));
+  CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "demand")) == 2);
+  cJSON_Delete(j);
+  free(text);
+}
+
+/* `hsac check` (from the model description) and `hsac plan` (from the IR)
+ * count the same caches, for every example.  The fixed bytes are sums of
+ * integers below 2^53, exact in a double: equal.  The bytes per token sum
+ * quotients (bytes per row / tokens per row) in another order: each sum
+ * of at most a few hundred terms is within 1e-13 of the exact value, so a
+ * relative 1e-12 allows only rounding, where a missing landmark (4 bytes
+ * per 64-token chunk against 260 per token) is 2.4e-4. */
+static void test_check_plan_agree(void) {
+  glob_t gl;
+  char pat[512];
+  int found = 0;
+  snprintf(pat, sizeof pat, "%s/examples/*.hsa", HSAC_SOURCE_DIR);
+  CU_ASSERT_EQUAL_FATAL(glob(pat, 0, NULL, &gl), 0);
+  snprintf(pat, sizeof pat, "%s/examples/tiny/*.hsa", HSAC_SOURCE_DIR);
+  CU_ASSERT_EQUAL_FATAL(glob(pat, GLOB_APPEND, NULL, &gl), 0);
+  for (size_t i = 0; i < gl.gl_pathc; i++) {
+    hsac_compilation *c = compile_example(gl.gl_pathv[i]);
+    if (!c->graph) {
+      hsac_free(c);
+      continue;
+    }
+    double pt, fx;
+    hsac_cache_footprint(c->model, &pt, &fx);
+    hsac_plan_opts o = {.context = 4096, .segment = 512, .cache_bytes = 4};
+    hsac_plan_result r;
+    CU_ASSERT(hsac_plan(c->graph, c->model, &o, &r, NULL));
+    bool same = fx == r.cache_fixed && fabs(pt - r.cache_per_token) <= 1e-12 * pt;
+    if (!same)
+      fprintf(stderr, "\n%s: check %.17g per token + %.17g fixed, plan %.17g + %.17g\n",
+              gl.gl_pathv[i], pt, fx, r.cache_per_token, r.cache_fixed);
+    CU_ASSERT(same);
+    found++;
+    hsac_free(c);
+  }
+  CU_ASSERT(found >= 20);
+  globfree(&gl);
+  /* and where the examples do not go: two memories on one stack (one ring
+   * of its output serves both), an unused retrieval (DCE removes it), every
+   * block-sparse kind in one stack */
+  hsac_compilation c;
+  char *d = NULL;
+  CU_ASSERT_EQUAL_FATAL(tu_compile(&c,
+                                   "model t { vocab = 32, width = 16, heads = 2\n"
+                                   " stack s { swa(window = 32) }\n"
+                                   " memory m from s { chunk = 8 }\n"
+                                   " memory m2 from s { chunk = 16, store = bf16 }\n"
+                                   " stack u {\n"
+                                   "  a = retrieve(m, topk = 2, per = chunk)\n"
+                                   "  b = retrieve(m2, topk = 2)\n"
+                                   "  c = retrieve(m, topk = 2)\n"
+                                   "  hsa(a)\n  hsa(b)\n"
+                                   "  landmark_attn(block = 8)\n  nsa\n  moba\n }\n}\n",
+                                   HSAC_STAGE_IR, &d),
+                        HSAC_OK);
+  double pt, fx;
+  hsac_cache_footprint(c.model, &pt, &fx);
+  hsac_plan_opts o = {.context = 100, .segment = 512, .cache_bytes = 4};
+  hsac_plan_result r;
+  CU_ASSERT(hsac_plan(c.graph, c.model, &o, &r, NULL));
+  CU_ASSERT_EQUAL(fx, r.cache_fixed);
+  CU_ASSERT(fabs(pt - r.cache_per_token) <= 1e-12 * pt);
+  free(d);
+  hsac_free(&c);
+}
+
+/* A context shorter than a ring or a chunk says so and counts what is held. */
+static void test_plan_short_context(void) {
+  hsac_plan_result r;
+  char *t = plan_text("tiny/swa", 20, &r);
+  CU_ASSERT(tu_contains(t, "note: context 20 < window 32: the window rings hold every "
+                           "position so far (20 of 31 rows)"));
+  CU_ASSERT(tu_contains(t, "window keys (K)                last 31         20       128"));
+  CU_ASSERT_EQUAL(r.cache_bytes, 4 * 2 * 20 * 128.0); /* 4 layers, K and V, 20 rows */
+  CU_ASSERT_EQUAL(r.cache_fixed, 4 * 2 * 31 * 128.0);
+  free(t);
+  t = plan_text("tiny/swa", 31, &r);
+  CU_ASSERT(!tu_contains(t, "note:"));
+  free(t);
+  t = plan_text("tiny/paper_swa_hsa", 10, &r);
+  CU_ASSERT(tu_contains(t, "note: context 10 < chunk 16: no chunk is complete, the chunk "
+                           "memory 'mem' is empty"));
+  CU_ASSERT(tu_contains(t, "note: context 10 < chunk 16: the incomplete chunk holds every "
+                           "position so far (10 of 15 rows)"));
+  free(t);
+  t = plan_text("tiny/paper_swa_hsa", 16, &r);
+  CU_ASSERT(!tu_contains(t, "chunk memory 'mem' is empty"));
+  free(t);
+}
+
 /* Fusion forms the kernels the paper's design calls for. */
 static void test_fusion_kernels(void) {
   char path[512];
@@ -244,6 +433,10 @@ void tu_add_passes_suite(void) {
   CU_add_test(s, "demand-driven prefill at 16K keeps the logits", test_demand_prefill_16k);
   CU_add_test(s, "demand analysis derives the suffix rule", test_demand_analysis);
   CU_add_test(s, "planned work grows linearly", test_plan_linear);
+  CU_add_test(s, "plan names caches by what they hold", test_plan_names);
+  CU_add_test(s, "plan as JSON equals the plan's result", test_plan_json);
+  CU_add_test(s, "check and plan count the same caches (every example)", test_check_plan_agree);
+  CU_add_test(s, "plan at a context shorter than a window or a chunk", test_plan_short_context);
   CU_add_test(s, "fusion forms the expected kernels", test_fusion_kernels);
   CU_add_test(s, "cse and dce", test_cse_dce);
 }
