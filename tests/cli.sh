@@ -284,6 +284,16 @@ if grep -q "^tiny_swa_hsa: ok\|: ok: " "$tmp/err" && ! grep -q ": ok: " "$tmp/re
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["parameters"] > 0 and d["layers"] > 0 and d["cache_bytes_per_token"] > 0, d' "$tmp/check.json" \
   && pass=$((pass + 1)) || { echo "FAIL check --json"; cat "$tmp/check.json"; fail=$((fail + 1)); }
 
+# plan --json parses and agrees with check --json on the cache
+"$hsac" plan "$tiny" --context 4096 --json >"$tmp/plan.json" 2>&1
+python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+assert p["model"] == c["model"] and p["context"] == 4096 and p["caches"], p
+assert abs(p["totals"]["per_token_bytes"] - c["cache_bytes_per_token"]) < 1e-6, (p["totals"], c)
+assert p["totals"]["fixed_bytes"] == c["cache_bytes_fixed"], (p["totals"], c)
+' "$tmp/plan.json" "$tmp/check.json" && pass=$((pass + 1)) || { echo "FAIL plan --json"; head -c 600 "$tmp/plan.json"; fail=$((fail + 1)); }
+
 # --- files that are not what they should be -----------------------------------
 expect 1 "hsac: error: $tiny: not a safetensors file (it starts with \"" -- run "$tiny" --weights "$tiny" --prompt hi
 expect 1 "not a safetensors file" -- logits "$tiny" --weights "$tiny" --prompt hi -o "$tmp/l.st"
