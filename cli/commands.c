@@ -285,7 +285,13 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
         o->print_after = v;
         return 0;
       }
-    const char *best = cli_suggest(v, names);
+    /* hsac_pass_names' list has a count, cli_suggest wants a NULL at
+     * the end (fuzz/crashes/cli/pass-names-unterminated) */
+    const char *words[64];
+    int nw = 0;
+    for (int i = 0; i < np && nw < 63; i++) words[nw++] = names[i];
+    words[nw] = NULL;
+    const char *best = cli_suggest(v, words);
     if (best) BAD("unknown pass '%s'; did you mean '%s'?", v, best);
     BAD("unknown pass '%s' (`hsac passes` lists them)", v);
   }

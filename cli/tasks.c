@@ -988,13 +988,16 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
   return text;
 }
 
-int tk_cmd_gen_task(int argc, char **argv) {
-  tk_options o;
-  tk_options_init(&o, TK_PASSKEY);
+int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
+  memset(g, 0, sizeof *g);
+  tk_options_init(&g->o, TK_PASSKEY);
+  g->items = 1;
+  g->format = TK_FORMAT_TEXT;
+  tk_options o = g->o;
   bool have_task = false, have_length = false;
   size_t length = 0;
   uint64_t seed = 0, items = 1, n;
-  enum { F_TEXT, F_JSONL, F_PROMPT } format = F_TEXT;
+  tk_format format = TK_FORMAT_TEXT;
   cli_args args;
   cli_args_init(&args, &tk_gen_task_command, NULL, argc, argv);
   const char *val;
@@ -1054,9 +1057,9 @@ int tk_cmd_gen_task(int argc, char **argv) {
         return gt_usage_error("--items expects 1..1000000, not '%s'", val);
       break;
     case G_FORMAT:
-      if (!strcmp(val, "text")) format = F_TEXT;
-      else if (!strcmp(val, "jsonl")) format = F_JSONL;
-      else if (!strcmp(val, "prompt")) format = F_PROMPT;
+      if (!strcmp(val, "text")) format = TK_FORMAT_TEXT;
+      else if (!strcmp(val, "jsonl")) format = TK_FORMAT_JSONL;
+      else if (!strcmp(val, "prompt")) format = TK_FORMAT_PROMPT;
       else return gt_usage_error("--format expects text, jsonl or prompt, not '%s'", val);
       break;
     default: return cli_unhandled(&args);
@@ -1065,10 +1068,26 @@ int tk_cmd_gen_task(int argc, char **argv) {
   if (!have_task)
     return gt_usage_error("%s", "no task: --task passkey|multikey|multivalue|multiquery|vartrack");
   if (!have_length) return gt_usage_error("%s", "no length: --length BYTES");
-  if (format == F_PROMPT && items != 1)
+  if (format == TK_FORMAT_PROMPT && items != 1)
     return gt_usage_error("%s", "--format prompt prints one item (--items 1)");
   if (seed > (uint64_t)INT64_MAX - (items - 1))
     return gt_usage_error("%s", "--seed plus --items passes 2^63 - 1");
+  g->o = o;
+  g->length = length;
+  g->seed = seed;
+  g->items = items;
+  g->format = format;
+  return -1;
+}
+
+int tk_cmd_gen_task(int argc, char **argv) {
+  tk_gen_args g;
+  int rc = tk_gen_task_parse(argc, argv, &g);
+  if (rc >= 0) return rc;
+  const tk_options o = g.o;
+  size_t length = g.length;
+  uint64_t seed = g.seed, items = g.items;
+  tk_format format = g.format;
   /* Check every item first, so that a usage error prints nothing. */
   char err[256];
   for (uint64_t k = 0; k < items; k++) {
@@ -1092,9 +1111,9 @@ int tk_cmd_gen_task(int argc, char **argv) {
       return 3;
     }
     if (st != TK_OK) return gt_usage_error("%s", err);
-    if (format == F_PROMPT) {
+    if (format == TK_FORMAT_PROMPT) {
       fwrite(it.prompt, 1, it.prompt_len, stdout);
-    } else if (format == F_TEXT) {
+    } else if (format == TK_FORMAT_TEXT) {
       if (k) fputc('\n', stdout);
       fwrite(it.prompt, 1, it.prompt_len, stdout);
       printf("\n%s\n", it.answer);

@@ -112,6 +112,18 @@ int tk_self_check(char *err, size_t errsize);
  * 0, 1 (output error), 2 (usage error) or 3 (out of memory). */
 int tk_cmd_gen_task(int argc, char **argv);
 
+/* Its parse alone (what the fuzzer drives): the options into *g, every
+ * value checked; returns -1 to go on, else the exit status (0 after
+ * --help, 2 after a usage error, both printed).  Generates nothing. */
+typedef enum tk_format { TK_FORMAT_TEXT, TK_FORMAT_JSONL, TK_FORMAT_PROMPT } tk_format;
+typedef struct tk_gen_args {
+  tk_options o;
+  size_t length;
+  uint64_t seed, items;
+  tk_format format;
+} tk_gen_args;
+int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g);
+
 /* Its options and help (cli/args.h), for `hsac help`. */
 struct cli_command;
 extern const struct cli_command tk_gen_task_command;

@@ -38,10 +38,13 @@ if [ ! -x "$bin" ]; then
 fi
 
 # defaults, then per target
-max_len=4096 timeout=10 rss=2048 dict=""
+max_len=4096 timeout=10 rss=2048 dict="" quiet=""
 case $target in
   frontend) max_len=8192 dict=$root/fuzz/hsa.dict ;;
   safetensors) max_len=20000 dict=$root/fuzz/safetensors.dict ;;
+  # the parse prints help and usage errors: -close_fd_mask=3 discards them
+  # (libFuzzer keeps its own output and the sanitizers' reports)
+  cli) max_len=1024 dict=$root/fuzz/cli.dict quiet=-close_fd_mask=3 ;;
 esac
 
 work=$build/fuzz-work/$target
@@ -52,7 +55,7 @@ seeds=$root/fuzz/corpus/$target
 [ -d "$seeds" ] || seeds=""
 
 set -- -timeout="$timeout" -rss_limit_mb="$rss" -max_len="$max_len" \
-  -artifact_prefix="$work/artifacts/" -print_final_stats=1 ${dict:+-dict="$dict"} "$@"
+  -artifact_prefix="$work/artifacts/" -print_final_stats=1 ${dict:+-dict="$dict"} $quiet "$@"
 cd "$work/cwd"
 
 # 1. regression inputs
