@@ -183,8 +183,13 @@ void cli_print_overview(const cli_command *const *all, FILE *out) {
         "commands (`hsac <command> --help` tells more about one):\n", out);
   for (int i = 0; all[i]; i++) {
     const cli_command *c = all[i];
-    fprintf(out, "\n  hsac %s%s%s\n      %s\n", c->name, c->synopsis[0] ? " " : "", c->synopsis,
-            c->summary);
+    fprintf(out, "\n  hsac %s%s%s\n", c->name, c->synopsis[0] ? " " : "", c->synopsis);
+    for (const char *p = c->summary; *p;) { /* each line indented */
+      const char *nl = strchr(p, '\n');
+      int n = nl ? (int)(nl - p) : (int)strlen(p);
+      fprintf(out, "      %.*s\n", n, p);
+      p += n + (nl != NULL);
+    }
     for (int g = 0; c->groups[g]; g++)
       for (const cli_opt *o = c->groups[g]; o->id; o++) print_opt(o, out, 6, 30);
   }

@@ -70,7 +70,8 @@ static const cli_opt ir_opts[] = {
 };
 
 static const cli_opt plan_opts[] = {
-    {O_CONTEXT, "--context", NULL, "N", "tokens of context: 4096, 64K, 1M, 32M, ... (required)"},
+    {O_CONTEXT, "--context", NULL, "N", "tokens of context (required): 4096, 64K, 1M, 32M, ...\n"
+                                         "(binary multiples: 32M = 33554432)"},
     {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
     {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
     {O_JSON, "--json", NULL, NULL, "print the plan as one JSON object"},
@@ -86,8 +87,8 @@ static const cli_opt init_opts[] = {
 
 static const cli_opt run_opts[] = {
     {O_WEIGHTS, "--weights", NULL, "W", "the weights, a safetensors file (required)"},
-    {O_PROMPT, "--prompt", NULL, "TEXT", "the prompt"},
-    {O_PROMPT_FILE, "--prompt-file", NULL, "F", "the prompt, read from a file"},
+    {O_PROMPT, "--prompt", NULL, "TEXT", "the prompt (byte-level tokens: each byte is one)"},
+    {O_PROMPT_FILE, "--prompt-file", NULL, "F", "the prompt, read from a file (bytes as they are)"},
     {O_MAX_NEW, "--max-new", NULL, "N", "generate at most N tokens (default 64)"},
     {O_STOP, "--stop", NULL, "STRING", "stop when the output ends with STRING (not printed;\n"
                                        "generation also stops at the end-of-text token)"},
@@ -113,7 +114,7 @@ static const cli_opt logits_opts[] = {
 };
 
 static const cli_opt export_opts[] = {
-    {O_JSON, "--json", NULL, NULL, "the format (required): JSON, docs/export.md"},
+    {O_JSON, "--json", NULL, NULL, "write JSON (docs/export.md); required, the only format"},
     {O_OUT, "-o", NULL, "OUT", "write to OUT instead of stdout"},
     END_OPTS,
 };
@@ -131,7 +132,13 @@ const cli_command hsac_cmd_passes = {"passes", "", "list the passes in the order
 const cli_command hsac_cmd_plan = {
     "plan", "FILE --context N [options]",
     "caches, activation memory with buffer reuse, and the work per stage of a request",
-    NULL, {plan_opts, include_opts, NULL}, 1};
+    "The report, for a request of N tokens of context: every cache a session keeps,\n"
+    "named by what it holds, in one table per unit (per token, per chunk; `kept` is\n"
+    "`last R` for a ring of the last R rows, `all` for every row), with the total per\n"
+    "token and fixed; the activation memory of one prefill segment; the weights and\n"
+    "the peak; the FLOPs of the prefill per stage, with and without the demand\n"
+    "analysis, whose verdict ends the report (docs/ir.md).\n",
+    {plan_opts, include_opts, NULL}, 1};
 const cli_command hsac_cmd_init_weights = {
     "init-weights", "FILE -o OUT [options]",
     "write deterministic random weights (safetensors) for a model",

@@ -121,7 +121,9 @@ static void print_summary(const hsac_compilation *c, bool json, FILE *out) {
   if (json) {
     /* integers as integers: the byte counts are whole numbers of bytes per
      * token only up to rounding, so they are printed with 6 digits */
-    char *name = cJSON_PrintUnformatted(cJSON_CreateStringReference(m->name));
+    cJSON *str = cJSON_CreateStringReference(m->name);
+    char *name = str ? cJSON_PrintUnformatted(str) : NULL;
+    cJSON_Delete(str);
     fprintf(out, "{\"model\": %s, \"ok\": true, \"parameters\": %lld, \"layers\": %d, "
             "\"retrievals\": %d, \"chunk_memories\": %d, \"vocab\": %lld, \"width\": %lld, "
             "\"cache_bytes_per_token\": %.6g, \"cache_bytes_fixed\": %.6g}\n",
