@@ -257,8 +257,10 @@ static kfn linear_kernel(one *o, int64_t O, int64_t I, const char *name, cg_kern
 /* The slots of a linear kernel call: rows [0, M) of A [M, I] times the
  * packed weights P into C [M, O], every panel. */
 static void linear_slots(int64_t *a, int64_t M, int64_t O, int64_t I, const float *A,
-                         const float *P, float *C, int64_t nsplit) {
+                         const float *P, float *C, const cg_kernel_info *info) {
+  int64_t nsplit = info->nsplit;
   memset(a, 0, CG_A_COUNT * sizeof *a);
+  cg_put_params(a, info);
   a[CG_A_R1] = M;
   a[CG_A_N1] = nsplit;
   a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)C;
@@ -278,7 +280,7 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
   cg_linear_pack(W, O, I, target.vec_bits, P);
   int64_t a[CG_A_COUNT];
-  linear_slots(a, M, O, I, A, P, C, info.nsplit);
+  linear_slots(a, M, O, I, A, P, C, &info);
   float *scr[256] = {0};
   split s = {.f = f, .a = a, .scratch = scr, .rows = true};
   double flops = 2.0 * (double)M * (double)O * (double)I;
@@ -334,8 +336,8 @@ static void bench_gemv(int64_t O, int64_t I) {
   float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
   cg_linear_pack(W, O, I, target.vec_bits, P);
   int64_t a[CG_A_COUNT], a1[CG_A_COUNT];
-  linear_slots(a, 1, O, I, A, P, C, info.nsplit);
-  linear_slots(a1, 1, O, I, A, P, C1, info.nsplit);
+  linear_slots(a, 1, O, I, A, P, C, &info);
+  linear_slots(a1, 1, O, I, A, P, C1, &info);
   float *scr[256] = {0};
   split s = {.f = f, .a = a, .scratch = scr}, s1 = {.f = f1, .a = a1, .scratch = scr};
   double bytes = 4.0 * (double)O * (double)I;
@@ -423,6 +425,7 @@ static void bench_sparse_attention(int64_t L, double peak) {
   a[CG_A_R1] = L;
   a[CG_A_N0] = 0;
   a[CG_A_N1] = info.nsplit;
+  cg_put_params(a, &info);
   a[CG_A_T1] = L;
   a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)O;
   a[CG_A_OUT0 + CG_V_R0] = t0r;
@@ -487,6 +490,7 @@ static void bench_scan(int64_t C, double bw) {
   int64_t t = C * S; /* the token right after the last chunk */
   int64_t a[CG_A_COUNT] = {0};
   a[CG_A_R0] = t, a[CG_A_R1] = t + 1, a[CG_A_T1] = t + 1, a[CG_A_C] = C;
+  cg_put_params(a, &info);
   a[CG_A_SCRATCH] = (int64_t)(intptr_t)scr;
   a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)oi, a[CG_A_OUT0 + CG_V_R0] = t;
   a[CG_A_OUT1 + CG_V_SEG] = (int64_t)(intptr_t)ov, a[CG_A_OUT1 + CG_V_R0] = t;

@@ -37,6 +37,7 @@ typedef struct kentry {
   int nins;
   cg_kernel_info info;
   char name[48];
+  char name1[56];               /* fn1's: named by its own text's hash */
   const float *w[IR_MAX_INPUTS];/* weights as the kernel reads them */
 } kentry;
 
@@ -266,16 +267,18 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
                                 char *err, size_t errsize) {
   size_t len = 0, tlen = 0;
   char *mod = NULL, *tmp = NULL;
-  uint64_t *seen = calloc((size_t)g->nops + 1, sizeof *seen);
-  int *seen_val = calloc((size_t)g->nops + 1, sizeof *seen_val);
+  /* hashes of the functions written so far: a kernel and its decode
+   * version per op at most */
+  uint64_t *seen = calloc(2 * (size_t)g->nops + 1, sizeof *seen);
+  char (*seen_name)[56] = calloc(2 * (size_t)g->nops + 1, sizeof *seen_name);
   uint64_t *sigs = calloc((size_t)g->nops + 1, sizeof *sigs);
   int *sig_val = calloc((size_t)g->nops + 1, sizeof *sig_val);
   int nsig = 0;
-  if (!seen || !seen_val || !sigs || !sig_val || !mark_fused(g, x, p)) {
+  if (!seen || !seen_name || !sigs || !sig_val || !mark_fused(g, x, p)) {
     free(sigs);
     free(sig_val);
     free(seen);
-    free(seen_val);
+    free(seen_name);
     snprintf(err, errsize, "out of memory");
     return HSART_ENOMEM;
   }
@@ -326,6 +329,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
         same = true;
         const kentry *ref = &p->k[sig_val[i]];
         memcpy(k->name, ref->name, sizeof k->name);
+        memcpy(k->name1, ref->name1, sizeof k->name1);
         k->info = ref->info;
       }
     if (same) {
@@ -343,49 +347,70 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       st = HSART_EUNSUPPORTED;
       break;
     }
-    uint64_t h = mix(FNV_OFFSET, tmp, tlen);
-    snprintf(k->name, sizeof k->name, "hsac_%s_%016llx",
-             ov->stream    ? "retrieve"
-             : k->fused_up ? "swiglu"
-             : k->fused    ? "linear_add"
-             : k->prenorm  ? "norm_linear"
-                           : ir_ops[op->code].name,
-             (unsigned long long)h);
+    /* The text holds the kernel and, for a linear, its decode version
+     * (@__K_1) after it: each is named by the hash of its own text, so
+     * two kernels that differ only in their decode versions (a projection
+     * of weights above or below the GEMV's L2 limit) still share the
+     * prefill function, and the other way round. */
+    const char *kind = ov->stream    ? "retrieve"
+                       : k->fused_up ? "swiglu"
+                       : k->fused    ? "linear_add"
+                       : k->prenorm  ? "norm_linear"
+                                     : ir_ops[op->code].name;
+    const char *dec = strstr(tmp, "func.func @__K_1(");
+    size_t nmain = dec ? (size_t)(dec - tmp) : tlen;
+    struct {
+      const char *text;
+      size_t n;
+      char *name;
+      size_t size;
+    } unit[2] = {{tmp, nmain, k->name, sizeof k->name},
+                 {dec, dec ? tlen - nmain : 0, k->name1, sizeof k->name1}};
     p->nops++;
-    bool dup = false;
-    for (int i = 0; i < nseen && !dup; i++)
-      if (seen[i] == h) {
-        /* the same text: the kernel of an earlier op serves this one */
-        dup = true;
-        memcpy(k->name, p->k[seen_val[i]].name, sizeof k->name);
+    for (int u = 0; u < 2 && st == HSART_OK; u++) {
+      if (!unit[u].text) continue;
+      uint64_t h = mix(FNV_OFFSET, unit[u].text, unit[u].n);
+      char base[48];
+      snprintf(base, sizeof base, "hsac_%s_%016llx", kind, (unsigned long long)h);
+      /* the function names in the unit: @__K -> @base, @__K_1 ->
+       * @base_1, @__K_merge -> @base_merge */
+      snprintf(unit[u].name, unit[u].size, "%s%s", base, u ? "_1" : "");
+      bool dup = false;
+      for (int i = 0; i < nseen && !dup; i++)
+        if (seen[i] == h) {
+          /* the same text: an earlier op's function (maybe of another
+           * kind, named for it) serves this one */
+          dup = true;
+          snprintf(unit[u].name, unit[u].size, "%s", seen_name[i]);
+        }
+      if (dup) continue;
+      snprintf(seen_name[nseen], sizeof seen_name[nseen], "%s", unit[u].name);
+      seen[nseen++] = h;
+      if (!u) p->nkernels++;
+      size_t need = len + unit[u].n + 64 * 8 + 128;
+      if (need > cap) {
+        while (cap < need) cap *= 2;
+        char *q = realloc(mod, cap);
+        if (!q) {
+          st = HSART_ENOMEM;
+          break;
+        }
+        mod = q;
       }
-    if (dup) continue;
-    seen_val[nseen] = op->out[0]->index;
-    seen[nseen++] = h;
-    p->nkernels++;
-    /* the text with its real name: every "@__K" -> "@NAME" (a kernel may
-     * define NAME_merge too) */
-    size_t need = len + tlen + 64 * 8 + 128;
-    if (need > cap) {
-      while (cap < need) cap *= 2;
-      char *q = realloc(mod, cap);
-      if (!q) {
-        st = HSART_ENOMEM;
-        break;
+      const char *c = unit[u].text, *endu = unit[u].text + unit[u].n;
+      while (c < endu) {
+        const char *at = strstr(c, "@__K");
+        if (at && at >= endu) at = NULL;
+        size_t n = at ? (size_t)(at - c) : (size_t)(endu - c);
+        if (len + n + 64 >= cap) break; /* cannot happen: room reserved above */
+        memcpy(mod + len, c, n);
+        len += n;
+        if (!at) break;
+        len += (size_t)snprintf(mod + len, cap - len, "@%s", base);
+        c = at + 4;
       }
-      mod = q;
+      mod[len] = 0;
     }
-    for (const char *c = tmp; *c;) {
-      const char *at = strstr(c, "@__K");
-      size_t n = at ? (size_t)(at - c) : strlen(c);
-      if (len + n + 64 >= cap) break; /* cannot happen: room reserved above */
-      memcpy(mod + len, c, n);
-      len += n;
-      if (!at) break;
-      len += (size_t)snprintf(mod + len, cap - len, "@%s", k->name);
-      c = at + 4;
-    }
-    mod[len] = 0;
   }
   if (st == HSART_OK) {
     if (len + 4 > cap) {
@@ -398,7 +423,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(tmp);
   free(seen);
-  free(seen_val);
+  free(seen_name);
   free(sigs);
   free(sig_val);
   if (st != HSART_OK) {
@@ -521,9 +546,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       if (!k->merge) k->fn = NULL;
     }
     if (k->fn && k->info.one_row) {
-      char name1[64];
-      snprintf(name1, sizeof name1, "%s_1", k->name);
-      k->fn1 = (kernel_fn)cg_jit_lookup(p->jit, name1);
+      k->fn1 = (kernel_fn)cg_jit_lookup(p->jit, k->name1);
       if (!k->fn1) k->fn = NULL;
     }
     if (!k->fn) {
@@ -688,6 +711,7 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
   int64_t nsplit = k->info.split == CG_SPLIT_ROWS ? 1 : k->info.nsplit;
   a[CG_A_N0] = 0;
   a[CG_A_N1] = nsplit;
+  cg_put_params(a, &k->info);
   for (int i = 0; i < op->nout; i++) put_view(a, CG_A_OUT0 + CG_VIEW_SLOTS * i, x, op->out[i]);
   for (int i = 0; i < k->nins; i++) {
     int base = CG_A_IN0 + CG_VIEW_SLOTS * i;

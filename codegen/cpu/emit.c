@@ -200,6 +200,17 @@ static V toptr(em *e, V i) {
 
 static V argp(em *e, int slot) { return toptr(e, argi(e, slot)); }
 
+/* A kernel parameter (kernels.h, CG_A_P0): value is passed by every call
+ * instead of written into the code.  Slots are taken in the order of the
+ * calls, so two kernels that ask for their parameters in the same order
+ * emit the same text when nothing else differs, and share one function.
+ * Call it where the value dominates every use (the function's top). */
+static V param(em *e, cg_kernel_info *info, int64_t value) {
+  if (info->nparams >= CG_NPARAMS) return ci(e, value); /* cannot happen: 2 at most */
+  info->params[info->nparams] = value;
+  return argi(e, CG_A_P0 + info->nparams++);
+}
+
 /* Address of element `off` (i64) of a float (or i32) array. */
 static V gep(em *e, V p, V off) {
   V v = nv(e);
@@ -686,7 +697,7 @@ static V silu_times(em *e, V g, V u) {
  * independent accumulators, and each output still sums over k in order,
  * so a row's result has the same bits whichever path computed it. */
 static void gemm_block(em *e, int mr, int np, V A, V C, const gemm_epi *ep, V bp, V m, V col0,
-                       int64_t I, int64_t O, int64_t nr, int64_t valid) {
+                       int64_t I, V O, int64_t nr, int64_t valid) {
   int nvb = (int)(nr / e->vl), n = np * mr * nvb;
   V acc[MAXCARRY];
   V z = cvf(e, 0);
@@ -725,7 +736,7 @@ static void gemm_block(em *e, int mr, int np, V A, V C, const gemm_epi *ep, V bp
      * first O mod NR columns (constant masks) */
     V c0 = ADDI(col0, ci(e, pp * nr));
     for (int i = 0; i < mr; i++) {
-      V at = ADDI(MULI(ADDI(m, ci(e, i)), ci(e, O)), c0);
+      V at = ADDI(MULI(ADDI(m, ci(e, i)), O), c0);
       V crow = gep(e, C, at);
       for (int j = 0; j < nvb; j++) {
         int r = (i * np + pp) * nvb + j;
@@ -750,7 +761,8 @@ typedef struct lin_args {
   V A, C, tile;
   const V *R, *inv;
   V inv0;
-  int64_t I, O;
+  int64_t I;
+  V O;             /* C's row stride, the output width (a parameter) */
   int64_t valid;   /* real columns of the panels being emitted */
   int64_t rows;    /* rows per call when known (one token: the vectors per
                       row), else 0 */
@@ -808,13 +820,20 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
   int MR = linear_rows(e->vl * 32, nr);
   info->split = CG_SPLIT_PANELS;
   info->panel = nr;
+  /* parameters: the output width (C's row stride and the number of full
+   * panels) and, but for the decode version, which unrolls by it, the rows
+   * per token: so the projections of one width in, several widths out,
+   * and the encoder's (65 rows per chunk) and the stacks' (1 per token)
+   * share their code */
+  V Ov = param(e, info, O), nvec_v = one_row ? ci(e, nvec) : param(e, info, nvec);
   view o = OUTV(e, 0), x = INV(e, q, 0), w = INV(e, q, 1);
   V r0 = argi(e, CG_A_R0), r1 = one_row ? r0 : argi(e, CG_A_R1);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
   int64_t nfull = O / nr, nt = tail_width(e->vl * 32, O);
+  V nfull_v = DIVI(Ov, ci(e, nr));
   info->nsplit = nfull + (nt ? 1 : 0);
   /* rows [r0, r1) of the segment are one contiguous [M, I] matrix */
-  lin_args la = {.A = rowp(e, &x, r0), .C = rowp(e, &o, r0), .I = I, .O = O, .valid = nr,
+  lin_args la = {.A = rowp(e, &x, r0), .C = rowp(e, &o, r0), .I = I, .O = Ov, .valid = nr,
                  .rows = one_row ? nvec : 0};
   la.tile = la.A;
   V Rv, wu = la.A, invp;
@@ -829,7 +848,7 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
     Rv = rowp(e, &res, r0);
     la.R = &Rv;
   }
-  V M = one_row ? ci(e, nvec) : MULI(SUBI(r1, r0), ci(e, nvec));
+  V M = one_row ? nvec_v : MULI(SUBI(r1, r0), nvec_v);
   /* Loop order by size: a weight matrix that fits in cache is streamed
    * past blocks of MB rows of A held in L2; a larger one (the LM head) is
    * read once, panel by panel, while A streams from the cache (with a
@@ -854,7 +873,7 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
         SUBI(r, mb));
     end0(e);
   }
-  V pend = MINI(n1, ci(e, nfull));
+  V pend = MINI(n1, nfull_v);
   if (one_row && O * I * 4 <= (1 << 20)) {
     /* the GEMV: MR panels side by side, each row on its own.  Only for
      * weights that fit in L2: larger ones stream from L3 or memory, where
@@ -878,11 +897,12 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
   end0(e);
   if (nt) {
     /* the tail panel, when this call's panel range holds it */
-    V has_tail = bin(e, "arith.andi", cmpi(e, "sle", n0, ci(e, nfull)),
-                     cmpi(e, "sgt", n1, ci(e, nfull)), "i1");
+    V has_tail = bin(e, "arith.andi", cmpi(e, "sle", n0, nfull_v),
+                     cmpi(e, "sgt", n1, nfull_v), "i1");
     if0(e, has_tail);
-    V tbp = gepc(e, w.seg, nfull * I * nr), tc0 = ci(e, nfull * nr);
-    V tbu = swiglu ? gepc(e, wu, nfull * I * nr) : tbp;
+    V toff = MULI(nfull_v, ci(e, I * nr));
+    V tbp = gep(e, w.seg, toff), tc0 = MULI(nfull_v, ci(e, nr));
+    V tbu = swiglu ? gep(e, wu, toff) : tbp;
     la.valid = O - nfull * nr;
     linear_rows_of(e, linear_rows(e->vl * 32, nt), &la, tbp, swiglu ? &tbu : NULL, mb, mbe,
                    tc0, nt);

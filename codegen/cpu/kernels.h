@@ -48,7 +48,14 @@ enum {
   CG_A_PARTS = 8,     /* retrieve's NAME_merge: an array of CG_A_NPARTS
                          pointers to partial lists */
   CG_A_NPARTS = 9,
-  CG_A_OUT0 = 10,     /* view of result 0 */
+  /* the kernel's parameters (cg_kernel_info.params): values the code reads
+   * at run time rather than bakes in, so that kernels differing only in
+   * them (a linear's output width, its rows per token) share one compiled
+   * function; loop bounds and strides only, never a vector shape or an
+   * unroll count */
+  CG_A_P0 = 10,
+  CG_NPARAMS = 4,
+  CG_A_OUT0 = CG_A_P0 + CG_NPARAMS, /* view of result 0 */
   CG_A_OUT1 = CG_A_OUT0 + CG_VIEW_SLOTS,  /* view of result 1 */
   CG_A_IN0 = CG_A_OUT1 + CG_VIEW_SLOTS,   /* views of the inputs, in order */
   CG_A_COUNT = CG_A_IN0 + CG_VIEW_SLOTS * IR_MAX_INPUTS,
@@ -80,7 +87,14 @@ typedef struct cg_kernel_info {
   int64_t part_floats;    /* retrieve: floats of one partial list set */
   bool one_row;           /* also NAME_1: the decode version, for a call
                              of one row (r1 = r0 + 1), same slots */
+  int nparams;            /* what each call passes in CG_A_P0 ... */
+  int64_t params[CG_NPARAMS];
 } cg_kernel_info;
+
+/* A call's parameter slots, from the kernel's info. */
+static inline void cg_put_params(int64_t *args, const cg_kernel_info *info) {
+  for (int i = 0; i < info->nparams; i++) args[CG_A_P0 + i] = info->params[i];
+}
 
 /* A kernel request: the op and how each input is held. */
 typedef struct cg_kernel_req {

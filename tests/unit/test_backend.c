@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "passes/pipeline.h"
+#include "codegen/cpu/jit.h"
 #include "runtime/backend.h"
 #include "testutil.h"
 #include "tgraph.h"
@@ -183,6 +184,35 @@ static void test_linear_shapes(void) {
     check(&t, y, L, 3, what);
     tg_free(&t);
   }
+}
+
+/* Linears of one input width and different output widths (32 and 96)
+ * share one compiled function: the output width is a parameter the call
+ * passes (kernels.h, CG_A_P0), not a constant in the code.  The results
+ * stay within the tolerance on both targets. */
+static void test_linear_shared_code(void) {
+  int64_t L = 11, I = 32;
+  tg t;
+  tg_init(&t);
+  ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 1));
+  ir_value *w1 = tg_weight(&t, "w1", 2, (int64_t[]){32, I}, rnd((size_t)(32 * I), 0.3f));
+  ir_value *w2 = tg_weight(&t, "w2", 2, (int64_t[]){96, 32}, rnd((size_t)(96 * 32), 0.3f));
+  ir_value *y1 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w1}, 0, NULL, 0);
+  ir_value *y2 = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){y1, w2}, 0, NULL, 0);
+  tg_run(&t, y2, L);
+  check(&t, y2, L, 4, "two linears sharing code");
+  rt_backend_config cfg = {.cpu = "haswell"};
+  char *text = NULL, err[512];
+  cg_target tgt;
+  CU_ASSERT_EQUAL_FATAL(rt_cpu_module_text(t.g, &cfg, &text, &tgt, err, sizeof err), HSART_OK);
+  int mains = 0;
+  for (const char *p = text; (p = strstr(p, "func.func @hsac_linear_")); p++) {
+    const char *paren = strchr(p, '(');
+    mains += paren && !(paren - p > 2 && paren[-2] == '_' && paren[-1] == '1');
+  }
+  CU_ASSERT_EQUAL(mains, 1);
+  free(text);
+  tg_free(&t);
 }
 
 /* A residual add that ends the GEMM feeding it (C = A W^T + R, the
@@ -845,6 +875,7 @@ void tu_add_backend_suite(void) {
   pool_used = 0;
   CU_pSuite s = CU_add_suite("backend_cpu", suite_init, suite_cleanup);
   CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
+  CU_add_test(s, "linears of different output widths share code", test_linear_shared_code);
   CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
   CU_add_test(s, "SwiGLU as one kernel", test_swiglu);
   CU_add_test(s, "norms and elementwise", test_rowwise);
