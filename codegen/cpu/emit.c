@@ -913,6 +913,13 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
 
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
   linear_body(e, q, info, false);
+  /* The decode version is for a call of one token of one row: a linear of
+   * several rows per token (the chunk encoder's, 65 rows of a chunk) has
+   * enough rows for the GEMM blocks, so it has none (its code was the
+   * largest of the paper model's decode versions, for a call once per
+   * chunk). */
+  const ir_op *op = q->fused ? q->fused : q->op;
+  if (inner(op->in[0]) != DIMN(op->in[1], 1)) return;
   out(e, "  return\n}\n");
   out(e, "func.func @%s_1(%%args: !llvm.ptr) attributes {llvm.linkage = "
       "#llvm.linkage<external>} {\n", name);
@@ -962,9 +969,14 @@ static void k_eltwise(em *e, const cg_kernel_req *q, int kind) {
 
 /* ---- row copies --------------------------------------------------------- */
 
-static void k_copy(em *e, const cg_kernel_req *q) {
+static void k_copy(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   int64_t E = inner(op->out[0]), D = LAST(op->in[0]);
+  bool plain = op->code == IR_SPLIT_HEADS || op->code == IR_MERGE_HEADS ||
+               op->code == IR_QUANTIZE;
+  /* a plain copy of whole vectors: the row width is a parameter, so the
+   * copies of every width share one function */
+  V Ev = plain && E % e->vl == 0 ? param(e, info, E) : ci(e, E);
   view o = OUTV(e, 0), x = INV(e, q, 0);
   if (op->code == IR_CHUNK) {
     int64_t S = ir_attr_i(op, "size", 1);
@@ -998,7 +1010,13 @@ static void k_copy(em *e, const cg_kernel_req *q) {
     break;
   }
   default: /* split_heads, merge_heads, quantize: the same floats */
-    copy_n(e, dst, src, E, false);
+    if (E % e->vl == 0) {
+      V i = for0(e, ci(e, 0), Ev, e->vl);
+      stv(e, ldv(e, src, i, NULL), dst, i, NULL);
+      end0(e);
+    } else {
+      copy_n(e, dst, src, E, false);
+    }
   }
   end0(e);
 }
@@ -1029,7 +1047,7 @@ static void k_mean_rows(em *e, const cg_kernel_req *q) {
 
 /* ---- rope --------------------------------------------------------------- */
 
-static void k_rope(em *e, const cg_kernel_req *q) {
+static void k_rope(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *v = op->in[0];
   int rank = v->type.rank;
@@ -1038,6 +1056,9 @@ static void k_rope(em *e, const cg_kernel_req *q) {
   const ir_attr *ta = ir_get_attr(op, "theta");
   double theta = ta ? ta->f : 10000.0;
   int64_t mul = ir_attr_i(op, "pos_mul", 1), add = ir_attr_i(op, "pos_add", 0);
+  /* the number of heads is a parameter: the queries' rope and the keys'
+   * (fewer KV heads) share one function */
+  V Hv = param(e, info, H);
   view o = OUTV(e, 0), x = INV(e, q, 0);
   V scr = argp(e, CG_A_SCRATCH); /* cos at [0, half), sin at [half, d) */
   V r = rows_begin(e);
@@ -1060,8 +1081,8 @@ static void k_rope(em *e, const cg_kernel_req *q) {
   V cv[MAXCARRY], sv[MAXCARRY];
   load_vecs(e, scr, half, cv);
   load_vecs(e, gepc(e, scr, half), half, sv);
-  V h = for0(e, ci(e, 0), ci(e, H), 1);
-  V base = MULI(ADDI(MULI(p, ci(e, H)), h), ci(e, d));
+  V h = for0(e, ci(e, 0), Hv, 1);
+  V base = MULI(ADDI(MULI(p, Hv), h), ci(e, d));
   V a = gep(e, src, base), b = gep(e, dst, base);
   V av[MAXCARRY], bv[MAXCARRY], ra[MAXCARRY] = {0}, rb[MAXCARRY] = {0};
   load_vecs(e, a, half, av);
@@ -2427,7 +2448,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_ADD: k_eltwise(&e, req, 0); break;
     case IR_SILU_MUL: k_eltwise(&e, req, 1); break;
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;
-    case IR_ROPE: k_rope(&e, req); info->scratch_fixed = LAST(op->in[0]) + 16; break;
+    case IR_ROPE: k_rope(&e, req, info); info->scratch_fixed = LAST(op->in[0]) + 16; break;
     case IR_ATTENTION: k_attention(&e, req, info); break;
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there
@@ -2447,7 +2468,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_NSA_ATTENTION: k_nsa_attention(&e, req, info); break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;
     case IR_SOFTMAX: k_weights(&e, req, 1); break;
-    default: k_copy(&e, req); break;
+    default: k_copy(&e, req, info); break;
     }
   }
   out(&e, "  return\n}\n");
