@@ -409,7 +409,14 @@ def main():
     elapsed_total = 0.0
     if args.resume:
         model.load_weights(os.path.join(args.out, state.get("weights", "weights.safetensors")))
-        opt.load_state_dict(torch.load(os.path.join(args.out, state.get("optimizer", "optim.pt"))))
+        opt_path = os.path.join(args.out, state.get("optimizer", "optim.pt"))
+        if os.path.exists(opt_path):
+            opt.load_state_dict(torch.load(opt_path))
+        else:
+            # the shipped runs keep no optimizer state in git (the
+            # repository's rule): AdamW's moments start again from zero
+            print("train.py: %s has no optimizer state (%s); AdamW starts afresh"
+                  % (args.out, os.path.basename(opt_path)), file=sys.stderr)
         step, stage, stage_start = state["step"], state["stage"], state["stage_start"]
         consumed, elapsed_total = state["items"], state.get("elapsed_s", 0.0)
         print("train.py: resumed %s at step %d, stage %d %s" % (args.out, step, stage,

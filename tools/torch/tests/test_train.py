@@ -87,6 +87,18 @@ with tempfile.TemporaryDirectory() as tmp:
     r2 = subprocess.run(base + ["--resume", out, "--steps", "3"], capture_output=True, env=env,
                         cwd=src)
     check("train.py --resume runs to step 3", r2.returncode == 0, r2.stderr.decode()[-300:])
+    # a run without its optimizer state (as shipped: optim.pt is not in
+    # git) resumes with a fresh AdamW and says so
+    if r2.returncode == 0:
+        import shutil
+        bare = os.path.join(tmp, "bare")
+        shutil.copytree(out, bare)
+        os.remove(os.path.join(bare, "optim.pt"))
+        r3 = subprocess.run(base + ["--resume", bare, "--steps", "4"], capture_output=True,
+                            env=env, cwd=src)
+        check("train.py --resume without optim.pt runs, saying AdamW starts afresh",
+              r3.returncode == 0 and b"AdamW starts afresh" in r3.stderr,
+              r3.stderr.decode()[-300:])
     if r1.returncode == 0 and r2.returncode == 0:
         st = json.load(open(os.path.join(out, "state.json")))
         rows = open(os.path.join(out, "log.csv")).read().split()
