@@ -379,6 +379,12 @@ static int check_combination(const hsac_cli *o) {
     if (obj && !o->out) BAD("--emit=obj writes a binary file: give it with -o FILE");
     if (o->out && !obj) BAD("-o goes with --emit=obj");
     if (o->cpu && !o->emit) BAD("--cpu goes with --emit");
+    if (o->print_after && o->emit)
+      BAD("--print-after%s prints the IR and --emit the kernels: give one",
+          strcmp(o->print_after, "all") ? "" : "-all");
+    if (o->print_after && !o->opt_level)
+      BAD("--print-after%s shows the passes, and -O0 runs none",
+          strcmp(o->print_after, "all") ? "" : "-all");
   }
   if (c == &hsac_cmd_check && o->verbose && o->json)
     BAD("-v prints a model file and --json a summary: give one");

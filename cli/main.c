@@ -321,13 +321,31 @@ typedef struct output {
   char *held;  /* at most stop_len bytes */
   size_t nheld;
   bool tty;
+  bool c2;     /* tty: a 0xc2 byte waits for the next (a C1 control?) */
   int64_t bytes;
 } output;
 
+/* On a terminal, C0 controls but newline and tab, DEL, and the C1
+ * controls U+0080..U+009F (0xc2 0x80..0x9f in UTF-8; xterm acts on
+ * U+009B as on ESC [) are printed as \xNN. */
 static void emit_bytes(output *o, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)b[i];
-    if (o->tty && ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f))
+    if (!o->tty) {
+      fputc(c, stdout);
+      continue;
+    }
+    if (o->c2) {
+      o->c2 = false;
+      if (c >= 0x80 && c <= 0x9f) {
+        printf("\\xc2\\x%02x", c);
+        continue;
+      }
+      fputc(0xc2, stdout);
+    }
+    if (c == 0xc2)
+      o->c2 = true;
+    else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
       printf("\\x%02x", c);
     else
       fputc(c, stdout);
@@ -361,6 +379,8 @@ static bool output_put(output *o, unsigned char c) {
 static void output_flush(output *o) {
   emit_bytes(o, o->held, o->nheld);
   o->nheld = 0;
+  if (o->c2) fputc(0xc2, stdout); /* the last byte: not a C1 control */
+  o->c2 = false;
 }
 
 static void print_run_summary(int64_t prompt, double prefill_s, int64_t generated,
@@ -550,7 +570,10 @@ static int cmd_logits(const hsac_cli *o) {
   int rc;
   int64_t cap = tokens_arg ? (int64_t)strlen(tokens_arg) / 2 + 1 : (int64_t)strlen(prompt) + 1;
   int32_t *tok = malloc((size_t)cap * sizeof *tok);
-  if (!tok) return EXIT_NOMEM;
+  if (!tok) {
+    fputs("hsac: error: out of memory\n", stderr);
+    return EXIT_NOMEM;
+  }
   int64_t n = 0;
   if (tokens_arg) {
     /* the list's syntax and range were checked by the parse */

@@ -31,6 +31,7 @@
  * pins the bytes of a few items. */
 #include "cli/tasks.h"
 #include "cli/args.h"
+#include "cli/commands.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -999,7 +1000,9 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
   uint64_t seed = 0, items = 1, n;
   tk_format format = TK_FORMAT_TEXT;
   cli_args args;
-  cli_args_init(&args, &tk_gen_task_command, NULL, argc, argv);
+  /* every command's tables, so that another command's option is named as
+   * such */
+  cli_args_init(&args, &tk_gen_task_command, hsac_commands, argc, argv);
   const char *val;
   int id;
   while ((id = cli_next(&args, &val)) != CLI_END) {

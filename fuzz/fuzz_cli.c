@@ -22,6 +22,7 @@
 
 #include "cli/commands.h"
 #include "cli/tasks.h"
+#include "passes/pipeline.h"
 #include "runtime/hsa_runtime.h"
 
 enum { MAX_ARGS = 64 };
@@ -52,6 +53,17 @@ static void check_parsed(const hsac_cli *o) {
   if (o->stop) check(strlen(o->stop) >= 1 && strlen(o->stop) <= 4096);
   if (o->tokens)
     for (const char *p = o->tokens; *p; p++) check((*p >= '0' && *p <= '9') || *p == ',');
+  if (o->emit)
+    check(!strcmp(o->emit, "mlir") || !strcmp(o->emit, "llvm") || !strcmp(o->emit, "asm") ||
+          !strcmp(o->emit, "obj"));
+  if (o->print_after && strcmp(o->print_after, "all")) {
+    const char *const *names, *const *docs;
+    int np = hsac_pass_names(&names, &docs);
+    bool known = false;
+    for (int i = 0; i < np; i++) known = known || !strcmp(names[i], o->print_after);
+    check(known);
+  }
+  if (c == &hsac_cmd_ir) check(!(o->print_after && (o->emit || !o->opt_level)));
   if (c == &hsac_cmd_plan) check(o->context >= 1);
   if (c == &hsac_cmd_run) check(!o->prompt != !o->prompt_file && o->weights);
   if (c == &hsac_cmd_logits) check(!o->prompt != !o->tokens && o->weights && o->out);
@@ -80,7 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tk_gen_args g;
     int grc = tk_gen_task_parse(argc - 2, argv + 2, &g);
     check(grc == -1 || grc == 0 || grc == 2);
-    if (grc == -1) check(g.length >= 1 && g.items >= 1 && g.items <= 1000000);
+    if (grc == -1)
+      check(g.length >= 1 && g.items >= 1 && g.items <= 1000000 && (int)g.o.task >= 0 &&
+            g.o.task < TK_NTASKS && (int)g.o.needle >= 0 && g.o.needle < TK_NNEEDLES &&
+            (!g.o.has_depth || (g.o.depth >= 0 && g.o.depth <= 1)) &&
+            (g.format != TK_FORMAT_PROMPT || g.items == 1));
   } else if (rc == -1) {
     check_parsed(&o);
   }

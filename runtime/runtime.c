@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "hsac_version.h"
 #include "passes/pipeline.h"
 #include "runtime/backend.h"
@@ -191,8 +193,11 @@ static hsart_status match_weights(const ir_graph *g, const st_file *f, const cha
     n += (size_t)snprintf(what + n, sizeof what - n, "%s%d not in the model (first: %s)",
                           n ? "; " : "", extra, first_extra);
   char who[200] = "";
-  if (f->written_for && strcmp(f->written_for, g->name))
-    snprintf(who, sizeof who, " (the file was written for model '%s')", f->written_for);
+  if (f->written_for && strcmp(f->written_for, g->name)) {
+    char shown[120]; /* from the file: escaped, bounded */
+    st_printable(f->written_for, shown, sizeof shown);
+    snprintf(who, sizeof who, " (the file was written for model '%s')", shown);
+  }
   return set_err(err, HSART_EMISMATCH, "%s: the weights do not match model '%s'%s: %s", path,
                  g->name, who, what);
 }
@@ -355,10 +360,21 @@ hsart_status hsart_init_weights_report(const char *model_path, const char *out_p
     ts[i].data = w;
     i++;
   }
-  char meta[256], msg[600];
-  snprintf(meta, sizeof meta, "{\"hsac_model\": \"%s\", \"seed\": \"%llu\"}", c.graph->name,
-           (unsigned long long)seed);
+  /* the metadata as JSON (cJSON escapes the name; any length) */
+  char msg[600], seedtxt[24];
+  snprintf(seedtxt, sizeof seedtxt, "%llu", (unsigned long long)seed);
+  cJSON *mj = cJSON_CreateObject();
+  char *meta = NULL;
+  if (mj && cJSON_AddStringToObject(mj, "hsac_model", c.graph->name) &&
+      cJSON_AddStringToObject(mj, "seed", seedtxt))
+    meta = cJSON_PrintUnformatted(mj);
+  cJSON_Delete(mj);
+  if (!meta) {
+    st = set_err(err, HSART_ENOMEM, "out of memory");
+    goto done;
+  }
   st = st_write(out_path, ts, n, meta, msg, sizeof msg);
+  cJSON_free(meta);
   if (st != HSART_OK) set_err(err, st, "%s", msg);
   if (st == HSART_OK && info) {
     snprintf(info->model, sizeof info->model, "%s", c.graph->name);

@@ -208,11 +208,9 @@ hsart_status st_parse(const void *data, size_t size, const char *name, st_file *
     if (!strcmp(tn, "__metadata__")) {
       if (!cJSON_IsObject(c)) ERR(HSART_EFORMAT, "%s: __metadata__ is not an object", name);
       const cJSON *who = cJSON_GetObjectItemCaseSensitive(c, "hsac_model");
-      if (cJSON_IsString(who) && !f->written_for) {
-        char shown[160];
-        st_printable(who->valuestring, shown, sizeof shown);
-        if (!(f->written_for = strdup(shown))) ERR(HSART_ENOMEM, "%s: out of memory", name);
-      }
+      if (cJSON_IsString(who) && !f->written_for &&
+          !(f->written_for = strdup(who->valuestring)))
+        ERR(HSART_ENOMEM, "%s: out of memory", name);
       continue;
     }
     st_tensor *t = &f->tensors[f->ntensors];

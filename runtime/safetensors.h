@@ -36,7 +36,7 @@ typedef struct st_file {
   st_tensor *tensors;    /* sorted by name */
   int ntensors;
   /* the model named by __metadata__.hsac_model (hsac init-weights records
-   * it), or NULL; printable (st_printable) */
+   * it), or NULL; as the file has it (st_printable before printing) */
   char *written_for;
   /* the file as st_open found it (st_check_unchanged) */
   unsigned long long dev, ino;

@@ -301,6 +301,17 @@ expect 0 "hsac: wrote $tmp/rep.st: [0-9]* tensors, .* parameters (f32, .*) for m
 expect 0 "" -- init-weights "$tiny" -o "$tmp/rep.st" -q
 [ ! -s "$tmp/out" ] && pass=$((pass + 1)) || { echo "FAIL init-weights -q printed"; fail=$((fail + 1)); }
 
+# a 240-letter model name: init-weights writes its metadata (it overflowed a
+# fixed buffer), and the same model loads the file again
+long=$(printf 'm%.0s' $(seq 240))
+sed "s/^model paper_swa_hsa {/model $long {/" "$tiny" >"$tmp/long.hsa"
+expect 0 "" -- init-weights "$tmp/long.hsa" -o "$tmp/long.st" -q
+expect 0 "" -- run "$tmp/long.hsa" --weights "$tmp/long.st" --prompt hi --max-new 2 -q
+# ir: options that print different things, or need passes that -O0 skips
+expect 2 "prints the IR and --emit the kernels: give one" -- ir "$tiny" --print-after=dce --emit=mlir
+expect 2 "and -O0 runs none" -- ir "$tiny" -O0 --print-after-all
+expect 2 "unknown option '--weights' for gen-task (it is an option of run, logits)" -- gen-task --weights w
+
 # --- run: --stop, the summary, control bytes on a terminal --------------------
 pk="$src/examples/passkey_hsa.hsa" pkw="$src/examples/trained/passkey_hsa/weights.safetensors"
 "$hsac" gen-task --task passkey --length 512 --seed 3 --format prompt >"$tmp/pk.txt"

@@ -28,6 +28,7 @@ typedef struct em {
   size_t *len;
   size_t cap;
   bool oom;
+  const char *bug; /* an internal inconsistency found while emitting */
   int id;          /* next SSA number */
   int vl;          /* floats per vector */
   char vt[32];     /* "vector<16xf32>" */
@@ -926,6 +927,11 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const 
   cg_kernel_info one;
   memset(&one, 0, sizeof one);
   linear_body(e, q, &one, true);
+  /* a call passes the main version's parameters to both: the decode
+   * version's must be the same values in the same slots (a prefix) */
+  bool prefix = one.nparams <= info->nparams;
+  for (int i = 0; prefix && i < one.nparams; i++) prefix = one.params[i] == info->params[i];
+  if (!prefix) e->bug = "a linear's decode version takes other parameters than its kernel";
   info->one_row = true;
 }
 
@@ -2479,6 +2485,10 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     }
   }
   out(&e, "  return\n}\n");
+  if (e.bug) {
+    snprintf(err, errsize, "internal error: %s", e.bug);
+    return -1;
+  }
   if (e.oom) {
     snprintf(err, errsize, "out of memory");
     return -1;
