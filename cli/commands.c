@@ -203,7 +203,8 @@ static bool parse_float(const char *s, double lo, double hi, double *out) {
   return true;
 }
 
-bool hsac_parse_size(const char *s, long long *out) {
+/* "4096", "64K", "1M", "32M", "2G" (binary multiples), 1 .. 2^40. */
+static bool parse_size(const char *s, long long *out) {
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -257,7 +258,8 @@ static int unknown_command(const char *name) {
 
 /* ---- the parse ------------------------------------------------------------- */
 
-/* One option's value into o; 0, or the exit status of a usage error. */
+/* One option's value into o; 0, the exit status of a usage error, or -1
+ * for an option this code does not know. */
 static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   long long n;
 #define BAD(...) return cli_usage_error(c, __VA_ARGS__)
@@ -305,16 +307,16 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   /* the limits of a session: at most 2^31 - 1 positions, segments of at
    * most 2^24 rows (plan takes run's) */
   case O_CONTEXT:
-    if (!hsac_parse_size(v, &o->context) || o->context > INT32_MAX)
+    if (!parse_size(v, &o->context) || o->context > INT32_MAX)
       BAD("--context expects a size such as 4096, 64K or 32M, at most 2147483647 (2^31 - 1) "
           "positions, not '%s'", v);
     return 0;
   case O_SEGMENT:
-    if (!hsac_parse_size(v, &o->segment) || o->segment > (1 << 24))
+    if (!parse_size(v, &o->segment) || o->segment > (1 << 24))
       BAD("--segment expects a size from 1 to 16M (16777216) such as 512 or 4K, not '%s'", v);
     return 0;
   case O_MAX_CONTEXT:
-    if (!hsac_parse_size(v, &o->max_context) || o->max_context > INT32_MAX)
+    if (!parse_size(v, &o->max_context) || o->max_context > INT32_MAX)
       BAD("--max-context expects a size such as 64K or 32M, at most 2147483647, not '%s'", v);
     return 0;
   case O_CACHE:
@@ -359,9 +361,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     return 0;
   }
 #undef BAD
-  fprintf(stderr, "hsac: internal error: option %d of '%s' is in its table but not handled "
-          "(please report it)\n", id, c->name);
-  return 4;
+  return -1; /* in a table, not handled here */
 }
 
 /* What a command needs besides valid values: its operand, its required
@@ -443,6 +443,7 @@ int hsac_cli_parse(int argc, char **argv, hsac_cli *o) {
       continue;
     }
     int rc = take(o->cmd, o, id, v);
+    if (rc < 0) return cli_unhandled(&a);
     if (rc) return rc;
   }
   return check_combination(o);

@@ -44,7 +44,4 @@ extern const cli_command hsac_cmd_check, hsac_cmd_ir, hsac_cmd_passes, hsac_cmd_
  * unset). */
 int hsac_cli_parse(int argc, char **argv, hsac_cli *o);
 
-/* "4096", "64K", "1M", "32M", "2G" (binary multiples), 1 .. 2^40. */
-bool hsac_parse_size(const char *s, long long *out);
-
 #endif

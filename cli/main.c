@@ -107,7 +107,8 @@ static bool write_atomically(const char *path, const char *text, size_t len) {
 
 /* ---- check, ir ------------------------------------------------------------ */
 
-static void print_summary(const hsac_compilation *c, bool json, FILE *out) {
+/* False when out of memory (the JSON form only). */
+static bool print_summary(const hsac_compilation *c, bool json, FILE *out) {
   const fe_model *m = c->model;
   int nlayers = 0, nretr = 0;
   for (int i = 0; i < m->nlayers; i++)
@@ -119,18 +120,24 @@ static void print_summary(const hsac_compilation *c, bool json, FILE *out) {
   hsac_cache_footprint(m, &per_token, &fixed);
   long long np = (long long)ir_param_count(c->graph);
   if (json) {
-    /* integers as integers: the byte counts are whole numbers of bytes per
-     * token only up to rounding, so they are printed with 6 digits */
-    cJSON *str = cJSON_CreateStringReference(m->name);
-    char *name = str ? cJSON_PrintUnformatted(str) : NULL;
-    cJSON_Delete(str);
-    fprintf(out, "{\"model\": %s, \"ok\": true, \"parameters\": %lld, \"layers\": %d, "
-            "\"retrievals\": %d, \"chunk_memories\": %d, \"vocab\": %lld, \"width\": %lld, "
-            "\"cache_bytes_per_token\": %.6g, \"cache_bytes_fixed\": %.6g}\n",
-            name ? name : "null", np, nlayers, nretr, m->nmemories, (long long)m->vocab,
-            (long long)m->width, per_token, fixed);
-    cJSON_free(name);
-    return;
+    /* cJSON writes whole numbers exactly (up to 2^53) and escapes the name */
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j && cJSON_AddStringToObject(j, "model", m->name) &&
+              cJSON_AddBoolToObject(j, "ok", 1) &&
+              cJSON_AddNumberToObject(j, "parameters", (double)np) &&
+              cJSON_AddNumberToObject(j, "layers", nlayers) &&
+              cJSON_AddNumberToObject(j, "retrievals", nretr) &&
+              cJSON_AddNumberToObject(j, "chunk_memories", m->nmemories) &&
+              cJSON_AddNumberToObject(j, "vocab", (double)m->vocab) &&
+              cJSON_AddNumberToObject(j, "width", (double)m->width) &&
+              cJSON_AddNumberToObject(j, "cache_bytes_per_token", per_token) &&
+              cJSON_AddNumberToObject(j, "cache_bytes_fixed", fixed);
+    char *text = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!text) return false;
+    fprintf(out, "%s\n", text);
+    cJSON_free(text);
+    return true;
   }
   char params[32], pt[32], fx[32];
   human_count(np, params, sizeof params);
@@ -141,6 +148,7 @@ static void print_summary(const hsac_compilation *c, bool json, FILE *out) {
   if (m->nmemories)
     fprintf(out, ", %d chunk memor%s", m->nmemories, m->nmemories == 1 ? "y" : "ies");
   fprintf(out, ", cache %s per token of context + %s fixed\n", pt, fx);
+  return true;
 }
 
 /* hsac ir --emit=mlir|llvm|asm|obj: the CPU backend's kernels of the model
@@ -215,8 +223,9 @@ static int cmd_compile(const hsac_cli *o) {
       /* stdout holds a model file that `hsac check` accepts again */
       print_summary(&c, false, stderr);
       fe_model_print(c.model, stdout);
-    } else {
-      print_summary(&c, o->json, stdout);
+    } else if (!print_summary(&c, o->json, stdout)) {
+      fputs("hsac: error: out of memory\n", stderr);
+      st = HSAC_ENOMEM;
     }
   } else if (st == HSAC_EINPUT) {
     fprintf(stderr, "hsac: %d error%s in %s\n", c.diags.nerrors,

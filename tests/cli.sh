@@ -293,6 +293,15 @@ assert p["model"] == c["model"] and p["context"] == 4096 and p["caches"], p
 assert abs(p["totals"]["per_token_bytes"] - c["cache_bytes_per_token"]) < 1e-6, (p["totals"], c)
 assert p["totals"]["fixed_bytes"] == c["cache_bytes_fixed"], (p["totals"], c)
 ' "$tmp/plan.json" "$tmp/check.json" && pass=$((pass + 1)) || { echo "FAIL plan --json"; head -c 600 "$tmp/plan.json"; fail=$((fail + 1)); }
+# the same at the paper's size, where the fixed cache (2.6 MB) has 7 digits
+"$hsac" plan "$src/examples/paper_swa_hsa.hsa" --context 4096 --json >"$tmp/plan2.json" 2>&1
+"$hsac" check --json "$src/examples/paper_swa_hsa.hsa" >"$tmp/check2.json" 2>&1
+python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+assert p["totals"]["fixed_bytes"] == c["cache_bytes_fixed"] == 2612736, (p["totals"], c)
+assert c["parameters"] == 215123968, c
+' "$tmp/plan2.json" "$tmp/check2.json" && pass=$((pass + 1)) || { echo "FAIL check --json at 7 digits"; cat "$tmp/check2.json"; fail=$((fail + 1)); }
 
 # --- files that are not what they should be -----------------------------------
 expect 1 "hsac: error: $tiny: not a safetensors file (it starts with \"" -- run "$tiny" --weights "$tiny" --prompt hi

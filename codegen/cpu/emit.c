@@ -978,11 +978,11 @@ static void k_eltwise(em *e, const cg_kernel_req *q, int kind) {
 static void k_copy(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   int64_t E = inner(op->out[0]), D = LAST(op->in[0]);
-  bool plain = op->code == IR_SPLIT_HEADS || op->code == IR_MERGE_HEADS ||
-               op->code == IR_QUANTIZE;
   /* a plain copy of whole vectors: the row width is a parameter, so the
    * copies of every width share one function */
-  V Ev = plain && E % e->vl == 0 ? param(e, info, E) : ci(e, E);
+  bool by_param = (op->code == IR_SPLIT_HEADS || op->code == IR_MERGE_HEADS ||
+                   op->code == IR_QUANTIZE) && E % e->vl == 0;
+  V Ev = by_param ? param(e, info, E) : (V){{0}};
   view o = OUTV(e, 0), x = INV(e, q, 0);
   if (op->code == IR_CHUNK) {
     int64_t S = ir_attr_i(op, "size", 1);
@@ -1016,7 +1016,7 @@ static void k_copy(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     break;
   }
   default: /* split_heads, merge_heads, quantize: the same floats */
-    if (E % e->vl == 0) {
+    if (by_param) {
       V i = for0(e, ci(e, 0), Ev, e->vl);
       stv(e, ldv(e, src, i, NULL), dst, i, NULL);
       end0(e);
