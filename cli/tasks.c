@@ -32,6 +32,7 @@
 #include "cli/tasks.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/corpus.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -152,7 +153,129 @@ static const char *const key_nouns[] = {
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The headers; the other fixed texts are formats in build_content. */
+/* bAbI-style stories (TK_BABI): people, the places they move between and
+ * the objects they pick up.  No name, place or object contains another
+ * text's word, nor a value word (tk_self_check). */
+static const char *const babi_people[] = {
+    "Mary", "John", "Sandra", "Daniel", "Fred", "Julie", "Oliver", "Lucas", "Nina", "Harold",
+    "Bernard", "Yvonne",
+};
+static const char *const babi_places[] = {
+    "kitchen", "bathroom", "bedroom", "office", "cellar", "attic", "garage", "library",
+    "pantry", "balcony",
+};
+static const char *const babi_objects[] = {
+    "football", "milk", "umbrella", "backpack", "notebook", "guitar", "basket", "helmet",
+};
+enum { BABI_PEOPLE_IN_STORY = 4 };
+
+/* ---- phrasings ----------------------------------------------------------------
+ * TK_NVARIANTS wordings of every needle and question; variant 0 is the
+ * original (and default) wording, 0..3 are for training, 4 and 5 are held
+ * out.  Holes: {n} the needle kind's name, {k} a key, {K} every key ("a, b
+ * and c"), {v} a value, {a} a variable, {b} the variable it copies, {p} a
+ * person, {l} a place, {o} an object.  A question ends where the answer
+ * begins. */
+
+static const char *const passkey_needle[TK_NVARIANTS] = {
+    "The passkey is {v}. Remember it. {v} is the passkey.",
+    "Remember this passkey: {v}. The passkey is {v}.",
+    "The secret passkey is {v}. Keep it safe.",
+    "Please note: {v} is the passkey, and you will need it.",
+    "The code you must keep in mind is the passkey {v}.",
+    "Passkey: {v}. Do not forget this passkey.",
+};
+static const char *const passkey_question[TK_NVARIANTS] = {
+    "\nWhat is the passkey? The passkey is ",
+    "\nWhat is the passkey mentioned above? The passkey is ",
+    "\nRecall the secret passkey. The secret passkey is ",
+    "\nWhich passkey did the text give? The passkey is ",
+    "\nWhat was the passkey? It is ",
+    "\nThe passkey from the text above is ",
+};
+static const char *const key_needle[TK_NVARIANTS] = { /* multikey, multiquery */
+    "The special magic {n} for {k} is: {v}.",
+    "The magic {n} for {k} is {v}.",
+    "For {k}, the special magic {n} is {v}.",
+    "Special magic {n} of {k}: {v}.",
+    "Remember that {k} has the special magic {n} {v}.",
+    "The special magic {n} that goes with {k} reads {v}.",
+};
+static const char *const multikey_question[TK_NVARIANTS] = {
+    "\nWhat is the special magic {n} for {k}? The special magic {n} for {k} is: ",
+    "\nWhat is the magic {n} for {k}? The magic {n} for {k} is ",
+    "\nTell me the special magic {n} of {k}. It is ",
+    "\nFind the special magic {n} for {k}. The special magic {n} for {k} is ",
+    "\nWhich special magic {n} belongs to {k}? It is ",
+    "\nRecall the special magic {n} that goes with {k}: ",
+};
+static const char *const multiquery_question[TK_NVARIANTS] = {
+    "\nWhat are the special magic {n}s for {K}? The special magic {n}s for {K} are: ",
+    "\nWhat are the magic {n}s for {K}? The magic {n}s for {K} are ",
+    "\nTell me the special magic {n}s of {K}. They are ",
+    "\nFind the special magic {n}s for {K}. In that order they are ",
+    "\nWhich special magic {n}s belong to {K}? They are ",
+    "\nRecall the special magic {n}s that go with {K}: ",
+};
+static const char *const multivalue_needle[TK_NVARIANTS] = {
+    "One of the special magic {n}s for {k} is: {v}.",
+    "One magic {n} for {k} is {v}.",
+    "For {k}, one of the special magic {n}s is {v}.",
+    "A special magic {n} of {k}: {v}.",
+    "Note that {k} also has the special magic {n} {v}.",
+    "Among the special magic {n}s that go with {k} is {v}.",
+};
+static const char *const multivalue_question[TK_NVARIANTS] = {
+    "\nWhat are all the special magic {n}s for {k}? The special magic {n}s for {k} are: ",
+    "\nWhat are all the magic {n}s for {k}? The magic {n}s for {k} are ",
+    "\nList every special magic {n} of {k}. They are ",
+    "\nFind all special magic {n}s for {k}. They are ",
+    "\nWhich special magic {n}s does {k} have? They are ",
+    "\nRecall all special magic {n}s that go with {k}: ",
+};
+static const char *const vartrack_first[TK_NVARIANTS] = {
+    "VAR {a} = {v}.", "Let {a} be {v}.", "Set {a} to {v}.", "{a} := {v}.",
+    "Assign {v} to {a}.", "The variable {a} holds {v}.",
+};
+static const char *const vartrack_next[TK_NVARIANTS] = {
+    "VAR {a} = VAR {b}.", "Let {a} be {b}.", "Set {a} to the value of {b}.", "{a} := {b}.",
+    "Assign {b} to {a}.", "The variable {a} holds what {b} holds.",
+};
+static const char *const vartrack_question[TK_NVARIANTS] = {
+    "\nFind all variables that are assigned the value {v} in the text above. "
+    "The variables assigned the value {v} are: ",
+    "\nWhich variables are equal to {v}? The variables equal to {v} are: ",
+    "\nList the variables whose value is {v}. They are: ",
+    "\nFind every variable with the value {v}. They are: ",
+    "\nWhich variables end up holding {v}? They are: ",
+    "\nName all variables that hold {v}, in order: ",
+};
+static const char *const babi_move[TK_NVARIANTS] = {
+    "{p} went to the {l}.", "{p} moved to the {l}.", "{p} travelled to the {l}.",
+    "{p} journeyed to the {l}.", "{p} walked over to the {l}.", "{p} headed for the {l}.",
+};
+static const char *const babi_pick[TK_NVARIANTS] = {
+    "{p} picked up the {o}.", "{p} grabbed the {o}.", "{p} got the {o}.", "{p} took the {o}.",
+    "{p} collected the {o}.", "{p} lifted the {o} and kept it.",
+};
+static const char *const babi_where_person[TK_NVARIANTS] = {
+    "\nWhere is {p}? {p} is in the ",
+    "\nWhere is {p} now? {p} is in the ",
+    "\nIn which room is {p}? In the ",
+    "\nWhere did {p} go last? To the ",
+    "\nWhat place is {p} in at the end? The ",
+    "\nTell me where {p} is. {p} is in the ",
+};
+static const char *const babi_where_object[TK_NVARIANTS] = {
+    "\nWhere is the {o}? The {o} is in the ",
+    "\nWhere is the {o} now? It is in the ",
+    "\nIn which room is the {o}? In the ",
+    "\nWhere did the {o} end up? In the ",
+    "\nWhat place is the {o} in at the end? The ",
+    "\nTell me where the {o} is. The {o} is in the ",
+};
+
+/* The headers; the other fixed texts are the phrasings above. */
 static const char passkey_header[] =
     "There is a passkey hidden inside a lot of irrelevant text. Find it and memorize it. "
     "I will quiz you about it afterwards.\n";
@@ -161,25 +284,27 @@ static const char niah_header[] =
     "them. I will quiz you about them afterwards.\n";
 static const char vartrack_header[] =
     "Memorize and track the chains of variable assignments hidden in the following text.\n";
+static const char babi_header[] =
+    "A short story about people moving between rooms and carrying things is hidden in the "
+    "following text. Follow it. I will ask about it afterwards.\n";
 
 /* Every fixed text with its %s holes removed, for tk_self_check. */
 static const char *const templates[] = {
-    passkey_header, niah_header, vartrack_header,
-    "The passkey is . Remember it.  is the passkey.",
-    "The special magic  for  is: .",
-    "One of the special magic s for  is: .",
-    "VAR  = .", "VAR  = VAR .",
-    "\nWhat is the passkey? The passkey is ",
-    "\nWhat is the special magic  for ? The special magic  for  is: ",
-    "\nWhat are all the special magic s for ? The special magic s for  are: ",
-    "\nWhat are the special magic s for  and ? The special magic s for , and  are: ",
-    "\nFind all variables that are assigned the value  in the text above. "
-    "The variables assigned the value  are: ",
-    "number", "word", "uuid",
+    passkey_header, niah_header, vartrack_header, babi_header, "number", "word", "uuid",
+};
+
+/* Every phrasing table, for tk_self_check. */
+static const char *const *const phrasing_tables[] = {
+    passkey_needle, passkey_question, key_needle, multikey_question, multiquery_question,
+    multivalue_needle, multivalue_question, vartrack_first, vartrack_next, vartrack_question,
+    babi_move, babi_pick, babi_where_person, babi_where_object,
 };
 
 static const char *const task_names[TK_NTASKS] = {"passkey", "multikey", "multivalue",
-                                                  "multiquery", "vartrack"};
+                                                  "multiquery", "vartrack", "babi"};
+static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "fortunes", "devil",
+                                                      "jargon"};
+static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout"};
 static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid"};
 
 const char *tk_task_name(tk_task t) {
@@ -200,6 +325,72 @@ int tk_needle_parse(const char *s) {
   for (int i = 0; i < TK_NNEEDLES; i++)
     if (s && !strcmp(s, needle_names[i])) return i;
   return -1;
+}
+
+const char *tk_filler_name(tk_filler f) {
+  return (unsigned)f < TK_NFILLERS ? filler_names[f] : "?";
+}
+
+int tk_filler_parse(const char *s) {
+  for (int i = 0; i < TK_NFILLERS; i++)
+    if (s && !strcmp(s, filler_names[i])) return i;
+  return -1;
+}
+
+bool tk_filler_is_prose(tk_filler f) {
+  return f == TK_FILLER_FORTUNES || f == TK_FILLER_DEVIL || f == TK_FILLER_JARGON;
+}
+
+bool tk_filler_held_out(tk_filler f) { return f >= TK_FIRST_HELD_OUT_FILLER && f < TK_NFILLERS; }
+
+const char *tk_phrasing_name(tk_phrasing p) {
+  return (unsigned)p < TK_NPHRASINGS ? phrasing_names[p] : "?";
+}
+
+int tk_phrasing_parse(const char *s) {
+  for (int i = 0; i < TK_NPHRASINGS; i++)
+    if (s && !strcmp(s, phrasing_names[i])) return i;
+  return -1;
+}
+
+/* Whether the n bytes at s contain w, ignoring ASCII case (w is lowercase). */
+static bool contains_word(const char *s, size_t n, const char *w) {
+  size_t k = strlen(w);
+  for (size_t i = 0; k && i + k <= n; i++) {
+    size_t j = 0;
+    while (j < k) {
+      char ch = s[i + j];
+      if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+      if (ch != w[j]) break;
+      j++;
+    }
+    if (j == k) return true;
+  }
+  return false;
+}
+
+/* babi_people in lowercase, for contains_word. */
+static bool contains_person(const char *s, size_t n) {
+  for (size_t i = 0; i < COUNT_OF(babi_people); i++) {
+    char low[32];
+    size_t k = 0;
+    for (const char *p = babi_people[i]; *p && k + 1 < sizeof low; p++)
+      low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    low[k] = 0;
+    if (contains_word(s, n, low)) return true;
+  }
+  return false;
+}
+
+bool tk_reserved_text(const char *s, size_t n) {
+  static const char *const extra[] = {"passkey", "magic"};
+  const char *const *lists[] = {value_words, babi_places, babi_objects, extra};
+  size_t sizes[] = {COUNT_OF(value_words), COUNT_OF(babi_places), COUNT_OF(babi_objects),
+                    COUNT_OF(extra)};
+  for (size_t l = 0; l < COUNT_OF(lists); l++)
+    for (size_t j = 0; j < sizes[l]; j++)
+      if (contains_word(s, n, lists[l][j])) return true;
+  return contains_person(s, n);
 }
 
 void tk_options_init(tk_options *o, tk_task task) {
@@ -297,6 +488,7 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char 
 typedef struct unit {
   sbuf text;
   uint64_t depth; /* fraction of the filler, 0..DEPTH_ONE */
+  bool support;   /* the answer depends on it (tk_item.support) */
 } unit;
 
 typedef struct content {
@@ -305,6 +497,7 @@ typedef struct content {
   int nneedles;
   sbuf *answers;
   int nanswers;
+  int variant; /* the question's */
   bool oom;
 } content;
 
@@ -401,6 +594,9 @@ typedef struct resolved {
   int count, chains;
   bool fixed_depth;
   uint64_t depth; /* when fixed_depth */
+  tk_filler filler;
+  tk_phrasing phrasing;
+  const tk_corpus *corpus;
 } resolved;
 
 static bool fail(char *err, size_t errsize, const char *fmt, ...)
@@ -424,10 +620,25 @@ static bool resolve(const tk_options *o, resolved *v, char *err, size_t errsize)
   v->needle = o->needle;
   v->count = o->count;
   v->chains = o->chains;
+  if ((unsigned)o->filler >= TK_NFILLERS)
+    return fail(err, errsize, "unknown filler style %d", (int)o->filler);
+  if ((unsigned)o->phrasing >= TK_NPHRASINGS)
+    return fail(err, errsize, "unknown phrasing %d", (int)o->phrasing);
+  v->filler = o->filler;
+  v->phrasing = o->phrasing;
+  v->corpus = tk_filler_is_prose(o->filler) ? o->corpus : NULL;
+  if (tk_filler_is_prose(o->filler) && (!o->corpus || o->corpus->count == 0))
+    return fail(err, errsize, "the '%s' filler needs its corpus loaded (tk_corpus_load)",
+                filler_names[o->filler]);
   if (v->task == TK_PASSKEY) {
     if (v->count != 0 && v->count != 1)
       return fail(err, errsize, "passkey has exactly one needle (count 1), not %d", v->count);
     v->count = 1;
+  } else if (v->task == TK_BABI) {
+    if (v->count == 0) v->count = 6;
+    if (v->count < 2 || v->count > TK_MAX_COUNT)
+      return fail(err, errsize, "babi: count (moves in the story) must be 2..%d, not %d",
+                  TK_MAX_COUNT, v->count);
   } else {
     if (v->count == 0) v->count = v->task == TK_VARTRACK ? 5 : 4;
     if (v->count < 1 || v->count > TK_MAX_COUNT)
@@ -482,20 +693,136 @@ static void join_and(sbuf *out, const sbuf *s, int n) {
   }
 }
 
+/* The holes of a phrasing (see the tables). */
+typedef struct holes {
+  const char *n, *k, *v, *a, *b, *p, *l, *o;
+  const sbuf *keys; /* {K}: every key, joined by join_and */
+  int nkeys;
+} holes;
+
+static void put_phrase(sbuf *out, const char *t, const holes *h) {
+  for (; *t; t++) {
+    if (t[0] == '{' && t[1] && t[2] == '}') {
+      const char *s = NULL;
+      switch (t[1]) {
+      case 'n': s = h->n; break;
+      case 'k': s = h->k; break;
+      case 'v': s = h->v; break;
+      case 'a': s = h->a; break;
+      case 'b': s = h->b; break;
+      case 'p': s = h->p; break;
+      case 'l': s = h->l; break;
+      case 'o': s = h->o; break;
+      case 'K': join_and(out, h->keys, h->nkeys); t += 2; continue;
+      default: break;
+      }
+      if (s) {
+        sb_puts(out, s);
+        t += 2;
+        continue;
+      }
+    }
+    sb_putc(out, *t);
+  }
+}
+
+/* A variant of the phrasing tables: 0 by default, else drawn from the
+ * phrasing stream (a stream of its own, so that the default phrasing's
+ * items keep their bytes and every phrasing asks the same question). */
+static int variant(rng *r, tk_phrasing p) {
+  if (p == TK_PHRASING_TRAIN) return (int)rng_below(r, TK_TRAIN_VARIANTS);
+  if (p == TK_PHRASING_HELDOUT)
+    return TK_TRAIN_VARIANTS + (int)rng_below(r, TK_NVARIANTS - TK_TRAIN_VARIANTS);
+  return 0;
+}
+
+/* The story of a babi item: `count` moves of BABI_PEOPLE_IN_STORY people
+ * in time order; with kind 1 also two pick-ups (the asked object by the
+ * asked person, another object by someone else).  The facts are the
+ * needles, in time order at increasing depths. */
+static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t *d) {
+  enum { NP = BABI_PEOPLE_IN_STORY };
+  int who[COUNT_OF(babi_people)];
+  for (int i = 0; i < (int)COUNT_OF(babi_people); i++) who[i] = i;
+  shuffle(r, who, (int)COUNT_OF(babi_people));
+  int nm = v->count;
+  int cur[NP];
+  for (int i = 0; i < NP; i++) cur[i] = -1;
+  int *person = malloc((size_t)nm * sizeof *person), *place = malloc((size_t)nm * sizeof *place);
+  if (!person || !place) {
+    c->oom = true;
+    free(person);
+    free(place);
+    return;
+  }
+  for (int i = 0; i < nm; i++) {
+    int p = (int)rng_below(r, NP);
+    int l = (int)rng_below(r, COUNT_OF(babi_places));
+    while (l == cur[p]) l = (int)rng_below(r, COUNT_OF(babi_places));
+    person[i] = p;
+    place[i] = l;
+    cur[p] = l;
+  }
+  int kind = (int)rng_below(r, 2);
+  int asked = person[rng_below(r, (uint64_t)nm)]; /* someone who moved */
+  int last = nm - 1;
+  while (person[last] != asked) last--;
+  /* kind 1: the pick-ups happen before move pos (pos == nm: after all) */
+  int obj = (int)rng_below(r, COUNT_OF(babi_objects));
+  int obj2 = (int)rng_below(r, COUNT_OF(babi_objects) - 1);
+  if (obj2 >= obj) obj2++;
+  int other = (asked + 1 + (int)rng_below(r, NP - 1)) % NP;
+  int pos = (int)rng_below(r, (uint64_t)nm + 1), pos2 = (int)rng_below(r, (uint64_t)nm + 1);
+  int nn = nm + (kind ? 2 : 0);
+  c->nneedles = nn;
+  stratified(r, d, nn);
+  sb_puts(&c->header, babi_header);
+  int s = 0;
+  for (int i = 0; i <= nm; i++) {
+    if (kind) {
+      for (int k = 0; k < 2; k++) {
+        if ((k ? pos2 : pos) != i) continue;
+        holes h = {.p = babi_people[who[k ? other : asked]],
+                   .o = babi_objects[k ? obj2 : obj]};
+        put_phrase(&c->needles[s].text, babi_pick[variant(pr, v->phrasing)], &h);
+        c->needles[s].support = k == 0;
+        c->needles[s].depth = d[s];
+        s++;
+      }
+    }
+    if (i == nm) break;
+    holes h = {.p = babi_people[who[person[i]]], .l = babi_places[place[i]]};
+    put_phrase(&c->needles[s].text, babi_move[variant(pr, v->phrasing)], &h);
+    c->needles[s].support = i == last;
+    c->needles[s].depth = d[s];
+    s++;
+  }
+  holes q = {.p = babi_people[who[asked]], .o = babi_objects[obj]};
+  c->variant = variant(pr, v->phrasing);
+  put_phrase(&c->question, (kind ? babi_where_object : babi_where_person)[c->variant], &q);
+  sb_puts(&c->answers[0], babi_places[cur[asked]]);
+  free(person);
+  free(place);
+}
+
 static bool build_content(const resolved *v, uint64_t seed, content *c) {
   memset(c, 0, sizeof *c);
   rng r = stream(v, seed, 1);
+  rng pr = stream(v, seed, 3); /* the phrasing's draws */
   const char *noun = needle_names[v->needle];
   /* needles; distinct keys; distinct values; variable names */
-  int nn = v->task == TK_VARTRACK ? v->count * v->chains : v->count;
-  int nkeys = v->task == TK_MULTIVALUE ? 1 : v->task == TK_VARTRACK ? 0 : v->count;
-  int nvals = v->task == TK_VARTRACK ? v->chains : v->count;
+  int nn = v->task == TK_VARTRACK ? v->count * v->chains
+           : v->task == TK_BABI   ? v->count + 2 /* at most: kind 1 adds two */
+                                  : v->count;
+  int nkeys = v->task == TK_MULTIVALUE ? 1 : v->task >= TK_VARTRACK ? 0 : v->count;
+  int nvals = v->task == TK_VARTRACK ? v->chains : v->task == TK_BABI ? 0 : v->count;
   int nnames = v->task == TK_VARTRACK ? nn : 0;
-  int nans = v->task == TK_PASSKEY || v->task == TK_MULTIKEY ? 1 : v->count;
+  int nans = v->task == TK_PASSKEY || v->task == TK_MULTIKEY || v->task == TK_BABI ? 1
+                                                                                  : v->count;
   c->needles = calloc((size_t)nn, sizeof *c->needles);
   c->answers = calloc((size_t)nans, sizeof *c->answers);
   sbuf *keys = calloc((size_t)nkeys + 1, sizeof *keys);
-  sbuf *vals = calloc((size_t)nvals, sizeof *vals);
+  sbuf *vals = calloc((size_t)nvals + 1, sizeof *vals);
   sbuf *names = calloc((size_t)nnames + 1, sizeof *names);
   uint64_t *d = malloc((size_t)nn * sizeof *d);
   int *perm = malloc((size_t)nn * sizeof *perm);
@@ -522,17 +849,21 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
   }
   if (c->oom) goto done;
 
+  int t = v->task == TK_BABI ? 0 : variant(&pr, v->phrasing);
+  c->variant = t;
   switch (v->task) {
-  case TK_PASSKEY:
+  case TK_PASSKEY: {
     d[0] = rng_below(&r, DEPTH_ONE + 1);
     if (v->fixed_depth) d[0] = v->depth;
     sb_puts(&c->header, passkey_header);
-    sb_printf(&c->needles[0].text, "The passkey is %s. Remember it. %s is the passkey.",
-              vals[0].p, vals[0].p);
+    holes h = {.v = vals[0].p};
+    put_phrase(&c->needles[0].text, passkey_needle[t], &h);
     c->needles[0].depth = d[0];
-    sb_puts(&c->question, "\nWhat is the passkey? The passkey is ");
+    c->needles[0].support = true;
+    put_phrase(&c->question, passkey_question[t], &h);
     sb_puts(&c->answers[0], vals[0].p);
     break;
+  }
   case TK_MULTIKEY:
   case TK_MULTIQUERY: {
     stratified(&r, d, nn);
@@ -540,39 +871,37 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     int target = (int)rng_below(&r, (uint64_t)nn);
     sb_printf(&c->header, niah_header, noun);
     for (int i = 0; i < nn; i++) {
-      sb_printf(&c->needles[i].text, "The special magic %s for %s is: %s.", noun, keys[i].p,
-                vals[i].p);
+      holes h = {.n = noun, .k = keys[i].p, .v = vals[i].p};
+      put_phrase(&c->needles[i].text, key_needle[t], &h);
       c->needles[i].depth = d[perm[i]];
+      c->needles[i].support = v->task == TK_MULTIQUERY || i == target;
     }
     if (v->task == TK_MULTIKEY) {
       if (v->fixed_depth) c->needles[target].depth = v->depth;
-      sb_printf(&c->question,
-                "\nWhat is the special magic %s for %s? The special magic %s for %s is: ", noun,
-                keys[target].p, noun, keys[target].p);
+      holes h = {.n = noun, .k = keys[target].p};
+      put_phrase(&c->question, multikey_question[t], &h);
       sb_puts(&c->answers[0], vals[target].p);
     } else {
-      sb_printf(&c->question, "\nWhat are the special magic %ss for ", noun);
-      join_and(&c->question, keys, nn);
-      sb_printf(&c->question, "? The special magic %ss for ", noun);
-      join_and(&c->question, keys, nn);
-      sb_puts(&c->question, " are: ");
+      holes h = {.n = noun, .keys = keys, .nkeys = nn};
+      put_phrase(&c->question, multiquery_question[t], &h);
       for (int i = 0; i < nn; i++) sb_puts(&c->answers[i], vals[i].p);
     }
     break;
   }
-  case TK_MULTIVALUE:
+  case TK_MULTIVALUE: {
     stratified(&r, d, nn); /* value i at depth d[i]: answers in prompt order */
     sb_printf(&c->header, niah_header, noun);
     for (int i = 0; i < nn; i++) {
-      sb_printf(&c->needles[i].text, "One of the special magic %ss for %s is: %s.", noun,
-                keys[0].p, vals[i].p);
+      holes h = {.n = noun, .k = keys[0].p, .v = vals[i].p};
+      put_phrase(&c->needles[i].text, multivalue_needle[t], &h);
       c->needles[i].depth = d[i];
+      c->needles[i].support = true;
       sb_puts(&c->answers[i], vals[i].p);
     }
-    sb_printf(&c->question,
-              "\nWhat are all the special magic %ss for %s? The special magic %ss for %s are: ",
-              noun, keys[0].p, noun, keys[0].p);
+    holes h = {.n = noun, .k = keys[0].p};
+    put_phrase(&c->question, multivalue_question[t], &h);
     break;
+  }
   case TK_VARTRACK: {
     /* Chain k has the names k*nv .. k*nv + nv - 1 and the value vals[k];
      * chain 0 is asked.  Its statements keep their order: the s-th slot
@@ -584,21 +913,22 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     int next[TK_MAX_CHAINS] = {0};
     for (int s = 0; s < nn; s++) {
       int k = perm[s], j = next[k]++;
-      const sbuf *name = &names[k * nv + j];
-      if (j == 0)
-        sb_printf(&c->needles[s].text, "VAR %s = %s.", name->p, vals[k].p);
-      else
-        sb_printf(&c->needles[s].text, "VAR %s = VAR %s.", name->p, names[k * nv + j - 1].p);
+      holes h = {.a = names[k * nv + j].p, .v = vals[k].p,
+                 .b = j ? names[k * nv + j - 1].p : NULL};
+      put_phrase(&c->needles[s].text, (j == 0 ? vartrack_first : vartrack_next)[t], &h);
       c->needles[s].depth = d[s];
+      c->needles[s].support = k == 0;
     }
     sb_puts(&c->header, vartrack_header);
-    sb_printf(&c->question,
-              "\nFind all variables that are assigned the value %s in the text above. "
-              "The variables assigned the value %s are: ",
-              vals[0].p, vals[0].p);
+    holes h = {.v = vals[0].p};
+    put_phrase(&c->question, vartrack_question[t], &h);
     for (int j = 0; j < nv; j++) sb_puts(&c->answers[j], names[j].p);
     break;
   }
+  case TK_BABI:
+    build_babi(v, &r, &pr, c, d);
+    nn = c->nneedles;
+    break;
   default:
     break;
   }
@@ -637,6 +967,9 @@ static size_t least_length(const content *c) { return fixed_bytes(c) + 2; }
 enum { MAX_POOL = 6 };
 
 typedef struct filler {
+  tk_filler style;
+  const tk_corpus *corpus; /* prose styles */
+  size_t next;             /* prose: the next sentence; noise: the next fixed one */
   rng r;
   uint64_t p_fixed, p_fresh; /* out of 1024 */
   uint64_t par;              /* a paragraph break once in par separators */
@@ -715,6 +1048,11 @@ static bool filler_init(filler *f, const resolved *v, uint64_t seed) {
     random_sentence(&f->r, &f->pool[i]);
     oom |= f->pool[i].oom;
   }
+  /* The synthetic style's draws above happen for every style, so that the
+   * filler stream is the same up to here. */
+  f->style = v->filler;
+  f->corpus = v->corpus;
+  if (f->corpus) f->next = rng_below(&f->r, f->corpus->count); /* where the reading starts */
   return !oom;
 }
 
@@ -725,6 +1063,16 @@ static void filler_free(filler *f) {
 /* The next filler sentence, as the style draws it, into out (emptied). */
 static void filler_next(filler *f, sbuf *out) {
   out->n = 0;
+  if (f->style == TK_FILLER_NOISE) { /* the first five fixed sentences, in order */
+    sb_puts(out, fixed_sentences[f->next]);
+    f->next = (f->next + 1) % 5;
+    return;
+  }
+  if (f->corpus) { /* prose: consecutive sentences, from the start drawn */
+    sb_put(out, f->corpus->text + f->corpus->offsets[f->next], f->corpus->lengths[f->next]);
+    f->next = (f->next + 1) % f->corpus->count;
+    return;
+  }
   if (rng_chance(&f->r, f->p_fixed)) {
     sb_puts(out, fixed_sentences[f->fixed[rng_below(&f->r, (uint64_t)f->nfixed)]]);
   } else if (rng_chance(&f->r, f->p_fresh)) {
@@ -744,6 +1092,8 @@ void tk_item_free(tk_item *it) {
   for (int i = 0; i < it->n_answers; i++) free(it->answers ? it->answers[i] : NULL);
   free(it->answers);
   free(it->needle_offsets);
+  free(it->needle_lengths);
+  free(it->support);
   memset(it, 0, sizeof *it);
 }
 
@@ -768,7 +1118,10 @@ typedef struct emitter {
 } emitter;
 
 static void emit(emitter *e, const sbuf *s, size_t *offset) {
-  if (!e->first) sb_putc(e->out, rng_below(&e->f->r, e->f->par) == 0 ? '\n' : ' ');
+  if (!e->first) {
+    bool br = rng_below(&e->f->r, e->f->par) == 0;
+    sb_putc(e->out, br && e->f->style != TK_FILLER_NOISE ? '\n' : ' ');
+  }
   e->first = false;
   if (offset) *offset = e->out->n;
   sb_put(e->out, s->p, s->n);
@@ -803,15 +1156,23 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
   size_t F = length + 1 - fixed_bytes(&c); /* >= 3 */
   size_t *t = malloc((size_t)c.nneedles * sizeof *t);
   it->needle_offsets = malloc((size_t)c.nneedles * sizeof *it->needle_offsets);
+  it->needle_lengths = malloc((size_t)c.nneedles * sizeof *it->needle_lengths);
+  it->support = malloc((size_t)c.nneedles * sizeof *it->support);
   it->answers = calloc((size_t)c.nanswers, sizeof *it->answers);
   sbuf out = {.p = malloc(length + 1), .cap = length + 1};
   sbuf cand = {0}, ans = {0};
   filler f;
-  bool ok = filler_init(&f, &v, seed) && t && it->needle_offsets && it->answers && out.p;
+  bool ok = filler_init(&f, &v, seed) && t && it->needle_offsets && it->needle_lengths &&
+            it->support && it->answers && out.p;
   if (ok) {
     out.p[0] = 0;
     it->n_answers = c.nanswers;
     it->n_needles = c.nneedles;
+    it->variant = c.variant;
+    for (int i = 0; i < c.nneedles; i++) {
+      it->needle_lengths[i] = c.needles[i].text.n;
+      if (c.needles[i].support) it->support[it->n_support++] = i;
+    }
     for (int i = 0; i < c.nneedles; i++) {
       /* F < 2^31 and depth <= 2^32: the product fits */
       t[i] = (size_t)(((uint64_t)F * c.needles[i].depth) >> 32);
@@ -828,6 +1189,12 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
       }
       filler_next(&f, &cand);
       size_t u = cand.n + 1;
+      /* prose: a sentence that does not fit is passed over for the next
+       * that does (a few tries), so that little of the end is random words */
+      for (int tries = 0; f.corpus && tries < 64 && !(u == r || (u < r && r - u >= 3)); tries++) {
+        filler_next(&f, &cand);
+        u = cand.n + 1;
+      }
       if (!(u == r || (u < r && r - u >= 3))) {
         cand.n = 0;
         exact_sentence(&f.r, &cand, r - 1);
@@ -878,38 +1245,71 @@ int tk_self_check(char *err, size_t errsize) {
   }
   if (COUNT_OF(value_words) < TK_MAX_COUNT)
     return fail(err, errsize, "fewer value words than TK_MAX_COUNT"), 1;
-  for (size_t i = 0; i < COUNT_OF(value_words); i++) {
-    const char *w = value_words[i];
-    const char *const *lists[] = {filler_words, fixed_sentences, key_adjectives, key_nouns,
-                                  templates, value_words};
-    size_t sizes[] = {COUNT_OF(filler_words), COUNT_OF(fixed_sentences),
-                      COUNT_OF(key_adjectives), COUNT_OF(key_nouns), COUNT_OF(templates),
-                      COUNT_OF(value_words)};
+  /* Every text the generator writes, word lists and phrasings alike. */
+  const char *const *lists[8 + COUNT_OF(phrasing_tables)] = {
+      filler_words, fixed_sentences, key_adjectives, key_nouns, templates, value_words,
+      babi_people, babi_objects};
+  size_t sizes[8 + COUNT_OF(phrasing_tables)] = {
+      COUNT_OF(filler_words), COUNT_OF(fixed_sentences), COUNT_OF(key_adjectives),
+      COUNT_OF(key_nouns), COUNT_OF(templates), COUNT_OF(value_words), COUNT_OF(babi_people),
+      COUNT_OF(babi_objects)};
+  for (size_t t = 0; t < COUNT_OF(phrasing_tables); t++) {
+    lists[8 + t] = phrasing_tables[t];
+    sizes[8 + t] = TK_NVARIANTS;
+  }
+  /* No value word, and no babi place (babi's answers), occurs inside any
+   * of them, ignoring case. */
+  for (size_t k = 0; k < COUNT_OF(value_words) + COUNT_OF(babi_places); k++) {
+    const char *w = k < COUNT_OF(value_words) ? value_words[k]
+                                              : babi_places[k - COUNT_OF(value_words)];
     for (size_t l = 0; l < COUNT_OF(lists); l++)
       for (size_t j = 0; j < sizes[l]; j++)
-        if (lists[l][j] != w && strstr(lists[l][j], w))
-          return fail(err, errsize, "value word '%s' occurs in '%s'", w, lists[l][j]), 1;
+        if (lists[l][j] != w && contains_word(lists[l][j], strlen(lists[l][j]), w))
+          return fail(err, errsize, "'%s' occurs in '%s'", w, lists[l][j]), 1;
+    for (size_t j = 0; j < COUNT_OF(babi_places); j++)
+      if (babi_places[j] != w && contains_word(babi_places[j], strlen(babi_places[j]), w))
+        return fail(err, errsize, "'%s' occurs in '%s'", w, babi_places[j]), 1;
   }
+  /* Prose filler drops sentences holding a reserved word: the phrasings
+   * themselves hold some ("passkey", "magic"), but never a value word. */
+  for (size_t t = 0; t < COUNT_OF(phrasing_tables); t++)
+    for (int j = 0; j < TK_NVARIANTS; j++)
+      if (!phrasing_tables[t][j] || !*phrasing_tables[t][j])
+        return fail(err, errsize, "phrasing table %zu has no variant %d", t, j), 1;
   return 0;
 }
 
 /* ---- the command ------------------------------------------------------------ */
 
 enum {
-  G_TASK = 1, G_LENGTH, G_SEED, G_NEEDLE, G_COUNT, G_CHAINS, G_DEPTH, G_ITEMS, G_FORMAT
+  G_TASK = 1, G_LENGTH, G_SEED, G_NEEDLE, G_COUNT, G_CHAINS, G_DEPTH, G_ITEMS, G_FORMAT,
+  G_FILLER, G_PHRASING, G_CORPUS_DIR
 };
 
 static const cli_opt gen_task_opts[] = {
-    {G_TASK, "--task", NULL, "TASK", "passkey, multikey, multivalue, multiquery or vartrack"},
+    {G_TASK, "--task", NULL, "TASK", "passkey, multikey, multivalue, multiquery, vartrack or\n"
+                                     "babi"},
     {G_LENGTH, "--length", NULL, "BYTES", "the prompt's size: 4096, 16K, 1M (binary multiples)"},
     {G_SEED, "--seed", NULL, "N", "the first item's seed (default 0); item i has seed N+i"},
     {G_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
     {G_COUNT, "--count", NULL, "K", "multikey, multiquery: keys; multivalue: values (default\n"
-                                    "4); vartrack: variables per chain (default 5)"},
+                                    "4); vartrack: variables per chain (default 5); babi:\n"
+                                    "moves in the story (default 6)"},
     {G_CHAINS, "--chains", NULL, "C", "vartrack: chains, one asked (default 2)"},
     {G_DEPTH, "--depth", NULL, "D", "passkey, multikey: the asked needle's depth, 0..1\n"
                                     "(default: chosen by the seed)"},
     {G_ITEMS, "--items", NULL, "M", "items to print (default 1)"},
+    {G_FILLER, "--filler", NULL, "STYLE",
+     "the haystack: synthetic (default), noise, fortunes (training\n"
+     "styles); devil, jargon (held out); prose styles read\n"
+     "Debian's packages fortunes-min, dict-devil, dict-jargon"},
+    {G_PHRASING, "--phrasing", NULL, "default|train|heldout",
+     "the needles' and question's wording: the original\n"
+     "(default), one of four training wordings, or one of two\n"
+     "held-out wordings"},
+    {G_CORPUS_DIR, "--corpus-dir", NULL, "DIR",
+     "read a prose style's files from DIR instead of where\n"
+     "its package installs them"},
     {G_FORMAT, "--format", NULL, "text|jsonl|prompt",
      "text: each item's prompt, a newline and the answer line,\n"
      "items separated by an empty line; jsonl: one JSON object\n"
@@ -957,7 +1357,10 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
   char num[32];
   bool ok = j != NULL;
   ok = ok && cJSON_AddStringToObject(j, "task", tk_task_name(o->task));
-  ok = ok && cJSON_AddStringToObject(j, "needle", tk_needle_name(o->needle));
+  if (o->task != TK_BABI) ok = ok && cJSON_AddStringToObject(j, "needle", tk_needle_name(o->needle));
+  ok = ok && cJSON_AddStringToObject(j, "filler", tk_filler_name(o->filler));
+  ok = ok && cJSON_AddStringToObject(j, "phrasing", tk_phrasing_name(o->phrasing));
+  ok = ok && cJSON_AddNumberToObject(j, "variant", it->variant);
   snprintf(num, sizeof num, "%llu", (unsigned long long)seed);
   ok = ok && cJSON_AddRawToObject(j, "seed", num);
   snprintf(num, sizeof num, "%zu", length);
@@ -978,10 +1381,23 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
     }
   }
   cJSON *offs = ok ? cJSON_AddArrayToObject(j, "needle_offsets") : NULL;
-  ok = ok && offs;
+  cJSON *lens = offs ? cJSON_AddArrayToObject(j, "needle_lengths") : NULL;
+  cJSON *sup = lens ? cJSON_AddArrayToObject(j, "support") : NULL;
+  ok = ok && offs && lens && sup;
   for (int i = 0; ok && i < it->n_needles; i++) {
     cJSON *n = cJSON_CreateNumber((double)it->needle_offsets[i]);
     ok = n && cJSON_AddItemToArray(offs, n);
+    if (!ok) {
+      cJSON_Delete(n);
+      break;
+    }
+    n = cJSON_CreateNumber((double)it->needle_lengths[i]);
+    ok = n && cJSON_AddItemToArray(lens, n);
+    if (!ok) cJSON_Delete(n);
+  }
+  for (int i = 0; ok && i < it->n_support; i++) {
+    cJSON *n = cJSON_CreateNumber(it->support[i]);
+    ok = n && cJSON_AddItemToArray(sup, n);
     if (!ok) cJSON_Delete(n);
   }
   char *text = ok ? cJSON_PrintUnformatted(j) : NULL;
@@ -995,7 +1411,8 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
   g->items = 1;
   g->format = TK_FORMAT_TEXT;
   tk_options o = g->o;
-  bool have_task = false, have_length = false;
+  bool have_task = false, have_length = false, have_needle = false;
+  const char *corpus_dir = NULL;
   size_t length = 0;
   uint64_t seed = 0, items = 1, n;
   tk_format format = TK_FORMAT_TEXT;
@@ -1014,7 +1431,8 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
       int t = tk_task_parse(val);
       if (t < 0)
         return gt_usage_error(
-            "--task expects passkey, multikey, multivalue, multiquery or vartrack, not '%s'", val);
+            "--task expects passkey, multikey, multivalue, multiquery, vartrack or babi, not '%s'",
+            val);
       o.task = (tk_task)t;
       have_task = true;
       break;
@@ -1023,8 +1441,27 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
       int k = tk_needle_parse(val);
       if (k < 0) return gt_usage_error("--needle expects number, word or uuid, not '%s'", val);
       o.needle = (tk_needle)k;
+      have_needle = true;
       break;
     }
+    case G_FILLER: {
+      int f = tk_filler_parse(val);
+      if (f < 0)
+        return gt_usage_error(
+            "--filler expects synthetic, noise, fortunes, devil or jargon, not '%s'", val);
+      o.filler = (tk_filler)f;
+      break;
+    }
+    case G_PHRASING: {
+      int p = tk_phrasing_parse(val);
+      if (p < 0) return gt_usage_error("--phrasing expects default, train or heldout, not '%s'", val);
+      o.phrasing = (tk_phrasing)p;
+      break;
+    }
+    case G_CORPUS_DIR:
+      if (!*val) return gt_usage_error("%s", "--corpus-dir expects a directory");
+      corpus_dir = val;
+      break;
     case G_LENGTH:
       if (!parse_length(val, &length))
         return gt_usage_error("--length expects a size from 1 to %zu such as 4096 or 16K, not '%s'",
@@ -1069,7 +1506,13 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
     }
   }
   if (!have_task)
-    return gt_usage_error("%s", "no task: --task passkey|multikey|multivalue|multiquery|vartrack");
+    return gt_usage_error("%s",
+                          "no task: --task passkey|multikey|multivalue|multiquery|vartrack|babi");
+  if (o.task == TK_BABI && have_needle)
+    return gt_usage_error("%s", "--needle does not apply to babi (its answers are places)");
+  if (corpus_dir && !tk_filler_is_prose(o.filler))
+    return gt_usage_error("--corpus-dir applies to the prose fillers (fortunes, devil, jargon), "
+                          "not to '%s'", tk_filler_name(o.filler));
   if (!have_length) return gt_usage_error("%s", "no length: --length BYTES");
   if (format == TK_FORMAT_PROMPT && items != 1)
     return gt_usage_error("%s", "--format prompt prints one item (--items 1)");
@@ -1080,13 +1523,33 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
   g->seed = seed;
   g->items = items;
   g->format = format;
+  g->corpus_dir = corpus_dir;
   return -1;
 }
+
+static int gen_items(const tk_gen_args *g);
 
 int tk_cmd_gen_task(int argc, char **argv) {
   tk_gen_args g;
   int rc = tk_gen_task_parse(argc, argv, &g);
   if (rc >= 0) return rc;
+  tk_corpus corpus = {0};
+  char err[512];
+  if (tk_filler_is_prose(g.o.filler)) {
+    if (!tk_corpus_load(tk_corpus_source_named(tk_filler_name(g.o.filler)), g.corpus_dir,
+                        &corpus, err, sizeof err)) {
+      fprintf(stderr, "hsac: error: %s\n", err);
+      return 1;
+    }
+    g.o.corpus = &corpus;
+  }
+  rc = gen_items(&g);
+  tk_corpus_free(&corpus);
+  return rc;
+}
+
+static int gen_items(const tk_gen_args *gp) {
+  const tk_gen_args g = *gp;
   const tk_options o = g.o;
   size_t length = g.length;
   uint64_t seed = g.seed, items = g.items;

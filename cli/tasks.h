@@ -28,6 +28,7 @@ typedef enum tk_task {
   TK_MULTIVALUE, /* count needles, one key, distinct values; all are asked */
   TK_MULTIQUERY, /* count needles with distinct keys; all are asked */
   TK_VARTRACK,   /* chains of "VAR X = V." / "VAR Y = VAR X."; one is asked */
+  TK_BABI,       /* a story of people moving and carrying objects; where is one? */
   TK_NTASKS
 } tk_task;
 
@@ -37,6 +38,29 @@ typedef enum tk_needle {
   TK_UUID,   /* 8-4-4-4-12 lowercase hexadecimal digits (a version 4 UUID) */
   TK_NNEEDLES
 } tk_needle;
+
+/* The haystack's text (docs/tasks.md, "Filler").  Training styles come
+ * first; TK_FILLER_DEVIL and after are held out: train.py refuses them. */
+typedef enum tk_filler {
+  TK_FILLER_SYNTHETIC, /* fixed and random-word sentences, mixed as the seed draws */
+  TK_FILLER_NOISE,     /* five fixed sentences repeated in order (RULER's noise) */
+  TK_FILLER_FORTUNES,  /* prose: fortunes-min's fortunes, literature, riddles */
+  TK_FILLER_DEVIL,     /* prose: The Devil's Dictionary (dict-devil); held out */
+  TK_FILLER_JARGON,    /* prose: The Jargon File (dict-jargon); held out */
+  TK_NFILLERS
+} tk_filler;
+#define TK_FIRST_HELD_OUT_FILLER TK_FILLER_DEVIL
+
+/* The wording of the needles and the question (docs/tasks.md, "Phrasings").
+ * Every task has TK_NVARIANTS wordings: variant 0 is the default, variants
+ * 0..3 are for training, 4 and 5 are held out. */
+typedef enum tk_phrasing {
+  TK_PHRASING_DEFAULT, /* variant 0 only: the original wording */
+  TK_PHRASING_TRAIN,   /* one of variants 0..3, by the seed */
+  TK_PHRASING_HELDOUT, /* variant 4 or 5, by the seed */
+  TK_NPHRASINGS
+} tk_phrasing;
+enum { TK_NVARIANTS = 6, TK_TRAIN_VARIANTS = 4 };
 
 typedef enum tk_status {
   TK_OK = 0,
@@ -61,6 +85,11 @@ typedef struct tk_options {
    * (the filler's start) .. 1 (its end); else the seed chooses. */
   bool has_depth;
   double depth;
+  tk_filler filler;
+  tk_phrasing phrasing;
+  /* The sentences of a prose style (cli/corpus.h), loaded by the caller
+   * and not owned; NULL for the synthetic styles. */
+  const struct tk_corpus *corpus;
 } tk_options;
 
 /* One generated item.  Every pointer is malloc'ed; tk_item_free frees them. */
@@ -73,7 +102,15 @@ typedef struct tk_item {
   /* Byte offset in the prompt of each needle sentence, in prompt order
    * (vartrack: every assignment, distractor chains included). */
   size_t *needle_offsets;
+  size_t *needle_lengths; /* the bytes of each needle sentence */
   int n_needles;
+  /* The needles the answer depends on (indices into needle_offsets): the
+   * asked needle (passkey, multikey), every needle (multivalue,
+   * multiquery), the asked chain (vartrack), the facts that decide it
+   * (babi: the person's last move; the pick-up and the holder's last move). */
+  int *support;
+  int n_support;
+  int variant; /* the question's phrasing variant, 0..TK_NVARIANTS - 1 */
 } tk_item;
 
 /* The options with every default: the task, number needles, depth by the
@@ -100,6 +137,17 @@ const char *tk_task_name(tk_task t);
 const char *tk_needle_name(tk_needle n);
 int tk_task_parse(const char *s);
 int tk_needle_parse(const char *s);
+const char *tk_filler_name(tk_filler f);   /* "synthetic", "noise", "fortunes", ... */
+int tk_filler_parse(const char *s);
+bool tk_filler_is_prose(tk_filler f);      /* needs a corpus */
+bool tk_filler_held_out(tk_filler f);
+const char *tk_phrasing_name(tk_phrasing p); /* "default", "train", "heldout" */
+int tk_phrasing_parse(const char *s);
+
+/* Whether n bytes of text contain, ignoring case, a word the tasks put in
+ * needles or questions (a value word, a babi name, place or object,
+ * "passkey", "magic"): prose holding one is not used as filler. */
+bool tk_reserved_text(const char *s, size_t n);
 
 /* Checks the generator's word lists (for the tests): returns 0 when no
  * value word occurs inside a filler word, a fixed sentence, a key word, a
@@ -121,6 +169,7 @@ typedef struct tk_gen_args {
   size_t length;
   uint64_t seed, items;
   tk_format format;
+  const char *corpus_dir; /* --corpus-dir: where a prose style's files are */
 } tk_gen_args;
 int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g);
 

@@ -102,6 +102,14 @@ if cmp -s "$tmp/p1" "$tmp/p2" && [ "$(wc -c <"$tmp/p1")" -eq 400 ]; then pass=$(
 expect 0 '"task"'                 -- gen-task --task multiquery --needle uuid --length 2K --items 2 --format jsonl
 expect 2 "--task expects passkey" -- gen-task --task frob --length 400
 expect 2 ""                       -- gen-task --task passkey --length 10
+# filler styles: the prose ones read Debian's packages (scripts/deps.sh)
+for f in synthetic noise fortunes devil jargon; do
+  expect 0 '"filler":"'$f'"' -- gen-task --task babi --length 1K --filler $f --phrasing heldout --format jsonl
+done
+expect 1 "no such file: the 'devil' filler reads it from Debian's package dict-devil" -- gen-task --task passkey --length 1K --filler devil --corpus-dir "$tmp"
+expect 2 "--corpus-dir applies to the prose fillers" -- gen-task --task passkey --length 1K --corpus-dir "$tmp"
+expect 2 "--needle does not apply to babi" -- gen-task --task babi --length 1K --needle word
+expect 2 "--filler expects synthetic, noise" -- gen-task --task babi --length 1K --filler essays
 
 # --- files that are not regular (docs/security.md, "Files") -----------------
 # Inputs: a FIFO with no writer is refused at once, not waited on (each

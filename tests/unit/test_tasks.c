@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli/corpus.h"
 #include "cli/tasks.h"
 #include "testutil.h"
 
@@ -711,6 +712,259 @@ static void test_command_usage_errors(void) {
   free(errs);
 }
 
+
+/* ---- babi, phrasings, filler styles ------------------------------------------ */
+
+static const char *const test_places[] = {"kitchen", "bathroom", "bedroom", "office", "cellar",
+                                          "attic", "garage", "library", "pantry", "balcony"};
+
+static bool is_place(const char *w) {
+  for (size_t i = 0; i < sizeof test_places / sizeof test_places[0]; i++)
+    if (!strcmp(w, test_places[i])) return true;
+  return false;
+}
+
+/* Replays a babi story from its needles alone: every needle is "PERSON
+ * ... the WORD." where WORD is a place (a move) or an object (a pick-up);
+ * the question names a person or "the OBJECT".  Returns the place the
+ * story puts the asked one in (malloc'ed), or NULL when a needle does not
+ * parse. */
+static char *replay_babi(const tk_item *it) {
+  char person[16][16], where[16][16], holder_of[16][16], object[16][16];
+  int np = 0, no = 0;
+  for (int i = 0; i < it->n_needles; i++) {
+    char *s = sdup_range(it->prompt + it->needle_offsets[i], it->needle_lengths[i]);
+    char *sp = strchr(s, ' '), *the = strstr(s, " the "), *dot = strrchr(s, '.');
+    if (!sp || !the || !dot || np >= 16 || no >= 16) {
+      free(s);
+      return NULL;
+    }
+    *sp = 0;
+    char *w = the + 5, *e = w;
+    while (*e >= 'a' && *e <= 'z') e++;
+    *e = 0;
+    if (is_place(w)) {
+      int k = 0;
+      while (k < np && strcmp(person[k], s)) k++;
+      if (k == np) snprintf(person[np++], 16, "%.15s", s);
+      snprintf(where[k], 16, "%.15s", w);
+    } else {
+      snprintf(object[no], 16, "%.15s", w);
+      snprintf(holder_of[no++], 16, "%.15s", s);
+    }
+    free(s);
+  }
+  const char *q = question_of(it);
+  const char *asked = NULL;
+  for (int k = 0; k < no; k++) {
+    char pat[48];
+    snprintf(pat, sizeof pat, "the %.16s", object[k]);
+    if (strstr(q, pat)) asked = holder_of[k];
+  }
+  for (int k = 0; k < np; k++) {
+    if (asked ? !strcmp(person[k], asked) : strstr(q, person[k]) != NULL)
+      return sdup_range(where[k], strlen(where[k]));
+  }
+  return NULL;
+}
+
+/* babi: every phrasing and filler, many seeds; the story, replayed from
+ * the needles, gives the answer; the answer is a place that occurs in the
+ * context only in move sentences; support holds the deciding facts; both
+ * kinds of question occur. */
+static void test_babi(void) {
+  int bad = 0, by_object = 0, items = 0;
+  for (int ph = 0; ph < TK_NPHRASINGS; ph++) {
+    for (uint64_t seed = 0; seed < 150; seed++) {
+      tk_options o;
+      tk_options_init(&o, TK_BABI);
+      o.phrasing = (tk_phrasing)ph;
+      o.filler = seed % 2 ? TK_FILLER_NOISE : TK_FILLER_SYNTHETIC;
+      o.count = 2 + (int)(seed % 9);
+      size_t least = min_len(&o, seed);
+      tk_item it;
+      if (tk_generate(&o, least + seed * 37, seed, &it, NULL, 0) != TK_OK) {
+        bad++;
+        continue;
+      }
+      items++;
+      char *replayed = replay_babi(&it);
+      bool ok = replayed && !strcmp(replayed, it.answer) && is_place(it.answer);
+      free(replayed);
+      const char *q = question_of(&it);
+      by_object += strstr(q, "the ") != NULL && strstr(q, "the ") < q + 30 &&
+                   it.n_needles == o.count + 2;
+      ok = ok && (it.n_needles == o.count || it.n_needles == o.count + 2);
+      ok = ok && it.n_support == (it.n_needles == o.count ? 1 : 2);
+      /* one support is the asked one's last move: it names the answer */
+      int naming = 0;
+      for (int k = 0; k < it.n_support; k++) {
+        int i = it.support[k];
+        char *fact = sdup_range(it.prompt + it.needle_offsets[i], it.needle_lengths[i]);
+        naming += tu_contains(fact, it.answer);
+        free(fact);
+      }
+      ok = ok && naming == 1;
+      /* a place occurs in the context only inside needles */
+      size_t ctx = (size_t)(q - it.prompt);
+      int in_needles = 0;
+      for (int i = 0; i < it.n_needles; i++) {
+        char *s = sdup_range(it.prompt + it.needle_offsets[i], it.needle_lengths[i]);
+        in_needles += count_of(s, strlen(s), it.answer);
+        free(s);
+      }
+      ok = ok && count_of(it.prompt, ctx, it.answer) == in_needles && in_needles >= 1;
+      if (!ok) {
+        bad++;
+        if (bad < 3) fprintf(stderr, "\nbabi seed %llu:\n%s\n[%s]\n", (unsigned long long)seed,
+                             it.prompt, it.answer);
+      }
+      tk_item_free(&it);
+    }
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT(items == 3 * 150);
+  CU_ASSERT(by_object > 100 && by_object < 350); /* both kinds, about half each */
+}
+
+/* Phrasings: the default is variant 0 (the pinned bytes); train and
+ * heldout keep the seed's values and answer but word them differently:
+ * train draws the four training variants, heldout the two others, and the
+ * question's words differ from the default's. */
+static void test_phrasings(void) {
+  for (int t = 0; t < TK_NTASKS; t++) {
+    int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
+    int bad = 0;
+    for (uint64_t seed = 0; seed < 60; seed++) {
+      tk_item it[TK_NPHRASINGS];
+      for (int p = 0; p < TK_NPHRASINGS; p++) {
+        tk_options o;
+        tk_options_init(&o, (tk_task)t);
+        o.phrasing = (tk_phrasing)p;
+        CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &it[p], NULL, 0), TK_OK);
+        seen[p][it[p].variant]++;
+      }
+      /* the same answer under every phrasing (babi: the words of the
+       * story change, not its facts) */
+      for (int p = 1; p < TK_NPHRASINGS; p++) {
+        bad += strcmp(it[0].answer, it[p].answer) != 0;
+        bad += (it[p].variant == 0) != !strcmp(question_of(&it[0]), question_of(&it[p]));
+      }
+      for (int p = 0; p < TK_NPHRASINGS; p++) tk_item_free(&it[p]);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    for (int v = 0; v < TK_NVARIANTS; v++) {
+      CU_ASSERT_EQUAL(seen[TK_PHRASING_DEFAULT][v] > 0, v == 0);
+      CU_ASSERT_EQUAL(seen[TK_PHRASING_TRAIN][v] > 0, v < TK_TRAIN_VARIANTS);
+      CU_ASSERT_EQUAL(seen[TK_PHRASING_HELDOUT][v] > 0, v >= TK_TRAIN_VARIANTS);
+    }
+  }
+}
+
+/* A small corpus in each layout: what is kept and what is dropped. */
+static void test_corpus_cutting(void) {
+  static const char fortunes[] =
+      "A banker is a fellow who lends you his coat when the sun shines.\n"
+      "\t\t-- Mark Twain\n"
+      "%\n"
+      "It was the year 1901 and everyone knew it well enough.\n" /* digits: dropped */
+      "%\n"
+      "The NASA people were not amused by any of this at all.\n" /* caps run: dropped */
+      "%\n"
+      "She hid the passkey under a stone in the garden path.\n"  /* reserved word */
+      "%\n"
+      "Mary had a little lamb whose fleece was white as snow.\n" /* a babi name */
+      "%\n"
+      "Short one.\n"                                             /* too short */
+      "%\n"
+      "He said \"well done\" to the whole room and sat down again. Then he\n"
+      "left the well-lit hall without a word to anyone there!\n"
+      "%\n";
+  tk_corpus c = {0};
+  CU_ASSERT_FATAL(tk_corpus_add_text(&c, TK_LAYOUT_FORTUNES, fortunes, strlen(fortunes)));
+  CU_ASSERT_EQUAL(c.count, 3);
+  if (c.count == 3) {
+    CU_ASSERT_STRING_EQUAL(c.text + c.offsets[0],
+                           "A banker is a fellow who lends you his coat when the sun shines.");
+    CU_ASSERT_STRING_EQUAL(c.text + c.offsets[1],
+                           "He said \"well done\" to the whole room and sat down again.");
+    /* hyphens become spaces; lines join */
+    CU_ASSERT_STRING_EQUAL(c.text + c.offsets[2],
+                           "Then he left the well lit hall without a word to anyone there!");
+    CU_ASSERT_EQUAL(c.lengths[2], strlen(c.text + c.offsets[2]));
+  }
+  /* a dictionary: typographic quotes and dashes become ASCII, braces and
+   * underscores go, headwords and bracketed or non-ASCII text are dropped */
+  static const char dict[] =
+      "frobnicate\n"
+      " /frob'ni\xc2\xb7kayt/, vt.\n"
+      "\n"
+      "    To manipulate or adjust, to tweak \xe2\x80\x94 see {tweak}. It is\n"
+      "    \xe2\x80\x9c""common\xe2\x80\x9d in _casual_ speech among hackers.\n"
+      "    [MIT] Nothing in brackets is kept at all here.\n";
+  CU_ASSERT_FATAL(tk_corpus_add_text(&c, TK_LAYOUT_DICT, dict, strlen(dict)));
+  CU_ASSERT_EQUAL(c.count, 5);
+  if (c.count == 5) {
+    CU_ASSERT_STRING_EQUAL(c.text + c.offsets[3], "To manipulate or adjust, to tweak see tweak.");
+    CU_ASSERT_STRING_EQUAL(c.text + c.offsets[4], "It is \"common\" in casual speech among hackers.");
+  }
+  tk_corpus_free(&c);
+  CU_ASSERT_PTR_NULL(c.text);
+}
+
+/* Filler styles: noise repeats five sentences; prose reads the corpus in
+ * order from a seeded start; every style keeps the length, the needles
+ * and the answer; a prose style without a corpus is an error. */
+static void test_filler_styles(void) {
+  tk_corpus c = {0};
+  /* 300 distinct sentences (a corpus needs a few hundred to load; here it
+   * is added directly) */
+  char text[64 * 300 + 1] = "";
+  static const char *const words[] = {"alpha", "beta", "gamma", "delta", "omega", "sigma"};
+  for (int i = 0; i < 300; i++) {
+    char s[64];
+    snprintf(s, sizeof s, "The %s and the %s went along the %s road.\n", words[i % 6],
+             words[(i / 6) % 6], words[(i / 36) % 6]);
+    strcat(text, s);
+  }
+  CU_ASSERT_FATAL(tk_corpus_add_text(&c, TK_LAYOUT_DICT, text, strlen(text)));
+  CU_ASSERT_EQUAL(c.count, 300);
+  for (int f = 0; f < TK_NFILLERS; f++) {
+    for (uint64_t seed = 0; seed < 20; seed++) {
+      tk_options o = opts(TK_MULTIKEY, TK_WORD);
+      o.filler = (tk_filler)f;
+      o.corpus = tk_filler_is_prose(o.filler) ? &c : NULL;
+      tk_item it;
+      size_t len = 1500 + seed * 101;
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, len, seed, &it, NULL, 0), TK_OK);
+      CU_ASSERT(well_formed(&o, &it, len));
+      CU_ASSERT(answerable(&o, &it));
+      if (f == TK_FILLER_NOISE) {
+        CU_ASSERT(tu_contains(it.prompt, "The grass is green. The sky is blue. The sun is yellow."));
+        CU_ASSERT(!tu_contains(it.prompt + 1, "\n\n"));
+      }
+      if (tk_filler_is_prose(o.filler)) CU_ASSERT(tu_contains(it.prompt, " went along the "));
+      tk_item_free(&it);
+    }
+  }
+  tk_options o = opts(TK_PASSKEY, TK_NUMBER);
+  o.filler = TK_FILLER_DEVIL;
+  tk_item it;
+  char err[200] = "";
+  CU_ASSERT_EQUAL(tk_generate(&o, 1000, 1, &it, err, sizeof err), TK_EINVAL);
+  CU_ASSERT(tu_contains(err, "needs its corpus"));
+  CU_ASSERT(tk_filler_held_out(TK_FILLER_DEVIL) && tk_filler_held_out(TK_FILLER_JARGON));
+  CU_ASSERT(!tk_filler_held_out(TK_FILLER_SYNTHETIC) && !tk_filler_held_out(TK_FILLER_FORTUNES));
+  for (int f = 0; f < TK_NFILLERS; f++) CU_ASSERT_EQUAL(tk_filler_parse(tk_filler_name(f)), f);
+  for (int p = 0; p < TK_NPHRASINGS; p++)
+    CU_ASSERT_EQUAL(tk_phrasing_parse(tk_phrasing_name(p)), p);
+  /* a corpus file that is missing names its package */
+  tk_corpus d;
+  CU_ASSERT(!tk_corpus_load(tk_corpus_source_named("devil"), "/nonexistent", &d, err, sizeof err));
+  CU_ASSERT(tu_contains(err, "dict-devil"));
+  tk_corpus_free(&c);
+}
+
 void tu_add_tasks_suite(void) {
   CU_pSuite s = CU_add_suite("tasks", NULL, NULL);
   CU_add_test(s, "word lists keep values unique", test_word_lists);
@@ -728,4 +982,8 @@ void tu_add_tasks_suite(void) {
   CU_add_test(s, "gen-task --format jsonl", test_command_jsonl);
   CU_add_test(s, "gen-task --format text and prompt", test_command_text_and_prompt);
   CU_add_test(s, "gen-task usage errors", test_command_usage_errors);
+  CU_add_test(s, "babi stories replay to their answers", test_babi);
+  CU_add_test(s, "phrasings: train and held-out wordings", test_phrasings);
+  CU_add_test(s, "prose corpus: what is kept", test_corpus_cutting);
+  CU_add_test(s, "filler styles", test_filler_styles);
 }
