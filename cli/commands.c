@@ -26,6 +26,9 @@ enum opt_id {
   O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
   /* backends */
   O_BACKEND, O_THREADS, O_CPU, O_NO_CACHE, O_CHECK_NUMERICS,
+  /* eval */
+  O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
+  O_MIN_SCORE, O_COUNT,
 };
 
 #define END_OPTS {0, NULL, NULL, NULL, NULL}
@@ -105,6 +108,36 @@ static const cli_opt run_opts[] = {
     END_OPTS,
 };
 
+static const cli_opt eval_opts[] = {
+    {O_WEIGHTS, "--weights", NULL, "W", "the weights, a safetensors file (required)"},
+    {O_TASK, "--task", NULL, "T[,T...]",
+     "tasks to run (required): passkey, multikey, multivalue,\n"
+     "multiquery, vartrack, babi, or all"},
+    {O_LENGTHS, "--lengths", NULL, "L[,L...]",
+     "prompt lengths in bytes = tokens (required): 512,8K,64K"},
+    {O_N, "--n", NULL, "N", "items per task, length and filler (default 20)"},
+    {O_FILLER, "--filler", NULL, "STYLE[,...]",
+     "haystack styles (default synthetic): synthetic, noise,\n"
+     "fortunes, devil, jargon (devil and jargon are held out)"},
+    {O_PHRASING, "--phrasing", NULL, "default|train|heldout",
+     "the needles' and questions' wording (default: default)"},
+    {O_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
+    {O_COUNT, "--count", NULL, "K", "gen-task's --count for every task that takes one"},
+    {O_SEED, "--seed", NULL, "S", "item i has seed S+i (default 0; training uses none\n"
+                                  "below 1000000)"},
+    {O_CSV, "--csv", NULL, "FILE", "write one row per item (prompt's seed, output, score)"},
+    {O_JSON_OUT, "--json-out", NULL, "FILE", "write the table as JSON"},
+    {O_MIN_SCORE, "--min-score", NULL, "PCT",
+     "exit 1 when a row of the table scores below PCT percent"},
+    {O_CORPUS_DIR, "--corpus-dir", NULL, "DIR", "where the prose fillers' files are"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
+    {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
+    {O_MAX_CONTEXT, "--max-context", NULL, "N", "refuse lengths of more than N (default 32M)"},
+    {O_QUIET, "--quiet", "-q", NULL, "no progress on stderr"},
+    {O_VERBOSE, "--verbose", "-v", NULL, "print every item's answer and output on stderr"},
+    END_OPTS,
+};
+
 static const cli_opt logits_opts[] = {
     {O_WEIGHTS, "--weights", NULL, "W", "the weights, a safetensors file (required)"},
     {O_TOKENS, "--tokens", NULL, "LIST", "token ids, comma-separated: 1,2,3"},
@@ -152,6 +185,18 @@ const cli_command hsac_cmd_run = {
     "peak memory (-q leaves both out).  On a terminal, control bytes a model\n"
     "generates are shown escaped (\\xNN).\n",
     {run_opts, backend_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_eval = {
+    "eval", "FILE --weights W --task T[,...] --lengths L[,...] [options]",
+    "score a model on gen-task's tasks: greedy answers, exact match and\n"
+    "RULER's partial score, a table per task, length and filler",
+    "Each row of the table runs --n items (seeds S..S+N-1, the same questions at\n"
+    "every length and filler) through the model: the prompt is prefilled in\n"
+    "segments, then the answer is generated greedily and scored.  Single-answer\n"
+    "tasks (passkey, multikey, babi) score 1 when the output starts with the\n"
+    "answer; multi-answer tasks score the share of answers found in the output\n"
+    "(RULER's partial score), and `exact` counts outputs that start with every\n"
+    "answer in order.  docs/tasks.md, \"Evaluation\".\n",
+    {eval_opts, backend_opts, include_opts, NULL}, 1};
 const cli_command hsac_cmd_logits = {
     "logits", "FILE --weights W (--tokens LIST | --prompt TEXT) -o OUT [options]",
     "the logits of every position, as a safetensors file with one tensor\n"
@@ -176,7 +221,7 @@ const cli_command hsac_cmd_help = {"help", "[COMMAND]",
 
 const cli_command *const hsac_commands[] = {
     &hsac_cmd_check, &hsac_cmd_ir, &hsac_cmd_passes, &hsac_cmd_plan, &hsac_cmd_init_weights, &hsac_cmd_run, &hsac_cmd_logits,
-    &hsac_cmd_export, &tk_gen_task_command, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
+    &hsac_cmd_export, &tk_gen_task_command, &hsac_cmd_eval, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
 };
 
 /* ---- shared helpers ----------------------------------------------------- */
@@ -257,6 +302,26 @@ static int unknown_command(const char *name) {
 }
 
 /* ---- the parse ------------------------------------------------------------- */
+
+/* A comma-separated list of names (eval's --task, --filler) into out (at
+ * most 8, none twice); 0 or the exit status of a usage error. */
+static int take_names(const cli_command *c, const char *opt, const char *v,
+                      int (*parse)(const char *), const char *known, int out[8], int *n) {
+  char buf[256];
+  *n = 0;
+  if (strlen(v) >= sizeof buf || !*v) return cli_usage_error(c, "%s expects a list of: %s", opt, known);
+  strcpy(buf, v);
+  for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+    int k = parse(w);
+    if (k < 0) return cli_usage_error(c, "%s: unknown name '%s' (%s)", opt, w, known);
+    for (int i = 0; i < *n; i++)
+      if (out[i] == k) return cli_usage_error(c, "%s names '%s' twice", opt, w);
+    if (*n == 8) return cli_usage_error(c, "%s: at most 8 names", opt);
+    out[(*n)++] = k;
+  }
+  if (!*n) return cli_usage_error(c, "%s expects a list of: %s", opt, known);
+  return 0;
+}
 
 /* One option's value into o; 0, the exit status of a usage error, or -1
  * for an option this code does not know. */
@@ -359,6 +424,64 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     if (!parse_int(v, 1, 256, &n)) BAD("--threads expects 1..256, not '%s'", v);
     o->threads = (int)n;
     return 0;
+  case O_TASK:
+    if (!strcmp(v, "all")) {
+      o->ntasks = 0;
+      for (int t = 0; t < TK_NTASKS; t++) o->tasks[o->ntasks++] = t;
+      return 0;
+    }
+    return take_names(c, "--task", v, tk_task_parse,
+                      "passkey, multikey, multivalue, multiquery, vartrack, babi or all",
+                      o->tasks, &o->ntasks);
+  case O_FILLER:
+    return take_names(c, "--filler", v, tk_filler_parse,
+                      "synthetic, noise, fortunes, devil, jargon", o->fillers, &o->nfillers);
+  case O_LENGTHS: {
+    o->nlengths = 0;
+    char buf[512];
+    if (strlen(v) >= sizeof buf || !*v) BAD("--lengths expects a list such as 512,8K,64K");
+    strcpy(buf, v);
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+      long long L;
+      if (!parse_size(w, &L) || L > INT32_MAX)
+        BAD("--lengths: '%s' is not a length such as 512, 8K or 1M (at most 2147483647)", w);
+      if (o->nlengths == HSAC_CLI_MAX_LENGTHS) BAD("--lengths: at most %d lengths",
+                                                   HSAC_CLI_MAX_LENGTHS);
+      o->lengths[o->nlengths++] = L;
+    }
+    if (!o->nlengths) BAD("--lengths expects a list such as 512,8K,64K");
+    return 0;
+  }
+  case O_N:
+    if (!parse_int(v, 1, 1000000, &o->n_items)) BAD("--n expects 1..1000000, not '%s'", v);
+    return 0;
+  case O_COUNT:
+    if (!parse_int(v, 1, TK_MAX_COUNT, &n)) BAD("--count expects 1..%d, not '%s'", TK_MAX_COUNT, v);
+    o->count = (int)n;
+    return 0;
+  case O_PHRASING: {
+    int p = tk_phrasing_parse(v);
+    if (p < 0) BAD("--phrasing expects default, train or heldout, not '%s'", v);
+    o->phrasing = p;
+    return 0;
+  }
+  case O_NEEDLE: {
+    int k = tk_needle_parse(v);
+    if (k < 0) BAD("--needle expects number, word or uuid, not '%s'", v);
+    o->needle = k;
+    return 0;
+  }
+  case O_CSV: o->csv = v; return 0;
+  case O_JSON_OUT: o->json_out = v; return 0;
+  case O_CORPUS_DIR:
+    if (!*v) BAD("--corpus-dir expects a directory");
+    o->corpus_dir = v;
+    return 0;
+  case O_MIN_SCORE:
+    if (!parse_float(v, 0, 100, &o->min_score))
+      BAD("--min-score expects a percentage from 0 to 100, not '%s'", v);
+    o->has_min_score = true;
+    return 0;
   }
 #undef BAD
   return -1; /* in a table, not handled here */
@@ -371,7 +494,7 @@ static int check_combination(const hsac_cli *o) {
 #define BAD(...) return cli_usage_error(c, __VA_ARGS__)
   bool needs_file = c == &hsac_cmd_check || c == &hsac_cmd_ir || c == &hsac_cmd_plan ||
                     c == &hsac_cmd_init_weights || c == &hsac_cmd_run ||
-                    c == &hsac_cmd_logits || c == &hsac_cmd_export;
+                    c == &hsac_cmd_logits || c == &hsac_cmd_export || c == &hsac_cmd_eval;
   if (c == &hsac_cmd_export && !o->json) BAD("export needs a format: --json");
   if (needs_file && !o->file) BAD("no input file");
   if (c == &hsac_cmd_ir) {
@@ -390,6 +513,17 @@ static int check_combination(const hsac_cli *o) {
     BAD("-v prints a model file and --json a summary: give one");
   if (c == &hsac_cmd_plan && !o->context) BAD("no context: --context N");
   if (c == &hsac_cmd_init_weights && !o->out) BAD("no output file: -o OUT.safetensors");
+  if (c == &hsac_cmd_eval) {
+    if (!o->weights) BAD("no weights: --weights W.safetensors");
+    if (!o->ntasks) BAD("no task: --task T[,T...] (or --task all)");
+    if (!o->nlengths) BAD("no lengths: --lengths L[,L...] such as 512,8K");
+    for (int i = 0; i < o->nlengths; i++)
+      if (o->lengths[i] > o->max_context)
+        BAD("--lengths: %lld is more than --max-context %lld", o->lengths[i], o->max_context);
+    bool prose = false;
+    for (int i = 0; i < o->nfillers; i++) prose |= tk_filler_is_prose((tk_filler)o->fillers[i]);
+    if (o->corpus_dir && !prose) BAD("--corpus-dir goes with a prose --filler (fortunes, devil, jargon)");
+  }
   if (c == &hsac_cmd_run || c == &hsac_cmd_logits) {
     if (!o->weights) BAD("no weights: --weights W.safetensors");
   }
@@ -415,6 +549,7 @@ int hsac_cli_parse(int argc, char **argv, hsac_cli *o) {
   o->max_context = 1LL << 25; /* 32M tokens: the paper's longest */
   o->cache = HSART_CACHE_F32;
   o->backend = HSART_BACKEND_AUTO;
+  o->n_items = 20;
   if (argc < 2) {
     cli_print_overview(hsac_commands, stderr);
     return EXIT_USAGE;

@@ -12,7 +12,7 @@
 
 #include "cli/args.h"
 
-enum { HSAC_CLI_MAX_INCLUDES = 16 };
+enum { HSAC_CLI_MAX_INCLUDES = 16, HSAC_CLI_MAX_LENGTHS = 32 };
 
 typedef struct hsac_cli {
   const cli_command *cmd;
@@ -29,12 +29,23 @@ typedef struct hsac_cli {
   int cache;   /* hsart_cache_type */
   int backend; /* hsart_backend */
   int threads; /* 0: every core */
+  /* eval (values are tk_task, tk_filler, tk_phrasing, tk_needle) */
+  int tasks[8], ntasks;
+  int fillers[8], nfillers; /* none given: synthetic */
+  long long lengths[HSAC_CLI_MAX_LENGTHS];
+  int nlengths;
+  long long n_items;
+  int phrasing, needle, count;
+  const char *csv, *json_out, *corpus_dir;
+  double min_score;
+  bool has_min_score;
 } hsac_cli;
 
 /* Every command, NULL-terminated, in the order `hsac help` lists them. */
 extern const cli_command *const hsac_commands[];
 extern const cli_command hsac_cmd_check, hsac_cmd_ir, hsac_cmd_passes, hsac_cmd_plan,
-    hsac_cmd_init_weights, hsac_cmd_run, hsac_cmd_logits, hsac_cmd_export, hsac_cmd_cache,
+    hsac_cmd_init_weights, hsac_cmd_run, hsac_cmd_logits, hsac_cmd_export, hsac_cmd_eval,
+    hsac_cmd_cache,
     hsac_cmd_params, hsac_cmd_version, hsac_cmd_help;
 
 /* Parses `hsac ARGS...` (argv[0] is the program) into *o.  Returns -1 when

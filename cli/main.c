@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/eval.h"
 #include "cli/tasks.h"
 #include "codegen/cache.h"
 #include "codegen/cpu/jit.h"
@@ -533,6 +534,34 @@ done:
   return rc;
 }
 
+/* `hsac eval`: loads the model as run does; cli/eval.c does the rest. */
+static int cmd_eval(const hsac_cli *o) {
+  hsart_model_options mo = model_options(o);
+  hsart_error e;
+  hsart_model *m = NULL;
+  hsart_status st = hsart_model_load(o->file, o->weights, &mo, &m, &e);
+  if (st != HSART_OK) {
+    print_load_error(&e);
+    return exit_for_rt(st);
+  }
+  if (o->verbose) {
+    char desc[1024];
+    hsart_model_describe(m, desc, sizeof desc);
+    fprintf(stderr, "hsac: %s\n", desc);
+  }
+  int rc;
+  if (hsart_model_vocab(m) < 256) {
+    fprintf(stderr, "hsac: error: model '%s' has a vocabulary of %lld; the byte-level "
+            "tokenizer needs at least 256\n", hsart_model_name(m),
+            (long long)hsart_model_vocab(m));
+    rc = EXIT_INPUT;
+  } else {
+    rc = hsac_eval_run(m, o);
+  }
+  hsart_model_free(m);
+  return rc;
+}
+
 /* ---- export, logits --------------------------------------------------------- */
 
 static int cmd_export(const hsac_cli *o) {
@@ -714,6 +743,7 @@ static int dispatch(int argc, char **argv) {
   if (c == &hsac_cmd_plan) return cmd_plan(&o);
   if (c == &hsac_cmd_init_weights) return cmd_init_weights(&o);
   if (c == &hsac_cmd_run) return cmd_run(&o);
+  if (c == &hsac_cmd_eval) return cmd_eval(&o);
   if (c == &hsac_cmd_logits) return cmd_logits(&o);
   if (c == &hsac_cmd_export) return cmd_export(&o);
   if (c == &hsac_cmd_cache) return cmd_cache(&o);

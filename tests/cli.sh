@@ -274,7 +274,7 @@ done
 expect 2 "unknown command 'chekc'; did you mean 'check'?" -- chekc x.hsa
 expect 2 "unknown option '--weigths' for run; did you mean '--weights'?" -- run x.hsa --weigths w
 expect 2 "unknown option '--contxt' for plan; did you mean '--context'?" -- plan x.hsa --contxt 4
-expect 2 "unknown option '--weights' for check (it is an option of run, logits)" -- check x.hsa --weights w
+expect 2 "unknown option '--weights' for check (it is an option of run, logits, eval)" -- check x.hsa --weights w
 expect 2 "unknown option '--lenght' for gen-task; did you mean '--length'?" -- gen-task --lenght 4
 expect 2 "unknown pass 'demnad'; did you mean 'demand'?" -- ir x.hsa --print-after=demnad
 expect 2 "option '--max-new' expects a value: --max-new N" -- run x.hsa --max-new
@@ -327,7 +327,7 @@ expect 0 "" -- run "$tmp/long.hsa" --weights "$tmp/long.st" --prompt hi --max-ne
 # ir: options that print different things, or need passes that -O0 skips
 expect 2 "prints the IR and --emit the kernels: give one" -- ir "$tiny" --print-after=dce --emit=mlir
 expect 2 "and -O0 runs none" -- ir "$tiny" -O0 --print-after-all
-expect 2 "unknown option '--weights' for gen-task (it is an option of run, logits)" -- gen-task --weights w
+expect 2 "unknown option '--weights' for gen-task (it is an option of run, logits, eval)" -- gen-task --weights w
 
 # --- run: --stop, the summary, control bytes on a terminal --------------------
 pk="$src/examples/passkey_hsa.hsa" pkw="$src/examples/trained/passkey_hsa/weights.safetensors"
@@ -354,6 +354,26 @@ if command -v script >/dev/null 2>&1; then
 else
   echo "skipped: escaping on a terminal (no script(1) to make one)"
 fi
+
+# --- eval: usage, scoring, the floor, the files it writes -------------------------
+expect 2 "no weights" -- eval "$pk" --task passkey --lengths 512
+expect 2 "no task" -- eval "$pk" --weights "$pkw" --lengths 512
+expect 2 "no lengths" -- eval "$pk" --weights "$pkw" --task passkey
+expect 2 "unknown name 'pasky'" -- eval "$pk" --weights "$pkw" --task pasky --lengths 512
+expect 2 "--task names 'babi' twice" -- eval "$pk" --weights "$pkw" --task babi,babi --lengths 512
+expect 2 "'12Q' is not a length" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512,12Q
+expect 2 "more than --max-context" -- eval "$pk" --weights "$pkw" --task passkey --lengths 64K --max-context 4K
+expect 2 "length 200 is too short for passkey" -- eval "$pk" --weights "$pkw" --task passkey --lengths 200,512
+expect 2 "--corpus-dir goes with a prose --filler" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --corpus-dir "$tmp"
+expect 1 "dict-devil" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --filler devil --corpus-dir "$tmp"
+# the shipped passkey model answers passkeys; it was never taught multikey,
+# so a floor on it fails (exit 1, naming the row)
+expect 0 "passkey    synthetic     512      4  100.0%" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 --min-score 75 -q --csv "$tmp/e.csv" --json-out "$tmp/e.json"
+expect 1 "multikey on synthetic at 512 scored 0.0%, below --min-score 50.0%" -- eval "$pk" --weights "$pkw" --task multikey --lengths 512 --n 2 --min-score 50 -q
+if [ "$(wc -l <"$tmp/e.csv")" -eq 5 ] && grep -q '^passkey,synthetic,default,number,512,3,1.0000,1,' "$tmp/e.csv" &&
+   grep -q '"score":[[:space:]]*1' "$tmp/e.json"; then pass=$((pass + 1)); else
+  echo "FAIL eval --csv/--json-out"; cat "$tmp/e.csv" "$tmp/e.json"; fail=$((fail + 1)); fi
+expect 1 "cannot write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --csv /nonexistent/e.csv
 
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/corpus.h"
+#include "cli/eval.h"
 #include "cli/tasks.h"
 #include "testutil.h"
 
@@ -965,6 +966,26 @@ static void test_filler_styles(void) {
   tk_corpus_free(&c);
 }
 
+/* eval's scoring: exact match of the joined answer; the share of answers
+ * found for several (RULER's partial score). */
+static void test_eval_score(void) {
+  char *one[] = {"6665257"};
+  hsac_eval_score sc = hsac_eval_score_output("6665257.", 8, "6665257", one, 1);
+  CU_ASSERT(sc.exact && sc.score == 1.0);
+  sc = hsac_eval_score_output("666525", 6, "6665257", one, 1); /* cut short */
+  CU_ASSERT(!sc.exact && sc.score == 0.0);
+  sc = hsac_eval_score_output("x6665257", 8, "6665257", one, 1); /* not at the start */
+  CU_ASSERT(!sc.exact && sc.score == 0.0);
+  char *three[] = {"ABCDE", "FGHIJ", "KLMNO"};
+  const char *joined = "ABCDE, FGHIJ, KLMNO";
+  sc = hsac_eval_score_output(joined, strlen(joined), joined, three, 3);
+  CU_ASSERT(sc.exact && sc.score == 1.0);
+  sc = hsac_eval_score_output("KLMNO, ABCDE, XXXXX", 19, joined, three, 3);
+  CU_ASSERT(!sc.exact && fabs(sc.score - 2.0 / 3.0) < 1e-12);
+  sc = hsac_eval_score_output("", 0, joined, three, 3);
+  CU_ASSERT(!sc.exact && sc.score == 0.0);
+}
+
 void tu_add_tasks_suite(void) {
   CU_pSuite s = CU_add_suite("tasks", NULL, NULL);
   CU_add_test(s, "word lists keep values unique", test_word_lists);
@@ -986,4 +1007,5 @@ void tu_add_tasks_suite(void) {
   CU_add_test(s, "phrasings: train and held-out wordings", test_phrasings);
   CU_add_test(s, "prose corpus: what is kept", test_corpus_cutting);
   CU_add_test(s, "filler styles", test_filler_styles);
+  CU_add_test(s, "eval's scores", test_eval_score);
 }

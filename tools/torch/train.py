@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""train.py: trains any .hsa model on passkey retrieval with the PyTorch twin.
+"""train.py: trains any .hsa model on gen-task's retrieval tasks with the PyTorch twin.
 
     export OPENBLAS_CORETYPE=SkylakeX      # before starting: BLAS kernel choice
     /usr/bin/python3 tools/torch/train.py examples/passkey_hsa.hsa \
@@ -8,9 +8,12 @@
     /usr/bin/python3 tools/torch/train.py --plot-only examples/trained/passkey_hsa
 
 The model comes from `hsac export --json MODEL` (tools/torch/hsac_torch); the
-data from `hsac gen-task --task passkey --format jsonl` (deterministic; item
-seeds from --data-seed on, so training never sees the evaluation seeds
-0..999999).  Loss: cross-entropy on the answer bytes, plus --lm-weight times
+data from `hsac gen-task --format jsonl` (deterministic; item seeds from
+--data-seed on, so training never sees the evaluation seeds 0..999999): the
+tasks of --tasks, on the filler styles of --fillers, worded as --phrasing
+says, each item drawing its task, style and needle kind at random.  The
+held-out filler styles (devil, jargon) and phrasings (heldout) are refused:
+they are what evaluation measures generalization on.  Loss: cross-entropy on the answer bytes, plus --lm-weight times
 the next-byte loss on the prompt.  Top-k selection stays in the forward
 pass; --gumbel adds scale * Gumbel(0, 1) noise to the retrieval scores for
 the selection.
@@ -38,6 +41,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -56,7 +60,11 @@ from hsac_torch import HsacModel  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
-              "retrieval_loss"]
+              "retrieval_loss", "acc_by_task"]
+TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
+TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
+HELD_OUT_FILLERS = ["devil", "jargon"]
+NEEDLES = ["number", "word", "uuid"]
 
 
 def find_hsac(path):
@@ -74,6 +82,19 @@ def parse_stages(s):
     for part in s.split(","):
         L, K = part.split(":")
         out.append((int(L), int(K)))
+    return out
+
+
+def parse_list(s, allowed, what, refused=(), why=""):
+    out = [x for x in s.split(",") if x]
+    for x in out:
+        if x in refused:
+            raise SystemExit("train.py: %s '%s' is held out: %s" % (what, x, why))
+        if x not in allowed:
+            raise SystemExit("train.py: unknown %s '%s' (expected %s)"
+                             % (what, x, ", ".join(allowed)))
+    if not out:
+        raise SystemExit("train.py: no %s given" % what)
     return out
 
 
@@ -124,6 +145,16 @@ def build_parser():
     p.add_argument("--eval-items", type=int, default=32)
     p.add_argument("--data-seed", type=int, default=1000000,
                    help="first gen-task seed of the training items")
+    p.add_argument("--tasks", default="passkey",
+                   help="gen-task tasks to mix, comma-separated (default %(default)s; "
+                        "all: " + ",".join(TASKS) + ")")
+    p.add_argument("--fillers", default="synthetic",
+                   help="training filler styles to mix (default %(default)s; allowed: "
+                        + ",".join(TRAIN_FILLERS) + "; devil and jargon are held out)")
+    p.add_argument("--phrasing", default="default", choices=["default", "train"],
+                   help="gen-task --phrasing (heldout is for evaluation only)")
+    p.add_argument("--needles", default="number",
+                   help="needle kinds to mix for the tasks that have them (default %(default)s)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--plot", action="store_true", help="write OUT/loss.png at each checkpoint")
     p.add_argument("--no-progress", action="store_true")
@@ -132,42 +163,59 @@ def build_parser():
 
 # ---- data ------------------------------------------------------------------
 
-class PasskeyData:
-    """gen-task passkey items; item seeds data_seed + n for n = 0, 1, ...
-    (n is saved in checkpoints, so a resumed run continues the stream)."""
+class TaskData:
+    """gen-task items; item seeds data_seed + n for n = 0, 1, ... (n is
+    saved in checkpoints, so a resumed run continues the stream).  Each
+    item draws its task, filler style and needle kind from the lists."""
 
-    def __init__(self, hsac, data_seed, consumed=0):
+    def __init__(self, hsac, data_seed, consumed=0, tasks=("passkey",),
+                 fillers=("synthetic",), needles=("number",), phrasing="default"):
         self.hsac = hsac
         self.data_seed = data_seed
         self.consumed = consumed
+        self.tasks, self.fillers, self.needles = list(tasks), list(fillers), list(needles)
+        self.phrasing = phrasing
 
-    def gen(self, length, seed, n):
+    def gen(self, length, seed, n, task="passkey", filler="synthetic", needle="number",
+            count=0):
+        args = [self.hsac, "gen-task", "--task", task, "--seed", str(seed),
+                "--items", str(n), "--format", "jsonl", "--filler", filler,
+                "--phrasing", self.phrasing]
+        if task != "babi":
+            args += ["--needle", needle]
+        if count:
+            args += ["--count", str(count)]
         while True:
-            r = subprocess.run([self.hsac, "gen-task", "--task", "passkey", "--length",
-                                str(length), "--seed", str(seed), "--items", str(n),
-                                "--format", "jsonl"], capture_output=True)
+            r = subprocess.run(args + ["--length", str(length)], capture_output=True)
             if r.returncode == 0:
                 return [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
-            if b"too short" in r.stderr:
-                length += 16
+            m = re.search(rb"needs at least (\d+)", r.stderr)
+            if m and int(m.group(1)) > length:
+                length = -(-int(m.group(1)) // 16) * 16
                 continue
             raise RuntimeError("gen-task failed: " + r.stderr.decode())
 
+    def draw(self, rng):
+        task = rng.choice(self.tasks)
+        filler = rng.choice(self.fillers)
+        needle = rng.choice(self.needles)
+        count = rng.randint(3, 8) if task == "babi" else 0
+        return task, filler, needle, count
+
     def batch(self, n, length, rng, mix, min_length):
-        """n items: about (1 - mix) * n at `length`, the rest at one random
-        length in [min_length, length] (a multiple of 16), one gen-task call
-        per length (a call costs tens of milliseconds)."""
-        n_mix = 0
-        if mix > 0 and min_length < length:
-            n_mix = sum(rng.random() < mix for _ in range(n))
-        groups = [(length, n - n_mix)]
-        if n_mix:
-            groups.append((rng.randrange(min_length // 16, length // 16 + 1) * 16, n_mix))
+        """n items, each with its own task, style and needle kind: about
+        (1 - mix) * n at `length`, the rest at one random length in
+        [min_length, length] (a multiple of 16); a length too short for an
+        item's needles grows to the least that holds them."""
         items = []
-        for L, k in groups:
-            if k:
-                items += self.gen(L, self.data_seed + self.consumed, k)
-                self.consumed += k
+        short = rng.randrange(min_length // 16, length // 16 + 1) * 16 \
+            if mix > 0 and min_length < length else length
+        for _ in range(n):
+            L = short if rng.random() < mix else length
+            task, filler, needle, count = self.draw(rng)
+            items += self.gen(L, self.data_seed + self.consumed, 1, task, filler, needle,
+                              count)
+            self.consumed += 1
         return items
 
 
@@ -177,14 +225,47 @@ def encode(item):
     return torch.tensor(list(p + a), dtype=torch.long), len(p), len(a)
 
 
-def occurrences(prompt, answer):
-    """Byte offsets of every occurrence of answer in prompt (bytes)."""
+def occurrences(prompt, answer, spans=None):
+    """Byte offsets of every occurrence of answer in prompt (bytes), only
+    inside the (start, end) spans when given."""
     out = []
     start = prompt.find(answer)
     while start >= 0:
-        out.append(start)
+        if spans is None or any(a <= start and start + len(answer) <= b for a, b in spans):
+            out.append(start)
         start = prompt.find(answer, start + 1)
     return out
+
+
+def answer_targets(item, chunk, A):
+    """For each answer byte a (0..A-1), the set of chunks the retrieval at
+    its position should select, or an empty set (no target: a ", "
+    separator, or an answer found nowhere).  Per byte: the most recent
+    chunk holding that byte of the most recent occurrence of its answer
+    part inside a supporting needle (gen-task's "support"; anywhere when
+    the item has none).  babi: every chunk a supporting fact touches (the
+    answer needs two facts when an object is asked: who picked it up, and
+    where that one went last)."""
+    prompt = item["prompt"].encode()
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    spans = None
+    if "support" in item and lens:
+        spans = [(offs[i], offs[i] + lens[i]) for i in item["support"]]
+    if item.get("task") == "babi" and spans:
+        chunks = set()
+        for a0, b0 in spans:
+            chunks.update(range(a0 // chunk, (b0 - 1) // chunk + 1))
+        return [chunks] * A
+    parts = item.get("answers") or [item["answer"]]
+    out = []
+    for i, part in enumerate(parts):
+        if i:
+            out += [set(), set()]                          # ", "
+        pb = part.encode()
+        occs = occurrences(prompt, pb, spans) or occurrences(prompt, pb)
+        out += [{max((o + a) // chunk for o in occs)} if occs else set()
+                for a in range(len(pb))]
+    return out[:A] + [set()] * (A - len(out))
 
 
 class ScoreTap:
@@ -201,30 +282,41 @@ class ScoreTap:
         return None
 
 
-def retrieval_loss(scores, chunk, prompt, answer, P, A):
+def retrieval_loss(scores, chunk, item, P, A):
     """Auxiliary selection loss for one retrieval.  The answer's byte a is
-    predicted at position t = P - 1 + a; its target chunk n is the most
-    recent chunk holding byte a of an occurrence of the answer in the
-    prompt (the needle).  Stick-breaking in slot order (most recent first)
-    gives chunk n the weight sigmoid(s_n) * prod over the more recent
-    eligible chunks j of (1 - sigmoid(s_j)); the loss is minus the log of
-    that weight, averaged over the answer positions and groups.  (A more
-    recent chunk that holds other answer bytes is pushed down too: stick-
-    breaking would give it the weight, and byte a is not in it.)  None when
-    the prompt lacks the answer."""
-    occs = occurrences(prompt, answer)
-    if not occs:
-        return None
+    predicted at position t = P - 1 + a, and answer_targets names the
+    chunks T it should read.  Stick-breaking in slot order (most recent
+    first) gives a chunk n the weight sigmoid(s_n) * prod over the more
+    recent eligible chunks j of (1 - sigmoid(s_j)); the loss is minus the
+    log of prod over n in T of sigmoid(s_n) times prod over the eligible
+    chunks j outside T and more recent than T's oldest of (1 -
+    sigmoid(s_j)), averaged over the answer positions with a target and
+    over the groups.  With one target chunk this is minus the log of its
+    stick-breaking weight.  (A more recent chunk that holds other answer
+    bytes is pushed down too: stick-breaking would give it the weight, and
+    byte a is not in it.)  Targets the retrieval cannot select (not yet
+    eligible at that position) are left out.  None when no position has a
+    target."""
     L, G, C = scores.shape
+    targets = answer_targets(item, chunk, A)
     t = torch.arange(P - 1, P - 1 + A)
-    n = torch.tensor([max((o + a) // chunk for o in occs) for a in range(A)])
     s = scores[t]                                              # [A, G, C]
     elig = s > -1e30
-    recent = torch.arange(C)[None, :] > n[:, None]             # [A, C]
-    s_n = torch.gather(s, 2, n[:, None, None].expand(A, G, 1)).squeeze(2)
-    push = (F.logsigmoid(-s.masked_fill(~elig, 0.0)) *
-            (recent[:, None, :] & elig).float()).sum(-1)
-    return -(F.logsigmoid(s_n) + push).mean()
+    tmask = torch.zeros(A, C, dtype=torch.bool)
+    for a, ts in enumerate(targets):
+        for n in ts:
+            if 0 <= n < C:
+                tmask[a, n] = True
+    tm = tmask[:, None, :] & elig                              # eligible targets [A, G, C]
+    has = tm.any(-1)                                           # [A, G]
+    if not bool(has.any()):
+        return None
+    idx = torch.arange(C)[None, None, :].expand(A, G, C)
+    oldest = torch.where(tm, idx, torch.full_like(idx, C)).min(-1).values   # [A, G]
+    push = elig & ~tm & (idx > oldest[..., None])
+    sz = s.masked_fill(~elig, 0.0)
+    per = (F.logsigmoid(sz) * tm.float()).sum(-1) + (F.logsigmoid(-sz) * push.float()).sum(-1)
+    return -(per[has]).mean()
 
 
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None):
@@ -239,9 +331,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None):
     lm_loss = F.cross_entropy(logits[:P - 1], tgt[:P - 1]) if lm_weight > 0 else ans_loss * 0
     ret_loss = ans_loss * 0
     if ret_weight > 0 and tap is not None:
-        prompt = item["prompt"].encode()
-        parts = [retrieval_loss(sc, ch, prompt, item["answer"].encode(), P, A)
-                 for sc, ch in tap.scores]
+        parts = [retrieval_loss(sc, ch, item, P, A) for sc, ch in tap.scores]
         parts = [x for x in parts if x is not None]
         if parts:
             ret_loss = sum(parts) / len(parts)
@@ -424,7 +514,14 @@ def main():
     elif args.init:
         model.load_weights(args.init)
     stage = min(stage, len(stages) - 1)
-    data = PasskeyData(hsac, args.data_seed, consumed)
+    tasks = parse_list(args.tasks, TASKS, "task")
+    fillers = parse_list(args.fillers, TRAIN_FILLERS, "filler style", HELD_OUT_FILLERS,
+                         "evaluation measures generalization on it (docs/tasks.md)")
+    needles = parse_list(args.needles, NEEDLES, "needle kind")
+    if args.phrasing not in ("default", "train"):
+        raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
+                         "generalization on it" % args.phrasing)
+    data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing)
     rng = random.Random(args.seed * 1000003 + step)
     gen = torch.Generator().manual_seed(args.seed * 7919 + step)
     log_path = os.path.join(args.out, "log.csv")
@@ -471,7 +568,7 @@ def main():
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():
-        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0}
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
     t_ckpt = time.time()
@@ -506,6 +603,9 @@ def main():
                 acc_sum["ret"] += rl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
+                bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0])
+                bt[0] += int(ok)
+                bt[1] += 1
                 recent.append(ok)
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -531,6 +631,9 @@ def main():
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,
                                "score_offset": " ".join("%.3f" % o for o in off),
+                               "acc_by_task": " ".join(
+                                   "%s:%.2f" % (k, v[0] / v[1])
+                                   for k, v in sorted(acc_sum["by"].items())),
                                "items": data.consumed})
                 logf.flush()
                 acc_sum = fresh_sums()
@@ -570,7 +673,14 @@ def evaluate(model, data, final, args, tops, step):
     for n in tops:
         n.attrs["k"] = K
     model.set_gumbel_scale(0.0)
-    items = data.gen(L, args.data_seed - 100000, args.eval_items)
+    held = TaskData(data.hsac, args.data_seed - 100000, 0, data.tasks, data.fillers,
+                    data.needles, data.phrasing)
+    rng = random.Random(12345)
+    items = []
+    for _ in range(args.eval_items):
+        task, filler, needle, count = held.draw(rng)
+        items += held.gen(L, held.data_seed + held.consumed, 1, task, filler, needle, count)
+        held.consumed += 1
     ok = sum(int(item_loss(model, it, 0.0)[3]) for it in items)
     for n, k in zip(tops, saved):
         n.attrs["k"] = k

@@ -1,0 +1,386 @@
+/* eval.c - `hsac eval` (eval.h, docs/tasks.md "Evaluation"). */
+#include "cli/eval.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/corpus.h"
+#include "cli/tasks.h"
+#include "runtime/hsa_runtime.h"
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_NOMEM = 3 };
+
+/* Bytes generated after the answer's length: room for a multi-answer
+ * output to hold the answers in another order or with other separators. */
+enum { EXTRA_OUTPUT = 8 };
+
+hsac_eval_score hsac_eval_score_output(const char *output, size_t n, const char *answer,
+                                       char *const *answers, int n_answers) {
+  hsac_eval_score s = {0, false};
+  size_t k = strlen(answer);
+  s.exact = n >= k && !memcmp(output, answer, k);
+  if (n_answers <= 1) {
+    s.score = s.exact ? 1.0 : 0.0;
+    return s;
+  }
+  int found = 0;
+  for (int i = 0; i < n_answers; i++) {
+    size_t m = strlen(answers[i]);
+    for (size_t j = 0; m && j + m <= n; j++)
+      if (!memcmp(output + j, answers[i], m)) {
+        found++;
+        break;
+      }
+  }
+  s.score = (double)found / n_answers;
+  return s;
+}
+
+static double seconds_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+/* A CSV field: quoted, quotes doubled, bytes outside printable ASCII as
+ * \xNN (an output may hold anything). */
+static void csv_field(FILE *f, const char *s, size_t n) {
+  fputc('"', f);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"') fputs("\"\"", f);
+    else if (c < 32 || c > 126 || c == '\\') fprintf(f, "\\x%02x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* "8K", "1M" when exact, else the number. */
+static void format_length(long long L, char *buf, size_t size) {
+  if (L >= (1LL << 20) && L % (1LL << 20) == 0) snprintf(buf, size, "%lldM", L >> 20);
+  else if (L >= 1024 && L % 1024 == 0) snprintf(buf, size, "%lldK", L >> 10);
+  else snprintf(buf, size, "%lld", L);
+}
+
+typedef struct row {
+  int task, filler;
+  long long length;
+  long long items;
+  double score_sum, exact_sum, tokens, prefill_s;
+} row;
+
+static int session_exit(hsart_status st) { return st == HSART_ENOMEM ? EXIT_NOMEM : EXIT_INPUT; }
+
+/* One item: prefill, greedy answer, score.  Fills out (at most cap bytes)
+ * and *outn. */
+static hsart_status answer_item(hsart_session *s, const tk_item *it, int32_t *tokens,
+                                char *out, size_t cap, size_t *outn, double *prefill_s) {
+  *outn = 0;
+  hsart_status st = hsart_session_reset(s);
+  if (st != HSART_OK) return st;
+  int64_t n = hsart_tokenize(it->prompt, (int64_t)it->prompt_len, tokens,
+                             (int64_t)it->prompt_len);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  st = hsart_prefill(s, tokens, n);
+  *prefill_s = seconds_since(&t0);
+  if (st != HSART_OK) return st;
+  hsart_sampler greedy = {0, 0, 0, 0};
+  for (size_t i = 0; i < cap; i++) {
+    int32_t t;
+    st = hsart_sample(s, &greedy, &t);
+    if (st != HSART_OK) return st;
+    if (t < 0 || t > 255 || t == '\n') break; /* end of text, or the answer's line ends */
+    out[(*outn)++] = (char)t;
+    if (i + 1 < cap && (st = hsart_decode(s, t)) != HSART_OK) return st;
+  }
+  return HSART_OK;
+}
+
+static void print_table_head(void) {
+  printf("%-10s %-9s %7s %6s %7s %7s %12s\n", "task", "filler", "length", "items", "score",
+         "exact", "prefill tok/s");
+}
+
+static void print_row(const row *r) {
+  char len[32];
+  format_length(r->length, len, sizeof len);
+  printf("%-10s %-9s %7s %6lld %6.1f%% %6.1f%% %12.0f\n", tk_task_name((tk_task)r->task),
+         tk_filler_name((tk_filler)r->filler), len, r->items,
+         100.0 * r->score_sum / (double)(r->items ? r->items : 1),
+         100.0 * r->exact_sum / (double)(r->items ? r->items : 1),
+         r->prefill_s > 0 ? r->tokens / r->prefill_s : 0.0);
+  fflush(stdout);
+}
+
+static bool write_json(const char *path, const hsac_cli *o, const row *rows, int nrows,
+                       char *err, size_t errsize) {
+  cJSON *j = cJSON_CreateObject();
+  bool ok = j != NULL;
+  ok = ok && cJSON_AddStringToObject(j, "model", o->file);
+  ok = ok && cJSON_AddStringToObject(j, "weights", o->weights);
+  ok = ok && cJSON_AddStringToObject(j, "phrasing", tk_phrasing_name((tk_phrasing)o->phrasing));
+  ok = ok && cJSON_AddStringToObject(j, "needle", tk_needle_name((tk_needle)o->needle));
+  ok = ok && cJSON_AddNumberToObject(j, "first_seed", (double)o->seed);
+  cJSON *a = ok ? cJSON_AddArrayToObject(j, "rows") : NULL;
+  ok = ok && a;
+  for (int i = 0; ok && i < nrows; i++) {
+    const row *r = &rows[i];
+    cJSON *x = cJSON_CreateObject();
+    ok = x && cJSON_AddItemToArray(a, x);
+    if (!ok) {
+      cJSON_Delete(x);
+      break;
+    }
+    double n = (double)(r->items ? r->items : 1);
+    ok = cJSON_AddStringToObject(x, "task", tk_task_name((tk_task)r->task)) &&
+         cJSON_AddStringToObject(x, "filler", tk_filler_name((tk_filler)r->filler)) &&
+         cJSON_AddNumberToObject(x, "length", (double)r->length) &&
+         cJSON_AddNumberToObject(x, "items", (double)r->items) &&
+         cJSON_AddNumberToObject(x, "score", r->score_sum / n) &&
+         cJSON_AddNumberToObject(x, "exact", r->exact_sum / n) &&
+         cJSON_AddNumberToObject(x, "prefill_tokens_per_s",
+                                 r->prefill_s > 0 ? r->tokens / r->prefill_s : 0.0);
+  }
+  char *text = ok ? cJSON_Print(j) : NULL;
+  cJSON_Delete(j);
+  if (!text) {
+    snprintf(err, errsize, "out of memory");
+    return false;
+  }
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  bool wrote = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+  wrote = f && fclose(f) == 0 && wrote;
+  free(text);
+  if (!wrote || rename(tmp, path) != 0) {
+    snprintf(err, errsize, "cannot write '%s': %s", path, strerror(errno));
+    unlink(tmp);
+    return false;
+  }
+  return true;
+}
+
+int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
+  int fillers[8], nf = o->nfillers;
+  if (nf) memcpy(fillers, o->fillers, sizeof fillers);
+  else fillers[nf++] = TK_FILLER_SYNTHETIC;
+  int rc = 0;
+  char err[640];
+  tk_corpus corpora[TK_NFILLERS];
+  memset(corpora, 0, sizeof corpora);
+  hsart_session *s = NULL;
+  int32_t *tokens = NULL;
+  char *out = NULL;
+  FILE *csv = NULL;
+  row *rows = NULL;
+  int nrows = 0;
+
+  /* every item must fit its length: checked before anything runs */
+  long long maxlen = 0;
+  for (int li = 0; li < o->nlengths; li++)
+    if (o->lengths[li] > maxlen) maxlen = o->lengths[li];
+  for (int ti = 0; ti < o->ntasks && !rc; ti++) {
+    tk_options to;
+    tk_options_init(&to, (tk_task)o->tasks[ti]);
+    to.needle = (tk_needle)o->needle;
+    to.phrasing = (tk_phrasing)o->phrasing;
+    if (o->count && o->tasks[ti] != TK_PASSKEY) to.count = o->count;
+    long long minlen = 0;
+    for (int li = 0; li < o->nlengths; li++)
+      if (!minlen || o->lengths[li] < minlen) minlen = o->lengths[li];
+    for (long long k = 0; k < o->n_items; k++) {
+      size_t least;
+      tk_status ts = tk_min_length(&to, (uint64_t)(o->seed + k), &least, err, sizeof err);
+      if (ts == TK_ENOMEM) {
+        fputs("hsac: error: out of memory\n", stderr);
+        return EXIT_NOMEM;
+      }
+      if (ts != TK_OK) {
+        fprintf(stderr, "hsac: error: eval: %s: %s\n", tk_task_name((tk_task)o->tasks[ti]), err);
+        return EXIT_USAGE;
+      }
+      if ((long long)least > minlen) {
+        fprintf(stderr,
+                "hsac: error: eval: length %lld is too short for %s (seed %lld needs at "
+                "least %zu bytes)\n",
+                minlen, tk_task_name((tk_task)o->tasks[ti]), o->seed + k, least);
+        return EXIT_USAGE;
+      }
+    }
+  }
+  for (int fi = 0; fi < nf; fi++) {
+    if (!tk_filler_is_prose((tk_filler)fillers[fi])) continue;
+    const tk_corpus_source *src = tk_corpus_source_named(tk_filler_name((tk_filler)fillers[fi]));
+    if (!tk_corpus_load(src, o->corpus_dir, &corpora[fillers[fi]], err, sizeof err)) {
+      fprintf(stderr, "hsac: error: %s\n", err);
+      rc = EXIT_INPUT;
+      goto done;
+    }
+  }
+  if (o->csv) {
+    csv = fopen(o->csv, "w");
+    if (!csv) {
+      fprintf(stderr, "hsac: error: cannot write '%s': %s\n", o->csv, strerror(errno));
+      rc = EXIT_INPUT;
+      goto done;
+    }
+    fputs("task,filler,phrasing,needle,length,seed,score,exact,answer,output,prefill_s\n", csv);
+  }
+  hsart_session_options so = {.segment = o->segment, .cache = (hsart_cache_type)o->cache,
+                              .check_numerics = o->check_numerics};
+  hsart_error e;
+  hsart_status st = hsart_session_create(m, &so, &s, &e);
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", e.message);
+    rc = session_exit(st);
+    goto done;
+  }
+  size_t outcap = 4096;
+  tokens = malloc((size_t)maxlen * sizeof *tokens);
+  out = malloc(outcap);
+  rows = calloc((size_t)o->ntasks * (size_t)nf * (size_t)o->nlengths, sizeof *rows);
+  if (!tokens || !out || !rows) {
+    fprintf(stderr, "hsac: error: out of memory for prompts of %lld tokens\n", maxlen);
+    rc = EXIT_NOMEM;
+    goto done;
+  }
+  bool tty = isatty(2) && !o->quiet;
+  if (!o->quiet)
+    fprintf(stderr, "hsac: eval %s on %d tasks x %d fillers x %d lengths, %lld items each "
+            "(seeds %lld..%lld), phrasing %s\n", o->file, o->ntasks, nf, o->nlengths,
+            o->n_items, o->seed, o->seed + o->n_items - 1,
+            tk_phrasing_name((tk_phrasing)o->phrasing));
+  print_table_head();
+  for (int ti = 0; ti < o->ntasks; ti++) {
+    for (int fi = 0; fi < nf; fi++) {
+      for (int li = 0; li < o->nlengths; li++) {
+        row *r = &rows[nrows++];
+        r->task = o->tasks[ti];
+        r->filler = fillers[fi];
+        r->length = o->lengths[li];
+        tk_options to;
+        tk_options_init(&to, (tk_task)r->task);
+        to.needle = (tk_needle)o->needle;
+        to.phrasing = (tk_phrasing)o->phrasing;
+        to.filler = (tk_filler)r->filler;
+        to.corpus = tk_filler_is_prose(to.filler) ? &corpora[r->filler] : NULL;
+        if (o->count && r->task != TK_PASSKEY) to.count = o->count;
+        char len[32];
+        format_length(r->length, len, sizeof len);
+        int shown_step = 0;
+        for (long long k = 0; k < o->n_items; k++) {
+          tk_item it;
+          uint64_t seed = (uint64_t)(o->seed + k);
+          tk_status ts = tk_generate(&to, (size_t)r->length, seed, &it, err, sizeof err);
+          if (ts != TK_OK) {
+            fprintf(stderr, "%shsac: error: eval: %s\n", tty ? "\n" : "", err);
+            rc = ts == TK_ENOMEM ? EXIT_NOMEM : EXIT_INPUT;
+            goto done;
+          }
+          size_t cap = strlen(it.answer) + EXTRA_OUTPUT, outn = 0;
+          if (cap > outcap) cap = outcap;
+          double ps = 0;
+          st = answer_item(s, &it, tokens, out, cap, &outn, &ps);
+          if (st != HSART_OK) {
+            fprintf(stderr, "%shsac: error: eval: %s at %s, seed %llu: %s\n", tty ? "\n" : "",
+                    tk_task_name((tk_task)r->task), len, (unsigned long long)seed,
+                    hsart_session_error(s));
+            tk_item_free(&it);
+            rc = session_exit(st);
+            goto done;
+          }
+          hsac_eval_score sc =
+              hsac_eval_score_output(out, outn, it.answer, it.answers, it.n_answers);
+          r->items++;
+          r->score_sum += sc.score;
+          r->exact_sum += sc.exact;
+          r->tokens += (double)it.prompt_len;
+          r->prefill_s += ps;
+          if (csv) {
+            fprintf(csv, "%s,%s,%s,%s,%lld,%llu,%.4f,%d,", tk_task_name(to.task),
+                    tk_filler_name(to.filler), tk_phrasing_name(to.phrasing),
+                    r->task == TK_BABI ? "" : tk_needle_name(to.needle), r->length,
+                    (unsigned long long)seed, sc.score, (int)sc.exact);
+            csv_field(csv, it.answer, strlen(it.answer));
+            fputc(',', csv);
+            csv_field(csv, out, outn);
+            fprintf(csv, ",%.4f\n", ps);
+          }
+          if (o->verbose) {
+            fprintf(stderr, "%shsac: %s %s %s seed %llu: answer '%s', output '", tty ? "\r" : "",
+                    tk_task_name(to.task), tk_filler_name(to.filler), len,
+                    (unsigned long long)seed, it.answer);
+            for (size_t i = 0; i < outn; i++) {
+              unsigned char c = (unsigned char)out[i];
+              if (c < 32 || c > 126) fprintf(stderr, "\\x%02x", c);
+              else fputc(c, stderr);
+            }
+            fprintf(stderr, "': %.2f\n", sc.score);
+          }
+          tk_item_free(&it);
+          double pct = 100.0 * r->score_sum / (double)r->items;
+          if (tty) {
+            fprintf(stderr, "\r%s %s %s: %lld/%lld items, %.1f%%   ", tk_task_name(to.task),
+                    tk_filler_name(to.filler), len, k + 1, o->n_items, pct);
+            fflush(stderr);
+          } else if (!o->quiet && o->n_items >= 10 && r->length >= 8192) {
+            int step = (int)(10 * (k + 1) / o->n_items);
+            if (step > shown_step && k + 1 < o->n_items) {
+              shown_step = step;
+              fprintf(stderr, "hsac: eval %s %s %s: %lld/%lld items, %.1f%%\n",
+                      tk_task_name(to.task), tk_filler_name(to.filler), len, k + 1,
+                      o->n_items, pct);
+            }
+          }
+        }
+        if (tty) fputs("\r\033[K", stderr);
+        print_row(r);
+        if (csv) fflush(csv);
+      }
+    }
+  }
+  if (csv) {
+    bool bad = ferror(csv) != 0;
+    bad |= fclose(csv) != 0;
+    csv = NULL;
+    if (bad) {
+      fprintf(stderr, "hsac: error: cannot write '%s': %s\n", o->csv, strerror(errno));
+      rc = EXIT_INPUT;
+      goto done;
+    }
+  }
+  if (o->json_out && !write_json(o->json_out, o, rows, nrows, err, sizeof err)) {
+    fprintf(stderr, "hsac: error: %s\n", err);
+    rc = EXIT_INPUT;
+    goto done;
+  }
+  if (o->has_min_score) {
+    for (int i = 0; i < nrows; i++) {
+      double pct = 100.0 * rows[i].score_sum / (double)(rows[i].items ? rows[i].items : 1);
+      if (pct < o->min_score) {
+        char len[32];
+        format_length(rows[i].length, len, sizeof len);
+        fprintf(stderr, "hsac: error: eval: %s on %s at %s scored %.1f%%, below --min-score "
+                "%.1f%%\n", tk_task_name((tk_task)rows[i].task),
+                tk_filler_name((tk_filler)rows[i].filler), len, pct, o->min_score);
+        rc = EXIT_INPUT;
+      }
+    }
+  }
+done:
+  if (csv) fclose(csv);
+  for (int i = 0; i < TK_NFILLERS; i++) tk_corpus_free(&corpora[i]);
+  free(rows);
+  free(out);
+  free(tokens);
+  hsart_session_free(s);
+  return rc;
+}

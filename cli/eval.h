@@ -1,0 +1,36 @@
+/* eval.h - `hsac eval`: scores a model on gen-task's tasks (docs/tasks.md,
+ * "Evaluation").
+ *
+ * For every task, filler style and length, N items (seeds S..S+N-1) are
+ * generated, prefilled into one session (reset between items) and answered
+ * greedily; the answer is scored by exact match, and multi-answer tasks
+ * also by RULER's partial score (the share of answers the output holds).
+ * The table goes to stdout, progress to stderr; --csv writes every item,
+ * --json-out the table. */
+#ifndef HSAC_CLI_EVAL_H
+#define HSAC_CLI_EVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cli/commands.h"
+
+struct hsart_model;
+
+/* The score of one output against an item's answers: exact is 1 when the
+ * output starts with the joined answer; score is exact for one answer, and
+ * the share of answers that occur in the output for several. */
+typedef struct hsac_eval_score {
+  double score;
+  bool exact;
+} hsac_eval_score;
+hsac_eval_score hsac_eval_score_output(const char *output, size_t n, const char *answer,
+                                       char *const *answers, int n_answers);
+
+/* Runs the evaluation the options describe on a loaded model.  Returns the
+ * exit status: 0; 1 (a file could not be read or written, a session failed,
+ * or a row scored below --min-score); 2 (a length too short for an item);
+ * 3 (out of memory).  Messages go to stderr. */
+int hsac_eval_run(struct hsart_model *m, const hsac_cli *o);
+
+#endif
