@@ -3,7 +3,9 @@
 
 1. The selection loss (train.retrieval_loss) targets, for each answer
    byte, the most recent chunk holding that byte, and is small only when
-   stick-breaking would give that chunk the weight.
+   stick-breaking would give that chunk the weight; with gen-task's
+   supporting needles, only occurrences inside them count, and a babi item
+   targets every chunk its supporting facts touch.
 2. A short run from scratch, then --resume, on the shipped model's
    source: the step count, the log rows and the data position continue,
    and the weights it writes run in hsac.
@@ -51,27 +53,49 @@ prompt = bytearray(b"x" * 96)
 prompt[28:35] = ans
 prompt[60:67] = ans
 prompt = bytes(prompt)
+item = {"prompt": prompt.decode(), "answer": ans.decode()}
 P, A, C = len(prompt), len(ans), 7
 L = P + A - 1
 want = [3, 3, 3, 3, 4, 4, 4]
-good = train.retrieval_loss(scores_for(want, C, L, P, A, 20.0, -20.0), 16, prompt, ans, P, A)
+good = train.retrieval_loss(scores_for(want, C, L, P, A, 20.0, -20.0), 16, item, P, A)
 check("selection loss ~0 when each byte's most recent chunk has the weight",
       good is not None and good.item() < 1e-6, "%.2e" % good.item())
 # the first form's fixed point: every byte's weight on the needle's last chunk
 last = [4] * A
-bad = train.retrieval_loss(scores_for(last, C, L, P, A, 20.0, -20.0), 16, prompt, ans, P, A)
+bad = train.retrieval_loss(scores_for(last, C, L, P, A, 20.0, -20.0), 16, item, P, A)
 check("selection loss large when a more recent needle chunk takes the weight",
       bad.item() > 5.0, "%.2f" % bad.item())
 old = [1, 1, 1, 1, 2, 2, 2]           # the first occurrence: stick-breaking reaches it last
-older = train.retrieval_loss(scores_for(old, C, L, P, A, 20.0, -20.0), 16, prompt, ans, P, A)
+older = train.retrieval_loss(scores_for(old, C, L, P, A, 20.0, -20.0), 16, item, P, A)
 check("selection loss prefers the most recent occurrence", older.item() > good.item() + 5.0,
       "%.2f" % older.item())
 s = scores_for(want, C, L, P, A, 20.0, -20.0).requires_grad_(True)
-train.retrieval_loss(s * 0.5, 16, prompt, ans, P, A).backward()
+train.retrieval_loss(s * 0.5, 16, item, P, A).backward()
 check("selection loss gradient only at answer positions and eligible chunks",
       bool(s.grad[:P - 1].abs().sum() == 0) and bool(torch.isfinite(s.grad).all()))
 check("selection loss is None when the prompt lacks the answer",
-      train.retrieval_loss(s, 16, b"y" * 96, ans, P, A) is None)
+      train.retrieval_loss(s, 16, {"prompt": "y" * 96, "answer": "1234567"}, P, A) is None)
+# supporting needles: the occurrence at byte 60 lies outside the only
+# supporting needle (bytes 20..40), so the targets are the first one's
+sup = dict(item, needle_offsets=[20, 56], needle_lengths=[20, 20], support=[0])
+check("targets come from the supporting needle only",
+      train.answer_targets(sup, 16, A) == [{1}, {1}, {1}, {1}, {2}, {2}, {2}],
+      str(train.answer_targets(sup, 16, A)))
+# several answers: ", " between them has no target
+multi = {"prompt": "x" * 20 + "AAAAA" + "x" * 20 + "BBBBB" + "x" * 30, "answer": "AAAAA, BBBBB",
+         "answers": ["AAAAA", "BBBBB"]}
+tg = train.answer_targets(multi, 16, 12)
+check("multi-answer targets per answer, none for the separator",
+      tg == [{1}] * 5 + [set(), set()] + [{2}, {2}, {2}, {3}, {3}], str(tg))
+babi = {"task": "babi", "prompt": "x" * 100, "answer": "attic", "needle_offsets": [10, 40, 70],
+        "needle_lengths": [20, 20, 20], "support": [0, 2]}
+check("babi targets every chunk of its supporting facts",
+      train.answer_targets(babi, 16, 5) == [{0, 1, 4, 5}] * 5, str(train.answer_targets(babi, 16, 5)))
+# a target the retrieval cannot select yet is left out, not a -inf loss
+s2 = scores_for(want, C, L, P, A, 20.0, -20.0)
+late = {"prompt": (b"x" * 90 + ans[:6]).decode(), "answer": ans.decode()}
+r = train.retrieval_loss(s2, 16, late, P, A)
+check("an ineligible target gives no loss (None), never infinity", r is None, str(r))
 
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
