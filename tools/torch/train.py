@@ -185,8 +185,18 @@ class TaskData:
             args += ["--needle", needle]
         if count:
             args += ["--count", str(count)]
+        tries = 0
         while True:
-            r = subprocess.run(args + ["--length", str(length)], capture_output=True)
+            try:
+                r = subprocess.run(args + ["--length", str(length)], capture_output=True)
+            except OSError:
+                # the binary is being rebuilt (mid-link it is not executable):
+                # wait for it rather than end a run of hours
+                tries += 1
+                if tries > 60:
+                    raise
+                time.sleep(10)
+                continue
             if r.returncode == 0:
                 return [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
             m = re.search(rb"needs at least (\d+)", r.stderr)
