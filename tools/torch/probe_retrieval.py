@@ -2,13 +2,15 @@
 """probe_retrieval.py: does a model's retrieval select the needle's chunk?
 
     /usr/bin/python3 tools/torch/probe_retrieval.py CHECKPOINT_DIR \
-        [--length 512] [--items 20] [--seed 0] [--topk K] [-v]
+        [--length 512] [--items 20] [--seed 0] [--topk K] [--task T]
+        [--filler S] [--phrasing P] [--needle K] [-v]
 
 Runs the PyTorch twin (CHECKPOINT_DIR/model.json and weights.safetensors,
-as train.py writes them) on `hsac gen-task --task passkey` items and, at
-each answer position (teacher-forced), checks whether the chunk that holds
-that answer byte in the needle (either occurrence) is among the chunks the
-retrieval selects.  Prints, per retrieval op, the share of answer positions
+as train.py writes them) on `hsac gen-task` items (passkey by default) and,
+at each answer position (teacher-forced), checks whether a chunk the
+answer byte should be read from (train.answer_targets: the chunk holding
+that byte in its supporting needle; babi: a chunk of a supporting fact) is
+among the chunks the retrieval selects.  Prints, per retrieval op, the share of answer positions
 whose needle chunk was selected ("selection hit rate"), next to the
 teacher-forced exact-answer accuracy.  Chance is about K / (number of
 eligible chunks).  --topk overrides the model's K (as train.py's stages do).
@@ -26,7 +28,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hsac_torch import HsacModel  # noqa: E402
-from train import occurrences  # noqa: E402
+from train import answer_targets  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,6 +42,10 @@ def main():
     p.add_argument("--items", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--topk", type=int, default=0, help="override the retrieval K")
+    p.add_argument("--task", default="passkey")
+    p.add_argument("--filler", default="synthetic")
+    p.add_argument("--phrasing", default="default")
+    p.add_argument("--needle", default="number")
     p.add_argument("--hsac", default=os.path.join(REPO, "build", "hsac"))
     p.add_argument("-v", action="store_true", help="one line per item")
     a = p.parse_args()
@@ -61,9 +67,12 @@ def main():
             sel.append(v)
         return None
     m.post_op_hook = hook
-    r = subprocess.run([a.hsac, "gen-task", "--task", "passkey", "--length", a.length,
-                        "--seed", str(a.seed), "--items", str(a.items), "--format", "jsonl"],
-                       capture_output=True)
+    cmd = [a.hsac, "gen-task", "--task", a.task, "--length", a.length, "--seed", str(a.seed),
+           "--items", str(a.items), "--format", "jsonl", "--filler", a.filler,
+           "--phrasing", a.phrasing]
+    if a.task != "babi":
+        cmd += ["--needle", a.needle]
+    r = subprocess.run(cmd, capture_output=True)
     if r.returncode != 0:
         sys.exit("probe_retrieval.py: gen-task failed: " + r.stderr.decode().strip())
     items = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
@@ -79,25 +88,30 @@ def main():
             logits = m(toks)
         ok = bool((logits[P - 1:].argmax(-1) == torch.tensor(list(ans))).all())
         exact += ok
-        occs = occurrences(prompt, ans)
         line = []
+        n_pos = 0
         for r_i, idx in enumerate(sel):
             S = chunk.get(r_i, chunk.get(0, 16))
+            targets = answer_targets(it, S, A)
             h = 0
+            n_pos = 0
             for b in range(A):
-                want = {(o + b) // S for o in occs}
+                if not targets[b]:
+                    continue
+                n_pos += 1
                 got = set(idx[P - 1 + b].reshape(-1).tolist())
-                h += bool(want & got)
+                h += bool(targets[b] & got)
             hits[r_i] += h
-            line.append("%d/%d" % (h, A))
-        total += A
+            line.append("%d/%d" % (h, n_pos))
+        total += n_pos
         if a.v:
-            print("seed %d: needle at byte %s, %s, selection hits %s"
-                  % (it["seed"], occs[:1], "exact" if ok else "wrong", " ".join(line)))
+            print("seed %d: %s, selection hits %s"
+                  % (it["seed"], "exact" if ok else "wrong", " ".join(line)))
     for r_i in range(len(tops)):
         print("retrieval %d: selection hit rate %.3f (%d/%d answer positions)"
               % (r_i, hits[r_i] / max(1, total), hits[r_i], total))
-    print("teacher-forced exact answers: %d/%d at %s bytes" % (exact, len(items), a.length))
+    print("teacher-forced exact answers: %d/%d at %s bytes (%s, %s filler, %s phrasing)"
+          % (exact, len(items), a.length, a.task, a.filler, a.phrasing))
 
 
 if __name__ == "__main__":
