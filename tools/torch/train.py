@@ -130,6 +130,10 @@ def build_parser():
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--lm-weight", type=float, default=0.1)
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
+    p.add_argument("--sparsity", type=int, default=0,
+                   help="keep top-k at most 1/N of a sequence's chunks: K = min(stage K, "
+                        "max(1, chunks // N)) per sequence (0: the stage's K for every "
+                        "length)")
     p.add_argument("--retrieval-loss", type=float, default=0.0,
                    help="weight of the auxiliary selection loss: at each answer position, "
                         "minus the stick-breaking log-weight that the scores give the most "
@@ -495,6 +499,8 @@ def main():
     model.check_shapes = False              # top-k K is overridden per stage
     tops = model.retrievals()
     model_k = [int(n.attrs["k"]) for n in tops]
+    chunk_size = min([int(n.attrs["chunk"]) for n in model.nodes
+                      if n.op == "landmark_scores"] or [16])
     nparams = sum(p.numel() for p in model.parameters())
 
     decay, no_decay = [], []
@@ -604,6 +610,10 @@ def main():
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
             for it in items:
+                if args.sparsity:
+                    k_it = min(K, max(1, (len(it["prompt"]) // chunk_size) // args.sparsity))
+                    for n in tops:
+                        n.attrs["k"] = k_it
                 loss, al, ll, ok, rl = item_loss(model, it, args.lm_weight,
                                                  args.retrieval_loss, tap)
                 (loss / bsz).backward()
