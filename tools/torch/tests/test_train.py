@@ -104,7 +104,7 @@ with tempfile.TemporaryDirectory() as tmp:
     base = ["/usr/bin/python3", os.path.join(src, "tools/torch/train.py")]
     r1 = subprocess.run(base + [os.path.join(src, "examples/passkey_hsa.hsa"), "--out", out,
                                 "--hsac", hsac, "--stages", "256:8", "--tokens-per-step", "256",
-                                "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0",
+                                "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0", "--sparsity", "8",
                                 "--threads", "1", "--no-progress"],
                         capture_output=True, env=env, cwd=src)
     check("train.py runs 2 steps", r1.returncode == 0, r1.stderr.decode()[-300:])
