@@ -16,14 +16,12 @@ Runs with Debian's /usr/bin/python3 (torch 1.13, where the twin's tests
 run) and with a newer torch (bench/torch_setup.sh's venv).
 
 Cost of the twin's forward (tools/torch/hsac_torch/ops.py), all positions:
-  - SWA (attention with a window W): a dense masked [H, N, N] form up to
-    N = 2048 (ops.DENSE_WINDOW_MAX), above it a banded [N, H, d, W] form:
-    O(N*W) work, but the einsum materializes the unfolded keys, about
-    N*H*d*W*4 bytes (paper_small, H 8, d 32, W 256: 256 KiB per token);
+  - SWA (attention with a window W): blocks of W queries against 2W keys
+    once N > 2W ([N/W, H, W, 2W] scores): O(N*W) work and memory;
   - retrieval: landmark scores [N, G, C] for C = N/S chunks and a full
     sort of them for top-k: O(N^2/S) work and N*C*(4 + 8) bytes;
   - HSA (chunk_attention, weighted): every chunk for every token (O(N^2))
-    while N*C*S*Hq*d <= 2^27 (ops.DENSE_HSA_MAX), else gathered per slot,
+    while N*C*S*Hq*d <= 2^29 (ops.DENSE_HSA_MAX), else gathered per slot,
     O(N*k*S*d) with [N, Hq, S, d] copies per slot.
 So the twin is quadratic in N at long prompts (the retrieval scores).
 """

@@ -187,8 +187,8 @@ const cli_command hsac_cmd_run = {
     {run_opts, backend_opts, include_opts, NULL}, 1};
 const cli_command hsac_cmd_eval = {
     "eval", "FILE --weights W --task T[,...] --lengths L[,...] [options]",
-    "score a model on gen-task's tasks: greedy answers, exact match and\n"
-    "RULER's partial score, a table per task, length and filler",
+    "score a model on gen-task's tasks: greedy answers that start with the\n"
+    "answer, RULER's partial score, a table per task, length and filler",
     "Each row of the table runs --n items (seeds S..S+N-1, the same questions at\n"
     "every length and filler) through the model: the prompt is prefilled in\n"
     "segments, then the answer is generated greedily and scored.  Single-answer\n"
@@ -517,9 +517,17 @@ static int check_combination(const hsac_cli *o) {
     if (!o->weights) BAD("no weights: --weights W.safetensors");
     if (!o->ntasks) BAD("no task: --task T[,T...] (or --task all)");
     if (!o->nlengths) BAD("no lengths: --lengths L[,L...] such as 512,8K");
-    for (int i = 0; i < o->nlengths; i++)
+    for (int i = 0; i < o->nlengths; i++) {
       if (o->lengths[i] > o->max_context)
         BAD("--lengths: %lld is more than --max-context %lld", o->lengths[i], o->max_context);
+      /* the answer is generated after the prompt: a session holds at most
+       * 2^31 - 1 positions, and eval generates at most 4096 bytes */
+      if (o->lengths[i] > INT32_MAX - 4096LL)
+        BAD("--lengths: %lld leaves no room for the answer (at most %lld)", o->lengths[i],
+            INT32_MAX - 4096LL);
+    }
+    if (o->seed > INT64_MAX - (o->n_items - 1))
+      BAD("--seed plus --n passes 2^63 - 1");
     bool prose = false;
     for (int i = 0; i < o->nfillers; i++) prose |= tk_filler_is_prose((tk_filler)o->fillers[i]);
     if (o->corpus_dir && !prose) BAD("--corpus-dir goes with a prose --filler (fortunes, devil, jargon)");

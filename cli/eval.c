@@ -204,7 +204,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
         return EXIT_NOMEM;
       }
       if (ts != TK_OK) {
-        fprintf(stderr, "hsac: error: eval: %s: %s\n", tk_task_name((tk_task)o->tasks[ti]), err);
+        fprintf(stderr, "hsac: error: eval: %s\n", err);
         return EXIT_USAGE;
       }
       if ((long long)least > minlen) {

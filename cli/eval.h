@@ -3,7 +3,8 @@
  *
  * For every task, filler style and length, N items (seeds S..S+N-1) are
  * generated, prefilled into one session (reset between items) and answered
- * greedily; the answer is scored by exact match, and multi-answer tasks
+ * greedily; the output is scored by whether it starts with the answer
+ * (docs/tasks.md, "the answer convention"), and multi-answer tasks
  * also by RULER's partial score (the share of answers the output holds).
  * The table goes to stdout, progress to stderr; --csv writes every item,
  * --json-out the table. */

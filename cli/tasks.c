@@ -1,7 +1,7 @@
 /* tasks.c - deterministic synthetic long-context tasks and `hsac gen-task`
  * (docs/tasks.md).
  *
- * An item is built in two independent random streams, both splitmix64
+ * An item is built in three independent random streams, all splitmix64
  * seeded from (seed, task, needle kind, count, chains):
  *  - the content stream picks the keys, values, variable names, the depth
  *    (a fraction of the filler) of every needle, and the question; it never
@@ -9,7 +9,10 @@
  *  - the filler stream picks the filler's style (how often fixed sentences
  *    appear, a small pool of random-word sentences that repeat, how often a
  *    fresh random-word sentence or a paragraph break appears) and then the
- *    sentences one by one.
+ *    sentences one by one (prose styles: where the reading starts, then
+ *    consecutive sentences of the corpus; docs/tasks.md "Filler");
+ *  - the phrasing stream picks the wording variant of the needles and the
+ *    question, so a phrasing changes the words and nothing else.
  *
  * Layout: header "\n"-terminated, then units (filler sentences and needle
  * sentences) joined by one separator byte each (a space, or a newline for a
@@ -617,7 +620,7 @@ static bool resolve(const tk_options *o, resolved *v, char *err, size_t errsize)
   if ((unsigned)o->needle >= TK_NNEEDLES)
     return fail(err, errsize, "unknown needle kind %d", (int)o->needle);
   v->task = o->task;
-  v->needle = o->needle;
+  v->needle = o->task == TK_BABI ? TK_NUMBER : o->needle; /* babi has no values: one stream */
   v->count = o->count;
   v->chains = o->chains;
   if ((unsigned)o->filler >= TK_NFILLERS)

@@ -78,7 +78,8 @@ typedef struct tk_options {
   tk_needle needle; /* the kind of the values (vartrack: the chains' values) */
   /* 0 means the task's default.  passkey: 1 (the only value allowed);
    * multikey: needles (keys), 4; multivalue: values of the one key, 4;
-   * multiquery: keys, all asked, 4; vartrack: variables per chain, 5. */
+   * multiquery: keys, all asked, 4; vartrack: variables per chain, 5;
+   * babi: moves in the story, 6 (2..TK_MAX_COUNT).  babi ignores needle. */
   int count;
   int chains;   /* vartrack: chains, one asked and the rest distractors; 0: 2 */
   /* passkey, multikey: when has_depth, the asked needle lies at depth, 0
@@ -131,8 +132,8 @@ tk_status tk_min_length(const tk_options *o, uint64_t seed, size_t *min_length, 
 void tk_item_free(tk_item *it);
 
 /* Names as the command spells them ("passkey", "multikey", "multivalue",
- * "multiquery", "vartrack"; "number", "word", "uuid"); parse returns -1 for
- * an unknown name. */
+ * "multiquery", "vartrack", "babi"; "number", "word", "uuid"); parse
+ * returns -1 for an unknown name. */
 const char *tk_task_name(tk_task t);
 const char *tk_needle_name(tk_needle n);
 int tk_task_parse(const char *s);

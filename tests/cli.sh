@@ -374,6 +374,13 @@ if [ "$(wc -l <"$tmp/e.csv")" -eq 5 ] && grep -q '^passkey,synthetic,default,num
    grep -q '"score":[[:space:]]*1' "$tmp/e.json"; then pass=$((pass + 1)); else
   echo "FAIL eval --csv/--json-out"; cat "$tmp/e.csv" "$tmp/e.json"; fail=$((fail + 1)); fi
 expect 1 "cannot write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --csv /nonexistent/e.csv
+expect 2 "leaves no room for the answer" -- eval "$pk" --weights "$pkw" --task passkey --lengths 2147483647 --max-context 2147483647
+expect 2 "--seed plus --n passes" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --seed 9223372036854775807 --n 2
+# babi has no needle kind: --needle must not change its stories
+"$hsac" eval "$pk" --weights "$pkw" --task babi --lengths 512 --n 3 -q --csv "$tmp/b1.csv" >/dev/null 2>&1
+"$hsac" eval "$pk" --weights "$pkw" --task babi --lengths 512 --n 3 -q --csv "$tmp/b2.csv" --needle uuid >/dev/null 2>&1
+if [ -s "$tmp/b1.csv" ] && cut -d, -f9 "$tmp/b1.csv" | cmp -s - "$(cut -d, -f9 "$tmp/b2.csv" >"$tmp/b2a"; echo "$tmp/b2a")"; then
+  pass=$((pass + 1)); else echo "FAIL eval --needle changed babi's answers"; fail=$((fail + 1)); fi
 
 # Every parameter `hsac params` lists is documented in docs/language.md.
 "$hsac" params | sed -n 's/^| `\([a-z_]*\).*/\1/p' | sort -u >"$tmp/names"

@@ -150,8 +150,8 @@ def build_parser():
     p.add_argument("--data-seed", type=int, default=1000000,
                    help="first gen-task seed of the training items")
     p.add_argument("--tasks", default="passkey",
-                   help="gen-task tasks to mix, comma-separated (default %(default)s; "
-                        "all: " + ",".join(TASKS) + ")")
+                   help="gen-task tasks to mix, comma-separated, or all (default %(default)s; "
+                        "the tasks: " + ",".join(TASKS) + ")")
     p.add_argument("--fillers", default="synthetic",
                    help="training filler styles to mix (default %(default)s; allowed: "
                         + ",".join(TRAIN_FILLERS) + "; devil and jargon are held out)")
@@ -530,7 +530,7 @@ def main():
     elif args.init:
         model.load_weights(args.init)
     stage = min(stage, len(stages) - 1)
-    tasks = parse_list(args.tasks, TASKS, "task")
+    tasks = TASKS if args.tasks == "all" else parse_list(args.tasks, TASKS, "task")
     fillers = parse_list(args.fillers, TRAIN_FILLERS, "filler style", HELD_OUT_FILLERS,
                          "evaluation measures generalization on it (docs/tasks.md)")
     needles = parse_list(args.needles, NEEDLES, "needle kind")
