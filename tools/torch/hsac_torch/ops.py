@@ -378,10 +378,12 @@ def chunk_attention(q, K, V, I, Wt, softmax_plus=0, merge="weighted"):
         # no gathers of [L, Hq, P, d] copies, much faster to train at short L
         s = torch.einsum("thd,hcpd->thcp", q, Kp.permute(1, 0, 2, 3)) * scale
         p = masked_softmax(s, None, softmax_plus)
-        o = torch.einsum("thcp,hcpd->thcd", p, Vp.permute(1, 0, 2, 3))
         w = torch.where(valid, Wh, torch.zeros_like(Wh))
         wd = torch.zeros((L, Hq, C), dtype=q.dtype, device=dev).scatter_add(-1, Ic, w)
-        return torch.einsum("thc,thcd->thd", wd, o)
+        # the chunk weights folded into the probabilities, then one [L, C*P]
+        # by [C*P, d] product per head: no [L, Hq, C, d] per-chunk outputs
+        pw = (p * wd[..., None]).reshape(L, Hq, C * P)
+        return torch.einsum("thn,hnd->thd", pw, Vp.permute(1, 0, 2, 3).reshape(Hq, C * P, d))
     out = torch.zeros_like(q)
     for j in range(ks):
         kk = Kp[Ic[:, :, j], hidx]
