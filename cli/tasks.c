@@ -245,8 +245,8 @@ static const char *const vartrack_next[TK_NVARIANTS] = {
     "Assign {b} to {a}.", "The variable {a} holds what {b} holds.",
 };
 static const char *const vartrack_question[TK_NVARIANTS] = {
-    "\nFind all variables that are assigned the value {v} in the text above. "
-    "The variables assigned the value {v} are: ",
+    ("\nFind all variables that are assigned the value {v} in the text above. "
+     "The variables assigned the value {v} are: "),
     "\nWhich variables are equal to {v}? The variables equal to {v} are: ",
     "\nList the variables whose value is {v}. They are: ",
     "\nFind every variable with the value {v}. They are: ",

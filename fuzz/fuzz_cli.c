@@ -36,7 +36,7 @@ static void check_parsed(const hsac_cli *o) {
   check(c != NULL);
   bool needs_file = c == &hsac_cmd_check || c == &hsac_cmd_ir || c == &hsac_cmd_plan ||
                     c == &hsac_cmd_init_weights || c == &hsac_cmd_run ||
-                    c == &hsac_cmd_logits || c == &hsac_cmd_export;
+                    c == &hsac_cmd_logits || c == &hsac_cmd_export || c == &hsac_cmd_eval;
   check(!needs_file || o->file);
   check(o->nincludes >= 0 && o->nincludes <= HSAC_CLI_MAX_INCLUDES);
   check(o->include_dirs[o->nincludes] == NULL);
@@ -68,6 +68,27 @@ static void check_parsed(const hsac_cli *o) {
   if (c == &hsac_cmd_run) check(!o->prompt != !o->prompt_file && o->weights);
   if (c == &hsac_cmd_logits) check(!o->prompt != !o->tokens && o->weights && o->out);
   if (c == &hsac_cmd_cache) check(!strcmp(o->file, "ls") || !strcmp(o->file, "clear"));
+  if (c == &hsac_cmd_eval) {
+    /* eval: every list holds known names, none twice; every length fits a
+     * session with room for the answer; the seeds do not overflow */
+    check(o->weights && o->ntasks >= 1 && o->ntasks <= TK_NTASKS && o->nlengths >= 1);
+    for (int i = 0; i < o->ntasks; i++) {
+      check(o->tasks[i] >= 0 && o->tasks[i] < TK_NTASKS);
+      for (int j = 0; j < i; j++) check(o->tasks[i] != o->tasks[j]);
+    }
+    check(o->nfillers >= 0 && o->nfillers <= TK_NFILLERS);
+    for (int i = 0; i < o->nfillers; i++) {
+      check(o->fillers[i] >= 0 && o->fillers[i] < TK_NFILLERS);
+      for (int j = 0; j < i; j++) check(o->fillers[i] != o->fillers[j]);
+    }
+    for (int i = 0; i < o->nlengths; i++)
+      check(o->lengths[i] >= 1 && o->lengths[i] <= o->max_context &&
+            o->lengths[i] <= INT32_MAX - 4096LL);
+    check(o->n_items >= 1 && o->n_items <= 1000000 && o->seed <= INT64_MAX - (o->n_items - 1));
+    check(o->phrasing >= 0 && o->phrasing < TK_NPHRASINGS && o->needle >= 0 &&
+          o->needle < TK_NNEEDLES && o->count >= 0 && o->count <= TK_MAX_COUNT);
+    check(!o->has_min_score || (o->min_score >= 0 && o->min_score <= 100));
+  }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -95,6 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (grc == -1)
       check(g.length >= 1 && g.items >= 1 && g.items <= 1000000 && (int)g.o.task >= 0 &&
             g.o.task < TK_NTASKS && (int)g.o.needle >= 0 && g.o.needle < TK_NNEEDLES &&
+            (int)g.o.filler >= 0 && g.o.filler < TK_NFILLERS && (int)g.o.phrasing >= 0 &&
+            g.o.phrasing < TK_NPHRASINGS && (!g.corpus_dir || tk_filler_is_prose(g.o.filler)) &&
             (!g.o.has_depth || (g.o.depth >= 0 && g.o.depth <= 1)) &&
             (g.format != TK_FORMAT_PROMPT || g.items == 1));
   } else if (rc == -1) {
