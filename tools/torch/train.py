@@ -60,7 +60,7 @@ from hsac_torch import HsacModel  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
-              "retrieval_loss", "acc_by_task"]
+              "retrieval_loss", "acc_by_task", "answer_loss_by_task"]
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
@@ -623,9 +623,10 @@ def main():
                 acc_sum["ret"] += rl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
-                bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0])
+                bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0, 0.0])
                 bt[0] += int(ok)
                 bt[1] += 1
+                bt[2] += al.item()
                 recent.append(ok)
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -653,6 +654,9 @@ def main():
                                "score_offset": " ".join("%.3f" % o for o in off),
                                "acc_by_task": " ".join(
                                    "%s:%.2f" % (k, v[0] / v[1])
+                                   for k, v in sorted(acc_sum["by"].items())),
+                               "answer_loss_by_task": " ".join(
+                                   "%s:%.3f" % (k, v[2] / v[1])
                                    for k, v in sorted(acc_sum["by"].items())),
                                "items": data.consumed})
                 logf.flush()
