@@ -376,8 +376,11 @@ def chunk_attention(q, K, V, I, Wt, softmax_plus=0, merge="weighted"):
         # every chunk for every token (the same per-chunk softmax), then the
         # selected ones mixed by their weights scattered onto [L, Hq, C]:
         # no gathers of [L, Hq, P, d] copies, much faster to train at short L
-        s = torch.einsum("thd,hcpd->thcp", q, Kp.permute(1, 0, 2, 3)) * scale
-        p = masked_softmax(s, None, softmax_plus)
+        # the scale on q (L*Hq*d values, not L*Hq*C*P) and torch's fused
+        # softmax where no off-by-one term needs the max-shifted form: the
+        # elementwise passes over [L, Hq, C, P] are what this form costs
+        s = torch.einsum("thd,hcpd->thcp", q * scale, Kp.permute(1, 0, 2, 3))
+        p = torch.softmax(s, dim=-1) if not softmax_plus else masked_softmax(s, None, softmax_plus)
         w = torch.where(valid, Wh, torch.zeros_like(Wh))
         wd = torch.zeros((L, Hq, C), dtype=q.dtype, device=dev).scatter_add(-1, Ic, w)
         # the chunk weights folded into the probabilities, then one [L, C*P]
