@@ -269,6 +269,14 @@ static const char *const babi_where_person[TK_NVARIANTS] = {
     "\nWhat place is {p} in at the end? The ",
     "\nTell me where {p} is. {p} is in the ",
 };
+static const char *const babi_where_before[TK_NVARIANTS] = {
+    "\nWhere was {p} before the {l}? Before the {l}, {p} was in the ",
+    "\nWhere was {p} just before going to the {l}? In the ",
+    "\nBefore moving to the {l}, where was {p}? In the ",
+    "\nWhich room was {p} in before the {l}? The ",
+    "\nWhat place did {p} leave to go to the {l}? The ",
+    "\nTell me where {p} was right before the {l}. {p} was in the ",
+};
 static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nWhere is the {o}? The {o} is in the ",
     "\nWhere is the {o} now? It is in the ",
@@ -300,7 +308,7 @@ static const char *const templates[] = {
 static const char *const *const phrasing_tables[] = {
     passkey_needle, passkey_question, key_needle, multikey_question, multiquery_question,
     multivalue_needle, multivalue_question, vartrack_first, vartrack_next, vartrack_question,
-    babi_move, babi_pick, babi_where_person, babi_where_object,
+    babi_move, babi_pick, babi_where_person, babi_where_object, babi_where_before,
 };
 
 static const char *const task_names[TK_NTASKS] = {"passkey", "multikey", "multivalue",
@@ -742,7 +750,21 @@ static int variant(rng *r, tk_phrasing p) {
 /* The story of a babi item: `count` moves of BABI_PEOPLE_IN_STORY people
  * in time order; with kind 1 also two pick-ups (the asked object by the
  * asked person, another object by someone else).  The facts are the
- * needles, in time order at increasing depths. */
+ * needles, in time order at increasing depths.  The question, by kind:
+ * 0 where a person is (their last move); 1 where an object is (who picked
+ * it up, then that one's last move); 2 where a person was before a place
+ * they went to once (the move there and the move before it). */
+/* For babi's "before" question: the index of the move of person[j] just
+ * before move j, when there is one and place[j] is a place that person
+ * goes to only once (so "before the PLACE" names one move); else -1. */
+static int move_before(const int *person, const int *place, int nm, int j) {
+  for (int i = 0; i < nm; i++)
+    if (i != j && person[i] == person[j] && place[i] == place[j]) return -1;
+  int jp = j - 1;
+  while (jp >= 0 && person[jp] != person[j]) jp--;
+  return jp;
+}
+
 static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t *d) {
   enum { NP = BABI_PEOPLE_IN_STORY };
   int who[COUNT_OF(babi_people)];
@@ -766,23 +788,40 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
     place[i] = l;
     cur[p] = l;
   }
-  int kind = (int)rng_below(r, 2);
+  int kind = (int)rng_below(r, 3);
   int asked = person[rng_below(r, (uint64_t)nm)]; /* someone who moved */
   int last = nm - 1;
   while (person[last] != asked) last--;
+  /* kind 2: a move j to a place its person visits once, after an earlier
+   * move of theirs (the previous one: the answer); none: kind 0 */
+  int before = -1, target = -1;
+  if (kind == 2) {
+    int ncand = 0;
+    for (int j = 0; j < nm; j++) ncand += move_before(person, place, nm, j) >= 0;
+    if (ncand) {
+      int pick = (int)rng_below(r, (uint64_t)ncand);
+      for (int j = 0; j < nm && target < 0; j++) {
+        int jp = move_before(person, place, nm, j);
+        if (jp >= 0 && pick-- == 0) target = j, before = jp;
+      }
+      asked = person[target];
+    } else {
+      kind = 0;
+    }
+  }
   /* kind 1: the pick-ups happen before move pos (pos == nm: after all) */
   int obj = (int)rng_below(r, COUNT_OF(babi_objects));
   int obj2 = (int)rng_below(r, COUNT_OF(babi_objects) - 1);
   if (obj2 >= obj) obj2++;
   int other = (asked + 1 + (int)rng_below(r, NP - 1)) % NP;
   int pos = (int)rng_below(r, (uint64_t)nm + 1), pos2 = (int)rng_below(r, (uint64_t)nm + 1);
-  int nn = nm + (kind ? 2 : 0);
+  int nn = nm + (kind == 1 ? 2 : 0);
   c->nneedles = nn;
   stratified(r, d, nn);
   sb_puts(&c->header, babi_header);
   int s = 0;
   for (int i = 0; i <= nm; i++) {
-    if (kind) {
+    if (kind == 1) {
       for (int k = 0; k < 2; k++) {
         if ((k ? pos2 : pos) != i) continue;
         holes h = {.p = babi_people[who[k ? other : asked]],
@@ -796,14 +835,18 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
     if (i == nm) break;
     holes h = {.p = babi_people[who[person[i]]], .l = babi_places[place[i]]};
     put_phrase(&c->needles[s].text, babi_move[variant(pr, v->phrasing)], &h);
-    c->needles[s].support = i == last;
+    c->needles[s].support = kind == 2 ? i == target || i == before : i == last;
     c->needles[s].depth = d[s];
     s++;
   }
-  holes q = {.p = babi_people[who[asked]], .o = babi_objects[obj]};
+  holes q = {.p = babi_people[who[asked]], .o = babi_objects[obj],
+             .l = target >= 0 ? babi_places[place[target]] : NULL};
   c->variant = variant(pr, v->phrasing);
-  put_phrase(&c->question, (kind ? babi_where_object : babi_where_person)[c->variant], &q);
-  sb_puts(&c->answers[0], babi_places[cur[asked]]);
+  const char *const *questions = kind == 2   ? babi_where_before
+                                 : kind == 1 ? babi_where_object
+                                             : babi_where_person;
+  put_phrase(&c->question, questions[c->variant], &q);
+  sb_puts(&c->answers[0], babi_places[kind == 2 ? place[before] : cur[asked]]);
   free(person);
   free(place);
 }
