@@ -195,8 +195,8 @@ bool tk_corpus_add_text(tk_corpus *c, tk_corpus_layout layout, const char *text,
     i = e + 1;
   }
   free(para);
-  /* shrink-wrapping is not needed: the growth state is rebuilt from the
-   * counts on the next call, so keep the arrays' true capacity there */
+  /* shrink to fit: a later call rebuilds its growth state from the counts,
+   * taking the capacity to be exactly the size */
   if (ok && c->count) {
     char *t = realloc(c->text, g.text_len);
     if (t) c->text = t;

@@ -184,18 +184,17 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
   int nrows = 0;
 
   /* every item must fit its length: checked before anything runs */
-  long long maxlen = 0;
-  for (int li = 0; li < o->nlengths; li++)
+  long long maxlen = 0, minlen = 0;
+  for (int li = 0; li < o->nlengths; li++) {
     if (o->lengths[li] > maxlen) maxlen = o->lengths[li];
+    if (!minlen || o->lengths[li] < minlen) minlen = o->lengths[li];
+  }
   for (int ti = 0; ti < o->ntasks && !rc; ti++) {
     tk_options to;
     tk_options_init(&to, (tk_task)o->tasks[ti]);
     to.needle = (tk_needle)o->needle;
     to.phrasing = (tk_phrasing)o->phrasing;
     if (o->count && o->tasks[ti] != TK_PASSKEY) to.count = o->count;
-    long long minlen = 0;
-    for (int li = 0; li < o->nlengths; li++)
-      if (!minlen || o->lengths[li] < minlen) minlen = o->lengths[li];
     for (long long k = 0; k < o->n_items; k++) {
       size_t least;
       tk_status ts = tk_min_length(&to, (uint64_t)(o->seed + k), &least, err, sizeof err);

@@ -326,27 +326,21 @@ const char *tk_needle_name(tk_needle n) {
   return (unsigned)n < TK_NNEEDLES ? needle_names[n] : "?";
 }
 
-int tk_task_parse(const char *s) {
-  for (int i = 0; i < TK_NTASKS; i++)
-    if (s && !strcmp(s, task_names[i])) return i;
+/* The index of s in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *s) {
+  for (int i = 0; s && i < n; i++)
+    if (!strcmp(s, names[i])) return i;
   return -1;
 }
 
-int tk_needle_parse(const char *s) {
-  for (int i = 0; i < TK_NNEEDLES; i++)
-    if (s && !strcmp(s, needle_names[i])) return i;
-  return -1;
-}
+int tk_task_parse(const char *s) { return name_index(task_names, TK_NTASKS, s); }
+int tk_needle_parse(const char *s) { return name_index(needle_names, TK_NNEEDLES, s); }
 
 const char *tk_filler_name(tk_filler f) {
   return (unsigned)f < TK_NFILLERS ? filler_names[f] : "?";
 }
 
-int tk_filler_parse(const char *s) {
-  for (int i = 0; i < TK_NFILLERS; i++)
-    if (s && !strcmp(s, filler_names[i])) return i;
-  return -1;
-}
+int tk_filler_parse(const char *s) { return name_index(filler_names, TK_NFILLERS, s); }
 
 bool tk_filler_is_prose(tk_filler f) {
   return f == TK_FILLER_FORTUNES || f == TK_FILLER_DEVIL || f == TK_FILLER_JARGON;
@@ -358,50 +352,30 @@ const char *tk_phrasing_name(tk_phrasing p) {
   return (unsigned)p < TK_NPHRASINGS ? phrasing_names[p] : "?";
 }
 
-int tk_phrasing_parse(const char *s) {
-  for (int i = 0; i < TK_NPHRASINGS; i++)
-    if (s && !strcmp(s, phrasing_names[i])) return i;
-  return -1;
-}
+int tk_phrasing_parse(const char *s) { return name_index(phrasing_names, TK_NPHRASINGS, s); }
 
-/* Whether the n bytes at s contain w, ignoring ASCII case (w is lowercase). */
+static char ascii_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch; }
+
+/* Whether the n bytes at s contain w, ignoring ASCII case. */
 static bool contains_word(const char *s, size_t n, const char *w) {
   size_t k = strlen(w);
   for (size_t i = 0; k && i + k <= n; i++) {
     size_t j = 0;
-    while (j < k) {
-      char ch = s[i + j];
-      if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
-      if (ch != w[j]) break;
-      j++;
-    }
+    while (j < k && ascii_lower(s[i + j]) == ascii_lower(w[j])) j++;
     if (j == k) return true;
-  }
-  return false;
-}
-
-/* babi_people in lowercase, for contains_word. */
-static bool contains_person(const char *s, size_t n) {
-  for (size_t i = 0; i < COUNT_OF(babi_people); i++) {
-    char low[32];
-    size_t k = 0;
-    for (const char *p = babi_people[i]; *p && k + 1 < sizeof low; p++)
-      low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-    low[k] = 0;
-    if (contains_word(s, n, low)) return true;
   }
   return false;
 }
 
 bool tk_reserved_text(const char *s, size_t n) {
   static const char *const extra[] = {"passkey", "magic"};
-  const char *const *lists[] = {value_words, babi_places, babi_objects, extra};
+  const char *const *lists[] = {value_words, babi_places, babi_objects, babi_people, extra};
   size_t sizes[] = {COUNT_OF(value_words), COUNT_OF(babi_places), COUNT_OF(babi_objects),
-                    COUNT_OF(extra)};
+                    COUNT_OF(babi_people), COUNT_OF(extra)};
   for (size_t l = 0; l < COUNT_OF(lists); l++)
     for (size_t j = 0; j < sizes[l]; j++)
       if (contains_word(s, n, lists[l][j])) return true;
-  return contains_person(s, n);
+  return false;
 }
 
 void tk_options_init(tk_options *o, tk_task task) {
@@ -747,13 +721,6 @@ static int variant(rng *r, tk_phrasing p) {
   return 0;
 }
 
-/* The story of a babi item: `count` moves of BABI_PEOPLE_IN_STORY people
- * in time order; with kind 1 also two pick-ups (the asked object by the
- * asked person, another object by someone else).  The facts are the
- * needles, in time order at increasing depths.  The question, by kind:
- * 0 where a person is (their last move); 1 where an object is (who picked
- * it up, then that one's last move); 2 where a person was before a place
- * they went to once (the move there and the move before it). */
 /* For babi's "before" question: the index of the move of person[j] just
  * before move j, when there is one and place[j] is a place that person
  * goes to only once (so "before the PLACE" names one move); else -1. */
@@ -765,6 +732,13 @@ static int move_before(const int *person, const int *place, int nm, int j) {
   return jp;
 }
 
+/* The story of a babi item: `count` moves of BABI_PEOPLE_IN_STORY people
+ * in time order; with kind 1 also two pick-ups (the asked object by the
+ * asked person, another object by someone else).  The facts are the
+ * needles, in time order at increasing depths.  The question, by kind:
+ * 0 where a person is (their last move); 1 where an object is (who picked
+ * it up, then that one's last move); 2 where a person was before a place
+ * they went to once (the move there and the move before it). */
 static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t *d) {
   enum { NP = BABI_PEOPLE_IN_STORY };
   int who[COUNT_OF(babi_people)];
@@ -1163,6 +1137,10 @@ typedef struct emitter {
   bool first;
 } emitter;
 
+/* Whether a filler unit of u bytes may take from the r left: all of them,
+ * or leaving at least 3 (the least unit that can still be built). */
+static bool unit_fits(size_t u, size_t r) { return u == r || (u < r && r - u >= 3); }
+
 static void emit(emitter *e, const sbuf *s, size_t *offset) {
   if (!e->first) {
     bool br = rng_below(&e->f->r, e->f->par) == 0;
@@ -1218,8 +1196,6 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
     for (int i = 0; i < c.nneedles; i++) {
       it->needle_lengths[i] = c.needles[i].text.n;
       if (c.needles[i].support) it->support[it->n_support++] = i;
-    }
-    for (int i = 0; i < c.nneedles; i++) {
       /* F < 2^31 and depth <= 2^32: the product fits */
       t[i] = (size_t)(((uint64_t)F * c.needles[i].depth) >> 32);
     }
@@ -1237,11 +1213,11 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
       size_t u = cand.n + 1;
       /* prose: a sentence that does not fit is passed over for the next
        * that does (a few tries), so that little of the end is random words */
-      for (int tries = 0; f.corpus && tries < 64 && !(u == r || (u < r && r - u >= 3)); tries++) {
+      for (int tries = 0; f.corpus && tries < 64 && !unit_fits(u, r); tries++) {
         filler_next(&f, &cand);
         u = cand.n + 1;
       }
-      if (!(u == r || (u < r && r - u >= 3))) {
+      if (!unit_fits(u, r)) {
         cand.n = 0;
         exact_sentence(&f.r, &cand, r - 1);
         u = r;

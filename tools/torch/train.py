@@ -225,7 +225,7 @@ class TaskData:
         short = rng.randrange(min_length // 16, length // 16 + 1) * 16 \
             if mix > 0 and min_length < length else length
         for _ in range(n):
-            L = short if rng.random() < mix else length
+            L = short if mix > 0 and rng.random() < mix else length
             task, filler, needle, count = self.draw(rng)
             items += self.gen(L, self.data_seed + self.consumed, 1, task, filler, needle,
                               count)
@@ -696,12 +696,7 @@ def evaluate(model, data, final, args, tops, step):
     model.set_gumbel_scale(0.0)
     held = TaskData(data.hsac, args.data_seed - 100000, 0, data.tasks, data.fillers,
                     data.needles, data.phrasing)
-    rng = random.Random(12345)
-    items = []
-    for _ in range(args.eval_items):
-        task, filler, needle, count = held.draw(rng)
-        items += held.gen(L, held.data_seed + held.consumed, 1, task, filler, needle, count)
-        held.consumed += 1
+    items = held.batch(args.eval_items, L, random.Random(12345), 0.0, L)
     ok = sum(int(item_loss(model, it, 0.0)[3]) for it in items)
     for n, k in zip(tops, saved):
         n.attrs["k"] = k
