@@ -373,6 +373,13 @@ static void test_landmark_scores_per_chunk(void) {
                        (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
                                    iattr("exclude_window", 0)},
                        0);
+  /* The DRT/GCA authors' rule: the tokens of chunk j retrieve among the
+   * chunks before j - 1 (the query's own chunk is left out), which is
+   * per = chunk with exclude_window = S (examples/drt_gca.hsa). */
+  ir_value *pa = tg_op(&t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lmk}, 3,
+                       (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "chunk"),
+                                   iattr("exclude_window", S)},
+                       0);
   ir_attr k2 = iattr("k", 2);
   ir_value *idx = tg_op(&t, IR_TOPK, 1, (ir_value *[]){pc}, 1, &k2, 0);
   ir_value *val = idx->def->out[1];
@@ -385,8 +392,16 @@ static void test_landmark_scores_per_chunk(void) {
                i);
       else
         expect_neg_inf(__LINE__, tg_row(&t, pc, tt)[i], "per=chunk ineligible", tt, i);
+      if (i < own - 1)
+        EXPECT(tg_row(&t, pa, tt)[i], (double)(tq + 1) * (i + 1), "authors' rule t=%d chunk %d",
+               tt, i);
+      else
+        expect_neg_inf(__LINE__, tg_row(&t, pa, tt)[i], "authors' rule ineligible", tt, i);
     }
   }
+  /* t = 7 (chunk 3) asks with the query of t = 5: chunks 0 and 1 (not 2). */
+  EXPECT(tg_row(&t, pa, 7)[1], 12, "authors' rule t=7 chunk 1");
+  expect_neg_inf(__LINE__, tg_row(&t, pa, 7)[2], "authors' rule t=7 chunk 2", 7, 2);
   EXPECT(tg_row(&t, pc, 3)[0], 2, "per=chunk t=3");
   EXPECT(tg_row(&t, pt, 3)[0], 4, "per=token t=3");
   EXPECT(tg_row(&t, pc, 5)[1], 8, "per=chunk t=5 chunk 1");

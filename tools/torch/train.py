@@ -108,6 +108,10 @@ def build_parser():
     p.add_argument("--plot-only", metavar="DIR", help="only write DIR/loss.png from DIR/log.csv")
     p.add_argument("--hsac", default="", help="hsac binary (default $HSAC, build-train/hsac)")
     p.add_argument("--init", default="", help="start from these weights (safetensors)")
+    p.add_argument("--grow", action="store_true",
+                   help="with --init: the file may hold only some of the model's "
+                        "weights (a smaller model's, e.g. one upper group fewer); the "
+                        "others keep their fresh init with output projections zeroed")
     p.add_argument("--seed", type=int, default=1, help="init and noise seed")
     p.add_argument("--stages", default="256:8,384:8,512:8,512:4",
                    help="curriculum LENGTH:TOPK,... (default %(default)s)")
@@ -482,6 +486,8 @@ def main():
         args.out = args.resume
     if not args.model or not args.out:
         parser.error("give MODEL and --out (or --resume DIR)")
+    if args.grow and not args.init:
+        parser.error("--grow needs --init WEIGHTS (the smaller model's weights)")
     if os.environ.get("OPENBLAS_CORETYPE") is None:
         print("train.py: hint: export OPENBLAS_CORETYPE=SkylakeX (with AVX-512) or Haswell "
               "(AVX2 only) for OpenBLAS's best kernels",
@@ -524,6 +530,10 @@ def main():
         consumed, elapsed_total = state["items"], state.get("elapsed_s", 0.0)
         print("train.py: resumed %s at step %d, stage %d %s" % (args.out, step, stage,
                                                                stages[stage]), file=sys.stderr)
+    elif args.init and args.grow:
+        new = model.grow_from(args.init)
+        print("train.py: grown from %s; %d new tensors (output projections zeroed): %s"
+              % (args.init, len(new), " ".join(new) or "none"), file=sys.stderr)
     elif args.init:
         model.load_weights(args.init)
     stage = min(stage, len(stages) - 1)

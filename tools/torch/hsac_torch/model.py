@@ -226,6 +226,27 @@ class HsacModel(nn.Module):
         return self
 
     @torch.no_grad()
+    def grow_from(self, path_or_tensors):
+        """Starts a larger model from a smaller one's weights: every tensor
+        of the file must be a weight of this model with the same shape
+        (nothing is dropped); this model's weights that the file lacks keep
+        their current (fresh) values, except the output projections among
+        them (`o_proj`, `down_proj`), which are zeroed, so that new layers
+        start as the identity on the residual stream (a standard or bypass
+        residual adds nothing) and the grown model computes what the small
+        one did.  Returns the names that were not in the file."""
+        tensors = path_or_tensors
+        if not isinstance(tensors, dict):
+            tensors = hio.load_safetensors(path_or_tensors)
+        missing = [n for n in self.weight_names if n not in tensors]
+        self.load_weights(dict(tensors, **{n: self.get_parameter(n).detach().clone()
+                                           for n in missing}))
+        for name in missing:
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                self.get_parameter(name).zero_()
+        return missing
+
+    @torch.no_grad()
     def load_weights(self, path_or_tensors):
         """Loads a safetensors file (or a name -> tensor dict) with exactly
         this model's weights: every name present, no extra name, the same
