@@ -142,5 +142,47 @@ with tempfile.TemporaryDirectory() as tmp:
         check("hsac runs the weights train.py wrote", r3.returncode == 0 and len(r3.stdout) in (4, 5),
               r3.stderr.decode()[-200:])
 
+# --grow: a model with one more upper group starts from the smaller one's
+# weights and first computes the same logits (the new group is the identity)
+sys.path.insert(0, os.path.join(src, "tools/torch"))
+from hsac_torch import HsacModel  # noqa: E402
+with tempfile.TemporaryDirectory() as tmp:
+    small_src = os.path.join(src, "examples/tiny/passkey_hsa.hsa")
+    text = open(small_src).read()
+    big_src = os.path.join(tmp, "big.hsa")
+    with open(big_src, "w") as f:
+        f.write(text.replace("stack upper {\n    repeat 1 {", "stack upper {\n    repeat 2 {"))
+    ok = True
+    for name, path in (("small", small_src), ("big", big_src)):
+        r = subprocess.run([hsac, "export", "--json", path, "-o", os.path.join(tmp, name + ".json")],
+                           capture_output=True)
+        ok = ok and r.returncode == 0
+    check("the grown model's source has one more upper group", ok and text != open(big_src).read())
+    if ok:
+        small = HsacModel(os.path.join(tmp, "small.json"), seed=3)
+        big = HsacModel(os.path.join(tmp, "big.json"), seed=4)
+        new = big.grow_from(small.weights_dict())
+        check("grow_from names the new tensors: those of one upper group",
+              len(new) > 0 and all(n.startswith("upper.") for n in new)
+              and not any(n in small.weight_names for n in new), " ".join(new))
+        zeroed = [n for n in new if n.endswith(("o_proj.weight", "down_proj.weight"))]
+        check("grow_from zeroes the new output projections, keeps the other new tensors",
+              len(zeroed) >= 2 and all(float(big.get_parameter(n).abs().sum()) == 0 for n in zeroed)
+              and all(float(big.get_parameter(n).abs().sum()) > 0 for n in new if n not in zeroed))
+        toks = torch.tensor([(7 * i + 3) % 256 for i in range(100)])
+        with torch.no_grad():
+            d = (small(toks) - big(toks)).abs().max().item()
+        check("the grown model's logits are the small model's", d < 1e-5, "max diff %.2e" % d)
+        extra = dict(small.weights_dict(), stray=torch.zeros(3))
+        try:
+            big.grow_from(extra)
+            check("grow_from refuses a tensor the model does not have", False)
+        except ValueError as e:
+            check("grow_from refuses a tensor the model does not have", "stray" in str(e), str(e))
+    r = subprocess.run([sys.executable, os.path.join(src, "tools/torch/train.py"), small_src,
+                        "--out", os.path.join(tmp, "o"), "--grow"], capture_output=True)
+    check("train.py --grow without --init is refused",
+          r.returncode != 0 and b"--grow needs --init" in r.stderr, r.stderr.decode()[-200:])
+
 print("%d passed, %d failed" % (sum(results), len(results) - sum(results)))
 sys.exit(0 if all(results) else 1)
