@@ -59,12 +59,15 @@ def main():
             n.attrs["k"] = a.topk
     chunk = {}
     sel = []
+    wts = []
 
     def hook(node, i, v, ins):
         if node.op == "landmark_scores":
             chunk[len(sel)] = int(node.attrs["chunk"])
         if node.op == "topk" and i == 0 and node in tops:
             sel.append(v)
+        if node.op in ("stickbreak", "softmax") and i == 0:   # the retrieval weights
+            wts.append(v)
         return None
     m.post_op_hook = hook
     cmd = [a.hsac, "gen-task", "--task", a.task, "--length", a.length, "--seed", str(a.seed),
@@ -77,6 +80,7 @@ def main():
         sys.exit("probe_retrieval.py: gen-task failed: " + r.stderr.decode().strip())
     items = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
     hits = [0] * len(tops)
+    weight = [0.0] * len(tops)
     total = 0
     exact = 0
     for it in items:
@@ -84,6 +88,7 @@ def main():
         P, A = len(prompt), len(ans)
         toks = torch.tensor(list(prompt + ans[:-1]), dtype=torch.long)
         sel.clear()
+        wts.clear()
         with torch.no_grad():
             logits = m(toks)
         ok = bool((logits[P - 1:].argmax(-1) == torch.tensor(list(ans))).all())
@@ -101,6 +106,12 @@ def main():
                 n_pos += 1
                 got = set(idx[P - 1 + b].reshape(-1).tolist())
                 h += bool(targets[b] & got)
+                if r_i < len(wts):      # weight on the target chunks, mean over groups
+                    row_i = idx[P - 1 + b].reshape(idx.shape[1], -1)
+                    row_w = wts[r_i][P - 1 + b].reshape(row_i.shape)
+                    on = sum(float(row_w[g, j]) for g in range(row_i.shape[0])
+                             for j in range(row_i.shape[1]) if int(row_i[g, j]) in targets[b])
+                    weight[r_i] += on / row_i.shape[0]
             hits[r_i] += h
             line.append("%d/%d" % (h, n_pos))
         total += n_pos
@@ -108,8 +119,10 @@ def main():
             print("seed %d: %s, selection hits %s"
                   % (it["seed"], "exact" if ok else "wrong", " ".join(line)))
     for r_i in range(len(tops)):
-        print("retrieval %d: selection hit rate %.3f (%d/%d answer positions)"
-              % (r_i, hits[r_i] / max(1, total), hits[r_i], total))
+        print("retrieval %d: selection hit rate %.3f (%d/%d answer positions), "
+              "mean weight on the target %.3f"
+              % (r_i, hits[r_i] / max(1, total), hits[r_i], total,
+                 weight[r_i] / max(1, total)))
     print("teacher-forced exact answers: %d/%d at %s bytes (%s, %s filler, %s phrasing)"
           % (exact, len(items), a.length, a.task, a.filler, a.phrasing))
 
