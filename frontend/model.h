@@ -95,6 +95,8 @@ typedef struct fe_memory_def {
   double enc_rope_theta; /* rotary embedding on in-chunk positions; 0: none */
   fe_landmark_kind landmark;
   int64_t landmark_dim;  /* d_r */
+  fe_groups landmark_groups; /* shared: one [d_r] landmark per chunk; kv: one
+                              * [d_r] slice per KV group ([kv_heads, d_r]) */
   fe_dtype store;
 } fe_memory_def;
 

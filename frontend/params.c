@@ -81,6 +81,10 @@ static const fe_param memory_rows[] = {
             "encoded rows) or token (a landmark token whose K/V row is zeroed)"},
     {.name = "landmark_dim", .type = FE_P_INT, .field = YF(landmark_dim), .min = 1,
      .max = 4096, .def = "head_dim", .doc = "width d_r of landmarks and retrieval queries"},
+    {.name = "landmark_groups", .type = FE_P_ENUM, .field = YF(landmark_groups),
+     .words = group_words, .def = "shared",
+     .doc = "shared: one landmark per chunk for every retrieval group; kv: one "
+            "slice of width d_r per KV group, read by retrievals with groups = kv"},
     {.name = "store", .type = FE_P_ENUM, .field = YF(store), .words = dtype_words,
      .def = "f32", .doc = "element type of the chunk K/V cache"},
     {0}};

@@ -112,6 +112,8 @@ static void print_memory(FILE *out, const fe_model *m, const fe_memory_def *md) 
   }
   fprintf(out, "    landmark = %s\n", lmk_w[md->landmark]);
   fprintf(out, "    landmark_dim = %lld\n", (long long)md->landmark_dim);
+  fprintf(out, "    landmark_groups = %s\n",
+          md->landmark_groups == FE_GROUPS_KV ? "kv" : "shared");
   fprintf(out, "    store = %s\n", dt_w[md->store]);
   fputs("  }\n", out);
 }

@@ -883,6 +883,7 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   md->enc_rope_theta = 10000;
   md->landmark = FE_LMK_MEAN;
   md->landmark_dim = s->m->head_dim;
+  md->landmark_groups = FE_GROUPS_SHARED;
   md->store = FE_DT_F32;
   md->enc_layers = -1; /* "not given" until set */
   bool seen[32] = {0};
@@ -1018,6 +1019,12 @@ static void cross_checks(fe_checker *s) {
                  (long long)(m->context / md->chunk));
       if (l->groups == FE_GROUPS_KV && m->kv_heads > 0 && md->landmark_dim <= 0)
         ut_error(s->d, l->loc, "landmark_dim must be positive");
+      if (l->groups == FE_GROUPS_SHARED && md->landmark_groups == FE_GROUPS_KV)
+        ut_error(s->d, arg_loc(l, "groups"),
+                 "a retrieval with groups = shared cannot read memory '%s': its "
+                 "landmark_groups = kv gives each KV group its own landmark slice; "
+                 "use groups = kv here or landmark_groups = shared in the memory",
+                 md->name);
     }
     if (l->kind == FE_L_LANDMARK || l->kind == FE_L_MOBA || l->kind == FE_L_NSA) {
       if (l->block % 8 != 0)

@@ -153,7 +153,12 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     kvsrc = g;
     break;
   }
-  b->mem_lmk[mi] = proj(b, f, md->landmark_dim, m->width, p, "lmk_proj");
+  if (md->landmark_groups == FE_GROUPS_KV) /* [C, G, d_r]: a slice per KV group */
+    b->mem_lmk[mi] = heads(b, proj(b, f, m->kv_heads * md->landmark_dim, m->width, p,
+                                   "lmk_proj"),
+                           m->kv_heads);
+  else
+    b->mem_lmk[mi] = proj(b, f, md->landmark_dim, m->width, p, "lmk_proj");
   b->mem_k[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "k_proj"),
                        m->kv_heads);
   b->mem_v[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "v_proj"),

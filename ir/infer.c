@@ -194,8 +194,11 @@ bool ir_infer(ir_op *op, ir_type *out, char *msg, size_t msgsize) {
   }
   case IR_LANDMARK_SCORES: {
     const ir_type *q = T(op, 0), *l = T(op, 1);
-    if (q->rank != 3 || l->rank != 2 || !ir_dim_eq(q->dims[2], l->dims[1]))
-      FAIL("needs q [L, G, dr] and landmarks [C, dr]");
+    bool shared = l->rank == 2 && ir_dim_eq(q->dims[2], l->dims[1]);
+    bool grouped = l->rank == 3 && ir_dim_eq(q->dims[1], l->dims[1]) &&
+                   ir_dim_eq(q->dims[2], l->dims[2]);
+    if (q->rank != 3 || !(shared || grouped))
+      FAIL("needs q [L, G, dr] and landmarks [C, dr] or [C, G, dr]");
     if (op->nin == 3 && (T(op, 2)->rank != 1 || !is_const(T(op, 2)->dims[0], 1)))
       FAIL("offset must be [1]");
     if (ir_attr_i(op, "chunk", 0) <= 0) FAIL("needs chunk > 0");

@@ -64,8 +64,9 @@ void hsac_cache_footprint(const fe_model *m, double *per_token, double *fixed) {
       if (md->chunk - 1 > ring) ring = md->chunk - 1;
       double bytes = md->store == FE_DT_F32 ? 4.0 : 2.0;
       double rows = (double)md->chunk + (md->landmark == FE_LMK_TOKEN ? 1.0 : 0.0);
+      double lmk_groups = md->landmark_groups == FE_GROUPS_KV ? (double)m->kv_heads : 1.0;
       double per_chunk = 2.0 * rows * (double)m->kv_heads * (double)m->head_dim * bytes +
-                         (double)md->landmark_dim * 4.0;
+                         lmk_groups * (double)md->landmark_dim * 4.0;
       pt += per_chunk / (double)md->chunk;
     }
     fx += x * (double)ring;

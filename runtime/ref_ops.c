@@ -296,6 +296,7 @@ typedef struct retr_rule {
   const ir_value *q, *lmk;
   int64_t S, X, G, dr;
   bool per_chunk;
+  bool grouped; /* landmarks [C, G, dr]: group g scores against its own slice */
   double off, scale;
 } retr_rule;
 
@@ -305,6 +306,7 @@ static retr_rule retr_rule_of(rt_exec *x, const ir_op *sc) {
   r.X = ir_attr_i(sc, "exclude_window", 0);
   r.G = DIM(r.q, 1);
   r.dr = DIM(r.q, 2);
+  r.grouped = r.lmk->type.rank == 3;
   const ir_attr *per = ir_get_attr(sc, "per");
   r.per_chunk = per && !strcmp(per->s, "chunk");
   const ir_attr *fixed = ir_get_attr(sc, "offset");
@@ -328,7 +330,8 @@ static bool retr_excluded(const retr_rule *r, int64_t i, int64_t tq) {
 }
 
 static float retr_score(const retr_rule *r, const float *qr, int64_t g, const float *l) {
-  return (float)(dot(qr + g * r->dr, l, r->dr) * r->scale + r->off);
+  return (float)(dot(qr + g * r->dr, r->grouped ? l + g * r->dr : l, r->dr) * r->scale +
+                 r->off);
 }
 
 bool rt_op_landmark_scores(rt_exec *x, const ir_op *op) {

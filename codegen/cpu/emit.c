@@ -1736,6 +1736,7 @@ static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info, cons
   const ir_value *qv = sc->in[0];
   int64_t G = DIMN(qv, 1), dr = DIMN(qv, 2), K = ir_attr_i(tk, "k", 1);
   int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
+  bool grouped = sc->in[1]->type.rank == 3; /* landmarks [C, G, dr] */
   const ir_attr *per = ir_get_attr(sc, "per");
   bool per_chunk = per && !strcmp(per->s, "chunk");
   const ir_attr *fixed = ir_get_attr(sc, "offset");
@@ -1781,7 +1782,8 @@ static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info, cons
   V lr = rowp(e, &L, i);
   V nw[MAXCARRY];
   for (int g = 0; g < G; g++) {
-    V s = FADD(FMUL(dot_vecs(e, qx + g * nq, lr, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
+    V lg = grouped ? gepc(e, lr, g * dr) : lr;
+    V s = FADD(FMUL(dot_vecs(e, qx + g * nq, lg, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
     nw[g] = offer(e, val, idx, ci(e, g * K), K, Li.arg[g], s, i, false);
   }
   if_end(e, (int)G, nw, "i64");
@@ -1837,6 +1839,7 @@ static void k_landmark_scores(em *e, const cg_kernel_req *q) {
   const ir_value *qv = sc->in[0];
   int64_t G = DIMN(qv, 1), dr = DIMN(qv, 2);
   int64_t S = ir_attr_i(sc, "chunk", 1), X = ir_attr_i(sc, "exclude_window", 0);
+  bool grouped = sc->in[1]->type.rank == 3; /* landmarks [C, G, dr] */
   const ir_attr *per = ir_get_attr(sc, "per");
   bool per_chunk = per && !strcmp(per->s, "chunk");
   const ir_attr *fixed = ir_get_attr(sc, "offset");
@@ -1863,7 +1866,8 @@ static void k_landmark_scores(em *e, const cg_kernel_req *q) {
   for (int g = 0; g < G; g++) {
     V qx[MAXCARRY];
     load_vecs(e, gepc(e, qr, g * dr), dr, qx);
-    V s2 = FADD(FMUL(dot_vecs(e, qx, lr, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
+    V lg = grouped ? gepc(e, lr, g * dr) : lr;
+    V s2 = FADD(FMUL(dot_vecs(e, qx, lg, dr), cf(e, 1.0 / sqrt((double)dr))), offv);
     sts(e, s2, orow, ADDI(MULI(ci(e, g), C), i));
   }
   (void)nq;

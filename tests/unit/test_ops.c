@@ -354,6 +354,45 @@ static void test_landmark_scores(void) {
  *   t=8,9 (tq=7): [8, 16, 24, 32]
  * top-2, most recent first: t=9 -> chunks 3, 2 (32, 24); t=4 -> 1, 0
  * (8, 4); t=2 -> 0 then an empty slot (-1, -inf). */
+/* landmark_groups = kv: landmarks [C, G, dr], group g scores against its
+ * own slice.  L = 8, S = 2, G = 2, dr = 2; chunk i's landmark is
+ * [i+1, 0 | 0, 10(i+1)] and token t's query [t+1, 0 | 0, t+1], so group 0
+ * scores (t+1)(i+1)/sqrt 2 and group 1 ten times that (reading group 0's
+ * slice it would score 0). */
+static void test_landmark_scores_grouped(void) {
+  enum { L = 8, S = 2, C = 4 };
+  static float H[L * 4], Q[L * 4];
+  for (int i = 0; i < C; i++) {
+    H[(i * S) * 4 + 0] = (float)(i + 1);
+    H[(i * S) * 4 + 3] = (float)(10 * (i + 1));
+  }
+  for (int tt = 0; tt < L; tt++) Q[tt * 4 + 0] = Q[tt * 4 + 3] = (float)(tt + 1);
+  tg t;
+  tg_init(&t);
+  ir_attr cs = iattr("size", S), r0 = iattr("row", 0), h2 = iattr("heads", 2);
+  ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){tg_rows(&t, "h", L, 4, H)}, 1, &cs, 0);
+  ir_value *row = tg_op(&t, IR_ROW, 1, (ir_value *[]){c}, 1, &r0, 0);
+  ir_value *lmk = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){row}, 1, &h2, 0);
+  ir_value *q = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){tg_rows(&t, "q", L, 4, Q)}, 1, &h2, 0);
+  ir_value *sc = tg_op(&t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lmk}, 3,
+                       (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
+                                   iattr("exclude_window", 0)},
+                       0);
+  CU_ASSERT_EQUAL(lmk->type.rank, 3);
+  tg_run(&t, sc, L);
+  for (int tt = 0; tt < L; tt++)
+    for (int g = 0; g < 2; g++)
+      for (int i = 0; i < C; i++) {
+        if (i < tt / S)
+          EXPECT(tg_row(&t, sc, tt)[g * C + i], (g ? 10.0 : 1.0) * (tt + 1) * (i + 1) / sqrt(2.0),
+                 "grouped t=%d g=%d chunk %d", tt, g, i);
+        else
+          expect_neg_inf(__LINE__, tg_row(&t, sc, tt)[g * C + i], "grouped ineligible", tt, i);
+      }
+  EXPECT(tg_row(&t, sc, 7)[1 * C + 2], 10.0 * 8 * 3 / sqrt(2.0), "grouped t=7 g=1 chunk 2");
+  tg_free(&t);
+}
+
 static void test_landmark_scores_per_chunk(void) {
   enum { L = 10, S = 2, C = 5 };
   static float H[L * 4], Q[L * 4];
@@ -900,6 +939,7 @@ void tu_add_ops_suite(void) {
   CU_add_test(s, "append_row, rows, row, zero_row, mean_rows", test_chunk_row_ops);
   CU_add_test(s, "landmark scores: exclude_window, offsets", test_landmark_scores);
   CU_add_test(s, "landmark scores: per = chunk", test_landmark_scores_per_chunk);
+  CU_add_test(s, "landmark scores: a landmark slice per group", test_landmark_scores_grouped);
   CU_add_test(s, "top-k: a tie, then a larger score", test_topk_ties_then_larger);
   CU_add_test(s, "chunk attention: weighted and joint merges", test_chunk_attention_merges);
   CU_add_test(s, "chunk attention: retrieval per KV group", test_chunk_attention_groups);

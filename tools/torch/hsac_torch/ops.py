@@ -201,7 +201,9 @@ def landmark_scores(q, lmk, offset_w, chunk, per="token", exclude_window=0, offs
     token's own chunk is excluded); with exclude_window = X > 0 chunks with
     i*S > tq - X are dropped too.  per = "token": tq = t; per = "chunk":
     every token of chunk c uses the query of tq = c*S - 1, the last token
-    of the previous chunk (chunk 0 retrieves nothing)."""
+    of the previous chunk (chunk 0 retrieves nothing).  Landmarks are
+    [C, dr] (one per chunk, every group reads it) or [C, G, dr] (memory
+    landmark_groups = kv: group g scores against its own slice)."""
     L, G, dr = q.shape
     C = lmk.shape[0]
     dev = q.device
@@ -209,7 +211,8 @@ def landmark_scores(q, lmk, offset_w, chunk, per="token", exclude_window=0, offs
     own = t // chunk
     tq = own * chunk - 1 if per == "chunk" else t
     qs = q[tq.clamp(min=0)]                                   # [L, G, dr]
-    s = torch.einsum("tgd,cd->tgc", qs, lmk) * (1.0 / math.sqrt(dr))
+    eq = "tgd,cgd->tgc" if lmk.dim() == 3 else "tgd,cd->tgc"
+    s = torch.einsum(eq, qs, lmk) * (1.0 / math.sqrt(dr))
     off = float(offset) if offset is not None else 0.0
     if offset_w is not None:
         s = s + (off + offset_w.reshape(()))
