@@ -93,6 +93,8 @@ typedef struct fe_memory_def {
   int64_t enc_layers;
   fe_attn_mask enc_mask;
   double enc_rope_theta; /* rotary embedding on in-chunk positions; 0: none */
+  int64_t enc_heads, enc_kv_heads, enc_head_dim; /* the encoder's attention heads;
+                                                  * -1 until resolved to the model's */
   fe_landmark_kind landmark;
   int64_t landmark_dim;  /* d_r */
   fe_groups landmark_groups; /* shared: one [d_r] landmark per chunk; kv: one

@@ -67,6 +67,13 @@ static const fe_param enc_sub[] = {
      .doc = "in-chunk attention mask of the encoder"},
     {.name = "rope", .type = FE_P_ROPE, .field = YF(enc_rope_theta), .fmin = 1.0,
      .fmax = 1e12, .def = "10000", .doc = "rotary base on in-chunk positions, or none"},
+    {.name = "heads", .type = FE_P_INT, .field = YF(enc_heads), .min = 1, .max = 4096,
+     .def = "the model's heads", .doc = "query heads of the encoder's attention"},
+    {.name = "kv_heads", .type = FE_P_INT, .field = YF(enc_kv_heads), .min = 1, .max = 4096,
+     .def = "the model's kv_heads (its heads if heads is given)",
+     .doc = "key/value heads of the encoder's attention; divides its heads"},
+    {.name = "head_dim", .type = FE_P_INT, .field = YF(enc_head_dim), .min = 1, .max = 4096,
+     .def = "the model's head_dim", .doc = "head width of the encoder's attention"},
     {0}};
 
 static const fe_param memory_rows[] = {

@@ -108,7 +108,8 @@ static void print_memory(FILE *out, const fe_model *m, const fe_memory_def *md) 
     fprintf(out, "    encoder = transformer(layers = %lld, attention = %s, ",
             (long long)md->enc_layers, mask_w[md->enc_mask]);
     print_rope(out, md->enc_rope_theta);
-    fputs(")\n", out);
+    fprintf(out, ", heads = %lld, kv_heads = %lld, head_dim = %lld)\n",
+            (long long)md->enc_heads, (long long)md->enc_kv_heads, (long long)md->enc_head_dim);
   }
   fprintf(out, "    landmark = %s\n", lmk_w[md->landmark]);
   fprintf(out, "    landmark_dim = %lld\n", (long long)md->landmark_dim);

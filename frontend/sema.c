@@ -881,6 +881,7 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   md->encoder = FE_ENC_NONE;
   md->enc_mask = FE_ATTN_BIDIRECTIONAL;
   md->enc_rope_theta = 10000;
+  md->enc_heads = md->enc_kv_heads = md->enc_head_dim = -1;
   md->landmark = FE_LMK_MEAN;
   md->landmark_dim = s->m->head_dim;
   md->landmark_groups = FE_GROUPS_SHARED;
@@ -979,12 +980,21 @@ static ut_loc arg_loc(const fe_layer *l, const char *name) {
 static void cross_checks(fe_checker *s) {
   fe_model *m = s->m;
   for (int i = 0; i < s->nmemories; i++) {
-    const fe_memory_def *md = &s->memories[i];
-    if (md->encoder != FE_ENC_NONE && md->enc_rope_theta > 0 && m->head_dim > 0 &&
-        m->head_dim % 2 != 0)
-      ut_error(s->d, md->loc, "memory '%s': its encoder's rope needs an even head_dim (the "
-               "model's is %lld); use an even head_dim or rope = none in the encoder",
-               md->name, (long long)m->head_dim);
+    fe_memory_def *md = &s->memories[i];
+    /* the encoder's heads default to the model's: kv_heads to the model's
+     * only when heads is not given either (else to the encoder's heads) */
+    bool own_heads = md->enc_heads > 0;
+    if (md->enc_heads < 0) md->enc_heads = m->heads;
+    if (md->enc_kv_heads < 0) md->enc_kv_heads = own_heads ? md->enc_heads : m->kv_heads;
+    if (md->enc_head_dim < 0) md->enc_head_dim = m->head_dim;
+    if (md->encoder == FE_ENC_NONE) continue;
+    if (md->enc_heads > 0 && md->enc_kv_heads > 0 && md->enc_heads % md->enc_kv_heads != 0)
+      ut_error(s->d, md->loc, "memory '%s': the encoder's kv_heads (%lld) must divide its "
+               "heads (%lld)", md->name, (long long)md->enc_kv_heads, (long long)md->enc_heads);
+    if (md->enc_rope_theta > 0 && md->enc_head_dim > 0 && md->enc_head_dim % 2 != 0)
+      ut_error(s->d, md->loc, "memory '%s': its encoder's rope needs an even head_dim (it is "
+               "%lld); use an even head_dim or rope = none in the encoder",
+               md->name, (long long)md->enc_head_dim);
   }
   for (int i = 0; i < s->nlayers; i++) {
     fe_layer *l = &s->layers[i];

@@ -86,33 +86,50 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
 }
 
 /* q, k, v projections of a normalized input h ([..., T, D]). */
+/* The heads of an attention: the model's, or a chunk encoder's own. */
+typedef struct head_spec {
+  int64_t heads, kv_heads, dim;
+} head_spec;
+
+static head_spec model_heads(const fe_model *m) {
+  return (head_spec){m->heads, m->kv_heads, m->head_dim};
+}
+
+static void qkv_h(bld *b, head_spec hs, ir_value *h, const char *prefix, double theta,
+                  ir_value **q, ir_value **k, ir_value **v, ir_value **kw) {
+  const fe_model *m = b->m;
+  int64_t d = hs.dim;
+  *q = rope(b, heads(b, proj(b, h, hs.heads * d, m->width, prefix, "attn.q_proj"), hs.heads),
+            theta);
+  ir_value *wk = W(b, mat2(hs.kv_heads * d, m->width), "%s.%s.weight", prefix, "attn.k_proj");
+  if (kw) *kw = wk;
+  *k = rope(b, heads(b, OP(IR_LINEAR, h, wk), hs.kv_heads), theta);
+  *v = heads(b, proj(b, h, hs.kv_heads * d, m->width, prefix, "attn.v_proj"), hs.kv_heads);
+}
+
 static void qkv(bld *b, ir_value *h, const char *prefix, double theta, ir_value **q,
                 ir_value **k, ir_value **v, ir_value **kw) {
-  const fe_model *m = b->m;
-  int64_t d = m->head_dim;
-  *q = rope(b, heads(b, proj(b, h, m->heads * d, m->width, prefix, "attn.q_proj"), m->heads),
-            theta);
-  ir_value *wk = W(b, mat2(m->kv_heads * d, m->width), "%s.%s.weight", prefix, "attn.k_proj");
-  if (kw) *kw = wk;
-  *k = rope(b, heads(b, OP(IR_LINEAR, h, wk), m->kv_heads), theta);
-  *v = heads(b, proj(b, h, m->kv_heads * d, m->width, prefix, "attn.v_proj"), m->kv_heads);
+  qkv_h(b, model_heads(b->m), h, prefix, theta, q, k, v, kw);
+}
+
+static ir_value *out_proj_h(bld *b, head_spec hs, ir_value *a, const char *prefix) {
+  return proj(b, OP(IR_MERGE_HEADS, a), b->m->width, hs.heads * hs.dim, prefix, "attn.o_proj");
 }
 
 static ir_value *out_proj(bld *b, ir_value *a, const char *prefix) {
-  const fe_model *m = b->m;
-  return proj(b, OP(IR_MERGE_HEADS, a), m->width, m->heads * m->head_dim, prefix,
-              "attn.o_proj");
+  return out_proj_h(b, model_heads(b->m), a, prefix);
 }
 
 /* A dense or windowed softmax attention block over [..., T, D]. */
-static ir_value *attn_block(bld *b, ir_value *x, const char *prefix, double theta,
-                            bool causal, int64_t window, fe_residual res, bool mlp) {
+static ir_value *attn_block(bld *b, head_spec hs, ir_value *x, const char *prefix,
+                            double theta, bool causal, int64_t window, fe_residual res,
+                            bool mlp) {
   ir_value *q, *k, *v;
-  qkv(b, norm(b, x, prefix, "attn_norm"), prefix, theta, &q, &k, &v, NULL);
+  qkv_h(b, hs, norm(b, x, prefix, "attn_norm"), prefix, theta, &q, &k, &v, NULL);
   ir_value *a = OPA(IR_ATTENTION,
                     ATTRS(ir_int_attr("causal", causal), ir_int_attr("window", window)), 2,
                     q, k, v);
-  return close_block(b, x, out_proj(b, a, prefix), prefix, res, mlp);
+  return close_block(b, x, out_proj_h(b, hs, a, prefix), prefix, res, mlp);
 }
 
 /* The chunk memory: encoder, norm, landmark and K/V projections. */
@@ -133,7 +150,8 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s.encoder.%lld", p, (long long)j);
     b->g->origin = ut_sprintf(b->g->arena, "memory %s encoder %lld", p, (long long)j);
-    c = attn_block(b, c, prefix, md->enc_rope_theta, md->enc_mask == FE_ATTN_CAUSAL, 0,
+    head_spec hs = {md->enc_heads, md->enc_kv_heads, md->enc_head_dim};
+    c = attn_block(b, hs, c, prefix, md->enc_rope_theta, md->enc_mask == FE_ATTN_CAUSAL, 0,
                    FE_RES_STANDARD, m->mlp != FE_MLP_NONE);
   }
   b->g->origin = ut_sprintf(b->g->arena, "memory %s", p);
@@ -210,9 +228,10 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   int64_t d = m->head_dim;
   switch (l->kind) {
   case FE_L_ATTN:
-    return attn_block(b, x, prefix, l->rope_theta, true, 0, l->residual, l->mlp);
+    return attn_block(b, model_heads(m), x, prefix, l->rope_theta, true, 0, l->residual, l->mlp);
   case FE_L_SWA:
-    return attn_block(b, x, prefix, l->rope_theta, true, l->window, l->residual, l->mlp);
+    return attn_block(b, model_heads(m), x, prefix, l->rope_theta, true, l->window,
+                      l->residual, l->mlp);
   case FE_L_RETRIEVE:
     return build_retrieve(b, l, li, x, prefix);
   case FE_L_HSA: {
