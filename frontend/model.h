@@ -95,6 +95,8 @@ typedef struct fe_memory_def {
   double enc_rope_theta; /* rotary embedding on in-chunk positions; 0: none */
   int64_t enc_heads, enc_kv_heads, enc_head_dim; /* the encoder's attention heads;
                                                   * -1 until resolved to the model's */
+  bool enc_qk_norm;      /* per-head RMSNorm of q and k before RoPE */
+  bool enc_qkv_bias;     /* q, k, v projections with a bias */
   fe_landmark_kind landmark;
   int64_t landmark_dim;  /* d_r */
   fe_groups landmark_groups; /* shared: one [d_r] landmark per chunk; kv: one

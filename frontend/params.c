@@ -74,6 +74,10 @@ static const fe_param enc_sub[] = {
      .doc = "key/value heads of the encoder's attention; divides its heads"},
     {.name = "head_dim", .type = FE_P_INT, .field = YF(enc_head_dim), .min = 1, .max = 4096,
      .def = "the model's head_dim", .doc = "head width of the encoder's attention"},
+    {.name = "qk_norm", .type = FE_P_BOOL, .field = YF(enc_qk_norm), .def = "false",
+     .doc = "RMSNorm of each head of q and k before RoPE (learned gains of head_dim)"},
+    {.name = "qkv_bias", .type = FE_P_BOOL, .field = YF(enc_qkv_bias), .def = "false",
+     .doc = "q, k and v projections with a learned bias"},
     {0}};
 
 static const fe_param memory_rows[] = {

@@ -108,8 +108,10 @@ static void print_memory(FILE *out, const fe_model *m, const fe_memory_def *md) 
     fprintf(out, "    encoder = transformer(layers = %lld, attention = %s, ",
             (long long)md->enc_layers, mask_w[md->enc_mask]);
     print_rope(out, md->enc_rope_theta);
-    fprintf(out, ", heads = %lld, kv_heads = %lld, head_dim = %lld)\n",
-            (long long)md->enc_heads, (long long)md->enc_kv_heads, (long long)md->enc_head_dim);
+    fprintf(out, ", heads = %lld, kv_heads = %lld, head_dim = %lld, qk_norm = %s, "
+            "qkv_bias = %s)\n",
+            (long long)md->enc_heads, (long long)md->enc_kv_heads, (long long)md->enc_head_dim,
+            md->enc_qk_norm ? "true" : "false", md->enc_qkv_bias ? "true" : "false");
   }
   fprintf(out, "    landmark = %s\n", lmk_w[md->landmark]);
   fprintf(out, "    landmark_dim = %lld\n", (long long)md->landmark_dim);

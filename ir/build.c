@@ -89,22 +89,42 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
 /* The heads of an attention: the model's, or a chunk encoder's own. */
 typedef struct head_spec {
   int64_t heads, kv_heads, dim;
+  bool qk_norm, bias; /* the chunk encoder's options (memory encoder(...)) */
 } head_spec;
 
 static head_spec model_heads(const fe_model *m) {
-  return (head_spec){m->heads, m->kv_heads, m->head_dim};
+  return (head_spec){m->heads, m->kv_heads, m->head_dim, false, false};
+}
+
+/* x + the projection's bias `PREFIX.WHICH.bias`, where the heads have one. */
+static ir_value *bias(bld *b, head_spec hs, ir_value *x, int64_t out, const char *prefix,
+                      const char *which) {
+  if (!hs.bias) return x;
+  return OP(IR_BIAS_ADD, x, W(b, vec1(out), "%s.%s.bias", prefix, which));
+}
+
+/* Per-head RMSNorm (gain [head_dim] `PREFIX.WHICH.weight`), where asked. */
+static ir_value *head_norm(bld *b, head_spec hs, ir_value *x, const char *prefix,
+                           const char *which) {
+  if (!hs.qk_norm) return x;
+  ir_value *g = W(b, vec1(hs.dim), "%s.%s.weight", prefix, which);
+  return OPA(IR_RMSNORM, ATTRS(ir_float_attr("eps", b->m->norm_eps)), 1, x, g);
 }
 
 static void qkv_h(bld *b, head_spec hs, ir_value *h, const char *prefix, double theta,
                   ir_value **q, ir_value **k, ir_value **v, ir_value **kw) {
   const fe_model *m = b->m;
-  int64_t d = hs.dim;
-  *q = rope(b, heads(b, proj(b, h, hs.heads * d, m->width, prefix, "attn.q_proj"), hs.heads),
-            theta);
-  ir_value *wk = W(b, mat2(hs.kv_heads * d, m->width), "%s.%s.weight", prefix, "attn.k_proj");
+  int64_t d = hs.dim, nq = hs.heads * d, nkv = hs.kv_heads * d;
+  ir_value *pq = bias(b, hs, proj(b, h, nq, m->width, prefix, "attn.q_proj"), nq, prefix,
+                      "attn.q_proj");
+  *q = rope(b, head_norm(b, hs, heads(b, pq, hs.heads), prefix, "attn.q_norm"), theta);
+  ir_value *wk = W(b, mat2(nkv, m->width), "%s.%s.weight", prefix, "attn.k_proj");
   if (kw) *kw = wk;
-  *k = rope(b, heads(b, OP(IR_LINEAR, h, wk), hs.kv_heads), theta);
-  *v = heads(b, proj(b, h, hs.kv_heads * d, m->width, prefix, "attn.v_proj"), hs.kv_heads);
+  ir_value *pk = bias(b, hs, OP(IR_LINEAR, h, wk), nkv, prefix, "attn.k_proj");
+  *k = rope(b, head_norm(b, hs, heads(b, pk, hs.kv_heads), prefix, "attn.k_norm"), theta);
+  ir_value *pv = bias(b, hs, proj(b, h, nkv, m->width, prefix, "attn.v_proj"), nkv, prefix,
+                      "attn.v_proj");
+  *v = heads(b, pv, hs.kv_heads);
 }
 
 static void qkv(bld *b, ir_value *h, const char *prefix, double theta, ir_value **q,
@@ -150,7 +170,8 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s.encoder.%lld", p, (long long)j);
     b->g->origin = ut_sprintf(b->g->arena, "memory %s encoder %lld", p, (long long)j);
-    head_spec hs = {md->enc_heads, md->enc_kv_heads, md->enc_head_dim};
+    head_spec hs = {md->enc_heads, md->enc_kv_heads, md->enc_head_dim, md->enc_qk_norm,
+                    md->enc_qkv_bias};
     c = attn_block(b, hs, c, prefix, md->enc_rope_theta, md->enc_mask == FE_ATTN_CAUSAL, 0,
                    FE_RES_STANDARD, m->mlp != FE_MLP_NONE);
   }

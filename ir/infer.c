@@ -116,6 +116,11 @@ bool ir_infer(ir_op *op, ir_type *out, char *msg, size_t msgsize) {
     r = *q;
     break;
   }
+  case IR_BIAS_ADD:
+    if (T(op, 1)->rank != 1 || !ir_dim_eq(T(op, 1)->dims[0], last(T(op, 0))))
+      FAIL("bias must be [O] matching the last axis");
+    r = *T(op, 0);
+    break;
   case IR_ADD:
   case IR_SILU_MUL:
     if (!ir_type_eq(T(op, 0), T(op, 1))) FAIL("operands must have the same type");

@@ -177,6 +177,17 @@ static bool binary(rt_exec *x, const ir_op *op, int kind) {
 bool rt_op_add(rt_exec *x, const ir_op *op) { return binary(x, op, 0); }
 bool rt_op_silu_mul(rt_exec *x, const ir_op *op) { return binary(x, op, 1); }
 
+bool rt_op_bias_add(rt_exec *x, const ir_op *op) {
+  const float *b = W(x, IN(op, 1));
+  int64_t O = LASTDIM(IN(op, 0));
+  for (int64_t r = seg0(x, OUT(op)); r < seg1(x, OUT(op)); r++) {
+    ROW(a, IN(op, 0), r, 0);
+    float *out = rt_out_row(x, OUT(op), r);
+    for (int64_t i = 0; i < elems(x, OUT(op)); i++) out[i] = a[i] + b[i % O];
+  }
+  return true;
+}
+
 bool rt_op_sigmoid(rt_exec *x, const ir_op *op) {
   for (int64_t r = seg0(x, OUT(op)); r < seg1(x, OUT(op)); r++) {
     ROW(a, IN(op, 0), r, 0);

@@ -620,6 +620,30 @@ static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
   end0(e);
 }
 
+/* bias_add: each O-vector of a row plus the bias (a weight [O]). */
+static void k_bias_add(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t O = LAST(op->in[0]), nvec = inner(op->in[0]) / O;
+  view o = OUTV(e, 0), x = INV(e, q, 0), b = INV(e, q, 1);
+  V r = rows_begin(e);
+  V xr = rowp(e, &x, r), orow = rowp(e, &o, r);
+  V j = for0(e, ci(e, 0), ci(e, nvec), 1);
+  V off = MULI(j, ci(e, O));
+  V xp = gep(e, xr, off), op_ = gep(e, orow, off);
+  int64_t full = O / e->vl, tail = O % e->vl;
+  if (full) {
+    V i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
+    stv(e, VADD(ldv(e, xp, i, NULL), ldv(e, b.seg, i, NULL)), op_, i, NULL);
+    end0(e);
+  }
+  if (tail) {
+    V m = cmask(e, (int)tail), i = ci(e, full * e->vl);
+    stv(e, VADD(ldv(e, xp, i, &m), ldv(e, b.seg, i, &m)), op_, i, &m);
+  }
+  end0(e);
+  end0(e);
+}
+
 /* ---- linear: packed-panel GEMM ------------------------------------------- */
 
 int64_t cg_linear_panel(int vec_bits, int64_t O) {
@@ -2425,7 +2449,7 @@ int cg_cpu_supported(const ir_op *op, char *why, size_t size) {
   case IR_NSA_ATTENTION:
   case IR_EMBED: case IR_RMSNORM: case IR_LAYERNORM: case IR_LINEAR:
   case IR_SPLIT_HEADS: case IR_MERGE_HEADS: case IR_ROPE: case IR_ADD: case IR_SILU_MUL:
-  case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
+  case IR_BIAS_ADD: case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
   case IR_ROW: case IR_ZERO_ROW: case IR_MEAN_ROWS: case IR_STICKBREAK: case IR_SOFTMAX:
     break;
   case IR_ATTENTION:
@@ -2495,6 +2519,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_LAYERNORM: k_norm(&e, req, true); break;
     case IR_LINEAR: k_linear(&e, req, info, name); break;
     case IR_ADD: k_eltwise(&e, req, 0); break;
+    case IR_BIAS_ADD: k_bias_add(&e, req); break;
     case IR_SILU_MUL: k_eltwise(&e, req, 1); break;
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;
     case IR_ROPE: k_rope(&e, req, info); info->scratch_fixed = LAST(op->in[0]) + 16; break;

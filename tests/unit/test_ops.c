@@ -354,6 +354,27 @@ static void test_landmark_scores(void) {
  *   t=8,9 (tq=7): [8, 16, 24, 32]
  * top-2, most recent first: t=9 -> chunks 3, 2 (32, 24); t=4 -> 1, 0
  * (8, 4); t=2 -> 0 then an empty slot (-1, -inf). */
+/* bias_add: every O-vector of a row plus the bias; here rows of two
+ * vectors of O = 3 (a [L, 2, 3] value), so the bias repeats within a row. */
+static void test_bias_add(void) {
+  enum { L = 3 };
+  static float X[L * 6];
+  for (int i = 0; i < L * 6; i++) X[i] = (float)i;
+  static const float B[3] = {10, -20, 0.5f};
+  tg t;
+  tg_init(&t);
+  ir_attr h2 = iattr("heads", 2);
+  ir_value *x = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){tg_rows(&t, "x", L, 6, X)}, 1, &h2, 0);
+  ir_value *b = tg_weight(&t, "b", 1, (int64_t[]){3}, B);
+  ir_value *y = tg_op(&t, IR_BIAS_ADD, 2, (ir_value *[]){x, b}, 0, NULL, 0);
+  tg_run(&t, y, L);
+  for (int r = 0; r < L; r++)
+    for (int i = 0; i < 6; i++)
+      EXPECT(tg_row(&t, y, r)[i], r * 6 + i + B[i % 3], "bias_add row %d elem %d", r, i);
+  EXPECT(tg_row(&t, y, 2)[4], 16 - 20, "bias_add row 2 elem 4");
+  tg_free(&t);
+}
+
 /* landmark_groups = kv: landmarks [C, G, dr], group g scores against its
  * own slice.  L = 8, S = 2, G = 2, dr = 2; chunk i's landmark is
  * [i+1, 0 | 0, 10(i+1)] and token t's query [t+1, 0 | 0, t+1], so group 0
@@ -940,6 +961,7 @@ void tu_add_ops_suite(void) {
   CU_add_test(s, "landmark scores: exclude_window, offsets", test_landmark_scores);
   CU_add_test(s, "landmark scores: per = chunk", test_landmark_scores_per_chunk);
   CU_add_test(s, "landmark scores: a landmark slice per group", test_landmark_scores_grouped);
+  CU_add_test(s, "bias_add: a bias per O-vector", test_bias_add);
   CU_add_test(s, "top-k: a tie, then a larger score", test_topk_ties_then_larger);
   CU_add_test(s, "chunk attention: weighted and joint merges", test_chunk_attention_merges);
   CU_add_test(s, "chunk attention: retrieval per KV group", test_chunk_attention_groups);

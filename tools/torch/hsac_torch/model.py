@@ -74,6 +74,8 @@ def _run_op(node, ins, model):
         return O.add(ins[0], ins[1])
     if op == "silu_mul":
         return O.silu_mul(ins[0], ins[1])
+    if op == "bias_add":
+        return ins[0] + ins[1]
     if op == "sigmoid":
         return O.sigmoid(ins[0])
     if op == "quantize":
