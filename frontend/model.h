@@ -58,6 +58,7 @@ typedef struct fe_layer {
   double rope_theta;     /* 0: no rotary embedding */
   fe_residual residual;
   bool mlp;              /* followed by the model's MLP block */
+  bool qk_norm;          /* attn, swa: per-head RMSNorm of q and k before RoPE */
   /* retrieve */
   int memory;            /* index into fe_model.memories */
   int64_t topk;          /* retrieve, landmark_attn, moba; nsa: selected blocks */

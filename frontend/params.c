@@ -110,12 +110,18 @@ static const fe_param memory_rows[] = {
   {.name = "mlp", .type = FE_P_BOOL, .field = LF(mlp), .def = "true",           \
    .doc = "follow the attention with the model's MLP block"}
 
-static const fe_param attn_rows[] = {COMMON_ROWS("10000"), {0}};
+/* Per-head q/k norm of a dense or windowed attention layer. */
+#define QK_NORM_ROW                                                             \
+  {.name = "qk_norm", .type = FE_P_BOOL, .field = LF(qk_norm), .def = "false",  \
+   .doc = "RMSNorm of each head of q and k before RoPE (learned gains of head_dim)"}
+
+static const fe_param attn_rows[] = {COMMON_ROWS("10000"), QK_NORM_ROW, {0}};
 
 static const fe_param swa_rows[] = {
     {.name = "window", .type = FE_P_INT, .field = LF(window), .min = 1, .max = BIG,
      .doc = "sliding window W: a token sees itself and the W-1 tokens before it"},
     COMMON_ROWS("10000"),
+    QK_NORM_ROW,
     {0}};
 
 static const fe_param retrieve_rows[] = {

@@ -249,10 +249,12 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   int64_t d = m->head_dim;
   switch (l->kind) {
   case FE_L_ATTN:
-    return attn_block(b, model_heads(m), x, prefix, l->rope_theta, true, 0, l->residual, l->mlp);
-  case FE_L_SWA:
-    return attn_block(b, model_heads(m), x, prefix, l->rope_theta, true, l->window,
-                      l->residual, l->mlp);
+  case FE_L_SWA: {
+    head_spec hs = model_heads(m);
+    hs.qk_norm = l->qk_norm;
+    return attn_block(b, hs, x, prefix, l->rope_theta, true,
+                      l->kind == FE_L_SWA ? l->window : 0, l->residual, l->mlp);
+  }
   case FE_L_RETRIEVE:
     return build_retrieve(b, l, li, x, prefix);
   case FE_L_HSA: {
