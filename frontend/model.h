@@ -66,6 +66,7 @@ typedef struct fe_layer {
   fe_granularity per;
   fe_groups groups;
   int64_t exclude_window;/* also skip chunks starting in the last N tokens */
+  bool lmk_norm;         /* RMSNorm (gains of d_r) of the query and the landmarks */
   fe_offset_kind offset_kind;
   double offset;         /* fixed offset, or initial value of a learned one */
   const char *binding;   /* the name the retrieval is bound to */
@@ -98,6 +99,7 @@ typedef struct fe_memory_def {
                                                   * -1 until resolved to the model's */
   bool enc_qk_norm;      /* per-head RMSNorm of q and k before RoPE */
   bool enc_qkv_bias;     /* q, k, v projections with a bias */
+  bool enc_prenorm;      /* an RMSNorm of the chunk before the first encoder layer */
   fe_landmark_kind landmark;
   int64_t landmark_dim;  /* d_r */
   fe_groups landmark_groups; /* shared: one [d_r] landmark per chunk; kv: one

@@ -78,6 +78,9 @@ static const fe_param enc_sub[] = {
      .doc = "RMSNorm of each head of q and k before RoPE (learned gains of head_dim)"},
     {.name = "qkv_bias", .type = FE_P_BOOL, .field = YF(enc_qkv_bias), .def = "false",
      .doc = "q, k and v projections with a learned bias"},
+    {.name = "prenorm", .type = FE_P_BOOL, .field = YF(enc_prenorm), .def = "false",
+     .doc = "a norm of the chunk's rows (CLS or landmark row included) before the first "
+            "encoder layer"},
     {0}};
 
 static const fe_param memory_rows[] = {
@@ -139,6 +142,9 @@ static const fe_param retrieve_rows[] = {
     {.name = "exclude_window", .type = FE_P_INT, .field = LF(exclude_window),
      .min = 0, .max = BIG, .def = "0",
      .doc = "also skip chunks that start within the last N tokens"},
+    {.name = "lmk_norm", .type = FE_P_BOOL, .field = LF(lmk_norm), .def = "false",
+     .doc = "RMSNorm of each group's query and of the landmarks (this retrieval's own gains "
+            "of width d_r) before scoring"},
     {.name = "score_offset", .type = FE_P_OFFSET, .field = LF(offset),
      .field2 = LF(offset_kind), .fmin = -1e6, .fmax = 1e6, .def = "none",
      .doc = "added to every retrieval score: a number, or learned(initial)"},

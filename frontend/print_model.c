@@ -60,10 +60,10 @@ static void print_layer(FILE *out, const fe_model *m, const fe_layer *l) {
     break;
   case FE_L_RETRIEVE:
     fprintf(out, "%s_%d = retrieve(%s, topk = %lld, weights = %s, per = %s, "
-                 "groups = %s, exclude_window = %lld, score_offset = ",
+                 "groups = %s, exclude_window = %lld, lmk_norm = %s, score_offset = ",
             l->binding, l->index, m->memories[l->memory].name, (long long)l->topk,
             wt_w[l->weights], per_w[l->per], grp_w[l->groups],
-            (long long)l->exclude_window);
+            (long long)l->exclude_window, l->lmk_norm ? "true" : "false");
     if (l->offset_kind == FE_OFFSET_NONE)
       fputs("none)", out);
     else if (l->offset_kind == FE_OFFSET_FIXED)
@@ -109,9 +109,10 @@ static void print_memory(FILE *out, const fe_model *m, const fe_memory_def *md) 
             (long long)md->enc_layers, mask_w[md->enc_mask]);
     print_rope(out, md->enc_rope_theta);
     fprintf(out, ", heads = %lld, kv_heads = %lld, head_dim = %lld, qk_norm = %s, "
-            "qkv_bias = %s)\n",
+            "qkv_bias = %s, prenorm = %s)\n",
             (long long)md->enc_heads, (long long)md->enc_kv_heads, (long long)md->enc_head_dim,
-            md->enc_qk_norm ? "true" : "false", md->enc_qkv_bias ? "true" : "false");
+            md->enc_qk_norm ? "true" : "false", md->enc_qkv_bias ? "true" : "false",
+            md->enc_prenorm ? "true" : "false");
   }
   fprintf(out, "    landmark = %s\n", lmk_w[md->landmark]);
   fprintf(out, "    landmark_dim = %lld\n", (long long)md->landmark_dim);

@@ -166,6 +166,7 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
                       md->landmark == FE_LMK_CLS ? "cls" : "landmark_token");
     c = OP(IR_APPEND_ROW, c, row);
   }
+  if (md->enc_layers > 0 && md->enc_prenorm) c = norm(b, c, p, "enc_prenorm");
   for (int64_t j = 0; j < md->enc_layers; j++) {
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s.encoder.%lld", p, (long long)j);
@@ -218,6 +219,12 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
   ir_value *q = heads(b, proj(b, norm(b, x, prefix, "norm"), gr * dr, m->width, prefix,
                               "q_proj"),
                       gr);
+  ir_value *lmk = b->mem_lmk[l->memory];
+  if (l->lmk_norm) { /* the authors' enable_lmk_norm: gains of d_r, per retrieval */
+    ir_attr eps = ir_float_attr("eps", m->norm_eps);
+    q = OPA(IR_RMSNORM, &eps, 1, q, W(b, vec1(dr), "%s.%s.weight", prefix, "q_norm"));
+    lmk = OPA(IR_RMSNORM, &eps, 1, lmk, W(b, vec1(dr), "%s.%s.weight", prefix, "lmk_norm"));
+  }
   ir_attr a[4] = {ir_int_attr("chunk", md->chunk),
                   ir_str_attr("per", l->per == FE_PER_TOKEN ? "token" : "chunk"),
                   ir_int_attr("exclude_window", l->exclude_window)};
@@ -227,9 +234,9 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
   if (l->offset_kind == FE_OFFSET_LEARNED) {
     ir_value *off = W(b, vec1(1), "%s.%s", prefix, "score_offset");
     off->def->attrs[off->def->nattrs++] = ir_float_attr("init", l->offset);
-    scores = emit(b, IR_LANDMARK_SCORES, 3, IN(q, b->mem_lmk[l->memory], off), na, a);
+    scores = emit(b, IR_LANDMARK_SCORES, 3, IN(q, lmk, off), na, a);
   } else {
-    scores = emit(b, IR_LANDMARK_SCORES, 2, IN(q, b->mem_lmk[l->memory]), na, a);
+    scores = emit(b, IR_LANDMARK_SCORES, 2, IN(q, lmk), na, a);
   }
   ir_op *top = ir_emit(b->g, b->d, IR_TOPK, IN(scores), 1,
                        ATTRS(ir_int_attr("k", l->topk)), 1);
