@@ -58,7 +58,8 @@ typedef struct fe_layer {
   double rope_theta;     /* 0: no rotary embedding */
   fe_residual residual;
   bool mlp;              /* followed by the model's MLP block */
-  bool qk_norm;          /* attn, swa: per-head RMSNorm of q and k before RoPE */
+  bool qk_norm;          /* attn, swa: per-head RMSNorm of q and k before RoPE;
+                          * hsa (q_norm): of q only (the memory's k_norm does K) */
   /* retrieve */
   int memory;            /* index into fe_model.memories */
   int64_t topk;          /* retrieve, landmark_attn, moba; nsa: selected blocks */
@@ -100,6 +101,7 @@ typedef struct fe_memory_def {
   bool enc_qk_norm;      /* per-head RMSNorm of q and k before RoPE */
   bool enc_qkv_bias;     /* q, k, v projections with a bias */
   bool enc_prenorm;      /* an RMSNorm of the chunk before the first encoder layer */
+  bool k_norm;           /* per-head RMSNorm of the chunk keys (HSA layers' K) */
   fe_landmark_kind landmark;
   int64_t landmark_dim;  /* d_r */
   fe_groups landmark_groups; /* shared: one [d_r] landmark per chunk; kv: one

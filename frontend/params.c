@@ -99,6 +99,9 @@ static const fe_param memory_rows[] = {
      .words = group_words, .def = "shared",
      .doc = "shared: one landmark per chunk for every retrieval group; kv: one "
             "slice of width d_r per KV group, read by retrievals with groups = kv"},
+    {.name = "k_norm", .type = FE_P_BOOL, .field = YF(k_norm), .def = "false",
+     .doc = "RMSNorm of each head of the chunk keys that HSA layers read (gains of "
+            "head_dim)"},
     {.name = "store", .type = FE_P_ENUM, .field = YF(store), .words = dtype_words,
      .def = "f32", .doc = "element type of the chunk K/V cache"},
     {0}};
@@ -163,6 +166,9 @@ static const fe_param hsa_rows[] = {
      .doc = "standard: x + o, then + MLP; bypass: x + MLP(norm(x + o))"},
     {.name = "mlp", .type = FE_P_BOOL, .field = LF(mlp), .def = "true",
      .doc = "follow the attention with the model's MLP block"},
+    {.name = "q_norm", .type = FE_P_BOOL, .field = LF(qk_norm), .def = "false",
+     .doc = "RMSNorm of each query head (gains of head_dim); the memory's k_norm "
+            "normalizes the keys"},
     {0}};
 
 static const fe_param landmark_rows[] = {

@@ -73,9 +73,10 @@ static void print_layer(FILE *out, const fe_model *m, const fe_layer *l) {
     break;
   case FE_L_HSA: {
     const fe_layer *r = &m->layers[l->retrieval];
-    fprintf(out, "hsa(%s_%d, merge = %s, softmax_plus = %lld, residual = %s, mlp = %s)",
+    fprintf(out, "hsa(%s_%d, merge = %s, softmax_plus = %lld, residual = %s, mlp = %s, "
+                 "q_norm = %s)",
             r->binding, r->index, merge_w[l->merge], (long long)l->softmax_plus,
-            res_w[l->residual], l->mlp ? "true" : "false");
+            res_w[l->residual], l->mlp ? "true" : "false", l->qk_norm ? "true" : "false");
     break;
   }
   case FE_L_LANDMARK:
@@ -118,6 +119,7 @@ static void print_memory(FILE *out, const fe_model *m, const fe_memory_def *md) 
   fprintf(out, "    landmark_dim = %lld\n", (long long)md->landmark_dim);
   fprintf(out, "    landmark_groups = %s\n",
           md->landmark_groups == FE_GROUPS_KV ? "kv" : "shared");
+  fprintf(out, "    k_norm = %s\n", md->k_norm ? "true" : "false");
   fprintf(out, "    store = %s\n", dt_w[md->store]);
   fputs("  }\n", out);
 }

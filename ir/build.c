@@ -201,6 +201,11 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     b->mem_lmk[mi] = proj(b, f, md->landmark_dim, m->width, p, "lmk_proj");
   b->mem_k[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "k_proj"),
                        m->kv_heads);
+  if (md->k_norm) { /* the authors' k_rmsnorm: per head, before the 16-bit store */
+    head_spec hs = model_heads(m);
+    hs.qk_norm = true;
+    b->mem_k[mi] = head_norm(b, hs, b->mem_k[mi], p, "k_norm");
+  }
   b->mem_v[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "v_proj"),
                        m->kv_heads);
   if (md->store != FE_DT_F32) {
@@ -267,8 +272,12 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   case FE_L_HSA: {
     const fe_layer *r = &m->layers[l->retrieval];
     ir_value *h = norm(b, x, prefix, "attn_norm");
-    ir_value *q = heads(b, proj(b, h, m->heads * d, m->width, prefix, "attn.q_proj"),
-                        m->heads);
+    head_spec hs = model_heads(m);
+    hs.qk_norm = l->qk_norm; /* q_norm: the keys' norm belongs to the memory */
+    ir_value *q = head_norm(b, hs,
+                            heads(b, proj(b, h, m->heads * d, m->width, prefix, "attn.q_proj"),
+                                  m->heads),
+                            prefix, "attn.q_norm");
     ir_value *a = OPA(IR_CHUNK_ATTENTION,
                       ATTRS(ir_int_attr("softmax_plus", l->softmax_plus),
                             ir_str_attr("merge", l->merge == FE_MERGE_WEIGHTED ? "weighted"
