@@ -68,6 +68,7 @@ typedef struct fe_layer {
   fe_groups groups;
   int64_t exclude_window;/* also skip chunks starting in the last N tokens */
   bool lmk_norm;         /* RMSNorm (gains of d_r) of the query and the landmarks */
+  bool pos_decay;        /* softmax weights: slot k adds k * a learned scalar */
   fe_offset_kind offset_kind;
   double offset;         /* fixed offset, or initial value of a learned one */
   const char *binding;   /* the name the retrieval is bound to */

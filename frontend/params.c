@@ -145,6 +145,9 @@ static const fe_param retrieve_rows[] = {
     {.name = "exclude_window", .type = FE_P_INT, .field = LF(exclude_window),
      .min = 0, .max = BIG, .def = "0",
      .doc = "also skip chunks that start within the last N tokens"},
+    {.name = "pos_decay", .type = FE_P_BOOL, .field = LF(pos_decay), .def = "false",
+     .doc = "with weights = softmax: slot k of the top-k (most recent first) adds k times "
+            "a learned scalar (initially 0) to its score"},
     {.name = "lmk_norm", .type = FE_P_BOOL, .field = LF(lmk_norm), .def = "false",
      .doc = "RMSNorm of each group's query and of the landmarks (this retrieval's own gains "
             "of width d_r) before scoring"},

@@ -1029,6 +1029,10 @@ static void cross_checks(fe_checker *s) {
                  (long long)(m->context / md->chunk));
       if (l->groups == FE_GROUPS_KV && m->kv_heads > 0 && md->landmark_dim <= 0)
         ut_error(s->d, l->loc, "landmark_dim must be positive");
+      if (l->pos_decay && l->weights != FE_W_SOFTMAX)
+        ut_error(s->d, arg_loc(l, "pos_decay"),
+                 "pos_decay needs weights = softmax: it shifts the scores of the selected "
+                 "chunks by their rank before the softmax");
       if (l->groups == FE_GROUPS_SHARED && md->landmark_groups == FE_GROUPS_KV)
         ut_error(s->d, arg_loc(l, "groups"),
                  "a retrieval with groups = shared cannot read memory '%s': its "

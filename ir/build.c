@@ -247,8 +247,14 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
                        ATTRS(ir_int_attr("k", l->topk)), 1);
   if (!top) return x;
   b->retr_idx[li] = top->out[0];
-  b->retr_w[li] = OP(l->weights == FE_W_STICKBREAK ? IR_STICKBREAK : IR_SOFTMAX,
-                     top->out[1]);
+  if (l->pos_decay) { /* the authors' pos_decay: a learned scalar, initially 0 */
+    ir_value *dec = W(b, vec1(1), "%s.%s", prefix, "pos_decay");
+    dec->def->attrs[dec->def->nattrs++] = ir_float_attr("init", 0);
+    b->retr_w[li] = OP(IR_SOFTMAX, top->out[1], dec);
+  } else {
+    b->retr_w[li] = OP(l->weights == FE_W_STICKBREAK ? IR_STICKBREAK : IR_SOFTMAX,
+                       top->out[1]);
+  }
   return x; /* retrieval does not change the residual stream */
 }
 

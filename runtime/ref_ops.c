@@ -495,8 +495,11 @@ bool rt_op_stickbreak(rt_exec *x, const ir_op *op) {
 
 /* Softmax over the last axis; -inf entries get 0, and so does a vector
  * with no finite entry. */
+/* With a second input (the authors' pos_decay, a learned scalar d), slot
+ * k (most recent first) scores s_k + k * d before the softmax. */
 bool rt_op_softmax(rt_exec *x, const ir_op *op) {
   int64_t K = LASTDIM(IN(op, 0));
+  double d = op->nin == 2 ? W(x, IN(op, 1))[0] : 0;
   for (int64_t t = seg0(x, OUT(op)); t < seg1(x, OUT(op)); t++) {
     ROW(s, IN(op, 0), t, 0);
     float *w = rt_out_row(x, OUT(op), t);
@@ -504,10 +507,11 @@ bool rt_op_softmax(rt_exec *x, const ir_op *op) {
       const float *a = s + v * K;
       double m = NEG_INF, sum = 0;
       for (int64_t k = 0; k < K; k++)
-        if (a[k] > m) m = a[k];
-      for (int64_t k = 0; k < K; k++) sum += a[k] == NEG_INF ? 0 : exp(a[k] - m);
+        if (a[k] != NEG_INF && a[k] + k * d > m) m = a[k] + k * d;
+      for (int64_t k = 0; k < K; k++) sum += a[k] == NEG_INF ? 0 : exp(a[k] + k * d - m);
       for (int64_t k = 0; k < K; k++)
-        w[v * K + k] = m == NEG_INF || a[k] == NEG_INF ? 0.0f : (float)(exp(a[k] - m) / sum);
+        w[v * K + k] =
+            m == NEG_INF || a[k] == NEG_INF ? 0.0f : (float)(exp(a[k] + k * d - m) / sum);
     }
   }
   return true;

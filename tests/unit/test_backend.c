@@ -587,6 +587,24 @@ static void test_retrieve_and_sparse_attention(void) {
   }
 }
 
+/* Softmax weights with a rank decay (the authors' pos_decay): slot k adds
+ * k * d before the softmax; empty (-inf) slots keep weight 0. */
+static void test_softmax_decay(void) {
+  enum { L = 21, K = 5 };
+  float *s = rnd(L * 2 * K, 2.0f);
+  for (int i = 0; i < L * 2 * K; i += 7) s[i] = -INFINITY;
+  for (int k = 0; k < K; k++) s[3 * 2 * K + k] = -INFINITY; /* a row with no chunk */
+  static const float dec[1] = {0.7f};
+  tg t;
+  tg_init(&t);
+  ir_value *x = tg_heads(&t, "s", L, 2, 2 * K, s);
+  ir_value *d = tg_weight(&t, "d", 1, (int64_t[]){1}, dec);
+  ir_value *w = tg_op(&t, IR_SOFTMAX, 2, (ir_value *[]){x, d}, 0, NULL, 0);
+  tg_run(&t, w, L);
+  check(&t, w, L, 4, "softmax with pos_decay");
+  tg_free(&t);
+}
+
 /* The sparse attention with the query heads of a KV head packed into
  * vector lanes (G = Hq / Hk >= 4): 4, 8 (one AVX2 vector), 16 (one
  * AVX-512 vector, two AVX2 ones; with d = 16 and two KV heads, the
@@ -892,6 +910,7 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
+  CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
   CU_add_test(s, "example models: cpu == ref, decode == prefill, AVX2", test_example_models);

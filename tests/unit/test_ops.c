@@ -354,6 +354,24 @@ static void test_landmark_scores(void) {
  *   t=8,9 (tq=7): [8, 16, 24, 32]
  * top-2, most recent first: t=9 -> chunks 3, 2 (32, 24); t=4 -> 1, 0
  * (8, 4); t=2 -> 0 then an empty slot (-1, -inf). */
+/* softmax with the authors' pos_decay d = 0.5: slot k scores s_k + k d;
+ * [0, 0, -inf, 1] -> [0, 0.5, -inf, 2.5], weights e^s / (1 + e^0.5 + e^2.5). */
+static void test_softmax_decay_ref(void) {
+  static const float S[4] = {0, 0, -INFINITY, 1}, Dc[1] = {0.5f};
+  tg t;
+  tg_init(&t);
+  ir_value *x = tg_rows(&t, "s", 1, 4, S);
+  ir_value *d = tg_weight(&t, "d", 1, (int64_t[]){1}, Dc);
+  ir_value *w = tg_op(&t, IR_SOFTMAX, 2, (ir_value *[]){x, d}, 0, NULL, 0);
+  tg_run(&t, w, 1);
+  double z = 1 + exp(0.5) + exp(2.5);
+  EXPECT(tg_row(&t, w, 0)[0], 1 / z, "pos_decay slot 0");
+  EXPECT(tg_row(&t, w, 0)[1], exp(0.5) / z, "pos_decay slot 1");
+  EXPECT(tg_row(&t, w, 0)[2], 0, "pos_decay empty slot");
+  EXPECT(tg_row(&t, w, 0)[3], exp(2.5) / z, "pos_decay slot 3");
+  tg_free(&t);
+}
+
 /* bias_add: every O-vector of a row plus the bias; here rows of two
  * vectors of O = 3 (a [L, 2, 3] value), so the bias repeats within a row. */
 static void test_bias_add(void) {
@@ -962,6 +980,7 @@ void tu_add_ops_suite(void) {
   CU_add_test(s, "landmark scores: per = chunk", test_landmark_scores_per_chunk);
   CU_add_test(s, "landmark scores: a landmark slice per group", test_landmark_scores_grouped);
   CU_add_test(s, "bias_add: a bias per O-vector", test_bias_add);
+  CU_add_test(s, "softmax with pos_decay", test_softmax_decay_ref);
   CU_add_test(s, "top-k: a tie, then a larger score", test_topk_ties_then_larger);
   CU_add_test(s, "chunk attention: weighted and joint merges", test_chunk_attention_merges);
   CU_add_test(s, "chunk attention: retrieval per KV group", test_chunk_attention_groups);

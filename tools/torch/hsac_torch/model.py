@@ -108,7 +108,7 @@ def _run_op(node, ins, model):
     if op == "stickbreak":
         return O.stickbreak(ins[0])
     if op == "softmax":
-        return O.softmax(ins[0])
+        return O.softmax(ins[0], ins[1] if len(ins) > 1 else None)
     if op == "chunk_attention":
         return O.chunk_attention(ins[0], ins[1], ins[2], ins[3], ins[4],
                                  int(a("softmax_plus", 0)), a("merge", "weighted"))

@@ -271,10 +271,15 @@ def stickbreak(s):
     return w.masked_fill(empty, 0.0)
 
 
-def softmax(s):
+def softmax(s, decay=None):
     """Softmax over the last axis; -inf entries get 0, and so does a vector
-    with no finite entry."""
-    return masked_softmax(s, s != NEG_INF)
+    with no finite entry.  decay ([1], the authors' pos_decay): slot k
+    (most recent first) scores s_k + k * decay first."""
+    keep = s != NEG_INF
+    if decay is not None:
+        rank = torch.arange(s.shape[-1], device=s.device, dtype=s.dtype)
+        s = torch.where(keep, s + rank * decay.reshape(()), s)
+    return masked_softmax(s, keep)
 
 
 # ---- attention ---------------------------------------------------------------
