@@ -725,7 +725,7 @@ static void test_example_models(void) {
   static const char *const models[] = {"dense",       "swa",         "drt_gca",
                                        "hsa_ramba",   "paper_swa_hsa", "passkey_hsa",
                                        "passkey_hsa_standard", "moba", "landmark_attention",
-                                       "nsa", "ruler_hsa",
+                                       "nsa", "ruler_hsa", "authors_swa_hsa",
                                        /* a path: the authors' forms (issue 13) */
                                        "tools/torch/tests/variants_authors"};
   enum { N = 150 };
@@ -754,6 +754,7 @@ static void test_example_models(void) {
     CU_ASSERT(ok);
     if (ok) {
       bool bf16 = strstr(models[i], "paper") || strstr(models[i], "passkey") ||
+                  strstr(models[i], "authors_swa") ||
                   strstr(models[i], "ruler");
       double tol = bf16 ? 2e-3 : 1e-5;
       double e1 = norm_err(ref, pre, N * V), e2 = norm_err(pre, dec, N * V),
