@@ -102,6 +102,7 @@ typedef struct fe_memory_def {
   bool enc_qk_norm;      /* per-head RMSNorm of q and k before RoPE */
   bool enc_qkv_bias;     /* q, k, v projections with a bias */
   bool enc_prenorm;      /* an RMSNorm of the chunk before the first encoder layer */
+  int64_t enc_mlp_hidden;/* the encoder's SwiGLU width; -1 until resolved (model's) */
   bool k_norm;           /* per-head RMSNorm of the chunk keys (HSA layers' K) */
   fe_landmark_kind landmark;
   int64_t landmark_dim;  /* d_r */

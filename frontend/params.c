@@ -78,6 +78,9 @@ static const fe_param enc_sub[] = {
      .doc = "RMSNorm of each head of q and k before RoPE (learned gains of head_dim)"},
     {.name = "qkv_bias", .type = FE_P_BOOL, .field = YF(enc_qkv_bias), .def = "false",
      .doc = "q, k and v projections with a learned bias"},
+    {.name = "mlp_hidden", .type = FE_P_INT, .field = YF(enc_mlp_hidden), .min = 1,
+     .max = 1048576, .def = "the model's MLP width",
+     .doc = "hidden width of the encoder layers' SwiGLU (the model's mlp must not be none)"},
     {.name = "prenorm", .type = FE_P_BOOL, .field = YF(enc_prenorm), .def = "false",
      .doc = "a norm of the chunk's rows (CLS or landmark row included) before the first "
             "encoder layer"},

@@ -112,10 +112,12 @@ static void print_memory(FILE *out, const fe_model *m, const fe_memory_def *md) 
             (long long)md->enc_layers, mask_w[md->enc_mask]);
     print_rope(out, md->enc_rope_theta);
     fprintf(out, ", heads = %lld, kv_heads = %lld, head_dim = %lld, qk_norm = %s, "
-            "qkv_bias = %s, prenorm = %s)\n",
+            "qkv_bias = %s, prenorm = %s",
             (long long)md->enc_heads, (long long)md->enc_kv_heads, (long long)md->enc_head_dim,
             md->enc_qk_norm ? "true" : "false", md->enc_qkv_bias ? "true" : "false",
             md->enc_prenorm ? "true" : "false");
+    if (m->mlp != FE_MLP_NONE) fprintf(out, ", mlp_hidden = %lld", (long long)md->enc_mlp_hidden);
+    fputs(")\n", out);
   }
   fprintf(out, "    landmark = %s\n", lmk_w[md->landmark]);
   fprintf(out, "    landmark_dim = %lld\n", (long long)md->landmark_dim);

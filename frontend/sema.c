@@ -881,7 +881,7 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   md->encoder = FE_ENC_NONE;
   md->enc_mask = FE_ATTN_BIDIRECTIONAL;
   md->enc_rope_theta = 10000;
-  md->enc_heads = md->enc_kv_heads = md->enc_head_dim = -1;
+  md->enc_heads = md->enc_kv_heads = md->enc_head_dim = md->enc_mlp_hidden = -1;
   md->landmark = FE_LMK_MEAN;
   md->landmark_dim = s->m->head_dim;
   md->landmark_groups = FE_GROUPS_SHARED;
@@ -987,6 +987,10 @@ static void cross_checks(fe_checker *s) {
     if (md->enc_heads < 0) md->enc_heads = m->heads;
     if (md->enc_kv_heads < 0) md->enc_kv_heads = own_heads ? md->enc_heads : m->kv_heads;
     if (md->enc_head_dim < 0) md->enc_head_dim = m->head_dim;
+    if (md->enc_mlp_hidden > 0 && m->mlp == FE_MLP_NONE)
+      ut_error(s->d, md->loc, "memory '%s': the encoder's mlp_hidden is given but the model "
+               "has mlp = none, so its layers have no MLP", md->name);
+    if (md->enc_mlp_hidden < 0) md->enc_mlp_hidden = m->mlp_hidden;
     if (md->encoder == FE_ENC_NONE) continue;
     if (md->enc_heads > 0 && md->enc_kv_heads > 0 && md->enc_heads % md->enc_kv_heads != 0)
       ut_error(s->d, md->loc, "memory '%s': the encoder's kv_heads (%lld) must divide its "

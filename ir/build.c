@@ -65,8 +65,8 @@ static ir_value *rope(bld *b, ir_value *x, double theta) {
 
 /* The MLP and residual that close every block.  o is the attention output
  * after its projection, x the block's input. */
-static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefix,
-                             fe_residual res, bool mlp) {
+static ir_value *close_block_f(bld *b, ir_value *x, ir_value *o, const char *prefix,
+                               fe_residual res, bool mlp, int64_t hidden) {
   const fe_model *m = b->m;
   ir_value *y = OP(IR_ADD, x, o);
   if (!mlp) return y;
@@ -75,14 +75,19 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
   const char *saved = b->g->origin;
   if (strncmp(saved, "memory", 6)) b->g->origin = ut_sprintf(b->g->arena, "%s mlp", prefix);
   ir_value *h = norm(b, y, prefix, "mlp_norm");
-  ir_value *gate = proj(b, h, m->mlp_hidden, m->width, prefix, "mlp.gate_proj");
-  ir_value *up = proj(b, h, m->mlp_hidden, m->width, prefix, "mlp.up_proj");
+  ir_value *gate = proj(b, h, hidden, m->width, prefix, "mlp.gate_proj");
+  ir_value *up = proj(b, h, hidden, m->width, prefix, "mlp.up_proj");
   ir_value *act = OP(IR_SILU_MUL, gate, up);
-  ir_value *down = proj(b, act, m->width, m->mlp_hidden, prefix, "mlp.down_proj");
+  ir_value *down = proj(b, act, m->width, hidden, prefix, "mlp.down_proj");
   /* bypass: the attention output reaches the stream only through the MLP */
   ir_value *out = OP(IR_ADD, res == FE_RES_BYPASS ? x : y, down);
   b->g->origin = saved;
   return out;
+}
+
+static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefix,
+                             fe_residual res, bool mlp) {
+  return close_block_f(b, x, o, prefix, res, mlp, b->m->mlp_hidden);
 }
 
 /* q, k, v projections of a normalized input h ([..., T, D]). */
@@ -90,10 +95,11 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
 typedef struct head_spec {
   int64_t heads, kv_heads, dim;
   bool qk_norm, bias; /* the chunk encoder's options (memory encoder(...)) */
+  int64_t mlp_hidden; /* the width of the block's MLP */
 } head_spec;
 
 static head_spec model_heads(const fe_model *m) {
-  return (head_spec){m->heads, m->kv_heads, m->head_dim, false, false};
+  return (head_spec){m->heads, m->kv_heads, m->head_dim, false, false, m->mlp_hidden};
 }
 
 /* x + the projection's bias `PREFIX.WHICH.bias`, where the heads have one. */
@@ -149,7 +155,7 @@ static ir_value *attn_block(bld *b, head_spec hs, ir_value *x, const char *prefi
   ir_value *a = OPA(IR_ATTENTION,
                     ATTRS(ir_int_attr("causal", causal), ir_int_attr("window", window)), 2,
                     q, k, v);
-  return close_block(b, x, out_proj_h(b, hs, a, prefix), prefix, res, mlp);
+  return close_block_f(b, x, out_proj_h(b, hs, a, prefix), prefix, res, mlp, hs.mlp_hidden);
 }
 
 /* The chunk memory: encoder, norm, landmark and K/V projections. */
@@ -172,7 +178,7 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     snprintf(prefix, sizeof prefix, "%s.encoder.%lld", p, (long long)j);
     b->g->origin = ut_sprintf(b->g->arena, "memory %s encoder %lld", p, (long long)j);
     head_spec hs = {md->enc_heads, md->enc_kv_heads, md->enc_head_dim, md->enc_qk_norm,
-                    md->enc_qkv_bias};
+                    md->enc_qkv_bias, md->enc_mlp_hidden};
     c = attn_block(b, hs, c, prefix, md->enc_rope_theta, md->enc_mask == FE_ATTN_CAUSAL, 0,
                    FE_RES_STANDARD, m->mlp != FE_MLP_NONE);
   }
