@@ -912,6 +912,17 @@ static void define_memory(fe_checker *s, const fe_stmt *st) {
   } else if (md->enc_layers < 0) {
     md->enc_layers = 1;
   }
+  /* the encoder's heads default to the model's: kv_heads to the model's
+   * only when heads is not given either (else to the encoder's heads) */
+  const fe_model *m = s->m;
+  bool own_heads = md->enc_heads > 0;
+  if (md->enc_heads < 0) md->enc_heads = m->heads;
+  if (md->enc_kv_heads < 0) md->enc_kv_heads = own_heads ? md->enc_heads : m->kv_heads;
+  if (md->enc_head_dim < 0) md->enc_head_dim = m->head_dim;
+  if (md->enc_mlp_hidden > 0 && m->mlp == FE_MLP_NONE)
+    ut_error(s->d, md->loc, "memory '%s': the encoder's mlp_hidden is given but the model "
+             "has mlp = none, so its layers have no MLP", md->name);
+  if (md->enc_mlp_hidden < 0) md->enc_mlp_hidden = m->mlp_hidden;
   if (md->encoder == FE_ENC_NONE && md->landmark != FE_LMK_MEAN) {
     ut_loc loc = seen[2] ? first[2]->value->loc : st->name_loc;
     ut_error(s->d, loc,
@@ -980,17 +991,7 @@ static ut_loc arg_loc(const fe_layer *l, const char *name) {
 static void cross_checks(fe_checker *s) {
   fe_model *m = s->m;
   for (int i = 0; i < s->nmemories; i++) {
-    fe_memory_def *md = &s->memories[i];
-    /* the encoder's heads default to the model's: kv_heads to the model's
-     * only when heads is not given either (else to the encoder's heads) */
-    bool own_heads = md->enc_heads > 0;
-    if (md->enc_heads < 0) md->enc_heads = m->heads;
-    if (md->enc_kv_heads < 0) md->enc_kv_heads = own_heads ? md->enc_heads : m->kv_heads;
-    if (md->enc_head_dim < 0) md->enc_head_dim = m->head_dim;
-    if (md->enc_mlp_hidden > 0 && m->mlp == FE_MLP_NONE)
-      ut_error(s->d, md->loc, "memory '%s': the encoder's mlp_hidden is given but the model "
-               "has mlp = none, so its layers have no MLP", md->name);
-    if (md->enc_mlp_hidden < 0) md->enc_mlp_hidden = m->mlp_hidden;
+    const fe_memory_def *md = &s->memories[i];
     if (md->encoder == FE_ENC_NONE) continue;
     if (md->enc_heads > 0 && md->enc_kv_heads > 0 && md->enc_heads % md->enc_kv_heads != 0)
       ut_error(s->d, md->loc, "memory '%s': the encoder's kv_heads (%lld) must divide its "

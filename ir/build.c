@@ -90,7 +90,6 @@ static ir_value *close_block(bld *b, ir_value *x, ir_value *o, const char *prefi
   return close_block_f(b, x, o, prefix, res, mlp, b->m->mlp_hidden);
 }
 
-/* q, k, v projections of a normalized input h ([..., T, D]). */
 /* The heads of an attention: the model's, or a chunk encoder's own. */
 typedef struct head_spec {
   int64_t heads, kv_heads, dim;
@@ -109,14 +108,22 @@ static ir_value *bias(bld *b, head_spec hs, ir_value *x, int64_t out, const char
   return OP(IR_BIAS_ADD, x, W(b, vec1(out), "%s.%s.bias", prefix, which));
 }
 
-/* Per-head RMSNorm (gain [head_dim] `PREFIX.WHICH.weight`), where asked. */
-static ir_value *head_norm(bld *b, head_spec hs, ir_value *x, const char *prefix,
-                           const char *which) {
-  if (!hs.qk_norm) return x;
-  ir_value *g = W(b, vec1(hs.dim), "%s.%s.weight", prefix, which);
+/* RMSNorm over the last axis (width n) with the gain `PREFIX.WHICH.weight`
+ * [n], whatever the model's norm: the per-head and landmark norms of the
+ * authors' code are RMSNorms. */
+static ir_value *rms_gain(bld *b, ir_value *x, int64_t n, const char *prefix,
+                          const char *which) {
+  ir_value *g = W(b, vec1(n), "%s.%s.weight", prefix, which);
   return OPA(IR_RMSNORM, ATTRS(ir_float_attr("eps", b->m->norm_eps)), 1, x, g);
 }
 
+/* Per-head RMSNorm of q or k, where the heads ask for it. */
+static ir_value *head_norm(bld *b, head_spec hs, ir_value *x, const char *prefix,
+                           const char *which) {
+  return hs.qk_norm ? rms_gain(b, x, hs.dim, prefix, which) : x;
+}
+
+/* q, k, v projections of a normalized input h ([..., T, D]). */
 static void qkv_h(bld *b, head_spec hs, ir_value *h, const char *prefix, double theta,
                   ir_value **q, ir_value **k, ir_value **v, ir_value **kw) {
   const fe_model *m = b->m;
@@ -207,11 +214,8 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     b->mem_lmk[mi] = proj(b, f, md->landmark_dim, m->width, p, "lmk_proj");
   b->mem_k[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "k_proj"),
                        m->kv_heads);
-  if (md->k_norm) { /* the authors' k_rmsnorm: per head, before the 16-bit store */
-    head_spec hs = model_heads(m);
-    hs.qk_norm = true;
-    b->mem_k[mi] = head_norm(b, hs, b->mem_k[mi], p, "k_norm");
-  }
+  if (md->k_norm) /* the authors' k_rmsnorm: per head, before the 16-bit store */
+    b->mem_k[mi] = rms_gain(b, b->mem_k[mi], d, p, "k_norm");
   b->mem_v[mi] = heads(b, proj(b, kvsrc, m->kv_heads * d, m->width, p, "v_proj"),
                        m->kv_heads);
   if (md->store != FE_DT_F32) {
@@ -220,6 +224,13 @@ static void build_memory(bld *b, int mi, ir_value *hstack) {
     b->mem_k[mi] = OPA(IR_QUANTIZE, &q, 1, b->mem_k[mi]);
     b->mem_v[mi] = OPA(IR_QUANTIZE, &q, 1, b->mem_v[mi]);
   }
+}
+
+/* A learned scalar weight `PREFIX.WHICH` [1] that starts at `init`. */
+static ir_value *learned_scalar(bld *b, const char *prefix, const char *which, double init) {
+  ir_value *w = W(b, vec1(1), "%s.%s", prefix, which);
+  w->def->attrs[w->def->nattrs++] = ir_float_attr("init", init);
+  return w;
 }
 
 static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
@@ -232,9 +243,8 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
                       gr);
   ir_value *lmk = b->mem_lmk[l->memory];
   if (l->lmk_norm) { /* the authors' enable_lmk_norm: gains of d_r, per retrieval */
-    ir_attr eps = ir_float_attr("eps", m->norm_eps);
-    q = OPA(IR_RMSNORM, &eps, 1, q, W(b, vec1(dr), "%s.%s.weight", prefix, "q_norm"));
-    lmk = OPA(IR_RMSNORM, &eps, 1, lmk, W(b, vec1(dr), "%s.%s.weight", prefix, "lmk_norm"));
+    q = rms_gain(b, q, dr, prefix, "q_norm");
+    lmk = rms_gain(b, lmk, dr, prefix, "lmk_norm");
   }
   ir_attr a[4] = {ir_int_attr("chunk", md->chunk),
                   ir_str_attr("per", l->per == FE_PER_TOKEN ? "token" : "chunk"),
@@ -243,8 +253,7 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
   ir_value *scores;
   if (l->offset_kind == FE_OFFSET_FIXED) a[na++] = ir_float_attr("offset", l->offset);
   if (l->offset_kind == FE_OFFSET_LEARNED) {
-    ir_value *off = W(b, vec1(1), "%s.%s", prefix, "score_offset");
-    off->def->attrs[off->def->nattrs++] = ir_float_attr("init", l->offset);
+    ir_value *off = learned_scalar(b, prefix, "score_offset", l->offset);
     scores = emit(b, IR_LANDMARK_SCORES, 3, IN(q, lmk, off), na, a);
   } else {
     scores = emit(b, IR_LANDMARK_SCORES, 2, IN(q, lmk), na, a);
@@ -254,9 +263,7 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
   if (!top) return x;
   b->retr_idx[li] = top->out[0];
   if (l->pos_decay) { /* the authors' pos_decay: a learned scalar, initially 0 */
-    ir_value *dec = W(b, vec1(1), "%s.%s", prefix, "pos_decay");
-    dec->def->attrs[dec->def->nattrs++] = ir_float_attr("init", 0);
-    b->retr_w[li] = OP(IR_SOFTMAX, top->out[1], dec);
+    b->retr_w[li] = OP(IR_SOFTMAX, top->out[1], learned_scalar(b, prefix, "pos_decay", 0));
   } else {
     b->retr_w[li] = OP(l->weights == FE_W_STICKBREAK ? IR_STICKBREAK : IR_SOFTMAX,
                        top->out[1]);

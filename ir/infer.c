@@ -133,12 +133,12 @@ bool ir_infer(ir_op *op, ir_type *out, char *msg, size_t msgsize) {
     r = *T(op, 0);
     break;
   }
-  case IR_SIGMOID:
   case IR_SOFTMAX:
     if (op->nin == 2 && (T(op, 1)->rank != 1 || !is_const(T(op, 1)->dims[0], 1)))
       FAIL("decay must be [1]");
     r = *T(op, 0);
     break;
+  case IR_SIGMOID:
   case IR_STICKBREAK:
     r = *T(op, 0);
     break;

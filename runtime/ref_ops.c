@@ -494,9 +494,8 @@ bool rt_op_stickbreak(rt_exec *x, const ir_op *op) {
 }
 
 /* Softmax over the last axis; -inf entries get 0, and so does a vector
- * with no finite entry. */
-/* With a second input (the authors' pos_decay, a learned scalar d), slot
- * k (most recent first) scores s_k + k * d before the softmax. */
+ * with no finite entry.  With a second input (the authors' pos_decay, a
+ * learned scalar d), slot k (most recent first) scores s_k + k * d first. */
 bool rt_op_softmax(rt_exec *x, const ir_op *op) {
   int64_t K = LASTDIM(IN(op, 0));
   double d = op->nin == 2 ? W(x, IN(op, 1))[0] : 0;

@@ -2374,6 +2374,12 @@ static V i_to_f64(em *e, V x) {
   out(e, "  %s = arith.sitofp %s : i64 to f64\n", v.s, x.s);
   return v;
 }
+/* Score s (f32) of slot k as f64, plus k * dec where a decay is given. */
+static V decayed(em *e, V s, V k, const V *dec) {
+  V sd = to_f64(e, s);
+  if (!dec) return sd;
+  return fbin(e, "arith.addf", sd, fbin(e, "arith.mulf", i_to_f64(e, k), *dec, "f64"), "f64");
+}
 static V to_f32(em *e, V x) {
   V v = nv(e);
   out(e, "  %s = arith.truncf %s : f64 to f32\n", v.s, x.s);
@@ -2412,15 +2418,18 @@ static void k_weights(em *e, const cg_kernel_req *q, int kind) {
     loop_end(e, &L, &nacc);
   } else {
     /* a learned decay d (the authors' pos_decay): slot k scores s_k + k d */
-    V dec = cd(e, 0);
-    if (op->nin == 2) dec = to_f64(e, lds(e, INV(e, q, 1).seg, ci(e, 0)));
+    V decv;
+    const V *dec = NULL;
+    if (op->nin == 2) {
+      decv = to_f64(e, lds(e, INV(e, q, 1).seg, ci(e, 0)));
+      dec = &decv;
+    }
     V dninf = cd(e, -INFINITY);
     loop L;
     loop_begin(e, &L, ci(e, 0), ci(e, K), ci(e, 1), 1, &dninf, "f64");
     V s0 = lds(e, src, ADDI(base, L.iv));
-    V s = fbin(e, "arith.addf", to_f64(e, s0), fbin(e, "arith.mulf", i_to_f64(e, L.iv), dec, "f64"),
-               "f64");
-    s = sel(e, cmpf(e, "oeq", s0, ninf, "f32"), dninf, s, "f64");
+    V s = decayed(e, s0, L.iv, dec);
+    if (dec) s = sel(e, cmpf(e, "oeq", s0, ninf, "f32"), dninf, s, "f64");
     V m = nv(e);
     out(e, "  %s = arith.maximumf %s, %s : f64\n", m.s, L.arg[0].s, s.s);
     loop_end(e, &L, &m);
@@ -2430,9 +2439,7 @@ static void k_weights(em *e, const cg_kernel_req *q, int kind) {
     loop_begin(e, &S, ci(e, 0), ci(e, K), ci(e, 1), 1, &z, "f64");
     V s2 = lds(e, src, ADDI(base, S.iv));
     V isinf = cmpf(e, "oeq", s2, ninf, "f32");
-    V s2d = fbin(e, "arith.addf", to_f64(e, s2),
-                 fbin(e, "arith.mulf", i_to_f64(e, S.iv), dec, "f64"), "f64");
-    V ex = mathd(e, "exp", fbin(e, "arith.subf", s2d, mx, "f64"));
+    V ex = mathd(e, "exp", fbin(e, "arith.subf", decayed(e, s2, S.iv, dec), mx, "f64"));
     V add = sel(e, isinf, z, ex, "f64");
     V acc = fbin(e, "arith.addf", S.arg[0], add, "f64");
     loop_end(e, &S, &acc);
@@ -2440,9 +2447,8 @@ static void k_weights(em *e, const cg_kernel_req *q, int kind) {
     V k = for0(e, ci(e, 0), ci(e, K), 1);
     V s3 = lds(e, src, ADDI(base, k));
     V isinf3 = cmpf(e, "oeq", s3, ninf, "f32");
-    V s3d = fbin(e, "arith.addf", to_f64(e, s3), fbin(e, "arith.mulf", i_to_f64(e, k), dec, "f64"),
-                 "f64");
-    V p = to_f32(e, fbin(e, "arith.divf", mathd(e, "exp", fbin(e, "arith.subf", s3d, mx, "f64")),
+    V p = to_f32(e, fbin(e, "arith.divf",
+                         mathd(e, "exp", fbin(e, "arith.subf", decayed(e, s3, k, dec), mx, "f64")),
                          S.res[0], "f64"));
     V bad = bin(e, "arith.ori", isinf3, allinf, "i1");
     sts(e, sel(e, bad, zero, p, "f32"), dst, ADDI(base, k));
