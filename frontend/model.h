@@ -58,6 +58,7 @@ typedef struct fe_layer {
   double rope_theta;     /* 0: no rotary embedding */
   fe_residual residual;
   bool mlp;              /* followed by the model's MLP block */
+  int64_t kv_heads;      /* attn, swa: key/value heads (the model's unless given) */
   bool qk_norm;          /* attn, swa: per-head RMSNorm of q and k before RoPE;
                           * hsa (q_norm): of q only (the memory's k_norm does K) */
   /* retrieve */

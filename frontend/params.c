@@ -124,13 +124,22 @@ static const fe_param memory_rows[] = {
   {.name = "qk_norm", .type = FE_P_BOOL, .field = LF(qk_norm), .def = "false",  \
    .doc = "RMSNorm of each head of q and k before RoPE (learned gains of head_dim)"}
 
-static const fe_param attn_rows[] = {COMMON_ROWS("10000"), QK_NORM_ROW, {0}};
+/* A dense or windowed attention layer's own number of K/V heads: the
+ * authors' SWA layers have num_key_value_heads where their HSA layers have
+ * num_kv_heads (docs/import.md). */
+#define KV_HEADS_ROW                                                            \
+  {.name = "kv_heads", .type = FE_P_INT, .field = LF(kv_heads), .min = 1,       \
+   .max = 4096, .def = "the model's kv_heads",                                 \
+   .doc = "key/value heads of this layer; divides the model's heads"}
+
+static const fe_param attn_rows[] = {COMMON_ROWS("10000"), QK_NORM_ROW, KV_HEADS_ROW, {0}};
 
 static const fe_param swa_rows[] = {
     {.name = "window", .type = FE_P_INT, .field = LF(window), .min = 1, .max = BIG,
      .doc = "sliding window W: a token sees itself and the W-1 tokens before it"},
     COMMON_ROWS("10000"),
     QK_NORM_ROW,
+    KV_HEADS_ROW,
     {0}};
 
 static const fe_param retrieve_rows[] = {

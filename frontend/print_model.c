@@ -50,13 +50,15 @@ static void print_layer(FILE *out, const fe_model *m, const fe_layer *l) {
   case FE_L_ATTN:
     fputs("attn(", out);
     print_rope(out, l->rope_theta);
-    fprintf(out, ", residual = %s, mlp = %s, qk_norm = %s)", res_w[l->residual],
-            l->mlp ? "true" : "false", l->qk_norm ? "true" : "false");
+    fprintf(out, ", residual = %s, mlp = %s, qk_norm = %s, kv_heads = %lld)",
+            res_w[l->residual], l->mlp ? "true" : "false", l->qk_norm ? "true" : "false",
+            (long long)l->kv_heads);
     break;
   case FE_L_SWA:
     fprintf(out, "swa(window = %lld", (long long)l->window);
     print_attn_common(out, l);
-    fprintf(out, ", qk_norm = %s)", l->qk_norm ? "true" : "false");
+    fprintf(out, ", qk_norm = %s, kv_heads = %lld)", l->qk_norm ? "true" : "false",
+            (long long)l->kv_heads);
     break;
   case FE_L_RETRIEVE:
     fprintf(out, "%s_%d = retrieve(%s, topk = %lld, weights = %s, per = %s, "

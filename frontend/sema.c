@@ -522,6 +522,7 @@ static fe_layer *new_layer(fe_checker *s, fe_layer_kind kind, ut_loc loc, int st
   l->residual = FE_RES_STANDARD;
   l->rope_theta = 10000;
   l->memory = l->retrieval = -1;
+  l->kv_heads = s->m->kv_heads;
   for (int i = 0; i < FE_MAX_PARAM_ROWS; i++) l->arg_loc[i] = loc;
   switch (kind) {
   case FE_L_RETRIEVE:
@@ -1014,6 +1015,10 @@ static void cross_checks(fe_checker *s) {
     if (l->rope_theta > 0 && m->head_dim > 0 && m->head_dim % 2 != 0)
       ut_error(s->d, arg_loc(l, "rope"), "%s: rope needs an even head_dim (the model's is %lld); "
                "use an even head_dim or rope = none", kname, (long long)m->head_dim);
+    if ((l->kind == FE_L_ATTN || l->kind == FE_L_SWA) && m->heads > 0 && l->kv_heads > 0 &&
+        m->heads % l->kv_heads != 0)
+      ut_error(s->d, arg_loc(l, "kv_heads"), "%s: kv_heads (%lld) must divide the model's "
+               "heads (%lld)", kname, (long long)l->kv_heads, (long long)m->heads);
     if (l->kind == FE_L_RETRIEVE) {
       if (!s->retrieval_used[i] && s->d->nraised == 0)
         ut_warning(s->d, l->loc, "retrieval '%s' is never used by an hsa layer",

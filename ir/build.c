@@ -283,6 +283,7 @@ static ir_value *build_layer(bld *b, int li, ir_value *x) {
   case FE_L_SWA: {
     head_spec hs = model_heads(m);
     hs.qk_norm = l->qk_norm;
+    hs.kv_heads = l->kv_heads;
     return attn_block(b, hs, x, prefix, l->rope_theta, true,
                       l->kind == FE_L_SWA ? l->window : 0, l->residual, l->mlp);
   }

@@ -37,10 +37,12 @@ void hsac_cache_footprint(const fe_model *m, double *per_token, double *fixed) {
   double pt = 0, fx = 0;
   for (int i = 0; i < m->nlayers; i++) {
     const fe_layer *l = &m->layers[i];
+    /* attn and swa layers may have their own number of K/V heads */
+    double kl = (double)l->kv_heads * (double)m->head_dim * 4.0;
     switch (l->kind) {
-    case FE_L_ATTN:
+    case FE_L_ATTN: pt += 2.0 * kl; break;
     case FE_L_MOBA: pt += 2.0 * k; break;
-    case FE_L_SWA: fx += 2.0 * k * (double)(l->window > 1 ? l->window - 1 : 0); break;
+    case FE_L_SWA: fx += 2.0 * kl * (double)(l->window > 1 ? l->window - 1 : 0); break;
     case FE_L_LANDMARK:
       pt += 2.0 * k + k / (double)l->block;
       fx += x * (double)(l->block - 1);
