@@ -29,6 +29,8 @@ enum opt_id {
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
   O_MIN_SCORE, O_COUNT,
+  /* import */
+  O_NAME,
 };
 
 #define END_OPTS {0, NULL, NULL, NULL, NULL}
@@ -146,6 +148,14 @@ static const cli_opt logits_opts[] = {
     END_OPTS,
 };
 
+static const cli_opt import_opts[] = {
+    {O_OUT, "-o", NULL, "DIR", "the folder to write model.hsa and weights.safetensors to\n"
+                               "(required; created if missing)"},
+    {O_NAME, "--name", NULL, "NAME", "the model's name in model.hsa (default: imported)"},
+    {O_QUIET, "--quiet", "-q", NULL, "report only errors"},
+    END_OPTS,
+};
+
 static const cli_opt export_opts[] = {
     {O_JSON, "--json", NULL, NULL, "write JSON (docs/export.md); required, the only format"},
     {O_OUT, "-o", NULL, "OUT", "write to OUT instead of stdout"},
@@ -205,6 +215,18 @@ const cli_command hsac_cmd_logits = {
 const cli_command hsac_cmd_export = {
     "export", "--json FILE [-o OUT]", "write the model's structure as JSON (docs/export.md)",
     NULL, {export_opts, include_opts, NULL}, 1};
+const cli_command hsac_cmd_import = {
+    "import", "DIR -o OUT_DIR [options]",
+    "convert a checkpoint of the paper authors' SWA + HSA model (config.json and\n"
+    "safetensors) into an hsac model file and weights",
+    "DIR holds config.json and model.safetensors (or model.safetensors.index.json\n"
+    "and its shards), as save_pretrained writes them for the authors'\n"
+    "DRTForCausalLM.  hsac writes OUT_DIR/model.hsa and OUT_DIR/weights.safetensors\n"
+    "(the tensors keep their dtype) only when every tensor has its place; otherwise\n"
+    "it lists every tensor it could not place, every missing one and every shape\n"
+    "that differs, and writes nothing.  A config field hsac cannot represent is\n"
+    "refused by name.  docs/import.md maps every config field and tensor name.\n",
+    {import_opts, NULL}, 1};
 const cli_command hsac_cmd_cache = {
     "cache", "ls|clear",
     "list or remove the compiled kernels cached on disk\n"
@@ -221,7 +243,7 @@ const cli_command hsac_cmd_help = {"help", "[COMMAND]",
 
 const cli_command *const hsac_commands[] = {
     &hsac_cmd_check, &hsac_cmd_ir, &hsac_cmd_passes, &hsac_cmd_plan, &hsac_cmd_init_weights, &hsac_cmd_run, &hsac_cmd_logits,
-    &hsac_cmd_export, &tk_gen_task_command, &hsac_cmd_eval, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
+    &hsac_cmd_export, &hsac_cmd_import, &tk_gen_task_command, &hsac_cmd_eval, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
 };
 
 /* ---- shared helpers ----------------------------------------------------- */
@@ -338,6 +360,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_QUIET: o->quiet = true; return 0;
   case O_JSON: o->json = true; return 0;
   case O_OUT: o->out = v; return 0;
+  case O_NAME: o->name = v; return 0;
   case O_PRINT_AFTER_ALL: o->print_after = "all"; return 0;
   case O_O0: o->opt_level = 0; return 0;
   case O_CPU: o->cpu = v; return 0;
@@ -513,6 +536,8 @@ static int check_combination(const hsac_cli *o) {
     BAD("-v prints a model file and --json a summary: give one");
   if (c == &hsac_cmd_plan && !o->context) BAD("no context: --context N");
   if (c == &hsac_cmd_init_weights && !o->out) BAD("no output file: -o OUT.safetensors");
+  if (c == &hsac_cmd_import && !o->file) BAD("no checkpoint folder: hsac import DIR -o OUT_DIR");
+  if (c == &hsac_cmd_import && !o->out) BAD("no output folder: -o OUT_DIR");
   if (c == &hsac_cmd_eval) {
     if (!o->weights) BAD("no weights: --weights W.safetensors");
     if (!o->ntasks) BAD("no task: --task T[,T...] (or --task all)");

@@ -25,6 +25,7 @@
 #include "codegen/versions.h"
 #include "frontend/params.h"
 #include "hsac_version.h"
+#include "import/import.h"
 #include "ir/export.h"
 #include "passes/pipeline.h"
 #include "passes/plan.h"
@@ -275,6 +276,30 @@ static int cmd_init_weights(const hsac_cli *o) {
             "seed %lld\n", o->out, wr.tensors, params, bytes, wr.model, o->seed);
   }
   return 0;
+}
+
+/* ---- import --------------------------------------------------------------- */
+
+static int cmd_import(const hsac_cli *o) {
+  hsac_import_opts io = {.dir = o->file, .out_dir = o->out, .name = o->name,
+                         .version = HSAC_VERSION};
+  hsac_import_report r;
+  hsac_import_report_init(&r);
+  char err[4096];
+  hsart_status st = hsac_import(&io, &r, err, sizeof err);
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", err);
+    for (int i = 0; i < r.nproblems; i++) fprintf(stderr, "  %s\n", r.problems[i]);
+    if (r.nproblems) fprintf(stderr, "hsac: nothing was written\n");
+  } else if (!o->quiet) {
+    for (int i = 0; i < r.nnotes; i++) fprintf(stderr, "hsac: note: %s\n", r.notes[i]);
+    char params[32];
+    human_count(r.params, params, sizeof params);
+    fprintf(stderr, "hsac: wrote %s and %s: %d of %d tensors placed, %s parameters\n",
+            r.model_path, r.weights_path, r.nplaced, r.ntensors, params);
+  }
+  hsac_import_report_free(&r);
+  return st == HSART_OK ? 0 : exit_for_rt(st);
 }
 
 /* ---- run ------------------------------------------------------------------ */
@@ -746,6 +771,7 @@ static int dispatch(int argc, char **argv) {
   if (c == &hsac_cmd_eval) return cmd_eval(&o);
   if (c == &hsac_cmd_logits) return cmd_logits(&o);
   if (c == &hsac_cmd_export) return cmd_export(&o);
+  if (c == &hsac_cmd_import) return cmd_import(&o);
   if (c == &hsac_cmd_cache) return cmd_cache(&o);
   return cmd_simple(&o);
 }

@@ -466,9 +466,9 @@ hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
       cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)tensors[i].shape[d]));
     }
     cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-    off += numel * 4;
+    off += numel * st_dtype_size(tensors[i].dtype);
     cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddStringToObject(t, "dtype", st_dtype_name(tensors[i].dtype));
     cJSON_AddItemToObject(t, "shape", shape);
     cJSON_AddItemToObject(t, "data_offsets", offs);
     cJSON_AddItemToObject(root, tensors[i].name, t);
@@ -492,7 +492,8 @@ hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
   for (int i = 0; ok && i < n; i++) {
     size_t numel = 1;
     for (int d = 0; d < tensors[i].rank; d++) numel *= (size_t)tensors[i].shape[d];
-    ok = fwrite(tensors[i].data, 4, numel, fp) == numel;
+    size_t es = st_dtype_size(tensors[i].dtype);
+    ok = numel == 0 || fwrite(tensors[i].data, es, numel, fp) == numel;
   }
   if (!ok) ERR(HSART_EIO, "cannot write '%s': %s", path, strerror(errno));
   fp = NULL;

@@ -72,13 +72,16 @@ uint16_t st_f32_to_bf16(float f);   /* round to nearest even */
 float st_f16_to_f32(uint16_t h);
 uint16_t st_f32_to_f16(float f);    /* round to nearest even */
 
-/* Writing: f32 tensors, written to PATH.tmp-XXXX and renamed into place, so
- * an interrupted write never leaves a partial file under the final name. */
+/* Writing: tensors of any st_dtype (f32 unless dtype says otherwise),
+ * written to PATH.tmp-XXXX and renamed into place, so an interrupted write
+ * never leaves a partial file under the final name.  data holds the
+ * elements little-endian, as the file stores them. */
 typedef struct st_out_tensor {
   const char *name;
   int rank;
   int64_t shape[ST_MAX_RANK];
-  const float *data;
+  const void *data;
+  st_dtype dtype;        /* ST_F32 (0) by default */
 } st_out_tensor;
 
 hsart_status st_write(const char *path, const st_out_tensor *tensors, int n,
