@@ -25,7 +25,7 @@ enum opt_id {
   O_SEED, O_WEIGHTS, O_PROMPT, O_PROMPT_FILE, O_MAX_NEW, O_STOP, O_TEMPERATURE, O_TOP_K,
   O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
   /* backends */
-  O_BACKEND, O_THREADS, O_CPU, O_NO_CACHE, O_CHECK_NUMERICS,
+  O_BACKEND, O_THREADS, O_CPU, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
   O_MIN_SCORE, O_COUNT,
@@ -45,6 +45,10 @@ static const cli_opt backend_opts[] = {
     {O_BACKEND, "--backend", NULL, "auto|cpu|ref",
      "which backend runs the kernels (auto, the default: cpu\nwhen it compiles every op, else ref)"},
     {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
+    {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "keep|f32|bf16",
+     "the linear layers' weights: keep (default) bf16 where\n"
+     "the file has bf16, else f32; f32; or bf16 (rounded\n"
+     "at load; the cpu backend reads half the bytes)"},
     {O_CPU, "--cpu", NULL, "NAME", "generate code for a named CPU (haswell, ...), not the host"},
     {O_NO_CACHE, "--no-cache", NULL, NULL, "compile every kernel, reading and writing no cache"},
     {O_CHECK_NUMERICS, "--check-numerics", NULL, NULL,
@@ -442,6 +446,12 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     else if (!strcmp(v, "cpu")) o->backend = HSART_BACKEND_CPU;
     else if (!strcmp(v, "auto")) o->backend = HSART_BACKEND_AUTO;
     else BAD("--backend expects ref, cpu or auto, not '%s'", v);
+    return 0;
+  case O_WEIGHTS_DTYPE:
+    if (!strcmp(v, "keep")) o->weights_dtype = HSART_WEIGHTS_KEEP;
+    else if (!strcmp(v, "f32")) o->weights_dtype = HSART_WEIGHTS_F32;
+    else if (!strcmp(v, "bf16")) o->weights_dtype = HSART_WEIGHTS_BF16;
+    else BAD("--weights-dtype expects keep, f32 or bf16, not '%s'", v);
     return 0;
   case O_THREADS:
     if (!parse_int(v, 1, 256, &n)) BAD("--threads expects 1..256, not '%s'", v);

@@ -88,6 +88,7 @@ static const char *const *includes(const hsac_cli *o) {
 static hsart_model_options model_options(const hsac_cli *o) {
   hsart_model_options mo = {.opt_level = 1, .backend = (hsart_backend)o->backend,
                             .threads = o->threads, .cpu = o->cpu, .no_cache = o->no_cache,
+                            .weights_dtype = (hsart_weights_dtype)o->weights_dtype,
                             .include_dirs = includes(o)};
   return mo;
 }

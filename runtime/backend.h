@@ -26,6 +26,9 @@ typedef struct rt_backend_config {
   bool no_cache;       /* neither read nor write the kernel cache */
   int64_t scan_split_min; /* decode: share one token's landmark scan among the
                              threads from this many chunks (0: 16384) */
+  const bool *bf16;    /* per weight op (graph order), or NULL: the weight is a
+                          linear matrix whose values are bf16 numbers, to be
+                          kept as bf16 (hsart_weights_dtype) */
 } rt_backend_config;
 
 struct rt_backend {

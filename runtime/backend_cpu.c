@@ -38,7 +38,8 @@ typedef struct kentry {
   cg_kernel_info info;
   char name[48];
   char name1[56];               /* fn1's: named by its own text's hash */
-  const float *w[IR_MAX_INPUTS];/* weights as the kernel reads them */
+  const void *w[IR_MAX_INPUTS]; /* weights as the kernel reads them */
+  bool wbf16;                   /* its linear's packed weights are bf16 */
 } kentry;
 
 typedef struct cpu_prog {
@@ -51,8 +52,12 @@ typedef struct cpu_prog {
   struct packed {               /* linear weights packed into panels, by */
     int w, gain;                /* weight's value index, folded norm's gain's
                                    (-1: none) */
-    float *data;
+    bool bf16;                  /* panels of bf16 (cg_linear_pack_bf16) */
+    void *data;
   } *packed;
+  bool *wbf16;                  /* per value index: a weight held as bf16
+                                   (rt_backend_config.bf16) */
+  int nbf16_kernels;            /* linear ops (fused or not) on bf16 weights */
   int npacked;
   bool *fused_into;             /* per value index: a result computed inside
                                    the kernel that reads it, never stored (a
@@ -118,6 +123,7 @@ static void cpu_program_free(void *program) {
   for (int i = 0; i < p->npacked; i++) free(p->packed[i].data);
   free(p->packed);
   free(p->fused_into);
+  free(p->wbf16);
   free(p->k);
   free(p);
 }
@@ -165,6 +171,7 @@ static uint64_t req_signature(const cg_kernel_req *r) {
   if (r->prenorm) h = mix_op(h ^ 0x33, r->prenorm);
   h = mix(h, r->hist, sizeof r->hist);
   h = mix(h, r->row_elems, sizeof r->row_elems);
+  h = mix(h, &r->wbf16, sizeof r->wbf16);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
 }
 
@@ -208,11 +215,16 @@ static const ir_op *fusable_swiglu(const ir_graph *g, const ir_op *op, const int
  * into its weights, so the normalized activations are never written and
  * read back.  (LayerNorm is not folded: subtracting mean * W g after the
  * GEMM would cancel catastrophically for rows with a large mean.) */
-static bool foldable_norm(const ir_graph *g, const rt_exec *x, const ir_op *nrm,
-                          const int *uses, const int *lin_uses) {
+static bool foldable_norm(const ir_graph *g, const rt_exec *x, const cpu_prog *p,
+                          const ir_op *nrm, const int *uses, const int *lin_uses) {
   if (nrm->code != IR_RMSNORM) return false; /* (an op like return has no result) */
   int v = nrm->out[0]->index;
   if (g->output == nrm->out[0] || uses[v] == 0 || uses[v] != lin_uses[v]) return false;
+  /* bf16 weights are packed as they are (the gain times a weight is not a
+   * bf16 number): the norm stays a kernel of its own */
+  for (const ir_op *op = g->first; op; op = op->next)
+    if (op->code == IR_LINEAR && op->in[0] == nrm->out[0] && p->wbf16[op->in[1]->index])
+      return false;
   return hist_of(x, nrm->out[0]) == CG_H_SEG && x->vals[nrm->in[1]->index].is_weight &&
          !x->vals[nrm->in[0]->index].virt;
 }
@@ -253,7 +265,7 @@ static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
     if (up) p->fused_into[up->out[0]->index] = true;
   }
   for (const ir_op *op = g->first; op; op = op->next)
-    if (foldable_norm(g, x, op, uses, lin_uses)) {
+    if (foldable_norm(g, x, p, op, uses, lin_uses)) {
       p->fused_into[op->out[0]->index] = true;
       p->nfolded++;
     }
@@ -309,6 +321,10 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       k->ins[2] = up ? up->in[1] : op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
     }
     if (!lin && op->code == IR_LINEAR) lin = op;
+    /* bf16 panels when the linear's weights (gate and up alike) are bf16 */
+    k->wbf16 = req.wbf16 = lin && p->wbf16[lin->in[1]->index] &&
+                           (!up || p->wbf16[up->in[1]->index]);
+    p->nbf16_kernels += k->wbf16;
     if (lin && folded_norm(p, lin->in[0])) {
       /* a folded RMSNorm: the linear reads the norm's input */
       k->prenorm = req.prenorm = lin->in[0]->def;
@@ -467,9 +483,12 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     p.fused_into = calloc((size_t)x.nvals + 1, sizeof *p.fused_into);
-    st = p.k && p.fused_into ? emit_module(g, &x, &p, text, err, errsize) : HSART_ENOMEM;
+    p.wbf16 = calloc((size_t)x.nvals + 1, sizeof *p.wbf16);
+    st = p.k && p.fused_into && p.wbf16 ? emit_module(g, &x, &p, text, err, errsize)
+                                        : HSART_ENOMEM;
   }
   free(p.fused_into);
+  free(p.wbf16);
   if (w) rt_exec_free(&x);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(p.k);
@@ -510,8 +529,14 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
   p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
+  p->wbf16 = calloc((size_t)x.nvals + 1, sizeof *p->wbf16);
+  if (p->wbf16 && cfg && cfg->bf16) {
+    int wi = 0;
+    for (const ir_op *op = g->first; op; op = op->next)
+      if (op->code == IR_WEIGHT) p->wbf16[op->out[0]->index] = cfg->bf16[wi++];
+  }
   char *text = NULL;
-  if (!p->k || !p->packed || !p->fused_into) {
+  if (!p->k || !p->packed || !p->fused_into || !p->wbf16) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {
@@ -562,19 +587,25 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
         /* packed once per weight (and folded norm: its gain is in them) */
         int idx = k->ins[i]->index, gidx = k->prenorm ? k->prenorm->in[1]->index : -1;
         int at = 0;
-        while (at < p->npacked && (p->packed[at].w != idx || p->packed[at].gain != gidx)) at++;
+        while (at < p->npacked && (p->packed[at].w != idx || p->packed[at].gain != gidx ||
+                                   p->packed[at].bf16 != k->wbf16))
+          at++;
         if (at == p->npacked) {
           const ir_type *t = &k->ins[i]->type;
           int64_t O = t->dims[0].n, I = t->dims[1].n;
-          float *d = malloc(cg_linear_packed_floats(O, I, p->target.vec_bits) * sizeof(float));
+          size_t n = cg_linear_packed_floats(O, I, p->target.vec_bits);
+          void *d = malloc(n * (k->wbf16 ? sizeof(uint16_t) : sizeof(float)));
           if (!d) {
             snprintf(err, errsize, "out of memory for packed weights");
             st = HSART_ENOMEM;
             break;
           }
-          cg_linear_pack_gain(iv->w, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
-                              p->target.vec_bits, d);
-          p->packed[p->npacked++] = (struct packed){idx, gidx, d};
+          if (k->wbf16)
+            cg_linear_pack_bf16(iv->w, O, I, p->target.vec_bits, d);
+          else
+            cg_linear_pack_gain(iv->w, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
+                                p->target.vec_bits, d);
+          p->packed[p->npacked++] = (struct packed){idx, gidx, k->wbf16, d};
         }
         k->w[i] = p->packed[at].data;
       }
@@ -604,10 +635,11 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
              p->stats.ms_load);
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
-           "(%d norms folded), %s, weights packed in %.0f ms, cache key %s%s",
+           "(%d norms folded, %d linears on bf16 weights), %s, weights packed in %.0f ms, "
+           "cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
-           p->nfolded, how, p->ms_pack, p->stats.key,
+           p->nfolded, p->nbf16_kernels, how, p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 

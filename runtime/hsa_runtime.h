@@ -64,6 +64,17 @@ typedef enum hsart_backend {
   HSART_BACKEND_CPU,       /* kernels compiled through MLIR/LLVM for this CPU */
 } hsart_backend;
 
+/* How the linear layers' weight matrices are held (docs/runtime.md,
+ * "Weights in bf16"). */
+typedef enum hsart_weights_dtype {
+  HSART_WEIGHTS_KEEP = 0, /* bf16 where the file stores them in bf16, else f32 */
+  HSART_WEIGHTS_F32,      /* f32 (widened from bf16 or f16 files) */
+  HSART_WEIGHTS_BF16,     /* every linear matrix rounded to bf16 (to nearest
+                             even) at load: the cpu backend keeps them as
+                             bf16 and widens them as it reads them; the ref
+                             backend computes with the same rounded values */
+} hsart_weights_dtype;
+
 typedef struct hsart_model_options {
   int opt_level;   /* 1 (default): every pass, fused kernels; 0: the IR as
                       built, op by op (the unfused reference) */
@@ -73,6 +84,7 @@ typedef struct hsart_model_options {
                       "haswell" (NULL: $HSAC_CPU, else the host) */
   int no_cache;    /* cpu backend: neither read nor write the kernel cache
                       (HSAC_NO_CACHE=1 does the same) */
+  hsart_weights_dtype weights_dtype; /* the linear weights (KEEP by default) */
   const char *const *include_dirs; /* folders searched for includes after the
                       including file's own (-I), NULL-terminated (or NULL) */
 } hsart_model_options;

@@ -25,6 +25,8 @@ struct hsart_model {
   ir_graph *g;
   int nweights;
   float **weights;         /* graph order */
+  bool *bf16;              /* graph order: a linear matrix held as bf16 */
+  int nbf16;
   int64_t vocab;
   const rt_backend *be;    /* who computes the kernels */
   void *program;           /* what it compiled for this model */
@@ -117,8 +119,21 @@ void hsart_model_free(hsart_model *m) {
   if (m->weights)
     for (int i = 0; i < m->nweights; i++) free(m->weights[i]);
   free(m->weights);
+  free(m->bf16);
   hsac_free(&m->comp);
   free(m);
+}
+
+/* Whether every reader of weight w reads it as a linear's matrix. */
+static bool only_linear_matrix(const ir_graph *g, const ir_value *w) {
+  bool any = false;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int i = 0; i < op->nin; i++)
+      if (op->in[i] == w) {
+        if (op->code != IR_LINEAR || i != 1) return false;
+        any = true;
+      }
+  return any;
 }
 
 /* The backend: the one asked for, or (auto) cpu where it compiles every
@@ -134,11 +149,26 @@ static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts
   m->be = want == HSART_BACKEND_CPU ? &rt_backend_cpu : &rt_backend_ref;
   if (!m->be->compile) return HSART_OK;
   rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
-                           .no_cache = opts && opts->no_cache};
+                           .no_cache = opts && opts->no_cache, .bf16 = m->bf16};
   char msg[1024];
   hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,
                                    msg, sizeof msg);
   if (st != HSART_OK) return set_err(err, st, "%s", msg);
+  if (m->be == &rt_backend_cpu) {
+    /* the CPU backend's kernels read a linear's matrix from its packed
+     * panels only: a weight that is nothing but linear matrices has no
+     * other reader, and its f32 copy goes (half the memory of the
+     * weights, a third with bf16 panels) */
+    int wi = 0;
+    for (const ir_op *op = m->g->first; op; op = op->next) {
+      if (op->code != IR_WEIGHT) continue;
+      if (only_linear_matrix(m->g, op->out[0])) {
+        free(m->weights[wi]);
+        m->weights[wi] = NULL;
+      }
+      wi++;
+    }
+  }
   return HSART_OK;
 }
 
@@ -202,6 +232,13 @@ static hsart_status match_weights(const ir_graph *g, const st_file *f, const cha
                  g->name, who, what);
 }
 
+/* Whether weight w is the matrix of a linear op (its input 1). */
+static bool linear_matrix(const ir_graph *g, const ir_value *w) {
+  for (const ir_op *op = g->first; op; op = op->next)
+    if (op->code == IR_LINEAR && op->in[1] == w) return true;
+  return false;
+}
+
 hsart_status hsart_model_load(const char *model_path, const char *weights_path,
                               const hsart_model_options *opts, hsart_model **out,
                               hsart_error *err) {
@@ -221,7 +258,13 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
   m->vocab = m->comp.model->vocab;
   for (ir_op *op = m->g->first; op; op = op->next) m->nweights += op->code == IR_WEIGHT;
   m->weights = calloc((size_t)m->nweights + 1, sizeof *m->weights);
-  if (!m->weights) {
+  m->bf16 = calloc((size_t)m->nweights + 1, sizeof *m->bf16);
+  hsart_weights_dtype wdt = opts ? opts->weights_dtype : HSART_WEIGHTS_KEEP;
+  if (wdt != HSART_WEIGHTS_KEEP && wdt != HSART_WEIGHTS_F32 && wdt != HSART_WEIGHTS_BF16) {
+    hsart_model_free(m);
+    return set_err(err, HSART_EINVAL, "unknown weights dtype %d", (int)wdt);
+  }
+  if (!m->weights || !m->bf16) {
     hsart_model_free(m);
     return set_err(err, HSART_ENOMEM, "out of memory");
   }
@@ -247,6 +290,15 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
       break;
     }
     st_to_f32(tt, data);
+    /* a linear's matrix kept in bf16: as stored (keep), or rounded now,
+     * so that every backend computes with the same values (bf16) */
+    bool lin = linear_matrix(m->g, op->out[0]);
+    if (lin && (wdt == HSART_WEIGHTS_BF16 || (wdt == HSART_WEIGHTS_KEEP && tt->dtype == ST_BF16))) {
+      if (tt->dtype != ST_BF16)
+        for (int64_t i = 0; i < n; i++) data[i] = st_bf16_to_f32(st_f32_to_bf16(data[i]));
+      m->bf16[wi] = true;
+      m->nbf16++;
+    }
     m->weights[wi++] = data;
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(data[i])) {

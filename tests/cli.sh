@@ -29,6 +29,7 @@ expect 2 "more than one input"    -- check a.hsa b.hsa
 expect 2 "unknown option '--bogus'" -- check --bogus x.hsa
 expect 2 "unknown option '-v' for ir" -- ir -v x.hsa
 expect 2 "takes no arguments"     -- params extra
+expect 2 "--weights-dtype expects keep, f32 or bf16, not 'f64'" -- run x.hsa --weights w --prompt a --weights-dtype f64
 expect 1 "cannot read '/nonexistent/x.hsa': No such file" -- check /nonexistent/x.hsa
 expect 1 "cannot read '$tmp': Is a directory" -- check "$tmp"
 printf 'model t {\0}\n' >"$tmp/nul.hsa"

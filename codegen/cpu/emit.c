@@ -33,6 +33,7 @@ typedef struct em {
   int vl;          /* floats per vector */
   char vt[32];     /* "vector<16xf32>" */
   char mt[32];     /* "vector<16xi1>" */
+  bool wbf16;      /* a linear's packed weights are bf16 (cg_kernel_req) */
 } em;
 
 /* Makes "a vector" n floats wide from here on (vl, vt, mt agree). */
@@ -222,6 +223,17 @@ static V gep(em *e, V p, V off) {
 
 static V gepc(em *e, V p, int64_t off) { return off ? gep(e, p, ci(e, off)) : p; }
 
+/* The same over 2-byte elements (bf16 weights). */
+static V gep16(em *e, V p, V off) {
+  V v = nv(e);
+  out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, i16\n", v.s, p.s,
+      off.s);
+  return v;
+}
+
+/* A packed weight pointer advanced by off elements (f32 or bf16 ones). */
+static V gepw(em *e, V p, V off) { return e->wbf16 ? gep16(e, p, off) : gep(e, p, off); }
+
 static V lds(em *e, V p, V off) {
   V v = nv(e);
   out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> f32\n", v.s, gep(e, p, off).s);
@@ -271,6 +283,20 @@ static V ldv(em *e, V p, V off, const V *mask) {
         "-> %s\n", v.s, a.s, mask->s, z.s, e->mt, e->vt, e->vt);
   }
   return v;
+}
+
+/* A vector of packed weights at p + off elements: f32, or bf16 widened
+ * exactly to f32 (the bits moved to the top half: zext, shift by 16). */
+static V ldw(em *e, V p, V off) {
+  if (!e->wbf16) return ldv(e, p, off, NULL);
+  V a = gep16(e, p, off), h = nv(e), w = nv(e), c = nv(e), sh = nv(e), f = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<%dxi16>\n", h.s, a.s,
+      e->vl);
+  out(e, "  %s = arith.extui %s : vector<%dxi16> to vector<%dxi32>\n", w.s, h.s, e->vl, e->vl);
+  out(e, "  %s = arith.constant dense<16> : vector<%dxi32>\n", c.s, e->vl);
+  out(e, "  %s = arith.shli %s, %s : vector<%dxi32>\n", sh.s, w.s, c.s, e->vl);
+  out(e, "  %s = arith.bitcast %s : vector<%dxi32> to %s\n", f.s, sh.s, e->vl, e->vt);
+  return f;
 }
 
 static void stv(em *e, V x, V p, V off, const V *mask) {
@@ -676,18 +702,39 @@ size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits) {
   return (size_t)((O / nr * nr + tail_width(vec_bits, O)) * I);
 }
 
-void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
-                         float *packed) {
+/* bf16 of an f32, rounded to nearest even (a NaN stays a quiet NaN). */
+static uint16_t to_bf16(float v) {
+  uint32_t b;
+  memcpy(&b, &v, 4);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
+  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
+}
+
+/* The panels of W [O, I] (times the gain g per input, when given) into
+ * f32 (out32) or bf16 (out16) elements, the same layout. */
+static void pack_panels(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
+                        float *out32, uint16_t *out16) {
   int64_t nr = cg_linear_panel(vec_bits, O), nfull = O / nr, nt = tail_width(vec_bits, O);
   for (int64_t p = 0; p <= nfull; p++) {
-    int64_t width = p < nfull ? nr : nt;
-    float *dst = packed + p * I * nr;
+    int64_t width = p < nfull ? nr : nt, base = p * I * nr;
     for (int64_t k = 0; k < I; k++)
       for (int64_t j = 0; j < width; j++) {
-        int64_t o = p * nr + j;
-        dst[k * width + j] = o < O ? (g ? w[o * I + k] * g[k] : w[o * I + k]) : 0.0f;
+        int64_t o = p * nr + j, at = base + k * width + j;
+        float v = o < O ? (g ? w[o * I + k] * g[k] : w[o * I + k]) : 0.0f;
+        if (out32) out32[at] = v;
+        else out16[at] = to_bf16(v);
       }
   }
+}
+
+void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
+                         float *packed) {
+  pack_panels(w, g, O, I, vec_bits, packed, NULL);
+}
+
+void cg_linear_pack_bf16(const float *w, int64_t O, int64_t I, int vec_bits,
+                         uint16_t *packed) {
+  pack_panels(w, NULL, O, I, vec_bits, NULL, packed);
 }
 
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
@@ -734,9 +781,9 @@ static void gemm_block(em *e, int mr, int np, V A, V C, const gemm_epi *ep, V bp
   for (int i = 0; i < mr; i++)
     av[i] = splat(e, lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv)));
   for (int pp = 0; pp < np; pp++) {
-    V bk = gep(e, bp, ADDI(MULI(L.iv, ci(e, nr)), ci(e, pp * I * nr)));
+    V bk = gepw(e, bp, ADDI(MULI(L.iv, ci(e, nr)), ci(e, pp * I * nr)));
     V bv[MAXCARRY];
-    for (int j = 0; j < nvb; j++) bv[j] = ldv(e, bk, ci(e, (int64_t)j * e->vl), NULL);
+    for (int j = 0; j < nvb; j++) bv[j] = ldw(e, bk, ci(e, (int64_t)j * e->vl));
     for (int i = 0; i < mr; i++)
       for (int j = 0; j < nvb; j++) {
         int at = (i * np + pp) * nvb + j;
@@ -907,8 +954,8 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
      * is the GEMV. */
     V pg = ADDI(n0, MULI(DIVI(MAXI(SUBI(pend, n0), ci(e, 0)), ci(e, MR)), ci(e, MR)));
     V p = for0(e, n0, pg, MR);
-    V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
-    V bpu = swiglu ? gep(e, wu, MULI(p, ci(e, I * nr))) : bp;
+    V bp = gepw(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
+    V bpu = swiglu ? gepw(e, wu, MULI(p, ci(e, I * nr))) : bp;
     V m = for0(e, mb, mbe, 1);
     linear_block(e, 1, MR, &la, bp, swiglu ? &bpu : NULL, m, col0, nr);
     end0(e);
@@ -916,8 +963,8 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
     n0 = pg;
   }
   V p = for0(e, n0, pend, 1);
-  V bp = gep(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
-  V bpu = swiglu ? gep(e, wu, MULI(p, ci(e, I * nr))) : bp;
+  V bp = gepw(e, w.seg, MULI(p, ci(e, I * nr))), col0 = MULI(p, ci(e, nr));
+  V bpu = swiglu ? gepw(e, wu, MULI(p, ci(e, I * nr))) : bp;
   linear_rows_of(e, MR, &la, bp, swiglu ? &bpu : NULL, mb, mbe, col0, nr);
   end0(e);
   if (nt) {
@@ -926,8 +973,8 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
                      cmpi(e, "sgt", n1, nfull_v), "i1");
     if0(e, has_tail);
     V toff = MULI(nfull_v, ci(e, I * nr));
-    V tbp = gep(e, w.seg, toff), tc0 = MULI(nfull_v, ci(e, nr));
-    V tbu = swiglu ? gep(e, wu, toff) : tbp;
+    V tbp = gepw(e, w.seg, toff), tc0 = MULI(nfull_v, ci(e, nr));
+    V tbu = swiglu ? gepw(e, wu, toff) : tbp;
     la.valid = O - nfull * nr;
     linear_rows_of(e, linear_rows(e->vl * 32, nt), &la, tbp, swiglu ? &tbu : NULL, mb, mbe,
                    tc0, nt);
@@ -2505,6 +2552,11 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     e.cap = *len + 4096;
   }
   set_lanes(&e, req->vec_bits / 32);
+  e.wbf16 = req->wbf16;
+  if (req->wbf16 && req->prenorm) {
+    snprintf(err, errsize, "internal error: bf16 weights with a folded norm");
+    return -1;
+  }
   /* head vectors are held in registers */
   int64_t held = 0;
   if (req->scores) held = 0;
