@@ -83,6 +83,9 @@ static const cli_opt plan_opts[] = {
                                          "(binary multiples: 32M = 33554432)"},
     {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
     {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
+    {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "f32|bf16",
+     "count the linear layers' matrices in f32 (default) or in\n"
+     "bf16, as run --weights-dtype holds them"},
     {O_JSON, "--json", NULL, NULL, "print the plan as one JSON object"},
     END_OPTS,
 };
@@ -452,6 +455,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     else if (!strcmp(v, "f32")) o->weights_dtype = HSART_WEIGHTS_F32;
     else if (!strcmp(v, "bf16")) o->weights_dtype = HSART_WEIGHTS_BF16;
     else BAD("--weights-dtype expects keep, f32 or bf16, not '%s'", v);
+    o->weights_dtype_given = true;
     return 0;
   case O_THREADS:
     if (!parse_int(v, 1, 256, &n)) BAD("--threads expects 1..256, not '%s'", v);
@@ -545,6 +549,9 @@ static int check_combination(const hsac_cli *o) {
   if (c == &hsac_cmd_check && o->verbose && o->json)
     BAD("-v prints a model file and --json a summary: give one");
   if (c == &hsac_cmd_plan && !o->context) BAD("no context: --context N");
+  if (c == &hsac_cmd_plan && o->weights_dtype == HSART_WEIGHTS_KEEP && o->weights_dtype_given)
+    BAD("--weights-dtype keep depends on a weights file, which plan does not read: "
+        "give f32 or bf16");
   if (c == &hsac_cmd_init_weights && !o->out) BAD("no output file: -o OUT.safetensors");
   if (c == &hsac_cmd_import && !o->file) BAD("no checkpoint folder: hsac import DIR -o OUT_DIR");
   if (c == &hsac_cmd_import && !o->out) BAD("no output folder: -o OUT_DIR");

@@ -30,6 +30,7 @@ typedef struct hsac_cli {
   int backend; /* hsart_backend */
   int threads; /* 0: every core */
   int weights_dtype; /* hsart_weights_dtype */
+  bool weights_dtype_given;
   /* eval (values are tk_task, tk_filler, tk_phrasing, tk_needle) */
   int tasks[8], ntasks;
   int fillers[8], nfillers; /* none given: synthetic */

@@ -248,7 +248,8 @@ static int cmd_plan(const hsac_cli *o) {
   ut_diags_render(&c.diags, &c.sources, stderr);
   if (st == HSAC_OK) {
     hsac_plan_opts po = {.context = o->context, .segment = o->segment,
-                         .cache_bytes = o->cache == HSART_CACHE_F32 ? 4 : 2, .json = o->json};
+                         .cache_bytes = o->cache == HSART_CACHE_F32 ? 4 : 2, .json = o->json,
+                         .weights_bf16 = o->weights_dtype == HSART_WEIGHTS_BF16};
     if (!hsac_plan(c.graph, c.model, &po, NULL, stdout)) {
       fputs("hsac: error: out of memory\n", stderr);
       st = HSAC_ENOMEM;

@@ -156,3 +156,20 @@ int ir_weight_count(const ir_graph *g) {
   for (ir_op *op = g->first; op; op = op->next) n += op->code == IR_WEIGHT;
   return n;
 }
+
+bool ir_linear_matrix(const ir_graph *g, const ir_value *w) {
+  for (const ir_op *op = g->first; op; op = op->next)
+    if (op->code == IR_LINEAR && op->in[1] == w) return true;
+  return false;
+}
+
+bool ir_linear_matrix_only(const ir_graph *g, const ir_value *w) {
+  bool any = false;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int i = 0; i < op->nin; i++)
+      if (op->in[i] == w) {
+        if (op->code != IR_LINEAR || i != 1) return false;
+        any = true;
+      }
+  return any;
+}

@@ -179,6 +179,11 @@ int64_t ir_input_demand(const ir_op *op, int i, int64_t out_rows);
  * returns how many there are. */
 int ir_index_values(ir_graph *g);
 
+/* Whether some linear op reads weight w as its matrix (input 1); _only:
+ * and nothing reads w otherwise (bf16 weights, docs/runtime.md). */
+bool ir_linear_matrix(const ir_graph *g, const ir_value *w);
+bool ir_linear_matrix_only(const ir_graph *g, const ir_value *w);
+
 /* Totals for summaries. */
 int64_t ir_param_count(const ir_graph *g);
 int ir_weight_count(const ir_graph *g);

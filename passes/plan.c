@@ -238,6 +238,7 @@ typedef struct plan_report {
   const fe_model *m;
   int64_t N, seg;
   int cache_elem;
+  bool weights_bf16;
   plan_cache *cs;
   int ncs;
   double per_token, fixed, at_context; /* cache bytes */
@@ -415,7 +416,8 @@ static void write_text(const plan_report *r, FILE *out) {
           "(%s without), %d buffers\n", r->seg, b1, b2, r->nbufs);
   human(r->weights, b1, sizeof b1);
   human(r->peak, b2, sizeof b2);
-  fprintf(out, "weights: %s (f32); peak for this request: %s\n", b1, b2);
+  fprintf(out, "weights: %s (%s); peak for this request: %s\n", b1,
+          r->weights_bf16 ? "bf16 linear matrices, the rest f32" : "f32", b2);
   fprintf(out, "work of a prefill for the last position's logits:\n"
           "  %-16s %14s %14s\n", "stage", "FLOPs", "all rows");
   for (int i = 0; i < r->nstages; i++)
@@ -502,6 +504,7 @@ static bool write_json(const plan_report *r, FILE *out) {
   jnum(act, "bytes_without_reuse", r->no_reuse, &ok);
   jnum(act, "buffers", r->nbufs, &ok);
   jnum(root, "weight_bytes", r->weights, &ok);
+  jstr(root, "linear_weights", r->weights_bf16 ? "bf16" : "f32", &ok);
   jnum(root, "peak_bytes", r->peak, &ok);
   cJSON *work = cJSON_AddObjectToObject(root, "work");
   cJSON *stages = cJSON_AddArrayToObject(work, "stages");
@@ -568,7 +571,8 @@ static void plan_caches(plan_report *r, const vinfo *vi, const hsac_plan_opts *o
 
 bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hsac_plan_result *res,
                FILE *out) {
-  plan_report rep = {.g = g, .m = m, .N = o->context, .cache_elem = o->cache_bytes};
+  plan_report rep = {.g = g, .m = m, .N = o->context, .cache_elem = o->cache_bytes,
+                     .weights_bf16 = o->weights_bf16};
   plan_report *r = &rep;
   int64_t N = o->context, seg = o->segment > 0 ? o->segment : 512;
   r->seg = seg;
@@ -581,7 +585,9 @@ bool hsac_plan(const ir_graph *g, const fe_model *m, const hsac_plan_opts *o, hs
   int pos = 0;
   for (ir_op *op = g->first; op; op = op->next, pos++) {
     for (int k = 0; k < op->nout; k++) vi[op->out[k]->index].def_pos = pos;
-    if (op->code == IR_WEIGHT) r->weights += 4.0 * (double)ir_type_numel(&op->out[0]->type);
+    if (op->code == IR_WEIGHT)
+      r->weights += (o->weights_bf16 && ir_linear_matrix(g, op->out[0]) ? 2.0 : 4.0) *
+                    (double)ir_type_numel(&op->out[0]->type);
     if (op->code == IR_QUANTIZE) vi[op->out[0]->index].quant16 = true;
     /* attention keys and values are cached in the session's cache type */
     if (op->code == IR_ATTENTION || op->code == IR_MOBA_ATTENTION ||

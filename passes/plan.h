@@ -13,6 +13,8 @@ typedef struct hsac_plan_opts {
   int64_t context;       /* N: tokens of context */
   int64_t segment;       /* prefill segment (0: 512) */
   int cache_bytes;       /* bytes per element of attention caches: 4 or 2 */
+  bool weights_bf16;     /* linear matrices held in bf16 (2 bytes; the CPU
+                            backend's --weights-dtype bf16), the rest f32 */
   bool json;             /* write one JSON object instead of the text */
 } hsac_plan_opts;
 

@@ -124,18 +124,6 @@ void hsart_model_free(hsart_model *m) {
   free(m);
 }
 
-/* Whether every reader of weight w reads it as a linear's matrix. */
-static bool only_linear_matrix(const ir_graph *g, const ir_value *w) {
-  bool any = false;
-  for (const ir_op *op = g->first; op; op = op->next)
-    for (int i = 0; i < op->nin; i++)
-      if (op->in[i] == w) {
-        if (op->code != IR_LINEAR || i != 1) return false;
-        any = true;
-      }
-  return any;
-}
-
 /* The backend: the one asked for, or (auto) cpu where it compiles every
  * op, else ref; then what it compiles for the model. */
 static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts,
@@ -162,7 +150,7 @@ static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts
     int wi = 0;
     for (const ir_op *op = m->g->first; op; op = op->next) {
       if (op->code != IR_WEIGHT) continue;
-      if (only_linear_matrix(m->g, op->out[0])) {
+      if (ir_linear_matrix_only(m->g, op->out[0])) {
         free(m->weights[wi]);
         m->weights[wi] = NULL;
       }
@@ -232,13 +220,6 @@ static hsart_status match_weights(const ir_graph *g, const st_file *f, const cha
                  g->name, who, what);
 }
 
-/* Whether weight w is the matrix of a linear op (its input 1). */
-static bool linear_matrix(const ir_graph *g, const ir_value *w) {
-  for (const ir_op *op = g->first; op; op = op->next)
-    if (op->code == IR_LINEAR && op->in[1] == w) return true;
-  return false;
-}
-
 hsart_status hsart_model_load(const char *model_path, const char *weights_path,
                               const hsart_model_options *opts, hsart_model **out,
                               hsart_error *err) {
@@ -292,7 +273,7 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
     st_to_f32(tt, data);
     /* a linear's matrix kept in bf16: as stored (keep), or rounded now,
      * so that every backend computes with the same values (bf16) */
-    bool lin = linear_matrix(m->g, op->out[0]);
+    bool lin = ir_linear_matrix(m->g, op->out[0]);
     if (lin && (wdt == HSART_WEIGHTS_BF16 || (wdt == HSART_WEIGHTS_KEEP && tt->dtype == ST_BF16))) {
       if (tt->dtype != ST_BF16)
         for (int64_t i = 0; i < n; i++) data[i] = st_bf16_to_f32(st_f32_to_bf16(data[i]));

@@ -167,6 +167,9 @@ done
 # --- plan at the limits: the same limits as run, sizes that never wrap ----
 expect 2 "at most 2147483647" -- plan "$tiny" --context 1T
 expect 2 "from 1 to 16M" -- plan "$tiny" --context 4096 --segment 1G
+# plan counts linear matrices in bf16 when asked, and cannot know what keep would keep
+expect 0 "(bf16 linear matrices, the rest f32)" -- plan "$tiny" --context 4096 --weights-dtype bf16
+expect 2 "plan does not read: give f32 or bf16" -- plan "$tiny" --context 4096 --weights-dtype keep
 sed 's/^const D = 64 .*/const D = 262144/; s/head_dim = 16/head_dim = 4096/; s/hidden = 3 \* D/hidden = D/' \
   "$tiny" >"$tmp/wide.hsa"
 expect 0 "plan for model" -- plan "$tmp/wide.hsa" --context 2047M --segment 16M
