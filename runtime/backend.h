@@ -29,12 +29,18 @@ typedef struct rt_backend_config {
   const bool *bf16;    /* per weight op (graph order), or NULL: the weight is a
                           linear matrix whose values are bf16 numbers, to be
                           kept as bf16 (hsart_weights_dtype) */
+  const struct st_tensor *const *raw; /* per weight op, or NULL: for a weight
+                          whose f32 data is NULL, its tensor in the weights
+                          file (mapped during compile only), to pack from */
+  const struct st_file *raw_file; /* the file raw points into: each tensor's
+                          pages are released once it is packed */
 } rt_backend_config;
 
 struct rt_backend {
   const char *name;
   /* Compiles what a model needs (once per model; NULL: nothing to do).
-   * weights[i] is the i-th weight op's f32 data. */
+   * weights[i] is the i-th weight op's f32 data, or NULL for a matrix
+   * read only by linears that the CPU backend packs from cfg->raw[i]. */
   hsart_status (*compile)(const ir_graph *g, const float *const *weights,
                           const rt_backend_config *cfg, void **program, char *err,
                           size_t errsize);

@@ -19,6 +19,7 @@
 #include "codegen/cpu/jit.h"
 #include "codegen/cpu/kernels.h"
 #include "runtime/pool.h"
+#include "runtime/safetensors.h"
 
 typedef void (*kernel_fn)(const int64_t *args);
 
@@ -57,6 +58,8 @@ typedef struct cpu_prog {
   } *packed;
   bool *wbf16;                  /* per value index: a weight held as bf16
                                    (rt_backend_config.bf16) */
+  const st_tensor **raw;        /* per value index, during compile: the file's
+                                   tensor of a weight without f32 data */
   int nbf16_kernels;            /* linear ops (fused or not) on bf16 weights */
   int npacked;
   bool *fused_into;             /* per value index: a result computed inside
@@ -124,6 +127,7 @@ static void cpu_program_free(void *program) {
   free(p->packed);
   free(p->fused_into);
   free(p->wbf16);
+  free(p->raw);
   free(p->k);
   free(p);
 }
@@ -530,13 +534,18 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
   p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
   p->wbf16 = calloc((size_t)x.nvals + 1, sizeof *p->wbf16);
-  if (p->wbf16 && cfg && cfg->bf16) {
+  p->raw = calloc((size_t)x.nvals + 1, sizeof *p->raw);
+  if (p->wbf16 && p->raw && cfg) {
     int wi = 0;
     for (const ir_op *op = g->first; op; op = op->next)
-      if (op->code == IR_WEIGHT) p->wbf16[op->out[0]->index] = cfg->bf16[wi++];
+      if (op->code == IR_WEIGHT) {
+        if (cfg->bf16) p->wbf16[op->out[0]->index] = cfg->bf16[wi];
+        if (cfg->raw) p->raw[op->out[0]->index] = cfg->raw[wi];
+        wi++;
+      }
   }
   char *text = NULL;
-  if (!p->k || !p->packed || !p->fused_into || !p->wbf16) {
+  if (!p->k || !p->packed || !p->fused_into || !p->wbf16 || !p->raw) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {
@@ -600,11 +609,30 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
             st = HSART_ENOMEM;
             break;
           }
+          /* a matrix without f32 data: from the file, one tensor's f32 at a time */
+          const float *src = iv->w;
+          float *tmp = NULL;
+          const st_tensor *rt = p->raw[idx];
+          if (!src && rt) {
+            tmp = malloc((size_t)(O * I) * sizeof *tmp);
+            if (tmp) st_to_f32(rt, tmp);
+            if (cfg && cfg->raw_file) st_release(cfg->raw_file, rt);
+            src = tmp;
+          }
+          if (!src) {
+            free(d);
+            free(tmp);
+            snprintf(err, errsize, rt ? "out of memory for packed weights"
+                                      : "internal error: no data for a linear's weights");
+            st = rt ? HSART_ENOMEM : HSART_EUNSUPPORTED;
+            break;
+          }
           if (k->wbf16)
-            cg_linear_pack_bf16(iv->w, O, I, p->target.vec_bits, d);
+            cg_linear_pack_bf16(src, O, I, p->target.vec_bits, d);
           else
-            cg_linear_pack_gain(iv->w, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
+            cg_linear_pack_gain(src, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
                                 p->target.vec_bits, d);
+          free(tmp);
           p->packed[p->npacked++] = (struct packed){idx, gidx, k->wbf16, d};
         }
         k->w[i] = p->packed[at].data;
@@ -617,6 +645,8 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     return st;
   }
   p->ms_pack = now_ms() - tp;
+  free(p->raw); /* the file is unmapped after compile */
+  p->raw = NULL;
   *program = p;
   return HSART_OK;
 }

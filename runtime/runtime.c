@@ -125,9 +125,9 @@ void hsart_model_free(hsart_model *m) {
 }
 
 /* The backend: the one asked for, or (auto) cpu where it compiles every
- * op, else ref; then what it compiles for the model. */
-static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts,
-                                 hsart_error *err) {
+ * op, else ref. */
+static hsart_status choose_backend(hsart_model *m, const hsart_model_options *opts,
+                                   hsart_error *err) {
   hsart_backend want = opts ? opts->backend : HSART_BACKEND_AUTO;
   if (want != HSART_BACKEND_AUTO && want != HSART_BACKEND_REF && want != HSART_BACKEND_CPU)
     return set_err(err, HSART_EINVAL, "unknown backend %d", (int)want);
@@ -135,28 +135,22 @@ static hsart_status pick_backend(hsart_model *m, const hsart_model_options *opts
   if (want == HSART_BACKEND_AUTO)
     want = rt_cpu_supports(m->g, why, sizeof why) ? HSART_BACKEND_CPU : HSART_BACKEND_REF;
   m->be = want == HSART_BACKEND_CPU ? &rt_backend_cpu : &rt_backend_ref;
+  return HSART_OK;
+}
+
+/* What the backend compiles for the model; raw[i]: the file's tensor of
+ * weight i where it has no f32 copy (the file is still mapped). */
+static hsart_status compile_backend(hsart_model *m, const hsart_model_options *opts,
+                                    const st_file *f, const st_tensor *const *raw,
+                                    hsart_error *err) {
   if (!m->be->compile) return HSART_OK;
   rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
-                           .no_cache = opts && opts->no_cache, .bf16 = m->bf16};
+                           .no_cache = opts && opts->no_cache, .bf16 = m->bf16, .raw = raw,
+                           .raw_file = f};
   char msg[1024];
   hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,
                                    msg, sizeof msg);
   if (st != HSART_OK) return set_err(err, st, "%s", msg);
-  if (m->be == &rt_backend_cpu) {
-    /* the CPU backend's kernels read a linear's matrix from its packed
-     * panels only: a weight that is nothing but linear matrices has no
-     * other reader, and its f32 copy goes (half the memory of the
-     * weights, a third with bf16 panels) */
-    int wi = 0;
-    for (const ir_op *op = m->g->first; op; op = op->next) {
-      if (op->code != IR_WEIGHT) continue;
-      if (ir_linear_matrix_only(m->g, op->out[0])) {
-        free(m->weights[wi]);
-        m->weights[wi] = NULL;
-      }
-      wi++;
-    }
-  }
   return HSART_OK;
 }
 
@@ -260,6 +254,12 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
    * counts (missing, extra, other shape), the first of each, and the model
    * the file was written for, not only the first difference. */
   st = match_weights(m->g, &f, weights_path, err);
+  if (st == HSART_OK) st = choose_backend(m, opts, err);
+  /* The CPU backend reads a linear's matrix only from its packed panels:
+   * a weight that is nothing but linear matrices gets no f32 copy, the
+   * backend packs it from the mapped file (raw), one tensor at a time. */
+  const st_tensor **raw = calloc((size_t)m->nweights + 1, sizeof *raw);
+  if (!raw && st == HSART_OK) st = set_err(err, HSART_ENOMEM, "out of memory");
   int wi = 0;
   for (ir_op *op = m->g->first; op && st == HSART_OK; op = op->next) {
     if (op->code != IR_WEIGHT) continue;
@@ -280,20 +280,28 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
       m->bf16[wi] = true;
       m->nbf16++;
     }
-    m->weights[wi++] = data;
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(data[i])) {
         st = set_err(err, HSART_EFORMAT, "%s: tensor '%s' holds a non-finite value at "
                      "element %lld", weights_path, op->name, (long long)i);
         break;
       }
+    if (m->be == &rt_backend_cpu && ir_linear_matrix_only(m->g, op->out[0])) {
+      free(data); /* checked; the backend packs it from the file */
+      data = NULL;
+      raw[wi] = tt;
+    }
+    st_release(&f, tt);
+    m->weights[wi++] = data;
   }
+  if (st == HSART_OK) st = compile_backend(m, opts, &f, raw, err);
+  /* after packing: nothing read from the file changed meanwhile */
   if (st == HSART_OK) {
     st = st_check_unchanged(weights_path, &f, msg, sizeof msg);
     if (st != HSART_OK) set_err(err, st, "%s", msg);
   }
+  free(raw);
   st_close(&f);
-  if (st == HSART_OK) st = pick_backend(m, opts, err);
   if (st != HSART_OK) {
     hsart_model_free(m);
     return st;

@@ -362,6 +362,14 @@ hsart_status st_check_unchanged(const char *path, const st_file *f, char *err, s
   return HSART_OK;
 }
 
+void st_release(const st_file *f, const st_tensor *t) {
+  if (!f->map || !t || t->end <= t->begin) return;
+  uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t)t->data, b = a + (uintptr_t)(t->end - t->begin);
+  uintptr_t lo = (a + pg - 1) & ~(pg - 1), hi = b & ~(pg - 1); /* whole pages inside t */
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 const st_tensor *st_find(const st_file *f, const char *name) {
   st_tensor key = {.name = (char *)name};
   return bsearch(&key, f->tensors, (size_t)f->ntensors, sizeof *f->tensors, by_name);

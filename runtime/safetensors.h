@@ -57,6 +57,11 @@ hsart_status st_check_unchanged(const char *path, const st_file *f, char *err, s
 hsart_status st_parse(const void *data, size_t size, const char *name, st_file *f,
                       char *err, size_t errsize);
 void st_close(st_file *f);
+/* Drops the pages of tensor t's data from the process (madvise
+ * MADV_DONTNEED; the file is not changed and a later read maps them again
+ * from the page cache): a large file read one tensor at a time then never
+ * holds more than about one tensor resident. */
+void st_release(const st_file *f, const st_tensor *t);
 const st_tensor *st_find(const st_file *f, const char *name);
 size_t st_dtype_size(st_dtype t);
 /* Copies s into out (n bytes) with non-printable bytes as \xNN, so names
