@@ -174,8 +174,8 @@ enum { BABI_PEOPLE_IN_STORY = 4 };
 
 /* ---- phrasings ----------------------------------------------------------------
  * TK_NVARIANTS wordings of every needle and question; variant 0 is the
- * original (and default) wording, 0..3 are for training, 4 and 5 are held
- * out.  Holes: {n} the needle kind's name, {k} a key, {K} every key ("a, b
+ * original (and default) wording, 4 and 5 are held out, all the others
+ * (0..3 and 6..11) are for training.  Holes: {n} the needle kind's name, {k} a key, {K} every key ("a, b
  * and c"), {v} a value, {a} a variable, {b} the variable it copies, {p} a
  * person, {l} a place, {o} an object.  A question ends where the answer
  * begins. */
@@ -187,6 +187,13 @@ static const char *const passkey_needle[TK_NVARIANTS] = {
     "Please note: {v} is the passkey, and you will need it.",
     "The code you must keep in mind is the passkey {v}.",
     "Passkey: {v}. Do not forget this passkey.",
+    /* 6..11: more training wordings */
+    "Here is the passkey to remember: {v}.",
+    "Your passkey is {v}. Hold on to it.",
+    "Write this down, the passkey is {v}.",
+    "A passkey was chosen for you: {v}. Memorize it.",
+    "Keep the following passkey in memory: {v}.",
+    "{v} is the passkey. It will be asked for later.",
 };
 static const char *const passkey_question[TK_NVARIANTS] = {
     "\nWhat is the passkey? The passkey is ",
@@ -195,6 +202,13 @@ static const char *const passkey_question[TK_NVARIANTS] = {
     "\nWhich passkey did the text give? The passkey is ",
     "\nWhat was the passkey? It is ",
     "\nThe passkey from the text above is ",
+    /* 6..11: more training wordings */
+    "\nWhat passkey was hidden in the text? Answer: ",
+    "\nGive the passkey. The passkey was ",
+    "\nRepeat the passkey you memorized: ",
+    "\nWhat is the hidden passkey? The hidden passkey is ",
+    "\nState the passkey from above. It was ",
+    "\nWhich passkey were you asked to remember? Passkey: ",
 };
 static const char *const key_needle[TK_NVARIANTS] = { /* multikey, multiquery */
     "The special magic {n} for {k} is: {v}.",
@@ -203,6 +217,13 @@ static const char *const key_needle[TK_NVARIANTS] = { /* multikey, multiquery */
     "Special magic {n} of {k}: {v}.",
     "Remember that {k} has the special magic {n} {v}.",
     "The special magic {n} that goes with {k} reads {v}.",
+    /* 6..11: more training wordings */
+    "The {n} assigned to {k} is {v}.",
+    "{k} goes with the special magic {n} {v}.",
+    "Here is the special magic {n} for {k}: {v}.",
+    "Write down {v}, the magic {n} of {k}.",
+    "Keep in mind: the special magic {n} for {k} equals {v}.",
+    "Magic {n} for {k} = {v}.",
 };
 static const char *const multikey_question[TK_NVARIANTS] = {
     "\nWhat is the special magic {n} for {k}? The special magic {n} for {k} is: ",
@@ -211,6 +232,13 @@ static const char *const multikey_question[TK_NVARIANTS] = {
     "\nFind the special magic {n} for {k}. The special magic {n} for {k} is ",
     "\nWhich special magic {n} belongs to {k}? It is ",
     "\nRecall the special magic {n} that goes with {k}: ",
+    /* 6..11: more training wordings */
+    "\nWhich magic {n} was given for {k}? Answer: ",
+    "\nGive the special magic {n} of {k}. The {n} is ",
+    "\nWhat {n} is assigned to {k}? It was ",
+    "\nState the magic {n} for {k}: ",
+    "\nWhat was the special magic {n} for {k}? The special magic {n} was ",
+    "\nRepeat the special magic {n} of {k}. Answer: ",
 };
 static const char *const multiquery_question[TK_NVARIANTS] = {
     "\nWhat are the special magic {n}s for {K}? The special magic {n}s for {K} are: ",
@@ -219,6 +247,13 @@ static const char *const multiquery_question[TK_NVARIANTS] = {
     "\nFind the special magic {n}s for {K}. In that order they are ",
     "\nWhich special magic {n}s belong to {K}? They are ",
     "\nRecall the special magic {n}s that go with {K}: ",
+    /* 6..11: more training wordings */
+    "\nGive the magic {n}s for {K}, in order. Answer: ",
+    "\nWhich {n}s are assigned to {K}? In order: ",
+    "\nState the special magic {n}s of {K}: ",
+    "\nWhat were the special magic {n}s for {K}? They were ",
+    "\nRepeat the magic {n}s for {K}, one by one: ",
+    "\nList the special magic {n}s for {K}. Answer: ",
 };
 static const char *const multivalue_needle[TK_NVARIANTS] = {
     "One of the special magic {n}s for {k} is: {v}.",
@@ -227,6 +262,13 @@ static const char *const multivalue_needle[TK_NVARIANTS] = {
     "A special magic {n} of {k}: {v}.",
     "Note that {k} also has the special magic {n} {v}.",
     "Among the special magic {n}s that go with {k} is {v}.",
+    /* 6..11: more training wordings */
+    "Another special magic {n} for {k} is {v}.",
+    "{k} has, among others, the magic {n} {v}.",
+    "Here is one of the magic {n}s of {k}: {v}.",
+    "Add {v} to the special magic {n}s of {k}.",
+    "One more magic {n} belonging to {k} is {v}.",
+    "Magic {n} for {k}, one of several: {v}.",
 };
 static const char *const multivalue_question[TK_NVARIANTS] = {
     "\nWhat are all the special magic {n}s for {k}? The special magic {n}s for {k} are: ",
@@ -235,14 +277,35 @@ static const char *const multivalue_question[TK_NVARIANTS] = {
     "\nFind all special magic {n}s for {k}. They are ",
     "\nWhich special magic {n}s does {k} have? They are ",
     "\nRecall all special magic {n}s that go with {k}: ",
+    /* 6..11: more training wordings */
+    "\nGive every magic {n} of {k}. Answer: ",
+    "\nWhat magic {n}s were given for {k}? They were ",
+    "\nState all the special magic {n}s of {k}: ",
+    "\nRepeat each special magic {n} for {k}, in order: ",
+    "\nWhich {n}s belong to {k}? All of them: ",
+    "\nList the magic {n}s of {k}. Answer: ",
 };
 static const char *const vartrack_first[TK_NVARIANTS] = {
     "VAR {a} = {v}.", "Let {a} be {v}.", "Set {a} to {v}.", "{a} := {v}.",
     "Assign {v} to {a}.", "The variable {a} holds {v}.",
+    /* 6..11: more training wordings */
+    "{a} = {v}.",
+    "Give {a} the value {v}.",
+    "Put {v} into {a}.",
+    "{a} starts as {v}.",
+    "Store {v} in {a}.",
+    "{a} is set to {v}.",
 };
 static const char *const vartrack_next[TK_NVARIANTS] = {
     "VAR {a} = VAR {b}.", "Let {a} be {b}.", "Set {a} to the value of {b}.", "{a} := {b}.",
     "Assign {b} to {a}.", "The variable {a} holds what {b} holds.",
+    /* 6..11: more training wordings */
+    "{a} = {b}.",
+    "Give {a} the value of {b}.",
+    "Put the value of {b} into {a}.",
+    "{a} copies {b}.",
+    "Store {b} in {a}.",
+    "{a} is set to {b}.",
 };
 static const char *const vartrack_question[TK_NVARIANTS] = {
     ("\nFind all variables that are assigned the value {v} in the text above. "
@@ -252,14 +315,35 @@ static const char *const vartrack_question[TK_NVARIANTS] = {
     "\nFind every variable with the value {v}. They are: ",
     "\nWhich variables end up holding {v}? They are: ",
     "\nName all variables that hold {v}, in order: ",
+    /* 6..11: more training wordings */
+    "\nWhich variables hold the value {v}? Answer: ",
+    "\nGive every variable whose value is {v}: ",
+    "\nState the variables that end up as {v}. They are: ",
+    "\nWhich variables were given {v}, directly or not? They are: ",
+    "\nRepeat the names of the variables equal to {v}: ",
+    "\nList every variable holding {v}. Answer: ",
 };
 static const char *const babi_move[TK_NVARIANTS] = {
     "{p} went to the {l}.", "{p} moved to the {l}.", "{p} travelled to the {l}.",
     "{p} journeyed to the {l}.", "{p} walked over to the {l}.", "{p} headed for the {l}.",
+    /* 6..11: more training wordings */
+    "{p} ran to the {l}.",
+    "{p} went back to the {l}.",
+    "{p} made their way to the {l}.",
+    "{p} entered the {l}.",
+    "{p} hurried to the {l}.",
+    "{p} wandered into the {l}.",
 };
 static const char *const babi_pick[TK_NVARIANTS] = {
     "{p} picked up the {o}.", "{p} grabbed the {o}.", "{p} got the {o}.", "{p} took the {o}.",
     "{p} collected the {o}.", "{p} lifted the {o} and kept it.",
+    /* 6..11: more training wordings */
+    "{p} picked the {o} up.",
+    "{p} took hold of the {o}.",
+    "{p} fetched the {o}.",
+    "{p} carried off the {o}.",
+    "{p} grabbed hold of the {o}.",
+    "{p} snatched the {o}.",
 };
 static const char *const babi_where_person[TK_NVARIANTS] = {
     "\nWhere is {p}? {p} is in the ",
@@ -268,6 +352,13 @@ static const char *const babi_where_person[TK_NVARIANTS] = {
     "\nWhere did {p} go last? To the ",
     "\nWhat place is {p} in at the end? The ",
     "\nTell me where {p} is. {p} is in the ",
+    /* 6..11: more training wordings */
+    "\nWhere is {p} at the end? Answer: the ",
+    "\nWhich room is {p} in now? The ",
+    "\nState where {p} is. In the ",
+    "\nWhere can {p} be found? In the ",
+    "\nWhere did {p} end up? {p} ended up in the ",
+    "\nGive the room {p} is in. The ",
 };
 static const char *const babi_where_before[TK_NVARIANTS] = {
     "\nWhere was {p} before the {l}? Before the {l}, {p} was in the ",
@@ -276,6 +367,13 @@ static const char *const babi_where_before[TK_NVARIANTS] = {
     "\nWhich room was {p} in before the {l}? The ",
     "\nWhat place did {p} leave to go to the {l}? The ",
     "\nTell me where {p} was right before the {l}. {p} was in the ",
+    /* 6..11: more training wordings */
+    "\nWhere had {p} been before the {l}? Answer: the ",
+    "\nWhich room was {p} in just before reaching the {l}? The ",
+    "\nState where {p} was before the {l}. In the ",
+    "\nBefore the {l}, which room was {p} in? The ",
+    "\nWhere was {p} right before entering the {l}? In the ",
+    "\nGive the room {p} was in before the {l}. The ",
 };
 static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nWhere is the {o}? The {o} is in the ",
@@ -284,6 +382,13 @@ static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nWhere did the {o} end up? In the ",
     "\nWhat place is the {o} in at the end? The ",
     "\nTell me where the {o} is. The {o} is in the ",
+    /* 6..11: more training wordings */
+    "\nWhere is the {o} at the end? Answer: the ",
+    "\nWhich room is the {o} in now? The ",
+    "\nState where the {o} is. In the ",
+    "\nWhere can the {o} be found? In the ",
+    "\nWhere did the {o} end up? The {o} ended up in the ",
+    "\nGive the room the {o} is in. The ",
 };
 
 /* The headers; the other fixed texts are the phrasings above. */
@@ -715,9 +820,12 @@ static void put_phrase(sbuf *out, const char *t, const holes *h) {
  * phrasing stream (a stream of its own, so that the default phrasing's
  * items keep their bytes and every phrasing asks the same question). */
 static int variant(rng *r, tk_phrasing p) {
-  if (p == TK_PHRASING_TRAIN) return (int)rng_below(r, TK_TRAIN_VARIANTS);
+  if (p == TK_PHRASING_TRAIN) {
+    int k = (int)rng_below(r, TK_NVARIANTS - TK_HELDOUT_VARIANTS);
+    return k < TK_FIRST_HELDOUT_VARIANT ? k : k + TK_HELDOUT_VARIANTS;
+  }
   if (p == TK_PHRASING_HELDOUT)
-    return TK_TRAIN_VARIANTS + (int)rng_below(r, TK_NVARIANTS - TK_TRAIN_VARIANTS);
+    return TK_FIRST_HELDOUT_VARIANT + (int)rng_below(r, TK_HELDOUT_VARIANTS);
   return 0;
 }
 
@@ -1295,9 +1403,16 @@ int tk_self_check(char *err, size_t errsize) {
   /* Prose filler drops sentences holding a reserved word: the phrasings
    * themselves hold some ("passkey", "magic"), but never a value word. */
   for (size_t t = 0; t < COUNT_OF(phrasing_tables); t++)
-    for (int j = 0; j < TK_NVARIANTS; j++)
+    for (int j = 0; j < TK_NVARIANTS; j++) {
       if (!phrasing_tables[t][j] || !*phrasing_tables[t][j])
         return fail(err, errsize, "phrasing table %zu has no variant %d", t, j), 1;
+      /* a held-out wording is never also a training one */
+      for (int k = 0; k < TK_NVARIANTS; k++)
+        if (k != j && !tk_training_variant(j) && tk_training_variant(k) &&
+            phrasing_tables[t][k] && !strcmp(phrasing_tables[t][j], phrasing_tables[t][k]))
+          return fail(err, errsize, "phrasing table %zu: held-out variant %d is also variant %d",
+                      t, j, k), 1;
+    }
   return 0;
 }
 
