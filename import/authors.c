@@ -339,6 +339,17 @@ static bool read_arch(imp *m, arch *A) {
   if (A->window < 1)
     return fail(m, HSART_EFORMAT, "%s: the field 'sliding_window' is missing or 0 (the SWA "
                 "layers need a window)", m->cfg_path);
+  /* the language's limits (docs/language.md) */
+  int64_t layers = A->lower + A->groups * (A->hsa_only ? 2 : 3) + A->upper;
+  if (layers > 4096)
+    return refuse(m, "num_upper_layers", "the model would have more than 4096 layers, hsac's "
+                  "limit");
+  if (A->head_dim > 4096)
+    return refuse(m, "hidden_size", "hidden_size / num_attention_heads is the head width, at "
+                  "most 4096 in hsac");
+  if (A->enc_layers > 0 && 8 * A->width / 192 * 64 > (1 << 20))
+    return refuse(m, "hidden_size", "the encoder's MLP (int(hidden_size * 8 / 3) // 64 * 64) "
+                  "would be wider than hsac's 1048576");
   /* hsac has one norm epsilon per model: the authors' RMSNorms of the SWA
    * layers use rms_norm_eps, the final norm layer_norm_epsilon, and every
    * other (HSA, retrieval, chunking, encoder) Liger's and Llama's 1e-6 */
@@ -826,8 +837,8 @@ static void run(imp *m) {
       ut_diags_render(&m->c.diags, &m->c.sources, df);
       fclose(df);
     }
-    fail(m, HSART_EUNSUPPORTED, "the model written for %s does not compile (an importer "
-         "bug: please report it):\n%s", m->cfg_path, diag ? diag : "");
+    fail(m, HSART_EUNSUPPORTED, "%s: hsac cannot represent this configuration (the model "
+         "written for it does not compile):\n%s", m->cfg_path, diag ? diag : "");
     free(diag);
     return;
   }
