@@ -46,8 +46,8 @@ static const cli_opt backend_opts[] = {
      "which backend runs the kernels (auto, the default: cpu\nwhen it compiles every op, else ref)"},
     {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "keep|f32|bf16",
-     "the linear layers' weights: keep (default) bf16 where\n"
-     "the file has bf16, else f32; f32; or bf16 (rounded\n"
+     "the linear layers' weights: keep (default) bf16 or f16\n"
+     "where the file has them, else f32; f32; or bf16 (rounded\n"
      "at load; the cpu backend reads half the bytes)"},
     {O_CPU, "--cpu", NULL, "NAME", "generate code for a named CPU (haswell, ...), not the host"},
     {O_NO_CACHE, "--no-cache", NULL, NULL, "compile every kernel, reading and writing no cache"},

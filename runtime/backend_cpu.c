@@ -40,7 +40,7 @@ typedef struct kentry {
   char name[48];
   char name1[56];               /* fn1's: named by its own text's hash */
   const void *w[IR_MAX_INPUTS]; /* weights as the kernel reads them */
-  bool wbf16;                   /* its linear's packed weights are bf16 */
+  int wtype;                    /* its linear's packed weights (cg_wtype) */
 } kentry;
 
 typedef struct cpu_prog {
@@ -53,14 +53,14 @@ typedef struct cpu_prog {
   struct packed {               /* linear weights packed into panels, by */
     int w, gain;                /* weight's value index, folded norm's gain's
                                    (-1: none) */
-    bool bf16;                  /* panels of bf16 (cg_linear_pack_bf16) */
+    int wtype;                  /* f32, or bf16 / f16 panels (cg_linear_pack_16) */
     void *data;
   } *packed;
-  bool *wbf16;                  /* per value index: a weight held as bf16
-                                   (rt_backend_config.bf16) */
+  unsigned char *wtype;         /* per value index: a weight held as bf16 or
+                                   f16 (rt_backend_config.wtype) */
   const st_tensor **raw;        /* per value index, during compile: the file's
                                    tensor of a weight without f32 data */
-  int nbf16_kernels;            /* linear ops (fused or not) on bf16 weights */
+  int n16[3];                   /* linear ops (fused or not) per weight type */
   int npacked;
   bool *fused_into;             /* per value index: a result computed inside
                                    the kernel that reads it, never stored (a
@@ -126,7 +126,7 @@ static void cpu_program_free(void *program) {
   for (int i = 0; i < p->npacked; i++) free(p->packed[i].data);
   free(p->packed);
   free(p->fused_into);
-  free(p->wbf16);
+  free(p->wtype);
   free(p->raw);
   free(p->k);
   free(p);
@@ -175,7 +175,7 @@ static uint64_t req_signature(const cg_kernel_req *r) {
   if (r->prenorm) h = mix_op(h ^ 0x33, r->prenorm);
   h = mix(h, r->hist, sizeof r->hist);
   h = mix(h, r->row_elems, sizeof r->row_elems);
-  h = mix(h, &r->wbf16, sizeof r->wbf16);
+  h = mix(h, &r->wtype, sizeof r->wtype);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
 }
 
@@ -224,10 +224,10 @@ static bool foldable_norm(const ir_graph *g, const rt_exec *x, const cpu_prog *p
   if (nrm->code != IR_RMSNORM) return false; /* (an op like return has no result) */
   int v = nrm->out[0]->index;
   if (g->output == nrm->out[0] || uses[v] == 0 || uses[v] != lin_uses[v]) return false;
-  /* bf16 weights are packed as they are (the gain times a weight is not a
-   * bf16 number): the norm stays a kernel of its own */
+  /* 16-bit weights are packed as they are (the gain times a weight is not
+   * a bf16 or f16 number): the norm stays a kernel of its own */
   for (const ir_op *op = g->first; op; op = op->next)
-    if (op->code == IR_LINEAR && op->in[0] == nrm->out[0] && p->wbf16[op->in[1]->index])
+    if (op->code == IR_LINEAR && op->in[0] == nrm->out[0] && p->wtype[op->in[1]->index])
       return false;
   return hist_of(x, nrm->out[0]) == CG_H_SEG && x->vals[nrm->in[1]->index].is_weight &&
          !x->vals[nrm->in[0]->index].virt;
@@ -325,10 +325,11 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       k->ins[2] = up ? up->in[1] : op->in[0] == lin->out[0] ? op->in[1] : op->in[0];
     }
     if (!lin && op->code == IR_LINEAR) lin = op;
-    /* bf16 panels when the linear's weights (gate and up alike) are bf16 */
-    k->wbf16 = req.wbf16 = lin && p->wbf16[lin->in[1]->index] &&
-                           (!up || p->wbf16[up->in[1]->index]);
-    p->nbf16_kernels += k->wbf16;
+    /* 16-bit panels when the linear's weights (gate and up alike) are */
+    k->wtype = req.wtype = lin && (!up || p->wtype[up->in[1]->index] == p->wtype[lin->in[1]->index])
+                               ? p->wtype[lin->in[1]->index]
+                               : CG_W_F32;
+    if (lin) p->n16[k->wtype]++;
     if (lin && folded_norm(p, lin->in[0])) {
       /* a folded RMSNorm: the linear reads the norm's input */
       k->prenorm = req.prenorm = lin->in[0]->def;
@@ -487,12 +488,12 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
     p.nvals = x.nvals;
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     p.fused_into = calloc((size_t)x.nvals + 1, sizeof *p.fused_into);
-    p.wbf16 = calloc((size_t)x.nvals + 1, sizeof *p.wbf16);
-    st = p.k && p.fused_into && p.wbf16 ? emit_module(g, &x, &p, text, err, errsize)
+    p.wtype = calloc((size_t)x.nvals + 1, sizeof *p.wtype);
+    st = p.k && p.fused_into && p.wtype ? emit_module(g, &x, &p, text, err, errsize)
                                         : HSART_ENOMEM;
   }
   free(p.fused_into);
-  free(p.wbf16);
+  free(p.wtype);
   if (w) rt_exec_free(&x);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(p.k);
@@ -533,19 +534,19 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->packed = calloc((size_t)x.nvals + 1, sizeof *p->packed);
   p->fused_into = calloc((size_t)x.nvals + 1, sizeof *p->fused_into);
-  p->wbf16 = calloc((size_t)x.nvals + 1, sizeof *p->wbf16);
+  p->wtype = calloc((size_t)x.nvals + 1, sizeof *p->wtype);
   p->raw = calloc((size_t)x.nvals + 1, sizeof *p->raw);
-  if (p->wbf16 && p->raw && cfg) {
+  if (p->wtype && p->raw && cfg) {
     int wi = 0;
     for (const ir_op *op = g->first; op; op = op->next)
       if (op->code == IR_WEIGHT) {
-        if (cfg->bf16) p->wbf16[op->out[0]->index] = cfg->bf16[wi];
+        if (cfg->wtype) p->wtype[op->out[0]->index] = cfg->wtype[wi] <= CG_W_F16 ? cfg->wtype[wi] : 0;
         if (cfg->raw) p->raw[op->out[0]->index] = cfg->raw[wi];
         wi++;
       }
   }
   char *text = NULL;
-  if (!p->k || !p->packed || !p->fused_into || !p->wbf16 || !p->raw) {
+  if (!p->k || !p->packed || !p->fused_into || !p->wtype || !p->raw) {
     st = HSART_ENOMEM;
     snprintf(err, errsize, "out of memory");
   } else {
@@ -597,13 +598,13 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
         int idx = k->ins[i]->index, gidx = k->prenorm ? k->prenorm->in[1]->index : -1;
         int at = 0;
         while (at < p->npacked && (p->packed[at].w != idx || p->packed[at].gain != gidx ||
-                                   p->packed[at].bf16 != k->wbf16))
+                                   p->packed[at].wtype != k->wtype))
           at++;
         if (at == p->npacked) {
           const ir_type *t = &k->ins[i]->type;
           int64_t O = t->dims[0].n, I = t->dims[1].n;
           size_t n = cg_linear_packed_floats(O, I, p->target.vec_bits);
-          void *d = malloc(n * (k->wbf16 ? sizeof(uint16_t) : sizeof(float)));
+          void *d = malloc(n * (k->wtype ? sizeof(uint16_t) : sizeof(float)));
           if (!d) {
             snprintf(err, errsize, "out of memory for packed weights");
             st = HSART_ENOMEM;
@@ -627,13 +628,13 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
             st = rt ? HSART_ENOMEM : HSART_EUNSUPPORTED;
             break;
           }
-          if (k->wbf16)
-            cg_linear_pack_bf16(src, O, I, p->target.vec_bits, d);
+          if (k->wtype)
+            cg_linear_pack_16(src, O, I, p->target.vec_bits, k->wtype, d);
           else
             cg_linear_pack_gain(src, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
                                 p->target.vec_bits, d);
           free(tmp);
-          p->packed[p->npacked++] = (struct packed){idx, gidx, k->wbf16, d};
+          p->packed[p->npacked++] = (struct packed){idx, gidx, k->wtype, d};
         }
         k->w[i] = p->packed[at].data;
       }
@@ -665,11 +666,11 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
              p->stats.ms_load);
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
-           "(%d norms folded, %d linears on bf16 weights), %s, weights packed in %.0f ms, "
-           "cache key %s%s",
+           "(%d norms folded, %d linears on bf16 weights, %d on f16), %s, weights packed in "
+           "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
-           p->nfolded, p->nbf16_kernels, how, p->ms_pack, p->stats.key,
+           p->nfolded, p->n16[CG_W_BF16], p->n16[CG_W_F16], how, p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 

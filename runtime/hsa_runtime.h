@@ -67,7 +67,7 @@ typedef enum hsart_backend {
 /* How the linear layers' weight matrices are held (docs/runtime.md,
  * "Weights in bf16"). */
 typedef enum hsart_weights_dtype {
-  HSART_WEIGHTS_KEEP = 0, /* bf16 where the file stores them in bf16, else f32 */
+  HSART_WEIGHTS_KEEP = 0, /* bf16 or f16 where the file stores them so, else f32 */
   HSART_WEIGHTS_F32,      /* f32 (widened from bf16 or f16 files) */
   HSART_WEIGHTS_BF16,     /* every linear matrix rounded to bf16 (to nearest
                              even) at load: the cpu backend keeps them as

@@ -25,8 +25,8 @@ struct hsart_model {
   ir_graph *g;
   int nweights;
   float **weights;         /* graph order */
-  bool *bf16;              /* graph order: a linear matrix held as bf16 */
-  int nbf16;
+  unsigned char *wtype;    /* graph order: 0, or a linear matrix held as bf16
+                              (1) or f16 (2) (rt_backend_config.wtype) */
   int64_t vocab;
   const rt_backend *be;    /* who computes the kernels */
   void *program;           /* what it compiled for this model */
@@ -119,7 +119,7 @@ void hsart_model_free(hsart_model *m) {
   if (m->weights)
     for (int i = 0; i < m->nweights; i++) free(m->weights[i]);
   free(m->weights);
-  free(m->bf16);
+  free(m->wtype);
   hsac_free(&m->comp);
   free(m);
 }
@@ -145,7 +145,7 @@ static hsart_status compile_backend(hsart_model *m, const hsart_model_options *o
                                     hsart_error *err) {
   if (!m->be->compile) return HSART_OK;
   rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
-                           .no_cache = opts && opts->no_cache, .bf16 = m->bf16, .raw = raw,
+                           .no_cache = opts && opts->no_cache, .wtype = m->wtype, .raw = raw,
                            .raw_file = f};
   char msg[1024];
   hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,
@@ -233,13 +233,13 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
   m->vocab = m->comp.model->vocab;
   for (ir_op *op = m->g->first; op; op = op->next) m->nweights += op->code == IR_WEIGHT;
   m->weights = calloc((size_t)m->nweights + 1, sizeof *m->weights);
-  m->bf16 = calloc((size_t)m->nweights + 1, sizeof *m->bf16);
+  m->wtype = calloc((size_t)m->nweights + 1, sizeof *m->wtype);
   hsart_weights_dtype wdt = opts ? opts->weights_dtype : HSART_WEIGHTS_KEEP;
   if (wdt != HSART_WEIGHTS_KEEP && wdt != HSART_WEIGHTS_F32 && wdt != HSART_WEIGHTS_BF16) {
     hsart_model_free(m);
     return set_err(err, HSART_EINVAL, "unknown weights dtype %d", (int)wdt);
   }
-  if (!m->weights || !m->bf16) {
+  if (!m->weights || !m->wtype) {
     hsart_model_free(m);
     return set_err(err, HSART_ENOMEM, "out of memory");
   }
@@ -271,14 +271,16 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
       break;
     }
     st_to_f32(tt, data);
-    /* a linear's matrix kept in bf16: as stored (keep), or rounded now,
-     * so that every backend computes with the same values (bf16) */
+    /* a linear's matrix kept in 16 bits: as stored (keep: bf16 or f16), or
+     * rounded to bf16 now, so that every backend computes with the same
+     * values (bf16) */
     bool lin = ir_linear_matrix(m->g, op->out[0]);
     if (lin && (wdt == HSART_WEIGHTS_BF16 || (wdt == HSART_WEIGHTS_KEEP && tt->dtype == ST_BF16))) {
       if (tt->dtype != ST_BF16)
         for (int64_t i = 0; i < n; i++) data[i] = st_bf16_to_f32(st_f32_to_bf16(data[i]));
-      m->bf16[wi] = true;
-      m->nbf16++;
+      m->wtype[wi] = 1; /* CG_W_BF16 */
+    } else if (lin && wdt == HSART_WEIGHTS_KEEP && tt->dtype == ST_F16) {
+      m->wtype[wi] = 2; /* CG_W_F16 */
     }
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(data[i])) {

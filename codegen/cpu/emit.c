@@ -33,7 +33,7 @@ typedef struct em {
   int vl;          /* floats per vector */
   char vt[32];     /* "vector<16xf32>" */
   char mt[32];     /* "vector<16xi1>" */
-  bool wbf16;      /* a linear's packed weights are bf16 (cg_kernel_req) */
+  int wtype;       /* a linear's packed weights' cg_wtype (cg_kernel_req) */
 } em;
 
 /* Makes "a vector" n floats wide from here on (vl, vt, mt agree). */
@@ -223,7 +223,7 @@ static V gep(em *e, V p, V off) {
 
 static V gepc(em *e, V p, int64_t off) { return off ? gep(e, p, ci(e, off)) : p; }
 
-/* The same over 2-byte elements (bf16 weights). */
+/* The same over 2-byte elements (bf16 or f16 weights). */
 static V gep16(em *e, V p, V off) {
   V v = nv(e);
   out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, i16\n", v.s, p.s,
@@ -231,8 +231,8 @@ static V gep16(em *e, V p, V off) {
   return v;
 }
 
-/* A packed weight pointer advanced by off elements (f32 or bf16 ones). */
-static V gepw(em *e, V p, V off) { return e->wbf16 ? gep16(e, p, off) : gep(e, p, off); }
+/* A packed weight pointer advanced by off elements (f32 or 16-bit ones). */
+static V gepw(em *e, V p, V off) { return e->wtype ? gep16(e, p, off) : gep(e, p, off); }
 
 static V lds(em *e, V p, V off) {
   V v = nv(e);
@@ -285,11 +285,20 @@ static V ldv(em *e, V p, V off, const V *mask) {
   return v;
 }
 
-/* A vector of packed weights at p + off elements: f32, or bf16 widened
- * exactly to f32 (the bits moved to the top half: zext, shift by 16). */
+/* A vector of packed weights at p + off elements: f32; bf16 widened
+ * exactly to f32 (the bits moved to the top half: zext, shift by 16); or
+ * f16 widened by arith.extf (vcvtph2ps with F16C). */
 static V ldw(em *e, V p, V off) {
-  if (!e->wbf16) return ldv(e, p, off, NULL);
-  V a = gep16(e, p, off), h = nv(e), w = nv(e), c = nv(e), sh = nv(e), f = nv(e);
+  if (!e->wtype) return ldv(e, p, off, NULL);
+  V a = gep16(e, p, off), h = nv(e);
+  if (e->wtype == CG_W_F16) {
+    V f = nv(e);
+    out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<%dxf16>\n", h.s,
+        a.s, e->vl);
+    out(e, "  %s = arith.extf %s : vector<%dxf16> to %s\n", f.s, h.s, e->vl, e->vt);
+    return f;
+  }
+  V w = nv(e), c = nv(e), sh = nv(e), f = nv(e);
   out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<%dxi16>\n", h.s, a.s,
       e->vl);
   out(e, "  %s = arith.extui %s : vector<%dxi16> to vector<%dxi32>\n", w.s, h.s, e->vl, e->vl);
@@ -710,10 +719,32 @@ static uint16_t to_bf16(float v) {
   return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
 }
 
+/* IEEE half of an f32, rounded to nearest even: overflow to infinity,
+ * subnormals kept, a NaN stays a quiet NaN. */
+static uint16_t to_f16(float v) {
+  uint32_t b;
+  memcpy(&b, &v, 4);
+  uint32_t sign = (b >> 16) & 0x8000u, mag = b & 0x7fffffffu;
+  if (mag > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+  if (mag >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
+  if (mag < 0x38800000u) {
+    /* a subnormal half (or zero): the value in units of 2^-24, rounded */
+    if (mag < 0x33000000u) return (uint16_t)sign; /* below half of 2^-24 */
+    uint32_t m = (mag & 0x7fffffu) | 0x800000u;
+    int shift = 126 - (int)(mag >> 23); /* 14..24 */
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    q += rem > half || (rem == half && (q & 1));
+    return (uint16_t)(sign | q);
+  }
+  uint32_t r = mag - 0x38000000u; /* rebias the exponent from 127 to 15 */
+  r = (r + 0xfffu + ((r >> 13) & 1)) >> 13;
+  return (uint16_t)(sign | r);
+}
+
 /* The panels of W [O, I] (times the gain g per input, when given) into
- * f32 (out32) or bf16 (out16) elements, the same layout. */
+ * f32 (out32) or 16-bit (out16, wtype) elements, the same layout. */
 static void pack_panels(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
-                        float *out32, uint16_t *out16) {
+                        float *out32, uint16_t *out16, int wtype) {
   int64_t nr = cg_linear_panel(vec_bits, O), nfull = O / nr, nt = tail_width(vec_bits, O);
   for (int64_t p = 0; p <= nfull; p++) {
     int64_t width = p < nfull ? nr : nt, base = p * I * nr;
@@ -722,19 +753,19 @@ static void pack_panels(const float *w, const float *g, int64_t O, int64_t I, in
         int64_t o = p * nr + j, at = base + k * width + j;
         float v = o < O ? (g ? w[o * I + k] * g[k] : w[o * I + k]) : 0.0f;
         if (out32) out32[at] = v;
-        else out16[at] = to_bf16(v);
+        else out16[at] = wtype == CG_W_F16 ? to_f16(v) : to_bf16(v);
       }
   }
 }
 
 void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
                          float *packed) {
-  pack_panels(w, g, O, I, vec_bits, packed, NULL);
+  pack_panels(w, g, O, I, vec_bits, packed, NULL, CG_W_F32);
 }
 
-void cg_linear_pack_bf16(const float *w, int64_t O, int64_t I, int vec_bits,
-                         uint16_t *packed) {
-  pack_panels(w, NULL, O, I, vec_bits, NULL, packed);
+void cg_linear_pack_16(const float *w, int64_t O, int64_t I, int vec_bits, int wtype,
+                       uint16_t *packed) {
+  pack_panels(w, NULL, O, I, vec_bits, NULL, packed, wtype);
 }
 
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed) {
@@ -2552,9 +2583,9 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     e.cap = *len + 4096;
   }
   set_lanes(&e, req->vec_bits / 32);
-  e.wbf16 = req->wbf16;
-  if (req->wbf16 && req->prenorm) {
-    snprintf(err, errsize, "internal error: bf16 weights with a folded norm");
+  e.wtype = req->wtype;
+  if (req->wtype && req->prenorm) {
+    snprintf(err, errsize, "internal error: 16-bit weights with a folded norm");
     return -1;
   }
   /* head vectors are held in registers */

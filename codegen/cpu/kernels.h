@@ -113,10 +113,14 @@ typedef struct cg_kernel_req {
   cg_hist hist[IR_MAX_INPUTS];   /* per input (of `scores` when streaming) */
   int64_t row_elems[IR_MAX_INPUTS];
   int vec_bits;                  /* 512, 256 or 128 */
-  bool wbf16;                    /* linear: the packed weights are bf16
-                                    (cg_linear_pack_bf16), widened to f32
-                                    as they are read; never with prenorm */
+  int wtype;                     /* linear: the packed weights' type
+                                    (cg_wtype): f32, or bf16 / f16 panels
+                                    (cg_linear_pack_16) widened to f32 as
+                                    they are read; 16-bit never with prenorm */
 } cg_kernel_req;
+
+/* How a linear's packed weights are held. */
+typedef enum cg_wtype { CG_W_F32 = 0, CG_W_BF16 = 1, CG_W_F16 = 2 } cg_wtype;
 
 /* Whether the CPU code generator compiles this op; if not, why (a sentence
  * naming the op and the option). */
@@ -135,10 +139,11 @@ size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits);
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed);
 /* The same, for a linear with an RMSNorm folded in: column k of W is
  * multiplied by the norm's gain g[k] (NULL: as cg_linear_pack). */
-/* The same layout in bf16 (round to nearest even), for kernels with
- * wbf16: the same number of elements, 2 bytes each, no folded gain. */
-void cg_linear_pack_bf16(const float *w, int64_t O, int64_t I, int vec_bits,
-                         uint16_t *packed);
+/* The same layout in bf16 or f16 (wtype; round to nearest even), for
+ * kernels with that wtype: the same number of elements, 2 bytes each, no
+ * folded gain. */
+void cg_linear_pack_16(const float *w, int64_t O, int64_t I, int vec_bits, int wtype,
+                       uint16_t *packed);
 void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
                          float *packed);
 

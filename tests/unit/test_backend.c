@@ -818,9 +818,9 @@ static void test_example_models(void) {
   rmdir(dir);
 }
 
-/* A copy of a weights file with every tensor in bf16 (as a trained
+/* A copy of a weights file with every tensor in bf16 or f16 (as a trained
  * checkpoint may be shipped). */
-static bool write_bf16_copy(const char *from, const char *to) {
+static bool write_16bit_copy(const char *from, const char *to, st_dtype dt) {
   st_file f;
   char err[512];
   if (st_open(from, &f, err, sizeof err) != HSART_OK) return false;
@@ -836,9 +836,9 @@ static bool write_bf16_copy(const char *from, const char *to) {
     ok = x && bufs[i];
     if (ok) {
       st_to_f32(t, x);
-      for (int64_t k = 0; k < n; k++) bufs[i][k] = st_f32_to_bf16(x[k]);
-      ts[i] = (st_out_tensor){.name = t->name, .rank = t->rank, .data = bufs[i],
-                              .dtype = ST_BF16};
+      for (int64_t k = 0; k < n; k++)
+        bufs[i][k] = dt == ST_F16 ? st_f32_to_f16(x[k]) : st_f32_to_bf16(x[k]);
+      ts[i] = (st_out_tensor){.name = t->name, .rank = t->rank, .data = bufs[i], .dtype = dt};
       memcpy(ts[i].shape, t->shape, sizeof(int64_t) * (size_t)t->rank);
     }
     free(x);
@@ -896,32 +896,41 @@ static void test_bf16_weights(void) {
     }
     free(r32), free(ref), free(pre), free(dec), free(hsw);
     if (i == 1) {
-      /* KEEP on a file stored in bf16: bf16 panels, the reference's values */
-      char w16[640];
-      snprintf(w16, sizeof w16, "%s/bf16.safetensors", dir);
-      CU_ASSERT_FATAL(write_bf16_copy(weights, w16));
-      float *a = NULL, *b = NULL;
-      ok = model_logits_dt(model, w16, HSART_BACKEND_REF, NULL, tok, N, N, &a, &V,
-                           HSART_WEIGHTS_F32) &&
-           model_logits_dt(model, w16, HSART_BACKEND_CPU, NULL, tok, N, 37, &b, &V,
-                           HSART_WEIGHTS_KEEP);
-      CU_ASSERT(ok);
-      if (ok) CU_ASSERT(norm_err(a, b, N * V) <= 2e-3);
-      free(a), free(b);
-      hsart_model_options mo = {.backend = HSART_BACKEND_CPU, .weights_dtype = HSART_WEIGHTS_KEEP};
-      hsart_model *m = NULL;
-      CU_ASSERT_EQUAL(hsart_model_load(model, w16, &mo, &m, &e), HSART_OK);
-      char desc[1024] = "";
-      if (m) hsart_model_describe(m, desc, sizeof desc);
-      CU_ASSERT(strstr(desc, " 0 linears on bf16") == NULL && strstr(desc, "linears on bf16"));
-      hsart_model_free(m);
-      mo.weights_dtype = HSART_WEIGHTS_F32;
-      CU_ASSERT_EQUAL(hsart_model_load(model, w16, &mo, &m, &e), HSART_OK);
-      desc[0] = 0;
-      if (m) hsart_model_describe(m, desc, sizeof desc);
-      CU_ASSERT(strstr(desc, " 0 linears on bf16") != NULL);
-      hsart_model_free(m);
-      remove(w16);
+      /* KEEP on a file stored in bf16 (f16): bf16 (f16) panels, the
+       * reference's values */
+      for (int k = 0; k < 2; k++) {
+        st_dtype dt = k ? ST_F16 : ST_BF16;
+        char w16[640];
+        snprintf(w16, sizeof w16, "%s/16bit.safetensors", dir);
+        CU_ASSERT_FATAL(write_16bit_copy(weights, w16, dt));
+        float *a = NULL, *b = NULL;
+        ok = model_logits_dt(model, w16, HSART_BACKEND_REF, NULL, tok, N, N, &a, &V,
+                             HSART_WEIGHTS_F32) &&
+             model_logits_dt(model, w16, HSART_BACKEND_CPU, NULL, tok, N, 37, &b, &V,
+                             HSART_WEIGHTS_KEEP);
+        CU_ASSERT(ok);
+        if (ok) {
+          double e5 = norm_err(a, b, N * V);
+          if (!(e5 <= 2e-3)) fprintf(stderr, "\n%s file, keep: cpu vs ref %.3g\n", k ? "f16" : "bf16", e5);
+          CU_ASSERT(e5 <= 2e-3);
+        }
+        free(a), free(b);
+        /* -v's counts: the kept linears, and none with f32 */
+        for (int f = 0; f < 2; f++) {
+          hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CPU,
+                                    .weights_dtype = f ? HSART_WEIGHTS_F32 : HSART_WEIGHTS_KEEP};
+          hsart_model *m = NULL;
+          CU_ASSERT_EQUAL(hsart_model_load(model, w16, &mo, &m, &e), HSART_OK);
+          char desc[1024] = "";
+          if (m) hsart_model_describe(m, desc, sizeof desc);
+          const char *at = strstr(desc, "norms folded, ");
+          int nb = -1, nf = -1;
+          CU_ASSERT(at && sscanf(at + 14, "%d linears on bf16 weights, %d on f16", &nb, &nf) == 2);
+          CU_ASSERT(f ? nb == 0 && nf == 0 : (k ? nf > 0 && nb == 0 : nb > 0 && nf == 0));
+          hsart_model_free(m);
+        }
+        remove(w16);
+      }
     }
     remove(weights);
   }
