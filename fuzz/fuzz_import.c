@@ -19,8 +19,8 @@
 #include "runtime/safetensors.h"
 
 static const char SEED[] =
-    "{\"architectures\": [\"DRTForCausalLM\"], \"vocab_size\": 16, \"hidden_size\": 16,\n"
-    " \"num_attention_heads\": 2, \"num_key_value_heads\": 2, \"num_kv_heads\": 1,\n"
+    "{\"architectures\": [\"DRTForCausalLM\"], \"vocab_size\": 16, \"hidden_size\": 32,\n"
+    " \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"num_kv_heads\": 1,\n"
     " \"intermediate_size\": 24, \"num_lower_layers\": 1, \"num_upper_layers\": 1,\n"
     " \"num_upper_groups\": 1, \"chunk_size\": 8, \"chunk_topk\": 2, \"retrieval_dim\": 8,\n"
     " \"encoder_layers\": 1, \"sliding_window\": 7, \"enable_qk_norm\": true,\n"
@@ -47,20 +47,25 @@ static void cleanup(void) {
   rmdir(dir);
 }
 
+static char err[4096];
+
 static hsart_status import_once(hsac_import_report *r) {
   hsac_import_opts o = {.dir = dir, .out_dir = out_dir, .name = "fuzz"};
-  char err[2048];
   hsac_import_report_init(r);
   return hsac_import(&o, r, err, sizeof err);
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "fuzz_import: %s: %s\n", what, err);
+  abort();
 }
 
 /* The checkpoint the seed config asks for: "missing tensor NAME [a, b]". */
 static void write_seed_checkpoint(void) {
   st_out_tensor none = {.name = "unused", .rank = 1, .shape = {1}, .data = (float[]){0}};
-  char err[512];
   if (write_file(cfg_path, SEED, sizeof SEED - 1) != 0 ||
       st_write(st_path, &none, 1, NULL, err, sizeof err) != HSART_OK)
-    abort();
+    die("writing the seed checkpoint");
   hsac_import_report r;
   import_once(&r);
   st_out_tensor ts[256];
@@ -78,10 +83,13 @@ static void write_seed_checkpoint(void) {
     t->data = zeros;
   }
   hsac_import_report_free(&r);
-  if (st_write(st_path, ts, n, NULL, err, sizeof err) != HSART_OK) abort();
+  if (st_write(st_path, ts, n, NULL, err, sizeof err) != HSART_OK) die("writing its tensors");
   for (int i = 0; i < n; i++) free((char *)ts[i].name);
   /* the seed now imports */
-  if (import_once(&r) != HSART_OK) abort();
+  if (import_once(&r) != HSART_OK) {
+    for (int i = 0; i < r.nproblems; i++) fprintf(stderr, "  %s\n", r.problems[i]);
+    die("importing the seed");
+  }
   hsac_import_report_free(&r);
 }
 

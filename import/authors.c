@@ -347,6 +347,9 @@ static bool read_arch(imp *m, arch *A) {
   if (A->head_dim > 4096)
     return refuse(m, "hidden_size", "hidden_size / num_attention_heads is the head width, at "
                   "most 4096 in hsac");
+  if (A->enc_layers > 0 && 8 * A->width / 192 * 64 == 0)
+    return refuse(m, "hidden_size", "the encoder's MLP (int(hidden_size * 8 / 3) // 64 * 64) "
+                  "has no width below 24; hsac's MLPs need one");
   if (A->enc_layers > 0 && 8 * A->width / 192 * 64 > (1 << 20))
     return refuse(m, "hidden_size", "the encoder's MLP (int(hidden_size * 8 / 3) // 64 * 64) "
                   "would be wider than hsac's 1048576");
