@@ -17,6 +17,7 @@
 
 #include "import/import.h"
 #include "runtime/safetensors.h"
+#include "fuzz_files.h"
 
 static const char SEED[] =
     "{\"architectures\": [\"DRTForCausalLM\"], \"vocab_size\": 16, \"hidden_size\": 32,\n"
@@ -27,13 +28,6 @@ static const char SEED[] =
     " \"enable_lmk_norm\": true, \"enc_prenorm\": true}\n";
 
 static char dir[64], cfg_path[96], st_path[96], out_dir[96];
-
-static int write_file(const char *path, const void *data, size_t size) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return -1;
-  int ok = fwrite(data, 1, size, f) == size;
-  return fclose(f) == 0 && ok ? 0 : -1;
-}
 
 static void cleanup(void) {
   char p[160];
@@ -63,7 +57,7 @@ static void die(const char *what) {
 /* The checkpoint the seed config asks for: "missing tensor NAME [a, b]". */
 static void write_seed_checkpoint(void) {
   st_out_tensor none = {.name = "unused", .rank = 1, .shape = {1}, .data = (float[]){0}};
-  if (write_file(cfg_path, SEED, sizeof SEED - 1) != 0 ||
+  if (fuzz_write_file(cfg_path, SEED, sizeof SEED - 1) != 0 ||
       st_write(st_path, &none, 1, NULL, err, sizeof err) != HSART_OK)
     die("writing the seed checkpoint");
   hsac_import_report r;
@@ -95,13 +89,7 @@ static void write_seed_checkpoint(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof dir, "%s/hsac-fuzz-XXXXXX",
-           tmp && tmp[0] && strlen(tmp) < 32 ? tmp : "/tmp");
-  if (!mkdtemp(dir)) {
-    perror("fuzz_import: mkdtemp");
-    abort();
-  }
+  fuzz_make_dir(dir, "fuzz_import");
   snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
   snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
   snprintf(out_dir, sizeof out_dir, "%s/out", dir);
@@ -111,7 +99,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (write_file(cfg_path, data, size) != 0) return 0;
+  if (fuzz_write_file(cfg_path, data, size) != 0) return 0;
   hsac_import_report r;
   import_once(&r);
   hsac_import_report_free(&r);

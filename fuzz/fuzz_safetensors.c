@@ -22,6 +22,7 @@
 
 #include "runtime/hsa_runtime.h"
 #include "runtime/safetensors.h"
+#include "fuzz_files.h"
 
 /* Its weights file (hsac init-weights) is about 15 KB: a valid seed. */
 static const char MICRO[] =
@@ -55,26 +56,13 @@ static void cleanup(void) {
   rmdir(dir);
 }
 
-static int write_file(const char *path, const void *data, size_t size) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return -1;
-  int ok = fwrite(data, 1, size, f) == size;
-  return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(dir, sizeof dir, "%s/hsac-fuzz-XXXXXX",
-           tmp && tmp[0] && strlen(tmp) < 32 ? tmp : "/tmp");
-  if (!mkdtemp(dir)) {
-    perror("fuzz_safetensors: mkdtemp");
-    abort();
-  }
+  fuzz_make_dir(dir, "fuzz_safetensors");
   snprintf(model_path, sizeof model_path, "%s/micro.hsa", dir);
   snprintf(weights_path, sizeof weights_path, "%s/w.safetensors", dir);
   atexit(cleanup);
-  if (write_file(model_path, MICRO, sizeof MICRO - 1) != 0) {
+  if (fuzz_write_file(model_path, MICRO, sizeof MICRO - 1) != 0) {
     perror("fuzz_safetensors: writing the model");
     abort();
   }
@@ -123,6 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   (void)total;
   st_close(&f);
-  if (write_file(weights_path, data, size) == 0) run_model();
+  if (fuzz_write_file(weights_path, data, size) == 0) run_model();
   return 0;
 }

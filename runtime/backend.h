@@ -26,10 +26,10 @@ typedef struct rt_backend_config {
   bool no_cache;       /* neither read nor write the kernel cache */
   int64_t scan_split_min; /* decode: share one token's landmark scan among the
                              threads from this many chunks (0: 16384) */
-  const unsigned char *wtype; /* per weight op (graph order), or NULL: 0 (f32),
+  const unsigned char *wtype; /* per weight op (graph order), or NULL: a cg_wtype: f32,
                           or the weight is a linear matrix whose values are
-                          bf16 (1) or f16 (2) numbers, to be kept in that type
-                          (hsart_weights_dtype; codegen's cg_wtype) */
+                          bf16 or f16 numbers, to be kept in that type
+                          (hsart_weights_dtype) */
   const struct st_tensor *const *raw; /* per weight op, or NULL: for a weight
                           whose f32 data is NULL, its tensor in the weights
                           file (mapped during compile only), to pack from */

@@ -168,7 +168,7 @@ static size_t qsize(rt_quant q) { return q == RT_Q_F32 ? 4 : 2; }
 static float dequant(rt_quant q, const void *p, int64_t i) {
   if (q == RT_Q_F32) return ((const float *)p)[i];
   uint16_t h = ((const uint16_t *)p)[i];
-  return q == RT_Q_BF16 ? st_bf16_to_f32(h) : st_f16_to_f32(h);
+  return q == RT_Q_BF16 ? ut_bf16_to_f32(h) : ut_f16_to_f32(h);
 }
 
 static void quant_into(rt_quant q, void *dst, const float *src, int64_t n) {
@@ -178,7 +178,7 @@ static void quant_into(rt_quant q, void *dst, const float *src, int64_t n) {
   }
   uint16_t *d = dst;
   for (int64_t i = 0; i < n; i++)
-    d[i] = q == RT_Q_BF16 ? st_f32_to_bf16(src[i]) : st_f32_to_f16(src[i]);
+    d[i] = q == RT_Q_BF16 ? ut_f32_to_bf16(src[i]) : ut_f32_to_f16(src[i]);
 }
 
 static float *scratch(rt_exec *x, int slot, size_t n) {
@@ -274,8 +274,8 @@ static bool flush(rt_exec *x, rt_val *v) {
 static void round_rows(rt_store *s) {
   int64_t n = (s->seg_r1 - s->seg_r0) * s->seg_elems;
   for (int64_t i = 0; i < n; i++)
-    s->seg[i] = s->quant == RT_Q_BF16 ? st_bf16_to_f32(st_f32_to_bf16(s->seg[i]))
-                                      : st_f16_to_f32(st_f32_to_f16(s->seg[i]));
+    s->seg[i] = s->quant == RT_Q_BF16 ? ut_bf16_to_f32(ut_f32_to_bf16(s->seg[i]))
+                                      : ut_f16_to_f32(ut_f32_to_f16(s->seg[i]));
 }
 
 hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n) {

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "hsac_version.h"
+#include "codegen/cpu/kernels.h" /* cg_wtype: how a linear matrix is held */
 #include "passes/pipeline.h"
 #include "runtime/backend.h"
 #include "runtime/interp.h"
@@ -25,8 +26,9 @@ struct hsart_model {
   ir_graph *g;
   int nweights;
   float **weights;         /* graph order */
-  unsigned char *wtype;    /* graph order: 0, or a linear matrix held as bf16
-                              (1) or f16 (2) (rt_backend_config.wtype) */
+  unsigned char *wtype;    /* graph order: a cg_wtype, CG_W_BF16 or CG_W_F16
+                              for a linear matrix held in 16 bits
+                              (rt_backend_config.wtype) */
   int64_t vocab;
   const rt_backend *be;    /* who computes the kernels */
   void *program;           /* what it compiled for this model */
@@ -277,10 +279,10 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
     bool lin = ir_linear_matrix(m->g, op->out[0]);
     if (lin && (wdt == HSART_WEIGHTS_BF16 || (wdt == HSART_WEIGHTS_KEEP && tt->dtype == ST_BF16))) {
       if (tt->dtype != ST_BF16)
-        for (int64_t i = 0; i < n; i++) data[i] = st_bf16_to_f32(st_f32_to_bf16(data[i]));
-      m->wtype[wi] = 1; /* CG_W_BF16 */
+        for (int64_t i = 0; i < n; i++) data[i] = ut_bf16_to_f32(ut_f32_to_bf16(data[i]));
+      m->wtype[wi] = CG_W_BF16;
     } else if (lin && wdt == HSART_WEIGHTS_KEEP && tt->dtype == ST_F16) {
-      m->wtype[wi] = 2; /* CG_W_F16 */
+      m->wtype[wi] = CG_W_F16;
     }
     for (int64_t i = 0; i < n; i++)
       if (!isfinite(data[i])) {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "runtime/hsa_runtime.h"
+#include "util/half.h" /* ut_f32_to_bf16 and its kin: the 16-bit dtypes */
 
 typedef enum st_dtype { ST_F32, ST_F16, ST_BF16 } st_dtype;
 
@@ -71,11 +72,6 @@ const char *st_dtype_name(st_dtype t);
 
 /* Converts a tensor's elements to f32. */
 void st_to_f32(const st_tensor *t, float *out);
-
-float st_bf16_to_f32(uint16_t h);
-uint16_t st_f32_to_bf16(float f);   /* round to nearest even */
-float st_f16_to_f32(uint16_t h);
-uint16_t st_f32_to_f16(float f);    /* round to nearest even */
 
 /* Writing: tensors of any st_dtype (f32 unless dtype says otherwise),
  * written to PATH.tmp-XXXX and renamed into place, so an interrupted write

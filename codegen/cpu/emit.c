@@ -13,6 +13,7 @@
  * packed weight panels (linear), since loop order alone decides whether
  * LLVM vectorizes a naive loop. */
 #include "codegen/cpu/kernels.h"
+#include "util/half.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -711,36 +712,6 @@ size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits) {
   return (size_t)((O / nr * nr + tail_width(vec_bits, O)) * I);
 }
 
-/* bf16 of an f32, rounded to nearest even (a NaN stays a quiet NaN). */
-static uint16_t to_bf16(float v) {
-  uint32_t b;
-  memcpy(&b, &v, 4);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
-  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
-}
-
-/* IEEE half of an f32, rounded to nearest even: overflow to infinity,
- * subnormals kept, a NaN stays a quiet NaN. */
-static uint16_t to_f16(float v) {
-  uint32_t b;
-  memcpy(&b, &v, 4);
-  uint32_t sign = (b >> 16) & 0x8000u, mag = b & 0x7fffffffu;
-  if (mag > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
-  if (mag >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
-  if (mag < 0x38800000u) {
-    /* a subnormal half (or zero): the value in units of 2^-24, rounded */
-    if (mag < 0x33000000u) return (uint16_t)sign; /* below half of 2^-24 */
-    uint32_t m = (mag & 0x7fffffu) | 0x800000u;
-    int shift = 126 - (int)(mag >> 23); /* 14..24 */
-    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    q += rem > half || (rem == half && (q & 1));
-    return (uint16_t)(sign | q);
-  }
-  uint32_t r = mag - 0x38000000u; /* rebias the exponent from 127 to 15 */
-  r = (r + 0xfffu + ((r >> 13) & 1)) >> 13;
-  return (uint16_t)(sign | r);
-}
-
 /* The panels of W [O, I] (times the gain g per input, when given) into
  * f32 (out32) or 16-bit (out16, wtype) elements, the same layout. */
 static void pack_panels(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
@@ -753,7 +724,7 @@ static void pack_panels(const float *w, const float *g, int64_t O, int64_t I, in
         int64_t o = p * nr + j, at = base + k * width + j;
         float v = o < O ? (g ? w[o * I + k] * g[k] : w[o * I + k]) : 0.0f;
         if (out32) out32[at] = v;
-        else out16[at] = wtype == CG_W_F16 ? to_f16(v) : to_bf16(v);
+        else out16[at] = wtype == CG_W_F16 ? ut_f32_to_f16(v) : ut_f32_to_bf16(v);
       }
   }
 }

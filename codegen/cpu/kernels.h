@@ -139,12 +139,12 @@ size_t cg_linear_packed_floats(int64_t O, int64_t I, int vec_bits);
 void cg_linear_pack(const float *w, int64_t O, int64_t I, int vec_bits, float *packed);
 /* The same, for a linear with an RMSNorm folded in: column k of W is
  * multiplied by the norm's gain g[k] (NULL: as cg_linear_pack). */
+void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
+                         float *packed);
 /* The same layout in bf16 or f16 (wtype; round to nearest even), for
  * kernels with that wtype: the same number of elements, 2 bytes each, no
  * folded gain. */
 void cg_linear_pack_16(const float *w, int64_t O, int64_t I, int vec_bits, int wtype,
                        uint16_t *packed);
-void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, int vec_bits,
-                         float *packed);
 
 #endif

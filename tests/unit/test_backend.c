@@ -837,7 +837,7 @@ static bool write_16bit_copy(const char *from, const char *to, st_dtype dt) {
     if (ok) {
       st_to_f32(t, x);
       for (int64_t k = 0; k < n; k++)
-        bufs[i][k] = dt == ST_F16 ? st_f32_to_f16(x[k]) : st_f32_to_bf16(x[k]);
+        bufs[i][k] = dt == ST_F16 ? ut_f32_to_f16(x[k]) : ut_f32_to_bf16(x[k]);
       ts[i] = (st_out_tensor){.name = t->name, .rank = t->rank, .data = bufs[i], .dtype = dt};
       memcpy(ts[i].shape, t->shape, sizeof(int64_t) * (size_t)t->rank);
     }

@@ -107,7 +107,7 @@ static unsigned char *build(const wt *w, int n, const char *meta, bool meta_last
         memcpy(d, &v, 4);
         d += 4;
       } else {
-        uint16_t h = !strcmp(w[i].dtype, "F16") ? st_f32_to_f16(v) : st_f32_to_bf16(v);
+        uint16_t h = !strcmp(w[i].dtype, "F16") ? ut_f32_to_f16(v) : ut_f32_to_bf16(v);
         memcpy(d, &h, 2);
         d += 2;
       }
@@ -811,8 +811,8 @@ static void test_16_bit_files(void) {
       size_t n = numel_of(&g_w[i]);
       rounded[i] = malloc(n * sizeof(float));
       for (size_t e = 0; e < n; e++)
-        rounded[i][e] = d == 0 ? st_f16_to_f32(st_f32_to_f16(g_w[i].src[e]))
-                               : st_bf16_to_f32(st_f32_to_bf16(g_w[i].src[e]));
+        rounded[i][e] = d == 0 ? ut_f16_to_f32(ut_f32_to_f16(g_w[i].src[e]))
+                               : ut_bf16_to_f32(ut_f32_to_bf16(g_w[i].src[e]));
       r[i] = g_w[i];
       r[i].src = rounded[i];
     }
@@ -1013,61 +1013,61 @@ static uint16_t ref_bf16(float x) {
 
 static void test_conversions(void) {
   /* bf16 */
-  CU_ASSERT_EQUAL(st_f32_to_bf16(1.0f), 0x3f80);
-  CU_ASSERT_EQUAL(st_f32_to_bf16(-2.5f), 0xc020);
-  CU_ASSERT_EQUAL(st_f32_to_bf16(65504.0f), 0x4780);            /* rounds up to 65536 */
-  CU_ASSERT_EQUAL(st_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);      /* tie: to even (down) */
-  CU_ASSERT_EQUAL(st_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);  /* tie: to even (up) */
-  CU_ASSERT_EQUAL(st_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81); /* past the tie */
-  CU_ASSERT_EQUAL(st_f32_to_bf16(1.0f + 0x1p-8f - 0x1p-20f), 0x3f80);
-  CU_ASSERT_EQUAL(st_f32_to_bf16(-0.0f), 0x8000);
-  CU_ASSERT_EQUAL(st_f32_to_bf16(INFINITY), 0x7f80);
-  CU_ASSERT_EQUAL(st_f32_to_bf16(-INFINITY), 0xff80);
-  CU_ASSERT_EQUAL(st_f32_to_bf16(3.4028235e38f), 0x7f80);       /* FLT_MAX rounds to inf */
-  CU_ASSERT(isnan(st_bf16_to_f32(st_f32_to_bf16(NAN))));
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(1.0f), 0x3f80);
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(-2.5f), 0xc020);
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(65504.0f), 0x4780);            /* rounds up to 65536 */
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);      /* tie: to even (down) */
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);  /* tie: to even (up) */
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81); /* past the tie */
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(1.0f + 0x1p-8f - 0x1p-20f), 0x3f80);
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(-0.0f), 0x8000);
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(INFINITY), 0x7f80);
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(-INFINITY), 0xff80);
+  CU_ASSERT_EQUAL(ut_f32_to_bf16(3.4028235e38f), 0x7f80);       /* FLT_MAX rounds to inf */
+  CU_ASSERT(isnan(ut_bf16_to_f32(ut_f32_to_bf16(NAN))));
   /* a NaN whose payload is all in the dropped bits must not become inf */
-  CU_ASSERT(isnan(st_bf16_to_f32(st_f32_to_bf16(float_of(0x7f800001u)))));
-  CU_ASSERT(isnan(st_bf16_to_f32(st_f32_to_bf16(float_of(0xffc00000u)))));
-  CU_ASSERT_EQUAL(st_bf16_to_f32(0x3f80), 1.0f);
-  CU_ASSERT_EQUAL(st_bf16_to_f32(0xc020), -2.5f);
-  CU_ASSERT_EQUAL(st_bf16_to_f32(0x0001), ldexpf(1, -133));
+  CU_ASSERT(isnan(ut_bf16_to_f32(ut_f32_to_bf16(float_of(0x7f800001u)))));
+  CU_ASSERT(isnan(ut_bf16_to_f32(ut_f32_to_bf16(float_of(0xffc00000u)))));
+  CU_ASSERT_EQUAL(ut_bf16_to_f32(0x3f80), 1.0f);
+  CU_ASSERT_EQUAL(ut_bf16_to_f32(0xc020), -2.5f);
+  CU_ASSERT_EQUAL(ut_bf16_to_f32(0x0001), ldexpf(1, -133));
   /* f16 */
-  CU_ASSERT_EQUAL(st_f32_to_f16(1.0f), 0x3c00);
-  CU_ASSERT_EQUAL(st_f32_to_f16(-2.5f), 0xc100);
-  CU_ASSERT_EQUAL(st_f32_to_f16(65504.0f), 0x7bff);             /* the largest */
-  CU_ASSERT_EQUAL(st_f32_to_f16(65519.0f), 0x7bff);
-  CU_ASSERT_EQUAL(st_f32_to_f16(65520.0f), 0x7c00);             /* tie: to even, inf */
-  CU_ASSERT_EQUAL(st_f32_to_f16(-1e6f), 0xfc00);
-  CU_ASSERT_EQUAL(st_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);      /* tie: to even (down) */
-  CU_ASSERT_EQUAL(st_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);  /* tie: to even (up) */
-  CU_ASSERT_EQUAL(st_f32_to_f16(1e-7f), 0x0002);                /* subnormal, 1.68 * 2^-24 */
-  CU_ASSERT_EQUAL(st_f32_to_f16(1e-8f), 0x0000);                /* below half of 2^-24 */
-  CU_ASSERT_EQUAL(st_f32_to_f16(-1e-8f), 0x8000);
-  CU_ASSERT_EQUAL(st_f32_to_f16(0x1p-24f), 0x0001);             /* the smallest */
-  CU_ASSERT_EQUAL(st_f32_to_f16(0x1p-25f), 0x0000);             /* tie: to even (zero) */
-  CU_ASSERT_EQUAL(st_f32_to_f16(3 * 0x1p-25f), 0x0002);         /* tie: to even (up) */
-  CU_ASSERT_EQUAL(st_f32_to_f16(0x1p-14f - 0x1p-25f), 0x0400);  /* tie between the largest
+  CU_ASSERT_EQUAL(ut_f32_to_f16(1.0f), 0x3c00);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(-2.5f), 0xc100);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(65504.0f), 0x7bff);             /* the largest */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(65519.0f), 0x7bff);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(65520.0f), 0x7c00);             /* tie: to even, inf */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(-1e6f), 0xfc00);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);      /* tie: to even (down) */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);  /* tie: to even (up) */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(1e-7f), 0x0002);                /* subnormal, 1.68 * 2^-24 */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(1e-8f), 0x0000);                /* below half of 2^-24 */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(-1e-8f), 0x8000);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(0x1p-24f), 0x0001);             /* the smallest */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(0x1p-25f), 0x0000);             /* tie: to even (zero) */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(3 * 0x1p-25f), 0x0002);         /* tie: to even (up) */
+  CU_ASSERT_EQUAL(ut_f32_to_f16(0x1p-14f - 0x1p-25f), 0x0400);  /* tie between the largest
                                                                    subnormal and the smallest
                                                                    normal */
-  CU_ASSERT_EQUAL(st_f32_to_f16(0x1p-14f), 0x0400);
-  CU_ASSERT_EQUAL(st_f32_to_f16(-0.0f), 0x8000);
-  CU_ASSERT(isnan(st_f16_to_f32(st_f32_to_f16(NAN))));
-  CU_ASSERT(isnan(st_f16_to_f32(st_f32_to_f16(float_of(0x7f800001u)))));
-  CU_ASSERT_EQUAL(st_f16_to_f32(0x0001), 0x1p-24f);
-  CU_ASSERT_EQUAL(st_f16_to_f32(0x03ff), 1023 * 0x1p-24f);
-  CU_ASSERT_EQUAL(st_f16_to_f32(0x7bff), 65504.0f);
-  CU_ASSERT_EQUAL(st_f16_to_f32(0xc100), -2.5f);
-  CU_ASSERT_EQUAL(st_f16_to_f32(0xfc00), -INFINITY);
-  CU_ASSERT(isnan(st_f16_to_f32(0x7e00)) && isnan(st_f16_to_f32(0x7c01)));
-  CU_ASSERT(signbit(st_f16_to_f32(0x8000)) && st_f16_to_f32(0x8000) == 0);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(0x1p-14f), 0x0400);
+  CU_ASSERT_EQUAL(ut_f32_to_f16(-0.0f), 0x8000);
+  CU_ASSERT(isnan(ut_f16_to_f32(ut_f32_to_f16(NAN))));
+  CU_ASSERT(isnan(ut_f16_to_f32(ut_f32_to_f16(float_of(0x7f800001u)))));
+  CU_ASSERT_EQUAL(ut_f16_to_f32(0x0001), 0x1p-24f);
+  CU_ASSERT_EQUAL(ut_f16_to_f32(0x03ff), 1023 * 0x1p-24f);
+  CU_ASSERT_EQUAL(ut_f16_to_f32(0x7bff), 65504.0f);
+  CU_ASSERT_EQUAL(ut_f16_to_f32(0xc100), -2.5f);
+  CU_ASSERT_EQUAL(ut_f16_to_f32(0xfc00), -INFINITY);
+  CU_ASSERT(isnan(ut_f16_to_f32(0x7e00)) && isnan(ut_f16_to_f32(0x7c01)));
+  CU_ASSERT(signbit(ut_f16_to_f32(0x8000)) && ut_f16_to_f32(0x8000) == 0);
 
   /* every 16-bit value that is not NaN survives f32 and back */
   int bad16 = 0, badb = 0;
   for (uint32_t h = 0; h < 0x10000u; h++) {
     if ((h & 0x7c00) != 0x7c00 || !(h & 0x3ff))
-      bad16 += st_f32_to_f16(st_f16_to_f32((uint16_t)h)) != h;
+      bad16 += ut_f32_to_f16(ut_f16_to_f32((uint16_t)h)) != h;
     if ((h & 0x7f80) != 0x7f80 || !(h & 0x7f))
-      badb += st_f32_to_bf16(st_bf16_to_f32((uint16_t)h)) != h;
+      badb += ut_f32_to_bf16(ut_bf16_to_f32((uint16_t)h)) != h;
   }
   CU_ASSERT_EQUAL(bad16, 0);
   CU_ASSERT_EQUAL(badb, 0);
@@ -1079,12 +1079,12 @@ static void test_conversions(void) {
     r = r * 6364136223846793005ull + 1442695040888963407ull;
     float x = float_of((uint32_t)(r >> 32));
     if (isnan(x)) continue;
-    diffb += st_f32_to_bf16(x) != ref_bf16(x);
+    diffb += ut_f32_to_bf16(x) != ref_bf16(x);
 #ifdef __FLT16_MAX__
     _Float16 h = (_Float16)x;
     uint16_t hb;
     memcpy(&hb, &h, 2);
-    diff16 += st_f32_to_f16(x) != hb;
+    diff16 += ut_f32_to_f16(x) != hb;
 #endif
   }
   CU_ASSERT_EQUAL(diffb, 0);
