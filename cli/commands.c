@@ -25,7 +25,7 @@ enum opt_id {
   O_SEED, O_WEIGHTS, O_PROMPT, O_PROMPT_FILE, O_MAX_NEW, O_STOP, O_TEMPERATURE, O_TOP_K,
   O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
   /* backends */
-  O_BACKEND, O_THREADS, O_CPU, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
+  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
   O_MIN_SCORE, O_COUNT,
@@ -42,8 +42,9 @@ static const cli_opt include_opts[] = {
 };
 
 static const cli_opt backend_opts[] = {
-    {O_BACKEND, "--backend", NULL, "auto|cpu|ref",
-     "which backend runs the kernels (auto, the default: cpu\nwhen it compiles every op, else ref)"},
+    {O_BACKEND, "--backend", NULL, "auto|cpu|ref|cuda|cuda-emu",
+     "which backend runs the kernels (auto, the default: cpu\nwhen it compiles every op, else ref; "
+     "cuda-emu: the\nCUDA kernels run on this CPU by the emulator)"},
     {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "keep|f32|bf16",
      "the linear layers' weights: keep (default) bf16 or f16\n"
@@ -70,11 +71,13 @@ static const cli_opt ir_opts[] = {
      "print the IR as built and after every pass"},
     {O_PRINT_AFTER, "--print-after", NULL, "PASS", "print the IR after the named pass (`hsac passes`)"},
     {O_O0, "-O0", NULL, NULL, "the IR as built, without passes"},
-    {O_EMIT, "--emit", NULL, "mlir|llvm|asm|obj",
+    {O_EMIT, "--emit", NULL, "mlir|llvm|asm|obj|cuda|ptx|cubin",
      "the CPU backend's kernels instead: MLIR, LLVM IR after\n"
-     "O3, assembly, or an object file (with -o)"},
+     "O3, assembly, or an object file (with -o); or the CUDA\n"
+     "backend's: CUDA C, PTX or a CUBIN (with -o) from NVRTC"},
+    {O_GPU_ARCH, "--gpu-arch", NULL, "sm_NN", "with --emit=ptx|cubin: the GPU architecture (default sm_90)"},
     {O_CPU, "--cpu", NULL, "NAME", "with --emit: code for a named CPU (haswell, ...)"},
-    {O_OUT, "-o", NULL, "OUT", "with --emit=obj: the object file to write"},
+    {O_OUT, "-o", NULL, "OUT", "with --emit=obj|cubin: the file to write"},
     END_OPTS,
 };
 
@@ -371,14 +374,21 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_PRINT_AFTER_ALL: o->print_after = "all"; return 0;
   case O_O0: o->opt_level = 0; return 0;
   case O_CPU: o->cpu = v; return 0;
+  case O_GPU_ARCH:
+    if (strncmp(v, "sm_", 3) || !v[3] || strspn(v + 3, "0123456789") < 2 ||
+        strspn(v + 3, "0123456789abf") != strlen(v + 3))
+      BAD("--gpu-arch expects an architecture such as sm_80 or sm_90, not '%s'", v);
+    o->gpu_arch = v;
+    return 0;
   case O_WEIGHTS: o->weights = v; return 0;
   case O_PROMPT: o->prompt = v; return 0;
   case O_PROMPT_FILE: o->prompt_file = v; return 0;
   case O_NO_CACHE: o->no_cache = true; return 0;
   case O_CHECK_NUMERICS: o->check_numerics = true; return 0;
   case O_EMIT:
-    if (strcmp(v, "mlir") && strcmp(v, "llvm") && strcmp(v, "asm") && strcmp(v, "obj"))
-      BAD("--emit expects mlir, llvm, asm or obj, not '%s'", v);
+    if (strcmp(v, "mlir") && strcmp(v, "llvm") && strcmp(v, "asm") && strcmp(v, "obj") &&
+        strcmp(v, "cuda") && strcmp(v, "ptx") && strcmp(v, "cubin"))
+      BAD("--emit expects mlir, llvm, asm, obj, cuda, ptx or cubin, not '%s'", v);
     o->emit = v;
     return 0;
   case O_PRINT_AFTER: {
@@ -448,7 +458,9 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     if (!strcmp(v, "ref")) o->backend = HSART_BACKEND_REF;
     else if (!strcmp(v, "cpu")) o->backend = HSART_BACKEND_CPU;
     else if (!strcmp(v, "auto")) o->backend = HSART_BACKEND_AUTO;
-    else BAD("--backend expects ref, cpu or auto, not '%s'", v);
+    else if (!strcmp(v, "cuda")) o->backend = HSART_BACKEND_CUDA;
+    else if (!strcmp(v, "cuda-emu")) o->backend = HSART_BACKEND_CUDA_EMU;
+    else BAD("--backend expects ref, cpu, cuda, cuda-emu or auto, not '%s'", v);
     return 0;
   case O_WEIGHTS_DTYPE:
     if (!strcmp(v, "keep")) o->weights_dtype = HSART_WEIGHTS_KEEP;
@@ -535,10 +547,12 @@ static int check_combination(const hsac_cli *o) {
   if (c == &hsac_cmd_export && !o->json) BAD("export needs a format: --json");
   if (needs_file && !o->file) BAD("no input file");
   if (c == &hsac_cmd_ir) {
-    bool obj = o->emit && !strcmp(o->emit, "obj");
-    if (obj && !o->out) BAD("--emit=obj writes a binary file: give it with -o FILE");
-    if (o->out && !obj) BAD("-o goes with --emit=obj");
+    bool obj = o->emit && (!strcmp(o->emit, "obj") || !strcmp(o->emit, "cubin"));
+    bool gpu = o->emit && (!strcmp(o->emit, "ptx") || !strcmp(o->emit, "cubin"));
+    if (obj && !o->out) BAD("--emit=%s writes a binary file: give it with -o FILE", o->emit);
+    if (o->out && !obj) BAD("-o goes with --emit=obj or --emit=cubin");
     if (o->cpu && !o->emit) BAD("--cpu goes with --emit");
+    if (o->gpu_arch && !gpu) BAD("--gpu-arch goes with --emit=ptx or --emit=cubin");
     if (o->print_after && o->emit)
       BAD("--print-after%s prints the IR and --emit the kernels: give one",
           strcmp(o->print_after, "all") ? "" : "-all");

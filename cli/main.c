@@ -22,6 +22,7 @@
 #include "cli/tasks.h"
 #include "codegen/cache.h"
 #include "codegen/cpu/jit.h"
+#include "codegen/cuda/cuda.h"
 #include "codegen/versions.h"
 #include "frontend/params.h"
 #include "hsac_version.h"
@@ -156,6 +157,49 @@ static bool print_summary(const hsac_compilation *c, bool json, FILE *out) {
 
 /* hsac ir --emit=mlir|llvm|asm|obj: the CPU backend's kernels of the model
  * (obj: an ELF object file with every kernel, written to -o). */
+/* hsac ir --emit=cuda|ptx|cubin: the CUDA backend's kernels of the model
+ * (ptx, cubin: compiled by NVRTC for arch; cubin written to -o). */
+static hsac_status emit_cuda(const ir_graph *g, const char *emit, const char *arch,
+                             const char *out) {
+  char err[2048], *text = NULL;
+  int nk = 0;
+  hsart_status st = rt_cuda_module_text(g, &text, &nk, err, sizeof err);
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", err);
+    return st == HSART_ENOMEM ? HSAC_ENOMEM : HSAC_EINPUT;
+  }
+  if (!strcmp(emit, "cuda")) {
+    printf("// CUDA C of model '%s': %d kernels\n", g->name, nk);
+    fputs(text, stdout);
+    free(text);
+    return HSAC_OK;
+  }
+  if (!arch) arch = "sm_90";
+  char *bin = NULL, *log = NULL;
+  size_t len = 0;
+  bool cubin = !strcmp(emit, "cubin");
+  int rc = cg_cuda_nvrtc(text, arch, cubin, &bin, &len, &log, err, sizeof err);
+  free(text);
+  if (rc) {
+    fprintf(stderr, "hsac: error: %s\n%s", err, log ? log : "");
+    free(log);
+    return HSAC_EINPUT;
+  }
+  hsac_status ret = HSAC_OK;
+  if (cubin) {
+    if (!write_atomically(out, bin, len)) {
+      fprintf(stderr, "hsac: error: cannot write '%s': %s\n", out, ut_file_strerror(errno));
+      ret = HSAC_EINPUT;
+    }
+    if (log) fputs(log, stderr); /* ptxas's register and spill report */
+  } else {
+    fwrite(bin, 1, strnlen(bin, len), stdout);
+  }
+  free(bin);
+  free(log);
+  return ret;
+}
+
 static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cpu,
                              const char *out) {
   rt_backend_config cfg = {.cpu = cpu};
@@ -218,7 +262,9 @@ static int cmd_compile(const hsac_cli *o) {
     fputs("hsac: error: internal compiler error (please report it with the input)\n",
           stderr);
   if (st == HSAC_OK && emit) {
-    st = emit_code(c.graph, emit, o->cpu, o->out);
+    bool gpu = !strcmp(emit, "cuda") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin");
+    st = gpu ? emit_cuda(c.graph, emit, o->gpu_arch, o->out)
+             : emit_code(c.graph, emit, o->cpu, o->out);
   } else if (st == HSAC_OK) {
     if (ir) {
       if (!opts.print_after) ir_print(c.graph, stdout);

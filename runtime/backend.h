@@ -61,6 +61,15 @@ struct rt_backend {
 
 extern const rt_backend rt_backend_ref;
 extern const rt_backend rt_backend_cpu;
+extern const rt_backend rt_backend_cuda;     /* generated CUDA C on a GPU */
+extern const rt_backend rt_backend_cuda_emu; /* the same source under the emulator */
+
+/* Whether the CUDA backend generates every op of g; if not, why. */
+bool rt_cuda_supports(const ir_graph *g, char *why, size_t size);
+/* The CUDA C module of g's kernels as the CUDA backend compiles it
+ * (*text malloc'd; *nkernels: its kernels). */
+hsart_status rt_cuda_module_text(const ir_graph *g, char **text, int *nkernels, char *err,
+                                 size_t errsize);
 
 /* Whether the CPU backend compiles every op of g; if not, why (naming the
  * first op it does not). */

@@ -20,6 +20,7 @@
 #include "codegen/cpu/kernels.h"
 #include "runtime/pool.h"
 #include "runtime/safetensors.h"
+#include "runtime/views.h"
 
 typedef void (*kernel_fn)(const int64_t *args);
 
@@ -132,13 +133,6 @@ static void cpu_program_free(void *program) {
   free(p);
 }
 
-static cg_hist hist_of(const rt_exec *x, const ir_value *v) {
-  const rt_val *rv = &x->vals[v->index];
-  if (rv->is_weight) return CG_H_WEIGHT;
-  if (!rv->rows || rv->st.keep == 0) return CG_H_SEG;
-  return rv->st.keep > 0 ? CG_H_RING : CG_H_PAGES;
-}
-
 /* FNV-1a 64 continued over n bytes (start from FNV_OFFSET): the hashes
  * that share kernels between ops, of their text and of their requests. */
 static const uint64_t FNV_OFFSET = 1469598103934665603ull;
@@ -229,7 +223,7 @@ static bool foldable_norm(const ir_graph *g, const rt_exec *x, const cpu_prog *p
   for (const ir_op *op = g->first; op; op = op->next)
     if (op->code == IR_LINEAR && op->in[0] == nrm->out[0] && p->wtype[op->in[1]->index])
       return false;
-  return hist_of(x, nrm->out[0]) == CG_H_SEG && x->vals[nrm->in[1]->index].is_weight &&
+  return rt_hist_of(x, nrm->out[0]) == CG_H_SEG && x->vals[nrm->in[1]->index].is_weight &&
          !x->vals[nrm->in[0]->index].virt;
 }
 
@@ -336,7 +330,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       k->ins[0] = k->prenorm->in[0];
     }
     for (int i = 0; i < k->nins; i++) {
-      req.hist[i] = hist_of(x, k->ins[i]);
+      req.hist[i] = rt_hist_of(x, k->ins[i]);
       req.row_elems[i] = x->vals[k->ins[i]->index].st.row_elems;
     }
     k->scores = ov->stream;
@@ -713,16 +707,6 @@ static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, ch
   return HSART_OK;
 }
 
-static void put_view(int64_t *a, int base, const rt_exec *x, const ir_value *v) {
-  const rt_store *st = &x->vals[v->index].st;
-  a[base + CG_V_SEG] = (int64_t)(intptr_t)st->seg;
-  a[base + CG_V_R0] = st->seg_r0;
-  a[base + CG_V_STRIDE] = st->seg_elems;
-  a[base + CG_V_HIST] = st->keep > 0 ? (int64_t)(intptr_t)st->ring
-                                     : (int64_t)(intptr_t)st->pages;
-  a[base + CG_V_KEEP] = st->keep;
-}
-
 typedef struct task {
   kernel_fn fn;
   const int64_t *a;
@@ -767,21 +751,12 @@ static bool cpu_run(void *state, rt_exec *x, const ir_op *op) {
     return false;
   }
   const rt_store *o = &x->vals[op->out[0]->index].st;
-  int64_t a[CG_A_COUNT] = {0};
-  a[CG_A_R0] = o->comp_r0;
-  a[CG_A_R1] = o->seg_r1;
-  a[CG_A_T1] = x->t1;
+  int64_t a[CG_A_COUNT];
+  rt_kernel_slots(a, x, op, k->ins, k->nins, k->w, k->scores);
   int64_t nsplit = k->info.split == CG_SPLIT_ROWS ? 1 : k->info.nsplit;
   a[CG_A_N0] = 0;
   a[CG_A_N1] = nsplit;
   cg_put_params(a, &k->info);
-  for (int i = 0; i < op->nout; i++) put_view(a, CG_A_OUT0 + CG_VIEW_SLOTS * i, x, op->out[i]);
-  for (int i = 0; i < k->nins; i++) {
-    int base = CG_A_IN0 + CG_VIEW_SLOTS * i;
-    if (k->w[i]) a[base + CG_V_SEG] = (int64_t)(intptr_t)k->w[i];
-    else put_view(a, base, x, k->ins[i]);
-  }
-  if (k->scores) a[CG_A_C] = rt_dim_at(k->scores->in[1]->type.dims[0], x->t1);
   /* per-thread scratch */
   size_t need = (size_t)(k->info.scratch_fixed + k->info.scratch_per_t1 * x->t1);
   int T = rt_pool_threads(s->pool);

@@ -62,6 +62,10 @@ typedef enum hsart_backend {
                               else ref (hsart_model_backend says which) */
   HSART_BACKEND_REF,       /* the reference interpreter: plain C, one thread */
   HSART_BACKEND_CPU,       /* kernels compiled through MLIR/LLVM for this CPU */
+  HSART_BACKEND_CUDA,      /* CUDA C kernels through NVRTC on a GPU (not yet
+                              runnable: compiling a model says so) */
+  HSART_BACKEND_CUDA_EMU,  /* the same CUDA C run on this CPU by the emulator
+                              (codegen/cuda/emu.h): slow, for checking */
 } hsart_backend;
 
 /* How the linear layers' weight matrices are held (docs/runtime.md,

@@ -131,12 +131,16 @@ void hsart_model_free(hsart_model *m) {
 static hsart_status choose_backend(hsart_model *m, const hsart_model_options *opts,
                                    hsart_error *err) {
   hsart_backend want = opts ? opts->backend : HSART_BACKEND_AUTO;
-  if (want != HSART_BACKEND_AUTO && want != HSART_BACKEND_REF && want != HSART_BACKEND_CPU)
+  if (want != HSART_BACKEND_AUTO && want != HSART_BACKEND_REF && want != HSART_BACKEND_CPU &&
+      want != HSART_BACKEND_CUDA && want != HSART_BACKEND_CUDA_EMU)
     return set_err(err, HSART_EINVAL, "unknown backend %d", (int)want);
   char why[512];
   if (want == HSART_BACKEND_AUTO)
     want = rt_cpu_supports(m->g, why, sizeof why) ? HSART_BACKEND_CPU : HSART_BACKEND_REF;
-  m->be = want == HSART_BACKEND_CPU ? &rt_backend_cpu : &rt_backend_ref;
+  m->be = want == HSART_BACKEND_CPU        ? &rt_backend_cpu
+          : want == HSART_BACKEND_CUDA     ? &rt_backend_cuda
+          : want == HSART_BACKEND_CUDA_EMU ? &rt_backend_cuda_emu
+                                           : &rt_backend_ref;
   return HSART_OK;
 }
 

@@ -29,7 +29,7 @@ tiny="$src/examples/tiny/paper_swa_hsa.hsa"
 "$hsac" init-weights "$src/examples/tiny/nsa.hsa" -o "$tmp/nsa.st" --seed 5 || bad "init-weights nsa"
 run() { "$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "The passkey is 4711. The" --max-new 8 "$@"; }
 
-expect 2 "--backend expects ref, cpu or auto" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend gpu
+expect 2 "--backend expects ref, cpu, cuda, cuda-emu or auto" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend gpu
 expect 2 "--threads expects"      -- run "$tiny" --weights "$tmp/w.st" --prompt x --threads 0
 expect 0 "backend cpu"            -- run "$src/examples/tiny/nsa.hsa" --weights "$tmp/nsa.st" --prompt x --max-new 1 -v
 expect 0 "backend ref"            -- run "$src/examples/tiny/nsa.hsa" --weights "$tmp/nsa.st" --prompt x --max-new 1 -v --backend ref
@@ -38,7 +38,7 @@ expect 0 "func.func @hsac_linear_" -- ir --emit=mlir "$tiny"
 expect 0 "define void @hsac_chunk_attention_" -- ir --emit=llvm "$tiny"
 expect 0 "vfmadd"                 -- ir --emit=asm "$tiny"
 expect 0 "func.func @hsac_nsa_attention_" -- ir --emit=mlir "$src/examples/tiny/nsa.hsa"
-expect 2 "--emit expects"         -- ir --emit=ptx "$tiny"
+expect 2 "--emit expects"         -- ir --emit=wasm "$tiny"
 expect 2 "give it with -o FILE"   -- ir --emit=obj "$tiny"
 expect 0 ""                       -- ir --emit=obj "$tiny" -o "$tmp/k.o"
 # the object holds every kernel as a global function
@@ -97,5 +97,27 @@ HSAC_NO_CACHE=1 run -v >/dev/null 2>"$tmp/e5" || bad "run with HSAC_NO_CACHE"
 [ ! -e "$HSAC_CACHE_DIR" ] || [ -z "$(ls -A "$HSAC_CACHE_DIR")" ] && ok || bad "HSAC_NO_CACHE wrote $(ls "$HSAC_CACHE_DIR")"
 run --no-cache >/dev/null 2>&1 || bad "run --no-cache"
 [ ! -e "$HSAC_CACHE_DIR" ] || [ -z "$(ls -A "$HSAC_CACHE_DIR")" ] && ok || bad "--no-cache wrote an entry"
+
+# --- the CUDA backend without a GPU (codegen/cuda, docs/cuda.md) ---
+expect 0 '__global__ void __launch_bounds__' -- ir --emit=cuda "$tiny"
+expect 0 "hs::chunk_attention<"  -- ir --emit=cuda "$tiny"
+expect 2 "give it with -o FILE"   -- ir --emit=cubin "$tiny"
+expect 2 "--gpu-arch expects"     -- ir --emit=ptx --gpu-arch volta "$tiny"
+expect 2 "--gpu-arch goes with"   -- ir --emit=cuda --gpu-arch sm_80 "$tiny"
+if "$hsac" version | grep -q "NVRTC not available"; then
+  echo "SKIPPED: NVRTC checks (this hsac was built without NVRTC)"
+else
+  expect 0 ".target sm_80"        -- ir --emit=ptx --gpu-arch sm_80 "$tiny"
+  expect 0 "spill stores"         -- ir --emit=cubin --gpu-arch sm_90 "$tiny" -o "$tmp/k.cubin"
+  [ -s "$tmp/k.cubin" ] && ok || bad "no CUBIN written"
+fi
+expect 1 "cannot run kernels on a GPU yet" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend cuda
+run --backend cuda-emu -v >"$tmp/emu.txt" 2>"$tmp/emu.err" || { bad "run --backend cuda-emu"; cat "$tmp/emu.err"; }
+cmp -s "$tmp/ref.txt" "$tmp/emu.txt" && ok || bad "greedy text of cuda-emu differs from ref"
+grep -q "backend cuda-emu: the generated CUDA C run on this CPU by the emulator" "$tmp/emu.err" && ok || { bad "cuda-emu -v"; cat "$tmp/emu.err"; }
+# a broken C++ compiler for the emulator is reported, not hidden
+export CXX=/nonexistent/c++
+expect 1 "could not be run; set CXX" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend cuda-emu --no-cache -q
+unset CXX
 echo "backend_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

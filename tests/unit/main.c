@@ -3,6 +3,7 @@
  * CUnit's basic runner reports success even when assertions fail, so the
  * exit code comes from the failure count. */
 #include <CUnit/Basic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,21 @@ int main(int argc, char **argv) {
   tu_add_backend_suite();
   tu_add_cache_suite();
   tu_add_pool_suite();
+  tu_add_cuda_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
+  if (argc > 1 && !strcmp(argv[1], "--check-suites")) {
+    /* ctest runs the suites one by one (tests/CMakeLists.txt): every suite
+     * of the registry must be in its list, argv[2..] */
+    int missing = 0;
+    for (CU_pSuite s = CU_get_registry()->pSuite; s; s = s->pNext) {
+      bool found = false;
+      for (int i = 2; i < argc && !found; i++) found = !strcmp(argv[i], s->pName);
+      if (!found) fprintf(stderr, "test_unit: suite '%s' is not run by ctest\n", s->pName);
+      missing += !found;
+    }
+    CU_cleanup_registry();
+    return missing ? 1 : 0;
+  }
   if (argc > 1) {
     CU_pSuite one = CU_get_suite(argv[1]);
     if (!one) {

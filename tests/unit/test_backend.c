@@ -7,7 +7,9 @@
  * error; i32 results (top-k indices) must be equal.
  *
  * Each graph runs on the host's target and, forced, on an AVX2 target
- * (`haswell`), so the 256-bit code path is tested on AVX-512 machines.
+ * (`haswell`), so the 256-bit code path is tested on AVX-512 machines;
+ * and through the CUDA backend's kernels, run by the emulator
+ * (codegen/cuda/emu.h; not in the sanitized build).
  *
  * A graph is run many times (per checked value, per segmenting): the
  * suite keeps a kernel cache of its own in a temporary directory, so each
@@ -68,18 +70,21 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
     fprintf(stderr, "\n%s\n", err);
     return false;
   }
+  /* "cuda-emu": the CUDA backend's kernels under the emulator */
+  const rt_backend *be = cpu && !strcmp(cpu, "cuda-emu") ? &rt_backend_cuda_emu : &rt_backend_cpu;
   if (cpu) {
     /* split every decode scan, so the partial scans and merge are tested */
-    rt_backend_config cfg = {.threads = 2, .cpu = cpu, .scan_split_min = 1};
-    st = rt_backend_cpu.compile(t->g, t->w, &cfg, &prog, err, sizeof err);
-    if (st == HSART_OK) st = rt_backend_cpu.session_init(prog, &x, &state, err, sizeof err);
+    rt_backend_config cfg = {.threads = 2, .cpu = be == &rt_backend_cpu ? cpu : NULL,
+                             .scan_split_min = 1};
+    st = be->compile(t->g, t->w, &cfg, &prog, err, sizeof err);
+    if (st == HSART_OK) st = be->session_init(prog, &x, &state, err, sizeof err);
     if (st != HSART_OK) {
-      fprintf(stderr, "\ncpu backend: %s\n", err);
-      rt_backend_cpu.program_free(prog);
+      fprintf(stderr, "\n%s backend: %s\n", be->name, err);
+      be->program_free(prog);
       rt_exec_free(&x);
       return false;
     }
-    rt_exec_set_backend(&x, &rt_backend_cpu, state, true);
+    rt_exec_set_backend(&x, be, state, true);
   }
   int32_t tok[TG_MAX_TOKENS];
   for (int i = 0; i < L; i++) tok[i] = i;
@@ -109,8 +114,8 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
     }
   }
   if (cpu) {
-    rt_backend_cpu.session_free(state);
-    rt_backend_cpu.program_free(prog);
+    be->session_free(state);
+    be->program_free(prog);
   }
   rt_exec_free(&x);
   return ok;
@@ -153,10 +158,18 @@ static double backend_err(tg *t, const ir_value *v, int64_t L, int64_t seg, cons
   return worst;
 }
 
-/* Checks v on the host and on an AVX2 target. */
+/* Checks v on the host and on an AVX2 target, and the CUDA backend's
+ * kernel for the same graph under the emulator. */
 static void check(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
-  static const char *const cpus[] = {"host", "haswell"};
-  for (int i = 0; i < 2; i++) {
+  static const char *const cpus[] = {"host", "haswell", "cuda-emu"};
+#ifdef HSAC_SANITIZED
+  /* the emulated kernels are compiled without the sanitizers; the CUDA
+   * backend's host side is checked under them by the cuda suite */
+  int ntargets = 2;
+#else
+  int ntargets = 3;
+#endif
+  for (int i = 0; i < ntargets; i++) {
     double e = backend_err(t, v, L, seg, cpus[i]);
     if (!(e <= TOL))
       fprintf(stderr, "\n%s on %s: normalized error %.3g (L %lld, segments %lld)\n", what,
@@ -661,66 +674,11 @@ static void test_sparse_attention_packed(void) {
 
 /* ---- whole models ---------------------------------------------------------- */
 
-typedef struct capture {
-  float *logits;
-  int64_t vocab, n;
-} capture;
-
-static void on_logits(void *user, int64_t pos, const float *l, int64_t vocab) {
-  capture *c = user;
-  if (pos < c->n) memcpy(c->logits + pos * vocab, l, (size_t)vocab * sizeof *l);
-}
-
-/* Logits of every position of tok[0..n) on a backend: a prefill in
- * segments of `segment`, or (segment 0) the first token then decode. */
-static bool model_logits_dt(const char *model, const char *weights, hsart_backend be,
-                            const char *cpu, const int32_t *tok, int64_t n, int64_t segment,
-                            float **out, int64_t *vocab, hsart_weights_dtype wd) {
-  hsart_model_options mo = {.opt_level = 1, .backend = be, .cpu = cpu, .threads = 2,
-                            .weights_dtype = wd};
-  hsart_model *m;
-  hsart_error e;
-  if (hsart_model_load(model, weights, &mo, &m, &e) != HSART_OK) {
-    fprintf(stderr, "\n%s: %s\n", model, e.message);
-    return false;
-  }
-  *vocab = hsart_model_vocab(m);
-  capture c = {calloc((size_t)(n * *vocab), sizeof(float)), *vocab, n};
-  hsart_session_options so = {.segment = segment ? segment : 512};
-  if (segment) so.on_logits = on_logits, so.user = &c;
-  hsart_session *s;
-  bool ok = hsart_session_create(m, &so, &s, &e) == HSART_OK;
-  if (ok && segment) {
-    ok = hsart_prefill(s, tok, n) == HSART_OK;
-  } else if (ok) {
-    ok = hsart_prefill(s, tok, 1) == HSART_OK;
-    if (ok) memcpy(c.logits, hsart_logits(s), (size_t)*vocab * sizeof(float));
-    for (int64_t i = 1; ok && i < n; i++) {
-      ok = hsart_decode(s, tok[i]) == HSART_OK;
-      if (ok) memcpy(c.logits + i * *vocab, hsart_logits(s), (size_t)*vocab * sizeof(float));
-    }
-  }
-  if (!ok) fprintf(stderr, "\n%s: %s\n", model, s ? hsart_session_error(s) : e.message);
-  if (ok) hsart_session_free(s);
-  hsart_model_free(m);
-  *out = c.logits;
-  return ok;
-}
-
 static bool model_logits(const char *model, const char *weights, hsart_backend be,
                          const char *cpu, const int32_t *tok, int64_t n, int64_t segment,
                          float **out, int64_t *vocab) {
-  return model_logits_dt(model, weights, be, cpu, tok, n, segment, out, vocab,
+  return tu_model_logits(model, weights, be, cpu, tok, n, segment, out, vocab,
                          HSART_WEIGHTS_KEEP);
-}
-
-static double norm_err(const float *a, const float *b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; i++) {
-    num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    den += (double)a[i] * a[i];
-  }
-  return sqrt(num / (den > 0 ? den : 1));
 }
 
 /* The tiny example NAME (or a path from the source root, with a '/') in
@@ -775,8 +733,8 @@ static void test_example_models(void) {
                   strstr(models[i], "authors_swa") ||
                   strstr(models[i], "ruler");
       double tol = bf16 ? 2e-3 : 1e-5;
-      double e1 = norm_err(ref, pre, N * V), e2 = norm_err(pre, dec, N * V),
-             e3 = norm_err(ref, hsw, N * V);
+      double e1 = tu_norm_err(ref, pre, N * V), e2 = tu_norm_err(pre, dec, N * V),
+             e3 = tu_norm_err(ref, hsw, N * V);
       if (!(e1 <= tol && e2 <= tol && e3 <= tol))
         fprintf(stderr, "\n%s: cpu vs ref %.3g, decode vs prefill %.3g, haswell vs ref %.3g "
                 "(tolerance %.0e)\n", models[i], e1, e2, e3, tol);
@@ -873,18 +831,18 @@ static void test_bf16_weights(void) {
     int64_t V = 0;
     hsart_weights_dtype B = HSART_WEIGHTS_BF16;
     bool ok =
-        model_logits_dt(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &r32, &V,
+        tu_model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &r32, &V,
                         HSART_WEIGHTS_F32) &&
-        model_logits_dt(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &ref, &V, B) &&
-        model_logits_dt(model, weights, HSART_BACKEND_CPU, NULL, tok, N, 37, &pre, &V, B) &&
-        model_logits_dt(model, weights, HSART_BACKEND_CPU, NULL, tok, N, 0, &dec, &V, B) &&
-        model_logits_dt(model, weights, HSART_BACKEND_CPU, "haswell", tok, N, 64, &hsw, &V, B);
+        tu_model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &ref, &V, B) &&
+        tu_model_logits(model, weights, HSART_BACKEND_CPU, NULL, tok, N, 37, &pre, &V, B) &&
+        tu_model_logits(model, weights, HSART_BACKEND_CPU, NULL, tok, N, 0, &dec, &V, B) &&
+        tu_model_logits(model, weights, HSART_BACKEND_CPU, "haswell", tok, N, 64, &hsw, &V, B);
     CU_ASSERT(ok);
     if (ok) {
       /* bf16 stores round the kernels' f32 differences now and then */
       double tol = strstr(models[i], "paper") || strstr(models[i], "authors_swa") ? 2e-3 : 1e-5;
-      double e1 = norm_err(ref, pre, N * V), e2 = norm_err(pre, dec, N * V),
-             e3 = norm_err(ref, hsw, N * V), e4 = norm_err(r32, ref, N * V);
+      double e1 = tu_norm_err(ref, pre, N * V), e2 = tu_norm_err(pre, dec, N * V),
+             e3 = tu_norm_err(ref, hsw, N * V), e4 = tu_norm_err(r32, ref, N * V);
       if (!(e1 <= tol && e2 <= tol && e3 <= tol && e4 > 0 && e4 <= 3e-2))
         fprintf(stderr, "\n%s, bf16 weights: cpu vs ref %.3g, decode vs prefill %.3g, haswell "
                 "vs ref %.3g (tolerance %.0e); bf16 vs f32 weights %.3g\n", models[i], e1, e2,
@@ -904,13 +862,13 @@ static void test_bf16_weights(void) {
         snprintf(w16, sizeof w16, "%s/16bit.safetensors", dir);
         CU_ASSERT_FATAL(write_16bit_copy(weights, w16, dt));
         float *a = NULL, *b = NULL;
-        ok = model_logits_dt(model, w16, HSART_BACKEND_REF, NULL, tok, N, N, &a, &V,
+        ok = tu_model_logits(model, w16, HSART_BACKEND_REF, NULL, tok, N, N, &a, &V,
                              HSART_WEIGHTS_F32) &&
-             model_logits_dt(model, w16, HSART_BACKEND_CPU, NULL, tok, N, 37, &b, &V,
+             tu_model_logits(model, w16, HSART_BACKEND_CPU, NULL, tok, N, 37, &b, &V,
                              HSART_WEIGHTS_KEEP);
         CU_ASSERT(ok);
         if (ok) {
-          double e5 = norm_err(a, b, N * V);
+          double e5 = tu_norm_err(a, b, N * V);
           if (!(e5 <= 2e-3)) fprintf(stderr, "\n%s file, keep: cpu vs ref %.3g\n", k ? "f16" : "bf16", e5);
           CU_ASSERT(e5 <= 2e-3);
         }

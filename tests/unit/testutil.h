@@ -5,6 +5,7 @@
 #include <CUnit/CUnit.h>
 
 #include "passes/pipeline.h"
+#include "runtime/hsa_runtime.h"
 
 /* Compiles text named "t.hsa" up to `stop`; diagnostics are rendered into
  * *diag_text (malloc'ed, caller frees). */
@@ -22,6 +23,15 @@ size_t tu_alloc_largest(void);
 void tu_alloc_fail_after(long n);
 long tu_alloc_count(void);
 
+/* Logits of every position of tok[0..n) of a model on a backend (cpu: its
+ * target, or NULL): a prefill in segments of `segment`, or (segment 0) the
+ * first token then decode.  *out is malloc'd (n x vocab). */
+bool tu_model_logits(const char *model, const char *weights, hsart_backend be, const char *cpu,
+                     const int32_t *tok, int64_t n, int64_t segment, float **out, int64_t *vocab,
+                     hsart_weights_dtype wd);
+/* |a - b| / |a| over n values. */
+double tu_norm_err(const float *a, const float *b, int64_t n);
+
 void tu_add_frontend_suite(void);
 void tu_add_ir_suite(void);
 void tu_add_runtime_suite(void);
@@ -33,5 +43,6 @@ void tu_add_tasks_suite(void);
 void tu_add_backend_suite(void);
 void tu_add_cache_suite(void);
 void tu_add_pool_suite(void);
+void tu_add_cuda_suite(void);
 
 #endif

@@ -1,0 +1,95 @@
+/* cuda.h - the CUDA code generator and its two ways to run what it writes.
+ *
+ * cg_cuda_emit writes one kernel: an `extern "C" __global__` function that
+ * instantiates a template of prelude.cuh with the op's constants (widths,
+ * heads, chunk size, top-k, window, how each input is held).  A module is
+ * cg_cuda_emit_head's text + the kernels; it compiles
+ *   - with NVRTC for a GPU architecture (cg_cuda_nvrtc: PTX or a CUBIN,
+ *     with ptxas's register and spill report), or
+ *   - with the system C++ compiler for this CPU under the emulator of emu.h
+ *     (cg_cuda_emu_load), so CI checks the generated code's logic against
+ *     the reference interpreter without a GPU.
+ * Kernels take the runtime's slot array (codegen/cpu/kernels.h) by value as
+ * `hs_args`, and compute output rows [r0, r1) of the current segment. */
+#ifndef HSAC_CODEGEN_CUDA_CUDA_H
+#define HSAC_CODEGEN_CUDA_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codegen/cpu/kernels.h"
+
+struct cg_cache;
+
+/* How the runtime launches a kernel for rows [r0, r1) of a segment. */
+typedef struct cg_cuda_info {
+  int block;                 /* threads per block */
+  int64_t grid_y;            /* blocks along y: heads, groups, column tiles */
+  int64_t rows_per_block;    /* segment rows per block along x: 1, or for a
+                                linear's tiles 64 / vectors per row (x then
+                                counts tiles of 64 logical rows) */
+  int64_t vecs;              /* linear: logical rows per segment row */
+  int64_t scratch_fixed;     /* floats of global scratch per block ... */
+  int64_t scratch_per_t1;    /* ... plus this many per token of context */
+  bool one_row;              /* also NAME_1, the decode version (GEMV) */
+  int block1;                /* its threads per block */
+  int64_t outs1;             /* its outputs (vecs x O); NAME_1 covers them
+                                with block1 per block */
+  bool wt;                   /* a linear: input 1 (W [O, I]) is passed
+                                transposed, [I][O] (cg_cuda_transpose) */
+} cg_cuda_info;
+
+/* Wt[i][o] = w[o][i] for a linear's weights [O, I]. */
+void cg_cuda_transpose(const float *w, int64_t O, int64_t I, float *wt);
+
+/* Whether the generator writes this op; if not, why (naming the op). */
+bool cg_cuda_supported(const cg_kernel_req *req, char *why, size_t size);
+
+/* Appends kernel `name` (and, for a linear, name_1) to *buf (malloc'd,
+ * *len bytes, grown as needed).  0, or -1 with err. */
+int cg_cuda_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *len,
+                 cg_cuda_info *info, char *err, size_t errsize);
+
+/* Appends the text every module starts with: the slot numbers of
+ * kernels.h as macros, then prelude.cuh.  0, or -1 out of memory. */
+int cg_cuda_emit_head(char **buf, size_t *len);
+/* emu.h's text (the emulator's header), static storage. */
+const char *cg_cuda_emu_header(void);
+
+/* ---- NVRTC -------------------------------------------------------------- */
+
+/* Whether this build has NVRTC. */
+bool cg_cuda_have_nvrtc(void);
+/* Compiles source for arch ("sm_80", "sm_90") into a CUBIN (cubin) or PTX.
+ * *log gets NVRTC's log (with ptxas's -v report for a CUBIN), malloc'd, or
+ * NULL.  0, or -1 with err (the log then says why). */
+int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, size_t *len,
+                  char **log, char *err, size_t errsize);
+
+/* ---- the emulator --------------------------------------------------------- */
+
+typedef struct cg_cuda_emu cg_cuda_emu;
+typedef struct cg_cuda_emu_launch {
+  unsigned grid[3], block[3];
+} cg_cuda_emu_launch;
+typedef int (*cg_cuda_emu_fn)(const void *args, const cg_cuda_emu_launch *l, char *err,
+                              size_t errsize);
+
+typedef struct cg_cuda_emu_stats {
+  bool cache_hit;
+  double ms;                 /* compiling (or reading the cache) and loading */
+  char compiler[128];        /* the C++ compiler's name and version */
+} cg_cuda_emu_stats;
+
+/* Compiles a module's source for this CPU with the C++ compiler ($CXX, else
+ * c++) under emu.h and loads it; the shared object is kept in the kernel
+ * cache (cache may be NULL).  0, or -1 with err (the compiler's messages
+ * included). */
+int cg_cuda_emu_load(const char *source, const struct cg_cache *cache, cg_cuda_emu **out,
+                     cg_cuda_emu_stats *stats, char *err, size_t errsize);
+/* Kernel `name`'s entry point, or NULL. */
+cg_cuda_emu_fn cg_cuda_emu_lookup(cg_cuda_emu *m, const char *name);
+void cg_cuda_emu_free(cg_cuda_emu *m);
+
+#endif

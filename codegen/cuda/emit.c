@@ -1,0 +1,337 @@
+/* emit.c - CUDA C for each kernel (see cuda.h).
+ *
+ * A kernel is one instantiation of a prelude.cuh template: the generator's
+ * work is choosing the template and writing the op's constants as its
+ * arguments, so NVRTC specializes every loop bound, head count and vector
+ * width.  Floating-point constants are written as hexadecimal literals
+ * (exact).  Layers with equal shapes give equal text: the runtime then
+ * keeps one kernel for all of them. */
+#include "codegen/cuda/cuda.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/cuda/sources.h"
+
+#define DIMN(v, i) ((v)->type.dims[i].n)
+#define LAST(v) DIMN(v, (v)->type.rank - 1)
+
+enum { NT = 128 };
+
+typedef struct sb {
+  char **buf;
+  size_t *len;
+  bool oom;
+} sb;
+
+static void put(sb *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char tmp[4096];
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0 || s->oom) return;
+  if ((size_t)n >= sizeof tmp) {
+    s->oom = true; /* cannot happen: no line is this long */
+    return;
+  }
+  char *p = realloc(*s->buf, *s->len + (size_t)n + 1);
+  if (!p) {
+    s->oom = true;
+    return;
+  }
+  *s->buf = p;
+  memcpy(p + *s->len, tmp, (size_t)n + 1);
+  *s->len += (size_t)n;
+}
+
+static void put_text(sb *s, const char *text) {
+  size_t n = strlen(text);
+  char *p = s->oom ? NULL : realloc(*s->buf, *s->len + n + 1);
+  if (!p) {
+    s->oom = true;
+    return;
+  }
+  *s->buf = p;
+  memcpy(p + *s->len, text, n + 1);
+  *s->len += n;
+}
+
+/* "H, RE" of input i */
+static const char *hre(const cg_kernel_req *q, int i, char *b, size_t n) {
+  snprintf(b, n, "%d, %lldll", (int)q->hist[i], (long long)q->row_elems[i]);
+  return b;
+}
+
+static const ir_op *src_of(const cg_kernel_req *q) { return q->scores ? q->scores : q->op; }
+
+bool cg_cuda_supported(const cg_kernel_req *q, char *why, size_t size) {
+  const ir_op *op = q->op;
+  if (q->fused || q->fused_up || q->prenorm) {
+    snprintf(why, size, "the CUDA backend compiles no fused GEMM epilogues");
+    return false;
+  }
+  if (q->wtype != CG_W_F32) {
+    snprintf(why, size, "the CUDA backend reads f32 weights only (use --weights-dtype f32)");
+    return false;
+  }
+  switch (op->code) {
+  case IR_EMBED: case IR_RMSNORM: case IR_LAYERNORM: case IR_LINEAR: case IR_SPLIT_HEADS:
+  case IR_MERGE_HEADS: case IR_ROPE: case IR_ADD: case IR_BIAS_ADD: case IR_SILU_MUL:
+  case IR_QUANTIZE: case IR_SIGMOID: case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS:
+  case IR_ROW: case IR_ZERO_ROW: case IR_MEAN_ROWS: case IR_BLOCK_LANDMARK:
+  case IR_LANDMARK_SCORES: case IR_TOPK: case IR_STICKBREAK: case IR_SOFTMAX:
+  case IR_ATTENTION: case IR_CHUNK_ATTENTION: case IR_LANDMARK_ATTENTION:
+  case IR_MOBA_ATTENTION: case IR_NSA_COMPRESS: case IR_NSA_ATTENTION:
+    break;
+  default:
+    snprintf(why, size, "the CUDA backend has no kernel for %s yet", ir_ops[op->code].name);
+    return false;
+  }
+  if (op->code == IR_ATTENTION && op->in[0]->type.rank == 3 && !ir_attr_i(op, "causal", 1)) {
+    snprintf(why, size, "bidirectional attention over the sequence cannot run incrementally");
+    return false;
+  }
+  if (op->code == IR_TOPK && ir_attr_i(op, "k", 1) > 64) {
+    snprintf(why, size, "top-k above 64 is not supported by the CUDA retrieval kernel");
+    return false;
+  }
+  (void)src_of;
+  return true;
+}
+
+static const char *hexf(double v, char *b, size_t n) {
+  snprintf(b, n, "%a", v);
+  return b;
+}
+
+int cg_cuda_emit(const cg_kernel_req *q, const char *name, char **buf, size_t *len,
+                 cg_cuda_info *info, char *err, size_t errsize) {
+  if (!cg_cuda_supported(q, err, errsize)) return -1;
+  const ir_op *op = q->op;
+  memset(info, 0, sizeof *info);
+  info->block = NT;
+  info->grid_y = 1;
+  info->rows_per_block = 1;
+  sb s = {buf, len, false};
+  char h0[48], h1[48], h2[48], h3[48], h4[48], f[64], call[1024];
+  const ir_value *x = op->code == IR_TOPK && q->scores ? q->scores->in[0] : op->in[0];
+  (void)x;
+  int nt = NT;
+  switch (op->code) {
+  case IR_EMBED:
+    snprintf(call, sizeof call, "hs::embed<%d, %s, %lldll>(a)", nt, hre(q, 0, h0, sizeof h0),
+             (long long)DIMN(op->in[1], 1));
+    break;
+  case IR_RMSNORM: case IR_LAYERNORM: {
+    const ir_attr *e = ir_get_attr(op, "eps");
+    snprintf(call, sizeof call, "hs::norm<%d, %s, %s, %lldll>(a, (float)%s)", nt,
+             op->code == IR_LAYERNORM ? "true" : "false", hre(q, 0, h0, sizeof h0),
+             (long long)LAST(op->in[0]), hexf(e ? e->f : 1e-6, f, sizeof f));
+    break;
+  }
+  case IR_ADD: case IR_SILU_MUL: case IR_SIGMOID: case IR_BIAS_ADD: case IR_SPLIT_HEADS:
+  case IR_MERGE_HEADS: case IR_QUANTIZE: {
+    int kind = op->code == IR_ADD ? 1 : op->code == IR_SILU_MUL ? 2 : op->code == IR_SIGMOID ? 3
+               : op->code == IR_BIAS_ADD ? 4 : 0;
+    bool two = kind == 1 || kind == 2;
+    snprintf(call, sizeof call, "hs::eltwise<%d, %d, %s, %s, %lldll>(a)", nt, kind,
+             hre(q, 0, h0, sizeof h0), two ? hre(q, 1, h1, sizeof h1) : "0, 0ll",
+             (long long)(kind == 4 ? LAST(op->in[0]) : 1));
+    break;
+  }
+  case IR_ROPE: {
+    const ir_value *v = op->in[0];
+    int rank = v->type.rank;
+    const ir_attr *ta = ir_get_attr(op, "theta");
+    snprintf(call, sizeof call, "hs::rope<%d, %d, %s, %lldll, %lldll, %lldll, %lldll>(a, %s)",
+             nt, rank, hre(q, 0, h0, sizeof h0), (long long)LAST(v),
+             (long long)(rank == 3 ? 1 : DIMN(v, rank - 3)), (long long)ir_attr_i(op, "pos_mul", 1),
+             (long long)ir_attr_i(op, "pos_add", 0), hexf(ta ? ta->f : 10000.0, f, sizeof f));
+    break;
+  }
+  case IR_CHUNK: case IR_APPEND_ROW: case IR_ROWS: case IR_ROW: case IR_ZERO_ROW:
+  case IR_MEAN_ROWS: case IR_BLOCK_LANDMARK: {
+    int kind = op->code == IR_CHUNK ? 0 : op->code == IR_APPEND_ROW ? 1 : op->code == IR_ROWS ? 2
+               : op->code == IR_ROW ? 3 : op->code == IR_ZERO_ROW ? 4
+               : op->code == IR_MEAN_ROWS ? 5 : 6;
+    int64_t S = op->code == IR_CHUNK ? ir_attr_i(op, "size", 1)
+                : op->code == IR_MEAN_ROWS ? DIMN(op->in[0], 1)
+                : op->code == IR_BLOCK_LANDMARK ? ir_attr_i(op, "block", 1) : 1;
+    int64_t at = op->code == IR_ROWS ? ir_attr_i(op, "begin", 0) : ir_attr_i(op, "row", 0);
+    snprintf(call, sizeof call, "hs::chunk_rows<%d, %d, %s, %lldll, %lldll, %lldll>(a)", nt, kind,
+             hre(q, 0, h0, sizeof h0), (long long)S, (long long)LAST(op->in[0]), (long long)at);
+    break;
+  }
+  case IR_STICKBREAK: case IR_SOFTMAX:
+    snprintf(call, sizeof call, "hs::slot_weights<%d, %d, %s, %s, %lldll>(a)", nt,
+             op->code == IR_SOFTMAX, op->nin == 2 ? "true" : "false", hre(q, 0, h0, sizeof h0),
+             (long long)LAST(op->in[0]));
+    break;
+  case IR_LINEAR: {
+    int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1);
+    const ir_type *t = &op->out[0]->type;
+    int64_t V = 1;
+    for (int i = 1; i < t->rank - 1; i++) V *= t->dims[i].n;
+    info->block = 256;
+    info->vecs = V;
+    info->grid_y = (O + 63) / 64;
+    info->one_row = true;
+    info->wt = true;
+    info->block1 = NT;
+    info->outs1 = V * O;
+    snprintf(call, sizeof call, "hs::linear<%s, %lldll, %lldll>(a)", hre(q, 0, h0, sizeof h0),
+             (long long)I, (long long)O);
+    put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1(const __grid_constant__ "
+            "hs_args a) {\n  hs::gemv<%d, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
+        NT, name, NT, h0, (long long)I, (long long)O, name);
+    break;
+  }
+  case IR_ATTENTION: {
+    const ir_value *qv = op->in[0], *kv = op->in[1];
+    int rank = qv->type.rank;
+    int64_t d = LAST(qv), Hq = DIMN(qv, rank - 2), Hk = DIMN(kv, rank - 2);
+    int64_t P = rank == 3 ? 1 : DIMN(qv, rank - 3);
+    info->grid_y = rank == 3 ? Hq : P * Hq;
+    snprintf(call, sizeof call,
+             "hs::attention<%d, %d, %s, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s>(a)", nt,
+             rank, ir_attr_i(op, "causal", 1) ? "true" : "false", (long long)Hq, (long long)Hk,
+             (long long)d, (long long)P, (long long)ir_attr_i(op, "window", 0),
+             hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2));
+    break;
+  }
+  case IR_CHUNK_ATTENTION: {
+    const ir_value *qv = op->in[0], *K = op->in[1], *I = op->in[3];
+    const ir_attr *merge = ir_get_attr(op, "merge");
+    int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(K, 1), Hk = DIMN(K, 2);
+    info->grid_y = Hq;
+    snprintf(call, sizeof call,
+             "hs::chunk_attention<%d, %s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
+             "%s, %s>(a, %d)",
+             nt, merge && !strcmp(merge->s, "joint") ? "true" : "false", (long long)Hq,
+             (long long)Hk, (long long)DIMN(I, 1), (long long)DIMN(I, 2), (long long)d,
+             (long long)P, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1),
+             hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3), hre(q, 4, h4, sizeof h4),
+             (int)ir_attr_i(op, "softmax_plus", 0));
+    break;
+  }
+  case IR_LANDMARK_ATTENTION: case IR_MOBA_ATTENTION: {
+    const ir_value *qv = op->in[0], *kv = op->in[1];
+    int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1);
+    int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+    bool lm = op->code == IR_LANDMARK_ATTENTION;
+    info->grid_y = Hq;
+    info->scratch_fixed = lm ? B * (Ks + 1) + 8 : (Ks + 1) * B + 8;
+    info->scratch_per_t1 = 1;
+    snprintf(call, sizeof call,
+             "hs::%s<%d, %lldll, %lldll, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s%s%s>(a)",
+             lm ? "landmark_attention" : "moba_attention", nt, (long long)info->scratch_fixed,
+             (long long)info->scratch_per_t1, (long long)Hq, (long long)Hk, (long long)d,
+             (long long)B, (long long)Ks, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1),
+             hre(q, 2, h2, sizeof h2), lm ? ", " : "", lm ? hre(q, 3, h3, sizeof h3) : "");
+    break;
+  }
+  case IR_NSA_COMPRESS: {
+    const ir_value *kv = op->in[0];
+    snprintf(call, sizeof call, "hs::nsa_compress<%d, %lldll, %lldll, %lldll, %lldll, %s>(a)", nt,
+             (long long)DIMN(kv, 1), (long long)DIMN(kv, 2), (long long)ir_attr_i(op, "block", 1),
+             (long long)ir_attr_i(op, "stride", 1), hre(q, 0, h0, sizeof h0));
+    break;
+  }
+  case IR_NSA_ATTENTION: {
+    const ir_value *qv = op->in[0], *kv = op->in[1];
+    int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), grp = Hq / Hk;
+    int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+    int64_t W = ir_attr_i(op, "window", 1);
+    char h5[48];
+    info->grid_y = Hk;
+    info->scratch_fixed = Ks * B + W + grp + 16;
+    info->scratch_per_t1 = grp + 1;
+    snprintf(call, sizeof call,
+             "hs::nsa_attention<%d, %lldll, %lldll, %lld, %lld, %lldll, %lldll, %lldll, %lldll, "
+             "%lldll, %lldll, %lldll, %lldll, %s, %s, %s, %s, %s, %s>(a)",
+             nt, (long long)info->scratch_fixed, (long long)info->scratch_per_t1, (long long)Hq,
+             (long long)Hk, (long long)d, (long long)ir_attr_i(op, "cmp_block", 1),
+             (long long)ir_attr_i(op, "cmp_stride", 1), (long long)B, (long long)Ks,
+             (long long)ir_attr_i(op, "init_blocks", 0), (long long)ir_attr_i(op, "local_blocks", 0),
+             (long long)W, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1),
+             hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3), hre(q, 4, h4, sizeof h4),
+             hre(q, 5, h5, sizeof h5));
+    break;
+  }
+  case IR_LANDMARK_SCORES: case IR_TOPK: {
+    const ir_op *sc = op->code == IR_LANDMARK_SCORES ? op : q->scores;
+    if (op->code == IR_TOPK && !sc) {
+      int64_t K = ir_attr_i(op, "k", 1), G = DIMN(op->in[0], 1);
+      nt = 64;
+      while (nt > 32 && nt * K * 8 > 32768) nt /= 2;
+      info->block = nt;
+      info->grid_y = G;
+      snprintf(call, sizeof call, "hs::topk<%d, %lld, %lldll, %s>(a)", nt, (long long)G,
+               (long long)K, hre(q, 0, h0, sizeof h0));
+      break;
+    }
+    const ir_value *qr = sc->in[0], *lmk = sc->in[1];
+    const ir_attr *per = ir_get_attr(sc, "per"), *fixed = ir_get_attr(sc, "offset");
+    int64_t G = DIMN(qr, 1), dr = DIMN(qr, 2);
+    char consts[256];
+    snprintf(consts, sizeof consts, "%lld, %lldll, %s, %lldll, %lldll, %s, %s", (long long)G,
+             (long long)dr, lmk->type.rank == 3 ? "true" : "false",
+             (long long)ir_attr_i(sc, "chunk", 1), (long long)ir_attr_i(sc, "exclude_window", 0),
+             per && !strcmp(per->s, "chunk") ? "true" : "false", sc->nin == 3 ? "true" : "false");
+    hexf(fixed ? fixed->f : 0.0, f, sizeof f);
+    if (op->code == IR_LANDMARK_SCORES) {
+      snprintf(call, sizeof call, "hs::landmark_scores<%d, %s, %s, %s>(a, (float)%s)", nt,
+               consts, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), f);
+    } else {
+      int64_t K = ir_attr_i(op, "k", 1);
+      nt = 64;
+      while (nt > 32 && nt * K * 8 > 32768) nt /= 2;
+      info->block = nt;
+      info->grid_y = G;
+      snprintf(call, sizeof call, "hs::retrieve<%d, %s, %lldll, %s, %s>(a, (float)%s)", nt,
+               consts, (long long)K, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), f);
+    }
+    break;
+  }
+  default:
+    snprintf(err, errsize, "the CUDA backend has no kernel for %s yet", ir_ops[op->code].name);
+    return -1;
+  }
+  put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ "
+          "hs_args a) {\n  %s;\n}\nHS_EMU_ENTRY(%s)\n",
+      info->block, name, call, name);
+  if (s.oom) {
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+void cg_cuda_transpose(const float *w, int64_t O, int64_t I, float *wt) {
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t i = 0; i < I; i++) wt[i * O + o] = w[o * I + i];
+}
+
+int cg_cuda_emit_head(char **buf, size_t *len) {
+  sb s = {buf, len, false};
+  put(&s, "// hsac: generated CUDA C (codegen/cuda).  Slots of codegen/cpu/kernels.h:\n");
+  put(&s, "#define HS_NSLOTS %d\n#define HS_PAGE_ROWS %d\n", (int)CG_A_COUNT, (int)CG_PAGE_ROWS);
+  put(&s, "#define HS_A_R0 %d\n#define HS_A_R1 %d\n#define HS_A_SCRATCH %d\n#define HS_A_C %d\n"
+          "#define HS_A_T1 %d\n",
+      (int)CG_A_R0, (int)CG_A_R1, (int)CG_A_SCRATCH, (int)CG_A_C, (int)CG_A_T1);
+  put(&s, "#define HS_A_OUT0 %d\n#define HS_A_OUT1 %d\n#define HS_A_IN0 %d\n", (int)CG_A_OUT0,
+      (int)CG_A_OUT1, (int)CG_A_IN0);
+  put(&s, "#define HS_V_SEG %d\n#define HS_V_R0 %d\n#define HS_V_STRIDE %d\n#define HS_V_HIST "
+          "%d\n#define HS_V_KEEP %d\n",
+      (int)CG_V_SEG, (int)CG_V_R0, (int)CG_V_STRIDE, (int)CG_V_HIST, (int)CG_V_KEEP);
+  put(&s, "#define HS_VIEW_SLOTS %d\n#define HS_IN(i) (HS_A_IN0 + (i) * HS_VIEW_SLOTS)\n",
+      (int)CG_VIEW_SLOTS);
+  put(&s, "#ifndef HS_EMU\n#define HS_EMU_ENTRY(name)\n#endif\n");
+  put_text(&s, cg_cuda_prelude_text);
+  return s.oom ? -1 : 0;
+}
+
+const char *cg_cuda_emu_header(void) { return cg_cuda_emu_text; }

@@ -1,0 +1,353 @@
+// emu.h - runs hsac's generated CUDA C on the CPU, unchanged, for CI.
+//
+// The generated source (prelude.cuh and the kernels of emit.c) is compiled
+// by the system C++ compiler with -DHS_EMU and this header included first.
+// It provides the CUDA built-ins that source uses:
+//   - every thread of a block is a fiber (ucontext); a block's fibers run
+//     round-robin on the calling thread, one block after another;
+//   - __syncthreads() is a barrier of the block's live threads (a thread
+//     that has returned no longer counts, as on the hardware);
+//   - warp shuffles are exchanges among the 32 lanes of a warp, each a
+//     barrier of the warp: every lane must reach it (a divergent shuffle
+//     is reported as a deadlock rather than hidden);
+//   - __shared__ variables are static: one instance, used by one block at
+//     a time;
+//   - the float/int bit casts, fmaf and the math functions map to libm.
+// A barrier that some live threads never reach is reported ("deadlock")
+// instead of hanging.  What the emulator cannot catch: timing, data races
+// that the fixed fiber order happens to order, and hardware limits (shared
+// memory and register budgets are checked by NVRTC and ptxas instead);
+// see docs/cuda.md.
+#ifndef HSAC_CUDA_EMU_H
+#define HSAC_CUDA_EMU_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __grid_constant__
+#define __launch_bounds__(...)
+
+struct hs_dim3 {
+  unsigned x, y, z;
+};
+
+// Switching fibers: on x86-64 a few instructions that save the callee-saved
+// registers on the old stack and restore them from the new one (glibc's
+// swapcontext also saves the signal mask: a system call per switch, which
+// made the emulator spend most of its time in the kernel); elsewhere
+// ucontext.
+#if defined(__x86_64__)
+extern "C" void hs_emu_swap(void **save_sp, void *to_sp);
+__asm__(".text\n"
+        ".globl hs_emu_swap\n"
+        ".hidden hs_emu_swap\n"
+        ".type hs_emu_swap,@function\n"
+        "hs_emu_swap:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size hs_emu_swap, .-hs_emu_swap\n");
+typedef void *hs_emu_ctx;
+#else
+typedef ucontext_t hs_emu_ctx;
+#endif
+
+namespace hs_emu {
+enum { MAX_THREADS = 1024, STACK = 256 * 1024 };
+struct fiber {
+  hs_emu_ctx ctx;
+  char *stack;
+  bool done;
+};
+struct state {
+  hs_emu_ctx sched;
+  fiber fib[MAX_THREADS];
+  int nthreads, cur, live;
+  // the block barrier
+  int arrived;
+  unsigned long gen;
+  // warp exchanges
+  int warp_arrived[MAX_THREADS / 32];
+  int warp_live[MAX_THREADS / 32];
+  unsigned long warp_gen[MAX_THREADS / 32];
+  unsigned long long xchg[MAX_THREADS];
+  unsigned frag[MAX_THREADS][6];  // mma: each lane's A and B registers
+  void (*body)(const void *);
+  const void *args;
+  unsigned long progress; // arrivals and returns: a round without any is a deadlock
+};
+static state S;
+} // namespace hs_emu
+
+static hs_dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+static inline void hs_emu_switch(hs_emu_ctx *from, hs_emu_ctx *to) {
+#if defined(__x86_64__)
+  hs_emu_swap(from, *to);
+#else
+  swapcontext(from, to);
+#endif
+}
+
+static inline void hs_emu_yield() {
+  hs_emu::state &s = hs_emu::S;
+  int me = s.cur;
+  hs_emu_switch(&s.fib[me].ctx, &s.sched);
+  // the scheduler set threadIdx for us before switching back
+}
+
+static inline void __syncthreads() {
+  hs_emu::state &s = hs_emu::S;
+  unsigned long g = s.gen;
+  s.progress++;
+  if (++s.arrived == s.live) {
+    s.arrived = 0;
+    s.gen++;
+    return;
+  }
+  while (s.gen == g) hs_emu_yield();
+}
+
+static inline void hs_emu_warp_sync() {
+  hs_emu::state &s = hs_emu::S;
+  int w = s.cur / 32;
+  unsigned long g = s.warp_gen[w];
+  s.progress++;
+  if (++s.warp_arrived[w] == s.warp_live[w]) {
+    s.warp_arrived[w] = 0;
+    s.warp_gen[w]++;
+    return;
+  }
+  while (s.warp_gen[w] == g) hs_emu_yield();
+}
+
+template <class T>
+static inline T hs_emu_shfl(T v, int src) {
+  hs_emu::state &s = hs_emu::S;
+  int me = s.cur, base = me & ~31;
+  unsigned long long bits = 0;
+  memcpy(&bits, &v, sizeof v);
+  s.xchg[me] = bits;
+  hs_emu_warp_sync();
+  T r;
+  unsigned long long got = s.xchg[base + (src & 31)];
+  memcpy(&r, &got, sizeof r);
+  hs_emu_warp_sync();
+  return r;
+}
+
+template <class T>
+static inline T __shfl_xor_sync(unsigned, T v, int m) {
+  return hs_emu_shfl(v, (hs_emu::S.cur & 31) ^ m);
+}
+template <class T>
+static inline T __shfl_sync(unsigned, T v, int src) {
+  return hs_emu_shfl(v, src);
+}
+template <class T>
+static inline T __shfl_down_sync(unsigned, T v, unsigned d) {
+  int lane = hs_emu::S.cur & 31;
+  return hs_emu_shfl(v, lane + (int)d < 32 ? lane + (int)d : lane);
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, d += A B, for the
+// 32 lanes of a warp: each lane's registers hold the fragments the PTX ISA
+// lays out ("Matrix Fragments for mma.m16n8k16 with floating point type"):
+// with g = lane / 4 and t = lane % 4,
+//   A (16 x 16, row): a[0] = A[g][2t, 2t+1], a[1] = A[g+8][2t, 2t+1],
+//                     a[2] = A[g][2t+8, 2t+9], a[3] = A[g+8][2t+8, 2t+9]
+//   B (16 x 8, col):  b[0] = B[2t, 2t+1][g], b[1] = B[2t+8, 2t+9][g]
+//   C, D (16 x 8):    d[0], d[1] = D[g][2t, 2t+1], d[2], d[3] = D[g+8][2t, 2t+1]
+// (the lower 16 bits of a register hold the element of lower index).  Every
+// lane must take part; products are exact in f32, summed in k order.
+static inline float hs_emu_bf16(unsigned reg, int hi) {
+  unsigned bits = (hi ? reg >> 16 : reg & 0xffffu) << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static inline void hs_emu_mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2]) {
+  hs_emu::state &s = hs_emu::S;
+  int me = s.cur, base = me & ~31, lane = me & 31;
+  for (int i = 0; i < 4; i++) s.frag[me][i] = a[i];
+  s.frag[me][4] = b[0];
+  s.frag[me][5] = b[1];
+  hs_emu_warp_sync();
+  int g = lane >> 2, t = lane & 3;
+  for (int i = 0; i < 4; i++) {
+    int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+    float acc = 0.0f;
+    for (int k = 0; k < 16; k++) {
+      int al = (row % 8) * 4 + (k % 8) / 2, ar = (row >= 8) + 2 * (k >= 8);
+      int bl = col * 4 + (k % 8) / 2, br = k >= 8;
+      acc += hs_emu_bf16(s.frag[base + al][ar], k & 1) * hs_emu_bf16(s.frag[base + bl][4 + br], k & 1);
+    }
+    d[i] += acc;
+  }
+  hs_emu_warp_sync();
+}
+
+static inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+static inline float __uint_as_float(unsigned u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static inline float __int_as_float(int i) {
+  float f;
+  memcpy(&f, &i, 4);
+  return f;
+}
+static inline int __float_as_int(float f) {
+  int i;
+  memcpy(&i, &f, 4);
+  return i;
+}
+
+static void hs_emu_entry() {
+  hs_emu::state &s = hs_emu::S;
+  s.body(s.args);
+  s.fib[s.cur].done = true;
+  s.progress++;
+  s.live--;
+  s.warp_live[s.cur / 32]--;
+  // a barrier the others wait at may now be complete without us
+  if (s.arrived > 0 && s.arrived == s.live) {
+    s.arrived = 0;
+    s.gen++;
+  }
+  int w = s.cur / 32;
+  if (s.warp_arrived[w] > 0 && s.warp_arrived[w] == s.warp_live[w]) {
+    s.warp_arrived[w] = 0;
+    s.warp_gen[w]++;
+  }
+}
+
+#if defined(__x86_64__)
+// A new fiber starts here (the first switch "returns" into it) and, once
+// its thread has returned, goes back to the scheduler for good.
+static void hs_emu_start() {
+  hs_emu_entry();
+  hs_emu::state &s = hs_emu::S;
+  void *dead;
+  hs_emu_swap(&dead, s.sched);
+  __builtin_unreachable();
+}
+
+static void hs_emu_make(hs_emu::fiber &f) {
+  // 16-byte aligned top; a zero return address under the start function's
+  // address, then the six registers hs_emu_swap pops
+  void **sp = (void **)(((unsigned long)(f.stack + hs_emu::STACK)) & ~15ul);
+  *--sp = 0;
+  *--sp = (void *)hs_emu_start;
+  for (int i = 0; i < 6; i++) *--sp = 0;
+  f.ctx = (void *)sp;
+}
+#else
+static void hs_emu_make(hs_emu::fiber &f) {
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = f.stack;
+  f.ctx.uc_stack.ss_size = hs_emu::STACK;
+  f.ctx.uc_link = &hs_emu::S.sched;
+  makecontext(&f.ctx, hs_emu_entry, 0);
+}
+#endif
+
+// The launch of one kernel: grid and block shape, as the runtime's
+// launcher passes them (codegen/cuda/cuda.h, cg_cuda_launch).
+struct hs_emu_launch {
+  unsigned grid[3], block[3];
+};
+
+// Runs every block of the grid.  Returns 0, or -1 with err.
+static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu_launch *l,
+                      char *err, size_t errsize) {
+  hs_emu::state &s = hs_emu::S;
+  int n = (int)(l->block[0] * l->block[1] * l->block[2]);
+  if (n <= 0 || n > hs_emu::MAX_THREADS || n % 32) {
+    snprintf(err, errsize, "block of %d threads: the emulator runs 32 to %d, a multiple of 32",
+             n, (int)hs_emu::MAX_THREADS);
+    return -1;
+  }
+  for (int i = 0; i < n; i++)
+    if (!s.fib[i].stack && !(s.fib[i].stack = (char *)malloc(hs_emu::STACK))) {
+      snprintf(err, errsize, "out of memory for the emulator's fiber stacks");
+      return -1;
+    }
+  s.body = body;
+  s.args = args;
+  blockDim = {l->block[0], l->block[1], l->block[2]};
+  gridDim = {l->grid[0], l->grid[1], l->grid[2]};
+  for (unsigned bz = 0; bz < l->grid[2]; bz++)
+    for (unsigned by = 0; by < l->grid[1]; by++)
+      for (unsigned bx = 0; bx < l->grid[0]; bx++) {
+        blockIdx = {bx, by, bz};
+        s.nthreads = n;
+        s.live = n;
+        s.arrived = 0;
+        for (int w = 0; w < n / 32; w++) {
+          s.warp_arrived[w] = 0;
+          s.warp_live[w] = 32;
+        }
+        for (int i = 0; i < n; i++) {
+          s.fib[i].done = false;
+          hs_emu_make(s.fib[i]);
+        }
+        // round-robin until every thread has returned; a full round in
+        // which no thread arrives at a barrier or returns is a deadlock (the
+        // waiting fibers are abandoned: the next block remakes them)
+        for (;;) {
+          int done = 0;
+          unsigned long p0 = s.progress;
+          for (int i = 0; i < n; i++) {
+            if (s.fib[i].done) {
+              done++;
+              continue;
+            }
+            s.cur = i;
+            threadIdx = {i % l->block[0], (i / l->block[0]) % l->block[1],
+                         i / (l->block[0] * l->block[1])};
+            hs_emu_switch(&s.sched, &s.fib[i].ctx);
+          }
+          if (done == n) break;
+          if (s.progress == p0) {
+            snprintf(err, errsize,
+                     "deadlock in block (%u, %u, %u): %d of %d threads wait at a barrier the "
+                     "others never reach",
+                     bx, by, bz, s.live, n);
+            return -1;
+          }
+        }
+      }
+  return 0;
+}
+
+// Each generated kernel gets an entry point NAME__emu for the runtime.
+#define HS_EMU_ENTRY(NAME)                                                                   \
+  extern "C" int NAME##__emu(const void *args, const hs_emu_launch *l, char *err,            \
+                             size_t errsize) {                                               \
+    return hs_emu_run([](const void *p) { NAME(*(const hs_args *)p); }, args, l, err,        \
+                      errsize);                                                              \
+  }
+
+#endif

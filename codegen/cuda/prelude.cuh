@@ -1,0 +1,1025 @@
+// prelude.cuh - the device code every generated CUDA kernel instantiates.
+//
+// codegen/cuda/emit.c writes, per kernel, one `extern "C" __global__`
+// function that calls one of the templates below with the kernel's
+// constants as template arguments (widths, head counts, chunk size, top-k,
+// how each input is held), so NVRTC compiles code specialized on them.
+// The generator puts the slot numbers of codegen/cpu/kernels.h in front of
+// this text as HS_A_* / HS_V_* macros, so the two cannot drift.
+//
+// The same text compiles for the host under the emulator (emu.h, HS_EMU):
+// it must stay within what emu.h provides.
+//
+// Layout (docs/runtime.md, "Tensor layout"): a kernel receives hs_args, the
+// runtime's slot array; each tensor is a view: rows of the current segment
+// (seg, seg_r0, stride) and, for earlier rows, a ring or a page table of
+// f32 rows.  Kernels compute output rows [r0, r1): one block (or a row of
+// blocks, blockIdx.y) per output row, blockIdx.x = r - r0.
+
+#ifndef HS_EMU
+#define HS_INLINE __device__ __forceinline__
+#else
+#define HS_INLINE static inline
+#endif
+
+typedef long long hs_i64;
+
+struct hs_args {
+  hs_i64 s[HS_NSLOTS];
+};
+
+enum { HS_H_WEIGHT = 0, HS_H_SEG = 1, HS_H_RING = 2, HS_H_PAGES = 3 };
+
+namespace hs {
+
+HS_INLINE float inf() { return __int_as_float(0x7f800000); }
+
+// Row r of the tensor whose view starts at slot `base`, held as H with
+// RE floats per row in its history.
+template <int H, hs_i64 RE>
+HS_INLINE const float *row(const hs_args &a, int base, hs_i64 r) {
+  const float *seg = (const float *)a.s[base + HS_V_SEG];
+  if (H == HS_H_WEIGHT) return seg;
+  hs_i64 r0 = a.s[base + HS_V_R0];
+  if (H == HS_H_SEG || r >= r0) return seg + (r - r0) * a.s[base + HS_V_STRIDE];
+  if (H == HS_H_RING) {
+    hs_i64 keep = a.s[base + HS_V_KEEP];
+    return (const float *)a.s[base + HS_V_HIST] + (r % keep) * RE;
+  }
+  return ((const float *const *)a.s[base + HS_V_HIST])[r / HS_PAGE_ROWS] +
+         (r % HS_PAGE_ROWS) * RE;
+}
+
+HS_INLINE float *out_row(const hs_args &a, int base, hs_i64 r) {
+  return (float *)a.s[base + HS_V_SEG] + (r - a.s[base + HS_V_R0]) * a.s[base + HS_V_STRIDE];
+}
+
+HS_INLINE hs_i64 out_elems(const hs_args &a) { return a.s[HS_A_OUT0 + HS_V_STRIDE]; }
+
+HS_INLINE hs_i64 my_row(const hs_args &a) { return a.s[HS_A_R0] + (hs_i64)blockIdx.x; }
+
+// Per-block scratch in global memory: `per` floats for each block of the
+// launch (the runtime sizes it from the kernel's scratch figures).
+HS_INLINE float *scratch(const hs_args &a, hs_i64 per) {
+  hs_i64 b = (hs_i64)blockIdx.y * gridDim.x + blockIdx.x;
+  return (float *)a.s[HS_A_SCRATCH] + b * per;
+}
+
+// ---- block reductions (NT threads, a multiple of 32) ----------------------
+
+template <int NT>
+HS_INLINE float block_sum(float v, float *red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  if (w == 0) {
+    v = lane < NT / 32 ? red[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[32] = v;
+  }
+  __syncthreads();
+  v = red[32];
+  __syncthreads();
+  return v;
+}
+
+template <int NT>
+HS_INLINE float block_max(float v, float *red) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  if (w == 0) {
+    v = lane < NT / 32 ? red[lane] : -inf();
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (lane == 0) red[32] = v;
+  }
+  __syncthreads();
+  v = red[32];
+  __syncthreads();
+  return v;
+}
+
+HS_INLINE float dot(const float *a, const float *b, int n) {
+  float s = 0.0f;
+  for (int i = 0; i < n; i++) s = fmaf(a[i], b[i], s);
+  return s;
+}
+
+// ---- per-row ops ------------------------------------------------------------
+
+// embed: row t of the table at the token id (checked by the runtime).
+template <int NT, int H0, hs_i64 RE0, hs_i64 D>
+HS_INLINE void embed(const hs_args &a) {
+  hs_i64 t = my_row(a);
+  int tok = __float_as_int(row<H0, RE0>(a, HS_IN(0), t)[0]);
+  const float *tab = (const float *)a.s[HS_IN(1) + HS_V_SEG] + (hs_i64)tok * D;
+  float *o = out_row(a, HS_A_OUT0, t);
+  for (hs_i64 i = threadIdx.x; i < D; i += NT) o[i] = tab[i];
+}
+
+// rmsnorm / layernorm over each D-vector of the row.
+template <int NT, bool LAYER, int H0, hs_i64 RE0, hs_i64 D>
+HS_INLINE void norm(const hs_args &a, float eps) {
+  __shared__ float red[33];
+  hs_i64 r = my_row(a);
+  const float *x = row<H0, RE0>(a, HS_IN(0), r);
+  const float *g = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  float *o = out_row(a, HS_A_OUT0, r);
+  hs_i64 nv = out_elems(a) / D;
+  for (hs_i64 v = 0; v < nv; v++) {
+    const float *xv = x + v * D;
+    float mean = 0.0f;
+    if (LAYER) {
+      float s = 0.0f;
+      for (hs_i64 i = threadIdx.x; i < D; i += NT) s += xv[i];
+      mean = block_sum<NT>(s, red) / (float)D;
+    }
+    float sq = 0.0f;
+    for (hs_i64 i = threadIdx.x; i < D; i += NT) {
+      float c = xv[i] - mean;
+      sq = fmaf(c, c, sq);
+    }
+    float inv = 1.0f / sqrtf(block_sum<NT>(sq, red) / (float)D + eps);
+    for (hs_i64 i = threadIdx.x; i < D; i += NT) o[v * D + i] = (xv[i] - mean) * inv * g[i];
+  }
+}
+
+// Elementwise over the row: KIND 0 copy, 1 add, 2 silu(a) * b, 3 sigmoid,
+// 4 + bias[i % O].
+template <int NT, int KIND, int H0, hs_i64 RE0, int H1, hs_i64 RE1, hs_i64 O>
+HS_INLINE void eltwise(const hs_args &a) {
+  hs_i64 r = my_row(a);
+  const float *x = row<H0, RE0>(a, HS_IN(0), r);
+  const float *y = KIND == 1 || KIND == 2 ? row<H1, RE1>(a, HS_IN(1), r)
+                   : KIND == 4            ? (const float *)a.s[HS_IN(1) + HS_V_SEG]
+                                          : x;
+  float *o = out_row(a, HS_A_OUT0, r);
+  hs_i64 n = out_elems(a);
+  for (hs_i64 i = threadIdx.x; i < n; i += NT) {
+    float v = x[i];
+    if (KIND == 1) v = v + y[i];
+    if (KIND == 2) v = v / (1.0f + expf(-v)) * y[i];
+    if (KIND == 3) v = 1.0f / (1.0f + expf(-v));
+    if (KIND == 4) v = v + y[i % O];
+    o[i] = v;
+  }
+}
+
+// Rotary embedding, "rotate half"; the angle in double, as the reference
+// computes it (positions reach 2^31).  RANK 3: [L, H, d], the position is
+// pos_mul * r + pos_add; RANK 4: [C, P, H, d], the in-chunk index.
+template <int NT, int RANK, int H0, hs_i64 RE0, hs_i64 d, hs_i64 P, hs_i64 MUL, hs_i64 ADD>
+HS_INLINE void rope(const hs_args &a, double theta) {
+  hs_i64 r = my_row(a);
+  const float *x = row<H0, RE0>(a, HS_IN(0), r);
+  float *o = out_row(a, HS_A_OUT0, r);
+  const hs_i64 half = d / 2;
+  hs_i64 nvec = out_elems(a) / d, H = nvec / P;
+  for (hs_i64 w = threadIdx.x; w < nvec * half; w += NT) {
+    hs_i64 k = w / half, i = w % half;
+    hs_i64 pos = RANK == 3 ? r * MUL + ADD : (k / H) % P;
+    double ang = (double)pos * pow(theta, -2.0 * (double)i / (double)d);
+    float c = (float)cos(ang), s = (float)sin(ang);
+    float x0 = x[k * d + i], x1 = x[k * d + i + half];
+    o[k * d + i] = x0 * c - x1 * s;
+    o[k * d + i + half] = x1 * c + x0 * s;
+  }
+}
+
+// ---- chunk rows ---------------------------------------------------------
+
+// KIND 0 chunk: [L, D] -> [C, S, D]; 1 append_row (the extra row, a
+// weight, last); 2 rows [begin, begin + n); 3 row `at`; 4 zero_row `at`;
+// 5 mean_rows over P rows; 6 block_landmark: mean of S rows + weight.
+template <int NT, int KIND, int H0, hs_i64 RE0, hs_i64 S, hs_i64 D, hs_i64 AT>
+HS_INLINE void chunk_rows(const hs_args &a) {
+  hs_i64 c = my_row(a);
+  float *o = out_row(a, HS_A_OUT0, c);
+  hs_i64 n = out_elems(a);
+  if (KIND == 0) {
+    for (hs_i64 i = threadIdx.x; i < S * D; i += NT)
+      o[i] = row<H0, RE0>(a, HS_IN(0), c * S + i / D)[i % D];
+  } else if (KIND == 6) {
+    const float *e = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+    for (hs_i64 i = threadIdx.x; i < D; i += NT) {
+      float s = 0.0f;
+      for (hs_i64 j = 0; j < S; j++) s += row<H0, RE0>(a, HS_IN(0), c * S + j)[i];
+      o[i] = s / (float)S + e[i];
+    }
+  } else {
+    const float *x = row<H0, RE0>(a, HS_IN(0), c);
+    if (KIND == 1) {
+      const float *e = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+      for (hs_i64 i = threadIdx.x; i < n; i += NT) o[i] = i < n - D ? x[i] : e[i - (n - D)];
+    } else if (KIND == 2) {
+      for (hs_i64 i = threadIdx.x; i < n; i += NT) o[i] = x[AT * D + i];
+    } else if (KIND == 3) {
+      for (hs_i64 i = threadIdx.x; i < D; i += NT) o[i] = x[AT * D + i];
+    } else if (KIND == 4) {
+      for (hs_i64 i = threadIdx.x; i < n; i += NT)
+        o[i] = i >= AT * D && i < AT * D + D ? 0.0f : x[i];
+    } else if (KIND == 5) {
+      for (hs_i64 i = threadIdx.x; i < D; i += NT) {
+        float s = 0.0f;
+        for (hs_i64 j = 0; j < S; j++) s += x[j * D + i];
+        o[i] = s / (float)S;
+      }
+    }
+  }
+}
+
+// stickbreak (KIND 0) or softmax with an optional per-slot decay (KIND 1,
+// DECAY: a weight scalar) over each K-vector of the row; one thread per
+// vector.
+template <int NT, int KIND, bool DECAY, int H0, hs_i64 RE0, hs_i64 K>
+HS_INLINE void slot_weights(const hs_args &a) {
+  hs_i64 t = my_row(a);
+  const float *s = row<H0, RE0>(a, HS_IN(0), t);
+  float *w = out_row(a, HS_A_OUT0, t);
+  float dec = DECAY ? ((const float *)a.s[HS_IN(1) + HS_V_SEG])[0] : 0.0f;
+  hs_i64 nv = out_elems(a) / K;
+  for (hs_i64 v = threadIdx.x; v < nv; v += NT) {
+    const float *x = s + v * K;
+    float *y = w + v * K;
+    if (KIND == 0) {
+      // w_k = exp(s_k - sum_{j<=k} softplus(s_j)); empty slots 0
+      float acc = 0.0f;
+      for (hs_i64 k = 0; k < K; k++) {
+        float sk = x[k];
+        if (sk == -inf()) {
+          y[k] = 0.0f;
+          continue;
+        }
+        acc += sk > 30.0f ? sk : log1pf(expf(sk));
+        y[k] = expf(sk - acc);
+      }
+    } else {
+      float m = -inf(), sum = 0.0f;
+      for (hs_i64 k = 0; k < K; k++)
+        if (x[k] != -inf() && x[k] + k * dec > m) m = x[k] + k * dec;
+      for (hs_i64 k = 0; k < K; k++) sum += x[k] == -inf() ? 0.0f : expf(x[k] + k * dec - m);
+      for (hs_i64 k = 0; k < K; k++)
+        y[k] = m == -inf() || x[k] == -inf() ? 0.0f : expf(x[k] + k * dec - m) / sum;
+    }
+  }
+}
+
+// ---- linear -----------------------------------------------------------------
+
+// C[m, o] = sum_i X[m, i] W[o, i], with W stored transposed, Wt[i][o]
+// (the runtime transposes it once: a warp then reads 32 consecutive
+// outputs' weights).  X's logical rows are the V vectors of I floats of
+// each segment row.  64 x 64 output tiles, 16 x 16 threads of 4 x 4 each,
+// 16-deep slices of X and Wt staged in shared memory.  Every output is one
+// fmaf chain over i = 0 .. I-1, so the decode version below gives the same
+// bits.  blockIdx.x: tiles of rows, blockIdx.y: tiles of columns.
+template <int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+HS_INLINE void linear(const hs_args &a) {
+  __shared__ float xs[16][64 + 1];
+  __shared__ float ws[16][64 + 1];
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  hs_i64 V = out_elems(a) / O;
+  hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
+  hs_i64 m0 = (hs_i64)blockIdx.x * 64, o0 = (hs_i64)blockIdx.y * 64;
+  int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+  float acc[4][4];
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+  for (hs_i64 k0 = 0; k0 < I; k0 += 16) {
+    for (int e = threadIdx.x; e < 64 * 16; e += 256) {
+      int mm = e / 16, kk = e % 16; /* consecutive threads: consecutive i */
+      hs_i64 m = m0 + mm, k = k0 + kk;
+      xs[kk][mm] = m < M && k < I
+                       ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
+                       : 0.0f;
+      int oo = e % 64, kw = e / 64; /* consecutive threads: consecutive o */
+      ws[kw][oo] = o0 + oo < O && k0 + kw < I ? Wt[(k0 + kw) * O + o0 + oo] : 0.0f;
+    }
+    __syncthreads();
+    for (int kk = 0; kk < 16 && k0 + kk < I; kk++) {
+      float xr[4], wr[4];
+      for (int i = 0; i < 4; i++) xr[i] = xs[kk][ty * 4 + i];
+      for (int j = 0; j < 4; j++) wr[j] = ws[kk][tx * 4 + j];
+      for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = fmaf(xr[i], wr[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 4; i++) {
+    hs_i64 m = m0 + ty * 4 + i;
+    if (m >= M) continue;
+    float *o = out_row(a, HS_A_OUT0, a.s[HS_A_R0] + m / V) + (m % V) * O;
+    for (int j = 0; j < 4; j++) {
+      hs_i64 c = o0 + tx * 4 + j;
+      if (c < O) o[c] = acc[i][j];
+    }
+  }
+}
+
+// The decode version (one segment row): a thread per output, the same
+// fmaf chain as the GEMM (so decode gives prefill's bits); a warp reads 32
+// consecutive weights of Wt per step.  blockIdx.x: groups of NT outputs of
+// the V vectors.
+template <int NT, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+HS_INLINE void gemv(const hs_args &a) {
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
+  hs_i64 g = (hs_i64)blockIdx.x * NT + threadIdx.x;
+  if (g >= V * O) return;
+  hs_i64 v = g / O, o = g % O;
+  const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
+  float s = 0.0f;
+  for (hs_i64 i = 0; i < I; i++) s = fmaf(x[i], Wt[i * O + o], s);
+  out_row(a, HS_A_OUT0, r)[v * O + o] = s;
+}
+
+// ---- tensor cores (sm_80 and later): bf16 inputs, f32 accumulation --------
+
+// f32 -> bf16 bits, rounded to nearest even (as util/half.c's ut_f32_to_bf16).
+HS_INLINE unsigned short bf16_bits(float f) {
+  unsigned u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+HS_INLINE float bf16_round(float f) { return __uint_as_float((unsigned)bf16_bits(f) << 16); }
+
+// Two consecutive bf16 of shared memory as one register (lower index in
+// the lower half).
+HS_INLINE unsigned ld2(const unsigned short *p) {
+#ifdef HS_EMU
+  return (unsigned)p[0] | ((unsigned)p[1] << 16);
+#else
+  return *(const unsigned *)p;
+#endif
+}
+
+// d += A B for a 16 x 16 (A) by 16 x 8 (B) tile of the warp.
+HS_INLINE void mma16816(float d[4], const unsigned a[4], const unsigned b[2]) {
+#ifdef HS_EMU
+  hs_emu_mma_bf16_16816(d, a, b);
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+               "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// The lane's A fragment of the 16 x 16 tile at p (row-major, LD halves per
+// row) and B fragment of the 16 (k) x 8 (n) tile stored n-major at p ([n][k],
+// LD halves per n), as the PTX ISA lays them out for m16n8k16.
+template <int LD>
+HS_INLINE void frag_a(unsigned r[4], const unsigned short *p) {
+  int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+  r[0] = ld2(p + g * LD + 2 * t);
+  r[1] = ld2(p + (g + 8) * LD + 2 * t);
+  r[2] = ld2(p + g * LD + 2 * t + 8);
+  r[3] = ld2(p + (g + 8) * LD + 2 * t + 8);
+}
+template <int LD>
+HS_INLINE void frag_b(unsigned r[2], const unsigned short *p) {
+  int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+  r[0] = ld2(p + g * LD + 2 * t);
+  r[1] = ld2(p + g * LD + 2 * t + 8);
+}
+
+// linear on tensor cores: X and Wt rounded to bf16 as they are staged in
+// shared memory, f32 accumulation.  4 warps, 64 x 64 output tiles, each
+// warp 32 x 32 (2 x 4 mma tiles per 16-deep step).
+template <int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+HS_INLINE void linear_mma(const hs_args &a) {
+  constexpr int LD = 24;
+  __shared__ unsigned short xs[64 * LD];
+  __shared__ unsigned short ws[64 * LD];
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  hs_i64 V = out_elems(a) / O;
+  hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
+  hs_i64 m0 = (hs_i64)blockIdx.x * 64, o0 = (hs_i64)blockIdx.y * 64;
+  int w = threadIdx.x >> 5, wm = (w >> 1) * 32, wn = (w & 1) * 32;
+  float acc[2][4][4];
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 4; j++)
+      for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
+  for (hs_i64 k0 = 0; k0 < I; k0 += 16) {
+    for (int e = threadIdx.x; e < 64 * 16; e += 128) {
+      int mm = e / 16, kk = e % 16;
+      hs_i64 m = m0 + mm, k = k0 + kk;
+      xs[mm * LD + kk] = bf16_bits(
+          m < M && k < I ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
+                         : 0.0f);
+      int oo = e % 64, kw = e / 64;
+      ws[oo * LD + kw] =
+          bf16_bits(o0 + oo < O && k0 + kw < I ? Wt[(k0 + kw) * O + o0 + oo] : 0.0f);
+    }
+    __syncthreads();
+    unsigned af[2][4], bfr[4][2];
+    for (int i = 0; i < 2; i++) frag_a<LD>(af[i], xs + (wm + 16 * i) * LD);
+    for (int j = 0; j < 4; j++) frag_b<LD>(bfr[j], ws + (wn + 8 * j) * LD);
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 4; j++) mma16816(acc[i][j], af[i], bfr[j]);
+    __syncthreads();
+  }
+  int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+  for (int i = 0; i < 2; i++)
+    for (int hlf = 0; hlf < 2; hlf++) {
+      hs_i64 m = m0 + wm + 16 * i + g + 8 * hlf;
+      if (m >= M) continue;
+      float *o = out_row(a, HS_A_OUT0, a.s[HS_A_R0] + m / V) + (m % V) * O;
+      for (int j = 0; j < 4; j++)
+        for (int c = 0; c < 2; c++) {
+          hs_i64 col = o0 + wn + 8 * j + 2 * t + c;
+          if (col < O) o[col] = acc[i][j][2 * hlf + c];
+        }
+    }
+}
+
+// Its decode version: the same bf16-rounded inputs (exact products), f32
+// sums, a thread per output.
+template <int NT, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+HS_INLINE void gemv_bf16(const hs_args &a) {
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
+  hs_i64 g = (hs_i64)blockIdx.x * NT + threadIdx.x;
+  if (g >= V * O) return;
+  hs_i64 v = g / O, o = g % O;
+  const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
+  float s = 0.0f;
+  for (hs_i64 i = 0; i < I; i++) s = fmaf(bf16_round(x[i]), bf16_round(Wt[i * O + o]), s);
+  out_row(a, HS_A_OUT0, r)[v * O + o] = s;
+}
+
+// ---- attention ----------------------------------------------------------
+
+// One query against n keys with an online softmax (blocks of NT keys):
+// key j's rows come from kp(j) / vp(j) (head offset applied by the
+// caller).  The result o (d floats, in out) is sum_j p_j v_j with p the
+// softmax_n of the scaled scores (n_plus extra e^0 terms); no keys: 0.
+template <int NT, hs_i64 d, class KP, class VP>
+HS_INLINE void attend(const float *q, hs_i64 n, KP kp, VP vp, int n_plus, float *out,
+                      float *sp, float *red) {
+  constexpr int DPT = (int)((d + NT - 1) / NT);
+  const float scale = 1.0f / sqrtf((float)d);
+  float acc[DPT];
+  for (int u = 0; u < DPT; u++) acc[u] = 0.0f;
+  float m = -inf(), l = 0.0f;
+  for (hs_i64 j0 = 0; j0 < n; j0 += NT) {
+    hs_i64 j = j0 + threadIdx.x;
+    float s = j < n ? dot(q, kp(j), (int)d) * scale : -inf();
+    float mt = block_max<NT>(s, red);
+    float mn = fmaxf(m, mt);
+    float p = j < n ? expf(s - mn) : 0.0f;
+    sp[threadIdx.x] = p;
+    float ts = block_sum<NT>(p, red); // its barriers publish sp
+    float corr = m == -inf() ? 0.0f : expf(m - mn);
+    l = l * corr + ts;
+    hs_i64 cnt = n - j0 < NT ? n - j0 : NT;
+    for (int u = 0; u < DPT; u++) {
+      hs_i64 e = threadIdx.x + (hs_i64)u * NT;
+      float v = acc[u] * corr;
+      if (e < d)
+        for (hs_i64 jj = 0; jj < cnt; jj++) v = fmaf(sp[jj], vp(j0 + jj)[e], v);
+      acc[u] = v;
+    }
+    m = mn;
+    __syncthreads();
+  }
+  if (n_plus && m != -inf()) l += (float)n_plus * expf(-m);
+  for (int u = 0; u < DPT; u++) {
+    hs_i64 e = threadIdx.x + (hs_i64)u * NT;
+    if (e < d) out[e] = l > 0.0f ? acc[u] / l : 0.0f;
+  }
+}
+
+// Causal attention over the sequence ([L, H, d]; window W > 0 keeps keys
+// t-W+1..t), or within each chunk row ([C, P, H, d]).  blockIdx.y: the query
+// head (and, for chunk rows, the in-chunk query).  GRP query heads per KV
+// head.
+template <int NT, int RANK, bool CAUSAL, int HQ, int HK, hs_i64 d, hs_i64 P, hs_i64 WIN,
+          int H0, hs_i64 RE0, int H1, hs_i64 RE1, int H2, hs_i64 RE2>
+HS_INLINE void attention(const hs_args &a) {
+  __shared__ float red[33];
+  __shared__ float sp[NT];
+  __shared__ float qs[d];
+  hs_i64 r = my_row(a);
+  int h = (int)(blockIdx.y % HQ);
+  hs_i64 i = blockIdx.y / HQ; // the query's row in the chunk (RANK 4)
+  int kh = h / (HQ / HK);
+  const float *q = row<H0, RE0>(a, HS_IN(0), r) + (RANK == 3 ? h * d : (i * HQ + h) * d);
+  for (hs_i64 e = threadIdx.x; e < d; e += NT) qs[e] = q[e];
+  __syncthreads();
+  float *o = out_row(a, HS_A_OUT0, r) + (RANK == 3 ? h * d : (i * HQ + h) * d);
+  if (RANK == 3) {
+    hs_i64 lo = WIN > 0 && r - WIN + 1 > 0 ? r - WIN + 1 : 0;
+    attend<NT, d>(
+        qs, r - lo + 1,
+        [&](hs_i64 j) { return row<H1, RE1>(a, HS_IN(1), lo + j) + kh * d; },
+        [&](hs_i64 j) { return row<H2, RE2>(a, HS_IN(2), lo + j) + kh * d; }, 0, o, sp,
+        red);
+  } else {
+    const float *kr = row<H1, RE1>(a, HS_IN(1), r), *vr = row<H2, RE2>(a, HS_IN(2), r);
+    attend<NT, d>(
+        qs, CAUSAL ? i + 1 : P, [&](hs_i64 j) { return kr + (j * HK + kh) * d; },
+        [&](hs_i64 j) { return vr + (j * HK + kh) * d; }, 0, o, sp, red);
+  }
+}
+
+// HSA's attention over the selected chunks: weighted merge (a softmax per
+// chunk, scaled by the chunk's weight) or joint (one softmax over all
+// selected rows).  Inputs q [L, Hq, d], K, V chunk memories [C, P, Hk, d],
+// indices [L, G, KS] (i32 bits), weights [L, G, KS].  blockIdx.y: head.
+template <int NT, bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0,
+          hs_i64 RE0, int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4,
+          hs_i64 RE4>
+HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
+  __shared__ float red[33];
+  __shared__ float sp[NT];
+  __shared__ float qs[d];
+  __shared__ float part[d];
+  __shared__ int sel[KS];
+  hs_i64 t = my_row(a);
+  int h = (int)blockIdx.y, kh = h / (HQ / HK), g = G == 1 ? 0 : kh;
+  const float *q = row<H0, RE0>(a, HS_IN(0), t) + h * d;
+  const float *ir = row<H3, RE3>(a, HS_IN(3), t) + g * KS;
+  const float *wr = row<H4, RE4>(a, HS_IN(4), t) + g * KS;
+  for (hs_i64 e = threadIdx.x; e < d; e += NT) qs[e] = q[e];
+  // the selected chunks, in slot order (empty slots, -1, skipped)
+  if (threadIdx.x == 0) {
+    int n = 0;
+    for (hs_i64 k = 0; k < KS; k++) {
+      int c = __float_as_int(ir[k]);
+      if (c >= 0) sel[n++] = (int)k;
+    }
+    for (hs_i64 k = n; k < KS; k++) sel[k] = -1;
+  }
+  __syncthreads();
+  float *o = out_row(a, HS_A_OUT0, t) + h * d;
+  int nsel = 0;
+  while (nsel < KS && sel[nsel] >= 0) nsel++;
+  if (JOINT) {
+    attend<NT, d>(
+        qs, nsel * P,
+        [&](hs_i64 j) {
+          return row<H1, RE1>(a, HS_IN(1), __float_as_int(ir[sel[j / P]])) +
+                 ((j % P) * HK + kh) * d;
+        },
+        [&](hs_i64 j) {
+          return row<H2, RE2>(a, HS_IN(2), __float_as_int(ir[sel[j / P]])) +
+                 ((j % P) * HK + kh) * d;
+        },
+        n_plus, o, sp, red);
+    return;
+  }
+  constexpr int DPT = (int)((d + NT - 1) / NT);
+  float acc[DPT];
+  for (int u = 0; u < DPT; u++) acc[u] = 0.0f;
+  for (int s = 0; s < nsel; s++) {
+    int k = sel[s];
+    hs_i64 c = __float_as_int(ir[k]);
+    const float *kr = row<H1, RE1>(a, HS_IN(1), c), *vr = row<H2, RE2>(a, HS_IN(2), c);
+    attend<NT, d>(
+        qs, P, [&](hs_i64 j) { return kr + (j * HK + kh) * d; },
+        [&](hs_i64 j) { return vr + (j * HK + kh) * d; }, n_plus, part, sp, red);
+    __syncthreads();
+    float wk = wr[k];
+    for (int u = 0; u < DPT; u++) {
+      hs_i64 e = threadIdx.x + (hs_i64)u * NT;
+      if (e < d) acc[u] = fmaf(wk, part[e], acc[u]);
+    }
+    __syncthreads();
+  }
+  for (int u = 0; u < DPT; u++) {
+    hs_i64 e = threadIdx.x + (hs_i64)u * NT;
+    if (e < d) o[e] = acc[u];
+  }
+}
+
+// ---- retrieval ----------------------------------------------------------
+
+// The retrieval rule of PAPER.md / ref_ops.c: token t scores the chunks
+// complete before its own chunk (those starting within the last X tokens
+// before the query position excluded), with the query of position t, or
+// (per chunk) of the last token of the previous chunk.
+struct retr {
+  hs_i64 own, tq;
+};
+template <hs_i64 S, bool PER_CHUNK>
+HS_INLINE retr retr_of(hs_i64 t) {
+  retr r;
+  r.own = t / S;
+  r.tq = PER_CHUNK ? r.own * S - 1 : t;
+  return r;
+}
+template <hs_i64 S, hs_i64 X>
+HS_INLINE bool retr_excluded(hs_i64 i, hs_i64 tq) {
+  return X > 0 && i * S > tq - X;
+}
+
+// landmark_scores as a stored [L, G, C] matrix (when more than its top-k
+// reads it).  Inputs q [L, G, dr], landmarks [C, dr] or [C, G, dr], and an
+// optional learned offset (weight scalar).
+template <int NT, int G, hs_i64 DR, bool GROUPED, hs_i64 S, hs_i64 X, bool PER_CHUNK,
+          bool OFFW, int H0, hs_i64 RE0, int H1, hs_i64 RE1>
+HS_INLINE void landmark_scores(const hs_args &a, float off) {
+  hs_i64 t = my_row(a);
+  float *o = out_row(a, HS_A_OUT0, t);
+  hs_i64 C = out_elems(a) / G;
+  if (OFFW) off += ((const float *)a.s[HS_IN(2) + HS_V_SEG])[0];
+  retr rr = retr_of<S, PER_CHUNK>(t);
+  const float scale = 1.0f / sqrtf((float)DR);
+  for (hs_i64 e = threadIdx.x; e < G * C; e += NT) {
+    hs_i64 g = e / C, i = e % C;
+    float v = -inf();
+    if (rr.own > 0 && i < rr.own && !retr_excluded<S, X>(i, rr.tq)) {
+      const float *qr = row<H0, RE0>(a, HS_IN(0), rr.tq) + g * DR;
+      const float *l = row<H1, RE1>(a, HS_IN(1), i) + (GROUPED ? g * DR : 0);
+      v = dot(qr, l, (int)DR) * scale + off;
+    }
+    o[e] = v;
+  }
+}
+
+// A K-entry list, best first: (v, i) enters only if strictly better than
+// the last entry, so among equal scores the lower (earlier) index stays.
+template <hs_i64 K>
+HS_INLINE void offer(float *val, int *idx, int &n, float v, int i) {
+  if (v == -inf() || v != v || (n == K && !(v > val[K - 1]))) return;
+  int p = n < K ? n++ : (int)K - 1;
+  while (p > 0 && v > val[p - 1]) {
+    val[p] = val[p - 1];
+    idx[p] = idx[p - 1];
+    p--;
+  }
+  val[p] = v;
+  idx[p] = i;
+}
+
+// Merges list b into list a (both best first, ties by lower index first),
+// keeping K.
+template <hs_i64 K>
+HS_INLINE void merge_lists(float *av, int *ai, int &an, const float *bv, const int *bi,
+                           int bn) {
+  float tv[K];
+  int ti[K];
+  int x = 0, y = 0, n = 0;
+  while (n < K && (x < an || y < bn)) {
+    bool takea = y >= bn || (x < an && (av[x] > bv[y] || (av[x] == bv[y] && ai[x] < bi[y])));
+    if (takea) {
+      tv[n] = av[x];
+      ti[n++] = ai[x++];
+    } else {
+      tv[n] = bv[y];
+      ti[n++] = bi[y++];
+    }
+  }
+  for (int k = 0; k < n; k++) {
+    av[k] = tv[k];
+    ai[k] = ti[k];
+  }
+  an = n;
+}
+
+// Writes the K slots most recent first; empty ones get -1 and -inf.
+template <hs_i64 K>
+HS_INLINE void emit_slots(float *val, int *idx, int n, float *oi, float *ov) {
+  for (int x = 1; x < n; x++) {
+    int ia = idx[x], b = x;
+    float va = val[x];
+    while (b > 0 && idx[b - 1] < ia) {
+      idx[b] = idx[b - 1];
+      val[b] = val[b - 1];
+      b--;
+    }
+    idx[b] = ia;
+    val[b] = va;
+  }
+  for (int k = 0; k < K; k++) {
+    oi[k] = __int_as_float(k < n ? idx[k] : -1);
+    ov[k] = k < n ? val[k] : -inf();
+  }
+}
+
+// The K-entry lists of the block's threads, merged pairwise in shared
+// memory (lv, li: NT lists of K), the result in list 0.
+template <int NT, hs_i64 K>
+HS_INLINE void block_merge(float *val, int *idx, int &n, float *lv, int *li, int *ln) {
+  for (int k = 0; k < n; k++) {
+    lv[threadIdx.x * K + k] = val[k];
+    li[threadIdx.x * K + k] = idx[k];
+  }
+  ln[threadIdx.x] = n;
+  __syncthreads();
+  for (int st = NT / 2; st > 0; st >>= 1) {
+    if ((int)threadIdx.x < st) {
+      int an = ln[threadIdx.x];
+      merge_lists<K>(lv + threadIdx.x * K, li + threadIdx.x * K, an, lv + (threadIdx.x + st) * K,
+                     li + (threadIdx.x + st) * K, ln[threadIdx.x + st]);
+      ln[threadIdx.x] = an;
+    }
+    __syncthreads();
+  }
+}
+
+// The fused retrieve kernel: each thread streams over a strided share of
+// the landmarks keeping a K-entry list (no [L, G, C] score matrix), the
+// lists are merged across the block, and the K slots are written most
+// recent first.  blockIdx.y: the group.  Outputs: indices, scores.
+template <int NT, int G, hs_i64 DR, bool GROUPED, hs_i64 S, hs_i64 X, bool PER_CHUNK,
+          bool OFFW, hs_i64 K, int H0, hs_i64 RE0, int H1, hs_i64 RE1>
+HS_INLINE void retrieve(const hs_args &a, float off) {
+  __shared__ float lv[NT * K];
+  __shared__ int li[NT * K];
+  __shared__ int ln[NT];
+  hs_i64 t = my_row(a);
+  int g = (int)blockIdx.y;
+  hs_i64 C = a.s[HS_A_C];
+  if (OFFW) off += ((const float *)a.s[HS_IN(2) + HS_V_SEG])[0];
+  retr rr = retr_of<S, PER_CHUNK>(t);
+  const float scale = 1.0f / sqrtf((float)DR);
+  float val[K];
+  int idx[K];
+  int n = 0;
+  if (rr.own > 0) {
+    const float *qr = row<H0, RE0>(a, HS_IN(0), rr.tq) + g * DR;
+    hs_i64 end = rr.own < C ? rr.own : C;
+    for (hs_i64 i = threadIdx.x; i < end; i += NT) {
+      if (retr_excluded<S, X>(i, rr.tq)) continue;
+      const float *l = row<H1, RE1>(a, HS_IN(1), i) + (GROUPED ? g * DR : 0);
+      offer<K>(val, idx, n, dot(qr, l, (int)DR) * scale + off, (int)i);
+    }
+  }
+  block_merge<NT, K>(val, idx, n, lv, li, ln);
+  if (threadIdx.x == 0) {
+    float *oi = out_row(a, HS_A_OUT0, t) + g * K, *ov = out_row(a, HS_A_OUT1, t) + g * K;
+    emit_slots<K>(lv, li, ln[0], oi, ov);
+  }
+}
+
+// topk of a stored score matrix [L, G, C]: the same lists, fed from the
+// matrix.  blockIdx.y: the group.
+template <int NT, int G, hs_i64 K, int H0, hs_i64 RE0>
+HS_INLINE void topk(const hs_args &a) {
+  __shared__ float lv[NT * K];
+  __shared__ int li[NT * K];
+  __shared__ int ln[NT];
+  hs_i64 t = my_row(a);
+  int g = (int)blockIdx.y;
+  hs_i64 C = a.s[HS_IN(0) + HS_V_STRIDE] / G;
+  const float *s = row<H0, RE0>(a, HS_IN(0), t) + g * C;
+  float val[K];
+  int idx[K];
+  int n = 0;
+  for (hs_i64 i = threadIdx.x; i < C; i += NT) offer<K>(val, idx, n, s[i], (int)i);
+  block_merge<NT, K>(val, idx, n, lv, li, ln);
+  if (threadIdx.x == 0) {
+    float *oi = out_row(a, HS_A_OUT0, t) + g * K, *ov = out_row(a, HS_A_OUT1, t) + g * K;
+    emit_slots<K>(lv, li, ln[0], oi, ov);
+  }
+}
+
+// ---- the baselines' attentions (PAPER.md section 9) ------------------------
+//
+// Written for correctness first: one block per (token, head), the scores
+// in a per-block scratch of global memory, the selections made by thread
+// 0.  FIX + PER_T1 * t1 floats of scratch per block, as the generator
+// computes them (emit.c): landmark_attention: loc[B], in[KSEL*B], ls[t1];
+// moba: gate[t1 + 4], pos[(KSEL+1)*B]; nsa: p[GRP*(t1+1)], imp[t1+2],
+// pos[KSEL*B].
+
+template <hs_i64 FIX, hs_i64 PER_T1>
+HS_INLINE float *block_scratch(const hs_args &a) {
+  return scratch(a, FIX + PER_T1 * a.s[HS_A_T1]);
+}
+
+// softmax_n over s[0, n) in place, by one thread (ref_ops.c softmax_n).
+HS_INLINE void softmax_seq(float *s, hs_i64 n) {
+  float m = -inf();
+  for (hs_i64 j = 0; j < n; j++) m = fmaxf(m, s[j]);
+  if (m == -inf()) {
+    for (hs_i64 j = 0; j < n; j++) s[j] = 0.0f;
+    return;
+  }
+  float sum = 0.0f;
+  for (hs_i64 j = 0; j < n; j++) sum += (s[j] = s[j] == -inf() ? 0.0f : expf(s[j] - m));
+  for (hs_i64 j = 0; j < n; j++) s[j] /= sum;
+}
+
+// The K best of n scores (ties: lower index; -inf and NaN never chosen),
+// best first, by one thread; returns how many.
+template <hs_i64 K, class SC>
+HS_INLINE int top_seq(SC score, hs_i64 n, int *sel, float *val) {
+  int m = 0;
+  for (hs_i64 i = 0; i < n; i++) offer<K>(val, sel, m, score(i), (int)i);
+  return m;
+}
+
+// Landmark Attention's grouped softmax (ref_ops.c): inputs q, k, v [L, H, d]
+// and the block landmarks' keys [L/B, Hk*d].  blockIdx.y: the head.
+template <int NT, hs_i64 FIX, hs_i64 PER_T1, int HQ, int HK, hs_i64 d, hs_i64 B, hs_i64 KSEL,
+          int H0, hs_i64 RE0, int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3>
+HS_INLINE void landmark_attention(const hs_args &a) {
+  __shared__ float qs[d];
+  __shared__ int sel[KSEL];
+  __shared__ float sv[KSEL], pb[KSEL], mz[2];
+  __shared__ int nsel;
+  hs_i64 t = my_row(a);
+  int h = (int)blockIdx.y, kh = h / (HQ / HK);
+  float *loc = block_scratch<FIX, PER_T1>(a), *in = loc + B, *ls = in + KSEL * B;
+  const float *q = row<H0, RE0>(a, HS_IN(0), t) + h * d;
+  for (hs_i64 e = threadIdx.x; e < d; e += NT) qs[e] = q[e];
+  __syncthreads();
+  const float scale = 1.0f / sqrtf((float)d);
+  hs_i64 b0 = t / B, nloc = t - b0 * B + 1;
+  for (hs_i64 j = threadIdx.x; j < nloc; j += NT)
+    loc[j] = dot(qs, row<H1, RE1>(a, HS_IN(1), b0 * B + j) + kh * d, (int)d) * scale;
+  for (hs_i64 b = threadIdx.x; b < b0; b += NT)
+    ls[b] = dot(qs, row<H3, RE3>(a, HS_IN(3), b) + kh * d, (int)d) * scale;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int ns = top_seq<KSEL>([&](hs_i64 i) { return ls[i]; }, b0, sel, sv);
+    float m = -inf();
+    for (hs_i64 j = 0; j < nloc; j++) m = fmaxf(m, loc[j]);
+    for (int i = 0; i < ns; i++) m = fmaxf(m, ls[sel[i]]);
+    float Z = 0.0f;
+    for (hs_i64 j = 0; j < nloc; j++) Z += expf(loc[j] - m);
+    for (int i = 0; i < ns; i++) Z += expf(ls[sel[i]] - m);
+    for (int i = 0; i < ns; i++) pb[i] = expf(ls[sel[i]] - m) / Z;
+    mz[0] = m;
+    mz[1] = Z;
+    nsel = ns;
+  }
+  __syncthreads();
+  int ns = nsel;
+  for (hs_i64 e = threadIdx.x; e < ns * B; e += NT)
+    in[e] = dot(qs, row<H1, RE1>(a, HS_IN(1), sel[e / B] * B + e % B) + kh * d, (int)d) * scale;
+  __syncthreads();
+  for (int i = threadIdx.x; i < ns; i += NT) {
+    softmax_seq(in + i * B, B);
+    for (hs_i64 j = 0; j < B; j++) in[i * B + j] *= pb[i];
+  }
+  __syncthreads();
+  float *o = out_row(a, HS_A_OUT0, t) + h * d;
+  for (hs_i64 e = threadIdx.x; e < d; e += NT) {
+    float acc = 0.0f;
+    for (hs_i64 j = 0; j < nloc; j++)
+      acc = fmaf(expf(loc[j] - mz[0]) / mz[1], row<H2, RE2>(a, HS_IN(2), b0 * B + j)[kh * d + e],
+                 acc);
+    for (int i = 0; i < ns; i++)
+      for (hs_i64 j = 0; j < B; j++)
+        acc = fmaf(in[i * B + j], row<H2, RE2>(a, HS_IN(2), sel[i] * B + j)[kh * d + e], acc);
+    o[e] = acc;
+  }
+}
+
+// MoBA: the top-k past blocks by q . mean(keys) (ties: lower block) and
+// the own block up to t, under one softmax.  blockIdx.y: the head.
+template <int NT, hs_i64 FIX, hs_i64 PER_T1, int HQ, int HK, hs_i64 d, hs_i64 B, hs_i64 KSEL,
+          int H0, hs_i64 RE0, int H1, hs_i64 RE1, int H2, hs_i64 RE2>
+HS_INLINE void moba_attention(const hs_args &a) {
+  __shared__ float red[33];
+  __shared__ float sp[NT];
+  __shared__ float qs[d];
+  __shared__ int sel[KSEL];
+  __shared__ float sv[KSEL];
+  __shared__ int npos;
+  hs_i64 t = my_row(a);
+  int h = (int)blockIdx.y, kh = h / (HQ / HK);
+  float *gate = block_scratch<FIX, PER_T1>(a);
+  int *pos = (int *)(gate + a.s[HS_A_T1] + 4);
+  const float *q = row<H0, RE0>(a, HS_IN(0), t) + h * d;
+  for (hs_i64 e = threadIdx.x; e < d; e += NT) qs[e] = q[e];
+  __syncthreads();
+  hs_i64 b0 = t / B;
+  for (hs_i64 b = threadIdx.x; b < b0; b += NT) {
+    double g = 0.0;
+    for (hs_i64 j = 0; j < B; j++) g += dot(qs, row<H1, RE1>(a, HS_IN(1), b * B + j) + kh * d, (int)d);
+    gate[b] = (float)(g / (double)B);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int ns = top_seq<KSEL>([&](hs_i64 i) { return gate[i]; }, b0, sel, sv);
+    int n = 0;
+    for (int i = 0; i < ns; i++)
+      for (hs_i64 j = 0; j < B; j++) pos[n++] = (int)(sel[i] * B + j);
+    for (hs_i64 j = b0 * B; j <= t; j++) pos[n++] = (int)j;
+    npos = n;
+  }
+  __syncthreads();
+  attend<NT, d>(
+      qs, npos, [&](hs_i64 j) { return row<H1, RE1>(a, HS_IN(1), pos[j]) + kh * d; },
+      [&](hs_i64 j) { return row<H2, RE2>(a, HS_IN(2), pos[j]) + kh * d; }, 0,
+      out_row(a, HS_A_OUT0, t) + h * d, sp, red);
+}
+
+// NSA's compression: key j is W . concat(rows j*STR .. j*STR+BLK-1) per
+// head.  Inputs k [L, H, d], W [d, BLK*d].
+template <int NT, hs_i64 H, hs_i64 d, hs_i64 BLK, hs_i64 STR, int H0, hs_i64 RE0>
+HS_INLINE void nsa_compress(const hs_args &a) {
+  hs_i64 j = my_row(a);
+  const float *w = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  float *o = out_row(a, HS_A_OUT0, j);
+  for (hs_i64 x = threadIdx.x; x < H * d; x += NT) {
+    hs_i64 h = x / d, e = x % d;
+    float acc = 0.0f;
+    for (hs_i64 p = 0; p < BLK; p++) {
+      const float *kr = row<H0, RE0>(a, HS_IN(0), j * STR + p) + h * d;
+      acc += dot(w + e * BLK * d + p * d, kr, (int)d);
+    }
+    o[x] = acc;
+  }
+}
+
+// NSA's three branches (ref_ops.c rt_op_nsa_attention), one block per
+// (token, KV head): the compressed softmax of every head of the group, the
+// group's shared block selection, then per head the selected and the
+// window branches, mixed by the gates.  Inputs q, k, v, compressed k, v,
+// gates [L, Hq, 3].
+template <int NT, hs_i64 FIX, hs_i64 PER_T1, int HQ, int HK, hs_i64 d, hs_i64 CB, hs_i64 CS,
+          hs_i64 B, hs_i64 KSEL, hs_i64 INIT, hs_i64 LOCAL, hs_i64 W, int H0, hs_i64 RE0, int H1, hs_i64 RE1, int H2,
+          hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4, int H5, hs_i64 RE5>
+HS_INLINE void nsa_attention(const hs_args &a) {
+  constexpr int GRP = HQ / HK;
+  __shared__ float red[33];
+  __shared__ float sp[NT];
+  __shared__ float qs[d];
+  __shared__ float o1[d], o2[d];
+  __shared__ int sel[KSEL];
+  __shared__ float sv[KSEL];
+  __shared__ int npos;
+  hs_i64 t = my_row(a), T1 = a.s[HS_A_T1];
+  int kh = (int)blockIdx.y;
+  float *p = block_scratch<FIX, PER_T1>(a);
+  float *imp = p + GRP * (T1 + 1);
+  int *pos = (int *)(imp + T1 + 2);
+  const float scale = 1.0f / sqrtf((float)d);
+  hs_i64 nc = t + 1 >= CB ? (t + 1 - CB) / CS + 1 : 0, b0 = t / B, nb = b0 + 1;
+  const float *qrow = row<H0, RE0>(a, HS_IN(0), t);
+  for (hs_i64 x = threadIdx.x; x < GRP * nc; x += NT) {
+    hs_i64 hh = x / nc, j = x % nc;
+    p[x] = dot(qrow + (kh * GRP + hh) * d, row<H3, RE3>(a, HS_IN(3), j) + kh * d, (int)d) * scale;
+  }
+  __syncthreads();
+  for (int hh = threadIdx.x; hh < GRP; hh += NT) softmax_seq(p + hh * nc, nc);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (hs_i64 bb = 0; bb < nb; bb++) imp[bb] = 0.0f;
+    for (int hh = 0; hh < GRP; hh++)
+      for (hs_i64 j = 0; j < nc; j++)
+        for (hs_i64 bb = (j * CS) / B; bb <= (j * CS + CB - 1) / B && bb < nb; bb++)
+          imp[bb] += p[hh * nc + j];
+    int ns = 0;
+    for (hs_i64 bb = 0; bb < nb && ns < KSEL; bb++)
+      if (bb < INIT || bb > b0 - LOCAL) {
+        sel[ns++] = (int)bb;
+        imp[bb] = -inf();
+      }
+    // the remaining places by rank (ties: lower block), as top_indices
+    float tv[KSEL];
+    int ti[KSEL];
+    int extra = 0, K2 = (int)KSEL - ns;
+    for (hs_i64 i = 0; i < nb && K2 > 0; i++) {
+      float v = imp[i];
+      if (v == -inf() || v != v || (extra == K2 && !(v > tv[K2 - 1]))) continue;
+      int q2 = extra < K2 ? extra++ : K2 - 1;
+      while (q2 > 0 && v > tv[q2 - 1]) {
+        tv[q2] = tv[q2 - 1];
+        ti[q2] = ti[q2 - 1];
+        q2--;
+      }
+      tv[q2] = v;
+      ti[q2] = (int)i;
+    }
+    for (int i = 0; i < extra; i++) sel[ns + i] = ti[i];
+    ns += extra;
+    int n = 0;
+    for (int i = 0; i < ns; i++)
+      for (hs_i64 j = sel[i] * B; j < sel[i] * B + B && j <= t; j++) pos[n++] = (int)j;
+    npos = n;
+  }
+  __syncthreads();
+  hs_i64 lo = t - W + 1 > 0 ? t - W + 1 : 0;
+  const float *gr = row<H5, RE5>(a, HS_IN(5), t);
+  for (int hh = 0; hh < GRP; hh++) {
+    int h = kh * GRP + hh;
+    for (hs_i64 e = threadIdx.x; e < d; e += NT) qs[e] = qrow[h * d + e];
+    __syncthreads();
+    attend<NT, d>(
+        qs, npos, [&](hs_i64 j) { return row<H1, RE1>(a, HS_IN(1), pos[j]) + kh * d; },
+        [&](hs_i64 j) { return row<H2, RE2>(a, HS_IN(2), pos[j]) + kh * d; }, 0, o1, sp, red);
+    attend<NT, d>(
+        qs, t - lo + 1, [&](hs_i64 j) { return row<H1, RE1>(a, HS_IN(1), lo + j) + kh * d; },
+        [&](hs_i64 j) { return row<H2, RE2>(a, HS_IN(2), lo + j) + kh * d; }, 0, o2, sp, red);
+    __syncthreads();
+    float *o = out_row(a, HS_A_OUT0, t) + h * d;
+    for (hs_i64 e = threadIdx.x; e < d; e += NT) {
+      float cmp = 0.0f;
+      for (hs_i64 j = 0; j < nc; j++)
+        cmp = fmaf(p[hh * nc + j], row<H4, RE4>(a, HS_IN(4), j)[kh * d + e], cmp);
+      o[e] = gr[h * 3 + 0] * cmp + gr[h * 3 + 1] * o1[e] + gr[h * 3 + 2] * o2[e];
+    }
+    __syncthreads();
+  }
+}
+
+} // namespace hs

@@ -1,0 +1,351 @@
+/* test_cuda.c - the CUDA backend without a GPU (ctest -L cuda-emu).
+ *
+ *  - every example model's logits from the generated CUDA C, run by the
+ *    emulator (codegen/cuda/emu.h), against the reference interpreter:
+ *    prefill in uneven segments, and decoded token by token;
+ *  - every example's kernels compiled by NVRTC for sm_80 and sm_90 into
+ *    CUBINs, with ptxas's report read: no register spills in the attention
+ *    and retrieval kernels (skipped, saying so, without NVRTC);
+ *  - the emulator itself: barriers, warp shuffles, and a barrier some
+ *    threads never reach reported as a deadlock;
+ *  - `--backend cuda` (a GPU) says clearly that it cannot run yet.
+ * (The per-op checks on ragged shapes run the CUDA kernels too: see
+ * check() in test_backend.c.) */
+#define _GNU_SOURCE /* nftw's FTW_DEPTH/FTW_PHYS */
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/cache.h"
+#include "codegen/cuda/cuda.h"
+#include "runtime/backend.h"
+#include "runtime/hsa_runtime.h"
+#include "testutil.h"
+
+static const char *const models[] = {"dense",       "swa",         "drt_gca",
+                                     "hsa_ramba",   "paper_swa_hsa", "passkey_hsa",
+                                     "passkey_hsa_standard", "moba", "landmark_attention",
+                                     "nsa", "ruler_hsa", "authors_swa_hsa"};
+enum { NMODELS = sizeof models / sizeof *models };
+
+static void model_path(const char *name, char *out, size_t size) {
+  snprintf(out, size, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
+}
+
+/* Every example: cuda-emu logits == ref (prefill in segments of 29) and
+ * decode == prefill on cuda-emu.  The tolerances are the CPU backend's:
+ * fp32 kernels against the double-accumulating reference, looser where a
+ * model rounds values to bf16 stores (a kernel's last-bit difference can
+ * move a rounded value by one bf16 step). */
+static void test_example_models(void) {
+  enum { N = 90 };
+  int32_t tok[N];
+  uint64_t r = 9;
+  for (int i = 0; i < N; i++) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    tok[i] = (int32_t)((r >> 33) % 256);
+  }
+  char dir[] = "/tmp/hsac-test-cuda-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  for (int i = 0; i < NMODELS; i++) {
+    char model[512], weights[600];
+    model_path(models[i], model, sizeof model);
+    snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, models[i]);
+    hsart_error e;
+    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 21, &e), HSART_OK);
+    float *ref = NULL, *pre = NULL, *dec = NULL;
+    int64_t V = 0;
+    bool ok =
+        tu_model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &ref, &V, 0) &&
+        tu_model_logits(model, weights, HSART_BACKEND_CUDA_EMU, NULL, tok, N, 29, &pre, &V, 0) &&
+        tu_model_logits(model, weights, HSART_BACKEND_CUDA_EMU, NULL, tok, N, 0, &dec, &V, 0);
+    CU_ASSERT(ok);
+    if (ok) {
+      bool bf16 = strstr(models[i], "paper") || strstr(models[i], "passkey") ||
+                  strstr(models[i], "authors_swa") || strstr(models[i], "ruler");
+      double tol = bf16 ? 2e-3 : 1e-5;
+      double e1 = tu_norm_err(ref, pre, N * V), e2 = tu_norm_err(pre, dec, N * V);
+      if (!(e1 <= tol && e2 <= tol))
+        fprintf(stderr, "\n%s: cuda-emu vs ref %.3g, decode vs prefill %.3g (tolerance %.0e)\n",
+                models[i], e1, e2, tol);
+      CU_ASSERT(e1 <= tol);
+      CU_ASSERT(e2 <= tol);
+    }
+    free(ref), free(pre), free(dec);
+    remove(weights);
+  }
+  rmdir(dir);
+}
+
+/* The functions of a ptxas -v report whose names start with one of the
+ * prefixes and that spill: their count (and the first, in first). */
+static int spills(const char *log, const char *const *prefixes, int nprefixes, char *first,
+                  size_t size) {
+  int n = 0;
+  const char *fn = NULL;
+  for (const char *l = log; l && *l;) {
+    const char *end = strchr(l, '\n');
+    size_t len = end ? (size_t)(end - l) : strlen(l);
+    const char *p = strstr(l, "Function properties for ");
+    if (p && p < l + len) fn = p + strlen("Function properties for ");
+    const char *s = strstr(l, "bytes spill stores");
+    if (s && s < l + len && fn) {
+      /* "N bytes stack frame, S bytes spill stores, L bytes spill loads" */
+      const char *c = s;
+      while (c > l && c[-1] == ' ') c--;
+      while (c > l && c[-1] >= '0' && c[-1] <= '9') c--;
+      long stores = strtol(c, NULL, 10);
+      const char *lo = strstr(s, "spill stores, ");
+      long loads = lo ? strtol(lo + strlen("spill stores, "), NULL, 10) : 0;
+      for (int i = 0; i < nprefixes; i++)
+        if (!strncmp(fn, prefixes[i], strlen(prefixes[i])) && (stores || loads)) {
+          if (!n++) {
+            size_t fl = strcspn(fn, "\n");
+            snprintf(first, size, "%.*s (%ld bytes spilled, %ld reloaded)", (int)fl, fn, stores,
+                     loads);
+          }
+        }
+    }
+    l = end ? end + 1 : l + len;
+  }
+  return n;
+}
+
+/* Appends to *all the kernels of module text `src` (after the common
+ * head) whose names are not in it yet; counts them in *nk. */
+static bool add_kernels(char **all, size_t *len, const char *head, const char *src, int *nk) {
+  size_t hl = strlen(head);
+  if (strncmp(src, head, hl)) return false;
+  const char *p = src + hl;
+  while (*p) {
+    const char *next = strstr(p + 1, "extern \"C\"");
+    size_t n = next ? (size_t)(next - p) : strlen(p);
+    const char *nm = strstr(p, ") hsac_");
+    char name[96] = "";
+    if (nm && nm < p + n) sscanf(nm + 2, "%95[A-Za-z0-9_]", name);
+    char key[100];
+    snprintf(key, sizeof key, " %s(", name);
+    if (name[0] && !strstr(*all, key)) {
+      char *q = realloc(*all, *len + n + 1);
+      if (!q) return false;
+      *all = q;
+      memcpy(*all + *len, p, n);
+      *len += n;
+      (*all)[*len] = 0;
+      (*nk)++;
+    }
+    p += n;
+  }
+  return true;
+}
+
+static void test_nvrtc(void) {
+  if (!cg_cuda_have_nvrtc()) {
+    printf("\n  SKIPPED: this hsac was built without NVRTC (no CUDA toolkit found), so the "
+           "generated kernels are not compiled for sm_80 and sm_90 here ");
+    return;
+  }
+#ifdef HSAC_SANITIZED
+  printf("\n  SKIPPED under ASan + UBSan: NVRTC and ptxas are not instrumented, and the "
+         "same kernels are compiled in the plain build's run ");
+  return;
+#endif
+  static const char *const archs[] = {"sm_80", "sm_90"};
+  static const char *const hot[] = {"hsac_attention_", "hsac_chunk_attention_",
+                                    "hsac_retrieve_", "hsac_topk_", "hsac_landmark_scores_"};
+  /* one module holding every distinct kernel of every example */
+  char *head = NULL, *all = NULL;
+  size_t hlen = 0, len = 0;
+  CU_ASSERT_EQUAL_FATAL(cg_cuda_emit_head(&head, &hlen), 0);
+  all = strdup(head);
+  len = hlen;
+  int nk = 0;
+  for (int i = 0; i < NMODELS; i++) {
+    char model[512];
+    model_path(models[i], model, sizeof model);
+    hsac_compilation c;
+    hsac_init(&c);
+    CU_ASSERT_EQUAL_FATAL(hsac_compile(&c, model, NULL, 0, HSAC_STAGE_IR), HSAC_OK);
+    char *src = NULL, err[1024];
+    int mk = 0;
+    CU_ASSERT_EQUAL_FATAL(rt_cuda_module_text(c.graph, &src, &mk, err, sizeof err), HSART_OK);
+    CU_ASSERT(mk > 0);
+    CU_ASSERT(add_kernels(&all, &len, head, src, &nk));
+    free(src);
+    hsac_free(&c);
+  }
+  CU_ASSERT(nk > 40);
+  for (int a = 0; a < 2; a++) {
+    char *bin = NULL, *log = NULL, err[1024];
+    size_t blen = 0;
+    int rc = cg_cuda_nvrtc(all, archs[a], true, &bin, &blen, &log, err, sizeof err);
+    if (rc) fprintf(stderr, "\n%s: %s\n%s\n", archs[a], err, log ? log : "");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(blen > 0);
+    /* ptxas reported on every kernel */
+    int reported = 0;
+    for (const char *p = log; p && (p = strstr(p, "Function properties for ")); p++) reported++;
+    CU_ASSERT(reported >= nk);
+    char first[256] = "";
+    int n = spills(log, hot, sizeof hot / sizeof *hot, first, sizeof first);
+    if (n) fprintf(stderr, "\n%s: %d attention or retrieval kernels spill, first %s\n", archs[a],
+                   n, first);
+    CU_ASSERT_EQUAL(n, 0);
+    free(bin);
+    free(log);
+  }
+  free(all);
+  free(head);
+  /* the spill reader reads a report with spills */
+  char first[256];
+  const char *log = "ptxas info    : Function properties for hsac_attention_1\n"
+                    "ptxas         .     16 bytes stack frame, 8 bytes spill stores, 12 bytes "
+                    "spill loads\n"
+                    "ptxas info    : Function properties for hsac_add_2\n"
+                    "ptxas         .     0 bytes stack frame, 4 bytes spill stores, 4 bytes "
+                    "spill loads\n";
+  CU_ASSERT_EQUAL(spills(log, hot, 1, first, sizeof first), 1);
+  CU_ASSERT(tu_contains(first, "hsac_attention_1 (8 bytes spilled, 12 reloaded)"));
+}
+
+/* The emulator on hand-written CUDA: a block sum through shared memory and
+ * __syncthreads, a warp butterfly through __shfl_xor_sync, blocks along
+ * x and y; then a barrier only some threads reach. */
+static void test_emulator(void) {
+  const char *src =
+      "struct hs_args { long long s[4]; };\n"
+      "extern \"C\" __global__ void sums(const __grid_constant__ hs_args a) {\n"
+      "  __shared__ float part[64];\n"
+      "  float *out = (float *)a.s[0];\n"
+      "  float v = (float)(threadIdx.x + 1);\n"
+      "  part[threadIdx.x] = v;\n"
+      "  __syncthreads();\n"
+      "  float s = 0;\n"
+      "  for (int i = 0; i < 64; i++) s += part[i];\n"
+      "  float w = v;\n"
+      "  for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);\n"
+      "  int b = blockIdx.y * gridDim.x + blockIdx.x;\n"
+      "  if (threadIdx.x == 0) out[3 * b] = s;\n"
+      "  if (threadIdx.x == 32) out[3 * b + 1] = w;\n"
+      "  if (threadIdx.x == 5) out[3 * b + 2] = (float)(blockIdx.x + 10 * blockIdx.y);\n"
+      "}\n"
+      "HS_EMU_ENTRY(sums)\n"
+      /* warp 0 waits at one barrier while warp 1 shuffles and then arrives
+       * at another: both count for the block (as on sm_70 and later) */
+      "extern \"C\" __global__ void two(const __grid_constant__ hs_args a) {\n"
+      "  if (threadIdx.x < 32) __syncthreads();\n"
+      "  else { __shfl_xor_sync(0xffffffffu, 1.0f, 1); __syncthreads(); }\n"
+      "}\n"
+      "HS_EMU_ENTRY(two)\n"
+      /* lane 0 waits at the block's barrier for lanes 1..31, which wait in
+       * a shuffle for lane 0: a deadlock (warp 1 shuffles and returns) */
+      "extern \"C\" __global__ void stuck(const __grid_constant__ hs_args a) {\n"
+      "  if (threadIdx.x == 0) __syncthreads();\n"
+      "  else __shfl_xor_sync(0xffffffffu, 1.0f, 1);\n"
+      "}\n"
+      "HS_EMU_ENTRY(stuck)\n";
+  cg_cuda_emu *m = NULL;
+  cg_cuda_emu_stats st;
+  char err[2048];
+  int rc = cg_cuda_emu_load(src, NULL, &m, &st, err, sizeof err);
+  if (rc) fprintf(stderr, "\n%s\n", err);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  cg_cuda_emu_fn sums = cg_cuda_emu_lookup(m, "sums"), stuck = cg_cuda_emu_lookup(m, "stuck");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sums);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(stuck);
+  CU_ASSERT_PTR_NULL(cg_cuda_emu_lookup(m, "nothing"));
+  float out[3 * 6] = {0};
+  long long args[4] = {(long long)(intptr_t)out};
+  cg_cuda_emu_launch l = {{3, 2, 1}, {64, 1, 1}};
+  CU_ASSERT_EQUAL(sums(args, &l, err, sizeof err), 0);
+  for (int b = 0; b < 6; b++) {
+    CU_ASSERT_EQUAL(out[3 * b], 64.0f * 65.0f / 2);       /* 1 + ... + 64 */
+    CU_ASSERT_EQUAL(out[3 * b + 1], (33 + 64) * 32 / 2.0f); /* lanes 33 .. 64 */
+    CU_ASSERT_EQUAL(out[3 * b + 2], (float)(b % 3 + 10 * (b / 3)));
+  }
+  /* a block that is not a multiple of 32 threads is refused */
+  cg_cuda_emu_launch bad = {{1, 1, 1}, {48, 1, 1}};
+  CU_ASSERT_EQUAL(sums(args, &bad, err, sizeof err), -1);
+  CU_ASSERT(tu_contains(err, "multiple of 32"));
+  cg_cuda_emu_fn two = cg_cuda_emu_lookup(m, "two");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(two);
+  CU_ASSERT_EQUAL(two(args, &l, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(stuck(args, &l, err, sizeof err), -1);
+  CU_ASSERT(tu_contains(err, "deadlock in block (0, 0, 0)"));
+  /* the next launch starts over */
+  CU_ASSERT_EQUAL(sums(args, &l, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(out[0], 64.0f * 65.0f / 2);
+  cg_cuda_emu_free(m);
+  cg_cuda_emu *m2 = NULL;
+  /* a compile error names the compiler and shows its message */
+  rc = cg_cuda_emu_load("this is not C++;\n", NULL, &m2, &st, err, sizeof err);
+  CU_ASSERT_EQUAL(rc, -1);
+  CU_ASSERT(tu_contains(err, "failed on the generated kernels"));
+}
+
+/* --backend cuda: not runnable without the GPU runtime, said plainly;
+ * cuda-emu says what it is in its description. */
+static void test_backend_errors(void) {
+  char model[512], weights[] = "/tmp/hsac-test-cuda-w-XXXXXX";
+  model_path("dense", model, sizeof model);
+  int fd = mkstemp(weights);
+  CU_ASSERT_FATAL(fd >= 0);
+  close(fd);
+  hsart_error e;
+  CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 3, &e), HSART_OK);
+  hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA};
+  hsart_model *m = NULL;
+  CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_EUNSUPPORTED);
+  CU_ASSERT(tu_contains(e.message, "cannot run kernels on a GPU yet"));
+  CU_ASSERT_PTR_NULL(m);
+  mo.backend = HSART_BACKEND_CUDA_EMU;
+  CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+  if (m) {
+    CU_ASSERT_STRING_EQUAL(hsart_model_backend(m), "cuda-emu");
+    char d[512];
+    hsart_model_describe(m, d, sizeof d);
+    CU_ASSERT(tu_contains(d, "emulator"));
+  }
+  hsart_model_free(m);
+  remove(weights);
+}
+
+/* A kernel cache of the suite's own, removed afterwards. */
+static char cache_root[64];
+static char *saved_dir;
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static int suite_init(void) {
+  const char *d = getenv("HSAC_CACHE_DIR");
+  saved_dir = d ? strdup(d) : NULL;
+  snprintf(cache_root, sizeof cache_root, "/tmp/hsac-cuda-test-XXXXXX");
+  if (!mkdtemp(cache_root)) return -1;
+  setenv("HSAC_CACHE_DIR", cache_root, 1);
+  return 0;
+}
+
+static int suite_cleanup(void) {
+  nftw(cache_root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (saved_dir) setenv("HSAC_CACHE_DIR", saved_dir, 1);
+  else unsetenv("HSAC_CACHE_DIR");
+  free(saved_dir);
+  saved_dir = NULL;
+  return 0;
+}
+
+void tu_add_cuda_suite(void) {
+  CU_pSuite s = CU_add_suite("cuda", suite_init, suite_cleanup);
+  CU_add_test(s, "the emulator: barriers, shuffles, deadlocks", test_emulator);
+  CU_add_test(s, "every example's kernels through NVRTC for sm_80 and sm_90, no spills",
+              test_nvrtc);
+  CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
+              test_example_models);
+  CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
+}
