@@ -25,7 +25,7 @@ enum opt_id {
   O_SEED, O_WEIGHTS, O_PROMPT, O_PROMPT_FILE, O_MAX_NEW, O_STOP, O_TEMPERATURE, O_TOP_K,
   O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
   /* backends */
-  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
+  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
   O_MIN_SCORE, O_COUNT,
@@ -46,6 +46,8 @@ static const cli_opt backend_opts[] = {
      "which backend runs the kernels (auto, the default: cpu\nwhen it compiles every op, else ref; "
      "cuda-emu: the\nCUDA kernels run on this CPU by the emulator)"},
     {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
+    {O_GPU_MATH, "--gpu-math", NULL, "f32|bf16",
+     "cuda backends: f32 arithmetic (the default), or the\nlinears and the sparse attention on tensor cores\n(bf16 inputs, f32 sums)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "keep|f32|bf16",
      "the linear layers' weights: keep (default) bf16 or f16\n"
      "where the file has them, else f32; f32; or bf16 (rounded\n"
@@ -76,6 +78,7 @@ static const cli_opt ir_opts[] = {
      "O3, assembly, or an object file (with -o); or the CUDA\n"
      "backend's: CUDA C, PTX or a CUBIN (with -o) from NVRTC"},
     {O_GPU_ARCH, "--gpu-arch", NULL, "sm_NN", "with --emit=ptx|cubin: the GPU architecture (default sm_90)"},
+    {O_GPU_MATH, "--gpu-math", NULL, "f32|bf16", "with --emit=cuda|ptx|cubin: the kernels' arithmetic"},
     {O_CPU, "--cpu", NULL, "NAME", "with --emit: code for a named CPU (haswell, ...)"},
     {O_OUT, "-o", NULL, "OUT", "with --emit=obj|cubin: the file to write"},
     END_OPTS,
@@ -374,6 +377,10 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_PRINT_AFTER_ALL: o->print_after = "all"; return 0;
   case O_O0: o->opt_level = 0; return 0;
   case O_CPU: o->cpu = v; return 0;
+  case O_GPU_MATH:
+    if (strcmp(v, "f32") && strcmp(v, "bf16")) BAD("--gpu-math expects f32 or bf16, not '%s'", v);
+    o->gpu_bf16 = !strcmp(v, "bf16");
+    return 0;
   case O_GPU_ARCH:
     if (strncmp(v, "sm_", 3) || !v[3] || strspn(v + 3, "0123456789") < 2 ||
         strspn(v + 3, "0123456789abf") != strlen(v + 3))
@@ -553,6 +560,8 @@ static int check_combination(const hsac_cli *o) {
     if (o->out && !obj) BAD("-o goes with --emit=obj or --emit=cubin");
     if (o->cpu && !o->emit) BAD("--cpu goes with --emit");
     if (o->gpu_arch && !gpu) BAD("--gpu-arch goes with --emit=ptx or --emit=cubin");
+    if (o->gpu_bf16 && !(gpu || (o->emit && !strcmp(o->emit, "cuda"))))
+      BAD("--gpu-math goes with --emit=cuda, ptx or cubin");
     if (o->print_after && o->emit)
       BAD("--print-after%s prints the IR and --emit the kernels: give one",
           strcmp(o->print_after, "all") ? "" : "-all");

@@ -90,7 +90,7 @@ static hsart_model_options model_options(const hsac_cli *o) {
   hsart_model_options mo = {.opt_level = 1, .backend = (hsart_backend)o->backend,
                             .threads = o->threads, .cpu = o->cpu, .no_cache = o->no_cache,
                             .weights_dtype = (hsart_weights_dtype)o->weights_dtype,
-                            .include_dirs = includes(o)};
+                            .gpu_bf16 = o->gpu_bf16, .include_dirs = includes(o)};
   return mo;
 }
 
@@ -159,17 +159,18 @@ static bool print_summary(const hsac_compilation *c, bool json, FILE *out) {
  * (obj: an ELF object file with every kernel, written to -o). */
 /* hsac ir --emit=cuda|ptx|cubin: the CUDA backend's kernels of the model
  * (ptx, cubin: compiled by NVRTC for arch; cubin written to -o). */
-static hsac_status emit_cuda(const ir_graph *g, const char *emit, const char *arch,
+static hsac_status emit_cuda(const ir_graph *g, const char *emit, const char *arch, bool bf16,
                              const char *out) {
   char err[2048], *text = NULL;
   int nk = 0;
-  hsart_status st = rt_cuda_module_text(g, &text, &nk, err, sizeof err);
+  hsart_status st = rt_cuda_module_text(g, bf16, &text, &nk, err, sizeof err);
   if (st != HSART_OK) {
     fprintf(stderr, "hsac: error: %s\n", err);
     return st == HSART_ENOMEM ? HSAC_ENOMEM : HSAC_EINPUT;
   }
   if (!strcmp(emit, "cuda")) {
-    printf("// CUDA C of model '%s': %d kernels\n", g->name, nk);
+    printf("// CUDA C of model '%s': %d kernels, %s arithmetic\n", g->name, nk,
+           bf16 ? "bf16 tensor-core" : "f32");
     fputs(text, stdout);
     free(text);
     return HSAC_OK;
@@ -263,7 +264,7 @@ static int cmd_compile(const hsac_cli *o) {
           stderr);
   if (st == HSAC_OK && emit) {
     bool gpu = !strcmp(emit, "cuda") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin");
-    st = gpu ? emit_cuda(c.graph, emit, o->gpu_arch, o->out)
+    st = gpu ? emit_cuda(c.graph, emit, o->gpu_arch, o->gpu_bf16, o->out)
              : emit_code(c.graph, emit, o->cpu, o->out);
   } else if (st == HSAC_OK) {
     if (ir) {

@@ -35,6 +35,7 @@ typedef struct rt_backend_config {
                           file (mapped during compile only), to pack from */
   const struct st_file *raw_file; /* the file raw points into: each tensor's
                           pages are released once it is packed */
+  bool gpu_bf16;       /* cuda: tensor-core kernels (cg_cuda_math) */
 } rt_backend_config;
 
 struct rt_backend {
@@ -68,8 +69,8 @@ extern const rt_backend rt_backend_cuda_emu; /* the same source under the emulat
 bool rt_cuda_supports(const ir_graph *g, char *why, size_t size);
 /* The CUDA C module of g's kernels as the CUDA backend compiles it
  * (*text malloc'd; *nkernels: its kernels). */
-hsart_status rt_cuda_module_text(const ir_graph *g, char **text, int *nkernels, char *err,
-                                 size_t errsize);
+hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, char **text, int *nkernels,
+                                 char *err, size_t errsize);
 
 /* Whether the CPU backend compiles every op of g; if not, why (naming the
  * first op it does not). */

@@ -36,6 +36,7 @@ typedef struct cuda_prog {
   int nvals;
   int nkernels, nops;
   char *source;                 /* the module (for `hsac ir --emit=cuda`) */
+  cg_cuda_math math;
   cg_cuda_emu *emu;
   cg_cuda_emu_stats st;
   struct wt {                   /* linear weights transposed, by weight */
@@ -122,7 +123,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *
     free(tmp);
     tmp = NULL;
     tlen = 0;
-    if (cg_cuda_emit(&req, "HSK", &tmp, &tlen, &k->info, err, errsize)) {
+    if (cg_cuda_emit(&req, p->math, "HSK", &tmp, &tlen, &k->info, err, errsize)) {
       size_t l = strlen(err);
       snprintf(err + l, errsize - l, " (op %s%s%s)", ir_ops[op->code].name,
                op->origin ? " in " : "", op->origin ? op->origin : "");
@@ -148,7 +149,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *
     free(tmp);
     tmp = NULL;
     tlen = 0;
-    if (cg_cuda_emit(&req, k->name, &tmp, &tlen, &k->info, err, errsize)) {
+    if (cg_cuda_emit(&req, p->math, k->name, &tmp, &tlen, &k->info, err, errsize)) {
       st = HSART_EUNSUPPORTED;
       break;
     }
@@ -203,8 +204,8 @@ bool rt_cuda_supports(const ir_graph *g, char *why, size_t size) {
   return ok;
 }
 
-hsart_status rt_cuda_module_text(const ir_graph *g, char **text, int *nkernels, char *err,
-                                 size_t errsize) {
+hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, char **text, int *nkernels,
+                                 char *err, size_t errsize) {
   *text = NULL;
   int nw = 0;
   for (const ir_op *op = g->first; op; op = op->next) nw += op->code == IR_WEIGHT;
@@ -215,7 +216,7 @@ hsart_status rt_cuda_module_text(const ir_graph *g, char **text, int *nkernels, 
   }
   rt_exec x;
   hsart_status st = rt_exec_init(&x, g, w, RT_Q_F32, NULL, err, errsize);
-  cuda_prog p = {0};
+  cuda_prog p = {.math = bf16 ? CG_CUDA_BF16 : CG_CUDA_F32};
   if (st == HSART_OK) {
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     st = p.k ? emit_module(g, &x, &p, err, errsize) : HSART_ENOMEM;
@@ -257,6 +258,7 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
     return st;
   }
   p->nvals = x.nvals;
+  p->math = cfg && cfg->gpu_bf16 ? CG_CUDA_BF16 : CG_CUDA_F32;
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals + 1, sizeof *p->wts);
   double t0 = now_ms();
@@ -333,9 +335,10 @@ static void cuda_describe(const void *program, char *buf, size_t size) {
   const cuda_prog *p = program;
   snprintf(buf, size,
            "backend cuda-emu: the generated CUDA C run on this CPU by the emulator "
-           "(codegen/cuda/emu.h, compiled by %s), %d kernels for %d ops, %s in %.0f ms "
-           "(emit %.1f ms)",
-           p->st.compiler, p->nkernels, p->nops,
+           "(codegen/cuda/emu.h, compiled by %s), %s arithmetic, %d kernels for %d ops, %s in "
+           "%.0f ms (emit %.1f ms)",
+           p->st.compiler,
+           p->math == CG_CUDA_BF16 ? "bf16 tensor-core (mma.sync)" : "f32", p->nkernels, p->nops,
            p->st.cache_hit ? "loaded from the kernel cache" : "compiled", p->st.ms, p->ms_emit);
 }
 

@@ -89,6 +89,9 @@ typedef struct hsart_model_options {
   int no_cache;    /* cpu backend: neither read nor write the kernel cache
                       (HSAC_NO_CACHE=1 does the same) */
   hsart_weights_dtype weights_dtype; /* the linear weights (KEEP by default) */
+  int gpu_bf16;    /* cuda backends: the linears and the sparse attention on
+                      tensor cores (bf16 inputs, f32 accumulation) instead
+                      of f32 arithmetic (docs/cuda.md) */
   const char *const *include_dirs; /* folders searched for includes after the
                       including file's own (-I), NULL-terminated (or NULL) */
 } hsart_model_options;

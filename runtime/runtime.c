@@ -152,6 +152,7 @@ static hsart_status compile_backend(hsart_model *m, const hsart_model_options *o
   if (!m->be->compile) return HSART_OK;
   rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
                            .no_cache = opts && opts->no_cache, .wtype = m->wtype, .raw = raw,
+                           .gpu_bf16 = opts && opts->gpu_bf16,
                            .raw_file = f};
   char msg[1024];
   hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,

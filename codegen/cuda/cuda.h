@@ -40,6 +40,13 @@ typedef struct cg_cuda_info {
                                 transposed, [I][O] (cg_cuda_transpose) */
 } cg_cuda_info;
 
+/* The arithmetic of the generated kernels. */
+typedef enum cg_cuda_math {
+  CG_CUDA_F32 = 0,   /* f32 everywhere (CUDA cores): within 1e-6 of the reference */
+  CG_CUDA_BF16 = 1,  /* linears and the sparse attention on tensor cores
+                        (mma.sync m16n8k16: bf16 inputs, f32 accumulation) */
+} cg_cuda_math;
+
 /* Wt[i][o] = w[o][i] for a linear's weights [O, I]. */
 void cg_cuda_transpose(const float *w, int64_t O, int64_t I, float *wt);
 
@@ -48,8 +55,8 @@ bool cg_cuda_supported(const cg_kernel_req *req, char *why, size_t size);
 
 /* Appends kernel `name` (and, for a linear, name_1) to *buf (malloc'd,
  * *len bytes, grown as needed).  0, or -1 with err. */
-int cg_cuda_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *len,
-                 cg_cuda_info *info, char *err, size_t errsize);
+int cg_cuda_emit(const cg_kernel_req *req, cg_cuda_math math, const char *name, char **buf,
+                 size_t *len, cg_cuda_info *info, char *err, size_t errsize);
 
 /* Appends the text every module starts with: the slot numbers of
  * kernels.h as macros, then prelude.cuh.  0, or -1 out of memory. */

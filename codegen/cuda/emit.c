@@ -107,8 +107,15 @@ static const char *hexf(double v, char *b, size_t n) {
   return b;
 }
 
-int cg_cuda_emit(const cg_kernel_req *q, const char *name, char **buf, size_t *len,
-                 cg_cuda_info *info, char *err, size_t errsize) {
+/* Shared memory of chunk_attention_mma (prelude.cuh), bytes. */
+static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS) {
+  int64_t MR = (grp + 15) / 16 * 16, DP = (d + 15) / 16 * 16, PP = (P + 15) / 16 * 16;
+  return 2 * (MR * (DP + 8) + PP * (DP + 8) + DP * (PP + 8) + MR * (PP + 8)) +
+         4 * (MR * (PP + 1) + 3 * MR) + 4 * KS + 8;
+}
+
+int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, char **buf,
+                 size_t *len, cg_cuda_info *info, char *err, size_t errsize) {
   if (!cg_cuda_supported(q, err, errsize)) return -1;
   const ir_op *op = q->op;
   memset(info, 0, sizeof *info);
@@ -175,18 +182,19 @@ int cg_cuda_emit(const cg_kernel_req *q, const char *name, char **buf, size_t *l
     const ir_type *t = &op->out[0]->type;
     int64_t V = 1;
     for (int i = 1; i < t->rank - 1; i++) V *= t->dims[i].n;
-    info->block = 256;
+    bool tc = math == CG_CUDA_BF16;
+    info->block = tc ? 128 : 256;
     info->vecs = V;
     info->grid_y = (O + 63) / 64;
     info->one_row = true;
     info->wt = true;
     info->block1 = NT;
     info->outs1 = V * O;
-    snprintf(call, sizeof call, "hs::linear<%s, %lldll, %lldll>(a)", hre(q, 0, h0, sizeof h0),
-             (long long)I, (long long)O);
+    snprintf(call, sizeof call, "hs::%s<%s, %lldll, %lldll>(a)", tc ? "linear_mma" : "linear",
+             hre(q, 0, h0, sizeof h0), (long long)I, (long long)O);
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1(const __grid_constant__ "
-            "hs_args a) {\n  hs::gemv<%d, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
-        NT, name, NT, h0, (long long)I, (long long)O, name);
+            "hs_args a) {\n  hs::%s<%d, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
+        NT, name, tc ? "gemv_bf16" : "gemv", NT, h0, (long long)I, (long long)O, name);
     break;
   }
   case IR_ATTENTION: {
@@ -206,6 +214,20 @@ int cg_cuda_emit(const cg_kernel_req *q, const char *name, char **buf, size_t *l
     const ir_value *qv = op->in[0], *K = op->in[1], *I = op->in[3];
     const ir_attr *merge = ir_get_attr(op, "merge");
     int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(K, 1), Hk = DIMN(K, 2);
+    int64_t grp = Hq / Hk, KS = DIMN(I, 2);
+    bool joint = merge && !strcmp(merge->s, "joint");
+    if (math == CG_CUDA_BF16 && grp <= 64 && sparse_mma_smem(grp, d, P, KS) <= 48 * 1024) {
+      /* the query heads of a KV head as the rows of the mma tiles */
+      info->grid_y = Hk;
+      snprintf(call, sizeof call,
+               "hs::chunk_attention_mma<%s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
+               "%s, %s>(a, %d)",
+               joint ? "true" : "false", (long long)Hq, (long long)Hk, (long long)DIMN(I, 1),
+               (long long)KS, (long long)d, (long long)P, hre(q, 0, h0, sizeof h0),
+               hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3),
+               hre(q, 4, h4, sizeof h4), (int)ir_attr_i(op, "softmax_plus", 0));
+      break;
+    }
     info->grid_y = Hq;
     snprintf(call, sizeof call,
              "hs::chunk_attention<%d, %s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "

@@ -595,6 +595,157 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
   }
 }
 
+// HSA's sparse attention on tensor cores: one block (4 warps) per (token,
+// KV head); the GRP query heads that share the KV head are the rows of the
+// mma tiles (padded to MT tiles of 16), so each selected chunk's K and V
+// are read once for the whole group, gathered from the chunk pages into
+// shared memory as bf16 (K as [key][e], V transposed as [e][key]).  Per
+// chunk: S = Q K^T (f32), the softmax in f32 (weighted: one per chunk,
+// scaled by the chunk's weight; joint: online across the chunks), then
+// O += P V with P rounded to bf16.  The tile sizes are the generator's
+// (emit.c keeps the shared memory under 48 KB or uses chunk_attention).
+template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
+          int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4>
+HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
+  constexpr int GRP = HQ / HK, MT = (GRP + 15) / 16, MR = 16 * MT;
+  constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
+  constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = PP + 8, LDP = PP + 8, LDS = PP + 1;
+  constexpr int NOT = DP / 8, NO = (NOT + 3) / 4;   // output n-tiles, per warp
+  constexpr int NST = PP / 8;                       // score n-tiles
+  __shared__ unsigned short qs[MR * LDQ];
+  __shared__ unsigned short ks[PP * LDK];
+  __shared__ unsigned short vt[DP * LDV];
+  __shared__ unsigned short ps[MR * LDP];
+  __shared__ float sc[MR * LDS];
+  __shared__ float rowm[MR], rowl[MR], rows_[MR];
+  __shared__ int sel[KS];
+  __shared__ int nsel_s;
+  hs_i64 t = my_row(a);
+  int kh = (int)blockIdx.y, g = G == 1 ? 0 : kh;
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31, fg = l >> 2, ft = l & 3;
+  const float scale = 1.0f / sqrtf((float)d);
+  const float *qrow = row<H0, RE0>(a, HS_IN(0), t);
+  const float *ir = row<H3, RE3>(a, HS_IN(3), t) + g * KS;
+  const float *wr = row<H4, RE4>(a, HS_IN(4), t) + g * KS;
+  for (int e = threadIdx.x; e < MR * DP; e += 128) {
+    int hh = e / DP, c = e % DP;
+    qs[hh * LDQ + c] = bf16_bits(hh < GRP && c < d ? qrow[(kh * GRP + hh) * d + c] : 0.0f);
+  }
+  if (threadIdx.x == 0) {
+    int n = 0;
+    for (hs_i64 k = 0; k < KS; k++)
+      if (__float_as_int(ir[k]) >= 0) sel[n++] = (int)k;
+    nsel_s = n;
+  }
+  for (int r = threadIdx.x; r < MR; r += 128) {
+    rowm[r] = -inf();
+    rowl[r] = 0.0f;
+  }
+  float acc[MT][NO][4];
+  for (int i = 0; i < MT; i++)
+    for (int j = 0; j < NO; j++)
+      for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
+  __syncthreads();
+  int nsel = nsel_s;
+  for (int s = 0; s < nsel; s++) {
+    int k = sel[s];
+    hs_i64 c = __float_as_int(ir[k]);
+    const float *kr = row<H1, RE1>(a, HS_IN(1), c), *vr = row<H2, RE2>(a, HS_IN(2), c);
+    for (int e = threadIdx.x; e < PP * DP; e += 128) {
+      int j = e / DP, x = e % DP;
+      bool in = j < P && x < d;
+      ks[j * LDK + x] = bf16_bits(in ? kr[(j * HK + kh) * d + x] : 0.0f);
+      vt[x * LDV + j] = bf16_bits(in ? vr[(j * HK + kh) * d + x] : 0.0f);
+    }
+    __syncthreads();
+    // S = Q K^T: warp w takes score n-tiles w, w + 4, ...
+    for (int mt = 0; mt < MT; mt++)
+      for (int nt = w; nt < NST; nt += 4) {
+        float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int k0 = 0; k0 < DP; k0 += 16) {
+          unsigned af[4], bfr[2];
+          frag_a<LDQ>(af, qs + mt * 16 * LDQ + k0);
+          frag_b<LDK>(bfr, ks + nt * 8 * LDK + k0);
+          mma16816(sacc, af, bfr);
+        }
+        for (int c2 = 0; c2 < 4; c2++) {
+          int r = mt * 16 + fg + (c2 >= 2 ? 8 : 0), j = nt * 8 + 2 * ft + (c2 & 1);
+          sc[r * LDS + j] = j < P ? sacc[c2] * scale : -inf();
+        }
+      }
+    __syncthreads();
+    // the softmax of each row (query head), one thread per row
+    for (int r = threadIdx.x; r < MR; r += 128) {
+      float m = -inf();
+      for (int j = 0; j < P; j++) m = fmaxf(m, sc[r * LDS + j]);
+      if (JOINT) {
+        float mn = fmaxf(rowm[r], m), corr = rowm[r] == -inf() ? 0.0f : expf(rowm[r] - mn);
+        float sum = 0.0f;
+        for (int j = 0; j < PP; j++) {
+          float p = j < P && r < GRP ? expf(sc[r * LDS + j] - mn) : 0.0f;
+          sum += p;
+          ps[r * LDP + j] = bf16_bits(p);
+        }
+        rowl[r] = rowl[r] * corr + sum;
+        rowm[r] = mn;
+        rows_[r] = corr;
+      } else {
+        float sum = 0.0f;
+        for (int j = 0; j < P; j++) sum += expf(sc[r * LDS + j] - m);
+        if (n_plus) sum += (float)n_plus * expf(-m);
+        float f = wr[k] / sum;
+        for (int j = 0; j < PP; j++)
+          ps[r * LDP + j] = bf16_bits(j < P && r < GRP ? expf(sc[r * LDS + j] - m) * f : 0.0f);
+      }
+    }
+    __syncthreads();
+    // O (+)= P V: warp w takes output n-tiles w, w + 4, ...
+    for (int mt = 0; mt < MT; mt++) {
+      if (JOINT) {
+        float c0 = rows_[mt * 16 + fg], c1 = rows_[mt * 16 + fg + 8];
+        for (int j = 0; j < NO; j++) {
+          acc[mt][j][0] *= c0;
+          acc[mt][j][1] *= c0;
+          acc[mt][j][2] *= c1;
+          acc[mt][j][3] *= c1;
+        }
+      }
+      for (int j = 0; j < NO; j++) {
+        int nt = w + 4 * j;
+        if (nt >= NOT) continue;
+        for (int k0 = 0; k0 < PP; k0 += 16) {
+          unsigned af[4], bfr[2];
+          frag_a<LDP>(af, ps + mt * 16 * LDP + k0);
+          frag_b<LDV>(bfr, vt + nt * 8 * LDV + k0);
+          mma16816(acc[mt][j], af, bfr);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  float *orow = out_row(a, HS_A_OUT0, t);
+  for (int mt = 0; mt < MT; mt++)
+    for (int hlf = 0; hlf < 2; hlf++) {
+      int r = mt * 16 + fg + 8 * hlf;
+      if (r >= GRP) continue;
+      float den = 1.0f;
+      if (JOINT) {
+        den = rowl[r];
+        if (n_plus && rowm[r] != -inf()) den += (float)n_plus * expf(-rowm[r]);
+      }
+      float *o = orow + (kh * GRP + r) * d;
+      for (int j = 0; j < NO; j++) {
+        int nt = w + 4 * j;
+        if (nt >= NOT) continue;
+        for (int c2 = 0; c2 < 2; c2++) {
+          int e = nt * 8 + 2 * ft + c2;
+          if (e < d) o[e] = JOINT ? (den > 0.0f ? acc[mt][j][2 * hlf + c2] / den : 0.0f)
+                                  : acc[mt][j][2 * hlf + c2];
+        }
+      }
+    }
+}
+
 // ---- retrieval ----------------------------------------------------------
 
 // The retrieval rule of PAPER.md / ref_ops.c: token t scores the chunks

@@ -24,6 +24,13 @@ bool tu_model_logits(const char *model, const char *weights, hsart_backend be, c
                      hsart_weights_dtype wd) {
   hsart_model_options mo = {.opt_level = 1, .backend = be, .cpu = cpu, .threads = 2,
                             .weights_dtype = wd};
+  return tu_model_logits_mo(model, weights, &mo, tok, n, segment, out, vocab);
+}
+
+bool tu_model_logits_mo(const char *model, const char *weights, const hsart_model_options *opts,
+                        const int32_t *tok, int64_t n, int64_t segment, float **out,
+                        int64_t *vocab) {
+  hsart_model_options mo = *opts;
   hsart_model *m;
   hsart_error e;
   if (hsart_model_load(model, weights, &mo, &m, &e) != HSART_OK) {

@@ -29,6 +29,10 @@ long tu_alloc_count(void);
 bool tu_model_logits(const char *model, const char *weights, hsart_backend be, const char *cpu,
                      const int32_t *tok, int64_t n, int64_t segment, float **out, int64_t *vocab,
                      hsart_weights_dtype wd);
+/* The same with the model options given. */
+bool tu_model_logits_mo(const char *model, const char *weights, const hsart_model_options *mo,
+                        const int32_t *tok, int64_t n, int64_t segment, float **out,
+                        int64_t *vocab);
 /* |a - b| / |a| over n values. */
 double tu_norm_err(const float *a, const float *b, int64_t n);
 
