@@ -240,6 +240,12 @@ const cli_command hsac_cmd_import = {
     "that differs, and writes nothing.  A config field hsac cannot represent is\n"
     "refused by name.  docs/import.md maps every config field and tensor name.\n",
     {import_opts, NULL}, 1};
+const cli_command hsac_cmd_tune = {
+    "tune", "FILE",
+    "tune the model's CUDA kernels for this machine's GPU.  Not built yet: it\n"
+    "compiles the model, looks for a GPU through the CUDA driver and says what it\n"
+    "found; it exits 1 (docs/cuda.md).\n",
+    NULL, {include_opts, NULL}, 1};
 const cli_command hsac_cmd_cache = {
     "cache", "ls|clear",
     "list or remove the compiled kernels cached on disk\n"
@@ -256,7 +262,7 @@ const cli_command hsac_cmd_help = {"help", "[COMMAND]",
 
 const cli_command *const hsac_commands[] = {
     &hsac_cmd_check, &hsac_cmd_ir, &hsac_cmd_passes, &hsac_cmd_plan, &hsac_cmd_init_weights, &hsac_cmd_run, &hsac_cmd_logits,
-    &hsac_cmd_export, &hsac_cmd_import, &tk_gen_task_command, &hsac_cmd_eval, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
+    &hsac_cmd_export, &hsac_cmd_import, &tk_gen_task_command, &hsac_cmd_eval, &hsac_cmd_tune, &hsac_cmd_cache, &hsac_cmd_params, &hsac_cmd_version, &hsac_cmd_help, NULL,
 };
 
 /* ---- shared helpers ----------------------------------------------------- */
@@ -549,6 +555,7 @@ static int check_combination(const hsac_cli *o) {
   const cli_command *c = o->cmd;
 #define BAD(...) return cli_usage_error(c, __VA_ARGS__)
   bool needs_file = c == &hsac_cmd_check || c == &hsac_cmd_ir || c == &hsac_cmd_plan ||
+                    c == &hsac_cmd_tune ||
                     c == &hsac_cmd_init_weights || c == &hsac_cmd_run ||
                     c == &hsac_cmd_logits || c == &hsac_cmd_export || c == &hsac_cmd_eval;
   if (c == &hsac_cmd_export && !o->json) BAD("export needs a format: --json");

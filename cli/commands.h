@@ -48,7 +48,7 @@ typedef struct hsac_cli {
 extern const cli_command *const hsac_commands[];
 extern const cli_command hsac_cmd_check, hsac_cmd_ir, hsac_cmd_passes, hsac_cmd_plan,
     hsac_cmd_init_weights, hsac_cmd_run, hsac_cmd_logits, hsac_cmd_export, hsac_cmd_import,
-    hsac_cmd_eval, hsac_cmd_cache,
+    hsac_cmd_eval, hsac_cmd_tune, hsac_cmd_cache,
     hsac_cmd_params, hsac_cmd_version, hsac_cmd_help;
 
 /* Parses `hsac ARGS...` (argv[0] is the program) into *o.  Returns -1 when

@@ -157,6 +157,31 @@ static bool print_summary(const hsac_compilation *c, bool json, FILE *out) {
 
 /* hsac ir --emit=mlir|llvm|asm|obj: the CPU backend's kernels of the model
  * (obj: an ELF object file with every kernel, written to -o). */
+/* hsac tune FILE: needs a GPU.  The model is compiled first, so a bad file
+ * is reported as such; then the GPU is looked for. */
+static int cmd_tune(const hsac_cli *o) {
+  hsac_options opts = {.stop = HSAC_STAGE_IR, .opt_level = 1, .include_dirs = includes(o)};
+  hsac_compilation c;
+  hsac_init(&c);
+  hsac_status st = hsac_compile_opts(&c, o->file, NULL, 0, &opts);
+  ut_diags_render(&c.diags, &c.sources, stderr);
+  if (st != HSAC_OK) {
+    hsac_free(&c);
+    return exit_for(st);
+  }
+  char desc[256], err[512];
+  int n = rt_cuda_probe(desc, sizeof desc, err, sizeof err);
+  hsac_free(&c);
+  if (n <= 0) {
+    fprintf(stderr, "hsac: error: %s; hsac tune times kernels on the GPU it tunes them for\n",
+            err);
+    return 1;
+  }
+  fprintf(stderr, "hsac: error: found %s, but this hsac cannot run kernels on a GPU yet, so it "
+          "cannot tune them (docs/cuda.md)\n", desc);
+  return 1;
+}
+
 /* hsac ir --emit=cuda|ptx|cubin: the CUDA backend's kernels of the model
  * (ptx, cubin: compiled by NVRTC for arch; cubin written to -o). */
 static hsac_status emit_cuda(const ir_graph *g, const char *emit, const char *arch, bool bf16,
@@ -798,6 +823,9 @@ static int cmd_simple(const hsac_cli *o) {
     cg_nvrtc_version(nvrtc, sizeof nvrtc);
     printf("hsac %s (runtime %s)\nLLVM %s\nNVRTC %s\n", HSAC_VERSION, hsart_version(), llvm,
            nvrtc);
+    char gpu[256], why[256];
+    if (rt_cuda_probe(gpu, sizeof gpu, why, sizeof why) > 0) printf("GPU %s\n", gpu);
+    else printf("GPU none (%s)\n", why);
   } else if (o->file) { /* help COMMAND (the parse checked the name) */
     const cli_command *which = cli_find(hsac_commands, o->file);
     cli_print_help(which, stdout);
@@ -822,6 +850,7 @@ static int dispatch(int argc, char **argv) {
   if (c == &hsac_cmd_export) return cmd_export(&o);
   if (c == &hsac_cmd_import) return cmd_import(&o);
   if (c == &hsac_cmd_cache) return cmd_cache(&o);
+  if (c == &hsac_cmd_tune) return cmd_tune(&o);
   return cmd_simple(&o);
 }
 

@@ -65,6 +65,12 @@ extern const rt_backend rt_backend_cpu;
 extern const rt_backend rt_backend_cuda;     /* generated CUDA C on a GPU */
 extern const rt_backend rt_backend_cuda_emu; /* the same source under the emulator */
 
+/* The GPUs the CUDA driver sees (runtime/cuda_driver.c; the driver is
+ * loaded with dlopen): their number, with desc = the first one's name,
+ * architecture and the driver's version; 0 with err saying why there is
+ * none (no driver, no device); -1 with err on a driver hsac cannot use. */
+int rt_cuda_probe(char *desc, size_t size, char *err, size_t errsize);
+
 /* Whether the CUDA backend generates every op of g; if not, why. */
 bool rt_cuda_supports(const ir_graph *g, char *why, size_t size);
 /* The CUDA C module of g's kernels as the CUDA backend compiles it

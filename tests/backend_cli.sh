@@ -112,6 +112,14 @@ else
   [ -s "$tmp/k.cubin" ] && ok || bad "no CUBIN written"
 fi
 expect 1 "cannot run kernels on a GPU yet" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend cuda
+# hsac tune: without a GPU it says so; with one, that it cannot tune yet; exit 1 either way
+expect 1 "GPU"                    -- tune "$tiny"
+expect 1 "cannot read"            -- tune "$tmp/missing.hsa"
+expect 0 "^GPU "                  -- version
+expect 2 "--gpu-math expects"     -- run "$tiny" --weights "$tmp/w.st" --prompt x --gpu-math fp8
+run --backend cuda-emu --gpu-math bf16 -v >/dev/null 2>"$tmp/tc.err" || bad "run --gpu-math bf16"
+grep -q "bf16 tensor-core (mma.sync) arithmetic" "$tmp/tc.err" && ok || { bad "--gpu-math bf16 -v"; cat "$tmp/tc.err"; }
+expect 0 "hs::linear_mma<"        -- ir --emit=cuda --gpu-math bf16 "$tiny"
 run --backend cuda-emu -v >"$tmp/emu.txt" 2>"$tmp/emu.err" || { bad "run --backend cuda-emu"; cat "$tmp/emu.err"; }
 cmp -s "$tmp/ref.txt" "$tmp/emu.txt" && ok || bad "greedy text of cuda-emu differs from ref"
 grep -q "backend cuda-emu: the generated CUDA C run on this CPU by the emulator" "$tmp/emu.err" && ok || { bad "cuda-emu -v"; cat "$tmp/emu.err"; }

@@ -10,8 +10,8 @@
 //   - warp shuffles are exchanges among the 32 lanes of a warp, each a
 //     barrier of the warp: every lane must reach it (a divergent shuffle
 //     is reported as a deadlock rather than hidden);
-//   - __shared__ variables are static: one instance, used by one block at
-//     a time;
+//   - __shared__ variables are static (thread_local): one instance per
+//     host thread, used by one block at a time;
 //   - the float/int bit casts, fmaf and the math functions map to libm.
 // A barrier that some live threads never reach is reported ("deadlock")
 // instead of hanging.  What the emulator cannot catch: timing, data races
@@ -34,7 +34,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static thread_local
 #define __grid_constant__
 #define __launch_bounds__(...)
 
@@ -66,7 +66,7 @@ typedef ucontext_t hs_emu_ctx;
 #endif
 
 namespace hs_emu {
-enum { MAX_THREADS = 1024, STACK = 256 * 1024 };
+enum { MAX_THREADS = 1024, STACK = 64 * 1024 };
 struct fiber {
   hs_emu_ctx ctx;
   char *stack;
@@ -89,10 +89,22 @@ struct state {
   const void *args;
   unsigned long progress; // arrivals and returns: a round without any is a deadlock
 };
-static state S;
+// One emulated device per host thread: sessions on different threads run
+// their kernels side by side without sharing anything.
+static thread_local state S;
+
+// The fibers' stacks: one block per host thread, grown as launches need
+// it and freed when the thread exits (a C++ thread_local destructor, which
+// also keeps the kernels' object loaded until then).
+struct stacks {
+  char *p = nullptr;
+  size_t size = 0;
+  ~stacks() { free(p); }
+};
+static thread_local stacks ST;
 } // namespace hs_emu
 
-static hs_dim3 threadIdx, blockIdx, blockDim, gridDim;
+static thread_local hs_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 static inline void hs_emu_switch(hs_emu_ctx *from, hs_emu_ctx *to) {
 #if defined(__x86_64__)
@@ -289,11 +301,17 @@ static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu
              n, (int)hs_emu::MAX_THREADS);
     return -1;
   }
-  for (int i = 0; i < n; i++)
-    if (!s.fib[i].stack && !(s.fib[i].stack = (char *)malloc(hs_emu::STACK))) {
+  size_t need = (size_t)n * hs_emu::STACK;
+  if (hs_emu::ST.size < need) {
+    free(hs_emu::ST.p);
+    hs_emu::ST.p = (char *)malloc(need);
+    hs_emu::ST.size = hs_emu::ST.p ? need : 0;
+    if (!hs_emu::ST.p) {
       snprintf(err, errsize, "out of memory for the emulator's fiber stacks");
       return -1;
     }
+  }
+  for (int i = 0; i < n; i++) s.fib[i].stack = hs_emu::ST.p + (size_t)i * hs_emu::STACK;
   s.body = body;
   s.args = args;
   blockDim = {l->block[0], l->block[1], l->block[2]};

@@ -194,7 +194,7 @@ static void rm_dir(const char *dir) {
   rmdir(dir);
 }
 
-#define EMU_FLAGS "-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-DHS_EMU"
+#define EMU_FLAGS "-std=c++17", "-Og", "-fPIC", "-shared", "-w", "-DHS_EMU"
 
 int cg_cuda_emu_load(const char *source, const cg_cache *cache, cg_cuda_emu **out,
                      cg_cuda_emu_stats *stats, char *err, size_t errsize) {
