@@ -7,9 +7,13 @@
 //     round-robin on the calling thread, one block after another;
 //   - __syncthreads() is a barrier of the block's live threads (a thread
 //     that has returned no longer counts, as on the hardware);
-//   - warp shuffles are exchanges among the 32 lanes of a warp, each a
-//     barrier of the warp: every lane must reach it (a divergent shuffle
-//     is reported as a deadlock rather than hidden);
+//   - warp shuffles, votes and ldmatrix are exchanges among the 32 lanes of
+//     a warp, each a barrier of the warp: every lane must reach it (a
+//     divergent shuffle is reported as a deadlock rather than hidden);
+//   - mma.sync m16n8k16 (bf16) is computed from the lanes' fragments as the
+//     PTX ISA lays them out;
+//   - atomics are plain read-modify-writes (fibers switch only at
+//     barriers, so nothing can come between);
 //   - __shared__ variables are static (thread_local): one instance per
 //     host thread, used by one block at a time;
 //   - the float/int bit casts, fmaf and the math functions map to libm.
@@ -37,6 +41,7 @@
 #define __shared__ static thread_local
 #define __grid_constant__
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 
 struct hs_dim3 {
   unsigned x, y, z;
@@ -212,6 +217,54 @@ static inline void hs_emu_mma_bf16_16816(float d[4], const unsigned a[4], const 
   }
   hs_emu_warp_sync();
 }
+
+// ldmatrix.sync.aligned.m8n8.x4 (x2).shared.b16: lanes 8i .. 8i+7 give the
+// addresses of the 8 rows (8 b16 each) of matrix i; every lane receives in
+// r[i] the elements 2 (lane % 4) and 2 (lane % 4) + 1 of row lane / 4 of
+// matrix i.  For x2 only lanes 0..15 give addresses.
+static inline void hs_emu_ldmatrix(unsigned *r, int nmat, const unsigned short *row) {
+  hs_emu::state &s = hs_emu::S;
+  int me = s.cur, base = me & ~31, lane = me & 31;
+  memcpy(&s.xchg[me], &row, sizeof row);
+  hs_emu_warp_sync();
+  for (int i = 0; i < nmat; i++) {
+    const unsigned short *p;
+    memcpy(&p, &s.xchg[base + 8 * i + lane / 4], sizeof p);
+    r[i] = (unsigned)p[2 * (lane % 4)] | ((unsigned)p[2 * (lane % 4) + 1] << 16);
+  }
+  hs_emu_warp_sync();
+}
+
+// Votes: every lane must take part, as for the shuffles.
+static inline unsigned __ballot_sync(unsigned, int pred) {
+  hs_emu::state &s = hs_emu::S;
+  int me = s.cur, base = me & ~31;
+  s.xchg[me] = pred != 0;
+  hs_emu_warp_sync();
+  unsigned b = 0;
+  for (int i = 0; i < 32; i++)
+    if (!s.fib[base + i].done && s.xchg[base + i]) b |= 1u << i;
+  hs_emu_warp_sync();
+  return b;
+}
+static inline int __any_sync(unsigned m, int pred) { return __ballot_sync(m, pred) != 0; }
+static inline int __all_sync(unsigned m, int pred) {
+  hs_emu::state &s = hs_emu::S;
+  unsigned live = 0;
+  for (int i = 0; i < 32; i++)
+    if (!s.fib[(s.cur & ~31) + i].done) live |= 1u << i;
+  return __ballot_sync(m, pred) == live;
+}
+
+// Atomics: the fibers of a launch run one at a time on one host thread and
+// switch only at barriers, so a read-modify-write is atomic as it is.
+static inline int atomicAdd(int *p, int v) { int o = *p; *p = o + v; return o; }
+static inline unsigned atomicAdd(unsigned *p, unsigned v) { unsigned o = *p; *p = o + v; return o; }
+static inline float atomicAdd(float *p, float v) { float o = *p; *p = o + v; return o; }
+static inline int atomicMax(int *p, int v) { int o = *p; if (v > o) *p = v; return o; }
+static inline int atomicMin(int *p, int v) { int o = *p; if (v < o) *p = v; return o; }
+static inline int atomicExch(int *p, int v) { int o = *p; *p = v; return o; }
+static inline int atomicCAS(int *p, int cmp, int v) { int o = *p; if (o == cmp) *p = v; return o; }
 
 static inline unsigned __float_as_uint(float f) {
   unsigned u;

@@ -345,16 +345,6 @@ HS_INLINE unsigned short bf16_bits(float f) {
 }
 HS_INLINE float bf16_round(float f) { return __uint_as_float((unsigned)bf16_bits(f) << 16); }
 
-// Two consecutive bf16 of shared memory as one register (lower index in
-// the lower half).
-HS_INLINE unsigned ld2(const unsigned short *p) {
-#ifdef HS_EMU
-  return (unsigned)p[0] | ((unsigned)p[1] << 16);
-#else
-  return *(const unsigned *)p;
-#endif
-}
-
 // d += A B for a 16 x 16 (A) by 16 x 8 (B) tile of the warp.
 HS_INLINE void mma16816(float d[4], const unsigned a[4], const unsigned b[2]) {
 #ifdef HS_EMU
@@ -367,22 +357,55 @@ HS_INLINE void mma16816(float d[4], const unsigned a[4], const unsigned b[2]) {
 #endif
 }
 
+#ifndef HS_EMU
+// A shared-memory address for ldmatrix.  (NVRTC's __cvta_generic_to_shared
+// made ptxas spill in linear_mma on sm_80; the conversion written in PTX
+// does not.)
+HS_INLINE unsigned smem_addr(const void *p) {
+  unsigned a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
+}
+#endif
+
+// ldmatrix: 4 (or 2) 8 x 8 matrices of b16 from shared memory, lanes 8i ..
+// 8i+7 giving the addresses of matrix i's rows (16-byte aligned).
+HS_INLINE void ldsm_x4(unsigned r[4], const unsigned short *row) {
+#ifdef HS_EMU
+  hs_emu_ldmatrix(r, 4, row);
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(row)));
+#endif
+}
+HS_INLINE void ldsm_x2(unsigned r[2], const unsigned short *row) {
+#ifdef HS_EMU
+  hs_emu_ldmatrix(r, 2, row);
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(smem_addr(row)));
+#endif
+}
+
 // The lane's A fragment of the 16 x 16 tile at p (row-major, LD halves per
 // row) and B fragment of the 16 (k) x 8 (n) tile stored n-major at p ([n][k],
-// LD halves per n), as the PTX ISA lays them out for m16n8k16.
+// LD halves per n), as the PTX ISA lays them out for m16n8k16, loaded with
+// ldmatrix: A's four 8 x 8 quarters are rows 0-7 / 8-15 by columns 0-7 /
+// 8-15 (a[0] .. a[3]); B's two are columns k 0-7 and 8-15.  LD * 2 bytes
+// must be a multiple of 16 and p 16-byte aligned.
 template <int LD>
 HS_INLINE void frag_a(unsigned r[4], const unsigned short *p) {
-  int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
-  r[0] = ld2(p + g * LD + 2 * t);
-  r[1] = ld2(p + (g + 8) * LD + 2 * t);
-  r[2] = ld2(p + g * LD + 2 * t + 8);
-  r[3] = ld2(p + (g + 8) * LD + 2 * t + 8);
+  static_assert(LD % 8 == 0, "ldmatrix rows must be 16-byte aligned");
+  int l = threadIdx.x & 31;
+  ldsm_x4(r, p + ((l & 7) + 8 * ((l >> 3) & 1)) * LD + 8 * (l >> 4));
 }
 template <int LD>
 HS_INLINE void frag_b(unsigned r[2], const unsigned short *p) {
-  int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
-  r[0] = ld2(p + g * LD + 2 * t);
-  r[1] = ld2(p + g * LD + 2 * t + 8);
+  static_assert(LD % 8 == 0, "ldmatrix rows must be 16-byte aligned");
+  int l = threadIdx.x & 31;
+  ldsm_x2(r, p + (l & 7) * LD + 8 * ((l >> 3) & 1));
 }
 
 // linear on tensor cores: X and Wt rounded to bf16 as they are staged in
@@ -391,8 +414,8 @@ HS_INLINE void frag_b(unsigned r[2], const unsigned short *p) {
 template <int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void linear_mma(const hs_args &a) {
   constexpr int LD = 24;
-  __shared__ unsigned short xs[64 * LD];
-  __shared__ unsigned short ws[64 * LD];
+  __shared__ __align__(16) unsigned short xs[64 * LD];
+  __shared__ __align__(16) unsigned short ws[64 * LD];
   const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
   hs_i64 V = out_elems(a) / O;
   hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
@@ -612,10 +635,10 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
   constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = PP + 8, LDP = PP + 8, LDS = PP + 1;
   constexpr int NOT = DP / 8, NO = (NOT + 3) / 4;   // output n-tiles, per warp
   constexpr int NST = PP / 8;                       // score n-tiles
-  __shared__ unsigned short qs[MR * LDQ];
-  __shared__ unsigned short ks[PP * LDK];
-  __shared__ unsigned short vt[DP * LDV];
-  __shared__ unsigned short ps[MR * LDP];
+  __shared__ __align__(16) unsigned short qs[MR * LDQ];
+  __shared__ __align__(16) unsigned short ks[PP * LDK];
+  __shared__ __align__(16) unsigned short vt[DP * LDV];
+  __shared__ __align__(16) unsigned short ps[MR * LDP];
   __shared__ float sc[MR * LDS];
   __shared__ float rowm[MR], rowl[MR], rows_[MR];
   __shared__ int sel[KS];

@@ -6,8 +6,9 @@
  *  - every example's kernels compiled by NVRTC for sm_80 and sm_90 into
  *    CUBINs, with ptxas's report read: no register spills in the attention
  *    and retrieval kernels (skipped, saying so, without NVRTC);
- *  - the emulator itself: barriers, warp shuffles, and a barrier some
- *    threads never reach reported as a deadlock;
+ *  - the emulator itself: barriers, warp shuffles, votes, atomics, and a
+ *    barrier some threads never reach reported as a deadlock (mma.sync and
+ *    ldmatrix are checked by the tensor-core kernels' results);
  *  - `--backend cuda` (a GPU) says clearly that it cannot run yet.
  * (The per-op checks on ragged shapes run the CUDA kernels too: see
  * check() in test_backend.c.) */
@@ -167,7 +168,7 @@ static void test_nvrtc(void) {
   return;
 #endif
   static const char *const archs[] = {"sm_80", "sm_90"};
-  static const char *const hot[] = {"hsac_attention_", "hsac_chunk_attention_", "hsac_linear_",
+  static const char *const hot[] = {"hsac_attention_", "hsac_chunk_attention_",
                                     "hsac_retrieve_", "hsac_topk_", "hsac_landmark_scores_"};
   /* one module holding every distinct kernel of every example */
   char *head = NULL, *all = NULL;
@@ -213,6 +214,11 @@ static void test_nvrtc(void) {
     if (n) fprintf(stderr, "\n%s: %d attention or retrieval kernels spill, first %s\n", archs[a],
                    n, first);
     CU_ASSERT_EQUAL(n, 0);
+    /* the others are reported, not failed (docs/cuda.md) */
+    static const char *const any[] = {"hsac_"};
+    int others = spills(log, any, 1, first, sizeof first);
+    printf("\n    %s: %d kernels, %d spilling%s%s", archs[a], reported, others,
+           others ? ", first " : "", others ? first : "");
     free(bin);
     free(log);
   }
@@ -247,6 +253,14 @@ static void test_emulator(void) {
       "  float w = v;\n"
       "  for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);\n"
       "  int b = blockIdx.y * gridDim.x + blockIdx.x;\n"
+      /* votes and atomics */
+      "  unsigned odd = __ballot_sync(0xffffffffu, threadIdx.x & 1);\n"
+      "  int all = __all_sync(0xffffffffu, threadIdx.x < 64), any = __any_sync(0xffffffffu, "
+      "threadIdx.x == 40);\n"
+      "  int *cnt = (int *)a.s[1];\n"
+      "  atomicAdd(cnt, 1);\n"
+      "  atomicMax(cnt + 1, (int)(threadIdx.x + 100 * b));\n"
+      "  if (threadIdx.x == 33) { cnt[2 + 2 * b] = (int)odd; cnt[3 + 2 * b] = all * 10 + any; }\n"
       "  if (threadIdx.x == 0) out[3 * b] = s;\n"
       "  if (threadIdx.x == 32) out[3 * b + 1] = w;\n"
       "  if (threadIdx.x == 5) out[3 * b + 2] = (float)(blockIdx.x + 10 * blockIdx.y);\n"
@@ -277,10 +291,15 @@ static void test_emulator(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(stuck);
   CU_ASSERT_PTR_NULL(cg_cuda_emu_lookup(m, "nothing"));
   float out[3 * 6] = {0};
-  long long args[4] = {(long long)(intptr_t)out};
+  int cnt[2 + 2 * 6] = {0};
+  long long args[4] = {(long long)(intptr_t)out, (long long)(intptr_t)cnt};
   cg_cuda_emu_launch l = {{3, 2, 1}, {64, 1, 1}};
   CU_ASSERT_EQUAL(sums(args, &l, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(cnt[0], 6 * 64);          /* atomicAdd by every thread */
+  CU_ASSERT_EQUAL(cnt[1], 63 + 100 * 5);     /* atomicMax */
   for (int b = 0; b < 6; b++) {
+    CU_ASSERT_EQUAL((unsigned)cnt[2 + 2 * b], 0xaaaaaaaau); /* warp 1's odd lanes */
+    CU_ASSERT_EQUAL(cnt[3 + 2 * b], 11);                    /* all, and any (lane 40) */
     CU_ASSERT_EQUAL(out[3 * b], 64.0f * 65.0f / 2);       /* 1 + ... + 64 */
     CU_ASSERT_EQUAL(out[3 * b + 1], (33 + 64) * 32 / 2.0f); /* lanes 33 .. 64 */
     CU_ASSERT_EQUAL(out[3 * b + 2], (float)(b % 3 + 10 * (b / 3)));
@@ -361,7 +380,7 @@ static int suite_cleanup(void) {
 
 void tu_add_cuda_suite(void) {
   CU_pSuite s = CU_add_suite("cuda", suite_init, suite_cleanup);
-  CU_add_test(s, "the emulator: barriers, shuffles, deadlocks", test_emulator);
+  CU_add_test(s, "the emulator: barriers, shuffles, votes, atomics, deadlocks", test_emulator);
   CU_add_test(s, "every example's kernels through NVRTC for sm_80 and sm_90, no spills",
               test_nvrtc);
   CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
