@@ -14,8 +14,9 @@
 //     PTX ISA lays them out;
 //   - atomics are plain read-modify-writes (fibers switch only at
 //     barriers, so nothing can come between);
-//   - __shared__ variables are static (thread_local): one instance per
-//     host thread, used by one block at a time;
+//   - __shared__ variables are static: one instance, used by one block at a
+//     time (launches from several host threads take turns: the emulator is
+//     one device with one lock);
 //   - the float/int bit casts, fmaf and the math functions map to libm.
 // A barrier that some live threads never reach is reported ("deadlock")
 // instead of hanging.  What the emulator cannot catch: timing, data races
@@ -27,6 +28,8 @@
 
 #include <math.h>
 #include <stddef.h>
+
+#include <mutex>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +41,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static thread_local
+#define __shared__ static
 #define __grid_constant__
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
@@ -76,6 +79,8 @@ struct fiber {
   hs_emu_ctx ctx;
   char *stack;
   bool done;
+  int wait;              // 0 running, 1 at the block's barrier, 2 at its warp's
+  unsigned long wait_gen; // the barrier's generation it waits to see pass
 };
 struct state {
   hs_emu_ctx sched;
@@ -94,22 +99,24 @@ struct state {
   const void *args;
   unsigned long progress; // arrivals and returns: a round without any is a deadlock
 };
-// One emulated device per host thread: sessions on different threads run
-// their kernels side by side without sharing anything.
-static thread_local state S;
+// One emulated device: its state is the loaded object's, and launches from
+// several host threads take turns (the lock in hs_emu_run).  (Thread-local
+// state cost a __tls_get_addr call on every threadIdx read: a fifth of
+// the emulator's time.)
+static state S;
+static std::mutex lock;
 
-// The fibers' stacks: one block per host thread, grown as launches need
-// it and freed when the thread exits (a C++ thread_local destructor, which
-// also keeps the kernels' object loaded until then).
+// The fibers' stacks: one block, grown as launches need it and freed when
+// the kernels' object is unloaded (a static destructor).
 struct stacks {
   char *p = nullptr;
   size_t size = 0;
   ~stacks() { free(p); }
 };
-static thread_local stacks ST;
+static stacks ST;
 } // namespace hs_emu
 
-static thread_local hs_dim3 threadIdx, blockIdx, blockDim, gridDim;
+static hs_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 static inline void hs_emu_switch(hs_emu_ctx *from, hs_emu_ctx *to) {
 #if defined(__x86_64__)
@@ -135,7 +142,10 @@ static inline void __syncthreads() {
     s.gen++;
     return;
   }
+  s.fib[s.cur].wait = 1;
+  s.fib[s.cur].wait_gen = g;
   while (s.gen == g) hs_emu_yield();
+  s.fib[s.cur].wait = 0;
 }
 
 static inline void hs_emu_warp_sync() {
@@ -148,7 +158,10 @@ static inline void hs_emu_warp_sync() {
     s.warp_gen[w]++;
     return;
   }
+  s.fib[s.cur].wait = 2;
+  s.fib[s.cur].wait_gen = g;
   while (s.warp_gen[w] == g) hs_emu_yield();
+  s.fib[s.cur].wait = 0;
 }
 
 template <class T>
@@ -347,6 +360,7 @@ struct hs_emu_launch {
 // Runs every block of the grid.  Returns 0, or -1 with err.
 static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu_launch *l,
                       char *err, size_t errsize) {
+  std::lock_guard<std::mutex> guard(hs_emu::lock);
   hs_emu::state &s = hs_emu::S;
   int n = (int)(l->block[0] * l->block[1] * l->block[2]);
   if (n <= 0 || n > hs_emu::MAX_THREADS || n % 32) {
@@ -382,6 +396,7 @@ static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu
         }
         for (int i = 0; i < n; i++) {
           s.fib[i].done = false;
+          s.fib[i].wait = 0;
           hs_emu_make(s.fib[i]);
         }
         // round-robin until every thread has returned; a full round in
@@ -391,10 +406,15 @@ static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu
           int done = 0;
           unsigned long p0 = s.progress;
           for (int i = 0; i < n; i++) {
-            if (s.fib[i].done) {
+            hs_emu::fiber &f = s.fib[i];
+            if (f.done) {
               done++;
               continue;
             }
+            // a fiber whose barrier has not completed would only yield again
+            if ((f.wait == 1 && s.gen == f.wait_gen) ||
+                (f.wait == 2 && s.warp_gen[i / 32] == f.wait_gen))
+              continue;
             s.cur = i;
             threadIdx = {i % l->block[0], (i / l->block[0]) % l->block[1],
                          i / (l->block[0] * l->block[1])};

@@ -43,8 +43,9 @@ static void model_path(const char *name, char *out, size_t size) {
 #define TOL_TC 3e-2
 
 /* Every example: cuda-emu logits == ref (prefill in segments of 29) and
- * decode == prefill on cuda-emu, with f32 arithmetic and on the tensor
- * cores (bf16 inputs, TOL_TC).  The tolerances are the CPU backend's:
+ * decode == prefill on cuda-emu with f32 arithmetic; and the prefill on
+ * the tensor cores (bf16 inputs, TOL_TC; their decode versions are checked
+ * per kernel in test_backend.c).  The tolerances are the CPU backend's:
  * fp32 kernels against the double-accumulating reference, looser where a
  * model rounds values to bf16 stores (a kernel's last-bit difference can
  * move a rounded value by one bf16 step). */
@@ -59,12 +60,22 @@ static void test_example_models(void) {
   char dir[] = "/tmp/hsac-test-cuda-XXXXXX";
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
   for (int i = 0; i < NMODELS; i++) {
+#ifdef HSAC_SANITIZED
+    /* under the sanitizers what is checked is the host side (the emulated
+     * kernels are not instrumented): three models with f32 arithmetic */
+    if (strcmp(models[i], "paper_swa_hsa") && strcmp(models[i], "nsa") &&
+        strcmp(models[i], "landmark_attention"))
+      continue;
+    bool tcs = false;
+#else
+    bool tcs = true;
+#endif
     char model[512], weights[600];
     model_path(models[i], model, sizeof model);
     snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, models[i]);
     hsart_error e;
     CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 21, &e), HSART_OK);
-    float *ref = NULL, *pre = NULL, *dec = NULL, *tc = NULL, *tcd = NULL;
+    float *ref = NULL, *pre = NULL, *dec = NULL, *tc = NULL;
     int64_t V = 0;
     hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA_EMU};
     hsart_model_options mt = {.opt_level = 1, .backend = HSART_BACKEND_CUDA_EMU, .gpu_bf16 = 1};
@@ -72,23 +83,21 @@ static void test_example_models(void) {
         tu_model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &ref, &V, 0) &&
         tu_model_logits_mo(model, weights, &mo, tok, N, 29, &pre, &V) &&
         tu_model_logits_mo(model, weights, &mo, tok, N, 0, &dec, &V) &&
-        tu_model_logits_mo(model, weights, &mt, tok, N, 29, &tc, &V) &&
-        tu_model_logits_mo(model, weights, &mt, tok, N, 0, &tcd, &V);
+        (!tcs || tu_model_logits_mo(model, weights, &mt, tok, N, 29, &tc, &V));
     CU_ASSERT(ok);
     if (ok) {
       bool bf16 = strstr(models[i], "paper") || strstr(models[i], "passkey") ||
                   strstr(models[i], "authors_swa") || strstr(models[i], "ruler");
       double tol = bf16 ? 2e-3 : 1e-5;
       double e1 = tu_norm_err(ref, pre, N * V), e2 = tu_norm_err(pre, dec, N * V);
-      double e3 = tu_norm_err(ref, tc, N * V), e4 = tu_norm_err(tc, tcd, N * V);
-      printf("\n    %-22s f32: vs ref %.2e, decode vs prefill %.2e; tensor cores: vs ref %.2e, "
-             "decode vs prefill %.2e", models[i], e1, e2, e3, e4);
+      double e3 = tcs ? tu_norm_err(ref, tc, N * V) : 0;
+      printf("\n    %-22s f32: vs ref %.2e, decode vs prefill %.2e; tensor cores: vs ref %.2e",
+             models[i], e1, e2, e3);
       CU_ASSERT(e1 <= tol);
       CU_ASSERT(e2 <= tol);
       CU_ASSERT(e3 <= TOL_TC);
-      CU_ASSERT(e4 <= TOL_TC);
     }
-    free(ref), free(pre), free(dec), free(tc), free(tcd);
+    free(ref), free(pre), free(dec), free(tc);
     remove(weights);
   }
   rmdir(dir);
