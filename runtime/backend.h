@@ -36,6 +36,8 @@ typedef struct rt_backend_config {
   const struct st_file *raw_file; /* the file raw points into: each tensor's
                           pages are released once it is packed */
   bool gpu_bf16;       /* cuda: tensor-core kernels (cg_cuda_math) */
+  int64_t gpu_scratch_floats; /* cuda: the most per-block scratch floats of one
+                          launch before its rows run in batches (0: 16M) */
 } rt_backend_config;
 
 struct rt_backend {

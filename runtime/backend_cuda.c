@@ -37,6 +37,7 @@ typedef struct cuda_prog {
   int nkernels, nops;
   char *source;                 /* the module (for `hsac ir --emit=cuda`) */
   cg_cuda_math math;
+  int64_t scratch_floats;       /* rt_backend_config.gpu_scratch_floats */
   cg_cuda_emu *emu;
   cg_cuda_emu_stats st;
   struct wt {                   /* linear weights transposed, by weight */
@@ -46,6 +47,10 @@ typedef struct cuda_prog {
   int nwts;
   double ms_emit;
 } cuda_prog;
+
+/* The most scratch floats one launch of a kernel with per-block scratch
+ * takes by default (64 MB): longer segments run in batches of rows. */
+enum { SCRATCH_FLOATS = 16 << 20 };
 
 typedef struct cuda_sess {
   cuda_prog *p;
@@ -259,6 +264,8 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   }
   p->nvals = x.nvals;
   p->math = cfg && cfg->gpu_bf16 ? CG_CUDA_BF16 : CG_CUDA_F32;
+  p->scratch_floats =
+      cfg && cfg->gpu_scratch_floats > 0 ? cfg->gpu_scratch_floats : SCRATCH_FLOATS;
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals + 1, sizeof *p->wts);
   double t0 = now_ms();
@@ -410,8 +417,25 @@ static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
              k->name, (long long)gx, (long long)k->info.grid_y);
     return false;
   }
-  return launch(s, x, k, k->fn, a, (unsigned)gx, (unsigned)k->info.grid_y,
-                (unsigned)k->info.block);
+  int64_t per = k->info.scratch_fixed + k->info.scratch_per_t1 * x->t1;
+  if (per == 0 || k->info.vecs)
+    return launch(s, x, k, k->fn, a, (unsigned)gx, (unsigned)k->info.grid_y,
+                  (unsigned)k->info.block);
+  /* kernels with a per-block scratch (the baselines' scores, growing with
+   * the context) run in batches of rows, so the scratch of one launch
+   * stays under the program's limit */
+  int64_t batch = s->p->scratch_floats / (per * k->info.grid_y);
+  if (batch < 1) batch = 1;
+  int64_t r0 = a[CG_A_R0], r1 = a[CG_A_R1];
+  for (int64_t b = r0; b < r1; b += batch) {
+    int64_t n = r1 - b < batch ? r1 - b : batch;
+    a[CG_A_R0] = b;
+    a[CG_A_R1] = b + n;
+    if (!launch(s, x, k, k->fn, a, (unsigned)n, (unsigned)k->info.grid_y,
+                (unsigned)k->info.block))
+      return false;
+  }
+  return true;
 }
 
 const rt_backend rt_backend_cuda_emu = {

@@ -75,8 +75,11 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
   const rt_backend *be = cuda ? &rt_backend_cuda_emu : &rt_backend_cpu;
   if (cpu) {
     /* split every decode scan, so the partial scans and merge are tested */
+    /* (cuda: a small scratch limit, so the baselines' kernels run their
+     * rows in batches) */
     rt_backend_config cfg = {.threads = 2, .cpu = cuda ? NULL : cpu, .scan_split_min = 1,
-                             .gpu_bf16 = cuda && !strcmp(cpu, "cuda-emu-bf16")};
+                             .gpu_bf16 = cuda && !strcmp(cpu, "cuda-emu-bf16"),
+                             .gpu_scratch_floats = 4096};
     st = be->compile(t->g, t->w, &cfg, &prog, err, sizeof err);
     if (st == HSART_OK) st = be->session_init(prog, &x, &state, err, sizeof err);
     if (st != HSART_OK) {
