@@ -36,7 +36,8 @@ static void check_parsed(const hsac_cli *o) {
   check(c != NULL);
   bool needs_file = c == &hsac_cmd_check || c == &hsac_cmd_ir || c == &hsac_cmd_plan ||
                     c == &hsac_cmd_init_weights || c == &hsac_cmd_run ||
-                    c == &hsac_cmd_logits || c == &hsac_cmd_export || c == &hsac_cmd_eval;
+                    c == &hsac_cmd_logits || c == &hsac_cmd_export || c == &hsac_cmd_eval ||
+                    c == &hsac_cmd_tune;
   check(!needs_file || o->file);
   check(o->nincludes >= 0 && o->nincludes <= HSAC_CLI_MAX_INCLUDES);
   check(o->include_dirs[o->nincludes] == NULL);
@@ -55,7 +56,16 @@ static void check_parsed(const hsac_cli *o) {
     for (const char *p = o->tokens; *p; p++) check((*p >= '0' && *p <= '9') || *p == ',');
   if (o->emit)
     check(!strcmp(o->emit, "mlir") || !strcmp(o->emit, "llvm") || !strcmp(o->emit, "asm") ||
-          !strcmp(o->emit, "obj"));
+          !strcmp(o->emit, "obj") || !strcmp(o->emit, "cuda") || !strcmp(o->emit, "ptx") ||
+          !strcmp(o->emit, "cubin"));
+  /* a GPU architecture is sm_ and at least two digits (then letters such as
+   * the a of sm_90a), and goes with --emit=ptx or cubin */
+  if (o->gpu_arch) {
+    check(!strncmp(o->gpu_arch, "sm_", 3) && strspn(o->gpu_arch + 3, "0123456789") >= 2);
+    check(c != &hsac_cmd_ir || (o->emit && (!strcmp(o->emit, "ptx") || !strcmp(o->emit, "cubin"))));
+  }
+  if (c == &hsac_cmd_ir && o->emit && (!strcmp(o->emit, "obj") || !strcmp(o->emit, "cubin")))
+    check(o->out != NULL);
   if (o->print_after && strcmp(o->print_after, "all")) {
     const char *const *names, *const *docs;
     int np = hsac_pass_names(&names, &docs);
