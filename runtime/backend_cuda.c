@@ -64,12 +64,6 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static uint64_t fnv(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
-
 static void cuda_program_free(void *program) {
   cuda_prog *p = program;
   if (!p) return;
@@ -136,7 +130,10 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *
       break;
     }
     p->nops++;
-    uint64_t h = fnv(tmp, tlen);
+    cg_hash th;
+    cg_hash_init(&th);
+    cg_hash_update(&th, tmp, tlen);
+    uint64_t h = th.h[0];
     const char *kind = k->scores ? "retrieve" : ir_ops[op->code].name;
     snprintf(k->name, sizeof k->name, "hsac_%s_%016llx", kind, (unsigned long long)h);
     bool dup = false;

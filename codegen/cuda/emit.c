@@ -193,8 +193,8 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
     snprintf(call, sizeof call, "hs::%s<%s, %lldll, %lldll>(a)", tc ? "linear_mma" : "linear",
              hre(q, 0, h0, sizeof h0), (long long)I, (long long)O);
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1(const __grid_constant__ "
-            "hs_args a) {\n  hs::%s<%d, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
-        NT, name, tc ? "gemv_bf16" : "gemv", NT, h0, (long long)I, (long long)O, name);
+            "hs_args a) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
+        NT, name, NT, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
     break;
   }
   case IR_ATTENTION: {

@@ -318,23 +318,6 @@ HS_INLINE void linear(const hs_args &a) {
   }
 }
 
-// The decode version (one segment row): a thread per output, the same
-// fmaf chain as the GEMM (so decode gives prefill's bits); a warp reads 32
-// consecutive weights of Wt per step.  blockIdx.x: groups of NT outputs of
-// the V vectors.
-template <int NT, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
-HS_INLINE void gemv(const hs_args &a) {
-  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
-  hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
-  hs_i64 g = (hs_i64)blockIdx.x * NT + threadIdx.x;
-  if (g >= V * O) return;
-  hs_i64 v = g / O, o = g % O;
-  const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
-  float s = 0.0f;
-  for (hs_i64 i = 0; i < I; i++) s = fmaf(x[i], Wt[i * O + o], s);
-  out_row(a, HS_A_OUT0, r)[v * O + o] = s;
-}
-
 // ---- tensor cores (sm_80 and later): bf16 inputs, f32 accumulation --------
 
 // f32 -> bf16 bits, rounded to nearest even (as util/half.c's ut_f32_to_bf16).
@@ -458,10 +441,13 @@ HS_INLINE void linear_mma(const hs_args &a) {
     }
 }
 
-// Its decode version: the same bf16-rounded inputs (exact products), f32
-// sums, a thread per output.
-template <int NT, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
-HS_INLINE void gemv_bf16(const hs_args &a) {
+// The decode version of linear and linear_mma (one segment row): a thread
+// per output, one fmaf chain over i as the f32 GEMM's (so decode gives its
+// bits); with BF16 the inputs rounded to bf16 as linear_mma rounds them
+// (exact products, f32 sums).  A warp reads 32 consecutive weights of Wt
+// per step.  blockIdx.x: groups of NT outputs of the V vectors.
+template <int NT, bool BF16, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+HS_INLINE void gemv(const hs_args &a) {
   const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
   hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
   hs_i64 g = (hs_i64)blockIdx.x * NT + threadIdx.x;
@@ -469,7 +455,8 @@ HS_INLINE void gemv_bf16(const hs_args &a) {
   hs_i64 v = g / O, o = g % O;
   const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
   float s = 0.0f;
-  for (hs_i64 i = 0; i < I; i++) s = fmaf(bf16_round(x[i]), bf16_round(Wt[i * O + o]), s);
+  for (hs_i64 i = 0; i < I; i++)
+    s = BF16 ? fmaf(bf16_round(x[i]), bf16_round(Wt[i * O + o]), s) : fmaf(x[i], Wt[i * O + o], s);
   out_row(a, HS_A_OUT0, r)[v * O + o] = s;
 }
 
