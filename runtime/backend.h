@@ -36,6 +36,9 @@ typedef struct rt_backend_config {
   const struct st_file *raw_file; /* the file raw points into: each tensor's
                           pages are released once it is packed */
   bool gpu_bf16;       /* cuda: tensor-core kernels (cg_cuda_math) */
+  int64_t gpu_page_bytes; /* cuda: the most bytes of history pages a session
+                          keeps in device memory before it moves the oldest
+                          to pinned host memory (0: as many as fit) */
   int64_t gpu_scratch_floats; /* cuda: the most per-block scratch floats of one
                           launch before its rows run in batches (0: 16M) */
 } rt_backend_config;
@@ -60,6 +63,17 @@ struct rt_backend {
    * the stores' comp_r0 .. seg_r1).  false with x->err set on failure. */
   bool (*run)(void *state, rt_exec *x, const ir_op *op);
   bool wide_history;   /* reads histories only in f32 (rt_exec_set_backend) */
+  /* A backend that holds every tensor in its own (device) memory: the
+   * runtime's host stores then hold only the tokens and the logits, and
+   * the backend rounds 16-bit values itself and keeps the histories.
+   * segment_begin runs after the stores are sized for a segment and the
+   * tokens written; segment_end after its last op, to keep the histories
+   * and copy the logits (rows of the output value) back.  With the
+   * session's check_numerics or host_mirror, run also copies each op's new
+   * rows back to the host stores. */
+  bool device_resident;
+  bool (*segment_begin)(void *state, rt_exec *x);
+  bool (*segment_end)(void *state, rt_exec *x);
 };
 
 extern const rt_backend rt_backend_ref;

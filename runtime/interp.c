@@ -311,6 +311,7 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
   x->t1 = t1;
   x->tokens = tokens;
   x->err[0] = 0;
+  bool dev = x->be && x->be->device_resident;
   /* 1. the new rows of every value */
   for (int i = 0; i < x->nvals; i++) {
     rt_val *v = &x->vals[i];
@@ -332,6 +333,11 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
     s->seg_elems = inner_elems(&v->v->type, t1);
     size_t need = (size_t)(s->seg_r1 - s->seg_r0) * (size_t)s->seg_elems;
     if (v->virt) need = 0; /* computed through, never stored */
+    /* a backend with its own device memory needs host rows only for the
+     * tokens and the logits (and for checking or mirroring every op) */
+    if (dev && !x->check_numerics && !x->host_mirror && v->v != x->g->input &&
+        v->v != x->g->output)
+      need = 0;
     if (need == 0) need = 1; /* rows of zero elements still need a valid pointer */
     if (need > s->seg_cap) {
       float *p = realloc(s->seg, need * sizeof *p);
@@ -345,6 +351,10 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
   }
   rt_val *in = rt_val_of(x, x->g->input);
   memcpy(in->st.seg, tokens, (size_t)n * sizeof *tokens);
+  if (x->be && x->be->segment_begin && !x->be->segment_begin(x->be_state, x)) {
+    if (!x->err[0]) snprintf(x->err, sizeof x->err, "the backend could not start the segment");
+    return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
+  }
   /* 2. every op, in order */
   for (ir_op *op = x->g->first; op; op = op->next) {
     if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
@@ -358,13 +368,21 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
         snprintf(x->err, sizeof x->err, "%s failed", ir_ops[op->code].name);
       return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
     }
-    for (int i = 0; i < op->nout; i++) {
+    for (int i = 0; i < op->nout && !dev; i++) {
       rt_store *o = &rt_val_of(x, op->out[i])->st;
       if (o->quant != RT_Q_F32) round_rows(o);
     }
     if (x->check_numerics && !check_finite(x, op)) return HSART_ENUMERIC;
   }
-  /* 3. keep what later segments will read */
+  /* 3. keep what later segments will read (a device-resident backend
+   * keeps them in its memory, and copies the logits back) */
+  if (dev) {
+    if (x->be->segment_end && !x->be->segment_end(x->be_state, x)) {
+      if (!x->err[0]) snprintf(x->err, sizeof x->err, "the backend could not end the segment");
+      return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
+    }
+    return HSART_OK;
+  }
   for (int i = 0; i < x->nvals; i++)
     if (x->vals[i].rows && !flush(x, &x->vals[i])) {
       snprintf(x->err, sizeof x->err, "out of memory for the caches");

@@ -74,6 +74,10 @@ struct rt_exec {
   const rt_backend *be;  /* who computes the ops (backend.h); NULL: reference */
   void *be_state;        /* the backend's per-session state */
   bool check_numerics;   /* scan each op's new f32 rows (hsart_session_options) */
+  bool host_mirror;      /* a backend that keeps its tensors in device memory
+                            (rt_backend.device_resident) copies every op's new
+                            rows back to the host stores, as check_numerics
+                            does (for tests that read any value's rows) */
   /* scratch for reading converted rows; grown on demand */
   float *scratch[4];
   size_t scratch_cap[4];

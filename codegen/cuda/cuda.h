@@ -59,7 +59,12 @@ int cg_cuda_emit(const cg_kernel_req *req, cg_cuda_math math, const char *name, 
                  size_t *len, cg_cuda_info *info, char *err, size_t errsize);
 
 /* Appends the text every module starts with: the slot numbers of
- * kernels.h as macros, then prelude.cuh.  0, or -1 out of memory. */
+ * kernels.h as macros, prelude.cuh, then the module's one fixed kernel,
+ * CG_CUDA_ROUND: it rounds output rows [r0, r1) of the view at CG_A_OUT0
+ * to bf16 (CG_A_P0 = 1) or f16 (2) in place, one block of
+ * CG_CUDA_ROUND_BLOCK threads per row.  0, or -1 out of memory. */
+#define CG_CUDA_ROUND "hsac_round"
+enum { CG_CUDA_ROUND_BLOCK = 128 };
 int cg_cuda_emit_head(char **buf, size_t *len);
 /* emu.h's text (the emulator's header), static storage. */
 const char *cg_cuda_emu_header(void);
@@ -73,6 +78,16 @@ bool cg_cuda_have_nvrtc(void);
  * NULL.  0, or -1 with err (the log then says why). */
 int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, size_t *len,
                   char **log, char *err, size_t errsize);
+
+/* "NVRTC X.Y" (or "no NVRTC"). */
+void cg_cuda_nvrtc_version(char *buf, size_t size);
+/* A CUBIN of source for arch from the kernel cache, or compiled by NVRTC
+ * and put there.  The key holds the source, arch, NVRTC's and hsac's
+ * versions and salt (the driver's version).  *hit: it came from the cache.
+ * 0, or -1 with err (NVRTC's log included). */
+int cg_cuda_cubin(const char *source, const char *arch, const char *salt,
+                  const struct cg_cache *cache, char **out, size_t *len, bool *hit, char *err,
+                  size_t errsize);
 
 /* ---- the emulator --------------------------------------------------------- */
 

@@ -344,8 +344,8 @@ int cg_cuda_emit_head(char **buf, size_t *len) {
   put(&s, "#define HS_A_R0 %d\n#define HS_A_R1 %d\n#define HS_A_SCRATCH %d\n#define HS_A_C %d\n"
           "#define HS_A_T1 %d\n",
       (int)CG_A_R0, (int)CG_A_R1, (int)CG_A_SCRATCH, (int)CG_A_C, (int)CG_A_T1);
-  put(&s, "#define HS_A_OUT0 %d\n#define HS_A_OUT1 %d\n#define HS_A_IN0 %d\n", (int)CG_A_OUT0,
-      (int)CG_A_OUT1, (int)CG_A_IN0);
+  put(&s, "#define HS_A_P0 %d\n#define HS_A_OUT0 %d\n#define HS_A_OUT1 %d\n#define HS_A_IN0 %d\n",
+      (int)CG_A_P0, (int)CG_A_OUT0, (int)CG_A_OUT1, (int)CG_A_IN0);
   put(&s, "#define HS_V_SEG %d\n#define HS_V_R0 %d\n#define HS_V_STRIDE %d\n#define HS_V_HIST "
           "%d\n#define HS_V_KEEP %d\n",
       (int)CG_V_SEG, (int)CG_V_R0, (int)CG_V_STRIDE, (int)CG_V_HIST, (int)CG_V_KEEP);
@@ -353,6 +353,10 @@ int cg_cuda_emit_head(char **buf, size_t *len) {
       (int)CG_VIEW_SLOTS);
   put(&s, "#ifndef HS_EMU\n#define HS_EMU_ENTRY(name)\n#endif\n");
   put_text(&s, cg_cuda_prelude_text);
+  put(&s, "\n// rounding a value's new rows to its 16-bit type (the runtime's, on the device)\n"
+          "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ hs_args "
+          "a) {\n  hs::round_rows(a);\n}\nHS_EMU_ENTRY(%s)\n",
+      CG_CUDA_ROUND_BLOCK, CG_CUDA_ROUND, CG_CUDA_ROUND);
   return s.oom ? -1 : 0;
 }
 

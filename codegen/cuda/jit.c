@@ -92,6 +92,57 @@ int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, 
 #endif
 }
 
+void cg_cuda_nvrtc_version(char *buf, size_t size) {
+#ifdef HSAC_HAVE_NVRTC
+  int major = 0, minor = 0;
+  if (nvrtcVersion(&major, &minor) == NVRTC_SUCCESS) {
+    snprintf(buf, size, "NVRTC %d.%d", major, minor);
+    return;
+  }
+#endif
+  snprintf(buf, size, "no NVRTC");
+}
+
+int cg_cuda_cubin(const char *source, const char *arch, const char *salt, const cg_cache *cache,
+                  char **out, size_t *len, bool *hit, char *err, size_t errsize) {
+  *out = NULL;
+  *len = 0;
+  *hit = false;
+  char ver[64];
+  cg_cuda_nvrtc_version(ver, sizeof ver);
+  cg_hash h;
+  cg_hash_init(&h);
+  cg_hash_str(&h, "hsac-cuda-cubin-1");
+  cg_hash_str(&h, HSAC_VERSION);
+  cg_hash_str(&h, ver);
+  cg_hash_str(&h, arch);
+  cg_hash_str(&h, salt ? salt : "");
+  cg_hash_str(&h, source);
+  char key[33];
+  cg_hash_hex(&h, key);
+  char cerr[512];
+  int lock = cache ? cg_cache_lock(cache, key, cerr, sizeof cerr) : -2;
+  void *data = NULL;
+  size_t size = 0;
+  int rc = 0;
+  if (cache && cg_cache_get(cache, key, &data, &size, NULL, cerr, sizeof cerr) == 1) {
+    *hit = true;
+    *out = data;
+    *len = size;
+  } else {
+    char *log = NULL;
+    rc = cg_cuda_nvrtc(source, arch, true, out, len, &log, err, errsize);
+    if (rc && log && *log) {
+      size_t l = strlen(err);
+      snprintf(err + l, errsize - l, ":\n%.1500s", log);
+    }
+    free(log);
+    if (!rc && cache) cg_cache_put(cache, key, *out, *len, cerr, sizeof cerr);
+  }
+  if (cache) cg_cache_unlock(lock);
+  return rc;
+}
+
 /* ---- the emulator ------------------------------------------------------------ */
 
 struct cg_cuda_emu {

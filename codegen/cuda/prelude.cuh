@@ -1183,4 +1183,41 @@ HS_INLINE void nsa_attention(const hs_args &a) {
   }
 }
 
+// ---- rounding to a 16-bit cache type ------------------------------------------
+
+// What the runtime's stores do on the host (util/half.c): a value kept as
+// bf16 or f16 is rounded to that type (nearest even) after its op; a
+// device-resident runtime launches hsac_round for the op's new rows with
+// HS_A_P0 = 1 (bf16) or 2 (f16).
+HS_INLINE float round_bf16(float f) {
+  unsigned u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return __uint_as_float((u | 0x400000u) & 0xffff0000u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return __uint_as_float(u & 0xffff0000u);
+}
+
+HS_INLINE float round_f16(float f) {
+  if (f != f) return f;
+  float a = fabsf(f), r;
+  if (a >= 65520.0f) {
+    r = inf();
+  } else if (a < 6.103515625e-05f) {  // subnormal: multiples of 2^-24
+    r = rintf(a * 16777216.0f) * 5.9604644775390625e-08f;
+  } else {
+    int e;
+    float m = frexpf(a, &e);           // 11 significant bits
+    r = ldexpf(rintf(ldexpf(m, 11)), e - 11);
+  }
+  return copysignf(r, f);
+}
+
+HS_INLINE void round_rows(const hs_args &a) {
+  hs_i64 r = my_row(a);
+  if (r >= a.s[HS_A_R1]) return;
+  float *o = out_row(a, HS_A_OUT0, r);
+  hs_i64 n = out_elems(a);
+  bool bf = a.s[HS_A_P0] == 1;
+  for (hs_i64 i = threadIdx.x; i < n; i += blockDim.x) o[i] = bf ? round_bf16(o[i]) : round_f16(o[i]);
+}
+
 } // namespace hs

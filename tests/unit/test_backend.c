@@ -89,6 +89,7 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
       return false;
     }
     rt_exec_set_backend(&x, be, state, true);
+    x.host_mirror = true; /* the CUDA backend's rows are in device memory */
   }
   int32_t tok[TG_MAX_TOKENS];
   for (int i = 0; i < L; i++) tok[i] = i;
