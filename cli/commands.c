@@ -25,7 +25,7 @@ enum opt_id {
   O_SEED, O_WEIGHTS, O_PROMPT, O_PROMPT_FILE, O_MAX_NEW, O_STOP, O_TEMPERATURE, O_TOP_K,
   O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
   /* backends */
-  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
+  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_GPU_PAGES, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
   O_MIN_SCORE, O_COUNT,
@@ -48,6 +48,8 @@ static const cli_opt backend_opts[] = {
     {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
     {O_GPU_MATH, "--gpu-math", NULL, "f32|bf16",
      "cuda backends: f32 arithmetic (the default), or the\nlinears and the sparse attention on tensor cores\n(bf16 inputs, f32 sums)"},
+    {O_GPU_PAGES, "--gpu-pages", NULL, "SIZE",
+     "cuda backends: keep at most SIZE bytes (64M, 2G) of\nhistory pages in device memory; older ones move to\npinned host memory (default: as many as fit)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "keep|f32|bf16",
      "the linear layers' weights: keep (default) bf16 or f16\n"
      "where the file has them, else f32; f32; or bf16 (rounded\n"
@@ -387,6 +389,9 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     if (strcmp(v, "f32") && strcmp(v, "bf16")) BAD("--gpu-math expects f32 or bf16, not '%s'", v);
     o->gpu_bf16 = !strcmp(v, "bf16");
     return 0;
+  case O_GPU_PAGES:
+    if (!parse_size(v, &o->gpu_pages)) BAD("--gpu-pages expects a size such as 512M or 2G, not '%s'", v);
+    return 0;
   case O_GPU_ARCH:
     if (strncmp(v, "sm_", 3) || !v[3] || strspn(v + 3, "0123456789") < 2 ||
         strspn(v + 3, "0123456789abf") != strlen(v + 3))
@@ -607,6 +612,8 @@ static int check_combination(const hsac_cli *o) {
   if (c == &hsac_cmd_run || c == &hsac_cmd_logits) {
     if (!o->weights) BAD("no weights: --weights W.safetensors");
   }
+  if (o->gpu_pages && o->backend != HSART_BACKEND_CUDA && o->backend != HSART_BACKEND_CUDA_EMU)
+    BAD("--gpu-pages goes with --backend cuda or cuda-emu");
   if (c == &hsac_cmd_run && !o->prompt == !o->prompt_file)
     BAD("give exactly one of --prompt TEXT and --prompt-file F");
   if (c == &hsac_cmd_logits) {

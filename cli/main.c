@@ -90,7 +90,8 @@ static hsart_model_options model_options(const hsac_cli *o) {
   hsart_model_options mo = {.opt_level = 1, .backend = (hsart_backend)o->backend,
                             .threads = o->threads, .cpu = o->cpu, .no_cache = o->no_cache,
                             .weights_dtype = (hsart_weights_dtype)o->weights_dtype,
-                            .gpu_bf16 = o->gpu_bf16, .include_dirs = includes(o)};
+                            .gpu_bf16 = o->gpu_bf16, .include_dirs = includes(o),
+                            .gpu_page_bytes = o->gpu_pages};
   return mo;
 }
 
@@ -624,6 +625,11 @@ static int cmd_run(const hsac_cli *o) {
   fputc('\n', stdout);
   fflush(stdout);
   if (!o->quiet) print_run_summary(n, prefill_s, generated, elapsed(&t0), why);
+  if (o->verbose) {
+    char desc[512];
+    hsart_session_describe(s, desc, sizeof desc);
+    if (desc[0]) fprintf(stderr, "hsac: %s\n", desc);
+  }
 done:
   free(out.held);
   free(tokens);

@@ -72,6 +72,8 @@ struct rt_backend {
    * session's check_numerics or host_mirror, run also copies each op's new
    * rows back to the host stores. */
   bool device_resident;
+  /* A line on the session's state (NULL: nothing to say). */
+  void (*session_describe)(const void *state, char *buf, size_t size);
   bool (*segment_begin)(void *state, rt_exec *x);
   bool (*segment_end)(void *state, rt_exec *x);
 };

@@ -605,6 +605,14 @@ static bool check_view(const cuda_sess *s, rt_exec *x, const ir_value *v, rt_dpt
       bad = "ring";
     else if (st->keep < 0 && d->npages && !g->ops->owns(g, d->ptable, (size_t)d->npages * 8))
       bad = "page table";
+    /* the emulated device's memory is this process's: its page table must
+     * be the host copy, every entry a live page */
+    else if (st->keep < 0 && d->npages && s->p->emulated &&
+             memcmp((const void *)(uintptr_t)d->ptable, d->pages, (size_t)d->npages * 8))
+      bad = "page table, which differs from the runtime's";
+    for (int64_t i = 0; !bad && st->keep < 0 && i < d->npages; i++)
+      if (!g->ops->owns(g, d->pages[i], (size_t)st->page_rows * (size_t)st->row_elems * 4))
+        bad = "history pages";
   }
   if (!bad) return true;
   snprintf(x->err, sizeof x->err, "internal error: kernel %s's %s (%s) are not in device memory",
@@ -740,6 +748,23 @@ static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
   return true;
 }
 
+static void cuda_session_describe(const void *state, char *buf, size_t size) {
+  const cuda_sess *s = state;
+  int64_t seg = 0, hist = 0, host = 0;
+  for (int i = 0; i < s->nvals; i++) {
+    const dstore *d = &s->d[i];
+    seg += (int64_t)d->seg_bytes;
+    for (int64_t p = 0; p < d->npages; p++)
+      if (d->pkind[p] == RT_GPU_HOST) host++;
+  }
+  hist = s->page_bytes;
+  snprintf(buf, size,
+           "device memory of the session: %.2f MiB of segment rows, %.2f MiB of history pages; "
+           "%lld page%s moved to pinned host memory (%lld there now)",
+           (double)seg / (1 << 20), (double)hist / (1 << 20), (long long)s->offloaded,
+           s->offloaded == 1 ? "" : "s", (long long)host);
+}
+
 static bool cuda_segment_begin(void *state, rt_exec *x) {
   cuda_sess *s = state;
   if (x->t0 == 0 && !reset_history(s, x)) return false;
@@ -827,16 +852,20 @@ static bool copy_rows(cuda_sess *s, rt_exec *x, int vi, rt_dptr dst, int64_t r, 
 }
 
 /* The segment's rows of value vi into its ring or pages (f32: the backend
- * reads wide histories). */
+ * reads wide histories).  Only computed rows are copied: rows the demand
+ * analysis skipped (before comp_r0) are never read, and their op may not
+ * have run at all; their pages are still made, so every page-table entry
+ * names memory. */
 static bool flush(cuda_sess *s, rt_exec *x, int vi) {
   const rt_store *st = &x->vals[vi].st;
   dstore *d = &s->d[vi];
   if (st->keep == 0 || st->seg_r1 <= st->seg_r0) return true;
+  int64_t c0 = st->comp_r0 > st->seg_r0 ? st->comp_r0 : st->seg_r0;
   size_t rb = (size_t)st->row_elems * sizeof(float);
   if (st->keep > 0) {
     if (!d->ring && !dev_alloc(s, x, (size_t)st->keep * rb, RT_GPU_DEVICE, &d->ring))
       return false;
-    int64_t r = st->seg_r1 - st->keep > st->seg_r0 ? st->seg_r1 - st->keep : st->seg_r0;
+    int64_t r = st->seg_r1 - st->keep > c0 ? st->seg_r1 - st->keep : c0;
     while (r < st->seg_r1) {
       int64_t slot = r % st->keep, n = st->seg_r1 - r;
       if (n > st->keep - slot) n = st->keep - slot;
@@ -867,7 +896,10 @@ static bool flush(cuda_sess *s, rt_exec *x, int vi) {
       if (!new_page(s, x, vi, pg, (size_t)pr * rb)) return false;
       if (pg < d->dirty) d->dirty = pg;
     }
-    if (!copy_rows(s, x, vi, d->pages[pg] + (size_t)off * rb, r, n)) return false;
+    int64_t skip = c0 > r ? (c0 - r < n ? c0 - r : n) : 0;
+    if (n > skip && !copy_rows(s, x, vi, d->pages[pg] + (size_t)(off + skip) * rb, r + skip,
+                               n - skip))
+      return false;
     r += n;
   }
   return true;
@@ -902,9 +934,12 @@ static bool cuda_segment_end(void *state, rt_exec *x) {
   cuda_sess *s = state;
   for (int i = 0; i < x->nvals; i++) {
     const rt_val *v = &x->vals[i];
-    if (!v->rows || v->virt || v->st.keep == 0) continue;
-    if (!flush(s, x, i)) return false;
-    if (v->st.keep < 0 && !upload_table(s, x, i)) return false;
+    if (v->rows && !v->virt && v->st.keep != 0 && !flush(s, x, i)) return false;
+  }
+  /* after every flush: a page made for one value can move another's out */
+  for (int i = 0; i < x->nvals; i++) {
+    const rt_val *v = &x->vals[i];
+    if (v->rows && !v->virt && v->st.keep < 0 && !upload_table(s, x, i)) return false;
   }
   if (!rows_to_host(s, x, x->g->output)) return false;
   return dev_sync(s, x);
@@ -920,6 +955,7 @@ const rt_backend rt_backend_cuda_emu = {
     .run = cuda_run,
     .wide_history = true,
     .device_resident = true,
+    .session_describe = cuda_session_describe,
     .segment_begin = cuda_segment_begin,
     .segment_end = cuda_segment_end,
 };
@@ -934,6 +970,7 @@ const rt_backend rt_backend_cuda = {
     .run = cuda_run,
     .wide_history = true,
     .device_resident = true,
+    .session_describe = cuda_session_describe,
     .segment_begin = cuda_segment_begin,
     .segment_end = cuda_segment_end,
 };

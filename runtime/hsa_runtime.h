@@ -62,8 +62,9 @@ typedef enum hsart_backend {
                               else ref (hsart_model_backend says which) */
   HSART_BACKEND_REF,       /* the reference interpreter: plain C, one thread */
   HSART_BACKEND_CPU,       /* kernels compiled through MLIR/LLVM for this CPU */
-  HSART_BACKEND_CUDA,      /* CUDA C kernels through NVRTC on a GPU (not yet
-                              runnable: compiling a model says so) */
+  HSART_BACKEND_CUDA,      /* CUDA C kernels through NVRTC on the first GPU
+                              of the CUDA driver (loading a model without one
+                              fails, saying why) */
   HSART_BACKEND_CUDA_EMU,  /* the same CUDA C run on this CPU by the emulator
                               (codegen/cuda/emu.h): slow, for checking */
 } hsart_backend;
@@ -94,6 +95,10 @@ typedef struct hsart_model_options {
                       of f32 arithmetic (docs/cuda.md) */
   const char *const *include_dirs; /* folders searched for includes after the
                       including file's own (-I), NULL-terminated (or NULL) */
+  int64_t gpu_page_bytes; /* cuda backends: the most bytes of history pages
+                      (the chunk memory's) one session keeps in device
+                      memory; older pages move to pinned host memory that
+                      kernels read over the bus (0: as many as fit) */
 } hsart_model_options;
 
 /* Compiles the model description and binds the weights to it: every tensor
@@ -175,6 +180,9 @@ hsart_status hsart_session_reset(hsart_session *s);
 const char *hsart_session_error(const hsart_session *s);
 /* Tokens processed so far. */
 int64_t hsart_session_position(const hsart_session *s);
+/* One line on what the session holds where its backend has something to
+ * say (cuda: device memory, pages moved to host memory); "" otherwise. */
+void hsart_session_describe(const hsart_session *s, char *buf, size_t size);
 
 /* Appends n tokens, in segments of opts.segment tokens. */
 hsart_status hsart_prefill(hsart_session *s, const int32_t *tokens, int64_t n);

@@ -153,6 +153,7 @@ static hsart_status compile_backend(hsart_model *m, const hsart_model_options *o
   rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
                            .no_cache = opts && opts->no_cache, .wtype = m->wtype, .raw = raw,
                            .gpu_bf16 = opts && opts->gpu_bf16,
+                           .gpu_page_bytes = opts ? opts->gpu_page_bytes : 0,
                            .raw_file = f};
   char msg[1024];
   hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,
@@ -514,6 +515,12 @@ hsart_status hsart_session_reset(hsart_session *s) {
 
 const char *hsart_session_error(const hsart_session *s) { return s->err; }
 int64_t hsart_session_position(const hsart_session *s) { return s->pos; }
+
+void hsart_session_describe(const hsart_session *s, char *buf, size_t size) {
+  if (size) buf[0] = 0;
+  if (s->m->be->session_describe && s->be_state)
+    s->m->be->session_describe(s->be_state, buf, size);
+}
 const float *hsart_logits(const hsart_session *s) { return s->have_logits ? s->logits : NULL; }
 
 /* Chunk and block indices are 32-bit (the IR's i32 top-k indices), so a

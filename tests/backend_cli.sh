@@ -128,6 +128,12 @@ expect 0 "hs::linear_mma<"        -- ir --emit=cuda --gpu-math bf16 "$tiny"
 run --backend cuda-emu -v >"$tmp/emu.txt" 2>"$tmp/emu.err" || { bad "run --backend cuda-emu"; cat "$tmp/emu.err"; }
 cmp -s "$tmp/ref.txt" "$tmp/emu.txt" && ok || bad "greedy text of cuda-emu differs from ref"
 grep -q "backend cuda-emu: the emulator (codegen/cuda/emu.h) on this CPU" "$tmp/emu.err" && ok || { bad "cuda-emu -v"; cat "$tmp/emu.err"; }
+# history pages past --gpu-pages move to host memory; the text does not change
+run --backend cuda-emu --gpu-pages 1K -v >"$tmp/pg.txt" 2>"$tmp/pg.err" || { bad "run --gpu-pages"; cat "$tmp/pg.err"; }
+cmp -s "$tmp/ref.txt" "$tmp/pg.txt" && ok || bad "greedy text with --gpu-pages 1K differs from ref"
+grep -q "pages\? moved to pinned host memory" "$tmp/pg.err" && ok || { bad "--gpu-pages -v"; cat "$tmp/pg.err"; }
+expect 2 "--gpu-pages goes with --backend cuda" -- run "$tiny" --weights "$tmp/w.st" --prompt x --gpu-pages 1G
+expect 2 "--gpu-pages expects a size"           -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend cuda-emu --gpu-pages lots
 # a broken C++ compiler for the emulator is reported, not hidden
 export CXX=/nonexistent/c++
 expect 1 "could not be run; set CXX" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend cuda-emu --no-cache -q

@@ -395,6 +395,69 @@ static int suite_cleanup(void) {
   return 0;
 }
 
+/* Logits of tok[0..n) on cuda-emu with a history-page budget (prefill in
+ * segments of 37, then decode from position n - 6), and the session's
+ * count of pages moved to host memory. */
+static bool paged_run(const char *model, const char *weights, int64_t budget, const int32_t *tok,
+                      int64_t n, float *out, int64_t *moved) {
+  hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA_EMU,
+                            .gpu_page_bytes = budget};
+  hsart_model *m;
+  hsart_error e;
+  if (hsart_model_load(model, weights, &mo, &m, &e) != HSART_OK) {
+    fprintf(stderr, "\n%s\n", e.message);
+    return false;
+  }
+  int64_t V = hsart_model_vocab(m);
+  hsart_session_options so = {.segment = 37};
+  hsart_session *s;
+  bool ok = hsart_session_create(m, &so, &s, &e) == HSART_OK;
+  if (ok) ok = hsart_prefill(s, tok, n - 6) == HSART_OK;
+  for (int64_t i = n - 6; ok && i < n; i++) ok = hsart_decode(s, tok[i]) == HSART_OK;
+  if (ok) memcpy(out, hsart_logits(s), (size_t)V * sizeof *out);
+  char d[512] = "";
+  if (ok) hsart_session_describe(s, d, sizeof d);
+  const char *at = strstr(d, "history pages; ");
+  *moved = at ? strtoll(at + strlen("history pages; "), NULL, 10) : -1;
+  if (!ok) fprintf(stderr, "\n%s\n", s ? hsart_session_error(s) : e.message);
+  if (s) hsart_session_free(s);
+  hsart_model_free(m);
+  return ok;
+}
+
+/* A session whose history pages pass its device budget moves the oldest
+ * to pinned host memory, which the kernels then read in place: the logits
+ * do not change by a bit, whatever the budget (one byte: one page on the
+ * device). */
+static void test_page_offload(void) {
+  static const char *const names[] = {"dense", "paper_swa_hsa"};
+  enum { N = 300 };
+  int32_t tok[N];
+  for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % 256);
+  for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+    char model[512], weights[] = "/tmp/hsac-test-pages-XXXXXX";
+    model_path(names[k], model, sizeof model);
+    int fd = mkstemp(weights);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    hsart_error e;
+    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 4, &e), HSART_OK);
+    float base[512] = {0}, got[512] = {0};
+    int64_t moved0 = -1, moved = -1, moved2 = -1;
+    CU_ASSERT_FATAL(paged_run(model, weights, 0, tok, N, base, &moved0));
+    CU_ASSERT_EQUAL(moved0, 0);
+    CU_ASSERT(paged_run(model, weights, 1, tok, N, got, &moved));
+    CU_ASSERT(memcmp(base, got, sizeof base) == 0);
+    CU_ASSERT(moved > 0);
+    CU_ASSERT(paged_run(model, weights, 64 << 10, tok, N, got, &moved2));
+    CU_ASSERT(memcmp(base, got, sizeof base) == 0);
+    CU_ASSERT(moved2 <= moved);
+    printf("\n    %-14s pages moved to host memory: %lld (budget 1 byte), %lld (64 KiB)",
+           names[k], (long long)moved, (long long)moved2);
+    remove(weights);
+  }
+}
+
 void tu_add_cuda_suite(void) {
   CU_pSuite s = CU_add_suite("cuda", suite_init, suite_cleanup);
   CU_add_test(s, "the emulator: barriers, shuffles, votes, atomics, deadlocks", test_emulator);
@@ -403,4 +466,5 @@ void tu_add_cuda_suite(void) {
   CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
               test_example_models);
   CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
+  CU_add_test(s, "history pages past the device budget move to host memory", test_page_offload);
 }
