@@ -62,6 +62,10 @@ struct rt_backend {
   /* Computes op's output rows of the current segment (rt_exec's t0, t1 and
    * the stores' comp_r0 .. seg_r1).  false with x->err set on failure. */
   bool (*run)(void *state, rt_exec *x, const ir_op *op);
+  /* The same for n sessions of one program at once (a decode step of a
+   * batch: rt_exec_decode_batch), or NULL: run is called for each.  false
+   * with *bad the session whose err says why. */
+  bool (*run_batch)(void *const *states, rt_exec *const *xs, int n, const ir_op *op, int *bad);
   bool wide_history;   /* reads histories only in f32 (rt_exec_set_backend) */
   /* A backend that holds every tensor in its own (device) memory: the
    * runtime's host stores then hold only the tokens and the logits, and

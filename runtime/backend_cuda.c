@@ -37,6 +37,8 @@
 
 typedef struct ckern {
   rt_gpu_kernel *fn, *fn1;      /* the kernel, and its decode version */
+  rt_gpu_kernel *fnb;           /* the batched decode: fn1's (a linear) or fn's,
+                                   for an array of slots, one per blockIdx.z */
   const ir_value *ins[IR_MAX_INPUTS];
   int nins;
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
@@ -94,7 +96,9 @@ typedef struct dpage {          /* a history page in device memory */
 
 typedef struct cuda_sess {
   cuda_prog *p;
-  rt_gpu_stream *stream;
+  rt_gpu_stream *stream;        /* the session's own */
+  rt_gpu_stream *cur;           /* where its work goes: its own, or during a
+                                   batched step the batch's first session's */
   dstore *d;                    /* by value index */
   int nvals;
   rt_dptr scratch;
@@ -103,6 +107,7 @@ typedef struct cuda_sess {
   size_t qhead, qlen, qcap;
   int64_t page_bytes;           /* bytes of history pages in device memory */
   int64_t offloaded;            /* pages moved to pinned host memory */
+  int64_t batched;              /* batched launches this session led */
   char last[200];               /* the last launch, for errors found at a sync */
 } cuda_sess;
 
@@ -408,7 +413,10 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
       snprintf(n1, sizeof n1, "%s_1", k->name);
       k->fn1 = p->dev->ops->kernel(p->dev, n1);
     }
-    if (!k->fn || (k->info.one_row && !k->fn1)) {
+    char nb[80];
+    snprintf(nb, sizeof nb, k->info.one_row ? "%s_1b" : "%s_b", k->name);
+    k->fnb = p->dev->ops->kernel(p->dev, nb);
+    if (!k->fn || (k->info.one_row && !k->fn1) || !k->fnb) {
       snprintf(err, errsize, "internal error: compiled kernel %s not found", k->name);
       st = HSART_EUNSUPPORTED;
     }
@@ -452,7 +460,7 @@ static void cuda_describe(const void *program, char *buf, size_t size) {
 
 static bool dev_sync(cuda_sess *s, rt_exec *x) {
   char msg[400];
-  if (!DEV(s)->ops->sync(DEV(s), s->stream, msg, sizeof msg)) return true;
+  if (!DEV(s)->ops->sync(DEV(s), s->cur, msg, sizeof msg)) return true;
   snprintf(x->err, sizeof x->err, "%.280s (the last launch: %.190s)", msg, s->last[0] ? s->last : "none");
   return false;
 }
@@ -469,9 +477,9 @@ static bool dev_copy(cuda_sess *s, rt_exec *x, int which, void *host, rt_dptr ds
                      size_t n) {
   char msg[400];
   rt_gpu *g = DEV(s);
-  int rc = which == 0   ? g->ops->h2d(g, s->stream, dst, host, n, msg, sizeof msg)
-           : which == 1 ? g->ops->d2h(g, s->stream, host, src, n, msg, sizeof msg)
-                        : g->ops->d2d(g, s->stream, dst, src, n, msg, sizeof msg);
+  int rc = which == 0   ? g->ops->h2d(g, s->cur, dst, host, n, msg, sizeof msg)
+           : which == 1 ? g->ops->d2h(g, s->cur, host, src, n, msg, sizeof msg)
+                        : g->ops->d2d(g, s->cur, dst, src, n, msg, sizeof msg);
   if (!rc) return true;
   snprintf(x->err, sizeof x->err, "%s", msg);
   return false;
@@ -535,6 +543,7 @@ static hsart_status cuda_session_init(void *program, rt_exec *x, void **state, c
     cuda_session_free(s);
     return HSART_EUNSUPPORTED;
   }
+  s->cur = s->stream;
   *state = s;
   return HSART_OK;
 }
@@ -620,20 +629,11 @@ static bool check_view(const cuda_sess *s, rt_exec *x, const ir_value *v, rt_dpt
   return false;
 }
 
+static bool ensure_scratch(cuda_sess *s, rt_exec *x, const ckern *k, unsigned gx, unsigned gy);
+
 static bool launch(cuda_sess *s, rt_exec *x, const ckern *k, rt_gpu_kernel *fn, int64_t *a,
                    unsigned gx, unsigned gy, unsigned block) {
-  int64_t per = k->info.scratch_fixed + k->info.scratch_per_t1 * x->t1;
-  size_t need = (size_t)per * gx * gy * sizeof(float);
-  if (need > s->scratch_bytes) {
-    if (s->scratch) {
-      if (!dev_sync(s, x)) return false;
-      DEV(s)->ops->free(DEV(s), s->scratch, RT_GPU_DEVICE);
-      s->scratch = 0;
-      s->scratch_bytes = 0;
-    }
-    if (!dev_alloc(s, x, need, RT_GPU_DEVICE, &s->scratch)) return false;
-    s->scratch_bytes = need;
-  }
+  if (!ensure_scratch(s, x, k, gx, gy)) return false;
   a[CG_A_SCRATCH] = (int64_t)s->scratch;
   unsigned grid[3] = {gx, gy, 1}, blk[3] = {block, 1, 1};
   if (fn == k->fn1)
@@ -643,7 +643,7 @@ static bool launch(cuda_sess *s, rt_exec *x, const ckern *k, rt_gpu_kernel *fn, 
     snprintf(s->last, sizeof s->last, "kernel %s (grid %u x %u, block %u, rows %lld..%lld)",
              k->name, gx, gy, block, (long long)a[CG_A_R0], (long long)a[CG_A_R1] - 1);
   char msg[400];
-  if (DEV(s)->ops->launch(DEV(s), s->stream, fn, grid, blk, a, CG_A_COUNT * sizeof *a, msg,
+  if (DEV(s)->ops->launch(DEV(s), s->cur, fn, grid, blk, a, CG_A_COUNT * sizeof *a, msg,
                           sizeof msg)) {
     snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
     return false;
@@ -696,6 +696,8 @@ static bool rows_to_host(cuda_sess *s, rt_exec *x, const ir_value *v) {
                   (size_t)n * (size_t)st->seg_elems * sizeof(float));
 }
 
+static bool after_op(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k);
+
 static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
   cuda_sess *s = state;
   const ckern *k = &s->p->k[op->out[0]->index];
@@ -719,7 +721,13 @@ static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
   }
   if (o->seg_r1 - o->comp_r0 <= 0) return true;
   if (!launch_rows(s, x, k, a)) return false;
-  /* values kept in 16 bits are rounded to them, as the host stores do */
+  return after_op(s, x, op, k);
+}
+
+/* After op's launch: values kept in 16 bits are rounded to them, as the
+ * host stores do; with check_numerics or host_mirror, the new rows go to
+ * the host. */
+static bool after_op(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k) {
   for (int i = 0; i < op->nout; i++) {
     const rt_val *ov = &x->vals[op->out[i]->index];
     if (ov->virt || ov->st.quant == RT_Q_F32 || ov->st.seg_r1 <= ov->st.comp_r0) continue;
@@ -734,7 +742,7 @@ static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
     snprintf(s->last, sizeof s->last, "kernel %s (grid %u, after %s)", CG_CUDA_ROUND, grid[0],
              k->name);
     char msg[400];
-    if (DEV(s)->ops->launch(DEV(s), s->stream, s->p->round, grid, blk, r, sizeof r, msg,
+    if (DEV(s)->ops->launch(DEV(s), s->cur, s->p->round, grid, blk, r, sizeof r, msg,
                             sizeof msg)) {
       snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
       return false;
@@ -760,13 +768,119 @@ static void cuda_session_describe(const void *state, char *buf, size_t size) {
   hist = s->page_bytes;
   snprintf(buf, size,
            "device memory of the session: %.2f MiB of segment rows, %.2f MiB of history pages; "
-           "%lld page%s moved to pinned host memory (%lld there now)",
+           "%lld page%s moved to pinned host memory (%lld there now); %lld batched launch%s led",
            (double)seg / (1 << 20), (double)hist / (1 << 20), (long long)s->offloaded,
-           s->offloaded == 1 ? "" : "s", (long long)host);
+           s->offloaded == 1 ? "" : "s", (long long)host, (long long)s->batched,
+           s->batched == 1 ? "" : "es");
+}
+
+/* Device scratch for a launch of gx x gy blocks of k. */
+static bool ensure_scratch(cuda_sess *s, rt_exec *x, const ckern *k, unsigned gx, unsigned gy) {
+  int64_t per = k->info.scratch_fixed + k->info.scratch_per_t1 * x->t1;
+  size_t need = (size_t)per * gx * gy * sizeof(float);
+  if (need <= s->scratch_bytes) return true;
+  if (s->scratch) {
+    if (!dev_sync(s, x)) return false;
+    DEV(s)->ops->free(DEV(s), s->scratch, RT_GPU_DEVICE);
+    s->scratch = 0;
+    s->scratch_bytes = 0;
+  }
+  if (!dev_alloc(s, x, need, RT_GPU_DEVICE, &s->scratch)) return false;
+  s->scratch_bytes = need;
+  return true;
+}
+
+/* One decode step's op for n sessions in one launch per CG_CUDA_BATCH of
+ * them: blockIdx.z picks a session, whose slots (its own tensors, position
+ * and scratch) come in the launch's parameter.  Sessions of different
+ * lengths batch alike: only their slots differ.  The batch's work goes on
+ * the first session's stream (each joins it once, after its own stream is
+ * idle) until each session's segment_end. */
+static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const ir_op *op,
+                           int *bad) {
+  cuda_sess *s0 = states[0];
+  const ckern *k = &s0->p->k[op->out[0]->index];
+  bool one = k->fnb != NULL;
+  for (int i = 0; i < n && one; i++) {
+    const rt_store *o = &xs[i]->vals[op->out[0]->index].st;
+    one = o->seg_r1 - o->comp_r0 == 1;
+  }
+  if (!one) { /* not a step of one row each: per session */
+    for (int i = 0; i < n; i++)
+      if (!cuda_run(states[i], xs[i], op)) {
+        *bad = i;
+        return false;
+      }
+    return true;
+  }
+  unsigned gx, gy, block;
+  if (k->info.one_row) {
+    gx = (unsigned)((k->info.outs1 + k->info.block1 - 1) / k->info.block1);
+    gy = 1;
+    block = (unsigned)k->info.block1;
+  } else {
+    gx = k->info.vecs ? (unsigned)((k->info.vecs + 63) / 64) : 1;
+    gy = (unsigned)k->info.grid_y;
+    block = (unsigned)k->info.block;
+  }
+  rt_gpu *g = DEV(s0);
+  static const size_t bytes = (size_t)CG_CUDA_BATCH * CG_A_COUNT * sizeof(int64_t);
+  int64_t *args = calloc(1, bytes); /* the parameter: copied at the launch */
+  if (!args) {
+    *bad = 0;
+    snprintf(xs[0]->err, sizeof xs[0]->err, "out of memory");
+    return false;
+  }
+  bool ok = true;
+  for (int b0 = 0; b0 < n && ok; b0 += CG_CUDA_BATCH) {
+    int nb = n - b0 < CG_CUDA_BATCH ? n - b0 : CG_CUDA_BATCH;
+    for (int i = b0; i < b0 + nb && ok; i++) {
+      cuda_sess *s = states[i];
+      rt_exec *x = xs[i];
+      *bad = i;
+      if (s->cur != s0->cur) { /* joins the batch's stream once its own is idle */
+        if (!(ok = dev_sync(s, x))) break;
+        s->cur = s0->cur;
+      }
+      for (int j = 0; j < op->nout && ok; j++)
+        ok = x->vals[op->out[j]->index].virt || ensure_seg(s, x, op->out[j]);
+      int64_t *a = args + (size_t)(i - b0) * CG_A_COUNT;
+      if (ok) dev_slots(a, s, x, op, k);
+      if (ok && g->ops->owns) {
+        for (int j = 0; j < op->nout && ok; j++)
+          ok = x->vals[op->out[j]->index].virt ||
+               check_view(s, x, op->out[j], 0, 0, "result", k->name);
+        for (int j = 0; j < k->nins && ok; j++)
+          ok = check_view(s, x, k->ins[j], k->w[j], k->wbytes[j], "input", k->name);
+      }
+      if (ok) ok = ensure_scratch(s, x, k, gx, gy);
+      a[CG_A_SCRATCH] = (int64_t)s->scratch;
+    }
+    if (!ok) break;
+    *bad = b0;
+    unsigned grid[3] = {gx, gy, (unsigned)nb}, blk[3] = {block, 1, 1};
+    snprintf(s0->last, sizeof s0->last, "kernel %s%s (batched: grid %u x %u x %d sessions, "
+             "block %u)", k->name, k->info.one_row ? "_1b" : "_b", gx, gy, nb, block);
+    char msg[400];
+    if (g->ops->launch(g, s0->cur, k->fnb, grid, blk, args, bytes, msg, sizeof msg)) {
+      snprintf(xs[b0]->err, sizeof xs[b0]->err, "%.200s: %.300s", s0->last, msg);
+      ok = false;
+      break;
+    }
+    s0->batched++;
+    for (int i = b0; i < b0 + nb && ok; i++) {
+      snprintf(((cuda_sess *)states[i])->last, sizeof s0->last, "%s", s0->last);
+      *bad = i;
+      ok = after_op(states[i], xs[i], op, k);
+    }
+  }
+  free(args);
+  return ok;
 }
 
 static bool cuda_segment_begin(void *state, rt_exec *x) {
   cuda_sess *s = state;
+  s->cur = s->stream;
   if (x->t0 == 0 && !reset_history(s, x)) return false;
   const ir_value *in = x->g->input;
   const rt_store *st = &x->vals[in->index].st;
@@ -942,7 +1056,9 @@ static bool cuda_segment_end(void *state, rt_exec *x) {
     if (v->rows && !v->virt && v->st.keep < 0 && !upload_table(s, x, i)) return false;
   }
   if (!rows_to_host(s, x, x->g->output)) return false;
-  return dev_sync(s, x);
+  bool ok = dev_sync(s, x);
+  s->cur = s->stream; /* leaves a batch's stream */
+  return ok;
 }
 
 const rt_backend rt_backend_cuda_emu = {
@@ -953,6 +1069,7 @@ const rt_backend rt_backend_cuda_emu = {
     .session_init = cuda_session_init,
     .session_free = cuda_session_free,
     .run = cuda_run,
+    .run_batch = cuda_run_batch,
     .wide_history = true,
     .device_resident = true,
     .session_describe = cuda_session_describe,
@@ -968,6 +1085,7 @@ const rt_backend rt_backend_cuda = {
     .session_init = cuda_session_init,
     .session_free = cuda_session_free,
     .run = cuda_run,
+    .run_batch = cuda_run_batch,
     .wide_history = true,
     .device_resident = true,
     .session_describe = cuda_session_describe,

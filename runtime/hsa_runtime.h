@@ -188,6 +188,13 @@ void hsart_session_describe(const hsart_session *s, char *buf, size_t size);
 hsart_status hsart_prefill(hsart_session *s, const int32_t *tokens, int64_t n);
 /* Appends one token. */
 hsart_status hsart_decode(hsart_session *s, int32_t token);
+/* Appends tokens[i] to session ss[i], for n sessions of one model (each at
+ * its own position), computed together: on the cuda backends each op of
+ * the step is one launch for all of them.  The logits are each session's
+ * hsart_logits, the same as n hsart_decode calls would give.  On a
+ * failure every session of the batch is reset, and each one's error says
+ * which entry failed and why. */
+hsart_status hsart_decode_batch(hsart_session *const *ss, const int32_t *tokens, int n);
 /* Logits after the last token (vocab floats), or NULL before any token. */
 const float *hsart_logits(const hsart_session *s);
 

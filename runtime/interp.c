@@ -304,15 +304,20 @@ static bool check_finite(rt_exec *x, const ir_op *op) {
   return true;
 }
 
-hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
-                             int64_t final) {
+static hsart_status backend_fail(rt_exec *x, const char *what) {
+  if (!x->err[0]) snprintf(x->err, sizeof x->err, "%s", what);
+  return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
+}
+
+/* 1. Sizes the stores for tokens [t0, t0 + n) and writes the tokens. */
+static hsart_status seg_begin(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
+                              int64_t final) {
   int64_t t1 = t0 + n;
   x->t0 = t0;
   x->t1 = t1;
   x->tokens = tokens;
   x->err[0] = 0;
   bool dev = x->be && x->be->device_resident;
-  /* 1. the new rows of every value */
   for (int i = 0; i < x->nvals; i++) {
     rt_val *v = &x->vals[i];
     if (!v->rows) continue;
@@ -351,36 +356,41 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
   }
   rt_val *in = rt_val_of(x, x->g->input);
   memcpy(in->st.seg, tokens, (size_t)n * sizeof *tokens);
-  if (x->be && x->be->segment_begin && !x->be->segment_begin(x->be_state, x)) {
-    if (!x->err[0]) snprintf(x->err, sizeof x->err, "the backend could not start the segment");
-    return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
+  if (x->be && x->be->segment_begin && !x->be->segment_begin(x->be_state, x))
+    return backend_fail(x, "the backend could not start the segment");
+  return HSART_OK;
+}
+
+/* Whether op computes rows in this segment. */
+static bool op_runs(rt_exec *x, const ir_op *op) {
+  if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) return false;
+  rt_val *ov = rt_val_of(x, op->out[0]);
+  if (ov->virt) return false;
+  return !(ov->rows && ov->st.seg_r1 <= ov->st.comp_r0);
+}
+
+/* 2b. After op ran: 16-bit values rounded, numerics checked. */
+static hsart_status op_done(rt_exec *x, const ir_op *op, bool ok) {
+  if (!ok) {
+    char what[64];
+    snprintf(what, sizeof what, "%s failed", ir_ops[op->code].name);
+    return backend_fail(x, what);
   }
-  /* 2. every op, in order */
-  for (ir_op *op = x->g->first; op; op = op->next) {
-    if (op->code == IR_WEIGHT || op->code == IR_INPUT || op->code == IR_RETURN) continue;
-    rt_val *ov = rt_val_of(x, op->out[0]);
-    rt_store *s = &ov->st;
-    if (ov->virt) continue;
-    if (ov->rows && s->seg_r1 <= s->comp_r0) continue;
-    bool ok = x->be ? x->be->run(x->be_state, x, op) : rt_ref_run(x, op);
-    if (!ok) {
-      if (!x->err[0])
-        snprintf(x->err, sizeof x->err, "%s failed", ir_ops[op->code].name);
-      return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
-    }
-    for (int i = 0; i < op->nout && !dev; i++) {
-      rt_store *o = &rt_val_of(x, op->out[i])->st;
-      if (o->quant != RT_Q_F32) round_rows(o);
-    }
-    if (x->check_numerics && !check_finite(x, op)) return HSART_ENUMERIC;
+  bool dev = x->be && x->be->device_resident;
+  for (int i = 0; i < op->nout && !dev; i++) {
+    rt_store *o = &rt_val_of(x, op->out[i])->st;
+    if (o->quant != RT_Q_F32) round_rows(o);
   }
-  /* 3. keep what later segments will read (a device-resident backend
-   * keeps them in its memory, and copies the logits back) */
-  if (dev) {
-    if (x->be->segment_end && !x->be->segment_end(x->be_state, x)) {
-      if (!x->err[0]) snprintf(x->err, sizeof x->err, "the backend could not end the segment");
-      return strstr(x->err, "out of memory") ? HSART_ENOMEM : HSART_EINVAL;
-    }
+  if (x->check_numerics && !check_finite(x, op)) return HSART_ENUMERIC;
+  return HSART_OK;
+}
+
+/* 3. Keeps what later segments will read (a device-resident backend keeps
+ * it in its memory, and copies the logits back). */
+static hsart_status seg_end(rt_exec *x) {
+  if (x->be && x->be->device_resident) {
+    if (x->be->segment_end && !x->be->segment_end(x->be_state, x))
+      return backend_fail(x, "the backend could not end the segment");
     return HSART_OK;
   }
   for (int i = 0; i < x->nvals; i++)
@@ -389,6 +399,70 @@ hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int6
       return HSART_ENOMEM;
     }
   return HSART_OK;
+}
+
+hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
+                             int64_t final) {
+  hsart_status st = seg_begin(x, tokens, t0, n, final);
+  /* 2. every op, in order */
+  for (ir_op *op = x->g->first; op && st == HSART_OK; op = op->next)
+    if (op_runs(x, op))
+      st = op_done(x, op, x->be ? x->be->run(x->be_state, x, op) : rt_ref_run(x, op));
+  return st == HSART_OK ? seg_end(x) : st;
+}
+
+hsart_status rt_exec_decode_batch(rt_exec *const *xs, int n, const int32_t *tokens,
+                                  const int64_t *pos, int *failed) {
+  *failed = -1;
+  if (n <= 0) return HSART_OK;
+  const rt_backend *be = xs[0]->be;
+  for (int i = 1; i < n; i++)
+    if (xs[i]->g != xs[0]->g || xs[i]->be != be) {
+      *failed = i;
+      snprintf(xs[i]->err, sizeof xs[i]->err,
+               "a batch's sessions must run one compiled model on one backend");
+      return HSART_EINVAL;
+    }
+  const rt_exec **run = malloc((size_t)n * sizeof *run);
+  void **states = malloc((size_t)n * sizeof *states);
+  if (!run || !states) {
+    free(run);
+    free(states);
+    *failed = 0;
+    snprintf(xs[0]->err, sizeof xs[0]->err, "out of memory");
+    return HSART_ENOMEM;
+  }
+  hsart_status st = HSART_OK;
+  for (int i = 0; i < n && st == HSART_OK; i++)
+    if ((st = seg_begin(xs[i], tokens + i, pos[i], 1, -1)) != HSART_OK) *failed = i;
+  for (ir_op *op = xs[0]->g->first; op && st == HSART_OK; op = op->next) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+      if (op_runs(xs[i], op)) run[k] = xs[i], states[k++] = xs[i]->be_state;
+    if (!k) continue;
+    int bad = -1;
+    bool ok = true;
+    if (be && be->run_batch && k > 1) {
+      ok = be->run_batch(states, (rt_exec *const *)run, k, op, &bad);
+    } else {
+      for (int i = 0; i < k && ok; i++) {
+        rt_exec *x = (rt_exec *)run[i];
+        ok = be ? be->run(x->be_state, x, op) : rt_ref_run(x, op);
+        if (!ok) bad = i;
+      }
+    }
+    for (int i = 0; i < k && st == HSART_OK; i++) {
+      st = op_done((rt_exec *)run[i], op, ok || i != (bad < 0 ? 0 : bad));
+      if (st != HSART_OK)
+        for (int j = 0; j < n; j++)
+          if (xs[j] == run[i]) *failed = j;
+    }
+  }
+  for (int i = 0; i < n && st == HSART_OK; i++)
+    if ((st = seg_end(xs[i])) != HSART_OK) *failed = i;
+  free(run);
+  free(states);
+  return st;
 }
 
 const float *rt_exec_logits(rt_exec *x, int64_t t) {

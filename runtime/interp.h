@@ -109,6 +109,14 @@ void rt_exec_set_backend(rt_exec *x, const rt_backend *be, void *state, bool wid
  * analysis says are needed. */
 hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
                              int64_t final);
+/* One token for each of n sessions of one graph and backend, at positions
+ * pos[i], the ops run in lockstep: each op of the plan runs for every
+ * session before the next, as one launch where the backend has run_batch
+ * (sessions of different lengths alike).  On failure, *failed is the
+ * session whose err says why (every session's caches may then hold a
+ * partial step). */
+hsart_status rt_exec_decode_batch(rt_exec *const *xs, int n, const int32_t *tokens,
+                                  const int64_t *pos, int *failed);
 /* Every row of every value (no demand). */
 hsart_status rt_exec_segment(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n);
 /* Logits row of position t, valid after the segment that computed it. */

@@ -572,10 +572,15 @@ static hsart_status run(hsart_session *s, const int32_t *tokens, int64_t n, bool
       }
     s->pos += len;
     done += len;
-    const float *last = rt_exec_logits(&s->x, s->pos - 1);
-    if (!finite_logits(s, last, s->pos - 1)) return HSART_ENUMERIC;
-    memcpy(s->logits, last, (size_t)s->m->vocab * sizeof(float));
-    s->have_logits = true;
+    /* with demand, only the last segment computes logits: an earlier one's
+     * rows hold nothing (so a prefill stopped by progress has none) */
+    s->have_logits = false;
+    if (final < 0 || done == n) {
+      const float *last = rt_exec_logits(&s->x, s->pos - 1);
+      if (!finite_logits(s, last, s->pos - 1)) return HSART_ENUMERIC;
+      memcpy(s->logits, last, (size_t)s->m->vocab * sizeof(float));
+      s->have_logits = true;
+    }
     if (s->opt.progress && s->opt.progress(s->opt.user, done, n))
       return sess_err(s, HSART_ECANCELED, "stopped after %lld of %lld tokens",
                       (long long)done, (long long)n);
@@ -596,6 +601,63 @@ hsart_status hsart_decode(hsart_session *s, int32_t token) {
   hsart_status st = run(s, &token, 1, false);
   s->opt.progress = p;
   return st;
+}
+
+hsart_status hsart_decode_batch(hsart_session *const *ss, const int32_t *tokens, int n) {
+  if (n <= 0) return n == 0 ? HSART_OK : HSART_EINVAL;
+  if (!ss || !tokens) return HSART_EINVAL;
+  for (int i = 0; i < n; i++)
+    if (!ss[i]) return HSART_EINVAL;
+  for (int i = 0; i < n; i++) ss[i]->err[0] = 0;
+  for (int i = 0; i < n; i++) {
+    hsart_session *s = ss[i];
+    if (s->m != ss[0]->m)
+      return sess_err(s, HSART_EINVAL, "batch entry %d is a session of another model than entry "
+                      "0: a batch runs one model", i);
+    for (int j = 0; j < i; j++)
+      if (ss[j] == s)
+        return sess_err(s, HSART_EINVAL, "batch entries %d and %d are the same session", j, i);
+    if (tokens[i] < 0 || tokens[i] >= s->m->vocab)
+      return sess_err(s, HSART_EINVAL, "token %d of batch entry %d is outside the vocabulary "
+                      "(0..%lld)", tokens[i], i, (long long)s->m->vocab - 1);
+    if (s->pos >= HSART_MAX_POSITIONS)
+      return sess_err(s, HSART_EINVAL, "a session holds at most %lld positions",
+                      (long long)HSART_MAX_POSITIONS);
+  }
+  rt_exec **xs = malloc((size_t)n * sizeof *xs);
+  int64_t *pos = malloc((size_t)n * sizeof *pos);
+  if (!xs || !pos) {
+    free(xs);
+    free(pos);
+    return sess_err(ss[0], HSART_ENOMEM, "out of memory");
+  }
+  for (int i = 0; i < n; i++) xs[i] = &ss[i]->x, pos[i] = ss[i]->pos;
+  int failed = -1;
+  hsart_status st = rt_exec_decode_batch(xs, n, tokens, pos, &failed);
+  free(xs);
+  free(pos);
+  if (st != HSART_OK) {
+    /* every session's caches may hold part of the step: all restart */
+    char why[512];
+    snprintf(why, sizeof why, "%s", failed >= 0 ? ss[failed]->x.err : "the batch failed");
+    for (int i = 0; i < n; i++) {
+      hsart_session_reset(ss[i]);
+      if (i == failed) sess_err(ss[i], st, "%s (the session was reset)", why);
+      else sess_err(ss[i], st, "batch entry %d failed: %.400s (this session was reset too)",
+                    failed, why);
+    }
+    return st;
+  }
+  for (int i = 0; i < n; i++) {
+    hsart_session *s = ss[i];
+    const float *l = rt_exec_logits(&s->x, s->pos);
+    if (!finite_logits(s, l, s->pos)) return HSART_ENUMERIC;
+    if (s->opt.on_logits) s->opt.on_logits(s->opt.user, s->pos, l, s->m->vocab);
+    memcpy(s->logits, l, (size_t)s->m->vocab * sizeof(float));
+    s->have_logits = true;
+    s->pos++;
+  }
+  return HSART_OK;
 }
 
 typedef struct cand {

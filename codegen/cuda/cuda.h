@@ -65,6 +65,11 @@ int cg_cuda_emit(const cg_kernel_req *req, cg_cuda_math math, const char *name, 
  * CG_CUDA_ROUND_BLOCK threads per row.  0, or -1 out of memory. */
 #define CG_CUDA_ROUND "hsac_round"
 enum { CG_CUDA_ROUND_BLOCK = 128 };
+/* Every kernel also has a batched entry, NAME_b (a linear: NAME_1b, its
+ * decode GEMV), whose one parameter is `hs_batch`: the slots of up to
+ * CG_CUDA_BATCH sessions, one per blockIdx.z (8 KB of parameter space,
+ * which sm_70 and later take since CUDA 12.1). */
+enum { CG_CUDA_BATCH = 16 };
 int cg_cuda_emit_head(char **buf, size_t *len);
 /* emu.h's text (the emulator's header), static storage. */
 const char *cg_cuda_emu_header(void);

@@ -127,6 +127,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
   const ir_value *x = op->code == IR_TOPK && q->scores ? q->scores->in[0] : op->in[0];
   (void)x;
   int nt = NT;
+  bool linear = false;
   switch (op->code) {
   case IR_EMBED:
     snprintf(call, sizeof call, "hs::embed<%d, %s, %lldll>(a)", nt, hre(q, 0, h0, sizeof h0),
@@ -195,6 +196,11 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1(const __grid_constant__ "
             "hs_args a) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
         NT, name, NT, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
+    put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1b(const __grid_constant__ "
+            "hs_batch b) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(b.s[blockIdx.z]);\n}\n"
+            "HS_EMU_ENTRY_BATCH(%s_1b)\n",
+        NT, name, NT, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
+    linear = true;
     break;
   }
   case IR_ATTENTION: {
@@ -325,6 +331,16 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
   put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ "
           "hs_args a) {\n  %s;\n}\nHS_EMU_ENTRY(%s)\n",
       info->block, name, call, name);
+  /* the batched entry (decode of up to HS_BATCH sessions: blockIdx.z picks
+   * one's slots from the parameter, which stays in the constant bank as a
+   * single hs_args does; slots read from global or shared memory instead
+   * made ptxas keep them in registers and spill them around calls); a
+   * linear's decode is its _1b GEMV */
+  if (!linear)
+    put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_b(const __grid_constant__ "
+            "hs_batch b) {\n  const hs_args &a = b.s[blockIdx.z];\n  %s;\n}\n"
+            "HS_EMU_ENTRY_BATCH(%s_b)\n",
+        info->block, name, call, name);
   if (s.oom) {
     snprintf(err, errsize, "out of memory");
     return -1;
@@ -351,7 +367,8 @@ int cg_cuda_emit_head(char **buf, size_t *len) {
       (int)CG_V_SEG, (int)CG_V_R0, (int)CG_V_STRIDE, (int)CG_V_HIST, (int)CG_V_KEEP);
   put(&s, "#define HS_VIEW_SLOTS %d\n#define HS_IN(i) (HS_A_IN0 + (i) * HS_VIEW_SLOTS)\n",
       (int)CG_VIEW_SLOTS);
-  put(&s, "#ifndef HS_EMU\n#define HS_EMU_ENTRY(name)\n#endif\n");
+  put(&s, "#define HS_BATCH %d\n", (int)CG_CUDA_BATCH);
+  put(&s, "#ifndef HS_EMU\n#define HS_EMU_ENTRY(name)\n#define HS_EMU_ENTRY_BATCH(name)\n#endif\n");
   put_text(&s, cg_cuda_prelude_text);
   put(&s, "\n// rounding a value's new rows to its 16-bit type (the runtime's, on the device)\n"
           "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ hs_args "

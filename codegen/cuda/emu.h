@@ -441,4 +441,13 @@ static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu
                       errsize);                                                              \
   }
 
+// A batched kernel's one parameter is an hs_batch: one hs_args per
+// blockIdx.z.
+#define HS_EMU_ENTRY_BATCH(NAME)                                                             \
+  extern "C" int NAME##__emu(const void *args, const hs_emu_launch *l, char *err,            \
+                             size_t errsize) {                                               \
+    return hs_emu_run([](const void *p) { NAME(*(const hs_batch *)p); }, args, l, err,       \
+                      errsize);                                                              \
+  }
+
 #endif

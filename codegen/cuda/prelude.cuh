@@ -28,6 +28,11 @@ struct hs_args {
   hs_i64 s[HS_NSLOTS];
 };
 
+// A batched launch's parameter: the slots of up to HS_BATCH sessions.
+struct hs_batch {
+  hs_args s[HS_BATCH];
+};
+
 enum { HS_H_WEIGHT = 0, HS_H_SEG = 1, HS_H_RING = 2, HS_H_PAGES = 3 };
 
 namespace hs {
@@ -43,8 +48,10 @@ HS_INLINE const float *row(const hs_args &a, int base, hs_i64 r) {
   hs_i64 r0 = a.s[base + HS_V_R0];
   if (H == HS_H_SEG || r >= r0) return seg + (r - r0) * a.s[base + HS_V_STRIDE];
   if (H == HS_H_RING) {
-    hs_i64 keep = a.s[base + HS_V_KEEP];
-    return (const float *)a.s[base + HS_V_HIST] + (r % keep) * RE;
+    // rows and ring sizes stay below 2^31 (a session holds at most 2^31 - 1
+    // positions): a 32-bit remainder, not the 64-bit division routine
+    unsigned keep = (unsigned)a.s[base + HS_V_KEEP];
+    return (const float *)a.s[base + HS_V_HIST] + (hs_i64)((unsigned)r % keep) * RE;
   }
   return ((const float *const *)a.s[base + HS_V_HIST])[r / HS_PAGE_ROWS] +
          (r % HS_PAGE_ROWS) * RE;
@@ -524,14 +531,14 @@ HS_INLINE void attention(const hs_args &a) {
     hs_i64 lo = WIN > 0 && r - WIN + 1 > 0 ? r - WIN + 1 : 0;
     attend<NT, d>(
         qs, r - lo + 1,
-        [&](hs_i64 j) { return row<H1, RE1>(a, HS_IN(1), lo + j) + kh * d; },
-        [&](hs_i64 j) { return row<H2, RE2>(a, HS_IN(2), lo + j) + kh * d; }, 0, o, sp,
-        red);
+        [&a, lo, kh](hs_i64 j) { return row<H1, RE1>(a, HS_IN(1), lo + j) + kh * d; },
+        [&a, lo, kh](hs_i64 j) { return row<H2, RE2>(a, HS_IN(2), lo + j) + kh * d; }, 0, o,
+        sp, red);
   } else {
     const float *kr = row<H1, RE1>(a, HS_IN(1), r), *vr = row<H2, RE2>(a, HS_IN(2), r);
     attend<NT, d>(
-        qs, CAUSAL ? i + 1 : P, [&](hs_i64 j) { return kr + (j * HK + kh) * d; },
-        [&](hs_i64 j) { return vr + (j * HK + kh) * d; }, 0, o, sp, red);
+        qs, CAUSAL ? i + 1 : P, [kr, kh](hs_i64 j) { return kr + (j * HK + kh) * d; },
+        [vr, kh](hs_i64 j) { return vr + (j * HK + kh) * d; }, 0, o, sp, red);
   }
 }
 

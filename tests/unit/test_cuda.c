@@ -458,6 +458,86 @@ static void test_page_offload(void) {
   }
 }
 
+/* Batched decode: three sessions with prompts of 5, 40 and 77 tokens, then
+ * six steps of hsart_decode_batch, give the logits of the same sessions
+ * decoded one by one, to the bit, on cuda-emu (each op of a step one
+ * launch for all three) and on ref (the runtime's loop); a batch refuses
+ * mixed models and a session given twice. */
+static void test_batched_decode(void) {
+  static const char *const names[] = {"paper_swa_hsa", "nsa", "dense"};
+  enum { NS = 3, STEPS = 6 };
+  static const int64_t plen[NS] = {5, 40, 77};
+  int32_t tok[128];
+  for (int i = 0; i < 128; i++) tok[i] = (int32_t)((i * 53 + 7) % 256);
+  for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+    char model[512], weights[] = "/tmp/hsac-test-batch-XXXXXX";
+    model_path(names[k], model, sizeof model);
+    int fd = mkstemp(weights);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    hsart_error e;
+    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 6, &e), HSART_OK);
+    hsart_backend bes[2] = {HSART_BACKEND_CUDA_EMU, HSART_BACKEND_REF};
+    for (int b = 0; b < 2; b++) {
+      hsart_model_options mo = {.opt_level = 1, .backend = bes[b]};
+      hsart_model *m = NULL;
+      CU_ASSERT_EQUAL_FATAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+      int64_t V = hsart_model_vocab(m);
+      hsart_session *one[NS], *bat[NS];
+      bool ok = true;
+      for (int i = 0; i < NS; i++) {
+        ok &= hsart_session_create(m, NULL, &one[i], &e) == HSART_OK;
+        ok &= hsart_session_create(m, NULL, &bat[i], &e) == HSART_OK;
+        ok &= hsart_prefill(one[i], tok + 10 * i, plen[i]) == HSART_OK;
+        ok &= hsart_prefill(bat[i], tok + 10 * i, plen[i]) == HSART_OK;
+      }
+      CU_ASSERT_FATAL(ok);
+      int same = 0;
+      for (int t = 0; t < STEPS && ok; t++) {
+        int32_t next[NS];
+        for (int i = 0; i < NS; i++) {
+          next[i] = tok[(t * 11 + i * 29) % 128];
+          ok &= hsart_decode(one[i], next[i]) == HSART_OK;
+        }
+        ok &= hsart_decode_batch(bat, next, NS) == HSART_OK;
+        for (int i = 0; i < NS && ok; i++)
+          same += !memcmp(hsart_logits(one[i]), hsart_logits(bat[i]), (size_t)V * sizeof(float)) &&
+                  hsart_session_position(bat[i]) == plen[i] + t + 1;
+      }
+      CU_ASSERT(ok);
+      CU_ASSERT_EQUAL(same, NS * STEPS);
+      char d[512] = "";
+      hsart_session_describe(bat[0], d, sizeof d);
+      const char *at = strstr(d, "); ");
+      long long led = at ? strtoll(at + 3, NULL, 10) : -1;
+      if (b == 0) {
+        CU_ASSERT(led > 0);
+        printf("\n    %-14s batched steps == one by one (%lld batched launches)", names[k], led);
+      }
+      /* refusals: the same session twice; a session of another model */
+      hsart_session *twice[2] = {bat[0], bat[0]};
+      int32_t two[2] = {1, 2};
+      CU_ASSERT_EQUAL(hsart_decode_batch(twice, two, 2), HSART_EINVAL);
+      CU_ASSERT(tu_contains(hsart_session_error(bat[0]), "same session"));
+      hsart_model *m2 = NULL;
+      CU_ASSERT_EQUAL_FATAL(hsart_model_load(model, weights, &mo, &m2, &e), HSART_OK);
+      hsart_session *other = NULL;
+      CU_ASSERT_EQUAL_FATAL(hsart_session_create(m2, NULL, &other, &e), HSART_OK);
+      hsart_session *mixed[2] = {bat[1], other};
+      CU_ASSERT_EQUAL(hsart_decode_batch(mixed, two, 2), HSART_EINVAL);
+      CU_ASSERT(tu_contains(hsart_session_error(other), "another model"));
+      hsart_session_free(other);
+      hsart_model_free(m2);
+      for (int i = 0; i < NS; i++) {
+        hsart_session_free(one[i]);
+        hsart_session_free(bat[i]);
+      }
+      hsart_model_free(m);
+    }
+    remove(weights);
+  }
+}
+
 void tu_add_cuda_suite(void) {
   CU_pSuite s = CU_add_suite("cuda", suite_init, suite_cleanup);
   CU_add_test(s, "the emulator: barriers, shuffles, votes, atomics, deadlocks", test_emulator);
@@ -467,4 +547,5 @@ void tu_add_cuda_suite(void) {
               test_example_models);
   CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
   CU_add_test(s, "history pages past the device budget move to host memory", test_page_offload);
+  CU_add_test(s, "batched decode of sessions of different lengths", test_batched_decode);
 }

@@ -321,9 +321,48 @@ static void test_decode_matches_prefill(void) {
   }
 }
 
+static int stop_at_first(void *user, int64_t done, int64_t total) {
+  (void)total;
+  *(int64_t *)user = done;
+  return 1;
+}
+
+/* A prefill of several segments computes logits only in its last one (the
+ * demand analysis skips the others'): one stopped by its progress callback
+ * after the first segment has no logits, rather than whatever the output
+ * rows held; completed, it has the last position's. */
+static void test_stopped_prefill_has_no_logits(void) {
+  char model[512], weights[256];
+  snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+  snprintf(weights, sizeof weights, "/tmp/hsac-test-%d-stop.safetensors", (int)getpid());
+  hsart_error e;
+  CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 7, &e), HSART_OK);
+  hsart_model *m;
+  hsart_status st = hsart_model_load(model, weights, NULL, &m, &e);
+  unlink(weights);
+  CU_ASSERT_EQUAL_FATAL(st, HSART_OK);
+  int32_t tok[100];
+  for (int i = 0; i < 100; i++) tok[i] = (int32_t)(i * 7 % 256);
+  int64_t done = 0;
+  hsart_session_options so = {.segment = 30, .progress = stop_at_first, .user = &done};
+  hsart_session *s;
+  CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, &so, &s, &e), HSART_OK);
+  CU_ASSERT_EQUAL(hsart_prefill(s, tok, 100), HSART_ECANCELED);
+  CU_ASSERT_EQUAL(done, 30);
+  CU_ASSERT_PTR_NULL(hsart_logits(s));
+  hsart_session_free(s);
+  so.progress = NULL;
+  CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, &so, &s, &e), HSART_OK);
+  CU_ASSERT_EQUAL(hsart_prefill(s, tok, 100), HSART_OK);
+  CU_ASSERT_PTR_NOT_NULL(hsart_logits(s));
+  hsart_session_free(s);
+  hsart_model_free(m);
+}
+
 void tu_add_runtime_suite(void) {
   CU_pSuite s = CU_add_suite("runtime", NULL, NULL);
   CU_add_test(s, "rmsnorm, rope, linear", test_rmsnorm_rope_linear);
+  CU_add_test(s, "a stopped prefill has no logits", test_stopped_prefill_has_no_logits);
   CU_add_test(s, "stick-breaking and softmax with empty slots", test_stickbreak_and_softmax);
   CU_add_test(s, "retrieval: first chunk, fewer than K, L % S != 0", test_retrieval_topk);
   CU_add_test(s, "top-k tie rule", test_topk_tie_rule);
