@@ -178,8 +178,8 @@ static int cmd_tune(const hsac_cli *o) {
             err);
     return 1;
   }
-  fprintf(stderr, "hsac: error: found %s, but this hsac cannot run kernels on a GPU yet, so it "
-          "cannot tune them (docs/cuda.md)\n", desc);
+  fprintf(stderr, "hsac: error: found %s, but hsac tune is not built yet: the kernels' tile "
+          "sizes are fixed (docs/cuda.md)\n", desc);
   return 1;
 }
 
