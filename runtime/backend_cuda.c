@@ -68,6 +68,8 @@ typedef struct cuda_prog {
   rt_gpu_kernel *round;         /* CG_CUDA_ROUND */
   dweight *wts;
   int nwts;
+  bool *scanned;                /* by value: read whole at every step (a
+                                   retrieval's landmarks) */
   int64_t weight_bytes;
   double ms_emit, ms_load;
 } cuda_prog;
@@ -125,6 +127,7 @@ static void cuda_program_free(void *program) {
     p->dev->ops->close(p->dev);
   }
   free(p->wts);
+  free(p->scanned);
   free(p->source);
   free(p->k);
   free(p);
@@ -387,8 +390,9 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   p->page_limit = cfg && cfg->gpu_page_bytes > 0 ? cfg->gpu_page_bytes : 0;
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals * 2 + 1, sizeof *p->wts);
+  p->scanned = calloc((size_t)x.nvals + 1, sizeof *p->scanned);
   double t0 = now_ms();
-  st = p->k && p->wts ? emit_module(g, &x, p, err, errsize) : HSART_ENOMEM;
+  st = p->k && p->wts && p->scanned ? emit_module(g, &x, p, err, errsize) : HSART_ENOMEM;
   p->ms_emit = now_ms() - t0;
   if (st == HSART_OK) {
     cg_cache cache;
@@ -416,6 +420,10 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
     char nb[80];
     snprintf(nb, sizeof nb, k->info.one_row ? "%s_1b" : "%s_b", k->name);
     k->fnb = p->dev->ops->kernel(p->dev, nb);
+    /* a retrieval scans every landmark at every step: its pages are the
+     * last to leave the device */
+    if (k->scores) p->scanned[k->ins[1]->index] = true;
+    else if (op->code == IR_LANDMARK_SCORES) p->scanned[op->in[1]->index] = true;
     if (!k->fn || (k->info.one_row && !k->fn1) || !k->fnb) {
       snprintf(err, errsize, "internal error: compiled kernel %s not found", k->name);
       st = HSART_EUNSUPPORTED;
@@ -758,20 +766,21 @@ static bool after_op(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k) 
 
 static void cuda_session_describe(const void *state, char *buf, size_t size) {
   const cuda_sess *s = state;
-  int64_t seg = 0, hist = 0, host = 0;
+  int64_t seg = 0, hist = 0, host = 0, scanned = 0;
   for (int i = 0; i < s->nvals; i++) {
     const dstore *d = &s->d[i];
     seg += (int64_t)d->seg_bytes;
     for (int64_t p = 0; p < d->npages; p++)
-      if (d->pkind[p] == RT_GPU_HOST) host++;
+      if (d->pkind[p] == RT_GPU_HOST) host++, scanned += s->p->scanned[i];
   }
   hist = s->page_bytes;
   snprintf(buf, size,
            "device memory of the session: %.2f MiB of segment rows, %.2f MiB of history pages; "
-           "%lld page%s moved to pinned host memory (%lld there now); %lld batched launch%s led",
+           "%lld page%s moved to pinned host memory (%lld there now, %lld of landmarks); "
+           "%lld batched launch%s led",
            (double)seg / (1 << 20), (double)hist / (1 << 20), (long long)s->offloaded,
-           s->offloaded == 1 ? "" : "s", (long long)host, (long long)s->batched,
-           s->batched == 1 ? "" : "es");
+           s->offloaded == 1 ? "" : "s", (long long)host, (long long)scanned,
+           (long long)s->batched, s->batched == 1 ? "" : "es");
 }
 
 /* Device scratch for a launch of gx x gy blocks of k. */
@@ -889,10 +898,18 @@ static bool cuda_segment_begin(void *state, rt_exec *x) {
   return dev_copy(s, x, 0, st->seg, s->d[in->index].seg, 0, bytes);
 }
 
-/* Moves the oldest history page in device memory to pinned host memory. */
+/* Moves the oldest history page in device memory that is read sparsely
+ * (a chunk's K/V, read when selected) to pinned host memory; only when none
+ * is left, the oldest of those scanned at every step (landmarks). */
 static bool offload_one(cuda_sess *s, rt_exec *x) {
-  dpage v = s->q[s->qhead];
-  s->qhead++;
+  size_t at = s->qhead;
+  for (size_t i = s->qhead; i < s->qhead + s->qlen; i++)
+    if (!s->p->scanned[s->q[i].v]) {
+      at = i;
+      break;
+    }
+  dpage v = s->q[at];
+  memmove(s->q + at, s->q + at + 1, (s->qhead + s->qlen - at - 1) * sizeof *s->q);
   s->qlen--;
   dstore *d = &s->d[v.v];
   const rt_store *st = &x->vals[v.v].st;

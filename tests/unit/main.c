@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
   tu_add_cache_suite();
   tu_add_pool_suite();
   tu_add_cuda_suite();
+  tu_add_gpu_suite();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   if (argc > 1 && !strcmp(argv[1], "--check-suites")) {
     /* ctest runs the suites one by one (tests/CMakeLists.txt): every suite

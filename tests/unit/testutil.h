@@ -48,5 +48,6 @@ void tu_add_backend_suite(void);
 void tu_add_cache_suite(void);
 void tu_add_pool_suite(void);
 void tu_add_cuda_suite(void);
+void tu_add_gpu_suite(void);
 
 #endif
