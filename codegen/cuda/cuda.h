@@ -84,7 +84,7 @@ bool cg_cuda_have_nvrtc(void);
 int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, size_t *len,
                   char **log, char *err, size_t errsize);
 
-/* "NVRTC X.Y" (or "no NVRTC"). */
+/* "NVRTC X.Y" (or "NVRTC not available"). */
 void cg_cuda_nvrtc_version(char *buf, size_t size);
 /* A CUBIN of source for arch from the kernel cache, or compiled by NVRTC
  * and put there.  The key holds the source, arch, NVRTC's and hsac's

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "codegen/cache.h"
+#include "codegen/versions.h"
 #include "hsac_version.h"
 
 #ifdef HSAC_HAVE_NVRTC
@@ -93,14 +94,9 @@ int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, 
 }
 
 void cg_cuda_nvrtc_version(char *buf, size_t size) {
-#ifdef HSAC_HAVE_NVRTC
-  int major = 0, minor = 0;
-  if (nvrtcVersion(&major, &minor) == NVRTC_SUCCESS) {
-    snprintf(buf, size, "NVRTC %d.%d", major, minor);
-    return;
-  }
-#endif
-  snprintf(buf, size, "no NVRTC");
+  char v[32];
+  cg_nvrtc_version(v, sizeof v);
+  snprintf(buf, size, "NVRTC %s", v);
 }
 
 int cg_cuda_cubin(const char *source, const char *arch, const char *salt, const cg_cache *cache,
