@@ -104,6 +104,10 @@ static bool streamed(const ir_graph *g, const ir_op *sc) {
 }
 
 bool rt_cpu_supports(const ir_graph *g, char *why, size_t size) {
+  if (!cg_jit_available()) {
+    snprintf(why, size, "this hsac was built without LLVM (HSAC_WITH_LLVM=OFF)");
+    return false;
+  }
   for (const ir_op *op = g->first; op; op = op->next) {
     char msg[256];
     if (op->code == IR_LANDMARK_SCORES && streamed(g, op)) continue;

@@ -15,6 +15,16 @@ cmake --build build -j"$jobs"
 echo "== tests"
 (cd build && ctest --output-on-failure -j"$jobs")
 
+# The build for a machine with the CUDA toolkit but no LLVM (a lent GPU
+# machine, docs/cuda.md): it must keep building, and run the CUDA backend.
+echo "== build without LLVM (-DHSAC_WITH_LLVM=OFF) and its CUDA checks"
+cmake -S . -B build-nollvm -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSAC_WERROR=ON \
+  -DHSAC_WITH_LLVM=OFF >/dev/null
+cmake --build build-nollvm -j"$jobs" --target hsac test_unit
+build-nollvm/tests/test_unit runtime
+build-nollvm/tests/test_unit gpu
+build-nollvm/tests/test_unit cuda "batched decode of sessions of different lengths"
+
 echo "== build with ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHSAC_WERROR=ON -DHSAC_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"

@@ -539,6 +539,8 @@ void *cg_jit_lookup(cg_jit *j, const char *name) {
   return (void *)(uintptr_t)addr;
 }
 
+bool cg_jit_available(void) { return true; }
+
 void cg_jit_free(cg_jit *j) {
   if (!j) return;
   if (j->jit) LLVMOrcDisposeLLJIT(j->jit);

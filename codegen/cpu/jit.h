@@ -51,6 +51,9 @@ int cg_jit_compile(const char *mlir, const cg_target *t, int threads, const cg_c
 /* The address of a function of the module, or NULL. */
 void *cg_jit_lookup(cg_jit *j, const char *name);
 void cg_jit_free(cg_jit *j);
+/* Whether this build generates CPU code (false: built with
+ * HSAC_WITH_LLVM=OFF, jit_none.c, whose functions all refuse). */
+bool cg_jit_available(void);
 
 /* What `hsac ir --emit=...` shows: the module lowered to LLVM IR (after
  * O3), to the target's assembly, or an ELF object file with every kernel
