@@ -87,7 +87,7 @@ typedef struct dstore {
   unsigned char *pkind;         /* ... where each page lives (rt_gpu_mem) */
   int64_t npages, pcap;
   rt_dptr ptable;               /* ... and on the device */
-  int64_t ptable_cap;
+  size_t ptable_bytes;
   int64_t dirty;                /* entries from here on changed since uploaded */
 } dstore;
 
@@ -503,7 +503,8 @@ static void free_history(cuda_sess *s, dstore *d) {
   d->ring = d->ptable = 0;
   d->pages = NULL;
   d->pkind = NULL;
-  d->npages = d->pcap = d->ptable_cap = d->dirty = 0;
+  d->npages = d->pcap = d->dirty = 0;
+  d->ptable_bytes = 0;
 }
 
 /* A new session's first segment: the histories of the last one go. */
@@ -556,22 +557,30 @@ static hsart_status cuda_session_init(void *program, rt_exec *x, void **state, c
   return HSART_OK;
 }
 
+/* Device memory *p of *have bytes made at least `need` bytes (a new
+ * allocation of `alloc` >= need bytes; the old contents are not kept).  The
+ * old one is freed after a sync: a queued kernel may still use it. */
+static bool dev_grow(cuda_sess *s, rt_exec *x, rt_dptr *p, size_t *have, size_t need,
+                     size_t alloc) {
+  if (need <= *have) return true;
+  if (*p) {
+    if (!dev_sync(s, x)) return false;
+    DEV(s)->ops->free(DEV(s), *p, RT_GPU_DEVICE);
+    *p = 0;
+    *have = 0;
+  }
+  if (!dev_alloc(s, x, alloc, RT_GPU_DEVICE, p)) return false;
+  *have = alloc;
+  return true;
+}
+
 /* Device rows for value v's segment. */
 static bool ensure_seg(cuda_sess *s, rt_exec *x, const ir_value *v) {
   const rt_store *st = &x->vals[v->index].st;
   dstore *d = &s->d[v->index];
   size_t bytes = (size_t)(st->seg_r1 - st->seg_r0) * (size_t)st->seg_elems * sizeof(float);
   if (bytes == 0) bytes = sizeof(float);
-  if (bytes <= d->seg_bytes) return true;
-  if (d->seg) {
-    if (!dev_sync(s, x)) return false; /* a queued kernel may still use it */
-    DEV(s)->ops->free(DEV(s), d->seg, RT_GPU_DEVICE);
-    d->seg = 0;
-    d->seg_bytes = 0;
-  }
-  if (!dev_alloc(s, x, bytes, RT_GPU_DEVICE, &d->seg)) return false;
-  d->seg_bytes = bytes;
-  return true;
+  return dev_grow(s, x, &d->seg, &d->seg_bytes, bytes, bytes);
 }
 
 static void dev_view(int64_t *a, int base, const cuda_sess *s, const rt_exec *x,
@@ -637,7 +646,12 @@ static bool check_view(const cuda_sess *s, rt_exec *x, const ir_value *v, rt_dpt
   return false;
 }
 
-static bool ensure_scratch(cuda_sess *s, rt_exec *x, const ckern *k, unsigned gx, unsigned gy);
+/* Device scratch for a launch of gx x gy blocks of k. */
+static bool ensure_scratch(cuda_sess *s, rt_exec *x, const ckern *k, unsigned gx, unsigned gy) {
+  int64_t per = k->info.scratch_fixed + k->info.scratch_per_t1 * x->t1;
+  size_t need = (size_t)per * gx * gy * sizeof(float);
+  return dev_grow(s, x, &s->scratch, &s->scratch_bytes, need, need);
+}
 
 static bool launch(cuda_sess *s, rt_exec *x, const ckern *k, rt_gpu_kernel *fn, int64_t *a,
                    unsigned gx, unsigned gy, unsigned block) {
@@ -706,6 +720,22 @@ static bool rows_to_host(cuda_sess *s, rt_exec *x, const ir_value *v) {
 
 static bool after_op(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k);
 
+/* A session's part of op's launch: device rows for its results, and its
+ * slots in a (checked, on the emulated device). */
+static bool prepare(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k, int64_t *a) {
+  for (int i = 0; i < op->nout; i++)
+    if (!x->vals[op->out[i]->index].virt && !ensure_seg(s, x, op->out[i])) return false;
+  dev_slots(a, s, x, op, k);
+  if (!DEV(s)->ops->owns) return true;
+  for (int i = 0; i < op->nout; i++)
+    if (!x->vals[op->out[i]->index].virt &&
+        !check_view(s, x, op->out[i], 0, 0, "result", k->name))
+      return false;
+  for (int i = 0; i < k->nins; i++)
+    if (!check_view(s, x, k->ins[i], k->w[i], k->wbytes[i], "input", k->name)) return false;
+  return true;
+}
+
 static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
   cuda_sess *s = state;
   const ckern *k = &s->p->k[op->out[0]->index];
@@ -714,19 +744,9 @@ static bool cuda_run(void *state, rt_exec *x, const ir_op *op) {
              ir_ops[op->code].name);
     return false;
   }
-  for (int i = 0; i < op->nout; i++)
-    if (!x->vals[op->out[i]->index].virt && !ensure_seg(s, x, op->out[i])) return false;
   const rt_store *o = &x->vals[op->out[0]->index].st;
   int64_t a[CG_A_COUNT];
-  dev_slots(a, s, x, op, k);
-  if (DEV(s)->ops->owns) {
-    for (int i = 0; i < op->nout; i++)
-      if (!x->vals[op->out[i]->index].virt &&
-          !check_view(s, x, op->out[i], 0, 0, "result", k->name))
-        return false;
-    for (int i = 0; i < k->nins; i++)
-      if (!check_view(s, x, k->ins[i], k->w[i], k->wbytes[i], "input", k->name)) return false;
-  }
+  if (!prepare(s, x, op, k, a)) return false;
   if (o->seg_r1 - o->comp_r0 <= 0) return true;
   if (!launch_rows(s, x, k, a)) return false;
   return after_op(s, x, op, k);
@@ -766,37 +786,20 @@ static bool after_op(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k) 
 
 static void cuda_session_describe(const void *state, char *buf, size_t size) {
   const cuda_sess *s = state;
-  int64_t seg = 0, hist = 0, host = 0, scanned = 0;
+  int64_t seg = 0, host = 0, scanned = 0;
   for (int i = 0; i < s->nvals; i++) {
     const dstore *d = &s->d[i];
     seg += (int64_t)d->seg_bytes;
     for (int64_t p = 0; p < d->npages; p++)
       if (d->pkind[p] == RT_GPU_HOST) host++, scanned += s->p->scanned[i];
   }
-  hist = s->page_bytes;
   snprintf(buf, size,
            "device memory of the session: %.2f MiB of segment rows, %.2f MiB of history pages; "
            "%lld page%s moved to pinned host memory (%lld there now, %lld of landmarks); "
            "%lld batched launch%s led",
-           (double)seg / (1 << 20), (double)hist / (1 << 20), (long long)s->offloaded,
+           (double)seg / (1 << 20), (double)s->page_bytes / (1 << 20), (long long)s->offloaded,
            s->offloaded == 1 ? "" : "s", (long long)host, (long long)scanned,
            (long long)s->batched, s->batched == 1 ? "" : "es");
-}
-
-/* Device scratch for a launch of gx x gy blocks of k. */
-static bool ensure_scratch(cuda_sess *s, rt_exec *x, const ckern *k, unsigned gx, unsigned gy) {
-  int64_t per = k->info.scratch_fixed + k->info.scratch_per_t1 * x->t1;
-  size_t need = (size_t)per * gx * gy * sizeof(float);
-  if (need <= s->scratch_bytes) return true;
-  if (s->scratch) {
-    if (!dev_sync(s, x)) return false;
-    DEV(s)->ops->free(DEV(s), s->scratch, RT_GPU_DEVICE);
-    s->scratch = 0;
-    s->scratch_bytes = 0;
-  }
-  if (!dev_alloc(s, x, need, RT_GPU_DEVICE, &s->scratch)) return false;
-  s->scratch_bytes = need;
-  return true;
 }
 
 /* One decode step's op for n sessions in one launch per CG_CUDA_BATCH of
@@ -851,18 +854,8 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
         if (!(ok = dev_sync(s, x))) break;
         s->cur = s0->cur;
       }
-      for (int j = 0; j < op->nout && ok; j++)
-        ok = x->vals[op->out[j]->index].virt || ensure_seg(s, x, op->out[j]);
       int64_t *a = args + (size_t)(i - b0) * CG_A_COUNT;
-      if (ok) dev_slots(a, s, x, op, k);
-      if (ok && g->ops->owns) {
-        for (int j = 0; j < op->nout && ok; j++)
-          ok = x->vals[op->out[j]->index].virt ||
-               check_view(s, x, op->out[j], 0, 0, "result", k->name);
-        for (int j = 0; j < k->nins && ok; j++)
-          ok = check_view(s, x, k->ins[j], k->w[j], k->wbytes[j], "input", k->name);
-      }
-      if (ok) ok = ensure_scratch(s, x, k, gx, gy);
+      ok = prepare(s, x, op, k, a) && ensure_scratch(s, x, k, gx, gy);
       a[CG_A_SCRATCH] = (int64_t)s->scratch;
     }
     if (!ok) break;
@@ -1040,18 +1033,10 @@ static bool flush(cuda_sess *s, rt_exec *x, int vi) {
 static bool upload_table(cuda_sess *s, rt_exec *x, int vi) {
   dstore *d = &s->d[vi];
   if (d->dirty >= d->npages) return true;
-  if (d->npages > d->ptable_cap) {
-    if (d->ptable) {
-      if (!dev_sync(s, x)) return false;
-      DEV(s)->ops->free(DEV(s), d->ptable, RT_GPU_DEVICE);
-      d->ptable = 0;
-    }
-    int64_t cap = d->npages < 64 ? 64 : 2 * d->npages;
-    if (!dev_alloc(s, x, (size_t)cap * sizeof(rt_dptr), RT_GPU_DEVICE, &d->ptable)) {
-      d->ptable_cap = 0;
-      return false;
-    }
-    d->ptable_cap = cap;
+  size_t need = (size_t)d->npages * sizeof(rt_dptr);
+  if (need > d->ptable_bytes) { /* a new table: every entry goes up */
+    size_t cap = (size_t)(d->npages < 64 ? 64 : 2 * d->npages) * sizeof(rt_dptr);
+    if (!dev_grow(s, x, &d->ptable, &d->ptable_bytes, need, cap)) return false;
     d->dirty = 0;
   }
   if (!dev_copy(s, x, 0, d->pages + d->dirty, d->ptable + (size_t)d->dirty * sizeof(rt_dptr), 0,

@@ -14,65 +14,6 @@
 #include "codegen/cuda/cuda.h"
 #include "runtime/gpu.h"
 
-typedef int (*cu_init_fn)(unsigned);
-typedef int (*cu_count_fn)(int *);
-typedef int (*cu_get_fn)(int *, int);
-typedef int (*cu_name_fn)(char *, int, int);
-typedef int (*cu_attr_fn)(int *, int, int);
-typedef int (*cu_version_fn)(int *);
-
-enum { CU_ATTR_CC_MAJOR = 75, CU_ATTR_CC_MINOR = 76 };
-
-static void *sym(void *lib, const char *name) {
-  void *p = dlsym(lib, name);
-  return p;
-}
-
-int rt_cuda_probe(char *desc, size_t size, char *err, size_t errsize) {
-  desc[0] = 0;
-  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    snprintf(err, errsize, "no GPU: the CUDA driver (libcuda.so.1) is not installed");
-    return 0;
-  }
-  cu_init_fn init;
-  cu_count_fn count;
-  cu_get_fn get;
-  cu_name_fn name;
-  cu_attr_fn attr;
-  cu_version_fn version;
-  void *p;
-  p = sym(lib, "cuInit"), memcpy(&init, &p, sizeof p);
-  p = sym(lib, "cuDeviceGetCount"), memcpy(&count, &p, sizeof p);
-  p = sym(lib, "cuDeviceGet"), memcpy(&get, &p, sizeof p);
-  p = sym(lib, "cuDeviceGetName"), memcpy(&name, &p, sizeof p);
-  p = sym(lib, "cuDeviceGetAttribute"), memcpy(&attr, &p, sizeof p);
-  p = sym(lib, "cuDriverGetVersion"), memcpy(&version, &p, sizeof p);
-  int n = 0, rc;
-  if (!init || !count || !get || !name || !attr || !version) {
-    snprintf(err, errsize, "the CUDA driver (libcuda.so.1) lacks the entry points hsac needs");
-    dlclose(lib);
-    return -1;
-  }
-  if ((rc = init(0)) != 0 || (rc = count(&n)) != 0 || n == 0) {
-    snprintf(err, errsize, "no GPU: the CUDA driver found no usable device (%s %d)",
-             n == 0 && rc == 0 ? "count" : "error", n == 0 && rc == 0 ? 0 : rc);
-    dlclose(lib);
-    return 0;
-  }
-  int dev = 0, major = 0, minor = 0, drv = 0;
-  char nm[128] = "?";
-  get(&dev, 0);
-  name(nm, sizeof nm, dev);
-  attr(&major, CU_ATTR_CC_MAJOR, dev);
-  attr(&minor, CU_ATTR_CC_MINOR, dev);
-  version(&drv);
-  snprintf(desc, size, "%s (sm_%d%d), driver %d.%d, %d device%s", nm, major, minor, drv / 1000,
-           drv % 1000 / 10, n, n == 1 ? "" : "s");
-  dlclose(lib);
-  return n;
-}
-
 /* ---- the device of gpu.h on a real GPU ------------------------------------ */
 
 typedef int CUresult;
@@ -80,11 +21,12 @@ typedef unsigned long long CUdeviceptr;
 typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
 
 enum { CU_MEMHOSTALLOC_PORTABLE = 1, CU_MEMHOSTALLOC_DEVICEMAP = 2,
-       CU_FUNC_ATTR_MAX_DYNAMIC_SHARED = 8 };
+       CU_ATTR_CC_MAJOR = 75, CU_ATTR_CC_MINOR = 76 };
 
 /* The driver's entry points hsac calls (versioned names: CUDA >= 4.0). */
 typedef struct cu_api {
   CUresult (*init)(unsigned);
+  CUresult (*device_count)(int *);
   CUresult (*device_get)(int *, int);
   CUresult (*device_name)(char *, int, int);
   CUresult (*device_attr)(int *, int, int);
@@ -354,27 +296,24 @@ static const rt_gpu_ops cu_ops = {
 
 #define CU_SYM(field, name)                                   \
   do {                                                        \
-    void *p_ = dlsym(c->lib, name);                           \
-    if (!p_) missing = name;                                  \
-    memcpy(&c->f.field, &p_, sizeof p_);                      \
+    void *p_ = dlsym(lib, name);                              \
+    if (!p_ && !missing) missing = name;                      \
+    memcpy(&f->field, &p_, sizeof p_);                        \
   } while (0)
 
-int rt_gpu_cuda_open(rt_gpu **out, char *err, size_t errsize) {
-  *out = NULL;
-  cu_gpu *c = calloc(1, sizeof *c);
-  if (!c) {
-    snprintf(err, errsize, "out of memory");
-    return -1;
-  }
-  c->g.ops = &cu_ops;
-  c->lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!c->lib) {
+/* libcuda.so.1 with every entry point hsac calls in *f, or NULL with err
+ * and *rc: 0 when there is no driver, -1 when it lacks one of them. */
+static void *driver_open(cu_api *f, int *rc, char *err, size_t errsize) {
+  memset(f, 0, sizeof *f);
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
     snprintf(err, errsize, "no GPU: the CUDA driver (libcuda.so.1) is not installed");
-    free(c);
-    return -1;
+    *rc = 0;
+    return NULL;
   }
   const char *missing = NULL;
   CU_SYM(init, "cuInit");
+  CU_SYM(device_count, "cuDeviceGetCount");
   CU_SYM(device_get, "cuDeviceGet");
   CU_SYM(device_name, "cuDeviceGetName");
   CU_SYM(device_attr, "cuDeviceGetAttribute");
@@ -400,9 +339,50 @@ int rt_gpu_cuda_open(rt_gpu **out, char *err, size_t errsize) {
   CU_SYM(launch, "cuLaunchKernel");
   CU_SYM(error_name, "cuGetErrorName");
   CU_SYM(error_string, "cuGetErrorString");
-  if (missing) {
-    snprintf(err, errsize, "the CUDA driver (libcuda.so.1) lacks %s, which hsac needs", missing);
-    cu_close(&c->g);
+  if (!missing) return lib;
+  snprintf(err, errsize, "the CUDA driver (libcuda.so.1) lacks %s, which hsac needs", missing);
+  dlclose(lib);
+  *rc = -1;
+  return NULL;
+}
+
+int rt_cuda_probe(char *desc, size_t size, char *err, size_t errsize) {
+  desc[0] = 0;
+  cu_api f;
+  int rc = 0;
+  void *lib = driver_open(&f, &rc, err, errsize);
+  if (!lib) return rc;
+  int n = 0;
+  if ((rc = f.init(0)) != 0 || (rc = f.device_count(&n)) != 0 || n == 0) {
+    snprintf(err, errsize, "no GPU: the CUDA driver found no usable device (%s %d)",
+             n == 0 && rc == 0 ? "count" : "error", n == 0 && rc == 0 ? 0 : rc);
+    dlclose(lib);
+    return 0;
+  }
+  int dev = 0, major = 0, minor = 0, drv = 0;
+  char nm[128] = "?";
+  f.device_get(&dev, 0);
+  f.device_name(nm, sizeof nm, dev);
+  f.device_attr(&major, CU_ATTR_CC_MAJOR, dev);
+  f.device_attr(&minor, CU_ATTR_CC_MINOR, dev);
+  f.driver_version(&drv);
+  snprintf(desc, size, "%s (sm_%d%d), driver %d.%d, %d device%s", nm, major, minor, drv / 1000,
+           drv % 1000 / 10, n, n == 1 ? "" : "s");
+  dlclose(lib);
+  return n;
+}
+
+int rt_gpu_cuda_open(rt_gpu **out, char *err, size_t errsize) {
+  *out = NULL;
+  cu_gpu *c = calloc(1, sizeof *c);
+  if (!c) {
+    snprintf(err, errsize, "out of memory");
+    return -1;
+  }
+  c->g.ops = &cu_ops;
+  int rc = 0;
+  if (!(c->lib = driver_open(&c->f, &rc, err, errsize))) {
+    free(c);
     return -1;
   }
   CUresult r = c->f.init(0);

@@ -401,13 +401,17 @@ static hsart_status seg_end(rt_exec *x) {
   return HSART_OK;
 }
 
+/* 2a. op's rows, by the backend or the reference. */
+static bool run_op(rt_exec *x, const ir_op *op) {
+  return x->be ? x->be->run(x->be_state, x, op) : rt_ref_run(x, op);
+}
+
 hsart_status rt_exec_prefill(rt_exec *x, const int32_t *tokens, int64_t t0, int64_t n,
                              int64_t final) {
   hsart_status st = seg_begin(x, tokens, t0, n, final);
   /* 2. every op, in order */
   for (ir_op *op = x->g->first; op && st == HSART_OK; op = op->next)
-    if (op_runs(x, op))
-      st = op_done(x, op, x->be ? x->be->run(x->be_state, x, op) : rt_ref_run(x, op));
+    if (op_runs(x, op)) st = op_done(x, op, run_op(x, op));
   return st == HSART_OK ? seg_end(x) : st;
 }
 
@@ -423,11 +427,15 @@ hsart_status rt_exec_decode_batch(rt_exec *const *xs, int n, const int32_t *toke
                "a batch's sessions must run one compiled model on one backend");
       return HSART_EINVAL;
     }
-  const rt_exec **run = malloc((size_t)n * sizeof *run);
+  /* per op: the sessions that compute rows of it, their states, and
+   * where each stands in xs */
+  rt_exec **run = malloc((size_t)n * sizeof *run);
   void **states = malloc((size_t)n * sizeof *states);
-  if (!run || !states) {
+  int *at = malloc((size_t)n * sizeof *at);
+  if (!run || !states || !at) {
     free(run);
     free(states);
+    free(at);
     *failed = 0;
     snprintf(xs[0]->err, sizeof xs[0]->err, "out of memory");
     return HSART_ENOMEM;
@@ -438,30 +446,25 @@ hsart_status rt_exec_decode_batch(rt_exec *const *xs, int n, const int32_t *toke
   for (ir_op *op = xs[0]->g->first; op && st == HSART_OK; op = op->next) {
     int k = 0;
     for (int i = 0; i < n; i++)
-      if (op_runs(xs[i], op)) run[k] = xs[i], states[k++] = xs[i]->be_state;
+      if (op_runs(xs[i], op)) run[k] = xs[i], states[k] = xs[i]->be_state, at[k++] = i;
     if (!k) continue;
     int bad = -1;
     bool ok = true;
     if (be && be->run_batch && k > 1) {
-      ok = be->run_batch(states, (rt_exec *const *)run, k, op, &bad);
+      ok = be->run_batch(states, run, k, op, &bad);
     } else {
-      for (int i = 0; i < k && ok; i++) {
-        rt_exec *x = (rt_exec *)run[i];
-        ok = be ? be->run(x->be_state, x, op) : rt_ref_run(x, op);
-        if (!ok) bad = i;
-      }
+      for (int i = 0; i < k && ok; i++)
+        if (!(ok = run_op(run[i], op))) bad = i;
     }
-    for (int i = 0; i < k && st == HSART_OK; i++) {
-      st = op_done((rt_exec *)run[i], op, ok || i != (bad < 0 ? 0 : bad));
-      if (st != HSART_OK)
-        for (int j = 0; j < n; j++)
-          if (xs[j] == run[i]) *failed = j;
-    }
+    if (!ok && bad < 0) bad = 0;
+    for (int i = 0; i < k && st == HSART_OK; i++)
+      if ((st = op_done(run[i], op, ok || i != bad)) != HSART_OK) *failed = at[i];
   }
   for (int i = 0; i < n && st == HSART_OK; i++)
     if ((st = seg_end(xs[i])) != HSART_OK) *failed = i;
   free(run);
   free(states);
+  free(at);
   return st;
 }
 

@@ -36,6 +36,19 @@ static void model_path(const char *name, char *out, size_t size) {
   snprintf(out, size, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
 }
 
+/* The tiny example `name`'s path, and random weights for it (seed) in a
+ * new temporary file named in weights (a "...XXXXXX" template; the caller
+ * removes it). */
+static bool model_weights(const char *name, uint64_t seed, char *model, size_t size,
+                          char *weights) {
+  model_path(name, model, size);
+  int fd = mkstemp(weights);
+  if (fd < 0) return false;
+  close(fd);
+  hsart_error e;
+  return hsart_init_weights(model, weights, seed, &e) == HSART_OK;
+}
+
 /* The tensor-core kernels (--gpu-math bf16: bf16 inputs, f32 sums) against
  * the f32 reference: whole-model logits, normalized error.  bf16 rounding of
  * every linear's inputs compounds over the layers (the CPU backend's bf16
@@ -356,12 +369,8 @@ static void test_emulator(void) {
  * cuda-emu says what it is in its description. */
 static void test_backend_errors(void) {
   char model[512], weights[] = "/tmp/hsac-test-cuda-w-XXXXXX";
-  model_path("dense", model, sizeof model);
-  int fd = mkstemp(weights);
-  CU_ASSERT_FATAL(fd >= 0);
-  close(fd);
+  CU_ASSERT_FATAL(model_weights("dense", 3, model, sizeof model, weights));
   hsart_error e;
-  CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 3, &e), HSART_OK);
   hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA};
   hsart_model *m = NULL;
   char desc[256], why[256];
@@ -457,12 +466,7 @@ static void test_page_offload(void) {
   for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % 256);
   for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
     char model[512], weights[] = "/tmp/hsac-test-pages-XXXXXX";
-    model_path(names[k], model, sizeof model);
-    int fd = mkstemp(weights);
-    CU_ASSERT_FATAL(fd >= 0);
-    close(fd);
-    hsart_error e;
-    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 4, &e), HSART_OK);
+    CU_ASSERT_FATAL(model_weights(names[k], 4, model, sizeof model, weights));
     float base[512] = {0}, got[512] = {0};
     int64_t moved0 = -1, moved = -1, moved2 = -1, lm0 = -1, lm = -1, lm2 = -1;
     CU_ASSERT_FATAL(paged_run(model, weights, 0, tok, N, base, &moved0, &lm0));
@@ -505,12 +509,8 @@ static void batched_decode(const hsart_backend *bes, int nbes) {
   for (int i = 0; i < 128; i++) tok[i] = (int32_t)((i * 53 + 7) % 256);
   for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
     char model[512], weights[] = "/tmp/hsac-test-batch-XXXXXX";
-    model_path(names[k], model, sizeof model);
-    int fd = mkstemp(weights);
-    CU_ASSERT_FATAL(fd >= 0);
-    close(fd);
+    CU_ASSERT_FATAL(model_weights(names[k], 6, model, sizeof model, weights));
     hsart_error e;
-    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 6, &e), HSART_OK);
     for (int b = 0; b < nbes; b++) {
       hsart_model_options mo = {.opt_level = 1, .backend = bes[b]};
       hsart_model *m = NULL;

@@ -270,6 +270,21 @@ static double max_abs_diff(const float *a, const float *b, int64_t n) {
 /* For every tiny example: one-shot prefill, prefill in segments of 1, 7, 16
  * and 33 tokens, and token-by-token decode give the same logits at every
  * position (1e-5). */
+/* The tiny example `name` loaded with random weights (seed 7), or NULL
+ * with its error printed. */
+static hsart_model *load_tiny(const char *name) {
+  char model[512], weights[256];
+  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
+  snprintf(weights, sizeof weights, "/tmp/hsac-test-%d-%s.safetensors", (int)getpid(), name);
+  hsart_error e;
+  hsart_model *m = NULL;
+  hsart_status st = hsart_init_weights(model, weights, 7, &e);
+  if (st == HSART_OK) st = hsart_model_load(model, weights, NULL, &m, &e);
+  unlink(weights);
+  if (st != HSART_OK) fprintf(stderr, "%s\n", e.message);
+  return m;
+}
+
 static void test_decode_matches_prefill(void) {
   static const char *const names[] = {"dense", "swa", "landmark_attention", "nsa", "moba",
                                       "drt_gca", "hsa_ramba", "paper_swa_hsa"};
@@ -281,17 +296,8 @@ static void test_decode_matches_prefill(void) {
     tok[i] = (int32_t)((r >> 33) % 256);
   }
   for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-    char model[512], weights[256];
-    snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, names[k]);
-    snprintf(weights, sizeof weights, "/tmp/hsac-test-%d-%s.safetensors", (int)getpid(),
-             names[k]);
-    hsart_error e;
-    CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 7, &e), HSART_OK);
-    hsart_model *m;
-    hsart_status st = hsart_model_load(model, weights, NULL, &m, &e);
-    unlink(weights);
-    if (st != HSART_OK) fprintf(stderr, "%s\n", e.message);
-    CU_ASSERT_EQUAL_FATAL(st, HSART_OK);
+    hsart_model *m = load_tiny(names[k]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     int64_t V = hsart_model_vocab(m);
     float *ref = calloc((size_t)(N * V), sizeof *ref), *got = calloc((size_t)(N * V), sizeof *got);
     CU_ASSERT_EQUAL(run_logits(m, tok, N, N, false, HSART_CACHE_F32, ref), 0);
@@ -332,15 +338,9 @@ static int stop_at_first(void *user, int64_t done, int64_t total) {
  * after the first segment has no logits, rather than whatever the output
  * rows held; completed, it has the last position's. */
 static void test_stopped_prefill_has_no_logits(void) {
-  char model[512], weights[256];
-  snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
-  snprintf(weights, sizeof weights, "/tmp/hsac-test-%d-stop.safetensors", (int)getpid());
+  hsart_model *m = load_tiny("paper_swa_hsa");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   hsart_error e;
-  CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 7, &e), HSART_OK);
-  hsart_model *m;
-  hsart_status st = hsart_model_load(model, weights, NULL, &m, &e);
-  unlink(weights);
-  CU_ASSERT_EQUAL_FATAL(st, HSART_OK);
   int32_t tok[100];
   for (int i = 0; i < 100; i++) tok[i] = (int32_t)(i * 7 % 256);
   int64_t done = 0;
