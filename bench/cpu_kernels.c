@@ -3,7 +3,8 @@
  *
  *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
  *
- * SECTION (gemm, gemv, attention, scan) runs the peaks and that section.
+ * SECTION (gemm, gemm16, gemv, attention, scan) runs the peaks and that
+ * section.
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
  *    independent vector FMAs) and the memory read bandwidth (a summing
@@ -12,6 +13,9 @@
  *    model, 512 rows (one prefill segment), against OpenBLAS's
  *    cblas_sgemm (loaded with dlopen from libopenblas0-pthread) with the
  *    same number of threads;
+ * 2b. GEMM under bf16 math: the same shapes in f32 and with each bf16
+ *    arithmetic the CPU has (f32 FMAs on rounded inputs, AVX512-BF16,
+ *    AMX), in the same run;
  * 3. GEMV: the linear kernel at decode (one token), its one-row version
  *    against the prefill kernel called with one row and OpenBLAS's
  *    cblas_sgemv;
@@ -244,14 +248,21 @@ static float *randbuf(size_t n, uint64_t seed) {
 
 /* The linear kernel [O, I] compiled as `name` (and name_1, its one-row
  * version) in o's graph. */
-static kfn linear_kernel(one *o, int64_t O, int64_t I, const char *name, cg_kernel_info *info,
-                         cg_jit **j) {
+static kfn linear_kernel_math(one *o, int64_t O, int64_t I, const char *name,
+                              cg_kernel_info *info, cg_jit **j, int bf16) {
   one_init(o);
   ir_value *x = val(o, "x", 2, (ir_dim[]){ir_seq_dim(0, 1), ir_const_dim(I)}, IR_F32);
   ir_value *w = val(o, "w", 2, (ir_dim[]){ir_const_dim(O), ir_const_dim(I)}, IR_F32);
   ir_op *op = emit_op(o, IR_LINEAR, (ir_value *[]){x, w}, 2, NULL, 0);
-  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_WEIGHT}};
+  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_WEIGHT}, .bf16 = bf16};
+  if (bf16 == CG_BF16_DOT || bf16 == CG_BF16_AMX) req.wtype = CG_W_BF16P;
+  else if (bf16) req.wtype = CG_W_BF16;
   return kernel_of(&req, name, info, j);
+}
+
+static kfn linear_kernel(one *o, int64_t O, int64_t I, const char *name, cg_kernel_info *info,
+                         cg_jit **j) {
+  return linear_kernel_math(o, O, I, name, info, j, CG_BF16_OFF);
 }
 
 /* The slots of a linear kernel call: rows [0, M) of A [M, I] times the
@@ -314,6 +325,77 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   free(A), free(W), free(C), free(C2), free(P);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
+}
+
+/* ---- GEMM in bf16 (--cpu-math bf16) against the f32 kernel --------------- */
+
+/* Seconds of the best of reps calls of kernel f on M rows split over the
+ * pool as the runtime splits them (scratch per thread as info asks). */
+static double time_linear(kfn f, const cg_kernel_info *info, int64_t M, int64_t O, int64_t I,
+                          const float *A, const void *P, float *C, int reps) {
+  int64_t a[CG_A_COUNT];
+  linear_slots(a, M, O, I, A, P, C, info);
+  float *scr[256] = {0};
+  for (int t = 0; t < nthreads && t < 256; t++)
+    scr[t] = calloc((size_t)info->scratch_fixed + 64, sizeof(float));
+  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    double t0 = now();
+    rt_pool_run(pool, M, (M + nthreads - 1) / nthreads, run_part, &s);
+    double t = now() - t0;
+    if (t < best) best = t;
+  }
+  for (int t = 0; t < nthreads && t < 256; t++) free(scr[t]);
+  return best;
+}
+
+/* The linear kernel at [M, O, I] in f32 and under bf16 math with each
+ * arithmetic the target has (the f32 FMAs on rounded inputs, AVX512-BF16
+ * dot products, AMX tiles), in the same run; the bf16 results against
+ * the f32 kernel's (normalized error: the rounding of the inputs). */
+static void bench_gemm_bf16(int64_t M, int64_t O, int64_t I) {
+  float *A = randbuf((size_t)(M * I), 1), *W = randbuf((size_t)(O * I), 2);
+  float *C32 = calloc((size_t)(M * O), sizeof *C32), *C = calloc((size_t)(M * O), sizeof *C);
+  double flops = 2.0 * (double)M * (double)O * (double)I;
+  int reps = (int)(4e9 / flops) + 3;
+  int best = cg_target_bf16(&target);
+  double g[4] = {0}, err[4] = {0};
+  for (int k = CG_BF16_OFF; k <= best; k++) {
+    one o;
+    cg_kernel_info info;
+    cg_jit *j;
+    char name[32];
+    snprintf(name, sizeof name, "gemm_b%d", k);
+    kfn f = linear_kernel_math(&o, O, I, name, &info, &j, k);
+    bool pairs = k == CG_BF16_DOT || k == CG_BF16_AMX;
+    size_t n = pairs ? cg_linear_bf16p_elems(O, I) : cg_linear_packed_floats(O, I, target.vec_bits);
+    void *P = malloc(n * (k ? 2 : 4));
+    if (pairs) cg_linear_pack_bf16p(W, O, I, P);
+    else if (k) cg_linear_pack_16(W, O, I, target.vec_bits, CG_W_BF16, P);
+    else cg_linear_pack(W, O, I, target.vec_bits, P);
+    float *out = k ? C : C32;
+    g[k] = flops / time_linear(f, &info, M, O, I, A, P, out, reps) * 1e-9;
+    if (k) {
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < M * O; i++) {
+        num += ((double)C[i] - C32[i]) * ((double)C[i] - C32[i]);
+        den += (double)C32[i] * C32[i];
+      }
+      err[k] = sqrt(num / (den > 0 ? den : 1));
+    }
+    free(P);
+    cg_jit_free(j);
+    ut_arena_free(&o.arena);
+  }
+  printf("| %lld x %lld x %lld | %.1f |", (long long)M, (long long)O, (long long)I, g[0]);
+  for (int k = 1; k < 4; k++) {
+    if (k <= best) printf(" %.1f (%.2fx, err %.1e) |", g[k], g[k] / g[0], err[k]);
+    else printf(" - |");
+  }
+  printf("\n");
+  fflush(stdout);
+  free(A), free(W), free(C), free(C32);
 }
 
 /* ---- GEMV: the linear kernel at decode ---------------------------------- */
@@ -385,7 +467,9 @@ static void bench_gemv(int64_t O, int64_t I) {
 
 /* ---- the HSA sparse-attention layer -------------------------------------- */
 
-static void bench_sparse_attention(int64_t L, double peak) {
+/* GFLOP/s of the layer at context L, f32 or (bf16 = CG_BF16_AMX) on AMX
+ * tiles; *tps: query tokens per second. */
+static double sparse_attention_gflops(int64_t L, int bf16, double *tps) {
   enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
   int64_t C = L / S;
   one o;
@@ -399,10 +483,11 @@ static void bench_sparse_attention(int64_t L, double peak) {
                       (ir_attr[]){ir_int_attr("softmax_plus", 0), ir_str_attr("merge", "weighted")}, 2);
   cg_kernel_req req = {.op = op,
                        .hist = {CG_H_SEG, CG_H_PAGES, CG_H_PAGES, CG_H_SEG, CG_H_SEG},
-                       .row_elems = {Hq * d, S * Hk * d, S * Hk * d, K, K}};
+                       .row_elems = {Hq * d, S * Hk * d, S * Hk * d, K, K},
+                       .bf16 = bf16};
   cg_kernel_info info;
   cg_jit *j;
-  kfn f = kernel_of(&req, "hsa", &info, &j);
+  kfn f = kernel_of(&req, bf16 ? "hsa_amx" : "hsa", &info, &j);
   /* chunk pages: the layout of the runtime's chunk memory */
   int64_t npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
   float **pages = calloc((size_t)npages, sizeof *pages);
@@ -447,21 +532,30 @@ static void bench_sparse_attention(int64_t L, double peak) {
   split s = {.f = f, .a = a, .scratch = scr, .rows = true};
   double flops = (double)Lq * Hq * K * (4.0 * S * d);
   double best = 1e30;
-  for (int rep = 0; rep < 3; rep++) {
+  for (int rep = 0; rep < 5; rep++) {
     double t0 = now();
     rt_pool_run(pool, Lq, 16, run_part, &s);
     double t = now() - t0;
     if (t < best) best = t;
   }
-  double g = flops / best * 1e-9;
-  printf("| %lldK | %.1f | %.0f%% | %.0f |\n", (long long)(L / 1024), g,
-         100 * g / (peak * nthreads), (double)Lq / best);
-  fflush(stdout);
   for (int i = 0; i < nthreads; i++) free(scr[i]);
   for (int64_t p = 0; p < npages; p++) free(pages[p]);
   free(pages), free(Q), free(O), free(sel), free(wt);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
+  *tps = (double)Lq / best;
+  return flops / best * 1e-9;
+}
+
+/* The layer in f32 and, on a CPU with AMX, under bf16 math, in one run. */
+static void bench_sparse_attention(int64_t L, double peak) {
+  double tps, tps16 = 0, g = sparse_attention_gflops(L, CG_BF16_OFF, &tps), g16 = 0;
+  if (target.amx) g16 = sparse_attention_gflops(L, CG_BF16_AMX, &tps16);
+  printf("| %lldK | %.1f | %.0f%% | %.0f |", (long long)(L / 1024), g,
+         100 * g / (peak * nthreads), tps);
+  if (target.amx) printf(" %.1f | %.0f | **%.2fx** |\n", g16, tps16, g16 / g);
+  else printf(" - | - | - |\n");
+  fflush(stdout);
 }
 
 /* ---- the landmark scan at decode ------------------------------------------ */
@@ -533,6 +627,32 @@ static int model_shapes(const char *path, int64_t (*shapes)[2], int cap) {
   return n;
 }
 
+/* fn at every distinct [out, in] shape of each model (a row naming the
+ * model first, in a table of ncols columns), or at 1024 x 1024. */
+typedef void (*shape_fn)(int64_t O, int64_t I, double peak);
+static void each_shape(const char *const *models, int nm, int ncols, shape_fn fn, double peak) {
+  for (int mi = 0; mi < nm; mi++) {
+    int64_t shapes[32][2];
+    int ns = model_shapes(models[mi], shapes, 32);
+    printf("| **%s** |", models[mi]);
+    for (int c = 1; c < ncols; c++) printf(" |");
+    printf("\n");
+    for (int i = 0; i < ns; i++) fn(shapes[i][0], shapes[i][1], peak);
+  }
+  if (!nm) fn(1024, 1024, peak);
+}
+
+/* 512 rows: one prefill segment */
+static void gemm_at(int64_t O, int64_t I, double peak) { bench_gemm(512, O, I, peak); }
+static void gemm16_at(int64_t O, int64_t I, double peak) {
+  (void)peak;
+  bench_gemm_bf16(512, O, I);
+}
+static void gemv_at(int64_t O, int64_t I, double peak) {
+  (void)peak;
+  bench_gemv(O, I);
+}
+
 int main(int argc, char **argv) {
   bool quick = false;
   const char *only = NULL;
@@ -546,6 +666,7 @@ int main(int argc, char **argv) {
   }
   char err[1024];
   if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
+  if (target.amx && cg_amx_permit(err, sizeof err)) die("AMX", err);
   pool = rt_pool_create(nthreads);
   nthreads = rt_pool_threads(pool);
   load_blas();
@@ -562,13 +683,15 @@ int main(int argc, char **argv) {
   printf("### GEMM (linear kernel) vs OpenBLAS sgemm, %d thread(s)\n\n"
          "| M x N x K | hsac GFLOP/s | OpenBLAS GFLOP/s | hsac / OpenBLAS | of FMA peak | max abs diff |\n"
          "|---|---|---|---|---|---|\n", nthreads);
-  for (int mi = 0; mi < nm; mi++) {
-    int64_t shapes[32][2];
-    int ns = model_shapes(models[mi], shapes, 32);
-    printf("| **%s** | | | | | |\n", models[mi]);
-    for (int i = 0; i < ns; i++) bench_gemm(512, shapes[i][0], shapes[i][1], peak);
+  each_shape(models, nm, 6, gemm_at, peak);
   }
-  if (!nm) bench_gemm(512, 1024, 1024, peak);
+  SECTION("gemm16") {
+  printf("\n### GEMM under bf16 math (--cpu-math bf16) against f32, %d thread(s)\n\n"
+         "GFLOP/s; in brackets the ratio to the f32 kernel and the normalized error\n"
+         "against it (the inputs' rounding to bf16).\n\n"
+         "| M x N x K | f32 | bf16, f32 FMAs | bf16, AVX512-BF16 | bf16, AMX |\n"
+         "|---|---|---|---|---|\n", nthreads);
+  each_shape(models, nm, 5, gemm16_at, peak);
   }
   SECTION("gemv") {
   printf("\n### GEMV (linear kernel at decode, one token) vs OpenBLAS sgemv, %d thread(s)\n\n"
@@ -576,17 +699,12 @@ int main(int argc, char **argv) {
          "| N x K | hsac one-row kernel | prefill kernel, one row | one-row / prefill | "
          "OpenBLAS sgemv | one-row / OpenBLAS | max abs diff |\n"
          "|---|---|---|---|---|---|---|\n", nthreads);
-  for (int mi = 0; mi < nm; mi++) {
-    int64_t shapes[32][2];
-    int ns = model_shapes(models[mi], shapes, 32);
-    printf("| **%s** | | | | | | |\n", models[mi]);
-    for (int i = 0; i < ns; i++) bench_gemv(shapes[i][0], shapes[i][1]);
-  }
-  if (!nm) bench_gemv(1024, 1024);
+  each_shape(models, nm, 7, gemv_at, peak);
   }
   SECTION("attention") {
   printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s)\n\n"
-         "| context L | GFLOP/s | of FMA peak | query tokens/s |\n|---|---|---|---|\n", nthreads);
+         "| context L | GFLOP/s | of FMA peak | query tokens/s | bf16 on AMX: GFLOP/s | "
+         "query tokens/s | bf16 / f32 |\n|---|---|---|---|---|---|---|\n", nthreads);
   static const int64_t Ls[] = {4096, 16384, 65536, 262144};
   for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak);
   }

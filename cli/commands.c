@@ -25,7 +25,7 @@ enum opt_id {
   O_SEED, O_WEIGHTS, O_PROMPT, O_PROMPT_FILE, O_MAX_NEW, O_STOP, O_TEMPERATURE, O_TOP_K,
   O_TOP_P, O_MAX_CONTEXT, O_TOKENS,
   /* backends */
-  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_GPU_PAGES, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
+  O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_CPU_MATH, O_GPU_PAGES, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
   O_MIN_SCORE, O_COUNT,
@@ -48,6 +48,10 @@ static const cli_opt backend_opts[] = {
     {O_THREADS, "--threads", NULL, "N", "threads of the cpu backend (default: every core)"},
     {O_GPU_MATH, "--gpu-math", NULL, "f32|bf16",
      "cuda backends: f32 arithmetic (the default), or the\nlinears and the sparse attention on tensor cores\n(bf16 inputs, f32 sums)"},
+    {O_CPU_MATH, "--cpu-math", NULL, "f32|bf16",
+     "cpu and ref backends: f32 linears (the default), or bf16\n"
+     "inputs and matrices with f32 sums (AMX tiles, AVX512-BF16\n"
+     "or f32 FMAs, by what the CPU has)"},
     {O_GPU_PAGES, "--gpu-pages", NULL, "SIZE",
      "cuda backends: keep at most SIZE bytes (64M, 2G) of\nhistory pages in device memory; older ones move to\npinned host memory (default: as many as fit)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "keep|f32|bf16",
@@ -81,6 +85,7 @@ static const cli_opt ir_opts[] = {
      "backend's: CUDA C, PTX or a CUBIN (with -o) from NVRTC"},
     {O_GPU_ARCH, "--gpu-arch", NULL, "sm_NN", "with --emit=ptx|cubin: the GPU architecture (default sm_90)"},
     {O_GPU_MATH, "--gpu-math", NULL, "f32|bf16", "with --emit=cuda|ptx|cubin: the kernels' arithmetic"},
+    {O_CPU_MATH, "--cpu-math", NULL, "f32|bf16", "with --emit=mlir|llvm|asm|obj: the linears' arithmetic"},
     {O_CPU, "--cpu", NULL, "NAME", "with --emit: code for a named CPU (haswell, ...)"},
     {O_OUT, "-o", NULL, "OUT", "with --emit=obj|cubin: the file to write"},
     END_OPTS,
@@ -389,6 +394,10 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     if (strcmp(v, "f32") && strcmp(v, "bf16")) BAD("--gpu-math expects f32 or bf16, not '%s'", v);
     o->gpu_bf16 = !strcmp(v, "bf16");
     return 0;
+  case O_CPU_MATH:
+    if (strcmp(v, "f32") && strcmp(v, "bf16")) BAD("--cpu-math expects f32 or bf16, not '%s'", v);
+    o->cpu_bf16 = !strcmp(v, "bf16");
+    return 0;
   case O_GPU_PAGES:
     if (!parse_size(v, &o->gpu_pages)) BAD("--gpu-pages expects a size such as 512M or 2G, not '%s'", v);
     return 0;
@@ -574,6 +583,8 @@ static int check_combination(const hsac_cli *o) {
     if (o->gpu_arch && !gpu) BAD("--gpu-arch goes with --emit=ptx or --emit=cubin");
     if (o->gpu_bf16 && !(gpu || (o->emit && !strcmp(o->emit, "cuda"))))
       BAD("--gpu-math goes with --emit=cuda, ptx or cubin");
+    if (o->cpu_bf16 && !(o->emit && !gpu && strcmp(o->emit, "cuda")))
+      BAD("--cpu-math goes with --emit=mlir, llvm, asm or obj");
     if (o->print_after && o->emit)
       BAD("--print-after%s prints the IR and --emit the kernels: give one",
           strcmp(o->print_after, "all") ? "" : "-all");

@@ -90,7 +90,8 @@ static hsart_model_options model_options(const hsac_cli *o) {
   hsart_model_options mo = {.opt_level = 1, .backend = (hsart_backend)o->backend,
                             .threads = o->threads, .cpu = o->cpu, .no_cache = o->no_cache,
                             .weights_dtype = (hsart_weights_dtype)o->weights_dtype,
-                            .gpu_bf16 = o->gpu_bf16, .include_dirs = includes(o),
+                            .gpu_bf16 = o->gpu_bf16, .cpu_bf16 = o->cpu_bf16,
+                            .include_dirs = includes(o),
                             .gpu_page_bytes = o->gpu_pages};
   return mo;
 }
@@ -227,9 +228,9 @@ static hsac_status emit_cuda(const ir_graph *g, const char *emit, const char *ar
   return ret;
 }
 
-static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cpu,
+static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cpu, bool bf16,
                              const char *out) {
-  rt_backend_config cfg = {.cpu = cpu};
+  rt_backend_config cfg = {.cpu = cpu, .cpu_bf16 = bf16};
   char err[1024], *text = NULL;
   size_t len = 0;
   cg_target t;
@@ -255,8 +256,8 @@ static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cp
     free(text);
     return ok ? HSAC_OK : HSAC_EINPUT;
   }
-  printf("// %s kernels of model '%s' for %s (%d-bit vectors)\n", emit, g->name, t.cpu,
-         t.vec_bits);
+  printf("// %s kernels of model '%s' for %s (%d-bit vectors), linear math: %s\n", emit,
+         g->name, t.cpu, t.vec_bits, cg_bf16_name(bf16 ? cg_target_bf16(&t) : CG_BF16_OFF));
   fwrite(text, 1, len, stdout);
   free(text);
   return HSAC_OK;
@@ -291,7 +292,7 @@ static int cmd_compile(const hsac_cli *o) {
   if (st == HSAC_OK && emit) {
     bool gpu = !strcmp(emit, "cuda") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin");
     st = gpu ? emit_cuda(c.graph, emit, o->gpu_arch, o->gpu_bf16, o->out)
-             : emit_code(c.graph, emit, o->cpu, o->out);
+             : emit_code(c.graph, emit, o->cpu, o->cpu_bf16, o->out);
   } else if (st == HSAC_OK) {
     if (ir) {
       if (!opts.print_after) ir_print(c.graph, stdout);

@@ -36,6 +36,11 @@ typedef struct rt_backend_config {
   const struct st_file *raw_file; /* the file raw points into: each tensor's
                           pages are released once it is packed */
   bool gpu_bf16;       /* cuda: tensor-core kernels (cg_cuda_math) */
+  bool cpu_bf16;       /* cpu and ref: every linear rounds its inputs to
+                          bf16 and sums the exact products in f32 (the
+                          matrices are bf16 already: the runtime rounds
+                          them); the cpu backend picks the instructions
+                          (cg_bf16) */
   int64_t gpu_page_bytes; /* cuda: the most bytes of history pages a session
                           keeps in device memory before it moves the oldest
                           to pinned host memory (0: as many as fit) */
@@ -103,6 +108,10 @@ hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, char **text, int 
 /* Whether the CPU backend compiles every op of g; if not, why (naming the
  * first op it does not). */
 bool rt_cpu_supports(const ir_graph *g, char *why, size_t size);
+/* The arithmetic the cpu backend gives bf16 math on the target cfg names
+ * (cg_bf16: its cpu, else $HSAC_CPU, else the host; CG_BF16_FMA where no
+ * target can be made), so that the reference rounds as those kernels do. */
+int rt_cpu_bf16_arith(const rt_backend_config *cfg);
 
 /* The MLIR module of every kernel of g as the CPU backend compiles it, and
  * its target (for `hsac ir --emit=...`).  *text is malloc'd. */

@@ -61,7 +61,10 @@ typedef struct cpu_prog {
                                    f16 (rt_backend_config.wtype) */
   const st_tensor **raw;        /* per value index, during compile: the file's
                                    tensor of a weight without f32 data */
-  int n16[3];                   /* linear ops (fused or not) per weight type */
+  int n16[CG_W_COUNT];          /* linear ops (fused or not) per weight type */
+  int bf16;                     /* the linears' arithmetic (cg_bf16; OFF: f32,
+                                   rt_backend_config.cpu_bf16) */
+  int namx_attention;           /* chunk_attention ops on AMX tiles */
   int npacked;
   bool *fused_into;             /* per value index: a result computed inside
                                    the kernel that reads it, never stored (a
@@ -174,6 +177,7 @@ static uint64_t req_signature(const cg_kernel_req *r) {
   h = mix(h, r->hist, sizeof r->hist);
   h = mix(h, r->row_elems, sizeof r->row_elems);
   h = mix(h, &r->wtype, sizeof r->wtype);
+  h = mix(h, &r->bf16, sizeof r->bf16);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
 }
 
@@ -223,7 +227,9 @@ static bool foldable_norm(const ir_graph *g, const rt_exec *x, const cpu_prog *p
   int v = nrm->out[0]->index;
   if (g->output == nrm->out[0] || uses[v] == 0 || uses[v] != lin_uses[v]) return false;
   /* 16-bit weights are packed as they are (the gain times a weight is not
-   * a bf16 or f16 number): the norm stays a kernel of its own */
+   * a bf16 or f16 number): the norm stays a kernel of its own; so with
+   * bf16 math, where the linears round the norm's result */
+  if (p->bf16) return false;
   for (const ir_op *op = g->first; op; op = op->next)
     if (op->code == IR_LINEAR && op->in[0] == nrm->out[0] && p->wtype[op->in[1]->index])
       return false;
@@ -327,7 +333,19 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     k->wtype = req.wtype = lin && (!up || p->wtype[up->in[1]->index] == p->wtype[lin->in[1]->index])
                                ? p->wtype[lin->in[1]->index]
                                : CG_W_F32;
+    /* bf16 math (the runtime has rounded every linear matrix to bf16):
+     * dot products and tiles read bf16 pair panels */
+    if (lin && p->bf16) {
+      req.bf16 = p->bf16;
+      if (p->bf16 == CG_BF16_DOT || p->bf16 == CG_BF16_AMX) k->wtype = req.wtype = CG_W_BF16P;
+      else k->wtype = req.wtype = CG_W_BF16;
+    }
     if (lin) p->n16[k->wtype]++;
+    if (op->code == IR_CHUNK_ATTENTION && p->bf16 == CG_BF16_AMX && !ov->stream &&
+        cg_chunk_attention_amx(op)) {
+      req.bf16 = p->bf16;
+      p->namx_attention++;
+    }
     if (lin && folded_norm(p, lin->in[0])) {
       /* a folded RMSNorm: the linear reads the norm's input */
       k->prenorm = req.prenorm = lin->in[0]->def;
@@ -465,6 +483,12 @@ static int pick_target(const rt_backend_config *cfg, cg_target *t, char *err, si
   return 0;
 }
 
+int rt_cpu_bf16_arith(const rt_backend_config *cfg) {
+  cg_target t;
+  char err[1024];
+  return pick_target(cfg, &t, err, sizeof err) ? CG_BF16_FMA : cg_target_bf16(&t);
+}
+
 hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg, char **text,
                                 cg_target *target, char *err, size_t errsize) {
   *text = NULL;
@@ -476,6 +500,7 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
   cpu_prog p = {0};
   if (pick_target(cfg, &p.target, err, errsize)) return HSART_EINVAL;
   if (target) *target = p.target;
+  p.bf16 = cfg && cfg->cpu_bf16 ? cg_target_bf16(&p.target) : CG_BF16_OFF;
   /* weights are not read: shapes and the stores' layout are all it takes */
   int nw = 0;
   for (const ir_op *op = g->first; op; op = op->next) nw += op->code == IR_WEIGHT;
@@ -520,6 +545,14 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
   if (pick_target(cfg, &p->target, err, errsize)) {
     free(p);
     return HSART_EINVAL;
+  }
+  p->bf16 = cfg && cfg->cpu_bf16 ? cg_target_bf16(&p->target) : CG_BF16_OFF;
+  if (p->bf16 == CG_BF16_AMX && cg_amx_permit(err, errsize)) {
+    size_t n = strlen(err);
+    snprintf(err + n, errsize - n, "; use --cpu-math f32, or HSAC_CPU=cooperlake for "
+             "AVX512-BF16 dot products without tiles");
+    free(p);
+    return HSART_EUNSUPPORTED;
   }
   rt_exec x;
   hsart_status st = rt_exec_init(&x, g, weights, RT_Q_F32, NULL, err, errsize);
@@ -601,7 +634,8 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
         if (at == p->npacked) {
           const ir_type *t = &k->ins[i]->type;
           int64_t O = t->dims[0].n, I = t->dims[1].n;
-          size_t n = cg_linear_packed_floats(O, I, p->target.vec_bits);
+          size_t n = k->wtype == CG_W_BF16P ? cg_linear_bf16p_elems(O, I)
+                                            : cg_linear_packed_floats(O, I, p->target.vec_bits);
           void *d = malloc(n * (k->wtype ? sizeof(uint16_t) : sizeof(float)));
           if (!d) {
             snprintf(err, errsize, "out of memory for packed weights");
@@ -626,7 +660,9 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
             st = rt ? HSART_ENOMEM : HSART_EUNSUPPORTED;
             break;
           }
-          if (k->wtype)
+          if (k->wtype == CG_W_BF16P)
+            cg_linear_pack_bf16p(src, O, I, d);
+          else if (k->wtype)
             cg_linear_pack_16(src, O, I, p->target.vec_bits, k->wtype, d);
           else
             cg_linear_pack_gain(src, gidx >= 0 ? x.vals[gidx].w : NULL, O, I,
@@ -664,11 +700,12 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
              p->stats.ms_load);
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
-           "(%d norms folded, %d linears on bf16 weights, %d on f16), %s, weights packed in "
-           "%.0f ms, cache key %s%s",
+           "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
+           "%d sparse attentions on amx tiles, %s, weights packed in %.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
-           p->nfolded, p->n16[CG_W_BF16], p->n16[CG_W_F16], how, p->ms_pack, p->stats.key,
+           p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
+           cg_bf16_name(p->bf16), p->namx_attention, how, p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 

@@ -135,6 +135,11 @@ bool rt_stream_topk(rt_exec *x, const ir_op *scores, const ir_op *topk);
 
 /* The reference computation of an op (a streamed retrieve included). */
 bool rt_ref_run(rt_exec *x, const ir_op *op);
+/* The reference linear under bf16 math (rt_backend_config.cpu_bf16). */
+bool rt_op_linear_bf16(rt_exec *x, const ir_op *op);
+/* The reference chunk_attention under bf16 math on AMX
+ * (cg_chunk_attention_amx). */
+bool rt_op_chunk_attention_bf16(rt_exec *x, const ir_op *op);
 
 /* The op table: rt_ops[code] is the reference function of that op. */
 extern const rt_op_fn rt_ops[IR_OPCODE_COUNT];

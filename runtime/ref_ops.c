@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runtime/interp.h"
+#include "util/half.h"
 
 #define OUT(op) ((op)->out[0])
 #define IN(op, i) ((op)->in[i])
@@ -118,6 +119,33 @@ bool rt_op_linear(rt_exec *x, const ir_op *op) {
     for (int64_t v = 0; v < elems(x, OUT(op)) / O; v++)
       for (int64_t o = 0; o < O; o++) out[v * O + o] = (float)dot(in + v * I, w + o * I, I);
   }
+  return true;
+}
+
+/* v rounded to bf16 (to nearest even), as f32 */
+static float rb(float v) { return ut_bf16_to_f32(ut_f32_to_bf16(v)); }
+
+/* The linear under bf16 math (rt_backend_config.cpu_bf16): the input
+ * rounded to bf16 (the matrix is bf16 already), then the same double sums
+ * of exact products. */
+bool rt_op_linear_bf16(rt_exec *x, const ir_op *op) {
+  const float *w = W(x, IN(op, 1));
+  int64_t O = DIM(IN(op, 1), 0), I = DIM(IN(op, 1), 1);
+  float *a = malloc((size_t)I * sizeof *a);
+  if (!a) return fail(x, "out of memory");
+  for (int64_t r = seg0(x, OUT(op)); r < seg1(x, OUT(op)); r++) {
+    const float *in = rt_row(x, IN(op, 0), r, 0);
+    if (!in) {
+      free(a);
+      return false;
+    }
+    float *out = rt_out_row(x, OUT(op), r);
+    for (int64_t v = 0; v < elems(x, OUT(op)) / O; v++) {
+      for (int64_t k = 0; k < I; k++) a[k] = rb(in[v * I + k]);
+      for (int64_t o = 0; o < O; o++) out[v * O + o] = (float)dot(a, w + o * I, I);
+    }
+  }
+  free(a);
   return true;
 }
 
@@ -612,7 +640,11 @@ bool rt_op_attention(rt_exec *x, const ir_op *op) {
  * selected chunks (merge = weighted: one softmax per chunk, no running max
  * across chunks), or one softmax over all the selected chunks' rows
  * (merge = joint; the weights then only select). */
-bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
+/* bf16: as the cpu backend's AMX kernel (cg_chunk_attention_amx: the
+ * weighted merge) computes it under bf16 math: q * scale, K and V
+ * rounded to bf16, each chunk's probabilities times its weight rounded to
+ * bf16, the exact products summed in double. */
+static bool chunk_attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *K = IN(op, 1), *V = IN(op, 2), *I = IN(op, 3),
                  *Wt = IN(op, 4);
   int64_t Hq = DIM(q, 1), d = DIM(q, 2), P = DIM(K, 1), Hk = DIM(K, 2);
@@ -622,7 +654,7 @@ bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
   bool joint = merge && !strcmp(merge->s, "joint");
   double scale = 1.0 / sqrt((double)d);
   dbuf sb = {0};
-  double *s = dbuf_get(&sb, (size_t)(P * Ksel));
+  double *s = dbuf_get(&sb, (size_t)(P * Ksel + d)), *qs = s + P * Ksel;
   if (!s) return fail(x, "out of memory");
   bool ok = true;
   for (int64_t t = seg0(x, OUT(op)); ok && t < seg1(x, OUT(op)); t++) {
@@ -636,16 +668,29 @@ bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
       if (!o) { ok = fail(x, "head width above 512 is not supported"); break; }
       for (int64_t e = 0; e < d; e++) o[e] = 0;
       int32_t *sel = (int32_t *)(ir + g * Ksel); /* the slots, as written by topk */
+      for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qr[h * d + e] * (float)scale);
       if (!joint) {
         for (int64_t k = 0; ok && k < Ksel; k++) {
           if (sel[k] < 0) continue;
           const float *kr = rt_row(x, K, sel[k], 3), *vr = rt_row(x, V, sel[k], 1);
           if (!kr || !vr) { ok = false; break; }
-          for (int64_t j = 0; j < P; j++) s[j] = dot(qr + h * d, kr + (j * Hk + kh) * d, d) * scale;
+          for (int64_t j = 0; j < P; j++) {
+            const float *kj = kr + (j * Hk + kh) * d;
+            double acc = 0;
+            for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kj[e]);
+            s[j] = bf16 ? acc : dot(qr + h * d, kj, d) * scale;
+          }
           softmax_n(s, P, n_plus);
           double wk = wr[g * Ksel + k];
-          for (int64_t j = 0; j < P; j++)
-            for (int64_t e = 0; e < d; e++) o[e] += wk * s[j] * vr[(j * Hk + kh) * d + e];
+          for (int64_t j = 0; j < P; j++) {
+            const float *vj = vr + (j * Hk + kh) * d;
+            if (bf16) {
+              double pj = rb((float)(s[j] * wk));
+              for (int64_t e = 0; e < d; e++) o[e] += pj * rb(vj[e]);
+            } else {
+              for (int64_t e = 0; e < d; e++) o[e] += wk * s[j] * vj[e];
+            }
+          }
         }
       } else {
         int64_t n = 0;
@@ -672,6 +717,12 @@ bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) {
   }
   free(sb.p);
   return ok;
+}
+
+bool rt_op_chunk_attention(rt_exec *x, const ir_op *op) { return chunk_attention(x, op, false); }
+
+bool rt_op_chunk_attention_bf16(rt_exec *x, const ir_op *op) {
+  return chunk_attention(x, op, true);
 }
 
 /* The K best of n scores (ties: lower index; -inf and NaN never chosen),

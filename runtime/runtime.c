@@ -153,6 +153,7 @@ static hsart_status compile_backend(hsart_model *m, const hsart_model_options *o
   rt_backend_config cfg = {.threads = opts ? opts->threads : 0, .cpu = opts ? opts->cpu : NULL,
                            .no_cache = opts && opts->no_cache, .wtype = m->wtype, .raw = raw,
                            .gpu_bf16 = opts && opts->gpu_bf16,
+                           .cpu_bf16 = opts && opts->cpu_bf16,
                            .gpu_page_bytes = opts ? opts->gpu_page_bytes : 0,
                            .raw_file = f};
   char msg[1024];
@@ -251,6 +252,20 @@ hsart_status hsart_model_load(const char *model_path, const char *weights_path,
     hsart_model_free(m);
     return set_err(err, HSART_ENOMEM, "out of memory");
   }
+  /* bf16 math computes with bf16 matrices: every linear's is rounded */
+  bool cpu_bf16 = opts && opts->cpu_bf16;
+  if (cpu_bf16 && wdt == HSART_WEIGHTS_F32) {
+    hsart_model_free(m);
+    return set_err(err, HSART_EINVAL, "bf16 linear math (--cpu-math bf16) computes with bf16 "
+                   "matrices; it cannot keep them in f32 (--weights-dtype f32)");
+  }
+  if (cpu_bf16 && opts->backend != HSART_BACKEND_AUTO && opts->backend != HSART_BACKEND_CPU &&
+      opts->backend != HSART_BACKEND_REF) {
+    hsart_model_free(m);
+    return set_err(err, HSART_EINVAL, "--cpu-math bf16 is for the cpu and ref backends; the "
+                   "cuda backends' is --gpu-math bf16");
+  }
+  if (cpu_bf16) wdt = HSART_WEIGHTS_BF16;
   st_file f;
   char msg[1024];
   st = st_open(weights_path, &f, msg, sizeof msg);

@@ -35,6 +35,7 @@ typedef struct em {
   char vt[32];     /* "vector<16xf32>" */
   char mt[32];     /* "vector<16xi1>" */
   int wtype;       /* a linear's packed weights' cg_wtype (cg_kernel_req) */
+  int bf16;        /* a linear's arithmetic (cg_bf16) */
 } em;
 
 /* Makes "a vector" n floats wide from here on (vl, vt, mt agree). */
@@ -680,6 +681,58 @@ static void k_bias_add(em *e, const cg_kernel_req *q) {
   end0(e);
 }
 
+/* ---- bf16 rounding ------------------------------------------------------ */
+
+/* An integer constant of type ty (i32, i16, vector<..xi32>, ...). */
+static V cint(em *e, int64_t c, const char *ty) {
+  V v = nv(e);
+  if (strchr(ty, '<')) out(e, "  %s = arith.constant dense<%lld> : %s\n", v.s, (long long)c, ty);
+  else out(e, "  %s = arith.constant %lld : %s\n", v.s, (long long)c, ty);
+  return v;
+}
+
+/* The bf16 bits of f32 x (a scalar when n == 0, else n lanes) rounded to
+ * nearest even, a NaN kept a quiet NaN: ut_f32_to_bf16, lane by lane. */
+static V bf16_bits(em *e, V x, int n) {
+  char tf[32], ti[32], th[32];
+  if (n) {
+    snprintf(tf, sizeof tf, "vector<%dxf32>", n);
+    snprintf(ti, sizeof ti, "vector<%dxi32>", n);
+    snprintf(th, sizeof th, "vector<%dxi16>", n);
+  } else {
+    snprintf(tf, sizeof tf, "f32");
+    snprintf(ti, sizeof ti, "i32");
+    snprintf(th, sizeof th, "i16");
+  }
+  V u = nv(e), h = nv(e);
+  out(e, "  %s = arith.bitcast %s : %s to %s\n", u.s, x.s, tf, ti);
+  V c16 = cint(e, 16, ti);
+  V hi = bin(e, "arith.shrui", u, c16, ti);
+  V lsb = bin(e, "arith.andi", hi, cint(e, 1, ti), ti);
+  V r = bin(e, "arith.addi", bin(e, "arith.addi", u, cint(e, 0x7fff, ti), ti), lsb, ti);
+  r = bin(e, "arith.shrui", r, c16, ti);
+  V mag = bin(e, "arith.andi", u, cint(e, 0x7fffffff, ti), ti);
+  V isnan = nv(e);
+  out(e, "  %s = arith.cmpi ugt, %s, %s : %s\n", isnan.s, mag.s, cint(e, 0x7f800000, ti).s, ti);
+  V q = bin(e, "arith.ori", hi, cint(e, 0x40, ti), ti), rq = nv(e);
+  if (n)
+    out(e, "  %s = arith.select %s, %s, %s : vector<%dxi1>, %s\n", rq.s, isnan.s, q.s, r.s, n, ti);
+  else
+    out(e, "  %s = arith.select %s, %s, %s : %s\n", rq.s, isnan.s, q.s, r.s, ti);
+  r = rq;
+  out(e, "  %s = arith.trunci %s : %s to %s\n", h.s, r.s, ti, th);
+  return h;
+}
+
+/* Scalar f32 x rounded to the nearest bf16 number, as f32 (CG_BF16_FMA). */
+static V bf16_round(em *e, V x) {
+  V h = bf16_bits(e, x, 0), w = nv(e), f = nv(e);
+  out(e, "  %s = arith.extui %s : i16 to i32\n", w.s, h.s);
+  V sh = bin(e, "arith.shli", w, cint(e, 16, "i32"), "i32");
+  out(e, "  %s = arith.bitcast %s : i32 to f32\n", f.s, sh.s);
+  return f;
+}
+
 /* ---- linear: packed-panel GEMM ------------------------------------------- */
 
 int64_t cg_linear_panel(int vec_bits, int64_t O) {
@@ -780,8 +833,10 @@ static void gemm_block(em *e, int mr, int np, V A, V C, const gemm_epi *ep, V bp
   loop_begin(e, &L, ci(e, 0), ci(e, I), ci(e, 1), n, acc, e->vt);
   V y[MAXCARRY];
   V av[8];
-  for (int i = 0; i < mr; i++)
-    av[i] = splat(e, lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv)));
+  for (int i = 0; i < mr; i++) {
+    V a = lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv));
+    av[i] = splat(e, e->bf16 == CG_BF16_FMA ? bf16_round(e, a) : a);
+  }
   for (int pp = 0; pp < np; pp++) {
     V bk = gepw(e, bp, ADDI(MULI(L.iv, ci(e, nr)), ci(e, pp * I * nr)));
     V bv[MAXCARRY];
@@ -878,6 +933,35 @@ static void linear_rows_of(em *e, int mr, const lin_args *la, V bp, const V *bpu
   end0(e);
 }
 
+/* What both linear bodies read first: the parameters, the output width
+ * (C's row stride and the number of panels) and, but for the decode
+ * version, which unrolls by it, the rows per token: so the projections
+ * of one width in, several widths out, and the encoder's (65 rows per
+ * chunk) and the stacks' (1 per token) share their code; then the views
+ * and the call's row and panel ranges. */
+typedef struct lin_io {
+  V O, nvec, r0, r1, n0, n1;
+  view o, x, w;
+} lin_io;
+
+static lin_io lin_prologue(em *e, const cg_kernel_req *q, cg_kernel_info *info, int64_t panel,
+                           int64_t nvec, bool one_row) {
+  const ir_op *op = q->fused ? q->fused : q->op;
+  lin_io io;
+  info->split = CG_SPLIT_PANELS;
+  info->panel = panel;
+  io.O = param(e, info, DIMN(op->in[1], 0));
+  io.nvec = one_row ? ci(e, nvec) : param(e, info, nvec);
+  io.o = OUTV(e, 0);
+  io.x = INV(e, q, 0);
+  io.w = INV(e, q, 1);
+  io.r0 = argi(e, CG_A_R0);
+  io.r1 = one_row ? io.r0 : argi(e, CG_A_R1);
+  io.n0 = argi(e, CG_A_N0);
+  io.n1 = argi(e, CG_A_N1);
+  return io;
+}
+
 /* The linear kernel, or (q->fused) an add ending the linear's GEMM:
  * C = A W^T + R with the residual R read in the epilogue, so the GEMM's
  * result is never stored and read back; or (q->fused_up) SwiGLU.  With
@@ -892,17 +976,9 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
   int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
   int64_t nr = cg_linear_panel(e->vl * 32, O);
   int MR = linear_rows(e->vl * 32, nr);
-  info->split = CG_SPLIT_PANELS;
-  info->panel = nr;
-  /* parameters: the output width (C's row stride and the number of full
-   * panels) and, but for the decode version, which unrolls by it, the rows
-   * per token: so the projections of one width in, several widths out,
-   * and the encoder's (65 rows per chunk) and the stacks' (1 per token)
-   * share their code */
-  V Ov = param(e, info, O), nvec_v = one_row ? ci(e, nvec) : param(e, info, nvec);
-  view o = OUTV(e, 0), x = INV(e, q, 0), w = INV(e, q, 1);
-  V r0 = argi(e, CG_A_R0), r1 = one_row ? r0 : argi(e, CG_A_R1);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  lin_io io = lin_prologue(e, q, info, nr, nvec, one_row);
+  V Ov = io.O, nvec_v = io.nvec, r0 = io.r0, r1 = io.r1, n0 = io.n0, n1 = io.n1;
+  view o = io.o, x = io.x, w = io.w;
   int64_t nfull = O / nr, nt = tail_width(e->vl * 32, O);
   V nfull_v = DIVI(Ov, ci(e, nr));
   info->nsplit = nfull + (nt ? 1 : 0);
@@ -985,8 +1061,293 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
   end0(e);
 }
 
+/* ---- linear in bf16: rounded inputs, exact products, f32 sums ----------- */
+
+const char *cg_bf16_name(int bf16) {
+  switch (bf16) {
+  case CG_BF16_FMA: return "bf16 inputs, f32 fma";
+  case CG_BF16_DOT: return "bf16 inputs, avx512-bf16 dot products";
+  case CG_BF16_AMX: return "bf16 inputs, amx tiles";
+  default: return "f32";
+  }
+}
+
+int64_t cg_bf16p_kpad(int64_t I) { return (I + 31) / 32 * 32; }
+
+size_t cg_linear_bf16p_elems(int64_t O, int64_t I) {
+  return (size_t)((O + CG_BF16P_NR - 1) / CG_BF16P_NR * CG_BF16P_NR * cg_bf16p_kpad(I));
+}
+
+void cg_linear_pack_bf16p(const float *w, int64_t O, int64_t I, uint16_t *packed) {
+  int64_t NR = CG_BF16P_NR, Kp = cg_bf16p_kpad(I), np = (O + NR - 1) / NR;
+  for (int64_t p = 0; p < np; p++)
+    for (int64_t k = 0; k < Kp; k++)
+      for (int64_t j = 0; j < NR; j++) {
+        int64_t o = p * NR + j;
+        float v = o < O && k < I ? w[o * I + k] : 0.0f;
+        packed[p * Kp * NR + (k / 2) * 2 * NR + j * 2 + (k & 1)] = ut_f32_to_bf16(v);
+      }
+}
+
+/* A 2-D memref over raw memory at p: rows x cols elements of type elt
+ * (bf16 or f32), row-major: the operand AMX tile loads and stores take. */
+static V memref2d(em *e, V p, int64_t rows, int64_t cols, const char *elt) {
+  static const char *S = "!llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>";
+  V d = nv(e);
+  out(e, "  %s = llvm.mlir.undef : %s\n", d.s, S);
+  V vals[6] = {ci(e, 0), ci(e, rows), ci(e, cols), ci(e, cols), ci(e, 1)};
+  static const char *at[] = {"2", "3, 0", "3, 1", "4, 0", "4, 1"};
+  for (int i = -2; i < 5; i++) {
+    V n = nv(e);
+    out(e, "  %s = llvm.insertvalue %s, %s[%s] : %s\n", n.s, i < 0 ? p.s : vals[i].s, d.s,
+        i == -2 ? "0" : i == -1 ? "1" : at[i], S);
+    d = n;
+  }
+  V m = nv(e);
+  out(e, "  %s = builtin.unrealized_conversion_cast %s : %s to memref<?x?x%s>\n", m.s, d.s, S, elt);
+  return m;
+}
+
+static V idx(em *e, V i64) {
+  V v = nv(e);
+  out(e, "  %s = arith.index_cast %s : i64 to index\n", v.s, i64.s);
+  return v;
+}
+
+static V tile_load(em *e, V m, V r, V c, const char *elt, const char *ty) {
+  V v = nv(e);
+  out(e, "  %s = amx.tile_load %s[%s, %s] : memref<?x?x%s> into %s\n", v.s, m.s, idx(e, r).s,
+      idx(e, c).s, elt, ty);
+  return v;
+}
+
+/* C tiles (2 x 2 of 16 x 16 f32, in Cm: [32][32]) += rows [arow, arow + 32)
+ * of A (Am: bf16 [.][Kp]) times a panel's 32 columns (Bm: bf16 pairs
+ * [Kp/2][64]), over k-steps [k0, k0 + n) of 32 inputs each; first: the
+ * tiles start at zero rather than from Cm.  Tiles live within one call:
+ * carried through a loop they make invalid LLVM IR in LLVM 19
+ * (ARCHITECTURE.md), so the k-steps are unrolled and a block's tiles go
+ * through Cm. */
+static void amx_block(em *e, V Am, V arow, V Bm, V Cm, V k0, int n, bool first) {
+  static const char *TC = "vector<16x16xf32>", *TA = "vector<16x32xbf16>";
+  V c[4];
+  for (int i = 0; i < 4; i++) {
+    if (first) {
+      c[i] = nv(e);
+      out(e, "  %s = amx.tile_zero : %s\n", c[i].s, TC);
+    } else {
+      c[i] = tile_load(e, Cm, ci(e, 16 * (i / 2)), ci(e, 16 * (i % 2)), "f32", TC);
+    }
+  }
+  V arow1 = ADDI(arow, ci(e, 16));
+  for (int s = 0; s < n; s++) {
+    V k = ADDI(k0, ci(e, s));
+    V kc = MULI(k, ci(e, 32)), kr = MULI(k, ci(e, 16));
+    V a[2] = {tile_load(e, Am, arow, kc, "bf16", TA), tile_load(e, Am, arow1, kc, "bf16", TA)};
+    V b[2] = {tile_load(e, Bm, kr, ci(e, 0), "bf16", TA), tile_load(e, Bm, kr, ci(e, 32), "bf16", TA)};
+    for (int i = 0; i < 4; i++) {
+      V r = nv(e);
+      out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", r.s, a[i / 2].s, b[i % 2].s, c[i].s,
+          TA, TA, TC);
+      c[i] = r;
+    }
+  }
+  for (int i = 0; i < 4; i++)
+    out(e, "  amx.tile_store %s[%s, %s], %s : memref<?x?xf32>, %s\n", Cm.s,
+        idx(e, ci(e, 16 * (i / 2))).s, idx(e, ci(e, 16 * (i % 2))).s, c[i].s, TC);
+}
+
+/* Cm = rows [arow, arow + 32) of A times one panel, over all ksteps. */
+static void amx_tiles(em *e, V Am, V arow, V Bm, V Cm, int64_t ksteps) {
+  enum { KU = 16 };
+  if (ksteps <= 2 * KU) {
+    amx_block(e, Am, arow, Bm, Cm, ci(e, 0), (int)ksteps, true);
+    return;
+  }
+  int64_t nblk = ksteps / KU, rem = ksteps % KU;
+  amx_block(e, Am, arow, Bm, Cm, ci(e, 0), KU, true);
+  V b = for0(e, ci(e, 1), ci(e, nblk), 1);
+  amx_block(e, Am, arow, Bm, Cm, MULI(b, ci(e, KU)), KU, false);
+  end0(e);
+  if (rem) amx_block(e, Am, arow, Bm, Cm, ci(e, nblk * KU), (int)rem, false);
+}
+
+static V dpbf16(em *e, V acc, V a, V b) {
+  V v = nv(e);
+  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512bf16.dpbf16ps.512\"(%s, %s, %s) : "
+      "(vector<16xf32>, vector<32xbf16>, vector<32xbf16>) -> vector<16xf32>\n",
+      v.s, acc.s, a.s, b.s);
+  return v;
+}
+
+/* 32 bf16 at p + off (16-bit elements), as an operand of vdpbf16ps. */
+static V ld_bf16x32(em *e, V p, V off) {
+  V h = nv(e), b = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<32xi16>\n", h.s,
+      gep16(e, p, off).s);
+  out(e, "  %s = arith.bitcast %s : vector<32xi16> to vector<32xbf16>\n", b.s, h.s);
+  return b;
+}
+
+/* Rows [arow, arow + mr) of A (bf16, row stride Kp at Ap) times one
+ * panel (bf16 pairs at Bp) by vdpbf16ps, into Cp (f32 [mr][32]).  One row
+ * (decode) keeps two sets of sums, even and odd pairs, so that four dot
+ * products are in flight. */
+static void dot_rows(em *e, int mr, V Ap, V arow, V Bp, V Cp, int64_t Kp) {
+  int sets = mr == 1 ? 2 : 1, n = sets * mr * 2;
+  V acc[MAXCARRY], z = cvf(e, 0);
+  for (int i = 0; i < n; i++) acc[i] = z;
+  loop L;
+  loop_begin(e, &L, ci(e, 0), ci(e, Kp / 2), ci(e, sets), n, acc, e->vt);
+  V y[MAXCARRY];
+  for (int s = 0; s < sets; s++) {
+    V kk = s ? ADDI(L.iv, ci(e, s)) : L.iv;
+    V b[2] = {ld_bf16x32(e, Bp, MULI(kk, ci(e, 64))),
+              ld_bf16x32(e, Bp, ADDI(MULI(kk, ci(e, 64)), ci(e, 32)))};
+    for (int i = 0; i < mr; i++) {
+      /* the pair (2kk, 2kk+1) of row i, in every lane */
+      V ap = gep16(e, Ap, ADDI(MULI(ADDI(arow, ci(e, i)), ci(e, Kp)), MULI(kk, ci(e, 2))));
+      V w = nv(e), bc = nv(e), ab = nv(e);
+      out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> i32\n", w.s, ap.s);
+      out(e, "  %s = vector.broadcast %s : i32 to vector<16xi32>\n", bc.s, w.s);
+      out(e, "  %s = llvm.bitcast %s : vector<16xi32> to vector<32xbf16>\n", ab.s, bc.s);
+      for (int t = 0; t < 2; t++) {
+        int at = (s * mr + i) * 2 + t;
+        y[at] = dpbf16(e, L.arg[at], ab, b[t]);
+      }
+    }
+  }
+  loop_end(e, &L, y);
+  for (int i = 0; i < mr; i++)
+    for (int t = 0; t < 2; t++) {
+      V r = L.res[i * 2 + t];
+      if (sets == 2) r = VADDS(r, L.res[(mr + i) * 2 + t]);
+      stv(e, r, Cp, ci(e, i * 32 + t * 16), NULL);
+    }
+}
+
+/* The epilogue of a block of rows of one panel: rows [0, nrows) of the
+ * f32 block G (row stride 32; Uu: the up projection's, for SwiGLU) to C's
+ * rows from m, columns [col0, col0 + valid): + R, or silu(G) * U. */
+static void bf16p_store(em *e, V G, const V *U, V C, const V *R, V O, V m, V nrows, V col0,
+                        V valid) {
+  V mk[2];
+  for (int t = 0; t < 2; t++)
+    mk[t] = dmask(e, MINI(MAXI(SUBI(valid, ci(e, 16 * t)), ci(e, 0)), ci(e, 16)));
+  V i = for0(e, ci(e, 0), nrows, 1);
+  V at = ADDI(MULI(ADDI(m, i), O), col0);
+  for (int t = 0; t < 2; t++) {
+    V off = ADDI(MULI(i, ci(e, 32)), ci(e, 16 * t));
+    V c = ldv(e, G, off, NULL);
+    if (U) c = silu_times(e, c, ldv(e, *U, off, NULL));
+    if (R) c = VADDS(c, ldv(e, *R, ADDI(at, ci(e, 16 * t)), &mk[t]));
+    stv(e, c, C, ADDI(at, ci(e, 16 * t)), &mk[t]);
+  }
+  end0(e);
+}
+
+/* A linear (fused with its add or SwiGLU as linear_body) on bf16 pair
+ * panels (CG_W_BF16P): each block of input rows is rounded to bf16 into
+ * scratch once (Kp wide, zero-padded), then every panel of the call's
+ * range multiplies it: AMX tiles for 32 rows at a time, or vdpbf16ps
+ * rows (AVX512-BF16, and every call of one row). */
+static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *info,
+                              bool one_row) {
+  const ir_op *op = q->fused ? q->fused : q->op;
+  bool swiglu = q->fused_up != NULL, amx = q->bf16 == CG_BF16_AMX && !one_row;
+  int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1), nvec = inner(op->in[0]) / I;
+  int64_t NR = CG_BF16P_NR, Kp = cg_bf16p_kpad(I), npan = (O + NR - 1) / NR;
+  if (e->vl != 16) e->bug = "bf16 dot products without 512-bit vectors";
+  info->nsplit = npan;
+  lin_io io = lin_prologue(e, q, info, NR, nvec, one_row);
+  V Ov = io.O, nvec_v = io.nvec, r0 = io.r0, r1 = io.r1, n0 = io.n0, n1 = io.n1;
+  view o = io.o, x = io.x, w = io.w;
+  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), R, wu = w.seg;
+  if (swiglu) wu = INV(e, q, 2).seg;
+  else if (q->fused) {
+    view res = INV(e, q, 2);
+    R = rowp(e, &res, r0);
+  }
+  /* rows per block: its bf16 copy of A within about 256 KB (L2) */
+  int64_t MB = (256 << 10) / (2 * Kp) / 32 * 32;
+  MB = MB < 32 ? 32 : MB > 256 ? 256 : MB;
+  if (one_row) MB = nvec;
+  V M = one_row ? nvec_v : MULI(SUBI(r1, r0), nvec_v);
+  /* scratch: the block's bf16 rows (MB x Kp, 2 bytes each), then the f32
+   * blocks of 32 x 32 results (the gate's, the up projection's) */
+  int64_t abf_floats = (MB * Kp + 1) / 2, blk = 32 * 32;
+  info->scratch_fixed = abf_floats + 2 * blk + 16;
+  V scr = argp(e, CG_A_SCRATCH), Abf = scr;
+  V G = gepc(e, scr, abf_floats), U = gepc(e, scr, abf_floats + blk);
+  V Am = amx ? memref2d(e, Abf, MB, Kp, "bf16") : Abf;
+  V Gm = amx ? memref2d(e, G, 32, 32, "f32") : G, Um = amx ? memref2d(e, U, 32, 32, "f32") : U;
+  V pend = MINI(n1, ci(e, npan));
+  loop bl;
+  loop_begin(e, &bl, ci(e, 0), M, ci(e, MB), 0, NULL, NULL);
+  V mb = bl.iv, mr = MINI(ci(e, MB), SUBI(M, mb));
+  /* the block's rows in bf16; AMX reads whole 32-row tiles: rows up to a
+   * multiple of 32 are zeros */
+  V mpad = amx ? MULI(DIVI(ADDI(mr, ci(e, 31)), ci(e, 32)), ci(e, 32)) : mr;
+  {
+    V r = for0(e, ci(e, 0), mpad, 1);
+    V live = cmpi(e, "slt", r, mr);
+    V src = gep(e, A, MULI(ADDI(mb, MINI(r, SUBI(mr, ci(e, 1)))), ci(e, I)));
+    V dst = gep16(e, Abf, MULI(r, ci(e, Kp)));
+    V zero = cvf(e, 0);
+    for (int64_t k = 0; k < Kp; k += 16) {
+      V x16;
+      if (k + 16 <= I) {
+        x16 = ldv(e, src, ci(e, k), NULL);
+      } else if (k < I) {
+        V mk = cmask(e, (int)(I - k));
+        x16 = ldv(e, src, ci(e, k), &mk);
+      } else {
+        x16 = zero;
+      }
+      x16 = sel(e, live, x16, zero, e->vt);
+      V h = bf16_bits(e, x16, 16);
+      out(e, "  llvm.store %s, %s {alignment = 2 : i64} : vector<16xi16>, !llvm.ptr\n", h.s,
+          gep16(e, dst, ci(e, k)).s);
+    }
+    end0(e);
+  }
+  V p = for0(e, n0, pend, 1);
+  V poff = MULI(p, ci(e, Kp * NR));
+  V bp = gep16(e, w.seg, poff), bu = gep16(e, wu, poff);
+  V col0 = MULI(p, ci(e, NR)), valid = MINI(ci(e, NR), SUBI(Ov, col0));
+  const V *Rp = q->fused && !swiglu ? &R : NULL;
+  if (amx) {
+    V Bm = memref2d(e, bp, Kp / 2, 2 * NR, "bf16");
+    V Bum = swiglu ? memref2d(e, bu, Kp / 2, 2 * NR, "bf16") : Bm;
+    V mt = for0(e, ci(e, 0), mpad, 32);
+    amx_tiles(e, Am, mt, Bm, Gm, Kp / 32);
+    if (swiglu) amx_tiles(e, Am, mt, Bum, Um, Kp / 32);
+    bf16p_store(e, G, swiglu ? &U : NULL, C, Rp, Ov, ADDI(mb, mt),
+                MINI(ci(e, 32), SUBI(mr, mt)), col0, valid);
+    end0(e);
+  } else {
+    /* blocks of 8 rows (16 sums), then one by one */
+    int MRD = one_row ? 1 : 8;
+    V mf = MULI(DIVI(mr, ci(e, MRD)), ci(e, MRD));
+    for (int pass = 0; pass < (MRD > 1 ? 2 : 1); pass++) {
+      int rows = pass ? 1 : MRD;
+      V m = pass ? for0(e, mf, mr, 1) : for0(e, ci(e, 0), mf, MRD);
+      dot_rows(e, rows, Abf, m, bp, G, Kp);
+      if (swiglu) dot_rows(e, rows, Abf, m, bu, U, Kp);
+      bf16p_store(e, G, swiglu ? &U : NULL, C, Rp, Ov, ADDI(mb, m), ci(e, rows), col0, valid);
+      end0(e);
+    }
+  }
+  end0(e);
+  end0(e);
+}
+
 static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
-  linear_body(e, q, info, false);
+  bool pairs = q->wtype == CG_W_BF16P;
+  if (pairs && q->bf16 != CG_BF16_DOT && q->bf16 != CG_BF16_AMX)
+    e->bug = "bf16 pair panels without bf16 dot products";
+  if (pairs) linear_body_bf16p(e, q, info, false);
+  else linear_body(e, q, info, false);
   /* The decode version is for a call of one token of one row: a linear of
    * several rows per token (the chunk encoder's, 65 rows of a chunk) has
    * enough rows for the GEMM blocks, so it has none (its code was the
@@ -999,7 +1360,8 @@ static void k_linear(em *e, const cg_kernel_req *q, cg_kernel_info *info, const 
       "#llvm.linkage<external>} {\n", name);
   cg_kernel_info one;
   memset(&one, 0, sizeof one);
-  linear_body(e, q, &one, true);
+  if (pairs) linear_body_bf16p(e, q, &one, true);
+  else linear_body(e, q, &one, true);
   /* a call passes the main version's parameters to both: the decode
    * version's must be the same values in the same slots (a prefix) */
   bool prefix = one.nparams <= info->nparams;
@@ -1602,6 +1964,231 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   }
   end0(e); /* kv heads */
   end0(e); /* rows */
+}
+
+/* ---- HSA's sparse attention on AMX tiles (bf16 math) ---------------------- */
+
+bool cg_chunk_attention_amx(const ir_op *op) {
+  if (op->code != IR_CHUNK_ATTENTION) return false;
+  const ir_attr *m = ir_get_attr(op, "merge");
+  if (m && !strcmp(m->s, "joint")) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
+  int64_t Hk = DIMN(op->in[1], 2);
+  return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 && P <= 1024;
+}
+
+/* 16 f32 lanes a and b as 32 bf16 lanes [a, b] (vcvtne2ps2bf16: to
+ * nearest even). */
+static V cvt2bf16(em *e, V a, V b) {
+  V v = nv(e);
+  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512bf16.cvtne2ps2bf16.512\"(%s, %s) : "
+      "(vector<16xf32>, vector<16xf32>) -> vector<32xbf16>\n", v.s, b.s, a.s);
+  return v;
+}
+
+static void st_bf16x32(em *e, V x, V p, V off) {
+  out(e, "  llvm.store %s, %s {alignment = 2 : i64} : vector<32xbf16>, !llvm.ptr\n", x.s,
+      gep16(e, p, off).s);
+}
+
+/* [a0, b0, a1, b1, ...]: the k-pairs of two rows' 16 lanes (x = [a, b]). */
+static V pairs16(em *e, V x) {
+  V v = nv(e);
+  out(e, "  %s = vector.shuffle %s, %s [", v.s, x.s, x.s);
+  for (int i = 0; i < 32; i++) out(e, "%s%d", i ? ", " : "", (i & 1) ? 16 + i / 2 : i / 2);
+  out(e, "] : vector<32xbf16>, vector<32xbf16>\n");
+  return v;
+}
+
+static void tile_store(em *e, V m, V r, V c, V t, const char *elt, const char *ty) {
+  out(e, "  amx.tile_store %s[%s, %s], %s : memref<?x?x%s>, %s\n", m.s, idx(e, r).s, idx(e, c).s,
+      t.s, elt, ty);
+}
+
+/* The weighted merge with G = 16 query heads per KV head under bf16 math
+ * on AMX: per token and KV head the 16 queries (scaled) become the B
+ * operand (k-pairs of their elements) once; per selected chunk its K rows
+ * are rounded to bf16 (vcvtne2ps2bf16) and its V rows into k-pairs, the
+ * scores S^T = K Q^T come out of tiles as [keys][heads], the softmax(+n)
+ * is the f32 vector code of the packed kernel (heads in lanes), the
+ * probabilities times w / sum are transposed into rows of bf16 and
+ * O += P V accumulates in tiles over the output rows themselves.
+ * Scratch: the queries' pairs, the chunk's K and V in bf16, the scores,
+ * the probabilities. */
+static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  static const char *TC = "vector<16x16xf32>", *TA = "vector<16x32xbf16>";
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
+  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2);
+  int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  double scale = 1.0 / sqrt((double)d);
+  (void)Hq;
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  /* scratch, in floats (bf16 areas take half as many) */
+  int64_t qp_at = 0, kb_at = qp_at + d * 8, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
+          pb_at = sT_at + P * 16;
+  info->scratch_fixed = pb_at + P * 8 + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
+       Wt = INV(e, q, 4);
+  V scr = argp(e, CG_A_SCRATCH);
+  V qp = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
+  V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at);
+  V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Km = memref2d(e, kb16, P, d, "bf16");
+  V Vm = memref2d(e, vp, P / 2, 2 * d, "bf16"), Sm = memref2d(e, sT, P, 16, "f32");
+  V Pm = memref2d(e, pb, 16, P, "bf16");
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), ir = rowp(e, &I, t), wr = rowp(e, &Wt, t), orow = rowp(e, &o, t);
+  V kh = for0(e, n0, n1, 1);
+  V g = G == 1 ? ci(e, 0) : kh;
+  V hq0 = MULI(kh, ci(e, 16)), kcol = MULI(kh, ci(e, d));
+  /* the queries' pairs: row e/2 holds (q[h][e], q[h][e+1]) * scale for
+   * h = 0..15, from 16 x 16 transposes of the query rows */
+  for (int64_t e0 = 0; e0 < d; e0 += 16) {
+    V rows[16];
+    for (int r = 0; r < 16; r++)
+      rows[r] = VMUL(ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, r)), ci(e, d)), ci(e, e0)), NULL), sc);
+    transpose_vecs(e, rows, 16);
+    for (int m = 0; m < 8; m++)
+      st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
+                 ci(e, (e0 / 2 + m) * 32));
+  }
+  /* the output rows of these 16 heads are the sums' tiles: zero first */
+  V Om = memref2d(e, gep(e, orow, MULI(hq0, ci(e, d))), 16, d, "f32");
+  for (int64_t dt = 0; dt < d / 16; dt++) {
+    V zt = nv(e);
+    out(e, "  %s = amx.tile_zero : %s\n", zt.s, TC);
+    tile_store(e, Om, ci(e, 0), ci(e, dt * 16), zt, "f32", TC);
+  }
+  V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+  V slot = ADDI(MULI(g, ci(e, Ks)), k);
+  V idx_ = ldi(e, ir, slot);
+  if0(e, cmpi(e, "sge", idx_, ci(e, 0)));
+  V kb = gep(e, rowp(e, &K, idx_), kcol), vb = gep(e, rowp(e, &Vv, idx_), kcol);
+  /* K in bf16 rows; V rows in k-pairs */
+  {
+    V j = for0(e, ci(e, 0), ci(e, P), 1);
+    V src = gep(e, kb, MULI(j, ci(e, Hk * d))), dst = MULI(j, ci(e, d));
+    for (int64_t e0 = 0; e0 < d; e0 += 32)
+      st_bf16x32(e, cvt2bf16(e, ldv(e, src, ci(e, e0), NULL), ldv(e, src, ci(e, e0 + 16), NULL)),
+                 kb16, ADDI(dst, ci(e, e0)));
+    end0(e);
+    V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
+    V a = gep(e, vb, MULI(jj, ci(e, 2 * Hk * d))), b = gep(e, a, ci(e, Hk * d));
+    V dst2 = MULI(jj, ci(e, 2 * d));
+    for (int64_t e0 = 0; e0 < d; e0 += 16)
+      st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), ldv(e, b, ci(e, e0), NULL))),
+                 vp, ADDI(dst2, ci(e, 2 * e0)));
+    end0(e);
+  }
+  /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile.
+   * The k-steps outermost, so that consecutive tile products are
+   * independent (one waiting on the previous ran at its latency, not its
+   * throughput: 2-3x slower) */
+  /* (groups of 3 sums: with the shared operand and the group's 3 others
+   * all loaded before the products, 7 of the 8 tiles; a tile register
+   * reloaded while a product still reads it makes the load wait) */
+  for (int64_t g0 = 0; g0 < P / 16; g0 += 3) {
+    V c[4], a[4];
+    int64_t nt = P / 16 - g0 < 3 ? P / 16 - g0 : 3;
+    for (int64_t jt = 0; jt < nt; jt++) {
+      c[jt] = nv(e);
+      out(e, "  %s = amx.tile_zero : %s\n", c[jt].s, TC);
+    }
+    for (int64_t ks = 0; ks < d / 32; ks++) {
+      V b = tile_load(e, Qm, ci(e, ks * 16), ci(e, 0), "bf16", TA);
+      for (int64_t jt = 0; jt < nt; jt++)
+        a[jt] = tile_load(e, Km, ci(e, (g0 + jt) * 16), ci(e, ks * 32), "bf16", TA);
+      for (int64_t jt = 0; jt < nt; jt++) {
+        V r = nv(e);
+        out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", r.s, a[jt].s, b.s, c[jt].s, TA,
+            TA, TC);
+        c[jt] = r;
+      }
+    }
+    for (int64_t jt = 0; jt < nt; jt++)
+      tile_store(e, Sm, ci(e, (g0 + jt) * 16), ci(e, 0), c[jt], "f32", TC);
+  }
+  /* softmax(+n) per head (lane), as the packed kernel, but the maximum
+   * and the sum in 4 independent chains (one chain of 64 dependent
+   * vmaxps or vaddps took longer than the tile products) */
+  V ninf = cvf(e, -INFINITY), m4[4] = {ninf, ninf, ninf, ninf};
+  loop M;
+  loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 4), 4, m4, e->vt);
+  V mj[4];
+  for (int u = 0; u < 4; u++) {
+    V sj = ldv(e, sT, MULI(ADDI(M.iv, ci(e, u)), ci(e, 16)), NULL);
+    V gt = cmpf(e, "ogt", sj, M.arg[u], e->vt);
+    mj[u] = nv(e);
+    out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj[u].s, gt.s, sj.s, M.arg[u].s, e->mt,
+        e->vt);
+  }
+  loop_end(e, &M, mj);
+  V mx = M.res[0];
+  for (int u = 1; u < 4; u++) {
+    V gt = cmpf(e, "ogt", M.res[u], mx, e->vt), nm = nv(e);
+    out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", nm.s, gt.s, M.res[u].s, mx.s, e->mt, e->vt);
+    mx = nm;
+  }
+  V z4[4] = {z, z, z, z};
+  loop Sx;
+  loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
+  V sums[4];
+  for (int u = 0; u < 4; u++) {
+    V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
+    V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), mx));
+    stv(e, pj, sT, sa, NULL);
+    sums[u] = VADD(Sx.arg[u], pj);
+  }
+  loop_end(e, &Sx, sums);
+  V tot = VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
+  if (n_plus) {
+    V negm = nv(e);
+    out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
+    tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
+  }
+  V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
+  /* P[h][j] = bf16(p[j][h] * f[h]): 32 keys at a time, two transposes */
+  {
+    V j0 = for0(e, ci(e, 0), ci(e, P), 32);
+    V blk[2][16];
+    for (int b = 0; b < 2; b++) {
+      for (int i = 0; i < 16; i++)
+        blk[b][i] = VMUL(ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL), f);
+      transpose_vecs(e, blk[b], 16);
+    }
+    for (int h = 0; h < 16; h++)
+      st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
+    end0(e);
+  }
+  /* O += P V, 16 output elements per tile, over the output rows (the
+   * k-steps outermost, as for the scores) */
+  for (int64_t g0 = 0; g0 < d / 16; g0 += 3) {
+    V c[4], b[4];
+    int64_t nt = d / 16 - g0 < 3 ? d / 16 - g0 : 3;
+    for (int64_t dt = 0; dt < nt; dt++)
+      c[dt] = tile_load(e, Om, ci(e, 0), ci(e, (g0 + dt) * 16), "f32", TC);
+    for (int64_t ks = 0; ks < P / 32; ks++) {
+      V a = tile_load(e, Pm, ci(e, 0), ci(e, ks * 32), "bf16", TA);
+      for (int64_t dt = 0; dt < nt; dt++)
+        b[dt] = tile_load(e, Vm, ci(e, ks * 16), ci(e, (g0 + dt) * 32), "bf16", TA);
+      for (int64_t dt = 0; dt < nt; dt++) {
+        V r = nv(e);
+        out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", r.s, a.s, b[dt].s, c[dt].s, TA,
+            TA, TC);
+        c[dt] = r;
+      }
+    }
+    for (int64_t dt = 0; dt < nt; dt++)
+      tile_store(e, Om, ci(e, 0), ci(e, (g0 + dt) * 16), c[dt], "f32", TC);
+  }
+  out(e, "  }\n"); /* if valid */
+  end0(e);        /* chunks */
+  end0(e);        /* kv heads */
+  end0(e);        /* rows */
 }
 
 static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
@@ -2555,6 +3142,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   }
   set_lanes(&e, req->vec_bits / 32);
   e.wtype = req->wtype;
+  e.bf16 = req->bf16;
   if (req->wtype && req->prenorm) {
     snprintf(err, errsize, "internal error: 16-bit weights with a folded norm");
     return -1;
@@ -2601,7 +3189,9 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there
        * are enough of them to fill a good part of a vector */
-      if (DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4 &&
+      if (req->bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op) && e.vl == 16)
+        k_chunk_attention_amx(&e, req, info);
+      else if (DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4 &&
           !(ir_get_attr(op, "merge") && !strcmp(ir_get_attr(op, "merge")->s, "joint")))
         k_chunk_attention_packed(&e, req, info);
       else k_chunk_attention(&e, req, info);

@@ -2,12 +2,15 @@
  * (see jit.h).  The call sequence and its pitfalls are the ones recorded in
  * ARCHITECTURE.md ("CPU code generation, proven here"). */
 #include "codegen/cpu/jit.h"
+#include "codegen/cpu/kernels.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <llvm-c/Core.h>
@@ -32,7 +35,7 @@
  * in its layout: kernels.h).  The memref passes stay in the pipeline so a
  * kernel may use memref for local buffers. */
 static const char *const PIPELINE =
-    "builtin.module(convert-scf-to-cf, convert-vector-to-llvm, convert-math-to-llvm,"
+    "builtin.module(convert-scf-to-cf, convert-vector-to-llvm{enable-amx}, convert-math-to-llvm,"
     " expand-strided-metadata, finalize-memref-to-llvm, convert-arith-to-llvm,"
     " convert-index-to-llvm, convert-cf-to-llvm, convert-func-to-llvm,"
     " reconcile-unrealized-casts)";
@@ -81,20 +84,25 @@ int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(feat);
     t->vec_bits = strstr(t->features, "+avx512f") ? 512 : strstr(t->features, "+avx2") ? 256 : 128;
+    t->avx512bf16 = t->vec_bits == 512 && strstr(t->features, "+avx512bf16");
+    t->amx = t->avx512bf16 && strstr(t->features, "+amx-tile") && strstr(t->features, "+amx-bf16");
     return 0;
   }
-  /* a named CPU: its own features (LLVM knows them); check it is known */
-  static const struct { const char *name; int bits; } known[] = {
-      {"x86-64", 128},        {"x86-64-v2", 128},    {"x86-64-v3", 256},
-      {"x86-64-v4", 512},     {"haswell", 256},      {"broadwell", 256},
-      {"skylake", 256},       {"znver2", 256},       {"znver3", 256},
-      {"skylake-avx512", 512}, {"icelake-server", 512}, {"sapphirerapids", 512},
-      {"znver4", 512},
+  /* a named CPU: its own features (LLVM knows them); check it is known.
+   * bf16: 1 with AVX512-BF16, 2 with AMX-BF16 too */
+  static const struct { const char *name; int bits, bf16; } known[] = {
+      {"x86-64", 128, 0},         {"x86-64-v2", 128, 0},      {"x86-64-v3", 256, 0},
+      {"x86-64-v4", 512, 0},      {"haswell", 256, 0},        {"broadwell", 256, 0},
+      {"skylake", 256, 0},        {"znver2", 256, 0},         {"znver3", 256, 0},
+      {"skylake-avx512", 512, 0}, {"icelake-server", 512, 0}, {"cooperlake", 512, 1},
+      {"sapphirerapids", 512, 2}, {"znver4", 512, 1},
   };
   for (size_t i = 0; i < sizeof known / sizeof *known; i++)
     if (!strcmp(name, known[i].name)) {
       snprintf(t->cpu, sizeof t->cpu, "%s", name);
       t->vec_bits = known[i].bits;
+      t->avx512bf16 = known[i].bf16 >= 1;
+      t->amx = known[i].bf16 >= 2;
       t->forced = true;
       return 0;
     }
@@ -212,6 +220,28 @@ out:
   mlirContextDetachDiagnosticHandler(ctx, hid);
   mlirContextDestroy(ctx);
   return lm;
+}
+
+int cg_target_bf16(const cg_target *t) {
+  return t->amx ? CG_BF16_AMX : t->avx512bf16 ? CG_BF16_DOT : CG_BF16_FMA;
+}
+
+/* Linux's arch_prctl request and the tile data's feature number
+ * (asm/prctl.h, the kernel's xstate numbering). */
+enum { ARCH_REQ_XCOMP_PERM_ = 0x1023, XFEATURE_XTILEDATA_ = 18 };
+
+int cg_amx_permit(char *err, size_t errsize) {
+#ifdef SYS_arch_prctl
+  /* idempotent: asking again once granted succeeds at once */
+  if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM_, XFEATURE_XTILEDATA_) == 0) return 0;
+  snprintf(err, errsize,
+           "the CPU has AMX, but the kernel refused this process the use of its tiles "
+           "(arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA): %s; Linux 5.16 or newer allows it)",
+           strerror(errno));
+#else
+  snprintf(err, errsize, "AMX tiles need Linux's arch_prctl, which this system lacks");
+#endif
+  return -1;
 }
 
 /* The cache key: the kernels' text, the target, LLVM's and hsac's versions

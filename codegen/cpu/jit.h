@@ -23,6 +23,9 @@ typedef struct cg_target {
   char cpu[64];          /* LLVM's CPU name ("znver4", "haswell", ...) */
   char features[4096];   /* "+avx2,+fma,..." (host) or "" (a named CPU's own) */
   int vec_bits;          /* widest float vector the code uses: 512, 256 or 128 */
+  bool avx512bf16;       /* has vdpbf16ps (AVX512-BF16) */
+  bool amx;              /* has AMX-BF16 tiles (the process must also be
+                            allowed to use them: cg_amx_permit) */
   bool forced;           /* named by HSAC_CPU / an option, not the host */
 } cg_target;
 
@@ -51,6 +54,14 @@ int cg_jit_compile(const char *mlir, const cg_target *t, int threads, const cg_c
 /* The address of a function of the module, or NULL. */
 void *cg_jit_lookup(cg_jit *j, const char *name);
 void cg_jit_free(cg_jit *j);
+/* Asks the kernel, once per process, to let it use AMX tile data
+ * (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA): without it the first tile
+ * instruction kills the process.  Returns 0, or -1 with err saying why. */
+int cg_amx_permit(char *err, size_t errsize);
+
+/* The arithmetic the target gives a linear under bf16 math (cg_bf16). */
+int cg_target_bf16(const cg_target *t);
+
 /* Whether this build generates CPU code (false: built with
  * HSAC_WITH_LLVM=OFF, jit_none.c, whose functions all refuse). */
 bool cg_jit_available(void);

@@ -5,6 +5,7 @@
  * the build for a machine that has the CUDA toolkit but no LLVM
  * (docs/cuda.md, "A build for a GPU machine"). */
 #include "codegen/cpu/jit.h"
+#include "codegen/cpu/kernels.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +16,15 @@ static int refuse(char *err, size_t errsize) {
   return -1;
 }
 
+int cg_target_bf16(const cg_target *t) {
+  (void)t;
+  return CG_BF16_FMA;
+}
+
+int cg_amx_permit(char *err, size_t errsize) { return refuse(err, errsize); }
+
 bool cg_jit_available(void) { return false; }
+
 
 int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
   (void)name;

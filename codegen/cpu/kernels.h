@@ -116,11 +116,44 @@ typedef struct cg_kernel_req {
   int wtype;                     /* linear: the packed weights' type
                                     (cg_wtype): f32, or bf16 / f16 panels
                                     (cg_linear_pack_16) widened to f32 as
-                                    they are read; 16-bit never with prenorm */
+                                    they are read, or bf16 in k-pairs
+                                    (CG_W_BF16P, with bf16 math); 16-bit
+                                    never with prenorm */
+  int bf16;                      /* linear: how it computes (cg_bf16): f32
+                                    arithmetic, or bf16 inputs and f32 sums */
 } cg_kernel_req;
 
 /* How a linear's packed weights are held. */
-typedef enum cg_wtype { CG_W_F32 = 0, CG_W_BF16 = 1, CG_W_F16 = 2 } cg_wtype;
+typedef enum cg_wtype {
+  CG_W_F32 = 0,
+  CG_W_BF16 = 1,
+  CG_W_F16 = 2,
+  CG_W_BF16P = 3, /* bf16 in k-pairs (cg_linear_pack_bf16p), for bf16 dot
+                     products and AMX tiles */
+  CG_W_COUNT
+} cg_wtype;
+
+/* A linear's arithmetic (--cpu-math, docs/runtime.md "Precision").  With
+ * anything but CG_BF16_OFF the input rows and the matrix are rounded to
+ * bf16 (to nearest even) and the exact products summed in f32; the ISA
+ * decides how, per target (cg_target): */
+typedef enum cg_bf16 {
+  CG_BF16_OFF = 0,   /* f32 arithmetic on the weights as held */
+  CG_BF16_FMA,       /* f32 FMAs on the rounded inputs (any x86-64) */
+  CG_BF16_DOT,       /* AVX512-BF16 dot products (vdpbf16ps) */
+  CG_BF16_AMX,       /* AMX tiles (tdpbf16ps) for blocks of rows, the dot
+                        products for one row (decode) */
+} cg_bf16;
+
+/* Whether a chunk_attention op has the AMX kernel under bf16 math: the
+ * weighted merge with 16 query heads per KV head, head width and chunk
+ * size multiples of 32.  Its q (scaled), K and V are then rounded to bf16
+ * and so are its probabilities times the chunk's weight, with f32 sums
+ * (the reference does the same: rt_op_chunk_attention_bf16). */
+bool cg_chunk_attention_amx(const ir_op *op);
+
+/* The name of a cg_bf16 ("f32", "bf16 fma", "bf16 avx512-bf16", "bf16 amx"). */
+const char *cg_bf16_name(int bf16);
 
 /* Whether the CPU code generator compiles this op; if not, why (a sentence
  * naming the op and the option). */
@@ -146,5 +179,14 @@ void cg_linear_pack_gain(const float *w, const float *g, int64_t O, int64_t I, i
  * folded gain. */
 void cg_linear_pack_16(const float *w, int64_t O, int64_t I, int vec_bits, int wtype,
                        uint16_t *packed);
+/* The layout of CG_W_BF16P: panels of CG_BF16P_NR columns (the last one
+ * zero-padded), the input axis padded with zeros to a multiple of 32 (Kp);
+ * in a panel, input pair k/2 is one row of NR (k, k+1) pairs:
+ * element (o, k) at p*Kp*NR + (k/2)*2*NR + (o mod NR)*2 + k mod 2, p = o/NR.
+ * A row of pairs is an AMX B tile row and a vdpbf16ps operand. */
+enum { CG_BF16P_NR = 32 };
+int64_t cg_bf16p_kpad(int64_t I);
+size_t cg_linear_bf16p_elems(int64_t O, int64_t I);
+void cg_linear_pack_bf16p(const float *w, int64_t O, int64_t I, uint16_t *packed);
 
 #endif

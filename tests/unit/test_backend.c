@@ -25,9 +25,11 @@
 
 #include "passes/pipeline.h"
 #include "codegen/cpu/jit.h"
+#include "codegen/cpu/kernels.h"
 #include "runtime/backend.h"
 #include "runtime/safetensors.h"
 #include "testutil.h"
+#include "util/half.h"
 #include "tgraph.h"
 
 /* fp32 kernels against the double-accumulating reference */
@@ -60,6 +62,12 @@ typedef struct rows {
   int64_t n, width;
 } rows;
 
+/* bf16 linear math (rt_backend_config.cpu_bf16) on both sides: set by
+ * check_bf16 around its runs, with the target whose arithmetic the
+ * reference rounds like (AMX rounds the sparse attention too) */
+static bool bf16_math;
+static const char *bf16_target;
+
 static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *cpu,
                      rows *out) {
   char err[512];
@@ -73,13 +81,15 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
   /* "cuda-emu": the CUDA backend's kernels under the emulator */
   bool cuda = cpu && !strncmp(cpu, "cuda-emu", 8);
   const rt_backend *be = cuda ? &rt_backend_cuda_emu : &rt_backend_cpu;
-  if (cpu) {
+  if (!cpu && bf16_math) be = &rt_backend_ref; /* the reference, rounding as the kernels do */
+  if (cpu || bf16_math) {
     /* split every decode scan, so the partial scans and merge are tested */
     /* (cuda: a small scratch limit, so the baselines' kernels run their
      * rows in batches) */
-    rt_backend_config cfg = {.threads = 2, .cpu = cuda ? NULL : cpu, .scan_split_min = 1,
+    rt_backend_config cfg = {.threads = 2, .cpu = cuda ? NULL : cpu ? cpu : bf16_target,
+                             .scan_split_min = 1,
                              .gpu_bf16 = cuda && !strcmp(cpu, "cuda-emu-bf16"),
-                             .gpu_scratch_floats = 4096};
+                             .cpu_bf16 = bf16_math, .gpu_scratch_floats = 4096};
     st = be->compile(t->g, t->w, &cfg, &prog, err, sizeof err);
     if (st == HSART_OK) st = be->session_init(prog, &x, &state, err, sizeof err);
     if (st != HSART_OK) {
@@ -118,8 +128,8 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
       out->n = r + 1;
     }
   }
-  if (cpu) {
-    be->session_free(state);
+  if (cpu || bf16_math) {
+    if (be->session_free) be->session_free(state);
     be->program_free(prog);
   }
   rt_exec_free(&x);
@@ -200,6 +210,52 @@ static void check_tc(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
 #endif
 }
 
+/* bf16 linear math: the kernels against the reference rounding the same
+ * inputs (docs/runtime.md, "Precision"), on every path this CPU can run:
+ * the host's (AMX tiles on a CPU with them), AVX512-BF16 dot products
+ * (cooperlake, where the host has them) and f32 FMAs (haswell).  Inputs
+ * and matrices are the same bf16 numbers on both sides, products are
+ * exact, so only the order of the f32 sums differs. */
+#define TOL_BF16 1e-6
+
+static void check_bf16_tol(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what,
+                           double tol) {
+  static const char *const cpus[] = {"host", "cooperlake", "haswell"};
+  static bool told;
+  cg_target host;
+  char err[256];
+  bool dot = cg_target_init(&host, NULL, err, sizeof err) == 0 && host.avx512bf16;
+  if (!dot && !told) {
+    fprintf(stderr, "\n  skipped: the AVX512-BF16 and AMX kernels (this CPU has no "
+            "avx512bf16); the f32-FMA bf16 path is tested\n");
+    told = true;
+  }
+  bf16_math = true;
+  for (int i = 0; i < 3; i++) {
+    if (i == 1 && !dot) continue;
+    bf16_target = cpus[i];
+    double e = backend_err(t, v, L, seg, cpus[i]);
+    if (!(e <= tol))
+      fprintf(stderr, "\n%s, bf16 math on %s: normalized error %.3g (L %lld, segments %lld)\n",
+              what, cpus[i], e, (long long)L, (long long)seg);
+    CU_ASSERT(e <= tol);
+  }
+  bf16_math = false;
+  bf16_target = NULL;
+}
+
+static void check_bf16(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
+  check_bf16_tol(t, v, L, seg, what, TOL_BF16);
+}
+
+/* n random values (scale) that are bf16 numbers: a matrix as the runtime
+ * holds it under bf16 math. */
+static float *rnd_bf16(size_t n, float scale) {
+  float *p = rnd(n, scale);
+  for (size_t i = 0; i < n; i++) p[i] = ut_bf16_to_f32(ut_f32_to_bf16(p[i]));
+  return p;
+}
+
 /* ---- the cases ---------------------------------------------------------- */
 
 static void test_linear_shapes(void) {
@@ -221,6 +277,42 @@ static void test_linear_shapes(void) {
     check_tc(&t, y, L, 3, what);
     check_tc(&t, y, L, 1, what); /* the decode version */
     tg_free(&t);
+  }
+}
+
+/* Linears under bf16 math: shapes around AMX's 16 x 32 tiles and 32-column
+ * panels (I not a multiple of 32, O not of 32), more rows than one block
+ * of rows (192 at I = 640), more k-steps than one unrolled block (I = 1100:
+ * 35 steps), in segments and in decode; with a residual epilogue and as
+ * SwiGLU. */
+static void test_linear_bf16(void) {
+  size_t mark = pool_used; /* the values are dropped after each graph */
+  static const int64_t shapes[][3] = {{7, 5, 3},     {33, 64, 17}, {70, 48, 65}, {13, 259, 32},
+                                      {256, 40, 640}, {40, 33, 1100}};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
+    tg t;
+    tg_init(&t);
+    ir_value *x = tg_rows(&t, "x", L, I, rnd((size_t)(L * I), 1));
+    ir_value *r = tg_rows(&t, "r", L, O, rnd((size_t)(L * O), 1));
+    ir_value *w = tg_weight(&t, "w", 2, (int64_t[]){O, I}, rnd_bf16((size_t)(O * I), 0.3f));
+    ir_value *wu = tg_weight(&t, "wu", 2, (int64_t[]){O, I}, rnd_bf16((size_t)(O * I), 0.3f));
+    ir_value *y = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, w}, 0, NULL, 0);
+    ir_value *u = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, wu}, 0, NULL, 0);
+    ir_value *s1 = tg_op(&t, IR_ADD, 2, (ir_value *[]){r, y}, 0, NULL, 0);
+    ir_value *sw = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){y, u}, 0, NULL, 0);
+    ir_value *both = tg_op(&t, IR_ADD, 2, (ir_value *[]){s1, sw}, 0, NULL, 0);
+    tg_run(&t, both, L);
+    char what[80];
+    snprintf(what, sizeof what, "bf16 linear [%lld, %lld] x [%lld]", (long long)O, (long long)I,
+             (long long)L);
+    check_bf16(&t, y, L, 3, what);
+    check_bf16(&t, y, L, 1, what); /* the decode version */
+    check_bf16(&t, s1, L, 5, "bf16 linear + residual");
+    check_bf16(&t, sw, L, 4, "bf16 swiglu");
+    check_bf16(&t, sw, L, 1, "bf16 swiglu, decode");
+    tg_free(&t);
+    pool_used = mark;
   }
 }
 
@@ -643,6 +735,49 @@ static void test_softmax_decay(void) {
   tg_free(&t);
 }
 
+/* The graph of HSA's retrieval and sparse attention over L tokens of width
+ * D: chunks of S, landmarks (row 1 of each chunk), top-K per token, the
+ * stick-breaking weights, K and V of Hk heads of width d projected from
+ * the chunks (their matrices bf16 numbers when bf16w), queries of Hq
+ * heads; the weighted chunk_attention (softmax_plus n_plus) in *ca, its
+ * inputs in in[5]. */
+static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
+                         int64_t Hk, int64_t d, int n_plus, bool bf16w, ir_value **ca,
+                         ir_value *in[5]) {
+  ir_attr cs = iattr("size", S);
+  ir_value *h = tg_rows(t, "h", L, D, rnd((size_t)(L * D), 1));
+  ir_value *c = tg_op(t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
+  ir_value *lr = tg_op(t, IR_ROW, 1, (ir_value *[]){c}, 1, (ir_attr[]){iattr("row", 1)}, 0);
+  ir_value *q = tg_heads(t, "qr", L, Hk, Hk * D, rnd((size_t)(L * Hk * D), 1));
+  ir_value *sc = tg_op(t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lr}, 3,
+                       (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
+                                   iattr("exclude_window", 0)}, 0);
+  ir_attr ka = iattr("k", K);
+  ir_op *top = tg_op(t, IR_TOPK, 1, (ir_value *[]){sc}, 1, &ka, 0)->def;
+  ir_value *w = tg_op(t, IR_STICKBREAK, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
+  size_t nw = (size_t)(Hk * d * D);
+  ir_value *wk = tg_weight(t, "wk", 2, (int64_t[]){Hk * d, D}, bf16w ? rnd_bf16(nw, 0.5f) : rnd(nw, 0.5f));
+  ir_value *wv = tg_weight(t, "wv", 2, (int64_t[]){Hk * d, D}, bf16w ? rnd_bf16(nw, 0.5f) : rnd(nw, 0.5f));
+  ir_attr hk = iattr("heads", Hk);
+  ir_value *Kc = tg_op(t, IR_SPLIT_HEADS, 1,
+                       (ir_value *[]){tg_op(t, IR_LINEAR, 2, (ir_value *[]){c, wk}, 0, NULL, 0)},
+                       1, &hk, 0);
+  ir_value *Vc = tg_op(t, IR_SPLIT_HEADS, 1,
+                       (ir_value *[]){tg_op(t, IR_LINEAR, 2, (ir_value *[]){c, wv}, 0, NULL, 0)},
+                       1, &hk, 0);
+  ir_value *qa = tg_heads(t, "qa", L, Hq, Hq * d, rnd((size_t)(L * Hq * d), 1.5f));
+  ir_value *ins[5] = {qa, Kc, Vc, top->out[0], w};
+  memcpy(in, ins, sizeof ins);
+  *ca = tg_op(t, IR_CHUNK_ATTENTION, 5, in, 2,
+              (ir_attr[]){iattr("softmax_plus", n_plus), ir_str_attr("merge", "weighted")}, 0);
+  ir_kernel *kr = ut_alloc(&t->arena, sizeof *kr);
+  memset(kr, 0, sizeof *kr);
+  kr->kind = IR_K_RETRIEVE;
+  kr->name = "retrieve";
+  sc->def->kernel = kr;
+  top->kernel = kr;
+}
+
 /* The sparse attention with the query heads of a KV head packed into
  * vector lanes (G = Hq / Hk >= 4): 4, 8 (one AVX2 vector), 16 (one
  * AVX-512 vector, two AVX2 ones; with d = 16 and two KV heads, the
@@ -656,41 +791,13 @@ static void test_sparse_attention_packed(void) {
     int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
     tg t;
     tg_init(&t);
-    ir_attr cs = iattr("size", S);
-    ir_value *h = tg_rows(&t, "h", L, D, rnd(L * D, 1));
-    ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
-    ir_value *lr = tg_op(&t, IR_ROW, 1, (ir_value *[]){c}, 1, (ir_attr[]){iattr("row", 1)}, 0);
-    ir_value *q = tg_heads(&t, "qr", L, Hk, Hk * D, rnd((size_t)(L * Hk * D), 1));
-    ir_value *sc = tg_op(&t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lr}, 3,
-                         (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
-                                     iattr("exclude_window", 0)}, 0);
-    ir_attr ka = iattr("k", K);
-    ir_op *top = tg_op(&t, IR_TOPK, 1, (ir_value *[]){sc}, 1, &ka, 0)->def;
-    ir_value *w = tg_op(&t, IR_STICKBREAK, 1, (ir_value *[]){top->out[1]}, 0, NULL, 0);
-    ir_value *wk = tg_weight(&t, "wk", 2, (int64_t[]){Hk * d, D}, rnd((size_t)(Hk * d * D), 0.5f));
-    ir_value *wv = tg_weight(&t, "wv", 2, (int64_t[]){Hk * d, D}, rnd((size_t)(Hk * d * D), 0.5f));
-    ir_attr hk = iattr("heads", Hk);
-    ir_value *Kc = tg_op(&t, IR_SPLIT_HEADS, 1,
-                         (ir_value *[]){tg_op(&t, IR_LINEAR, 2, (ir_value *[]){c, wk}, 0, NULL, 0)},
-                         1, &hk, 0);
-    ir_value *Vc = tg_op(&t, IR_SPLIT_HEADS, 1,
-                         (ir_value *[]){tg_op(&t, IR_LINEAR, 2, (ir_value *[]){c, wv}, 0, NULL, 0)},
-                         1, &hk, 0);
-    ir_value *qa = tg_heads(&t, "qa", L, Hq, Hq * d, rnd((size_t)(L * Hq * d), 1.5f));
-    ir_value *ca = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, Kc, Vc, top->out[0], w},
-                         2, (ir_attr[]){iattr("softmax_plus", (int64_t)(hi & 1)),
-                                        ir_str_attr("merge", "weighted")}, 0);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), false, &ca, in);
     /* the joint merge, for the tensor-core kernel */
-    ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, Kc, Vc, top->out[0], w},
-                         2, (ir_attr[]){iattr("softmax_plus", (int64_t)((hi + 1) & 1)),
-                                        ir_str_attr("merge", "joint")}, 0);
+    ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
+                         (ir_attr[]){iattr("softmax_plus", (int64_t)((hi + 1) & 1)),
+                                     ir_str_attr("merge", "joint")}, 0);
     ir_value *both = tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0);
-    ir_kernel *kr = ut_alloc(&t.arena, sizeof *kr);
-    memset(kr, 0, sizeof *kr);
-    kr->kind = IR_K_RETRIEVE;
-    kr->name = "retrieve";
-    sc->def->kernel = kr;
-    top->kernel = kr;
     tg_run(&t, both, L);
     char what[96];
     snprintf(what, sizeof what, "packed chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
@@ -702,6 +809,37 @@ static void test_sparse_attention_packed(void) {
     check_tc(&t, cj, L, 9, what);
     check_tc(&t, cj, L, 1, what);
     tg_free(&t);
+  }
+}
+
+/* HSA's sparse attention under bf16 math: on a CPU with AMX, the tile
+ * kernel (16 query heads per KV head, head width and chunk size multiples
+ * of 32) against the reference rounding q, K, V and the weighted
+ * probabilities the same way; elsewhere the f32 kernel against the f32
+ * attention.  K and V come from bf16 linears the backends compute with
+ * sums in another order, so a rounding lands on the neighbouring bf16
+ * number now and then: 1e-4. */
+#define TOL_BF16_ATTN 1e-4
+
+static void test_sparse_attention_bf16(void) {
+  size_t mark = pool_used; /* the values are dropped after each graph */
+  enum { L = 150, S = 32, D = 16, K = 3 };
+  static const int64_t heads[][3] = {{16, 1, 32}, {32, 2, 32}, {16, 1, 64}};
+  for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, &ca, in);
+    CU_ASSERT(cg_chunk_attention_amx(ca->def));
+    tg_run(&t, ca, L);
+    char what[96];
+    snprintf(what, sizeof what, "bf16 chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
+             (long long)Hk, (long long)d);
+    check_bf16_tol(&t, ca, L, 37, what, TOL_BF16_ATTN);
+    check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
+    tg_free(&t);
+    pool_used = mark;
   }
 }
 
@@ -805,6 +943,85 @@ static void test_example_models(void) {
     if (!ok) fprintf(stderr, "\n%s: %s\n", models[i], why);
     CU_ASSERT(ok);
     hsac_free(&c);
+  }
+  rmdir(dir);
+}
+
+/* bf16 linear math (--cpu-math bf16) on every example model: the logits of
+ * each path this CPU runs (the host's: AMX where it has it; AVX512-BF16 dot
+ * products, forced, where it has those; f32 FMAs on haswell), prefilled in
+ * uneven segments and decoded, against the reference rounding the same
+ * way, and against the f32 reference: the tolerances of docs/runtime.md
+ * ("Precision").  A bf16 rounding turns an f32 difference of one ulp into
+ * one of a bf16 step now and then, and retrieval may then pick another
+ * chunk, so whole models are held to 1e-2 of the bf16 reference (the
+ * kernels alone to 1e-6: test_linear_bf16) and to 5e-2 of f32. */
+#define TOL_BF16_MODEL 1e-2
+#define TOL_BF16_F32 5e-2
+
+static void test_bf16_math_models(void) {
+  static const char *const models[] = {"dense", "swa", "drt_gca", "hsa_ramba", "paper_swa_hsa",
+                                       "passkey_hsa", "moba", "landmark_attention", "nsa",
+                                       "ruler_hsa", "authors_swa_hsa"};
+  enum { N = 100 };
+  int32_t tok[N];
+  for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 89 + 7) % 256);
+  cg_target host;
+  char err[256];
+  bool dot = cg_target_init(&host, NULL, err, sizeof err) == 0 && host.avx512bf16;
+  if (!dot) fprintf(stderr, "\n  skipped: AVX512-BF16 and AMX models (this CPU has neither)\n");
+  char dir[] = "/tmp/hsac-test-bf16m-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+    char model[512], weights[600];
+    CU_ASSERT_FATAL(example_with_weights(models[i], dir, 17, model, weights));
+    hsart_model_options mo = {.opt_level = 1, .threads = 2, .cpu_bf16 = 1};
+    float *r32 = NULL, *ref = NULL, *got[4] = {NULL};
+    int64_t V = 0;
+    static const char *const what[4] = {"host, segments", "host, decode", "cooperlake",
+                                        "haswell"};
+    bool ok = tu_model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &r32, &V,
+                              HSART_WEIGHTS_F32);
+    mo.backend = HSART_BACKEND_REF;
+    ok = ok && tu_model_logits_mo(model, weights, &mo, tok, N, N, &ref, &V);
+    mo.backend = HSART_BACKEND_CPU;
+    for (int k = 0; ok && k < 4; k++) {
+      if (k == 2 && !dot) continue;
+      mo.cpu = k == 2 ? "cooperlake" : k == 3 ? "haswell" : NULL;
+      ok = tu_model_logits_mo(model, weights, &mo, tok, N, k == 1 ? 0 : 37, &got[k], &V);
+    }
+    CU_ASSERT(ok);
+    for (int k = 0; ok && k < 4; k++) {
+      if (!got[k]) continue;
+      double e1 = tu_norm_err(ref, got[k], N * V), e2 = tu_norm_err(r32, got[k], N * V);
+      if (!(e1 <= TOL_BF16_MODEL && e2 <= TOL_BF16_F32))
+        fprintf(stderr, "\n%s, bf16 math on %s: against the bf16 reference %.3g, against "
+                "f32 %.3g\n", models[i], what[k], e1, e2);
+      CU_ASSERT(e1 <= TOL_BF16_MODEL);
+      CU_ASSERT(e2 <= TOL_BF16_F32);
+    }
+    free(r32), free(ref);
+    for (int k = 0; k < 4; k++) free(got[k]);
+    if (i == 0) {
+      /* -v names the arithmetic */
+      hsart_model_options d = {.opt_level = 1, .backend = HSART_BACKEND_CPU, .cpu_bf16 = 1};
+      hsart_model *m = NULL;
+      hsart_error e;
+      CU_ASSERT_EQUAL(hsart_model_load(model, weights, &d, &m, &e), HSART_OK);
+      char desc[1024] = "";
+      if (m) hsart_model_describe(m, desc, sizeof desc);
+      CU_ASSERT_PTR_NOT_NULL(strstr(desc, cg_bf16_name(cg_target_bf16(&host))));
+      hsart_model_free(m);
+      /* what cannot be asked for is refused */
+      d.weights_dtype = HSART_WEIGHTS_F32;
+      CU_ASSERT_EQUAL(hsart_model_load(model, weights, &d, &m, &e), HSART_EINVAL);
+      CU_ASSERT_PTR_NOT_NULL(strstr(e.message, "--weights-dtype f32"));
+      d.weights_dtype = HSART_WEIGHTS_KEEP;
+      d.backend = HSART_BACKEND_CUDA_EMU;
+      CU_ASSERT_EQUAL(hsart_model_load(model, weights, &d, &m, &e), HSART_EINVAL);
+      CU_ASSERT_PTR_NOT_NULL(strstr(e.message, "--gpu-math"));
+    }
+    remove(weights);
   }
   rmdir(dir);
 }
@@ -1030,6 +1247,7 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
   CU_add_test(s, "linears of different output widths share code", test_linear_shared_code);
   CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
+  CU_add_test(s, "bf16 linear math: AMX, AVX512-BF16, FMA", test_linear_bf16);
   CU_add_test(s, "SwiGLU as one kernel", test_swiglu);
   CU_add_test(s, "norms and elementwise", test_rowwise);
   CU_add_test(s, "RMSNorm folded into the linears after it", test_norm_folded);
@@ -1039,10 +1257,13 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
+  CU_add_test(s, "sparse attention under bf16 math (AMX tiles)", test_sparse_attention_bf16);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
   CU_add_test(s, "example models: cpu == ref, decode == prefill, AVX2", test_example_models);
+  CU_add_test(s, "bf16 linear math on every example: AMX, AVX512-BF16, FMA",
+              test_bf16_math_models);
   CU_add_test(s, "bf16 linear weights: cpu == ref, decode, AVX2, kept from a bf16 file",
               test_bf16_weights);
 }
