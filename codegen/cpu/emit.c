@@ -1974,7 +1974,10 @@ bool cg_chunk_attention_amx(const ir_op *op) {
   if (m && !strcmp(m->s, "joint")) return false;
   int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
   int64_t Hk = DIMN(op->in[1], 2);
-  return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 && P <= 1024;
+    int64_t Ks = DIMN(op->in[3], 2);
+  /* all selected chunks at once: their tile products are unrolled */
+  return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 &&
+         Ks * P / 16 * (d / 32) <= 512;
 }
 
 /* 16 f32 lanes a and b as 32 bf16 lanes [a, b] (vcvtne2ps2bf16: to
@@ -2006,38 +2009,37 @@ static void tile_store(em *e, V m, V r, V c, V t, const char *elt, const char *t
 }
 
 /* The weighted merge with G = 16 query heads per KV head under bf16 math
- * on AMX: per token and KV head the 16 queries (scaled) become the B
- * operand (k-pairs of their elements) once; per selected chunk its K rows
- * are rounded to bf16 (vcvtne2ps2bf16) and its V rows into k-pairs, the
- * scores S^T = K Q^T come out of tiles as [keys][heads], the softmax(+n)
- * is the f32 vector code of the packed kernel (heads in lanes), the
- * probabilities times w / sum are transposed into rows of bf16 and
- * O += P V accumulates in tiles over the output rows themselves.
- * Scratch: the queries' pairs, the chunk's K and V in bf16, the scores,
- * the probabilities. */
+ * on AMX, all Ks selected chunks of a (token, KV head) at once, so that
+ * the tile products see long runs of independent work and no tile lives
+ * across a loop: per token and KV head the 16 queries (scaled) become the
+ * B operand (k-pairs of their elements); every selected chunk's K rows
+ * are rounded to bf16 (vcvtne2ps2bf16) and its V rows into k-pairs (an
+ * empty slot: zeros); the scores S^T = K Q^T of all Ks * P keys come out
+ * of tiles as [keys][heads]; per chunk the softmax(+n) is the f32 vector
+ * code of the packed kernel (heads in lanes, the maximum and the sum in 4
+ * chains), its probabilities times w / sum (0 for an empty slot) are
+ * transposed into rows of bf16 P [heads][keys]; O = P V over all keys is
+ * summed in tiles and stored to the output rows.  Scratch: the queries'
+ * pairs, K and V of the chunks in bf16, the scores, P. */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   static const char *TC = "vector<16x16xf32>", *TA = "vector<16x32xbf16>";
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
-  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
-  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2);
+  int64_t d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
+  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2), NK = Ks * P;
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   double scale = 1.0 / sqrt((double)d);
-  (void)Hq;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   /* scratch, in floats (bf16 areas take half as many) */
-  int64_t qp_at = 0, kb_at = qp_at + d * 8, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
-          pb_at = sT_at + P * 16;
-  info->scratch_fixed = pb_at + P * 8 + 16;
+  int64_t qp_at = 0, kb_at = qp_at + d * 8, vp_at = kb_at + NK * d / 2,
+          sT_at = vp_at + NK * d / 2, pb_at = sT_at + NK * 16;
+  info->scratch_fixed = pb_at + NK * 8 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
   V qp = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
   V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at);
-  V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Km = memref2d(e, kb16, P, d, "bf16");
-  V Vm = memref2d(e, vp, P / 2, 2 * d, "bf16"), Sm = memref2d(e, sT, P, 16, "f32");
-  V Pm = memref2d(e, pb, 16, P, "bf16");
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
   V t = rows_begin(e);
@@ -2056,44 +2058,62 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
       st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
                  ci(e, (e0 / 2 + m) * 32));
   }
-  /* the output rows of these 16 heads are the sums' tiles: zero first */
-  V Om = memref2d(e, gep(e, orow, MULI(hq0, ci(e, d))), 16, d, "f32");
-  for (int64_t dt = 0; dt < d / 16; dt++) {
-    V zt = nv(e);
-    out(e, "  %s = amx.tile_zero : %s\n", zt.s, TC);
-    tile_store(e, Om, ci(e, 0), ci(e, dt * 16), zt, "f32", TC);
-  }
-  V k = for0(e, ci(e, 0), ci(e, Ks), 1);
-  V slot = ADDI(MULI(g, ci(e, Ks)), k);
-  V idx_ = ldi(e, ir, slot);
-  if0(e, cmpi(e, "sge", idx_, ci(e, 0)));
-  V kb = gep(e, rowp(e, &K, idx_), kcol), vb = gep(e, rowp(e, &Vv, idx_), kcol);
-  /* K in bf16 rows; V rows in k-pairs */
+  /* every slot's K in bf16 rows and V rows in k-pairs; an empty slot's
+   * zeros (its weight is 0 below: nothing of it reaches the output, and
+   * zeros keep NaN out of the products) */
   {
-    V j = for0(e, ci(e, 0), ci(e, P), 1);
-    V src = gep(e, kb, MULI(j, ci(e, Hk * d))), dst = MULI(j, ci(e, d));
-    for (int64_t e0 = 0; e0 < d; e0 += 32)
-      st_bf16x32(e, cvt2bf16(e, ldv(e, src, ci(e, e0), NULL), ldv(e, src, ci(e, e0 + 16), NULL)),
-                 kb16, ADDI(dst, ci(e, e0)));
-    end0(e);
-    V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
-    V a = gep(e, vb, MULI(jj, ci(e, 2 * Hk * d))), b = gep(e, a, ci(e, Hk * d));
-    V dst2 = MULI(jj, ci(e, 2 * d));
-    for (int64_t e0 = 0; e0 < d; e0 += 16)
-      st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), ldv(e, b, ci(e, e0), NULL))),
-                 vp, ADDI(dst2, ci(e, 2 * e0)));
+    V c = for0(e, ci(e, 0), ci(e, Ks), 1);
+    V idx_ = ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), c));
+    V kdst = MULI(c, ci(e, P * d)), vdst = MULI(c, ci(e, P * d));
+    V valid = cmpi(e, "sge", idx_, ci(e, 0));
+    V zb = nv(e);
+    out(e, "  %s = arith.constant dense<0> : vector<32xi16>\n", zb.s);
+    V zbf = nv(e);
+    out(e, "  %s = arith.bitcast %s : vector<32xi16> to vector<32xbf16>\n", zbf.s, zb.s);
+    V pts[2];
+    if_begin(e, valid, 2, "!llvm.ptr", pts);
+    V yk[2] = {gep(e, rowp(e, &K, idx_), kcol), gep(e, rowp(e, &Vv, idx_), kcol)};
+    if_else(e, 2, yk, "!llvm.ptr");
+    V yz[2] = {scr, scr};
+    if_end(e, 2, yz, "!llvm.ptr");
+    V kb = pts[0], vb = pts[1];
+    if0(e, valid);
+    {
+      V j = for0(e, ci(e, 0), ci(e, P), 1);
+      V src = gep(e, kb, MULI(j, ci(e, Hk * d))), dst = ADDI(kdst, MULI(j, ci(e, d)));
+      for (int64_t e0 = 0; e0 < d; e0 += 32)
+        st_bf16x32(e, cvt2bf16(e, ldv(e, src, ci(e, e0), NULL), ldv(e, src, ci(e, e0 + 16), NULL)),
+                   kb16, ADDI(dst, ci(e, e0)));
+      end0(e);
+      V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
+      V a = gep(e, vb, MULI(jj, ci(e, 2 * Hk * d))), b = gep(e, a, ci(e, Hk * d));
+      V dst2 = ADDI(vdst, MULI(jj, ci(e, 2 * d)));
+      for (int64_t e0 = 0; e0 < d; e0 += 16)
+        st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), ldv(e, b, ci(e, e0), NULL))),
+                   vp, ADDI(dst2, ci(e, 2 * e0)));
+      end0(e);
+    }
+    out(e, "  } else {\n");
+    {
+      V j = for0(e, ci(e, 0), ci(e, P * d), 32);
+      st_bf16x32(e, zbf, kb16, ADDI(kdst, j));
+      st_bf16x32(e, zbf, vp, ADDI(vdst, j));
+      end0(e);
+    }
+    out(e, "  }\n");
     end0(e);
   }
-  /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile.
-   * The k-steps outermost, so that consecutive tile products are
-   * independent (one waiting on the previous ran at its latency, not its
-   * throughput: 2-3x slower) */
-  /* (groups of 3 sums: with the shared operand and the group's 3 others
-   * all loaded before the products, 7 of the 8 tiles; a tile register
-   * reloaded while a product still reads it makes the load wait) */
-  for (int64_t g0 = 0; g0 < P / 16; g0 += 3) {
-    V c[4], a[4];
-    int64_t nt = P / 16 - g0 < 3 ? P / 16 - g0 : 3;
+  /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile,
+   * in groups of 3 sums with the k-steps outermost, so that consecutive
+   * products are independent (one waiting on the previous runs at its
+   * latency), and the group's operands all loaded first (a tile register
+   * reloaded while a product still reads it makes the load wait): with
+   * the queries' tile, 7 of the 8 tiles */
+  V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Km = memref2d(e, kb16, NK, d, "bf16");
+  V Sm = memref2d(e, sT, NK, 16, "f32");
+  for (int64_t g0 = 0; g0 < NK / 16; g0 += 3) {
+    V c[3], a[3];
+    int64_t nt = NK / 16 - g0 < 3 ? NK / 16 - g0 : 3;
     for (int64_t jt = 0; jt < nt; jt++) {
       c[jt] = nv(e);
       out(e, "  %s = amx.tile_zero : %s\n", c[jt].s, TC);
@@ -2112,66 +2132,80 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     for (int64_t jt = 0; jt < nt; jt++)
       tile_store(e, Sm, ci(e, (g0 + jt) * 16), ci(e, 0), c[jt], "f32", TC);
   }
-  /* softmax(+n) per head (lane), as the packed kernel, but the maximum
-   * and the sum in 4 independent chains (one chain of 64 dependent
-   * vmaxps or vaddps took longer than the tile products) */
-  V ninf = cvf(e, -INFINITY), m4[4] = {ninf, ninf, ninf, ninf};
-  loop M;
-  loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 4), 4, m4, e->vt);
-  V mj[4];
-  for (int u = 0; u < 4; u++) {
-    V sj = ldv(e, sT, MULI(ADDI(M.iv, ci(e, u)), ci(e, 16)), NULL);
-    V gt = cmpf(e, "ogt", sj, M.arg[u], e->vt);
-    mj[u] = nv(e);
-    out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj[u].s, gt.s, sj.s, M.arg[u].s, e->mt,
-        e->vt);
-  }
-  loop_end(e, &M, mj);
-  V mx = M.res[0];
-  for (int u = 1; u < 4; u++) {
-    V gt = cmpf(e, "ogt", M.res[u], mx, e->vt), nm = nv(e);
-    out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", nm.s, gt.s, M.res[u].s, mx.s, e->mt, e->vt);
-    mx = nm;
-  }
-  V z4[4] = {z, z, z, z};
-  loop Sx;
-  loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
-  V sums[4];
-  for (int u = 0; u < 4; u++) {
-    V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
-    V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), mx));
-    stv(e, pj, sT, sa, NULL);
-    sums[u] = VADD(Sx.arg[u], pj);
-  }
-  loop_end(e, &Sx, sums);
-  V tot = VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
-  if (n_plus) {
-    V negm = nv(e);
-    out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
-    tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
-  }
-  V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
-  /* P[h][j] = bf16(p[j][h] * f[h]): 32 keys at a time, two transposes */
+  /* per chunk: softmax(+n) per head (lane), the maximum and the sum in 4
+   * independent chains; then its columns of P */
   {
+    V c = for0(e, ci(e, 0), ci(e, Ks), 1);
+    V slot = ADDI(MULI(g, ci(e, Ks)), c);
+    V valid = cmpi(e, "sge", ldi(e, ir, slot), ci(e, 0));
+    V s0 = MULI(c, ci(e, P * 16)); /* the chunk's first score */
+    V ninf = cvf(e, -INFINITY), m4[4] = {ninf, ninf, ninf, ninf};
+    loop M;
+    loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 4), 4, m4, e->vt);
+    V mj[4];
+    for (int u = 0; u < 4; u++) {
+      V sj = ldv(e, sT, ADDI(s0, MULI(ADDI(M.iv, ci(e, u)), ci(e, 16))), NULL);
+      V gt = cmpf(e, "ogt", sj, M.arg[u], e->vt);
+      mj[u] = nv(e);
+      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj[u].s, gt.s, sj.s, M.arg[u].s, e->mt,
+          e->vt);
+    }
+    loop_end(e, &M, mj);
+    V mx = M.res[0];
+    for (int u = 1; u < 4; u++) {
+      V gt = cmpf(e, "ogt", M.res[u], mx, e->vt), nm = nv(e);
+      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", nm.s, gt.s, M.res[u].s, mx.s, e->mt,
+          e->vt);
+      mx = nm;
+    }
+    V z4[4] = {z, z, z, z};
+    loop Sx;
+    loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
+    V sums[4];
+    for (int u = 0; u < 4; u++) {
+      V sa = ADDI(s0, MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16)));
+      V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), mx));
+      stv(e, pj, sT, sa, NULL);
+      sums[u] = VADD(Sx.arg[u], pj);
+    }
+    loop_end(e, &Sx, sums);
+    V tot = VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
+    if (n_plus) {
+      V negm = nv(e);
+      out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
+      tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
+    }
+    V wv = nv(e);
+    out(e, "  %s = arith.select %s, %s, %s : f32\n", wv.s, valid.s, lds(e, wr, slot).s,
+        cf(e, 0).s);
+    V f = fbin(e, "arith.divf", splat(e, wv), tot, e->vt);
+    /* P[h][c P + j] = bf16(p[j][h] * f[h]): 32 keys at a time, two
+     * transposes */
     V j0 = for0(e, ci(e, 0), ci(e, P), 32);
     V blk[2][16];
     for (int b = 0; b < 2; b++) {
       for (int i = 0; i < 16; i++)
-        blk[b][i] = VMUL(ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL), f);
+        blk[b][i] = VMUL(ldv(e, sT, ADDI(s0, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16))), NULL), f);
       transpose_vecs(e, blk[b], 16);
     }
+    V col = ADDI(MULI(c, ci(e, P)), j0);
     for (int h = 0; h < 16; h++)
-      st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
+      st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * NK), col));
+    end0(e);
     end0(e);
   }
-  /* O += P V, 16 output elements per tile, over the output rows (the
-   * k-steps outermost, as for the scores) */
+  /* O = P V over all keys, 16 output elements per tile, in groups of 3
+   * sums as the scores; stored to the output rows of these 16 heads */
+  V Pm = memref2d(e, pb, 16, NK, "bf16"), Vm = memref2d(e, vp, NK / 2, 2 * d, "bf16");
+  V Om = memref2d(e, gep(e, orow, MULI(hq0, ci(e, d))), 16, d, "f32");
   for (int64_t g0 = 0; g0 < d / 16; g0 += 3) {
-    V c[4], b[4];
+    V c[3], b[3];
     int64_t nt = d / 16 - g0 < 3 ? d / 16 - g0 : 3;
-    for (int64_t dt = 0; dt < nt; dt++)
-      c[dt] = tile_load(e, Om, ci(e, 0), ci(e, (g0 + dt) * 16), "f32", TC);
-    for (int64_t ks = 0; ks < P / 32; ks++) {
+    for (int64_t dt = 0; dt < nt; dt++) {
+      c[dt] = nv(e);
+      out(e, "  %s = amx.tile_zero : %s\n", c[dt].s, TC);
+    }
+    for (int64_t ks = 0; ks < NK / 32; ks++) {
       V a = tile_load(e, Pm, ci(e, 0), ci(e, ks * 32), "bf16", TA);
       for (int64_t dt = 0; dt < nt; dt++)
         b[dt] = tile_load(e, Vm, ci(e, ks * 16), ci(e, (g0 + dt) * 32), "bf16", TA);
@@ -2185,10 +2219,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     for (int64_t dt = 0; dt < nt; dt++)
       tile_store(e, Om, ci(e, 0), ci(e, (g0 + dt) * 16), c[dt], "f32", TC);
   }
-  out(e, "  }\n"); /* if valid */
-  end0(e);        /* chunks */
-  end0(e);        /* kv heads */
-  end0(e);        /* rows */
+  end0(e); /* kv heads */
+  end0(e); /* rows */
 }
 
 static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
