@@ -14,6 +14,9 @@
  *                      bytes read per token
  *     --threads T      threads of the CPU backend (default: every core)
  *     --segment N      prefill segment (default 1024)
+ *     --cpu-math bf16  the CPU backend's linears (and, on AMX, the sparse
+ *                      attention) in bf16 (docs/runtime.md); the bytes per
+ *                      decode step count the matrices at 2 bytes
  *
  * Random byte tokens from a fixed seed.  Prints one Markdown table row. */
 #include <math.h>
@@ -43,13 +46,14 @@ static long long size_arg(const char *s) {
  * embedding reads one row), every landmark of each retrieval, the K/V of
  * the selected chunks of each sparse attention, the K/V of each window
  * (of the whole prefix for dense attention).  From the IR's shapes. */
-static double decode_bytes(const char *path, int64_t T) {
+static double decode_bytes(const char *path, int64_t T, bool bf16) {
   hsac_compilation c;
   hsac_init(&c);
   double b = 0;
   if (hsac_compile(&c, path, NULL, 0, HSAC_STAGE_IR) != HSAC_OK) return 0;
   for (ir_op *op = c.graph->first; op; op = op->next) {
-    if (op->code == IR_LINEAR) b += 4.0 * (double)ir_type_numel(&op->in[1]->type);
+    if (op->code == IR_LINEAR)
+      b += (bf16 ? 2.0 : 4.0) * (double)ir_type_numel(&op->in[1]->type);
     if (op->code == IR_EMBED) b += 4.0 * (double)op->in[1]->type.dims[1].n;
     if (op->code == IR_LANDMARK_SCORES) {
       int64_t S = ir_attr_i(op, "chunk", 1), dr = op->in[1]->type.dims[1].n;
@@ -77,8 +81,9 @@ typedef struct result {
 
 static int run(const char *model, const char *weights, hsart_backend be, int threads,
                const int32_t *tok, long long n, long long seg, bool all, long long ndec,
-               result *r) {
-  hsart_model_options mo = {.opt_level = 1, .backend = be, .threads = threads};
+               bool bf16, result *r) {
+  hsart_model_options mo = {.opt_level = 1, .backend = be, .threads = threads,
+                            .cpu_bf16 = bf16};
   hsart_model *m;
   hsart_error e;
   if (hsart_model_load(model, weights, &mo, &m, &e)) {
@@ -120,12 +125,12 @@ static int run(const char *model, const char *weights, hsart_backend be, int thr
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s MODEL.hsa WEIGHTS [--tokens N] [--ref-tokens N] [--all] "
-            "[--decode N] [--threads T] [--segment N]\n", argv[0]);
+            "[--decode N] [--threads T] [--segment N] [--cpu-math f32|bf16]\n", argv[0]);
     return 2;
   }
   long long n = 4096, nref = -1, ndec = 0, seg = 1024;
   int threads = 0;
-  bool all = false;
+  bool all = false, bf16 = false;
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--tokens") && i + 1 < argc) n = size_arg(argv[++i]);
     else if (!strcmp(argv[i], "--ref-tokens") && i + 1 < argc) nref = size_arg(argv[++i]);
@@ -133,6 +138,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--segment") && i + 1 < argc) seg = size_arg(argv[++i]);
     else if (!strcmp(argv[i], "--all")) all = true;
+    else if (!strcmp(argv[i], "--cpu-math") && i + 1 < argc) bf16 = !strcmp(argv[++i], "bf16");
     else {
       fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -146,10 +152,11 @@ int main(int argc, char **argv) {
     tok[i] = (int32_t)((r >> 33) % 256);
   }
   result cpu = {0}, ref = {0};
-  if (run(argv[1], argv[2], HSART_BACKEND_CPU, threads, tok, n, seg, all, ndec, &cpu)) return 1;
+  if (run(argv[1], argv[2], HSART_BACKEND_CPU, threads, tok, n, seg, all, ndec, bf16, &cpu))
+    return 1;
   double cpu_tps = (double)n / cpu.prefill_s, ref_tps = 0;
   if (nref > 0) {
-    if (run(argv[1], argv[2], HSART_BACKEND_REF, 0, tok, nref, seg, all, 0, &ref)) return 1;
+    if (run(argv[1], argv[2], HSART_BACKEND_REF, 0, tok, nref, seg, all, 0, bf16, &ref)) return 1;
     ref_tps = (double)nref / ref.prefill_s;
   }
   const char *name = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
@@ -172,7 +179,7 @@ int main(int argc, char **argv) {
     printf(" - |");
   }
   if (ndec > 0) {
-    double bytes = decode_bytes(argv[1], n);
+    double bytes = decode_bytes(argv[1], n, bf16);
     double tps = (double)ndec / cpu.decode_s;
     printf(" %.0f | %.2f MB | %.2f GB/s |", tps, bytes / 1e6, bytes * tps / 1e9);
   }

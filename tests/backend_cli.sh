@@ -121,6 +121,16 @@ fi
 expect 1 "GPU"                    -- tune "$tiny"
 expect 1 "cannot read"            -- tune "$tmp/missing.hsa"
 expect 0 "^GPU "                  -- version
+# --cpu-math bf16: the arithmetic -v names (by what this CPU has), the ref
+# rounding as it does, the forced AVX2 target's FMAs; what it refuses
+expect 2 "--cpu-math expects f32 or bf16" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu-math fp8
+expect 1 "cannot keep them in f32" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu-math bf16 --weights-dtype f32
+expect 1 "the cuda backends' is --gpu-math" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu-math bf16 --backend cuda-emu
+expect 2 "--cpu-math goes with --emit" -- ir --cpu-math bf16 "$tiny"
+expect 0 "linear math: bf16 inputs, f32 fma" -- ir --emit=mlir --cpu haswell --cpu-math bf16 "$tiny"
+expect 0 "linear math: bf16 inputs" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --cpu-math bf16 -v
+expect 0 "linear math: bf16 inputs, f32 fma" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --cpu-math bf16 --cpu haswell -v
+expect 0 "bf16 math as the cpu backend" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --cpu-math bf16 --backend ref -v
 expect 2 "--gpu-math expects"     -- run "$tiny" --weights "$tmp/w.st" --prompt x --gpu-math fp8
 run --backend cuda-emu --gpu-math bf16 -v >/dev/null 2>"$tmp/tc.err" || bad "run --gpu-math bf16"
 grep -q "bf16 tensor-core (mma.sync) arithmetic" "$tmp/tc.err" && ok || { bad "--gpu-math bf16 -v"; cat "$tmp/tc.err"; }
