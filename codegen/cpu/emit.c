@@ -691,45 +691,22 @@ static V cint(em *e, int64_t c, const char *ty) {
   return v;
 }
 
-/* The bf16 bits of f32 x (a scalar when n == 0, else n lanes) rounded to
- * nearest even, a NaN kept a quiet NaN: ut_f32_to_bf16, lane by lane. */
-static V bf16_bits(em *e, V x, int n) {
-  char tf[32], ti[32], th[32];
-  if (n) {
-    snprintf(tf, sizeof tf, "vector<%dxf32>", n);
-    snprintf(ti, sizeof ti, "vector<%dxi32>", n);
-    snprintf(th, sizeof th, "vector<%dxi16>", n);
-  } else {
-    snprintf(tf, sizeof tf, "f32");
-    snprintf(ti, sizeof ti, "i32");
-    snprintf(th, sizeof th, "i16");
-  }
-  V u = nv(e), h = nv(e);
-  out(e, "  %s = arith.bitcast %s : %s to %s\n", u.s, x.s, tf, ti);
-  V c16 = cint(e, 16, ti);
-  V hi = bin(e, "arith.shrui", u, c16, ti);
-  V lsb = bin(e, "arith.andi", hi, cint(e, 1, ti), ti);
-  V r = bin(e, "arith.addi", bin(e, "arith.addi", u, cint(e, 0x7fff, ti), ti), lsb, ti);
-  r = bin(e, "arith.shrui", r, c16, ti);
-  V mag = bin(e, "arith.andi", u, cint(e, 0x7fffffff, ti), ti);
-  V isnan = nv(e);
-  out(e, "  %s = arith.cmpi ugt, %s, %s : %s\n", isnan.s, mag.s, cint(e, 0x7f800000, ti).s, ti);
-  V q = bin(e, "arith.ori", hi, cint(e, 0x40, ti), ti), rq = nv(e);
-  if (n)
-    out(e, "  %s = arith.select %s, %s, %s : vector<%dxi1>, %s\n", rq.s, isnan.s, q.s, r.s, n, ti);
-  else
-    out(e, "  %s = arith.select %s, %s, %s : %s\n", rq.s, isnan.s, q.s, r.s, ti);
-  r = rq;
-  out(e, "  %s = arith.trunci %s : %s to %s\n", h.s, r.s, ti, th);
-  return h;
-}
-
-/* Scalar f32 x rounded to the nearest bf16 number, as f32 (CG_BF16_FMA). */
+/* Scalar f32 x rounded to the nearest bf16 number (to nearest even; a NaN
+ * stays a quiet NaN), as f32: ut_f32_to_bf16's rounding, for the FMA path
+ * (CG_BF16_FMA) of bf16 math, which has no conversion instruction. */
 static V bf16_round(em *e, V x) {
-  V h = bf16_bits(e, x, 0), w = nv(e), f = nv(e);
-  out(e, "  %s = arith.extui %s : i16 to i32\n", w.s, h.s);
-  V sh = bin(e, "arith.shli", w, cint(e, 16, "i32"), "i32");
-  out(e, "  %s = arith.bitcast %s : i32 to f32\n", f.s, sh.s);
+  V u = nv(e), f = nv(e);
+  out(e, "  %s = arith.bitcast %s : f32 to i32\n", u.s, x.s);
+  V lsb = bin(e, "arith.andi", bin(e, "arith.shrui", u, cint(e, 16, "i32"), "i32"),
+              cint(e, 1, "i32"), "i32");
+  V r = bin(e, "arith.addi", bin(e, "arith.addi", u, cint(e, 0x7fff, "i32"), "i32"), lsb, "i32");
+  V mag = bin(e, "arith.andi", u, cint(e, 0x7fffffff, "i32"), "i32");
+  V isnan = nv(e);
+  out(e, "  %s = arith.cmpi ugt, %s, %s : i32\n", isnan.s, mag.s, cint(e, 0x7f800000, "i32").s);
+  V q = bin(e, "arith.ori", u, cint(e, 0x400000, "i32"), "i32");
+  V hi16 = cint(e, -65536, "i32"); /* 0xffff0000 */
+  r = bin(e, "arith.andi", sel(e, isnan, q, r, "i32"), hi16, "i32");
+  out(e, "  %s = arith.bitcast %s : i32 to f32\n", f.s, r.s);
   return f;
 }
 
@@ -1072,6 +1049,20 @@ const char *cg_bf16_name(int bf16) {
   }
 }
 
+/* 16 f32 lanes a and b as 32 bf16 lanes [a, b] (vcvtne2ps2bf16: to
+ * nearest even). */
+static V cvt2bf16(em *e, V a, V b) {
+  V v = nv(e);
+  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512bf16.cvtne2ps2bf16.512\"(%s, %s) : "
+      "(vector<16xf32>, vector<16xf32>) -> vector<32xbf16>\n", v.s, b.s, a.s);
+  return v;
+}
+
+static void st_bf16x32(em *e, V x, V p, V off) {
+  out(e, "  llvm.store %s, %s {alignment = 2 : i64} : vector<32xbf16>, !llvm.ptr\n", x.s,
+      gep16(e, p, off).s);
+}
+
 int64_t cg_bf16p_kpad(int64_t I) { return (I + 31) / 32 * 32; }
 
 size_t cg_linear_bf16p_elems(int64_t O, int64_t I) {
@@ -1294,20 +1285,32 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     V src = gep(e, A, MULI(ADDI(mb, MINI(r, SUBI(mr, ci(e, 1)))), ci(e, I)));
     V dst = gep16(e, Abf, MULI(r, ci(e, Kp)));
     V zero = cvf(e, 0);
-    for (int64_t k = 0; k < Kp; k += 16) {
-      V x16;
-      if (k + 16 <= I) {
-        x16 = ldv(e, src, ci(e, k), NULL);
-      } else if (k < I) {
-        V mk = cmask(e, (int)(I - k));
-        x16 = ldv(e, src, ci(e, k), &mk);
-      } else {
-        x16 = zero;
+    /* 32 inputs at a time, vcvtne2ps2bf16 (every target of this kernel
+     * has AVX512-BF16; it flushes denormals to zero, a difference from
+     * the reference below 1e-38), then the last, partial block */
+    int64_t kfull = I / 32 * 32;
+    if (kfull) {
+      V k = for0(e, ci(e, 0), ci(e, kfull), 32);
+      V a = sel(e, live, ldv(e, src, k, NULL), zero, e->vt);
+      V b = sel(e, live, ldv(e, src, ADDI(k, ci(e, 16)), NULL), zero, e->vt);
+      st_bf16x32(e, cvt2bf16(e, a, b), dst, k);
+      end0(e);
+    }
+    if (kfull < Kp) {
+      V half[2];
+      for (int u = 0; u < 2; u++) {
+        int64_t k = kfull + 16 * u;
+        if (k + 16 <= I) {
+          half[u] = ldv(e, src, ci(e, k), NULL);
+        } else if (k < I) {
+          V mk = cmask(e, (int)(I - k));
+          half[u] = ldv(e, src, ci(e, k), &mk);
+        } else {
+          half[u] = zero;
+        }
+        half[u] = sel(e, live, half[u], zero, e->vt);
       }
-      x16 = sel(e, live, x16, zero, e->vt);
-      V h = bf16_bits(e, x16, 16);
-      out(e, "  llvm.store %s, %s {alignment = 2 : i64} : vector<16xi16>, !llvm.ptr\n", h.s,
-          gep16(e, dst, ci(e, k)).s);
+      st_bf16x32(e, cvt2bf16(e, half[0], half[1]), dst, ci(e, kfull));
     }
     end0(e);
   }
@@ -1978,20 +1981,6 @@ bool cg_chunk_attention_amx(const ir_op *op) {
   /* all selected chunks at once: their tile products are unrolled */
   return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 &&
          Ks * P / 16 * (d / 32) <= 512;
-}
-
-/* 16 f32 lanes a and b as 32 bf16 lanes [a, b] (vcvtne2ps2bf16: to
- * nearest even). */
-static V cvt2bf16(em *e, V a, V b) {
-  V v = nv(e);
-  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512bf16.cvtne2ps2bf16.512\"(%s, %s) : "
-      "(vector<16xf32>, vector<16xf32>) -> vector<32xbf16>\n", v.s, b.s, a.s);
-  return v;
-}
-
-static void st_bf16x32(em *e, V x, V p, V off) {
-  out(e, "  llvm.store %s, %s {alignment = 2 : i64} : vector<32xbf16>, !llvm.ptr\n", x.s,
-      gep16(e, p, off).s);
 }
 
 /* [a0, b0, a1, b1, ...]: the k-pairs of two rows' 16 lanes (x = [a, b]). */
