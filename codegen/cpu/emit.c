@@ -691,22 +691,28 @@ static V cint(em *e, int64_t c, const char *ty) {
   return v;
 }
 
-/* Scalar f32 x rounded to the nearest bf16 number (to nearest even; a NaN
- * stays a quiet NaN), as f32: ut_f32_to_bf16's rounding, for the FMA path
- * (CG_BF16_FMA) of bf16 math, which has no conversion instruction. */
-static V bf16_round(em *e, V x) {
-  V u = nv(e), f = nv(e);
-  out(e, "  %s = arith.bitcast %s : f32 to i32\n", u.s, x.s);
-  V lsb = bin(e, "arith.andi", bin(e, "arith.shrui", u, cint(e, 16, "i32"), "i32"),
-              cint(e, 1, "i32"), "i32");
-  V r = bin(e, "arith.addi", bin(e, "arith.addi", u, cint(e, 0x7fff, "i32"), "i32"), lsb, "i32");
-  V mag = bin(e, "arith.andi", u, cint(e, 0x7fffffff, "i32"), "i32");
-  V isnan = nv(e);
-  out(e, "  %s = arith.cmpi ugt, %s, %s : i32\n", isnan.s, mag.s, cint(e, 0x7f800000, "i32").s);
-  V q = bin(e, "arith.ori", u, cint(e, 0x400000, "i32"), "i32");
-  V hi16 = cint(e, -65536, "i32"); /* 0xffff0000 */
-  r = bin(e, "arith.andi", sel(e, isnan, q, r, "i32"), hi16, "i32");
-  out(e, "  %s = arith.bitcast %s : i32 to f32\n", f.s, r.s);
+/* f32 x (a scalar when n == 0, else n lanes) rounded to the nearest bf16
+ * number (to nearest even; a NaN stays a quiet NaN), as f32:
+ * ut_f32_to_bf16's rounding, for the FMA path (CG_BF16_FMA) of bf16 math,
+ * which has no conversion instruction. */
+static V bf16_round(em *e, V x, int n) {
+  char tf[32], ti[32];
+  snprintf(tf, sizeof tf, n ? "vector<%dxf32>" : "f32", n);
+  snprintf(ti, sizeof ti, n ? "vector<%dxi32>" : "i32", n);
+  V u = nv(e), f = nv(e), isnan = nv(e), rq = nv(e);
+  out(e, "  %s = arith.bitcast %s : %s to %s\n", u.s, x.s, tf, ti);
+  V lsb = bin(e, "arith.andi", bin(e, "arith.shrui", u, cint(e, 16, ti), ti), cint(e, 1, ti), ti);
+  V r = bin(e, "arith.addi", bin(e, "arith.addi", u, cint(e, 0x7fff, ti), ti), lsb, ti);
+  V mag = bin(e, "arith.andi", u, cint(e, 0x7fffffff, ti), ti);
+  out(e, "  %s = arith.cmpi ugt, %s, %s : %s\n", isnan.s, mag.s, cint(e, 0x7f800000, ti).s, ti);
+  V q = bin(e, "arith.ori", u, cint(e, 0x400000, ti), ti);
+  if (n)
+    out(e, "  %s = arith.select %s, %s, %s : vector<%dxi1>, %s\n", rq.s, isnan.s, q.s, r.s, n, ti);
+  else
+    out(e, "  %s = arith.select %s, %s, %s : %s\n", rq.s, isnan.s, q.s, r.s, ti);
+  V hi16 = cint(e, -65536, ti); /* 0xffff0000 */
+  r = bin(e, "arith.andi", rq, hi16, ti);
+  out(e, "  %s = arith.bitcast %s : %s to %s\n", f.s, r.s, ti, tf);
   return f;
 }
 
@@ -810,10 +816,8 @@ static void gemm_block(em *e, int mr, int np, V A, V C, const gemm_epi *ep, V bp
   loop_begin(e, &L, ci(e, 0), ci(e, I), ci(e, 1), n, acc, e->vt);
   V y[MAXCARRY];
   V av[8];
-  for (int i = 0; i < mr; i++) {
-    V a = lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv));
-    av[i] = splat(e, e->bf16 == CG_BF16_FMA ? bf16_round(e, a) : a);
-  }
+  for (int i = 0; i < mr; i++)
+    av[i] = splat(e, lds(e, A, ADDI(MULI(ADDI(m, ci(e, i)), ci(e, I)), L.iv)));
   for (int pp = 0; pp < np; pp++) {
     V bk = gepw(e, bp, ADDI(MULI(L.iv, ci(e, nr)), ci(e, pp * I * nr)));
     V bv[MAXCARRY];
@@ -981,17 +985,40 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
    * read once, panel by panel, while A streams from the cache (with a
    * folded norm, in blocks of 4096 rows: the 1/rms of a block's rows are
    * held in scratch).  One token: one block of its nvec rows. */
-  bool big = O * I * 4 > (8 << 20);
+  bool fma16 = e->bf16 == CG_BF16_FMA; /* bf16 math by f32 FMAs */
+  bool big = O * I * 4 > (8 << 20) && !fma16;
   int64_t MB = big ? 4096 : 16 * MR;
   V step = ci(e, MB);
   if (big && !q->prenorm) step = MAXI(M, ci(e, 1));
   if (one_row) step = MAXI(M, ci(e, 1));
   info->scratch_fixed = tile_floats + (q->prenorm ? (MB > nvec ? MB : nvec) : 0);
+  /* bf16 math on f32 FMAs: each block's rows of A rounded to bf16 values
+   * once, into scratch, which the GEMM then reads in place of A */
+  int64_t abf_at = info->scratch_fixed;
+  if (fma16) info->scratch_fixed += (one_row ? nvec : MB) * I + 16;
   loop blk;
   loop_begin(e, &blk, ci(e, 0), M, step, 0, NULL, NULL);
   V mb = blk.iv;
   la.inv0 = mb;
   V mbe = MINI(ADDI(mb, step), M);
+  if (fma16) {
+    V ab = gepc(e, argp(e, CG_A_SCRATCH), abf_at), A0 = rowp(e, &x, r0);
+    V r = for0(e, mb, mbe, 1);
+    V src = gep(e, A0, MULI(r, ci(e, I))), dst = gep(e, ab, MULI(SUBI(r, mb), ci(e, I)));
+    int64_t full = I / e->vl * e->vl;
+    if (full) {
+      V k = for0(e, ci(e, 0), ci(e, full), e->vl);
+      stv(e, bf16_round(e, ldv(e, src, k, NULL), e->vl), dst, k, NULL);
+      end0(e);
+    }
+    if (full < I) {
+      V mk = cmask(e, (int)(I - full));
+      stv(e, bf16_round(e, ldv(e, src, ci(e, full), &mk), e->vl), dst, ci(e, full), &mk);
+    }
+    end0(e);
+    /* row m of the block at ab + (m - mb) * I */
+    la.A = gep(e, ab, MULI(SUBI(ci(e, 0), mb), ci(e, I)));
+  }
   if (q->prenorm) {
     invp = gepc(e, argp(e, CG_A_SCRATCH), tile_floats);
     la.inv = &invp;
