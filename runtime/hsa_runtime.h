@@ -96,8 +96,10 @@ typedef struct hsart_model_options {
   int cpu_bf16;    /* cpu and ref backends: every linear rounds its input
                       rows and its matrix to bf16 and sums the exact
                       products in f32: AMX tiles, AVX512-BF16 dot products
-                      or f32 FMAs, by what the CPU has (docs/runtime.md,
-                      "Precision"); the ref computes the same rounding */
+                      or f32 FMAs, by what the CPU has; with AMX, HSA's
+                      sparse attention rounds its q, K, V and probabilities
+                      too (docs/runtime.md, "bf16 arithmetic"); the ref
+                      computes the same rounding */
   const char *const *include_dirs; /* folders searched for includes after the
                       including file's own (-I), NULL-terminated (or NULL) */
   int64_t gpu_page_bytes; /* cuda backends: the most bytes of history pages
