@@ -42,6 +42,9 @@ typedef struct kentry {
   char name1[56];               /* fn1's: named by its own text's hash */
   const void *w[IR_MAX_INPUTS]; /* weights as the kernel reads them */
   int wtype;                    /* its linear's packed weights (cg_wtype) */
+  bool hist16[IR_MAX_INPUTS];   /* the input's history pages hold bf16 rows
+                                   (cg_kernel_req.hist16; the session marks
+                                   the value hist_narrow) */
 } kentry;
 
 typedef struct cpu_prog {
@@ -178,6 +181,7 @@ static uint64_t req_signature(const cg_kernel_req *r) {
   h = mix(h, r->row_elems, sizeof r->row_elems);
   h = mix(h, &r->wtype, sizeof r->wtype);
   h = mix(h, &r->bf16, sizeof r->bf16);
+  h = mix(h, r->hist16, sizeof r->hist16);
   return mix(h, &r->vec_bits, sizeof r->vec_bits);
 }
 
@@ -283,6 +287,26 @@ static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
 
 /* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
  * the kernel names. */
+/* Whether value v (a chunk memory's K or V kept in bf16 by the model's
+ * `store`) may keep its history pages in bf16: every op reading it is a
+ * sparse attention on AMX tiles, reading it as K or V. */
+static bool amx_hist16(const ir_graph *g, const rt_exec *x, const cpu_prog *p,
+                       const ir_value *v) {
+  const rt_store *st = &x->vals[v->index].st;
+  if (p->bf16 != CG_BF16_AMX || st->quant != RT_Q_BF16 || rt_hist_of(x, v) != CG_H_PAGES)
+    return false;
+  int readers = 0;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int i = 0; i < op->nin; i++) {
+      if (op->in[i] != v) continue;
+      if (op->code != IR_CHUNK_ATTENTION || (i != 1 && i != 2) || !cg_chunk_attention_amx(op) ||
+          x->vals[op->out[0]->index].stream || p->fused_into[op->out[0]->index])
+        return false;
+      readers++;
+    }
+  return readers > 0;
+}
+
 static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p, char **text,
                                 char *err, size_t errsize) {
   size_t len = 0, tlen = 0;
@@ -345,6 +369,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
         cg_chunk_attention_amx(op)) {
       req.bf16 = p->bf16;
       p->namx_attention++;
+      for (int i = 1; i <= 2; i++) k->hist16[i] = req.hist16[i] = amx_hist16(g, x, p, op->in[i]);
     }
     if (lin && folded_norm(p, lin->in[0])) {
       /* a folded RMSNorm: the linear reads the norm's input */
@@ -733,6 +758,10 @@ static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, ch
    * runtime neither stores nor runs it */
   for (int i = 0; i < x->nvals && i < p->nvals; i++)
     if (p->fused_into[i]) x->vals[i].virt = true;
+  /* the AMX sparse attention's bf16 K/V histories (amx_hist16) */
+  for (int i = 0; i < p->nvals; i++)
+    for (int j = 0; j < p->k[i].nins; j++)
+      if (p->k[i].hist16[j]) x->vals[p->k[i].ins[j]->index].st.hist_narrow = true;
   s->pool = rt_pool_create(p->threads);
   int n = rt_pool_threads(s->pool);
   s->nthreads = n;

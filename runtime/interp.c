@@ -125,7 +125,8 @@ void rt_exec_set_backend(rt_exec *x, const rt_backend *be, void *state, bool wid
   x->be = be;
   x->be_state = state;
   for (int i = 0; i < x->nvals; i++)
-    x->vals[i].st.hquant = wide_history ? RT_Q_F32 : x->vals[i].st.quant;
+    x->vals[i].st.hquant =
+        wide_history && !x->vals[i].st.hist_narrow ? RT_Q_F32 : x->vals[i].st.quant;
 }
 
 static void store_free(rt_store *s) {
@@ -153,8 +154,10 @@ void rt_exec_reset(rt_exec *x) {
     rt_store *s = &x->vals[i].st;
     int64_t keep = s->keep, re = s->row_elems, pr = s->page_rows;
     rt_quant q = s->quant, hq = s->hquant;
+    bool narrow = s->hist_narrow;
     store_free(s);
     memset(s, 0, sizeof *s); /* valid_r0 and comp_r0 start over too */
+    s->hist_narrow = narrow;
     s->keep = keep;
     s->row_elems = re;
     s->page_rows = pr;

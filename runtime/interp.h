@@ -38,6 +38,9 @@ typedef struct rt_store {
   rt_quant hquant;       /* element type the history is stored in: quant, or
                             f32 for a backend that reads only f32 (its values
                             are still rounded to quant) */
+  bool hist_narrow;      /* the backend reads this value's history in quant
+                            even though it is wide_history (its session_init
+                            says so before rt_exec_set_backend) */
   int64_t row_elems;     /* floats per row (history needs a fixed row size) */
   /* ring (keep > 0): slot r % keep; pages (keep < 0): page r / page_rows */
   void *ring;
@@ -99,7 +102,7 @@ void rt_exec_reset(rt_exec *x);
 
 /* Makes a backend compute the ops from now on (NULL: the reference).
  * wide_history stores every history in f32 (the values stay rounded to
- * their cache type). */
+ * their cache type), but for values whose st.hist_narrow is set. */
 void rt_exec_set_backend(rt_exec *x, const rt_backend *be, void *state, bool wide_history);
 
 /* Runs tokens [t0, t0 + n).  Afterwards the output value's segment rows

@@ -2024,6 +2024,51 @@ static void tile_store(em *e, V m, V r, V c, V t, const char *elt, const char *t
       t.s, elt, ty);
 }
 
+/* One chunk's K rows (kv 0: into bf16 rows) or V rows (kv 1: into
+ * k-pairs) at dst (16-bit elements) of buf, from src: f32 rows, or bf16
+ * ones (bf16) of a history page; rows Hk * d elements apart. */
+static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d, int64_t Hk,
+                           V buf, V dst) {
+  if (!kv) {
+    V j = for0(e, ci(e, 0), ci(e, P), 1);
+    V s0 = MULI(j, ci(e, Hk * d)), at = ADDI(dst, MULI(j, ci(e, d)));
+    for (int64_t e0 = 0; e0 < d; e0 += 32) {
+      V x;
+      if (bf16) {
+        x = ld_bf16x32(e, src, ADDI(s0, ci(e, e0)));
+      } else {
+        V r = gep(e, src, s0);
+        x = cvt2bf16(e, ldv(e, r, ci(e, e0), NULL), ldv(e, r, ci(e, e0 + 16), NULL));
+      }
+      st_bf16x32(e, x, buf, ADDI(at, ci(e, e0)));
+    }
+    end0(e);
+    return;
+  }
+  V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
+  V a0 = MULI(jj, ci(e, 2 * Hk * d)), b0 = ADDI(a0, ci(e, Hk * d));
+  V at = ADDI(dst, MULI(jj, ci(e, 2 * d)));
+  for (int64_t e0 = 0; e0 < d; e0 += 16) {
+    V x;
+    if (bf16) {
+      V va = nv(e), vb = nv(e);
+      out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<16xbf16>\n", va.s,
+          gep16(e, src, ADDI(a0, ci(e, e0))).s);
+      out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<16xbf16>\n", vb.s,
+          gep16(e, src, ADDI(b0, ci(e, e0))).s);
+      x = nv(e);
+      out(e, "  %s = vector.shuffle %s, %s [", x.s, va.s, vb.s);
+      for (int i = 0; i < 32; i++) out(e, "%s%d", i ? ", " : "", (i & 1) ? 16 + i / 2 : i / 2);
+      out(e, "] : vector<16xbf16>, vector<16xbf16>\n");
+    } else {
+      x = pairs16(e, cvt2bf16(e, ldv(e, gep(e, src, a0), ci(e, e0), NULL),
+                             ldv(e, gep(e, src, b0), ci(e, e0), NULL)));
+    }
+    st_bf16x32(e, x, buf, ADDI(at, ci(e, 2 * e0)));
+  }
+  end0(e);
+}
+
 /* The weighted merge with G = 16 query heads per KV head under bf16 math
  * on AMX, all Ks selected chunks of a (token, KV head) at once, so that
  * the tile products see long runs of independent work and no tile lives
@@ -2086,28 +2131,28 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     out(e, "  %s = arith.constant dense<0> : vector<32xi16>\n", zb.s);
     V zbf = nv(e);
     out(e, "  %s = arith.bitcast %s : vector<32xi16> to vector<32xbf16>\n", zbf.s, zb.s);
-    V pts[2];
-    if_begin(e, valid, 2, "!llvm.ptr", pts);
-    V yk[2] = {gep(e, rowp(e, &K, idx_), kcol), gep(e, rowp(e, &Vv, idx_), kcol)};
-    if_else(e, 2, yk, "!llvm.ptr");
-    V yz[2] = {scr, scr};
-    if_end(e, 2, yz, "!llvm.ptr");
-    V kb = pts[0], vb = pts[1];
     if0(e, valid);
-    {
-      V j = for0(e, ci(e, 0), ci(e, P), 1);
-      V src = gep(e, kb, MULI(j, ci(e, Hk * d))), dst = ADDI(kdst, MULI(j, ci(e, d)));
-      for (int64_t e0 = 0; e0 < d; e0 += 32)
-        st_bf16x32(e, cvt2bf16(e, ldv(e, src, ci(e, e0), NULL), ldv(e, src, ci(e, e0 + 16), NULL)),
-                   kb16, ADDI(dst, ci(e, e0)));
-      end0(e);
-      V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
-      V a = gep(e, vb, MULI(jj, ci(e, 2 * Hk * d))), b = gep(e, a, ci(e, Hk * d));
-      V dst2 = ADDI(vdst, MULI(jj, ci(e, 2 * d)));
-      for (int64_t e0 = 0; e0 < d; e0 += 16)
-        st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), ldv(e, b, ci(e, e0), NULL))),
-                   vp, ADDI(dst2, ci(e, 2 * e0)));
-      end0(e);
+    for (int kv = 0; kv < 2; kv++) {
+      view *w = kv ? &Vv : &K;
+      V dst = kv ? vdst : kdst;
+      if (!q->hist16[1 + kv]) {
+        amx_chunk_rows(e, gep(e, rowp(e, w, idx_), kcol), false, kv, P, d, Hk, kv ? vp : kb16,
+                       dst);
+        continue;
+      }
+      /* history pages in bf16, the segment's rows in f32 */
+      V in_seg = cmpi(e, "sge", idx_, w->r0);
+      if0(e, in_seg);
+      amx_chunk_rows(e, gep(e, gep(e, w->seg, MULI(SUBI(idx_, w->r0), w->stride)), kcol), false,
+                     kv, P, d, Hk, kv ? vp : kb16, dst);
+      out(e, "  } else {\n");
+      V pg = nv(e), pp = nv(e);
+      out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n",
+          pg.s, w->hist_p.s, DIVI(idx_, ci(e, CG_PAGE_ROWS)).s);
+      out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
+      V row = gep16(e, pp, ADDI(MULI(REMI(idx_, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
+      amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, dst);
+      out(e, "  }\n");
     }
     out(e, "  } else {\n");
     {

@@ -111,6 +111,10 @@ typedef struct cg_kernel_req {
                                     gain, the kernel scales each row by
                                     its 1/rms */
   cg_hist hist[IR_MAX_INPUTS];   /* per input (of `scores` when streaming) */
+  bool hist16[IR_MAX_INPUTS];    /* the input's history pages hold bf16 rows
+                                    (row_elems 2-byte numbers; the segment's
+                                    rows stay f32): only K and V of the AMX
+                                    sparse attention (cg_chunk_attention_amx) */
   int64_t row_elems[IR_MAX_INPUTS];
   int vec_bits;                  /* 512, 256 or 128 */
   int wtype;                     /* linear: the packed weights' type

@@ -738,7 +738,8 @@ static void test_softmax_decay(void) {
 /* The graph of HSA's retrieval and sparse attention over L tokens of width
  * D: chunks of S, landmarks (row 1 of each chunk), top-K per token, the
  * stick-breaking weights, K and V of Hk heads of width d projected from
- * the chunks (their matrices bf16 numbers when bf16w), queries of Hq
+ * the chunks (their matrices bf16 numbers and K and V kept in bf16 when
+ * bf16w), queries of Hq
  * heads; the weighted chunk_attention (softmax_plus n_plus) in *ca, its
  * inputs in in[5]. */
 static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
@@ -765,6 +766,13 @@ static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int6
   ir_value *Vc = tg_op(t, IR_SPLIT_HEADS, 1,
                        (ir_value *[]){tg_op(t, IR_LINEAR, 2, (ir_value *[]){c, wv}, 0, NULL, 0)},
                        1, &hk, 0);
+  if (bf16w) {
+    /* a chunk memory kept in bf16 (`store = bf16`): on AMX its history
+     * pages hold bf16 rows the kernel reads as they are */
+    ir_attr dt = ir_str_attr("dtype", "bf16");
+    Kc = tg_op(t, IR_QUANTIZE, 1, (ir_value *[]){Kc}, 1, &dt, 0);
+    Vc = tg_op(t, IR_QUANTIZE, 1, (ir_value *[]){Vc}, 1, &dt, 0);
+  }
   ir_value *qa = tg_heads(t, "qa", L, Hq, Hq * d, rnd((size_t)(L * Hq * d), 1.5f));
   ir_value *ins[5] = {qa, Kc, Vc, top->out[0], w};
   memcpy(in, ins, sizeof ins);
