@@ -43,6 +43,7 @@
 #include "ir/ir.h"
 #include "passes/pipeline.h"
 #include "runtime/pool.h"
+#include "util/half.h"
 
 static double now(void) {
   struct timespec ts;
@@ -467,9 +468,17 @@ static void bench_gemv(int64_t O, int64_t I) {
 
 /* ---- the HSA sparse-attention layer -------------------------------------- */
 
+/* Rewrites n floats as n bf16 numbers packed at the start of the same
+ * buffer (a history page of bf16 rows). */
+static void pack_bf16_rows(float *p, size_t n) {
+  uint16_t *h = (uint16_t *)p;
+  for (size_t i = 0; i < n; i++) h[i] = ut_f32_to_bf16(p[i]);
+}
+
 /* GFLOP/s of the layer at context L, f32 or (bf16 = CG_BF16_AMX) on AMX
- * tiles; *tps: query tokens per second. */
-static double sparse_attention_gflops(int64_t L, int bf16, double *tps) {
+ * tiles, with chunk pages of bf16 rows (pages16, AMX only: a chunk memory
+ * kept in bf16) or f32; *tps: query tokens per second. */
+static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double *tps) {
   enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
   int64_t C = L / S;
   one o;
@@ -484,6 +493,7 @@ static double sparse_attention_gflops(int64_t L, int bf16, double *tps) {
   cg_kernel_req req = {.op = op,
                        .hist = {CG_H_SEG, CG_H_PAGES, CG_H_PAGES, CG_H_SEG, CG_H_SEG},
                        .row_elems = {Hq * d, S * Hk * d, S * Hk * d, K, K},
+                       .hist16 = {false, pages16, pages16},
                        .bf16 = bf16};
   cg_kernel_info info;
   cg_jit *j;
@@ -491,7 +501,11 @@ static double sparse_attention_gflops(int64_t L, int bf16, double *tps) {
   /* chunk pages: the layout of the runtime's chunk memory */
   int64_t npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
   float **pages = calloc((size_t)npages, sizeof *pages);
-  for (int64_t p = 0; p < npages; p++) pages[p] = randbuf((size_t)CG_PAGE_ROWS * S * Hk * d, (uint64_t)p + 7);
+  for (int64_t p = 0; p < npages; p++) {
+    pages[p] = randbuf((size_t)CG_PAGE_ROWS * S * Hk * d, (uint64_t)p + 7);
+    if (pages16) /* the same numbers in bf16, in the first half */
+      pack_bf16_rows(pages[p], (size_t)CG_PAGE_ROWS * S * Hk * d);
+  }
   float *Q = randbuf((size_t)(Lq * Hq * d), 3), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
   int32_t *sel = malloc((size_t)(Lq * K) * sizeof *sel);
   float *wt = malloc((size_t)(Lq * K) * sizeof *wt);
@@ -547,14 +561,20 @@ static double sparse_attention_gflops(int64_t L, int bf16, double *tps) {
   return flops / best * 1e-9;
 }
 
-/* The layer in f32 and, on a CPU with AMX, under bf16 math, in one run. */
+/* The layer in f32 and, on a CPU with AMX, under bf16 math (chunk pages
+ * in f32, then in bf16), in one run. */
 static void bench_sparse_attention(int64_t L, double peak) {
-  double tps, tps16 = 0, g = sparse_attention_gflops(L, CG_BF16_OFF, &tps), g16 = 0;
-  if (target.amx) g16 = sparse_attention_gflops(L, CG_BF16_AMX, &tps16);
+  double tps, tps16 = 0, tpp = 0, g = sparse_attention_gflops(L, CG_BF16_OFF, false, &tps);
+  double g16 = 0, gp = 0;
+  if (target.amx) {
+    g16 = sparse_attention_gflops(L, CG_BF16_AMX, false, &tps16);
+    gp = sparse_attention_gflops(L, CG_BF16_AMX, true, &tpp);
+  }
   printf("| %lldK | %.1f | %.0f%% | %.0f |", (long long)(L / 1024), g,
          100 * g / (peak * nthreads), tps);
-  if (target.amx) printf(" %.1f | %.0f | **%.2fx** |\n", g16, tps16, g16 / g);
-  else printf(" - | - | - |\n");
+  if (target.amx)
+    printf(" %.1f | %.0f | **%.2fx** | %.1f | **%.2fx** |\n", g16, tps16, g16 / g, gp, gp / g);
+  else printf(" - | - | - | - | - |\n");
   fflush(stdout);
 }
 
@@ -704,7 +724,8 @@ int main(int argc, char **argv) {
   SECTION("attention") {
   printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s)\n\n"
          "| context L | GFLOP/s | of FMA peak | query tokens/s | bf16 on AMX: GFLOP/s | "
-         "query tokens/s | bf16 / f32 |\n|---|---|---|---|---|---|---|\n", nthreads);
+         "query tokens/s | bf16 / f32 | bf16 pages: GFLOP/s | bf16 pages / f32 |\n"
+         "|---|---|---|---|---|---|---|---|---|\n", nthreads);
   static const int64_t Ls[] = {4096, 16384, 65536, 262144};
   for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak);
   }
