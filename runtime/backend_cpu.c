@@ -285,8 +285,6 @@ static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
   return true;
 }
 
-/* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
- * the kernel names. */
 /* Whether value v (a chunk memory's K or V kept in bf16 by the model's
  * `store`) may keep its history pages in bf16: every op reading it is a
  * sparse attention on AMX tiles, reading it as K or V. */
@@ -307,6 +305,8 @@ static bool amx_hist16(const ir_graph *g, const rt_exec *x, const cpu_prog *p,
   return readers > 0;
 }
 
+/* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
+ * the kernel names. */
 static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p, char **text,
                                 char *err, size_t errsize) {
   size_t len = 0, tlen = 0;
@@ -508,6 +508,11 @@ static int pick_target(const rt_backend_config *cfg, cg_target *t, char *err, si
   return 0;
 }
 
+/* The linears' arithmetic cfg asks of target t (cg_bf16). */
+static int bf16_of(const rt_backend_config *cfg, const cg_target *t) {
+  return cfg && cfg->cpu_bf16 ? cg_target_bf16(t) : CG_BF16_OFF;
+}
+
 int rt_cpu_bf16_arith(const rt_backend_config *cfg) {
   cg_target t;
   char err[1024];
@@ -525,7 +530,7 @@ hsart_status rt_cpu_module_text(const ir_graph *g, const rt_backend_config *cfg,
   cpu_prog p = {0};
   if (pick_target(cfg, &p.target, err, errsize)) return HSART_EINVAL;
   if (target) *target = p.target;
-  p.bf16 = cfg && cfg->cpu_bf16 ? cg_target_bf16(&p.target) : CG_BF16_OFF;
+  p.bf16 = bf16_of(cfg, &p.target);
   /* weights are not read: shapes and the stores' layout are all it takes */
   int nw = 0;
   for (const ir_op *op = g->first; op; op = op->next) nw += op->code == IR_WEIGHT;
@@ -571,7 +576,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     free(p);
     return HSART_EINVAL;
   }
-  p->bf16 = cfg && cfg->cpu_bf16 ? cg_target_bf16(&p->target) : CG_BF16_OFF;
+  p->bf16 = bf16_of(cfg, &p->target);
   if (p->bf16 == CG_BF16_AMX && cg_amx_permit(err, errsize)) {
     size_t n = strlen(err);
     snprintf(err + n, errsize - n, "; use --cpu-math f32, or HSAC_CPU=cooperlake for "

@@ -110,44 +110,37 @@ static bool norm(rt_exec *x, const ir_op *op, bool layer) {
 bool rt_op_rmsnorm(rt_exec *x, const ir_op *op) { return norm(x, op, false); }
 bool rt_op_layernorm(rt_exec *x, const ir_op *op) { return norm(x, op, true); }
 
-bool rt_op_linear(rt_exec *x, const ir_op *op) {
-  const float *w = W(x, IN(op, 1));
-  int64_t O = DIM(IN(op, 1), 0), I = DIM(IN(op, 1), 1);
-  for (int64_t r = seg0(x, OUT(op)); r < seg1(x, OUT(op)); r++) {
-    ROW(in, IN(op, 0), r, 0);
-    float *out = rt_out_row(x, OUT(op), r);
-    for (int64_t v = 0; v < elems(x, OUT(op)) / O; v++)
-      for (int64_t o = 0; o < O; o++) out[v * O + o] = (float)dot(in + v * I, w + o * I, I);
-  }
-  return true;
-}
-
 /* v rounded to bf16 (to nearest even), as f32 */
 static float rb(float v) { return ut_bf16_to_f32(ut_f32_to_bf16(v)); }
 
-/* The linear under bf16 math (rt_backend_config.cpu_bf16): the input
+/* bf16: the linear under bf16 math (rt_backend_config.cpu_bf16), its input
  * rounded to bf16 (the matrix is bf16 already), then the same double sums
  * of exact products. */
-bool rt_op_linear_bf16(rt_exec *x, const ir_op *op) {
+static bool linear(rt_exec *x, const ir_op *op, bool bf16) {
   const float *w = W(x, IN(op, 1));
   int64_t O = DIM(IN(op, 1), 0), I = DIM(IN(op, 1), 1);
-  float *a = malloc((size_t)I * sizeof *a);
-  if (!a) return fail(x, "out of memory");
-  for (int64_t r = seg0(x, OUT(op)); r < seg1(x, OUT(op)); r++) {
+  float *a = bf16 ? malloc((size_t)I * sizeof *a) : NULL;
+  if (bf16 && !a) return fail(x, "out of memory");
+  bool ok = true;
+  for (int64_t r = seg0(x, OUT(op)); ok && r < seg1(x, OUT(op)); r++) {
     const float *in = rt_row(x, IN(op, 0), r, 0);
-    if (!in) {
-      free(a);
-      return false;
+    if (!in) { /* rt_row has set the message */
+      ok = false;
+      break;
     }
     float *out = rt_out_row(x, OUT(op), r);
     for (int64_t v = 0; v < elems(x, OUT(op)) / O; v++) {
-      for (int64_t k = 0; k < I; k++) a[k] = rb(in[v * I + k]);
-      for (int64_t o = 0; o < O; o++) out[v * O + o] = (float)dot(a, w + o * I, I);
+      const float *xv = in + v * I;
+      for (int64_t k = 0; bf16 && k < I; k++) a[k] = rb(xv[k]);
+      for (int64_t o = 0; o < O; o++) out[v * O + o] = (float)dot(bf16 ? a : xv, w + o * I, I);
     }
   }
   free(a);
-  return true;
+  return ok;
 }
+
+bool rt_op_linear(rt_exec *x, const ir_op *op) { return linear(x, op, false); }
+bool rt_op_linear_bf16(rt_exec *x, const ir_op *op) { return linear(x, op, true); }
 
 /* Same elements, new shape: a copy of each row. */
 static bool copy_rows(rt_exec *x, const ir_op *op) {

@@ -1132,11 +1132,71 @@ static V idx(em *e, V i64) {
   return v;
 }
 
-static V tile_load(em *e, V m, V r, V c, const char *elt, const char *ty) {
+/* The two kinds of tile: 16 x 32 bf16 operands (a B operand's rows are
+ * k-pairs) and 16 x 16 f32 sums. */
+static const char TILE_OP[] = "vector<16x32xbf16>", TILE_SUM[] = "vector<16x16xf32>";
+
+/* The tile at row r, column c of memref m (bf16, or f32 for sums). */
+static V tile_load(em *e, V m, V r, V c, bool sum) {
   V v = nv(e);
   out(e, "  %s = amx.tile_load %s[%s, %s] : memref<?x?x%s> into %s\n", v.s, m.s, idx(e, r).s,
-      idx(e, c).s, elt, ty);
+      idx(e, c).s, sum ? "f32" : "bf16", sum ? TILE_SUM : TILE_OP);
   return v;
+}
+
+static void tile_store(em *e, V m, V r, V c, V t) {
+  out(e, "  amx.tile_store %s[%s, %s], %s : memref<?x?xf32>, %s\n", m.s, idx(e, r).s,
+      idx(e, c).s, t.s, TILE_SUM);
+}
+
+static V tile_zero(em *e) {
+  V v = nv(e);
+  out(e, "  %s = amx.tile_zero : %s\n", v.s, TILE_SUM);
+  return v;
+}
+
+/* c + a b (tdpbf16ps) */
+static V tile_mulf(em *e, V a, V b, V c) {
+  V v = nv(e);
+  out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", v.s, a.s, b.s, c.s, TILE_OP, TILE_OP,
+      TILE_SUM);
+  return v;
+}
+
+/* Where an operand's tiles lie in its memref m: the one of k-step ks for
+ * output tile t at row ks * rk + t * rt, column ks * ck + t * ct (an
+ * operand shared by every output tile has rt = ct = 0). */
+typedef struct tile_at {
+  V m;
+  int64_t rk, rt, ck, ct;
+} tile_at;
+
+/* Output tiles t < ntiles, each sum over k-steps ks < nks of A(ks, t)
+ * B(ks, t), one of A and B shared by every t, stored to C at (t * C.rt,
+ * t * C.ct).  In groups of 3 sums with the k-steps outermost, so that
+ * consecutive products are independent (one waiting on the previous runs
+ * at its latency), and a group's operands all loaded before its products
+ * (a tile register reloaded while a product still reads it makes the load
+ * wait): with the shared operand, 7 of the 8 tiles.  No tile outlives the
+ * group: none crosses a loop (LLVM 19). */
+static void amx_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks) {
+  bool a_shared = !A.rt && !A.ct;
+  for (int64_t g0 = 0; g0 < ntiles; g0 += 3) {
+    V c[3], x[3];
+    int64_t nt = ntiles - g0 < 3 ? ntiles - g0 : 3;
+    for (int64_t t = 0; t < nt; t++) c[t] = tile_zero(e);
+    for (int64_t ks = 0; ks < nks; ks++) {
+      const tile_at *sh = a_shared ? &A : &B, *per = a_shared ? &B : &A;
+      V y = tile_load(e, sh->m, ci(e, ks * sh->rk), ci(e, ks * sh->ck), false);
+      for (int64_t t = 0; t < nt; t++)
+        x[t] = tile_load(e, per->m, ci(e, ks * per->rk + (g0 + t) * per->rt),
+                         ci(e, ks * per->ck + (g0 + t) * per->ct), false);
+      for (int64_t t = 0; t < nt; t++)
+        c[t] = a_shared ? tile_mulf(e, y, x[t], c[t]) : tile_mulf(e, x[t], y, c[t]);
+    }
+    for (int64_t t = 0; t < nt; t++)
+      tile_store(e, C.m, ci(e, (g0 + t) * C.rt), ci(e, (g0 + t) * C.ct), c[t]);
+  }
 }
 
 /* C tiles (2 x 2 of 16 x 16 f32, in Cm: [32][32]) += rows [arow, arow + 32)
@@ -1147,32 +1207,18 @@ static V tile_load(em *e, V m, V r, V c, const char *elt, const char *ty) {
  * (ARCHITECTURE.md), so the k-steps are unrolled and a block's tiles go
  * through Cm. */
 static void amx_block(em *e, V Am, V arow, V Bm, V Cm, V k0, int n, bool first) {
-  static const char *TC = "vector<16x16xf32>", *TA = "vector<16x32xbf16>";
   V c[4];
-  for (int i = 0; i < 4; i++) {
-    if (first) {
-      c[i] = nv(e);
-      out(e, "  %s = amx.tile_zero : %s\n", c[i].s, TC);
-    } else {
-      c[i] = tile_load(e, Cm, ci(e, 16 * (i / 2)), ci(e, 16 * (i % 2)), "f32", TC);
-    }
-  }
+  for (int i = 0; i < 4; i++)
+    c[i] = first ? tile_zero(e) : tile_load(e, Cm, ci(e, 16 * (i / 2)), ci(e, 16 * (i % 2)), true);
   V arow1 = ADDI(arow, ci(e, 16));
   for (int s = 0; s < n; s++) {
     V k = ADDI(k0, ci(e, s));
     V kc = MULI(k, ci(e, 32)), kr = MULI(k, ci(e, 16));
-    V a[2] = {tile_load(e, Am, arow, kc, "bf16", TA), tile_load(e, Am, arow1, kc, "bf16", TA)};
-    V b[2] = {tile_load(e, Bm, kr, ci(e, 0), "bf16", TA), tile_load(e, Bm, kr, ci(e, 32), "bf16", TA)};
-    for (int i = 0; i < 4; i++) {
-      V r = nv(e);
-      out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", r.s, a[i / 2].s, b[i % 2].s, c[i].s,
-          TA, TA, TC);
-      c[i] = r;
-    }
+    V a[2] = {tile_load(e, Am, arow, kc, false), tile_load(e, Am, arow1, kc, false)};
+    V b[2] = {tile_load(e, Bm, kr, ci(e, 0), false), tile_load(e, Bm, kr, ci(e, 32), false)};
+    for (int i = 0; i < 4; i++) c[i] = tile_mulf(e, a[i / 2], b[i % 2], c[i]);
   }
-  for (int i = 0; i < 4; i++)
-    out(e, "  amx.tile_store %s[%s, %s], %s : memref<?x?xf32>, %s\n", Cm.s,
-        idx(e, ci(e, 16 * (i / 2))).s, idx(e, ci(e, 16 * (i % 2))).s, c[i].s, TC);
+  for (int i = 0; i < 4; i++) tile_store(e, Cm, ci(e, 16 * (i / 2)), ci(e, 16 * (i % 2)), c[i]);
 }
 
 /* Cm = rows [arow, arow + 32) of A times one panel, over all ksteps. */
@@ -2019,11 +2065,6 @@ static V pairs16(em *e, V x) {
   return v;
 }
 
-static void tile_store(em *e, V m, V r, V c, V t, const char *elt, const char *ty) {
-  out(e, "  amx.tile_store %s[%s, %s], %s : memref<?x?x%s>, %s\n", m.s, idx(e, r).s, idx(e, c).s,
-      t.s, elt, ty);
-}
-
 /* One chunk's K rows (kv 0: into bf16 rows) or V rows (kv 1: into
  * k-pairs) at dst (16-bit elements) of buf, from src: f32 rows, or bf16
  * ones (bf16) of a history page; rows Hk * d elements apart. */
@@ -2083,7 +2124,6 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
  * summed in tiles and stored to the output rows.  Scratch: the queries'
  * pairs, K and V of the chunks in bf16, the scores, P. */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
-  static const char *TC = "vector<16x16xf32>", *TA = "vector<16x32xbf16>";
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
   int64_t d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
@@ -2164,35 +2204,12 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     out(e, "  }\n");
     end0(e);
   }
-  /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile,
-   * in groups of 3 sums with the k-steps outermost, so that consecutive
-   * products are independent (one waiting on the previous runs at its
-   * latency), and the group's operands all loaded first (a tile register
-   * reloaded while a product still reads it makes the load wait): with
-   * the queries' tile, 7 of the 8 tiles */
+  /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile
+   * (the queries' tile shared) */
   V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Km = memref2d(e, kb16, NK, d, "bf16");
   V Sm = memref2d(e, sT, NK, 16, "f32");
-  for (int64_t g0 = 0; g0 < NK / 16; g0 += 3) {
-    V c[3], a[3];
-    int64_t nt = NK / 16 - g0 < 3 ? NK / 16 - g0 : 3;
-    for (int64_t jt = 0; jt < nt; jt++) {
-      c[jt] = nv(e);
-      out(e, "  %s = amx.tile_zero : %s\n", c[jt].s, TC);
-    }
-    for (int64_t ks = 0; ks < d / 32; ks++) {
-      V b = tile_load(e, Qm, ci(e, ks * 16), ci(e, 0), "bf16", TA);
-      for (int64_t jt = 0; jt < nt; jt++)
-        a[jt] = tile_load(e, Km, ci(e, (g0 + jt) * 16), ci(e, ks * 32), "bf16", TA);
-      for (int64_t jt = 0; jt < nt; jt++) {
-        V r = nv(e);
-        out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", r.s, a[jt].s, b.s, c[jt].s, TA,
-            TA, TC);
-        c[jt] = r;
-      }
-    }
-    for (int64_t jt = 0; jt < nt; jt++)
-      tile_store(e, Sm, ci(e, (g0 + jt) * 16), ci(e, 0), c[jt], "f32", TC);
-  }
+  amx_grouped(e, (tile_at){.m = Km, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
+              (tile_at){.m = Sm, .rt = 16}, NK / 16, d / 32);
   /* per chunk: softmax(+n) per head (lane), the maximum and the sum in 4
    * independent chains; then its columns of P */
   {
@@ -2255,31 +2272,12 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     end0(e);
     end0(e);
   }
-  /* O = P V over all keys, 16 output elements per tile, in groups of 3
-   * sums as the scores; stored to the output rows of these 16 heads */
+  /* O = P V over all keys, 16 output elements per tile (P's tile
+   * shared), stored to the output rows of these 16 heads */
   V Pm = memref2d(e, pb, 16, NK, "bf16"), Vm = memref2d(e, vp, NK / 2, 2 * d, "bf16");
   V Om = memref2d(e, gep(e, orow, MULI(hq0, ci(e, d))), 16, d, "f32");
-  for (int64_t g0 = 0; g0 < d / 16; g0 += 3) {
-    V c[3], b[3];
-    int64_t nt = d / 16 - g0 < 3 ? d / 16 - g0 : 3;
-    for (int64_t dt = 0; dt < nt; dt++) {
-      c[dt] = nv(e);
-      out(e, "  %s = amx.tile_zero : %s\n", c[dt].s, TC);
-    }
-    for (int64_t ks = 0; ks < NK / 32; ks++) {
-      V a = tile_load(e, Pm, ci(e, 0), ci(e, ks * 32), "bf16", TA);
-      for (int64_t dt = 0; dt < nt; dt++)
-        b[dt] = tile_load(e, Vm, ci(e, ks * 16), ci(e, (g0 + dt) * 32), "bf16", TA);
-      for (int64_t dt = 0; dt < nt; dt++) {
-        V r = nv(e);
-        out(e, "  %s = amx.tile_mulf %s, %s, %s : %s, %s, %s\n", r.s, a.s, b[dt].s, c[dt].s, TA,
-            TA, TC);
-        c[dt] = r;
-      }
-    }
-    for (int64_t dt = 0; dt < nt; dt++)
-      tile_store(e, Om, ci(e, 0), ci(e, (g0 + dt) * 16), c[dt], "f32", TC);
-  }
+  amx_grouped(e, (tile_at){.m = Pm, .ck = 32}, (tile_at){.m = Vm, .rk = 16, .ct = 32},
+              (tile_at){.m = Om, .ct = 16}, d / 16, NK / 32);
   end0(e); /* kv heads */
   end0(e); /* rows */
 }
