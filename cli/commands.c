@@ -31,6 +31,8 @@ enum opt_id {
   O_MIN_SCORE, O_COUNT,
   /* import */
   O_NAME,
+  /* tune, profiling */
+  O_TUNING_DB, O_PROFILE, O_LENGTH, O_DECODE, O_REPS, O_DRY_RUN,
 };
 
 #define END_OPTS {0, NULL, NULL, NULL, NULL}
@@ -63,6 +65,28 @@ static const cli_opt backend_opts[] = {
     {O_CHECK_NUMERICS, "--check-numerics", NULL, NULL,
      "name the first op that makes a NaN or an infinity\n"
      "(non-finite logits are always an error)"},
+    {O_TUNING_DB, "--tuning-db", NULL, "FILE",
+     "cuda backends: the tuning database that configures the\n"
+     "kernels' launches (default: $HSAC_TUNING_DB, else\n"
+     "tuning.tsv in the kernel cache's folder; none: defaults)"},
+    END_OPTS,
+};
+
+static const cli_opt tune_opts[] = {
+    {O_BACKEND, "--backend", NULL, "cuda|cuda-emu",
+     "cuda (the default): this machine's GPU; cuda-emu: the\n"
+     "emulator, to check the procedure (its entries are keyed\n"
+     "'emulator' and never configure a GPU)"},
+    {O_WEIGHTS, "--weights", NULL, "W", "the weights (default: random ones; only shapes matter)"},
+    {O_LENGTH, "--length", NULL, "N", "prompt tokens of each timed run (default 4096)"},
+    {O_DECODE, "--decode", NULL, "N", "decode steps after the prompt (default 32; 0: none)"},
+    {O_REPS, "--reps", NULL, "N", "timed runs per configuration, after a warm-up (default 3)"},
+    {O_GPU_MATH, "--gpu-math", NULL, "f32|bf16", "the kernels' arithmetic (tuned separately)"},
+    {O_TUNING_DB, "--tuning-db", NULL, "FILE",
+     "where the winners go (default: $HSAC_TUNING_DB, else\n"
+     "tuning.tsv in the kernel cache's folder)"},
+    {O_DRY_RUN, "--dry-run", NULL, NULL, "measure and print; write nothing"},
+    {O_NO_CACHE, "--no-cache", NULL, NULL, "compile every kernel, reading and writing no cache"},
     END_OPTS,
 };
 
@@ -127,6 +151,9 @@ static const cli_opt run_opts[] = {
      "refuse prompts of more than N tokens (default 32M)"},
     {O_QUIET, "--quiet", "-q", NULL, "no progress and no summary on stderr"},
     {O_VERBOSE, "--verbose", "-v", NULL, "say which backend runs and how it was compiled"},
+    {O_PROFILE, "--profile", NULL, NULL,
+     "time every op; print a table after the run (the cuda\n"
+     "backends are synced around each op)"},
     END_OPTS,
 };
 
@@ -248,11 +275,17 @@ const cli_command hsac_cmd_import = {
     "refused by name.  docs/import.md maps every config field and tensor name.\n",
     {import_opts, NULL}, 1};
 const cli_command hsac_cmd_tune = {
-    "tune", "FILE",
-    "tune the model's CUDA kernels for this machine's GPU.  Not built yet: it\n"
-    "compiles the model, looks for a GPU through the CUDA driver and says what it\n"
-    "found; it exits 1 (docs/cuda.md).\n",
-    NULL, {include_opts, NULL}, 1};
+    "tune", "FILE [options]",
+    "time the model's tunable CUDA kernel launches in each candidate\n"
+    "configuration on this machine's GPU, and keep the fastest per shape\n"
+    "bucket in the tuning database, which the cuda backend reads",
+    "Each round compiles the model with every tunable launch in its next\n"
+    "candidate configuration (linear tiles, threads per block) and times a\n"
+    "prefill of --length tokens and --decode steps, --reps times after a\n"
+    "warm-up.  A round whose logits differ from the defaults' is rejected; a\n"
+    "candidate replaces the default only when at least 3% faster.  Without a\n"
+    "GPU, hsac tune says so and exits 1 (docs/cuda.md, \"Tuning\").\n",
+    {tune_opts, include_opts, NULL}, 1};
 const cli_command hsac_cmd_cache = {
     "cache", "ls|clear",
     "list or remove the compiled kernels cached on disk\n"
@@ -553,6 +586,23 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     if (!*v) BAD("--corpus-dir expects a directory");
     o->corpus_dir = v;
     return 0;
+  case O_TUNING_DB:
+    if (!*v) BAD("--tuning-db expects a file (or none)");
+    o->tuning_db = v;
+    return 0;
+  case O_PROFILE: o->profile = true; return 0;
+  case O_DRY_RUN: o->dry_run = true; return 0;
+  case O_LENGTH:
+    if (!parse_size(v, &o->tune_length) || o->tune_length > (1 << 24))
+      BAD("--length expects a size from 1 to 16M such as 4096 or 64K, not '%s'", v);
+    return 0;
+  case O_DECODE:
+    if (!parse_int(v, 0, 1 << 20, &n)) BAD("--decode expects 0..1048576, not '%s'", v);
+    o->tune_decode = n ? n : -1;
+    return 0;
+  case O_REPS:
+    if (!parse_int(v, 1, 1000, &o->tune_reps)) BAD("--reps expects 1..1000, not '%s'", v);
+    return 0;
   case O_MIN_SCORE:
     if (!parse_float(v, 0, 100, &o->min_score))
       BAD("--min-score expects a percentage from 0 to 100, not '%s'", v);
@@ -625,6 +675,14 @@ static int check_combination(const hsac_cli *o) {
   }
   if (o->gpu_pages && o->backend != HSART_BACKEND_CUDA && o->backend != HSART_BACKEND_CUDA_EMU)
     BAD("--gpu-pages goes with --backend cuda or cuda-emu");
+  if (c == &hsac_cmd_tune && o->backend != HSART_BACKEND_AUTO &&
+      o->backend != HSART_BACKEND_CUDA && o->backend != HSART_BACKEND_CUDA_EMU)
+    BAD("hsac tune tunes the CUDA kernels: --backend cuda (the default) or cuda-emu");
+  if (c == &hsac_cmd_tune && o->dry_run && o->tuning_db)
+    BAD("--dry-run writes nothing: --tuning-db has no use with it");
+  if (c != &hsac_cmd_tune && o->tuning_db && o->backend != HSART_BACKEND_CUDA &&
+      o->backend != HSART_BACKEND_CUDA_EMU)
+    BAD("--tuning-db goes with --backend cuda or cuda-emu");
   if (c == &hsac_cmd_run && !o->prompt == !o->prompt_file)
     BAD("give exactly one of --prompt TEXT and --prompt-file F");
   if (c == &hsac_cmd_logits) {

@@ -21,7 +21,9 @@ typedef struct hsac_cli {
   /* -I folders, NULL-terminated */
   const char *include_dirs[HSAC_CLI_MAX_INCLUDES + 1];
   int nincludes;
-  bool verbose, quiet, json, check_numerics, no_cache, gpu_bf16, cpu_bf16;
+  bool verbose, quiet, json, check_numerics, no_cache, gpu_bf16, cpu_bf16, profile, dry_run;
+  const char *tuning_db;  /* --tuning-db */
+  long long tune_length, tune_decode, tune_reps; /* tune: 0 = the defaults; decode -1: none */
   long long gpu_pages;   /* --gpu-pages bytes (0: not given) */
   const char *out, *emit, *cpu, *gpu_arch, *print_after, *weights, *prompt, *prompt_file, *stop, *tokens;
   int opt_level; /* 1, or 0 with ir -O0 */

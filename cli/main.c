@@ -92,8 +92,38 @@ static hsart_model_options model_options(const hsac_cli *o) {
                             .weights_dtype = (hsart_weights_dtype)o->weights_dtype,
                             .gpu_bf16 = o->gpu_bf16, .cpu_bf16 = o->cpu_bf16,
                             .include_dirs = includes(o),
-                            .gpu_page_bytes = o->gpu_pages};
+                            .gpu_page_bytes = o->gpu_pages, .tuning_db = o->tuning_db};
   return mo;
+}
+
+/* run --profile: the time of every op, longest first, on stderr. */
+static int cmp_time(const void *a, const void *b) {
+  double x = ((const hsart_op_time *)a)->ms, y = ((const hsart_op_time *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void print_profile(const hsart_session *s) {
+  int64_t n = hsart_session_profile(s, NULL, 0);
+  if (n <= 0) return;
+  hsart_op_time *t = malloc((size_t)n * sizeof *t);
+  if (!t) return;
+  hsart_session_profile(s, t, n);
+  double total = 0;
+  for (int64_t i = 0; i < n; i++) total += t[i].ms;
+  qsort(t, (size_t)n, sizeof *t, cmp_time);
+  fprintf(stderr, "hsac: profile: %lld op entries, %.2f ms in all (longest first)\n"
+                  "  %9s %6s %7s  %-6s  %-18s %s\n",
+          (long long)n, total, "ms", "%", "calls", "rows", "op", "origin; kernel [bucket: config]");
+  for (int64_t i = 0; i < n; i++) {
+    const hsart_op_time *e = &t[i];
+    fprintf(stderr, "  %9.3f %5.1f%% %7lld  %-6s  %-18s %s", e->ms,
+            total > 0 ? 100.0 * e->ms / total : 0.0, (long long)e->calls,
+            e->one_row ? "one" : "many", e->op, e->origin[0] ? e->origin : "-");
+    if (e->kernel[0]) fprintf(stderr, "; %s", e->kernel);
+    if (e->bucket[0]) fprintf(stderr, " [%s: %s]", e->bucket, e->config);
+    fputc('\n', stderr);
+  }
+  free(t);
 }
 
 /* Writes text to path through a temporary name and a rename (util/
@@ -159,29 +189,59 @@ static bool print_summary(const hsac_compilation *c, bool json, FILE *out) {
 
 /* hsac ir --emit=mlir|llvm|asm|obj: the CPU backend's kernels of the model
  * (obj: an ELF object file with every kernel, written to -o). */
-/* hsac tune FILE: needs a GPU.  The model is compiled first, so a bad file
- * is reported as such; then the GPU is looked for. */
+static void tune_progress(void *user, const char *line) {
+  if (!*(const bool *)user) fprintf(stderr, "hsac: tune: %s\n", line);
+}
+
+/* hsac tune FILE: the model is compiled first, so a bad file is reported
+ * as such; then, on the cuda backend, the GPU is looked for. */
 static int cmd_tune(const hsac_cli *o) {
   hsac_options opts = {.stop = HSAC_STAGE_IR, .opt_level = 1, .include_dirs = includes(o)};
   hsac_compilation c;
   hsac_init(&c);
-  hsac_status st = hsac_compile_opts(&c, o->file, NULL, 0, &opts);
+  hsac_status cst = hsac_compile_opts(&c, o->file, NULL, 0, &opts);
   ut_diags_render(&c.diags, &c.sources, stderr);
-  if (st != HSAC_OK) {
-    hsac_free(&c);
-    return exit_for(st);
-  }
-  char desc[256], err[512];
-  int n = rt_cuda_probe(desc, sizeof desc, err, sizeof err);
   hsac_free(&c);
-  if (n <= 0) {
-    fprintf(stderr, "hsac: error: %s; hsac tune times kernels on the GPU it tunes them for\n",
-            err);
-    return 1;
+  if (cst != HSAC_OK) return exit_for(cst);
+  bool emu = o->backend == HSART_BACKEND_CUDA_EMU;
+  if (!emu) {
+    char desc[256], err[512];
+    if (rt_cuda_probe(desc, sizeof desc, err, sizeof err) <= 0) {
+      fprintf(stderr, "hsac: error: %s; hsac tune times kernels on the GPU it tunes them for "
+              "(--backend cuda-emu runs the procedure under the emulator)\n", err);
+      return 1;
+    }
   }
-  fprintf(stderr, "hsac: error: found %s, but hsac tune is not built yet: the kernels' tile "
-          "sizes are fixed (docs/cuda.md)\n", desc);
-  return 1;
+  hsart_model_options mo = model_options(o);
+  mo.backend = emu ? HSART_BACKEND_CUDA_EMU : HSART_BACKEND_CUDA;
+  mo.tuning_db = NULL;
+  hsart_tune_options to = {.weights_path = o->weights, .length = o->tune_length,
+                           .decode = (int)o->tune_decode, .reps = (int)o->tune_reps,
+                           .db_path = o->tuning_db, .dry_run = o->dry_run,
+                           .progress = tune_progress, .user = (void *)&o->quiet};
+  hsart_tune_report rep;
+  hsart_error e;
+  hsart_status st = hsart_tune(o->file, &mo, &to, &rep, &e);
+  if (st != HSART_OK) {
+    fprintf(stderr, "hsac: error: %s\n", e.message);
+    return exit_for_rt(st);
+  }
+  printf("tuned on %s (%s, driver %s, %s): %d rounds, logits within %.1e of the defaults'\n",
+         rep.gpu.name, rep.gpu.arch, rep.gpu.driver, rep.gpu.compiler, rep.rounds, rep.max_err);
+  printf("%-52s %4s %10s %12s %10s %12s %8s\n", "shape bucket", "ops", "default", "us/run",
+         "best", "us/run", "speedup");
+  for (int i = 0; i < rep.nresults; i++) {
+    const hsart_tune_result *r = &rep.results[i];
+    printf("%-52s %4d %10s %12.1f %10s %12.1f %7.2fx%s\n", r->bucket, r->ops, r->default_config,
+           r->default_us, r->best, r->best_us, r->best_us > 0 ? r->default_us / r->best_us : 1.0,
+           r->rejected ? " (candidates rejected: their logits differed)" : "");
+  }
+  if (rep.db_path[0])
+    printf("wrote %d entries to %s\n", rep.nresults, rep.db_path);
+  else
+    printf("--dry-run: nothing written\n");
+  hsart_tune_report_free(&rep);
+  return 0;
 }
 
 /* hsac ir --emit=cuda|ptx|cubin: the CUDA backend's kernels of the model
@@ -190,7 +250,7 @@ static hsac_status emit_cuda(const ir_graph *g, const char *emit, const char *ar
                              const char *out) {
   char err[2048], *text = NULL;
   int nk = 0;
-  hsart_status st = rt_cuda_module_text(g, bf16, &text, &nk, err, sizeof err);
+  hsart_status st = rt_cuda_module_text(g, bf16, 0, &text, &nk, err, sizeof err);
   if (st != HSART_OK) {
     fprintf(stderr, "hsac: error: %s\n", err);
     return st == HSART_ENOMEM ? HSAC_ENOMEM : HSAC_EINPUT;
@@ -568,7 +628,8 @@ static int cmd_run(const hsac_cli *o) {
   progress pr = {.tty = isatty(2), .quiet = o->quiet};
   clock_gettime(CLOCK_MONOTONIC, &pr.start);
   hsart_session_options so = {.segment = o->segment, .cache = (hsart_cache_type)o->cache, .progress = show_progress,
-                              .check_numerics = o->check_numerics, .user = &pr};
+                              .check_numerics = o->check_numerics, .profile = o->profile,
+                              .user = &pr};
   st = hsart_session_create(m, &so, &s, &e);
   if (st != HSART_OK) {
     fprintf(stderr, "hsac: error: %s\n", e.message);
@@ -626,6 +687,7 @@ static int cmd_run(const hsac_cli *o) {
   fputc('\n', stdout);
   fflush(stdout);
   if (!o->quiet) print_run_summary(n, prefill_s, generated, elapsed(&t0), why);
+  if (o->profile) print_profile(s);
   if (o->verbose) {
     char desc[512];
     hsart_session_describe(s, desc, sizeof desc);

@@ -143,7 +143,7 @@ static int key_path(char *buf, const cg_cache *c, const char *key,
 
 /* mkdir -p with mode 0700 for the directories it creates (existing ones
  * keep their mode). */
-static int make_dirs(const char *dir, char *err, size_t errsize) {
+int cg_cache_mkdirs(const char *dir, char *err, size_t errsize) {
   char buf[PATH_SIZE];
   size_t n = strlen(dir);
   if (n == 0 || n >= sizeof buf) {
@@ -451,7 +451,7 @@ int cg_cache_put(const cg_cache *c, const char *key, const void *data,
     set_err(err, errsize, "cache: no data to store");
     return -1;
   }
-  if (make_dirs(c->dir, err, errsize)) return -1;
+  if (cg_cache_mkdirs(c->dir, err, errsize)) return -1;
   remove_stale_temps(c);
 
   char path[PATH_SIZE], tmp[PATH_SIZE];
@@ -523,7 +523,7 @@ int cg_cache_lock(const cg_cache *c, const char *key, char *err,
    * a lock on an unlinked file excludes nobody, so check that the path
    * still names the locked file and start over if not. */
   for (int attempt = 0; attempt < 100; attempt++) {
-    if (make_dirs(c->dir, err, errsize)) return -1;
+    if (cg_cache_mkdirs(c->dir, err, errsize)) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
       set_err(err, errsize, "cache: cannot open %s: %s", path,

@@ -51,6 +51,10 @@ typedef struct cg_cache {
  * never fails: dir is then left "" if unresolved). */
 int cg_cache_open(cg_cache *c, char *err, size_t errsize);
 
+/* mkdir -p dir, mode 0700 for the directories it creates (existing ones
+ * keep theirs).  0, or -1 with err. */
+int cg_cache_mkdirs(const char *dir, char *err, size_t errsize);
+
 /* 128-bit FNV-1a, updated incrementally.  h[0] holds the low 64 bits and
  * h[1] the high 64 bits; the hex form is the 128-bit number, high first. */
 typedef struct cg_hash {

@@ -45,6 +45,10 @@ static void check_parsed(const hsac_cli *o) {
   check(o->context >= 0 && o->context <= INT32_MAX);
   check(o->max_context >= 1 && o->max_context <= INT32_MAX);
   check(o->segment >= 1 && o->segment <= (1 << 24));
+  check(o->tune_length >= 0 && o->tune_length <= (1 << 24));
+  check(o->tune_decode >= -1 && o->tune_decode <= (1 << 20));
+  check(o->tune_reps >= 0 && o->tune_reps <= 1000);
+  check(!o->tuning_db || o->tuning_db[0]);
   check(o->max_new >= 0 && o->max_new <= (1 << 30));
   check(o->temperature >= 0 && o->temperature <= 100);
   check(o->top_p >= 0 && o->top_p <= 1);

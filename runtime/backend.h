@@ -46,7 +46,24 @@ typedef struct rt_backend_config {
                           to pinned host memory (0: as many as fit) */
   int64_t gpu_scratch_floats; /* cuda: the most per-block scratch floats of one
                           launch before its rows run in batches (0: 16M) */
+  const char *tuning_db; /* cuda: the tuning database (NULL: cg_tuning_path's;
+                          "none": none, every kernel in its default
+                          configuration) */
+  int tune_round;      /* cuda, for hsac tune: 0 reads the database; N > 0
+                          gives every knob its candidate N-1 where it has
+                          one (its default where not) */
 } rt_backend_config;
+
+/* What computed an op (rt_backend.op_label): the kernel and, where it has
+ * a tunable knob, the knob's shape bucket and the configuration it runs. */
+typedef struct rt_op_label {
+  char kernel[80];
+  char bucket[160];    /* "" when the kernel has no knob */
+  char config[16];
+  int candidates;      /* the knob's configurations (0: no knob) */
+} rt_op_label;
+
+struct cg_tuning_device;
 
 struct rt_backend {
   const char *name;
@@ -81,6 +98,15 @@ struct rt_backend {
    * session's check_numerics or host_mirror, run also copies each op's new
    * rows back to the host stores. */
   bool device_resident;
+  /* Waits for the session's queued work (NULL: run is synchronous); the
+   * runtime's profiler calls it around each op. */
+  bool (*sync)(void *state, rt_exec *x);
+  /* The kernel that computes op, for one-row steps (decode) or longer
+   * segments (NULL: the backend names no kernels). */
+  void (*op_label)(const void *program, const ir_op *op, bool one_row, rt_op_label *out);
+  /* The device the program runs on, as the tuning database names it (NULL:
+   * not a GPU backend). */
+  const struct cg_tuning_device *(*device)(const void *program, const char **desc);
   /* A line on the session's state (NULL: nothing to say). */
   void (*session_describe)(const void *state, char *buf, size_t size);
   bool (*segment_begin)(void *state, rt_exec *x);
@@ -100,10 +126,11 @@ int rt_cuda_probe(char *desc, size_t size, char *err, size_t errsize);
 
 /* Whether the CUDA backend generates every op of g; if not, why. */
 bool rt_cuda_supports(const ir_graph *g, char *why, size_t size);
-/* The CUDA C module of g's kernels as the CUDA backend compiles it
- * (*text malloc'd; *nkernels: its kernels). */
-hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, char **text, int *nkernels,
-                                 char *err, size_t errsize);
+/* The CUDA C module of g's kernels as the CUDA backend compiles it, in
+ * the default launch configurations (round 0) or in hsac tune's round N
+ * (rt_backend_config.tune_round); *text malloc'd, *nkernels its kernels. */
+hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, int round, char **text,
+                                 int *nkernels, char *err, size_t errsize);
 
 /* Whether the CPU backend compiles every op of g; if not, why (naming the
  * first op it does not). */

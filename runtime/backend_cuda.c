@@ -46,6 +46,10 @@ typedef struct ckern {
   size_t wbytes[IR_MAX_INPUTS];
   cg_cuda_info info;
   char name[64];
+  cg_cuda_cfg cfg;              /* the configuration it was emitted in */
+  char bucket[CG_KNOB_COUNT][160]; /* per knob: its shape bucket ("": none) */
+  const char *config[CG_KNOB_COUNT]; /* ... and the candidate it runs */
+  int ncand[CG_KNOB_COUNT];     /* ... of this many */
 } ckern;
 
 typedef struct dweight {        /* a weight in device memory */
@@ -72,6 +76,11 @@ typedef struct cuda_prog {
                                    retrieval's landmarks) */
   int64_t weight_bytes;
   double ms_emit, ms_load;
+  /* while emitting: the tuning database (NULL: none) and hsac tune's round */
+  const cg_tuning *db;
+  int tune_round;
+  int knobs, tuned;             /* tunable knobs; configured by the database */
+  char db_path[4096];           /* "" if none was read */
 } cuda_prog;
 
 /* The most scratch floats one launch of a kernel with per-block scratch
@@ -150,6 +159,37 @@ static void make_req(const rt_exec *x, const ir_op *op, ckern *k, cg_kernel_req 
   }
 }
 
+/* k's configuration: per knob, hsac tune's round, else the database's
+ * winner for the knob's bucket on this device, else the default. */
+static void choose_config(cuda_prog *p, const cg_kernel_req *req, ckern *k) {
+  memset(&k->cfg, 0, sizeof k->cfg);
+  for (int kn = 0; kn < CG_KNOB_COUNT; kn++) {
+    const char *names[CG_CUDA_MAX_CANDIDATES];
+    int n = cg_cuda_candidates(req, p->math, (cg_cuda_knob)kn, names);
+    k->bucket[kn][0] = 0;
+    k->config[kn] = NULL;
+    if (!n) continue;
+    cg_cuda_bucket(req, p->math, (cg_cuda_knob)kn, k->bucket[kn], sizeof k->bucket[kn]);
+    int pick = 0;
+    p->knobs++;
+    if (p->tune_round > 0) {
+      pick = p->tune_round - 1 < n ? p->tune_round - 1 : 0;
+    } else if (p->db && p->dev) {
+      const cg_tuning_entry *e = cg_tuning_find(p->db, &p->dev->id, k->bucket[kn]);
+      /* an entry naming no candidate of this hsac is not used */
+      for (int i = 0; e && i < n; i++)
+        if (!strcmp(e->config, names[i])) {
+          pick = i;
+          p->tuned++;
+          break;
+        }
+    }
+    k->cfg.pick[kn] = pick;
+    k->config[kn] = names[pick];
+    k->ncand[kn] = n;
+  }
+}
+
 /* Writes the module of g: the prelude and every distinct kernel.  With
  * p->k, names each op's kernel. */
 static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *p, char *err,
@@ -177,10 +217,11 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *
     ckern *k = &p->k[op->out[0]->index];
     cg_kernel_req req;
     make_req(x, op, k, &req);
+    choose_config(p, &req, k);
     free(tmp);
     tmp = NULL;
     tlen = 0;
-    if (cg_cuda_emit(&req, p->math, "HSK", &tmp, &tlen, &k->info, err, errsize)) {
+    if (cg_cuda_emit(&req, p->math, &k->cfg, "HSK", &tmp, &tlen, &k->info, err, errsize)) {
       size_t l = strlen(err);
       snprintf(err + l, errsize - l, " (op %s%s%s)", ir_ops[op->code].name,
                op->origin ? " in " : "", op->origin ? op->origin : "");
@@ -209,7 +250,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *
     free(tmp);
     tmp = NULL;
     tlen = 0;
-    if (cg_cuda_emit(&req, p->math, k->name, &tmp, &tlen, &k->info, err, errsize)) {
+    if (cg_cuda_emit(&req, p->math, &k->cfg, k->name, &tmp, &tlen, &k->info, err, errsize)) {
       st = HSART_EUNSUPPORTED;
       break;
     }
@@ -264,8 +305,8 @@ bool rt_cuda_supports(const ir_graph *g, char *why, size_t size) {
   return ok;
 }
 
-hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, char **text, int *nkernels,
-                                 char *err, size_t errsize) {
+hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, int round, char **text,
+                                 int *nkernels, char *err, size_t errsize) {
   *text = NULL;
   int nw = 0;
   for (const ir_op *op = g->first; op; op = op->next) nw += op->code == IR_WEIGHT;
@@ -276,7 +317,7 @@ hsart_status rt_cuda_module_text(const ir_graph *g, bool bf16, char **text, int 
   }
   rt_exec x;
   hsart_status st = rt_exec_init(&x, g, w, RT_Q_F32, NULL, err, errsize);
-  cuda_prog p = {.math = bf16 ? CG_CUDA_BF16 : CG_CUDA_F32};
+  cuda_prog p = {.math = bf16 ? CG_CUDA_BF16 : CG_CUDA_F32, .tune_round = round};
   if (st == HSART_OK) {
     p.k = calloc((size_t)x.nvals + 1, sizeof *p.k);
     st = p.k ? emit_module(g, &x, &p, err, errsize) : HSART_ENOMEM;
@@ -391,9 +432,25 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals * 2 + 1, sizeof *p->wts);
   p->scanned = calloc((size_t)x.nvals + 1, sizeof *p->scanned);
+  p->tune_round = cfg ? cfg->tune_round : 0;
+  cg_tuning db = {0};
+  const char *dbp = cfg ? cfg->tuning_db : NULL;
+  if (p->tune_round == 0 && !(dbp && !strcmp(dbp, "none"))) {
+    char perr[256];
+    if (dbp && dbp[0]) snprintf(p->db_path, sizeof p->db_path, "%s", dbp);
+    else if (cg_tuning_path(p->db_path, sizeof p->db_path, perr, sizeof perr))
+      p->db_path[0] = 0; /* no place for one: no database */
+    if (p->db_path[0]) {
+      if (cg_tuning_load(&db, p->db_path, err, errsize)) st = HSART_EFORMAT;
+      else p->db = &db;
+    }
+  }
   double t0 = now_ms();
-  st = p->k && p->wts && p->scanned ? emit_module(g, &x, p, err, errsize) : HSART_ENOMEM;
+  if (st == HSART_OK)
+    st = p->k && p->wts && p->scanned ? emit_module(g, &x, p, err, errsize) : HSART_ENOMEM;
   p->ms_emit = now_ms() - t0;
+  p->db = NULL;
+  cg_tuning_free(&db);
   if (st == HSART_OK) {
     cg_cache cache;
     char cerr[256];
@@ -460,6 +517,37 @@ static void cuda_describe(const void *program, char *buf, size_t size) {
            p->emulated ? "cuda-emu" : "cuda", p->dev->desc, p->dev->module,
            p->math == CG_CUDA_BF16 ? "bf16 tensor-core (mma.sync)" : "f32", p->nkernels, p->nops,
            (double)p->weight_bytes / (1 << 20), p->ms_emit, p->ms_load);
+  size_t l = strlen(buf);
+  if (p->tune_round > 0)
+    snprintf(buf + l, size - l, "; tuning round %d", p->tune_round);
+  else if (p->tuned)
+    snprintf(buf + l, size - l, "; %d of %d tunable launches configured by %s", p->tuned,
+             p->knobs, p->db_path);
+  else
+    snprintf(buf + l, size - l, "; default launch configurations (%s)",
+             p->db_path[0] ? "no entry for this device in the tuning database"
+                           : "no tuning database");
+}
+
+static void cuda_op_label(const void *program, const ir_op *op, bool one_row,
+                          rt_op_label *out) {
+  const cuda_prog *p = program;
+  memset(out, 0, sizeof *out);
+  const ckern *k = &p->k[op->out[0]->index];
+  int kn = one_row && k->info.one_row ? CG_KNOB_GEMV : CG_KNOB_MAIN;
+  snprintf(out->kernel, sizeof out->kernel, "%s%s", k->name,
+           one_row && k->info.one_row ? "_1" : "");
+  if (k->config[kn]) {
+    snprintf(out->bucket, sizeof out->bucket, "%s", k->bucket[kn]);
+    snprintf(out->config, sizeof out->config, "%s", k->config[kn]);
+    out->candidates = k->ncand[kn];
+  }
+}
+
+static const cg_tuning_device *cuda_device(const void *program, const char **desc) {
+  const cuda_prog *p = program;
+  if (desc) *desc = p->dev->desc;
+  return &p->dev->id;
 }
 
 /* ---- a session: every tensor in device memory ------------------------------ */
@@ -681,7 +769,7 @@ static bool launch_rows(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a) {
     return launch(s, x, k, k->fn1, a, (unsigned)((k->info.outs1 + per - 1) / per), 1,
                   (unsigned)k->info.block1);
   }
-  int64_t gx = k->info.vecs ? (rows * k->info.vecs + 63) / 64 : rows;
+  int64_t gx = k->info.vecs ? (rows * k->info.vecs + k->info.tile_m - 1) / k->info.tile_m : rows;
   if (gx > 0x7fffffff || k->info.grid_y > 65535) {
     snprintf(x->err, sizeof x->err, "kernel %s: a grid of %lld x %lld blocks is too large",
              k->name, (long long)gx, (long long)k->info.grid_y);
@@ -831,7 +919,7 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
     gy = 1;
     block = (unsigned)k->info.block1;
   } else {
-    gx = k->info.vecs ? (unsigned)((k->info.vecs + 63) / 64) : 1;
+    gx = k->info.vecs ? (unsigned)((k->info.vecs + k->info.tile_m - 1) / k->info.tile_m) : 1;
     gy = (unsigned)k->info.grid_y;
     block = (unsigned)k->info.block;
   }
@@ -879,6 +967,8 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
   free(args);
   return ok;
 }
+
+static bool cuda_sync(void *state, rt_exec *x) { return dev_sync(state, x); }
 
 static bool cuda_segment_begin(void *state, rt_exec *x) {
   cuda_sess *s = state;
@@ -1077,6 +1167,9 @@ const rt_backend rt_backend_cuda_emu = {
     .session_describe = cuda_session_describe,
     .segment_begin = cuda_segment_begin,
     .segment_end = cuda_segment_end,
+    .sync = cuda_sync,
+    .op_label = cuda_op_label,
+    .device = cuda_device,
 };
 
 const rt_backend rt_backend_cuda = {
@@ -1093,4 +1186,7 @@ const rt_backend rt_backend_cuda = {
     .session_describe = cuda_session_describe,
     .segment_begin = cuda_segment_begin,
     .segment_end = cuda_segment_end,
+    .sync = cuda_sync,
+    .op_label = cuda_op_label,
+    .device = cuda_device,
 };

@@ -407,6 +407,10 @@ int rt_gpu_cuda_open(rt_gpu **out, char *err, size_t errsize) {
   }
   size_t fr = 0, tot = 0;
   if (!c->f.mem_info(&fr, &tot)) c->g.free_bytes = (int64_t)fr;
+  snprintf(c->g.id.name, sizeof c->g.id.name, "%s", nm);
+  snprintf(c->g.id.arch, sizeof c->g.id.arch, "sm_%d%d", c->major, c->minor);
+  snprintf(c->g.id.driver, sizeof c->g.id.driver, "%d.%d", c->drv / 1000, c->drv % 1000 / 10);
+  cg_cuda_nvrtc_version(c->g.id.compiler, sizeof c->g.id.compiler);
   snprintf(c->g.desc, sizeof c->g.desc, "%s (sm_%d%d), driver %d.%d, %.1f of %.1f GiB free", nm,
            c->major, c->minor, c->drv / 1000, c->drv % 1000 / 10, (double)fr / (1 << 30),
            (double)tot / (1 << 30));

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codegen/cuda/cuda.h"
+
 struct cg_cache;
 
 typedef uint64_t rt_dptr; /* a device address; 0 is none */
@@ -79,6 +81,7 @@ struct rt_gpu {
   char desc[256];      /* the device: name, architecture, driver */
   char module[256];    /* how the module was built: compiler, cache, time */
   int64_t free_bytes;  /* device memory free when opened (0: unknown) */
+  cg_tuning_device id; /* the key of its entries in the tuning database */
 };
 
 /* The first GPU of the CUDA driver (0, or -1 with err: no driver, no

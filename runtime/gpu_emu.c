@@ -225,6 +225,11 @@ int rt_gpu_emu_open(rt_gpu **out, char *err, size_t errsize) {
   }
   e->g.ops = &emu_ops;
   snprintf(e->g.desc, sizeof e->g.desc, "the emulator (codegen/cuda/emu.h) on this CPU");
+  /* its tuning entries never match a GPU's */
+  snprintf(e->g.id.name, sizeof e->g.id.name, "emulator");
+  snprintf(e->g.id.arch, sizeof e->g.id.arch, "host");
+  snprintf(e->g.id.driver, sizeof e->g.id.driver, "-");
+  snprintf(e->g.id.compiler, sizeof e->g.id.compiler, "emu.h");
   *out = &e->g;
   return 0;
 }

@@ -106,6 +106,13 @@ typedef struct hsart_model_options {
                       (the chunk memory's) one session keeps in device
                       memory; older pages move to pinned host memory that
                       kernels read over the bus (0: as many as fit) */
+  const char *tuning_db; /* cuda backends: the tuning database whose winners
+                      configure the kernels' launches (NULL: $HSAC_TUNING_DB,
+                      else tuning.tsv in the kernel cache's directory;
+                      "none": every kernel in its default configuration);
+                      a malformed database fails the load, naming the line */
+  int tune_round;  /* hsart_tune's: 0 (use the database); N > 0 runs every
+                      tunable kernel in its candidate configuration N-1 */
 } hsart_model_options;
 
 /* Compiles the model description and binds the weights to it: every tensor
@@ -122,6 +129,17 @@ const char *hsart_model_backend(const hsart_model *m);
 /* One line: the backend, its target, kernels and compile time. */
 void hsart_model_describe(const hsart_model *m, char *buf, size_t size);
 const char *hsart_model_name(const hsart_model *m);
+
+/* The GPU a model of the cuda backends runs on. */
+typedef struct hsart_gpu_info {
+  char name[128];     /* "NVIDIA H200"; "emulator" for cuda-emu */
+  char arch[16];      /* "sm_90"; "host" */
+  char driver[32];    /* the CUDA driver's version; "-" */
+  char compiler[64];  /* "NVRTC 13.0"; "emu.h" */
+  char desc[256];     /* one line: name, architecture, driver, free memory */
+} hsart_gpu_info;
+/* 1 with *out for a model on a cuda backend; 0 (out untouched) otherwise. */
+int hsart_model_gpu(const hsart_model *m, hsart_gpu_info *out);
 
 /* Writes deterministic random weights for a model description: every
  * matrix N(0, 1/fan_in), norm gains 1, embeddings and learned rows N(0, 1),
@@ -145,6 +163,54 @@ typedef struct hsart_weights_info {
 hsart_status hsart_init_weights_report(const char *model_path, const char *out_path,
                                        uint64_t seed, const hsart_model_options *opts,
                                        hsart_weights_info *info, hsart_error *err);
+
+/* ---- tuning (cuda backends) ---------------------------------------------- */
+
+/* hsart_tune times every tunable kernel launch of a model (docs/cuda.md,
+ * "Tuning") in each of its candidate configurations, on the model's own
+ * shapes: one prefill of `length` tokens and `decode` steps, run `reps`
+ * times after a warm-up, the fastest run kept; each round compiles the
+ * whole model with every knob at its next candidate.  Each round's logits
+ * must agree with the first's (normalized error <= 1e-3), or its
+ * configurations are rejected.  The winner of each shape bucket (a
+ * candidate other than the default only when it is at least 3% faster)
+ * goes to the tuning database, keyed by the device. */
+typedef struct hsart_tune_options {
+  const char *weights_path; /* NULL: deterministic random weights (only the
+                               shapes matter) */
+  int64_t length;           /* prompt tokens per run (0: 4096) */
+  int decode;               /* decode steps after it (0: 32; -1: none) */
+  int reps;                 /* timed runs per round (0: 3) */
+  const char *db_path;      /* NULL: the default database (hsart_model_options) */
+  int dry_run;              /* measure, write nothing */
+  void (*progress)(void *user, const char *line); /* a line per round, or NULL */
+  void *user;
+} hsart_tune_options;
+
+typedef struct hsart_tune_result {
+  char bucket[160];         /* the shape bucket */
+  int ops;                  /* the model's ops in it */
+  int candidates;
+  char default_config[16], best[16];
+  double default_us, best_us; /* its kernels' time per run */
+  int rejected;             /* candidates whose logits disagreed */
+} hsart_tune_result;
+
+typedef struct hsart_tune_report {
+  hsart_gpu_info gpu;
+  char db_path[4096];       /* "" with dry_run */
+  int rounds;
+  double max_err;           /* the largest error of a round's logits */
+  hsart_tune_result *results; /* malloc'd (hsart_tune_report_free) */
+  int nresults;
+} hsart_tune_report;
+
+/* opts: the model's options (backend cuda, or cuda-emu to check the
+ * procedure without a GPU: its entries are keyed "emulator" and never
+ * configure a GPU).  *rep is filled (free it) on success. */
+hsart_status hsart_tune(const char *model_path, const hsart_model_options *opts,
+                        const hsart_tune_options *t, hsart_tune_report *rep, hsart_error *err);
+void hsart_tune_report_free(hsart_tune_report *rep);
 
 /* ---- sessions ----------------------------------------------------------- */
 
@@ -173,6 +239,9 @@ typedef struct hsart_session_options {
   int check_numerics;        /* scan every op's new rows for NaN and infinity
                                 and fail (HSART_ENUMERIC) naming the first op
                                 that produced one; logits are always checked */
+  int profile;               /* time every op (hsart_session_profile); a backend
+                                that queues work (cuda) is synced around
+                                each op, and batched decode runs op by op */
   hsart_progress_fn progress;
   hsart_logits_fn on_logits;
   void *user;                /* passed to the callbacks */
@@ -190,6 +259,24 @@ int64_t hsart_session_position(const hsart_session *s);
 /* One line on what the session holds where its backend has something to
  * say (cuda: device memory, pages moved to host memory); "" otherwise. */
 void hsart_session_describe(const hsart_session *s, char *buf, size_t size);
+
+/* One line of a session's profile: an op, for one kind of step. */
+typedef struct hsart_op_time {
+  char op[32];          /* the op's kind: "linear", "chunk_attention", ... */
+  char origin[96];      /* where the model description made it ("" if unknown) */
+  char kernel[80];      /* the kernel that ran it (cuda backends; "" elsewhere) */
+  char bucket[160];     /* cuda: its tunable launch's shape bucket ("" if none) */
+  char config[16];      /* ... and the configuration it ran in */
+  int candidates;       /* ... of this many (hsac tune's choices; 0: none) */
+  int one_row;          /* 1: steps of one row (decode); 0: segments of more */
+  int64_t calls;
+  double ms;            /* wall time, the device synced before and after */
+} hsart_op_time;
+/* The session's profile so far (created with opts.profile): an entry per
+ * op and kind of step that ran, in plan order; at most cap go to out (may
+ * be NULL).  Returns the number of entries, or -1 when the session does
+ * not profile. */
+int64_t hsart_session_profile(const hsart_session *s, hsart_op_time *out, int64_t cap);
 
 /* Appends n tokens, in segments of opts.segment tokens. */
 hsart_status hsart_prefill(hsart_session *s, const int32_t *tokens, int64_t n);

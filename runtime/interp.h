@@ -81,6 +81,12 @@ struct rt_exec {
                             (rt_backend.device_resident) copies every op's new
                             rows back to the host stores, as check_numerics
                             does (for tests that read any value's rows) */
+  /* the profiler (hsart_session_options.profile), or NULL: per value index
+   * v of an op's first result, the time and the runs of the op, at [2v] for
+   * segments of several rows and [2v+1] for one-row steps; rt_exec_free
+   * frees them, rt_exec_reset keeps them */
+  double *prof_ms;
+  int64_t *prof_calls;
   /* scratch for reading converted rows; grown on demand */
   float *scratch[4];
   size_t scratch_cap[4];

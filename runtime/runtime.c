@@ -16,6 +16,7 @@
 
 #include "hsac_version.h"
 #include "codegen/cpu/kernels.h" /* cg_wtype: how a linear matrix is held */
+#include "codegen/cuda/cuda.h"  /* cg_tuning_device */
 #include "passes/pipeline.h"
 #include "runtime/backend.h"
 #include "runtime/interp.h"
@@ -155,6 +156,8 @@ static hsart_status compile_backend(hsart_model *m, const hsart_model_options *o
                            .gpu_bf16 = opts && opts->gpu_bf16,
                            .cpu_bf16 = opts && opts->cpu_bf16,
                            .gpu_page_bytes = opts ? opts->gpu_page_bytes : 0,
+                           .tuning_db = opts ? opts->tuning_db : NULL,
+                           .tune_round = opts ? opts->tune_round : 0,
                            .raw_file = f};
   char msg[1024];
   hsart_status st = m->be->compile(m->g, (const float *const *)m->weights, &cfg, &m->program,
@@ -344,6 +347,19 @@ void hsart_model_describe(const hsart_model *m, char *buf, size_t size) {
 int64_t hsart_model_vocab(const hsart_model *m) { return m->vocab; }
 const char *hsart_model_name(const hsart_model *m) { return m->g->name; }
 
+int hsart_model_gpu(const hsart_model *m, hsart_gpu_info *out) {
+  if (!m->be->device || !m->program) return 0;
+  const char *desc = "";
+  const cg_tuning_device *d = m->be->device(m->program, &desc);
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", d->name);
+  snprintf(out->arch, sizeof out->arch, "%s", d->arch);
+  snprintf(out->driver, sizeof out->driver, "%s", d->driver);
+  snprintf(out->compiler, sizeof out->compiler, "%s", d->compiler);
+  snprintf(out->desc, sizeof out->desc, "%s", desc);
+  return 1;
+}
+
 /* ---- deterministic random weights ---------------------------------------- */
 
 static uint64_t splitmix(uint64_t *s) {
@@ -496,12 +512,23 @@ hsart_status hsart_session_create(const hsart_model *m, const hsart_session_opti
   hsart_status st = s->logits ? rt_exec_init(&s->x, m->g, (const float *const *)m->weights, q,
                                              NULL, msg, sizeof msg)
                               : HSART_ENOMEM;
+  bool inited = false;
   if (st == HSART_OK && m->be->session_init) {
     st = m->be->session_init(m->program, &s->x, &s->be_state, msg, sizeof msg);
+    inited = st == HSART_OK;
     if (st == HSART_OK) rt_exec_set_backend(&s->x, m->be, s->be_state, m->be->wide_history);
   }
   s->x.check_numerics = s->opt.check_numerics != 0;
+  if (st == HSART_OK && s->opt.profile) {
+    s->x.prof_ms = calloc(2 * (size_t)s->x.nvals + 2, sizeof *s->x.prof_ms);
+    s->x.prof_calls = calloc(2 * (size_t)s->x.nvals + 2, sizeof *s->x.prof_calls);
+    if (!s->x.prof_ms || !s->x.prof_calls) {
+      snprintf(msg, sizeof msg, "out of memory");
+      st = HSART_ENOMEM;
+    }
+  }
   if (st != HSART_OK) {
+    if (inited && m->be->session_free) m->be->session_free(s->be_state);
     set_err(err, st, "%s", s->logits ? msg : "out of memory");
     rt_exec_free(&s->x);
     free(s->logits);
@@ -526,6 +553,38 @@ hsart_status hsart_session_reset(hsart_session *s) {
   s->have_logits = false;
   s->err[0] = 0;
   return HSART_OK;
+}
+
+int64_t hsart_session_profile(const hsart_session *s, hsart_op_time *out, int64_t cap) {
+  const rt_exec *x = &s->x;
+  if (!x->prof_ms) return -1;
+  int64_t n = 0;
+  for (const ir_op *op = x->g->first; op; op = op->next) {
+    if (!op->nout) continue;
+    for (int one = 0; one < 2; one++) {
+      size_t at = 2 * (size_t)op->out[0]->index + (size_t)one;
+      if (!x->prof_calls[at]) continue;
+      if (out && n < cap) {
+        hsart_op_time *e = &out[n];
+        memset(e, 0, sizeof *e);
+        snprintf(e->op, sizeof e->op, "%s", ir_ops[op->code].name);
+        snprintf(e->origin, sizeof e->origin, "%s", op->origin ? op->origin : "");
+        if (s->m->be->op_label) {
+          rt_op_label l;
+          s->m->be->op_label(s->m->program, op, one, &l);
+          snprintf(e->kernel, sizeof e->kernel, "%s", l.kernel);
+          snprintf(e->bucket, sizeof e->bucket, "%s", l.bucket);
+          snprintf(e->config, sizeof e->config, "%s", l.config);
+          e->candidates = l.candidates;
+        }
+        e->one_row = one;
+        e->calls = x->prof_calls[at];
+        e->ms = x->prof_ms[at];
+      }
+      n++;
+    }
+  }
+  return n;
 }
 
 const char *hsart_session_error(const hsart_session *s) { return s->err; }

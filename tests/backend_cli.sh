@@ -117,9 +117,33 @@ else
   run --backend cuda >"$tmp/gpu.txt" 2>/dev/null || bad "run --backend cuda"
   cmp -s "$tmp/ref.txt" "$tmp/gpu.txt" && ok || bad "greedy text of cuda differs from ref"
 fi
-# hsac tune: without a GPU it says so; with one, that it cannot tune yet; exit 1 either way
-expect 1 "GPU"                    -- tune "$tiny"
+# hsac tune: without a GPU it says so and exits 1; under the emulator it
+# runs its rounds, writes the database, and a run -v reads it; a malformed
+# database is named with its line, by tune and by run
+if "$hsac" version | grep -q "^GPU none"; then
+  expect 1 "no GPU"                 -- tune "$tiny"
+fi
 expect 1 "cannot read"            -- tune "$tmp/missing.hsa"
+expect 2 "hsac tune tunes the CUDA kernels" -- tune "$tiny" --backend cpu
+expect 2 "--length expects"       -- tune "$tiny" --backend cuda-emu --length 0
+expect 2 "--dry-run writes nothing" -- tune "$tiny" --backend cuda-emu --dry-run --tuning-db "$tmp/x.tsv"
+expect 2 "--tuning-db goes with --backend cuda" -- run "$tiny" --weights "$tmp/w.st" --prompt x --tuning-db "$tmp/x.tsv"
+export HSAC_TUNING_DB="$tmp/tuning.tsv"
+expect 0 "wrote [0-9]* entries to $tmp/tuning.tsv" -- tune "$tiny" --backend cuda-emu --length 40 --decode 2 --reps 1
+grep -q "^emulator	host	-	emu.h	linear f32 in<=64 out<=64	" "$tmp/tuning.tsv" && ok || { bad "tuning database"; cat "$tmp/tuning.tsv"; }
+expect 0 "tunable launches configured by $tmp/tuning.tsv" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --backend cuda-emu -v
+expect 0 "nothing written"        -- tune "$tiny" --backend cuda-emu --length 20 --decode 0 --reps 1 --dry-run
+printf 'emulator\thost\t-\temu.h\tlinear f32 in<=64 out<=64\t64x64\tslow\t1\n' >>"$tmp/tuning.tsv"
+cp "$tmp/tuning.tsv" "$tmp/tuning.bad"
+n=$(wc -l <"$tmp/tuning.tsv")
+expect 1 "tuning.tsv:$n: error: bad time" -- tune "$tiny" --backend cuda-emu --length 20 --reps 1
+cmp -s "$tmp/tuning.tsv" "$tmp/tuning.bad" && ok || bad "tune replaced a malformed database"
+expect 1 "tuning.tsv:$n: error: bad time" -- run "$tiny" --weights "$tmp/w.st" --prompt x --backend cuda-emu
+expect 0 "default launch configurations (no tuning database)" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --backend cuda-emu --tuning-db none -v
+unset HSAC_TUNING_DB
+# run --profile: every op's time, on any backend
+expect 0 "hsac: profile: .* op entries"  -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --backend ref --profile
+expect 0 "chunk_attention f32 d=16 chunk=16 k=4 heads/kv=4 weighted: nt128" -- run "$tiny" --weights "$tmp/w.st" --prompt "a longer prompt than one chunk of sixteen" --max-new 2 --backend cuda-emu --tuning-db none --profile
 expect 0 "^GPU "                  -- version
 # --cpu-math bf16: the arithmetic -v names (by what this CPU has), the ref
 # rounding as it does, the forced AVX2 target's FMAs; what it refuses

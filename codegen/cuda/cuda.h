@@ -26,9 +26,9 @@ struct cg_cache;
 typedef struct cg_cuda_info {
   int block;                 /* threads per block */
   int64_t grid_y;            /* blocks along y: heads, groups, column tiles */
-  int64_t rows_per_block;    /* segment rows per block along x: 1, or for a
-                                linear's tiles 64 / vectors per row (x then
-                                counts tiles of 64 logical rows) */
+  int64_t tile_m;            /* a linear: logical rows per block along x (x
+                                counts tiles of tile_m logical rows); 0 for
+                                the others: one segment row per block */
   int64_t vecs;              /* linear: logical rows per segment row */
   int64_t scratch_fixed;     /* floats of global scratch per block ... */
   int64_t scratch_per_t1;    /* ... plus this many per token of context */
@@ -47,6 +47,93 @@ typedef enum cg_cuda_math {
                         (mma.sync m16n8k16: bf16 inputs, f32 accumulation) */
 } cg_cuda_math;
 
+/* ---- launch configurations: what `hsac tune` chooses ----------------------
+ *
+ * A kernel has up to two knobs, each with a few candidate configurations
+ * (candidate 0 is the default):
+ *   CG_KNOB_MAIN  the kernel's own launch: a linear's tile (f32: 64, 128 or
+ *                 32 rows by 64 columns, 256 threads; tensor cores: 2 x 2,
+ *                 4 x 2, 2 x 4 or 1 x 2 warps of 32 x 32), or the threads per
+ *                 block of attention, HSA's f32 sparse attention, retrieval
+ *                 and top-k;
+ *   CG_KNOB_GEMV  a linear's decode GEMV: threads per block.
+ * The other kernels have no knob.  Every candidate computes the same
+ * function; the runtime's tests check each one against the reference. */
+typedef enum cg_cuda_knob { CG_KNOB_MAIN = 0, CG_KNOB_GEMV = 1, CG_KNOB_COUNT = 2 } cg_cuda_knob;
+enum { CG_CUDA_MAX_CANDIDATES = 4 };
+
+/* The candidate picked for each knob (0: the default). */
+typedef struct cg_cuda_cfg {
+  int pick[CG_KNOB_COUNT];
+} cg_cuda_cfg;
+
+/* The candidates of the kernel's knob: their number (0: the kernel has no
+ * such knob), and their names ("64x64", "nt128", ...; static storage) in
+ * names (may be NULL). */
+int cg_cuda_candidates(const cg_kernel_req *req, cg_cuda_math math, cg_cuda_knob knob,
+                       const char *names[CG_CUDA_MAX_CANDIDATES]);
+/* The shape bucket of the kernel's knob, the key under which a tuning
+ * database keeps its winner: the kernel's kind, its arithmetic and the
+ * constants that decide which configuration is fastest (a linear's widths
+ * rounded up to powers of two; the others' head width, chunk size, top-k
+ * and heads per group), e.g. "linear f32 in<=512 out<=2048".  false if the
+ * knob does not apply. */
+bool cg_cuda_bucket(const cg_kernel_req *req, cg_cuda_math math, cg_cuda_knob knob, char *buf,
+                    size_t size);
+
+/* ---- the tuning database (tuning.c) ---------------------------------------
+ *
+ * What `hsac tune` measured: per device and shape bucket, the fastest
+ * candidate of a knob.  A text file, one entry per line, eight fields
+ * separated by tabs:
+ *   device  arch  driver  compiler  bucket  config  us  default_us
+ * (the GPU's name, "sm_90", the driver's version, "NVRTC 13.0", the
+ * bucket of cg_cuda_bucket, the winner's candidate name, and the time per
+ * run of the bucket's kernels with the winner and with the default, in
+ * microseconds).  Lines starting with '#' and empty lines are comments.
+ * The file lives at $HSAC_TUNING_DB, else tuning.tsv in the kernel cache's
+ * directory (which `hsac cache clear` leaves alone). */
+typedef struct cg_tuning_device {
+  char name[128];     /* "NVIDIA H200", or "emulator" */
+  char arch[16];      /* "sm_90", or "host" */
+  char driver[32];    /* "13.0", or "-" */
+  char compiler[64];  /* "NVRTC 13.0", or the emulator's C++ compiler */
+} cg_tuning_device;
+
+typedef struct cg_tuning_entry {
+  cg_tuning_device dev;
+  char bucket[160];
+  char config[16];
+  double us, default_us;
+} cg_tuning_entry;
+
+typedef struct cg_tuning {
+  cg_tuning_entry *e;
+  int n, cap;
+} cg_tuning;
+
+/* The database's path: $HSAC_TUNING_DB if set and non-empty, else
+ * tuning.tsv in the kernel cache's directory.  0, or -1 with err. */
+int cg_tuning_path(char *buf, size_t size, char *err, size_t errsize);
+/* Reads the database at path into *t (zeroed first; a missing file is an
+ * empty database).  0, or -1 with err: "PATH:LINE: what is wrong" for a
+ * malformed line (the file is left as it is). */
+int cg_tuning_load(cg_tuning *t, const char *path, char *err, size_t errsize);
+/* The entry of bucket on dev, or NULL. */
+const cg_tuning_entry *cg_tuning_find(const cg_tuning *t, const cg_tuning_device *dev,
+                                      const char *bucket);
+/* Adds e to *t, replacing the entry of the same device and bucket.  0, or
+ * -1 out of memory. */
+int cg_tuning_set(cg_tuning *t, const cg_tuning_entry *e);
+/* Merges n entries into the database at path: under an exclusive lock
+ * (PATH.lock), the file is read again, the entries set, and the result
+ * written to a temporary and renamed over it; the directory is made if
+ * needed.  A malformed file is an error and is not replaced.  0, or -1
+ * with err. */
+int cg_tuning_save(const char *path, const cg_tuning_entry *e, int n, char *err,
+                   size_t errsize);
+void cg_tuning_free(cg_tuning *t);
+
 /* Wt[i][o] = w[o][i] for a linear's weights [O, I]. */
 void cg_cuda_transpose(const float *w, int64_t O, int64_t I, float *wt);
 
@@ -54,9 +141,12 @@ void cg_cuda_transpose(const float *w, int64_t O, int64_t I, float *wt);
 bool cg_cuda_supported(const cg_kernel_req *req, char *why, size_t size);
 
 /* Appends kernel `name` (and, for a linear, name_1) to *buf (malloc'd,
- * *len bytes, grown as needed).  0, or -1 with err. */
-int cg_cuda_emit(const cg_kernel_req *req, cg_cuda_math math, const char *name, char **buf,
-                 size_t *len, cg_cuda_info *info, char *err, size_t errsize);
+ * *len bytes, grown as needed), in the configuration cfg picks (NULL: the
+ * defaults; a pick past a knob's candidates is an error).  0, or -1 with
+ * err. */
+int cg_cuda_emit(const cg_kernel_req *req, cg_cuda_math math, const cg_cuda_cfg *cfg,
+                 const char *name, char **buf, size_t *len, cg_cuda_info *info, char *err,
+                 size_t errsize);
 
 /* Appends the text every module starts with: the slot numbers of
  * kernels.h as macros, prelude.cuh, then the module's one fixed kernel,

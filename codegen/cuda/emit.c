@@ -114,14 +114,153 @@ static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS) {
          4 * (MR * (PP + 1) + 3 * MR) + 4 * KS + 8;
 }
 
-int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, char **buf,
-                 size_t *len, cg_cuda_info *info, char *err, size_t errsize) {
+/* Whether chunk_attention runs on the tensor cores (chunk_attention_mma). */
+static bool sparse_on_mma(const cg_kernel_req *q, cg_cuda_math math) {
+  const ir_op *op = q->op;
+  if (op->code != IR_CHUNK_ATTENTION || math != CG_CUDA_BF16) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
+  int64_t grp = Hq / DIMN(op->in[1], 2), KS = DIMN(op->in[3], 2);
+  return grp <= 64 && sparse_mma_smem(grp, d, P, KS) <= 48 * 1024;
+}
+
+/* Threads per block of the top-k lists (retrieve, topk): the default
+ * halves 64 while the lists' shared memory (nt * K * 8 bytes) passes 32 KB. */
+static int lists_nt(int64_t K) {
+  int nt = 64;
+  while (nt > 32 && nt * K * 8 > 32768) nt /= 2;
+  return nt;
+}
+
+/* The candidates of a knob (see cuda.h): their values (a linear's f32 tile
+ * rows; its tensor-core warps as 16 * rows + columns; else threads per
+ * block) and names.  Candidate 0 is the default. */
+static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob knob,
+                       int vals[CG_CUDA_MAX_CANDIDATES], const char *names[CG_CUDA_MAX_CANDIDATES]) {
+  static const char *const nts[] = {"nt32", "nt64", "nt128", "nt256"};
+  const ir_op *op = q->op;
+  int n = 0;
+#define CAND(v, nm) (vals[n] = (v), names[n] = (nm), n++)
+  if (knob == CG_KNOB_GEMV) {
+    if (op->code != IR_LINEAR) return 0;
+    CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
+    return n;
+  }
+  switch (op->code) {
+  case IR_LINEAR:
+    if (math == CG_CUDA_BF16) {
+      CAND(2 * 16 + 2, "64x64"), CAND(4 * 16 + 2, "128x64"), CAND(2 * 16 + 4, "64x128");
+      CAND(1 * 16 + 2, "32x64");
+    } else {
+      CAND(64, "64x64"), CAND(128, "128x64"), CAND(32, "32x64");
+    }
+    return n;
+  case IR_ATTENTION:
+    CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
+    return n;
+  case IR_CHUNK_ATTENTION:
+    if (sparse_on_mma(q, math)) return 0;
+    CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
+    return n;
+  case IR_TOPK: {
+    int64_t K = ir_attr_i(op, "k", 1);
+    int def = lists_nt(K);
+    CAND(def, nts[def == 32 ? 0 : 1]);
+    for (int nt = 32, i = 0; nt <= 128; nt *= 2, i++)
+      if (nt != def && nt * K * 8 <= 32768) CAND(nt, nts[i]);
+    return n;
+  }
+  default:
+    return 0;
+  }
+#undef CAND
+}
+
+int cg_cuda_candidates(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob knob,
+                       const char *names[CG_CUDA_MAX_CANDIDATES]) {
+  int vals[CG_CUDA_MAX_CANDIDATES];
+  const char *nm[CG_CUDA_MAX_CANDIDATES];
+  int n = knob_values(q, math, knob, vals, nm);
+  if (names)
+    for (int i = 0; i < n; i++) names[i] = nm[i];
+  return n;
+}
+
+static long long pow2_up(int64_t v) {
+  long long p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+bool cg_cuda_bucket(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob knob, char *buf,
+                    size_t size) {
+  if (!cg_cuda_candidates(q, math, knob, NULL)) return false;
+  const ir_op *op = q->op;
+  const char *ar = math == CG_CUDA_BF16 ? "bf16" : "f32";
+  switch (op->code) {
+  case IR_LINEAR:
+    snprintf(buf, size, "%s %s in<=%lld out<=%lld", knob == CG_KNOB_GEMV ? "gemv" : "linear", ar,
+             pow2_up(DIMN(op->in[1], 1)), pow2_up(DIMN(op->in[1], 0)));
+    return true;
+  case IR_ATTENTION: {
+    const ir_value *qv = op->in[0];
+    int rank = qv->type.rank;
+    if (rank == 3)
+      snprintf(buf, size, "attention %s d=%lld heads/kv=%lld %s", ar, (long long)LAST(qv),
+               (long long)(DIMN(qv, 1) / DIMN(op->in[1], 1)),
+               ir_attr_i(op, "window", 0) > 0 ? "window" : "causal");
+    else
+      snprintf(buf, size, "attention %s d=%lld in-chunk rows=%lld", ar, (long long)LAST(qv),
+               (long long)DIMN(qv, rank - 3));
+    return true;
+  }
+  case IR_CHUNK_ATTENTION: {
+    const ir_attr *merge = ir_get_attr(op, "merge");
+    snprintf(buf, size, "chunk_attention %s d=%lld chunk=%lld k=%lld heads/kv=%lld %s", ar,
+             (long long)DIMN(op->in[0], 2), (long long)DIMN(op->in[1], 1),
+             (long long)DIMN(op->in[3], 2), (long long)(DIMN(op->in[0], 1) / DIMN(op->in[1], 2)),
+             merge && !strcmp(merge->s, "joint") ? "joint" : "weighted");
+    return true;
+  }
+  case IR_TOPK:
+    if (q->scores)
+      snprintf(buf, size, "retrieve %s k=%lld d=%lld", ar, (long long)ir_attr_i(op, "k", 1),
+               (long long)DIMN(q->scores->in[0], 2));
+    else
+      snprintf(buf, size, "topk %s k=%lld", ar, (long long)ir_attr_i(op, "k", 1));
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* The value of cfg's pick for a knob (its default without cfg), or -1 with
+ * err when the pick is not a candidate. */
+static int knob_pick(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *cfg,
+                     cg_cuda_knob knob, char *err, size_t errsize) {
+  int vals[CG_CUDA_MAX_CANDIDATES];
+  const char *names[CG_CUDA_MAX_CANDIDATES];
+  int n = knob_values(q, math, knob, vals, names);
+  int pick = cfg ? cfg->pick[knob] : 0;
+  if (n == 0 && pick == 0) return 0;
+  if (pick < 0 || pick >= n) {
+    snprintf(err, errsize, "internal error: configuration %d of a %s kernel's %s knob (it has %d)",
+             pick, ir_ops[q->op->code].name, knob == CG_KNOB_GEMV ? "gemv" : "main", n);
+    return -1;
+  }
+  return vals[pick];
+}
+
+int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *cfg,
+                 const char *name, char **buf, size_t *len, cg_cuda_info *info, char *err,
+                 size_t errsize) {
   if (!cg_cuda_supported(q, err, errsize)) return -1;
   const ir_op *op = q->op;
   memset(info, 0, sizeof *info);
   info->block = NT;
   info->grid_y = 1;
-  info->rows_per_block = 1;
+  int main_v = knob_pick(q, math, cfg, CG_KNOB_MAIN, err, errsize);
+  int gemv_v = knob_pick(q, math, cfg, CG_KNOB_GEMV, err, errsize);
+  if (main_v < 0 || gemv_v < 0) return -1;
   sb s = {buf, len, false};
   char h0[48], h1[48], h2[48], h3[48], h4[48], f[64], call[1024];
   const ir_value *x = op->code == IR_TOPK && q->scores ? q->scores->in[0] : op->in[0];
@@ -184,22 +323,28 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
     int64_t V = 1;
     for (int i = 1; i < t->rank - 1; i++) V *= t->dims[i].n;
     bool tc = math == CG_CUDA_BF16;
-    info->block = tc ? 128 : 256;
+    int wm = main_v / 16, wn = main_v % 16; /* tensor cores: warps */
+    info->block = tc ? 32 * wm * wn : 256;
+    info->tile_m = tc ? 32 * wm : main_v;
     info->vecs = V;
-    info->grid_y = (O + 63) / 64;
+    info->grid_y = tc ? (O + 32 * wn - 1) / (32 * wn) : (O + 63) / 64;
     info->one_row = true;
     info->wt = true;
-    info->block1 = NT;
+    info->block1 = gemv_v;
     info->outs1 = V * O;
-    snprintf(call, sizeof call, "hs::%s<%s, %lldll, %lldll>(a)", tc ? "linear_mma" : "linear",
-             hre(q, 0, h0, sizeof h0), (long long)I, (long long)O);
+    if (tc)
+      snprintf(call, sizeof call, "hs::linear_mma<%d, %d, %s, %lldll, %lldll>(a)", wm, wn,
+               hre(q, 0, h0, sizeof h0), (long long)I, (long long)O);
+    else
+      snprintf(call, sizeof call, "hs::linear<%d, %s, %lldll, %lldll>(a)", main_v,
+               hre(q, 0, h0, sizeof h0), (long long)I, (long long)O);
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1(const __grid_constant__ "
             "hs_args a) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
-        NT, name, NT, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
+        gemv_v, name, gemv_v, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1b(const __grid_constant__ "
             "hs_batch b) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(b.s[blockIdx.z]);\n}\n"
             "HS_EMU_ENTRY_BATCH(%s_1b)\n",
-        NT, name, NT, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
+        gemv_v, name, gemv_v, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
     linear = true;
     break;
   }
@@ -209,6 +354,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
     int64_t d = LAST(qv), Hq = DIMN(qv, rank - 2), Hk = DIMN(kv, rank - 2);
     int64_t P = rank == 3 ? 1 : DIMN(qv, rank - 3);
     info->grid_y = rank == 3 ? Hq : P * Hq;
+    nt = info->block = main_v;
     snprintf(call, sizeof call,
              "hs::attention<%d, %d, %s, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s>(a)", nt,
              rank, ir_attr_i(op, "causal", 1) ? "true" : "false", (long long)Hq, (long long)Hk,
@@ -222,7 +368,8 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
     int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(K, 1), Hk = DIMN(K, 2);
     int64_t grp = Hq / Hk, KS = DIMN(I, 2);
     bool joint = merge && !strcmp(merge->s, "joint");
-    if (math == CG_CUDA_BF16 && grp <= 64 && sparse_mma_smem(grp, d, P, KS) <= 48 * 1024) {
+    (void)grp;
+    if (sparse_on_mma(q, math)) {
       /* the query heads of a KV head as the rows of the mma tiles */
       info->grid_y = Hk;
       snprintf(call, sizeof call,
@@ -235,6 +382,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
       break;
     }
     info->grid_y = Hq;
+    nt = info->block = main_v;
     snprintf(call, sizeof call,
              "hs::chunk_attention<%d, %s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
              "%s, %s>(a, %d)",
@@ -293,9 +441,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
     const ir_op *sc = op->code == IR_LANDMARK_SCORES ? op : q->scores;
     if (op->code == IR_TOPK && !sc) {
       int64_t K = ir_attr_i(op, "k", 1), G = DIMN(op->in[0], 1);
-      nt = 64;
-      while (nt > 32 && nt * K * 8 > 32768) nt /= 2;
-      info->block = nt;
+      nt = info->block = main_v;
       info->grid_y = G;
       snprintf(call, sizeof call, "hs::topk<%d, %lld, %lldll, %s>(a)", nt, (long long)G,
                (long long)K, hre(q, 0, h0, sizeof h0));
@@ -315,9 +461,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const char *name, ch
                consts, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), f);
     } else {
       int64_t K = ir_attr_i(op, "k", 1);
-      nt = 64;
-      while (nt > 32 && nt * K * 8 > 32768) nt /= 2;
-      info->block = nt;
+      nt = info->block = main_v;
       info->grid_y = G;
       snprintf(call, sizeof call, "hs::retrieve<%d, %s, %lldll, %s, %s>(a, (float)%s)", nt,
                consts, (long long)K, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), f);

@@ -278,44 +278,49 @@ HS_INLINE void slot_weights(const hs_args &a) {
 // C[m, o] = sum_i X[m, i] W[o, i], with W stored transposed, Wt[i][o]
 // (the runtime transposes it once: a warp then reads 32 consecutive
 // outputs' weights).  X's logical rows are the V vectors of I floats of
-// each segment row.  64 x 64 output tiles, 16 x 16 threads of 4 x 4 each,
-// 16-deep slices of X and Wt staged in shared memory.  Every output is one
-// fmaf chain over i = 0 .. I-1, so the decode version below gives the same
-// bits.  blockIdx.x: tiles of rows, blockIdx.y: tiles of columns.
-template <int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+// each segment row.  BM x 64 output tiles (BM = 32, 64 or 128: hsac tune's
+// choice), 16 x 16 threads of BM/16 x 4 each, 16-deep slices of X and Wt
+// staged in shared memory.  Every output is one fmaf chain over i = 0 ..
+// I-1 whatever the tile, so the decode version below gives the same bits.
+// blockIdx.x: tiles of rows, blockIdx.y: tiles of columns.
+template <int BM, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void linear(const hs_args &a) {
-  __shared__ float xs[16][64 + 1];
+  static_assert(BM % 16 == 0, "tile rows: a multiple of 16");
+  constexpr int TM = BM / 16;
+  __shared__ float xs[16][BM + 1];
   __shared__ float ws[16][64 + 1];
   const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
   hs_i64 V = out_elems(a) / O;
   hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
-  hs_i64 m0 = (hs_i64)blockIdx.x * 64, o0 = (hs_i64)blockIdx.y * 64;
+  hs_i64 m0 = (hs_i64)blockIdx.x * BM, o0 = (hs_i64)blockIdx.y * 64;
   int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-  float acc[4][4];
-  for (int i = 0; i < 4; i++)
+  float acc[TM][4];
+  for (int i = 0; i < TM; i++)
     for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
   for (hs_i64 k0 = 0; k0 < I; k0 += 16) {
-    for (int e = threadIdx.x; e < 64 * 16; e += 256) {
+    for (int e = threadIdx.x; e < BM * 16; e += 256) {
       int mm = e / 16, kk = e % 16; /* consecutive threads: consecutive i */
       hs_i64 m = m0 + mm, k = k0 + kk;
       xs[kk][mm] = m < M && k < I
                        ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
                        : 0.0f;
+    }
+    for (int e = threadIdx.x; e < 64 * 16; e += 256) {
       int oo = e % 64, kw = e / 64; /* consecutive threads: consecutive o */
       ws[kw][oo] = o0 + oo < O && k0 + kw < I ? Wt[(k0 + kw) * O + o0 + oo] : 0.0f;
     }
     __syncthreads();
     for (int kk = 0; kk < 16 && k0 + kk < I; kk++) {
-      float xr[4], wr[4];
-      for (int i = 0; i < 4; i++) xr[i] = xs[kk][ty * 4 + i];
+      float xr[TM], wr[4];
+      for (int i = 0; i < TM; i++) xr[i] = xs[kk][ty * TM + i];
       for (int j = 0; j < 4; j++) wr[j] = ws[kk][tx * 4 + j];
-      for (int i = 0; i < 4; i++)
+      for (int i = 0; i < TM; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = fmaf(xr[i], wr[j], acc[i][j]);
     }
     __syncthreads();
   }
-  for (int i = 0; i < 4; i++) {
-    hs_i64 m = m0 + ty * 4 + i;
+  for (int i = 0; i < TM; i++) {
+    hs_i64 m = m0 + ty * TM + i;
     if (m >= M) continue;
     float *o = out_row(a, HS_A_OUT0, a.s[HS_A_R0] + m / V) + (m % V) * O;
     for (int j = 0; j < 4; j++) {
@@ -399,30 +404,34 @@ HS_INLINE void frag_b(unsigned r[2], const unsigned short *p) {
 }
 
 // linear on tensor cores: X and Wt rounded to bf16 as they are staged in
-// shared memory, f32 accumulation.  4 warps, 64 x 64 output tiles, each
-// warp 32 x 32 (2 x 4 mma tiles per 16-deep step).
-template <int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+// shared memory, f32 accumulation.  WM x WN warps (hsac tune's choice; 2 x
+// 2 by default), each 32 x 32 of a (32 WM) x (32 WN) output tile: 2 x 4 mma
+// tiles per 16-deep step.  Every output sums its products in the same
+// order whatever the tile.
+template <int WM, int WN, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void linear_mma(const hs_args &a) {
-  constexpr int LD = 24;
-  __shared__ __align__(16) unsigned short xs[64 * LD];
-  __shared__ __align__(16) unsigned short ws[64 * LD];
+  constexpr int LD = 24, BM = 32 * WM, BN = 32 * WN, NTH = 32 * WM * WN;
+  __shared__ __align__(16) unsigned short xs[BM * LD];
+  __shared__ __align__(16) unsigned short ws[BN * LD];
   const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
   hs_i64 V = out_elems(a) / O;
   hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
-  hs_i64 m0 = (hs_i64)blockIdx.x * 64, o0 = (hs_i64)blockIdx.y * 64;
-  int w = threadIdx.x >> 5, wm = (w >> 1) * 32, wn = (w & 1) * 32;
+  hs_i64 m0 = (hs_i64)blockIdx.x * BM, o0 = (hs_i64)blockIdx.y * BN;
+  int w = threadIdx.x >> 5, wm = (w / WN) * 32, wn = (w % WN) * 32;
   float acc[2][4][4];
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 4; j++)
       for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
   for (hs_i64 k0 = 0; k0 < I; k0 += 16) {
-    for (int e = threadIdx.x; e < 64 * 16; e += 128) {
+    for (int e = threadIdx.x; e < BM * 16; e += NTH) {
       int mm = e / 16, kk = e % 16;
       hs_i64 m = m0 + mm, k = k0 + kk;
       xs[mm * LD + kk] = bf16_bits(
           m < M && k < I ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
                          : 0.0f);
-      int oo = e % 64, kw = e / 64;
+    }
+    for (int e = threadIdx.x; e < BN * 16; e += NTH) {
+      int oo = e % BN, kw = e / BN;
       ws[oo * LD + kw] =
           bf16_bits(o0 + oo < O && k0 + kw < I ? Wt[(k0 + kw) * O + o0 + oo] : 0.0f);
     }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "codegen/cache.h"
@@ -25,6 +26,7 @@
 #include "runtime/backend.h"
 #include "runtime/hsa_runtime.h"
 #include "testutil.h"
+#include "util/fileio.h"
 
 static const char *const models[] = {"dense",       "swa",         "drt_gca",
                                      "hsa_ramba",   "paper_swa_hsa", "passkey_hsa",
@@ -224,20 +226,30 @@ static void test_nvrtc(void) {
     hsac_compilation c;
     hsac_init(&c);
     CU_ASSERT_EQUAL_FATAL(hsac_compile(&c, model, NULL, 0, HSAC_STAGE_IR), HSAC_OK);
-    for (int tc = 0; tc < 2; tc++) { /* f32, and the tensor-core kernels */
-      char *src = NULL, err[1024];
-      int mk = 0;
-      CU_ASSERT_EQUAL_FATAL(rt_cuda_module_text(c.graph, tc, &src, &mk, err, sizeof err),
-                            HSART_OK);
-      CU_ASSERT(mk > 0);
-      CU_ASSERT(add_kernels(&all, &len, head, src, &nk));
-      if (tc) CU_ASSERT(tu_contains(src, "hs::chunk_attention_mma<") || !strstr(src, "hs::chunk_attention<"));
-      free(src);
-    }
+    /* f32, and the tensor-core kernels; in the default launch
+     * configurations (round 0) and in each of hsac tune's (rounds 2..) */
+    for (int tc = 0; tc < 2; tc++)
+      for (int round = 0; round <= CG_CUDA_MAX_CANDIDATES; round += round ? 1 : 2) {
+        char *src = NULL, err[1024];
+        int mk = 0;
+        CU_ASSERT_EQUAL_FATAL(
+            rt_cuda_module_text(c.graph, tc, round, &src, &mk, err, sizeof err), HSART_OK);
+        CU_ASSERT(mk > 0);
+        CU_ASSERT(add_kernels(&all, &len, head, src, &nk));
+        if (tc)
+          CU_ASSERT(tu_contains(src, "hs::chunk_attention_mma<") ||
+                    !strstr(src, "hs::chunk_attention<"));
+        free(src);
+      }
     hsac_free(&c);
   }
   CU_ASSERT(tu_contains(all, "hs::linear_mma<"));
   CU_ASSERT(tu_contains(all, "hs::chunk_attention_mma<"));
+  /* hsac tune's candidates are among them */
+  CU_ASSERT(tu_contains(all, "hs::linear<128, ") && tu_contains(all, "hs::linear<32, "));
+  CU_ASSERT(tu_contains(all, "hs::linear_mma<4, 2, ") && tu_contains(all, "hs::linear_mma<2, 4, ") &&
+            tu_contains(all, "hs::linear_mma<1, 2, "));
+  CU_ASSERT(tu_contains(all, "hs::gemv<256, ") && tu_contains(all, "hs::attention<64, "));
   CU_ASSERT(nk > 40);
   for (int a = 0; a < 2; a++) {
     char *bin = NULL, *log = NULL, err[1024];
@@ -576,6 +588,312 @@ static void test_batched_decode(void) {
   batched_decode(bes, 2);
 }
 
+/* ---- launch configurations and hsac tune ------------------------------------ */
+
+/* The tuning database: a missing file is empty; entries round-trip and
+ * replace their own key; every malformed line is refused naming the file
+ * and the line (and the file is never replaced); two processes saving at
+ * once keep both their entries. */
+static void test_tuning_db(void) {
+  char dir[] = "/tmp/hsac-test-tdb-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char path[256], err[1024];
+  snprintf(path, sizeof path, "%s/sub/tuning.tsv", dir);
+  cg_tuning t;
+  CU_ASSERT_EQUAL(cg_tuning_load(&t, path, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(t.n, 0);
+  cg_tuning_entry e[2] = {{.dev = {"NVIDIA H200", "sm_90", "13.0", "NVRTC 13.0"},
+                           .bucket = "linear f32 in<=512 out<=2048", .config = "128x64",
+                           .us = 10.5, .default_us = 12.25},
+                          {.dev = {"NVIDIA A100", "sm_80", "12.4", "NVRTC 12.4"},
+                           .bucket = "linear f32 in<=512 out<=2048", .config = "32x64",
+                           .us = 20, .default_us = 21}};
+  CU_ASSERT_EQUAL(cg_tuning_save(path, e, 2, err, sizeof err), 0);
+  CU_ASSERT_EQUAL_FATAL(cg_tuning_load(&t, path, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(t.n, 2);
+  const cg_tuning_entry *f = cg_tuning_find(&t, &e[0].dev, "linear f32 in<=512 out<=2048");
+  CU_ASSERT(f && !strcmp(f->config, "128x64") && fabs(f->us - 10.5) < 1e-9);
+  CU_ASSERT_PTR_NULL(cg_tuning_find(&t, &e[0].dev, "linear f32 in<=512 out<=1024"));
+  cg_tuning_free(&t);
+  /* the same key again: replaced, not added */
+  snprintf(e[0].config, sizeof e[0].config, "64x64");
+  CU_ASSERT_EQUAL(cg_tuning_save(path, e, 1, err, sizeof err), 0);
+  CU_ASSERT_EQUAL_FATAL(cg_tuning_load(&t, path, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(t.n, 2);
+  f = cg_tuning_find(&t, &e[0].dev, "linear f32 in<=512 out<=2048");
+  CU_ASSERT(f && !strcmp(f->config, "64x64"));
+  cg_tuning_free(&t);
+  /* malformed databases */
+  static const char *const bad[][2] = {
+      {"# ok\na\tb\tc\td\te\tf\t1\n", ":2: error: fewer than 8"},
+      {"a\tb\tc\td\te\tf\t1\t2\t3\n", ":1: error: more than 8"},
+      {"\n\na\tb\tc\td\te\tf\tfast\t2\n", ":3: error: bad time"},
+      {"a\tb\tc\td\te\tf\t1\t-2\n", ":1: error: bad default time"},
+      {"a\t\tc\td\te\tf\t1\t2\n", ":1: error: bad architecture"},
+      {"a\tb\tc\td\te\tf\t1\tnan\n", ":1: error: bad default time"},
+  };
+  char badp[256];
+  snprintf(badp, sizeof badp, "%s/bad.tsv", dir);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    FILE *fp = fopen(badp, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(bad[i][0], fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL(cg_tuning_load(&t, badp, err, sizeof err), -1);
+    CU_ASSERT(tu_contains(err, badp) && tu_contains(err, bad[i][1]));
+    /* a save does not replace it */
+    CU_ASSERT_EQUAL(cg_tuning_save(badp, e, 1, err, sizeof err), -1);
+    size_t len = 0;
+    char *now = ut_read_regular(badp, 1 << 20, &len);
+    CU_ASSERT(now && !strcmp(now, bad[i][0]));
+    free(now);
+  }
+  FILE *fp = fopen(badp, "w");
+  fwrite("a\0b\n", 1, 4, fp);
+  fclose(fp);
+  CU_ASSERT_EQUAL(cg_tuning_load(&t, badp, err, sizeof err), -1);
+  CU_ASSERT(tu_contains(err, "NUL bytes"));
+  /* two writers at once: each saves its own buckets 30 times */
+  char racep[256];
+  snprintf(racep, sizeof racep, "%s/race.tsv", dir);
+  pid_t kid[2];
+  for (int k = 0; k < 2; k++) {
+    kid[k] = fork();
+    if (kid[k] == 0) {
+      int rc = 0;
+      for (int i = 0; i < 30; i++) {
+        cg_tuning_entry x = e[k];
+        snprintf(x.bucket, sizeof x.bucket, "bucket %d.%d", k, i);
+        rc |= cg_tuning_save(racep, &x, 1, NULL, 0);
+      }
+      _exit(rc ? 1 : 0);
+    }
+  }
+  for (int k = 0; k < 2; k++) {
+    int status = -1;
+    waitpid(kid[k], &status, 0);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  CU_ASSERT_EQUAL(cg_tuning_load(&t, racep, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(t.n, 60);
+  cg_tuning_free(&t);
+  nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Every launch configuration hsac tune may pick computes what the
+ * defaults compute: for models that hold every tunable kernel (linear,
+ * GEMV, attention over the sequence and in chunks, HSA's f32 sparse
+ * attention, retrieval, top-k), each round's logits on cuda-emu against
+ * the reference, prefill in ragged segments of 29 (tiles cut short) and
+ * decode, f32 and on the tensor cores.  The profile names the kinds. */
+static void test_candidates(void) {
+  /* paper_swa_hsa unfused (-O0) too: its retrieval as a stored score
+   * matrix and top-k */
+#ifdef HSAC_SANITIZED
+  static const char *const names[] = {"paper_swa_hsa"};
+  static const int levels[] = {1};
+#else
+  static const char *const names[] = {"paper_swa_hsa", "hsa_ramba", "moba", "paper_swa_hsa"};
+  static const int levels[] = {1, 1, 1, 0};
+#endif
+  enum { N = 70 };
+  int32_t tok[N];
+  for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 41 + 3) % 256);
+  bool seen[6] = {false};
+  static const char *const kinds[6] = {"linear ", "gemv ", "attention ", "chunk_attention ",
+                                       "retrieve ", "topk "};
+  for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+    char model[512], weights[] = "/tmp/hsac-test-cand-XXXXXX";
+    CU_ASSERT_FATAL(model_weights(names[k], 8, model, sizeof model, weights));
+    float *ref = NULL;
+    int64_t V = 0;
+    CU_ASSERT_FATAL(
+        tu_model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &ref, &V, 0));
+    bool bf16 = strstr(names[k], "paper") != NULL;
+    for (int tc = 0; tc < 2; tc++)
+      for (int round = 2; round <= CG_CUDA_MAX_CANDIDATES; round++) {
+        hsart_model_options mo = {.opt_level = levels[k], .backend = HSART_BACKEND_CUDA_EMU,
+                                  .gpu_bf16 = tc, .tune_round = round};
+        float *pre = NULL, *dec = NULL;
+        CU_ASSERT(tu_model_logits_mo(model, weights, &mo, tok, N, 29, &pre, &V));
+        CU_ASSERT(tu_model_logits_mo(model, weights, &mo, tok, N, 0, &dec, &V));
+        if (pre && dec) {
+          double e1 = tu_norm_err(ref, pre, N * V), e2 = tu_norm_err(ref, dec, N * V);
+          double tol = tc ? TOL_TC : bf16 ? 2e-3 : 1e-5;
+          if (e1 > tol || e2 > tol)
+            printf("\n    %s -O%d, %s, round %d: %.2e (prefill), %.2e (decode)", names[k],
+                   levels[k], tc ? "tensor cores" : "f32", round, e1, e2);
+          CU_ASSERT(e1 <= tol);
+          CU_ASSERT(e2 <= tol);
+        }
+        free(pre), free(dec);
+      }
+    /* which kinds of knob the model has, from its profile */
+    hsart_model_options mo = {.opt_level = levels[k], .backend = HSART_BACKEND_CUDA_EMU,
+                              .tuning_db = "none"};
+    hsart_model *m = NULL;
+    hsart_error e;
+    CU_ASSERT_EQUAL_FATAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+    hsart_session_options so = {.segment = 29, .profile = 1};
+    hsart_session *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, &so, &s, &e), HSART_OK);
+    CU_ASSERT_EQUAL(hsart_prefill(s, tok, 40), HSART_OK);
+    CU_ASSERT_EQUAL(hsart_decode(s, 5), HSART_OK);
+    int64_t np = hsart_session_profile(s, NULL, 0);
+    hsart_op_time *pt = calloc((size_t)np + 1, sizeof *pt);
+    CU_ASSERT_EQUAL(hsart_session_profile(s, pt, np), np);
+    for (int64_t i = 0; i < np; i++) {
+      CU_ASSERT(pt[i].calls > 0 && pt[i].ms >= 0 && !strncmp(pt[i].kernel, "hsac_", 5));
+      for (int j = 0; j < 6; j++)
+        if (!strncmp(pt[i].bucket, kinds[j], strlen(kinds[j]))) {
+          seen[j] = true;
+          CU_ASSERT(pt[i].candidates >= 2 && pt[i].config[0]);
+        }
+    }
+    free(pt);
+    hsart_session_free(s);
+    hsart_model_free(m);
+    free(ref);
+    remove(weights);
+  }
+#ifndef HSAC_SANITIZED
+  for (int j = 0; j < 6; j++) {
+    if (!seen[j]) printf("\n    no %skernel among the models", kinds[j]);
+    CU_ASSERT(seen[j]);
+  }
+#endif
+}
+
+/* hsart_tune under the emulator: every round runs, each bucket's winner
+ * is one of its candidates and no slower than the default, the database
+ * gets an entry per bucket and configures a later load (whose profile
+ * shows the winners); a malformed database stops the tuner before it
+ * measures and fails a load, naming the line; the cpu backend and the
+ * profile of a session without it are refused. */
+static void test_tune(void) {
+  char model[512], weights[] = "/tmp/hsac-test-tune-XXXXXX";
+  CU_ASSERT_FATAL(model_weights("paper_swa_hsa", 5, model, sizeof model, weights));
+  char dir[] = "/tmp/hsac-test-tunedb-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char db[256];
+  snprintf(db, sizeof db, "%s/tuning.tsv", dir);
+  hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA_EMU};
+  hsart_tune_options to = {.weights_path = weights, .length = 48, .decode = 3, .reps = 1,
+                           .db_path = db};
+  hsart_tune_report rep;
+  hsart_error e;
+  CU_ASSERT_EQUAL_FATAL(hsart_tune(model, &mo, &to, &rep, &e), HSART_OK);
+  CU_ASSERT_EQUAL(rep.rounds, 3); /* f32: the linears' three tiles, three thread counts */
+  CU_ASSERT(rep.max_err <= 1e-3);
+  CU_ASSERT_STRING_EQUAL(rep.gpu.name, "emulator");
+  CU_ASSERT_STRING_EQUAL(rep.db_path, db);
+  CU_ASSERT(rep.nresults >= 8);
+  for (int i = 0; i < rep.nresults; i++) {
+    const hsart_tune_result *r = &rep.results[i];
+    CU_ASSERT(r->ops > 0 && r->candidates >= 2 && r->default_us > 0);
+    CU_ASSERT(r->best_us <= r->default_us);
+    CU_ASSERT_EQUAL(r->rejected, 0);
+  }
+  cg_tuning t;
+  char err[1024];
+  CU_ASSERT_EQUAL_FATAL(cg_tuning_load(&t, db, err, sizeof err), 0);
+  CU_ASSERT_EQUAL(t.n, rep.nresults);
+  hsart_tune_report_free(&rep);
+  /* a later load reads the winners */
+  mo.tuning_db = db;
+  hsart_model *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+  char d[1024];
+  hsart_model_describe(m, d, sizeof d);
+  CU_ASSERT(tu_contains(d, "configured by") && tu_contains(d, db));
+  hsart_session_options so = {.profile = 1};
+  hsart_session *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, &so, &s, &e), HSART_OK);
+  int32_t tok[48];
+  for (int i = 0; i < 48; i++) tok[i] = (int32_t)(i * 7 % 256);
+  CU_ASSERT_EQUAL(hsart_prefill(s, tok, 48), HSART_OK);
+  hsart_op_time pt[512];
+  int64_t np = hsart_session_profile(s, pt, 512);
+  CU_ASSERT(np > 0 && np <= 512);
+  cg_tuning_device dev = {"emulator", "host", "-", "emu.h"};
+  int checked = 0;
+  for (int64_t i = 0; i < np && i < 512; i++) {
+    if (!pt[i].bucket[0]) continue;
+    const cg_tuning_entry *x = cg_tuning_find(&t, &dev, pt[i].bucket);
+    if (x) checked += !strcmp(x->config, pt[i].config);
+    CU_ASSERT(!x || !strcmp(x->config, pt[i].config));
+  }
+  CU_ASSERT(checked > 0);
+  cg_tuning_free(&t);
+  hsart_session_free(s);
+  hsart_model_free(m);
+  /* the same model on ref: a profile without kernels; none when not asked */
+  hsart_model_options mr = {.opt_level = 1, .backend = HSART_BACKEND_REF};
+  CU_ASSERT_EQUAL_FATAL(hsart_model_load(model, weights, &mr, &m, &e), HSART_OK);
+  CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, &so, &s, &e), HSART_OK);
+  CU_ASSERT_EQUAL(hsart_prefill(s, tok, 20), HSART_OK);
+  np = hsart_session_profile(s, pt, 512);
+  CU_ASSERT(np > 0 && pt[0].calls > 0 && pt[0].kernel[0] == 0 && pt[0].op[0]);
+  hsart_session_free(s);
+  CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, NULL, &s, &e), HSART_OK);
+  CU_ASSERT_EQUAL(hsart_session_profile(s, pt, 512), -1);
+  hsart_session_free(s);
+  hsart_model_free(m);
+  CU_ASSERT_EQUAL(hsart_tune(model, &mr, &to, &rep, &e), HSART_EINVAL);
+  /* a malformed database: refused before measuring, and by a load */
+  FILE *fp = fopen(db, "a");
+  fputs("emulator\thost\n", fp);
+  fclose(fp);
+  size_t len0 = 0;
+  char *before = ut_read_regular(db, 1 << 20, &len0);
+  CU_ASSERT_EQUAL(hsart_tune(model, &mo, &to, &rep, &e), HSART_EFORMAT);
+  CU_ASSERT(tu_contains(e.message, db) && tu_contains(e.message, "fewer than 8"));
+  size_t len1 = 0;
+  char *after = ut_read_regular(db, 1 << 20, &len1);
+  CU_ASSERT(before && after && len0 == len1 && !memcmp(before, after, len0));
+  free(before), free(after);
+  m = NULL;
+  CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_EFORMAT);
+  CU_ASSERT(tu_contains(e.message, db) && tu_contains(e.message, ": error: "));
+  CU_ASSERT_PTR_NULL(m);
+  /* "none" reads nothing */
+  mo.tuning_db = "none";
+  CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+  hsart_model_free(m);
+  nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  remove(weights);
+}
+
+/* ctest -L gpu: hsac tune's procedure on the GPU, into a database of the
+ * test's own (skipped, saying why, without one). */
+static void test_gpu_tune(void) {
+  if (!have_gpu()) return;
+  char model[512], weights[] = "/tmp/hsac-test-gtune-XXXXXX";
+  CU_ASSERT_FATAL(model_weights("paper_swa_hsa", 5, model, sizeof model, weights));
+  char db[] = "/tmp/hsac-test-gtune-db-XXXXXX";
+  int fd = mkstemp(db);
+  close(fd);
+  remove(db);
+  for (int tc = 0; tc < 2; tc++) {
+    hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA, .gpu_bf16 = tc};
+    hsart_tune_options to = {.weights_path = weights, .length = 2048, .decode = 8, .reps = 2,
+                             .db_path = db};
+    hsart_tune_report rep;
+    hsart_error e;
+    CU_ASSERT_EQUAL_FATAL(hsart_tune(model, &mo, &to, &rep, &e), HSART_OK);
+    CU_ASSERT(rep.max_err <= 1e-3);
+    for (int i = 0; i < rep.nresults; i++) {
+      const hsart_tune_result *r = &rep.results[i];
+      printf("\n    %-60s %8s %9.1f us  %8s %9.1f us", r->bucket, r->default_config,
+             r->default_us, r->best, r->best_us);
+      CU_ASSERT_EQUAL(r->rejected, 0);
+    }
+    hsart_tune_report_free(&rep);
+  }
+  remove(db);
+  remove(weights);
+}
+
 static void test_gpu_batched_decode(void) {
   static const hsart_backend bes[] = {HSART_BACKEND_CUDA};
   if (have_gpu()) batched_decode(bes, 1);
@@ -585,6 +903,7 @@ void tu_add_gpu_suite(void) {
   CU_pSuite s = CU_add_suite("gpu", suite_init, suite_cleanup);
   CU_add_test(s, "example models on the GPU: == ref, decode == prefill", test_gpu_example_models);
   CU_add_test(s, "batched decode on the GPU", test_gpu_batched_decode);
+  CU_add_test(s, "hsac tune's procedure on the GPU", test_gpu_tune);
 }
 
 void tu_add_cuda_suite(void) {
@@ -597,4 +916,8 @@ void tu_add_cuda_suite(void) {
   CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
   CU_add_test(s, "history pages past the device budget move to host memory", test_page_offload);
   CU_add_test(s, "batched decode of sessions of different lengths", test_batched_decode);
+  CU_add_test(s, "the tuning database: round trip, malformed lines, two writers",
+              test_tuning_db);
+  CU_add_test(s, "every launch configuration of hsac tune == ref", test_candidates);
+  CU_add_test(s, "hsart_tune under the emulator; profiles", test_tune);
 }
