@@ -38,6 +38,8 @@
 #include <string.h>
 #include <time.h>
 
+#define BENCH_NAME "bench_cpu_kernels"
+#include "bench/bench_ir.h"
 #include "codegen/cpu/jit.h"
 #include "codegen/cpu/kernels.h"
 #include "ir/ir.h"
@@ -45,16 +47,6 @@
 #include "runtime/pool.h"
 #include "util/half.h"
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what, const char *msg) {
-  fprintf(stderr, "bench_cpu_kernels: %s: %s\n", what, msg);
-  exit(1);
-}
 
 static cg_target target;
 static rt_pool *pool;
@@ -157,29 +149,6 @@ static double bandwidth_gbs(float *buf, int64_t n) {
 
 /* ---- a one-op graph and its kernel --------------------------------------- */
 
-typedef struct one {
-  ut_arena arena;
-  ut_diags d;
-  ir_graph *g;
-} one;
-
-static void one_init(one *o) {
-  ut_arena_init(&o->arena);
-  ut_diags_init(&o->d, &o->arena);
-  o->g = ir_graph_new(&o->arena, "bench");
-}
-
-static ir_value *val(one *o, const char *name, int rank, const ir_dim *dims, ir_dtype dt) {
-  ir_type t = {dt, rank, {{0}}};
-  for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
-  return ir_weight(o->g, name, t);
-}
-
-static ir_op *emit_op(one *o, ir_opcode c, ir_value **in, int nin, ir_attr *a, int na) {
-  ir_op *op = ir_emit(o->g, &o->d, c, in, nin, a, na);
-  if (!op) die(ir_ops[c].name, "cannot build the op");
-  return op;
-}
 
 static kfn kernel_of(cg_kernel_req *req, const char *name, cg_kernel_info *info, cg_jit **keep) {
   char *text = NULL, err[1024];
@@ -237,15 +206,6 @@ static void load_blas(void) {
   if (set) set(nthreads);
 }
 
-static float *randbuf(size_t n, uint64_t seed) {
-  float *p = malloc(n * sizeof *p);
-  if (!p) die("malloc", "out of memory");
-  for (size_t i = 0; i < n; i++) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    p[i] = (float)((double)(seed >> 40) / (double)(1ull << 24) - 0.5);
-  }
-  return p;
-}
 
 /* The linear kernel [O, I] compiled as `name` (and name_1, its one-row
  * version) in o's graph. */
@@ -509,15 +469,7 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double 
   float *Q = randbuf((size_t)(Lq * Hq * d), 3), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
   int32_t *sel = malloc((size_t)(Lq * K) * sizeof *sel);
   float *wt = malloc((size_t)(Lq * K) * sizeof *wt);
-  uint64_t r = 99;
-  for (int64_t t = 0; t < Lq; t++) {
-    int64_t own = (L - Lq + t) / S; /* eligible: chunks before the own one */
-    for (int k = 0; k < K; k++) {
-      r = r * 6364136223846793005ull + 1442695040888963407ull;
-      sel[t * K + k] = own > 0 ? (int32_t)((r >> 33) % (uint64_t)own) : -1;
-      wt[t * K + k] = 0.1f;
-    }
-  }
+  hsa_selection(L - Lq, Lq, S, K, sel, wt);
   int64_t a[CG_A_COUNT] = {0};
   int64_t t0r = L - Lq;
   a[CG_A_R0] = t0r;

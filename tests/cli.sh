@@ -278,7 +278,7 @@ done
 expect 2 "unknown command 'chekc'; did you mean 'check'?" -- chekc x.hsa
 expect 2 "unknown option '--weigths' for run; did you mean '--weights'?" -- run x.hsa --weigths w
 expect 2 "unknown option '--contxt' for plan; did you mean '--context'?" -- plan x.hsa --contxt 4
-expect 2 "unknown option '--weights' for check (it is an option of run, logits, eval)" -- check x.hsa --weights w
+expect 2 "unknown option '--weights' for check (it is an option of run, logits, eval, tune)" -- check x.hsa --weights w
 expect 2 "unknown option '--lenght' for gen-task; did you mean '--length'?" -- gen-task --lenght 4
 expect 2 "unknown pass 'demnad'; did you mean 'demand'?" -- ir x.hsa --print-after=demnad
 expect 2 "option '--max-new' expects a value: --max-new N" -- run x.hsa --max-new
@@ -331,7 +331,7 @@ expect 0 "" -- run "$tmp/long.hsa" --weights "$tmp/long.st" --prompt hi --max-ne
 # ir: options that print different things, or need passes that -O0 skips
 expect 2 "prints the IR and --emit the kernels: give one" -- ir "$tiny" --print-after=dce --emit=mlir
 expect 2 "and -O0 runs none" -- ir "$tiny" -O0 --print-after-all
-expect 2 "unknown option '--weights' for gen-task (it is an option of run, logits, eval)" -- gen-task --weights w
+expect 2 "unknown option '--weights' for gen-task (it is an option of run, logits, eval, tune)" -- gen-task --weights w
 
 # --- run: --stop, the summary, control bytes on a terminal --------------------
 pk="$src/examples/passkey_hsa.hsa" pkw="$src/examples/trained/passkey_hsa/weights.safetensors"
