@@ -22,9 +22,10 @@
  *
  * --emulate runs the same harness on the emulated device (codegen/cuda/
  * emu.h) at small sizes, to check it without a GPU; its times mean
- * nothing.  Prints Markdown tables; bench/gpu.sh records them with the
- * device in bench/RESULTS.md, next to PyTorch's SDPA and FlexAttention
- * (bench/torch_gpu_attention.py). */
+ * nothing.  Prints Markdown tables; scripts/gpu_session.sh runs it on a
+ * lent GPU next to PyTorch's SDPA and FlexAttention (bench/
+ * torch_gpu_attention.py), and the tables go to bench/RESULTS.md with the
+ * device's name. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>

@@ -1,15 +1,14 @@
 /* versions.c - versions of LLVM and NVRTC (see versions.h). */
 #include "codegen/versions.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #ifndef HSAC_NO_LLVM
 #include <llvm-c/Core.h>
 #endif
 
-#ifdef HSAC_HAVE_NVRTC
-#include <nvrtc.h>
-#endif
+#include "codegen/cuda/nvrtc.h"
 
 void cg_llvm_version(char *buf, size_t size) {
 #ifdef HSAC_NO_LLVM
@@ -22,12 +21,11 @@ void cg_llvm_version(char *buf, size_t size) {
 }
 
 void cg_nvrtc_version(char *buf, size_t size) {
-#ifdef HSAC_HAVE_NVRTC
+  cg_nvrtc n;
+  char err[512];
   int major = 0, minor = 0;
-  if (nvrtcVersion(&major, &minor) == NVRTC_SUCCESS) {
-    snprintf(buf, size, "%d.%d", major, minor);
-    return;
-  }
-#endif
-  snprintf(buf, size, "not available");
+  bool ok = cg_nvrtc_open(&n, err, sizeof err) == 0 && n.version(&major, &minor) == 0;
+  if (n.lib) cg_nvrtc_close(&n);
+  if (ok) snprintf(buf, size, "%d.%d", major, minor);
+  else snprintf(buf, size, "not available");
 }

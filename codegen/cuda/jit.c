@@ -17,9 +17,7 @@
 #include "codegen/versions.h"
 #include "hsac_version.h"
 
-#ifdef HSAC_HAVE_NVRTC
-#include <nvrtc.h>
-#endif
+#include "codegen/cuda/nvrtc.h"
 
 static double now_ms(void) {
   struct timespec ts;
@@ -30,11 +28,11 @@ static double now_ms(void) {
 /* ---- NVRTC ----------------------------------------------------------------- */
 
 bool cg_cuda_have_nvrtc(void) {
-#ifdef HSAC_HAVE_NVRTC
+  cg_nvrtc n;
+  char err[512];
+  if (cg_nvrtc_open(&n, err, sizeof err)) return false;
+  cg_nvrtc_close(&n);
   return true;
-#else
-  return false;
-#endif
 }
 
 int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, size_t *len,
@@ -42,15 +40,13 @@ int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, 
   *out = NULL;
   *len = 0;
   if (log) *log = NULL;
-#ifndef HSAC_HAVE_NVRTC
-  (void)source, (void)arch, (void)cubin;
-  snprintf(err, errsize, "this hsac was built without NVRTC (the CUDA toolkit was not found)");
-  return -1;
-#else
-  nvrtcProgram prog;
-  nvrtcResult r = nvrtcCreateProgram(&prog, source, "hsac_kernels.cu", 0, NULL, NULL);
-  if (r != NVRTC_SUCCESS) {
-    snprintf(err, errsize, "NVRTC: %s", nvrtcGetErrorString(r));
+  cg_nvrtc nv;
+  if (cg_nvrtc_open(&nv, err, errsize)) return -1;
+  cg_nvrtc_prog prog;
+  cg_nvrtc_result r = nv.create(&prog, source, "hsac_kernels.cu", 0, NULL, NULL);
+  if (r != 0) {
+    snprintf(err, errsize, "NVRTC: %s", nv.error_string(r));
+    cg_nvrtc_close(&nv);
     return -1;
   }
   char archopt[64];
@@ -58,39 +54,42 @@ int cg_cuda_nvrtc(const char *source, const char *arch, bool cubin, char **out, 
            strncmp(arch, "sm_", 3) ? arch : cubin ? arch : arch + 3);
   const char *opts[] = {archopt, "--std=c++17", "--ptxas-options=-v"};
   int nopts = cubin ? 3 : 2;
-  r = nvrtcCompileProgram(prog, nopts, opts);
+  r = nv.compile(prog, nopts, opts);
   size_t lsz = 0;
-  if (log && nvrtcGetProgramLogSize(prog, &lsz) == NVRTC_SUCCESS && lsz > 1) {
+  if (log && nv.log_size(prog, &lsz) == 0 && lsz > 1) {
     *log = malloc(lsz);
-    if (*log && nvrtcGetProgramLog(prog, *log) != NVRTC_SUCCESS) (*log)[0] = 0;
+    if (*log && nv.log(prog, *log) != 0) (*log)[0] = 0;
   }
-  if (r != NVRTC_SUCCESS) {
+  if (r != 0) {
     snprintf(err, errsize, "NVRTC failed to compile the kernels for %s: %s", arch,
-             nvrtcGetErrorString(r));
-    nvrtcDestroyProgram(&prog);
+             nv.error_string(r));
+    nv.destroy(&prog);
+    cg_nvrtc_close(&nv);
     return -1;
   }
   size_t n = 0;
-  r = cubin ? nvrtcGetCUBINSize(prog, &n) : nvrtcGetPTXSize(prog, &n);
-  if (r == NVRTC_SUCCESS) {
+  r = cubin ? nv.cubin_size(prog, &n) : nv.ptx_size(prog, &n);
+  if (r == 0) {
     *out = malloc(n ? n : 1);
     if (!*out) {
       snprintf(err, errsize, "out of memory");
-      nvrtcDestroyProgram(&prog);
+      nv.destroy(&prog);
+      cg_nvrtc_close(&nv);
       return -1;
     }
-    r = cubin ? nvrtcGetCUBIN(prog, *out) : nvrtcGetPTX(prog, *out);
+    r = cubin ? nv.cubin(prog, *out) : nv.ptx(prog, *out);
   }
-  nvrtcDestroyProgram(&prog);
-  if (r != NVRTC_SUCCESS) {
+  nv.destroy(&prog);
+  if (r != 0) {
     free(*out);
     *out = NULL;
-    snprintf(err, errsize, "NVRTC: %s", nvrtcGetErrorString(r));
+    snprintf(err, errsize, "NVRTC: %s", nv.error_string(r));
+    cg_nvrtc_close(&nv);
     return -1;
   }
+  cg_nvrtc_close(&nv);
   *len = n;
   return 0;
-#endif
 }
 
 void cg_cuda_nvrtc_version(char *buf, size_t size) {

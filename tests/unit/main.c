@@ -32,6 +32,11 @@ char *tu_print_ir(ir_graph *g) {
   return buf;
 }
 
+const char *tu_src(void) {
+  const char *e = getenv("HSAC_SOURCE_DIR");
+  return e && e[0] ? e : HSAC_SOURCE_DIR;
+}
+
 int tu_contains(const char *hay, const char *needle) {
   return hay && needle && strstr(hay, needle) != NULL;
 }

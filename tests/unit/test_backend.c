@@ -869,7 +869,7 @@ static bool example_with_weights(const char *name, const char *dir, uint64_t see
   if (name[0] == '/') /* an absolute path */
     snprintf(model, 512, "%s.hsa", name);
   else
-    snprintf(model, 512, "%s/%s%s.hsa", HSAC_SOURCE_DIR,
+    snprintf(model, 512, "%s/%s%s.hsa", tu_src(),
              strchr(name, '/') ? "" : "examples/tiny/", name);
   snprintf(weights, 600, "%s/%s.safetensors", dir, base);
   hsart_error e;
@@ -931,7 +931,7 @@ static void test_example_models(void) {
   /* -O0: the IR as built, op by op (retrieval unfused), on the CPU backend */
   {
     char model[512], weights[600];
-    snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+    snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", tu_src());
     snprintf(weights, sizeof weights, "%s/o0.safetensors", dir);
     hsart_error e;
     CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 12, &e), HSART_OK);
@@ -945,7 +945,7 @@ static void test_example_models(void) {
   /* auto picks the CPU backend for every example */
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
     char model[512];
-    snprintf(model, sizeof model, "%s/%s%s.hsa", HSAC_SOURCE_DIR,
+    snprintf(model, sizeof model, "%s/%s%s.hsa", tu_src(),
              strchr(models[i], '/') ? "" : "examples/tiny/", models[i]);
     hsac_compilation c;
     hsac_init(&c);

@@ -35,7 +35,7 @@ static const char *const models[] = {"dense",       "swa",         "drt_gca",
 enum { NMODELS = sizeof models / sizeof *models };
 
 static void model_path(const char *name, char *out, size_t size) {
-  snprintf(out, size, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
+  snprintf(out, size, "%s/examples/tiny/%s.hsa", tu_src(), name);
 }
 
 /* The tiny example `name`'s path, and random weights for it (seed) in a
@@ -396,7 +396,29 @@ static void test_backend_errors(void) {
     hsart_model_free(m);
     m = NULL;
   }
+  /* NVRTC is loaded when needed: one that is not there is named, not a
+   * crash (and the emulator does not need it) */
+  const char *saved = getenv("HSAC_NVRTC");
+  char *keep = saved ? strdup(saved) : NULL;
+  setenv("HSAC_NVRTC", "/nonexistent/libnvrtc.so", 1);
+  CU_ASSERT(!cg_cuda_have_nvrtc());
+  char *bin = NULL, err[512];
+  size_t blen = 0;
+  CU_ASSERT_EQUAL(cg_cuda_nvrtc("extern \"C\" __global__ void k() {}", "sm_80", true, &bin,
+                                &blen, NULL, err, sizeof err),
+                  -1);
+  CU_ASSERT(tu_contains(err, "$HSAC_NVRTC (/nonexistent/libnvrtc.so)"));
+  CU_ASSERT_PTR_NULL(bin);
+  char ver[64];
+  cg_cuda_nvrtc_version(ver, sizeof ver);
+  CU_ASSERT_STRING_EQUAL(ver, "NVRTC not available");
   mo.backend = HSART_BACKEND_CUDA_EMU;
+  CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+  hsart_model_free(m);
+  m = NULL;
+  if (keep) setenv("HSAC_NVRTC", keep, 1);
+  else unsetenv("HSAC_NVRTC");
+  free(keep);
   CU_ASSERT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
   if (m) {
     CU_ASSERT_STRING_EQUAL(hsart_model_backend(m), "cuda-emu");

@@ -42,7 +42,7 @@ static hsart_status attempt(const char *model, const char *weights, bool *oom_se
 
 static void test_every_allocation_can_fail(void) {
   char model[512], weights[256];
-  snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+  snprintf(model, sizeof model, "%s/examples/tiny/paper_swa_hsa.hsa", tu_src());
   snprintf(weights, sizeof weights, "/tmp/hsac-oom-%d.safetensors", (int)getpid());
   hsart_error e;
   CU_ASSERT_EQUAL_FATAL(hsart_init_weights(model, weights, 1, &e), HSART_OK);

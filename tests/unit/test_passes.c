@@ -29,7 +29,7 @@ static void keep(void *user, int64_t pos, const float *l, int64_t vocab) {
 
 static hsart_model *load(const char *name, const char *weights, int opt_level) {
   char model[512];
-  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
+  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", tu_src(), name);
   hsart_error e;
   hsart_model_options o = {.opt_level = opt_level};
   hsart_model *m = NULL;
@@ -39,7 +39,7 @@ static hsart_model *load(const char *name, const char *weights, int opt_level) {
 
 static const char *make_weights(const char *name, char *path, size_t n) {
   char model[512];
-  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
+  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", tu_src(), name);
   snprintf(path, n, "/tmp/hsac-passes-%d-%s.safetensors", (int)getpid(), name);
   hsart_error e;
   return hsart_init_weights(model, path, 11, &e) == HSART_OK ? path : NULL;
@@ -150,7 +150,7 @@ static hsac_compilation *compile_example(const char *path) {
  * needs (upper SWA layers) x (W - 1) + 1 rows; a dense model needs all. */
 static void test_demand_analysis(void) {
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+  snprintf(path, sizeof path, "%s/examples/paper_swa_hsa.hsa", tu_src());
   hsac_compilation *c = compile_example(path);
   CU_ASSERT_PTR_NOT_NULL_FATAL(c->graph);
   CU_ASSERT(c->graph->demand_done);
@@ -168,7 +168,7 @@ static void test_demand_analysis(void) {
     if (op->code == IR_CHUNK_ATTENTION) CU_ASSERT_EQUAL(op->in[1]->demand, IR_ALL_ROWS);
   hsac_free(c);
 
-  snprintf(path, sizeof path, "%s/examples/dense.hsa", HSAC_SOURCE_DIR);
+  snprintf(path, sizeof path, "%s/examples/dense.hsa", tu_src());
   c = compile_example(path);
   f = open_memstream(&text, &n);
   hsac_demand_report(c->graph, c->model, f);
@@ -181,7 +181,7 @@ static void test_demand_analysis(void) {
 /* Work grows linearly with the context: 32x the tokens, 32x the FLOPs. */
 static void test_plan_linear(void) {
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+  snprintf(path, sizeof path, "%s/examples/paper_swa_hsa.hsa", tu_src());
   hsac_compilation *c = compile_example(path);
   hsac_plan_result a, b;
   hsac_plan_opts o = {.context = 1 << 20, .segment = 512, .cache_bytes = 4};
@@ -202,7 +202,7 @@ static void test_plan_linear(void) {
 /* The plan of an example at a context, text or JSON (caller frees). */
 static char *plan_out(const char *example, int64_t context, bool json, hsac_plan_result *res) {
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/%s.hsa", HSAC_SOURCE_DIR, example);
+  snprintf(path, sizeof path, "%s/examples/%s.hsa", tu_src(), example);
   hsac_compilation *c = compile_example(path);
   char *text = NULL;
   size_t n;
@@ -307,9 +307,9 @@ static void test_check_plan_agree(void) {
   glob_t gl;
   char pat[512];
   int found = 0;
-  snprintf(pat, sizeof pat, "%s/examples/*.hsa", HSAC_SOURCE_DIR);
+  snprintf(pat, sizeof pat, "%s/examples/*.hsa", tu_src());
   CU_ASSERT_EQUAL_FATAL(glob(pat, 0, NULL, &gl), 0);
-  snprintf(pat, sizeof pat, "%s/examples/tiny/*.hsa", HSAC_SOURCE_DIR);
+  snprintf(pat, sizeof pat, "%s/examples/tiny/*.hsa", tu_src());
   CU_ASSERT_EQUAL_FATAL(glob(pat, GLOB_APPEND, NULL, &gl), 0);
   for (size_t i = 0; i < gl.gl_pathc; i++) {
     hsac_compilation *c = compile_example(gl.gl_pathv[i]);
@@ -388,7 +388,7 @@ static void test_plan_short_context(void) {
 /* Fusion forms the kernels the paper's design calls for. */
 static void test_fusion_kernels(void) {
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/paper_swa_hsa.hsa", HSAC_SOURCE_DIR);
+  snprintf(path, sizeof path, "%s/examples/paper_swa_hsa.hsa", tu_src());
   hsac_compilation *c = compile_example(path);
   int kinds[IR_K_COUNT] = {0};
   for (ir_kernel *k = c->graph->kernels; k; k = k->next) kinds[k->kind]++;

@@ -274,7 +274,7 @@ static double max_abs_diff(const float *a, const float *b, int64_t n) {
  * with its error printed. */
 static hsart_model *load_tiny(const char *name) {
   char model[512], weights[256];
-  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", HSAC_SOURCE_DIR, name);
+  snprintf(model, sizeof model, "%s/examples/tiny/%s.hsa", tu_src(), name);
   snprintf(weights, sizeof weights, "/tmp/hsac-test-%d-%s.safetensors", (int)getpid(), name);
   hsart_error e;
   hsart_model *m = NULL;

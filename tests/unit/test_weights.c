@@ -264,7 +264,7 @@ static int suite_init(void) {
   g_show = getenv("TU_SHOW_MESSAGES") != NULL;
   snprintf(g_dir, sizeof g_dir, "/tmp/hsac-weights-XXXXXX");
   if (!mkdtemp(g_dir)) return 1;
-  snprintf(g_model, sizeof g_model, "%s/examples/tiny/dense.hsa", HSAC_SOURCE_DIR);
+  snprintf(g_model, sizeof g_model, "%s/examples/tiny/dense.hsa", tu_src());
   snprintf(g_valid, sizeof g_valid, "%s/valid.safetensors", g_dir);
   hsart_error e;
   if (hsart_init_weights(g_model, g_valid, 7, &e) != HSART_OK) {

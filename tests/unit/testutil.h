@@ -13,6 +13,9 @@ hsac_status tu_compile(hsac_compilation *c, const char *text, hsac_stage stop,
                        char **diag_text);
 /* Renders a graph's printed IR into a malloc'ed string. */
 char *tu_print_ir(ir_graph *g);
+/* The source tree the tests read examples from: $HSAC_SOURCE_DIR when set
+ * (a test binary carried to another machine), else the build's. */
+const char *tu_src(void);
 /* True when `needle` occurs in `hay`. */
 int tu_contains(const char *hay, const char *needle);
 

@@ -1,0 +1,55 @@
+#!/bin/sh
+# gpu_session.sh - everything a session with a lent GPU runs, in one go
+# (docs/cuda.md, "A session with a GPU").  Run on the device machine from
+# the repository root, with the binaries of scripts/gpu_prepare.sh carried
+# along; every result goes under $OUT:
+#
+#   env.txt                the GPU (nvidia-smi), the binaries' libraries,
+#                          hsac's and PyTorch's versions
+#   test_gpu.txt           test_unit gpu: every example model's logits on
+#                          the GPU against the reference, decode == prefill,
+#                          the tensor cores, batched decode, hsac tune
+#   bench_gpu_kernels.txt  the roofline, HSA's sparse attention at 16K-1M,
+#                          the decode landmark scan (bench/gpu_kernels.c)
+#   torch_attention.txt    SDPA and FlexAttention on the same selection
+#   tune.txt, tuning.tsv   hsac tune on the paper's 215M model
+#   passkey.txt            the trained passkey model through --backend cuda
+#   summary.txt            each step's exit status and seconds
+#
+# Steps run most important first, each under a time limit, so a session
+# cut short still returns what it measured.
+set -u
+out=${OUT:?set OUT to the folder for the results}
+b=${HSAC_GPU_BUILD:-build-nollvm}
+root=$(pwd)
+export LD_LIBRARY_PATH="$root/$b/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export HSAC_SOURCE_DIR="$root" HSAC_CACHE_DIR=/tmp/hsac-gpu-cache HSAC_TUNING_DB="$out/tuning.tsv"
+py=${HSAC_GPU_PYTHON:-python3}
+
+step() {
+  name=$1 limit=$2
+  shift 2
+  echo "== $name (at most $limit s)"
+  start=$(date +%s)
+  timeout "$limit" "$@" >"$out/$name.txt" 2>&1
+  rc=$?
+  echo "$name: exit $rc in $(($(date +%s) - start)) s" | tee -a "$out/summary.txt"
+  tail -n 4 "$out/$name.txt"
+}
+
+{
+  nvidia-smi
+  ldd "$b/hsac"
+  "$b/hsac" version
+  "$py" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
+  grep -m1 'model name' /proc/cpuinfo
+} >"$out/env.txt" 2>&1
+step test_gpu 170 "$b/tests/test_unit" gpu
+step bench_gpu_kernels 120 "$b/bench_gpu_kernels"
+step torch_attention 150 "$py" bench/torch_gpu_attention.py --json "$out/torch_attention.json"
+step tune 90 "$b/hsac" tune examples/paper_swa_hsa.hsa --length 4096 --decode 16 --reps 2
+"$b/hsac" gen-task --task passkey --length 8K --seed 7 >/tmp/hsac-passkey.txt 2>/dev/null
+step passkey 40 "$b/hsac" run examples/passkey_hsa.hsa \
+  --weights examples/trained/passkey_hsa/weights.safetensors --prompt-file /tmp/hsac-passkey.txt \
+  --max-new 8 --backend cuda -v --profile
+exit 0
