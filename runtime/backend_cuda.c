@@ -39,6 +39,8 @@ typedef struct ckern {
   rt_gpu_kernel *fn, *fn1;      /* the kernel, and its decode version */
   rt_gpu_kernel *fnb;           /* the batched decode: fn1's (a linear) or fn's,
                                    for an array of slots, one per blockIdx.z */
+  rt_gpu_kernel *fns, *fnm;     /* a retrieve: a one-row scan split over blocks,
+                                   and its merge (cg_cuda_info.split1) */
   const ir_value *ins[IR_MAX_INPUTS];
   int nins;
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
@@ -67,6 +69,7 @@ typedef struct cuda_prog {
   cg_cuda_math math;
   int64_t scratch_floats;       /* rt_backend_config.gpu_scratch_floats */
   int64_t page_limit;           /* rt_backend_config.gpu_page_bytes */
+  int64_t scan_split_min;       /* split a one-row scan from this many chunks */
   rt_gpu *dev;
   bool emulated;
   rt_gpu_kernel *round;         /* CG_CUDA_ROUND */
@@ -86,6 +89,10 @@ typedef struct cuda_prog {
 /* The most scratch floats one launch of a kernel with per-block scratch
  * takes by default (64 MB): longer segments run in batches of rows. */
 enum { SCRATCH_FLOATS = 16 << 20 };
+/* A decode step's landmark scan is split over blocks from SPLIT_MIN chunks
+ * on (rt_backend_config.scan_split_min), about SPLIT_PER chunks per block,
+ * at most SPLIT_MAX blocks per group. */
+enum { SPLIT_MIN = 128, SPLIT_PER = 64, SPLIT_MAX = 1024 };
 
 /* A value's tensors in device memory. */
 typedef struct dstore {
@@ -429,6 +436,7 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   p->scratch_floats =
       cfg && cfg->gpu_scratch_floats > 0 ? cfg->gpu_scratch_floats : SCRATCH_FLOATS;
   p->page_limit = cfg && cfg->gpu_page_bytes > 0 ? cfg->gpu_page_bytes : 0;
+  p->scan_split_min = cfg && cfg->scan_split_min > 0 ? cfg->scan_split_min : SPLIT_MIN;
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals * 2 + 1, sizeof *p->wts);
   p->scanned = calloc((size_t)x.nvals + 1, sizeof *p->scanned);
@@ -477,11 +485,18 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
     char nb[80];
     snprintf(nb, sizeof nb, k->info.one_row ? "%s_1b" : "%s_b", k->name);
     k->fnb = p->dev->ops->kernel(p->dev, nb);
+    if (k->info.split1) {
+      snprintf(nb, sizeof nb, "%s_s", k->name);
+      k->fns = p->dev->ops->kernel(p->dev, nb);
+      snprintf(nb, sizeof nb, "%s_m", k->name);
+      k->fnm = p->dev->ops->kernel(p->dev, nb);
+    }
     /* a retrieval scans every landmark at every step: its pages are the
      * last to leave the device */
     if (k->scores) p->scanned[k->ins[1]->index] = true;
     else if (op->code == IR_LANDMARK_SCORES) p->scanned[op->in[1]->index] = true;
-    if (!k->fn || (k->info.one_row && !k->fn1) || !k->fnb) {
+    if (!k->fn || (k->info.one_row && !k->fn1) || !k->fnb ||
+        (k->info.split1 && (!k->fns || !k->fnm))) {
       snprintf(err, errsize, "internal error: compiled kernel %s not found", k->name);
       st = HSART_EUNSUPPORTED;
     }
@@ -761,9 +776,38 @@ static bool launch(cuda_sess *s, rt_exec *x, const ckern *k, rt_gpu_kernel *fn, 
   return true;
 }
 
+/* A one-row retrieve over C chunks: its scan in nsplit parts per group,
+ * each leaving its list in scratch, then their merge. */
+static bool launch_split(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a, int64_t nsplit) {
+  size_t need = (size_t)nsplit * (size_t)k->info.grid_y * (size_t)k->info.split_scratch * 4;
+  if (!dev_grow(s, x, &s->scratch, &s->scratch_bytes, need, need)) return false;
+  a[CG_A_SCRATCH] = (int64_t)s->scratch;
+  a[CG_A_P0] = nsplit;
+  unsigned gy = (unsigned)k->info.grid_y, blk[3] = {(unsigned)k->info.block, 1, 1};
+  unsigned g1[3] = {(unsigned)nsplit, gy, 1}, g2[3] = {1, gy, 1};
+  rt_gpu_kernel *fns[2] = {k->fns, k->fnm};
+  const unsigned *grids[2] = {g1, g2};
+  for (int i = 0; i < 2; i++) {
+    snprintf(s->last, sizeof s->last, "kernel %s_%c (grid %u x %u, block %u, row %lld)",
+             k->name, i ? 'm' : 's', grids[i][0], gy, blk[0], (long long)a[CG_A_R0]);
+    char msg[400];
+    if (DEV(s)->ops->launch(DEV(s), s->cur, fns[i], grids[i], blk, a,
+                            CG_A_COUNT * sizeof *a, msg, sizeof msg)) {
+      snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
+      return false;
+    }
+  }
+  return true;
+}
+
 /* Launches k for the rows of a's range. */
 static bool launch_rows(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a) {
   int64_t rows = a[CG_A_R1] - a[CG_A_R0];
+  if (rows == 1 && k->fns && a[CG_A_C] >= s->p->scan_split_min) {
+    int64_t n = a[CG_A_C] / SPLIT_PER;
+    n = n < 2 ? 2 : n > SPLIT_MAX ? SPLIT_MAX : n;
+    return launch_split(s, x, k, a, n);
+  }
   if (rows == 1 && k->fn1) {
     int per = k->info.block1;
     return launch(s, x, k, k->fn1, a, (unsigned)((k->info.outs1 + per - 1) / per), 1,

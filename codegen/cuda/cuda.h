@@ -38,6 +38,12 @@ typedef struct cg_cuda_info {
                                 with block1 per block */
   bool wt;                   /* a linear: input 1 (W [O, I]) is passed
                                 transposed, [I][O] (cg_cuda_transpose) */
+  bool split1;               /* a retrieve: also NAME_s and NAME_m, a one-row
+                                step's scan split over CG_A_P0 blocks per
+                                group (grid nsplit x G, each leaving its list
+                                in split_scratch floats of scratch), then
+                                merged (grid 1 x G); same block size */
+  int64_t split_scratch;
 } cg_cuda_info;
 
 /* The arithmetic of the generated kernels. */

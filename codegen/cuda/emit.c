@@ -465,6 +465,17 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
       info->grid_y = G;
       snprintf(call, sizeof call, "hs::retrieve<%d, %s, %lldll, %s, %s>(a, (float)%s)", nt,
                consts, (long long)K, hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), f);
+      /* the decode step's scan, split over blocks, and its merge */
+      info->split1 = true;
+      info->split_scratch = 2 * K + 1;
+      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_s(const __grid_constant__ "
+              "hs_args a) {\n  hs::retrieve_part<%d, %s, %lldll, %s, %s>(a, (float)%s);\n}\n"
+              "HS_EMU_ENTRY(%s_s)\n",
+          nt, name, nt, consts, (long long)K, h0, h1, f, name);
+      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_m(const __grid_constant__ "
+              "hs_args a) {\n  hs::retrieve_merge<%d, %lld, %lldll>(a);\n}\n"
+              "HS_EMU_ENTRY(%s_m)\n",
+          nt, name, nt, (long long)G, (long long)K, name);
     }
     break;
   }

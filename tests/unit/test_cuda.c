@@ -718,7 +718,7 @@ static void test_candidates(void) {
   static const char *const names[] = {"paper_swa_hsa", "hsa_ramba", "moba", "paper_swa_hsa"};
   static const int levels[] = {1, 1, 1, 0};
 #endif
-  enum { N = 70 };
+  enum { N = 48 };
   int32_t tok[N];
   for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 41 + 3) % 256);
   bool seen[6] = {false};
@@ -783,6 +783,8 @@ static void test_candidates(void) {
     if (!seen[j]) printf("\n    no %skernel among the models", kinds[j]);
     CU_ASSERT(seen[j]);
   }
+#else
+  CU_ASSERT(seen[0]); /* one model: its linears, at least */
 #endif
 }
 
