@@ -898,10 +898,37 @@ HS_INLINE void block_merge(float *val, int *idx, int &n, float *lv, int *li, int
   }
 }
 
-// The fused retrieve kernel: each thread streams over a strided share of
-// the landmarks keeping a K-entry list (no [L, G, C] score matrix), the
-// lists are merged across the block, and the K slots are written most
-// recent first.  blockIdx.y: the group.  Outputs: indices, scores.
+// Token t's scan of group g over part `part` of `nparts` equal parts of
+// its eligible landmarks: each thread streams over a strided share keeping
+// a K-entry list, and the lists are merged across the block (lv, li, ln:
+// the result in list 0).
+template <int NT, int G, hs_i64 DR, bool GROUPED, hs_i64 S, hs_i64 X, bool PER_CHUNK,
+          bool OFFW, hs_i64 K, int H0, hs_i64 RE0, int H1, hs_i64 RE1>
+HS_INLINE void scan_part(const hs_args &a, float off, hs_i64 t, int g, hs_i64 part,
+                         hs_i64 nparts, float *lv, int *li, int *ln) {
+  hs_i64 C = a.s[HS_A_C];
+  if (OFFW) off += ((const float *)a.s[HS_IN(2) + HS_V_SEG])[0];
+  retr rr = retr_of<S, PER_CHUNK>(t);
+  const float scale = 1.0f / sqrtf((float)DR);
+  float val[K];
+  int idx[K];
+  int n = 0;
+  if (rr.own > 0) {
+    const float *qr = row<H0, RE0>(a, HS_IN(0), rr.tq) + g * DR;
+    hs_i64 end = rr.own < C ? rr.own : C, per = (end + nparts - 1) / nparts;
+    hs_i64 lo = part * per, hi = lo + per < end ? lo + per : end;
+    for (hs_i64 i = lo + threadIdx.x; i < hi; i += NT) {
+      if (retr_excluded<S, X>(i, rr.tq)) continue;
+      const float *l = row<H1, RE1>(a, HS_IN(1), i) + (GROUPED ? g * DR : 0);
+      offer<K>(val, idx, n, dot(qr, l, (int)DR) * scale + off, (int)i);
+    }
+  }
+  block_merge<NT, K>(val, idx, n, lv, li, ln);
+}
+
+// The fused retrieve kernel: the scan of all of a token's landmarks by one
+// block (no [L, G, C] score matrix), the K slots written most recent
+// first.  blockIdx.y: the group.  Outputs: indices, scores.
 template <int NT, int G, hs_i64 DR, bool GROUPED, hs_i64 S, hs_i64 X, bool PER_CHUNK,
           bool OFFW, hs_i64 K, int H0, hs_i64 RE0, int H1, hs_i64 RE1>
 HS_INLINE void retrieve(const hs_args &a, float off) {
@@ -910,23 +937,8 @@ HS_INLINE void retrieve(const hs_args &a, float off) {
   __shared__ int ln[NT];
   hs_i64 t = my_row(a);
   int g = (int)blockIdx.y;
-  hs_i64 C = a.s[HS_A_C];
-  if (OFFW) off += ((const float *)a.s[HS_IN(2) + HS_V_SEG])[0];
-  retr rr = retr_of<S, PER_CHUNK>(t);
-  const float scale = 1.0f / sqrtf((float)DR);
-  float val[K];
-  int idx[K];
-  int n = 0;
-  if (rr.own > 0) {
-    const float *qr = row<H0, RE0>(a, HS_IN(0), rr.tq) + g * DR;
-    hs_i64 end = rr.own < C ? rr.own : C;
-    for (hs_i64 i = threadIdx.x; i < end; i += NT) {
-      if (retr_excluded<S, X>(i, rr.tq)) continue;
-      const float *l = row<H1, RE1>(a, HS_IN(1), i) + (GROUPED ? g * DR : 0);
-      offer<K>(val, idx, n, dot(qr, l, (int)DR) * scale + off, (int)i);
-    }
-  }
-  block_merge<NT, K>(val, idx, n, lv, li, ln);
+  scan_part<NT, G, DR, GROUPED, S, X, PER_CHUNK, OFFW, K, H0, RE0, H1, RE1>(a, off, t, g, 0, 1,
+                                                                           lv, li, ln);
   if (threadIdx.x == 0) {
     float *oi = out_row(a, HS_A_OUT0, t) + g * K, *ov = out_row(a, HS_A_OUT1, t) + g * K;
     emit_slots<K>(lv, li, ln[0], oi, ov);
@@ -935,11 +947,10 @@ HS_INLINE void retrieve(const hs_args &a, float off) {
 
 // The decode step's retrieve, split over blocks so that one token's scan
 // over C landmarks reads at the device's bandwidth, not one block's: part
-// s of nsplit (blockIdx.x) scans landmarks [s * per, (s+1) * per) of the
-// eligible ones and leaves its K-entry list (K values, K indices, the
-// count) in its scratch; retrieve_merge (one block per group) merges the
-// nsplit lists and writes the slots.  The order of (value, lower index)
-// is total, so the result equals retrieve's.  nsplit: HS_A_P0.
+// blockIdx.x of nsplit (HS_A_P0) leaves its K-entry list (K values, K
+// indices, the count) in its scratch; retrieve_merge (one block per
+// group) merges the nsplit lists and writes the slots.  The order of
+// (value, lower index) is total, so the result equals retrieve's.
 enum { HS_SPLIT_SCRATCH_PAD = 1 };
 template <int NT, int G, hs_i64 DR, bool GROUPED, hs_i64 S, hs_i64 X, bool PER_CHUNK,
           bool OFFW, hs_i64 K, int H0, hs_i64 RE0, int H1, hs_i64 RE1>
@@ -947,26 +958,8 @@ HS_INLINE void retrieve_part(const hs_args &a, float off) {
   __shared__ float lv[NT * K];
   __shared__ int li[NT * K];
   __shared__ int ln[NT];
-  hs_i64 t = a.s[HS_A_R0], nsplit = a.s[HS_A_P0];
-  int g = (int)blockIdx.y;
-  hs_i64 C = a.s[HS_A_C];
-  if (OFFW) off += ((const float *)a.s[HS_IN(2) + HS_V_SEG])[0];
-  retr rr = retr_of<S, PER_CHUNK>(t);
-  const float scale = 1.0f / sqrtf((float)DR);
-  float val[K];
-  int idx[K];
-  int n = 0;
-  if (rr.own > 0) {
-    const float *qr = row<H0, RE0>(a, HS_IN(0), rr.tq) + g * DR;
-    hs_i64 end = rr.own < C ? rr.own : C, per = (end + nsplit - 1) / nsplit;
-    hs_i64 lo = (hs_i64)blockIdx.x * per, hi = lo + per < end ? lo + per : end;
-    for (hs_i64 i = lo + threadIdx.x; i < hi; i += NT) {
-      if (retr_excluded<S, X>(i, rr.tq)) continue;
-      const float *l = row<H1, RE1>(a, HS_IN(1), i) + (GROUPED ? g * DR : 0);
-      offer<K>(val, idx, n, dot(qr, l, (int)DR) * scale + off, (int)i);
-    }
-  }
-  block_merge<NT, K>(val, idx, n, lv, li, ln);
+  scan_part<NT, G, DR, GROUPED, S, X, PER_CHUNK, OFFW, K, H0, RE0, H1, RE1>(
+      a, off, a.s[HS_A_R0], (int)blockIdx.y, blockIdx.x, a.s[HS_A_P0], lv, li, ln);
   if (threadIdx.x == 0) {
     float *o = scratch(a, 2 * K + HS_SPLIT_SCRATCH_PAD);
     for (int k = 0; k < ln[0]; k++) {
