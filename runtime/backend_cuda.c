@@ -34,6 +34,7 @@
 #include "codegen/cuda/cuda.h"
 #include "runtime/gpu.h"
 #include "runtime/views.h"
+#include "util/half.h"
 
 typedef struct ckern {
   rt_gpu_kernel *fn, *fn1;      /* the kernel, and its decode version */
@@ -56,7 +57,8 @@ typedef struct ckern {
 
 typedef struct dweight {        /* a weight in device memory */
   int v;                        /* its value index */
-  bool t;                       /* transposed ([I][O], a linear's matrix) */
+  bool t;                       /* transposed ([I][O], a linear's matrix) ... */
+  bool h;                       /* ... and in bf16 (the tensor-core linears') */
   rt_dptr p;
   size_t bytes;
 } dweight;
@@ -359,9 +361,10 @@ static hsart_status upload_weights(cuda_prog *p, const rt_exec *x, char *err, si
     for (int i = 0; i < k->nins && st == HSART_OK; i++) {
       const rt_val *iv = &x->vals[k->ins[i]->index];
       if (!iv->is_weight) continue;
-      bool t = k->info.wt && i == 1;
+      bool t = k->info.wt && i == 1, h = t && p->math == CG_CUDA_BF16;
       int at = 0, idx = k->ins[i]->index;
-      while (at < p->nwts && !(p->wts[at].v == idx && p->wts[at].t == t)) at++;
+      while (at < p->nwts && !(p->wts[at].v == idx && p->wts[at].t == t && p->wts[at].h == h))
+        at++;
       if (at == p->nwts) {
         if (!iv->w) {
           snprintf(err, errsize, "internal error: no f32 data for a weight of %s", k->name);
@@ -381,8 +384,13 @@ static hsart_status upload_weights(cuda_prog *p, const rt_exec *x, char *err, si
           }
           cg_cuda_transpose(iv->w, k->ins[i]->type.dims[0].n, k->ins[i]->type.dims[1].n, tmp);
           src = tmp;
+          if (h) { /* rounded to bf16 in place: the first half of tmp */
+            uint16_t *b = (uint16_t *)tmp;
+            for (int64_t e = 0; e < n; e++) b[e] = ut_f32_to_bf16(tmp[e]);
+            bytes = (size_t)n * sizeof(uint16_t);
+          }
         }
-        dweight w = {idx, t, 0, bytes};
+        dweight w = {idx, t, h, 0, bytes};
         if (dev->ops->alloc(dev, bytes, RT_GPU_DEVICE, &w.p, err, errsize) ||
             dev->ops->h2d(dev, stream, w.p, src, bytes, err, errsize) ||
             (t && dev->ops->sync(dev, stream, err, errsize))) {

@@ -158,6 +158,11 @@ expect 0 "bf16 math as the cpu backend" -- run "$tiny" --weights "$tmp/w.st" --p
 expect 2 "--gpu-math expects"     -- run "$tiny" --weights "$tmp/w.st" --prompt x --gpu-math fp8
 run --backend cuda-emu --gpu-math bf16 -v >/dev/null 2>"$tmp/tc.err" || bad "run --gpu-math bf16"
 grep -q "bf16 tensor-core (mma.sync) arithmetic" "$tmp/tc.err" && ok || { bad "--gpu-math bf16 -v"; cat "$tmp/tc.err"; }
+# the tensor-core linears keep their matrices in bf16 on the device: fewer bytes than f32
+run --backend cuda-emu -v >/dev/null 2>"$tmp/f32.err" || bad "run --backend cuda-emu -v"
+w16=$(grep -o '[0-9.]* MiB of weights' "$tmp/tc.err" | cut -d' ' -f1)
+w32=$(grep -o '[0-9.]* MiB of weights' "$tmp/f32.err" | cut -d' ' -f1)
+awk -v a="$w16" -v b="$w32" 'BEGIN { exit !(a > 0 && a < 0.6 * b) }' && ok || bad "bf16 weights on the device: $w16 MiB, f32 $w32 MiB"
 expect 0 "hs::linear_mma<"        -- ir --emit=cuda --gpu-math bf16 "$tiny"
 run --backend cuda-emu -v >"$tmp/emu.txt" 2>"$tmp/emu.err" || { bad "run --backend cuda-emu"; cat "$tmp/emu.err"; }
 cmp -s "$tmp/ref.txt" "$tmp/emu.txt" && ok || bad "greedy text of cuda-emu differs from ref"

@@ -7,9 +7,12 @@
 //     round-robin on the calling thread, one block after another;
 //   - __syncthreads() is a barrier of the block's live threads (a thread
 //     that has returned no longer counts, as on the hardware);
-//   - warp shuffles, votes and ldmatrix are exchanges among the 32 lanes of
-//     a warp, each a barrier of the warp: every lane must reach it (a
-//     divergent shuffle is reported as a deadlock rather than hidden);
+//   - warp shuffles, votes and ldmatrix (also .trans) are exchanges among
+//     the 32 lanes of a warp, each a barrier of the warp: every lane must
+//     reach it (a divergent shuffle is reported as a deadlock rather than
+//     hidden);
+//   - cp.async copies at once (prelude.cuh's cp_async16), so its commit and
+//     wait are no-ops: a missing wait is invisible here;
 //   - mma.sync m16n8k16 (bf16) is computed from the lanes' fragments as the
 //     PTX ISA lays them out;
 //   - atomics are plain read-modify-writes (fibers switch only at
@@ -235,17 +238,29 @@ static inline void hs_emu_mma_bf16_16816(float d[4], const unsigned a[4], const 
 // addresses of the 8 rows (8 b16 each) of matrix i; every lane receives in
 // r[i] the elements 2 (lane % 4) and 2 (lane % 4) + 1 of row lane / 4 of
 // matrix i.  For x2 only lanes 0..15 give addresses.
-static inline void hs_emu_ldmatrix(unsigned *r, int nmat, const unsigned short *row) {
+// With .trans each matrix is transposed on the way: the lane receives
+// elements lane / 4 of rows 2 (lane % 4) and 2 (lane % 4) + 1.
+static inline void hs_emu_ldmatrix_t(unsigned *r, int nmat, const unsigned short *row,
+                                     bool trans) {
   hs_emu::state &s = hs_emu::S;
   int me = s.cur, base = me & ~31, lane = me & 31;
   memcpy(&s.xchg[me], &row, sizeof row);
   hs_emu_warp_sync();
   for (int i = 0; i < nmat; i++) {
-    const unsigned short *p;
-    memcpy(&p, &s.xchg[base + 8 * i + lane / 4], sizeof p);
-    r[i] = (unsigned)p[2 * (lane % 4)] | ((unsigned)p[2 * (lane % 4) + 1] << 16);
+    const unsigned short *p, *q;
+    if (trans) {
+      memcpy(&p, &s.xchg[base + 8 * i + 2 * (lane % 4)], sizeof p);
+      memcpy(&q, &s.xchg[base + 8 * i + 2 * (lane % 4) + 1], sizeof q);
+      r[i] = (unsigned)p[lane / 4] | ((unsigned)q[lane / 4] << 16);
+    } else {
+      memcpy(&p, &s.xchg[base + 8 * i + lane / 4], sizeof p);
+      r[i] = (unsigned)p[2 * (lane % 4)] | ((unsigned)p[2 * (lane % 4) + 1] << 16);
+    }
   }
   hs_emu_warp_sync();
+}
+static inline void hs_emu_ldmatrix(unsigned *r, int nmat, const unsigned short *row) {
+  hs_emu_ldmatrix_t(r, nmat, row, false);
 }
 
 // Votes: every lane must take part, as for the shuffles.

@@ -37,8 +37,11 @@ static int bind(cg_nvrtc *n, char *err, size_t errsize) {
   return -1;
 }
 
+/* RTLD_NODELETE: the library stays mapped after dlclose (the loader
+ * counts the opens), so its own allocations stay reachable, and later
+ * opens are cheap. */
 static int try_open(cg_nvrtc *n, const char *path) {
-  n->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  n->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (n->lib) snprintf(n->path, sizeof n->path, "%s", path);
   return n->lib ? 0 : -1;
 }

@@ -384,6 +384,41 @@ HS_INLINE void ldsm_x2(unsigned r[2], const unsigned short *row) {
 #endif
 }
 
+// ldmatrix .trans: the same matrices, each transposed on the way.
+HS_INLINE void ldsm_x2_t(unsigned r[2], const unsigned short *row) {
+#ifdef HS_EMU
+  hs_emu_ldmatrix_t(r, 2, row, true);
+#else
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(smem_addr(row)));
+#endif
+}
+
+// cp.async (sm_80): 16 bytes from global to shared memory without passing
+// through registers, completed by cp_async_wait; the emulator copies at
+// once.  Both addresses 16-byte aligned.
+HS_INLINE void cp_async16(void *smem, const void *gmem) {
+#ifdef HS_EMU
+  memcpy(smem, gmem, 16);
+#else
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)),
+               "l"(gmem));
+#endif
+}
+HS_INLINE void cp_async_commit() {
+#ifndef HS_EMU
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+// Waits until at most N of the committed groups are still in flight.
+template <int N>
+HS_INLINE void cp_async_wait() {
+#ifndef HS_EMU
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
 // The lane's A fragment of the 16 x 16 tile at p (row-major, LD halves per
 // row) and B fragment of the 16 (k) x 8 (n) tile stored n-major at p ([n][k],
 // LD halves per n), as the PTX ISA lays them out for m16n8k16, loaded with
@@ -402,43 +437,72 @@ HS_INLINE void frag_b(unsigned r[2], const unsigned short *p) {
   int l = threadIdx.x & 31;
   ldsm_x2(r, p + (l & 7) * LD + 8 * ((l >> 3) & 1));
 }
+// The same B fragment from the tile stored k-major at p ([k][n], LD halves
+// per k), through ldmatrix .trans: its matrices are rows k 0-7 and 8-15.
+template <int LD>
+HS_INLINE void frag_b_kn(unsigned r[2], const unsigned short *p) {
+  static_assert(LD % 8 == 0, "ldmatrix rows must be 16-byte aligned");
+  int l = threadIdx.x & 31;
+  ldsm_x2_t(r, p + (l & 15) * LD);
+}
 
-// linear on tensor cores: X and Wt rounded to bf16 as they are staged in
+// linear on tensor cores: Wt held in bf16 in device memory (rounded once,
+// at load: half the bytes of f32), X rounded to bf16 as it is staged in
 // shared memory, f32 accumulation.  WM x WN warps (hsac tune's choice; 2 x
 // 2 by default), each 32 x 32 of a (32 WM) x (32 WN) output tile: 2 x 4 mma
-// tiles per 16-deep step.  Every output sums its products in the same
-// order whatever the tile.
+// tiles per 16-deep step.  Two stages: while the warps multiply slice k,
+// slice k + 16 is staged into the other buffers, Wt's rows of the tile by
+// cp.async straight from global memory ([k][n], read through ldmatrix
+// .trans; 16-byte copies where O is a multiple of 8 and the copy is within
+// the matrix, element loads elsewhere).  Every output sums its products in
+// the same order whatever the tile.
 template <int WM, int WN, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void linear_mma(const hs_args &a) {
-  constexpr int LD = 24, BM = 32 * WM, BN = 32 * WN, NTH = 32 * WM * WN;
-  __shared__ __align__(16) unsigned short xs[BM * LD];
-  __shared__ __align__(16) unsigned short ws[BN * LD];
-  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  constexpr int LD = 24, BM = 32 * WM, BN = 32 * WN, NTH = 32 * WM * WN, LDW = BN + 8;
+  __shared__ __align__(16) unsigned short xs[2][BM * LD];
+  __shared__ __align__(16) unsigned short ws[2][16 * LDW];
+  const unsigned short *Wt = (const unsigned short *)a.s[HS_IN(1) + HS_V_SEG];
   hs_i64 V = out_elems(a) / O;
   hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
   hs_i64 m0 = (hs_i64)blockIdx.x * BM, o0 = (hs_i64)blockIdx.y * BN;
   int w = threadIdx.x >> 5, wm = (w / WN) * 32, wn = (w % WN) * 32;
+  auto stage = [&](int b, hs_i64 k0) {
+    for (int e = threadIdx.x; e < 16 * (BN / 8); e += NTH) {
+      int kk = e / (BN / 8), c = (e % (BN / 8)) * 8;
+      hs_i64 k = k0 + kk, o = o0 + c;
+      unsigned short *dst = &ws[b][kk * LDW + c];
+      if (O % 8 == 0 && k < I && o + 8 <= O) {
+        cp_async16(dst, Wt + k * O + o);
+      } else {
+        for (int j = 0; j < 8; j++) dst[j] = k < I && o + j < O ? Wt[k * O + o + j] : 0;
+      }
+    }
+    cp_async_commit();
+    for (int e = threadIdx.x; e < BM * 16; e += NTH) {
+      int mm = e / 16, kk = e % 16;
+      hs_i64 m = m0 + mm, k = k0 + kk;
+      xs[b][mm * LD + kk] = bf16_bits(
+          m < M && k < I ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
+                         : 0.0f);
+    }
+  };
   float acc[2][4][4];
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 4; j++)
       for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
-  for (hs_i64 k0 = 0; k0 < I; k0 += 16) {
-    for (int e = threadIdx.x; e < BM * 16; e += NTH) {
-      int mm = e / 16, kk = e % 16;
-      hs_i64 m = m0 + mm, k = k0 + kk;
-      xs[mm * LD + kk] = bf16_bits(
-          m < M && k < I ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
-                         : 0.0f);
-    }
-    for (int e = threadIdx.x; e < BN * 16; e += NTH) {
-      int oo = e % BN, kw = e / BN;
-      ws[oo * LD + kw] =
-          bf16_bits(o0 + oo < O && k0 + kw < I ? Wt[(k0 + kw) * O + o0 + oo] : 0.0f);
+  stage(0, 0);
+  int cur = 0;
+  for (hs_i64 k0 = 0; k0 < I; k0 += 16, cur ^= 1) {
+    if (k0 + 16 < I) {
+      stage(cur ^ 1, k0 + 16);
+      cp_async_wait<1>(); /* this slice's copies are done, the next's may not be */
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
     unsigned af[2][4], bfr[4][2];
-    for (int i = 0; i < 2; i++) frag_a<LD>(af[i], xs + (wm + 16 * i) * LD);
-    for (int j = 0; j < 4; j++) frag_b<LD>(bfr[j], ws + (wn + 8 * j) * LD);
+    for (int i = 0; i < 2; i++) frag_a<LD>(af[i], xs[cur] + (wm + 16 * i) * LD);
+    for (int j = 0; j < 4; j++) frag_b_kn<LDW>(bfr[j], ws[cur] + wn + 8 * j);
     for (int i = 0; i < 2; i++)
       for (int j = 0; j < 4; j++) mma16816(acc[i][j], af[i], bfr[j]);
     __syncthreads();
@@ -459,12 +523,13 @@ HS_INLINE void linear_mma(const hs_args &a) {
 
 // The decode version of linear and linear_mma (one segment row): a thread
 // per output, one fmaf chain over i as the f32 GEMM's (so decode gives its
-// bits); with BF16 the inputs rounded to bf16 as linear_mma rounds them
-// (exact products, f32 sums).  A warp reads 32 consecutive weights of Wt
+// bits); with BF16 the weights are linear_mma's bf16 ones and the inputs
+// rounded as it rounds them (exact products, f32 sums).  A warp reads 32 consecutive weights of Wt
 // per step.  blockIdx.x: groups of NT outputs of the V vectors.
 template <int NT, bool BF16, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void gemv(const hs_args &a) {
   const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  const unsigned short *W16 = (const unsigned short *)Wt; /* BF16: bf16 weights */
   hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
   hs_i64 g = (hs_i64)blockIdx.x * NT + threadIdx.x;
   if (g >= V * O) return;
@@ -472,7 +537,8 @@ HS_INLINE void gemv(const hs_args &a) {
   const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
   float s = 0.0f;
   for (hs_i64 i = 0; i < I; i++)
-    s = BF16 ? fmaf(bf16_round(x[i]), bf16_round(Wt[i * O + o]), s) : fmaf(x[i], Wt[i * O + o], s);
+    s = BF16 ? fmaf(bf16_round(x[i]), __uint_as_float((unsigned)W16[i * O + o] << 16), s)
+             : fmaf(x[i], Wt[i * O + o], s);
   out_row(a, HS_A_OUT0, r)[v * O + o] = s;
 }
 
