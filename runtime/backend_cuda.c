@@ -41,7 +41,8 @@ typedef struct ckern {
   rt_gpu_kernel *fnb;           /* the batched decode: fn1's (a linear) or fn's,
                                    for an array of slots, one per blockIdx.z */
   rt_gpu_kernel *fns, *fnm;     /* a retrieve: a one-row scan split over blocks,
-                                   and its merge (cg_cuda_info.split1) */
+                                   and its merge (cg_cuda_info.split1) ... */
+  rt_gpu_kernel *fnsb, *fnmb;   /* ... and both for a batch */
   const ir_value *ins[IR_MAX_INPUTS];
   int nins;
   const ir_op *scores;          /* a streamed retrieve: its landmark_scores */
@@ -445,6 +446,8 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
       cfg && cfg->gpu_scratch_floats > 0 ? cfg->gpu_scratch_floats : SCRATCH_FLOATS;
   p->page_limit = cfg && cfg->gpu_page_bytes > 0 ? cfg->gpu_page_bytes : 0;
   p->scan_split_min = cfg && cfg->scan_split_min > 0 ? cfg->scan_split_min : SPLIT_MIN;
+  const char *sm = getenv("HSAC_GPU_SCAN_SPLIT");
+  if (!(cfg && cfg->scan_split_min > 0) && sm && atoll(sm) > 0) p->scan_split_min = atoll(sm);
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals * 2 + 1, sizeof *p->wts);
   p->scanned = calloc((size_t)x.nvals + 1, sizeof *p->scanned);
@@ -498,13 +501,17 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
       k->fns = p->dev->ops->kernel(p->dev, nb);
       snprintf(nb, sizeof nb, "%s_m", k->name);
       k->fnm = p->dev->ops->kernel(p->dev, nb);
+      snprintf(nb, sizeof nb, "%s_sb", k->name);
+      k->fnsb = p->dev->ops->kernel(p->dev, nb);
+      snprintf(nb, sizeof nb, "%s_mb", k->name);
+      k->fnmb = p->dev->ops->kernel(p->dev, nb);
     }
     /* a retrieval scans every landmark at every step: its pages are the
      * last to leave the device */
     if (k->scores) p->scanned[k->ins[1]->index] = true;
     else if (op->code == IR_LANDMARK_SCORES) p->scanned[op->in[1]->index] = true;
     if (!k->fn || (k->info.one_row && !k->fn1) || !k->fnb ||
-        (k->info.split1 && (!k->fns || !k->fnm))) {
+        (k->info.split1 && (!k->fns || !k->fnm || !k->fnsb || !k->fnmb))) {
       snprintf(err, errsize, "internal error: compiled kernel %s not found", k->name);
       st = HSART_EUNSUPPORTED;
     }
@@ -808,14 +815,18 @@ static bool launch_split(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a, i
   return true;
 }
 
+/* The parts a one-row scan over C chunks is split into (0: none). */
+static int64_t split_parts(const cuda_prog *p, const ckern *k, int64_t C) {
+  if (!k->fns || C < p->scan_split_min) return 0;
+  int64_t n = C / SPLIT_PER;
+  return n < 2 ? 2 : n > SPLIT_MAX ? SPLIT_MAX : n;
+}
+
 /* Launches k for the rows of a's range. */
 static bool launch_rows(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a) {
   int64_t rows = a[CG_A_R1] - a[CG_A_R0];
-  if (rows == 1 && k->fns && a[CG_A_C] >= s->p->scan_split_min) {
-    int64_t n = a[CG_A_C] / SPLIT_PER;
-    n = n < 2 ? 2 : n > SPLIT_MAX ? SPLIT_MAX : n;
-    return launch_split(s, x, k, a, n);
-  }
+  int64_t nsplit = rows == 1 ? split_parts(s->p, k, a[CG_A_C]) : 0;
+  if (nsplit) return launch_split(s, x, k, a, nsplit);
   if (rows == 1 && k->fn1) {
     int per = k->info.block1;
     return launch(s, x, k, k->fn1, a, (unsigned)((k->info.outs1 + per - 1) / per), 1,
@@ -999,16 +1010,39 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
       a[CG_A_SCRATCH] = (int64_t)s->scratch;
     }
     if (!ok) break;
+    /* a retrieval's scan, split as the longest session's would be (the
+     * others' parts past their chunks are empty) */
+    int64_t nsplit = 0;
+    for (int i = b0; i < b0 + nb; i++) {
+      int64_t ns = split_parts(s0->p, k, args[(size_t)(i - b0) * CG_A_COUNT + CG_A_C]);
+      if (ns > nsplit) nsplit = ns;
+    }
+    for (int i = b0; i < b0 + nb && ok && nsplit; i++) {
+      cuda_sess *s = states[i];
+      int64_t *a = args + (size_t)(i - b0) * CG_A_COUNT;
+      size_t need = (size_t)nsplit * gy * (size_t)k->info.split_scratch * 4;
+      *bad = i;
+      ok = dev_grow(s, xs[i], &s->scratch, &s->scratch_bytes, need, need);
+      a[CG_A_SCRATCH] = (int64_t)s->scratch;
+      a[CG_A_P0] = nsplit;
+    }
+    if (!ok) break;
     *bad = b0;
     unsigned grid[3] = {gx, gy, (unsigned)nb}, blk[3] = {block, 1, 1};
-    snprintf(s0->last, sizeof s0->last, "kernel %s%s (batched: grid %u x %u x %d sessions, "
-             "block %u)", k->name, k->info.one_row ? "_1b" : "_b", gx, gy, nb, block);
-    char msg[400];
-    if (g->ops->launch(g, s0->cur, k->fnb, grid, blk, args, bytes, msg, sizeof msg)) {
-      snprintf(xs[b0]->err, sizeof xs[b0]->err, "%.200s: %.300s", s0->last, msg);
-      ok = false;
-      break;
+    unsigned gs[3] = {(unsigned)nsplit, gy, (unsigned)nb};
+    rt_gpu_kernel *fns[2] = {nsplit ? k->fnsb : k->fnb, k->fnmb};
+    const unsigned *grids[2] = {nsplit ? gs : grid, grid};
+    const char *sfx[2] = {nsplit ? "_sb" : k->info.one_row ? "_1b" : "_b", "_mb"};
+    for (int l = 0; l < (nsplit ? 2 : 1) && ok; l++) {
+      snprintf(s0->last, sizeof s0->last, "kernel %s%s (batched: grid %u x %u x %d sessions, "
+               "block %u)", k->name, sfx[l], grids[l][0], gy, nb, block);
+      char msg[400];
+      if (g->ops->launch(g, s0->cur, fns[l], grids[l], blk, args, bytes, msg, sizeof msg)) {
+        snprintf(xs[b0]->err, sizeof xs[b0]->err, "%.200s: %.300s", s0->last, msg);
+        ok = false;
+      }
     }
+    if (!ok) break;
     s0->batched++;
     for (int i = b0; i < b0 + nb && ok; i++) {
       snprintf(((cuda_sess *)states[i])->last, sizeof s0->last, "%s", s0->last);

@@ -42,7 +42,8 @@ typedef struct cg_cuda_info {
                                 step's scan split over CG_A_P0 blocks per
                                 group (grid nsplit x G, each leaving its list
                                 in split_scratch floats of scratch), then
-                                merged (grid 1 x G); same block size */
+                                merged (grid 1 x G); same block size; and
+                                NAME_sb, NAME_mb for a batch (blockIdx.z) */
   int64_t split_scratch;
 } cg_cuda_info;
 

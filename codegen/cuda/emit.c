@@ -476,6 +476,15 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
               "hs_args a) {\n  hs::retrieve_merge<%d, %lld, %lldll>(a);\n}\n"
               "HS_EMU_ENTRY(%s_m)\n",
           nt, name, nt, (long long)G, (long long)K, name);
+      /* ... and both for a batch of sessions (blockIdx.z) */
+      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_sb(const __grid_constant__ "
+              "hs_batch b) {\n  hs::retrieve_part<%d, %s, %lldll, %s, %s>(b.s[blockIdx.z], "
+              "(float)%s);\n}\nHS_EMU_ENTRY_BATCH(%s_sb)\n",
+          nt, name, nt, consts, (long long)K, h0, h1, f, name);
+      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_mb(const __grid_constant__ "
+              "hs_batch b) {\n  hs::retrieve_merge<%d, %lld, %lldll>(b.s[blockIdx.z]);\n}\n"
+              "HS_EMU_ENTRY_BATCH(%s_mb)\n",
+          nt, name, nt, (long long)G, (long long)K, name);
     }
     break;
   }

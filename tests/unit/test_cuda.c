@@ -626,6 +626,11 @@ static void batched_decode(const hsart_backend *bes, int nbes) {
 static void test_batched_decode(void) {
   static const hsart_backend bes[] = {HSART_BACKEND_CUDA_EMU, HSART_BACKEND_REF};
   batched_decode(bes, 2);
+  /* again with every retrieval's decode scan split over blocks (from 2
+   * chunks on), batched and not */
+  setenv("HSAC_GPU_SCAN_SPLIT", "2", 1);
+  batched_decode(bes, 1);
+  unsetenv("HSAC_GPU_SCAN_SPLIT");
 }
 
 /* ---- launch configurations and hsac tune ------------------------------------ */
