@@ -468,23 +468,20 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
       /* the decode step's scan, split over blocks, and its merge */
       info->split1 = true;
       info->split_scratch = 2 * K + 1;
-      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_s(const __grid_constant__ "
-              "hs_args a) {\n  hs::retrieve_part<%d, %s, %lldll, %s, %s>(a, (float)%s);\n}\n"
-              "HS_EMU_ENTRY(%s_s)\n",
-          nt, name, nt, consts, (long long)K, h0, h1, f, name);
-      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_m(const __grid_constant__ "
-              "hs_args a) {\n  hs::retrieve_merge<%d, %lld, %lldll>(a);\n}\n"
-              "HS_EMU_ENTRY(%s_m)\n",
-          nt, name, nt, (long long)G, (long long)K, name);
-      /* ... and both for a batch of sessions (blockIdx.z) */
-      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_sb(const __grid_constant__ "
-              "hs_batch b) {\n  hs::retrieve_part<%d, %s, %lldll, %s, %s>(b.s[blockIdx.z], "
-              "(float)%s);\n}\nHS_EMU_ENTRY_BATCH(%s_sb)\n",
-          nt, name, nt, consts, (long long)K, h0, h1, f, name);
-      put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_mb(const __grid_constant__ "
-              "hs_batch b) {\n  hs::retrieve_merge<%d, %lld, %lldll>(b.s[blockIdx.z]);\n}\n"
-              "HS_EMU_ENTRY_BATCH(%s_mb)\n",
-          nt, name, nt, (long long)G, (long long)K, name);
+      /* (and both for a batch of sessions: blockIdx.z) */
+      for (int bt = 0; bt < 2; bt++) {
+        const char *sfx = bt ? "b" : "", *par = bt ? "hs_batch b" : "hs_args a";
+        const char *arg = bt ? "b.s[blockIdx.z]" : "a";
+        const char *ent = bt ? "HS_EMU_ENTRY_BATCH" : "HS_EMU_ENTRY";
+        put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_s%s(const "
+                "__grid_constant__ %s) {\n  hs::retrieve_part<%d, %s, %lldll, %s, %s>(%s, "
+                "(float)%s);\n}\n%s(%s_s%s)\n",
+            nt, name, sfx, par, nt, consts, (long long)K, h0, h1, arg, f, ent, name, sfx);
+        put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_m%s(const "
+                "__grid_constant__ %s) {\n  hs::retrieve_merge<%d, %lld, %lldll>(%s);\n}\n"
+                "%s(%s_m%s)\n",
+            nt, name, sfx, par, nt, (long long)G, (long long)K, arg, ent, name, sfx);
+      }
     }
     break;
   }
