@@ -13,7 +13,8 @@
  *    eligible ones (bench_ir.h: the CPU benchmark's selection), K/V read
  *    from chunk pages in device memory through the runtime's page table:
  *    hsac's generated kernel on the tensor cores (chunk_attention_mma, the
- *    default of --gpu-math bf16) and in f32; TFLOP/s counted as L * 16 *
+ *    default of --gpu-math bf16) with pages of f32 rows and of bf16 rows (a
+ *    chunk memory kept in bf16), and in f32; TFLOP/s counted as L * 16 *
  *    K * 4 * S * d, the fraction of the mma.sync rate, tokens/s; sampled
  *    rows checked against a float64 loop on the host;
  * 3. the landmark scan of a decode step (retrieve: one query row streamed
@@ -38,6 +39,7 @@
 #include "codegen/cpu/kernels.h"
 #include "codegen/cuda/cuda.h"
 #include "runtime/gpu.h"
+#include "util/half.h"
 
 static rt_gpu *dev;
 static rt_gpu_stream *stream;
@@ -212,7 +214,7 @@ static void attention_ref(int64_t t, const float *qpat, float *const *pages, con
 }
 
 static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *info_tc,
-                            const cg_cuda_info *info_f32) {
+                            const cg_cuda_info *info_f32, const cg_cuda_info *info_tc16) {
   int64_t C = L / S, npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
   size_t page_floats = (size_t)CG_PAGE_ROWS * S * HK * D, row = (size_t)HQ * D;
   /* chunk pages: one device buffer, a table of pointers into it */
@@ -226,6 +228,17 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
   }
   rt_dptr dtable = dalloc((size_t)npages * sizeof *table);
   up(dtable, table, (size_t)npages * sizeof *table);
+  /* the same pages in bf16 rows (a chunk memory kept in bf16) */
+  rt_dptr kv16 = dalloc((size_t)npages * page_floats * 2);
+  uint16_t *h16 = malloc(page_floats * 2);
+  for (int64_t p = 0; p < npages; p++) {
+    for (size_t e = 0; e < page_floats; e++) h16[e] = ut_f32_to_bf16(hpages[p][e]);
+    table[p] = kv16 + (rt_dptr)p * page_floats * 2;
+    up(table[p], h16, page_floats * 2);
+  }
+  free(h16);
+  rt_dptr dtable16 = dalloc((size_t)npages * sizeof *table);
+  up(dtable16, table, (size_t)npages * sizeof *table);
   /* queries: QPAT rows repeated (the time does not depend on their values) */
   float *qpat = randbuf((size_t)QPAT * row, 3);
   rt_dptr dq = dalloc((size_t)L * row * 4), dout = dalloc((size_t)L * row * 4);
@@ -254,9 +267,14 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
   a[in + 4 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)dwt;
   a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
   double flops = (double)L * HQ * K * (4.0 * S * D);
-  const char *names[2] = {"bench_hsa_tc", "bench_hsa_f32"};
-  const cg_cuda_info *infos[2] = {info_tc, info_f32};
-  for (int v = 0; v < 2; v++) {
+  const char *names[3] = {"bench_hsa_tc", "bench_hsa_tc16", "bench_hsa_f32"};
+  const char *what[3] = {"hsac, tensor cores (chunk_attention_mma), f32 pages",
+                         "hsac, tensor cores (chunk_attention_mma), bf16 pages",
+                         "hsac, f32 (chunk_attention)"};
+  const cg_cuda_info *infos[3] = {info_tc, info_tc16, info_f32};
+  for (int v = 0; v < 3; v++) {
+    for (int i = 1; i <= 2; i++) /* the page table of the variant */
+      a[in + i * CG_VIEW_SLOTS + CG_V_HIST] = (int64_t)(v == 1 ? dtable16 : dtable);
     double t = time_launch(kernel(names[v]), (unsigned)L, (unsigned)infos[v]->grid_y,
                            (unsigned)infos[v]->block, a, emulate ? 0 : 3);
     /* sampled rows against float64 */
@@ -273,11 +291,10 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
       }
     }
     double err = den > 0 ? sqrt(num / den) : sqrt(num);
-    bool ok = err <= (v == 0 ? 1e-2 : 1e-5);
-    printf("| %s | %lldK | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n",
-           v == 0 ? "hsac, tensor cores (chunk_attention_mma)" : "hsac, f32 (chunk_attention)",
+    bool ok = err <= (v < 2 ? 1e-2 : 1e-5);
+    printf("| %s | %lldK | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n", what[v],
            (long long)(L >> 10), t * 1e3, flops / t * 1e-12,
-           v == 0 ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
+           v < 2 ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
            ok ? "" : " WRONG");
     fflush(stdout);
     if (!ok) die("chunk_attention", "the kernel's output differs from the float64 reference");
@@ -286,7 +303,7 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
   }
   for (int64_t p = 0; p < npages; p++) free(hpages[p]);
   free(hpages), free(table), free(qpat), free(sel), free(wt);
-  rt_dptr bufs[] = {kvbuf, dtable, dq, dout, dsel, dwt};
+  rt_dptr bufs[] = {kvbuf, dtable, kv16, dtable16, dq, dout, dsel, dwt};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     dev->ops->free(dev, bufs[i], RT_GPU_DEVICE);
 }
@@ -423,6 +440,8 @@ int main(int argc, char **argv) {
   add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc");
   add_kernel(&g, &ra, CG_CUDA_F32, "bench_hsa_f32");
   add_kernel(&g, &rs, CG_CUDA_F32, "bench_scan");
+  ra.hist16[1] = ra.hist16[2] = true; /* K, V history pages of bf16 rows */
+  add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16");
   size_t pl = strlen(peak_src);
   char *all = realloc(g.src, g.len + pl + 1);
   if (!all) die("the module", "out of memory");
@@ -440,7 +459,7 @@ int main(int argc, char **argv) {
   printf("### HSA sparse attention forward (S 64, K 8, d 64, G 16, weighted), all L queries\n\n"
          "| implementation | L | time | TFLOP/s | of mma.sync | Mtokens/s | error vs float64 |\n"
          "|---|---|---|---|---|---|---|\n");
-  for (int i = 0; i < nl; i++) bench_attention(L[i], tc, &g.info[0], &g.info[1]);
+  for (int i = 0; i < nl; i++) bench_attention(L[i], tc, &g.info[0], &g.info[1], &g.info[3]);
   printf("\n### Landmark scan of one decode step (G 1, d 64, top-8)\n\n"
          "| context | kernel | time | read | of measured bandwidth |\n|---|---|---|---|---|\n");
   for (int i = 0; i < nc; i++) bench_scan(Cx[i] / S, bw, &g.info[2]);

@@ -80,6 +80,11 @@ typedef struct cuda_prog {
   int nwts;
   bool *scanned;                /* by value: read whole at every step (a
                                    retrieval's landmarks) */
+  bool *narrow;                 /* by value: history pages of bf16 rows (a
+                                   chunk memory's K or V kept in bf16, read
+                                   only by the tensor-core sparse attention) */
+  int nnarrow;
+  rt_gpu_kernel *pack16;        /* CG_CUDA_PACK16 */
   int64_t weight_bytes;
   double ms_emit, ms_load;
   /* while emitting: the tuning database (NULL: none) and hsac tune's round */
@@ -147,6 +152,7 @@ static void cuda_program_free(void *program) {
   }
   free(p->wts);
   free(p->scanned);
+  free(p->narrow);
   free(p->source);
   free(p->k);
   free(p);
@@ -227,6 +233,8 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cuda_prog *
     ckern *k = &p->k[op->out[0]->index];
     cg_kernel_req req;
     make_req(x, op, k, &req);
+    if (p->narrow && op->code == IR_CHUNK_ATTENTION)
+      for (int i = 1; i <= 2; i++) req.hist16[i] = p->narrow[op->in[i]->index];
     choose_config(p, &req, k);
     free(tmp);
     tmp = NULL;
@@ -412,6 +420,34 @@ static hsart_status upload_weights(cuda_prog *p, const rt_exec *x, char *err, si
   return st;
 }
 
+/* Whether value v may keep its history pages in bf16 on the device: a
+ * chunk memory's K or V whose `store` is bf16 (its rows are rounded to
+ * bf16 anyway), read only by sparse attentions on the tensor cores, as K
+ * or V.  Halves the bytes those kernels gather. */
+static bool narrow_history(const ir_graph *g, const rt_exec *x, const cuda_prog *p,
+                           const ir_value *v) {
+  if (p->math != CG_CUDA_BF16 || x->vals[v->index].st.quant != RT_Q_BF16 ||
+      rt_hist_of(x, v) != CG_H_PAGES)
+    return false;
+  int readers = 0;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int i = 0; i < op->nin; i++) {
+      if (op->in[i] != v) continue;
+      if (op->code != IR_CHUNK_ATTENTION || (i != 1 && i != 2) ||
+          x->vals[op->out[0]->index].virt)
+        return false;
+      ckern k;
+      cg_kernel_req req;
+      make_req(x, op, &k, &req);
+      if (!cg_cuda_sparse_mma(&req, p->math)) return false;
+      readers++;
+    }
+  return readers > 0;
+}
+
+/* The bytes of one element of value vi's history. */
+static size_t hist_elem(const cuda_prog *p, int vi) { return p->narrow[vi] ? 2 : 4; }
+
 static hsart_status compile(const ir_graph *g, const float *const *weights,
                             const rt_backend_config *cfg, void **program, char *err,
                             size_t errsize, bool emulate) {
@@ -451,6 +487,13 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals * 2 + 1, sizeof *p->wts);
   p->scanned = calloc((size_t)x.nvals + 1, sizeof *p->scanned);
+  p->narrow = calloc((size_t)x.nvals + 1, sizeof *p->narrow);
+  for (const ir_op *op = g->first; op && p->narrow; op = op->next)
+    for (int i = 0; i < op->nout; i++)
+      if (narrow_history(g, &x, p, op->out[i])) {
+        p->narrow[op->out[i]->index] = true;
+        p->nnarrow++;
+      }
   p->tune_round = cfg ? cfg->tune_round : 0;
   cg_tuning db = {0};
   const char *dbp = cfg ? cfg->tuning_db : NULL;
@@ -466,7 +509,8 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   }
   double t0 = now_ms();
   if (st == HSART_OK)
-    st = p->k && p->wts && p->scanned ? emit_module(g, &x, p, err, errsize) : HSART_ENOMEM;
+    st = p->k && p->wts && p->scanned && p->narrow ? emit_module(g, &x, p, err, errsize)
+                                                   : HSART_ENOMEM;
   p->ms_emit = now_ms() - t0;
   p->db = NULL;
   cg_tuning_free(&db);
@@ -479,8 +523,10 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
       st = HSART_EUNSUPPORTED;
     p->ms_load = now_ms() - t0;
   }
-  if (st == HSART_OK && !(p->round = p->dev->ops->kernel(p->dev, CG_CUDA_ROUND))) {
-    snprintf(err, errsize, "internal error: compiled kernel %s not found", CG_CUDA_ROUND);
+  if (st == HSART_OK && (!(p->round = p->dev->ops->kernel(p->dev, CG_CUDA_ROUND)) ||
+                         !(p->pack16 = p->dev->ops->kernel(p->dev, CG_CUDA_PACK16)))) {
+    snprintf(err, errsize, "internal error: compiled kernel %s or %s not found", CG_CUDA_ROUND,
+             CG_CUDA_PACK16);
     st = HSART_EUNSUPPORTED;
   }
   for (const ir_op *op = g->first; op && st == HSART_OK; op = op->next) {
@@ -548,6 +594,10 @@ static void cuda_describe(const void *program, char *buf, size_t size) {
            p->math == CG_CUDA_BF16 ? "bf16 tensor-core (mma.sync)" : "f32", p->nkernels, p->nops,
            (double)p->weight_bytes / (1 << 20), p->ms_emit, p->ms_load);
   size_t l = strlen(buf);
+  if (p->nnarrow)
+    snprintf(buf + l, size - l, "; %d chunk-memory value%s in history pages of bf16 rows",
+             p->nnarrow, p->nnarrow == 1 ? "" : "s");
+  l = strlen(buf);
   if (p->tune_round > 0)
     snprintf(buf + l, size - l, "; tuning round %d", p->tune_round);
   else if (p->tuned)
@@ -755,7 +805,8 @@ static bool check_view(const cuda_sess *s, rt_exec *x, const ir_value *v, rt_dpt
              memcmp((const void *)(uintptr_t)d->ptable, d->pages, (size_t)d->npages * 8))
       bad = "page table, which differs from the runtime's";
     for (int64_t i = 0; !bad && st->keep < 0 && i < d->npages; i++)
-      if (!g->ops->owns(g, d->pages[i], (size_t)st->page_rows * (size_t)st->row_elems * 4))
+      if (!g->ops->owns(g, d->pages[i], (size_t)st->page_rows * (size_t)st->row_elems *
+                                            hist_elem(s->p, v->index)))
         bad = "history pages";
   }
   if (!bad) return true;
@@ -1082,7 +1133,7 @@ static bool offload_one(cuda_sess *s, rt_exec *x) {
   s->qlen--;
   dstore *d = &s->d[v.v];
   const rt_store *st = &x->vals[v.v].st;
-  size_t pb = (size_t)st->page_rows * (size_t)st->row_elems * sizeof(float);
+  size_t pb = (size_t)st->page_rows * (size_t)st->row_elems * hist_elem(s->p, v.v);
   rt_dptr h = 0;
   if (!dev_alloc(s, x, pb, RT_GPU_HOST, &h)) return false;
   if (!dev_copy(s, x, 2, NULL, h, d->pages[v.page], pb) || !dev_sync(s, x)) {
@@ -1151,8 +1202,28 @@ static bool copy_rows(cuda_sess *s, rt_exec *x, int vi, rt_dptr dst, int64_t r, 
   return true;
 }
 
-/* The segment's rows of value vi into its ring or pages (f32: the backend
- * reads wide histories).  Only computed rows are copied: rows the demand
+/* Rows [r, r + n) of the segment of value vi packed into bf16 rows at dst
+ * (a history page of bf16 rows), by CG_CUDA_PACK16. */
+static bool pack_rows(cuda_sess *s, rt_exec *x, int vi, rt_dptr dst, int64_t r, int64_t n) {
+  const rt_store *st = &x->vals[vi].st;
+  int64_t a[CG_A_COUNT] = {0};
+  a[0] = (int64_t)(s->d[vi].seg +
+                   (size_t)(r - st->seg_r0) * (size_t)st->seg_elems * sizeof(float));
+  a[1] = (int64_t)dst, a[2] = n, a[3] = st->row_elems, a[4] = st->seg_elems;
+  unsigned grid[3] = {(unsigned)n, 1, 1}, blk[3] = {CG_CUDA_ROUND_BLOCK, 1, 1};
+  snprintf(s->last, sizeof s->last, "kernel %s (grid %u, rows %lld..%lld)", CG_CUDA_PACK16,
+           grid[0], (long long)r, (long long)(r + n - 1));
+  char msg[400];
+  if (DEV(s)->ops->launch(DEV(s), s->cur, s->p->pack16, grid, blk, a, sizeof a, msg,
+                          sizeof msg)) {
+    snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
+    return false;
+  }
+  return true;
+}
+
+/* The segment's rows of value vi into its ring or pages (f32, or bf16
+ * rows for the pages of a narrow value).  Only computed rows are copied: rows the demand
  * analysis skipped (before comp_r0) are never read, and their op may not
  * have run at all; their pages are still made, so every page-table entry
  * names memory. */
@@ -1175,6 +1246,8 @@ static bool flush(cuda_sess *s, rt_exec *x, int vi) {
     return true;
   }
   int64_t pr = st->page_rows, need = (st->seg_r1 + pr - 1) / pr;
+  bool narrow = s->p->narrow[vi];
+  rb = (size_t)st->row_elems * hist_elem(s->p, vi);
   if (need > d->pcap) {
     int64_t cap = need > 2 * d->pcap ? need : 2 * d->pcap;
     rt_dptr *pg = realloc(d->pages, (size_t)cap * sizeof *pg);
@@ -1197,8 +1270,9 @@ static bool flush(cuda_sess *s, rt_exec *x, int vi) {
       if (pg < d->dirty) d->dirty = pg;
     }
     int64_t skip = c0 > r ? (c0 - r < n ? c0 - r : n) : 0;
-    if (n > skip && !copy_rows(s, x, vi, d->pages[pg] + (size_t)(off + skip) * rb, r + skip,
-                               n - skip))
+    if (n > skip && !(narrow ? pack_rows : copy_rows)(s, x, vi,
+                                                      d->pages[pg] + (size_t)(off + skip) * rb,
+                                                      r + skip, n - skip))
       return false;
     r += n;
   }

@@ -144,6 +144,11 @@ void cg_tuning_free(cg_tuning *t);
 /* Wt[i][o] = w[o][i] for a linear's weights [O, I]. */
 void cg_cuda_transpose(const float *w, int64_t O, int64_t I, float *wt);
 
+/* Whether HSA's sparse attention of req runs on the tensor cores
+ * (chunk_attention_mma): the only kernel that reads history pages of bf16
+ * rows (req->hist16[1], [2]: its K and V). */
+bool cg_cuda_sparse_mma(const cg_kernel_req *req, cg_cuda_math math);
+
 /* Whether the generator writes this op; if not, why (naming the op). */
 bool cg_cuda_supported(const cg_kernel_req *req, char *why, size_t size);
 
@@ -162,6 +167,11 @@ int cg_cuda_emit(const cg_kernel_req *req, cg_cuda_math math, const cg_cuda_cfg 
  * CG_CUDA_ROUND_BLOCK threads per row.  0, or -1 out of memory. */
 #define CG_CUDA_ROUND "hsac_round"
 enum { CG_CUDA_ROUND_BLOCK = 128 };
+/* ... and CG_CUDA_PACK16: n rows of RE f32 (src_stride apart) packed into
+ * bf16 rows, one block of CG_CUDA_ROUND_BLOCK threads per row; slots 0
+ * src, 1 dst, 2 n, 3 RE, 4 src_stride (a chunk memory's history pages in
+ * bf16: cg_kernel_req.hist16). */
+#define CG_CUDA_PACK16 "hsac_pack16"
 /* Every kernel also has a batched entry, NAME_b (a linear: NAME_1b, its
  * decode GEMV), whose one parameter is `hs_batch`: the slots of up to
  * CG_CUDA_BATCH sessions, one per blockIdx.z (8 KB of parameter space,

@@ -69,6 +69,11 @@ static const ir_op *src_of(const cg_kernel_req *q) { return q->scores ? q->score
 
 bool cg_cuda_supported(const cg_kernel_req *q, char *why, size_t size) {
   const ir_op *op = q->op;
+  for (int i = 0; i < IR_MAX_INPUTS; i++)
+    if (q->hist16[i] && !(cg_cuda_sparse_mma(q, CG_CUDA_BF16) && (i == 1 || i == 2))) {
+      snprintf(why, size, "only the tensor-core sparse attention reads bf16 history pages");
+      return false;
+    }
   if (q->fused || q->fused_up || q->prenorm) {
     snprintf(why, size, "the CUDA backend compiles no fused GEMM epilogues");
     return false;
@@ -115,7 +120,7 @@ static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS) {
 }
 
 /* Whether chunk_attention runs on the tensor cores (chunk_attention_mma). */
-static bool sparse_on_mma(const cg_kernel_req *q, cg_cuda_math math) {
+bool cg_cuda_sparse_mma(const cg_kernel_req *q, cg_cuda_math math) {
   const ir_op *op = q->op;
   if (op->code != IR_CHUNK_ATTENTION || math != CG_CUDA_BF16) return false;
   int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
@@ -158,7 +163,7 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_CHUNK_ATTENTION:
-    if (sparse_on_mma(q, math)) return 0;
+    if (cg_cuda_sparse_mma(q, math)) return 0;
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_TOPK: {
@@ -369,16 +374,17 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     int64_t grp = Hq / Hk, KS = DIMN(I, 2);
     bool joint = merge && !strcmp(merge->s, "joint");
     (void)grp;
-    if (sparse_on_mma(q, math)) {
+    if (cg_cuda_sparse_mma(q, math)) {
       /* the query heads of a KV head as the rows of the mma tiles */
       info->grid_y = Hk;
       snprintf(call, sizeof call,
                "hs::chunk_attention_mma<%s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
-               "%s, %s>(a, %d)",
+               "%s, %s, %s, %s>(a, %d)",
                joint ? "true" : "false", (long long)Hq, (long long)Hk, (long long)DIMN(I, 1),
                (long long)KS, (long long)d, (long long)P, hre(q, 0, h0, sizeof h0),
                hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3),
-               hre(q, 4, h4, sizeof h4), (int)ir_attr_i(op, "softmax_plus", 0));
+               hre(q, 4, h4, sizeof h4), q->hist16[1] ? "true" : "false",
+               q->hist16[2] ? "true" : "false", (int)ir_attr_i(op, "softmax_plus", 0));
       break;
     }
     info->grid_y = Hq;
@@ -535,6 +541,10 @@ int cg_cuda_emit_head(char **buf, size_t *len) {
           "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ hs_args "
           "a) {\n  hs::round_rows(a);\n}\nHS_EMU_ENTRY(%s)\n",
       CG_CUDA_ROUND_BLOCK, CG_CUDA_ROUND, CG_CUDA_ROUND);
+  put(&s, "// rows into a history page of bf16 rows\n"
+          "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ hs_args "
+          "a) {\n  hs::pack_rows16(a);\n}\nHS_EMU_ENTRY(%s)\n",
+      CG_CUDA_ROUND_BLOCK, CG_CUDA_PACK16, CG_CUDA_PACK16);
   return s.oom ? -1 : 0;
 }
 

@@ -57,6 +57,17 @@ HS_INLINE const float *row(const hs_args &a, int base, hs_i64 r) {
          (r % HS_PAGE_ROWS) * RE;
 }
 
+// Row r of a value whose history pages hold bf16 rows (RE of them per
+// row): the bf16 row when r is history, NULL when it is a row of the
+// current segment (f32: read it with row()).
+template <int H, hs_i64 RE>
+HS_INLINE const unsigned short *hist16_row(const hs_args &a, int base, hs_i64 r) {
+  static_assert(H == HS_H_PAGES, "bf16 rows are history pages");
+  if (r >= a.s[base + HS_V_R0]) return nullptr;
+  return ((const unsigned short *const *)a.s[base + HS_V_HIST])[r / HS_PAGE_ROWS] +
+         (r % HS_PAGE_ROWS) * RE;
+}
+
 HS_INLINE float *out_row(const hs_args &a, int base, hs_i64 r) {
   return (float *)a.s[base + HS_V_SEG] + (r - a.s[base + HS_V_R0]) * a.s[base + HS_V_STRIDE];
 }
@@ -697,7 +708,8 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
 // O += P V with P rounded to bf16.  The tile sizes are the generator's
 // (emit.c keeps the shared memory under 48 KB or uses chunk_attention).
 template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
-          int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4>
+          int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
+          bool K16 = false, bool V16 = false>
 HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
   constexpr int GRP = HQ / HK, MT = (GRP + 15) / 16, MR = 16 * MT;
   constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
@@ -743,11 +755,15 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
     int k = sel[s];
     hs_i64 c = __float_as_int(ir[k]);
     const float *kr = row<H1, RE1>(a, HS_IN(1), c), *vr = row<H2, RE2>(a, HS_IN(2), c);
+    /* history pages of bf16 rows (K16, V16): the rows as they are */
+    const unsigned short *k16 = K16 ? hist16_row<H1, RE1>(a, HS_IN(1), c) : nullptr;
+    const unsigned short *v16 = V16 ? hist16_row<H2, RE2>(a, HS_IN(2), c) : nullptr;
     for (int e = threadIdx.x; e < PP * DP; e += 128) {
       int j = e / DP, x = e % DP;
       bool in = j < P && x < d;
-      ks[j * LDK + x] = bf16_bits(in ? kr[(j * HK + kh) * d + x] : 0.0f);
-      vt[x * LDV + j] = bf16_bits(in ? vr[(j * HK + kh) * d + x] : 0.0f);
+      hs_i64 at = (j * HK + kh) * d + x;
+      ks[j * LDK + x] = !in ? 0 : k16 ? k16[at] : bf16_bits(kr[at]);
+      vt[x * LDV + j] = !in ? 0 : v16 ? v16[at] : bf16_bits(vr[at]);
     }
     __syncthreads();
     // S = Q K^T: warp w takes score n-tiles w, w + 4, ...
@@ -1367,6 +1383,18 @@ HS_INLINE void round_rows(const hs_args &a) {
   hs_i64 n = out_elems(a);
   bool bf = a.s[HS_A_P0] == 1;
   for (hs_i64 i = threadIdx.x; i < n; i += blockDim.x) o[i] = bf ? round_bf16(o[i]) : round_f16(o[i]);
+}
+
+// Packing rows into a history page of bf16 rows (the runtime's, when a
+// chunk memory's K or V is kept in bf16 on the device): n rows of RE
+// floats, src_stride floats apart, from src to dst (RE bf16 per row), one
+// block per row.  Slots: 0 src, 1 dst, 2 n, 3 RE, 4 src_stride.
+HS_INLINE void pack_rows16(const hs_args &a) {
+  hs_i64 r = blockIdx.x, re = a.s[3];
+  if (r >= a.s[2]) return;
+  const float *src = (const float *)a.s[0] + r * a.s[4];
+  unsigned short *dst = (unsigned short *)a.s[1] + r * re;
+  for (hs_i64 i = threadIdx.x; i < re; i += blockDim.x) dst[i] = bf16_bits(src[i]);
 }
 
 } // namespace hs

@@ -478,10 +478,11 @@ static int suite_cleanup(void) {
 /* Logits of tok[0..n) on cuda-emu with a history-page budget (prefill in
  * segments of 37, then decode from position n - 6), and the session's
  * count of pages moved to host memory. */
-static bool paged_run(const char *model, const char *weights, int64_t budget, const int32_t *tok,
-                      int64_t n, float *out, int64_t *moved, int64_t *landmarks) {
+static bool paged_run_math(const char *model, const char *weights, int64_t budget,
+                           const int32_t *tok, int64_t n, float *out, int64_t *moved,
+                           int64_t *landmarks, bool bf16) {
   hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA_EMU,
-                            .gpu_page_bytes = budget};
+                            .gpu_page_bytes = budget, .gpu_bf16 = bf16};
   hsart_model *m;
   hsart_error e;
   if (hsart_model_load(model, weights, &mo, &m, &e) != HSART_OK) {
@@ -505,6 +506,11 @@ static bool paged_run(const char *model, const char *weights, int64_t budget, co
   if (s) hsart_session_free(s);
   hsart_model_free(m);
   return ok;
+}
+
+static bool paged_run(const char *model, const char *weights, int64_t budget, const int32_t *tok,
+                      int64_t n, float *out, int64_t *moved, int64_t *landmarks) {
+  return paged_run_math(model, weights, budget, tok, n, out, moved, landmarks, false);
 }
 
 /* A session whose history pages pass its device budget moves the oldest
@@ -540,6 +546,14 @@ static void test_page_offload(void) {
       CU_ASSERT(memcmp(base, got, sizeof base) == 0);
       CU_ASSERT_EQUAL(m3, 1);
       CU_ASSERT_EQUAL(lm3, 0);
+      /* on the tensor cores its chunk memory's K and V (store = bf16) keep
+       * history pages of bf16 rows: moved to host memory the same way */
+      float b16[512] = {0}, g16[512] = {0};
+      int64_t mv16 = -1, lm16 = -1;
+      CU_ASSERT(paged_run_math(model, weights, 0, tok, N, b16, &mv16, &lm16, true));
+      CU_ASSERT(paged_run_math(model, weights, 1, tok, N, g16, &mv16, &lm16, true));
+      CU_ASSERT(memcmp(b16, g16, sizeof b16) == 0);
+      CU_ASSERT(mv16 > 0);
     }
     printf("\n    %-14s pages moved to host memory: %lld (budget 1 byte; %lld of landmarks), "
            "%lld (64 KiB; %lld of landmarks)", names[k], (long long)moved, (long long)lm,
