@@ -44,9 +44,9 @@ step() {
   "$py" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
   grep -m1 'model name' /proc/cpuinfo
 } >"$out/env.txt" 2>&1
-step test_gpu 170 "$b/tests/test_unit" gpu
-step bench_gpu_kernels 120 "$b/bench_gpu_kernels"
-step torch_attention 150 "$py" bench/torch_gpu_attention.py --json "$out/torch_attention.json"
+step test_gpu 240 "$b/tests/test_unit" gpu
+step bench_gpu_kernels 100 "$b/bench_gpu_kernels"
+step torch_attention 120 "$py" bench/torch_gpu_attention.py --json "$out/torch_attention.json"
 step tune 90 "$b/hsac" tune examples/paper_swa_hsa.hsa --length 4096 --decode 16 --reps 2
 "$b/hsac" gen-task --task passkey --length 8K --seed 7 >/tmp/hsac-passkey.txt 2>/dev/null
 step passkey 40 "$b/hsac" run examples/passkey_hsa.hsa \
