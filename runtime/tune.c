@@ -226,12 +226,15 @@ hsart_status hsart_tune(const char *model_path, const hsart_model_options *opts,
     } else if (cg_tuning_path(dbp, sizeof dbp, perr, sizeof perr)) {
       return fail(err, HSART_EINVAL, "%s%s", perr, "");
     }
-    /* a malformed database is reported before any time is spent */
+    /* a malformed database, or one that cannot be written, is reported
+     * before any time is spent */
     cg_tuning db;
     char lerr[4600];
     if (cg_tuning_load(&db, dbp, lerr, sizeof lerr))
       return fail(err, HSART_EFORMAT, "%.1000s%s", lerr, "");
     cg_tuning_free(&db);
+    if (cg_tuning_writable(dbp, lerr, sizeof lerr))
+      return fail(err, HSART_EIO, "%.1000s%s", lerr, "");
   }
   /* weights: the given file, or random ones in a temporary file */
   char tmpw[] = "/tmp/hsac-tune-XXXXXX";

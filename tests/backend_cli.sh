@@ -127,6 +127,7 @@ expect 1 "cannot read"            -- tune "$tmp/missing.hsa"
 expect 2 "hsac tune tunes the CUDA kernels" -- tune "$tiny" --backend cpu
 expect 2 "--length expects"       -- tune "$tiny" --backend cuda-emu --length 0
 expect 2 "--dry-run writes nothing" -- tune "$tiny" --backend cuda-emu --dry-run --tuning-db "$tmp/x.tsv"
+expect 1 "no folder for the tuning database" -- tune "$tiny" --backend cuda-emu --tuning-db /proc/nonexistent/t.tsv
 expect 2 "--tuning-db goes with --backend cuda" -- run "$tiny" --weights "$tmp/w.st" --prompt x --tuning-db "$tmp/x.tsv"
 export HSAC_TUNING_DB="$tmp/tuning.tsv"
 expect 0 "wrote [0-9]* entries to $tmp/tuning.tsv" -- tune "$tiny" --backend cuda-emu --length 40 --decode 2 --reps 1

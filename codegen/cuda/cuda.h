@@ -139,6 +139,9 @@ int cg_tuning_set(cg_tuning *t, const cg_tuning_entry *e);
  * with err. */
 int cg_tuning_save(const char *path, const cg_tuning_entry *e, int n, char *err,
                    size_t errsize);
+/* Whether entries could be saved at path: its folder made, its lock file
+ * created (hsac tune checks before it measures).  0, or -1 with err. */
+int cg_tuning_writable(const char *path, char *err, size_t errsize);
 void cg_tuning_free(cg_tuning *t);
 
 /* Wt[i][o] = w[o][i] for a linear's weights [O, I]. */

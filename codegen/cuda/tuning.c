@@ -173,9 +173,10 @@ static void clean(FILE *f, const char *s) {
   for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
 }
 
-int cg_tuning_save(const char *path, const cg_tuning_entry *e, int n, char *err,
-                   size_t errsize) {
-  char dir[4096], lock[4200];
+/* The database's folder made and its lock file opened (not locked): an
+ * fd, or -1 with err. */
+static int open_lock(const char *path, char *err, size_t errsize) {
+  char dir[4096], lock[4200], inner[512];
   if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir ||
       (size_t)snprintf(lock, sizeof lock, "%s.lock", path) >= sizeof lock) {
     snprintf(err, errsize, "the tuning database's path is too long");
@@ -184,12 +185,30 @@ int cg_tuning_save(const char *path, const cg_tuning_entry *e, int n, char *err,
   char *slash = strrchr(dir, '/');
   if (slash && slash != dir) {
     *slash = 0;
-    if (cg_cache_mkdirs(dir, err, errsize)) return -1;
+    if (cg_cache_mkdirs(dir, inner, sizeof inner)) {
+      snprintf(err, errsize, "%s: no folder for the tuning database (%s)", path, inner);
+      return -1;
+    }
   }
   int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-    snprintf(err, errsize, "%s: cannot lock: %s", lock, strerror(errno));
-    if (fd >= 0) close(fd);
+  if (fd < 0) snprintf(err, errsize, "%s: cannot create: %s", lock, strerror(errno));
+  return fd;
+}
+
+int cg_tuning_writable(const char *path, char *err, size_t errsize) {
+  int fd = open_lock(path, err, errsize);
+  if (fd < 0) return -1;
+  close(fd);
+  return 0;
+}
+
+int cg_tuning_save(const char *path, const cg_tuning_entry *e, int n, char *err,
+                   size_t errsize) {
+  int fd = open_lock(path, err, errsize);
+  if (fd < 0) return -1;
+  if (flock(fd, LOCK_EX) != 0) {
+    snprintf(err, errsize, "%s.lock: cannot lock: %s", path, strerror(errno));
+    close(fd);
     return -1;
   }
   cg_tuning t;
