@@ -163,7 +163,10 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_CHUNK_ATTENTION:
-    if (cg_cuda_sparse_mma(q, math)) return 0;
+    if (cg_cuda_sparse_mma(q, math)) { /* chunk_attention_mma: warps */
+      CAND(4, "4 warps"), CAND(8, "8 warps"), CAND(2, "2 warps");
+      return n;
+    }
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_TOPK: {
@@ -377,14 +380,15 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     if (cg_cuda_sparse_mma(q, math)) {
       /* the query heads of a KV head as the rows of the mma tiles */
       info->grid_y = Hk;
+      info->block = 32 * main_v;
       snprintf(call, sizeof call,
                "hs::chunk_attention_mma<%s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
-               "%s, %s, %s, %s>(a, %d)",
+               "%s, %s, %s, %s, %d>(a, %d)",
                joint ? "true" : "false", (long long)Hq, (long long)Hk, (long long)DIMN(I, 1),
                (long long)KS, (long long)d, (long long)P, hre(q, 0, h0, sizeof h0),
                hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3),
                hre(q, 4, h4, sizeof h4), q->hist16[1] ? "true" : "false",
-               q->hist16[2] ? "true" : "false", (int)ir_attr_i(op, "softmax_plus", 0));
+               q->hist16[2] ? "true" : "false", main_v, (int)ir_attr_i(op, "softmax_plus", 0));
       break;
     }
     info->grid_y = Hq;

@@ -698,7 +698,8 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
   }
 }
 
-// HSA's sparse attention on tensor cores: one block (4 warps) per (token,
+// HSA's sparse attention on tensor cores: one block (NW warps: 4, or 2 or 8
+// as hsac tune picks) per (token,
 // KV head); the GRP query heads that share the KV head are the rows of the
 // mma tiles (padded to MT tiles of 16), so each selected chunk's K and V
 // are read once for the whole group, gathered from the chunk pages into
@@ -709,12 +710,13 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
 // (emit.c keeps the shared memory under 48 KB or uses chunk_attention).
 template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
           int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
-          bool K16 = false, bool V16 = false>
+          bool K16 = false, bool V16 = false, int NW = 4>
 HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
   constexpr int GRP = HQ / HK, MT = (GRP + 15) / 16, MR = 16 * MT;
   constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
   constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = PP + 8, LDP = PP + 8, LDS = PP + 1;
-  constexpr int NOT = DP / 8, NO = (NOT + 3) / 4;   // output n-tiles, per warp
+  constexpr int NTH = 32 * NW;                      // threads
+  constexpr int NOT = DP / 8, NO = (NOT + NW - 1) / NW; // output n-tiles, per warp
   constexpr int NST = PP / 8;                       // score n-tiles
   __shared__ __align__(16) unsigned short qs[MR * LDQ];
   __shared__ __align__(16) unsigned short ks[PP * LDK];
@@ -731,7 +733,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
   const float *qrow = row<H0, RE0>(a, HS_IN(0), t);
   const float *ir = row<H3, RE3>(a, HS_IN(3), t) + g * KS;
   const float *wr = row<H4, RE4>(a, HS_IN(4), t) + g * KS;
-  for (int e = threadIdx.x; e < MR * DP; e += 128) {
+  for (int e = threadIdx.x; e < MR * DP; e += NTH) {
     int hh = e / DP, c = e % DP;
     qs[hh * LDQ + c] = bf16_bits(hh < GRP && c < d ? qrow[(kh * GRP + hh) * d + c] : 0.0f);
   }
@@ -741,7 +743,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
       if (__float_as_int(ir[k]) >= 0) sel[n++] = (int)k;
     nsel_s = n;
   }
-  for (int r = threadIdx.x; r < MR; r += 128) {
+  for (int r = threadIdx.x; r < MR; r += NTH) {
     rowm[r] = -inf();
     rowl[r] = 0.0f;
   }
@@ -758,7 +760,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
     /* history pages of bf16 rows (K16, V16): the rows as they are */
     const unsigned short *k16 = K16 ? hist16_row<H1, RE1>(a, HS_IN(1), c) : nullptr;
     const unsigned short *v16 = V16 ? hist16_row<H2, RE2>(a, HS_IN(2), c) : nullptr;
-    for (int e = threadIdx.x; e < PP * DP; e += 128) {
+    for (int e = threadIdx.x; e < PP * DP; e += NTH) {
       int j = e / DP, x = e % DP;
       bool in = j < P && x < d;
       hs_i64 at = (j * HK + kh) * d + x;
@@ -768,7 +770,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
     __syncthreads();
     // S = Q K^T: warp w takes score n-tiles w, w + 4, ...
     for (int mt = 0; mt < MT; mt++)
-      for (int nt = w; nt < NST; nt += 4) {
+      for (int nt = w; nt < NST; nt += NW) {
         float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         for (int k0 = 0; k0 < DP; k0 += 16) {
           unsigned af[4], bfr[2];
@@ -783,7 +785,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
       }
     __syncthreads();
     // the softmax of each row (query head), one thread per row
-    for (int r = threadIdx.x; r < MR; r += 128) {
+    for (int r = threadIdx.x; r < MR; r += NTH) {
       float m = -inf();
       for (int j = 0; j < P; j++) m = fmaxf(m, sc[r * LDS + j]);
       if (JOINT) {
@@ -819,7 +821,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
         }
       }
       for (int j = 0; j < NO; j++) {
-        int nt = w + 4 * j;
+        int nt = w + NW * j;
         if (nt >= NOT) continue;
         for (int k0 = 0; k0 < PP; k0 += 16) {
           unsigned af[4], bfr[2];
@@ -843,7 +845,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
       }
       float *o = orow + (kh * GRP + r) * d;
       for (int j = 0; j < NO; j++) {
-        int nt = w + 4 * j;
+        int nt = w + NW * j;
         if (nt >= NOT) continue;
         for (int c2 = 0; c2 < 2; c2++) {
           int e = nt * 8 + 2 * ft + c2;
