@@ -481,9 +481,10 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   p->scratch_floats =
       cfg && cfg->gpu_scratch_floats > 0 ? cfg->gpu_scratch_floats : SCRATCH_FLOATS;
   p->page_limit = cfg && cfg->gpu_page_bytes > 0 ? cfg->gpu_page_bytes : 0;
-  p->scan_split_min = cfg && cfg->scan_split_min > 0 ? cfg->scan_split_min : SPLIT_MIN;
   const char *sm = getenv("HSAC_GPU_SCAN_SPLIT");
-  if (!(cfg && cfg->scan_split_min > 0) && sm && atoll(sm) > 0) p->scan_split_min = atoll(sm);
+  p->scan_split_min = cfg && cfg->scan_split_min > 0 ? cfg->scan_split_min
+                      : sm && atoll(sm) > 0          ? atoll(sm)
+                                                     : SPLIT_MIN;
   p->k = calloc((size_t)x.nvals + 1, sizeof *p->k);
   p->wts = calloc((size_t)x.nvals * 2 + 1, sizeof *p->wts);
   p->scanned = calloc((size_t)x.nvals + 1, sizeof *p->scanned);
@@ -822,24 +823,31 @@ static bool ensure_scratch(cuda_sess *s, rt_exec *x, const ckern *k, unsigned gx
   return dev_grow(s, x, &s->scratch, &s->scratch_bytes, need, need);
 }
 
+/* Queues fn on s's stream with its parameter args; a failure goes to
+ * x->err after the launch s->last names (the caller writes it first). */
+static bool dev_launch(cuda_sess *s, rt_exec *x, rt_gpu_kernel *fn, const unsigned grid[3],
+                       unsigned block, const void *args, size_t argbytes) {
+  unsigned blk[3] = {block, 1, 1};
+  char msg[400];
+  if (DEV(s)->ops->launch(DEV(s), s->cur, fn, grid, blk, args, argbytes, msg, sizeof msg)) {
+    snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
+    return false;
+  }
+  return true;
+}
+
 static bool launch(cuda_sess *s, rt_exec *x, const ckern *k, rt_gpu_kernel *fn, int64_t *a,
                    unsigned gx, unsigned gy, unsigned block) {
   if (!ensure_scratch(s, x, k, gx, gy)) return false;
   a[CG_A_SCRATCH] = (int64_t)s->scratch;
-  unsigned grid[3] = {gx, gy, 1}, blk[3] = {block, 1, 1};
+  unsigned grid[3] = {gx, gy, 1};
   if (fn == k->fn1)
     snprintf(s->last, sizeof s->last, "kernel %s_1 (grid %u, block %u, row %lld)", k->name, gx,
              block, (long long)a[CG_A_R0]);
   else
     snprintf(s->last, sizeof s->last, "kernel %s (grid %u x %u, block %u, rows %lld..%lld)",
              k->name, gx, gy, block, (long long)a[CG_A_R0], (long long)a[CG_A_R1] - 1);
-  char msg[400];
-  if (DEV(s)->ops->launch(DEV(s), s->cur, fn, grid, blk, a, CG_A_COUNT * sizeof *a, msg,
-                          sizeof msg)) {
-    snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
-    return false;
-  }
-  return true;
+  return dev_launch(s, x, fn, grid, block, a, CG_A_COUNT * sizeof *a);
 }
 
 /* A one-row retrieve over C chunks: its scan in nsplit parts per group,
@@ -849,19 +857,14 @@ static bool launch_split(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a, i
   if (!dev_grow(s, x, &s->scratch, &s->scratch_bytes, need, need)) return false;
   a[CG_A_SCRATCH] = (int64_t)s->scratch;
   a[CG_A_P0] = nsplit;
-  unsigned gy = (unsigned)k->info.grid_y, blk[3] = {(unsigned)k->info.block, 1, 1};
+  unsigned gy = (unsigned)k->info.grid_y, block = (unsigned)k->info.block;
   unsigned g1[3] = {(unsigned)nsplit, gy, 1}, g2[3] = {1, gy, 1};
   rt_gpu_kernel *fns[2] = {k->fns, k->fnm};
   const unsigned *grids[2] = {g1, g2};
   for (int i = 0; i < 2; i++) {
     snprintf(s->last, sizeof s->last, "kernel %s_%c (grid %u x %u, block %u, row %lld)",
-             k->name, i ? 'm' : 's', grids[i][0], gy, blk[0], (long long)a[CG_A_R0]);
-    char msg[400];
-    if (DEV(s)->ops->launch(DEV(s), s->cur, fns[i], grids[i], blk, a,
-                            CG_A_COUNT * sizeof *a, msg, sizeof msg)) {
-      snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
-      return false;
-    }
+             k->name, i ? 'm' : 's', grids[i][0], gy, block, (long long)a[CG_A_R0]);
+    if (!dev_launch(s, x, fns[i], grids[i], block, a, CG_A_COUNT * sizeof *a)) return false;
   }
   return true;
 }
@@ -967,16 +970,10 @@ static bool after_op(cuda_sess *s, rt_exec *x, const ir_op *op, const ckern *k) 
     r[CG_A_R1] = ov->st.seg_r1;
     r[CG_A_P0] = ov->st.quant == RT_Q_BF16 ? 1 : 2;
     dev_view(r, CG_A_OUT0, s, x, op->out[i]);
-    unsigned grid[3] = {(unsigned)(ov->st.seg_r1 - ov->st.comp_r0), 1, 1},
-             blk[3] = {CG_CUDA_ROUND_BLOCK, 1, 1};
+    unsigned grid[3] = {(unsigned)(ov->st.seg_r1 - ov->st.comp_r0), 1, 1};
     snprintf(s->last, sizeof s->last, "kernel %s (grid %u, after %s)", CG_CUDA_ROUND, grid[0],
              k->name);
-    char msg[400];
-    if (DEV(s)->ops->launch(DEV(s), s->cur, s->p->round, grid, blk, r, sizeof r, msg,
-                            sizeof msg)) {
-      snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
-      return false;
-    }
+    if (!dev_launch(s, x, s->p->round, grid, CG_CUDA_ROUND_BLOCK, r, sizeof r)) return false;
   }
   if (x->check_numerics || x->host_mirror) {
     for (int i = 0; i < op->nout; i++)
@@ -1037,7 +1034,6 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
     gy = (unsigned)k->info.grid_y;
     block = (unsigned)k->info.block;
   }
-  rt_gpu *g = DEV(s0);
   static const size_t bytes = (size_t)CG_CUDA_BATCH * CG_A_COUNT * sizeof(int64_t);
   int64_t *args = calloc(1, bytes); /* the parameter: copied at the launch */
   if (!args) {
@@ -1079,7 +1075,7 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
     }
     if (!ok) break;
     *bad = b0;
-    unsigned grid[3] = {gx, gy, (unsigned)nb}, blk[3] = {block, 1, 1};
+    unsigned grid[3] = {gx, gy, (unsigned)nb};
     unsigned gs[3] = {(unsigned)nsplit, gy, (unsigned)nb};
     rt_gpu_kernel *fns[2] = {nsplit ? k->fnsb : k->fnb, k->fnmb};
     const unsigned *grids[2] = {nsplit ? gs : grid, grid};
@@ -1087,11 +1083,7 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
     for (int l = 0; l < (nsplit ? 2 : 1) && ok; l++) {
       snprintf(s0->last, sizeof s0->last, "kernel %s%s (batched: grid %u x %u x %d sessions, "
                "block %u)", k->name, sfx[l], grids[l][0], gy, nb, block);
-      char msg[400];
-      if (g->ops->launch(g, s0->cur, fns[l], grids[l], blk, args, bytes, msg, sizeof msg)) {
-        snprintf(xs[b0]->err, sizeof xs[b0]->err, "%.200s: %.300s", s0->last, msg);
-        ok = false;
-      }
+      ok = dev_launch(s0, xs[b0], fns[l], grids[l], block, args, bytes);
     }
     if (!ok) break;
     s0->batched++;
@@ -1210,16 +1202,10 @@ static bool pack_rows(cuda_sess *s, rt_exec *x, int vi, rt_dptr dst, int64_t r, 
   a[0] = (int64_t)(s->d[vi].seg +
                    (size_t)(r - st->seg_r0) * (size_t)st->seg_elems * sizeof(float));
   a[1] = (int64_t)dst, a[2] = n, a[3] = st->row_elems, a[4] = st->seg_elems;
-  unsigned grid[3] = {(unsigned)n, 1, 1}, blk[3] = {CG_CUDA_ROUND_BLOCK, 1, 1};
+  unsigned grid[3] = {(unsigned)n, 1, 1};
   snprintf(s->last, sizeof s->last, "kernel %s (grid %u, rows %lld..%lld)", CG_CUDA_PACK16,
            grid[0], (long long)r, (long long)(r + n - 1));
-  char msg[400];
-  if (DEV(s)->ops->launch(DEV(s), s->cur, s->p->pack16, grid, blk, a, sizeof a, msg,
-                          sizeof msg)) {
-    snprintf(x->err, sizeof x->err, "%.200s: %.300s", s->last, msg);
-    return false;
-  }
-  return true;
+  return dev_launch(s, x, s->p->pack16, grid, CG_CUDA_ROUND_BLOCK, a, sizeof a);
 }
 
 /* The segment's rows of value vi into its ring or pages (f32, or bf16

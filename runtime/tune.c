@@ -15,6 +15,7 @@
 #include "runtime/hsa_runtime.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +43,16 @@ typedef struct tuner {
   int nb, cap;
 } tuner;
 
-static hsart_status fail(hsart_error *err, hsart_status st, const char *fmt, const char *a,
-                         const char *b) {
+static hsart_status fail(hsart_error *err, hsart_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static hsart_status fail(hsart_error *err, hsart_status st, const char *fmt, ...) {
   if (err) {
     err->status = st;
-    snprintf(err->message, sizeof err->message, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
   }
   return st;
 }
@@ -134,9 +140,10 @@ static hsart_status run_round(const char *model_path, const char *weights,
   hsart_status st = hsart_model_load(model_path, weights, &o, &m, err);
   if (st != HSART_OK) return st;
   if (!hsart_model_gpu(m, gpu)) {
+    fail(err, HSART_EINVAL, "hsac tune tunes the cuda backends' kernels, not %s's",
+         hsart_model_backend(m));
     hsart_model_free(m);
-    return fail(err, HSART_EINVAL, "hsac tune tunes the cuda backends' kernels, not %s's%s",
-                hsart_model_backend(m), "");
+    return HSART_EINVAL;
   }
   int64_t L = t->length > 0 ? t->length : 4096;
   int D = t->decode < 0 ? 0 : t->decode > 0 ? t->decode : 32;
@@ -150,7 +157,7 @@ static hsart_status run_round(const char *model_path, const char *weights,
   hsart_op_time *prof = NULL;
   double *base = NULL;
   int64_t nprof = 0;
-  if (st == HSART_OK && !out) st = fail(err, HSART_ENOMEM, "out of memory%s%s", "", "");
+  if (st == HSART_OK && !out) st = fail(err, HSART_ENOMEM, "out of memory");
   uint64_t g = 0x9e3779b97f4a7c15ull;
   for (int64_t i = 0; out && i < L + D; i++) {
     g = g * 6364136223846793005ull + 1442695040888963407ull;
@@ -163,16 +170,12 @@ static hsart_status run_round(const char *model_path, const char *weights,
     if (st == HSART_OK) memcpy(out, hsart_logits(s), (size_t)V * sizeof *out);
     for (int i = 0; st == HSART_OK && i < D; i++) st = hsart_decode(s, tok[L + i]);
     if (st != HSART_OK) {
-      if (err) {
-        err->status = st;
-        snprintf(err->message, sizeof err->message, "tuning round %d: %s", r + 1,
-                 hsart_session_error(s));
-      }
+      fail(err, st, "tuning round %d: %s", r + 1, hsart_session_error(s));
       break;
     }
     memcpy(out + V, hsart_logits(s), (size_t)V * sizeof *out);
     if (take(tu, s, &prof, &nprof, &base, r, rep == 0)) {
-      st = fail(err, HSART_ENOMEM, "out of memory%s%s", "", "");
+      st = fail(err, HSART_ENOMEM, "out of memory");
       break;
     }
     if (rep > 0) { /* run 0 warms up */
@@ -186,7 +189,7 @@ static hsart_status run_round(const char *model_path, const char *weights,
       if (*maxcand > CG_CUDA_MAX_CANDIDATES) *maxcand = CG_CUDA_MAX_CANDIDATES;
       if (!*ref) *ref = malloc((size_t)V * 2 * sizeof **ref);
       if (!*ref) {
-        st = fail(err, HSART_ENOMEM, "out of memory%s%s", "", "");
+        st = fail(err, HSART_ENOMEM, "out of memory");
         break;
       }
       memcpy(*ref, out, (size_t)V * 2 * sizeof *out);
@@ -218,31 +221,30 @@ hsart_status hsart_tune(const char *model_path, const hsart_model_options *opts,
   hsart_tune_options to = t ? *t : (hsart_tune_options){0};
   if (mo.backend == HSART_BACKEND_AUTO) mo.backend = HSART_BACKEND_CUDA;
   if (mo.backend != HSART_BACKEND_CUDA && mo.backend != HSART_BACKEND_CUDA_EMU)
-    return fail(err, HSART_EINVAL, "hsac tune tunes the cuda backends' kernels%s%s", "", "");
+    return fail(err, HSART_EINVAL, "hsac tune tunes the cuda backends' kernels");
   char dbp[4096] = "", perr[256];
   if (!to.dry_run) {
     if (to.db_path && to.db_path[0]) {
       snprintf(dbp, sizeof dbp, "%s", to.db_path);
     } else if (cg_tuning_path(dbp, sizeof dbp, perr, sizeof perr)) {
-      return fail(err, HSART_EINVAL, "%s%s", perr, "");
+      return fail(err, HSART_EINVAL, "%s", perr);
     }
     /* a malformed database, or one that cannot be written, is reported
      * before any time is spent */
     cg_tuning db;
     char lerr[4600];
     if (cg_tuning_load(&db, dbp, lerr, sizeof lerr))
-      return fail(err, HSART_EFORMAT, "%.1000s%s", lerr, "");
+      return fail(err, HSART_EFORMAT, "%.1000s", lerr);
     cg_tuning_free(&db);
     if (cg_tuning_writable(dbp, lerr, sizeof lerr))
-      return fail(err, HSART_EIO, "%.1000s%s", lerr, "");
+      return fail(err, HSART_EIO, "%.1000s", lerr);
   }
   /* weights: the given file, or random ones in a temporary file */
   char tmpw[] = "/tmp/hsac-tune-XXXXXX";
   const char *weights = to.weights_path;
   if (!weights) {
     int fd = mkstemp(tmpw);
-    if (fd < 0) return fail(err, HSART_EIO, "cannot create a temporary file for the weights%s%s",
-                            "", "");
+    if (fd < 0) return fail(err, HSART_EIO, "cannot create a temporary file for the weights");
     close(fd);
     hsart_status st = hsart_init_weights_opts(model_path, tmpw, 1, &mo, err);
     if (st != HSART_OK) {
@@ -289,7 +291,7 @@ hsart_status hsart_tune(const char *model_path, const hsart_model_options *opts,
     free(ent);
     free(tu.b);
     hsart_tune_report_free(rep);
-    return fail(err, HSART_ENOMEM, "out of memory%s%s", "", "");
+    return fail(err, HSART_ENOMEM, "out of memory");
   }
   int ne = 0;
   for (int i = 0; i < tu.nb; i++) {
@@ -326,7 +328,7 @@ hsart_status hsart_tune(const char *model_path, const hsart_model_options *opts,
     if (cg_tuning_save(dbp, ent, ne, serr, sizeof serr)) {
       free(ent);
       hsart_tune_report_free(rep);
-      return fail(err, HSART_EIO, "%.1000s%s", serr, "");
+      return fail(err, HSART_EIO, "%.1000s", serr);
     }
     snprintf(rep->db_path, sizeof rep->db_path, "%s", dbp);
   }
