@@ -728,9 +728,15 @@ int64_t cg_linear_panel(int vec_bits, int64_t O) {
 }
 
 /* Rows of the register tile: the accumulators (rows x panel vectors) fill
- * about half the vector registers. */
+ * three quarters of the vector registers, 6 x 4 zmm or 6 x 2 ymm: per
+ * step of k, (rows + panel vectors) loads for rows x vectors FMAs, and the
+ * panel, which is read from L2, is read once per 6 rows.  Against the 4 x
+ * 4 and 4 x 2 tiles of the probe, on a Sapphire Rapids-class core (one
+ * thread, bench_cpu_kernels --only gemm, the 215M model's shapes):
+ * 0.73-0.77 -> 0.88-0.93 of OpenBLAS sgemm with AVX-512, 0.83-0.91 ->
+ * 0.91-1.00 forced to AVX2. */
 static int linear_rows(int vec_bits, int64_t nr) {
-  int acc = vec_bits >= 512 ? 16 : 8, nvb = (int)(nr / (vec_bits / 32));
+  int acc = vec_bits >= 512 ? 24 : 12, nvb = (int)(nr / (vec_bits / 32));
   int mr = acc / nvb;
   return mr > 8 ? 8 : mr < 1 ? 1 : mr;
 }
@@ -1794,6 +1800,30 @@ static void transpose_vecs(em *e, V *rows, int n) {
  * lane, then oT[e] += w / sum * sum_j sT[j] V[j][e] in blocks of EB
  * elements; the result is transposed back.  Scratch: qT, sT, oT. */
 #define PFH 3 /* prefetcht0; t1 measured the same */
+/* Prefetches into L2 rows [rb, rb + rpb) (of P) of a chunk's K and V
+ * (rows `stride` floats apart, d floats from `col` on). */
+static void prefetch_share(em *e, V kb, V vb, V rb, int64_t rpb, int64_t P, int64_t stride,
+                           V col, int64_t d) {
+  V pj = for0(e, rb, MINI(ADDI(rb, ci(e, rpb)), ci(e, P)), 1);
+  V poff = ADDI(MULI(pj, ci(e, stride)), col);
+  for (int64_t l = 0; l < d; l += 16) {
+    V a1 = gep(e, kb, ADDI(poff, ci(e, l))), a2 = gep(e, vb, ADDI(poff, ci(e, l)));
+    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 2 : i32, rw = 0 : i32}> "
+        ": (!llvm.ptr) -> ()\n", a1.s);
+    out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 2 : i32, rw = 0 : i32}> "
+        ": (!llvm.ptr) -> ()\n", a2.s);
+  }
+  end0(e);
+}
+
+/* a if a > b (ordered), else b: one vmaxps; a NaN in `a` is dropped, a
+ * NaN in `b` kept, as the scores' running maximum has always been */
+static V max_sel(em *e, V a, V b) {
+  V gt = cmpf(e, "ogt", a, b, e->vt), m = nv(e);
+  out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", m.s, gt.s, a.s, b.s, e->mt, e->vt);
+  return m;
+}
+
 static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -1810,10 +1840,23 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   if (JB > 16) JB = 16;
   if (JB < 2) JB = 2;
   int EB = JB;
+  /* The weighted sum of V rows: with AVX-512, V rows are loaded as
+   * vectors (lanes over the head width) and the probabilities broadcast,
+   * GB query heads by EVB vectors of the width in registers: (EVB + GB)
+   * loads per EVB * GB FMAs, against 1 + 1/EB with the probabilities as
+   * the vectors (the form AVX2 keeps: its 16 registers leave no room for
+   * the 2-D block).  The output accumulates in oT as [g][e], no
+   * transpose back. */
+  int nat0 = q->vec_bits / 32;
+  bool rowpv = q->vec_bits >= 512 && d % nat0 == 0;
+  int EVB = rowpv ? (int)(d / nat0 < 4 ? d / nat0 : 4) : 0, GB = 1;
+  if (rowpv)
+    for (int gb = 1; gb <= grp && gb * EVB <= 16; gb++)
+      if (grp % gb == 0) GB = gb;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp;
-  info->scratch_fixed = oT_at + d * grp + 16;
+  int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp, fT_at = oT_at + d * grp;
+  info->scratch_fixed = fT_at + grp + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
@@ -1844,7 +1887,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
       for (int k2 = 0; k2 < nat; k2++) {
         V at = ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb));
         stv(e, VMUL(rows[k2], scv), qT, at, NULL);
-        stv(e, zn, oT, at, NULL);
+        stv(e, zn, oT, at, NULL); /* [e][g] or [g][e]: zeros either way */
       }
     }
     end0(e);
@@ -1955,12 +1998,23 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   /* the maximum per lane, a pass over the scores in L1 (ordered compare
    * and select, one vmaxps; a NaN score still makes the sum NaN) */
   V ninf = cvf(e, -INFINITY);
-  loop M;
-  loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 1), 1, &ninf, e->vt);
-  V sj = ldv(e, sT, MULI(M.iv, ci(e, grp)), NULL);
-  V gt = cmpf(e, "ogt", sj, M.arg[0], e->vt), mj = nv(e);
-  out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj.s, gt.s, sj.s, M.arg[0].s, e->mt, e->vt);
-  loop_end(e, &M, &mj);
+  /* four running maxima (one would be a chain of dependent vmaxps, 4
+   * cycles each), then combined */
+  enum { NMX = 4 };
+  int64_t pmx = P / NMX * NMX;
+  V mx[NMX];
+  for (int i = 0; i < NMX; i++) mx[i] = ninf;
+  if (pmx) {
+    loop M;
+    loop_begin(e, &M, ci(e, 0), ci(e, pmx), ci(e, NMX), NMX, mx, e->vt);
+    V mj[NMX];
+    for (int i = 0; i < NMX; i++)
+      mj[i] = max_sel(e, ldv(e, sT, MULI(ADDI(M.iv, ci(e, i)), ci(e, grp)), NULL), M.arg[i]);
+    loop_end(e, &M, mj);
+    for (int i = 0; i < NMX; i++) mx[i] = M.res[i];
+  }
+  for (int64_t j = pmx; j < P; j++) mx[0] = max_sel(e, ldv(e, sT, ci(e, j * grp), NULL), mx[0]);
+  struct { V res[1]; } M = {{max_sel(e, max_sel(e, mx[0], mx[1]), max_sel(e, mx[2], mx[3]))}};
   loop Sm;
   loop_begin(e, &Sm, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
   V sa = MULI(Sm.iv, ci(e, grp));
@@ -1975,10 +2029,49 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
   }
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
+  if (rowpv) {
+    /* oT[g][e] += f[g] * sum_j p[j][g] V[j][e]: GB heads by EVB vectors of
+     * e per register block, a loop over the head blocks */
+    V fT = gepc(e, scr, fT_at);
+    stv(e, f, fT, ci(e, 0), NULL);
+    set_lanes(e, nat0);
+    V zv = cvf(e, 0);
+    int64_t nblk = grp / GB, rpb = (P + nblk - 1) / nblk;
+    V g0 = for0(e, ci(e, 0), ci(e, grp), GB);
+    /* the K and V rows of the slot after next, a share per head block */
+    prefetch_share(e, p2k, p2v, MULI(DIVI(g0, ci(e, GB)), ci(e, rpb)), rpb, P, Hk * d, kcol, d);
+    for (int64_t ev0 = 0; ev0 < d / nat0; ev0 += EVB) {
+      int nev = (int)(d / nat0 - ev0 < EVB ? d / nat0 - ev0 : EVB), na = GB * nev;
+      V acc[16];
+      for (int i = 0; i < na; i++) acc[i] = zv;
+      loop L;
+      loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), na, acc, e->vt);
+      V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, Hk * d)), kcol));
+      V prow = gep(e, sT, ADDI(MULI(L.iv, ci(e, grp)), g0));
+      V vv[4], y[16];
+      for (int v = 0; v < nev; v++) vv[v] = ldv(e, vrow, ci(e, (ev0 + v) * nat0), NULL);
+      for (int gi = 0; gi < GB; gi++) {
+        V pb = splat(e, lds(e, prow, ci(e, gi)));
+        for (int v = 0; v < nev; v++) y[gi * nev + v] = vfma(e, pb, vv[v], L.arg[gi * nev + v]);
+      }
+      loop_end(e, &L, y);
+      for (int gi = 0; gi < GB; gi++) {
+        V gg = ADDI(g0, ci(e, gi));
+        V fg = splat(e, lds(e, fT, gg));
+        V orow_g = gep(e, oT, MULI(gg, ci(e, d)));
+        for (int v = 0; v < nev; v++) {
+          V at2 = ci(e, (ev0 + v) * nat0);
+          stv(e, vfma(e, fg, L.res[gi * nev + v], ldv(e, orow_g, at2, NULL)), orow_g, at2, NULL);
+        }
+      }
+    }
+    end0(e); /* head blocks */
+    set_lanes(e, (int)grp);
+  }
   /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time (a loop over
    * the full blocks and a tail block, as for the scores) */
-  int64_t efull = d / EB * EB;
-  for (int part = 0; part < 2; part++) {
+  int64_t efull = rowpv ? 0 : d / EB * EB;
+  for (int part = 0; part < (rowpv ? 0 : 2); part++) {
     int nb = part ? (int)(d - efull) : EB;
     if (!nb || (!part && !efull)) continue;
     V e0 = part ? ci(e, efull) : for0(e, ci(e, 0), ci(e, efull), EB);
@@ -1986,17 +2079,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     if (!part) {
       /* the K and V rows of the slot after next, a share per element block */
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
-      V rb = MULI(DIVI(e0, ci(e, EB)), ci(e, rpb));
-      V pj = for0(e, rb, MINI(ADDI(rb, ci(e, rpb)), ci(e, P)), 1);
-      V poff = ADDI(MULI(pj, ci(e, Hk * d)), kcol);
-      for (int64_t l = 0; l < d; l += 16) {
-        V a1 = gep(e, p2k, ADDI(poff, ci(e, l))), a2 = gep(e, p2v, ADDI(poff, ci(e, l)));
-        out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 2 : i32, rw = 0 : i32}> "
-            ": (!llvm.ptr) -> ()\n", a1.s);
-        out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 2 : i32, rw = 0 : i32}> "
-            ": (!llvm.ptr) -> ()\n", a2.s);
-      }
-      end0(e);
+      prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d, kcol, d);
     }
     V acc[16];
     for (int i = 0; i < nb; i++) acc[i] = z;
@@ -2016,8 +2099,19 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   }
   out(e, "  }\n"); /* if valid */
   end0(e);        /* chunks */
-  /* out[t][kh * grp + g][e] = oT[e][g], transposed back the same way */
-  if (shuffled) {
+  /* out[t][kh * grp + g][e] = oT[e][g], transposed back the same way
+   * (a copy where oT is already [g][e]) */
+  if (rowpv) {
+    set_lanes(e, nat0);
+    V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
+    for (int64_t v = 0; v < d / nat0; v++) {
+      V at = ci(e, v * nat0);
+      stv(e, ldv(e, gep(e, oT, MULI(g2, ci(e, d))), at, NULL),
+          gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d))), at, NULL);
+    }
+    end0(e);
+    set_lanes(e, (int)grp);
+  } else if (shuffled) {
     set_lanes(e, nat);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
     for (int64_t gb = 0; gb < grp; gb += nat) {
