@@ -73,8 +73,12 @@ run -v >"$tmp/o3" 2>"$tmp/e3" || bad "run after truncation"
 grep -q "corrupt cache entry was found and rebuilt" "$tmp/e3" && ok || { bad "truncated entry not rebuilt"; cat "$tmp/e3"; }
 cmp -s "$tmp/o3" "$tmp/cpu.txt" && ok || bad "output after a rebuild differs"
 [ "$(wc -c <"$entry")" -eq "$size" ] && ok || bad "rebuilt entry has another size"
-# a flipped byte in the middle of the object is rebuilt
-printf '\377' | dd of="$entry" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+# a flipped byte in the middle of the object is rebuilt (its bits
+# inverted: writing a fixed value would change nothing where the byte
+# already had it)
+b=$(dd if="$entry" bs=1 skip=$((size / 2)) count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %03o $((255 - b)))" | dd of="$entry" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+[ "$(dd if="$entry" bs=1 skip=$((size / 2)) count=1 2>/dev/null | od -An -tu1 | tr -d ' ')" -eq $((255 - b)) ] && ok || bad "the byte was not flipped"
 run -v >"$tmp/o4" 2>"$tmp/e4" || bad "run after a flipped byte"
 grep -q "corrupt cache entry was found and rebuilt" "$tmp/e4" && ok || bad "flipped entry not rebuilt"
 cmp -s "$tmp/o4" "$tmp/cpu.txt" && ok || bad "output after a flip differs"

@@ -1824,6 +1824,221 @@ static V max_sel(em *e, V a, V b) {
   return m;
 }
 
+/* qT[e][g] = q[hq0 + g][e] * scale for the grp query heads of a KV head
+ * (q row qr, heads of d floats), and zeros at the same grp x d places of
+ * *zero when given.  By n x n in-register transposes of the target's
+ * vectors (n lanes: a group of 16 is one zmm or two ymm wide), else
+ * scalar.  Leaves "a vector" grp lanes wide. */
+static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, double scale,
+                      V qT, const V *zero) {
+  int nat = vec_bits / 32;
+  V sc = cf(e, scale);
+  if (nat <= 16 && (nat & (nat - 1)) == 0 && grp % nat == 0 && d % nat == 0) {
+    set_lanes(e, nat);
+    V scv = splat(e, sc), zn = cvf(e, 0);
+    V e0 = for0(e, ci(e, 0), ci(e, d), nat);
+    for (int64_t gb = 0; gb < grp; gb += nat) {
+      V rows[16];
+      for (int r = 0; r < nat; r++)
+        rows[r] = ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
+      transpose_vecs(e, rows, nat);
+      for (int k2 = 0; k2 < nat; k2++) {
+        V at = ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb));
+        stv(e, VMUL(rows[k2], scv), qT, at, NULL);
+        if (zero) stv(e, zn, *zero, at, NULL); /* [e][g] or [g][e]: zeros either way */
+      }
+    }
+    end0(e);
+  } else {
+    V gg = for0(e, ci(e, 0), ci(e, grp), 1);
+    V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
+    V ee = for0(e, ci(e, 0), ci(e, d), 1);
+    V at = ADDI(MULI(ee, ci(e, grp)), gg);
+    sts(e, FMUL(lds(e, qrow, ee), sc), qT, at);
+    if (zero) sts(e, cf(e, 0), *zero, at);
+    end0(e);
+    end0(e);
+  }
+  set_lanes(e, (int)grp);
+}
+
+/* The weighted sum of V rows with V rows as vectors (lanes over the head
+ * width d, nat of them) and the probabilities broadcast: for keys j in
+ * [lo, hi) (vrow gives V row j's KV-head slice, ctx its context), p[g]
+ * at sT[(j - lo) * grp + g] (grp heads), per block of GB heads by up to
+ * EVB vectors of the width:
+ *   dst[g * d + e] (+)= f[g] * sum_j p[j][g] V[j][e]
+ * accumulated into dst when acc, else stored; f at fT[g].  pre(e, pctx,
+ * g0), when given, runs at the start of each head block.  (EVB + GB)
+ * loads per EVB * GB FMAs. */
+typedef void (*block_fn)(em *e, void *ctx, V g0);
+static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V lo, V hi,
+                    row_fn vrow, void *ctx, V sT, V fT, V dst, bool acc_dst, block_fn pre,
+                    void *pctx) {
+  set_lanes(e, nat);
+  V zv = cvf(e, 0);
+  V g0 = for0(e, ci(e, 0), ci(e, grp), GB);
+  if (pre) pre(e, pctx, g0);
+  for (int64_t ev0 = 0; ev0 < d / nat; ev0 += EVB) {
+    int nev = (int)(d / nat - ev0 < EVB ? d / nat - ev0 : EVB), na = GB * nev;
+    V acc[16];
+    for (int i = 0; i < na; i++) acc[i] = zv;
+    loop L;
+    loop_begin(e, &L, lo, hi, ci(e, 1), na, acc, e->vt);
+    V vr = vrow(e, ctx, L.iv);
+    V prow = gep(e, sT, ADDI(MULI(SUBI(L.iv, lo), ci(e, grp)), g0));
+    V vv[4], y[16];
+    for (int v = 0; v < nev; v++) vv[v] = ldv(e, vr, ci(e, (ev0 + v) * nat), NULL);
+    for (int gi = 0; gi < GB; gi++) {
+      V pb = splat(e, lds(e, prow, ci(e, gi)));
+      for (int v = 0; v < nev; v++) y[gi * nev + v] = vfma(e, pb, vv[v], L.arg[gi * nev + v]);
+    }
+    loop_end(e, &L, y);
+    for (int gi = 0; gi < GB; gi++) {
+      V gg = ADDI(g0, ci(e, gi));
+      V fg = splat(e, lds(e, fT, gg));
+      V drow = gep(e, dst, MULI(gg, ci(e, d)));
+      for (int v = 0; v < nev; v++) {
+        V at2 = ci(e, (ev0 + v) * nat);
+        V r = acc_dst ? vfma(e, fg, L.res[gi * nev + v], ldv(e, drow, at2, NULL))
+                      : VMUL(fg, L.res[gi * nev + v]);
+        stv(e, r, drow, at2, NULL);
+      }
+    }
+  }
+  end0(e); /* head blocks */
+  set_lanes(e, (int)grp);
+}
+
+/* Blocks of heads by vectors of the width for pv_rows: up to 4 vectors,
+ * heads (a divisor of grp) while the accumulators stay within acc. */
+static void pv_blocks(int64_t grp, int64_t d, int nat, int acc, int *EVB, int *GB) {
+  *EVB = (int)(d / nat < 4 ? d / nat : 4);
+  *GB = 1;
+  for (int gb = 1; gb <= grp && gb * *EVB <= acc; gb++)
+    if (grp % gb == 0) *GB = gb;
+}
+
+/* The maximum per lane of n (runtime) score rows sT[j * grp], which has
+ * room for 3 more: those are set to -inf, then four running maxima over
+ * blocks of 4 (one would be a chain of dependent vmaxps, 4 cycles each)
+ * are combined.  Ordered compare and select: a NaN score is dropped here
+ * and still makes the sum NaN. */
+static V max_rows(em *e, V sT, int64_t grp, V n) {
+  V ninf = cvf(e, -INFINITY);
+  for (int i = 0; i < 3; i++) stv(e, ninf, sT, MULI(ADDI(n, ci(e, i)), ci(e, grp)), NULL);
+  V mx[4] = {ninf, ninf, ninf, ninf}, mj[4];
+  loop M;
+  loop_begin(e, &M, ci(e, 0), n, ci(e, 4), 4, mx, e->vt);
+  for (int i = 0; i < 4; i++)
+    mj[i] = max_sel(e, ldv(e, sT, MULI(ADDI(M.iv, ci(e, i)), ci(e, grp)), NULL), M.arg[i]);
+  loop_end(e, &M, mj);
+  return max_sel(e, max_sel(e, M.res[0], M.res[1]), max_sel(e, M.res[2], M.res[3]));
+}
+
+/* Windowed (or full) causal attention over a sequence, rank 3, with the
+ * G = Hq / Hk >= 4 query heads of a KV head packed into the lanes of one
+ * vector, as chunk_attention's packed kernel below does for HSA: per
+ * token and KV head the queries are transposed once (qT[e][g]); the
+ * scores of the keys [lo, t] (lo = t + 1 - window) in blocks of JB keys,
+ * a broadcast key element per FMA (the last block's keys clamped to t,
+ * its extra rows never read); the maximum in four chains, exp and sum;
+ * then the weighted sum of V rows by pv_rows, stored straight to the
+ * output.  The per-head kernel it replaces reduced every score
+ * horizontally (about 15% of the FMA peak).  Scratch: qT, 1 / sum, and
+ * the scores (window + JB rows of grp). */
+static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t d = LAST(qv), Hq = DIMN(qv, 1), Hk = DIMN(kv, 1), grp = Hq / Hk;
+  int64_t W = ir_attr_i(op, "window", 0);
+  int regs = q->vec_bits >= 512 ? 24 : 12;
+  int per = (int)((grp * 32 + q->vec_bits - 1) / q->vec_bits);
+  int JB = regs / per;
+  if (JB > 16) JB = 16;
+  if (JB < 2) JB = 2;
+  int nat = q->vec_bits / 32, EVB, GB;
+  pv_blocks(grp, d, nat, q->vec_bits >= 512 ? 16 : 8, &EVB, &GB);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  int64_t qT_at = 0, fT_at = d * grp, sT_at = fT_at + grp + 16;
+  info->scratch_fixed = sT_at + ((W > 0 ? W : 0) + JB + 4) * grp + 16;
+  if (W <= 0) info->scratch_per_t1 = grp;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
+  V scr = argp(e, CG_A_SCRATCH);
+  V qT = gepc(e, scr, qT_at), fT = gepc(e, scr, fT_at), sT = gepc(e, scr, sT_at);
+  set_lanes(e, (int)grp);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V z = cvf(e, 0);
+  V t = rows_begin(e);
+  V hi = ADDI(t, ci(e, 1));
+  V lo = W > 0 ? MAXI(SUBI(hi, ci(e, W)), ci(e, 0)) : ci(e, 0);
+  V cnt = SUBI(hi, lo), last = t;
+  V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
+  V kh = for0(e, n0, n1, 1);
+  V hq0 = MULI(kh, ci(e, grp));
+  queries_T(e, q->vec_bits, qr, hq0, grp, d, 1.0 / sqrt((double)d), qT, NULL);
+  attn_ctx a = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
+  /* scores, JB keys at a time */
+  {
+    V j0 = for0(e, lo, hi, JB);
+    V krow[16], acc[16];
+    for (int i = 0; i < JB; i++) {
+      krow[i] = seq_krow(e, &a, MINI(ADDI(j0, ci(e, i)), last));
+      acc[i] = z;
+    }
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), JB, acc, e->vt);
+    V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
+    V y[16];
+    for (int i = 0; i < JB; i++) y[i] = vfma(e, qe, splat(e, lds(e, krow[i], L.iv)), L.arg[i]);
+    loop_end(e, &L, y);
+    V srow = MULI(SUBI(j0, lo), ci(e, grp));
+    for (int i = 0; i < JB; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
+    end0(e);
+  }
+  V m = max_rows(e, sT, grp, cnt);
+  loop Sm;
+  loop_begin(e, &Sm, ci(e, 0), cnt, ci(e, 1), 1, &z, e->vt);
+  V sa = MULI(Sm.iv, ci(e, grp));
+  V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), m));
+  stv(e, pj, sT, sa, NULL);
+  V sum = VADD(Sm.arg[0], pj);
+  loop_end(e, &Sm, &sum);
+  stv(e, fbin(e, "arith.divf", cvf(e, 1.0), Sm.res[0], e->vt), fT, ci(e, 0), NULL);
+  pv_rows(e, nat, EVB, GB, grp, d, lo, hi, seq_vrow, &a, sT, fT, gep(e, orow, MULI(hq0, ci(e, d))),
+          false, NULL, NULL);
+  end0(e); /* KV heads */
+  end0(e); /* rows */
+}
+
+
+/* Row j of a chunk's V (base, rows `stride` floats apart, the KV head's
+ * slice from col) for pv_rows. */
+typedef struct chunk_rows {
+  V base;
+  int64_t stride;
+  V col;
+} chunk_rows;
+static V chunk_row(em *e, void *c, V j) {
+  chunk_rows *r = c;
+  return gep(e, r->base, ADDI(MULI(j, ci(e, r->stride)), r->col));
+}
+
+/* pv_rows' per head block hook: prefetch_share of the head block's share
+ * of the rows of the slot after next. */
+typedef struct slot2_pf {
+  V k, v;
+  int64_t rpb, P, stride;
+  V col;
+  int64_t d, GB;
+} slot2_pf;
+static void slot2_prefetch(em *e, void *c, V g0) {
+  slot2_pf *f = c;
+  prefetch_share(e, f->k, f->v, MULI(DIVI(g0, ci(e, f->GB)), ci(e, f->rpb)), f->rpb, f->P,
+                 f->stride, f->col, f->d);
+}
+
 static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -1847,12 +2062,9 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * the vectors (the form AVX2 keeps: its 16 registers leave no room for
    * the 2-D block).  The output accumulates in oT as [g][e], no
    * transpose back. */
-  int nat0 = q->vec_bits / 32;
+  int nat0 = q->vec_bits / 32, EVB = 0, GB = 1;
   bool rowpv = q->vec_bits >= 512 && d % nat0 == 0;
-  int EVB = rowpv ? (int)(d / nat0 < 4 ? d / nat0 : 4) : 0, GB = 1;
-  if (rowpv)
-    for (int gb = 1; gb <= grp && gb * EVB <= 16; gb++)
-      if (grp % gb == 0) GB = gb;
+  if (rowpv) pv_blocks(grp, d, nat0, 16, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp, fT_at = oT_at + d * grp;
@@ -1864,44 +2076,13 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   /* from here on "vectors" are the grp lanes of one KV head's queries */
   set_lanes(e, (int)grp);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
-  V sc = cf(e, scale), z = cvf(e, 0);
+  V z = cvf(e, 0);
   V t = rows_begin(e);
   V qr = rowp(e, &Q, t), ir = rowp(e, &I, t), wr = rowp(e, &Wt, t), orow = rowp(e, &o, t);
   V kh = for0(e, n0, n1, 1);
   V g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, grp));
-  /* qT[e][g] = q[kh * grp + g][e] * scale; oT = 0.  By n x n in-register
-   * transposes of the target's vectors (n lanes: a G = 16 group is one
-   * zmm or two ymm wide), else scalar. */
-  int nat = q->vec_bits / 32;
-  bool shuffled = nat <= 16 && (nat & (nat - 1)) == 0 && grp % nat == 0 && d % nat == 0;
-  if (shuffled) {
-    set_lanes(e, nat);
-    V scv = splat(e, sc), zn = cvf(e, 0);
-    V e0 = for0(e, ci(e, 0), ci(e, d), nat);
-    for (int64_t gb = 0; gb < grp; gb += nat) {
-      V rows[16];
-      for (int r = 0; r < nat; r++)
-        rows[r] = ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
-      transpose_vecs(e, rows, nat);
-      for (int k2 = 0; k2 < nat; k2++) {
-        V at = ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb));
-        stv(e, VMUL(rows[k2], scv), qT, at, NULL);
-        stv(e, zn, oT, at, NULL); /* [e][g] or [g][e]: zeros either way */
-      }
-    }
-    end0(e);
-    set_lanes(e, (int)grp);
-  } else {
-    V gg = for0(e, ci(e, 0), ci(e, grp), 1);
-    V qrow = gep(e, qr, MULI(ADDI(hq0, gg), ci(e, d)));
-    V ee = for0(e, ci(e, 0), ci(e, d), 1);
-    V at = ADDI(MULI(ee, ci(e, grp)), gg);
-    sts(e, FMUL(lds(e, qrow, ee), sc), qT, at);
-    sts(e, cf(e, 0), oT, at);
-    end0(e);
-    end0(e);
-  }
+  queries_T(e, q->vec_bits, qr, hq0, grp, d, scale, qT, &oT);
   V kcol = MULI(kh, ci(e, d)); /* the KV head's offset in a key row */
   V k = for0(e, ci(e, 0), ci(e, Ks), 1);
   V slot = ADDI(MULI(g, ci(e, Ks)), k);
@@ -2030,43 +2211,15 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   }
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
   if (rowpv) {
-    /* oT[g][e] += f[g] * sum_j p[j][g] V[j][e]: GB heads by EVB vectors of
-     * e per register block, a loop over the head blocks */
+    /* oT[g][e] += f[g] * sum_j p[j][g] V[j][e], with the K and V rows of
+     * the slot after next prefetched a share per head block */
     V fT = gepc(e, scr, fT_at);
     stv(e, f, fT, ci(e, 0), NULL);
-    set_lanes(e, nat0);
-    V zv = cvf(e, 0);
-    int64_t nblk = grp / GB, rpb = (P + nblk - 1) / nblk;
-    V g0 = for0(e, ci(e, 0), ci(e, grp), GB);
-    /* the K and V rows of the slot after next, a share per head block */
-    prefetch_share(e, p2k, p2v, MULI(DIVI(g0, ci(e, GB)), ci(e, rpb)), rpb, P, Hk * d, kcol, d);
-    for (int64_t ev0 = 0; ev0 < d / nat0; ev0 += EVB) {
-      int nev = (int)(d / nat0 - ev0 < EVB ? d / nat0 - ev0 : EVB), na = GB * nev;
-      V acc[16];
-      for (int i = 0; i < na; i++) acc[i] = zv;
-      loop L;
-      loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), na, acc, e->vt);
-      V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, Hk * d)), kcol));
-      V prow = gep(e, sT, ADDI(MULI(L.iv, ci(e, grp)), g0));
-      V vv[4], y[16];
-      for (int v = 0; v < nev; v++) vv[v] = ldv(e, vrow, ci(e, (ev0 + v) * nat0), NULL);
-      for (int gi = 0; gi < GB; gi++) {
-        V pb = splat(e, lds(e, prow, ci(e, gi)));
-        for (int v = 0; v < nev; v++) y[gi * nev + v] = vfma(e, pb, vv[v], L.arg[gi * nev + v]);
-      }
-      loop_end(e, &L, y);
-      for (int gi = 0; gi < GB; gi++) {
-        V gg = ADDI(g0, ci(e, gi));
-        V fg = splat(e, lds(e, fT, gg));
-        V orow_g = gep(e, oT, MULI(gg, ci(e, d)));
-        for (int v = 0; v < nev; v++) {
-          V at2 = ci(e, (ev0 + v) * nat0);
-          stv(e, vfma(e, fg, L.res[gi * nev + v], ldv(e, orow_g, at2, NULL)), orow_g, at2, NULL);
-        }
-      }
-    }
-    end0(e); /* head blocks */
-    set_lanes(e, (int)grp);
+    int64_t nblk = grp / GB;
+    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d, kcol, d, GB};
+    chunk_rows cr = {vb, Hk * d, kcol};
+    pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, &cr, sT, fT, oT, true,
+            slot2_prefetch, &pf);
   }
   /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time (a loop over
    * the full blocks and a tail block, as for the scores) */
@@ -2111,7 +2264,8 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     }
     end0(e);
     set_lanes(e, (int)grp);
-  } else if (shuffled) {
+  } else if (nat0 <= 16 && (nat0 & (nat0 - 1)) == 0 && grp % nat0 == 0 && d % nat0 == 0) {
+    int nat = nat0;
     set_lanes(e, nat);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
     for (int64_t gb = 0; gb < grp; gb += nat) {
@@ -3370,7 +3524,14 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_SILU_MUL: k_eltwise(&e, req, 1); break;
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;
     case IR_ROPE: k_rope(&e, req, info); info->scratch_fixed = LAST(op->in[0]) + 16; break;
-    case IR_ATTENTION: k_attention(&e, req, info); break;
+    case IR_ATTENTION:
+      /* rank 3 (a sequence) with >= 4 query heads per KV head and a head
+       * width of whole vectors: the heads packed in lanes */
+      if (op->in[0]->type.rank == 3 && DIMN(op->in[0], 1) / DIMN(op->in[1], 1) >= 4 &&
+          LAST(op->in[0]) % (req->vec_bits / 32) == 0)
+        k_attention_packed(&e, req, info);
+      else k_attention(&e, req, info);
+      break;
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there
        * are enough of them to fill a good part of a vector */

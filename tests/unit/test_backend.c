@@ -594,6 +594,39 @@ static void test_attention(void) {
   }
 }
 
+/* Windowed and full causal attention with the query heads of a KV head
+ * packed into vector lanes (G = Hq / Hk >= 4, head width whole vectors):
+ * G 4 (d 16), 8 (d 32, two KV heads) and 16 (d 64); windows of 1 key,
+ * shorter and longer than a block of keys (16 on AVX-512, 12 or 6 on
+ * AVX2) and not a multiple of it, and none; in segments (keys from the
+ * ring of the earlier ones) and one token at a time (decode). */
+static void test_attention_packed(void) {
+  enum { L = 45 };
+  static const int64_t heads[][3] = {{4, 1, 16}, {16, 2, 32}, {16, 1, 64}};
+  static const int64_t windows[] = {0, 1, 5, 17, 40};
+  for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    /* the same inputs for every window (the suite's random table is finite) */
+    float *qd = rnd(L * Hq * d, 2), *kd = rnd(L * Hk * d, 3), *vd = rnd(L * Hk * d, 1);
+    for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+      tg t;
+      tg_init(&t);
+      ir_value *q = tg_heads(&t, "q", L, Hq, Hq * d, qd);
+      ir_value *k = tg_heads(&t, "k", L, Hk, Hk * d, kd);
+      ir_value *v = tg_heads(&t, "v", L, Hk, Hk * d, vd);
+      ir_value *o = tg_op(&t, IR_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
+                          (ir_attr[]){iattr("causal", 1), iattr("window", windows[i])}, 0);
+      tg_run(&t, o, L);
+      char what[96];
+      snprintf(what, sizeof what, "packed attention Hq %lld Hk %lld d %lld window %lld",
+               (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i]);
+      check(&t, o, L, 6, what);
+      check(&t, o, L, 1, what);
+      tg_free(&t);
+    }
+  }
+}
+
 /* The chunk encoder's ops: chunk rows (read across segments from a
  * ring), a learned row appended, attention inside each chunk, row
  * selection, zeroing, means. */
@@ -1300,6 +1333,7 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "windowed and dense attention", test_attention);
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
+  CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
   CU_add_test(s, "sparse attention under bf16 math (AMX tiles)", test_sparse_attention_bf16);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
