@@ -2067,8 +2067,13 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   if (rowpv) pv_blocks(grp, d, nat0, 16, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  /* with AVX-512 and 16 heads, the scores take two elements of a key row
+   * per broadcast (pairs below): the queries also as q2[e / 2][h][g][e % 2] */
+  bool pairs = q->vec_bits >= 512 && grp == 16 && d % 2 == 0;
+  int JBP = 12;
   int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp, fT_at = oT_at + d * grp;
-  info->scratch_fixed = fT_at + grp + 16;
+  int64_t q2_at = fT_at + grp + 16;
+  info->scratch_fixed = q2_at + (pairs ? d * grp : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
@@ -2083,6 +2088,22 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, grp));
   queries_T(e, q->vec_bits, qr, hq0, grp, d, scale, qT, &oT);
+  V q2 = gepc(e, scr, q2_at);
+  if (pairs) {
+    /* q2[e2][h] = lanes (g, p) = qT[2 e2 + p][8 h + g]: two interleaves
+     * of consecutive rows of qT */
+    V e2 = for0(e, ci(e, 0), ci(e, d / 2), 1);
+    V a = ldv(e, qT, MULI(e2, ci(e, 2 * grp)), NULL);
+    V b = ldv(e, qT, ADDI(MULI(e2, ci(e, 2 * grp)), ci(e, grp)), NULL);
+    for (int h = 0; h < 2; h++) {
+      V r = nv(e);
+      out(e, "  %s = vector.shuffle %s, %s [", r.s, a.s, b.s);
+      for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", 8 * h + c / 2 + (c & 1) * 16);
+      out(e, "] : %s, %s\n", e->vt, e->vt);
+      stv(e, r, q2, ADDI(MULI(e2, ci(e, 2 * grp)), ci(e, h * grp)), NULL);
+    }
+    end0(e);
+  }
   V kcol = MULI(kh, ci(e, d)); /* the KV head's offset in a key row */
   V k = for0(e, ci(e, 0), ci(e, Ks), 1);
   V slot = ADDI(MULI(g, ci(e, Ks)), k);
@@ -2145,25 +2166,60 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * live across these loops (a running maximum kept in registers made
    * AVX2's 16 run out: LLVM spilled accumulators inside the loop, halving
    * its speed) */
+  if (pairs) JB = JBP;
   int64_t pfull = P / JB * JB;
   for (int part = 0; part < 2; part++) {
     int nb = part ? (int)(P - pfull) : JB;
     if (!nb || (!part && !pfull)) continue;
     V j0 = part ? ci(e, pfull) : for0(e, ci(e, 0), ci(e, pfull), JB);
     V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, Hk * d)), kcol));
-    V acc[16];
-    for (int i = 0; i < nb; i++) acc[i] = z;
-    loop L;
-    loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
-    V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
-    V y[16];
-    for (int i = 0; i < nb; i++) {
-      V kj = lds(e, krow0, ADDI(L.iv, ci(e, i * Hk * d)));
-      y[i] = vfma(e, qe, splat(e, kj), L.arg[i]);
-    }
-    loop_end(e, &L, y);
+    V acc[32];
     V srow = MULI(j0, ci(e, grp));
-    for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
+    if (pairs) {
+      /* per key two sums of 8 heads x 2 elements: lanes (g, p) of q2
+       * times the key's elements (2 e2, 2 e2 + 1) broadcast as a pair
+       * (vbroadcastsd), so one load feeds two FMAs (0.56 loads per FMA
+       * instead of 1.06); then the pair halves are added */
+      for (int i = 0; i < 2 * nb; i++) acc[i] = z;
+      loop L;
+      loop_begin(e, &L, ci(e, 0), ci(e, d / 2), ci(e, 1), 2 * nb, acc, e->vt);
+      V qa = ldv(e, q2, MULI(L.iv, ci(e, 2 * grp)), NULL);
+      V qb = ldv(e, q2, ADDI(MULI(L.iv, ci(e, 2 * grp)), ci(e, grp)), NULL);
+      V y[32];
+      for (int i = 0; i < nb; i++) {
+        V kp = nv(e), kq = nv(e);
+        out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> vector<2xf32>\n", kp.s,
+            gep(e, krow0, ADDI(MULI(L.iv, ci(e, 2)), ci(e, i * Hk * d))).s);
+        out(e, "  %s = vector.shuffle %s, %s [", kq.s, kp.s, kp.s);
+        for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", c & 1);
+        out(e, "] : vector<2xf32>, vector<2xf32>\n");
+        y[2 * i] = vfma(e, qa, kq, L.arg[2 * i]);
+        y[2 * i + 1] = vfma(e, qb, kq, L.arg[2 * i + 1]);
+      }
+      loop_end(e, &L, y);
+      for (int i = 0; i < nb; i++) {
+        V ev = nv(e), od = nv(e);
+        for (int p2 = 0; p2 < 2; p2++) {
+          out(e, "  %s = vector.shuffle %s, %s [", (p2 ? od : ev).s, L.res[2 * i].s,
+              L.res[2 * i + 1].s);
+          for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", 2 * c + p2);
+          out(e, "] : %s, %s\n", e->vt, e->vt);
+        }
+        stv(e, VADD(ev, od), sT, ADDI(srow, ci(e, i * grp)), NULL);
+      }
+    } else {
+      for (int i = 0; i < nb; i++) acc[i] = z;
+      loop L;
+      loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
+      V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
+      V y[16];
+      for (int i = 0; i < nb; i++) {
+        V kj = lds(e, krow0, ADDI(L.iv, ci(e, i * Hk * d)));
+        y[i] = vfma(e, qe, splat(e, kj), L.arg[i]);
+      }
+      loop_end(e, &L, y);
+      for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
+    }
     for (int i = 0; i < nb; i++) { /* the next chunk's rows of this block */
       V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d)), pcol);
       for (int64_t l = 0; l < d; l += 16) {

@@ -825,14 +825,18 @@ static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int6
  * in-register transposes on both targets and the prefetch of the next KV
  * head's chunk) and 6 (partial); with AVX-512, the weighted sum of V rows
  * in blocks of heads by vectors of the width: d = 16 (16 heads by one
- * vector), 64 (4 by 4) and 80 (2 by 4, then 2 by 1); a chunk memory read
+ * vector), 64 (4 by 4) and 80 (2 by 4, then 2 by 1); G = 16 with
+ * AVX-512: scores from pairs of key elements, 8 rows per chunk (one short
+ * block) and 28 (two blocks of 12 and a tail of 4); a chunk memory read
  * across segments from its pages; off-by-one softmax; empty slots. */
 static void test_sparse_attention_packed(void) {
-  enum { L = 70, S = 8, D = 12, K = 3 };
-  static const int64_t heads[][3] = {{8, 2, 4},   {8, 1, 8},   {16, 1, 8}, {12, 2, 24},
-                                     {32, 2, 16}, {16, 1, 64}, {20, 2, 80}};
+  enum { L = 70, D = 12, K = 3 };
+  /* Hq, Hk, d, chunk size */
+  static const int64_t heads[][4] = {{8, 2, 4, 8},   {8, 1, 8, 8},   {16, 1, 8, 8},
+                                     {12, 2, 24, 8}, {32, 2, 16, 8}, {16, 1, 64, 28},
+                                     {20, 2, 80, 8}};
   for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
-    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2], S = heads[hi][3];
     tg t;
     tg_init(&t);
     ir_value *ca, *in[5];
