@@ -1862,6 +1862,74 @@ static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, 
   set_lanes(e, (int)grp);
 }
 
+/* With AVX-512 and 16 query heads per KV head, the scores take two
+ * elements of a key row per broadcast (score_block): the scaled queries
+ * also as q2[e2][h] = lanes (g, p) = qT[2 e2 + p][8 h + g], two
+ * interleaves of consecutive rows of qT (d x 16 floats). */
+static bool score_pairs(int vec_bits, int64_t grp, int64_t d) {
+  return vec_bits >= 512 && grp == 16 && d % 2 == 0;
+}
+static void query_pairs(em *e, V qT, V q2, int64_t d, int64_t grp) {
+  V e2 = for0(e, ci(e, 0), ci(e, d / 2), 1);
+  V a = ldv(e, qT, MULI(e2, ci(e, 2 * grp)), NULL);
+  V b = ldv(e, qT, ADDI(MULI(e2, ci(e, 2 * grp)), ci(e, grp)), NULL);
+  for (int h = 0; h < 2; h++) {
+    V r = nv(e);
+    out(e, "  %s = vector.shuffle %s, %s [", r.s, a.s, b.s);
+    for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", 8 * h + c / 2 + (c & 1) * 16);
+    out(e, "] : %s, %s\n", e->vt, e->vt);
+    stv(e, r, q2, ADDI(MULI(e2, ci(e, 2 * grp)), ci(e, h * grp)), NULL);
+  }
+  end0(e);
+}
+
+/* The scores of nb keys (rows krow[i], d floats) for the grp heads in
+ * lanes, stored at sT + srow + i * grp: with q = qT, a broadcast key
+ * element per FMA (1 + 1/nb loads per FMA); with pairs (q = q2), per
+ * key two sums of 8 heads x 2 elements, the key's elements (2 e2,
+ * 2 e2 + 1) broadcast as one 64-bit value (vbroadcastsd) so one load
+ * feeds two FMAs (0.56 loads per FMA), the pair halves added at the end.
+ * nb <= 16 (12 with pairs). */
+static void score_block(em *e, bool pairs, V q, const V *krow, int nb, int64_t d, int64_t grp,
+                        V sT, V srow) {
+  V z = cvf(e, 0), acc[32], y[32];
+  int na = pairs ? 2 * nb : nb;
+  for (int i = 0; i < na; i++) acc[i] = z;
+  loop L;
+  if (!pairs) {
+    loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
+    V qe = ldv(e, q, MULI(L.iv, ci(e, grp)), NULL);
+    for (int i = 0; i < nb; i++) y[i] = vfma(e, qe, splat(e, lds(e, krow[i], L.iv)), L.arg[i]);
+    loop_end(e, &L, y);
+    for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
+    return;
+  }
+  loop_begin(e, &L, ci(e, 0), ci(e, d / 2), ci(e, 1), na, acc, e->vt);
+  V qa = ldv(e, q, MULI(L.iv, ci(e, 2 * grp)), NULL);
+  V qb = ldv(e, q, ADDI(MULI(L.iv, ci(e, 2 * grp)), ci(e, grp)), NULL);
+  for (int i = 0; i < nb; i++) {
+    V kp = nv(e), kq = nv(e);
+    out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> vector<2xf32>\n", kp.s,
+        gep(e, krow[i], MULI(L.iv, ci(e, 2))).s);
+    out(e, "  %s = vector.shuffle %s, %s [", kq.s, kp.s, kp.s);
+    for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", c & 1);
+    out(e, "] : vector<2xf32>, vector<2xf32>\n");
+    y[2 * i] = vfma(e, qa, kq, L.arg[2 * i]);
+    y[2 * i + 1] = vfma(e, qb, kq, L.arg[2 * i + 1]);
+  }
+  loop_end(e, &L, y);
+  for (int i = 0; i < nb; i++) {
+    V ev = nv(e), od = nv(e);
+    for (int p2 = 0; p2 < 2; p2++) {
+      out(e, "  %s = vector.shuffle %s, %s [", (p2 ? od : ev).s, L.res[2 * i].s,
+          L.res[2 * i + 1].s);
+      for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", 2 * c + p2);
+      out(e, "] : %s, %s\n", e->vt, e->vt);
+    }
+    stv(e, VADD(ev, od), sT, ADDI(srow, ci(e, i * grp)), NULL);
+  }
+}
+
 /* The weighted sum of V rows with V rows as vectors (lanes over the head
  * width d, nat of them) and the probabilities broadcast: for keys j in
  * [lo, hi) (vrow gives V row j's KV-head slice, ctx its context), p[g]
@@ -1939,14 +2007,14 @@ static V max_rows(em *e, V sT, int64_t grp, V n) {
 /* Windowed (or full) causal attention over a sequence, rank 3, with the
  * G = Hq / Hk >= 4 query heads of a KV head packed into the lanes of one
  * vector, as chunk_attention's packed kernel below does for HSA: per
- * token and KV head the queries are transposed once (qT[e][g]); the
- * scores of the keys [lo, t] (lo = t + 1 - window) in blocks of JB keys,
- * a broadcast key element per FMA (the last block's keys clamped to t,
- * its extra rows never read); the maximum in four chains, exp and sum;
+ * token and KV head the queries are transposed once (qT[e][g], and q2
+ * for score pairs); the scores of the keys [lo, t] (lo = t + 1 - window)
+ * by score_block in blocks of JB keys (the last block's keys clamped to
+ * t, its extra rows never read); the maximum in four chains, exp and sum;
  * then the weighted sum of V rows by pv_rows, stored straight to the
  * output.  The per-head kernel it replaces reduced every score
- * horizontally (about 15% of the FMA peak).  Scratch: qT, 1 / sum, and
- * the scores (window + JB rows of grp). */
+ * horizontally (about 15% of the FMA peak).  Scratch: qT, q2, 1 / sum,
+ * and the scores (window + JB rows of grp). */
 static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1];
@@ -1961,12 +2029,16 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   pv_blocks(grp, d, nat, q->vec_bits >= 512 ? 16 : 8, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  int64_t qT_at = 0, fT_at = d * grp, sT_at = fT_at + grp + 16;
+  bool pairs = score_pairs(q->vec_bits, grp, d);
+  if (pairs) JB = 12;
+  int64_t qT_at = 0, q2_at = d * grp, fT_at = q2_at + (pairs ? d * grp : 0),
+          sT_at = fT_at + grp + 16;
   info->scratch_fixed = sT_at + ((W > 0 ? W : 0) + JB + 4) * grp + 16;
   if (W <= 0) info->scratch_per_t1 = grp;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = argp(e, CG_A_SCRATCH);
-  V qT = gepc(e, scr, qT_at), fT = gepc(e, scr, fT_at), sT = gepc(e, scr, sT_at);
+  V qT = gepc(e, scr, qT_at), q2 = gepc(e, scr, q2_at), fT = gepc(e, scr, fT_at),
+    sT = gepc(e, scr, sT_at);
   set_lanes(e, (int)grp);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
   V z = cvf(e, 0);
@@ -1978,23 +2050,14 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   V kh = for0(e, n0, n1, 1);
   V hq0 = MULI(kh, ci(e, grp));
   queries_T(e, q->vec_bits, qr, hq0, grp, d, 1.0 / sqrt((double)d), qT, NULL);
+  if (pairs) query_pairs(e, qT, q2, d, grp);
   attn_ctx a = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
   /* scores, JB keys at a time */
   {
     V j0 = for0(e, lo, hi, JB);
-    V krow[16], acc[16];
-    for (int i = 0; i < JB; i++) {
-      krow[i] = seq_krow(e, &a, MINI(ADDI(j0, ci(e, i)), last));
-      acc[i] = z;
-    }
-    loop L;
-    loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), JB, acc, e->vt);
-    V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
-    V y[16];
-    for (int i = 0; i < JB; i++) y[i] = vfma(e, qe, splat(e, lds(e, krow[i], L.iv)), L.arg[i]);
-    loop_end(e, &L, y);
-    V srow = MULI(SUBI(j0, lo), ci(e, grp));
-    for (int i = 0; i < JB; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
+    V krow[16];
+    for (int i = 0; i < JB; i++) krow[i] = seq_krow(e, &a, MINI(ADDI(j0, ci(e, i)), last));
+    score_block(e, pairs, pairs ? q2 : qT, krow, JB, d, grp, sT, MULI(SUBI(j0, lo), ci(e, grp)));
     end0(e);
   }
   V m = max_rows(e, sT, grp, cnt);
@@ -2069,7 +2132,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   info->nsplit = Hk;
   /* with AVX-512 and 16 heads, the scores take two elements of a key row
    * per broadcast (pairs below): the queries also as q2[e / 2][h][g][e % 2] */
-  bool pairs = q->vec_bits >= 512 && grp == 16 && d % 2 == 0;
+  bool pairs = score_pairs(q->vec_bits, grp, d);
   int JBP = 12;
   int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp, fT_at = oT_at + d * grp;
   int64_t q2_at = fT_at + grp + 16;
@@ -2089,21 +2152,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V hq0 = MULI(kh, ci(e, grp));
   queries_T(e, q->vec_bits, qr, hq0, grp, d, scale, qT, &oT);
   V q2 = gepc(e, scr, q2_at);
-  if (pairs) {
-    /* q2[e2][h] = lanes (g, p) = qT[2 e2 + p][8 h + g]: two interleaves
-     * of consecutive rows of qT */
-    V e2 = for0(e, ci(e, 0), ci(e, d / 2), 1);
-    V a = ldv(e, qT, MULI(e2, ci(e, 2 * grp)), NULL);
-    V b = ldv(e, qT, ADDI(MULI(e2, ci(e, 2 * grp)), ci(e, grp)), NULL);
-    for (int h = 0; h < 2; h++) {
-      V r = nv(e);
-      out(e, "  %s = vector.shuffle %s, %s [", r.s, a.s, b.s);
-      for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", 8 * h + c / 2 + (c & 1) * 16);
-      out(e, "] : %s, %s\n", e->vt, e->vt);
-      stv(e, r, q2, ADDI(MULI(e2, ci(e, 2 * grp)), ci(e, h * grp)), NULL);
-    }
-    end0(e);
-  }
+  if (pairs) query_pairs(e, qT, q2, d, grp);
   V kcol = MULI(kh, ci(e, d)); /* the KV head's offset in a key row */
   V k = for0(e, ci(e, 0), ci(e, Ks), 1);
   V slot = ADDI(MULI(g, ci(e, Ks)), k);
@@ -2173,53 +2222,9 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     if (!nb || (!part && !pfull)) continue;
     V j0 = part ? ci(e, pfull) : for0(e, ci(e, 0), ci(e, pfull), JB);
     V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, Hk * d)), kcol));
-    V acc[32];
-    V srow = MULI(j0, ci(e, grp));
-    if (pairs) {
-      /* per key two sums of 8 heads x 2 elements: lanes (g, p) of q2
-       * times the key's elements (2 e2, 2 e2 + 1) broadcast as a pair
-       * (vbroadcastsd), so one load feeds two FMAs (0.56 loads per FMA
-       * instead of 1.06); then the pair halves are added */
-      for (int i = 0; i < 2 * nb; i++) acc[i] = z;
-      loop L;
-      loop_begin(e, &L, ci(e, 0), ci(e, d / 2), ci(e, 1), 2 * nb, acc, e->vt);
-      V qa = ldv(e, q2, MULI(L.iv, ci(e, 2 * grp)), NULL);
-      V qb = ldv(e, q2, ADDI(MULI(L.iv, ci(e, 2 * grp)), ci(e, grp)), NULL);
-      V y[32];
-      for (int i = 0; i < nb; i++) {
-        V kp = nv(e), kq = nv(e);
-        out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> vector<2xf32>\n", kp.s,
-            gep(e, krow0, ADDI(MULI(L.iv, ci(e, 2)), ci(e, i * Hk * d))).s);
-        out(e, "  %s = vector.shuffle %s, %s [", kq.s, kp.s, kp.s);
-        for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", c & 1);
-        out(e, "] : vector<2xf32>, vector<2xf32>\n");
-        y[2 * i] = vfma(e, qa, kq, L.arg[2 * i]);
-        y[2 * i + 1] = vfma(e, qb, kq, L.arg[2 * i + 1]);
-      }
-      loop_end(e, &L, y);
-      for (int i = 0; i < nb; i++) {
-        V ev = nv(e), od = nv(e);
-        for (int p2 = 0; p2 < 2; p2++) {
-          out(e, "  %s = vector.shuffle %s, %s [", (p2 ? od : ev).s, L.res[2 * i].s,
-              L.res[2 * i + 1].s);
-          for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", 2 * c + p2);
-          out(e, "] : %s, %s\n", e->vt, e->vt);
-        }
-        stv(e, VADD(ev, od), sT, ADDI(srow, ci(e, i * grp)), NULL);
-      }
-    } else {
-      for (int i = 0; i < nb; i++) acc[i] = z;
-      loop L;
-      loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
-      V qe = ldv(e, qT, MULI(L.iv, ci(e, grp)), NULL);
-      V y[16];
-      for (int i = 0; i < nb; i++) {
-        V kj = lds(e, krow0, ADDI(L.iv, ci(e, i * Hk * d)));
-        y[i] = vfma(e, qe, splat(e, kj), L.arg[i]);
-      }
-      loop_end(e, &L, y);
-      for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
-    }
+    V krow[16];
+    for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * Hk * d);
+    score_block(e, pairs, pairs ? q2 : qT, krow, nb, d, grp, sT, MULI(j0, ci(e, grp)));
     for (int i = 0; i < nb; i++) { /* the next chunk's rows of this block */
       V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d)), pcol);
       for (int64_t l = 0; l < d; l += 16) {
