@@ -1829,11 +1829,14 @@ static V max_sel(em *e, V a, V b) {
  * *zero when given.  By n x n in-register transposes of the target's
  * vectors (n lanes: a group of 16 is one zmm or two ymm wide), else
  * scalar.  Leaves "a vector" grp lanes wide. */
+static bool heads_transposable(int nat, int64_t grp, int64_t d) {
+  return nat <= 16 && (nat & (nat - 1)) == 0 && grp % nat == 0 && d % nat == 0;
+}
 static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, double scale,
                       V qT, const V *zero) {
   int nat = vec_bits / 32;
   V sc = cf(e, scale);
-  if (nat <= 16 && (nat & (nat - 1)) == 0 && grp % nat == 0 && d % nat == 0) {
+  if (heads_transposable(nat, grp, d)) {
     set_lanes(e, nat);
     V scv = splat(e, sc), zn = cvf(e, 0);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
@@ -1866,6 +1869,7 @@ static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, 
  * elements of a key row per broadcast (score_block): the scaled queries
  * also as q2[e2][h] = lanes (g, p) = qT[2 e2 + p][8 h + g], two
  * interleaves of consecutive rows of qT (d x 16 floats). */
+enum { PAIR_JB = 12 }; /* keys per score block with pairs: 24 accumulators */
 static bool score_pairs(int vec_bits, int64_t grp, int64_t d) {
   return vec_bits >= 512 && grp == 16 && d % 2 == 0;
 }
@@ -1889,7 +1893,7 @@ static void query_pairs(em *e, V qT, V q2, int64_t d, int64_t grp) {
  * key two sums of 8 heads x 2 elements, the key's elements (2 e2,
  * 2 e2 + 1) broadcast as one 64-bit value (vbroadcastsd) so one load
  * feeds two FMAs (0.56 loads per FMA), the pair halves added at the end.
- * nb <= 16 (12 with pairs). */
+ * nb <= 16 (PAIR_JB with pairs). */
 static void score_block(em *e, bool pairs, V q, const V *krow, int nb, int64_t d, int64_t grp,
                         V sT, V srow) {
   V z = cvf(e, 0), acc[32], y[32];
@@ -2030,7 +2034,7 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   bool pairs = score_pairs(q->vec_bits, grp, d);
-  if (pairs) JB = 12;
+  if (pairs) JB = PAIR_JB;
   int64_t qT_at = 0, q2_at = d * grp, fT_at = q2_at + (pairs ? d * grp : 0),
           sT_at = fT_at + grp + 16;
   info->scratch_fixed = sT_at + ((W > 0 ? W : 0) + JB + 4) * grp + 16;
@@ -2133,8 +2137,8 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   /* with AVX-512 and 16 heads, the scores take two elements of a key row
    * per broadcast (pairs below): the queries also as q2[e / 2][h][g][e % 2] */
   bool pairs = score_pairs(q->vec_bits, grp, d);
-  int JBP = 12;
-  int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + P * grp, fT_at = oT_at + d * grp;
+  /* sT has room for max_rows' 3 rows past the P scores */
+  int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + (P + 3) * grp, fT_at = oT_at + d * grp;
   int64_t q2_at = fT_at + grp + 16;
   info->scratch_fixed = q2_at + (pairs ? d * grp : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
@@ -2215,7 +2219,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * live across these loops (a running maximum kept in registers made
    * AVX2's 16 run out: LLVM spilled accumulators inside the loop, halving
    * its speed) */
-  if (pairs) JB = JBP;
+  if (pairs) JB = PAIR_JB;
   int64_t pfull = P / JB * JB;
   for (int part = 0; part < 2; part++) {
     int nb = part ? (int)(P - pfull) : JB;
@@ -2237,37 +2241,19 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     }
     if (!part) end0(e);
   }
-  /* the maximum per lane, a pass over the scores in L1 (ordered compare
-   * and select, one vmaxps; a NaN score still makes the sum NaN) */
-  V ninf = cvf(e, -INFINITY);
-  /* four running maxima (one would be a chain of dependent vmaxps, 4
-   * cycles each), then combined */
-  enum { NMX = 4 };
-  int64_t pmx = P / NMX * NMX;
-  V mx[NMX];
-  for (int i = 0; i < NMX; i++) mx[i] = ninf;
-  if (pmx) {
-    loop M;
-    loop_begin(e, &M, ci(e, 0), ci(e, pmx), ci(e, NMX), NMX, mx, e->vt);
-    V mj[NMX];
-    for (int i = 0; i < NMX; i++)
-      mj[i] = max_sel(e, ldv(e, sT, MULI(ADDI(M.iv, ci(e, i)), ci(e, grp)), NULL), M.arg[i]);
-    loop_end(e, &M, mj);
-    for (int i = 0; i < NMX; i++) mx[i] = M.res[i];
-  }
-  for (int64_t j = pmx; j < P; j++) mx[0] = max_sel(e, ldv(e, sT, ci(e, j * grp), NULL), mx[0]);
-  struct { V res[1]; } M = {{max_sel(e, max_sel(e, mx[0], mx[1]), max_sel(e, mx[2], mx[3]))}};
+  /* the maximum per lane, a pass over the scores in L1 */
+  V m = max_rows(e, sT, grp, ci(e, P));
   loop Sm;
   loop_begin(e, &Sm, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
   V sa = MULI(Sm.iv, ci(e, grp));
-  V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), M.res[0]));
+  V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), m));
   stv(e, pj, sT, sa, NULL);
   V sum = VADD(Sm.arg[0], pj);
   loop_end(e, &Sm, &sum);
   V tot = Sm.res[0];
   if (n_plus) {
     V negm = nv(e);
-    out(e, "  %s = arith.negf %s : %s\n", negm.s, M.res[0].s, e->vt);
+    out(e, "  %s = arith.negf %s : %s\n", negm.s, m.s, e->vt);
     tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
   }
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
@@ -2325,7 +2311,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     }
     end0(e);
     set_lanes(e, (int)grp);
-  } else if (nat0 <= 16 && (nat0 & (nat0 - 1)) == 0 && grp % nat0 == 0 && d % nat0 == 0) {
+  } else if (heads_transposable(nat0, grp, d)) {
     int nat = nat0;
     set_lanes(e, nat);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
