@@ -253,7 +253,9 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   cg_linear_pack(W, O, I, target.vec_bits, P);
   int64_t a[CG_A_COUNT];
   linear_slots(a, M, O, I, A, P, C, &info);
-  float *scr[256] = {0};
+  float *scr[256] = {0}; /* the partial sums of a GEMM blocked over k */
+  for (int t = 0; t < nthreads && t < 256; t++)
+    scr[t] = calloc((size_t)info.scratch_fixed + 64, sizeof(float));
   split s = {.f = f, .a = a, .scratch = scr, .rows = true};
   double flops = 2.0 * (double)M * (double)O * (double)I;
   int reps = (int)(2e9 / flops) + 3;
@@ -284,6 +286,7 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
          maxd);
   fflush(stdout);
   free(A), free(W), free(C), free(C2), free(P);
+  for (int t = 0; t < 256; t++) free(scr[t]);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
 }
@@ -382,6 +385,8 @@ static void bench_gemv(int64_t O, int64_t I) {
   linear_slots(a, 1, O, I, A, P, C, &info);
   linear_slots(a1, 1, O, I, A, P, C1, &info);
   float *scr[256] = {0};
+  for (int t = 0; t < nthreads && t < 256; t++)
+    scr[t] = calloc((size_t)info.scratch_fixed + 64, sizeof(float));
   split s = {.f = f, .a = a, .scratch = scr}, s1 = {.f = f1, .a = a1, .scratch = scr};
   double bytes = 4.0 * (double)O * (double)I;
   int batch = (int)(2e8 / bytes) + 5;
@@ -422,6 +427,7 @@ static void bench_gemv(int64_t O, int64_t I) {
          blas_ratio, maxd);
   fflush(stdout);
   free(A), free(W), free(C), free(C1), free(C2), free(P);
+  for (int t = 0; t < 256; t++) free(scr[t]);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
 }

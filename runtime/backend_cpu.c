@@ -286,23 +286,38 @@ static bool mark_fused(const ir_graph *g, const rt_exec *x, cpu_prog *p) {
 }
 
 /* Whether value v (a chunk memory's K or V kept in bf16 by the model's
- * `store`) may keep its history pages in bf16: every op reading it is a
- * sparse attention on AMX tiles, reading it as K or V. */
-static bool amx_hist16(const ir_graph *g, const rt_exec *x, const cpu_prog *p,
-                       const ir_value *v) {
+ * `store`, so its rows are bf16 numbers already) has pages and readers
+ * that allow bf16 history pages: every op reading it is a sparse
+ * attention whose kernel reads bf16 pages (cg_chunk_attention_pages16),
+ * reading it as K or V. */
+static bool hist16_readers(const ir_graph *g, const rt_exec *x, const cpu_prog *p,
+                           const ir_value *v) {
   const rt_store *st = &x->vals[v->index].st;
-  if (p->bf16 != CG_BF16_AMX || st->quant != RT_Q_BF16 || rt_hist_of(x, v) != CG_H_PAGES)
-    return false;
+  if (st->quant != RT_Q_BF16 || rt_hist_of(x, v) != CG_H_PAGES) return false;
   int readers = 0;
   for (const ir_op *op = g->first; op; op = op->next)
     for (int i = 0; i < op->nin; i++) {
       if (op->in[i] != v) continue;
-      if (op->code != IR_CHUNK_ATTENTION || (i != 1 && i != 2) || !cg_chunk_attention_amx(op) ||
-          x->vals[op->out[0]->index].stream || p->fused_into[op->out[0]->index])
+      if (op->code != IR_CHUNK_ATTENTION || (i != 1 && i != 2) ||
+          !cg_chunk_attention_pages16(op, p->bf16) || x->vals[op->out[0]->index].stream ||
+          p->fused_into[op->out[0]->index])
         return false;
       readers++;
     }
   return readers > 0;
+}
+
+/* hist16_readers, and for a reader that takes K and V in bf16 together
+ * (the packed f32 kernel, not the AMX one), the other of its K and V too:
+ * so no kernel reads one of them from bf16 pages it does not expect. */
+static bool hist16(const ir_graph *g, const rt_exec *x, const cpu_prog *p, const ir_value *v) {
+  if (!hist16_readers(g, x, p, v)) return false;
+  for (const ir_op *op = g->first; op; op = op->next)
+    if (op->code == IR_CHUNK_ATTENTION && (op->in[1] == v || op->in[2] == v) &&
+        !(p->bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op)) &&
+        !hist16_readers(g, x, p, op->in[op->in[1] == v ? 2 : 1]))
+      return false;
+  return true;
 }
 
 /* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
@@ -369,8 +384,9 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
         cg_chunk_attention_amx(op)) {
       req.bf16 = p->bf16;
       p->namx_attention++;
-      for (int i = 1; i <= 2; i++) k->hist16[i] = req.hist16[i] = amx_hist16(g, x, p, op->in[i]);
     }
+    if (op->code == IR_CHUNK_ATTENTION && !ov->stream && cg_chunk_attention_pages16(op, p->bf16))
+      for (int i = 1; i <= 2; i++) k->hist16[i] = req.hist16[i] = hist16(g, x, p, op->in[i]);
     if (lin && folded_norm(p, lin->in[0])) {
       /* a folded RMSNorm: the linear reads the norm's input */
       k->prenorm = req.prenorm = lin->in[0]->def;
@@ -728,14 +744,26 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
              "O3+object %.0f; load %.1f)",
              p->ms_kernels, p->ms_emit, p->stats.jobs, p->stats.ms_lower, p->stats.ms_opt,
              p->stats.ms_load);
+  /* distinct K/V values whose history pages hold bf16 rows (hist16) */
+  int n16 = 0;
+  for (int i = 0; i < p->nvals; i++)
+    for (int j = 0; j < p->k[i].nins; j++) {
+      if (!p->k[i].hist16[j]) continue;
+      bool seen = false;
+      for (int i2 = 0; i2 <= i && !seen; i2++)
+        for (int j2 = 0; j2 < (i2 < i ? p->k[i2].nins : j); j2++)
+          if (p->k[i2].hist16[j2] && p->k[i2].ins[j2] == p->k[i].ins[j]) seen = true;
+      n16 += !seen;
+    }
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
            "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
-           "%d sparse attentions on amx tiles, %s, weights packed in %.0f ms, cache key %s%s",
+           "%d sparse attentions on amx tiles, %d chunk-memory K/V histories in bf16 pages, "
+           "%s, weights packed in %.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
-           cg_bf16_name(p->bf16), p->namx_attention, how, p->ms_pack, p->stats.key,
+           cg_bf16_name(p->bf16), p->namx_attention, n16, how, p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 
@@ -763,7 +791,7 @@ static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, ch
    * runtime neither stores nor runs it */
   for (int i = 0; i < x->nvals && i < p->nvals; i++)
     if (p->fused_into[i]) x->vals[i].virt = true;
-  /* the AMX sparse attention's bf16 K/V histories (amx_hist16) */
+  /* the sparse attentions' bf16 K/V histories (hist16) */
   for (int i = 0; i < p->nvals; i++)
     for (int j = 0; j < p->k[i].nins; j++)
       if (p->k[i].hist16[j]) x->vals[p->k[i].ins[j]->index].st.hist_narrow = true;

@@ -480,8 +480,10 @@ static view view_load(em *e, int base, cg_hist h, int64_t row_elems) {
   return w;
 }
 
-/* Pointer to row r of a view: the segment, the ring or a page. */
-static V rowp(em *e, const view *w, V r) {
+/* Pointer to row r of a view: the segment, the ring or a page, whose
+ * rows are page_elems floats apart (the view's row_elems; half of them
+ * addresses a page of bf16 rows in f32 units, for prefetches). */
+static V rowp_at(em *e, const view *w, V r, int64_t page_elems) {
   V in_seg = gep(e, w->seg, MULI(SUBI(r, w->r0), w->stride));
   if (w->hist == CG_H_SEG) return in_seg;
   V is_seg = cmpi(e, "sge", r, w->r0);
@@ -501,10 +503,12 @@ static V rowp(em *e, const view *w, V r) {
   out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n", pg.s,
       w->hist_p.s, pidx.s);
   out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
-  V in_page = gep(e, pp, MULI(REMI(r, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)));
+  V in_page = gep(e, pp, MULI(REMI(r, ci(e, CG_PAGE_ROWS)), ci(e, page_elems)));
   if_end(e, 1, &in_page, "!llvm.ptr");
   return res;
 }
+
+static V rowp(em *e, const view *w, V r) { return rowp_at(e, w, r, w->row_elems); }
 
 /* ---- vector helpers over a constant length ------------------------------- */
 
@@ -2106,6 +2110,60 @@ static void slot2_prefetch(em *e, void *c, V g0) {
                  f->stride, f->col, f->d);
 }
 
+/* f32 from bf16 at p + off (16-bit elements): a vector of the current
+ * lanes, or (scalar) one number. */
+static V ld_widen(em *e, V p, V off, bool scalar) {
+  if (!scalar) {
+    int w = e->wtype;
+    e->wtype = CG_W_BF16;
+    V x = ldw(e, p, off);
+    e->wtype = w;
+    return x;
+  }
+  V h = nv(e), x = nv(e), f = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> i16\n", h.s,
+      gep16(e, p, off).s);
+  out(e, "  %s = arith.extui %s : i16 to i32\n", x.s, h.s);
+  V sh = bin(e, "arith.shli", x, cint(e, 16, "i32"), "i32");
+  out(e, "  %s = arith.bitcast %s : i32 to f32\n", f.s, sh.s);
+  return f;
+}
+
+/* Chunk idx's P rows of one KV head's d columns (from kcol) into tile
+ * [P][d] (f32) for a chunk memory whose history pages hold bf16 rows: a
+ * chunk of the segment is copied from its f32 rows, a chunk of the
+ * history widened from its page (exactly: bf16 is the top half of f32). */
+static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t d,
+                         int64_t Hk, V tile) {
+  int64_t full = d / e->vl * e->vl;
+  if0(e, cmpi(e, "sge", idx, w->r0));
+  for (int page = 0; page < 2; page++) {
+    if (page) out(e, "  } else {\n");
+    V row0;
+    if (!page) {
+      row0 = gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol);
+    } else {
+      V pg = nv(e), pp = nv(e);
+      out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n",
+          pg.s, w->hist_p.s, DIVI(idx, ci(e, CG_PAGE_ROWS)).s);
+      out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
+      row0 = gep16(e, pp, ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
+    }
+    V j = for0(e, ci(e, 0), ci(e, P), 1);
+    V src = page ? gep16(e, row0, MULI(j, ci(e, Hk * d))) : gep(e, row0, MULI(j, ci(e, Hk * d)));
+    V dst = gep(e, tile, MULI(j, ci(e, d)));
+    for (int64_t e0 = 0; e0 < d; e0 += e0 < full ? e->vl : 1) {
+      bool one = e0 >= full;
+      V x = page ? ld_widen(e, src, ci(e, e0), one)
+                 : one ? lds(e, src, ci(e, e0)) : ldv(e, src, ci(e, e0), NULL);
+      if (one) sts(e, x, dst, ci(e, e0));
+      else stv(e, x, dst, ci(e, e0), NULL);
+    }
+    end0(e);
+  }
+  out(e, "  }\n");
+}
+
 static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -2140,7 +2198,12 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   /* sT has room for max_rows' 3 rows past the P scores */
   int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + (P + 3) * grp, fT_at = oT_at + d * grp;
   int64_t q2_at = fT_at + grp + 16;
-  info->scratch_fixed = q2_at + (pairs ? d * grp : 0) + 16;
+  /* a chunk memory whose history pages hold bf16 rows (the model's
+   * `store = bf16`; the backend marks K and V together): each selected
+   * chunk's rows of this KV head widened into f32 tiles [P][d] first */
+  bool h16 = q->hist16[1] && q->hist16[2];
+  int64_t kt_at = q2_at + (pairs ? d * grp : 0) + 16, vt_at = kt_at + (h16 ? P * d : 0);
+  info->scratch_fixed = vt_at + (h16 ? P * d : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
@@ -2185,7 +2248,20 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   if_end(e, 2, in2, i64x2);
   V nidx = nxt[0], ncol = nxt[1];
   if0(e, cmpi(e, "sge", idx, ci(e, 0)));
-  V kb = rowp(e, &K, idx), vb = rowp(e, &Vv, idx);
+  /* the chunk's rows: kst floats apart, this head's columns from kc0 */
+  V kb, vb, kc0 = kcol;
+  int64_t kst = Hk * d;
+  if (h16) {
+    kb = gepc(e, scr, kt_at);
+    vb = gepc(e, scr, vt_at);
+    chunk_tile16(e, &K, idx, kcol, P, d, Hk, kb);
+    chunk_tile16(e, &Vv, idx, kcol, P, d, Hk, vb);
+    kst = d;
+    kc0 = ci(e, 0);
+  } else {
+    kb = rowp(e, &K, idx);
+    vb = rowp(e, &Vv, idx);
+  }
   /* The next chunk's K and V rows are prefetched a block of keys at a
    * time inside the score loop below (the current chunk's when there is
    * no next), not all 128 lines at once before it: a burst of prefetches
@@ -2195,7 +2271,11 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V has_next = cmpi(e, "sge", nidx, ci(e, 0)), pidx = nv(e), pcol = nv(e);
   out(e, "  %s = arith.select %s, %s, %s : i64\n", pidx.s, has_next.s, nidx.s, idx.s);
   out(e, "  %s = arith.select %s, %s, %s : i64\n", pcol.s, has_next.s, ncol.s, kcol.s);
-  V pk0 = rowp(e, &K, pidx), pv0 = rowp(e, &Vv, pidx);
+  /* prefetches address bf16 pages in f32 units of half the offsets (pq:
+   * 2 with bf16 pages), so a 64-byte line per 16 offsets still holds */
+  int64_t pq = h16 ? 2 : 1;
+  V pk0 = rowp_at(e, &K, pidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, pidx, Vv.row_elems / pq);
+  if (h16) pcol = DIVI(pcol, ci(e, 2));
   /* Two chunks ahead too: the slot after next of this token (this chunk
    * again when there is none) is prefetched into L2 during the PV loop.
    * At 256K tokens of context the chunks come from DRAM and one chunk of
@@ -2210,8 +2290,8 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V i2 = ldi(e, ir, s2);
     V ok2 = cmpi(e, "sge", i2, ci(e, 0)), i2s = nv(e);
     out(e, "  %s = arith.select %s, %s, %s : i64\n", i2s.s, ok2.s, i2.s, idx.s);
-    p2k = rowp(e, &K, i2s);
-    p2v = rowp(e, &Vv, i2s);
+    p2k = rowp_at(e, &K, i2s, K.row_elems / pq);
+    p2v = rowp_at(e, &Vv, i2s, Vv.row_elems / pq);
   }
   /* scores, JB keys at a time: one loop over the full blocks and one
    * tail block (a block per key range, unrolled here, made this one
@@ -2225,13 +2305,13 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     int nb = part ? (int)(P - pfull) : JB;
     if (!nb || (!part && !pfull)) continue;
     V j0 = part ? ci(e, pfull) : for0(e, ci(e, 0), ci(e, pfull), JB);
-    V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, Hk * d)), kcol));
+    V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, kst)), kc0));
     V krow[16];
-    for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * Hk * d);
+    for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * kst);
     score_block(e, pairs, pairs ? q2 : qT, krow, nb, d, grp, sT, MULI(j0, ci(e, grp)));
     for (int i = 0; i < nb; i++) { /* the next chunk's rows of this block */
-      V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d)), pcol);
-      for (int64_t l = 0; l < d; l += 16) {
+      V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d / pq)), pcol);
+      for (int64_t l = 0; l < d / pq; l += 16) {
         V pk = gep(e, pk0, ADDI(poff, ci(e, l))), pv = gep(e, pv0, ADDI(poff, ci(e, l)));
         out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : i32}> "
             ": (!llvm.ptr) -> ()\n", pk.s, PFH);
@@ -2263,8 +2343,9 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V fT = gepc(e, scr, fT_at);
     stv(e, f, fT, ci(e, 0), NULL);
     int64_t nblk = grp / GB;
-    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d, kcol, d, GB};
-    chunk_rows cr = {vb, Hk * d, kcol};
+    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq,
+                   h16 ? DIVI(kcol, ci(e, 2)) : kcol, d / pq, GB};
+    chunk_rows cr = {vb, kst, kc0};
     pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, &cr, sT, fT, oT, true,
             slot2_prefetch, &pf);
   }
@@ -2275,18 +2356,19 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     int nb = part ? (int)(d - efull) : EB;
     if (!nb || (!part && !efull)) continue;
     V e0 = part ? ci(e, efull) : for0(e, ci(e, 0), ci(e, efull), EB);
-    V vcol = ADDI(kcol, e0);
+    V vcol = ADDI(kc0, e0);
     if (!part) {
       /* the K and V rows of the slot after next, a share per element block */
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
-      prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d, kcol, d);
+      prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d / pq,
+                     h16 ? DIVI(kcol, ci(e, 2)) : kcol, d / pq);
     }
     V acc[16];
     for (int i = 0; i < nb; i++) acc[i] = z;
     loop L;
     loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), nb, acc, e->vt);
     V p = ldv(e, sT, MULI(L.iv, ci(e, grp)), NULL);
-    V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, Hk * d)), vcol));
+    V vrow = gep(e, vb, ADDI(MULI(L.iv, ci(e, kst)), vcol));
     V y[16];
     for (int i = 0; i < nb; i++) y[i] = vfma(e, p, splat(e, lds(e, vrow, ci(e, i))), L.arg[i]);
     loop_end(e, &L, y);
@@ -2349,6 +2431,16 @@ bool cg_chunk_attention_amx(const ir_op *op) {
   /* all selected chunks at once: their tile products are unrolled */
   return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 &&
          Ks * P / 16 * (d / 32) <= 512;
+}
+
+bool cg_chunk_attention_packed(const ir_op *op) {
+  const ir_attr *m = ir_get_attr(op, "merge");
+  return op->code == IR_CHUNK_ATTENTION && DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4 &&
+         !(m && !strcmp(m->s, "joint"));
+}
+
+bool cg_chunk_attention_pages16(const ir_op *op, int bf16) {
+  return (bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op)) || cg_chunk_attention_packed(op);
 }
 
 /* [a0, b0, a1, b1, ...]: the k-pairs of two rows' 16 lanes (x = [a, b]). */
@@ -3584,8 +3676,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
        * are enough of them to fill a good part of a vector */
       if (req->bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op) && e.vl == 16)
         k_chunk_attention_amx(&e, req, info);
-      else if (DIMN(op->in[0], 1) / DIMN(op->in[1], 2) >= 4 &&
-          !(ir_get_attr(op, "merge") && !strcmp(ir_get_attr(op, "merge")->s, "joint")))
+      else if (cg_chunk_attention_packed(op))
         k_chunk_attention_packed(&e, req, info);
       else k_chunk_attention(&e, req, info);
       break;

@@ -113,8 +113,10 @@ typedef struct cg_kernel_req {
   cg_hist hist[IR_MAX_INPUTS];   /* per input (of `scores` when streaming) */
   bool hist16[IR_MAX_INPUTS];    /* the input's history pages hold bf16 rows
                                     (row_elems 2-byte numbers; the segment's
-                                    rows stay f32): only K and V of the AMX
-                                    sparse attention (cg_chunk_attention_amx) */
+                                    rows stay f32): only K and V of a sparse
+                                    attention whose kernel reads them so
+                                    (cg_chunk_attention_pages16); the packed
+                                    f32 kernel needs K and V both or neither */
   int64_t row_elems[IR_MAX_INPUTS];
   int vec_bits;                  /* 512, 256 or 128 */
   int wtype;                     /* linear: the packed weights' type
@@ -155,6 +157,17 @@ typedef enum cg_bf16 {
  * and so are its probabilities times the chunk's weight, with f32 sums
  * (the reference does the same: rt_op_chunk_attention_bf16). */
 bool cg_chunk_attention_amx(const ir_op *op);
+
+/* Whether a chunk_attention op has the f32 kernel with the query heads of
+ * a KV head packed in vector lanes (4 or more per KV head, the weighted
+ * or stick-breaking merge). */
+bool cg_chunk_attention_packed(const ir_op *op);
+
+/* Whether the kernel of a chunk_attention op (under bf16 math `bf16`,
+ * cg_bf16) reads K and V history pages of bf16 rows in place: the AMX
+ * kernel (rows into tiles) and the packed f32 kernel (rows widened into
+ * f32 tiles, exactly). */
+bool cg_chunk_attention_pages16(const ir_op *op, int bf16);
 
 /* The name of a cg_bf16 ("f32", "bf16 fma", "bf16 avx512-bf16", "bf16 amx"). */
 const char *cg_bf16_name(int bf16);

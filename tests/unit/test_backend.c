@@ -858,6 +858,34 @@ static void test_sparse_attention_packed(void) {
     check_tc(&t, cj, L, 1, what);
     tg_free(&t);
   }
+  /* a chunk memory kept in bf16 (`store = bf16`): the packed f32 kernel
+   * reads its history pages of bf16 rows (cg_chunk_attention_pages16),
+   * widened exactly, across segments; K and V come from linears the
+   * backends sum in another order before the rounding, so a value lands
+   * on the neighbouring bf16 number now and then (1e-4, as under bf16
+   * math) */
+  size_t mark = pool_used; /* the values are dropped after each graph */
+  for (size_t hi = 1; hi < sizeof heads / sizeof *heads; hi += 2) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2], S = heads[hi][3];
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, &ca, in);
+    CU_ASSERT(cg_chunk_attention_pages16(ca->def, CG_BF16_OFF));
+    tg_run(&t, ca, L);
+    static const char *const cpus[] = {"host", "haswell"};
+    for (int c = 0; c < 2; c++)
+      for (int64_t seg = 1; seg <= 9; seg += 8) {
+        double e = backend_err(&t, ca, L, seg, cpus[c]);
+        if (!(e <= 1e-4))
+          fprintf(stderr, "\npacked chunk_attention, bf16 pages, Hq %lld Hk %lld d %lld on %s: "
+                  "normalized error %.3g (segments %lld)\n", (long long)Hq, (long long)Hk,
+                  (long long)d, cpus[c], e, (long long)seg);
+        CU_ASSERT(e <= 1e-4);
+      }
+    tg_free(&t);
+    pool_used = mark;
+  }
 }
 
 /* HSA's sparse attention under bf16 math: on a CPU with AMX, the tile
