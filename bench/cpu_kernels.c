@@ -442,8 +442,9 @@ static void pack_bf16_rows(float *p, size_t n) {
 }
 
 /* GFLOP/s of the layer at context L, f32 or (bf16 = CG_BF16_AMX) on AMX
- * tiles, with chunk pages of bf16 rows (pages16, AMX only: a chunk memory
- * kept in bf16) or f32; *tps: query tokens per second. */
+ * tiles, with chunk pages of bf16 rows (pages16: a chunk memory kept in
+ * bf16, which the f32 kernel widens and the AMX one reads as it is) or
+ * f32; *tps: query tokens per second. */
 static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double *tps) {
   enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
   int64_t C = L / S;
@@ -519,17 +520,24 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double 
   return flops / best * 1e-9;
 }
 
-/* The layer in f32 and, on a CPU with AMX, under bf16 math (chunk pages
- * in f32, then in bf16), in one run. */
-static void bench_sparse_attention(int64_t L, double peak) {
-  double tps, tps16 = 0, tpp = 0, g = sparse_attention_gflops(L, CG_BF16_OFF, false, &tps);
+/* The layer in f32 (chunk pages in f32, then in bf16) and, on a CPU with
+ * AMX, under bf16 math (the same two), in one run; the rate at which the
+ * f32 kernel reads the selected chunks' K and V (8 chunks of 64 rows of
+ * 64 floats each per query token, no reuse counted) against the memory
+ * read rate measured in the same run. */
+static void bench_sparse_attention(int64_t L, double peak, double bw) {
+  double tps, tps16 = 0, tpp = 0, tp32;
+  double g = sparse_attention_gflops(L, CG_BF16_OFF, false, &tps);
+  double g32 = sparse_attention_gflops(L, CG_BF16_OFF, true, &tp32);
   double g16 = 0, gp = 0;
   if (target.amx) {
     g16 = sparse_attention_gflops(L, CG_BF16_AMX, false, &tps16);
     gp = sparse_attention_gflops(L, CG_BF16_AMX, true, &tpp);
   }
-  printf("| %lldK | %.1f | %.0f%% | %.0f |", (long long)(L / 1024), g,
-         100 * g / (peak * nthreads), tps);
+  double kv = tps * 8.0 * 64 * 64 * 2 * 4 * 1e-9;
+  printf("| %lldK | %.1f | %.0f%% | %.0f | %.1f (%.0f%%) | %.1f | **%.2fx** |",
+         (long long)(L / 1024), g, 100 * g / (peak * nthreads), tps, kv, 100 * kv / bw, g32,
+         g32 / g);
   if (target.amx)
     printf(" %.1f | %.0f | **%.2fx** | %.1f | **%.2fx** |\n", g16, tps16, g16 / g, gp, gp / g);
   else printf(" - | - | - | - | - |\n");
@@ -681,11 +689,12 @@ int main(int argc, char **argv) {
   }
   SECTION("attention") {
   printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s)\n\n"
-         "| context L | GFLOP/s | of FMA peak | query tokens/s | bf16 on AMX: GFLOP/s | "
-         "query tokens/s | bf16 / f32 | bf16 pages: GFLOP/s | bf16 pages / f32 |\n"
-         "|---|---|---|---|---|---|---|---|---|\n", nthreads);
+         "| context L | GFLOP/s | of FMA peak | query tokens/s | K/V read, GB/s (of memory "
+         "read) | f32, bf16 pages: GFLOP/s | / f32 | bf16 on AMX: GFLOP/s | "
+         "query tokens/s | bf16 / f32 | AMX, bf16 pages: GFLOP/s | / f32 |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|\n", nthreads);
   static const int64_t Ls[] = {4096, 16384, 65536, 262144};
-  for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak);
+  for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak, bw * nthreads);
   }
   SECTION("scan") {
   printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"
