@@ -480,6 +480,16 @@ static view view_load(em *e, int base, cg_hist h, int64_t row_elems) {
   return w;
 }
 
+/* The page holding history row r of a paged view (its rows start at
+ * (r mod CG_PAGE_ROWS) * row_elems elements of the page's type). */
+static V page_of(em *e, const view *w, V r) {
+  V pg = nv(e), pp = nv(e);
+  out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n", pg.s,
+      w->hist_p.s, DIVI(r, ci(e, CG_PAGE_ROWS)).s);
+  out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
+  return pp;
+}
+
 /* Pointer to row r of a view: the segment, the ring or a page, whose
  * rows are page_elems floats apart (the view's row_elems; half of them
  * addresses a page of bf16 rows in f32 units, for prefetches). */
@@ -498,12 +508,7 @@ static V rowp_at(em *e, const view *w, V r, int64_t page_elems) {
   V res;
   if_begin(e, is_seg, 1, "!llvm.ptr", &res);
   if_else(e, 1, &in_seg, "!llvm.ptr");
-  V pg = nv(e), pp = nv(e);
-  V pidx = DIVI(r, ci(e, CG_PAGE_ROWS));
-  out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n", pg.s,
-      w->hist_p.s, pidx.s);
-  out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
-  V in_page = gep(e, pp, MULI(REMI(r, ci(e, CG_PAGE_ROWS)), ci(e, page_elems)));
+  V in_page = gep(e, page_of(e, w, r), MULI(REMI(r, ci(e, CG_PAGE_ROWS)), ci(e, page_elems)));
   if_end(e, 1, &in_page, "!llvm.ptr");
   return res;
 }
@@ -2143,11 +2148,8 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
     if (!page) {
       row0 = gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol);
     } else {
-      V pg = nv(e), pp = nv(e);
-      out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n",
-          pg.s, w->hist_p.s, DIVI(idx, ci(e, CG_PAGE_ROWS)).s);
-      out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
-      row0 = gep16(e, pp, ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
+      row0 = gep16(e, page_of(e, w, idx),
+                   ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
     }
     V j = for0(e, ci(e, 0), ci(e, P), 1);
     V src = page ? gep16(e, row0, MULI(j, ci(e, Hk * d))) : gep(e, row0, MULI(j, ci(e, Hk * d)));
@@ -2275,6 +2277,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * 2 with bf16 pages), so a 64-byte line per 16 offsets still holds */
   int64_t pq = h16 ? 2 : 1;
   V pk0 = rowp_at(e, &K, pidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, pidx, Vv.row_elems / pq);
+  V pfcol = h16 ? DIVI(kcol, ci(e, 2)) : kcol; /* this head's columns, so */
   if (h16) pcol = DIVI(pcol, ci(e, 2));
   /* Two chunks ahead too: the slot after next of this token (this chunk
    * again when there is none) is prefetched into L2 during the PV loop.
@@ -2343,8 +2346,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V fT = gepc(e, scr, fT_at);
     stv(e, f, fT, ci(e, 0), NULL);
     int64_t nblk = grp / GB;
-    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq,
-                   h16 ? DIVI(kcol, ci(e, 2)) : kcol, d / pq, GB};
+    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB};
     chunk_rows cr = {vb, kst, kc0};
     pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, &cr, sT, fT, oT, true,
             slot2_prefetch, &pf);
@@ -2361,7 +2363,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
       /* the K and V rows of the slot after next, a share per element block */
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
       prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d / pq,
-                     h16 ? DIVI(kcol, ci(e, 2)) : kcol, d / pq);
+                     pfcol, d / pq);
     }
     V acc[16];
     for (int i = 0; i < nb; i++) acc[i] = z;
@@ -2573,11 +2575,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
       amx_chunk_rows(e, gep(e, gep(e, w->seg, MULI(SUBI(idx_, w->r0), w->stride)), kcol), false,
                      kv, P, d, Hk, kv ? vp : kb16, dst);
       out(e, "  } else {\n");
-      V pg = nv(e), pp = nv(e);
-      out(e, "  %s = llvm.getelementptr %s[%s] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr\n",
-          pg.s, w->hist_p.s, DIVI(idx_, ci(e, CG_PAGE_ROWS)).s);
-      out(e, "  %s = llvm.load %s : !llvm.ptr -> !llvm.ptr\n", pp.s, pg.s);
-      V row = gep16(e, pp, ADDI(MULI(REMI(idx_, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
+      V row = gep16(e, page_of(e, w, idx_),
+                    ADDI(MULI(REMI(idx_, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
       amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, dst);
       out(e, "  }\n");
     }

@@ -819,6 +819,11 @@ static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int6
   top->kernel = kr;
 }
 
+/* K and V rounded to bf16 after linears the backends compute with sums in
+ * another order: a rounding lands on the neighbouring bf16 number now and
+ * then, so the sparse attention over them is held to 1e-4. */
+#define TOL_BF16_ATTN 1e-4
+
 /* The sparse attention with the query heads of a KV head packed into
  * vector lanes (G = Hq / Hk >= 4): 4, 8 (one AVX2 vector), 16 (one
  * AVX-512 vector, two AVX2 ones; with d = 16 and two KV heads, the
@@ -860,9 +865,7 @@ static void test_sparse_attention_packed(void) {
   }
   /* a chunk memory kept in bf16 (`store = bf16`): the packed f32 kernel
    * reads its history pages of bf16 rows (cg_chunk_attention_pages16),
-   * widened exactly, across segments; K and V come from linears the
-   * backends sum in another order before the rounding, so a value lands
-   * on the neighbouring bf16 number now and then (1e-4, as under bf16
+   * widened exactly, across segments (TOL_BF16_ATTN, as under bf16
    * math) */
   size_t mark = pool_used; /* the values are dropped after each graph */
   for (size_t hi = 1; hi < sizeof heads / sizeof *heads; hi += 2) {
@@ -877,11 +880,11 @@ static void test_sparse_attention_packed(void) {
     for (int c = 0; c < 2; c++)
       for (int64_t seg = 1; seg <= 9; seg += 8) {
         double e = backend_err(&t, ca, L, seg, cpus[c]);
-        if (!(e <= 1e-4))
+        if (!(e <= TOL_BF16_ATTN))
           fprintf(stderr, "\npacked chunk_attention, bf16 pages, Hq %lld Hk %lld d %lld on %s: "
                   "normalized error %.3g (segments %lld)\n", (long long)Hq, (long long)Hk,
                   (long long)d, cpus[c], e, (long long)seg);
-        CU_ASSERT(e <= 1e-4);
+        CU_ASSERT(e <= TOL_BF16_ATTN);
       }
     tg_free(&t);
     pool_used = mark;
@@ -892,10 +895,7 @@ static void test_sparse_attention_packed(void) {
  * kernel (16 query heads per KV head, head width and chunk size multiples
  * of 32) against the reference rounding q, K, V and the weighted
  * probabilities the same way; elsewhere the f32 kernel against the f32
- * attention.  K and V come from bf16 linears the backends compute with
- * sums in another order, so a rounding lands on the neighbouring bf16
- * number now and then: 1e-4. */
-#define TOL_BF16_ATTN 1e-4
+ * attention.  Tolerance: TOL_BF16_ATTN. */
 
 static void test_sparse_attention_bf16(void) {
   size_t mark = pool_used; /* the values are dropped after each graph */
