@@ -5,6 +5,7 @@
 #ifndef HSAC_BENCH_BENCH_IR_H
 #define HSAC_BENCH_BENCH_IR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,31 @@ static inline void hsa_selection(int64_t t0, int64_t n, int64_t S, int K, int32_
     for (int k = 0; k < K; k++) {
       r = r * 6364136223846793005ull + 1442695040888963407ull;
       sel[t * K + k] = own > 0 ? (int32_t)((r >> 33) % (uint64_t)own) : -1;
+      wt[t * K + k] = 0.1f;
+    }
+  }
+}
+
+/* Clustered selections, as a trained model's: neighbouring tokens select
+ * mostly the same chunks.  Slot k of token t keeps token t-1's chunk with
+ * probability HSA_KEEP_PERMILLE / 1000, else draws a new one as
+ * hsa_selection does (same LCG, seeded 99: one draw decides keeping, a
+ * second one the new chunk).  925 gives blocks of 16 tokens 2.1 distinct
+ * chunks per slot (1 + 15 x 0.075), a reuse of 7.5x: the low end of what
+ * tools/torch/selection_reuse.py measured for the shipped trained models
+ * (7.3-13x at 2K-32K tokens, bench/RESULTS.md). */
+enum { HSA_KEEP_PERMILLE = 925 };
+static inline void hsa_selection_clustered(int64_t t0, int64_t n, int64_t S, int K,
+                                           int32_t *sel, float *wt) {
+  uint64_t r = 99;
+  for (int64_t t = 0; t < n; t++) {
+    int64_t own = (t0 + t) / S;
+    for (int k = 0; k < K; k++) {
+      int32_t prev = t > 0 ? sel[(t - 1) * K + k] : -1;
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      bool keep = prev >= 0 && (r >> 33) % 1000 < HSA_KEEP_PERMILLE;
+      if (!keep && own > 0) r = r * 6364136223846793005ull + 1442695040888963407ull;
+      sel[t * K + k] = keep ? prev : own > 0 ? (int32_t)((r >> 33) % (uint64_t)own) : -1;
       wt[t * K + k] = 0.1f;
     }
   }

@@ -47,6 +47,11 @@ if [ -x "$venv/bin/python" ]; then
   for t in 1 "$threads"; do
     "$venv/bin/python" "$dir/bench/torch_sparse_attention.py" --threads "$t" \
       --L 4096 16384 65536 262144 --lq 4096 2>/dev/null || true
+    # the clustered selections of the kernels' second table: eager and
+    # SDPA gather per query, so they gain nothing from chunks shared
+    "$venv/bin/python" "$dir/bench/torch_sparse_attention.py" --threads "$t" \
+      --L 4096 16384 65536 262144 --lq 4096 --select clustered --impl eager sdpa \
+      2>/dev/null || true
   done
   echo
 else

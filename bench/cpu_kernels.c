@@ -444,8 +444,13 @@ static void pack_bf16_rows(float *p, size_t n) {
 /* GFLOP/s of the layer at context L, f32 or (bf16 = CG_BF16_AMX) on AMX
  * tiles, with chunk pages of bf16 rows (pages16: a chunk memory kept in
  * bf16, which the f32 kernel widens and the AMX one reads as it is) or
- * f32; *tps: query tokens per second. */
-static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double *tps) {
+ * f32, selections uniform (hsa_selection) or clustered
+ * (hsa_selection_clustered); *tps: query tokens per second; *kvb: f32
+ * K/V bytes per query token when each distinct chunk of a block of
+ * CG_ATTN_BLOCK tokens is read once (the f32 kernel's reads). */
+enum { CG_ATTN_BLOCK = 16 }; /* codegen/cpu/emit.c's CG_ATTN_TB */
+static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool clustered,
+                                      double *tps, double *kvb) {
   enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
   int64_t C = L / S;
   one o;
@@ -476,7 +481,16 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double 
   float *Q = randbuf((size_t)(Lq * Hq * d), 3), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
   int32_t *sel = malloc((size_t)(Lq * K) * sizeof *sel);
   float *wt = malloc((size_t)(Lq * K) * sizeof *wt);
-  hsa_selection(L - Lq, Lq, S, K, sel, wt);
+  if (clustered) hsa_selection_clustered(L - Lq, Lq, S, K, sel, wt);
+  else hsa_selection(L - Lq, Lq, S, K, sel, wt);
+  int64_t ndistinct = 0;
+  for (int64_t b = 0; b < Lq; b += CG_ATTN_BLOCK)
+    for (int64_t i = b * K; i < (b + CG_ATTN_BLOCK) * K && i < Lq * K; i++) {
+      bool seen = sel[i] < 0;
+      for (int64_t j = b * K; j < i && !seen; j++) seen = sel[j] == sel[i];
+      ndistinct += !seen;
+    }
+  *kvb = (double)ndistinct / Lq * S * d * 2 * 4;
   int64_t a[CG_A_COUNT] = {0};
   int64_t t0r = L - Lq;
   a[CG_A_R0] = t0r;
@@ -522,19 +536,19 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, double 
 
 /* The layer in f32 (chunk pages in f32, then in bf16) and, on a CPU with
  * AMX, under bf16 math (the same two), in one run; the rate at which the
- * f32 kernel reads the selected chunks' K and V (8 chunks of 64 rows of
- * 64 floats each per query token, no reuse counted) against the memory
- * read rate measured in the same run. */
-static void bench_sparse_attention(int64_t L, double peak, double bw) {
-  double tps, tps16 = 0, tpp = 0, tp32;
-  double g = sparse_attention_gflops(L, CG_BF16_OFF, false, &tps);
-  double g32 = sparse_attention_gflops(L, CG_BF16_OFF, true, &tp32);
+ * f32 kernel reads K and V (64 rows of 64 floats each per distinct chunk
+ * of a block of tokens) against the memory read rate measured in the same
+ * run. */
+static void bench_sparse_attention(int64_t L, bool clustered, double peak, double bw) {
+  double tps, tps16 = 0, tpp = 0, tp32, kvb;
+  double g = sparse_attention_gflops(L, CG_BF16_OFF, false, clustered, &tps, &kvb);
+  double g32 = sparse_attention_gflops(L, CG_BF16_OFF, true, clustered, &tp32, &kvb);
   double g16 = 0, gp = 0;
   if (target.amx) {
-    g16 = sparse_attention_gflops(L, CG_BF16_AMX, false, &tps16);
-    gp = sparse_attention_gflops(L, CG_BF16_AMX, true, &tpp);
+    g16 = sparse_attention_gflops(L, CG_BF16_AMX, false, clustered, &tps16, &kvb);
+    gp = sparse_attention_gflops(L, CG_BF16_AMX, true, clustered, &tpp, &kvb);
   }
-  double kv = tps * 8.0 * 64 * 64 * 2 * 4 * 1e-9;
+  double kv = tps * kvb * 1e-9;
   printf("| %lldK | %.1f | %.0f%% | %.0f | %.1f (%.0f%%) | %.1f | **%.2fx** |",
          (long long)(L / 1024), g, 100 * g / (peak * nthreads), tps, kv, 100 * kv / bw, g32,
          g32 / g);
@@ -688,13 +702,19 @@ int main(int argc, char **argv) {
   each_shape(models, nm, 7, gemv_at, peak);
   }
   SECTION("attention") {
-  printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s)\n\n"
-         "| context L | GFLOP/s | of FMA peak | query tokens/s | K/V read, GB/s (of memory "
-         "read) | f32, bf16 pages: GFLOP/s | / f32 | bf16 on AMX: GFLOP/s | "
-         "query tokens/s | bf16 / f32 | AMX, bf16 pages: GFLOP/s | / f32 |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|\n", nthreads);
   static const int64_t Ls[] = {4096, 16384, 65536, 262144};
-  for (int i = 0; i < (quick ? 2 : 4); i++) bench_sparse_attention(Ls[i], peak, bw * nthreads);
+  for (int c = 0; c < 2; c++) {
+    printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s), %s\n\n"
+           "| context L | GFLOP/s | of FMA peak | query tokens/s | K/V read, GB/s (of memory "
+           "read) | f32, bf16 pages: GFLOP/s | / f32 | bf16 on AMX: GFLOP/s | "
+           "query tokens/s | bf16 / f32 | AMX, bf16 pages: GFLOP/s | / f32 |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|\n", nthreads,
+           c ? "clustered selections (a chunk kept from the previous token with "
+               "probability 0.925: 7.5x reuse per 16 tokens, as trained models select)"
+             : "uniform random selections (no reuse between tokens)");
+    for (int i = 0; i < (quick ? 2 : 4); i++)
+      bench_sparse_attention(Ls[i], c == 1, peak, bw * nthreads);
+  }
   }
   SECTION("scan") {
   printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"

@@ -15,8 +15,12 @@ the count of bench/cpu_kernels.c, for every implementation.
 
 The selection (--select lcg, the default) is bench/cpu_kernels.c's exactly:
 the same 64-bit LCG, indices drawn with replacement, -1 (an empty slot,
-weight 0) for a position with no eligible chunk.  --select distinct draws
-K distinct chunks (fewer when fewer are eligible) with numpy, seed 99.
+weight 0) for a position with no eligible chunk.  --select clustered is
+its clustered selection (bench/bench_ir.h, hsa_selection_clustered: each
+slot keeps the previous query's chunk with probability 0.925, as a
+trained model's neighbouring tokens mostly do; the same LCG).  --select
+distinct draws K distinct chunks (fewer when fewer are eligible) with
+numpy, seed 99.
 
 Implementations (best of 3 after a warm-up; queries in blocks of --block):
   eager        gather K[idx], V[idx] -> [B, K, S, d], einsum scores
@@ -69,17 +73,42 @@ def flops(lq):
 
 # ---- inputs ------------------------------------------------------------------
 
+def lcg(r):
+    """The 64-bit LCG of bench/bench_ir.h."""
+    return (r * 6364136223846793005 + 1442695040888963407) & ((1 << 64) - 1)
+
+
 def select_lcg(L, lq):
-    """bench/cpu_kernels.c's selection: r = r * 6364136223846793005 +
-    1442695040888963407 (mod 2^64) from r = 99, index (r >> 33) % own."""
+    """bench/cpu_kernels.c's selection: r = lcg(r) from r = 99, index
+    (r >> 33) % own."""
     sel = np.empty((lq, K), dtype=np.int64)
     r = 99
-    mask = (1 << 64) - 1
     for t in range(lq):
         own = (L - lq + t) // S
         for k in range(K):
-            r = (r * 6364136223846793005 + 1442695040888963407) & mask
+            r = lcg(r)
             sel[t, k] = (r >> 33) % own if own > 0 else -1
+    return sel
+
+
+KEEP_PERMILLE = 925  # bench/bench_ir.h's HSA_KEEP_PERMILLE
+
+
+def select_clustered(L, lq):
+    """bench/bench_ir.h's hsa_selection_clustered: slot k of a query keeps
+    the previous query's chunk when (r >> 33) % 1000 < 925, else a second
+    draw picks (r >> 33) % own; the same LCG from r = 99."""
+    sel = np.empty((lq, K), dtype=np.int64)
+    r = 99
+    for t in range(lq):
+        own = (L - lq + t) // S
+        for k in range(K):
+            prev = sel[t - 1, k] if t > 0 else -1
+            r = lcg(r)
+            keep = prev >= 0 and (r >> 33) % 1000 < KEEP_PERMILLE
+            if not keep and own > 0:
+                r = lcg(r)
+            sel[t, k] = prev if keep else ((r >> 33) % own if own > 0 else -1)
     return sel
 
 
@@ -103,7 +132,8 @@ def make_inputs(L, lq, how, seed=3):
     Kc = torch.randn(C, S, D, generator=g)
     Vc = torch.randn(C, S, D, generator=g)
     q = torch.randn(lq, HQ, D, generator=g)
-    sel = select_lcg(L, lq) if how == "lcg" else select_distinct(L, lq)
+    sel = {"lcg": select_lcg, "clustered": select_clustered,
+           "distinct": select_distinct}[how](L, lq)
     idx = torch.from_numpy(sel)
     w = torch.where(idx >= 0, torch.full((lq, K), 0.1), torch.zeros(lq, K))
     return q, Kc, Vc, idx, w
@@ -261,7 +291,7 @@ def main():
     ap.add_argument("--block", type=int, default=512, help="query rows per block (eager, sdpa)")
     ap.add_argument("--impl", nargs="+",
                     default=["eager", "sdpa", "sdpa-joint", "flex", "flex-compiled"])
-    ap.add_argument("--select", choices=["lcg", "distinct"], default="lcg")
+    ap.add_argument("--select", choices=["lcg", "clustered", "distinct"], default="lcg")
     ap.add_argument("--flex-qblock", type=int, default=1,
                     help="FlexAttention query block size (1: the exact per-token mask; "
                     "flex's own default is 128)")

@@ -1187,19 +1187,22 @@ typedef struct tile_at {
 } tile_at;
 
 /* Output tiles t < ntiles, each sum over k-steps ks < nks of A(ks, t)
- * B(ks, t), one of A and B shared by every t, stored to C at (t * C.rt,
- * t * C.ct).  In groups of 3 sums with the k-steps outermost, so that
+ * B(ks, t) (plus C's tile when acc), one of A and B shared by every t,
+ * stored to C at (t * C.rt, t * C.ct).  In groups of 3 sums with the k-steps outermost, so that
  * consecutive products are independent (one waiting on the previous runs
  * at its latency), and a group's operands all loaded before its products
  * (a tile register reloaded while a product still reads it makes the load
  * wait): with the shared operand, 7 of the 8 tiles.  No tile outlives the
  * group: none crosses a loop (LLVM 19). */
-static void amx_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks) {
+static void amx_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks,
+                        bool acc) {
   bool a_shared = !A.rt && !A.ct;
   for (int64_t g0 = 0; g0 < ntiles; g0 += 3) {
     V c[3], x[3];
     int64_t nt = ntiles - g0 < 3 ? ntiles - g0 : 3;
-    for (int64_t t = 0; t < nt; t++) c[t] = tile_zero(e);
+    for (int64_t t = 0; t < nt; t++)
+      c[t] = acc ? tile_load(e, C.m, ci(e, (g0 + t) * C.rt), ci(e, (g0 + t) * C.ct), true)
+                 : tile_zero(e);
     for (int64_t ks = 0; ks < nks; ks++) {
       const tile_at *sh = a_shared ? &A : &B, *per = a_shared ? &B : &A;
       V y = tile_load(e, sh->m, ci(e, ks * sh->rk), ci(e, ks * sh->ck), false);
@@ -2166,6 +2169,58 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
   out(e, "  }\n");
 }
 
+/* Tokens per block of the chunk-major sparse attention (below): 16 keep
+ * a block's queries and sums (12 KiB per token with AVX-512) in L2 and
+ * already share each chunk about 10 ways in a trained model. */
+enum { CG_ATTN_TB = 16 };
+
+/* The chunk-major loops of the sparse-attention kernels: per block of
+ * CG_ATTN_TB tokens [tb, te) and KV head, the block's selections copied
+ * to ix (i32, pair (t - tb) * Ks + k; bp_copy_sel, inside a loop over the
+ * block's tokens), then each distinct chunk idx once (bp_chunk_begin) and
+ * in it every pair from pos on that selected it (bp_pair_begin: token t,
+ * tt = t - tb, slot; the pair is marked done in ix). */
+typedef struct blk_pairs {
+  int64_t Ks;
+  V tb, te, npair, g, ix;
+  V pos, idx;      /* bp_chunk_begin */
+  V pos2, tt, t, slot; /* bp_pair_begin */
+} blk_pairs;
+static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix) {
+  b->Ks = Ks;
+  b->ix = ix;
+  b->tb = for0(e, argi(e, CG_A_R0), r1, CG_ATTN_TB);
+  b->te = MINI(ADDI(b->tb, ci(e, CG_ATTN_TB)), r1);
+  b->npair = MULI(SUBI(b->te, b->tb), ci(e, Ks));
+}
+static void bp_copy_sel(em *e, blk_pairs *b, const view *I, V ta) {
+  V ir = rowp(e, I, ta);
+  V k = for0(e, ci(e, 0), ci(e, b->Ks), 1);
+  sti(e, ldi(e, ir, ADDI(MULI(b->g, ci(e, b->Ks)), k)), b->ix,
+      ADDI(MULI(SUBI(ta, b->tb), ci(e, b->Ks)), k));
+  end0(e);
+}
+static void bp_chunk_begin(em *e, blk_pairs *b) {
+  b->pos = for0(e, ci(e, 0), b->npair, 1);
+  b->idx = ldi(e, b->ix, b->pos);
+  if0(e, cmpi(e, "sge", b->idx, ci(e, 0)));
+}
+static void bp_pair_begin(em *e, blk_pairs *b) {
+  b->pos2 = for0(e, b->pos, b->npair, 1);
+  if0(e, cmpi(e, "eq", ldi(e, b->ix, b->pos2), b->idx));
+  sti(e, ci(e, -1), b->ix, b->pos2);
+  b->tt = DIVI(b->pos2, ci(e, b->Ks));
+  b->t = ADDI(b->tb, b->tt);
+  b->slot = ADDI(MULI(b->g, ci(e, b->Ks)), REMI(b->pos2, ci(e, b->Ks)));
+}
+/* closes bp_pair_begin's and bp_chunk_begin's loops and ifs */
+static void bp_chunk_end(em *e) {
+  out(e, "  }\n"); /* if this chunk */
+  end0(e);          /* pairs from pos */
+  out(e, "  }\n"); /* if not done */
+  end0(e);          /* pairs */
+}
+
 static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -2197,59 +2252,105 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   /* with AVX-512 and 16 heads, the scores take two elements of a key row
    * per broadcast (pairs below): the queries also as q2[e / 2][h][g][e % 2] */
   bool pairs = score_pairs(q->vec_bits, grp, d);
-  /* sT has room for max_rows' 3 rows past the P scores */
-  int64_t qT_at = 0, sT_at = d * grp, oT_at = sT_at + (P + 3) * grp, fT_at = oT_at + d * grp;
-  int64_t q2_at = fT_at + grp + 16;
+  /* Chunk-major over blocks of TB tokens: neighbouring tokens select
+   * mostly the same chunks (the trained ruler model at 8K tokens: each
+   * distinct chunk of a block of 16 tokens is selected by 9.7 of its
+   * (token, slot) pairs on average, tools/torch/selection_reuse.py), so
+   * per block and KV head each distinct chunk's K and V rows are read
+   * (from DRAM at long contexts) once and used by every pair that
+   * selected it while they are in L1.  The queries (qT, q2) and the
+   * output sums (oT) of the block's tokens wait in scratch; each pair's
+   * scores, softmax and weighted sum are the token-major kernel's.
+   * Scratch, shared: the scores sT (room for max_rows' 3 rows past the P
+   * scores), fT, the widened tiles (bf16 pages), the block's index copy
+   * ix (i32; a pair done is set to -1); per token of the block: qT, oT,
+   * q2. */
+  int64_t sT_at = 0, fT_at = sT_at + (P + 3) * grp;
   /* a chunk memory whose history pages hold bf16 rows (the model's
-   * `store = bf16`; the backend marks K and V together): each selected
+   * `store = bf16`; the backend marks K and V together): each distinct
    * chunk's rows of this KV head widened into f32 tiles [P][d] first */
   bool h16 = q->hist16[1] && q->hist16[2];
-  int64_t kt_at = q2_at + (pairs ? d * grp : 0) + 16, vt_at = kt_at + (h16 ? P * d : 0);
-  info->scratch_fixed = vt_at + (h16 ? P * d : 0) + 16;
+  int64_t kt_at = fT_at + grp + 16, vt_at = kt_at + (h16 ? P * d : 0);
+  int64_t ix_at = vt_at + (h16 ? P * d : 0) + 16;
+  int64_t tok_at = ix_at + CG_ATTN_TB * Ks + 16;
+  int64_t QS = (pairs ? 3 : 2) * d * grp; /* one token's qT, oT, q2 */
+  info->scratch_fixed = tok_at + CG_ATTN_TB * QS + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
-  V qT = gepc(e, scr, qT_at), sT = gepc(e, scr, sT_at), oT = gepc(e, scr, oT_at);
+  V sT = gepc(e, scr, sT_at), fT = gepc(e, scr, fT_at), ix = gepc(e, scr, ix_at),
+    tok0 = gepc(e, scr, tok_at);
   /* from here on "vectors" are the grp lanes of one KV head's queries */
   set_lanes(e, (int)grp);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V z = cvf(e, 0);
-  V t = rows_begin(e);
-  V qr = rowp(e, &Q, t), ir = rowp(e, &I, t), wr = rowp(e, &Wt, t), orow = rowp(e, &o, t);
+  blk_pairs b;
+  bp_blocks_begin(e, &b, r1, Ks, ix);
+  V tb = b.tb, te = b.te, npair = b.npair;
   V kh = for0(e, n0, n1, 1);
-  V g = G == 1 ? ci(e, 0) : kh;
+  b.g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, grp));
-  queries_T(e, q->vec_bits, qr, hq0, grp, d, scale, qT, &oT);
-  V q2 = gepc(e, scr, q2_at);
-  if (pairs) query_pairs(e, qT, q2, d, grp);
   V kcol = MULI(kh, ci(e, d)); /* the KV head's offset in a key row */
-  V k = for0(e, ci(e, 0), ci(e, Ks), 1);
-  V slot = ADDI(MULI(g, ci(e, Ks)), k);
-  V idx = ldi(e, ir, slot);
-  /* prefetch the chunk computed next while this one is: the next slot,
-   * else the next KV head's first, else the next token's first (selected
-   * chunks are scattered over the whole memory, and at long contexts they
-   * come from DRAM; a token's first chunk not prefetched stalled 1 in Ks) */
-  V nxt[2], in2[2], in3[2];
-  const char *i64x2 = "i64"; /* yield writes the type per value */
-  if_begin(e, cmpi(e, "slt", ADDI(k, ci(e, 1)), ci(e, Ks)), 2, "i64", nxt);
-  V y1[2] = {ldi(e, ir, ADDI(slot, ci(e, 1))), kcol};
-  if_else(e, 2, y1, i64x2);
-  V kh1 = ADDI(kh, ci(e, 1));
-  if_begin(e, cmpi(e, "slt", kh1, n1), 2, "i64", in2);
-  V y2[2] = {ldi(e, ir, MULI(G == 1 ? ci(e, 0) : kh1, ci(e, Ks))), MULI(kh1, ci(e, d))};
-  if_else(e, 2, y2, i64x2);
-  V t1 = ADDI(t, ci(e, 1));
-  if_begin(e, cmpi(e, "slt", t1, argi(e, CG_A_R1)), 2, "i64", in3);
-  V y3[2] = {ldi(e, rowp(e, &I, t1), MULI(G == 1 ? ci(e, 0) : n0, ci(e, Ks))),
-             MULI(n0, ci(e, d))};
-  if_else(e, 2, y3, i64x2);
-  V y4[2] = {ci(e, -1), ci(e, 0)};
-  if_end(e, 2, y4, i64x2);
-  if_end(e, 2, in3, i64x2);
-  if_end(e, 2, in2, i64x2);
-  V nidx = nxt[0], ncol = nxt[1];
-  if0(e, cmpi(e, "sge", idx, ci(e, 0)));
+  /* the block's queries, its output sums zeroed, its selections copied */
+  {
+    V ta = for0(e, tb, te, 1);
+    V tq = gep(e, tok0, MULI(SUBI(ta, tb), ci(e, QS)));
+    V qT = tq, oT = gepc(e, tq, d * grp);
+    queries_T(e, q->vec_bits, rowp(e, &Q, ta), hq0, grp, d, scale, qT, &oT);
+    if (pairs) query_pairs(e, qT, gepc(e, tq, 2 * d * grp), d, grp);
+    bp_copy_sel(e, &b, &I, ta);
+    end0(e);
+  }
+  bp_chunk_begin(e, &b);
+  V pos = b.pos, idx = b.idx;
+  /* The next two distinct chunks still to do in this block, prefetched
+   * while this one is computed: the next into L1 a block of keys at a
+   * time inside the score loop (a burst of prefetches overflows the
+   * core's miss queue), the one after into L2 a share per head block of
+   * the weighted sum.  Without a next in the block, the next KV head's
+   * first chunk, else the next block's; without the one after, this one
+   * again.  Measured on a Zen 3 (token-major, one thread): the next chunk
+   * prefetched took 50-56% -> 54-70% of the FMA peak at 64K tokens of
+   * context, the one after 42-55% -> 58-62% at 256K. */
+  V nx[2];
+  {
+    V init[2] = {ci(e, -1), ci(e, -1)};
+    loop S;
+    loop_begin(e, &S, ADDI(pos, ci(e, 1)), npair, ci(e, 1), 2, init, "i64");
+    V c2 = ldi(e, ix, S.iv);
+    V live = bin(e, "arith.andi", cmpi(e, "sge", c2, ci(e, 0)), cmpi(e, "ne", c2, idx), "i1");
+    live = bin(e, "arith.andi", live, cmpi(e, "ne", c2, S.arg[0]), "i1");
+    V no1 = cmpi(e, "slt", S.arg[0], ci(e, 0)), no2 = cmpi(e, "slt", S.arg[1], ci(e, 0));
+    V y[2] = {sel(e, bin(e, "arith.andi", live, no1, "i1"), c2, S.arg[0], "i64"),
+              sel(e, bin(e, "arith.andi", bin(e, "arith.andi", live, no2, "i1"),
+                         cmpi(e, "sge", S.arg[0], ci(e, 0)), "i1"),
+                  c2, S.arg[1], "i64")};
+    loop_end(e, &S, y);
+    nx[0] = S.res[0];
+    nx[1] = S.res[1];
+  }
+  V nidx, ncol;
+  {
+    V r[2], kh1 = ADDI(kh, ci(e, 1));
+    if_begin(e, cmpi(e, "sge", nx[0], ci(e, 0)), 2, "i64", r);
+    V y1[2] = {nx[0], kcol};
+    if_else(e, 2, y1, "i64");
+    V in2[2];
+    if_begin(e, cmpi(e, "slt", kh1, n1), 2, "i64", in2);
+    V y2[2] = {ldi(e, rowp(e, &I, tb), MULI(G == 1 ? ci(e, 0) : kh1, ci(e, Ks))),
+               MULI(kh1, ci(e, d))};
+    if_else(e, 2, y2, "i64");
+    V in3[2];
+    if_begin(e, cmpi(e, "slt", te, r1), 2, "i64", in3);
+    V y3[2] = {ldi(e, rowp(e, &I, te), MULI(G == 1 ? ci(e, 0) : n0, ci(e, Ks))),
+               MULI(n0, ci(e, d))};
+    if_else(e, 2, y3, "i64");
+    V y4[2] = {ci(e, -1), ci(e, 0)};
+    if_end(e, 2, y4, "i64");
+    if_end(e, 2, in3, "i64");
+    if_end(e, 2, in2, "i64");
+    nidx = r[0], ncol = r[1];
+  }
   /* the chunk's rows: kst floats apart, this head's columns from kc0 */
   V kb, vb, kc0 = kcol;
   int64_t kst = Hk * d;
@@ -2264,38 +2365,22 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     kb = rowp(e, &K, idx);
     vb = rowp(e, &Vv, idx);
   }
-  /* The next chunk's K and V rows are prefetched a block of keys at a
-   * time inside the score loop below (the current chunk's when there is
-   * no next), not all 128 lines at once before it: a burst of prefetches
-   * overflows the core's miss queue.  Measured on a Zen 3 (one thread,
-   * 4 alternating runs): 50-56% -> 54-70% of the FMA peak at 64K tokens of
-   * context, 41-47% -> 48-58% at 256K. */
-  V has_next = cmpi(e, "sge", nidx, ci(e, 0)), pidx = nv(e), pcol = nv(e);
-  out(e, "  %s = arith.select %s, %s, %s : i64\n", pidx.s, has_next.s, nidx.s, idx.s);
-  out(e, "  %s = arith.select %s, %s, %s : i64\n", pcol.s, has_next.s, ncol.s, kcol.s);
+  V has_next = cmpi(e, "sge", nidx, ci(e, 0));
+  V pidx = sel(e, has_next, nidx, idx, "i64"), pcol = sel(e, has_next, ncol, kcol, "i64");
   /* prefetches address bf16 pages in f32 units of half the offsets (pq:
    * 2 with bf16 pages), so a 64-byte line per 16 offsets still holds */
   int64_t pq = h16 ? 2 : 1;
   V pk0 = rowp_at(e, &K, pidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, pidx, Vv.row_elems / pq);
   V pfcol = h16 ? DIVI(kcol, ci(e, 2)) : kcol; /* this head's columns, so */
   if (h16) pcol = DIVI(pcol, ci(e, 2));
-  /* Two chunks ahead too: the slot after next of this token (this chunk
-   * again when there is none) is prefetched into L2 during the PV loop.
-   * At 256K tokens of context the chunks come from DRAM and one chunk of
-   * lead was not enough: 42-55% -> 58-62% of the FMA peak there (Zen 3,
-   * one thread, 6 alternating runs); 4K-64K within noise. */
-  V p2k, p2v;
-  {
-    V k2 = ADDI(k, ci(e, 2));
-    V in2v = cmpi(e, "slt", k2, ci(e, Ks));
-    V s2 = nv(e);
-    out(e, "  %s = arith.select %s, %s, %s : i64\n", s2.s, in2v.s, ADDI(slot, ci(e, 2)).s, slot.s);
-    V i2 = ldi(e, ir, s2);
-    V ok2 = cmpi(e, "sge", i2, ci(e, 0)), i2s = nv(e);
-    out(e, "  %s = arith.select %s, %s, %s : i64\n", i2s.s, ok2.s, i2.s, idx.s);
-    p2k = rowp_at(e, &K, i2s, K.row_elems / pq);
-    p2v = rowp_at(e, &Vv, i2s, Vv.row_elems / pq);
-  }
+  V i2s = sel(e, cmpi(e, "sge", nx[1], ci(e, 0)), nx[1], idx, "i64");
+  V p2k = rowp_at(e, &K, i2s, K.row_elems / pq), p2v = rowp_at(e, &Vv, i2s, Vv.row_elems / pq);
+  /* every pair of the block from this one on that selected this chunk */
+  bp_pair_begin(e, &b);
+  V t = b.t, slot = b.slot;
+  V tq = gep(e, tok0, MULI(b.tt, ci(e, QS)));
+  V qT = tq, oT = gepc(e, tq, d * grp), q2 = gepc(e, tq, 2 * d * grp);
+  V wr = rowp(e, &Wt, t);
   /* scores, JB keys at a time: one loop over the full blocks and one
    * tail block (a block per key range, unrolled here, made this one
    * function half of the paper model's compile time); nothing else stays
@@ -2342,8 +2427,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
   if (rowpv) {
     /* oT[g][e] += f[g] * sum_j p[j][g] V[j][e], with the K and V rows of
-     * the slot after next prefetched a share per head block */
-    V fT = gepc(e, scr, fT_at);
+     * the chunk after next prefetched a share per head block */
     stv(e, f, fT, ci(e, 0), NULL);
     int64_t nblk = grp / GB;
     slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB};
@@ -2360,7 +2444,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V e0 = part ? ci(e, efull) : for0(e, ci(e, 0), ci(e, efull), EB);
     V vcol = ADDI(kc0, e0);
     if (!part) {
-      /* the K and V rows of the slot after next, a share per element block */
+      /* the K and V rows of the chunk after next, a share per element block */
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
       prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d / pq,
                      pfcol, d / pq);
@@ -2381,16 +2465,18 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     }
     if (!part) end0(e);
   }
-  out(e, "  }\n"); /* if valid */
-  end0(e);        /* chunks */
+  bp_chunk_end(e);
   /* out[t][kh * grp + g][e] = oT[e][g], transposed back the same way
    * (a copy where oT is already [g][e]) */
+  V tc = for0(e, tb, te, 1);
+  V oTc = gepc(e, gep(e, tok0, MULI(SUBI(tc, tb), ci(e, QS))), d * grp);
+  V orow = rowp(e, &o, tc);
   if (rowpv) {
     set_lanes(e, nat0);
     V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
     for (int64_t v = 0; v < d / nat0; v++) {
       V at = ci(e, v * nat0);
-      stv(e, ldv(e, gep(e, oT, MULI(g2, ci(e, d))), at, NULL),
+      stv(e, ldv(e, gep(e, oTc, MULI(g2, ci(e, d))), at, NULL),
           gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d))), at, NULL);
     }
     end0(e);
@@ -2402,7 +2488,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     for (int64_t gb = 0; gb < grp; gb += nat) {
       V rows[16];
       for (int k2 = 0; k2 < nat; k2++)
-        rows[k2] = ldv(e, oT, ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb)), NULL);
+        rows[k2] = ldv(e, oTc, ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb)), NULL);
       transpose_vecs(e, rows, nat);
       for (int r = 0; r < nat; r++)
         stv(e, rows[r], orow, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
@@ -2413,12 +2499,13 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V g2 = for0(e, ci(e, 0), ci(e, grp), 1);
     V orw = gep(e, orow, MULI(ADDI(hq0, g2), ci(e, d)));
     V e2 = for0(e, ci(e, 0), ci(e, d), 1);
-    sts(e, lds(e, oT, ADDI(MULI(e2, ci(e, grp)), g2)), orw, e2);
+    sts(e, lds(e, oTc, ADDI(MULI(e2, ci(e, grp)), g2)), orw, e2);
     end0(e);
     end0(e);
   }
+  end0(e); /* block's tokens */
   end0(e); /* kv heads */
-  end0(e); /* rows */
+  end0(e); /* blocks of tokens */
 }
 
 /* ---- HSA's sparse attention on AMX tiles (bf16 math) ---------------------- */
@@ -2429,10 +2516,9 @@ bool cg_chunk_attention_amx(const ir_op *op) {
   if (m && !strcmp(m->s, "joint")) return false;
   int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
   int64_t Hk = DIMN(op->in[1], 2);
-    int64_t Ks = DIMN(op->in[3], 2);
-  /* all selected chunks at once: their tile products are unrolled */
+  /* a chunk's tile products are unrolled */
   return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 &&
-         Ks * P / 16 * (d / 32) <= 512;
+         P / 16 * (d / 32) <= 128;
 }
 
 bool cg_chunk_attention_packed(const ir_op *op) {
@@ -2500,115 +2586,108 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
 }
 
 /* The weighted merge with G = 16 query heads per KV head under bf16 math
- * on AMX, all Ks selected chunks of a (token, KV head) at once, so that
- * the tile products see long runs of independent work and no tile lives
- * across a loop: per token and KV head the 16 queries (scaled) become the
- * B operand (k-pairs of their elements); every selected chunk's K rows
- * are rounded to bf16 (vcvtne2ps2bf16) and its V rows into k-pairs (an
- * empty slot: zeros); the scores S^T = K Q^T of all Ks * P keys come out
- * of tiles as [keys][heads]; per chunk the softmax(+n) is the f32 vector
- * code of the packed kernel (heads in lanes, the maximum and the sum in 4
- * chains), its probabilities times w / sum (0 for an empty slot) are
- * transposed into rows of bf16 P [heads][keys]; O = P V over all keys is
- * summed in tiles and stored to the output rows.  Scratch: the queries'
- * pairs, K and V of the chunks in bf16, the scores, P. */
+ * on AMX, chunk-major over blocks of CG_ATTN_TB tokens as the packed f32
+ * kernel is: per block and KV head the tokens' queries (scaled) become
+ * B operands (k-pairs of their elements) and their output rows are
+ * zeroed; each distinct chunk the block selected has its K rows rounded
+ * to bf16 (vcvtne2ps2bf16; a bf16 page's rows as they are) and its V rows
+ * put into k-pairs once, then serves every (token, slot) pair that
+ * selected it: the scores S^T = K Q^T come out of tiles as [keys][heads];
+ * the softmax(+n) is the f32 vector code of the packed kernel (heads in
+ * lanes, the maximum and the sum in 4 chains); its probabilities times
+ * w / sum are transposed into rows of bf16 P [heads][keys]; O += P V in
+ * tiles loaded from and stored to the token's output rows.  Converting
+ * each selected chunk for every token, as the token-major version of
+ * this kernel did, cost more than its tile products.  Scratch: the
+ * block's query pairs, one chunk's K and V in bf16, the scores, P, the
+ * block's selections (ix, as in the packed kernel). */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
   int64_t d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
-  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2), NK = Ks * P;
+  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2);
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   /* scratch, in floats (bf16 areas take half as many) */
-  int64_t qp_at = 0, kb_at = qp_at + d * 8, vp_at = kb_at + NK * d / 2,
-          sT_at = vp_at + NK * d / 2, pb_at = sT_at + NK * 16;
-  info->scratch_fixed = pb_at + NK * 8 + 16;
+  int64_t kb_at = 0, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
+          pb_at = sT_at + P * 16, ix_at = pb_at + P * 8 + 16, qp_at = ix_at + CG_ATTN_TB * Ks + 16;
+  info->scratch_fixed = qp_at + CG_ATTN_TB * d * 8 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
-  V qp = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
-  V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V qp0 = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
+  V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at), ix = gepc(e, scr, ix_at);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
-  V t = rows_begin(e);
-  V qr = rowp(e, &Q, t), ir = rowp(e, &I, t), wr = rowp(e, &Wt, t), orow = rowp(e, &o, t);
+  blk_pairs b;
+  bp_blocks_begin(e, &b, r1, Ks, ix);
+  V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
-  V g = G == 1 ? ci(e, 0) : kh;
+  b.g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, 16)), kcol = MULI(kh, ci(e, d));
-  /* the queries' pairs: row e/2 holds (q[h][e], q[h][e+1]) * scale for
-   * h = 0..15, from 16 x 16 transposes of the query rows */
-  for (int64_t e0 = 0; e0 < d; e0 += 16) {
-    V rows[16];
-    for (int r = 0; r < 16; r++)
-      rows[r] = VMUL(ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, r)), ci(e, d)), ci(e, e0)), NULL), sc);
-    transpose_vecs(e, rows, 16);
-    for (int m = 0; m < 8; m++)
-      st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
-                 ci(e, (e0 / 2 + m) * 32));
-  }
-  /* every slot's K in bf16 rows and V rows in k-pairs; an empty slot's
-   * zeros (its weight is 0 below: nothing of it reaches the output, and
-   * zeros keep NaN out of the products) */
+  /* per token of the block: the queries' pairs (row e/2 holds
+   * (q[h][e], q[h][e+1]) * scale for h = 0..15, from 16 x 16 transposes
+   * of the query rows), its output rows zeroed, its selections copied */
   {
-    V c = for0(e, ci(e, 0), ci(e, Ks), 1);
-    V idx_ = ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), c));
-    V kdst = MULI(c, ci(e, P * d)), vdst = MULI(c, ci(e, P * d));
-    V valid = cmpi(e, "sge", idx_, ci(e, 0));
-    V zb = nv(e);
-    out(e, "  %s = arith.constant dense<0> : vector<32xi16>\n", zb.s);
-    V zbf = nv(e);
-    out(e, "  %s = arith.bitcast %s : vector<32xi16> to vector<32xbf16>\n", zbf.s, zb.s);
-    if0(e, valid);
-    for (int kv = 0; kv < 2; kv++) {
-      view *w = kv ? &Vv : &K;
-      V dst = kv ? vdst : kdst;
-      if (!q->hist16[1 + kv]) {
-        amx_chunk_rows(e, gep(e, rowp(e, w, idx_), kcol), false, kv, P, d, Hk, kv ? vp : kb16,
-                       dst);
-        continue;
-      }
-      /* history pages in bf16, the segment's rows in f32 */
-      V in_seg = cmpi(e, "sge", idx_, w->r0);
-      if0(e, in_seg);
-      amx_chunk_rows(e, gep(e, gep(e, w->seg, MULI(SUBI(idx_, w->r0), w->stride)), kcol), false,
-                     kv, P, d, Hk, kv ? vp : kb16, dst);
-      out(e, "  } else {\n");
-      V row = gep16(e, page_of(e, w, idx_),
-                    ADDI(MULI(REMI(idx_, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
-      amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, dst);
-      out(e, "  }\n");
+    V ta = for0(e, tb, te, 1);
+    V qr = rowp(e, &Q, ta), qp = gep(e, qp0, MULI(SUBI(ta, tb), ci(e, d * 8)));
+    V orow = gep(e, rowp(e, &o, ta), MULI(hq0, ci(e, d)));
+    for (int64_t e0 = 0; e0 < d; e0 += 16) {
+      V rows[16];
+      for (int r = 0; r < 16; r++)
+        rows[r] = VMUL(ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, r)), ci(e, d)), ci(e, e0)), NULL), sc);
+      transpose_vecs(e, rows, 16);
+      for (int m = 0; m < 8; m++)
+        st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
+                   ci(e, (e0 / 2 + m) * 32));
     }
-    out(e, "  } else {\n");
-    {
-      V j = for0(e, ci(e, 0), ci(e, P * d), 32);
-      st_bf16x32(e, zbf, kb16, ADDI(kdst, j));
-      st_bf16x32(e, zbf, vp, ADDI(vdst, j));
-      end0(e);
-    }
-    out(e, "  }\n");
+    for (int64_t at = 0; at < 16 * d; at += 16) stv(e, z, orow, ci(e, at), NULL);
+    bp_copy_sel(e, &b, &I, ta);
     end0(e);
   }
+  bp_chunk_begin(e, &b);
+  V idx = b.idx;
+  /* the chunk's K in bf16 rows and its V rows in k-pairs */
+  for (int kv = 0; kv < 2; kv++) {
+    view *w = kv ? &Vv : &K;
+    if (!q->hist16[1 + kv]) {
+      amx_chunk_rows(e, gep(e, rowp(e, w, idx), kcol), false, kv, P, d, Hk, kv ? vp : kb16,
+                     ci(e, 0));
+      continue;
+    }
+    /* history pages in bf16, the segment's rows in f32 */
+    if0(e, cmpi(e, "sge", idx, w->r0));
+    amx_chunk_rows(e, gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol), false,
+                   kv, P, d, Hk, kv ? vp : kb16, ci(e, 0));
+    out(e, "  } else {\n");
+    V row = gep16(e, page_of(e, w, idx),
+                  ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
+    amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, ci(e, 0));
+    out(e, "  }\n");
+  }
+  V Km = memref2d(e, kb16, P, d, "bf16"), Vm = memref2d(e, vp, P / 2, 2 * d, "bf16");
+  V Sm = memref2d(e, sT, P, 16, "f32"), Pm = memref2d(e, pb, 16, P, "bf16");
+  /* every pair of the block from this one on that selected this chunk */
+  bp_pair_begin(e, &b);
+  V t = b.t, tt = b.tt, slot = b.slot;
+  V wr = rowp(e, &Wt, t);
+  V orow = gep(e, rowp(e, &o, t), MULI(hq0, ci(e, d)));
   /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile
    * (the queries' tile shared) */
-  V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Km = memref2d(e, kb16, NK, d, "bf16");
-  V Sm = memref2d(e, sT, NK, 16, "f32");
+  V Qm = memref2d(e, gep(e, qp0, MULI(tt, ci(e, d * 8))), d / 2, 32, "bf16");
   amx_grouped(e, (tile_at){.m = Km, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
-              (tile_at){.m = Sm, .rt = 16}, NK / 16, d / 32);
-  /* per chunk: softmax(+n) per head (lane), the maximum and the sum in 4
-   * independent chains; then its columns of P */
+              (tile_at){.m = Sm, .rt = 16}, P / 16, d / 32, false);
+  /* softmax(+n) per head (lane), the maximum and the sum in 4 independent
+   * chains; then the columns of P */
   {
-    V c = for0(e, ci(e, 0), ci(e, Ks), 1);
-    V slot = ADDI(MULI(g, ci(e, Ks)), c);
-    V valid = cmpi(e, "sge", ldi(e, ir, slot), ci(e, 0));
-    V s0 = MULI(c, ci(e, P * 16)); /* the chunk's first score */
     V ninf = cvf(e, -INFINITY), m4[4] = {ninf, ninf, ninf, ninf};
     loop M;
     loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 4), 4, m4, e->vt);
     V mj[4];
     for (int u = 0; u < 4; u++) {
-      V sj = ldv(e, sT, ADDI(s0, MULI(ADDI(M.iv, ci(e, u)), ci(e, 16))), NULL);
+      V sj = ldv(e, sT, MULI(ADDI(M.iv, ci(e, u)), ci(e, 16)), NULL);
       V gt = cmpf(e, "ogt", sj, M.arg[u], e->vt);
       mj[u] = nv(e);
       out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj[u].s, gt.s, sj.s, M.arg[u].s, e->mt,
@@ -2627,7 +2706,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
     V sums[4];
     for (int u = 0; u < 4; u++) {
-      V sa = ADDI(s0, MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16)));
+      V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
       V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), mx));
       stv(e, pj, sT, sa, NULL);
       sums[u] = VADD(Sx.arg[u], pj);
@@ -2639,33 +2718,27 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
       out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
       tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
     }
-    V wv = nv(e);
-    out(e, "  %s = arith.select %s, %s, %s : f32\n", wv.s, valid.s, lds(e, wr, slot).s,
-        cf(e, 0).s);
-    V f = fbin(e, "arith.divf", splat(e, wv), tot, e->vt);
-    /* P[h][c P + j] = bf16(p[j][h] * f[h]): 32 keys at a time, two
-     * transposes */
+    V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
+    /* P[h][j] = bf16(p[j][h] * f[h]): 32 keys at a time, two transposes */
     V j0 = for0(e, ci(e, 0), ci(e, P), 32);
     V blk[2][16];
     for (int b = 0; b < 2; b++) {
       for (int i = 0; i < 16; i++)
-        blk[b][i] = VMUL(ldv(e, sT, ADDI(s0, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16))), NULL), f);
+        blk[b][i] = VMUL(ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL), f);
       transpose_vecs(e, blk[b], 16);
     }
-    V col = ADDI(MULI(c, ci(e, P)), j0);
     for (int h = 0; h < 16; h++)
-      st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * NK), col));
-    end0(e);
+      st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
     end0(e);
   }
-  /* O = P V over all keys, 16 output elements per tile (P's tile
-   * shared), stored to the output rows of these 16 heads */
-  V Pm = memref2d(e, pb, 16, NK, "bf16"), Vm = memref2d(e, vp, NK / 2, 2 * d, "bf16");
-  V Om = memref2d(e, gep(e, orow, MULI(hq0, ci(e, d))), 16, d, "f32");
+  /* O += P V, 16 output elements per tile (P's tile shared), in the
+   * token's output rows of these 16 heads */
+  V Om = memref2d(e, orow, 16, d, "f32");
   amx_grouped(e, (tile_at){.m = Pm, .ck = 32}, (tile_at){.m = Vm, .rk = 16, .ct = 32},
-              (tile_at){.m = Om, .ct = 16}, d / 16, NK / 32);
-  end0(e); /* kv heads */
-  end0(e); /* rows */
+              (tile_at){.m = Om, .ct = 16}, d / 16, P / 32, true);
+  bp_chunk_end(e);
+  end0(e);        /* kv heads */
+  end0(e);        /* blocks of tokens */
 }
 
 static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {

@@ -833,7 +833,10 @@ static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int6
  * vector), 64 (4 by 4) and 80 (2 by 4, then 2 by 1); G = 16 with
  * AVX-512: scores from pairs of key elements, 8 rows per chunk (one short
  * block) and 28 (two blocks of 12 and a tail of 4); a chunk memory read
- * across segments from its pages; off-by-one softmax; empty slots. */
+ * across segments from its pages; off-by-one softmax; empty slots; the
+ * tokens of a segment in blocks that share chunks (8 or 9 chunks, 3
+ * selected per token: most chunks are selected by several tokens of a
+ * block). */
 static void test_sparse_attention_packed(void) {
   enum { L = 70, D = 12, K = 3 };
   /* Hq, Hk, d, chunk size */
@@ -857,6 +860,9 @@ static void test_sparse_attention_packed(void) {
              (long long)Hk, (long long)d);
     check(&t, ca, L, 9, what);
     check(&t, ca, L, 1, what);
+    /* one segment: the chunk-major kernel's blocks of 16 tokens, whole
+     * and partial, each thread's rows split into several */
+    if (hi % 3 == 0) check(&t, ca, L, L, what);
     /* the query heads of a KV head as the rows of mma tiles */
     check_tc(&t, ca, L, 9, what);
     check_tc(&t, cj, L, 9, what);
