@@ -168,7 +168,7 @@ static const cli_opt eval_opts[] = {
     {O_FILLER, "--filler", NULL, "STYLE[,...]",
      "haystack styles (default synthetic): synthetic, noise,\n"
      "fortunes, devil, jargon (devil and jargon are held out)"},
-    {O_PHRASING, "--phrasing", NULL, "default|train|heldout",
+    {O_PHRASING, "--phrasing", NULL, "default|train|heldout|varied",
      "the needles' and questions' wording (default: default)"},
     {O_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
     {O_COUNT, "--count", NULL, "K", "gen-task's --count for every task that takes one"},
@@ -570,7 +570,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     return 0;
   case O_PHRASING: {
     int p = tk_phrasing_parse(v);
-    if (p < 0) BAD("--phrasing expects default, train or heldout, not '%s'", v);
+    if (p < 0) BAD("--phrasing expects default, train, heldout or varied, not '%s'", v);
     o->phrasing = p;
     return 0;
   }

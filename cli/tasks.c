@@ -391,6 +391,26 @@ static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nGive the room the {o} is in. The ",
 };
 
+/* --phrasing varied: a training variant of every needle and question,
+ * each needle also with a lead-in and a tail, the question with a lead-in
+ * after its line break (the first entry of each: none), drawn per needle
+ * from the phrasing stream: 10 x 8 x 8 forms of a needle, 10 x 8 of a
+ * question, so that a model learns the task rather than the templates.
+ * None holds a value word (tk_self_check), and a needle's are whole
+ * sentences without " the " (a babi fact's sentence is the one with it). */
+static const char *const needle_leads[] = {
+    "", "Note this. ", "Here is a fact. ", "Important. ", "Listen carefully. ", "One more thing. ",
+    "Attention, please. ", "Read this twice. ",
+};
+static const char *const needle_tails[] = {
+    "", " That is all.", " It matters.", " Keep that in mind.", " This will come up again.",
+    " Back to reading.", " Now read on.", " Mark it well.",
+};
+static const char *const question_leads[] = {
+    "", "Question. ", "Now answer this. ", "Think back. ", "Time for the quiz. ",
+    "Here is the question. ", "Answer from memory. ", "Quiz time. ",
+};
+
 /* The headers; the other fixed texts are the phrasings above. */
 static const char passkey_header[] =
     "There is a passkey hidden inside a lot of irrelevant text. Find it and memorize it. "
@@ -420,7 +440,8 @@ static const char *const task_names[TK_NTASKS] = {"passkey", "multikey", "multiv
                                                   "multiquery", "vartrack", "babi"};
 static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "fortunes", "devil",
                                                       "jargon"};
-static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout"};
+static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout",
+                                                          "varied"};
 static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid"};
 
 const char *tk_task_name(tk_task t) {
@@ -820,13 +841,32 @@ static void put_phrase(sbuf *out, const char *t, const holes *h) {
  * phrasing stream (a stream of its own, so that the default phrasing's
  * items keep their bytes and every phrasing asks the same question). */
 static int variant(rng *r, tk_phrasing p) {
-  if (p == TK_PHRASING_TRAIN) {
+  if (p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED) {
     int k = (int)rng_below(r, TK_NVARIANTS - TK_HELDOUT_VARIANTS);
     return k < TK_FIRST_HELDOUT_VARIANT ? k : k + TK_HELDOUT_VARIANTS;
   }
   if (p == TK_PHRASING_HELDOUT)
     return TK_FIRST_HELDOUT_VARIANT + (int)rng_below(r, TK_HELDOUT_VARIANTS);
   return 0;
+}
+
+/* A needle's text (template t): under --phrasing varied with a lead-in
+ * and a tail from the phrasing stream. */
+static void put_needle(sbuf *out, const char *t, const holes *h, rng *pr, tk_phrasing p) {
+  if (p == TK_PHRASING_VARIED) sb_puts(out, needle_leads[rng_below(pr, COUNT_OF(needle_leads))]);
+  put_phrase(out, t, h);
+  if (p == TK_PHRASING_VARIED) sb_puts(out, needle_tails[rng_below(pr, COUNT_OF(needle_tails))]);
+}
+
+/* The question (template t, "\n..."): under --phrasing varied with a
+ * lead-in after the line break. */
+static void put_question(sbuf *out, const char *t, const holes *h, rng *pr, tk_phrasing p) {
+  if (p == TK_PHRASING_VARIED && t[0] == '\n') {
+    sb_putc(out, '\n');
+    sb_puts(out, question_leads[rng_below(pr, COUNT_OF(question_leads))]);
+    t++;
+  }
+  put_phrase(out, t, h);
 }
 
 /* For babi's "before" question: the index of the move of person[j] just
@@ -908,7 +948,7 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
         if ((k ? pos2 : pos) != i) continue;
         holes h = {.p = babi_people[who[k ? other : asked]],
                    .o = babi_objects[k ? obj2 : obj]};
-        put_phrase(&c->needles[s].text, babi_pick[variant(pr, v->phrasing)], &h);
+        put_needle(&c->needles[s].text, babi_pick[variant(pr, v->phrasing)], &h, pr, v->phrasing);
         c->needles[s].support = k == 0;
         c->needles[s].depth = d[s];
         s++;
@@ -916,7 +956,7 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
     }
     if (i == nm) break;
     holes h = {.p = babi_people[who[person[i]]], .l = babi_places[place[i]]};
-    put_phrase(&c->needles[s].text, babi_move[variant(pr, v->phrasing)], &h);
+    put_needle(&c->needles[s].text, babi_move[variant(pr, v->phrasing)], &h, pr, v->phrasing);
     c->needles[s].support = kind == 2 ? i == target || i == before : i == last;
     c->needles[s].depth = d[s];
     s++;
@@ -927,7 +967,7 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
   const char *const *questions = kind == 2   ? babi_where_before
                                  : kind == 1 ? babi_where_object
                                              : babi_where_person;
-  put_phrase(&c->question, questions[c->variant], &q);
+  put_question(&c->question, questions[c->variant], &q, pr, v->phrasing);
   sb_puts(&c->answers[0], babi_places[kind == 2 ? place[before] : cur[asked]]);
   free(person);
   free(place);
@@ -985,10 +1025,10 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     if (v->fixed_depth) d[0] = v->depth;
     sb_puts(&c->header, passkey_header);
     holes h = {.v = vals[0].p};
-    put_phrase(&c->needles[0].text, passkey_needle[t], &h);
+    put_needle(&c->needles[0].text, passkey_needle[t], &h, &pr, v->phrasing);
     c->needles[0].depth = d[0];
     c->needles[0].support = true;
-    put_phrase(&c->question, passkey_question[t], &h);
+    put_question(&c->question, passkey_question[t], &h, &pr, v->phrasing);
     sb_puts(&c->answers[0], vals[0].p);
     break;
   }
@@ -1000,18 +1040,18 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     sb_printf(&c->header, niah_header, noun);
     for (int i = 0; i < nn; i++) {
       holes h = {.n = noun, .k = keys[i].p, .v = vals[i].p};
-      put_phrase(&c->needles[i].text, key_needle[t], &h);
+      put_needle(&c->needles[i].text, key_needle[t], &h, &pr, v->phrasing);
       c->needles[i].depth = d[perm[i]];
       c->needles[i].support = v->task == TK_MULTIQUERY || i == target;
     }
     if (v->task == TK_MULTIKEY) {
       if (v->fixed_depth) c->needles[target].depth = v->depth;
       holes h = {.n = noun, .k = keys[target].p};
-      put_phrase(&c->question, multikey_question[t], &h);
+      put_question(&c->question, multikey_question[t], &h, &pr, v->phrasing);
       sb_puts(&c->answers[0], vals[target].p);
     } else {
       holes h = {.n = noun, .keys = keys, .nkeys = nn};
-      put_phrase(&c->question, multiquery_question[t], &h);
+      put_question(&c->question, multiquery_question[t], &h, &pr, v->phrasing);
       for (int i = 0; i < nn; i++) sb_puts(&c->answers[i], vals[i].p);
     }
     break;
@@ -1021,13 +1061,13 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     sb_printf(&c->header, niah_header, noun);
     for (int i = 0; i < nn; i++) {
       holes h = {.n = noun, .k = keys[0].p, .v = vals[i].p};
-      put_phrase(&c->needles[i].text, multivalue_needle[t], &h);
+      put_needle(&c->needles[i].text, multivalue_needle[t], &h, &pr, v->phrasing);
       c->needles[i].depth = d[i];
       c->needles[i].support = true;
       sb_puts(&c->answers[i], vals[i].p);
     }
     holes h = {.n = noun, .k = keys[0].p};
-    put_phrase(&c->question, multivalue_question[t], &h);
+    put_question(&c->question, multivalue_question[t], &h, &pr, v->phrasing);
     break;
   }
   case TK_VARTRACK: {
@@ -1043,13 +1083,14 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
       int k = perm[s], j = next[k]++;
       holes h = {.a = names[k * nv + j].p, .v = vals[k].p,
                  .b = j ? names[k * nv + j - 1].p : NULL};
-      put_phrase(&c->needles[s].text, (j == 0 ? vartrack_first : vartrack_next)[t], &h);
+      put_needle(&c->needles[s].text, (j == 0 ? vartrack_first : vartrack_next)[t], &h, &pr,
+                 v->phrasing);
       c->needles[s].depth = d[s];
       c->needles[s].support = k == 0;
     }
     sb_puts(&c->header, vartrack_header);
     holes h = {.v = vals[0].p};
-    put_phrase(&c->question, vartrack_question[t], &h);
+    put_question(&c->question, vartrack_question[t], &h, &pr, v->phrasing);
     for (int j = 0; j < nv; j++) sb_puts(&c->answers[j], names[j].p);
     break;
   }
@@ -1376,16 +1417,17 @@ int tk_self_check(char *err, size_t errsize) {
   if (COUNT_OF(value_words) < TK_MAX_COUNT)
     return fail(err, errsize, "fewer value words than TK_MAX_COUNT"), 1;
   /* Every text the generator writes, word lists and phrasings alike. */
-  const char *const *lists[8 + COUNT_OF(phrasing_tables)] = {
-      filler_words, fixed_sentences, key_adjectives, key_nouns, templates, value_words,
-      babi_people, babi_objects};
-  size_t sizes[8 + COUNT_OF(phrasing_tables)] = {
+  const char *const *lists[11 + COUNT_OF(phrasing_tables)] = {
+      filler_words, fixed_sentences, key_adjectives, key_nouns,    templates,     value_words,
+      babi_people,  babi_objects,    needle_leads,   needle_tails, question_leads};
+  size_t sizes[11 + COUNT_OF(phrasing_tables)] = {
       COUNT_OF(filler_words), COUNT_OF(fixed_sentences), COUNT_OF(key_adjectives),
-      COUNT_OF(key_nouns), COUNT_OF(templates), COUNT_OF(value_words), COUNT_OF(babi_people),
-      COUNT_OF(babi_objects)};
+      COUNT_OF(key_nouns),    COUNT_OF(templates),       COUNT_OF(value_words),
+      COUNT_OF(babi_people),  COUNT_OF(babi_objects),    COUNT_OF(needle_leads),
+      COUNT_OF(needle_tails), COUNT_OF(question_leads)};
   for (size_t t = 0; t < COUNT_OF(phrasing_tables); t++) {
-    lists[8 + t] = phrasing_tables[t];
-    sizes[8 + t] = TK_NVARIANTS;
+    lists[11 + t] = phrasing_tables[t];
+    sizes[11 + t] = TK_NVARIANTS;
   }
   /* No value word, and no babi place (babi's answers), occurs inside any
    * of them, ignoring case. */
@@ -1440,7 +1482,7 @@ static const cli_opt gen_task_opts[] = {
      "the haystack: synthetic (default), noise, fortunes (training\n"
      "styles); devil, jargon (held out); prose styles read\n"
      "Debian's packages fortunes-min, dict-devil, dict-jargon"},
-    {G_PHRASING, "--phrasing", NULL, "default|train|heldout",
+    {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied",
      "the needles' and question's wording: the original\n"
      "(default), one of four training wordings, or one of two\n"
      "held-out wordings"},
@@ -1591,7 +1633,9 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
     }
     case G_PHRASING: {
       int p = tk_phrasing_parse(val);
-      if (p < 0) return gt_usage_error("--phrasing expects default, train or heldout, not '%s'", val);
+      if (p < 0)
+        return gt_usage_error("--phrasing expects default, train, heldout or varied, not '%s'",
+                              val);
       o.phrasing = (tk_phrasing)p;
       break;
     }

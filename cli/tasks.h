@@ -58,6 +58,9 @@ typedef enum tk_phrasing {
   TK_PHRASING_DEFAULT, /* variant 0 only: the original wording */
   TK_PHRASING_TRAIN,   /* one of variants 0..3 and 6..11, by the seed */
   TK_PHRASING_HELDOUT, /* variant 4 or 5, by the seed */
+  TK_PHRASING_VARIED,  /* a training variant, each needle and the question
+                          also with a lead-in (and a needle with a tail)
+                          drawn from tables of their own */
   TK_NPHRASINGS
 } tk_phrasing;
 enum { TK_NVARIANTS = 12, TK_FIRST_HELDOUT_VARIANT = 4, TK_HELDOUT_VARIANTS = 2 };
@@ -146,7 +149,7 @@ const char *tk_filler_name(tk_filler f);   /* "synthetic", "noise", "fortunes", 
 int tk_filler_parse(const char *s);
 bool tk_filler_is_prose(tk_filler f);      /* needs a corpus */
 bool tk_filler_held_out(tk_filler f);
-const char *tk_phrasing_name(tk_phrasing p); /* "default", "train", "heldout" */
+const char *tk_phrasing_name(tk_phrasing p); /* "default", "train", "heldout", "varied" */
 int tk_phrasing_parse(const char *s);
 
 /* Whether n bytes of text contain, ignoring case, a word the tasks put in

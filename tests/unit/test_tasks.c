@@ -736,10 +736,15 @@ static char *replay_babi(const tk_item *it) {
   int ntrail[16] = {0};
   int np = 0, no = 0;
   for (int i = 0; i < it->n_needles; i++) {
-    char *s = sdup_range(it->prompt + it->needle_offsets[i], it->needle_lengths[i]);
-    char *sp = strchr(s, ' '), *the = strstr(s, " the "), *dot = strrchr(s, '.');
+    char *f = sdup_range(it->prompt + it->needle_offsets[i], it->needle_lengths[i]);
+    /* the fact is the needle's sentence with " the " (--phrasing varied
+     * adds whole sentences before and after it) */
+    char *s = f, *the = strstr(f, " the ");
+    for (char *c = f; the && c < the; c++)
+      if (c[0] == '.' && c[1] == ' ') s = c + 2;
+    char *sp = strchr(s, ' '), *dot = the ? strchr(the, '.') : NULL;
     if (!sp || !the || !dot || np >= 16 || no >= 16) {
-      free(s);
+      free(f);
       return NULL;
     }
     *sp = 0;
@@ -756,7 +761,7 @@ static char *replay_babi(const tk_item *it) {
       snprintf(object[no], 16, "%.15s", w);
       snprintf(holder_of[no++], 16, "%.15s", s);
     }
-    free(s);
+    free(f);
   }
   const char *q = question_of(it);
   /* "before the PLACE": the person's place before their move there */
@@ -839,21 +844,22 @@ static void test_babi(void) {
     }
   }
   CU_ASSERT_EQUAL(bad, 0);
-  CU_ASSERT(items == 3 * 150);
+  CU_ASSERT(items == TK_NPHRASINGS * 150);
   /* every kind of question, about a third each ("before" falls back to
    * "where is" when no move qualifies) */
-  CU_ASSERT(by_object > 100 && by_object < 200);
-  CU_ASSERT(by_before > 80 && by_before < 200);
+  CU_ASSERT(by_object > 100 * TK_NPHRASINGS / 3 && by_object < 200 * TK_NPHRASINGS / 3);
+  CU_ASSERT(by_before > 80 * TK_NPHRASINGS / 3 && by_before < 200 * TK_NPHRASINGS / 3);
 }
 
 /* Phrasings: the default is variant 0 (the pinned bytes); train and
  * heldout keep the seed's values and answer but word them differently:
  * train draws the ten training variants, heldout the two others, and the
- * question's words differ from the default's. */
+ * question's words differ from the default's; varied draws train's
+ * variant and puts a lead-in before the question (most of the time). */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
-    int bad = 0;
+    int bad = 0, led = 0, nled = 0;
     for (uint64_t seed = 0; seed < 60; seed++) {
       tk_item it[TK_NPHRASINGS];
       for (int p = 0; p < TK_NPHRASINGS; p++) {
@@ -867,15 +873,28 @@ static void test_phrasings(void) {
        * story change, not its facts) */
       for (int p = 1; p < TK_NPHRASINGS; p++) {
         bad += strcmp(it[0].answer, it[p].answer) != 0;
-        bad += (it[p].variant == 0) != !strcmp(question_of(&it[0]), question_of(&it[p]));
+        if (p != TK_PHRASING_VARIED)
+          bad += (it[p].variant == 0) != !strcmp(question_of(&it[0]), question_of(&it[p]));
+      }
+      /* varied: train's wording of the question (babi's facts draw their
+       * decorations before the question's variant, so not its variant)
+       * after a lead-in, now and then none */
+      const tk_item *tr = &it[TK_PHRASING_TRAIN], *va = &it[TK_PHRASING_VARIED];
+      if (t != TK_BABI) {
+        bad += va->variant != tr->variant;
+        bad += !strstr(question_of(va), question_of(tr) + 1);
+        led += strcmp(question_of(va), question_of(tr)) != 0;
+        nled += !strcmp(question_of(va), question_of(tr));
       }
       for (int p = 0; p < TK_NPHRASINGS; p++) tk_item_free(&it[p]);
     }
     CU_ASSERT_EQUAL(bad, 0);
+    if (t != TK_BABI) CU_ASSERT(led > 30 && nled > 0);
     for (int v = 0; v < TK_NVARIANTS; v++) {
       CU_ASSERT_EQUAL(seen[TK_PHRASING_DEFAULT][v] > 0, v == 0);
       CU_ASSERT_EQUAL(seen[TK_PHRASING_TRAIN][v] > 0, tk_training_variant(v));
       CU_ASSERT_EQUAL(seen[TK_PHRASING_HELDOUT][v] > 0, !tk_training_variant(v));
+      CU_ASSERT_EQUAL(seen[TK_PHRASING_VARIED][v] > 0, tk_training_variant(v));
     }
   }
 }

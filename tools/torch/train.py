@@ -159,7 +159,7 @@ def build_parser():
     p.add_argument("--fillers", default="synthetic",
                    help="training filler styles to mix (default %(default)s; allowed: "
                         + ",".join(TRAIN_FILLERS) + "; devil and jargon are held out)")
-    p.add_argument("--phrasing", default="default", choices=["default", "train"],
+    p.add_argument("--phrasing", default="default", choices=["default", "train", "varied"],
                    help="gen-task --phrasing (heldout is for evaluation only)")
     p.add_argument("--needles", default="number",
                    help="needle kinds to mix for the tasks that have them (default %(default)s)")
@@ -541,7 +541,7 @@ def main():
     fillers = parse_list(args.fillers, TRAIN_FILLERS, "filler style", HELD_OUT_FILLERS,
                          "evaluation measures generalization on it (docs/tasks.md)")
     needles = parse_list(args.needles, NEEDLES, "needle kind")
-    if args.phrasing not in ("default", "train"):
+    if args.phrasing not in ("default", "train", "varied"):
         raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
                          "generalization on it" % args.phrasing)
     data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing)
