@@ -1188,12 +1188,13 @@ typedef struct tile_at {
 
 /* Output tiles t < ntiles, each sum over k-steps ks < nks of A(ks, t)
  * B(ks, t) (plus C's tile when acc), one of A and B shared by every t,
- * stored to C at (t * C.rt, t * C.ct).  In groups of 3 sums with the k-steps outermost, so that
- * consecutive products are independent (one waiting on the previous runs
- * at its latency), and a group's operands all loaded before its products
- * (a tile register reloaded while a product still reads it makes the load
- * wait): with the shared operand, 7 of the 8 tiles.  No tile outlives the
- * group: none crosses a loop (LLVM 19). */
+ * stored to C at (t * C.rt, t * C.ct).  In groups of 3 sums with the
+ * k-steps outermost, so that consecutive products are independent (one
+ * waiting on the previous runs at its latency), and a group's operands
+ * all loaded before its products (a tile register reloaded while a
+ * product still reads it makes the load wait): with the shared operand,
+ * 7 of the 8 tiles.  No tile outlives the group: none crosses a loop
+ * (LLVM 19). */
 static void amx_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks,
                         bool acc) {
   bool a_shared = !A.rt && !A.ct;
@@ -2544,13 +2545,13 @@ static V pairs16(em *e, V x) {
 }
 
 /* One chunk's K rows (kv 0: into bf16 rows) or V rows (kv 1: into
- * k-pairs) at dst (16-bit elements) of buf, from src: f32 rows, or bf16
- * ones (bf16) of a history page; rows Hk * d elements apart. */
+ * k-pairs) at buf (16-bit elements), from src: f32 rows, or bf16 ones
+ * (bf16) of a history page; rows Hk * d elements apart. */
 static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d, int64_t Hk,
-                           V buf, V dst) {
+                           V buf) {
   if (!kv) {
     V j = for0(e, ci(e, 0), ci(e, P), 1);
-    V s0 = MULI(j, ci(e, Hk * d)), at = ADDI(dst, MULI(j, ci(e, d)));
+    V s0 = MULI(j, ci(e, Hk * d)), at = MULI(j, ci(e, d));
     for (int64_t e0 = 0; e0 < d; e0 += 32) {
       V x;
       if (bf16) {
@@ -2566,7 +2567,7 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
   }
   V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
   V a0 = MULI(jj, ci(e, 2 * Hk * d)), b0 = ADDI(a0, ci(e, Hk * d));
-  V at = ADDI(dst, MULI(jj, ci(e, 2 * d)));
+  V at = MULI(jj, ci(e, 2 * d));
   for (int64_t e0 = 0; e0 < d; e0 += 16) {
     V x;
     if (bf16) {
@@ -2613,9 +2614,10 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  /* scratch, in floats (bf16 areas take half as many) */
+  /* scratch, in floats (bf16 areas take half as many; the scores have
+   * room for max_rows' 3 rows past the P scores) */
   int64_t kb_at = 0, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
-          pb_at = sT_at + P * 16, ix_at = pb_at + P * 8 + 16, qp_at = ix_at + CG_ATTN_TB * Ks + 16;
+          pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16, qp_at = ix_at + CG_ATTN_TB * Ks + 16;
   info->scratch_fixed = qp_at + CG_ATTN_TB * d * 8 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
@@ -2656,18 +2658,17 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   for (int kv = 0; kv < 2; kv++) {
     view *w = kv ? &Vv : &K;
     if (!q->hist16[1 + kv]) {
-      amx_chunk_rows(e, gep(e, rowp(e, w, idx), kcol), false, kv, P, d, Hk, kv ? vp : kb16,
-                     ci(e, 0));
+      amx_chunk_rows(e, gep(e, rowp(e, w, idx), kcol), false, kv, P, d, Hk, kv ? vp : kb16);
       continue;
     }
     /* history pages in bf16, the segment's rows in f32 */
     if0(e, cmpi(e, "sge", idx, w->r0));
     amx_chunk_rows(e, gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol), false,
-                   kv, P, d, Hk, kv ? vp : kb16, ci(e, 0));
+                   kv, P, d, Hk, kv ? vp : kb16);
     out(e, "  } else {\n");
     V row = gep16(e, page_of(e, w, idx),
                   ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
-    amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, ci(e, 0));
+    amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16);
     out(e, "  }\n");
   }
   V Km = memref2d(e, kb16, P, d, "bf16"), Vm = memref2d(e, vp, P / 2, 2 * d, "bf16");
@@ -2682,28 +2683,10 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V Qm = memref2d(e, gep(e, qp0, MULI(tt, ci(e, d * 8))), d / 2, 32, "bf16");
   amx_grouped(e, (tile_at){.m = Km, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
               (tile_at){.m = Sm, .rt = 16}, P / 16, d / 32, false);
-  /* softmax(+n) per head (lane), the maximum and the sum in 4 independent
-   * chains; then the columns of P */
+  /* softmax(+n) per head (lane), the maximum (max_rows) and the sum in 4
+   * independent chains; then the columns of P */
   {
-    V ninf = cvf(e, -INFINITY), m4[4] = {ninf, ninf, ninf, ninf};
-    loop M;
-    loop_begin(e, &M, ci(e, 0), ci(e, P), ci(e, 4), 4, m4, e->vt);
-    V mj[4];
-    for (int u = 0; u < 4; u++) {
-      V sj = ldv(e, sT, MULI(ADDI(M.iv, ci(e, u)), ci(e, 16)), NULL);
-      V gt = cmpf(e, "ogt", sj, M.arg[u], e->vt);
-      mj[u] = nv(e);
-      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", mj[u].s, gt.s, sj.s, M.arg[u].s, e->mt,
-          e->vt);
-    }
-    loop_end(e, &M, mj);
-    V mx = M.res[0];
-    for (int u = 1; u < 4; u++) {
-      V gt = cmpf(e, "ogt", M.res[u], mx, e->vt), nm = nv(e);
-      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", nm.s, gt.s, M.res[u].s, mx.s, e->mt,
-          e->vt);
-      mx = nm;
-    }
+    V mx = max_rows(e, sT, 16, ci(e, P));
     V z4[4] = {z, z, z, z};
     loop Sx;
     loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
