@@ -18,40 +18,28 @@ A diagnostic for training: the accuracy that counts is hsac's
 (eval_passkey.sh).
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsac_torch import HsacModel  # noqa: E402
+from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
 from train import answer_targets  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 1)[1])
-    p.add_argument("checkpoint")
-    p.add_argument("--length", default="512", help="prompt bytes (gen-task syntax: 8K)")
-    p.add_argument("--items", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    add_item_args(p, length="512", items=20, seed=0)
     p.add_argument("--topk", type=int, default=0, help="override the retrieval K")
-    p.add_argument("--task", default="passkey")
-    p.add_argument("--filler", default="synthetic")
     p.add_argument("--phrasing", default="default")
     p.add_argument("--needle", default="number")
-    p.add_argument("--hsac", default=os.path.join(REPO, "build", "hsac"))
     p.add_argument("-v", action="store_true", help="one line per item")
     a = p.parse_args()
-    m = HsacModel(os.path.join(a.checkpoint, "model.json"))
-    m.load_weights(os.path.join(a.checkpoint, "weights.safetensors"))
-    m.eval()
+    m = load_checkpoint(a.checkpoint)
     tops = m.retrievals()
     if a.topk:
         m.check_shapes = False
@@ -70,15 +58,8 @@ def main():
             wts.append(v)
         return None
     m.post_op_hook = hook
-    cmd = [a.hsac, "gen-task", "--task", a.task, "--length", a.length, "--seed", str(a.seed),
-           "--items", str(a.items), "--format", "jsonl", "--filler", a.filler,
-           "--phrasing", a.phrasing]
-    if a.task != "babi":
-        cmd += ["--needle", a.needle]
-    r = subprocess.run(cmd, capture_output=True)
-    if r.returncode != 0:
-        sys.exit("probe_retrieval.py: gen-task failed: " + r.stderr.decode().strip())
-    items = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
+    extra = ["--phrasing", a.phrasing] + (["--needle", a.needle] if a.task != "babi" else [])
+    items = gen_items(a, "probe_retrieval.py", extra)
     hits = [0] * len(tops)
     weight = [0.0] * len(tops)
     total = 0

@@ -17,37 +17,25 @@ the reuse.  Uniform random selections of K of C chunks would give about
 bench/cpu_kernels.c models its "clustered" selections on.
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hsac_torch import HsacModel  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 1)[1])
-    p.add_argument("checkpoint")
-    p.add_argument("--length", default="8K", help="prompt bytes (gen-task syntax)")
-    p.add_argument("--items", type=int, default=2)
-    p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--task", default="passkey")
-    p.add_argument("--filler", default="synthetic")
+    add_item_args(p, length="8K", items=2, seed=3)
     p.add_argument("--blocks", default="4,16,64", help="block sizes T")
-    p.add_argument("--hsac", default=os.path.join(REPO, "build", "hsac"))
     a = p.parse_args()
     blocks = [int(x) for x in a.blocks.split(",")]
-    m = HsacModel(os.path.join(a.checkpoint, "model.json"))
-    m.load_weights(os.path.join(a.checkpoint, "weights.safetensors"))
-    m.eval()
+    m = load_checkpoint(a.checkpoint)
     tops = m.retrievals()
     sel = []
 
@@ -56,12 +44,7 @@ def main():
             sel.append(v)
         return None
     m.post_op_hook = hook
-    cmd = [a.hsac, "gen-task", "--task", a.task, "--length", a.length, "--seed", str(a.seed),
-           "--items", str(a.items), "--format", "jsonl", "--filler", a.filler]
-    r = subprocess.run(cmd, capture_output=True)
-    if r.returncode != 0:
-        sys.exit("selection_reuse.py: gen-task failed: " + r.stderr.decode().strip())
-    items = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
+    items = gen_items(a, "selection_reuse.py")
     pairs = {}
     distinct = {}
     shape = {}
