@@ -53,11 +53,16 @@ static inline ir_op *emit_op(one *o, ir_opcode c, ir_value **in, int nin, ir_att
 }
 
 /* n floats uniform in [-0.5, 0.5), the same for the same seed. */
+/* The benchmarks' 64-bit LCG step (Knuth's MMIX constants). */
+static inline uint64_t lcg_next(uint64_t r) {
+  return r * 6364136223846793005ull + 1442695040888963407ull;
+}
+
 static inline float *randbuf(size_t n, uint64_t seed) {
   float *p = malloc(n * sizeof *p);
   if (!p) die("malloc", "out of memory");
   for (size_t i = 0; i < n; i++) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    seed = lcg_next(seed);
     p[i] = (float)((double)(seed >> 40) / (double)(1ull << 24) - 0.5);
   }
   return p;
@@ -73,7 +78,7 @@ static inline void hsa_selection(int64_t t0, int64_t n, int64_t S, int K, int32_
   for (int64_t t = 0; t < n; t++) {
     int64_t own = (t0 + t) / S;
     for (int k = 0; k < K; k++) {
-      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      r = lcg_next(r);
       sel[t * K + k] = own > 0 ? (int32_t)((r >> 33) % (uint64_t)own) : -1;
       wt[t * K + k] = 0.1f;
     }
@@ -96,9 +101,9 @@ static inline void hsa_selection_clustered(int64_t t0, int64_t n, int64_t S, int
     int64_t own = (t0 + t) / S;
     for (int k = 0; k < K; k++) {
       int32_t prev = t > 0 ? sel[(t - 1) * K + k] : -1;
-      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      r = lcg_next(r);
       bool keep = prev >= 0 && (r >> 33) % 1000 < HSA_KEEP_PERMILLE;
-      if (!keep && own > 0) r = r * 6364136223846793005ull + 1442695040888963407ull;
+      if (!keep && own > 0) r = lcg_next(r);
       sel[t * K + k] = keep ? prev : own > 0 ? (int32_t)((r >> 33) % (uint64_t)own) : -1;
       wt[t * K + k] = 0.1f;
     }

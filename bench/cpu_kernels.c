@@ -447,8 +447,7 @@ static void pack_bf16_rows(float *p, size_t n) {
  * f32, selections uniform (hsa_selection) or clustered
  * (hsa_selection_clustered); *tps: query tokens per second; *kvb: f32
  * K/V bytes per query token when each distinct chunk of a block of
- * CG_ATTN_BLOCK tokens is read once (the f32 kernel's reads). */
-enum { CG_ATTN_BLOCK = 16 }; /* codegen/cpu/emit.c's CG_ATTN_TB */
+ * CG_ATTN_TB tokens is read once (the f32 kernel's reads). */
 static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool clustered,
                                       double *tps, double *kvb) {
   enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
@@ -484,8 +483,8 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool cl
   if (clustered) hsa_selection_clustered(L - Lq, Lq, S, K, sel, wt);
   else hsa_selection(L - Lq, Lq, S, K, sel, wt);
   int64_t ndistinct = 0;
-  for (int64_t b = 0; b < Lq; b += CG_ATTN_BLOCK)
-    for (int64_t i = b * K; i < (b + CG_ATTN_BLOCK) * K && i < Lq * K; i++) {
+  for (int64_t b = 0; b < Lq; b += CG_ATTN_TB)
+    for (int64_t i = b * K; i < (b + CG_ATTN_TB) * K && i < Lq * K; i++) {
       bool seen = sel[i] < 0;
       for (int64_t j = b * K; j < i && !seen; j++) seen = sel[j] == sel[i];
       ndistinct += !seen;

@@ -2170,11 +2170,6 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
   out(e, "  }\n");
 }
 
-/* Tokens per block of the chunk-major sparse attention (below): 16 keep
- * a block's queries and sums (12 KiB per token with AVX-512) in L2 and
- * already share each chunk about 10 ways in a trained model. */
-enum { CG_ATTN_TB = 16 };
-
 /* The chunk-major loops of the sparse-attention kernels: per block of
  * CG_ATTN_TB tokens [tb, te) and KV head, the block's selections copied
  * to ix (i32, pair (t - tb) * Ks + k; bp_copy_sel, inside a loop over the

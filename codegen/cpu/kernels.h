@@ -31,6 +31,12 @@
 
 #include "ir/ir.h"
 
+/* Tokens per block of the chunk-major sparse attention (emit.c): 16 keep
+ * a block's queries and sums (12 KiB per token with AVX-512) in L2 and
+ * already share each chunk about 10 ways in a trained model; the bench
+ * counts the bytes it reads by the same blocks. */
+enum { CG_ATTN_TB = 16 };
+
 enum {
   CG_PAGE_ROWS = 64,  /* rows per history page (must match the runtime) */
   CG_VIEW_SLOTS = 5,
