@@ -3,7 +3,7 @@
  *
  *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
  *
- * SECTION (gemm, gemm16, gemv, attention, scan) runs the peaks and that
+ * SECTION (gemm, gemm16, gemv, attention, scan, swa) runs the peaks and that
  * section.
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
@@ -26,7 +26,10 @@
  *    the queries of the last 4096 positions (the per-token work does not
  *    depend on L; the working set of K/V does);
  * 5. the landmark scan (retrieve at decode): one query row streaming over
- *    the landmarks of C chunks, against the bandwidth of step 1.
+ *    the landmarks of C chunks, against the bandwidth of step 1;
+ * 6. sliding-window attention (d = 64, G = 16, windows 128, 512, 2048):
+ *    the f32 kernel against the AMX one under bf16 math, its K/V ring in
+ *    f32 and in bf16 (--cache bf16).
  *
  * Prints Markdown tables; bench/cpu_backend.sh records them with the CPU's
  * model and flags in bench/RESULTS.md. */
@@ -557,6 +560,82 @@ static void bench_sparse_attention(int64_t L, bool clustered, double peak, doubl
   fflush(stdout);
 }
 
+/* ---- sliding-window attention ------------------------------------------------ */
+
+/* GFLOP/s of the windowed attention (window W, d 64, G 16 query heads per
+ * KV head) over Lq query tokens that follow Lh earlier ones: keys of the
+ * segment from its rows, earlier ones from a ring of W rows (the runtime's
+ * layout), f32 or bf16 (ring16, which only the AMX kernel reads); f32
+ * arithmetic (the packed kernel) or bf16 = CG_BF16_AMX (tiles).  Counts
+ * 4 W d flops per query head and token. */
+static double window_attention_gflops(int64_t W, int bf16, bool ring16) {
+  enum { d = 64, Hq = 16, Hk = 1, Lq = 4096 };
+  int64_t Lh = W, t0 = Lh;
+  one o;
+  one_init(&o);
+  ir_dim seq = ir_seq_dim(0, 1);
+  ir_value *q = val(&o, "q", 3, (ir_dim[]){seq, ir_const_dim(Hq), ir_const_dim(d)}, IR_F32);
+  ir_value *k = val(&o, "k", 3, (ir_dim[]){seq, ir_const_dim(Hk), ir_const_dim(d)}, IR_F32);
+  ir_op *op = emit_op(&o, IR_ATTENTION, (ir_value *[]){q, k, k}, 3,
+                      (ir_attr[]){ir_int_attr("causal", 1), ir_int_attr("window", W)}, 2);
+  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_RING, CG_H_RING},
+                       .row_elems = {Hq * d, Hk * d, Hk * d}, .bf16 = bf16};
+  cg_kernel_info info;
+  cg_jit *j;
+  kfn f = kernel_of(&req, bf16 ? "swa_amx" : "swa", &info, &j);
+  float *Q = randbuf((size_t)(Lq * Hq * d), 3), *Kseg = randbuf((size_t)(Lq * Hk * d), 5);
+  float *ring = randbuf((size_t)(W * Hk * d), 9), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
+  if (ring16) pack_bf16_rows(ring, (size_t)(W * Hk * d));
+  int64_t a[CG_A_COUNT] = {0};
+  a[CG_A_R0] = t0;
+  a[CG_A_R1] = t0 + Lq;
+  a[CG_A_N0] = 0;
+  a[CG_A_N1] = info.nsplit;
+  a[CG_A_RING16] = ring16 ? 6 : 0;
+  cg_put_params(a, &info);
+  a[CG_A_T1] = t0 + Lq;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)O;
+  a[CG_A_OUT0 + CG_V_R0] = t0;
+  a[CG_A_OUT0 + CG_V_STRIDE] = Hq * d;
+  int in = CG_A_IN0;
+  a[in + CG_V_SEG] = (int64_t)(intptr_t)Q, a[in + CG_V_R0] = t0, a[in + CG_V_STRIDE] = Hq * d;
+  for (int v = 1; v <= 2; v++) {
+    int b = in + v * CG_VIEW_SLOTS;
+    a[b + CG_V_SEG] = (int64_t)(intptr_t)Kseg, a[b + CG_V_R0] = t0, a[b + CG_V_STRIDE] = Hk * d;
+    a[b + CG_V_HIST] = (int64_t)(intptr_t)ring, a[b + CG_V_KEEP] = W;
+  }
+  float *scr[256];
+  for (int i = 0; i < nthreads; i++)
+    scr[i] = malloc((size_t)(info.scratch_fixed + info.scratch_per_t1 * (t0 + Lq) + 64) *
+                    sizeof(float));
+  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
+  double best = 1e30;
+  for (int rep = 0; rep < 5; rep++) {
+    double t1 = now();
+    rt_pool_run(pool, Lq, 32, run_part, &s);
+    double t = now() - t1;
+    if (t < best) best = t;
+  }
+  for (int i = 0; i < nthreads; i++) free(scr[i]);
+  free(Q), free(Kseg), free(ring), free(O);
+  cg_jit_free(j);
+  ut_arena_free(&o.arena);
+  return (double)Lq * Hq * 4.0 * (double)W * d / best * 1e-9;
+}
+
+static void bench_window_attention(int64_t W, double peak) {
+  double g = window_attention_gflops(W, CG_BF16_OFF, false);
+  printf("| %lld | %.1f | %.0f%% |", (long long)W, g, 100 * g / (peak * nthreads));
+  if (target.amx) {
+    double ga = window_attention_gflops(W, CG_BF16_AMX, false);
+    double gr = window_attention_gflops(W, CG_BF16_AMX, true);
+    printf(" %.1f | **%.2fx** | %.1f | **%.2fx** |\n", ga, ga / g, gr, gr / g);
+  } else {
+    printf(" - | - | - | - |\n");
+  }
+  fflush(stdout);
+}
+
 /* ---- the landmark scan at decode ------------------------------------------ */
 
 static void bench_scan(int64_t C, double bw) {
@@ -714,6 +793,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < (quick ? 2 : 4); i++)
       bench_sparse_attention(Ls[i], c == 1, peak, bw * nthreads);
   }
+  }
+  SECTION("swa") {
+  printf("\n### Sliding-window attention (d 64, G 16), %d thread(s), 4096 query tokens\n\n"
+         "| window | f32 GFLOP/s | of FMA peak | bf16 on AMX: GFLOP/s | / f32 | AMX, bf16 "
+         "ring: GFLOP/s | / f32 |\n|---|---|---|---|---|---|---|\n", nthreads);
+  static const int64_t Ws[] = {128, 512, 2048};
+  for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak);
   }
   SECTION("scan") {
   printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"

@@ -45,6 +45,9 @@ typedef struct kentry {
   bool hist16[IR_MAX_INPUTS];   /* the input's history pages hold bf16 rows
                                    (cg_kernel_req.hist16; the session marks
                                    the value hist_narrow) */
+  bool ring16;                  /* reads its K and V (inputs 1 and 2) from
+                                   rings of bf16 rows when the session keeps
+                                   them so (cg_attention_ring16) */
 } kentry;
 
 typedef struct cpu_prog {
@@ -68,6 +71,7 @@ typedef struct cpu_prog {
   int bf16;                     /* the linears' arithmetic (cg_bf16; OFF: f32,
                                    rt_backend_config.cpu_bf16) */
   int namx_attention;           /* chunk_attention ops on AMX tiles */
+  int namx_window;              /* windowed attention ops on AMX tiles */
   int npacked;
   bool *fused_into;             /* per value index: a result computed inside
                                    the kernel that reads it, never stored (a
@@ -385,6 +389,11 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       req.bf16 = p->bf16;
       p->namx_attention++;
     }
+    if (op->code == IR_ATTENTION && p->bf16 == CG_BF16_AMX && cg_attention_amx(op)) {
+      req.bf16 = p->bf16;
+      p->namx_window++;
+    }
+    k->ring16 = cg_attention_ring16(op, p->bf16);
     if (op->code == IR_CHUNK_ATTENTION && !ov->stream && cg_chunk_attention_pages16(op, p->bf16))
       for (int i = 1; i <= 2; i++) k->hist16[i] = req.hist16[i] = hist16(g, x, p, op->in[i]);
     if (lin && folded_norm(p, lin->in[0])) {
@@ -758,12 +767,13 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
            "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
-           "%d sparse attentions on amx tiles, %d chunk-memory K/V histories in bf16 pages, "
-           "%s, weights packed in %.0f ms, cache key %s%s",
+           "%d sparse and %d windowed attentions on amx tiles, %d chunk-memory K/V histories "
+           "in bf16 pages, %s, weights packed in %.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
-           cg_bf16_name(p->bf16), p->namx_attention, n16, how, p->ms_pack, p->stats.key,
+           cg_bf16_name(p->bf16), p->namx_attention, p->namx_window, n16, how, p->ms_pack,
+           p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 
@@ -795,6 +805,23 @@ static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, ch
   for (int i = 0; i < p->nvals; i++)
     for (int j = 0; j < p->k[i].nins; j++)
       if (p->k[i].hist16[j]) x->vals[p->k[i].ins[j]->index].st.hist_narrow = true;
+  /* rings the session keeps in bf16 (--cache bf16) stay bf16 where every
+   * kernel reading them reads such rings (ring16) */
+  for (int i = 0; i < x->nvals; i++) {
+    rt_store *st = &x->vals[i].st;
+    if (st->quant != RT_Q_BF16 || st->keep <= 0) continue;
+    bool all = true, any = false;
+    for (const ir_op *op = x->g->first; op && all; op = op->next)
+      for (int j = 0; j < op->nin; j++) {
+        if (op->in[j]->index != i) continue;
+        const kentry *k = op->nout && op->out[0]->index < p->nvals ? &p->k[op->out[0]->index]
+                                                                   : NULL;
+        bool ok = k && k->ring16 && (j == 1 || j == 2) && !p->fused_into[op->out[0]->index];
+        all = all && ok;
+        any = true;
+      }
+    if (all && any) st->hist_narrow = true;
+  }
   s->pool = rt_pool_create(p->threads);
   int n = rt_pool_threads(s->pool);
   s->nthreads = n;

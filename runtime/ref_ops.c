@@ -559,7 +559,12 @@ static void softmax_n(double *s, int64_t n, int n_plus) {
 /* Dense or windowed attention.  [L, H, d]: causal over the sequence (a
  * window W keeps keys t-W+1..t).  [C, P, H, d]: within each chunk row,
  * bidirectional or causal.  Query head h reads KV head h / (Hq / Hkv). */
-bool rt_op_attention(rt_exec *x, const ir_op *op) {
+/* bf16 (rank 3 only): as the cpu backend's AMX kernel (cg_attention_amx)
+ * computes it under bf16 math: q * scale, K and V rounded to bf16, the
+ * exact products summed in double; then p_j = exp(s_j - max) rounded to
+ * bf16 weighs V, and the sum divides by the sum of the unrounded p_j (as
+ * flash attention does). */
+static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *k = IN(op, 1), *v = IN(op, 2);
   int rank = RANK(q);
   int64_t d = LASTDIM(q), Hq = DIM(q, rank - 2), Hk = DIM(k, rank - 2), grp = Hq / Hk;
@@ -582,22 +587,35 @@ bool rt_op_attention(rt_exec *x, const ir_op *op) {
       }
       for (int64_t h = 0; ok && h < Hq; h++) {
         int64_t kh = h / grp;
+        double acc[512];
+        if (d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
+        for (int64_t e = 0; bf16 && e < d; e++) acc[e] = rb(qr[h * d + e] * (float)scale);
         for (int64_t j = 0; j < n; j++) {
           const float *kr = rt_row(x, k, lo + j, 1);
           if (!kr) { ok = false; break; }
-          s[j] = dot(qr + h * d, kr + kh * d, d) * scale;
+          double sum = 0;
+          for (int64_t e = 0; bf16 && e < d; e++) sum += acc[e] * rb(kr[kh * d + e]);
+          s[j] = bf16 ? sum : dot(qr + h * d, kr + kh * d, d) * scale;
         }
         if (!ok) break;
-        softmax_n(s, n, 0);
-        double acc[512];
-        if (d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
+        double total = 1;
+        if (bf16) {
+          double m = s[0];
+          for (int64_t j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
+          total = 0;
+          for (int64_t j = 0; j < n; j++) total += s[j] = exp(s[j] - m);
+        } else {
+          softmax_n(s, n, 0);
+        }
         for (int64_t e = 0; e < d; e++) acc[e] = 0;
         for (int64_t j = 0; j < n; j++) {
           const float *vr = rt_row(x, v, lo + j, 2);
           if (!vr) { ok = false; break; }
-          for (int64_t e = 0; e < d; e++) acc[e] += s[j] * vr[kh * d + e];
+          double pj = bf16 ? rb((float)s[j]) : s[j];
+          for (int64_t e = 0; e < d; e++)
+            acc[e] += pj * (bf16 ? rb(vr[kh * d + e]) : vr[kh * d + e]);
         }
-        for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)acc[e];
+        for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)(acc[e] / total);
       }
     }
   } else {
@@ -628,6 +646,10 @@ bool rt_op_attention(rt_exec *x, const ir_op *op) {
   free(sb.p);
   return ok;
 }
+
+bool rt_op_attention(rt_exec *x, const ir_op *op) { return attention(x, op, false); }
+
+bool rt_op_attention_bf16(rt_exec *x, const ir_op *op) { return attention(x, op, true); }
 
 /* HSA: O_t = sum_k w_k softmax_n(q K[i_k]^T / sqrt(d)) V[i_k] over the
  * selected chunks (merge = weighted: one softmax per chunk, no running max

@@ -30,8 +30,13 @@ void rt_kernel_slots(int64_t *a, const rt_exec *x, const ir_op *op, const ir_val
   for (int i = 0; i < op->nout; i++) rt_put_view(a, CG_A_OUT0 + CG_VIEW_SLOTS * i, x, op->out[i]);
   for (int i = 0; i < nins; i++) {
     int base = CG_A_IN0 + CG_VIEW_SLOTS * i;
-    if (w[i]) a[base + CG_V_SEG] = (int64_t)(intptr_t)w[i];
-    else rt_put_view(a, base, x, ins[i]);
+    if (w[i]) {
+      a[base + CG_V_SEG] = (int64_t)(intptr_t)w[i];
+      continue;
+    }
+    rt_put_view(a, base, x, ins[i]);
+    const rt_store *s = &x->vals[ins[i]->index].st;
+    if (s->keep > 0 && s->hquant != RT_Q_F32) a[CG_A_RING16] |= (int64_t)1 << i;
   }
   if (scores) a[CG_A_C] = rt_dim_at(scores->in[1]->type.dims[0], x->t1);
 }

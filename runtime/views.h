@@ -19,8 +19,8 @@ void rt_put_view(int64_t *a, int base, const rt_exec *x, const ir_value *v);
  * rows, the segment's end, the results' views, the inputs' views (ins;
  * w[i], when not NULL, is input i's data as the kernel reads it: a weight
  * or its packed form), and for a streamed retrieve (scores: its
- * landmark_scores op) the complete chunks.  a has CG_A_COUNT slots,
- * zeroed first. */
+ * landmark_scores op) the complete chunks, and which inputs' rings hold
+ * bf16 rows (CG_A_RING16).  a has CG_A_COUNT slots, zeroed first. */
 void rt_kernel_slots(int64_t *a, const rt_exec *x, const ir_op *op, const ir_value *const *ins,
                      int nins, const void *const *w, const ir_op *scores);
 

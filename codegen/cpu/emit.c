@@ -2584,6 +2584,21 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
   end0(e);
 }
 
+/* The queries of heads [hq0, hq0 + 16) of query row qr, times sc, as an
+ * AMX B operand at qp (d / 2 rows of 32 bf16): row e/2 holds (q[h][e],
+ * q[h][e+1]) for h = 0..15, from 16 x 16 transposes of the query rows. */
+static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
+  for (int64_t e0 = 0; e0 < d; e0 += 16) {
+    V rows[16];
+    for (int r = 0; r < 16; r++)
+      rows[r] = VMUL(ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, r)), ci(e, d)), ci(e, e0)), NULL), sc);
+    transpose_vecs(e, rows, 16);
+    for (int m = 0; m < 8; m++)
+      st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
+                 ci(e, (e0 / 2 + m) * 32));
+  }
+}
+
 /* The weighted merge with G = 16 query heads per KV head under bf16 math
  * on AMX, chunk-major over blocks of CG_ATTN_TB tokens as the packed f32
  * kernel is: per block and KV head the tokens' queries (scaled) become
@@ -2627,22 +2642,13 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V kh = for0(e, n0, n1, 1);
   b.g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, 16)), kcol = MULI(kh, ci(e, d));
-  /* per token of the block: the queries' pairs (row e/2 holds
-   * (q[h][e], q[h][e+1]) * scale for h = 0..15, from 16 x 16 transposes
-   * of the query rows), its output rows zeroed, its selections copied */
+  /* per token of the block: the queries' pairs (query_pairs16), its
+   * output rows zeroed, its selections copied */
   {
     V ta = for0(e, tb, te, 1);
-    V qr = rowp(e, &Q, ta), qp = gep(e, qp0, MULI(SUBI(ta, tb), ci(e, d * 8)));
+    V qp = gep(e, qp0, MULI(SUBI(ta, tb), ci(e, d * 8)));
     V orow = gep(e, rowp(e, &o, ta), MULI(hq0, ci(e, d)));
-    for (int64_t e0 = 0; e0 < d; e0 += 16) {
-      V rows[16];
-      for (int r = 0; r < 16; r++)
-        rows[r] = VMUL(ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, r)), ci(e, d)), ci(e, e0)), NULL), sc);
-      transpose_vecs(e, rows, 16);
-      for (int m = 0; m < 8; m++)
-        st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
-                   ci(e, (e0 / 2 + m) * 32));
-    }
+    query_pairs16(e, rowp(e, &Q, ta), hq0, d, sc, qp);
     for (int64_t at = 0; at < 16 * d; at += 16) stv(e, z, orow, ci(e, at), NULL);
     bp_copy_sel(e, &b, &I, ta);
     end0(e);
@@ -2720,6 +2726,253 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   bp_chunk_end(e);
   end0(e);        /* kv heads */
   end0(e);        /* blocks of tokens */
+}
+
+/* 2^t on 16 lanes for t <= 0 (AVX-512): t clamped at -126 (so -inf gives
+ * 2^-126, a tiny normal), t = n + f with n = round(t), 2^f by a degree-6
+ * polynomial on [-1/2, 1/2] (relative error about 1e-7), times 2^n by
+ * vscalefps. */
+static V exp2_neg16(em *e, V t) {
+  V c = nv(e);
+  out(e, "  %s = arith.maximumf %s, %s : %s\n", c.s, t.s, cvf(e, -126.0).s, e->vt);
+  V n = nv(e);
+  out(e, "  %s = math.roundeven %s : %s\n", n.s, c.s, e->vt);
+  V f = VSUB(c, n);
+  /* 2^f = e^(f ln 2): Taylor coefficients of e^x times (ln 2)^k */
+  static const double k[] = {1.5403530393381606e-4, 1.3333558146428443e-3,
+                             9.6181291076284772e-3, 5.5504108664821580e-2,
+                             2.4022650695910071e-1, 6.9314718055994531e-1, 1.0};
+  V y = cvf(e, k[0]);
+  for (int i = 1; i < 7; i++) y = vfma(e, y, f, cvf(e, k[i]));
+  V r = nv(e), pass = cvf(e, 0);
+  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512.mask.scalef.ps.512\"(%s, %s, %s, %s, %s) "
+      ": (vector<16xf32>, vector<16xf32>, vector<16xf32>, i16, i32) -> vector<16xf32>\n",
+      r.s, y.s, n.s, pass.s, cint(e, -1, "i16").s, cint(e, 4, "i32").s);
+  return r;
+}
+
+/* ---- windowed attention on AMX tiles (bf16 math) -------------------------- */
+
+/* Tokens per block of the AMX windowed attention: each block converts the
+ * keys and values its window covers once (window + 31 rows), and up to 32
+ * tokens all start their keys at the block's first row, so every token
+ * runs the same tiles: ceil((window + 31) / 32) k-steps of 32 keys, its
+ * own window masked inside them. */
+enum { AMX_WIN_TB = 32 };
+
+bool cg_attention_amx(const ir_op *op) {
+  if (op->code != IR_ATTENTION || op->in[0]->type.rank != 3) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1);
+  return ir_attr_i(op, "causal", 1) != 0 && ir_attr_i(op, "window", 0) > 0 && Hk > 0 &&
+         Hq == 16 * Hk && d % 32 == 0 && d <= 256;
+}
+
+bool cg_attention_ring16(const ir_op *op, int bf16) {
+  return bf16 == CG_BF16_AMX && cg_attention_amx(op);
+}
+
+/* Rows [ra, rb) of view w, the d columns of one KV head from kcol, into
+ * bf16 rows d apart at buf (row r at r - kb0): from the segment or the
+ * history as rowp finds them (f32, rounded to bf16), or (ring16) from a
+ * ring of bf16 rows as they are. */
+static void win_rows16(em *e, const view *w, bool ring16, V ra, V rb, V kb0, V kcol, int64_t d,
+                       V buf) {
+  V r = for0(e, ra, rb, 1);
+  V at = MULI(SUBI(r, kb0), ci(e, d));
+  V src = ring16 ? w->hist_p : gep(e, rowp(e, w, r), kcol);
+  V off = ring16 ? ADDI(MULI(REMI(r, MAXI(w->keep, ci(e, 1))), ci(e, w->row_elems)), kcol)
+                 : ci(e, 0);
+  for (int64_t e0 = 0; e0 < d; e0 += 32) {
+    V x = ring16 ? ld_bf16x32(e, src, ADDI(off, ci(e, e0)))
+                 : cvt2bf16(e, ldv(e, src, ci(e, e0), NULL), ldv(e, src, ci(e, e0 + 16), NULL));
+    st_bf16x32(e, x, buf, ADDI(at, ci(e, e0)));
+  }
+  end0(e);
+}
+
+/* bf16 rows [j0, j1) (d apart) at buf set to zero. */
+static void zero_rows16(em *e, V buf, V j0, V j1, int64_t d) {
+  V z = cvf(e, 0), zb = cvt2bf16(e, z, z);
+  V j = for0(e, j0, j1, 1);
+  for (int64_t e0 = 0; e0 < d; e0 += 32) st_bf16x32(e, zb, buf, ADDI(MULI(j, ci(e, d)), ci(e, e0)));
+  end0(e);
+}
+
+/* f32 score rows [j0, j1) of 16 lanes at sT set to x. */
+static void fill_rows(em *e, V sT, V j0, V j1, V x) {
+  V j = for0(e, j0, j1, 1);
+  stv(e, x, sT, MULI(j, ci(e, 16)), NULL);
+  end0(e);
+}
+
+/* Causal sliding-window attention (window W) with G = 16 query heads per
+ * KV head under bf16 math on AMX, by blocks of AMX_WIN_TB tokens [tb, te).
+ * Per block and KV head, the NK key and value rows the block's windows
+ * cover, from tb + 1 - W, go once into bf16: K as rows, V transposed
+ * (V^T [d][NK], so that no token transposes its probabilities); rows
+ * before the first token or past te are zero.  Per token: the scores
+ * S^T = K Q^T come out of tiles as [keys][heads]; rows outside the
+ * token's window become -inf; one pass takes exp(s - max) per head
+ * (heads in lanes, 2^x by exp2_neg16, so -inf gives a tiny normal), sums
+ * it and stores it as bf16 k-pairs of keys, which is the B operand of
+ * O^T = V^T P^T as it is; O^T [d][heads] comes out of tiles, and 16 x 16
+ * transposes times 1 / sum store it to the token's output rows.  So P is
+ * exp(s - max) rounded to bf16 and the sum is of the unrounded values, as
+ * flash attention does (rt_op_attention_bf16 the same).  The K and V
+ * rings are read in place when the session keeps them in bf16
+ * (CG_A_RING16), else rounded from f32 like the segment's rows.
+ * Scratch: K rows, V rows, V^T (bf16), the scores, P^T pairs, O^T, one
+ * token's query pairs. */
+static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  int64_t d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1), W = ir_attr_i(op, "window", 0);
+  int64_t NK = (W + AMX_WIN_TB - 1 + 31) / 32 * 32; /* keys a token's tiles cover */
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  /* scratch in floats (bf16 areas take half as many; the scores have room
+   * for max_rows' 3 rows past NK) */
+  int64_t kb_at = 0, vr_at = kb_at + NK * d / 2 + 16, vt_at = vr_at + NK * d / 2 + 16,
+          sT_at = vt_at + NK * d / 2 + 16, pt_at = sT_at + (NK + 3) * 16 + 16,
+          ot_at = pt_at + NK * 8 + 16, qp_at = ot_at + d * 16 + 16;
+  info->scratch_fixed = qp_at + d * 8 + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
+  V scr = argp(e, CG_A_SCRATCH);
+  V kb16 = gepc(e, scr, kb_at), vr16 = gepc(e, scr, vr_at), vT = gepc(e, scr, vt_at);
+  V sT = gepc(e, scr, sT_at), pT = gepc(e, scr, pt_at), oT = gepc(e, scr, ot_at),
+    qp = gepc(e, scr, qp_at);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
+  V ring16 = argi(e, CG_A_RING16);
+  V sc = splat(e, cf(e, 1.0 / sqrt((double)d))), z = cvf(e, 0), ninf = cvf(e, -INFINITY);
+  V log2e = cvf(e, 1.4426950408889634);
+  V tb = for0(e, argi(e, CG_A_R0), r1, AMX_WIN_TB);
+  V te = MINI(ADDI(tb, ci(e, AMX_WIN_TB)), r1);
+  V kb0 = SUBI(ADDI(tb, ci(e, 1)), ci(e, W)); /* the absolute row of buffer row 0 */
+  V lo = MAXI(kb0, ci(e, 0));
+  V kh = for0(e, n0, n1, 1);
+  V hq0 = MULI(kh, ci(e, 16)), kcol = MULI(kh, ci(e, d));
+  /* the block's K and V rows in bf16 */
+  for (int kv = 0; kv < 2; kv++) {
+    const view *w = kv ? &Vv : &K;
+    V buf = kv ? vr16 : kb16;
+    zero_rows16(e, buf, ci(e, 0), SUBI(lo, kb0), d);
+    zero_rows16(e, buf, SUBI(te, kb0), ci(e, NK), d);
+    if (w->hist != CG_H_RING) {
+      win_rows16(e, w, false, lo, te, kb0, kcol, d, buf);
+      continue;
+    }
+    /* a bf16 ring (bit 1 + kv of CG_A_RING16): the history's rows as they
+     * are, the segment's rounded */
+    V bit = bin(e, "arith.andi", ring16, ci(e, 2 << kv), "i64");
+    if0(e, cmpi(e, "ne", bit, ci(e, 0)));
+    V mid = MAXI(MINI(w->r0, te), lo);
+    win_rows16(e, w, true, lo, mid, kb0, kcol, d, buf);
+    win_rows16(e, w, false, mid, te, kb0, kcol, d, buf);
+    out(e, "  } else {\n");
+    win_rows16(e, w, false, lo, te, kb0, kcol, d, buf);
+    out(e, "  }\n");
+  }
+  /* V^T[c][j] = V[j][c]: 32 keys by 16 columns at a time, two 16 x 16
+   * transposes (widened to f32, exactly) */
+  {
+    V j0 = for0(e, ci(e, 0), ci(e, NK), 32);
+    for (int64_t c0 = 0; c0 < d; c0 += 16) {
+      V blk[2][16];
+      for (int b = 0; b < 2; b++) {
+        for (int r = 0; r < 16; r++)
+          blk[b][r] = ld_widen(e, vr16, ADDI(MULI(ADDI(j0, ci(e, b * 16 + r)), ci(e, d)),
+                                             ci(e, c0)), false);
+        transpose_vecs(e, blk[b], 16);
+      }
+      for (int c = 0; c < 16; c++)
+        st_bf16x32(e, cvt2bf16(e, blk[0][c], blk[1][c]), vT, ADDI(ci(e, (c0 + c) * NK), j0));
+    }
+    end0(e);
+  }
+  V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Pm = memref2d(e, pT, NK / 2, 32, "bf16");
+  V Om = memref2d(e, oT, d, 16, "f32");
+  V t = for0(e, tb, te, 1);
+  V i = SUBI(t, tb);
+  query_pairs16(e, rowp(e, &Q, t), hq0, d, sc, qp);
+  /* S^T[j][h] = sum_c K[j][c] q[h][c] * scale, 16 keys per tile, in
+   * groups of 6 tiles when there are many */
+  {
+    int64_t nt = NK / 16, GT = 6, nfull = nt <= 48 ? 0 : nt / GT;
+    if (nfull) {
+      V g = for0(e, ci(e, 0), ci(e, nfull), 1);
+      V row = MULI(g, ci(e, GT * 16));
+      V Kg = memref2d(e, gep16(e, kb16, MULI(row, ci(e, d))), GT * 16, d, "bf16");
+      V Sg = memref2d(e, gep(e, sT, MULI(row, ci(e, 16))), GT * 16, 16, "f32");
+      amx_grouped(e, (tile_at){.m = Kg, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
+                  (tile_at){.m = Sg, .rt = 16}, GT, d / 32, false);
+      end0(e);
+    }
+    int64_t row = nfull * GT * 16;
+    V Kr = memref2d(e, gepc(e, kb16, row * d / 2), NK - row, d, "bf16");
+    V Sr = memref2d(e, gepc(e, sT, row * 16), NK - row, 16, "f32");
+    amx_grouped(e, (tile_at){.m = Kr, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
+                (tile_at){.m = Sr, .rt = 16}, nt - nfull * GT, d / 32, false);
+  }
+  /* the token's window: buffer rows [max(i, -kb0), i + W - 1]; the rest
+   * -inf */
+  V jl = MAXI(i, SUBI(ci(e, 0), kb0)), jh = ADDI(i, ci(e, W));
+  fill_rows(e, sT, ci(e, 0), jl, ninf);
+  fill_rows(e, sT, jh, ci(e, NK), ninf);
+  /* P = exp(s - max) per head (lane) in bf16 k-pairs of keys, the sum in
+   * 2 chains */
+  V mx = max_rows(e, sT, 16, ci(e, NK));
+  V nm = VMUL(mx, log2e), nmx = nv(e);
+  out(e, "  %s = arith.negf %s : %s\n", nmx.s, nm.s, e->vt);
+  V f;
+  {
+    V z2[2] = {z, z};
+    loop Sx;
+    loop_begin(e, &Sx, ci(e, 0), ci(e, NK / 2), ci(e, 1), 2, z2, e->vt);
+    V p[2], sums[2];
+    for (int u = 0; u < 2; u++) {
+      V sa = MULI(ADDI(MULI(Sx.iv, ci(e, 2)), ci(e, u)), ci(e, 16));
+      p[u] = exp2_neg16(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx));
+      sums[u] = VADD(Sx.arg[u], p[u]);
+    }
+    st_bf16x32(e, pairs16(e, cvt2bf16(e, p[0], p[1])), pT, MULI(Sx.iv, ci(e, 32)));
+    loop_end(e, &Sx, sums);
+    f = fbin(e, "arith.divf", cvf(e, 1.0), VADD(Sx.res[0], Sx.res[1]), e->vt);
+  }
+  /* O^T = V^T P^T, 16 output rows (columns of O) per tile, P^T's tile
+   * shared; the k-steps in runs of 16 when there are many */
+  {
+    int64_t nks = NK / 32, KC = 16, nrun = nks <= 32 ? 1 : nks / KC;
+    V Vm = memref2d(e, vT, d, NK, "bf16");
+    amx_grouped(e, (tile_at){.m = Vm, .rt = 16, .ck = 32}, (tile_at){.m = Pm, .rk = 16},
+                (tile_at){.m = Om, .rt = 16}, d / 16, nrun > 1 ? KC : nks, false);
+    if (nrun > 1) {
+      V c = for0(e, ci(e, 1), ci(e, nrun), 1);
+      V Vc = memref2d(e, gep16(e, vT, MULI(c, ci(e, KC * 32))), d, NK, "bf16");
+      V Pc = memref2d(e, gep16(e, pT, MULI(c, ci(e, KC * 16 * 32))), KC * 16, 32, "bf16");
+      amx_grouped(e, (tile_at){.m = Vc, .rt = 16, .ck = 32}, (tile_at){.m = Pc, .rk = 16},
+                  (tile_at){.m = Om, .rt = 16}, d / 16, KC, true);
+      end0(e);
+      int64_t rem = nks - nrun * KC;
+      if (rem) {
+        V Vr = memref2d(e, gepc(e, vT, nrun * KC * 32 / 2), d, NK, "bf16");
+        V Pr = memref2d(e, gepc(e, pT, nrun * KC * 16 * 32 / 2), rem * 16, 32, "bf16");
+        amx_grouped(e, (tile_at){.m = Vr, .rt = 16, .ck = 32}, (tile_at){.m = Pr, .rk = 16},
+                    (tile_at){.m = Om, .rt = 16}, d / 16, rem, true);
+      }
+    }
+  }
+  /* O[h][c] = O^T[c][h] / sum[h] */
+  {
+    V orow = gep(e, rowp(e, &o, t), MULI(hq0, ci(e, d)));
+    for (int64_t c0 = 0; c0 < d; c0 += 16) {
+      V rows[16];
+      for (int r = 0; r < 16; r++) rows[r] = VMUL(ldv(e, oT, ci(e, (c0 + r) * 16), NULL), f);
+      transpose_vecs(e, rows, 16);
+      for (int h = 0; h < 16; h++) stv(e, rows[h], orow, ci(e, h * d + c0), NULL);
+    }
+  }
+  end0(e); /* tokens */
+  end0(e); /* KV heads */
+  end0(e); /* blocks */
 }
 
 static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
@@ -3720,9 +3973,12 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
       /* rank 3 (a sequence) with >= 4 query heads per KV head and a head
        * width of whole vectors: the heads packed in lanes */
       if (op->in[0]->type.rank == 3 && DIMN(op->in[0], 1) / DIMN(op->in[1], 1) >= 4 &&
-          LAST(op->in[0]) % (req->vec_bits / 32) == 0)
-        k_attention_packed(&e, req, info);
-      else k_attention(&e, req, info);
+          LAST(op->in[0]) % (req->vec_bits / 32) == 0) {
+        if (req->bf16 == CG_BF16_AMX && cg_attention_amx(op) && e.vl == 16)
+          k_attention_amx(&e, req, info);
+        else
+          k_attention_packed(&e, req, info);
+      } else k_attention(&e, req, info);
       break;
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there

@@ -54,12 +54,16 @@ enum {
   CG_A_PARTS = 8,     /* retrieve's NAME_merge: an array of CG_A_NPARTS
                          pointers to partial lists */
   CG_A_NPARTS = 9,
+  CG_A_RING16 = 10,   /* bit i set: input i's history is a ring of 2-byte
+                         rows (bf16; the session's cache type), which only a
+                         kernel that reads such rings is given
+                         (cg_attention_ring16) */
   /* the kernel's parameters (cg_kernel_info.params): values the code reads
    * at run time rather than bakes in, so that kernels differing only in
    * them (a linear's output width, its rows per token) share one compiled
    * function; loop bounds and strides only, never a vector shape or an
    * unroll count */
-  CG_A_P0 = 10,
+  CG_A_P0 = 11,
   CG_NPARAMS = 4,
   CG_A_OUT0 = CG_A_P0 + CG_NPARAMS, /* view of result 0 */
   CG_A_OUT1 = CG_A_OUT0 + CG_VIEW_SLOTS,  /* view of result 1 */
@@ -163,6 +167,19 @@ typedef enum cg_bf16 {
  * and so are its probabilities times the chunk's weight, with f32 sums
  * (the reference does the same: rt_op_chunk_attention_bf16). */
 bool cg_chunk_attention_amx(const ir_op *op);
+
+/* Whether an attention op has the AMX kernel under bf16 math: causal
+ * sliding-window attention over the sequence (rank 3, window > 0) with 16
+ * query heads per KV head and a head width a multiple of 32 (at most
+ * 256).  Its q (scaled), K and V are rounded to bf16 and so are its
+ * probabilities, with f32 sums (the reference does the same:
+ * rt_op_attention_bf16). */
+bool cg_attention_amx(const ir_op *op);
+
+/* Whether the kernel of op (under bf16 math `bf16`) reads its K and V
+ * rings in bf16 in place when the session keeps them so (--cache bf16;
+ * CG_A_RING16 says which at each call): the AMX windowed attention. */
+bool cg_attention_ring16(const ir_op *op, int bf16);
 
 /* Whether a chunk_attention op has the f32 kernel with the query heads of
  * a KV head packed in vector lanes (4 or more per KV head, the weighted

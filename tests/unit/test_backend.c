@@ -67,13 +67,17 @@ typedef struct rows {
  * reference rounds like (AMX rounds the sparse attention too) */
 static bool bf16_math;
 static const char *bf16_target;
+/* the K/V cache type of run_rows' sessions (--cache), and how many ring
+ * histories its last backend session kept in bf16 (CG_A_RING16) */
+static rt_quant kv_cache = RT_Q_F32;
+static int rings16;
 
 static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *cpu,
                      rows *out) {
   char err[512];
   void *prog = NULL, *state = NULL;
   rt_exec x;
-  hsart_status st = rt_exec_init(&x, t->g, t->w, RT_Q_F32, NULL, err, sizeof err);
+  hsart_status st = rt_exec_init(&x, t->g, t->w, kv_cache, NULL, err, sizeof err);
   if (st != HSART_OK) {
     fprintf(stderr, "\n%s\n", err);
     return false;
@@ -100,6 +104,9 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
     }
     rt_exec_set_backend(&x, be, state, true);
     x.host_mirror = true; /* the CUDA backend's rows are in device memory */
+    rings16 = 0;
+    for (int i = 0; i < x.nvals; i++)
+      rings16 += x.vals[i].st.keep > 0 && x.vals[i].st.hquant != RT_Q_F32;
   }
   int32_t tok[TG_MAX_TOKENS];
   for (int i = 0; i < L; i++) tok[i] = i;
@@ -594,6 +601,21 @@ static void test_attention(void) {
   }
 }
 
+/* t (initialized here) holding causal attention with window W (0: none)
+ * of L tokens over q [L][Hq][d], k and v [L][Hk][d], run by the
+ * reference; returns its result. */
+static ir_value *window_graph(tg *t, int64_t L, int64_t Hq, int64_t Hk, int64_t d, int64_t W,
+                              float *qd, float *kd, float *vd) {
+  tg_init(t);
+  ir_value *q = tg_heads(t, "q", L, Hq, Hq * d, qd);
+  ir_value *k = tg_heads(t, "k", L, Hk, Hk * d, kd);
+  ir_value *v = tg_heads(t, "v", L, Hk, Hk * d, vd);
+  ir_value *o = tg_op(t, IR_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
+                      (ir_attr[]){iattr("causal", 1), iattr("window", W)}, 0);
+  tg_run(t, o, L);
+  return o;
+}
+
 /* Windowed and full causal attention with the query heads of a KV head
  * packed into vector lanes (G = Hq / Hk >= 4, head width whole vectors):
  * G 4 (d 16), 8 (d 32, two KV heads) and 16 (d 64); windows of 1 key,
@@ -610,13 +632,7 @@ static void test_attention_packed(void) {
     float *qd = rnd(L * Hq * d, 2), *kd = rnd(L * Hk * d, 3), *vd = rnd(L * Hk * d, 1);
     for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
       tg t;
-      tg_init(&t);
-      ir_value *q = tg_heads(&t, "q", L, Hq, Hq * d, qd);
-      ir_value *k = tg_heads(&t, "k", L, Hk, Hk * d, kd);
-      ir_value *v = tg_heads(&t, "v", L, Hk, Hk * d, vd);
-      ir_value *o = tg_op(&t, IR_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
-                          (ir_attr[]){iattr("causal", 1), iattr("window", windows[i])}, 0);
-      tg_run(&t, o, L);
+      ir_value *o = window_graph(&t, L, Hq, Hk, d, windows[i], qd, kd, vd);
       char what[96];
       snprintf(what, sizeof what, "packed attention Hq %lld Hk %lld d %lld window %lld",
                (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i]);
@@ -922,6 +938,82 @@ static void test_sparse_attention_bf16(void) {
     check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
+  }
+}
+
+/* Sliding-window attention under bf16 math: on a CPU with AMX, the tile
+ * kernel (16 query heads per KV head, head width a multiple of 32) against
+ * the reference rounding q, K, V and the probabilities the same way;
+ * elsewhere the f32 kernel against the f32 attention.  Windows of 1 key,
+ * shorter than a block of 32 tokens, not a multiple of 32, longer than the
+ * prompt's first segment; in segments of 37 tokens (keys from the ring of
+ * the earlier ones, blocks cut by a segment's end) and one token at a
+ * time.  Then with the K/V cache in bf16 (--cache bf16): on AMX the rings
+ * stay bf16 and the kernel reads them in place (2 rings), on AVX2 they are
+ * widened (0). */
+static void test_attention_amx(void) {
+  enum { L = 110 };
+  static const int64_t heads[][3] = {{16, 1, 32}, {32, 2, 64}};
+  static const int64_t windows[] = {1, 7, 40, 70};
+  cg_target host;
+  char err[256];
+  bool amx = cg_target_init(&host, NULL, err, sizeof err) == 0 && host.amx;
+  if (!amx) fprintf(stderr, "\n  skipped: the AMX windowed attention (this CPU has no AMX)\n");
+  for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    /* (its own memory: the suite's pool may be nearly used up by now) */
+    int64_t nq = L * Hq * d, nk = L * Hk * d;
+    float *qd = malloc((size_t)(nq + 2 * nk) * sizeof *qd), *kd = qd + nq, *vd = kd + nk;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(qd);
+    for (int64_t j = 0; j < nq + 2 * nk; j++) qd[j] = frand() * (j < nq ? 2 : j < nq + nk ? 3 : 1);
+    for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+      tg t;
+      ir_value *o = window_graph(&t, L, Hq, Hk, d, windows[i], qd, kd, vd);
+      CU_ASSERT(cg_attention_amx(o->def));
+      char what[96];
+      snprintf(what, sizeof what, "bf16 attention Hq %lld Hk %lld d %lld window %lld",
+               (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i]);
+      check_bf16_tol(&t, o, L, 37, what, TOL_BF16_ATTN);
+      check_bf16_tol(&t, o, L, 1, what, TOL_BF16_ATTN);
+      /* bf16 rings */
+      kv_cache = RT_Q_BF16;
+      bf16_math = true;
+      for (int c = amx ? 0 : 1; c < 2; c++) {
+        bf16_target = c ? "haswell" : "host";
+        double e = backend_err(&t, o, L, 37, bf16_target);
+        int want = c || windows[i] == 1 ? 0 : 2; /* a window of 1 keeps no history */
+        if (!(e <= TOL_BF16_ATTN) || rings16 != want)
+          fprintf(stderr, "\n%s, bf16 cache on %s: normalized error %.3g, %d bf16 rings\n", what,
+                  bf16_target, e, rings16);
+        CU_ASSERT(e <= TOL_BF16_ATTN);
+        CU_ASSERT_EQUAL(rings16, want);
+      }
+      bf16_math = false;
+      bf16_target = NULL;
+      kv_cache = RT_Q_F32;
+      tg_free(&t);
+    }
+    free(qd);
+  }
+  /* a window of over 1,024 keys: the score tiles in a loop of groups, the
+   * P V k-steps in runs (on AMX only: elsewhere the f32 kernel, above) */
+  if (amx) {
+    enum { LL = 1100, W = 1050 };
+    float *qd = malloc(LL * 18 * 32 * sizeof *qd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(qd);
+    for (int j = 0; j < LL * 18 * 32; j++) qd[j] = frand() * (j < LL * 16 * 32 ? 2 : 3);
+    tg t;
+    ir_value *o = window_graph(&t, LL, 16, 1, 32, W, qd, qd + LL * 16 * 32, qd + LL * 17 * 32);
+    bf16_math = true;
+    bf16_target = "host";
+    double e = backend_err(&t, o, LL, 300, "host");
+    if (!(e <= TOL_BF16_ATTN))
+      fprintf(stderr, "\nbf16 attention window %d: normalized error %.3g\n", W, e);
+    CU_ASSERT(e <= TOL_BF16_ATTN);
+    bf16_math = false;
+    bf16_target = NULL;
+    tg_free(&t);
+    free(qd);
   }
 }
 
@@ -1374,6 +1466,8 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
   CU_add_test(s, "sparse attention under bf16 math (AMX tiles)", test_sparse_attention_bf16);
+  CU_add_test(s, "windowed attention under bf16 math (AMX tiles, bf16 rings)",
+              test_attention_amx);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);

@@ -12,7 +12,7 @@
 #include "runtime/interp.h"
 #include "testutil.h"
 
-enum { TG_MAX_WEIGHTS = 64, TG_MAX_TOKENS = 256 };
+enum { TG_MAX_WEIGHTS = 64, TG_MAX_TOKENS = 2048 };
 
 typedef struct tg {
   ut_arena arena;
