@@ -52,14 +52,15 @@ static inline ir_op *emit_op(one *o, ir_opcode c, ir_value **in, int nin, ir_att
   return op;
 }
 
-/* n floats uniform in [-0.5, 0.5), the same for the same seed. */
 /* The benchmarks' 64-bit LCG step (Knuth's MMIX constants). */
 static inline uint64_t lcg_next(uint64_t r) {
   return r * 6364136223846793005ull + 1442695040888963407ull;
 }
 
+/* n floats uniform in [-0.5, 0.5), the same for the same seed. */
 static inline float *randbuf(size_t n, uint64_t seed) {
-  float *p = malloc(n * sizeof *p);
+  /* on a cache line, as the runtime's tensors are */
+  float *p = aligned_alloc(64, (n * sizeof *p + 63) / 64 * 64);
   if (!p) die("malloc", "out of memory");
   for (size_t i = 0; i < n; i++) {
     seed = lcg_next(seed);

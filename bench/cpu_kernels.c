@@ -190,6 +190,13 @@ static void run_part(void *ctx, int64_t b, int64_t e, int thread) {
 
 /* ---- GEMM against OpenBLAS ----------------------------------------------- */
 
+/* Packed weights on a cache line, as the runtime allocates them. */
+static void *packed_alloc(size_t bytes) {
+  void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) die("packed weights", "out of memory");
+  return p;
+}
+
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *,
                          int, float, float *, int);
 
@@ -252,7 +259,7 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   kfn f = linear_kernel(&o, O, I, "gemm", &info, &j);
   float *A = randbuf((size_t)(M * I), 1), *W = randbuf((size_t)(O * I), 2);
   float *C = calloc((size_t)(M * O), sizeof *C), *C2 = calloc((size_t)(M * O), sizeof *C2);
-  float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
+  float *P = packed_alloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
   cg_linear_pack(W, O, I, target.vec_bits, P);
   int64_t a[CG_A_COUNT];
   linear_slots(a, M, O, I, A, P, C, &info);
@@ -337,7 +344,7 @@ static void bench_gemm_bf16(int64_t M, int64_t O, int64_t I) {
     kfn f = linear_kernel_math(&o, O, I, name, &info, &j, k);
     bool pairs = k == CG_BF16_DOT || k == CG_BF16_AMX;
     size_t n = pairs ? cg_linear_bf16p_elems(O, I) : cg_linear_packed_floats(O, I, target.vec_bits);
-    void *P = malloc(n * (k ? 2 : 4));
+    void *P = packed_alloc(n * (k ? 2 : 4));
     if (pairs) cg_linear_pack_bf16p(W, O, I, P);
     else if (k) cg_linear_pack_16(W, O, I, target.vec_bits, CG_W_BF16, P);
     else cg_linear_pack(W, O, I, target.vec_bits, P);
@@ -382,7 +389,7 @@ static void bench_gemv(int64_t O, int64_t I) {
   float *A = randbuf((size_t)I, 1), *W = randbuf((size_t)(O * I), 2);
   float *C = calloc((size_t)O, sizeof *C), *C1 = calloc((size_t)O, sizeof *C1),
         *C2 = calloc((size_t)O, sizeof *C2);
-  float *P = malloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
+  float *P = packed_alloc(cg_linear_packed_floats(O, I, target.vec_bits) * sizeof *P);
   cg_linear_pack(W, O, I, target.vec_bits, P);
   int64_t a[CG_A_COUNT], a1[CG_A_COUNT];
   linear_slots(a, 1, O, I, A, P, C, &info);

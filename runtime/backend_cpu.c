@@ -691,7 +691,10 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
           int64_t O = t->dims[0].n, I = t->dims[1].n;
           size_t n = k->wtype == CG_W_BF16P ? cg_linear_bf16p_elems(O, I)
                                             : cg_linear_packed_floats(O, I, p->target.vec_bits);
-          void *d = malloc(n * (k->wtype ? sizeof(uint16_t) : sizeof(float)));
+          /* on a cache line: a panel row (64 bytes of bf16 pairs, an AMX
+           * tile row) then never straddles two */
+          size_t bytes = n * (k->wtype ? sizeof(uint16_t) : sizeof(float));
+          void *d = aligned_alloc(64, (bytes + 63) / 64 * 64);
           if (!d) {
             snprintf(err, errsize, "out of memory for packed weights");
             st = HSART_ENOMEM;

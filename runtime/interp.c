@@ -171,6 +171,11 @@ void rt_exec_reset(rt_exec *x) {
 
 static size_t qsize(rt_quant q) { return q == RT_Q_F32 ? 4 : 2; }
 
+/* Tensor storage starts on a cache line: a kernel's vector (or AMX tile)
+ * rows then never straddle two, which a plain malloc of a large block
+ * (16 bytes past a page) made every load of a 64-byte row do. */
+static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
 static float dequant(rt_quant q, const void *p, int64_t i) {
   if (q == RT_Q_F32) return ((const float *)p)[i];
   uint16_t h = ((const uint16_t *)p)[i];
@@ -244,8 +249,9 @@ static bool flush(rt_exec *x, rt_val *v) {
   size_t rowbytes = (size_t)s->row_elems * qsize(s->hquant);
   if (s->keep > 0) {
     if (!s->ring) {
-      s->ring = calloc((size_t)s->keep, rowbytes);
+      s->ring = alloc64((size_t)s->keep * rowbytes);
       if (!s->ring) return false;
+      memset(s->ring, 0, (size_t)s->keep * rowbytes);
     }
     int64_t from = s->seg_r1 - s->keep > s->seg_r0 ? s->seg_r1 - s->keep : s->seg_r0;
     for (int64_t r = from; r < s->seg_r1; r++)
@@ -266,7 +272,7 @@ static bool flush(rt_exec *x, rt_val *v) {
     for (int64_t r = s->seg_r0; r < s->seg_r1; r++) {
       int64_t p = r / s->page_rows;
       if (!s->pages[p]) {
-        s->pages[p] = malloc((size_t)s->page_rows * rowbytes);
+        s->pages[p] = alloc64((size_t)s->page_rows * rowbytes);
         if (!s->pages[p]) return false;
       }
       quant_into(s->hquant, (char *)s->pages[p] + (size_t)(r % s->page_rows) * rowbytes,
@@ -351,11 +357,13 @@ static hsart_status seg_begin(rt_exec *x, const int32_t *tokens, int64_t t0, int
       need = 0;
     if (need == 0) need = 1; /* rows of zero elements still need a valid pointer */
     if (need > s->seg_cap) {
-      float *p = realloc(s->seg, need * sizeof *p);
+      float *p = alloc64(need * sizeof *p);
       if (!p) {
         snprintf(x->err, sizeof x->err, "out of memory for %zu activations", need);
         return HSART_ENOMEM;
       }
+      if (s->seg) memcpy(p, s->seg, s->seg_cap * sizeof *p);
+      free(s->seg);
       s->seg = p;
       s->seg_cap = need;
     }

@@ -204,6 +204,14 @@ static V toptr(em *e, V i) {
 
 static V argp(em *e, int slot) { return toptr(e, argi(e, slot)); }
 
+/* The scratch pointer rounded up to a cache line (64 bytes; the kernel
+ * asks for 16 floats more): AMX tile rows of 64 bytes then never straddle
+ * two lines, which halves the cost of a tile load. */
+static V scratch64(em *e) {
+  V a = argi(e, CG_A_SCRATCH);
+  return toptr(e, bin(e, "arith.andi", ADDI(a, ci(e, 63)), ci(e, -64), "i64"));
+}
+
 /* A kernel parameter (kernels.h, CG_A_P0): value is passed by every call
  * instead of written into the code.  Slots are taken in the order of the
  * calls, so two kernels that ask for their parameters in the same order
@@ -1359,8 +1367,8 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
   /* scratch: the block's bf16 rows (MB x Kp, 2 bytes each), then the f32
    * blocks of 32 x 32 results (the gate's, the up projection's) */
   int64_t abf_floats = (MB * Kp + 1) / 2, blk = 32 * 32;
-  info->scratch_fixed = abf_floats + 2 * blk + 16;
-  V scr = argp(e, CG_A_SCRATCH), Abf = scr;
+  info->scratch_fixed = abf_floats + 2 * blk + 16 + 16;
+  V scr = scratch64(e), Abf = scr;
   V G = gepc(e, scr, abf_floats), U = gepc(e, scr, abf_floats + blk);
   V Am = amx ? memref2d(e, Abf, MB, Kp, "bf16") : Abf;
   V Gm = amx ? memref2d(e, G, 32, 32, "f32") : G, Um = amx ? memref2d(e, U, 32, 32, "f32") : U;
@@ -2628,10 +2636,10 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * room for max_rows' 3 rows past the P scores) */
   int64_t kb_at = 0, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
           pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16, qp_at = ix_at + CG_ATTN_TB * Ks + 16;
-  info->scratch_fixed = qp_at + CG_ATTN_TB * d * 8 + 16;
+  info->scratch_fixed = qp_at + CG_ATTN_TB * d * 8 + 16 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
-  V scr = argp(e, CG_A_SCRATCH);
+  V scr = scratch64(e);
   V qp0 = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
   V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at), ix = gepc(e, scr, ix_at);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
@@ -2834,9 +2842,9 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   int64_t kb_at = 0, vr_at = kb_at + NK * d / 2 + 16, vt_at = vr_at + NK * d / 2 + 16,
           sT_at = vt_at + NK * d / 2 + 16, pt_at = sT_at + (NK + 3) * 16 + 16,
           ot_at = pt_at + NK * 8 + 16, qp_at = ot_at + d * 16 + 16;
-  info->scratch_fixed = qp_at + d * 8 + 16;
+  info->scratch_fixed = qp_at + d * 8 + 16 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
-  V scr = argp(e, CG_A_SCRATCH);
+  V scr = scratch64(e);
   V kb16 = gepc(e, scr, kb_at), vr16 = gepc(e, scr, vr_at), vT = gepc(e, scr, vt_at);
   V sT = gepc(e, scr, sT_at), pT = gepc(e, scr, pt_at), oT = gepc(e, scr, ot_at),
     qp = gepc(e, scr, qp_at);

@@ -1,7 +1,8 @@
 /* alloc.c - the test binary's allocator hooks.
  *
  * The test program is linked with -Wl,--wrap=malloc,--wrap=calloc,
- * --wrap=realloc (tests/CMakeLists.txt), so every allocation the static
+ * --wrap=realloc,--wrap=aligned_alloc (tests/CMakeLists.txt), so every
+ * allocation the static
  * libraries make comes through here.  Two uses:
  *  - the largest request since a reset (a header with absurdly many entries
  *    must be refused before its table is allocated);
@@ -16,9 +17,11 @@
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t align, size_t n);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
+void *__wrap_aligned_alloc(size_t align, size_t n);
 
 static size_t largest;     /* the largest request since the last reset */
 static long countdown = -1; /* allocations left before one fails; -1: never */
@@ -45,6 +48,10 @@ void *__wrap_calloc(size_t n, size_t size) {
 }
 
 void *__wrap_realloc(void *p, size_t n) { return admit(n) ? __real_realloc(p, n) : NULL; }
+
+void *__wrap_aligned_alloc(size_t align, size_t n) {
+  return admit(n) ? __real_aligned_alloc(align, n) : NULL;
+}
 
 void tu_alloc_reset_largest(void) { largest = 0; }
 size_t tu_alloc_largest(void) { return largest; }
