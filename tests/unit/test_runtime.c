@@ -314,11 +314,18 @@ static void test_decode_matches_prefill(void) {
                 (long long)segs[si], dd);
       CU_ASSERT(dd <= 1e-5);
     }
-    /* 16-bit caches: decode and prefill still agree with each other */
+    /* 16-bit caches: decode and prefill still agree with each other, to
+     * the documented 16-bit tolerance (docs/runtime.md, "Precision"): a
+     * kernel whose decode sums in another order (the sparse attention's
+     * chunks, chunk-major in prefill) differs by an f32 ulp now and then,
+     * which a bf16 cache turns into a bf16 step */
     CU_ASSERT_EQUAL(run_logits(m, tok, N, N, false, HSART_CACHE_BF16, ref), 0);
     CU_ASSERT_EQUAL(run_logits(m, tok, N, 5, true, HSART_CACHE_BF16, got), 0);
-    dd = max_abs_diff(ref, got, N * V);
-    CU_ASSERT(dd <= 1e-5);
+    double ne = tu_norm_err(ref, got, N * V);
+    if (!(ne <= 2e-3))
+      fprintf(stderr, "\n%s, 16-bit caches: decode vs prefill: normalized error %g\n",
+              names[k], ne);
+    CU_ASSERT(ne <= 2e-3);
     /* logits are finite and not all equal */
     CU_ASSERT(isfinite(ref[(N - 1) * V]) && ref[(N - 1) * V] != ref[(N - 1) * V + 1]);
     free(ref);
