@@ -479,6 +479,25 @@ static V exp_vec(em *e, V x) {
   return VMUL(y, p2);
 }
 
+/* 2^t on 16 lanes for t <= 0 (AVX-512): t clamped at -126 (so -inf gives
+ * 2^-126, a tiny normal), t = n + f with n = round(t), 2^f by a degree-6
+ * polynomial on [-1/2, 1/2] (relative error about 1e-7), times 2^n by
+ * vscalefps. */
+static V exp2_neg16(em *e, V t) {
+  V c = nv(e);
+  out(e, "  %s = arith.maximumf %s, %s : %s\n", c.s, t.s, cvf(e, -126.0).s, e->vt);
+  V n = nv(e);
+  out(e, "  %s = math.roundeven %s : %s\n", n.s, c.s, e->vt);
+  V f = VSUB(c, n);
+  /* 2^f = e^(f ln 2): Taylor coefficients of e^x times (ln 2)^k */
+  static const double k[] = {1.5403530393381606e-4, 1.3333558146428443e-3,
+                             9.6181291076284772e-3, 5.5504108664821580e-2,
+                             2.4022650695910071e-1, 6.9314718055994531e-1, 1.0};
+  V y = cvf(e, k[0]);
+  for (int i = 1; i < 7; i++) y = vfma(e, y, f, cvf(e, k[i]));
+  return scalef16(e, y, n);
+}
+
 /* exp of a scalar through lane 0 of a vector. */
 static V exp_s(em *e, V x) {
   V v = exp_vec(e, splat(e, x)), r = nv(e);
@@ -2723,13 +2742,16 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * independent chains; then the columns of P */
   {
     V mx = max_rows(e, sT, 16, ci(e, P));
+    /* exp(s - max) = 2^(s log2 e - max log2 e) */
+    V log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
+    out(e, "  %s = arith.negf %s : %s\n", nmx.s, VMUL(mx, log2e).s, e->vt);
     V z4[4] = {z, z, z, z};
     loop Sx;
     loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
     V sums[4];
     for (int u = 0; u < 4; u++) {
       V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
-      V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), mx));
+      V pj = exp2_neg16(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx));
       stv(e, pj, sT, sa, NULL);
       sums[u] = VADD(Sx.arg[u], pj);
     }
@@ -2761,25 +2783,6 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   bp_chunk_end(e);
   end0(e);        /* kv heads */
   end0(e);        /* blocks of tokens */
-}
-
-/* 2^t on 16 lanes for t <= 0 (AVX-512): t clamped at -126 (so -inf gives
- * 2^-126, a tiny normal), t = n + f with n = round(t), 2^f by a degree-6
- * polynomial on [-1/2, 1/2] (relative error about 1e-7), times 2^n by
- * vscalefps. */
-static V exp2_neg16(em *e, V t) {
-  V c = nv(e);
-  out(e, "  %s = arith.maximumf %s, %s : %s\n", c.s, t.s, cvf(e, -126.0).s, e->vt);
-  V n = nv(e);
-  out(e, "  %s = math.roundeven %s : %s\n", n.s, c.s, e->vt);
-  V f = VSUB(c, n);
-  /* 2^f = e^(f ln 2): Taylor coefficients of e^x times (ln 2)^k */
-  static const double k[] = {1.5403530393381606e-4, 1.3333558146428443e-3,
-                             9.6181291076284772e-3, 5.5504108664821580e-2,
-                             2.4022650695910071e-1, 6.9314718055994531e-1, 1.0};
-  V y = cvf(e, k[0]);
-  for (int i = 1; i < 7; i++) y = vfma(e, y, f, cvf(e, k[i]));
-  return scalef16(e, y, n);
 }
 
 /* ---- windowed attention on AMX tiles (bf16 math) -------------------------- */
