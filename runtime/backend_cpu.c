@@ -72,6 +72,8 @@ typedef struct cpu_prog {
                                    rt_backend_config.cpu_bf16) */
   int namx_attention;           /* chunk_attention ops on AMX tiles */
   int namx_window;              /* windowed attention ops on AMX tiles */
+  int nring16;                  /* K/V rings kept in bf16 under --cache bf16
+                                   (ring16_value) */
   int npacked;
   bool *fused_into;             /* per value index: a result computed inside
                                    the kernel that reads it, never stored (a
@@ -324,6 +326,22 @@ static bool hist16(const ir_graph *g, const rt_exec *x, const cpu_prog *p, const
   return true;
 }
 
+/* Whether the ring of value index v may hold bf16 rows (a session's
+ * --cache bf16): every op reading it is a kernel that reads such rings
+ * (kentry.ring16), as its K or V. */
+static bool ring16_value(const ir_graph *g, const cpu_prog *p, int v) {
+  bool any = false;
+  for (const ir_op *op = g->first; op; op = op->next)
+    for (int j = 0; j < op->nin; j++) {
+      if (op->in[j]->index != v) continue;
+      int o = op->nout ? op->out[0]->index : -1;
+      if (o < 0 || o >= p->nvals || !p->k[o].ring16 || (j != 1 && j != 2) || p->fused_into[o])
+        return false;
+      any = true;
+    }
+  return any;
+}
+
 /* Emits the kernels of g into one module.  *text is malloc'd.  p->k gets
  * the kernel names. */
 static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p, char **text,
@@ -507,6 +525,8 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     }
     if (st == HSART_OK) strcpy(mod + len, "}\n");
   }
+  for (int i = 0; st == HSART_OK && i < x->nvals; i++)
+    p->nring16 += x->vals[i].st.keep > 0 && ring16_value(g, p, i);
   if (st == HSART_ENOMEM) snprintf(err, errsize, "out of memory");
   free(tmp);
   free(seen);
@@ -771,11 +791,12 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
            "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
            "%d sparse and %d windowed attentions on amx tiles, %d chunk-memory K/V histories "
-           "in bf16 pages, %s, weights packed in %.0f ms, cache key %s%s",
+           "in bf16 pages, %d K/V rings in bf16 under --cache bf16, %s, weights packed in "
+           "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
-           cg_bf16_name(p->bf16), p->namx_attention, p->namx_window, n16, how, p->ms_pack,
+           cg_bf16_name(p->bf16), p->namx_attention, p->namx_window, n16, p->nring16, how, p->ms_pack,
            p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
@@ -812,18 +833,7 @@ static hsart_status cpu_session_init(void *program, rt_exec *x, void **state, ch
    * kernel reading them reads such rings (ring16) */
   for (int i = 0; i < x->nvals; i++) {
     rt_store *st = &x->vals[i].st;
-    if (st->quant != RT_Q_BF16 || st->keep <= 0) continue;
-    bool all = true, any = false;
-    for (const ir_op *op = x->g->first; op && all; op = op->next)
-      for (int j = 0; j < op->nin; j++) {
-        if (op->in[j]->index != i) continue;
-        const kentry *k = op->nout && op->out[0]->index < p->nvals ? &p->k[op->out[0]->index]
-                                                                   : NULL;
-        bool ok = k && k->ring16 && (j == 1 || j == 2) && !p->fused_into[op->out[0]->index];
-        all = all && ok;
-        any = true;
-      }
-    if (all && any) st->hist_narrow = true;
+    if (st->quant == RT_Q_BF16 && st->keep > 0 && ring16_value(x->g, p, i)) st->hist_narrow = true;
   }
   s->pool = rt_pool_create(p->threads);
   int n = rt_pool_threads(s->pool);
