@@ -172,7 +172,8 @@ bool cg_chunk_attention_amx(const ir_op *op);
  * sliding-window attention over the sequence (rank 3, window > 0) with 16
  * query heads per KV head and a head width a multiple of 32 (at most
  * 256).  Its q (scaled), K and V are rounded to bf16 and so are its
- * probabilities, with f32 sums (the reference does the same:
+ * unnormalized probabilities exp(s - max), with f32 sums, the sum of the
+ * probabilities dividing at the end (the reference does the same:
  * rt_op_attention_bf16). */
 bool cg_attention_amx(const ir_op *op);
 
