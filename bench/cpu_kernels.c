@@ -188,6 +188,26 @@ static void run_part(void *ctx, int64_t b, int64_t e, int thread) {
   s->f(a);
 }
 
+/* The best of reps calls of kernel f (slots a) over its n rows, split over
+ * the pool in ranges of at least grain rows, each thread with its own
+ * zeroed scratch of scratch_floats (plus slack); seconds. */
+static double time_rows(kfn f, const int64_t *a, int64_t scratch_floats, int64_t n,
+                        int64_t grain, int reps) {
+  float *scr[256] = {0};
+  for (int t = 0; t < nthreads && t < 256; t++)
+    scr[t] = calloc((size_t)scratch_floats + 64, sizeof(float));
+  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    double t0 = now();
+    rt_pool_run(pool, n, grain, run_part, &s);
+    double t = now() - t0;
+    if (t < best) best = t;
+  }
+  for (int t = 0; t < nthreads && t < 256; t++) free(scr[t]);
+  return best;
+}
+
 /* ---- GEMM against OpenBLAS ----------------------------------------------- */
 
 /* Packed weights on a cache line, as the runtime allocates them. */
@@ -263,23 +283,16 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
   cg_linear_pack(W, O, I, target.vec_bits, P);
   int64_t a[CG_A_COUNT];
   linear_slots(a, M, O, I, A, P, C, &info);
-  float *scr[256] = {0}; /* the partial sums of a GEMM blocked over k */
-  for (int t = 0; t < nthreads && t < 256; t++)
-    scr[t] = calloc((size_t)info.scratch_fixed + 64, sizeof(float));
-  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
   double flops = 2.0 * (double)M * (double)O * (double)I;
   int reps = (int)(2e9 / flops) + 3;
-  double best = 1e30, bbest = 1e30;
+  double bbest = 1e30;
   /* OpenBLAS's threads spin for a while after a call: let them go to
    * sleep before timing hsac, or they take the cores from its pool */
   struct timespec pause = {1, 0};
   nanosleep(&pause, NULL);
-  for (int r = 0; r < reps; r++) {
-    double t0 = now();
-    rt_pool_run(pool, M, (M + nthreads - 1) / nthreads, run_part, &s); /* as the runtime does */
-    double t = now() - t0;
-    if (t < best) best = t;
-  }
+  /* rows split as the runtime does; the scratch holds the partial sums of
+   * a GEMM blocked over k */
+  double best = time_rows(f, a, info.scratch_fixed, M, (M + nthreads - 1) / nthreads, reps);
   for (int r = 0; sgemm && r < reps; r++) {
     double t0 = now();
     /* row major, C = A W^T */
@@ -296,7 +309,6 @@ static void bench_gemm(int64_t M, int64_t O, int64_t I, double peak) {
          maxd);
   fflush(stdout);
   free(A), free(W), free(C), free(C2), free(P);
-  for (int t = 0; t < 256; t++) free(scr[t]);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
 }
@@ -309,19 +321,7 @@ static double time_linear(kfn f, const cg_kernel_info *info, int64_t M, int64_t 
                           const float *A, const void *P, float *C, int reps) {
   int64_t a[CG_A_COUNT];
   linear_slots(a, M, O, I, A, P, C, info);
-  float *scr[256] = {0};
-  for (int t = 0; t < nthreads && t < 256; t++)
-    scr[t] = calloc((size_t)info->scratch_fixed + 64, sizeof(float));
-  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
-  double best = 1e30;
-  for (int r = 0; r < reps; r++) {
-    double t0 = now();
-    rt_pool_run(pool, M, (M + nthreads - 1) / nthreads, run_part, &s);
-    double t = now() - t0;
-    if (t < best) best = t;
-  }
-  for (int t = 0; t < nthreads && t < 256; t++) free(scr[t]);
-  return best;
+  return time_rows(f, a, info->scratch_fixed, M, (M + nthreads - 1) / nthreads, reps);
 }
 
 /* The linear kernel at [M, O, I] in f32 and under bf16 math with each
@@ -523,18 +523,8 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool cl
   a[in + 3 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 3 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
   a[in + 4 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)wt;
   a[in + 4 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
-  float *scr[256];
-  for (int i = 0; i < nthreads; i++) scr[i] = malloc((size_t)(info.scratch_fixed + 64) * sizeof(float));
-  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
   double flops = (double)Lq * Hq * K * (4.0 * S * d);
-  double best = 1e30;
-  for (int rep = 0; rep < 5; rep++) {
-    double t0 = now();
-    rt_pool_run(pool, Lq, 16, run_part, &s);
-    double t = now() - t0;
-    if (t < best) best = t;
-  }
-  for (int i = 0; i < nthreads; i++) free(scr[i]);
+  double best = time_rows(f, a, info.scratch_fixed, Lq, 16, 5);
   for (int64_t p = 0; p < npages; p++) free(pages[p]);
   free(pages), free(Q), free(O), free(sel), free(wt);
   cg_jit_free(j);
@@ -611,19 +601,7 @@ static double window_attention_gflops(int64_t W, int bf16, bool ring16) {
     a[b + CG_V_SEG] = (int64_t)(intptr_t)Kseg, a[b + CG_V_R0] = t0, a[b + CG_V_STRIDE] = Hk * d;
     a[b + CG_V_HIST] = (int64_t)(intptr_t)ring, a[b + CG_V_KEEP] = W;
   }
-  float *scr[256];
-  for (int i = 0; i < nthreads; i++)
-    scr[i] = malloc((size_t)(info.scratch_fixed + info.scratch_per_t1 * (t0 + Lq) + 64) *
-                    sizeof(float));
-  split s = {.f = f, .a = a, .scratch = scr, .rows = true};
-  double best = 1e30;
-  for (int rep = 0; rep < 5; rep++) {
-    double t1 = now();
-    rt_pool_run(pool, Lq, 32, run_part, &s);
-    double t = now() - t1;
-    if (t < best) best = t;
-  }
-  for (int i = 0; i < nthreads; i++) free(scr[i]);
+  double best = time_rows(f, a, info.scratch_fixed + info.scratch_per_t1 * (t0 + Lq), Lq, 32, 5);
   free(Q), free(Kseg), free(ring), free(O);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
