@@ -796,8 +796,8 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
-           cg_bf16_name(p->bf16), p->namx_attention, p->namx_window, n16, p->nring16, how, p->ms_pack,
-           p->stats.key,
+           cg_bf16_name(p->bf16), p->namx_attention, p->namx_window, n16, p->nring16, how,
+           p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }
 

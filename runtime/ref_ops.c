@@ -587,14 +587,14 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
       }
       for (int64_t h = 0; ok && h < Hq; h++) {
         int64_t kh = h / grp;
-        double acc[512];
+        double qs[512], acc[512]; /* the rounded, scaled query (bf16); the output */
         if (d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
-        for (int64_t e = 0; bf16 && e < d; e++) acc[e] = rb(qr[h * d + e] * (float)scale);
+        for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qr[h * d + e] * (float)scale);
         for (int64_t j = 0; j < n; j++) {
           const float *kr = rt_row(x, k, lo + j, 1);
           if (!kr) { ok = false; break; }
           double sum = 0;
-          for (int64_t e = 0; bf16 && e < d; e++) sum += acc[e] * rb(kr[kh * d + e]);
+          for (int64_t e = 0; bf16 && e < d; e++) sum += qs[e] * rb(kr[kh * d + e]);
           s[j] = bf16 ? sum : dot(qr + h * d, kr + kh * d, d) * scale;
         }
         if (!ok) break;

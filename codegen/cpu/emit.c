@@ -2684,7 +2684,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   /* scratch, in floats (bf16 areas take half as many; the scores have
    * room for max_rows' 3 rows past the P scores) */
   int64_t kb_at = 0, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
-          pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16, qp_at = ix_at + CG_ATTN_TB * Ks + 16;
+          pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16,
+          qp_at = ix_at + CG_ATTN_TB * Ks + 16;
   info->scratch_fixed = qp_at + CG_ATTN_TB * d * 8 + 16 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
