@@ -562,11 +562,12 @@ static void bench_sparse_attention(int64_t L, bool clustered, double peak, doubl
 /* GFLOP/s of the windowed attention (window W, d 64, G 16 query heads per
  * KV head) over Lq query tokens that follow Lh earlier ones: keys of the
  * segment from its rows, earlier ones from a ring of W rows (the runtime's
- * layout), f32 or bf16 (ring16, which only the AMX kernel reads); f32
- * arithmetic (the packed kernel) or bf16 = CG_BF16_AMX (tiles).  Counts
- * 4 W d flops per query head and token. */
-static double window_attention_gflops(int64_t W, int bf16, bool ring16) {
-  enum { d = 64, Hq = 16, Hk = 1, Lq = 4096 };
+ * layout), f32 or bf16 (ring16: the AMX kernel reads its rows in place,
+ * the f32 one widens those it reads); f32 arithmetic (the packed kernel)
+ * or bf16 = CG_BF16_AMX (tiles).  Counts 4 W d flops per query head and
+ * token. */
+static double window_attention_gflops(int64_t W, int bf16, bool ring16, int64_t Lq) {
+  enum { d = 64, Hq = 16, Hk = 1 };
   int64_t Lh = W, t0 = Lh;
   one o;
   one_init(&o);
@@ -601,22 +602,34 @@ static double window_attention_gflops(int64_t W, int bf16, bool ring16) {
     a[b + CG_V_SEG] = (int64_t)(intptr_t)Kseg, a[b + CG_V_R0] = t0, a[b + CG_V_STRIDE] = Hk * d;
     a[b + CG_V_HIST] = (int64_t)(intptr_t)ring, a[b + CG_V_KEEP] = W;
   }
-  double best = time_rows(f, a, info.scratch_fixed + info.scratch_per_t1 * (t0 + Lq), Lq, 32, 5);
+  double best = time_rows(f, a, info.scratch_fixed + info.scratch_per_t1 * (t0 + Lq), Lq, 32,
+                          Lq == 1 ? 400 : 5);
   free(Q), free(Kseg), free(ring), free(O);
   cg_jit_free(j);
   ut_arena_free(&o.arena);
   return (double)Lq * Hq * 4.0 * (double)W * d / best * 1e-9;
 }
 
-static void bench_window_attention(int64_t W, double peak) {
-  double g = window_attention_gflops(W, CG_BF16_OFF, false);
-  printf("| %lld | %.1f | %.0f%% |", (long long)W, g, 100 * g / (peak * nthreads));
+/* Prefill (4,096 tokens after a ring of W) or decode (one token: decode,
+ * reported in microseconds per token). */
+static void bench_window_attention(int64_t W, double peak, bool decode) {
+  int64_t Lq = decode ? 1 : 4096;
+  double g = window_attention_gflops(W, CG_BF16_OFF, false, Lq);
+  double g16 = window_attention_gflops(W, CG_BF16_OFF, true, Lq);
+  /* one token: 4 W d G flops */
+  double us = 4.0 * (double)W * 64 * 16 * 1e-3;
+  if (decode)
+    printf("| %lld | %.2f | %.2f | **%.2fx** |", (long long)W, us / g, us / g16, g16 / g);
+  else
+    printf("| %lld | %.1f | %.0f%% | %.1f | **%.2fx** |", (long long)W, g,
+           100 * g / (peak * nthreads), g16, g16 / g);
   if (target.amx) {
-    double ga = window_attention_gflops(W, CG_BF16_AMX, false);
-    double gr = window_attention_gflops(W, CG_BF16_AMX, true);
-    printf(" %.1f | **%.2fx** | %.1f | **%.2fx** |\n", ga, ga / g, gr, gr / g);
+    double ga = window_attention_gflops(W, CG_BF16_AMX, false, Lq);
+    double gr = window_attention_gflops(W, CG_BF16_AMX, true, Lq);
+    if (decode) printf(" %.2f | %.2f | **%.2fx** |\n", us / ga, us / gr, gr / g);
+    else printf(" %.1f | **%.2fx** | %.1f | **%.2fx** |\n", ga, ga / g, gr, gr / g);
   } else {
-    printf(" - | - | - | - |\n");
+    printf(" - | - | - |%s\n", decode ? "" : " - |");
   }
   fflush(stdout);
 }
@@ -781,10 +794,16 @@ int main(int argc, char **argv) {
   }
   SECTION("swa") {
   printf("\n### Sliding-window attention (d 64, G 16), %d thread(s), 4096 query tokens\n\n"
-         "| window | f32 GFLOP/s | of FMA peak | bf16 on AMX: GFLOP/s | / f32 | AMX, bf16 "
-         "ring: GFLOP/s | / f32 |\n|---|---|---|---|---|---|---|\n", nthreads);
+         "| window | f32 GFLOP/s | of FMA peak | f32, bf16 ring: GFLOP/s | / f32 | bf16 on "
+         "AMX: GFLOP/s | / f32 | AMX, bf16 ring: GFLOP/s | / f32 |\n"
+         "|---|---|---|---|---|---|---|---|---|\n", nthreads);
   static const int64_t Ws[] = {128, 512, 2048};
-  for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak);
+  for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak, false);
+  printf("\n### Sliding-window attention at decode (one token after a full window; "
+         "d 64, G 16, one KV head: one thread)\n\n"
+         "| window | f32: us/token | f32, bf16 ring: us/token | / f32 | bf16 on AMX: "
+         "us/token | AMX, bf16 ring: us/token | / f32 |\n|---|---|---|---|---|---|---|\n");
+  for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak, true);
   }
   SECTION("scan") {
   printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"

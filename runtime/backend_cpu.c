@@ -411,7 +411,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       req.bf16 = p->bf16;
       p->namx_window++;
     }
-    k->ring16 = cg_attention_ring16(op, p->bf16);
+    k->ring16 = cg_attention_ring16(op, p->target.vec_bits);
     if (op->code == IR_CHUNK_ATTENTION && !ov->stream && cg_chunk_attention_pages16(op, p->bf16))
       for (int i = 1; i <= 2; i++) k->hist16[i] = req.hist16[i] = hist16(g, x, p, op->in[i]);
     if (lin && folded_norm(p, lin->in[0])) {

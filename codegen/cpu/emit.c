@@ -320,6 +320,8 @@ static V ldw(em *e, V p, V off) {
   return f;
 }
 
+static V ld_widen(em *e, V p, V off, bool scalar);
+
 static void stv(em *e, V x, V p, V off, const V *mask) {
   V a = gep(e, p, off);
   if (!mask)
@@ -1964,8 +1966,8 @@ static void query_pairs(em *e, V qT, V q2, int64_t d, int64_t grp) {
  * 2 e2 + 1) broadcast as one 64-bit value (vbroadcastsd) so one load
  * feeds two FMAs (0.56 loads per FMA), the pair halves added at the end.
  * nb <= 16 (PAIR_JB with pairs). */
-static void score_block(em *e, bool pairs, V q, const V *krow, int nb, int64_t d, int64_t grp,
-                        V sT, V srow) {
+static void score_block(em *e, bool pairs, V q, const V *krow, bool k16, int nb, int64_t d,
+                        int64_t grp, V sT, V srow) {
   V z = cvf(e, 0), acc[32], y[32];
   int na = pairs ? 2 * nb : nb;
   for (int i = 0; i < na; i++) acc[i] = z;
@@ -1973,7 +1975,10 @@ static void score_block(em *e, bool pairs, V q, const V *krow, int nb, int64_t d
   if (!pairs) {
     loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
     V qe = ldv(e, q, MULI(L.iv, ci(e, grp)), NULL);
-    for (int i = 0; i < nb; i++) y[i] = vfma(e, qe, splat(e, lds(e, krow[i], L.iv)), L.arg[i]);
+    for (int i = 0; i < nb; i++) {
+      V k = k16 ? ld_widen(e, krow[i], L.iv, true) : lds(e, krow[i], L.iv);
+      y[i] = vfma(e, qe, splat(e, k), L.arg[i]);
+    }
     loop_end(e, &L, y);
     for (int i = 0; i < nb; i++) stv(e, L.res[i], sT, ADDI(srow, ci(e, i * grp)), NULL);
     return;
@@ -1983,8 +1988,19 @@ static void score_block(em *e, bool pairs, V q, const V *krow, int nb, int64_t d
   V qb = ldv(e, q, ADDI(MULI(L.iv, ci(e, 2 * grp)), ci(e, grp)), NULL);
   for (int i = 0; i < nb; i++) {
     V kp = nv(e), kq = nv(e);
-    out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> vector<2xf32>\n", kp.s,
-        gep(e, krow[i], MULI(L.iv, ci(e, 2))).s);
+    if (k16) {
+      /* two bf16: the top halves of two f32 */
+      V h = nv(e), x = nv(e), c = nv(e), sh = nv(e);
+      out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<2xi16>\n", h.s,
+          gep16(e, krow[i], MULI(L.iv, ci(e, 2))).s);
+      out(e, "  %s = arith.extui %s : vector<2xi16> to vector<2xi32>\n", x.s, h.s);
+      out(e, "  %s = arith.constant dense<16> : vector<2xi32>\n", c.s);
+      out(e, "  %s = arith.shli %s, %s : vector<2xi32>\n", sh.s, x.s, c.s);
+      out(e, "  %s = arith.bitcast %s : vector<2xi32> to vector<2xf32>\n", kp.s, sh.s);
+    } else {
+      out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> vector<2xf32>\n", kp.s,
+          gep(e, krow[i], MULI(L.iv, ci(e, 2))).s);
+    }
     out(e, "  %s = vector.shuffle %s, %s [", kq.s, kp.s, kp.s);
     for (int c = 0; c < 16; c++) out(e, "%s%d", c ? ", " : "", c & 1);
     out(e, "] : vector<2xf32>, vector<2xf32>\n");
@@ -2015,8 +2031,8 @@ static void score_block(em *e, bool pairs, V q, const V *krow, int nb, int64_t d
  * loads per EVB * GB FMAs. */
 typedef void (*block_fn)(em *e, void *ctx, V g0);
 static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V lo, V hi,
-                    row_fn vrow, void *ctx, V sT, V fT, V dst, bool acc_dst, block_fn pre,
-                    void *pctx) {
+                    row_fn vrow, bool v16, void *ctx, V sT, V fT, V dst, bool acc_dst,
+                    block_fn pre, void *pctx) {
   set_lanes(e, nat);
   V zv = cvf(e, 0);
   V g0 = for0(e, ci(e, 0), ci(e, grp), GB);
@@ -2030,7 +2046,9 @@ static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V l
     V vr = vrow(e, ctx, L.iv);
     V prow = gep(e, sT, ADDI(MULI(SUBI(L.iv, lo), ci(e, grp)), g0));
     V vv[4], y[16];
-    for (int v = 0; v < nev; v++) vv[v] = ldv(e, vr, ci(e, (ev0 + v) * nat), NULL);
+    for (int v = 0; v < nev; v++)
+      vv[v] = v16 ? ld_widen(e, vr, ci(e, (ev0 + v) * nat), false)
+                  : ldv(e, vr, ci(e, (ev0 + v) * nat), NULL);
     for (int gi = 0; gi < GB; gi++) {
       V pb = splat(e, lds(e, prow, ci(e, gi)));
       for (int v = 0; v < nev; v++) y[gi * nev + v] = vfma(e, pb, vv[v], L.arg[gi * nev + v]);
@@ -2089,6 +2107,36 @@ static V max_rows(em *e, V sT, int64_t grp, V n) {
  * output.  The per-head kernel it replaces reduced every score
  * horizontally (about 15% of the FMA peak).  Scratch: qT, q2, 1 / sum,
  * and the scores (window + JB rows of grp). */
+/* Row j of a K or V ring kept in bf16 (view w; CG_A_RING16): its 16-bit
+ * elements from the KV head's slice at off. */
+static V ring16_row(em *e, const view *w, V j, V off) {
+  return gep16(e, w->hist_p,
+               ADDI(MULI(REMI(j, MAXI(w->keep, ci(e, 1))), ci(e, w->row_elems)), off));
+}
+static V seq_krow16(em *e, void *c, V j) {
+  attn_ctx *a = c;
+  return ring16_row(e, a->k, j, a->off);
+}
+static V seq_vrow16(em *e, void *c, V j) {
+  attn_ctx *a = c;
+  return ring16_row(e, a->v, j, a->off);
+}
+
+/* Where the keys of [lo, hi) that a ring kept in bf16 holds end (input
+ * `in` of view w; bit `in` of CG_A_RING16): min(r0, hi), at least lo; lo
+ * when the ring is f32 or there is none. */
+static V ring16_end(em *e, const view *w, int in, V lo, V hi) {
+  if (w->hist != CG_H_RING) return lo;
+  V bit = bin(e, "arith.andi", argi(e, CG_A_RING16), ci(e, (int64_t)1 << in), "i64");
+  V mid = MAXI(MINI(w->r0, hi), lo);
+  return sel(e, cmpi(e, "ne", bit, ci(e, 0)), mid, lo, "i64");
+}
+
+bool cg_attention_packed(const ir_op *op, int vec_bits) {
+  return op->code == IR_ATTENTION && op->in[0]->type.rank == 3 &&
+         DIMN(op->in[0], 1) / DIMN(op->in[1], 1) >= 4 && LAST(op->in[0]) % (vec_bits / 32) == 0;
+}
+
 static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1];
@@ -2126,12 +2174,19 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   queries_T(e, q->vec_bits, qr, hq0, grp, d, 1.0 / sqrt((double)d), qT, NULL);
   if (pairs) query_pairs(e, qT, q2, d, grp);
   attn_ctx a = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
-  /* scores, JB keys at a time */
-  {
-    V j0 = for0(e, lo, hi, JB);
+  /* scores, JB keys at a time: first the keys [lo, kmid) of a K ring kept
+   * in bf16 (none when it is f32), then [kmid, hi) wherever they are (a
+   * block of the first part past kmid writes scores the second part then
+   * overwrites) */
+  V kmid = ring16_end(e, &K, 1, lo, hi);
+  for (int part = K.hist == CG_H_RING ? 0 : 1; part < 2; part++) {
+    V a0 = part ? kmid : lo, a1 = part ? hi : kmid, end = part ? last : SUBI(kmid, ci(e, 1));
+    V j0 = for0(e, a0, a1, JB);
     V krow[16];
-    for (int i = 0; i < JB; i++) krow[i] = seq_krow(e, &a, MINI(ADDI(j0, ci(e, i)), last));
-    score_block(e, pairs, pairs ? q2 : qT, krow, JB, d, grp, sT, MULI(SUBI(j0, lo), ci(e, grp)));
+    for (int i = 0; i < JB; i++)
+      krow[i] = (part ? seq_krow : seq_krow16)(e, &a, MINI(ADDI(j0, ci(e, i)), end));
+    score_block(e, pairs, pairs ? q2 : qT, krow, !part, JB, d, grp, sT,
+                MULI(SUBI(j0, lo), ci(e, grp)));
     end0(e);
   }
   V m = max_rows(e, sT, grp, cnt);
@@ -2143,8 +2198,19 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   V sum = VADD(Sm.arg[0], pj);
   loop_end(e, &Sm, &sum);
   stv(e, fbin(e, "arith.divf", cvf(e, 1.0), Sm.res[0], e->vt), fT, ci(e, 0), NULL);
-  pv_rows(e, nat, EVB, GB, grp, d, lo, hi, seq_vrow, &a, sT, fT, gep(e, orow, MULI(hq0, ci(e, d))),
-          false, NULL, NULL);
+  /* likewise the values: rows [lo, vmid) of a V ring kept in bf16, then
+   * [vmid, hi) added */
+  V dst = gep(e, orow, MULI(hq0, ci(e, d)));
+  if (Vv.hist == CG_H_RING) {
+    V vmid = ring16_end(e, &Vv, 2, lo, hi);
+    pv_rows(e, nat, EVB, GB, grp, d, lo, vmid, seq_vrow16, true, &a, sT, fT, dst, false, NULL,
+            NULL);
+    V sT2 = gep(e, sT, MULI(SUBI(vmid, lo), ci(e, grp))); /* pv_rows counts from vmid */
+    pv_rows(e, nat, EVB, GB, grp, d, vmid, hi, seq_vrow, false, &a, sT2, fT, dst, true, NULL,
+            NULL);
+  } else {
+    pv_rows(e, nat, EVB, GB, grp, d, lo, hi, seq_vrow, false, &a, sT, fT, dst, false, NULL, NULL);
+  }
   end0(e); /* KV heads */
   end0(e); /* rows */
 }
@@ -2452,7 +2518,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, kst)), kc0));
     V krow[16];
     for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * kst);
-    score_block(e, pairs, pairs ? q2 : qT, krow, nb, d, grp, sT, MULI(j0, ci(e, grp)));
+    score_block(e, pairs, pairs ? q2 : qT, krow, false, nb, d, grp, sT, MULI(j0, ci(e, grp)));
     for (int i = 0; i < nb; i++) { /* the next chunk's rows of this block */
       V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d / pq)), pcol);
       for (int64_t l = 0; l < d / pq; l += 16) {
@@ -2488,7 +2554,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     int64_t nblk = grp / GB;
     slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB};
     chunk_rows cr = {vb, kst, kc0};
-    pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, &cr, sT, fT, oT, true,
+    pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oT, true,
             slot2_prefetch, &pf);
   }
   /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time (a loop over
@@ -2805,8 +2871,9 @@ bool cg_attention_amx(const ir_op *op) {
          Hq == 16 * Hk && d % 32 == 0 && d <= 256;
 }
 
-bool cg_attention_ring16(const ir_op *op, int bf16) {
-  return bf16 == CG_BF16_AMX && cg_attention_amx(op);
+bool cg_attention_ring16(const ir_op *op, int vec_bits) {
+  /* the AMX kernel's ops are among the packed kernel's */
+  return ir_attr_i(op, "window", 0) > 0 && cg_attention_packed(op, vec_bits);
 }
 
 /* Rows [ra, rb) of view w, the d columns of one KV head from kcol, into
@@ -4011,8 +4078,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_ATTENTION:
       /* rank 3 (a sequence) with >= 4 query heads per KV head and a head
        * width of whole vectors: the heads packed in lanes */
-      if (op->in[0]->type.rank == 3 && DIMN(op->in[0], 1) / DIMN(op->in[1], 1) >= 4 &&
-          LAST(op->in[0]) % (req->vec_bits / 32) == 0) {
+      if (cg_attention_packed(op, req->vec_bits)) {
         if (req->bf16 == CG_BF16_AMX && cg_attention_amx(op) && e.vl == 16)
           k_attention_amx(&e, req, info);
         else

@@ -177,10 +177,19 @@ bool cg_chunk_attention_amx(const ir_op *op);
  * rt_op_attention_bf16). */
 bool cg_attention_amx(const ir_op *op);
 
-/* Whether the kernel of op (under bf16 math `bf16`) reads its K and V
- * rings in bf16 in place when the session keeps them so (--cache bf16;
- * CG_A_RING16 says which at each call): the AMX windowed attention. */
-bool cg_attention_ring16(const ir_op *op, int bf16);
+/* Whether an attention op has the f32 kernel with the query heads of a
+ * KV head packed in vector lanes (rank 3, 4 or more query heads per KV
+ * head, a head width of whole vectors of vec_bits); the AMX kernel's ops
+ * are among them. */
+bool cg_attention_packed(const ir_op *op, int vec_bits);
+
+/* Whether the kernel of op (for vectors of vec_bits) reads its K and V
+ * rings in bf16 when the session keeps them so (--cache bf16; CG_A_RING16
+ * says which at each call): the windowed attentions with packed heads.
+ * The AMX kernel reads the bf16 rows in place; the f32 kernel widens the
+ * rows a call reads into its scratch (at most window - 1 rows per KV
+ * head, exactly). */
+bool cg_attention_ring16(const ir_op *op, int vec_bits);
 
 /* Whether a chunk_attention op has the f32 kernel with the query heads of
  * a KV head packed in vector lanes (4 or more per KV head, the weighted
