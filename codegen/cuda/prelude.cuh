@@ -1275,6 +1275,10 @@ HS_INLINE void nsa_attention(const hs_args &a) {
   __shared__ int sel[KSEL];
   __shared__ float sv[KSEL];
   __shared__ int npos;
+  // thread 0's ranking lists: in shared memory, not in a local array that
+  // dynamic indexing would put on the stack (ptxas spilled around it)
+  __shared__ float tv[KSEL];
+  __shared__ int ti[KSEL];
   hs_i64 t = my_row(a), T1 = a.s[HS_A_T1];
   int kh = (int)blockIdx.y;
   float *p = block_scratch<FIX, PER_T1>(a);
@@ -1283,10 +1287,12 @@ HS_INLINE void nsa_attention(const hs_args &a) {
   const float scale = 1.0f / sqrtf((float)d);
   hs_i64 nc = t + 1 >= CB ? (t + 1 - CB) / CS + 1 : 0, b0 = t / B, nb = b0 + 1;
   const float *qrow = row<H0, RE0>(a, HS_IN(0), t);
-  for (hs_i64 x = threadIdx.x; x < GRP * nc; x += NT) {
-    hs_i64 hh = x / nc, j = x % nc;
-    p[x] = dot(qrow + (kh * GRP + hh) * d, row<H3, RE3>(a, HS_IN(3), j) + kh * d, (int)d) * scale;
-  }
+  // (per head, so no 64-bit division by the run-time nc: ptxas makes that
+  // a call, and spilled around it)
+  for (int hh = 0; hh < GRP; hh++)
+    for (hs_i64 j = threadIdx.x; j < nc; j += NT)
+      p[hh * nc + j] =
+          dot(qrow + (kh * GRP + hh) * d, row<H3, RE3>(a, HS_IN(3), j) + kh * d, (int)d) * scale;
   __syncthreads();
   for (int hh = threadIdx.x; hh < GRP; hh += NT) softmax_seq(p + hh * nc, nc);
   __syncthreads();
@@ -1303,8 +1309,6 @@ HS_INLINE void nsa_attention(const hs_args &a) {
         imp[bb] = -inf();
       }
     // the remaining places by rank (ties: lower block), as top_indices
-    float tv[KSEL];
-    int ti[KSEL];
     int extra = 0, K2 = (int)KSEL - ns;
     for (hs_i64 i = 0; i < nb && K2 > 0; i++) {
       float v = imp[i];

@@ -9,7 +9,8 @@
  *  - the emulator itself: barriers, warp shuffles, votes, atomics, and a
  *    barrier some threads never reach reported as a deadlock (mma.sync and
  *    ldmatrix are checked by the tensor-core kernels' results);
- *  - `--backend cuda` (a GPU) says clearly that it cannot run yet.
+ *  - `--backend cuda` without a GPU is refused with a message that names
+ *    `--backend cuda-emu` (the `gpu` suite holds the checks for a GPU).
  * (The per-op checks on ragged shapes run the CUDA kernels too: see
  * check() in test_backend.c.) */
 #define _GNU_SOURCE /* nftw's FTW_DEPTH/FTW_PHYS */
@@ -171,11 +172,16 @@ static int spills(const char *log, const char *const *prefixes, int nprefixes, c
   return n;
 }
 
+/* The kernels that must not spill: attention and retrieval. */
+static const char *const hot[] = {"hsac_attention_", "hsac_chunk_attention_", "hsac_retrieve_",
+                                  "hsac_topk_", "hsac_landmark_scores_"};
+enum { NHOT = sizeof hot / sizeof *hot };
+
 /* Appends to *all the kernels of module text `src` (after the common
- * head) whose names are not in it (nor in `also`, if given) yet; counts
- * them in *nk. */
-static bool add_kernels_but(char **all, size_t *len, const char *head, const char *src, int *nk,
-                            const char *also) {
+ * head) whose names are not in it (nor in `also`, if given) yet, only
+ * those of hot[] if only_hot; counts them in *nk. */
+static bool add_kernels_only(char **all, size_t *len, const char *head, const char *src, int *nk,
+                             const char *also, bool only_hot) {
   size_t hl = strlen(head);
   if (strncmp(src, head, hl)) return false;
   const char *p = src + hl;
@@ -187,7 +193,9 @@ static bool add_kernels_but(char **all, size_t *len, const char *head, const cha
     if (nm && nm < p + n) sscanf(nm + 2, "%95[A-Za-z0-9_]", name);
     char key[100];
     snprintf(key, sizeof key, " %s(", name);
-    if (name[0] && !strstr(*all, key) && !(also && strstr(also, key))) {
+    bool wanted = !only_hot;
+    for (int i = 0; i < NHOT && !wanted; i++) wanted = !strncmp(name, hot[i], strlen(hot[i]));
+    if (name[0] && wanted && !strstr(*all, key) && !(also && strstr(also, key))) {
       char *q = realloc(*all, *len + n + 1);
       if (!q) return false;
       *all = q;
@@ -201,6 +209,11 @@ static bool add_kernels_but(char **all, size_t *len, const char *head, const cha
   return true;
 }
 
+static bool add_kernels_but(char **all, size_t *len, const char *head, const char *src, int *nk,
+                            const char *also) {
+  return add_kernels_only(all, len, head, src, nk, also, false);
+}
+
 static bool add_kernels(char **all, size_t *len, const char *head, const char *src, int *nk) {
   return add_kernels_but(all, len, head, src, nk, NULL);
 }
@@ -208,8 +221,6 @@ static bool add_kernels(char **all, size_t *len, const char *head, const char *s
 /* The kernels of `mod` (nk of them) through NVRTC for arch: compiled, each
  * reported by ptxas, no attention or retrieval kernel spilling. */
 static void nvrtc_check(const char *mod, const char *arch, int nk, const char *what) {
-  static const char *const hot[] = {"hsac_attention_", "hsac_chunk_attention_",
-                                    "hsac_retrieve_", "hsac_topk_", "hsac_landmark_scores_"};
   char *bin = NULL, *log = NULL, err[1024];
   size_t blen = 0;
   int rc = cg_cuda_nvrtc(mod, arch, true, &bin, &blen, &log, err, sizeof err);
@@ -221,7 +232,7 @@ static void nvrtc_check(const char *mod, const char *arch, int nk, const char *w
   for (const char *p = log; p && (p = strstr(p, "Function properties for ")); p++) reported++;
   CU_ASSERT(reported >= nk);
   char first[256] = "";
-  int n = spills(log, hot, sizeof hot / sizeof *hot, first, sizeof first);
+  int n = spills(log, hot, NHOT, first, sizeof first);
   if (n) fprintf(stderr, "\n%s: %d attention or retrieval kernels spill, first %s\n", arch, n,
                  first);
   CU_ASSERT_EQUAL(n, 0);
@@ -291,6 +302,32 @@ static void test_nvrtc(void) {
   nvrtc_check(all, "sm_80", nk, "defaults");
   nvrtc_check(all, "sm_90", nk, "defaults");
   nvrtc_check(cand, "sm_80", nc, "hsac tune's candidates");
+  /* the attention and retrieval kernels of the full-size examples too:
+   * their constants (head widths, windows, top-k, chunk sizes) set the
+   * register pressure */
+  char *full = strdup(head);
+  size_t flen = hlen;
+  int nf = 0;
+  for (int i = 0; i < NMODELS; i++) {
+    char model[512];
+    snprintf(model, sizeof model, "%s/examples/%s.hsa", tu_src(), models[i]);
+    hsac_compilation c;
+    hsac_init(&c);
+    CU_ASSERT_EQUAL_FATAL(hsac_compile(&c, model, NULL, 0, HSAC_STAGE_IR), HSAC_OK);
+    for (int tc = 0; tc < 2; tc++) {
+      char *src = NULL, err[1024];
+      int mk = 0;
+      CU_ASSERT_EQUAL_FATAL(rt_cuda_module_text(c.graph, tc, 0, &src, &mk, err, sizeof err),
+                            HSART_OK);
+      CU_ASSERT(add_kernels_only(&full, &flen, head, src, &nf, all, true));
+      free(src);
+    }
+    hsac_free(&c);
+  }
+  CU_ASSERT(nf > 20);
+  nvrtc_check(full, "sm_80", nf, "full-size examples' attention and retrieval");
+  nvrtc_check(full, "sm_90", nf, "full-size examples' attention and retrieval");
+  free(full);
   free(all);
   free(cand);
   free(head);
