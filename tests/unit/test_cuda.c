@@ -494,6 +494,59 @@ static int remove_one(const char *path, const struct stat *sb, int flag, struct 
   return remove(path);
 }
 
+/* The CUBIN cache (cg_cuda_cubin, what --backend cuda loads): the second
+ * request is a hit with the same bytes; another arch or driver version
+ * (salt) is another entry; a corrupt entry is rebuilt, never loaded. */
+static int corrupt_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)ftw;
+  if (flag != FTW_F || sb->st_size < 128 || strstr(path, "lock")) return 0;
+  FILE *f = fopen(path, "r+b");
+  if (!f) return 0;
+  long at = (long)sb->st_size / 2;
+  int c = fseek(f, at, SEEK_SET) == 0 ? fgetc(f) : EOF;
+  if (c != EOF && fseek(f, at, SEEK_SET) == 0) fputc(c ^ 0x5a, f);
+  fclose(f);
+  return 0;
+}
+
+static void test_cubin_cache(void) {
+  if (!cg_cuda_have_nvrtc()) {
+    printf("\n  SKIPPED: this hsac was built without NVRTC (no CUDA toolkit found) ");
+    return;
+  }
+#ifdef HSAC_SANITIZED
+  printf("\n  SKIPPED under ASan + UBSan: NVRTC is not instrumented; the plain build runs it ");
+  return;
+#endif
+  static const char src[] =
+      "extern \"C\" __global__ void k(float *x) { x[threadIdx.x] += 1.0f; }\n";
+  char dir[] = "/tmp/hsac-test-cubin-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  cg_cache c = {0};
+  snprintf(c.dir, sizeof c.dir, "%s", dir);
+  enum { N = 6 };
+  /* 0 and 1 the same request; 2 another arch; 3 another driver; 4 and 5
+   * the first again after every entry was corrupted */
+  static const char *const arch[N] = {"sm_80", "sm_80", "sm_90", "sm_80", "sm_80", "sm_80"};
+  static const char *const salt[N] = {"driver 1", "driver 1", "driver 1",
+                                      "driver 2", "driver 1", "driver 1"};
+  char *bin[N] = {0}, err[2048];
+  size_t len[N] = {0};
+  bool hit[N] = {0};
+  for (int i = 0; i < N; i++) {
+    if (i == 4) nftw(dir, corrupt_entry, 16, FTW_PHYS);
+    int rc = cg_cuda_cubin(src, arch[i], salt[i], &c, &bin[i], &len[i], &hit[i], err, sizeof err);
+    if (rc) fprintf(stderr, "\n%s\n", err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(len[i] > 0);
+  }
+  CU_ASSERT(!hit[0] && hit[1] && !hit[2] && !hit[3] && !hit[4] && hit[5]);
+  for (int i = 1; i < N; i += i == 1 ? 3 : 1)
+    CU_ASSERT(len[i] == len[0] && !memcmp(bin[i], bin[0], len[0]));
+  for (int i = 0; i < N; i++) free(bin[i]);
+  nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static int suite_init(void) {
   const char *d = getenv("HSAC_CACHE_DIR");
   saved_dir = d ? strdup(d) : NULL;
@@ -1012,6 +1065,8 @@ void tu_add_cuda_suite(void) {
   CU_add_test(s, "the emulator: barriers, shuffles, votes, atomics, deadlocks", test_emulator);
   CU_add_test(s, "every example's kernels through NVRTC for sm_80 and sm_90, no spills",
               test_nvrtc);
+  CU_add_test(s, "CUBINs in the kernel cache: hits, keys, corrupt entries rebuilt",
+              test_cubin_cache);
   CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
               test_example_models);
   CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
