@@ -87,7 +87,9 @@ struct rt_gpu {
 /* The first GPU of the CUDA driver (0, or -1 with err: no driver, no
  * device, or a driver hsac cannot use). */
 int rt_gpu_cuda_open(rt_gpu **out, char *err, size_t errsize);
-/* The emulated device (never fails but for memory). */
+/* The emulated device (fails only for memory, or a malformed
+ * HSAC_EMU_FAIL: launch:N or sync:N makes its Nth launch or sync fail
+ * once, as a device fault would, so tests reach the runtime's fault path). */
 int rt_gpu_emu_open(rt_gpu **out, char *err, size_t errsize);
 
 #endif

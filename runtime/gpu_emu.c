@@ -30,7 +30,24 @@ typedef struct emu_gpu {
   alloc *a;            /* sorted by base */
   size_t n, cap;
   rt_gpu_kernel *kernels;
+  /* HSAC_EMU_FAIL=launch:N|sync:N (tests): the Nth launch, or the Nth
+   * sync that waits for a launch (where a kernel's fault would surface),
+   * from the device's opening fails, once, as a device fault would */
+  int fail_kind;        /* 0 none, 1 launch, 2 sync */
+  long long fail_at;    /* counts down to the failing call */
+  bool launched;        /* a launch since the last sync */
 } emu_gpu;
+
+/* Whether this call (kind) is the one HSAC_EMU_FAIL asked to fail. */
+static int injected(emu_gpu *e, int kind, char *err, size_t errsize) {
+  bool counts = kind == 1 || e->launched;
+  if (kind == 1) e->launched = true;
+  else e->launched = false;
+  if (e->fail_kind != kind || !counts || e->fail_at <= 0 || --e->fail_at > 0) return 0;
+  snprintf(err, errsize, "an injected device fault (HSAC_EMU_FAIL=%s:N)",
+           kind == 1 ? "launch" : "sync");
+  return -1;
+}
 
 struct rt_gpu_stream {
   int unused;
@@ -174,7 +191,8 @@ static int d2d(rt_gpu *g, rt_gpu_stream *s, rt_dptr dst, rt_dptr src, size_t n, 
 static int launch(rt_gpu *g, rt_gpu_stream *s, rt_gpu_kernel *k, const unsigned grid[3],
                   const unsigned block[3], const void *args, size_t argbytes, char *err,
                   size_t errsize) {
-  (void)g, (void)s, (void)argbytes;
+  (void)s, (void)argbytes;
+  if (injected((emu_gpu *)g, 1, err, errsize)) return -1;
   cg_cuda_emu_launch l;
   memcpy(l.grid, grid, sizeof l.grid);
   memcpy(l.block, block, sizeof l.block);
@@ -182,8 +200,8 @@ static int launch(rt_gpu *g, rt_gpu_stream *s, rt_gpu_kernel *k, const unsigned 
 }
 
 static int esync(rt_gpu *g, rt_gpu_stream *s, char *err, size_t errsize) {
-  (void)g, (void)s, (void)err, (void)errsize;
-  return 0;
+  (void)s;
+  return injected((emu_gpu *)g, 2, err, errsize);
 }
 
 static void eclose(rt_gpu *g) {
@@ -224,6 +242,19 @@ int rt_gpu_emu_open(rt_gpu **out, char *err, size_t errsize) {
     return -1;
   }
   e->g.ops = &emu_ops;
+  const char *f = getenv("HSAC_EMU_FAIL");
+  if (f && *f) {
+    char *end = NULL;
+    const char *n = !strncmp(f, "launch:", 7) ? f + 7 : !strncmp(f, "sync:", 5) ? f + 5 : NULL;
+    e->fail_kind = f[0] == 'l' ? 1 : 2;
+    e->fail_at = n ? strtoll(n, &end, 10) : 0;
+    if (!n || end == n || *end || e->fail_at <= 0) {
+      snprintf(err, errsize, "HSAC_EMU_FAIL='%.40s': expected launch:N or sync:N with N >= 1",
+               f);
+      free(e);
+      return -1;
+    }
+  }
   snprintf(e->g.desc, sizeof e->g.desc, "the emulator (codegen/cuda/emu.h) on this CPU");
   /* its tuning entries never match a GPU's */
   snprintf(e->g.id.name, sizeof e->g.id.name, "emulator");

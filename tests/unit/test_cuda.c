@@ -547,6 +547,67 @@ static void test_cubin_cache(void) {
   nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A device fault through a session (HSAC_EMU_FAIL, runtime/gpu.h): a
+ * failed launch and a failed sync are errors naming the kernel, its grid
+ * and rows (at a sync: the last launch); nothing aborts, the session is
+ * reset, and it then computes what a fresh session computes, to the bit.
+ * A malformed HSAC_EMU_FAIL is refused at load. */
+static void test_device_fault(void) {
+  enum { N = 40 };
+  int32_t tok[N];
+  for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 5) % 256);
+  char model[512], weights[] = "/tmp/hsac-test-fault-XXXXXX";
+  CU_ASSERT_FATAL(model_weights("paper_swa_hsa", 4, model, sizeof model, weights));
+  hsart_model_options mo = {.opt_level = 1, .backend = HSART_BACKEND_CUDA_EMU};
+  hsart_error e;
+  hsart_model *m = NULL;
+  hsart_session *s = NULL;
+  /* a fresh session's logits */
+  CU_ASSERT_EQUAL_FATAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+  int64_t V = hsart_model_vocab(m);
+  float *ref = malloc((size_t)V * sizeof *ref);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+  CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, NULL, &s, &e), HSART_OK);
+  CU_ASSERT_EQUAL_FATAL(hsart_prefill(s, tok, N), HSART_OK);
+  memcpy(ref, hsart_logits(s), (size_t)V * sizeof *ref);
+  hsart_session_free(s);
+  hsart_model_free(m);
+  static const char *const faults[][2] = {{"launch:9", "kernel hsac_"},
+                                          {"sync:1", "(the last launch: kernel hsac_"}};
+  for (int f = 0; f < 2; f++) {
+    setenv("HSAC_EMU_FAIL", faults[f][0], 1);
+    m = NULL;
+    s = NULL;
+    hsart_status st = hsart_model_load(model, weights, &mo, &m, &e);
+    unsetenv("HSAC_EMU_FAIL");
+    if (st != HSART_OK) fprintf(stderr, "\n%s: %s\n", faults[f][0], e.message);
+    CU_ASSERT_EQUAL_FATAL(st, HSART_OK);
+    CU_ASSERT_EQUAL_FATAL(hsart_session_create(m, NULL, &s, &e), HSART_OK);
+    CU_ASSERT_NOT_EQUAL(hsart_prefill(s, tok, N), HSART_OK);
+    const char *msg = hsart_session_error(s);
+    if (!tu_contains(msg, faults[f][1]) || !tu_contains(msg, "grid") ||
+        !tu_contains(msg, "injected device fault") || !tu_contains(msg, "session was reset"))
+      fprintf(stderr, "\n%s: %s\n", faults[f][0], msg);
+    CU_ASSERT(tu_contains(msg, faults[f][1]) && tu_contains(msg, "grid"));
+    CU_ASSERT(tu_contains(msg, "injected device fault") && tu_contains(msg, "session was reset"));
+    CU_ASSERT_EQUAL(hsart_session_position(s), 0);
+    /* the same session again: the fault was once */
+    CU_ASSERT_EQUAL(hsart_prefill(s, tok, N), HSART_OK);
+    const float *l = hsart_logits(s);
+    CU_ASSERT(l && !memcmp(l, ref, (size_t)V * sizeof *ref));
+    hsart_session_free(s);
+    hsart_model_free(m);
+  }
+  setenv("HSAC_EMU_FAIL", "launch:x", 1);
+  m = NULL;
+  CU_ASSERT_NOT_EQUAL(hsart_model_load(model, weights, &mo, &m, &e), HSART_OK);
+  CU_ASSERT(tu_contains(e.message, "HSAC_EMU_FAIL='launch:x'"));
+  unsetenv("HSAC_EMU_FAIL");
+  hsart_model_free(m);
+  free(ref);
+  remove(weights);
+}
+
 static int suite_init(void) {
   const char *d = getenv("HSAC_CACHE_DIR");
   saved_dir = d ? strdup(d) : NULL;
@@ -1075,6 +1136,8 @@ void tu_add_cuda_suite(void) {
               test_nvrtc);
   CU_add_test(s, "CUBINs in the kernel cache: hits, keys, corrupt entries rebuilt",
               test_cubin_cache);
+  CU_add_test(s, "a device fault through a session: named, reset, then == fresh",
+              test_device_fault);
   CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
               test_example_models);
   CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
