@@ -464,8 +464,11 @@ static hsart_status compile(const ir_graph *g, const float *const *weights,
   }
   char msg[768];
   if ((emulate ? rt_gpu_emu_open : rt_gpu_cuda_open)(&p->dev, msg, sizeof msg)) {
-    snprintf(err, errsize, "the cuda backend cannot start: %s; use --backend cpu, or --backend "
-             "cuda-emu to run the same kernels under the emulator", msg);
+    if (emulate)
+      snprintf(err, errsize, "the cuda-emu backend cannot start: %s", msg);
+    else
+      snprintf(err, errsize, "the cuda backend cannot start: %s; use --backend cpu, or --backend "
+               "cuda-emu to run the same kernels under the emulator", msg);
     free(p);
     return HSART_EUNSUPPORTED;
   }

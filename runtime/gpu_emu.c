@@ -41,9 +41,11 @@ typedef struct emu_gpu {
 /* Whether this call (kind) is the one HSAC_EMU_FAIL asked to fail. */
 static int injected(emu_gpu *e, int kind, char *err, size_t errsize) {
   bool counts = kind == 1 || e->launched;
-  if (kind == 1) e->launched = true;
-  else e->launched = false;
-  if (e->fail_kind != kind || !counts || e->fail_at <= 0 || --e->fail_at > 0) return 0;
+  e->launched = false;
+  if (e->fail_kind != kind || !counts || e->fail_at <= 0 || --e->fail_at > 0) {
+    e->launched = kind == 1; /* a launch that runs */
+    return 0;
+  }
   snprintf(err, errsize, "an injected device fault (HSAC_EMU_FAIL=%s:N)",
            kind == 1 ? "launch" : "sync");
   return -1;
@@ -244,11 +246,12 @@ int rt_gpu_emu_open(rt_gpu **out, char *err, size_t errsize) {
   e->g.ops = &emu_ops;
   const char *f = getenv("HSAC_EMU_FAIL");
   if (f && *f) {
-    char *end = NULL;
     const char *n = !strncmp(f, "launch:", 7) ? f + 7 : !strncmp(f, "sync:", 5) ? f + 5 : NULL;
     e->fail_kind = f[0] == 'l' ? 1 : 2;
-    e->fail_at = n ? strtoll(n, &end, 10) : 0;
-    if (!n || end == n || *end || e->fail_at <= 0) {
+    /* decimal digits only, at most 9 of them */
+    size_t nd = n ? strspn(n, "0123456789") : 0;
+    e->fail_at = nd && nd <= 9 && !n[nd] ? strtoll(n, NULL, 10) : 0;
+    if (e->fail_at <= 0) {
       snprintf(err, errsize, "HSAC_EMU_FAIL='%.40s': expected launch:N or sync:N with N >= 1",
                f);
       free(e);

@@ -2096,17 +2096,6 @@ static V max_rows(em *e, V sT, int64_t grp, V n) {
   return max_sel(e, max_sel(e, M.res[0], M.res[1]), max_sel(e, M.res[2], M.res[3]));
 }
 
-/* Windowed (or full) causal attention over a sequence, rank 3, with the
- * G = Hq / Hk >= 4 query heads of a KV head packed into the lanes of one
- * vector, as chunk_attention's packed kernel below does for HSA: per
- * token and KV head the queries are transposed once (qT[e][g], and q2
- * for score pairs); the scores of the keys [lo, t] (lo = t + 1 - window)
- * by score_block in blocks of JB keys (the last block's keys clamped to
- * t, its extra rows never read); the maximum in four chains, exp and sum;
- * then the weighted sum of V rows by pv_rows, stored straight to the
- * output.  The per-head kernel it replaces reduced every score
- * horizontally (about 15% of the FMA peak).  Scratch: qT, q2, 1 / sum,
- * and the scores (window + JB rows of grp). */
 /* Row j of a K or V ring kept in bf16 (view w; CG_A_RING16): its 16-bit
  * elements from the KV head's slice at off. */
 static V ring16_row(em *e, const view *w, V j, V off) {
@@ -2137,6 +2126,18 @@ bool cg_attention_packed(const ir_op *op, int vec_bits) {
          DIMN(op->in[0], 1) / DIMN(op->in[1], 1) >= 4 && LAST(op->in[0]) % (vec_bits / 32) == 0;
 }
 
+/* Windowed (or full) causal attention over a sequence, rank 3, with the
+ * G = Hq / Hk >= 4 query heads of a KV head packed into the lanes of one
+ * vector, as chunk_attention's packed kernel below does for HSA: per
+ * token and KV head the queries are transposed once (qT[e][g], and q2
+ * for score pairs); the scores of the keys [lo, t] (lo = t + 1 - window)
+ * by score_block in blocks of JB keys (the last block's keys clamped to
+ * t, its extra rows never read); the maximum in four chains, exp and sum;
+ * then the weighted sum of V rows by pv_rows, stored straight to the
+ * output.  Keys and values of a K or V ring the session keeps in bf16
+ * (CG_A_RING16) are a first range of the same loops, widened as loaded.  The per-head kernel it replaces reduced every score
+ * horizontally (about 15% of the FMA peak).  Scratch: qT, q2, 1 / sum,
+ * and the scores (window + JB rows of grp). */
 static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1];

@@ -186,9 +186,8 @@ bool cg_attention_packed(const ir_op *op, int vec_bits);
 /* Whether the kernel of op (for vectors of vec_bits) reads its K and V
  * rings in bf16 when the session keeps them so (--cache bf16; CG_A_RING16
  * says which at each call): the windowed attentions with packed heads.
- * The AMX kernel reads the bf16 rows in place; the f32 kernel widens the
- * rows a call reads into its scratch (at most window - 1 rows per KV
- * head, exactly). */
+ * The AMX kernel copies the bf16 rows into its tiles' buffers as they
+ * are; the f32 kernel widens each element as it loads it (exactly). */
 bool cg_attention_ring16(const ir_op *op, int vec_bits);
 
 /* Whether a chunk_attention op has the f32 kernel with the query heads of
