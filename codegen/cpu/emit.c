@@ -2028,10 +2028,14 @@ static void score_block(em *e, bool pairs, V q, const V *krow, bool k16, int nb,
  *   dst[g * d + e] (+)= f[g] * sum_j p[j][g] V[j][e]
  * accumulated into dst when acc, else stored; f at fT[g].  pre(e, pctx,
  * g0), when given, runs at the start of each head block.  (EVB + GB)
- * loads per EVB * GB FMAs. */
+ * loads per EVB * GB FMAs.  How the sums meet dst (pv_mode): stored
+ * times f, added times f, stored as they are (a first range of keys), or
+ * continued from dst's (a second range: the same sums, in the same order,
+ * as one range would make) and stored times f.  v16: V rows are bf16. */
 typedef void (*block_fn)(em *e, void *ctx, V g0);
+enum pv_mode { PV_STORE, PV_ADD, PV_FIRST, PV_REST };
 static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V lo, V hi,
-                    row_fn vrow, bool v16, void *ctx, V sT, V fT, V dst, bool acc_dst,
+                    row_fn vrow, bool v16, void *ctx, V sT, V fT, V dst, enum pv_mode mode,
                     block_fn pre, void *pctx) {
   set_lanes(e, nat);
   V zv = cvf(e, 0);
@@ -2040,7 +2044,12 @@ static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V l
   for (int64_t ev0 = 0; ev0 < d / nat; ev0 += EVB) {
     int nev = (int)(d / nat - ev0 < EVB ? d / nat - ev0 : EVB), na = GB * nev;
     V acc[16];
-    for (int i = 0; i < na; i++) acc[i] = zv;
+    for (int i = 0; i < na; i++) {
+      acc[i] = zv;
+      if (mode == PV_REST) /* dst[g * d + e] as [head block][vector] */
+        acc[i] = ldv(e, gep(e, dst, MULI(ADDI(g0, ci(e, i / nev)), ci(e, d))),
+                     ci(e, (ev0 + i % nev) * nat), NULL);
+    }
     loop L;
     loop_begin(e, &L, lo, hi, ci(e, 1), na, acc, e->vt);
     V vr = vrow(e, ctx, L.iv);
@@ -2060,8 +2069,9 @@ static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V l
       V drow = gep(e, dst, MULI(gg, ci(e, d)));
       for (int v = 0; v < nev; v++) {
         V at2 = ci(e, (ev0 + v) * nat);
-        V r = acc_dst ? vfma(e, fg, L.res[gi * nev + v], ldv(e, drow, at2, NULL))
-                      : VMUL(fg, L.res[gi * nev + v]);
+        V r = mode == PV_ADD     ? vfma(e, fg, L.res[gi * nev + v], ldv(e, drow, at2, NULL))
+              : mode == PV_FIRST ? L.res[gi * nev + v]
+                                 : VMUL(fg, L.res[gi * nev + v]);
         stv(e, r, drow, at2, NULL);
       }
     }
@@ -2200,17 +2210,19 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   loop_end(e, &Sm, &sum);
   stv(e, fbin(e, "arith.divf", cvf(e, 1.0), Sm.res[0], e->vt), fT, ci(e, 0), NULL);
   /* likewise the values: rows [lo, vmid) of a V ring kept in bf16, then
-   * [vmid, hi) added */
+   * [vmid, hi) continuing the same sums (so the results are those of one
+   * range over an f32 ring of the same values, to the bit) */
   V dst = gep(e, orow, MULI(hq0, ci(e, d)));
   if (Vv.hist == CG_H_RING) {
     V vmid = ring16_end(e, &Vv, 2, lo, hi);
-    pv_rows(e, nat, EVB, GB, grp, d, lo, vmid, seq_vrow16, true, &a, sT, fT, dst, false, NULL,
+    pv_rows(e, nat, EVB, GB, grp, d, lo, vmid, seq_vrow16, true, &a, sT, fT, dst, PV_FIRST, NULL,
             NULL);
     V sT2 = gep(e, sT, MULI(SUBI(vmid, lo), ci(e, grp))); /* pv_rows counts from vmid */
-    pv_rows(e, nat, EVB, GB, grp, d, vmid, hi, seq_vrow, false, &a, sT2, fT, dst, true, NULL,
+    pv_rows(e, nat, EVB, GB, grp, d, vmid, hi, seq_vrow, false, &a, sT2, fT, dst, PV_REST, NULL,
             NULL);
   } else {
-    pv_rows(e, nat, EVB, GB, grp, d, lo, hi, seq_vrow, false, &a, sT, fT, dst, false, NULL, NULL);
+    pv_rows(e, nat, EVB, GB, grp, d, lo, hi, seq_vrow, false, &a, sT, fT, dst, PV_STORE, NULL,
+            NULL);
   }
   end0(e); /* KV heads */
   end0(e); /* rows */
@@ -2555,7 +2567,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     int64_t nblk = grp / GB;
     slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB};
     chunk_rows cr = {vb, kst, kc0};
-    pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oT, true,
+    pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oT, PV_ADD,
             slot2_prefetch, &pf);
   }
   /* oT[e] += f * sum_j p_j V[j][e], EB elements at a time (a loop over

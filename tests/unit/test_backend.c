@@ -658,6 +658,33 @@ static void test_attention_packed(void) {
       kv_cache = RT_Q_F32;
       tg_free(&t);
     }
+    /* keys and values that are bf16 numbers already: the kernel over a
+     * bf16 ring gives the f32 ring's results to the bit (the same sums in
+     * the same order) */
+    float *kb = malloc((size_t)(2 * L * Hk * d) * sizeof *kb), *vb = kb + L * Hk * d;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(kb);
+    for (int64_t j = 0; j < L * Hk * d; j++) {
+      kb[j] = ut_bf16_to_f32(ut_f32_to_bf16(kd[j]));
+      vb[j] = ut_bf16_to_f32(ut_f32_to_bf16(vd[j]));
+    }
+    tg t;
+    ir_value *o = window_graph(&t, L, Hq, Hk, d, 17, qd, kb, vb);
+    for (int c = 0; c < 2; c++)
+      for (int seg = 6; seg > 0; seg -= 5) {
+        rows r32 = {0}, r16 = {0};
+        const char *cpu = c ? "haswell" : "host";
+        kv_cache = RT_Q_F32;
+        bool ok = run_rows(&t, o, L, seg, cpu, &r32);
+        kv_cache = RT_Q_BF16;
+        ok = ok && run_rows(&t, o, L, seg, cpu, &r16) && rings16 == 2;
+        kv_cache = RT_Q_F32;
+        CU_ASSERT(ok && r32.n == r16.n && r32.width == r16.width &&
+                  !memcmp(r32.p, r16.p, (size_t)(r32.n * r32.width) * sizeof *r32.p));
+        free(r32.p);
+        free(r16.p);
+      }
+    tg_free(&t);
+    free(kb);
   }
 }
 
