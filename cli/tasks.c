@@ -175,10 +175,15 @@ enum { BABI_PEOPLE_IN_STORY = 4 };
 /* ---- phrasings ----------------------------------------------------------------
  * TK_NVARIANTS wordings of every needle and question; variant 0 is the
  * original (and default) wording, 4 and 5 are held out, all the others
- * (0..3 and 6..11) are for training.  Holes: {n} the needle kind's name, {k} a key, {K} every key ("a, b
- * and c"), {v} a value, {a} a variable, {b} the variable it copies, {p} a
- * person, {l} a place, {o} an object.  A question ends where the answer
- * begins. */
+ * (0..3 and 6..23) are for training.  Variants 12..23 vary the core
+ * sentence (where the value stands, colon, "=" and "->" forms, answers
+ * after "It is", "Answer:", "A:"), written afresh rather than from the
+ * held-out ones.  Holes: {n} the needle kind's name, {k} a key, {K} every
+ * key ("a, b and c"), {v} a value, {a} a variable, {b} the variable it
+ * copies, {p} a person, {l} a place, {o} an object.  A question ends where
+ * the answer begins.  babi facts start with the person and name the place
+ * or object after their first " the "; babi questions name "the OBJECT" in
+ * lowercase, and only "before" questions hold "before". */
 
 static const char *const passkey_needle[TK_NVARIANTS] = {
     "The passkey is {v}. Remember it. {v} is the passkey.",
@@ -187,13 +192,26 @@ static const char *const passkey_needle[TK_NVARIANTS] = {
     "Please note: {v} is the passkey, and you will need it.",
     "The code you must keep in mind is the passkey {v}.",
     "Passkey: {v}. Do not forget this passkey.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "Here is the passkey to remember: {v}.",
     "Your passkey is {v}. Hold on to it.",
     "Write this down, the passkey is {v}.",
     "A passkey was chosen for you: {v}. Memorize it.",
     "Keep the following passkey in memory: {v}.",
     "{v} is the passkey. It will be asked for later.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{v}: that is the passkey.",
+    "The one passkey that matters here is {v}.",
+    "The passkey, in case you need it, is {v}.",
+    "Memorize {v}; it is the passkey.",
+    "There is a passkey, and it is {v}.",
+    "To get in later you will need the passkey {v}.",
+    "I am telling you the passkey now: {v}.",
+    "The passkey {v} must not be forgotten.",
+    "Only one passkey exists, namely {v}.",
+    "Remember that {v} is the passkey you were given.",
+    "The passkey for later use: {v}.",
+    "Keep it secret: the passkey is {v}.",
 };
 static const char *const passkey_question[TK_NVARIANTS] = {
     "\nWhat is the passkey? The passkey is ",
@@ -202,13 +220,26 @@ static const char *const passkey_question[TK_NVARIANTS] = {
     "\nWhich passkey did the text give? The passkey is ",
     "\nWhat was the passkey? It is ",
     "\nThe passkey from the text above is ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nWhat passkey was hidden in the text? Answer: ",
     "\nGive the passkey. The passkey was ",
     "\nRepeat the passkey you memorized: ",
     "\nWhat is the hidden passkey? The hidden passkey is ",
     "\nState the passkey from above. It was ",
     "\nWhich passkey were you asked to remember? Passkey: ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\nDo you remember the passkey? Yes, it is ",
+    "\nThe passkey = ",
+    "\nWhat passkey appeared earlier? The answer is ",
+    "\nTell me the passkey. Sure, the passkey is ",
+    "\nYou read a passkey somewhere above. It is ",
+    "\nFill in the passkey: ",
+    "\nQ: what is the passkey? A: ",
+    "\nHow does the passkey go? It goes ",
+    "\nAs for the passkey, it is ",
+    "\nWhat is the passkey? Reply with it only: ",
+    "\nName the passkey. It is ",
+    "\nRemember the passkey? Write it here: ",
 };
 static const char *const key_needle[TK_NVARIANTS] = { /* multikey, multiquery */
     "The special magic {n} for {k} is: {v}.",
@@ -217,13 +248,26 @@ static const char *const key_needle[TK_NVARIANTS] = { /* multikey, multiquery */
     "Special magic {n} of {k}: {v}.",
     "Remember that {k} has the special magic {n} {v}.",
     "The special magic {n} that goes with {k} reads {v}.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "The {n} assigned to {k} is {v}.",
     "{k} goes with the special magic {n} {v}.",
     "Here is the special magic {n} for {k}: {v}.",
     "Write down {v}, the magic {n} of {k}.",
     "Keep in mind: the special magic {n} for {k} equals {v}.",
     "Magic {n} for {k} = {v}.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{v} is the special magic {n} for {k}.",
+    "The special magic {n} of {k} is {v}.",
+    "{k}: special magic {n} {v}.",
+    "Under {k}, file the special magic {n} {v}.",
+    "The special magic {n} {v} belongs to {k}.",
+    "Special magic {n} for {k}? It is {v}.",
+    "If asked about {k}, answer {v}: that is its special magic {n}.",
+    "For the key {k} the special magic {n} will be {v}.",
+    "{k} -> {v}, its special magic {n}.",
+    "The special magic {n} for {k} was set to {v}.",
+    "Please memorize {v} as the special magic {n} of {k}.",
+    "Special magic {n}, {k}: {v}.",
 };
 static const char *const multikey_question[TK_NVARIANTS] = {
     "\nWhat is the special magic {n} for {k}? The special magic {n} for {k} is: ",
@@ -232,13 +276,26 @@ static const char *const multikey_question[TK_NVARIANTS] = {
     "\nFind the special magic {n} for {k}. The special magic {n} for {k} is ",
     "\nWhich special magic {n} belongs to {k}? It is ",
     "\nRecall the special magic {n} that goes with {k}: ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nWhich magic {n} was given for {k}? Answer: ",
     "\nGive the special magic {n} of {k}. The {n} is ",
     "\nWhat {n} is assigned to {k}? It was ",
     "\nState the magic {n} for {k}: ",
     "\nWhat was the special magic {n} for {k}? The special magic {n} was ",
     "\nRepeat the special magic {n} of {k}. Answer: ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\nThe special magic {n} for {k} = ",
+    "\n{k}: special magic {n}? Answer: ",
+    "\nWhat did the text give as the special magic {n} of {k}? It gave ",
+    "\nQ: the special magic {n} for {k}? A: ",
+    "\nLook up {k}. Its special magic {n} is ",
+    "\nFor {k}, what is the special magic {n}? For {k} it is ",
+    "\nYou saw a special magic {n} for {k}. It is ",
+    "\nFill in the special magic {n} of {k}: ",
+    "\nWhat special magic {n} was {k} given? {k} was given ",
+    "\nName the magic {n} for {k}. It is ",
+    "\nThe value of the special magic {n} for {k} is ",
+    "\nHow does the special magic {n} of {k} go? It goes ",
 };
 static const char *const multiquery_question[TK_NVARIANTS] = {
     "\nWhat are the special magic {n}s for {K}? The special magic {n}s for {K} are: ",
@@ -247,13 +304,26 @@ static const char *const multiquery_question[TK_NVARIANTS] = {
     "\nFind the special magic {n}s for {K}. In that order they are ",
     "\nWhich special magic {n}s belong to {K}? They are ",
     "\nRecall the special magic {n}s that go with {K}: ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nGive the magic {n}s for {K}, in order. Answer: ",
     "\nWhich {n}s are assigned to {K}? In order: ",
     "\nState the special magic {n}s of {K}: ",
     "\nWhat were the special magic {n}s for {K}? They were ",
     "\nRepeat the magic {n}s for {K}, one by one: ",
     "\nList the special magic {n}s for {K}. Answer: ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\nThe special magic {n}s for {K}, in that order = ",
+    "\nQ: the special magic {n}s for {K}? A: ",
+    "\nWhat did the text give as the special magic {n}s of {K}? It gave ",
+    "\nLook up {K}. Their special magic {n}s are ",
+    "\nFor {K}, what are the special magic {n}s? In order, they are ",
+    "\nYou saw special magic {n}s for {K}. They are ",
+    "\nFill in the special magic {n}s of {K}: ",
+    "\nName the magic {n}s for {K}. They are ",
+    "\nThe values of the special magic {n}s for {K} are ",
+    "\nWrite the special magic {n} of each of {K}, in order: ",
+    "\nWhat special magic {n}s were {K} given? Answer: ",
+    "\nOne by one, the special magic {n}s for {K} are ",
 };
 static const char *const multivalue_needle[TK_NVARIANTS] = {
     "One of the special magic {n}s for {k} is: {v}.",
@@ -262,13 +332,26 @@ static const char *const multivalue_needle[TK_NVARIANTS] = {
     "A special magic {n} of {k}: {v}.",
     "Note that {k} also has the special magic {n} {v}.",
     "Among the special magic {n}s that go with {k} is {v}.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "Another special magic {n} for {k} is {v}.",
     "{k} has, among others, the magic {n} {v}.",
     "Here is one of the magic {n}s of {k}: {v}.",
     "Add {v} to the special magic {n}s of {k}.",
     "One more magic {n} belonging to {k} is {v}.",
     "Magic {n} for {k}, one of several: {v}.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{v} is one of the special magic {n}s for {k}.",
+    "One special magic {n} of {k} is {v}.",
+    "{k}: one special magic {n} is {v}.",
+    "The special magic {n} {v} is one of those for {k}.",
+    "Yet another special magic {n} for {k}: {v}.",
+    "{k} gets one more special magic {n}, namely {v}.",
+    "Include {v} in the list of special magic {n}s for {k}.",
+    "For the key {k}, {v} is one special magic {n}.",
+    "The list of special magic {n}s for {k} includes {v}.",
+    "Special magic {n} (one of several) of {k} = {v}.",
+    "Please memorize {v} too, a special magic {n} of {k}.",
+    "{k} -> {v}, one of its special magic {n}s.",
 };
 static const char *const multivalue_question[TK_NVARIANTS] = {
     "\nWhat are all the special magic {n}s for {k}? The special magic {n}s for {k} are: ",
@@ -277,35 +360,74 @@ static const char *const multivalue_question[TK_NVARIANTS] = {
     "\nFind all special magic {n}s for {k}. They are ",
     "\nWhich special magic {n}s does {k} have? They are ",
     "\nRecall all special magic {n}s that go with {k}: ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nGive every magic {n} of {k}. Answer: ",
     "\nWhat magic {n}s were given for {k}? They were ",
     "\nState all the special magic {n}s of {k}: ",
     "\nRepeat each special magic {n} for {k}, in order: ",
     "\nWhich {n}s belong to {k}? All of them: ",
     "\nList the magic {n}s of {k}. Answer: ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\nThe special magic {n}s for {k}, all of them = ",
+    "\nQ: every special magic {n} of {k}? A: ",
+    "\nWhat did the text give as the special magic {n}s of {k}? It gave ",
+    "\nLook up {k}. All its special magic {n}s are ",
+    "\nFor {k}, what are all the special magic {n}s? For {k} they are ",
+    "\nYou saw several special magic {n}s for {k}. They are ",
+    "\nFill in all the special magic {n}s of {k}: ",
+    "\nName every magic {n} for {k}. They are ",
+    "\nThe values of the special magic {n}s for {k} are ",
+    "\nWrite each special magic {n} of {k}, in order: ",
+    "\nWhat special magic {n}s were given for {k}, all of them? Answer: ",
+    "\nOne by one, the special magic {n}s of {k} are ",
 };
 static const char *const vartrack_first[TK_NVARIANTS] = {
     "VAR {a} = {v}.", "Let {a} be {v}.", "Set {a} to {v}.", "{a} := {v}.",
     "Assign {v} to {a}.", "The variable {a} holds {v}.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "{a} = {v}.",
     "Give {a} the value {v}.",
     "Put {v} into {a}.",
     "{a} starts as {v}.",
     "Store {v} in {a}.",
     "{a} is set to {v}.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{a} <- {v}.",
+    "{v} is the value of {a}.",
+    "{a} gets {v}.",
+    "Value of {a}: {v}.",
+    "Initialize {a} with {v}.",
+    "{v} goes into {a}.",
+    "Now {a} equals {v}.",
+    "Make {a} equal to {v}.",
+    "{a} takes the value {v}.",
+    "Write {v} to {a}.",
+    "Let the value of {a} be {v}.",
+    "{a} becomes {v}.",
 };
 static const char *const vartrack_next[TK_NVARIANTS] = {
     "VAR {a} = VAR {b}.", "Let {a} be {b}.", "Set {a} to the value of {b}.", "{a} := {b}.",
     "Assign {b} to {a}.", "The variable {a} holds what {b} holds.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "{a} = {b}.",
     "Give {a} the value of {b}.",
     "Put the value of {b} into {a}.",
     "{a} copies {b}.",
     "Store {b} in {a}.",
     "{a} is set to {b}.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{a} <- {b}.",
+    "The value of {b} is now also the value of {a}.",
+    "{a} gets {b}.",
+    "Value of {a}: that of {b}.",
+    "Initialize {a} with {b}.",
+    "{b} is copied into {a}.",
+    "Now {a} equals {b}.",
+    "Make {a} equal to {b}.",
+    "{a} takes the value of {b}.",
+    "Write {b} to {a}.",
+    "Let the value of {a} be that of {b}.",
+    "{a} becomes {b}.",
 };
 static const char *const vartrack_question[TK_NVARIANTS] = {
     ("\nFind all variables that are assigned the value {v} in the text above. "
@@ -315,35 +437,74 @@ static const char *const vartrack_question[TK_NVARIANTS] = {
     "\nFind every variable with the value {v}. They are: ",
     "\nWhich variables end up holding {v}? They are: ",
     "\nName all variables that hold {v}, in order: ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nWhich variables hold the value {v}? Answer: ",
     "\nGive every variable whose value is {v}: ",
     "\nState the variables that end up as {v}. They are: ",
     "\nWhich variables were given {v}, directly or not? They are: ",
     "\nRepeat the names of the variables equal to {v}: ",
     "\nList every variable holding {v}. Answer: ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\nVariables equal to {v} = ",
+    "\nQ: which variables have the value {v}? A: ",
+    "\nTrace the value {v} through the assignments. The variables are: ",
+    "\nWhat variables take the value {v}? Answer: ",
+    "\nFollow {v} from variable to variable. Which variables have it? ",
+    "\nFill in the variables whose value is {v}: ",
+    "\nThe value {v} is held by which variables? By ",
+    "\nList, in order, each variable set to {v}: ",
+    "\nWhich variables does {v} reach? It reaches ",
+    "\nFind the variables that equal {v} at the end. They are ",
+    "\nWhere does {v} end up? In the variables ",
+    "\nAll variables with value {v}, in order: ",
 };
 static const char *const babi_move[TK_NVARIANTS] = {
     "{p} went to the {l}.", "{p} moved to the {l}.", "{p} travelled to the {l}.",
     "{p} journeyed to the {l}.", "{p} walked over to the {l}.", "{p} headed for the {l}.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "{p} ran to the {l}.",
     "{p} went back to the {l}.",
     "{p} made their way to the {l}.",
     "{p} entered the {l}.",
     "{p} hurried to the {l}.",
     "{p} wandered into the {l}.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{p} is now in the {l}.",
+    "{p} stepped into the {l}.",
+    "{p} left for the {l}.",
+    "{p} drove to the {l}.",
+    "{p} came to the {l}.",
+    "{p} crossed over into the {l}.",
+    "{p} moved into the {l}.",
+    "{p} rushed off to the {l}.",
+    "{p} arrived in the {l}.",
+    "{p} relocated to the {l}.",
+    "{p} strolled to the {l}.",
+    "{p} went straight to the {l}.",
 };
 static const char *const babi_pick[TK_NVARIANTS] = {
     "{p} picked up the {o}.", "{p} grabbed the {o}.", "{p} got the {o}.", "{p} took the {o}.",
     "{p} collected the {o}.", "{p} lifted the {o} and kept it.",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "{p} picked the {o} up.",
     "{p} took hold of the {o}.",
     "{p} fetched the {o}.",
     "{p} carried off the {o}.",
     "{p} grabbed hold of the {o}.",
     "{p} snatched the {o}.",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "{p} now has the {o}.",
+    "{p} took away the {o}.",
+    "{p} reached for the {o} and took it.",
+    "{p} is holding the {o}.",
+    "{p} seized the {o}.",
+    "{p} obtained the {o}.",
+    "{p} acquired the {o}.",
+    "{p} gathered up the {o}.",
+    "{p} received the {o}.",
+    "{p} laid hands on the {o}.",
+    "{p} scooped up the {o}.",
+    "{p} took the {o} along.",
 };
 static const char *const babi_where_person[TK_NVARIANTS] = {
     "\nWhere is {p}? {p} is in the ",
@@ -352,13 +513,26 @@ static const char *const babi_where_person[TK_NVARIANTS] = {
     "\nWhere did {p} go last? To the ",
     "\nWhat place is {p} in at the end? The ",
     "\nTell me where {p} is. {p} is in the ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nWhere is {p} at the end? Answer: the ",
     "\nWhich room is {p} in now? The ",
     "\nState where {p} is. In the ",
     "\nWhere can {p} be found? In the ",
     "\nWhere did {p} end up? {p} ended up in the ",
     "\nGive the room {p} is in. The ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\n{p} is in which room? The ",
+    "\nQ: where is {p}? A: the ",
+    "\nWhere would you find {p} now? In the ",
+    "\nLast known room of {p}: the ",
+    "\nWhere has {p} gone? {p} is in the ",
+    "\nWhich room holds {p} at the end? It is the ",
+    "\nIf you look for {p}, where do you look? In the ",
+    "\nThe room {p} is in now = the ",
+    "\nWhere is {p} at this point? Right now, in the ",
+    "\nWhat room did {p} end in? {p} ended in the ",
+    "\nLocate {p}. {p} is in the ",
+    "\nWhere is {p} currently? Currently in the ",
 };
 static const char *const babi_where_before[TK_NVARIANTS] = {
     "\nWhere was {p} before the {l}? Before the {l}, {p} was in the ",
@@ -367,13 +541,26 @@ static const char *const babi_where_before[TK_NVARIANTS] = {
     "\nWhich room was {p} in before the {l}? The ",
     "\nWhat place did {p} leave to go to the {l}? The ",
     "\nTell me where {p} was right before the {l}. {p} was in the ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nWhere had {p} been before the {l}? Answer: the ",
     "\nWhich room was {p} in just before reaching the {l}? The ",
     "\nState where {p} was before the {l}. In the ",
     "\nBefore the {l}, which room was {p} in? The ",
     "\nWhere was {p} right before entering the {l}? In the ",
     "\nGive the room {p} was in before the {l}. The ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\n{p} was in which room before the {l}? The ",
+    "\nQ: where was {p} before the {l}? A: the ",
+    "\nWhere would you have found {p} before the {l}? In the ",
+    "\nRoom of {p} before the {l}: the ",
+    "\nBefore going into the {l}, {p} was where? In the ",
+    "\nWhich room held {p} before the {l}? It was the ",
+    "\nWhere did {p} come from before the {l}? From the ",
+    "\nThe room {p} was in before the {l} = the ",
+    "\nWhere was {p} one move before the {l}? Just before, in the ",
+    "\nJust before the {l}, {p} had been in the ",
+    "\nFind where {p} was before the {l}. {p} was in the ",
+    "\nWhere was {p} before the {l}, exactly? Exactly in the ",
 };
 static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nWhere is the {o}? The {o} is in the ",
@@ -382,19 +569,32 @@ static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nWhere did the {o} end up? In the ",
     "\nWhat place is the {o} in at the end? The ",
     "\nTell me where the {o} is. The {o} is in the ",
-    /* 6..11: more training wordings */
+    /* 6..11: more training wordings (session 7) */
     "\nWhere is the {o} at the end? Answer: the ",
     "\nWhich room is the {o} in now? The ",
     "\nState where the {o} is. In the ",
     "\nWhere can the {o} be found? In the ",
     "\nWhere did the {o} end up? The {o} ended up in the ",
     "\nGive the room the {o} is in. The ",
+    /* 12..23: more training wordings, new core shapes (after session 14) */
+    "\nAnd the {o}, which room is it in? The ",
+    "\nQ: where is the {o}? A: the ",
+    "\nWhere would you find the {o} now? In the ",
+    "\nLast known room of the {o}: the ",
+    "\nWhere has the {o} gone? The {o} is in the ",
+    "\nWhich room holds the {o} at the end? It is the ",
+    "\nIf you look for the {o}, where do you look? In the ",
+    "\nThe room the {o} is in now = the ",
+    "\nWhere is the {o} at this point? Right now, in the ",
+    "\nWhat room did the {o} end in? The {o} ended in the ",
+    "\nLocate the {o}. The {o} is in the ",
+    "\nWhere is the {o} currently? Currently in the ",
 };
 
 /* --phrasing varied: a training variant of every needle and question,
  * each needle also with a lead-in and a tail, the question with a lead-in
  * after its line break (the first entry of each: none), drawn per needle
- * from the phrasing stream: 10 x 8 x 8 forms of a needle, 10 x 8 of a
+ * from the phrasing stream: 22 x 8 x 8 forms of a needle, 22 x 8 of a
  * question, so that a model learns the task rather than the templates.
  * None holds a value word (tk_self_check), and a needle's are whole
  * sentences without " the " (a babi fact's sentence is the one with it). */
@@ -1484,8 +1684,9 @@ static const cli_opt gen_task_opts[] = {
      "Debian's packages fortunes-min, dict-devil, dict-jargon"},
     {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied",
      "the needles' and question's wording: the original\n"
-     "(default), one of four training wordings, or one of two\n"
-     "held-out wordings"},
+     "(default), one of 22 training wordings, or one of two\n"
+     "held-out wordings; varied: a training wording with\n"
+     "lead-in and tail sentences"},
     {G_CORPUS_DIR, "--corpus-dir", NULL, "DIR",
      "read a prose style's files from DIR instead of where\n"
      "its package installs them"},

@@ -53,17 +53,17 @@ typedef enum tk_filler {
 
 /* The wording of the needles and the question (docs/tasks.md, "Phrasings").
  * Every task has TK_NVARIANTS wordings: variant 0 is the default, variants
- * 4 and 5 are held out, the other ten (0..3, 6..11) are for training. */
+ * 4 and 5 are held out, the other 22 (0..3, 6..23) are for training. */
 typedef enum tk_phrasing {
   TK_PHRASING_DEFAULT, /* variant 0 only: the original wording */
-  TK_PHRASING_TRAIN,   /* one of variants 0..3 and 6..11, by the seed */
+  TK_PHRASING_TRAIN,   /* one of variants 0..3 and 6..23, by the seed */
   TK_PHRASING_HELDOUT, /* variant 4 or 5, by the seed */
   TK_PHRASING_VARIED,  /* a training variant, each needle and the question
                           also with a lead-in (and a needle with a tail)
                           drawn from tables of their own */
   TK_NPHRASINGS
 } tk_phrasing;
-enum { TK_NVARIANTS = 12, TK_FIRST_HELDOUT_VARIANT = 4, TK_HELDOUT_VARIANTS = 2 };
+enum { TK_NVARIANTS = 24, TK_FIRST_HELDOUT_VARIANT = 4, TK_HELDOUT_VARIANTS = 2 };
 /* Whether variant v is one training uses. */
 static inline int tk_training_variant(int v) {
   return v < TK_FIRST_HELDOUT_VARIANT || v >= TK_FIRST_HELDOUT_VARIANT + TK_HELDOUT_VARIANTS;

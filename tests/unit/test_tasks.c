@@ -853,14 +853,15 @@ static void test_babi(void) {
 
 /* Phrasings: the default is variant 0 (the pinned bytes); train and
  * heldout keep the seed's values and answer but word them differently:
- * train draws the ten training variants, heldout the two others, and the
+ * train draws the 22 training variants, heldout the two others, and the
  * question's words differ from the default's; varied draws train's
- * variant and puts a lead-in before the question (most of the time). */
+ * variant and puts a lead-in before the question (most of the time).
+ * 240 seeds, so that each of the 22 training variants is drawn. */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
     int bad = 0, led = 0, nled = 0;
-    for (uint64_t seed = 0; seed < 60; seed++) {
+    for (uint64_t seed = 0; seed < 240; seed++) {
       tk_item it[TK_NPHRASINGS];
       for (int p = 0; p < TK_NPHRASINGS; p++) {
         tk_options o;
