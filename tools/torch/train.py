@@ -594,6 +594,7 @@ def main():
         return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
+    t_start = t_run0        # --hours counts from here (t_run0 restarts at each checkpoint)
     t_ckpt = time.time()
     t_log = time.time()
     steps_since_log = 0
@@ -604,7 +605,7 @@ def main():
         while not stop["flag"]:
             if args.steps and step >= args.steps:
                 break
-            if args.hours and time.time() - t_run0 >= args.hours * 3600:
+            if args.hours and time.time() - t_start >= args.hours * 3600:
                 break
             L, K = stages[stage]
             for n in tops:
