@@ -41,11 +41,9 @@ typedef struct emu_gpu {
 /* Whether this call (kind) is the one HSAC_EMU_FAIL asked to fail. */
 static int injected(emu_gpu *e, int kind, char *err, size_t errsize) {
   bool counts = kind == 1 || e->launched;
-  e->launched = false;
-  if (e->fail_kind != kind || !counts || e->fail_at <= 0 || --e->fail_at > 0) {
-    e->launched = kind == 1; /* a launch that runs */
-    return 0;
-  }
+  bool fail = e->fail_kind == kind && counts && e->fail_at > 0 && --e->fail_at == 0;
+  e->launched = kind == 1 && !fail; /* a launch that runs; a sync clears it */
+  if (!fail) return 0;
   snprintf(err, errsize, "an injected device fault (HSAC_EMU_FAIL=%s:N)",
            kind == 1 ? "launch" : "sync");
   return -1;

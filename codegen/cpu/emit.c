@@ -297,30 +297,37 @@ static V ldv(em *e, V p, V off, const V *mask) {
   return v;
 }
 
+/* n bf16 at p + off (16-bit elements) widened exactly to f32 (the bits
+ * moved to the top half: zext, shift by 16): a scalar when n is 1, else a
+ * vector of n. */
+static V ld_bf16(em *e, V p, V off, int n) {
+  char i16[32], i32[32], f32[32];
+  snprintf(i16, sizeof i16, n == 1 ? "i16" : "vector<%dxi16>", n);
+  snprintf(i32, sizeof i32, n == 1 ? "i32" : "vector<%dxi32>", n);
+  snprintf(f32, sizeof f32, n == 1 ? "f32" : "vector<%dxf32>", n);
+  V h = nv(e), w = nv(e), c = nv(e), sh = nv(e), f = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> %s\n", h.s,
+      gep16(e, p, off).s, i16);
+  out(e, "  %s = arith.extui %s : %s to %s\n", w.s, h.s, i16, i32);
+  out(e, "  %s = arith.constant %s : %s\n", c.s, n == 1 ? "16" : "dense<16>", i32);
+  out(e, "  %s = arith.shli %s, %s : %s\n", sh.s, w.s, c.s, i32);
+  out(e, "  %s = arith.bitcast %s : %s to %s\n", f.s, sh.s, i32, f32);
+  return f;
+}
+
 /* A vector of packed weights at p + off elements: f32; bf16 widened
- * exactly to f32 (the bits moved to the top half: zext, shift by 16); or
- * f16 widened by arith.extf (vcvtph2ps with F16C). */
+ * exactly (ld_bf16); or f16 widened by arith.extf (vcvtph2ps with F16C). */
 static V ldw(em *e, V p, V off) {
   if (!e->wtype) return ldv(e, p, off, NULL);
-  V a = gep16(e, p, off), h = nv(e);
   if (e->wtype == CG_W_F16) {
-    V f = nv(e);
+    V a = gep16(e, p, off), h = nv(e), f = nv(e);
     out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<%dxf16>\n", h.s,
         a.s, e->vl);
     out(e, "  %s = arith.extf %s : vector<%dxf16> to %s\n", f.s, h.s, e->vl, e->vt);
     return f;
   }
-  V w = nv(e), c = nv(e), sh = nv(e), f = nv(e);
-  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<%dxi16>\n", h.s, a.s,
-      e->vl);
-  out(e, "  %s = arith.extui %s : vector<%dxi16> to vector<%dxi32>\n", w.s, h.s, e->vl, e->vl);
-  out(e, "  %s = arith.constant dense<16> : vector<%dxi32>\n", c.s, e->vl);
-  out(e, "  %s = arith.shli %s, %s : vector<%dxi32>\n", sh.s, w.s, c.s, e->vl);
-  out(e, "  %s = arith.bitcast %s : vector<%dxi32> to %s\n", f.s, sh.s, e->vl, e->vt);
-  return f;
+  return ld_bf16(e, p, off, e->vl);
 }
-
-static V ld_widen(em *e, V p, V off, bool scalar);
 
 static void stv(em *e, V x, V p, V off, const V *mask) {
   V a = gep(e, p, off);
@@ -1976,7 +1983,7 @@ static void score_block(em *e, bool pairs, V q, const V *krow, bool k16, int nb,
     loop_begin(e, &L, ci(e, 0), ci(e, d), ci(e, 1), nb, acc, e->vt);
     V qe = ldv(e, q, MULI(L.iv, ci(e, grp)), NULL);
     for (int i = 0; i < nb; i++) {
-      V k = k16 ? ld_widen(e, krow[i], L.iv, true) : lds(e, krow[i], L.iv);
+      V k = k16 ? ld_bf16(e, krow[i], L.iv, 1) : lds(e, krow[i], L.iv);
       y[i] = vfma(e, qe, splat(e, k), L.arg[i]);
     }
     loop_end(e, &L, y);
@@ -1987,17 +1994,11 @@ static void score_block(em *e, bool pairs, V q, const V *krow, bool k16, int nb,
   V qa = ldv(e, q, MULI(L.iv, ci(e, 2 * grp)), NULL);
   V qb = ldv(e, q, ADDI(MULI(L.iv, ci(e, 2 * grp)), ci(e, grp)), NULL);
   for (int i = 0; i < nb; i++) {
-    V kp = nv(e), kq = nv(e);
-    if (k16) {
-      /* two bf16: the top halves of two f32 */
-      V h = nv(e), x = nv(e), c = nv(e), sh = nv(e);
-      out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<2xi16>\n", h.s,
-          gep16(e, krow[i], MULI(L.iv, ci(e, 2))).s);
-      out(e, "  %s = arith.extui %s : vector<2xi16> to vector<2xi32>\n", x.s, h.s);
-      out(e, "  %s = arith.constant dense<16> : vector<2xi32>\n", c.s);
-      out(e, "  %s = arith.shli %s, %s : vector<2xi32>\n", sh.s, x.s, c.s);
-      out(e, "  %s = arith.bitcast %s : vector<2xi32> to vector<2xf32>\n", kp.s, sh.s);
+    V kp, kq = nv(e);
+    if (k16) { /* two bf16, widened */
+      kp = ld_bf16(e, krow[i], MULI(L.iv, ci(e, 2)), 2);
     } else {
+      kp = nv(e);
       out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> vector<2xf32>\n", kp.s,
           gep(e, krow[i], MULI(L.iv, ci(e, 2))).s);
     }
@@ -2056,7 +2057,7 @@ static void pv_rows(em *e, int nat, int EVB, int GB, int64_t grp, int64_t d, V l
     V prow = gep(e, sT, ADDI(MULI(SUBI(L.iv, lo), ci(e, grp)), g0));
     V vv[4], y[16];
     for (int v = 0; v < nev; v++)
-      vv[v] = v16 ? ld_widen(e, vr, ci(e, (ev0 + v) * nat), false)
+      vv[v] = v16 ? ld_bf16(e, vr, ci(e, (ev0 + v) * nat), e->vl)
                   : ldv(e, vr, ci(e, (ev0 + v) * nat), NULL);
     for (int gi = 0; gi < GB; gi++) {
       V pb = splat(e, lds(e, prow, ci(e, gi)));
@@ -2145,8 +2146,9 @@ bool cg_attention_packed(const ir_op *op, int vec_bits) {
  * t, its extra rows never read); the maximum in four chains, exp and sum;
  * then the weighted sum of V rows by pv_rows, stored straight to the
  * output.  Keys and values of a K or V ring the session keeps in bf16
- * (CG_A_RING16) are a first range of the same loops, widened as loaded.  The per-head kernel it replaces reduced every score
- * horizontally (about 15% of the FMA peak).  Scratch: qT, q2, 1 / sum,
+ * (CG_A_RING16) are a first range of the same loops, widened as loaded.
+ * The per-head kernel it replaces reduced every score horizontally
+ * (about 15% of the FMA peak).  Scratch: qT, q2, 1 / sum,
  * and the scores (window + JB rows of grp). */
 static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
@@ -2255,24 +2257,6 @@ static void slot2_prefetch(em *e, void *c, V g0) {
                  f->stride, f->col, f->d);
 }
 
-/* f32 from bf16 at p + off (16-bit elements): a vector of the current
- * lanes, or (scalar) one number. */
-static V ld_widen(em *e, V p, V off, bool scalar) {
-  if (!scalar) {
-    int w = e->wtype;
-    e->wtype = CG_W_BF16;
-    V x = ldw(e, p, off);
-    e->wtype = w;
-    return x;
-  }
-  V h = nv(e), x = nv(e), f = nv(e);
-  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> i16\n", h.s,
-      gep16(e, p, off).s);
-  out(e, "  %s = arith.extui %s : i16 to i32\n", x.s, h.s);
-  V sh = bin(e, "arith.shli", x, cint(e, 16, "i32"), "i32");
-  out(e, "  %s = arith.bitcast %s : i32 to f32\n", f.s, sh.s);
-  return f;
-}
 
 /* Chunk idx's P rows of one KV head's d columns (from kcol) into tile
  * [P][d] (f32) for a chunk memory whose history pages hold bf16 rows: a
@@ -2296,7 +2280,7 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
     V dst = gep(e, tile, MULI(j, ci(e, d)));
     for (int64_t e0 = 0; e0 < d; e0 += e0 < full ? e->vl : 1) {
       bool one = e0 >= full;
-      V x = page ? ld_widen(e, src, ci(e, e0), one)
+      V x = page ? ld_bf16(e, src, ci(e, e0), one ? 1 : e->vl)
                  : one ? lds(e, src, ci(e, e0)) : ldv(e, src, ci(e, e0), NULL);
       if (one) sts(e, x, dst, ci(e, e0));
       else stv(e, x, dst, ci(e, e0), NULL);
@@ -2897,11 +2881,9 @@ static void win_rows16(em *e, const view *w, bool ring16, V ra, V rb, V kb0, V k
                        V buf) {
   V r = for0(e, ra, rb, 1);
   V at = MULI(SUBI(r, kb0), ci(e, d));
-  V src = ring16 ? w->hist_p : gep(e, rowp(e, w, r), kcol);
-  V off = ring16 ? ADDI(MULI(REMI(r, MAXI(w->keep, ci(e, 1))), ci(e, w->row_elems)), kcol)
-                 : ci(e, 0);
+  V src = ring16 ? ring16_row(e, w, r, kcol) : gep(e, rowp(e, w, r), kcol);
   for (int64_t e0 = 0; e0 < d; e0 += 32) {
-    V x = ring16 ? ld_bf16x32(e, src, ADDI(off, ci(e, e0)))
+    V x = ring16 ? ld_bf16x32(e, src, ci(e, e0))
                  : cvt2bf16(e, ldv(e, src, ci(e, e0), NULL), ldv(e, src, ci(e, e0 + 16), NULL));
     st_bf16x32(e, x, buf, ADDI(at, ci(e, e0)));
   }
@@ -2997,8 +2979,8 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
       V blk[2][16];
       for (int b = 0; b < 2; b++) {
         for (int r = 0; r < 16; r++)
-          blk[b][r] = ld_widen(e, vr16, ADDI(MULI(ADDI(j0, ci(e, b * 16 + r)), ci(e, d)),
-                                             ci(e, c0)), false);
+          blk[b][r] = ld_bf16(e, vr16, ADDI(MULI(ADDI(j0, ci(e, b * 16 + r)), ci(e, d)),
+                                             ci(e, c0)), e->vl);
         transpose_vecs(e, blk[b], 16);
       }
       for (int c = 0; c < 16; c++)
