@@ -2107,6 +2107,43 @@ static V max_rows(em *e, V sT, int64_t grp, V n) {
   return max_sel(e, max_sel(e, M.res[0], M.res[1]), max_sel(e, M.res[2], M.res[3]));
 }
 
+/* The softmax numerators of n (runtime) score rows sT[j * grp] in place,
+ * p = exp(s - m) per lane, and the per-lane sum of them, which *shift
+ * (when given) receives exp(-m) to add.  16 lanes with AVX-512: as
+ * 2^(s log2 e - m log2 e), one FMA and exp2_neg16 (11 instructions per
+ * vector against exp_vec's 14); the rounding of m log2 e scales every p
+ * and exp(-m) alike, so the normalized weights do not see it. */
+static V exp_rows(em *e, V sT, int64_t grp, V n, int64_t nc, V m, V *shift) {
+  V z = cvf(e, 0);
+  bool two = e->vl == 16 && e->avx512;
+  V log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
+  if (two) out(e, "  %s = arith.negf %s : %s\n", nmx.s, VMUL(m, log2e).s, e->vt);
+  /* four sums (a chain of dependent additions, 4 cycles each, would
+   * outlast the exponentials) where the count is known and fits */
+  int u = nc > 0 && nc % 4 == 0 ? 4 : 1;
+  V z4[4] = {z, z, z, z}, sums[4];
+  loop S;
+  loop_begin(e, &S, ci(e, 0), n, ci(e, u), u, z4, e->vt);
+  for (int i = 0; i < u; i++) {
+    V sa = MULI(ADDI(S.iv, ci(e, i)), ci(e, grp)), x = ldv(e, sT, sa, NULL);
+    V pj = two ? exp2_neg16(e, vfma(e, x, log2e, nmx)) : exp_vec(e, VSUB(x, m));
+    stv(e, pj, sT, sa, NULL);
+    sums[i] = VADD(S.arg[i], pj);
+  }
+  loop_end(e, &S, sums);
+  V tot = u == 4 ? VADD(VADD(S.res[0], S.res[1]), VADD(S.res[2], S.res[3])) : S.res[0];
+  if (shift) {
+    if (two) {
+      *shift = exp2_neg16(e, nmx);
+    } else {
+      V negm = nv(e);
+      out(e, "  %s = arith.negf %s : %s\n", negm.s, m.s, e->vt);
+      *shift = exp_vec(e, negm);
+    }
+  }
+  return tot;
+}
+
 /* Row j of a K or V ring kept in bf16 (view w; CG_A_RING16): its 16-bit
  * elements from the KV head's slice at off. */
 static V ring16_row(em *e, const view *w, V j, V off) {
@@ -2176,7 +2213,6 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
     sT = gepc(e, scr, sT_at);
   set_lanes(e, (int)grp);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
-  V z = cvf(e, 0);
   V t = rows_begin(e);
   V hi = ADDI(t, ci(e, 1));
   V lo = W > 0 ? MAXI(SUBI(hi, ci(e, W)), ci(e, 0)) : ci(e, 0);
@@ -2203,14 +2239,8 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
     end0(e);
   }
   V m = max_rows(e, sT, grp, cnt);
-  loop Sm;
-  loop_begin(e, &Sm, ci(e, 0), cnt, ci(e, 1), 1, &z, e->vt);
-  V sa = MULI(Sm.iv, ci(e, grp));
-  V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), m));
-  stv(e, pj, sT, sa, NULL);
-  V sum = VADD(Sm.arg[0], pj);
-  loop_end(e, &Sm, &sum);
-  stv(e, fbin(e, "arith.divf", cvf(e, 1.0), Sm.res[0], e->vt), fT, ci(e, 0), NULL);
+  V tot = exp_rows(e, sT, grp, cnt, 0, m, NULL);
+  stv(e, fbin(e, "arith.divf", cvf(e, 1.0), tot, e->vt), fT, ci(e, 0), NULL);
   /* likewise the values: rows [lo, vmid) of a V ring kept in bf16, then
    * [vmid, hi) continuing the same sums (so the results are those of one
    * range over an f32 ring of the same values, to the bit) */
@@ -2250,11 +2280,14 @@ typedef struct slot2_pf {
   int64_t rpb, P, stride;
   V col;
   int64_t d, GB;
+  V first; /* i1: only then */
 } slot2_pf;
 static void slot2_prefetch(em *e, void *c, V g0) {
   slot2_pf *f = c;
+  if0(e, f->first);
   prefetch_share(e, f->k, f->v, MULI(DIVI(g0, ci(e, f->GB)), ci(e, f->rpb)), f->rpb, f->P,
                  f->stride, f->col, f->d);
+  out(e, "  }\n");
 }
 
 
@@ -2430,7 +2463,9 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * context, the one after 42-55% -> 58-62% at 256K.  Chunk-major on a
    * Sapphire Rapids-class core: 88-91 GFLOP/s without both at 256K with
    * uniform selections, 99-115 with them; no difference where the block's
-   * tokens share their chunks. */
+   * tokens share their chunks.  Issued once per chunk, by the first pair
+   * that selected it: each pair issuing them (1,024 prefetches per pair)
+   * cost 4-6 points of the FMA peak where a chunk serves 7-10 pairs. */
   V nx[2];
   {
     V init[2] = {ci(e, -1), ci(e, -1)};
@@ -2500,6 +2535,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V tq = gep(e, tok0, MULI(b.tt, ci(e, QS)));
   V qT = tq, oT = gepc(e, tq, d * grp), q2 = gepc(e, tq, 2 * d * grp);
   V wr = rowp(e, &Wt, t);
+  V first = cmpi(e, "eq", b.pos2, pos);
   /* scores, JB keys at a time: one loop over the full blocks and one
    * tail block (a block per key range, unrolled here, made this one
    * function half of the paper model's compile time); nothing else stays
@@ -2516,6 +2552,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V krow[16];
     for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * kst);
     score_block(e, pairs, pairs ? q2 : qT, krow, false, nb, d, grp, sT, MULI(j0, ci(e, grp)));
+    if0(e, first); /* once per chunk, by the first pair that selected it */
     for (int i = 0; i < nb; i++) { /* the next chunk's rows of this block */
       V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d / pq)), pcol);
       for (int64_t l = 0; l < d / pq; l += 16) {
@@ -2526,30 +2563,20 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
             ": (!llvm.ptr) -> ()\n", pv.s, PFH);
       }
     }
+    out(e, "  }\n");
     if (!part) end0(e);
   }
   /* the maximum per lane, a pass over the scores in L1 */
-  V m = max_rows(e, sT, grp, ci(e, P));
-  loop Sm;
-  loop_begin(e, &Sm, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
-  V sa = MULI(Sm.iv, ci(e, grp));
-  V pj = exp_vec(e, VSUB(ldv(e, sT, sa, NULL), m));
-  stv(e, pj, sT, sa, NULL);
-  V sum = VADD(Sm.arg[0], pj);
-  loop_end(e, &Sm, &sum);
-  V tot = Sm.res[0];
-  if (n_plus) {
-    V negm = nv(e);
-    out(e, "  %s = arith.negf %s : %s\n", negm.s, m.s, e->vt);
-    tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
-  }
+  V m = max_rows(e, sT, grp, ci(e, P)), shift;
+  V tot = exp_rows(e, sT, grp, ci(e, P), P, m, n_plus ? &shift : NULL);
+  if (n_plus) tot = VADD(tot, VMUL(cvf(e, n_plus), shift));
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
   if (rowpv) {
     /* oT[g][e] += f[g] * sum_j p[j][g] V[j][e], with the K and V rows of
      * the chunk after next prefetched a share per head block */
     stv(e, f, fT, ci(e, 0), NULL);
     int64_t nblk = grp / GB;
-    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB};
+    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB, first};
     chunk_rows cr = {vb, kst, kc0};
     pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oT, PV_ADD,
             slot2_prefetch, &pf);
@@ -2565,8 +2592,10 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     if (!part) {
       /* the K and V rows of the chunk after next, a share per element block */
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
+      if0(e, first);
       prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d / pq,
                      pfcol, d / pq);
+      out(e, "  }\n");
     }
     V acc[16];
     for (int i = 0; i < nb; i++) acc[i] = z;
