@@ -2733,6 +2733,20 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
   end0(e);
 }
 
+/* 16 query rows of d floats (lane l's at rows[l]), times sc, as an AMX B
+ * operand at qp (d / 2 rows of 32 bf16): row e/2 holds (q[l][e],
+ * q[l][e+1]) for l = 0..15, from 16 x 16 transposes of the rows. */
+static void query_pairs_rows(em *e, const V *qrow, int64_t d, V sc, V qp) {
+  for (int64_t e0 = 0; e0 < d; e0 += 16) {
+    V rows[16];
+    for (int r = 0; r < 16; r++) rows[r] = VMUL(ldv(e, qrow[r], ci(e, e0), NULL), sc);
+    transpose_vecs(e, rows, 16);
+    for (int m = 0; m < 8; m++)
+      st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
+                 ci(e, (e0 / 2 + m) * 32));
+  }
+}
+
 /* The queries of heads [hq0, hq0 + 16) of query row qr, times sc, as an
  * AMX B operand at qp (d / 2 rows of 32 bf16): row e/2 holds (q[h][e],
  * q[h][e+1]) for h = 0..15, from 16 x 16 transposes of the query rows. */
@@ -2893,8 +2907,10 @@ enum { AMX_WIN_TB = 32 };
 bool cg_attention_amx(const ir_op *op) {
   if (op->code != IR_ATTENTION || op->in[0]->type.rank != 3) return false;
   int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1);
+  /* G = Hq / Hk query heads per KV head, a divisor of 16: the tiles'
+   * 16 columns are 16 / G consecutive tokens' G heads */
   return ir_attr_i(op, "causal", 1) != 0 && ir_attr_i(op, "window", 0) > 0 && Hk > 0 &&
-         Hq == 16 * Hk && d % 32 == 0 && d <= 256;
+         Hq % Hk == 0 && 16 % (Hq / Hk) == 0 && d % 32 == 0 && d <= 256;
 }
 
 bool cg_attention_ring16(const ir_op *op, int vec_bits) {
@@ -2934,8 +2950,10 @@ static void fill_rows(em *e, V sT, V j0, V j1, V x) {
   end0(e);
 }
 
-/* Causal sliding-window attention (window W) with G = 16 query heads per
- * KV head under bf16 math on AMX, by blocks of AMX_WIN_TB tokens [tb, te).
+/* Causal sliding-window attention (window W) with G query heads per KV
+ * head (a divisor of 16; the tiles' 16 query columns are the G heads of
+ * 16 / G consecutive tokens, "per token" below meaning per such group)
+ * under bf16 math on AMX, by blocks of AMX_WIN_TB tokens [tb, te).
  * Per block and KV head, the NK key and value rows the block's windows
  * cover, from tb + 1 - W, go once into bf16: K as rows, V transposed
  * (V^T [d][NK], so that no token transposes its probabilities); rows
@@ -2955,6 +2973,7 @@ static void fill_rows(em *e, V sT, V j0, V j1, V x) {
 static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   int64_t d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1), W = ir_attr_i(op, "window", 0);
+  int64_t G = DIMN(op->in[0], 1) / Hk, R = 16 / G; /* lane l: token t + l / G, head l % G */
   int64_t NK = (W + AMX_WIN_TB - 1 + 31) / 32 * 32; /* keys a token's tiles cover */
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
@@ -2978,7 +2997,7 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   V kb0 = SUBI(ADDI(tb, ci(e, 1)), ci(e, W)); /* the absolute row of buffer row 0 */
   V lo = MAXI(kb0, ci(e, 0));
   V kh = for0(e, n0, n1, 1);
-  V hq0 = MULI(kh, ci(e, 16)), kcol = MULI(kh, ci(e, d));
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
   /* the block's K and V rows in bf16 */
   for (int kv = 0; kv < 2; kv++) {
     const view *w = kv ? &Vv : &K;
@@ -3019,9 +3038,19 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   }
   V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Pm = memref2d(e, pT, NK / 2, 32, "bf16");
   V Om = memref2d(e, oT, d, 16, "f32");
-  V t = for0(e, tb, te, 1);
-  V i = SUBI(t, tb);
-  query_pairs16(e, rowp(e, &Q, t), hq0, d, sc, qp);
+  /* R tokens at a time (their G heads each); a token past te repeats the
+   * last one and stores nothing */
+  V t = for0(e, tb, te, R);
+  V i = SUBI(t, tb), tr[16];
+  for (int r = 0; r < R; r++) tr[r] = r ? MINI(ADDI(t, ci(e, r)), SUBI(te, ci(e, 1))) : t;
+  if (R == 1) {
+    query_pairs16(e, rowp(e, &Q, t), hq0, d, sc, qp);
+  } else {
+    V qrow[16];
+    for (int l = 0; l < 16; l++)
+      qrow[l] = gep(e, rowp(e, &Q, tr[l / G]), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
+    query_pairs_rows(e, qrow, d, sc, qp);
+  }
   /* S^T[j][h] = sum_c K[j][c] q[h][c] * scale, 16 keys per tile, in
    * groups of 6 tiles when there are many */
   {
@@ -3042,10 +3071,39 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
                 (tile_at){.m = Sr, .rt = 16}, nt - nfull * GT, d / 32, false);
   }
   /* the token's window: buffer rows [max(i, -kb0), i + W - 1]; the rest
-   * -inf */
+   * -inf (with R tokens, rows outside every window; rows inside some of
+   * them, lane by lane: lane l's token is i + l / G) */
   V jl = MAXI(i, SUBI(ci(e, 0), kb0)), jh = ADDI(i, ci(e, W));
+  V jhR = MINI(ADDI(jh, ci(e, R - 1)), ci(e, NK));
   fill_rows(e, sT, ci(e, 0), jl, ninf);
-  fill_rows(e, sT, jh, ci(e, NK), ninf);
+  fill_rows(e, sT, jhR, ci(e, NK), ninf);
+  if (R > 1) {
+    /* lane l's first and past-last rows, as floats (exact) */
+    V lofs = nv(e);
+    out(e, "  %s = arith.constant dense<[", lofs.s);
+    for (int l = 0; l < 16; l++) out(e, "%s%d.0", l ? ", " : "", l / (int)G);
+    out(e, "]> : %s\n", e->vt);
+    V fi = nv(e), fk = nv(e), fw = nv(e);
+    out(e, "  %s = arith.sitofp %s : i64 to f32\n", fi.s, i.s);
+    out(e, "  %s = arith.sitofp %s : i64 to f32\n", fk.s, SUBI(ci(e, 0), kb0).s);
+    out(e, "  %s = arith.sitofp %s : i64 to f32\n", fw.s, jh.s);
+    V lov = VADD(splat(e, fi), lofs), kbv = splat(e, fk), hiv = VADD(splat(e, fw), lofs);
+    V lo2 = max_sel(e, lov, kbv);
+    for (int side = 0; side < 2; side++) {
+      /* rows [jl, jl + R - 1) against lo2, rows [jh, jhR) against hiv */
+      V ja = side ? jh : jl, jb = side ? jhR : MINI(ADDI(jl, ci(e, R - 1)), ci(e, NK));
+      V j = for0(e, ja, jb, 1);
+      V fj = nv(e);
+      out(e, "  %s = arith.sitofp %s : i64 to f32\n", fj.s, j.s);
+      V row = ldv(e, sT, MULI(j, ci(e, 16)), NULL);
+      V out_ = side ? cmpf(e, "oge", splat(e, fj), hiv, e->vt) : cmpf(e, "olt", splat(e, fj), lo2, e->vt);
+      V masked = nv(e);
+      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", masked.s, out_.s, ninf.s, row.s, e->mt,
+          e->vt);
+      stv(e, masked, sT, MULI(j, ci(e, 16)), NULL);
+      end0(e);
+    }
+  }
   /* P = exp(s - max) per head (lane) in bf16 k-pairs of keys, the sum in
    * 2 chains */
   V mx = max_rows(e, sT, 16, ci(e, NK));
@@ -3089,14 +3147,21 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
       }
     }
   }
-  /* O[h][c] = O^T[c][h] / sum[h] */
+  /* O[h][c] = O^T[c][h] / sum[h] (lane l: token i + l / G, head l % G;
+   * the tokens past te store nothing) */
   {
-    V orow = gep(e, rowp(e, &o, t), MULI(hq0, ci(e, d)));
+    V orow[16];
+    for (int r = 0; r < R; r++) orow[r] = gep(e, rowp(e, &o, tr[r]), MULI(hq0, ci(e, d)));
     for (int64_t c0 = 0; c0 < d; c0 += 16) {
       V rows[16];
       for (int r = 0; r < 16; r++) rows[r] = VMUL(ldv(e, oT, ci(e, (c0 + r) * 16), NULL), f);
       transpose_vecs(e, rows, 16);
-      for (int h = 0; h < 16; h++) stv(e, rows[h], orow, ci(e, h * d + c0), NULL);
+      for (int h = 0; h < 16; h++) {
+        int r = h / (int)G;
+        if (r) if0(e, cmpi(e, "slt", ADDI(t, ci(e, r)), te));
+        stv(e, rows[h], orow[r], ci(e, (h % G) * d + c0), NULL);
+        if (r) out(e, "  }\n");
+      }
     }
   }
   end0(e); /* tokens */
@@ -4100,14 +4165,15 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;
     case IR_ROPE: k_rope(&e, req, info); info->scratch_fixed = LAST(op->in[0]) + 16; break;
     case IR_ATTENTION:
-      /* rank 3 (a sequence) with >= 4 query heads per KV head and a head
-       * width of whole vectors: the heads packed in lanes */
-      if (cg_attention_packed(op, req->vec_bits)) {
-        if (req->bf16 == CG_BF16_AMX && cg_attention_amx(op) && e.vl == 16)
-          k_attention_amx(&e, req, info);
-        else
-          k_attention_packed(&e, req, info);
-      } else k_attention(&e, req, info);
+      /* under bf16 math on AMX, windowed with G a divisor of 16: tiles;
+       * else rank 3 (a sequence) with >= 4 query heads per KV head and a
+       * head width of whole vectors: the heads packed in lanes */
+      if (req->bf16 == CG_BF16_AMX && cg_attention_amx(op) && e.vl == 16)
+        k_attention_amx(&e, req, info);
+      else if (cg_attention_packed(op, req->vec_bits))
+        k_attention_packed(&e, req, info);
+      else
+        k_attention(&e, req, info);
       break;
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there
