@@ -1944,6 +1944,36 @@ static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, 
   set_lanes(e, (int)grp);
 }
 
+/* qT[e][l] = qrow[l][e] * scale for n lanes whose query rows (d floats
+ * each) are anywhere (lane l's at qrow[l]): queries_T for the lanes of
+ * several tokens, by the same nat x nat transposes (or scalar). */
+static void queries_T_rows(em *e, int vec_bits, const V *qrow, int64_t n, int64_t d,
+                           double scale, V qT) {
+  int nat = vec_bits / 32;
+  V sc = cf(e, scale);
+  if (heads_transposable(nat, n, d)) {
+    set_lanes(e, nat);
+    V scv = splat(e, sc);
+    V e0 = for0(e, ci(e, 0), ci(e, d), nat);
+    for (int64_t gb = 0; gb < n; gb += nat) {
+      V rows[16];
+      for (int r = 0; r < nat; r++) rows[r] = ldv(e, qrow[gb + r], e0, NULL);
+      transpose_vecs(e, rows, nat);
+      for (int k2 = 0; k2 < nat; k2++)
+        stv(e, VMUL(rows[k2], scv), qT, ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, n)), ci(e, gb)),
+            NULL);
+    }
+    end0(e);
+  } else {
+    for (int64_t l = 0; l < n; l++) {
+      V ee = for0(e, ci(e, 0), ci(e, d), 1);
+      sts(e, FMUL(lds(e, qrow[l], ee), sc), qT, ADDI(MULI(ee, ci(e, n)), ci(e, l)));
+      end0(e);
+    }
+  }
+  set_lanes(e, (int)n);
+}
+
 /* With AVX-512 and 16 query heads per KV head, the scores take two
  * elements of a key row per broadcast (score_block): the scaled queries
  * also as q2[e2][h] = lanes (g, p) = qT[2 e2 + p][8 h + g], two
@@ -2190,37 +2220,52 @@ bool cg_attention_packed(const ir_op *op, int vec_bits) {
 static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1];
-  int64_t d = LAST(qv), Hq = DIMN(qv, 1), Hk = DIMN(kv, 1), grp = Hq / Hk;
+  int64_t d = LAST(qv), Hq = DIMN(qv, 1), Hk = DIMN(kv, 1), G = Hq / Hk;
   int64_t W = ir_attr_i(op, "window", 0);
+  /* R consecutive tokens share a vector when G heads fill less of it:
+   * lanes l = r G + h (token t + r, head h), grp = R G of them */
+  int nat = q->vec_bits / 32;
+  int64_t R = G < nat && nat % G == 0 ? nat / G : 1, grp = R * G;
   int regs = q->vec_bits >= 512 ? 24 : 12;
   int per = (int)((grp * 32 + q->vec_bits - 1) / q->vec_bits);
   int JB = regs / per;
   if (JB > 16) JB = 16;
   if (JB < 2) JB = 2;
-  int nat = q->vec_bits / 32, EVB, GB;
+  int EVB, GB;
   pv_blocks(grp, d, nat, q->vec_bits >= 512 ? 16 : 8, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   bool pairs = score_pairs(q->vec_bits, grp, d);
   if (pairs) JB = PAIR_JB;
   int64_t qT_at = 0, q2_at = d * grp, fT_at = q2_at + (pairs ? d * grp : 0),
-          sT_at = fT_at + grp + 16;
-  info->scratch_fixed = sT_at + ((W > 0 ? W : 0) + JB + 4) * grp + 16;
+          oT_at = fT_at + grp + 16, sT_at = oT_at + (R > 1 ? grp * d : 0) + 16;
+  info->scratch_fixed = sT_at + ((W > 0 ? W : 0) + JB + 4 + R) * grp + 16;
   if (W <= 0) info->scratch_per_t1 = grp;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = argp(e, CG_A_SCRATCH);
   V qT = gepc(e, scr, qT_at), q2 = gepc(e, scr, q2_at), fT = gepc(e, scr, fT_at),
-    sT = gepc(e, scr, sT_at);
+    sT = gepc(e, scr, sT_at), oT = gepc(e, scr, oT_at);
   set_lanes(e, (int)grp);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
-  V t = rows_begin(e);
-  V hi = ADDI(t, ci(e, 1));
-  V lo = W > 0 ? MAXI(SUBI(hi, ci(e, W)), ci(e, 0)) : ci(e, 0);
-  V cnt = SUBI(hi, lo), last = t;
-  V qr = rowp(e, &Q, t), orow = rowp(e, &o, t);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
+  V t = for0(e, argi(e, CG_A_R0), r1, R);
+  /* the tokens: t + r, a token past the rows repeating the last (its
+   * lanes computed, never stored); keys [lo, hi): every lane's window */
+  V tr[16];
+  for (int64_t r = 0; r < R; r++) tr[r] = r ? MINI(ADDI(t, ci(e, r)), SUBI(r1, ci(e, 1))) : t;
+  V last = tr[R - 1], hi = ADDI(last, ci(e, 1));
+  V lo = W > 0 ? MAXI(SUBI(ADDI(t, ci(e, 1)), ci(e, W)), ci(e, 0)) : ci(e, 0);
+  V cnt = SUBI(hi, lo);
   V kh = for0(e, n0, n1, 1);
-  V hq0 = MULI(kh, ci(e, grp));
-  queries_T(e, q->vec_bits, qr, hq0, grp, d, 1.0 / sqrt((double)d), qT, NULL);
+  V hq0 = MULI(kh, ci(e, G));
+  double scale = 1.0 / sqrt((double)d);
+  if (R == 1) {
+    queries_T(e, q->vec_bits, rowp(e, &Q, t), hq0, grp, d, scale, qT, NULL);
+  } else {
+    V qrow[16];
+    for (int64_t l = 0; l < grp; l++)
+      qrow[l] = gep(e, rowp(e, &Q, tr[l / G]), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
+    queries_T_rows(e, q->vec_bits, qrow, grp, d, scale, qT);
+  }
   if (pairs) query_pairs(e, qT, q2, d, grp);
   attn_ctx a = {.k = &K, .v = &Vv, .off = MULI(kh, ci(e, d))};
   /* scores, JB keys at a time: first the keys [lo, kmid) of a K ring kept
@@ -2238,13 +2283,49 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
                 MULI(SUBI(j0, lo), ci(e, grp)));
     end0(e);
   }
+  if (R > 1) {
+    /* each lane's own window, at the ends of [lo, hi): key j (relative
+     * to t, exact as a float) is outside lane l's when j - t < lo_l - t or
+     * j - t >= tr_l + 1 - t */
+    V lofs = nv(e);
+    out(e, "  %s = arith.constant dense<[", lofs.s);
+    for (int64_t l = 0; l < grp; l++) out(e, "%s%lld.0", l ? ", " : "", (long long)(l / G));
+    out(e, "]> : %s\n", e->vt);
+    V dl = nv(e);
+    out(e, "  %s = arith.sitofp %s : i64 to f32\n", dl.s, SUBI(last, t).s);
+    V dv = nv(e); /* tr_l - t */
+    out(e, "  %s = arith.minimumf %s, %s : %s\n", dv.s, lofs.s, splat(e, dl).s, e->vt);
+    V one = cvf(e, 1.0), hiv = VADD(dv, one), lov = hiv;
+    if (W > 0) {
+      V nt = nv(e);
+      out(e, "  %s = arith.sitofp %s : i64 to f32\n", nt.s, SUBI(ci(e, 0), t).s);
+      lov = max_sel(e, VSUB(hiv, cvf(e, (double)W)), splat(e, nt));
+    }
+    V ninf = cvf(e, -INFINITY);
+    for (int side = W > 0 ? 0 : 1; side < 2; side++) {
+      V ja = side ? ADDI(t, ci(e, 1)) : lo;
+      V jb = side ? hi : MINI(ADDI(lo, ci(e, R - 1)), hi);
+      V j = for0(e, ja, jb, 1);
+      V fj = nv(e);
+      out(e, "  %s = arith.sitofp %s : i64 to f32\n", fj.s, SUBI(j, t).s);
+      V at = MULI(SUBI(j, lo), ci(e, grp)), row = ldv(e, sT, at, NULL);
+      V outside = side ? cmpf(e, "oge", splat(e, fj), hiv, e->vt)
+                       : cmpf(e, "olt", splat(e, fj), lov, e->vt);
+      V masked = nv(e);
+      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", masked.s, outside.s, ninf.s, row.s,
+          e->mt, e->vt);
+      stv(e, masked, sT, at, NULL);
+      end0(e);
+    }
+  }
   V m = max_rows(e, sT, grp, cnt);
   V tot = exp_rows(e, sT, grp, cnt, 0, m, NULL);
   stv(e, fbin(e, "arith.divf", cvf(e, 1.0), tot, e->vt), fT, ci(e, 0), NULL);
   /* likewise the values: rows [lo, vmid) of a V ring kept in bf16, then
    * [vmid, hi) continuing the same sums (so the results are those of one
-   * range over an f32 ring of the same values, to the bit) */
-  V dst = gep(e, orow, MULI(hq0, ci(e, d)));
+   * range over an f32 ring of the same values, to the bit); into the
+   * output rows, or with R tokens into oT [lanes][d] first */
+  V dst = R > 1 ? oT : gep(e, rowp(e, &o, t), MULI(hq0, ci(e, d)));
   if (Vv.hist == CG_H_RING) {
     V vmid = ring16_end(e, &Vv, 2, lo, hi);
     pv_rows(e, nat, EVB, GB, grp, d, lo, vmid, seq_vrow16, true, &a, sT, fT, dst, PV_FIRST, NULL,
@@ -2255,6 +2336,16 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
   } else {
     pv_rows(e, nat, EVB, GB, grp, d, lo, hi, seq_vrow, false, &a, sT, fT, dst, PV_STORE, NULL,
             NULL);
+  }
+  if (R > 1) { /* oT's rows to the tokens' outputs, the tokens in the rows */
+    set_lanes(e, nat);
+    for (int64_t r = 0; r < R; r++) {
+      if (r) if0(e, cmpi(e, "slt", ADDI(t, ci(e, r)), r1));
+      V orow = gep(e, rowp(e, &o, tr[r]), MULI(hq0, ci(e, d)));
+      copy_n(e, orow, gepc(e, oT, r * G * d), G * d, false);
+      if (r) out(e, "  }\n");
+    }
+    set_lanes(e, (int)grp);
   }
   end0(e); /* KV heads */
   end0(e); /* rows */
