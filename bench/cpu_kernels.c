@@ -3,8 +3,8 @@
  *
  *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
  *
- * SECTION (gemm, gemm16, gemv, attention, scan, swa) runs the peaks and that
- * section.
+ * SECTION (gemm, gemm16, gemv, attention, attention4, scan, swa) runs the
+ * peaks and that section.
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
  *    independent vector FMAs) and the memory read bandwidth (a summing
@@ -25,6 +25,8 @@
  *    tokens, chunk K/V read from the runtime's chunk pages; GFLOP/s over
  *    the queries of the last 4096 positions (the per-token work does not
  *    depend on L; the working set of K/V does);
+ * 4b. the same layer with 4 query heads per KV head (16 query heads, 4 KV
+ *    heads; the examples' G), f32, uniform and clustered selections;
  * 5. the landmark scan (retrieve at decode): one query row streaming over
  *    the landmarks of C chunks, against the bandwidth of step 1;
  * 6. sliding-window attention (d = 64, G = 16, windows 128, 512, 2048):
@@ -458,22 +460,22 @@ static void pack_bf16_rows(float *p, size_t n) {
  * (hsa_selection_clustered); *tps: query tokens per second; *kvb: f32
  * K/V bytes per query token when each distinct chunk of a block of
  * CG_ATTN_TB tokens is read once (the f32 kernel's reads). */
-static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool clustered,
-                                      double *tps, double *kvb) {
-  enum { S = 64, K = 8, d = 64, Hq = 16, Hk = 1, Lq = 4096 };
+static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool clustered,
+                                         int64_t Hk, double *tps, double *kvb) {
+  enum { S = 64, K = 8, d = 64, Hq = 16, Lq = 4096 };
   int64_t C = L / S;
   one o;
   one_init(&o);
   ir_dim seq = ir_seq_dim(0, 1), ch = ir_seq_dim(0, S);
   ir_value *q = val(&o, "q", 3, (ir_dim[]){seq, ir_const_dim(Hq), ir_const_dim(d)}, IR_F32);
   ir_value *kv = val(&o, "k", 4, (ir_dim[]){ch, ir_const_dim(S), ir_const_dim(Hk), ir_const_dim(d)}, IR_F32);
-  ir_value *I = val(&o, "i", 3, (ir_dim[]){seq, ir_const_dim(1), ir_const_dim(K)}, IR_I32);
-  ir_value *W = val(&o, "w", 3, (ir_dim[]){seq, ir_const_dim(1), ir_const_dim(K)}, IR_F32);
+  ir_value *I = val(&o, "i", 3, (ir_dim[]){seq, ir_const_dim(Hk), ir_const_dim(K)}, IR_I32);
+  ir_value *W = val(&o, "w", 3, (ir_dim[]){seq, ir_const_dim(Hk), ir_const_dim(K)}, IR_F32);
   ir_op *op = emit_op(&o, IR_CHUNK_ATTENTION, (ir_value *[]){q, kv, kv, I, W}, 5,
                       (ir_attr[]){ir_int_attr("softmax_plus", 0), ir_str_attr("merge", "weighted")}, 2);
   cg_kernel_req req = {.op = op,
                        .hist = {CG_H_SEG, CG_H_PAGES, CG_H_PAGES, CG_H_SEG, CG_H_SEG},
-                       .row_elems = {Hq * d, S * Hk * d, S * Hk * d, K, K},
+                       .row_elems = {Hq * d, S * Hk * d, S * Hk * d, Hk * K, Hk * K},
                        .hist16 = {false, pages16, pages16},
                        .bf16 = bf16};
   cg_kernel_info info;
@@ -488,12 +490,24 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool cl
       pack_bf16_rows(pages[p], (size_t)CG_PAGE_ROWS * S * Hk * d);
   }
   float *Q = randbuf((size_t)(Lq * Hq * d), 3), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
-  int32_t *sel = malloc((size_t)(Lq * K) * sizeof *sel);
-  float *wt = malloc((size_t)(Lq * K) * sizeof *wt);
-  if (clustered) hsa_selection_clustered(L - Lq, Lq, S, K, sel, wt);
-  else hsa_selection(L - Lq, Lq, S, K, sel, wt);
-  int64_t ndistinct = 0;
-  for (int64_t b = 0; b < Lq; b += CG_ATTN_TB)
+  int32_t *sel = malloc((size_t)(Lq * Hk * K) * sizeof *sel);
+  float *wt = malloc((size_t)(Lq * Hk * K) * sizeof *wt);
+  /* (the same selection for every KV head: each head's rows of the
+   * generator's, which makes K entries per token) */
+  {
+    int32_t *s1 = malloc((size_t)(Lq * K) * sizeof *s1);
+    float *w1 = malloc((size_t)(Lq * K) * sizeof *w1);
+    if (clustered) hsa_selection_clustered(L - Lq, Lq, S, K, s1, w1);
+    else hsa_selection(L - Lq, Lq, S, K, s1, w1);
+    for (int64_t t = 0; t < Lq; t++)
+      for (int64_t h = 0; h < Hk; h++)
+        for (int64_t k = 0; k < K; k++)
+          sel[(t * Hk + h) * K + k] = s1[t * K + k], wt[(t * Hk + h) * K + k] = w1[t * K + k];
+    free(s1);
+    free(w1);
+  }
+  int64_t ndistinct = 0; /* (one KV head's: the table reports it for Hk 1) */
+  for (int64_t b = 0; b < Lq && Hk == 1; b += CG_ATTN_TB)
     for (int64_t i = b * K; i < (b + CG_ATTN_TB) * K && i < Lq * K; i++) {
       bool seen = sel[i] < 0;
       for (int64_t j = b * K; j < i && !seen; j++) seen = sel[j] == sel[i];
@@ -520,9 +534,9 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool cl
     a[b + CG_V_HIST] = (int64_t)(intptr_t)pages, a[b + CG_V_KEEP] = -1;
   }
   a[in + 3 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)sel;
-  a[in + 3 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 3 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
+  a[in + 3 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 3 * CG_VIEW_SLOTS + CG_V_STRIDE] = Hk * K;
   a[in + 4 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)(intptr_t)wt;
-  a[in + 4 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
+  a[in + 4 * CG_VIEW_SLOTS + CG_V_R0] = t0r, a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = Hk * K;
   double flops = (double)Lq * Hq * K * (4.0 * S * d);
   double best = time_rows(f, a, info.scratch_fixed, Lq, 16, 5);
   for (int64_t p = 0; p < npages; p++) free(pages[p]);
@@ -531,6 +545,11 @@ static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool cl
   ut_arena_free(&o.arena);
   *tps = (double)Lq / best;
   return flops / best * 1e-9;
+}
+
+static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool clustered,
+                                      double *tps, double *kvb) {
+  return sparse_attention_gflops_hk(L, bf16, pages16, clustered, 1, tps, kvb);
 }
 
 /* The layer in f32 (chunk pages in f32, then in bf16) and, on a CPU with
@@ -790,6 +809,20 @@ int main(int argc, char **argv) {
              : "uniform random selections (no reuse between tokens)");
     for (int i = 0; i < (quick ? 2 : 4); i++)
       bench_sparse_attention(Ls[i], c == 1, peak, bw * nthreads);
+  }
+  }
+  SECTION("attention4") {
+  printf("\n### HSA sparse attention with 4 query heads per KV head (S 64, K 8, d 64, "
+         "16 query heads, 4 KV heads), f32, %d thread(s)\n\n"
+         "| context L | uniform GFLOP/s | of FMA peak | clustered GFLOP/s | of FMA peak |\n"
+         "|---|---|---|---|---|\n", nthreads);
+  static const int64_t L4[] = {4096, 65536};
+  for (int i = 0; i < 2; i++) {
+    double tps, kvb;
+    double gu = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, false, 4, &tps, &kvb);
+    double gc = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, true, 4, &tps, &kvb);
+    printf("| %lldK | %.1f | %.0f%% | %.1f | %.0f%% |\n", (long long)(L4[i] / 1024), gu,
+           100 * gu / (peak * nthreads), gc, 100 * gc / (peak * nthreads));
   }
   }
   SECTION("swa") {

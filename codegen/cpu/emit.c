@@ -2414,6 +2414,68 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
   out(e, "  }\n");
 }
 
+/* Chunk idx's K and V rows of one KV head (columns from kcol) as the
+ * kernels read them: in place from the pages (rows Hk d floats apart, the
+ * head's columns from kcol), or (h16: bf16 pages) widened into the f32
+ * tiles kt and vt ([P][d], columns from 0).  Returns the row stride. */
+static int64_t chunk_kv(em *e, const view *K, const view *Vv, V idx, V kcol, int64_t P,
+                        int64_t d, int64_t Hk, V kt, V vt, bool h16, V *kb, V *vb, V *kc0) {
+  if (!h16) {
+    *kb = rowp(e, K, idx);
+    *vb = rowp(e, Vv, idx);
+    *kc0 = kcol;
+    return Hk * d;
+  }
+  chunk_tile16(e, K, idx, kcol, P, d, Hk, kt);
+  chunk_tile16(e, Vv, idx, kcol, P, d, Hk, vt);
+  *kb = kt;
+  *vb = vt;
+  *kc0 = ci(e, 0);
+  return d;
+}
+
+/* The next chunk's rows to prefetch: K and V rows at pk0 and pv0, rows
+ * `stride` f32 units apart (half the offsets for bf16 pages), the KV
+ * head's n units from col. */
+typedef struct chunk_pf {
+  V pk0, pv0, col;
+  int64_t stride, n;
+} chunk_pf;
+
+/* The scores of a chunk's P keys (rows kst floats apart at kb, columns
+ * from kc0) for `lanes` lanes, JB keys at a time by score_block (a loop
+ * over the full blocks and one tail block: a block per key range,
+ * unrolled, made the packed kernel half of the paper model's compile
+ * time), into sT; when `first`, each block also prefetches the same rows
+ * of the next chunk (pf) into L1 (a burst of them overflows the core's
+ * miss queue).  Nothing else stays live across these loops (a running
+ * maximum kept in registers made AVX2's 16 run out: LLVM spilled
+ * accumulators inside the loop, halving its speed). */
+static void chunk_scores(em *e, bool pairs, V q, V kb, int64_t kst, V kc0, int64_t P, int JB,
+                         int64_t d, int64_t lanes, V sT, V first, chunk_pf pf) {
+  int64_t pfull = P / JB * JB;
+  for (int part = 0; part < 2; part++) {
+    int nb = part ? (int)(P - pfull) : JB;
+    if (!nb || (!part && !pfull)) continue;
+    V j0 = part ? ci(e, pfull) : for0(e, ci(e, 0), ci(e, pfull), JB);
+    V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, kst)), kc0));
+    V krow[16];
+    for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * kst);
+    score_block(e, pairs, q, krow, false, nb, d, lanes, sT, MULI(j0, ci(e, lanes)));
+    if0(e, first);
+    for (int i = 0; i < nb; i++) {
+      V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, pf.stride)), pf.col);
+      for (int64_t l = 0; l < pf.n; l += 16)
+        for (int kvp = 0; kvp < 2; kvp++)
+          out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : "
+              "i32}> : (!llvm.ptr) -> ()\n",
+              gep(e, kvp ? pf.pv0 : pf.pk0, ADDI(poff, ci(e, l))).s, PFH);
+    }
+    out(e, "  }\n");
+    if (!part) end0(e);
+  }
+}
+
 /* The chunk-major loops of the sparse-attention kernels: per block of
  * CG_ATTN_TB tokens [tb, te) and KV head, the block's selections copied
  * to ix (i32, pair (t - tb) * Ks + k; bp_copy_sel, inside a loop over the
@@ -2461,6 +2523,187 @@ static void bp_chunk_end(em *e) {
   end0(e);          /* pairs */
 }
 
+/* The pairs from b->pos on that selected chunk b->idx, their positions
+ * in ix listed at pl (i32) and marked done there; returns their count
+ * (bp_chunk_begin's loop and if stay open). */
+static V bp_list(em *e, blk_pairs *b, V pl) {
+  V z0 = ci(e, 0), r[1];
+  loop L;
+  loop_begin(e, &L, b->pos, b->npair, ci(e, 1), 1, &z0, "i64");
+  if_begin(e, cmpi(e, "eq", ldi(e, b->ix, L.iv), b->idx), 1, "i64", r);
+  sti(e, ci(e, -1), b->ix, L.iv);
+  sti(e, L.iv, pl, L.arg[0]);
+  V n1 = ADDI(L.arg[0], ci(e, 1));
+  if_else(e, 1, &n1, "i64");
+  if_end(e, 1, &L.arg[0], "i64");
+  loop_end(e, &L, r);
+  return L.res[0];
+}
+
+/* The weighted merge with G query heads per KV head where G heads fill
+ * less than a vector (AVX-512, G = 4 or 8, head width a multiple of 16):
+ * chunk-major over blocks of CG_ATTN_TB tokens like the packed kernel
+ * below, with R = 16 / G (token, slot) pairs of one chunk sharing the
+ * lanes (lane r G + h: pair r, head h).  Per block and KV head: each
+ * token's queries transposed (qT [d][G], scaled) and its output sums
+ * (oT [G][d]) zeroed; per distinct chunk (its rows widened into tiles
+ * first when its pages are bf16) the pairs that selected it are listed
+ * and run R at a time: their queries gathered into [d][16] (and the
+ * score pairs), the scores by score_block, the softmax per lane, f =
+ * w / sum per lane (w 0 for the lanes of a missing last pair, whose
+ * queries repeat the last real one's), the weighted sum by pv_rows into
+ * oG [16][d], added into each real pair's token sums.  At the block's
+ * end the sums go to the output rows.  The block's next two distinct
+ * chunks are prefetched by the first group, as the packed kernel's first
+ * pair does: the next into L1 during the scores, the one after into L2
+ * during the weighted sum. */
+static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
+  int64_t Gi = DIMN(iv, 1), Ks = DIMN(iv, 2), G = Hq / Hk;
+  int nat = q->vec_bits / 32;
+  int64_t R = nat / G, L = nat; /* lanes */
+  int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  double scale = 1.0 / sqrt((double)d);
+  int EVB, GB;
+  pv_blocks(L, d, nat, 16, &EVB, &GB);
+  bool pairs = score_pairs(q->vec_bits, L, d);
+  int JB = pairs ? PAIR_JB : 16;
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  bool h16 = q->hist16[1] && q->hist16[2];
+  int64_t sT_at = 0, fT_at = sT_at + (P + 3) * L, wv_at = fT_at + L + 16,
+          qg_at = wv_at + L + 16, q2_at = qg_at + d * L, oG_at = q2_at + d * L,
+          kt_at = oG_at + L * d + 16, vt_at = kt_at + (h16 ? P * d : 0),
+          ix_at = vt_at + (h16 ? P * d : 0) + 16, pl_at = ix_at + CG_ATTN_TB * Ks + 16,
+          tok_at = pl_at + CG_ATTN_TB * Ks + 16;
+  int64_t QS = 2 * d * G; /* one token's qT, oT */
+  info->scratch_fixed = tok_at + CG_ATTN_TB * QS + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
+       Wt = INV(e, q, 4);
+  V scr = argp(e, CG_A_SCRATCH);
+  V sT = gepc(e, scr, sT_at), fT = gepc(e, scr, fT_at), wv = gepc(e, scr, wv_at),
+    qg = gepc(e, scr, qg_at), q2 = gepc(e, scr, q2_at), oG = gepc(e, scr, oG_at),
+    ix = gepc(e, scr, ix_at), pl = gepc(e, scr, pl_at), tok0 = gepc(e, scr, tok_at);
+  set_lanes(e, (int)L);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
+  blk_pairs b;
+  bp_blocks_begin(e, &b, r1, Ks, ix);
+  V tb = b.tb, te = b.te;
+  V kh = for0(e, n0, n1, 1);
+  b.g = Gi == 1 ? ci(e, 0) : kh;
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
+  /* the block's queries, its output sums zeroed, its selections copied */
+  {
+    V ta = for0(e, tb, te, 1);
+    V tq = gep(e, tok0, MULI(SUBI(ta, tb), ci(e, QS)));
+    V oTa = gepc(e, tq, d * G);
+    queries_T(e, q->vec_bits, rowp(e, &Q, ta), hq0, G, d, scale, tq, &oTa);
+    set_lanes(e, (int)L);
+    bp_copy_sel(e, &b, &I, ta);
+    end0(e);
+  }
+  bp_chunk_begin(e, &b);
+  V idx = b.idx;
+  V kb, vb, kc0;
+  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16 ? gepc(e, scr, kt_at) : kcol,
+                         h16 ? gepc(e, scr, vt_at) : kcol, h16, &kb, &vb, &kc0);
+  V np = bp_list(e, &b, pl);
+  /* the block's next distinct chunk (this one's pairs are marked done:
+   * the first entry left), prefetched into L1 a block of keys at a time
+   * inside the first group's score loop, as the packed kernel does; else
+   * this one again */
+  /* the next NX distinct chunks still to come in the block (this one's
+   * pairs are marked done: the entries left), -1 for none */
+  enum { NX = 2 };
+  V nxs[NX];
+  {
+    V init[NX];
+    for (int k = 0; k < NX; k++) init[k] = ci(e, -1);
+    loop S;
+    loop_begin(e, &S, ADDI(b.pos, ci(e, 1)), b.npair, ci(e, 1), NX, init, "i64");
+    V c2 = ldi(e, ix, S.iv), y[NX];
+    V fresh = cmpi(e, "sge", c2, ci(e, 0)); /* live and none of the found ones */
+    for (int k = 0; k < NX; k++) {
+      V empty = cmpi(e, "slt", S.arg[k], ci(e, 0));
+      V take = bin(e, "arith.andi", fresh, empty, "i1");
+      y[k] = sel(e, take, c2, S.arg[k], "i64");
+      /* a later slot takes c2 only if this one neither holds nor took it */
+      V kept = bin(e, "arith.andi", cmpi(e, "ne", c2, S.arg[k]),
+                   bin(e, "arith.xori", take, nv_true(e), "i1"), "i1");
+      fresh = bin(e, "arith.andi", fresh, kept, "i1");
+    }
+    loop_end(e, &S, y);
+    for (int k = 0; k < NX; k++)
+      nxs[k] = sel(e, cmpi(e, "sge", S.res[k], ci(e, 0)), S.res[k], idx, "i64");
+  }
+  V nidx = nxs[0], n2idx = nxs[1];
+  int64_t pq = h16 ? 2 : 1; /* bf16 pages: f32 units of half the offsets */
+  V pk0 = rowp_at(e, &K, nidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, nidx, Vv.row_elems / pq);
+  V pcol = h16 ? DIVI(kcol, ci(e, 2)) : kcol;
+  V u = for0(e, ci(e, 0), np, R);
+  V first = cmpi(e, "eq", u, ci(e, 0));
+  V tt[16], ok[16];
+  for (int64_t r = 0; r < R; r++) {
+    V pos = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
+    ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
+    tt[r] = DIVI(pos, ci(e, Ks));
+    V slot = ADDI(MULI(b.g, ci(e, Ks)), REMI(pos, ci(e, Ks)));
+    V w = sel(e, ok[r], lds(e, rowp(e, &Wt, ADDI(tb, tt[r])), slot), cf(e, 0), "f32");
+    for (int64_t h = 0; h < G; h++) sts(e, w, wv, ci(e, r * G + h));
+  }
+  /* the group's queries qg[e][r G + h] = qT of pair r's token [e][h] */
+  set_lanes(e, (int)G);
+  {
+    V ee = for0(e, ci(e, 0), ci(e, d), 1);
+    for (int64_t r = 0; r < R; r++) {
+      V qTr = gep(e, tok0, MULI(tt[r], ci(e, QS)));
+      stv(e, ldv(e, qTr, MULI(ee, ci(e, G)), NULL), qg, ADDI(MULI(ee, ci(e, L)), ci(e, r * G)),
+          NULL);
+    }
+    end0(e);
+  }
+  set_lanes(e, (int)L);
+  if (pairs) query_pairs(e, qg, q2, d, L);
+  /* scores, JB keys at a time (a loop over the full blocks, a tail block) */
+  chunk_scores(e, pairs, pairs ? q2 : qg, kb, kst, kc0, P, JB, d, L, sT, first,
+               (chunk_pf){pk0, pv0, pcol, Hk * d / pq, d / pq});
+  V m = max_rows(e, sT, L, ci(e, P)), shift;
+  V tot = exp_rows(e, sT, L, ci(e, P), P, m, n_plus ? &shift : NULL);
+  if (n_plus) tot = VADD(tot, VMUL(cvf(e, n_plus), shift));
+  stv(e, fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt), fT, ci(e, 0), NULL);
+  /* the chunk after next into L2, a share per head block of the sum */
+  int64_t nblk = L / GB;
+  slot2_pf pf = {rowp_at(e, &K, n2idx, K.row_elems / pq), rowp_at(e, &Vv, n2idx, Vv.row_elems / pq),
+                 (P + nblk - 1) / nblk, P, Hk * d / pq, pcol, d / pq, GB, first};
+  chunk_rows cr = {vb, kst, kc0};
+  pv_rows(e, nat, EVB, GB, L, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oG, PV_STORE,
+          slot2_prefetch, &pf);
+  /* each real pair's G rows added into its token's sums */
+  for (int64_t r = 0; r < R; r++) {
+    if0(e, ok[r]);
+    V oTr = gepc(e, gep(e, tok0, MULI(tt[r], ci(e, QS))), d * G);
+    V oGr = gepc(e, oG, r * G * d);
+    V x = for0(e, ci(e, 0), ci(e, G * d), nat);
+    stv(e, VADD(ldv(e, oTr, x, NULL), ldv(e, oGr, x, NULL)), oTr, x, NULL);
+    end0(e);
+    out(e, "  }\n");
+  }
+  end0(e);          /* groups */
+  out(e, "  }\n"); /* if not done */
+  end0(e);          /* pairs */
+  /* out[t][hq0 + h][e] = oT[h][e] */
+  {
+    V tc = for0(e, tb, te, 1);
+    V oTc = gepc(e, gep(e, tok0, MULI(SUBI(tc, tb), ci(e, QS))), d * G);
+    copy_n(e, gep(e, rowp(e, &o, tc), MULI(hq0, ci(e, d))), oTc, G * d, false);
+    end0(e);
+  }
+  end0(e); /* kv heads */
+  end0(e); /* blocks of tokens */
+}
+
 static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -2486,6 +2729,11 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * transpose back. */
   int nat0 = q->vec_bits / 32, EVB = 0, GB = 1;
   bool rowpv = q->vec_bits >= 512 && d % nat0 == 0;
+  /* G heads filling a quarter or half of a zmm: pairs share it */
+  if (rowpv && grp < nat0 && nat0 % grp == 0) {
+    k_chunk_attention_groups(e, q, info);
+    return;
+  }
   if (rowpv) pv_blocks(grp, d, nat0, 16, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
@@ -2597,19 +2845,9 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     nidx = r[0], ncol = r[1];
   }
   /* the chunk's rows: kst floats apart, this head's columns from kc0 */
-  V kb, vb, kc0 = kcol;
-  int64_t kst = Hk * d;
-  if (h16) {
-    kb = gepc(e, scr, kt_at);
-    vb = gepc(e, scr, vt_at);
-    chunk_tile16(e, &K, idx, kcol, P, d, Hk, kb);
-    chunk_tile16(e, &Vv, idx, kcol, P, d, Hk, vb);
-    kst = d;
-    kc0 = ci(e, 0);
-  } else {
-    kb = rowp(e, &K, idx);
-    vb = rowp(e, &Vv, idx);
-  }
+  V kb, vb, kc0;
+  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16 ? gepc(e, scr, kt_at) : kcol,
+                         h16 ? gepc(e, scr, vt_at) : kcol, h16, &kb, &vb, &kc0);
   V has_next = cmpi(e, "sge", nidx, ci(e, 0));
   V pidx = sel(e, has_next, nidx, idx, "i64"), pcol = sel(e, has_next, ncol, kcol, "i64");
   /* prefetches address bf16 pages in f32 units of half the offsets (pq:
@@ -2627,36 +2865,11 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V qT = tq, oT = gepc(e, tq, d * grp), q2 = gepc(e, tq, 2 * d * grp);
   V wr = rowp(e, &Wt, t);
   V first = cmpi(e, "eq", b.pos2, pos);
-  /* scores, JB keys at a time: one loop over the full blocks and one
-   * tail block (a block per key range, unrolled here, made this one
-   * function half of the paper model's compile time); nothing else stays
-   * live across these loops (a running maximum kept in registers made
-   * AVX2's 16 run out: LLVM spilled accumulators inside the loop, halving
-   * its speed) */
+  /* scores, JB keys at a time; the next chunk prefetched once per chunk,
+   * by the first pair that selected it */
   if (pairs) JB = PAIR_JB;
-  int64_t pfull = P / JB * JB;
-  for (int part = 0; part < 2; part++) {
-    int nb = part ? (int)(P - pfull) : JB;
-    if (!nb || (!part && !pfull)) continue;
-    V j0 = part ? ci(e, pfull) : for0(e, ci(e, 0), ci(e, pfull), JB);
-    V krow0 = gep(e, kb, ADDI(MULI(j0, ci(e, kst)), kc0));
-    V krow[16];
-    for (int i = 0; i < nb; i++) krow[i] = gepc(e, krow0, i * kst);
-    score_block(e, pairs, pairs ? q2 : qT, krow, false, nb, d, grp, sT, MULI(j0, ci(e, grp)));
-    if0(e, first); /* once per chunk, by the first pair that selected it */
-    for (int i = 0; i < nb; i++) { /* the next chunk's rows of this block */
-      V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, Hk * d / pq)), pcol);
-      for (int64_t l = 0; l < d / pq; l += 16) {
-        V pk = gep(e, pk0, ADDI(poff, ci(e, l))), pv = gep(e, pv0, ADDI(poff, ci(e, l)));
-        out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : i32}> "
-            ": (!llvm.ptr) -> ()\n", pk.s, PFH);
-        out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : i32}> "
-            ": (!llvm.ptr) -> ()\n", pv.s, PFH);
-      }
-    }
-    out(e, "  }\n");
-    if (!part) end0(e);
-  }
+  chunk_scores(e, pairs, pairs ? q2 : qT, kb, kst, kc0, P, JB, d, grp, sT, first,
+               (chunk_pf){pk0, pv0, pcol, Hk * d / pq, d / pq});
   /* the maximum per lane, a pass over the scores in L1 */
   V m = max_rows(e, sT, grp, ci(e, P)), shift;
   V tot = exp_rows(e, sT, grp, ci(e, P), P, m, n_plus ? &shift : NULL);
