@@ -182,14 +182,13 @@ static double backend_err(tg *t, const ir_value *v, int64_t L, int64_t seg, cons
 
 /* Checks v on the host and on an AVX2 target, and the CUDA backend's
  * kernel for the same graph under the emulator. */
-static void check(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
+static void check_n(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what,
+                    int ntargets) {
   static const char *const cpus[] = {"host", "haswell", "cuda-emu"};
 #ifdef HSAC_SANITIZED
   /* the emulated kernels are compiled without the sanitizers; the CUDA
    * backend's host side is checked under them by the cuda suite */
-  int ntargets = 2;
-#else
-  int ntargets = 3;
+  if (ntargets > 2) ntargets = 2;
 #endif
   for (int i = 0; i < ntargets; i++) {
     double e = backend_err(t, v, L, seg, cpus[i]);
@@ -198,6 +197,10 @@ static void check(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *
               cpus[i], e, (long long)L, (long long)seg);
     CU_ASSERT(e <= TOL);
   }
+}
+
+static void check(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
+  check_n(t, v, L, seg, what, 3);
 }
 
 /* The CUDA backend's tensor-core kernels (bf16 inputs, f32 sums, under the
@@ -922,15 +925,20 @@ static void test_sparse_attention_packed(void) {
     char what[96];
     snprintf(what, sizeof what, "packed chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
              (long long)Hk, (long long)d);
-    check(&t, ca, L, 9, what);
-    check(&t, ca, L, 1, what);
+    /* (the grouped layouts test the CPU kernels only: the CUDA ones are
+     * those of the layouts before them) */
+    int ntargets = hi < 7 ? 3 : 2;
+    check_n(&t, ca, L, 9, what, ntargets);
+    check_n(&t, ca, L, 1, what, ntargets);
     /* one segment: the chunk-major kernel's blocks of 16 tokens, whole
      * and partial, each thread's rows split into several */
-    if (hi % 3 == 0) check(&t, ca, L, L, what);
+    if (hi % 3 == 0) check_n(&t, ca, L, L, what, ntargets);
     /* the query heads of a KV head as the rows of mma tiles */
-    check_tc(&t, ca, L, 9, what);
-    check_tc(&t, cj, L, 9, what);
-    check_tc(&t, cj, L, 1, what);
+    if (hi < 7) {
+      check_tc(&t, ca, L, 9, what);
+      check_tc(&t, cj, L, 9, what);
+      check_tc(&t, cj, L, 1, what);
+    }
     tg_free(&t);
     pool_used = mark0;
   }
@@ -1020,6 +1028,7 @@ static void test_attention_amx(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(qd);
     for (int64_t j = 0; j < nq + 2 * nk; j++) qd[j] = frand() * (j < nq ? 2 : j < nq + nk ? 3 : 1);
     for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+      if (hi >= 2 && i % 2 == 0) continue; /* G < 16: windows 7 and 70 (both edges, W < 16 / G) */
       tg t;
       ir_value *o = window_graph(&t, L, Hq, Hk, d, windows[i], qd, kd, vd);
       CU_ASSERT(cg_attention_amx(o->def));
