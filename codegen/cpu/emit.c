@@ -1903,6 +1903,21 @@ static V max_sel(em *e, V a, V b) {
   return m;
 }
 
+/* One nat x nat block of queries_T: elements [e0, e0 + nat) of the nat
+ * query rows at qrow[] transposed, times scv, to qT[e][gb + r] (rows of n
+ * lanes), and zeros at the same places of *zero when given. */
+static void queries_T_block(em *e, int nat, const V *qrow, V e0, int64_t gb, int64_t n, V scv,
+                            V qT, const V *zero) {
+  V rows[16];
+  for (int r = 0; r < nat; r++) rows[r] = ldv(e, qrow[r], e0, NULL);
+  transpose_vecs(e, rows, nat);
+  for (int k2 = 0; k2 < nat; k2++) {
+    V at = ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, n)), ci(e, gb));
+    stv(e, VMUL(rows[k2], scv), qT, at, NULL);
+    if (zero) stv(e, cvf(e, 0), *zero, at, NULL); /* [e][g] or [g][e]: zeros either way */
+  }
+}
+
 /* qT[e][g] = q[hq0 + g][e] * scale for the grp query heads of a KV head
  * (q row qr, heads of d floats), and zeros at the same grp x d places of
  * *zero when given.  By n x n in-register transposes of the target's
@@ -1917,18 +1932,12 @@ static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, 
   V sc = cf(e, scale);
   if (heads_transposable(nat, grp, d)) {
     set_lanes(e, nat);
-    V scv = splat(e, sc), zn = cvf(e, 0);
+    V scv = splat(e, sc);
     V e0 = for0(e, ci(e, 0), ci(e, d), nat);
     for (int64_t gb = 0; gb < grp; gb += nat) {
-      V rows[16];
-      for (int r = 0; r < nat; r++)
-        rows[r] = ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)), e0), NULL);
-      transpose_vecs(e, rows, nat);
-      for (int k2 = 0; k2 < nat; k2++) {
-        V at = ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, grp)), ci(e, gb));
-        stv(e, VMUL(rows[k2], scv), qT, at, NULL);
-        if (zero) stv(e, zn, *zero, at, NULL); /* [e][g] or [g][e]: zeros either way */
-      }
+      V qrow[16];
+      for (int r = 0; r < nat; r++) qrow[r] = gep(e, qr, MULI(ADDI(hq0, ci(e, gb + r)), ci(e, d)));
+      queries_T_block(e, nat, qrow, e0, gb, grp, scv, qT, zero);
     }
     end0(e);
   } else {
@@ -1944,33 +1953,18 @@ static void queries_T(em *e, int vec_bits, V qr, V hq0, int64_t grp, int64_t d, 
   set_lanes(e, (int)grp);
 }
 
-/* qT[e][l] = qrow[l][e] * scale for n lanes whose query rows (d floats
- * each) are anywhere (lane l's at qrow[l]): queries_T for the lanes of
- * several tokens, by the same nat x nat transposes (or scalar). */
+/* qT[e][l] = qrow[l][e] * scale for the n = nat lanes of several tokens
+ * (lane l's query row of d floats at qrow[l]), by queries_T's transposes
+ * (the caller's lanes fill a vector and d is whole vectors). */
 static void queries_T_rows(em *e, int vec_bits, const V *qrow, int64_t n, int64_t d,
                            double scale, V qT) {
   int nat = vec_bits / 32;
-  V sc = cf(e, scale);
-  if (heads_transposable(nat, n, d)) {
-    set_lanes(e, nat);
-    V scv = splat(e, sc);
-    V e0 = for0(e, ci(e, 0), ci(e, d), nat);
-    for (int64_t gb = 0; gb < n; gb += nat) {
-      V rows[16];
-      for (int r = 0; r < nat; r++) rows[r] = ldv(e, qrow[gb + r], e0, NULL);
-      transpose_vecs(e, rows, nat);
-      for (int k2 = 0; k2 < nat; k2++)
-        stv(e, VMUL(rows[k2], scv), qT, ADDI(MULI(ADDI(e0, ci(e, k2)), ci(e, n)), ci(e, gb)),
-            NULL);
-    }
-    end0(e);
-  } else {
-    for (int64_t l = 0; l < n; l++) {
-      V ee = for0(e, ci(e, 0), ci(e, d), 1);
-      sts(e, FMUL(lds(e, qrow[l], ee), sc), qT, ADDI(MULI(ee, ci(e, n)), ci(e, l)));
-      end0(e);
-    }
-  }
+  set_lanes(e, nat);
+  V scv = splat(e, cf(e, scale));
+  V e0 = for0(e, ci(e, 0), ci(e, d), nat);
+  for (int64_t gb = 0; gb < n; gb += nat)
+    queries_T_block(e, nat, qrow + gb, e0, gb, n, scv, qT, NULL);
+  end0(e);
   set_lanes(e, (int)n);
 }
 
@@ -2137,6 +2131,38 @@ static V max_rows(em *e, V sT, int64_t grp, V n) {
   return max_sel(e, max_sel(e, M.res[0], M.res[1]), max_sel(e, M.res[2], M.res[3]));
 }
 
+/* Masks for several tokens sharing the lanes (lane l: token l / G of
+ * them).  i64 x as f32 (exact for the small offsets used here). */
+static V f32_of(em *e, V x) {
+  V v = nv(e);
+  out(e, "  %s = arith.sitofp %s : i64 to f32\n", v.s, x.s);
+  return v;
+}
+/* The constant vector of l / G over the current lanes: each lane's token
+ * among those sharing the vector. */
+static V lane_tokens(em *e, int64_t G) {
+  V v = nv(e);
+  out(e, "  %s = arith.constant dense<[", v.s);
+  for (int l = 0; l < e->vl; l++) out(e, "%s%lld.0", l ? ", " : "", (long long)(l / G));
+  out(e, "]> : %s\n", e->vt);
+  return v;
+}
+/* Score rows of keys j in [ja, jb) (row j - row0 of sT, `lanes` wide) set
+ * to -inf in each lane whose window [lov, hiv) misses x = j - origin. */
+static void mask_edges(em *e, V sT, int64_t lanes, V ja, V jb, V row0, V origin, V lov, V hiv) {
+  V ninf = cvf(e, -INFINITY);
+  V j = for0(e, ja, jb, 1);
+  V x = splat(e, f32_of(e, SUBI(j, origin)));
+  V at = MULI(SUBI(j, row0), ci(e, lanes)), row = ldv(e, sT, at, NULL);
+  V outside = bin(e, "arith.ori", cmpf(e, "olt", x, lov, e->vt), cmpf(e, "oge", x, hiv, e->vt),
+                  e->mt);
+  V masked = nv(e);
+  out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", masked.s, outside.s, ninf.s, row.s, e->mt,
+      e->vt);
+  stv(e, masked, sT, at, NULL);
+  end0(e);
+}
+
 /* The softmax numerators of n (runtime) score rows sT[j * grp] in place,
  * p = exp(s - m) per lane, and the per-lane sum of them, which *shift
  * (when given) receives exp(-m) to add.  16 lanes with AVX-512: as
@@ -2284,39 +2310,19 @@ static void k_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_info *in
     end0(e);
   }
   if (R > 1) {
-    /* each lane's own window, at the ends of [lo, hi): key j (relative
-     * to t, exact as a float) is outside lane l's when j - t < lo_l - t or
-     * j - t >= tr_l + 1 - t */
-    V lofs = nv(e);
-    out(e, "  %s = arith.constant dense<[", lofs.s);
-    for (int64_t l = 0; l < grp; l++) out(e, "%s%lld.0", l ? ", " : "", (long long)(l / G));
-    out(e, "]> : %s\n", e->vt);
-    V dl = nv(e);
-    out(e, "  %s = arith.sitofp %s : i64 to f32\n", dl.s, SUBI(last, t).s);
+    /* each lane's own window, at the ends of [lo, hi), relative to t:
+     * lane l's keys from max(tr_l + 1 - W, 0) - t (none below without a
+     * window) to tr_l - t */
     V dv = nv(e); /* tr_l - t */
-    out(e, "  %s = arith.minimumf %s, %s : %s\n", dv.s, lofs.s, splat(e, dl).s, e->vt);
-    V one = cvf(e, 1.0), hiv = VADD(dv, one), lov = hiv;
+    out(e, "  %s = arith.minimumf %s, %s : %s\n", dv.s, lane_tokens(e, G).s,
+        splat(e, f32_of(e, SUBI(last, t))).s, e->vt);
+    V hiv = VADD(dv, cvf(e, 1.0)), lov = cvf(e, -INFINITY);
     if (W > 0) {
-      V nt = nv(e);
-      out(e, "  %s = arith.sitofp %s : i64 to f32\n", nt.s, SUBI(ci(e, 0), t).s);
-      lov = max_sel(e, VSUB(hiv, cvf(e, (double)W)), splat(e, nt));
+      V nt = splat(e, f32_of(e, SUBI(ci(e, 0), t)));
+      lov = max_sel(e, VSUB(hiv, cvf(e, (double)W)), nt);
+      mask_edges(e, sT, grp, lo, MINI(ADDI(lo, ci(e, R - 1)), hi), lo, t, lov, hiv);
     }
-    V ninf = cvf(e, -INFINITY);
-    for (int side = W > 0 ? 0 : 1; side < 2; side++) {
-      V ja = side ? ADDI(t, ci(e, 1)) : lo;
-      V jb = side ? hi : MINI(ADDI(lo, ci(e, R - 1)), hi);
-      V j = for0(e, ja, jb, 1);
-      V fj = nv(e);
-      out(e, "  %s = arith.sitofp %s : i64 to f32\n", fj.s, SUBI(j, t).s);
-      V at = MULI(SUBI(j, lo), ci(e, grp)), row = ldv(e, sT, at, NULL);
-      V outside = side ? cmpf(e, "oge", splat(e, fj), hiv, e->vt)
-                       : cmpf(e, "olt", splat(e, fj), lov, e->vt);
-      V masked = nv(e);
-      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", masked.s, outside.s, ninf.s, row.s,
-          e->mt, e->vt);
-      stv(e, masked, sT, at, NULL);
-      end0(e);
-    }
+    mask_edges(e, sT, grp, ADDI(t, ci(e, 1)), hi, lo, t, lov, hiv);
   }
   V m = max_rows(e, sT, grp, cnt);
   V tot = exp_rows(e, sT, grp, cnt, 0, m, NULL);
@@ -2416,20 +2422,22 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
 
 /* Chunk idx's K and V rows of one KV head (columns from kcol) as the
  * kernels read them: in place from the pages (rows Hk d floats apart, the
- * head's columns from kcol), or (h16: bf16 pages) widened into the f32
- * tiles kt and vt ([P][d], columns from 0).  Returns the row stride. */
+ * head's columns from kcol), or (h16: bf16 pages) widened into f32 tiles
+ * [P][d] (columns from 0), K's at scratch float kt_at and V's right after
+ * it.  Returns the row stride. */
 static int64_t chunk_kv(em *e, const view *K, const view *Vv, V idx, V kcol, int64_t P,
-                        int64_t d, int64_t Hk, V kt, V vt, bool h16, V *kb, V *vb, V *kc0) {
+                        int64_t d, int64_t Hk, bool h16, V scr, int64_t kt_at, V *kb, V *vb,
+                        V *kc0) {
   if (!h16) {
     *kb = rowp(e, K, idx);
     *vb = rowp(e, Vv, idx);
     *kc0 = kcol;
     return Hk * d;
   }
-  chunk_tile16(e, K, idx, kcol, P, d, Hk, kt);
-  chunk_tile16(e, Vv, idx, kcol, P, d, Hk, vt);
-  *kb = kt;
-  *vb = vt;
+  *kb = gepc(e, scr, kt_at);
+  *vb = gepc(e, scr, kt_at + P * d);
+  chunk_tile16(e, K, idx, kcol, P, d, Hk, *kb);
+  chunk_tile16(e, Vv, idx, kcol, P, d, Hk, *vb);
   *kc0 = ci(e, 0);
   return d;
 }
@@ -2523,6 +2531,26 @@ static void bp_chunk_end(em *e) {
   end0(e);          /* pairs */
 }
 
+/* The first two distinct chunks other than idx among the block's
+ * selections ix[from, npair) still to do (>= 0), in order, or -1: the
+ * chunks the sparse-attention kernels prefetch next. */
+static void next_chunks(em *e, V ix, V from, V npair, V idx, V nx[2]) {
+  V init[2] = {ci(e, -1), ci(e, -1)};
+  loop S;
+  loop_begin(e, &S, from, npair, ci(e, 1), 2, init, "i64");
+  V c2 = ldi(e, ix, S.iv);
+  V live = bin(e, "arith.andi", cmpi(e, "sge", c2, ci(e, 0)), cmpi(e, "ne", c2, idx), "i1");
+  live = bin(e, "arith.andi", live, cmpi(e, "ne", c2, S.arg[0]), "i1");
+  V no1 = cmpi(e, "slt", S.arg[0], ci(e, 0)), no2 = cmpi(e, "slt", S.arg[1], ci(e, 0));
+  V y[2] = {sel(e, bin(e, "arith.andi", live, no1, "i1"), c2, S.arg[0], "i64"),
+            sel(e, bin(e, "arith.andi", bin(e, "arith.andi", live, no2, "i1"),
+                       cmpi(e, "sge", S.arg[0], ci(e, 0)), "i1"),
+                c2, S.arg[1], "i64")};
+  loop_end(e, &S, y);
+  nx[0] = S.res[0];
+  nx[1] = S.res[1];
+}
+
 /* The pairs from b->pos on that selected chunk b->idx, their positions
  * in ix listed at pl (i32) and marked done there; returns their count
  * (bp_chunk_begin's loop and if stay open). */
@@ -2607,37 +2635,14 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   bp_chunk_begin(e, &b);
   V idx = b.idx;
   V kb, vb, kc0;
-  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16 ? gepc(e, scr, kt_at) : kcol,
-                         h16 ? gepc(e, scr, vt_at) : kcol, h16, &kb, &vb, &kc0);
+  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
   V np = bp_list(e, &b, pl);
-  /* the block's next distinct chunk (this one's pairs are marked done:
-   * the first entry left), prefetched into L1 a block of keys at a time
-   * inside the first group's score loop, as the packed kernel does; else
-   * this one again */
-  /* the next NX distinct chunks still to come in the block (this one's
-   * pairs are marked done: the entries left), -1 for none */
-  enum { NX = 2 };
-  V nxs[NX];
-  {
-    V init[NX];
-    for (int k = 0; k < NX; k++) init[k] = ci(e, -1);
-    loop S;
-    loop_begin(e, &S, ADDI(b.pos, ci(e, 1)), b.npair, ci(e, 1), NX, init, "i64");
-    V c2 = ldi(e, ix, S.iv), y[NX];
-    V fresh = cmpi(e, "sge", c2, ci(e, 0)); /* live and none of the found ones */
-    for (int k = 0; k < NX; k++) {
-      V empty = cmpi(e, "slt", S.arg[k], ci(e, 0));
-      V take = bin(e, "arith.andi", fresh, empty, "i1");
-      y[k] = sel(e, take, c2, S.arg[k], "i64");
-      /* a later slot takes c2 only if this one neither holds nor took it */
-      V kept = bin(e, "arith.andi", cmpi(e, "ne", c2, S.arg[k]),
-                   bin(e, "arith.xori", take, nv_true(e), "i1"), "i1");
-      fresh = bin(e, "arith.andi", fresh, kept, "i1");
-    }
-    loop_end(e, &S, y);
-    for (int k = 0; k < NX; k++)
-      nxs[k] = sel(e, cmpi(e, "sge", S.res[k], ci(e, 0)), S.res[k], idx, "i64");
-  }
+  /* the block's next two distinct chunks (else this one), prefetched by
+   * the first group: into L1 a block of keys at a time inside its score
+   * loop, into L2 a share per head block of its weighted sum */
+  V nxs[2];
+  next_chunks(e, ix, ADDI(b.pos, ci(e, 1)), b.npair, idx, nxs);
+  for (int k = 0; k < 2; k++) nxs[k] = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
   V nidx = nxs[0], n2idx = nxs[1];
   int64_t pq = h16 ? 2 : 1; /* bf16 pages: f32 units of half the offsets */
   V pk0 = rowp_at(e, &K, nidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, nidx, Vv.row_elems / pq);
@@ -2806,22 +2811,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * that selected it: each pair issuing them (1,024 prefetches per pair)
    * cost 4-6 points of the FMA peak where a chunk serves 7-10 pairs. */
   V nx[2];
-  {
-    V init[2] = {ci(e, -1), ci(e, -1)};
-    loop S;
-    loop_begin(e, &S, ADDI(pos, ci(e, 1)), npair, ci(e, 1), 2, init, "i64");
-    V c2 = ldi(e, ix, S.iv);
-    V live = bin(e, "arith.andi", cmpi(e, "sge", c2, ci(e, 0)), cmpi(e, "ne", c2, idx), "i1");
-    live = bin(e, "arith.andi", live, cmpi(e, "ne", c2, S.arg[0]), "i1");
-    V no1 = cmpi(e, "slt", S.arg[0], ci(e, 0)), no2 = cmpi(e, "slt", S.arg[1], ci(e, 0));
-    V y[2] = {sel(e, bin(e, "arith.andi", live, no1, "i1"), c2, S.arg[0], "i64"),
-              sel(e, bin(e, "arith.andi", bin(e, "arith.andi", live, no2, "i1"),
-                         cmpi(e, "sge", S.arg[0], ci(e, 0)), "i1"),
-                  c2, S.arg[1], "i64")};
-    loop_end(e, &S, y);
-    nx[0] = S.res[0];
-    nx[1] = S.res[1];
-  }
+  next_chunks(e, ix, ADDI(pos, ci(e, 1)), npair, idx, nx);
   V nidx, ncol;
   {
     V r[2], kh1 = ADDI(kh, ci(e, 1));
@@ -2846,8 +2836,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   }
   /* the chunk's rows: kst floats apart, this head's columns from kc0 */
   V kb, vb, kc0;
-  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16 ? gepc(e, scr, kt_at) : kcol,
-                         h16 ? gepc(e, scr, vt_at) : kcol, h16, &kb, &vb, &kc0);
+  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
   V has_next = cmpi(e, "sge", nidx, ci(e, 0));
   V pidx = sel(e, has_next, nidx, idx, "i64"), pcol = sel(e, has_next, ncol, kcol, "i64");
   /* prefetches address bf16 pages in f32 units of half the offsets (pq:
@@ -3055,15 +3044,9 @@ static void query_pairs_rows(em *e, const V *qrow, int64_t d, V sc, V qp) {
  * AMX B operand at qp (d / 2 rows of 32 bf16): row e/2 holds (q[h][e],
  * q[h][e+1]) for h = 0..15, from 16 x 16 transposes of the query rows. */
 static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
-  for (int64_t e0 = 0; e0 < d; e0 += 16) {
-    V rows[16];
-    for (int r = 0; r < 16; r++)
-      rows[r] = VMUL(ldv(e, qr, ADDI(MULI(ADDI(hq0, ci(e, r)), ci(e, d)), ci(e, e0)), NULL), sc);
-    transpose_vecs(e, rows, 16);
-    for (int m = 0; m < 8; m++)
-      st_bf16x32(e, pairs16(e, cvt2bf16(e, rows[2 * m], rows[2 * m + 1])), qp,
-                 ci(e, (e0 / 2 + m) * 32));
-  }
+  V qrow[16];
+  for (int r = 0; r < 16; r++) qrow[r] = gep(e, qr, MULI(ADDI(hq0, ci(e, r)), ci(e, d)));
+  query_pairs_rows(e, qrow, d, sc, qp);
 }
 
 /* The weighted merge with G = 16 query heads per KV head under bf16 math
@@ -3382,31 +3365,12 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   fill_rows(e, sT, ci(e, 0), jl, ninf);
   fill_rows(e, sT, jhR, ci(e, NK), ninf);
   if (R > 1) {
-    /* lane l's first and past-last rows, as floats (exact) */
-    V lofs = nv(e);
-    out(e, "  %s = arith.constant dense<[", lofs.s);
-    for (int l = 0; l < 16; l++) out(e, "%s%d.0", l ? ", " : "", l / (int)G);
-    out(e, "]> : %s\n", e->vt);
-    V fi = nv(e), fk = nv(e), fw = nv(e);
-    out(e, "  %s = arith.sitofp %s : i64 to f32\n", fi.s, i.s);
-    out(e, "  %s = arith.sitofp %s : i64 to f32\n", fk.s, SUBI(ci(e, 0), kb0).s);
-    out(e, "  %s = arith.sitofp %s : i64 to f32\n", fw.s, jh.s);
-    V lov = VADD(splat(e, fi), lofs), kbv = splat(e, fk), hiv = VADD(splat(e, fw), lofs);
-    V lo2 = max_sel(e, lov, kbv);
-    for (int side = 0; side < 2; side++) {
-      /* rows [jl, jl + R - 1) against lo2, rows [jh, jhR) against hiv */
-      V ja = side ? jh : jl, jb = side ? jhR : MINI(ADDI(jl, ci(e, R - 1)), ci(e, NK));
-      V j = for0(e, ja, jb, 1);
-      V fj = nv(e);
-      out(e, "  %s = arith.sitofp %s : i64 to f32\n", fj.s, j.s);
-      V row = ldv(e, sT, MULI(j, ci(e, 16)), NULL);
-      V out_ = side ? cmpf(e, "oge", splat(e, fj), hiv, e->vt) : cmpf(e, "olt", splat(e, fj), lo2, e->vt);
-      V masked = nv(e);
-      out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", masked.s, out_.s, ninf.s, row.s, e->mt,
-          e->vt);
-      stv(e, masked, sT, MULI(j, ci(e, 16)), NULL);
-      end0(e);
-    }
+    /* lane l's window in buffer rows: [max(i + l / G, -kb0), jh + l / G) */
+    V tok = lane_tokens(e, G), z0 = ci(e, 0);
+    V lov = max_sel(e, VADD(splat(e, f32_of(e, i)), tok), splat(e, f32_of(e, SUBI(z0, kb0))));
+    V hiv = VADD(splat(e, f32_of(e, jh)), tok);
+    mask_edges(e, sT, 16, jl, MINI(ADDI(jl, ci(e, R - 1)), ci(e, NK)), z0, z0, lov, hiv);
+    mask_edges(e, sT, 16, jh, jhR, z0, z0, lov, hiv);
   }
   /* P = exp(s - max) per head (lane) in bf16 k-pairs of keys, the sum in
    * 2 chains */
