@@ -47,17 +47,13 @@ hsac_status hsac_compile(hsac_compilation *c, const char *path, const char *text
   return hsac_compile_opts(c, path, text, len, &o);
 }
 
-hsac_status hsac_compile_opts(hsac_compilation *c, const char *path, const char *text,
+/* The stages, in order; an arena out of memory jumps out of them to
+ * hsac_compile_opts (no local here lives across that jump). */
+static hsac_status run_stages(hsac_compilation *c, const char *path, const char *text,
                               long len, const hsac_options *opts) {
   hsac_stage stop = opts->stop;
   FILE *pout = opts->print_to ? opts->print_to : stdout;
   bool print_all = opts->print_after && !strcmp(opts->print_after, "all");
-  jmp_buf oom;
-  c->arena.oom = &oom;
-  if (setjmp(oom)) {
-    c->arena.oom = NULL;
-    return HSAC_ENOMEM;
-  }
   hsac_status st = HSAC_OK;
 
   /* 1. scan, parse and splice includes */
@@ -100,6 +96,18 @@ hsac_status hsac_compile_opts(hsac_compilation *c, const char *path, const char 
   }
 
 done:
+  return st;
+}
+
+hsac_status hsac_compile_opts(hsac_compilation *c, const char *path, const char *text,
+                              long len, const hsac_options *opts) {
+  jmp_buf oom;
+  c->arena.oom = &oom;
+  if (setjmp(oom)) {
+    c->arena.oom = NULL;
+    return HSAC_ENOMEM;
+  }
+  hsac_status st = run_stages(c, path, text, len, opts);
   c->arena.oom = NULL;
   return st;
 }

@@ -975,8 +975,8 @@ bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) {
     double *p = dbuf_get(&pb, (size_t)(grp * (nc > 0 ? nc : 1)));
     double *imp = dbuf_get(&ib, (size_t)nb);
     int64_t *np = realloc(pos, (size_t)(Ksel * B + W + 1) * sizeof *pos);
+    if (np) pos = np; /* (the old block is gone once realloc succeeds) */
     if (!p || !imp || !np) { ok = fail(x, "out of memory"); break; }
-    pos = np;
     for (int64_t kh = 0; ok && kh < Hk; kh++) {
       /* compressed scores of every head of the group */
       for (int64_t hh = 0; hh < grp; hh++) {

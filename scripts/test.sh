@@ -3,8 +3,9 @@
 # dependencies, build warning-free, run every test; then build again with
 # AddressSanitizer and UndefinedBehaviorSanitizer and run every test again;
 # then run every fuzz target for a bounded time (FUZZ_SECONDS each, 45 by
-# default, which keeps the whole run under CI's 20 minutes on a slow
-# 2-core VM; FUZZ_SECONDS=0 skips fuzzing).
+# default, as many targets at a time as there are cores, which keeps the
+# whole run under CI's 20 minutes on a slow 2-core VM; FUZZ_SECONDS=0 skips
+# fuzzing).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -43,8 +44,16 @@ if [ "$fuzz_seconds" != 0 ]; then
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSAC_FUZZ=ON \
     -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz
-  for src in fuzz/fuzz_*.c; do
-    name=$(basename "$src" .c)
-    sh fuzz/run.sh "${name#fuzz_}" "$fuzz_seconds"
-  done
+  # the targets run side by side, one per core (each is one process, in its
+  # own work folder); their logs are printed in order when all are done
+  rm -f build-fuzz/fuzz-*.log
+  status=0
+  for src in fuzz/fuzz_*.c; do name=$(basename "$src" .c); echo "${name#fuzz_}"; done |
+    xargs -P "$jobs" -I{} sh -c 'sh fuzz/run.sh "$1" "$2" >"build-fuzz/fuzz-$1.log" 2>&1' \
+      sh {} "$fuzz_seconds" || status=$?
+  cat build-fuzz/fuzz-*.log
+  if [ "$status" != 0 ]; then
+    echo "test.sh: a fuzz target failed (its log is above)" >&2
+    exit 1
+  fi
 fi

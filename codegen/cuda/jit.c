@@ -224,7 +224,8 @@ static void cxx_version(const char *dir, char *buf, size_t size) {
   char line[256] = "";
   if (fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = 0;
-    snprintf(buf, size, "%s %s", cxx_name(), line);
+    /* a version line longer than buf is cut (the key hashes all of buf) */
+    if (snprintf(buf, size, "%s %s", cxx_name(), line) >= (int)size) buf[size - 1] = 0;
   }
   fclose(f);
   unlink(log);

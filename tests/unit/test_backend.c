@@ -1136,10 +1136,20 @@ static void test_example_models(void) {
     CU_ASSERT_FATAL(example_with_weights(models[i], dir, 11, model, weights));
     float *ref = NULL, *pre = NULL, *dec = NULL, *hsw = NULL;
     int64_t V = 0;
+#ifdef HSAC_SANITIZED
+    /* under the sanitizers, which check the host side (the generated code is
+     * not instrumented, and its compile in LLVM takes most of the time), the
+     * AVX2 target for three models; the plain build checks every one */
+    bool avx2 = !strcmp(models[i], "paper_swa_hsa") || !strcmp(models[i], "nsa") ||
+                !strcmp(models[i], "moba");
+#else
+    bool avx2 = true;
+#endif
     bool ok = model_logits(model, weights, HSART_BACKEND_REF, NULL, tok, N, N, &ref, &V) &&
               model_logits(model, weights, HSART_BACKEND_CPU, NULL, tok, N, 37, &pre, &V) &&
               model_logits(model, weights, HSART_BACKEND_CPU, NULL, tok, N, 0, &dec, &V) &&
-              model_logits(model, weights, HSART_BACKEND_CPU, "haswell", tok, N, 64, &hsw, &V);
+              (!avx2 ||
+               model_logits(model, weights, HSART_BACKEND_CPU, "haswell", tok, N, 64, &hsw, &V));
     CU_ASSERT(ok);
     if (ok) {
       bool bf16 = strstr(models[i], "paper") || strstr(models[i], "passkey") ||
@@ -1147,7 +1157,7 @@ static void test_example_models(void) {
                   strstr(models[i], "ruler");
       double tol = bf16 ? 2e-3 : 1e-5;
       double e1 = tu_norm_err(ref, pre, N * V), e2 = tu_norm_err(pre, dec, N * V),
-             e3 = tu_norm_err(ref, hsw, N * V);
+             e3 = avx2 ? tu_norm_err(ref, hsw, N * V) : 0;
       if (!(e1 <= tol && e2 <= tol && e3 <= tol))
         fprintf(stderr, "\n%s: cpu vs ref %.3g, decode vs prefill %.3g, haswell vs ref %.3g "
                 "(tolerance %.0e)\n", models[i], e1, e2, e3, tol);
@@ -1209,6 +1219,11 @@ static void test_bf16_math_models(void) {
                                         * width and chunk 32, so HSA's sparse attention
                                         * runs on AMX tiles where the CPU has them */
                                        "@amx_hsa"};
+#ifdef HSAC_SANITIZED
+  /* under the sanitizers (the host side; see test_example_models) four of
+   * them: one per kind of kernel the bf16 arithmetic changes */
+  static const char *const sanitized[] = {"dense", "paper_swa_hsa", "nsa", "@amx_hsa"};
+#endif
   enum { N = 100 };
   int32_t tok[N];
   for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 89 + 7) % 256);
@@ -1237,6 +1252,12 @@ static void test_bf16_math_models(void) {
     CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
   }
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+#ifdef HSAC_SANITIZED
+    bool listed = false;
+    for (size_t j = 0; j < sizeof sanitized / sizeof *sanitized; j++)
+      listed = listed || !strcmp(models[i], sanitized[j]);
+    if (!listed) continue;
+#endif
     char model[512], weights[600];
     CU_ASSERT_FATAL(example_with_weights(models[i][0] == '@' ? amx_model : models[i], dir, 17,
                                          model, weights));
