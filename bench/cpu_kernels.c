@@ -30,7 +30,8 @@
  * 5. the landmark scan (retrieve at decode): one query row streaming over
  *    the landmarks of C chunks, against the bandwidth of step 1;
  * 6. sliding-window attention (d = 64, G = 16, windows 128, 512, 2048):
- *    the f32 kernel against the AMX one under bf16 math, its K/V ring in
+ *    the f32 kernel against the tile one under bf16 math (AMX, or
+ *    AVX512-BF16 dot products), its K/V ring in
  *    f32 and in bf16 (--cache bf16).
  *
  * Prints Markdown tables; bench/cpu_backend.sh records them with the CPU's
@@ -54,6 +55,9 @@
 
 
 static cg_target target;
+/* the bf16 kind of the attentions' tile kernels (cg_bf16_tiles: AMX, or
+ * AVX512-BF16 dot products), 0 where the CPU has neither */
+static int tiles;
 static rt_pool *pool;
 static int nthreads = 1;
 
@@ -453,8 +457,8 @@ static void pack_bf16_rows(float *p, size_t n) {
   for (size_t i = 0; i < n; i++) h[i] = ut_f32_to_bf16(p[i]);
 }
 
-/* GFLOP/s of the layer at context L, f32 or (bf16 = CG_BF16_AMX) on AMX
- * tiles, with chunk pages of bf16 rows (pages16: a chunk memory kept in
+/* GFLOP/s of the layer at context L, f32 or (bf16 = tiles) on AMX tiles
+ * or their vdpbf16ps form, with chunk pages of bf16 rows (pages16: a chunk memory kept in
  * bf16, which the f32 kernel widens and the AMX one reads as it is) or
  * f32, selections uniform (hsa_selection) or clustered
  * (hsa_selection_clustered); *tps: query tokens per second; *kvb: f32
@@ -562,15 +566,15 @@ static void bench_sparse_attention(int64_t L, bool clustered, double peak, doubl
   double g = sparse_attention_gflops(L, CG_BF16_OFF, false, clustered, &tps, &kvb);
   double g32 = sparse_attention_gflops(L, CG_BF16_OFF, true, clustered, &tp32, &kvb);
   double g16 = 0, gp = 0;
-  if (target.amx) {
-    g16 = sparse_attention_gflops(L, CG_BF16_AMX, false, clustered, &tps16, &kvb);
-    gp = sparse_attention_gflops(L, CG_BF16_AMX, true, clustered, &tpp, &kvb);
+  if (tiles) {
+    g16 = sparse_attention_gflops(L, tiles, false, clustered, &tps16, &kvb);
+    gp = sparse_attention_gflops(L, tiles, true, clustered, &tpp, &kvb);
   }
   double kv = tps * kvb * 1e-9;
   printf("| %lldK | %.1f | %.0f%% | %.0f | %.1f (%.0f%%) | %.1f | **%.2fx** |",
          (long long)(L / 1024), g, 100 * g / (peak * nthreads), tps, kv, 100 * kv / bw, g32,
          g32 / g);
-  if (target.amx)
+  if (tiles)
     printf(" %.1f | %.0f | **%.2fx** | %.1f | **%.2fx** |\n", g16, tps16, g16 / g, gp, gp / g);
   else printf(" - | - | - | - | - |\n");
   fflush(stdout);
@@ -583,7 +587,7 @@ static void bench_sparse_attention(int64_t L, bool clustered, double peak, doubl
  * segment from its rows, earlier ones from a ring of W rows (the runtime's
  * layout), f32 or bf16 (ring16: the AMX kernel reads its rows in place,
  * the f32 one widens those it reads); f32 arithmetic (the packed kernel)
- * or bf16 = CG_BF16_AMX (tiles).  Counts 4 W d flops per query head and
+ * or bf16 = tiles (AMX, or AVX512-BF16).  Counts 4 W d flops per query head and
  * token. */
 static double window_attention_gflops(int64_t W, int bf16, bool ring16, int64_t Lq) {
   enum { d = 64, Hq = 16, Hk = 1 };
@@ -642,9 +646,9 @@ static void bench_window_attention(int64_t W, double peak, bool decode) {
   else
     printf("| %lld | %.1f | %.0f%% | %.1f | **%.2fx** |", (long long)W, g,
            100 * g / (peak * nthreads), g16, g16 / g);
-  if (target.amx) {
-    double ga = window_attention_gflops(W, CG_BF16_AMX, false, Lq);
-    double gr = window_attention_gflops(W, CG_BF16_AMX, true, Lq);
+  if (tiles) {
+    double ga = window_attention_gflops(W, tiles, false, Lq);
+    double gr = window_attention_gflops(W, tiles, true, Lq);
     if (decode) printf(" %.2f | %.2f | **%.2fx** |\n", us / ga, us / gr, gr / g);
     else printf(" %.1f | **%.2fx** | %.1f | **%.2fx** |\n", ga, ga / g, gr, gr / g);
   } else {
@@ -762,6 +766,8 @@ int main(int argc, char **argv) {
   char err[1024];
   if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
   if (target.amx && cg_amx_permit(err, sizeof err)) die("AMX", err);
+  if (cg_bf16_tiles(cg_target_bf16(&target))) tiles = cg_target_bf16(&target);
+  const char *tn = target.amx ? "AMX" : "AVX512-BF16";
   pool = rt_pool_create(nthreads);
   nthreads = rt_pool_threads(pool);
   load_blas();
@@ -801,12 +807,12 @@ int main(int argc, char **argv) {
   for (int c = 0; c < 2; c++) {
     printf("\n### HSA sparse attention (S 64, K 8, d 64, G 16), %d thread(s), %s\n\n"
            "| context L | GFLOP/s | of FMA peak | query tokens/s | K/V read, GB/s (of memory "
-           "read) | f32, bf16 pages: GFLOP/s | / f32 | bf16 on AMX: GFLOP/s | "
-           "query tokens/s | bf16 / f32 | AMX, bf16 pages: GFLOP/s | / f32 |\n"
+           "read) | f32, bf16 pages: GFLOP/s | / f32 | bf16 on %s: GFLOP/s | "
+           "query tokens/s | bf16 / f32 | %s, bf16 pages: GFLOP/s | / f32 |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|\n", nthreads,
            c ? "clustered selections (a chunk kept from the previous token with "
                "probability 0.925: 7.5x reuse per 16 tokens, as trained models select)"
-             : "uniform random selections (no reuse between tokens)");
+             : "uniform random selections (no reuse between tokens)", tn, tn);
     for (int i = 0; i < (quick ? 2 : 4); i++)
       bench_sparse_attention(Ls[i], c == 1, peak, bw * nthreads);
   }
@@ -828,14 +834,14 @@ int main(int argc, char **argv) {
   SECTION("swa") {
   printf("\n### Sliding-window attention (d 64, G 16), %d thread(s), 4096 query tokens\n\n"
          "| window | f32 GFLOP/s | of FMA peak | f32, bf16 ring: GFLOP/s | / f32 | bf16 on "
-         "AMX: GFLOP/s | / f32 | AMX, bf16 ring: GFLOP/s | / f32 |\n"
-         "|---|---|---|---|---|---|---|---|---|\n", nthreads);
+         "%s: GFLOP/s | / f32 | %s, bf16 ring: GFLOP/s | / f32 |\n"
+         "|---|---|---|---|---|---|---|---|---|\n", nthreads, tn, tn);
   static const int64_t Ws[] = {128, 512, 2048};
   for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak, false);
   printf("\n### Sliding-window attention at decode (one token after a full window; "
          "d 64, G 16, one KV head: one thread)\n\n"
-         "| window | f32: us/token | f32, bf16 ring: us/token | / f32 | bf16 on AMX: "
-         "us/token | AMX, bf16 ring: us/token | / f32 |\n|---|---|---|---|---|---|---|\n");
+         "| window | f32: us/token | f32, bf16 ring: us/token | / f32 | bf16 on %s: "
+         "us/token | %s, bf16 ring: us/token | / f32 |\n|---|---|---|---|---|---|---|\n", tn, tn);
   for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak, true);
   }
   SECTION("scan") {

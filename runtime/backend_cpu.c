@@ -70,8 +70,8 @@ typedef struct cpu_prog {
   int n16[CG_W_COUNT];          /* linear ops (fused or not) per weight type */
   int bf16;                     /* the linears' arithmetic (cg_bf16; OFF: f32,
                                    rt_backend_config.cpu_bf16) */
-  int namx_attention;           /* chunk_attention ops on AMX tiles */
-  int namx_window;              /* windowed attention ops on AMX tiles */
+  int ntile_attention;          /* chunk_attention ops on tiles (cg_bf16_tiles) */
+  int ntile_window;             /* windowed attention ops on tiles */
   int nring16;                  /* K/V rings kept in bf16 under --cache bf16
                                    (ring16_value) */
   int npacked;
@@ -320,7 +320,7 @@ static bool hist16(const ir_graph *g, const rt_exec *x, const cpu_prog *p, const
   if (!hist16_readers(g, x, p, v)) return false;
   for (const ir_op *op = g->first; op; op = op->next)
     if (op->code == IR_CHUNK_ATTENTION && (op->in[1] == v || op->in[2] == v) &&
-        !(p->bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op)) &&
+        !(cg_bf16_tiles(p->bf16) && cg_chunk_attention_amx(op)) &&
         !hist16_readers(g, x, p, op->in[op->in[1] == v ? 2 : 1]))
       return false;
   return true;
@@ -402,14 +402,14 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       else k->wtype = req.wtype = CG_W_BF16;
     }
     if (lin) p->n16[k->wtype]++;
-    if (op->code == IR_CHUNK_ATTENTION && p->bf16 == CG_BF16_AMX && !ov->stream &&
+    if (op->code == IR_CHUNK_ATTENTION && cg_bf16_tiles(p->bf16) && !ov->stream &&
         cg_chunk_attention_amx(op)) {
       req.bf16 = p->bf16;
-      p->namx_attention++;
+      p->ntile_attention++;
     }
-    if (op->code == IR_ATTENTION && p->bf16 == CG_BF16_AMX && cg_attention_amx(op)) {
+    if (op->code == IR_ATTENTION && cg_bf16_tiles(p->bf16) && cg_attention_amx(op)) {
       req.bf16 = p->bf16;
-      p->namx_window++;
+      p->ntile_window++;
     }
     k->ring16 = cg_attention_ring16(op, p->target.vec_bits);
     if (op->code == IR_CHUNK_ATTENTION && !ov->stream && cg_chunk_attention_pages16(op, p->bf16))
@@ -790,13 +790,14 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
            "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
-           "%d sparse and %d windowed attentions on amx tiles, %d chunk-memory K/V histories "
+           "%d sparse and %d windowed attentions on %s, %d chunk-memory K/V histories "
            "in bf16 pages, %d K/V rings in bf16 under --cache bf16, %s, weights packed in "
            "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
-           cg_bf16_name(p->bf16), p->namx_attention, p->namx_window, n16, p->nring16, how,
+           cg_bf16_name(p->bf16), p->ntile_attention, p->ntile_window,
+           p->bf16 == CG_BF16_DOT ? "avx512-bf16 dot products" : "amx tiles", n16, p->nring16, how,
            p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");
 }

@@ -42,9 +42,9 @@ static bool ref_run(void *state, rt_exec *x, const ir_op *op) {
   const ref_prog *p = state;
   if (p && p->bf16 && !rt_val_of(x, op->out[0])->stream) {
     if (op->code == IR_LINEAR) return rt_op_linear_bf16(x, op);
-    if (p->bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op))
+    if (cg_bf16_tiles(p->bf16) && cg_chunk_attention_amx(op))
       return rt_op_chunk_attention_bf16(x, op);
-    if (p->bf16 == CG_BF16_AMX && cg_attention_amx(op)) return rt_op_attention_bf16(x, op);
+    if (cg_bf16_tiles(p->bf16) && cg_attention_amx(op)) return rt_op_attention_bf16(x, op);
   }
   return rt_ref_run(x, op);
 }
@@ -53,9 +53,9 @@ static void ref_describe(const void *program, char *buf, size_t size) {
   const ref_prog *p = program;
   snprintf(buf, size, "backend ref: the reference interpreter (plain C, one thread)%s",
            !p || !p->bf16 ? ""
-           : p->bf16 == CG_BF16_AMX ? ", bf16 math as the cpu backend's on AMX (the linears and "
-                                      "the sparse and windowed attentions round their inputs), "
-                                      "double sums"
+           : cg_bf16_tiles(p->bf16) ? ", bf16 math as the cpu backend's on AMX or AVX512-BF16 "
+                                        "(the linears and the sparse and windowed attentions "
+                                        "round their inputs), double sums"
                                     : ", bf16 math as the cpu backend's (the linears round their "
                                       "inputs), double sums");
 }

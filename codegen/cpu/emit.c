@@ -1241,44 +1241,120 @@ static V tile_mulf(em *e, V a, V b, V c) {
   return v;
 }
 
-/* Where an operand's tiles lie in its memref m: the one of k-step ks for
- * output tile t at row ks * rk + t * rt, column ks * ck + t * ct (an
- * operand shared by every output tile has rt = ct = 0). */
+/* Where an operand's tiles lie: row-major at p (bf16 operands, f32 sums),
+ * rows ld elements apart; the tile of k-step ks for output tile t at row
+ * ks * rk + t * rt, column ks * ck + t * ct (an operand shared by every
+ * output tile has rt = ct = 0). */
 typedef struct tile_at {
-  V m;
-  int64_t rk, rt, ck, ct;
+  V p;
+  int64_t ld, rk, rt, ck, ct;
 } tile_at;
+
+/* The memref AMX tile loads take over x's tiles for ntiles x nks. */
+static V tile_memref(em *e, tile_at x, int64_t ntiles, int64_t nks, bool sum) {
+  int64_t rows = (nks - 1) * x.rk + (ntiles - 1) * x.rt + 16;
+  return memref2d(e, x.p, rows, x.ld, sum ? "f32" : "bf16");
+}
 
 /* Output tiles t < ntiles, each sum over k-steps ks < nks of A(ks, t)
  * B(ks, t) (plus C's tile when acc), one of A and B shared by every t,
- * stored to C at (t * C.rt, t * C.ct).  In groups of 3 sums with the
- * k-steps outermost, so that consecutive products are independent (one
- * waiting on the previous runs at its latency), and a group's operands
- * all loaded before its products (a tile register reloaded while a
- * product still reads it makes the load wait): with the shared operand,
- * 7 of the 8 tiles.  No tile outlives the group: none crosses a loop
- * (LLVM 19). */
+ * stored to C at (t * C.rt, t * C.ct), on AMX.  In groups of 3 sums with
+ * the k-steps outermost, so that consecutive products are independent
+ * (one waiting on the previous runs at its latency), and a group's
+ * operands all loaded before its products (a tile register reloaded
+ * while a product still reads it makes the load wait): with the shared
+ * operand, 7 of the 8 tiles.  No tile outlives the group: none crosses a
+ * loop (LLVM 19). */
 static void amx_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks,
                         bool acc) {
   bool a_shared = !A.rt && !A.ct;
+  V Am = tile_memref(e, A, ntiles, nks, false), Bm = tile_memref(e, B, ntiles, nks, false),
+    Cm = tile_memref(e, C, ntiles, 1, true);
   for (int64_t g0 = 0; g0 < ntiles; g0 += 3) {
     V c[3], x[3];
     int64_t nt = ntiles - g0 < 3 ? ntiles - g0 : 3;
     for (int64_t t = 0; t < nt; t++)
-      c[t] = acc ? tile_load(e, C.m, ci(e, (g0 + t) * C.rt), ci(e, (g0 + t) * C.ct), true)
+      c[t] = acc ? tile_load(e, Cm, ci(e, (g0 + t) * C.rt), ci(e, (g0 + t) * C.ct), true)
                  : tile_zero(e);
     for (int64_t ks = 0; ks < nks; ks++) {
       const tile_at *sh = a_shared ? &A : &B, *per = a_shared ? &B : &A;
-      V y = tile_load(e, sh->m, ci(e, ks * sh->rk), ci(e, ks * sh->ck), false);
+      V shm = a_shared ? Am : Bm, perm = a_shared ? Bm : Am;
+      V y = tile_load(e, shm, ci(e, ks * sh->rk), ci(e, ks * sh->ck), false);
       for (int64_t t = 0; t < nt; t++)
-        x[t] = tile_load(e, per->m, ci(e, ks * per->rk + (g0 + t) * per->rt),
+        x[t] = tile_load(e, perm, ci(e, ks * per->rk + (g0 + t) * per->rt),
                          ci(e, ks * per->ck + (g0 + t) * per->ct), false);
       for (int64_t t = 0; t < nt; t++)
         c[t] = a_shared ? tile_mulf(e, y, x[t], c[t]) : tile_mulf(e, x[t], y, c[t]);
     }
     for (int64_t t = 0; t < nt; t++)
-      tile_store(e, C.m, ci(e, (g0 + t) * C.rt), ci(e, (g0 + t) * C.ct), c[t]);
+      tile_store(e, Cm, ci(e, (g0 + t) * C.rt), ci(e, (g0 + t) * C.ct), c[t]);
   }
+}
+
+static V dpbf16(em *e, V acc, V a, V b) {
+  V v = nv(e);
+  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512bf16.dpbf16ps.512\"(%s, %s, %s) : "
+      "(vector<16xf32>, vector<32xbf16>, vector<32xbf16>) -> vector<16xf32>\n",
+      v.s, acc.s, a.s, b.s);
+  return v;
+}
+
+/* 32 bf16 at p + off (16-bit elements), as an operand of vdpbf16ps. */
+static V ld_bf16x32(em *e, V p, V off) {
+  V h = nv(e), b = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<32xi16>\n", h.s,
+      gep16(e, p, off).s);
+  out(e, "  %s = arith.bitcast %s : vector<32xi16> to vector<32xbf16>\n", b.s, h.s);
+  return b;
+}
+
+
+/* The 32-bit pair of bf16 at p + off (16-bit elements) in every lane, as
+ * an operand of vdpbf16ps (LLVM folds the load into its broadcast form). */
+static V bcast_pair(em *e, V p, V off) {
+  V w = nv(e), bc = nv(e), ab = nv(e);
+  out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> i32\n", w.s, gep16(e, p, off).s);
+  out(e, "  %s = vector.broadcast %s : i32 to vector<16xi32>\n", bc.s, w.s);
+  out(e, "  %s = llvm.bitcast %s : vector<16xi32> to vector<32xbf16>\n", ab.s, bc.s);
+  return ab;
+}
+
+/* The products of amx_grouped by vdpbf16ps, for CPUs with AVX512-BF16 but
+ * no AMX: a C tile's 16 rows are 16 vectors of sums, carried through a
+ * loop over the k-steps; per k-pair j of a k-step, B's row j (the pairs of
+ * 16 columns: one vector) times A's pair j of row m, broadcast, into row
+ * m's sums.  The same products, each rounded pair summed in f32 (the
+ * order of the sums differs from the tiles'). */
+static void dot_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks,
+                        bool acc) {
+  V t = for0(e, ci(e, 0), ci(e, ntiles), 1);
+  V cb = gep(e, C.p, ADDI(MULI(MULI(t, ci(e, C.rt)), ci(e, C.ld)), MULI(t, ci(e, C.ct))));
+  V init[16], z = cvf(e, 0);
+  for (int m = 0; m < 16; m++) init[m] = acc ? ldv(e, cb, ci(e, m * C.ld), NULL) : z;
+  loop L;
+  loop_begin(e, &L, ci(e, 0), ci(e, nks), ci(e, 1), 16, init, e->vt);
+  V ks = L.iv, y[16];
+  V ao = ADDI(MULI(ADDI(MULI(ks, ci(e, A.rk)), MULI(t, ci(e, A.rt))), ci(e, A.ld)),
+              ADDI(MULI(ks, ci(e, A.ck)), MULI(t, ci(e, A.ct))));
+  V bo = ADDI(MULI(ADDI(MULI(ks, ci(e, B.rk)), MULI(t, ci(e, B.rt))), ci(e, B.ld)),
+              ADDI(MULI(ks, ci(e, B.ck)), MULI(t, ci(e, B.ct))));
+  for (int m = 0; m < 16; m++) y[m] = L.arg[m];
+  for (int j = 0; j < 16; j++) {
+    V b = ld_bf16x32(e, B.p, ADDI(bo, ci(e, j * B.ld)));
+    for (int m = 0; m < 16; m++)
+      y[m] = dpbf16(e, y[m], bcast_pair(e, A.p, ADDI(ao, ci(e, m * A.ld + 2 * j))), b);
+  }
+  loop_end(e, &L, y);
+  for (int m = 0; m < 16; m++) stv(e, L.res[m], cb, ci(e, m * C.ld), NULL);
+  end0(e);
+}
+
+/* The tile products of the bf16 attention kernels: AMX tiles, or
+ * vdpbf16ps where the CPU has AVX512-BF16 only. */
+static void tile_products(em *e, const cg_kernel_req *q, tile_at A, tile_at B, tile_at C,
+                          int64_t ntiles, int64_t nks, bool acc) {
+  if (q->bf16 == CG_BF16_AMX) amx_grouped(e, A, B, C, ntiles, nks, acc);
+  else dot_grouped(e, A, B, C, ntiles, nks, acc);
 }
 
 /* C tiles (2 x 2 of 16 x 16 f32, in Cm: [32][32]) += rows [arow, arow + 32)
@@ -1318,23 +1394,6 @@ static void amx_tiles(em *e, V Am, V arow, V Bm, V Cm, int64_t ksteps) {
   if (rem) amx_block(e, Am, arow, Bm, Cm, ci(e, nblk * KU), (int)rem, false);
 }
 
-static V dpbf16(em *e, V acc, V a, V b) {
-  V v = nv(e);
-  out(e, "  %s = llvm.call_intrinsic \"llvm.x86.avx512bf16.dpbf16ps.512\"(%s, %s, %s) : "
-      "(vector<16xf32>, vector<32xbf16>, vector<32xbf16>) -> vector<16xf32>\n",
-      v.s, acc.s, a.s, b.s);
-  return v;
-}
-
-/* 32 bf16 at p + off (16-bit elements), as an operand of vdpbf16ps. */
-static V ld_bf16x32(em *e, V p, V off) {
-  V h = nv(e), b = nv(e);
-  out(e, "  %s = llvm.load %s {alignment = 2 : i64} : !llvm.ptr -> vector<32xi16>\n", h.s,
-      gep16(e, p, off).s);
-  out(e, "  %s = arith.bitcast %s : vector<32xi16> to vector<32xbf16>\n", b.s, h.s);
-  return b;
-}
-
 /* Rows [arow, arow + mr) of A (bf16, row stride Kp at Ap) times one
  * panel (bf16 pairs at Bp) by vdpbf16ps, into Cp (f32 [mr][32]).  One row
  * (decode) keeps two sets of sums, even and odd pairs, so that four dot
@@ -1352,11 +1411,7 @@ static void dot_rows(em *e, int mr, V Ap, V arow, V Bp, V Cp, int64_t Kp) {
               ld_bf16x32(e, Bp, ADDI(MULI(kk, ci(e, 64)), ci(e, 32)))};
     for (int i = 0; i < mr; i++) {
       /* the pair (2kk, 2kk+1) of row i, in every lane */
-      V ap = gep16(e, Ap, ADDI(MULI(ADDI(arow, ci(e, i)), ci(e, Kp)), MULI(kk, ci(e, 2))));
-      V w = nv(e), bc = nv(e), ab = nv(e);
-      out(e, "  %s = llvm.load %s {alignment = 4 : i64} : !llvm.ptr -> i32\n", w.s, ap.s);
-      out(e, "  %s = vector.broadcast %s : i32 to vector<16xi32>\n", bc.s, w.s);
-      out(e, "  %s = llvm.bitcast %s : vector<16xi32> to vector<32xbf16>\n", ab.s, bc.s);
+      V ab = bcast_pair(e, Ap, ADDI(MULI(ADDI(arow, ci(e, i)), ci(e, Kp)), MULI(kk, ci(e, 2))));
       for (int t = 0; t < 2; t++) {
         int at = (s * mr + i) * 2 + t;
         y[at] = dpbf16(e, L.arg[at], ab, b[t]);
@@ -2969,7 +3024,7 @@ bool cg_chunk_attention_packed(const ir_op *op) {
 }
 
 bool cg_chunk_attention_pages16(const ir_op *op, int bf16) {
-  return (bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op)) || cg_chunk_attention_packed(op);
+  return (cg_bf16_tiles(bf16) && cg_chunk_attention_amx(op)) || cg_chunk_attention_packed(op);
 }
 
 /* [a0, b0, a1, b1, ...]: the k-pairs of two rows' 16 lanes (x = [a, b]). */
@@ -3123,8 +3178,6 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16);
     out(e, "  }\n");
   }
-  V Km = memref2d(e, kb16, P, d, "bf16"), Vm = memref2d(e, vp, P / 2, 2 * d, "bf16");
-  V Sm = memref2d(e, sT, P, 16, "f32"), Pm = memref2d(e, pb, 16, P, "bf16");
   /* every pair of the block from this one on that selected this chunk */
   bp_pair_begin(e, &b);
   V t = b.t, tt = b.tt, slot = b.slot;
@@ -3132,9 +3185,10 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V orow = gep(e, rowp(e, &o, t), MULI(hq0, ci(e, d)));
   /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile
    * (the queries' tile shared) */
-  V Qm = memref2d(e, gep(e, qp0, MULI(tt, ci(e, d * 8))), d / 2, 32, "bf16");
-  amx_grouped(e, (tile_at){.m = Km, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
-              (tile_at){.m = Sm, .rt = 16}, P / 16, d / 32, false);
+  V qpt = gep(e, qp0, MULI(tt, ci(e, d * 8)));
+  tile_products(e, q, (tile_at){.p = kb16, .ld = d, .rt = 16, .ck = 32},
+                (tile_at){.p = qpt, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
+                P / 16, d / 32, false);
   /* softmax(+n) per head (lane), the maximum (max_rows) and the sum in 4
    * independent chains; then the columns of P */
   {
@@ -3174,9 +3228,9 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   }
   /* O += P V, 16 output elements per tile (P's tile shared), in the
    * token's output rows of these 16 heads */
-  V Om = memref2d(e, orow, 16, d, "f32");
-  amx_grouped(e, (tile_at){.m = Pm, .ck = 32}, (tile_at){.m = Vm, .rk = 16, .ct = 32},
-              (tile_at){.m = Om, .ct = 16}, d / 16, P / 32, true);
+  tile_products(e, q, (tile_at){.p = pb, .ld = P, .ck = 32},
+                (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
+                (tile_at){.p = orow, .ld = d, .ct = 16}, d / 16, P / 32, true);
   bp_chunk_end(e);
   end0(e);        /* kv heads */
   end0(e);        /* blocks of tokens */
@@ -3323,8 +3377,6 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
     }
     end0(e);
   }
-  V Qm = memref2d(e, qp, d / 2, 32, "bf16"), Pm = memref2d(e, pT, NK / 2, 32, "bf16");
-  V Om = memref2d(e, oT, d, 16, "f32");
   /* R tokens at a time (their G heads each); a token past te repeats the
    * last one and stores nothing */
   V t = for0(e, tb, te, R);
@@ -3345,17 +3397,18 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
     if (nfull) {
       V g = for0(e, ci(e, 0), ci(e, nfull), 1);
       V row = MULI(g, ci(e, GT * 16));
-      V Kg = memref2d(e, gep16(e, kb16, MULI(row, ci(e, d))), GT * 16, d, "bf16");
-      V Sg = memref2d(e, gep(e, sT, MULI(row, ci(e, 16))), GT * 16, 16, "f32");
-      amx_grouped(e, (tile_at){.m = Kg, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
-                  (tile_at){.m = Sg, .rt = 16}, GT, d / 32, false);
+      tile_products(e, q, (tile_at){.p = gep16(e, kb16, MULI(row, ci(e, d))), .ld = d, .rt = 16,
+                                    .ck = 32},
+                    (tile_at){.p = qp, .ld = 32, .rk = 16},
+                    (tile_at){.p = gep(e, sT, MULI(row, ci(e, 16))), .ld = 16, .rt = 16}, GT,
+                    d / 32, false);
       end0(e);
     }
     int64_t row = nfull * GT * 16;
-    V Kr = memref2d(e, gepc(e, kb16, row * d / 2), NK - row, d, "bf16");
-    V Sr = memref2d(e, gepc(e, sT, row * 16), NK - row, 16, "f32");
-    amx_grouped(e, (tile_at){.m = Kr, .rt = 16, .ck = 32}, (tile_at){.m = Qm, .rk = 16},
-                (tile_at){.m = Sr, .rt = 16}, nt - nfull * GT, d / 32, false);
+    tile_products(e, q, (tile_at){.p = gepc(e, kb16, row * d / 2), .ld = d, .rt = 16, .ck = 32},
+                  (tile_at){.p = qp, .ld = 32, .rk = 16},
+                  (tile_at){.p = gepc(e, sT, row * 16), .ld = 16, .rt = 16}, nt - nfull * GT,
+                  d / 32, false);
   }
   /* the token's window: buffer rows [max(i, -kb0), i + W - 1]; the rest
    * -inf (with R tokens, rows outside every window; rows inside some of
@@ -3396,22 +3449,24 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
    * shared; the k-steps in runs of 16 when there are many */
   {
     int64_t nks = NK / 32, KC = 16, nrun = nks <= 32 ? 1 : nks / KC;
-    V Vm = memref2d(e, vT, d, NK, "bf16");
-    amx_grouped(e, (tile_at){.m = Vm, .rt = 16, .ck = 32}, (tile_at){.m = Pm, .rk = 16},
-                (tile_at){.m = Om, .rt = 16}, d / 16, nrun > 1 ? KC : nks, false);
+    tile_at Pt = {.p = pT, .ld = 32, .rk = 16}, Ot = {.p = oT, .ld = 16, .rt = 16};
+    tile_products(e, q, (tile_at){.p = vT, .ld = NK, .rt = 16, .ck = 32}, Pt, Ot, d / 16,
+                  nrun > 1 ? KC : nks, false);
     if (nrun > 1) {
       V c = for0(e, ci(e, 1), ci(e, nrun), 1);
-      V Vc = memref2d(e, gep16(e, vT, MULI(c, ci(e, KC * 32))), d, NK, "bf16");
-      V Pc = memref2d(e, gep16(e, pT, MULI(c, ci(e, KC * 16 * 32))), KC * 16, 32, "bf16");
-      amx_grouped(e, (tile_at){.m = Vc, .rt = 16, .ck = 32}, (tile_at){.m = Pc, .rk = 16},
-                  (tile_at){.m = Om, .rt = 16}, d / 16, KC, true);
+      Pt.p = gep16(e, pT, MULI(c, ci(e, KC * 16 * 32)));
+      tile_products(e, q,
+                    (tile_at){.p = gep16(e, vT, MULI(c, ci(e, KC * 32))), .ld = NK, .rt = 16,
+                              .ck = 32},
+                    Pt, Ot, d / 16, KC, true);
       end0(e);
       int64_t rem = nks - nrun * KC;
       if (rem) {
-        V Vr = memref2d(e, gepc(e, vT, nrun * KC * 32 / 2), d, NK, "bf16");
-        V Pr = memref2d(e, gepc(e, pT, nrun * KC * 16 * 32 / 2), rem * 16, 32, "bf16");
-        amx_grouped(e, (tile_at){.m = Vr, .rt = 16, .ck = 32}, (tile_at){.m = Pr, .rk = 16},
-                    (tile_at){.m = Om, .rt = 16}, d / 16, rem, true);
+        Pt.p = gepc(e, pT, nrun * KC * 16 * 32 / 2);
+        tile_products(e, q,
+                      (tile_at){.p = gepc(e, vT, nrun * KC * 32 / 2), .ld = NK, .rt = 16,
+                                .ck = 32},
+                      Pt, Ot, d / 16, rem, true);
       }
     }
   }
@@ -4433,10 +4488,11 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_SIGMOID: k_eltwise(&e, req, 2); break;
     case IR_ROPE: k_rope(&e, req, info); info->scratch_fixed = LAST(op->in[0]) + 16; break;
     case IR_ATTENTION:
-      /* under bf16 math on AMX, windowed with G a divisor of 16: tiles;
+      /* under bf16 math on AMX or AVX512-BF16, windowed with G a divisor
+       * of 16: tiles;
        * else rank 3 (a sequence) with >= 4 query heads per KV head and a
        * head width of whole vectors: the heads packed in lanes */
-      if (req->bf16 == CG_BF16_AMX && cg_attention_amx(op) && e.vl == 16)
+      if (cg_bf16_tiles(req->bf16) && cg_attention_amx(op) && e.vl == 16)
         k_attention_amx(&e, req, info);
       else if (cg_attention_packed(op, req->vec_bits))
         k_attention_packed(&e, req, info);
@@ -4446,7 +4502,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_CHUNK_ATTENTION:
       /* pack the query heads of a KV head into vector lanes when there
        * are enough of them to fill a good part of a vector */
-      if (req->bf16 == CG_BF16_AMX && cg_chunk_attention_amx(op) && e.vl == 16)
+      if (cg_bf16_tiles(req->bf16) && cg_chunk_attention_amx(op) && e.vl == 16)
         k_chunk_attention_amx(&e, req, info);
       else if (cg_chunk_attention_packed(op))
         k_chunk_attention_packed(&e, req, info);

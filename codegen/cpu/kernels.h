@@ -161,6 +161,13 @@ typedef enum cg_bf16 {
                         products for one row (decode) */
 } cg_bf16;
 
+/* Whether bf16 math of kind bf16 runs the tile kernels of the attentions
+ * below (cg_chunk_attention_amx, cg_attention_amx): on AMX tiles, or
+ * with AVX512-BF16 their tile products as vdpbf16ps. */
+static inline bool cg_bf16_tiles(int bf16) {
+  return bf16 == CG_BF16_AMX || bf16 == CG_BF16_DOT;
+}
+
 /* Whether a chunk_attention op has the AMX kernel under bf16 math: the
  * weighted merge with 16 query heads per KV head, head width and chunk
  * size multiples of 32.  Its q (scaled), K and V are then rounded to bf16

@@ -970,11 +970,12 @@ static void test_sparse_attention_packed(void) {
   }
 }
 
-/* HSA's sparse attention under bf16 math: on a CPU with AMX, the tile
- * kernel (16 query heads per KV head, head width and chunk size multiples
- * of 32) against the reference rounding q, K, V and the weighted
- * probabilities the same way; elsewhere the f32 kernel against the f32
- * attention.  Tolerance: TOL_BF16_ATTN. */
+/* HSA's sparse attention under bf16 math: on a CPU with AMX or
+ * AVX512-BF16 (the host, and cooperlake forced: the tile products as
+ * vdpbf16ps), the tile kernel (16 query heads per KV head, head width and
+ * chunk size multiples of 32) against the reference rounding q, K, V and
+ * the weighted probabilities the same way; on AVX2 the f32 kernel against
+ * the f32 attention.  Tolerance: TOL_BF16_ATTN. */
 
 static void test_sparse_attention_bf16(void) {
   size_t mark = pool_used; /* the values are dropped after each graph */
@@ -998,8 +999,8 @@ static void test_sparse_attention_bf16(void) {
   }
 }
 
-/* Sliding-window attention under bf16 math: on a CPU with AMX, the tile
- * kernel (G query heads per KV head, G a divisor of 16: 16 / G tokens per
+/* Sliding-window attention under bf16 math: on a CPU with AMX or
+ * AVX512-BF16 (as above), the tile kernel (G query heads per KV head, G a divisor of 16: 16 / G tokens per
  * tile column block; head width a multiple of 32) against
  * the reference rounding q, K, V and the probabilities the same way;
  * elsewhere the f32 kernel against the f32 attention.  Windows of 1 key,
@@ -1007,7 +1008,7 @@ static void test_sparse_attention_bf16(void) {
  * prompt's first segment; in segments of 37 tokens (keys from the ring of
  * the earlier ones, blocks cut by a segment's end) and one token at a
  * time.  Then with the K/V cache in bf16 (--cache bf16): the rings stay
- * bf16 (2 rings), read in place by the AMX kernel, widened by the f32
+ * bf16 (2 rings), read in place by the tile kernel, widened by the f32
  * kernel on AVX2. */
 static void test_attention_amx(void) {
   enum { L = 110 };
@@ -1018,8 +1019,11 @@ static void test_attention_amx(void) {
   static const int64_t windows[] = {1, 7, 40, 70};
   cg_target host;
   char err[256];
-  bool amx = cg_target_init(&host, NULL, err, sizeof err) == 0 && host.amx;
-  if (!amx) fprintf(stderr, "\n  skipped: the AMX windowed attention (this CPU has no AMX)\n");
+  /* the tile kernel: on AMX, or its products as vdpbf16ps */
+  bool tiles = cg_target_init(&host, NULL, err, sizeof err) == 0 && host.avx512bf16;
+  if (!tiles)
+    fprintf(stderr, "\n  skipped: the windowed attention's tile kernel on the host (this CPU "
+            "has neither AMX nor AVX512-BF16)\n");
   for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
     int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
     /* (its own memory: the suite's pool may be nearly used up by now) */
@@ -1040,7 +1044,7 @@ static void test_attention_amx(void) {
       /* bf16 rings */
       kv_cache = RT_Q_BF16;
       bf16_math = true;
-      for (int c = amx ? 0 : 1; c < 2; c++) {
+      for (int c = tiles ? 0 : 1; c < 2; c++) {
         bf16_target = c ? "haswell" : "host";
         double e = backend_err(&t, o, L, 37, bf16_target);
         /* a window of 1 keeps no history; rings stay bf16 where every
@@ -1060,8 +1064,8 @@ static void test_attention_amx(void) {
     free(qd);
   }
   /* a window of over 1,024 keys: the score tiles in a loop of groups, the
-   * P V k-steps in runs (on AMX only: elsewhere the f32 kernel, above) */
-  if (amx) {
+   * P V k-steps in runs (with tiles only: elsewhere the f32 kernel, above) */
+  if (tiles) {
     enum { LL = 1100, W = 1050 };
     float *qd = malloc(LL * 18 * 32 * sizeof *qd);
     CU_ASSERT_PTR_NOT_NULL_FATAL(qd);
@@ -1291,8 +1295,8 @@ static void test_bf16_math_models(void) {
     }
     free(r32);
     for (int k = 0; k < 4; k++) free(got[k]), free(ref[k]);
-    if (i == 0 || (models[i][0] == '@' && host.amx)) {
-      /* -v names the arithmetic; for amx_hsa it counts the AMX attentions
+    if (i == 0 || (models[i][0] == '@' && cg_bf16_tiles(cg_target_bf16(&host)))) {
+      /* -v names the arithmetic; for amx_hsa it counts the tile attentions
        * (1 sparse, 2 windowed) and the SWA layers' K/V rings a --cache
        * bf16 session keeps in bf16 (4) */
       hsart_model_options d = {.opt_level = 1, .backend = HSART_BACKEND_CPU, .cpu_bf16 = 1};
@@ -1303,7 +1307,9 @@ static void test_bf16_math_models(void) {
       if (m) hsart_model_describe(m, desc, sizeof desc);
       CU_ASSERT_PTR_NOT_NULL(strstr(desc, cg_bf16_name(cg_target_bf16(&host))));
       if (i > 0) {
-        CU_ASSERT_PTR_NOT_NULL(strstr(desc, "1 sparse and 2 windowed attentions on amx tiles"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(desc, host.amx ? "1 sparse and 2 windowed attentions on amx tiles"
+                                                     : "1 sparse and 2 windowed attentions on "
+                                                       "avx512-bf16 dot products"));
         CU_ASSERT_PTR_NOT_NULL(strstr(desc, "4 K/V rings in bf16 under --cache bf16"));
       }
       hsart_model_free(m);
@@ -1561,8 +1567,8 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
-  CU_add_test(s, "sparse attention under bf16 math (AMX tiles)", test_sparse_attention_bf16);
-  CU_add_test(s, "windowed attention under bf16 math (AMX tiles, bf16 rings)",
+  CU_add_test(s, "sparse attention under bf16 math (tiles: AMX, AVX512-BF16)", test_sparse_attention_bf16);
+  CU_add_test(s, "windowed attention under bf16 math (tiles: AMX, AVX512-BF16; bf16 rings)",
               test_attention_amx);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
