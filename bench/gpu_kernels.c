@@ -301,8 +301,8 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
     }
     double err = den > 0 ? sqrt(num / den) : sqrt(num);
     bool ok = err <= (v < 2 ? 1e-2 : 1e-5);
-    printf("| %s | %lldK | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n", what[v],
-           (long long)(L >> 10), t * 1e3, flops / t * 1e-12,
+    printf("| %s | %lld%s | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n", what[v],
+           (long long)(L % 1024 ? L : L >> 10), L % 1024 ? "" : "K", t * 1e3, flops / t * 1e-12,
            v < 2 ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
            ok ? "" : " WRONG");
     fflush(stdout);

@@ -1573,6 +1573,9 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
+  /* whole models: a suite of their own, so that ctest runs it beside the
+   * kernels' */
+  s = CU_add_suite("backend_cpu_models", suite_init, suite_cleanup);
   CU_add_test(s, "example models: cpu == ref, decode == prefill, AVX2", test_example_models);
   CU_add_test(s, "bf16 linear math on every example: AMX, AVX512-BF16, FMA",
               test_bf16_math_models);

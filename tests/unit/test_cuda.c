@@ -1151,13 +1151,16 @@ void tu_add_cuda_suite(void) {
               test_cubin_cache);
   CU_add_test(s, "a device fault through a session: named, reset, then == fresh",
               test_device_fault);
-  CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
-              test_example_models);
   CU_add_test(s, "--backend cuda and cuda-emu", test_backend_errors);
   CU_add_test(s, "history pages past the device budget move to host memory", test_page_offload);
-  CU_add_test(s, "batched decode of sessions of different lengths", test_batched_decode);
   CU_add_test(s, "the tuning database: round trip, malformed lines, two writers",
               test_tuning_db);
+  /* whole models and the tuner: a suite of their own, so that ctest runs
+   * it beside the kernels' */
+  s = CU_add_suite("cuda_models", suite_init, suite_cleanup);
+  CU_add_test(s, "example models under the emulator: == ref, decode == prefill",
+              test_example_models);
+  CU_add_test(s, "batched decode of sessions of different lengths", test_batched_decode);
   CU_add_test(s, "every launch configuration of hsac tune == ref", test_candidates);
   CU_add_test(s, "hsart_tune under the emulator; profiles", test_tune);
 }
