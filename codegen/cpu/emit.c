@@ -1320,32 +1320,49 @@ static V bcast_pair(em *e, V p, V off) {
 }
 
 /* The products of amx_grouped by vdpbf16ps, for CPUs with AVX512-BF16 but
- * no AMX: a C tile's 16 rows are 16 vectors of sums, carried through a
- * loop over the k-steps; per k-pair j of a k-step, B's row j (the pairs of
- * 16 columns: one vector) times A's pair j of row m, broadcast, into row
- * m's sums.  The same products, each rounded pair summed in f32 (the
- * order of the sums differs from the tiles'). */
+ * no AMX: a C tile's rows are vectors of sums, carried through a loop over
+ * the k-steps; per k-pair j of a k-step, B's row j (the pairs of 16
+ * columns: one vector) times A's pair j of row m, broadcast, into row m's
+ * sums.  Where A is shared by every output tile (O = P V), NT tiles at a
+ * time (4 where their number allows) share each broadcast: blocks of
+ * 16 / NT rows by NT tiles, 16 sums; else blocks of 16 rows of one tile.
+ * The same products, each rounded pair summed in f32 (the order of the
+ * sums differs from the tiles'). */
 static void dot_grouped(em *e, tile_at A, tile_at B, tile_at C, int64_t ntiles, int64_t nks,
                         bool acc) {
-  V t = for0(e, ci(e, 0), ci(e, ntiles), 1);
-  V cb = gep(e, C.p, ADDI(MULI(MULI(t, ci(e, C.rt)), ci(e, C.ld)), MULI(t, ci(e, C.ct))));
-  V init[16], z = cvf(e, 0);
-  for (int m = 0; m < 16; m++) init[m] = acc ? ldv(e, cb, ci(e, m * C.ld), NULL) : z;
+  bool a_shared = !A.rt && !A.ct;
+  int NT = !a_shared ? 1 : ntiles % 4 == 0 ? 4 : ntiles % 2 == 0 ? 2 : 1, RB = 16 / NT;
+  V tg = for0(e, ci(e, 0), ci(e, ntiles), NT); /* the group's first tile */
+  V m0 = for0(e, ci(e, 0), ci(e, 16), RB);     /* the block's first row */
+  V tt[4], cb[4], init[16], z = cvf(e, 0);
+  for (int u = 0; u < NT; u++) {
+    tt[u] = u ? ADDI(tg, ci(e, u)) : tg;
+    cb[u] = gep(e, C.p, ADDI(MULI(ADDI(MULI(tt[u], ci(e, C.rt)), m0), ci(e, C.ld)),
+                             MULI(tt[u], ci(e, C.ct))));
+    for (int r = 0; r < RB; r++)
+      init[r * NT + u] = acc ? ldv(e, cb[u], ci(e, r * C.ld), NULL) : z;
+  }
   loop L;
   loop_begin(e, &L, ci(e, 0), ci(e, nks), ci(e, 1), 16, init, e->vt);
-  V ks = L.iv, y[16];
-  V ao = ADDI(MULI(ADDI(MULI(ks, ci(e, A.rk)), MULI(t, ci(e, A.rt))), ci(e, A.ld)),
-              ADDI(MULI(ks, ci(e, A.ck)), MULI(t, ci(e, A.ct))));
-  V bo = ADDI(MULI(ADDI(MULI(ks, ci(e, B.rk)), MULI(t, ci(e, B.rt))), ci(e, B.ld)),
-              ADDI(MULI(ks, ci(e, B.ck)), MULI(t, ci(e, B.ct))));
-  for (int m = 0; m < 16; m++) y[m] = L.arg[m];
+  V ks = L.iv, y[16], bo[4];
+  V ao = ADDI(MULI(ADDI(ADDI(MULI(ks, ci(e, A.rk)), MULI(tg, ci(e, A.rt))), m0), ci(e, A.ld)),
+              ADDI(MULI(ks, ci(e, A.ck)), MULI(tg, ci(e, A.ct))));
+  for (int u = 0; u < NT; u++)
+    bo[u] = ADDI(MULI(ADDI(MULI(ks, ci(e, B.rk)), MULI(tt[u], ci(e, B.rt))), ci(e, B.ld)),
+                 ADDI(MULI(ks, ci(e, B.ck)), MULI(tt[u], ci(e, B.ct))));
+  for (int i = 0; i < 16; i++) y[i] = L.arg[i];
   for (int j = 0; j < 16; j++) {
-    V b = ld_bf16x32(e, B.p, ADDI(bo, ci(e, j * B.ld)));
-    for (int m = 0; m < 16; m++)
-      y[m] = dpbf16(e, y[m], bcast_pair(e, A.p, ADDI(ao, ci(e, m * A.ld + 2 * j))), b);
+    V b[4];
+    for (int u = 0; u < NT; u++) b[u] = ld_bf16x32(e, B.p, ADDI(bo[u], ci(e, j * B.ld)));
+    for (int r = 0; r < RB; r++) {
+      V a = bcast_pair(e, A.p, ADDI(ao, ci(e, r * A.ld + 2 * j)));
+      for (int u = 0; u < NT; u++) y[r * NT + u] = dpbf16(e, y[r * NT + u], a, b[u]);
+    }
   }
   loop_end(e, &L, y);
-  for (int m = 0; m < 16; m++) stv(e, L.res[m], cb, ci(e, m * C.ld), NULL);
+  for (int u = 0; u < NT; u++)
+    for (int r = 0; r < RB; r++) stv(e, L.res[r * NT + u], cb[u], ci(e, r * C.ld), NULL);
+  end0(e);
   end0(e);
 }
 
