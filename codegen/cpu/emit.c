@@ -3053,13 +3053,37 @@ static V pairs16(em *e, V x) {
   return v;
 }
 
+/* Another chunk's K and V rows to prefetch into L2 while one chunk's rows
+ * are converted: its first row of this head's columns in K and V, rows
+ * `st` floats apart, n floats each (bf16 pages: f32 units of half the
+ * offsets). */
+typedef struct rows_pf {
+  V k, v;
+  int64_t kst, vst, kn, vn;
+} rows_pf;
+
+/* prefetches into L2 of rows [r, r + nr) of pf's K and V */
+static void prefetch_rows_pf(em *e, const rows_pf *pf, V r, int nr) {
+  for (int i = 0; i < nr; i++)
+    for (int kv = 0; kv < 2; kv++) {
+      int64_t st = kv ? pf->vst : pf->kst, n = kv ? pf->vn : pf->kn;
+      V row = gep(e, kv ? pf->v : pf->k, MULI(ADDI(r, ci(e, i)), ci(e, st)));
+      for (int64_t l = 0; l < n; l += 16)
+        out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = 2 : i32, rw = 0 : i32}> "
+            ": (!llvm.ptr) -> ()\n", gepc(e, row, l).s);
+    }
+}
+
 /* One chunk's K rows (kv 0: into bf16 rows) or V rows (kv 1: into
  * k-pairs) at buf (16-bit elements), from src: f32 rows, or bf16 ones
- * (bf16) of a history page; rows Hk * d elements apart. */
+ * (bf16) of a history page; rows Hk * d elements apart.  With pf, the
+ * same rows of another chunk are prefetched a row (K) or two (V) per
+ * iteration. */
 static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d, int64_t Hk,
-                           V buf) {
+                           V buf, const rows_pf *pf) {
   if (!kv) {
     V j = for0(e, ci(e, 0), ci(e, P), 1);
+    if (pf) prefetch_rows_pf(e, pf, j, 1);
     V s0 = MULI(j, ci(e, Hk * d)), at = MULI(j, ci(e, d));
     for (int64_t e0 = 0; e0 < d; e0 += 32) {
       V x;
@@ -3075,6 +3099,7 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
     return;
   }
   V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
+  if (pf) prefetch_rows_pf(e, pf, MULI(jj, ci(e, 2)), 2);
   V a0 = MULI(jj, ci(e, 2 * Hk * d)), b0 = ADDI(a0, ci(e, Hk * d));
   V at = MULI(jj, ci(e, 2 * d));
   for (int64_t e0 = 0; e0 < d; e0 += 16) {
@@ -3178,21 +3203,39 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   }
   bp_chunk_begin(e, &b);
   V idx = b.idx;
+  /* The block's next two distinct chunks (else this one), prefetched into
+   * L2 while this one's rows are converted: the next during its K rows,
+   * the one after during its V rows.  Where a chunk serves one pair
+   * (uniform selections at 64K tokens and more) the pair's products
+   * otherwise wait for every chunk to come from DRAM. */
+  rows_pf pf[2];
+  {
+    V nxs[2];
+    next_chunks(e, ix, ADDI(b.pos, ci(e, 1)), b.npair, idx, nxs);
+    int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
+    for (int k = 0; k < 2; k++) {
+      V c = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
+      pf[k] = (rows_pf){gep(e, rowp_at(e, &K, c, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
+                        gep(e, rowp_at(e, &Vv, c, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
+                        Hk * d / pk, Hk * d / pv, d / pk, d / pv};
+    }
+  }
   /* the chunk's K in bf16 rows and its V rows in k-pairs */
   for (int kv = 0; kv < 2; kv++) {
     view *w = kv ? &Vv : &K;
     if (!q->hist16[1 + kv]) {
-      amx_chunk_rows(e, gep(e, rowp(e, w, idx), kcol), false, kv, P, d, Hk, kv ? vp : kb16);
+      amx_chunk_rows(e, gep(e, rowp(e, w, idx), kcol), false, kv, P, d, Hk, kv ? vp : kb16,
+                     &pf[kv]);
       continue;
     }
     /* history pages in bf16, the segment's rows in f32 */
     if0(e, cmpi(e, "sge", idx, w->r0));
     amx_chunk_rows(e, gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol), false,
-                   kv, P, d, Hk, kv ? vp : kb16);
+                   kv, P, d, Hk, kv ? vp : kb16, &pf[kv]);
     out(e, "  } else {\n");
     V row = gep16(e, page_of(e, w, idx),
                   ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
-    amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16);
+    amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, &pf[kv]);
     out(e, "  }\n");
   }
   /* every pair of the block from this one on that selected this chunk */
