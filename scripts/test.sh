@@ -5,13 +5,14 @@
 # then run every fuzz target for a bounded time (FUZZ_SECONDS each, 35 by
 # default, as many targets at a time as there are cores, which keeps the
 # whole run under CI's 20 minutes on a slow 2-core VM; FUZZ_SECONDS=0 skips
-# fuzzing).
+# fuzzing).  Each stage prints the seconds since the start.
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/deps.sh
-jobs=$(nproc)
 t0=$(date +%s)
 stage() { echo "== $* (at $(($(date +%s) - t0)) s)"; }
+stage "dependencies (scripts/deps.sh)"
+sh scripts/deps.sh
+jobs=$(nproc)
 
 stage "build (warnings are errors)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHSAC_WERROR=ON >/dev/null
