@@ -170,17 +170,19 @@ static inline bool cg_bf16_tiles(int bf16) {
 
 /* Whether a chunk_attention op has the tile kernel under bf16 math (on
  * AMX, or as dot products: cg_bf16_tiles): the weighted merge with 16
- * query heads per KV head, head width and chunk size multiples of 32.  Its q (scaled), K and V are then rounded to bf16
- * and so are its probabilities times the chunk's weight, with f32 sums
- * (the reference does the same: rt_op_chunk_attention_bf16). */
+ * query heads per KV head, head width and chunk size multiples of 32.
+ * Its q (scaled), K and V are then rounded to bf16 and so are its
+ * probabilities times the chunk's weight, with f32 sums (the reference
+ * does the same: rt_op_chunk_attention_bf16). */
 bool cg_chunk_attention_amx(const ir_op *op);
 
 /* Whether an attention op has the tile kernel under bf16 math (on AMX, or
  * as dot products: cg_bf16_tiles): causal sliding-window attention over
  * the sequence (rank 3, window > 0) with G query heads per KV head, G a
- * divisor of 16, and a head width a multiple of 32 (at most 256).  Its q (scaled), K and V are rounded to bf16 and so are its
- * unnormalized probabilities exp(s - max), with f32 sums, the sum of the
- * probabilities dividing at the end (the reference does the same:
+ * divisor of 16, and a head width a multiple of 32 (at most 256).  Its q
+ * (scaled), K and V are rounded to bf16 and so are its unnormalized
+ * probabilities exp(s - max), with f32 sums, the sum of the probabilities
+ * dividing at the end (the reference does the same:
  * rt_op_attention_bf16). */
 bool cg_attention_amx(const ir_op *op);
 

@@ -1000,9 +1000,10 @@ static void test_sparse_attention_bf16(void) {
 }
 
 /* Sliding-window attention under bf16 math: on a CPU with AMX or
- * AVX512-BF16 (as above), the tile kernel (G query heads per KV head, G a divisor of 16: 16 / G tokens per
- * tile column block; head width a multiple of 32) against
- * the reference rounding q, K, V and the probabilities the same way;
+ * AVX512-BF16 (as above), the tile kernel (G query heads per KV head, G a
+ * divisor of 16: 16 / G tokens per tile column block; head width a
+ * multiple of 32) against the reference rounding q, K, V and the
+ * probabilities the same way;
  * elsewhere the f32 kernel against the f32 attention.  Windows of 1 key,
  * shorter than a block of 32 tokens, not a multiple of 32, longer than the
  * prompt's first segment; in segments of 37 tokens (keys from the ring of
@@ -1119,6 +1120,16 @@ static bool example_with_weights(const char *name, const char *dir, uint64_t see
  * keep bf16 stores (quantize) round the kernels' fp32 differences to bf16
  * now and then, a difference of one bf16 step in a value: their tolerance
  * is looser. */
+#ifdef HSAC_SANITIZED
+/* Whether name is one of names[0..n): the models the sanitizer build
+ * checks where the plain one checks all. */
+static bool listed(const char *name, const char *const *names, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(name, names[i])) return true;
+  return false;
+}
+#endif
+
 static void test_example_models(void) {
   static const char *const models[] = {"dense",       "swa",         "drt_gca",
                                        "hsa_ramba",   "paper_swa_hsa", "passkey_hsa",
@@ -1144,8 +1155,8 @@ static void test_example_models(void) {
     /* under the sanitizers, which check the host side (the generated code is
      * not instrumented, and its compile in LLVM takes most of the time), the
      * AVX2 target for three models; the plain build checks every one */
-    bool avx2 = !strcmp(models[i], "paper_swa_hsa") || !strcmp(models[i], "nsa") ||
-                !strcmp(models[i], "moba");
+    static const char *const avx2_models[] = {"paper_swa_hsa", "nsa", "moba"};
+    bool avx2 = listed(models[i], avx2_models, sizeof avx2_models / sizeof *avx2_models);
 #else
     bool avx2 = true;
 #endif
@@ -1257,10 +1268,7 @@ static void test_bf16_math_models(void) {
   }
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
 #ifdef HSAC_SANITIZED
-    bool listed = false;
-    for (size_t j = 0; j < sizeof sanitized / sizeof *sanitized; j++)
-      listed = listed || !strcmp(models[i], sanitized[j]);
-    if (!listed) continue;
+    if (!listed(models[i], sanitized, sizeof sanitized / sizeof *sanitized)) continue;
 #endif
     char model[512], weights[600];
     CU_ASSERT_FATAL(example_with_weights(models[i][0] == '@' ? amx_model : models[i], dir, 17,
@@ -1307,9 +1315,10 @@ static void test_bf16_math_models(void) {
       if (m) hsart_model_describe(m, desc, sizeof desc);
       CU_ASSERT_PTR_NOT_NULL(strstr(desc, cg_bf16_name(cg_target_bf16(&host))));
       if (i > 0) {
-        CU_ASSERT_PTR_NOT_NULL(strstr(desc, host.amx ? "1 sparse and 2 windowed attentions on amx tiles"
-                                                     : "1 sparse and 2 windowed attentions on "
-                                                       "avx512-bf16 dot products"));
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(desc, host.amx ? "1 sparse and 2 windowed attentions on amx tiles"
+                                  : "1 sparse and 2 windowed attentions on avx512-bf16 dot "
+                                    "products"));
         CU_ASSERT_PTR_NOT_NULL(strstr(desc, "4 K/V rings in bf16 under --cache bf16"));
       }
       hsart_model_free(m);
@@ -1567,7 +1576,8 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
-  CU_add_test(s, "sparse attention under bf16 math (tiles: AMX, AVX512-BF16)", test_sparse_attention_bf16);
+  CU_add_test(s, "sparse attention under bf16 math (tiles: AMX, AVX512-BF16)",
+              test_sparse_attention_bf16);
   CU_add_test(s, "windowed attention under bf16 math (tiles: AMX, AVX512-BF16; bf16 rings)",
               test_attention_amx);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
