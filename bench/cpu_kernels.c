@@ -767,7 +767,7 @@ int main(int argc, char **argv) {
   if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
   if (target.amx && cg_amx_permit(err, sizeof err)) die("AMX", err);
   if (cg_bf16_tiles(cg_target_bf16(&target))) tiles = cg_target_bf16(&target);
-  const char *tn = target.amx ? "AMX" : "AVX512-BF16";
+  const char *tn = target.amx ? "AMX" : tiles ? "AVX512-BF16" : "AMX or AVX512-BF16";
   pool = rt_pool_create(nthreads);
   nthreads = rt_pool_threads(pool);
   load_blas();
