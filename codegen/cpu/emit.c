@@ -2642,10 +2642,10 @@ static V bp_list(em *e, blk_pairs *b, V pl) {
 }
 
 /* The weighted merge with G query heads per KV head where G heads fill
- * less than a vector (AVX-512, G = 4 or 8, head width a multiple of 16):
- * chunk-major over blocks of CG_ATTN_TB tokens like the packed kernel
- * below, with R = 16 / G (token, slot) pairs of one chunk sharing the
- * lanes (lane r G + h: pair r, head h).  Per block and KV head: each
+ * less than a vector (G = 4 or 8 with AVX-512, 4 with AVX2; head width a
+ * multiple of the vector's lanes): chunk-major over blocks of CG_ATTN_TB
+ * tokens like the packed kernel below, with R = lanes / G (token, slot)
+ * pairs of one chunk sharing the lanes (lane r G + h: pair r, head h).  Per block and KV head: each
  * token's queries transposed (qT [d][G], scaled) and its output sums
  * (oT [G][d]) zeroed; per distinct chunk (its rows widened into tiles
  * first when its pages are bf16) the pairs that selected it are listed
@@ -2667,10 +2667,14 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int64_t R = nat / G, L = nat; /* lanes */
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   double scale = 1.0 / sqrt((double)d);
+  /* accumulators within the registers (32 with AVX-512, 16 with AVX2),
+   * leaving room for the operands: the weighted sum's head blocks by
+   * vectors of the width, the score blocks' keys */
+  bool avx512 = q->vec_bits >= 512;
   int EVB, GB;
-  pv_blocks(L, d, nat, 16, &EVB, &GB);
+  pv_blocks(L, d, nat, avx512 ? 16 : 8, &EVB, &GB);
   bool pairs = score_pairs(q->vec_bits, L, d);
-  int JB = pairs ? PAIR_JB : 16;
+  int JB = pairs ? PAIR_JB : avx512 ? 16 : 12;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   bool h16 = q->hist16[1] && q->hist16[2];
@@ -2807,8 +2811,10 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * transpose back. */
   int nat0 = q->vec_bits / 32, EVB = 0, GB = 1;
   bool rowpv = q->vec_bits >= 512 && d % nat0 == 0;
-  /* G heads filling a quarter or half of a zmm: pairs share it */
-  if (rowpv && grp < nat0 && nat0 % grp == 0) {
+  /* G heads filling a quarter or half of a vector (G = 4 or 8 with
+   * AVX-512, 4 with AVX2) and a head width of whole vectors: pairs
+   * share it */
+  if (d % nat0 == 0 && grp < nat0 && nat0 % grp == 0) {
     k_chunk_attention_groups(e, q, info);
     return;
   }
