@@ -28,7 +28,7 @@ enum opt_id {
   O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_CPU_MATH, O_GPU_PAGES, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
-  O_MIN_SCORE, O_COUNT,
+  O_MIN_SCORE, O_COUNT, O_DEPTHS,
   /* import */
   O_NAME,
   /* tune, profiling */
@@ -172,6 +172,10 @@ static const cli_opt eval_opts[] = {
      "the needles' and questions' wording (default: default)"},
     {O_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
     {O_COUNT, "--count", NULL, "K", "gen-task's --count for every task that takes one"},
+    {O_DEPTHS, "--depths", NULL, "D[,D...]",
+     "passkey, multikey: a row per depth of the asked needle,\n"
+     "0 (the haystack's start) to 1 (before the question):\n"
+     "0,0.25,0.5,0.75,1 (default: drawn by each item's seed)"},
     {O_SEED, "--seed", NULL, "S", "item i has seed S+i (default 0; training uses none\n"
                                   "below 1000000)"},
     {O_CSV, "--csv", NULL, "FILE", "write one row per item (prompt's seed, output, score)"},
@@ -564,6 +568,23 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_N:
     if (!parse_int(v, 1, 1000000, &o->n_items)) BAD("--n expects 1..1000000, not '%s'", v);
     return 0;
+  case O_DEPTHS: {
+    o->ndepths = 0;
+    char buf[512];
+    if (strlen(v) >= sizeof buf || !*v) BAD("--depths expects a list such as 0,0.5,1");
+    strcpy(buf, v);
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+      double d;
+      if (!parse_float(w, 0, 1, &d)) BAD("--depths: '%s' is not a depth from 0 to 1", w);
+      if (o->ndepths == HSAC_CLI_MAX_LENGTHS) BAD("--depths: at most %d depths",
+                                                  HSAC_CLI_MAX_LENGTHS);
+      for (int i = 0; i < o->ndepths; i++)
+        if (o->depths[i] == d) BAD("--depths names %g twice", d);
+      o->depths[o->ndepths++] = d;
+    }
+    if (!o->ndepths) BAD("--depths expects a list such as 0,0.5,1");
+    return 0;
+  }
   case O_COUNT:
     if (!parse_int(v, 1, TK_MAX_COUNT, &n)) BAD("--count expects 1..%d, not '%s'", TK_MAX_COUNT, v);
     o->count = (int)n;
@@ -666,6 +687,10 @@ static int check_combination(const hsac_cli *o) {
     }
     if (o->seed > INT64_MAX - (o->n_items - 1))
       BAD("--seed plus --n passes 2^63 - 1");
+    for (int i = 0; o->ndepths && i < o->ntasks; i++)
+      if (o->tasks[i] != TK_PASSKEY && o->tasks[i] != TK_MULTIKEY)
+        BAD("--depths places the asked needle of passkey and multikey; %s spreads its "
+            "needles", tk_task_name((tk_task)o->tasks[i]));
     bool prose = false;
     for (int i = 0; i < o->nfillers; i++) prose |= tk_filler_is_prose((tk_filler)o->fillers[i]);
     if (o->corpus_dir && !prose) BAD("--corpus-dir goes with a prose --filler (fortunes, devil, jargon)");

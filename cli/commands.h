@@ -39,6 +39,8 @@ typedef struct hsac_cli {
   int fillers[8], nfillers; /* none given: synthetic */
   long long lengths[HSAC_CLI_MAX_LENGTHS];
   int nlengths;
+  double depths[HSAC_CLI_MAX_LENGTHS]; /* --depths (none given: the seed's) */
+  int ndepths;
   long long n_items;
   int phrasing, needle, count;
   const char *csv, *json_out, *corpus_dir;

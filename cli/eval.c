@@ -71,6 +71,7 @@ static void format_length(long long L, char *buf, size_t size) {
 typedef struct row {
   int task, filler;
   long long length;
+  double depth; /* the asked needle's, or < 0: each item's seed draws it */
   long long items;
   double score_sum, exact_sum, tokens, prefill_s;
 } row;
@@ -103,16 +104,20 @@ static hsart_status answer_item(hsart_session *s, const tk_item *it, int32_t *to
   return HSART_OK;
 }
 
-static void print_table_head(void) {
-  printf("%-10s %-9s %7s %6s %7s %7s %12s\n", "task", "filler", "length", "items", "score",
-         "exact", "prefill tok/s");
+/* The table has a depth column only when --depths is given. */
+static void print_table_head(bool depths) {
+  printf("%-10s %-9s %7s ", "task", "filler", "length");
+  if (depths) printf("%6s ", "depth");
+  printf("%6s %7s %7s %12s\n", "items", "score", "exact", "prefill tok/s");
 }
 
 static void print_row(const row *r) {
   char len[32];
   format_length(r->length, len, sizeof len);
-  printf("%-10s %-9s %7s %6lld %6.1f%% %6.1f%% %12.0f\n", tk_task_name((tk_task)r->task),
-         tk_filler_name((tk_filler)r->filler), len, r->items,
+  printf("%-10s %-9s %7s ", tk_task_name((tk_task)r->task), tk_filler_name((tk_filler)r->filler),
+         len);
+  if (r->depth >= 0) printf("%6.3g ", r->depth);
+  printf("%6lld %6.1f%% %6.1f%% %12.0f\n", r->items,
          100.0 * r->score_sum / (double)(r->items ? r->items : 1),
          100.0 * r->exact_sum / (double)(r->items ? r->items : 1),
          r->prefill_s > 0 ? r->tokens / r->prefill_s : 0.0);
@@ -142,6 +147,7 @@ static bool write_json(const char *path, const hsac_cli *o, const row *rows, int
     ok = cJSON_AddStringToObject(x, "task", tk_task_name((tk_task)r->task)) &&
          cJSON_AddStringToObject(x, "filler", tk_filler_name((tk_filler)r->filler)) &&
          cJSON_AddNumberToObject(x, "length", (double)r->length) &&
+         (r->depth < 0 || cJSON_AddNumberToObject(x, "depth", r->depth)) &&
          cJSON_AddNumberToObject(x, "items", (double)r->items) &&
          cJSON_AddNumberToObject(x, "score", r->score_sum / n) &&
          cJSON_AddNumberToObject(x, "exact", r->exact_sum / n) &&
@@ -231,7 +237,8 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
       rc = EXIT_INPUT;
       goto done;
     }
-    fputs("task,filler,phrasing,needle,length,seed,score,exact,answer,output,prefill_s\n", csv);
+    fputs("task,filler,phrasing,needle,length,seed,score,exact,answer,output,prefill_s,depth,"
+          "needle_at\n", csv);
   }
   hsart_session_options so = {.segment = o->segment, .cache = (hsart_cache_type)o->cache,
                               .check_numerics = o->check_numerics};
@@ -245,7 +252,8 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
   size_t outcap = 4096;
   tokens = malloc((size_t)maxlen * sizeof *tokens);
   out = malloc(outcap);
-  rows = calloc((size_t)o->ntasks * (size_t)nf * (size_t)o->nlengths, sizeof *rows);
+  int nd = o->ndepths ? o->ndepths : 1;
+  rows = calloc((size_t)o->ntasks * (size_t)nf * (size_t)o->nlengths * (size_t)nd, sizeof *rows);
   if (!tokens || !out || !rows) {
     fprintf(stderr, "hsac: error: out of memory for prompts of %lld tokens\n", maxlen);
     rc = EXIT_NOMEM;
@@ -257,14 +265,16 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
             "(seeds %lld..%lld), phrasing %s\n", o->file, o->ntasks, nf, o->nlengths,
             o->n_items, o->seed, o->seed + o->n_items - 1,
             tk_phrasing_name((tk_phrasing)o->phrasing));
-  print_table_head();
+  print_table_head(o->ndepths > 0);
   for (int ti = 0; ti < o->ntasks; ti++) {
     for (int fi = 0; fi < nf; fi++) {
-      for (int li = 0; li < o->nlengths; li++) {
+      /* each length, and at each length each depth */
+      for (int ld = 0; ld < o->nlengths * nd; ld++) {
         row *r = &rows[nrows++];
         r->task = o->tasks[ti];
         r->filler = fillers[fi];
-        r->length = o->lengths[li];
+        r->length = o->lengths[ld / nd];
+        r->depth = o->ndepths ? o->depths[ld % nd] : -1;
         tk_options to;
         tk_options_init(&to, (tk_task)r->task);
         to.needle = (tk_needle)o->needle;
@@ -272,8 +282,13 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
         to.filler = (tk_filler)r->filler;
         to.corpus = tk_filler_is_prose(to.filler) ? &corpora[r->filler] : NULL;
         if (o->count && r->task != TK_PASSKEY) to.count = o->count;
+        to.has_depth = r->depth >= 0;
+        to.depth = to.has_depth ? r->depth : 0;
         char len[32];
         format_length(r->length, len, sizeof len);
+        char where[64]; /* "8K" or "8K, depth 0.5" */
+        if (r->depth >= 0) snprintf(where, sizeof where, "%s, depth %g", len, r->depth);
+        else snprintf(where, sizeof where, "%s", len);
         int shown_step = 0;
         for (long long k = 0; k < o->n_items; k++) {
           tk_item it;
@@ -290,7 +305,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
           st = answer_item(s, &it, tokens, out, cap, &outn, &ps);
           if (st != HSART_OK) {
             fprintf(stderr, "%shsac: error: eval: %s at %s, seed %llu: %s\n", tty ? "\n" : "",
-                    tk_task_name((tk_task)r->task), len, (unsigned long long)seed,
+                    tk_task_name((tk_task)r->task), where, (unsigned long long)seed,
                     hsart_session_error(s));
             tk_item_free(&it);
             rc = session_exit(st);
@@ -311,11 +326,18 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
             csv_field(csv, it.answer, strlen(it.answer));
             fputc(',', csv);
             csv_field(csv, out, outn);
-            fprintf(csv, ",%.4f\n", ps);
+            fprintf(csv, ",%.4f,", ps);
+            if (r->depth >= 0) fprintf(csv, "%g", r->depth);
+            fputc(',', csv);
+            /* where the asked needle starts, as a share of the prompt */
+            if ((r->task == TK_PASSKEY || r->task == TK_MULTIKEY) && it.n_support > 0)
+              fprintf(csv, "%.4f", (double)it.needle_offsets[it.support[0]] /
+                                       (double)it.prompt_len);
+            fputc('\n', csv);
           }
           if (o->verbose) {
             fprintf(stderr, "%shsac: %s %s %s seed %llu: answer '%s', output '", tty ? "\r" : "",
-                    tk_task_name(to.task), tk_filler_name(to.filler), len,
+                    tk_task_name(to.task), tk_filler_name(to.filler), where,
                     (unsigned long long)seed, it.answer);
             for (size_t i = 0; i < outn; i++) {
               unsigned char c = (unsigned char)out[i];
@@ -328,14 +350,14 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
           double pct = 100.0 * r->score_sum / (double)r->items;
           if (tty) {
             fprintf(stderr, "\r%s %s %s: %lld/%lld items, %.1f%%   ", tk_task_name(to.task),
-                    tk_filler_name(to.filler), len, k + 1, o->n_items, pct);
+                    tk_filler_name(to.filler), where, k + 1, o->n_items, pct);
             fflush(stderr);
           } else if (!o->quiet && o->n_items >= 10 && r->length >= 8192) {
             int step = (int)(10 * (k + 1) / o->n_items);
             if (step > shown_step && k + 1 < o->n_items) {
               shown_step = step;
               fprintf(stderr, "hsac: eval %s %s %s: %lld/%lld items, %.1f%%\n",
-                      tk_task_name(to.task), tk_filler_name(to.filler), len, k + 1,
+                      tk_task_name(to.task), tk_filler_name(to.filler), where, k + 1,
                       o->n_items, pct);
             }
           }
@@ -365,11 +387,13 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
     for (int i = 0; i < nrows; i++) {
       double pct = 100.0 * rows[i].score_sum / (double)(rows[i].items ? rows[i].items : 1);
       if (pct < o->min_score) {
-        char len[32];
+        char len[32], where[64];
         format_length(rows[i].length, len, sizeof len);
+        if (rows[i].depth >= 0) snprintf(where, sizeof where, "%s, depth %g", len, rows[i].depth);
+        else snprintf(where, sizeof where, "%s", len);
         fprintf(stderr, "hsac: error: eval: %s on %s at %s scored %.1f%%, below --min-score "
                 "%.1f%%\n", tk_task_name((tk_task)rows[i].task),
-                tk_filler_name((tk_filler)rows[i].filler), len, pct, o->min_score);
+                tk_filler_name((tk_filler)rows[i].filler), where, pct, o->min_score);
         rc = EXIT_INPUT;
       }
     }

@@ -393,6 +393,18 @@ if [ "$(wc -l <"$tmp/e.csv")" -eq 5 ] && grep -q '^passkey,synthetic,default,num
    grep -q '"score":[[:space:]]*1' "$tmp/e.json"; then pass=$((pass + 1)); else
   echo "FAIL eval --csv/--json-out"; cat "$tmp/e.csv" "$tmp/e.json"; fail=$((fail + 1)); fi
 expect 1 "cannot write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --csv /nonexistent/e.csv
+# --depths: a row per depth, the depth in the table, the JSON and the CSV,
+# and the asked needle where the depth puts it (needle_at: its offset as a
+# share of the prompt, after the header at 0, before the question at 1)
+expect 0 "passkey    synthetic     512      1      2  100.0%" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --depths 0,0.5,1 --n 2 -q --csv "$tmp/d.csv" --json-out "$tmp/d.json"
+if [ "$(grep -c '^passkey,' "$tmp/d.csv")" -eq 6 ] && [ "$(grep -c '"depth"' "$tmp/d.json")" -eq 3 ] &&
+   awk -F, 'NR > 1 { n++; if (($12 == 0 && $13 > 0.3) || ($12 == 1 && $13 < 0.7) || $13 == "") bad = 1 }
+            END { exit !(n == 6 && !bad) }' "$tmp/d.csv"; then pass=$((pass + 1)); else
+  echo "FAIL eval --depths: rows, JSON or needle_at"; cat "$tmp/d.csv" "$tmp/d.json"; fail=$((fail + 1)); fi
+expect 1 "multikey on synthetic at 512, depth 0.25 scored 0.0%" -- eval "$pk" --weights "$pkw" --task multikey --lengths 512 --depths 0.25 --n 2 --min-score 10 -q
+expect 2 "--depths places the asked needle of passkey and multikey; vartrack spreads" -- eval "$pk" --weights "$pkw" --task passkey,vartrack --lengths 512 --depths 0
+expect 2 "--depths: '1.5' is not a depth from 0 to 1" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --depths 0,1.5
+expect 2 "--depths names 0.5 twice" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --depths 0.5,0.50
 expect 2 "leaves no room for the answer" -- eval "$pk" --weights "$pkw" --task passkey --lengths 2147483647 --max-context 2147483647
 expect 2 "--seed plus --n passes" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --seed 9223372036854775807 --n 2
 # babi has no needle kind: --needle must not change its stories
