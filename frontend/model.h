@@ -72,6 +72,8 @@ typedef struct fe_layer {
   bool pos_decay;        /* softmax weights: slot k adds k * a learned scalar */
   fe_offset_kind offset_kind;
   double offset;         /* fixed offset, or initial value of a learned one */
+  int64_t length_offset; /* stickbreak: > 0, scores at position t >= N lowered by
+                          * ln((t + 1) / N) (0: off) */
   const char *binding;   /* the name the retrieval is bound to */
   /* hsa */
   int retrieval;         /* index into fe_model.layers of its retrieve */

@@ -166,6 +166,10 @@ static const fe_param retrieve_rows[] = {
     {.name = "score_offset", .type = FE_P_OFFSET, .field = LF(offset),
      .field2 = LF(offset_kind), .fmin = -1e6, .fmax = 1e6, .def = "none",
      .doc = "added to every retrieval score: a number, or learned(initial)"},
+    {.name = "length_offset", .type = FE_P_INT, .field = LF(length_offset), .min = 0,
+     .max = BIG, .def = "0",
+     .doc = "with weights = stickbreak: past N tokens, the scores of the token at "
+            "position t are lowered by ln((t + 1) / N) before the weights (0: off)"},
     {0}};
 
 static const fe_param hsa_rows[] = {

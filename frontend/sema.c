@@ -1039,6 +1039,10 @@ static void cross_checks(fe_checker *s) {
                  (long long)(m->context / md->chunk));
       if (l->groups == FE_GROUPS_KV && m->kv_heads > 0 && md->landmark_dim <= 0)
         ut_error(s->d, l->loc, "landmark_dim must be positive");
+      if (l->length_offset && l->weights != FE_W_STICKBREAK)
+        ut_error(s->d, arg_loc(l, "length_offset"),
+                 "length_offset needs weights = stickbreak: a softmax does not change when "
+                 "every score of a token moves by the same amount");
       if (l->pos_decay && l->weights != FE_W_SOFTMAX)
         ut_error(s->d, arg_loc(l, "pos_decay"),
                  "pos_decay needs weights = softmax: it shifts the scores of the selected "

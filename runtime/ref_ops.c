@@ -491,17 +491,25 @@ bool rt_stream_topk(rt_exec *x, const ir_op *sc, const ir_op *op) {
 
 static double softplus(double s) { return s > 30 ? s : log1p(exp(s)); }
 
+/* The amount a length_offset of N lowers the scores of the token at
+ * position t by: ln((t + 1) / N) once t + 1 > N, else 0. */
+static double rt_length_offset(int64_t t, int64_t N) {
+  return N > 0 && t + 1 > N ? log((double)(t + 1) / (double)N) : 0.0;
+}
+
 /* w_k = sigmoid(s_k) prod_{j<k} (1 - sigmoid(s_j)) = exp(s_k - sum_{j<=k}
- * softplus(s_j)), in slot order (most recent first).  Empty slots: 0. */
+ * softplus(s_j)), in slot order (most recent first).  Empty slots: 0.
+ * With length_offset N, s_k - rt_length_offset(t, N) for the token at t. */
 bool rt_op_stickbreak(rt_exec *x, const ir_op *op) {
-  int64_t K = LASTDIM(IN(op, 0));
+  int64_t K = LASTDIM(IN(op, 0)), N = ir_attr_i(op, "length_offset", 0);
   for (int64_t t = seg0(x, OUT(op)); t < seg1(x, OUT(op)); t++) {
     ROW(s, IN(op, 0), t, 0);
     float *w = rt_out_row(x, OUT(op), t);
+    double sh = rt_length_offset(t, N);
     for (int64_t v = 0; v < elems(x, OUT(op)) / K; v++) {
       double acc = 0;
       for (int64_t k = 0; k < K; k++) {
-        double sk = s[v * K + k];
+        double sk = (double)s[v * K + k] - sh;
         if (sk == NEG_INF) {
           w[v * K + k] = 0;
           continue;

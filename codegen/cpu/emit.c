@@ -4414,6 +4414,16 @@ static void k_weights(em *e, const cg_kernel_req *q, int kind) {
   V ninf = cf(e, -INFINITY), zero = cf(e, 0);
   V r = rows_begin(e);
   V src = rowp(e, &x, r), dst = rowp(e, &o, r);
+  /* a length_offset N: the token at r scores s - ln((r + 1) / N) once
+   * r + 1 > N (the division and the log without fast-math flags, as the
+   * reference computes them) */
+  int64_t N = kind == 0 ? ir_attr_i(op, "length_offset", 0) : 0;
+  V sh = {{0}};
+  if (N > 0) {
+    V r1 = ADDI(r, ci(e, 1)), ratio = nv(e);
+    out(e, "  %s = arith.divf %s, %s : f64\n", ratio.s, i_to_f64(e, r1).s, cd(e, (double)N).s);
+    sh = sel(e, cmpi(e, "sgt", r1, ci(e, N)), mathd(e, "log", ratio), cd(e, 0), "f64");
+  }
   V v = for0(e, ci(e, 0), ci(e, nvec), 1);
   V base = MULI(v, ci(e, K));
   if (kind == 0) {
@@ -4423,6 +4433,11 @@ static void k_weights(em *e, const cg_kernel_req *q, int kind) {
     V s = lds(e, src, ADDI(base, L.iv));
     V isinf = cmpf(e, "oeq", s, ninf, "f32");
     V sd = to_f64(e, s);
+    if (N > 0) {
+      V d = nv(e);
+      out(e, "  %s = arith.subf %s, %s : f64\n", d.s, sd.s, sh.s);
+      sd = d;
+    }
     /* softplus(s) = s > 30 ? s : log1p(exp(s)) */
     V sp = sel(e, cmpf(e, "ogt", sd, cd(e, 30), "f64"), sd, mathd(e, "log1p", mathd(e, "exp", sd)),
                "f64");

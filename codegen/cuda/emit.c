@@ -321,9 +321,9 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     break;
   }
   case IR_STICKBREAK: case IR_SOFTMAX:
-    snprintf(call, sizeof call, "hs::slot_weights<%d, %d, %s, %s, %lldll>(a)", nt,
+    snprintf(call, sizeof call, "hs::slot_weights<%d, %d, %s, %s, %lldll, %lldll>(a)", nt,
              op->code == IR_SOFTMAX, op->nin == 2 ? "true" : "false", hre(q, 0, h0, sizeof h0),
-             (long long)LAST(op->in[0]));
+             (long long)LAST(op->in[0]), (long long)ir_attr_i(op, "length_offset", 0));
     break;
   case IR_LINEAR: {
     int64_t O = DIMN(op->in[1], 0), I = DIMN(op->in[1], 1);

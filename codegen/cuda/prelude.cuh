@@ -250,10 +250,12 @@ HS_INLINE void chunk_rows(const hs_args &a) {
 
 // stickbreak (KIND 0) or softmax with an optional per-slot decay (KIND 1,
 // DECAY: a weight scalar) over each K-vector of the row; one thread per
-// vector.
-template <int NT, int KIND, bool DECAY, int H0, hs_i64 RE0, hs_i64 K>
+// vector.  LO > 0 (stickbreak's length_offset): the row at position t
+// scores s - ln((t + 1) / LO) once t + 1 > LO.
+template <int NT, int KIND, bool DECAY, int H0, hs_i64 RE0, hs_i64 K, hs_i64 LO>
 HS_INLINE void slot_weights(const hs_args &a) {
   hs_i64 t = my_row(a);
+  float sh = LO > 0 && t + 1 > LO ? (float)log((double)(t + 1) / (double)LO) : 0.0f;
   const float *s = row<H0, RE0>(a, HS_IN(0), t);
   float *w = out_row(a, HS_A_OUT0, t);
   float dec = DECAY ? ((const float *)a.s[HS_IN(1) + HS_V_SEG])[0] : 0.0f;
@@ -265,7 +267,7 @@ HS_INLINE void slot_weights(const hs_args &a) {
       // w_k = exp(s_k - sum_{j<=k} softplus(s_j)); empty slots 0
       float acc = 0.0f;
       for (hs_i64 k = 0; k < K; k++) {
-        float sk = x[k];
+        float sk = x[k] - sh;
         if (sk == -inf()) {
           y[k] = 0.0f;
           continue;

@@ -782,8 +782,16 @@ static void test_retrieve_and_sparse_attention(void) {
     ir_value *ca2 = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, K, K, top2->out[0], w2}, 2,
                           (ir_attr[]){iattr("softmax_plus", 0), ir_str_attr("merge", "weighted")},
                           0);
+    /* stick-breaking with a length_offset of 9: rows from position 9 on
+     * score s - ln((t + 1) / 9) */
+    ir_value *wlo = tg_op(&t, IR_STICKBREAK, 1, (ir_value *[]){top->out[1]}, 1,
+                          (ir_attr[]){iattr("length_offset", 9)}, 0);
+    ir_value *ca3 = tg_op(&t, IR_CHUNK_ATTENTION, 5, (ir_value *[]){qa, K, K, top->out[0], wlo},
+                          2, (ir_attr[]){iattr("softmax_plus", 0), ir_str_attr("merge", "weighted")},
+                          0);
     ir_value *both = tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0);
     both = tg_op(&t, IR_ADD, 2, (ir_value *[]){both, ca2}, 0, NULL, 0);
+    both = tg_op(&t, IR_ADD, 2, (ir_value *[]){both, ca3}, 0, NULL, 0);
     ir_value *all = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){both}, 1,
                           (ir_attr[]){iattr("heads", Hq)}, 0);
     (void)sum;
@@ -796,6 +804,22 @@ static void test_retrieve_and_sparse_attention(void) {
     top->kernel = kr;
     tg_run(&t, all, L);
     CU_ASSERT(rt_val_of(&t.x, sc)->virt); /* streamed: no score matrix */
+    /* the reference's weights with the length_offset: the plain ones up to
+     * position 8, smaller ones (each slot's sigmoid lower) from 20 on */
+    {
+      int64_t n = G * cases[ci].K;
+      bool same_early = true;
+      double late = 0, late_lo = 0;
+      for (int64_t r = 0; r < L; r++) {
+        const float *pw = tg_row(&t, w, r), *pl = tg_row(&t, wlo, r);
+        for (int64_t j = 0; j < n; j++) {
+          if (r < 9) same_early &= pw[j] == pl[j];
+          if (r >= 20) late += pw[j], late_lo += pl[j];
+        }
+      }
+      CU_ASSERT(same_early);
+      CU_ASSERT(late_lo < late);
+    }
     char what[96];
     snprintf(what, sizeof what, "retrieve K=%lld per %s exclude %lld%s", (long long)cases[ci].K,
              cases[ci].per, (long long)cases[ci].X, cases[ci].ties ? " (ties)" : "");
@@ -805,6 +829,8 @@ static void test_retrieve_and_sparse_attention(void) {
     check(&t, top2->out[0], L, 7, "topk (unfused)");
     check(&t, top2->out[1], L, 7, "topk (unfused)");
     check(&t, w, L, 7, "stickbreak");
+    check(&t, wlo, L, 7, "stickbreak, length_offset");
+    check(&t, wlo, L, 1, "stickbreak, length_offset, decode");
     check(&t, ws, L, 7, "softmax");
     check(&t, ca, L, 7, "chunk_attention");
     check(&t, ca, L, 1, "chunk_attention, decode");

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tools/torch/probe_retrieval.py CHECKPOINT_DIR \
         [--length 512] [--items 20] [--seed 0] [--topk K] [--task T]
-        [--filler S] [--phrasing P] [--needle K] [-v]
+        [--filler S] [--phrasing P] [--needle K] [--depth D] [-v]
 
 Runs the PyTorch twin (CHECKPOINT_DIR/model.json and weights.safetensors,
 as train.py writes them) on `hsac gen-task` items (passkey by default) and,
@@ -37,6 +37,8 @@ def main():
     p.add_argument("--topk", type=int, default=0, help="override the retrieval K")
     p.add_argument("--phrasing", default="default")
     p.add_argument("--needle", default="number")
+    p.add_argument("--depth", type=float, default=None,
+                   help="passkey, multikey: the asked needle's depth, 0..1 (gen-task --depth)")
     p.add_argument("-v", action="store_true", help="one line per item")
     a = p.parse_args()
     m = load_checkpoint(a.checkpoint)
@@ -59,6 +61,8 @@ def main():
         return None
     m.post_op_hook = hook
     extra = ["--phrasing", a.phrasing] + (["--needle", a.needle] if a.task != "babi" else [])
+    if a.depth is not None:
+        extra += ["--depth", repr(a.depth)]
     items = gen_items(a, "probe_retrieval.py", extra)
     hits = [0] * len(tops)
     weight = [0.0] * len(tops)

@@ -106,7 +106,7 @@ def _run_op(node, ins, model):
             noise = node.gumbel_scale * _gumbel_like(ins[0], node.generator)
         return O.topk(ins[0], int(a("k")), noise)
     if op == "stickbreak":
-        return O.stickbreak(ins[0])
+        return O.stickbreak(ins[0], int(a("length_offset", 0)))
     if op == "softmax":
         return O.softmax(ins[0], ins[1] if len(ins) > 1 else None)
     if op == "chunk_attention":

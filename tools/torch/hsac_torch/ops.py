@@ -259,11 +259,18 @@ def topk(scores, k, noise=None):
     return idx, val
 
 
-def stickbreak(s):
+def stickbreak(s, length_offset=0):
     """w_k = sigmoid(s_k) prod_{j<k} (1 - sigmoid(s_j)) = exp(s_k - sum_{j<=k}
     softplus(s_j)), in slot order (most recent first); softplus(s) = s for
-    s > 30.  Empty slots (-inf) get 0 and add nothing to the sum."""
+    s > 30.  Empty slots (-inf) get 0 and add nothing to the sum.  With
+    length_offset N > 0, row t (the token at position t; s is [L, ...])
+    scores s - ln((t + 1) / N) once t + 1 > N."""
     empty = s == NEG_INF
+    if length_offset > 0:
+        t1 = torch.arange(1, s.shape[0] + 1, dtype=torch.float64, device=s.device)
+        sh = torch.where(t1 > length_offset, torch.log(t1 / length_offset),
+                         torch.zeros_like(t1)).to(s.dtype)
+        s = s - sh.reshape((-1,) + (1,) * (s.dim() - 1))
     s0 = s.masked_fill(empty, 0.0)
     sp = torch.where(s0 > 30, s0, torch.log1p(torch.exp(s0.clamp(max=30))))
     sp = sp.masked_fill(empty, 0.0)
