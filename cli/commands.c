@@ -571,11 +571,14 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_DEPTHS: {
     o->ndepths = 0;
     char buf[512];
-    if (strlen(v) >= sizeof buf || !*v) BAD("--depths expects a list such as 0,0.5,1");
+    size_t n = strlen(v);
+    if (n >= sizeof buf || !n || v[0] == ',' || v[n - 1] == ',' || strstr(v, ",,"))
+      BAD("--depths expects a list such as 0,0.5,1");
     strcpy(buf, v);
     for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
       double d;
       if (!parse_float(w, 0, 1, &d)) BAD("--depths: '%s' is not a depth from 0 to 1", w);
+      d += 0.0; /* -0 is 0 */
       if (o->ndepths == HSAC_CLI_MAX_LENGTHS) BAD("--depths: at most %d depths",
                                                   HSAC_CLI_MAX_LENGTHS);
       for (int i = 0; i < o->ndepths; i++)

@@ -116,7 +116,7 @@ static void print_row(const row *r) {
   format_length(r->length, len, sizeof len);
   printf("%-10s %-9s %7s ", tk_task_name((tk_task)r->task), tk_filler_name((tk_filler)r->filler),
          len);
-  if (r->depth >= 0) printf("%6.3g ", r->depth);
+  if (r->depth >= 0) printf("%6.4g ", r->depth);
   printf("%6lld %6.1f%% %6.1f%% %12.0f\n", r->items,
          100.0 * r->score_sum / (double)(r->items ? r->items : 1),
          100.0 * r->exact_sum / (double)(r->items ? r->items : 1),
@@ -261,9 +261,9 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
   }
   bool tty = isatty(2) && !o->quiet;
   if (!o->quiet)
-    fprintf(stderr, "hsac: eval %s on %d tasks x %d fillers x %d lengths, %lld items each "
+    fprintf(stderr, "hsac: eval %s on %d tasks x %d fillers x %d lengths%s, %lld items each "
             "(seeds %lld..%lld), phrasing %s\n", o->file, o->ntasks, nf, o->nlengths,
-            o->n_items, o->seed, o->seed + o->n_items - 1,
+            o->ndepths ? " x depths" : "", o->n_items, o->seed, o->seed + o->n_items - 1,
             tk_phrasing_name((tk_phrasing)o->phrasing));
   print_table_head(o->ndepths > 0);
   for (int ti = 0; ti < o->ntasks; ti++) {

@@ -930,12 +930,12 @@ static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int6
 static void test_sparse_attention_packed(void) {
   enum { L = 70, D = 12, K = 3 };
   /* Hq, Hk, d, chunk size */
-  /* (the last three: G 4 and 8 with AVX-512, 16 / G pairs sharing a zmm;
-   * with G 4, also AVX2's two pairs sharing a ymm) */
+  /* (the last four: G 4 and 8 with AVX-512, 16 / G pairs sharing a zmm;
+   * with G 4, also AVX2's two pairs sharing a ymm, d 24 in 3 vectors) */
   static const int64_t heads[][4] = {{8, 2, 4, 8},   {8, 1, 8, 8},    {16, 1, 8, 8},
                                      {12, 2, 24, 8}, {32, 2, 16, 8},  {16, 1, 64, 28},
                                      {20, 2, 80, 8}, {16, 4, 16, 8},  {16, 2, 32, 28},
-                                     {8, 2, 32, 8}};
+                                     {8, 2, 32, 8},  {8, 2, 24, 8}};
   size_t mark0 = pool_used; /* the values are dropped after each graph */
   for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
     int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2], S = heads[hi][3];

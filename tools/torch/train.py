@@ -311,7 +311,9 @@ def retrieval_loss(scores, chunk, item, P, A):
     bytes is pushed down too: stick-breaking would give it the weight, and
     byte a is not in it.)  Targets the retrieval cannot select (not yet
     eligible at that position) are left out.  None when no position has a
-    target."""
+    target.  The scores are the raw ones: a retrieval's length_offset (0 up
+    to its N tokens) is not applied, so past N this loss is about weights
+    the model does not use."""
     L, G, C = scores.shape
     targets = answer_targets(item, chunk, A)
     t = torch.arange(P - 1, P - 1 + A)
