@@ -348,6 +348,16 @@ static bool parse_size(const char *s, long long *out) {
 }
 
 /* --cache f32|bf16|f16 */
+/* A comma-separated list (--lengths, --depths) copied into buf for
+ * strtok_r: false when it is empty, too long for buf or has an empty item
+ * (",8K", "512,", "512,,8K"). */
+static bool list_copy(const char *v, char *buf, size_t size) {
+  size_t n = strlen(v);
+  if (!n || n >= size || v[0] == ',' || v[n - 1] == ',' || strstr(v, ",,")) return false;
+  memcpy(buf, v, n + 1);
+  return true;
+}
+
 static bool parse_cache(const char *v, int *out) {
   if (!strcmp(v, "f32")) *out = HSART_CACHE_F32;
   else if (!strcmp(v, "bf16")) *out = HSART_CACHE_BF16;
@@ -552,8 +562,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_LENGTHS: {
     o->nlengths = 0;
     char buf[512];
-    if (strlen(v) >= sizeof buf || !*v) BAD("--lengths expects a list such as 512,8K,64K");
-    strcpy(buf, v);
+    if (!list_copy(v, buf, sizeof buf)) BAD("--lengths expects a list such as 512,8K,64K");
     for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
       long long L;
       if (!parse_size(w, &L) || L > INT32_MAX)
@@ -571,10 +580,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   case O_DEPTHS: {
     o->ndepths = 0;
     char buf[512];
-    size_t n = strlen(v);
-    if (n >= sizeof buf || !n || v[0] == ',' || v[n - 1] == ',' || strstr(v, ",,"))
-      BAD("--depths expects a list such as 0,0.5,1");
-    strcpy(buf, v);
+    if (!list_copy(v, buf, sizeof buf)) BAD("--depths expects a list such as 0,0.5,1");
     for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
       double d;
       if (!parse_float(w, 0, 1, &d)) BAD("--depths: '%s' is not a depth from 0 to 1", w);

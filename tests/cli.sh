@@ -406,6 +406,7 @@ expect 2 "--depths places the asked needle of passkey and multikey; vartrack spr
 expect 2 "--depths: '1.5' is not a depth from 0 to 1" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --depths 0,1.5
 expect 2 "--depths names 0.5 twice" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --depths 0.5,0.50
 expect 2 "--depths expects a list such as 0,0.5,1" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --depths 0,,1
+expect 2 "--lengths expects a list such as 512,8K,64K" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512,
 expect 2 "leaves no room for the answer" -- eval "$pk" --weights "$pkw" --task passkey --lengths 2147483647 --max-context 2147483647
 expect 2 "--seed plus --n passes" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --seed 9223372036854775807 --n 2
 # babi has no needle kind: --needle must not change its stories
