@@ -347,7 +347,6 @@ static bool parse_size(const char *s, long long *out) {
   return true;
 }
 
-/* --cache f32|bf16|f16 */
 /* A comma-separated list (--lengths, --depths) copied into buf for
  * strtok_r: false when it is empty, too long for buf or has an empty item
  * (",8K", "512,", "512,,8K"). */
@@ -358,6 +357,7 @@ static bool list_copy(const char *v, char *buf, size_t size) {
   return true;
 }
 
+/* --cache f32|bf16|f16 */
 static bool parse_cache(const char *v, int *out) {
   if (!strcmp(v, "f32")) *out = HSART_CACHE_F32;
   else if (!strcmp(v, "bf16")) *out = HSART_CACHE_BF16;

@@ -68,6 +68,14 @@ static void format_length(long long L, char *buf, size_t size) {
   else snprintf(buf, size, "%lld", L);
 }
 
+/* A row's place for messages: "8K", or "8K, depth 0.5". */
+static void format_where(long long L, double depth, char *buf, size_t size) {
+  char len[32];
+  format_length(L, len, sizeof len);
+  if (depth >= 0) snprintf(buf, size, "%s, depth %g", len, depth);
+  else snprintf(buf, size, "%s", len);
+}
+
 typedef struct row {
   int task, filler;
   long long length;
@@ -284,11 +292,8 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
         if (o->count && r->task != TK_PASSKEY) to.count = o->count;
         to.has_depth = r->depth >= 0;
         to.depth = to.has_depth ? r->depth : 0;
-        char len[32];
-        format_length(r->length, len, sizeof len);
-        char where[64]; /* "8K" or "8K, depth 0.5" */
-        if (r->depth >= 0) snprintf(where, sizeof where, "%s, depth %g", len, r->depth);
-        else snprintf(where, sizeof where, "%s", len);
+        char where[64];
+        format_where(r->length, r->depth, where, sizeof where);
         int shown_step = 0;
         for (long long k = 0; k < o->n_items; k++) {
           tk_item it;
@@ -387,10 +392,8 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
     for (int i = 0; i < nrows; i++) {
       double pct = 100.0 * rows[i].score_sum / (double)(rows[i].items ? rows[i].items : 1);
       if (pct < o->min_score) {
-        char len[32], where[64];
-        format_length(rows[i].length, len, sizeof len);
-        if (rows[i].depth >= 0) snprintf(where, sizeof where, "%s, depth %g", len, rows[i].depth);
-        else snprintf(where, sizeof where, "%s", len);
+        char where[64];
+        format_where(rows[i].length, rows[i].depth, where, sizeof where);
         fprintf(stderr, "hsac: error: eval: %s on %s at %s scored %.1f%%, below --min-score "
                 "%.1f%%\n", tk_task_name((tk_task)rows[i].task),
                 tk_filler_name((tk_filler)rows[i].filler), where, pct, o->min_score);

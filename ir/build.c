@@ -264,12 +264,10 @@ static ir_value *build_retrieve(bld *b, const fe_layer *l, int li, ir_value *x,
   b->retr_idx[li] = top->out[0];
   if (l->pos_decay) { /* the authors' pos_decay: a learned scalar, initially 0 */
     b->retr_w[li] = OP(IR_SOFTMAX, top->out[1], learned_scalar(b, prefix, "pos_decay", 0));
-  } else if (l->weights == FE_W_STICKBREAK && l->length_offset > 0) {
+  } else { /* a length_offset (stickbreak only: sema) is an attribute when set */
     ir_attr lo = ir_int_attr("length_offset", l->length_offset);
-    b->retr_w[li] = emit(b, IR_STICKBREAK, 1, IN(top->out[1]), 1, &lo);
-  } else {
-    b->retr_w[li] = OP(l->weights == FE_W_STICKBREAK ? IR_STICKBREAK : IR_SOFTMAX,
-                       top->out[1]);
+    b->retr_w[li] = emit(b, l->weights == FE_W_STICKBREAK ? IR_STICKBREAK : IR_SOFTMAX, 1,
+                         IN(top->out[1]), l->length_offset > 0, &lo);
   }
   return x; /* retrieval does not change the residual stream */
 }

@@ -2658,11 +2658,11 @@ static V bp_list(em *e, blk_pairs *b, V pl) {
  * less than a vector (G = 4 or 8 with AVX-512, 4 with AVX2; head width a
  * multiple of the vector's lanes): chunk-major over blocks of CG_ATTN_TB
  * tokens like the packed kernel below, with R = lanes / G (token, slot)
- * pairs of one chunk sharing the lanes (lane r G + h: pair r, head h).  Per block and KV head: each
- * token's queries transposed (qT [d][G], scaled) and its output sums
- * (oT [G][d]) zeroed; per distinct chunk (its rows widened into tiles
- * first when its pages are bf16) the pairs that selected it are listed
- * and run R at a time: their queries gathered into [d][16] (and the
+ * pairs of one chunk sharing the lanes (lane r G + h: pair r, head h).
+ * Per block and KV head: each token's queries transposed (qT [d][G],
+ * scaled) and its output sums (oT [G][d]) zeroed; per distinct chunk (its
+ * rows widened into tiles first when its pages are bf16) the pairs that
+ * selected it are listed and run R at a time: their queries gathered into [d][16] (and the
  * score pairs), the scores by score_block, the softmax per lane, f =
  * w / sum per lane (w 0 for the lanes of a missing last pair, whose
  * queries repeat the last real one's), the weighted sum by pv_rows into
