@@ -819,17 +819,25 @@ int main(int argc, char **argv) {
   }
   SECTION("attention4") {
   printf("\n### HSA sparse attention with 4 query heads per KV head (S 64, K 8, d 64, "
-         "16 query heads, 4 KV heads), f32, %d thread(s)\n\n"
-         "| context L | uniform GFLOP/s | of FMA peak | clustered GFLOP/s | of FMA peak |\n"
-         "|---|---|---|---|---|\n", nthreads);
+         "16 query heads, 4 KV heads), %d thread(s): f32, and bf16 on %s (4 pairs per tile "
+         "column block)\n\n"
+         "| context L | selections | f32 GFLOP/s | of FMA peak | bf16 GFLOP/s | bf16 / f32 |\n"
+         "|---|---|---|---|---|---|\n", nthreads, tn);
   static const int64_t L4[] = {4096, 65536};
-  for (int i = 0; i < 2; i++) {
-    double tps, kvb;
-    double gu = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, false, 4, &tps, &kvb);
-    double gc = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, true, 4, &tps, &kvb);
-    printf("| %lldK | %.1f | %.0f%% | %.1f | %.0f%% |\n", (long long)(L4[i] / 1024), gu,
-           100 * gu / (peak * nthreads), gc, 100 * gc / (peak * nthreads));
-  }
+  for (int i = 0; i < 2; i++)
+    for (int c = 0; c < 2; c++) {
+      double tps, kvb;
+      double g = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, c, 4, &tps, &kvb);
+      printf("| %lldK | %s | %.1f | %.0f%% |", (long long)(L4[i] / 1024),
+             c ? "clustered" : "uniform", g, 100 * g / (peak * nthreads));
+      if (tiles) {
+        double g16 = sparse_attention_gflops_hk(L4[i], tiles, false, c, 4, &tps, &kvb);
+        printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
+      } else {
+        printf(" - | - |\n");
+      }
+      fflush(stdout);
+    }
   }
   SECTION("swa") {
   printf("\n### Sliding-window attention (d 64, G 16), %d thread(s), 4096 query tokens\n\n"

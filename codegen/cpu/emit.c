@@ -2654,6 +2654,22 @@ static V bp_list(em *e, blk_pairs *b, V pl) {
   return L.res[0];
 }
 
+/* Group u of R pairs listed at pl (np in all; bp_list): pair r's token
+ * tt[r] (from the block's first) and whether it exists ok[r] (a missing
+ * last pair repeats the last real one), its weight in lanes r G .. r G +
+ * G - 1 of wv (0 where missing). */
+static void group_pairs(em *e, const blk_pairs *b, V pl, V np, V u, int64_t R, int64_t G,
+                        const view *Wt, V wv, V *tt, V *ok) {
+  for (int64_t r = 0; r < R; r++) {
+    V pos = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
+    ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
+    tt[r] = DIVI(pos, ci(e, b->Ks));
+    V slot = ADDI(MULI(b->g, ci(e, b->Ks)), REMI(pos, ci(e, b->Ks)));
+    V w = sel(e, ok[r], lds(e, rowp(e, Wt, ADDI(b->tb, tt[r])), slot), cf(e, 0), "f32");
+    for (int64_t h = 0; h < G; h++) sts(e, w, wv, ci(e, r * G + h));
+  }
+}
+
 /* The weighted merge with G query heads per KV head where G heads fill
  * less than a vector (G = 4 or 8 with AVX-512, 4 with AVX2; head width a
  * multiple of the vector's lanes): chunk-major over blocks of CG_ATTN_TB
@@ -2740,14 +2756,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   V u = for0(e, ci(e, 0), np, R);
   V first = cmpi(e, "eq", u, ci(e, 0));
   V tt[16], ok[16];
-  for (int64_t r = 0; r < R; r++) {
-    V pos = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
-    ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
-    tt[r] = DIVI(pos, ci(e, Ks));
-    V slot = ADDI(MULI(b.g, ci(e, Ks)), REMI(pos, ci(e, Ks)));
-    V w = sel(e, ok[r], lds(e, rowp(e, &Wt, ADDI(tb, tt[r])), slot), cf(e, 0), "f32");
-    for (int64_t h = 0; h < G; h++) sts(e, w, wv, ci(e, r * G + h));
-  }
+  group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
   /* the group's queries qg[e][r G + h] = qT of pair r's token [e][h] */
   set_lanes(e, (int)G);
   {
@@ -3049,9 +3058,11 @@ bool cg_chunk_attention_amx(const ir_op *op) {
   if (m && !strcmp(m->s, "joint")) return false;
   int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
   int64_t Hk = DIMN(op->in[1], 2);
-  /* a chunk's tile products are unrolled */
-  return Hk > 0 && Hq / Hk == 16 && d % 32 == 0 && d <= 256 && P % 32 == 0 &&
-         P / 16 * (d / 32) <= 128;
+  /* G = Hq / Hk query heads per KV head, a divisor of 16: the tiles' 16
+   * query columns are the G heads of 16 / G (token, slot) pairs; a
+   * chunk's tile products are unrolled */
+  return Hk > 0 && Hq % Hk == 0 && 16 % (Hq / Hk) == 0 && d % 32 == 0 && d <= 256 &&
+         P % 32 == 0 && P / 16 * (d / 32) <= 128;
 }
 
 bool cg_chunk_attention_packed(const ir_op *op) {
@@ -3164,27 +3175,36 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
   query_pairs_rows(e, qrow, d, sc, qp);
 }
 
-/* The weighted merge with G = 16 query heads per KV head under bf16 math
- * on AMX, chunk-major over blocks of CG_ATTN_TB tokens as the packed f32
- * kernel is: per block and KV head the tokens' queries (scaled) become
- * B operands (k-pairs of their elements) and their output rows are
- * zeroed; each distinct chunk the block selected has its K rows rounded
- * to bf16 (vcvtne2ps2bf16; a bf16 page's rows as they are) and its V rows
- * put into k-pairs once, then serves every (token, slot) pair that
- * selected it: the scores S^T = K Q^T come out of tiles as [keys][heads];
- * the softmax(+n) is the f32 vector code of the packed kernel (heads in
- * lanes, the maximum and the sum in 4 chains); its probabilities times
- * w / sum are transposed into rows of bf16 P [heads][keys]; O += P V in
- * tiles loaded from and stored to the token's output rows.  Converting
- * each selected chunk for every token, as the token-major version of
- * this kernel did, cost more than its tile products.  Scratch: the
- * block's query pairs, one chunk's K and V in bf16, the scores, P, the
- * block's selections (ix, as in the packed kernel). */
+/* The weighted merge with G query heads per KV head (G a divisor of 16)
+ * under bf16 math on AMX, chunk-major over blocks of CG_ATTN_TB tokens as
+ * the packed f32 kernel is.  The tiles' 16 query columns are one (token,
+ * slot) pair's 16 heads, or with G < 16 the G heads of R = 16 / G pairs
+ * that selected the same chunk (column r G + h: pair r, head h; the
+ * grouping of the f32 k_chunk_attention_groups).  Per block and KV head
+ * the tokens' queries (scaled) become B operands (k-pairs of their
+ * elements; with G < 16, of R consecutive tokens per operand) and their
+ * output rows are zeroed; each distinct chunk the block selected has its
+ * K rows rounded to bf16 (vcvtne2ps2bf16; a bf16 page's rows as they are)
+ * and its V rows put into k-pairs once, then serves every pair that
+ * selected it (with G < 16, the pairs listed and run R at a time, their
+ * queries' columns gathered into one operand): the scores S^T = K Q^T come
+ * out of tiles as [keys][columns]; the softmax(+n) is the f32 vector code
+ * of the packed kernel (columns in lanes, the maximum and the sum in 4
+ * chains); its probabilities times w / sum (per column: 0 for the columns
+ * of a missing last pair, whose queries repeat the last real one's) are
+ * transposed into rows of bf16 P [columns][keys]; O += P V in tiles
+ * loaded from and stored to the token's output rows (G = 16), or stored
+ * to a group's scratch and added to each real pair's rows.  Converting
+ * each selected chunk for every token, as the token-major version of this
+ * kernel did, cost more than its tile products.  Scratch: the block's
+ * query pairs, one chunk's K and V in bf16, the scores, P, the block's
+ * selections (ix, as in the packed kernel); with G < 16 the group's
+ * weights, list of pairs, query pairs and output. */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
-  int64_t d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
-  int64_t G = DIMN(iv, 1), Ks = DIMN(iv, 2);
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
+  int64_t Gi = DIMN(iv, 1), Ks = DIMN(iv, 2), G = Hq / Hk, R = 16 / G;
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
@@ -3193,29 +3213,43 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * room for max_rows' 3 rows past the P scores) */
   int64_t kb_at = 0, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
           pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16,
-          qp_at = ix_at + CG_ATTN_TB * Ks + 16;
-  info->scratch_fixed = qp_at + CG_ATTN_TB * d * 8 + 16 + 16;
+          qp_at = ix_at + CG_ATTN_TB * Ks + 16, wv_at = qp_at + CG_ATTN_TB * d * 8 + 16,
+          pl_at = wv_at + 16, qg_at = pl_at + (R > 1 ? CG_ATTN_TB * Ks + 16 : 0),
+          oG_at = qg_at + (R > 1 ? d * 8 + 16 : 0);
+  info->scratch_fixed = oG_at + (R > 1 ? 16 * d : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = scratch64(e);
   V qp0 = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
   V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at), ix = gepc(e, scr, ix_at);
+  V wv = gepc(e, scr, wv_at), pl = gepc(e, scr, pl_at), qg = gepc(e, scr, qg_at),
+    oG = gepc(e, scr, oG_at);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
   blk_pairs b;
   bp_blocks_begin(e, &b, r1, Ks, ix);
   V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
-  b.g = G == 1 ? ci(e, 0) : kh;
-  V hq0 = MULI(kh, ci(e, 16)), kcol = MULI(kh, ci(e, d));
-  /* per token of the block: the queries' pairs (query_pairs16), its
-   * output rows zeroed, its selections copied */
+  b.g = Gi == 1 ? ci(e, 0) : kh;
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
+  /* the queries' pairs, per R consecutive tokens of the block (a token
+   * past its end repeats the last): operand (t - tb) / R, columns
+   * ((t - tb) % R) G + h */
+  {
+    V ta = for0(e, tb, te, R);
+    V qrow[16];
+    for (int64_t l = 0; l < 16; l++) {
+      V tl = l / G ? MINI(ADDI(ta, ci(e, l / G)), SUBI(te, ci(e, 1))) : ta;
+      qrow[l] = gep(e, rowp(e, &Q, tl), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
+    }
+    query_pairs_rows(e, qrow, d, sc, gep(e, qp0, MULI(DIVI(SUBI(ta, tb), ci(e, R)), ci(e, d * 8))));
+    end0(e);
+  }
+  /* per token of the block: its output rows zeroed, its selections copied */
   {
     V ta = for0(e, tb, te, 1);
-    V qp = gep(e, qp0, MULI(SUBI(ta, tb), ci(e, d * 8)));
     V orow = gep(e, rowp(e, &o, ta), MULI(hq0, ci(e, d)));
-    query_pairs16(e, rowp(e, &Q, ta), hq0, d, sc, qp);
-    for (int64_t at = 0; at < 16 * d; at += 16) stv(e, z, orow, ci(e, at), NULL);
+    for (int64_t at = 0; at < G * d; at += 16) stv(e, z, orow, ci(e, at), NULL);
     bp_copy_sel(e, &b, &I, ta);
     end0(e);
   }
@@ -3256,19 +3290,42 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, &pf[kv]);
     out(e, "  }\n");
   }
-  /* every pair of the block from this one on that selected this chunk */
-  bp_pair_begin(e, &b);
-  V t = b.t, tt = b.tt, slot = b.slot;
-  V wr = rowp(e, &Wt, t);
-  V orow = gep(e, rowp(e, &o, t), MULI(hq0, ci(e, d)));
-  /* scores: S^T[j][h] = sum_e K[j][e] q[h][e] * scale, 16 keys per tile
+  /* the pairs that selected this chunk: G = 16, each pair from this one
+   * on (bp_pair_begin); else listed (bp_list) and taken R at a time, with
+   * each column's weight in wv and the group's query pairs gathered */
+  V qpt, orow = {{0}}, wrow = {{0}}, wslot = {{0}}, ok[16], tt[16];
+  if (R == 1) {
+    bp_pair_begin(e, &b);
+    wrow = rowp(e, &Wt, b.t);
+    wslot = b.slot;
+    orow = gep(e, rowp(e, &o, b.t), MULI(hq0, ci(e, d)));
+    qpt = gep(e, qp0, MULI(b.tt, ci(e, d * 8)));
+  } else {
+    V np = bp_list(e, &b, pl);
+    V u = for0(e, ci(e, 0), np, R);
+    group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
+    /* qg row e/2 = the columns of each pair's token in its operand (G
+     * floats: G bf16 pairs) */
+    V e2 = for0(e, ci(e, 0), ci(e, d / 2), 1);
+    if (G > 1) set_lanes(e, (int)G);
+    for (int64_t r = 0; r < R; r++) {
+      V src = gep(e, qp0, ADDI(MULI(DIVI(tt[r], ci(e, R)), ci(e, d * 8)),
+                               ADDI(MULI(e2, ci(e, 16)), MULI(REMI(tt[r], ci(e, R)), ci(e, G)))));
+      V dst = ADDI(MULI(e2, ci(e, 16)), ci(e, r * G));
+      if (G > 1) stv(e, ldv(e, src, ci(e, 0), NULL), qg, dst, NULL);
+      else sts(e, lds(e, src, ci(e, 0)), qg, dst);
+    }
+    set_lanes(e, 16);
+    end0(e);
+    qpt = qg;
+  }
+  /* scores: S^T[j][c] = sum_e K[j][e] q[c][e] * scale, 16 keys per tile
    * (the queries' tile shared) */
-  V qpt = gep(e, qp0, MULI(tt, ci(e, d * 8)));
   tile_products(e, q, (tile_at){.p = kb16, .ld = d, .rt = 16, .ck = 32},
                 (tile_at){.p = qpt, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
                 P / 16, d / 32, false);
-  /* softmax(+n) per head (lane), the maximum (max_rows) and the sum in 4
-   * independent chains; then the columns of P */
+  /* softmax(+n) per column (lane), the maximum (max_rows) and the sum in
+   * 4 independent chains; then the columns of P */
   {
     V mx = max_rows(e, sT, 16, ci(e, P));
     /* exp(s - max) = 2^(s log2 e - max log2 e) */
@@ -3291,8 +3348,9 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
       out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
       tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
     }
-    V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
-    /* P[h][j] = bf16(p[j][h] * f[h]): 32 keys at a time, two transposes */
+    V wvec = R == 1 ? splat(e, lds(e, wrow, wslot)) : ldv(e, wv, ci(e, 0), NULL);
+    V f = fbin(e, "arith.divf", wvec, tot, e->vt);
+    /* P[c][j] = bf16(p[j][c] * f[c]): 32 keys at a time, two transposes */
     V j0 = for0(e, ci(e, 0), ci(e, P), 32);
     V blk[2][16];
     for (int b = 0; b < 2; b++) {
@@ -3304,12 +3362,28 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
       st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
     end0(e);
   }
-  /* O += P V, 16 output elements per tile (P's tile shared), in the
-   * token's output rows of these 16 heads */
+  /* O += P V, 16 output elements per tile (P's tile shared): in the
+   * token's output rows of its 16 heads, or into the group's oG [16][d]
+   * and from there added to each real pair's G rows */
   tile_products(e, q, (tile_at){.p = pb, .ld = P, .ck = 32},
                 (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
-                (tile_at){.p = orow, .ld = d, .ct = 16}, d / 16, P / 32, true);
-  bp_chunk_end(e);
+                (tile_at){.p = R == 1 ? orow : oG, .ld = d, .ct = 16}, d / 16, P / 32, R == 1);
+  if (R > 1) {
+    for (int64_t r = 0; r < R; r++) {
+      if0(e, ok[r]);
+      V orw = gep(e, rowp(e, &o, ADDI(tb, tt[r])), MULI(hq0, ci(e, d)));
+      V oGr = gepc(e, oG, r * G * d);
+      V x = for0(e, ci(e, 0), ci(e, G * d), 16);
+      stv(e, VADD(ldv(e, orw, x, NULL), ldv(e, oGr, x, NULL)), orw, x, NULL);
+      end0(e);
+      out(e, "  }\n");
+    }
+    end0(e);          /* groups */
+    out(e, "  }\n"); /* if not done */
+    end0(e);          /* pairs */
+  } else {
+    bp_chunk_end(e);
+  }
   end0(e);        /* kv heads */
   end0(e);        /* blocks of tokens */
 }

@@ -169,8 +169,9 @@ static inline bool cg_bf16_tiles(int bf16) {
 }
 
 /* Whether a chunk_attention op has the tile kernel under bf16 math (on
- * AMX, or as dot products: cg_bf16_tiles): the weighted merge with 16
- * query heads per KV head, head width and chunk size multiples of 32.
+ * AMX, or as dot products: cg_bf16_tiles): the weighted merge with G
+ * query heads per KV head, G a divisor of 16, head width and chunk size
+ * multiples of 32.
  * Its q (scaled), K and V are then rounded to bf16 and so are its
  * probabilities times the chunk's weight, with f32 sums (the reference
  * does the same: rt_op_chunk_attention_bf16). */

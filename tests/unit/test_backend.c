@@ -999,15 +999,18 @@ static void test_sparse_attention_packed(void) {
 
 /* HSA's sparse attention under bf16 math: on a CPU with AMX or
  * AVX512-BF16 (the host, and cooperlake forced: the tile products as
- * vdpbf16ps), the tile kernel (16 query heads per KV head, head width and
- * chunk size multiples of 32) against the reference rounding q, K, V and
- * the weighted probabilities the same way; on AVX2 the f32 kernel against
- * the f32 attention.  Tolerance: TOL_BF16_ATTN. */
+ * vdpbf16ps), the tile kernel (G query heads per KV head, G a divisor of
+ * 16: with G < 16 the heads of 16 / G pairs that selected a chunk share
+ * the tiles' columns, a last group short of pairs; head width and chunk
+ * size multiples of 32) against the reference rounding q, K, V and the
+ * weighted probabilities the same way; on AVX2 the f32 kernel against the
+ * f32 attention.  Tolerance: TOL_BF16_ATTN. */
 
 static void test_sparse_attention_bf16(void) {
   size_t mark = pool_used; /* the values are dropped after each graph */
   enum { L = 150, S = 32, D = 16, K = 3 };
-  static const int64_t heads[][3] = {{16, 1, 32}, {32, 2, 32}, {16, 1, 64}};
+  static const int64_t heads[][3] = {{16, 1, 32}, {32, 2, 32}, {16, 1, 64}, {16, 4, 32},
+                                     {8, 1, 64},  {16, 8, 32}, {2, 2, 32}};
   for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
     int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
     tg t;
