@@ -1813,13 +1813,25 @@ static V exp_scores(em *e, V s, V n, V m) {
 /* exp(s - m) in place over scr[0, n) (dynamic n), -inf entries giving 0;
  * returns the sum. */
 static V exp_inplace(em *e, V scr, V n, V m) {
-  V ninf = cf(e, -INFINITY), zs = cf(e, 0);
+  /* vl scores at a time (vector exponentials, a vector of sums), then
+   * the last ones one at a time */
+  V nfull = MULI(DIVI(n, ci(e, e->vl)), ci(e, e->vl));
+  V zv = cvf(e, 0), ninfv = cvf(e, -INFINITY), mv = splat(e, m);
+  loop Lv;
+  loop_begin(e, &Lv, ci(e, 0), nfull, ci(e, e->vl), 1, &zv, e->vt);
+  V x = ldv(e, scr, Lv.iv, NULL);
+  V isinf = cmpf(e, "oeq", x, ninfv, e->vt), ex = exp_vec(e, VSUB(x, mv)), pv = nv(e);
+  out(e, "  %s = arith.select %s, %s, %s : %s, %s\n", pv.s, isinf.s, zv.s, ex.s, e->mt, e->vt);
+  stv(e, pv, scr, Lv.iv, NULL);
+  V vs = VADD(Lv.arg[0], pv);
+  loop_end(e, &Lv, &vs);
+  V ninf = cf(e, -INFINITY), zs = vsum(e, Lv.res[0]);
   loop Le;
-  loop_begin(e, &Le, ci(e, 0), n, ci(e, 1), 1, &zs, "f32");
+  loop_begin(e, &Le, nfull, n, ci(e, 1), 1, &zs, "f32");
   V sv = lds(e, scr, Le.iv);
-  V pv = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), exp_s(e, FSUB(sv, m)), "f32");
-  sts(e, pv, scr, Le.iv);
-  V sum = FADD(Le.arg[0], pv);
+  V ps = sel(e, cmpf(e, "oeq", sv, ninf, "f32"), cf(e, 0), exp_s(e, FSUB(sv, m)), "f32");
+  sts(e, ps, scr, Le.iv);
+  V sum = FADD(Le.arg[0], ps);
   loop_end(e, &Le, &sum);
   return Le.res[0];
 }
@@ -4042,17 +4054,36 @@ static void k_block_landmark(em *e, const cg_kernel_req *q) {
   end0(e);
 }
 
-/* acc += f * sum_j p_j v_j over rows j in [0, n) of vrow(j), p at scr. */
+/* acc += f * sum_j p_j v_j over rows j in [0, n) of vrow(j), p at scr:
+ * two rows per iteration into two sets of sums (one set's FMAs wait on
+ * the previous row's: two sets keep twice as many in flight), added at
+ * the end, then the odd last row. */
 static void accum_rows(em *e, V *acc, V scr, V n, V f, row_fn vrow, void *ctx, int64_t d) {
   int nvc = nvecs(e, d);
+  V zv = cvf(e, 0), init[MAXCARRY];
+  for (int c = 0; c < nvc; c++) init[c] = acc[c], init[nvc + c] = zv;
+  V n2 = MULI(DIVI(n, ci(e, 2)), ci(e, 2));
   loop L;
-  loop_begin(e, &L, ci(e, 0), n, ci(e, 1), nvc, acc, e->vt);
-  V pj = splat(e, FMUL(lds(e, scr, L.iv), f));
-  V vv[MAXCARRY], y[MAXCARRY];
-  load_vecs(e, vrow(e, ctx, L.iv), d, vv);
-  for (int c = 0; c < nvc; c++) y[c] = vfma(e, pj, vv[c], L.arg[c]);
+  loop_begin(e, &L, ci(e, 0), n2, ci(e, 2), 2 * nvc, init, e->vt);
+  V y[MAXCARRY];
+  for (int u = 0; u < 2; u++) {
+    V j = ADDI(L.iv, ci(e, u));
+    V pj = splat(e, FMUL(lds(e, scr, j), f));
+    V vv[MAXCARRY];
+    load_vecs(e, vrow(e, ctx, j), d, vv);
+    for (int c = 0; c < nvc; c++) y[u * nvc + c] = vfma(e, pj, vv[c], L.arg[u * nvc + c]);
+  }
   loop_end(e, &L, y);
-  for (int c = 0; c < nvc; c++) acc[c] = L.res[c];
+  V a1[MAXCARRY];
+  for (int c = 0; c < nvc; c++) a1[c] = VADD(L.res[c], L.res[nvc + c]);
+  loop T;
+  loop_begin(e, &T, n2, n, ci(e, 1), nvc, a1, e->vt);
+  V pj = splat(e, FMUL(lds(e, scr, T.iv), f));
+  V vv[MAXCARRY], y1[MAXCARRY];
+  load_vecs(e, vrow(e, ctx, T.iv), d, vv);
+  for (int c = 0; c < nvc; c++) y1[c] = vfma(e, pj, vv[c], T.arg[c]);
+  loop_end(e, &T, y1);
+  for (int c = 0; c < nvc; c++) acc[c] = T.res[c];
 }
 
 typedef struct blk_ctx {
@@ -4070,11 +4101,56 @@ static V blk_vrow(em *e, void *c, V j) {
   return gep(e, rowp(e, b->v, ADDI(b->base, j)), b->off);
 }
 
+/* One vector whose lane j is the sum of x[j]'s lanes, for e->vl vectors
+ * x (overwritten): log2(vl) levels, each adding the two halves of every
+ * key's partial sums of two vectors (two shuffles and an add per pair),
+ * against a horizontal reduction per vector. */
+static V hsum_vecs(em *e, V *x) {
+  int vl = e->vl;
+  for (int nvec = vl, p = vl, m = 1; nvec > 1; nvec /= 2, p /= 2, m *= 2)
+    for (int i = 0; i < nvec / 2; i++) {
+      V h[2];
+      for (int half = 0; half < 2; half++) {
+        h[half] = nv(e);
+        out(e, "  %s = vector.shuffle %s, %s [", h[half].s, x[2 * i].s, x[2 * i + 1].s);
+        int lane = 0;
+        for (int src = 0; src < 2; src++)
+          for (int k = 0; k < m; k++)
+            for (int l = 0; l < p / 2; l++)
+              out(e, "%s%d", lane++ ? ", " : "", src * vl + k * p + half * (p / 2) + l);
+        out(e, "] : %s, %s\n", e->vt, e->vt);
+      }
+      x[i] = VADD(h[0], h[1]);
+    }
+  return x[0];
+}
+
 /* Scores q . k_j * scale of rows [base, base + n) into scr, max folded
- * into m (returned). */
+ * into m (returned): vl keys at a time, each key's products summed in a
+ * vector and the vl sums made one vector (hsum_vecs), then the last keys
+ * one at a time. */
 static V score_rows(em *e, const V *qx, int64_t d, double scale, blk_ctx *b, V n, V scr, V m) {
+  int vl = e->vl, nvc = nvecs(e, d);
+  V nfull = MULI(DIVI(n, ci(e, vl)), ci(e, vl));
+  V ninf = splat(e, cf(e, -INFINITY));
+  loop Lb;
+  loop_begin(e, &Lb, ci(e, 0), nfull, ci(e, vl), 1, &ninf, e->vt);
+  V x[16];
+  for (int j = 0; j < vl; j++) {
+    V kx[MAXCARRY];
+    load_vecs(e, blk_krow(e, b, ADDI(Lb.iv, ci(e, j))), d, kx);
+    x[j] = VMUL(qx[0], kx[0]);
+    for (int c = 1; c < nvc; c++) x[j] = vfma(e, qx[c], kx[c], x[j]);
+  }
+  V sv = VMUL(hsum_vecs(e, x), splat(e, cf(e, scale)));
+  stv(e, sv, scr, Lb.iv, NULL);
+  V mv = fbin(e, "arith.maximumf", Lb.arg[0], sv, e->vt);
+  loop_end(e, &Lb, &mv);
+  V mr = nv(e);
+  out(e, "  %s = vector.reduction <maximumf>, %s : %s into f32\n", mr.s, Lb.res[0].s, e->vt);
+  V m1 = fmaxs(e, m, mr);
   loop L;
-  loop_begin(e, &L, ci(e, 0), n, ci(e, 1), 1, &m, "f32");
+  loop_begin(e, &L, nfull, n, ci(e, 1), 1, &m1, "f32");
   V sc = FMUL(dot_vecs(e, qx, blk_krow(e, b, L.iv), d), cf(e, scale));
   sts(e, sc, scr, L.iv);
   V mx = fmaxs(e, L.arg[0], sc);
@@ -4100,9 +4176,13 @@ static head_iter heads_begin(em *e, view *Q, view *o, int64_t d, int64_t grp, V 
   return it;
 }
 
-/* MoBA: a past block's gate is the mean of q . k over its keys; the top-k
- * past blocks (ties: lower block) and the own block up to t go under one
- * softmax.  Scratch: the K-entry list, then (K + 1) x B scores. */
+/* MoBA: a past block's gate is the mean of q . k over its keys, q . the
+ * mean of its keys; the top-k past blocks (ties: lower block) and the own
+ * block up to t go under one softmax.  The mean keys of the complete
+ * blocks the call's rows see are computed once per call, for the KV heads
+ * of its query heads (O(context x d) per KV head, against O(context x d)
+ * per row and head for the gates from the keys themselves).  Scratch: the
+ * K-entry list, (K + 1) x B scores, then the mean keys [block][Hk][d]. */
 static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1];
@@ -4111,11 +4191,35 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hq;
-  info->scratch_fixed = 2 * Ks + (Ks + 1) * B + 16;
+  int64_t mk_at = 2 * Ks + (Ks + 1) * B + 16;
+  info->scratch_fixed = mk_at + 16;
+  info->scratch_per_t1 = (Hk * d + B - 1) / B;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = argp(e, CG_A_SCRATCH);
-  V val = scr, idx = gepc(e, scr, Ks), sc = gepc(e, scr, 2 * Ks);
+  V val = scr, idx = gepc(e, scr, Ks), sc = gepc(e, scr, 2 * Ks), mk = gepc(e, scr, mk_at);
   int n = nvecs(e, d);
+  /* the mean keys of blocks [0, (r1 - 1) / B) for KV heads [kh0, kh1) */
+  {
+    V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
+    V kh0 = DIVI(n0, ci(e, grp)), kh1 = ADDI(DIVI(SUBI(n1, ci(e, 1)), ci(e, grp)), ci(e, 1));
+    V nb = DIVI(SUBI(r1, ci(e, 1)), ci(e, B));
+    V b = for0(e, ci(e, 0), nb, 1);
+    V kh = for0(e, kh0, kh1, 1);
+    blk_ctx mc = {.k = &K, .off = MULI(kh, ci(e, d)), .base = MULI(b, ci(e, B))};
+    V acc[MAXCARRY], zv = cvf(e, 0);
+    for (int c = 0; c < n; c++) acc[c] = zv;
+    loop Lj;
+    loop_begin(e, &Lj, ci(e, 0), ci(e, B), ci(e, 1), n, acc, e->vt);
+    V kx[MAXCARRY], y[MAXCARRY];
+    load_vecs(e, blk_krow(e, &mc, Lj.iv), d, kx);
+    for (int c = 0; c < n; c++) y[c] = VADD(Lj.arg[c], kx[c]);
+    loop_end(e, &Lj, y);
+    V inv = splat(e, cf(e, 1.0 / (double)B));
+    for (int c = 0; c < n; c++) acc[c] = VMUL(Lj.res[c], inv);
+    store_vecs(e, acc, gep(e, mk, MULI(ADDI(MULI(b, ci(e, Hk)), kh), ci(e, d))), d);
+    end0(e);
+    end0(e);
+  }
   V qx[MAXCARRY];
   head_iter it = heads_begin(e, &Q, &o, d, grp, qx);
   V t = it.t, orow = it.orow, h = it.h;
@@ -4125,13 +4229,7 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   V z0 = ci(e, 0);
   loop Lb;
   loop_begin(e, &Lb, ci(e, 0), b0, ci(e, 1), 1, &z0, "i64");
-  bc.base = MULI(Lb.iv, ci(e, B));
-  V zf = cf(e, 0);
-  loop Lj;
-  loop_begin(e, &Lj, ci(e, 0), ci(e, B), ci(e, 1), 1, &zf, "f32");
-  V gs = FADD(Lj.arg[0], dot_vecs(e, qx, blk_krow(e, &bc, Lj.iv), d));
-  loop_end(e, &Lj, &gs);
-  V gate = FDIV(Lj.res[0], cf(e, (double)B));
+  V gate = dot_vecs(e, qx, gep(e, mk, MULI(ADDI(MULI(Lb.iv, ci(e, Hk)), it.kh), ci(e, d))), d);
   V w = offer(e, val, idx, ci(e, 0), Ks, Lb.arg[0], gate, Lb.iv, false);
   loop_end(e, &Lb, &w);
   /* scores of the selected blocks (slot s at sc + s * B) and of the own
