@@ -4056,17 +4056,20 @@ static void k_block_landmark(em *e, const cg_kernel_req *q) {
 
 /* acc += f * sum_j p_j v_j over rows j in [0, n) of vrow(j), p at scr:
  * two rows per iteration into two sets of sums (one set's FMAs wait on
- * the previous row's: two sets keep twice as many in flight), added at
- * the end, then the odd last row. */
+ * the previous row's: two sets keep twice as many in flight) where both
+ * sets fit the carried values, added at the end, then the odd last row. */
 static void accum_rows(em *e, V *acc, V scr, V n, V f, row_fn vrow, void *ctx, int64_t d) {
-  int nvc = nvecs(e, d);
+  int nvc = nvecs(e, d), sets = 2 * nvc <= MAXCARRY ? 2 : 1;
   V zv = cvf(e, 0), init[MAXCARRY];
-  for (int c = 0; c < nvc; c++) init[c] = acc[c], init[nvc + c] = zv;
-  V n2 = MULI(DIVI(n, ci(e, 2)), ci(e, 2));
+  for (int c = 0; c < nvc; c++) {
+    init[c] = acc[c];
+    if (sets == 2) init[nvc + c] = zv;
+  }
+  V n2 = MULI(DIVI(n, ci(e, sets)), ci(e, sets));
   loop L;
-  loop_begin(e, &L, ci(e, 0), n2, ci(e, 2), 2 * nvc, init, e->vt);
+  loop_begin(e, &L, ci(e, 0), n2, ci(e, sets), sets * nvc, init, e->vt);
   V y[MAXCARRY];
-  for (int u = 0; u < 2; u++) {
+  for (int u = 0; u < sets; u++) {
     V j = ADDI(L.iv, ci(e, u));
     V pj = splat(e, FMUL(lds(e, scr, j), f));
     V vv[MAXCARRY];
@@ -4075,7 +4078,7 @@ static void accum_rows(em *e, V *acc, V scr, V n, V f, row_fn vrow, void *ctx, i
   }
   loop_end(e, &L, y);
   V a1[MAXCARRY];
-  for (int c = 0; c < nvc; c++) a1[c] = VADD(L.res[c], L.res[nvc + c]);
+  for (int c = 0; c < nvc; c++) a1[c] = sets == 2 ? VADD(L.res[c], L.res[nvc + c]) : L.res[c];
   loop T;
   loop_begin(e, &T, n2, n, ci(e, 1), nvc, a1, e->vt);
   V pj = splat(e, FMUL(lds(e, scr, T.iv), f));
