@@ -4398,13 +4398,13 @@ static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  int64_t fixed = Ks + Ks * B + W + 16;
+  int64_t fixed = Ks + grp * Ks * B + grp * W + 2 * grp + 2 * grp * d + 16;
   info->scratch_fixed = fixed + 2 * (grp + 1);
   info->scratch_per_t1 = grp + 1;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
        KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
   V scr = argp(e, CG_A_SCRATCH);
-  V sel_ = scr, ssc = gepc(e, scr, Ks), wsc = gepc(e, scr, Ks + Ks * B);
+  V sel_ = scr, ssc = gepc(e, scr, Ks), wsc = gepc(e, scr, Ks + grp * Ks * B);
   V t1 = argi(e, CG_A_T1);
   V pbuf = gepc(e, scr, fixed);                              /* grp x (t1 + 1) */
   V imp = gep(e, pbuf, MULI(ci(e, grp), ADDI(t1, ci(e, 1)))); /* t1 + 1 */
@@ -4496,56 +4496,86 @@ static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   if_end(e, 1, &Lr.arg[0], "i64");
   loop_end(e, &Lr, &nsr);
   V ns = Lr.res[0];
-  /* every head of the group */
+  /* The selected and window branches run block by block of keys with
+   * the group's heads inside: a block's K rows (then V rows) come from
+   * L2 for the first head and from L1 for the others, where a loop over
+   * heads outside read them from L2 grp times.  Per head, in scratch: the
+   * selected scores [Ks B] and the window's [W], their maxima, then
+   * their sums of V rows [d] each (the window's summed 64 rows at a
+   * time, else the same sums in the same order as head by head). */
+  V ssh = ssc, wsh = wsc, mh = gepc(e, scr, fixed - 16 - 2 * grp * d - 2 * grp),
+    osh = gepc(e, scr, fixed - 16 - 2 * grp * d);
+  V ow = gepc(e, osh, grp * d);
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = koff};
+  bc.base = MAXI(SUBI(tp1, ci(e, W)), ci(e, 0));
+  V wbase = bc.base, nw = SUBI(tp1, wbase);
+  {
+    V fill = for0(e, ci(e, 0), ci(e, grp * Ks * B), 1);
+    sts(e, ninf, ssh, fill);
+    end0(e);
+    V h0 = for0(e, ci(e, 0), ci(e, 2 * grp), 1);
+    sts(e, ninf, mh, h0);
+    end0(e);
+    V z = for0(e, ci(e, 0), ci(e, 2 * grp * d), 1);
+    sts(e, cf(e, 0), osh, z);
+    end0(e);
+  }
+  for (int br = 0; br < 2; br++) {
+    /* scores: selected block s (br 0), or window keys [wb, wb + 64) (br 1) */
+    V blk = br ? for0(e, ci(e, 0), nw, 64) : for0(e, ci(e, 0), ns, 1);
+    bc.base = br ? ADDI(wbase, blk) : MULI(ldi(e, sel_, blk), ci(e, B));
+    V cnt = br ? MINI(ci(e, 64), SUBI(nw, blk)) : MINI(ci(e, B), SUBI(tp1, bc.base));
+    V hq = for0(e, ci(e, 0), ci(e, grp), 1);
+    load_vecs(e, gep(e, qr, MULI(ADDI(MULI(kh, ci(e, grp)), hq), ci(e, d))), d, qx);
+    V at = br ? ADDI(MULI(hq, ci(e, W)), blk) : ADDI(MULI(hq, ci(e, Ks * B)), MULI(blk, ci(e, B)));
+    V mat = ADDI(MULI(hq, ci(e, 2)), ci(e, br));
+    V m2 = score_rows(e, qx, d, scale, &bc, cnt, gep(e, br ? wsh : ssh, at), lds(e, mh, mat));
+    sts(e, m2, mh, mat);
+    end0(e);
+    end0(e);
+  }
+  for (int br = 0; br < 2; br++) {
+    /* each head's exponentials and 1 / sum (0 for a branch with no key),
+     * kept in mh; then the weighted sums of V, block by block */
+    {
+      V hq = for0(e, ci(e, 0), ci(e, grp), 1);
+      V mat = ADDI(MULI(hq, ci(e, 2)), ci(e, br));
+      V m = lds(e, mh, mat);
+      V none = cmpf(e, "oeq", m, ninf, "f32");
+      V sc0 = gep(e, br ? wsh : ssh, MULI(hq, ci(e, br ? W : Ks * B)));
+      V sum = exp_inplace(e, sc0, br ? nw : ci(e, Ks * B), sel(e, none, cf(e, 0), m, "f32"));
+      sts(e, sel(e, none, cf(e, 0), FDIV(cf(e, 1.0), sum), "f32"), mh, mat);
+      end0(e);
+    }
+    V blk = br ? for0(e, ci(e, 0), nw, 64) : for0(e, ci(e, 0), ns, 1);
+    bc.base = br ? ADDI(wbase, blk) : MULI(ldi(e, sel_, blk), ci(e, B));
+    V cnt = br ? MINI(ci(e, 64), SUBI(nw, blk)) : MINI(ci(e, B), SUBI(tp1, bc.base));
+    V hq = for0(e, ci(e, 0), ci(e, grp), 1);
+    V at = br ? ADDI(MULI(hq, ci(e, W)), blk) : ADDI(MULI(hq, ci(e, Ks * B)), MULI(blk, ci(e, B)));
+    V orr = gep(e, br ? ow : osh, MULI(hq, ci(e, d)));
+    V a2[MAXCARRY];
+    load_vecs(e, orr, d, a2);
+    accum_rows(e, a2, gep(e, br ? wsh : ssh, at), cnt,
+               lds(e, mh, ADDI(MULI(hq, ci(e, 2)), ci(e, br))), blk_vrow, &bc, d);
+    store_vecs(e, a2, orr, d);
+    end0(e);
+    end0(e);
+  }
+  /* per head: the compressed branch, then the mix */
   V hq = for0(e, ci(e, 0), ci(e, grp), 1);
   V h = ADDI(MULI(kh, ci(e, grp)), hq);
-  load_vecs(e, gep(e, qr, MULI(h, ci(e, d))), d, qx);
-  V zv = cvf(e, 0), acc[MAXCARRY];
-  for (int c = 0; c < n; c++) acc[c] = zv;
-  /* compressed branch */
-  V ocmp[MAXCARRY];
-  for (int c = 0; c < n; c++) ocmp[c] = acc[c];
+  V zv = cvf(e, 0), ocmp[MAXCARRY], osel[MAXCARRY], owin[MAXCARRY];
+  for (int c = 0; c < n; c++) ocmp[c] = zv;
   accum_rows(e, ocmp, gep(e, pbuf, MULI(hq, nc)), nc, cf(e, 1.0), plain_row, &vcx, d);
-  /* selected branch: scores of block s at ssc + s * B, -inf past its end */
-  blk_ctx bc = {.k = &K, .v = &Vv, .off = koff};
-  V fill = for0(e, ci(e, 0), ci(e, Ks * B), 1);
-  sts(e, ninf, ssc, fill);
-  end0(e);
-  loop Ls;
-  loop_begin(e, &Ls, ci(e, 0), ns, ci(e, 1), 1, &ninf, "f32");
-  bc.base = MULI(ldi(e, sel_, Ls.iv), ci(e, B));
-  V cnt = MINI(ci(e, B), SUBI(tp1, bc.base));
-  V m2 = score_rows(e, qx, d, scale, &bc, cnt, gep(e, ssc, MULI(Ls.iv, ci(e, B))), Ls.arg[0]);
-  loop_end(e, &Ls, &m2);
-  V msel = Ls.res[0];
-  V none = cmpf(e, "oeq", msel, ninf, "f32");
-  V ssum = exp_inplace(e, ssc, ci(e, Ks * B), sel(e, none, cf(e, 0), msel, "f32"));
-  V fsel = sel(e, none, cf(e, 0), FDIV(cf(e, 1.0), ssum), "f32");
-  V osel[MAXCARRY];
-  for (int c = 0; c < n; c++) osel[c] = acc[c];
-  loop La;
-  loop_begin(e, &La, ci(e, 0), ns, ci(e, 1), n, osel, e->vt);
-  bc.base = MULI(ldi(e, sel_, La.iv), ci(e, B));
-  V cnt2 = MINI(ci(e, B), SUBI(tp1, bc.base));
-  V a2[MAXCARRY];
-  for (int c = 0; c < n; c++) a2[c] = La.arg[c];
-  accum_rows(e, a2, gep(e, ssc, MULI(La.iv, ci(e, B))), cnt2, fsel, blk_vrow, &bc, d);
-  loop_end(e, &La, a2);
-  /* window branch */
-  bc.base = MAXI(SUBI(tp1, ci(e, W)), ci(e, 0));
-  V nw = SUBI(tp1, bc.base);
-  V mw = score_rows(e, qx, d, scale, &bc, nw, wsc, ninf);
-  V wsum = exp_inplace(e, wsc, nw, mw);
-  V owin[MAXCARRY];
-  for (int c = 0; c < n; c++) owin[c] = acc[c];
-  accum_rows(e, owin, wsc, nw, FDIV(cf(e, 1.0), wsum), blk_vrow, &bc, d);
+  load_vecs(e, gep(e, osh, MULI(hq, ci(e, d))), d, osel);
+  load_vecs(e, gep(e, ow, MULI(hq, ci(e, d))), d, owin);
   /* mix */
   V g0 = splat(e, lds(e, gr, MULI(h, ci(e, 3))));
   V g1 = splat(e, lds(e, gr, ADDI(MULI(h, ci(e, 3)), ci(e, 1))));
   V g2 = splat(e, lds(e, gr, ADDI(MULI(h, ci(e, 3)), ci(e, 2))));
   V res[MAXCARRY];
   for (int c = 0; c < n; c++)
-    res[c] = vfma(e, g0, ocmp[c], vfma(e, g1, La.res[c], VMUL(g2, owin[c])));
+    res[c] = vfma(e, g0, ocmp[c], vfma(e, g1, osel[c], VMUL(g2, owin[c])));
   store_vecs(e, res, gep(e, orow, MULI(h, ci(e, d))), d);
   end0(e); /* heads of the group */
   end0(e); /* kv heads */
