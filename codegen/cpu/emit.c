@@ -2682,6 +2682,19 @@ static void group_pairs(em *e, const blk_pairs *b, V pl, V np, V u, int64_t R, i
   }
 }
 
+/* dst[r][x] += src[r n + x] for x < n (vectors of e->vl) and each pair r
+ * of a group that exists (ok[r]): a group's sums added to its pairs'. */
+static void add_pair_rows(em *e, int64_t R, const V *ok, const V *dst, V src, int64_t n) {
+  for (int64_t r = 0; r < R; r++) {
+    if0(e, ok[r]);
+    V sr = gepc(e, src, r * n);
+    V x = for0(e, ci(e, 0), ci(e, n), e->vl);
+    stv(e, VADD(ldv(e, dst[r], x, NULL), ldv(e, sr, x, NULL)), dst[r], x, NULL);
+    end0(e);
+    out(e, "  }\n");
+  }
+}
+
 /* The weighted merge with G query heads per KV head where G heads fill
  * less than a vector (G = 4 or 8 with AVX-512, 4 with AVX2; head width a
  * multiple of the vector's lanes): chunk-major over blocks of CG_ATTN_TB
@@ -2797,15 +2810,9 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   pv_rows(e, nat, EVB, GB, L, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oG, PV_STORE,
           slot2_prefetch, &pf);
   /* each real pair's G rows added into its token's sums */
-  for (int64_t r = 0; r < R; r++) {
-    if0(e, ok[r]);
-    V oTr = gepc(e, gep(e, tok0, MULI(tt[r], ci(e, QS))), d * G);
-    V oGr = gepc(e, oG, r * G * d);
-    V x = for0(e, ci(e, 0), ci(e, G * d), nat);
-    stv(e, VADD(ldv(e, oTr, x, NULL), ldv(e, oGr, x, NULL)), oTr, x, NULL);
-    end0(e);
-    out(e, "  }\n");
-  }
+  V oT[16];
+  for (int64_t r = 0; r < R; r++) oT[r] = gepc(e, gep(e, tok0, MULI(tt[r], ci(e, QS))), d * G);
+  add_pair_rows(e, R, ok, oT, oG, G * d);
   end0(e);          /* groups */
   out(e, "  }\n"); /* if not done */
   end0(e);          /* pairs */
@@ -3198,8 +3205,8 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
  * output rows are zeroed; each distinct chunk the block selected has its
  * K rows rounded to bf16 (vcvtne2ps2bf16; a bf16 page's rows as they are)
  * and its V rows put into k-pairs once, then serves every pair that
- * selected it (with G < 16, the pairs listed and run R at a time, their
- * queries' columns gathered into one operand): the scores S^T = K Q^T come
+ * selected it (listed and run R at a time; with G < 16 their queries'
+ * columns gathered into one operand): the scores S^T = K Q^T come
  * out of tiles as [keys][columns]; the softmax(+n) is the f32 vector code
  * of the packed kernel (columns in lanes, the maximum and the sum in 4
  * chains); its probabilities times w / sum (per column: 0 for the columns
@@ -3210,8 +3217,8 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
  * each selected chunk for every token, as the token-major version of this
  * kernel did, cost more than its tile products.  Scratch: the block's
  * query pairs, one chunk's K and V in bf16, the scores, P, the block's
- * selections (ix, as in the packed kernel); with G < 16 the group's
- * weights, list of pairs, query pairs and output. */
+ * selections (ix, as in the packed kernel), the list of the chunk's
+ * pairs, a group's weights; with G < 16 its query pairs and output. */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -3226,7 +3233,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   int64_t kb_at = 0, vp_at = kb_at + P * d / 2, sT_at = vp_at + P * d / 2,
           pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16,
           qp_at = ix_at + CG_ATTN_TB * Ks + 16, wv_at = qp_at + CG_ATTN_TB * d * 8 + 16,
-          pl_at = wv_at + 16, qg_at = pl_at + (R > 1 ? CG_ATTN_TB * Ks + 16 : 0),
+          pl_at = wv_at + 16, qg_at = pl_at + CG_ATTN_TB * Ks + 16,
           oG_at = qg_at + (R > 1 ? d * 8 + 16 : 0);
   info->scratch_fixed = oG_at + (R > 1 ? 16 * d : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
@@ -3302,22 +3309,18 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     amx_chunk_rows(e, row, true, kv, P, d, Hk, kv ? vp : kb16, &pf[kv]);
     out(e, "  }\n");
   }
-  /* the pairs that selected this chunk: G = 16, each pair from this one
-   * on (bp_pair_begin); else listed (bp_list) and taken R at a time, with
-   * each column's weight in wv and the group's query pairs gathered */
-  V qpt, orow = {{0}}, wrow = {{0}}, wslot = {{0}}, ok[16], tt[16];
+  /* the pairs that selected this chunk, listed (bp_list) and taken R at
+   * a time, each column's weight in wv; with G < 16 the group's query
+   * pairs gathered (qg row e/2: the columns of each pair's token in its
+   * operand, G floats: G bf16 pairs) */
+  V ok[16], tt[16];
+  V np = bp_list(e, &b, pl);
+  V u = for0(e, ci(e, 0), np, R);
+  group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
+  V qpt = qg;
   if (R == 1) {
-    bp_pair_begin(e, &b);
-    wrow = rowp(e, &Wt, b.t);
-    wslot = b.slot;
-    orow = gep(e, rowp(e, &o, b.t), MULI(hq0, ci(e, d)));
-    qpt = gep(e, qp0, MULI(b.tt, ci(e, d * 8)));
+    qpt = gep(e, qp0, MULI(tt[0], ci(e, d * 8)));
   } else {
-    V np = bp_list(e, &b, pl);
-    V u = for0(e, ci(e, 0), np, R);
-    group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
-    /* qg row e/2 = the columns of each pair's token in its operand (G
-     * floats: G bf16 pairs) */
     V e2 = for0(e, ci(e, 0), ci(e, d / 2), 1);
     if (G > 1) set_lanes(e, (int)G);
     for (int64_t r = 0; r < R; r++) {
@@ -3329,7 +3332,6 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     }
     set_lanes(e, 16);
     end0(e);
-    qpt = qg;
   }
   /* scores: S^T[j][c] = sum_e K[j][e] q[c][e] * scale, 16 keys per tile
    * (the queries' tile shared) */
@@ -3360,8 +3362,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
       out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
       tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
     }
-    V wvec = R == 1 ? splat(e, lds(e, wrow, wslot)) : ldv(e, wv, ci(e, 0), NULL);
-    V f = fbin(e, "arith.divf", wvec, tot, e->vt);
+    V f = fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt);
     /* P[c][j] = bf16(p[j][c] * f[c]): 32 keys at a time, two transposes */
     V j0 = for0(e, ci(e, 0), ci(e, P), 32);
     V blk[2][16];
@@ -3377,25 +3378,16 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   /* O += P V, 16 output elements per tile (P's tile shared): in the
    * token's output rows of its 16 heads, or into the group's oG [16][d]
    * and from there added to each real pair's G rows */
+  V orow[16];
+  for (int64_t r = 0; r < R; r++)
+    orow[r] = gep(e, rowp(e, &o, ADDI(tb, tt[r])), MULI(hq0, ci(e, d)));
   tile_products(e, q, (tile_at){.p = pb, .ld = P, .ck = 32},
                 (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
-                (tile_at){.p = R == 1 ? orow : oG, .ld = d, .ct = 16}, d / 16, P / 32, R == 1);
-  if (R > 1) {
-    for (int64_t r = 0; r < R; r++) {
-      if0(e, ok[r]);
-      V orw = gep(e, rowp(e, &o, ADDI(tb, tt[r])), MULI(hq0, ci(e, d)));
-      V oGr = gepc(e, oG, r * G * d);
-      V x = for0(e, ci(e, 0), ci(e, G * d), 16);
-      stv(e, VADD(ldv(e, orw, x, NULL), ldv(e, oGr, x, NULL)), orw, x, NULL);
-      end0(e);
-      out(e, "  }\n");
-    }
-    end0(e);          /* groups */
-    out(e, "  }\n"); /* if not done */
-    end0(e);          /* pairs */
-  } else {
-    bp_chunk_end(e);
-  }
+                (tile_at){.p = R == 1 ? orow[0] : oG, .ld = d, .ct = 16}, d / 16, P / 32, R == 1);
+  if (R > 1) add_pair_rows(e, R, ok, orow, oG, G * d);
+  end0(e);          /* groups */
+  out(e, "  }\n"); /* if not done */
+  end0(e);          /* pairs */
   end0(e);        /* kv heads */
   end0(e);        /* blocks of tokens */
 }
