@@ -1695,29 +1695,6 @@ static void k_copy(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   end0(e);
 }
 
-static void k_mean_rows(em *e, const cg_kernel_req *q) {
-  const ir_op *op = q->op;
-  int64_t D = LAST(op->in[0]), P = DIMN(op->in[0], 1);
-  view o = OUTV(e, 0), x = INV(e, q, 0);
-  V c = rows_begin(e);
-  V src = rowp(e, &x, c), dst = rowp(e, &o, c);
-  V z = cvf(e, 0), inv = cvf(e, 1.0 / (double)P);
-  int64_t full = D / e->vl, tail = D % e->vl;
-  for (int pass = 0; pass < 2; pass++) {
-    if (pass == 0 && !full) continue;
-    if (pass == 1 && !tail) continue;
-    V m, i;
-    if (pass == 0) i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
-    else i = ci(e, full * e->vl), m = cmask(e, (int)tail);
-    loop L;
-    loop_begin(e, &L, ci(e, 0), ci(e, P), ci(e, 1), 1, &z, e->vt);
-    V y = VADD(L.arg[0], ldv(e, src, ADDI(MULI(L.iv, ci(e, D)), i), pass ? &m : NULL));
-    loop_end(e, &L, &y);
-    stv(e, VMUL(L.res[0], inv), dst, i, pass ? &m : NULL);
-    if (pass == 0) end0(e);
-  }
-  end0(e);
-}
 
 /* ---- rope --------------------------------------------------------------- */
 
@@ -4021,30 +3998,6 @@ static void k_topk(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
 /* ---- the block-sparse baselines (Landmark Attention, MoBA) ---------------- */
 
 /* block_landmark: the mean of the block's rows plus a learned embedding. */
-static void k_block_landmark(em *e, const cg_kernel_req *q) {
-  const ir_op *op = q->op;
-  int64_t B = ir_attr_i(op, "block", 1), D = LAST(op->in[0]);
-  view o = OUTV(e, 0), x = INV(e, q, 0), emb = INV(e, q, 1);
-  V inv = cvf(e, 1.0 / (double)B), z = cvf(e, 0);
-  int64_t full = D / e->vl, tail = D % e->vl;
-  V b = rows_begin(e);
-  V dst = rowp(e, &o, b);
-  for (int pass = 0; pass < 2; pass++) {
-    if ((pass == 0 && !full) || (pass == 1 && !tail)) continue;
-    V m, i;
-    if (pass == 0) i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
-    else i = ci(e, full * e->vl), m = cmask(e, (int)tail);
-    loop L;
-    loop_begin(e, &L, ci(e, 0), ci(e, B), ci(e, 1), 1, &z, e->vt);
-    V row = rowp(e, &x, ADDI(MULI(b, ci(e, B)), L.iv));
-    V y = VADD(L.arg[0], ldv(e, row, i, pass ? &m : NULL));
-    loop_end(e, &L, &y);
-    stv(e, vfma(e, L.res[0], inv, ldv(e, emb.seg, i, pass ? &m : NULL)), dst, i,
-        pass ? &m : NULL);
-    if (pass == 0) end0(e);
-  }
-  end0(e);
-}
 
 /* acc += f * sum_j p_j v_j over rows j in [0, n) of vrow(j), p at scr:
  * two rows per iteration into two sets of sums (one set's FMAs wait on
@@ -4094,6 +4047,49 @@ static V blk_krow(em *e, void *c, V j) {
 static V blk_vrow(em *e, void *c, V j) {
   blk_ctx *b = c;
   return gep(e, rowp(e, b->v, ADDI(b->base, j)), b->off);
+}
+
+/* dst[i] = the mean over rows j < n of row(j)[i] (plus add[i] where add
+ * is given), for i < D: vl columns at a time, the rows summed in order,
+ * then a masked tail. */
+static void mean_rows_to(em *e, row_fn row, void *ctx, int64_t n, int64_t D, V dst,
+                         const V *add) {
+  V inv = cvf(e, 1.0 / (double)n), z = cvf(e, 0);
+  int64_t full = D / e->vl, tail = D % e->vl;
+  for (int pass = 0; pass < 2; pass++) {
+    if ((pass == 0 && !full) || (pass == 1 && !tail)) continue;
+    V m, i;
+    if (pass == 0) i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
+    else i = ci(e, full * e->vl), m = cmask(e, (int)tail);
+    loop L;
+    loop_begin(e, &L, ci(e, 0), ci(e, n), ci(e, 1), 1, &z, e->vt);
+    V y = VADD(L.arg[0], ldv(e, row(e, ctx, L.iv), i, pass ? &m : NULL));
+    loop_end(e, &L, &y);
+    V mean = add ? vfma(e, L.res[0], inv, ldv(e, *add, i, pass ? &m : NULL))
+                 : VMUL(L.res[0], inv);
+    stv(e, mean, dst, i, pass ? &m : NULL);
+    if (pass == 0) end0(e);
+  }
+}
+
+static void k_mean_rows(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t D = LAST(op->in[0]), P = DIMN(op->in[0], 1);
+  view o = OUTV(e, 0), x = INV(e, q, 0);
+  V c = rows_begin(e);
+  chunk_rows cr = {rowp(e, &x, c), D, ci(e, 0)};
+  mean_rows_to(e, chunk_row, &cr, P, D, rowp(e, &o, c), NULL);
+  end0(e);
+}
+
+static void k_block_landmark(em *e, const cg_kernel_req *q) {
+  const ir_op *op = q->op;
+  int64_t B = ir_attr_i(op, "block", 1), D = LAST(op->in[0]);
+  view o = OUTV(e, 0), x = INV(e, q, 0), emb = INV(e, q, 1);
+  V b = rows_begin(e);
+  blk_ctx bc = {.k = &x, .base = MULI(b, ci(e, B)), .off = ci(e, 0)};
+  mean_rows_to(e, blk_krow, &bc, B, D, rowp(e, &o, b), &emb.seg);
+  end0(e);
 }
 
 /* One vector whose lane j is the sum of x[j]'s lanes, for e->vl vectors
@@ -4201,17 +4197,8 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     V b = for0(e, ci(e, 0), nb, 1);
     V kh = for0(e, kh0, kh1, 1);
     blk_ctx mc = {.k = &K, .off = MULI(kh, ci(e, d)), .base = MULI(b, ci(e, B))};
-    V acc[MAXCARRY], zv = cvf(e, 0);
-    for (int c = 0; c < n; c++) acc[c] = zv;
-    loop Lj;
-    loop_begin(e, &Lj, ci(e, 0), ci(e, B), ci(e, 1), n, acc, e->vt);
-    V kx[MAXCARRY], y[MAXCARRY];
-    load_vecs(e, blk_krow(e, &mc, Lj.iv), d, kx);
-    for (int c = 0; c < n; c++) y[c] = VADD(Lj.arg[c], kx[c]);
-    loop_end(e, &Lj, y);
-    V inv = splat(e, cf(e, 1.0 / (double)B));
-    for (int c = 0; c < n; c++) acc[c] = VMUL(Lj.res[c], inv);
-    store_vecs(e, acc, gep(e, mk, MULI(ADDI(MULI(b, ci(e, Hk)), kh), ci(e, d))), d);
+    mean_rows_to(e, blk_krow, &mc, B, d, gep(e, mk, MULI(ADDI(MULI(b, ci(e, Hk)), kh), ci(e, d))),
+                 NULL);
     end0(e);
     end0(e);
   }
