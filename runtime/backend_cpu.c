@@ -622,6 +622,13 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
     return HSART_EINVAL;
   }
   p->bf16 = bf16_of(cfg, &p->target);
+  char lacks[600];
+  if (cg_target_runnable(&p->target, p->bf16, lacks, sizeof lacks)) {
+    snprintf(err, errsize, "%s: %s", cfg && cfg->cpu ? "the cpu option (--cpu)" : "HSAC_CPU",
+             lacks);
+    free(p);
+    return HSART_EUNSUPPORTED;
+  }
   if (p->bf16 == CG_BF16_AMX && cg_amx_permit(err, errsize)) {
     size_t n = strlen(err);
     snprintf(err + n, errsize - n, "; use --cpu-math f32, or HSAC_CPU=cooperlake for "

@@ -161,6 +161,29 @@ expect 0 "linear math: bf16 inputs" -- run "$tiny" --weights "$tmp/w.st" --promp
 expect 0 "linear math: bf16 inputs, f32 fma" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --cpu-math bf16 --cpu haswell -v
 expect 0 "bf16 math as the cpu backend" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 2 --cpu-math bf16 --backend ref -v
 expect 2 "--gpu-math expects"     -- run "$tiny" --weights "$tmp/w.st" --prompt x --gpu-math fp8
+# the AMX kernels lower and compile for a CPU with tiles on any machine
+# (run only where the host has AMX): G = 16 (paper) and G = 4 (hsa_ramba)
+for m in paper_swa_hsa hsa_ramba; do
+  "$hsac" ir --emit=asm --cpu sapphirerapids --cpu-math bf16 "$src/examples/tiny/$m.hsa" \
+    >"$tmp/spr.s" 2>"$tmp/spr.err" || { bad "ir --emit=asm --cpu sapphirerapids ($m)"; cat "$tmp/spr.err"; }
+  grep -q "tdpbf16ps" "$tmp/spr.s" && grep -q "ldtilecfg" "$tmp/spr.s" && ok ||
+    bad "sapphirerapids code for $m has no tile products"
+done
+# a forced target this CPU cannot run is refused, not run into an illegal
+# instruction (what is refused depends on what the host has)
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+case " $flags " in
+  *" amx_bf16 "*) echo "  skipped: refusing a forced AMX target (this CPU has AMX)" ;;
+  *" avx512_bf16 "*) expect 1 "uses AMX-BF16 tiles (bf16 math), which this CPU" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu sapphirerapids --cpu-math bf16 ;;
+  *" avx512f "*) expect 1 "uses AVX512-BF16 dot products (bf16 math), which this CPU" -- run "$tiny" --weights "$tmp/w.st" --prompt x --cpu cooperlake --cpu-math bf16 ;;
+  *) HSAC_CPU=skylake-avx512 "$hsac" run "$tiny" --weights "$tmp/w.st" --prompt x >"$tmp/out" 2>&1; rc=$?
+     [ "$rc" -eq 1 ] && grep -q "HSAC_CPU: code for the CPU 'skylake-avx512' uses AVX-512" "$tmp/out" && ok ||
+       { bad "HSAC_CPU=skylake-avx512 on an AVX2 CPU: exit $rc"; cat "$tmp/out"; } ;;
+esac
+# f32 code for a CPU with AMX runs wherever AVX-512 does (no tiles in it)
+case " $flags " in
+  *" avx512f "*) expect 0 "target sapphirerapids (forced)" -- run "$tiny" --weights "$tmp/w.st" --prompt x --max-new 1 --cpu sapphirerapids -v ;;
+esac
 run --backend cuda-emu --gpu-math bf16 -v >/dev/null 2>"$tmp/tc.err" || bad "run --gpu-math bf16"
 grep -q "bf16 tensor-core (mma.sync) arithmetic" "$tmp/tc.err" && ok || { bad "--gpu-math bf16 -v"; cat "$tmp/tc.err"; }
 # the tensor-core linears keep their matrices in bf16 on the device: fewer bytes than f32

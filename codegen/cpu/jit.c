@@ -226,6 +226,27 @@ int cg_target_bf16(const cg_target *t) {
   return t->amx ? CG_BF16_AMX : t->avx512bf16 ? CG_BF16_DOT : CG_BF16_FMA;
 }
 
+int cg_target_runnable(const cg_target *t, int bf16, char *err, size_t errsize) {
+  if (!t->forced) return 0;
+  cg_target host;
+  if (cg_target_init(&host, NULL, err, errsize)) return -1;
+  const char *need = NULL;
+  if (t->vec_bits > host.vec_bits)
+    need = t->vec_bits >= 512 ? "AVX-512 (512-bit vectors)" : "AVX2 (256-bit vectors)";
+  else if ((bf16 == CG_BF16_DOT || bf16 == CG_BF16_AMX) && !host.avx512bf16)
+    need = "AVX512-BF16 dot products (bf16 math)";
+  else if (bf16 == CG_BF16_AMX && !host.amx)
+    need = "AMX-BF16 tiles (bf16 math)";
+  if (!need) return 0;
+  snprintf(err, errsize,
+           "code for the CPU '%s' uses %s, which this CPU (%s, %d-bit vectors%s) does not "
+           "have; it would die of an illegal instruction here (hsac ir --emit still writes "
+           "code for '%s', for a machine that has it)",
+           t->cpu, need, host.cpu, host.vec_bits,
+           host.amx ? ", AMX" : host.avx512bf16 ? ", AVX512-BF16" : "", t->cpu);
+  return -1;
+}
+
 /* Linux's arch_prctl request and the tile data's feature number
  * (asm/prctl.h, the kernel's xstate numbering). */
 enum { ARCH_REQ_XCOMP_PERM_ = 0x1023, XFEATURE_XTILEDATA_ = 18 };

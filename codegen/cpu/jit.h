@@ -62,6 +62,14 @@ int cg_amx_permit(char *err, size_t errsize);
 /* The arithmetic the target gives a linear under bf16 math (cg_bf16). */
 int cg_target_bf16(const cg_target *t);
 
+/* Whether this CPU can run code generated for t with bf16 math of kind
+ * bf16 (cg_bf16; CG_BF16_OFF for f32): a named (forced) CPU may need
+ * wider vectors, AVX512-BF16 or AMX tiles than the host has, and running
+ * such code would die of an illegal instruction.  The check is by those
+ * three levels only (a named CPU's other extensions are not compared).
+ * Returns 0, or -1 with err naming what the host lacks. */
+int cg_target_runnable(const cg_target *t, int bf16, char *err, size_t errsize);
+
 /* Whether this build generates CPU code (false: built with
  * HSAC_WITH_LLVM=OFF, jit_none.c, whose functions all refuse). */
 bool cg_jit_available(void);

@@ -23,6 +23,11 @@ int cg_target_bf16(const cg_target *t) {
 
 int cg_amx_permit(char *err, size_t errsize) { return refuse(err, errsize); }
 
+int cg_target_runnable(const cg_target *t, int bf16, char *err, size_t errsize) {
+  (void)t, (void)bf16;
+  return refuse(err, errsize);
+}
+
 bool cg_jit_available(void) { return false; }
 
 
