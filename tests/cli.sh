@@ -70,9 +70,9 @@ expect 1 "cannot open"            -- run "$tiny" --weights "$tmp/none.st" --prom
 if [ -s "$tmp/a" ] && cmp -s "$tmp/a" "$tmp/b"; then pass=$((pass + 1)); else
   echo "FAIL run: output differs between segment sizes"; fail=$((fail + 1)); fi
 # sampling with a seed is reproducible
-"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/c" 2>/dev/null
-"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/d" 2>/dev/null
-if cmp -s "$tmp/c" "$tmp/d"; then pass=$((pass + 1)); else
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/c" 2>/dev/null; rc1=$?
+"$hsac" run "$tiny" --weights "$tmp/w.st" --prompt "abc" --max-new 20 --temperature 1 --top-p 0.9 --seed 5 >"$tmp/d" 2>/dev/null; rc2=$?
+if [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ] && [ -s "$tmp/c" ] && cmp -s "$tmp/c" "$tmp/d"; then pass=$((pass + 1)); else
   echo "FAIL run: seeded sampling is not reproducible"; fail=$((fail + 1)); fi
 # progress of a long prompt: with stderr in a file, plain lines (no \r) at
 # 10% steps and a summary line; on a terminal (script(1) gives one), the bar

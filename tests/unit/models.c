@@ -41,8 +41,8 @@ bool tu_model_logits_mo(const char *model, const char *weights, const hsart_mode
   capture c = {calloc((size_t)(n * *vocab), sizeof(float)), *vocab, n};
   hsart_session_options so = {.segment = segment ? segment : 512};
   if (segment) so.on_logits = on_logits, so.user = &c;
-  hsart_session *s;
-  bool ok = hsart_session_create(m, &so, &s, &e) == HSART_OK;
+  hsart_session *s = NULL;
+  bool made = hsart_session_create(m, &so, &s, &e) == HSART_OK, ok = made;
   if (ok && segment) {
     ok = hsart_prefill(s, tok, n) == HSART_OK;
   } else if (ok) {
@@ -53,8 +53,8 @@ bool tu_model_logits_mo(const char *model, const char *weights, const hsart_mode
       if (ok) memcpy(c.logits + i * *vocab, hsart_logits(s), (size_t)*vocab * sizeof(float));
     }
   }
-  if (!ok) fprintf(stderr, "\n%s: %s\n", model, s ? hsart_session_error(s) : e.message);
-  if (ok) hsart_session_free(s);
+  if (!ok) fprintf(stderr, "\n%s: %s\n", model, made ? hsart_session_error(s) : e.message);
+  if (made) hsart_session_free(s);
   hsart_model_free(m);
   *out = c.logits;
   return ok;

@@ -261,8 +261,7 @@ static double run_logits(hsart_model *m, const int32_t *tok, int64_t n, int64_t 
 static double max_abs_diff(const float *a, const float *b, int64_t n) {
   double m = 0;
   for (int64_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - b[i]);
-    if (!(d <= m)) m = d; /* NaN counts as a difference */
+    m = tu_worse(m, tu_absdiff(a[i], b[i]));
   }
   return m;
 }

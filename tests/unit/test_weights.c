@@ -782,8 +782,8 @@ static void test_non_finite(void) {
 static double max_rel_diff(const float *a, const float *b, int64_t n) {
   double d = 0, scale = 0;
   for (int64_t i = 0; i < n; i++) {
-    d = fmax(d, fabs((double)a[i] - b[i]));
-    scale = fmax(scale, fabs((double)a[i]));
+    d = tu_worse(d, tu_absdiff(a[i], b[i]));
+    scale = tu_worse(scale, fabs((double)a[i]));
   }
   return d / scale;
 }

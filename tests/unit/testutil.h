@@ -3,6 +3,7 @@
 #define HSAC_TESTS_TESTUTIL_H
 
 #include <CUnit/CUnit.h>
+#include <math.h>
 
 #include "passes/pipeline.h"
 #include "runtime/hsa_runtime.h"
@@ -36,6 +37,15 @@ bool tu_model_logits(const char *model, const char *weights, hsart_backend be, c
 bool tu_model_logits_mo(const char *model, const char *weights, const hsart_model_options *mo,
                         const int32_t *tok, int64_t n, int64_t segment, float **out,
                         int64_t *vocab);
+/* The larger of two differences, NaN sticky: a NaN (a kernel or model
+ * that produced one) must fail the comparison, not be replaced by the
+ * next finite difference as `if (!(d <= m)) m = d` would. */
+static inline double tu_worse(double m, double d) {
+  return m != m || d != d ? (double)NAN : d > m ? d : m;
+}
+/* |a - b|, 0 where they are equal (equal infinities included: -inf
+ * scores of ineligible landmarks), NaN where either is NaN. */
+static inline double tu_absdiff(double a, double b) { return a == b ? 0 : fabs(a - b); }
 /* |a - b| / |a| over n values. */
 double tu_norm_err(const float *a, const float *b, int64_t n);
 

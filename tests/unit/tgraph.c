@@ -107,9 +107,9 @@ double tg_segment_diff(tg *t, ir_value *v, int64_t L, int64_t seg) {
       memcpy(&y, b + i, 4);
       d = x == y ? 0 : INFINITY;
     } else {
-      d = fabs((double)a[i] - b[i]);
+      d = tu_absdiff(a[i], b[i]);
     }
-    if (!(d <= m)) m = d; /* NaN counts as a difference */
+    m = tu_worse(m, d);
   }
   free(a);
   free(b);
