@@ -62,12 +62,12 @@ static void print_layer(FILE *out, const fe_model *m, const fe_layer *l) {
     break;
   case FE_L_RETRIEVE:
     fprintf(out, "%s_%d = retrieve(%s, topk = %lld, weights = %s, per = %s, "
-                 "groups = %s, exclude_window = %lld, lmk_norm = %s, pos_decay = %s, ",
+                 "groups = %s, exclude_window = %lld, lmk_norm = %s, pos_decay = %s, "
+                 "length_offset = %lld, ",
             l->binding, l->index, m->memories[l->memory].name, (long long)l->topk,
             wt_w[l->weights], per_w[l->per], grp_w[l->groups],
             (long long)l->exclude_window, l->lmk_norm ? "true" : "false",
-            l->pos_decay ? "true" : "false");
-    if (l->length_offset) fprintf(out, "length_offset = %lld, ", (long long)l->length_offset);
+            l->pos_decay ? "true" : "false", (long long)l->length_offset);
     fputs("score_offset = ", out);
     if (l->offset_kind == FE_OFFSET_NONE)
       fputs("none)", out);
