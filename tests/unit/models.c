@@ -1,5 +1,6 @@
 /* models.c - whole-model logits on a backend, for the tests that compare
  * backends with the reference (test_backend.c, test_cuda.c). */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,3 +70,28 @@ double tu_norm_err(const float *a, const float *b, int64_t n) {
   return sqrt(num / (den > 0 ? den : 1));
 }
 
+bool tu_lists_every_example(const char *const *names, size_t n) {
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/examples/tiny", tu_src());
+  DIR *d = opendir(dir);
+  if (!d) {
+    fprintf(stderr, "\ncannot list %s\n", dir);
+    return false;
+  }
+  bool all = true;
+  int seen = 0;
+  for (struct dirent *de; (de = readdir(d));) {
+    size_t len = strlen(de->d_name);
+    if (len < 5 || strcmp(de->d_name + len - 4, ".hsa")) continue;
+    seen++;
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+      found = strlen(names[i]) == len - 4 && !strncmp(names[i], de->d_name, len - 4);
+    if (!found) {
+      fprintf(stderr, "\nexamples/tiny/%s is in no list of this suite\n", de->d_name);
+      all = false;
+    }
+  }
+  closedir(d);
+  return all && seen > 0;
+}

@@ -1174,6 +1174,7 @@ static void test_example_models(void) {
     r = r * 6364136223846793005ull + 1442695040888963407ull;
     tok[i] = (int32_t)((r >> 33) % 256);
   }
+  CU_ASSERT(tu_lists_every_example(models, sizeof models / sizeof *models));
   char dir[] = "/tmp/hsac-test-models-XXXXXX";
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
   for (size_t i = 0; i < sizeof models / sizeof *models; i++) {

@@ -73,6 +73,7 @@ static void example_models(hsart_backend be) {
     r = r * 6364136223846793005ull + 1442695040888963407ull;
     tok[i] = (int32_t)((r >> 33) % 256);
   }
+  CU_ASSERT(tu_lists_every_example(models, NMODELS));
   char dir[] = "/tmp/hsac-test-cuda-XXXXXX";
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
   for (int i = 0; i < NMODELS; i++) {

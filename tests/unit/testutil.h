@@ -46,6 +46,10 @@ static inline double tu_worse(double m, double d) {
 /* |a - b|, 0 where they are equal (equal infinities included: -inf
  * scores of ineligible landmarks), NaN where either is NaN. */
 static inline double tu_absdiff(double a, double b) { return a == b ? 0 : fabs(a - b); }
+/* Whether every examples/tiny/NAME.hsa of the source tree is among the n
+ * names (a suite that runs "every example" by a list: a new example must
+ * join it); the missing ones are printed. */
+bool tu_lists_every_example(const char *const *names, size_t n);
 /* |a - b| / |a| over n values. */
 double tu_norm_err(const float *a, const float *b, int64_t n);
 
