@@ -26,6 +26,10 @@ for f in *.hsa; do
     *) echo "golden.sh: unknown mode $mode" >&2; exit 2 ;;
   esac
   if [ "${HSAC_UPDATE_GOLDEN:-0}" = 1 ]; then
+    if [ -n "${CI:-}" ]; then
+      echo "golden.sh: HSAC_UPDATE_GOLDEN=1 under CI would rewrite what is checked" >&2
+      exit 2
+    fi
     cp "$tmp/out" "$expected"
   fi
   if [ "$rc" -ne "$want" ]; then
