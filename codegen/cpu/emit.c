@@ -1468,7 +1468,12 @@ static void bf16p_store(em *e, V G, const V *U, V C, const V *R, V O, V m, V nro
  * panels (CG_W_BF16P): each block of input rows is rounded to bf16 into
  * scratch once (Kp wide, zero-padded), then every panel of the call's
  * range multiplies it: AMX tiles for 32 rows at a time, or vdpbf16ps
- * rows (AVX512-BF16, and every call of one row). */
+ * rows (AVX512-BF16, and every call of one row).  With q->prenorm the
+ * RMSNorm before it is applied as the rows are rounded: A is the norm's
+ * input, the gain the kernel's last input (not packed into the weights,
+ * whose bf16 numbers stay the matrix's), and each row is normalized by
+ * k_norm's own sums and products, so the rounded rows are those of the
+ * unfolded norm's result, to the bit, without writing and reading it. */
 static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *info,
                               bool one_row) {
   const ir_op *op = q->fused ? q->fused : q->op;
@@ -1480,7 +1485,8 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
   lin_io io = lin_prologue(e, q, info, NR, nvec, one_row);
   V Ov = io.O, nvec_v = io.nvec, r0 = io.r0, r1 = io.r1, n0 = io.n0, n1 = io.n1;
   view o = io.o, x = io.x, w = io.w;
-  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), R, wu = w.seg;
+  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), R, wu = w.seg, gain = {{0}};
+  if (q->prenorm) gain = INV(e, q, q->fused ? 3 : 2).seg;
   if (swiglu) wu = INV(e, q, 2).seg;
   else if (q->fused) {
     view res = INV(e, q, 2);
@@ -1515,14 +1521,22 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     V src = gep(e, A, MULI(ADDI(mb, MINI(r, SUBI(mr, ci(e, 1)))), ci(e, I)));
     V dst = gep16(e, Abf, MULI(r, ci(e, Kp)));
     V zero = cvf(e, 0);
+    /* the folded norm: x - 0, times 1/rms, times the gain, as k_norm */
+    V mv = {{0}}, inv = {{0}};
+    if (q->prenorm) {
+      mv = splat(e, cf(e, 0));
+      inv = splat(e, inv_std(e, src, I, mv, q->prenorm));
+    }
+#define NORMED(xv, k, mk) \
+  (q->prenorm ? VMUL(VMUL(VSUB(xv, mv), inv), ldv(e, gain, k, mk)) : (xv))
     /* 32 inputs at a time, vcvtne2ps2bf16 (every target of this kernel
      * has AVX512-BF16; it flushes denormals to zero, a difference from
      * the reference below 1e-38), then the last, partial block */
     int64_t kfull = I / 32 * 32;
     if (kfull) {
-      V k = for0(e, ci(e, 0), ci(e, kfull), 32);
-      V a = sel(e, live, ldv(e, src, k, NULL), zero, e->vt);
-      V b = sel(e, live, ldv(e, src, ADDI(k, ci(e, 16)), NULL), zero, e->vt);
+      V k = for0(e, ci(e, 0), ci(e, kfull), 32), k16 = ADDI(k, ci(e, 16));
+      V a = sel(e, live, NORMED(ldv(e, src, k, NULL), k, NULL), zero, e->vt);
+      V b = sel(e, live, NORMED(ldv(e, src, k16, NULL), k16, NULL), zero, e->vt);
       st_bf16x32(e, cvt2bf16(e, a, b), dst, k);
       end0(e);
     }
@@ -1531,10 +1545,10 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
       for (int u = 0; u < 2; u++) {
         int64_t k = kfull + 16 * u;
         if (k + 16 <= I) {
-          half[u] = ldv(e, src, ci(e, k), NULL);
+          half[u] = NORMED(ldv(e, src, ci(e, k), NULL), ci(e, k), NULL);
         } else if (k < I) {
           V mk = cmask(e, (int)(I - k));
-          half[u] = ldv(e, src, ci(e, k), &mk);
+          half[u] = NORMED(ldv(e, src, ci(e, k), &mk), ci(e, k), &mk);
         } else {
           half[u] = zero;
         }
@@ -1544,6 +1558,7 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     }
     end0(e);
   }
+#undef NORMED
   V p = for0(e, n0, pend, 1);
   V poff = MULI(p, ci(e, Kp * NR));
   V bp = gep16(e, w.seg, poff), bu = gep16(e, wu, poff);
@@ -4722,7 +4737,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   e.avx512 = req->vec_bits >= 512;
   e.wtype = req->wtype;
   e.bf16 = req->bf16;
-  if (req->wtype && req->prenorm) {
+  if (req->wtype && req->wtype != CG_W_BF16P && req->prenorm) {
     snprintf(err, errsize, "internal error: 16-bit weights with a folded norm");
     return -1;
   }
