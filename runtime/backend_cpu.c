@@ -237,12 +237,10 @@ static bool foldable_norm(const ir_graph *g, const rt_exec *x, const cpu_prog *p
   int v = nrm->out[0]->index;
   if (g->output == nrm->out[0] || uses[v] == 0 || uses[v] != lin_uses[v]) return false;
   /* 16-bit weights are packed as they are (the gain times a weight is not
-   * a bf16 or f16 number): the norm stays a kernel of its own; so with
-   * bf16 math on f32 FMAs, whose kernels read bf16 panels.  With bf16
-   * math on dot products or tiles the gain is not packed: the kernel
-   * normalizes each row as it rounds it to bf16 (linear_body_bf16p), so
-   * it folds whatever the matrices' storage */
-  if (p->bf16 == CG_BF16_FMA) return false;
+   * a bf16 or f16 number): with f32 math the norm stays a kernel of its
+   * own.  With bf16 math the gain is not packed: the kernel normalizes
+   * each row as it rounds it to bf16 (linear_body_bf16p, or linear_body
+   * on f32 FMAs), so the norm folds whatever the matrices' storage */
   for (const ir_op *op = g->first; !p->bf16 && op; op = op->next)
     if (op->code == IR_LINEAR && op->in[0] == nrm->out[0] && p->wtype[op->in[1]->index])
       return false;
@@ -421,8 +419,8 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
       /* a folded RMSNorm: the linear reads the norm's input */
       k->prenorm = req.prenorm = lin->in[0]->def;
       k->ins[0] = k->prenorm->in[0];
-      /* bf16 pair panels: the gain is read by the kernel, last */
-      if (k->wtype == CG_W_BF16P) k->ins[k->nins++] = k->prenorm->in[1];
+      /* bf16 math: the gain is read by the kernel, last */
+      if (p->bf16) k->ins[k->nins++] = k->prenorm->in[1];
     }
     for (int i = 0; i < k->nins; i++) {
       req.hist[i] = rt_hist_of(x, k->ins[i]);
@@ -714,7 +712,7 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       if ((op->code == IR_LINEAR || k->fused) && (i == 1 || (k->fused_up && i == 2))) {
         /* packed once per weight (and folded norm: its gain is in them) */
         int idx = k->ins[i]->index;
-        int gidx = k->prenorm && k->wtype != CG_W_BF16P ? k->prenorm->in[1]->index : -1;
+        int gidx = k->prenorm && !p->bf16 ? k->prenorm->in[1]->index : -1;
         int at = 0;
         while (at < p->npacked && (p->packed[at].w != idx || p->packed[at].gain != gidx ||
                                    p->packed[at].wtype != k->wtype))

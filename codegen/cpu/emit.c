@@ -1064,12 +1064,15 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
    * folded norm, in blocks of 4096 rows: the 1/rms of a block's rows are
    * held in scratch).  One token: one block of its nvec rows. */
   bool fma16 = e->bf16 == CG_BF16_FMA; /* bf16 math by f32 FMAs */
+  /* a norm folded into bf16 math on FMAs: applied as the rows are rounded
+   * (below), its gain the kernel's last input, as linear_body_bf16p */
+  V gain = q->prenorm && fma16 ? INV(e, q, q->fused ? 3 : 2).seg : (V){{0}};
   bool big = O * I * 4 > (8 << 20) && !fma16;
   int64_t MB = big ? 4096 : 16 * MR;
   V step = ci(e, MB);
   if (big && !q->prenorm) step = MAXI(M, ci(e, 1));
   if (one_row) step = MAXI(M, ci(e, 1));
-  info->scratch_fixed = tile_floats + (q->prenorm ? (MB > nvec ? MB : nvec) : 0);
+  info->scratch_fixed = tile_floats + (q->prenorm && !fma16 ? (MB > nvec ? MB : nvec) : 0);
   /* bf16 math on f32 FMAs: each block's rows of A rounded to bf16 values
    * once, into scratch, which the GEMM then reads in place of A */
   int64_t abf_at = info->scratch_fixed;
@@ -1084,20 +1087,29 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
     V r = for0(e, mb, mbe, 1);
     V src = gep(e, A0, MULI(r, ci(e, I))), dst = gep(e, ab, MULI(SUBI(r, mb), ci(e, I)));
     int64_t full = I / e->vl * e->vl;
+    /* the folded norm: x - 0, times 1/rms, times the gain, as k_norm */
+    V mv = {{0}}, inv = {{0}};
+    if (q->prenorm) {
+      mv = splat(e, cf(e, 0));
+      inv = splat(e, inv_std(e, src, I, mv, q->prenorm));
+    }
+#define NORMED(xv, k, mk) \
+  (q->prenorm ? VMUL(VMUL(VSUB(xv, mv), inv), ldv(e, gain, k, mk)) : (xv))
     if (full) {
       V k = for0(e, ci(e, 0), ci(e, full), e->vl);
-      stv(e, bf16_round(e, ldv(e, src, k, NULL), e->vl), dst, k, NULL);
+      stv(e, bf16_round(e, NORMED(ldv(e, src, k, NULL), k, NULL), e->vl), dst, k, NULL);
       end0(e);
     }
     if (full < I) {
-      V mk = cmask(e, (int)(I - full));
-      stv(e, bf16_round(e, ldv(e, src, ci(e, full), &mk), e->vl), dst, ci(e, full), &mk);
+      V mk = cmask(e, (int)(I - full)), kf = ci(e, full);
+      stv(e, bf16_round(e, NORMED(ldv(e, src, kf, &mk), kf, &mk), e->vl), dst, kf, &mk);
     }
+#undef NORMED
     end0(e);
     /* row m of the block at ab + (m - mb) * I */
     la.A = gep(e, ab, MULI(SUBI(ci(e, 0), mb), ci(e, I)));
   }
-  if (q->prenorm) {
+  if (q->prenorm && !fma16) {
     invp = gepc(e, argp(e, CG_A_SCRATCH), tile_floats);
     la.inv = &invp;
     V r = for0(e, mb, mbe, 1);
@@ -4737,7 +4749,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   e.avx512 = req->vec_bits >= 512;
   e.wtype = req->wtype;
   e.bf16 = req->bf16;
-  if (req->wtype && req->wtype != CG_W_BF16P && req->prenorm) {
+  if (req->wtype && req->wtype != CG_W_BF16P && req->bf16 != CG_BF16_FMA && req->prenorm) {
     snprintf(err, errsize, "internal error: 16-bit weights with a folded norm");
     return -1;
   }
