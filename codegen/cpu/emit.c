@@ -1021,6 +1021,26 @@ static lin_io lin_prologue(em *e, const cg_kernel_req *q, cg_kernel_info *info, 
   return io;
 }
 
+/* A row of I inputs at src under a norm folded into a linear that rounds
+ * its rows to bf16 (q->prenorm, bf16 math): x - 0, times 1/rms, times
+ * the gain, with k_norm's sums and products, so the rounded rows are the
+ * norm's result to the bit.  Without q->prenorm row_normed is x. */
+typedef struct row_norm {
+  bool on;
+  V mv, inv, gain;
+} row_norm;
+static row_norm row_norm_of(em *e, const cg_kernel_req *q, V src, int64_t I, V gain) {
+  row_norm n = {.on = q->prenorm != NULL, .gain = gain};
+  if (n.on) {
+    n.mv = splat(e, cf(e, 0));
+    n.inv = splat(e, inv_std(e, src, I, n.mv, q->prenorm));
+  }
+  return n;
+}
+static V row_normed(em *e, const row_norm *n, V x, V k, const V *mk) {
+  return n->on ? VMUL(VMUL(VSUB(x, n->mv), n->inv), ldv(e, n->gain, k, mk)) : x;
+}
+
 /* The linear kernel, or (q->fused) an add ending the linear's GEMM:
  * C = A W^T + R with the residual R read in the epilogue, so the GEMM's
  * result is never stored and read back; or (q->fused_up) SwiGLU.  With
@@ -1087,24 +1107,18 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
     V r = for0(e, mb, mbe, 1);
     V src = gep(e, A0, MULI(r, ci(e, I))), dst = gep(e, ab, MULI(SUBI(r, mb), ci(e, I)));
     int64_t full = I / e->vl * e->vl;
-    /* the folded norm: x - 0, times 1/rms, times the gain, as k_norm */
-    V mv = {{0}}, inv = {{0}};
-    if (q->prenorm) {
-      mv = splat(e, cf(e, 0));
-      inv = splat(e, inv_std(e, src, I, mv, q->prenorm));
-    }
-#define NORMED(xv, k, mk) \
-  (q->prenorm ? VMUL(VMUL(VSUB(xv, mv), inv), ldv(e, gain, k, mk)) : (xv))
+    row_norm nrm = row_norm_of(e, q, src, I, gain);
     if (full) {
       V k = for0(e, ci(e, 0), ci(e, full), e->vl);
-      stv(e, bf16_round(e, NORMED(ldv(e, src, k, NULL), k, NULL), e->vl), dst, k, NULL);
+      V xk = row_normed(e, &nrm, ldv(e, src, k, NULL), k, NULL);
+      stv(e, bf16_round(e, xk, e->vl), dst, k, NULL);
       end0(e);
     }
     if (full < I) {
       V mk = cmask(e, (int)(I - full)), kf = ci(e, full);
-      stv(e, bf16_round(e, NORMED(ldv(e, src, kf, &mk), kf, &mk), e->vl), dst, kf, &mk);
+      V xk = row_normed(e, &nrm, ldv(e, src, kf, &mk), kf, &mk);
+      stv(e, bf16_round(e, xk, e->vl), dst, kf, &mk);
     }
-#undef NORMED
     end0(e);
     /* row m of the block at ab + (m - mb) * I */
     la.A = gep(e, ab, MULI(SUBI(ci(e, 0), mb), ci(e, I)));
@@ -1533,22 +1547,15 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     V src = gep(e, A, MULI(ADDI(mb, MINI(r, SUBI(mr, ci(e, 1)))), ci(e, I)));
     V dst = gep16(e, Abf, MULI(r, ci(e, Kp)));
     V zero = cvf(e, 0);
-    /* the folded norm: x - 0, times 1/rms, times the gain, as k_norm */
-    V mv = {{0}}, inv = {{0}};
-    if (q->prenorm) {
-      mv = splat(e, cf(e, 0));
-      inv = splat(e, inv_std(e, src, I, mv, q->prenorm));
-    }
-#define NORMED(xv, k, mk) \
-  (q->prenorm ? VMUL(VMUL(VSUB(xv, mv), inv), ldv(e, gain, k, mk)) : (xv))
+    row_norm nrm = row_norm_of(e, q, src, I, gain);
     /* 32 inputs at a time, vcvtne2ps2bf16 (every target of this kernel
      * has AVX512-BF16; it flushes denormals to zero, a difference from
      * the reference below 1e-38), then the last, partial block */
     int64_t kfull = I / 32 * 32;
     if (kfull) {
       V k = for0(e, ci(e, 0), ci(e, kfull), 32), k16 = ADDI(k, ci(e, 16));
-      V a = sel(e, live, NORMED(ldv(e, src, k, NULL), k, NULL), zero, e->vt);
-      V b = sel(e, live, NORMED(ldv(e, src, k16, NULL), k16, NULL), zero, e->vt);
+      V a = sel(e, live, row_normed(e, &nrm, ldv(e, src, k, NULL), k, NULL), zero, e->vt);
+      V b = sel(e, live, row_normed(e, &nrm, ldv(e, src, k16, NULL), k16, NULL), zero, e->vt);
       st_bf16x32(e, cvt2bf16(e, a, b), dst, k);
       end0(e);
     }
@@ -1557,10 +1564,10 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
       for (int u = 0; u < 2; u++) {
         int64_t k = kfull + 16 * u;
         if (k + 16 <= I) {
-          half[u] = NORMED(ldv(e, src, ci(e, k), NULL), ci(e, k), NULL);
+          half[u] = row_normed(e, &nrm, ldv(e, src, ci(e, k), NULL), ci(e, k), NULL);
         } else if (k < I) {
           V mk = cmask(e, (int)(I - k));
-          half[u] = NORMED(ldv(e, src, ci(e, k), &mk), ci(e, k), &mk);
+          half[u] = row_normed(e, &nrm, ldv(e, src, ci(e, k), &mk), ci(e, k), &mk);
         } else {
           half[u] = zero;
         }
@@ -1570,7 +1577,6 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     }
     end0(e);
   }
-#undef NORMED
   V p = for0(e, n0, pend, 1);
   V poff = MULI(p, ci(e, Kp * NR));
   V bp = gep16(e, w.seg, poff), bu = gep16(e, wu, poff);
