@@ -710,7 +710,8 @@ static hsart_status cpu_compile(const ir_graph *g, const float *const *weights,
       if (!iv->is_weight) continue;
       k->w[i] = iv->w;
       if ((op->code == IR_LINEAR || k->fused) && (i == 1 || (k->fused_up && i == 2))) {
-        /* packed once per weight (and folded norm: its gain is in them) */
+        /* packed once per weight (with f32 math and a folded norm, its
+         * gain is in them) */
         int idx = k->ins[i]->index;
         int gidx = k->prenorm && !p->bf16 ? k->prenorm->in[1]->index : -1;
         int at = 0;

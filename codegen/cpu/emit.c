@@ -700,6 +700,26 @@ static V inv_std(em *e, V p, int64_t n, V meanv, const ir_op *norm) {
   return FDIV(cf(e, 1.0), rs);
 }
 
+/* A norm of one D-vector at src, its gain at gain: the mean (LayerNorm;
+ * 0 for RMSNorm) and 1/std by streaming passes, then row_normed gives
+ * (x - mean) / std * g for any vector of it.  k_norm and the linears a
+ * norm is folded into under bf16 math share it, so their results agree
+ * to the bit. */
+typedef struct row_norm {
+  bool on;
+  V mv, inv, gain;
+} row_norm;
+static row_norm row_norm_of(em *e, const ir_op *norm, V src, int64_t D, V gain, bool layer) {
+  V mean = cf(e, 0);
+  if (layer) mean = FDIV(row_sum(e, src, D, 0, cvf(e, 0)), cf(e, (double)D));
+  row_norm n = {.on = true, .gain = gain, .mv = splat(e, mean)};
+  n.inv = splat(e, inv_std(e, src, D, n.mv, norm));
+  return n;
+}
+static V row_normed(em *e, const row_norm *n, V x, V k, const V *mk) {
+  return n->on ? VMUL(VMUL(VSUB(x, n->mv), n->inv), ldv(e, n->gain, k, mk)) : x;
+}
+
 /* RMSNorm / LayerNorm of each D-vector of a row: streaming passes over
  * the vector (sums, then the scaled output), so any width works. */
 static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
@@ -711,19 +731,16 @@ static void k_norm(em *e, const cg_kernel_req *q, bool layer) {
   V j = for0(e, ci(e, 0), ci(e, nvec), 1);
   V off = MULI(j, ci(e, D));
   V xp = gep(e, xr, off), op_ = gep(e, orow, off);
-  V mean = cf(e, 0);
-  if (layer) mean = FDIV(row_sum(e, xp, D, 0, cvf(e, 0)), cf(e, (double)D));
-  V mv = splat(e, mean);
-  V inv = splat(e, inv_std(e, xp, D, mv, op));
+  row_norm n = row_norm_of(e, op, xp, D, g.seg, layer);
   int64_t full = D / e->vl, tail = D % e->vl;
   if (full) {
     V i = for0(e, ci(e, 0), ci(e, full * e->vl), e->vl);
-    stv(e, VMUL(VMUL(VSUB(ldv(e, xp, i, NULL), mv), inv), ldv(e, g.seg, i, NULL)), op_, i, NULL);
+    stv(e, row_normed(e, &n, ldv(e, xp, i, NULL), i, NULL), op_, i, NULL);
     end0(e);
   }
   if (tail) {
     V m = cmask(e, (int)tail), i = ci(e, full * e->vl);
-    stv(e, VMUL(VMUL(VSUB(ldv(e, xp, i, &m), mv), inv), ldv(e, g.seg, i, &m)), op_, i, &m);
+    stv(e, row_normed(e, &n, ldv(e, xp, i, &m), i, &m), op_, i, &m);
   }
   end0(e);
   end0(e);
@@ -1021,24 +1038,19 @@ static lin_io lin_prologue(em *e, const cg_kernel_req *q, cg_kernel_info *info, 
   return io;
 }
 
-/* A row of I inputs at src under a norm folded into a linear that rounds
- * its rows to bf16 (q->prenorm, bf16 math): x - 0, times 1/rms, times
- * the gain, with k_norm's sums and products, so the rounded rows are the
- * norm's result to the bit.  Without q->prenorm row_normed is x. */
-typedef struct row_norm {
-  bool on;
-  V mv, inv, gain;
-} row_norm;
-static row_norm row_norm_of(em *e, const cg_kernel_req *q, V src, int64_t I, V gain) {
-  row_norm n = {.on = q->prenorm != NULL, .gain = gain};
-  if (n.on) {
-    n.mv = splat(e, cf(e, 0));
-    n.inv = splat(e, inv_std(e, src, I, n.mv, q->prenorm));
-  }
-  return n;
+/* A norm folded into a linear under bf16 math (q->prenorm): its gain,
+ * the kernel's last input (after x, W and the residual or the up
+ * projection's W; the runtime appends it), loaded once per call; then
+ * row_norm_of the linear's row as k_norm computes it (the same sums and
+ * products in the same order; LLVM's fast-math flags leave it free to
+ * reorder either, which the tests allow for).  Without
+ * q->prenorm row_normed is x. */
+static V folded_gain(em *e, const cg_kernel_req *q) {
+  return q->prenorm ? INV(e, q, q->fused ? 3 : 2).seg : (V){{0}};
 }
-static V row_normed(em *e, const row_norm *n, V x, V k, const V *mk) {
-  return n->on ? VMUL(VMUL(VSUB(x, n->mv), n->inv), ldv(e, n->gain, k, mk)) : x;
+static row_norm folded_norm_of(em *e, const cg_kernel_req *q, V src, int64_t I, V gain) {
+  if (!q->prenorm) return (row_norm){.on = false};
+  return row_norm_of(e, q->prenorm, src, I, gain, false);
 }
 
 /* The linear kernel, or (q->fused) an add ending the linear's GEMM:
@@ -1083,10 +1095,10 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
    * read once, panel by panel, while A streams from the cache (with a
    * folded norm, in blocks of 4096 rows: the 1/rms of a block's rows are
    * held in scratch).  One token: one block of its nvec rows. */
-  bool fma16 = e->bf16 == CG_BF16_FMA; /* bf16 math by f32 FMAs */
-  /* a norm folded into bf16 math on FMAs: applied as the rows are rounded
-   * (below), its gain the kernel's last input, as linear_body_bf16p */
-  V gain = q->prenorm && fma16 ? INV(e, q, q->fused ? 3 : 2).seg : (V){{0}};
+  bool fma16 = e->bf16 == CG_BF16_FMA; /* bf16 math by f32 FMAs: a
+                                          folded norm applies as the rows
+                                          are rounded (folded_norm_of) */
+  V gain = fma16 ? folded_gain(e, q) : (V){{0}};
   bool big = O * I * 4 > (8 << 20) && !fma16;
   int64_t MB = big ? 4096 : 16 * MR;
   V step = ci(e, MB);
@@ -1107,7 +1119,7 @@ static void linear_body(em *e, const cg_kernel_req *q, cg_kernel_info *info, boo
     V r = for0(e, mb, mbe, 1);
     V src = gep(e, A0, MULI(r, ci(e, I))), dst = gep(e, ab, MULI(SUBI(r, mb), ci(e, I)));
     int64_t full = I / e->vl * e->vl;
-    row_norm nrm = row_norm_of(e, q, src, I, gain);
+    row_norm nrm = folded_norm_of(e, q, src, I, gain);
     if (full) {
       V k = for0(e, ci(e, 0), ci(e, full), e->vl);
       V xk = row_normed(e, &nrm, ldv(e, src, k, NULL), k, NULL);
@@ -1498,8 +1510,8 @@ static void bf16p_store(em *e, V G, const V *U, V C, const V *R, V O, V m, V nro
  * RMSNorm before it is applied as the rows are rounded: A is the norm's
  * input, the gain the kernel's last input (not packed into the weights,
  * whose bf16 numbers stay the matrix's), and each row is normalized by
- * k_norm's own sums and products, so the rounded rows are those of the
- * unfolded norm's result, to the bit, without writing and reading it. */
+ * k_norm's own sums and products (folded_norm_of), without writing the
+ * norm's result and reading it back. */
 static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *info,
                               bool one_row) {
   const ir_op *op = q->fused ? q->fused : q->op;
@@ -1511,8 +1523,7 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
   lin_io io = lin_prologue(e, q, info, NR, nvec, one_row);
   V Ov = io.O, nvec_v = io.nvec, r0 = io.r0, r1 = io.r1, n0 = io.n0, n1 = io.n1;
   view o = io.o, x = io.x, w = io.w;
-  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), R, wu = w.seg, gain = {{0}};
-  if (q->prenorm) gain = INV(e, q, q->fused ? 3 : 2).seg;
+  V A = rowp(e, &x, r0), C = rowp(e, &o, r0), R, wu = w.seg, gain = folded_gain(e, q);
   if (swiglu) wu = INV(e, q, 2).seg;
   else if (q->fused) {
     view res = INV(e, q, 2);
@@ -1547,7 +1558,7 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
     V src = gep(e, A, MULI(ADDI(mb, MINI(r, SUBI(mr, ci(e, 1)))), ci(e, I)));
     V dst = gep16(e, Abf, MULI(r, ci(e, Kp)));
     V zero = cvf(e, 0);
-    row_norm nrm = row_norm_of(e, q, src, I, gain);
+    row_norm nrm = folded_norm_of(e, q, src, I, gain);
     /* 32 inputs at a time, vcvtne2ps2bf16 (every target of this kernel
      * has AVX512-BF16; it flushes denormals to zero, a difference from
      * the reference below 1e-38), then the last, partial block */
@@ -4755,7 +4766,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   e.avx512 = req->vec_bits >= 512;
   e.wtype = req->wtype;
   e.bf16 = req->bf16;
-  if (req->wtype && req->wtype != CG_W_BF16P && req->bf16 != CG_BF16_FMA && req->prenorm) {
+  if (req->wtype && !req->bf16 && req->prenorm) {
     snprintf(err, errsize, "internal error: 16-bit weights with a folded norm");
     return -1;
   }

@@ -450,7 +450,7 @@ static ir_value *mlp_block(tg *t, ir_value *s, ir_value *g, ir_value *wg, ir_val
  * A norm that something else reads too is not folded.  Then the same
  * graphs over bf16 matrices under bf16 math (host, cooperlake, haswell):
  * the norm is applied as each row is rounded to bf16 (the gain is not
- * packed), so the rows rounded are the unfolded norm's to the bit. */
+ * packed), with the norm kernel's sums and products. */
 static void test_norm_folded(void) {
   static const int64_t shapes[][3] = {{13, 260, 32}, {70, 48, 65}, {9, 2100, 1000}};
   ir_attr eps = ir_float_attr("eps", 1e-5);
