@@ -553,6 +553,13 @@ static V page_of(em *e, const view *w, V r) {
   return pp;
 }
 
+/* History row r of a paged view of 16-bit rows, from column col: in its
+ * page (page_of), a 16-bit element pointer. */
+static V page_row16(em *e, const view *w, V r, V col) {
+  return gep16(e, page_of(e, w, r),
+               ADDI(MULI(REMI(r, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), col));
+}
+
 /* Pointer to row r of a view: the segment, the ring or a page, whose
  * rows are page_elems floats apart (the view's row_elems; half of them
  * addresses a page of bf16 rows in f32 units, for prefetches). */
@@ -2523,8 +2530,7 @@ static void chunk_tile16(em *e, const view *w, V idx, V kcol, int64_t P, int64_t
     if (!page) {
       row0 = gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol);
     } else {
-      row0 = gep16(e, page_of(e, w, idx),
-                   ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
+      row0 = page_row16(e, w, idx, kcol);
     }
     V j = for0(e, ci(e, 0), ci(e, P), 1);
     V src = page ? gep16(e, row0, MULI(j, ci(e, Hk * d))) : gep(e, row0, MULI(j, ci(e, Hk * d)));
@@ -3322,33 +3328,35 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
                         Hk * d / pk, Hk * d / pv, d / pk, d / pv};
     }
   }
-  /* the chunk's K in bf16 rows (kA, rows kld apart) and its V rows in
-   * k-pairs; with K in bf16 pages, both chunks' prefetches go with the V
-   * rows (a page's K rows are not copied) */
+  /* the chunk's K in bf16 rows (kA, rows kld apart): rounded into
+   * scratch, or with history pages in bf16, read in place from a page
+   * (the segment's f32 rows still rounded into scratch) */
   V kA = kb16;
-  for (int kv = 0; kv < 2; kv++) {
-    view *w = kv ? &Vv : &K;
-    const rows_pf *pf2 = kv && q->hist16[1] ? &pf[0] : NULL;
-    if (!q->hist16[1 + kv]) {
-      amx_chunk_rows(e, gep(e, rowp(e, w, idx), kcol), false, kv, P, d, Hk, kld, kv ? vp : kb16,
-                     kv || !q->hist16[1] ? &pf[kv] : NULL, pf2);
-      continue;
-    }
+  if (!q->hist16[1]) {
+    amx_chunk_rows(e, gep(e, rowp(e, &K, idx), kcol), false, 0, P, d, Hk, kld, kb16, &pf[0],
+                   NULL);
+  } else {
+    V r[1];
+    if_begin(e, cmpi(e, "sge", idx, K.r0), 1, "!llvm.ptr", r);
+    amx_chunk_rows(e, gep(e, gep(e, K.seg, MULI(SUBI(idx, K.r0), K.stride)), kcol), false, 0, P,
+                   d, Hk, kld, kb16, NULL, NULL);
+    if_else(e, 1, &kb16, "!llvm.ptr");
+    V row = page_row16(e, &K, idx, kcol);
+    if_end(e, 1, &row, "!llvm.ptr");
+    kA = r[0];
+  }
+  /* its V rows in k-pairs, with the next chunk's prefetches too where K
+   * was not converted (bf16 pages) */
+  const rows_pf *pf2 = q->hist16[1] ? &pf[0] : NULL;
+  if (!q->hist16[2]) {
+    amx_chunk_rows(e, gep(e, rowp(e, &Vv, idx), kcol), false, 1, P, d, Hk, kld, vp, &pf[1], pf2);
+  } else {
     /* history pages in bf16, the segment's rows in f32 */
-    V segrow = gep(e, gep(e, w->seg, MULI(SUBI(idx, w->r0), w->stride)), kcol), r[1];
-    if (!kv) if_begin(e, cmpi(e, "sge", idx, w->r0), 1, "!llvm.ptr", r);
-    else if0(e, cmpi(e, "sge", idx, w->r0));
-    amx_chunk_rows(e, segrow, false, kv, P, d, Hk, kld, kv ? vp : kb16, kv ? &pf[kv] : NULL, pf2);
-    if (!kv) if_else(e, 1, &kb16, "!llvm.ptr");
-    else out(e, "  } else {\n");
-    V row = gep16(e, page_of(e, w, idx),
-                  ADDI(MULI(REMI(idx, ci(e, CG_PAGE_ROWS)), ci(e, w->row_elems)), kcol));
-    if (!kv) {
-      if_end(e, 1, &row, "!llvm.ptr");
-      kA = r[0];
-      continue;
-    }
-    amx_chunk_rows(e, row, true, kv, P, d, Hk, kld, vp, &pf[kv], pf2);
+    if0(e, cmpi(e, "sge", idx, Vv.r0));
+    amx_chunk_rows(e, gep(e, gep(e, Vv.seg, MULI(SUBI(idx, Vv.r0), Vv.stride)), kcol), false, 1,
+                   P, d, Hk, kld, vp, &pf[1], pf2);
+    out(e, "  } else {\n");
+    amx_chunk_rows(e, page_row16(e, &Vv, idx, kcol), true, 1, P, d, Hk, kld, vp, &pf[1], pf2);
     out(e, "  }\n");
   }
   /* the pairs that selected this chunk, listed (bp_list) and taken R at
