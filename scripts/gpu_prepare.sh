@@ -19,8 +19,8 @@ done
 strip "$b/hsac" "$b/tests/test_unit" "$b/bench_gpu_kernels" "$b"/gpu-libs/*
 du -ch "$b/hsac" "$b/tests/test_unit" "$b/bench_gpu_kernels" "$b/gpu-libs" | tail -1
 # the C library the machine must have: the newest symbol version used
-echo "needs $(objdump -T "$b/hsac" "$b/tests/test_unit" "$b/bench_gpu_kernels" |
-  grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1) or newer
-echo "device tool: run  command='OUT=\$OUT sh scripts/gpu_session.sh'" \
+glibc=$(objdump -T "$b/hsac" "$b/tests/test_unit" "$b/bench_gpu_kernels" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+echo "needs $glibc or newer"
+echo "device tool: run  command='sh scripts/gpu_session.sh'" \
      "carry=[\"$b/hsac\", \"$b/tests/test_unit\", \"$b/bench_gpu_kernels\", \"$b/gpu-libs\"]" \
      "timeout_s=600"

@@ -12,19 +12,29 @@
 #   bench_gpu_kernels.txt  the roofline, HSA's sparse attention at 16K-1M,
 #                          the decode landmark scan (bench/gpu_kernels.c)
 #   torch_attention.txt    SDPA and FlexAttention on the same selection
-#   tune.txt, tuning.tsv   hsac tune on the paper's 215M model
+#                          (and torch_attention.json)
+#   tune.txt               hsac tune on the paper's 215M model, then the
+#                          tuning database it wrote
 #   passkey.txt            the trained passkey model through --backend cuda
 #   summary.txt            each step's exit status and seconds
 #
 # Steps run most important first, each under a time limit, so a session
-# cut short still returns what it measured.
+# cut short still returns what it measured.  The device tool brings back
+# at most 8 files: keep it at that.
 set -u
 out=${OUT:?set OUT to the folder for the results}
 b=${HSAC_GPU_BUILD:-build-nollvm}
 root=$(pwd)
 export LD_LIBRARY_PATH="$root/$b/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export HSAC_SOURCE_DIR="$root" HSAC_CACHE_DIR=/tmp/hsac-gpu-cache HSAC_TUNING_DB="$out/tuning.tsv"
+export HSAC_SOURCE_DIR="$root" HSAC_CACHE_DIR=/tmp/hsac-gpu-cache HSAC_TUNING_DB=/tmp/hsac-tuning.tsv
 py=${HSAC_GPU_PYTHON:-python3}
+# NVRTC: hsac looks on the loader's path and in /usr/local/cuda/lib64; where
+# it is elsewhere (a pip wheel's, say), point HSAC_NVRTC at it
+if [ -z "${HSAC_NVRTC:-}" ] && ! ldconfig -p | grep -q 'libnvrtc\.so\.1[23] ' &&
+   [ ! -e /usr/local/cuda/lib64/libnvrtc.so.13 ] && [ ! -e /usr/local/cuda/lib64/libnvrtc.so.12 ]; then
+  nv=$(find / -xdev -name 'libnvrtc.so.1[23]' 2>/dev/null | head -1)
+  [ -n "$nv" ] && export HSAC_NVRTC="$nv"
+fi
 
 step() {
   name=$1 limit=$2
@@ -43,13 +53,17 @@ step() {
   "$b/hsac" version
   "$py" -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
   grep -m1 'model name' /proc/cpuinfo
+  echo "HSAC_NVRTC=${HSAC_NVRTC:-} (unset: the loader's path, /usr/local/cuda/lib64)"
+  ls /usr/local/cuda/lib64/libnvrtc* 2>&1
 } >"$out/env.txt" 2>&1
-step test_gpu 240 "$b/tests/test_unit" gpu
-step bench_gpu_kernels 100 "$b/bench_gpu_kernels"
-step torch_attention 120 "$py" bench/torch_gpu_attention.py --json "$out/torch_attention.json"
-step tune 90 "$b/hsac" tune examples/paper_swa_hsa.hsa --length 4096 --decode 16 --reps 2
-"$b/hsac" gen-task --task passkey --length 8K --seed 7 >/tmp/hsac-passkey.txt 2>/dev/null
-step passkey 40 "$b/hsac" run examples/passkey_hsa.hsa \
+step test_gpu "${HSAC_T_TEST:-150}" "$b/tests/test_unit" gpu
+step bench_gpu_kernels "${HSAC_T_BENCH:-100}" "$b/bench_gpu_kernels"
+step torch_attention "${HSAC_T_TORCH:-100}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
+  --json "$out/torch_attention.json"
+"$b/hsac" gen-task --task passkey --length 8K --seed 7 --format prompt >/tmp/hsac-passkey.txt 2>/dev/null
+step passkey 30 "$b/hsac" run examples/passkey_hsa.hsa \
   --weights examples/trained/passkey_hsa/weights.safetensors --prompt-file /tmp/hsac-passkey.txt \
   --max-new 8 --backend cuda -v --profile
+step tune "${HSAC_T_TUNE:-50}" "$b/hsac" tune examples/paper_swa_hsa.hsa --length 4096 --decode 16 --reps 2
+{ echo "== the tuning database"; cat /tmp/hsac-tuning.tsv; } >>"$out/tune.txt" 2>&1
 exit 0
