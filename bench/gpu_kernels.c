@@ -131,13 +131,30 @@ static double time_launch(rt_gpu_kernel *k, unsigned gx, unsigned gy, unsigned b
 typedef struct gen {
   char *src;
   size_t len;
-  cg_cuda_info info[4];
+  cg_cuda_info info[8];
   int n;
 } gen;
 
 static void add_kernel(gen *g, const cg_kernel_req *req, cg_cuda_math math, const char *name) {
   char err[512];
   if (cg_cuda_emit(req, math, NULL, name, &g->src, &g->len, &g->info[g->n++], err, sizeof err))
+    die(name, err);
+}
+
+/* The same with the main knob's candidate named `cand` (hsac tune's
+ * choice), to time the candidates side by side. */
+static void add_kernel_cand(gen *g, const cg_kernel_req *req, cg_cuda_math math, const char *name,
+                            const char *cand) {
+  const char *names[CG_CUDA_MAX_CANDIDATES];
+  int n = cg_cuda_candidates(req, math, CG_KNOB_MAIN, names);
+  cg_cuda_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.pick[CG_KNOB_MAIN] = -1;
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], cand)) cfg.pick[CG_KNOB_MAIN] = i;
+  if (cfg.pick[CG_KNOB_MAIN] < 0) die(name, "no such launch configuration");
+  char err[512];
+  if (cg_cuda_emit(req, math, &cfg, name, &g->src, &g->len, &g->info[g->n++], err, sizeof err))
     die(name, err);
 }
 
@@ -222,8 +239,11 @@ static void attention_ref(int64_t t, const float *qpat, float *const *pages, con
   }
 }
 
-static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *info_tc,
-                            const cg_cuda_info *info_f32, const cg_cuda_info *info_tc16) {
+enum { NVAR = 4 };
+static const char *const var_names[NVAR] = {"bench_hsa_tc", "bench_hsa_tc16",
+                                            "bench_hsa_tc16_1w", "bench_hsa_f32"};
+
+static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *const *infos) {
   int64_t C = L / S, npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
   size_t page_floats = (size_t)CG_PAGE_ROWS * S * HK * D, row = (size_t)HQ * D;
   /* chunk pages: one device buffer, a table of pointers into it */
@@ -276,15 +296,15 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
   a[in + 4 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)dwt;
   a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
   double flops = (double)L * HQ * K * (4.0 * S * D);
-  const char *names[3] = {"bench_hsa_tc", "bench_hsa_tc16", "bench_hsa_f32"};
-  const char *what[3] = {"hsac, tensor cores (chunk_attention_mma), f32 pages",
-                         "hsac, tensor cores (chunk_attention_mma), bf16 pages",
-                         "hsac, f32 (chunk_attention)"};
-  const cg_cuda_info *infos[3] = {info_tc, info_tc16, info_f32};
-  for (int v = 0; v < 3; v++) {
+  const char *what[NVAR] = {"hsac, tensor cores (chunk_attention_mma, 2 warps), f32 pages",
+                            "hsac, tensor cores (chunk_attention_mma, 2 warps), bf16 pages",
+                            "hsac, tensor cores (chunk_attention_mma, 1 warp), bf16 pages",
+                            "hsac, f32 (chunk_attention)"};
+  for (int v = 0; v < NVAR; v++) {
+    bool tc = v < 3, p16 = v == 1 || v == 2;
     for (int i = 1; i <= 2; i++) /* the page table of the variant */
-      a[in + i * CG_VIEW_SLOTS + CG_V_HIST] = (int64_t)(v == 1 ? dtable16 : dtable);
-    double t = time_launch(kernel(names[v]), (unsigned)L, (unsigned)infos[v]->grid_y,
+      a[in + i * CG_VIEW_SLOTS + CG_V_HIST] = (int64_t)(p16 ? dtable16 : dtable);
+    double t = time_launch(kernel(var_names[v]), (unsigned)L, (unsigned)infos[v]->grid_y,
                            (unsigned)infos[v]->block, a, emulate ? 0 : 3);
     /* sampled rows against float64 */
     double num = 0, den = 0;
@@ -300,10 +320,10 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *i
       }
     }
     double err = den > 0 ? sqrt(num / den) : sqrt(num);
-    bool ok = err <= (v < 2 ? 1e-2 : 1e-5);
+    bool ok = err <= (tc ? 1e-2 : 1e-5);
     printf("| %s | %lld%s | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n", what[v],
            (long long)(L % 1024 ? L : L >> 10), L % 1024 ? "" : "K", t * 1e3, flops / t * 1e-12,
-           v < 2 ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
+           tc ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
            ok ? "" : " WRONG");
     fflush(stdout);
     if (!ok) die("chunk_attention", "the kernel's output differs from the float64 reference");
@@ -440,6 +460,7 @@ int main(int argc, char **argv) {
   add_kernel(&g, &rs, CG_CUDA_F32, "bench_scan");
   ra.hist16[1] = ra.hist16[2] = true; /* K, V history pages of bf16 rows */
   add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16");
+  add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w", "1 warp");
   size_t pl = strlen(peak_src);
   char *all = realloc(g.src, g.len + pl + 1);
   if (!all) die("the module", "out of memory");
@@ -457,7 +478,8 @@ int main(int argc, char **argv) {
   printf("### HSA sparse attention forward (S 64, K 8, d 64, G 16, weighted), all L queries\n\n"
          "| implementation | L | time | TFLOP/s | of mma.sync | Mtokens/s | error vs float64 |\n"
          "|---|---|---|---|---|---|---|\n");
-  for (int i = 0; i < nl; i++) bench_attention(L[i], tc, &g.info[0], &g.info[1], &g.info[3]);
+  const cg_cuda_info *infos[NVAR] = {&g.info[0], &g.info[3], &g.info[4], &g.info[1]};
+  for (int i = 0; i < nl; i++) bench_attention(L[i], tc, infos);
   printf("\n### Landmark scan of one decode step (G 1, d 64, top-8)\n\n"
          "| context | kernel | time | read | of measured bandwidth |\n|---|---|---|---|---|\n");
   for (int i = 0; i < nc; i++) bench_scan(Cx[i] / S, bw, &g.info[2]);

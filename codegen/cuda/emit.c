@@ -112,20 +112,31 @@ static const char *hexf(double v, char *b, size_t n) {
   return b;
 }
 
-/* Shared memory of chunk_attention_mma (prelude.cuh), bytes. */
-static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS) {
+/* Shared memory of chunk_attention_mma with nw warps, bytes: prelude.cuh's
+ * sparse_mma_shape (Q in bf16; per warp, a chunk's K and V rows in bf16, or
+ * in the merge its partial output, maxima and sums in f32; the selection). */
+static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS, int nw) {
   int64_t MR = (grp + 15) / 16 * 16, DP = (d + 15) / 16 * 16, PP = (P + 15) / 16 * 16;
-  return 2 * (MR * (DP + 8) + PP * (DP + 8) + DP * (PP + 8) + MR * (PP + 8)) +
-         4 * (MR * (PP + 1) + 3 * MR) + 4 * KS + 8;
+  int64_t LD = DP + 8, wbuf = 2 * PP * LD, outf = MR * DP + 2 * MR;
+  int64_t sbuf = nw * wbuf > (nw > 1 ? 2 * nw * outf : 0) ? nw * wbuf : 2 * nw * outf;
+  return 2 * MR * LD + 2 * sbuf + 4 * KS + 8;
 }
 
-/* Whether chunk_attention runs on the tensor cores (chunk_attention_mma). */
+enum { SMEM_STATIC = 48 * 1024 };
+
+static void sparse_shape(const ir_op *op, int64_t *grp, int64_t *d, int64_t *P, int64_t *KS) {
+  *d = DIMN(op->in[0], 2), *P = DIMN(op->in[1], 1);
+  *grp = DIMN(op->in[0], 1) / DIMN(op->in[1], 2), *KS = DIMN(op->in[3], 2);
+}
+
+/* Whether chunk_attention runs on the tensor cores (chunk_attention_mma):
+ * bf16 math, and one warp's buffers fit in static shared memory. */
 bool cg_cuda_sparse_mma(const cg_kernel_req *q, cg_cuda_math math) {
   const ir_op *op = q->op;
   if (op->code != IR_CHUNK_ATTENTION || math != CG_CUDA_BF16) return false;
-  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
-  int64_t grp = Hq / DIMN(op->in[1], 2), KS = DIMN(op->in[3], 2);
-  return grp <= 64 && sparse_mma_smem(grp, d, P, KS) <= 48 * 1024;
+  int64_t grp, d, P, KS;
+  sparse_shape(op, &grp, &d, &P, &KS);
+  return grp <= 64 && sparse_mma_smem(grp, d, P, KS, 1) <= SMEM_STATIC;
 }
 
 /* Threads per block of the top-k lists (retrieve, topk): the default
@@ -163,8 +174,13 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_CHUNK_ATTENTION:
-    if (cg_cuda_sparse_mma(q, math)) { /* chunk_attention_mma: warps */
-      CAND(4, "4 warps"), CAND(8, "8 warps"), CAND(2, "2 warps");
+    if (cg_cuda_sparse_mma(q, math)) { /* chunk_attention_mma: warps, those that fit */
+      static const int nws[] = {2, 4, 1, 8};
+      static const char *const nwn[] = {"2 warps", "4 warps", "1 warp", "8 warps"};
+      int64_t grp, d, P, KS;
+      sparse_shape(op, &grp, &d, &P, &KS);
+      for (int i = 0; i < 4; i++)
+        if (sparse_mma_smem(grp, d, P, KS, nws[i]) <= SMEM_STATIC) CAND(nws[i], nwn[i]);
       return n;
     }
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
@@ -499,19 +515,23 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     snprintf(err, errsize, "the CUDA backend has no kernel for %s yet", ir_ops[op->code].name);
     return -1;
   }
-  put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __grid_constant__ "
+  /* chunk_attention_mma: at least one block per multiprocessor, which
+   * lifts the register cap ptxas otherwise chose for small blocks (64
+   * registers and a spill in a 64-thread instance) */
+  const char *minb = cg_cuda_sparse_mma(q, math) ? ", 1" : "";
+  put(&s, "extern \"C\" __global__ void __launch_bounds__(%d%s) %s(const __grid_constant__ "
           "hs_args a) {\n  %s;\n}\nHS_EMU_ENTRY(%s)\n",
-      info->block, name, call, name);
+      info->block, minb, name, call, name);
   /* the batched entry (decode of up to HS_BATCH sessions: blockIdx.z picks
    * one's slots from the parameter, which stays in the constant bank as a
    * single hs_args does; slots read from global or shared memory instead
    * made ptxas keep them in registers and spill them around calls); a
    * linear's decode is its _1b GEMV */
   if (!linear)
-    put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_b(const __grid_constant__ "
+    put(&s, "extern \"C\" __global__ void __launch_bounds__(%d%s) %s_b(const __grid_constant__ "
             "hs_batch b) {\n  const hs_args &a = b.s[blockIdx.z];\n  %s;\n}\n"
             "HS_EMU_ENTRY_BATCH(%s_b)\n",
-        info->block, name, call, name);
+        info->block, minb, name, call, name);
   if (s.oom) {
     snprintf(err, errsize, "out of memory");
     return -1;

@@ -7,7 +7,8 @@
 //     round-robin on the calling thread, one block after another;
 //   - __syncthreads() is a barrier of the block's live threads (a thread
 //     that has returned no longer counts, as on the hardware);
-//   - warp shuffles, votes and ldmatrix (also .trans) are exchanges among
+//   - __syncwarp, warp shuffles, votes and ldmatrix (also .trans) are
+//     exchanges among
 //     the 32 lanes of a warp, each a barrier of the warp: every lane must
 //     reach it (a divergent shuffle is reported as a deadlock rather than
 //     hidden);
@@ -166,6 +167,9 @@ static inline void hs_emu_warp_sync() {
   while (s.warp_gen[w] == g) hs_emu_yield();
   s.fib[s.cur].wait = 0;
 }
+
+// __syncwarp: a barrier of the warp's lanes (every lane must reach it).
+static inline void __syncwarp(unsigned = 0xffffffffu) { hs_emu_warp_sync(); }
 
 template <class T>
 static inline T hs_emu_shfl(T v, int src) {

@@ -700,44 +700,113 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
   }
 }
 
-// HSA's sparse attention on tensor cores: one block (NW warps: 4, or 2 or 8
-// as hsac tune picks) per (token,
-// KV head); the GRP query heads that share the KV head are the rows of the
-// mma tiles (padded to MT tiles of 16), so each selected chunk's K and V
-// are read once for the whole group, gathered from the chunk pages into
-// shared memory as bf16 (K as [key][e], V transposed as [e][key]).  Per
-// chunk: S = Q K^T (f32), the softmax in f32 (weighted: one per chunk,
-// scaled by the chunk's weight; joint: online across the chunks), then
-// O += P V with P rounded to bf16.  The tile sizes are the generator's
-// (emit.c keeps the shared memory under 48 KB or uses chunk_attention).
+// 16 and 8 bytes as one access (ld/st .v4 / .v2 on the device).
+struct __align__(16) hs_f4 {
+  float x, y, z, w;
+};
+struct __align__(8) hs_u2 {
+  unsigned x, y;
+};
+
+HS_INLINE unsigned bf16_pack(float lo, float hi) {
+  return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
+}
+
+// Copies, by the 32 lanes of a warp, the P rows of KV head kh of chunk c
+// (a [P, HK, d] chunk row of the value at slot base) into dst ([P][LD]
+// bf16): from history pages of bf16 rows (B16) with cp.async (16-byte
+// pieces, element copies where a row is not 16-byte aligned), from f32
+// rows 16 bytes at a time, rounded to bf16 on the way.  The caller waits
+// for the cp.async group and syncs the warp.
+template <int H, hs_i64 RE, bool B16, hs_i64 P, int HK, hs_i64 d, int LD>
+HS_INLINE void stage_chunk(const hs_args &a, int base, hs_i64 c, int kh, unsigned short *dst,
+                           int l) {
+  const unsigned short *h16 = B16 ? hist16_row<H, RE>(a, base, c) : nullptr;
+  if (h16) {
+    if (d % 8 == 0 && ((unsigned long long)h16 & 15) == 0) {
+      constexpr int PR = (int)(d / 8); // pieces per row
+      for (int e = l; e < (int)P * PR; e += 32) {
+        int j = e / PR, x = (e % PR) * 8;
+        cp_async16(dst + j * LD + x, h16 + ((hs_i64)j * HK + kh) * d + x);
+      }
+    } else {
+      for (int e = l; e < (int)(P * d); e += 32) {
+        int j = e / (int)d, x = e % (int)d;
+        dst[j * LD + x] = h16[((hs_i64)j * HK + kh) * d + x];
+      }
+    }
+    return;
+  }
+  const float *r = row<H, RE>(a, base, c);
+  if (d % 4 == 0 && ((unsigned long long)r & 15) == 0) {
+    constexpr int PR = (int)(d / 4);
+    for (int e = l; e < (int)P * PR; e += 32) {
+      int j = e / PR, x = (e % PR) * 4;
+      hs_f4 v = *(const hs_f4 *)(r + ((hs_i64)j * HK + kh) * d + x);
+      hs_u2 b = {bf16_pack(v.x, v.y), bf16_pack(v.z, v.w)};
+      *(hs_u2 *)(dst + j * LD + x) = b;
+    }
+  } else {
+    for (int e = l; e < (int)(P * d); e += 32) {
+      int j = e / (int)d, x = e % (int)d;
+      dst[j * LD + x] = bf16_bits(r[((hs_i64)j * HK + kh) * d + x]);
+    }
+  }
+}
+
+// Shared memory of chunk_attention_mma, bytes (emit.c has the same formula
+// in C: keep them together).
+template <int GRP, hs_i64 d, hs_i64 P, hs_i64 KS, int NW>
+struct sparse_mma_shape {
+  static constexpr int MT = (GRP + 15) / 16, MR = 16 * MT;
+  static constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
+  static constexpr int LD = DP + 8;                 // halves per staged row
+  static constexpr int WBUF = 2 * PP * LD;          // halves per warp: K rows, then V rows
+  static constexpr int OUTF = MR * DP + 2 * MR;     // floats per warp in the merge
+  static constexpr int SBUF = NW * WBUF > (NW > 1 ? 2 * NW * OUTF : 0) ? NW * WBUF
+                                                                       : 2 * NW * OUTF;
+};
+
+// HSA's sparse attention on tensor cores: one block of NW warps (hsac tune
+// picks among the counts that fit in shared memory) per (token, KV head);
+// the GRP query heads that share the KV head are the rows of the mma tiles
+// (padded to MT tiles of 16), so each selected chunk's K and V are read
+// once for the whole group, gathered from the chunk pages.  Warp w takes
+// the selected chunks w, w + NW, ... on its own, with no block-wide
+// barrier in the loop: it copies the chunk's K and V rows into its own
+// shared buffers ([key][e] bf16), computes S = Q K^T on the tensor cores
+// with Q's fragments held in registers, the softmax in registers (a row of
+// an accumulator tile lives in the four lanes of a quad: two shuffles per
+// reduction), and O += P V with P rounded to bf16 straight from S's
+// registers into A fragments (V's B fragments through ldmatrix .trans).
+// Weighted merge: a softmax per chunk, scaled by the chunk's weight;
+// joint: an online softmax across the warp's chunks.  At the end the
+// warps' partial outputs (joint: with their maxima and sums) are merged
+// through shared memory.  Exponentials are exp2 of scores scaled by
+// log2(e) / sqrt(d).
 template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
           int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
-          bool K16 = false, bool V16 = false, int NW = 4>
+          bool K16 = false, bool V16 = false, int NW = 2>
 HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
-  constexpr int GRP = HQ / HK, MT = (GRP + 15) / 16, MR = 16 * MT;
-  constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
-  constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = PP + 8, LDP = PP + 8, LDS = PP + 1;
-  constexpr int NTH = 32 * NW;                      // threads
-  constexpr int NOT = DP / 8, NO = (NOT + NW - 1) / NW; // output n-tiles, per warp
-  constexpr int NST = PP / 8;                       // score n-tiles
-  __shared__ __align__(16) unsigned short qs[MR * LDQ];
-  __shared__ __align__(16) unsigned short ks[PP * LDK];
-  __shared__ __align__(16) unsigned short vt[DP * LDV];
-  __shared__ __align__(16) unsigned short ps[MR * LDP];
-  __shared__ float sc[MR * LDS];
-  __shared__ float rowm[MR], rowl[MR], rows_[MR];
+  constexpr int GRP = HQ / HK;
+  typedef sparse_mma_shape<GRP, d, P, KS, NW> sh;
+  constexpr int MT = sh::MT, MR = sh::MR, DP = sh::DP, PP = sh::PP, LD = sh::LD;
+  constexpr int NTH = 32 * NW;
+  constexpr int NOT = DP / 8, NST = PP / 8, KQ = DP / 16, KP = PP / 16;
+  __shared__ __align__(16) unsigned short qs[MR * LD];
+  __shared__ __align__(16) unsigned short kv[sh::SBUF];
   __shared__ int sel[KS];
   __shared__ int nsel_s;
   hs_i64 t = my_row(a);
   int kh = (int)blockIdx.y, g = G == 1 ? 0 : kh;
   int w = threadIdx.x >> 5, l = threadIdx.x & 31, fg = l >> 2, ft = l & 3;
-  const float scale = 1.0f / sqrtf((float)d);
+  const float sl2 = 1.4426950408889634f / sqrtf((float)d);
   const float *qrow = row<H0, RE0>(a, HS_IN(0), t);
   const float *ir = row<H3, RE3>(a, HS_IN(3), t) + g * KS;
   const float *wr = row<H4, RE4>(a, HS_IN(4), t) + g * KS;
   for (int e = threadIdx.x; e < MR * DP; e += NTH) {
     int hh = e / DP, c = e % DP;
-    qs[hh * LDQ + c] = bf16_bits(hh < GRP && c < d ? qrow[(kh * GRP + hh) * d + c] : 0.0f);
+    qs[hh * LD + c] = bf16_bits(hh < GRP && c < d ? qrow[(kh * GRP + hh) * d + c] : 0.0f);
   }
   if (threadIdx.x == 0) {
     int n = 0;
@@ -745,117 +814,153 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
       if (__float_as_int(ir[k]) >= 0) sel[n++] = (int)k;
     nsel_s = n;
   }
-  for (int r = threadIdx.x; r < MR; r += NTH) {
-    rowm[r] = -inf();
-    rowl[r] = 0.0f;
-  }
-  float acc[MT][NO][4];
-  for (int i = 0; i < MT; i++)
-    for (int j = 0; j < NO; j++)
-      for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
+  unsigned short *kb = kv + w * sh::WBUF, *vb = kb + PP * LD;
+  // keys P..PP-1 and elements d..DP-1 stay zero: the copies write only
+  // real elements
+  if (PP != P || DP != d)
+    for (int e = l; e < sh::WBUF; e += 32) kb[e] = 0;
   __syncthreads();
   int nsel = nsel_s;
-  for (int s = 0; s < nsel; s++) {
+  unsigned qa[MT][KQ][4];
+  for (int mt = 0; mt < MT; mt++)
+    for (int kq = 0; kq < KQ; kq++) frag_a<LD>(qa[mt][kq], qs + mt * 16 * LD + kq * 16);
+  float acc[MT][NOT][4];
+  float rm[MT][2], rl[MT][2]; // joint: running max (log2 units), sum of rows fg, fg + 8
+  for (int mt = 0; mt < MT; mt++) {
+    for (int j = 0; j < NOT; j++)
+      for (int c = 0; c < 4; c++) acc[mt][j][c] = 0.0f;
+    rm[mt][0] = rm[mt][1] = -inf();
+    rl[mt][0] = rl[mt][1] = 0.0f;
+  }
+  for (int s = w; s < nsel; s += NW) {
     int k = sel[s];
     hs_i64 c = __float_as_int(ir[k]);
-    const float *kr = row<H1, RE1>(a, HS_IN(1), c), *vr = row<H2, RE2>(a, HS_IN(2), c);
-    /* history pages of bf16 rows (K16, V16): the rows as they are */
-    const unsigned short *k16 = K16 ? hist16_row<H1, RE1>(a, HS_IN(1), c) : nullptr;
-    const unsigned short *v16 = V16 ? hist16_row<H2, RE2>(a, HS_IN(2), c) : nullptr;
-    for (int e = threadIdx.x; e < PP * DP; e += NTH) {
-      int j = e / DP, x = e % DP;
-      bool in = j < P && x < d;
-      hs_i64 at = (j * HK + kh) * d + x;
-      ks[j * LDK + x] = !in ? 0 : k16 ? k16[at] : bf16_bits(kr[at]);
-      vt[x * LDV + j] = !in ? 0 : v16 ? v16[at] : bf16_bits(vr[at]);
-    }
-    __syncthreads();
-    // S = Q K^T: warp w takes score n-tiles w, w + 4, ...
-    for (int mt = 0; mt < MT; mt++)
-      for (int nt = w; nt < NST; nt += NW) {
-        float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int k0 = 0; k0 < DP; k0 += 16) {
-          unsigned af[4], bfr[2];
-          frag_a<LDQ>(af, qs + mt * 16 * LDQ + k0);
-          frag_b<LDK>(bfr, ks + nt * 8 * LDK + k0);
-          mma16816(sacc, af, bfr);
-        }
-        for (int c2 = 0; c2 < 4; c2++) {
-          int r = mt * 16 + fg + (c2 >= 2 ? 8 : 0), j = nt * 8 + 2 * ft + (c2 & 1);
-          sc[r * LDS + j] = j < P ? sacc[c2] * scale : -inf();
-        }
-      }
-    __syncthreads();
-    // the softmax of each row (query head), one thread per row
-    for (int r = threadIdx.x; r < MR; r += NTH) {
-      float m = -inf();
-      for (int j = 0; j < P; j++) m = fmaxf(m, sc[r * LDS + j]);
-      if (JOINT) {
-        float mn = fmaxf(rowm[r], m), corr = rowm[r] == -inf() ? 0.0f : expf(rowm[r] - mn);
-        float sum = 0.0f;
-        for (int j = 0; j < PP; j++) {
-          float p = j < P && r < GRP ? expf(sc[r * LDS + j] - mn) : 0.0f;
-          sum += p;
-          ps[r * LDP + j] = bf16_bits(p);
-        }
-        rowl[r] = rowl[r] * corr + sum;
-        rowm[r] = mn;
-        rows_[r] = corr;
-      } else {
-        float sum = 0.0f;
-        for (int j = 0; j < P; j++) sum += expf(sc[r * LDS + j] - m);
-        if (n_plus) sum += (float)n_plus * expf(-m);
-        float f = wr[k] / sum;
-        for (int j = 0; j < PP; j++)
-          ps[r * LDP + j] = bf16_bits(j < P && r < GRP ? expf(sc[r * LDS + j] - m) * f : 0.0f);
-      }
-    }
-    __syncthreads();
-    // O (+)= P V: warp w takes output n-tiles w, w + 4, ...
+    stage_chunk<H1, RE1, K16, P, HK, d, LD>(a, HS_IN(1), c, kh, kb, l);
+    stage_chunk<H2, RE2, V16, P, HK, d, LD>(a, HS_IN(2), c, kh, vb, l);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncwarp();
     for (int mt = 0; mt < MT; mt++) {
-      if (JOINT) {
-        float c0 = rows_[mt * 16 + fg], c1 = rows_[mt * 16 + fg + 8];
-        for (int j = 0; j < NO; j++) {
-          acc[mt][j][0] *= c0;
-          acc[mt][j][1] *= c0;
-          acc[mt][j][2] *= c1;
-          acc[mt][j][3] *= c1;
+      // S = Q K^T (16 query heads by PP keys)
+      float sc[NST][4];
+      for (int nt = 0; nt < NST; nt++) {
+        for (int c2 = 0; c2 < 4; c2++) sc[nt][c2] = 0.0f;
+        for (int kq = 0; kq < KQ; kq++) {
+          unsigned bfr[2];
+          frag_b<LD>(bfr, kb + nt * 8 * LD + kq * 16);
+          mma16816(sc[nt], qa[mt][kq], bfr);
         }
       }
-      for (int j = 0; j < NO; j++) {
-        int nt = w + NW * j;
-        if (nt >= NOT) continue;
-        for (int k0 = 0; k0 < PP; k0 += 16) {
-          unsigned af[4], bfr[2];
-          frag_a<LDP>(af, ps + mt * 16 * LDP + k0);
-          frag_b<LDV>(bfr, vt + nt * 8 * LDV + k0);
-          mma16816(acc[mt][j], af, bfr);
+      // the softmax of rows fg (h = 0) and fg + 8 (h = 1), in registers
+      for (int h = 0; h < 2; h++) {
+        float m = -inf();
+        for (int nt = 0; nt < NST; nt++)
+          for (int c2 = 0; c2 < 2; c2++) {
+            int j = nt * 8 + 2 * ft + c2;
+            float v = PP == P || j < P ? sc[nt][2 * h + c2] * sl2 : -inf();
+            sc[nt][2 * h + c2] = v;
+            m = fmaxf(m, v);
+          }
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        float mn = JOINT ? fmaxf(rm[mt][h], m) : m, sum = 0.0f;
+        for (int nt = 0; nt < NST; nt++)
+          for (int c2 = 0; c2 < 2; c2++) {
+            float p = exp2f(sc[nt][2 * h + c2] - mn);
+            sc[nt][2 * h + c2] = p;
+            sum += p;
+          }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (JOINT) {
+          float corr = exp2f(rm[mt][h] - mn); // 0 before the first chunk
+          rl[mt][h] = rl[mt][h] * corr + sum;
+          rm[mt][h] = mn;
+          for (int j = 0; j < NOT; j++) {
+            acc[mt][j][2 * h] *= corr;
+            acc[mt][j][2 * h + 1] *= corr;
+          }
+        } else {
+          if (n_plus) sum += (float)n_plus * exp2f(-m);
+          float f = wr[k] / sum;
+          for (int nt = 0; nt < NST; nt++) {
+            sc[nt][2 * h] *= f;
+            sc[nt][2 * h + 1] *= f;
+          }
+        }
+      }
+      // O (+)= P V: P's A fragments are S's accumulators, rounded
+      for (int kp = 0; kp < KP; kp++) {
+        unsigned pa[4] = {bf16_pack(sc[2 * kp][0], sc[2 * kp][1]),
+                          bf16_pack(sc[2 * kp][2], sc[2 * kp][3]),
+                          bf16_pack(sc[2 * kp + 1][0], sc[2 * kp + 1][1]),
+                          bf16_pack(sc[2 * kp + 1][2], sc[2 * kp + 1][3])};
+        for (int j = 0; j < NOT; j++) {
+          unsigned bfr[2];
+          frag_b_kn<LD>(bfr, vb + kp * 16 * LD + j * 8);
+          mma16816(acc[mt][j], pa, bfr);
         }
       }
     }
-    __syncthreads();
+    __syncwarp(); // the next chunk's copies overwrite the buffers
   }
   float *orow = out_row(a, HS_A_OUT0, t);
-  for (int mt = 0; mt < MT; mt++)
-    for (int hlf = 0; hlf < 2; hlf++) {
-      int r = mt * 16 + fg + 8 * hlf;
-      if (r >= GRP) continue;
-      float den = 1.0f;
-      if (JOINT) {
-        den = rowl[r];
-        if (n_plus && rowm[r] != -inf()) den += (float)n_plus * expf(-rowm[r]);
-      }
-      float *o = orow + (kh * GRP + r) * d;
-      for (int j = 0; j < NO; j++) {
-        int nt = w + NW * j;
-        if (nt >= NOT) continue;
-        for (int c2 = 0; c2 < 2; c2++) {
-          int e = nt * 8 + 2 * ft + c2;
-          if (e < d) o[e] = JOINT ? (den > 0.0f ? acc[mt][j][2 * hlf + c2] / den : 0.0f)
-                                  : acc[mt][j][2 * hlf + c2];
+  if (NW == 1) {
+    for (int mt = 0; mt < MT; mt++)
+      for (int h = 0; h < 2; h++) {
+        int r = mt * 16 + fg + 8 * h;
+        if (r >= GRP) continue;
+        float den = 1.0f;
+        if (JOINT) {
+          den = rl[mt][h];
+          if (n_plus && rm[mt][h] != -inf()) den += (float)n_plus * exp2f(-rm[mt][h]);
         }
+        float *o = orow + (kh * GRP + r) * d;
+        for (int j = 0; j < NOT; j++)
+          for (int c2 = 0; c2 < 2; c2++) {
+            int e = j * 8 + 2 * ft + c2;
+            if (e < d) o[e] = JOINT ? (den > 0.0f ? acc[mt][j][2 * h + c2] / den : 0.0f)
+                                    : acc[mt][j][2 * h + c2];
+          }
+      }
+    return;
+  }
+  // the merge: each warp's O (and joint, row maxima and sums) to shared
+  // memory, then every thread sums over the warps for its outputs
+  __syncthreads(); // every warp is done with its buffers
+  float *ob = (float *)kv, *mb = ob + NW * MR * DP, *lb = mb + NW * MR;
+  for (int mt = 0; mt < MT; mt++)
+    for (int h = 0; h < 2; h++) {
+      int r = mt * 16 + fg + 8 * h;
+      for (int j = 0; j < NOT; j++)
+        for (int c2 = 0; c2 < 2; c2++)
+          ob[(w * MR + r) * DP + j * 8 + 2 * ft + c2] = acc[mt][j][2 * h + c2];
+      if (JOINT && ft == 0) {
+        mb[w * MR + r] = rm[mt][h];
+        lb[w * MR + r] = rl[mt][h];
       }
     }
+  __syncthreads();
+  for (int e = threadIdx.x; e < GRP * (int)d; e += NTH) {
+    int r = e / (int)d, x = e % (int)d;
+    float v = 0.0f;
+    if (JOINT) {
+      float M = -inf();
+      for (int u = 0; u < NW; u++) M = fmaxf(M, mb[u * MR + r]);
+      if (M != -inf()) {
+        float den = n_plus ? (float)n_plus * exp2f(-M) : 0.0f;
+        for (int u = 0; u < NW; u++) {
+          float f = exp2f(mb[u * MR + r] - M);
+          den += lb[u * MR + r] * f;
+          v += ob[(u * MR + r) * DP + x] * f;
+        }
+        v = den > 0.0f ? v / den : 0.0f;
+      }
+    } else {
+      for (int u = 0; u < NW; u++) v += ob[(u * MR + r) * DP + x];
+    }
+    orow[(kh * GRP + r) * d + x] = v;
+  }
 }
 
 // ---- retrieval ----------------------------------------------------------
