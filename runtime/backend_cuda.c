@@ -100,7 +100,7 @@ enum { SCRATCH_FLOATS = 16 << 20 };
 /* A decode step's landmark scan is split over blocks from SPLIT_MIN chunks
  * on (rt_backend_config.scan_split_min), about SPLIT_PER chunks per block,
  * at most SPLIT_MAX blocks per group. */
-enum { SPLIT_MIN = 128, SPLIT_PER = 64, SPLIT_MAX = 1024 };
+enum { SPLIT_MIN = 128, SPLIT_PER = 64, SPLIT_MAX = 4096 };
 
 /* A value's tensors in device memory. */
 typedef struct dstore {

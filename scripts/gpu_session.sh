@@ -13,8 +13,9 @@
 #                          the decode landmark scan (bench/gpu_kernels.c)
 #   torch_attention.txt    SDPA and FlexAttention on the same selection
 #                          (and torch_attention.json)
-#   tune.txt               hsac tune on the paper's 215M model, then the
-#                          tuning database it wrote
+#   tune.txt               hsac tune on the paper's 215M model (tensor
+#                          cores, 16K tokens), then the tuning database
+#                          it wrote
 #   passkey.txt            the trained passkey model through --backend cuda
 #   summary.txt            each step's exit status and seconds
 #
@@ -56,14 +57,17 @@ step() {
   echo "HSAC_NVRTC=${HSAC_NVRTC:-} (unset: the loader's path, /usr/local/cuda/lib64)"
   ls /usr/local/cuda/lib64/libnvrtc* 2>&1
 } >"$out/env.txt" 2>&1
-step test_gpu "${HSAC_T_TEST:-150}" "$b/tests/test_unit" gpu
+# the benchmark first: the shortest step, and it checks the hot kernels
+# against float64 on the way
 step bench_gpu_kernels "${HSAC_T_BENCH:-100}" "$b/bench_gpu_kernels"
-step torch_attention "${HSAC_T_TORCH:-100}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
+step test_gpu "${HSAC_T_TEST:-150}" "$b/tests/test_unit" gpu
+step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
   --json "$out/torch_attention.json"
 "$b/hsac" gen-task --task passkey --length 8K --seed 7 --format prompt >/tmp/hsac-passkey.txt 2>/dev/null
 step passkey 30 "$b/hsac" run examples/passkey_hsa.hsa \
   --weights examples/trained/passkey_hsa/weights.safetensors --prompt-file /tmp/hsac-passkey.txt \
   --max-new 8 --backend cuda -v --profile
-step tune "${HSAC_T_TUNE:-50}" "$b/hsac" tune examples/paper_swa_hsa.hsa --length 4096 --decode 16 --reps 2
+step tune "${HSAC_T_TUNE:-60}" "$b/hsac" tune examples/paper_swa_hsa.hsa --gpu-math bf16 \
+  --length 16384 --decode 16 --reps 2
 { echo "== the tuning database"; cat /tmp/hsac-tuning.tsv; } >>"$out/tune.txt" 2>&1
 exit 0

@@ -125,6 +125,37 @@ HS_INLINE float dot(const float *a, const float *b, int n) {
   return s;
 }
 
+// 16 and 8 bytes as one access (ld/st .v4 / .v2 on the device).
+struct __align__(16) hs_f4 {
+  float x, y, z, w;
+};
+struct __align__(8) hs_u2 {
+  unsigned x, y;
+};
+
+// dot() of N <= 64 floats with the loads 16 bytes at a time where both rows are
+// 16-byte aligned: every load issued before the sums, which keep dot()'s
+// order (the same bits).
+template <hs_i64 N>
+HS_INLINE float dot_n(const float *a, const float *b) {
+  if (N % 4 != 0 || N > 64 || (((unsigned long long)a | (unsigned long long)b) & 15))
+    return dot(a, b, (int)N);
+  constexpr int V = N % 4 == 0 && N <= 64 ? (int)(N / 4) : 1;
+  hs_f4 x[V], y[V];
+  for (int i = 0; i < V; i++) {
+    x[i] = ((const hs_f4 *)a)[i];
+    y[i] = ((const hs_f4 *)b)[i];
+  }
+  float s = 0.0f;
+  for (int i = 0; i < V; i++) {
+    s = fmaf(x[i].x, y[i].x, s);
+    s = fmaf(x[i].y, y[i].y, s);
+    s = fmaf(x[i].z, y[i].z, s);
+    s = fmaf(x[i].w, y[i].w, s);
+  }
+  return s;
+}
+
 // ---- per-row ops ------------------------------------------------------------
 
 // embed: row t of the table at the token id (checked by the runtime).
@@ -700,14 +731,6 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
   }
 }
 
-// 16 and 8 bytes as one access (ld/st .v4 / .v2 on the device).
-struct __align__(16) hs_f4 {
-  float x, y, z, w;
-};
-struct __align__(8) hs_u2 {
-  unsigned x, y;
-};
-
 HS_INLINE unsigned bf16_pack(float lo, float hi) {
   return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
 }
@@ -1111,7 +1134,7 @@ HS_INLINE void scan_part(const hs_args &a, float off, hs_i64 t, int g, hs_i64 pa
     for (hs_i64 i = lo + threadIdx.x; i < hi; i += NT) {
       if (retr_excluded<S, X>(i, rr.tq)) continue;
       const float *l = row<H1, RE1>(a, HS_IN(1), i) + (GROUPED ? g * DR : 0);
-      offer<K>(val, idx, n, dot(qr, l, (int)DR) * scale + off, (int)i);
+      offer<K>(val, idx, n, dot_n<DR>(qr, l) * scale + off, (int)i);
     }
   }
   block_merge<NT, K>(val, idx, n, lv, li, ln);

@@ -130,7 +130,7 @@ static bool have_gpu(void) {
     printf("\n    on %s", desc);
     return true;
   }
-  printf("\n    SKIPPED: %s", why);
+  printf("\n    SKIPPED: %s\n    ", why);
   return false;
 }
 
