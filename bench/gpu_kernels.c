@@ -251,9 +251,9 @@ static void attention_ref(int64_t t, const float *qpat, float *const *pages, con
   }
 }
 
-enum { NVAR = 4 };
-static const char *const var_names[NVAR] = {"bench_hsa_tc", "bench_hsa_tc16",
-                                            "bench_hsa_tc16_1w", "bench_hsa_f32"};
+enum { NVAR = 5 };
+static const char *const var_names[NVAR] = {"bench_hsa_tc", "bench_hsa_tc16", "bench_hsa_tc16_1w",
+                                            "bench_hsa_tc16_1w2s", "bench_hsa_f32"};
 
 static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *const *infos) {
   int64_t C = L / S, npages = (C + CG_PAGE_ROWS - 1) / CG_PAGE_ROWS;
@@ -311,9 +311,10 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *c
   const char *what[NVAR] = {"hsac, tensor cores (chunk_attention_mma, 2 warps), f32 pages",
                             "hsac, tensor cores (chunk_attention_mma, 2 warps), bf16 pages",
                             "hsac, tensor cores (chunk_attention_mma, 1 warp), bf16 pages",
+                            "hsac, tensor cores (chunk_attention_mma, 1 warp, 2 stages), bf16 pages",
                             "hsac, f32 (chunk_attention)"};
   for (int v = 0; v < NVAR; v++) {
-    bool tc = v < 3, p16 = v == 1 || v == 2;
+    bool tc = v < 4, p16 = v >= 1 && v <= 3;
     for (int i = 1; i <= 2; i++) /* the page table of the variant */
       a[in + i * CG_VIEW_SLOTS + CG_V_HIST] = (int64_t)(p16 ? dtable16 : dtable);
     double t = time_launch(kernel(var_names[v]), (unsigned)L, (unsigned)infos[v]->grid_y,
@@ -481,6 +482,7 @@ int main(int argc, char **argv) {
   ra.hist16[1] = ra.hist16[2] = true; /* K, V history pages of bf16 rows */
   add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16");
   add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w", "1 warp");
+  add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w2s", "1 warp, 2 stages");
   size_t pl = strlen(peak_src);
   char *all = realloc(g.src, g.len + pl + 1);
   if (!all) die("the module", "out of memory");
@@ -498,7 +500,7 @@ int main(int argc, char **argv) {
   printf("### HSA sparse attention forward (S 64, K 8, d 64, G 16, weighted), all L queries\n\n"
          "| implementation | L | time | TFLOP/s | of mma.sync | Mtokens/s | error vs float64 |\n"
          "|---|---|---|---|---|---|---|\n");
-  const cg_cuda_info *infos[NVAR] = {&g.info[0], &g.info[3], &g.info[4], &g.info[1]};
+  const cg_cuda_info *infos[NVAR] = {&g.info[0], &g.info[3], &g.info[4], &g.info[5], &g.info[1]};
   for (int i = 0; i < nl; i++) bench_attention(L[i], tc, infos);
   printf("\n### Landmark scan of one decode step (G 1, d 64, top-8)\n\n"
          "| context | kernel | time | read | of measured bandwidth |\n|---|---|---|---|---|\n");

@@ -112,12 +112,14 @@ static const char *hexf(double v, char *b, size_t n) {
   return b;
 }
 
-/* Shared memory of chunk_attention_mma with nw warps, bytes: prelude.cuh's
- * sparse_mma_shape (Q in bf16; per warp, a chunk's K and V rows in bf16, or
- * in the merge its partial output, maxima and sums in f32; the selection). */
-static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS, int nw) {
+/* Shared memory of chunk_attention_mma with nw warps of `stages` buffers,
+ * bytes: prelude.cuh's sparse_mma_shape (Q in bf16; per warp and stage, a
+ * chunk's K and V rows in bf16, or in the merge its partial output, maxima
+ * and sums in f32; the selection). */
+static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS, int nw,
+                               int stages) {
   int64_t MR = (grp + 15) / 16 * 16, DP = (d + 15) / 16 * 16, PP = (P + 15) / 16 * 16;
-  int64_t LD = DP + 8, wbuf = 2 * PP * LD, outf = MR * DP + 2 * MR;
+  int64_t LD = DP + 8, wbuf = stages * 2 * PP * LD, outf = MR * DP + 2 * MR;
   int64_t sbuf = nw * wbuf > (nw > 1 ? 2 * nw * outf : 0) ? nw * wbuf : 2 * nw * outf;
   return 2 * MR * LD + 2 * sbuf + 4 * KS + 8;
 }
@@ -136,7 +138,7 @@ bool cg_cuda_sparse_mma(const cg_kernel_req *q, cg_cuda_math math) {
   if (op->code != IR_CHUNK_ATTENTION || math != CG_CUDA_BF16) return false;
   int64_t grp, d, P, KS;
   sparse_shape(op, &grp, &d, &P, &KS);
-  return grp <= 64 && sparse_mma_smem(grp, d, P, KS, 1) <= SMEM_STATIC;
+  return grp <= 64 && sparse_mma_smem(grp, d, P, KS, 1, 1) <= SMEM_STATIC;
 }
 
 /* Threads per block of the top-k lists (retrieve, topk): the default
@@ -174,13 +176,17 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_CHUNK_ATTENTION:
-    if (cg_cuda_sparse_mma(q, math)) { /* chunk_attention_mma: warps, those that fit */
-      static const int nws[] = {2, 4, 1, 8};
-      static const char *const nwn[] = {"2 warps", "4 warps", "1 warp", "8 warps"};
+    if (cg_cuda_sparse_mma(q, math)) {
+      /* chunk_attention_mma: warps + 16 * (stages - 1), the first four
+       * that fit */
+      static const int nws[] = {2, 1, 1 + 16, 4, 2 + 16, 8};
+      static const char *const nwn[] = {"2 warps",  "1 warp",  "1 warp, 2 stages",
+                                        "4 warps", "2 warps, 2 stages", "8 warps"};
       int64_t grp, d, P, KS;
       sparse_shape(op, &grp, &d, &P, &KS);
-      for (int i = 0; i < 4; i++)
-        if (sparse_mma_smem(grp, d, P, KS, nws[i]) <= SMEM_STATIC) CAND(nws[i], nwn[i]);
+      for (int i = 0; i < 6 && n < CG_CUDA_MAX_CANDIDATES; i++)
+        if (sparse_mma_smem(grp, d, P, KS, nws[i] & 15, nws[i] >> 4 ? 2 : 1) <= SMEM_STATIC)
+          CAND(nws[i], nwn[i]);
       return n;
     }
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
@@ -396,15 +402,16 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     if (cg_cuda_sparse_mma(q, math)) {
       /* the query heads of a KV head as the rows of the mma tiles */
       info->grid_y = Hk;
-      info->block = 32 * main_v;
+      info->block = 32 * (main_v & 15);
       snprintf(call, sizeof call,
                "hs::chunk_attention_mma<%s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
-               "%s, %s, %s, %s, %d>(a, %d)",
+               "%s, %s, %s, %s, %d, %d>(a, %d)",
                joint ? "true" : "false", (long long)Hq, (long long)Hk, (long long)DIMN(I, 1),
                (long long)KS, (long long)d, (long long)P, hre(q, 0, h0, sizeof h0),
                hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3),
                hre(q, 4, h4, sizeof h4), q->hist16[1] ? "true" : "false",
-               q->hist16[2] ? "true" : "false", main_v, (int)ir_attr_i(op, "softmax_plus", 0));
+               q->hist16[2] ? "true" : "false", main_v & 15, main_v >> 4 ? 2 : 1,
+               (int)ir_attr_i(op, "softmax_plus", 0));
       break;
     }
     info->grid_y = Hq;

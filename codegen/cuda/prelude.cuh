@@ -779,12 +779,13 @@ HS_INLINE void stage_chunk(const hs_args &a, int base, hs_i64 c, int kh, unsigne
 
 // Shared memory of chunk_attention_mma, bytes (emit.c has the same formula
 // in C: keep them together).
-template <int GRP, hs_i64 d, hs_i64 P, hs_i64 KS, int NW>
+template <int GRP, hs_i64 d, hs_i64 P, hs_i64 KS, int NW, int STAGES>
 struct sparse_mma_shape {
   static constexpr int MT = (GRP + 15) / 16, MR = 16 * MT;
   static constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
   static constexpr int LD = DP + 8;                 // halves per staged row
-  static constexpr int WBUF = 2 * PP * LD;          // halves per warp: K rows, then V rows
+  static constexpr int STAGE = 2 * PP * LD;         // halves of a stage: K rows, then V rows
+  static constexpr int WBUF = STAGES * STAGE;       // halves per warp
   static constexpr int OUTF = MR * DP + 2 * MR;     // floats per warp in the merge
   static constexpr int SBUF = NW * WBUF > (NW > 1 ? 2 * NW * OUTF : 0) ? NW * WBUF
                                                                        : 2 * NW * OUTF;
@@ -806,13 +807,15 @@ struct sparse_mma_shape {
 // joint: an online softmax across the warp's chunks.  At the end the
 // warps' partial outputs (joint: with their maxima and sums) are merged
 // through shared memory.  Exponentials are exp2 of scores scaled by
-// log2(e) / sqrt(d).
+// log2(e) / sqrt(d).  STAGES 2: each warp has two buffers, and copies its
+// next chunk (cp.async from bf16 pages) while it computes this one.
 template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
           int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
-          bool K16 = false, bool V16 = false, int NW = 2>
+          bool K16 = false, bool V16 = false, int NW = 2, int STAGES = 1>
 HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
+  static_assert(STAGES == 1 || STAGES == 2, "one or two stages");
   constexpr int GRP = HQ / HK;
-  typedef sparse_mma_shape<GRP, d, P, KS, NW> sh;
+  typedef sparse_mma_shape<GRP, d, P, KS, NW, STAGES> sh;
   constexpr int MT = sh::MT, MR = sh::MR, DP = sh::DP, PP = sh::PP, LD = sh::LD;
   constexpr int NTH = 32 * NW;
   constexpr int NOT = DP / 8, NST = PP / 8, KQ = DP / 16, KP = PP / 16;
@@ -837,11 +840,11 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
       if (__float_as_int(ir[k]) >= 0) sel[n++] = (int)k;
     nsel_s = n;
   }
-  unsigned short *kb = kv + w * sh::WBUF, *vb = kb + PP * LD;
+  unsigned short *wb = kv + w * sh::WBUF; // stage u: K rows at wb + u * STAGE, V after
   // keys P..PP-1 and elements d..DP-1 stay zero: the copies write only
   // real elements
   if (PP != P || DP != d)
-    for (int e = l; e < sh::WBUF; e += 32) kb[e] = 0;
+    for (int e = l; e < sh::WBUF; e += 32) wb[e] = 0;
   __syncthreads();
   int nsel = nsel_s;
   unsigned qa[MT][KQ][4];
@@ -855,13 +858,31 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
     rm[mt][0] = rm[mt][1] = -inf();
     rl[mt][0] = rl[mt][1] = 0.0f;
   }
-  for (int s = w; s < nsel; s += NW) {
-    int k = sel[s];
-    hs_i64 c = __float_as_int(ir[k]);
+  // the copies of the warp's i-th chunk into stage i % STAGES
+  auto stage = [&](int i) {
+    int s = w + i * NW;
+    if (s >= nsel) return;
+    hs_i64 c = __float_as_int(ir[sel[s]]);
+    unsigned short *kb = wb + (i % STAGES) * sh::STAGE;
     stage_chunk<H1, RE1, K16, P, HK, d, LD>(a, HS_IN(1), c, kh, kb, l);
-    stage_chunk<H2, RE2, V16, P, HK, d, LD>(a, HS_IN(2), c, kh, vb, l);
+    stage_chunk<H2, RE2, V16, P, HK, d, LD>(a, HS_IN(2), c, kh, kb + PP * LD, l);
+  };
+  if (STAGES == 2) {
+    stage(0);
     cp_async_commit();
-    cp_async_wait<0>();
+  }
+  for (int i = 0, s = w; s < nsel; i++, s += NW) {
+    int k = sel[s];
+    const unsigned short *kb = wb + (i % STAGES) * sh::STAGE, *vb = kb + PP * LD;
+    if (STAGES == 2) {
+      stage(i + 1); // into the other buffer, which the last chunk freed
+      cp_async_commit();
+      cp_async_wait<1>(); // this chunk's group is complete
+    } else {
+      stage(i);
+      cp_async_commit();
+      cp_async_wait<0>();
+    }
     __syncwarp();
     for (int mt = 0; mt < MT; mt++) {
       // S = Q K^T (16 query heads by PP keys)
