@@ -252,7 +252,7 @@ static void attention_ref(int64_t t, const float *qpat, float *const *pages, con
 }
 
 enum { NVAR = 5 };
-static const char *const var_names[NVAR] = {"bench_hsa_tc", "bench_hsa_tc16", "bench_hsa_tc16_1w",
+static const char *const var_names[NVAR] = {"bench_hsa_tc", "bench_hsa_tc16", "bench_hsa_tc16_2w",
                                             "bench_hsa_tc16_1w2s", "bench_hsa_f32"};
 
 static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *const *infos) {
@@ -308,9 +308,9 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *c
   a[in + 4 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)dwt;
   a[in + 4 * CG_VIEW_SLOTS + CG_V_STRIDE] = K;
   double flops = (double)L * HQ * K * (4.0 * S * D);
-  const char *what[NVAR] = {"hsac, tensor cores (chunk_attention_mma, 2 warps), f32 pages",
-                            "hsac, tensor cores (chunk_attention_mma, 2 warps), bf16 pages",
+  const char *what[NVAR] = {"hsac, tensor cores (chunk_attention_mma, 1 warp), f32 pages",
                             "hsac, tensor cores (chunk_attention_mma, 1 warp), bf16 pages",
+                            "hsac, tensor cores (chunk_attention_mma, 2 warps), bf16 pages",
                             "hsac, tensor cores (chunk_attention_mma, 1 warp, 2 stages), bf16 pages",
                             "hsac, f32 (chunk_attention)"};
   for (int v = 0; v < NVAR; v++) {
@@ -401,8 +401,8 @@ static void bench_scan(int64_t C, double bw, const cg_cuda_info *info) {
   double one = time_launch(kernel("bench_scan"), 1, (unsigned)info->grid_y,
                            (unsigned)info->block, a, emulate ? 0 : 5);
   /* split as the runtime splits it (backend_cuda.c: about 64 chunks per
-   * block, 2 to 4096 blocks per group), then merged: both launches timed */
-  int64_t nsplit = C / 64 < 2 ? 2 : C / 64 > 4096 ? 4096 : C / 64;
+   * block, 2 to 1024 blocks per group), then merged: both launches timed */
+  int64_t nsplit = C / 64 < 2 ? 2 : C / 64 > 1024 ? 1024 : C / 64;
   rt_dptr scr = dalloc((size_t)nsplit * G * (size_t)info->split_scratch * 4);
   a[CG_A_SCRATCH] = (int64_t)scr, a[CG_A_P0] = nsplit;
   rt_gpu_kernel *parts[2] = {kernel("bench_scan_s"), kernel("bench_scan_m")};
@@ -481,7 +481,7 @@ int main(int argc, char **argv) {
   add_kernel(&g, &rs, CG_CUDA_F32, "bench_scan");
   ra.hist16[1] = ra.hist16[2] = true; /* K, V history pages of bf16 rows */
   add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16");
-  add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w", "1 warp");
+  add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_2w", "2 warps");
   add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w2s", "1 warp, 2 stages");
   size_t pl = strlen(peak_src);
   char *all = realloc(g.src, g.len + pl + 1);

@@ -286,7 +286,8 @@ const cli_command hsac_cmd_tune = {
     "Each round compiles the model with every tunable launch in its next\n"
     "candidate configuration (linear tiles, threads per block) and times a\n"
     "prefill of --length tokens and --decode steps, --reps times after a\n"
-    "warm-up.  A round whose logits differ from the defaults' is rejected; a\n"
+    "warm-up.  A round whose logits differ from the defaults' is rejected\n"
+    "(bf16 arithmetic: one further from an f32 run's than the defaults'); a\n"
     "candidate replaces the default only when at least 3% faster.  Without a\n"
     "GPU, hsac tune says so and exits 1 (docs/cuda.md, \"Tuning\").\n",
     {tune_opts, include_opts, NULL}, 1};

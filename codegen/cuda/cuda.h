@@ -61,8 +61,8 @@ typedef enum cg_cuda_math {
  *   CG_KNOB_MAIN  the kernel's own launch: a linear's tile (f32: 64, 128 or
  *                 32 rows by 64 columns, 256 threads; tensor cores: 2 x 2,
  *                 4 x 2, 2 x 4 or 1 x 2 warps of 32 x 32), the warps of HSA's
- *                 tensor-core sparse attention and their buffers (2 warps,
- *                 1, 1 with two stages, 4, ...: the first four that fit in
+ *                 tensor-core sparse attention and their buffers (1 warp,
+ *                 2, 1 with two stages, 4, ...: the first four that fit in
  *                 48 KB of shared memory), or the threads per
  *                 block of attention, HSA's f32 sparse attention, retrieval
  *                 and top-k;

@@ -179,8 +179,8 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
     if (cg_cuda_sparse_mma(q, math)) {
       /* chunk_attention_mma: warps + 16 * (stages - 1), the first four
        * that fit */
-      static const int nws[] = {2, 1, 1 + 16, 4, 2 + 16, 8};
-      static const char *const nwn[] = {"2 warps",  "1 warp",  "1 warp, 2 stages",
+      static const int nws[] = {1, 2, 1 + 16, 4, 2 + 16, 8};
+      static const char *const nwn[] = {"1 warp",  "2 warps", "1 warp, 2 stages",
                                         "4 warps", "2 warps, 2 stages", "8 warps"};
       int64_t grp, d, P, KS;
       sparse_shape(op, &grp, &d, &P, &KS);

@@ -762,12 +762,20 @@ HS_INLINE void stage_chunk(const hs_args &a, int base, hs_i64 c, int kh, unsigne
   }
   const float *r = row<H, RE>(a, base, c);
   if (d % 4 == 0 && ((unsigned long long)r & 15) == 0) {
-    constexpr int PR = (int)(d / 4);
-    for (int e = l; e < (int)P * PR; e += 32) {
-      int j = e / PR, x = (e % PR) * 4;
-      hs_f4 v = *(const hs_f4 *)(r + ((hs_i64)j * HK + kh) * d + x);
-      hs_u2 b = {bf16_pack(v.x, v.y), bf16_pack(v.z, v.w)};
-      *(hs_u2 *)(dst + j * LD + x) = b;
+    // in batches of B loads, all issued before their stores (the compiler
+    // cannot move a load above a store it may alias)
+    constexpr int PR = (int)(d / 4), N = (int)P * PR, B = 8;
+    for (int e0 = l; e0 < N; e0 += 32 * B) {
+      hs_f4 v[B];
+      for (int u = 0; u < B; u++) {
+        int e = e0 + 32 * u, j = e / PR, x = (e % PR) * 4;
+        if (e < N) v[u] = *(const hs_f4 *)(r + ((hs_i64)j * HK + kh) * d + x);
+      }
+      for (int u = 0; u < B; u++) {
+        int e = e0 + 32 * u, j = e / PR, x = (e % PR) * 4;
+        hs_u2 b = {bf16_pack(v[u].x, v[u].y), bf16_pack(v[u].z, v[u].w)};
+        if (e < N) *(hs_u2 *)(dst + j * LD + x) = b;
+      }
     }
   } else {
     for (int e = l; e < (int)(P * d); e += 32) {
@@ -811,7 +819,7 @@ struct sparse_mma_shape {
 // next chunk (cp.async from bf16 pages) while it computes this one.
 template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
           int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
-          bool K16 = false, bool V16 = false, int NW = 2, int STAGES = 1>
+          bool K16 = false, bool V16 = false, int NW = 1, int STAGES = 1>
 HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
   static_assert(STAGES == 1 || STAGES == 2, "one or two stages");
   constexpr int GRP = HQ / HK;

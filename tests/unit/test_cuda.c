@@ -1036,6 +1036,22 @@ static void test_tune(void) {
   CU_ASSERT_EQUAL_FATAL(cg_tuning_load(&t, db, err, sizeof err), 0);
   CU_ASSERT_EQUAL(t.n, rep.nresults);
   hsart_tune_report_free(&rep);
+  /* bf16 arithmetic: rounds checked against an f32 run's logits; every
+   * candidate computes the same function, so none is rejected */
+  hsart_model_options mb = mo;
+  mb.gpu_bf16 = 1;
+  hsart_tune_options tb = to;
+  tb.dry_run = 1;
+  tb.db_path = NULL;
+  CU_ASSERT_EQUAL_FATAL(hsart_tune(model, &mb, &tb, &rep, &e), HSART_OK);
+  CU_ASSERT(rep.rounds >= 3); /* the tensor-core linears' four tiles */
+  bool saw_sparse = false;
+  for (int i = 0; i < rep.nresults; i++) {
+    CU_ASSERT_EQUAL(rep.results[i].rejected, 0);
+    saw_sparse |= !strncmp(rep.results[i].bucket, "chunk_attention bf16", 20);
+  }
+  CU_ASSERT(saw_sparse);
+  hsart_tune_report_free(&rep);
   /* a later load reads the winners */
   mo.tuning_db = db;
   hsart_model *m = NULL;
