@@ -17,7 +17,11 @@
  *    chunk memory kept in bf16), and in f32; TFLOP/s counted as L * 16 *
  *    K * 4 * S * d, the fraction of the mma.sync rate, tokens/s; sampled
  *    rows checked against a float64 loop on the host;
- * 3. the landmark scan of a decode step (retrieve: one query row streamed
+ * 3. the SWA layers' windowed attention (window 512, d = 64, G = 16,
+ *    causal, every one of L queries, K/V rows in the segment): the
+ *    tensor-core kernel (attention_mma) and the f32 one, checked the same
+ *    way; TFLOP/s counted as 4 d per query head and key in its window;
+ * 4. the landmark scan of a decode step (retrieve: one query row streamed
  *    over the landmarks of C chunks, top-8) at the given contexts: GB/s
  *    and the fraction of the bandwidth of step 1, timed one step at a time
  *    (each with a sync's round trip) and 50 steps back to back.
@@ -143,12 +147,13 @@ static double time_launch(rt_gpu_kernel *k, unsigned gx, unsigned gy, unsigned b
 typedef struct gen {
   char *src;
   size_t len;
-  cg_cuda_info info[8];
+  cg_cuda_info info[12];
   int n;
 } gen;
 
 static void add_kernel(gen *g, const cg_kernel_req *req, cg_cuda_math math, const char *name) {
   char err[512];
+  if (g->n == (int)(sizeof g->info / sizeof *g->info)) die(name, "too many kernels");
   if (cg_cuda_emit(req, math, NULL, name, &g->src, &g->len, &g->info[g->n++], err, sizeof err))
     die(name, err);
 }
@@ -162,6 +167,7 @@ static void add_kernel_cand(gen *g, const cg_kernel_req *req, cg_cuda_math math,
   cg_cuda_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.pick[CG_KNOB_MAIN] = -1;
+  if (g->n == (int)(sizeof g->info / sizeof *g->info)) die(name, "too many kernels");
   for (int i = 0; i < n; i++)
     if (!strcmp(names[i], cand)) cfg.pick[CG_KNOB_MAIN] = i;
   if (cfg.pick[CG_KNOB_MAIN] < 0) die(name, "no such launch configuration");
@@ -203,6 +209,41 @@ static double mma_tflops(void) {
   return flops / t * 1e-12;
 }
 
+/* The normalized error of 8 output rows (of `row` floats, spread over L)
+ * against ref(r, ctx, want) in float64. */
+static double sampled_err(int64_t L, rt_dptr dout, size_t row,
+                          void (*ref)(int64_t, const void *, double *), const void *ctx) {
+  double num = 0, den = 0;
+  float *got = malloc(row * 4);
+  double *want = malloc(row * sizeof *want);
+  if (!got || !want) die("sampled rows", "out of memory");
+  for (int i = 0; i < 8; i++) {
+    int64_t r = (L - 1) * i / 7;
+    down(got, dout + (rt_dptr)r * row * 4, row * 4);
+    ref(r, ctx, want);
+    for (size_t e = 0; e < row; e++) {
+      num += (got[e] - want[e]) * (got[e] - want[e]);
+      den += want[e] * want[e];
+    }
+  }
+  free(got);
+  free(want);
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* One row of an attention table: time, TFLOP/s (and their fraction of the
+ * tensor cores' rate, when tc), tokens/s, the error, WRONG past tol. */
+static void attention_row(const char *what, int64_t L, double t, double flops, bool tc,
+                          double tflops_peak, double err, double tol) {
+  bool ok = err <= tol;
+  printf("| %s | %lld%s | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n", what,
+         (long long)(L % 1024 ? L : L >> 10), L % 1024 ? "" : "K", t * 1e3, flops / t * 1e-12,
+         tc ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
+         ok ? "" : " WRONG");
+  fflush(stdout);
+  if (!ok) wrong++; /* reported at the end: the other rows still tell */
+}
+
 /* ---- 2. the HSA sparse-attention layer ------------------------------------ */
 
 enum { S = 64, K = 8, D = 64, HQ = 16, HK = 1, QPAT = 256 };
@@ -226,9 +267,19 @@ static void attention_req(one *o, cg_kernel_req *req) {
   req->row_elems[3] = K, req->row_elems[4] = K;
 }
 
+typedef struct hsa_host {
+  const float *qpat;
+  float *const *pages;
+  const int32_t *sel;
+  const float *wt;
+} hsa_host;
+
 /* Output row t of the layer in float64, from the host copies. */
-static void attention_ref(int64_t t, const float *qpat, float *const *pages, const int32_t *sel,
-                          const float *wt, double *o) {
+static void attention_ref(int64_t t, const void *ctx, double *o) {
+  const hsa_host *hh = ctx;
+  const float *qpat = hh->qpat, *wt = hh->wt;
+  float *const *pages = hh->pages;
+  const int32_t *sel = hh->sel;
   const float *q = qpat + (t % QPAT) * HQ * D;
   for (int h = 0; h < HQ; h++) {
     double acc[D] = {0};
@@ -320,28 +371,9 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *c
     double t = time_launch(kernel(var_names[v]), (unsigned)L, (unsigned)infos[v]->grid_y,
                            (unsigned)infos[v]->block, a, emulate ? 0 : 3);
     /* sampled rows against float64 */
-    double num = 0, den = 0;
-    float *got = malloc(row * 4);
-    double *want = malloc(row * sizeof *want);
-    for (int i = 0; i < 8; i++) {
-      int64_t r = (L - 1) * i / 7;
-      down(got, dout + (rt_dptr)r * row * 4, row * 4);
-      attention_ref(r, qpat, hpages, sel, wt, want);
-      for (size_t e = 0; e < row; e++) {
-        num += (got[e] - want[e]) * (got[e] - want[e]);
-        den += want[e] * want[e];
-      }
-    }
-    double err = den > 0 ? sqrt(num / den) : sqrt(num);
-    bool ok = err <= (tc ? 1e-2 : 1e-5);
-    printf("| %s | %lld%s | %.3f ms | %.1f | %.0f%% | %.2fM | %.1e%s |\n", what[v],
-           (long long)(L % 1024 ? L : L >> 10), L % 1024 ? "" : "K", t * 1e3, flops / t * 1e-12,
-           tc ? 100 * flops / t * 1e-12 / tflops_peak : 0.0, (double)L / t * 1e-6, err,
-           ok ? "" : " WRONG");
-    fflush(stdout);
-    if (!ok) wrong++; /* reported at the end: the other rows still tell */
-    free(got);
-    free(want);
+    hsa_host hh = {qpat, hpages, sel, wt};
+    double err = sampled_err(L, dout, row, attention_ref, &hh);
+    attention_row(what[v], L, t, flops, tc, tflops_peak, err, tc ? 1e-2 : 1e-5);
   }
   for (int64_t p = 0; p < npages; p++) free(hpages[p]);
   free(hpages), free(table), free(qpat), free(sel), free(wt);
@@ -350,7 +382,96 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *c
     dev->ops->free(dev, bufs[i], RT_GPU_DEVICE);
 }
 
-/* ---- 3. the landmark scan of a decode step --------------------------------- */
+/* ---- 3. the SWA layers' windowed attention --------------------------------- */
+
+enum { W = 512, KPAT = 1024 };
+
+static void swa_req(one *o, cg_kernel_req *req) {
+  one_init(o);
+  ir_dim seq = ir_seq_dim(0, 1);
+  ir_value *q = val(o, "q", 3, (ir_dim[]){seq, ir_const_dim(HQ), ir_const_dim(D)}, IR_F32);
+  ir_value *k = val(o, "k", 3, (ir_dim[]){seq, ir_const_dim(HK), ir_const_dim(D)}, IR_F32);
+  ir_value *v = val(o, "v", 3, (ir_dim[]){seq, ir_const_dim(HK), ir_const_dim(D)}, IR_F32);
+  ir_op *op = emit_op(o, IR_ATTENTION, (ir_value *[]){q, k, v}, 3,
+                      (ir_attr[]){ir_int_attr("causal", 1), ir_int_attr("window", W)}, 2);
+  memset(req, 0, sizeof *req);
+  req->op = op;
+  for (int i = 0; i < 3; i++) req->hist[i] = CG_H_SEG;
+  req->row_elems[0] = HQ * D, req->row_elems[1] = HK * D, req->row_elems[2] = HK * D;
+}
+
+/* Output row t of the windowed attention in float64 (queries repeat every
+ * QPAT rows, keys and values every KPAT; ctx: the three patterns). */
+static void swa_ref(int64_t t, const void *ctx, double *o) {
+  const float *const *pat = ctx;
+  const float *qpat = pat[0], *kpat = pat[1], *vpat = pat[2];
+  int64_t lo = t - W + 1 > 0 ? t - W + 1 : 0, n = t - lo + 1;
+  double *s = malloc((size_t)n * sizeof *s);
+  for (int h = 0; h < HQ; h++) {
+    const float *q = qpat + (t % QPAT) * HQ * D + h * D;
+    double m = -1e300, sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+      const float *k = kpat + ((lo + j) % KPAT) * D;
+      double dot = 0;
+      for (int e = 0; e < D; e++) dot += (double)q[e] * k[e];
+      s[j] = dot / sqrt((double)D);
+      if (s[j] > m) m = s[j];
+    }
+    for (int64_t j = 0; j < n; j++) sum += (s[j] = exp(s[j] - m));
+    for (int e = 0; e < D; e++) {
+      double acc = 0;
+      for (int64_t j = 0; j < n; j++) acc += s[j] * vpat[((lo + j) % KPAT) * D + e];
+      o[h * D + e] = acc / sum;
+    }
+  }
+  free(s);
+}
+
+enum { NSWA = 2 };
+static const char *const swa_names[NSWA] = {"bench_swa_tc", "bench_swa_f32"};
+
+static void bench_swa(int64_t L, double tflops_peak, const cg_cuda_info *const *infos) {
+  size_t row = (size_t)HQ * D, krow = (size_t)HK * D;
+  float *qpat = randbuf((size_t)QPAT * row, 3), *kpat = randbuf((size_t)KPAT * krow, 4),
+        *vpat = randbuf((size_t)KPAT * krow, 5);
+  rt_dptr dq = dalloc((size_t)L * row * 4), dout = dalloc((size_t)L * row * 4);
+  rt_dptr dk = dalloc((size_t)L * krow * 4), dv = dalloc((size_t)L * krow * 4);
+  for (int64_t r = 0; r < L; r += QPAT) {
+    int64_t n = L - r < QPAT ? L - r : QPAT;
+    up(dq + (rt_dptr)r * row * 4, qpat, (size_t)n * row * 4);
+  }
+  for (int64_t r = 0; r < L; r += KPAT) {
+    int64_t n = L - r < KPAT ? L - r : KPAT;
+    up(dk + (rt_dptr)r * krow * 4, kpat, (size_t)n * krow * 4);
+    up(dv + (rt_dptr)r * krow * 4, vpat, (size_t)n * krow * 4);
+  }
+  int64_t a[CG_A_COUNT] = {0};
+  a[CG_A_R0] = 0, a[CG_A_R1] = L, a[CG_A_T1] = L;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)dout, a[CG_A_OUT0 + CG_V_STRIDE] = (int64_t)row;
+  int in = CG_A_IN0;
+  a[in + CG_V_SEG] = (int64_t)dq, a[in + CG_V_STRIDE] = (int64_t)row;
+  a[in + CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)dk;
+  a[in + CG_VIEW_SLOTS + CG_V_STRIDE] = (int64_t)krow;
+  a[in + 2 * CG_VIEW_SLOTS + CG_V_SEG] = (int64_t)dv;
+  a[in + 2 * CG_VIEW_SLOTS + CG_V_STRIDE] = (int64_t)krow;
+  /* FLOPs: 4 d per query head and key of each token's window */
+  double keys = L <= W ? (double)L * (L + 1) / 2 : (double)W * (W + 1) / 2 + (double)(L - W) * W;
+  double flops = keys * HQ * 4.0 * D;
+  const char *what[NSWA] = {"hsac, tensor cores (attention_mma, 1 warp)", "hsac, f32 (attention)"};
+  for (int v = 0; v < NSWA; v++) {
+    double t = time_launch(kernel(swa_names[v]), (unsigned)L, (unsigned)infos[v]->grid_y,
+                           (unsigned)infos[v]->block, a, emulate ? 0 : 3);
+    const float *pat[3] = {qpat, kpat, vpat};
+    double err = sampled_err(L, dout, row, swa_ref, pat);
+    attention_row(what[v], L, t, flops, v == 0, tflops_peak, err, v == 0 ? 1e-2 : 1e-5);
+  }
+  free(qpat), free(kpat), free(vpat);
+  rt_dptr bufs[] = {dq, dout, dk, dv};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    dev->ops->free(dev, bufs[i], RT_GPU_DEVICE);
+}
+
+/* ---- 4. the landmark scan of a decode step --------------------------------- */
 
 enum { G = 1, DR = 64, KR = 8 };
 
@@ -472,10 +593,11 @@ int main(int argc, char **argv) {
   /* the module: the prelude, the generated kernels, the peaks */
   gen g = {0};
   check(cg_cuda_emit_head(&g.src, &g.len), "the module", "out of memory");
-  one oa, os;
-  cg_kernel_req ra, rs;
+  one oa, os, ow;
+  cg_kernel_req ra, rs, rw;
   attention_req(&oa, &ra);
   scan_req(&os, &rs);
+  swa_req(&ow, &rw);
   add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc");
   add_kernel(&g, &ra, CG_CUDA_F32, "bench_hsa_f32");
   add_kernel(&g, &rs, CG_CUDA_F32, "bench_scan");
@@ -483,6 +605,8 @@ int main(int argc, char **argv) {
   add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16");
   add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_2w", "2 warps");
   add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w2s", "1 warp, 2 stages");
+  add_kernel(&g, &rw, CG_CUDA_BF16, "bench_swa_tc");
+  add_kernel(&g, &rw, CG_CUDA_F32, "bench_swa_f32");
   size_t pl = strlen(peak_src);
   char *all = realloc(g.src, g.len + pl + 1);
   if (!all) die("the module", "out of memory");
@@ -502,6 +626,12 @@ int main(int argc, char **argv) {
          "|---|---|---|---|---|---|---|\n");
   const cg_cuda_info *infos[NVAR] = {&g.info[0], &g.info[3], &g.info[4], &g.info[5], &g.info[1]};
   for (int i = 0; i < nl; i++) bench_attention(L[i], tc, infos);
+  printf("\n### SWA attention forward (window %d, d 64, G 16), all L queries\n\n"
+         "| implementation | L | time | TFLOP/s | of mma.sync | Mtokens/s | error vs float64 |\n"
+         "|---|---|---|---|---|---|---|\n",
+         W);
+  const cg_cuda_info *sinfos[NSWA] = {&g.info[6], &g.info[7]};
+  for (int i = 0; i < nl; i++) bench_swa(L[i], tc, sinfos);
   printf("\n### Landmark scan of one decode step (G 1, d 64, top-8)\n\n"
          "| context | kernel | time | read | of measured bandwidth |\n|---|---|---|---|---|\n");
   for (int i = 0; i < nc; i++) bench_scan(Cx[i] / S, bw, &g.info[2]);
@@ -510,6 +640,7 @@ int main(int argc, char **argv) {
   free(g.src);
   ut_arena_free(&oa.arena);
   ut_arena_free(&os.arena);
+  ut_arena_free(&ow.arena);
   if (wrong) {
     fprintf(stderr, "bench_gpu_kernels: %d results differ from their reference (WRONG above)\n",
             wrong);

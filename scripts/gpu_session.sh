@@ -16,7 +16,10 @@
 #   tune.txt               hsac tune on the paper's 215M model (tensor
 #                          cores, 16K tokens), then the tuning database
 #                          it wrote
-#   passkey.txt            the trained passkey model through --backend cuda
+#   models.txt             whole models through --backend cuda -v
+#                          --profile: the trained passkey model on an 8K
+#                          item, the 215M paper model (random weights) on
+#                          16K tokens in f32 and with the tensor cores
 #   summary.txt            each step's exit status and seconds
 #
 # Steps run most important first, each under a time limit, so a session
@@ -64,9 +67,19 @@ step test_gpu "${HSAC_T_TEST:-150}" "$b/tests/test_unit" gpu
 step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
   --json "$out/torch_attention.json"
 "$b/hsac" gen-task --task passkey --length 8K --seed 7 --format prompt >/tmp/hsac-passkey.txt 2>/dev/null
-step passkey 30 "$b/hsac" run examples/passkey_hsa.hsa \
-  --weights examples/trained/passkey_hsa/weights.safetensors --prompt-file /tmp/hsac-passkey.txt \
-  --max-new 8 --backend cuda -v --profile
+"$b/hsac" gen-task --task passkey --length 16K --seed 8 --format prompt >/tmp/hsac-16k.txt 2>/dev/null
+step models "${HSAC_T_MODELS:-120}" sh -c '
+  b=$1
+  echo "== passkey_hsa (trained), an 8K-token item, f32 arithmetic"
+  "$b/hsac" run examples/passkey_hsa.hsa --weights examples/trained/passkey_hsa/weights.safetensors \
+    --prompt-file /tmp/hsac-passkey.txt --max-new 8 --backend cuda -v --profile 2>&1 | head -30
+  "$b/hsac" init-weights examples/paper_swa_hsa.hsa -o /tmp/hsac-paper.safetensors -q || exit 1
+  for math in f32 bf16; do
+    echo "== paper_swa_hsa (215M, random weights), 16K tokens, --gpu-math $math"
+    "$b/hsac" run examples/paper_swa_hsa.hsa --weights /tmp/hsac-paper.safetensors \
+      --prompt-file /tmp/hsac-16k.txt --max-new 16 --backend cuda --gpu-math $math -v --profile \
+      2>&1 | grep -v "prefill [0-9]*%" | head -30
+  done' sh "$b"
 step tune "${HSAC_T_TUNE:-60}" "$b/hsac" tune examples/paper_swa_hsa.hsa --gpu-math bf16 \
   --length 16384 --decode 16 --reps 2
 { echo "== the tuning database"; cat /tmp/hsac-tuning.tsv; } >>"$out/tune.txt" 2>&1

@@ -112,10 +112,11 @@ static const char *hexf(double v, char *b, size_t n) {
   return b;
 }
 
-/* Shared memory of chunk_attention_mma with nw warps of `stages` buffers,
- * bytes: prelude.cuh's sparse_mma_shape (Q in bf16; per warp and stage, a
- * chunk's K and V rows in bf16, or in the merge its partial output, maxima
- * and sums in f32; the selection). */
+/* Shared memory of the tensor-core attentions (chunk_attention_mma over
+ * chunks of P keys, attention_mma over blocks of P = 64) with nw warps of
+ * `stages` buffers, bytes: prelude.cuh's mma_attn_shape (Q in bf16; per
+ * warp and stage, a block's K and V rows in bf16, or in the merge its
+ * partial output, maxima and sums in f32; the selection). */
 static int64_t sparse_mma_smem(int64_t grp, int64_t d, int64_t P, int64_t KS, int nw,
                                int stages) {
   int64_t MR = (grp + 15) / 16 * 16, DP = (d + 15) / 16 * 16, PP = (P + 15) / 16 * 16;
@@ -129,6 +130,37 @@ enum { SMEM_STATIC = 48 * 1024 };
 static void sparse_shape(const ir_op *op, int64_t *grp, int64_t *d, int64_t *P, int64_t *KS) {
   *d = DIMN(op->in[0], 2), *P = DIMN(op->in[1], 1);
   *grp = DIMN(op->in[0], 1) / DIMN(op->in[1], 2), *KS = DIMN(op->in[3], 2);
+}
+
+/* attention_mma's block of keys. */
+enum { WINDOW_KEYS = 64 };
+
+/* Whether attention over the sequence runs on the tensor cores
+ * (attention_mma): bf16 math, causal, at least 4 query heads per KV head
+ * (fewer would leave most of a 16-row tile empty), one warp's buffers in
+ * static shared memory. */
+static bool attention_mma_ok(const ir_op *op, cg_cuda_math math) {
+  if (op->code != IR_ATTENTION || math != CG_CUDA_BF16 || op->in[0]->type.rank != 3 ||
+      !ir_attr_i(op, "causal", 1))
+    return false;
+  int64_t grp = DIMN(op->in[0], 1) / DIMN(op->in[1], 1), d = LAST(op->in[0]);
+  return grp >= 4 && grp <= 64 && sparse_mma_smem(grp, d, WINDOW_KEYS, 1, 1, 1) <= SMEM_STATIC;
+}
+
+/* The warps (+ 16 * (stages - 1)) of a tensor-core attention's knob: the
+ * first four of these that fit. */
+static int mma_warp_cands(int64_t grp, int64_t d, int64_t P, int64_t KS, int vals[],
+                          const char *names[]) {
+  static const int nws[] = {1, 2, 1 + 16, 4, 2 + 16, 8};
+  static const char *const nwn[] = {"1 warp",  "2 warps",           "1 warp, 2 stages",
+                                    "4 warps", "2 warps, 2 stages", "8 warps"};
+  int n = 0;
+  for (int i = 0; i < 6 && n < CG_CUDA_MAX_CANDIDATES; i++)
+    if (sparse_mma_smem(grp, d, P, KS, nws[i] & 15, nws[i] >> 4 ? 2 : 1) <= SMEM_STATIC) {
+      vals[n] = nws[i];
+      names[n++] = nwn[i];
+    }
+  return n;
 }
 
 /* Whether chunk_attention runs on the tensor cores (chunk_attention_mma):
@@ -173,21 +205,16 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
     }
     return n;
   case IR_ATTENTION:
+    if (attention_mma_ok(op, math)) /* attention_mma: warps, stages */
+      return mma_warp_cands(DIMN(op->in[0], 1) / DIMN(op->in[1], 1), LAST(op->in[0]),
+                            WINDOW_KEYS, 1, vals, names);
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
   case IR_CHUNK_ATTENTION:
-    if (cg_cuda_sparse_mma(q, math)) {
-      /* chunk_attention_mma: warps + 16 * (stages - 1), the first four
-       * that fit */
-      static const int nws[] = {1, 2, 1 + 16, 4, 2 + 16, 8};
-      static const char *const nwn[] = {"1 warp",  "2 warps", "1 warp, 2 stages",
-                                        "4 warps", "2 warps, 2 stages", "8 warps"};
+    if (cg_cuda_sparse_mma(q, math)) { /* chunk_attention_mma: warps, stages */
       int64_t grp, d, P, KS;
       sparse_shape(op, &grp, &d, &P, &KS);
-      for (int i = 0; i < 6 && n < CG_CUDA_MAX_CANDIDATES; i++)
-        if (sparse_mma_smem(grp, d, P, KS, nws[i] & 15, nws[i] >> 4 ? 2 : 1) <= SMEM_STATIC)
-          CAND(nws[i], nwn[i]);
-      return n;
+      return mma_warp_cands(grp, d, P, KS, vals, names);
     }
     CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
     return n;
@@ -383,6 +410,17 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     int rank = qv->type.rank;
     int64_t d = LAST(qv), Hq = DIMN(qv, rank - 2), Hk = DIMN(kv, rank - 2);
     int64_t P = rank == 3 ? 1 : DIMN(qv, rank - 3);
+    if (attention_mma_ok(op, math)) {
+      /* the query heads of a KV head as the rows of the mma tiles */
+      info->grid_y = Hk;
+      info->block = 32 * (main_v & 15);
+      snprintf(call, sizeof call,
+               "hs::attention_mma<%lld, %lld, %lldll, %lldll, %s, %s, %s, %d, %d>(a)",
+               (long long)Hq, (long long)Hk, (long long)d, (long long)ir_attr_i(op, "window", 0),
+               hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2),
+               main_v & 15, main_v >> 4 ? 2 : 1);
+      break;
+    }
     info->grid_y = rank == 3 ? Hq : P * Hq;
     nt = info->block = main_v;
     snprintf(call, sizeof call,
@@ -522,10 +560,10 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     snprintf(err, errsize, "the CUDA backend has no kernel for %s yet", ir_ops[op->code].name);
     return -1;
   }
-  /* chunk_attention_mma: at least one block per multiprocessor, which
-   * lifts the register cap ptxas otherwise chose for small blocks (64
-   * registers and a spill in a 64-thread instance) */
-  const char *minb = cg_cuda_sparse_mma(q, math) ? ", 1" : "";
+  /* the tensor-core attentions: at least one block per multiprocessor,
+   * which lifts the register cap ptxas otherwise chose for small blocks
+   * (64 registers and a spill in a 64-thread chunk_attention_mma) */
+  const char *minb = cg_cuda_sparse_mma(q, math) || attention_mma_ok(op, math) ? ", 1" : "";
   put(&s, "extern \"C\" __global__ void __launch_bounds__(%d%s) %s(const __grid_constant__ "
           "hs_args a) {\n  %s;\n}\nHS_EMU_ENTRY(%s)\n",
       info->block, minb, name, call, name);

@@ -735,6 +735,24 @@ HS_INLINE unsigned bf16_pack(float lo, float hi) {
   return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
 }
 
+// Copies N pieces of four floats, rounded to bf16, by the 32 lanes of a
+// warp: piece e is load(e) (an hs_f4), stored at at(e) (8-byte aligned).
+// In batches of B loads, all issued before their stores (the compiler
+// cannot move a load above a store it may alias).
+template <int N, class LOAD, class AT>
+HS_INLINE void copy4_bf16(int l, LOAD load, AT at) {
+  constexpr int B = 8;
+  for (int e0 = l; e0 < N; e0 += 32 * B) {
+    hs_f4 v[B];
+    for (int u = 0; u < B; u++)
+      if (e0 + 32 * u < N) v[u] = load(e0 + 32 * u);
+    for (int u = 0; u < B; u++) {
+      hs_u2 b = {bf16_pack(v[u].x, v[u].y), bf16_pack(v[u].z, v[u].w)};
+      if (e0 + 32 * u < N) *(hs_u2 *)at(e0 + 32 * u) = b;
+    }
+  }
+}
+
 // Copies, by the 32 lanes of a warp, the P rows of KV head kh of chunk c
 // (a [P, HK, d] chunk row of the value at slot base) into dst ([P][LD]
 // bf16): from history pages of bf16 rows (B16) with cp.async (16-byte
@@ -762,21 +780,10 @@ HS_INLINE void stage_chunk(const hs_args &a, int base, hs_i64 c, int kh, unsigne
   }
   const float *r = row<H, RE>(a, base, c);
   if (d % 4 == 0 && ((unsigned long long)r & 15) == 0) {
-    // in batches of B loads, all issued before their stores (the compiler
-    // cannot move a load above a store it may alias)
-    constexpr int PR = (int)(d / 4), N = (int)P * PR, B = 8;
-    for (int e0 = l; e0 < N; e0 += 32 * B) {
-      hs_f4 v[B];
-      for (int u = 0; u < B; u++) {
-        int e = e0 + 32 * u, j = e / PR, x = (e % PR) * 4;
-        if (e < N) v[u] = *(const hs_f4 *)(r + ((hs_i64)j * HK + kh) * d + x);
-      }
-      for (int u = 0; u < B; u++) {
-        int e = e0 + 32 * u, j = e / PR, x = (e % PR) * 4;
-        hs_u2 b = {bf16_pack(v[u].x, v[u].y), bf16_pack(v[u].z, v[u].w)};
-        if (e < N) *(hs_u2 *)(dst + j * LD + x) = b;
-      }
-    }
+    constexpr int PR = (int)(d / 4); // pieces per row
+    copy4_bf16<(int)P * PR>(
+        l, [&](int e) { return *(const hs_f4 *)(r + ((hs_i64)(e / PR) * HK + kh) * d + e % PR * 4); },
+        [&](int e) { return dst + e / PR * LD + e % PR * 4; });
   } else {
     for (int e = l; e < (int)(P * d); e += 32) {
       int j = e / (int)d, x = e % (int)d;
@@ -785,10 +792,40 @@ HS_INLINE void stage_chunk(const hs_args &a, int base, hs_i64 c, int kh, unsigne
   }
 }
 
-// Shared memory of chunk_attention_mma, bytes (emit.c has the same formula
-// in C: keep them together).
+// Copies, by the 32 lanes of a warp, keys k0 .. k0 + PB - 1 of KV head kh
+// of the sequence value at slot base ([L, HK, d] rows: ring, pages or the
+// segment, one row() per key) into dst ([PB][LD] bf16), rounded on the way;
+// keys past `last` (not computed yet) are written as zeros.
+template <int H, hs_i64 RE, hs_i64 PB, int HK, hs_i64 d, int LD>
+HS_INLINE void stage_keys(const hs_args &a, int base, hs_i64 k0, hs_i64 last, int kh,
+                          unsigned short *dst, int l) {
+  if (d % 4 == 0) {
+    constexpr int PR = (int)(d / 4); // pieces per row
+    copy4_bf16<(int)PB * PR>(
+        l,
+        [&](int e) {
+          hs_f4 v = {0.0f, 0.0f, 0.0f, 0.0f};
+          if (k0 + e / PR > last) return v;
+          const float *r = row<H, RE>(a, base, k0 + e / PR) + kh * d + e % PR * 4;
+          if (((unsigned long long)r & 15) == 0) return *(const hs_f4 *)r;
+          v.x = r[0], v.y = r[1], v.z = r[2], v.w = r[3];
+          return v;
+        },
+        [&](int e) { return dst + e / PR * LD + e % PR * 4; });
+  } else {
+    for (int e = l; e < (int)(PB * d); e += 32) {
+      int j = e / (int)d, x = e % (int)d;
+      dst[j * LD + x] = k0 + j <= last ? bf16_bits(row<H, RE>(a, base, k0 + j)[kh * d + x]) : 0;
+    }
+  }
+}
+
+// Shared memory of the tensor-core attentions, bytes (emit.c has the same
+// formula in C: keep them together): Q in bf16; per warp and stage, a
+// block of PB keys' K and V rows in bf16, or in the merge the warp's
+// partial output, maxima and sums in f32; KS ints of selection.
 template <int GRP, hs_i64 d, hs_i64 P, hs_i64 KS, int NW, int STAGES>
-struct sparse_mma_shape {
+struct mma_attn_shape {
   static constexpr int MT = (GRP + 15) / 16, MR = 16 * MT;
   static constexpr int DP = (int)((d + 15) / 16 * 16), PP = (int)((P + 15) / 16 * 16);
   static constexpr int LD = DP + 8;                 // halves per staged row
@@ -799,62 +836,51 @@ struct sparse_mma_shape {
                                                                        : 2 * NW * OUTF;
 };
 
-// HSA's sparse attention on tensor cores: one block of NW warps (hsac tune
-// picks among the counts that fit in shared memory) per (token, KV head);
-// the GRP query heads that share the KV head are the rows of the mma tiles
-// (padded to MT tiles of 16), so each selected chunk's K and V are read
-// once for the whole group, gathered from the chunk pages.  Warp w takes
-// the selected chunks w, w + NW, ... on its own, with no block-wide
-// barrier in the loop: it copies the chunk's K and V rows into its own
-// shared buffers ([key][e] bf16), computes S = Q K^T on the tensor cores
-// with Q's fragments held in registers, the softmax in registers (a row of
-// an accumulator tile lives in the four lanes of a quad: two shuffles per
-// reduction), and O += P V with P rounded to bf16 straight from S's
-// registers into A fragments (V's B fragments through ldmatrix .trans).
-// Weighted merge: a softmax per chunk, scaled by the chunk's weight;
-// joint: an online softmax across the warp's chunks.  At the end the
-// warps' partial outputs (joint: with their maxima and sums) are merged
-// through shared memory.  Exponentials are exp2 of scores scaled by
-// log2(e) / sqrt(d).  STAGES 2: each warp has two buffers, and copies its
-// next chunk (cp.async from bf16 pages) while it computes this one.
-template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
-          int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
-          bool K16 = false, bool V16 = false, int NW = 1, int STAGES = 1>
-HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
+// The engine of the tensor-core attentions: one block of NW warps per
+// (token, KV head); the GRP query heads that share the KV head (rows
+// qrow[(kh * GRP + h) * d ..]) are the rows of the mma tiles (padded to MT
+// tiles of 16), so each block of keys is read once for the whole group.
+// Warp w takes the key blocks w, w + NW, ... of the nblk() blocks on its
+// own, with no block-wide barrier in the loop: stage(i, kb, vb) copies
+// block i's PB keys' K and V rows into the warp's shared buffers ([key][e]
+// bf16; cp.async groups allowed), nkeys(i) says how many of them count
+// (the rest are masked), weight(i) scales block i's softmax (weighted
+// merge).  S = Q K^T on the tensor cores with Q's fragments held in
+// registers; the softmax in registers (a row of an accumulator tile lives
+// in the four lanes of a quad: two shuffles per reduction); O += P V with P
+// rounded to bf16 straight from S's registers into A fragments (V's B
+// fragments through ldmatrix .trans).  Weighted merge: a softmax per block,
+// scaled by its weight; joint: an online softmax across the warp's blocks.
+// At the end the warps' partial outputs (joint: with their maxima and
+// sums) are merged through shared memory into orow[(kh * GRP + h) * d ..].
+// Exponentials are exp2 of scores scaled by log2(e) / sqrt(d).  STAGES 2:
+// each warp has two buffers and copies its next block while it computes
+// this one.  The caller's shared writes before the call (a selection) are
+// published by the engine's first barrier, before nblk() is read.
+template <bool JOINT, int GRP, hs_i64 d, hs_i64 PB, hs_i64 KS, int NW, int STAGES, class NB,
+          class ST, class NK, class WT>
+HS_INLINE void group_attend_mma(const float *qrow, float *orow, int kh, int n_plus, NB nblk,
+                                ST stage, NK nkeys, WT weight) {
   static_assert(STAGES == 1 || STAGES == 2, "one or two stages");
-  constexpr int GRP = HQ / HK;
-  typedef sparse_mma_shape<GRP, d, P, KS, NW, STAGES> sh;
+  typedef mma_attn_shape<GRP, d, PB, KS, NW, STAGES> sh;
   constexpr int MT = sh::MT, MR = sh::MR, DP = sh::DP, PP = sh::PP, LD = sh::LD;
   constexpr int NTH = 32 * NW;
   constexpr int NOT = DP / 8, NST = PP / 8, KQ = DP / 16, KP = PP / 16;
   __shared__ __align__(16) unsigned short qs[MR * LD];
   __shared__ __align__(16) unsigned short kv[sh::SBUF];
-  __shared__ int sel[KS];
-  __shared__ int nsel_s;
-  hs_i64 t = my_row(a);
-  int kh = (int)blockIdx.y, g = G == 1 ? 0 : kh;
   int w = threadIdx.x >> 5, l = threadIdx.x & 31, fg = l >> 2, ft = l & 3;
   const float sl2 = 1.4426950408889634f / sqrtf((float)d);
-  const float *qrow = row<H0, RE0>(a, HS_IN(0), t);
-  const float *ir = row<H3, RE3>(a, HS_IN(3), t) + g * KS;
-  const float *wr = row<H4, RE4>(a, HS_IN(4), t) + g * KS;
   for (int e = threadIdx.x; e < MR * DP; e += NTH) {
     int hh = e / DP, c = e % DP;
     qs[hh * LD + c] = bf16_bits(hh < GRP && c < d ? qrow[(kh * GRP + hh) * d + c] : 0.0f);
   }
-  if (threadIdx.x == 0) {
-    int n = 0;
-    for (hs_i64 k = 0; k < KS; k++)
-      if (__float_as_int(ir[k]) >= 0) sel[n++] = (int)k;
-    nsel_s = n;
-  }
   unsigned short *wb = kv + w * sh::WBUF; // stage u: K rows at wb + u * STAGE, V after
-  // keys P..PP-1 and elements d..DP-1 stay zero: the copies write only
+  // keys PB..PP-1 and elements d..DP-1 stay zero: the copies write only
   // real elements
-  if (PP != P || DP != d)
+  if (PP != PB || DP != d)
     for (int e = l; e < sh::WBUF; e += 32) wb[e] = 0;
   __syncthreads();
-  int nsel = nsel_s;
+  int nb = nblk();
   unsigned qa[MT][KQ][4];
   for (int mt = 0; mt < MT; mt++)
     for (int kq = 0; kq < KQ; kq++) frag_a<LD>(qa[mt][kq], qs + mt * 16 * LD + kq * 16);
@@ -866,32 +892,30 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
     rm[mt][0] = rm[mt][1] = -inf();
     rl[mt][0] = rl[mt][1] = 0.0f;
   }
-  // the copies of the warp's i-th chunk into stage i % STAGES
-  auto stage = [&](int i) {
-    int s = w + i * NW;
-    if (s >= nsel) return;
-    hs_i64 c = __float_as_int(ir[sel[s]]);
-    unsigned short *kb = wb + (i % STAGES) * sh::STAGE;
-    stage_chunk<H1, RE1, K16, P, HK, d, LD>(a, HS_IN(1), c, kh, kb, l);
-    stage_chunk<H2, RE2, V16, P, HK, d, LD>(a, HS_IN(2), c, kh, kb + PP * LD, l);
+  // the copies of the warp's u-th block into stage u % STAGES
+  auto stage_u = [&](int u) {
+    int i = w + u * NW;
+    if (i >= nb) return;
+    unsigned short *kb = wb + (u % STAGES) * sh::STAGE;
+    stage(i, kb, kb + PP * LD, l);
   };
   if (STAGES == 2) {
-    stage(0);
+    stage_u(0);
     cp_async_commit();
   }
-  for (int i = 0, s = w; s < nsel; i++, s += NW) {
-    int k = sel[s];
-    const unsigned short *kb = wb + (i % STAGES) * sh::STAGE, *vb = kb + PP * LD;
+  for (int u = 0, i = w; i < nb; u++, i += NW) {
+    const unsigned short *kb = wb + (u % STAGES) * sh::STAGE, *vb = kb + PP * LD;
     if (STAGES == 2) {
-      stage(i + 1); // into the other buffer, which the last chunk freed
+      stage_u(u + 1); // into the other buffer, which the last block freed
       cp_async_commit();
-      cp_async_wait<1>(); // this chunk's group is complete
+      cp_async_wait<1>(); // this block's group is complete
     } else {
-      stage(i);
+      stage_u(u);
       cp_async_commit();
       cp_async_wait<0>();
     }
     __syncwarp();
+    const int nk = nkeys(i); // keys nk.. masked: past the block's, and the padding to PP
     for (int mt = 0; mt < MT; mt++) {
       // S = Q K^T (16 query heads by PP keys)
       float sc[NST][4];
@@ -909,7 +933,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
         for (int nt = 0; nt < NST; nt++)
           for (int c2 = 0; c2 < 2; c2++) {
             int j = nt * 8 + 2 * ft + c2;
-            float v = PP == P || j < P ? sc[nt][2 * h + c2] * sl2 : -inf();
+            float v = j < nk ? sc[nt][2 * h + c2] * sl2 : -inf();
             sc[nt][2 * h + c2] = v;
             m = fmaxf(m, v);
           }
@@ -925,7 +949,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
         sum += __shfl_xor_sync(0xffffffffu, sum, 2);
         if (JOINT) {
-          float corr = exp2f(rm[mt][h] - mn); // 0 before the first chunk
+          float corr = exp2f(rm[mt][h] - mn); // 0 before the first block
           rl[mt][h] = rl[mt][h] * corr + sum;
           rm[mt][h] = mn;
           for (int j = 0; j < NOT; j++) {
@@ -934,7 +958,7 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
           }
         } else {
           if (n_plus) sum += (float)n_plus * exp2f(-m);
-          float f = wr[k] / sum;
+          float f = weight(i) / sum;
           for (int nt = 0; nt < NST; nt++) {
             sc[nt][2 * h] *= f;
             sc[nt][2 * h + 1] *= f;
@@ -954,9 +978,8 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
         }
       }
     }
-    __syncwarp(); // the next chunk's copies overwrite the buffers
+    __syncwarp(); // the next block's copies overwrite the buffers
   }
-  float *orow = out_row(a, HS_A_OUT0, t);
   if (NW == 1) {
     for (int mt = 0; mt < MT; mt++)
       for (int h = 0; h < 2; h++) {
@@ -1013,6 +1036,69 @@ HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
     }
     orow[(kh * GRP + r) * d + x] = v;
   }
+}
+
+// HSA's sparse attention on tensor cores (group_attend_mma over the
+// selected chunks, in slot order; empty slots, -1, skipped): inputs q
+// [L, Hq, d], K, V chunk memories [C, P, Hk, d] (history pages of bf16 rows
+// where K16 / V16: copied by cp.async), indices [L, G, KS] (i32 bits),
+// weights [L, G, KS].  blockIdx.y: the KV head.
+template <bool JOINT, int HQ, int HK, int G, hs_i64 KS, hs_i64 d, hs_i64 P, int H0, hs_i64 RE0,
+          int H1, hs_i64 RE1, int H2, hs_i64 RE2, int H3, hs_i64 RE3, int H4, hs_i64 RE4,
+          bool K16 = false, bool V16 = false, int NW = 1, int STAGES = 1>
+HS_INLINE void chunk_attention_mma(const hs_args &a, int n_plus) {
+  constexpr int GRP = HQ / HK;
+  constexpr int LD = mma_attn_shape<GRP, d, P, KS, NW, STAGES>::LD;
+  __shared__ int sel[KS];
+  __shared__ int nsel_s;
+  hs_i64 t = my_row(a);
+  int kh = (int)blockIdx.y, g = G == 1 ? 0 : kh;
+  const float *ir = row<H3, RE3>(a, HS_IN(3), t) + g * KS;
+  const float *wr = row<H4, RE4>(a, HS_IN(4), t) + g * KS;
+  if (threadIdx.x == 0) {
+    int n = 0;
+    for (hs_i64 k = 0; k < KS; k++)
+      if (__float_as_int(ir[k]) >= 0) sel[n++] = (int)k;
+    nsel_s = n;
+  }
+  group_attend_mma<JOINT, GRP, d, P, KS, NW, STAGES>(
+      row<H0, RE0>(a, HS_IN(0), t), out_row(a, HS_A_OUT0, t), kh, n_plus,
+      [&]() { return nsel_s; },
+      [&](int i, unsigned short *kb, unsigned short *vb, int l) {
+        hs_i64 c = __float_as_int(ir[sel[i]]);
+        stage_chunk<H1, RE1, K16, P, HK, d, LD>(a, HS_IN(1), c, kh, kb, l);
+        stage_chunk<H2, RE2, V16, P, HK, d, LD>(a, HS_IN(2), c, kh, vb, l);
+      },
+      [&](int) { return (int)P; }, [&](int i) { return wr[sel[i]]; });
+}
+
+// Causal attention over the sequence on tensor cores (group_attend_mma,
+// joint merge, over blocks of PB = 64 keys from the window's first key to
+// the token; the last block's keys past the token masked): inputs q [L,
+// Hq, d], k, v [L, Hk, d] (rings, pages or the segment: f32 rows, rounded
+// to bf16 as they are staged); window WIN > 0 keeps keys t-WIN+1..t.
+// blockIdx.y: the KV head.
+template <int HQ, int HK, hs_i64 d, hs_i64 WIN, int H0, hs_i64 RE0, int H1, hs_i64 RE1, int H2,
+          hs_i64 RE2, int NW = 1, int STAGES = 1>
+HS_INLINE void attention_mma(const hs_args &a) {
+  constexpr int GRP = HQ / HK;
+  constexpr hs_i64 PB = 64;
+  constexpr int LD = mma_attn_shape<GRP, d, PB, 1, NW, STAGES>::LD;
+  hs_i64 t = my_row(a);
+  int kh = (int)blockIdx.y;
+  hs_i64 lo = WIN > 0 && t - WIN + 1 > 0 ? t - WIN + 1 : 0;
+  int nb = (int)((t - lo + PB) / PB);
+  group_attend_mma<true, GRP, d, PB, 1, NW, STAGES>(
+      row<H0, RE0>(a, HS_IN(0), t), out_row(a, HS_A_OUT0, t), kh, 0, [&]() { return nb; },
+      [&](int i, unsigned short *kb, unsigned short *vb, int l) {
+        stage_keys<H1, RE1, PB, HK, d, LD>(a, HS_IN(1), lo + i * PB, t, kh, kb, l);
+        stage_keys<H2, RE2, PB, HK, d, LD>(a, HS_IN(2), lo + i * PB, t, kh, vb, l);
+      },
+      [&](int i) {
+        hs_i64 n = t - (lo + i * PB) + 1;
+        return (int)(n < PB ? n : PB);
+      },
+      [&](int) { return 1.0f; });
 }
 
 // ---- retrieval ----------------------------------------------------------

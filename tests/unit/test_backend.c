@@ -645,6 +645,34 @@ static ir_value *window_graph(tg *t, int64_t L, int64_t Hq, int64_t Hk, int64_t 
   return o;
 }
 
+/* The tensor-core attention over the sequence (attention_mma: the query
+ * heads of a KV head as the rows of mma tiles, keys in blocks of 64) at
+ * lengths that need several blocks: windows of exactly a block, between
+ * one and two, over two, and none; G 4 (d 16), 8 (d 32, two KV heads), 16
+ * (d 64); in segments (keys from the ring or pages of earlier ones) and
+ * one token at a time. */
+static void test_attention_mma(void) {
+  enum { L = 150 };
+  static const int64_t heads[][3] = {{4, 1, 16}, {16, 2, 32}, {16, 1, 64}};
+  static const int64_t windows[] = {0, 64, 100, 130};
+  for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    size_t mark = pool_used; /* the inputs are dropped after each shape */
+    float *qd = rnd(L * Hq * d, 2), *kd = rnd(L * Hk * d, 3), *vd = rnd(L * Hk * d, 1);
+    for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+      tg t;
+      ir_value *o = window_graph(&t, L, Hq, Hk, d, windows[i], qd, kd, vd);
+      char what[96];
+      snprintf(what, sizeof what, "attention Hq %lld Hk %lld d %lld window %lld, L %d",
+               (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i], L);
+      check_tc(&t, o, L, 70, what);
+      check_tc(&t, o, L, 1, what);
+      tg_free(&t);
+    }
+    pool_used = mark;
+  }
+}
+
 /* Windowed and full causal attention with the query heads of a KV head
  * packed into vector lanes (G = Hq / Hk >= 4, head width whole vectors):
  * G 4 (d 16), 8 (d 32, two KV heads) and 16 (d 64); windows of 1 key,
@@ -667,6 +695,10 @@ static void test_attention_packed(void) {
                (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i]);
       check(&t, o, L, 6, what);
       check(&t, o, L, 1, what);
+      /* the query heads of a KV head as the rows of mma tiles, over
+       * blocks of 64 keys (a ring's and the segment's rows) */
+      check_tc(&t, o, L, 6, what);
+      check_tc(&t, o, L, 1, what);
       /* the K/V cache in bf16 (--cache bf16): the rings stay bf16 and the
        * kernel widens the rows it reads (the same values as the
        * reference's rounded rows); a window of 1 keeps no history, full
@@ -1672,6 +1704,7 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
+  CU_add_test(s, "attention on the tensor cores, several blocks of keys", test_attention_mma);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
   CU_add_test(s, "sparse attention under bf16 math (tiles: AMX, AVX512-BF16)",
               test_sparse_attention_bf16);
