@@ -12,7 +12,6 @@
 #   bench_gpu_kernels.txt  the roofline, HSA's sparse attention at 16K-1M,
 #                          the decode landmark scan (bench/gpu_kernels.c)
 #   torch_attention.txt    SDPA and FlexAttention on the same selection
-#                          (and torch_attention.json)
 #   tune.txt               hsac tune on the paper's 215M model (tensor
 #                          cores, 16K tokens), then the tuning database
 #                          it wrote
@@ -20,6 +19,10 @@
 #                          --profile: the trained passkey model on an 8K
 #                          item, the 215M paper model (random weights) on
 #                          16K tokens in f32 and with the tensor cores
+#   ncu.txt                Nsight Compute on one launch each of the sparse
+#                          attention (bf16 pages, 64K) and the windowed
+#                          attention: speed of light, occupancy, memory,
+#                          warp stalls (where ncu can read the counters)
 #   summary.txt            each step's exit status and seconds
 #
 # Steps run most important first, each under a time limit, so a session
@@ -63,9 +66,17 @@ step() {
 # the benchmark first: the shortest step, and it checks the hot kernels
 # against float64 on the way
 step bench_gpu_kernels "${HSAC_T_BENCH:-100}" "$b/bench_gpu_kernels"
-step test_gpu "${HSAC_T_TEST:-150}" "$b/tests/test_unit" gpu
-step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
-  --json "$out/torch_attention.json"
+# the counters of one launch each of the sparse attention (bf16 pages) and
+# the windowed attention on the tensor cores, in a benchmark run at 64K
+# (--clock-control none leaves the clocks alone)
+step ncu "${HSAC_T_NCU:-100}" sh -c '
+  for k in bench_hsa_tc16 bench_swa_tc; do
+    echo "== $k"
+    ncu --clock-control none --launch-count 1 --kernel-name "$k" --section SpeedOfLight \
+      --section Occupancy --section MemoryWorkloadAnalysis --section WarpStateStats \
+      --section LaunchStats "$1/bench_gpu_kernels" --lengths 64K --contexts 64K 2>&1 |
+      grep -v "^| hsac\|^|---\|^| implementation\|^| context\|^| |\|^| [0-9]"
+  done' sh "$b"
 "$b/hsac" gen-task --task passkey --length 8K --seed 7 --format prompt >/tmp/hsac-passkey.txt 2>/dev/null
 "$b/hsac" gen-task --task passkey --length 16K --seed 8 --format prompt >/tmp/hsac-16k.txt 2>/dev/null
 step models "${HSAC_T_MODELS:-120}" sh -c '
@@ -80,6 +91,8 @@ step models "${HSAC_T_MODELS:-120}" sh -c '
       --prompt-file /tmp/hsac-16k.txt --max-new 16 --backend cuda --gpu-math $math -v --profile \
       2>&1 | grep -v "prefill [0-9]*%" | head -30
   done' sh "$b"
+step test_gpu "${HSAC_T_TEST:-170}" "$b/tests/test_unit" gpu
+step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py
 step tune "${HSAC_T_TUNE:-60}" "$b/hsac" tune examples/paper_swa_hsa.hsa --gpu-math bf16 \
   --length 16384 --decode 16 --reps 2
 { echo "== the tuning database"; cat /tmp/hsac-tuning.tsv; } >>"$out/tune.txt" 2>&1
