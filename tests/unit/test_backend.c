@@ -645,15 +645,19 @@ static ir_value *window_graph(tg *t, int64_t L, int64_t Hq, int64_t Hk, int64_t 
   return o;
 }
 
+static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
+                         int64_t Hk, int64_t d, int n_plus, bool bf16w, ir_value **ca,
+                         ir_value *in[5]);
+
 /* The tensor-core attention over the sequence (attention_mma: the query
  * heads of a KV head as the rows of mma tiles, keys in blocks of 64) at
  * lengths that need several blocks: windows of exactly a block, between
  * one and two, over two, and none; G 4 (d 16), 8 (d 32, two KV heads), 16
- * (d 64); in segments (keys from the ring or pages of earlier ones) and
- * one token at a time. */
+ * (d 64), 24 (two tiles of 16 rows, the second part empty); in segments
+ * (keys from the ring or pages of earlier ones) and one token at a time. */
 static void test_attention_mma(void) {
   enum { L = 150 };
-  static const int64_t heads[][3] = {{4, 1, 16}, {16, 2, 32}, {16, 1, 64}};
+  static const int64_t heads[][3] = {{4, 1, 16}, {16, 2, 32}, {16, 1, 64}, {24, 1, 16}};
   static const int64_t windows[] = {0, 64, 100, 130};
   for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++) {
     int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
@@ -669,6 +673,30 @@ static void test_attention_mma(void) {
       check_tc(&t, o, L, 1, what);
       tg_free(&t);
     }
+    pool_used = mark;
+  }
+  /* the sparse attention's groups of more than 16 heads (two row tiles),
+   * both merges, as chunk_attention_mma */
+  static const int64_t groups[][4] = {{32, 1, 16, 8}, {48, 2, 8, 8}};
+  for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++) {
+    size_t mark = pool_used;
+    int64_t Hq = groups[gi][0], Hk = groups[gi][1], d = groups[gi][2], S = groups[gi][3];
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, 70, S, 12, 3, Hq, Hk, d, (int)gi, false, &ca, in);
+    ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
+                         (ir_attr[]){iattr("softmax_plus", 1 - (int64_t)gi),
+                                     ir_str_attr("merge", "joint")}, 0);
+    ir_value *both = tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0);
+    tg_run(&t, both, 70);
+    char what[96];
+    snprintf(what, sizeof what, "chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
+             (long long)Hk, (long long)d);
+    check_tc(&t, ca, 70, 9, what);
+    check_tc(&t, cj, 70, 9, what);
+    check_tc(&t, cj, 70, 1, what);
+    tg_free(&t);
     pool_used = mark;
   }
 }
@@ -1704,7 +1732,8 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
-  CU_add_test(s, "attention on the tensor cores, several blocks of keys", test_attention_mma);
+  CU_add_test(s, "attention on the tensor cores: several blocks of keys, two row tiles",
+              test_attention_mma);
   CU_add_test(s, "sparse attention, heads packed in lanes", test_sparse_attention_packed);
   CU_add_test(s, "sparse attention under bf16 math (tiles: AMX, AVX512-BF16)",
               test_sparse_attention_bf16);
