@@ -19,6 +19,12 @@ same chunks.
          (kernel_options): the block sizes must be multiples of them, and
          its default of 128 keys does not divide a chunk.
 
+  swa    the SWA layers' attention, the peer of bench_gpu_kernels' windowed
+         attention: torch.compile(flex_attention) with a sliding-window
+         block mask (window --window keys, causal; create_block_mask),
+         its own FLOPs (4 d per query head and key in its window) in the
+         own column.  Not in the default --impl.
+
 Times are the best of --reps after a warm-up, measured with CUDA events.
 HSA's FLOPs are counted as L * 16 * K * 4 * S * d for every implementation
 (SDPA's own dense count is printed besides).  Prints Markdown rows and
@@ -150,6 +156,7 @@ def main():
     ap.add_argument("--L", type=int, nargs="+", default=[16384, 65536, 262144, 1048576])
     ap.add_argument("--impl", nargs="+", default=["sdpa", "flex"])
     ap.add_argument("--qblock", type=int, default=64)
+    ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", default=None)
@@ -162,7 +169,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     results = []
     flex = None
-    if "flex" in args.impl:
+    if "flex" in args.impl or "swa" in args.impl:
         from torch.nn.attention.flex_attention import flex_attention
         flex = torch.compile(flex_attention) if dev == "cuda" else flex_attention
     for L in args.L:
@@ -195,6 +202,34 @@ def main():
                     want = reference_rows(q, k, v, idx, rows)
                     err = float((got - want).norm() / want.norm())
                     note += ", error vs float64 %.1e" % err
+                elif impl == "swa":
+                    from torch.nn.attention.flex_attention import create_block_mask
+                    W = args.window
+
+                    def window_mod(b, h, q_idx, kv_idx):
+                        return (kv_idx <= q_idx) & (q_idx - kv_idx < W)
+                    bm = create_block_mask(window_mod, None, None, L, L, device=dev,
+                                           BLOCK_SIZE=64)
+                    opts = {"BLOCK_M": 64, "BLOCK_N": 64} if dev == "cuda" else None
+
+                    def fn():
+                        return flex(q, k, v, block_mask=bm, enable_gqa=True,
+                                    kernel_options=opts)
+                    keys = (W * (W + 1) / 2 + (L - W) * W) if L > W else L * (L + 1) / 2
+                    own = 4.0 * D * HQ * keys
+                    # a few rows against float64
+                    rows = [L - 1, L // 2, 3]
+                    got = fn()[0, :, rows].transpose(0, 1).double().cpu()
+                    want = []
+                    for t in rows:
+                        lo = max(0, t - W + 1)
+                        kk = k[0, 0, lo:t + 1].double().cpu()
+                        vv = v[0, 0, lo:t + 1].double().cpu()
+                        qq = q[0, :, t].double().cpu()
+                        want.append(torch.softmax(qq @ kk.T / math.sqrt(D), dim=-1) @ vv)
+                    want = torch.stack(want)
+                    note = "window %d, error vs float64 %.1e" % (
+                        W, float((got - want).norm() / want.norm()))
                 else:
                     raise SystemExit("unknown --impl " + impl)
                 t = timed(fn, args.reps, dev)

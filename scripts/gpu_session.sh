@@ -11,7 +11,8 @@
 #                          the tensor cores, batched decode, hsac tune
 #   bench_gpu_kernels.txt  the roofline, HSA's sparse attention at 16K-1M,
 #                          the decode landmark scan (bench/gpu_kernels.c)
-#   torch_attention.txt    SDPA and FlexAttention on the same selection
+#   torch_attention.txt    SDPA and FlexAttention on the same selection,
+#                          FlexAttention with a sliding window of 512
 #   tune.txt               hsac tune on the paper's 215M model (tensor
 #                          cores, 16K tokens), then the tuning database
 #                          it wrote
@@ -92,7 +93,8 @@ step models "${HSAC_T_MODELS:-120}" sh -c '
       2>&1 | grep -v "prefill [0-9]*%" | head -30
   done' sh "$b"
 step test_gpu "${HSAC_T_TEST:-170}" "$b/tests/test_unit" gpu
-step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py
+step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
+  --impl sdpa flex swa
 step tune "${HSAC_T_TUNE:-60}" "$b/hsac" tune examples/paper_swa_hsa.hsa --gpu-math bf16 \
   --length 16384 --decode 16 --reps 2
 { echo "== the tuning database"; cat /tmp/hsac-tuning.tsv; } >>"$out/tune.txt" 2>&1
