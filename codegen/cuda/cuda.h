@@ -60,10 +60,11 @@ typedef enum cg_cuda_math {
  * (candidate 0 is the default):
  *   CG_KNOB_MAIN  the kernel's own launch: a linear's tile (f32: 64, 128 or
  *                 32 rows by 64 columns, 256 threads; tensor cores: 2 x 2,
- *                 4 x 2, 2 x 4 or 1 x 2 warps of 32 x 32), the warps of HSA's
- *                 tensor-core sparse attention and their buffers (1 warp,
- *                 2, 1 with two stages, 4, ...: the first four that fit in
- *                 48 KB of shared memory), or the threads per
+ *                 4 x 2, 2 x 4 or 1 x 2 warps of 32 x 32), the warps of the
+ *                 tensor-core attentions (HSA's sparse one, the one over
+ *                 the sequence) and their buffers (1 warp, 2, 1 with two
+ *                 stages, 4, ...: the first four that fit in 48 KB of
+ *                 shared memory), or the threads per
  *                 block of attention, HSA's f32 sparse attention, retrieval
  *                 and top-k;
  *   CG_KNOB_GEMV  a linear's decode GEMV: threads per block.

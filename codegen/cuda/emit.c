@@ -182,8 +182,9 @@ static int lists_nt(int64_t K) {
 }
 
 /* The candidates of a knob (see cuda.h): their values (a linear's f32 tile
- * rows; its tensor-core warps as 16 * rows + columns; else threads per
- * block) and names.  Candidate 0 is the default. */
+ * rows; its tensor-core warps as 16 * rows + columns; the tensor-core
+ * attentions' warps + 16 * (stages - 1); else threads per block) and
+ * names.  Candidate 0 is the default. */
 static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob knob,
                        int vals[CG_CUDA_MAX_CANDIDATES], const char *names[CG_CUDA_MAX_CANDIDATES]) {
   static const char *const nts[] = {"nt32", "nt64", "nt128", "nt256"};
