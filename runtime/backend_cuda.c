@@ -886,7 +886,7 @@ static bool launch_rows(cuda_sess *s, rt_exec *x, const ckern *k, int64_t *a) {
   int64_t nsplit = rows == 1 ? split_parts(s->p, k, a[CG_A_C]) : 0;
   if (nsplit) return launch_split(s, x, k, a, nsplit);
   if (rows == 1 && k->fn1) {
-    int per = k->info.block1;
+    int per = k->info.per1 ? k->info.per1 : k->info.block1;
     return launch(s, x, k, k->fn1, a, (unsigned)((k->info.outs1 + per - 1) / per), 1,
                   (unsigned)k->info.block1);
   }
@@ -1030,7 +1030,8 @@ static bool cuda_run_batch(void *const *states, rt_exec *const *xs, int n, const
   }
   unsigned gx, gy, block;
   if (k->info.one_row) {
-    gx = (unsigned)((k->info.outs1 + k->info.block1 - 1) / k->info.block1);
+    int per = k->info.per1 ? k->info.per1 : k->info.block1;
+    gx = (unsigned)((k->info.outs1 + per - 1) / per);
     gy = 1;
     block = (unsigned)k->info.block1;
   } else {

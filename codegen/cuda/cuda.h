@@ -34,6 +34,7 @@ typedef struct cg_cuda_info {
   int64_t scratch_per_t1;    /* ... plus this many per token of context */
   bool one_row;              /* also NAME_1, the decode version (GEMV) */
   int block1;                /* its threads per block */
+  int per1;                  /* its outputs per block (0: block1) */
   int64_t outs1;             /* its outputs (vecs x O); NAME_1 covers them
                                 with block1 per block */
   bool wt;                   /* a linear: input 1 (W [O, I]) is passed
@@ -67,7 +68,9 @@ typedef enum cg_cuda_math {
  *                 shared memory), or the threads per
  *                 block of attention, HSA's f32 sparse attention, retrieval
  *                 and top-k;
- *   CG_KNOB_GEMV  a linear's decode GEMV: threads per block.
+ *   CG_KNOB_GEMV  a linear's decode GEMV: threads per block (an output
+ *                 each), or split16: 16 warps per 32 outputs, the inputs
+ *                 split among them (not prefill's sum order).
  * The other kernels have no knob.  Every candidate computes the same
  * function; the runtime's tests check each one against the reference. */
 typedef enum cg_cuda_knob { CG_KNOB_MAIN = 0, CG_KNOB_GEMV = 1, CG_KNOB_COUNT = 2 } cg_cuda_knob;

@@ -132,6 +132,9 @@ static void sparse_shape(const ir_op *op, int64_t *grp, int64_t *d, int64_t *P, 
   *grp = DIMN(op->in[0], 1) / DIMN(op->in[1], 2), *KS = DIMN(op->in[3], 2);
 }
 
+/* A GEMV knob value with this bit: gemv_split with (value & 0xff) warps. */
+enum { GEMV_SPLIT = 0x1000 };
+
 /* attention_mma's block of keys. */
 enum { WINDOW_KEYS = 64 };
 
@@ -193,7 +196,8 @@ static int knob_values(const cg_kernel_req *q, cg_cuda_math math, cg_cuda_knob k
 #define CAND(v, nm) (vals[n] = (v), names[n] = (nm), n++)
   if (knob == CG_KNOB_GEMV) {
     if (op->code != IR_LINEAR) return 0;
-    CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]);
+    /* threads per block, an output each; or (GEMV_SPLIT | warps) gemv_split */
+    CAND(128, nts[2]), CAND(64, nts[1]), CAND(256, nts[3]), CAND(GEMV_SPLIT | 16, "split16");
     return n;
   }
   switch (op->code) {
@@ -388,7 +392,10 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     info->grid_y = tc ? (O + 32 * wn - 1) / (32 * wn) : (O + 63) / 64;
     info->one_row = true;
     info->wt = true;
-    info->block1 = gemv_v;
+    bool split = gemv_v & GEMV_SPLIT;
+    int nt1 = split ? 32 * (gemv_v & 0xff) : gemv_v;
+    info->block1 = nt1;
+    info->per1 = split ? 32 : nt1;
     info->outs1 = V * O;
     if (tc)
       snprintf(call, sizeof call, "hs::linear_mma<%d, %d, %s, %lldll, %lldll>(a)", wm, wn,
@@ -396,13 +403,15 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     else
       snprintf(call, sizeof call, "hs::linear<%d, %s, %lldll, %lldll>(a)", main_v,
                hre(q, 0, h0, sizeof h0), (long long)I, (long long)O);
+    const char *gk = split ? "gemv_split" : "gemv";
+    int gt = split ? gemv_v & 0xff : gemv_v;
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1(const __grid_constant__ "
-            "hs_args a) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
-        gemv_v, name, gemv_v, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
+            "hs_args a) {\n  hs::%s<%d, %s, %s, %lldll, %lldll>(a);\n}\nHS_EMU_ENTRY(%s_1)\n",
+        nt1, name, gk, gt, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
     put(&s, "extern \"C\" __global__ void __launch_bounds__(%d) %s_1b(const __grid_constant__ "
-            "hs_batch b) {\n  hs::gemv<%d, %s, %s, %lldll, %lldll>(b.s[blockIdx.z]);\n}\n"
+            "hs_batch b) {\n  hs::%s<%d, %s, %s, %lldll, %lldll>(b.s[blockIdx.z]);\n}\n"
             "HS_EMU_ENTRY_BATCH(%s_1b)\n",
-        gemv_v, name, gemv_v, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
+        nt1, name, gk, gt, tc ? "true" : "false", h0, (long long)I, (long long)O, name);
     linear = true;
     break;
   }

@@ -586,6 +586,41 @@ HS_INLINE void gemv(const hs_args &a) {
   out_row(a, HS_A_OUT0, r)[v * O + o] = s;
 }
 
+// The same GEMV split over the inputs, for decode steps whose outputs are
+// too few to fill the GPU with a thread each (1024 outputs: 8 blocks of
+// 128): a block of NW warps per 32 outputs (a lane per output, reading 32
+// consecutive weights of Wt per input), warp w summing its slice of the I
+// inputs in one fmaf chain, the NW partial sums then added in warp order.
+// Not prefill's bits (the sums' order differs).  blockIdx.x: groups of 32
+// outputs of the V vectors.
+template <int NW, bool BF16, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
+HS_INLINE void gemv_split(const hs_args &a) {
+  __shared__ float part[NW][32];
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
+  const unsigned short *W16 = (const unsigned short *)Wt; /* BF16: bf16 weights */
+  hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  hs_i64 g = (hs_i64)blockIdx.x * 32 + l;
+  bool ok = g < V * O;
+  hs_i64 v = ok ? g / O : 0, o = ok ? g % O : 0;
+  constexpr hs_i64 PER = (I + NW - 1) / NW;
+  hs_i64 i0 = w * PER, i1 = i0 + PER < I ? i0 + PER : I;
+  float s = 0.0f;
+  if (ok) {
+    const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
+    for (hs_i64 i = i0; i < i1; i++)
+      s = BF16 ? fmaf(bf16_round(x[i]), __uint_as_float((unsigned)W16[i * O + o] << 16), s)
+               : fmaf(x[i], Wt[i * O + o], s);
+  }
+  part[w][l] = s;
+  __syncthreads();
+  if (w == 0 && ok) {
+    float t = 0.0f;
+    for (int u = 0; u < NW; u++) t += part[u][l];
+    out_row(a, HS_A_OUT0, r)[v * O + o] = t;
+  }
+}
+
 // ---- attention ----------------------------------------------------------
 
 // One query against n keys with an online softmax (blocks of NT keys):
