@@ -135,6 +135,12 @@ void hsart_tune_report_free(hsart_tune_report *rep) {
   rep->nresults = 0;
 }
 
+/* The prompt's tokens (*L) and the decode steps (*D) of every run. */
+static void tune_shape(const hsart_tune_options *t, int64_t *L, int *D) {
+  *L = t->length > 0 ? t->length : 4096;
+  *D = t->decode < 0 ? 0 : t->decode > 0 ? t->decode : 32;
+}
+
 /* The tokens of every run: n pseudo-random ids below V. */
 static void tune_tokens(int32_t *tok, int64_t n, int64_t V) {
   uint64_t g = 0x9e3779b97f4a7c15ull;
@@ -142,6 +148,19 @@ static void tune_tokens(int32_t *tok, int64_t n, int64_t V) {
     g = g * 6364136223846793005ull + 1442695040888963407ull;
     tok[i] = (int32_t)((g >> 33) % (uint64_t)V);
   }
+}
+
+/* One run of session s (reset first): the prompt tok[0, L), then D decode
+ * steps; the logits after the prompt in out[0, V), after the steps in
+ * out[V, 2V). */
+static hsart_status run_once(hsart_session *s, const int32_t *tok, int64_t L, int D, int64_t V,
+                             float *out) {
+  hsart_session_reset(s);
+  hsart_status st = hsart_prefill(s, tok, L);
+  if (st == HSART_OK) memcpy(out, hsart_logits(s), (size_t)V * sizeof *out);
+  for (int i = 0; st == HSART_OK && i < D; i++) st = hsart_decode(s, tok[L + i]);
+  if (st == HSART_OK) memcpy(out + V, hsart_logits(s), (size_t)V * sizeof *out);
+  return st;
 }
 
 /* The logits (after the prompt, after the decode steps: 2 V floats, in a
@@ -156,8 +175,9 @@ static hsart_status f32_logits(const char *model_path, const char *weights,
   hsart_model *m = NULL;
   hsart_status st = hsart_model_load(model_path, weights, &o, &m, err);
   if (st != HSART_OK) return st;
-  int64_t L = t->length > 0 ? t->length : 4096;
-  int D = t->decode < 0 ? 0 : t->decode > 0 ? t->decode : 32;
+  int64_t L;
+  int D;
+  tune_shape(t, &L, &D);
   int64_t V = hsart_model_vocab(m);
   hsart_session_options so = {.segment = L < 4096 ? L : 4096};
   hsart_session *s = NULL;
@@ -167,12 +187,10 @@ static hsart_status f32_logits(const char *model_path, const char *weights,
   if (st == HSART_OK && !*out) st = fail(err, HSART_ENOMEM, "out of memory");
   if (st == HSART_OK) {
     tune_tokens(tok, L + D, V);
-    st = hsart_prefill(s, tok, L);
-    if (st == HSART_OK) memcpy(*out, hsart_logits(s), (size_t)V * sizeof **out);
-    for (int i = 0; st == HSART_OK && i < D; i++) st = hsart_decode(s, tok[L + i]);
-    if (st == HSART_OK) memcpy(*out + V, hsart_logits(s), (size_t)V * sizeof **out);
-    else fail(err, st, "the f32 run that bf16 rounds are checked against: %s",
-              hsart_session_error(s));
+    st = run_once(s, tok, L, D, V, *out);
+    if (st != HSART_OK)
+      fail(err, st, "the f32 run that bf16 rounds are checked against: %s",
+           hsart_session_error(s));
   }
   if (st != HSART_OK) {
     free(*out);
@@ -204,8 +222,9 @@ static hsart_status run_round(const char *model_path, const char *weights,
     hsart_model_free(m);
     return HSART_EINVAL;
   }
-  int64_t L = t->length > 0 ? t->length : 4096;
-  int D = t->decode < 0 ? 0 : t->decode > 0 ? t->decode : 32;
+  int64_t L;
+  int D;
+  tune_shape(t, &L, &D);
   int reps = t->reps > 0 ? t->reps : 3;
   int64_t V = hsart_model_vocab(m);
   hsart_session_options so = {.segment = L < 4096 ? L : 4096, .profile = 1};
@@ -220,15 +239,11 @@ static hsart_status run_round(const char *model_path, const char *weights,
   if (out) tune_tokens(tok, L + D, V);
   for (int i = 0; i < tu->nb; i++) tu->b[i].best = -1;
   for (int rep = 0; st == HSART_OK && rep <= reps; rep++) {
-    hsart_session_reset(s);
-    st = hsart_prefill(s, tok, L);
-    if (st == HSART_OK) memcpy(out, hsart_logits(s), (size_t)V * sizeof *out);
-    for (int i = 0; st == HSART_OK && i < D; i++) st = hsart_decode(s, tok[L + i]);
+    st = run_once(s, tok, L, D, V, out);
     if (st != HSART_OK) {
       fail(err, st, "tuning round %d: %s", r + 1, hsart_session_error(s));
       break;
     }
-    memcpy(out + V, hsart_logits(s), (size_t)V * sizeof *out);
     if (take(tu, s, &prof, &nprof, &base, r, rep == 0)) {
       st = fail(err, HSART_ENOMEM, "out of memory");
       break;

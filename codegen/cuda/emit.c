@@ -150,6 +150,10 @@ static bool attention_mma_ok(const ir_op *op, cg_cuda_math math) {
   return grp >= 4 && grp <= 64 && sparse_mma_smem(grp, d, WINDOW_KEYS, 1, 1, 1) <= SMEM_STATIC;
 }
 
+/* A tensor-core attention's knob value: its warps + 16 * (stages - 1). */
+static int mma_warps(int v) { return v & 15; }
+static int mma_stages(int v) { return v >> 4 ? 2 : 1; }
+
 /* The warps (+ 16 * (stages - 1)) of a tensor-core attention's knob: the
  * first four of these that fit. */
 static int mma_warp_cands(int64_t grp, int64_t d, int64_t P, int64_t KS, int vals[],
@@ -159,7 +163,7 @@ static int mma_warp_cands(int64_t grp, int64_t d, int64_t P, int64_t KS, int val
                                     "4 warps", "2 warps, 2 stages", "8 warps"};
   int n = 0;
   for (int i = 0; i < 6 && n < CG_CUDA_MAX_CANDIDATES; i++)
-    if (sparse_mma_smem(grp, d, P, KS, nws[i] & 15, nws[i] >> 4 ? 2 : 1) <= SMEM_STATIC) {
+    if (sparse_mma_smem(grp, d, P, KS, mma_warps(nws[i]), mma_stages(nws[i])) <= SMEM_STATIC) {
       vals[n] = nws[i];
       names[n++] = nwn[i];
     }
@@ -423,12 +427,12 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     if (attention_mma_ok(op, math)) {
       /* the query heads of a KV head as the rows of the mma tiles */
       info->grid_y = Hk;
-      info->block = 32 * (main_v & 15);
+      info->block = 32 * mma_warps(main_v);
       snprintf(call, sizeof call,
                "hs::attention_mma<%lld, %lld, %lldll, %lldll, %s, %s, %s, %d, %d>(a)",
                (long long)Hq, (long long)Hk, (long long)d, (long long)ir_attr_i(op, "window", 0),
                hre(q, 0, h0, sizeof h0), hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2),
-               main_v & 15, main_v >> 4 ? 2 : 1);
+               mma_warps(main_v), mma_stages(main_v));
       break;
     }
     info->grid_y = rank == 3 ? Hq : P * Hq;
@@ -450,7 +454,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     if (cg_cuda_sparse_mma(q, math)) {
       /* the query heads of a KV head as the rows of the mma tiles */
       info->grid_y = Hk;
-      info->block = 32 * (main_v & 15);
+      info->block = 32 * mma_warps(main_v);
       snprintf(call, sizeof call,
                "hs::chunk_attention_mma<%s, %lld, %lld, %lld, %lldll, %lldll, %lldll, %s, %s, %s, "
                "%s, %s, %s, %s, %d, %d>(a, %d)",
@@ -458,7 +462,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
                (long long)KS, (long long)d, (long long)P, hre(q, 0, h0, sizeof h0),
                hre(q, 1, h1, sizeof h1), hre(q, 2, h2, sizeof h2), hre(q, 3, h3, sizeof h3),
                hre(q, 4, h4, sizeof h4), q->hist16[1] ? "true" : "false",
-               q->hist16[2] ? "true" : "false", main_v & 15, main_v >> 4 ? 2 : 1,
+               q->hist16[2] ? "true" : "false", mma_warps(main_v), mma_stages(main_v),
                (int)ir_attr_i(op, "softmax_plus", 0));
       break;
     }

@@ -565,6 +565,15 @@ HS_INLINE void linear_mma(const hs_args &a) {
     }
 }
 
+// s + x Wt[at]: f32, or with BF16 the bf16 weight and x rounded as
+// linear_mma rounds it (an exact product, an f32 sum).
+template <bool BF16>
+HS_INLINE float gemv_fma(float x, const float *Wt, hs_i64 at, float s) {
+  if (!BF16) return fmaf(x, Wt[at], s);
+  unsigned w = (unsigned)((const unsigned short *)Wt)[at] << 16;
+  return fmaf(bf16_round(x), __uint_as_float(w), s);
+}
+
 // The decode version of linear and linear_mma (one segment row): a thread
 // per output, one fmaf chain over i as the f32 GEMM's (so decode gives its
 // bits); with BF16 the weights are linear_mma's bf16 ones and the inputs
@@ -572,17 +581,14 @@ HS_INLINE void linear_mma(const hs_args &a) {
 // per step.  blockIdx.x: groups of NT outputs of the V vectors.
 template <int NT, bool BF16, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void gemv(const hs_args &a) {
-  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
-  const unsigned short *W16 = (const unsigned short *)Wt; /* BF16: bf16 weights */
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG]; /* BF16: bf16 weights */
   hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
   hs_i64 g = (hs_i64)blockIdx.x * NT + threadIdx.x;
   if (g >= V * O) return;
   hs_i64 v = g / O, o = g % O;
   const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
   float s = 0.0f;
-  for (hs_i64 i = 0; i < I; i++)
-    s = BF16 ? fmaf(bf16_round(x[i]), __uint_as_float((unsigned)W16[i * O + o] << 16), s)
-             : fmaf(x[i], Wt[i * O + o], s);
+  for (hs_i64 i = 0; i < I; i++) s = gemv_fma<BF16>(x[i], Wt, i * O + o, s);
   out_row(a, HS_A_OUT0, r)[v * O + o] = s;
 }
 
@@ -596,8 +602,7 @@ HS_INLINE void gemv(const hs_args &a) {
 template <int NW, bool BF16, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void gemv_split(const hs_args &a) {
   __shared__ float part[NW][32];
-  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG];
-  const unsigned short *W16 = (const unsigned short *)Wt; /* BF16: bf16 weights */
+  const float *Wt = (const float *)a.s[HS_IN(1) + HS_V_SEG]; /* BF16: bf16 weights */
   hs_i64 V = out_elems(a) / O, r = a.s[HS_A_R0];
   int w = threadIdx.x >> 5, l = threadIdx.x & 31;
   hs_i64 g = (hs_i64)blockIdx.x * 32 + l;
@@ -608,9 +613,7 @@ HS_INLINE void gemv_split(const hs_args &a) {
   float s = 0.0f;
   if (ok) {
     const float *x = row<H0, RE0>(a, HS_IN(0), r) + v * I;
-    for (hs_i64 i = i0; i < i1; i++)
-      s = BF16 ? fmaf(bf16_round(x[i]), __uint_as_float((unsigned)W16[i * O + o] << 16), s)
-               : fmaf(x[i], Wt[i * O + o], s);
+    for (hs_i64 i = i0; i < i1; i++) s = gemv_fma<BF16>(x[i], Wt, i * O + o, s);
   }
   part[w][l] = s;
   __syncthreads();
@@ -781,10 +784,11 @@ HS_INLINE void copy4_bf16(int l, LOAD load, AT at) {
     hs_f4 v[B];
     for (int u = 0; u < B; u++)
       if (e0 + 32 * u < N) v[u] = load(e0 + 32 * u);
-    for (int u = 0; u < B; u++) {
-      hs_u2 b = {bf16_pack(v[u].x, v[u].y), bf16_pack(v[u].z, v[u].w)};
-      if (e0 + 32 * u < N) *(hs_u2 *)at(e0 + 32 * u) = b;
-    }
+    for (int u = 0; u < B; u++)
+      if (e0 + 32 * u < N) {
+        hs_u2 b = {bf16_pack(v[u].x, v[u].y), bf16_pack(v[u].z, v[u].w)};
+        *(hs_u2 *)at(e0 + 32 * u) = b;
+      }
   }
 }
 
