@@ -104,12 +104,11 @@ static void down(void *dst, rt_dptr src, size_t n) {
   check(dev->ops->sync(dev, stream, err, sizeof err), "sync", err);
 }
 
-/* Seconds of the fastest of reps runs of n launches in a row (kernel i on
- * grid gx[i] x gy), after one warm-up (reps 0: the one run). */
-/* The best of reps (after a warm-up) of: `iters` times the n launches, then
- * a sync; the time per iteration.  Host timing: one iteration includes a
- * launch and a sync's round trip (some microseconds), which iters > 1
- * spreads over the back-to-back launches a decode loop makes. */
+/* Seconds per iteration of the fastest of reps runs (after one warm-up;
+ * reps 0: the one run), a run being `iters` times n launches in a row
+ * (kernel i on grid gx[i] x gy), then a sync.  Host timing: one iteration
+ * includes a launch and a sync's round trip (some microseconds), which
+ * iters > 1 spreads over the back-to-back launches a decode loop makes. */
 static double time_launches_n(int n, rt_gpu_kernel *const *k, const unsigned *gx, unsigned gy,
                               unsigned block, const int64_t *a, int reps, int iters) {
   char err[512];
@@ -151,29 +150,45 @@ typedef struct gen {
   int n;
 } gen;
 
-static void add_kernel(gen *g, const cg_kernel_req *req, cg_cuda_math math, const char *name) {
+/* Appends kernel `name` in launch configuration cfg (NULL: the defaults);
+ * how to launch it. */
+static const cg_cuda_info *add_kernel_cfg(gen *g, const cg_kernel_req *req, cg_cuda_math math,
+                                          const cg_cuda_cfg *cfg, const char *name) {
   char err[512];
   if (g->n == (int)(sizeof g->info / sizeof *g->info)) die(name, "too many kernels");
-  if (cg_cuda_emit(req, math, NULL, name, &g->src, &g->len, &g->info[g->n++], err, sizeof err))
+  cg_cuda_info *info = &g->info[g->n++];
+  if (cg_cuda_emit(req, math, cfg, name, &g->src, &g->len, info, err, sizeof err))
     die(name, err);
+  return info;
+}
+
+static const cg_cuda_info *add_kernel(gen *g, const cg_kernel_req *req, cg_cuda_math math,
+                                      const char *name) {
+  return add_kernel_cfg(g, req, math, NULL, name);
 }
 
 /* The same with the main knob's candidate named `cand` (hsac tune's
  * choice), to time the candidates side by side. */
-static void add_kernel_cand(gen *g, const cg_kernel_req *req, cg_cuda_math math, const char *name,
-                            const char *cand) {
+static const cg_cuda_info *add_kernel_cand(gen *g, const cg_kernel_req *req, cg_cuda_math math,
+                                           const char *name, const char *cand) {
   const char *names[CG_CUDA_MAX_CANDIDATES];
   int n = cg_cuda_candidates(req, math, CG_KNOB_MAIN, names);
   cg_cuda_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.pick[CG_KNOB_MAIN] = -1;
-  if (g->n == (int)(sizeof g->info / sizeof *g->info)) die(name, "too many kernels");
   for (int i = 0; i < n; i++)
     if (!strcmp(names[i], cand)) cfg.pick[CG_KNOB_MAIN] = i;
   if (cfg.pick[CG_KNOB_MAIN] < 0) die(name, "no such launch configuration");
-  char err[512];
-  if (cg_cuda_emit(req, math, &cfg, name, &g->src, &g->len, &g->info[g->n++], err, sizeof err))
-    die(name, err);
+  return add_kernel_cfg(g, req, math, &cfg, name);
+}
+
+/* Device rows [0, L) of `row` floats each: the host's pat rows [0, np)
+ * repeated. */
+static void up_repeat(rt_dptr dst, const float *pat, int64_t np, size_t row, int64_t L) {
+  for (int64_t r = 0; r < L; r += np) {
+    int64_t n = L - r < np ? L - r : np;
+    up(dst + (rt_dptr)r * row * 4, pat, (size_t)n * row * 4);
+  }
 }
 
 static rt_gpu_kernel *kernel(const char *name) {
@@ -334,10 +349,7 @@ static void bench_attention(int64_t L, double tflops_peak, const cg_cuda_info *c
   /* queries: QPAT rows repeated (the time does not depend on their values) */
   float *qpat = randbuf((size_t)QPAT * row, 3);
   rt_dptr dq = dalloc((size_t)L * row * 4), dout = dalloc((size_t)L * row * 4);
-  for (int64_t r = 0; r < L; r += QPAT) {
-    int64_t n = L - r < QPAT ? L - r : QPAT;
-    up(dq + (rt_dptr)r * row * 4, qpat, (size_t)n * row * 4);
-  }
+  up_repeat(dq, qpat, QPAT, row, L);
   int32_t *sel = malloc((size_t)L * K * sizeof *sel);
   float *wt = malloc((size_t)L * K * sizeof *wt);
   hsa_selection(0, L, S, K, sel, wt);
@@ -436,15 +448,9 @@ static void bench_swa(int64_t L, double tflops_peak, const cg_cuda_info *const *
         *vpat = randbuf((size_t)KPAT * krow, 5);
   rt_dptr dq = dalloc((size_t)L * row * 4), dout = dalloc((size_t)L * row * 4);
   rt_dptr dk = dalloc((size_t)L * krow * 4), dv = dalloc((size_t)L * krow * 4);
-  for (int64_t r = 0; r < L; r += QPAT) {
-    int64_t n = L - r < QPAT ? L - r : QPAT;
-    up(dq + (rt_dptr)r * row * 4, qpat, (size_t)n * row * 4);
-  }
-  for (int64_t r = 0; r < L; r += KPAT) {
-    int64_t n = L - r < KPAT ? L - r : KPAT;
-    up(dk + (rt_dptr)r * krow * 4, kpat, (size_t)n * krow * 4);
-    up(dv + (rt_dptr)r * krow * 4, vpat, (size_t)n * krow * 4);
-  }
+  up_repeat(dq, qpat, QPAT, row, L);
+  up_repeat(dk, kpat, KPAT, krow, L);
+  up_repeat(dv, vpat, KPAT, krow, L);
   int64_t a[CG_A_COUNT] = {0};
   a[CG_A_R0] = 0, a[CG_A_R1] = L, a[CG_A_T1] = L;
   a[CG_A_OUT0 + CG_V_SEG] = (int64_t)dout, a[CG_A_OUT0 + CG_V_STRIDE] = (int64_t)row;
@@ -598,15 +604,17 @@ int main(int argc, char **argv) {
   attention_req(&oa, &ra);
   scan_req(&os, &rs);
   swa_req(&ow, &rw);
-  add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc");
-  add_kernel(&g, &ra, CG_CUDA_F32, "bench_hsa_f32");
-  add_kernel(&g, &rs, CG_CUDA_F32, "bench_scan");
+  /* in var_names' and swa_names' orders */
+  const cg_cuda_info *infos[NVAR], *sinfos[NSWA], *scan;
+  infos[0] = add_kernel(&g, &ra, CG_CUDA_BF16, var_names[0]);
+  infos[4] = add_kernel(&g, &ra, CG_CUDA_F32, var_names[4]);
+  scan = add_kernel(&g, &rs, CG_CUDA_F32, "bench_scan");
   ra.hist16[1] = ra.hist16[2] = true; /* K, V history pages of bf16 rows */
-  add_kernel(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16");
-  add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_2w", "2 warps");
-  add_kernel_cand(&g, &ra, CG_CUDA_BF16, "bench_hsa_tc16_1w2s", "1 warp, 2 stages");
-  add_kernel(&g, &rw, CG_CUDA_BF16, "bench_swa_tc");
-  add_kernel(&g, &rw, CG_CUDA_F32, "bench_swa_f32");
+  infos[1] = add_kernel(&g, &ra, CG_CUDA_BF16, var_names[1]);
+  infos[2] = add_kernel_cand(&g, &ra, CG_CUDA_BF16, var_names[2], "2 warps");
+  infos[3] = add_kernel_cand(&g, &ra, CG_CUDA_BF16, var_names[3], "1 warp, 2 stages");
+  sinfos[0] = add_kernel(&g, &rw, CG_CUDA_BF16, swa_names[0]);
+  sinfos[1] = add_kernel(&g, &rw, CG_CUDA_F32, swa_names[1]);
   size_t pl = strlen(peak_src);
   char *all = realloc(g.src, g.len + pl + 1);
   if (!all) die("the module", "out of memory");
@@ -624,17 +632,15 @@ int main(int argc, char **argv) {
   printf("### HSA sparse attention forward (S 64, K 8, d 64, G 16, weighted), all L queries\n\n"
          "| implementation | L | time | TFLOP/s | of mma.sync | Mtokens/s | error vs float64 |\n"
          "|---|---|---|---|---|---|---|\n");
-  const cg_cuda_info *infos[NVAR] = {&g.info[0], &g.info[3], &g.info[4], &g.info[5], &g.info[1]};
   for (int i = 0; i < nl; i++) bench_attention(L[i], tc, infos);
   printf("\n### SWA attention forward (window %d, d 64, G 16), all L queries\n\n"
          "| implementation | L | time | TFLOP/s | of mma.sync | Mtokens/s | error vs float64 |\n"
          "|---|---|---|---|---|---|---|\n",
          W);
-  const cg_cuda_info *sinfos[NSWA] = {&g.info[6], &g.info[7]};
   for (int i = 0; i < nl; i++) bench_swa(L[i], tc, sinfos);
   printf("\n### Landmark scan of one decode step (G 1, d 64, top-8)\n\n"
          "| context | kernel | time | read | of measured bandwidth |\n|---|---|---|---|---|\n");
-  for (int i = 0; i < nc; i++) bench_scan(Cx[i] / S, bw, &g.info[2]);
+  for (int i = 0; i < nc; i++) bench_scan(Cx[i] / S, bw, scan);
   dev->ops->stream_free(dev, stream);
   dev->ops->close(dev);
   free(g.src);
