@@ -1,7 +1,7 @@
 """Prefill throughput of the project's PyTorch twin (tools/torch/hsac_torch).
 
     /usr/bin/python3 bench/torch_twin_prefill.py MODEL.hsa WEIGHTS.safetensors \
-        --N 512 2048 --threads 2 [--hsac build/hsac]
+        --N 512 2048 --threads 2 [--hsac build/hsac] [--device cuda --dtype bf16]
 
 The model comes from `hsac export --json MODEL.hsa` (run here into a
 temporary file; a .json export is read as it is), the weights through the
@@ -11,6 +11,11 @@ twin's load_weights.  For each prompt length N: N random byte tokens
 one-shot prefill) under torch.inference_mode, best of --reps after a
 warm-up at the same length (--reps 2 by default).  Prints
 `twin MODEL N tokens/s` per length (and the time on stderr).
+
+With --device cuda the weights and tokens live on the GPU and each timed
+forward ends with torch.cuda.synchronize(); --dtype bf16 keeps the
+weights (and so the activations) in bfloat16 (f32 matrix products stay
+f32: TF32 is off, torch's default).
 
 Runs with Debian's /usr/bin/python3 (torch 1.13, where the twin's tests
 run) and with a newer torch (bench/torch_setup.sh's venv).
@@ -63,6 +68,9 @@ def main():
     ap.add_argument("--reps", type=int, default=2, help="timed forwards per length (best taken)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the random prompt bytes")
     ap.add_argument("--hsac", default=os.path.join(REPO, "build", "hsac"))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"],
+                    help="the weights' and activations' dtype")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -70,23 +78,32 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         m = HsacModel(export_json(args.model, args.hsac, tmp))
     m.load_weights(args.weights)
+    dev = torch.device(args.device)
+    m = m.to(device=dev, dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32)
     m.eval()
-    print("# torch %s, %d thread(s), model %s (%s), weights %s"
-          % (torch.__version__, torch.get_num_threads(), name, m.name, args.weights),
-          file=sys.stderr)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    print("# torch %s, %d thread(s), model %s (%s), weights %s, %s %s"
+          % (torch.__version__, torch.get_num_threads(), name, m.name, args.weights,
+             dev, args.dtype), file=sys.stderr)
     for n in args.N:
         g = torch.Generator().manual_seed(args.seed)
-        tokens = torch.randint(0, 256, (n,), generator=g, dtype=torch.long)
+        tokens = torch.randint(0, 256, (n,), generator=g, dtype=torch.long).to(dev)
         with torch.inference_mode():
             y = m(tokens)                                      # warm-up
-            if not torch.isfinite(y).all():
+            sync()
+            if not torch.isfinite(y.float()).all():
                 raise SystemExit("torch_twin_prefill: non-finite logits at N = %d" % n)
             best = float("inf")
             for _ in range(max(1, args.reps)):
                 t0 = time.perf_counter()
                 m(tokens)
+                sync()
                 best = min(best, time.perf_counter() - t0)
-        print("twin %s %d %.1f" % (name, n, n / best))
+        print("twin %s %d %.1f%s" % (name, n, n / best,
+                                     "" if dev.type == "cpu" else " (%s %s)" % (dev, args.dtype)))
         print("#   N %d: best %.3f s of %d" % (n, best, args.reps), file=sys.stderr)
         sys.stdout.flush()
 

@@ -19,10 +19,13 @@
 #   models.txt             whole models through --backend cuda -v
 #                          --profile: the trained passkey model on an 8K
 #                          item, the 215M paper model (random weights) on
-#                          16K tokens in f32 and with the tensor cores
+#                          16K tokens in f32 and with the tensor cores, the
+#                          same at 4K, and the PyTorch twin of that model
+#                          on the GPU (f32, bf16) at 4K and 16K tokens
 #   ncu.txt                Nsight Compute on one launch each of the sparse
-#                          attention (bf16 pages, 64K) and the windowed
-#                          attention: speed of light, occupancy, memory,
+#                          attention (bf16 pages, 64K), the windowed
+#                          attention and the decode scan's first part
+#                          (1M): speed of light, occupancy, memory,
 #                          warp stalls (where ncu can read the counters)
 #   summary.txt            each step's exit status and seconds
 #
@@ -70,17 +73,18 @@ step bench_gpu_kernels "${HSAC_T_BENCH:-100}" "$b/bench_gpu_kernels"
 # the counters of one launch each of the sparse attention (bf16 pages) and
 # the windowed attention on the tensor cores, in a benchmark run at 64K
 # (--clock-control none leaves the clocks alone)
-step ncu "${HSAC_T_NCU:-100}" sh -c '
-  for k in bench_hsa_tc16 bench_swa_tc; do
-    echo "== $k"
-    ncu --clock-control none --launch-count 1 --kernel-name "$k" --section SpeedOfLight \
+step ncu "${HSAC_T_NCU:-130}" sh -c '
+  for k in bench_hsa_tc16:64K:64K bench_swa_tc:64K:64K bench_scan_s:16K:1M; do
+    name=${k%%:*} rest=${k#*:}
+    echo "== $name (--lengths ${rest%%:*} --contexts ${rest#*:})"
+    ncu --clock-control none --launch-count 1 --kernel-name "$name" --section SpeedOfLight \
       --section Occupancy --section MemoryWorkloadAnalysis --section WarpStateStats \
-      --section LaunchStats "$1/bench_gpu_kernels" --lengths 64K --contexts 64K 2>&1 |
+      --section LaunchStats "$1/bench_gpu_kernels" --lengths "${rest%%:*}" --contexts "${rest#*:}" 2>&1 |
       grep -v "^| hsac\|^|---\|^| implementation\|^| context\|^| |\|^| [0-9]"
   done' sh "$b"
 "$b/hsac" gen-task --task passkey --length 8K --seed 7 --format prompt >/tmp/hsac-passkey.txt 2>/dev/null
 "$b/hsac" gen-task --task passkey --length 16K --seed 8 --format prompt >/tmp/hsac-16k.txt 2>/dev/null
-step models "${HSAC_T_MODELS:-120}" sh -c '
+step models "${HSAC_T_MODELS:-200}" sh -c '
   b=$1
   echo "== passkey_hsa (trained), an 8K-token item, f32 arithmetic"
   "$b/hsac" run examples/passkey_hsa.hsa --weights examples/trained/passkey_hsa/weights.safetensors \
@@ -91,7 +95,18 @@ step models "${HSAC_T_MODELS:-120}" sh -c '
     "$b/hsac" run examples/paper_swa_hsa.hsa --weights /tmp/hsac-paper.safetensors \
       --prompt-file /tmp/hsac-16k.txt --max-new 16 --backend cuda --gpu-math $math -v --profile \
       2>&1 | grep -v "prefill [0-9]*%" | head -30
-  done' sh "$b"
+  done
+  echo "== the same model and weights at 4K tokens, then the PyTorch twin on the GPU at 4K and 16K"
+  "$b/hsac" gen-task --task passkey --length 4K --seed 9 --format prompt >/tmp/hsac-4k.txt 2>/dev/null
+  for math in f32 bf16; do
+    "$b/hsac" run examples/paper_swa_hsa.hsa --weights /tmp/hsac-paper.safetensors \
+      --prompt-file /tmp/hsac-4k.txt --max-new 4 --backend cuda --gpu-math $math -v 2>&1 |
+      grep "hsac: prompt" | sed "s/^/hsac 4K $math: /"
+  done
+  for dt in f32 bf16; do
+    PYTHONUNBUFFERED=1 "$2" bench/torch_twin_prefill.py examples/paper_swa_hsa.hsa \
+      /tmp/hsac-paper.safetensors --hsac "$b/hsac" --device cuda --dtype $dt --N 4096 16384 2>&1 | tail -8
+  done' sh "$b" "$py"
 step test_gpu "${HSAC_T_TEST:-170}" "$b/tests/test_unit" gpu
 step torch_attention "${HSAC_T_TORCH:-200}" env PYTHONUNBUFFERED=1 "$py" bench/torch_gpu_attention.py \
   --impl sdpa flex swa

@@ -43,9 +43,47 @@ def dim_size(dim, L):
 
 
 def load_safetensors(path, device="cpu"):
-    """name -> tensor, as stored (F32, F16 or BF16)."""
-    from safetensors.torch import load_file
+    """name -> tensor, as stored (F32, F16 or BF16).  Uses the safetensors
+    package where it is installed, else reads the file itself (an 8-byte
+    header length, a JSON header, the data), as on a GPU machine whose
+    PyTorch came without it."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        return _read_safetensors(path, device)
     return load_file(path, device=device)
+
+
+_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+def _read_safetensors(path, device):
+    import json
+    import struct
+    import torch
+    with open(path, "rb") as f:
+        blob = f.read()
+    if len(blob) < 8:
+        raise ValueError("%s: too short for a safetensors file" % path)
+    (hlen,) = struct.unpack("<Q", blob[:8])
+    if 8 + hlen > len(blob):
+        raise ValueError("%s: header length %d runs past the file" % (path, hlen))
+    header = json.loads(blob[8:8 + hlen].decode("utf-8"))
+    data = memoryview(blob)[8 + hlen:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info.get("dtype") not in _ST_DTYPES:
+            raise ValueError("%s: tensor '%s' has dtype %s (F32, F16 or BF16 expected)"
+                             % (path, name, info.get("dtype")))
+        lo, hi = info["data_offsets"]
+        if not 0 <= lo <= hi <= len(data):
+            raise ValueError("%s: tensor '%s' lies outside the file" % (path, name))
+        dt = getattr(torch, _ST_DTYPES[info["dtype"]])
+        t = torch.frombuffer(bytearray(data[lo:hi]), dtype=dt) if hi > lo else torch.empty(0, dtype=dt)
+        out[name] = t.reshape(info["shape"]).to(device)
+    return out
 
 
 def save_safetensors(tensors, path, metadata=None):
