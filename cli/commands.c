@@ -118,7 +118,7 @@ static const cli_opt ir_opts[] = {
 static const cli_opt plan_opts[] = {
     {O_CONTEXT, "--context", NULL, "N", "tokens of context (required): 4096, 64K, 1M, 32M, ...\n"
                                          "(binary multiples: 32M = 33554432)"},
-    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512, the CPU backends' segment)"},
     {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "f32|bf16",
      "count the linear layers' matrices in f32 (default) or in\n"
@@ -145,7 +145,7 @@ static const cli_opt run_opts[] = {
     {O_TOP_K, "--top-k", NULL, "K", "sample among the K likeliest tokens (0: all)"},
     {O_TOP_P, "--top-p", NULL, "P", "sample among the likeliest tokens of mass P (0: all)"},
     {O_SEED, "--seed", NULL, "S", "the sampler's seed (default 0)"},
-    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512; 4096 with --backend cuda)"},
     {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
     {O_MAX_CONTEXT, "--max-context", NULL, "N",
      "refuse prompts of more than N tokens (default 32M)"},
@@ -183,7 +183,7 @@ static const cli_opt eval_opts[] = {
     {O_MIN_SCORE, "--min-score", NULL, "PCT",
      "exit 1 when a row of the table scores below PCT percent"},
     {O_CORPUS_DIR, "--corpus-dir", NULL, "DIR", "where the prose fillers' files are"},
-    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512)"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512; 4096 with --backend cuda)"},
     {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
     {O_MAX_CONTEXT, "--max-context", NULL, "N", "refuse lengths of more than N (default 32M)"},
     {O_QUIET, "--quiet", "-q", NULL, "no progress on stderr"},
@@ -735,7 +735,7 @@ static int check_combination(const hsac_cli *o) {
 int hsac_cli_parse(int argc, char **argv, hsac_cli *o) {
   memset(o, 0, sizeof *o);
   o->opt_level = 1;
-  o->segment = 512;
+  o->segment = 0; /* the backend's default (hsart_session_options) */
   o->max_new = 64;
   o->max_context = 1LL << 25; /* 32M tokens: the paper's longest */
   o->cache = HSART_CACHE_F32;

@@ -98,6 +98,9 @@ struct rt_backend {
    * session's check_numerics or host_mirror, run also copies each op's new
    * rows back to the host stores. */
   bool device_resident;
+  int64_t default_segment; /* tokens per prefill segment where the session's
+                              options leave it at 0 (0: 512, the CPU backends':
+                              a segment's activations stay in the caches) */
   /* Waits for the session's queued work (NULL: run is synchronous); the
    * runtime's profiler calls it around each op. */
   bool (*sync)(void *state, rt_exec *x);

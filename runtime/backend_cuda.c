@@ -1315,6 +1315,7 @@ const rt_backend rt_backend_cuda_emu = {
     .run_batch = cuda_run_batch,
     .wide_history = true,
     .device_resident = true,
+    .default_segment = 4096, /* as the cuda backend's */
     .session_describe = cuda_session_describe,
     .segment_begin = cuda_segment_begin,
     .segment_end = cuda_segment_end,
@@ -1334,6 +1335,9 @@ const rt_backend rt_backend_cuda = {
     .run_batch = cuda_run_batch,
     .wide_history = true,
     .device_resident = true,
+    /* a 512-token segment gives the linears 8-16 tiles of rows: too few
+       blocks for a GPU's 100+ SMs (the H200 run of 2026-12-04) */
+    .default_segment = 4096,
     .session_describe = cuda_session_describe,
     .segment_begin = cuda_segment_begin,
     .segment_end = cuda_segment_end,

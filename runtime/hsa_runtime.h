@@ -231,7 +231,8 @@ typedef void (*hsart_logits_fn)(void *user, int64_t position, const float *logit
                                 int64_t vocab);
 
 typedef struct hsart_session_options {
-  int64_t segment;           /* tokens per prefill segment (0: 512) */
+  int64_t segment;           /* tokens per prefill segment (0: the backend's
+                                default, 512 on the CPU, 4096 on the GPU) */
   hsart_cache_type cache;    /* element type of attention caches */
   int all_positions;         /* compute every position of a prefill, not only
                                 what the last position's logits need (implied

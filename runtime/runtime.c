@@ -499,7 +499,7 @@ hsart_status hsart_session_create(const hsart_model *m, const hsart_session_opti
   if (!s) return set_err(err, HSART_ENOMEM, "out of memory");
   s->m = m;
   if (opts) s->opt = *opts;
-  if (s->opt.segment <= 0) s->opt.segment = 512;
+  if (s->opt.segment <= 0) s->opt.segment = m->be->default_segment > 0 ? m->be->default_segment : 512;
   if (s->opt.cache > HSART_CACHE_F16) {
     int bad = (int)s->opt.cache;
     free(s);

@@ -67,6 +67,19 @@ static const char *hre(const cg_kernel_req *q, int i, char *b, size_t n) {
 
 static const ir_op *src_of(const cg_kernel_req *q) { return q->scores ? q->scores : q->op; }
 
+/* Blocks that share one row of v (elementwise, rope, norm: gridDim.y) so
+ * that each has about 8 elements per thread, `units` at most (a norm's
+ * vectors): a chunk's row of an encoder's value holds P tokens' values,
+ * and one block per chunk row left all but a few SMs idle. */
+static int64_t row_blocks(const ir_value *v, int64_t units) {
+  int64_t n = 1;
+  for (int i = 1; i < v->type.rank; i++) n *= DIMN(v, i);
+  int64_t b = (n + NT * 8 - 1) / (NT * 8);
+  if (b > units) b = units;
+  if (b > 65535) b = 65535;
+  return b < 1 ? 1 : b;
+}
+
 bool cg_cuda_supported(const cg_kernel_req *q, char *why, size_t size) {
   const ir_op *op = q->op;
   for (int i = 0; i < IR_MAX_INPUTS; i++)
@@ -340,6 +353,9 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     break;
   case IR_RMSNORM: case IR_LAYERNORM: {
     const ir_attr *e = ir_get_attr(op, "eps");
+    int64_t nvec = 1; /* the D-vectors of a row */
+    for (int i = 1; i + 1 < op->out[0]->type.rank; i++) nvec *= DIMN(op->out[0], i);
+    info->grid_y = row_blocks(op->out[0], nvec);
     snprintf(call, sizeof call, "hs::norm<%d, %s, %s, %lldll>(a, (float)%s)", nt,
              op->code == IR_LAYERNORM ? "true" : "false", hre(q, 0, h0, sizeof h0),
              (long long)LAST(op->in[0]), hexf(e ? e->f : 1e-6, f, sizeof f));
@@ -350,6 +366,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     int kind = op->code == IR_ADD ? 1 : op->code == IR_SILU_MUL ? 2 : op->code == IR_SIGMOID ? 3
                : op->code == IR_BIAS_ADD ? 4 : 0;
     bool two = kind == 1 || kind == 2;
+    info->grid_y = row_blocks(op->out[0], INT64_MAX);
     snprintf(call, sizeof call, "hs::eltwise<%d, %d, %s, %s, %lldll>(a)", nt, kind,
              hre(q, 0, h0, sizeof h0), two ? hre(q, 1, h1, sizeof h1) : "0, 0ll",
              (long long)(kind == 4 ? LAST(op->in[0]) : 1));
@@ -359,6 +376,7 @@ int cg_cuda_emit(const cg_kernel_req *q, cg_cuda_math math, const cg_cuda_cfg *c
     const ir_value *v = op->in[0];
     int rank = v->type.rank;
     const ir_attr *ta = ir_get_attr(op, "theta");
+    info->grid_y = row_blocks(op->out[0], INT64_MAX);
     snprintf(call, sizeof call, "hs::rope<%d, %d, %s, %lldll, %lldll, %lldll, %lldll>(a, %s)",
              nt, rank, hre(q, 0, h0, sizeof h0), (long long)LAST(v),
              (long long)(rank == 3 ? 1 : DIMN(v, rank - 3)), (long long)ir_attr_i(op, "pos_mul", 1),

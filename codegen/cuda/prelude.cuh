@@ -168,7 +168,8 @@ HS_INLINE void embed(const hs_args &a) {
   for (hs_i64 i = threadIdx.x; i < D; i += NT) o[i] = tab[i];
 }
 
-// rmsnorm / layernorm over each D-vector of the row.
+// rmsnorm / layernorm over each D-vector of the row; the row's vectors are
+// shared among gridDim.y blocks (blockIdx.y, blockIdx.y + gridDim.y, ...).
 template <int NT, bool LAYER, int H0, hs_i64 RE0, hs_i64 D>
 HS_INLINE void norm(const hs_args &a, float eps) {
   __shared__ float red[33];
@@ -177,7 +178,7 @@ HS_INLINE void norm(const hs_args &a, float eps) {
   const float *g = (const float *)a.s[HS_IN(1) + HS_V_SEG];
   float *o = out_row(a, HS_A_OUT0, r);
   hs_i64 nv = out_elems(a) / D;
-  for (hs_i64 v = 0; v < nv; v++) {
+  for (hs_i64 v = blockIdx.y; v < nv; v += gridDim.y) {
     const float *xv = x + v * D;
     float mean = 0.0f;
     if (LAYER) {
@@ -196,7 +197,8 @@ HS_INLINE void norm(const hs_args &a, float eps) {
 }
 
 // Elementwise over the row: KIND 0 copy, 1 add, 2 silu(a) * b, 3 sigmoid,
-// 4 + bias[i % O].
+// 4 + bias[i % O].  gridDim.y blocks share a row (a chunk's row of an
+// encoder holds P tokens' values).
 template <int NT, int KIND, int H0, hs_i64 RE0, int H1, hs_i64 RE1, hs_i64 O>
 HS_INLINE void eltwise(const hs_args &a) {
   hs_i64 r = my_row(a);
@@ -206,7 +208,7 @@ HS_INLINE void eltwise(const hs_args &a) {
                                           : x;
   float *o = out_row(a, HS_A_OUT0, r);
   hs_i64 n = out_elems(a);
-  for (hs_i64 i = threadIdx.x; i < n; i += NT) {
+  for (hs_i64 i = (hs_i64)blockIdx.y * NT + threadIdx.x; i < n; i += (hs_i64)NT * gridDim.y) {
     float v = x[i];
     if (KIND == 1) v = v + y[i];
     if (KIND == 2) v = v / (1.0f + expf(-v)) * y[i];
@@ -226,7 +228,8 @@ HS_INLINE void rope(const hs_args &a, double theta) {
   float *o = out_row(a, HS_A_OUT0, r);
   const hs_i64 half = d / 2;
   hs_i64 nvec = out_elems(a) / d, H = nvec / P;
-  for (hs_i64 w = threadIdx.x; w < nvec * half; w += NT) {
+  for (hs_i64 w = (hs_i64)blockIdx.y * NT + threadIdx.x; w < nvec * half;
+       w += (hs_i64)NT * gridDim.y) {
     hs_i64 k = w / half, i = w % half;
     hs_i64 pos = RANK == 3 ? r * MUL + ADD : (k / H) % P;
     double ang = (double)pos * pow(theta, -2.0 * (double)i / (double)d);
@@ -494,24 +497,40 @@ HS_INLINE void frag_b_kn(unsigned r[2], const unsigned short *p) {
 // at load: half the bytes of f32), X rounded to bf16 as it is staged in
 // shared memory, f32 accumulation.  WM x WN warps (hsac tune's choice; 2 x
 // 2 by default), each 32 x 32 of a (32 WM) x (32 WN) output tile: 2 x 4 mma
-// tiles per 16-deep step.  Two stages: while the warps multiply slice k,
-// slice k + 16 is staged into the other buffers, Wt's rows of the tile by
+// tiles per 16-deep step, two steps per 32-deep slice (one barrier pair per
+// 16 mma of a warp).  Two stages: while the warps multiply slice k, slice
+// k + 32 is staged into the other buffers, Wt's rows of the tile by
 // cp.async straight from global memory ([k][n], read through ldmatrix
 // .trans; 16-byte copies where O is a multiple of 8 and the copy is within
-// the matrix, element loads elsewhere).  Every output sums its products in
-// the same order whatever the tile.
+// the matrix, element loads elsewhere), X by 16-byte loads (4 inputs of a
+// row; element loads at the end of a row or where the row is not 16-byte
+// aligned) from row pointers each thread finds once.  Every output sums its
+// products in the same order (k = 0, 16, 32, ...) whatever the tile.
 template <int WM, int WN, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void linear_mma(const hs_args &a) {
-  constexpr int LD = 24, BM = 32 * WM, BN = 32 * WN, NTH = 32 * WM * WN, LDW = BN + 8;
+  constexpr int BK = 32, LD = BK + 8, BM = 32 * WM, BN = 32 * WN, NTH = 32 * WM * WN;
+  constexpr int LDW = BN + 8, QR = BK / 4;   /* 16-byte pieces of a row's slice */
+  constexpr int XPT = (BM * QR + NTH - 1) / NTH; /* a thread's X rows */
+  static_assert(NTH % QR == 0, "each thread stages one column of pieces");
   __shared__ __align__(16) unsigned short xs[2][BM * LD];
-  __shared__ __align__(16) unsigned short ws[2][16 * LDW];
+  __shared__ __align__(16) unsigned short ws[2][BK * LDW];
   const unsigned short *Wt = (const unsigned short *)a.s[HS_IN(1) + HS_V_SEG];
   hs_i64 V = out_elems(a) / O;
   hs_i64 M = (a.s[HS_A_R1] - a.s[HS_A_R0]) * V;
   hs_i64 m0 = (hs_i64)blockIdx.x * BM, o0 = (hs_i64)blockIdx.y * BN;
   int w = threadIdx.x >> 5, wm = (w / WN) * 32, wn = (w % WN) * 32;
+  /* the thread's pieces: rows threadIdx.x / QR + j NTH / QR of the tile,
+     inputs kq .. kq + 3 of each slice */
+  const int kq = (threadIdx.x % QR) * 4;
+  const float *xp[XPT];
+  for (int j = 0; j < XPT; j++) {
+    int mm = threadIdx.x / QR + j * (NTH / QR);
+    hs_i64 m = m0 + mm;
+    xp[j] = mm < BM && m < M ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V) + (m % V) * I
+                             : nullptr;
+  }
   auto stage = [&](int b, hs_i64 k0) {
-    for (int e = threadIdx.x; e < 16 * (BN / 8); e += NTH) {
+    for (int e = threadIdx.x; e < BK * (BN / 8); e += NTH) {
       int kk = e / (BN / 8), c = (e % (BN / 8)) * 8;
       hs_i64 k = k0 + kk, o = o0 + c;
       unsigned short *dst = &ws[b][kk * LDW + c];
@@ -522,12 +541,21 @@ HS_INLINE void linear_mma(const hs_args &a) {
       }
     }
     cp_async_commit();
-    for (int e = threadIdx.x; e < BM * 16; e += NTH) {
-      int mm = e / 16, kk = e % 16;
-      hs_i64 m = m0 + mm, k = k0 + kk;
-      xs[b][mm * LD + kk] = bf16_bits(
-          m < M && k < I ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V)[(m % V) * I + k]
-                         : 0.0f);
+    hs_i64 k = k0 + kq;
+    for (int j = 0; j < XPT; j++) {
+      int mm = threadIdx.x / QR + j * (NTH / QR);
+      if (mm >= BM) break;
+      const float *p = xp[j];
+      float v[4];
+      if (p && k + 4 <= I && ((unsigned long long)(p + k) & 15) == 0) {
+        float4 q = *(const float4 *)(p + k);
+        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+      } else {
+        for (int c = 0; c < 4; c++) v[c] = p && k + c < I ? p[k + c] : 0.0f;
+      }
+      unsigned lo = (unsigned)bf16_bits(v[0]) | (unsigned)bf16_bits(v[1]) << 16;
+      unsigned hi = (unsigned)bf16_bits(v[2]) | (unsigned)bf16_bits(v[3]) << 16;
+      *(uint2 *)&xs[b][mm * LD + kq] = make_uint2(lo, hi);
     }
   };
   float acc[2][4][4];
@@ -536,19 +564,22 @@ HS_INLINE void linear_mma(const hs_args &a) {
       for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
   stage(0, 0);
   int cur = 0;
-  for (hs_i64 k0 = 0; k0 < I; k0 += 16, cur ^= 1) {
-    if (k0 + 16 < I) {
-      stage(cur ^ 1, k0 + 16);
+  for (hs_i64 k0 = 0; k0 < I; k0 += BK, cur ^= 1) {
+    if (k0 + BK < I) {
+      stage(cur ^ 1, k0 + BK);
       cp_async_wait<1>(); /* this slice's copies are done, the next's may not be */
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    unsigned af[2][4], bfr[4][2];
-    for (int i = 0; i < 2; i++) frag_a<LD>(af[i], xs[cur] + (wm + 16 * i) * LD);
-    for (int j = 0; j < 4; j++) frag_b_kn<LDW>(bfr[j], ws[cur] + wn + 8 * j);
-    for (int i = 0; i < 2; i++)
-      for (int j = 0; j < 4; j++) mma16816(acc[i][j], af[i], bfr[j]);
+    for (int ks = 0; ks < BK; ks += 16) {
+      if (k0 + ks >= I) break; /* past the end: zeros, skipped (the same sums) */
+      unsigned af[2][4], bfr[4][2];
+      for (int i = 0; i < 2; i++) frag_a<LD>(af[i], xs[cur] + (wm + 16 * i) * LD + ks);
+      for (int j = 0; j < 4; j++) frag_b_kn<LDW>(bfr[j], ws[cur] + ks * LDW + wn + 8 * j);
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) mma16816(acc[i][j], af[i], bfr[j]);
+    }
     __syncthreads();
   }
   int l = threadIdx.x & 31, g = l >> 2, t = l & 3;

@@ -296,6 +296,7 @@ static void test_linear_shapes(void) {
              (long long)L);
     check(&t, y, L, 3, what);
     check_tc(&t, y, L, 3, what);
+    check_tc(&t, y, L, L, what); /* one segment: 70 rows are two tiles of 64 */
     check_tc(&t, y, L, 1, what); /* the decode version */
     tg_free(&t);
   }
@@ -814,6 +815,36 @@ static void test_chunk_rows(void) {
     check(&t, sum, L, 4, "mean_rows");
     tg_free(&t);
   }
+}
+
+/* Per-row ops over chunk rows of 32 x 48 values (1,536 > 8 per thread of
+ * a 128-thread block): the CUDA kernels share such a row among several
+ * blocks (gridDim.y), each its part of the elements (silu_mul, add, copy,
+ * rope) or of the row's vectors (rmsnorm).  Segments of 7 tokens, so a
+ * chunk row is finished across segments. */
+static void test_chunk_rows_wide(void) {
+  enum { L = 70, S = 32, D = 48, H = 3 };
+  tg t;
+  tg_init(&t);
+  ir_value *h = tg_rows(&t, "h", L, D, rnd(L * D, 2));
+  ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){h}, 1, (ir_attr[]){iattr("size", S)}, 0);
+  ir_value *g = tg_weight(&t, "g", 1, (int64_t[]){D}, rnd(D, 1));
+  ir_value *n = tg_op(&t, IR_RMSNORM, 2, (ir_value *[]){c, g}, 1,
+                      (ir_attr[]){ir_float_attr("eps", 1e-5)}, 0);
+  ir_value *sm = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){n, c}, 0, NULL, 0);
+  ir_value *sh = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){sm}, 1,
+                       (ir_attr[]){iattr("heads", H)}, 0);
+  ir_value *ro = tg_op(&t, IR_ROPE, 1, (ir_value *[]){sh}, 1,
+                       (ir_attr[]){ir_float_attr("theta", 100)}, 0);
+  ir_value *mh = tg_op(&t, IR_MERGE_HEADS, 1, (ir_value *[]){ro}, 1,
+                       (ir_attr[]){iattr("heads", H)}, 0);
+  ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mh, c}, 0, NULL, 0);
+  tg_run(&t, sum, L);
+  check(&t, n, L, 7, "rmsnorm of chunk rows");
+  check(&t, sm, L, 7, "silu_mul of chunk rows");
+  check(&t, ro, L, 7, "rope of chunk rows");
+  check(&t, sum, L, 7, "merge_heads + add of chunk rows");
+  tg_free(&t);
 }
 
 /* Retrieval streamed into top-k (marked as one retrieve kernel, as the
@@ -1730,6 +1761,8 @@ void tu_add_backend_suite(void) {
   CU_add_test(s, "rope and heads", test_rope_heads);
   CU_add_test(s, "windowed and dense attention", test_attention);
   CU_add_test(s, "chunk encoder rows", test_chunk_rows);
+  CU_add_test(s, "per-row ops over wide chunk rows (several blocks a row on the GPU)",
+              test_chunk_rows_wide);
   CU_add_test(s, "retrieve, weights, sparse attention", test_retrieve_and_sparse_attention);
   CU_add_test(s, "attention, heads packed in lanes", test_attention_packed);
   CU_add_test(s, "attention on the tensor cores: several blocks of keys, two row tiles",
