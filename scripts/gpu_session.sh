@@ -100,6 +100,9 @@ step models "${HSAC_T_MODELS:-200}" sh -c '
   "$b/hsac" gen-task --task passkey --length 4K --seed 9 --format prompt >/tmp/hsac-4k.txt 2>/dev/null
   for math in f32 bf16; do
     "$b/hsac" run examples/paper_swa_hsa.hsa --weights /tmp/hsac-paper.safetensors \
+      --prompt-file /tmp/hsac-16k.txt --max-new 4 --backend cuda --gpu-math $math --segment 512 -v 2>&1 |
+      grep "hsac: prompt" | sed "s/^/hsac 16K $math, segments of 512: /"
+    "$b/hsac" run examples/paper_swa_hsa.hsa --weights /tmp/hsac-paper.safetensors \
       --prompt-file /tmp/hsac-4k.txt --max-new 4 --backend cuda --gpu-math $math -v 2>&1 |
       grep "hsac: prompt" | sed "s/^/hsac 4K $math: /"
   done
