@@ -488,24 +488,32 @@ static V exp_vec(em *e, V x) {
   return VMUL(y, p2);
 }
 
-/* 2^t on 16 lanes for t <= 0 (AVX-512): t clamped at -126 (so -inf gives
- * 2^-126, a tiny normal), t = n + f with n = round(t), 2^f by a degree-6
- * polynomial on [-1/2, 1/2] (relative error about 1e-7), times 2^n by
- * vscalefps. */
-static V exp2_neg16(em *e, V t) {
-  V c = nv(e);
-  out(e, "  %s = arith.maximumf %s, %s : %s\n", c.s, t.s, cvf(e, -126.0).s, e->vt);
+/* 2^t on 16 lanes for t <= 0 (AVX-512): t = n + f with n = round(t), 2^f
+ * by a degree-5 polynomial on [-1/2, 1/2] with 2^0 = 1 exactly (the least
+ * maximum relative error fit, found by iteratively reweighted least
+ * squares on 40,000 points: 1.8e-7 evaluated in f32, against the 2.4e-7
+ * of the degree-6 Taylor polynomial it replaced, one FMA fewer), times
+ * 2^n by vscalefps.  With `clamp` t is first held at -126, so -inf gives
+ * 2^-126, a tiny normal (unclamped, -inf gives NaN; a finite t far below
+ * -126 gives 0). */
+static V exp2_neg16_poly(em *e, V t, bool clamp) {
+  V c = t;
+  if (clamp) {
+    c = nv(e);
+    out(e, "  %s = arith.maximumf %s, %s : %s\n", c.s, t.s, cvf(e, -126.0).s, e->vt);
+  }
   V n = nv(e);
   out(e, "  %s = math.roundeven %s : %s\n", n.s, c.s, e->vt);
   V f = VSUB(c, n);
-  /* 2^f = e^(f ln 2): Taylor coefficients of e^x times (ln 2)^k */
-  static const double k[] = {1.5403530393381606e-4, 1.3333558146428443e-3,
-                             9.6181291076284772e-3, 5.5504108664821580e-2,
-                             2.4022650695910071e-1, 6.9314718055994531e-1, 1.0};
+  static const double k[] = {0.0013302211807821628, 0.0096729317130073607,
+                             0.055506152609168129,  0.24022216519946221,
+                             0.69314706178708185,   1.0};
   V y = cvf(e, k[0]);
-  for (int i = 1; i < 7; i++) y = vfma(e, y, f, cvf(e, k[i]));
+  for (int i = 1; i < 6; i++) y = vfma(e, y, f, cvf(e, k[i]));
   return scalef16(e, y, n);
 }
+
+static V exp2_neg16(em *e, V t) { return exp2_neg16_poly(e, t, true); }
 
 /* exp of a scalar through lane 0 of a vector. */
 static V exp_s(em *e, V x) {
@@ -3401,7 +3409,9 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     V sums[4];
     for (int u = 0; u < 4; u++) {
       V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
-      V pj = exp2_neg16(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx));
+      /* the scores are finite (every key of a selected chunk counts): no
+       * clamp */
+      V pj = exp2_neg16_poly(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx), false);
       stv(e, pj, sT, sa, NULL);
       sums[u] = VADD(Sx.arg[u], pj);
     }
