@@ -44,7 +44,8 @@ static void check_parsed(const hsac_cli *o) {
   for (int i = 0; i < o->nincludes; i++) check(o->include_dirs[i] && o->include_dirs[i][0]);
   check(o->context >= 0 && o->context <= INT32_MAX);
   check(o->max_context >= 1 && o->max_context <= INT32_MAX);
-  check(o->segment >= 1 && o->segment <= (1 << 24));
+  /* 0: the backend's default segment (512 on the CPU, 4096 on the GPU) */
+  check(o->segment >= 0 && o->segment <= (1 << 24));
   check(o->tune_length >= 0 && o->tune_length <= (1 << 24));
   check(o->tune_decode >= -1 && o->tune_decode <= (1 << 20));
   check(o->tune_reps >= 0 && o->tune_reps <= 1000);
