@@ -1547,9 +1547,16 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
   /* rows per block: its bf16 copy of A within about 256 KB (L2), but at
    * least 128 rows: every block streams the whole matrix, which past
    * 1,024 inputs no longer fits the cache (a 1024 x 2752 projection in
-   * blocks of 32 rows ran at 630 GFLOP/s, in blocks of 128 at 920-960) */
-  int64_t MB = (256 << 10) / (2 * Kp) / 32 * 32;
-  MB = MB < 128 ? 128 : MB > 256 ? 256 : MB;
+   * blocks of 32 rows ran at 630 GFLOP/s, in blocks of 128 at 920-960).
+   * A matrix of more than 4 MB in bf16 (twice a Sapphire Rapids core's
+   * L2) comes from beyond L2 for every block, so there the block takes
+   * up to 1.5 MB, at most 512 rows: the 32000 x 1024 output projection
+   * 580-595 -> 775-825 GFLOP/s, 2752 x 1024 +3-8% on one thread; with
+   * those blocks a 64 x 1024 matrix (in L2 anyway) lost 22%, its block
+   * and the f32 rows it is rounded from no longer fitting L2 together */
+  bool big = O * Kp * 2 > (4 << 20);
+  int64_t MB = ((big ? 1536 : 256) << 10) / (2 * Kp) / 32 * 32;
+  MB = MB < 128 ? 128 : MB > (big ? 512 : 256) ? (big ? 512 : 256) : MB;
   if (one_row) MB = nvec;
   V M = one_row ? nvec_v : MULI(SUBI(r1, r0), nvec_v);
   /* scratch: the block's bf16 rows (MB x Kp, 2 bytes each), then the f32

@@ -304,13 +304,14 @@ static void test_linear_shapes(void) {
 
 /* Linears under bf16 math: shapes around AMX's 16 x 32 tiles and 32-column
  * panels (I not a multiple of 32, O not of 32), more rows than one block
- * of rows (192 at I = 640), more k-steps than one unrolled block (I = 1100:
+ * of rows (192 at I = 640: the two threads' 210 rows each in the
+ * one-segment runs), more k-steps than one unrolled block (I = 1100:
  * 35 steps), in segments and in decode; with a residual epilogue and as
  * SwiGLU. */
 static void test_linear_bf16(void) {
   size_t mark = pool_used; /* the values are dropped after each graph */
   static const int64_t shapes[][3] = {{7, 5, 3},     {33, 64, 17}, {70, 48, 65}, {13, 259, 32},
-                                      {256, 40, 640}, {40, 33, 1100}};
+                                      {420, 40, 640}, {40, 33, 1100}};
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
     int64_t L = shapes[i][0], O = shapes[i][1], I = shapes[i][2];
     tg t;
@@ -329,9 +330,11 @@ static void test_linear_bf16(void) {
     snprintf(what, sizeof what, "bf16 linear [%lld, %lld] x [%lld]", (long long)O, (long long)I,
              (long long)L);
     check_bf16(&t, y, L, 3, what);
+    check_bf16(&t, y, L, L, what); /* one segment: at I = 640 each thread's 210 rows are two blocks */
     check_bf16(&t, y, L, 1, what); /* the decode version */
     check_bf16(&t, s1, L, 5, "bf16 linear + residual");
     check_bf16(&t, sw, L, 4, "bf16 swiglu");
+    check_bf16(&t, sw, L, L, "bf16 swiglu, one segment");
     check_bf16(&t, sw, L, 1, "bf16 swiglu, decode");
     tg_free(&t);
     pool_used = mark;
