@@ -118,7 +118,7 @@ static const cli_opt ir_opts[] = {
 static const cli_opt plan_opts[] = {
     {O_CONTEXT, "--context", NULL, "N", "tokens of context (required): 4096, 64K, 1M, 32M, ...\n"
                                          "(binary multiples: 32M = 33554432)"},
-    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512, the CPU backends' segment)"},
+    {O_SEGMENT, "--segment", NULL, "N", "tokens per prefill segment (default 512, the CPU backends'; the GPU's is 4096)"},
     {O_CACHE, "--cache", NULL, "f32|bf16|f16", "element type of the attention caches (default f32)"},
     {O_WEIGHTS_DTYPE, "--weights-dtype", NULL, "f32|bf16",
      "count the linear layers' matrices in f32 (default) or in\n"
