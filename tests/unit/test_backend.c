@@ -263,10 +263,14 @@ static void check_bf16(tg *t, const ir_value *v, int64_t L, int64_t seg, const c
  * which the reference computes in double and the kernels in f32 with
  * sums in their own order: now and then an element lands on the
  * neighbouring bf16 number (as K and V do for the sparse attention,
- * TOL_BF16_ATTN below), so such graphs are held to 1e-4. */
+ * TOL_BF16_ATTN below).  How many do depends on the draw: with the
+ * inputs the suite's random stream gave after a change to an earlier
+ * test, the folded-norm graphs came to 1.2e-4 to 2.1e-4 (a norm that is
+ * not folded too), so such graphs are held to 5e-4; a 1% error in the
+ * gain gives about 1e-2. */
 static void check_bf16_norm(tg *t, const ir_value *v, int64_t L, int64_t seg,
                             const char *what) {
-  check_bf16_tol(t, v, L, seg, what, 1e-4);
+  check_bf16_tol(t, v, L, seg, what, 5e-4);
 }
 
 /* n random values (scale) that are bf16 numbers: a matrix as the runtime
@@ -295,8 +299,7 @@ static void test_linear_shapes(void) {
     snprintf(what, sizeof what, "linear [%lld, %lld] x [%lld]", (long long)O, (long long)I,
              (long long)L);
     check(&t, y, L, 3, what);
-    check_tc(&t, y, L, 3, what);
-    check_tc(&t, y, L, L, what); /* one segment: 70 rows are two tiles of 64 */
+    check_tc(&t, y, L, 3, what); /* and in one segment: 70 rows are two tiles of 64 */
     check_tc(&t, y, L, 1, what); /* the decode version */
     tg_free(&t);
   }
@@ -304,10 +307,10 @@ static void test_linear_shapes(void) {
 
 /* Linears under bf16 math: shapes around AMX's 16 x 32 tiles and 32-column
  * panels (I not a multiple of 32, O not of 32), more rows than one block
- * of rows (192 at I = 640: the two threads' 210 rows each in the
- * one-segment runs), more k-steps than one unrolled block (I = 1100:
- * 35 steps), in segments and in decode; with a residual epilogue and as
- * SwiGLU. */
+ * of rows (192 at I = 640: each of the two threads takes 210 rows of the
+ * one-segment run that every check makes besides its segments), more
+ * k-steps than one unrolled block (I = 1100: 35 steps), in segments and
+ * in decode; with a residual epilogue and as SwiGLU. */
 static void test_linear_bf16(void) {
   size_t mark = pool_used; /* the values are dropped after each graph */
   static const int64_t shapes[][3] = {{7, 5, 3},     {33, 64, 17}, {70, 48, 65}, {13, 259, 32},
@@ -330,11 +333,9 @@ static void test_linear_bf16(void) {
     snprintf(what, sizeof what, "bf16 linear [%lld, %lld] x [%lld]", (long long)O, (long long)I,
              (long long)L);
     check_bf16(&t, y, L, 3, what);
-    check_bf16(&t, y, L, L, what); /* one segment: at I = 640 each thread's 210 rows are two blocks */
     check_bf16(&t, y, L, 1, what); /* the decode version */
     check_bf16(&t, s1, L, 5, "bf16 linear + residual");
     check_bf16(&t, sw, L, 4, "bf16 swiglu");
-    check_bf16(&t, sw, L, L, "bf16 swiglu, one segment");
     check_bf16(&t, sw, L, 1, "bf16 swiglu, decode");
     tg_free(&t);
     pool_used = mark;
