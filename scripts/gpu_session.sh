@@ -96,7 +96,7 @@ step models "${HSAC_T_MODELS:-200}" sh -c '
       --prompt-file /tmp/hsac-16k.txt --max-new 16 --backend cuda --gpu-math $math -v --profile \
       2>&1 | grep -v "prefill [0-9]*%" | head -30
   done
-  echo "== the same model and weights at 4K tokens, then the PyTorch twin on the GPU at 4K and 16K"
+  echo "== the same model and weights at 16K in segments of 512 and at 4K, then the PyTorch twin on the GPU at 4K and 16K"
   "$b/hsac" gen-task --task passkey --length 4K --seed 9 --format prompt >/tmp/hsac-4k.txt 2>/dev/null
   for math in f32 bf16; do
     "$b/hsac" run examples/paper_swa_hsa.hsa --weights /tmp/hsac-paper.safetensors \

@@ -81,6 +81,12 @@ def _read_safetensors(path, device):
         if not 0 <= lo <= hi <= len(data):
             raise ValueError("%s: tensor '%s' lies outside the file" % (path, name))
         dt = getattr(torch, _ST_DTYPES[info["dtype"]])
+        numel = 1
+        for n in info["shape"]:
+            numel *= int(n)
+        if hi - lo != numel * (4 if info["dtype"] == "F32" else 2):
+            raise ValueError("%s: tensor '%s' has %d bytes for shape %s"
+                             % (path, name, hi - lo, info["shape"]))
         t = torch.frombuffer(bytearray(data[lo:hi]), dtype=dt) if hi > lo else torch.empty(0, dtype=dt)
         out[name] = t.reshape(info["shape"]).to(device)
     return out
