@@ -1555,8 +1555,8 @@ static void linear_body_bf16p(em *e, const cg_kernel_req *q, cg_kernel_info *inf
    * those blocks a 64 x 1024 matrix (in L2 anyway) lost 22%, its block
    * and the f32 rows it is rounded from no longer fitting L2 together */
   bool big = O * Kp * 2 > (4 << 20);
-  int64_t MB = ((big ? 1536 : 256) << 10) / (2 * Kp) / 32 * 32;
-  MB = MB < 128 ? 128 : MB > (big ? 512 : 256) ? (big ? 512 : 256) : MB;
+  int64_t most = big ? 512 : 256, MB = ((big ? 1536 : 256) << 10) / (2 * Kp) / 32 * 32;
+  MB = MB < 128 ? 128 : MB > most ? most : MB;
   if (one_row) MB = nvec;
   V M = one_row ? nvec_v : MULI(SUBI(r1, r0), nvec_v);
   /* scratch: the block's bf16 rows (MB x Kp, 2 bytes each), then the f32

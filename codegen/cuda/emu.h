@@ -54,16 +54,6 @@ struct hs_dim3 {
   unsigned x, y, z;
 };
 
-// The vector types the kernels load and store through (16 and 8 bytes,
-// aligned as CUDA's).
-struct __attribute__((aligned(16))) float4 {
-  float x, y, z, w;
-};
-struct __attribute__((aligned(8))) uint2 {
-  unsigned x, y;
-};
-static inline uint2 make_uint2(unsigned x, unsigned y) { return uint2{x, y}; }
-
 // Switching fibers: on x86-64 a few instructions that save the callee-saved
 // registers on the old stack and restore them from the new one (glibc's
 // swapcontext also saves the signal mask: a system call per switch, which

@@ -386,6 +386,9 @@ HS_INLINE unsigned short bf16_bits(float f) {
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 HS_INLINE float bf16_round(float f) { return __uint_as_float((unsigned)bf16_bits(f) << 16); }
+HS_INLINE unsigned bf16_pack(float lo, float hi) {
+  return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
+}
 
 // d += A B for a 16 x 16 (A) by 16 x 8 (B) tile of the warp.
 HS_INLINE void mma16816(float d[4], const unsigned a[4], const unsigned b[2]) {
@@ -510,8 +513,8 @@ template <int WM, int WN, int H0, hs_i64 RE0, hs_i64 I, hs_i64 O>
 HS_INLINE void linear_mma(const hs_args &a) {
   constexpr int BK = 32, LD = BK + 8, BM = 32 * WM, BN = 32 * WN, NTH = 32 * WM * WN;
   constexpr int LDW = BN + 8, QR = BK / 4;   /* 16-byte pieces of a row's slice */
-  constexpr int XPT = (BM * QR + NTH - 1) / NTH; /* a thread's X rows */
-  static_assert(NTH % QR == 0, "each thread stages one column of pieces");
+  constexpr int XPT = BM * QR / NTH;          /* a thread's X rows */
+  static_assert(NTH % QR == 0 && BM * QR % NTH == 0, "each thread stages XPT whole pieces");
   __shared__ __align__(16) unsigned short xs[2][BM * LD];
   __shared__ __align__(16) unsigned short ws[2][BK * LDW];
   const unsigned short *Wt = (const unsigned short *)a.s[HS_IN(1) + HS_V_SEG];
@@ -526,8 +529,7 @@ HS_INLINE void linear_mma(const hs_args &a) {
   for (int j = 0; j < XPT; j++) {
     int mm = threadIdx.x / QR + j * (NTH / QR);
     hs_i64 m = m0 + mm;
-    xp[j] = mm < BM && m < M ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V) + (m % V) * I
-                             : nullptr;
+    xp[j] = m < M ? row<H0, RE0>(a, HS_IN(0), a.s[HS_A_R0] + m / V) + (m % V) * I : nullptr;
   }
   auto stage = [&](int b, hs_i64 k0) {
     for (int e = threadIdx.x; e < BK * (BN / 8); e += NTH) {
@@ -544,18 +546,17 @@ HS_INLINE void linear_mma(const hs_args &a) {
     hs_i64 k = k0 + kq;
     for (int j = 0; j < XPT; j++) {
       int mm = threadIdx.x / QR + j * (NTH / QR);
-      if (mm >= BM) break;
       const float *p = xp[j];
-      float v[4];
+      hs_f4 v;
       if (p && k + 4 <= I && ((unsigned long long)(p + k) & 15) == 0) {
-        float4 q = *(const float4 *)(p + k);
-        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+        v = *(const hs_f4 *)(p + k);
       } else {
-        for (int c = 0; c < 4; c++) v[c] = p && k + c < I ? p[k + c] : 0.0f;
+        v.x = p && k < I ? p[k] : 0.0f;
+        v.y = p && k + 1 < I ? p[k + 1] : 0.0f;
+        v.z = p && k + 2 < I ? p[k + 2] : 0.0f;
+        v.w = p && k + 3 < I ? p[k + 3] : 0.0f;
       }
-      unsigned lo = (unsigned)bf16_bits(v[0]) | (unsigned)bf16_bits(v[1]) << 16;
-      unsigned hi = (unsigned)bf16_bits(v[2]) | (unsigned)bf16_bits(v[3]) << 16;
-      *(uint2 *)&xs[b][mm * LD + kq] = make_uint2(lo, hi);
+      *(hs_u2 *)&xs[b][mm * LD + kq] = hs_u2{bf16_pack(v.x, v.y), bf16_pack(v.z, v.w)};
     }
   };
   float acc[2][4][4];
@@ -798,10 +799,6 @@ HS_INLINE void chunk_attention(const hs_args &a, int n_plus) {
     hs_i64 e = threadIdx.x + (hs_i64)u * NT;
     if (e < d) o[e] = acc[u];
   }
-}
-
-HS_INLINE unsigned bf16_pack(float lo, float hi) {
-  return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
 }
 
 // Copies N pieces of four floats, rounded to bf16, by the 32 lanes of a
