@@ -3,7 +3,7 @@
  *
  *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
  *
- * SECTION (gemm, gemm16, gemv, attention, attention4, scan, swa) runs the
+ * SECTION (gemm, gemm16, gemv, attention, attention4, swa, encoder, scan) runs the
  * peaks and that section.
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
@@ -32,7 +32,10 @@
  * 6. sliding-window attention (d = 64, G = 16, windows 128, 512, 2048):
  *    the f32 kernel against the tile one under bf16 math (AMX, or
  *    AVX512-BF16 dot products), its K/V ring in
- *    f32 and in bf16 (--cache bf16).
+ *    f32 and in bf16 (--cache bf16);
+ * 7. attention inside chunk rows (the chunk encoder's, bidirectional):
+ *    64 chunk rows of 65 and 129 rows (a CLS row appended), G 16 and 4,
+ *    the f32 kernel against the tile one under bf16 math.
  *
  * Prints Markdown tables; bench/cpu_backend.sh records them with the CPU's
  * model and flags in bench/RESULTS.md. */
@@ -657,6 +660,62 @@ static void bench_window_attention(int64_t W, double peak, bool decode) {
   fflush(stdout);
 }
 
+/* ---- attention inside chunk rows (the chunk encoder's) -------------------- */
+
+/* Bidirectional attention inside C = 64 chunk rows of P rows each (4,096
+ * tokens of chunks of P - 1 with a CLS row), d 64, 16 query heads and Hk
+ * KV heads, in f32 or under bf16 math (tiles); GFLOP/s. */
+static double rows_attention_gflops(int64_t P, int64_t Hk, int bf16) {
+  enum { d = 64, Hq = 16, C = 64 };
+  one o;
+  one_init(&o);
+  ir_dim ch = ir_seq_dim(0, P - 1);
+  ir_value *q = val(&o, "q", 4,
+                    (ir_dim[]){ch, ir_const_dim(P), ir_const_dim(Hq), ir_const_dim(d)}, IR_F32);
+  ir_value *k = val(&o, "k", 4,
+                    (ir_dim[]){ch, ir_const_dim(P), ir_const_dim(Hk), ir_const_dim(d)}, IR_F32);
+  ir_op *op = emit_op(&o, IR_ATTENTION, (ir_value *[]){q, k, k}, 3,
+                      (ir_attr[]){ir_int_attr("causal", 0), ir_int_attr("window", 0)}, 2);
+  cg_kernel_req req = {.op = op, .hist = {CG_H_SEG, CG_H_SEG, CG_H_SEG},
+                       .row_elems = {P * Hq * d, P * Hk * d, P * Hk * d}, .bf16 = bf16};
+  cg_kernel_info info;
+  cg_jit *j;
+  kfn f = kernel_of(&req, bf16 ? "rows_attention_amx" : "rows_attention", &info, &j);
+  float *Q = randbuf((size_t)(C * P * Hq * d), 3), *Kv = randbuf((size_t)(C * P * Hk * d), 5);
+  float *O = calloc((size_t)(C * P * Hq * d), sizeof *O);
+  int64_t a[CG_A_COUNT] = {0};
+  a[CG_A_R1] = C;
+  a[CG_A_N1] = info.nsplit;
+  cg_put_params(a, &info);
+  a[CG_A_T1] = C;
+  a[CG_A_OUT0 + CG_V_SEG] = (int64_t)(intptr_t)O;
+  a[CG_A_OUT0 + CG_V_STRIDE] = P * Hq * d;
+  int in = CG_A_IN0;
+  a[in + CG_V_SEG] = (int64_t)(intptr_t)Q, a[in + CG_V_STRIDE] = P * Hq * d;
+  for (int v = 1; v <= 2; v++) {
+    int b = in + v * CG_VIEW_SLOTS;
+    a[b + CG_V_SEG] = (int64_t)(intptr_t)Kv, a[b + CG_V_STRIDE] = P * Hk * d;
+  }
+  double best = time_rows(f, a, info.scratch_fixed + info.scratch_per_t1 * C, C, 1, 5);
+  free(Q), free(Kv), free(O);
+  cg_jit_free(j);
+  ut_arena_free(&o.arena);
+  return (double)C * P * P * Hq * 4.0 * d / best * 1e-9;
+}
+
+static void bench_rows_attention(int64_t P, int64_t Hk, double peak) {
+  double g = rows_attention_gflops(P, Hk, CG_BF16_OFF);
+  printf("| %lld | %lld | %.1f | %.0f%% |", (long long)P, (long long)(16 / Hk), g,
+         100 * g / (peak * nthreads));
+  if (tiles) {
+    double g16 = rows_attention_gflops(P, Hk, tiles);
+    printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
+  } else {
+    printf(" - | - |\n");
+  }
+  fflush(stdout);
+}
+
 /* ---- the landmark scan at decode ------------------------------------------ */
 
 static void bench_scan(int64_t C, double bw) {
@@ -851,6 +910,14 @@ int main(int argc, char **argv) {
          "| window | f32: us/token | f32, bf16 ring: us/token | / f32 | bf16 on %s: "
          "us/token | %s, bf16 ring: us/token | / f32 |\n|---|---|---|---|---|---|---|\n", tn, tn);
   for (int i = 0; i < (quick ? 2 : 3); i++) bench_window_attention(Ws[i], peak, true);
+  }
+  SECTION("encoder") {
+  printf("\n### Attention inside chunk rows (the chunk encoder's: bidirectional, d 64, 16 "
+         "query heads), %d thread(s), 64 chunk rows: f32, and bf16 on %s\n\n"
+         "| rows per chunk | G | f32 GFLOP/s | of FMA peak | bf16 GFLOP/s | bf16 / f32 |\n"
+         "|---|---|---|---|---|---|\n", nthreads, tn);
+  static const int64_t Ps[][2] = {{65, 1}, {65, 4}, {129, 1}};
+  for (int i = 0; i < (quick ? 2 : 3); i++) bench_rows_attention(Ps[i][0], Ps[i][1], peak);
   }
   SECTION("scan") {
   printf("\n### Landmark scan at decode (one query, d_r 64, top-8)\n\n"

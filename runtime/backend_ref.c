@@ -54,7 +54,7 @@ static void ref_describe(const void *program, char *buf, size_t size) {
   snprintf(buf, size, "backend ref: the reference interpreter (plain C, one thread)%s",
            !p || !p->bf16 ? ""
            : cg_bf16_tiles(p->bf16) ? ", bf16 math as the cpu backend's on AMX or AVX512-BF16 "
-                                        "(the linears and the sparse and windowed attentions "
+                                        "(the linears and the sparse, windowed and in-chunk attentions "
                                         "round their inputs), double sums"
                                     : ", bf16 math as the cpu backend's (the linears round their "
                                       "inputs), double sums");

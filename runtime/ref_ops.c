@@ -567,11 +567,24 @@ static void softmax_n(double *s, int64_t n, int n_plus) {
 /* Dense or windowed attention.  [L, H, d]: causal over the sequence (a
  * window W keeps keys t-W+1..t).  [C, P, H, d]: within each chunk row,
  * bidirectional or causal.  Query head h reads KV head h / (Hq / Hkv). */
-/* bf16 (rank 3 only): as the cpu backend's AMX kernel (cg_attention_amx)
- * computes it under bf16 math: q * scale, K and V rounded to bf16, the
+/* bf16: as the cpu backend's AMX kernels (cg_attention_amx, both ranks)
+ * compute it under bf16 math: q * scale, K and V rounded to bf16, the
  * exact products summed in double; then p_j = exp(s_j - max) rounded to
  * bf16 weighs V, and the sum divides by the sum of the unrounded p_j (as
  * flash attention does). */
+/* The weights of scores s[0..n): the softmax (f32 attention; returns 1),
+ * or (bf16) exp(s - max) unnormalized, returning their sum. */
+static double attention_weights(double *s, int64_t n, bool bf16) {
+  if (!bf16) {
+    softmax_n(s, n, 0);
+    return 1;
+  }
+  double m = s[0], total = 0;
+  for (int64_t j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
+  for (int64_t j = 0; j < n; j++) total += s[j] = exp(s[j] - m);
+  return total;
+}
+
 static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *k = IN(op, 1), *v = IN(op, 2);
   int rank = RANK(q);
@@ -606,15 +619,7 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
           s[j] = bf16 ? sum : dot(qr + h * d, kr + kh * d, d) * scale;
         }
         if (!ok) break;
-        double total = 1;
-        if (bf16) {
-          double m = s[0];
-          for (int64_t j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
-          total = 0;
-          for (int64_t j = 0; j < n; j++) total += s[j] = exp(s[j] - m);
-        } else {
-          softmax_n(s, n, 0);
-        }
+        double total = attention_weights(s, n, bf16);
         for (int64_t e = 0; e < d; e++) acc[e] = 0;
         for (int64_t j = 0; j < n; j++) {
           const float *vr = rt_row(x, v, lo + j, 2);
@@ -635,18 +640,28 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
                   *vr = rt_row(x, v, c, 2);
       if (!qr || !kr || !vr) { ok = false; break; }
       float *out = rt_out_row(x, OUT(op), c);
-      for (int64_t i = 0; i < P; i++)
-        for (int64_t h = 0; h < Hq; h++) {
-          int64_t kh = h / grp;
-          for (int64_t j = 0; j < P; j++)
-            s[j] = causal && j > i ? NEG_INF
-                                   : dot(qr + (i * Hq + h) * d, kr + (j * Hk + kh) * d, d) * scale;
-          softmax_n(s, P, 0);
+      for (int64_t i = 0; ok && i < P; i++)
+        for (int64_t h = 0; ok && h < Hq; h++) {
+          int64_t kh = h / grp, n = causal ? i + 1 : P; /* keys [0, n) */
+          const float *qh = qr + (i * Hq + h) * d;
+          double qs[512]; /* the rounded, scaled query (bf16) */
+          if (bf16 && d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
+          for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
+          for (int64_t j = 0; j < P; j++) {
+            const float *kj = kr + (j * Hk + kh) * d;
+            double sum = 0;
+            for (int64_t e = 0; bf16 && e < d; e++) sum += qs[e] * rb(kj[e]);
+            s[j] = j >= n ? NEG_INF : bf16 ? sum : dot(qh, kj, d) * scale;
+          }
+          double total = attention_weights(s, n, bf16);
           float *o = out + (i * Hq + h) * d;
           for (int64_t e = 0; e < d; e++) {
             double acc = 0;
-            for (int64_t j = 0; j < P; j++) acc += s[j] * vr[(j * Hk + kh) * d + e];
-            o[e] = (float)acc;
+            for (int64_t j = 0; j < n; j++) {
+              double pj = bf16 ? rb((float)s[j]) : s[j], vj = vr[(j * Hk + kh) * d + e];
+              acc += pj * (bf16 ? rb((float)vj) : vj);
+            }
+            o[e] = (float)(acc / total);
           }
         }
     }

@@ -3468,13 +3468,21 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
  * own window masked inside them. */
 enum { AMX_WIN_TB = 32 };
 
+/* The longest chunk row whose attention runs on tiles (its keys, values,
+ * V^T and scores in scratch: about 3 KB per key at d = 256). */
+enum { AMX_ROWS_MAXP = 1024 };
+
 bool cg_attention_amx(const ir_op *op) {
-  if (op->code != IR_ATTENTION || op->in[0]->type.rank != 3) return false;
-  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1);
+  int rank = op->in[0]->type.rank;
+  if (op->code != IR_ATTENTION || (rank != 3 && rank != 4)) return false;
+  int64_t Hq = DIMN(op->in[0], rank - 2), d = DIMN(op->in[0], rank - 1);
+  int64_t Hk = DIMN(op->in[1], rank - 2);
   /* G = Hq / Hk query heads per KV head, a divisor of 16: the tiles'
    * 16 columns are 16 / G consecutive tokens' G heads */
-  return ir_attr_i(op, "causal", 1) != 0 && ir_attr_i(op, "window", 0) > 0 && Hk > 0 &&
-         Hq % Hk == 0 && 16 % (Hq / Hk) == 0 && d % 32 == 0 && d <= 256;
+  bool heads = Hk > 0 && Hq % Hk == 0 && 16 % (Hq / Hk) == 0 && d % 32 == 0 && d <= 256;
+  if (rank == 4) /* inside chunk rows: every key of a chunk in the tiles */
+    return heads && DIMN(op->in[0], 1) <= AMX_ROWS_MAXP;
+  return heads && ir_attr_i(op, "causal", 1) != 0 && ir_attr_i(op, "window", 0) > 0;
 }
 
 bool cg_attention_ring16(const ir_op *op, int vec_bits) {
@@ -3514,6 +3522,135 @@ static void fill_rows(em *e, V sT, V j0, V j1, V x) {
   end0(e);
 }
 
+/* ---- the tile kernels' steps shared by the windowed attention and the
+ * attention inside chunk rows (bf16 math) ---- */
+
+/* Their scratch (in floats; bf16 areas take half as many; the scores
+ * have room for max_rows' 3 rows past NK): K rows and V rows in bf16
+ * [NK][d], V^T [d][NK], the scores S^T [NK][16], P^T pairs, O^T [d][16],
+ * one group's query pairs. */
+typedef struct amx_bufs {
+  V kb16, vr16, vT, sT, pT, oT, qp;
+} amx_bufs;
+
+static amx_bufs amx_scratch(em *e, cg_kernel_info *info, int64_t NK, int64_t d) {
+  int64_t kb_at = 0, vr_at = kb_at + NK * d / 2 + 16, vt_at = vr_at + NK * d / 2 + 16,
+          sT_at = vt_at + NK * d / 2 + 16, pt_at = sT_at + (NK + 3) * 16 + 16,
+          ot_at = pt_at + NK * 8 + 16, qp_at = ot_at + d * 16 + 16;
+  info->scratch_fixed = qp_at + d * 8 + 16 + 16;
+  V scr = scratch64(e);
+  return (amx_bufs){gepc(e, scr, kb_at), gepc(e, scr, vr_at), gepc(e, scr, vt_at),
+                    gepc(e, scr, sT_at), gepc(e, scr, pt_at), gepc(e, scr, ot_at),
+                    gepc(e, scr, qp_at)};
+}
+
+/* V^T [d][NK] (bf16, rows NK apart) from bf16 V rows [NK][d] at vr16: 32
+ * keys by 16 columns at a time, two 16 x 16 transposes (widened to f32,
+ * exactly). */
+static void amx_vt(em *e, V vr16, V vT, int64_t NK, int64_t d) {
+  V j0 = for0(e, ci(e, 0), ci(e, NK), 32);
+  for (int64_t c0 = 0; c0 < d; c0 += 16) {
+    V blk[2][16];
+    for (int b = 0; b < 2; b++) {
+      for (int r = 0; r < 16; r++)
+        blk[b][r] =
+            ld_bf16(e, vr16, ADDI(MULI(ADDI(j0, ci(e, b * 16 + r)), ci(e, d)), ci(e, c0)), e->vl);
+      transpose_vecs(e, blk[b], 16);
+    }
+    for (int c = 0; c < 16; c++)
+      st_bf16x32(e, cvt2bf16(e, blk[0][c], blk[1][c]), vT, ADDI(ci(e, (c0 + c) * NK), j0));
+  }
+  end0(e);
+}
+
+/* S^T[j][h] = sum_c K[j][c] q[h][c] * scale for the NK bf16 key rows at
+ * kb16 (d apart) and the query pairs at qp, 16 keys per tile, in groups
+ * of 6 tiles when there are many. */
+static void amx_scores(em *e, const cg_kernel_req *q, V kb16, V qp, V sT, int64_t NK, int64_t d) {
+  int64_t nt = NK / 16, GT = 6, nfull = nt <= 48 ? 0 : nt / GT;
+  if (nfull) {
+    V g = for0(e, ci(e, 0), ci(e, nfull), 1);
+    V row = MULI(g, ci(e, GT * 16));
+    tile_products(e, q, (tile_at){.p = gep16(e, kb16, MULI(row, ci(e, d))), .ld = d, .rt = 16,
+                                  .ck = 32},
+                  (tile_at){.p = qp, .ld = 32, .rk = 16},
+                  (tile_at){.p = gep(e, sT, MULI(row, ci(e, 16))), .ld = 16, .rt = 16}, GT,
+                  d / 32, false);
+    end0(e);
+  }
+  int64_t row = nfull * GT * 16;
+  tile_products(e, q, (tile_at){.p = gepc(e, kb16, row * d / 2), .ld = d, .rt = 16, .ck = 32},
+                (tile_at){.p = qp, .ld = 32, .rk = 16},
+                (tile_at){.p = gepc(e, sT, row * 16), .ld = 16, .rt = 16}, nt - nfull * GT,
+                d / 32, false);
+}
+
+/* From the masked scores S^T [NK][16]: P = exp(s - max) per column (lane)
+ * in bf16 k-pairs of keys at pT (the sum in 2 chains, 2^x by exp2_neg16,
+ * so -inf gives a tiny normal), then O^T = V^T P^T [d][16] into oT, 16
+ * output rows per tile, P^T's tile shared, the k-steps in runs of 16 when
+ * there are many.  Returns 1 / sum per lane. */
+static V amx_softmax_pv(em *e, const cg_kernel_req *q, V sT, V pT, V vT, V oT, int64_t NK,
+                        int64_t d) {
+  V z = cvf(e, 0), log2e = cvf(e, 1.4426950408889634);
+  V mx = max_rows(e, sT, 16, ci(e, NK));
+  V nm = VMUL(mx, log2e), nmx = nv(e);
+  out(e, "  %s = arith.negf %s : %s\n", nmx.s, nm.s, e->vt);
+  V f;
+  {
+    V z2[2] = {z, z};
+    loop Sx;
+    loop_begin(e, &Sx, ci(e, 0), ci(e, NK / 2), ci(e, 1), 2, z2, e->vt);
+    V p[2], sums[2];
+    for (int u = 0; u < 2; u++) {
+      V sa = MULI(ADDI(MULI(Sx.iv, ci(e, 2)), ci(e, u)), ci(e, 16));
+      p[u] = exp2_neg16(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx));
+      sums[u] = VADD(Sx.arg[u], p[u]);
+    }
+    st_bf16x32(e, pairs16(e, cvt2bf16(e, p[0], p[1])), pT, MULI(Sx.iv, ci(e, 32)));
+    loop_end(e, &Sx, sums);
+    f = fbin(e, "arith.divf", cvf(e, 1.0), VADD(Sx.res[0], Sx.res[1]), e->vt);
+  }
+  int64_t nks = NK / 32, KC = 16, nrun = nks <= 32 ? 1 : nks / KC;
+  tile_at Pt = {.p = pT, .ld = 32, .rk = 16}, Ot = {.p = oT, .ld = 16, .rt = 16};
+  tile_products(e, q, (tile_at){.p = vT, .ld = NK, .rt = 16, .ck = 32}, Pt, Ot, d / 16,
+                nrun > 1 ? KC : nks, false);
+  if (nrun > 1) {
+    V c = for0(e, ci(e, 1), ci(e, nrun), 1);
+    Pt.p = gep16(e, pT, MULI(c, ci(e, KC * 16 * 32)));
+    tile_products(e, q,
+                  (tile_at){.p = gep16(e, vT, MULI(c, ci(e, KC * 32))), .ld = NK, .rt = 16,
+                            .ck = 32},
+                  Pt, Ot, d / 16, KC, true);
+    end0(e);
+    int64_t rem = nks - nrun * KC;
+    if (rem) {
+      Pt.p = gepc(e, pT, nrun * KC * 16 * 32 / 2);
+      tile_products(e, q,
+                    (tile_at){.p = gepc(e, vT, nrun * KC * 32 / 2), .ld = NK, .rt = 16, .ck = 32},
+                    Pt, Ot, d / 16, rem, true);
+    }
+  }
+  return f;
+}
+
+/* O[h][c] = O^T[c][h] * f[h] by 16 x 16 transposes into the output rows
+ * orow[r] of the 16 / G tokens t + r (lane l: token t + l / G, head l % G);
+ * the tokens at or past te store nothing. */
+static void amx_store_out(em *e, V oT, V f, const V *orow, V t, V te, int64_t G, int64_t d) {
+  for (int64_t c0 = 0; c0 < d; c0 += 16) {
+    V rows[16];
+    for (int r = 0; r < 16; r++) rows[r] = VMUL(ldv(e, oT, ci(e, (c0 + r) * 16), NULL), f);
+    transpose_vecs(e, rows, 16);
+    for (int h = 0; h < 16; h++) {
+      int r = h / (int)G;
+      if (r) if0(e, cmpi(e, "slt", ADDI(t, ci(e, r)), te));
+      stv(e, rows[h], orow[r], ci(e, (h % G) * d + c0), NULL);
+      if (r) out(e, "  }\n");
+    }
+  }
+}
+
 /* Causal sliding-window attention (window W) with G query heads per KV
  * head (a divisor of 16; the tiles' 16 query columns are the G heads of
  * 16 / G consecutive tokens, "per token" below meaning per such group)
@@ -3541,21 +3678,12 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   int64_t NK = (W + AMX_WIN_TB - 1 + 31) / 32 * 32; /* keys a token's tiles cover */
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  /* scratch in floats (bf16 areas take half as many; the scores have room
-   * for max_rows' 3 rows past NK) */
-  int64_t kb_at = 0, vr_at = kb_at + NK * d / 2 + 16, vt_at = vr_at + NK * d / 2 + 16,
-          sT_at = vt_at + NK * d / 2 + 16, pt_at = sT_at + (NK + 3) * 16 + 16,
-          ot_at = pt_at + NK * 8 + 16, qp_at = ot_at + d * 16 + 16;
-  info->scratch_fixed = qp_at + d * 8 + 16 + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
-  V scr = scratch64(e);
-  V kb16 = gepc(e, scr, kb_at), vr16 = gepc(e, scr, vr_at), vT = gepc(e, scr, vt_at);
-  V sT = gepc(e, scr, sT_at), pT = gepc(e, scr, pt_at), oT = gepc(e, scr, ot_at),
-    qp = gepc(e, scr, qp_at);
+  amx_bufs bf = amx_scratch(e, info, NK, d);
+  V kb16 = bf.kb16, vr16 = bf.vr16, vT = bf.vT, sT = bf.sT, pT = bf.pT, oT = bf.oT, qp = bf.qp;
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V ring16 = argi(e, CG_A_RING16);
-  V sc = splat(e, cf(e, 1.0 / sqrt((double)d))), z = cvf(e, 0), ninf = cvf(e, -INFINITY);
-  V log2e = cvf(e, 1.4426950408889634);
+  V sc = splat(e, cf(e, 1.0 / sqrt((double)d))), ninf = cvf(e, -INFINITY);
   V tb = for0(e, argi(e, CG_A_R0), r1, AMX_WIN_TB);
   V te = MINI(ADDI(tb, ci(e, AMX_WIN_TB)), r1);
   V kb0 = SUBI(ADDI(tb, ci(e, 1)), ci(e, W)); /* the absolute row of buffer row 0 */
@@ -3583,23 +3711,7 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
     win_rows16(e, w, false, lo, te, kb0, kcol, d, buf);
     out(e, "  }\n");
   }
-  /* V^T[c][j] = V[j][c]: 32 keys by 16 columns at a time, two 16 x 16
-   * transposes (widened to f32, exactly) */
-  {
-    V j0 = for0(e, ci(e, 0), ci(e, NK), 32);
-    for (int64_t c0 = 0; c0 < d; c0 += 16) {
-      V blk[2][16];
-      for (int b = 0; b < 2; b++) {
-        for (int r = 0; r < 16; r++)
-          blk[b][r] = ld_bf16(e, vr16, ADDI(MULI(ADDI(j0, ci(e, b * 16 + r)), ci(e, d)),
-                                             ci(e, c0)), e->vl);
-        transpose_vecs(e, blk[b], 16);
-      }
-      for (int c = 0; c < 16; c++)
-        st_bf16x32(e, cvt2bf16(e, blk[0][c], blk[1][c]), vT, ADDI(ci(e, (c0 + c) * NK), j0));
-    }
-    end0(e);
-  }
+  amx_vt(e, vr16, vT, NK, d);
   /* R tokens at a time (their G heads each); a token past te repeats the
    * last one and stores nothing */
   V t = for0(e, tb, te, R);
@@ -3613,26 +3725,7 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
       qrow[l] = gep(e, rowp(e, &Q, tr[l / G]), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
     query_pairs_rows(e, qrow, d, sc, qp);
   }
-  /* S^T[j][h] = sum_c K[j][c] q[h][c] * scale, 16 keys per tile, in
-   * groups of 6 tiles when there are many */
-  {
-    int64_t nt = NK / 16, GT = 6, nfull = nt <= 48 ? 0 : nt / GT;
-    if (nfull) {
-      V g = for0(e, ci(e, 0), ci(e, nfull), 1);
-      V row = MULI(g, ci(e, GT * 16));
-      tile_products(e, q, (tile_at){.p = gep16(e, kb16, MULI(row, ci(e, d))), .ld = d, .rt = 16,
-                                    .ck = 32},
-                    (tile_at){.p = qp, .ld = 32, .rk = 16},
-                    (tile_at){.p = gep(e, sT, MULI(row, ci(e, 16))), .ld = 16, .rt = 16}, GT,
-                    d / 32, false);
-      end0(e);
-    }
-    int64_t row = nfull * GT * 16;
-    tile_products(e, q, (tile_at){.p = gepc(e, kb16, row * d / 2), .ld = d, .rt = 16, .ck = 32},
-                  (tile_at){.p = qp, .ld = 32, .rk = 16},
-                  (tile_at){.p = gepc(e, sT, row * 16), .ld = 16, .rt = 16}, nt - nfull * GT,
-                  d / 32, false);
-  }
+  amx_scores(e, q, kb16, qp, sT, NK, d);
   /* the token's window: buffer rows [max(i, -kb0), i + W - 1]; the rest
    * -inf (with R tokens, rows outside every window; rows inside some of
    * them, lane by lane: lane l's token is i + l / G) */
@@ -3648,71 +3741,84 @@ static void k_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info)
     mask_edges(e, sT, 16, jl, MINI(ADDI(jl, ci(e, R - 1)), ci(e, NK)), z0, z0, lov, hiv);
     mask_edges(e, sT, 16, jh, jhR, z0, z0, lov, hiv);
   }
-  /* P = exp(s - max) per head (lane) in bf16 k-pairs of keys, the sum in
-   * 2 chains */
-  V mx = max_rows(e, sT, 16, ci(e, NK));
-  V nm = VMUL(mx, log2e), nmx = nv(e);
-  out(e, "  %s = arith.negf %s : %s\n", nmx.s, nm.s, e->vt);
-  V f;
-  {
-    V z2[2] = {z, z};
-    loop Sx;
-    loop_begin(e, &Sx, ci(e, 0), ci(e, NK / 2), ci(e, 1), 2, z2, e->vt);
-    V p[2], sums[2];
-    for (int u = 0; u < 2; u++) {
-      V sa = MULI(ADDI(MULI(Sx.iv, ci(e, 2)), ci(e, u)), ci(e, 16));
-      p[u] = exp2_neg16(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx));
-      sums[u] = VADD(Sx.arg[u], p[u]);
-    }
-    st_bf16x32(e, pairs16(e, cvt2bf16(e, p[0], p[1])), pT, MULI(Sx.iv, ci(e, 32)));
-    loop_end(e, &Sx, sums);
-    f = fbin(e, "arith.divf", cvf(e, 1.0), VADD(Sx.res[0], Sx.res[1]), e->vt);
-  }
-  /* O^T = V^T P^T, 16 output rows (columns of O) per tile, P^T's tile
-   * shared; the k-steps in runs of 16 when there are many */
-  {
-    int64_t nks = NK / 32, KC = 16, nrun = nks <= 32 ? 1 : nks / KC;
-    tile_at Pt = {.p = pT, .ld = 32, .rk = 16}, Ot = {.p = oT, .ld = 16, .rt = 16};
-    tile_products(e, q, (tile_at){.p = vT, .ld = NK, .rt = 16, .ck = 32}, Pt, Ot, d / 16,
-                  nrun > 1 ? KC : nks, false);
-    if (nrun > 1) {
-      V c = for0(e, ci(e, 1), ci(e, nrun), 1);
-      Pt.p = gep16(e, pT, MULI(c, ci(e, KC * 16 * 32)));
-      tile_products(e, q,
-                    (tile_at){.p = gep16(e, vT, MULI(c, ci(e, KC * 32))), .ld = NK, .rt = 16,
-                              .ck = 32},
-                    Pt, Ot, d / 16, KC, true);
-      end0(e);
-      int64_t rem = nks - nrun * KC;
-      if (rem) {
-        Pt.p = gepc(e, pT, nrun * KC * 16 * 32 / 2);
-        tile_products(e, q,
-                      (tile_at){.p = gepc(e, vT, nrun * KC * 32 / 2), .ld = NK, .rt = 16,
-                                .ck = 32},
-                      Pt, Ot, d / 16, rem, true);
-      }
-    }
-  }
-  /* O[h][c] = O^T[c][h] / sum[h] (lane l: token i + l / G, head l % G;
-   * the tokens past te store nothing) */
-  {
-    V orow[16];
-    for (int r = 0; r < R; r++) orow[r] = gep(e, rowp(e, &o, tr[r]), MULI(hq0, ci(e, d)));
-    for (int64_t c0 = 0; c0 < d; c0 += 16) {
-      V rows[16];
-      for (int r = 0; r < 16; r++) rows[r] = VMUL(ldv(e, oT, ci(e, (c0 + r) * 16), NULL), f);
-      transpose_vecs(e, rows, 16);
-      for (int h = 0; h < 16; h++) {
-        int r = h / (int)G;
-        if (r) if0(e, cmpi(e, "slt", ADDI(t, ci(e, r)), te));
-        stv(e, rows[h], orow[r], ci(e, (h % G) * d + c0), NULL);
-        if (r) out(e, "  }\n");
-      }
-    }
-  }
+  V f = amx_softmax_pv(e, q, sT, pT, vT, oT, NK, d);
+  V orow[16];
+  for (int r = 0; r < R; r++) orow[r] = gep(e, rowp(e, &o, tr[r]), MULI(hq0, ci(e, d)));
+  amx_store_out(e, oT, f, orow, t, te, G, d);
   end0(e); /* tokens */
   end0(e); /* KV heads */
   end0(e); /* blocks */
+}
+
+/* Attention inside each chunk row [C, P, H, d] (the chunk encoder's;
+ * bidirectional, or causal) with G query heads per KV head (a divisor of
+ * 16) under bf16 math on AMX: per chunk row and KV head, its P key rows
+ * go once into bf16 (rows P..NK - 1, NK = P rounded up to 32, zero) and
+ * its value rows into V^T [d][NK]; then per 16 / G tokens, the steps of
+ * the windowed kernel: S^T = K Q^T from tiles, the rows outside each
+ * lane's keys -inf (bidirectional: rows P and on; causal: past the
+ * lane's token), P = exp(s - max) in bf16 k-pairs, O^T = V^T P^T from
+ * tiles, transposed into the output rows times 1 / sum.  The same
+ * rounding as the windowed kernel (rt_op_attention_bf16 does it for both
+ * ranks).  Scratch: K rows, V rows, V^T (bf16), the scores, P^T pairs,
+ * O^T, one group's query pairs. */
+static void k_attention_rows_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  int64_t P = DIMN(op->in[0], 1), Hq = DIMN(op->in[0], 2), d = DIMN(op->in[0], 3);
+  int64_t Hk = DIMN(op->in[1], 2), G = Hq / Hk, R = 16 / G, NK = (P + 31) / 32 * 32;
+  bool causal = ir_attr_i(op, "causal", 1) != 0;
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
+  amx_bufs bf = amx_scratch(e, info, NK, d);
+  V kb16 = bf.kb16, vr16 = bf.vr16, vT = bf.vT, sT = bf.sT, pT = bf.pT, oT = bf.oT, qp = bf.qp;
+  V sc = splat(e, cf(e, 1.0 / sqrt((double)d))), ninf = cvf(e, -INFINITY);
+  V c = rows_begin(e);
+  V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
+  V qr = rowp(e, &Q, c), orr = rowp(e, &o, c);
+  /* the chunk's K and V rows of this head in bf16, d apart */
+  for (int kv = 0; kv < 2; kv++) {
+    V src = gep(e, rowp(e, kv ? &Vv : &K, c), kcol), buf = kv ? vr16 : kb16;
+    V j = for0(e, ci(e, 0), ci(e, P), 1);
+    V r = gep(e, src, MULI(j, ci(e, Hk * d)));
+    for (int64_t e0 = 0; e0 < d; e0 += 32)
+      st_bf16x32(e, cvt2bf16(e, ldv(e, r, ci(e, e0), NULL), ldv(e, r, ci(e, e0 + 16), NULL)), buf,
+                 ADDI(MULI(j, ci(e, d)), ci(e, e0)));
+    end0(e);
+    if (NK > P) zero_rows16(e, buf, ci(e, P), ci(e, NK), d);
+  }
+  amx_vt(e, vr16, vT, NK, d);
+  /* R tokens at a time (their G heads each); a token past P repeats the
+   * last one and stores nothing */
+  V i = for0(e, ci(e, 0), ci(e, P), R), tr[16];
+  for (int r = 0; r < R; r++) tr[r] = r ? MINI(ADDI(i, ci(e, r)), ci(e, P - 1)) : i;
+  V qrow[16];
+  for (int l = 0; l < 16; l++)
+    qrow[l] = gep(e, qr, MULI(ADDI(MULI(tr[l / G], ci(e, Hq)), ADDI(hq0, ci(e, l % G))), ci(e, d)));
+  query_pairs_rows(e, qrow, d, sc, qp);
+  amx_scores(e, q, kb16, qp, sT, NK, d);
+  if (!causal) {
+    if (NK > P) fill_rows(e, sT, ci(e, P), ci(e, NK), ninf);
+  } else {
+    /* lane l sees keys [0, i + l / G]: rows past every lane's token -inf,
+     * and with R tokens the rows between them lane by lane */
+    V jh = ADDI(i, ci(e, 1)), jhR = MINI(ADDI(jh, ci(e, R - 1)), ci(e, NK));
+    fill_rows(e, sT, jhR, ci(e, NK), ninf);
+    if (R > 1) {
+      V z0 = ci(e, 0);
+      V hiv = VADD(splat(e, f32_of(e, jh)), lane_tokens(e, G));
+      mask_edges(e, sT, 16, jh, jhR, z0, z0, splat(e, cf(e, 0.0)), hiv);
+    }
+  }
+  V f = amx_softmax_pv(e, q, sT, pT, vT, oT, NK, d);
+  V orow[16];
+  for (int r = 0; r < R; r++)
+    orow[r] = gep(e, orr, MULI(ADDI(MULI(tr[r], ci(e, Hq)), hq0), ci(e, d)));
+  amx_store_out(e, oT, f, orow, i, ci(e, P), G, d);
+  end0(e); /* tokens */
+  end0(e); /* KV heads */
+  end0(e); /* chunk rows */
 }
 
 static void k_chunk_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
@@ -4859,8 +4965,10 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
        * of 16: tiles;
        * else rank 3 (a sequence) with >= 4 query heads per KV head and a
        * head width of whole vectors: the heads packed in lanes */
-      if (cg_bf16_tiles(req->bf16) && cg_attention_amx(op) && e.vl == 16)
-        k_attention_amx(&e, req, info);
+      if (cg_bf16_tiles(req->bf16) && cg_attention_amx(op) && e.vl == 16) {
+        if (op->in[0]->type.rank == 4) k_attention_rows_amx(&e, req, info);
+        else k_attention_amx(&e, req, info);
+      }
       else if (cg_attention_packed(op, req->vec_bits))
         k_attention_packed(&e, req, info);
       else

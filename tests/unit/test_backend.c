@@ -1237,6 +1237,54 @@ static void test_attention_amx(void) {
   }
 }
 
+/* Attention inside chunk rows (the chunk encoder's) under bf16 math: on a
+ * CPU with AMX or AVX512-BF16, the tile kernel against the reference
+ * rounding q, K, V and the probabilities the same way (elsewhere the f32
+ * kernel against the f32 attention).  Bidirectional and causal; chunks
+ * of 32 rows (whole k-steps) and of 33 (a learned row appended: keys
+ * padded to 64); G 16, 4, 8 and 1 (16 / G rows share the tiles' columns,
+ * the last group of a chunk short; each with two of the four); segments of 37 tokens (chunk rows
+ * finished across segments) and one token at a time. */
+static void test_chunk_rows_attention_bf16(void) {
+  enum { L = 150, S = 32 };
+  static const int64_t heads[][3] = {{16, 1, 32}, {16, 4, 64}, {32, 4, 32}, {2, 2, 32}};
+  for (size_t hi = 0; hi < sizeof heads / sizeof *heads; hi++)
+    for (int v = 0; v < 4; v++) {
+      int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+      bool causal = v & 1, cls = v & 2;
+      if (hi && (v == 0 || v == 3)) continue; /* G < 16: causal 32, bidirectional 33 */
+      size_t mark = pool_used;
+      tg t;
+      tg_init(&t);
+      ir_value *x[3];
+      for (int i = 0; i < 3; i++) {
+        int64_t w = (i ? Hk : Hq) * d;
+        ir_value *h = tg_rows(&t, i == 0 ? "q" : i == 1 ? "k" : "v", L, w, rnd(L * w, i == 1 ? 3 : 2));
+        ir_value *c = tg_op(&t, IR_CHUNK, 1, (ir_value *[]){h}, 1,
+                            (ir_attr[]){iattr("size", S)}, 0);
+        if (cls) {
+          char nm[8];
+          snprintf(nm, sizeof nm, "cls%d", i);
+          ir_value *row = tg_weight(&t, nm, 1, (int64_t[]){w}, rnd(w, 2));
+          c = tg_op(&t, IR_APPEND_ROW, 2, (ir_value *[]){c, row}, 0, NULL, 0);
+        }
+        x[i] = tg_op(&t, IR_SPLIT_HEADS, 1, (ir_value *[]){c}, 1,
+                     (ir_attr[]){iattr("heads", i ? Hk : Hq)}, 0);
+      }
+      ir_value *at = tg_op(&t, IR_ATTENTION, 3, x, 1, (ir_attr[]){iattr("causal", causal)}, 0);
+      tg_run(&t, at, L);
+      CU_ASSERT(cg_attention_amx(at->def));
+      char what[112];
+      snprintf(what, sizeof what, "bf16 %sattention in chunk rows of %d, Hq %lld Hk %lld d %lld",
+               causal ? "causal " : "", S + (cls ? 1 : 0), (long long)Hq, (long long)Hk,
+               (long long)d);
+      check_bf16_tol(&t, at, L, 37, what, TOL_BF16_ATTN);
+      check_bf16_tol(&t, at, L, 1, what, TOL_BF16_ATTN);
+      tg_free(&t);
+      pool_used = mark;
+    }
+}
+
 /* ---- whole models ---------------------------------------------------------- */
 
 static bool model_logits(const char *model, const char *weights, hsart_backend be,
@@ -1497,7 +1545,7 @@ static void test_bf16_math_models(void) {
     for (int k = 0; k < 4; k++) free(got[k]), free(ref[k]);
     if (i == 0 || (models[i][0] == '@' && cg_bf16_tiles(cg_target_bf16(&host)))) {
       /* -v names the arithmetic; for amx_hsa it counts the tile attentions
-       * (1 sparse, 2 windowed) and the SWA layers' K/V rings a --cache
+       * (1 sparse, 2 windowed, the encoder's in chunk rows) and the SWA layers' K/V rings a --cache
        * bf16 session keeps in bf16 (4) */
       hsart_model_options d = {.opt_level = 1, .backend = HSART_BACKEND_CPU, .cpu_bf16 = 1};
       hsart_model *m = NULL;
@@ -1508,9 +1556,9 @@ static void test_bf16_math_models(void) {
       CU_ASSERT_PTR_NOT_NULL(strstr(desc, cg_bf16_name(cg_target_bf16(&host))));
       if (i > 0) {
         CU_ASSERT_PTR_NOT_NULL(
-            strstr(desc, host.amx ? "1 sparse and 2 windowed attentions on amx tiles"
-                                  : "1 sparse and 2 windowed attentions on avx512-bf16 dot "
-                                    "products"));
+            strstr(desc, host.amx ? "1 sparse, 2 windowed and 1 in-chunk attentions on amx tiles"
+                                  : "1 sparse, 2 windowed and 1 in-chunk attentions on "
+                                    "avx512-bf16 dot products"));
         CU_ASSERT_PTR_NOT_NULL(strstr(desc, "4 K/V rings in bf16 under --cache bf16"));
       }
       hsart_model_free(m);
@@ -1776,6 +1824,8 @@ void tu_add_backend_suite(void) {
               test_sparse_attention_bf16);
   CU_add_test(s, "windowed attention under bf16 math (tiles: AMX, AVX512-BF16; bf16 rings)",
               test_attention_amx);
+  CU_add_test(s, "attention in chunk rows under bf16 math (tiles: AMX, AVX512-BF16)",
+              test_chunk_rows_attention_bf16);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
