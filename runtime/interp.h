@@ -149,9 +149,12 @@ bool rt_op_linear_bf16(rt_exec *x, const ir_op *op);
 /* The reference chunk_attention under bf16 math on AMX
  * (cg_chunk_attention_amx). */
 bool rt_op_chunk_attention_bf16(rt_exec *x, const ir_op *op);
-/* The reference windowed attention under bf16 math on AMX
- * (cg_attention_amx). */
+/* The reference windowed attention and attention inside chunk rows under
+ * bf16 math on AMX (cg_attention_amx). */
 bool rt_op_attention_bf16(rt_exec *x, const ir_op *op);
+/* The reference Landmark Attention under bf16 math on AMX
+ * (cg_landmark_attention_amx). */
+bool rt_op_landmark_attention_bf16(rt_exec *x, const ir_op *op);
 
 /* The op table: rt_ops[code] is the reference function of that op. */
 extern const rt_op_fn rt_ops[IR_OPCODE_COUNT];

@@ -785,8 +785,12 @@ static int64_t top_indices(const double *score, int64_t n, int64_t K, int64_t *s
  * own block's keys up to t, plus the top-k past blocks by landmark score;
  * one normalizer Z over the local keys and the selected landmarks; a past
  * block's share exp(s_b) / Z is spread over its keys by an in-block
- * softmax. */
-bool rt_op_landmark_attention(rt_exec *x, const ir_op *op) {
+ * softmax.  bf16 (cg_landmark_attention_amx): the past blocks' part as
+ * the tile kernel computes it, q * scale, K and V rounded to bf16, the
+ * exact products summed in double, and each probability times the
+ * block's share rounded to bf16; the local part and the selection as in
+ * f32. */
+static bool landmark_attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *k = IN(op, 1), *v = IN(op, 2), *lk = IN(op, 3);
   int64_t Hq = DIM(q, 1), d = DIM(q, 2), Hk = DIM(k, 1), grp = Hq / Hk;
   int64_t B = ir_attr_i(op, "block", 1), Ksel = ir_attr_i(op, "topk", 1);
@@ -834,20 +838,26 @@ bool rt_op_landmark_attention(rt_exec *x, const ir_op *op) {
         double p = exp(loc[j] - m) / Z;
         for (int64_t e = 0; e < d; e++) o[e] += p * vr[kh * d + e];
       }
+      double qs[512]; /* the rounded, scaled query (bf16) */
+      for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
       for (int64_t i = 0; ok && i < ns; i++) {
         int64_t b = sel[i];
         double pb = exp(ls[b] - m) / Z;
         for (int64_t j = 0; j < B; j++) {
           const float *kr = rt_row(x, k, b * B + j, 1);
           if (!kr) { ok = false; break; }
-          in[j] = dot(qh, kr + kh * d, d) * scale;
+          double acc = 0;
+          for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kr[kh * d + e]);
+          in[j] = bf16 ? acc : dot(qh, kr + kh * d, d) * scale;
         }
         if (!ok) break;
         softmax_n(in, B, 0);
         for (int64_t j = 0; j < B; j++) {
           const float *vr = rt_row(x, v, b * B + j, 2);
           if (!vr) { ok = false; break; }
-          for (int64_t e = 0; e < d; e++) o[e] += pb * in[j] * vr[kh * d + e];
+          double pj = bf16 ? rb((float)(pb * in[j])) : pb * in[j];
+          for (int64_t e = 0; e < d; e++)
+            o[e] += pj * (bf16 ? rb(vr[kh * d + e]) : vr[kh * d + e]);
         }
       }
       for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)o[e];
@@ -858,6 +868,14 @@ bool rt_op_landmark_attention(rt_exec *x, const ir_op *op) {
   free(lb.p);
   free(ib.p);
   return ok;
+}
+
+bool rt_op_landmark_attention(rt_exec *x, const ir_op *op) {
+  return landmark_attention(x, op, false);
+}
+
+bool rt_op_landmark_attention_bf16(rt_exec *x, const ir_op *op) {
+  return landmark_attention(x, op, true);
 }
 
 /* Joint softmax of query head h over the keys listed in `pos` (n of them). */

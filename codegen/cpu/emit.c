@@ -3242,6 +3242,50 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
   query_pairs_rows(e, qrow, d, sc, qp);
 }
 
+/* The softmax(+n) of a group of 16 columns of the bf16 sparse kernels
+ * (columns in lanes): from the scores S^T [P][16] at sT, the maximum
+ * (max_rows) and the sum in 4 independent chains; then the probabilities
+ * times w / sum (w: the columns' weights at wv) transposed into bf16 rows
+ * P [16][P] at pb, 32 keys at a time. */
+static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus) {
+  V z = cvf(e, 0);
+  V mx = max_rows(e, sT, 16, ci(e, P));
+  /* exp(s - max) = 2^(s log2 e - max log2 e) */
+  V log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
+  out(e, "  %s = arith.negf %s : %s\n", nmx.s, VMUL(mx, log2e).s, e->vt);
+  V z4[4] = {z, z, z, z};
+  loop Sx;
+  loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
+  V sums[4];
+  for (int u = 0; u < 4; u++) {
+    V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
+    /* the scores are finite (every key of a selected chunk counts): no
+     * clamp */
+    V pj = exp2_neg16_poly(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx), false);
+    stv(e, pj, sT, sa, NULL);
+    sums[u] = VADD(Sx.arg[u], pj);
+  }
+  loop_end(e, &Sx, sums);
+  V tot = VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
+  if (n_plus) {
+    V negm = nv(e);
+    out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
+    tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
+  }
+  V f = fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt);
+  /* P[c][j] = bf16(p[j][c] * f[c]): 32 keys at a time, two transposes */
+  V j0 = for0(e, ci(e, 0), ci(e, P), 32);
+  V blk[2][16];
+  for (int b = 0; b < 2; b++) {
+    for (int i = 0; i < 16; i++)
+      blk[b][i] = VMUL(ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL), f);
+    transpose_vecs(e, blk[b], 16);
+  }
+  for (int h = 0; h < 16; h++)
+    st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
+  end0(e);
+}
+
 /* The weighted merge with G query heads per KV head (G a divisor of 16)
  * under bf16 math on AMX, chunk-major over blocks of CG_ATTN_TB tokens as
  * the packed f32 kernel is.  The tiles' 16 query columns are one (token,
@@ -3403,45 +3447,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   tile_products(e, q, (tile_at){.p = kA, .ld = kld, .rt = 16, .ck = 32},
                 (tile_at){.p = qpt, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
                 P / 16, d / 32, false);
-  /* softmax(+n) per column (lane), the maximum (max_rows) and the sum in
-   * 4 independent chains; then the columns of P */
-  {
-    V mx = max_rows(e, sT, 16, ci(e, P));
-    /* exp(s - max) = 2^(s log2 e - max log2 e) */
-    V log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
-    out(e, "  %s = arith.negf %s : %s\n", nmx.s, VMUL(mx, log2e).s, e->vt);
-    V z4[4] = {z, z, z, z};
-    loop Sx;
-    loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
-    V sums[4];
-    for (int u = 0; u < 4; u++) {
-      V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
-      /* the scores are finite (every key of a selected chunk counts): no
-       * clamp */
-      V pj = exp2_neg16_poly(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx), false);
-      stv(e, pj, sT, sa, NULL);
-      sums[u] = VADD(Sx.arg[u], pj);
-    }
-    loop_end(e, &Sx, sums);
-    V tot = VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
-    if (n_plus) {
-      V negm = nv(e);
-      out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
-      tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
-    }
-    V f = fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt);
-    /* P[c][j] = bf16(p[j][c] * f[c]): 32 keys at a time, two transposes */
-    V j0 = for0(e, ci(e, 0), ci(e, P), 32);
-    V blk[2][16];
-    for (int b = 0; b < 2; b++) {
-      for (int i = 0; i < 16; i++)
-        blk[b][i] = VMUL(ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL), f);
-      transpose_vecs(e, blk[b], 16);
-    }
-    for (int h = 0; h < 16; h++)
-      st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
-    end0(e);
-  }
+  group_softmax(e, sT, pb, wv, P, n_plus);
   /* O += P V, 16 output elements per tile (P's tile shared): in the
    * token's output rows of its 16 heads, or into the group's oG [16][d]
    * and from there added to each real pair's G rows */
@@ -4453,6 +4459,41 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   end0(e);
 }
 
+/* Landmark Attention for one query head (its query in qx, token t, the
+ * KV head's offset off): the own block's keys up to t scored into loc,
+ * the top-k past blocks by landmark score listed (val, idx), one
+ * normalizer Z over the local keys and the selected landmarks; the
+ * list's scores become the blocks' shares exp(s_b - m) (before / Z;
+ * empty slots 0) and the local part of the output, exp(s_j - m) / Z
+ * times V, is summed into acc (n vectors).  Returns 1 / Z. */
+static V lm_local(em *e, const V *qx, V t, V off, int64_t d, int64_t B, int64_t Ks, view *K,
+                  view *Vv, view *LK, V val, V idx, V loc, V *acc) {
+  double scale = 1.0 / sqrt((double)d);
+  V b0 = DIVI(t, ci(e, B));
+  blk_ctx bc = {.k = K, .v = Vv, .off = off, .base = MULI(b0, ci(e, B))};
+  V nloc = ADDI(SUBI(t, bc.base), ci(e, 1));
+  V m = score_rows(e, qx, d, scale, &bc, nloc, loc, cf(e, -INFINITY));
+  clear_lists(e, val, idx, Ks);
+  V z0 = ci(e, 0);
+  loop Lb;
+  loop_begin(e, &Lb, ci(e, 0), b0, ci(e, 1), 1, &z0, "i64");
+  V ls = FMUL(dot_vecs(e, qx, gep(e, rowp(e, LK, Lb.iv), off), d), cf(e, scale));
+  V w = offer(e, val, idx, ci(e, 0), Ks, Lb.arg[0], ls, Lb.iv, false);
+  loop_end(e, &Lb, &w);
+  loop Lm;
+  loop_begin(e, &Lm, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &m, "f32");
+  V mm = fmaxs(e, Lm.arg[0], lds(e, val, Lm.iv)); /* empty slots hold -inf */
+  loop_end(e, &Lm, &mm);
+  m = Lm.res[0];
+  V Z = FADD(exp_inplace(e, loc, nloc, m), exp_inplace(e, val, ci(e, Ks), m));
+  V invZ = FDIV(cf(e, 1.0), Z);
+  V zv = cvf(e, 0);
+  int n = nvecs(e, d);
+  for (int c = 0; c < n; c++) acc[c] = zv;
+  accum_rows(e, acc, loc, nloc, invZ, blk_vrow, &bc, d);
+  return invZ;
+}
+
 /* Landmark Attention's grouped softmax: the own block's keys up to t and
  * the top-k past blocks by landmark score share one normalizer Z; a
  * block's share exp(s_b - m) / Z is spread over its keys by an in-block
@@ -4473,30 +4514,9 @@ static void k_landmark_attention(em *e, const cg_kernel_req *q, cg_kernel_info *
   int n = nvecs(e, d);
   V qx[MAXCARRY];
   head_iter it = heads_begin(e, &Q, &o, d, grp, qx);
-  V t = it.t, orow = it.orow, h = it.h;
-  V b0 = DIVI(t, ci(e, B));
-  blk_ctx bc = {.k = &K, .v = &Vv, .off = MULI(it.kh, ci(e, d)), .base = MULI(b0, ci(e, B))};
-  V nloc = ADDI(SUBI(t, bc.base), ci(e, 1));
-  V m = score_rows(e, qx, d, scale, &bc, nloc, loc, cf(e, -INFINITY));
-  clear_lists(e, val, idx, Ks);
-  V z0 = ci(e, 0);
-  loop Lb;
-  loop_begin(e, &Lb, ci(e, 0), b0, ci(e, 1), 1, &z0, "i64");
-  V ls = FMUL(dot_vecs(e, qx, gep(e, rowp(e, &LK, Lb.iv), bc.off), d), cf(e, scale));
-  V w = offer(e, val, idx, ci(e, 0), Ks, Lb.arg[0], ls, Lb.iv, false);
-  loop_end(e, &Lb, &w);
-  loop Lm;
-  loop_begin(e, &Lm, ci(e, 0), ci(e, Ks), ci(e, 1), 1, &m, "f32");
-  V mm = fmaxs(e, Lm.arg[0], lds(e, val, Lm.iv)); /* empty slots hold -inf */
-  loop_end(e, &Lm, &mm);
-  m = Lm.res[0];
-  /* the selected blocks' shares exp(s_b - m) replace their scores in the
-   * list (before / Z); empty slots give 0 */
-  V Z = FADD(exp_inplace(e, loc, nloc, m), exp_inplace(e, val, ci(e, Ks), m));
-  V invZ = FDIV(cf(e, 1.0), Z);
-  V acc[MAXCARRY], zv = cvf(e, 0);
-  for (int c = 0; c < n; c++) acc[c] = zv;
-  accum_rows(e, acc, loc, nloc, invZ, blk_vrow, &bc, d);
+  V orow = it.orow, h = it.h, off = MULI(it.kh, ci(e, d)), acc[MAXCARRY];
+  V invZ = lm_local(e, qx, it.t, off, d, B, Ks, &K, &Vv, &LK, val, idx, loc, acc);
+  blk_ctx bc = {.k = &K, .v = &Vv, .off = off};
   loop La;
   loop_begin(e, &La, ci(e, 0), ci(e, Ks), ci(e, 1), n, acc, e->vt);
   V bi = ldi(e, idx, La.iv);
@@ -4515,6 +4535,123 @@ static void k_landmark_attention(em *e, const cg_kernel_req *q, cg_kernel_info *
   store_vecs(e, La.res, gep(e, orow, MULI(h, ci(e, d))), d);
   end0(e);
   end0(e);
+}
+
+bool cg_landmark_attention_amx(const ir_op *op) {
+  if (op->code != IR_LANDMARK_ATTENTION) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1);
+  int64_t B = ir_attr_i(op, "block", 1);
+  return Hk > 0 && Hq % Hk == 0 && d % 32 == 0 && d <= 256 && B % 32 == 0 &&
+         B / 16 * (d / 32) <= 128;
+}
+
+/* Rows [r0, r0 + n) (n even) of a sequence view w, the d columns of one
+ * KV head from kcol, into k-pairs of consecutive rows at buf (bf16, pair
+ * jj's row 2 d apart): the B operand of P V. */
+static void seq_pairs16(em *e, const view *w, V r0, int64_t n, V kcol, int64_t d, V buf) {
+  V jj = for0(e, ci(e, 0), ci(e, n / 2), 1);
+  V ra = ADDI(r0, MULI(jj, ci(e, 2)));
+  V a = gep(e, rowp(e, w, ra), kcol), b = gep(e, rowp(e, w, ADDI(ra, ci(e, 1))), kcol);
+  for (int64_t e0 = 0; e0 < d; e0 += 16)
+    st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), ldv(e, b, ci(e, e0), NULL))),
+               buf, ADDI(MULI(jj, ci(e, 2 * d)), ci(e, 2 * e0)));
+  end0(e);
+}
+
+/* Landmark Attention under bf16 math on AMX or AVX512-BF16
+ * (cg_landmark_attention_amx), by blocks of CG_ATTN_TB tokens and KV
+ * head.  Each (token, query head) of the block, a unit, first runs the
+ * f32 kernel's local part (lm_local: the local keys, the top-k list, Z),
+ * stores its local output and lists its selected blocks and their shares
+ * / Z (ix, wt; pair unit * K + slot).  Then chunk-major as the sparse
+ * kernel: each distinct selected block has its K rows rounded to bf16 and
+ * its V rows put into k-pairs once, and the units that selected it run 16
+ * at a time in the tiles' columns (their queries gathered by 16 x 16
+ * transposes): S^T = K Q^T, the in-block softmax and the share w / sum
+ * per column (group_softmax: P rounded to bf16), O = P V into oG, added
+ * to each real unit's output row.  The past blocks' part is 7/8 of the
+ * work at top-7 of blocks of 64.  Scratch: the list, the local scores,
+ * ix, wt, the pair list, K and V of a block in bf16, the scores, P, the
+ * weights, the query operand, the group's output. */
+static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+  int64_t NP = CG_ATTN_TB * G * Ks; /* pairs of a block of tokens */
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  /* scratch in floats, each area on a 64-byte line */
+#define AT16(x) (((x) + 15) / 16 * 16)
+  int64_t val_at = 0, idx_at = AT16(Ks), loc_at = idx_at + AT16(Ks), ix_at = loc_at + AT16(B),
+          wt_at = ix_at + AT16(NP), pl_at = wt_at + AT16(NP), kb_at = pl_at + AT16(NP),
+          vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2, pb_at = sT_at + (B + 3) * 16,
+          wv_at = pb_at + B * 8, qg_at = wv_at + 16, oG_at = qg_at + d * 8;
+#undef AT16
+  info->scratch_fixed = oG_at + 16 * d + 16;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
+       LK = INV(e, q, 3);
+  V scr = scratch64(e);
+  V val = gepc(e, scr, val_at), idx = gepc(e, scr, idx_at), loc = gepc(e, scr, loc_at),
+    ix = gepc(e, scr, ix_at), wt = gepc(e, scr, wt_at), pl = gepc(e, scr, pl_at),
+    kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at), sT = gepc(e, scr, sT_at),
+    pb = gepc(e, scr, pb_at), wv = gepc(e, scr, wv_at), qg = gepc(e, scr, qg_at),
+    oG = gepc(e, scr, oG_at);
+  V sc = splat(e, cf(e, 1.0 / sqrt((double)d)));
+  blk_pairs b;
+  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, ix);
+  b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
+  b.g = ci(e, 0);
+  V tb = b.tb;
+  V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
+  /* every unit's local part, its list in ix and its shares / Z in wt */
+  {
+    V ta = for0(e, tb, b.te, 1);
+    V hh = for0(e, ci(e, 0), ci(e, G), 1);
+    V h = ADDI(hq0, hh), unit = ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh);
+    V qx[MAXCARRY], acc[MAXCARRY];
+    load_vecs(e, gep(e, rowp(e, &Q, ta), MULI(h, ci(e, d))), d, qx);
+    V invZ = lm_local(e, qx, ta, kcol, d, B, Ks, &K, &Vv, &LK, val, idx, loc, acc);
+    store_vecs(e, acc, gep(e, rowp(e, &o, ta), MULI(h, ci(e, d))), d);
+    V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+    V at = ADDI(MULI(unit, ci(e, Ks)), k);
+    sti(e, ldi(e, idx, k), ix, at);
+    sts(e, FMUL(lds(e, val, k), invZ), wt, at);
+    end0(e);
+    end0(e);
+    end0(e);
+  }
+  bp_chunk_begin(e, &b);
+  V bk = MULI(b.idx, ci(e, B)); /* the block's first row */
+  win_rows16(e, &K, false, bk, ADDI(bk, ci(e, B)), bk, kcol, d, kb16);
+  seq_pairs16(e, &Vv, bk, B, kcol, d, vp);
+  V np = bp_list(e, &b, pl);
+  V u = for0(e, ci(e, 0), np, 16);
+  V ok[16], qrow[16], orow[16];
+  for (int r = 0; r < 16; r++) {
+    V pos = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
+    ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
+    V unit = DIVI(pos, ci(e, Ks));
+    V ta = ADDI(tb, DIVI(unit, ci(e, G))), h = ADDI(hq0, REMI(unit, ci(e, G)));
+    qrow[r] = gep(e, rowp(e, &Q, ta), MULI(h, ci(e, d)));
+    orow[r] = gep(e, rowp(e, &o, ta), MULI(h, ci(e, d)));
+    sts(e, sel(e, ok[r], lds(e, wt, pos), cf(e, 0), "f32"), wv, ci(e, r));
+  }
+  query_pairs_rows(e, qrow, d, sc, qg);
+  tile_products(e, q, (tile_at){.p = kb16, .ld = d, .rt = 16, .ck = 32},
+                (tile_at){.p = qg, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
+                B / 16, d / 32, false);
+  group_softmax(e, sT, pb, wv, B, 0);
+  tile_products(e, q, (tile_at){.p = pb, .ld = B, .ck = 32},
+                (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
+                (tile_at){.p = oG, .ld = d, .ct = 16}, d / 16, B / 32, false);
+  add_pair_rows(e, 16, ok, orow, oG, d);
+  end0(e);          /* groups */
+  out(e, "  }\n"); /* if not done */
+  end0(e);          /* pairs */
+  end0(e);          /* kv heads */
+  end0(e);          /* blocks of tokens */
 }
 
 /* ---- NSA ------------------------------------------------------------------ */
@@ -4988,7 +5125,12 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_TOPK: k_topk(&e, req, info); break;
     case IR_BLOCK_LANDMARK: k_block_landmark(&e, req); break;
     case IR_MOBA_ATTENTION: k_moba(&e, req, info); break;
-    case IR_LANDMARK_ATTENTION: k_landmark_attention(&e, req, info); break;
+    case IR_LANDMARK_ATTENTION:
+      if (cg_bf16_tiles(req->bf16) && cg_landmark_attention_amx(op) && e.vl == 16)
+        k_landmark_attention_amx(&e, req, info);
+      else
+        k_landmark_attention(&e, req, info);
+      break;
     case IR_NSA_COMPRESS: k_nsa_compress(&e, req); break;
     case IR_NSA_ATTENTION: k_nsa_attention(&e, req, info); break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;

@@ -187,6 +187,15 @@ bool cg_chunk_attention_amx(const ir_op *op);
  * rt_op_attention_bf16). */
 bool cg_attention_amx(const ir_op *op);
 
+/* Whether a landmark_attention op (Landmark Attention) has the tile
+ * kernel under bf16 math (on AMX, or as dot products: cg_bf16_tiles):
+ * head width and block size multiples of 32 (head width at most 256).
+ * Its past blocks' part then rounds q (scaled), K, V and each probability
+ * times the block's share to bf16, with f32 sums; the local keys and the
+ * selection stay f32 (the reference does the same:
+ * rt_op_landmark_attention_bf16). */
+bool cg_landmark_attention_amx(const ir_op *op);
+
 /* Whether an attention op has the f32 kernel with the query heads of a
  * KV head packed in vector lanes (rank 3, 4 or more query heads per KV
  * head, a head width of whole vectors of vec_bits); the AMX kernel's ops
