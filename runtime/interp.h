@@ -155,6 +155,8 @@ bool rt_op_attention_bf16(rt_exec *x, const ir_op *op);
 /* The reference Landmark Attention under bf16 math on AMX
  * (cg_landmark_attention_amx). */
 bool rt_op_landmark_attention_bf16(rt_exec *x, const ir_op *op);
+/* The reference MoBA under bf16 math on AMX (cg_moba_amx). */
+bool rt_op_moba_attention_bf16(rt_exec *x, const ir_op *op);
 
 /* The op table: rt_ops[code] is the reference function of that op. */
 extern const rt_op_fn rt_ops[IR_OPCODE_COUNT];

@@ -878,32 +878,43 @@ bool rt_op_landmark_attention_bf16(rt_exec *x, const ir_op *op) {
   return landmark_attention(x, op, true);
 }
 
-/* Joint softmax of query head h over the keys listed in `pos` (n of them). */
+/* Joint softmax of query head h over the keys listed in `pos` (n of them);
+ * bf16: q * scale, K and V rounded to bf16, the products summed in
+ * double, p = exp(s - max) rounded to bf16 weighing V and the sum of the
+ * unrounded ones dividing (as the windowed tile kernel). */
 static bool joint_attend(rt_exec *x, const ir_value *k, const ir_value *v, const float *qh,
                          int64_t kh, int64_t d, const int64_t *pos, int64_t n, dbuf *sb,
-                         double *o) {
+                         double *o, bool bf16) {
   double *s = dbuf_get(sb, (size_t)(n > 0 ? n : 1));
   if (!s) return fail(x, "out of memory");
-  double scale = 1.0 / sqrt((double)d);
+  double scale = 1.0 / sqrt((double)d), qs[512]; /* the rounded, scaled query (bf16) */
+  if (bf16 && d > 512) return fail(x, "head width above 512 is not supported");
+  for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
   for (int64_t j = 0; j < n; j++) {
     const float *kr = rt_row(x, k, pos[j], 1);
     if (!kr) return false;
-    s[j] = dot(qh, kr + kh * d, d) * scale;
+    double acc = 0;
+    for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kr[kh * d + e]);
+    s[j] = bf16 ? acc : dot(qh, kr + kh * d, d) * scale;
   }
-  softmax_n(s, n, 0);
+  double total = attention_weights(s, n, bf16);
   for (int64_t e = 0; e < d; e++) o[e] = 0;
   for (int64_t j = 0; j < n; j++) {
     const float *vr = rt_row(x, v, pos[j], 2);
     if (!vr) return false;
-    for (int64_t e = 0; e < d; e++) o[e] += s[j] * vr[kh * d + e];
+    double pj = bf16 ? rb((float)s[j]) : s[j];
+    for (int64_t e = 0; e < d; e++)
+      o[e] += pj * (bf16 ? rb(vr[kh * d + e]) : vr[kh * d + e]);
   }
+  for (int64_t e = 0; e < d; e++) o[e] /= total;
   return true;
 }
 
 /* MoBA: a past block's gate key is the mean of its keys; the query takes
  * the top-k past blocks by q . mean (ties: lower block) plus its own block
- * (causally), and attends to all their keys under one softmax. */
-bool rt_op_moba_attention(rt_exec *x, const ir_op *op) {
+ * (causally), and attends to all their keys under one softmax (bf16: as
+ * the tile kernel cg_moba_amx rounds it, joint_attend). */
+static bool moba_attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *k = IN(op, 1), *v = IN(op, 2);
   int64_t Hq = DIM(q, 1), d = DIM(q, 2), Hk = DIM(k, 1), grp = Hq / Hk;
   int64_t B = ir_attr_i(op, "block", 1), Ksel = ir_attr_i(op, "topk", 1);
@@ -942,7 +953,7 @@ bool rt_op_moba_attention(rt_exec *x, const ir_op *op) {
       for (int64_t j = b0 * B; j <= t; j++) pos[n++] = j;
       double o[512];
       if (d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
-      if (!joint_attend(x, k, v, qh, kh, d, pos, n, &sb, o)) { ok = false; break; }
+      if (!joint_attend(x, k, v, qh, kh, d, pos, n, &sb, o, bf16)) { ok = false; break; }
       for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)o[e];
     }
   }
@@ -951,6 +962,12 @@ bool rt_op_moba_attention(rt_exec *x, const ir_op *op) {
   free(gb.p);
   free(sb.p);
   return ok;
+}
+
+bool rt_op_moba_attention(rt_exec *x, const ir_op *op) { return moba_attention(x, op, false); }
+
+bool rt_op_moba_attention_bf16(rt_exec *x, const ir_op *op) {
+  return moba_attention(x, op, true);
 }
 
 /* NSA compression (hsac's form): compressed block j covers rows
@@ -1060,11 +1077,17 @@ bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) {
           if (!vr) { ok = false; break; }
           for (int64_t e = 0; e < d; e++) ocmp[e] += p[hh * nc + j] * vr[kh * d + e];
         }
-        if (!ok || !joint_attend(x, k, v, qh, kh, d, pos, n, &sb, osel)) { ok = false; break; }
+        if (!ok || !joint_attend(x, k, v, qh, kh, d, pos, n, &sb, osel, false)) {
+          ok = false;
+          break;
+        }
         int64_t lo = t - W + 1 > 0 ? t - W + 1 : 0, nw = 0;
         int64_t *wpos = pos + n;
         for (int64_t j = lo; j <= t; j++) wpos[nw++] = j;
-        if (!joint_attend(x, k, v, qh, kh, d, wpos, nw, &sb, owin)) { ok = false; break; }
+        if (!joint_attend(x, k, v, qh, kh, d, wpos, nw, &sb, owin, false)) {
+          ok = false;
+          break;
+        }
         gr = rt_row(x, gt, t, 3);
         if (!gr) { ok = false; break; }
         for (int64_t e = 0; e < d; e++)

@@ -3242,16 +3242,12 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
   query_pairs_rows(e, qrow, d, sc, qp);
 }
 
-/* The softmax(+n) of a group of 16 columns of the bf16 sparse kernels
- * (columns in lanes): from the scores S^T [P][16] at sT, the maximum
- * (max_rows) and the sum in 4 independent chains; then the probabilities
- * times w / sum (w: the columns' weights at wv) transposed into bf16 rows
- * P [16][P] at pb, 32 keys at a time. */
-static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus) {
-  V z = cvf(e, 0);
-  V mx = max_rows(e, sT, 16, ci(e, P));
-  /* exp(s - max) = 2^(s log2 e - max log2 e) */
-  V log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
+/* p = exp(s - mx) per column (lane) of the scores S^T [P][16] at sT, in
+ * place (2^(s log2 e - mx log2 e) by the polynomial; clamp where scores
+ * may be -inf, which then give a tiny normal); returns the sum of each
+ * column's p, in 4 independent chains. */
+static V group_exp(em *e, V sT, int64_t P, V mx, bool clamp) {
+  V z = cvf(e, 0), log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
   out(e, "  %s = arith.negf %s : %s\n", nmx.s, VMUL(mx, log2e).s, e->vt);
   V z4[4] = {z, z, z, z};
   loop Sx;
@@ -3259,31 +3255,46 @@ static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus) {
   V sums[4];
   for (int u = 0; u < 4; u++) {
     V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
-    /* the scores are finite (every key of a selected chunk counts): no
-     * clamp */
-    V pj = exp2_neg16_poly(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx), false);
+    V pj = exp2_neg16_poly(e, vfma(e, ldv(e, sT, sa, NULL), log2e, nmx), clamp);
     stv(e, pj, sT, sa, NULL);
     sums[u] = VADD(Sx.arg[u], pj);
   }
   loop_end(e, &Sx, sums);
-  V tot = VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
+  return VADD(VADD(Sx.res[0], Sx.res[1]), VADD(Sx.res[2], Sx.res[3]));
+}
+
+/* P[c][j] = bf16(p[j][c] * f[c]) (f NULL: 1) from p [P][16] at sT into
+ * bf16 rows P [16][P] at pb: 32 keys at a time, two 16 x 16 transposes. */
+static void group_pt(em *e, V sT, V pb, int64_t P, const V *f) {
+  V j0 = for0(e, ci(e, 0), ci(e, P), 32);
+  V blk[2][16];
+  for (int b = 0; b < 2; b++) {
+    for (int i = 0; i < 16; i++) {
+      blk[b][i] = ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL);
+      if (f) blk[b][i] = VMUL(blk[b][i], *f);
+    }
+    transpose_vecs(e, blk[b], 16);
+  }
+  for (int h = 0; h < 16; h++)
+    st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
+  end0(e);
+}
+
+/* The softmax(+n) of a group of 16 columns of the bf16 sparse kernels
+ * (columns in lanes): from the scores S^T [P][16] at sT (finite: every
+ * key of a selected chunk counts, so no clamp), the maximum (max_rows),
+ * exp and sum (group_exp), then the probabilities times w / sum (w: the
+ * columns' weights at wv) into bf16 rows P [16][P] at pb (group_pt). */
+static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus) {
+  V mx = max_rows(e, sT, 16, ci(e, P));
+  V tot = group_exp(e, sT, P, mx, false);
   if (n_plus) {
     V negm = nv(e);
     out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
     tot = VADD(tot, VMUL(cvf(e, n_plus), exp_vec(e, negm)));
   }
   V f = fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt);
-  /* P[c][j] = bf16(p[j][c] * f[c]): 32 keys at a time, two transposes */
-  V j0 = for0(e, ci(e, 0), ci(e, P), 32);
-  V blk[2][16];
-  for (int b = 0; b < 2; b++) {
-    for (int i = 0; i < 16; i++)
-      blk[b][i] = VMUL(ldv(e, sT, MULI(ADDI(j0, ci(e, b * 16 + i)), ci(e, 16)), NULL), f);
-    transpose_vecs(e, blk[b], 16);
-  }
-  for (int h = 0; h < 16; h++)
-    st_bf16x32(e, cvt2bf16(e, blk[0][h], blk[1][h]), pb, ADDI(ci(e, h * P), j0));
-  end0(e);
+  group_pt(e, sT, pb, P, &f);
 }
 
 /* The weighted merge with G query heads per KV head (G a divisor of 16)
@@ -4459,6 +4470,48 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   end0(e);
 }
 
+/* 16 (token, query head) units of the block-sparse tile kernels (Landmark
+ * Attention, MoBA) that chose one block: pairs u .. u + 15 of the pair
+ * list pl (np in all; pair unit * S + slot), a missing last pair
+ * repeating the last real one (ok false); each unit's pair position, its
+ * token (ta), its query and output rows (head d floats). */
+typedef struct unit_grp {
+  V ok[16], pos[16], un[16], ta[16], qrow[16], orow[16];
+} unit_grp;
+
+static void unit_group(em *e, unit_grp *g, V pl, V np, V u, int64_t S, int64_t G, V tb, V hq0,
+                       int64_t d, const view *Q, const view *o) {
+  for (int r = 0; r < 16; r++) {
+    g->pos[r] = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
+    g->ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
+    g->un[r] = DIVI(g->pos[r], ci(e, S));
+    g->ta[r] = ADDI(tb, DIVI(g->un[r], ci(e, G)));
+    V h = ADDI(hq0, REMI(g->un[r], ci(e, G)));
+    g->qrow[r] = gep(e, rowp(e, Q, g->ta[r]), MULI(h, ci(e, d)));
+    g->orow[r] = gep(e, rowp(e, o, g->ta[r]), MULI(h, ci(e, d)));
+  }
+}
+
+/* The group's queries (times sc) as the B operand at qg, and the scores
+ * S^T = K Q^T [B][16] from the block's bf16 K rows at kb16 into sT. */
+static void units_scores(em *e, const cg_kernel_req *q, const unit_grp *g, V sc, V qg, V kb16,
+                         V sT, int64_t B, int64_t d) {
+  query_pairs_rows(e, g->qrow, d, sc, qg);
+  tile_products(e, q, (tile_at){.p = kb16, .ld = d, .rt = 16, .ck = 32},
+                (tile_at){.p = qg, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
+                B / 16, d / 32, false);
+}
+
+/* O = P V [16][d] from the bf16 rows P at pb and the block's V k-pairs at
+ * vp into oG, added to each real unit's output row. */
+static void units_pv(em *e, const cg_kernel_req *q, const unit_grp *g, V pb, V vp, V oG,
+                     int64_t B, int64_t d) {
+  tile_products(e, q, (tile_at){.p = pb, .ld = B, .ck = 32},
+                (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
+                (tile_at){.p = oG, .ld = d, .ct = 16}, d / 16, B / 32, false);
+  add_pair_rows(e, 16, g->ok, g->orow, oG, d);
+}
+
 /* Landmark Attention for one query head (its query in qx, token t, the
  * KV head's offset off): the own block's keys up to t scored into loc,
  * the top-k past blocks by landmark score listed (val, idx), one
@@ -4545,11 +4598,11 @@ bool cg_landmark_attention_amx(const ir_op *op) {
          B / 16 * (d / 32) <= 128;
 }
 
-/* Rows [r0, r0 + n) (n even) of a sequence view w, the d columns of one
- * KV head from kcol, into k-pairs of consecutive rows at buf (bf16, pair
+/* Rows [r0, r0 + 2 npairs) of a sequence view w, the d columns of one KV
+ * head from kcol, into k-pairs of consecutive rows at buf (bf16, pair
  * jj's row 2 d apart): the B operand of P V. */
-static void seq_pairs16(em *e, const view *w, V r0, int64_t n, V kcol, int64_t d, V buf) {
-  V jj = for0(e, ci(e, 0), ci(e, n / 2), 1);
+static void seq_pairs16(em *e, const view *w, V r0, V npairs, V kcol, int64_t d, V buf) {
+  V jj = for0(e, ci(e, 0), npairs, 1);
   V ra = ADDI(r0, MULI(jj, ci(e, 2)));
   V a = gep(e, rowp(e, w, ra), kcol), b = gep(e, rowp(e, w, ADDI(ra, ci(e, 1))), kcol);
   for (int64_t e0 = 0; e0 < d; e0 += 16)
@@ -4625,33 +4678,202 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   bp_chunk_begin(e, &b);
   V bk = MULI(b.idx, ci(e, B)); /* the block's first row */
   win_rows16(e, &K, false, bk, ADDI(bk, ci(e, B)), bk, kcol, d, kb16);
-  seq_pairs16(e, &Vv, bk, B, kcol, d, vp);
+  seq_pairs16(e, &Vv, bk, ci(e, B / 2), kcol, d, vp);
   V np = bp_list(e, &b, pl);
   V u = for0(e, ci(e, 0), np, 16);
-  V ok[16], qrow[16], orow[16];
-  for (int r = 0; r < 16; r++) {
-    V pos = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
-    ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
-    V unit = DIVI(pos, ci(e, Ks));
-    V ta = ADDI(tb, DIVI(unit, ci(e, G))), h = ADDI(hq0, REMI(unit, ci(e, G)));
-    qrow[r] = gep(e, rowp(e, &Q, ta), MULI(h, ci(e, d)));
-    orow[r] = gep(e, rowp(e, &o, ta), MULI(h, ci(e, d)));
-    sts(e, sel(e, ok[r], lds(e, wt, pos), cf(e, 0), "f32"), wv, ci(e, r));
-  }
-  query_pairs_rows(e, qrow, d, sc, qg);
-  tile_products(e, q, (tile_at){.p = kb16, .ld = d, .rt = 16, .ck = 32},
-                (tile_at){.p = qg, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
-                B / 16, d / 32, false);
+  unit_grp g;
+  unit_group(e, &g, pl, np, u, Ks, G, tb, hq0, d, &Q, &o);
+  for (int r = 0; r < 16; r++)
+    sts(e, sel(e, g.ok[r], lds(e, wt, g.pos[r]), cf(e, 0), "f32"), wv, ci(e, r));
+  units_scores(e, q, &g, sc, qg, kb16, sT, B, d);
   group_softmax(e, sT, pb, wv, B, 0);
-  tile_products(e, q, (tile_at){.p = pb, .ld = B, .ck = 32},
-                (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
-                (tile_at){.p = oG, .ld = d, .ct = 16}, d / 16, B / 32, false);
-  add_pair_rows(e, 16, ok, orow, oG, d);
+  units_pv(e, q, &g, pb, vp, oG, B, d);
   end0(e);          /* groups */
   out(e, "  }\n"); /* if not done */
   end0(e);          /* pairs */
   end0(e);          /* kv heads */
   end0(e);          /* blocks of tokens */
+}
+
+bool cg_moba_amx(const ir_op *op) {
+  if (op->code != IR_MOBA_ATTENTION) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1);
+  int64_t B = ir_attr_i(op, "block", 1);
+  return Hk > 0 && Hq % Hk == 0 && d % 32 == 0 && d <= 256 && B % 32 == 0 &&
+         B / 16 * (d / 32) <= 128;
+}
+
+/* MoBA under bf16 math on AMX or AVX512-BF16 (cg_moba_amx), by blocks of
+ * CG_ATTN_TB tokens and KV head, in two passes so that each probability
+ * is exp(s - max) over all of a query's keys, as the reference computes
+ * it.  First every (token, query head) of the block, a unit, picks its
+ * blocks as the f32 kernel does (the top-k past blocks by q . mean key,
+ * the mean keys computed once per call; then its own block) into ix
+ * (pair unit * (k + 1) + slot); its maximum starts at -inf, its sum at 0
+ * and its output row at 0.  Then, chunk-major as the sparse kernel, each
+ * distinct block has its K rows rounded to bf16 (rows past the token
+ * block's end, in a block still being filled, zero), and the units that
+ * chose it run 16 at a time in the tiles' columns (queries gathered by
+ * 16 x 16 transposes): S^T = K Q^T, the keys past each column's token
+ * -inf (a block that reaches the token block); pass 1 keeps each unit's
+ * maximum; pass 2 (V rows in k-pairs too) takes p = exp(s - max), adds
+ * each column's sum to its unit's, rounds p to bf16 into rows P (16 x 16
+ * transposes) and adds O = P V from tiles to each real unit's output row.
+ * Last, each unit's row is divided by its sum.  The scores' tiles run
+ * twice; a single pass with a running maximum would round the
+ * probabilities against a maximum that depends on the order of the
+ * blocks.  Scratch: the gate list, ix and its copy, the pair list, the
+ * units' maxima and sums, K and V of a block in bf16, the scores, P, a
+ * vector of the columns' values, the query operand, the group's output,
+ * then the mean keys [block][Hk][d]. */
+static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1), S = Ks + 1;
+  int64_t NU = CG_ATTN_TB * G, NP = NU * S;
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+#define AT16(x) (((x) + 15) / 16 * 16)
+  int64_t val_at = 0, idx_at = AT16(Ks), ix_at = idx_at + AT16(Ks), ix0_at = ix_at + AT16(NP),
+          pl_at = ix0_at + AT16(NP), mu_at = pl_at + AT16(NP), lu_at = mu_at + AT16(NU),
+          kb_at = lu_at + AT16(NU), vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2,
+          pb_at = sT_at + (B + 3) * 16, mv_at = pb_at + B * 8, qg_at = mv_at + 16,
+          oG_at = qg_at + d * 8, mk_at = oG_at + 16 * d + 16;
+#undef AT16
+  info->scratch_fixed = mk_at + 16;
+  info->scratch_per_t1 = (Hk * d + B - 1) / B;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
+  V scr = scratch64(e);
+  V val = gepc(e, scr, val_at), idx = gepc(e, scr, idx_at), ix = gepc(e, scr, ix_at),
+    ix0 = gepc(e, scr, ix0_at), pl = gepc(e, scr, pl_at), mu = gepc(e, scr, mu_at),
+    lu = gepc(e, scr, lu_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at),
+    sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at), mv = gepc(e, scr, mv_at),
+    qg = gepc(e, scr, qg_at), oG = gepc(e, scr, oG_at), mk = gepc(e, scr, mk_at);
+  V sc = splat(e, cf(e, 1.0 / sqrt((double)d))), z = cvf(e, 0);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
+  /* the mean keys of blocks [0, (r1 - 1) / B) for KV heads [n0, n1) */
+  {
+    V nb = DIVI(SUBI(r1, ci(e, 1)), ci(e, B));
+    V bb = for0(e, ci(e, 0), nb, 1);
+    V kh = for0(e, n0, n1, 1);
+    blk_ctx mc = {.k = &K, .off = MULI(kh, ci(e, d)), .base = MULI(bb, ci(e, B))};
+    mean_rows_to(e, blk_krow, &mc, B, d,
+                 gep(e, mk, MULI(ADDI(MULI(bb, ci(e, Hk)), kh), ci(e, d))), NULL);
+    end0(e);
+    end0(e);
+  }
+  blk_pairs b;
+  bp_blocks_begin(e, &b, r1, S, ix);
+  b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * S));
+  b.g = ci(e, 0);
+  V tb = b.tb, te = b.te;
+  V kh = for0(e, n0, n1, 1);
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
+  /* every unit's blocks, maximum, sum and output row */
+  {
+    V ta = for0(e, tb, te, 1);
+    V hh = for0(e, ci(e, 0), ci(e, G), 1);
+    V h = ADDI(hq0, hh), unit = ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh);
+    V qx[MAXCARRY];
+    V orow = gep(e, rowp(e, &o, ta), MULI(h, ci(e, d)));
+    load_vecs(e, gep(e, rowp(e, &Q, ta), MULI(h, ci(e, d))), d, qx);
+    V b0 = DIVI(ta, ci(e, B));
+    clear_lists(e, val, idx, Ks);
+    V z0 = ci(e, 0);
+    loop Lb;
+    loop_begin(e, &Lb, ci(e, 0), b0, ci(e, 1), 1, &z0, "i64");
+    V gate = dot_vecs(e, qx, gep(e, mk, MULI(ADDI(MULI(Lb.iv, ci(e, Hk)), kh), ci(e, d))), d);
+    V w = offer(e, val, idx, ci(e, 0), Ks, Lb.arg[0], gate, Lb.iv, false);
+    loop_end(e, &Lb, &w);
+    V base = MULI(unit, ci(e, S));
+    V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+    sti(e, ldi(e, idx, k), ix, ADDI(base, k));
+    end0(e);
+    sti(e, b0, ix, ADDI(base, ci(e, Ks)));
+    sts(e, cf(e, -INFINITY), mu, unit);
+    sts(e, cf(e, 0), lu, unit);
+    for (int64_t at = 0; at < d; at += 16) stv(e, z, orow, ci(e, at), NULL);
+    end0(e);
+    end0(e);
+  }
+  {
+    V pp = for0(e, ci(e, 0), b.npair, 1);
+    sti(e, ldi(e, ix, pp), ix0, pp);
+    end0(e);
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass) {
+      V pp = for0(e, ci(e, 0), b.npair, 1);
+      sti(e, ldi(e, ix0, pp), ix, pp);
+      end0(e);
+    }
+    bp_chunk_begin(e, &b);
+    /* the block's rows in bf16; in the own block, those past the token
+     * block's end (not computed yet) zero */
+    V bk = MULI(b.idx, ci(e, B)), kend = MINI(ADDI(bk, ci(e, B)), te), nk = SUBI(kend, bk);
+    win_rows16(e, &K, false, bk, kend, bk, kcol, d, kb16);
+    zero_rows16(e, kb16, nk, ci(e, B), d);
+    if (pass) {
+      V nfull = DIVI(nk, ci(e, 2));
+      seq_pairs16(e, &Vv, bk, nfull, kcol, d, vp);
+      zero_rows16(e, vp, nfull, ci(e, B / 2), 2 * d);
+      /* an odd last row, paired with zeros */
+      if0(e, cmpi(e, "ne", REMI(nk, ci(e, 2)), ci(e, 0)));
+      V a = gep(e, rowp(e, &Vv, SUBI(kend, ci(e, 1))), kcol);
+      for (int64_t e0 = 0; e0 < d; e0 += 16)
+        st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), z)), vp,
+                   ADDI(MULI(nfull, ci(e, 2 * d)), ci(e, 2 * e0)));
+      out(e, "  }\n");
+    }
+    V np = bp_list(e, &b, pl);
+    V u = for0(e, ci(e, 0), np, 16);
+    unit_grp g;
+    unit_group(e, &g, pl, np, u, S, G, tb, hq0, d, &Q, &o);
+    V *ok = g.ok, *un = g.un;
+    /* column r's keys end at its token: rows from ta - bk + 1 on */
+    for (int r = 0; r < 16; r++)
+      sts(e, f32_of(e, ADDI(SUBI(g.ta[r], bk), ci(e, 1))), mv, ci(e, r));
+    units_scores(e, q, &g, sc, qg, kb16, sT, B, d);
+    if0(e, cmpi(e, "sgt", ADDI(bk, ci(e, B)), tb));
+    mask_edges(e, sT, 16, ci(e, 0), ci(e, B), ci(e, 0), ci(e, 0), splat(e, cf(e, -1.0)),
+               ldv(e, mv, ci(e, 0), NULL));
+    out(e, "  }\n");
+    if (!pass) {
+      stv(e, max_rows(e, sT, 16, ci(e, B)), mv, ci(e, 0), NULL);
+      for (int r = 0; r < 16; r++) {
+        if0(e, ok[r]);
+        sts(e, fmaxs(e, lds(e, mu, un[r]), lds(e, mv, ci(e, r))), mu, un[r]);
+        out(e, "  }\n");
+      }
+    } else {
+      for (int r = 0; r < 16; r++) sts(e, lds(e, mu, un[r]), mv, ci(e, r));
+      stv(e, group_exp(e, sT, B, ldv(e, mv, ci(e, 0), NULL), true), mv, ci(e, 0), NULL);
+      for (int r = 0; r < 16; r++) {
+        if0(e, ok[r]);
+        sts(e, FADD(lds(e, lu, un[r]), lds(e, mv, ci(e, r))), lu, un[r]);
+        out(e, "  }\n");
+      }
+      group_pt(e, sT, pb, B, NULL);
+      units_pv(e, q, &g, pb, vp, oG, B, d);
+    }
+    end0(e);          /* groups */
+    out(e, "  }\n"); /* if not done */
+    end0(e);          /* pairs */
+  }
+  /* every unit's output row divided by its sum */
+  {
+    V ta = for0(e, tb, te, 1);
+    V hh = for0(e, ci(e, 0), ci(e, G), 1);
+    V orow = gep(e, rowp(e, &o, ta), MULI(ADDI(hq0, hh), ci(e, d)));
+    V inv = splat(e, FDIV(cf(e, 1.0), lds(e, lu, ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh))));
+    for (int64_t at = 0; at < d; at += 16)
+      stv(e, VMUL(ldv(e, orow, ci(e, at), NULL), inv), orow, ci(e, at), NULL);
+    end0(e);
+    end0(e);
+  }
+  end0(e); /* kv heads */
+  end0(e); /* blocks of tokens */
 }
 
 /* ---- NSA ------------------------------------------------------------------ */
@@ -5124,7 +5346,10 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
     case IR_LANDMARK_SCORES: k_landmark_scores(&e, req); break;
     case IR_TOPK: k_topk(&e, req, info); break;
     case IR_BLOCK_LANDMARK: k_block_landmark(&e, req); break;
-    case IR_MOBA_ATTENTION: k_moba(&e, req, info); break;
+    case IR_MOBA_ATTENTION:
+      if (cg_bf16_tiles(req->bf16) && cg_moba_amx(op) && e.vl == 16) k_moba_amx(&e, req, info);
+      else k_moba(&e, req, info);
+      break;
     case IR_LANDMARK_ATTENTION:
       if (cg_bf16_tiles(req->bf16) && cg_landmark_attention_amx(op) && e.vl == 16)
         k_landmark_attention_amx(&e, req, info);

@@ -196,6 +196,16 @@ bool cg_attention_amx(const ir_op *op);
  * rt_op_landmark_attention_bf16). */
 bool cg_landmark_attention_amx(const ir_op *op);
 
+/* Whether a moba_attention op (MoBA) has the tile kernel under bf16 math
+ * (on AMX, or as dot products: cg_bf16_tiles): head width and block size
+ * multiples of 32 (head width at most 256).  Its q (scaled), K and V are
+ * then rounded to bf16 and so are its probabilities exp(s - max) over
+ * all of a query's selected keys, with f32 sums, the sum of the
+ * unrounded probabilities dividing at the end; the blocks' gates and the
+ * selection stay f32 (the reference does the same:
+ * rt_op_moba_attention_bf16). */
+bool cg_moba_amx(const ir_op *op);
+
 /* Whether an attention op has the f32 kernel with the query heads of a
  * KV head packed in vector lanes (rank 3, 4 or more query heads per KV
  * head, a head width of whole vectors of vec_bits); the AMX kernel's ops

@@ -1285,14 +1285,15 @@ static void test_chunk_rows_attention_bf16(void) {
     }
 }
 
-/* Landmark Attention under bf16 math: on a CPU with AMX or AVX512-BF16
- * the tile kernel (the past blocks in tiles, 16 (token, head) units per
- * column block; the local keys and the selection in f32) against the
- * reference rounding the same way; elsewhere the f32 kernel.  Blocks of
+/* Landmark Attention and MoBA under bf16 math: on a CPU with AMX or
+ * AVX512-BF16 the tile kernels (the past blocks in tiles, MoBA's own
+ * block too, 16 (token, head) units per column block; the local keys,
+ * gates and selections in f32) against the reference rounding the same
+ * way; elsewhere the f32 kernels.  Blocks of
  * 32 and 64, top 2 and 3 (fewer past blocks than that at the start),
  * G 4, 1 and 16, head widths 32 and 64; segments of 37 tokens and one
  * token at a time. */
-static void test_landmark_attention_bf16(void) {
+static void test_block_sparse_bf16(void) {
   enum { L = 170 };
   static const int64_t shapes[][5] = {/* Hq, Hk, d, block, topk */
                                       {8, 2, 32, 32, 3},
@@ -1314,13 +1315,21 @@ static void test_landmark_attention_bf16(void) {
                          (ir_attr[]){iattr("heads", Hk)}, 0);
     ir_value *la = tg_op(&t, IR_LANDMARK_ATTENTION, 4, (ir_value *[]){q, k, v, lk}, 2,
                          (ir_attr[]){iattr("block", B), iattr("topk", shapes[i][4])}, 0);
-    tg_run(&t, la, L);
+    ir_value *mo = tg_op(&t, IR_MOBA_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
+                         (ir_attr[]){iattr("block", B), iattr("topk", shapes[i][4])}, 0);
+    ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mo, la}, 0, NULL, 0);
+    tg_run(&t, sum, L);
     CU_ASSERT(cg_landmark_attention_amx(la->def));
     char what[112];
     snprintf(what, sizeof what, "bf16 landmark_attention Hq %lld Hk %lld d %lld block %lld",
              (long long)Hq, (long long)Hk, (long long)d, (long long)B);
     check_bf16_tol(&t, la, L, 37, what, TOL_BF16_ATTN);
     check_bf16_tol(&t, la, L, 1, what, TOL_BF16_ATTN);
+    CU_ASSERT(cg_moba_amx(mo->def));
+    snprintf(what, sizeof what, "bf16 moba_attention Hq %lld Hk %lld d %lld block %lld",
+             (long long)Hq, (long long)Hk, (long long)d, (long long)B);
+    check_bf16_tol(&t, mo, L, 37, what, TOL_BF16_ATTN);
+    check_bf16_tol(&t, mo, L, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
@@ -1597,9 +1606,10 @@ static void test_bf16_math_models(void) {
       CU_ASSERT_PTR_NOT_NULL(strstr(desc, cg_bf16_name(cg_target_bf16(&host))));
       if (i > 0) {
         CU_ASSERT_PTR_NOT_NULL(
-            strstr(desc, host.amx ? "1 sparse, 2 windowed, 1 in-chunk and 0 landmark attentions on amx tiles"
-                                  : "1 sparse, 2 windowed, 1 in-chunk and 0 landmark "
-                                    "attentions on avx512-bf16 dot products"));
+            strstr(desc, host.amx ? "1 sparse, 2 windowed, 1 in-chunk, 0 landmark and 0 moba attentions on amx "
+                                    "tiles"
+                                  : "1 sparse, 2 windowed, 1 in-chunk, 0 landmark and 0 "
+                                    "moba attentions on avx512-bf16 dot products"));
         CU_ASSERT_PTR_NOT_NULL(strstr(desc, "4 K/V rings in bf16 under --cache bf16"));
       }
       hsart_model_free(m);
@@ -1867,8 +1877,8 @@ void tu_add_backend_suite(void) {
               test_attention_amx);
   CU_add_test(s, "attention in chunk rows under bf16 math (tiles: AMX, AVX512-BF16)",
               test_chunk_rows_attention_bf16);
-  CU_add_test(s, "Landmark Attention under bf16 math (tiles: AMX, AVX512-BF16)",
-              test_landmark_attention_bf16);
+  CU_add_test(s, "Landmark Attention and MoBA under bf16 math (tiles: AMX, AVX512-BF16)",
+              test_block_sparse_bf16);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
   CU_add_test(s, "unsupported ops are named", test_unsupported_named);
