@@ -75,6 +75,7 @@ typedef struct cpu_prog {
   int ntile_rows;               /* attention ops inside chunk rows on tiles */
   int ntile_landmark;           /* landmark_attention ops on tiles */
   int ntile_moba;               /* moba_attention ops on tiles */
+  int ntile_nsa;                /* nsa_attention ops on tiles */
   int nring16;                  /* K/V rings kept in bf16 under --cache bf16
                                    (ring16_value) */
   int npacked;
@@ -424,6 +425,10 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     if (op->code == IR_MOBA_ATTENTION && cg_bf16_tiles(p->bf16) && cg_moba_amx(op)) {
       req.bf16 = p->bf16;
       p->ntile_moba++;
+    }
+    if (op->code == IR_NSA_ATTENTION && cg_bf16_tiles(p->bf16) && cg_nsa_amx(op)) {
+      req.bf16 = p->bf16;
+      p->ntile_nsa++;
     }
     k->ring16 = cg_attention_ring16(op, p->target.vec_bits);
     if (op->code == IR_CHUNK_ATTENTION && !ov->stream && cg_chunk_attention_pages16(op, p->bf16))
@@ -815,13 +820,14 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
   snprintf(buf, size,
            "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
            "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
-           "%d sparse, %d windowed, %d in-chunk, %d landmark and %d moba attentions on %s, %d chunk-memory K/V histories "
+           "%d sparse, %d windowed, %d in-chunk, %d landmark, %d moba and %d nsa attentions "
+           "on %s, %d chunk-memory K/V histories "
            "in bf16 pages, %d K/V rings in bf16 under --cache bf16, %s, weights packed in "
            "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
-           cg_bf16_name(p->bf16), p->ntile_attention, p->ntile_window, p->ntile_rows, p->ntile_landmark, p->ntile_moba,
+           cg_bf16_name(p->bf16), p->ntile_attention, p->ntile_window, p->ntile_rows, p->ntile_landmark, p->ntile_moba, p->ntile_nsa,
            p->bf16 == CG_BF16_DOT ? "avx512-bf16 dot products" : "amx tiles", n16, p->nring16, how,
            p->ms_pack, p->stats.key,
            p->stats.cache_rebuilt ? " (a corrupt cache entry was found and rebuilt)" : "");

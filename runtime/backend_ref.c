@@ -48,6 +48,7 @@ static bool ref_run(void *state, rt_exec *x, const ir_op *op) {
     if (cg_bf16_tiles(p->bf16) && cg_landmark_attention_amx(op))
       return rt_op_landmark_attention_bf16(x, op);
     if (cg_bf16_tiles(p->bf16) && cg_moba_amx(op)) return rt_op_moba_attention_bf16(x, op);
+    if (cg_bf16_tiles(p->bf16) && cg_nsa_amx(op)) return rt_op_nsa_attention_bf16(x, op);
   }
   return rt_ref_run(x, op);
 }
@@ -57,7 +58,7 @@ static void ref_describe(const void *program, char *buf, size_t size) {
   snprintf(buf, size, "backend ref: the reference interpreter (plain C, one thread)%s",
            !p || !p->bf16 ? ""
            : cg_bf16_tiles(p->bf16) ? ", bf16 math as the cpu backend's on AMX or AVX512-BF16 "
-                                        "(the linears and the sparse, windowed, in-chunk, landmark and moba attentions "
+                                        "(the linears and every attention with a tile kernel "
                                         "round their inputs), double sums"
                                     : ", bf16 math as the cpu backend's (the linears round their "
                                       "inputs), double sums");

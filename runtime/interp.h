@@ -157,6 +157,8 @@ bool rt_op_attention_bf16(rt_exec *x, const ir_op *op);
 bool rt_op_landmark_attention_bf16(rt_exec *x, const ir_op *op);
 /* The reference MoBA under bf16 math on AMX (cg_moba_amx). */
 bool rt_op_moba_attention_bf16(rt_exec *x, const ir_op *op);
+/* The reference NSA under bf16 math on AMX (cg_nsa_amx). */
+bool rt_op_nsa_attention_bf16(rt_exec *x, const ir_op *op);
 
 /* The op table: rt_ops[code] is the reference function of that op. */
 extern const rt_op_fn rt_ops[IR_OPCODE_COUNT];

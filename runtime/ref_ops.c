@@ -1010,7 +1010,11 @@ bool rt_op_nsa_compress(rt_exec *x, const ir_op *op) {
  *    local_blocks (the own block included) are always taken, the rest by
  *    rank (ties: lower block) up to topk; one softmax over their keys <= t;
  *  - window: softmax over the last `window` keys. */
-bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) {
+/* NSA (hsac's form): compressed attention, the selected blocks and a
+ * window, mixed by per-head gates; bf16 (cg_nsa_amx): the selected and
+ * window branches as the tile kernel rounds them (joint_attend), the
+ * compressed branch and the selection as in f32. */
+static bool nsa_attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *k = IN(op, 1), *v = IN(op, 2), *kc = IN(op, 3),
                  *vc = IN(op, 4), *gt = IN(op, 5);
   int64_t Hq = DIM(q, 1), d = DIM(q, 2), Hk = DIM(k, 1), grp = Hq / Hk;
@@ -1077,14 +1081,14 @@ bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) {
           if (!vr) { ok = false; break; }
           for (int64_t e = 0; e < d; e++) ocmp[e] += p[hh * nc + j] * vr[kh * d + e];
         }
-        if (!ok || !joint_attend(x, k, v, qh, kh, d, pos, n, &sb, osel, false)) {
+        if (!ok || !joint_attend(x, k, v, qh, kh, d, pos, n, &sb, osel, bf16)) {
           ok = false;
           break;
         }
         int64_t lo = t - W + 1 > 0 ? t - W + 1 : 0, nw = 0;
         int64_t *wpos = pos + n;
         for (int64_t j = lo; j <= t; j++) wpos[nw++] = j;
-        if (!joint_attend(x, k, v, qh, kh, d, wpos, nw, &sb, owin, false)) {
+        if (!joint_attend(x, k, v, qh, kh, d, wpos, nw, &sb, owin, bf16)) {
           ok = false;
           break;
         }
@@ -1103,6 +1107,10 @@ bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) {
   free(sb.p);
   return ok || fail(x, "out of memory");
 }
+
+bool rt_op_nsa_attention(rt_exec *x, const ir_op *op) { return nsa_attention(x, op, false); }
+
+bool rt_op_nsa_attention_bf16(rt_exec *x, const ir_op *op) { return nsa_attention(x, op, true); }
 
 const rt_op_fn rt_ops[IR_OPCODE_COUNT] = {
 #define X(e, name, minin, maxin, nres, doc) [e] = rt_op_##name,

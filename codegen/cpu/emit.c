@@ -4703,54 +4703,150 @@ bool cg_moba_amx(const ir_op *op) {
          B / 16 * (d / 32) <= 128;
 }
 
+/* The joint-softmax tile engine of MoBA and NSA under bf16 math: per
+ * block of tokens [tb, te) and KV head, units u = (token ta, query head
+ * hq0 + h), u = (ta - tb) G + h, each with up to S key blocks of B rows
+ * listed in ix0 (pair u S + slot; -1: none), attending under one softmax
+ * to its blocks' keys in [ta - W + 1, ta] (W 0: up to ta).  Chunk-major
+ * over the distinct blocks as the sparse kernel (bp_chunk_begin, bp_list),
+ * 16 units a column block, in two passes so that each probability is
+ * exp(s - max) over all of the unit's keys, as the reference computes it
+ * (a running maximum would round against a maximum that depends on the
+ * blocks' order): each block's K rows rounded to bf16 (rows past the
+ * token block's end, not computed yet, zero); S^T = K Q^T from tiles
+ * (queries gathered by 16 x 16 transposes), each column's keys outside
+ * its unit's range -inf; pass 1 keeps each unit's maximum (mu); pass 2
+ * (V rows in k-pairs too) takes p = exp(s - max), adds each column's sum
+ * to its unit's (lu), rounds p to bf16 into rows P (16 x 16 transposes)
+ * and adds O = P V from tiles to the unit's row: its output row, or with
+ * acc its row of acc (d floats each).  The caller sets mu to -inf, lu to
+ * 0 and the rows, and divides by lu afterwards. */
+typedef struct jt_ctx {
+  const cg_kernel_req *q;
+  blk_pairs *b;
+  const view *Q, *K, *Vv, *o;
+  V tb, te, hq0, kcol, sc;
+  V acc; /* with to_acc: the units' rows */
+  bool to_acc;
+  int64_t G, S, B, d, W;
+  V ix, ix0, pl, mu, lu, kb16, vp, sT, pb, mv, qg, oG; /* scratch; mv: 32 floats */
+} jt_ctx;
+
+/* The engine's scratch after `at` floats (each area on a 64-byte line; NP
+ * pairs, NU units); returns its end. */
+static int64_t jt_scratch(em *e, jt_ctx *c, V scr, int64_t at, int64_t NP, int64_t NU) {
+#define AT16(x) (((x) + 15) / 16 * 16)
+  int64_t B = c->B, d = c->d;
+  int64_t ix_at = AT16(at), ix0_at = ix_at + AT16(NP), pl_at = ix0_at + AT16(NP),
+          mu_at = pl_at + AT16(NP), lu_at = mu_at + AT16(NU), kb_at = lu_at + AT16(NU),
+          vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2, pb_at = sT_at + (B + 3) * 16,
+          mv_at = pb_at + B * 8, qg_at = mv_at + 32, oG_at = qg_at + d * 8;
+#undef AT16
+  c->ix = gepc(e, scr, ix_at), c->ix0 = gepc(e, scr, ix0_at), c->pl = gepc(e, scr, pl_at);
+  c->mu = gepc(e, scr, mu_at), c->lu = gepc(e, scr, lu_at), c->kb16 = gepc(e, scr, kb_at);
+  c->vp = gepc(e, scr, vp_at), c->sT = gepc(e, scr, sT_at), c->pb = gepc(e, scr, pb_at);
+  c->mv = gepc(e, scr, mv_at), c->qg = gepc(e, scr, qg_at), c->oG = gepc(e, scr, oG_at);
+  return oG_at + 16 * d + 16;
+}
+
+static void jt_run(em *e, const jt_ctx *c) {
+  blk_pairs *b = c->b;
+  int64_t B = c->B, d = c->d;
+  V z = cvf(e, 0), mv = c->mv, mv2 = gepc(e, c->mv, 16);
+  for (int pass = 0; pass < 2; pass++) {
+    {
+      V pp = for0(e, ci(e, 0), b->npair, 1);
+      sti(e, ldi(e, c->ix0, pp), c->ix, pp);
+      end0(e);
+    }
+    bp_chunk_begin(e, b);
+    /* the block's rows in bf16; in a block the token block is still
+     * filling, those past its end zero */
+    V bk = MULI(b->idx, ci(e, B)), kend = MINI(ADDI(bk, ci(e, B)), c->te), nk = SUBI(kend, bk);
+    win_rows16(e, c->K, false, bk, kend, bk, c->kcol, d, c->kb16);
+    zero_rows16(e, c->kb16, nk, ci(e, B), d);
+    if (pass) {
+      V nfull = DIVI(nk, ci(e, 2));
+      seq_pairs16(e, c->Vv, bk, nfull, c->kcol, d, c->vp);
+      zero_rows16(e, c->vp, nfull, ci(e, B / 2), 2 * d);
+      /* an odd last row, paired with zeros */
+      if0(e, cmpi(e, "ne", REMI(nk, ci(e, 2)), ci(e, 0)));
+      V a = gep(e, rowp(e, c->Vv, SUBI(kend, ci(e, 1))), c->kcol);
+      for (int64_t e0 = 0; e0 < d; e0 += 16)
+        st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), z)), c->vp,
+                   ADDI(MULI(nfull, ci(e, 2 * d)), ci(e, 2 * e0)));
+      out(e, "  }\n");
+    }
+    V np = bp_list(e, b, c->pl);
+    V u = for0(e, ci(e, 0), np, 16);
+    unit_grp g;
+    unit_group(e, &g, c->pl, np, u, c->S, c->G, c->tb, c->hq0, d, c->Q, c->o);
+    if (c->to_acc)
+      for (int r = 0; r < 16; r++) g.orow[r] = gep(e, c->acc, MULI(g.un[r], ci(e, d)));
+    /* column r's keys in the block: rows [ta - W + 1 - bk, ta - bk + 1) */
+    for (int r = 0; r < 16; r++) {
+      V rel = SUBI(g.ta[r], bk);
+      sts(e, f32_of(e, ADDI(rel, ci(e, 1))), mv, ci(e, r));
+      if (c->W) sts(e, f32_of(e, SUBI(rel, ci(e, c->W - 1))), mv2, ci(e, r));
+    }
+    units_scores(e, c->q, &g, c->sc, c->qg, c->kb16, c->sT, B, d);
+    if (!c->W) if0(e, cmpi(e, "sgt", ADDI(bk, ci(e, B)), c->tb));
+    mask_edges(e, c->sT, 16, ci(e, 0), ci(e, B), ci(e, 0), ci(e, 0),
+               c->W ? ldv(e, mv2, ci(e, 0), NULL) : splat(e, cf(e, -1.0)),
+               ldv(e, mv, ci(e, 0), NULL));
+    if (!c->W) out(e, "  }\n");
+    if (!pass) {
+      stv(e, max_rows(e, c->sT, 16, ci(e, B)), mv, ci(e, 0), NULL);
+      for (int r = 0; r < 16; r++) {
+        if0(e, g.ok[r]);
+        sts(e, fmaxs(e, lds(e, c->mu, g.un[r]), lds(e, mv, ci(e, r))), c->mu, g.un[r]);
+        out(e, "  }\n");
+      }
+    } else {
+      for (int r = 0; r < 16; r++) sts(e, lds(e, c->mu, g.un[r]), mv, ci(e, r));
+      stv(e, group_exp(e, c->sT, B, ldv(e, mv, ci(e, 0), NULL), true), mv, ci(e, 0), NULL);
+      for (int r = 0; r < 16; r++) {
+        if0(e, g.ok[r]);
+        sts(e, FADD(lds(e, c->lu, g.un[r]), lds(e, mv, ci(e, r))), c->lu, g.un[r]);
+        out(e, "  }\n");
+      }
+      group_pt(e, c->sT, c->pb, B, NULL);
+      units_pv(e, c->q, &g, c->pb, c->vp, c->oG, B, d);
+    }
+    end0(e);          /* groups */
+    out(e, "  }\n"); /* if not done */
+    end0(e);          /* pairs */
+  }
+}
+
 /* MoBA under bf16 math on AMX or AVX512-BF16 (cg_moba_amx), by blocks of
- * CG_ATTN_TB tokens and KV head, in two passes so that each probability
- * is exp(s - max) over all of a query's keys, as the reference computes
- * it.  First every (token, query head) of the block, a unit, picks its
- * blocks as the f32 kernel does (the top-k past blocks by q . mean key,
- * the mean keys computed once per call; then its own block) into ix
- * (pair unit * (k + 1) + slot); its maximum starts at -inf, its sum at 0
- * and its output row at 0.  Then, chunk-major as the sparse kernel, each
- * distinct block has its K rows rounded to bf16 (rows past the token
- * block's end, in a block still being filled, zero), and the units that
- * chose it run 16 at a time in the tiles' columns (queries gathered by
- * 16 x 16 transposes): S^T = K Q^T, the keys past each column's token
- * -inf (a block that reaches the token block); pass 1 keeps each unit's
- * maximum; pass 2 (V rows in k-pairs too) takes p = exp(s - max), adds
- * each column's sum to its unit's, rounds p to bf16 into rows P (16 x 16
- * transposes) and adds O = P V from tiles to each real unit's output row.
- * Last, each unit's row is divided by its sum.  The scores' tiles run
- * twice; a single pass with a running maximum would round the
- * probabilities against a maximum that depends on the order of the
- * blocks.  Scratch: the gate list, ix and its copy, the pair list, the
- * units' maxima and sums, K and V of a block in bf16, the scores, P, a
- * vector of the columns' values, the query operand, the group's output,
- * then the mean keys [block][Hk][d]. */
+ * CG_ATTN_TB tokens and KV head: every (token, query head) of the block,
+ * a unit, picks its blocks as the f32 kernel does (the top-k past blocks
+ * by q . mean key, the mean keys computed once per call; then its own
+ * block) into the engine's list; its maximum starts at -inf, its sum at 0
+ * and its output row at 0; the joint-softmax engine (jt_run) adds its
+ * keys' O = P V to the row, which is then divided by the sum.  Scratch:
+ * the gate list, the engine's, then the mean keys [block][Hk][d]. */
 static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1];
   int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
   int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1), S = Ks + 1;
-  int64_t NU = CG_ATTN_TB * G, NP = NU * S;
+  int64_t NU = CG_ATTN_TB * G;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-#define AT16(x) (((x) + 15) / 16 * 16)
-  int64_t val_at = 0, idx_at = AT16(Ks), ix_at = idx_at + AT16(Ks), ix0_at = ix_at + AT16(NP),
-          pl_at = ix0_at + AT16(NP), mu_at = pl_at + AT16(NP), lu_at = mu_at + AT16(NU),
-          kb_at = lu_at + AT16(NU), vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2,
-          pb_at = sT_at + (B + 3) * 16, mv_at = pb_at + B * 8, qg_at = mv_at + 16,
-          oG_at = qg_at + d * 8, mk_at = oG_at + 16 * d + 16;
-#undef AT16
-  info->scratch_fixed = mk_at + 16;
-  info->scratch_per_t1 = (Hk * d + B - 1) / B;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = scratch64(e);
-  V val = gepc(e, scr, val_at), idx = gepc(e, scr, idx_at), ix = gepc(e, scr, ix_at),
-    ix0 = gepc(e, scr, ix0_at), pl = gepc(e, scr, pl_at), mu = gepc(e, scr, mu_at),
-    lu = gepc(e, scr, lu_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at),
-    sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at), mv = gepc(e, scr, mv_at),
-    qg = gepc(e, scr, qg_at), oG = gepc(e, scr, oG_at), mk = gepc(e, scr, mk_at);
-  V sc = splat(e, cf(e, 1.0 / sqrt((double)d))), z = cvf(e, 0);
+  int64_t idx_at = (Ks + 15) / 16 * 16;
+  V val = scr, idx = gepc(e, scr, idx_at);
+  blk_pairs b;
+  jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .S = S, .B = B,
+              .d = d, .sc = splat(e, cf(e, 1.0 / sqrt((double)d)))};
+  int64_t mk_at = jt_scratch(e, &c, scr, idx_at + Ks, NU * S, NU);
+  V mk = gepc(e, scr, mk_at);
+  info->scratch_fixed = mk_at + 16;
+  info->scratch_per_t1 = (Hk * d + B - 1) / B;
+  V z = cvf(e, 0);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   /* the mean keys of blocks [0, (r1 - 1) / B) for KV heads [n0, n1) */
   {
@@ -4763,13 +4859,13 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     end0(e);
     end0(e);
   }
-  blk_pairs b;
-  bp_blocks_begin(e, &b, r1, S, ix);
+  bp_blocks_begin(e, &b, r1, S, c.ix);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * S));
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
-  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
+  V hq0 = MULI(kh, ci(e, G));
+  c.tb = tb, c.te = te, c.hq0 = hq0, c.kcol = MULI(kh, ci(e, d));
   /* every unit's blocks, maximum, sum and output row */
   {
     V ta = for0(e, tb, te, 1);
@@ -4788,85 +4884,22 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     loop_end(e, &Lb, &w);
     V base = MULI(unit, ci(e, S));
     V k = for0(e, ci(e, 0), ci(e, Ks), 1);
-    sti(e, ldi(e, idx, k), ix, ADDI(base, k));
+    sti(e, ldi(e, idx, k), c.ix0, ADDI(base, k));
     end0(e);
-    sti(e, b0, ix, ADDI(base, ci(e, Ks)));
-    sts(e, cf(e, -INFINITY), mu, unit);
-    sts(e, cf(e, 0), lu, unit);
+    sti(e, b0, c.ix0, ADDI(base, ci(e, Ks)));
+    sts(e, cf(e, -INFINITY), c.mu, unit);
+    sts(e, cf(e, 0), c.lu, unit);
     for (int64_t at = 0; at < d; at += 16) stv(e, z, orow, ci(e, at), NULL);
     end0(e);
     end0(e);
   }
-  {
-    V pp = for0(e, ci(e, 0), b.npair, 1);
-    sti(e, ldi(e, ix, pp), ix0, pp);
-    end0(e);
-  }
-  for (int pass = 0; pass < 2; pass++) {
-    if (pass) {
-      V pp = for0(e, ci(e, 0), b.npair, 1);
-      sti(e, ldi(e, ix0, pp), ix, pp);
-      end0(e);
-    }
-    bp_chunk_begin(e, &b);
-    /* the block's rows in bf16; in the own block, those past the token
-     * block's end (not computed yet) zero */
-    V bk = MULI(b.idx, ci(e, B)), kend = MINI(ADDI(bk, ci(e, B)), te), nk = SUBI(kend, bk);
-    win_rows16(e, &K, false, bk, kend, bk, kcol, d, kb16);
-    zero_rows16(e, kb16, nk, ci(e, B), d);
-    if (pass) {
-      V nfull = DIVI(nk, ci(e, 2));
-      seq_pairs16(e, &Vv, bk, nfull, kcol, d, vp);
-      zero_rows16(e, vp, nfull, ci(e, B / 2), 2 * d);
-      /* an odd last row, paired with zeros */
-      if0(e, cmpi(e, "ne", REMI(nk, ci(e, 2)), ci(e, 0)));
-      V a = gep(e, rowp(e, &Vv, SUBI(kend, ci(e, 1))), kcol);
-      for (int64_t e0 = 0; e0 < d; e0 += 16)
-        st_bf16x32(e, pairs16(e, cvt2bf16(e, ldv(e, a, ci(e, e0), NULL), z)), vp,
-                   ADDI(MULI(nfull, ci(e, 2 * d)), ci(e, 2 * e0)));
-      out(e, "  }\n");
-    }
-    V np = bp_list(e, &b, pl);
-    V u = for0(e, ci(e, 0), np, 16);
-    unit_grp g;
-    unit_group(e, &g, pl, np, u, S, G, tb, hq0, d, &Q, &o);
-    V *ok = g.ok, *un = g.un;
-    /* column r's keys end at its token: rows from ta - bk + 1 on */
-    for (int r = 0; r < 16; r++)
-      sts(e, f32_of(e, ADDI(SUBI(g.ta[r], bk), ci(e, 1))), mv, ci(e, r));
-    units_scores(e, q, &g, sc, qg, kb16, sT, B, d);
-    if0(e, cmpi(e, "sgt", ADDI(bk, ci(e, B)), tb));
-    mask_edges(e, sT, 16, ci(e, 0), ci(e, B), ci(e, 0), ci(e, 0), splat(e, cf(e, -1.0)),
-               ldv(e, mv, ci(e, 0), NULL));
-    out(e, "  }\n");
-    if (!pass) {
-      stv(e, max_rows(e, sT, 16, ci(e, B)), mv, ci(e, 0), NULL);
-      for (int r = 0; r < 16; r++) {
-        if0(e, ok[r]);
-        sts(e, fmaxs(e, lds(e, mu, un[r]), lds(e, mv, ci(e, r))), mu, un[r]);
-        out(e, "  }\n");
-      }
-    } else {
-      for (int r = 0; r < 16; r++) sts(e, lds(e, mu, un[r]), mv, ci(e, r));
-      stv(e, group_exp(e, sT, B, ldv(e, mv, ci(e, 0), NULL), true), mv, ci(e, 0), NULL);
-      for (int r = 0; r < 16; r++) {
-        if0(e, ok[r]);
-        sts(e, FADD(lds(e, lu, un[r]), lds(e, mv, ci(e, r))), lu, un[r]);
-        out(e, "  }\n");
-      }
-      group_pt(e, sT, pb, B, NULL);
-      units_pv(e, q, &g, pb, vp, oG, B, d);
-    }
-    end0(e);          /* groups */
-    out(e, "  }\n"); /* if not done */
-    end0(e);          /* pairs */
-  }
+  jt_run(e, &c);
   /* every unit's output row divided by its sum */
   {
     V ta = for0(e, tb, te, 1);
     V hh = for0(e, ci(e, 0), ci(e, G), 1);
     V orow = gep(e, rowp(e, &o, ta), MULI(ADDI(hq0, hh), ci(e, d)));
-    V inv = splat(e, FDIV(cf(e, 1.0), lds(e, lu, ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh))));
+    V inv = splat(e, FDIV(cf(e, 1.0), lds(e, c.lu, ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh))));
     for (int64_t at = 0; at < d; at += 16)
       stv(e, VMUL(ldv(e, orow, ci(e, at), NULL), inv), orow, ci(e, at), NULL);
     end0(e);
@@ -4914,46 +4947,30 @@ static V plain_row(em *e, void *c, V j) {
   return gep(e, rowp(e, r->w, j), r->off);
 }
 
-/* NSA: three branches mixed by per-head gates (the reference's semantics,
- * runtime/ref_ops.c): compressed attention; the selected blocks, ranked by
- * the compressed attention mass of the group's heads over the blocks each
- * compressed block overlaps, with the first init_blocks and the last
- * local_blocks forced, under one softmax; and a window.  Scratch: the
- * selection, selected and window scores, then per token of context the
- * compressed probabilities of the group's heads and the block importances. */
-static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
-  const ir_op *op = q->op;
-  const ir_value *qv = op->in[0], *kv = op->in[1];
-  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), grp = Hq / Hk;
-  int64_t cb = ir_attr_i(op, "cmp_block", 1), cs = ir_attr_i(op, "cmp_stride", 1);
-  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
-  int64_t init = ir_attr_i(op, "init_blocks", 0), local = ir_attr_i(op, "local_blocks", 0);
-  int64_t W = ir_attr_i(op, "window", 1);
+/* NSA's selection for token t and KV head kh (qr: the token's query
+ * row): the compressed attention probabilities of the group's heads over
+ * its nc complete compressed blocks (pbuf, head hh's at hh * nc), the
+ * selection blocks' importance (imp: a compressed block counts for each
+ * block it overlaps), then the forced blocks (the first init_blocks, the
+ * last local_blocks) and the best by importance (ties: lower block) into
+ * sel_.  Returns the number selected; *ncp: nc. */
+typedef struct nsa_sel {
+  int64_t grp, d, cb, cs, B, Ks, init, local;
+  view *KC;
+  V pbuf, imp, sel_;
+} nsa_sel;
+
+static V nsa_select(em *e, const nsa_sel *c, V t, V kh, V qr, V *ncp) {
+  int64_t grp = c->grp, d = c->d, cb = c->cb, cs = c->cs, B = c->B, Ks = c->Ks;
+  int64_t init = c->init, local = c->local;
   double scale = 1.0 / sqrt((double)d);
-  info->split = CG_SPLIT_HEADS;
-  info->nsplit = Hk;
-  int64_t fixed = Ks + grp * Ks * B + grp * W + 2 * grp + 2 * grp * d + 16;
-  info->scratch_fixed = fixed + 2 * (grp + 1);
-  info->scratch_per_t1 = grp + 1;
-  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
-       KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
-  V scr = argp(e, CG_A_SCRATCH);
-  V sel_ = scr, ssc = gepc(e, scr, Ks), wsc = gepc(e, scr, Ks + grp * Ks * B);
-  V t1 = argi(e, CG_A_T1);
-  V pbuf = gepc(e, scr, fixed);                              /* grp x (t1 + 1) */
-  V imp = gep(e, pbuf, MULI(ci(e, grp), ADDI(t1, ci(e, 1)))); /* t1 + 1 */
-  V ninf = cf(e, -INFINITY);
-  int n = nvecs(e, d);
-  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
-  V t = rows_begin(e);
-  V qr = rowp(e, &Q, t), gr = rowp(e, &GT, t), orow = rowp(e, &o, t);
+  V pbuf = c->pbuf, imp = c->imp, sel_ = c->sel_, ninf = cf(e, -INFINITY);
   V tp1 = ADDI(t, ci(e, 1));
   V nc = sel(e, cmpi(e, "sge", tp1, ci(e, cb)),
              ADDI(DIVI(SUBI(tp1, ci(e, cb)), ci(e, cs)), ci(e, 1)), ci(e, 0), "i64");
   V b0 = DIVI(t, ci(e, B)), nb = ADDI(b0, ci(e, 1));
-  V kh = for0(e, n0, n1, 1);
   V koff = MULI(kh, ci(e, d));
-  row_ctx kcx = {.w = &KC, .off = koff}, vcx = {.w = &VC, .off = koff};
+  row_ctx kcx = {.w = c->KC, .off = koff};
   /* compressed probabilities of every head of the group */
   V hh = for0(e, ci(e, 0), ci(e, grp), 1);
   V qx[MAXCARRY];
@@ -5030,6 +5047,51 @@ static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   if_end(e, 1, &Lr.arg[0], "i64");
   loop_end(e, &Lr, &nsr);
   V ns = Lr.res[0];
+  *ncp = nc;
+  return ns;
+}
+
+/* NSA: three branches mixed by per-head gates (the reference's semantics,
+ * runtime/ref_ops.c): compressed attention; the selected blocks, ranked by
+ * the compressed attention mass of the group's heads over the blocks each
+ * compressed block overlaps, with the first init_blocks and the last
+ * local_blocks forced, under one softmax; and a window.  Scratch: the
+ * selection, selected and window scores, then per token of context the
+ * compressed probabilities of the group's heads and the block importances. */
+static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), grp = Hq / Hk;
+  int64_t cb = ir_attr_i(op, "cmp_block", 1), cs = ir_attr_i(op, "cmp_stride", 1);
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+  int64_t init = ir_attr_i(op, "init_blocks", 0), local = ir_attr_i(op, "local_blocks", 0);
+  int64_t W = ir_attr_i(op, "window", 1);
+  double scale = 1.0 / sqrt((double)d);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  int64_t fixed = Ks + grp * Ks * B + grp * W + 2 * grp + 2 * grp * d + 16;
+  info->scratch_fixed = fixed + 2 * (grp + 1);
+  info->scratch_per_t1 = grp + 1;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
+       KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
+  V scr = argp(e, CG_A_SCRATCH);
+  V sel_ = scr, ssc = gepc(e, scr, Ks), wsc = gepc(e, scr, Ks + grp * Ks * B);
+  V t1 = argi(e, CG_A_T1);
+  V pbuf = gepc(e, scr, fixed);                              /* grp x (t1 + 1) */
+  V imp = gep(e, pbuf, MULI(ci(e, grp), ADDI(t1, ci(e, 1)))); /* t1 + 1 */
+  V ninf = cf(e, -INFINITY);
+  int n = nvecs(e, d);
+  V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1);
+  V t = rows_begin(e);
+  V qr = rowp(e, &Q, t), gr = rowp(e, &GT, t), orow = rowp(e, &o, t);
+  V tp1 = ADDI(t, ci(e, 1));
+  V kh = for0(e, n0, n1, 1);
+  V koff = MULI(kh, ci(e, d));
+  row_ctx vcx = {.w = &VC, .off = koff};
+  nsa_sel ns_c = {.grp = grp, .d = d, .cb = cb, .cs = cs, .B = B, .Ks = Ks, .init = init,
+                  .local = local, .KC = &KC, .pbuf = pbuf, .imp = imp, .sel_ = sel_};
+  V nc, ns = nsa_select(e, &ns_c, t, kh, qr, &nc);
+  V qx[MAXCARRY];
   /* The selected and window branches run block by block of keys with
    * the group's heads inside: a block's K rows (then V rows) come from
    * L2 for the first head and from L1 for the others, where a loop over
@@ -5114,6 +5176,128 @@ static void k_nsa_attention(em *e, const cg_kernel_req *q, cg_kernel_info *info)
   end0(e); /* heads of the group */
   end0(e); /* kv heads */
   end0(e); /* rows */
+}
+
+bool cg_nsa_amx(const ir_op *op) {
+  if (op->code != IR_NSA_ATTENTION) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), Hk = DIMN(op->in[1], 1);
+  int64_t B = ir_attr_i(op, "block", 1);
+  return Hk > 0 && Hq % Hk == 0 && d % 32 == 0 && d <= 256 && B % 32 == 0 &&
+         B / 16 * (d / 32) <= 128;
+}
+
+/* NSA under bf16 math on AMX or AVX512-BF16 (cg_nsa_amx), by blocks of
+ * CG_ATTN_TB tokens and KV head.  Per token, the f32 kernel's selection
+ * (nsa_select: the compressed probabilities of the group's heads, the
+ * blocks' importance, the forced and ranked blocks); per (token, query
+ * head), a unit, the compressed branch in f32 times its gate into the
+ * output row, and the selected blocks into the joint-softmax engine's
+ * lists (the group's heads share them).  The engine (jt_run, into rows of
+ * scratch) then runs the selected branch, added to the output times its
+ * gate / sum, and the window branch: the blocks of B rows that cover each
+ * unit's window [t - W + 1, t], each column's keys outside it -inf, added
+ * times its gate / sum.  Scratch: the selection, the engine's, the units'
+ * rows; then per token of context the compressed probabilities of the
+ * group's heads and the blocks' importance (as the f32 kernel). */
+static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
+  int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
+  int64_t W = ir_attr_i(op, "window", 1);
+  int64_t Sw = (W + B - 2) / B + 1, NU = CG_ATTN_TB * G, Smax = Ks > Sw ? Ks : Sw;
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
+       KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
+  V scr = scratch64(e);
+  V sel_ = scr;
+  blk_pairs b;
+  jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .B = B, .d = d,
+              .to_acc = true, .sc = splat(e, cf(e, 1.0 / sqrt((double)d)))};
+  int64_t acc_at = jt_scratch(e, &c, scr, (Ks + 15) / 16 * 16, NU * Smax, NU);
+  int64_t fixed = acc_at + NU * d + 16;
+  info->scratch_fixed = fixed + 2 * (G + 1) + 16; /* + scratch64's alignment */
+  info->scratch_per_t1 = G + 1;
+  c.acc = gepc(e, scr, acc_at);
+  V t1 = argi(e, CG_A_T1);
+  V pbuf = gepc(e, scr, fixed);                            /* G x (t1 + 1) */
+  V imp = gep(e, pbuf, MULI(ci(e, G), ADDI(t1, ci(e, 1)))); /* t1 + 1 */
+  nsa_sel ns_c = {.grp = G, .d = d, .cb = ir_attr_i(op, "cmp_block", 1),
+                  .cs = ir_attr_i(op, "cmp_stride", 1), .B = B, .Ks = Ks,
+                  .init = ir_attr_i(op, "init_blocks", 0),
+                  .local = ir_attr_i(op, "local_blocks", 0), .KC = &KC, .pbuf = pbuf,
+                  .imp = imp, .sel_ = sel_};
+  V z = cvf(e, 0), ninf = cf(e, -INFINITY);
+  int n = nvecs(e, d);
+  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix);
+  b.g = ci(e, 0);
+  V tb = b.tb, te = b.te;
+  V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);
+  V hq0 = MULI(kh, ci(e, G)), koff = MULI(kh, ci(e, d));
+  c.tb = tb, c.te = te, c.hq0 = hq0, c.kcol = koff;
+  row_ctx vcx = {.w = &VC, .off = koff};
+  /* per token the selection; per unit the compressed branch times its
+   * gate into the output row, the selected blocks into the lists, and
+   * the engine's state */
+  {
+    V ta = for0(e, tb, te, 1);
+    V qr = rowp(e, &Q, ta), gr = rowp(e, &GT, ta), orr = rowp(e, &o, ta);
+    V nc, ns = nsa_select(e, &ns_c, ta, kh, qr, &nc);
+    V hh = for0(e, ci(e, 0), ci(e, G), 1);
+    V h = ADDI(hq0, hh), unit = ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh);
+    V ocmp[MAXCARRY];
+    for (int i = 0; i < n; i++) ocmp[i] = z;
+    accum_rows(e, ocmp, gep(e, pbuf, MULI(hh, nc)), nc, cf(e, 1.0), plain_row, &vcx, d);
+    V g0 = splat(e, lds(e, gr, MULI(h, ci(e, 3))));
+    for (int i = 0; i < n; i++) ocmp[i] = VMUL(g0, ocmp[i]);
+    store_vecs(e, ocmp, gep(e, orr, MULI(h, ci(e, d))), d);
+    V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+    sti(e, sel(e, cmpi(e, "slt", k, ns), ldi(e, sel_, k), ci(e, -1), "i64"), c.ix0,
+        ADDI(MULI(unit, ci(e, Ks)), k));
+    end0(e);
+    sts(e, ninf, c.mu, unit);
+    sts(e, cf(e, 0), c.lu, unit);
+    V arow = gep(e, c.acc, MULI(unit, ci(e, d)));
+    for (int64_t at = 0; at < d; at += 16) stv(e, z, arow, ci(e, at), NULL);
+    end0(e);
+    end0(e);
+  }
+  for (int br = 0; br < 2; br++) {
+    c.S = br ? Sw : Ks;
+    c.W = br ? W : 0;
+    b.npair = MULI(SUBI(te, tb), ci(e, G * c.S));
+    jt_run(e, &c);
+    /* the branch times its gate / sum into the output row; after the
+     * selected branch, the window's blocks into the lists and the
+     * engine's state reset */
+    V ta = for0(e, tb, te, 1);
+    V hh = for0(e, ci(e, 0), ci(e, G), 1);
+    V h = ADDI(hq0, hh), unit = ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh);
+    V orow = gep(e, rowp(e, &o, ta), MULI(h, ci(e, d))), arow = gep(e, c.acc, MULI(unit, ci(e, d)));
+    V l = lds(e, c.lu, unit);
+    V gate = lds(e, rowp(e, &GT, ta), ADDI(MULI(h, ci(e, 3)), ci(e, 1 + br)));
+    V f = splat(e, sel(e, cmpf(e, "ogt", l, cf(e, 0), "f32"), FDIV(gate, l), cf(e, 0), "f32"));
+    for (int64_t at = 0; at < d; at += 16)
+      stv(e, vfma(e, f, ldv(e, arow, ci(e, at), NULL), ldv(e, orow, ci(e, at), NULL)), orow,
+          ci(e, at), NULL);
+    if (!br) {
+      V lo = MAXI(SUBI(ta, ci(e, W - 1)), ci(e, 0));
+      V bl = DIVI(lo, ci(e, B)), bh = DIVI(ta, ci(e, B));
+      V k = for0(e, ci(e, 0), ci(e, Sw), 1);
+      V blk = ADDI(bl, k);
+      sti(e, sel(e, cmpi(e, "sle", blk, bh), blk, ci(e, -1), "i64"), c.ix0,
+          ADDI(MULI(unit, ci(e, Sw)), k));
+      end0(e);
+      sts(e, ninf, c.mu, unit);
+      sts(e, cf(e, 0), c.lu, unit);
+      for (int64_t at = 0; at < d; at += 16) stv(e, z, arow, ci(e, at), NULL);
+    }
+    end0(e);
+    end0(e);
+  }
+  end0(e); /* kv heads */
+  end0(e); /* blocks of tokens */
 }
 
 /* ---- small per-row ops in double, as the reference ----------------------- */
@@ -5357,7 +5541,10 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
         k_landmark_attention(&e, req, info);
       break;
     case IR_NSA_COMPRESS: k_nsa_compress(&e, req); break;
-    case IR_NSA_ATTENTION: k_nsa_attention(&e, req, info); break;
+    case IR_NSA_ATTENTION:
+      if (cg_bf16_tiles(req->bf16) && cg_nsa_amx(op) && e.vl == 16) k_nsa_amx(&e, req, info);
+      else k_nsa_attention(&e, req, info);
+      break;
     case IR_STICKBREAK: k_weights(&e, req, 0); break;
     case IR_SOFTMAX: k_weights(&e, req, 1); break;
     default: k_copy(&e, req, info); break;

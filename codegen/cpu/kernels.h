@@ -206,6 +206,15 @@ bool cg_landmark_attention_amx(const ir_op *op);
  * rt_op_moba_attention_bf16). */
 bool cg_moba_amx(const ir_op *op);
 
+/* Whether an nsa_attention op (NSA) has the tile kernel under bf16 math
+ * (on AMX, or as dot products: cg_bf16_tiles): head width and selection
+ * block multiples of 32 (head width at most 256).  Its selected and
+ * window branches then round q (scaled), K, V and their probabilities
+ * exp(s - max) to bf16, as MoBA's kernel; the compressed branch, the
+ * selection and the gates stay f32 (the reference does the same:
+ * rt_op_nsa_attention_bf16). */
+bool cg_nsa_amx(const ir_op *op);
+
 /* Whether an attention op has the f32 kernel with the query heads of a
  * KV head packed in vector lanes (rank 3, 4 or more query heads per KV
  * head, a head width of whole vectors of vec_bits); the AMX kernel's ops

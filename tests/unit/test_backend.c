@@ -1285,10 +1285,11 @@ static void test_chunk_rows_attention_bf16(void) {
     }
 }
 
-/* Landmark Attention and MoBA under bf16 math: on a CPU with AMX or
+/* Landmark Attention, MoBA and NSA under bf16 math: on a CPU with AMX or
  * AVX512-BF16 the tile kernels (the past blocks in tiles, MoBA's own
- * block too, 16 (token, head) units per column block; the local keys,
- * gates and selections in f32) against the reference rounding the same
+ * block too, NSA's selected and window branches; 16 (token, head) units
+ * per column block; the local keys, gates, selections and NSA's
+ * compressed branch in f32) against the reference rounding the same
  * way; elsewhere the f32 kernels.  Blocks of
  * 32 and 64, top 2 and 3 (fewer past blocks than that at the start),
  * G 4, 1 and 16, head widths 32 and 64; segments of 37 tokens and one
@@ -1317,7 +1318,22 @@ static void test_block_sparse_bf16(void) {
                          (ir_attr[]){iattr("block", B), iattr("topk", shapes[i][4])}, 0);
     ir_value *mo = tg_op(&t, IR_MOBA_ATTENTION, 3, (ir_value *[]){q, k, v}, 2,
                          (ir_attr[]){iattr("block", B), iattr("topk", shapes[i][4])}, 0);
+    /* NSA: compressed blocks of 16 every 8 rows, the first and the last
+     * block forced, a window of 40 (not a multiple of the block) */
+    enum { CB = 16, CS = 8 };
+    ir_value *wc = tg_weight(&t, "wc", 2, (int64_t[]){d, CB * d}, rnd(d * CB * d, 1));
+    ir_attr ca[2] = {iattr("block", CB), iattr("stride", CS)};
+    ir_value *kc = tg_op(&t, IR_NSA_COMPRESS, 2, (ir_value *[]){k, wc}, 2, ca, 0);
+    ir_value *vc = tg_op(&t, IR_NSA_COMPRESS, 2, (ir_value *[]){v, wc}, 2, ca, 0);
+    ir_value *gt = tg_heads(&t, "gates", L, Hq, Hq * 3, rnd(L * Hq * 3, 1));
+    ir_value *ns = tg_op(&t, IR_NSA_ATTENTION, 6, (ir_value *[]){q, k, v, kc, vc, gt}, 7,
+                         (ir_attr[]){iattr("cmp_block", CB), iattr("cmp_stride", CS),
+                                     iattr("block", B), iattr("topk", shapes[i][4]),
+                                     iattr("init_blocks", 1), iattr("local_blocks", 1),
+                                     iattr("window", 40)},
+                         0);
     ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mo, la}, 0, NULL, 0);
+    sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){sum, ns}, 0, NULL, 0);
     tg_run(&t, sum, L);
     CU_ASSERT(cg_landmark_attention_amx(la->def));
     char what[112];
@@ -1330,6 +1346,13 @@ static void test_block_sparse_bf16(void) {
              (long long)Hq, (long long)Hk, (long long)d, (long long)B);
     check_bf16_tol(&t, mo, L, 37, what, TOL_BF16_ATTN);
     check_bf16_tol(&t, mo, L, 1, what, TOL_BF16_ATTN);
+    CU_ASSERT(cg_nsa_amx(ns->def));
+    if (i < 2) { /* NSA: G 4 and 1 */
+      snprintf(what, sizeof what, "bf16 nsa_attention Hq %lld Hk %lld d %lld block %lld",
+               (long long)Hq, (long long)Hk, (long long)d, (long long)B);
+      check_bf16_tol(&t, ns, L, 37, what, TOL_BF16_ATTN);
+      check_bf16_tol(&t, ns, L, 1, what, TOL_BF16_ATTN);
+    }
     tg_free(&t);
     pool_used = mark;
   }
@@ -1606,10 +1629,10 @@ static void test_bf16_math_models(void) {
       CU_ASSERT_PTR_NOT_NULL(strstr(desc, cg_bf16_name(cg_target_bf16(&host))));
       if (i > 0) {
         CU_ASSERT_PTR_NOT_NULL(
-            strstr(desc, host.amx ? "1 sparse, 2 windowed, 1 in-chunk, 0 landmark and 0 moba attentions on amx "
-                                    "tiles"
-                                  : "1 sparse, 2 windowed, 1 in-chunk, 0 landmark and 0 "
-                                    "moba attentions on avx512-bf16 dot products"));
+            strstr(desc, host.amx ? "1 sparse, 2 windowed, 1 in-chunk, 0 landmark, 0 moba and "
+                                    "0 nsa attentions on amx tiles"
+                                  : "1 sparse, 2 windowed, 1 in-chunk, 0 landmark, 0 moba "
+                                    "and 0 nsa attentions on avx512-bf16 dot products"));
         CU_ASSERT_PTR_NOT_NULL(strstr(desc, "4 K/V rings in bf16 under --cache bf16"));
       }
       hsart_model_free(m);
@@ -1877,7 +1900,7 @@ void tu_add_backend_suite(void) {
               test_attention_amx);
   CU_add_test(s, "attention in chunk rows under bf16 math (tiles: AMX, AVX512-BF16)",
               test_chunk_rows_attention_bf16);
-  CU_add_test(s, "Landmark Attention and MoBA under bf16 math (tiles: AMX, AVX512-BF16)",
+  CU_add_test(s, "Landmark Attention, MoBA, NSA under bf16 math (tiles: AMX, AVX512-BF16)",
               test_block_sparse_bf16);
   CU_add_test(s, "softmax weights with pos_decay", test_softmax_decay);
   CU_add_test(s, "block-sparse baselines (MoBA, Landmark Attention)", test_block_sparse);
