@@ -3,7 +3,7 @@
  *
  *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
  *
- * SECTION (gemm, gemm16, gemv, attention, attention4, swa, encoder, scan) runs the
+ * SECTION (gemm, gemm16, gemv, attention, attention4, joint, swa, encoder, scan) runs the
  * peaks and that section.
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
@@ -27,6 +27,8 @@
  *    depend on L; the working set of K/V does);
  * 4b. the same layer with 4 query heads per KV head (16 query heads, 4 KV
  *    heads; the examples' G), f32, uniform and clustered selections;
+ * 4c. the same layer with the joint merge (one softmax over every selected
+ *    chunk's rows), f32 and under bf16 math;
  * 5. the landmark scan (retrieve at decode): one query row streaming over
  *    the landmarks of C chunks, against the bandwidth of step 1;
  * 6. sliding-window attention (d = 64, G = 16, windows 128, 512, 2048):
@@ -468,7 +470,7 @@ static void pack_bf16_rows(float *p, size_t n) {
  * K/V bytes per query token when each distinct chunk of a block of
  * CG_ATTN_TB tokens is read once (the f32 kernel's reads). */
 static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool clustered,
-                                         int64_t Hk, double *tps, double *kvb) {
+                                         int64_t Hk, bool joint, double *tps, double *kvb) {
   enum { S = 64, K = 8, d = 64, Hq = 16, Lq = 4096 };
   int64_t C = L / S;
   one o;
@@ -479,7 +481,8 @@ static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool
   ir_value *I = val(&o, "i", 3, (ir_dim[]){seq, ir_const_dim(Hk), ir_const_dim(K)}, IR_I32);
   ir_value *W = val(&o, "w", 3, (ir_dim[]){seq, ir_const_dim(Hk), ir_const_dim(K)}, IR_F32);
   ir_op *op = emit_op(&o, IR_CHUNK_ATTENTION, (ir_value *[]){q, kv, kv, I, W}, 5,
-                      (ir_attr[]){ir_int_attr("softmax_plus", 0), ir_str_attr("merge", "weighted")}, 2);
+                      (ir_attr[]){ir_int_attr("softmax_plus", 0),
+                                  ir_str_attr("merge", joint ? "joint" : "weighted")}, 2);
   cg_kernel_req req = {.op = op,
                        .hist = {CG_H_SEG, CG_H_PAGES, CG_H_PAGES, CG_H_SEG, CG_H_SEG},
                        .row_elems = {Hq * d, S * Hk * d, S * Hk * d, Hk * K, Hk * K},
@@ -556,7 +559,7 @@ static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool
 
 static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool clustered,
                                       double *tps, double *kvb) {
-  return sparse_attention_gflops_hk(L, bf16, pages16, clustered, 1, tps, kvb);
+  return sparse_attention_gflops_hk(L, bf16, pages16, clustered, 1, false, tps, kvb);
 }
 
 /* The layer in f32 (chunk pages in f32, then in bf16) and, on a CPU with
@@ -886,11 +889,31 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 2; i++)
     for (int c = 0; c < 2; c++) {
       double tps, kvb;
-      double g = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, c, 4, &tps, &kvb);
+      double g = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, c, 4, false, &tps, &kvb);
       printf("| %lldK | %s | %.1f | %.0f%% |", (long long)(L4[i] / 1024),
              c ? "clustered" : "uniform", g, 100 * g / (peak * nthreads));
       if (tiles) {
-        double g16 = sparse_attention_gflops_hk(L4[i], tiles, false, c, 4, &tps, &kvb);
+        double g16 = sparse_attention_gflops_hk(L4[i], tiles, false, c, 4, false, &tps, &kvb);
+        printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
+      } else {
+        printf(" - | - |\n");
+      }
+      fflush(stdout);
+    }
+  }
+  SECTION("joint") {
+  printf("\n### HSA sparse attention with the joint merge (one softmax over the 8 selected "
+         "chunks' rows; S 64, K 8, d 64, G 16), %d thread(s): f32, and bf16 on %s\n\n"
+         "| context L | selections | f32 GFLOP/s | bf16 GFLOP/s | bf16 / f32 |\n"
+         "|---|---|---|---|---|\n", nthreads, tn);
+  static const int64_t LJ[] = {4096, 65536};
+  for (int i = 0; i < 2; i++)
+    for (int c = 0; c < 2; c++) {
+      double tps, kvb;
+      double g = sparse_attention_gflops_hk(LJ[i], CG_BF16_OFF, false, c, 1, true, &tps, &kvb);
+      printf("| %lldK | %s | %.1f |", (long long)(LJ[i] / 1024), c ? "clustered" : "uniform", g);
+      if (tiles) {
+        double g16 = sparse_attention_gflops_hk(LJ[i], tiles, false, c, 1, true, &tps, &kvb);
         printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
       } else {
         printf(" - | - |\n");

@@ -408,7 +408,7 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     }
     if (lin) p->n16[k->wtype]++;
     if (op->code == IR_CHUNK_ATTENTION && cg_bf16_tiles(p->bf16) && !ov->stream &&
-        cg_chunk_attention_amx(op)) {
+        (cg_chunk_attention_amx(op) || cg_chunk_attention_joint_amx(op))) {
       req.bf16 = p->bf16;
       p->ntile_attention++;
     }

@@ -42,7 +42,8 @@ static bool ref_run(void *state, rt_exec *x, const ir_op *op) {
   const ref_prog *p = state;
   if (p && p->bf16 && !rt_val_of(x, op->out[0])->stream) {
     if (op->code == IR_LINEAR) return rt_op_linear_bf16(x, op);
-    if (cg_bf16_tiles(p->bf16) && cg_chunk_attention_amx(op))
+    if (cg_bf16_tiles(p->bf16) &&
+        (cg_chunk_attention_amx(op) || cg_chunk_attention_joint_amx(op)))
       return rt_op_chunk_attention_bf16(x, op);
     if (cg_bf16_tiles(p->bf16) && cg_attention_amx(op)) return rt_op_attention_bf16(x, op);
     if (cg_bf16_tiles(p->bf16) && cg_landmark_attention_amx(op))

@@ -572,9 +572,10 @@ static void softmax_n(double *s, int64_t n, int n_plus) {
  * exact products summed in double; then p_j = exp(s_j - max) rounded to
  * bf16 weighs V, and the sum divides by the sum of the unrounded p_j (as
  * flash attention does). */
-/* The weights of scores s[0..n): the softmax (f32 attention; returns 1),
- * or (bf16) exp(s - max) unnormalized, returning their sum. */
-static double attention_weights(double *s, int64_t n, bool bf16) {
+/* The weights of scores s[0..n) (n >= 1): the softmax (f32 attention;
+ * returns 1), or (bf16) exp(s - max) unnormalized, returning their sum
+ * (and the maximum in *max where given). */
+static double attention_weights(double *s, int64_t n, bool bf16, double *max) {
   if (!bf16) {
     softmax_n(s, n, 0);
     return 1;
@@ -582,6 +583,7 @@ static double attention_weights(double *s, int64_t n, bool bf16) {
   double m = s[0], total = 0;
   for (int64_t j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
   for (int64_t j = 0; j < n; j++) total += s[j] = exp(s[j] - m);
+  if (max) *max = m;
   return total;
 }
 
@@ -619,7 +621,7 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
           s[j] = bf16 ? sum : dot(qr + h * d, kr + kh * d, d) * scale;
         }
         if (!ok) break;
-        double total = attention_weights(s, n, bf16);
+        double total = attention_weights(s, n, bf16, NULL);
         for (int64_t e = 0; e < d; e++) acc[e] = 0;
         for (int64_t j = 0; j < n; j++) {
           const float *vr = rt_row(x, v, lo + j, 2);
@@ -653,7 +655,7 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
             for (int64_t e = 0; bf16 && e < d; e++) sum += qs[e] * rb(kj[e]);
             s[j] = j >= n ? NEG_INF : bf16 ? sum : dot(qh, kj, d) * scale;
           }
-          double total = attention_weights(s, n, bf16);
+          double total = attention_weights(s, n, bf16, NULL);
           float *o = out + (i * Hq + h) * d;
           for (int64_t e = 0; e < d; e++) {
             double acc = 0;
@@ -736,18 +738,33 @@ static bool chunk_attention(rt_exec *x, const ir_op *op, bool bf16) {
           if (sel[k] < 0) continue;
           const float *kr = rt_row(x, K, sel[k], 3);
           if (!kr) { ok = false; break; }
-          for (int64_t j = 0; j < P; j++)
-            s[n++] = dot(qr + h * d, kr + (j * Hk + kh) * d, d) * scale;
+          for (int64_t j = 0; j < P; j++) {
+            const float *kj = kr + (j * Hk + kh) * d;
+            double acc = 0;
+            for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kj[e]);
+            s[n++] = bf16 ? acc : dot(qr + h * d, kj, d) * scale;
+          }
         }
         if (!ok) break;
-        softmax_n(s, n, n_plus);
+        /* bf16: p = exp(s - max) rounded, the sum of the unrounded ones
+         * plus n exp(-max) dividing (as the tile kernel) */
+        double total = 1, m = 0;
+        if (bf16 && n > 0) {
+          total = attention_weights(s, n, true, &m);
+          total += n_plus * exp(-m);
+        } else {
+          softmax_n(s, n, n_plus);
+        }
         n = 0;
         for (int64_t k = 0; ok && k < Ksel; k++) {
           if (sel[k] < 0) continue;
           const float *vr = rt_row(x, V, sel[k], 1);
           if (!vr) { ok = false; break; }
           for (int64_t j = 0; j < P; j++, n++)
-            for (int64_t e = 0; e < d; e++) o[e] += s[n] * vr[(j * Hk + kh) * d + e];
+            for (int64_t e = 0; e < d; e++) {
+              double vj = vr[(j * Hk + kh) * d + e];
+              o[e] += bf16 ? rb((float)s[n]) * rb((float)vj) / total : s[n] * vj;
+            }
         }
       }
       for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)o[e];
@@ -897,7 +914,7 @@ static bool joint_attend(rt_exec *x, const ir_value *k, const ir_value *v, const
     for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kr[kh * d + e]);
     s[j] = bf16 ? acc : dot(qh, kr + kh * d, d) * scale;
   }
-  double total = attention_weights(s, n, bf16);
+  double total = attention_weights(s, n, bf16, NULL);
   for (int64_t e = 0; e < d; e++) o[e] = 0;
   for (int64_t j = 0; j < n; j++) {
     const float *vr = rt_row(x, v, pos[j], 2);

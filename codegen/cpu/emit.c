@@ -4728,7 +4728,8 @@ typedef struct jt_ctx {
   V tb, te, hq0, kcol, sc;
   V acc; /* with to_acc: the units' rows */
   bool to_acc;
-  int64_t G, S, B, d, W;
+  bool chunks; /* K and V views whose rows are chunks of B rows, Hk d apart (complete) */
+  int64_t G, S, B, d, W, Hk;
   V ix, ix0, pl, mu, lu, kb16, vp, sT, pb, mv, qg, oG; /* scratch; mv: 32 floats */
 } jt_ctx;
 
@@ -4763,9 +4764,18 @@ static void jt_run(em *e, const jt_ctx *c) {
     /* the block's rows in bf16; in a block the token block is still
      * filling, those past its end zero */
     V bk = MULI(b->idx, ci(e, B)), kend = MINI(ADDI(bk, ci(e, B)), c->te), nk = SUBI(kend, bk);
-    win_rows16(e, c->K, false, bk, kend, bk, c->kcol, d, c->kb16);
-    zero_rows16(e, c->kb16, nk, ci(e, B), d);
-    if (pass) {
+    if (c->chunks) {
+      /* a chunk of the chunk memory: complete, its rows in one view row */
+      amx_chunk_rows(e, gep(e, rowp(e, c->K, b->idx), c->kcol), false, 0, B, d, c->Hk, d,
+                     c->kb16, NULL, NULL);
+      if (pass)
+        amx_chunk_rows(e, gep(e, rowp(e, c->Vv, b->idx), c->kcol), false, 1, B, d, c->Hk, d,
+                       c->vp, NULL, NULL);
+    } else {
+      win_rows16(e, c->K, false, bk, kend, bk, c->kcol, d, c->kb16);
+      zero_rows16(e, c->kb16, nk, ci(e, B), d);
+    }
+    if (pass && !c->chunks) {
       V nfull = DIVI(nk, ci(e, 2));
       seq_pairs16(e, c->Vv, bk, nfull, c->kcol, d, c->vp);
       zero_rows16(e, c->vp, nfull, ci(e, B / 2), 2 * d);
@@ -4819,6 +4829,95 @@ static void jt_run(em *e, const jt_ctx *c) {
   }
 }
 
+/* A unit's engine state before jt_run: its maximum -inf, its sum 0, its
+ * row (d floats at row) 0. */
+static void jt_unit_start(em *e, const jt_ctx *c, V unit, V row) {
+  sts(e, cf(e, -INFINITY), c->mu, unit);
+  sts(e, cf(e, 0), c->lu, unit);
+  for (int64_t at = 0; at < c->d; at += 16) stv(e, cvf(e, 0), row, ci(e, at), NULL);
+}
+
+/* After jt_run into the output rows: each unit's row divided by its sum
+ * plus n_plus exp(-max) (0 for a unit with no key). */
+static void jt_finish(em *e, const jt_ctx *c, int n_plus) {
+  int64_t G = c->G, d = c->d;
+  V ta = for0(e, c->tb, c->te, 1);
+  V hh = for0(e, ci(e, 0), ci(e, G), 1);
+  V unit = ADDI(MULI(SUBI(ta, c->tb), ci(e, G)), hh);
+  V orow = gep(e, rowp(e, c->o, ta), MULI(ADDI(c->hq0, hh), ci(e, d)));
+  V l = lds(e, c->lu, unit);
+  if (n_plus) {
+    V negm = nv(e);
+    out(e, "  %s = arith.negf %s : f32\n", negm.s, lds(e, c->mu, unit).s);
+    l = FADD(l, FMUL(cf(e, n_plus), exp_s(e, negm)));
+  }
+  V inv = splat(e, sel(e, cmpf(e, "ogt", l, cf(e, 0), "f32"), FDIV(cf(e, 1.0), l), cf(e, 0),
+                       "f32"));
+  for (int64_t at = 0; at < d; at += 16)
+    stv(e, VMUL(ldv(e, orow, ci(e, at), NULL), inv), orow, ci(e, at), NULL);
+  end0(e);
+  end0(e);
+}
+
+bool cg_chunk_attention_joint_amx(const ir_op *op) {
+  if (op->code != IR_CHUNK_ATTENTION) return false;
+  const ir_attr *m = ir_get_attr(op, "merge");
+  if (!m || strcmp(m->s, "joint")) return false;
+  int64_t Hq = DIMN(op->in[0], 1), d = DIMN(op->in[0], 2), P = DIMN(op->in[1], 1);
+  int64_t Hk = DIMN(op->in[1], 2);
+  return Hk > 0 && Hq % Hk == 0 && d % 32 == 0 && d <= 256 && P % 32 == 0 &&
+         P / 16 * (d / 32) <= 128;
+}
+
+/* HSA's sparse attention with the joint merge (one softmax(+n) over the
+ * rows of every selected chunk; the weights only select) under bf16 math
+ * on AMX or AVX512-BF16 (cg_chunk_attention_joint_amx), by blocks of
+ * CG_ATTN_TB tokens and KV head: every (token, query head) of the block,
+ * a unit, lists its token's selected chunks (the group's heads share
+ * them), its maximum starts at -inf, its sum at 0 and its output row at
+ * 0; the joint-softmax engine (jt_run, chunk rows read from the chunk
+ * memory's pages) adds O = P V to the row, which is then divided by the
+ * sum plus n exp(-max) (0 for a token with no chunk).  Scratch: the
+ * engine's. */
+static void k_chunk_attention_joint_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
+  const ir_op *op = q->op;
+  const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
+  int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2), G = Hq / Hk;
+  int64_t Gi = DIMN(iv, 1), Ks = DIMN(iv, 2), NU = CG_ATTN_TB * G;
+  int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  info->split = CG_SPLIT_HEADS;
+  info->nsplit = Hk;
+  view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3);
+  V scr = scratch64(e);
+  blk_pairs b;
+  jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .S = Ks, .B = P,
+              .d = d, .Hk = Hk, .chunks = true, .sc = splat(e, cf(e, 1.0 / sqrt((double)d)))};
+  info->scratch_fixed = jt_scratch(e, &c, scr, 0, NU * Ks, NU) + 16;
+  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix);
+  b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
+  b.g = ci(e, 0);
+  V tb = b.tb, te = b.te;
+  V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);
+  V hq0 = MULI(kh, ci(e, G)), g = Gi == 1 ? ci(e, 0) : kh;
+  c.tb = tb, c.te = te, c.hq0 = hq0, c.kcol = MULI(kh, ci(e, d));
+  {
+    V ta = for0(e, tb, te, 1);
+    V ir = rowp(e, &I, ta);
+    V hh = for0(e, ci(e, 0), ci(e, G), 1);
+    V unit = ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh);
+    V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+    sti(e, ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), k)), c.ix0, ADDI(MULI(unit, ci(e, Ks)), k));
+    end0(e);
+    jt_unit_start(e, &c, unit, gep(e, rowp(e, &o, ta), MULI(ADDI(hq0, hh), ci(e, d))));
+    end0(e);
+    end0(e);
+  }
+  jt_run(e, &c);
+  jt_finish(e, &c, n_plus);
+  end0(e); /* kv heads */
+  end0(e); /* blocks of tokens */
+}
+
 /* MoBA under bf16 math on AMX or AVX512-BF16 (cg_moba_amx), by blocks of
  * CG_ATTN_TB tokens and KV head: every (token, query head) of the block,
  * a unit, picks its blocks as the f32 kernel does (the top-k past blocks
@@ -4846,7 +4945,6 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   V mk = gepc(e, scr, mk_at);
   info->scratch_fixed = mk_at + 16;
   info->scratch_per_t1 = (Hk * d + B - 1) / B;
-  V z = cvf(e, 0);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   /* the mean keys of blocks [0, (r1 - 1) / B) for KV heads [n0, n1) */
   {
@@ -4887,24 +4985,12 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     sti(e, ldi(e, idx, k), c.ix0, ADDI(base, k));
     end0(e);
     sti(e, b0, c.ix0, ADDI(base, ci(e, Ks)));
-    sts(e, cf(e, -INFINITY), c.mu, unit);
-    sts(e, cf(e, 0), c.lu, unit);
-    for (int64_t at = 0; at < d; at += 16) stv(e, z, orow, ci(e, at), NULL);
+    jt_unit_start(e, &c, unit, orow);
     end0(e);
     end0(e);
   }
   jt_run(e, &c);
-  /* every unit's output row divided by its sum */
-  {
-    V ta = for0(e, tb, te, 1);
-    V hh = for0(e, ci(e, 0), ci(e, G), 1);
-    V orow = gep(e, rowp(e, &o, ta), MULI(ADDI(hq0, hh), ci(e, d)));
-    V inv = splat(e, FDIV(cf(e, 1.0), lds(e, c.lu, ADDI(MULI(SUBI(ta, tb), ci(e, G)), hh))));
-    for (int64_t at = 0; at < d; at += 16)
-      stv(e, VMUL(ldv(e, orow, ci(e, at), NULL), inv), orow, ci(e, at), NULL);
-    end0(e);
-    end0(e);
-  }
+  jt_finish(e, &c, 0);
   end0(e); /* kv heads */
   end0(e); /* blocks of tokens */
 }
@@ -5228,7 +5314,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
                   .init = ir_attr_i(op, "init_blocks", 0),
                   .local = ir_attr_i(op, "local_blocks", 0), .KC = &KC, .pbuf = pbuf,
                   .imp = imp, .sel_ = sel_};
-  V z = cvf(e, 0), ninf = cf(e, -INFINITY);
+  V z = cvf(e, 0);
   int n = nvecs(e, d);
   bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix);
   b.g = ci(e, 0);
@@ -5256,10 +5342,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     sti(e, sel(e, cmpi(e, "slt", k, ns), ldi(e, sel_, k), ci(e, -1), "i64"), c.ix0,
         ADDI(MULI(unit, ci(e, Ks)), k));
     end0(e);
-    sts(e, ninf, c.mu, unit);
-    sts(e, cf(e, 0), c.lu, unit);
-    V arow = gep(e, c.acc, MULI(unit, ci(e, d)));
-    for (int64_t at = 0; at < d; at += 16) stv(e, z, arow, ci(e, at), NULL);
+    jt_unit_start(e, &c, unit, gep(e, c.acc, MULI(unit, ci(e, d))));
     end0(e);
     end0(e);
   }
@@ -5289,9 +5372,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
       sti(e, sel(e, cmpi(e, "sle", blk, bh), blk, ci(e, -1), "i64"), c.ix0,
           ADDI(MULI(unit, ci(e, Sw)), k));
       end0(e);
-      sts(e, ninf, c.mu, unit);
-      sts(e, cf(e, 0), c.lu, unit);
-      for (int64_t at = 0; at < d; at += 16) stv(e, z, arow, ci(e, at), NULL);
+      jt_unit_start(e, &c, unit, arow);
     }
     end0(e);
     end0(e);
@@ -5522,6 +5603,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
        * are enough of them to fill a good part of a vector */
       if (cg_bf16_tiles(req->bf16) && cg_chunk_attention_amx(op) && e.vl == 16)
         k_chunk_attention_amx(&e, req, info);
+      else if (cg_bf16_tiles(req->bf16) && cg_chunk_attention_joint_amx(op) && e.vl == 16)
+        k_chunk_attention_joint_amx(&e, req, info);
       else if (cg_chunk_attention_packed(op))
         k_chunk_attention_packed(&e, req, info);
       else k_chunk_attention(&e, req, info);

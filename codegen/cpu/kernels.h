@@ -177,6 +177,15 @@ static inline bool cg_bf16_tiles(int bf16) {
  * does the same: rt_op_chunk_attention_bf16). */
 bool cg_chunk_attention_amx(const ir_op *op);
 
+/* Whether a chunk_attention op with the joint merge has the tile kernel
+ * under bf16 math (on AMX, or as dot products): head width and chunk
+ * size multiples of 32.  Its q (scaled), K and V are then rounded to bf16
+ * and so are its probabilities exp(s - max) over every selected chunk's
+ * rows, with f32 sums, the sum (plus n exp(-max) for softmax_plus n)
+ * dividing at the end (the reference does the same:
+ * rt_op_chunk_attention_bf16).  The chunk memory's pages stay f32 for it. */
+bool cg_chunk_attention_joint_amx(const ir_op *op);
+
 /* Whether an attention op has the tile kernel under bf16 math (on AMX, or
  * as dot products: cg_bf16_tiles): causal sliding-window attention over
  * the sequence (rank 3, window > 0) with G query heads per KV head, G a

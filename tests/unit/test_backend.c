@@ -1139,12 +1139,27 @@ static void test_sparse_attention_bf16(void) {
     ir_value *ca, *in[5];
     sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, &ca, in);
     CU_ASSERT(cg_chunk_attention_amx(ca->def));
-    tg_run(&t, ca, L);
+    /* the joint merge (one softmax over every selected chunk's rows), with
+     * softmax_plus 1 on every other shape */
+    ir_value *cj = NULL;
+    if (hi < 4) {
+      cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
+                 (ir_attr[]){iattr("softmax_plus", (int64_t)(hi & 1)),
+                             ir_str_attr("merge", "joint")}, 0);
+      CU_ASSERT(cg_chunk_attention_joint_amx(cj->def));
+    }
+    tg_run(&t, cj ? tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0) : ca, L);
     char what[96];
     snprintf(what, sizeof what, "bf16 chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
              (long long)Hk, (long long)d);
     check_bf16_tol(&t, ca, L, 37, what, TOL_BF16_ATTN);
     check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
+    if (cj) {
+      snprintf(what, sizeof what, "bf16 chunk_attention, joint merge, Hq %lld Hk %lld d %lld",
+               (long long)Hq, (long long)Hk, (long long)d);
+      check_bf16_tol(&t, cj, L, 37, what, TOL_BF16_ATTN);
+      check_bf16_tol(&t, cj, L, 1, what, TOL_BF16_ATTN);
+    }
     tg_free(&t);
     pool_used = mark;
   }
