@@ -904,6 +904,8 @@ static bool joint_attend(rt_exec *x, const ir_value *k, const ir_value *v, const
                          double *o, bool bf16) {
   double *s = dbuf_get(sb, (size_t)(n > 0 ? n : 1));
   if (!s) return fail(x, "out of memory");
+  for (int64_t e = 0; n == 0 && e < d; e++) o[e] = 0; /* no key: 0, as the kernels */
+  if (n == 0) return true;
   double scale = 1.0 / sqrt((double)d), qs[512]; /* the rounded, scaled query (bf16) */
   if (bf16 && d > 512) return fail(x, "head width above 512 is not supported");
   for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);

@@ -4800,11 +4800,15 @@ static void jt_run(em *e, const jt_ctx *c) {
       if (c->W) sts(e, f32_of(e, SUBI(rel, ci(e, c->W - 1))), mv2, ci(e, r));
     }
     units_scores(e, c->q, &g, c->sc, c->qg, c->kb16, c->sT, B, d);
-    if (!c->W) if0(e, cmpi(e, "sgt", ADDI(bk, ci(e, B)), c->tb));
-    mask_edges(e, c->sT, 16, ci(e, 0), ci(e, B), ci(e, 0), ci(e, 0),
-               c->W ? ldv(e, mv2, ci(e, 0), NULL) : splat(e, cf(e, -1.0)),
-               ldv(e, mv, ci(e, 0), NULL));
-    if (!c->W) out(e, "  }\n");
+    /* (a chunk of the chunk memory is complete and every row of it
+     * counts: its rows are not token positions, no mask) */
+    if (!c->chunks) {
+      if (!c->W) if0(e, cmpi(e, "sgt", ADDI(bk, ci(e, B)), c->tb));
+      mask_edges(e, c->sT, 16, ci(e, 0), ci(e, B), ci(e, 0), ci(e, 0),
+                 c->W ? ldv(e, mv2, ci(e, 0), NULL) : splat(e, cf(e, -1.0)),
+                 ldv(e, mv, ci(e, 0), NULL));
+      if (!c->W) out(e, "  }\n");
+    }
     if (!pass) {
       stv(e, max_rows(e, c->sT, 16, ci(e, B)), mv, ci(e, 0), NULL);
       for (int r = 0; r < 16; r++) {

@@ -651,8 +651,8 @@ static ir_value *window_graph(tg *t, int64_t L, int64_t Hq, int64_t Hk, int64_t 
 }
 
 static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
-                         int64_t Hk, int64_t d, int n_plus, bool bf16w, ir_value **ca,
-                         ir_value *in[5]);
+                         int64_t Hk, int64_t d, int n_plus, bool bf16w, bool extra_row,
+                         ir_value **ca, ir_value *in[5]);
 
 /* The tensor-core attention over the sequence (attention_mma: the query
  * heads of a KV head as the rows of mma tiles, keys in blocks of 64) at
@@ -689,7 +689,7 @@ static void test_attention_mma(void) {
     tg t;
     tg_init(&t);
     ir_value *ca, *in[5];
-    sparse_graph(&t, 70, S, 12, 3, Hq, Hk, d, (int)gi, false, &ca, in);
+    sparse_graph(&t, 70, S, 12, 3, Hq, Hk, d, (int)gi, false, false, &ca, in);
     ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
                          (ir_attr[]){iattr("softmax_plus", 1 - (int64_t)gi),
                                      ir_str_attr("merge", "joint")}, 0);
@@ -987,12 +987,18 @@ static void test_softmax_decay(void) {
  * heads; the weighted chunk_attention (softmax_plus n_plus) in *ca, its
  * inputs in in[5]. */
 static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
-                         int64_t Hk, int64_t d, int n_plus, bool bf16w, ir_value **ca,
-                         ir_value *in[5]) {
+                         int64_t Hk, int64_t d, int n_plus, bool bf16w, bool extra_row,
+                         ir_value **ca, ir_value *in[5]) {
   ir_attr cs = iattr("size", S);
   ir_value *h = tg_rows(t, "h", L, D, rnd((size_t)(L * D), 1));
   ir_value *c = tg_op(t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
   ir_value *lr = tg_op(t, IR_ROW, 1, (ir_value *[]){c}, 1, (ir_attr[]){iattr("row", 1)}, 0);
+  /* extra_row: chunk rows of S + 1 rows (a row appended, as `landmark =
+   * token` keeps one), so that a chunk's rows are not token positions */
+  if (extra_row)
+    c = tg_op(t, IR_APPEND_ROW, 2,
+              (ir_value *[]){c, tg_weight(t, "xrow", 1, (int64_t[]){D}, rnd((size_t)D, 1))}, 0,
+              NULL, 0);
   ir_value *q = tg_heads(t, "qr", L, Hk, Hk * D, rnd((size_t)(L * Hk * D), 1));
   ir_value *sc = tg_op(t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lr}, 3,
                        (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
@@ -1063,7 +1069,7 @@ static void test_sparse_attention_packed(void) {
     tg t;
     tg_init(&t);
     ir_value *ca, *in[5];
-    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), false, &ca, in);
+    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), false, false, &ca, in);
     /* the joint merge, for the tensor-core kernel */
     ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
                          (ir_attr[]){iattr("softmax_plus", (int64_t)((hi + 1) & 1)),
@@ -1100,7 +1106,7 @@ static void test_sparse_attention_packed(void) {
     tg t;
     tg_init(&t);
     ir_value *ca, *in[5];
-    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, &ca, in);
+    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, false, &ca, in);
     CU_ASSERT(cg_chunk_attention_pages16(ca->def, CG_BF16_OFF));
     tg_run(&t, ca, L);
     static const char *const cpus[] = {"host", "haswell"};
@@ -1137,29 +1143,41 @@ static void test_sparse_attention_bf16(void) {
     tg t;
     tg_init(&t);
     ir_value *ca, *in[5];
-    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, &ca, in);
+    sparse_graph(&t, L, S, D, K, Hq, Hk, d, (int)(hi & 1), true, false, &ca, in);
     CU_ASSERT(cg_chunk_attention_amx(ca->def));
-    /* the joint merge (one softmax over every selected chunk's rows), with
-     * softmax_plus 1 on every other shape */
-    ir_value *cj = NULL;
-    if (hi < 4) {
-      cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
-                 (ir_attr[]){iattr("softmax_plus", (int64_t)(hi & 1)),
-                             ir_str_attr("merge", "joint")}, 0);
-      CU_ASSERT(cg_chunk_attention_joint_amx(cj->def));
-    }
-    tg_run(&t, cj ? tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0) : ca, L);
+    tg_run(&t, ca, L);
     char what[96];
     snprintf(what, sizeof what, "bf16 chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
              (long long)Hk, (long long)d);
     check_bf16_tol(&t, ca, L, 37, what, TOL_BF16_ATTN);
     check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
-    if (cj) {
-      snprintf(what, sizeof what, "bf16 chunk_attention, joint merge, Hq %lld Hk %lld d %lld",
-               (long long)Hq, (long long)Hk, (long long)d);
-      check_bf16_tol(&t, cj, L, 37, what, TOL_BF16_ATTN);
-      check_bf16_tol(&t, cj, L, 1, what, TOL_BF16_ATTN);
-    }
+    tg_free(&t);
+    pool_used = mark;
+  }
+  /* the joint merge (one softmax over every selected chunk's rows; its
+   * pages stay f32, holding the bf16 store's values), with softmax_plus 1
+   * on every other shape; the second with chunk rows of 32 over chunks of
+   * 31 tokens (a row appended), where a chunk's rows are not its tokens'
+   * positions.  (A graph of its own: beside the weighted op above, the
+   * joint reader would keep that op's pages f32 too.) */
+  for (size_t hi = 0; hi < 4; hi++) {
+    int64_t Hq = heads[hi][0], Hk = heads[hi][1], d = heads[hi][2];
+    bool xr = hi == 1;
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, L, xr ? S - 1 : S, D, K, Hq, Hk, d, 0, true, xr, &ca, in);
+    ir_value *cj = tg_op(&t, IR_CHUNK_ATTENTION, 5, in, 2,
+                         (ir_attr[]){iattr("softmax_plus", (int64_t)(hi & 1)),
+                                     ir_str_attr("merge", "joint")}, 0);
+    CU_ASSERT(cg_chunk_attention_joint_amx(cj->def));
+    tg_run(&t, tg_op(&t, IR_ADD, 2, (ir_value *[]){ca, cj}, 0, NULL, 0), L);
+    char what[112];
+    snprintf(what, sizeof what,
+             "bf16 chunk_attention, joint merge, Hq %lld Hk %lld d %lld, chunks of %lld",
+             (long long)Hq, (long long)Hk, (long long)d, (long long)(xr ? S - 1 : S));
+    check_bf16_tol(&t, cj, L, 37, what, TOL_BF16_ATTN);
+    check_bf16_tol(&t, cj, L, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
