@@ -572,6 +572,27 @@ static void softmax_n(double *s, int64_t n, int n_plus) {
  * exact products summed in double; then p_j = exp(s_j - max) rounded to
  * bf16 weighs V, and the sum divides by the sum of the unrounded p_j (as
  * flash attention does). */
+/* Under bf16 math the attentions with tile kernels round q * scale to
+ * bf16 once per query head (qs), as their query operands do. */
+static void round_query(double *qs, const float *qh, int64_t d, double scale, bool bf16) {
+  for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
+}
+
+/* The score q . k * scale: the plain dot product in f32 attention; under
+ * bf16 math (round_query's qs) the rounded query times k rounded to bf16,
+ * the exact products summed in double. */
+static double key_score(const double *qs, const float *qh, const float *kj, int64_t d,
+                        double scale, bool bf16) {
+  if (!bf16) return dot(qh, kj, d) * scale;
+  double acc = 0;
+  for (int64_t e = 0; e < d; e++) acc += qs[e] * rb(kj[e]);
+  return acc;
+}
+
+/* A value element as the tile kernels read it: rounded to bf16 under
+ * bf16 math. */
+static double value_of(float v, bool bf16) { return bf16 ? rb(v) : v; }
+
 /* The weights of scores s[0..n) (n >= 1): the softmax (f32 attention;
  * returns 1), or (bf16) exp(s - max) unnormalized, returning their sum
  * (and the maximum in *max where given). */
@@ -612,13 +633,11 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
         int64_t kh = h / grp;
         double qs[512], acc[512]; /* the rounded, scaled query (bf16); the output */
         if (d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
-        for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qr[h * d + e] * (float)scale);
+        round_query(qs, qr + h * d, d, scale, bf16);
         for (int64_t j = 0; j < n; j++) {
           const float *kr = rt_row(x, k, lo + j, 1);
           if (!kr) { ok = false; break; }
-          double sum = 0;
-          for (int64_t e = 0; bf16 && e < d; e++) sum += qs[e] * rb(kr[kh * d + e]);
-          s[j] = bf16 ? sum : dot(qr + h * d, kr + kh * d, d) * scale;
+          s[j] = key_score(qs, qr + h * d, kr + kh * d, d, scale, bf16);
         }
         if (!ok) break;
         double total = attention_weights(s, n, bf16, NULL);
@@ -627,8 +646,7 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
           const float *vr = rt_row(x, v, lo + j, 2);
           if (!vr) { ok = false; break; }
           double pj = bf16 ? rb((float)s[j]) : s[j];
-          for (int64_t e = 0; e < d; e++)
-            acc[e] += pj * (bf16 ? rb(vr[kh * d + e]) : vr[kh * d + e]);
+          for (int64_t e = 0; e < d; e++) acc[e] += pj * value_of(vr[kh * d + e], bf16);
         }
         for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)(acc[e] / total);
       }
@@ -648,20 +666,16 @@ static bool attention(rt_exec *x, const ir_op *op, bool bf16) {
           const float *qh = qr + (i * Hq + h) * d;
           double qs[512]; /* the rounded, scaled query (bf16) */
           if (bf16 && d > 512) { ok = fail(x, "head width above 512 is not supported"); break; }
-          for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
-          for (int64_t j = 0; j < P; j++) {
-            const float *kj = kr + (j * Hk + kh) * d;
-            double sum = 0;
-            for (int64_t e = 0; bf16 && e < d; e++) sum += qs[e] * rb(kj[e]);
-            s[j] = j >= n ? NEG_INF : bf16 ? sum : dot(qh, kj, d) * scale;
-          }
+          round_query(qs, qh, d, scale, bf16);
+          for (int64_t j = 0; j < P; j++)
+            s[j] = j >= n ? NEG_INF : key_score(qs, qh, kr + (j * Hk + kh) * d, d, scale, bf16);
           double total = attention_weights(s, n, bf16, NULL);
           float *o = out + (i * Hq + h) * d;
           for (int64_t e = 0; e < d; e++) {
             double acc = 0;
             for (int64_t j = 0; j < n; j++) {
-              double pj = bf16 ? rb((float)s[j]) : s[j], vj = vr[(j * Hk + kh) * d + e];
-              acc += pj * (bf16 ? rb((float)vj) : vj);
+              double pj = bf16 ? rb((float)s[j]) : s[j];
+              acc += pj * value_of(vr[(j * Hk + kh) * d + e], bf16);
             }
             o[e] = (float)(acc / total);
           }
@@ -708,18 +722,14 @@ static bool chunk_attention(rt_exec *x, const ir_op *op, bool bf16) {
       if (!o) { ok = fail(x, "head width above 512 is not supported"); break; }
       for (int64_t e = 0; e < d; e++) o[e] = 0;
       int32_t *sel = (int32_t *)(ir + g * Ksel); /* the slots, as written by topk */
-      for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qr[h * d + e] * (float)scale);
+      round_query(qs, qr + h * d, d, scale, bf16);
       if (!joint) {
         for (int64_t k = 0; ok && k < Ksel; k++) {
           if (sel[k] < 0) continue;
           const float *kr = rt_row(x, K, sel[k], 3), *vr = rt_row(x, V, sel[k], 1);
           if (!kr || !vr) { ok = false; break; }
-          for (int64_t j = 0; j < P; j++) {
-            const float *kj = kr + (j * Hk + kh) * d;
-            double acc = 0;
-            for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kj[e]);
-            s[j] = bf16 ? acc : dot(qr + h * d, kj, d) * scale;
-          }
+          for (int64_t j = 0; j < P; j++)
+            s[j] = key_score(qs, qr + h * d, kr + (j * Hk + kh) * d, d, scale, bf16);
           softmax_n(s, P, n_plus);
           double wk = wr[g * Ksel + k];
           for (int64_t j = 0; j < P; j++) {
@@ -738,12 +748,8 @@ static bool chunk_attention(rt_exec *x, const ir_op *op, bool bf16) {
           if (sel[k] < 0) continue;
           const float *kr = rt_row(x, K, sel[k], 3);
           if (!kr) { ok = false; break; }
-          for (int64_t j = 0; j < P; j++) {
-            const float *kj = kr + (j * Hk + kh) * d;
-            double acc = 0;
-            for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kj[e]);
-            s[n++] = bf16 ? acc : dot(qr + h * d, kj, d) * scale;
-          }
+          for (int64_t j = 0; j < P; j++)
+            s[n++] = key_score(qs, qr + h * d, kr + (j * Hk + kh) * d, d, scale, bf16);
         }
         if (!ok) break;
         /* bf16: p = exp(s - max) rounded, the sum of the unrounded ones
@@ -762,8 +768,8 @@ static bool chunk_attention(rt_exec *x, const ir_op *op, bool bf16) {
           if (!vr) { ok = false; break; }
           for (int64_t j = 0; j < P; j++, n++)
             for (int64_t e = 0; e < d; e++) {
-              double vj = vr[(j * Hk + kh) * d + e];
-              o[e] += bf16 ? rb((float)s[n]) * rb((float)vj) / total : s[n] * vj;
+              double vj = value_of(vr[(j * Hk + kh) * d + e], bf16);
+              o[e] += bf16 ? rb((float)s[n]) * vj / total : s[n] * vj;
             }
         }
       }
@@ -856,16 +862,14 @@ static bool landmark_attention(rt_exec *x, const ir_op *op, bool bf16) {
         for (int64_t e = 0; e < d; e++) o[e] += p * vr[kh * d + e];
       }
       double qs[512]; /* the rounded, scaled query (bf16) */
-      for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
+      round_query(qs, qh, d, scale, bf16);
       for (int64_t i = 0; ok && i < ns; i++) {
         int64_t b = sel[i];
         double pb = exp(ls[b] - m) / Z;
         for (int64_t j = 0; j < B; j++) {
           const float *kr = rt_row(x, k, b * B + j, 1);
           if (!kr) { ok = false; break; }
-          double acc = 0;
-          for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kr[kh * d + e]);
-          in[j] = bf16 ? acc : dot(qh, kr + kh * d, d) * scale;
+          in[j] = key_score(qs, qh, kr + kh * d, d, scale, bf16);
         }
         if (!ok) break;
         softmax_n(in, B, 0);
@@ -873,8 +877,7 @@ static bool landmark_attention(rt_exec *x, const ir_op *op, bool bf16) {
           const float *vr = rt_row(x, v, b * B + j, 2);
           if (!vr) { ok = false; break; }
           double pj = bf16 ? rb((float)(pb * in[j])) : pb * in[j];
-          for (int64_t e = 0; e < d; e++)
-            o[e] += pj * (bf16 ? rb(vr[kh * d + e]) : vr[kh * d + e]);
+          for (int64_t e = 0; e < d; e++) o[e] += pj * value_of(vr[kh * d + e], bf16);
         }
       }
       for (int64_t e = 0; e < d; e++) out[h * d + e] = (float)o[e];
@@ -908,13 +911,11 @@ static bool joint_attend(rt_exec *x, const ir_value *k, const ir_value *v, const
   if (n == 0) return true;
   double scale = 1.0 / sqrt((double)d), qs[512]; /* the rounded, scaled query (bf16) */
   if (bf16 && d > 512) return fail(x, "head width above 512 is not supported");
-  for (int64_t e = 0; bf16 && e < d; e++) qs[e] = rb(qh[e] * (float)scale);
+  round_query(qs, qh, d, scale, bf16);
   for (int64_t j = 0; j < n; j++) {
     const float *kr = rt_row(x, k, pos[j], 1);
     if (!kr) return false;
-    double acc = 0;
-    for (int64_t e = 0; bf16 && e < d; e++) acc += qs[e] * rb(kr[kh * d + e]);
-    s[j] = bf16 ? acc : dot(qh, kr + kh * d, d) * scale;
+    s[j] = key_score(qs, qh, kr + kh * d, d, scale, bf16);
   }
   double total = attention_weights(s, n, bf16, NULL);
   for (int64_t e = 0; e < d; e++) o[e] = 0;
@@ -922,8 +923,7 @@ static bool joint_attend(rt_exec *x, const ir_value *k, const ir_value *v, const
     const float *vr = rt_row(x, v, pos[j], 2);
     if (!vr) return false;
     double pj = bf16 ? rb((float)s[j]) : s[j];
-    for (int64_t e = 0; e < d; e++)
-      o[e] += pj * (bf16 ? rb(vr[kh * d + e]) : vr[kh * d + e]);
+    for (int64_t e = 0; e < d; e++) o[e] += pj * value_of(vr[kh * d + e], bf16);
   }
   for (int64_t e = 0; e < d; e++) o[e] /= total;
   return true;
@@ -1028,11 +1028,10 @@ bool rt_op_nsa_compress(rt_exec *x, const ir_op *op) {
  *    selection; the first init_blocks and the last
  *    local_blocks (the own block included) are always taken, the rest by
  *    rank (ties: lower block) up to topk; one softmax over their keys <= t;
- *  - window: softmax over the last `window` keys. */
-/* NSA (hsac's form): compressed attention, the selected blocks and a
- * window, mixed by per-head gates; bf16 (cg_nsa_amx): the selected and
- * window branches as the tile kernel rounds them (joint_attend), the
- * compressed branch and the selection as in f32. */
+ *  - window: softmax over the last `window` keys.
+ * bf16 (cg_nsa_amx): the selected and window branches as the tile kernel
+ * rounds them (joint_attend), the compressed branch and the selection as
+ * in f32. */
 static bool nsa_attention(rt_exec *x, const ir_op *op, bool bf16) {
   const ir_value *q = IN(op, 0), *k = IN(op, 1), *v = IN(op, 2), *kc = IN(op, 3),
                  *vc = IN(op, 4), *gt = IN(op, 5);

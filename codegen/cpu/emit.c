@@ -4470,6 +4470,10 @@ static void k_moba(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   end0(e);
 }
 
+/* x floats rounded up to a 64-byte line: the block-sparse tile kernels'
+ * scratch areas each start on one. */
+#define AT16(x) (((x) + 15) / 16 * 16)
+
 /* 16 (token, query head) units of the block-sparse tile kernels (Landmark
  * Attention, MoBA) that chose one block: pairs u .. u + 15 of the pair
  * list pl (np in all; pair unit * S + slot), a missing last pair
@@ -4635,12 +4639,10 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   /* scratch in floats, each area on a 64-byte line */
-#define AT16(x) (((x) + 15) / 16 * 16)
   int64_t val_at = 0, idx_at = AT16(Ks), loc_at = idx_at + AT16(Ks), ix_at = loc_at + AT16(B),
           wt_at = ix_at + AT16(NP), pl_at = wt_at + AT16(NP), kb_at = pl_at + AT16(NP),
           vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2, pb_at = sT_at + (B + 3) * 16,
           wv_at = pb_at + B * 8, qg_at = wv_at + 16, oG_at = qg_at + d * 8;
-#undef AT16
   info->scratch_fixed = oG_at + 16 * d + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
        LK = INV(e, q, 3);
@@ -4736,13 +4738,11 @@ typedef struct jt_ctx {
 /* The engine's scratch after `at` floats (each area on a 64-byte line; NP
  * pairs, NU units); returns its end. */
 static int64_t jt_scratch(em *e, jt_ctx *c, V scr, int64_t at, int64_t NP, int64_t NU) {
-#define AT16(x) (((x) + 15) / 16 * 16)
   int64_t B = c->B, d = c->d;
   int64_t ix_at = AT16(at), ix0_at = ix_at + AT16(NP), pl_at = ix0_at + AT16(NP),
           mu_at = pl_at + AT16(NP), lu_at = mu_at + AT16(NU), kb_at = lu_at + AT16(NU),
           vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2, pb_at = sT_at + (B + 3) * 16,
           mv_at = pb_at + B * 8, qg_at = mv_at + 32, oG_at = qg_at + d * 8;
-#undef AT16
   c->ix = gepc(e, scr, ix_at), c->ix0 = gepc(e, scr, ix0_at), c->pl = gepc(e, scr, pl_at);
   c->mu = gepc(e, scr, mu_at), c->lu = gepc(e, scr, lu_at), c->kb16 = gepc(e, scr, kb_at);
   c->vp = gepc(e, scr, vp_at), c->sT = gepc(e, scr, sT_at), c->pb = gepc(e, scr, pb_at);
@@ -4793,16 +4793,16 @@ static void jt_run(em *e, const jt_ctx *c) {
     unit_group(e, &g, c->pl, np, u, c->S, c->G, c->tb, c->hq0, d, c->Q, c->o);
     if (c->to_acc)
       for (int r = 0; r < 16; r++) g.orow[r] = gep(e, c->acc, MULI(g.un[r], ci(e, d)));
-    /* column r's keys in the block: rows [ta - W + 1 - bk, ta - bk + 1) */
-    for (int r = 0; r < 16; r++) {
-      V rel = SUBI(g.ta[r], bk);
-      sts(e, f32_of(e, ADDI(rel, ci(e, 1))), mv, ci(e, r));
-      if (c->W) sts(e, f32_of(e, SUBI(rel, ci(e, c->W - 1))), mv2, ci(e, r));
-    }
     units_scores(e, c->q, &g, c->sc, c->qg, c->kb16, c->sT, B, d);
-    /* (a chunk of the chunk memory is complete and every row of it
+    /* column r's keys in the block: rows [ta - W + 1 - bk, ta - bk + 1);
+     * (a chunk of the chunk memory is complete and every row of it
      * counts: its rows are not token positions, no mask) */
     if (!c->chunks) {
+      for (int r = 0; r < 16; r++) {
+        V rel = SUBI(g.ta[r], bk);
+        sts(e, f32_of(e, ADDI(rel, ci(e, 1))), mv, ci(e, r));
+        if (c->W) sts(e, f32_of(e, SUBI(rel, ci(e, c->W - 1))), mv2, ci(e, r));
+      }
       if (!c->W) if0(e, cmpi(e, "sgt", ADDI(bk, ci(e, B)), c->tb));
       mask_edges(e, c->sT, 16, ci(e, 0), ci(e, B), ci(e, 0), ci(e, 0),
                  c->W ? ldv(e, mv2, ci(e, 0), NULL) : splat(e, cf(e, -1.0)),
@@ -4940,7 +4940,7 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   info->nsplit = Hk;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = scratch64(e);
-  int64_t idx_at = (Ks + 15) / 16 * 16;
+  int64_t idx_at = AT16(Ks);
   V val = scr, idx = gepc(e, scr, idx_at);
   blk_pairs b;
   jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .S = S, .B = B,
@@ -5305,7 +5305,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   blk_pairs b;
   jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .B = B, .d = d,
               .to_acc = true, .sc = splat(e, cf(e, 1.0 / sqrt((double)d)))};
-  int64_t acc_at = jt_scratch(e, &c, scr, (Ks + 15) / 16 * 16, NU * Smax, NU);
+  int64_t acc_at = jt_scratch(e, &c, scr, AT16(Ks), NU * Smax, NU);
   int64_t fixed = acc_at + NU * d + 16;
   info->scratch_fixed = fixed + 2 * (G + 1) + 16; /* + scratch64's alignment */
   info->scratch_per_t1 = G + 1;
