@@ -2631,19 +2631,53 @@ static void chunk_scores(em *e, bool pairs, V q, V kb, int64_t kst, V kc0, int64
 
 /* The chunk-major loops of the sparse-attention kernels: per block of
  * CG_ATTN_TB tokens [tb, te) and KV head, the block's selections copied
- * to ix (i32, pair (t - tb) * Ks + k; bp_copy_sel, inside a loop over the
- * block's tokens), then each distinct chunk idx once (bp_chunk_begin) and
- * in it every pair from pos on that selected it (bp_pair_begin: token t,
- * tt = t - tb, slot; the pair is marked done in ix). */
+ * to ix (i32, pair (t - tb) * Ks + k, or another numbering of up to NP
+ * pairs; bp_copy_sel, inside a loop over the block's tokens, or the
+ * kernel's own), then each distinct chunk idx once, in the order of its
+ * first pair (bp_chunk_begin), and in it every pair that selected it in
+ * ascending order (bp_list, or a loop with bp_pair_begin: token t, tt =
+ * t - tb, slot).  bp_chunk_begin first builds the block's schedule in
+ * scratch (bp_sched_size(NP) floats, at sch): a hash table from chunk to
+ * its distinct number gives each pair's number and each chunk's count
+ * (one pass over the pairs), and a counting sort lists the pairs grouped
+ * by chunk (a second).  Finding each chunk's pairs and the next chunks
+ * by scanning the block's pairs again per chunk, as the kernels did
+ * before, cost O(pairs) per chunk: with uniform selections (a chunk per
+ * pair) more than a third of the bf16 tile kernel's time at 4K tokens. */
 typedef struct blk_pairs {
-  int64_t Ks;
+  int64_t Ks, NP, HT;
   V tb, te, npair, g, ix;
-  V pos, idx;      /* bp_chunk_begin */
+  V hk, hd, did, cnt, st, fill, plist, ndist; /* the schedule (bp_schedule) */
+  V di, pos, idx;      /* bp_chunk_begin */
   V pos2, tt, t, slot; /* bp_pair_begin */
 } blk_pairs;
-static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix) {
+
+/* The hash table's size for NP pairs: a power of two, at least 2 NP. */
+static int64_t bp_table(int64_t NP) {
+  int64_t ht = 16;
+  while (ht < 2 * NP) ht *= 2;
+  return ht;
+}
+/* Scratch floats of the schedule of up to NP pairs (i32 arrays, each on
+ * a 64-byte line): the table's keys and numbers, then per pair its
+ * chunk's number, per chunk its count, first slot and fill slot, and the
+ * grouped pairs. */
+static int64_t bp_sched_size(int64_t NP) {
+  return 2 * bp_table(NP) + 5 * ((NP + 15) / 16 * 16);
+}
+static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP) {
   b->Ks = Ks;
   b->ix = ix;
+  b->NP = NP;
+  b->HT = bp_table(NP);
+  int64_t np16 = (NP + 15) / 16 * 16;
+  b->hk = sch;
+  b->hd = gepc(e, sch, b->HT);
+  b->did = gepc(e, sch, 2 * b->HT);
+  b->cnt = gepc(e, b->did, np16);
+  b->st = gepc(e, b->cnt, np16);
+  b->fill = gepc(e, b->st, np16);
+  b->plist = gepc(e, b->fill, np16);
   b->tb = for0(e, argi(e, CG_A_R0), r1, CG_ATTN_TB);
   b->te = MINI(ADDI(b->tb, ci(e, CG_ATTN_TB)), r1);
   b->npair = MULI(SUBI(b->te, b->tb), ci(e, Ks));
@@ -2655,62 +2689,113 @@ static void bp_copy_sel(em *e, blk_pairs *b, const view *I, V ta) {
       ADDI(MULI(SUBI(ta, b->tb), ci(e, b->Ks)), k));
   end0(e);
 }
-static void bp_chunk_begin(em *e, blk_pairs *b) {
-  b->pos = for0(e, ci(e, 0), b->npair, 1);
-  b->idx = ldi(e, b->ix, b->pos);
-  if0(e, cmpi(e, "sge", b->idx, ci(e, 0)));
+
+/* The block's schedule from ix[0, npair) (entries < 0: no chunk): the
+ * distinct chunks numbered in the order of their first pair (ndist of
+ * them), chunk i's cnt[i] pairs at plist[st[i] ...] in ascending order. */
+static void bp_schedule(em *e, blk_pairs *b) {
+  int64_t HT = b->HT;
+  int lg = 0;
+  while ((1ll << lg) < HT) lg++;
+  {
+    V h = for0(e, ci(e, 0), ci(e, HT), 1);
+    sti(e, ci(e, -1), b->hk, h);
+    end0(e);
+  }
+  /* pass 1: each pair's chunk number, the chunks' counts */
+  V z0 = ci(e, 0), r[1];
+  loop L;
+  loop_begin(e, &L, ci(e, 0), b->npair, ci(e, 1), 1, &z0, "i64");
+  V p = L.iv, nd = L.arg[0], c = ldi(e, b->ix, p);
+  if_begin(e, cmpi(e, "sge", c, ci(e, 0)), 1, "i64", r);
+  {
+    /* open addressing from a multiplicative hash, linear probing */
+    V hm = MULI(c, ci(e, (int64_t)0x9E3779B97F4A7C15ull)), h0 = nv(e);
+    out(e, "  %s = arith.shrui %s, %s : i64\n", h0.s, hm.s, ci(e, 64 - lg).s);
+    V hw = nv(e), ha = nv(e), hb = nv(e);
+    out(e, "  %s = scf.while (%s = %s) : (i64) -> i64 {\n", hw.s, ha.s, h0.s);
+    V k = ldi(e, b->hk, ha);
+    V busy = bin(e, "arith.andi", cmpi(e, "ne", k, ci(e, -1)), cmpi(e, "ne", k, c), "i1");
+    out(e, "  scf.condition(%s) %s : i64\n  } do {\n  ^bb0(%s: i64):\n", busy.s, ha.s, hb.s);
+    V hn = bin(e, "arith.andi", ADDI(hb, ci(e, 1)), ci(e, HT - 1), "i64");
+    out(e, "  scf.yield %s : i64\n  }\n", hn.s);
+    V r2[1];
+    if_begin(e, cmpi(e, "eq", ldi(e, b->hk, hw), ci(e, -1)), 1, "i64", r2);
+    sti(e, c, b->hk, hw);
+    sti(e, nd, b->hd, hw);
+    sti(e, nd, b->did, p);
+    sti(e, ci(e, 1), b->cnt, nd);
+    V nd1 = ADDI(nd, ci(e, 1));
+    if_else(e, 1, &nd1, "i64");
+    V id = ldi(e, b->hd, hw);
+    sti(e, id, b->did, p);
+    sti(e, ADDI(ldi(e, b->cnt, id), ci(e, 1)), b->cnt, id);
+    if_end(e, 1, &nd, "i64");
+    if_else(e, 1, r2, "i64");
+  }
+  sti(e, ci(e, -1), b->did, p);
+  if_end(e, 1, &nd, "i64");
+  loop_end(e, &L, r);
+  b->ndist = L.res[0];
+  /* each chunk's first slot */
+  {
+    loop S;
+    loop_begin(e, &S, ci(e, 0), b->ndist, ci(e, 1), 1, &z0, "i64");
+    sti(e, S.arg[0], b->st, S.iv);
+    sti(e, S.arg[0], b->fill, S.iv);
+    V y = ADDI(S.arg[0], ldi(e, b->cnt, S.iv));
+    loop_end(e, &S, &y);
+  }
+  /* pass 2: the pairs in their chunks' slots */
+  V p2 = for0(e, ci(e, 0), b->npair, 1);
+  V id = ldi(e, b->did, p2);
+  if0(e, cmpi(e, "sge", id, ci(e, 0)));
+  V f = ldi(e, b->fill, id);
+  sti(e, p2, b->plist, f);
+  sti(e, ADDI(f, ci(e, 1)), b->fill, id);
+  end0(e);
+  end0(e);
 }
+
+/* The block's schedule, then a loop over its distinct chunks: number di,
+ * first pair pos, chunk idx (closed by bp_chunk_close). */
+static void bp_chunk_begin(em *e, blk_pairs *b) {
+  bp_schedule(e, b);
+  b->di = for0(e, ci(e, 0), b->ndist, 1);
+  b->pos = ldi(e, b->plist, ldi(e, b->st, b->di));
+  b->idx = ldi(e, b->ix, b->pos);
+}
+static void bp_chunk_close(em *e) { end0(e); }
+/* A loop over the pairs of chunk di, pos2 their position in ix. */
 static void bp_pair_begin(em *e, blk_pairs *b) {
-  b->pos2 = for0(e, b->pos, b->npair, 1);
-  if0(e, cmpi(e, "eq", ldi(e, b->ix, b->pos2), b->idx));
-  sti(e, ci(e, -1), b->ix, b->pos2);
+  V j = for0(e, ci(e, 0), ldi(e, b->cnt, b->di), 1);
+  b->pos2 = ldi(e, b->plist, ADDI(ldi(e, b->st, b->di), j));
   b->tt = DIVI(b->pos2, ci(e, b->Ks));
   b->t = ADDI(b->tb, b->tt);
   b->slot = ADDI(MULI(b->g, ci(e, b->Ks)), REMI(b->pos2, ci(e, b->Ks)));
 }
-/* closes bp_pair_begin's and bp_chunk_begin's loops and ifs */
+/* closes bp_pair_begin's and bp_chunk_begin's loops */
 static void bp_chunk_end(em *e) {
-  out(e, "  }\n"); /* if this chunk */
-  end0(e);          /* pairs from pos */
-  out(e, "  }\n"); /* if not done */
-  end0(e);          /* pairs */
+  end0(e); /* pairs */
+  bp_chunk_close(e);
 }
 
-/* The first two distinct chunks other than idx among the block's
- * selections ix[from, npair) still to do (>= 0), in order, or -1: the
- * chunks the sparse-attention kernels prefetch next. */
-static void next_chunks(em *e, V ix, V from, V npair, V idx, V nx[2]) {
-  V init[2] = {ci(e, -1), ci(e, -1)};
-  loop S;
-  loop_begin(e, &S, from, npair, ci(e, 1), 2, init, "i64");
-  V c2 = ldi(e, ix, S.iv);
-  V live = bin(e, "arith.andi", cmpi(e, "sge", c2, ci(e, 0)), cmpi(e, "ne", c2, idx), "i1");
-  live = bin(e, "arith.andi", live, cmpi(e, "ne", c2, S.arg[0]), "i1");
-  V no1 = cmpi(e, "slt", S.arg[0], ci(e, 0)), no2 = cmpi(e, "slt", S.arg[1], ci(e, 0));
-  V y[2] = {sel(e, bin(e, "arith.andi", live, no1, "i1"), c2, S.arg[0], "i64"),
-            sel(e, bin(e, "arith.andi", bin(e, "arith.andi", live, no2, "i1"),
-                       cmpi(e, "sge", S.arg[0], ci(e, 0)), "i1"),
-                c2, S.arg[1], "i64")};
-  loop_end(e, &S, y);
-  nx[0] = S.res[0];
-  nx[1] = S.res[1];
+/* The block's two distinct chunks after the current one, in order, or
+ * -1: the chunks the sparse-attention kernels prefetch next. */
+static void next_chunks(em *e, const blk_pairs *b, V nx[2]) {
+  for (int k = 0; k < 2; k++) {
+    V dk = ADDI(b->di, ci(e, k + 1));
+    V dc = MINI(dk, SUBI(b->ndist, ci(e, 1)));
+    V c = ldi(e, b->ix, ldi(e, b->plist, ldi(e, b->st, dc)));
+    nx[k] = sel(e, cmpi(e, "slt", dk, b->ndist), c, ci(e, -1), "i64");
+  }
 }
 
-/* The pairs from b->pos on that selected chunk b->idx, their positions
- * in ix listed at pl (i32) and marked done there; returns their count
- * (bp_chunk_begin's loop and if stay open). */
-static V bp_list(em *e, blk_pairs *b, V pl) {
-  V z0 = ci(e, 0), r[1];
-  loop L;
-  loop_begin(e, &L, b->pos, b->npair, ci(e, 1), 1, &z0, "i64");
-  if_begin(e, cmpi(e, "eq", ldi(e, b->ix, L.iv), b->idx), 1, "i64", r);
-  sti(e, ci(e, -1), b->ix, L.iv);
-  sti(e, L.iv, pl, L.arg[0]);
-  V n1 = ADDI(L.arg[0], ci(e, 1));
-  if_else(e, 1, &n1, "i64");
-  if_end(e, 1, &L.arg[0], "i64");
-  loop_end(e, &L, r);
-  return L.res[0];
+/* The pairs of the current chunk: their count, *pl where their
+ * positions in ix lie (i32, ascending). */
+static V bp_list(em *e, blk_pairs *b, V *pl) {
+  *pl = gep(e, b->plist, ldi(e, b->st, b->di));
+  return ldi(e, b->cnt, b->di);
 }
 
 /* Group u of R pairs listed at pl (np in all; bp_list): pair r's token
@@ -2782,8 +2867,8 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int64_t sT_at = 0, fT_at = sT_at + (P + 3) * L, wv_at = fT_at + L + 16,
           qg_at = wv_at + L + 16, q2_at = qg_at + d * L, oG_at = q2_at + d * L,
           kt_at = oG_at + L * d + 16, vt_at = kt_at + (h16 ? P * d : 0),
-          ix_at = vt_at + (h16 ? P * d : 0) + 16, pl_at = ix_at + CG_ATTN_TB * Ks + 16,
-          tok_at = pl_at + CG_ATTN_TB * Ks + 16;
+          ix_at = vt_at + (h16 ? P * d : 0) + 16, sch_at = ix_at + CG_ATTN_TB * Ks + 16,
+          tok_at = sch_at + bp_sched_size(CG_ATTN_TB * Ks) + 16;
   int64_t QS = 2 * d * G; /* one token's qT, oT */
   info->scratch_fixed = tok_at + CG_ATTN_TB * QS + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
@@ -2791,11 +2876,11 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   V scr = argp(e, CG_A_SCRATCH);
   V sT = gepc(e, scr, sT_at), fT = gepc(e, scr, fT_at), wv = gepc(e, scr, wv_at),
     qg = gepc(e, scr, qg_at), q2 = gepc(e, scr, q2_at), oG = gepc(e, scr, oG_at),
-    ix = gepc(e, scr, ix_at), pl = gepc(e, scr, pl_at), tok0 = gepc(e, scr, tok_at);
+    ix = gepc(e, scr, ix_at), sch = gepc(e, scr, sch_at), tok0 = gepc(e, scr, tok_at);
   set_lanes(e, (int)L);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   blk_pairs b;
-  bp_blocks_begin(e, &b, r1, Ks, ix);
+  bp_blocks_begin(e, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks);
   V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
   b.g = Gi == 1 ? ci(e, 0) : kh;
@@ -2814,12 +2899,13 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   V idx = b.idx;
   V kb, vb, kc0;
   int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
-  V np = bp_list(e, &b, pl);
+  V pl;
+  V np = bp_list(e, &b, &pl);
   /* the block's next two distinct chunks (else this one), prefetched by
    * the first group: into L1 a block of keys at a time inside its score
    * loop, into L2 a share per head block of its weighted sum */
   V nxs[2];
-  next_chunks(e, ix, ADDI(b.pos, ci(e, 1)), b.npair, idx, nxs);
+  next_chunks(e, &b, nxs);
   for (int k = 0; k < 2; k++) nxs[k] = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
   V nidx = nxs[0], n2idx = nxs[1];
   int64_t pq = h16 ? 2 : 1; /* bf16 pages: f32 units of half the offsets */
@@ -2861,8 +2947,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   for (int64_t r = 0; r < R; r++) oT[r] = gepc(e, gep(e, tok0, MULI(tt[r], ci(e, QS))), d * G);
   add_pair_rows(e, R, ok, oT, oG, G * d);
   end0(e);          /* groups */
-  out(e, "  }\n"); /* if not done */
-  end0(e);          /* pairs */
+  bp_chunk_close(e); /* chunks */
   /* out[t][hq0 + h][e] = oT[h][e] */
   {
     V tc = for0(e, tb, te, 1);
@@ -2923,30 +3008,30 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * scores, softmax and weighted sum are the token-major kernel's.
    * Scratch, shared: the scores sT (room for max_rows' 3 rows past the P
    * scores), fT, the widened tiles (bf16 pages), the block's index copy
-   * ix (i32; a pair done is set to -1); per token of the block: qT, oT,
-   * q2. */
+   * ix (i32) and its schedule (bp_chunk_begin); per token of the block:
+   * qT, oT, q2. */
   int64_t sT_at = 0, fT_at = sT_at + (P + 3) * grp;
   /* a chunk memory whose history pages hold bf16 rows (the model's
    * `store = bf16`; the backend marks K and V together): each distinct
    * chunk's rows of this KV head widened into f32 tiles [P][d] first */
   bool h16 = q->hist16[1] && q->hist16[2];
   int64_t kt_at = fT_at + grp + 16, vt_at = kt_at + (h16 ? P * d : 0);
-  int64_t ix_at = vt_at + (h16 ? P * d : 0) + 16;
-  int64_t tok_at = ix_at + CG_ATTN_TB * Ks + 16;
+  int64_t ix_at = vt_at + (h16 ? P * d : 0) + 16, sch_at = ix_at + CG_ATTN_TB * Ks + 16;
+  int64_t tok_at = sch_at + bp_sched_size(CG_ATTN_TB * Ks) + 16;
   int64_t QS = (pairs ? 3 : 2) * d * grp; /* one token's qT, oT, q2 */
   info->scratch_fixed = tok_at + CG_ATTN_TB * QS + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
   V sT = gepc(e, scr, sT_at), fT = gepc(e, scr, fT_at), ix = gepc(e, scr, ix_at),
-    tok0 = gepc(e, scr, tok_at);
+    sch = gepc(e, scr, sch_at), tok0 = gepc(e, scr, tok_at);
   /* from here on "vectors" are the grp lanes of one KV head's queries */
   set_lanes(e, (int)grp);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V z = cvf(e, 0);
   blk_pairs b;
-  bp_blocks_begin(e, &b, r1, Ks, ix);
-  V tb = b.tb, te = b.te, npair = b.npair;
+  bp_blocks_begin(e, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks);
+  V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
   b.g = G == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, grp));
@@ -2978,7 +3063,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * that selected it: each pair issuing them (1,024 prefetches per pair)
    * cost 4-6 points of the FMA peak where a chunk serves 7-10 pairs. */
   V nx[2];
-  next_chunks(e, ix, ADDI(pos, ci(e, 1)), npair, idx, nx);
+  next_chunks(e, &b, nx);
   V nidx, ncol;
   {
     V r[2], kh1 = ADDI(kh, ci(e, 1));
@@ -3340,7 +3425,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   int64_t kb_at = 0, vp_at = kb_at + P * kld / 2, sT_at = vp_at + P * d / 2,
           pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16,
           qp_at = ix_at + CG_ATTN_TB * Ks + 16, wv_at = qp_at + CG_ATTN_TB * d * 8 + 16,
-          pl_at = wv_at + 16, qg_at = pl_at + CG_ATTN_TB * Ks + 16,
+          sch_at = wv_at + 16, qg_at = sch_at + bp_sched_size(CG_ATTN_TB * Ks) + 16,
           oG_at = qg_at + (R > 1 ? d * 8 + 16 : 0);
   info->scratch_fixed = oG_at + (R > 1 ? 16 * d : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
@@ -3348,12 +3433,12 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V scr = scratch64(e);
   V qp0 = gepc(e, scr, qp_at), kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at);
   V sT = gepc(e, scr, sT_at), pb = gepc(e, scr, pb_at), ix = gepc(e, scr, ix_at);
-  V wv = gepc(e, scr, wv_at), pl = gepc(e, scr, pl_at), qg = gepc(e, scr, qg_at),
+  V wv = gepc(e, scr, wv_at), sch = gepc(e, scr, sch_at), qg = gepc(e, scr, qg_at),
     oG = gepc(e, scr, oG_at);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
   blk_pairs b;
-  bp_blocks_begin(e, &b, r1, Ks, ix);
+  bp_blocks_begin(e, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks);
   V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
   b.g = Gi == 1 ? ci(e, 0) : kh;
@@ -3389,7 +3474,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   rows_pf pf[2];
   {
     V nxs[2];
-    next_chunks(e, ix, ADDI(b.pos, ci(e, 1)), b.npair, idx, nxs);
+    if (getenv("HSAC_NONEXT")) { nxs[0] = ci(e, -1); nxs[1] = ci(e, -1); } else
+    next_chunks(e, &b, nxs);
     int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
     for (int k = 0; k < 2; k++) {
       V c = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
@@ -3434,7 +3520,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * pairs gathered (qg row e/2: the columns of each pair's token in its
    * operand, G floats: G bf16 pairs) */
   V ok[16], tt[16];
-  V np = bp_list(e, &b, pl);
+  V pl;
+  V np = bp_list(e, &b, &pl);
   V u = for0(e, ci(e, 0), np, R);
   group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
   V qpt = qg;
@@ -3470,8 +3557,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
                 (tile_at){.p = R == 1 ? orow[0] : oG, .ld = d, .ct = 16}, d / 16, P / 32, R == 1);
   if (R > 1) add_pair_rows(e, R, ok, orow, oG, G * d);
   end0(e);          /* groups */
-  out(e, "  }\n"); /* if not done */
-  end0(e);          /* pairs */
+  bp_chunk_close(e); /* chunks */
   end0(e);        /* kv heads */
   end0(e);        /* blocks of tokens */
 }
@@ -4640,7 +4726,8 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   info->nsplit = Hk;
   /* scratch in floats, each area on a 64-byte line */
   int64_t val_at = 0, idx_at = AT16(Ks), loc_at = idx_at + AT16(Ks), ix_at = loc_at + AT16(B),
-          wt_at = ix_at + AT16(NP), pl_at = wt_at + AT16(NP), kb_at = pl_at + AT16(NP),
+          wt_at = ix_at + AT16(NP), sch_at = wt_at + AT16(NP),
+          kb_at = sch_at + AT16(bp_sched_size(NP)),
           vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2, pb_at = sT_at + (B + 3) * 16,
           wv_at = pb_at + B * 8, qg_at = wv_at + 16, oG_at = qg_at + d * 8;
   info->scratch_fixed = oG_at + 16 * d + 16;
@@ -4648,13 +4735,13 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
        LK = INV(e, q, 3);
   V scr = scratch64(e);
   V val = gepc(e, scr, val_at), idx = gepc(e, scr, idx_at), loc = gepc(e, scr, loc_at),
-    ix = gepc(e, scr, ix_at), wt = gepc(e, scr, wt_at), pl = gepc(e, scr, pl_at),
+    ix = gepc(e, scr, ix_at), wt = gepc(e, scr, wt_at), sch = gepc(e, scr, sch_at),
     kb16 = gepc(e, scr, kb_at), vp = gepc(e, scr, vp_at), sT = gepc(e, scr, sT_at),
     pb = gepc(e, scr, pb_at), wv = gepc(e, scr, wv_at), qg = gepc(e, scr, qg_at),
     oG = gepc(e, scr, oG_at);
   V sc = splat(e, cf(e, 1.0 / sqrt((double)d)));
   blk_pairs b;
-  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, ix);
+  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, ix, sch, NP);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
   b.g = ci(e, 0);
   V tb = b.tb;
@@ -4681,7 +4768,8 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   V bk = MULI(b.idx, ci(e, B)); /* the block's first row */
   win_rows16(e, &K, false, bk, ADDI(bk, ci(e, B)), bk, kcol, d, kb16);
   seq_pairs16(e, &Vv, bk, ci(e, B / 2), kcol, d, vp);
-  V np = bp_list(e, &b, pl);
+  V pl;
+  V np = bp_list(e, &b, &pl);
   V u = for0(e, ci(e, 0), np, 16);
   unit_grp g;
   unit_group(e, &g, pl, np, u, Ks, G, tb, hq0, d, &Q, &o);
@@ -4691,8 +4779,7 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   group_softmax(e, sT, pb, wv, B, 0);
   units_pv(e, q, &g, pb, vp, oG, B, d);
   end0(e);          /* groups */
-  out(e, "  }\n"); /* if not done */
-  end0(e);          /* pairs */
+  bp_chunk_close(e); /* chunks */
   end0(e);          /* kv heads */
   end0(e);          /* blocks of tokens */
 }
@@ -4732,18 +4819,19 @@ typedef struct jt_ctx {
   bool to_acc;
   bool chunks; /* K and V views whose rows are chunks of B rows, Hk d apart (complete) */
   int64_t G, S, B, d, W, Hk;
-  V ix, ix0, pl, mu, lu, kb16, vp, sT, pb, mv, qg, oG; /* scratch; mv: 32 floats */
+  V ix0, sch, mu, lu, kb16, vp, sT, pb, mv, qg, oG; /* scratch; mv: 32 floats */
 } jt_ctx;
 
 /* The engine's scratch after `at` floats (each area on a 64-byte line; NP
  * pairs, NU units); returns its end. */
 static int64_t jt_scratch(em *e, jt_ctx *c, V scr, int64_t at, int64_t NP, int64_t NU) {
   int64_t B = c->B, d = c->d;
-  int64_t ix_at = AT16(at), ix0_at = ix_at + AT16(NP), pl_at = ix0_at + AT16(NP),
-          mu_at = pl_at + AT16(NP), lu_at = mu_at + AT16(NU), kb_at = lu_at + AT16(NU),
+  int64_t ix0_at = AT16(at), sch_at = ix0_at + AT16(NP),
+          mu_at = sch_at + AT16(bp_sched_size(NP)), lu_at = mu_at + AT16(NU),
+          kb_at = lu_at + AT16(NU),
           vp_at = kb_at + B * d / 2, sT_at = vp_at + B * d / 2, pb_at = sT_at + (B + 3) * 16,
           mv_at = pb_at + B * 8, qg_at = mv_at + 32, oG_at = qg_at + d * 8;
-  c->ix = gepc(e, scr, ix_at), c->ix0 = gepc(e, scr, ix0_at), c->pl = gepc(e, scr, pl_at);
+  c->ix0 = gepc(e, scr, ix0_at), c->sch = gepc(e, scr, sch_at);
   c->mu = gepc(e, scr, mu_at), c->lu = gepc(e, scr, lu_at), c->kb16 = gepc(e, scr, kb_at);
   c->vp = gepc(e, scr, vp_at), c->sT = gepc(e, scr, sT_at), c->pb = gepc(e, scr, pb_at);
   c->mv = gepc(e, scr, mv_at), c->qg = gepc(e, scr, qg_at), c->oG = gepc(e, scr, oG_at);
@@ -4755,11 +4843,6 @@ static void jt_run(em *e, const jt_ctx *c) {
   int64_t B = c->B, d = c->d;
   V z = cvf(e, 0), mv = c->mv, mv2 = gepc(e, c->mv, 16);
   for (int pass = 0; pass < 2; pass++) {
-    {
-      V pp = for0(e, ci(e, 0), b->npair, 1);
-      sti(e, ldi(e, c->ix0, pp), c->ix, pp);
-      end0(e);
-    }
     bp_chunk_begin(e, b);
     /* the block's rows in bf16; in a block the token block is still
      * filling, those past its end zero */
@@ -4787,10 +4870,11 @@ static void jt_run(em *e, const jt_ctx *c) {
                    ADDI(MULI(nfull, ci(e, 2 * d)), ci(e, 2 * e0)));
       out(e, "  }\n");
     }
-    V np = bp_list(e, b, c->pl);
+    V pl;
+    V np = bp_list(e, b, &pl);
     V u = for0(e, ci(e, 0), np, 16);
     unit_grp g;
-    unit_group(e, &g, c->pl, np, u, c->S, c->G, c->tb, c->hq0, d, c->Q, c->o);
+    unit_group(e, &g, pl, np, u, c->S, c->G, c->tb, c->hq0, d, c->Q, c->o);
     if (c->to_acc)
       for (int r = 0; r < 16; r++) g.orow[r] = gep(e, c->acc, MULI(g.un[r], ci(e, d)));
     units_scores(e, c->q, &g, c->sc, c->qg, c->kb16, c->sT, B, d);
@@ -4828,8 +4912,7 @@ static void jt_run(em *e, const jt_ctx *c) {
       units_pv(e, c->q, &g, c->pb, c->vp, c->oG, B, d);
     }
     end0(e);          /* groups */
-    out(e, "  }\n"); /* if not done */
-    end0(e);          /* pairs */
+    bp_chunk_close(e); /* chunks */
   }
 }
 
@@ -4897,7 +4980,7 @@ static void k_chunk_attention_joint_amx(em *e, const cg_kernel_req *q, cg_kernel
   jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .S = Ks, .B = P,
               .d = d, .Hk = Hk, .chunks = true, .sc = splat(e, cf(e, 1.0 / sqrt((double)d)))};
   info->scratch_fixed = jt_scratch(e, &c, scr, 0, NU * Ks, NU) + 16;
-  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix);
+  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Ks);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
@@ -4961,7 +5044,7 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     end0(e);
     end0(e);
   }
-  bp_blocks_begin(e, &b, r1, S, c.ix);
+  bp_blocks_begin(e, &b, r1, S, c.ix0, c.sch, NU * S);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * S));
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
@@ -5320,7 +5403,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
                   .imp = imp, .sel_ = sel_};
   V z = cvf(e, 0);
   int n = nvecs(e, d);
-  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix);
+  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Smax);
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
   V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);
