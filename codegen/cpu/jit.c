@@ -83,7 +83,11 @@ int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
     snprintf(t->features, sizeof t->features, "%s", feat);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(feat);
-    t->vec_bits = strstr(t->features, "+avx512f") ? 512 : strstr(t->features, "+avx2") ? 256 : 128;
+    /* 512-bit kernels use AVX512-DQ too (vreduceps in the exponentials):
+     * every AVX-512 CPU but the Xeon Phi has it */
+    t->vec_bits = strstr(t->features, "+avx512f") && strstr(t->features, "+avx512dq") ? 512
+                  : strstr(t->features, "+avx2")                                       ? 256
+                                                                                       : 128;
     t->avx512bf16 = t->vec_bits == 512 && strstr(t->features, "+avx512bf16");
     t->amx = t->avx512bf16 && strstr(t->features, "+amx-tile") && strstr(t->features, "+amx-bf16");
     return 0;
