@@ -2617,7 +2617,7 @@ static void chunk_scores(em *e, bool pairs, V q, V kb, int64_t kst, V kc0, int64
     score_block(e, pairs, q, krow, false, nb, d, lanes, sT, MULI(j0, ci(e, lanes)));
     if0(e, first);
     /* every other 64-byte line: the chunk is already on its way to L2
-     * (it was the chunk after next), so the lines not prefetched come
+     * (it was the far chunk two chunks ago), so the lines not prefetched come
      * from there; half the prefetch instructions (Zen 4, session 22,
      * uniform 256K: 80.5 / 74.7 -> 82.7 / 81.4 GFLOP/s, within noise
      * elsewhere) */
@@ -2783,11 +2783,16 @@ static void bp_chunk_end(em *e) {
   bp_chunk_close(e);
 }
 
-/* The block's two distinct chunks after the current one, in order, or
- * -1: the chunks the sparse-attention kernels prefetch next. */
+/* The block's next distinct chunk and the third after the current one,
+ * or -1: the chunks the sparse-attention kernels prefetch, the next into
+ * L1 (or L2) and the far one into L2.  The far one three ahead rather
+ * than two (so the second next was prefetched a chunk earlier): on a
+ * Sapphire Rapids-class VM with uniform selections, together with the
+ * AMX kernel's prefetches spread over its softmax, 286-295 -> 345-347
+ * GFLOP/s at 64K tokens, and the f32 kernel the same or a few % better. */
 static void next_chunks(em *e, const blk_pairs *b, V nx[2]) {
   for (int k = 0; k < 2; k++) {
-    V dk = ADDI(b->di, ci(e, k + 1));
+    V dk = ADDI(b->di, ci(e, k ? 3 : 1));
     V dc = MINI(dk, SUBI(b->ndist, ci(e, 1)));
     V c = ldi(e, b->ix, ldi(e, b->plist, ldi(e, b->st, dc)));
     nx[k] = sel(e, cmpi(e, "slt", dk, b->ndist), c, ci(e, -1), "i64");
@@ -2843,10 +2848,10 @@ static void add_pair_rows(em *e, int64_t R, const V *ok, const V *dst, V src, in
  * w / sum per lane (w 0 for the lanes of a missing last pair, whose
  * queries repeat the last real one's), the weighted sum by pv_rows into
  * oG [16][d], added into each real pair's token sums.  At the block's
- * end the sums go to the output rows.  The block's next two distinct
- * chunks are prefetched by the first group, as the packed kernel's first
- * pair does: the next into L1 during the scores, the one after into L2
- * during the weighted sum. */
+ * end the sums go to the output rows.  The block's next distinct chunk
+ * and the far one (three ahead; next_chunks) are prefetched by the first
+ * group, as the packed kernel's first pair does: the next into L1 during
+ * the scores, the far one into L2 during the weighted sum. */
 static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -2904,9 +2909,10 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
   V pl;
   V np = bp_list(e, &b, &pl);
-  /* the block's next two distinct chunks (else this one), prefetched by
-   * the first group: into L1 a block of keys at a time inside its score
-   * loop, into L2 a share per head block of its weighted sum */
+  /* the block's next distinct chunk and the far one (else this one),
+   * prefetched by the first group: into L1 a block of keys at a time
+   * inside its score loop, into L2 a share per head block of its
+   * weighted sum */
   V nxs[2];
   next_chunks(e, &b, nxs);
   for (int k = 0; k < 2; k++) nxs[k] = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
@@ -2938,7 +2944,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   V tot = exp_rows(e, sT, L, ci(e, P), P, m, n_plus ? &shift : NULL);
   if (n_plus) tot = VADD(tot, VMUL(cvf(e, n_plus), shift));
   stv(e, fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt), fT, ci(e, 0), NULL);
-  /* the chunk after next into L2, a share per head block of the sum */
+  /* the far chunk into L2, a share per head block of the sum */
   int64_t nblk = L / GB;
   slot2_pf pf = {rowp_at(e, &K, n2idx, K.row_elems / pq), rowp_at(e, &Vv, n2idx, Vv.row_elems / pq),
                  (P + nblk - 1) / nblk, P, Hk * d / pq, pcol, d / pq, GB, first};
@@ -3051,13 +3057,14 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   }
   bp_chunk_begin(e, &b);
   V pos = b.pos, idx = b.idx;
-  /* The next two distinct chunks still to do in this block, prefetched
-   * while this one is computed: the next into L1 a block of keys at a
-   * time inside the score loop (a burst of prefetches overflows the
-   * core's miss queue), the one after into L2 a share per head block of
-   * the weighted sum.  Without a next in the block, the next KV head's
-   * first chunk, else the next block's; without the one after, this one
-   * again.  Measured on a Zen 3 (token-major, one thread): the next chunk
+  /* The next distinct chunk still to do in this block and the far one
+   * (three ahead; next_chunks), prefetched while this one is computed:
+   * the next into L1 a block of keys at a time inside the score loop (a
+   * burst of prefetches overflows the core's miss queue), the far one
+   * into L2 a share per head block of the weighted sum.  Without a next
+   * in the block, the next KV head's first chunk, else the next block's;
+   * without a far one, this one again.  (Until session 26 the far chunk
+   * was the one after next.)  Measured on a Zen 3 (token-major, one thread): the next chunk
    * prefetched took 50-56% -> 54-70% of the FMA peak at 64K tokens of
    * context, the one after 42-55% -> 58-62% at 256K.  Chunk-major on a
    * Sapphire Rapids-class core: 88-91 GFLOP/s without both at 256K with
@@ -3121,7 +3128,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V f = fbin(e, "arith.divf", splat(e, lds(e, wr, slot)), tot, e->vt);
   if (rowpv) {
     /* oT[g][e] += f[g] * sum_j p[j][g] V[j][e], with the K and V rows of
-     * the chunk after next prefetched a share per head block */
+     * the far chunk prefetched a share per head block */
     stv(e, f, fT, ci(e, 0), NULL);
     int64_t nblk = grp / GB;
     slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB, first};
@@ -3138,7 +3145,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
     V e0 = part ? ci(e, efull) : for0(e, ci(e, 0), ci(e, efull), EB);
     V vcol = ADDI(kc0, e0);
     if (!part) {
-      /* the K and V rows of the chunk after next, a share per element block */
+      /* the K and V rows of the far chunk, a share per element block */
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
       if0(e, first);
       prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d / pq,
@@ -3259,14 +3266,11 @@ static void prefetch_rows_pf(em *e, const rows_pf *pf, V r, int nr) {
 
 /* One chunk's K rows (kv 0: into bf16 rows kld elements apart) or V rows
  * (kv 1: into k-pairs) at buf (16-bit elements), from src: f32 rows, or
- * bf16 ones (bf16) of a history page; rows Hk * d elements apart.  With
- * pf (and pf2), the same rows of other chunks are prefetched a row (K) or
- * two (V) per iteration. */
+ * bf16 ones (bf16) of a history page; rows Hk * d elements apart. */
 static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d, int64_t Hk,
-                           int64_t kld, V buf, const rows_pf *pf, const rows_pf *pf2) {
+                           int64_t kld, V buf) {
   if (!kv) {
     V j = for0(e, ci(e, 0), ci(e, P), 1);
-    if (pf) prefetch_rows_pf(e, pf, j, 1);
     V s0 = MULI(j, ci(e, Hk * d)), at = MULI(j, ci(e, kld));
     for (int64_t e0 = 0; e0 < d; e0 += 32) {
       V x;
@@ -3282,8 +3286,6 @@ static void amx_chunk_rows(em *e, V src, bool bf16, int kv, int64_t P, int64_t d
     return;
   }
   V jj = for0(e, ci(e, 0), ci(e, P / 2), 1);
-  if (pf) prefetch_rows_pf(e, pf, MULI(jj, ci(e, 2)), 2);
-  if (pf2) prefetch_rows_pf(e, pf2, MULI(jj, ci(e, 2)), 2);
   V a0 = MULI(jj, ci(e, 2 * Hk * d)), b0 = ADDI(a0, ci(e, Hk * d));
   V at = MULI(jj, ci(e, 2 * d));
   for (int64_t e0 = 0; e0 < d; e0 += 16) {
@@ -3334,12 +3336,22 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
  * place (2^(s log2 e - mx log2 e) by the polynomial; clamp where scores
  * may be -inf, which then give a tiny normal); returns the sum of each
  * column's p, in 4 independent chains. */
-static V group_exp(em *e, V sT, int64_t P, V mx, bool clamp) {
+typedef struct grp_pf {
+  const rows_pf *a, *b; /* chunks whose rows to prefetch (NULL: none) */
+  V first;              /* only where this holds (the chunk's first group) */
+} grp_pf;
+static V group_exp(em *e, V sT, int64_t P, V mx, bool clamp, const grp_pf *pf) {
   V z = cvf(e, 0), log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
   out(e, "  %s = arith.negf %s : %s\n", nmx.s, VMUL(mx, log2e).s, e->vt);
   V z4[4] = {z, z, z, z};
   loop Sx;
   loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
+  if (pf && (pf->a || pf->b)) {
+    if0(e, pf->first);
+    if (pf->a) prefetch_rows_pf(e, pf->a, Sx.iv, 4);
+    if (pf->b) prefetch_rows_pf(e, pf->b, Sx.iv, 4);
+    out(e, "  }\n");
+  }
   V sums[4];
   for (int u = 0; u < 4; u++) {
     V sa = MULI(ADDI(Sx.iv, ci(e, u)), ci(e, 16));
@@ -3384,9 +3396,9 @@ static void group_pt(em *e, V sT, V pb, int64_t P, const V *f) {
  * key of a selected chunk counts, so no clamp), the maximum (max_rows),
  * exp and sum (group_exp), then the probabilities times w / sum (w: the
  * columns' weights at wv) into bf16 rows P [16][P] at pb (group_pt). */
-static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus) {
+static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus, const grp_pf *pf) {
   V mx = max_rows(e, sT, 16, ci(e, P));
-  V tot = group_exp(e, sT, P, mx, false);
+  V tot = group_exp(e, sT, P, mx, false, pf);
   if (n_plus) {
     V negm = nv(e);
     out(e, "  %s = arith.negf %s : %s\n", negm.s, mx.s, e->vt);
@@ -3480,15 +3492,18 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   }
   bp_chunk_begin(e, &b);
   V idx = b.idx;
-  /* The block's next two distinct chunks (else this one), prefetched into
-   * L2 while this one's rows are converted: the next during its K rows,
-   * the one after during its V rows.  Where a chunk serves one pair
-   * (uniform selections at 64K tokens and more) the pair's products
-   * otherwise wait for every chunk to come from DRAM. */
+  /* The block's next distinct chunk and the third after this one (else
+   * this one; next_chunks), prefetched into L2 by the chunk's first
+   * group, four rows of each a step of its exponentials' loop (grp_pf).
+   * Where a chunk serves one pair (uniform selections) the pair's
+   * products otherwise wait for every chunk to come from L3 or DRAM.
+   * Issued as a burst while the chunk's rows were converted (two chunks,
+   * 512 prefetches in about 200 cycles) they left the 64K-token case at
+   * 286-295 GFLOP/s, against 345-347 spread (with the far chunk three
+   * ahead rather than two). */
   rows_pf pf[2];
   {
     V nxs[2];
-    if (getenv("HSAC_NONEXT")) { nxs[0] = ci(e, -1); nxs[1] = ci(e, -1); } else
     next_chunks(e, &b, nxs);
     int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
     for (int k = 0; k < 2; k++) {
@@ -3503,30 +3518,27 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * (the segment's f32 rows still rounded into scratch) */
   V kA = kb16;
   if (!q->hist16[1]) {
-    amx_chunk_rows(e, gep(e, rowp(e, &K, idx), kcol), false, 0, P, d, Hk, kld, kb16, &pf[0],
-                   NULL);
+    amx_chunk_rows(e, gep(e, rowp(e, &K, idx), kcol), false, 0, P, d, Hk, kld, kb16);
   } else {
     V r[1];
     if_begin(e, cmpi(e, "sge", idx, K.r0), 1, "!llvm.ptr", r);
     amx_chunk_rows(e, gep(e, gep(e, K.seg, MULI(SUBI(idx, K.r0), K.stride)), kcol), false, 0, P,
-                   d, Hk, kld, kb16, NULL, NULL);
+                   d, Hk, kld, kb16);
     if_else(e, 1, &kb16, "!llvm.ptr");
     V row = page_row16(e, &K, idx, kcol);
     if_end(e, 1, &row, "!llvm.ptr");
     kA = r[0];
   }
-  /* its V rows in k-pairs, with the next chunk's prefetches too where K
-   * was not converted (bf16 pages) */
-  const rows_pf *pf2 = q->hist16[1] ? &pf[0] : NULL;
+  /* its V rows in k-pairs */
   if (!q->hist16[2]) {
-    amx_chunk_rows(e, gep(e, rowp(e, &Vv, idx), kcol), false, 1, P, d, Hk, kld, vp, &pf[1], pf2);
+    amx_chunk_rows(e, gep(e, rowp(e, &Vv, idx), kcol), false, 1, P, d, Hk, kld, vp);
   } else {
     /* history pages in bf16, the segment's rows in f32 */
     if0(e, cmpi(e, "sge", idx, Vv.r0));
     amx_chunk_rows(e, gep(e, gep(e, Vv.seg, MULI(SUBI(idx, Vv.r0), Vv.stride)), kcol), false, 1,
-                   P, d, Hk, kld, vp, &pf[1], pf2);
+                   P, d, Hk, kld, vp);
     out(e, "  } else {\n");
-    amx_chunk_rows(e, page_row16(e, &Vv, idx, kcol), true, 1, P, d, Hk, kld, vp, &pf[1], pf2);
+    amx_chunk_rows(e, page_row16(e, &Vv, idx, kcol), true, 1, P, d, Hk, kld, vp);
     out(e, "  }\n");
   }
   /* the pairs that selected this chunk, listed (bp_list) and taken R at
@@ -3559,7 +3571,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   tile_products(e, q, (tile_at){.p = kA, .ld = kld, .rt = 16, .ck = 32},
                 (tile_at){.p = qpt, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
                 P / 16, d / 32, false);
-  group_softmax(e, sT, pb, wv, P, n_plus);
+  grp_pf gpf = {&pf[0], &pf[1], cmpi(e, "eq", u, ci(e, 0))};
+  group_softmax(e, sT, pb, wv, P, n_plus, &gpf);
   /* O += P V, 16 output elements per tile (P's tile shared): in the
    * token's output rows of its 16 heads, or into the group's oG [16][d]
    * and from there added to each real pair's G rows */
@@ -4790,7 +4803,7 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   for (int r = 0; r < 16; r++)
     sts(e, sel(e, g.ok[r], lds(e, wt, g.pos[r]), cf(e, 0), "f32"), wv, ci(e, r));
   units_scores(e, q, &g, sc, qg, kb16, sT, B, d);
-  group_softmax(e, sT, pb, wv, B, 0);
+  group_softmax(e, sT, pb, wv, B, 0, NULL);
   units_pv(e, q, &g, pb, vp, oG, B, d);
   end0(e);          /* groups */
   bp_chunk_close(e); /* chunks */
@@ -4864,10 +4877,10 @@ static void jt_run(em *e, const jt_ctx *c) {
     if (c->chunks) {
       /* a chunk of the chunk memory: complete, its rows in one view row */
       amx_chunk_rows(e, gep(e, rowp(e, c->K, b->idx), c->kcol), false, 0, B, d, c->Hk, d,
-                     c->kb16, NULL, NULL);
+                     c->kb16);
       if (pass)
         amx_chunk_rows(e, gep(e, rowp(e, c->Vv, b->idx), c->kcol), false, 1, B, d, c->Hk, d,
-                       c->vp, NULL, NULL);
+                       c->vp);
     } else {
       win_rows16(e, c->K, false, bk, kend, bk, c->kcol, d, c->kb16);
       zero_rows16(e, c->kb16, nk, ci(e, B), d);
@@ -4916,7 +4929,7 @@ static void jt_run(em *e, const jt_ctx *c) {
       }
     } else {
       for (int r = 0; r < 16; r++) sts(e, lds(e, c->mu, g.un[r]), mv, ci(e, r));
-      stv(e, group_exp(e, c->sT, B, ldv(e, mv, ci(e, 0), NULL), true), mv, ci(e, 0), NULL);
+      stv(e, group_exp(e, c->sT, B, ldv(e, mv, ci(e, 0), NULL), true, NULL), mv, ci(e, 0), NULL);
       for (int r = 0; r < 16; r++) {
         if0(e, g.ok[r]);
         sts(e, FADD(lds(e, c->lu, g.un[r]), lds(e, mv, ci(e, r))), c->lu, g.un[r]);
