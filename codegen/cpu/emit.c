@@ -496,8 +496,9 @@ static V exp_vec(em *e, V x) {
  * its exponent operand itself, so t is passed whole: 8 instructions where
  * rounding t to the nearest whole number (vrndscaleps, two uops) and
  * subtracting it took 10.  With `clamp` t is first held at -126, so -inf
- * gives 2^-126, a tiny normal (unclamped, -inf gives NaN; a finite t far
- * below -126 gives 0). */
+ * gives 2^-126, a tiny normal (unclamped, -inf gives 0: vreduceps of an
+ * infinity is 0 and vscalefps by 2^-inf is 0; a finite t far below -126
+ * gives 0 too). */
 static V exp2_neg16_poly(em *e, V t, bool clamp) {
   V c = t;
   if (clamp) {
@@ -3431,8 +3432,9 @@ static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus, const 
  * each selected chunk for every token, as the token-major version of this
  * kernel did, cost more than its tile products.  Scratch: the block's
  * query pairs, one chunk's K and V in bf16, the scores, P, the block's
- * selections (ix, as in the packed kernel), the list of the chunk's
- * pairs, a group's weights; with G < 16 its query pairs and output. */
+ * selections (ix, as in the packed kernel), a group's weights, the
+ * block's schedule (bp_schedule); with G < 16 the group's query pairs
+ * and output. */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -4741,7 +4743,7 @@ static void seq_pairs16(em *e, const view *w, V r0, V npairs, V kcol, int64_t d,
  * per column (group_softmax: P rounded to bf16), O = P V into oG, added
  * to each real unit's output row.  The past blocks' part is 7/8 of the
  * work at top-7 of blocks of 64.  Scratch: the list, the local scores,
- * ix, wt, the pair list, K and V of a block in bf16, the scores, P, the
+ * ix, wt, the block's schedule, K and V of a block in bf16, the scores, P, the
  * weights, the query operand, the group's output. */
 static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
