@@ -1122,6 +1122,27 @@ static void test_sparse_attention_packed(void) {
     tg_free(&t);
     pool_used = mark;
   }
+  /* many distinct chunks per block of 16 tokens (137 chunks of 8 rows, 3
+   * selected per token: most of a block's 48 selections differ, and
+   * some chunks are shared), the chunk-major kernels' schedule
+   * (bp_schedule: its hash table probing past collisions, chunks with one
+   * pair and with several) in one segment and in segments of 37; G 16
+   * (the packed kernel) and 4 (the grouped one) */
+  for (int g = 0; g < 2; g++) {
+    enum { LL = 1100 };
+    int64_t Hk = g ? 4 : 1;
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, LL, 8, D, K, 16, Hk, 16, g, false, false, &ca, in);
+    tg_run(&t, ca, LL);
+    const char *what = g ? "packed chunk_attention, many chunks a block, G 4"
+                         : "packed chunk_attention, many chunks a block, G 16";
+    check_n(&t, ca, LL, LL, what, 2);
+    check_n(&t, ca, LL, 37, what, 2);
+    tg_free(&t);
+    pool_used = mark;
+  }
 }
 
 /* HSA's sparse attention under bf16 math: on a CPU with AMX or
@@ -1178,6 +1199,26 @@ static void test_sparse_attention_bf16(void) {
              (long long)Hq, (long long)Hk, (long long)d, (long long)(xr ? S - 1 : S));
     check_bf16_tol(&t, cj, L, 37, what, TOL_BF16_ATTN);
     check_bf16_tol(&t, cj, L, 1, what, TOL_BF16_ATTN);
+    tg_free(&t);
+    pool_used = mark;
+  }
+  /* many distinct chunks per block of 16 tokens (20 chunks of 32 rows, 3
+   * selected per token: a block's 48 selections spread over most of
+   * them), the schedule as in the packed kernel's test; G 16 and 4 (the
+   * outputs of 640 tokens take two thirds of the test's value pool) */
+  for (int g = 0; g < 2; g++) {
+    enum { LL = 640 };
+    int64_t Hk = g ? 4 : 1;
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph(&t, LL, S, D, K, 16, Hk, 32, g, true, false, &ca, in);
+    CU_ASSERT(cg_chunk_attention_amx(ca->def));
+    tg_run(&t, ca, LL);
+    const char *what = g ? "bf16 chunk_attention, many chunks a block, G 4"
+                         : "bf16 chunk_attention, many chunks a block, G 16";
+    check_bf16_tol(&t, ca, LL, LL, what, TOL_BF16_ATTN);
+    check_bf16_tol(&t, ca, LL, 37, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
