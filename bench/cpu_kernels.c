@@ -557,6 +557,28 @@ static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool
   return flops / best * 1e-9;
 }
 
+/* The rows of a table of the layer with Hk KV heads (joint: the joint
+ * merge) at 4K and 64K tokens, uniform and clustered selections: f32
+ * GFLOP/s, its share of peak_all (0: no such column), and where the CPU
+ * has bf16 tiles their GFLOP/s and the ratio. */
+static void sparse_f32_bf16_rows(int64_t Hk, bool joint, double peak_all) {
+  static const int64_t Ls[] = {4096, 65536};
+  for (int i = 0; i < 2; i++)
+    for (int c = 0; c < 2; c++) {
+      double tps, kvb;
+      double g = sparse_attention_gflops_hk(Ls[i], CG_BF16_OFF, false, c, Hk, joint, &tps, &kvb);
+      printf("| %lldK | %s | %.1f |", (long long)(Ls[i] / 1024), c ? "clustered" : "uniform", g);
+      if (peak_all > 0) printf(" %.0f%% |", 100 * g / peak_all);
+      if (tiles) {
+        double g16 = sparse_attention_gflops_hk(Ls[i], tiles, false, c, Hk, joint, &tps, &kvb);
+        printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
+      } else {
+        printf(" - | - |\n");
+      }
+      fflush(stdout);
+    }
+}
+
 static double sparse_attention_gflops(int64_t L, int bf16, bool pages16, bool clustered,
                                       double *tps, double *kvb) {
   return sparse_attention_gflops_hk(L, bf16, pages16, clustered, 1, false, tps, kvb);
@@ -885,41 +907,14 @@ int main(int argc, char **argv) {
          "column block)\n\n"
          "| context L | selections | f32 GFLOP/s | of FMA peak | bf16 GFLOP/s | bf16 / f32 |\n"
          "|---|---|---|---|---|---|\n", nthreads, tn);
-  static const int64_t L4[] = {4096, 65536};
-  for (int i = 0; i < 2; i++)
-    for (int c = 0; c < 2; c++) {
-      double tps, kvb;
-      double g = sparse_attention_gflops_hk(L4[i], CG_BF16_OFF, false, c, 4, false, &tps, &kvb);
-      printf("| %lldK | %s | %.1f | %.0f%% |", (long long)(L4[i] / 1024),
-             c ? "clustered" : "uniform", g, 100 * g / (peak * nthreads));
-      if (tiles) {
-        double g16 = sparse_attention_gflops_hk(L4[i], tiles, false, c, 4, false, &tps, &kvb);
-        printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
-      } else {
-        printf(" - | - |\n");
-      }
-      fflush(stdout);
-    }
+  sparse_f32_bf16_rows(4, false, peak * nthreads);
   }
   SECTION("joint") {
   printf("\n### HSA sparse attention with the joint merge (one softmax over the 8 selected "
          "chunks' rows; S 64, K 8, d 64, G 16), %d thread(s): f32, and bf16 on %s\n\n"
          "| context L | selections | f32 GFLOP/s | bf16 GFLOP/s | bf16 / f32 |\n"
          "|---|---|---|---|---|\n", nthreads, tn);
-  static const int64_t LJ[] = {4096, 65536};
-  for (int i = 0; i < 2; i++)
-    for (int c = 0; c < 2; c++) {
-      double tps, kvb;
-      double g = sparse_attention_gflops_hk(LJ[i], CG_BF16_OFF, false, c, 1, true, &tps, &kvb);
-      printf("| %lldK | %s | %.1f |", (long long)(LJ[i] / 1024), c ? "clustered" : "uniform", g);
-      if (tiles) {
-        double g16 = sparse_attention_gflops_hk(LJ[i], tiles, false, c, 1, true, &tps, &kvb);
-        printf(" %.1f | **%.2fx** |\n", g16, g16 / g);
-      } else {
-        printf(" - | - |\n");
-      }
-      fflush(stdout);
-    }
+  sparse_f32_bf16_rows(1, true, 0);
   }
   SECTION("swa") {
   printf("\n### Sliding-window attention (d 64, G 16), %d thread(s), 4096 query tokens\n\n"
