@@ -3246,18 +3246,19 @@ static V pairs16(em *e, V x) {
   return v;
 }
 
-/* Another chunk's K and V rows to prefetch into L2 while one chunk's rows
- * are converted: its first row of this head's columns in K and V, rows
+/* Another chunk's K and V rows to prefetch into L2 while one chunk's
+ * softmax runs: its first row of this head's columns in K and V, rows
  * `st` floats apart, n floats each (bf16 pages: f32 units of half the
  * offsets). */
 typedef struct rows_pf {
   V k, v;
   int64_t kst, vst, kn, vn;
+  int every; /* rows [r, r + 4) prefetched: every `every`-th */
 } rows_pf;
 
-/* prefetches into L2 of rows [r, r + nr) of pf's K and V */
-static void prefetch_rows_pf(em *e, const rows_pf *pf, V r, int nr) {
-  for (int i = 0; i < nr; i++)
+/* prefetches into L2 of pf's K and V rows r, r + every, ... below r + 4 */
+static void prefetch_rows_pf(em *e, const rows_pf *pf, V r) {
+  for (int i = 0; i < 4; i += pf->every)
     for (int kv = 0; kv < 2; kv++) {
       int64_t st = kv ? pf->vst : pf->kst, n = kv ? pf->vn : pf->kn;
       V row = gep(e, kv ? pf->v : pf->k, MULI(ADDI(r, ci(e, i)), ci(e, st)));
@@ -3338,8 +3339,8 @@ static void query_pairs16(em *e, V qr, V hq0, int64_t d, V sc, V qp) {
  * may be -inf, which then give a tiny normal); returns the sum of each
  * column's p, in 4 independent chains. */
 typedef struct grp_pf {
-  const rows_pf *a, *b; /* chunks whose rows to prefetch (NULL: none) */
-  V first;              /* only where this holds (the chunk's first group) */
+  const rows_pf *far; /* the chunk whose rows to prefetch */
+  V first;            /* only where this holds (the chunk's first group) */
 } grp_pf;
 static V group_exp(em *e, V sT, int64_t P, V mx, bool clamp, const grp_pf *pf) {
   V z = cvf(e, 0), log2e = cvf(e, 1.4426950408889634), nmx = nv(e);
@@ -3347,10 +3348,9 @@ static V group_exp(em *e, V sT, int64_t P, V mx, bool clamp, const grp_pf *pf) {
   V z4[4] = {z, z, z, z};
   loop Sx;
   loop_begin(e, &Sx, ci(e, 0), ci(e, P), ci(e, 4), 4, z4, e->vt);
-  if (pf && (pf->a || pf->b)) {
+  if (pf) { /* some of the far chunk's rows (grp_pf's users) */
     if0(e, pf->first);
-    if (pf->a) prefetch_rows_pf(e, pf->a, Sx.iv, 4);
-    if (pf->b) prefetch_rows_pf(e, pf->b, Sx.iv, 4);
+    prefetch_rows_pf(e, pf->far, Sx.iv);
     out(e, "  }\n");
   }
   V sums[4];
@@ -3494,26 +3494,32 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   }
   bp_chunk_begin(e, &b);
   V idx = b.idx;
-  /* The block's next distinct chunk and the third after this one (else
-   * this one; next_chunks), prefetched into L2 by the chunk's first
-   * group, four rows of each a step of its exponentials' loop (grp_pf).
-   * Where a chunk serves one pair (uniform selections) the pair's
-   * products otherwise wait for every chunk to come from L3 or DRAM.
-   * Issued as a burst while the chunk's rows were converted (two chunks,
-   * 512 prefetches in about 200 cycles) they left the 64K-token case at
-   * 286-295 GFLOP/s, against 345-347 spread (with the far chunk three
-   * ahead rather than two). */
-  rows_pf pf[2];
+  /* The third distinct chunk after this one in the block (else this
+   * one; next_chunks), prefetched into L2 by the chunk's first group:
+   * this head's columns of one row in four (with 2 KV heads one in two,
+   * with 4 or more every row: a touch every 512 bytes or so), spread
+   * over its exponentials' loop (grp_pf).  Where a chunk serves one pair
+   * (uniform selections) the pair's products otherwise wait for every
+   * chunk to come from L3 or DRAM.  The lines in between are left to the
+   * L2 streamer, which the touches keep going on each 4 KB page.
+   * Prefetching every line of the next and the far chunk (512
+   * prefetches per chunk with G = 16, until session 27) kept more of the
+   * core's miss slots busy with lines the streamer would have brought:
+   * 305-332 / 267-277 GFLOP/s at 64K / 256K tokens with uniform
+   * selections on a Sapphire Rapids-class VM, against 366-368 / 292-321
+   * now (three alternating runs; 4K-16K and clustered selections within
+   * noise; with 4 KV heads and G = 4, +8-10% uniform).  (Issued as a
+   * burst while the chunk's rows were converted, those prefetches had
+   * left the 64K case at 286-295.) */
+  rows_pf far;
   {
     V nxs[2];
     next_chunks(e, &b, nxs);
     int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
-    for (int k = 0; k < 2; k++) {
-      V c = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
-      pf[k] = (rows_pf){gep(e, rowp_at(e, &K, c, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
-                        gep(e, rowp_at(e, &Vv, c, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
-                        Hk * d / pk, Hk * d / pv, d / pk, d / pv};
-    }
+    V c = sel(e, cmpi(e, "sge", nxs[1], ci(e, 0)), nxs[1], idx, "i64");
+    far = (rows_pf){gep(e, rowp_at(e, &K, c, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
+                    gep(e, rowp_at(e, &Vv, c, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
+                    Hk * d / pk, Hk * d / pv, d / pk, d / pv, Hk >= 4 ? 1 : 4 / (int)Hk};
   }
   /* the chunk's K in bf16 rows (kA, rows kld apart): rounded into
    * scratch, or with history pages in bf16, read in place from a page
@@ -3573,7 +3579,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   tile_products(e, q, (tile_at){.p = kA, .ld = kld, .rt = 16, .ck = 32},
                 (tile_at){.p = qpt, .ld = 32, .rk = 16}, (tile_at){.p = sT, .ld = 16, .rt = 16},
                 P / 16, d / 32, false);
-  grp_pf gpf = {&pf[0], &pf[1], cmpi(e, "eq", u, ci(e, 0))};
+  grp_pf gpf = {&far, cmpi(e, "eq", u, ci(e, 0))};
   group_softmax(e, sT, pb, wv, P, n_plus, &gpf);
   /* O += P V, 16 output elements per tile (P's tile shared): in the
    * token's output rows of its 16 heads, or into the group's oG [16][d]
