@@ -2028,11 +2028,27 @@ static void prefetch_line(em *e, V p, int hint) {
   out(e, "  \"llvm.intr.prefetch\"(%s) <{cache = 1 : i32, hint = %d : i32, rw = 0 : i32}> "
       ": (!llvm.ptr) -> ()\n", p.s, hint);
 }
+/* The rows of a far chunk the sparse kernels prefetch: one in
+ * pf_every(Hk) (one in four with one KV head, one in two with two, every
+ * row with four or more: a touch every 512 bytes or so of the pages' rows
+ * with head width 64), which keeps the CPU's L2 streamer going on each
+ * 4 KB page; it brings the lines in between.  Prefetching every line kept
+ * the core's miss slots busy with lines the streamer would have brought
+ * (bench layer, uniform selections, one thread, Sapphire Rapids-class VM,
+ * session 27, alternating rounds: the AMX kernel 305-332 -> 366-368
+ * GFLOP/s at 64K tokens and 267-277 -> 292-321 at 256K; the f32 kernel
+ * 111-118 -> 127-137 at 64K, 121-129 -> 132-138 at 16K and 103-109 ->
+ * 110-119 at 256K; 4K and clustered selections within noise). */
+static int pf_every(int64_t Hk) { return Hk >= 4 ? 1 : (int)(4 / Hk); }
+
 /* Prefetches into L2 rows [rb, rb + rpb) (of P) of a chunk's K and V
- * (rows `stride` floats apart, d floats from `col` on). */
+ * (rows `stride` floats apart, d floats from `col` on): those that are
+ * multiples of pf_every(Hk). */
 static void prefetch_share(em *e, V kb, V vb, V rb, int64_t rpb, int64_t P, int64_t stride,
-                           V col, int64_t d) {
-  V pj = for0(e, rb, MINI(ADDI(rb, ci(e, rpb)), ci(e, P)), 1);
+                           V col, int64_t d, int64_t Hk) {
+  int64_t ev = pf_every(Hk);
+  V r0 = MULI(DIVI(ADDI(rb, ci(e, ev - 1)), ci(e, ev)), ci(e, ev));
+  V pj = for0(e, r0, MINI(ADDI(rb, ci(e, rpb)), ci(e, P)), ev);
   V poff = ADDI(MULI(pj, ci(e, stride)), col);
   for (int64_t l = 0; l < d; l += 16) {
     V a1 = gep(e, kb, ADDI(poff, ci(e, l))), a2 = gep(e, vb, ADDI(poff, ci(e, l)));
@@ -2523,14 +2539,14 @@ typedef struct slot2_pf {
   V k, v;
   int64_t rpb, P, stride;
   V col;
-  int64_t d, GB;
+  int64_t d, GB, Hk;
   V first; /* i1: only then */
 } slot2_pf;
 static void slot2_prefetch(em *e, void *c, V g0) {
   slot2_pf *f = c;
   if0(e, f->first);
   prefetch_share(e, f->k, f->v, MULI(DIVI(g0, ci(e, f->GB)), ci(e, f->rpb)), f->rpb, f->P,
-                 f->stride, f->col, f->d);
+                 f->stride, f->col, f->d, f->Hk);
   out(e, "  }\n");
 }
 
@@ -2948,7 +2964,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   /* the far chunk into L2, a share per head block of the sum */
   int64_t nblk = L / GB;
   slot2_pf pf = {rowp_at(e, &K, n2idx, K.row_elems / pq), rowp_at(e, &Vv, n2idx, Vv.row_elems / pq),
-                 (P + nblk - 1) / nblk, P, Hk * d / pq, pcol, d / pq, GB, first};
+                 (P + nblk - 1) / nblk, P, Hk * d / pq, pcol, d / pq, GB, Hk, first};
   chunk_rows cr = {vb, kst, kc0};
   pv_rows(e, nat, EVB, GB, L, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oG, PV_STORE,
           slot2_prefetch, &pf);
@@ -3062,10 +3078,12 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * (three ahead; next_chunks), prefetched while this one is computed:
    * the next into L1 a block of keys at a time inside the score loop (a
    * burst of prefetches overflows the core's miss queue), the far one
-   * into L2 a share per head block of the weighted sum.  Without a next
-   * in the block, the next KV head's first chunk, else the next block's;
+   * into L2 a share per head block of the weighted sum, one row in
+   * pf_every(Hk) of it (every row until session 27).  Without a next in
+   * the block, the next KV head's first chunk, else the next block's;
    * without a far one, this one again.  (Until session 26 the far chunk
-   * was the one after next.)  Measured on a Zen 3 (token-major, one thread): the next chunk
+   * was the one after next.)  Measured on a Zen 3 (token-major, one
+   * thread): the next chunk
    * prefetched took 50-56% -> 54-70% of the FMA peak at 64K tokens of
    * context, the one after 42-55% -> 58-62% at 256K.  Chunk-major on a
    * Sapphire Rapids-class core: 88-91 GFLOP/s without both at 256K with
@@ -3132,7 +3150,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
      * the far chunk prefetched a share per head block */
     stv(e, f, fT, ci(e, 0), NULL);
     int64_t nblk = grp / GB;
-    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB, first};
+    slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pfcol, d / pq, GB, Hk, first};
     chunk_rows cr = {vb, kst, kc0};
     pv_rows(e, nat0, EVB, GB, grp, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oT, PV_ADD,
             slot2_prefetch, &pf);
@@ -3150,7 +3168,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
       int64_t nblk = efull / EB, rpb = (P + nblk - 1) / nblk;
       if0(e, first);
       prefetch_share(e, p2k, p2v, MULI(DIVI(e0, ci(e, EB)), ci(e, rpb)), rpb, P, Hk * d / pq,
-                     pfcol, d / pq);
+                     pfcol, d / pq, Hk);
       out(e, "  }\n");
     }
     V acc[16];
@@ -3519,7 +3537,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     V c = sel(e, cmpi(e, "sge", nxs[1], ci(e, 0)), nxs[1], idx, "i64");
     far = (rows_pf){gep(e, rowp_at(e, &K, c, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
                     gep(e, rowp_at(e, &Vv, c, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
-                    Hk * d / pk, Hk * d / pv, d / pk, d / pv, Hk >= 4 ? 1 : 4 / (int)Hk};
+                    Hk * d / pk, Hk * d / pv, d / pk, d / pv, pf_every(Hk)};
   }
   /* the chunk's K in bf16 rows (kA, rows kld apart): rounded into
    * scratch, or with history pages in bf16, read in place from a page
