@@ -4,7 +4,8 @@
  *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
  *
  * SECTION (gemm, gemm16, gemv, attention, attention4, joint, swa, encoder, scan) runs the
- * peaks and that section.
+ * peaks and that section; `peaks` the peaks alone.  An unknown option or
+ * section is an error (exit 2).
  *
  * 1. peaks: the fp32 FMA rate of one core (a JIT-compiled loop of
  *    independent vector FMAs) and the memory read bandwidth (a summing
@@ -841,11 +842,31 @@ int main(int argc, char **argv) {
   const char *only = NULL;
   const char *models[8];
   int nm = 0;
+  static const char *const sections[] = {"peaks", "gemm", "gemm16",  "gemv", "attention",
+                                          "attention4", "joint", "swa", "encoder", "scan"};
+  const char *usage = "usage: bench_cpu_kernels [--threads N] [--quick] [--only SECTION] "
+                      "[MODEL.hsa ...] (up to 8 models)\nSECTION: peaks (only), gemm, gemm16, gemv, "
+                      "attention, attention4, joint, swa, encoder, scan\n";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-    else if (nm < 8) models[nm++] = argv[i];
+    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      fputs(usage, stdout);
+      return 0;
+    } else if (argv[i][0] == '-' || nm == 8) {
+      fprintf(stderr, "bench_cpu_kernels: %s: %s\n%s", argv[i],
+              argv[i][0] == '-' ? "unknown option, or one without its value" : "more than 8 models",
+              usage);
+      return 2;
+    } else models[nm++] = argv[i];
+  }
+  bool known = !only;
+  for (size_t i = 0; only && i < sizeof sections / sizeof *sections; i++)
+    known |= !strcmp(only, sections[i]);
+  if (!known) {
+    fprintf(stderr, "bench_cpu_kernels: --only %s: no such section\n%s", only, usage);
+    return 2;
   }
   char err[1024];
   if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
