@@ -3083,14 +3083,14 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * the block, the next KV head's first chunk, else the next block's;
    * without a far one, this one again.  (Until session 26 the far chunk
    * was the one after next.)  Measured on a Zen 3 (token-major, one
-   * thread): the next chunk
-   * prefetched took 50-56% -> 54-70% of the FMA peak at 64K tokens of
-   * context, the one after 42-55% -> 58-62% at 256K.  Chunk-major on a
-   * Sapphire Rapids-class core: 88-91 GFLOP/s without both at 256K with
-   * uniform selections, 99-115 with them; no difference where the block's
-   * tokens share their chunks.  Issued once per chunk, by the first pair
-   * that selected it: each pair issuing them (1,024 prefetches per pair)
-   * cost 4-6 points of the FMA peak where a chunk serves 7-10 pairs. */
+   * thread): the next chunk prefetched took 50-56% -> 54-70% of the FMA
+   * peak at 64K tokens of context, the one after 42-55% -> 58-62% at
+   * 256K.  Chunk-major on a Sapphire Rapids-class core: 88-91 GFLOP/s
+   * without both at 256K with uniform selections, 99-115 with them; no
+   * difference where the block's tokens share their chunks.  Issued once
+   * per chunk, by the first pair that selected it: each pair issuing
+   * them (1,024 prefetches per pair) cost 4-6 points of the FMA peak
+   * where a chunk serves 7-10 pairs. */
   V nx[2];
   next_chunks(e, &b, nx);
   V nidx, ncol;
