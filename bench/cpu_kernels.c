@@ -837,35 +837,42 @@ static void gemv_at(int64_t O, int64_t I, double peak) {
   bench_gemv(O, I);
 }
 
+/* --only's sections, in the order they run ("peaks": the peaks alone) */
+static const char *const sections[] = {"peaks",      "gemm",  "gemm16", "gemv",    "attention",
+                                       "attention4", "joint", "swa",    "encoder", "scan"};
+enum { NSECTIONS = sizeof sections / sizeof *sections };
+
+static void usage(FILE *f) {
+  fputs("usage: bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...] "
+        "(up to 8 models)\nSECTION:", f);
+  for (int i = 0; i < NSECTIONS; i++) fprintf(f, "%s %s", i ? "," : "", sections[i]);
+  fputs(" (peaks: the peaks alone)\n", f);
+}
+
 int main(int argc, char **argv) {
   bool quick = false;
   const char *only = NULL;
   const char *models[8];
   int nm = 0;
-  static const char *const sections[] = {"peaks", "gemm", "gemm16",  "gemv", "attention",
-                                          "attention4", "joint", "swa", "encoder", "scan"};
-  const char *usage = "usage: bench_cpu_kernels [--threads N] [--quick] [--only SECTION] "
-                      "[MODEL.hsa ...] (up to 8 models)\nSECTION: peaks (only), gemm, gemm16, gemv, "
-                      "attention, attention4, joint, swa, encoder, scan\n";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      fputs(usage, stdout);
+      usage(stdout);
       return 0;
     } else if (argv[i][0] == '-' || nm == 8) {
-      fprintf(stderr, "bench_cpu_kernels: %s: %s\n%s", argv[i],
-              argv[i][0] == '-' ? "unknown option, or one without its value" : "more than 8 models",
-              usage);
+      fprintf(stderr, "bench_cpu_kernels: %s: %s\n", argv[i],
+              argv[i][0] == '-' ? "unknown option, or one without its value" : "more than 8 models");
+      usage(stderr);
       return 2;
     } else models[nm++] = argv[i];
   }
   bool known = !only;
-  for (size_t i = 0; only && i < sizeof sections / sizeof *sections; i++)
-    known |= !strcmp(only, sections[i]);
+  for (int i = 0; only && i < NSECTIONS; i++) known |= !strcmp(only, sections[i]);
   if (!known) {
-    fprintf(stderr, "bench_cpu_kernels: --only %s: no such section\n%s", only, usage);
+    fprintf(stderr, "bench_cpu_kernels: --only %s: no such section\n", only);
+    usage(stderr);
     return 2;
   }
   char err[1024];
