@@ -2685,7 +2685,7 @@ static int64_t bp_table(int64_t NP) {
 static int64_t bp_sched_size(int64_t NP) {
   return 2 * bp_table(NP) + 5 * ((NP + 15) / 16 * 16);
 }
-static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP) {
+static void bp_blocks_begin_tb(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP, int64_t TB) {
   b->Ks = Ks;
   b->ix = ix;
   b->NP = NP;
@@ -2698,9 +2698,12 @@ static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, 
   b->st = gepc(e, b->cnt, np16);
   b->fill = gepc(e, b->st, np16);
   b->plist = gepc(e, b->fill, np16);
-  b->tb = for0(e, argi(e, CG_A_R0), r1, CG_ATTN_TB);
-  b->te = MINI(ADDI(b->tb, ci(e, CG_ATTN_TB)), r1);
+  b->tb = for0(e, argi(e, CG_A_R0), r1, TB);
+  b->te = MINI(ADDI(b->tb, ci(e, TB)), r1);
   b->npair = MULI(SUBI(b->te, b->tb), ci(e, Ks));
+}
+static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP) {
+  bp_blocks_begin_tb(e, b, r1, Ks, ix, sch, NP, CG_ATTN_TB);
 }
 static void bp_copy_sel(em *e, blk_pairs *b, const view *I, V ta) {
   V ir = rowp(e, I, ta);
@@ -3427,11 +3430,35 @@ static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus, const 
   group_pt(e, sT, pb, P, &f);
 }
 
+/* Tokens per block of the bf16 sparse attention (k_chunk_attention_amx).
+ * A block's queries (d k-pairs per token, bf16: 32 d bytes per R = 16 / G
+ * tokens) and output rows (G d floats per token) stay in L2 while each of
+ * its distinct chunks serves every pair that selected it, so a larger
+ * block reads a chunk once for more pairs and fills more of the tiles'
+ * columns when G < 16 (R pairs of a chunk per group).  With one KV head:
+ * the largest power of two up to 128 whose block fits half of the L2 of
+ * the CPUs that run this form (2 MiB per core on every CPU with AMX; 1 MiB
+ * on Zen 4, which runs it as dot products), 128 tokens for the paper's
+ * layer (6 KiB a token).  With several KV heads the heads are the block's
+ * inner loop and a chunk's rows hold all of them: the 16 tokens of
+ * CG_ATTN_TB, whose few distinct chunks stay in L2 from one head's pass to
+ * the next (with 4 KV heads, 128 tokens cost 4-12% at 64K with clustered
+ * selections and gained 1.4-2x with uniform ones; bench/RESULTS.md,
+ * twenty-eighth session). */
+static int64_t amx_block_tokens(const cg_kernel_req *q, int64_t d, int64_t G, int64_t Hk) {
+  if (Hk > 1) return CG_ATTN_TB;
+  int64_t budget = (q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024;
+  int64_t per_token = 32 * d / (16 / G) + 4 * G * d;
+  int64_t tb = CG_ATTN_TB;
+  while (tb < 128 && 2 * tb * per_token <= budget) tb *= 2;
+  return tb;
+}
+
 /* The weighted merge with G query heads per KV head (G a divisor of 16)
- * under bf16 math on AMX, chunk-major over blocks of CG_ATTN_TB tokens as
- * the packed f32 kernel is.  The tiles' 16 query columns are one (token,
- * slot) pair's 16 heads, or with G < 16 the G heads of R = 16 / G pairs
- * that selected the same chunk (column r G + h: pair r, head h; the
+ * under bf16 math on AMX, chunk-major over blocks of tokens as the packed
+ * f32 kernel is (amx_block_tokens of them: up to 128).  The tiles' 16
+ * query columns are one (token, slot) pair's 16 heads, or with G < 16
+ * the G heads of R = 16 / G pairs that selected the same chunk (column r G + h: pair r, head h; the
  * grouping of the f32 k_chunk_attention_groups).  Per block and KV head
  * the tokens' queries (scaled) become B operands (k-pairs of their
  * elements; with G < 16, of R consecutive tokens per operand) and their
@@ -3459,6 +3486,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), P = DIMN(kv, 1), Hk = DIMN(kv, 2);
   int64_t Gi = DIMN(iv, 1), Ks = DIMN(iv, 2), G = Hq / Hk, R = 16 / G;
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  int64_t TB = amx_block_tokens(q, d, G, Hk);
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
@@ -3470,8 +3498,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   int64_t kld = q->hist16[1] ? Hk * d : d;
   int64_t kb_at = 0, vp_at = kb_at + P * kld / 2, sT_at = vp_at + P * d / 2,
           pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16,
-          qp_at = ix_at + CG_ATTN_TB * Ks + 16, wv_at = qp_at + CG_ATTN_TB * d * 8 + 16,
-          sch_at = wv_at + 16, qg_at = sch_at + bp_sched_size(CG_ATTN_TB * Ks) + 16,
+          qp_at = ix_at + TB * Ks + 16, wv_at = qp_at + TB * d * 8 + 16,
+          sch_at = wv_at + 16, qg_at = sch_at + bp_sched_size(TB * Ks) + 16,
           oG_at = qg_at + (R > 1 ? d * 8 + 16 : 0);
   info->scratch_fixed = oG_at + (R > 1 ? 16 * d : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
@@ -3484,7 +3512,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
   blk_pairs b;
-  bp_blocks_begin(e, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks);
+  bp_blocks_begin_tb(e, &b, r1, Ks, ix, sch, TB * Ks, TB);
   V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
   b.g = Gi == 1 ? ci(e, 0) : kh;

@@ -34,7 +34,8 @@
 /* Tokens per block of the chunk-major sparse attention (emit.c): 16 keep
  * a block's queries and sums (12 KiB per token with AVX-512) in L2 and
  * already share each chunk about 10 ways in a trained model; the bench
- * counts the bytes it reads by the same blocks. */
+ * counts the bytes it reads by the same blocks.  The bf16 tile kernel
+ * with one KV head takes longer blocks (emit.c, amx_block_tokens). */
 enum { CG_ATTN_TB = 16 };
 
 enum {
