@@ -2827,15 +2827,15 @@ static V bp_list(em *e, blk_pairs *b, V *pl) {
 }
 
 /* Group u of R pairs listed at pl (np in all; bp_list): pair r's token
- * tt[r] (from the block's first) and whether it exists ok[r] (a missing
+ * tt[r] (from the block's first; position / Ks - tsub) and whether it exists ok[r] (a missing
  * last pair repeats the last real one), its weight in lanes r G .. r G +
  * G - 1 of wv (0 where missing). */
 static void group_pairs(em *e, const blk_pairs *b, V pl, V np, V u, int64_t R, int64_t G,
-                        const view *Wt, V wv, V *tt, V *ok) {
+                        V tsub, const view *Wt, V wv, V *tt, V *ok) {
   for (int64_t r = 0; r < R; r++) {
     V pos = ldi(e, pl, MINI(ADDI(u, ci(e, r)), SUBI(np, ci(e, 1))));
     ok[r] = cmpi(e, "slt", ADDI(u, ci(e, r)), np);
-    tt[r] = DIVI(pos, ci(e, b->Ks));
+    tt[r] = SUBI(DIVI(pos, ci(e, b->Ks)), tsub);
     V slot = ADDI(MULI(b->g, ci(e, b->Ks)), REMI(pos, ci(e, b->Ks)));
     V w = sel(e, ok[r], lds(e, rowp(e, Wt, ADDI(b->tb, tt[r])), slot), cf(e, 0), "f32");
     for (int64_t h = 0; h < G; h++) sts(e, w, wv, ci(e, r * G + h));
@@ -2943,7 +2943,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   V u = for0(e, ci(e, 0), np, R);
   V first = cmpi(e, "eq", u, ci(e, 0));
   V tt[16], ok[16];
-  group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
+  group_pairs(e, &b, pl, np, u, R, G, ci(e, 0), &Wt, wv, tt, ok);
   /* the group's queries qg[e][r G + h] = qT of pair r's token [e][h] */
   set_lanes(e, (int)G);
   {
@@ -3431,24 +3431,19 @@ static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus, const 
 }
 
 /* Tokens per block of the bf16 sparse attention (k_chunk_attention_amx).
- * A block's queries (d k-pairs per token, bf16: 32 d bytes per R = 16 / G
- * tokens) and output rows (G d floats per token) stay in L2 while each of
- * its distinct chunks serves every pair that selected it, so a larger
- * block reads a chunk once for more pairs and fills more of the tiles'
- * columns when G < 16 (R pairs of a chunk per group).  With one KV head:
- * the largest power of two up to 128 whose block fits half of the L2 of
- * the CPUs that run this form (2 MiB per core on every CPU with AMX; 1 MiB
- * on Zen 4, which runs it as dot products), 128 tokens for the paper's
- * layer (6 KiB a token).  With several KV heads the heads are the block's
- * inner loop and a chunk's rows hold all of them: the 16 tokens of
- * CG_ATTN_TB, whose few distinct chunks stay in L2 from one head's pass to
- * the next (with 4 KV heads, 128 tokens cost 4-12% at 64K with clustered
- * selections and gained 1.4-2x with uniform ones; bench/RESULTS.md,
- * twenty-eighth session). */
+ * A block's queries (d k-pairs per token and KV head, bf16: 32 d bytes
+ * per R = 16 / G tokens) and output rows (G d floats per token and KV
+ * head) stay in L2 while each of its distinct chunks serves every pair
+ * that selected it, so a larger block reads a chunk once for more pairs
+ * and fills more of the tiles' columns when G < 16 (R pairs of a chunk per
+ * group).  The largest power of two up to 128 whose block fits half of
+ * the L2 of the CPUs that run this form (2 MiB per core on every CPU with
+ * AMX; 1 MiB on Zen 4, which runs it as dot products): 128 tokens for the
+ * paper's layer (6 KiB a token) and for 4 KV heads of 4 query heads
+ * (bench/RESULTS.md, twenty-eighth session). */
 static int64_t amx_block_tokens(const cg_kernel_req *q, int64_t d, int64_t G, int64_t Hk) {
-  if (Hk > 1) return CG_ATTN_TB;
   int64_t budget = (q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024;
-  int64_t per_token = 32 * d / (16 / G) + 4 * G * d;
+  int64_t per_token = Hk * (32 * d / (16 / G) + 4 * G * d);
   int64_t tb = CG_ATTN_TB;
   while (tb < 128 && 2 * tb * per_token <= budget) tb *= 2;
   return tb;
@@ -3458,28 +3453,31 @@ static int64_t amx_block_tokens(const cg_kernel_req *q, int64_t d, int64_t G, in
  * under bf16 math on AMX, chunk-major over blocks of tokens as the packed
  * f32 kernel is (amx_block_tokens of them: up to 128).  The tiles' 16
  * query columns are one (token, slot) pair's 16 heads, or with G < 16
- * the G heads of R = 16 / G pairs that selected the same chunk (column r G + h: pair r, head h; the
- * grouping of the f32 k_chunk_attention_groups).  Per block and KV head
- * the tokens' queries (scaled) become B operands (k-pairs of their
- * elements; with G < 16, of R consecutive tokens per operand) and their
- * output rows are zeroed; each distinct chunk the block selected has its
- * K rows rounded to bf16 (vcvtne2ps2bf16; a bf16 page's rows are read in
- * place) and its V rows put into k-pairs once, then serves every pair that
- * selected it (listed and run R at a time; with G < 16 their queries'
- * columns gathered into one operand): the scores S^T = K Q^T come
- * out of tiles as [keys][columns]; the softmax(+n) is the f32 vector code
- * of the packed kernel (columns in lanes, the maximum and the sum in 4
- * chains); its probabilities times w / sum (per column: 0 for the columns
- * of a missing last pair, whose queries repeat the last real one's) are
- * transposed into rows of bf16 P [columns][keys]; O += P V in tiles
- * loaded from and stored to the token's output rows (G = 16), or stored
- * to a group's scratch and added to each real pair's rows.  Converting
- * each selected chunk for every token, as the token-major version of this
- * kernel did, cost more than its tile products.  Scratch: the block's
- * query pairs, one chunk's K and V in bf16, the scores, P, the block's
- * selections (ix, as in the packed kernel), a group's weights, the
- * block's schedule (bp_schedule); with G < 16 the group's query pairs
- * and output. */
+ * the G heads of R = 16 / G pairs that selected the same chunk (column
+ * r G + h: pair r, head h; the grouping of the f32
+ * k_chunk_attention_groups).  Per block, for every KV head, the tokens'
+ * queries (scaled) become B operands (k-pairs of their elements; with G <
+ * 16, of R consecutive tokens per operand) and their output rows are
+ * zeroed; the block's pairs (with a selection per KV head, numbered by
+ * head first) get one schedule, and each distinct chunk serves them head
+ * by head while its rows are in cache: per head that has pairs in it,
+ * the head's columns of its K rows rounded to bf16 (vcvtne2ps2bf16; a
+ * bf16 page's rows are read in place) and of its V rows put into k-pairs,
+ * then every pair of that head (run R at a time; with G < 16 their
+ * queries' columns gathered into one operand): the scores S^T = K Q^T
+ * come out of tiles as [keys][columns]; the softmax(+n) is the f32 vector
+ * code of the packed kernel (columns in lanes, the maximum and the sum in
+ * 4 chains); its probabilities times w / sum (per column: 0 for the
+ * columns of a missing last pair, whose queries repeat the last real
+ * one's) are transposed into rows of bf16 P [columns][keys]; O += P V in
+ * tiles loaded from and stored to the token's output rows (G = 16), or
+ * stored to a group's scratch and added to each real pair's rows.
+ * Converting each selected chunk for every token, as the token-major
+ * version of this kernel did, cost more than its tile products.  Scratch:
+ * one chunk's K and V in bf16, the scores, P, the block's selections (ix,
+ * as in the packed kernel), every KV head's query pairs, a group's
+ * weights, the block's schedule (bp_schedule); with G < 16 the group's
+ * query pairs and output. */
 static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_op *op = q->op;
   const ir_value *qv = op->in[0], *kv = op->in[1], *iv = op->in[3];
@@ -3487,6 +3485,10 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   int64_t Gi = DIMN(iv, 1), Ks = DIMN(iv, 2), G = Hq / Hk, R = 16 / G;
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   int64_t TB = amx_block_tokens(q, d, G, Hk);
+  /* selection lists per token in the block's schedule: one shared by the
+   * KV heads, or one per head */
+  int64_t NS = Gi == 1 ? 1 : Hk;
+  int64_t QH = TB / R * d * 8; /* one KV head's query operands, floats */
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
@@ -3498,8 +3500,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   int64_t kld = q->hist16[1] ? Hk * d : d;
   int64_t kb_at = 0, vp_at = kb_at + P * kld / 2, sT_at = vp_at + P * d / 2,
           pb_at = sT_at + (P + 3) * 16, ix_at = pb_at + P * 8 + 16,
-          qp_at = ix_at + TB * Ks + 16, wv_at = qp_at + TB * d * 8 + 16,
-          sch_at = wv_at + 16, qg_at = sch_at + bp_sched_size(TB * Ks) + 16,
+          qp_at = ix_at + NS * TB * Ks + 16, wv_at = qp_at + Hk * QH + 16,
+          sch_at = wv_at + 16, qg_at = sch_at + bp_sched_size(NS * TB * Ks) + 16,
           oG_at = qg_at + (R > 1 ? d * 8 + 16 : 0);
   info->scratch_fixed = oG_at + (R > 1 ? 16 * d : 0) + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
@@ -3512,36 +3514,76 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
   blk_pairs b;
-  bp_blocks_begin_tb(e, &b, r1, Ks, ix, sch, TB * Ks, TB);
+  bp_blocks_begin_tb(e, &b, r1, Ks, ix, sch, NS * TB * Ks, TB);
   V tb = b.tb, te = b.te;
-  V kh = for0(e, n0, n1, 1);
-  b.g = Gi == 1 ? ci(e, 0) : kh;
-  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
-  /* the queries' pairs, per R consecutive tokens of the block (a token
-   * past its end repeats the last): operand (t - tb) / R, columns
-   * ((t - tb) % R) G + h */
+  /* the block's pairs: (head list l, token t - tb, slot), numbered
+   * (l nT + t - tb) Ks + slot, l = kh - n0 with a list per head, else 0 */
+  V nT = SUBI(te, tb), nTK = MULI(nT, ci(e, Ks));
+  b.npair = Gi == 1 ? nTK : MULI(nTK, SUBI(n1, n0));
+  /* per KV head: the queries' pairs, per R consecutive tokens of the
+   * block (a token past its end repeats the last): operand (t - tb) / R
+   * of the head's QH floats, columns ((t - tb) % R) G + h; the output
+   * rows of its G heads zeroed; its selections copied */
   {
-    V ta = for0(e, tb, te, R);
-    V qrow[16];
-    for (int64_t l = 0; l < 16; l++) {
-      V tl = l / G ? MINI(ADDI(ta, ci(e, l / G)), SUBI(te, ci(e, 1))) : ta;
-      qrow[l] = gep(e, rowp(e, &Q, tl), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
+    V kh = for0(e, n0, n1, 1);
+    V hq0 = MULI(kh, ci(e, G)), khl = SUBI(kh, n0);
+    V qph = gep(e, qp0, MULI(khl, ci(e, QH)));
+    {
+      V ta = for0(e, tb, te, R);
+      V qrow[16];
+      for (int64_t l = 0; l < 16; l++) {
+        V tl = l / G ? MINI(ADDI(ta, ci(e, l / G)), SUBI(te, ci(e, 1))) : ta;
+        qrow[l] = gep(e, rowp(e, &Q, tl), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
+      }
+      query_pairs_rows(e, qrow, d, sc, gep(e, qph, MULI(DIVI(SUBI(ta, tb), ci(e, R)), ci(e, d * 8))));
+      end0(e);
     }
-    query_pairs_rows(e, qrow, d, sc, gep(e, qp0, MULI(DIVI(SUBI(ta, tb), ci(e, R)), ci(e, d * 8))));
-    end0(e);
-  }
-  /* per token of the block: its output rows zeroed, its selections copied */
-  {
     V ta = for0(e, tb, te, 1);
     V orow = gep(e, rowp(e, &o, ta), MULI(hq0, ci(e, d)));
     for (int64_t at = 0; at < G * d; at += 16) stv(e, z, orow, ci(e, at), NULL);
-    bp_copy_sel(e, &b, &I, ta);
-    end0(e);
+    if (Gi == 1) if0(e, cmpi(e, "eq", kh, n0));
+    {
+      V ir = rowp(e, &I, ta);
+      V g = Gi == 1 ? ci(e, 0) : kh, l = Gi == 1 ? ci(e, 0) : khl;
+      V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+      sti(e, ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), k)), ix,
+          ADDI(MULI(ADDI(MULI(l, nT), SUBI(ta, tb)), ci(e, Ks)), k));
+      end0(e);
+    }
+    if (Gi == 1) end0(e); /* if the first head */
+    end0(e); /* tokens */
+    end0(e); /* kv heads */
   }
   bp_chunk_begin(e, &b);
   V idx = b.idx;
+  V nxs[2];
+  next_chunks(e, &b, nxs);
+  V cfar = sel(e, cmpi(e, "sge", nxs[1], ci(e, 0)), nxs[1], idx, "i64");
+  V pl0;
+  V np0 = bp_list(e, &b, &pl0);
+  /* The chunk serves its pairs head by head, so that its rows (every KV
+   * head's columns) are used while they are in L1 and L2: with a list
+   * per head a head's pairs are the run [lo, hi) of the chunk's pairs
+   * (they are ascending, so numbered by head first), else every pair. */
+  V kh = for0(e, n0, n1, 1);
+  b.g = Gi == 1 ? ci(e, 0) : kh;
+  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d)), khl = SUBI(kh, n0);
+  V lo = ci(e, 0), hi = np0, tsub = ci(e, 0);
+  if (Gi > 1) {
+    V b0 = MULI(khl, nTK), b1 = ADDI(b0, nTK), zz[2] = {ci(e, 0), ci(e, 0)};
+    loop C;
+    loop_begin(e, &C, ci(e, 0), np0, ci(e, 1), 2, zz, "i64");
+    V pp = ldi(e, pl0, C.iv);
+    V y[2] = {ADDI(C.arg[0], sel(e, cmpi(e, "slt", pp, b0), ci(e, 1), ci(e, 0), "i64")),
+              ADDI(C.arg[1], sel(e, cmpi(e, "slt", pp, b1), ci(e, 1), ci(e, 0), "i64"))};
+    loop_end(e, &C, y);
+    lo = C.res[0];
+    hi = C.res[1];
+    tsub = MULI(khl, nT);
+  }
+  if0(e, cmpi(e, "sgt", hi, lo));
   /* The third distinct chunk after this one in the block (else this
-   * one; next_chunks), prefetched into L2 by the chunk's first group:
+   * one; next_chunks), prefetched into L2 by the head's first group:
    * this head's columns of one row in four (with 2 KV heads one in two,
    * with 4 or more every row: a touch every 512 bytes or so), spread
    * over its exponentials' loop (grp_pf).  Where a chunk serves one pair
@@ -3559,12 +3601,9 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * left the 64K case at 286-295.) */
   rows_pf far;
   {
-    V nxs[2];
-    next_chunks(e, &b, nxs);
     int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
-    V c = sel(e, cmpi(e, "sge", nxs[1], ci(e, 0)), nxs[1], idx, "i64");
-    far = (rows_pf){gep(e, rowp_at(e, &K, c, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
-                    gep(e, rowp_at(e, &Vv, c, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
+    far = (rows_pf){gep(e, rowp_at(e, &K, cfar, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
+                    gep(e, rowp_at(e, &Vv, cfar, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
                     Hk * d / pk, Hk * d / pv, d / pk, d / pv, pf_every(Hk)};
   }
   /* the chunk's K in bf16 rows (kA, rows kld apart): rounded into
@@ -3595,23 +3634,23 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     amx_chunk_rows(e, page_row16(e, &Vv, idx, kcol), true, 1, P, d, Hk, kld, vp);
     out(e, "  }\n");
   }
-  /* the pairs that selected this chunk, listed (bp_list) and taken R at
-   * a time, each column's weight in wv; with G < 16 the group's query
-   * pairs gathered (qg row e/2: the columns of each pair's token in its
-   * operand, G floats: G bf16 pairs) */
+  /* the head's pairs of this chunk taken R at a time, each column's
+   * weight in wv; with G < 16 the group's query pairs gathered (qg row
+   * e/2: the columns of each pair's token in its operand, G floats: G
+   * bf16 pairs) */
   V ok[16], tt[16];
-  V pl;
-  V np = bp_list(e, &b, &pl);
+  V pl = gep(e, pl0, lo), np = SUBI(hi, lo);
+  V qph = gep(e, qp0, MULI(khl, ci(e, QH)));
   V u = for0(e, ci(e, 0), np, R);
-  group_pairs(e, &b, pl, np, u, R, G, &Wt, wv, tt, ok);
+  group_pairs(e, &b, pl, np, u, R, G, tsub, &Wt, wv, tt, ok);
   V qpt = qg;
   if (R == 1) {
-    qpt = gep(e, qp0, MULI(tt[0], ci(e, d * 8)));
+    qpt = gep(e, qph, MULI(tt[0], ci(e, d * 8)));
   } else {
     V e2 = for0(e, ci(e, 0), ci(e, d / 2), 1);
     if (G > 1) set_lanes(e, (int)G);
     for (int64_t r = 0; r < R; r++) {
-      V src = gep(e, qp0, ADDI(MULI(DIVI(tt[r], ci(e, R)), ci(e, d * 8)),
+      V src = gep(e, qph, ADDI(MULI(DIVI(tt[r], ci(e, R)), ci(e, d * 8)),
                                ADDI(MULI(e2, ci(e, 16)), MULI(REMI(tt[r], ci(e, R)), ci(e, G)))));
       V dst = ADDI(MULI(e2, ci(e, 16)), ci(e, r * G));
       if (G > 1) stv(e, ldv(e, src, ci(e, 0), NULL), qg, dst, NULL);
@@ -3637,10 +3676,11 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
                 (tile_at){.p = vp, .ld = 2 * d, .rk = 16, .ct = 32},
                 (tile_at){.p = R == 1 ? orow[0] : oG, .ld = d, .ct = 16}, d / 16, P / 32, R == 1);
   if (R > 1) add_pair_rows(e, R, ok, orow, oG, G * d);
-  end0(e);          /* groups */
+  end0(e);           /* groups */
+  end0(e);           /* if the head has pairs */
+  end0(e);           /* kv heads */
   bp_chunk_close(e); /* chunks */
-  end0(e);        /* kv heads */
-  end0(e);        /* blocks of tokens */
+  end0(e);           /* blocks of tokens */
 }
 
 /* ---- windowed attention on AMX tiles (bf16 math) -------------------------- */
