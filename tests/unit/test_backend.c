@@ -986,9 +986,19 @@ static void test_softmax_decay(void) {
  * bf16w), queries of Hq
  * heads; the weighted chunk_attention (softmax_plus n_plus) in *ca, its
  * inputs in in[5]. */
+static void sparse_graph_r(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
+                           int64_t Hk, int64_t Hr, int64_t d, int n_plus, bool bf16w,
+                           bool extra_row, ir_value **ca, ir_value *in[5]);
 static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
                          int64_t Hk, int64_t d, int n_plus, bool bf16w, bool extra_row,
                          ir_value **ca, ir_value *in[5]) {
+  sparse_graph_r(t, L, S, D, K, Hq, Hk, Hk, d, n_plus, bf16w, extra_row, ca, in);
+}
+/* ... with Hr retrievals: Hk (one per KV head, `groups = kv`) or 1 (one
+ * selection shared by the KV heads, `groups = shared`) */
+static void sparse_graph_r(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int64_t Hq,
+                           int64_t Hk, int64_t Hr, int64_t d, int n_plus, bool bf16w,
+                           bool extra_row, ir_value **ca, ir_value *in[5]) {
   ir_attr cs = iattr("size", S);
   ir_value *h = tg_rows(t, "h", L, D, rnd((size_t)(L * D), 1));
   ir_value *c = tg_op(t, IR_CHUNK, 1, (ir_value *[]){h}, 1, &cs, 0);
@@ -999,7 +1009,7 @@ static void sparse_graph(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, int6
     c = tg_op(t, IR_APPEND_ROW, 2,
               (ir_value *[]){c, tg_weight(t, "xrow", 1, (int64_t[]){D}, rnd((size_t)D, 1))}, 0,
               NULL, 0);
-  ir_value *q = tg_heads(t, "qr", L, Hk, Hk * D, rnd((size_t)(L * Hk * D), 1));
+  ir_value *q = tg_heads(t, "qr", L, Hr, Hr * D, rnd((size_t)(L * Hr * D), 1));
   ir_value *sc = tg_op(t, IR_LANDMARK_SCORES, 2, (ir_value *[]){q, lr}, 3,
                        (ir_attr[]){iattr("chunk", S), ir_str_attr("per", "token"),
                                    iattr("exclude_window", 0)}, 0);
@@ -1199,6 +1209,24 @@ static void test_sparse_attention_bf16(void) {
              (long long)Hq, (long long)Hk, (long long)d, (long long)(xr ? S - 1 : S));
     check_bf16_tol(&t, cj, L, 37, what, TOL_BF16_ATTN);
     check_bf16_tol(&t, cj, L, 1, what, TOL_BF16_ATTN);
+    tg_free(&t);
+    pool_used = mark;
+  }
+  /* one selection shared by the KV heads (`groups = shared`): 2 KV heads
+   * of 16 query heads, 4 of 4; each chunk serves every head's pairs */
+  for (int g = 0; g < 2; g++) {
+    int64_t Hq = g ? 16 : 32, Hk = g ? 4 : 2;
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph_r(&t, L, S, D, K, Hq, Hk, 1, 32, g, true, false, &ca, in);
+    CU_ASSERT(cg_chunk_attention_amx(ca->def));
+    tg_run(&t, ca, L);
+    char what[96];
+    snprintf(what, sizeof what, "bf16 chunk_attention, shared selection, Hq %lld Hk %lld",
+             (long long)Hq, (long long)Hk);
+    check_bf16_tol(&t, ca, L, 37, what, TOL_BF16_ATTN);
+    check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
