@@ -2826,6 +2826,60 @@ static V bp_list(em *e, blk_pairs *b, V *pl) {
   return ldi(e, b->cnt, b->di);
 }
 
+/* The sparse kernels whose KV heads are the inner loop of each chunk
+ * (k_chunk_attention_amx, k_chunk_attention_groups) number a block's
+ * pairs (head list l, token t - tb, slot) as (l nT + t - tb) Ks + slot,
+ * nT the block's tokens, l = kh - n0 with a selection per KV head (Gi =
+ * Hk), else 0: one schedule for every head, in which a chunk's pairs
+ * (ascending) come head by head.  copy_sel_heads copies token ta's
+ * selections of head kh into ix (with a shared selection, once: at the
+ * first head). */
+static void copy_sel_heads(em *e, const view *I, V ix, int64_t Gi, int64_t Ks, V kh, V n0, V khl,
+                           V nT, V tb, V ta) {
+  if (Gi == 1) if0(e, cmpi(e, "eq", kh, n0));
+  V ir = rowp(e, I, ta);
+  V g = Gi == 1 ? ci(e, 0) : kh, l = Gi == 1 ? ci(e, 0) : khl;
+  V k = for0(e, ci(e, 0), ci(e, Ks), 1);
+  sti(e, ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), k)), ix,
+      ADDI(MULI(ADDI(MULI(l, nT), SUBI(ta, tb)), ci(e, Ks)), k));
+  end0(e);
+  if (Gi == 1) end0(e);
+}
+/* Head khl's pairs among a chunk's np0 pairs listed at pl0: positions
+ * [lo, hi) of the list, and tsub to subtract from a pair's position / Ks
+ * for its token (every pair, and 0, with a shared selection). */
+static void head_pairs(em *e, int64_t Gi, V pl0, V np0, V khl, V nT, V nTK, V *lo, V *hi,
+                       V *tsub) {
+  if (Gi == 1) {
+    *lo = ci(e, 0);
+    *hi = np0;
+    *tsub = ci(e, 0);
+    return;
+  }
+  V b0 = MULI(khl, nTK), b1 = ADDI(b0, nTK), zz[2] = {ci(e, 0), ci(e, 0)};
+  loop C;
+  loop_begin(e, &C, ci(e, 0), np0, ci(e, 1), 2, zz, "i64");
+  V pp = ldi(e, pl0, C.iv);
+  V y[2] = {ADDI(C.arg[0], sel(e, cmpi(e, "slt", pp, b0), ci(e, 1), ci(e, 0), "i64")),
+            ADDI(C.arg[1], sel(e, cmpi(e, "slt", pp, b1), ci(e, 1), ci(e, 0), "i64"))};
+  loop_end(e, &C, y);
+  *lo = C.res[0];
+  *hi = C.res[1];
+  *tsub = MULI(khl, nT);
+}
+
+/* Tokens per block of the f32 sparse attention with G heads in part of a
+ * vector (k_chunk_attention_groups): every KV head's qT and oT of the
+ * block's tokens (QS floats a token and head) within 512 KiB with
+ * AVX-512 (an L2 of 1-2 MiB), 256 KiB with AVX2; a power of two from 16
+ * to 128. */
+static int64_t groups_block_tokens(const cg_kernel_req *q, int64_t QS, int64_t Hk) {
+  int64_t budget = (q->vec_bits >= 512 ? 512 : 256) * 1024, per_token = Hk * QS * 4;
+  int64_t tb = CG_ATTN_TB;
+  while (tb < 128 && 2 * tb * per_token <= budget) tb *= 2;
+  return tb;
+}
+
 /* Group u of R pairs listed at pl (np in all; bp_list): pair r's token
  * tt[r] (from the block's first; position / Ks - tsub) and whether it exists ok[r] (a missing
  * last pair repeats the last real one), its weight in lanes r G .. r G +
@@ -2880,6 +2934,9 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int nat = q->vec_bits / 32;
   int64_t R = nat / G, L = nat; /* lanes */
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
+  int64_t QS = 2 * d * G; /* one token's qT, oT (of one KV head) */
+  int64_t TB = groups_block_tokens(q, QS, Hk);
+  int64_t NS = Gi == 1 ? 1 : Hk; /* selection lists per token */
   double scale = 1.0 / sqrt((double)d);
   /* accumulators within the registers (32 with AVX-512, 16 with AVX2),
    * leaving room for the operands: the weighted sum's head blocks by
@@ -2895,10 +2952,9 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int64_t sT_at = 0, fT_at = sT_at + (P + 3) * L, wv_at = fT_at + L + 16,
           qg_at = wv_at + L + 16, q2_at = qg_at + d * L, oG_at = q2_at + d * L,
           kt_at = oG_at + L * d + 16, vt_at = kt_at + (h16 ? P * d : 0),
-          ix_at = vt_at + (h16 ? P * d : 0) + 16, sch_at = ix_at + CG_ATTN_TB * Ks + 16,
-          tok_at = sch_at + bp_sched_size(CG_ATTN_TB * Ks) + 16;
-  int64_t QS = 2 * d * G; /* one token's qT, oT */
-  info->scratch_fixed = tok_at + CG_ATTN_TB * QS + 16;
+          ix_at = vt_at + (h16 ? P * d : 0) + 16, sch_at = ix_at + NS * TB * Ks + 16,
+          tok_at = sch_at + bp_sched_size(NS * TB * Ks) + 16;
+  info->scratch_fixed = tok_at + Hk * TB * QS + 16;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3),
        Wt = INV(e, q, 4);
   V scr = argp(e, CG_A_SCRATCH);
@@ -2908,48 +2964,64 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   set_lanes(e, (int)L);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   blk_pairs b;
-  bp_blocks_begin(e, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks);
+  bp_blocks_begin_tb(e, &b, r1, Ks, ix, sch, NS * TB * Ks, TB);
   V tb = b.tb, te = b.te;
-  V kh = for0(e, n0, n1, 1);
-  b.g = Gi == 1 ? ci(e, 0) : kh;
-  V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d));
-  /* the block's queries, its output sums zeroed, its selections copied */
+  /* the block's pairs of every KV head in one schedule, as in
+   * k_chunk_attention_amx: (head list l, token t - tb, slot) numbered
+   * (l nT + t - tb) Ks + slot; a token's qT and oT of head kh at
+   * tok0 + ((kh - n0) TB + t - tb) QS */
+  V nT = SUBI(te, tb), nTK = MULI(nT, ci(e, Ks));
+  b.npair = Gi == 1 ? nTK : MULI(nTK, SUBI(n1, n0));
+  /* per KV head: the block's queries, its output sums zeroed, its
+   * selections copied */
   {
+    V kh = for0(e, n0, n1, 1);
+    V hq0 = MULI(kh, ci(e, G)), khl = SUBI(kh, n0);
     V ta = for0(e, tb, te, 1);
-    V tq = gep(e, tok0, MULI(SUBI(ta, tb), ci(e, QS)));
+    V tq = gep(e, tok0, MULI(ADDI(MULI(khl, ci(e, TB)), SUBI(ta, tb)), ci(e, QS)));
     V oTa = gepc(e, tq, d * G);
     queries_T(e, q->vec_bits, rowp(e, &Q, ta), hq0, G, d, scale, tq, &oTa);
     set_lanes(e, (int)L);
-    bp_copy_sel(e, &b, &I, ta);
-    end0(e);
+    copy_sel_heads(e, &I, ix, Gi, Ks, kh, n0, khl, nT, tb, ta);
+    end0(e); /* tokens */
+    end0(e); /* kv heads */
   }
   bp_chunk_begin(e, &b);
   V idx = b.idx;
-  V kb, vb, kc0;
-  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
-  V pl;
-  V np = bp_list(e, &b, &pl);
+  V pl0;
+  V np0 = bp_list(e, &b, &pl0);
   /* the block's next distinct chunk and the far one (else this one),
-   * prefetched by the first group: into L1 a block of keys at a time
-   * inside its score loop, into L2 a share per head block of its
+   * prefetched by each head's first group: into L1 a block of keys at a
+   * time inside its score loop, into L2 a share per head block of its
    * weighted sum */
   V nxs[2];
   next_chunks(e, &b, nxs);
   for (int k = 0; k < 2; k++) nxs[k] = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
   V nidx = nxs[0], n2idx = nxs[1];
+  /* the chunk serves its pairs head by head (head_pairs) */
+  V kh = for0(e, n0, n1, 1);
+  b.g = Gi == 1 ? ci(e, 0) : kh;
+  V kcol = MULI(kh, ci(e, d)), khl = SUBI(kh, n0);
+  V tokh = gep(e, tok0, MULI(khl, ci(e, TB * QS)));
+  V lo, hi, tsub;
+  head_pairs(e, Gi, pl0, np0, khl, nT, nTK, &lo, &hi, &tsub);
+  if0(e, cmpi(e, "sgt", hi, lo));
+  V kb, vb, kc0;
+  int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
+  V pl = gep(e, pl0, lo), np = SUBI(hi, lo);
   int64_t pq = h16 ? 2 : 1; /* bf16 pages: f32 units of half the offsets */
   V pk0 = rowp_at(e, &K, nidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, nidx, Vv.row_elems / pq);
   V pcol = h16 ? DIVI(kcol, ci(e, 2)) : kcol;
   V u = for0(e, ci(e, 0), np, R);
   V first = cmpi(e, "eq", u, ci(e, 0));
   V tt[16], ok[16];
-  group_pairs(e, &b, pl, np, u, R, G, ci(e, 0), &Wt, wv, tt, ok);
+  group_pairs(e, &b, pl, np, u, R, G, tsub, &Wt, wv, tt, ok);
   /* the group's queries qg[e][r G + h] = qT of pair r's token [e][h] */
   set_lanes(e, (int)G);
   {
     V ee = for0(e, ci(e, 0), ci(e, d), 1);
     for (int64_t r = 0; r < R; r++) {
-      V qTr = gep(e, tok0, MULI(tt[r], ci(e, QS)));
+      V qTr = gep(e, tokh, MULI(tt[r], ci(e, QS)));
       stv(e, ldv(e, qTr, MULI(ee, ci(e, G)), NULL), qg, ADDI(MULI(ee, ci(e, L)), ci(e, r * G)),
           NULL);
     }
@@ -2973,18 +3045,22 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
           slot2_prefetch, &pf);
   /* each real pair's G rows added into its token's sums */
   V oT[16];
-  for (int64_t r = 0; r < R; r++) oT[r] = gepc(e, gep(e, tok0, MULI(tt[r], ci(e, QS))), d * G);
+  for (int64_t r = 0; r < R; r++) oT[r] = gepc(e, gep(e, tokh, MULI(tt[r], ci(e, QS))), d * G);
   add_pair_rows(e, R, ok, oT, oG, G * d);
-  end0(e);          /* groups */
+  end0(e);           /* groups */
+  end0(e);           /* if the head has pairs */
+  end0(e);           /* kv heads */
   bp_chunk_close(e); /* chunks */
   /* out[t][hq0 + h][e] = oT[h][e] */
   {
+    V kh2 = for0(e, n0, n1, 1);
+    V hq2 = MULI(kh2, ci(e, G)), khl2 = SUBI(kh2, n0);
     V tc = for0(e, tb, te, 1);
-    V oTc = gepc(e, gep(e, tok0, MULI(SUBI(tc, tb), ci(e, QS))), d * G);
-    copy_n(e, gep(e, rowp(e, &o, tc), MULI(hq0, ci(e, d))), oTc, G * d, false);
+    V oTc = gepc(e, gep(e, tok0, MULI(ADDI(MULI(khl2, ci(e, TB)), SUBI(tc, tb)), ci(e, QS))), d * G);
+    copy_n(e, gep(e, rowp(e, &o, tc), MULI(hq2, ci(e, d))), oTc, G * d, false);
+    end0(e);
     end0(e);
   }
-  end0(e); /* kv heads */
   end0(e); /* blocks of tokens */
 }
 
@@ -3541,16 +3617,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
     V ta = for0(e, tb, te, 1);
     V orow = gep(e, rowp(e, &o, ta), MULI(hq0, ci(e, d)));
     for (int64_t at = 0; at < G * d; at += 16) stv(e, z, orow, ci(e, at), NULL);
-    if (Gi == 1) if0(e, cmpi(e, "eq", kh, n0));
-    {
-      V ir = rowp(e, &I, ta);
-      V g = Gi == 1 ? ci(e, 0) : kh, l = Gi == 1 ? ci(e, 0) : khl;
-      V k = for0(e, ci(e, 0), ci(e, Ks), 1);
-      sti(e, ldi(e, ir, ADDI(MULI(g, ci(e, Ks)), k)), ix,
-          ADDI(MULI(ADDI(MULI(l, nT), SUBI(ta, tb)), ci(e, Ks)), k));
-      end0(e);
-    }
-    if (Gi == 1) end0(e); /* if the first head */
+    copy_sel_heads(e, &I, ix, Gi, Ks, kh, n0, khl, nT, tb, ta);
     end0(e); /* tokens */
     end0(e); /* kv heads */
   }
@@ -3568,19 +3635,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V kh = for0(e, n0, n1, 1);
   b.g = Gi == 1 ? ci(e, 0) : kh;
   V hq0 = MULI(kh, ci(e, G)), kcol = MULI(kh, ci(e, d)), khl = SUBI(kh, n0);
-  V lo = ci(e, 0), hi = np0, tsub = ci(e, 0);
-  if (Gi > 1) {
-    V b0 = MULI(khl, nTK), b1 = ADDI(b0, nTK), zz[2] = {ci(e, 0), ci(e, 0)};
-    loop C;
-    loop_begin(e, &C, ci(e, 0), np0, ci(e, 1), 2, zz, "i64");
-    V pp = ldi(e, pl0, C.iv);
-    V y[2] = {ADDI(C.arg[0], sel(e, cmpi(e, "slt", pp, b0), ci(e, 1), ci(e, 0), "i64")),
-              ADDI(C.arg[1], sel(e, cmpi(e, "slt", pp, b1), ci(e, 1), ci(e, 0), "i64"))};
-    loop_end(e, &C, y);
-    lo = C.res[0];
-    hi = C.res[1];
-    tsub = MULI(khl, nT);
-  }
+  V lo, hi, tsub;
+  head_pairs(e, Gi, pl0, np0, khl, nT, nTK, &lo, &hi, &tsub);
   if0(e, cmpi(e, "sgt", hi, lo));
   /* The third distinct chunk after this one in the block (else this
    * one; next_chunks), prefetched into L2 by the head's first group:

@@ -1106,6 +1106,25 @@ static void test_sparse_attention_packed(void) {
     tg_free(&t);
     pool_used = mark0;
   }
+  /* one selection shared by the KV heads (`groups = shared`), G 4 and 8:
+   * the grouped kernel's schedule without a list per head */
+  static const int64_t shared_heads[][4] = {{16, 4, 16, 8}, {16, 2, 32, 8}};
+  for (size_t hi = 0; hi < 2; hi++) {
+    int64_t Hq = shared_heads[hi][0], Hk = shared_heads[hi][1], d = shared_heads[hi][2],
+            S = shared_heads[hi][3];
+    tg t;
+    tg_init(&t);
+    ir_value *ca, *in[5];
+    sparse_graph_r(&t, L, S, D, K, Hq, Hk, 1, d, (int)hi, false, false, &ca, in);
+    tg_run(&t, ca, L);
+    char what[96];
+    snprintf(what, sizeof what, "packed chunk_attention, shared selection, Hq %lld Hk %lld",
+             (long long)Hq, (long long)Hk);
+    check_n(&t, ca, L, 9, what, 2);
+    check_n(&t, ca, L, L, what, 2);
+    tg_free(&t);
+    pool_used = mark0;
+  }
   /* a chunk memory kept in bf16 (`store = bf16`): the packed f32 kernel
    * reads its history pages of bf16 rows (cg_chunk_attention_pages16),
    * widened exactly, across segments (TOL_BF16_ATTN, as under bf16
