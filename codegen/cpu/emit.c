@@ -4878,9 +4878,28 @@ static void seq_pairs16(em *e, const view *w, V r0, V npairs, V kcol, int64_t d,
   end0(e);
 }
 
+/* Tokens per block of the bf16 tile kernels whose units are (token,
+ * query head) pairs: Landmark Attention, MoBA and NSA.  A block's units
+ * read their queries and add to their output rows (8 G d bytes a token,
+ * f32) while each distinct key block serves every unit that selected it;
+ * longer blocks give a key block more units, which fill more of the
+ * tiles' 16 columns.  The largest power of two up to 64 within 1 MiB on
+ * AMX, 512 KiB where the kernels run as dot products: 64 for the
+ * examples (G 4, d 64).  On their 16K-token prefill (2 threads, a
+ * Sapphire Rapids-class VM, random weights) 64 against 16 tokens took
+ * the attention ops from 10.5 to 5.1 s (Landmark Attention), 13.9-15.5
+ * to 6.2-6.5 s (MoBA) and 17.9-18.3 to 12.7-12.8 s (NSA); 128 measured
+ * like 64 (bench/RESULTS.md, twenty-eighth session). */
+static int64_t jt_block_tokens(const cg_kernel_req *q, int64_t G, int64_t d) {
+  int64_t budget = (q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024, per_token = 8 * G * d;
+  int64_t tb = CG_ATTN_TB;
+  while (tb < 64 && 2 * tb * per_token <= budget) tb *= 2;
+  return tb;
+}
+
 /* Landmark Attention under bf16 math on AMX or AVX512-BF16
- * (cg_landmark_attention_amx), by blocks of CG_ATTN_TB tokens and KV
- * head.  Each (token, query head) of the block, a unit, first runs the
+ * (cg_landmark_attention_amx), by blocks of tokens (jt_block_tokens) and
+ * KV head.  Each (token, query head) of the block, a unit, first runs the
  * f32 kernel's local part (lm_local: the local keys, the top-k list, Z),
  * stores its local output and lists its selected blocks and their shares
  * / Z (ix, wt; pair unit * K + slot).  Then chunk-major as the sparse
@@ -4898,7 +4917,7 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   const ir_value *qv = op->in[0], *kv = op->in[1];
   int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
   int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
-  int64_t NP = CG_ATTN_TB * G * Ks; /* pairs of a block of tokens */
+  int64_t TBL = jt_block_tokens(q, G, d), NP = TBL * G * Ks; /* pairs of a block of tokens */
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   /* scratch in floats, each area on a 64-byte line */
@@ -4918,7 +4937,7 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
     oG = gepc(e, scr, oG_at);
   V sc = splat(e, cf(e, 1.0 / sqrt((double)d)));
   blk_pairs b;
-  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, ix, sch, NP);
+  bp_blocks_begin_tb(e, &b, argi(e, CG_A_R1), Ks, ix, sch, NP, TBL);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
   b.g = ci(e, 0);
   V tb = b.tb;
@@ -5183,7 +5202,7 @@ static void k_chunk_attention_joint_amx(em *e, const cg_kernel_req *q, cg_kernel
 }
 
 /* MoBA under bf16 math on AMX or AVX512-BF16 (cg_moba_amx), by blocks of
- * CG_ATTN_TB tokens and KV head: every (token, query head) of the block,
+ * jt_block_tokens tokens and KV head: every (token, query head) of the block,
  * a unit, picks its blocks as the f32 kernel does (the top-k past blocks
  * by q . mean key, the mean keys computed once per call; then its own
  * block) into the engine's list; its maximum starts at -inf, its sum at 0
@@ -5195,7 +5214,7 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   const ir_value *qv = op->in[0], *kv = op->in[1];
   int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
   int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1), S = Ks + 1;
-  int64_t NU = CG_ATTN_TB * G;
+  int64_t NU = jt_block_tokens(q, G, d) * G;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
@@ -5221,7 +5240,7 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     end0(e);
     end0(e);
   }
-  bp_blocks_begin(e, &b, r1, S, c.ix0, c.sch, NU * S);
+  bp_blocks_begin_tb(e, &b, r1, S, c.ix0, c.sch, NU * S, NU / G);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * S));
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
@@ -5537,7 +5556,7 @@ bool cg_nsa_amx(const ir_op *op) {
 }
 
 /* NSA under bf16 math on AMX or AVX512-BF16 (cg_nsa_amx), by blocks of
- * CG_ATTN_TB tokens and KV head.  Per token, the f32 kernel's selection
+ * jt_block_tokens tokens and KV head.  Per token, the f32 kernel's selection
  * (nsa_select: the compressed probabilities of the group's heads, the
  * blocks' importance, the forced and ranked blocks); per (token, query
  * head), a unit, the compressed branch in f32 times its gate into the
@@ -5555,7 +5574,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t Hq = DIMN(qv, 1), d = DIMN(qv, 2), Hk = DIMN(kv, 1), G = Hq / Hk;
   int64_t B = ir_attr_i(op, "block", 1), Ks = ir_attr_i(op, "topk", 1);
   int64_t W = ir_attr_i(op, "window", 1);
-  int64_t Sw = (W + B - 2) / B + 1, NU = CG_ATTN_TB * G, Smax = Ks > Sw ? Ks : Sw;
+  int64_t Sw = (W + B - 2) / B + 1, NU = jt_block_tokens(q, G, d) * G, Smax = Ks > Sw ? Ks : Sw;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
@@ -5580,7 +5599,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
                   .imp = imp, .sel_ = sel_};
   V z = cvf(e, 0);
   int n = nvecs(e, d);
-  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Smax);
+  bp_blocks_begin_tb(e, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Smax, NU / G);
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
   V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);
