@@ -2685,7 +2685,10 @@ static int64_t bp_table(int64_t NP) {
 static int64_t bp_sched_size(int64_t NP) {
   return 2 * bp_table(NP) + 5 * ((NP + 15) / 16 * 16);
 }
-static void bp_blocks_begin_tb(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP, int64_t TB) {
+/* Blocks of TB tokens [tb, te) over rows [r0, r1); the schedule's areas
+ * for up to NP pairs (bp_schedule) in sch. */
+static void bp_blocks_begin_tb(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP,
+                               int64_t TB) {
   b->Ks = Ks;
   b->ix = ix;
   b->NP = NP;
@@ -2881,9 +2884,9 @@ static int64_t groups_block_tokens(const cg_kernel_req *q, int64_t QS, int64_t H
 }
 
 /* Group u of R pairs listed at pl (np in all; bp_list): pair r's token
- * tt[r] (from the block's first; position / Ks - tsub) and whether it exists ok[r] (a missing
- * last pair repeats the last real one), its weight in lanes r G .. r G +
- * G - 1 of wv (0 where missing). */
+ * tt[r] (from the block's first: its position / Ks - tsub) and whether
+ * it exists ok[r] (a missing last pair repeats the last real one), its
+ * weight in lanes r G .. r G + G - 1 of wv (0 where missing). */
 static void group_pairs(em *e, const blk_pairs *b, V pl, V np, V u, int64_t R, int64_t G,
                         V tsub, const view *Wt, V wv, V *tt, V *ok) {
   for (int64_t r = 0; r < R; r++) {
@@ -3056,7 +3059,8 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
     V kh2 = for0(e, n0, n1, 1);
     V hq2 = MULI(kh2, ci(e, G)), khl2 = SUBI(kh2, n0);
     V tc = for0(e, tb, te, 1);
-    V oTc = gepc(e, gep(e, tok0, MULI(ADDI(MULI(khl2, ci(e, TB)), SUBI(tc, tb)), ci(e, QS))), d * G);
+    V tq = gep(e, tok0, MULI(ADDI(MULI(khl2, ci(e, TB)), SUBI(tc, tb)), ci(e, QS)));
+    V oTc = gepc(e, tq, d * G);
     copy_n(e, gep(e, rowp(e, &o, tc), MULI(hq2, ci(e, d))), oTc, G * d, false);
     end0(e);
     end0(e);
@@ -3611,7 +3615,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
         V tl = l / G ? MINI(ADDI(ta, ci(e, l / G)), SUBI(te, ci(e, 1))) : ta;
         qrow[l] = gep(e, rowp(e, &Q, tl), MULI(ADDI(hq0, ci(e, l % G)), ci(e, d)));
       }
-      query_pairs_rows(e, qrow, d, sc, gep(e, qph, MULI(DIVI(SUBI(ta, tb), ci(e, R)), ci(e, d * 8))));
+      V qdst = gep(e, qph, MULI(DIVI(SUBI(ta, tb), ci(e, R)), ci(e, d * 8)));
+      query_pairs_rows(e, qrow, d, sc, qdst);
       end0(e);
     }
     V ta = for0(e, tb, te, 1);
