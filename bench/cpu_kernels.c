@@ -466,12 +466,16 @@ static void pack_bf16_rows(float *p, size_t n) {
 /* GFLOP/s of the layer at context L, f32 or (bf16 = tiles) on AMX tiles
  * or their vdpbf16ps form, with chunk pages of bf16 rows (pages16: a chunk memory kept in
  * bf16, which the f32 kernel widens and the AMX one reads as it is) or
- * f32, selections uniform (hsa_selection) or clustered
- * (hsa_selection_clustered); *tps: query tokens per second; *kvb: f32
+ * f32, selections (kind) uniform (hsa_selection, 0) or clustered
+ * (hsa_selection_clustered, 1), the same for every KV head or (kind + 2)
+ * each head's chunk numbers rotated by 7919 h modulo its eligible chunks,
+ * as models whose KV heads retrieve on their own (`groups = kv`) select;
+ * *tps: query tokens per second; *kvb: f32
  * K/V bytes per query token when each distinct chunk of a block of
  * CG_ATTN_TB tokens is read once (the f32 kernel's reads). */
-static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool clustered,
+static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, int kind,
                                          int64_t Hk, bool joint, double *tps, double *kvb) {
+  bool clustered = kind & 1, per_head = kind & 2;
   enum { S = 64, K = 8, d = 64, Hq = 16, Lq = 4096 };
   int64_t C = L / S;
   one o;
@@ -503,8 +507,8 @@ static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool
   float *Q = randbuf((size_t)(Lq * Hq * d), 3), *O = calloc((size_t)(Lq * Hq * d), sizeof *O);
   int32_t *sel = malloc((size_t)(Lq * Hk * K) * sizeof *sel);
   float *wt = malloc((size_t)(Lq * Hk * K) * sizeof *wt);
-  /* (the same selection for every KV head: each head's rows of the
-   * generator's, which makes K entries per token) */
+  /* (the generator's selection for every KV head, or rotated per head:
+   * each head's rows, which makes K entries per token) */
   {
     int32_t *s1 = malloc((size_t)(Lq * K) * sizeof *s1);
     float *w1 = malloc((size_t)(Lq * K) * sizeof *w1);
@@ -512,8 +516,11 @@ static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool
     else hsa_selection(L - Lq, Lq, S, K, s1, w1);
     for (int64_t t = 0; t < Lq; t++)
       for (int64_t h = 0; h < Hk; h++)
-        for (int64_t k = 0; k < K; k++)
-          sel[(t * Hk + h) * K + k] = s1[t * K + k], wt[(t * Hk + h) * K + k] = w1[t * K + k];
+        for (int64_t k = 0; k < K; k++) {
+          int32_t c = s1[t * K + k], own = (int32_t)((L - Lq + t) / S);
+          if (per_head && c >= 0) c = (int32_t)((c + 7919 * h) % own);
+          sel[(t * Hk + h) * K + k] = c, wt[(t * Hk + h) * K + k] = w1[t * K + k];
+        }
     free(s1);
     free(w1);
   }
@@ -564,11 +571,13 @@ static double sparse_attention_gflops_hk(int64_t L, int bf16, bool pages16, bool
  * has bf16 tiles their GFLOP/s and the ratio. */
 static void sparse_f32_bf16_rows(int64_t Hk, bool joint, double peak_all) {
   static const int64_t Ls[] = {4096, 65536};
+  static const char *const kinds[] = {"uniform", "clustered", "uniform, own per head",
+                                      "clustered, own per head"};
   for (int i = 0; i < 2; i++)
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < (Hk > 1 ? 4 : 2); c++) {
       double tps, kvb;
       double g = sparse_attention_gflops_hk(Ls[i], CG_BF16_OFF, false, c, Hk, joint, &tps, &kvb);
-      printf("| %lldK | %s | %.1f |", (long long)(Ls[i] / 1024), c ? "clustered" : "uniform", g);
+      printf("| %lldK | %s | %.1f |", (long long)(Ls[i] / 1024), kinds[c], g);
       if (peak_all > 0) printf(" %.0f%% |", 100 * g / peak_all);
       if (tiles) {
         double g16 = sparse_attention_gflops_hk(Ls[i], tiles, false, c, Hk, joint, &tps, &kvb);
