@@ -2951,6 +2951,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int JB = pairs ? PAIR_JB : avx512 ? 16 : 12;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = TB;
   bool h16 = q->hist16[1] && q->hist16[2];
   int64_t sT_at = 0, fT_at = sT_at + (P + 3) * L, wv_at = fT_at + L + 16,
           qg_at = wv_at + L + 16, q2_at = qg_at + d * L, oG_at = q2_at + d * L,
@@ -3103,6 +3104,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   if (rowpv) pv_blocks(grp, d, nat0, 16, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = CG_ATTN_TB;
   /* with AVX-512 and 16 heads, the scores take two elements of a key row
    * per broadcast (pairs below): the queries also as q2[e / 2][h][g][e % 2] */
   bool pairs = score_pairs(q->vec_bits, grp, d);
@@ -3572,6 +3574,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = TB;
   /* scratch, in floats (bf16 areas take half as many; the scores have
    * room for max_rows' 3 rows past the P scores) */
   /* K's rows as the scores' tile operand: in a bf16 history page they
@@ -4925,6 +4928,7 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   int64_t TBL = jt_block_tokens(q, G, d), NP = TBL * G * Ks; /* pairs of a block of tokens */
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = TBL;
   /* scratch in floats, each area on a 64-byte line */
   int64_t val_at = 0, idx_at = AT16(Ks), loc_at = idx_at + AT16(Ks), ix_at = loc_at + AT16(B),
           wt_at = ix_at + AT16(NP), sch_at = wt_at + AT16(NP),
@@ -5175,6 +5179,7 @@ static void k_chunk_attention_joint_amx(em *e, const cg_kernel_req *q, cg_kernel
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = CG_ATTN_TB;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3);
   V scr = scratch64(e);
   blk_pairs b;
@@ -5222,6 +5227,7 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t NU = jt_block_tokens(q, G, d) * G;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = NU / G;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = scratch64(e);
   int64_t idx_at = AT16(Ks);
@@ -5582,6 +5588,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t Sw = (W + B - 2) / B + 1, NU = jt_block_tokens(q, G, d) * G, Smax = Ks > Sw ? Ks : Sw;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
+  info->row_grain = NU / G;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
        KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
   V scr = scratch64(e);

@@ -96,6 +96,10 @@ typedef struct cg_kernel_info {
   int64_t scratch_per_t1; /* ... plus this many per token of context (dense attention) */
   int64_t panel;          /* linear: columns per packed panel (NR) */
   int64_t part_floats;    /* retrieve: floats of one partial list set */
+  int64_t row_grain;      /* split by rows: a thread's range should hold at
+                             least this many rows (a chunk-major kernel's
+                             block of tokens, whose chunks it reads once)
+                             while every thread still gets rows; 0: any */
   bool one_row;           /* also NAME_1: the decode version, for a call
                              of one row (r1 = r0 + 1), same slots */
   int nparams;            /* what each call passes in CG_A_P0 ... */
