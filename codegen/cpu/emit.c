@@ -2686,9 +2686,11 @@ static int64_t bp_sched_size(int64_t NP) {
   return 2 * bp_table(NP) + 5 * ((NP + 15) / 16 * 16);
 }
 /* Blocks of TB tokens [tb, te) over rows [r0, r1); the schedule's areas
- * for up to NP pairs (bp_schedule) in sch. */
-static void bp_blocks_begin_tb(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP,
-                               int64_t TB) {
+ * for up to NP pairs (bp_schedule) in sch.  TB is also the kernel's
+ * row_grain: the runtime's thread ranges do not cut a block short. */
+static void bp_blocks_begin(em *e, cg_kernel_info *info, blk_pairs *b, V r1, int64_t Ks, V ix,
+                            V sch, int64_t NP, int64_t TB) {
+  info->row_grain = TB;
   b->Ks = Ks;
   b->ix = ix;
   b->NP = NP;
@@ -2704,9 +2706,6 @@ static void bp_blocks_begin_tb(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sc
   b->tb = for0(e, argi(e, CG_A_R0), r1, TB);
   b->te = MINI(ADDI(b->tb, ci(e, TB)), r1);
   b->npair = MULI(SUBI(b->te, b->tb), ci(e, Ks));
-}
-static void bp_blocks_begin(em *e, blk_pairs *b, V r1, int64_t Ks, V ix, V sch, int64_t NP) {
-  bp_blocks_begin_tb(e, b, r1, Ks, ix, sch, NP, CG_ATTN_TB);
 }
 static void bp_copy_sel(em *e, blk_pairs *b, const view *I, V ta) {
   V ir = rowp(e, I, ta);
@@ -2829,6 +2828,15 @@ static V bp_list(em *e, blk_pairs *b, V *pl) {
   return ldi(e, b->cnt, b->di);
 }
 
+/* Tokens per block of a chunk-major kernel whose block keeps per_token
+ * bytes a token in cache: the largest power of two from CG_ATTN_TB up to
+ * cap whose block fits budget. */
+static int64_t block_tokens(int64_t budget, int64_t per_token, int64_t cap) {
+  int64_t tb = CG_ATTN_TB;
+  while (tb < cap && 2 * tb * per_token <= budget) tb *= 2;
+  return tb;
+}
+
 /* The sparse kernels whose KV heads are the inner loop of each chunk
  * (k_chunk_attention_amx, k_chunk_attention_groups) number a block's
  * pairs (head list l, token t - tb, slot) as (l nT + t - tb) Ks + slot,
@@ -2877,10 +2885,7 @@ static void head_pairs(em *e, int64_t Gi, V pl0, V np0, V khl, V nT, V nTK, V *l
  * AVX-512 (an L2 of 1-2 MiB), 256 KiB with AVX2; a power of two from 16
  * to 128. */
 static int64_t groups_block_tokens(const cg_kernel_req *q, int64_t QS, int64_t Hk) {
-  int64_t budget = (q->vec_bits >= 512 ? 512 : 256) * 1024, per_token = Hk * QS * 4;
-  int64_t tb = CG_ATTN_TB;
-  while (tb < 128 && 2 * tb * per_token <= budget) tb *= 2;
-  return tb;
+  return block_tokens((q->vec_bits >= 512 ? 512 : 256) * 1024, Hk * QS * 4, 128);
 }
 
 /* Group u of R pairs listed at pl (np in all; bp_list): pair r's token
@@ -2951,7 +2956,6 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   int JB = pairs ? PAIR_JB : avx512 ? 16 : 12;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = TB;
   bool h16 = q->hist16[1] && q->hist16[2];
   int64_t sT_at = 0, fT_at = sT_at + (P + 3) * L, wv_at = fT_at + L + 16,
           qg_at = wv_at + L + 16, q2_at = qg_at + d * L, oG_at = q2_at + d * L,
@@ -2968,7 +2972,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   set_lanes(e, (int)L);
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   blk_pairs b;
-  bp_blocks_begin_tb(e, &b, r1, Ks, ix, sch, NS * TB * Ks, TB);
+  bp_blocks_begin(e, info, &b, r1, Ks, ix, sch, NS * TB * Ks, TB);
   V tb = b.tb, te = b.te;
   /* the block's pairs of every KV head in one schedule, as in
    * k_chunk_attention_amx: (head list l, token t - tb, slot) numbered
@@ -3002,6 +3006,9 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   next_chunks(e, &b, nxs);
   for (int k = 0; k < 2; k++) nxs[k] = sel(e, cmpi(e, "sge", nxs[k], ci(e, 0)), nxs[k], idx, "i64");
   V nidx = nxs[0], n2idx = nxs[1];
+  int64_t pq = h16 ? 2 : 1; /* bf16 pages: f32 units of half the offsets */
+  V pk0 = rowp_at(e, &K, nidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, nidx, Vv.row_elems / pq);
+  V p2k = rowp_at(e, &K, n2idx, K.row_elems / pq), p2v = rowp_at(e, &Vv, n2idx, Vv.row_elems / pq);
   /* the chunk serves its pairs head by head (head_pairs) */
   V kh = for0(e, n0, n1, 1);
   b.g = Gi == 1 ? ci(e, 0) : kh;
@@ -3013,8 +3020,6 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   V kb, vb, kc0;
   int64_t kst = chunk_kv(e, &K, &Vv, idx, kcol, P, d, Hk, h16, scr, kt_at, &kb, &vb, &kc0);
   V pl = gep(e, pl0, lo), np = SUBI(hi, lo);
-  int64_t pq = h16 ? 2 : 1; /* bf16 pages: f32 units of half the offsets */
-  V pk0 = rowp_at(e, &K, nidx, K.row_elems / pq), pv0 = rowp_at(e, &Vv, nidx, Vv.row_elems / pq);
   V pcol = h16 ? DIVI(kcol, ci(e, 2)) : kcol;
   V u = for0(e, ci(e, 0), np, R);
   V first = cmpi(e, "eq", u, ci(e, 0));
@@ -3042,8 +3047,7 @@ static void k_chunk_attention_groups(em *e, const cg_kernel_req *q, cg_kernel_in
   stv(e, fbin(e, "arith.divf", ldv(e, wv, ci(e, 0), NULL), tot, e->vt), fT, ci(e, 0), NULL);
   /* the far chunk into L2, a share per head block of the sum */
   int64_t nblk = L / GB;
-  slot2_pf pf = {rowp_at(e, &K, n2idx, K.row_elems / pq), rowp_at(e, &Vv, n2idx, Vv.row_elems / pq),
-                 (P + nblk - 1) / nblk, P, Hk * d / pq, pcol, d / pq, GB, Hk, first};
+  slot2_pf pf = {p2k, p2v, (P + nblk - 1) / nblk, P, Hk * d / pq, pcol, d / pq, GB, Hk, first};
   chunk_rows cr = {vb, kst, kc0};
   pv_rows(e, nat, EVB, GB, L, d, ci(e, 0), ci(e, P), chunk_row, false, &cr, sT, fT, oG, PV_STORE,
           slot2_prefetch, &pf);
@@ -3104,7 +3108,6 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   if (rowpv) pv_blocks(grp, d, nat0, 16, &EVB, &GB);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = CG_ATTN_TB;
   /* with AVX-512 and 16 heads, the scores take two elements of a key row
    * per broadcast (pairs below): the queries also as q2[e / 2][h][g][e % 2] */
   bool pairs = score_pairs(q->vec_bits, grp, d);
@@ -3141,7 +3144,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V z = cvf(e, 0);
   blk_pairs b;
-  bp_blocks_begin(e, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks);
+  bp_blocks_begin(e, info, &b, r1, Ks, ix, sch, CG_ATTN_TB * Ks, CG_ATTN_TB);
   V tb = b.tb, te = b.te;
   V kh = for0(e, n0, n1, 1);
   b.g = G == 1 ? ci(e, 0) : kh;
@@ -3524,11 +3527,8 @@ static void group_softmax(em *e, V sT, V pb, V wv, int64_t P, int n_plus, const 
  * paper's layer (6 KiB a token) and for 4 KV heads of 4 query heads
  * (bench/RESULTS.md, twenty-eighth session). */
 static int64_t amx_block_tokens(const cg_kernel_req *q, int64_t d, int64_t G, int64_t Hk) {
-  int64_t budget = (q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024;
-  int64_t per_token = Hk * (32 * d / (16 / G) + 4 * G * d);
-  int64_t tb = CG_ATTN_TB;
-  while (tb < 128 && 2 * tb * per_token <= budget) tb *= 2;
-  return tb;
+  return block_tokens((q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024,
+                      Hk * (32 * d / (16 / G) + 4 * G * d), 128);
 }
 
 /* The weighted merge with G query heads per KV head (G a divisor of 16)
@@ -3574,7 +3574,6 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   double scale = 1.0 / sqrt((double)d);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = TB;
   /* scratch, in floats (bf16 areas take half as many; the scores have
    * room for max_rows' 3 rows past the P scores) */
   /* K's rows as the scores' tile operand: in a bf16 history page they
@@ -3597,7 +3596,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V n0 = argi(e, CG_A_N0), n1 = argi(e, CG_A_N1), r1 = argi(e, CG_A_R1);
   V sc = splat(e, cf(e, scale)), z = cvf(e, 0);
   blk_pairs b;
-  bp_blocks_begin_tb(e, &b, r1, Ks, ix, sch, NS * TB * Ks, TB);
+  bp_blocks_begin(e, info, &b, r1, Ks, ix, sch, NS * TB * Ks, TB);
   V tb = b.tb, te = b.te;
   /* the block's pairs: (head list l, token t - tb, slot), numbered
    * (l nT + t - tb) Ks + slot, l = kh - n0 with a list per head, else 0 */
@@ -3634,6 +3633,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
   V nxs[2];
   next_chunks(e, &b, nxs);
   V cfar = sel(e, cmpi(e, "sge", nxs[1], ci(e, 0)), nxs[1], idx, "i64");
+  int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
+  V fk = rowp_at(e, &K, cfar, K.row_elems / pk), fv = rowp_at(e, &Vv, cfar, Vv.row_elems / pv);
   V pl0;
   V np0 = bp_list(e, &b, &pl0);
   /* The chunk serves its pairs head by head, so that its rows (every KV
@@ -3663,13 +3664,8 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * noise; with 4 KV heads and G = 4, +8-10% uniform).  (Issued as a
    * burst while the chunk's rows were converted, those prefetches had
    * left the 64K case at 286-295.) */
-  rows_pf far;
-  {
-    int64_t pk = q->hist16[1] ? 2 : 1, pv = q->hist16[2] ? 2 : 1; /* bf16 pages: f32 units */
-    far = (rows_pf){gep(e, rowp_at(e, &K, cfar, K.row_elems / pk), DIVI(kcol, ci(e, pk))),
-                    gep(e, rowp_at(e, &Vv, cfar, Vv.row_elems / pv), DIVI(kcol, ci(e, pv))),
-                    Hk * d / pk, Hk * d / pv, d / pk, d / pv, pf_every(Hk)};
-  }
+  rows_pf far = {gep(e, fk, DIVI(kcol, ci(e, pk))), gep(e, fv, DIVI(kcol, ci(e, pv))),
+                 Hk * d / pk, Hk * d / pv, d / pk, d / pv, pf_every(Hk)};
   /* the chunk's K in bf16 rows (kA, rows kld apart): rounded into
    * scratch, or with history pages in bf16, read in place from a page
    * (the segment's f32 rows still rounded into scratch) */
@@ -4899,10 +4895,7 @@ static void seq_pairs16(em *e, const view *w, V r0, V npairs, V kcol, int64_t d,
  * to 6.2-6.5 s (MoBA) and 17.9-18.3 to 12.7-12.8 s (NSA); 128 measured
  * like 64 (bench/RESULTS.md, twenty-eighth session). */
 static int64_t jt_block_tokens(const cg_kernel_req *q, int64_t G, int64_t d) {
-  int64_t budget = (q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024, per_token = 8 * G * d;
-  int64_t tb = CG_ATTN_TB;
-  while (tb < 64 && 2 * tb * per_token <= budget) tb *= 2;
-  return tb;
+  return block_tokens((q->bf16 == CG_BF16_AMX ? 1024 : 512) * 1024, 8 * G * d, 64);
 }
 
 /* Landmark Attention under bf16 math on AMX or AVX512-BF16
@@ -4928,7 +4921,6 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
   int64_t TBL = jt_block_tokens(q, G, d), NP = TBL * G * Ks; /* pairs of a block of tokens */
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = TBL;
   /* scratch in floats, each area on a 64-byte line */
   int64_t val_at = 0, idx_at = AT16(Ks), loc_at = idx_at + AT16(Ks), ix_at = loc_at + AT16(B),
           wt_at = ix_at + AT16(NP), sch_at = wt_at + AT16(NP),
@@ -4946,7 +4938,7 @@ static void k_landmark_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_in
     oG = gepc(e, scr, oG_at);
   V sc = splat(e, cf(e, 1.0 / sqrt((double)d)));
   blk_pairs b;
-  bp_blocks_begin_tb(e, &b, argi(e, CG_A_R1), Ks, ix, sch, NP, TBL);
+  bp_blocks_begin(e, info, &b, argi(e, CG_A_R1), Ks, ix, sch, NP, TBL);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
   b.g = ci(e, 0);
   V tb = b.tb;
@@ -5179,14 +5171,13 @@ static void k_chunk_attention_joint_amx(em *e, const cg_kernel_req *q, cg_kernel
   int n_plus = (int)ir_attr_i(op, "softmax_plus", 0);
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = CG_ATTN_TB;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2), I = INV(e, q, 3);
   V scr = scratch64(e);
   blk_pairs b;
   jt_ctx c = {.q = q, .b = &b, .Q = &Q, .K = &K, .Vv = &Vv, .o = &o, .G = G, .S = Ks, .B = P,
               .d = d, .Hk = Hk, .chunks = true, .sc = splat(e, cf(e, 1.0 / sqrt((double)d)))};
   info->scratch_fixed = jt_scratch(e, &c, scr, 0, NU * Ks, NU) + 16;
-  bp_blocks_begin(e, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Ks);
+  bp_blocks_begin(e, info, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Ks, CG_ATTN_TB);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * Ks));
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
@@ -5227,7 +5218,6 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t NU = jt_block_tokens(q, G, d) * G;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = NU / G;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2);
   V scr = scratch64(e);
   int64_t idx_at = AT16(Ks);
@@ -5251,7 +5241,7 @@ static void k_moba_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
     end0(e);
     end0(e);
   }
-  bp_blocks_begin_tb(e, &b, r1, S, c.ix0, c.sch, NU * S, NU / G);
+  bp_blocks_begin(e, info, &b, r1, S, c.ix0, c.sch, NU * S, NU / G);
   b.npair = MULI(SUBI(b.te, b.tb), ci(e, G * S));
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
@@ -5588,7 +5578,6 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
   int64_t Sw = (W + B - 2) / B + 1, NU = jt_block_tokens(q, G, d) * G, Smax = Ks > Sw ? Ks : Sw;
   info->split = CG_SPLIT_HEADS;
   info->nsplit = Hk;
-  info->row_grain = NU / G;
   view o = OUTV(e, 0), Q = INV(e, q, 0), K = INV(e, q, 1), Vv = INV(e, q, 2),
        KC = INV(e, q, 3), VC = INV(e, q, 4), GT = INV(e, q, 5);
   V scr = scratch64(e);
@@ -5611,7 +5600,7 @@ static void k_nsa_amx(em *e, const cg_kernel_req *q, cg_kernel_info *info) {
                   .imp = imp, .sel_ = sel_};
   V z = cvf(e, 0);
   int n = nvecs(e, d);
-  bp_blocks_begin_tb(e, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Smax, NU / G);
+  bp_blocks_begin(e, info, &b, argi(e, CG_A_R1), Ks, c.ix0, c.sch, NU * Smax, NU / G);
   b.g = ci(e, 0);
   V tb = b.tb, te = b.te;
   V kh = for0(e, argi(e, CG_A_N0), argi(e, CG_A_N1), 1);

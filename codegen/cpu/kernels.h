@@ -34,8 +34,9 @@
 /* Tokens per block of the chunk-major sparse attention (emit.c): 16 keep
  * a block's queries and sums (12 KiB per token with AVX-512) in L2 and
  * already share each chunk about 10 ways in a trained model; the bench
- * counts the bytes it reads by the same blocks.  The bf16 tile kernel
- * with one KV head takes longer blocks (emit.c, amx_block_tokens). */
+ * counts the bytes it reads by the same blocks.  The f32 kernel for G
+ * heads in part of a vector and the bf16 tile kernels take longer blocks
+ * where they fit (emit.c, block_tokens). */
 enum { CG_ATTN_TB = 16 };
 
 enum {
