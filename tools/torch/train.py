@@ -60,7 +60,7 @@ from hsac_torch import HsacModel  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
-              "retrieval_loss", "acc_by_task", "answer_loss_by_task"]
+              "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss"]
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
@@ -142,6 +142,11 @@ def build_parser():
                    help="weight of the auxiliary selection loss: at each answer position, "
                         "minus the stick-breaking log-weight that the scores give the most "
                         "recent chunk holding that answer byte (0: off; TRAINING.md)")
+    p.add_argument("--copy-loss", type=float, default=0.0,
+                   help="weight of the auxiliary copy-retrieval loss: at each prompt position "
+                        "whose next byte continues an earlier, unambiguous occurrence of the 8 "
+                        "bytes before it (64 or more bytes back), minus the stick-breaking "
+                        "log-weight of the chunk holding that continuation (0: off; TRAINING.md)")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -297,27 +302,58 @@ class ScoreTap:
         return None
 
 
-def retrieval_loss(scores, chunk, item, P, A):
-    """Auxiliary selection loss for one retrieval.  The answer's byte a is
-    predicted at position t = P - 1 + a, and answer_targets names the
-    chunks T it should read.  Stick-breaking in slot order (most recent
-    first) gives a chunk n the weight sigmoid(s_n) * prod over the more
-    recent eligible chunks j of (1 - sigmoid(s_j)); the loss is minus the
-    log of prod over n in T of sigmoid(s_n) times prod over the eligible
-    chunks j outside T and more recent than T's oldest of (1 -
-    sigmoid(s_j)), averaged over the answer positions with a target and
-    over the groups.  With one target chunk this is minus the log of its
-    stick-breaking weight.  (A more recent chunk that holds other answer
-    bytes is pushed down too: stick-breaking would give it the weight, and
-    byte a is not in it.)  Targets the retrieval cannot select (not yet
-    eligible at that position) are left out.  None when no position has a
-    target.  The scores are the raw ones: a retrieval's length_offset (0 up
-    to its N tokens) is not applied, so past N this loss is about weights
-    the model does not use."""
+def copy_targets(prompt, chunk, m=8, min_dist=64, max_targets=2):
+    """Copy-retrieval targets inside a prompt (bytes), for --copy-loss: the
+    positions t whose next byte continues an earlier occurrence of the m
+    bytes ending at t, and for each the set of chunks holding that
+    continuation.  An occurrence counts when its continuation byte c lies
+    in a chunk the retrieval at t may select (c < (t // chunk) * chunk) and
+    at least min_dist bytes back (nearer ones the windowed layers read).  A
+    position is kept only when every such occurrence continues with the
+    byte that follows t (the copy is unambiguous) and they lie in at most
+    max_targets chunks.  A key spelled out in a question, a variable's name
+    or a repeated phrase gives these; matching the bytes just read against
+    a chunk's contents is what key lookup needs of the landmarks and the
+    retrieval query (TRAINING.md, "The copy loss").  Returns (positions,
+    target sets)."""
+    grams = {}
+    nxt = 0
+    pos, sets = [], []
+    for t in range(m - 1, len(prompt) - 1):
+        bound = min((t // chunk) * chunk, t - min_dist + 1)
+        while nxt < bound:
+            if nxt >= m:
+                grams.setdefault(prompt[nxt - m:nxt], []).append(nxt)
+            nxt += 1
+        occ = grams.get(prompt[t - m + 1:t + 1])
+        if not occ or any(prompt[c] != prompt[t + 1] for c in occ):
+            continue
+        ch = {c // chunk for c in occ}
+        if len(ch) <= max_targets:
+            pos.append(t)
+            sets.append(ch)
+    return pos, sets
+
+
+def targets_loss(scores, positions, targets):
+    """Selection loss at the given positions of one retrieval's scores [L,
+    G, C], each with its set of target chunks.  Stick-breaking in slot order
+    (most recent first) gives a chunk n the weight sigmoid(s_n) * prod over
+    the more recent eligible chunks j of (1 - sigmoid(s_j)); the loss is
+    minus the log of prod over n in the targets of sigmoid(s_n) times prod
+    over the eligible chunks j outside them and more recent than their
+    oldest of (1 - sigmoid(s_j)), averaged over the positions with a target
+    and over the groups.  With one target chunk this is minus the log of
+    its stick-breaking weight.  Targets the retrieval cannot select (not
+    yet eligible at that position) are left out.  None when no position
+    has a target.  The scores are the raw ones: a retrieval's
+    length_offset (0 up to its N tokens) is not applied, so past N this
+    loss is about weights the model does not use."""
     L, G, C = scores.shape
-    targets = answer_targets(item, chunk, A)
-    t = torch.arange(P - 1, P - 1 + A)
-    s = scores[t]                                              # [A, G, C]
+    A = len(positions)
+    if not A:
+        return None
+    s = scores[torch.tensor(positions, dtype=torch.long)]      # [A, G, C]
     elig = s > -1e30
     tmask = torch.zeros(A, C, dtype=torch.bool)
     for a, ts in enumerate(targets):
@@ -336,7 +372,17 @@ def retrieval_loss(scores, chunk, item, P, A):
     return -(per[has]).mean()
 
 
-def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None):
+def retrieval_loss(scores, chunk, item, P, A):
+    """Auxiliary selection loss for one retrieval at the answer's
+    positions: byte a is predicted at position t = P - 1 + a, and
+    answer_targets names the chunks it should read (targets_loss).  (A more
+    recent chunk that holds other answer bytes is pushed down too:
+    stick-breaking would give it the weight, and byte a is not in it.)"""
+    return targets_loss(scores, list(range(P - 1, P - 1 + A)),
+                        answer_targets(item, chunk, A))
+
+
+def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores = []
@@ -352,8 +398,15 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None):
         parts = [x for x in parts if x is not None]
         if parts:
             ret_loss = sum(parts) / len(parts)
-    return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss, ans_loss, lm_loss,
-            correct, ret_loss)
+    copy_loss = ans_loss * 0
+    if copy_weight > 0 and tap is not None and tap.scores:
+        pos, sets = copy_targets(item["prompt"].encode(), tap.scores[0][1])
+        parts = [targets_loss(sc, pos, sets) for sc, ch in tap.scores]
+        parts = [x for x in parts if x is not None]
+        if parts:
+            copy_loss = sum(parts) / len(parts)
+    return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss + copy_weight * copy_loss,
+            ans_loss, lm_loss, correct, ret_loss, copy_loss)
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -593,7 +646,7 @@ def main():
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():
-        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "ok": 0, "n": 0, "by": {}}
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
     t_start = t_run0        # --hours counts from here (t_run0 restarts at each checkpoint)
@@ -601,7 +654,7 @@ def main():
     t_log = time.time()
     steps_since_log = 0
     prog = Progress(args.steps, step, args.no_progress)
-    tap = ScoreTap(model) if args.retrieval_loss > 0 else None
+    tap = ScoreTap(model) if args.retrieval_loss > 0 or args.copy_loss > 0 else None
     model.train()
     try:
         while not stop["flag"]:
@@ -624,13 +677,14 @@ def main():
                     k_it = min(K, max(1, (len(it["prompt"]) // chunk_size) // args.sparsity))
                     for n in tops:
                         n.attrs["k"] = k_it
-                loss, al, ll, ok, rl = item_loss(model, it, args.lm_weight,
-                                                 args.retrieval_loss, tap)
+                loss, al, ll, ok, rl, cl = item_loss(model, it, args.lm_weight,
+                                                     args.retrieval_loss, tap, args.copy_loss)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()
                 acc_sum["lm"] += ll.item()
                 acc_sum["ret"] += rl.item()
+                acc_sum["copy"] += cl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
                 bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0, 0.0])
@@ -658,6 +712,7 @@ def main():
                                "answer_loss": "%.4f" % (acc_sum["ans"] / n),
                                "lm_loss": "%.4f" % (acc_sum["lm"] / n),
                                "retrieval_loss": "%.4f" % (acc_sum["ret"] / n),
+                               "copy_loss": "%.4f" % (acc_sum["copy"] / n),
                                "acc": "%.3f" % (acc_sum["ok"] / n),
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,

@@ -5,7 +5,10 @@
    byte, the most recent chunk holding that byte, and is small only when
    stick-breaking would give that chunk the weight; with gen-task's
    supporting needles, only occurrences inside them count.
-2. A short run from scratch, then --resume, on the shipped model's
+2. The copy loss's targets (train.copy_targets): a position whose next
+   byte continues an earlier, unambiguous and far enough occurrence of
+   the 8 bytes before it targets the chunk of that continuation.
+3. A short run from scratch, then --resume, on the shipped model's
    source: the step count, the log rows and the data position continue,
    and the weights it writes run in hsac.
 Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
@@ -99,6 +102,48 @@ late = {"prompt": (b"x" * 90 + ans[:6]).decode(), "answer": ans.decode()}
 r = train.retrieval_loss(s2, 16, late, P, A)
 check("an ineligible target gives no loss (None), never infinity", r is None, str(r))
 
+# copy targets: "QWERTYUIOP" at bytes 5..14 (chunk 0) and again at 100..109:
+# the positions 107 and 108 end an 8-byte match ("QWERTYUI", "WERTYUIO")
+# whose continuation ("O" at 13, "P" at 14) lies in chunk 0, 93 bytes back
+import random as _random
+_r = _random.Random(1)
+ct = bytearray(_r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(128))   # no 8-byte repeats
+ct[5:15] = b"QWERTYUIOP"
+ct[100:110] = b"QWERTYUIOP"
+pos, sets = train.copy_targets(bytes(ct), 16)
+check("copy targets: the positions that continue an earlier span, its chunk",
+      pos == [107, 108] and sets == [{0}, {0}], "%s %s" % (pos, sets))
+# the same span also at 20..29 ("O" and "P" at 28, 29: chunk 1): two
+# occurrences that agree give both chunks
+ct2 = bytearray(ct)
+ct2[20:30] = b"QWERTYUIOP"
+pos, sets = train.copy_targets(bytes(ct2), 16)
+check("copy targets: agreeing occurrences give each one's chunk",
+      pos == [107, 108] and sets == [{0, 1}, {0, 1}], "%s %s" % (pos, sets))
+# a third occurrence of "QWERTYUI" that continues with "X" makes 107's copy
+# ambiguous; 108's gram "WERTYUIO" is still only in the first two
+ct3 = bytearray(ct2)
+ct3[30:40] = b"QWERTYUIXX"
+pos, sets = train.copy_targets(bytes(ct3), 16)
+check("copy targets: none where earlier occurrences disagree", pos == [108] and sets == [{0, 1}],
+      "%s %s" % (pos, sets))
+# a repeat within the windowed layers' reach (under 64 bytes back) is no target
+ct4 = bytearray(_r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(128))
+ct4[60:70] = b"QWERTYUIOP"
+ct4[100:110] = b"QWERTYUIOP"
+pos, sets = train.copy_targets(bytes(ct4), 16)
+check("copy targets: none for a repeat under 64 bytes back", pos == [], "%s %s" % (pos, sets))
+s = torch.zeros(127, 1, 8)
+t = torch.arange(127)
+s = s.masked_fill(~(torch.arange(8)[None, :] < (t // 16)[:, None])[:, None, :], float("-inf"))
+s[107, 0, 0] = s[108, 0, 0] = 20.0
+s[107, 0, 1:6] = s[108, 0, 1:6] = -20.0
+low = train.targets_loss(s, [107, 108], [{0}, {0}])
+s[107, 0, 4] = 20.0
+high = train.targets_loss(s, [107, 108], [{0}, {0}])
+check("copy loss ~0 when the target chunk has the weight, large when a more recent one takes it",
+      low.item() < 1e-6 and high.item() > 5.0, "%.2e %.2f" % (low.item(), high.item()))
+
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "run")
@@ -107,6 +152,7 @@ with tempfile.TemporaryDirectory() as tmp:
     r1 = subprocess.run(base + [os.path.join(src, "examples/passkey_hsa.hsa"), "--out", out,
                                 "--hsac", hsac, "--stages", "256:8", "--tokens-per-step", "256",
                                 "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0", "--sparsity", "8",
+                                "--copy-loss", "0.5",
                                 "--threads", "1", "--no-progress"],
                         capture_output=True, env=env, cwd=src)
     check("train.py runs 2 steps", r1.returncode == 0, r1.stderr.decode()[-300:])
@@ -129,7 +175,8 @@ with tempfile.TemporaryDirectory() as tmp:
         st = json.load(open(os.path.join(out, "state.json")))
         rows = open(os.path.join(out, "log.csv")).read().split()
         check("state: step 3, 3 items used, the saved arguments kept",
-              st["step"] == 3 and st["items"] == 3 and st["args"]["retrieval_loss"] == 1.0,
+              st["step"] == 3 and st["items"] == 3 and st["args"]["retrieval_loss"] == 1.0
+              and st["args"]["copy_loss"] == 0.5,
               "step %s items %s" % (st["step"], st["items"]))
         check("log: a header and steps 1, 2, 3",
               len(rows) == 4 and [x.split(",")[0] for x in rows[1:]] == ["1", "2", "3"],
