@@ -168,6 +168,10 @@ def build_parser():
                    help="gen-task --phrasing (heldout is for evaluation only)")
     p.add_argument("--needles", default="number",
                    help="needle kinds to mix for the tasks that have them (default %(default)s)")
+    p.add_argument("--key-first", action="store_true",
+                   help="leave out items whose supporting needle states its value before "
+                        "its key (4 of multikey's 22 training wordings): there the value's "
+                        "chunk cannot know the key (TRAINING.md)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--plot", action="store_true", help="write OUT/loss.png at each checkpoint")
     p.add_argument("--no-progress", action="store_true")
@@ -182,8 +186,10 @@ class TaskData:
     item draws its task, filler style and needle kind from the lists."""
 
     def __init__(self, hsac, data_seed, consumed=0, tasks=("passkey",),
-                 fillers=("synthetic",), needles=("number",), phrasing="default"):
+                 fillers=("synthetic",), needles=("number",), phrasing="default",
+                 key_first=False):
         self.hsac = hsac
+        self.key_first = key_first
         self.data_seed = data_seed
         self.consumed = consumed
         self.tasks, self.fillers, self.needles = list(tasks), list(fillers), list(needles)
@@ -233,13 +239,37 @@ class TaskData:
         items = []
         short = rng.randrange(min_length // 16, length // 16 + 1) * 16 \
             if mix > 0 and min_length < length else length
-        for _ in range(n):
+        while len(items) < n:
             L = short if mix > 0 and rng.random() < mix else length
             task, filler, needle, count = self.draw(rng)
-            items += self.gen(L, self.data_seed + self.consumed, 1, task, filler, needle,
-                              count)
+            got = self.gen(L, self.data_seed + self.consumed, 1, task, filler, needle, count)
             self.consumed += 1
+            if self.key_first and any(value_first(it) for it in got):
+                continue
+            items += got
         return items
+
+
+def value_first(item):
+    """True when the item's supporting needles name their key (two words
+    joined by a hyphen, as gen-task's keys are) after the value they give,
+    as in "Write down V, the magic number of K." (the first supporting
+    needle that holds one of the answers decides; an item's needles share
+    one wording).  Passkeys and items without keys are never value-first."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    parts = item.get("answers") or [item["answer"]]
+    for i in item.get("support") or []:
+        if i >= len(offs):
+            continue
+        needle = item["prompt"][offs[i]:offs[i] + lens[i]]
+        for value in parts:
+            at = needle.find(value)
+            if at < 0:
+                continue
+            rest = needle[:at] + " " * len(value) + needle[at + len(value):]
+            key = re.search(r"\b[a-z]+-[a-z]+\b", rest)
+            return key is not None and key.start() > at
+    return False
 
 
 def encode(item):
@@ -599,7 +629,8 @@ def main():
     if args.phrasing not in ("default", "train", "varied"):
         raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
                          "generalization on it" % args.phrasing)
-    data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing)
+    data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing,
+                    args.key_first)
     rng = random.Random(args.seed * 1000003 + step)
     gen = torch.Generator().manual_seed(args.seed * 7919 + step)
     log_path = os.path.join(args.out, "log.csv")

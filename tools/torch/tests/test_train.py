@@ -144,6 +144,22 @@ high = train.targets_loss(s, [107, 108], [{0}, {0}])
 check("copy loss ~0 when the target chunk has the weight, large when a more recent one takes it",
       low.item() < 1e-6 and high.item() > 5.0, "%.2e %.2f" % (low.item(), high.item()))
 
+# --key-first: an item whose needles give the value before the key
+def _kv(needle, answer="4820183"):
+    pr = "x" * 10 + needle + "y" * 10
+    return {"prompt": pr, "answer": answer, "needle_offsets": [10], "needle_lengths": [len(needle)],
+            "support": [0]}
+check("value_first: value before the key",
+      train.value_first(_kv("Write down 4820183, the magic number of misty-kettle.")))
+check("value_first: key before the value, and a passkey, are not",
+      not train.value_first(_kv("The magic number for misty-kettle is 4820183."))
+      and not train.value_first(_kv("The passkey is 4820183. Remember it.")))
+check("value_first: a uuid value's hyphens are not taken for the key",
+      not train.value_first(_kv("The magic uuid for misty-kettle is cbbc06e3-de81-4868-8a08-229bbd1ea500.",
+                                "cbbc06e3-de81-4868-8a08-229bbd1ea500"))
+      and train.value_first(_kv("Write down cbbc06e3-de81-4868-8a08-229bbd1ea500 for misty-kettle.",
+                                "cbbc06e3-de81-4868-8a08-229bbd1ea500")))
+
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "run")
