@@ -11,9 +11,20 @@ at each answer position (teacher-forced), checks whether a chunk the
 answer byte should be read from (train.answer_targets: the chunk holding
 that byte in its supporting needle; babi: a chunk of a supporting fact) is
 among the chunks the retrieval selects.  Prints, per retrieval op, the share of answer positions
-whose needle chunk was selected ("selection hit rate"), next to the
-teacher-forced exact-answer accuracy.  Chance is about K / (number of
-eligible chunks).  --topk overrides the model's K (as train.py's stages do).
+whose needle chunk was selected ("selection hit rate") and the mean
+weight on it, next to the teacher-forced exact-answer accuracy.  Chance is
+about K / (number of eligible chunks).
+
+Where an item has several needles and one supporting needle (multikey),
+it also prints the **needle choice**: the share of items in which, at the
+first answer byte, the supporting needle's chunks (every chunk
+overlapping its bytes) hold more of the retrieval's weight than any other
+needle's.  Only the first byte needs the key: from the second on, the
+answer's own first bytes can be matched against the needles.  Chance is 1
+/ (number of needles).  A model that copies a random needle's value
+selects every needle and spreads the weight: its selection hit rate and
+weight on the target can rise while its needle choice stays at chance
+(sessions 21, 22 and 29 of ruler_hsa's model card).  --topk overrides the model's K (as train.py's stages do).
 A diagnostic for training: the accuracy that counts is hsac's
 (eval_passkey.sh).
 """
@@ -66,6 +77,9 @@ def main():
     items = gen_items(a, "probe_retrieval.py", extra)
     hits = [0] * len(tops)
     weight = [0.0] * len(tops)
+    choice = [0] * len(tops)
+    choice_n = 0
+    n_needles = 0
     total = 0
     exact = 0
     for it in items:
@@ -80,9 +94,15 @@ def main():
         exact += ok
         line = []
         n_pos = 0
+        offs, lens = it.get("needle_offsets", []), it.get("needle_lengths", [])
+        sup = it.get("support") or []
+        several = len(offs) >= 2 and len(sup) == 1
+        if several:
+            n_needles = len(offs)
         for r_i, idx in enumerate(sel):
             S = chunk.get(r_i, chunk.get(0, 16))
             targets = answer_targets(it, S, A)
+            spans = [set(range(o // S, (o + n - 1) // S + 1)) for o, n in zip(offs, lens)]
             h = 0
             n_pos = 0
             for b in range(A):
@@ -97,6 +117,13 @@ def main():
                     on = sum(float(row_w[g, j]) for g in range(row_i.shape[0])
                              for j in range(row_i.shape[1]) if int(row_i[g, j]) in targets[b])
                     weight[r_i] += on / row_i.shape[0]
+                    if several and b == 0:      # which needle holds the most weight
+                        per = [sum(float(row_w[g, j]) for g in range(row_i.shape[0])
+                                   for j in range(row_i.shape[1]) if int(row_i[g, j]) in sp)
+                               for sp in spans]
+                        choice[r_i] += int(max(range(len(per)), key=per.__getitem__) == sup[0])
+                        if r_i == 0:
+                            choice_n += 1
             hits[r_i] += h
             line.append("%d/%d" % (h, n_pos))
         total += n_pos
@@ -108,6 +135,10 @@ def main():
               "mean weight on the target %.3f"
               % (r_i, hits[r_i] / max(1, total), hits[r_i], total,
                  weight[r_i] / max(1, total)))
+        if choice_n:
+            print("retrieval %d: needle choice %.3f (%d/%d items' first answer byte; chance %.3f "
+                  "with %d needles)" % (r_i, choice[r_i] / choice_n, choice[r_i], choice_n,
+                                        1.0 / n_needles, n_needles))
     print("teacher-forced exact answers: %d/%d at %s bytes (%s, %s filler, %s phrasing)"
           % (exact, len(items), a.length, a.task, a.filler, a.phrasing))
 
