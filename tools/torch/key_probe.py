@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
-from train import encode, value_first  # noqa: E402
+from train import KEY_RE, encode, value_first  # noqa: E402
 
 
 def probe(xs, ys, name):
@@ -110,11 +110,11 @@ def main():
         keys = []
         for off, n in zip(it["needle_offsets"], it["needle_lengths"]):
             needle = prompt[off:off + n]
-            k = re.search(rb"([a-z]+)-[a-z]+", needle)
+            k = re.search(KEY_RE.encode(), needle)
             v = re.search(rb"\d{7}", needle)
             if not k or not v:
                 continue
-            word = k.group(1).decode()
+            word = k.group(0).split(b"-")[0].decode()
             keys.append(word)
             at = off + v.start()
             lv.append(cap["lmk"][at // S].reshape(-1))

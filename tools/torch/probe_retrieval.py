@@ -24,7 +24,9 @@ answer's own first bytes can be matched against the needles.  Chance is 1
 / (number of needles).  A model that copies a random needle's value
 selects every needle and spreads the weight: its selection hit rate and
 weight on the target can rise while its needle choice stays at chance
-(sessions 21, 22 and 29 of ruler_hsa's model card).  --topk overrides the model's K (as train.py's stages do).
+(sessions 21, 22 and 29 of ruler_hsa's model card).
+
+--topk overrides the model's K (as train.py's stages do).
 A diagnostic for training: the accuracy that counts is hsac's
 (eval_passkey.sh).
 """
@@ -38,6 +40,13 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
 from train import answer_targets  # noqa: E402
+
+
+def weight_on(sel, w, chunks):
+    """The weight [G, K] that a position's selection [G, K] puts on the
+    given chunks, summed over the groups."""
+    return sum(float(w[g, j]) for g in range(sel.shape[0]) for j in range(sel.shape[1])
+               if int(sel[g, j]) in chunks)
 
 
 def main():
@@ -114,13 +123,9 @@ def main():
                 if r_i < len(wts):      # weight on the target chunks, mean over groups
                     row_i = idx[P - 1 + b].reshape(idx.shape[1], -1)
                     row_w = wts[r_i][P - 1 + b].reshape(row_i.shape)
-                    on = sum(float(row_w[g, j]) for g in range(row_i.shape[0])
-                             for j in range(row_i.shape[1]) if int(row_i[g, j]) in targets[b])
-                    weight[r_i] += on / row_i.shape[0]
+                    weight[r_i] += weight_on(row_i, row_w, targets[b]) / row_i.shape[0]
                     if several and b == 0:      # which needle holds the most weight
-                        per = [sum(float(row_w[g, j]) for g in range(row_i.shape[0])
-                                   for j in range(row_i.shape[1]) if int(row_i[g, j]) in sp)
-                               for sp in spans]
+                        per = [weight_on(row_i, row_w, sp) for sp in spans]
                         choice[r_i] += int(max(range(len(per)), key=per.__getitem__) == sup[0])
                         if r_i == 0:
                             choice_n += 1

@@ -61,6 +61,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
               "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss"]
+KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
@@ -267,7 +268,7 @@ def value_first(item):
             if at < 0:
                 continue
             rest = needle[:at] + " " * len(value) + needle[at + len(value):]
-            key = re.search(r"\b[a-z]+-[a-z]+\b", rest)
+            key = re.search(KEY_RE, rest)
             return key is not None and key.start() > at
     return False
 
@@ -422,19 +423,17 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0)
     ans_loss = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A])
     correct = bool((ans_logits.argmax(-1) == tgt[P - 1:P - 1 + A]).all())
     lm_loss = F.cross_entropy(logits[:P - 1], tgt[:P - 1]) if lm_weight > 0 else ans_loss * 0
-    ret_loss = ans_loss * 0
+    def mean_of(parts):                 # over the retrievals that had a target
+        parts = [x for x in parts if x is not None]
+        return sum(parts) / len(parts) if parts else ans_loss * 0
+    ret_loss = copy_loss = ans_loss * 0
     if ret_weight > 0 and tap is not None:
-        parts = [retrieval_loss(sc, ch, item, P, A) for sc, ch in tap.scores]
-        parts = [x for x in parts if x is not None]
-        if parts:
-            ret_loss = sum(parts) / len(parts)
-    copy_loss = ans_loss * 0
-    if copy_weight > 0 and tap is not None and tap.scores:
-        pos, sets = copy_targets(item["prompt"].encode(), tap.scores[0][1])
-        parts = [targets_loss(sc, pos, sets) for sc, ch in tap.scores]
-        parts = [x for x in parts if x is not None]
-        if parts:
-            copy_loss = sum(parts) / len(parts)
+        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
+    if copy_weight > 0 and tap is not None:
+        prompt, found = item["prompt"].encode(), {}
+        for ch in {ch for _, ch in tap.scores}:         # a memory's chunk size
+            found[ch] = copy_targets(prompt, ch)
+        copy_loss = mean_of(targets_loss(sc, *found[ch]) for sc, ch in tap.scores)
     return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss + copy_weight * copy_loss,
             ans_loss, lm_loss, correct, ret_loss, copy_loss)
 
