@@ -60,7 +60,8 @@ from hsac_torch import HsacModel  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
-              "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss"]
+              "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss",
+              "needle_loss"]
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
@@ -148,6 +149,11 @@ def build_parser():
                         "whose next byte continues an earlier, unambiguous occurrence of the 8 "
                         "bytes before it (64 or more bytes back), minus the stick-breaking "
                         "log-weight of the chunk holding that continuation (0: off; TRAINING.md)")
+    p.add_argument("--needle-loss", type=float, default=0.0,
+                   help="weight of the auxiliary needle-choice loss: at the first byte of "
+                        "each answer part, cross-entropy of the retrieval scores over the "
+                        "answer's chunk and the chunks of the needles that do not support the "
+                        "answer (0: off; TRAINING.md)")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -403,6 +409,61 @@ def targets_loss(scores, positions, targets):
     return -(per[has]).mean()
 
 
+def needle_targets(item, chunk, A):
+    """Needle-choice targets for --needle-loss: the first byte a of each
+    answer part, with the chunk its retrieval should select (answer_targets)
+    and the chunks of the other needles: every needle but the supporting
+    ones (gen-task's "support") that spell this part, less any chunk those
+    share.  So in multiquery and multivalue, part j contrasts its own
+    needle with the other parts' needles too.  Returns [(a, target chunk,
+    negative chunks)], empty for an item with a single needle (passkey)."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    support = [i for i in (item.get("support") or []) if i < len(offs)]
+    if not support or len(offs) < 2:
+        return []
+    prompt = item["prompt"]
+    def chunks(i):
+        return set(range(offs[i] // chunk, (offs[i] + max(1, lens[i]) - 1) // chunk + 1))
+    tg = answer_targets(item, chunk, A)
+    parts = item.get("answers") or [item["answer"]]
+    out, a = [], 0
+    for j, part in enumerate(parts):
+        if j:
+            a += 2                                          # ", "
+        if a < A and tg[a]:
+            own = [i for i in support if part in prompt[offs[i]:offs[i] + lens[i]]] or support
+            mine = set().union(*(chunks(i) for i in own))
+            neg = set().union(*(chunks(i) for i in range(len(offs)) if i not in own)) - mine
+            if neg:
+                out.append((a, max(tg[a]), sorted(neg)))
+        a += len(part.encode())
+    return out
+
+
+def needle_loss(scores, chunk, item, P, A):
+    """Cross-entropy of one retrieval's scores [L, G, C] at each answer
+    part's first byte (position P - 1 + a) over {its target chunk} and the
+    unsupporting needles' chunks (needle_targets), averaged over those
+    positions and the groups.  Chunks not yet eligible there are left out;
+    None when nothing is left to choose from.  Unlike the stick-breaking
+    selection loss, which pushes down only the chunks more recent than the
+    target, this contrasts the asked needle with every other needle: the
+    choice that multikey and multiquery need."""
+    parts = []
+    for a, target, neg in needle_targets(item, chunk, A):
+        s = scores[P - 1 + a]                                  # [G, C]
+        cand = [target] + [n for n in neg if n < s.shape[-1]]
+        if target >= s.shape[-1]:
+            continue
+        sc = s[:, cand]
+        ok = sc > -1e30
+        if not bool(ok[:, 0].all()) or int(ok[:, 1:].sum()) == 0:
+            continue
+        sc = sc.masked_fill(~ok, -1e30)
+        parts.append(-F.log_softmax(sc, dim=-1)[:, 0].mean())
+    return sum(parts) / len(parts) if parts else None
+
+
 def retrieval_loss(scores, chunk, item, P, A):
     """Auxiliary selection loss for one retrieval at the answer's
     positions: byte a is predicted at position t = P - 1 + a, and
@@ -413,7 +474,8 @@ def retrieval_loss(scores, chunk, item, P, A):
                         answer_targets(item, chunk, A))
 
 
-def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0):
+def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
+              needle_weight=0.0):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores = []
@@ -426,7 +488,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0)
     def mean_of(parts):                 # over the retrievals that had a target
         parts = [x for x in parts if x is not None]
         return sum(parts) / len(parts) if parts else ans_loss * 0
-    ret_loss = copy_loss = ans_loss * 0
+    ret_loss = copy_loss = ndl_loss = ans_loss * 0
     if ret_weight > 0 and tap is not None:
         ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
     if copy_weight > 0 and tap is not None:
@@ -434,8 +496,11 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0)
         for ch in {ch for _, ch in tap.scores}:         # a memory's chunk size
             found[ch] = copy_targets(prompt, ch)
         copy_loss = mean_of(targets_loss(sc, *found[ch]) for sc, ch in tap.scores)
-    return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss + copy_weight * copy_loss,
-            ans_loss, lm_loss, correct, ret_loss, copy_loss)
+    if needle_weight > 0 and tap is not None:
+        ndl_loss = mean_of(needle_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
+    return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss + copy_weight * copy_loss
+            + needle_weight * ndl_loss,
+            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss)
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -676,7 +741,7 @@ def main():
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():
-        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "ok": 0, "n": 0, "by": {}}
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
     t_start = t_run0        # --hours counts from here (t_run0 restarts at each checkpoint)
@@ -684,7 +749,8 @@ def main():
     t_log = time.time()
     steps_since_log = 0
     prog = Progress(args.steps, step, args.no_progress)
-    tap = ScoreTap(model) if args.retrieval_loss > 0 or args.copy_loss > 0 else None
+    tap = (ScoreTap(model) if args.retrieval_loss > 0 or args.copy_loss > 0 or
+           args.needle_loss > 0 else None)
     model.train()
     try:
         while not stop["flag"]:
@@ -707,14 +773,16 @@ def main():
                     k_it = min(K, max(1, (len(it["prompt"]) // chunk_size) // args.sparsity))
                     for n in tops:
                         n.attrs["k"] = k_it
-                loss, al, ll, ok, rl, cl = item_loss(model, it, args.lm_weight,
-                                                     args.retrieval_loss, tap, args.copy_loss)
+                loss, al, ll, ok, rl, cl, nl = item_loss(model, it, args.lm_weight,
+                                                         args.retrieval_loss, tap,
+                                                         args.copy_loss, args.needle_loss)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()
                 acc_sum["lm"] += ll.item()
                 acc_sum["ret"] += rl.item()
                 acc_sum["copy"] += cl.item()
+                acc_sum["needle"] += nl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
                 bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0, 0.0])
@@ -743,6 +811,7 @@ def main():
                                "lm_loss": "%.4f" % (acc_sum["lm"] / n),
                                "retrieval_loss": "%.4f" % (acc_sum["ret"] / n),
                                "copy_loss": "%.4f" % (acc_sum["copy"] / n),
+                               "needle_loss": "%.4f" % (acc_sum["needle"] / n),
                                "acc": "%.3f" % (acc_sum["ok"] / n),
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,

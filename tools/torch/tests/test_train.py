@@ -8,7 +8,10 @@
 2. The copy loss's targets (train.copy_targets): a position whose next
    byte continues an earlier, unambiguous and far enough occurrence of
    the 8 bytes before it targets the chunk of that continuation.
-3. A short run from scratch, then --resume, on the shipped model's
+3. The needle-choice loss (train.needle_targets, train.needle_loss)
+   contrasts the answer's chunk with the other needles' chunks at each
+   answer part's first byte.
+4. A short run from scratch, then --resume, on the shipped model's
    source: the step count, the log rows and the data position continue,
    and the weights it writes run in hsac.
 Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
@@ -144,6 +147,33 @@ high = train.targets_loss(s, [107, 108], [{0}, {0}])
 check("copy loss ~0 when the target chunk has the weight, large when a more recent one takes it",
       low.item() < 1e-6 and high.item() > 5.0, "%.2e %.2f" % (low.item(), high.item()))
 
+# --needle-loss: four needles of 20 bytes at 10, 40, 70, 100 (chunks 0-1,
+# 2-3, 4-6, 6-7); the asked one is the second (its value at 48: chunk 3)
+nd = {"prompt": "x" * 48 + "5555555" + "x" * 73, "answer": "5555555",
+      "needle_offsets": [10, 40, 70, 100], "needle_lengths": [20, 20, 20, 20], "support": [1]}
+nt = train.needle_targets(nd, 16, 7)
+check("needle targets: the answer's chunk against the other needles' chunks",
+      nt == [(0, 3, [0, 1, 4, 5, 6, 7])], str(nt))
+check("needle targets: none with a single needle (passkey)",
+      train.needle_targets(dict(nd, needle_offsets=[40], needle_lengths=[20], support=[0]), 16, 7) == [])
+# multiquery-like: two asked keys, each part contrasts its needle with the other's
+mq = {"prompt": "x" * 20 + "AAAAA" + "x" * 20 + "BBBBB" + "x" * 30, "answer": "AAAAA, BBBBB",
+      "answers": ["AAAAA", "BBBBB"], "needle_offsets": [16, 44], "needle_lengths": [12, 12],
+      "support": [0, 1]}
+nt = train.needle_targets(mq, 16, 12)
+check("needle targets: each answer part against the other parts' needles",
+      nt == [(0, 1, [2, 3]), (7, 2, [1])], str(nt))
+Pn, An = len(nd["prompt"]), 7
+sn = torch.zeros(Pn + An - 1, 1, 8)
+tn = torch.arange(Pn + An - 1)
+sn = sn.masked_fill(~(torch.arange(8)[None, :] < (tn // 16)[:, None])[:, None, :], float("-inf"))
+sn[Pn - 1, 0, 3] = 10.0
+good = train.needle_loss(sn, 16, nd, Pn, An)
+sn[Pn - 1, 0, 6] = 12.0
+bad = train.needle_loss(sn, 16, nd, Pn, An)
+check("needle loss small when the asked needle's chunk scores highest, large when another's does",
+      good.item() < 1e-3 and bad.item() > 1.5, "%.2e %.2f" % (good.item(), bad.item()))
+
 # --key-first: an item whose needles give the value before the key
 def _kv(needle, answer="4820183"):
     pr = "x" * 10 + needle + "y" * 10
@@ -168,7 +198,7 @@ with tempfile.TemporaryDirectory() as tmp:
     r1 = subprocess.run(base + [os.path.join(src, "examples/passkey_hsa.hsa"), "--out", out,
                                 "--hsac", hsac, "--stages", "256:8", "--tokens-per-step", "256",
                                 "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0", "--sparsity", "8",
-                                "--copy-loss", "0.5",
+                                "--copy-loss", "0.5", "--needle-loss", "0.5",
                                 "--threads", "1", "--no-progress"],
                         capture_output=True, env=env, cwd=src)
     check("train.py runs 2 steps", r1.returncode == 0, r1.stderr.decode()[-300:])
@@ -192,7 +222,7 @@ with tempfile.TemporaryDirectory() as tmp:
         rows = open(os.path.join(out, "log.csv")).read().split()
         check("state: step 3, 3 items used, the saved arguments kept",
               st["step"] == 3 and st["items"] == 3 and st["args"]["retrieval_loss"] == 1.0
-              and st["args"]["copy_loss"] == 0.5,
+              and st["args"]["copy_loss"] == 0.5 and st["args"]["needle_loss"] == 0.5,
               "step %s items %s" % (st["step"], st["items"]))
         check("log: a header and steps 1, 2, 3",
               len(rows) == 4 and [x.split(",")[0] for x in rows[1:]] == ["1", "2", "3"],
