@@ -19,8 +19,8 @@ first word from:
 - the landmark of the chunk holding the value's first digit, of the
   chunk holding the key's first byte and of the chunk holding its last
   byte (each needle's key);
-- the lower stack's output at the value's first digit, and its mean over
-  the value's chunk (what the chunk encoder reads; with `landmark = mean`
+- the lower stack's output at the key's last byte and at the value's
+  first digit, and its mean over the value's chunk (what the chunk encoder reads; with `landmark = mean`
   the landmark is a projection of the encoded rows' mean).
 
 Each line gives the held-out accuracy next to the majority class's share.
@@ -95,7 +95,7 @@ def main():
     for f in fillers:
         a.filler = f
         items += gen_items(a, "key_probe.py", ["--phrasing", a.phrasing, "--needle", "number"])
-    q, qy, lv, lk, lf, hv, hm, ky = [], [], [], [], [], [], [], []
+    q, qy, lv, lk, lf, hk, hv, hm, ky = [], [], [], [], [], [], [], [], []
     skipped = 0
     for it in items:
         if value_first(it):
@@ -121,6 +121,7 @@ def main():
             lv.append(cap["lmk"][at // S].reshape(-1))
             lk.append(cap["lmk"][(off + k.end() - 1) // S].reshape(-1))
             lf.append(cap["lmk"][(off + k.start()) // S].reshape(-1))
+            hk.append(cap["h"][off + k.end() - 1])
             hv.append(cap["h"][at])
             hm.append(cap["h"][at // S * S:at // S * S + S].mean(0))
             ky.append(word)
@@ -133,6 +134,7 @@ def main():
     probe(lv, ky, "landmark of the value's chunk -> its key's first word")
     probe(lf, ky, "landmark of the key's first chunk -> its key's first word")
     probe(lk, ky, "landmark of the key's last chunk -> its key's first word")
+    probe(hk, ky, "lower stack's output at the key's last byte -> its key's first word")
     probe(hv, ky, "lower stack's output at the value's first digit -> its key's first word")
     probe(hm, ky, "lower stack's outputs, mean over the value's chunk -> its key's first word")
 
