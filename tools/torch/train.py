@@ -46,6 +46,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 
 # OpenBLAS's own threads on top of torch's oversubscribe a small machine
 # (measured here: 7x slower); torch's --threads does the parallelism
@@ -61,7 +62,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
               "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss",
-              "needle_loss"]
+              "needle_loss", "key_loss"]
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
@@ -135,6 +136,9 @@ def build_parser():
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--lm-weight", type=float, default=0.1)
+    p.add_argument("--answer-weight", type=float, default=1.0,
+                   help="weight of the cross-entropy on the answer bytes (0 trains only the "
+                        "auxiliary losses, as the key stage of TRAINING.md does)")
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
     p.add_argument("--sparsity", type=int, default=0,
                    help="keep top-k at most 1/N of a sequence's chunks: K = min(stage K, "
@@ -154,6 +158,11 @@ def build_parser():
                         "each answer part, cross-entropy of the retrieval scores over the "
                         "answer's chunk and the chunks of the needles that do not support the "
                         "answer (0: off; TRAINING.md)")
+    p.add_argument("--key-loss", type=float, default=0.0,
+                   help="weight of the auxiliary key loss: linear heads (kept in OUT/aux.pt, "
+                        "not in the weights) predict a needle's key, its two words hashed, "
+                        "from the landmark of the chunk holding its value and from the query "
+                        "at each answer's first byte (0: off; TRAINING.md)")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -327,15 +336,19 @@ def answer_targets(item, chunk, A):
 
 class ScoreTap:
     """Keeps the retrieval scores [L, G, C] of every landmark_scores op of
-    one forward pass (a post_op_hook; the tensors keep their gradients)."""
+    one forward pass, and its inputs, the queries [L, G, dr] and the
+    landmarks [C, dr] or [C, G, dr] (a post_op_hook; the tensors keep their
+    gradients)."""
 
     def __init__(self, model):
         self.scores = []
+        self.inputs = []
         model.post_op_hook = self
 
     def __call__(self, node, i, v, ins):
         if node.op == "landmark_scores" and i == 0:
             self.scores.append((v, int(node.attrs["chunk"])))
+            self.inputs.append((ins[0], ins[1]))
         return None
 
 
@@ -464,6 +477,87 @@ def needle_loss(scores, chunk, item, P, A):
     return sum(parts) / len(parts) if parts else None
 
 
+KEY_BUCKETS = 64          # --key-loss: each key word hashes to one of these classes
+
+
+def key_targets(item, A):
+    """Key-loss targets of an item whose needles name hyphenated keys
+    before their values (multikey, multiquery, multivalue; not
+    value_first ones): ([(value offset, (w1, w2))] for every needle,
+    [(answer byte a, (w1, w2))] for the first byte of each answer part),
+    the words as classes (crc32 % KEY_BUCKETS).  An item's needles share
+    one wording, so each needle's value lies as far after its key as the
+    supporting needle's answer does after its own.  ([], []) when the item
+    has no such keys."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    support = [i for i in (item.get("support") or []) if i < len(offs)]
+    if not support or value_first(item):
+        return [], []
+    prompt = item["prompt"]
+    keys = []
+    for off, n in zip(offs, lens):
+        k = re.search(KEY_RE, prompt[off:off + n])
+        keys.append(k)
+    if any(k is None for k in keys):
+        return [], []
+    def cls(k):
+        return tuple(zlib.crc32(w.encode()) % KEY_BUCKETS for w in k.group(0).split("-")[:2])
+    parts = item.get("answers") or [item["answer"]]
+    i0 = support[0]
+    needle0 = prompt[offs[i0]:offs[i0] + lens[i0]]
+    at = next((needle0.find(p, keys[i0].end()) for p in parts
+               if needle0.find(p, keys[i0].end()) >= 0), -1)
+    if at < 0:
+        return [], []
+    rel = at - keys[i0].end()
+    values = [(off + k.end() + rel, cls(k)) for off, n, k in zip(offs, lens, keys)
+              if k.end() + rel < n]
+    asked, a = [], 0
+    for j, part in enumerate(parts):
+        if j:
+            a += 2                                          # ", "
+        own = [i for i in support if part in prompt[offs[i]:offs[i] + lens[i]]]
+        if own and a < A:
+            asked.append((a, cls(keys[own[0]])))
+        a += len(part.encode())
+    return values, asked
+
+
+class KeyHeads(torch.nn.Module):
+    """--key-loss's linear heads, one pair per retrieval: from a landmark
+    and from a query to 2 x KEY_BUCKETS logits (the key's two words).
+    They are training-only tensors: saved in OUT/aux.pt, never in the
+    model's weights."""
+
+    def __init__(self, widths):
+        super().__init__()
+        self.lmk = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for w, _ in widths)
+        self.query = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for _, w in widths)
+
+
+def key_loss(heads, tap, item, P, A):
+    """Cross-entropy of the key heads, averaged over the retrievals: each
+    needle's key words from the landmark of the chunk holding its value
+    (the chunk that the answer's retrieval should select), and each answer
+    part's key words from the query at its first byte.  None for items
+    without targets (key_targets)."""
+    values, asked = key_targets(item, A)
+    if not values:
+        return None
+    parts = []
+    for r, ((q, lmk), (_, chunk)) in enumerate(zip(tap.inputs, tap.scores)):
+        xs = [lmk[o // chunk].reshape(-1) for o, _ in values if o // chunk < lmk.shape[0]]
+        ys = [y for o, y in values if o // chunk < lmk.shape[0]]
+        if xs:
+            logits = heads.lmk[r](torch.stack(xs)).view(-1, KEY_BUCKETS)
+            parts.append(F.cross_entropy(logits, torch.tensor(ys).view(-1)))
+        qs = torch.stack([q[P - 1 + a].reshape(-1) for a, _ in asked]) if asked else None
+        if qs is not None:
+            logits = heads.query[r](qs).view(-1, KEY_BUCKETS)
+            parts.append(F.cross_entropy(logits, torch.tensor([y for _, y in asked]).view(-1)))
+    return sum(parts) / len(parts) if parts else None
+
+
 def retrieval_loss(scores, chunk, item, P, A):
     """Auxiliary selection loss for one retrieval at the answer's
     positions: byte a is predicted at position t = P - 1 + a, and
@@ -475,10 +569,10 @@ def retrieval_loss(scores, chunk, item, P, A):
 
 
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
-              needle_weight=0.0):
+              needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0):
     toks, P, A = encode(item)
     if tap is not None:
-        tap.scores = []
+        tap.scores, tap.inputs = [], []
     logits = model(toks[:-1])                                  # predicts toks[1:]
     tgt = toks[1:]
     ans_logits = logits[P - 1:P - 1 + A]
@@ -488,7 +582,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     def mean_of(parts):                 # over the retrievals that had a target
         parts = [x for x in parts if x is not None]
         return sum(parts) / len(parts) if parts else ans_loss * 0
-    ret_loss = copy_loss = ndl_loss = ans_loss * 0
+    ret_loss = copy_loss = ndl_loss = key = ans_loss * 0
     if ret_weight > 0 and tap is not None:
         ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
     if copy_weight > 0 and tap is not None:
@@ -498,9 +592,12 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
         copy_loss = mean_of(targets_loss(sc, *found[ch]) for sc, ch in tap.scores)
     if needle_weight > 0 and tap is not None:
         ndl_loss = mean_of(needle_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
-    return (ans_loss + lm_weight * lm_loss + ret_weight * ret_loss + copy_weight * copy_loss
-            + needle_weight * ndl_loss,
-            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss)
+    if key_weight > 0 and tap is not None and heads is not None:
+        k = key_loss(heads, tap, item, P, A)
+        key = k if k is not None else key
+    return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
+            + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key,
+            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key)
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -511,9 +608,11 @@ def atomic_write(path, write):
     os.replace(tmp, path)
 
 
-def save_checkpoint(out, model, opt, state, plot):
+def save_checkpoint(out, model, opt, state, plot, heads=None):
     os.makedirs(out, exist_ok=True)
     atomic_write(os.path.join(out, "weights.safetensors"), lambda p: model.save_weights(p))
+    if heads is not None:
+        atomic_write(os.path.join(out, "aux.pt"), lambda p: torch.save(heads.state_dict(), p))
     atomic_write(os.path.join(out, "optim.pt"), lambda p: torch.save(opt.state_dict(), p))
     state = dict(state, weights="weights.safetensors", optimizer="optim.pt",
                  saved=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -658,6 +757,21 @@ def main():
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.dim() == 2 and name != "embed.weight" else no_decay).append(p)
+    heads = None
+    aux_path = os.path.join(args.out, "aux.pt")
+    if args.key_loss > 0 or (args.resume and os.path.exists(aux_path)):
+        # the heads' widths: one short forward pass shows each retrieval's
+        # query and landmark shapes
+        probe = ScoreTap(model)
+        with torch.no_grad():
+            model(torch.zeros(3 * chunk_size, dtype=torch.long))
+        model.post_op_hook = None
+        if not probe.inputs:
+            raise SystemExit("train.py: --key-loss needs a model with a retrieval")
+        heads = KeyHeads([(lmk[0].numel(), q[0].numel()) for q, lmk in probe.inputs])
+        if args.resume and os.path.exists(aux_path):
+            heads.load_state_dict(torch.load(aux_path))
+        no_decay += list(heads.parameters())
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
@@ -669,7 +783,11 @@ def main():
         model.load_weights(os.path.join(args.out, state.get("weights", "weights.safetensors")))
         opt_path = os.path.join(args.out, state.get("optimizer", "optim.pt"))
         if os.path.exists(opt_path):
-            opt.load_state_dict(torch.load(opt_path))
+            try:
+                opt.load_state_dict(torch.load(opt_path))
+            except ValueError as e:         # the parameters changed (key heads added)
+                print("train.py: %s does not fit this run's parameters (%s); AdamW starts "
+                      "afresh" % (opt_path, e), file=sys.stderr)
         else:
             # the shipped runs keep no optimizer state in git (the
             # repository's rule): AdamW's moments start again from zero
@@ -741,7 +859,7 @@ def main():
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():
-        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "ok": 0, "n": 0, "by": {}}
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "key": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
     t_start = t_run0        # --hours counts from here (t_run0 restarts at each checkpoint)
@@ -750,7 +868,7 @@ def main():
     steps_since_log = 0
     prog = Progress(args.steps, step, args.no_progress)
     tap = (ScoreTap(model) if args.retrieval_loss > 0 or args.copy_loss > 0 or
-           args.needle_loss > 0 else None)
+           args.needle_loss > 0 or args.key_loss > 0 else None)
     model.train()
     try:
         while not stop["flag"]:
@@ -773,9 +891,9 @@ def main():
                     k_it = min(K, max(1, (len(it["prompt"]) // chunk_size) // args.sparsity))
                     for n in tops:
                         n.attrs["k"] = k_it
-                loss, al, ll, ok, rl, cl, nl = item_loss(model, it, args.lm_weight,
-                                                         args.retrieval_loss, tap,
-                                                         args.copy_loss, args.needle_loss)
+                loss, al, ll, ok, rl, cl, nl, kl = item_loss(
+                    model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
+                    args.needle_loss, args.key_loss, heads, args.answer_weight)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()
@@ -783,6 +901,7 @@ def main():
                 acc_sum["ret"] += rl.item()
                 acc_sum["copy"] += cl.item()
                 acc_sum["needle"] += nl.item()
+                acc_sum["key"] += kl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
                 bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0, 0.0])
@@ -812,6 +931,7 @@ def main():
                                "retrieval_loss": "%.4f" % (acc_sum["ret"] / n),
                                "copy_loss": "%.4f" % (acc_sum["copy"] / n),
                                "needle_loss": "%.4f" % (acc_sum["needle"] / n),
+                               "key_loss": "%.4f" % (acc_sum["key"] / n),
                                "acc": "%.3f" % (acc_sum["ok"] / n),
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,
@@ -839,14 +959,14 @@ def main():
             if time.time() - t_ckpt >= args.ckpt_minutes * 60:
                 elapsed_total += time.time() - t_run0
                 t_run0 = time.time()
-                save_checkpoint(args.out, model, opt, snapshot(), args.plot)
+                save_checkpoint(args.out, model, opt, snapshot(), args.plot, heads)
                 t_ckpt = time.time()
     finally:
         prog.close()
         elapsed_total += time.time() - t_run0
         for n, k in zip(tops, model_k):
             n.attrs["k"] = k
-        save_checkpoint(args.out, model, opt, snapshot(), args.plot)
+        save_checkpoint(args.out, model, opt, snapshot(), args.plot, heads)
         logf.close()
         print("train.py: saved %s at step %d (stage %d %s)" % (args.out, step, stage,
                                                               stages[stage]), file=sys.stderr)

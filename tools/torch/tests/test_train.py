@@ -11,7 +11,10 @@
 3. The needle-choice loss (train.needle_targets, train.needle_loss)
    contrasts the answer's chunk with the other needles' chunks at each
    answer part's first byte.
-4. A short run from scratch, then --resume, on the shipped model's
+4. The key loss's targets (train.key_targets): each needle's value
+   offset, found as far after its key as the answer is after the
+   supporting needle's, and the asked key at each answer's first byte.
+5. A short run from scratch, then --resume, on the shipped model's
    source: the step count, the log rows and the data position continue,
    and the weights it writes run in hsac.
 Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
@@ -190,6 +193,31 @@ check("value_first: a uuid value's hyphens are not taken for the key",
       and train.value_first(_kv("Write down cbbc06e3-de81-4868-8a08-229bbd1ea500 for misty-kettle.",
                                 "cbbc06e3-de81-4868-8a08-229bbd1ea500")))
 
+# --key-loss: three needles sharing one wording; the second is asked
+kn = ["The magic number for misty-kettle is 1111111.", "The magic number for red-fox is 2222222.",
+      "The magic number for calm-sea is 3333333."]
+kp, koffs = "", []
+for n in kn:
+    kp += "x" * 30
+    koffs.append(len(kp))
+    kp += n
+kp += "x" * 30
+kitem = {"prompt": kp, "answer": "2222222", "needle_offsets": koffs,
+         "needle_lengths": [len(n) for n in kn], "support": [1]}
+kv, ka = train.key_targets(kitem, 7)
+import zlib as _zlib
+def _kc(k):
+    return tuple(_zlib.crc32(w.encode()) % train.KEY_BUCKETS for w in k.split("-"))
+check("key targets: every needle's value offset and key, the asked key at the answer",
+      [kp[o:o + 7] for o, _ in kv] == ["1111111", "2222222", "3333333"]
+      and [y for _, y in kv] == [_kc("misty-kettle"), _kc("red-fox"), _kc("calm-sea")]
+      and ka == [(0, _kc("red-fox"))], "%s %s" % (kv, ka))
+check("key targets: none for a passkey or a value-first item",
+      train.key_targets(dict(nd, prompt="x" * 120, needle_offsets=[40], needle_lengths=[20],
+                             support=[0]), 7) == ([], [])
+      and train.key_targets(_kv("Write down 4820183, the magic number of misty-kettle."), 7)
+      == ([], []))
+
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "run")
@@ -198,7 +226,7 @@ with tempfile.TemporaryDirectory() as tmp:
     r1 = subprocess.run(base + [os.path.join(src, "examples/passkey_hsa.hsa"), "--out", out,
                                 "--hsac", hsac, "--stages", "256:8", "--tokens-per-step", "256",
                                 "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0", "--sparsity", "8",
-                                "--copy-loss", "0.5", "--needle-loss", "0.5",
+                                "--copy-loss", "0.5", "--needle-loss", "0.5", "--key-loss", "0.5",
                                 "--threads", "1", "--no-progress"],
                         capture_output=True, env=env, cwd=src)
     check("train.py runs 2 steps", r1.returncode == 0, r1.stderr.decode()[-300:])
@@ -222,7 +250,8 @@ with tempfile.TemporaryDirectory() as tmp:
         rows = open(os.path.join(out, "log.csv")).read().split()
         check("state: step 3, 3 items used, the saved arguments kept",
               st["step"] == 3 and st["items"] == 3 and st["args"]["retrieval_loss"] == 1.0
-              and st["args"]["copy_loss"] == 0.5 and st["args"]["needle_loss"] == 0.5,
+              and st["args"]["copy_loss"] == 0.5 and st["args"]["needle_loss"] == 0.5
+              and os.path.exists(os.path.join(out, "aux.pt")),
               "step %s items %s" % (st["step"], st["items"]))
         check("log: a header and steps 1, 2, 3",
               len(rows) == 4 and [x.split(",")[0] for x in rows[1:]] == ["1", "2", "3"],
