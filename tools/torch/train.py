@@ -422,6 +422,23 @@ def targets_loss(scores, positions, targets):
     return -(per[has]).mean()
 
 
+def answer_parts(item):
+    """[(a, part, own)] for each part of an item's answer (one, or the
+    "answers" joined by ", "): a is its first byte's offset in the
+    answer, own the supporting needles (gen-task's "support") that spell
+    it."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    support = [i for i in (item.get("support") or []) if i < len(offs)]
+    prompt = item["prompt"]
+    out, a = [], 0
+    for j, part in enumerate(item.get("answers") or [item["answer"]]):
+        if j:
+            a += 2                                          # ", "
+        out.append((a, part, [i for i in support if part in prompt[offs[i]:offs[i] + lens[i]]]))
+        a += len(part.encode())
+    return out
+
+
 def needle_targets(item, chunk, A):
     """Needle-choice targets for --needle-loss: the first byte a of each
     answer part, with the chunk its retrieval should select (answer_targets)
@@ -434,22 +451,17 @@ def needle_targets(item, chunk, A):
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or len(offs) < 2:
         return []
-    prompt = item["prompt"]
     def chunks(i):
         return set(range(offs[i] // chunk, (offs[i] + max(1, lens[i]) - 1) // chunk + 1))
     tg = answer_targets(item, chunk, A)
-    parts = item.get("answers") or [item["answer"]]
-    out, a = [], 0
-    for j, part in enumerate(parts):
-        if j:
-            a += 2                                          # ", "
+    out = []
+    for a, _, own in answer_parts(item):
         if a < A and tg[a]:
-            own = [i for i in support if part in prompt[offs[i]:offs[i] + lens[i]]] or support
+            own = own or support
             mine = set().union(*(chunks(i) for i in own))
             neg = set().union(*(chunks(i) for i in range(len(offs)) if i not in own)) - mine
             if neg:
                 out.append((a, max(tg[a]), sorted(neg)))
-        a += len(part.encode())
     return out
 
 
@@ -465,10 +477,9 @@ def needle_loss(scores, chunk, item, P, A):
     parts = []
     for a, target, neg in needle_targets(item, chunk, A):
         s = scores[P - 1 + a]                                  # [G, C]
-        cand = [target] + [n for n in neg if n < s.shape[-1]]
         if target >= s.shape[-1]:
             continue
-        sc = s[:, cand]
+        sc = s[:, [target] + [n for n in neg if n < s.shape[-1]]]
         ok = sc > -1e30
         if not bool(ok[:, 0].all()) or int(ok[:, 1:].sum()) == 0:
             continue
@@ -502,24 +513,16 @@ def key_targets(item, A):
         return [], []
     def cls(k):
         return tuple(zlib.crc32(w.encode()) % KEY_BUCKETS for w in k.group(0).split("-")[:2])
-    parts = item.get("answers") or [item["answer"]]
+    parts = answer_parts(item)
     i0 = support[0]
     needle0 = prompt[offs[i0]:offs[i0] + lens[i0]]
-    at = next((needle0.find(p, keys[i0].end()) for p in parts
-               if needle0.find(p, keys[i0].end()) >= 0), -1)
-    if at < 0:
+    found = [at for at in (needle0.find(p, keys[i0].end()) for _, p, _ in parts) if at >= 0]
+    if not found:
         return [], []
-    rel = at - keys[i0].end()
+    rel = found[0] - keys[i0].end()
     values = [(off + k.end() + rel, cls(k)) for off, n, k in zip(offs, lens, keys)
               if k.end() + rel < n]
-    asked, a = [], 0
-    for j, part in enumerate(parts):
-        if j:
-            a += 2                                          # ", "
-        own = [i for i in support if part in prompt[offs[i]:offs[i] + lens[i]]]
-        if own and a < A:
-            asked.append((a, cls(keys[own[0]])))
-        a += len(part.encode())
+    asked = [(a, cls(keys[own[0]])) for a, _, own in parts if own and a < A]
     return values, asked
 
 
@@ -551,8 +554,8 @@ def key_loss(heads, tap, item, P, A):
         if xs:
             logits = heads.lmk[r](torch.stack(xs)).view(-1, KEY_BUCKETS)
             parts.append(F.cross_entropy(logits, torch.tensor(ys).view(-1)))
-        qs = torch.stack([q[P - 1 + a].reshape(-1) for a, _ in asked]) if asked else None
-        if qs is not None:
+        if asked:
+            qs = torch.stack([q[P - 1 + a].reshape(-1) for a, _ in asked])
             logits = heads.query[r](qs).view(-1, KEY_BUCKETS)
             parts.append(F.cross_entropy(logits, torch.tensor([y for _, y in asked]).view(-1)))
     return sum(parts) / len(parts) if parts else None
@@ -593,8 +596,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     if needle_weight > 0 and tap is not None:
         ndl_loss = mean_of(needle_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
     if key_weight > 0 and tap is not None and heads is not None:
-        k = key_loss(heads, tap, item, P, A)
-        key = k if k is not None else key
+        key = mean_of([key_loss(heads, tap, item, P, A)])
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key,
             ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key)
@@ -759,7 +761,8 @@ def main():
         (decay if p.dim() == 2 and name != "embed.weight" else no_decay).append(p)
     heads = None
     aux_path = os.path.join(args.out, "aux.pt")
-    if args.key_loss > 0 or (args.resume and os.path.exists(aux_path)):
+    resume_aux = args.resume and os.path.exists(aux_path)
+    if args.key_loss > 0 or resume_aux:
         # the heads' widths: one short forward pass shows each retrieval's
         # query and landmark shapes
         probe = ScoreTap(model)
@@ -769,7 +772,7 @@ def main():
         if not probe.inputs:
             raise SystemExit("train.py: --key-loss needs a model with a retrieval")
         heads = KeyHeads([(lmk[0].numel(), q[0].numel()) for q, lmk in probe.inputs])
-        if args.resume and os.path.exists(aux_path):
+        if resume_aux:
             heads.load_state_dict(torch.load(aux_path))
         no_decay += list(heads.parameters())
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
