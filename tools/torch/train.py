@@ -642,11 +642,12 @@ def plot_log(out):
     fig, ax = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     ax[0].plot(st, [float(r["answer_loss"]) for r in rows], label="answer loss")
     ax[0].plot(st, [float(r["lm_loss"]) for r in rows], label="LM loss (prompt)", alpha=0.7)
-    ret = [(int(r["step"]), float(r["retrieval_loss"])) for r in rows
-           if r.get("retrieval_loss")]
-    if ret:
-        ax[0].plot([a for a, _ in ret], [b for _, b in ret], label="retrieval loss (aux)",
-                   alpha=0.7)
+    for col, label in (("retrieval_loss", "retrieval loss (aux)"), ("copy_loss", "copy loss (aux)"),
+                       ("needle_loss", "needle-choice loss (aux)"),
+                       ("key_loss", "key loss (aux, nats per word)")):
+        pts = [(int(r["step"]), float(r[col])) for r in rows if r.get(col) and float(r[col]) > 0]
+        if pts:
+            ax[0].plot([a for a, _ in pts], [b for _, b in pts], label=label, alpha=0.7)
     ax[0].axhline(math.log(10), color="gray", ls=":", lw=1, label="ln 10 (guessing digits)")
     ax[0].set_ylabel("cross-entropy (nats)")
     ax[0].set_yscale("log")
