@@ -549,11 +549,10 @@ def key_loss(heads, tap, item, P, A):
         return None
     parts = []
     for r, ((q, lmk), (_, chunk)) in enumerate(zip(tap.inputs, tap.scores)):
-        xs = [lmk[o // chunk].reshape(-1) for o, _ in values if o // chunk < lmk.shape[0]]
-        ys = [y for o, y in values if o // chunk < lmk.shape[0]]
-        if xs:
-            logits = heads.lmk[r](torch.stack(xs)).view(-1, KEY_BUCKETS)
-            parts.append(F.cross_entropy(logits, torch.tensor(ys).view(-1)))
+        seen = [(lmk[o // chunk].reshape(-1), y) for o, y in values if o // chunk < lmk.shape[0]]
+        if seen:
+            logits = heads.lmk[r](torch.stack([x for x, _ in seen])).view(-1, KEY_BUCKETS)
+            parts.append(F.cross_entropy(logits, torch.tensor([y for _, y in seen]).view(-1)))
         if asked:
             qs = torch.stack([q[P - 1 + a].reshape(-1) for a, _ in asked])
             logits = heads.query[r](qs).view(-1, KEY_BUCKETS)
