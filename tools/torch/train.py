@@ -499,7 +499,9 @@ def key_targets(item, A):
     the words as classes (crc32 % KEY_BUCKETS).  An item's needles share
     one wording, so each needle's value lies as far after its key as the
     supporting needle's answer does after its own.  ([], []) when the item
-    has no such keys."""
+    has no such keys.  babi items: babi_key_targets."""
+    if item.get("task") == "babi":
+        return babi_key_targets(item, A)
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or value_first(item):
@@ -524,6 +526,40 @@ def key_targets(item, A):
               if k.end() + rel < n]
     asked = [(a, cls(keys[own[0]])) for a, _, own in parts if own and a < A]
     return values, asked
+
+
+NAME_RE = r"[A-Z][a-z]+"     # babi's facts start with a person's name
+
+
+def babi_key_targets(item, A):
+    """key_targets for a bAbI-style item: a fact's key is the person who
+    moves or takes something (its first word), both classes that name's;
+    its value offset is the word after the fact's last "the" (the place,
+    or the object taken: "Fred took the guitar along.").  The asked key, at the answer's first byte, is the person the
+    question names ("Where is Mary?", "Where was Mary before the
+    kitchen?"); a question about an object names no one, and there only
+    the facts' targets count (which person holds it is a first hop the
+    query would have to make).  ([], []) when a fact does not start with
+    a name."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    prompt = item["prompt"]
+    values, names = [], set()
+    for off, n in zip(offs, lens):
+        fact = prompt[off:off + n]
+        who = re.match(NAME_RE, fact)
+        things = list(re.finditer(r"\bthe ([a-z]+)", fact))
+        if who is None or not things:
+            return [], []
+        last = things[-1]
+        names.add(who.group(0))
+        c = zlib.crc32(who.group(0).encode()) % KEY_BUCKETS
+        values.append((off + last.start(1), (c, c)))
+    question = prompt[prompt.rfind("\n") + 1:]
+    asked = [w for w in re.findall(NAME_RE, question) if w in names]
+    if asked and A > 0:
+        c = zlib.crc32(asked[0].encode()) % KEY_BUCKETS
+        return values, [(0, (c, c))]
+    return values, []
 
 
 class KeyHeads(torch.nn.Module):

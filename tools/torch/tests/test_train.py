@@ -13,7 +13,8 @@
    answer part's first byte.
 4. The key loss's targets (train.key_targets): each needle's value
    offset, found as far after its key as the answer is after the
-   supporting needle's, and the asked key at each answer's first byte.
+   supporting needle's, and the asked key at each answer's first byte;
+   in babi, each fact's person as the key of its place or object.
 5. A short run from scratch, then --resume, on the shipped model's
    source: the step count, the log rows and the data position continue,
    and the weights it writes run in hsac.
@@ -217,6 +218,25 @@ check("key targets: none for a passkey or a value-first item",
                              support=[0]), 7) == ([], [])
       and train.key_targets(_kv("Write down 4820183, the magic number of misty-kettle."), 7)
       == ([], []))
+
+# babi: the person is the key, the place or object after the last "the" the value
+bf = ["Mary went to the kitchen.", "John took the apple along.", "Mary moved into the garden."]
+bp, boffs = "", []
+for n in bf:
+    bp += "x" * 30
+    boffs.append(len(bp))
+    bp += n
+bitem = {"task": "babi", "prompt": bp + "\nWhere is Mary? Mary is in the ", "answer": "garden",
+         "needle_offsets": boffs, "needle_lengths": [len(n) for n in bf], "support": [2]}
+bv, ba = train.key_targets(bitem, 6)
+_m, _j = _kc("Mary")[0], _kc("John")[0]
+check("key targets (babi): each fact's place or object under its person, the asked person",
+      [bp[o:o + 6] for o, _ in bv] == ["kitche", "apple ", "garden"]
+      and [y for _, y in bv] == [(_m, _m), (_j, _j), (_m, _m)] and ba == [(0, (_m, _m))],
+      "%s %s" % (bv, ba))
+bobj = dict(bitem, prompt=bp + "\nWhere is the apple? In the ", answer="kitchen")
+check("key targets (babi): a question about an object asks no key of the query",
+      train.key_targets(bobj, 7)[1] == [] and len(train.key_targets(bobj, 7)[0]) == 3)
 
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
