@@ -158,6 +158,9 @@ def build_parser():
                         "each answer part, cross-entropy of the retrieval scores over the "
                         "answer's chunk and the chunks of the needles that do not support the "
                         "answer (0: off; TRAINING.md)")
+    p.add_argument("--needle-bytes", default="first", choices=["first", "all"],
+                   help="where the needle-choice loss applies: each answer part's first "
+                        "byte (default), or all its bytes")
     p.add_argument("--key-loss", type=float, default=0.0,
                    help="weight of the auxiliary key loss: linear heads (kept in OUT/aux.pt, "
                         "not in the weights) predict a needle's key, its two words hashed, "
@@ -439,14 +442,17 @@ def answer_parts(item):
     return out
 
 
-def needle_targets(item, chunk, A):
+def needle_targets(item, chunk, A, every_byte=False):
     """Needle-choice targets for --needle-loss: the first byte a of each
     answer part, with the chunk its retrieval should select (answer_targets)
     and the chunks of the other needles: every needle but the supporting
     ones (gen-task's "support") that spell this part, less any chunk those
     share.  So in multiquery and multivalue, part j contrasts its own
-    needle with the other parts' needles too.  Returns [(a, target chunk,
-    negative chunks)], empty for an item with a single needle (passkey)."""
+    needle with the other parts' needles too.  With every_byte, each byte
+    of each part, with the chunk holding that byte (--needle-bytes all):
+    a value spliced from two needles is a choice made mid-value.  Returns
+    [(a, target chunk, negative chunks)], empty for an item with a single
+    needle (passkey)."""
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or len(offs) < 2:
@@ -455,17 +461,18 @@ def needle_targets(item, chunk, A):
         return set(range(offs[i] // chunk, (offs[i] + max(1, lens[i]) - 1) // chunk + 1))
     tg = answer_targets(item, chunk, A)
     out = []
-    for a, _, own in answer_parts(item):
-        if a < A and tg[a]:
-            own = own or support
-            mine = set().union(*(chunks(i) for i in own))
-            neg = set().union(*(chunks(i) for i in range(len(offs)) if i not in own)) - mine
-            if neg:
-                out.append((a, max(tg[a]), sorted(neg)))
+    for a0, part, own in answer_parts(item):
+        own = own or support
+        mine = set().union(*(chunks(i) for i in own))
+        neg = set().union(*(chunks(i) for i in range(len(offs)) if i not in own)) - mine
+        if not neg:
+            continue
+        span = range(a0, a0 + len(part.encode())) if every_byte else [a0]
+        out += [(a, max(tg[a]), sorted(neg)) for a in span if a < A and tg[a]]
     return out
 
 
-def needle_loss(scores, chunk, item, P, A):
+def needle_loss(scores, chunk, item, P, A, every_byte=False):
     """Cross-entropy of one retrieval's scores [L, G, C] at each answer
     part's first byte (position P - 1 + a) over {its target chunk} and the
     unsupporting needles' chunks (needle_targets), averaged over those
@@ -475,7 +482,7 @@ def needle_loss(scores, chunk, item, P, A):
     target, this contrasts the asked needle with every other needle: the
     choice that multikey and multiquery need."""
     parts = []
-    for a, target, neg in needle_targets(item, chunk, A):
+    for a, target, neg in needle_targets(item, chunk, A, every_byte):
         s = scores[P - 1 + a]                                  # [G, C]
         if target >= s.shape[-1]:
             continue
@@ -607,7 +614,8 @@ def retrieval_loss(scores, chunk, item, P, A):
 
 
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
-              needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0):
+              needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
+              needle_every_byte=False):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -629,7 +637,8 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
             found[ch] = copy_targets(prompt, ch)
         copy_loss = mean_of(targets_loss(sc, *found[ch]) for sc, ch in tap.scores)
     if needle_weight > 0 and tap is not None:
-        ndl_loss = mean_of(needle_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
+        ndl_loss = mean_of(needle_loss(sc, ch, item, P, A, needle_every_byte)
+                           for sc, ch in tap.scores)
     if key_weight > 0 and tap is not None and heads is not None:
         key = mean_of([key_loss(heads, tap, item, P, A)])
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
@@ -932,7 +941,8 @@ def main():
                         n.attrs["k"] = k_it
                 loss, al, ll, ok, rl, cl, nl, kl = item_loss(
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
-                    args.needle_loss, args.key_loss, heads, args.answer_weight)
+                    args.needle_loss, args.key_loss, heads, args.answer_weight,
+                    args.needle_bytes == "all")
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

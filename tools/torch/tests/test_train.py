@@ -10,7 +10,7 @@
    the 8 bytes before it targets the chunk of that continuation.
 3. The needle-choice loss (train.needle_targets, train.needle_loss)
    contrasts the answer's chunk with the other needles' chunks at each
-   answer part's first byte.
+   answer part's first byte (or, with --needle-bytes all, every byte).
 4. The key loss's targets (train.key_targets): each needle's value
    offset, found as far after its key as the answer is after the
    supporting needle's, and the asked key at each answer's first byte;
@@ -167,6 +167,11 @@ mq = {"prompt": "x" * 20 + "AAAAA" + "x" * 20 + "BBBBB" + "x" * 30, "answer": "A
 nt = train.needle_targets(mq, 16, 12)
 check("needle targets: each answer part against the other parts' needles",
       nt == [(0, 1, [2, 3]), (7, 2, [1])], str(nt))
+nt = train.needle_targets(mq, 16, 12, every_byte=True)
+check("needle targets (--needle-bytes all): every byte of each part with its own chunk, "
+      "none for the separator",
+      nt == [(a, 1, [2, 3]) for a in range(5)] + [(a, 2, [1]) for a in range(7, 10)]
+      + [(a, 3, [1]) for a in (10, 11)], str(nt))
 Pn, An = len(nd["prompt"]), 7
 sn = torch.zeros(Pn + An - 1, 1, 8)
 tn = torch.arange(Pn + An - 1)
