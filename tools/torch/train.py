@@ -157,7 +157,7 @@ def build_parser():
                    help="weight of the auxiliary needle-choice loss: at the first byte of "
                         "each answer part, cross-entropy of the retrieval scores over the "
                         "answer's chunk and the chunks of the needles that do not support the "
-                        "answer (0: off; TRAINING.md)")
+                        "answer (0: off; --needle-bytes all: at every byte; TRAINING.md)")
     p.add_argument("--needle-bytes", default="first", choices=["first", "all"],
                    help="where the needle-choice loss applies: each answer part's first "
                         "byte (default), or all its bytes")
@@ -474,8 +474,9 @@ def needle_targets(item, chunk, A, every_byte=False):
 
 def needle_loss(scores, chunk, item, P, A, every_byte=False):
     """Cross-entropy of one retrieval's scores [L, G, C] at each answer
-    part's first byte (position P - 1 + a) over {its target chunk} and the
-    unsupporting needles' chunks (needle_targets), averaged over those
+    part's first byte, or with every_byte at each of its bytes (position
+    P - 1 + a), over {its target chunk} and the unsupporting needles'
+    chunks (needle_targets), averaged over those
     positions and the groups.  Chunks not yet eligible there are left out;
     None when nothing is left to choose from.  Unlike the stick-breaking
     selection loss, which pushes down only the chunks more recent than the
@@ -496,6 +497,11 @@ def needle_loss(scores, chunk, item, P, A, every_byte=False):
 
 
 KEY_BUCKETS = 64          # --key-loss: each key word hashes to one of these classes
+
+
+def key_class(word):
+    """A key word's class for --key-loss: crc32 % KEY_BUCKETS."""
+    return zlib.crc32(word.encode()) % KEY_BUCKETS
 
 
 def key_targets(item, A):
@@ -521,7 +527,7 @@ def key_targets(item, A):
     if any(k is None for k in keys):
         return [], []
     def cls(k):
-        return tuple(zlib.crc32(w.encode()) % KEY_BUCKETS for w in k.group(0).split("-")[:2])
+        return tuple(key_class(w) for w in k.group(0).split("-")[:2])
     parts = answer_parts(item)
     i0 = support[0]
     needle0 = prompt[offs[i0]:offs[i0] + lens[i0]]
@@ -542,12 +548,12 @@ def babi_key_targets(item, A):
     """key_targets for a bAbI-style item: a fact's key is the person who
     moves or takes something (its first word), both classes that name's;
     its value offset is the word after the fact's last "the" (the place,
-    or the object taken: "Fred took the guitar along.").  The asked key, at the answer's first byte, is the person the
-    question names ("Where is Mary?", "Where was Mary before the
-    kitchen?"); a question about an object names no one, and there only
-    the facts' targets count (which person holds it is a first hop the
-    query would have to make).  ([], []) when a fact does not start with
-    a name."""
+    or the object taken: "Fred took the guitar along.").  The asked key,
+    at the answer's first byte, is the person the question names ("Where
+    is Mary?", "Where was Mary before the kitchen?"); a question about an
+    object names no one, and there only the facts' targets count (which
+    person holds it is a first hop the query would have to make).  ([],
+    []) when a fact does not start with a name."""
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     prompt = item["prompt"]
     values, names = [], set()
@@ -559,12 +565,12 @@ def babi_key_targets(item, A):
             return [], []
         last = things[-1]
         names.add(who.group(0))
-        c = zlib.crc32(who.group(0).encode()) % KEY_BUCKETS
+        c = key_class(who.group(0))
         values.append((off + last.start(1), (c, c)))
     question = prompt[prompt.rfind("\n") + 1:]
     asked = [w for w in re.findall(NAME_RE, question) if w in names]
     if asked and A > 0:
-        c = zlib.crc32(asked[0].encode()) % KEY_BUCKETS
+        c = key_class(asked[0])
         return values, [(0, (c, c))]
     return values, []
 
