@@ -442,7 +442,7 @@ def answer_parts(item):
     return out
 
 
-def needle_targets(item, chunk, A, every_byte=False):
+def needle_targets(item, chunk, A, every_byte=False, r=0):
     """Needle-choice targets for --needle-loss: the first byte a of each
     answer part, with the chunk its retrieval should select (answer_targets)
     and the chunks of the other needles: every needle but the supporting
@@ -452,7 +452,10 @@ def needle_targets(item, chunk, A, every_byte=False):
     of each part, with the chunk holding that byte (--needle-bytes all):
     a value spliced from two needles is a choice made mid-value.  Returns
     [(a, target chunk, negative chunks)], empty for an item with a single
-    needle (passkey)."""
+    needle (passkey).  bAbI-style items: babi_needle_targets, whose targets
+    depend on the retrieval r."""
+    if item.get("task") == "babi":
+        return babi_needle_targets(item, chunk, A, r, every_byte)
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or len(offs) < 2:
@@ -472,7 +475,7 @@ def needle_targets(item, chunk, A, every_byte=False):
     return out
 
 
-def needle_loss(scores, chunk, item, P, A, every_byte=False):
+def needle_loss(scores, chunk, item, P, A, every_byte=False, r=0):
     """Cross-entropy of one retrieval's scores [L, G, C] at each answer
     part's first byte, or with every_byte at each of its bytes (position
     P - 1 + a), over {its target chunk} and the unsupporting needles'
@@ -483,7 +486,7 @@ def needle_loss(scores, chunk, item, P, A, every_byte=False):
     target, this contrasts the asked needle with every other needle: the
     choice that multikey and multiquery need."""
     parts = []
-    for a, target, neg in needle_targets(item, chunk, A, every_byte):
+    for a, target, neg in needle_targets(item, chunk, A, every_byte, r):
         s = scores[P - 1 + a]                                  # [G, C]
         if target >= s.shape[-1]:
             continue
@@ -504,7 +507,7 @@ def key_class(word):
     return zlib.crc32(word.encode()) % KEY_BUCKETS
 
 
-def key_targets(item, A):
+def key_targets(item, A, r=0):
     """Key-loss targets of an item whose needles name hyphenated keys
     before their values (multikey, multiquery, multivalue; not
     value_first ones): ([(value offset, (w1, w2))] for every needle,
@@ -512,9 +515,10 @@ def key_targets(item, A):
     the words as classes (crc32 % KEY_BUCKETS).  An item's needles share
     one wording, so each needle's value lies as far after its key as the
     supporting needle's answer does after its own.  ([], []) when the item
-    has no such keys.  babi items: babi_key_targets."""
+    has no such keys.  babi items: babi_key_targets, which depend on the
+    retrieval r."""
     if item.get("task") == "babi":
-        return babi_key_targets(item, A)
+        return babi_key_targets(item, A, r)
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or value_first(item):
@@ -544,16 +548,17 @@ def key_targets(item, A):
 NAME_RE = r"[A-Z][a-z]+"     # babi's facts start with a person's name
 
 
-def babi_key_targets(item, A):
+def babi_key_targets(item, A, r=0):
     """key_targets for a bAbI-style item: a fact's key is the person who
     moves or takes something (its first word), both classes that name's;
     its value offset is the word after the fact's last "the" (the place,
     or the object taken: "Fred took the guitar along.").  The asked key,
     at the answer's first byte, is the person the question names ("Where
     is Mary?", "Where was Mary before the kitchen?"); a question about an
-    object names no one, and there only the facts' targets count (which
-    person holds it is a first hop the query would have to make).  ([],
-    []) when a fact does not start with a name."""
+    object names no one: it is two hops (babi_story), so at the first
+    retrieval (r = 0) the pick-up fact's key is the object and the query
+    asks for the object, and at the later ones the query asks for the one
+    who picked it up.  ([], []) when a fact does not start with a name."""
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     prompt = item["prompt"]
     values, names = [], set()
@@ -572,7 +577,96 @@ def babi_key_targets(item, A):
     if asked and A > 0:
         c = key_class(asked[0])
         return values, [(0, (c, c))]
+    story = babi_story(item) if A > 0 else None
+    if story is not None and story[1] == "object":
+        facts, _, hop = story
+        if r == 0:                  # the first hop looks the object up
+            c = key_class(facts[hop][4])
+            values[hop] = (values[hop][0], (c, c))
+        else:                       # the later ones the one who holds it
+            c = key_class(facts[hop][2])
+        return values, [(0, (c, c))]
     return values, []
+
+
+def babi_story(item):
+    """A bAbI-style item read back from its prompt: (facts, kind, hop),
+    facts a list of (offset, length, person, thing offset, thing) in time
+    order (the thing is the word after the fact's last "the": a place, or
+    the object picked up), kind "now" (where a person is: their last
+    move), "before" (where a person was before a place: the move before
+    their move there) or "object" (where an object is: who picked it up,
+    then that one's last move), and hop the index of the fact that a first
+    retrieval has to find (the pick-up of the asked object; None unless
+    kind is "object").  None when a fact does not start with a name or has
+    no "the WORD", or the question fits none of the kinds."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    support = [i for i in (item.get("support") or []) if i < len(offs)]
+    prompt = item["prompt"]
+    facts = []
+    for off, n in zip(offs, lens):
+        fact = prompt[off:off + n]
+        who = re.match(NAME_RE, fact)
+        things = list(re.finditer(r"\bthe ([a-z]+)", fact))
+        if who is None or not things:
+            return None
+        facts.append((off, n, who.group(0), off + things[-1].start(1), things[-1].group(1)))
+    question = prompt[prompt.rfind("\n") + 1:]
+    names = {f[2] for f in facts}
+    if not support:
+        return None
+    if any(w in names for w in re.findall(NAME_RE, question)):
+        return facts, ("before" if len(support) > 1 else "now"), None
+    objs = re.findall(r"\bthe ([a-z]+)", question)
+    hop = [i for i in support if facts[i][4] in objs]
+    if len(support) != 2 or len(hop) != 1:
+        return None
+    return facts, "object", hop[0]
+
+
+def babi_needle_targets(item, chunk, A, r, every_byte=False):
+    """needle_targets for a bAbI-style item, at retrieval r (0 the first in
+    the forward pass).  The chunk to choose holds the answer's place in
+    the fact that says it: the asked person's last move ("now"), their move
+    before the named place ("before"), the holder's last move ("object");
+    the chunks to choose it over are those of the other people's facts,
+    and for "before" the move to the named place too.  The asked person's
+    other moves are left out, on neither side: they carry the same key, and
+    which of them is the last is stick-breaking's recency, not a score.
+    For an object question the first retrieval (r = 0) is a hop of its
+    own: it chooses the pick-up fact's chunk (the object's) over every
+    other fact's, and the later ones then follow the holder.  Same form as
+    needle_targets; [] when babi_story cannot read the item."""
+    story = babi_story(item)
+    if story is None:
+        return []
+    facts, kind, hop = story
+    support = [i for i in item["support"] if i < len(facts)]
+    def chunks(i):
+        off, n = facts[i][0], facts[i][1]
+        return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+    answer = item.get("answer", "").encode()
+    if kind == "object" and r == 0:
+        target, at = hop, [facts[hop][3] // chunk] * len(answer)
+        neg_facts = [i for i in range(len(facts)) if i != hop]
+    else:
+        said = [i for i in support if facts[i][4] == item.get("answer")]
+        if not said:
+            return []
+        target = said[-1]
+        off = facts[target][3]
+        at = [(off + a) // chunk for a in range(len(answer))]
+        who = facts[hop][2] if kind == "object" else facts[target][2]
+        neg_facts = [i for i in range(len(facts)) if facts[i][2] != who]
+        if kind == "before":
+            neg_facts += [i for i in support if i != target]
+    neutral = [i for i in range(len(facts)) if i != target and i not in neg_facts]
+    neg = set().union(set(), *(chunks(i) for i in neg_facts))
+    neg -= chunks(target).union(*(chunks(i) for i in neutral))
+    if not neg:
+        return []
+    span = range(len(answer)) if every_byte else [0]
+    return [(a, at[a], sorted(neg)) for a in span if a < A]
 
 
 class KeyHeads(torch.nn.Module):
@@ -593,11 +687,9 @@ def key_loss(heads, tap, item, P, A):
     (the chunk that the answer's retrieval should select), and each answer
     part's key words from the query at its first byte.  None for items
     without targets (key_targets)."""
-    values, asked = key_targets(item, A)
-    if not values:
-        return None
     parts = []
     for r, ((q, lmk), (_, chunk)) in enumerate(zip(tap.inputs, tap.scores)):
+        values, asked = key_targets(item, A, r)
         seen = [(lmk[o // chunk].reshape(-1), y) for o, y in values if o // chunk < lmk.shape[0]]
         if seen:
             logits = heads.lmk[r](torch.stack([x for x, _ in seen])).view(-1, KEY_BUCKETS)
@@ -609,14 +701,20 @@ def key_loss(heads, tap, item, P, A):
     return sum(parts) / len(parts) if parts else None
 
 
-def retrieval_loss(scores, chunk, item, P, A):
+def retrieval_loss(scores, chunk, item, P, A, r=0):
     """Auxiliary selection loss for one retrieval at the answer's
     positions: byte a is predicted at position t = P - 1 + a, and
     answer_targets names the chunks it should read (targets_loss).  (A more
     recent chunk that holds other answer bytes is pushed down too:
-    stick-breaking would give it the weight, and byte a is not in it.)"""
-    return targets_loss(scores, list(range(P - 1, P - 1 + A)),
-                        answer_targets(item, chunk, A))
+    stick-breaking would give it the weight, and byte a is not in it.)  At
+    a babi object question's first retrieval (r = 0) the target is the
+    pick-up fact's object instead (babi_story: the first hop)."""
+    targets = answer_targets(item, chunk, A)
+    if item.get("task") == "babi" and r == 0:
+        story = babi_story(item)
+        if story is not None and story[1] == "object":   # the first hop
+            targets = [{story[0][story[2]][3] // chunk}] * A
+    return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets)
 
 
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
@@ -636,15 +734,16 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
         return sum(parts) / len(parts) if parts else ans_loss * 0
     ret_loss = copy_loss = ndl_loss = key = ans_loss * 0
     if ret_weight > 0 and tap is not None:
-        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
+        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A, r)
+                           for r, (sc, ch) in enumerate(tap.scores))
     if copy_weight > 0 and tap is not None:
         prompt, found = item["prompt"].encode(), {}
         for ch in {ch for _, ch in tap.scores}:         # a memory's chunk size
             found[ch] = copy_targets(prompt, ch)
         copy_loss = mean_of(targets_loss(sc, *found[ch]) for sc, ch in tap.scores)
     if needle_weight > 0 and tap is not None:
-        ndl_loss = mean_of(needle_loss(sc, ch, item, P, A, needle_every_byte)
-                           for sc, ch in tap.scores)
+        ndl_loss = mean_of(needle_loss(sc, ch, item, P, A, needle_every_byte, r)
+                           for r, (sc, ch) in enumerate(tap.scores))
     if key_weight > 0 and tap is not None and heads is not None:
         key = mean_of([key_loss(heads, tap, item, P, A)])
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss

@@ -202,11 +202,18 @@ check("value_first: a uuid value's hyphens are not taken for the key",
 # --key-loss: three needles sharing one wording; the second is asked
 kn = ["The magic number for misty-kettle is 1111111.", "The magic number for red-fox is 2222222.",
       "The magic number for calm-sea is 3333333."]
-kp, koffs = "", []
-for n in kn:
-    kp += "x" * 30
-    koffs.append(len(kp))
-    kp += n
+
+def spaced(needles):
+    """A prompt of the needles, each after 30 bytes of filler, and their offsets."""
+    prompt, offs = "", []
+    for n in needles:
+        prompt += "x" * 30
+        offs.append(len(prompt))
+        prompt += n
+    return prompt, offs
+
+
+kp, koffs = spaced(kn)
 kp += "x" * 30
 kitem = {"prompt": kp, "answer": "2222222", "needle_offsets": koffs,
          "needle_lengths": [len(n) for n in kn], "support": [1]}
@@ -226,11 +233,7 @@ check("key targets: none for a passkey or a value-first item",
 
 # babi: the person is the key, the place or object after the last "the" the value
 bf = ["Mary went to the kitchen.", "John took the apple along.", "Mary moved into the garden."]
-bp, boffs = "", []
-for n in bf:
-    bp += "x" * 30
-    boffs.append(len(bp))
-    bp += n
+bp, boffs = spaced(bf)
 bitem = {"task": "babi", "prompt": bp + "\nWhere is Mary? Mary is in the ", "answer": "garden",
          "needle_offsets": boffs, "needle_lengths": [len(n) for n in bf], "support": [2]}
 bv, ba = train.key_targets(bitem, 6)
@@ -239,9 +242,46 @@ check("key targets (babi): each fact's place or object under its person, the ask
       [bp[o:o + 6] for o, _ in bv] == ["kitche", "apple ", "garden"]
       and [y for _, y in bv] == [(_m, _m), (_j, _j), (_m, _m)] and ba == [(0, (_m, _m))],
       "%s %s" % (bv, ba))
-bobj = dict(bitem, prompt=bp + "\nWhere is the apple? In the ", answer="kitchen")
-check("key targets (babi): a question about an object asks no key of the query",
-      train.key_targets(bobj, 7)[1] == [] and len(train.key_targets(bobj, 7)[0]) == 3)
+# an object question is two hops: who took it (retrieval 0), then where that one went
+of = ["Mary went to the kitchen.", "John took the apple along.", "John moved into the garden.",
+      "Mary ran to the attic."]
+op, ooffs = spaced(of)
+oitem = {"task": "babi", "prompt": op + "\nWhere is the apple? In the ", "answer": "garden",
+         "needle_offsets": ooffs, "needle_lengths": [len(n) for n in of], "support": [1, 2]}
+_a = _kc("apple")[0]
+ov0, oa0 = train.key_targets(oitem, 6, 0)
+ov1, oa1 = train.key_targets(oitem, 6, 1)
+check("key targets (babi object): the first retrieval looks up the object, the later the holder",
+      [y for _, y in ov0] == [(_m, _m), (_a, _a), (_j, _j), (_m, _m)] and oa0 == [(0, (_a, _a))]
+      and [y for _, y in ov1] == [(_m, _m), (_j, _j), (_j, _j), (_m, _m)] and oa1 == [(0, (_j, _j))],
+      "%s %s %s %s" % (ov0, oa0, ov1, oa1))
+bbef = dict(bitem, prompt=bp + "\nWhere was Mary before the garden? In the ", answer="kitchen",
+            support=[0, 2])
+check("babi_story reads the question's kind and the first hop",
+      [train.babi_story(x)[1:] for x in (bitem, bbef, oitem)]
+      == [("now", None), ("before", None), ("object", 1)]
+      and train.babi_story(dict(bitem, support=[])) is None)
+
+def _ch(item, i, word, c=16):      # the chunk of a fact's word
+    return (item["needle_offsets"][i] + item["prompt"][item["needle_offsets"][i]:].find(word)) // c
+
+def _chunks(item, idx, c=16):       # every chunk of those facts
+    return sorted({k for i in idx for k in range(item["needle_offsets"][i] // c,
+                   (item["needle_offsets"][i] + item["needle_lengths"][i] - 1) // c + 1)})
+
+bt = train.needle_targets(bitem, 16, 6)
+check("needle targets (babi now): the last move over the other people's facts only",
+      bt == [(0, _ch(bitem, 2, "garden"), _chunks(bitem, [1]))], str(bt))
+bt = train.needle_targets(bbef, 16, 7)
+check("needle targets (babi before): the move before over the move to the named place",
+      bt == [(0, _ch(bbef, 0, "kitchen"), _chunks(bbef, [1, 2]))], str(bt))
+o0 = train.needle_targets(oitem, 16, 6, r=0)
+o1 = train.needle_targets(oitem, 16, 6, r=1)
+o1all = train.needle_targets(oitem, 16, 6, every_byte=True, r=1)
+check("needle targets (babi object): the pick-up first, then the holder's last move",
+      o0 == [(0, _ch(oitem, 1, "apple"), _chunks(oitem, [0, 2, 3]))]
+      and o1 == [(0, _ch(oitem, 2, "garden"), _chunks(oitem, [0, 3]))]
+      and [a for a, _, _ in o1all] == list(range(6)), "%s %s" % (o0, o1))
 
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
