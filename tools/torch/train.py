@@ -101,6 +101,25 @@ def parse_list(s, allowed, what, refused=(), why=""):
     return out
 
 
+def parse_task_weights(s):
+    """--task-answer-weight's "TASK=W,..." as {task: W}."""
+    out = {}
+    for part in (x for x in s.split(",") if x):
+        task, eq, w = part.partition("=")
+        if task not in TASKS or not eq:
+            raise SystemExit("train.py: --task-answer-weight: expected TASK=W with TASK one of "
+                             "%s, not '%s'" % (", ".join(TASKS), part))
+        try:
+            out[task] = float(w)
+        except ValueError:
+            raise SystemExit("train.py: --task-answer-weight: '%s' is not a number (in '%s')"
+                             % (w, part))
+        if not out[task] >= 0:
+            raise SystemExit("train.py: --task-answer-weight: weight %s must be >= 0 (in '%s')"
+                             % (w, part))
+    return out
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,6 +158,10 @@ def build_parser():
     p.add_argument("--answer-weight", type=float, default=1.0,
                    help="weight of the cross-entropy on the answer bytes (0 trains only the "
                         "auxiliary losses, as the key stage of TRAINING.md does)")
+    p.add_argument("--task-answer-weight", default="", metavar="TASK=W[,TASK=W]",
+                   help="--answer-weight for these tasks only (babi=0: train babi's retrieval "
+                        "without teaching the model to ignore a read that is not yet right; "
+                        "TRAINING.md)")
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
     p.add_argument("--sparsity", type=int, default=0,
                    help="keep top-k at most 1/N of a sequence's chunks: K = min(stage K, "
@@ -958,6 +981,7 @@ def main():
         model.load_weights(args.init)
     stage = min(stage, len(stages) - 1)
     tasks = TASKS if args.tasks == "all" else parse_list(args.tasks, TASKS, "task")
+    task_answer = parse_task_weights(args.task_answer_weight)
     fillers = parse_list(args.fillers, TRAIN_FILLERS, "filler style", HELD_OUT_FILLERS,
                          "evaluation measures generalization on it (docs/tasks.md)")
     needles = parse_list(args.needles, NEEDLES, "needle kind")
@@ -1046,7 +1070,8 @@ def main():
                         n.attrs["k"] = k_it
                 loss, al, ll, ok, rl, cl, nl, kl = item_loss(
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
-                    args.needle_loss, args.key_loss, heads, args.answer_weight,
+                    args.needle_loss, args.key_loss, heads,
+                    task_answer.get(it.get("task"), args.answer_weight),
                     args.needle_bytes == "all")
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()

@@ -283,6 +283,22 @@ check("needle targets (babi object): the pick-up first, then the holder's last m
       and o1 == [(0, _ch(oitem, 2, "garden"), _chunks(oitem, [0, 3]))]
       and [a for a, _, _ in o1all] == list(range(6)), "%s %s" % (o0, o1))
 
+# --task-answer-weight
+def _refused(text):
+    try:
+        train.parse_task_weights(text)
+    except SystemExit as e:
+        return str(e)
+    return ""
+
+
+check("--task-answer-weight: per-task answer weights, bad ones refused by name",
+      train.parse_task_weights("babi=0,passkey=0.25") == {"babi": 0.0, "passkey": 0.25}
+      and train.parse_task_weights("") == {}
+      and "'chess=1'" in _refused("chess=1") and "'babi'" in _refused("babi")
+      and "'x'" in _refused("babi=x") and "must be >= 0" in _refused("babi=-1"),
+      "%r %r" % (_refused("babi"), _refused("babi=x")))
+
 # short run, then resume
 with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "run")
