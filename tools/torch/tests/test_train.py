@@ -345,10 +345,29 @@ with tempfile.TemporaryDirectory() as tmp:
         check("hsac runs the weights train.py wrote", r3.returncode == 0 and len(r3.stdout) in (4, 5),
               r3.stderr.decode()[-200:])
 
-# --grow: a model with one more upper group starts from the smaller one's
-# weights and first computes the same logits (the new group is the identity)
+# read_use.py: the read zeroed changes the answer's probability, unless the
+# HSA layer's output projection (the only way the read goes on) is zero
 sys.path.insert(0, os.path.join(src, "tools/torch"))
 from hsac_torch import HsacModel  # noqa: E402
+from read_use import read_use  # noqa: E402
+with tempfile.TemporaryDirectory() as tmp:
+    r = subprocess.run([hsac, "export", "--json", os.path.join(src, "examples/tiny/passkey_hsa.hsa"),
+                        "-o", os.path.join(tmp, "tiny.json")], capture_output=True)
+    tiny = HsacModel(os.path.join(tmp, "tiny.json"), seed=5)
+    tiny.eval()
+    ru_items = [{"task": "passkey", "prompt": "The pass key is 4711. " * 4 + "The pass key is ",
+                 "answer": "4711"}]
+    n1, p1, p0, g1 = read_use(tiny, ru_items)["passkey"]
+    with torch.no_grad():
+        tiny.get_parameter("upper.1.attn.o_proj.weight").zero_()
+    _, q1, q0, g0 = read_use(tiny, ru_items)["passkey"]
+    check("read_use: zeroing the read moves p, but not through a zero output projection",
+          n1 == 1 and abs(p1 - p0) > 1e-3 * p0 and min(g1) > 0 and abs(q1 - q0) < 1e-6 * q0
+          and max(g0) == 0,
+          "%.9f %.9f %s / %r %r %s" % (p1, p0, g1, q1, q0, g0))
+
+# --grow: a model with one more upper group starts from the smaller one's
+# weights and first computes the same logits (the new group is the identity)
 with tempfile.TemporaryDirectory() as tmp:
     small_src = os.path.join(src, "examples/tiny/passkey_hsa.hsa")
     text = open(small_src).read()
