@@ -170,7 +170,7 @@ static const cli_opt eval_opts[] = {
      "fortunes, devil, jargon (devil and jargon are held out)"},
     {O_PHRASING, "--phrasing", NULL, "default|train|heldout|varied",
      "the needles' and questions' wording (default: default)"},
-    {O_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
+    {O_NEEDLE, "--needle", NULL, "number|word|uuid|code", "the kind of the values (default number)"},
     {O_COUNT, "--count", NULL, "K", "gen-task's --count for every task that takes one"},
     {O_DEPTHS, "--depths", NULL, "D[,D...]",
      "passkey, multikey: a row per depth of the asked needle,\n"
@@ -607,7 +607,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   }
   case O_NEEDLE: {
     int k = tk_needle_parse(v);
-    if (k < 0) BAD("--needle expects number, word or uuid, not '%s'", v);
+    if (k < 0) BAD("--needle expects number, word, uuid or code, not '%s'", v);
     o->needle = k;
     return 0;
   }

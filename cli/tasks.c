@@ -626,7 +626,7 @@ static const char babi_header[] =
 
 /* Every fixed text with its %s holes removed, for tk_self_check. */
 static const char *const templates[] = {
-    passkey_header, niah_header, vartrack_header, babi_header, "number", "word", "uuid",
+    passkey_header, niah_header, vartrack_header, babi_header, "number", "word", "uuid", "code",
 };
 
 /* Every phrasing table, for tk_self_check. */
@@ -642,7 +642,7 @@ static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "for
                                                       "jargon"};
 static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout",
                                                           "varied"};
-static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid"};
+static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid", "code"};
 
 const char *tk_task_name(tk_task t) {
   return (unsigned)t < TK_NTASKS ? task_names[t] : "?";
@@ -846,6 +846,8 @@ static void gen_value(rng *r, tk_needle kind, sbuf *out, const sbuf *prev, int n
       sb_printf(out, "%07llu", (unsigned long long)(1000000 + rng_below(r, 9000000)));
     } else if (kind == TK_WORD) {
       sb_puts(out, value_words[rng_below(r, COUNT_OF(value_words))]);
+    } else if (kind == TK_CODE) {
+      for (int i = 0; i < 8; i++) sb_putc(out, (char)('a' + rng_below(r, 26)));
     } else {
       for (int i = 0; i < 32; i++) {
         if (i == 8 || i == 12 || i == 16 || i == 20) sb_putc(out, '-');
@@ -1670,7 +1672,7 @@ static const cli_opt gen_task_opts[] = {
                                      "babi"},
     {G_LENGTH, "--length", NULL, "BYTES", "the prompt's size: 4096, 16K, 1M (binary multiples)"},
     {G_SEED, "--seed", NULL, "N", "the first item's seed (default 0); item i has seed N+i"},
-    {G_NEEDLE, "--needle", NULL, "number|word|uuid", "the kind of the values (default number)"},
+    {G_NEEDLE, "--needle", NULL, "number|word|uuid|code", "the kind of the values (default number)"},
     {G_COUNT, "--count", NULL, "K", "multikey, multiquery: keys; multivalue: values (default\n"
                                     "4); vartrack: variables per chain (default 5); babi:\n"
                                     "moves in the story (default 6)"},
@@ -1819,7 +1821,7 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
     }
     case G_NEEDLE: {
       int k = tk_needle_parse(val);
-      if (k < 0) return gt_usage_error("--needle expects number, word or uuid, not '%s'", val);
+      if (k < 0) return gt_usage_error("--needle expects number, word, uuid or code, not '%s'", val);
       o.needle = (tk_needle)k;
       have_needle = true;
       break;

@@ -36,6 +36,7 @@ typedef enum tk_needle {
   TK_NUMBER, /* 7 decimal digits, the first not 0 */
   TK_WORD,   /* a lowercase word that nothing else in the prompt contains */
   TK_UUID,   /* 8-4-4-4-12 lowercase hexadecimal digits (a version 4 UUID) */
+  TK_CODE,   /* 8 random lowercase letters: a word no vocabulary can complete */
   TK_NNEEDLES
 } tk_needle;
 
@@ -139,7 +140,7 @@ tk_status tk_min_length(const tk_options *o, uint64_t seed, size_t *min_length, 
 void tk_item_free(tk_item *it);
 
 /* Names as the command spells them ("passkey", "multikey", "multivalue",
- * "multiquery", "vartrack", "babi"; "number", "word", "uuid"); parse
+ * "multiquery", "vartrack", "babi"; "number", "word", "uuid", "code"); parse
  * returns -1 for an unknown name. */
 const char *tk_task_name(tk_task t);
 const char *tk_needle_name(tk_needle n);

@@ -24,7 +24,7 @@
 
 static const tk_task all_tasks[] = {TK_PASSKEY, TK_MULTIKEY, TK_MULTIVALUE, TK_MULTIQUERY,
                                     TK_VARTRACK};
-static const tk_needle all_needles[] = {TK_NUMBER, TK_WORD, TK_UUID};
+static const tk_needle all_needles[] = {TK_NUMBER, TK_WORD, TK_UUID, TK_CODE};
 
 static tk_options opts(tk_task t, tk_needle n) {
   tk_options o;
@@ -101,6 +101,12 @@ static bool value_form(tk_needle kind, const char *v) {
     if (n != 7 || v[0] == '0') return false;
     for (size_t i = 0; i < n; i++)
       if (v[i] < '0' || v[i] > '9') return false;
+    return true;
+  }
+  if (kind == TK_CODE) {
+    if (n != 8) return false;
+    for (size_t i = 0; i < n; i++)
+      if (v[i] < 'a' || v[i] > 'z') return false;
     return true;
   }
   if (kind == TK_WORD) {

@@ -67,7 +67,7 @@ KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphe
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
-NEEDLES = ["number", "word", "uuid"]
+NEEDLES = ["number", "word", "uuid", "code"]
 
 
 def find_hsac(path):
