@@ -37,7 +37,8 @@ def read_use(model, items):
     """{kind: [n, sum p(first byte), sum p with the reads zeroed, [sum of
     gradient norms per chunk_attention op]]} over the items (kind: the
     task, or babi's question kind)."""
-    for p in model.parameters():
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:             # gradients to the reads only; restored below
         p.requires_grad_(False)
     state = {"zero": False, "reads": []}
 
@@ -74,6 +75,8 @@ def read_use(model, items):
             row[3] = [s + g for s, g in zip(row[3], grads)]
     finally:
         model.post_op_hook = old
+        for p in trainable:
+            p.requires_grad_(True)
     return out
 
 

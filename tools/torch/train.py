@@ -582,19 +582,12 @@ def babi_key_targets(item, A, r=0):
     retrieval (r = 0) the pick-up fact's key is the object and the query
     asks for the object, and at the later ones the query asks for the one
     who picked it up.  ([], []) when a fact does not start with a name."""
-    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    facts = babi_facts(item)
+    if facts is None:
+        return [], []
+    values = [(at, (key_class(who),) * 2) for _, _, who, at, _ in facts]
+    names = {who for _, _, who, _, _ in facts}
     prompt = item["prompt"]
-    values, names = [], set()
-    for off, n in zip(offs, lens):
-        fact = prompt[off:off + n]
-        who = re.match(NAME_RE, fact)
-        things = list(re.finditer(r"\bthe ([a-z]+)", fact))
-        if who is None or not things:
-            return [], []
-        last = things[-1]
-        names.add(who.group(0))
-        c = key_class(who.group(0))
-        values.append((off + last.start(1), (c, c)))
     question = prompt[prompt.rfind("\n") + 1:]
     asked = [w for w in re.findall(NAME_RE, question) if w in names]
     if asked and A > 0:
@@ -612,28 +605,38 @@ def babi_key_targets(item, A, r=0):
     return values, []
 
 
-def babi_story(item):
-    """A bAbI-style item read back from its prompt: (facts, kind, hop),
-    facts a list of (offset, length, person, thing offset, thing) in time
-    order (the thing is the word after the fact's last "the": a place, or
-    the object picked up), kind "now" (where a person is: their last
-    move), "before" (where a person was before a place: the move before
-    their move there) or "object" (where an object is: who picked it up,
-    then that one's last move), and hop the index of the fact that a first
-    retrieval has to find (the pick-up of the asked object; None unless
-    kind is "object").  None when a fact does not start with a name or has
-    no "the WORD", or the question fits none of the kinds."""
-    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
-    support = [i for i in (item.get("support") or []) if i < len(offs)]
+def babi_facts(item):
+    """A bAbI-style item's facts read back from its prompt: a list of
+    (offset, length, person, thing offset, thing) in time order, the thing
+    the word after the fact's last "the" (a place, or the object picked
+    up); None when a fact does not start with a name or has no "the
+    WORD"."""
     prompt = item["prompt"]
     facts = []
-    for off, n in zip(offs, lens):
+    for off, n in zip(item.get("needle_offsets", []), item.get("needle_lengths", [])):
         fact = prompt[off:off + n]
         who = re.match(NAME_RE, fact)
         things = list(re.finditer(r"\bthe ([a-z]+)", fact))
         if who is None or not things:
             return None
         facts.append((off, n, who.group(0), off + things[-1].start(1), things[-1].group(1)))
+    return facts
+
+
+def babi_story(item):
+    """A bAbI-style item read back from its prompt: (facts, kind, hop),
+    facts as babi_facts gives them, kind "now" (where a person is: their last
+    move), "before" (where a person was before a place: the move before
+    their move there) or "object" (where an object is: who picked it up,
+    then that one's last move), and hop the index of the fact that a first
+    retrieval has to find (the pick-up of the asked object; None unless
+    kind is "object").  None when babi_facts cannot read the facts, or the
+    question fits none of the kinds."""
+    facts = babi_facts(item)
+    if facts is None:
+        return None
+    support = [i for i in (item.get("support") or []) if i < len(facts)]
+    prompt = item["prompt"]
     question = prompt[prompt.rfind("\n") + 1:]
     names = {f[2] for f in facts}
     if not support:
@@ -684,7 +687,7 @@ def babi_needle_targets(item, chunk, A, r, every_byte=False):
         if kind == "before":
             neg_facts += [i for i in support if i != target]
     neutral = [i for i in range(len(facts)) if i != target and i not in neg_facts]
-    neg = set().union(set(), *(chunks(i) for i in neg_facts))
+    neg = set().union(*(chunks(i) for i in neg_facts))
     neg -= chunks(target).union(*(chunks(i) for i in neutral))
     if not neg:
         return []

@@ -358,6 +358,8 @@ with tempfile.TemporaryDirectory() as tmp:
     ru_items = [{"task": "passkey", "prompt": "The pass key is 4711. " * 4 + "The pass key is ",
                  "answer": "4711"}]
     n1, p1, p0, g1 = read_use(tiny, ru_items)["passkey"]
+    check("read_use leaves the model's parameters trainable",
+          all(p.requires_grad for p in tiny.parameters()))
     with torch.no_grad():
         tiny.get_parameter("upper.1.attn.o_proj.weight").zero_()
     _, q1, q0, g0 = read_use(tiny, ru_items)["passkey"]
