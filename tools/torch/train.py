@@ -569,23 +569,29 @@ def key_targets(item, A, r=0):
 
 
 NAME_RE = r"[A-Z][a-z]+"     # babi's facts start with a person's name
+BABI_OBJECTS = {"football", "milk", "umbrella", "backpack", "notebook", "guitar",
+                "basket", "helmet"}   # cli/tasks.c's babi_objects: what a pick-up fact takes
 
 
 def babi_key_targets(item, A, r=0):
-    """key_targets for a bAbI-style item: a fact's key is the person who
-    moves or takes something (its first word), both classes that name's;
-    its value offset is the word after the fact's last "the" (the place,
-    or the object taken: "Fred took the guitar along.").  The asked key,
-    at the answer's first byte, is the person the question names ("Where
-    is Mary?", "Where was Mary before the kitchen?"); a question about an
+    """key_targets for a bAbI-style item: a fact's value offset is the
+    word after its last "the" (the place, or the object taken: "Fred took
+    the guitar along."); its key is the person who moves (both classes
+    that name's) or, for a pick-up fact, the person and the object (the
+    first class the person's, the second the object's), at every
+    retrieval and whatever the question: a landmark is made before the
+    question is read, so it must carry both.  The asked key, at the
+    answer's first byte, is the person the question names ("Where is
+    Mary?", "Where was Mary before the kitchen?"); a question about an
     object names no one: it is two hops (babi_story), so at the first
-    retrieval (r = 0) the pick-up fact's key is the object and the query
-    asks for the object, and at the later ones the query asks for the one
-    who picked it up.  ([], []) when a fact does not start with a name."""
+    retrieval (r = 0) the query asks for the object, and at the later ones
+    for the one who picked it up.  ([], []) when a fact does not start
+    with a name."""
     facts = babi_facts(item)
     if facts is None:
         return [], []
-    values = [(at, (key_class(who),) * 2) for _, _, who, at, _ in facts]
+    values = [(at, (key_class(who), key_class(thing) if thing in BABI_OBJECTS else key_class(who)))
+              for _, _, who, at, thing in facts]
     names = {who for _, _, who, _, _ in facts}
     prompt = item["prompt"]
     question = prompt[prompt.rfind("\n") + 1:]
@@ -598,7 +604,6 @@ def babi_key_targets(item, A, r=0):
         facts, _, hop = story
         if r == 0:                  # the first hop looks the object up
             c = key_class(facts[hop][4])
-            values[hop] = (values[hop][0], (c, c))
         else:                       # the later ones the one who holds it
             c = key_class(facts[hop][2])
         return values, [(0, (c, c))]

@@ -232,29 +232,41 @@ check("key targets: none for a passkey or a value-first item",
       == ([], []))
 
 # babi: the person is the key, the place or object after the last "the" the value
-bf = ["Mary went to the kitchen.", "John took the apple along.", "Mary moved into the garden."]
+bf = ["Mary went to the kitchen.", "John took the football along.", "Mary moved into the garden."]
 bp, boffs = spaced(bf)
 bitem = {"task": "babi", "prompt": bp + "\nWhere is Mary? Mary is in the ", "answer": "garden",
          "needle_offsets": boffs, "needle_lengths": [len(n) for n in bf], "support": [2]}
 bv, ba = train.key_targets(bitem, 6)
-_m, _j = _kc("Mary")[0], _kc("John")[0]
-check("key targets (babi): each fact's place or object under its person, the asked person",
-      [bp[o:o + 6] for o, _ in bv] == ["kitche", "apple ", "garden"]
-      and [y for _, y in bv] == [(_m, _m), (_j, _j), (_m, _m)] and ba == [(0, (_m, _m))],
+_m, _j, _f = _kc("Mary")[0], _kc("John")[0], _kc("football")[0]
+check("key targets (babi): each fact's place or object under its person (and a pick-up's object), "
+      "the asked person",
+      [bp[o:o + 6] for o, _ in bv] == ["kitche", "footba", "garden"]
+      and [y for _, y in bv] == [(_m, _m), (_j, _f), (_m, _m)] and ba == [(0, (_m, _m))],
       "%s %s" % (bv, ba))
 # an object question is two hops: who took it (retrieval 0), then where that one went
-of = ["Mary went to the kitchen.", "John took the apple along.", "John moved into the garden.",
+of = ["Mary went to the kitchen.", "John took the helmet along.", "John moved into the garden.",
       "Mary ran to the attic."]
 op, ooffs = spaced(of)
-oitem = {"task": "babi", "prompt": op + "\nWhere is the apple? In the ", "answer": "garden",
+oitem = {"task": "babi", "prompt": op + "\nWhere is the helmet? In the ", "answer": "garden",
          "needle_offsets": ooffs, "needle_lengths": [len(n) for n in of], "support": [1, 2]}
-_a = _kc("apple")[0]
+_a = _kc("helmet")[0]
 ov0, oa0 = train.key_targets(oitem, 6, 0)
 ov1, oa1 = train.key_targets(oitem, 6, 1)
-check("key targets (babi object): the first retrieval looks up the object, the later the holder",
-      [y for _, y in ov0] == [(_m, _m), (_a, _a), (_j, _j), (_m, _m)] and oa0 == [(0, (_a, _a))]
-      and [y for _, y in ov1] == [(_m, _m), (_j, _j), (_j, _j), (_m, _m)] and oa1 == [(0, (_j, _j))],
+check("key targets (babi object): the first retrieval asks for the object, the later the holder; "
+      "the pick-up's landmark carries both at each",
+      [y for _, y in ov0] == [(_m, _m), (_j, _a), (_j, _j), (_m, _m)] and oa0 == [(0, (_a, _a))]
+      and ov1 == ov0 and oa1 == [(0, (_j, _j))],
       "%s %s %s %s" % (ov0, oa0, ov1, oa1))
+# BABI_OBJECTS must be gen-task's objects: what the pick-up facts take, never a place answered
+_g = subprocess.run([hsac, "gen-task", "--task", "babi", "--seed", "0", "--items", "60", "--count", "12",
+                     "--length", "1K", "--format", "jsonl"], capture_output=True, text=True)
+_gi = [json.loads(x) for x in _g.stdout.splitlines()]
+_things = {f[4] for it in _gi for f in (train.babi_facts(it) or [])}
+_places = {it["answer"] for it in _gi}
+check("BABI_OBJECTS are gen-task's babi objects",
+      _g.returncode == 0 and len(_gi) == 60 and train.BABI_OBJECTS <= _things
+      and not (train.BABI_OBJECTS & _places) and _things <= train.BABI_OBJECTS | _places,
+      "%s %s %s" % (_g.stderr[-300:], sorted(_things), sorted(_places)))
 bbef = dict(bitem, prompt=bp + "\nWhere was Mary before the garden? In the ", answer="kitchen",
             support=[0, 2])
 check("babi_story reads the question's kind and the first hop",
@@ -279,7 +291,7 @@ o0 = train.needle_targets(oitem, 16, 6, r=0)
 o1 = train.needle_targets(oitem, 16, 6, r=1)
 o1all = train.needle_targets(oitem, 16, 6, every_byte=True, r=1)
 check("needle targets (babi object): the pick-up first, then the holder's last move",
-      o0 == [(0, _ch(oitem, 1, "apple"), _chunks(oitem, [0, 2, 3]))]
+      o0 == [(0, _ch(oitem, 1, "helmet"), _chunks(oitem, [0, 2, 3]))]
       and o1 == [(0, _ch(oitem, 2, "garden"), _chunks(oitem, [0, 3]))]
       and [a for a, _, _ in o1all] == list(range(6)), "%s %s" % (o0, o1))
 
