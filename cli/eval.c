@@ -76,13 +76,27 @@ static void format_where(long long L, double depth, char *buf, size_t size) {
   else snprintf(buf, size, "%s", len);
 }
 
+/* What a row, or one kind of question in it, adds up. */
+typedef struct tally {
+  long long items;
+  double score_sum, exact_sum, tokens, prefill_s;
+} tally;
+
 typedef struct row {
   int task, filler;
   long long length;
   double depth; /* the asked needle's, or < 0: each item's seed draws it */
-  long long items;
-  double score_sum, exact_sum, tokens, prefill_s;
+  tally all;
+  tally kind[TK_NKINDS]; /* by the question's kind (babi); [TK_KIND_NONE] unused */
 } row;
+
+static void tally_add(tally *t, double score, bool exact, double tokens, double prefill_s) {
+  t->items++;
+  t->score_sum += score;
+  t->exact_sum += exact;
+  t->tokens += tokens;
+  t->prefill_s += prefill_s;
+}
 
 static int session_exit(hsart_status st) { return st == HSART_ENOMEM ? EXIT_NOMEM : EXIT_INPUT; }
 
@@ -119,17 +133,36 @@ static void print_table_head(bool depths) {
   printf("%6s %7s %7s %12s\n", "items", "score", "exact", "prefill tok/s");
 }
 
-static void print_row(const row *r) {
+static void print_line(const char *label, const row *r, const tally *t) {
   char len[32];
   format_length(r->length, len, sizeof len);
-  printf("%-10s %-9s %7s ", tk_task_name((tk_task)r->task), tk_filler_name((tk_filler)r->filler),
-         len);
+  printf("%-10s %-9s %7s ", label, tk_filler_name((tk_filler)r->filler), len);
   if (r->depth >= 0) printf("%6.4g ", r->depth);
-  printf("%6lld %6.1f%% %6.1f%% %12.0f\n", r->items,
-         100.0 * r->score_sum / (double)(r->items ? r->items : 1),
-         100.0 * r->exact_sum / (double)(r->items ? r->items : 1),
-         r->prefill_s > 0 ? r->tokens / r->prefill_s : 0.0);
+  printf("%6lld %6.1f%% %6.1f%% %12.0f\n", t->items,
+         100.0 * t->score_sum / (double)(t->items ? t->items : 1),
+         100.0 * t->exact_sum / (double)(t->items ? t->items : 1),
+         t->prefill_s > 0 ? t->tokens / t->prefill_s : 0.0);
+}
+
+/* A row, then (babi) a line per kind of question asked, indented. */
+static void print_row(const row *r) {
+  print_line(tk_task_name((tk_task)r->task), r, &r->all);
+  for (int k = TK_KIND_NONE + 1; k < TK_NKINDS; k++) {
+    if (!r->kind[k].items) continue;
+    char label[16];
+    snprintf(label, sizeof label, "  %s", tk_kind_name((tk_kind)k));
+    print_line(label, r, &r->kind[k]);
+  }
   fflush(stdout);
+}
+
+static bool json_tally(cJSON *x, const tally *t) {
+  double n = (double)(t->items ? t->items : 1);
+  return cJSON_AddNumberToObject(x, "items", (double)t->items) &&
+         cJSON_AddNumberToObject(x, "score", t->score_sum / n) &&
+         cJSON_AddNumberToObject(x, "exact", t->exact_sum / n) &&
+         cJSON_AddNumberToObject(x, "prefill_tokens_per_s",
+                                 t->prefill_s > 0 ? t->tokens / t->prefill_s : 0.0);
 }
 
 static bool write_json(const char *path, const hsac_cli *o, const row *rows, int nrows,
@@ -151,16 +184,19 @@ static bool write_json(const char *path, const hsac_cli *o, const row *rows, int
       cJSON_Delete(x);
       break;
     }
-    double n = (double)(r->items ? r->items : 1);
     ok = cJSON_AddStringToObject(x, "task", tk_task_name((tk_task)r->task)) &&
          cJSON_AddStringToObject(x, "filler", tk_filler_name((tk_filler)r->filler)) &&
          cJSON_AddNumberToObject(x, "length", (double)r->length) &&
          (r->depth < 0 || cJSON_AddNumberToObject(x, "depth", r->depth)) &&
-         cJSON_AddNumberToObject(x, "items", (double)r->items) &&
-         cJSON_AddNumberToObject(x, "score", r->score_sum / n) &&
-         cJSON_AddNumberToObject(x, "exact", r->exact_sum / n) &&
-         cJSON_AddNumberToObject(x, "prefill_tokens_per_s",
-                                 r->prefill_s > 0 ? r->tokens / r->prefill_s : 0.0);
+         json_tally(x, &r->all);
+    /* babi: "kinds", the same numbers for each kind of question asked */
+    cJSON *kinds = NULL;
+    for (int k = TK_KIND_NONE + 1; ok && k < TK_NKINDS; k++) {
+      if (!r->kind[k].items) continue;
+      if (!kinds) ok = (kinds = cJSON_AddObjectToObject(x, "kinds")) != NULL;
+      cJSON *y = ok ? cJSON_AddObjectToObject(kinds, tk_kind_name((tk_kind)k)) : NULL;
+      ok = y && json_tally(y, &r->kind[k]);
+    }
   }
   char *text = ok ? cJSON_Print(j) : NULL;
   cJSON_Delete(j);
@@ -246,7 +282,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
       goto done;
     }
     fputs("task,filler,phrasing,needle,length,seed,score,exact,answer,output,prefill_s,depth,"
-          "needle_at\n", csv);
+          "needle_at,kind\n", csv);
   }
   hsart_session_options so = {.segment = o->segment, .cache = (hsart_cache_type)o->cache,
                               .check_numerics = o->check_numerics};
@@ -318,11 +354,9 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
           }
           hsac_eval_score sc =
               hsac_eval_score_output(out, outn, it.answer, it.answers, it.n_answers);
-          r->items++;
-          r->score_sum += sc.score;
-          r->exact_sum += sc.exact;
-          r->tokens += (double)it.prompt_len;
-          r->prefill_s += ps;
+          tally_add(&r->all, sc.score, sc.exact, (double)it.prompt_len, ps);
+          if (it.kind != TK_KIND_NONE)
+            tally_add(&r->kind[it.kind], sc.score, sc.exact, (double)it.prompt_len, ps);
           if (csv) {
             fprintf(csv, "%s,%s,%s,%s,%lld,%llu,%.4f,%d,", tk_task_name(to.task),
                     tk_filler_name(to.filler), tk_phrasing_name(to.phrasing),
@@ -338,7 +372,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
             if ((r->task == TK_PASSKEY || r->task == TK_MULTIKEY) && it.n_support > 0)
               fprintf(csv, "%.4f", (double)it.needle_offsets[it.support[0]] /
                                        (double)it.prompt_len);
-            fputc('\n', csv);
+            fprintf(csv, ",%s\n", tk_kind_name(it.kind));
           }
           if (o->verbose) {
             fprintf(stderr, "%shsac: %s %s %s seed %llu: answer '%s', output '", tty ? "\r" : "",
@@ -352,7 +386,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
             fprintf(stderr, "': %.2f\n", sc.score);
           }
           tk_item_free(&it);
-          double pct = 100.0 * r->score_sum / (double)r->items;
+          double pct = 100.0 * r->all.score_sum / (double)r->all.items;
           if (tty) {
             fprintf(stderr, "\r%s %s %s: %lld/%lld items, %.1f%%   ", tk_task_name(to.task),
                     tk_filler_name(to.filler), where, k + 1, o->n_items, pct);
@@ -390,7 +424,8 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
   }
   if (o->has_min_score) {
     for (int i = 0; i < nrows; i++) {
-      double pct = 100.0 * rows[i].score_sum / (double)(rows[i].items ? rows[i].items : 1);
+      const tally *t = &rows[i].all;
+      double pct = 100.0 * t->score_sum / (double)(t->items ? t->items : 1);
       if (pct < o->min_score) {
         char where[64];
         format_where(rows[i].length, rows[i].depth, where, sizeof where);

@@ -652,6 +652,11 @@ const char *tk_needle_name(tk_needle n) {
   return (unsigned)n < TK_NNEEDLES ? needle_names[n] : "?";
 }
 
+const char *tk_kind_name(tk_kind k) {
+  static const char *const names[TK_NKINDS] = {"", "now", "object", "before"};
+  return (unsigned)k < TK_NKINDS ? names[k] : "?";
+}
+
 /* The index of s in names[0..n), or -1. */
 static int name_index(const char *const *names, int n, const char *s) {
   for (int i = 0; s && i < n; i++)
@@ -809,6 +814,7 @@ typedef struct content {
   sbuf *answers;
   int nanswers;
   int variant; /* the question's */
+  tk_kind kind; /* the question's kind (babi) */
   bool oom;
 } content;
 
@@ -1166,6 +1172,7 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
   holes q = {.p = babi_people[who[asked]], .o = babi_objects[obj],
              .l = target >= 0 ? babi_places[place[target]] : NULL};
   c->variant = variant(pr, v->phrasing);
+  c->kind = kind == 2 ? TK_KIND_BEFORE : kind == 1 ? TK_KIND_OBJECT : TK_KIND_NOW;
   const char *const *questions = kind == 2   ? babi_where_before
                                  : kind == 1 ? babi_where_object
                                              : babi_where_person;
@@ -1544,6 +1551,7 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
     it->n_answers = c.nanswers;
     it->n_needles = c.nneedles;
     it->variant = c.variant;
+    it->kind = c.kind;
     for (int i = 0; i < c.nneedles; i++) {
       it->needle_lengths[i] = c.needles[i].text.n;
       if (c.needles[i].support) it->support[it->n_support++] = i;
@@ -1743,6 +1751,7 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
   ok = ok && cJSON_AddStringToObject(j, "filler", tk_filler_name(o->filler));
   ok = ok && cJSON_AddStringToObject(j, "phrasing", tk_phrasing_name(o->phrasing));
   ok = ok && cJSON_AddNumberToObject(j, "variant", it->variant);
+  if (it->kind != TK_KIND_NONE) ok = ok && cJSON_AddStringToObject(j, "kind", tk_kind_name(it->kind));
   snprintf(num, sizeof num, "%llu", (unsigned long long)seed);
   ok = ok && cJSON_AddRawToObject(j, "seed", num);
   snprintf(num, sizeof num, "%zu", length);

@@ -101,6 +101,20 @@ typedef struct tk_options {
   const struct tk_corpus *corpus;
 } tk_options;
 
+/* The kind of an item's question, where a task asks several: babi's
+ * "now" (where a person is: their last move), "object" (where an object
+ * is: who picked it up, then that one's last move) and "before" (where a
+ * person was before a place: two of their moves).  TK_KIND_NONE for the
+ * tasks that ask one kind.  Results are reported per kind (hsac eval), as
+ * BABILong reports its qa1-qa3 apart. */
+typedef enum tk_kind {
+  TK_KIND_NONE,
+  TK_KIND_NOW,
+  TK_KIND_OBJECT,
+  TK_KIND_BEFORE,
+  TK_NKINDS
+} tk_kind;
+
 /* One generated item.  Every pointer is malloc'ed; tk_item_free frees them. */
 typedef struct tk_item {
   char *prompt; /* prompt_len bytes and a terminating NUL */
@@ -120,6 +134,7 @@ typedef struct tk_item {
   int *support;
   int n_support;
   int variant; /* the question's phrasing variant, 0..TK_NVARIANTS - 1 */
+  tk_kind kind; /* the question's kind (babi), else TK_KIND_NONE */
 } tk_item;
 
 /* The options with every default: the task, number needles, depth by the
@@ -144,6 +159,7 @@ void tk_item_free(tk_item *it);
  * returns -1 for an unknown name. */
 const char *tk_task_name(tk_task t);
 const char *tk_needle_name(tk_needle n);
+const char *tk_kind_name(tk_kind k); /* "now", "object", "before"; "" for TK_KIND_NONE */
 int tk_task_parse(const char *s);
 int tk_needle_parse(const char *s);
 const char *tk_filler_name(tk_filler f);   /* "synthetic", "noise", "fortunes", ... */

@@ -390,7 +390,18 @@ expect 0 "multikey   devil          1K     10" -- eval "$rh" --weights "$rhw" --
 expect 0 "multivalue devil          1K     10" -- eval "$rh" --weights "$rhw" --task multivalue --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 15 -q
 expect 0 "multiquery devil          1K     10" -- eval "$rh" --weights "$rhw" --task multiquery --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 30 -q
 expect 1 "multikey on devil at 1K scored" -- eval "$pk" --weights "$pkw" --task multikey --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 10 -q
-expect 0 "babi       devil          1K     20" -- eval "$rh" --weights "$rhw" --task babi --lengths 1K --n 20 --filler devil --phrasing heldout --min-score 10 -q
+expect 0 "babi       devil          1K     20" -- eval "$rh" --weights "$rhw" --task babi --lengths 1K --n 20 --filler devil --phrasing heldout --min-score 10 -q --csv "$tmp/k.csv" --json-out "$tmp/k.json"
+# babi's results by the kind of question (now, object, before): a table
+# line, a JSON entry and a CSV column each, adding up to the row
+if python3 -c 'import csv, json, sys
+r = json.load(open(sys.argv[1]))["rows"][0]; k = r["kinds"]
+t = sum(v["items"] for v in k.values()); s = sum(v["items"] * v["score"] for v in k.values())
+c = [x["kind"] for x in csv.DictReader(open(sys.argv[2]))]
+sys.exit(not (sorted(k) == ["before", "now", "object"] and t == r["items"] == 20
+              and abs(s - 20 * r["score"]) < 1e-9 and all(c.count(x) == k[x]["items"] for x in k)))' "$tmp/k.json" "$tmp/k.csv" &&
+   "$hsac" eval "$pk" --weights "$pkw" --task babi,passkey --lengths 512 --n 12 -q >"$tmp/k.txt" 2>&1 &&
+   [ "$(grep -c '^  now \|^  object \|^  before ' "$tmp/k.txt")" -eq 3 ] && [ "$(wc -l <"$tmp/k.txt")" -eq 6 ]; then
+  pass=$((pass + 1)); else echo "FAIL eval: babi by kind of question"; cat "$tmp/k.csv" "$tmp/k.json" "$tmp/k.txt"; fail=$((fail + 1)); fi
 expect 1 "babi on devil at 1K scored 0.0%" -- eval "$pk" --weights "$pkw" --task babi --lengths 1K --n 20 --filler devil --phrasing heldout --min-score 10 -q
 if [ "$(wc -l <"$tmp/e.csv")" -eq 5 ] && grep -q '^passkey,synthetic,default,number,512,3,1.0000,1,' "$tmp/e.csv" &&
    grep -q '"score":[[:space:]]*1' "$tmp/e.json"; then pass=$((pass + 1)); else

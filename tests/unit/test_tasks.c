@@ -823,6 +823,10 @@ static void test_babi(void) {
       bool before = strstr(q, "efore") != NULL || strstr(q, " leave to go") != NULL;
       by_before += before;
       ok = ok && it.n_support == (it.n_needles == o.count && !before ? 1 : 2);
+      /* the kind it reports is the question it asks */
+      ok = ok && it.kind == (before                         ? TK_KIND_BEFORE
+                             : it.n_needles == o.count + 2 ? TK_KIND_OBJECT
+                                                           : TK_KIND_NOW);
       /* one support is the asked one's last move: it names the answer */
       int naming = 0;
       for (int k = 0; k < it.n_support; k++) {
@@ -851,6 +855,17 @@ static void test_babi(void) {
   }
   CU_ASSERT_EQUAL(bad, 0);
   CU_ASSERT(items == TK_NPHRASINGS * 150);
+  CU_ASSERT_STRING_EQUAL(tk_kind_name(TK_KIND_OBJECT), "object");
+  /* the tasks that ask one kind of question report none */
+  for (int t = 0; t < TK_NTASKS; t++) {
+    if (t == TK_BABI) continue;
+    tk_options o;
+    tk_options_init(&o, (tk_task)t);
+    tk_item it;
+    CU_ASSERT_FATAL(tk_generate(&o, min_len(&o, 3) + 100, 3, &it, NULL, 0) == TK_OK);
+    CU_ASSERT_EQUAL(it.kind, TK_KIND_NONE);
+    tk_item_free(&it);
+  }
   /* every kind of question, about a third each ("before" falls back to
    * "where is" when no move qualifies) */
   CU_ASSERT(by_object > 100 * TK_NPHRASINGS / 3 && by_object < 200 * TK_NPHRASINGS / 3);

@@ -263,6 +263,10 @@ _g = subprocess.run([hsac, "gen-task", "--task", "babi", "--seed", "0", "--items
 _gi = [json.loads(x) for x in _g.stdout.splitlines()]
 _things = {f[4] for it in _gi for f in (train.babi_facts(it) or [])}
 _places = {it["answer"] for it in _gi}
+check("babi_story reads the kind of question gen-task reports",
+      all(train.babi_story(it) is not None and train.babi_story(it)[1] == it["kind"] for it in _gi)
+      and {it["kind"] for it in _gi} == {"now", "object", "before"},
+      str([(it.get("kind"), (train.babi_story(it) or [0, None])[1]) for it in _gi[:12]]))
 check("BABI_OBJECTS are gen-task's babi objects",
       _g.returncode == 0 and len(_gi) == 60 and train.BABI_OBJECTS <= _things
       and not (train.BABI_OBJECTS & _places) and _things <= train.BABI_OBJECTS | _places,
