@@ -188,7 +188,11 @@ def build_parser():
                    help="weight of the auxiliary key loss: linear heads (kept in OUT/aux.pt, "
                         "not in the weights) predict a needle's key, its two words hashed, "
                         "from the landmark of the chunk holding its value and from the query "
-                        "at each answer's first byte (0: off; TRAINING.md)")
+                        "at each answer's first byte (0: off; --key-bytes all: at every "
+                        "byte; TRAINING.md)")
+    p.add_argument("--key-bytes", default="first", choices=["first", "all"],
+                   help="where the key loss asks the query for the asked key: each answer "
+                        "part's first byte (default), or all its bytes")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -530,7 +534,7 @@ def key_class(word):
     return zlib.crc32(word.encode()) % KEY_BUCKETS
 
 
-def key_targets(item, A, r=0):
+def key_targets(item, A, r=0, every_byte=False):
     """Key-loss targets of an item whose needles name hyphenated keys
     before their values (multikey, multiquery, multivalue; not
     value_first ones): ([(value offset, (w1, w2))] for every needle,
@@ -538,10 +542,13 @@ def key_targets(item, A, r=0):
     the words as classes (crc32 % KEY_BUCKETS).  An item's needles share
     one wording, so each needle's value lies as far after its key as the
     supporting needle's answer does after its own.  ([], []) when the item
-    has no such keys.  babi items: babi_key_targets, which depend on the
-    retrieval r."""
+    has no such keys.  With every_byte (--key-bytes all) the asked key is
+    the target at every byte of its part, not only the first: a query that
+    forgets mid-value which key it copies switches to another needle
+    (multiquery's wrong answers).  babi items: babi_key_targets, which
+    depend on the retrieval r."""
     if item.get("task") == "babi":
-        return babi_key_targets(item, A, r)
+        return babi_key_targets(item, A, r, every_byte)
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or value_first(item):
@@ -564,7 +571,8 @@ def key_targets(item, A, r=0):
     rel = found[0] - keys[i0].end()
     values = [(off + k.end() + rel, cls(k)) for off, n, k in zip(offs, lens, keys)
               if k.end() + rel < n]
-    asked = [(a, cls(keys[own[0]])) for a, _, own in parts if own and a < A]
+    asked = [(b, cls(keys[own[0]])) for a, part, own in parts if own
+             for b in (range(a, a + len(part.encode())) if every_byte else [a]) if b < A]
     return values, asked
 
 
@@ -573,7 +581,7 @@ BABI_OBJECTS = {"football", "milk", "umbrella", "backpack", "notebook", "guitar"
                 "basket", "helmet"}   # cli/tasks.c's babi_objects: what a pick-up fact takes
 
 
-def babi_key_targets(item, A, r=0):
+def babi_key_targets(item, A, r=0, every_byte=False):
     """key_targets for a bAbI-style item: a fact's value offset is the
     word after its last "the" (the place, or the object taken: "Fred took
     the guitar along."); its key is the person who moves (both classes
@@ -586,7 +594,8 @@ def babi_key_targets(item, A, r=0):
     object names no one: it is two hops (babi_story), so at the first
     retrieval (r = 0) the query asks for the object, and at the later ones
     for the one who picked it up.  ([], []) when a fact does not start
-    with a name."""
+    with a name.  With every_byte, the asked key at every byte of the
+    answer."""
     facts = babi_facts(item)
     if facts is None:
         return [], []
@@ -596,9 +605,10 @@ def babi_key_targets(item, A, r=0):
     prompt = item["prompt"]
     question = prompt[prompt.rfind("\n") + 1:]
     asked = [w for w in re.findall(NAME_RE, question) if w in names]
+    span = range(A) if every_byte else range(min(A, 1))
     if asked and A > 0:
         c = key_class(asked[0])
-        return values, [(0, (c, c))]
+        return values, [(b, (c, c)) for b in span]
     story = babi_story(item) if A > 0 else None
     if story is not None and story[1] == "object":
         facts, _, hop = story
@@ -606,7 +616,7 @@ def babi_key_targets(item, A, r=0):
             c = key_class(facts[hop][4])
         else:                       # the later ones the one who holds it
             c = key_class(facts[hop][2])
-        return values, [(0, (c, c))]
+        return values, [(b, (c, c)) for b in span]
     return values, []
 
 
@@ -712,7 +722,7 @@ class KeyHeads(torch.nn.Module):
         self.query = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for _, w in widths)
 
 
-def key_loss(heads, tap, item, P, A):
+def key_loss(heads, tap, item, P, A, every_byte=False):
     """Cross-entropy of the key heads, averaged over the retrievals: each
     needle's key words from the landmark of the chunk holding its value
     (the chunk that the answer's retrieval should select), and each answer
@@ -720,7 +730,7 @@ def key_loss(heads, tap, item, P, A):
     without targets (key_targets)."""
     parts = []
     for r, ((q, lmk), (_, chunk)) in enumerate(zip(tap.inputs, tap.scores)):
-        values, asked = key_targets(item, A, r)
+        values, asked = key_targets(item, A, r, every_byte)
         seen = [(lmk[o // chunk].reshape(-1), y) for o, y in values if o // chunk < lmk.shape[0]]
         if seen:
             logits = heads.lmk[r](torch.stack([x for x, _ in seen])).view(-1, KEY_BUCKETS)
@@ -750,7 +760,7 @@ def retrieval_loss(scores, chunk, item, P, A, r=0):
 
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
-              needle_every_byte=False):
+              needle_every_byte=False, key_every_byte=False):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -776,7 +786,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
         ndl_loss = mean_of(needle_loss(sc, ch, item, P, A, needle_every_byte, r)
                            for r, (sc, ch) in enumerate(tap.scores))
     if key_weight > 0 and tap is not None and heads is not None:
-        key = mean_of([key_loss(heads, tap, item, P, A)])
+        key = mean_of([key_loss(heads, tap, item, P, A, key_every_byte)])
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key,
             ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key)
@@ -1080,7 +1090,7 @@ def main():
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
-                    args.needle_bytes == "all")
+                    args.needle_bytes == "all", args.key_bytes == "all")
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

@@ -225,6 +225,11 @@ check("key targets: every needle's value offset and key, the asked key at the an
       [kp[o:o + 7] for o, _ in kv] == ["1111111", "2222222", "3333333"]
       and [y for _, y in kv] == [_kc("misty-kettle"), _kc("red-fox"), _kc("calm-sea")]
       and ka == [(0, _kc("red-fox"))], "%s %s" % (kv, ka))
+kv_all, ka_all = train.key_targets(kitem, 7, every_byte=True)
+_, ka_cut = train.key_targets(kitem, 3, every_byte=True)
+check("key targets (--key-bytes all): the asked key at every byte of the part, within A",
+      kv_all == kv and ka_all == [(b, _kc("red-fox")) for b in range(7)]
+      and ka_cut == ka_all[:3], "%s %s" % (ka_all, ka_cut))
 check("key targets: none for a passkey or a value-first item",
       train.key_targets(dict(nd, prompt="x" * 120, needle_offsets=[40], needle_lengths=[20],
                              support=[0]), 7) == ([], [])
@@ -251,6 +256,8 @@ oitem = {"task": "babi", "prompt": op + "\nWhere is the helmet? In the ", "answe
          "needle_offsets": ooffs, "needle_lengths": [len(n) for n in of], "support": [1, 2]}
 _a = _kc("helmet")[0]
 ov0, oa0 = train.key_targets(oitem, 6, 0)
+check("key targets (babi, --key-bytes all): the asked person at every byte of the answer",
+      train.key_targets(bitem, 6, 0, True) == (bv, [(b, (_m, _m)) for b in range(6)]))
 ov1, oa1 = train.key_targets(oitem, 6, 1)
 check("key targets (babi object): the first retrieval asks for the object, the later the holder; "
       "the pick-up's landmark carries both at each",
