@@ -26,6 +26,17 @@ selects every needle and spreads the weight: its selection hit rate and
 weight on the target can rise while its needle choice stays at chance
 (sessions 21, 22 and 29 of ruler_hsa's model card).
 
+It also prints, per retrieval, the weight on the **needle-choice
+targets** of train.py's needle loss (train.needle_targets with every
+byte: the chunk to read from against the chunks of the needles the
+answer byte must not come from) at each part's first byte and at its
+later bytes, for babi by kind of question (gen-task's `kind`; an
+object question's first retrieval targets the pick-up fact).  A model
+whose query forgets mid-value which key it copies shows it there
+(session 34: multiquery's first retrieval put 0.52 of its weight on the
+target at first bytes, 0.28 at later ones, with 0.40 on the other
+values).
+
 --topk overrides the model's K (as train.py's stages do).
 A diagnostic for training: the accuracy that counts is hsac's
 (eval_passkey.sh).
@@ -39,7 +50,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
-from train import answer_targets  # noqa: E402
+from train import answer_parts, answer_targets, needle_targets  # noqa: E402
 
 
 def weight_on(sel, w, chunks):
@@ -91,6 +102,7 @@ def main():
     n_needles = 0
     total = 0
     exact = 0
+    choose = {}     # (retrieval, group) -> [positions, weight on target, weight on the others]
     for it in items:
         prompt, ans = it["prompt"].encode(), it["answer"].encode()
         P, A = len(prompt), len(ans)
@@ -131,6 +143,17 @@ def main():
                             choice_n += 1
             hits[r_i] += h
             line.append("%d/%d" % (h, n_pos))
+            if r_i < len(wts):
+                firsts = {a0 for a0, _, _ in answer_parts(it)}
+                for b, target, neg in needle_targets(it, S, A, True, r_i):
+                    row_i = idx[P - 1 + b].reshape(idx.shape[1], -1)
+                    row_w = wts[r_i][P - 1 + b].reshape(row_i.shape)
+                    group = ((it["kind"] + ", ") if it.get("kind") else "") + \
+                        ("first bytes" if b in firsts else "later bytes")
+                    c = choose.setdefault((r_i, group), [0, 0.0, 0.0])
+                    c[0] += 1
+                    c[1] += weight_on(row_i, row_w, {target}) / row_i.shape[0]
+                    c[2] += weight_on(row_i, row_w, set(neg)) / row_i.shape[0]
         total += n_pos
         if a.v:
             print("seed %d: %s, selection hits %s"
@@ -144,6 +167,9 @@ def main():
             print("retrieval %d: needle choice %.3f (%d/%d items' first answer byte; chance %.3f "
                   "with %d needles)" % (r_i, choice[r_i] / choice_n, choice[r_i], choice_n,
                                         1.0 / n_needles, n_needles))
+    for (r_i, group), (n, wt, wn) in sorted(choose.items()):
+        print("retrieval %d: needle-choice targets, %s: weight on the target %.3f, on the "
+              "chunks it must not read %.3f (%d positions)" % (r_i, group, wt / n, wn / n, n))
     print("teacher-forced exact answers: %d/%d at %s bytes (%s, %s filler, %s phrasing)"
           % (exact, len(items), a.length, a.task, a.filler, a.phrasing))
 

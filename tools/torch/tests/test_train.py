@@ -22,6 +22,7 @@ Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
 """
 import importlib.util
 import json
+import re
 import os
 import subprocess
 import sys
@@ -390,6 +391,21 @@ with tempfile.TemporaryDirectory() as tmp:
           n1 == 1 and abs(p1 - p0) > 1e-3 * p0 and min(g1) > 0 and abs(q1 - q0) < 1e-6 * q0
           and max(g0) == 0,
           "%.9f %.9f %s / %r %r %s" % (p1, p0, g1, q1, q0, g0))
+
+# probe_retrieval.py on the shipped multi-task weights: the needle-choice
+# lines for each retrieval, first and later bytes, weights that are shares
+_pr = subprocess.run([sys.executable, os.path.join(src, "tools/torch/probe_retrieval.py"),
+                      os.path.join(src, "examples/trained/ruler_hsa"), "--task", "multiquery",
+                      "--length", "1K", "--items", "2", "--filler", "devil", "--phrasing", "heldout",
+                      "--hsac", hsac], capture_output=True, text=True)
+_nc = re.findall(r"retrieval (\d): needle-choice targets, (first|later) bytes: weight on the target "
+                 r"([\d.]+), on the chunks it must not read ([\d.]+) \((\d+) positions\)", _pr.stdout)
+check("probe_retrieval.py: needle-choice weights per retrieval at first and later bytes",
+      _pr.returncode == 0 and sorted((r, g) for r, g, *_ in _nc)
+      == [("0", "first"), ("0", "later"), ("1", "first"), ("1", "later")]
+      and all(0 <= float(t) and 0 <= float(o) and float(t) + float(o) <= 1.0001 for _, _, t, o, _ in _nc)
+      and [int(n) for r, g, _, _, n in _nc if r == "0"] == [8, 48],
+      _pr.stdout[-600:] + _pr.stderr[-400:])
 
 # --grow: a model with one more upper group starts from the smaller one's
 # weights and first computes the same logits (the new group is the identity)
