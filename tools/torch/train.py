@@ -162,6 +162,11 @@ def build_parser():
                    help="--answer-weight for these tasks only (babi=0: train babi's retrieval "
                         "without teaching the model to ignore a read that is not yet right; "
                         "TRAINING.md)")
+    p.add_argument("--distractor-loss", type=float, default=0.0,
+                   help="weight of an unlikelihood loss on wrong answers within reach: a babi "
+                        "'before' question's named place, at the first byte where it parts "
+                        "from the answer (0: off; in the total loss, not logged apart; "
+                        "TRAINING.md)")
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
     p.add_argument("--sparsity", type=int, default=0,
                    help="keep top-k at most 1/N of a sequence's chunks: K = min(stage K, "
@@ -758,9 +763,42 @@ def retrieval_loss(scores, chunk, item, P, A, r=0):
     return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets)
 
 
+def answer_distractors(item):
+    """Wrong answers within the model's reach: for a babi "before"
+    question ("Where was Mary before the garden?"), the place the question
+    names, a few bytes back in the window (the move there is the one after
+    the answer's).  [] for every other item."""
+    story = babi_story(item) if item.get("task") == "babi" else None
+    if story is None or story[1] != "before":
+        return []
+    facts = story[0]
+    place = facts[max(i for i in item["support"] if i < len(facts))][4]
+    prompt = item["prompt"]
+    if place == item.get("answer") or place not in prompt[prompt.rfind("\n") + 1:]:
+        return []
+    return [place]
+
+
+def distractor_loss(ans_logits, item):
+    """Unlikelihood (-log(1 - p)) of each answer_distractors word at the
+    first answer byte where it parts from the answer (teacher-forced: the
+    bytes before are the answer's, which it shares).  None when the item
+    has none."""
+    answer = item["answer"].encode()
+    parts = []
+    for word in answer_distractors(item):
+        w = word.encode()
+        k = next((i for i in range(min(len(w), len(answer))) if w[i] != answer[i]), None)
+        if k is None or k >= ans_logits.shape[0]:
+            continue
+        p = F.softmax(ans_logits[k], dim=-1)[w[k]]
+        parts.append(-torch.log1p(-p.clamp(max=1 - 1e-6)))
+    return sum(parts) / len(parts) if parts else None
+
+
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
-              needle_every_byte=False, key_every_byte=False):
+              needle_every_byte=False, key_every_byte=False, distractor_weight=0.0):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -787,8 +825,10 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
                            for r, (sc, ch) in enumerate(tap.scores))
     if key_weight > 0 and tap is not None and heads is not None:
         key = mean_of([key_loss(heads, tap, item, P, A, key_every_byte)])
+    dis = mean_of([distractor_loss(ans_logits, item)]) if distractor_weight > 0 else ans_loss * 0
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
-            + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key,
+            + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key
+            + distractor_weight * dis,
             ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key)
 
 
@@ -1090,7 +1130,7 @@ def main():
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
-                    args.needle_bytes == "all", args.key_bytes == "all")
+                    args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

@@ -22,6 +22,7 @@ Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
 """
 import importlib.util
 import json
+import math
 import re
 import os
 import subprocess
@@ -285,6 +286,21 @@ check("babi_story reads the question's kind and the first hop",
       [train.babi_story(x)[1:] for x in (bitem, bbef, oitem)]
       == [("now", None), ("before", None), ("object", 1)]
       and train.babi_story(dict(bitem, support=[])) is None)
+
+# --distractor-loss: a "before" question's named place, unlikely where it parts from the answer
+_lg = torch.zeros(7, 260)
+_lg[0, ord("g")] = 3.0
+_pg = float(torch.softmax(_lg[0], -1)[ord("g")])
+_dl = train.distractor_loss(_lg, bbef)
+_bb2 = dict(bbef, answer="garage")          # shares "gar": parts at byte 3, "d" against "a"
+_lg2 = torch.zeros(7, 260)
+_lg2[3, ord("d")] = 2.0
+check("distractor loss: the named place of a 'before' question, at the byte where it parts",
+      train.answer_distractors(bbef) == ["garden"] and train.answer_distractors(bitem) == []
+      and train.answer_distractors(oitem) == [] and abs(float(_dl) + math.log(1 - _pg)) < 1e-5
+      and abs(float(train.distractor_loss(_lg2, _bb2))
+              + math.log(1 - float(torch.softmax(_lg2[3], -1)[ord("d")]))) < 1e-5
+      and train.distractor_loss(_lg, bitem) is None, "%s %s" % (_dl, _pg))
 
 def _ch(item, i, word, c=16):      # the chunk of a fact's word
     return (item["needle_offsets"][i] + item["prompt"][item["needle_offsets"][i]:].find(word)) // c
