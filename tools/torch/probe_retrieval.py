@@ -34,7 +34,7 @@ later bytes, for babi by kind of question (gen-task's `kind`; an
 object question's first retrieval targets the pick-up fact).  A model
 whose query forgets mid-value which key it copies shows it there
 (session 34: multiquery's first retrieval put 0.52 of its weight on the
-target at first bytes, 0.28 at later ones, with 0.40 on the other
+target at first bytes, 0.27 at later ones, with 0.36 on the other
 values).
 
 --topk overrides the model's K (as train.py's stages do).
@@ -118,6 +118,7 @@ def main():
         offs, lens = it.get("needle_offsets", []), it.get("needle_lengths", [])
         sup = it.get("support") or []
         several = len(offs) >= 2 and len(sup) == 1
+        firsts = {a0 for a0, _, _ in answer_parts(it)}     # each answer part's first byte
         if several:
             n_needles = len(offs)
         for r_i, idx in enumerate(sel):
@@ -144,7 +145,6 @@ def main():
             hits[r_i] += h
             line.append("%d/%d" % (h, n_pos))
             if r_i < len(wts):
-                firsts = {a0 for a0, _, _ in answer_parts(it)}
                 for b, target, neg in needle_targets(it, S, A, True, r_i):
                     row_i = idx[P - 1 + b].reshape(idx.shape[1], -1)
                     row_w = wts[r_i][P - 1 + b].reshape(row_i.shape)
