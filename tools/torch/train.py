@@ -176,6 +176,11 @@ def build_parser():
                    help="weight of the auxiliary selection loss: at each answer position, "
                         "minus the stick-breaking log-weight that the scores give the most "
                         "recent chunk holding that answer byte (0: off; TRAINING.md)")
+    p.add_argument("--retrieval-margin", type=float, default=0.0, metavar="M",
+                   help="the selection loss scores the chunks it pushes down as s + M, as "
+                        "if each stood for e^M alike (a context e^M times longer): trains "
+                        "the scores' tail that a long context's top-k picks from (0: off; "
+                        "TRAINING.md)")
     p.add_argument("--copy-loss", type=float, default=0.0,
                    help="weight of the auxiliary copy-retrieval loss: at each prompt position "
                         "whose next byte continues an earlier, unambiguous occurrence of the 8 "
@@ -420,7 +425,7 @@ def copy_targets(prompt, chunk, m=8, min_dist=64, max_targets=2):
     return pos, sets
 
 
-def targets_loss(scores, positions, targets):
+def targets_loss(scores, positions, targets, margin=0.0):
     """Selection loss at the given positions of one retrieval's scores [L,
     G, C], each with its set of target chunks.  Stick-breaking in slot order
     (most recent first) gives a chunk n the weight sigmoid(s_n) * prod over
@@ -433,7 +438,15 @@ def targets_loss(scores, positions, targets):
     yet eligible at that position) are left out.  None when no position
     has a target.  The scores are the raw ones: a retrieval's
     length_offset (0 up to its N tokens) is not applied, so past N this
-    loss is about weights the model does not use."""
+    loss is about weights the model does not use.
+
+    margin m > 0 (--retrieval-margin) scores the chunks to push down as
+    s_j + m: for small sigmoids, 1 - sigmoid(s_j + m) is about (1 -
+    sigmoid(s_j))^(e^m), so the loss is the one the target would meet if
+    each of those chunks stood for e^m alike, as at a context e^m times
+    longer.  Its gradient on a low-scored chunk is e^m times larger, which
+    is what trains the tail of the scores that a long context's top-k
+    picks from."""
     L, G, C = scores.shape
     A = len(positions)
     if not A:
@@ -453,7 +466,8 @@ def targets_loss(scores, positions, targets):
     oldest = torch.where(tm, idx, torch.full_like(idx, C)).min(-1).values   # [A, G]
     push = elig & ~tm & (idx > oldest[..., None])
     sz = s.masked_fill(~elig, 0.0)
-    per = (F.logsigmoid(sz) * tm.float()).sum(-1) + (F.logsigmoid(-sz) * push.float()).sum(-1)
+    per = ((F.logsigmoid(sz) * tm.float()).sum(-1)
+           + (F.logsigmoid(-(sz + margin)) * push.float()).sum(-1))
     return -(per[has]).mean()
 
 
@@ -747,20 +761,21 @@ def key_loss(heads, tap, item, P, A, every_byte=False):
     return sum(parts) / len(parts) if parts else None
 
 
-def retrieval_loss(scores, chunk, item, P, A, r=0):
+def retrieval_loss(scores, chunk, item, P, A, r=0, margin=0.0):
     """Auxiliary selection loss for one retrieval at the answer's
     positions: byte a is predicted at position t = P - 1 + a, and
     answer_targets names the chunks it should read (targets_loss).  (A more
     recent chunk that holds other answer bytes is pushed down too:
     stick-breaking would give it the weight, and byte a is not in it.)  At
     a babi object question's first retrieval (r = 0) the target is the
-    pick-up fact's object instead (babi_story: the first hop)."""
+    pick-up fact's object instead (babi_story: the first hop).  margin:
+    targets_loss's (--retrieval-margin)."""
     targets = answer_targets(item, chunk, A)
     if item.get("task") == "babi" and r == 0:
         story = babi_story(item)
         if story is not None and story[1] == "object":   # the first hop
             targets = [{story[0][story[2]][3] // chunk}] * A
-    return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets)
+    return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets, margin)
 
 
 def answer_distractors(item):
@@ -798,7 +813,8 @@ def distractor_loss(ans_logits, item):
 
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
-              needle_every_byte=False, key_every_byte=False, distractor_weight=0.0):
+              needle_every_byte=False, key_every_byte=False, distractor_weight=0.0,
+              ret_margin=0.0):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -813,7 +829,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
         return sum(parts) / len(parts) if parts else ans_loss * 0
     ret_loss = copy_loss = ndl_loss = key = ans_loss * 0
     if ret_weight > 0 and tap is not None:
-        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A, r)
+        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A, r, ret_margin)
                            for r, (sc, ch) in enumerate(tap.scores))
     if copy_weight > 0 and tap is not None:
         prompt, found = item["prompt"].encode(), {}
@@ -1130,7 +1146,8 @@ def main():
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
-                    args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss)
+                    args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss,
+                    args.retrieval_margin)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

@@ -153,6 +153,23 @@ high = train.targets_loss(s, [107, 108], [{0}, {0}])
 check("copy loss ~0 when the target chunk has the weight, large when a more recent one takes it",
       low.item() < 1e-6 and high.item() > 5.0, "%.2e %.2f" % (low.item(), high.item()))
 
+# --retrieval-margin: a pushed-down chunk scored s counts as s + m, so its
+# gradient grows by about e^m while its sigmoid is small, and the target's
+# own term is unchanged
+sm = torch.full((127, 1, 8), -8.0)
+sm = sm.masked_fill(~(torch.arange(8)[None, :] < (t // 16)[:, None])[:, None, :], float("-inf"))
+sm[107, 0, 0] = sm[108, 0, 0] = 3.0
+grads = []
+for m in (0.0, 3.0):
+    sg = sm.clone().requires_grad_(True)
+    lm = train.targets_loss(sg, [107, 108], [{0}, {0}], margin=m)
+    lm.backward()
+    grads.append((lm.item(), sg.grad[107, 0, 3].item(), sg.grad[107, 0, 0].item()))
+(l0, g0, t0), (l3, g3, t3) = grads
+check("retrieval margin: loss up, a low chunk's gradient about e^m larger, the target's the same",
+      l3 > l0 and 15.0 < g3 / g0 < 21.0 and abs(t3 - t0) < 1e-7,
+      "%.4f %.4f %.2f %.3g %.3g" % (l0, l3, g3 / g0, t0, t3))
+
 # --needle-loss: four needles of 20 bytes at 10, 40, 70, 100 (chunks 0-1,
 # 2-3, 4-6, 6-7); the asked one is the second (its value at 48: chunk 3)
 nd = {"prompt": "x" * 48 + "5555555" + "x" * 73, "answer": "5555555",
