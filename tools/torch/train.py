@@ -31,7 +31,9 @@ have passed), or after --stage-max-steps.  The last stage runs until
 Checkpoints (every --ckpt-minutes, at the end, on SIGINT/SIGTERM) go to
 --out: weights.safetensors (F32, exact hsac names: `hsac run MODEL --weights
 OUT/weights.safetensors`), optim.pt (AdamW state), state.json (step, stage,
-data position, the arguments), log.csv (one row every --log-every steps).
+data position, the arguments), log.csv (one row every --log-every steps);
+with --ema D also weights_ema.safetensors, the exponential moving average
+of the weights (the same names; a resumed run goes on averaging it).
 --resume DIR restores all of them and continues with the saved arguments;
 flags given on the command line override them.
 """
@@ -203,6 +205,11 @@ def build_parser():
     p.add_argument("--key-bytes", default="first", choices=["first", "all"],
                    help="where the key loss asks the query for the asked key: each answer "
                         "part's first byte (default), or all its bytes")
+    p.add_argument("--ema", type=float, default=0.0, metavar="D",
+                   help="also keep an exponential moving average of the weights, "
+                        "ema = D * ema + (1 - D) * weights after every step, written as "
+                        "OUT/weights_ema.safetensors (0: off; 0.999 averages about the "
+                        "last 1,000 steps; TRAINING.md)")
     p.add_argument("--steps", type=int, default=0, help="stop at this step (0: no limit)")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop after this much training time in this run (0: no limit)")
@@ -856,14 +863,60 @@ def atomic_write(path, write):
     os.replace(tmp, path)
 
 
-def save_checkpoint(out, model, opt, state, plot, heads=None):
+class WeightAverage:
+    """An exponential moving average of a model's parameters (--ema D):
+    after each optimizer step, avg = D * avg + (1 - D) * param.  Starts
+    from the parameters as they are (or from a saved average).  save()
+    and load() go through the model's own weight names, by swapping the
+    average into the parameters for the moment of the write or read."""
+
+    def __init__(self, model, decay):
+        if not 0.0 < decay < 1.0:
+            raise ValueError("--ema must be between 0 and 1 (got %g)" % decay)
+        self.model, self.decay = model, decay
+        self.params = [p for p in model.parameters()]
+        self.avg = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self):
+        for a, p in zip(self.avg, self.params):
+            a.mul_(self.decay).add_(p.detach(), alpha=1.0 - self.decay)
+
+    @torch.no_grad()
+    def _swapped(self, fn):
+        keep = [p.detach().clone() for p in self.params]
+        for a, p in zip(self.avg, self.params):
+            p.copy_(a)
+        try:
+            return fn()
+        finally:
+            for k, p in zip(keep, self.params):
+                p.copy_(k)
+
+    def save(self, path):
+        self._swapped(lambda: self.model.save_weights(path))
+
+    @torch.no_grad()
+    def load(self, path):
+        def read():
+            self.model.load_weights(path)
+            for a, p in zip(self.avg, self.params):
+                a.copy_(p)
+        self._swapped(read)
+
+
+def save_checkpoint(out, model, opt, state, plot, heads=None, ema=None):
     os.makedirs(out, exist_ok=True)
     atomic_write(os.path.join(out, "weights.safetensors"), lambda p: model.save_weights(p))
+    if ema is not None:
+        atomic_write(os.path.join(out, "weights_ema.safetensors"), ema.save)
     if heads is not None:
         atomic_write(os.path.join(out, "aux.pt"), lambda p: torch.save(heads.state_dict(), p))
     atomic_write(os.path.join(out, "optim.pt"), lambda p: torch.save(opt.state_dict(), p))
     state = dict(state, weights="weights.safetensors", optimizer="optim.pt",
                  saved=time.strftime("%Y-%m-%d %H:%M:%S"))
+    if ema is not None:
+        state["ema_weights"] = "weights_ema.safetensors"
 
     def wj(p):
         with open(p, "w") as f:
@@ -985,6 +1038,8 @@ def main():
         parser.error("give MODEL and --out (or --resume DIR)")
     if args.grow and not args.init:
         parser.error("--grow needs --init WEIGHTS (the smaller model's weights)")
+    if not 0.0 <= args.ema < 1.0:
+        parser.error("--ema D needs 0 <= D < 1 (0: off; got %g)" % args.ema)
     if os.environ.get("OPENBLAS_CORETYPE") is None:
         print("train.py: hint: export OPENBLAS_CORETYPE=SkylakeX (with AVX-512) or Haswell "
               "(AVX2 only) for OpenBLAS's best kernels",
@@ -1054,6 +1109,15 @@ def main():
     elif args.init:
         model.load_weights(args.init)
     stage = min(stage, len(stages) - 1)
+    ema = None
+    if args.ema:
+        ema = WeightAverage(model, args.ema)
+        ema_path = os.path.join(args.out, "weights_ema.safetensors")
+        if args.resume and os.path.exists(ema_path):
+            ema.load(ema_path)
+        else:
+            print("train.py: --ema %g: the average starts from the current weights" % args.ema,
+                  file=sys.stderr)
     tasks = TASKS if args.tasks == "all" else parse_list(args.tasks, TASKS, "task")
     task_answer = parse_task_weights(args.task_answer_weight)
     fillers = parse_list(args.fillers, TRAIN_FILLERS, "filler style", HELD_OUT_FILLERS,
@@ -1166,6 +1230,8 @@ def main():
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
+            if ema is not None:
+                ema.update()
             step += 1
             steps_since_log += 1
             recent = recent[-args.advance_window:]
@@ -1213,14 +1279,14 @@ def main():
             if time.time() - t_ckpt >= args.ckpt_minutes * 60:
                 elapsed_total += time.time() - t_run0
                 t_run0 = time.time()
-                save_checkpoint(args.out, model, opt, snapshot(), args.plot, heads)
+                save_checkpoint(args.out, model, opt, snapshot(), args.plot, heads, ema)
                 t_ckpt = time.time()
     finally:
         prog.close()
         elapsed_total += time.time() - t_run0
         for n, k in zip(tops, model_k):
             n.attrs["k"] = k
-        save_checkpoint(args.out, model, opt, snapshot(), args.plot, heads)
+        save_checkpoint(args.out, model, opt, snapshot(), args.plot, heads, ema)
         logf.close()
         print("train.py: saved %s at step %d (stage %d %s)" % (args.out, step, stage,
                                                               stages[stage]), file=sys.stderr)

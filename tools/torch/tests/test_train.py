@@ -365,12 +365,32 @@ with tempfile.TemporaryDirectory() as tmp:
                                 "--hsac", hsac, "--stages", "256:8", "--tokens-per-step", "256",
                                 "--steps", "2", "--log-every", "1", "--retrieval-loss", "1.0", "--sparsity", "8",
                                 "--copy-loss", "0.5", "--needle-loss", "0.5", "--key-loss", "0.5",
-                                "--threads", "1", "--no-progress"],
+                                "--ema", "0.5", "--threads", "1", "--no-progress"],
                         capture_output=True, env=env, cwd=src)
     check("train.py runs 2 steps", r1.returncode == 0, r1.stderr.decode()[-300:])
+    sys.path.insert(0, os.path.join(src, "tools/torch"))
+    from hsac_torch import io as _hio  # noqa: E402
+    _ema_path = os.path.join(out, "weights_ema.safetensors")
+    ema2 = _hio.load_safetensors(_ema_path) if os.path.exists(_ema_path) else None
     r2 = subprocess.run(base + ["--resume", out, "--steps", "3"], capture_output=True, env=env,
                         cwd=src)
     check("train.py --resume runs to step 3", r2.returncode == 0, r2.stderr.decode()[-300:])
+    # --ema 0.5: the resumed run goes on from the saved average, so after
+    # its one step the average is 0.5 * the saved one + 0.5 * the weights
+    if ema2 is not None and r2.returncode == 0:
+        ema3 = _hio.load_safetensors(_ema_path)
+        w3 = _hio.load_safetensors(os.path.join(out, "weights.safetensors"))
+        err = max(float((ema3[k] - (0.5 * ema2[k] + 0.5 * w3[k])).abs().max()) for k in w3)
+        moved = max(float((ema3[k] - w3[k]).abs().max()) for k in w3)
+        check("--ema: the average resumes and updates as 0.5 * avg + 0.5 * weights",
+              set(ema3) == set(w3) and err < 1e-6 and moved > 1e-6,
+              "err %.2e, average - weights %.2e" % (err, moved))
+    else:
+        check("--ema: train.py wrote weights_ema.safetensors", False, _ema_path)
+    _bad = subprocess.run(base + ["--resume", out, "--ema", "1.5"], capture_output=True,
+                          env=env, cwd=src)
+    check("--ema 1.5 is refused", _bad.returncode == 2 and b"--ema D needs 0 <= D < 1" in _bad.stderr,
+          _bad.stderr.decode()[-200:])
     # a run without its optimizer state (as shipped: optim.pt is not in
     # git) resumes with a fresh AdamW and says so
     if r2.returncode == 0:
