@@ -1112,7 +1112,7 @@ def main():
     ema = None
     if args.ema:
         ema = WeightAverage(model, args.ema)
-        ema_path = os.path.join(args.out, "weights_ema.safetensors")
+        ema_path = os.path.join(args.out, state.get("ema_weights", "weights_ema.safetensors"))
         if args.resume and os.path.exists(ema_path):
             ema.load(ema_path)
         else:
