@@ -205,6 +205,10 @@ def build_parser():
     p.add_argument("--key-bytes", default="first", choices=["first", "all"],
                    help="where the key loss asks the query for the asked key: each answer "
                         "part's first byte (default), or all its bytes")
+    p.add_argument("--babi-place-key", action="store_true",
+                   help="the key loss asks a babi move fact's landmark for its place as "
+                        "its second word (default: the person twice), so that a 'before' "
+                        "question's query can score the move to the named place down")
     p.add_argument("--ema", type=float, default=0.0, metavar="D",
                    help="also keep an exponential moving average of the weights, "
                         "ema = D * ema + (1 - D) * weights after every step, written as "
@@ -560,7 +564,7 @@ def key_class(word):
     return zlib.crc32(word.encode()) % KEY_BUCKETS
 
 
-def key_targets(item, A, r=0, every_byte=False):
+def key_targets(item, A, r=0, every_byte=False, place_key=False):
     """Key-loss targets of an item whose needles name hyphenated keys
     before their values (multikey, multiquery, multivalue; not
     value_first ones): ([(value offset, (w1, w2))] for every needle,
@@ -572,9 +576,9 @@ def key_targets(item, A, r=0, every_byte=False):
     the target at every byte of its part, not only the first: a query that
     forgets mid-value which key it copies switches to another needle
     (multiquery's wrong answers).  babi items: babi_key_targets, which
-    depend on the retrieval r."""
+    depend on the retrieval r (and place_key, --babi-place-key)."""
     if item.get("task") == "babi":
-        return babi_key_targets(item, A, r, every_byte)
+        return babi_key_targets(item, A, r, every_byte, place_key)
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or value_first(item):
@@ -607,7 +611,7 @@ BABI_OBJECTS = {"football", "milk", "umbrella", "backpack", "notebook", "guitar"
                 "basket", "helmet"}   # cli/tasks.c's babi_objects: what a pick-up fact takes
 
 
-def babi_key_targets(item, A, r=0, every_byte=False):
+def babi_key_targets(item, A, r=0, every_byte=False, place_key=False):
     """key_targets for a bAbI-style item: a fact's value offset is the
     word after its last "the" (the place, or the object taken: "Fred took
     the guitar along."); its key is the person who moves (both classes
@@ -621,11 +625,16 @@ def babi_key_targets(item, A, r=0, every_byte=False):
     retrieval (r = 0) the query asks for the object, and at the later ones
     for the one who picked it up.  ([], []) when a fact does not start
     with a name.  With every_byte, the asked key at every byte of the
-    answer."""
+    answer.  With place_key (--babi-place-key) a move fact's second class
+    is its place's ("Mary went to the garden.": Mary, garden), as a
+    pick-up fact's is its object's: the landmark then says where the move
+    goes, which a "before" question's query needs to score the move to the
+    place it names below the person's earlier moves."""
     facts = babi_facts(item)
     if facts is None:
         return [], []
-    values = [(at, (key_class(who), key_class(thing) if thing in BABI_OBJECTS else key_class(who)))
+    values = [(at, (key_class(who), key_class(thing) if thing in BABI_OBJECTS or place_key
+                    else key_class(who)))
               for _, _, who, at, thing in facts]
     names = {who for _, _, who, _, _ in facts}
     prompt = item["prompt"]
@@ -748,15 +757,15 @@ class KeyHeads(torch.nn.Module):
         self.query = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for _, w in widths)
 
 
-def key_loss(heads, tap, item, P, A, every_byte=False):
+def key_loss(heads, tap, item, P, A, every_byte=False, place_key=False):
     """Cross-entropy of the key heads, averaged over the retrievals: each
     needle's key words from the landmark of the chunk holding its value
     (the chunk that the answer's retrieval should select), and each answer
     part's key words from the query at its first byte.  None for items
-    without targets (key_targets)."""
+    without targets (key_targets; place_key: --babi-place-key)."""
     parts = []
     for r, ((q, lmk), (_, chunk)) in enumerate(zip(tap.inputs, tap.scores)):
-        values, asked = key_targets(item, A, r, every_byte)
+        values, asked = key_targets(item, A, r, every_byte, place_key)
         seen = [(lmk[o // chunk].reshape(-1), y) for o, y in values if o // chunk < lmk.shape[0]]
         if seen:
             logits = heads.lmk[r](torch.stack([x for x, _ in seen])).view(-1, KEY_BUCKETS)
@@ -821,7 +830,7 @@ def distractor_loss(ans_logits, item):
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
               needle_every_byte=False, key_every_byte=False, distractor_weight=0.0,
-              ret_margin=0.0):
+              ret_margin=0.0, place_key=False):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -847,7 +856,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
         ndl_loss = mean_of(needle_loss(sc, ch, item, P, A, needle_every_byte, r)
                            for r, (sc, ch) in enumerate(tap.scores))
     if key_weight > 0 and tap is not None and heads is not None:
-        key = mean_of([key_loss(heads, tap, item, P, A, key_every_byte)])
+        key = mean_of([key_loss(heads, tap, item, P, A, key_every_byte, place_key)])
     dis = mean_of([distractor_loss(ans_logits, item)]) if distractor_weight > 0 else ans_loss * 0
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key
@@ -1211,7 +1220,7 @@ def main():
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
                     args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss,
-                    args.retrieval_margin)
+                    args.retrieval_margin, args.babi_place_key)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

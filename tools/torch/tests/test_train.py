@@ -267,6 +267,12 @@ check("key targets (babi): each fact's place or object under its person (and a p
       [bp[o:o + 6] for o, _ in bv] == ["kitche", "footba", "garden"]
       and [y for _, y in bv] == [(_m, _m), (_j, _f), (_m, _m)] and ba == [(0, (_m, _m))],
       "%s %s" % (bv, ba))
+_k, _g = _kc("kitchen")[0], _kc("garden")[0]
+check("key targets (babi, --babi-place-key): a move's landmark carries its place as its second word, "
+      "a pick-up's its object, the asked key unchanged",
+      train.key_targets(bitem, 6, 0, False, True)
+      == ([(bv[0][0], (_m, _k)), (bv[1][0], (_j, _f)), (bv[2][0], (_m, _g))], ba),
+      str(train.key_targets(bitem, 6, 0, False, True)))
 # an object question is two hops: who took it (retrieval 0), then where that one went
 of = ["Mary went to the kitchen.", "John took the helmet along.", "John moved into the garden.",
       "Mary ran to the attic."]
