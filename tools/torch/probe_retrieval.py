@@ -37,6 +37,13 @@ whose query forgets mid-value which key it copies shows it there
 target at first bytes, 0.27 at later ones, with 0.36 on the other
 values).
 
+For babi's "where was X before P" questions it also splits the weight at
+the answer's bytes between the answer's fact (X's move before the move to
+P), the move to P, and X's other moves (`before_split`): the move to P
+shares X's key, so a query that carries only X gives it stick-breaking's
+share (session 35's weights: 0.13-0.18 on the target, 0.48-0.54 on the
+needle-choice negatives, which include it).
+
 --topk overrides the model's K (as train.py's stages do).
 A diagnostic for training: the accuracy that counts is hsac's
 (eval_passkey.sh).
@@ -50,7 +57,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
-from train import answer_parts, answer_targets, needle_targets  # noqa: E402
+from train import answer_parts, answer_targets, babi_story, needle_targets  # noqa: E402
 
 
 def weight_on(sel, w, chunks):
@@ -58,6 +65,31 @@ def weight_on(sel, w, chunks):
     given chunks, summed over the groups."""
     return sum(float(w[g, j]) for g in range(sel.shape[0]) for j in range(sel.shape[1])
                if int(sel[g, j]) in chunks)
+
+
+def before_split(item, chunk):
+    """For a babi "before" item: (the answer fact's chunks, the move to the
+    named place's chunks, the asked person's other moves' chunks), each
+    less the chunks of those before it; None for any other item."""
+    story = babi_story(item) if item.get("task") == "babi" else None
+    if story is None or story[1] != "before":
+        return None
+    facts = story[0]
+    support = sorted(i for i in item["support"] if i < len(facts))
+    said = [i for i in support if facts[i][4] == item.get("answer")]
+    if not said:
+        return None
+    target, moved = said[-1], support[-1]
+    who = facts[target][2]
+
+    def chunks(i):
+        off, n = facts[i][0], facts[i][1]
+        return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+    t = chunks(target)
+    m = chunks(moved) - t
+    o = set().union(*(chunks(i) for i in range(len(facts))
+                      if facts[i][2] == who and i not in (target, moved))) - t - m
+    return t, m, o
 
 
 def main():
@@ -103,6 +135,7 @@ def main():
     total = 0
     exact = 0
     choose = {}     # (retrieval, group) -> [positions, weight on target, weight on the others]
+    before = {}     # retrieval -> [positions, on the answer's fact, on the move to P, on X's others]
     for it in items:
         prompt, ans = it["prompt"].encode(), it["answer"].encode()
         P, A = len(prompt), len(ans)
@@ -154,6 +187,15 @@ def main():
                     c[0] += 1
                     c[1] += weight_on(row_i, row_w, {target}) / row_i.shape[0]
                     c[2] += weight_on(row_i, row_w, set(neg)) / row_i.shape[0]
+                split = before_split(it, S)
+                if split is not None and split[1]:
+                    c = before.setdefault(r_i, [0, 0.0, 0.0, 0.0])
+                    for b in range(A):
+                        row_i = idx[P - 1 + b].reshape(idx.shape[1], -1)
+                        row_w = wts[r_i][P - 1 + b].reshape(row_i.shape)
+                        c[0] += 1
+                        for k, chunks in enumerate(split):
+                            c[k + 1] += weight_on(row_i, row_w, chunks) / row_i.shape[0]
         total += n_pos
         if a.v:
             print("seed %d: %s, selection hits %s"
@@ -170,6 +212,10 @@ def main():
     for (r_i, group), (n, wt, wn) in sorted(choose.items()):
         print("retrieval %d: needle-choice targets, %s: weight on the target %.3f, on the "
               "chunks it must not read %.3f (%d positions)" % (r_i, group, wt / n, wn / n, n))
+    for r_i, (n, wt, wm, wo) in sorted(before.items()):
+        print("retrieval %d: babi before, weight on the answer's fact %.3f, on the move to the "
+              "named place %.3f, on the person's other moves %.3f (%d positions)"
+              % (r_i, wt / n, wm / n, wo / n, n))
     print("teacher-forced exact answers: %d/%d at %s bytes (%s, %s filler, %s phrasing)"
           % (exact, len(items), a.length, a.task, a.filler, a.phrasing))
 

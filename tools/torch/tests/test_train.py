@@ -466,6 +466,22 @@ check("probe_retrieval.py: needle-choice weights per retrieval at first and late
       and [int(n) for r, g, _, _, n in _nc if r == "0"] == [8, 48],
       _pr.stdout[-600:] + _pr.stderr[-400:])
 
+# probe_retrieval.before_split: a "before" question's answer fact, the move to
+# the named place, and the person's other moves, as chunk sets
+from probe_retrieval import before_split  # noqa: E402
+_sf = ["Mary went to the kitchen.", "John took the football along.", "Mary moved into the garden.",
+       "Mary ran to the attic."]
+_sp, _so = spaced(_sf)
+_sb = {"task": "babi", "prompt": _sp + "\nWhere was Mary before the garden? In the ",
+       "answer": "kitchen", "needle_offsets": _so, "needle_lengths": [len(n) for n in _sf],
+       "support": [0, 2]}
+def _ch(i, c=16):
+    return set(range(_so[i] // c, (_so[i] + len(_sf[i]) - 1) // c + 1))
+check("probe_retrieval.before_split: the answer's fact, the move to P, the person's other moves",
+      before_split(_sb, 16) == (_ch(0), _ch(2) - _ch(0), _ch(3) - _ch(0) - _ch(2))
+      and before_split(bitem, 16) is None and bool(_ch(3) - _ch(2)),
+      str(before_split(_sb, 16)))
+
 # --grow: a model with one more upper group starts from the smaller one's
 # weights and first computes the same logits (the new group is the identity)
 with tempfile.TemporaryDirectory() as tmp:
