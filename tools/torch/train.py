@@ -629,7 +629,10 @@ def babi_key_targets(item, A, r=0, every_byte=False, place_key=False):
     is its place's ("Mary went to the garden.": Mary, garden), as a
     pick-up fact's is its object's: the landmark then says where the move
     goes, which a "before" question's query needs to score the move to the
-    place it names below the person's earlier moves."""
+    place it names below the person's earlier moves; and the query of a
+    "before" question is asked for that place as its second word, so that
+    it carries it (the needle-choice and selection losses then give it
+    the sign: the move to the place is their negative)."""
     facts = babi_facts(item)
     if facts is None:
         return [], []
@@ -642,8 +645,11 @@ def babi_key_targets(item, A, r=0, every_byte=False, place_key=False):
     asked = [w for w in re.findall(NAME_RE, question) if w in names]
     span = range(A) if every_byte else range(min(A, 1))
     if asked and A > 0:
-        c = key_class(asked[0])
-        return values, [(b, (c, c)) for b in span]
+        c = c2 = key_class(asked[0])
+        story = babi_story(item) if place_key else None
+        if story is not None and story[1] == "before":     # the place it names
+            c2 = key_class(story[0][max(i for i in item["support"] if i < len(story[0]))][4])
+        return values, [(b, (c, c2)) for b in span]
     story = babi_story(item) if A > 0 else None
     if story is not None and story[1] == "object":
         facts, _, hop = story

@@ -273,6 +273,12 @@ check("key targets (babi, --babi-place-key): a move's landmark carries its place
       train.key_targets(bitem, 6, 0, False, True)
       == ([(bv[0][0], (_m, _k)), (bv[1][0], (_j, _f)), (bv[2][0], (_m, _g))], ba),
       str(train.key_targets(bitem, 6, 0, False, True)))
+_bq = dict(bitem, prompt=bp + "\nWhere was Mary before the garden? In the ", answer="kitchen",
+           support=[0, 2])
+check("key targets (babi before, --babi-place-key): the query asked for the person and the named place",
+      train.key_targets(_bq, 3, 0, True, True)[1] == [(b, (_m, _g)) for b in range(3)]
+      and train.key_targets(_bq, 3, 0, True)[1] == [(b, (_m, _m)) for b in range(3)],
+      str(train.key_targets(_bq, 3, 0, True, True)[1]))
 # an object question is two hops: who took it (retrieval 0), then where that one went
 of = ["Mary went to the kitchen.", "John took the helmet along.", "John moved into the garden.",
       "Mary ran to the attic."]
