@@ -205,6 +205,10 @@ def build_parser():
     p.add_argument("--key-bytes", default="first", choices=["first", "all"],
                    help="where the key loss asks the query for the asked key: each answer "
                         "part's first byte (default), or all its bytes")
+    p.add_argument("--before-loss", type=float, default=0.0, metavar="W",
+                   help="weight of a pairwise loss on a babi 'before' question's scores: "
+                        "-log sigmoid(s_answer - s_P) at every answer byte and retrieval, "
+                        "the answer's fact against the move to the named place (0: off)")
     p.add_argument("--babi-place-key", action="store_true",
                    help="the key loss asks a babi move fact's landmark for its place as "
                         "its second word (default: the person twice), so that a 'before' "
@@ -800,6 +804,48 @@ def retrieval_loss(scores, chunk, item, P, A, r=0, margin=0.0):
     return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets, margin)
 
 
+def before_pair_loss(scores, chunk, item, P, A):
+    """--before-loss: for a babi "where was X before P" item, minus the
+    log-sigmoid of the score margin between the chunk holding each answer
+    byte in the answer's fact and the highest-scored chunk of the move to
+    P (less the answer fact's chunks), at each answer byte (position
+    P - 1 + a of one retrieval's scores [L, G, C]), averaged over the bytes
+    and groups where both are eligible.  The move to P is the person's
+    move right after the answer's, so stick-breaking, most recent first,
+    gives it the weight unless its score is the lower; the needle-choice
+    loss contrasts the answer with every other fact at once, most of them
+    already low.  None for any other item, or where nothing is
+    eligible."""
+    story = babi_story(item) if item.get("task") == "babi" else None
+    if story is None or story[1] != "before":
+        return None
+    facts = story[0]
+    support = sorted(i for i in item["support"] if i < len(facts))
+    said = [i for i in support if facts[i][4] == item.get("answer")]
+    if not said or support[-1] == said[-1]:
+        return None
+    target, moved = said[-1], support[-1]
+
+    def chunks(i):
+        off, n = facts[i][0], facts[i][1]
+        return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+    C = scores.shape[-1]
+    neg = sorted(n for n in chunks(moved) - chunks(target) if n < C)
+    if not neg:
+        return None
+    off, parts = facts[target][3], []
+    for a in range(min(A, len(item["answer"].encode()))):
+        t = (off + a) // chunk
+        if t >= C:
+            continue
+        row = scores[P - 1 + a]                                # [G, C]
+        st, sn = row[:, t], row[:, neg].max(-1).values
+        ok = (st > -1e30) & (sn > -1e30)
+        if bool(ok.any()):
+            parts.append(-F.logsigmoid((st - sn)[ok]).mean())
+    return sum(parts) / len(parts) if parts else None
+
+
 def answer_distractors(item):
     """Wrong answers within the model's reach: for a babi "before"
     question ("Where was Mary before the garden?"), the place the question
@@ -836,7 +882,7 @@ def distractor_loss(ans_logits, item):
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
               needle_every_byte=False, key_every_byte=False, distractor_weight=0.0,
-              ret_margin=0.0, place_key=False):
+              ret_margin=0.0, place_key=False, before_weight=0.0):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -864,9 +910,12 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     if key_weight > 0 and tap is not None and heads is not None:
         key = mean_of([key_loss(heads, tap, item, P, A, key_every_byte, place_key)])
     dis = mean_of([distractor_loss(ans_logits, item)]) if distractor_weight > 0 else ans_loss * 0
+    bef = ans_loss * 0
+    if before_weight > 0 and tap is not None:
+        bef = mean_of(before_pair_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key
-            + distractor_weight * dis,
+            + distractor_weight * dis + before_weight * bef,
             ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key)
 
 
@@ -1198,7 +1247,7 @@ def main():
     steps_since_log = 0
     prog = Progress(args.steps, step, args.no_progress)
     tap = (ScoreTap(model) if args.retrieval_loss > 0 or args.copy_loss > 0 or
-           args.needle_loss > 0 or args.key_loss > 0 else None)
+           args.needle_loss > 0 or args.key_loss > 0 or args.before_loss > 0 else None)
     model.train()
     try:
         while not stop["flag"]:
@@ -1226,7 +1275,7 @@ def main():
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
                     args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss,
-                    args.retrieval_margin, args.babi_place_key)
+                    args.retrieval_margin, args.babi_place_key, args.before_loss)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

@@ -488,6 +488,29 @@ check("probe_retrieval.before_split: the answer's fact, the move to P, the perso
       and before_split(bitem, 16) is None and bool(_ch(3) - _ch(2)),
       str(before_split(_sb, 16)))
 
+# --before-loss: the answer fact's chunk against the move to P's, at each answer byte
+_pl = len(_sp) + 20
+_s = torch.full((_pl + 8, 1, 16), -1e9)
+_s[:, :, :14] = 0.0
+_t0 = _sf[0].index("kitchen")
+def _bl(good):
+    s = _s.clone().requires_grad_(True)
+    with torch.no_grad():
+        for a in range(7):
+            s[_pl - 1 + a, 0, (_so[0] + _t0 + a) // 16] = 4.0 if good else -4.0
+    return s, train.before_pair_loss(s, 16, _sb, _pl, 7)
+_sg, _lg_ = _bl(True)
+_sw, _lw = _bl(False)
+_lw.backward()
+_gn = {int(c) for c in (_sw.grad[_pl - 1:_pl + 6, 0].abs() > 0).nonzero()[:, 1]}
+check("before_pair_loss: small when the answer's fact outscores the move to P, large when not; "
+      "its gradient only on those chunks; None for other questions",
+      float(_lg_) < 0.02 and float(_lw) > 4.0
+      and _gn <= _ch(0) | _ch(2) and _gn & _ch(2) and _gn & _ch(0)
+      and train.before_pair_loss(_s, 16, bitem, _pl, 7) is None
+      and train.before_pair_loss(_s, 16, dict(_sb, task="multikey"), _pl, 7) is None,
+      "%s %s %s" % (_lg_, _lw, _gn))
+
 # --grow: a model with one more upper group starts from the smaller one's
 # weights and first computes the same logits (the new group is the identity)
 with tempfile.TemporaryDirectory() as tmp:
