@@ -57,7 +57,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
-from train import answer_parts, answer_targets, babi_story, needle_targets  # noqa: E402
+from train import answer_parts, answer_targets, babi_before, fact_chunks, needle_targets  # noqa: E402
 
 
 def weight_on(sel, w, chunks):
@@ -71,20 +71,14 @@ def before_split(item, chunk):
     """For a babi "before" item: (the answer fact's chunks, the move to the
     named place's chunks, the asked person's other moves' chunks), each
     less the chunks of those before it; None for any other item."""
-    story = babi_story(item) if item.get("task") == "babi" else None
-    if story is None or story[1] != "before":
+    found = babi_before(item)
+    if found is None:
         return None
-    facts = story[0]
-    support = sorted(i for i in item["support"] if i < len(facts))
-    said = [i for i in support if facts[i][4] == item.get("answer")]
-    if not said:
-        return None
-    target, moved = said[-1], support[-1]
+    facts, target, moved = found
     who = facts[target][2]
 
     def chunks(i):
-        off, n = facts[i][0], facts[i][1]
-        return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+        return fact_chunks(facts[i], chunk)
     t = chunks(target)
     m = chunks(moved) - t
     o = set().union(*(chunks(i) for i in range(len(facts))

@@ -804,6 +804,27 @@ def retrieval_loss(scores, chunk, item, P, A, r=0, margin=0.0):
     return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets, margin)
 
 
+def babi_before(item):
+    """A babi "where was X before P" item read back: (facts, the answer's
+    fact, the move to P), indices into facts as babi_facts gives them; None
+    for any other item, or when no supporting fact names the answer."""
+    story = babi_story(item) if item.get("task") == "babi" else None
+    if story is None or story[1] != "before":
+        return None
+    facts = story[0]
+    support = sorted(i for i in item["support"] if i < len(facts))
+    said = [i for i in support if facts[i][4] == item.get("answer")]
+    if not said:
+        return None
+    return facts, said[-1], support[-1]
+
+
+def fact_chunks(fact, chunk):
+    """The chunks a fact (babi_facts' tuple) overlaps."""
+    off, n = fact[0], fact[1]
+    return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+
+
 def before_pair_loss(scores, chunk, item, P, A):
     """--before-loss: for a babi "where was X before P" item, minus the
     log-sigmoid of the score margin between the chunk holding each answer
@@ -816,21 +837,13 @@ def before_pair_loss(scores, chunk, item, P, A):
     loss contrasts the answer with every other fact at once, most of them
     already low.  None for any other item, or where nothing is
     eligible."""
-    story = babi_story(item) if item.get("task") == "babi" else None
-    if story is None or story[1] != "before":
+    found = babi_before(item)
+    if found is None or found[1] == found[2]:
         return None
-    facts = story[0]
-    support = sorted(i for i in item["support"] if i < len(facts))
-    said = [i for i in support if facts[i][4] == item.get("answer")]
-    if not said or support[-1] == said[-1]:
-        return None
-    target, moved = said[-1], support[-1]
-
-    def chunks(i):
-        off, n = facts[i][0], facts[i][1]
-        return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+    facts, target, moved = found
     C = scores.shape[-1]
-    neg = sorted(n for n in chunks(moved) - chunks(target) if n < C)
+    neg = sorted(n for n in fact_chunks(facts[moved], chunk) - fact_chunks(facts[target], chunk)
+                 if n < C)
     if not neg:
         return None
     off, parts = facts[target][3], []
