@@ -729,8 +729,7 @@ def babi_needle_targets(item, chunk, A, r, every_byte=False):
     facts, kind, hop = story
     support = [i for i in item["support"] if i < len(facts)]
     def chunks(i):
-        off, n = facts[i][0], facts[i][1]
-        return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+        return fact_chunks(facts[i], chunk)
     answer = item.get("answer", "").encode()
     if kind == "object" and r == 0:
         target, at = hop, [facts[hop][3] // chunk] * len(answer)
