@@ -64,7 +64,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
               "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss",
-              "needle_loss", "key_loss"]
+              "needle_loss", "key_loss", "before_loss"]
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
@@ -928,7 +928,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key
             + distractor_weight * dis + before_weight * bef,
-            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key)
+            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key, bef)
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -1250,7 +1250,7 @@ def main():
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():
-        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "key": 0.0, "ok": 0, "n": 0, "by": {}}
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "key": 0.0, "before": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
     t_start = t_run0        # --hours counts from here (t_run0 restarts at each checkpoint)
@@ -1282,7 +1282,7 @@ def main():
                     k_it = min(K, max(1, (len(it["prompt"]) // chunk_size) // args.sparsity))
                     for n in tops:
                         n.attrs["k"] = k_it
-                loss, al, ll, ok, rl, cl, nl, kl = item_loss(
+                loss, al, ll, ok, rl, cl, nl, kl, bl = item_loss(
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
@@ -1296,6 +1296,7 @@ def main():
                 acc_sum["copy"] += cl.item()
                 acc_sum["needle"] += nl.item()
                 acc_sum["key"] += kl.item()
+                acc_sum["before"] += bl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
                 bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0, 0.0])
@@ -1328,6 +1329,7 @@ def main():
                                "copy_loss": "%.4f" % (acc_sum["copy"] / n),
                                "needle_loss": "%.4f" % (acc_sum["needle"] / n),
                                "key_loss": "%.4f" % (acc_sum["key"] / n),
+                               "before_loss": "%.4f" % (acc_sum["before"] / n),
                                "acc": "%.3f" % (acc_sum["ok"] / n),
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,

@@ -21,6 +21,7 @@
 Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
 """
 import importlib.util
+import csv
 import json
 import math
 import re
@@ -384,8 +385,8 @@ with tempfile.TemporaryDirectory() as tmp:
     from hsac_torch import io as _hio  # noqa: E402
     _ema_path = os.path.join(out, "weights_ema.safetensors")
     ema2 = _hio.load_safetensors(_ema_path) if os.path.exists(_ema_path) else None
-    r2 = subprocess.run(base + ["--resume", out, "--steps", "3"], capture_output=True, env=env,
-                        cwd=src)
+    r2 = subprocess.run(base + ["--resume", out, "--steps", "3", "--before-loss", "1"],
+                        capture_output=True, env=env, cwd=src)
     check("train.py --resume runs to step 3", r2.returncode == 0, r2.stderr.decode()[-300:])
     # --ema 0.5: the resumed run goes on from the saved average, so after
     # its one step the average is 0.5 * the saved one + 0.5 * the weights
@@ -426,6 +427,10 @@ with tempfile.TemporaryDirectory() as tmp:
         check("log: a header and steps 1, 2, 3",
               len(rows) == 4 and [x.split(",")[0] for x in rows[1:]] == ["1", "2", "3"],
               " ".join(x.split(",")[0] for x in rows))
+        _log = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
+        check("log: a before_loss column, a number in every row (0 for passkey items)",
+              len(_log) == 3 and all(float(r["before_loss"]) == 0.0 for r in _log),
+              str([r.get("before_loss") for r in _log]))
         r3 = subprocess.run([hsac, "run", os.path.join(src, "examples/passkey_hsa.hsa"),
                              "--weights", os.path.join(out, "weights.safetensors"),
                              "--prompt", "The passkey is", "--max-new", "4", "--temperature", "0"],
