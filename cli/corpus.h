@@ -2,7 +2,7 @@
  *
  * A corpus is a list of English sentences cut from freely licensed texts
  * that Debian packages install (the Devil's Dictionary, the Jargon File,
- * the fortunes of fortunes-min).  Loading reads the package's files
+ * the fortunes of fortunes-min and fortunes).  Loading reads the package's files
  * (gzip-compressed or plain), joins the lines of each paragraph, cuts at
  * sentence ends, and keeps only sentences the task generator may use:
  * printable ASCII, no digits, no two uppercase letters in a row, nothing

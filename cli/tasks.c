@@ -638,8 +638,8 @@ static const char *const *const phrasing_tables[] = {
 
 static const char *const task_names[TK_NTASKS] = {"passkey", "multikey", "multivalue",
                                                   "multiquery", "vartrack", "babi"};
-static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "fortunes", "devil",
-                                                      "jargon"};
+static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "fortunes", "sayings",
+                                                      "devil", "jargon"};
 static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout",
                                                           "varied"};
 static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid", "code"};
@@ -674,7 +674,8 @@ const char *tk_filler_name(tk_filler f) {
 int tk_filler_parse(const char *s) { return name_index(filler_names, TK_NFILLERS, s); }
 
 bool tk_filler_is_prose(tk_filler f) {
-  return f == TK_FILLER_FORTUNES || f == TK_FILLER_DEVIL || f == TK_FILLER_JARGON;
+  return f == TK_FILLER_FORTUNES || f == TK_FILLER_SAYINGS || f == TK_FILLER_DEVIL ||
+         f == TK_FILLER_JARGON;
 }
 
 bool tk_filler_held_out(tk_filler f) { return f >= TK_FIRST_HELD_OUT_FILLER && f < TK_NFILLERS; }
@@ -1689,9 +1690,10 @@ static const cli_opt gen_task_opts[] = {
                                     "(default: chosen by the seed)"},
     {G_ITEMS, "--items", NULL, "M", "items to print (default 1)"},
     {G_FILLER, "--filler", NULL, "STYLE",
-     "the haystack: synthetic (default), noise, fortunes (training\n"
-     "styles); devil, jargon (held out); prose styles read\n"
-     "Debian's packages fortunes-min, dict-devil, dict-jargon"},
+     "the haystack: synthetic (default), noise, fortunes, sayings\n"
+     "(training styles); devil, jargon (held out); prose styles\n"
+     "read Debian's packages fortunes-min, fortunes, dict-devil,\n"
+     "dict-jargon"},
     {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied",
      "the needles' and question's wording: the original\n"
      "(default), one of 22 training wordings, or one of two\n"
@@ -1839,7 +1841,7 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
       int f = tk_filler_parse(val);
       if (f < 0)
         return gt_usage_error(
-            "--filler expects synthetic, noise, fortunes, devil or jargon, not '%s'", val);
+            "--filler expects synthetic, noise, fortunes, sayings, devil or jargon, not '%s'", val);
       o.filler = (tk_filler)f;
       break;
     }
@@ -1904,7 +1906,7 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
   if (o.task == TK_BABI && have_needle)
     return gt_usage_error("%s", "--needle does not apply to babi (its answers are places)");
   if (corpus_dir && !tk_filler_is_prose(o.filler))
-    return gt_usage_error("--corpus-dir applies to the prose fillers (fortunes, devil, jargon), "
+    return gt_usage_error("--corpus-dir applies to the prose fillers (fortunes, sayings, devil, jargon), "
                           "not to '%s'", tk_filler_name(o.filler));
   if (!have_length) return gt_usage_error("%s", "no length: --length BYTES");
   if (format == TK_FORMAT_PROMPT && items != 1)

@@ -46,6 +46,7 @@ typedef enum tk_filler {
   TK_FILLER_SYNTHETIC, /* fixed and random-word sentences, mixed as the seed draws */
   TK_FILLER_NOISE,     /* five fixed sentences repeated in order (RULER's noise) */
   TK_FILLER_FORTUNES,  /* prose: fortunes-min's fortunes, literature, riddles */
+  TK_FILLER_SAYINGS,   /* prose: the fortunes package's people, wisdom, science */
   TK_FILLER_DEVIL,     /* prose: The Devil's Dictionary (dict-devil); held out */
   TK_FILLER_JARGON,    /* prose: The Jargon File (dict-jargon); held out */
   TK_NFILLERS

@@ -5,11 +5,11 @@
 # serve the PyTorch twin's tests (tools/torch/); libopenblas0-pthread (fast
 # BLAS for torch), python3-tqdm and python3-matplotlib (train.py's progress
 # bar and loss plot) serve training with it (tools/torch/TRAINING.md);
-# zlib1g-dev, fortunes-min, dict-devil and dict-jargon serve gen-task's
+# zlib1g-dev, fortunes-min, fortunes, dict-devil and dict-jargon serve gen-task's
 # prose filler styles (docs/tasks.md).
 set -eu
 pkgs="build-essential cmake pkg-config flex bison libcunit1-dev libcjson-dev zlib1g-dev
-fortunes-min dict-devil dict-jargon
+fortunes-min fortunes dict-devil dict-jargon
 llvm-19-dev libmlir-19-dev mlir-19-tools clang-14 libclang-rt-14-dev
 python3-torch python3-pip libopenblas0-pthread python3-tqdm python3-matplotlib"
 sudo=""

@@ -104,7 +104,7 @@ expect 0 '"task"'                 -- gen-task --task multiquery --needle uuid --
 expect 2 "--task expects passkey" -- gen-task --task frob --length 400
 expect 2 "is too short for passkey with seed 0: it needs at least" -- gen-task --task passkey --length 10
 # filler styles: the prose ones read Debian's packages (scripts/deps.sh)
-for f in synthetic noise fortunes devil jargon; do
+for f in synthetic noise fortunes sayings devil jargon; do
   expect 0 '"filler":"'$f'"' -- gen-task --task babi --length 1K --filler $f --phrasing heldout --format jsonl
 done
 expect 1 "no such file: the 'devil' filler reads it from Debian's package dict-devil" -- gen-task --task passkey --length 1K --filler devil --corpus-dir "$tmp"

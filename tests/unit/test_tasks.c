@@ -1014,7 +1014,8 @@ static void test_filler_styles(void) {
   CU_ASSERT_EQUAL(tk_generate(&o, 1000, 1, &it, err, sizeof err), TK_EINVAL);
   CU_ASSERT(tu_contains(err, "needs its corpus"));
   CU_ASSERT(tk_filler_held_out(TK_FILLER_DEVIL) && tk_filler_held_out(TK_FILLER_JARGON));
-  CU_ASSERT(!tk_filler_held_out(TK_FILLER_SYNTHETIC) && !tk_filler_held_out(TK_FILLER_FORTUNES));
+  CU_ASSERT(!tk_filler_held_out(TK_FILLER_SYNTHETIC) && !tk_filler_held_out(TK_FILLER_FORTUNES) &&
+            !tk_filler_held_out(TK_FILLER_SAYINGS));
   for (int f = 0; f < TK_NFILLERS; f++) CU_ASSERT_EQUAL(tk_filler_parse(tk_filler_name(f)), f);
   for (int p = 0; p < TK_NPHRASINGS; p++)
     CU_ASSERT_EQUAL(tk_phrasing_parse(tk_phrasing_name(p)), p);

@@ -67,7 +67,7 @@ LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss"
               "needle_loss", "key_loss", "before_loss"]
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
-TRAIN_FILLERS = ["synthetic", "noise", "fortunes"]
+TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
 NEEDLES = ["number", "word", "uuid", "code"]
 
