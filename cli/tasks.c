@@ -534,6 +534,9 @@ static const char *const babi_where_person[TK_NVARIANTS] = {
     "\nLocate {p}. {p} is in the ",
     "\nWhere is {p} currently? Currently in the ",
 };
+/* Six of the training wordings (14, 15, 19, 20, 22, 23) say "before" without
+ * the word since session 37: with every training wording holding it, a model
+ * read held-out wording 4, which does not, as "where is {p}" (docs/tasks.md). */
 static const char *const babi_where_before[TK_NVARIANTS] = {
     "\nWhere was {p} before the {l}? Before the {l}, {p} was in the ",
     "\nWhere was {p} just before going to the {l}? In the ",
@@ -551,16 +554,16 @@ static const char *const babi_where_before[TK_NVARIANTS] = {
     /* 12..23: more training wordings, new core shapes (after session 14) */
     "\n{p} was in which room before the {l}? The ",
     "\nQ: where was {p} before the {l}? A: the ",
-    "\nWhere would you have found {p} before the {l}? In the ",
-    "\nRoom of {p} before the {l}: the ",
+    "\nWhere was {p} until the move to the {l}? Until then, in the ",
+    "\nFrom which room did {p} set out for the {l}? From the ",
     "\nBefore going into the {l}, {p} was where? In the ",
     "\nWhich room held {p} before the {l}? It was the ",
     "\nWhere did {p} come from before the {l}? From the ",
-    "\nThe room {p} was in before the {l} = the ",
-    "\nWhere was {p} one move before the {l}? Just before, in the ",
+    "\nWhich room did {p} come out of on the way to the {l}? The ",
+    "\nWhere was {p} prior to the {l}? Prior to it, in the ",
     "\nJust before the {l}, {p} had been in the ",
-    "\nFind where {p} was before the {l}. {p} was in the ",
-    "\nWhere was {p} before the {l}, exactly? Exactly in the ",
+    "\n{p} reached the {l} from which room? From the ",
+    "\nWhere was {p} earlier, ahead of the {l}? Earlier, in the ",
 };
 static const char *const babi_where_object[TK_NVARIANTS] = {
     "\nWhere is the {o}? The {o} is in the ",
