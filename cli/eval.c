@@ -282,7 +282,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
       goto done;
     }
     fputs("task,filler,phrasing,needle,length,seed,score,exact,answer,output,prefill_s,depth,"
-          "needle_at,kind\n", csv);
+          "needle_at,kind,variant\n", csv);
   }
   hsart_session_options so = {.segment = o->segment, .cache = (hsart_cache_type)o->cache,
                               .check_numerics = o->check_numerics};
@@ -372,7 +372,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
             if ((r->task == TK_PASSKEY || r->task == TK_MULTIKEY) && it.n_support > 0)
               fprintf(csv, "%.4f", (double)it.needle_offsets[it.support[0]] /
                                        (double)it.prompt_len);
-            fprintf(csv, ",%s\n", tk_kind_name(it.kind));
+            fprintf(csv, ",%s,%d\n", tk_kind_name(it.kind), it.variant);
           }
           if (o->verbose) {
             fprintf(stderr, "%shsac: %s %s %s seed %llu: answer '%s', output '", tty ? "\r" : "",

@@ -398,8 +398,12 @@ if python3 -c 'import csv, json, sys
 r = json.load(open(sys.argv[1]))["rows"][0]; k = r["kinds"]
 t = sum(v["items"] for v in k.values()); s = sum(v["items"] * v["score"] for v in k.values())
 c = [x["kind"] for x in csv.DictReader(open(sys.argv[2]))]
+v = [x["variant"] for x in csv.DictReader(open(sys.argv[2]))]
 sys.exit(not (sorted(k) == ["before", "now", "object"] and t == r["items"] == 20
-              and abs(s - 20 * r["score"]) < 1e-9 and all(c.count(x) == k[x]["items"] for x in k)))' "$tmp/k.json" "$tmp/k.csv" &&
+              and abs(s - 20 * r["score"]) < 1e-9 and all(c.count(x) == k[x]["items"] for x in k)
+              and set(v) == {"4", "5"}))' "$tmp/k.json" "$tmp/k.csv" &&
+   # the CSV's variant is the wording gen-task gives the same seed
+   [ "$(awk -F, 'NR == 4 { print $NF }' "$tmp/k.csv")" = "$("$hsac" gen-task --task babi --length 1K --filler devil --phrasing heldout --seed 2 --format jsonl | sed 's/.*"variant":\([0-9]*\).*/\1/')" ] &&
    "$hsac" eval "$pk" --weights "$pkw" --task babi,passkey --lengths 512 --n 12 -q >"$tmp/k.txt" 2>&1 &&
    [ "$(grep -c '^  now \|^  object \|^  before ' "$tmp/k.txt")" -eq 3 ] && [ "$(wc -l <"$tmp/k.txt")" -eq 6 ]; then
   pass=$((pass + 1)); else echo "FAIL eval: babi by kind of question"; cat "$tmp/k.csv" "$tmp/k.json" "$tmp/k.txt"; fail=$((fail + 1)); fi
