@@ -560,7 +560,8 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
                       o->tasks, &o->ntasks);
   case O_FILLER:
     return take_names(c, "--filler", v, tk_filler_parse,
-                      "synthetic, noise, fortunes, sayings, devil, jargon", o->fillers, &o->nfillers);
+                      "synthetic, noise, fortunes, sayings, devil, jargon", o->fillers,
+                      &o->nfillers);
   case O_LENGTHS: {
     o->nlengths = 0;
     char buf[512];
@@ -704,7 +705,8 @@ static int check_combination(const hsac_cli *o) {
             "needles", tk_task_name((tk_task)o->tasks[i]));
     bool prose = false;
     for (int i = 0; i < o->nfillers; i++) prose |= tk_filler_is_prose((tk_filler)o->fillers[i]);
-    if (o->corpus_dir && !prose) BAD("--corpus-dir goes with a prose --filler (fortunes, sayings, devil, jargon)");
+    if (o->corpus_dir && !prose)
+      BAD("--corpus-dir goes with a prose --filler (fortunes, sayings, devil, jargon)");
   }
   if (c == &hsac_cmd_run || c == &hsac_cmd_logits) {
     if (!o->weights) BAD("no weights: --weights W.safetensors");

@@ -1909,8 +1909,8 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
   if (o.task == TK_BABI && have_needle)
     return gt_usage_error("%s", "--needle does not apply to babi (its answers are places)");
   if (corpus_dir && !tk_filler_is_prose(o.filler))
-    return gt_usage_error("--corpus-dir applies to the prose fillers (fortunes, sayings, devil, jargon), "
-                          "not to '%s'", tk_filler_name(o.filler));
+    return gt_usage_error("--corpus-dir applies to the prose fillers (fortunes, sayings, devil, "
+                          "jargon), not to '%s'", tk_filler_name(o.filler));
   if (!have_length) return gt_usage_error("%s", "no length: --length BYTES");
   if (format == TK_FORMAT_PROMPT && items != 1)
     return gt_usage_error("%s", "--format prompt prints one item (--items 1)");
