@@ -397,8 +397,9 @@ expect 0 "babi       devil          1K     20" -- eval "$rh" --weights "$rhw" --
 if python3 -c 'import csv, json, sys
 r = json.load(open(sys.argv[1]))["rows"][0]; k = r["kinds"]
 t = sum(v["items"] for v in k.values()); s = sum(v["items"] * v["score"] for v in k.values())
-c = [x["kind"] for x in csv.DictReader(open(sys.argv[2]))]
-v = [x["variant"] for x in csv.DictReader(open(sys.argv[2]))]
+rows = list(csv.DictReader(open(sys.argv[2])))
+c = [x["kind"] for x in rows]
+v = [x["variant"] for x in rows]
 sys.exit(not (sorted(k) == ["before", "now", "object"] and t == r["items"] == 20
               and abs(s - 20 * r["score"]) < 1e-9 and all(c.count(x) == k[x]["items"] for x in k)
               and set(v) == {"4", "5"}))' "$tmp/k.json" "$tmp/k.csv" &&

@@ -652,7 +652,7 @@ def babi_key_targets(item, A, r=0, every_byte=False, place_key=False):
         c = c2 = key_class(asked[0])
         story = babi_story(item) if place_key else None
         if story is not None and story[1] == "before":     # the place it names
-            c2 = key_class(story[0][max(i for i in item["support"] if i < len(story[0]))][4])
+            c2 = key_class(story[0][named_move(item, story[0])][4])
         return values, [(b, (c, c2)) for b in span]
     story = babi_story(item) if A > 0 else None
     if story is not None and story[1] == "object":
@@ -708,6 +708,12 @@ def babi_story(item):
     if len(support) != 2 or len(hop) != 1:
         return None
     return facts, "object", hop[0]
+
+
+def named_move(item, facts):
+    """The index into facts of an item's last supporting fact: for a
+    "before" question, the move to the place the question names."""
+    return max(i for i in item["support"] if i < len(facts))
 
 
 def babi_needle_targets(item, chunk, A, r, every_byte=False):
@@ -811,11 +817,10 @@ def babi_before(item):
     if story is None or story[1] != "before":
         return None
     facts = story[0]
-    support = sorted(i for i in item["support"] if i < len(facts))
-    said = [i for i in support if facts[i][4] == item.get("answer")]
+    said = [i for i in item["support"] if i < len(facts) and facts[i][4] == item.get("answer")]
     if not said:
         return None
-    return facts, said[-1], support[-1]
+    return facts, max(said), named_move(item, facts)
 
 
 def fact_chunks(fact, chunk):
@@ -867,7 +872,7 @@ def answer_distractors(item):
     if story is None or story[1] != "before":
         return []
     facts = story[0]
-    place = facts[max(i for i in item["support"] if i < len(facts))][4]
+    place = facts[named_move(item, facts)][4]
     prompt = item["prompt"]
     if place == item.get("answer") or place not in prompt[prompt.rfind("\n") + 1:]:
         return []
