@@ -818,6 +818,7 @@ typedef struct content {
   sbuf *answers;
   int nanswers;
   int variant; /* the question's */
+  int needle_variant; /* the needles' (-1 for babi: each fact draws its own) */
   tk_kind kind; /* the question's kind (babi) */
   bool oom;
 } content;
@@ -1230,8 +1231,19 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
   }
   if (c->oom) goto done;
 
+  /* t words the needles, q the question.  Under the training phrasings q
+   * is drawn on its own: tied to the needles' wording, the questions of
+   * the variants whose needles put the value before the key (which a
+   * chunk's landmark cannot tie to the key) were never learned, and
+   * held-out questions like them failed (docs/tasks.md).  Held-out and
+   * default items keep the one variant, and their bytes. */
   int t = v->task == TK_BABI ? 0 : variant(&pr, v->phrasing);
-  c->variant = t;
+  int q = t;
+  if (v->task != TK_BABI &&
+      (v->phrasing == TK_PHRASING_TRAIN || v->phrasing == TK_PHRASING_VARIED))
+    q = variant(&pr, v->phrasing);
+  c->variant = q;
+  c->needle_variant = v->task == TK_BABI ? -1 : t;
   switch (v->task) {
   case TK_PASSKEY: {
     d[0] = rng_below(&r, DEPTH_ONE + 1);
@@ -1241,7 +1253,7 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     put_needle(&c->needles[0].text, passkey_needle[t], &h, &pr, v->phrasing);
     c->needles[0].depth = d[0];
     c->needles[0].support = true;
-    put_question(&c->question, passkey_question[t], &h, &pr, v->phrasing);
+    put_question(&c->question, passkey_question[q], &h, &pr, v->phrasing);
     sb_puts(&c->answers[0], vals[0].p);
     break;
   }
@@ -1260,11 +1272,11 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     if (v->task == TK_MULTIKEY) {
       if (v->fixed_depth) c->needles[target].depth = v->depth;
       holes h = {.n = noun, .k = keys[target].p};
-      put_question(&c->question, multikey_question[t], &h, &pr, v->phrasing);
+      put_question(&c->question, multikey_question[q], &h, &pr, v->phrasing);
       sb_puts(&c->answers[0], vals[target].p);
     } else {
       holes h = {.n = noun, .keys = keys, .nkeys = nn};
-      put_question(&c->question, multiquery_question[t], &h, &pr, v->phrasing);
+      put_question(&c->question, multiquery_question[q], &h, &pr, v->phrasing);
       for (int i = 0; i < nn; i++) sb_puts(&c->answers[i], vals[i].p);
     }
     break;
@@ -1280,7 +1292,7 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
       sb_puts(&c->answers[i], vals[i].p);
     }
     holes h = {.n = noun, .k = keys[0].p};
-    put_question(&c->question, multivalue_question[t], &h, &pr, v->phrasing);
+    put_question(&c->question, multivalue_question[q], &h, &pr, v->phrasing);
     break;
   }
   case TK_VARTRACK: {
@@ -1303,7 +1315,7 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     }
     sb_puts(&c->header, vartrack_header);
     holes h = {.v = vals[0].p};
-    put_question(&c->question, vartrack_question[t], &h, &pr, v->phrasing);
+    put_question(&c->question, vartrack_question[q], &h, &pr, v->phrasing);
     for (int j = 0; j < nv; j++) sb_puts(&c->answers[j], names[j].p);
     break;
   }
@@ -1555,6 +1567,7 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
     it->n_answers = c.nanswers;
     it->n_needles = c.nneedles;
     it->variant = c.variant;
+    it->needle_variant = c.needle_variant;
     it->kind = c.kind;
     for (int i = 0; i < c.nneedles; i++) {
       it->needle_lengths[i] = c.needles[i].text.n;
@@ -1756,6 +1769,8 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
   ok = ok && cJSON_AddStringToObject(j, "filler", tk_filler_name(o->filler));
   ok = ok && cJSON_AddStringToObject(j, "phrasing", tk_phrasing_name(o->phrasing));
   ok = ok && cJSON_AddNumberToObject(j, "variant", it->variant);
+  if (it->needle_variant >= 0)
+    ok = ok && cJSON_AddNumberToObject(j, "needle_variant", it->needle_variant);
   if (it->kind != TK_KIND_NONE) ok = ok && cJSON_AddStringToObject(j, "kind", tk_kind_name(it->kind));
   snprintf(num, sizeof num, "%llu", (unsigned long long)seed);
   ok = ok && cJSON_AddRawToObject(j, "seed", num);

@@ -885,11 +885,13 @@ static void test_babi(void) {
  * train draws the 22 training variants, heldout the two others, and the
  * question's words differ from the default's; varied draws train's
  * variant and puts a lead-in before the question (most of the time).
- * 240 seeds, so that each of the 22 training variants is drawn. */
+ * Under train and varied the needles' variant is drawn apart from the
+ * question's (and is a training one too); default and heldout word both
+ * alike.  240 seeds, so that each of the 22 training variants is drawn. */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
-    int bad = 0, led = 0, nled = 0;
+    int bad = 0, led = 0, nled = 0, apart = 0;
     for (uint64_t seed = 0; seed < 240; seed++) {
       tk_item it[TK_NPHRASINGS];
       for (int p = 0; p < TK_NPHRASINGS; p++) {
@@ -898,6 +900,14 @@ static void test_phrasings(void) {
         o.phrasing = (tk_phrasing)p;
         CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &it[p], NULL, 0), TK_OK);
         seen[p][it[p].variant]++;
+        if (t == TK_BABI) {
+          bad += it[p].needle_variant != -1;
+        } else if (p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED) {
+          bad += !tk_training_variant(it[p].needle_variant);
+          apart += p == TK_PHRASING_TRAIN && it[p].needle_variant != it[p].variant;
+        } else {
+          bad += it[p].needle_variant != it[p].variant;
+        }
       }
       /* the same answer under every phrasing (babi: the words of the
        * story change, not its facts) */
@@ -911,7 +921,7 @@ static void test_phrasings(void) {
        * after a lead-in, now and then none */
       const tk_item *tr = &it[TK_PHRASING_TRAIN], *va = &it[TK_PHRASING_VARIED];
       if (t != TK_BABI) {
-        bad += va->variant != tr->variant;
+        bad += va->variant != tr->variant || va->needle_variant != tr->needle_variant;
         bad += !strstr(question_of(va), question_of(tr) + 1);
         led += strcmp(question_of(va), question_of(tr)) != 0;
         nled += !strcmp(question_of(va), question_of(tr));
@@ -919,7 +929,7 @@ static void test_phrasings(void) {
       for (int p = 0; p < TK_NPHRASINGS; p++) tk_item_free(&it[p]);
     }
     CU_ASSERT_EQUAL(bad, 0);
-    if (t != TK_BABI) CU_ASSERT(led > 30 && nled > 0);
+    if (t != TK_BABI) CU_ASSERT(led > 30 && nled > 0 && apart > 200);
     for (int v = 0; v < TK_NVARIANTS; v++) {
       CU_ASSERT_EQUAL(seen[TK_PHRASING_DEFAULT][v] > 0, v == 0);
       CU_ASSERT_EQUAL(seen[TK_PHRASING_TRAIN][v] > 0, tk_training_variant(v));
