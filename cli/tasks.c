@@ -1233,10 +1233,10 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
 
   /* t words the needles, q the question.  Under the training phrasings q
    * is drawn on its own: tied to the needles' wording, the questions of
-   * the variants whose needles put the value before the key (which a
-   * chunk's landmark cannot tie to the key) were never learned, and
-   * held-out questions like them failed (docs/tasks.md).  Held-out and
-   * default items keep the one variant, and their bytes. */
+   * the variants whose needles put the value before the key (which
+   * train.py --key-first drops) were never trained, and held-out
+   * questions like them failed (docs/tasks.md).  Held-out and default
+   * items keep the one variant, and their bytes. */
   int t = v->task == TK_BABI ? 0 : variant(&pr, v->phrasing);
   int q = t;
   if (v->task != TK_BABI &&
