@@ -102,6 +102,12 @@ if cmp -s "$tmp/p1" "$tmp/p2" && [ "$(wc -c <"$tmp/p1")" -eq 400 ]; then pass=$(
   echo "FAIL gen-task: not deterministic or not 400 bytes"; fail=$((fail + 1)); fi
 expect 0 '"task"'                 -- gen-task --task multiquery --needle uuid --length 2K --items 2 --format jsonl
 expect 2 "--task expects passkey" -- gen-task --task frob --length 400
+# the needles' wording is reported apart from the question's (and drawn
+# apart under --phrasing train); babi's facts draw theirs one by one
+expect 0 '"variant":20,"needle_variant":18,' -- gen-task --task multikey --length 1K --seed 5 --phrasing train --format jsonl
+expect 0 '"variant":5,"needle_variant":5,' -- gen-task --task multiquery --length 1K --seed 0 --phrasing heldout --format jsonl
+if "$hsac" gen-task --task babi --length 1K --phrasing train --format jsonl | grep -q needle_variant; then
+  echo "FAIL gen-task: babi has no needle_variant"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 expect 2 "is too short for passkey with seed 0: it needs at least" -- gen-task --task passkey --length 10
 # filler styles: the prose ones read Debian's packages (scripts/deps.sh)
 for f in synthetic noise fortunes sayings devil jargon; do
