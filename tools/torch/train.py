@@ -70,6 +70,7 @@ TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
 NEEDLES = ["number", "word", "uuid", "code"]
+BABI_KINDS = ["now", "object", "before"]     # gen-task's kinds of babi question
 
 
 def find_hsac(path):
@@ -243,6 +244,10 @@ def build_parser():
                    help="leave out items whose supporting needle states its value before "
                         "its key (4 of multikey's 22 training wordings): there the value's "
                         "chunk cannot know the key (TRAINING.md)")
+    p.add_argument("--babi-kinds", default="now,object,before",
+                   help="the kinds of babi question to train on (default %(default)s): "
+                        "other items are drawn and left out, as --key-first does, so that a "
+                        "stage can teach one kind (TRAINING.md)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--plot", action="store_true", help="write OUT/loss.png at each checkpoint")
     p.add_argument("--no-progress", action="store_true")
@@ -258,9 +263,10 @@ class TaskData:
 
     def __init__(self, hsac, data_seed, consumed=0, tasks=("passkey",),
                  fillers=("synthetic",), needles=("number",), phrasing="default",
-                 key_first=False):
+                 key_first=False, babi_kinds=BABI_KINDS):
         self.hsac = hsac
         self.key_first = key_first
+        self.babi_kinds = set(babi_kinds)
         self.data_seed = data_seed
         self.consumed = consumed
         self.tasks, self.fillers, self.needles = list(tasks), list(fillers), list(needles)
@@ -316,6 +322,8 @@ class TaskData:
             got = self.gen(L, self.data_seed + self.consumed, 1, task, filler, needle, count)
             self.consumed += 1
             if self.key_first and any(value_first(it) for it in got):
+                continue
+            if task == "babi" and any(it["kind"] not in self.babi_kinds for it in got):
                 continue
             items += got
         return items
@@ -1204,11 +1212,12 @@ def main():
     fillers = parse_list(args.fillers, TRAIN_FILLERS, "filler style", HELD_OUT_FILLERS,
                          "evaluation measures generalization on it (docs/tasks.md)")
     needles = parse_list(args.needles, NEEDLES, "needle kind")
+    babi_kinds = parse_list(args.babi_kinds, BABI_KINDS, "babi kind")
     if args.phrasing not in ("default", "train", "varied"):
         raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
                          "generalization on it" % args.phrasing)
     data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing,
-                    args.key_first)
+                    args.key_first, babi_kinds)
     rng = random.Random(args.seed * 1000003 + step)
     gen = torch.Generator().manual_seed(args.seed * 7919 + step)
     log_path = os.path.join(args.out, "log.csv")

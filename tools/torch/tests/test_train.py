@@ -26,6 +26,7 @@ import json
 import math
 import re
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,15 @@ check("babi_story reads the kind of question gen-task reports",
       all(train.babi_story(it) is not None and train.babi_story(it)[1] == it["kind"] for it in _gi)
       and {it["kind"] for it in _gi} == {"now", "object", "before"},
       str([(it.get("kind"), (train.babi_story(it) or [0, None])[1]) for it in _gi[:12]]))
+# --babi-kinds: babi items of the other kinds are drawn and left out; the
+# other tasks' items are kept
+_td = train.TaskData(hsac, 0, tasks=("babi", "passkey"), babi_kinds=("before",))
+_tb = _td.batch(12, 512, random.Random(1), 0.0, 512)
+check("--babi-kinds before: only 'before' babi items, and the other tasks' items",
+      len(_tb) == 12 and {it["task"] for it in _tb} == {"babi", "passkey"}
+      and all(it["kind"] == "before" for it in _tb if it["task"] == "babi")
+      and _td.consumed > 12, "%d items, %d drawn: %s" % (len(_tb), _td.consumed,
+                                                          [it.get("kind") for it in _tb]))
 check("BABI_OBJECTS are gen-task's babi objects",
       _g.returncode == 0 and len(_gi) == 60 and train.BABI_OBJECTS <= _things
       and not (train.BABI_OBJECTS & _places) and _things <= train.BABI_OBJECTS | _places,
