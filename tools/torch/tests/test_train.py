@@ -204,6 +204,29 @@ bad = train.needle_loss(sn, 16, nd, Pn, An)
 check("needle loss small when the asked needle's chunk scores highest, large when another's does",
       good.item() < 1e-3 and bad.item() > 1.5, "%.2e %.2f" % (good.item(), bad.item()))
 
+# average_weights.py: a weighted average in f32, names and shapes checked
+_as = importlib.util.spec_from_file_location("average_weights",
+                                             os.path.join(src, "tools/torch/average_weights.py"))
+avgw = importlib.util.module_from_spec(_as)
+_as.loader.exec_module(avgw)
+_wa = {"x": torch.tensor([1.0, 2.0]), "y": torch.tensor([4.0]).to(torch.bfloat16)}
+_wb = {"x": torch.tensor([3.0, 6.0]), "y": torch.tensor([0.0])}
+_avg = avgw.average([(_wa, 1.0), (_wb, 3.0)])
+check("average_weights: weights normalized, bf16 and f32 inputs",
+      torch.equal(_avg["x"], torch.tensor([2.5, 5.0])) and torch.equal(_avg["y"], torch.tensor([1.0]))
+      and avgw.parse_input("a/b.st:0.25") == ("a/b.st", 0.25) and avgw.parse_input("a.st") == ("a.st", 1.0),
+      str(_avg))
+def _refused(inputs):
+    try:
+        avgw.average(inputs)
+    except ValueError:
+        return True
+    return False
+check("average_weights refuses other names, other shapes and a weight of 0",
+      _refused([(_wa, 1.0), ({"x": _wb["x"]}, 1.0)])
+      and _refused([(_wa, 1.0), ({"x": torch.zeros(3), "y": _wb["y"]}, 1.0)])
+      and _refused([(_wa, 1.0), (_wb, 0.0)]))
+
 # --key-first: an item whose needles give the value before the key
 def _kv(needle, answer="4820183"):
     pr = "x" * 10 + needle + "y" * 10
