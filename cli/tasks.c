@@ -1237,13 +1237,12 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
    * train.py --key-first drops) were never trained, and held-out
    * questions like them failed (docs/tasks.md).  Held-out and default
    * items keep the one variant, and their bytes. */
-  int t = v->task == TK_BABI ? 0 : variant(&pr, v->phrasing);
-  int q = t;
-  if (v->task != TK_BABI &&
-      (v->phrasing == TK_PHRASING_TRAIN || v->phrasing == TK_PHRASING_VARIED))
-    q = variant(&pr, v->phrasing);
+  bool babi = v->task == TK_BABI, training = v->phrasing == TK_PHRASING_TRAIN ||
+                                             v->phrasing == TK_PHRASING_VARIED;
+  int t = babi ? 0 : variant(&pr, v->phrasing);
+  int q = !babi && training ? variant(&pr, v->phrasing) : t;
   c->variant = q;
-  c->needle_variant = v->task == TK_BABI ? -1 : t;
+  c->needle_variant = babi ? -1 : t;
   switch (v->task) {
   case TK_PASSKEY: {
     d[0] = rng_below(&r, DEPTH_ONE + 1);

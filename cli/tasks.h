@@ -135,8 +135,8 @@ typedef struct tk_item {
   int *support;
   int n_support;
   int variant; /* the question's phrasing variant, 0..TK_NVARIANTS - 1 */
-  int needle_variant; /* the needles' (the question's but under the training
-                       * phrasings, which draw it apart); -1 for babi */
+  int needle_variant; /* the needles' variant: the question's, but drawn apart
+                       * under the training phrasings; -1 for babi */
   tk_kind kind; /* the question's kind (babi), else TK_KIND_NONE */
 } tk_item;
 
