@@ -676,10 +676,8 @@ const char *tk_filler_name(tk_filler f) {
 
 int tk_filler_parse(const char *s) { return name_index(filler_names, TK_NFILLERS, s); }
 
-bool tk_filler_is_prose(tk_filler f) {
-  return f == TK_FILLER_FORTUNES || f == TK_FILLER_SAYINGS || f == TK_FILLER_DEVIL ||
-         f == TK_FILLER_JARGON;
-}
+/* A prose style is one the corpus table (cli/corpus.c) has a source for. */
+bool tk_filler_is_prose(tk_filler f) { return tk_corpus_source_named(tk_filler_name(f)) != NULL; }
 
 bool tk_filler_held_out(tk_filler f) { return f >= TK_FIRST_HELD_OUT_FILLER && f < TK_NFILLERS; }
 

@@ -10,8 +10,8 @@ written as --dtype (default bf16, what examples/trained/ keeps).  Inputs
 that differ in their names or shapes are refused.
 
 The shipped ruler_hsa weights of session 38 are such an average: half the
-step-27,480 weights, half a run's --ema average at step 32,345
-(tools/torch/TRAINING.md, examples/trained/ruler_hsa/README.md).
+step-27,480 weights, half a run's --ema average at step 32,345 (the
+model card, examples/trained/ruler_hsa/README.md, "Training").
 """
 import argparse
 import sys

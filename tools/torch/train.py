@@ -244,7 +244,7 @@ def build_parser():
                    help="leave out items whose supporting needle states its value before "
                         "its key (4 of multikey's 22 training wordings): there the value's "
                         "chunk cannot know the key (TRAINING.md)")
-    p.add_argument("--babi-kinds", default="now,object,before",
+    p.add_argument("--babi-kinds", default=",".join(BABI_KINDS),
                    help="the kinds of babi question to train on (default %(default)s): "
                         "other items are drawn and left out, as --key-first does, so that a "
                         "stage can teach one kind (TRAINING.md)")
