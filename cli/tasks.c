@@ -817,6 +817,7 @@ typedef struct content {
   int nanswers;
   int variant; /* the question's */
   int needle_variant; /* the needles' (-1 for babi: each fact draws its own) */
+  int lead_variant; /* babi under the training phrasings: the answer lead's; else -1 */
   tk_kind kind; /* the question's kind (babi) */
   bool oom;
 } content;
@@ -1080,6 +1081,16 @@ static void put_question(sbuf *out, const char *t, const holes *h, rng *pr, tk_p
   put_phrase(out, t, h);
 }
 
+/* Where a question template's answer lead starts: after its last "? " or
+ * ". " (a sentence's end); 0 when it has none (the template is all lead,
+ * like "\nJust before the {l}, {p} had been in the "). */
+static size_t lead_at(const char *t) {
+  size_t at = 0;
+  for (size_t i = 1; t[i]; i++)
+    if (t[i] == ' ' && (t[i - 1] == '?' || t[i - 1] == '.')) at = i + 1;
+  return at;
+}
+
 /* For babi's "before" question: the index of the move of person[j] just
  * before move j, when there is one and place[j] is a place that person
  * goes to only once (so "before the PLACE" names one move); else -1. */
@@ -1179,7 +1190,26 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
   const char *const *questions = kind == 2   ? babi_where_before
                                  : kind == 1 ? babi_where_object
                                              : babi_where_person;
-  put_question(&c->question, questions[c->variant], &q, pr, v->phrasing);
+  const char *qt = questions[c->variant];
+  sbuf mixed = {0};
+  if (v->phrasing == TK_PHRASING_TRAIN || v->phrasing == TK_PHRASING_VARIED) {
+    /* the question sentence of one training wording, the answer lead of
+     * another drawn apart (docs/tasks.md); a wording without both parts
+     * stays whole */
+    c->lead_variant = variant(pr, v->phrasing);
+    const char *lt = questions[c->lead_variant];
+    size_t qn = lead_at(qt), ln = lead_at(lt);
+    if (qn && ln) {
+      sb_put(&mixed, qt, qn);
+      sb_puts(&mixed, lt + ln);
+      c->oom = mixed.oom;
+      qt = mixed.p;
+    } else {
+      c->lead_variant = c->variant;
+    }
+  }
+  if (!c->oom) put_question(&c->question, qt, &q, pr, v->phrasing);
+  free(mixed.p);
   sb_puts(&c->answers[0], babi_places[kind == 2 ? place[before] : cur[asked]]);
   free(person);
   free(place);
@@ -1241,6 +1271,7 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
   int q = !babi && training ? variant(&pr, v->phrasing) : t;
   c->variant = q;
   c->needle_variant = babi ? -1 : t;
+  c->lead_variant = -1; /* build_babi draws one under the training phrasings */
   switch (v->task) {
   case TK_PASSKEY: {
     d[0] = rng_below(&r, DEPTH_ONE + 1);
@@ -1565,6 +1596,7 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
     it->n_needles = c.nneedles;
     it->variant = c.variant;
     it->needle_variant = c.needle_variant;
+    it->lead_variant = c.lead_variant;
     it->kind = c.kind;
     for (int i = 0; i < c.nneedles; i++) {
       it->needle_lengths[i] = c.needles[i].text.n;
@@ -1768,6 +1800,8 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
   ok = ok && cJSON_AddNumberToObject(j, "variant", it->variant);
   if (it->needle_variant >= 0)
     ok = ok && cJSON_AddNumberToObject(j, "needle_variant", it->needle_variant);
+  if (it->lead_variant >= 0)
+    ok = ok && cJSON_AddNumberToObject(j, "lead_variant", it->lead_variant);
   if (it->kind != TK_KIND_NONE) ok = ok && cJSON_AddStringToObject(j, "kind", tk_kind_name(it->kind));
   snprintf(num, sizeof num, "%llu", (unsigned long long)seed);
   ok = ok && cJSON_AddRawToObject(j, "seed", num);

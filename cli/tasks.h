@@ -137,6 +137,9 @@ typedef struct tk_item {
   int variant; /* the question's phrasing variant, 0..TK_NVARIANTS - 1 */
   int needle_variant; /* the needles' variant: the question's, but drawn apart
                        * under the training phrasings; -1 for babi */
+  int lead_variant; /* babi under the training phrasings: the variant whose
+                     * answer lead ends the question (drawn apart from the
+                     * question sentence's), else -1 */
   tk_kind kind; /* the question's kind (babi), else TK_KIND_NONE */
 } tk_item;
 

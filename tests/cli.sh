@@ -108,6 +108,11 @@ expect 0 '"variant":20,"needle_variant":18,' -- gen-task --task multikey --lengt
 expect 0 '"variant":5,"needle_variant":5,' -- gen-task --task multiquery --length 1K --seed 0 --phrasing heldout --format jsonl
 if "$hsac" gen-task --task babi --length 1K --phrasing train --format jsonl | grep -q needle_variant; then
   echo "FAIL gen-task: babi has no needle_variant"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
+# babi's training question: one variant's question, another's answer lead
+expect 0 '"variant":7,"lead_variant":23,' -- gen-task --task babi --length 1K --seed 0 --phrasing train --format jsonl
+expect 0 'Which room is Sandra in now? Currently in the' -- gen-task --task babi --length 1K --seed 0 --phrasing train
+if "$hsac" gen-task --task babi --length 1K --phrasing heldout --format jsonl | grep -q lead_variant; then
+  echo "FAIL gen-task: held-out babi has no lead_variant"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 expect 2 "is too short for passkey with seed 0: it needs at least" -- gen-task --task passkey --length 10
 # filler styles: the prose ones read Debian's packages (scripts/deps.sh)
 for f in synthetic noise fortunes sayings devil jargon; do

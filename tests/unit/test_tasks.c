@@ -61,6 +61,14 @@ static uint64_t fnv1a(const char *s, size_t n) {
 /* Where the question starts: the last newline of the prompt. */
 static const char *question_of(const tk_item *it) { return strrchr(it->prompt, '\n'); }
 
+/* Where a question's answer lead starts: after its last "? " or ". " */
+static size_t lead_start(const char *q) {
+  size_t at = 0;
+  for (size_t i = 1; q[i]; i++)
+    if (q[i] == ' ' && (q[i - 1] == '?' || q[i - 1] == '.')) at = i + 1;
+  return at;
+}
+
 /* ---- shape: length, bytes, ending ------------------------------------------ */
 
 static bool well_formed(const tk_options *o, const tk_item *it, size_t length) {
@@ -887,11 +895,12 @@ static void test_babi(void) {
  * variant and puts a lead-in before the question (most of the time).
  * Under train and varied the needles' variant is drawn apart from the
  * question's (and is a training one too); default and heldout word both
- * alike.  240 seeds, so that each of the 22 training variants is drawn. */
+ * alike.  babi's training questions join one variant's question sentence
+ * to another's answer lead (lead_variant).  240 seeds, so that each of the 22 training variants is drawn. */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
-    int bad = 0, led = 0, nled = 0, apart = 0;
+    int bad = 0, led = 0, nled = 0, apart = 0, q_default = 0, l_default = 0;
     for (uint64_t seed = 0; seed < 240; seed++) {
       tk_item it[TK_NPHRASINGS];
       for (int p = 0; p < TK_NPHRASINGS; p++) {
@@ -900,21 +909,42 @@ static void test_phrasings(void) {
         o.phrasing = (tk_phrasing)p;
         CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &it[p], NULL, 0), TK_OK);
         seen[p][it[p].variant]++;
+        bool drawn = p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED;
         if (t == TK_BABI) {
           bad += it[p].needle_variant != -1;
+          bad += drawn ? !tk_training_variant(it[p].lead_variant) : it[p].lead_variant != -1;
+          apart += p == TK_PHRASING_TRAIN && it[p].lead_variant != it[p].variant;
         } else if (p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED) {
           bad += !tk_training_variant(it[p].needle_variant);
           apart += p == TK_PHRASING_TRAIN && it[p].needle_variant != it[p].variant;
         } else {
           bad += it[p].needle_variant != it[p].variant;
         }
+        bad += t != TK_BABI && it[p].lead_variant != -1;
       }
       /* the same answer under every phrasing (babi: the words of the
        * story change, not its facts) */
       for (int p = 1; p < TK_NPHRASINGS; p++) {
         bad += strcmp(it[0].answer, it[p].answer) != 0;
+        /* (one way only for babi's training questions, whose leads repeat:
+         * variant 0's question joined to variant 1's lead, "X is in the ",
+         * is variant 0 whole) */
+        bool as_default = it[p].variant == 0 && it[p].lead_variant <= 0;
+        bool same = !strcmp(question_of(&it[0]), question_of(&it[p]));
         if (p != TK_PHRASING_VARIED)
-          bad += (it[p].variant == 0) != !strcmp(question_of(&it[0]), question_of(&it[p]));
+          bad += t == TK_BABI && p == TK_PHRASING_TRAIN ? as_default && !same : as_default != same;
+      }
+      /* babi under train: the question sentence of one variant, the answer
+       * lead of another; where either is variant 0, that part is the
+       * default question's */
+      const char *dq = question_of(&it[0]), *mq = question_of(&it[TK_PHRASING_TRAIN]);
+      if (t == TK_BABI && it[TK_PHRASING_TRAIN].variant == 0) {
+        bad += strncmp(mq, dq, lead_start(dq)) != 0;
+        q_default++;
+      }
+      if (t == TK_BABI && it[TK_PHRASING_TRAIN].lead_variant == 0) {
+        bad += strcmp(mq + lead_start(mq), dq + lead_start(dq)) != 0;
+        l_default++;
       }
       /* varied: train's wording of the question (babi's facts draw their
        * decorations before the question's variant, so not its variant)
@@ -930,6 +960,7 @@ static void test_phrasings(void) {
     }
     CU_ASSERT_EQUAL(bad, 0);
     if (t != TK_BABI) CU_ASSERT(led > 30 && nled > 0 && apart > 200);
+    if (t == TK_BABI) CU_ASSERT(apart > 120 && q_default > 0 && l_default > 0);
     for (int v = 0; v < TK_NVARIANTS; v++) {
       CU_ASSERT_EQUAL(seen[TK_PHRASING_DEFAULT][v] > 0, v == 0);
       CU_ASSERT_EQUAL(seen[TK_PHRASING_TRAIN][v] > 0, tk_training_variant(v));
