@@ -1049,11 +1049,17 @@ static void put_phrase(sbuf *out, const char *t, const holes *h) {
   }
 }
 
+/* The phrasings that draw among the training variants (and draw the
+ * needles', the question's and babi's answer lead's apart). */
+static bool training_phrasing(tk_phrasing p) {
+  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED;
+}
+
 /* A variant of the phrasing tables: 0 by default, else drawn from the
  * phrasing stream (a stream of its own, so that the default phrasing's
  * items keep their bytes and every phrasing asks the same question). */
 static int variant(rng *r, tk_phrasing p) {
-  if (p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED) {
+  if (training_phrasing(p)) {
     int k = (int)rng_below(r, TK_NVARIANTS - TK_HELDOUT_VARIANTS);
     return k < TK_FIRST_HELDOUT_VARIANT ? k : k + TK_HELDOUT_VARIANTS;
   }
@@ -1192,7 +1198,7 @@ static void build_babi(const resolved *v, rng *r, rng *pr, content *c, uint64_t 
                                              : babi_where_person;
   const char *qt = questions[c->variant];
   sbuf mixed = {0};
-  if (v->phrasing == TK_PHRASING_TRAIN || v->phrasing == TK_PHRASING_VARIED) {
+  if (training_phrasing(v->phrasing)) {
     /* the question sentence of one training wording, the answer lead of
      * another drawn apart (docs/tasks.md); a wording without both parts
      * stays whole */
@@ -1265,8 +1271,7 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
    * train.py --key-first drops) were never trained, and held-out
    * questions like them failed (docs/tasks.md).  Held-out and default
    * items keep the one variant, and their bytes. */
-  bool babi = v->task == TK_BABI, training = v->phrasing == TK_PHRASING_TRAIN ||
-                                             v->phrasing == TK_PHRASING_VARIED;
+  bool babi = v->task == TK_BABI, training = training_phrasing(v->phrasing);
   int t = babi ? 0 : variant(&pr, v->phrasing);
   int q = !babi && training ? variant(&pr, v->phrasing) : t;
   c->variant = q;

@@ -896,7 +896,8 @@ static void test_babi(void) {
  * Under train and varied the needles' variant is drawn apart from the
  * question's (and is a training one too); default and heldout word both
  * alike.  babi's training questions join one variant's question sentence
- * to another's answer lead (lead_variant).  240 seeds, so that each of the 22 training variants is drawn. */
+ * to another's answer lead (lead_variant).  240 seeds, so that each of
+ * the 22 training variants is drawn. */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
@@ -914,7 +915,7 @@ static void test_phrasings(void) {
           bad += it[p].needle_variant != -1;
           bad += drawn ? !tk_training_variant(it[p].lead_variant) : it[p].lead_variant != -1;
           apart += p == TK_PHRASING_TRAIN && it[p].lead_variant != it[p].variant;
-        } else if (p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED) {
+        } else if (drawn) {
           bad += !tk_training_variant(it[p].needle_variant);
           apart += p == TK_PHRASING_TRAIN && it[p].needle_variant != it[p].variant;
         } else {

@@ -9,9 +9,10 @@ weights are normalized to sum to 1).  The average is taken in f32 and
 written as --dtype (default bf16, what examples/trained/ keeps).  Inputs
 that differ in their names or shapes are refused.
 
-The shipped ruler_hsa weights of session 38 are such an average: half the
-step-27,480 weights, half a run's --ema average at step 32,345 (the
-model card, examples/trained/ruler_hsa/README.md, "Training").
+The shipped ruler_hsa weights are such an average: since session 39, half
+and half the --ema averages of two runs from one checkpoint (session 38:
+an older file and a run's average; the model card,
+examples/trained/ruler_hsa/README.md, "Training").
 """
 import argparse
 import sys
