@@ -1173,6 +1173,7 @@ def main():
     step = stage = stage_start = 0
     consumed = 0
     elapsed_total = 0.0
+    warm_from = 0       # the step the lr warms up from: 0, or a resume with fresh AdamW
     if args.resume:
         model.load_weights(os.path.join(args.out, state.get("weights", "weights.safetensors")))
         opt_path = os.path.join(args.out, state.get("optimizer", "optim.pt"))
@@ -1189,6 +1190,13 @@ def main():
                   % (args.out, os.path.basename(opt_path)), file=sys.stderr)
         step, stage, stage_start = state["step"], state["stage"], state["stage_start"]
         consumed, elapsed_total = state["items"], state.get("elapsed_s", 0.0)
+        if not opt.state:
+            # AdamW's first steps move every parameter by about lr whatever
+            # its gradient's size; on trained weights that is a jolt, so the
+            # lr warms up again over --warmup steps from here
+            warm_from = step
+            print("train.py: the lr warms up again over %d steps from step %d"
+                  % (args.warmup, step), file=sys.stderr)
         print("train.py: resumed %s at step %d, stage %d %s" % (args.out, step, stage,
                                                                stages[stage]), file=sys.stderr)
     elif args.init and args.grow:
@@ -1256,11 +1264,11 @@ def main():
                          if k not in ("resume", "plot_only")}}
 
     def lr_at(s):
-        lr = args.lr * min(1.0, (s + 1) / max(1, args.warmup))
+        lr = args.lr
         if args.decay_steps and stage == len(stages) - 1:
             t = min(1.0, (s - stage_start) / args.decay_steps)
             lr = args.min_lr + (args.lr - args.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
-        return lr
+        return lr * min(1.0, (s - warm_from + 1) / max(1, args.warmup))
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():

@@ -444,11 +444,19 @@ with tempfile.TemporaryDirectory() as tmp:
         bare = os.path.join(tmp, "bare")
         shutil.copytree(out, bare)
         os.remove(os.path.join(bare, "optim.pt"))
-        r3 = subprocess.run(base + ["--resume", bare, "--steps", "4"], capture_output=True,
-                            env=env, cwd=src)
+        r3 = subprocess.run(base + ["--resume", bare, "--steps", "5", "--warmup", "4",
+                                    "--lr", "1e-3"], capture_output=True, env=env, cwd=src)
         check("train.py --resume without optim.pt runs, saying AdamW starts afresh",
               r3.returncode == 0 and b"AdamW starts afresh" in r3.stderr,
               r3.stderr.decode()[-300:])
+        # ... and warms the lr up again from the resumed step (4 to 5: 1/4, 2/4
+        # of it), where a run with its optimizer state goes on at the full lr
+        _lrs = {int(r["step"]): float(r["lr"]) for r in
+                csv.DictReader(open(os.path.join(bare, "log.csv")))}
+        check("a resume with a fresh AdamW warms the lr up again from its step",
+              b"warms up again over 4 steps from step 3" in r3.stderr
+              and abs(_lrs.get(4, 0) - 2.5e-4) < 1e-9 and abs(_lrs.get(5, 0) - 5e-4) < 1e-9,
+              str(_lrs))
     if r1.returncode == 0 and r2.returncode == 0:
         st = json.load(open(os.path.join(out, "state.json")))
         rows = open(os.path.join(out, "log.csv")).read().split()
