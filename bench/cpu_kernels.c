@@ -1,7 +1,8 @@
 /* cpu_kernels.c - the CPU backend's kernels against the machine and a peer,
  * measured in one run so the ratios mean something on a noisy machine.
  *
- *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...]
+ *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [--prefetch sparse|dense]
+ *                     [MODEL.hsa ...]
  *
  * SECTION (gemm, gemm16, gemv, attention, attention4, joint, swa, encoder, scan) runs the
  * peaks and that section; `peaks` the peaks alone.  An unknown option or
@@ -169,6 +170,7 @@ static kfn kernel_of(cg_kernel_req *req, const char *name, cg_kernel_info *info,
   char *text = NULL, err[1024];
   size_t len = 0;
   req->vec_bits = target.vec_bits;
+  req->prefetch = target.prefetch;
   if (cg_cpu_emit(req, name, &text, &len, info, err, sizeof err)) die(name, err);
   char *mod = malloc(len + 32);
   snprintf(mod, len + 32, "module {\n%s}\n", text);
@@ -852,21 +854,23 @@ static const char *const sections[] = {"peaks",      "gemm",  "gemm16", "gemv", 
 enum { NSECTIONS = sizeof sections / sizeof *sections };
 
 static void usage(FILE *f) {
-  fputs("usage: bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [MODEL.hsa ...] "
-        "(up to 8 models)\nSECTION:", f);
+  fputs("usage: bench_cpu_kernels [--threads N] [--quick] [--only SECTION] "
+        "[--prefetch sparse|dense] [MODEL.hsa ...] (up to 8 models)\nSECTION:", f);
   for (int i = 0; i < NSECTIONS; i++) fprintf(f, "%s %s", i ? "," : "", sections[i]);
-  fputs(" (peaks: the peaks alone)\n", f);
+  fputs(" (peaks: the peaks alone)\n--prefetch: the sparse kernels' prefetch density "
+        "(default: the target's)\n", f);
 }
 
 int main(int argc, char **argv) {
   bool quick = false;
-  const char *only = NULL;
+  const char *only = NULL, *pf = NULL;
   const char *models[8];
   int nm = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!strcmp(argv[i], "--prefetch") && i + 1 < argc) pf = argv[++i];
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;
@@ -884,15 +888,21 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (pf && strcmp(pf, "sparse") && strcmp(pf, "dense")) {
+    fprintf(stderr, "bench_cpu_kernels: --prefetch %s: expects sparse or dense\n", pf);
+    return 2;
+  }
   char err[1024];
   if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
+  if (pf) target.prefetch = strcmp(pf, "dense") ? CG_PF_SPARSE : CG_PF_DENSE;
   if (target.amx && cg_amx_permit(err, sizeof err)) die("AMX", err);
   if (cg_bf16_tiles(cg_target_bf16(&target))) tiles = cg_target_bf16(&target);
   const char *tn = target.amx ? "AMX" : tiles ? "AVX512-BF16" : "AMX or AVX512-BF16";
   pool = rt_pool_create(nthreads);
   nthreads = rt_pool_threads(pool);
   load_blas();
-  printf("target: %s, %d-bit vectors; threads: %d\n\n", target.cpu, target.vec_bits, nthreads);
+  printf("target: %s, %d-bit vectors, %s prefetches; threads: %d\n\n", target.cpu,
+         target.vec_bits, target.prefetch == CG_PF_DENSE ? "dense" : "sparse", nthreads);
   double peak = fma_peak_gflops();
   int64_t nbw = quick ? (64 << 20) / 4 : (1024 << 20) / 4;
   float *buf = randbuf((size_t)nbw, 11);

@@ -24,6 +24,9 @@ typedef struct rt_backend_config {
   int threads;         /* <= 0: every online CPU */
   const char *cpu;     /* code generation target: NULL/"host" or an LLVM CPU name */
   bool no_cache;       /* neither read nor write the kernel cache */
+  int prefetch;        /* cpu: the sparse kernels' prefetch density: 0 the
+                          target's (cg_target.prefetch), else 1 + a
+                          cg_prefetch (tests run both on any CPU) */
   int64_t scan_split_min; /* decode: share one token's landmark scan among the
                              threads from this many chunks (0: 16384) */
   const unsigned char *wtype; /* per weight op (graph order), or NULL: a cg_wtype: f32,

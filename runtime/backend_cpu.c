@@ -380,7 +380,8 @@ static hsart_status emit_module(const ir_graph *g, const rt_exec *x, cpu_prog *p
     if (ov->virt) continue; /* computed inside its retrieve kernel */
     kentry *k = &p->k[op->out[0]->index];
     if (p->fused_into[op->out[0]->index]) continue;
-    cg_kernel_req req = {.op = op, .scores = ov->stream, .vec_bits = p->target.vec_bits};
+    cg_kernel_req req = {.op = op, .scores = ov->stream, .vec_bits = p->target.vec_bits,
+                         .prefetch = p->target.prefetch};
     const ir_op *src = ov->stream ? ov->stream : op;
     k->nins = src->nin;
     for (int i = 0; i < src->nin; i++) k->ins[i] = src->in[i];
@@ -571,6 +572,7 @@ static int pick_target(const rt_backend_config *cfg, cg_target *t, char *err, si
              cfg && cfg->cpu ? "" : " (from the HSAC_CPU environment variable)");
     return -1;
   }
+  if (cfg && cfg->prefetch > 0) t->prefetch = cfg->prefetch - 1;
   return 0;
 }
 
@@ -818,13 +820,14 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
       n16 += !seen;
     }
   snprintf(buf, size,
-           "backend cpu: target %s%s (%d-bit vectors), %d threads, %d kernels for %d ops "
+           "backend cpu: target %s%s (%d-bit vectors%s), %d threads, %d kernels for %d ops "
            "(%d norms folded, %d linears on bf16 weights, %d on f16), linear math: %s, "
            "%d sparse, %d windowed, %d in-chunk, %d landmark, %d moba and %d nsa attentions "
            "on %s, %d chunk-memory K/V histories "
            "in bf16 pages, %d K/V rings in bf16 under --cache bf16, %s, weights packed in "
            "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
+           p->target.prefetch == CG_PF_DENSE ? ", dense prefetches" : "",
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
            cg_bf16_name(p->bf16), p->ntile_attention, p->ntile_window, p->ntile_rows, p->ntile_landmark, p->ntile_moba, p->ntile_nsa,

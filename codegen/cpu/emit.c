@@ -38,6 +38,7 @@ typedef struct em {
   int bf16;        /* a linear's arithmetic (cg_bf16) */
   bool avx512;     /* the target has AVX-512 (a kernel may still use
                       other vector widths: set_lanes) */
+  bool pf_dense;   /* the sparse kernels prefetch densely (CG_PF_DENSE) */
 } em;
 
 /* Makes "a vector" n floats wide from here on (vl, vt, mt agree). */
@@ -2038,15 +2039,18 @@ static void prefetch_line(em *e, V p, int hint) {
  * session 27, alternating rounds: the AMX kernel 305-332 -> 366-368
  * GFLOP/s at 64K tokens and 267-277 -> 292-321 at 256K; the f32 kernel
  * 111-118 -> 127-137 at 64K, 121-129 -> 132-138 at 16K and 103-109 ->
- * 110-119 at 256K; 4K and clustered selections within noise). */
-static int pf_every(int64_t Hk) { return Hk >= 4 ? 1 : (int)(4 / Hk); }
+ * 110-119 at 256K; 4K and clustered selections within noise).  Zen 5
+ * is the other way round (CG_PF_DENSE: every row). */
+static int pf_every(const em *e, int64_t Hk) {
+  return e->pf_dense || Hk >= 4 ? 1 : (int)(4 / Hk);
+}
 
 /* Prefetches into L2 rows [rb, rb + rpb) (of P) of a chunk's K and V
  * (rows `stride` floats apart, d floats from `col` on): those that are
- * multiples of pf_every(Hk). */
+ * multiples of pf_every(e, Hk). */
 static void prefetch_share(em *e, V kb, V vb, V rb, int64_t rpb, int64_t P, int64_t stride,
                            V col, int64_t d, int64_t Hk) {
-  int64_t ev = pf_every(Hk);
+  int64_t ev = pf_every(e, Hk);
   V r0 = MULI(DIVI(ADDI(rb, ci(e, ev - 1)), ci(e, ev)), ci(e, ev));
   V pj = for0(e, r0, MINI(ADDI(rb, ci(e, rpb)), ci(e, P)), ev);
   V poff = ADDI(MULI(pj, ci(e, stride)), col);
@@ -2637,10 +2641,11 @@ static void chunk_scores(em *e, bool pairs, V q, V kb, int64_t kst, V kc0, int64
      * (it was the far chunk two chunks ago), so the lines not prefetched come
      * from there; half the prefetch instructions (Zen 4, session 22,
      * uniform 256K: 80.5 / 74.7 -> 82.7 / 81.4 GFLOP/s, within noise
-     * elsewhere) */
+     * elsewhere).  Every line with CG_PF_DENSE (Zen 5: the lines left out
+     * were not in L2 yet at 256K) */
     for (int i = 0; i < nb; i++) {
       V poff = ADDI(MULI(ADDI(j0, ci(e, i)), ci(e, pf.stride)), pf.col);
-      for (int64_t l = 0; l < pf.n; l += 32)
+      for (int64_t l = 0; l < pf.n; l += e->pf_dense ? 16 : 32)
         for (int kvp = 0; kvp < 2; kvp++)
           prefetch_line(e, gep(e, kvp ? pf.pv0 : pf.pk0, ADDI(poff, ci(e, l))), PFH);
     }
@@ -3167,7 +3172,7 @@ static void k_chunk_attention_packed(em *e, const cg_kernel_req *q, cg_kernel_in
    * the next into L1 a block of keys at a time inside the score loop (a
    * burst of prefetches overflows the core's miss queue), the far one
    * into L2 a share per head block of the weighted sum, one row in
-   * pf_every(Hk) of it (every row until session 27).  Without a next in
+   * pf_every(e, Hk) of it (every row until session 27).  Without a next in
    * the block, the next KV head's first chunk, else the next block's;
    * without a far one, this one again.  (Until session 26 the far chunk
    * was the one after next.)  Measured on a Zen 3 (token-major, one
@@ -3665,7 +3670,7 @@ static void k_chunk_attention_amx(em *e, const cg_kernel_req *q, cg_kernel_info 
    * burst while the chunk's rows were converted, those prefetches had
    * left the 64K case at 286-295.) */
   rows_pf far = {gep(e, fk, DIVI(kcol, ci(e, pk))), gep(e, fv, DIVI(kcol, ci(e, pv))),
-                 Hk * d / pk, Hk * d / pv, d / pk, d / pv, pf_every(Hk)};
+                 Hk * d / pk, Hk * d / pv, d / pk, d / pv, pf_every(e, Hk)};
   /* the chunk's K in bf16 rows (kA, rows kld apart): rounded into
    * scratch, or with history pages in bf16, read in place from a page
    * (the segment's f32 rows still rounded into scratch) */
@@ -5824,6 +5829,7 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   }
   set_lanes(&e, req->vec_bits / 32);
   e.avx512 = req->vec_bits >= 512;
+  e.pf_dense = req->prefetch == CG_PF_DENSE;
   e.wtype = req->wtype;
   e.bf16 = req->bf16;
   if (req->wtype && !req->bf16 && req->prenorm) {

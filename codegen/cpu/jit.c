@@ -62,6 +62,13 @@ static void init_llvm(void) {
   mlirRegisterAllPasses();
 }
 
+/* The sparse kernels' prefetch density for LLVM's CPU name (cg_prefetch):
+ * dense from Zen 5 on ("znver5", "znver6", ...), the only family where it
+ * was measured to pay. */
+static int prefetch_of(const char *cpu) {
+  return !strncmp(cpu, "znver", 5) && atoi(cpu + 5) >= 5 ? CG_PF_DENSE : CG_PF_SPARSE;
+}
+
 int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
   pthread_once(&init_once, init_llvm);
   memset(t, 0, sizeof *t);
@@ -90,6 +97,7 @@ int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
                                                                                        : 128;
     t->avx512bf16 = t->vec_bits == 512 && strstr(t->features, "+avx512bf16");
     t->amx = t->avx512bf16 && strstr(t->features, "+amx-tile") && strstr(t->features, "+amx-bf16");
+    t->prefetch = prefetch_of(t->cpu);
     return 0;
   }
   /* a named CPU: its own features (LLVM knows them); check it is known.
@@ -99,7 +107,7 @@ int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
       {"x86-64-v4", 512, 0},      {"haswell", 256, 0},        {"broadwell", 256, 0},
       {"skylake", 256, 0},        {"znver2", 256, 0},         {"znver3", 256, 0},
       {"skylake-avx512", 512, 0}, {"icelake-server", 512, 0}, {"cooperlake", 512, 1},
-      {"sapphirerapids", 512, 2}, {"znver4", 512, 1},
+      {"sapphirerapids", 512, 2}, {"znver4", 512, 1},         {"znver5", 512, 1},
   };
   for (size_t i = 0; i < sizeof known / sizeof *known; i++)
     if (!strcmp(name, known[i].name)) {
@@ -107,6 +115,7 @@ int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {
       t->vec_bits = known[i].bits;
       t->avx512bf16 = known[i].bf16 >= 1;
       t->amx = known[i].bf16 >= 2;
+      t->prefetch = prefetch_of(name);
       t->forced = true;
       return 0;
     }

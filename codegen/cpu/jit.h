@@ -27,6 +27,8 @@ typedef struct cg_target {
   bool amx;              /* has AMX-BF16 tiles (the process must also be
                             allowed to use them: cg_amx_permit) */
   bool forced;           /* named by HSAC_CPU / an option, not the host */
+  int prefetch;          /* the sparse kernels' prefetch density (cg_prefetch):
+                            dense on Zen 5 (znver5), sparse elsewhere */
 } cg_target;
 
 /* The host CPU, or the CPU named by `name` (NULL or "" or "host": the

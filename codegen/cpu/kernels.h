@@ -143,7 +143,25 @@ typedef struct cg_kernel_req {
                                     never with prenorm */
   int bf16;                      /* linear: how it computes (cg_bf16): f32
                                     arithmetic, or bf16 inputs and f32 sums */
+  int prefetch;                  /* sparse attentions: cg_prefetch */
 } cg_kernel_req;
+
+/* How densely the sparse-attention kernels prefetch the chunks they read
+ * next (a chunk-major block reads its distinct chunks one after another:
+ * the next into L1 while this one's scores are computed, the one three
+ * ahead into L2 during its weighted sum).  Which pays depends on the core's
+ * hardware prefetchers and miss queues, so the target decides
+ * (cg_target.prefetch); measured in bench/RESULTS.md. */
+typedef enum cg_prefetch {
+  CG_PF_SPARSE = 0, /* every other line of the next chunk's rows and one row
+                       in four of the far chunk (one KV head; every row
+                       with four or more), the L2 streamer bringing the
+                       rest: best on Sapphire Rapids-class cores */
+  CG_PF_DENSE = 1,  /* every line of the next chunk and every row of the far
+                       one: Zen 5, whose streamer left chunks of a 256K-token
+                       context half fetched (f32, uniform selections: 43%
+                       -> 70% of the FMA peak) */
+} cg_prefetch;
 
 /* How a linear's packed weights are held. */
 typedef enum cg_wtype {

@@ -68,6 +68,9 @@ typedef struct rows {
  * reference rounds like (AMX rounds the sparse attention too) */
 static bool bf16_math;
 static const char *bf16_target;
+/* the cpu backend's prefetch density (rt_backend_config.prefetch): 0 the
+ * target's, else 1 + a cg_prefetch, so both are run on any CPU */
+static int prefetch_mode;
 /* the K/V cache type of run_rows' sessions (--cache), and how many ring
  * histories its last backend session kept in bf16 (CG_A_RING16) */
 static rt_quant kv_cache = RT_Q_F32;
@@ -92,7 +95,7 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
     /* (cuda: a small scratch limit, so the baselines' kernels run their
      * rows in batches) */
     rt_backend_config cfg = {.threads = 2, .cpu = cuda ? NULL : cpu ? cpu : bf16_target,
-                             .scan_split_min = 1,
+                             .scan_split_min = 1, .prefetch = prefetch_mode,
                              .gpu_bf16 = cuda && !strcmp(cpu, "cuda-emu-bf16"),
                              .cpu_bf16 = bf16_math, .gpu_scratch_floats = 4096};
     st = be->compile(t->g, t->w, &cfg, &prog, err, sizeof err);
@@ -1167,8 +1170,12 @@ static void test_sparse_attention_packed(void) {
     tg_run(&t, ca, LL);
     const char *what = g ? "packed chunk_attention, many chunks a block, G 4"
                          : "packed chunk_attention, many chunks a block, G 16";
-    check_n(&t, ca, LL, LL, what, 2);
-    check_n(&t, ca, LL, 37, what, 2);
+    /* with each prefetch density (cg_prefetch), whatever the host's */
+    for (prefetch_mode = 1; prefetch_mode <= 2; prefetch_mode++) {
+      check_n(&t, ca, LL, LL, what, 2);
+      check_n(&t, ca, LL, 37, what, 2);
+    }
+    prefetch_mode = 0;
     tg_free(&t);
     pool_used = mark;
   }
@@ -1264,8 +1271,11 @@ static void test_sparse_attention_bf16(void) {
     tg_run(&t, ca, LL);
     const char *what = g ? "bf16 chunk_attention, many chunks a block, G 4"
                          : "bf16 chunk_attention, many chunks a block, G 16";
-    check_bf16_tol(&t, ca, LL, LL, what, TOL_BF16_ATTN);
-    check_bf16_tol(&t, ca, LL, 37, what, TOL_BF16_ATTN);
+    for (prefetch_mode = 1; prefetch_mode <= 2; prefetch_mode++) {
+      check_bf16_tol(&t, ca, LL, LL, what, TOL_BF16_ATTN);
+      check_bf16_tol(&t, ca, LL, 37, what, TOL_BF16_ATTN);
+    }
+    prefetch_mode = 0;
     tg_free(&t);
     pool_used = mark;
   }
@@ -1966,6 +1976,15 @@ static void test_unsupported_named(void) {
   CU_ASSERT(tu_contains(why, "unknown CPU 'pentium-pro-max'"));
   CU_ASSERT(tu_contains(why, "haswell"));
   tg_free(&t);
+  /* the named CPUs' prefetch density: dense from Zen 5 on */
+  static const struct { const char *cpu; int pf; } pfs[] = {
+      {"haswell", CG_PF_SPARSE}, {"sapphirerapids", CG_PF_SPARSE}, {"znver4", CG_PF_SPARSE},
+      {"znver5", CG_PF_DENSE}};
+  for (size_t i = 0; i < sizeof pfs / sizeof *pfs; i++) {
+    cg_target tgt;
+    CU_ASSERT_EQUAL(cg_target_init(&tgt, pfs[i].cpu, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(tgt.prefetch, pfs[i].pf);
+  }
 }
 
 /* The suite's kernel cache: a fresh directory named by HSAC_CACHE_DIR
