@@ -945,8 +945,14 @@ static void test_retrieve_and_sparse_attention(void) {
     char what[96];
     snprintf(what, sizeof what, "retrieve K=%lld per %s exclude %lld%s", (long long)cases[ci].K,
              cases[ci].per, (long long)cases[ci].X, cases[ci].ties ? " (ties)" : "");
-    check(&t, top->out[0], L, 7, what);
-    check(&t, top->out[1], L, 7, what);
+    /* with each prefetch density (the scan prefetches ahead with the dense
+     * one), in segments and at decode (each scan split among threads) */
+    for (prefetch_mode = 1; prefetch_mode <= 2; prefetch_mode++)
+      for (int64_t seg = 1; seg <= 7; seg += 6) {
+        check(&t, top->out[0], L, seg, what);
+        check(&t, top->out[1], L, seg, what);
+      }
+    prefetch_mode = 0;
     check(&t, sc2, L, L, "landmark_scores (unfused)"); /* its width grows per segment */
     check(&t, top2->out[0], L, 7, "topk (unfused)");
     check(&t, top2->out[1], L, 7, "topk (unfused)");
