@@ -4299,6 +4299,14 @@ static void clear_lists(em *e, V val, V idx, int64_t n) {
   end0(e);
 }
 
+/* With CG_PF_DENSE the scan prefetches every line of the landmark 32 rows
+ * ahead into L1 (8 KB with d_r 64): the landmark pages (64 rows each) are
+ * apart in memory, and on a Zen 5 VM (one query over 131,072 landmarks,
+ * 32 MiB, partly in L3; one thread) the hardware prefetchers alone read
+ * them at 26-27 GB/s, these prefetches at 50-57 (8 rows ahead 38-39, 16
+ * ahead 44-45, 64 ahead as 32). */
+#define SCAN_PFD 32
+
 /* The fused retrieve kernel: each query streams over the eligible
  * landmarks keeping, per group, a K-entry list with its worst entry
  * tracked, so no [L, G, C] score matrix exists.  The kept set is the
@@ -4310,13 +4318,6 @@ static void clear_lists(em *e, V val, V idx, int64_t n) {
  * threads can share the scan of one decode token; NAME_merge then merges
  * the CG_A_NPARTS lists at CG_A_PARTS (with the same order, so the result
  * is the one-thread result) and writes the row. */
-/* With CG_PF_DENSE the scan prefetches every line of the landmark 32 rows
- * ahead into L1 (8 KB with d_r 64): the landmark pages (64 rows each) are
- * apart in memory, and on a Zen 5 VM the hardware prefetchers alone read
- * them at 26-27 GB/s from DRAM, with these prefetches at 55-57 (one query
- * over 131,072 landmarks, one thread; 8 rows ahead 38-39, 16 ahead 44-45,
- * 64 ahead the same as 32). */
-#define SCAN_PFD 32
 static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info, const char *name) {
   const ir_op *sc = q->scores, *tk = q->op;
   const ir_value *qv = sc->in[0];

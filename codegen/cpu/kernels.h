@@ -159,8 +159,9 @@ typedef enum cg_prefetch {
                        rest: best on Sapphire Rapids-class cores */
   CG_PF_DENSE = 1,  /* every line of the next chunk and every row of the far
                        one: Zen 5, whose streamer left chunks of a 256K-token
-                       context half fetched (f32, uniform selections: 43%
-                       -> 70% of the FMA peak) */
+                       context half fetched (f32, uniform selections: 40-46%
+                       -> 63-72% of the FMA peak); and the landmark scan
+                       prefetches 32 rows ahead (2x at 8M tokens) */
 } cg_prefetch;
 
 /* How a linear's packed weights are held. */
