@@ -184,6 +184,10 @@ def build_parser():
                         "if each stood for e^M alike (a context e^M times longer): trains "
                         "the scores' tail that a long context's top-k picks from (0: off; "
                         "TRAINING.md)")
+    p.add_argument("--margin-on", choices=("all", "filler"), default="all",
+                   help="which pushed-down chunks --retrieval-margin applies to: all (default), "
+                        "or filler, those that hold no byte of any needle (the other needles "
+                        "are pushed down without it)")
     p.add_argument("--copy-loss", type=float, default=0.0,
                    help="weight of the auxiliary copy-retrieval loss: at each prompt position "
                         "whose next byte continues an earlier, unambiguous occurrence of the 8 "
@@ -448,7 +452,7 @@ def copy_targets(prompt, chunk, m=8, min_dist=64, max_targets=2):
     return pos, sets
 
 
-def targets_loss(scores, positions, targets, margin=0.0):
+def targets_loss(scores, positions, targets, margin=0.0, spared=()):
     """Selection loss at the given positions of one retrieval's scores [L,
     G, C], each with its set of target chunks.  Stick-breaking in slot order
     (most recent first) gives a chunk n the weight sigmoid(s_n) * prod over
@@ -469,7 +473,8 @@ def targets_loss(scores, positions, targets, margin=0.0):
     each of those chunks stood for e^m alike, as at a context e^m times
     longer.  Its gradient on a low-scored chunk is e^m times larger, which
     is what trains the tail of the scores that a long context's top-k
-    picks from."""
+    picks from.  The chunks in spared (--margin-on filler: those holding
+    needle bytes) are pushed down without the margin."""
     L, G, C = scores.shape
     A = len(positions)
     if not A:
@@ -489,8 +494,12 @@ def targets_loss(scores, positions, targets, margin=0.0):
     oldest = torch.where(tm, idx, torch.full_like(idx, C)).min(-1).values   # [A, G]
     push = elig & ~tm & (idx > oldest[..., None])
     sz = s.masked_fill(~elig, 0.0)
+    m = torch.full((C,), float(margin))
+    for n in spared:
+        if 0 <= n < C:
+            m[n] = 0.0
     per = ((F.logsigmoid(sz) * tm.float()).sum(-1)
-           + (F.logsigmoid(-(sz + margin)) * push.float()).sum(-1))
+           + (F.logsigmoid(-(sz + m)) * push.float()).sum(-1))
     return -(per[has]).mean()
 
 
@@ -800,7 +809,16 @@ def key_loss(heads, tap, item, P, A, every_byte=False, place_key=False):
     return sum(parts) / len(parts) if parts else None
 
 
-def retrieval_loss(scores, chunk, item, P, A, r=0, margin=0.0):
+def needle_chunks(item, chunk):
+    """The chunks holding any byte of any of an item's needles."""
+    out = set()
+    for o, n in zip(item.get("needle_offsets", []), item.get("needle_lengths", [])):
+        if n > 0:
+            out.update(range(o // chunk, (o + n - 1) // chunk + 1))
+    return out
+
+
+def retrieval_loss(scores, chunk, item, P, A, r=0, margin=0.0, filler_only=False):
     """Auxiliary selection loss for one retrieval at the answer's
     positions: byte a is predicted at position t = P - 1 + a, and
     answer_targets names the chunks it should read (targets_loss).  (A more
@@ -808,13 +826,15 @@ def retrieval_loss(scores, chunk, item, P, A, r=0, margin=0.0):
     stick-breaking would give it the weight, and byte a is not in it.)  At
     a babi object question's first retrieval (r = 0) the target is the
     pick-up fact's object instead (babi_story: the first hop).  margin:
-    targets_loss's (--retrieval-margin)."""
+    targets_loss's (--retrieval-margin); filler_only (--margin-on filler)
+    spares the chunks of every needle from it."""
     targets = answer_targets(item, chunk, A)
     if item.get("task") == "babi" and r == 0:
         story = babi_story(item)
         if story is not None and story[1] == "object":   # the first hop
             targets = [{story[0][story[2]][3] // chunk}] * A
-    return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets, margin)
+    spared = needle_chunks(item, chunk) if filler_only and margin else ()
+    return targets_loss(scores, list(range(P - 1, P - 1 + A)), targets, margin, spared)
 
 
 def babi_before(item):
@@ -907,7 +927,7 @@ def distractor_loss(ans_logits, item):
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
               needle_every_byte=False, key_every_byte=False, distractor_weight=0.0,
-              ret_margin=0.0, place_key=False, before_weight=0.0):
+              ret_margin=0.0, place_key=False, before_weight=0.0, margin_filler=False):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs = [], []
@@ -922,7 +942,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
         return sum(parts) / len(parts) if parts else ans_loss * 0
     ret_loss = copy_loss = ndl_loss = key = ans_loss * 0
     if ret_weight > 0 and tap is not None:
-        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A, r, ret_margin)
+        ret_loss = mean_of(retrieval_loss(sc, ch, item, P, A, r, ret_margin, margin_filler)
                            for r, (sc, ch) in enumerate(tap.scores))
     if copy_weight > 0 and tap is not None:
         prompt, found = item["prompt"].encode(), {}
@@ -1309,7 +1329,8 @@ def main():
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
                     args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss,
-                    args.retrieval_margin, args.babi_place_key, args.before_loss)
+                    args.retrieval_margin, args.babi_place_key, args.before_loss,
+                    args.margin_on == "filler")
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

@@ -172,6 +172,19 @@ check("retrieval margin: loss up, a low chunk's gradient about e^m larger, the t
       l3 > l0 and 15.0 < g3 / g0 < 21.0 and abs(t3 - t0) < 1e-7,
       "%.4f %.4f %.2f %.3g %.3g" % (l0, l3, g3 / g0, t0, t3))
 
+# --margin-on filler: a spared chunk (one holding a needle) is pushed down
+# as without the margin, the others as with it
+sg = sm.clone().requires_grad_(True)
+train.targets_loss(sg, [107, 108], [{0}, {0}], margin=3.0, spared={3}).backward()
+gs3, gs4 = sg.grad[107, 0, 3].item(), sg.grad[107, 0, 4].item()
+check("retrieval margin on filler only: a needle's chunk gets the margin-free gradient",
+      abs(gs3 - g0) < 1e-9 and abs(gs4 / g0 - g3 / g0) < 1e-3,
+      "%.3g %.3g %.3g %.3g" % (gs3, g0, gs4, g3))
+check("needle chunks: every chunk a needle's bytes touch",
+      train.needle_chunks({"needle_offsets": [10, 40, 100], "needle_lengths": [20, 8, 0]}, 16)
+      == {0, 1, 2}, str(train.needle_chunks({"needle_offsets": [10, 40, 100],
+                                              "needle_lengths": [20, 8, 0]}, 16)))
+
 # --needle-loss: four needles of 20 bytes at 10, 40, 70, 100 (chunks 0-1,
 # 2-3, 4-6, 6-7); the asked one is the second (its value at 48: chunk 3)
 nd = {"prompt": "x" * 48 + "5555555" + "x" * 73, "answer": "5555555",
