@@ -383,19 +383,22 @@ def answer_targets(item, chunk, A):
     names the place; the pick-up that says who holds an object is left to
     the answer loss (a first form targeted every chunk of every supporting
     fact at every answer byte, and its push-down terms over the chunks in
-    between made babi's selection loss 5-10x the other tasks')."""
+    between made babi's selection loss 5-10x the other tasks').  For
+    vartrack, inside the needle that assigns the part (answer_parts)."""
     prompt = item["prompt"].encode()
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     spans = None
     if "support" in item and lens:
         spans = [(offs[i], offs[i] + lens[i]) for i in item["support"]]
     parts = item.get("answers") or [item["answer"]]
+    own = ([[(offs[i], offs[i] + lens[i]) for i in o] or spans for _, _, o in answer_parts(item)]
+           if item.get("task") == "vartrack" and spans else [spans] * len(parts))
     out = []
     for i, part in enumerate(parts):
         if i:
             out += [set(), set()]                          # ", "
         pb = part.encode()
-        occs = occurrences(prompt, pb, spans) or occurrences(prompt, pb)
+        occs = occurrences(prompt, pb, own[i]) or occurrences(prompt, pb)
         out += [{max((o + a) // chunk for o in occs)} if occs else set()
                 for a in range(len(pb))]
     return out[:A] + [set()] * (A - len(out))
@@ -507,15 +510,28 @@ def answer_parts(item):
     """[(a, part, own)] for each part of an item's answer (one, or the
     "answers" joined by ", "): a is its first byte's offset in the
     answer, own the supporting needles (gen-task's "support") that spell
-    it."""
+    it.  vartrack: the needle that assigns it only.  Its chain's names
+    each appear twice, where the name is assigned (from the value or the
+    name before it, the part before it in the answer) and where the next
+    name is assigned from it; the query that writes a part knows the key
+    of the first (the asked value, or the part just written), so the
+    needle that also spells the next part is left out (session 41: before,
+    the selection and needle-choice losses targeted that one, the most
+    recent, whose key is the part not yet written)."""
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     prompt = item["prompt"]
+    parts = item.get("answers") or [item["answer"]]
+    def spells(i, part):
+        return part in prompt[offs[i]:offs[i] + lens[i]]
     out, a = [], 0
-    for j, part in enumerate(item.get("answers") or [item["answer"]]):
+    for j, part in enumerate(parts):
         if j:
             a += 2                                          # ", "
-        out.append((a, part, [i for i in support if part in prompt[offs[i]:offs[i] + lens[i]]]))
+        own = [i for i in support if spells(i, part)]
+        if item.get("task") == "vartrack" and j + 1 < len(parts):
+            own = [i for i in own if not spells(i, parts[j + 1])] or own
+        out.append((a, part, own))
         a += len(part.encode())
     return out
 

@@ -333,6 +333,34 @@ check("key targets (babi object): the first retrieval asks for the object, the l
       [y for _, y in ov0] == [(_m, _m), (_j, _a), (_j, _j), (_m, _m)] and oa0 == [(0, (_a, _a))]
       and ov1 == ov0 and oa1 == [(0, (_j, _j))],
       "%s %s %s %s" % (ov0, oa0, ov1, oa1))
+# vartrack: each part's retrieval targets the needle that assigns it (from
+# the asked value, or from the part before it, which the query has just
+# written), not the later needle that assigns the next name from it; the
+# needle-choice loss contrasts that needle with all the others
+_v = subprocess.run([hsac, "gen-task", "--task", "vartrack", "--seed", "0", "--items", "12",
+                     "--length", "1K", "--phrasing", "train", "--format", "jsonl"],
+                    capture_output=True, text=True)
+_vi = [json.loads(x) for x in _v.stdout.splitlines()]
+_bad = []
+for it in _vi:
+    A = len(it["answer"].encode())
+    tg = train.answer_targets(it, 16, A)
+    offs, lens, p = it["needle_offsets"], it["needle_lengths"], it["prompt"]
+    key = re.search(r"\d{7}", p[p.rfind("\n"):]).group(0)     # the asked value
+    nts = {a: (t, neg) for a, t, neg in train.needle_targets(it, 16, A)}
+    for a, part, own in train.answer_parts(it):
+        need = [i for i in range(len(offs)) if part in p[offs[i]:offs[i] + lens[i]]
+                and key in p[offs[i]:offs[i] + lens[i]]]
+        c = max(tg[a]) if tg[a] else -1
+        ok = (own == need and len(need) == 1
+              and offs[need[0]] // 16 <= c <= (offs[need[0]] + lens[need[0]] - 1) // 16
+              and a in nts and nts[a][0] == c and c not in nts[a][1])
+        if not ok:
+            _bad.append((it["seed"], part, own, need, c))
+        key = part
+check("vartrack: each part targets the needle that assigns it from the key just written",
+      len(_vi) == 12 and not _bad, str(_bad[:3]))
+
 # BABI_OBJECTS must be gen-task's objects: what the pick-up facts take, never a place answered
 _g = subprocess.run([hsac, "gen-task", "--task", "babi", "--seed", "0", "--items", "60", "--count", "12",
                      "--length", "1K", "--format", "jsonl"], capture_output=True, text=True)
