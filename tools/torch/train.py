@@ -555,7 +555,7 @@ def needle_targets(item, chunk, A, every_byte=False, r=0):
     if not support or len(offs) < 2:
         return []
     def chunks(i):
-        return set(range(offs[i] // chunk, (offs[i] + max(1, lens[i]) - 1) // chunk + 1))
+        return span_chunks(offs[i], lens[i], chunk)
     tg = answer_targets(item, chunk, A)
     out = []
     for a0, part, own in answer_parts(item):
@@ -825,12 +825,18 @@ def key_loss(heads, tap, item, P, A, every_byte=False, place_key=False):
     return sum(parts) / len(parts) if parts else None
 
 
+def span_chunks(off, n, chunk):
+    """The chunks that n bytes from offset off overlap (the chunk of off
+    when n is 0)."""
+    return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+
+
 def needle_chunks(item, chunk):
     """The chunks holding any byte of any of an item's needles."""
     out = set()
     for o, n in zip(item.get("needle_offsets", []), item.get("needle_lengths", [])):
         if n > 0:
-            out.update(range(o // chunk, (o + n - 1) // chunk + 1))
+            out |= span_chunks(o, n, chunk)
     return out
 
 
@@ -869,8 +875,7 @@ def babi_before(item):
 
 def fact_chunks(fact, chunk):
     """The chunks a fact (babi_facts' tuple) overlaps."""
-    off, n = fact[0], fact[1]
-    return set(range(off // chunk, (off + max(1, n) - 1) // chunk + 1))
+    return span_chunks(fact[0], fact[1], chunk)
 
 
 def before_pair_loss(scores, chunk, item, P, A):
