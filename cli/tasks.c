@@ -811,6 +811,7 @@ typedef struct unit {
 
 typedef struct content {
   sbuf header, question;
+  sbuf asked; /* vartrack: the asked value (tk_item.value); else empty */
   unit *needles; /* in prompt order (depths nondecreasing) */
   int nneedles;
   sbuf *answers;
@@ -825,6 +826,7 @@ typedef struct content {
 static void content_free(content *c) {
   free(c->header.p);
   free(c->question.p);
+  free(c->asked.p);
   for (int i = 0; i < c->nneedles; i++) free(c->needles[i].text.p);
   free(c->needles);
   for (int i = 0; i < c->nanswers; i++) free(c->answers[i].p);
@@ -833,7 +835,7 @@ static void content_free(content *c) {
 }
 
 static bool content_oom(content *c) {
-  bool oom = c->oom || c->header.oom || c->question.oom;
+  bool oom = c->oom || c->header.oom || c->question.oom || c->asked.oom;
   for (int i = 0; i < c->nneedles; i++) oom |= c->needles[i].text.oom;
   for (int i = 0; i < c->nanswers; i++) oom |= c->answers[i].oom;
   return oom;
@@ -1349,6 +1351,7 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     sb_puts(&c->header, vartrack_header);
     holes h = {.v = vals[0].p};
     put_question(&c->question, vartrack_question[q], &h, &pr, v->phrasing);
+    sb_puts(&c->asked, vals[0].p);
     for (int j = 0; j < nv; j++) sb_puts(&c->answers[j], names[j].p);
     break;
   }
@@ -1516,6 +1519,7 @@ void tk_item_free(tk_item *it) {
   if (!it) return;
   free(it->prompt);
   free(it->answer);
+  free(it->value);
   for (int i = 0; i < it->n_answers; i++) free(it->answers ? it->answers[i] : NULL);
   free(it->answers);
   free(it->needle_offsets);
@@ -1642,6 +1646,10 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
       sb_put(&ans, c.answers[i].p, c.answers[i].n);
       it->answers[i] = strdup(c.answers[i].p);
       ok &= it->answers[i] != NULL;
+    }
+    if (c.asked.n) {
+      it->value = strdup(c.asked.p);
+      ok &= it->value != NULL;
     }
     ok &= !out.oom && !cand.oom && !ans.oom && ans.p;
   }
@@ -1818,6 +1826,7 @@ static char *item_json(const tk_options *o, const tk_item *it, uint64_t seed, si
   if (ok && o->task == TK_VARTRACK) ok = cJSON_AddNumberToObject(j, "chains", v.chains);
   ok = ok && cJSON_AddStringToObject(j, "prompt", it->prompt);
   ok = ok && cJSON_AddStringToObject(j, "answer", it->answer);
+  if (it->value) ok = ok && cJSON_AddStringToObject(j, "value", it->value);
   if (ok && (o->task == TK_MULTIVALUE || o->task == TK_MULTIQUERY || o->task == TK_VARTRACK)) {
     cJSON *a = cJSON_AddArrayToObject(j, "answers");
     ok = a != NULL;

@@ -123,6 +123,7 @@ typedef struct tk_item {
   char *answer;  /* the expected continuation: the answers joined by ", " */
   char **answers;
   int n_answers; /* 1 for passkey and multikey */
+  char *value; /* vartrack: the asked value, whose chain the answer names; else NULL */
   /* Byte offset in the prompt of each needle sentence, in prompt order
    * (vartrack: every assignment, distractor chains included). */
   size_t *needle_offsets;

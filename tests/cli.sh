@@ -114,6 +114,10 @@ expect 0 'Which room is Sandra in now? Currently in the' -- gen-task --task babi
 if "$hsac" gen-task --task babi --length 1K --phrasing heldout --format jsonl | grep -q lead_variant; then
   echo "FAIL gen-task: held-out babi has no lead_variant"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 expect 2 "is too short for passkey with seed 0: it needs at least" -- gen-task --task passkey --length 10
+# vartrack reports the asked value (train.py's retrieval targets need its place)
+expect 0 '"answer":"MTVIE, FKPJI, NERCH, XAVTJ, YVMNX","value":"citrine",' -- gen-task --task vartrack --length 1K --seed 3 --needle word --format jsonl
+if "$hsac" gen-task --task multikey --length 1K --format jsonl | grep -q '"value"'; then
+  echo "FAIL gen-task: multikey has a value"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 # filler styles: the prose ones read Debian's packages (scripts/deps.sh)
 for f in synthetic noise fortunes sayings devil jargon; do
   expect 0 '"filler":"'$f'"' -- gen-task --task babi --length 1K --filler $f --phrasing heldout --format jsonl

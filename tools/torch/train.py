@@ -384,7 +384,15 @@ def answer_targets(item, chunk, A):
     the answer loss (a first form targeted every chunk of every supporting
     fact at every answer byte, and its push-down terms over the chunks in
     between made babi's selection loss 5-10x the other tasks').  For
-    vartrack, inside the needle that assigns the part (answer_parts)."""
+    vartrack, inside the needle that assigns the part (answer_parts), and
+    no earlier than the chunk holding that needle's key (gen-task's
+    "value" for the first part, else the part before it): where a wording
+    names the variable before its key ("Make A equal to B."), the name's
+    bytes lie a chunk or more before the key's, and no landmark there can
+    know the key (the lower stack is causal, the encoder sees its own
+    chunk), so the chunk to select is the key's, whose tokens have seen
+    the name (session 42: with the name's chunk as the target, vartrack's
+    answer loss stayed at chance, ln 26 a letter)."""
     prompt = item["prompt"].encode()
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     spans = None
@@ -399,7 +407,14 @@ def answer_targets(item, chunk, A):
             out += [set(), set()]                          # ", "
         pb = part.encode()
         occs = occurrences(prompt, pb, own[i]) or occurrences(prompt, pb)
-        out += [{max((o + a) // chunk for o in occs)} if occs else set()
+        key_end = -1
+        if item.get("task") == "vartrack" and spans:
+            key = parts[i - 1] if i else item.get("value")
+            if key:
+                kb = key.encode()
+                key_end = max((o + len(kb) - 1 for o in occurrences(prompt, kb, own[i])),
+                              default=-1)
+        out += [{max(max(o + a for o in occs), key_end) // chunk} if occs else set()
                 for a in range(len(pb))]
     return out[:A] + [set()] * (A - len(out))
 
