@@ -631,6 +631,8 @@ def key_targets(item, A, r=0, every_byte=False, place_key=False):
     depend on the retrieval r (and place_key, --babi-place-key)."""
     if item.get("task") == "babi":
         return babi_key_targets(item, A, r, every_byte, place_key)
+    if item.get("task") == "vartrack":
+        return vartrack_key_targets(item, A, every_byte)
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     support = [i for i in (item.get("support") or []) if i < len(offs)]
     if not support or value_first(item):
@@ -654,6 +656,47 @@ def key_targets(item, A, r=0, every_byte=False, place_key=False):
     values = [(off + k.end() + rel, cls(k)) for off, n, k in zip(offs, lens, keys)
               if k.end() + rel < n]
     asked = [(b, cls(keys[own[0]])) for a, part, own in parts if own
+             for b in (range(a, a + len(part.encode())) if every_byte else [a]) if b < A]
+    return values, asked
+
+
+VAR_RE = r"\b[A-Z]{5}\b"    # vartrack's variable names (gen-task: five capitals)
+
+
+def vartrack_key_targets(item, A, every_byte=False):
+    """Key-loss targets of a vartrack item (key_targets' form): each
+    assignment's key is what it copies, the asked value (gen-task's
+    "value") for the asked chain's first or the name assigned before
+    (a name seen in an earlier needle); its landmark is the chunk holding
+    the key's last byte or the assigned name's first, the later
+    (answer_targets' target for the name's first byte).  The distractor
+    chains' first needles, whose values the item does not report, are
+    left out.  Answer part j asks for the value (j = 0) or part j - 1.
+    The classes: two hashes of the whole key (a name is one word)."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    value, prompt = item.get("value"), item["prompt"]
+    if not value or not offs:
+        return [], []
+    def cls(k):
+        return (key_class(k), key_class(k[::-1]))
+    seen, values = set(), []
+    for off, n in zip(offs, lens):
+        needle = prompt[off:off + n]
+        names = [m for m in re.finditer(VAR_RE, needle)]
+        old = [m for m in names if m.group(0) in seen]
+        new = [m.start() for m in names if m.group(0) not in seen]
+        if old:
+            key, end = old[0].group(0), old[0].end() - 1
+        elif value in needle:
+            key, end = value, needle.find(value) + len(value) - 1
+        else:
+            key = None
+        if key is not None:
+            values.append((off + max([end] + new[:1]), cls(key)))
+        seen.update(m.group(0) for m in names)
+    parts = answer_parts(item)
+    asked = [(b, cls(value if j == 0 else parts[j - 1][1]))
+             for j, (a, part, _) in enumerate(parts)
              for b in (range(a, a + len(part.encode())) if every_byte else [a]) if b < A]
     return values, asked
 

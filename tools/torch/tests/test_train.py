@@ -362,6 +362,30 @@ for it in _vi:
         if not ok:
             _bad.append((it["seed"], part, own, need, c))
         key = part
+# vartrack's key loss: each assignment's landmark (the chunk of its key's
+# last byte) carries the key it copies, each part's query the key it asks
+_kbad = []
+for it in _vi:
+    A = len(it["answer"].encode())
+    vals, asked = train.vartrack_key_targets(it, A, True)
+    tg = train.answer_targets(it, 16, A)
+    p, cls = it["prompt"], lambda k: (train.key_class(k), train.key_class(k[::-1]))
+    keys = [it["value"]] + it["answers"][:-1]
+    byk = {cls(k): k for k in keys}
+    for o, y in vals:                   # the asked chain's keys: at or before the landmark
+        k = byk.get(y)
+        if k is not None and p.rfind(k, 0, o + 1) < o - 40:
+            _kbad.append(("landmark", it["seed"], o, k))
+    parts = train.answer_parts(it)
+    want = [(b, cls(keys[j])) for j, (a, part, _) in enumerate(parts)
+            for b in range(a, a + len(part))]
+    chunks = {o // 16 for o, y in vals if y in byk}
+    if asked != want or len(vals) != len(it["needle_offsets"]) - 1 \
+            or not all(max(tg[a]) in chunks for a, _, _ in parts):
+        _kbad.append(("asked", it["seed"], len(vals)))
+check("vartrack key targets: each landmark near its key, each part asks the key just "
+      "written, every part's first retrieval target among those landmarks",
+      len(_vi) == 12 and not _kbad, str(_kbad[:3]))
 check("vartrack: each part targets the needle that assigns it from the key just written, "
       "at the chunk of the part or of that key's end, the later",
       len(_vi) == 12 and not _bad, str(_bad[:3]))
