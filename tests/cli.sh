@@ -408,6 +408,8 @@ expect 0 "multivalue devil          1K     10" -- eval "$rh" --weights "$rhw" --
 expect 0 "multiquery devil          1K     10" -- eval "$rh" --weights "$rhw" --task multiquery --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 70 -q
 expect 0 "multikey   devil          8K     10" -- eval "$rh" --weights "$rhw" --task multikey --lengths 8K --n 10 --filler devil --phrasing heldout --min-score 70 -q
 expect 0 "passkey    devil          8K     10" -- eval "$rh" --weights "$rhw" --task passkey --lengths 8K --n 10 --filler devil --phrasing heldout --min-score 80 -q
+# letters copied (since session 42): passkeys whose values are 8 random letters
+expect 0 "passkey    devil          1K     10" -- eval "$rh" --weights "$rhw" --task passkey --needle code --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 60 -q
 expect 1 "multikey on devil at 1K scored" -- eval "$pk" --weights "$pkw" --task multikey --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 10 -q
 expect 0 "babi       devil          1K     20" -- eval "$rh" --weights "$rhw" --task babi --lengths 1K --n 20 --filler devil --phrasing heldout --min-score 60 -q --csv "$tmp/k.csv" --json-out "$tmp/k.json"
 # babi's results by the kind of question (now, object, before): a table
