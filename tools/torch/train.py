@@ -388,11 +388,12 @@ def answer_targets(item, chunk, A):
     no earlier than the chunk holding that needle's key (gen-task's
     "value" for the first part, else the part before it): where a wording
     names the variable before its key ("Make A equal to B."), the name's
-    bytes lie a chunk or more before the key's, and no landmark there can
-    know the key (the lower stack is causal, the encoder sees its own
-    chunk), so the chunk to select is the key's, whose tokens have seen
-    the name (session 42: with the name's chunk as the target, vartrack's
-    answer loss stayed at chance, ln 26 a letter)."""
+    bytes mostly lie in an earlier chunk than the key's end, and no
+    landmark there can know the key (the lower stack is causal, the
+    encoder sees its own chunk), so the chunk to select is the key's,
+    whose tokens have seen the name (session 42; vartrack's answer loss
+    stayed at chance, ln 26 a letter, with either target in the runs so
+    far: ruler_hsa's model card)."""
     prompt = item["prompt"].encode()
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     spans = None
