@@ -664,6 +664,13 @@ def key_targets(item, A, r=0, every_byte=False, place_key=False):
 VAR_RE = r"\b[A-Z]{5}\b"    # vartrack's variable names (gen-task: five capitals)
 
 
+def vartrack_key_class(key):
+    """A vartrack key's two classes for --key-loss: its first and last
+    bytes (modulo KEY_BUCKETS)."""
+    b = key.encode()
+    return (b[0] % KEY_BUCKETS, b[-1] % KEY_BUCKETS)
+
+
 def vartrack_key_targets(item, A, every_byte=False):
     """Key-loss targets of a vartrack item (key_targets' form): each
     assignment's key is what it copies, the asked value (gen-task's
@@ -673,13 +680,16 @@ def vartrack_key_targets(item, A, every_byte=False):
     (answer_targets' target for the name's first byte).  The distractor
     chains' first needles, whose values the item does not report, are
     left out.  Answer part j asks for the value (j = 0) or part j - 1.
-    The classes: two hashes of the whole key (a name is one word)."""
+    The classes: the key's first and last characters (vartrack_key_class;
+    session 42's first form, two hashes of the whole key, sat at chance,
+    ln 64 a class, for 630 steps of vartrack alone: a hash of a random
+    name or number is no function a network can learn, where a word from
+    a list, multikey's keys, can be memorized)."""
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     value, prompt = item.get("value"), item["prompt"]
     if not value or not offs:
         return [], []
-    def cls(k):
-        return (key_class(k), key_class(k[::-1]))
+    cls = vartrack_key_class
     seen, values = set(), []
     for off, n in zip(offs, lens):
         needle = prompt[off:off + n]

@@ -369,7 +369,7 @@ for it in _vi:
     A = len(it["answer"].encode())
     vals, asked = train.vartrack_key_targets(it, A, True)
     tg = train.answer_targets(it, 16, A)
-    p, cls = it["prompt"], lambda k: (train.key_class(k), train.key_class(k[::-1]))
+    p, cls = it["prompt"], train.vartrack_key_class
     keys = [it["value"]] + it["answers"][:-1]
     byk = {cls(k): k for k in keys}
     for o, y in vals:                   # the asked chain's keys: at or before the landmark
