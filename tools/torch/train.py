@@ -70,6 +70,7 @@ TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
 NEEDLES = ["number", "word", "uuid", "code"]
+VARTRACK_ORDERS = ["any", "key-first", "name-first"]  # --vartrack-order
 BABI_KINDS = ["now", "object", "before"]     # gen-task's kinds of babi question
 
 
@@ -248,6 +249,15 @@ def build_parser():
                    help="leave out items whose supporting needle states its value before "
                         "its key (4 of multikey's 22 training wordings): there the value's "
                         "chunk cannot know the key (TRAINING.md)")
+    p.add_argument("--vartrack-order", default="any", choices=VARTRACK_ORDERS,
+                   help="vartrack items to keep by their needles' wording: any (default); "
+                        "key-first, whose needles give the key (the value or the name "
+                        "assigned before) ahead of the name they assign ('Put V into X.'); "
+                        "name-first, the others ('VAR X = V.'), where the name lies before "
+                        "the key's chunk (TRAINING.md)")
+    p.add_argument("--vartrack-count", type=int, default=0,
+                   help="variables per vartrack chain, gen-task --count (0: gen-task's "
+                        "default, 5); a shorter chain is a shorter answer")
     p.add_argument("--babi-kinds", default=",".join(BABI_KINDS),
                    help="the kinds of babi question to train on (default %(default)s): "
                         "other items are drawn and left out, as --key-first does, so that a "
@@ -267,9 +277,12 @@ class TaskData:
 
     def __init__(self, hsac, data_seed, consumed=0, tasks=("passkey",),
                  fillers=("synthetic",), needles=("number",), phrasing="default",
-                 key_first=False, babi_kinds=BABI_KINDS):
+                 key_first=False, babi_kinds=BABI_KINDS, vartrack_order="any",
+                 vartrack_count=0):
         self.hsac = hsac
         self.key_first = key_first
+        self.vartrack_order = vartrack_order
+        self.vartrack_count = vartrack_count
         self.babi_kinds = set(babi_kinds)
         self.data_seed = data_seed
         self.consumed = consumed
@@ -309,7 +322,8 @@ class TaskData:
         task = rng.choice(self.tasks)
         filler = rng.choice(self.fillers)
         needle = rng.choice(self.needles)
-        count = rng.randint(3, 8) if task == "babi" else 0
+        count = rng.randint(3, 8) if task == "babi" else \
+            self.vartrack_count if task == "vartrack" else 0
         return task, filler, needle, count
 
     def batch(self, n, length, rng, mix, min_length):
@@ -328,6 +342,10 @@ class TaskData:
             if self.key_first and any(value_first(it) for it in got):
                 continue
             if task == "babi" and any(it["kind"] not in self.babi_kinds for it in got):
+                continue
+            if task == "vartrack" and self.vartrack_order != "any" and \
+                    any(vartrack_name_first(it) != (self.vartrack_order == "name-first")
+                        for it in got):
                 continue
             items += got
         return items
@@ -353,6 +371,23 @@ def value_first(item):
             key = re.search(KEY_RE, rest)
             return key is not None and key.start() > at
     return False
+
+
+def vartrack_name_first(item):
+    """True when a vartrack item's needles name the variable they assign
+    before the key it copies ("VAR X = V.", "Make X equal to Y."), False
+    when the key comes first ("Put V into X.").  The needle that assigns the
+    first answer from the asked value decides (an item's needles share one
+    wording)."""
+    offs, lens = item["needle_offsets"], item["needle_lengths"]
+    first = item["support"][0]
+    needle = item["prompt"][offs[first]:offs[first] + lens[first]]
+    name, key = needle.find(item["answers"][0]), needle.find(item["value"])
+    if name < 0 or key < 0:
+        raise ValueError("vartrack item %s: its first supporting needle %r holds "
+                         "not both %r and %r" % (item.get("seed"), needle,
+                                                 item["answers"][0], item["value"]))
+    return name < key
 
 
 def encode(item):
@@ -1331,11 +1366,14 @@ def main():
                          "evaluation measures generalization on it (docs/tasks.md)")
     needles = parse_list(args.needles, NEEDLES, "needle kind")
     babi_kinds = parse_list(args.babi_kinds, BABI_KINDS, "babi kind")
+    if args.vartrack_count < 0:
+        raise SystemExit("train.py: --vartrack-count must be 0 (gen-task's default) or "
+                         "more, not %d" % args.vartrack_count)
     if args.phrasing not in ("default", "train", "varied"):
         raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
                          "generalization on it" % args.phrasing)
     data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing,
-                    args.key_first, babi_kinds)
+                    args.key_first, babi_kinds, args.vartrack_order, args.vartrack_count)
     rng = random.Random(args.seed * 1000003 + step)
     gen = torch.Generator().manual_seed(args.seed * 7919 + step)
     log_path = os.path.join(args.out, "log.csv")

@@ -409,6 +409,26 @@ check("--babi-kinds before: only 'before' babi items, and the other tasks' items
       and all(it["kind"] == "before" for it in _tb if it["task"] == "babi")
       and _td.consumed > 12, "%d items, %d drawn: %s" % (len(_tb), _td.consumed,
                                                           [it.get("kind") for it in _tb]))
+# --vartrack-order, --vartrack-count: which wordings and how long a chain
+_nf = [train.vartrack_name_first(it) for it in _vi]
+check("vartrack_name_first: 'Make X equal to V.' names first, 'Put V into X.' does not",
+      train.vartrack_name_first({"prompt": "ab Make QWERT equal to 1234567. cd", "answers": ["QWERT"],
+                                 "value": "1234567", "needle_offsets": [3], "needle_lengths": [29],
+                                 "support": [0]})
+      and not train.vartrack_name_first({"prompt": "Put 1234567 into QWERT.", "answers": ["QWERT"],
+                                         "value": "1234567", "needle_offsets": [0],
+                                         "needle_lengths": [23], "support": [0]})
+      and True in _nf and False in _nf, str(_nf))
+for _order in ("key-first", "name-first"):
+    _td = train.TaskData(hsac, 0, tasks=("vartrack", "passkey"), phrasing="train",
+                         vartrack_order=_order, vartrack_count=2)
+    _tb = _td.batch(10, 512, random.Random(2), 0.0, 512)
+    _tv = [it for it in _tb if it["task"] == "vartrack"]
+    check("--vartrack-order %s --vartrack-count 2: only such vartrack items, two names each" % _order,
+          len(_tb) == 10 and _tv and len(_tv) < 10
+          and all(train.vartrack_name_first(it) == (_order == "name-first") for it in _tv)
+          and all(len(it["answers"]) == 2 for it in _tv),
+          str([(it["task"], it.get("needle_variant"), it.get("answers")) for it in _tb]))
 check("BABI_OBJECTS are gen-task's babi objects",
       _g.returncode == 0 and len(_gi) == 60 and train.BABI_OBJECTS <= _things
       and not (train.BABI_OBJECTS & _places) and _things <= train.BABI_OBJECTS | _places,
