@@ -64,7 +64,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss",
               "lm_loss", "acc", "steps_per_s", "lr", "score_offset", "items",
               "retrieval_loss", "acc_by_task", "answer_loss_by_task", "copy_loss",
-              "needle_loss", "key_loss", "before_loss"]
+              "needle_loss", "key_loss", "before_loss", "carry_loss"]
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
@@ -211,6 +211,12 @@ def build_parser():
     p.add_argument("--key-bytes", default="first", choices=["first", "all"],
                    help="where the key loss asks the query for the asked key: each answer "
                         "part's first byte (default), or all its bytes")
+    p.add_argument("--carry-loss", type=float, default=0.0, metavar="W",
+                   help="weight of the auxiliary carry loss: a linear head (in OUT/aux.pt) "
+                        "reads a vartrack needle's assigned name, letter by letter, from the "
+                        "memory's value (what the sparse attention reads) at the last byte of "
+                        "the key it copies, where the needle names the variable first and "
+                        "the key's chunk is the retrieval's target (0: off; TRAINING.md)")
     p.add_argument("--before-loss", type=float, default=0.0, metavar="W",
                    help="weight of a pairwise loss on a babi 'before' question's scores: "
                         "-log sigmoid(s_answer - s_P) at every answer byte and retrieval, "
@@ -458,18 +464,22 @@ def answer_targets(item, chunk, A):
 class ScoreTap:
     """Keeps the retrieval scores [L, G, C] of every landmark_scores op of
     one forward pass, and its inputs, the queries [L, G, dr] and the
-    landmarks [C, dr] or [C, G, dr] (a post_op_hook; the tensors keep their
+    landmarks [C, dr] or [C, G, dr], and the values [C, S, Hkv, dv] that
+    every chunk_attention op reads (a post_op_hook; the tensors keep their
     gradients)."""
 
     def __init__(self, model):
         self.scores = []
         self.inputs = []
+        self.values = []
         model.post_op_hook = self
 
     def __call__(self, node, i, v, ins):
         if node.op == "landmark_scores" and i == 0:
             self.scores.append((v, int(node.attrs["chunk"])))
             self.inputs.append((ins[0], ins[1]))
+        elif node.op == "chunk_attention" and i == 0:
+            self.values.append(ins[2])      # the memory's values [C, S, Hkv, dv]
         return None
 
 
@@ -747,6 +757,59 @@ def vartrack_key_targets(item, A, every_byte=False):
     return values, asked
 
 
+NAME_LETTERS = 5             # vartrack's names: five capitals (NAME_LETTERS x 26 classes)
+
+
+def vartrack_carry_targets(item):
+    """--carry-loss targets of a vartrack item: for each assignment whose
+    needle names the variable before the key it copies ("VAR X = V.",
+    "Make X equal to Y."), the offset of the key's last byte (the chunk the
+    answer's retrieval targets, answer_targets) and the assigned name's
+    letters as classes 0..25.  The key is the asked value (gen-task's
+    "value") or a name assigned before; the distractor chains' first
+    needles, whose values the item does not report, are left out.  Empty
+    for other tasks and for key-first wordings, where the name itself lies
+    in or after the key's chunk."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    value, prompt = item.get("value"), item["prompt"]
+    if item.get("task") != "vartrack" or not value or not offs:
+        return []
+    seen, out = set(), []
+    for off, n in zip(offs, lens):
+        needle = prompt[off:off + n]
+        names = list(re.finditer(VAR_RE, needle))
+        old = [m for m in names if m.group(0) in seen]
+        new = [m for m in names if m.group(0) not in seen]
+        seen.update(m.group(0) for m in names)
+        if old:
+            start, end = old[0].start(), old[0].end() - 1
+        elif value in needle:
+            start = needle.find(value)
+            end = start + len(value) - 1
+        else:
+            continue
+        if new and new[0].start() < start:
+            out.append((off + end, [ord(c) - ord("A") for c in new[0].group(0)]))
+    return out
+
+
+def carry_loss(head, tap, item):
+    """Cross-entropy of --carry-loss's head: each vartrack_carry_targets
+    name's letters from the memory's value at its key's last byte (the
+    first chunk_attention's values; a key in the last, partial chunk has
+    none).  None for items without targets."""
+    if head is None or not tap.values:
+        return None
+    V = tap.values[0]
+    C, S = V.shape[0], V.shape[1]
+    got = [(V[o // S, o % S].reshape(-1), y) for o, y in vartrack_carry_targets(item)
+           if o // S < C]
+    if not got:
+        return None
+    logits = head(torch.stack([x for x, _ in got])).view(-1, 26)
+    return F.cross_entropy(logits, torch.tensor([y for _, y in got]).view(-1))
+
+
 NAME_RE = r"[A-Z][a-z]+"     # babi's facts start with a person's name
 BABI_OBJECTS = {"football", "milk", "umbrella", "backpack", "notebook", "guitar",
                 "basket", "helmet"}   # cli/tasks.c's babi_objects: what a pick-up fact takes
@@ -899,14 +962,16 @@ def babi_needle_targets(item, chunk, A, r, every_byte=False):
 
 class KeyHeads(torch.nn.Module):
     """--key-loss's linear heads, one pair per retrieval: from a landmark
-    and from a query to 2 x KEY_BUCKETS logits (the key's two words).
+    and from a query to 2 x KEY_BUCKETS logits (the key's two words); and
+    --carry-loss's, from a memory value to NAME_LETTERS x 26 logits.
     They are training-only tensors: saved in OUT/aux.pt, never in the
     model's weights."""
 
-    def __init__(self, widths):
+    def __init__(self, widths, value_width=0):
         super().__init__()
         self.lmk = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for w, _ in widths)
         self.query = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for _, w in widths)
+        self.carry = torch.nn.Linear(value_width, NAME_LETTERS * 26) if value_width else None
 
 
 def key_loss(heads, tap, item, P, A, every_byte=False, place_key=False):
@@ -1052,10 +1117,11 @@ def distractor_loss(ans_logits, item):
 def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
               needle_every_byte=False, key_every_byte=False, distractor_weight=0.0,
-              ret_margin=0.0, place_key=False, before_weight=0.0, margin_filler=False):
+              ret_margin=0.0, place_key=False, before_weight=0.0, margin_filler=False,
+              carry_weight=0.0):
     toks, P, A = encode(item)
     if tap is not None:
-        tap.scores, tap.inputs = [], []
+        tap.scores, tap.inputs, tap.values = [], [], []
     logits = model(toks[:-1])                                  # predicts toks[1:]
     tgt = toks[1:]
     ans_logits = logits[P - 1:P - 1 + A]
@@ -1083,10 +1149,13 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     bef = ans_loss * 0
     if before_weight > 0 and tap is not None:
         bef = mean_of(before_pair_loss(sc, ch, item, P, A) for sc, ch in tap.scores)
+    carry = ans_loss * 0
+    if carry_weight > 0 and tap is not None and heads is not None:
+        carry = mean_of([carry_loss(heads.carry, tap, item)])
     return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key
-            + distractor_weight * dis + before_weight * bef,
-            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key, bef)
+            + distractor_weight * dis + before_weight * bef + carry_weight * carry,
+            ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key, bef, carry)
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -1298,7 +1367,7 @@ def main():
     heads = None
     aux_path = os.path.join(args.out, "aux.pt")
     resume_aux = args.resume and os.path.exists(aux_path)
-    if args.key_loss > 0 or resume_aux:
+    if args.key_loss > 0 or args.carry_loss > 0 or resume_aux:
         # the heads' widths: one short forward pass shows each retrieval's
         # query and landmark shapes
         probe = ScoreTap(model)
@@ -1307,9 +1376,20 @@ def main():
         model.post_op_hook = None
         if not probe.inputs:
             raise SystemExit("train.py: --key-loss needs a model with a retrieval")
-        heads = KeyHeads([(lmk[0].numel(), q[0].numel()) for q, lmk in probe.inputs])
+        if args.carry_loss > 0 and not probe.values:
+            raise SystemExit("train.py: --carry-loss needs a model whose sparse attention "
+                             "reads a chunk memory")
+        vw = probe.values[0][0, 0].numel() if probe.values else 0
+        heads = KeyHeads([(lmk[0].numel(), q[0].numel()) for q, lmk in probe.inputs],
+                         vw if args.carry_loss > 0 else 0)
         if resume_aux:
-            heads.load_state_dict(torch.load(aux_path))
+            saved = torch.load(aux_path)
+            if heads.carry is None:             # a run without the carry head now
+                saved = {k: v for k, v in saved.items() if not k.startswith("carry.")}
+            elif not any(k.startswith("carry.") for k in saved):
+                saved.update({k: v for k, v in heads.state_dict().items()
+                              if k.startswith("carry.")})     # a new head: fresh
+            heads.load_state_dict(saved)
         no_decay += list(heads.parameters())
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
@@ -1420,7 +1500,7 @@ def main():
 
     recent = []                                     # correctness of recent sequences
     def fresh_sums():
-        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "key": 0.0, "before": 0.0, "ok": 0, "n": 0, "by": {}}
+        return {"loss": 0.0, "ans": 0.0, "lm": 0.0, "ret": 0.0, "copy": 0.0, "needle": 0.0, "key": 0.0, "before": 0.0, "carry": 0.0, "ok": 0, "n": 0, "by": {}}
     acc_sum = fresh_sums()
     t_run0 = time.time()
     t_start = t_run0        # --hours counts from here (t_run0 restarts at each checkpoint)
@@ -1429,7 +1509,8 @@ def main():
     steps_since_log = 0
     prog = Progress(args.steps, step, args.no_progress)
     tap = (ScoreTap(model) if args.retrieval_loss > 0 or args.copy_loss > 0 or
-           args.needle_loss > 0 or args.key_loss > 0 or args.before_loss > 0 else None)
+           args.needle_loss > 0 or args.key_loss > 0 or args.before_loss > 0 or
+           args.carry_loss > 0 else None)
     model.train()
     try:
         while not stop["flag"]:
@@ -1452,13 +1533,13 @@ def main():
                     k_it = min(K, max(1, (len(it["prompt"]) // chunk_size) // args.sparsity))
                     for n in tops:
                         n.attrs["k"] = k_it
-                loss, al, ll, ok, rl, cl, nl, kl, bl = item_loss(
+                loss, al, ll, ok, rl, cl, nl, kl, bl, yl = item_loss(
                     model, it, args.lm_weight, args.retrieval_loss, tap, args.copy_loss,
                     args.needle_loss, args.key_loss, heads,
                     task_answer.get(it.get("task"), args.answer_weight),
                     args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss,
                     args.retrieval_margin, args.babi_place_key, args.before_loss,
-                    args.margin_on == "filler")
+                    args.margin_on == "filler", args.carry_loss)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()
@@ -1468,6 +1549,7 @@ def main():
                 acc_sum["needle"] += nl.item()
                 acc_sum["key"] += kl.item()
                 acc_sum["before"] += bl.item()
+                acc_sum["carry"] += yl.item()
                 acc_sum["ok"] += int(ok)
                 acc_sum["n"] += 1
                 bt = acc_sum["by"].setdefault(it.get("task", "passkey"), [0, 0, 0.0])
@@ -1501,6 +1583,7 @@ def main():
                                "needle_loss": "%.4f" % (acc_sum["needle"] / n),
                                "key_loss": "%.4f" % (acc_sum["key"] / n),
                                "before_loss": "%.4f" % (acc_sum["before"] / n),
+                               "carry_loss": "%.4f" % (acc_sum["carry"] / n),
                                "acc": "%.3f" % (acc_sum["ok"] / n),
                                "steps_per_s": "%.3f" % (steps_since_log / (now - t_log)),
                                "lr": "%.2e" % lr,

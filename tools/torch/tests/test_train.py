@@ -28,6 +28,7 @@ import re
 import os
 import random
 import subprocess
+import types
 import sys
 import tempfile
 
@@ -429,6 +430,38 @@ for _order in ("key-first", "name-first"):
           and all(train.vartrack_name_first(it) == (_order == "name-first") for it in _tv)
           and all(len(it["answers"]) == 2 for it in _tv),
           str([(it["task"], it.get("needle_variant"), it.get("answers")) for it in _tb]))
+# --carry-loss: a name-first needle's name, read at its key's last byte
+_ct_ok, _ct_n = True, 0
+for it in _vi:
+    ct = train.vartrack_carry_targets(it)
+    if not train.vartrack_name_first(it):
+        _ct_ok = _ct_ok and ct == []
+        continue
+    _ct_n += len(ct)
+    # the asked chain's needles all count (its first from the value); the
+    # distractor chain's first does not
+    _ct_ok = _ct_ok and len(ct) == len(it["needle_offsets"]) - (it["chains"] - 1)
+    p = it["prompt"]
+    for o, letters in ct:
+        name = "".join(chr(65 + c) for c in letters)
+        n = max(i for i, x in enumerate(it["needle_offsets"]) if x <= o)
+        needle = p[it["needle_offsets"][n]:o + 1]
+        key = it["value"] if needle.endswith(it["value"]) else needle[-5:]
+        _ct_ok = _ct_ok and needle.find(name) >= 0 and needle.find(name) < len(needle) - len(key) \
+            and (key == it["value"] or re.fullmatch("[A-Z]{5}", key) is not None)
+check("vartrack_carry_targets: each name-first needle's name at its key's last byte, none "
+      "for key-first wordings", _ct_ok and _ct_n > 0, str(_ct_n))
+_tap = types.SimpleNamespace(values=[torch.zeros(40, 16, 1, 32, requires_grad=True)])
+_head = torch.nn.Linear(32, train.NAME_LETTERS * 26)
+_nfi = next(it for it in _vi if train.vartrack_name_first(it))
+_cl = train.carry_loss(_head, _tap, _nfi)
+_cl.backward()
+_gz = _tap.values[0].grad.abs().sum(dim=(2, 3)).nonzero().tolist()
+_want = sorted([o // 16, o % 16] for o, _ in train.vartrack_carry_targets(_nfi) if o // 16 < 40)
+check("carry_loss: the gradient reaches only the values at the keys' last bytes; None "
+      "without targets", sorted(_gz) == _want and _want
+      and train.carry_loss(_head, _tap, {"task": "passkey", "prompt": "x"}) is None,
+      "%s %s" % (_gz, _want))
 check("BABI_OBJECTS are gen-task's babi objects",
       _g.returncode == 0 and len(_gi) == 60 and train.BABI_OBJECTS <= _things
       and not (train.BABI_OBJECTS & _places) and _things <= train.BABI_OBJECTS | _places,
@@ -508,9 +541,20 @@ with tempfile.TemporaryDirectory() as tmp:
     from hsac_torch import io as _hio  # noqa: E402
     _ema_path = os.path.join(out, "weights_ema.safetensors")
     ema2 = _hio.load_safetensors(_ema_path) if os.path.exists(_ema_path) else None
-    r2 = subprocess.run(base + ["--resume", out, "--steps", "3", "--before-loss", "1"],
+    r2 = subprocess.run(base + ["--resume", out, "--steps", "3", "--before-loss", "1",
+                                "--carry-loss", "1", "--tasks", "vartrack",
+                                "--vartrack-count", "1", "--vartrack-order", "name-first",
+                                "--phrasing", "train"],
                         capture_output=True, env=env, cwd=src)
     check("train.py --resume runs to step 3", r2.returncode == 0, r2.stderr.decode()[-300:])
+    if r2.returncode == 0:
+        _aux = torch.load(os.path.join(out, "aux.pt"))
+        _log = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
+        check("--carry-loss on a resume (vartrack, name-first): aux.pt gains the carry head, the "
+          "log its loss",
+              tuple(_aux["carry.weight"].shape) == (train.NAME_LETTERS * 26, 32)
+              and "lmk.0.weight" in _aux and float(_log[-1]["carry_loss"]) > 0
+              and float(_log[0]["carry_loss"]) == 0, str(sorted(_aux)) + str(_log[-1]))
     # --ema 0.5: the resumed run goes on from the saved average, so after
     # its one step the average is 0.5 * the saved one + 0.5 * the weights
     if ema2 is not None and r2.returncode == 0:
