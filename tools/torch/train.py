@@ -213,10 +213,11 @@ def build_parser():
                         "part's first byte (default), or all its bytes")
     p.add_argument("--carry-loss", type=float, default=0.0, metavar="W",
                    help="weight of the auxiliary carry loss: a linear head (in OUT/aux.pt) "
-                        "reads a vartrack needle's assigned name, letter by letter, from the "
-                        "memory's value (what the sparse attention reads) at the last byte of "
-                        "the key it copies, where the needle names the variable first and "
-                        "the key's chunk is the retrieval's target (0: off; TRAINING.md)")
+                        "reads a vartrack needle's assigned name from the memory's values "
+                        "(what the sparse attention reads) at the key it copies, the name's "
+                        "last letter at the key's last byte and so on back, where the needle "
+                        "names the variable first and the key's chunk is the retrieval's "
+                        "target (0: off; TRAINING.md)")
     p.add_argument("--before-loss", type=float, default=0.0, metavar="W",
                    help="weight of a pairwise loss on a babi 'before' question's scores: "
                         "-log sigmoid(s_answer - s_P) at every answer byte and retrieval, "
@@ -757,19 +758,23 @@ def vartrack_key_targets(item, A, every_byte=False):
     return values, asked
 
 
-NAME_LETTERS = 5             # vartrack's names: five capitals (NAME_LETTERS x 26 classes)
+NAME_LETTERS = 5             # vartrack's names: five capitals
 
 
 def vartrack_carry_targets(item):
     """--carry-loss targets of a vartrack item: for each assignment whose
     needle names the variable before the key it copies ("VAR X = V.",
-    "Make X equal to Y."), the offset of the key's last byte (the chunk the
-    answer's retrieval targets, answer_targets) and the assigned name's
-    letters as classes 0..25.  The key is the asked value (gen-task's
-    "value") or a name assigned before; the distractor chains' first
-    needles, whose values the item does not report, are left out.  Empty
-    for other tasks and for key-first wordings, where the name itself lies
-    in or after the key's chunk."""
+    "Make X equal to Y."), the offsets of the key's last NAME_LETTERS
+    bytes, each with the name's letter in the same place (class 0..25):
+    the key's last byte carries the name's last letter, the byte before it
+    the letter before, and so on (session 43's first form asked the last
+    byte for all five letters and stayed at chance, ln 26 a letter, for
+    550 steps).  The key is the asked value (gen-task's "value") or a name
+    assigned before; its end lies in the chunk the answer's retrieval
+    targets (answer_targets).  The distractor chains' first needles, whose
+    values the item does not report, are left out.  Empty for other tasks
+    and for key-first wordings, where the name itself lies in or after the
+    key's chunk."""
     offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
     value, prompt = item.get("value"), item["prompt"]
     if item.get("task") != "vartrack" or not value or not offs:
@@ -789,15 +794,17 @@ def vartrack_carry_targets(item):
         else:
             continue
         if new and new[0].start() < start:
-            out.append((off + end, [ord(c) - ord("A") for c in new[0].group(0)]))
+            name = new[0].group(0)
+            out += [(off + end - len(name) + 1 + k, ord(c) - ord("A"))
+                    for k, c in enumerate(name)]
     return out
 
 
 def carry_loss(head, tap, item):
     """Cross-entropy of --carry-loss's head: each vartrack_carry_targets
-    name's letters from the memory's value at its key's last byte (the
-    first chunk_attention's values; a key in the last, partial chunk has
-    none).  None for items without targets."""
+    letter from the memory's value at its byte of the key (the first
+    chunk_attention's values; bytes in the last, partial chunk have none).
+    None for items without targets."""
     if head is None or not tap.values:
         return None
     V = tap.values[0]
@@ -806,8 +813,8 @@ def carry_loss(head, tap, item):
            if o // S < C]
     if not got:
         return None
-    logits = head(torch.stack([x for x, _ in got])).view(-1, 26)
-    return F.cross_entropy(logits, torch.tensor([y for _, y in got]).view(-1))
+    logits = head(torch.stack([x for x, _ in got]))
+    return F.cross_entropy(logits, torch.tensor([y for _, y in got]))
 
 
 NAME_RE = r"[A-Z][a-z]+"     # babi's facts start with a person's name
@@ -963,7 +970,7 @@ def babi_needle_targets(item, chunk, A, r, every_byte=False):
 class KeyHeads(torch.nn.Module):
     """--key-loss's linear heads, one pair per retrieval: from a landmark
     and from a query to 2 x KEY_BUCKETS logits (the key's two words); and
-    --carry-loss's, from a memory value to NAME_LETTERS x 26 logits.
+    --carry-loss's, from a memory value to 26 logits (a letter).
     They are training-only tensors: saved in OUT/aux.pt, never in the
     model's weights."""
 
@@ -971,7 +978,7 @@ class KeyHeads(torch.nn.Module):
         super().__init__()
         self.lmk = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for w, _ in widths)
         self.query = torch.nn.ModuleList(torch.nn.Linear(w, 2 * KEY_BUCKETS) for _, w in widths)
-        self.carry = torch.nn.Linear(value_width, NAME_LETTERS * 26) if value_width else None
+        self.carry = torch.nn.Linear(value_width, 26) if value_width else None
 
 
 def key_loss(heads, tap, item, P, A, every_byte=False, place_key=False):

@@ -430,7 +430,8 @@ for _order in ("key-first", "name-first"):
           and all(train.vartrack_name_first(it) == (_order == "name-first") for it in _tv)
           and all(len(it["answers"]) == 2 for it in _tv),
           str([(it["task"], it.get("needle_variant"), it.get("answers")) for it in _tb]))
-# --carry-loss: a name-first needle's name, read at its key's last byte
+# --carry-loss: a name-first needle's name, letter by letter, on its key's
+# last bytes
 _ct_ok, _ct_n = True, 0
 for it in _vi:
     ct = train.vartrack_carry_targets(it)
@@ -440,19 +441,21 @@ for it in _vi:
     _ct_n += len(ct)
     # the asked chain's needles all count (its first from the value); the
     # distractor chain's first does not
-    _ct_ok = _ct_ok and len(ct) == len(it["needle_offsets"]) - (it["chains"] - 1)
+    _ct_ok = _ct_ok and len(ct) == 5 * (len(it["needle_offsets"]) - (it["chains"] - 1))
     p = it["prompt"]
-    for o, letters in ct:
-        name = "".join(chr(65 + c) for c in letters)
-        n = max(i for i, x in enumerate(it["needle_offsets"]) if x <= o)
-        needle = p[it["needle_offsets"][n]:o + 1]
+    for g in range(0, len(ct), 5):
+        offs = [o for o, _ in ct[g:g + 5]]
+        name = "".join(chr(65 + c) for _, c in ct[g:g + 5])
+        n = max(i for i, x in enumerate(it["needle_offsets"]) if x <= offs[0])
+        needle = p[it["needle_offsets"][n]:offs[-1] + 1]
         key = it["value"] if needle.endswith(it["value"]) else needle[-5:]
-        _ct_ok = _ct_ok and needle.find(name) >= 0 and needle.find(name) < len(needle) - len(key) \
+        _ct_ok = _ct_ok and offs == list(range(offs[0], offs[0] + 5)) \
+            and 0 <= needle.find(name) < len(needle) - len(key) \
             and (key == it["value"] or re.fullmatch("[A-Z]{5}", key) is not None)
-check("vartrack_carry_targets: each name-first needle's name at its key's last byte, none "
-      "for key-first wordings", _ct_ok and _ct_n > 0, str(_ct_n))
+check("vartrack_carry_targets: each name-first needle's name on its key's last five bytes, "
+      "none for key-first wordings", _ct_ok and _ct_n > 0, str(_ct_n))
 _tap = types.SimpleNamespace(values=[torch.zeros(40, 16, 1, 32, requires_grad=True)])
-_head = torch.nn.Linear(32, train.NAME_LETTERS * 26)
+_head = torch.nn.Linear(32, 26)
 _nfi = next(it for it in _vi if train.vartrack_name_first(it))
 _cl = train.carry_loss(_head, _tap, _nfi)
 _cl.backward()
@@ -552,7 +555,7 @@ with tempfile.TemporaryDirectory() as tmp:
         _log = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
         check("--carry-loss on a resume (vartrack, name-first): aux.pt gains the carry head, the "
           "log its loss",
-              tuple(_aux["carry.weight"].shape) == (train.NAME_LETTERS * 26, 32)
+              tuple(_aux["carry.weight"].shape) == (26, 32)
               and "lmk.0.weight" in _aux and float(_log[-1]["carry_loss"]) > 0
               and float(_log[0]["carry_loss"]) == 0, str(sorted(_aux)) + str(_log[-1]))
     # --ema 0.5: the resumed run goes on from the saved average, so after
