@@ -758,18 +758,15 @@ def vartrack_key_targets(item, A, every_byte=False):
     return values, asked
 
 
-NAME_LETTERS = 5             # vartrack's names: five capitals
-
-
 def vartrack_carry_targets(item):
     """--carry-loss targets of a vartrack item: for each assignment whose
     needle names the variable before the key it copies ("VAR X = V.",
-    "Make X equal to Y."), the offsets of the key's last NAME_LETTERS
-    bytes, each with the name's letter in the same place (class 0..25):
-    the key's last byte carries the name's last letter, the byte before it
-    the letter before, and so on (session 43's first form asked the last
-    byte for all five letters and stayed at chance, ln 26 a letter, for
-    550 steps).  The key is the asked value (gen-task's "value") or a name
+    "Make X equal to Y."), the offsets of as many of the key's last bytes
+    as the name has letters (five), each with the name's letter in the
+    same place (class 0..25): the key's last byte carries the name's last
+    letter, the byte before it the letter before, and so on (session 43's
+    first form asked the last byte for all five letters and stayed at
+    chance, ln 26 a letter, for 550 steps).  The key is the asked value (gen-task's "value") or a name
     assigned before; its end lies in the chunk the answer's retrieval
     targets (answer_targets).  The distractor chains' first needles, whose
     values the item does not report, are left out.  Empty for other tasks
@@ -1382,7 +1379,8 @@ def main():
             model(torch.zeros(3 * chunk_size, dtype=torch.long))
         model.post_op_hook = None
         if not probe.inputs:
-            raise SystemExit("train.py: --key-loss needs a model with a retrieval")
+            raise SystemExit("train.py: --key-loss and --carry-loss need a model with a "
+                             "retrieval")
         if args.carry_loss > 0 and not probe.values:
             raise SystemExit("train.py: --carry-loss needs a model whose sparse attention "
                              "reads a chunk memory")
