@@ -717,6 +717,30 @@ def vartrack_key_class(key):
     return (b[0] % KEY_BUCKETS, b[-1] % KEY_BUCKETS)
 
 
+def vartrack_assignments(item):
+    """A vartrack item's assignments whose key is known, in prompt order:
+    (needle offset, key, the key's offset in the needle, the match of the
+    name it assigns or None).  The key is what the needle copies: a name
+    seen in an earlier needle, else the asked value (gen-task's "value");
+    the distractor chains' first needles, whose values the item does not
+    report, are left out."""
+    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
+    value, prompt = item.get("value"), item["prompt"]
+    if not value:
+        return
+    seen = set()
+    for off, n in zip(offs, lens):
+        needle = prompt[off:off + n]
+        names = list(re.finditer(VAR_RE, needle))
+        old = [m for m in names if m.group(0) in seen]
+        new = [m for m in names if m.group(0) not in seen]
+        seen.update(m.group(0) for m in names)
+        if old:
+            yield off, old[0].group(0), old[0].start(), (new or [None])[0]
+        elif value in needle:
+            yield off, value, needle.find(value), (new or [None])[0]
+
+
 def vartrack_key_targets(item, A, every_byte=False):
     """Key-loss targets of a vartrack item (key_targets' form): each
     assignment's key is what it copies, the asked value (gen-task's
@@ -731,26 +755,12 @@ def vartrack_key_targets(item, A, every_byte=False):
     ln 64 a class, for 630 steps of vartrack alone: a hash of a random
     name or number is no function a network can learn, where a word from
     a list, multikey's keys, can be memorized)."""
-    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
-    value, prompt = item.get("value"), item["prompt"]
-    if not value or not offs:
+    value = item.get("value")
+    if not value or not item.get("needle_offsets"):
         return [], []
     cls = vartrack_key_class
-    seen, values = set(), []
-    for off, n in zip(offs, lens):
-        needle = prompt[off:off + n]
-        names = [m for m in re.finditer(VAR_RE, needle)]
-        old = [m for m in names if m.group(0) in seen]
-        new = [m.start() for m in names if m.group(0) not in seen]
-        if old:
-            key, end = old[0].group(0), old[0].end() - 1
-        elif value in needle:
-            key, end = value, needle.find(value) + len(value) - 1
-        else:
-            key = None
-        if key is not None:
-            values.append((off + max([end] + new[:1]), cls(key)))
-        seen.update(m.group(0) for m in names)
+    values = [(off + max([at + len(key) - 1] + ([name.start()] if name else [])), cls(key))
+              for off, key, at, name in vartrack_assignments(item)]
     parts = answer_parts(item)
     asked = [(b, cls(value if j == 0 else parts[j - 1][1]))
              for j, (a, part, _) in enumerate(parts)
@@ -766,34 +776,19 @@ def vartrack_carry_targets(item):
     same place (class 0..25): the key's last byte carries the name's last
     letter, the byte before it the letter before, and so on (session 43's
     first form asked the last byte for all five letters and stayed at
-    chance, ln 26 a letter, for 550 steps).  The key is the asked value (gen-task's "value") or a name
-    assigned before; its end lies in the chunk the answer's retrieval
-    targets (answer_targets).  The distractor chains' first needles, whose
-    values the item does not report, are left out.  Empty for other tasks
-    and for key-first wordings, where the name itself lies in or after the
-    key's chunk."""
-    offs, lens = item.get("needle_offsets", []), item.get("needle_lengths", [])
-    value, prompt = item.get("value"), item["prompt"]
-    if item.get("task") != "vartrack" or not value or not offs:
+    chance, ln 26 a letter, for 550 steps).  The keys are
+    vartrack_assignments'; a key's end lies in the chunk the answer's
+    retrieval targets (answer_targets).  Empty for other tasks and for
+    key-first wordings, where the name itself lies in or after the key's
+    chunk."""
+    if item.get("task") != "vartrack":
         return []
-    seen, out = set(), []
-    for off, n in zip(offs, lens):
-        needle = prompt[off:off + n]
-        names = list(re.finditer(VAR_RE, needle))
-        old = [m for m in names if m.group(0) in seen]
-        new = [m for m in names if m.group(0) not in seen]
-        seen.update(m.group(0) for m in names)
-        if old:
-            start, end = old[0].start(), old[0].end() - 1
-        elif value in needle:
-            start = needle.find(value)
-            end = start + len(value) - 1
-        else:
-            continue
-        if new and new[0].start() < start:
-            name = new[0].group(0)
-            out += [(off + end - len(name) + 1 + k, ord(c) - ord("A"))
-                    for k, c in enumerate(name)]
+    out = []
+    for off, key, at, name in vartrack_assignments(item):
+        if name is not None and name.start() < at:
+            end = off + at + len(key) - 1       # the key's last byte in the prompt
+            out += [(end - len(name.group(0)) + 1 + k, ord(c) - ord("A"))
+                    for k, c in enumerate(name.group(0))]
     return out
 
 
