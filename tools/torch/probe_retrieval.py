@@ -31,7 +31,9 @@ targets** of train.py's needle loss (train.needle_targets with every
 byte: the chunk to read from against the chunks of the needles the
 answer byte must not come from) at each part's first byte and at its
 later bytes, for babi by kind of question (gen-task's `kind`; an
-object question's first retrieval targets the pick-up fact).  A model
+object question's first retrieval targets the pick-up fact), for vartrack
+by the needles' wording (train.vartrack_name_first: "VAR X = V." names the
+variable first, "Put V into X." gives the key first).  A model
 whose query forgets mid-value which key it copies shows it there
 (session 34: multiquery's first retrieval put 0.52 of its weight on the
 target at first bytes, 0.27 at later ones, with 0.36 on the other
@@ -57,7 +59,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_items import add_item_args, gen_items, load_checkpoint  # noqa: E402
-from train import answer_parts, answer_targets, babi_before, fact_chunks, needle_targets  # noqa: E402
+from train import (answer_parts, answer_targets, babi_before, fact_chunks,  # noqa: E402
+                   needle_targets, vartrack_name_first)
 
 
 def weight_on(sel, w, chunks):
@@ -130,6 +133,7 @@ def main():
     exact = 0
     choose = {}     # (retrieval, group) -> [positions, weight on target, weight on the others]
     before = {}     # retrieval -> [positions, on the answer's fact, on the move to P, on X's others]
+    by_order = {}   # vartrack: wording -> [exact answers, items]
     for it in items:
         prompt, ans = it["prompt"].encode(), it["answer"].encode()
         P, A = len(prompt), len(ans)
@@ -148,6 +152,12 @@ def main():
         firsts = {a0 for a0, _, _ in answer_parts(it)}     # each answer part's first byte
         if several:
             n_needles = len(offs)
+        order = None
+        if a.task == "vartrack":
+            order = "name-first" if vartrack_name_first(it) else "key-first"
+            by_order.setdefault(order, [0, 0])
+            by_order[order][0] += ok
+            by_order[order][1] += 1
         for r_i, idx in enumerate(sel):
             S = chunk.get(r_i, chunk.get(0, 16))
             targets = answer_targets(it, S, A)
@@ -176,6 +186,7 @@ def main():
                     row_i = idx[P - 1 + b].reshape(idx.shape[1], -1)
                     row_w = wts[r_i][P - 1 + b].reshape(row_i.shape)
                     group = ((it["kind"] + ", ") if it.get("kind") else "") + \
+                        (order + ", " if order else "") + \
                         ("first bytes" if b in firsts else "later bytes")
                     c = choose.setdefault((r_i, group), [0, 0.0, 0.0])
                     c[0] += 1
@@ -212,6 +223,8 @@ def main():
               % (r_i, wt / n, wm / n, wo / n, n))
     print("teacher-forced exact answers: %d/%d at %s bytes (%s, %s filler, %s phrasing)"
           % (exact, len(items), a.length, a.task, a.filler, a.phrasing))
+    for order, (ok, n) in sorted(by_order.items()):
+        print("teacher-forced exact answers, %s: %d/%d" % (order, ok, n))
 
 
 if __name__ == "__main__":

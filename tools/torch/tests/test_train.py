@@ -655,6 +655,19 @@ check("probe_retrieval.py: needle-choice weights per retrieval at first and late
       and [int(n) for r, g, _, _, n in _nc if r == "0"] == [8, 48],
       _pr.stdout[-600:] + _pr.stderr[-400:])
 
+# ... and on vartrack, split by the needles' wording: the per-wording exact
+# counts add up to the items, and each wording counted has its needle-choice lines
+_pr = subprocess.run([sys.executable, os.path.join(src, "tools/torch/probe_retrieval.py"),
+                      os.path.join(src, "examples/trained/ruler_hsa"), "--task", "vartrack",
+                      "--length", "1K", "--items", "6", "--filler", "fortunes", "--phrasing", "train",
+                      "--hsac", hsac], capture_output=True, text=True)
+_vo = re.findall(r"teacher-forced exact answers, (name-first|key-first): (\d+)/(\d+)", _pr.stdout)
+_vg = set(re.findall(r"needle-choice targets, (name-first|key-first), (?:first|later) bytes", _pr.stdout))
+check("probe_retrieval.py: vartrack's answers and needle choice by wording",
+      _pr.returncode == 0 and sum(int(n) for _, _, n in _vo) == 6
+      and all(int(k) <= int(n) for _, k, n in _vo) and {o for o, _, _ in _vo} == _vg,
+      _pr.stdout[-600:] + _pr.stderr[-400:])
+
 # probe_retrieval.before_split: a "before" question's answer fact, the move to
 # the named place, and the person's other moves, as chunk sets
 from probe_retrieval import before_split  # noqa: E402
