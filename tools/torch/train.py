@@ -70,7 +70,7 @@ TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
 HELD_OUT_FILLERS = ["devil", "jargon"]
 NEEDLES = ["number", "word", "uuid", "code"]
-VARTRACK_ORDERS = ["any", "key-first", "name-first"]  # --vartrack-order
+VARTRACK_ORDERS = ["any", "key-first", "name-first"]  # --vartrack-order (or key-first=F)
 BABI_KINDS = ["now", "object", "before"]     # gen-task's kinds of babi question
 
 
@@ -90,6 +90,33 @@ def parse_stages(s):
         L, K = part.split(":")
         out.append((int(L), int(K)))
     return out
+
+
+def vartrack_order(s):
+    """--vartrack-order: 'any', 'key-first', 'name-first', or 'key-first=F'
+    (0 < F < 1: that share of the vartrack items key-first, the rest
+    name-first).  Returns the string; argparse reports a ValueError."""
+    if s in VARTRACK_ORDERS:
+        return s
+    name, eq, share = s.partition("=")
+    try:
+        f = float(share)
+    except ValueError:
+        f = -1.0
+    if name != "key-first" or not eq or not 0.0 < f < 1.0:
+        raise argparse.ArgumentTypeError(
+            "expected any, key-first, name-first or key-first=F with 0 < F < 1, not '%s'" % s)
+    return s
+
+
+def vartrack_key_first_share(order):
+    """The share of vartrack items to keep key-first: 1 for key-first, 0 for
+    name-first, F for key-first=F, None for any."""
+    if order == "any":
+        return None
+    if order in ("key-first", "name-first"):
+        return 1.0 if order == "key-first" else 0.0
+    return float(order.partition("=")[2])
 
 
 def parse_list(s, allowed, what, refused=(), why=""):
@@ -256,12 +283,13 @@ def build_parser():
                    help="leave out items whose supporting needle states its value before "
                         "its key (4 of multikey's 22 training wordings): there the value's "
                         "chunk cannot know the key (TRAINING.md)")
-    p.add_argument("--vartrack-order", default="any", choices=VARTRACK_ORDERS,
+    p.add_argument("--vartrack-order", default="any", type=vartrack_order,
                    help="vartrack items to keep by their needles' wording: any (default); "
                         "key-first, whose needles give the key (the value or the name "
                         "assigned before) ahead of the name they assign ('Put V into X.'); "
                         "name-first, the others ('VAR X = V.'), where the name lies before "
-                        "the key's chunk (TRAINING.md)")
+                        "the key's chunk; key-first=F, a share F of each (0 < F < 1) "
+                        "(TRAINING.md)")
     p.add_argument("--vartrack-count", type=int, default=0,
                    help="variables per vartrack chain, gen-task --count (0: gen-task's "
                         "default, 5); a shorter chain is a shorter answer")
@@ -341,6 +369,7 @@ class TaskData:
         items = []
         short = rng.randrange(min_length // 16, length // 16 + 1) * 16 \
             if mix > 0 and min_length < length else length
+        want_key_first = None
         while len(items) < n:
             L = short if mix > 0 and rng.random() < mix else length
             task, filler, needle, count = self.draw(rng)
@@ -350,10 +379,17 @@ class TaskData:
                 continue
             if task == "babi" and any(it["kind"] not in self.babi_kinds for it in got):
                 continue
-            if task == "vartrack" and self.vartrack_order != "any" and \
-                    any(vartrack_name_first(it) != (self.vartrack_order == "name-first")
-                        for it in got):
-                continue
+            share = vartrack_key_first_share(self.vartrack_order)
+            if task == "vartrack" and share is not None:
+                # the wording the next vartrack item must have, drawn once
+                # and kept until an item has it, so that the kept items
+                # have the share (the rng is drawn only under a share, so
+                # the other orders keep their streams)
+                if want_key_first is None:
+                    want_key_first = share == 1.0 or (0.0 < share and rng.random() < share)
+                if any(vartrack_name_first(it) == want_key_first for it in got):
+                    continue
+                want_key_first = None
             items += got
         return items
 

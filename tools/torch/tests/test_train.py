@@ -20,6 +20,7 @@
    and the weights it writes run in hsac.
 Prints one line per check and 'N passed, M failed'; exit 1 on a failure.
 """
+import argparse
 import importlib.util
 import csv
 import json
@@ -430,6 +431,25 @@ for _order in ("key-first", "name-first"):
           and all(train.vartrack_name_first(it) == (_order == "name-first") for it in _tv)
           and all(len(it["answers"]) == 2 for it in _tv),
           str([(it["task"], it.get("needle_variant"), it.get("answers")) for it in _tb]))
+# --vartrack-order key-first=F: a share of each wording among the kept items
+# (training wordings are about a quarter key-first, so "any" keeps few)
+_td = train.TaskData(hsac, 1000, tasks=("vartrack",), phrasing="train",
+                     vartrack_order="key-first=0.5", vartrack_count=2)
+_tb = _td.batch(40, 512, random.Random(1), 0.0, 512)
+_kf = sum(not train.vartrack_name_first(it) for it in _tb)
+_bad = []
+for _s in ("key-first=0", "key-first=1", "name-first=0.5", "key-first=x", "sideways"):
+    try:
+        train.vartrack_order(_s)
+        _bad.append(_s)
+    except argparse.ArgumentTypeError:
+        pass
+check("--vartrack-order key-first=0.5: about half the vartrack items key-first; bad forms refused",
+      len(_tb) == 40 and 12 <= _kf <= 28 and not _bad
+      and train.vartrack_order("key-first=0.25") == "key-first=0.25"
+      and train.vartrack_key_first_share("key-first=0.25") == 0.25
+      and train.vartrack_key_first_share("any") is None,
+      "%d of %d key-first; accepted %s" % (_kf, len(_tb), _bad))
 # --carry-loss: a name-first needle's name, letter by letter, on its key's
 # last bytes
 _ct_ok, _ct_n = True, 0
