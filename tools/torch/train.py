@@ -316,7 +316,7 @@ class TaskData:
                  vartrack_count=0):
         self.hsac = hsac
         self.key_first = key_first
-        self.vartrack_order = vartrack_order
+        self.vartrack_share = vartrack_key_first_share(vartrack_order)  # key-first share or None
         self.vartrack_count = vartrack_count
         self.babi_kinds = set(babi_kinds)
         self.data_seed = data_seed
@@ -379,7 +379,7 @@ class TaskData:
                 continue
             if task == "babi" and any(it["kind"] not in self.babi_kinds for it in got):
                 continue
-            share = vartrack_key_first_share(self.vartrack_order)
+            share = self.vartrack_share
             if task == "vartrack" and share is not None:
                 # the wording the next vartrack item must have, drawn once
                 # and kept until an item has it, so that the kept items
