@@ -238,6 +238,10 @@ def build_parser():
     p.add_argument("--key-bytes", default="first", choices=["first", "all"],
                    help="where the key loss asks the query for the asked key: each answer "
                         "part's first byte (default), or all its bytes")
+    p.add_argument("--freeze", default="", metavar="NAMES",
+                   help="hold fixed the parameters whose names are, or end with '.' and, one "
+                        "of these comma-separated names (e.g. score_offset: every "
+                        "retrieval's learned score offset); '' (the default) holds none")
     p.add_argument("--carry-loss", type=float, default=0.0, metavar="W",
                    help="weight of the auxiliary carry loss: a linear head (in OUT/aux.pt) "
                         "reads a vartrack needle's assigned name from the memory's values "
@@ -1243,6 +1247,27 @@ class WeightAverage:
         self._swapped(read)
 
 
+def freeze_params(model, spec):
+    """--freeze: the parameters named by the comma-separated names of spec
+    (a parameter's full name, or its last parts after a '.': score_offset
+    names every retrieval's offset) get no gradient, so AdamW leaves them
+    as they are while it keeps them in its groups (a saved optimizer state
+    still fits).  A name that matches no parameter is an error.  Returns the
+    frozen parameters' names."""
+    names = []
+    params = list(model.named_parameters())
+    for want in [x.strip() for x in (spec or "").split(",") if x.strip()]:
+        hit = [n for n, _ in params if n == want or n.endswith("." + want)]
+        if not hit:
+            raise SystemExit("train.py: --freeze: no parameter of this model is named '%s' "
+                             "(or ends with '.%s')" % (want, want))
+        names += [n for n in hit if n not in names]
+    for n, prm in params:
+        if n in names:
+            prm.requires_grad_(False)
+    return names
+
+
 def save_checkpoint(out, model, opt, state, plot, heads=None, ema=None):
     os.makedirs(out, exist_ok=True)
     atomic_write(os.path.join(out, "weights.safetensors"), lambda p: model.save_weights(p))
@@ -1396,6 +1421,9 @@ def main():
                       if n.op == "landmark_scores"] or [16])
     nparams = sum(p.numel() for p in model.parameters())
 
+    frozen = freeze_params(model, args.freeze)
+    if frozen:
+        print("train.py: --freeze holds fixed: %s" % ", ".join(frozen), file=sys.stderr)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.dim() == 2 and name != "embed.weight" else no_decay).append(p)

@@ -614,6 +614,29 @@ with tempfile.TemporaryDirectory() as tmp:
               b"warms up again over 4 steps from step 3" in r3.stderr
               and abs(_lrs.get(4, 0) - 2.5e-4) < 1e-9 and abs(_lrs.get(5, 0) - 5e-4) < 1e-9,
               str(_lrs))
+        # --freeze score_offset: the retrieval's offset stays as it was
+        # (bit for bit) while the other weights move; the saved AdamW
+        # state still loads; a name no parameter has is refused
+        frz = os.path.join(tmp, "frozen")
+        shutil.copytree(out, frz)
+        _w0 = _hio.load_safetensors(os.path.join(frz, "weights.safetensors"))
+        r4 = subprocess.run(base + ["--resume", frz, "--steps", "5", "--lr", "1e-2",
+                                    "--freeze", "score_offset"],
+                            capture_output=True, env=env, cwd=src)
+        _w1 = (_hio.load_safetensors(os.path.join(frz, "weights.safetensors"))
+               if r4.returncode == 0 else {})
+        _offs = [k for k in _w0 if k.endswith("score_offset")]
+        check("--freeze score_offset: the offsets stay, the rest moves, AdamW's state loads",
+              r4.returncode == 0 and _offs and b"holds fixed: upper.0.score_offset" in r4.stderr
+              and b"AdamW starts afresh" not in r4.stderr
+              and all(torch.equal(_w0[k], _w1[k]) for k in _offs)
+              and any(not torch.equal(_w0[k], _w1[k]) for k in _w0 if k not in _offs),
+              r4.stderr.decode()[-300:])
+        _bad = subprocess.run(base + ["--resume", frz, "--steps", "6", "--freeze", "offset"],
+                              capture_output=True, env=env, cwd=src)
+        check("--freeze with a name no parameter has is refused, naming it",
+              _bad.returncode != 0 and b"--freeze: no parameter of this model is named 'offset'"
+              in _bad.stderr, _bad.stderr.decode()[-200:])
     if r1.returncode == 0 and r2.returncode == 0:
         st = json.load(open(os.path.join(out, "state.json")))
         rows = open(os.path.join(out, "log.csv")).read().split()
