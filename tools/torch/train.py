@@ -239,9 +239,9 @@ def build_parser():
                    help="where the key loss asks the query for the asked key: each answer "
                         "part's first byte (default), or all its bytes")
     p.add_argument("--freeze", default="", metavar="NAMES",
-                   help="hold fixed the parameters whose names are, or end with '.' and, one "
-                        "of these comma-separated names (e.g. score_offset: every "
-                        "retrieval's learned score offset); '' (the default) holds none")
+                   help="hold fixed the parameters of this comma-separated list, each a full "
+                        "name or its last parts after a '.' (score_offset: every retrieval's "
+                        "learned score offset); '' (the default) holds none")
     p.add_argument("--carry-loss", type=float, default=0.0, metavar="W",
                    help="weight of the auxiliary carry loss: a linear head (in OUT/aux.pt) "
                         "reads a vartrack needle's assigned name from the memory's values "
