@@ -95,7 +95,8 @@ def parse_stages(s):
 def vartrack_order(s):
     """--vartrack-order: 'any', 'key-first', 'name-first', or 'key-first=F'
     (0 < F < 1: that share of the vartrack items key-first, the rest
-    name-first).  Returns the string; argparse reports a ValueError."""
+    name-first).  Returns the string; a bad form raises
+    argparse.ArgumentTypeError, which argparse reports as a usage error."""
     if s in VARTRACK_ORDERS:
         return s
     name, eq, share = s.partition("=")
