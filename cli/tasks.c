@@ -458,6 +458,75 @@ static const char *const vartrack_question[TK_NVARIANTS] = {
     "\nWhere does {v} end up? In the variables ",
     "\nAll variables with value {v}, in order: ",
 };
+/* --phrasing composed: half of vartrack's items word their assignments by
+ * a small grammar instead of the table above, so that a model meets many
+ * more verbs, orders and lead words than 22 wordings (session 46: the
+ * ruler_hsa model read 90% of the names on training wordings and 31% on
+ * the held-out ones, where it took the held-out verb's capital for a
+ * name's first letter).  One frame, its words, a lead and a form of the
+ * copied name are drawn per item, so an item's needles share one wording
+ * as the table's do.  Holes: {a} the assigned name, {x} what it copies
+ * ({v} in the first assignment, a form of {b} in the later ones).  None of
+ * these words occurs in the held-out wordings (variants 4 and 5: tk_self_check
+ * refuses "assign", "hold" and "variable"). */
+typedef struct vt_pair {
+  const char *verb, *prep;
+} vt_pair;
+/* key first: "{verb} {x} {prep} {a}." */
+static const vt_pair vt_send[] = {
+    {"put", "into"},     {"copy", "into"},     {"send", "to"},     {"move", "into"},
+    {"place", "in"},     {"save", "in"},       {"load", "into"},   {"pass", "to"},
+    {"push", "into"},    {"feed", "into"},     {"route", "to"},    {"forward", "to"},
+    {"transfer", "to"},  {"deliver", "to"},    {"hand", "to"},     {"carry", "over to"},
+    {"pipe", "into"},    {"drop", "into"},     {"record", "in"},   {"write", "into"},
+    {"copy", "over to"}, {"post", "to"},       {"ship", "to"},     {"give", "to"},
+};
+/* key first: "{x} {phrase} {a}." */
+static const char *const vt_goes[] = {
+    "goes into",     "flows into",    "is copied to",  "is stored in",      "moves to",
+    "passes to",     "is sent to",    "is placed in",  "is saved in",       "travels to",
+    "is loaded into", "is written to", "ends up in",   "is given to",       "lands in",
+    "is put in",     "is kept in",    "is passed on to", "is recorded in",  "is moved into",
+};
+/* name first: "{noun}{a} {phrase} {x}." */
+static const char *const vt_gets[] = {
+    "receives",     "gets a copy of", "is loaded with", "now stores",      "mirrors",
+    "equals",       "is equal to",    "inherits",       "is filled with",  "reads",
+    "takes",        "keeps",          "copies",         "matches",         "is bound to",
+    "stores",       "is given",       "picks up",       "is the same as",  "contains",
+    "is now",       "is made equal to", "is a copy of", "duplicates",      "tracks",
+    "gets",
+};
+static const char *const vt_nouns[] = {
+    "", "the name ", "the register ", "the slot ", "the cell ", "the field ", "the label ",
+    "the counter ", "the symbol ", "the box ", "the entry ",
+};
+/* name first: "{verb} {a} {prep} {x}." */
+static const vt_pair vt_set[] = {
+    {"set", "equal to"}, {"bind", "to"},      {"fill", "with"},   {"load", "with"},
+    {"point", "at"},     {"update", "to"},    {"change", "to"},   {"reset", "to"},
+    {"link", "to"},      {"tie", "to"},       {"initialize", "to"}, {"make", "equal to"},
+    {"match", "to"},     {"overwrite", "with"}, {"replace", "with"}, {"pin", "to"},
+    {"map", "to"},
+};
+/* symbols: "{x} {arrow} {a}." (key first) and "{a} {sign} {x}." (name first) */
+static const char *const vt_arrows[] = {"->", "=>", "-->", ">>", "~>", "|>"};
+static const char *const vt_signs[] = {"==", ":", "<=", "<<", "<--", "is:"};
+static const char *const vt_leads[] = {
+    "", "now ", "then ", "next, ", "later, ", "after that, ", "meanwhile, ", "also, ",
+};
+/* what a later assignment copies (symbol frames take {b} alone) */
+static const char *const vt_sources[] = {
+    "{b}", "the value of {b}", "the contents of {b}", "what is in {b}", "whatever {b} has",
+};
+
+/* Every word list of the grammar, for tk_self_check. */
+static const char *const *const vt_word_lists[] = {vt_goes, vt_gets, vt_nouns, vt_arrows,
+                                                   vt_signs, vt_leads, vt_sources};
+static const size_t vt_word_counts[] = {COUNT_OF(vt_goes),   COUNT_OF(vt_gets),
+                                        COUNT_OF(vt_nouns),  COUNT_OF(vt_arrows),
+                                        COUNT_OF(vt_signs),  COUNT_OF(vt_leads),
+                                        COUNT_OF(vt_sources)};
 static const char *const babi_move[TK_NVARIANTS] = {
     "{p} went to the {l}.", "{p} moved to the {l}.", "{p} travelled to the {l}.",
     "{p} journeyed to the {l}.", "{p} walked over to the {l}.", "{p} headed for the {l}.",
@@ -644,7 +713,7 @@ static const char *const task_names[TK_NTASKS] = {"passkey", "multikey", "multiv
 static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "fortunes", "sayings",
                                                       "devil", "jargon"};
 static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout",
-                                                          "varied"};
+                                                          "varied", "composed"};
 static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid", "code"};
 
 const char *tk_task_name(tk_task t) {
@@ -817,7 +886,8 @@ typedef struct content {
   sbuf *answers;
   int nanswers;
   int variant; /* the question's */
-  int needle_variant; /* the needles' (-1 for babi: each fact draws its own) */
+  int needle_variant; /* the needles' (-1 for babi: each fact draws its own;
+                          -1 for composed's grammar wordings) */
   int lead_variant; /* babi under the training phrasings: the answer lead's; else -1 */
   tk_kind kind; /* the question's kind (babi) */
   bool oom;
@@ -1054,7 +1124,7 @@ static void put_phrase(sbuf *out, const char *t, const holes *h) {
 /* The phrasings that draw among the training variants (and draw the
  * needles', the question's and babi's answer lead's apart). */
 static bool training_phrasing(tk_phrasing p) {
-  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED;
+  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || p == TK_PHRASING_COMPOSED;
 }
 
 /* A variant of the phrasing tables: 0 by default, else drawn from the
@@ -1087,6 +1157,37 @@ static void put_question(sbuf *out, const char *t, const holes *h, rng *pr, tk_p
     t++;
   }
   put_phrase(out, t, h);
+}
+
+/* --phrasing composed: a grammar wording of vartrack's assignments (the
+ * tables' holes: {a}, {v}, {b}) into first and next, drawn from the
+ * phrasing stream. */
+static void compose_vartrack(rng *pr, sbuf *first, sbuf *next) {
+  int frame = (int)rng_below(pr, 6);
+  const char *lead = vt_leads[rng_below(pr, COUNT_OF(vt_leads))];
+  const char *src = vt_sources[rng_below(pr, COUNT_OF(vt_sources))];
+  const vt_pair *send = &vt_send[rng_below(pr, COUNT_OF(vt_send))];
+  const vt_pair *set = &vt_set[rng_below(pr, COUNT_OF(vt_set))];
+  const char *goes = vt_goes[rng_below(pr, COUNT_OF(vt_goes))];
+  const char *gets = vt_gets[rng_below(pr, COUNT_OF(vt_gets))];
+  const char *noun = vt_nouns[rng_below(pr, COUNT_OF(vt_nouns))];
+  const char *arrow = vt_arrows[rng_below(pr, COUNT_OF(vt_arrows))];
+  const char *sign = vt_signs[rng_below(pr, COUNT_OF(vt_signs))];
+  for (int k = 0; k < 2; k++) {
+    sbuf *o = k ? next : first;
+    const char *x = !k ? "{v}" : frame == 2 || frame == 5 ? "{b}" : src;
+    size_t at = o->n;
+    sb_puts(o, lead);
+    switch (frame) {
+    case 0: sb_printf(o, "%s %s %s {a}.", send->verb, x, send->prep); break;
+    case 1: sb_printf(o, "%s %s {a}.", x, goes); break;
+    case 2: sb_printf(o, "%s %s {a}.", x, arrow); break;
+    case 3: sb_printf(o, "%s{a} %s %s.", noun, gets, x); break;
+    case 4: sb_printf(o, "%s {a} %s %s.", set->verb, set->prep, x); break;
+    default: sb_printf(o, "{a} %s %s.", sign, x); break;
+    }
+    if (!o->oom && o->p[at] >= 'a' && o->p[at] <= 'z') o->p[at] = (char)(o->p[at] - 'a' + 'A');
+  }
 }
 
 /* Where a question template's answer lead starts: after its last "? " or
@@ -1339,15 +1440,30 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     for (int i = 0; i < nn; i++) perm[i] = i / nv;
     shuffle(&r, perm, nn);
     int next[TK_MAX_CHAINS] = {0};
+    const char *first = vartrack_first[t], *later = vartrack_next[t];
+    sbuf cf = {0}, cn = {0}; /* --phrasing composed: half the items' grammar wording */
+    if (v->phrasing == TK_PHRASING_COMPOSED && rng_chance(&pr, 512)) {
+      compose_vartrack(&pr, &cf, &cn);
+      if (cf.oom || cn.oom) {
+        free(cf.p);
+        free(cn.p);
+        c->oom = true;
+        goto done;
+      }
+      first = cf.p;
+      later = cn.p;
+      c->needle_variant = -1;
+    }
     for (int s = 0; s < nn; s++) {
       int k = perm[s], j = next[k]++;
       holes h = {.a = names[k * nv + j].p, .v = vals[k].p,
                  .b = j ? names[k * nv + j - 1].p : NULL};
-      put_needle(&c->needles[s].text, (j == 0 ? vartrack_first : vartrack_next)[t], &h, &pr,
-                 v->phrasing);
+      put_needle(&c->needles[s].text, j == 0 ? first : later, &h, &pr, v->phrasing);
       c->needles[s].depth = d[s];
       c->needles[s].support = k == 0;
     }
+    free(cf.p);
+    free(cn.p);
     sb_puts(&c->header, vartrack_header);
     holes h = {.v = vals[0].p};
     put_question(&c->question, vartrack_question[q], &h, &pr, v->phrasing);
@@ -1677,6 +1793,18 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
   return TK_OK;
 }
 
+/* The first value word, babi place or word of vartrack's held-out
+ * wordings that occurs in e (ignoring case), or NULL. */
+static const char *grammar_clash(const char *e) {
+  static const char *const held_words[] = {"assign", "hold", "variable"};
+  const char *const *lists[] = {value_words, babi_places, held_words};
+  size_t sizes[] = {COUNT_OF(value_words), COUNT_OF(babi_places), COUNT_OF(held_words)};
+  for (size_t l = 0; l < COUNT_OF(lists); l++)
+    for (size_t j = 0; j < sizes[l]; j++)
+      if (contains_word(e, strlen(e), lists[l][j])) return lists[l][j];
+  return NULL;
+}
+
 int tk_self_check(char *err, size_t errsize) {
   for (size_t n = 1; n <= 9; n++) {
     bool found = false;
@@ -1710,6 +1838,27 @@ int tk_self_check(char *err, size_t errsize) {
     for (size_t j = 0; j < COUNT_OF(babi_places); j++)
       if (babi_places[j] != w && contains_word(babi_places[j], strlen(babi_places[j]), w))
         return fail(err, errsize, "'%s' occurs in '%s'", w, babi_places[j]), 1;
+  }
+  /* --phrasing composed's grammar: no value word or babi place either, and
+   * none of the words of vartrack's held-out wordings (variants 4 and 5),
+   * which evaluation keeps unseen. */
+  const char *words[2 * (COUNT_OF(vt_send) + COUNT_OF(vt_set))];
+  size_t nw = 0;
+  for (size_t j = 0; j < COUNT_OF(vt_send); j++) {
+    words[nw++] = vt_send[j].verb;
+    words[nw++] = vt_send[j].prep;
+  }
+  for (size_t j = 0; j < COUNT_OF(vt_set); j++) {
+    words[nw++] = vt_set[j].verb;
+    words[nw++] = vt_set[j].prep;
+  }
+  for (size_t l = 0; l <= COUNT_OF(vt_word_lists); l++) {
+    const char *const *list = l < COUNT_OF(vt_word_lists) ? vt_word_lists[l] : words;
+    size_t n = l < COUNT_OF(vt_word_lists) ? vt_word_counts[l] : nw;
+    for (size_t j = 0; j < n; j++) {
+      const char *w = grammar_clash(list[j]);
+      if (w) return fail(err, errsize, "'%s' occurs in the grammar's '%s'", w, list[j]), 1;
+    }
   }
   /* Prose filler drops sentences holding a reserved word: the phrasings
    * themselves hold some ("passkey", "magic"), but never a value word. */
@@ -1752,11 +1901,13 @@ static const cli_opt gen_task_opts[] = {
      "(training styles); devil, jargon (held out); prose styles\n"
      "read Debian's packages fortunes-min, fortunes, dict-devil,\n"
      "dict-jargon"},
-    {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied",
+    {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied|composed",
      "the needles' and question's wording: the original\n"
      "(default), one of 22 training wordings, or one of two\n"
      "held-out wordings; varied: a training wording with\n"
-     "lead-in and tail sentences"},
+     "lead-in and tail sentences; composed: a training\n"
+     "wording, or for half of vartrack's items one from a\n"
+     "grammar of many verbs and orders"},
     {G_CORPUS_DIR, "--corpus-dir", NULL, "DIR",
      "read a prose style's files from DIR instead of where\n"
      "its package installs them"},
@@ -1911,7 +2062,7 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
     case G_PHRASING: {
       int p = tk_phrasing_parse(val);
       if (p < 0)
-        return gt_usage_error("--phrasing expects default, train, heldout or varied, not '%s'",
+        return gt_usage_error("--phrasing expects default, train, heldout, varied or composed, not '%s'",
                               val);
       o.phrasing = (tk_phrasing)p;
       break;

@@ -63,6 +63,9 @@ typedef enum tk_phrasing {
   TK_PHRASING_VARIED,  /* a training variant, each needle and the question
                           also with a lead-in (and a needle with a tail)
                           drawn from tables of their own */
+  TK_PHRASING_COMPOSED, /* train's, but half of vartrack's items word their
+                           assignments by a grammar of many verbs, orders
+                           and leads (needle_variant -1) */
   TK_NPHRASINGS
 } tk_phrasing;
 enum { TK_NVARIANTS = 24, TK_FIRST_HELDOUT_VARIANT = 4, TK_HELDOUT_VARIANTS = 2 };
@@ -137,7 +140,8 @@ typedef struct tk_item {
   int n_support;
   int variant; /* the question's phrasing variant, 0..TK_NVARIANTS - 1 */
   int needle_variant; /* the needles' variant: the question's, but drawn apart
-                       * under the training phrasings; -1 for babi */
+                       * under the training phrasings; -1 for babi and
+                       * for composed's grammar-worded vartrack items */
   int lead_variant; /* babi under the training phrasings: the variant whose
                      * answer lead ends the question (drawn apart from the
                      * question sentence's), else -1 */
@@ -173,7 +177,7 @@ const char *tk_filler_name(tk_filler f);   /* "synthetic", "noise", "fortunes", 
 int tk_filler_parse(const char *s);
 bool tk_filler_is_prose(tk_filler f);      /* needs a corpus */
 bool tk_filler_held_out(tk_filler f);
-const char *tk_phrasing_name(tk_phrasing p); /* "default", "train", "heldout", "varied" */
+const char *tk_phrasing_name(tk_phrasing p); /* "default", "train", "heldout", "varied", "composed" */
 int tk_phrasing_parse(const char *s);
 
 /* Whether n bytes of text contain, ignoring case, a word the tasks put in

@@ -896,12 +896,14 @@ static void test_babi(void) {
  * Under train and varied the needles' variant is drawn apart from the
  * question's (and is a training one too); default and heldout word both
  * alike.  babi's training questions join one variant's question sentence
- * to another's answer lead (lead_variant).  240 seeds, so that each of
- * the 22 training variants is drawn. */
+ * to another's answer lead (lead_variant).  composed draws train's
+ * variants, but about half of its vartrack items have a grammar wording
+ * (needle_variant -1; test_composed).  240 seeds, so that each of the 22
+ * training variants is drawn. */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
-    int bad = 0, led = 0, nled = 0, apart = 0, q_default = 0, l_default = 0;
+    int bad = 0, led = 0, nled = 0, apart = 0, q_default = 0, l_default = 0, grammar = 0;
     for (uint64_t seed = 0; seed < 240; seed++) {
       tk_item it[TK_NPHRASINGS];
       for (int p = 0; p < TK_NPHRASINGS; p++) {
@@ -910,11 +912,14 @@ static void test_phrasings(void) {
         o.phrasing = (tk_phrasing)p;
         CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &it[p], NULL, 0), TK_OK);
         seen[p][it[p].variant]++;
-        bool drawn = p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED;
+        bool drawn = p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED ||
+                     p == TK_PHRASING_COMPOSED;
         if (t == TK_BABI) {
           bad += it[p].needle_variant != -1;
           bad += drawn ? !tk_training_variant(it[p].lead_variant) : it[p].lead_variant != -1;
           apart += p == TK_PHRASING_TRAIN && it[p].lead_variant != it[p].variant;
+        } else if (p == TK_PHRASING_COMPOSED && t == TK_VARTRACK && it[p].needle_variant == -1) {
+          grammar++; /* a grammar wording (test_composed) */
         } else if (drawn) {
           bad += !tk_training_variant(it[p].needle_variant);
           apart += p == TK_PHRASING_TRAIN && it[p].needle_variant != it[p].variant;
@@ -933,7 +938,9 @@ static void test_phrasings(void) {
         bool as_default = it[p].variant == 0 && it[p].lead_variant <= 0;
         bool same = !strcmp(question_of(&it[0]), question_of(&it[p]));
         if (p != TK_PHRASING_VARIED)
-          bad += t == TK_BABI && p == TK_PHRASING_TRAIN ? as_default && !same : as_default != same;
+          bad += t == TK_BABI && (p == TK_PHRASING_TRAIN || p == TK_PHRASING_COMPOSED)
+                     ? as_default && !same
+                     : as_default != same;
       }
       /* babi under train: the question sentence of one variant, the answer
        * lead of another; where either is variant 0, that part is the
@@ -962,11 +969,98 @@ static void test_phrasings(void) {
     CU_ASSERT_EQUAL(bad, 0);
     if (t != TK_BABI) CU_ASSERT(led > 30 && nled > 0 && apart > 200);
     if (t == TK_BABI) CU_ASSERT(apart > 120 && q_default > 0 && l_default > 0);
+    CU_ASSERT(t == TK_VARTRACK ? grammar > 80 && grammar < 160 : grammar == 0);
     for (int v = 0; v < TK_NVARIANTS; v++) {
       CU_ASSERT_EQUAL(seen[TK_PHRASING_DEFAULT][v] > 0, v == 0);
       CU_ASSERT_EQUAL(seen[TK_PHRASING_TRAIN][v] > 0, tk_training_variant(v));
       CU_ASSERT_EQUAL(seen[TK_PHRASING_HELDOUT][v] > 0, !tk_training_variant(v));
       CU_ASSERT_EQUAL(seen[TK_PHRASING_VARIED][v] > 0, tk_training_variant(v));
+      CU_ASSERT_EQUAL(seen[TK_PHRASING_COMPOSED][v] > 0, tk_training_variant(v));
+    }
+  }
+}
+
+/* --phrasing composed: every task's item is train's, byte for byte, but
+ * for vartrack items with a grammar wording (needle_variant -1), which keep
+ * train's names, values, depths and question and word the assignments
+ * otherwise: each needle names its variable and what it copies (the asked
+ * chain's first the value, the later ones the name before), and none holds
+ * a word of the held-out wordings.  The grammar's wordings are many. */
+static bool holds(const char *s, size_t n, const char *w) {
+  for (size_t i = 0, k = strlen(w); i + k <= n; i++)
+    if (!memcmp(s + i, w, k)) return true;
+  return false;
+}
+
+static void test_composed(void) {
+  for (int t = 0; t < TK_NTASKS; t++) {
+    int grammar = 0, same = 0;
+    char firsts[64][96];
+    int nfirst = 0;
+    for (uint64_t seed = 0; seed < 120; seed++) {
+      tk_item tr, co;
+      tk_options o;
+      tk_options_init(&o, (tk_task)t);
+      o.phrasing = TK_PHRASING_TRAIN;
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &tr, NULL, 0), TK_OK);
+      o.phrasing = TK_PHRASING_COMPOSED;
+      CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &co, NULL, 0), TK_OK);
+      CU_ASSERT_STRING_EQUAL(tr.answer, co.answer);
+      CU_ASSERT_STRING_EQUAL(question_of(&tr), question_of(&co));
+      CU_ASSERT_EQUAL(tr.variant, co.variant);
+      if (co.needle_variant != -1 || t == TK_BABI) {
+        same += !strcmp(tr.prompt, co.prompt);
+      } else {
+        grammar++;
+        CU_ASSERT_EQUAL(t, TK_VARTRACK);
+        CU_ASSERT(strcmp(tr.prompt, co.prompt) != 0);
+        CU_ASSERT_EQUAL(tr.n_needles, co.n_needles);
+        for (int i = 0; i < co.n_needles; i++) {
+          char nd[160];
+          size_t n = co.needle_lengths[i];
+          CU_ASSERT_FATAL(n < sizeof nd);
+          memcpy(nd, co.prompt + co.needle_offsets[i], n);
+          nd[n] = 0;
+          CU_ASSERT(nd[0] < 'a' || nd[0] > 'z'); /* a sentence's capital */
+          CU_ASSERT(nd[n - 1] == '.');
+          for (char *c = nd; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+          CU_ASSERT(!strstr(nd, "assign") && !strstr(nd, "hold") && !strstr(nd, "variable"));
+        }
+        /* the asked chain: its first needle holds the value and the first
+         * answer, each later one the answer and the one before */
+        for (int j = 0; j < co.n_support && j < co.n_answers; j++) {
+          const char *nd = co.prompt + co.needle_offsets[co.support[j]];
+          size_t n = co.needle_lengths[co.support[j]];
+          const char *copied = j ? co.answers[j - 1] : co.value;
+          CU_ASSERT(holds(nd, n, co.answers[j]) && holds(nd, n, copied));
+        }
+        size_t n = co.needle_lengths[co.support[0]];
+        if (nfirst < 64 && n < sizeof firsts[0]) {
+          /* the wording: the needle with its name and value cut out */
+          char w[96] = {0};
+          const char *nd = co.prompt + co.needle_offsets[co.support[0]];
+          for (size_t i = 0, k = 0; i < n; i++) {
+            bool cap = nd[i] >= 'A' && nd[i] <= 'Z', digit = nd[i] >= '0' && nd[i] <= '9';
+            bool run = cap && ((i + 1 < n && nd[i + 1] >= 'A' && nd[i + 1] <= 'Z') ||
+                               (i && nd[i - 1] >= 'A' && nd[i - 1] <= 'Z'));
+            if (!digit && !run) w[k++] = nd[i];
+          }
+          bool fresh = true;
+          for (int k = 0; k < nfirst; k++) fresh &= strcmp(firsts[k], w) != 0;
+          if (fresh) strcpy(firsts[nfirst++], w);
+        }
+      }
+      tk_item_free(&tr);
+      tk_item_free(&co);
+    }
+    if (t == TK_VARTRACK) {
+      CU_ASSERT(grammar > 40 && grammar < 80);
+      CU_ASSERT(same == 120 - grammar);
+      CU_ASSERT(nfirst > 40); /* nearly every grammar item words it anew */
+    } else {
+      CU_ASSERT_EQUAL(grammar, 0);
+      CU_ASSERT_EQUAL(same, 120);
     }
   }
 }
@@ -1115,6 +1209,7 @@ void tu_add_tasks_suite(void) {
   CU_add_test(s, "gen-task usage errors", test_command_usage_errors);
   CU_add_test(s, "babi stories replay to their answers", test_babi);
   CU_add_test(s, "phrasings: train and held-out wordings", test_phrasings);
+  CU_add_test(s, "phrasings: composed vartrack wordings", test_composed);
   CU_add_test(s, "prose corpus: what is kept", test_corpus_cutting);
   CU_add_test(s, "filler styles", test_filler_styles);
   CU_add_test(s, "eval's scores", test_eval_score);

@@ -280,8 +280,9 @@ def build_parser():
     p.add_argument("--fillers", default="synthetic",
                    help="training filler styles to mix (default %(default)s; allowed: "
                         + ",".join(TRAIN_FILLERS) + "; devil and jargon are held out)")
-    p.add_argument("--phrasing", default="default", choices=["default", "train", "varied"],
-                   help="gen-task --phrasing (heldout is for evaluation only)")
+    p.add_argument("--phrasing", default="default", choices=["default", "train", "varied", "composed"],
+                   help="gen-task --phrasing (heldout is for evaluation only; composed: "
+                        "train's, and half of vartrack's items worded by a grammar)")
     p.add_argument("--needles", default="number",
                    help="needle kinds to mix for the tasks that have them (default %(default)s)")
     p.add_argument("--key-first", action="store_true",
@@ -1514,7 +1515,7 @@ def main():
     if args.vartrack_count < 0:
         raise SystemExit("train.py: --vartrack-count must be 0 (gen-task's default) or "
                          "more, not %d" % args.vartrack_count)
-    if args.phrasing not in ("default", "train", "varied"):
+    if args.phrasing not in ("default", "train", "varied", "composed"):
         raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
                          "generalization on it" % args.phrasing)
     data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing,
