@@ -1795,13 +1795,29 @@ tk_status tk_generate(const tk_options *o, size_t length, uint64_t seed, tk_item
 
 /* The first value word, babi place or word of vartrack's held-out
  * wordings that occurs in e (ignoring case), or NULL. */
-static const char *grammar_clash(const char *e) {
+static const char *clash_in(const char *e) {
   static const char *const held_words[] = {"assign", "hold", "variable"};
   const char *const *lists[] = {value_words, babi_places, held_words};
   size_t sizes[] = {COUNT_OF(value_words), COUNT_OF(babi_places), COUNT_OF(held_words)};
   for (size_t l = 0; l < COUNT_OF(lists); l++)
     for (size_t j = 0; j < sizes[l]; j++)
       if (contains_word(e, strlen(e), lists[l][j])) return lists[l][j];
+  return NULL;
+}
+
+/* The first such clash in any word of --phrasing composed's grammar, its
+ * entry into *at; NULL when there is none. */
+static const char *grammar_clash(const char **at) {
+  const char *w = NULL;
+  for (size_t l = 0; l < COUNT_OF(vt_word_lists); l++)
+    for (size_t j = 0; j < vt_word_counts[l]; j++)
+      if ((w = clash_in(*at = vt_word_lists[l][j]))) return w;
+  const vt_pair *const pairs[] = {vt_send, vt_set};
+  size_t npairs[] = {COUNT_OF(vt_send), COUNT_OF(vt_set)};
+  for (size_t l = 0; l < COUNT_OF(pairs); l++)
+    for (size_t j = 0; j < npairs[l]; j++)
+      if ((w = clash_in(*at = pairs[l][j].verb)) || (w = clash_in(*at = pairs[l][j].prep)))
+        return w;
   return NULL;
 }
 
@@ -1842,24 +1858,8 @@ int tk_self_check(char *err, size_t errsize) {
   /* --phrasing composed's grammar: no value word or babi place either, and
    * none of the words of vartrack's held-out wordings (variants 4 and 5),
    * which evaluation keeps unseen. */
-  const char *words[2 * (COUNT_OF(vt_send) + COUNT_OF(vt_set))];
-  size_t nw = 0;
-  for (size_t j = 0; j < COUNT_OF(vt_send); j++) {
-    words[nw++] = vt_send[j].verb;
-    words[nw++] = vt_send[j].prep;
-  }
-  for (size_t j = 0; j < COUNT_OF(vt_set); j++) {
-    words[nw++] = vt_set[j].verb;
-    words[nw++] = vt_set[j].prep;
-  }
-  for (size_t l = 0; l <= COUNT_OF(vt_word_lists); l++) {
-    const char *const *list = l < COUNT_OF(vt_word_lists) ? vt_word_lists[l] : words;
-    size_t n = l < COUNT_OF(vt_word_lists) ? vt_word_counts[l] : nw;
-    for (size_t j = 0; j < n; j++) {
-      const char *w = grammar_clash(list[j]);
-      if (w) return fail(err, errsize, "'%s' occurs in the grammar's '%s'", w, list[j]), 1;
-    }
-  }
+  const char *at = NULL, *clash = grammar_clash(&at);
+  if (clash) return fail(err, errsize, "'%s' occurs in the grammar's '%s'", clash, at), 1;
   /* Prose filler drops sentences holding a reserved word: the phrasings
    * themselves hold some ("passkey", "magic"), but never a value word. */
   for (size_t t = 0; t < COUNT_OF(phrasing_tables); t++)
@@ -2062,8 +2062,8 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
     case G_PHRASING: {
       int p = tk_phrasing_parse(val);
       if (p < 0)
-        return gt_usage_error("--phrasing expects default, train, heldout, varied or composed, not '%s'",
-                              val);
+        return gt_usage_error(
+            "--phrasing expects default, train, heldout, varied or composed, not '%s'", val);
       o.phrasing = (tk_phrasing)p;
       break;
     }

@@ -177,7 +177,8 @@ const char *tk_filler_name(tk_filler f);   /* "synthetic", "noise", "fortunes", 
 int tk_filler_parse(const char *s);
 bool tk_filler_is_prose(tk_filler f);      /* needs a corpus */
 bool tk_filler_held_out(tk_filler f);
-const char *tk_phrasing_name(tk_phrasing p); /* "default", "train", "heldout", "varied", "composed" */
+/* "default", "train", "heldout", "varied", "composed" */
+const char *tk_phrasing_name(tk_phrasing p);
 int tk_phrasing_parse(const char *s);
 
 /* Whether n bytes of text contain, ignoring case, a word the tasks put in

@@ -68,6 +68,7 @@ LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss"
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
+TRAIN_PHRASINGS = ["default", "train", "varied", "composed"]   # gen-task's heldout is refused
 HELD_OUT_FILLERS = ["devil", "jargon"]
 NEEDLES = ["number", "word", "uuid", "code"]
 VARTRACK_ORDERS = ["any", "key-first", "name-first"]  # --vartrack-order (or key-first=F)
@@ -280,7 +281,7 @@ def build_parser():
     p.add_argument("--fillers", default="synthetic",
                    help="training filler styles to mix (default %(default)s; allowed: "
                         + ",".join(TRAIN_FILLERS) + "; devil and jargon are held out)")
-    p.add_argument("--phrasing", default="default", choices=["default", "train", "varied", "composed"],
+    p.add_argument("--phrasing", default="default", choices=TRAIN_PHRASINGS,
                    help="gen-task --phrasing (heldout is for evaluation only; composed: "
                         "train's, and half of vartrack's items worded by a grammar)")
     p.add_argument("--needles", default="number",
@@ -1515,7 +1516,7 @@ def main():
     if args.vartrack_count < 0:
         raise SystemExit("train.py: --vartrack-count must be 0 (gen-task's default) or "
                          "more, not %d" % args.vartrack_count)
-    if args.phrasing not in ("default", "train", "varied", "composed"):
+    if args.phrasing not in TRAIN_PHRASINGS:        # a resumed state.json skips choices
         raise SystemExit("train.py: phrasing '%s' is held out: evaluation measures "
                          "generalization on it" % args.phrasing)
     data = TaskData(hsac, args.data_seed, consumed, tasks, fillers, needles, args.phrasing,
