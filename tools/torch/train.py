@@ -1390,8 +1390,19 @@ def main():
         return
     state = {}
     if args.resume:
-        with open(os.path.join(args.resume, "state.json")) as f:
-            state = json.load(f)
+        state_path = os.path.join(args.resume, "state.json")
+        try:
+            with open(state_path) as f:
+                state = json.load(f)
+        except OSError as e:
+            parser.error("--resume %s: cannot read its state.json (%s); a run directory "
+                         "holds the state.json that train.py writes" % (args.resume, e.strerror))
+        except ValueError as e:
+            parser.error("--resume %s: state.json is not valid JSON (%s)" % (args.resume, e))
+        missing = [k for k in ("args", "step", "stage", "stage_start", "items")
+                   if not isinstance(state, dict) or k not in state]
+        if missing:
+            parser.error("--resume %s: state.json lacks %s" % (args.resume, ", ".join(missing)))
         saved = argparse.Namespace(**state["args"])
         for k in ("resume", "plot_only", "out"):
             if hasattr(saved, k):

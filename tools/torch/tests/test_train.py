@@ -609,6 +609,26 @@ with tempfile.TemporaryDirectory() as tmp:
                           env=env, cwd=src)
     check("--ema 1.5 is refused", _bad.returncode == 2 and b"--ema D needs 0 <= D < 1" in _bad.stderr,
           _bad.stderr.decode()[-200:])
+    # --resume of a directory without a state.json, or with a broken one:
+    # a usage error naming the directory, no traceback
+    import tempfile as _tf
+    with _tf.TemporaryDirectory() as _d:
+        _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
+        check("--resume of a directory without state.json is refused by name",
+              _bad.returncode == 2 and b"cannot read its state.json" in _bad.stderr
+              and b"Traceback" not in _bad.stderr, _bad.stderr.decode()[-200:])
+        with open(os.path.join(_d, "state.json"), "w") as f:
+            f.write("{")
+        _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
+        check("--resume with a truncated state.json is refused by name",
+              _bad.returncode == 2 and b"state.json is not valid JSON" in _bad.stderr
+              and b"Traceback" not in _bad.stderr, _bad.stderr.decode()[-200:])
+        with open(os.path.join(_d, "state.json"), "w") as f:
+            f.write('{"step": 3}')
+        _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
+        check("--resume with a state.json missing its fields names them",
+              _bad.returncode == 2 and b"state.json lacks args" in _bad.stderr,
+              _bad.stderr.decode()[-200:])
     # a run without its optimizer state (as shipped: optim.pt is not in
     # git) resumes with a fresh AdamW and says so
     if r2.returncode == 0:
