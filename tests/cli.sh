@@ -412,6 +412,18 @@ expect 0 "passkey    devil          8K     10" -- eval "$rh" --weights "$rhw" --
 # variables tracked (since session 44): the names of the asked chain
 expect 0 "vartrack   devil          1K     10" -- eval "$rh" --weights "$rhw" --task vartrack --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 30 -q
 expect 0 "vartrack   fortunes       1K     10" -- eval "$rh" --weights "$rhw" --task vartrack --lengths 1K --n 10 --filler fortunes --phrasing train --min-score 60 -q
+# tools/torch/vartrack_swap.py scores its "as is" items as hsac eval does:
+# its line equals the mean of eval's per-item scores on the same seeds
+if python3 "$src/tools/torch/vartrack_swap.py" "$hsac" "$rh" "$rhw" --n 2 --seed 16 --forms asis >"$tmp/vs.txt" 2>&1 &&
+   "$hsac" eval "$rh" --weights "$rhw" --task vartrack --lengths 1K --n 10 --seed 16 --filler devil --phrasing heldout -q --csv "$tmp/vs.csv" >/dev/null 2>&1 &&
+   seeds=$(sed -n 's/.*(seeds \([0-9,]*\)).*/\1/p' "$tmp/vs.txt") && [ -n "$seeds" ] &&
+   want=$(awk -F, -v s="$seeds" 'BEGIN { n = split(s, a, ","); for (i = 1; i <= n; i++) k[a[i]] = 1 }
+            NR > 1 && ($6 in k) { t += $7; c++ } END { if (c == 2) printf "%.1f%%", 100 * t / c }' "$tmp/vs.csv") &&
+   grep -q "^as is (Assign V to X) *$want\$" "$tmp/vs.txt"; then pass=$((pass + 1)); else
+  echo "FAIL vartrack_swap.py: its score differs from hsac eval's"; cat "$tmp/vs.txt"; fail=$((fail + 1)); fi
+python3 "$src/tools/torch/vartrack_swap.py" "$hsac" "$rh" "$rhw" --n 0 >/dev/null 2>"$tmp/vs.err"
+if [ $? -eq 2 ] && grep -q -- "--n must be at least 1" "$tmp/vs.err"; then pass=$((pass + 1)); else
+  echo "FAIL vartrack_swap.py --n 0 is not refused"; cat "$tmp/vs.err"; fail=$((fail + 1)); fi
 # letters copied (since session 42): passkeys whose values are 8 random letters
 expect 0 "passkey    devil          1K     10" -- eval "$rh" --weights "$rhw" --task passkey --needle code --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 60 -q
 expect 1 "multikey on devil at 1K scored" -- eval "$pk" --weights "$pkw" --task multikey --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 10 -q
