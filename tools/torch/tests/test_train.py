@@ -611,8 +611,7 @@ with tempfile.TemporaryDirectory() as tmp:
           _bad.stderr.decode()[-200:])
     # --resume of a directory without a state.json, or with a broken one:
     # a usage error naming the directory, no traceback
-    import tempfile as _tf
-    with _tf.TemporaryDirectory() as _d:
+    with tempfile.TemporaryDirectory() as _d:
         _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
         check("--resume of a directory without state.json is refused by name",
               _bad.returncode == 2 and b"cannot read its state.json" in _bad.stderr
