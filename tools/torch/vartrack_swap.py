@@ -81,36 +81,33 @@ def main():
     if a.n < 1:
         p.error("--n must be at least 1")
     forms = FORMS if a.forms == "all" else FORMS[:1]
-    totals = [0.0] * (len(forms) + (a.forms == "all"))
-    seeds, n = [], 0
+    totals, seeds = {}, []
     try:
         seed = a.seed
-        while n < a.n:
+        while len(seeds) < a.n:
             d = gen_item(a.hsac, seed, "heldout", a.filler, a.length)
             seed += 1
             if d.get("variant") != 4:
                 continue
-            prompt, answers = d["prompt"], d["answers"]
-            max_new = len(d["answer"]) + EXTRA_OUTPUT
-            for i, (_, form) in enumerate(forms):
-                text = ASSIGN.sub(lambda m, f=form: f(m.group(1), m.group(2)), prompt)
-                totals[i] += partial_score(answer(a.hsac, a.model, a.weights, text, max_new),
-                                           answers)
+            prompt = d["prompt"]
+            texts = [(name, ASSIGN.sub(lambda m, f=form: f(m.group(1), m.group(2)), prompt))
+                     for name, form in forms]
             if a.forms == "all":
                 t = gen_item(a.hsac, d["seed"], "train", "fortunes", a.length)["prompt"]
-                swapped = prompt[:prompt.rindex("\n") + 1] + t[t.rindex("\n") + 1:]
-                totals[-1] += partial_score(answer(a.hsac, a.model, a.weights, swapped, max_new),
-                                            answers)
+                texts.append(("training question",
+                              prompt[:prompt.rindex("\n") + 1] + t[t.rindex("\n") + 1:]))
+            max_new = len(d["answer"]) + EXTRA_OUTPUT
+            for name, text in texts:
+                out = answer(a.hsac, a.model, a.weights, text, max_new)
+                totals[name] = totals.get(name, 0.0) + partial_score(out, d["answers"])
             seeds.append(d["seed"])
-            n += 1
     except (RuntimeError, OSError, ValueError, KeyError) as e:
         print("vartrack_swap.py: %s" % e, file=sys.stderr)
         return 1
-    names = [f for f, _ in forms] + (["training question"] if a.forms == "all" else [])
     print("vartrack, held-out key-first wording (variant 4), %s, %s, %d items (seeds %s)"
-          % (a.filler, a.length, n, ",".join(map(str, seeds))))
-    for name, t in zip(names, totals):
-        print("%-28s %6.1f%%" % (name, 100.0 * t / n))
+          % (a.filler, a.length, len(seeds), ",".join(map(str, seeds))))
+    for name, t in totals.items():
+        print("%-28s %6.1f%%" % (name, 100.0 * t / len(seeds)))
     return 0
 
 

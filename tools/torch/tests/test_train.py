@@ -612,22 +612,20 @@ with tempfile.TemporaryDirectory() as tmp:
     # --resume of a directory without a state.json, or with a broken one:
     # a usage error naming the directory, no traceback
     with tempfile.TemporaryDirectory() as _d:
-        _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
-        check("--resume of a directory without state.json is refused by name",
-              _bad.returncode == 2 and b"cannot read its state.json" in _bad.stderr
-              and b"Traceback" not in _bad.stderr, _bad.stderr.decode()[-200:])
-        with open(os.path.join(_d, "state.json"), "w") as f:
-            f.write("{")
-        _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
-        check("--resume with a truncated state.json is refused by name",
-              _bad.returncode == 2 and b"state.json is not valid JSON" in _bad.stderr
-              and b"Traceback" not in _bad.stderr, _bad.stderr.decode()[-200:])
-        with open(os.path.join(_d, "state.json"), "w") as f:
-            f.write('{"step": 3}')
-        _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env, cwd=src)
-        check("--resume with a state.json missing its fields names them",
-              _bad.returncode == 2 and b"state.json lacks args" in _bad.stderr,
-              _bad.stderr.decode()[-200:])
+        for text, what, said in ((None, "of a directory without state.json",
+                                  b"cannot read its state.json"),
+                                 ("{", "with a truncated state.json",
+                                  b"state.json is not valid JSON"),
+                                 ('{"step": 3}', "with a state.json missing its fields",
+                                  b"state.json lacks args")):
+            if text is not None:
+                with open(os.path.join(_d, "state.json"), "w") as f:
+                    f.write(text)
+            _bad = subprocess.run(base + ["--resume", _d], capture_output=True, env=env,
+                                  cwd=src)
+            check("--resume %s is refused by name" % what,
+                  _bad.returncode == 2 and said in _bad.stderr
+                  and b"Traceback" not in _bad.stderr, _bad.stderr.decode()[-200:])
     # a run without its optimizer state (as shipped: optim.pt is not in
     # git) resumes with a fresh AdamW and says so
     if r2.returncode == 0:
