@@ -169,7 +169,7 @@ static const cli_opt eval_opts[] = {
      "haystack styles (default synthetic): synthetic, noise,\n"
      "fortunes, sayings, devil, jargon (devil and jargon are held\n"
      "out)"},
-    {O_PHRASING, "--phrasing", NULL, "default|train|heldout|varied|composed",
+    {O_PHRASING, "--phrasing", NULL, "default|train|heldout|varied|composed|nonce",
      "the needles' and questions' wording (default: default)"},
     {O_NEEDLE, "--needle", NULL, "number|word|uuid|code", "the kind of the values (default number)"},
     {O_COUNT, "--count", NULL, "K", "gen-task's --count for every task that takes one"},
@@ -603,7 +603,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
     return 0;
   case O_PHRASING: {
     int p = tk_phrasing_parse(v);
-    if (p < 0) BAD("--phrasing expects default, train, heldout, varied or composed, not '%s'", v);
+    if (p < 0) BAD("--phrasing expects default, train, heldout, varied, composed or nonce, not '%s'", v);
     o->phrasing = p;
     return 0;
   }

@@ -520,13 +520,28 @@ static const char *const vt_sources[] = {
     "{b}", "the value of {b}", "the contents of {b}", "what is in {b}", "whatever {b} has",
 };
 
+/* --phrasing nonce adds four frames to these six: a made-up verb, the
+ * names in either order, "{verb} {x} {prep} {a}." (key first) or
+ * "{verb} {a} {prep} {x}." (name first), {x} the value or the bare copied
+ * name.  Neither the verb nor the preposition tells the order (half the
+ * items say "to", which the table's wordings use both ways); only the
+ * chain does: the first assignment's key is a number, a later one's the
+ * name assigned before (session 47: the model read held-out "Assign V to
+ * X." as name first, 32%, and "Assign V into X." right, 94.5%). */
+static const char *const vt_nonce_verbs[] = {
+    "zorp", "blick", "frem", "dax",  "wug",  "tove", "glim", "snorf",
+    "plink", "yerk", "vosh", "trabe", "mib", "kelf", "drun", "quabe",
+};
+static const char *const vt_nonce_preps[] = {"into", "onto", "with", "at", "by", "toward", "over"};
+
 /* Every word list of the grammar, for tk_self_check. */
-static const char *const *const vt_word_lists[] = {vt_goes, vt_gets, vt_nouns, vt_arrows,
-                                                   vt_signs, vt_leads, vt_sources};
-static const size_t vt_word_counts[] = {COUNT_OF(vt_goes),   COUNT_OF(vt_gets),
-                                        COUNT_OF(vt_nouns),  COUNT_OF(vt_arrows),
-                                        COUNT_OF(vt_signs),  COUNT_OF(vt_leads),
-                                        COUNT_OF(vt_sources)};
+static const char *const *const vt_word_lists[] = {vt_goes,    vt_gets,    vt_nouns,
+                                                   vt_arrows,  vt_signs,   vt_leads,
+                                                   vt_sources, vt_nonce_verbs, vt_nonce_preps};
+static const size_t vt_word_counts[] = {
+    COUNT_OF(vt_goes),    COUNT_OF(vt_gets),    COUNT_OF(vt_nouns),
+    COUNT_OF(vt_arrows),  COUNT_OF(vt_signs),   COUNT_OF(vt_leads),
+    COUNT_OF(vt_sources), COUNT_OF(vt_nonce_verbs), COUNT_OF(vt_nonce_preps)};
 static const char *const babi_move[TK_NVARIANTS] = {
     "{p} went to the {l}.", "{p} moved to the {l}.", "{p} travelled to the {l}.",
     "{p} journeyed to the {l}.", "{p} walked over to the {l}.", "{p} headed for the {l}.",
@@ -713,7 +728,7 @@ static const char *const task_names[TK_NTASKS] = {"passkey", "multikey", "multiv
 static const char *const filler_names[TK_NFILLERS] = {"synthetic", "noise", "fortunes", "sayings",
                                                       "devil", "jargon"};
 static const char *const phrasing_names[TK_NPHRASINGS] = {"default", "train", "heldout",
-                                                          "varied", "composed"};
+                                                          "varied", "composed", "nonce"};
 static const char *const needle_names[TK_NNEEDLES] = {"number", "word", "uuid", "code"};
 
 const char *tk_task_name(tk_task t) {
@@ -1124,7 +1139,8 @@ static void put_phrase(sbuf *out, const char *t, const holes *h) {
 /* The phrasings that draw among the training variants (and draw the
  * needles', the question's and babi's answer lead's apart). */
 static bool training_phrasing(tk_phrasing p) {
-  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || p == TK_PHRASING_COMPOSED;
+  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || p == TK_PHRASING_COMPOSED ||
+         p == TK_PHRASING_NONCE;
 }
 
 /* A variant of the phrasing tables: 0 by default, else drawn from the
@@ -1159,11 +1175,12 @@ static void put_question(sbuf *out, const char *t, const holes *h, rng *pr, tk_p
   put_phrase(out, t, h);
 }
 
-/* --phrasing composed: a grammar wording of vartrack's assignments (the
- * tables' holes: {a}, {v}, {b}) into first and next, drawn from the
- * phrasing stream. */
-static void compose_vartrack(rng *pr, sbuf *first, sbuf *next) {
-  int frame = (int)rng_below(pr, 6);
+/* --phrasing composed and nonce: a grammar wording of vartrack's
+ * assignments (the tables' holes: {a}, {v}, {b}) into first and next,
+ * drawn from the phrasing stream; nonce also draws the made-up verb frames
+ * (6..9; composed's stream is the same as before they were added). */
+static void compose_vartrack(rng *pr, bool nonce, sbuf *first, sbuf *next) {
+  int frame = (int)rng_below(pr, nonce ? 10 : 6);
   const char *lead = vt_leads[rng_below(pr, COUNT_OF(vt_leads))];
   const char *src = vt_sources[rng_below(pr, COUNT_OF(vt_sources))];
   const vt_pair *send = &vt_send[rng_below(pr, COUNT_OF(vt_send))];
@@ -1173,9 +1190,14 @@ static void compose_vartrack(rng *pr, sbuf *first, sbuf *next) {
   const char *noun = vt_nouns[rng_below(pr, COUNT_OF(vt_nouns))];
   const char *arrow = vt_arrows[rng_below(pr, COUNT_OF(vt_arrows))];
   const char *sign = vt_signs[rng_below(pr, COUNT_OF(vt_signs))];
+  const char *made_up = "", *prep = "";
+  if (nonce) {
+    made_up = vt_nonce_verbs[rng_below(pr, COUNT_OF(vt_nonce_verbs))];
+    prep = rng_chance(pr, 512) ? "to" : vt_nonce_preps[rng_below(pr, COUNT_OF(vt_nonce_preps))];
+  }
   for (int k = 0; k < 2; k++) {
     sbuf *o = k ? next : first;
-    const char *x = !k ? "{v}" : frame == 2 || frame == 5 ? "{b}" : src;
+    const char *x = !k ? "{v}" : frame == 2 || frame == 5 || frame >= 6 ? "{b}" : src;
     size_t at = o->n;
     sb_puts(o, lead);
     switch (frame) {
@@ -1184,7 +1206,11 @@ static void compose_vartrack(rng *pr, sbuf *first, sbuf *next) {
     case 2: sb_printf(o, "%s %s {a}.", x, arrow); break;
     case 3: sb_printf(o, "%s{a} %s %s.", noun, gets, x); break;
     case 4: sb_printf(o, "%s {a} %s %s.", set->verb, set->prep, x); break;
-    default: sb_printf(o, "{a} %s %s.", sign, x); break;
+    case 5: sb_printf(o, "{a} %s %s.", sign, x); break;
+    default: /* 6, 8 key first; 7, 9 name first */
+      if (frame % 2 == 0) sb_printf(o, "%s %s %s {a}.", made_up, x, prep);
+      else sb_printf(o, "%s {a} %s %s.", made_up, prep, x);
+      break;
     }
     if (!o->oom && o->p[at] >= 'a' && o->p[at] <= 'z') o->p[at] = (char)(o->p[at] - 'a' + 'A');
   }
@@ -1441,9 +1467,10 @@ static bool build_content(const resolved *v, uint64_t seed, content *c) {
     shuffle(&r, perm, nn);
     int next[TK_MAX_CHAINS] = {0};
     const char *first = vartrack_first[t], *later = vartrack_next[t];
-    sbuf cf = {0}, cn = {0}; /* --phrasing composed: half the items' grammar wording */
-    if (v->phrasing == TK_PHRASING_COMPOSED && rng_chance(&pr, 512)) {
-      compose_vartrack(&pr, &cf, &cn);
+    sbuf cf = {0}, cn = {0}; /* composed, nonce: half the items' grammar wording */
+    bool grammar = v->phrasing == TK_PHRASING_COMPOSED || v->phrasing == TK_PHRASING_NONCE;
+    if (grammar && rng_chance(&pr, 512)) {
+      compose_vartrack(&pr, v->phrasing == TK_PHRASING_NONCE, &cf, &cn);
       if (cf.oom || cn.oom) {
         free(cf.p);
         free(cn.p);
@@ -1901,13 +1928,14 @@ static const cli_opt gen_task_opts[] = {
      "(training styles); devil, jargon (held out); prose styles\n"
      "read Debian's packages fortunes-min, fortunes, dict-devil,\n"
      "dict-jargon"},
-    {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied|composed",
+    {G_PHRASING, "--phrasing", NULL, "default|train|heldout|varied|composed|nonce",
      "the needles' and question's wording: the original\n"
      "(default), one of 22 training wordings, or one of two\n"
      "held-out wordings; varied: a training wording with\n"
      "lead-in and tail sentences; composed: a training\n"
      "wording, or for half of vartrack's items one from a\n"
-     "grammar of many verbs and orders"},
+     "grammar of many verbs and orders; nonce: composed's,\n"
+     "its grammar also with made-up verbs in either order"},
     {G_CORPUS_DIR, "--corpus-dir", NULL, "DIR",
      "read a prose style's files from DIR instead of where\n"
      "its package installs them"},
@@ -2063,7 +2091,7 @@ int tk_gen_task_parse(int argc, char **argv, tk_gen_args *g) {
       int p = tk_phrasing_parse(val);
       if (p < 0)
         return gt_usage_error(
-            "--phrasing expects default, train, heldout, varied or composed, not '%s'", val);
+            "--phrasing expects default, train, heldout, varied, composed or nonce, not '%s'", val);
       o.phrasing = (tk_phrasing)p;
       break;
     }

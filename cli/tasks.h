@@ -66,6 +66,9 @@ typedef enum tk_phrasing {
   TK_PHRASING_COMPOSED, /* train's, but half of vartrack's items word their
                            assignments by a grammar of many verbs, orders
                            and leads (needle_variant -1) */
+  TK_PHRASING_NONCE,    /* composed's, but two in five of its grammar items
+                           use a made-up verb in either order, so that only
+                           the chain tells which name is assigned */
   TK_NPHRASINGS
 } tk_phrasing;
 enum { TK_NVARIANTS = 24, TK_FIRST_HELDOUT_VARIANT = 4, TK_HELDOUT_VARIANTS = 2 };
@@ -177,7 +180,7 @@ const char *tk_filler_name(tk_filler f);   /* "synthetic", "noise", "fortunes", 
 int tk_filler_parse(const char *s);
 bool tk_filler_is_prose(tk_filler f);      /* needs a corpus */
 bool tk_filler_held_out(tk_filler f);
-/* "default", "train", "heldout", "varied", "composed" */
+/* "default", "train", "heldout", "varied", "composed", "nonce" */
 const char *tk_phrasing_name(tk_phrasing p);
 int tk_phrasing_parse(const char *s);
 

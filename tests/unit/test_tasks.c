@@ -819,7 +819,7 @@ static void test_babi(void) {
     for (uint64_t seed = 0; seed < 150; seed++) {
       tk_options o;
       tk_options_init(&o, TK_BABI);
-      o.phrasing = (tk_phrasing)ph;
+      o.phrasing = ph;
       o.filler = seed % 2 ? TK_FILLER_NOISE : TK_FILLER_SYNTHETIC;
       o.count = 2 + (int)(seed % 9);
       size_t least = min_len(&o, seed);
@@ -896,9 +896,9 @@ static void test_babi(void) {
  * Under train and varied the needles' variant is drawn apart from the
  * question's (and is a training one too); default and heldout word both
  * alike.  babi's training questions join one variant's question sentence
- * to another's answer lead (lead_variant).  composed draws train's
- * variants, but about half of its vartrack items have a grammar wording
- * (needle_variant -1; test_composed).  240 seeds, so that each of the 22
+ * to another's answer lead (lead_variant).  composed and nonce draw
+ * train's variants, but about half of their vartrack items have a grammar
+ * wording (needle_variant -1; test_composed).  240 seeds, so that each of the 22
  * training variants is drawn. */
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
@@ -912,13 +912,13 @@ static void test_phrasings(void) {
         o.phrasing = (tk_phrasing)p;
         CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &it[p], NULL, 0), TK_OK);
         seen[p][it[p].variant]++;
-        bool drawn = p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED ||
-                     p == TK_PHRASING_COMPOSED;
+        bool grammatical = p == TK_PHRASING_COMPOSED || p == TK_PHRASING_NONCE;
+        bool drawn = p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || grammatical;
         if (t == TK_BABI) {
           bad += it[p].needle_variant != -1;
           bad += drawn ? !tk_training_variant(it[p].lead_variant) : it[p].lead_variant != -1;
           apart += p == TK_PHRASING_TRAIN && it[p].lead_variant != it[p].variant;
-        } else if (p == TK_PHRASING_COMPOSED && t == TK_VARTRACK && it[p].needle_variant == -1) {
+        } else if (grammatical && t == TK_VARTRACK && it[p].needle_variant == -1) {
           grammar++; /* a grammar wording (test_composed) */
         } else if (drawn) {
           bad += !tk_training_variant(it[p].needle_variant);
@@ -938,7 +938,8 @@ static void test_phrasings(void) {
         bool as_default = it[p].variant == 0 && it[p].lead_variant <= 0;
         bool same = !strcmp(question_of(&it[0]), question_of(&it[p]));
         if (p != TK_PHRASING_VARIED)
-          bad += t == TK_BABI && (p == TK_PHRASING_TRAIN || p == TK_PHRASING_COMPOSED)
+          bad += t == TK_BABI && (p == TK_PHRASING_TRAIN || p == TK_PHRASING_COMPOSED ||
+                                  p == TK_PHRASING_NONCE)
                      ? as_default && !same
                      : as_default != same;
       }
@@ -969,13 +970,14 @@ static void test_phrasings(void) {
     CU_ASSERT_EQUAL(bad, 0);
     if (t != TK_BABI) CU_ASSERT(led > 30 && nled > 0 && apart > 200);
     if (t == TK_BABI) CU_ASSERT(apart > 120 && q_default > 0 && l_default > 0);
-    CU_ASSERT(t == TK_VARTRACK ? grammar > 80 && grammar < 160 : grammar == 0);
+    CU_ASSERT(t == TK_VARTRACK ? grammar > 160 && grammar < 320 : grammar == 0); /* of 2 x 240 */
     for (int v = 0; v < TK_NVARIANTS; v++) {
       CU_ASSERT_EQUAL(seen[TK_PHRASING_DEFAULT][v] > 0, v == 0);
       CU_ASSERT_EQUAL(seen[TK_PHRASING_TRAIN][v] > 0, tk_training_variant(v));
       CU_ASSERT_EQUAL(seen[TK_PHRASING_HELDOUT][v] > 0, !tk_training_variant(v));
       CU_ASSERT_EQUAL(seen[TK_PHRASING_VARIED][v] > 0, tk_training_variant(v));
       CU_ASSERT_EQUAL(seen[TK_PHRASING_COMPOSED][v] > 0, tk_training_variant(v));
+      CU_ASSERT_EQUAL(seen[TK_PHRASING_NONCE][v] > 0, tk_training_variant(v));
     }
   }
 }
@@ -985,25 +987,57 @@ static void test_phrasings(void) {
  * train's names, values, depths and question and word the assignments
  * otherwise: each needle names its variable and what it copies (the asked
  * chain's first the value, the later ones the name before), and none holds
- * a word of the held-out wordings.  The grammar's wordings are many. */
+ * a word of the held-out wordings.  The grammar's wordings are many.
+ * --phrasing nonce likewise, its grammar also with made-up verbs that say
+ * "to" in both orders, where composed's verbs each say it in one. */
 static bool holds(const char *s, size_t n, const char *w) {
   for (size_t i = 0, k = strlen(w); i + k <= n; i++)
     if (!memcmp(s + i, w, k)) return true;
   return false;
 }
 
-static void test_composed(void) {
+/* The verb of a grammar needle "[Lead, ]VERB P to Q." whose P and Q are
+ * the item's value and first answer (either order), into verb; its order
+ * (1 name first, 0 key first), or -1 for any other form. */
+static int to_frame(const tk_item *it, char verb[32]) {
+  const char *nd = it->prompt + it->needle_offsets[it->support[0]];
+  size_t n = it->needle_lengths[it->support[0]];
+  char w[4][32];
+  int k = 0;
+  size_t end = n - 1; /* the final '.' */
+  while (k < 4 && end > 0) {
+    size_t at = end;
+    while (at > 0 && nd[at - 1] != ' ') at--;
+    if (end - at >= sizeof w[0]) return -1;
+    memcpy(w[3 - k], nd + at, end - at);
+    w[3 - k][end - at] = 0;
+    k++;
+    end = at ? at - 1 : 0;
+  }
+  if (k < 4 || strcmp(w[2], "to") != 0) return -1;
+  for (char *c = w[0]; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+  strcpy(verb, w[0]);
+  if (!strcmp(w[1], it->value) && !strcmp(w[3], it->answers[0])) return 0;
+  if (!strcmp(w[1], it->answers[0]) && !strcmp(w[3], it->value)) return 1;
+  return -1;
+}
+
+static void composed_phrasing(tk_phrasing ph) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int grammar = 0, same = 0;
     char firsts[64][96];
     int nfirst = 0;
+    /* "VERB P to Q." forms: the verbs seen key first and name first */
+    char to_verbs[2][64][32];
+    int nto[2] = {0, 0}, both_ways = 0;
     for (uint64_t seed = 0; seed < 120; seed++) {
       tk_item tr, co;
       tk_options o;
       tk_options_init(&o, (tk_task)t);
       o.phrasing = TK_PHRASING_TRAIN;
       CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &tr, NULL, 0), TK_OK);
-      o.phrasing = TK_PHRASING_COMPOSED;
+      o.phrasing = ph;
       CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &co, NULL, 0), TK_OK);
       CU_ASSERT_STRING_EQUAL(tr.answer, co.answer);
       CU_ASSERT_STRING_EQUAL(question_of(&tr), question_of(&co));
@@ -1050,6 +1084,12 @@ static void test_composed(void) {
           for (int k = 0; k < nfirst; k++) fresh &= strcmp(firsts[k], w) != 0;
           if (fresh) strcpy(firsts[nfirst++], w);
         }
+        char verb[32];
+        int order = to_frame(&co, verb);
+        if (order >= 0 && nto[order] < 64) {
+          for (int k = 0; k < nto[!order]; k++) both_ways += !strcmp(to_verbs[!order][k], verb);
+          strcpy(to_verbs[order][nto[order]++], verb);
+        }
       }
       tk_item_free(&tr);
       tk_item_free(&co);
@@ -1058,11 +1098,20 @@ static void test_composed(void) {
       CU_ASSERT(grammar > 40 && grammar < 80);
       CU_ASSERT(same == 120 - grammar);
       CU_ASSERT(nfirst > 40); /* nearly every grammar item words it anew */
+      /* "to" in both orders; composed's verbs tell the order, nonce's
+       * made-up ones do not (one verb is met both ways) */
+      CU_ASSERT(nto[0] > 0 && nto[1] > 0);
+      CU_ASSERT(ph == TK_PHRASING_NONCE ? both_ways > 0 : both_ways == 0);
     } else {
       CU_ASSERT_EQUAL(grammar, 0);
       CU_ASSERT_EQUAL(same, 120);
     }
   }
+}
+
+static void test_composed(void) {
+  composed_phrasing(TK_PHRASING_COMPOSED);
+  composed_phrasing(TK_PHRASING_NONCE);
 }
 
 /* A small corpus in each layout: what is kept and what is dropped. */
@@ -1209,7 +1258,7 @@ void tu_add_tasks_suite(void) {
   CU_add_test(s, "gen-task usage errors", test_command_usage_errors);
   CU_add_test(s, "babi stories replay to their answers", test_babi);
   CU_add_test(s, "phrasings: train and held-out wordings", test_phrasings);
-  CU_add_test(s, "phrasings: composed vartrack wordings", test_composed);
+  CU_add_test(s, "phrasings: composed and nonce vartrack wordings", test_composed);
   CU_add_test(s, "prose corpus: what is kept", test_corpus_cutting);
   CU_add_test(s, "filler styles", test_filler_styles);
   CU_add_test(s, "eval's scores", test_eval_score);

@@ -68,7 +68,7 @@ LOG_FIELDS = ["step", "time_s", "stage", "length", "topk", "loss", "answer_loss"
 KEY_RE = r"\b[a-z]+-[a-z]+\b"     # gen-task's keys: two words joined by a hyphen
 TASKS = ["passkey", "multikey", "multivalue", "multiquery", "vartrack", "babi"]
 TRAIN_FILLERS = ["synthetic", "noise", "fortunes", "sayings"]
-TRAIN_PHRASINGS = ["default", "train", "varied", "composed"]   # gen-task's heldout is refused
+TRAIN_PHRASINGS = ["default", "train", "varied", "composed", "nonce"]   # gen-task's heldout is refused
 HELD_OUT_FILLERS = ["devil", "jargon"]
 NEEDLES = ["number", "word", "uuid", "code"]
 VARTRACK_ORDERS = ["any", "key-first", "name-first"]  # --vartrack-order (or key-first=F)
@@ -283,7 +283,8 @@ def build_parser():
                         + ",".join(TRAIN_FILLERS) + "; devil and jargon are held out)")
     p.add_argument("--phrasing", default="default", choices=TRAIN_PHRASINGS,
                    help="gen-task --phrasing (heldout is for evaluation only; composed: "
-                        "train's, and half of vartrack's items worded by a grammar)")
+                        "train's, and half of vartrack's items worded by a grammar; nonce: "
+                        "composed's, its grammar also with made-up verbs in either order)")
     p.add_argument("--needles", default="number",
                    help="needle kinds to mix for the tasks that have them (default %(default)s)")
     p.add_argument("--key-first", action="store_true",

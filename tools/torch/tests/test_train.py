@@ -477,18 +477,22 @@ check("vartrack_carry_targets: each name-first needle's name on its key's last f
 # --phrasing composed: the grammar-worded vartrack items (needle_variant
 # absent) get the same targets as the table's: every assignment of the
 # asked chain and the distractor's later ones, both orders of name and key
-_td = train.TaskData(hsac, 2000, tasks=("vartrack",), phrasing="composed")
-_ci = _td.gen(1024, 2000, 40, task="vartrack", filler="fortunes")
-_cg = [it for it in _ci if "needle_variant" not in it]
-_cnf = [train.vartrack_name_first(it) for it in _cg]
-_cok = all(len(list(train.vartrack_assignments(it)))
-           == len(it["needle_offsets"]) - (it["chains"] - 1) for it in _cg)
-_cok = _cok and all(len(train.vartrack_carry_targets(it))
-                    == (5 * (len(it["needle_offsets"]) - (it["chains"] - 1)) if nf else 0)
-                    for it, nf in zip(_cg, _cnf))
-check("--phrasing composed: about half the vartrack items grammar-worded, each with every "
-      "key and (name first) carry target", 10 <= len(_cg) <= 30 and _cok
-      and True in _cnf and False in _cnf, "%d grammar items, name first %s" % (len(_cg), _cnf))
+# (nonce: the grammar also with made-up verbs, either order; the targets
+# follow the chain, not the words)
+for _ph in ("composed", "nonce"):
+    _td = train.TaskData(hsac, 2000, tasks=("vartrack",), phrasing=_ph)
+    _ci = _td.gen(1024, 2000, 40, task="vartrack", filler="fortunes")
+    _cg = [it for it in _ci if "needle_variant" not in it]
+    _cnf = [train.vartrack_name_first(it) for it in _cg]
+    _cok = all(len(list(train.vartrack_assignments(it)))
+               == len(it["needle_offsets"]) - (it["chains"] - 1) for it in _cg)
+    _cok = _cok and all(len(train.vartrack_carry_targets(it))
+                        == (5 * (len(it["needle_offsets"]) - (it["chains"] - 1)) if nf else 0)
+                        for it, nf in zip(_cg, _cnf))
+    check("--phrasing %s: about half the vartrack items grammar-worded, each with every "
+          "key and (name first) carry target" % _ph, 10 <= len(_cg) <= 30 and _cok
+          and True in _cnf and False in _cnf,
+          "%d grammar items, name first %s" % (len(_cg), _cnf))
 _tap = types.SimpleNamespace(values=[torch.zeros(40, 16, 1, 32, requires_grad=True)])
 _head = torch.nn.Linear(32, 26)
 _nfi = next(it for it in _vi if train.vartrack_name_first(it))
