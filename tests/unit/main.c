@@ -78,6 +78,21 @@ int main(int argc, char **argv) {
       return 2;
     }
     const char *only = argc > 2 ? argv[2] : NULL;
+    /* "--part=K/N": the suite's tests K, K + N, K + 2N, ... (from 0), so
+     * that ctest can run a long suite's parts side by side */
+    unsigned part = 0, parts = 0;
+    char end = 0;
+    if (only && !strncmp(only, "--part=", 7)) {
+      if (sscanf(only + 7, "%u/%u%c", &part, &parts, &end) != 2 || parts == 0 || part >= parts) {
+        fprintf(stderr, "test_unit: --part expects K/N with 0 <= K < N, not '%s'\n", only + 7);
+        CU_cleanup_registry();
+        return 2;
+      }
+      unsigned i = 0;
+      for (CU_pTest t = one->pTest; t; t = t->pNext, i++) CU_set_test_active(t, i % parts == part);
+      CU_set_fail_on_inactive(CU_FALSE);
+      only = NULL;
+    }
     CU_pTest t = only ? CU_get_test(one, only) : NULL;
     if (only && !t) {
       fprintf(stderr, "test_unit: no test named '%s' in suite '%s'\n", only, argv[1]);
