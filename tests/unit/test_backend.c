@@ -2029,13 +2029,11 @@ static int suite_cleanup(void) {
  * checks does not depend on which tests ran before it (ctest runs the
  * suite in parts, tests/CMakeLists.txt). */
 static void test_setup(void) { rng_state = 12345; }
-static void test_teardown(void) {}
 
 void tu_add_backend_suite(void) {
-  rng_state = 12345;
   pool_used = 0;
   CU_pSuite s = CU_add_suite_with_setup_and_teardown("backend_cpu", suite_init, suite_cleanup,
-                                                     test_setup, test_teardown);
+                                                     test_setup, NULL);
   CU_add_test(s, "linear at ragged shapes", test_linear_shapes);
   CU_add_test(s, "linears of different output widths share code", test_linear_shared_code);
   CU_add_test(s, "linear with a residual add as its epilogue", test_linear_residual);
@@ -2068,7 +2066,7 @@ void tu_add_backend_suite(void) {
   /* whole models: a suite of their own, so that ctest runs it beside the
    * kernels' */
   s = CU_add_suite_with_setup_and_teardown("backend_cpu_models", suite_init, suite_cleanup,
-                                           test_setup, test_teardown);
+                                           test_setup, NULL);
   CU_add_test(s, "example models: cpu == ref, decode == prefill, AVX2", test_example_models);
   CU_add_test(s, "bf16 linear math on every example: AMX, AVX512-BF16, FMA",
               test_bf16_math_models);

@@ -819,7 +819,7 @@ static void test_babi(void) {
     for (uint64_t seed = 0; seed < 150; seed++) {
       tk_options o;
       tk_options_init(&o, TK_BABI);
-      o.phrasing = ph;
+      o.phrasing = (tk_phrasing)ph;
       o.filler = seed % 2 ? TK_FILLER_NOISE : TK_FILLER_SYNTHETIC;
       o.count = 2 + (int)(seed % 9);
       size_t least = min_len(&o, seed);
@@ -900,6 +900,12 @@ static void test_babi(void) {
  * train's variants, but about half of their vartrack items have a grammar
  * wording (needle_variant -1; test_composed).  240 seeds, so that each of the 22
  * training variants is drawn. */
+/* The phrasings that draw among the training variants. */
+static bool drawn_phrasing(int p) {
+  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || p == TK_PHRASING_COMPOSED ||
+         p == TK_PHRASING_NONCE;
+}
+
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};
@@ -913,7 +919,7 @@ static void test_phrasings(void) {
         CU_ASSERT_EQUAL_FATAL(tk_generate(&o, 2500, seed, &it[p], NULL, 0), TK_OK);
         seen[p][it[p].variant]++;
         bool grammatical = p == TK_PHRASING_COMPOSED || p == TK_PHRASING_NONCE;
-        bool drawn = p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || grammatical;
+        bool drawn = drawn_phrasing(p);
         if (t == TK_BABI) {
           bad += it[p].needle_variant != -1;
           bad += drawn ? !tk_training_variant(it[p].lead_variant) : it[p].lead_variant != -1;
@@ -938,9 +944,7 @@ static void test_phrasings(void) {
         bool as_default = it[p].variant == 0 && it[p].lead_variant <= 0;
         bool same = !strcmp(question_of(&it[0]), question_of(&it[p]));
         if (p != TK_PHRASING_VARIED)
-          bad += t == TK_BABI && (p == TK_PHRASING_TRAIN || p == TK_PHRASING_COMPOSED ||
-                                  p == TK_PHRASING_NONCE)
-                     ? as_default && !same
+          bad += t == TK_BABI && drawn_phrasing(p) ? as_default && !same
                      : as_default != same;
       }
       /* babi under train: the question sentence of one variant, the answer
