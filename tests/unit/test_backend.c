@@ -14,7 +14,9 @@
  * A graph is run many times (per checked value, per segmenting): the
  * suite keeps a kernel cache of its own in a temporary directory, so each
  * graph and target is compiled once and then loaded (the cache itself is
- * tested in test_cache.c). */
+ * tested in test_cache.c); a check runs the reference once per
+ * segmenting (and per kind of bf16 arithmetic) and compares every target
+ * with those rows. */
 #define _GNU_SOURCE /* nftw's FTW_DEPTH/FTW_PHYS */
 #include <ftw.h>
 #include <math.h>
@@ -147,28 +149,64 @@ static bool run_rows(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
   return ok;
 }
 
-/* Normalized error of the CPU backend's rows of v against the reference,
- * over segmentings {L, seg}; INFINITY when anything differs in kind. */
-static double backend_err(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *cpu) {
-  rows ref = {0}, got = {0};
-  double worst = 0;
-  int64_t segs[2] = {L, seg};
-  for (int k = 0; k < 2; k++) {
-    free(ref.p);
-    free(got.p);
-    ref.p = got.p = NULL;
-    if (!run_rows(t, v, L, segs[k], NULL, &ref) || !run_rows(t, v, L, segs[k], cpu, &got) ||
-        ref.n != got.n || ref.width != got.width) {
-      worst = INFINITY;
-      break;
+/* The reference's rows of v for each segmenting a check runs: the whole
+ * of L, then each of segs[0..nsegs) not run before (at most 3 in all).  A
+ * check compares every target with the same reference rows: the plain
+ * interpreter's, or under bf16 math the reference rounding as the
+ * target's arithmetic does (refs of their own per kind). */
+typedef struct seg_refs {
+  int n;
+  int64_t seg[3];
+  rows ref[3];
+} seg_refs;
+
+static void refs_free(seg_refs *r) {
+  for (int k = 0; k < r->n; k++) free(r->ref[k].p);
+  r->n = 0;
+}
+
+static bool refs_run(tg *t, const ir_value *v, int64_t L, const int64_t *segs, int nsegs,
+                     seg_refs *r) {
+  r->n = 0;
+  for (int k = -1; k < nsegs; k++) {
+    int64_t s = k < 0 ? L : segs[k];
+    bool seen = false;
+    for (int j = 0; j < r->n; j++) seen = seen || r->seg[j] == s;
+    if (seen) continue;
+    CU_ASSERT_FATAL(r->n < 3);
+    r->seg[r->n] = s;
+    r->ref[r->n] = (rows){0};
+    if (!run_rows(t, v, L, s, NULL, &r->ref[r->n])) {
+      free(r->ref[r->n].p);
+      refs_free(r);
+      return false;
+    }
+    r->n++;
+  }
+  return true;
+}
+
+/* Normalized error of target cpu's rows of v against the reference rows
+ * r, the worst over r's segmentings; INFINITY when anything differs in
+ * kind (i32 results must be equal) or a run fails. */
+static double err_against(tg *t, const ir_value *v, int64_t L, const seg_refs *r,
+                          const char *cpu) {
+  double worst = r->n > 0 ? 0 : INFINITY;
+  for (int k = 0; k < r->n; k++) {
+    const rows *ref = &r->ref[k];
+    rows got = {0};
+    if (!run_rows(t, v, L, r->seg[k], cpu, &got) || ref->n != got.n ||
+        ref->width != got.width) {
+      free(got.p);
+      return INFINITY;
     }
     double num = 0, den = 0;
-    for (int64_t i = 0; i < ref.n * ref.width; i++) {
+    for (int64_t i = 0; i < ref->n * ref->width; i++) {
       if (v->type.dtype == IR_I32) {
-        if (memcmp(ref.p + i, got.p + i, 4)) num = INFINITY;
+        if (memcmp(ref->p + i, got.p + i, 4)) num = INFINITY;
         continue;
       }
-      double a = ref.p[i], b = got.p[i];
+      double a = ref->p[i], b = got.p[i];
       if (isinf(a) || isinf(b)) {
         if (a != b) num = INFINITY;
         continue;
@@ -176,35 +214,71 @@ static double backend_err(tg *t, const ir_value *v, int64_t L, int64_t seg, cons
       num += (a - b) * (a - b);
       den += a * a;
     }
+    free(got.p);
     double e = num == 0 ? 0 : sqrt(num / (den > 0 ? den : 1e-30));
     worst = tu_worse(worst, e);
   }
-  free(ref.p);
-  free(got.p);
   return worst;
 }
 
+/* Normalized error of the CPU backend's rows of v against the reference,
+ * over segmentings {L, seg}; INFINITY when anything differs in kind. */
+static double backend_err(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *cpu) {
+  seg_refs r;
+  if (!refs_run(t, v, L, &seg, 1, &r)) return INFINITY;
+  double e = err_against(t, v, L, &r, cpu);
+  refs_free(&r);
+  return e;
+}
+
+/* "37" or "37, 1": a check's segmentings, for its messages. */
+static const char *segs_text(const int64_t *segs, int nsegs, char *buf, size_t size) {
+  buf[0] = 0;
+  for (int k = 0; k < nsegs; k++) {
+    size_t at = strlen(buf);
+    snprintf(buf + at, size - at, "%s%lld", k ? ", " : "", (long long)segs[k]);
+  }
+  return buf;
+}
+
 /* Checks v on the host and on an AVX2 target, and the CUDA backend's
- * kernel for the same graph under the emulator. */
-static void check_n(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what,
-                    int ntargets) {
+ * kernel for the same graph under the emulator, in one segment and in
+ * segments of each of segs[0..nsegs). */
+static void check_segs(tg *t, const ir_value *v, int64_t L, const int64_t *segs, int nsegs,
+                       const char *what, int ntargets) {
   static const char *const cpus[] = {"host", "haswell", "cuda-emu"};
 #ifdef HSAC_SANITIZED
   /* the emulated kernels are compiled without the sanitizers; the CUDA
    * backend's host side is checked under them by the cuda suite */
   if (ntargets > 2) ntargets = 2;
 #endif
-  for (int i = 0; i < ntargets; i++) {
-    double e = backend_err(t, v, L, seg, cpus[i]);
+  seg_refs r;
+  bool have = refs_run(t, v, L, segs, nsegs, &r);
+  CU_ASSERT(have);
+  for (int i = 0; have && i < ntargets; i++) {
+    double e = err_against(t, v, L, &r, cpus[i]);
+    char sg[64];
     if (!(e <= TOL))
-      fprintf(stderr, "\n%s on %s: normalized error %.3g (L %lld, segments %lld)\n", what,
-              cpus[i], e, (long long)L, (long long)seg);
+      fprintf(stderr, "\n%s on %s: normalized error %.3g (L %lld, segments %s)\n", what,
+              cpus[i], e, (long long)L, segs_text(segs, nsegs, sg, sizeof sg));
     CU_ASSERT(e <= TOL);
   }
+  if (have) refs_free(&r);
+}
+
+static void check_n(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what,
+                    int ntargets) {
+  check_segs(t, v, L, &seg, 1, what, ntargets);
 }
 
 static void check(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
   check_n(t, v, L, seg, what, 3);
+}
+
+/* check() in segments of seg and, second, of seg2 (1: decode) */
+static void check2(tg *t, const ir_value *v, int64_t L, int64_t seg, int64_t seg2,
+                   const char *what) {
+  check_segs(t, v, L, (int64_t[]){seg, seg2}, 2, what, 3);
 }
 
 /* The CUDA backend's tensor-core kernels (bf16 inputs, f32 sums, under the
@@ -232,8 +306,8 @@ static void check_tc(tg *t, const ir_value *v, int64_t L, int64_t seg, const cha
  * exact, so only the order of the f32 sums differs. */
 #define TOL_BF16 1e-6
 
-static void check_bf16_tol(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what,
-                           double tol) {
+static void check_bf16_segs(tg *t, const ir_value *v, int64_t L, const int64_t *segs,
+                            int nsegs, const char *what, double tol) {
   static const char *const cpus[] = {"host", "cooperlake", "haswell"};
   static bool told;
   cg_target host;
@@ -245,21 +319,52 @@ static void check_bf16_tol(tg *t, const ir_value *v, int64_t L, int64_t seg, con
     told = true;
   }
   bf16_math = true;
+  /* the reference rows per kind of arithmetic (the host's may be
+   * cooperlake's) */
+  seg_refs refs[3];
+  int kinds[3], nkinds = 0;
   for (int i = 0; i < 3; i++) {
     if (i == 1 && !dot) continue;
     bf16_target = cpus[i];
-    double e = backend_err(t, v, L, seg, cpus[i]);
+    int kind = rt_cpu_bf16_arith(&(rt_backend_config){.cpu = cpus[i], .cpu_bf16 = true});
+    int j = 0;
+    while (j < nkinds && kinds[j] != kind) j++;
+    if (j == nkinds) {
+      bool have = refs_run(t, v, L, segs, nsegs, &refs[j]);
+      CU_ASSERT(have);
+      if (!have) continue;
+      kinds[nkinds++] = kind;
+    }
+    double e = err_against(t, v, L, &refs[j], cpus[i]);
+    char sg[64];
     if (!(e <= tol))
-      fprintf(stderr, "\n%s, bf16 math on %s: normalized error %.3g (L %lld, segments %lld)\n",
-              what, cpus[i], e, (long long)L, (long long)seg);
+      fprintf(stderr, "\n%s, bf16 math on %s: normalized error %.3g (L %lld, segments %s)\n",
+              what, cpus[i], e, (long long)L, segs_text(segs, nsegs, sg, sizeof sg));
     CU_ASSERT(e <= tol);
   }
+  for (int j = 0; j < nkinds; j++) refs_free(&refs[j]);
   bf16_math = false;
   bf16_target = NULL;
 }
 
+static void check_bf16_tol(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what,
+                           double tol) {
+  check_bf16_segs(t, v, L, &seg, 1, what, tol);
+}
+
+/* check_bf16_tol() in segments of seg and, second, of seg2 (1: decode) */
+static void check_bf16_tol2(tg *t, const ir_value *v, int64_t L, int64_t seg, int64_t seg2,
+                            const char *what, double tol) {
+  check_bf16_segs(t, v, L, (int64_t[]){seg, seg2}, 2, what, tol);
+}
+
 static void check_bf16(tg *t, const ir_value *v, int64_t L, int64_t seg, const char *what) {
   check_bf16_tol(t, v, L, seg, what, TOL_BF16);
+}
+
+static void check_bf16_2(tg *t, const ir_value *v, int64_t L, int64_t seg, int64_t seg2,
+                         const char *what) {
+  check_bf16_tol2(t, v, L, seg, seg2, what, TOL_BF16);
 }
 
 /* A linear after an RMSNorm under bf16 math rounds the norm's result,
@@ -335,11 +440,9 @@ static void test_linear_bf16(void) {
     char what[80];
     snprintf(what, sizeof what, "bf16 linear [%lld, %lld] x [%lld]", (long long)O, (long long)I,
              (long long)L);
-    check_bf16(&t, y, L, 3, what);
-    check_bf16(&t, y, L, 1, what); /* the decode version */
+    check_bf16_2(&t, y, L, 3, 1, what); /* and the decode version */
     check_bf16(&t, s1, L, 5, "bf16 linear + residual");
-    check_bf16(&t, sw, L, 4, "bf16 swiglu");
-    check_bf16(&t, sw, L, 1, "bf16 swiglu, decode");
+    check_bf16_2(&t, sw, L, 4, 1, "bf16 swiglu");
     tg_free(&t);
     pool_used = mark;
   }
@@ -413,8 +516,7 @@ static void test_swiglu(void) {
     ir_value *u = tg_op(&t, IR_LINEAR, 2, (ir_value *[]){x, wu}, 0, NULL, 0);
     ir_value *y = tg_op(&t, IR_SILU_MUL, 2, (ir_value *[]){g, u}, 0, NULL, 0);
     tg_run(&t, y, L);
-    check(&t, y, L, 4, "swiglu");
-    check(&t, y, L, 1, "swiglu, decode");
+    check2(&t, y, L, 4, 1, "swiglu");
     tg_free(&t);
   }
 }
@@ -632,8 +734,7 @@ static void test_attention(void) {
     tg_run(&t, o, L);
     char what[64];
     snprintf(what, sizeof what, "attention window %lld", (long long)windows[i]);
-    check(&t, o, L, 6, what);
-    check(&t, o, L, 1, what); /* decode: one token at a time */
+    check2(&t, o, L, 6, 1, what); /* and decode: one token at a time */
     tg_free(&t);
   }
 }
@@ -729,8 +830,7 @@ static void test_attention_packed(void) {
       char what[96];
       snprintf(what, sizeof what, "packed attention Hq %lld Hk %lld d %lld window %lld",
                (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i]);
-      check(&t, o, L, 6, what);
-      check(&t, o, L, 1, what);
+      check2(&t, o, L, 6, 1, what);
       /* the query heads of a KV head as the rows of mma tiles, over
        * blocks of 64 keys (a ring's and the segment's rows) */
       check_tc(&t, o, L, 6, what);
@@ -957,13 +1057,10 @@ static void test_retrieve_and_sparse_attention(void) {
     check(&t, top2->out[0], L, 7, "topk (unfused)");
     check(&t, top2->out[1], L, 7, "topk (unfused)");
     check(&t, w, L, 7, "stickbreak");
-    check(&t, wlo, L, 7, "stickbreak, length_offset");
-    check(&t, wlo, L, 1, "stickbreak, length_offset, decode");
+    check2(&t, wlo, L, 7, 1, "stickbreak, length_offset");
     check(&t, ws, L, 7, "softmax");
-    check(&t, ca, L, 7, "chunk_attention");
-    check(&t, ca, L, 1, "chunk_attention, decode");
-    check(&t, cj, L, 7, "chunk_attention, joint merge");
-    check(&t, cj, L, 1, "chunk_attention, joint merge, decode");
+    check2(&t, ca, L, 7, 1, "chunk_attention");
+    check2(&t, cj, L, 7, 1, "chunk_attention, joint merge");
     check(&t, ca2, L, 7, "chunk_attention on the unfused top-k");
     check(&t, ca3, L, 7, "chunk_attention, length_offset weights");
     tg_free(&t);
@@ -1055,6 +1152,19 @@ static void sparse_graph_r(tg *t, int64_t L, int64_t S, int64_t D, int64_t K, in
   top->kernel = kr;
 }
 
+/* Whether the sanitized build checks case i of a test (the plain build
+ * checks every case): under the sanitizers, which check the host side
+ * (the generated code is not instrumented), the bf16 attention tests
+ * check the cases `keep` has a bit for; the reference's bf16 rounding,
+ * instrumented, took most of the sanitized run's time.  The other cases'
+ * inputs are still drawn, so a case sees the same inputs in both builds. */
+#ifdef HSAC_SANITIZED
+enum { SANITIZED = 1 };
+#else
+enum { SANITIZED = 0 };
+#endif
+static bool checked(unsigned keep, size_t i) { return !SANITIZED || ((keep >> i) & 1u); }
+
 /* K and V rounded to bf16 after linears the backends compute with sums in
  * another order: a rounding lands on the neighbouring bf16 number now and
  * then, so the sparse attention over them is held to 1e-4. */
@@ -1101,8 +1211,7 @@ static void test_sparse_attention_packed(void) {
     /* (the grouped layouts test the CPU kernels only: the CUDA ones are
      * those of the layouts before them) */
     int ntargets = hi < 7 ? 3 : 2;
-    check_n(&t, ca, L, 9, what, ntargets);
-    check_n(&t, ca, L, 1, what, ntargets);
+    check_segs(&t, ca, L, (int64_t[]){9, 1}, 2, what, ntargets);
     /* one segment: the chunk-major kernel's blocks of 16 tokens, whole
      * and partial, each thread's rows split into several */
     if (hi % 3 == 0) check_n(&t, ca, L, L, what, ntargets);
@@ -1129,8 +1238,7 @@ static void test_sparse_attention_packed(void) {
     char what[96];
     snprintf(what, sizeof what, "packed chunk_attention, shared selection, Hq %lld Hk %lld",
              (long long)Hq, (long long)Hk);
-    check_n(&t, ca, L, 9, what, 2);
-    check_n(&t, ca, L, L, what, 2);
+    check_segs(&t, ca, L, (int64_t[]){9, L}, 2, what, 2);
     tg_free(&t);
     pool_used = mark0;
   }
@@ -1178,8 +1286,7 @@ static void test_sparse_attention_packed(void) {
                          : "packed chunk_attention, many chunks a block, G 16";
     /* with each prefetch density (cg_prefetch), whatever the host's */
     for (prefetch_mode = 1; prefetch_mode <= 2; prefetch_mode++) {
-      check_n(&t, ca, LL, LL, what, 2);
-      check_n(&t, ca, LL, 37, what, 2);
+      check_segs(&t, ca, LL, (int64_t[]){LL, 37}, 2, what, 2);
     }
     prefetch_mode = 0;
     tg_free(&t);
@@ -1212,8 +1319,8 @@ static void test_sparse_attention_bf16(void) {
     char what[96];
     snprintf(what, sizeof what, "bf16 chunk_attention Hq %lld Hk %lld d %lld", (long long)Hq,
              (long long)Hk, (long long)d);
-    check_bf16_tol(&t, ca, L, 37, what, TOL_BF16_ATTN);
-    check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
+    if (checked(0x7, hi)) /* sanitized: G 16 with 1 and 2 KV heads, d 64 */
+      check_bf16_tol2(&t, ca, L, 37, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
@@ -1239,8 +1346,8 @@ static void test_sparse_attention_bf16(void) {
     snprintf(what, sizeof what,
              "bf16 chunk_attention, joint merge, Hq %lld Hk %lld d %lld, chunks of %lld",
              (long long)Hq, (long long)Hk, (long long)d, (long long)(xr ? S - 1 : S));
-    check_bf16_tol(&t, cj, L, 37, what, TOL_BF16_ATTN);
-    check_bf16_tol(&t, cj, L, 1, what, TOL_BF16_ATTN);
+    if (checked(0x3, hi)) /* sanitized: softmax_plus 0 and 1, chunks of 32 and 31 */
+      check_bf16_tol2(&t, cj, L, 37, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
@@ -1257,8 +1364,8 @@ static void test_sparse_attention_bf16(void) {
     char what[96];
     snprintf(what, sizeof what, "bf16 chunk_attention, shared selection, Hq %lld Hk %lld",
              (long long)Hq, (long long)Hk);
-    check_bf16_tol(&t, ca, L, 37, what, TOL_BF16_ATTN);
-    check_bf16_tol(&t, ca, L, 1, what, TOL_BF16_ATTN);
+    if (checked(0x1, (size_t)g))
+      check_bf16_tol2(&t, ca, L, 37, 1, what, TOL_BF16_ATTN);
     tg_free(&t);
     pool_used = mark;
   }
@@ -1277,10 +1384,8 @@ static void test_sparse_attention_bf16(void) {
     tg_run(&t, ca, LL);
     const char *what = g ? "bf16 chunk_attention, many chunks a block, G 4"
                          : "bf16 chunk_attention, many chunks a block, G 16";
-    for (prefetch_mode = 1; prefetch_mode <= 2; prefetch_mode++) {
-      check_bf16_tol(&t, ca, LL, LL, what, TOL_BF16_ATTN);
-      check_bf16_tol(&t, ca, LL, 37, what, TOL_BF16_ATTN);
-    }
+    for (prefetch_mode = 1; checked(0x1, (size_t)g) && prefetch_mode <= 2; prefetch_mode++)
+      check_bf16_tol2(&t, ca, LL, LL, 37, what, TOL_BF16_ATTN);
     prefetch_mode = 0;
     tg_free(&t);
     pool_used = mark;
@@ -1325,11 +1430,14 @@ static void test_attention_amx(void) {
       tg t;
       ir_value *o = window_graph(&t, L, Hq, Hk, d, windows[i], qd, kd, vd);
       CU_ASSERT(cg_attention_amx(o->def));
+      if (!checked(0x5, hi)) { /* sanitized: G 16 and G 4 */
+        tg_free(&t);
+        continue;
+      }
       char what[96];
       snprintf(what, sizeof what, "bf16 attention Hq %lld Hk %lld d %lld window %lld",
                (long long)Hq, (long long)Hk, (long long)d, (long long)windows[i]);
-      check_bf16_tol(&t, o, L, 37, what, TOL_BF16_ATTN);
-      check_bf16_tol(&t, o, L, 1, what, TOL_BF16_ATTN);
+      check_bf16_tol2(&t, o, L, 37, 1, what, TOL_BF16_ATTN);
       /* bf16 rings */
       kv_cache = RT_Q_BF16;
       bf16_math = true;
@@ -1353,8 +1461,9 @@ static void test_attention_amx(void) {
     free(qd);
   }
   /* a window of over 1,024 keys: the score tiles in a loop of groups, the
-   * P V k-steps in runs (with tiles only: elsewhere the f32 kernel, above) */
-  if (tiles) {
+   * P V k-steps in runs (with tiles only: elsewhere the f32 kernel, above;
+   * not sanitized, where the host side is the shorter windows') */
+  if (tiles && !SANITIZED) {
     enum { LL = 1100, W = 1050 };
     float *qd = malloc(LL * 18 * 32 * sizeof *qd);
     CU_ASSERT_PTR_NOT_NULL_FATAL(qd);
@@ -1415,8 +1524,8 @@ static void test_chunk_rows_attention_bf16(void) {
       snprintf(what, sizeof what, "bf16 %sattention in chunk rows of %d, Hq %lld Hk %lld d %lld",
                causal ? "causal " : "", S + (cls ? 1 : 0), (long long)Hq, (long long)Hk,
                (long long)d);
-      check_bf16_tol(&t, at, L, 37, what, TOL_BF16_ATTN);
-      check_bf16_tol(&t, at, L, 1, what, TOL_BF16_ATTN);
+      if (checked(0x3, hi)) /* sanitized: G 16 and 4 */
+        check_bf16_tol2(&t, at, L, 37, 1, what, TOL_BF16_ATTN);
       tg_free(&t);
       pool_used = mark;
     }
@@ -1479,23 +1588,25 @@ static void test_block_sparse_bf16(void) {
     ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mo, la}, 0, NULL, 0);
     sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){sum, ns}, 0, NULL, 0);
     tg_run(&t, sum, L);
+    if (!checked(0x3, i)) { /* sanitized: G 4 and 1, blocks of 32 */
+      tg_free(&t);
+      pool_used = mark;
+      continue;
+    }
     CU_ASSERT(cg_landmark_attention_amx(la->def));
     char what[112];
     snprintf(what, sizeof what, "bf16 landmark_attention Hq %lld Hk %lld d %lld block %lld",
              (long long)Hq, (long long)Hk, (long long)d, (long long)B);
-    check_bf16_tol(&t, la, L, 37, what, TOL_BF16_ATTN);
-    check_bf16_tol(&t, la, L, 1, what, TOL_BF16_ATTN);
+    check_bf16_tol2(&t, la, L, 37, 1, what, TOL_BF16_ATTN);
     CU_ASSERT(cg_moba_amx(mo->def));
     snprintf(what, sizeof what, "bf16 moba_attention Hq %lld Hk %lld d %lld block %lld",
              (long long)Hq, (long long)Hk, (long long)d, (long long)B);
-    check_bf16_tol(&t, mo, L, 37, what, TOL_BF16_ATTN);
-    check_bf16_tol(&t, mo, L, 1, what, TOL_BF16_ATTN);
+    check_bf16_tol2(&t, mo, L, 37, 1, what, TOL_BF16_ATTN);
     CU_ASSERT(cg_nsa_amx(ns->def));
     if (i < 2) { /* NSA: G 4 and 1 */
       snprintf(what, sizeof what, "bf16 nsa_attention Hq %lld Hk %lld d %lld block %lld",
                (long long)Hq, (long long)Hk, (long long)d, (long long)B);
-      check_bf16_tol(&t, ns, L, 37, what, TOL_BF16_ATTN);
-      check_bf16_tol(&t, ns, L, 1, what, TOL_BF16_ATTN);
+      check_bf16_tol2(&t, ns, L, 37, 1, what, TOL_BF16_ATTN);
     }
     tg_free(&t);
     pool_used = mark;
@@ -1945,10 +2056,8 @@ static void test_block_sparse(void) {
   ir_value *sum = tg_op(&t, IR_ADD, 2, (ir_value *[]){mo, la}, 0, NULL, 0);
   tg_run(&t, sum, L);
   check(&t, bl, L, 7, "block_landmark");
-  check(&t, mo, L, 7, "moba_attention");
-  check(&t, mo, L, 1, "moba_attention, decode");
-  check(&t, la, L, 7, "landmark_attention");
-  check(&t, la, L, 1, "landmark_attention, decode");
+  check2(&t, mo, L, 7, 1, "moba_attention");
+  check2(&t, la, L, 7, 1, "landmark_attention");
   tg_free(&t);
 }
 
