@@ -424,6 +424,16 @@ if python3 "$src/tools/torch/vartrack_swap.py" "$hsac" "$rh" "$rhw" --n 2 --seed
 python3 "$src/tools/torch/vartrack_swap.py" "$hsac" "$rh" "$rhw" --n 0 >/dev/null 2>"$tmp/vs.err"
 if [ $? -eq 2 ] && grep -q -- "--n must be at least 1" "$tmp/vs.err"; then pass=$((pass + 1)); else
   echo "FAIL vartrack_swap.py --n 0 is not refused"; cat "$tmp/vs.err"; fail=$((fail + 1)); fi
+# tools/torch/vartrack_errors.py classifies every row of eval's CSV (here
+# the ten items above), and refuses a CSV whose answers are not gen-task's
+if python3 "$src/tools/torch/vartrack_errors.py" "$hsac" "$tmp/vs.csv" >"$tmp/ve.txt" 2>&1 &&
+   grep -q "^all  *10  exact [0-9]" "$tmp/ve.txt"; then pass=$((pass + 1)); else
+  echo "FAIL vartrack_errors.py on eval's CSV"; cat "$tmp/ve.txt"; fail=$((fail + 1)); fi
+sed '2s/"[A-Z]\{5\},/"QQQQQ,/' "$tmp/vs.csv" >"$tmp/ve.csv"
+python3 "$src/tools/torch/vartrack_errors.py" "$hsac" "$tmp/ve.csv" >/dev/null 2>"$tmp/ve.err"
+if [ $? -eq 1 ] && grep -q "ve.csv:2: the answer's QQQQQ is not in gen-task's prompt" "$tmp/ve.err"; then
+  pass=$((pass + 1)); else
+  echo "FAIL vartrack_errors.py: a CSV that is not gen-task's items is not refused"; cat "$tmp/ve.err"; fail=$((fail + 1)); fi
 # letters copied (since session 42): passkeys whose values are 8 random letters
 expect 0 "passkey    devil          1K     10" -- eval "$rh" --weights "$rhw" --task passkey --needle code --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 60 -q
 expect 1 "multikey on devil at 1K scored" -- eval "$pk" --weights "$pkw" --task multikey --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 10 -q
