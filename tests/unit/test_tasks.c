@@ -888,6 +888,14 @@ static void test_babi(void) {
   CU_ASSERT(by_before > 80 * TK_NPHRASINGS / 3 && by_before < 200 * TK_NPHRASINGS / 3);
 }
 
+/* The phrasings that draw among the training variants (written out
+ * here, not cli/tasks.c's training_phrasing, so that the test does not
+ * check the generator by its own rule). */
+static bool drawn_phrasing(int p) {
+  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || p == TK_PHRASING_COMPOSED ||
+         p == TK_PHRASING_NONCE;
+}
+
 /* Phrasings: the default is variant 0 (the pinned bytes); train and
  * heldout keep the seed's values and answer but word them differently:
  * train draws the 22 training variants, heldout the two others, and the
@@ -900,12 +908,6 @@ static void test_babi(void) {
  * train's variants, but about half of their vartrack items have a grammar
  * wording (needle_variant -1; test_composed).  240 seeds, so that each of the 22
  * training variants is drawn. */
-/* The phrasings that draw among the training variants. */
-static bool drawn_phrasing(int p) {
-  return p == TK_PHRASING_TRAIN || p == TK_PHRASING_VARIED || p == TK_PHRASING_COMPOSED ||
-         p == TK_PHRASING_NONCE;
-}
-
 static void test_phrasings(void) {
   for (int t = 0; t < TK_NTASKS; t++) {
     int seen[TK_NPHRASINGS][TK_NVARIANTS] = {{0}};

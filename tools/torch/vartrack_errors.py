@@ -29,23 +29,15 @@ or does not match gen-task's items (an answer name not in its prompt).
 import argparse
 import collections
 import csv
+import os
 import re
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vartrack_swap import gen_item  # noqa: E402
 
 NAME = re.compile(r"\b[A-Z]{5}\b")
 KINDS = ("exact", "miscopied", "chain order", "other chain", "not in prompt")
-
-
-def prompt_of(hsac, row):
-    args = [hsac, "gen-task", "--task", "vartrack", "--length", row["length"],
-            "--seed", row["seed"], "--filler", row["filler"], "--phrasing", row["phrasing"],
-            "--format", "prompt"]
-    r = subprocess.run(args, capture_output=True)
-    if r.returncode != 0:
-        raise RuntimeError("hsac gen-task (seed %s): %s" %
-                           (row["seed"], r.stderr.decode(errors="replace").strip()))
-    return r.stdout.decode("latin-1")
 
 
 def mates(prompt, name):
@@ -101,8 +93,9 @@ def main():
             if row.get("task") != "vartrack":
                 continue
             try:
-                prompt = prompt_of(a.hsac, row)
-            except (RuntimeError, KeyError, OSError) as e:
+                prompt = gen_item(a.hsac, int(row["seed"]), row["phrasing"], row["filler"],
+                                  row["length"])["prompt"]
+            except (RuntimeError, KeyError, OSError, ValueError) as e:
                 print("vartrack_errors.py: %s:%d: %s" % (path, line, e), file=sys.stderr)
                 return 1
             answers = [x.strip() for x in row["answer"].split(",")]
