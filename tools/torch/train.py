@@ -201,6 +201,11 @@ def build_parser():
                         "from the answer (0: off; in the total loss, not logged apart; "
                         "TRAINING.md)")
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
+    p.add_argument("--gumbel-weights", action="store_true",
+                   help="the Gumbel noise of --gumbel also enters the stick-breaking weights "
+                        "of the selected chunks (default: the selection only), so that "
+                        "chunks of filler carry weight as the best of many do at a long "
+                        "context: trains the layers above a retrieval to read past them")
     p.add_argument("--sparsity", type=int, default=0,
                    help="keep top-k at most 1/N of a sequence's chunks: K = min(stage K, "
                         "max(1, chunks // N)) per sequence (0: the stage's K for every "
@@ -1600,7 +1605,7 @@ def main():
             L, K = stages[stage]
             for n in tops:
                 n.attrs["k"] = K
-            model.set_gumbel_scale(args.gumbel, gen)
+            model.set_gumbel_scale(args.gumbel, gen, args.gumbel_weights)
             bsz = max(1, args.tokens_per_step // L)
             items = data.batch(bsz, L, rng, args.mix, args.min_length)
             lr = lr_at(step)

@@ -21,10 +21,12 @@ class OpNode:
     Retrieval top-k nodes (op == "topk") carry the training hooks:
     gumbel_scale (default 0: off) and score_noise (None, a tensor shaped like
     the scores [L, G, C], or a callable scores -> noise).  Noise is added to
-    the eligible scores for the selection only."""
+    the eligible scores for the selection only, unless noisy_weights is set:
+    then the selected chunks' scores keep their noise, and so do the
+    weights made from them."""
 
     __slots__ = ("op", "inputs", "outputs", "types", "attrs", "origin", "index",
-                 "gumbel_scale", "score_noise", "generator")
+                 "gumbel_scale", "score_noise", "generator", "noisy_weights")
 
     def __init__(self, j, index):
         self.op = j["op"]
@@ -37,6 +39,7 @@ class OpNode:
         self.gumbel_scale = 0.0
         self.score_noise = None
         self.generator = None
+        self.noisy_weights = False
 
     def attr(self, name, default=None):
         return self.attrs.get(name, default)
@@ -104,7 +107,7 @@ def _run_op(node, ins, model):
             noise = node.score_noise(ins[0]) if callable(node.score_noise) else node.score_noise
         elif node.gumbel_scale:
             noise = node.gumbel_scale * _gumbel_like(ins[0], node.generator)
-        return O.topk(ins[0], int(a("k")), noise)
+        return O.topk(ins[0], int(a("k")), noise, node.noisy_weights)
     if op == "stickbreak":
         return O.stickbreak(ins[0], int(a("length_offset", 0)))
     if op == "softmax":
@@ -200,10 +203,14 @@ class HsacModel(nn.Module):
         .generator) or .score_noise on them to perturb the selection."""
         return [n for n in self.nodes if n.op == "topk"]
 
-    def set_gumbel_scale(self, scale, generator=None):
+    def set_gumbel_scale(self, scale, generator=None, weights=False):
+        """Gumbel(0, 1) * scale noise on every retrieval's scores; with
+        weights, the selected chunks' weights are made from the noisy scores
+        too (default: the selection only)."""
         for n in self.retrievals():
             n.gumbel_scale = float(scale)
             n.generator = generator
+            n.noisy_weights = bool(weights)
 
     @torch.no_grad()
     def init_weights(self, seed=0):

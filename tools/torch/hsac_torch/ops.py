@@ -225,7 +225,7 @@ def landmark_scores(q, lmk, offset_w, chunk, per="token", exclude_window=0, offs
     return s.masked_fill(~elig[:, None, :], NEG_INF)
 
 
-def topk(scores, k, noise=None):
+def topk(scores, k, noise=None, noisy_values=False):
     """Top-k over the last axis of [L, G, C] scores.  Ties go to the lower
     chunk index; -inf and NaN are never selected.  The selected chunks are
     then ordered most recent first (chunk index descending); with fewer
@@ -234,7 +234,9 @@ def topk(scores, k, noise=None):
 
     `noise` (same shape as scores, e.g. Gumbel noise during training) is
     added to the eligible scores for the selection only: the returned
-    scores are the noise-free ones."""
+    scores are the noise-free ones, unless noisy_values, where they are the
+    selected chunks' scores plus their noise (so that the weights made from
+    them see it too; the gradient still reaches the scores)."""
     L, G, C = scores.shape
     valid = ~(torch.isnan(scores) | (scores == NEG_INF))
     key = scores.detach()
@@ -249,7 +251,10 @@ def topk(scores, k, noise=None):
     ok = torch.gather(valid, -1, order)
     idx = torch.where(ok, order, torch.full_like(order, -1))
     idx = torch.sort(idx, dim=-1, descending=True).values      # most recent first, -1 last
-    val = torch.gather(scores, -1, idx.clamp(min=0))
+    src = scores
+    if noise is not None and noisy_values:
+        src = scores + noise.to(scores.dtype).detach()
+    val = torch.gather(src, -1, idx.clamp(min=0))
     val = val.masked_fill(idx < 0, NEG_INF)
     if take < k:
         pad = k - take

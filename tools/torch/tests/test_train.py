@@ -115,6 +115,22 @@ late = {"prompt": (b"x" * 90 + ans[:6]).decode(), "answer": ans.decode()}
 r = train.retrieval_loss(s2, 16, late, P, A)
 check("an ineligible target gives no loss (None), never infinity", r is None, str(r))
 
+# --gumbel-weights: top-k's noise picks the chunks either way; the scores
+# it returns (what stick-breaking weighs) keep the noise only when asked,
+# and the gradient reaches the scores in both cases.
+from hsac_torch import ops as _ops  # noqa: E402  (train.py put its folder on sys.path)
+_s = torch.tensor([[[0.0, 1.0, 2.0, 3.0]]], requires_grad=True)
+_nz = torch.tensor([[[5.0, 0.0, 0.0, -5.0]]])
+_i0, _v0 = _ops.topk(_s, 2, _nz)
+_i1, _v1 = _ops.topk(_s, 2, _nz, noisy_values=True)
+_v1.sum().backward()
+check("--gumbel-weights: the noise picks chunks 2 and 0 both ways; the scores returned "
+      "are the noise-free ones by default, with noise when asked; the gradient reaches the scores",
+      _i0.tolist() == [[[2, 0]]] and _i1.tolist() == [[[2, 0]]]
+      and _v0.tolist() == [[[2.0, 0.0]]] and _v1.tolist() == [[[2.0, 5.0]]]
+      and _s.grad.tolist() == [[[1.0, 0.0, 1.0, 0.0]]],
+      "%s %s %s %s" % (_i0.tolist(), _v0.tolist(), _v1.tolist(), _s.grad))
+
 # copy targets: "QWERTYUIOP" at bytes 5..14 (chunk 0) and again at 100..109:
 # the positions 107 and 108 end an 8-byte match ("QWERTYUI", "WERTYUIO")
 # whose continuation ("O" at 13, "P" at 14) lies in chunk 0, 93 bytes back
