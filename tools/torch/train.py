@@ -201,11 +201,13 @@ def build_parser():
                         "from the answer (0: off; in the total loss, not logged apart; "
                         "TRAINING.md)")
     p.add_argument("--gumbel", type=float, default=0.5, help="Gumbel noise scale on scores")
-    p.add_argument("--gumbel-weights", action="store_true",
+    p.add_argument("--gumbel-weights", action=argparse.BooleanOptionalAction, default=False,
                    help="the Gumbel noise of --gumbel also enters the stick-breaking weights "
                         "of the selected chunks (default: the selection only), so that "
                         "chunks of filler carry weight as the best of many do at a long "
-                        "context: trains the layers above a retrieval to read past them")
+                        "context, meant to train the layers above a retrieval to read past "
+                        "them (session 50 saw no gain at 32K); --no-gumbel-weights turns "
+                        "it off on a resume")
     p.add_argument("--sparsity", type=int, default=0,
                    help="keep top-k at most 1/N of a sequence's chunks: K = min(stage K, "
                         "max(1, chunks // N)) per sequence (0: the stage's K for every "
