@@ -241,7 +241,8 @@ def topk(scores, k, noise=None, noisy_values=False):
     valid = ~(torch.isnan(scores) | (scores == NEG_INF))
     key = scores.detach()
     if noise is not None:
-        key = key + noise.to(key.dtype).detach()
+        noise = noise.to(scores.dtype).detach()
+        key = key + noise
     key = key.masked_fill(~valid, NEG_INF)
     if C == 0:
         idx = torch.full((L, G, k), -1, dtype=torch.long, device=scores.device)
@@ -251,9 +252,7 @@ def topk(scores, k, noise=None, noisy_values=False):
     ok = torch.gather(valid, -1, order)
     idx = torch.where(ok, order, torch.full_like(order, -1))
     idx = torch.sort(idx, dim=-1, descending=True).values      # most recent first, -1 last
-    src = scores
-    if noise is not None and noisy_values:
-        src = scores + noise.to(scores.dtype).detach()
+    src = scores + noise if noise is not None and noisy_values else scores
     val = torch.gather(src, -1, idx.clamp(min=0))
     val = val.masked_fill(idx < 0, NEG_INF)
     if take < k:
