@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,20 @@ hsac_eval_score hsac_eval_score_output(const char *output, size_t n, const char 
   }
   s.score = (double)found / n_answers;
   return s;
+}
+
+void hsac_eval_wilson(double p, long long n, double *lo, double *hi) {
+  *lo = 0.0;
+  *hi = 1.0;
+  if (n < 1) return;
+  if (p < 0.0) p = 0.0;
+  if (p > 1.0) p = 1.0;
+  const double z = 1.959963984540054; /* the normal 97.5% quantile */
+  double nn = (double)n, z2 = z * z / nn;
+  double mid = (p + z2 / 2.0) / (1.0 + z2);
+  double half = z * sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn)) / (1.0 + z2);
+  *lo = p == 0.0 ? 0.0 : fmax(0.0, mid - half);
+  *hi = p == 1.0 ? 1.0 : fmin(1.0, mid + half);
 }
 
 static double seconds_since(const struct timespec *t0) {
@@ -130,7 +145,7 @@ static hsart_status answer_item(hsart_session *s, const tk_item *it, int32_t *to
 static void print_table_head(bool depths) {
   printf("%-10s %-9s %7s ", "task", "filler", "length");
   if (depths) printf("%6s ", "depth");
-  printf("%6s %7s %7s %12s\n", "items", "score", "exact", "prefill tok/s");
+  printf("%6s %7s %11s %7s %12s\n", "items", "score", "95% CI", "exact", "prefill tok/s");
 }
 
 static void print_line(const char *label, const row *r, const tally *t) {
@@ -138,10 +153,12 @@ static void print_line(const char *label, const row *r, const tally *t) {
   format_length(r->length, len, sizeof len);
   printf("%-10s %-9s %7s ", label, tk_filler_name((tk_filler)r->filler), len);
   if (r->depth >= 0) printf("%6.4g ", r->depth);
-  printf("%6lld %6.1f%% %6.1f%% %12.0f\n", t->items,
-         100.0 * t->score_sum / (double)(t->items ? t->items : 1),
-         100.0 * t->exact_sum / (double)(t->items ? t->items : 1),
-         t->prefill_s > 0 ? t->tokens / t->prefill_s : 0.0);
+  double n = (double)(t->items ? t->items : 1), lo, hi;
+  hsac_eval_wilson(t->score_sum / n, t->items, &lo, &hi);
+  char ci[32];
+  snprintf(ci, sizeof ci, "%.1f-%.1f", 100.0 * lo, 100.0 * hi);
+  printf("%6lld %6.1f%% %11s %6.1f%% %12.0f\n", t->items, 100.0 * t->score_sum / n, ci,
+         100.0 * t->exact_sum / n, t->prefill_s > 0 ? t->tokens / t->prefill_s : 0.0);
 }
 
 /* A row, then (babi) a line per kind of question asked, indented. */
@@ -156,11 +173,31 @@ static void print_row(const row *r) {
   fflush(stdout);
 }
 
+/* A share's 95% interval as [lo, hi] under key. */
+static bool json_interval(cJSON *x, const char *key, double p, long long n) {
+  double lo, hi;
+  hsac_eval_wilson(p, n, &lo, &hi);
+  cJSON *a = cJSON_AddArrayToObject(x, key);
+  cJSON *l = a ? cJSON_CreateNumber(lo) : NULL;
+  if (!l || !cJSON_AddItemToArray(a, l)) {
+    cJSON_Delete(l);
+    return false;
+  }
+  cJSON *h = cJSON_CreateNumber(hi);
+  if (!h || !cJSON_AddItemToArray(a, h)) {
+    cJSON_Delete(h);
+    return false;
+  }
+  return true;
+}
+
 static bool json_tally(cJSON *x, const tally *t) {
   double n = (double)(t->items ? t->items : 1);
   return cJSON_AddNumberToObject(x, "items", (double)t->items) &&
          cJSON_AddNumberToObject(x, "score", t->score_sum / n) &&
+         json_interval(x, "score_ci95", t->score_sum / n, t->items) &&
          cJSON_AddNumberToObject(x, "exact", t->exact_sum / n) &&
+         json_interval(x, "exact_ci95", t->exact_sum / n, t->items) &&
          cJSON_AddNumberToObject(x, "prefill_tokens_per_s",
                                  t->prefill_s > 0 ? t->tokens / t->prefill_s : 0.0);
 }

@@ -6,8 +6,9 @@
  * greedily; the output is scored by whether it starts with the answer
  * (docs/tasks.md, "the answer convention"), and multi-answer tasks
  * also by RULER's partial score (the share of answers the output holds).
- * The table goes to stdout, progress to stderr; --csv writes every item,
- * --json-out the table. */
+ * The table goes to stdout with each score's 95% interval (Wilson's; how
+ * far another set of items of the same kind may read), progress to
+ * stderr; --csv writes every item, --json-out the table. */
 #ifndef HSAC_CLI_EVAL_H
 #define HSAC_CLI_EVAL_H
 
@@ -27,6 +28,12 @@ typedef struct hsac_eval_score {
 } hsac_eval_score;
 hsac_eval_score hsac_eval_score_output(const char *output, size_t n, const char *answer,
                                        char *const *answers, int n_answers);
+
+/* The 95% Wilson score interval [*lo, *hi] of a share p (0..1) measured on
+ * n >= 1 items: exact in form for scores of 0 or 1, and conservative for
+ * RULER's partial scores (a score in [0, 1] with mean p has a variance of
+ * at most p (1 - p), the binomial one it assumes).  n < 1 gives [0, 1]. */
+void hsac_eval_wilson(double p, long long n, double *lo, double *hi);
 
 /* Runs the evaluation the options describe on a loaded model.  Returns the
  * exit status: 0; 1 (a file could not be read or written, a session failed,

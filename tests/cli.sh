@@ -387,7 +387,8 @@ expect 2 "--corpus-dir goes with a prose --filler" -- eval "$pk" --weights "$pkw
 expect 1 "dict-devil" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --filler devil --corpus-dir "$tmp"
 # the shipped passkey model answers passkeys; it was never taught multikey,
 # so a floor on it fails (exit 1, naming the row)
-expect 0 "passkey    synthetic     512      4  100.0%" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 --min-score 75 -q --csv "$tmp/e.csv" --json-out "$tmp/e.json"
+# the 95% interval of 4 right of 4 (Wilson's): 4 / (4 + 1.96^2) to 1
+expect 0 "passkey    synthetic     512      4  100.0%  51.0-100.0  100.0%" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 --min-score 75 -q --csv "$tmp/e.csv" --json-out "$tmp/e.json"
 expect 1 "multikey on synthetic at 512 scored 0.0%, below --min-score 50.0%" -- eval "$pk" --weights "$pkw" --task multikey --lengths 512 --n 2 --min-score 50 -q
 # the multi-task model in training (examples/trained/ruler_hsa/README.md;
 # session 48's weights): on these ten items at 1K it answers passkeys on
@@ -456,7 +457,10 @@ sys.exit(not (sorted(k) == ["before", "now", "object"] and t == r["items"] == 20
   pass=$((pass + 1)); else echo "FAIL eval: babi by kind of question"; cat "$tmp/k.csv" "$tmp/k.json" "$tmp/k.txt"; fail=$((fail + 1)); fi
 expect 1 "babi on devil at 1K scored 0.0%" -- eval "$pk" --weights "$pkw" --task babi --lengths 1K --n 20 --filler devil --phrasing heldout --min-score 10 -q
 if [ "$(wc -l <"$tmp/e.csv")" -eq 5 ] && grep -q '^passkey,synthetic,default,number,512,3,1.0000,1,' "$tmp/e.csv" &&
-   grep -q '"score":[[:space:]]*1' "$tmp/e.json"; then pass=$((pass + 1)); else
+   grep -q '"score":[[:space:]]*1' "$tmp/e.json" &&
+   python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["rows"][0]; lo, hi = r["score_ci95"]
+sys.exit(not (abs(lo - 4 / (4 + 1.959963984540054 ** 2)) < 1e-9 and hi == 1 and r["exact_ci95"] == [lo, hi]))' "$tmp/e.json"; then pass=$((pass + 1)); else
   echo "FAIL eval --csv/--json-out"; cat "$tmp/e.csv" "$tmp/e.json"; fail=$((fail + 1)); fi
 expect 1 "cannot write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --csv /nonexistent/e.csv
 # --depths: a row per depth, the depth in the table, the JSON and the CSV,

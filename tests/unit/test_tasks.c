@@ -1245,6 +1245,28 @@ static void test_eval_score(void) {
   CU_ASSERT(!sc.exact && sc.score == 0.0);
 }
 
+/* eval's 95% interval (Wilson's score interval), against values computed
+ * apart from the formula in eval.c (n / (n + z^2) for all right; the
+ * published interval for 50 of 100, 0.4038-0.5962): inside [0, 1], about
+ * the share, narrowing with more items. */
+static void test_eval_interval(void) {
+  const double z2 = 1.959963984540054 * 1.959963984540054;
+  double lo, hi;
+  hsac_eval_wilson(1.0, 4, &lo, &hi);
+  CU_ASSERT(fabs(lo - 4.0 / (4.0 + z2)) < 1e-12 && hi == 1.0);
+  hsac_eval_wilson(0.0, 4, &lo, &hi);
+  CU_ASSERT(lo == 0.0 && fabs(hi - z2 / (4.0 + z2)) < 1e-12);
+  hsac_eval_wilson(0.5, 100, &lo, &hi);
+  CU_ASSERT(fabs(lo - 0.40383) < 1e-5 && fabs(hi - 0.59617) < 1e-5);
+  hsac_eval_wilson(0.875, 40, &lo, &hi); /* 35 of 40 */
+  CU_ASSERT(fabs(lo - 0.73888) < 1e-5 && fabs(hi - 0.94540) < 1e-5);
+  double lo2, hi2;
+  hsac_eval_wilson(0.875, 400, &lo2, &hi2);
+  CU_ASSERT(lo2 > lo && hi2 < hi && lo2 < 0.875 && hi2 > 0.875);
+  hsac_eval_wilson(0.3, 0, &lo, &hi); /* no items: nothing known */
+  CU_ASSERT(lo == 0.0 && hi == 1.0);
+}
+
 void tu_add_tasks_suite(void) {
   CU_pSuite s = CU_add_suite("tasks", NULL, NULL);
   CU_add_test(s, "word lists keep values unique", test_word_lists);
@@ -1258,6 +1280,7 @@ void tu_add_tasks_suite(void) {
   CU_add_test(s, "needle depths", test_depth);
   CU_add_test(s, "counts and chains", test_counts);
   CU_add_test(s, "errors", test_errors);
+  CU_add_test(s, "eval's 95% interval", test_eval_interval);
   CU_add_test(s, "out of memory", test_out_of_memory);
   CU_add_test(s, "gen-task --format jsonl", test_command_jsonl);
   CU_add_test(s, "gen-task --format text and prompt", test_command_text_and_prompt);
