@@ -28,7 +28,7 @@ enum opt_id {
   O_BACKEND, O_THREADS, O_CPU, O_GPU_ARCH, O_GPU_MATH, O_CPU_MATH, O_GPU_PAGES, O_NO_CACHE, O_CHECK_NUMERICS, O_WEIGHTS_DTYPE,
   /* eval */
   O_TASK, O_LENGTHS, O_N, O_FILLER, O_PHRASING, O_NEEDLE, O_CSV, O_JSON_OUT, O_CORPUS_DIR,
-  O_MIN_SCORE, O_COUNT, O_DEPTHS,
+  O_MIN_SCORE, O_COUNT, O_DEPTHS, O_BASELINE,
   /* import */
   O_NAME,
   /* tune, profiling */
@@ -181,6 +181,10 @@ static const cli_opt eval_opts[] = {
                                   "below 1000000)"},
     {O_CSV, "--csv", NULL, "FILE", "write one row per item (prompt's seed, output, score)"},
     {O_JSON_OUT, "--json-out", NULL, "FILE", "write the table as JSON"},
+    {O_BASELINE, "--baseline", NULL, "CSV",
+     "compare item by item with an earlier --csv of the same\n"
+     "items (other weights): a table of items scored better\n"
+     "and worse, with a sign test"},
     {O_MIN_SCORE, "--min-score", NULL, "PCT",
      "exit 1 when a row of the table scores below PCT percent"},
     {O_CORPUS_DIR, "--corpus-dir", NULL, "DIR", "where the prose fillers' files are"},
@@ -616,6 +620,7 @@ static int take(const cli_command *c, hsac_cli *o, int id, const char *v) {
   }
   case O_CSV: o->csv = v; return 0;
   case O_JSON_OUT: o->json_out = v; return 0;
+  case O_BASELINE: o->baseline = v; return 0;
   case O_CORPUS_DIR:
     if (!*v) BAD("--corpus-dir expects a directory");
     o->corpus_dir = v;

@@ -44,6 +44,7 @@ typedef struct hsac_cli {
   long long n_items;
   int phrasing, needle, count;
   const char *csv, *json_out, *corpus_dir;
+  const char *baseline; /* eval --baseline: an earlier --csv to compare with */
   const char *name; /* import --name */
   double min_score;
   bool has_min_score;

@@ -63,8 +63,24 @@ static double seconds_since(const struct timespec *t0) {
   return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
 }
 
-/* A CSV field: quoted, quotes doubled, bytes outside printable ASCII as
- * \xNN (an output may hold anything). */
+/* The first line of --csv, which --baseline checks. */
+static const char CSV_HEADER[] = "task,filler,phrasing,needle,length,seed,score,exact,answer,"
+                                 "output,prefill_s,depth,needle_at,kind,variant";
+enum { CSV_FIELDS = 15 };
+
+/* The text of a CSV field before quoting: bytes outside printable ASCII,
+ * and the backslash, as \xNN (an output may hold anything).  Writes at
+ * most 4 n + 1 bytes to buf. */
+static void csv_escape(const char *s, size_t n, char *buf) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 32 || c > 126 || c == '\\') buf += sprintf(buf, "\\x%02x", c);
+    else *buf++ = (char)c;
+  }
+  *buf = 0;
+}
+
+/* A CSV field: csv_escape's text, quoted, quotes doubled. */
 static void csv_field(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; i < n; i++) {
@@ -74,6 +90,198 @@ static void csv_field(FILE *f, const char *s, size_t n) {
     else fputc(c, f);
   }
   fputc('"', f);
+}
+
+/* --baseline: the items of an earlier --csv, keyed as this run's items. */
+typedef struct base_item {
+  char task[16], filler[16], phrasing[16], needle[16];
+  long long length;
+  unsigned long long seed;
+  double depth; /* < 0: none */
+  double score;
+  char *answer; /* csv_escape's text */
+  long line;
+} base_item;
+
+typedef struct baseline {
+  base_item *items;
+  size_t n;
+} baseline;
+
+static void baseline_free(baseline *b) {
+  for (size_t i = 0; i < b->n; i++) free(b->items[i].answer);
+  free(b->items);
+  b->items = NULL;
+  b->n = 0;
+}
+
+/* Splits a CSV line in place into at most max fields; a quoted field's
+ * doubled quotes become one.  Returns the count, or -1 where a quoted
+ * field does not end or is followed by something other than a comma. */
+static int csv_split(char *line, char **f, int max) {
+  int n = 0;
+  char *p = line;
+  for (;;) {
+    if (n == max) return max + 1;
+    if (*p == '"') {
+      char *w = ++p;
+      f[n++] = w;
+      for (;;) {
+        if (!*p) return -1;
+        if (*p == '"') {
+          if (p[1] != '"') break;
+          p++;
+        }
+        *w++ = *p++;
+      }
+      *w = 0;
+      p++;
+      if (*p && *p != ',') return -1;
+    } else {
+      f[n++] = p;
+      while (*p && *p != ',') p++;
+    }
+    if (!*p) return n;
+    *p++ = 0;
+  }
+}
+
+static bool copy_name(char *dst, size_t size, const char *s) {
+  if (strlen(s) >= size) return false;
+  memcpy(dst, s, strlen(s) + 1);
+  return true;
+}
+
+/* Reads an `hsac eval --csv` file.  On failure err names the file, the
+ * line and the problem; *nomem says that memory ran out. */
+static bool baseline_load(const char *path, baseline *b, char *err, size_t errsize,
+                          bool *nomem) {
+  *nomem = false;
+  memset(b, 0, sizeof *b);
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errsize, "cannot read '%s': %s", path, strerror(errno));
+    return false;
+  }
+  char *line = NULL;
+  size_t cap = 0, itemcap = 0;
+  long ln = 0;
+  bool ok = true;
+  ssize_t len;
+  while (ok && (len = getline(&line, &cap, f)) >= 0) {
+    ln++;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    if (ln == 1) {
+      if (strcmp(line, CSV_HEADER)) {
+        snprintf(err, errsize, "%s:1: not an `hsac eval --csv` file (its first line is not "
+                 "eval's header)", path);
+        ok = false;
+      }
+      continue;
+    }
+    if (!len) continue;
+    char *fl[CSV_FIELDS + 1];
+    int nf = csv_split(line, fl, CSV_FIELDS);
+    if (nf != CSV_FIELDS) {
+      if (nf < 0)
+        snprintf(err, errsize, "%s:%ld: a quoted field does not end with a quote before a "
+                 "comma", path, ln);
+      else
+        snprintf(err, errsize, "%s:%ld: expected %d fields, found %s%d", path, ln, CSV_FIELDS,
+                 nf > CSV_FIELDS ? "more than " : "", nf > CSV_FIELDS ? CSV_FIELDS : nf);
+      ok = false;
+      break;
+    }
+    base_item it;
+    memset(&it, 0, sizeof it);
+    it.line = ln;
+    char *end;
+    const char *bad = NULL;
+    if (!copy_name(it.task, sizeof it.task, fl[0]) ||
+        !copy_name(it.filler, sizeof it.filler, fl[1]) ||
+        !copy_name(it.phrasing, sizeof it.phrasing, fl[2]) ||
+        !copy_name(it.needle, sizeof it.needle, fl[3]))
+      bad = "a task, filler, phrasing or needle name longer than any";
+    errno = 0;
+    it.length = strtoll(fl[4], &end, 10);
+    if (!bad && (end == fl[4] || *end || errno || it.length <= 0))
+      bad = "the length is not a positive integer";
+    errno = 0;
+    it.seed = strtoull(fl[5], &end, 10);
+    if (!bad && (end == fl[5] || *end || errno || fl[5][0] == '-'))
+      bad = "the seed is not an integer";
+    it.score = strtod(fl[6], &end);
+    if (!bad && (end == fl[6] || *end || !(it.score >= 0 && it.score <= 1)))
+      bad = "the score is not a number from 0 to 1";
+    it.depth = -1;
+    if (fl[11][0]) {
+      it.depth = strtod(fl[11], &end);
+      if (!bad && (end == fl[11] || *end || !(it.depth >= 0 && it.depth <= 1)))
+        bad = "the depth is not from 0 to 1";
+    }
+    for (const char *c = fl[8]; !bad && *c; c++)
+      if (*c < 32 || *c > 126) bad = "the answer holds a byte eval does not write (not printable)";
+    if (bad) {
+      snprintf(err, errsize, "%s:%ld: %s", path, ln, bad);
+      ok = false;
+      break;
+    }
+    if (b->n == itemcap) {
+      size_t nc = itemcap ? 2 * itemcap : 256;
+      base_item *ni = realloc(b->items, nc * sizeof *ni);
+      if (!ni) {
+        ok = false;
+        *nomem = true;
+        break;
+      }
+      b->items = ni;
+      itemcap = nc;
+    }
+    if (!(it.answer = strdup(fl[8]))) {
+      ok = false;
+      *nomem = true;
+      break;
+    }
+    b->items[b->n++] = it;
+  }
+  if (ok && ferror(f)) {
+    snprintf(err, errsize, "cannot read '%s': %s", path, strerror(errno));
+    ok = false;
+  }
+  if (ok && ln == 0) {
+    snprintf(err, errsize, "%s: empty, not an `hsac eval --csv` file", path);
+    ok = false;
+  }
+  free(line);
+  fclose(f);
+  if (*nomem) snprintf(err, errsize, "out of memory reading '%s'", path);
+  if (!ok) baseline_free(b);
+  return ok;
+}
+
+/* The baseline's item with this run's item's key, or NULL. */
+static const base_item *baseline_find(const baseline *b, const char *task, const char *filler,
+                                      const char *phrasing, const char *needle, long long length,
+                                      unsigned long long seed, double depth) {
+  for (size_t i = 0; i < b->n; i++) {
+    const base_item *x = &b->items[i];
+    if (x->seed == seed && x->length == length &&
+        (x->depth < 0 ? depth < 0 : depth >= 0 && fabs(x->depth - depth) < 1e-6) &&
+        !strcmp(x->task, task) && !strcmp(x->filler, filler) && !strcmp(x->phrasing, phrasing) &&
+        !strcmp(x->needle, needle))
+      return x;
+  }
+  return NULL;
+}
+
+double hsac_eval_sign_test(long long better, long long worse) {
+  long long n = better + worse, k = better < worse ? better : worse;
+  if (n <= 0) return 1.0;
+  /* 2 P(X <= k), X ~ Binomial(n, 1/2), summed in logs */
+  double lf = lgamma((double)n + 1.0) - (double)n * log(2.0), tail = 0.0;
+  for (long long i = 0; i <= k; i++)
+    tail += exp(lf - lgamma((double)i + 1.0) - lgamma((double)(n - i) + 1.0));
+  return fmin(1.0, 2.0 * tail);
 }
 
 /* "8K", "1M" when exact, else the number. */
@@ -103,6 +311,10 @@ typedef struct row {
   double depth; /* the asked needle's, or < 0: each item's seed draws it */
   tally all;
   tally kind[TK_NKINDS]; /* by the question's kind (babi); [TK_KIND_NONE] unused */
+  /* --baseline: the items found there, this run's and the baseline's
+   * score sums over them, and how many this run scored higher or lower */
+  long long cmp_items, better, worse;
+  double cmp_score, cmp_base;
 } row;
 
 static void tally_add(tally *t, double score, bool exact, double tokens, double prefill_s) {
@@ -191,6 +403,31 @@ static bool json_interval(cJSON *x, const char *key, double p, long long n) {
   return true;
 }
 
+/* --baseline's table, after eval's: a line per row. */
+static void print_comparison(const char *path, const row *rows, int nrows, bool depths) {
+  printf("\ncompared item by item with %s (the items in both; p: the two-sided sign test "
+         "on the items scored differently):\n", path);
+  printf("%-10s %-9s %7s ", "task", "filler", "length");
+  if (depths) printf("%6s ", "depth");
+  printf("%6s %7s %9s %7s %7s %8s\n", "items", "score", "baseline", "better", "worse", "p");
+  for (int i = 0; i < nrows; i++) {
+    const row *r = &rows[i];
+    char len[32];
+    format_length(r->length, len, sizeof len);
+    printf("%-10s %-9s %7s ", tk_task_name((tk_task)r->task),
+           tk_filler_name((tk_filler)r->filler), len);
+    if (r->depth >= 0) printf("%6.4g ", r->depth);
+    if (!r->cmp_items) {
+      printf("%6d %7s %9s %7s %7s %8s\n", 0, "-", "-", "-", "-", "-");
+      continue;
+    }
+    double n = (double)r->cmp_items;
+    printf("%6lld %6.1f%% %8.1f%% %7lld %7lld %8.3g\n", r->cmp_items, 100.0 * r->cmp_score / n,
+           100.0 * r->cmp_base / n, r->better, r->worse, hsac_eval_sign_test(r->better, r->worse));
+  }
+  fflush(stdout);
+}
+
 static bool json_tally(cJSON *x, const tally *t) {
   double n = (double)(t->items ? t->items : 1);
   return cJSON_AddNumberToObject(x, "items", (double)t->items) &&
@@ -211,6 +448,7 @@ static bool write_json(const char *path, const hsac_cli *o, const row *rows, int
   ok = ok && cJSON_AddStringToObject(j, "phrasing", tk_phrasing_name((tk_phrasing)o->phrasing));
   ok = ok && cJSON_AddStringToObject(j, "needle", tk_needle_name((tk_needle)o->needle));
   ok = ok && cJSON_AddNumberToObject(j, "first_seed", (double)o->seed);
+  ok = ok && (!o->baseline || cJSON_AddStringToObject(j, "baseline", o->baseline));
   cJSON *a = ok ? cJSON_AddArrayToObject(j, "rows") : NULL;
   ok = ok && a;
   for (int i = 0; ok && i < nrows; i++) {
@@ -226,6 +464,16 @@ static bool write_json(const char *path, const hsac_cli *o, const row *rows, int
          cJSON_AddNumberToObject(x, "length", (double)r->length) &&
          (r->depth < 0 || cJSON_AddNumberToObject(x, "depth", r->depth)) &&
          json_tally(x, &r->all);
+    if (ok && o->baseline) {
+      cJSON *c = cJSON_AddObjectToObject(x, "baseline");
+      double n = (double)(r->cmp_items ? r->cmp_items : 1);
+      ok = c && cJSON_AddNumberToObject(c, "items", (double)r->cmp_items) &&
+           cJSON_AddNumberToObject(c, "score", r->cmp_score / n) &&
+           cJSON_AddNumberToObject(c, "baseline_score", r->cmp_base / n) &&
+           cJSON_AddNumberToObject(c, "better", (double)r->better) &&
+           cJSON_AddNumberToObject(c, "worse", (double)r->worse) &&
+           cJSON_AddNumberToObject(c, "p", hsac_eval_sign_test(r->better, r->worse));
+    }
     /* babi: "kinds", the same numbers for each kind of question asked */
     cJSON *kinds = NULL;
     for (int k = TK_KIND_NONE + 1; ok && k < TK_NKINDS; k++) {
@@ -269,6 +517,9 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
   FILE *csv = NULL;
   row *rows = NULL;
   int nrows = 0;
+  baseline base = {NULL, 0};
+  char *escaped = NULL; /* --baseline: an answer as the CSV writes it */
+  size_t escaped_cap = 0;
 
   /* every item must fit its length: checked before anything runs */
   long long maxlen = 0, minlen = 0;
@@ -302,6 +553,14 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
       }
     }
   }
+  if (o->baseline) {
+    bool nomem;
+    if (!baseline_load(o->baseline, &base, err, sizeof err, &nomem)) {
+      fprintf(stderr, "hsac: error: eval: --baseline: %s\n", err);
+      rc = nomem ? EXIT_NOMEM : EXIT_INPUT;
+      goto done;
+    }
+  }
   for (int fi = 0; fi < nf; fi++) {
     if (!tk_filler_is_prose((tk_filler)fillers[fi])) continue;
     const tk_corpus_source *src = tk_corpus_source_named(tk_filler_name((tk_filler)fillers[fi]));
@@ -318,8 +577,7 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
       rc = EXIT_INPUT;
       goto done;
     }
-    fputs("task,filler,phrasing,needle,length,seed,score,exact,answer,output,prefill_s,depth,"
-          "needle_at,kind,variant\n", csv);
+    fprintf(csv, "%s\n", CSV_HEADER);
   }
   hsart_session_options so = {.segment = o->segment, .cache = (hsart_cache_type)o->cache,
                               .check_numerics = o->check_numerics};
@@ -394,6 +652,42 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
           tally_add(&r->all, sc.score, sc.exact, (double)it.prompt_len, ps);
           if (it.kind != TK_KIND_NONE)
             tally_add(&r->kind[it.kind], sc.score, sc.exact, (double)it.prompt_len, ps);
+          const base_item *bi =
+              o->baseline ? baseline_find(&base, tk_task_name(to.task), tk_filler_name(to.filler),
+                                          tk_phrasing_name(to.phrasing),
+                                          r->task == TK_BABI ? "" : tk_needle_name(to.needle),
+                                          r->length, seed, r->depth)
+                          : NULL;
+          if (bi) {
+            size_t al = strlen(it.answer);
+            if (4 * al + 1 > escaped_cap) {
+              char *ne = realloc(escaped, 4 * al + 1);
+              if (!ne) {
+                fprintf(stderr, "%shsac: error: out of memory\n", tty ? "\n" : "");
+                tk_item_free(&it);
+                rc = EXIT_NOMEM;
+                goto done;
+              }
+              escaped = ne;
+              escaped_cap = 4 * al + 1;
+            }
+            csv_escape(it.answer, al, escaped);
+            if (strcmp(escaped, bi->answer)) {
+              fprintf(stderr, "%shsac: error: eval: --baseline %s:%ld: %s at %s, seed %llu "
+                      "answers '%s' there and '%s' here: not the same items (another "
+                      "hsac's gen-task?)\n", tty ? "\n" : "", o->baseline, bi->line,
+                      tk_task_name(to.task), where, (unsigned long long)seed, bi->answer,
+                      escaped);
+              tk_item_free(&it);
+              rc = EXIT_INPUT;
+              goto done;
+            }
+            r->cmp_items++;
+            r->cmp_score += sc.score;
+            r->cmp_base += bi->score;
+            r->better += sc.score > bi->score;
+            r->worse += sc.score < bi->score;
+          }
           if (csv) {
             fprintf(csv, "%s,%s,%s,%s,%lld,%llu,%.4f,%d,", tk_task_name(to.task),
                     tk_filler_name(to.filler), tk_phrasing_name(to.phrasing),
@@ -444,6 +738,14 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
       }
     }
   }
+  if (o->baseline) {
+    print_comparison(o->baseline, rows, nrows, o->ndepths > 0);
+    long long found = 0;
+    for (int i = 0; i < nrows; i++) found += rows[i].cmp_items;
+    if (!found)
+      fprintf(stderr, "hsac: warning: eval: no item of this run is in %s (other tasks, "
+              "fillers, phrasing, needle, lengths, depths or seeds)\n", o->baseline);
+  }
   if (csv) {
     bool bad = ferror(csv) != 0;
     bad |= fclose(csv) != 0;
@@ -475,6 +777,8 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
   }
 done:
   if (csv) fclose(csv);
+  baseline_free(&base);
+  free(escaped);
   for (int i = 0; i < TK_NFILLERS; i++) tk_corpus_free(&corpora[i]);
   free(rows);
   free(out);

@@ -8,7 +8,8 @@
  * also by RULER's partial score (the share of answers the output holds).
  * The table goes to stdout with each score's 95% interval (Wilson's; how
  * far another set of items of the same kind may read), progress to
- * stderr; --csv writes every item, --json-out the table. */
+ * stderr; --csv writes every item, --json-out the table; --baseline
+ * compares the items with those of an earlier --csv, item by item. */
 #ifndef HSAC_CLI_EVAL_H
 #define HSAC_CLI_EVAL_H
 
@@ -34,6 +35,11 @@ hsac_eval_score hsac_eval_score_output(const char *output, size_t n, const char 
  * RULER's partial scores (a score in [0, 1] with mean p has a variance of
  * at most p (1 - p), the binomial one it assumes).  n < 1 gives [0, 1]. */
 void hsac_eval_wilson(double p, long long n, double *lo, double *hi);
+
+/* The two-sided exact sign test: the chance that a fair coin over
+ * better + worse items splits at least as unevenly as better : worse
+ * (items scored alike carry no sign and are left out).  1 for none. */
+double hsac_eval_sign_test(long long better, long long worse);
 
 /* Runs the evaluation the options describe on a loaded model.  Returns the
  * exit status: 0; 1 (a file could not be read or written, a session failed,

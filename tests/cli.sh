@@ -463,6 +463,40 @@ r = json.load(open(sys.argv[1]))["rows"][0]; lo, hi = r["score_ci95"]
 sys.exit(not (abs(lo - 4 / (4 + 1.959963984540054 ** 2)) < 1e-9 and hi == 1 and r["exact_ci95"] == [lo, hi]))' "$tmp/e.json"; then pass=$((pass + 1)); else
   echo "FAIL eval --csv/--json-out"; cat "$tmp/e.csv" "$tmp/e.json"; fail=$((fail + 1)); fi
 expect 1 "cannot write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --csv /nonexistent/e.csv
+# --baseline: the same items compared one by one with an earlier --csv.
+# The same weights agree with themselves; against a copy whose scores were
+# set to 0 this run is better on all 4 (sign test: 2 / 2^4); a different
+# answer for a seed, a file that is not eval's CSV, a short line: errors
+# naming the file and line
+expect 0 "passkey    synthetic     512      4  100.0%    100.0%       0       0        1" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 -q --baseline "$tmp/e.csv"
+python3 -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+out = csv.writer(open(sys.argv[2], "w"), lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+bad = csv.writer(open(sys.argv[3], "w"), lineterminator="\n")
+out.writerow(rows[0]); bad.writerow(rows[0])
+for i, r in enumerate(rows[1:]):
+    z = list(r); z[6], z[7] = "0.0000", "0"; out.writerow(z)
+    b = list(r)
+    if i == 2: b[8] = "1234567"
+    bad.writerow(b)' "$tmp/e.csv" "$tmp/e0.csv" "$tmp/eb.csv"
+expect 0 "passkey    synthetic     512      4  100.0%      0.0%       4       0    0.125" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 -q --baseline "$tmp/e0.csv" --json-out "$tmp/e0.json"
+if python3 -c 'import json, sys
+j = json.load(open(sys.argv[1])); b = j["rows"][0]["baseline"]
+sys.exit(not (j["baseline"].endswith("e0.csv") and b["items"] == 4 and b["better"] == 4 and b["worse"] == 0
+              and b["baseline_score"] == 0 and b["score"] == 1 and abs(b["p"] - 0.125) < 1e-12))' "$tmp/e0.json"; then
+  pass=$((pass + 1)); else echo "FAIL eval --baseline: JSON"; cat "$tmp/e0.json"; fail=$((fail + 1)); fi
+expect 1 "eb.csv:4: passkey at 512, seed 2 answers '1234567' there" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 -q --baseline "$tmp/eb.csv"
+expect 0 "passkey    synthetic     512      0       -" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 --seed 50 -q --baseline "$tmp/e.csv"
+grep -q "no item of this run is in" "$tmp/out" && pass=$((pass + 1)) || { echo "FAIL eval --baseline: no warning without shared items"; fail=$((fail + 1)); }
+printf 'task,score\npasskey,1\n' >"$tmp/nc.csv"
+expect 1 "nc.csv:1: not an \`hsac eval --csv\` file" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline "$tmp/nc.csv"
+{ head -n 1 "$tmp/e.csv"; echo 'passkey,synthetic,default,number,512,0,1.0000'; } >"$tmp/short.csv"
+expect 1 "short.csv:2: expected 15 fields, found 7" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline "$tmp/short.csv"
+{ head -n 1 "$tmp/e.csv"; echo 'passkey,synthetic,default,number,512,0,1.0000,1,"123,x,y,0.1,,,,'; } >"$tmp/q.csv"
+expect 1 "q.csv:2: a quoted field does not end with a quote" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline "$tmp/q.csv"
+{ head -n 1 "$tmp/e.csv"; printf 'passkey,synthetic,default,number,512,0,1.0000,1,"66\t65257","6665257",0.01,,0.5,,0\n'; } >"$tmp/t.csv"
+expect 1 "t.csv:2: the answer holds a byte eval does not write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline "$tmp/t.csv"
+expect 1 "cannot read '/nonexistent/b.csv'" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline /nonexistent/b.csv
 # --depths: a row per depth, the depth in the table, the JSON and the CSV,
 # and the asked needle where the depth puts it (needle_at: its offset as a
 # share of the prompt, after the header at 0, before the question at 1)

@@ -1267,6 +1267,20 @@ static void test_eval_interval(void) {
   CU_ASSERT(lo == 0.0 && hi == 1.0);
 }
 
+/* --baseline's sign test, against sums of binomial coefficients computed
+ * apart (Python's math.comb): two-sided, symmetric, 1 with no signs. */
+static void test_eval_sign_test(void) {
+  CU_ASSERT(hsac_eval_sign_test(0, 0) == 1.0);
+  CU_ASSERT(hsac_eval_sign_test(0, 1) == 1.0);
+  CU_ASSERT(fabs(hsac_eval_sign_test(4, 0) - 0.125) < 1e-12);
+  CU_ASSERT(fabs(hsac_eval_sign_test(9, 0) - 2.0 / 512.0) < 1e-12);
+  CU_ASSERT(fabs(hsac_eval_sign_test(1, 5) - 0.21875) < 1e-12);
+  CU_ASSERT(fabs(hsac_eval_sign_test(5, 1) - 0.21875) < 1e-12);
+  CU_ASSERT(fabs(hsac_eval_sign_test(60, 40) - 0.05688793364098079) < 1e-9);
+  CU_ASSERT(fabs(hsac_eval_sign_test(400, 600) / 2.7284641560660184e-10 - 1.0) < 1e-6);
+  CU_ASSERT(hsac_eval_sign_test(5, 5) == 1.0);
+}
+
 void tu_add_tasks_suite(void) {
   CU_pSuite s = CU_add_suite("tasks", NULL, NULL);
   CU_add_test(s, "word lists keep values unique", test_word_lists);
@@ -1281,6 +1295,7 @@ void tu_add_tasks_suite(void) {
   CU_add_test(s, "counts and chains", test_counts);
   CU_add_test(s, "errors", test_errors);
   CU_add_test(s, "eval's 95% interval", test_eval_interval);
+  CU_add_test(s, "eval's sign test", test_eval_sign_test);
   CU_add_test(s, "out of memory", test_out_of_memory);
   CU_add_test(s, "gen-task --format jsonl", test_command_jsonl);
   CU_add_test(s, "gen-task --format text and prompt", test_command_text_and_prompt);
