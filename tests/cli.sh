@@ -412,6 +412,15 @@ expect 0 "multikey   devil          8K     10" -- eval "$rh" --weights "$rhw" --
 expect 0 "passkey    devil          8K     10" -- eval "$rh" --weights "$rhw" --task passkey --lengths 8K --n 10 --filler devil --phrasing heldout --min-score 80 -q
 # variables tracked (since session 44): the names of the asked chain
 expect 0 "vartrack   devil          1K     10" -- eval "$rh" --weights "$rhw" --task vartrack --lengths 1K --n 10 --filler devil --phrasing heldout --min-score 40 -q
+# the card's reference items (what these weights answered, eval --csv)
+# are still the items gen-task makes: --baseline accepts them (it refuses an
+# item whose answer differs) and reads their scores
+expect 0 "vartrack   devil          1K     10" -- eval "$rh" --weights "$rhw" --task vartrack --lengths 1K --n 10 --filler devil --phrasing heldout -q --baseline "$src/examples/trained/ruler_hsa/items_vartrack_1k.csv" --json-out "$tmp/ref.json"
+if python3 -c 'import csv, json, sys
+b = json.load(open(sys.argv[1]))["rows"][0]["baseline"]
+r = [float(x["score"]) for x in csv.DictReader(open(sys.argv[2])) if x["filler"] == "devil" and int(x["seed"]) < 10]
+sys.exit(not (b["items"] == 10 and len(r) == 10 and abs(b["baseline_score"] - sum(r) / 10) < 1e-9))' "$tmp/ref.json" "$src/examples/trained/ruler_hsa/items_vartrack_1k.csv"; then
+  pass=$((pass + 1)); else echo "FAIL eval --baseline on the card's reference items"; cat "$tmp/ref.json"; fail=$((fail + 1)); fi
 expect 0 "vartrack   fortunes       1K     10" -- eval "$rh" --weights "$rhw" --task vartrack --lengths 1K --n 10 --filler fortunes --phrasing train --min-score 60 -q
 # tools/torch/vartrack_swap.py scores its "as is" items as hsac eval does:
 # its line equals the mean of eval's per-item scores on the same seeds
