@@ -259,19 +259,29 @@ static bool baseline_load(const char *path, baseline *b, char *err, size_t errsi
   return ok;
 }
 
-/* The baseline's item with this run's item's key, or NULL. */
+/* The baseline's item with this run's item's key, or NULL; *twin, a
+ * second item with the same key (a file that holds one item twice, such
+ * as two runs' CSVs joined), or NULL. */
 static const base_item *baseline_find(const baseline *b, const char *task, const char *filler,
                                       const char *phrasing, const char *needle, long long length,
-                                      unsigned long long seed, double depth) {
+                                      unsigned long long seed, double depth,
+                                      const base_item **twin) {
+  const base_item *found = NULL;
+  *twin = NULL;
   for (size_t i = 0; i < b->n; i++) {
     const base_item *x = &b->items[i];
     if (x->seed == seed && x->length == length &&
         (x->depth < 0 ? depth < 0 : depth >= 0 && fabs(x->depth - depth) < 1e-6) &&
         !strcmp(x->task, task) && !strcmp(x->filler, filler) && !strcmp(x->phrasing, phrasing) &&
-        !strcmp(x->needle, needle))
-      return x;
+        !strcmp(x->needle, needle)) {
+      if (found) {
+        *twin = x;
+        break;
+      }
+      found = x;
+    }
   }
-  return NULL;
+  return found;
 }
 
 double hsac_eval_sign_test(long long better, long long worse) {
@@ -652,12 +662,21 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
           tally_add(&r->all, sc.score, sc.exact, (double)it.prompt_len, ps);
           if (it.kind != TK_KIND_NONE)
             tally_add(&r->kind[it.kind], sc.score, sc.exact, (double)it.prompt_len, ps);
-          const base_item *bi =
+          const base_item *twin = NULL, *bi =
               o->baseline ? baseline_find(&base, tk_task_name(to.task), tk_filler_name(to.filler),
                                           tk_phrasing_name(to.phrasing),
                                           r->task == TK_BABI ? "" : tk_needle_name(to.needle),
-                                          r->length, seed, r->depth)
+                                          r->length, seed, r->depth, &twin)
                           : NULL;
+          if (twin) {
+            fprintf(stderr, "%shsac: error: eval: --baseline %s:%ld: %s at %s, seed %llu is "
+                    "also on line %ld: which one to compare with is not clear\n",
+                    tty ? "\n" : "", o->baseline, twin->line, tk_task_name(to.task), where,
+                    (unsigned long long)seed, bi->line);
+            tk_item_free(&it);
+            rc = EXIT_INPUT;
+            goto done;
+          }
           if (bi) {
             size_t al = strlen(it.answer);
             if (4 * al + 1 > escaped_cap) {

@@ -505,6 +505,8 @@ expect 1 "short.csv:2: expected 15 fields, found 7" -- eval "$pk" --weights "$pk
 expect 1 "q.csv:2: a quoted field does not end with a quote" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline "$tmp/q.csv"
 { head -n 1 "$tmp/e.csv"; printf 'passkey,synthetic,default,number,512,0,1.0000,1,"66\t65257","6665257",0.01,,0.5,,0\n'; } >"$tmp/t.csv"
 expect 1 "t.csv:2: the answer holds a byte eval does not write" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline "$tmp/t.csv"
+{ cat "$tmp/e.csv"; tail -n 1 "$tmp/e.csv"; } >"$tmp/twice.csv"
+expect 1 "twice.csv:6: passkey at 512, seed 3 is also on line 5" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 4 -q --baseline "$tmp/twice.csv"
 expect 1 "cannot read '/nonexistent/b.csv'" -- eval "$pk" --weights "$pkw" --task passkey --lengths 512 --n 1 -q --baseline /nonexistent/b.csv
 # --depths: a row per depth, the depth in the table, the JSON and the CSV,
 # and the asked needle where the depth puts it (needle_at: its offset as a
