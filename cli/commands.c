@@ -261,8 +261,8 @@ const cli_command hsac_cmd_eval = {
     "tasks (passkey, multikey, babi) score 1 when the output starts with the\n"
     "answer; multi-answer tasks score the share of answers found in the output\n"
     "(RULER's partial score), and `exact` counts outputs that start with every\n"
-    "answer in order.  Each score comes with its 95% interval (Wilson's), how\n"
-    "far other items of the same kind may read.  docs/tasks.md, \"Evaluation\".\n",
+    "answer in order.  Each score comes with its 95% interval (Wilson's): the\n"
+    "true rates its items leave plausible.  docs/tasks.md, \"Evaluation\".\n",
     {eval_opts, backend_opts, include_opts, NULL}, 1};
 const cli_command hsac_cmd_logits = {
     "logits", "FILE --weights W (--tokens LIST | --prompt TEXT) -o OUT [options]",

@@ -6,8 +6,8 @@
  * greedily; the output is scored by whether it starts with the answer
  * (docs/tasks.md, "the answer convention"), and multi-answer tasks
  * also by RULER's partial score (the share of answers the output holds).
- * The table goes to stdout with each score's 95% interval (Wilson's; how
- * far another set of items of the same kind may read), progress to
+ * The table goes to stdout with each score's 95% interval (Wilson's: the
+ * true rates these items leave plausible), progress to
  * stderr; --csv writes every item, --json-out the table; --baseline
  * compares the items with those of an earlier --csv, item by item. */
 #ifndef HSAC_CLI_EVAL_H
