@@ -68,28 +68,46 @@ static const char CSV_HEADER[] = "task,filler,phrasing,needle,length,seed,score,
                                  "output,prefill_s,depth,needle_at,kind,variant";
 enum { CSV_FIELDS = 15 };
 
-/* The text of a CSV field before quoting: bytes outside printable ASCII,
- * and the backslash, as \xNN (an output may hold anything).  Writes at
- * most 4 n + 1 bytes to buf. */
+/* One byte of a CSV field's text into out: bytes outside printable ASCII,
+ * and the backslash, as \xNN (an output may hold anything).  Returns the
+ * bytes written, 1 or 4. */
+static int csv_byte(unsigned char c, char out[5]) {
+  if (c < 32 || c > 126 || c == '\\') return sprintf(out, "\\x%02x", c);
+  out[0] = (char)c;
+  return 1;
+}
+
+/* A field's text before quoting (csv_byte's), NUL-terminated: at most
+ * 4 n + 1 bytes to buf. */
 static void csv_escape(const char *s, size_t n, char *buf) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c < 32 || c > 126 || c == '\\') buf += sprintf(buf, "\\x%02x", c);
-    else *buf++ = (char)c;
-  }
+  for (size_t i = 0; i < n; i++) buf += csv_byte((unsigned char)s[i], buf);
   *buf = 0;
 }
 
-/* A CSV field: csv_escape's text, quoted, quotes doubled. */
+/* A CSV field: csv_byte's text, quoted, quotes doubled. */
 static void csv_field(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"') fputs("\"\"", f);
-    else if (c < 32 || c > 126 || c == '\\') fprintf(f, "\\x%02x", c);
-    else fputc(c, f);
+    char e[5];
+    if (s[i] == '"') fputs("\"\"", f);
+    else fwrite(e, 1, (size_t)csv_byte((unsigned char)s[i], e), f);
   }
   fputc('"', f);
+}
+
+/* "8K", "1M" when exact, else the number. */
+static void format_length(long long L, char *buf, size_t size) {
+  if (L >= (1LL << 20) && L % (1LL << 20) == 0) snprintf(buf, size, "%lldM", L >> 20);
+  else if (L >= 1024 && L % 1024 == 0) snprintf(buf, size, "%lldK", L >> 10);
+  else snprintf(buf, size, "%lld", L);
+}
+
+/* A row's place for messages: "8K", or "8K, depth 0.5". */
+static void format_where(long long L, double depth, char *buf, size_t size) {
+  char len[32];
+  format_length(L, len, sizeof len);
+  if (depth >= 0) snprintf(buf, size, "%s, depth %g", len, depth);
+  else snprintf(buf, size, "%s", len);
 }
 
 /* --baseline: the items of an earlier --csv, keyed as this run's items. */
@@ -152,7 +170,32 @@ static bool copy_name(char *dst, size_t size, const char *s) {
   return true;
 }
 
-/* Reads an `hsac eval --csv` file.  On failure err names the file, the
+/* The order of items by key: task, filler, phrasing, needle, length,
+ * seed, depth (none first). */
+static int base_key_cmp(const void *pa, const void *pb) {
+  const base_item *a = pa, *b = pb;
+  int c;
+  if ((c = strcmp(a->task, b->task)) || (c = strcmp(a->filler, b->filler)) ||
+      (c = strcmp(a->phrasing, b->phrasing)) || (c = strcmp(a->needle, b->needle)))
+    return c;
+  if (a->length != b->length) return a->length < b->length ? -1 : 1;
+  if (a->seed != b->seed) return a->seed < b->seed ? -1 : 1;
+  if (a->depth != b->depth) return a->depth < b->depth ? -1 : 1;
+  return 0;
+}
+
+/* By key, then by line, so that an item's copies lie together in file
+ * order. */
+static int base_line_cmp(const void *pa, const void *pb) {
+  int c = base_key_cmp(pa, pb);
+  if (c) return c;
+  long la = ((const base_item *)pa)->line, lb = ((const base_item *)pb)->line;
+  return (la > lb) - (la < lb);
+}
+
+/* Reads an `hsac eval --csv` file, sorted by key; an item that is there
+ * twice (two runs' CSVs joined) is an error, since which one to compare
+ * with would be a guess.  On failure err names the file, the
  * line and the problem; *nomem says that memory ran out. */
 static bool baseline_load(const char *path, baseline *b, char *err, size_t errsize,
                           bool *nomem) {
@@ -254,34 +297,45 @@ static bool baseline_load(const char *path, baseline *b, char *err, size_t errsi
   }
   free(line);
   fclose(f);
+  if (ok && b->n) {
+    qsort(b->items, b->n, sizeof *b->items, base_line_cmp);
+    for (size_t i = 1; ok && i < b->n; i++) {
+      const base_item *x = &b->items[i - 1], *y = &b->items[i];
+      if (base_key_cmp(x, y)) continue;
+      char where[64];
+      format_where(y->length, y->depth, where, sizeof where);
+      snprintf(err, errsize, "%s:%ld: %s at %s, seed %llu is also on line %ld: which one to "
+               "compare with is not clear", path, y->line, y->task, where, y->seed, x->line);
+      ok = false;
+    }
+  }
   if (*nomem) snprintf(err, errsize, "out of memory reading '%s'", path);
   if (!ok) baseline_free(b);
   return ok;
 }
 
-/* The baseline's item with this run's item's key, or NULL; *twin, a
- * second item with the same key (a file that holds one item twice, such
- * as two runs' CSVs joined), or NULL. */
+/* The baseline's item with this run's item's key (the file is sorted by
+ * key when loaded), or NULL.  The depth is read back from the form the
+ * CSV writes it in, so that both sides compare equal. */
 static const base_item *baseline_find(const baseline *b, const char *task, const char *filler,
                                       const char *phrasing, const char *needle, long long length,
-                                      unsigned long long seed, double depth,
-                                      const base_item **twin) {
-  const base_item *found = NULL;
-  *twin = NULL;
-  for (size_t i = 0; i < b->n; i++) {
-    const base_item *x = &b->items[i];
-    if (x->seed == seed && x->length == length &&
-        (x->depth < 0 ? depth < 0 : depth >= 0 && fabs(x->depth - depth) < 1e-6) &&
-        !strcmp(x->task, task) && !strcmp(x->filler, filler) && !strcmp(x->phrasing, phrasing) &&
-        !strcmp(x->needle, needle)) {
-      if (found) {
-        *twin = x;
-        break;
-      }
-      found = x;
-    }
+                                      unsigned long long seed, double depth) {
+  base_item key;
+  memset(&key, 0, sizeof key);
+  if (!copy_name(key.task, sizeof key.task, task) ||
+      !copy_name(key.filler, sizeof key.filler, filler) ||
+      !copy_name(key.phrasing, sizeof key.phrasing, phrasing) ||
+      !copy_name(key.needle, sizeof key.needle, needle))
+    return NULL; /* longer than any name the file can hold */
+  key.length = length;
+  key.seed = seed;
+  key.depth = -1;
+  if (depth >= 0) {
+    char g[32];
+    snprintf(g, sizeof g, "%g", depth);
+    key.depth = strtod(g, NULL);
   }
-  return found;
+  return b->n ? bsearch(&key, b->items, b->n, sizeof *b->items, base_key_cmp) : NULL;
 }
 
 double hsac_eval_sign_test(long long better, long long worse) {
@@ -292,21 +346,6 @@ double hsac_eval_sign_test(long long better, long long worse) {
   for (long long i = 0; i <= k; i++)
     tail += exp(lf - lgamma((double)i + 1.0) - lgamma((double)(n - i) + 1.0));
   return fmin(1.0, 2.0 * tail);
-}
-
-/* "8K", "1M" when exact, else the number. */
-static void format_length(long long L, char *buf, size_t size) {
-  if (L >= (1LL << 20) && L % (1LL << 20) == 0) snprintf(buf, size, "%lldM", L >> 20);
-  else if (L >= 1024 && L % 1024 == 0) snprintf(buf, size, "%lldK", L >> 10);
-  else snprintf(buf, size, "%lld", L);
-}
-
-/* A row's place for messages: "8K", or "8K, depth 0.5". */
-static void format_where(long long L, double depth, char *buf, size_t size) {
-  char len[32];
-  format_length(L, len, sizeof len);
-  if (depth >= 0) snprintf(buf, size, "%s, depth %g", len, depth);
-  else snprintf(buf, size, "%s", len);
 }
 
 /* What a row, or one kind of question in it, adds up. */
@@ -662,21 +701,12 @@ int hsac_eval_run(hsart_model *m, const hsac_cli *o) {
           tally_add(&r->all, sc.score, sc.exact, (double)it.prompt_len, ps);
           if (it.kind != TK_KIND_NONE)
             tally_add(&r->kind[it.kind], sc.score, sc.exact, (double)it.prompt_len, ps);
-          const base_item *twin = NULL, *bi =
+          const base_item *bi =
               o->baseline ? baseline_find(&base, tk_task_name(to.task), tk_filler_name(to.filler),
                                           tk_phrasing_name(to.phrasing),
                                           r->task == TK_BABI ? "" : tk_needle_name(to.needle),
-                                          r->length, seed, r->depth, &twin)
+                                          r->length, seed, r->depth)
                           : NULL;
-          if (twin) {
-            fprintf(stderr, "%shsac: error: eval: --baseline %s:%ld: %s at %s, seed %llu is "
-                    "also on line %ld: which one to compare with is not clear\n",
-                    tty ? "\n" : "", o->baseline, twin->line, tk_task_name(to.task), where,
-                    (unsigned long long)seed, bi->line);
-            tk_item_free(&it);
-            rc = EXIT_INPUT;
-            goto done;
-          }
           if (bi) {
             size_t al = strlen(it.answer);
             if (4 * al + 1 > escaped_cap) {
