@@ -402,18 +402,28 @@ static hsart_status answer_item(hsart_session *s, const tk_item *it, int32_t *to
   return HSART_OK;
 }
 
-/* The table has a depth column only when --depths is given. */
-static void print_table_head(bool depths) {
-  printf("%-10s %-9s %7s ", "task", "filler", "length");
-  if (depths) printf("%6s ", "depth");
-  printf("%6s %7s %11s %7s %12s\n", "items", "score", "95% CI", "exact", "prefill tok/s");
-}
-
-static void print_line(const char *label, const row *r, const tally *t) {
+/* The columns that name a row, in both tables: task, filler, length and,
+ * only when --depths is given, depth.  The head's, or a row's under
+ * label (r NULL: the head). */
+static void print_key_columns(const char *label, const row *r, bool depths) {
+  if (!r) {
+    printf("%-10s %-9s %7s ", "task", "filler", "length");
+    if (depths) printf("%6s ", "depth");
+    return;
+  }
   char len[32];
   format_length(r->length, len, sizeof len);
   printf("%-10s %-9s %7s ", label, tk_filler_name((tk_filler)r->filler), len);
   if (r->depth >= 0) printf("%6.4g ", r->depth);
+}
+
+static void print_table_head(bool depths) {
+  print_key_columns(NULL, NULL, depths);
+  printf("%6s %7s %11s %7s %12s\n", "items", "score", "95% CI", "exact", "prefill tok/s");
+}
+
+static void print_line(const char *label, const row *r, const tally *t) {
+  print_key_columns(label, r, false);
   double n = (double)(t->items ? t->items : 1), lo, hi;
   hsac_eval_wilson(t->score_sum / n, t->items, &lo, &hi);
   char ci[32];
@@ -456,16 +466,11 @@ static bool json_interval(cJSON *x, const char *key, double p, long long n) {
 static void print_comparison(const char *path, const row *rows, int nrows, bool depths) {
   printf("\ncompared item by item with %s (the items in both; p: the two-sided sign test "
          "on the items scored differently):\n", path);
-  printf("%-10s %-9s %7s ", "task", "filler", "length");
-  if (depths) printf("%6s ", "depth");
+  print_key_columns(NULL, NULL, depths);
   printf("%6s %7s %9s %7s %7s %8s\n", "items", "score", "baseline", "better", "worse", "p");
   for (int i = 0; i < nrows; i++) {
     const row *r = &rows[i];
-    char len[32];
-    format_length(r->length, len, sizeof len);
-    printf("%-10s %-9s %7s ", tk_task_name((tk_task)r->task),
-           tk_filler_name((tk_filler)r->filler), len);
-    if (r->depth >= 0) printf("%6.4g ", r->depth);
+    print_key_columns(tk_task_name((tk_task)r->task), r, depths);
     if (!r->cmp_items) {
       printf("%6d %7s %9s %7s %7s %8s\n", 0, "-", "-", "-", "-", "-");
       continue;
