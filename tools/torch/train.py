@@ -195,6 +195,11 @@ def build_parser():
                    help="--answer-weight for these tasks only (babi=0: train babi's retrieval "
                         "without teaching the model to ignore a read that is not yet right; "
                         "TRAINING.md)")
+    p.add_argument("--part-start-weight", type=float, default=1.0, metavar="W",
+                   help="weight of the answer's cross-entropy at the first byte of each "
+                        "answer part (the answer's first byte and each byte after ', '), "
+                        "against 1 for the others; the loss stays a weighted mean "
+                        "(1: the plain mean; TRAINING.md)")
     p.add_argument("--distractor-loss", type=float, default=0.0,
                    help="weight of an unlikelihood loss on wrong answers within reach: a babi "
                         "'before' question's named place, at the first byte where it parts "
@@ -446,6 +451,18 @@ def vartrack_name_first(item):
                          "not both %r and %r" % (item.get("seed"), needle,
                                                  item["answers"][0], item["value"]))
     return name < key
+
+
+def part_start_weights(answer, w):
+    """Per byte of the answer (bytes): w at the first byte of each answer
+    part (the answer's first byte, and every byte that follows ", "), 1
+    elsewhere.  vartrack's names, multivalue's and multiquery's values: the
+    first byte is where the read must move to the next part."""
+    out = [1.0] * len(answer)
+    for i in range(len(answer)):
+        if i == 0 or answer[max(0, i - 2):i] == b", ":
+            out[i] = w
+    return out
 
 
 def encode(item):
@@ -1168,7 +1185,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
               needle_weight=0.0, key_weight=0.0, heads=None, ans_weight=1.0,
               needle_every_byte=False, key_every_byte=False, distractor_weight=0.0,
               ret_margin=0.0, place_key=False, before_weight=0.0, margin_filler=False,
-              carry_weight=0.0):
+              carry_weight=0.0, part_start_weight=1.0):
     toks, P, A = encode(item)
     if tap is not None:
         tap.scores, tap.inputs, tap.values = [], [], []
@@ -1176,6 +1193,11 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     tgt = toks[1:]
     ans_logits = logits[P - 1:P - 1 + A]
     ans_loss = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A])
+    ans_train = ans_loss            # what the gradient sees (--part-start-weight)
+    if part_start_weight != 1.0 and A > 0:
+        w = torch.tensor(part_start_weights(item["answer"].encode(), part_start_weight))
+        ce = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A], reduction="none")
+        ans_train = (w * ce).sum() / w.sum()
     correct = bool((ans_logits.argmax(-1) == tgt[P - 1:P - 1 + A]).all())
     lm_loss = F.cross_entropy(logits[:P - 1], tgt[:P - 1]) if lm_weight > 0 else ans_loss * 0
     def mean_of(parts):                 # over the retrievals that had a target
@@ -1202,7 +1224,7 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     carry = ans_loss * 0
     if carry_weight > 0 and tap is not None and heads is not None:
         carry = mean_of([carry_loss(heads.carry, tap, item)])
-    return (ans_weight * ans_loss + lm_weight * lm_loss + ret_weight * ret_loss
+    return (ans_weight * ans_train + lm_weight * lm_loss + ret_weight * ret_loss
             + copy_weight * copy_loss + needle_weight * ndl_loss + key_weight * key
             + distractor_weight * dis + before_weight * bef + carry_weight * carry,
             ans_loss, lm_loss, correct, ret_loss, copy_loss, ndl_loss, key, bef, carry)
@@ -1423,6 +1445,9 @@ def main():
         parser.error("give MODEL and --out (or --resume DIR)")
     if args.grow and not args.init:
         parser.error("--grow needs --init WEIGHTS (the smaller model's weights)")
+    if not args.part_start_weight > 0:
+        parser.error("--part-start-weight W needs W > 0 (1: every answer byte alike; got %g)"
+                     % args.part_start_weight)
     if not 0.0 <= args.ema < 1.0:
         parser.error("--ema D needs 0 <= D < 1 (0: off; got %g)" % args.ema)
     if os.environ.get("OPENBLAS_CORETYPE") is None:
@@ -1625,7 +1650,7 @@ def main():
                     task_answer.get(it.get("task"), args.answer_weight),
                     args.needle_bytes == "all", args.key_bytes == "all", args.distractor_loss,
                     args.retrieval_margin, args.babi_place_key, args.before_loss,
-                    args.margin_on == "filler", args.carry_loss)
+                    args.margin_on == "filler", args.carry_loss, args.part_start_weight)
                 (loss / bsz).backward()
                 acc_sum["loss"] += loss.item()
                 acc_sum["ans"] += al.item()

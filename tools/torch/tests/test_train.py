@@ -629,6 +629,11 @@ with tempfile.TemporaryDirectory() as tmp:
                           env=env, cwd=src)
     check("--ema 1.5 is refused", _bad.returncode == 2 and b"--ema D needs 0 <= D < 1" in _bad.stderr,
           _bad.stderr.decode()[-200:])
+    _bad = subprocess.run(base + ["--resume", out, "--part-start-weight", "0"], capture_output=True,
+                          env=env, cwd=src)
+    check("--part-start-weight 0 is refused",
+          _bad.returncode == 2 and b"--part-start-weight W needs W > 0" in _bad.stderr,
+          _bad.stderr.decode()[-200:])
     # --resume of a directory without a state.json, or with a broken one:
     # a usage error naming the directory, no traceback
     with tempfile.TemporaryDirectory() as _d:
@@ -734,6 +739,33 @@ with tempfile.TemporaryDirectory() as tmp:
           n1 == 1 and abs(p1 - p0) > 1e-3 * p0 and min(g1) > 0 and abs(q1 - q0) < 1e-6 * q0
           and max(g0) == 0,
           "%.9f %.9f %s / %r %r %s" % (p1, p0, g1, q1, q0, g0))
+
+# --part-start-weight: the first byte of each answer part weighs W in the
+# answer's cross-entropy (a weighted mean); the logged answer loss stays the
+# plain mean, and W = 1 is the plain loss
+check("part_start_weights: W at the answer's first byte and after each ', '",
+      train.part_start_weights(b"ABCDE, FGHIJ", 3.0) == [3.0] + [1.0] * 6 + [3.0] + [1.0] * 4
+      and train.part_start_weights(b"4820183", 2.0) == [2.0] + [1.0] * 6
+      and train.part_start_weights(b"", 2.0) == [])
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([hsac, "export", "--json", os.path.join(src, "examples/tiny/passkey_hsa.hsa"),
+                    "-o", os.path.join(tmp, "tiny.json")], capture_output=True, check=True)
+    tiny = HsacModel(os.path.join(tmp, "tiny.json"), seed=5)
+    tiny.eval()
+    _it = {"task": "vartrack", "prompt": "X holds QWERT. Y holds X. Name them: ", "answer": "QWERT, ZXCVB"}
+    with torch.no_grad():
+        _l1 = train.item_loss(tiny, _it, 0.0)
+        _l3 = train.item_loss(tiny, _it, 0.0, part_start_weight=3.0)
+        _toks, _P, _A = train.encode(_it)
+        _ce = torch.nn.functional.cross_entropy(tiny(_toks[:-1])[_P - 1:_P - 1 + _A],
+                                                _toks[_P:_P + _A], reduction="none")
+    _w = torch.tensor(train.part_start_weights(_it["answer"].encode(), 3.0))
+    check("item_loss with --part-start-weight 3: the weighted mean, the plain mean logged",
+          abs(float(_l1[0]) - float(_ce.mean())) < 1e-5
+          and abs(float(_l3[0]) - float((_w * _ce).sum() / _w.sum())) < 1e-5
+          and abs(float(_l3[1]) - float(_ce.mean())) < 1e-5
+          and abs(float(_l3[0]) - float(_l1[0])) > 1e-4,
+          "%r %r %r" % (float(_l1[0]), float(_l3[0]), float(_ce.mean())))
 
 # probe_retrieval.py on the shipped multi-task weights: the needle-choice
 # lines for each retrieval, first and later bytes, weights that are shares
