@@ -1192,11 +1192,11 @@ def item_loss(model, item, lm_weight, ret_weight=0.0, tap=None, copy_weight=0.0,
     logits = model(toks[:-1])                                  # predicts toks[1:]
     tgt = toks[1:]
     ans_logits = logits[P - 1:P - 1 + A]
-    ans_loss = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A])
+    ce = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A], reduction="none")
+    ans_loss = ce.mean()
     ans_train = ans_loss            # what the gradient sees (--part-start-weight)
-    if part_start_weight != 1.0 and A > 0:
+    if part_start_weight != 1.0:
         w = torch.tensor(part_start_weights(item["answer"].encode(), part_start_weight))
-        ce = F.cross_entropy(ans_logits, tgt[P - 1:P - 1 + A], reduction="none")
         ans_train = (w * ce).sum() / w.sum()
     correct = bool((ans_logits.argmax(-1) == tgt[P - 1:P - 1 + A]).all())
     lm_loss = F.cross_entropy(logits[:P - 1], tgt[:P - 1]) if lm_weight > 0 else ans_loss * 0
