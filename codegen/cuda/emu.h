@@ -3,15 +3,15 @@
 // The generated source (prelude.cuh and the kernels of emit.c) is compiled
 // by the system C++ compiler with -DHS_EMU and this header included first.
 // It provides the CUDA built-ins that source uses:
-//   - every thread of a block is a fiber (ucontext); a block's fibers run
-//     round-robin on the calling thread, one block after another;
+//   - every thread of a block is a fiber; a block's fibers run round-robin
+//     on the calling thread, one block after another, a thread that waits
+//     at a barrier switching straight to the next that can run;
 //   - __syncthreads() is a barrier of the block's live threads (a thread
 //     that has returned no longer counts, as on the hardware);
 //   - __syncwarp, warp shuffles, votes and ldmatrix (also .trans) are
-//     exchanges among
-//     the 32 lanes of a warp, each a barrier of the warp: every lane must
-//     reach it (a divergent shuffle is reported as a deadlock rather than
-//     hidden);
+//     exchanges among the 32 lanes of a warp, each one barrier of the
+//     warp: every lane must reach it (a divergent shuffle is reported as a
+//     deadlock rather than hidden);
 //   - cp.async copies at once (prelude.cuh's cp_async16), so its commit and
 //     wait are no-ops: a missing wait is invisible here;
 //   - mma.sync m16n8k16 (bf16) is computed from the lanes' fragments as the
@@ -85,6 +85,7 @@ struct fiber {
   bool done;
   int wait;              // 0 running, 1 at the block's barrier, 2 at its warp's
   unsigned long wait_gen; // the barrier's generation it waits to see pass
+  hs_dim3 tid;            // its threadIdx
 };
 struct state {
   hs_emu_ctx sched;
@@ -93,15 +94,19 @@ struct state {
   // the block barrier
   int arrived;
   unsigned long gen;
-  // warp exchanges
+  // warp exchanges: what each lane gives, in one of two buffers chosen by
+  // the parity of its warp barrier's generation.  A lane writes before the
+  // barrier and reads after it; the next exchange (one generation on)
+  // writes the other buffer, and any later one cannot start before every
+  // lane has passed the barrier in between, after its read: so one barrier
+  // per exchange, as one shfl is one instruction on the hardware.
   int warp_arrived[MAX_THREADS / 32];
   int warp_live[MAX_THREADS / 32];
   unsigned long warp_gen[MAX_THREADS / 32];
-  unsigned long long xchg[MAX_THREADS];
-  unsigned frag[MAX_THREADS][6];  // mma: each lane's A and B registers
+  unsigned long long xchg[2][MAX_THREADS];
+  unsigned frag[2][MAX_THREADS][6]; // mma: each lane's A and B registers
   void (*body)(const void *);
   const void *args;
-  unsigned long progress; // arrivals and returns: a round without any is a deadlock
 };
 // One emulated device: its state is the loaded object's, and launches from
 // several host threads take turns (the lock in hs_emu_run).  (Thread-local
@@ -130,17 +135,52 @@ static inline void hs_emu_switch(hs_emu_ctx *from, hs_emu_ctx *to) {
 #endif
 }
 
+// Whether fiber i can run: not returned, and not waiting at a barrier that
+// has not completed.
+static inline bool hs_emu_ready(const hs_emu::state &s, int i) {
+  const hs_emu::fiber &f = s.fib[i];
+  if (f.done) return false;
+  if (f.wait == 1) return s.gen != f.wait_gen;
+  if (f.wait == 2) return s.warp_gen[i / 32] != f.wait_gen;
+  return true;
+}
+
+// The first fiber after `me` in round-robin order that can run (me last),
+// or -1 when none can.
+static inline int hs_emu_next(const hs_emu::state &s, int me) {
+  int n = s.nthreads;
+  for (int k = 1; k <= n; k++) {
+    int i = me + k >= n ? me + k - n : me + k;
+    if (hs_emu_ready(s, i)) return i;
+  }
+  return -1;
+}
+
+// Makes fiber i the current thread (its threadIdx).
+static inline void hs_emu_enter(hs_emu::state &s, int i) {
+  s.cur = i;
+  threadIdx = s.fib[i].tid;
+}
+
+// A thread waiting at a barrier hands the CPU straight to the next thread
+// that can run (one switch, not two through the scheduler); when none can,
+// to the scheduler, which reports the deadlock.
 static inline void hs_emu_yield() {
   hs_emu::state &s = hs_emu::S;
-  int me = s.cur;
-  hs_emu_switch(&s.fib[me].ctx, &s.sched);
-  // the scheduler set threadIdx for us before switching back
+  int me = s.cur, next = hs_emu_next(s, me);
+  if (next == me) return;
+  if (next < 0) {
+    hs_emu_switch(&s.fib[me].ctx, &s.sched);
+  } else {
+    hs_emu_enter(s, next);
+    hs_emu_switch(&s.fib[me].ctx, &s.fib[next].ctx);
+  }
+  // whoever switched back to us set s.cur and threadIdx for us
 }
 
 static inline void __syncthreads() {
   hs_emu::state &s = hs_emu::S;
   unsigned long g = s.gen;
-  s.progress++;
   if (++s.arrived == s.live) {
     s.arrived = 0;
     s.gen++;
@@ -156,7 +196,6 @@ static inline void hs_emu_warp_sync() {
   hs_emu::state &s = hs_emu::S;
   int w = s.cur / 32;
   unsigned long g = s.warp_gen[w];
-  s.progress++;
   if (++s.warp_arrived[w] == s.warp_live[w]) {
     s.warp_arrived[w] = 0;
     s.warp_gen[w]++;
@@ -174,15 +213,14 @@ static inline void __syncwarp(unsigned = 0xffffffffu) { hs_emu_warp_sync(); }
 template <class T>
 static inline T hs_emu_shfl(T v, int src) {
   hs_emu::state &s = hs_emu::S;
-  int me = s.cur, base = me & ~31;
+  int me = s.cur, base = me & ~31, b = (int)(s.warp_gen[me / 32] & 1);
   unsigned long long bits = 0;
   memcpy(&bits, &v, sizeof v);
-  s.xchg[me] = bits;
+  s.xchg[b][me] = bits;
   hs_emu_warp_sync();
   T r;
-  unsigned long long got = s.xchg[base + (src & 31)];
+  unsigned long long got = s.xchg[b][base + (src & 31)];
   memcpy(&r, &got, sizeof r);
-  hs_emu_warp_sync();
   return r;
 }
 
@@ -219,10 +257,11 @@ static inline float hs_emu_bf16(unsigned reg, int hi) {
 
 static inline void hs_emu_mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2]) {
   hs_emu::state &s = hs_emu::S;
-  int me = s.cur, base = me & ~31, lane = me & 31;
-  for (int i = 0; i < 4; i++) s.frag[me][i] = a[i];
-  s.frag[me][4] = b[0];
-  s.frag[me][5] = b[1];
+  int me = s.cur, base = me & ~31, lane = me & 31, p = (int)(s.warp_gen[me / 32] & 1);
+  unsigned(*frag)[6] = s.frag[p];
+  for (int i = 0; i < 4; i++) frag[me][i] = a[i];
+  frag[me][4] = b[0];
+  frag[me][5] = b[1];
   hs_emu_warp_sync();
   int g = lane >> 2, t = lane & 3;
   for (int i = 0; i < 4; i++) {
@@ -231,11 +270,10 @@ static inline void hs_emu_mma_bf16_16816(float d[4], const unsigned a[4], const 
     for (int k = 0; k < 16; k++) {
       int al = (row % 8) * 4 + (k % 8) / 2, ar = (row >= 8) + 2 * (k >= 8);
       int bl = col * 4 + (k % 8) / 2, br = k >= 8;
-      acc += hs_emu_bf16(s.frag[base + al][ar], k & 1) * hs_emu_bf16(s.frag[base + bl][4 + br], k & 1);
+      acc += hs_emu_bf16(frag[base + al][ar], k & 1) * hs_emu_bf16(frag[base + bl][4 + br], k & 1);
     }
     d[i] += acc;
   }
-  hs_emu_warp_sync();
 }
 
 // ldmatrix.sync.aligned.m8n8.x4 (x2).shared.b16: lanes 8i .. 8i+7 give the
@@ -247,21 +285,21 @@ static inline void hs_emu_mma_bf16_16816(float d[4], const unsigned a[4], const 
 static inline void hs_emu_ldmatrix_t(unsigned *r, int nmat, const unsigned short *row,
                                      bool trans) {
   hs_emu::state &s = hs_emu::S;
-  int me = s.cur, base = me & ~31, lane = me & 31;
-  memcpy(&s.xchg[me], &row, sizeof row);
+  int me = s.cur, base = me & ~31, lane = me & 31, b = (int)(s.warp_gen[me / 32] & 1);
+  unsigned long long *xchg = s.xchg[b];
+  memcpy(&xchg[me], &row, sizeof row);
   hs_emu_warp_sync();
   for (int i = 0; i < nmat; i++) {
     const unsigned short *p, *q;
     if (trans) {
-      memcpy(&p, &s.xchg[base + 8 * i + 2 * (lane % 4)], sizeof p);
-      memcpy(&q, &s.xchg[base + 8 * i + 2 * (lane % 4) + 1], sizeof q);
+      memcpy(&p, &xchg[base + 8 * i + 2 * (lane % 4)], sizeof p);
+      memcpy(&q, &xchg[base + 8 * i + 2 * (lane % 4) + 1], sizeof q);
       r[i] = (unsigned)p[lane / 4] | ((unsigned)q[lane / 4] << 16);
     } else {
-      memcpy(&p, &s.xchg[base + 8 * i + lane / 4], sizeof p);
+      memcpy(&p, &xchg[base + 8 * i + lane / 4], sizeof p);
       r[i] = (unsigned)p[2 * (lane % 4)] | ((unsigned)p[2 * (lane % 4) + 1] << 16);
     }
   }
-  hs_emu_warp_sync();
 }
 static inline void hs_emu_ldmatrix(unsigned *r, int nmat, const unsigned short *row) {
   hs_emu_ldmatrix_t(r, nmat, row, false);
@@ -270,13 +308,12 @@ static inline void hs_emu_ldmatrix(unsigned *r, int nmat, const unsigned short *
 // Votes: every lane must take part, as for the shuffles.
 static inline unsigned __ballot_sync(unsigned, int pred) {
   hs_emu::state &s = hs_emu::S;
-  int me = s.cur, base = me & ~31;
-  s.xchg[me] = pred != 0;
+  int me = s.cur, base = me & ~31, p = (int)(s.warp_gen[me / 32] & 1);
+  s.xchg[p][me] = pred != 0;
   hs_emu_warp_sync();
   unsigned b = 0;
   for (int i = 0; i < 32; i++)
-    if (!s.fib[base + i].done && s.xchg[base + i]) b |= 1u << i;
-  hs_emu_warp_sync();
+    if (!s.fib[base + i].done && s.xchg[p][base + i]) b |= 1u << i;
   return b;
 }
 static inline int __any_sync(unsigned m, int pred) { return __ballot_sync(m, pred) != 0; }
@@ -325,7 +362,6 @@ static void hs_emu_entry() {
   hs_emu::state &s = hs_emu::S;
   s.body(s.args);
   s.fib[s.cur].done = true;
-  s.progress++;
   s.live--;
   s.warp_live[s.cur / 32]--;
   // a barrier the others wait at may now be complete without us
@@ -397,7 +433,11 @@ static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu
       return -1;
     }
   }
-  for (int i = 0; i < n; i++) s.fib[i].stack = hs_emu::ST.p + (size_t)i * hs_emu::STACK;
+  for (int i = 0; i < n; i++) {
+    s.fib[i].stack = hs_emu::ST.p + (size_t)i * hs_emu::STACK;
+    s.fib[i].tid = {i % l->block[0], (i / l->block[0]) % l->block[1],
+                    i / (l->block[0] * l->block[1])};
+  }
   s.body = body;
   s.args = args;
   blockDim = {l->block[0], l->block[1], l->block[2]};
@@ -418,35 +458,22 @@ static int hs_emu_run(void (*body)(const void *), const void *args, const hs_emu
           s.fib[i].wait = 0;
           hs_emu_make(s.fib[i]);
         }
-        // round-robin until every thread has returned; a full round in
-        // which no thread arrives at a barrier or returns is a deadlock (the
-        // waiting fibers are abandoned: the next block remakes them)
-        for (;;) {
-          int done = 0;
-          unsigned long p0 = s.progress;
-          for (int i = 0; i < n; i++) {
-            hs_emu::fiber &f = s.fib[i];
-            if (f.done) {
-              done++;
-              continue;
-            }
-            // a fiber whose barrier has not completed would only yield again
-            if ((f.wait == 1 && s.gen == f.wait_gen) ||
-                (f.wait == 2 && s.warp_gen[i / 32] == f.wait_gen))
-              continue;
-            s.cur = i;
-            threadIdx = {i % l->block[0], (i / l->block[0]) % l->block[1],
-                         i / (l->block[0] * l->block[1])};
-            hs_emu_switch(&s.sched, &s.fib[i].ctx);
-          }
-          if (done == n) break;
-          if (s.progress == p0) {
-            snprintf(err, errsize,
-                     "deadlock in block (%u, %u, %u): %d of %d threads wait at a barrier the "
-                     "others never reach",
-                     bx, by, bz, s.live, n);
-            return -1;
-          }
+        // the threads run round-robin, each until it waits at a barrier
+        // (then it switches to the next that can run) or returns (then it
+        // comes back here); when none can run, every thread has returned,
+        // or those left wait at barriers the others never reach: a
+        // deadlock (the waiting fibers are abandoned: the next block
+        // remakes them)
+        for (int at = n - 1, next; (next = hs_emu_next(s, at)) >= 0; at = s.cur) {
+          hs_emu_enter(s, next);
+          hs_emu_switch(&s.sched, &s.fib[next].ctx);
+        }
+        if (s.live > 0) {
+          snprintf(err, errsize,
+                   "deadlock in block (%u, %u, %u): %d of %d threads wait at a barrier the "
+                   "others never reach",
+                   bx, by, bz, s.live, n);
+          return -1;
         }
       }
   return 0;
