@@ -1,8 +1,8 @@
 /* cpu_kernels.c - the CPU backend's kernels against the machine and a peer,
  * measured in one run so the ratios mean something on a noisy machine.
  *
- *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION] [--prefetch sparse|dense]
- *                     [MODEL.hsa ...]
+ *   bench_cpu_kernels [--threads N] [--quick] [--only SECTION]
+ *                     [--prefetch sparse|dense|attention] [MODEL.hsa ...]
  *
  * SECTION (gemm, gemm16, gemv, attention, attention4, joint, swa, encoder, scan) runs the
  * peaks and that section; `peaks` the peaks alone.  An unknown option or
@@ -855,10 +855,11 @@ enum { NSECTIONS = sizeof sections / sizeof *sections };
 
 static void usage(FILE *f) {
   fputs("usage: bench_cpu_kernels [--threads N] [--quick] [--only SECTION] "
-        "[--prefetch sparse|dense] [MODEL.hsa ...] (up to 8 models)\nSECTION:", f);
+        "[--prefetch sparse|dense|attention] [MODEL.hsa ...] (up to 8 models)\nSECTION:", f);
   for (int i = 0; i < NSECTIONS; i++) fprintf(f, "%s %s", i ? "," : "", sections[i]);
   fputs(" (peaks: the peaks alone)\n--prefetch: the sparse kernels' prefetch density "
-        "(default: the target's)\n", f);
+        "(default: the target's; attention: dense in the sparse attention, sparse in the "
+        "landmark scan)\n", f);
 }
 
 int main(int argc, char **argv) {
@@ -888,13 +889,17 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  if (pf && strcmp(pf, "sparse") && strcmp(pf, "dense")) {
-    fprintf(stderr, "bench_cpu_kernels: --prefetch %s: expects sparse or dense\n", pf);
+  if (pf && strcmp(pf, "sparse") && strcmp(pf, "dense") && strcmp(pf, "attention")) {
+    fprintf(stderr, "bench_cpu_kernels: --prefetch %s: expects sparse, dense or attention\n",
+            pf);
     return 2;
   }
   char err[1024];
   if (cg_target_init(&target, getenv("HSAC_CPU"), err, sizeof err)) die("target", err);
-  if (pf) target.prefetch = strcmp(pf, "dense") ? CG_PF_SPARSE : CG_PF_DENSE;
+  if (pf)
+    target.prefetch = !strcmp(pf, "dense")       ? CG_PF_DENSE
+                      : !strcmp(pf, "attention") ? CG_PF_DENSE_ATTN
+                                                 : CG_PF_SPARSE;
   if (target.amx && cg_amx_permit(err, sizeof err)) die("AMX", err);
   if (cg_bf16_tiles(cg_target_bf16(&target))) tiles = cg_target_bf16(&target);
   const char *tn = target.amx ? "AMX" : tiles ? "AVX512-BF16" : "AMX or AVX512-BF16";
@@ -902,7 +907,11 @@ int main(int argc, char **argv) {
   nthreads = rt_pool_threads(pool);
   load_blas();
   printf("target: %s, %d-bit vectors, %s prefetches; threads: %d\n\n", target.cpu,
-         target.vec_bits, target.prefetch == CG_PF_DENSE ? "dense" : "sparse", nthreads);
+         target.vec_bits,
+         target.prefetch == CG_PF_DENSE        ? "dense"
+         : target.prefetch == CG_PF_DENSE_ATTN ? "dense (sparse attention) and sparse (scan)"
+                                               : "sparse",
+         nthreads);
   double peak = fma_peak_gflops();
   int64_t nbw = quick ? (64 << 20) / 4 : (1024 << 20) / 4;
   float *buf = randbuf((size_t)nbw, 11);

@@ -317,7 +317,7 @@ static hsac_status emit_code(const ir_graph *g, const char *emit, const char *cp
     return ok ? HSAC_OK : HSAC_EINPUT;
   }
   printf("// %s kernels of model '%s' for %s (%d-bit vectors%s), linear math: %s\n", emit,
-         g->name, t.cpu, t.vec_bits, t.prefetch == CG_PF_DENSE ? ", dense prefetches" : "",
+         g->name, t.cpu, t.vec_bits, cg_prefetch_note(t.prefetch),
          cg_bf16_name(bf16 ? cg_target_bf16(&t) : CG_BF16_OFF));
   fwrite(text, 1, len, stdout);
   free(text);

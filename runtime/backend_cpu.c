@@ -827,7 +827,7 @@ static void cpu_describe(const void *program, char *buf, size_t size) {
            "in bf16 pages, %d K/V rings in bf16 under --cache bf16, %s, weights packed in "
            "%.0f ms, cache key %s%s",
            p->target.cpu, p->target.forced ? " (forced)" : "", p->target.vec_bits,
-           p->target.prefetch == CG_PF_DENSE ? ", dense prefetches" : "",
+           cg_prefetch_note(p->target.prefetch),
            p->threads > 0 ? p->threads : rt_pool_default_threads(), p->nkernels, p->nops,
            p->nfolded, p->n16[CG_W_BF16] + p->n16[CG_W_BF16P], p->n16[CG_W_F16],
            cg_bf16_name(p->bf16), p->ntile_attention, p->ntile_window, p->ntile_rows, p->ntile_landmark, p->ntile_moba, p->ntile_nsa,

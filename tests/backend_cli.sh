@@ -52,6 +52,31 @@ fi
 "$hsac" ir --emit=asm --cpu haswell "$tiny" >"$tmp/hsw.s" 2>&1 || bad "ir --emit=asm --cpu haswell"
 if grep -q "vfmadd.*%ymm" "$tmp/hsw.s" && ! grep -q "%zmm" "$tmp/hsw.s"; then ok; else bad "haswell code uses zmm or no ymm FMA"; fi
 
+# each named CPU's prefetch density (cg_prefetch): Zen 4's sparse attention
+# is Zen 5's (dense), its landmark scan Sapphire Rapids' (sparse)
+func() { # func FILE NAME: the text of the kernel function NAME_<hash> in FILE
+  awk -v n="$2" '/func.func @/ { split($2, a, "("); f = a[1]; sub(/_[0-9a-f]+$/, "", f) }
+                 f == "@" n' "$1"
+}
+for c in znver4 znver5 sapphirerapids; do
+  "$hsac" ir --emit=mlir --cpu $c "$tiny" >"$tmp/pf_$c.mlir" 2>&1 || bad "ir --emit=mlir --cpu $c"
+  for k in hsac_chunk_attention hsac_retrieve; do func "$tmp/pf_$c.mlir" $k >"$tmp/pf_${c}_$k"; done
+done
+grep -q "znver4 (512-bit vectors, dense prefetches in sparse attention)" "$tmp/pf_znver4.mlir" &&
+  grep -q "znver5 (512-bit vectors, dense prefetches)" "$tmp/pf_znver5.mlir" &&
+  grep -q "sapphirerapids (512-bit vectors)" "$tmp/pf_sapphirerapids.mlir" && ok ||
+  bad "ir --emit's header does not name the prefetch densities"
+for k in hsac_chunk_attention hsac_retrieve; do
+  [ -s "$tmp/pf_znver4_$k" ] && grep -q "llvm.intr.prefetch" "$tmp/pf_znver5_$k" && ok ||
+    bad "no $k kernel with prefetches in the emitted MLIR"
+done
+cmp -s "$tmp/pf_znver4_hsac_chunk_attention" "$tmp/pf_znver5_hsac_chunk_attention" &&
+  ! cmp -s "$tmp/pf_znver4_hsac_chunk_attention" "$tmp/pf_sapphirerapids_hsac_chunk_attention" &&
+  ok || bad "znver4's sparse attention is not znver5's dense one"
+cmp -s "$tmp/pf_znver4_hsac_retrieve" "$tmp/pf_sapphirerapids_hsac_retrieve" &&
+  ! cmp -s "$tmp/pf_znver4_hsac_retrieve" "$tmp/pf_znver5_hsac_retrieve" &&
+  ok || bad "znver4's landmark scan is not the sparse one"
+
 # greedy text: the same on ref, cpu, cpu forced to AVX2 (HSAC_CPU), 1 thread
 run --backend ref >"$tmp/ref.txt" 2>/dev/null || bad "run ref"
 run --backend cpu >"$tmp/cpu.txt" 2>/dev/null || bad "run cpu"

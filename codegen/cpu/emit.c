@@ -38,7 +38,9 @@ typedef struct em {
   int bf16;        /* a linear's arithmetic (cg_bf16) */
   bool avx512;     /* the target has AVX-512 (a kernel may still use
                       other vector widths: set_lanes) */
-  bool pf_dense;   /* the sparse kernels prefetch densely (CG_PF_DENSE) */
+  bool pf_dense;   /* the sparse-attention kernels prefetch densely
+                      (CG_PF_DENSE, CG_PF_DENSE_ATTN) */
+  bool pf_scan;    /* the landmark scan prefetches ahead (CG_PF_DENSE) */
 } em;
 
 /* Makes "a vector" n floats wide from here on (vl, vt, mt agree). */
@@ -4299,12 +4301,19 @@ static void clear_lists(em *e, V val, V idx, int64_t n) {
   end0(e);
 }
 
+const char *cg_prefetch_note(int prefetch) {
+  return prefetch == CG_PF_DENSE        ? ", dense prefetches"
+         : prefetch == CG_PF_DENSE_ATTN ? ", dense prefetches in sparse attention"
+                                        : "";
+}
+
 /* With CG_PF_DENSE the scan prefetches every line of the landmark 32 rows
  * ahead into L1 (8 KB with d_r 64): the landmark pages (64 rows each) are
  * apart in memory, and on a Zen 5 VM (one query over 131,072 landmarks,
  * 32 MiB, partly in L3; one thread) the hardware prefetchers alone read
  * them at 26-27 GB/s, these prefetches at 50-57 (8 rows ahead 38-39, 16
- * ahead 44-45, 64 ahead as 32). */
+ * ahead 44-45, 64 ahead as 32).  Not with CG_PF_DENSE_ATTN: on a Zen 4 VM
+ * the same scan read 40-41 GB/s without them and 28-32 with them. */
 #define SCAN_PFD 32
 
 /* The fused retrieve kernel: each query streams over the eligible
@@ -4367,7 +4376,7 @@ static void k_retrieve(em *e, const cg_kernel_req *q, cg_kernel_info *info, cons
   if_begin(e, excl, (int)G, "i64", wres);
   if_else(e, (int)G, Li.arg, "i64");
   V lr = rowp(e, &L, i);
-  if (e->pf_dense) {
+  if (e->pf_scan) {
     /* the landmark SCAN_PFD rows ahead (the last one at the end) */
     V lp = rowp(e, &L, MINI(ADDI(i, ci(e, SCAN_PFD)), SUBI(hi, ci(e, 1))));
     for (int64_t l = 0; l < L.row_elems; l += 16) prefetch_line(e, gepc(e, lp, l), PFH);
@@ -5842,7 +5851,8 @@ int cg_cpu_emit(const cg_kernel_req *req, const char *name, char **buf, size_t *
   }
   set_lanes(&e, req->vec_bits / 32);
   e.avx512 = req->vec_bits >= 512;
-  e.pf_dense = req->prefetch == CG_PF_DENSE;
+  e.pf_dense = req->prefetch == CG_PF_DENSE || req->prefetch == CG_PF_DENSE_ATTN;
+  e.pf_scan = req->prefetch == CG_PF_DENSE;
   e.wtype = req->wtype;
   e.bf16 = req->bf16;
   if (req->wtype && !req->bf16 && req->prenorm) {

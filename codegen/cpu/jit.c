@@ -63,10 +63,13 @@ static void init_llvm(void) {
 }
 
 /* The sparse kernels' prefetch density for LLVM's CPU name (cg_prefetch):
- * dense from Zen 5 on ("znver5", "znver6", ...), the only family where it
- * was measured to pay. */
+ * dense from Zen 5 on ("znver5", "znver6", ...); on Zen 4 dense in the
+ * sparse attention only (the landmark scan lost with it there); sparse
+ * elsewhere (Sapphire Rapids-class cores measured it best). */
 static int prefetch_of(const char *cpu) {
-  return !strncmp(cpu, "znver", 5) && atoi(cpu + 5) >= 5 ? CG_PF_DENSE : CG_PF_SPARSE;
+  if (strncmp(cpu, "znver", 5)) return CG_PF_SPARSE;
+  int gen = atoi(cpu + 5);
+  return gen >= 5 ? CG_PF_DENSE : gen == 4 ? CG_PF_DENSE_ATTN : CG_PF_SPARSE;
 }
 
 int cg_target_init(cg_target *t, const char *name, char *err, size_t errsize) {

@@ -28,7 +28,8 @@ typedef struct cg_target {
                             allowed to use them: cg_amx_permit) */
   bool forced;           /* named by HSAC_CPU / an option, not the host */
   int prefetch;          /* the sparse kernels' prefetch density (cg_prefetch):
-                            dense on Zen 5 (znver5), sparse elsewhere */
+                            dense on Zen 5 (znver5), dense in the sparse
+                            attention on Zen 4, sparse elsewhere */
 } cg_target;
 
 /* The host CPU, or the CPU named by `name` (NULL or "" or "host": the

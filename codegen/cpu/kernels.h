@@ -162,7 +162,16 @@ typedef enum cg_prefetch {
                        context half fetched (f32, uniform selections: 40-46%
                        -> 63-72% of the FMA peak); and the landmark scan
                        prefetches 32 rows ahead (2x at 8M tokens) */
+  CG_PF_DENSE_ATTN = 2, /* the sparse-attention kernels as CG_PF_DENSE, the
+                           landmark scan as CG_PF_SPARSE: Zen 4 (f32,
+                           uniform selections at 256K: 47-59% -> 74-77% of
+                           the FMA peak; the scan ahead lost a third of its
+                           read rate at 8M tokens there) */
 } cg_prefetch;
+
+/* "", ", dense prefetches" or ", dense prefetches in sparse attention":
+ * how `hsac run -v` and `hsac ir --emit` name a cg_prefetch. */
+const char *cg_prefetch_note(int prefetch);
 
 /* How a linear's packed weights are held. */
 typedef enum cg_wtype {

@@ -2091,10 +2091,11 @@ static void test_unsupported_named(void) {
   CU_ASSERT(tu_contains(why, "unknown CPU 'pentium-pro-max'"));
   CU_ASSERT(tu_contains(why, "haswell"));
   tg_free(&t);
-  /* the named CPUs' prefetch density: dense from Zen 5 on */
+  /* the named CPUs' prefetch density: dense from Zen 5 on, in the sparse
+   * attention only on Zen 4 */
   static const struct { const char *cpu; int pf; } pfs[] = {
-      {"haswell", CG_PF_SPARSE}, {"sapphirerapids", CG_PF_SPARSE}, {"znver4", CG_PF_SPARSE},
-      {"znver5", CG_PF_DENSE}};
+      {"haswell", CG_PF_SPARSE}, {"sapphirerapids", CG_PF_SPARSE}, {"znver3", CG_PF_SPARSE},
+      {"znver4", CG_PF_DENSE_ATTN}, {"znver5", CG_PF_DENSE}};
   for (size_t i = 0; i < sizeof pfs / sizeof *pfs; i++) {
     cg_target tgt;
     CU_ASSERT_EQUAL(cg_target_init(&tgt, pfs[i].cpu, why, sizeof why), 0);
